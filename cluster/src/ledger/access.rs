@@ -1,0 +1,61 @@
+//! Who may see and change which task. The same functions serve the API's early refusal and the
+//! ledger's authoritative check inside `apply`.
+
+use super::bureau::{BureauCode, Regions};
+use super::command::{Actor, Rejection, Role, Transition};
+use super::task::Task;
+
+fn within(code: BureauCode, ancestor: BureauCode) -> bool {
+    Regions::get().is_within(code, ancestor)
+}
+
+/// An operator sees its own bureau's assigned tasks; command and leadership users see every
+/// task whose origin or assignee lies in their bureau's subtree.
+pub fn can_see(actor: &Actor, task: &Task) -> bool {
+    match actor.role {
+        Role::Operator => task.assignee_bureau == Some(actor.bureau),
+        Role::Command | Role::Leadership => {
+            within(task.origin_bureau, actor.bureau)
+                || task.assignee_bureau.is_some_and(|assignee| within(assignee, actor.bureau))
+        }
+    }
+}
+
+/// May `actor` register a task on behalf of `origin`?
+pub fn may_create(actor: &Actor, origin: BureauCode) -> Result<(), Rejection> {
+    if actor.role != Role::Command {
+        return Err(Rejection::Forbidden(format!("a {} user cannot create tasks", actor.role)));
+    }
+    if !within(origin, actor.bureau) {
+        return Err(Rejection::Forbidden(format!(
+            "bureau {} cannot create tasks for bureau {origin}",
+            actor.bureau
+        )));
+    }
+    Ok(())
+}
+
+/// May `actor` apply `transition` to `task`? Dispatcher actions need a command user over the
+/// task's origin; assignee actions need the assignee's operator or a command user above it.
+pub fn may_change(actor: &Actor, task: &Task, transition: &Transition) -> Result<(), Rejection> {
+    let allowed = if transition.is_dispatcher_action() {
+        actor.role == Role::Command && within(task.origin_bureau, actor.bureau)
+    } else {
+        match (actor.role, task.assignee_bureau) {
+            (Role::Operator, Some(assignee)) => assignee == actor.bureau,
+            (Role::Command, Some(assignee)) => within(assignee, actor.bureau),
+            _ => false,
+        }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Rejection::Forbidden(format!(
+            "a {} user of bureau {} cannot {} task {}",
+            actor.role,
+            actor.bureau,
+            transition.name(),
+            task.id
+        )))
+    }
+}

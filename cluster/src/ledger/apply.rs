@@ -1,0 +1,306 @@
+//! The `Ledger`: the task ledger of one group and its deterministic `apply`.
+//!
+//! `apply` depends only on the current state and the command: no clock, no randomness, no
+//! per-node configuration, and only ordered maps, so every replica that applies the same log
+//! reaches the same state and the same results.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::access;
+use super::bureau::Regions;
+use super::command::{
+    Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, TaskChange, Transition,
+};
+use super::task::{Task, TaskId, TaskState, TimelineAction, TimelineEntry};
+use super::validate;
+use crate::limits::{IDEMPOTENCY_RECORDS_MAX, IDEMPOTENCY_RETENTION_MS, TIMELINE_ENTRIES_MAX};
+
+/// The first answer to a request that carried an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct IdempotencyRecord {
+    fingerprint: [u8; 32],
+    stamp_ms: u64,
+    result: CommandResult,
+}
+
+/// Idempotency keys are scoped per user: two users may pick the same key.
+type IdempotencyScope = (String, String);
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ledger {
+    tasks: BTreeMap<TaskId, Task>,
+    /// The id the next created task gets.
+    next_task_id: u64,
+    /// The largest stamp applied so far; the ledger's clock never runs backwards.
+    last_stamp_ms: u64,
+    /// Commands applied, refusals included.
+    commands_applied: u64,
+    idempotency: BTreeMap<IdempotencyScope, IdempotencyRecord>,
+    /// Keys in the order they were stored (stamps are monotonic), for expiry and eviction.
+    idempotency_order: VecDeque<(u64, IdempotencyScope)>,
+}
+
+impl Ledger {
+    pub fn new() -> Ledger {
+        Ledger { next_task_id: 1, ..Ledger::default() }
+    }
+
+    pub fn task(&self, id: TaskId) -> Option<&Task> {
+        self.tasks.get(&id)
+    }
+
+    /// All tasks, newest first, starting below `before` when given.
+    pub fn tasks_newest_first(&self, before: Option<TaskId>) -> impl Iterator<Item = &Task> {
+        let upper = before.map_or(u64::MAX, |id| id.0);
+        self.tasks.range(..TaskId(upper)).rev().map(|(_, task)| task)
+    }
+
+    pub fn task_count(&self) -> usize {
+        self.tasks.len()
+    }
+
+    pub fn last_stamp_ms(&self) -> u64 {
+        self.last_stamp_ms
+    }
+
+    pub fn commands_applied(&self) -> u64 {
+        self.commands_applied
+    }
+
+    /// The stored first answer for a key, if the ledger has one; lets a node answer a retry
+    /// without proposing anything. The authoritative check is repeated in `apply`.
+    pub fn idempotent_answer(&self, user: &str, tag: &IdempotencyTag) -> Option<CommandResult> {
+        let record = self.idempotency.get(&(user.to_owned(), tag.key.clone()))?;
+        Some(replay(record, tag))
+    }
+
+    /// SHA-256 over the canonical encoding of the whole state: equal on every replica that
+    /// applied the same log prefix.
+    pub fn digest(&self) -> String {
+        let bytes = bincode::serialize(self).expect("the ledger always serializes");
+        let hash = Sha256::digest(&bytes);
+        hash.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn apply(&mut self, command: &Command) -> CommandResult {
+        let stamp_ms = command.stamp_ms.max(self.last_stamp_ms);
+        assert!(stamp_ms >= self.last_stamp_ms, "the ledger clock never runs backwards");
+        self.last_stamp_ms = stamp_ms;
+        self.commands_applied += 1;
+        self.expire_idempotency(stamp_ms);
+
+        let scope = command
+            .idempotency
+            .as_ref()
+            .map(|tag| ((command.actor.user.clone(), tag.key.clone()), tag));
+        if let Some((scope, tag)) = &scope {
+            if let Some(record) = self.idempotency.get(scope) {
+                return replay(record, tag);
+            }
+        }
+
+        let result = match &command.action {
+            Action::CreateTask(new_task) => self.create(stamp_ms, &command.actor, new_task),
+            Action::ChangeTask(change) => self.change(stamp_ms, &command.actor, change),
+        };
+
+        if let Some((scope, tag)) = scope {
+            self.remember(scope, tag.fingerprint, stamp_ms, result.clone());
+        }
+        result
+    }
+
+    fn create(&mut self, stamp_ms: u64, actor: &Actor, new_task: &NewTask) -> CommandResult {
+        validate::actor(actor)?;
+        validate::new_task(new_task)?;
+        access::may_create(actor, new_task.origin_bureau)?;
+        let id = TaskId(self.next_task_id);
+        self.next_task_id += 1;
+        let task = Task {
+            id,
+            kind: new_task.kind,
+            severity: new_task.severity,
+            title: new_task.title.clone(),
+            description: new_task.description.clone(),
+            subject: new_task.subject.clone(),
+            source: new_task.source,
+            origin_bureau: new_task.origin_bureau,
+            assignee_bureau: new_task.assignee_bureau,
+            state: TaskState::Created,
+            version: 1,
+            ack_deadline_ms: None,
+            complete_deadline_ms: None,
+            created_at_ms: stamp_ms,
+            updated_at_ms: stamp_ms,
+            dispatched_at_ms: None,
+            acked_at_ms: None,
+            completed_at_ms: None,
+            closed_at_ms: None,
+            outcome: None,
+            timeline: vec![TimelineEntry {
+                version: 1,
+                at_ms: stamp_ms,
+                action: TimelineAction::Create,
+                actor_user: actor.user.clone(),
+                actor_bureau: actor.bureau,
+                note: String::new(),
+                assignee_bureau: new_task.assignee_bureau,
+                outcome: None,
+            }],
+        };
+        let previous = self.tasks.insert(id, task.clone());
+        assert!(previous.is_none(), "task ids are never reused");
+        Ok(Applied { task, replayed: false })
+    }
+
+    fn change(&mut self, stamp_ms: u64, actor: &Actor, change: &TaskChange) -> CommandResult {
+        validate::actor(actor)?;
+        validate::note(&change.note, change.transition.requires_note())?;
+        let task = self.tasks.get_mut(&change.task).ok_or(Rejection::TaskNotFound(change.task))?;
+        if !access::can_see(actor, task) {
+            return Err(Rejection::Forbidden(format!("task {} is not visible to bureau {}", task.id, actor.bureau)));
+        }
+        if let Some(expected) = change.expected_version {
+            if expected != task.version {
+                return Err(Rejection::VersionConflict { expected, actual: task.version });
+            }
+        }
+        let next_state = next_state(task.state, &change.transition).ok_or_else(|| Rejection::IllegalTransition {
+            from: task.state,
+            action: change.transition.name().to_owned(),
+        })?;
+        access::may_change(actor, task, &change.transition)?;
+        if task.timeline.len() >= TIMELINE_ENTRIES_MAX {
+            return Err(Rejection::LimitReached(format!(
+                "task {} has {TIMELINE_ENTRIES_MAX} timeline entries",
+                task.id
+            )));
+        }
+        if let Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } = &change.transition {
+            validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)?;
+        }
+
+        // Every check passed: from here on the change is made in full.
+        let mut entry = TimelineEntry {
+            version: task.version + 1,
+            at_ms: stamp_ms,
+            action: TimelineAction::Create,
+            actor_user: actor.user.clone(),
+            actor_bureau: actor.bureau,
+            note: change.note.clone(),
+            assignee_bureau: None,
+            outcome: None,
+        };
+        match &change.transition {
+            Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
+                entry.action = TimelineAction::Dispatch;
+                entry.assignee_bureau = Some(*assignee);
+                task.assignee_bureau = Some(*assignee);
+                task.ack_deadline_ms = Some(*ack_deadline_ms);
+                task.complete_deadline_ms = Some(*complete_deadline_ms);
+                task.dispatched_at_ms = Some(stamp_ms);
+                task.acked_at_ms = None;
+            }
+            Transition::Ack => {
+                entry.action = TimelineAction::Ack;
+                task.acked_at_ms = Some(stamp_ms);
+            }
+            Transition::Feedback => entry.action = TimelineAction::Feedback,
+            Transition::Complete { outcome } => {
+                entry.action = TimelineAction::Complete;
+                entry.outcome = Some(*outcome);
+                task.outcome = Some(*outcome);
+                task.completed_at_ms = Some(stamp_ms);
+            }
+            Transition::Close => {
+                entry.action = TimelineAction::Close;
+                task.closed_at_ms = Some(stamp_ms);
+            }
+            Transition::Return => entry.action = TimelineAction::Return,
+            Transition::Cancel => entry.action = TimelineAction::Cancel,
+        }
+        task.state = next_state;
+        task.version += 1;
+        task.updated_at_ms = stamp_ms;
+        task.timeline.push(entry);
+        assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
+        Ok(Applied { task: task.clone(), replayed: false })
+    }
+
+    fn remember(&mut self, scope: IdempotencyScope, fingerprint: [u8; 32], stamp_ms: u64, result: CommandResult) {
+        while self.idempotency.len() >= IDEMPOTENCY_RECORDS_MAX {
+            let (_, oldest) = self.idempotency_order.pop_front().expect("order lists every record");
+            self.idempotency.remove(&oldest);
+        }
+        self.idempotency_order.push_back((stamp_ms, scope.clone()));
+        let previous = self.idempotency.insert(scope, IdempotencyRecord { fingerprint, stamp_ms, result });
+        assert!(previous.is_none(), "a key is remembered once");
+    }
+
+    fn expire_idempotency(&mut self, now_ms: u64) {
+        while let Some((stamp_ms, _)) = self.idempotency_order.front() {
+            if stamp_ms.saturating_add(IDEMPOTENCY_RETENTION_MS) >= now_ms {
+                break;
+            }
+            let (_, scope) = self.idempotency_order.pop_front().expect("front exists");
+            self.idempotency.remove(&scope);
+        }
+    }
+
+    /// Full scan of the ledger's invariants; tests call it after every step and the state
+    /// machine after restoring a snapshot.
+    pub fn check_invariants(&self) {
+        assert!(self.next_task_id >= 1);
+        assert_eq!(self.idempotency.len(), self.idempotency_order.len());
+        assert!(self.idempotency.len() <= IDEMPOTENCY_RECORDS_MAX);
+        let regions = Regions::get();
+        for (id, task) in &self.tasks {
+            assert_eq!(*id, task.id);
+            assert!(id.0 < self.next_task_id, "ids come from the counter");
+            assert_eq!(task.version as usize, task.timeline.len());
+            assert!(task.timeline.len() <= TIMELINE_ENTRIES_MAX);
+            for (position, entry) in task.timeline.iter().enumerate() {
+                assert_eq!(entry.version, position as u64 + 1);
+            }
+            assert!(task.timeline.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms));
+            assert!(task.updated_at_ms <= self.last_stamp_ms);
+            assert!(regions.contains(task.origin_bureau));
+            assert!(regions.contains(task.subject.region_code));
+            if task.state != TaskState::Created && task.state != TaskState::Cancelled {
+                assert!(task.assignee_bureau.is_some(), "a dispatched task has an assignee");
+                assert!(task.ack_deadline_ms.is_some());
+            }
+            if matches!(task.state, TaskState::Acknowledged | TaskState::Completed | TaskState::Closed) {
+                assert!(task.acked_at_ms.is_some());
+            }
+            if matches!(task.state, TaskState::Completed | TaskState::Closed | TaskState::Returned) {
+                assert!(task.outcome.is_some());
+            }
+        }
+    }
+}
+
+fn replay(record: &IdempotencyRecord, tag: &IdempotencyTag) -> CommandResult {
+    if record.fingerprint != tag.fingerprint {
+        return Err(Rejection::IdempotencyKeyReused);
+    }
+    record.result.clone().map(|applied| Applied { replayed: true, ..applied })
+}
+
+/// The transition table. `None` means the action is illegal in that state.
+pub fn next_state(from: TaskState, transition: &Transition) -> Option<TaskState> {
+    use TaskState::*;
+    match (transition, from) {
+        (Transition::Dispatch { .. }, Created | Dispatched | Acknowledged | Returned) => Some(Dispatched),
+        (Transition::Ack, Dispatched) => Some(Acknowledged),
+        (Transition::Feedback, Acknowledged | Returned) => Some(from),
+        (Transition::Complete { .. }, Acknowledged | Returned) => Some(Completed),
+        (Transition::Close, Completed) => Some(Closed),
+        (Transition::Return, Completed) => Some(Returned),
+        (Transition::Cancel, Created | Dispatched | Acknowledged | Returned) => Some(Cancelled),
+        _ => None,
+    }
+}

@@ -1,0 +1,148 @@
+//! The ledger's commands (the payload of Raft log entries) and their results.
+//!
+//! **Architecture invariant:** time enters the ledger only as the `stamp_ms` of a `Command`,
+//! stamped by the node that accepted the request; ids come from the ledger's counters or the client.
+//! The log format is a compatibility surface: old entries must stay readable.
+
+use serde::{Deserialize, Serialize};
+
+use super::bureau::BureauCode;
+use super::task::{wire_enum, CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState};
+
+wire_enum! {
+    /// What a user may do; mapped from the bearer token in config.
+    pub enum Role {
+        /// Command-centre staff: create and dispatch, review (close/return), cancel, within the
+        /// bureau's subtree; may also act as assignee for bureaus in the subtree.
+        Command = "command",
+        /// A lower bureau's operator: acknowledge, report and complete its own bureau's tasks.
+        Operator = "operator",
+        /// Reads metrics and tasks of the subtree; never writes.
+        Leadership = "leadership",
+    }
+}
+
+/// Who proposed a command. Authorisation is decided in `apply` from this, so every replica
+/// reaches the same verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub user: String,
+    pub bureau: BureauCode,
+    pub role: Role,
+}
+
+/// A client's `Idempotency-Key`, scoped to the user that sent it, with a fingerprint of the
+/// request so that reusing a key for a different request is refused instead of silently
+/// answered with the wrong result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyTag {
+    pub key: String,
+    pub fingerprint: [u8; 32],
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// Unix milliseconds read once by the accepting node; apply uses `max(stamp, last stamp)`.
+    pub stamp_ms: u64,
+    pub actor: Actor,
+    pub idempotency: Option<IdempotencyTag>,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    CreateTask(NewTask),
+    ChangeTask(TaskChange),
+}
+
+/// The fields of a create request, already parsed into domain types.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewTask {
+    pub kind: TaskKind,
+    pub severity: Severity,
+    pub title: String,
+    pub description: String,
+    pub subject: Subject,
+    pub source: Source,
+    /// The dispatcher's bureau; defaults to the actor's bureau at the API.
+    pub origin_bureau: BureauCode,
+    /// An intended assignee, recorded but not dispatched: dispatch starts the deadlines.
+    pub assignee_bureau: Option<BureauCode>,
+}
+
+/// A change to an existing task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskChange {
+    pub task: TaskId,
+    /// The version the actor decided on; a different current version refuses the change.
+    pub expected_version: Option<u64>,
+    pub note: String,
+    pub transition: Transition,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transition {
+    /// Give the task to `assignee` (again, for 改派), starting both deadline clocks.
+    Dispatch { assignee: BureauCode, ack_deadline_ms: u64, complete_deadline_ms: u64 },
+    Ack,
+    Feedback,
+    Complete { outcome: CompletionOutcome },
+    Close,
+    Return,
+    Cancel,
+}
+
+impl Transition {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transition::Dispatch { .. } => "dispatch",
+            Transition::Ack => "ack",
+            Transition::Feedback => "feedback",
+            Transition::Complete { .. } => "complete",
+            Transition::Close => "close",
+            Transition::Return => "return",
+            Transition::Cancel => "cancel",
+        }
+    }
+
+    /// Dispatcher actions belong to the origin side; the others to the assignee side.
+    pub fn is_dispatcher_action(&self) -> bool {
+        matches!(self, Transition::Dispatch { .. } | Transition::Close | Transition::Return | Transition::Cancel)
+    }
+
+    /// Return and cancel must say why (退回/撤销 require a written reason).
+    pub fn requires_note(&self) -> bool {
+        matches!(self, Transition::Return | Transition::Cancel)
+    }
+}
+
+/// A domain refusal. It is a value, not an error of the state machine: the command is committed
+/// and every replica reaches the same refusal; the ledger does not change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("task {0} does not exist")]
+    TaskNotFound(TaskId),
+    #[error("cannot {action} a task that is {from}")]
+    IllegalTransition { from: TaskState, action: String },
+    #[error("task changed meanwhile: the action was decided on version {expected}, the task is at version {actual}")]
+    VersionConflict { expected: u64, actual: u64 },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("the Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    #[error("limit reached: {0}")]
+    LimitReached(String),
+}
+
+/// What a command did: the task as it stands after the change.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub task: Task,
+    /// True when this is the stored answer to an earlier request with the same idempotency key;
+    /// nothing was written this time.
+    pub replayed: bool,
+}
+
+pub type CommandResult = Result<Applied, Rejection>;

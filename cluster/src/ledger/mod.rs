@@ -1,0 +1,24 @@
+//! The task ledger: pure domain, synchronous and sans-IO.
+//!
+//! **Architecture invariant:** nothing under `ledger` knows openraft, tokio, the clock or the
+//! network; it is fed commands and answers with results, so it can be tested on its own and
+//! replays identically on every replica.
+
+pub mod access;
+mod apply;
+pub mod bureau;
+pub mod command;
+pub mod task;
+pub mod uscc;
+pub mod validate;
+
+pub use apply::{next_state, Ledger};
+pub use bureau::{BureauCode, Regions};
+pub use command::{
+    Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
+};
+pub use task::{CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction};
+pub use uscc::{Uscc, UsccError};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,210 @@
+//! A task: one unit of work in the ledger (a risk alert, lead, emergency case, assignment,
+//! referral or inspection), with its subject, bureaus, deadlines, state and timeline.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::bureau::BureauCode;
+use super::uscc::Uscc;
+
+/// Task ids are assigned by the ledger in commit order, starting at 1.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TaskId(pub u64);
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "T{}", self.0)
+    }
+}
+
+/// Declares a closed enum with its snake_case wire names, so parsing and printing share one table.
+macro_rules! wire_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $wire),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text { $($wire => Some($name::$variant),)+ _ => None }
+            }
+
+            /// The accepted wire names, for error messages.
+            pub fn names() -> String {
+                [$($wire),+].join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use wire_enum;
+
+wire_enum! {
+    pub enum TaskKind {
+        RiskAlert = "risk_alert",
+        Lead = "lead",
+        Emergency = "emergency",
+        Assignment = "assignment",
+        Referral = "referral",
+        Inspection = "inspection",
+    }
+}
+
+wire_enum! {
+    pub enum Severity {
+        Low = "low",
+        Normal = "normal",
+        High = "high",
+        Critical = "critical",
+    }
+}
+
+wire_enum! {
+    /// Where the matter came from (来源); not to be confused with the kind.
+    pub enum Source {
+        SpotCheck = "spot_check",
+        Complaint = "complaint",
+        BigData = "big_data",
+        Referral = "referral",
+        Assignment = "assignment",
+        Media = "media",
+        PublicOpinion = "public_opinion",
+        ThirdParty = "third_party",
+    }
+}
+
+wire_enum! {
+    pub enum TaskState {
+        /// 待派发: registered, no assignee working on it yet.
+        Created = "created",
+        /// 待签收: the ack deadline runs.
+        Dispatched = "dispatched",
+        /// 办理中: the assignee signed for it.
+        Acknowledged = "acknowledged",
+        /// 待审核: the assignee reported the result; the dispatcher reviews it.
+        Completed = "completed",
+        /// 已办结: the dispatcher accepted the result. Terminal.
+        Closed = "closed",
+        /// 已退回: the dispatcher sent the result back for more work; the assignee works on.
+        Returned = "returned",
+        /// 已撤销. Terminal.
+        Cancelled = "cancelled",
+    }
+}
+
+impl TaskState {
+    /// Open tasks still count against their bureau; terminal ones never change again.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, TaskState::Closed | TaskState::Cancelled)
+    }
+}
+
+wire_enum! {
+    /// The result an assignee reports when completing a task (办结结果).
+    pub enum CompletionOutcome {
+        NoViolation = "no_violation",
+        Reminded = "reminded",
+        Interviewed = "interviewed",
+        Warned = "warned",
+        Penalized = "penalized",
+        Transferred = "transferred",
+    }
+}
+
+wire_enum! {
+    /// What a timeline entry records.
+    pub enum TimelineAction {
+        Create = "create",
+        Dispatch = "dispatch",
+        Ack = "ack",
+        Feedback = "feedback",
+        Complete = "complete",
+        Close = "close",
+        Return = "return",
+        Cancel = "cancel",
+    }
+}
+
+/// The market entity concerned. Unlicensed traders (无照经营) have no USCC, so it is optional.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub uscc: Option<Uscc>,
+    pub name: String,
+    /// Where the entity is: the region that has jurisdiction over it.
+    pub region_code: BureauCode,
+    pub address: String,
+}
+
+/// One change in a task's life: the audit trail (监管痕迹) mirrors the ledger entry that made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// The task version this change produced.
+    pub version: u64,
+    pub at_ms: u64,
+    pub action: TimelineAction,
+    pub actor_user: String,
+    pub actor_bureau: BureauCode,
+    pub note: String,
+    /// For dispatch: the bureau the task was given to.
+    pub assignee_bureau: Option<BureauCode>,
+    /// For complete: the reported outcome.
+    pub outcome: Option<CompletionOutcome>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub kind: TaskKind,
+    pub severity: Severity,
+    pub title: String,
+    pub description: String,
+    pub subject: Subject,
+    pub source: Source,
+    pub origin_bureau: BureauCode,
+    pub assignee_bureau: Option<BureauCode>,
+    pub state: TaskState,
+    /// Starts at 1 on create; every change adds one. Equals the number of timeline entries.
+    pub version: u64,
+    pub ack_deadline_ms: Option<u64>,
+    pub complete_deadline_ms: Option<u64>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    pub dispatched_at_ms: Option<u64>,
+    pub acked_at_ms: Option<u64>,
+    pub completed_at_ms: Option<u64>,
+    pub closed_at_ms: Option<u64>,
+    pub outcome: Option<CompletionOutcome>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl Task {
+    /// Overdue as seen at `now_ms`: the ack deadline passed without an ack, or the completion
+    /// deadline passed before the assignee completed. A read-side view, never stored.
+    pub fn is_overdue_at(&self, now_ms: u64) -> bool {
+        let ack_late = self.state == TaskState::Dispatched && self.ack_deadline_ms.is_some_and(|d| now_ms > d);
+        let completion_pending = matches!(
+            self.state,
+            TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned
+        );
+        let completion_late = completion_pending && self.complete_deadline_ms.is_some_and(|d| now_ms > d);
+        ack_late || completion_late
+    }
+}

@@ -1,0 +1,93 @@
+//! Field checks on commands. The API runs them for a fast 4xx before proposing; `apply` runs
+//! them again because a command in the log must be judged on its own.
+
+use super::bureau::{BureauCode, Regions};
+use super::command::{Actor, NewTask, Rejection};
+use crate::limits::{
+    DEADLINE_HORIZON_MS, DESCRIPTION_CHARS_MAX, NOTE_CHARS_MAX, SUBJECT_ADDRESS_CHARS_MAX, SUBJECT_NAME_CHARS_MAX,
+    TITLE_CHARS_MAX, USER_CHARS_MAX,
+};
+
+fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
+    Rejection::Invalid { field: field.to_owned(), reason: reason.into() }
+}
+
+/// Checks a free-text field: length in characters, and no control characters (they break
+/// console rendering and log lines; newlines are allowed in long text).
+pub fn text(field: &str, value: &str, chars_max: usize, required: bool, multiline: bool) -> Result<(), Rejection> {
+    if required && value.trim().is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    let chars = value.chars().count();
+    if chars > chars_max {
+        return Err(invalid(field, format!("has {chars} characters, at most {chars_max} are allowed")));
+    }
+    let bad_control = |c: char| c.is_control() && !(multiline && (c == '\n' || c == '\r' || c == '\t'));
+    if value.chars().any(bad_control) {
+        return Err(invalid(field, "contains control characters"));
+    }
+    Ok(())
+}
+
+fn known_bureau(field: &str, code: BureauCode) -> Result<(), Rejection> {
+    if Regions::get().contains(code) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{code} is not a region code in GB/T 2260")))
+    }
+}
+
+pub fn actor(actor: &Actor) -> Result<(), Rejection> {
+    text("actor.user", &actor.user, USER_CHARS_MAX, true, false)?;
+    known_bureau("actor.bureau", actor.bureau)
+}
+
+pub fn note(value: &str, required: bool) -> Result<(), Rejection> {
+    text("note", value, NOTE_CHARS_MAX, required, true)
+}
+
+pub fn new_task(task: &NewTask) -> Result<(), Rejection> {
+    text("title", &task.title, TITLE_CHARS_MAX, true, false)?;
+    text("description", &task.description, DESCRIPTION_CHARS_MAX, false, true)?;
+    text("subject.name", &task.subject.name, SUBJECT_NAME_CHARS_MAX, true, false)?;
+    text("subject.address", &task.subject.address, SUBJECT_ADDRESS_CHARS_MAX, false, false)?;
+    known_bureau("subject.region_code", task.subject.region_code)?;
+    known_bureau("origin_bureau", task.origin_bureau)?;
+    if let Some(assignee) = task.assignee_bureau {
+        assignee_below(task.origin_bureau, assignee)?;
+    }
+    Ok(())
+}
+
+/// A bureau dispatches within its own subtree (to itself or a lower bureau); leads about other
+/// regions are forwarded, not dispatched.
+fn assignee_below(origin: BureauCode, assignee: BureauCode) -> Result<(), Rejection> {
+    known_bureau("assignee_bureau", assignee)?;
+    if !Regions::get().is_within(assignee, origin) {
+        return Err(invalid(
+            "assignee_bureau",
+            format!("{assignee} is not within the jurisdiction of the dispatching bureau {origin}"),
+        ));
+    }
+    Ok(())
+}
+
+pub fn dispatch(
+    origin: BureauCode,
+    assignee: BureauCode,
+    stamp_ms: u64,
+    ack_deadline_ms: u64,
+    complete_deadline_ms: u64,
+) -> Result<(), Rejection> {
+    assignee_below(origin, assignee)?;
+    if ack_deadline_ms <= stamp_ms {
+        return Err(invalid("ack_deadline", "must lie in the future"));
+    }
+    if complete_deadline_ms < ack_deadline_ms {
+        return Err(invalid("complete_deadline", "must not be before the ack deadline"));
+    }
+    if complete_deadline_ms - stamp_ms > DEADLINE_HORIZON_MS {
+        return Err(invalid("complete_deadline", "lies too far in the future"));
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! Caps that change replicated behaviour. They are constants, never per-node configuration:
+//! two replicas with different values would reach different outcomes for the same entry.
+
+/// Task titles are one line on the console; 200 characters fit a wall-screen row twice over.
+pub const TITLE_CHARS_MAX: usize = 200;
+/// A description is a short case summary, not a document; attachments come later.
+pub const DESCRIPTION_CHARS_MAX: usize = 4_000;
+/// Notes on actions (feedback text, return reasons).
+pub const NOTE_CHARS_MAX: usize = 2_000;
+/// Registered entity names are at most about 100 characters in practice.
+pub const SUBJECT_NAME_CHARS_MAX: usize = 200;
+pub const SUBJECT_ADDRESS_CHARS_MAX: usize = 300;
+/// A user name in the actor of a command.
+pub const USER_CHARS_MAX: usize = 64;
+/// Timeline entries per task: a task is changed a few dozen times in real life; this bound
+/// keeps one task's JSON (and a console drawer) bounded even under a runaway client.
+pub const TIMELINE_ENTRIES_MAX: usize = 500;
+/// Idempotency keys are client-chosen strings, typically a UUID (36 characters).
+pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 128;
+/// How long a key's first answer is kept: a day covers any sane client retry window.
+pub const IDEMPOTENCY_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
+/// Records kept at most, oldest evicted first: bounds the ledger's memory under a write storm
+/// (at ~2 KB each this is about 400 MB at worst).
+pub const IDEMPOTENCY_RECORDS_MAX: usize = 200_000;
+/// Commands in one Raft entry (one batch of group commit). Bounds entry size and apply time.
+pub const COMMANDS_PER_ENTRY_MAX: usize = 512;
+/// A deadline must fall within this distance of its command's stamp: 400 days covers the
+/// longest statutory period with extensions and catches unit mistakes (seconds vs ms).
+pub const DEADLINE_HORIZON_MS: u64 = 400 * 24 * 60 * 60 * 1000;
+
+const _: () = assert!(NOTE_CHARS_MAX <= DESCRIPTION_CHARS_MAX);
+const _: () = assert!(IDEMPOTENCY_RECORDS_MAX > COMMANDS_PER_ENTRY_MAX);
