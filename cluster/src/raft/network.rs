@@ -1,0 +1,130 @@
+//! The client side of peer RPC: openraft's `RaftNetwork` over HTTP POST on the peer's own port.
+//!
+//! Bodies are bincode. Each request names the node it is meant for (`x-xietong-target-node`),
+//! and the receiver refuses a mismatch: a stale address (a port reused by another node) must
+//! never make a leader replicate to the wrong node.
+//! One `reqwest::Client` is shared by all peers, so connections are kept alive.
+
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{NodeId, TypeConfig};
+
+pub const TARGET_NODE_HEADER: &str = "x-xietong-target-node";
+pub const PATH_APPEND: &str = "/raft/append";
+pub const PATH_VOTE: &str = "/raft/vote";
+pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
+/// HTTP status a peer uses to carry a Raft-level error (bincode `RaftError` body), as opposed
+/// to a transport failure.
+pub const REMOTE_ERROR_STATUS: u16 = 409;
+
+#[derive(Clone)]
+pub struct PeerNetwork {
+    http: reqwest::Client,
+}
+
+impl PeerNetwork {
+    pub fn new(connect_timeout: Duration) -> PeerNetwork {
+        let http = reqwest::Client::builder()
+            .connect_timeout(connect_timeout)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(8)
+            .build()
+            .expect("a plain HTTP client always builds");
+        PeerNetwork { http }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient { http: self.http.clone(), target, address: node.addr.clone() }
+    }
+}
+
+pub struct PeerClient {
+    http: reqwest::Client,
+    target: NodeId,
+    address: String,
+}
+
+impl PeerClient {
+    async fn call<Req, Resp, Err>(
+        &self,
+        path: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, Err>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        Err: std::error::Error + DeserializeOwned,
+    {
+        let body = bincode::serialize(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let response = self
+            .http
+            .post(format!("http://{}{}", self.address, path))
+            .header(TARGET_NODE_HEADER, self.target.to_string())
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    RPCError::Unreachable(Unreachable::new(&e))
+                } else {
+                    RPCError::Network(NetworkError::new(&e))
+                }
+            })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if status.as_u16() == REMOTE_ERROR_STATUS {
+            let error: RaftError<NodeId, Err> =
+                bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+            return Err(RPCError::RemoteError(RemoteError::new(self.target, error)));
+        }
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let error = std::io::Error::other(format!("peer answered {status}: {text}"));
+            return Err(RPCError::Network(NetworkError::new(&error)));
+        }
+        bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(PATH_APPEND, &request, option.hard_ttl()).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        request: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
+    {
+        self.call(PATH_SNAPSHOT, &request, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        request: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(PATH_VOTE, &request, option.hard_ttl()).await
+    }
+}

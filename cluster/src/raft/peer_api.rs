@@ -1,0 +1,74 @@
+//! The receiving side of peer RPC: axum routes that hand requests to the local Raft and send
+//! back the whole `Result`, bincode-encoded.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::network::{PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE, REMOTE_ERROR_STATUS, TARGET_NODE_HEADER};
+use super::{NodeId, Raft};
+
+#[derive(Clone)]
+struct PeerState {
+    raft: Raft,
+    node_id: NodeId,
+}
+
+/// Routes for `/raft/*`, to be merged into the node's single HTTP server.
+pub fn router(raft: Raft, node_id: NodeId) -> Router {
+    Router::new()
+        .route(PATH_APPEND, post(append))
+        .route(PATH_VOTE, post(vote))
+        .route(PATH_SNAPSHOT, post(snapshot))
+        .with_state(PeerState { raft, node_id })
+}
+
+/// Checks the target header, decodes the body, or explains the refusal.
+fn admit<Req: DeserializeOwned>(state: &PeerState, headers: &HeaderMap, body: &[u8]) -> Result<Req, Response> {
+    let target = headers.get(TARGET_NODE_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<NodeId>().ok());
+    if target != Some(state.node_id) {
+        let message = format!("this is node {}, not {:?}", state.node_id, target);
+        return Err((StatusCode::MISDIRECTED_REQUEST, message).into_response());
+    }
+    bincode::deserialize(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable peer RPC: {e}")).into_response())
+}
+
+fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response {
+    let (status, bytes) = match result {
+        Ok(value) => (StatusCode::OK, bincode::serialize(&value)),
+        Err(error) => (
+            StatusCode::from_u16(REMOTE_ERROR_STATUS).expect("a valid status"),
+            bincode::serialize(&error),
+        ),
+    };
+    match bytes {
+        Ok(bytes) => (status, bytes).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+async fn append(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match admit(&state, &headers, &body) {
+        Ok(request) => reply(state.raft.append_entries(request).await),
+        Err(refusal) => refusal,
+    }
+}
+
+async fn vote(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match admit(&state, &headers, &body) {
+        Ok(request) => reply(state.raft.vote(request).await),
+        Err(refusal) => refusal,
+    }
+}
+
+async fn snapshot(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match admit(&state, &headers, &body) {
+        Ok(request) => reply(state.raft.install_snapshot(request).await),
+        Err(refusal) => refusal,
+    }
+}

@@ -1,0 +1,239 @@
+//! `RaftStateMachine` for the ledger: the ledger lives in memory, shared with the API through
+//! `Arc<RwLock<Replica>>`; durability comes from the log plus snapshot files.
+//!
+//! Snapshot file: `snapshot/current.snap` = `[crc32 u32 LE][bincode (SnapshotMeta, ledger bytes)]`,
+//! written to a temporary file, fsynced, renamed into place and the directory fsynced, so a
+//! crash leaves either the old or the new snapshot, never a torn one.
+
+use std::fs::{self, File};
+use std::io::{self, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageIOError, StoredMembership,
+};
+use tokio::sync::broadcast;
+
+use super::{Entry, LedgerResponse, LogId, NodeId, StorageError, TypeConfig};
+use crate::ledger::{CommandResult, Ledger};
+
+const SNAPSHOT_FILE: &str = "current.snap";
+const SNAPSHOT_TMP_FILE: &str = "current.snap.tmp";
+/// Applied-entry notices buffered for slow subscribers (console push, waiters); a subscriber
+/// that falls further behind is told it lagged and resynchronises from the ledger.
+pub const APPLIED_NOTICES_BUFFER: usize = 4_096;
+
+/// The applied state of this replica: what the API reads.
+pub struct Replica {
+    pub ledger: Ledger,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+/// Sent after each applied entry that carried commands: the log index and the results, so the
+/// node can push events without re-reading the ledger.
+#[derive(Clone, Debug)]
+pub struct AppliedEntry {
+    pub index: u64,
+    pub results: Arc<Vec<CommandResult>>,
+}
+
+#[derive(Clone)]
+pub struct LedgerStore {
+    replica: Arc<RwLock<Replica>>,
+    snapshot_dir: PathBuf,
+    applied: broadcast::Sender<AppliedEntry>,
+}
+
+type SnapshotMetaOf = SnapshotMeta<NodeId, BasicNode>;
+
+fn snapshot_error(meta: Option<&SnapshotMetaOf>, verb: ErrorVerb, error: impl std::error::Error + 'static) -> StorageError {
+    let subject = match meta {
+        Some(meta) => ErrorSubject::Snapshot(Some(meta.signature())),
+        None => ErrorSubject::Snapshot(None),
+    };
+    StorageIOError::new(subject, verb, openraft::AnyError::new(&error)).into()
+}
+
+impl LedgerStore {
+    /// Opens the state machine, starting from the stored snapshot when there is one; openraft
+    /// then re-applies the committed log after it.
+    pub fn open(snapshot_dir: &Path) -> io::Result<LedgerStore> {
+        fs::create_dir_all(snapshot_dir)?;
+        let replica = match read_snapshot_file(snapshot_dir)? {
+            Some((meta, bytes)) => {
+                let ledger = decode_ledger(&bytes)?;
+                Replica { ledger, last_applied: meta.last_log_id, membership: meta.last_membership }
+            }
+            None => Replica { ledger: Ledger::new(), last_applied: None, membership: StoredMembership::default() },
+        };
+        let (applied, _) = broadcast::channel(APPLIED_NOTICES_BUFFER);
+        Ok(LedgerStore { replica: Arc::new(RwLock::new(replica)), snapshot_dir: snapshot_dir.to_owned(), applied })
+    }
+
+    /// Read access for the API. Held briefly: apply waits for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, Replica> {
+        self.replica.read().expect("the replica lock is never poisoned: apply asserts before it mutates")
+    }
+
+    pub fn subscribe_applied(&self) -> broadcast::Receiver<AppliedEntry> {
+        self.applied.subscribe()
+    }
+}
+
+fn decode_ledger(bytes: &[u8]) -> io::Result<Ledger> {
+    let ledger: Ledger = bincode::deserialize(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    ledger.check_invariants();
+    Ok(ledger)
+}
+
+fn read_snapshot_file(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, Vec<u8>)>> {
+    let bytes = match fs::read(dir.join(SNAPSHOT_FILE)) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    if bytes.len() < 4 {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot file too short"));
+    }
+    let crc = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
+    if crc32fast::hash(&bytes[4..]) != crc {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot file fails its checksum"));
+    }
+    let contents = bincode::deserialize(&bytes[4..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    Ok(Some(contents))
+}
+
+/// Writes the snapshot durably: temp file, fsync, rename, fsync the directory.
+fn write_snapshot_file(dir: &Path, meta: &SnapshotMetaOf, ledger_bytes: &[u8]) -> io::Result<()> {
+    let body = bincode::serialize(&(meta, ledger_bytes)).map_err(io::Error::other)?;
+    let tmp = dir.join(SNAPSHOT_TMP_FILE);
+    let mut file = File::create(&tmp)?;
+    file.write_all(&crc32fast::hash(&body).to_le_bytes())?;
+    file.write_all(&body)?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
+    File::open(dir)?.sync_all()
+}
+
+/// Builds a snapshot from a copy of the ledger taken under the read lock, so apply goes on
+/// while it is encoded and written.
+pub struct LedgerSnapshotBuilder {
+    ledger: Ledger,
+    meta: SnapshotMetaOf,
+    snapshot_dir: PathBuf,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let ledger = std::mem::take(&mut self.ledger);
+        let meta = self.meta.clone();
+        let dir = self.snapshot_dir.clone();
+        let written = tokio::task::spawn_blocking(move || -> io::Result<(SnapshotMetaOf, Vec<u8>)> {
+            let bytes = bincode::serialize(&ledger).map_err(io::Error::other)?;
+            write_snapshot_file(&dir, &meta, &bytes)?;
+            Ok((meta, bytes))
+        })
+        .await
+        .map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, io::Error::other(e)))?;
+        let (meta, bytes) = written.map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, e))?;
+        tracing::info!(last_log_id = ?meta.last_log_id, bytes = bytes.len(), "snapshot written");
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for LedgerStore {
+    type SnapshotBuilder = LedgerSnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership<NodeId, BasicNode>), StorageError> {
+        let replica = self.read();
+        Ok((replica.last_applied, replica.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<LedgerResponse>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut responses = Vec::new();
+        let mut notices = Vec::new();
+        {
+            let mut replica = self.replica.write().expect("the replica lock is never poisoned");
+            for entry in entries {
+                assert!(
+                    replica.last_applied.is_none_or(|last| last.index < entry.log_id.index),
+                    "the applied index only increases"
+                );
+                replica.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => responses.push(LedgerResponse::default()),
+                    EntryPayload::Normal(request) => {
+                        let results: Vec<CommandResult> =
+                            request.commands.iter().map(|command| replica.ledger.apply(command)).collect();
+                        if self.applied.receiver_count() > 0 {
+                            let results = Arc::new(results.clone());
+                            notices.push(AppliedEntry { index: entry.log_id.index, results });
+                        }
+                        responses.push(LedgerResponse { results });
+                    }
+                    EntryPayload::Membership(membership) => {
+                        replica.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        responses.push(LedgerResponse::default());
+                    }
+                }
+            }
+        }
+        // Side effects after the state changed: nobody waits on a subscriber here.
+        for notice in notices {
+            let _ = self.applied.send(notice);
+        }
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        let replica = self.read();
+        let last_log_id = replica.last_applied;
+        let snapshot_id = match last_log_id {
+            Some(log_id) => format!("{}-{}", log_id.leader_id, log_id.index),
+            None => "empty".to_owned(),
+        };
+        LedgerSnapshotBuilder {
+            ledger: replica.ledger.clone(),
+            meta: SnapshotMeta { last_log_id, last_membership: replica.membership.clone(), snapshot_id },
+            snapshot_dir: self.snapshot_dir.clone(),
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        let ledger = decode_ledger(&bytes).map_err(|e| snapshot_error(Some(meta), ErrorVerb::Read, e))?;
+        let dir = self.snapshot_dir.clone();
+        let file_meta = meta.clone();
+        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &file_meta, &bytes))
+            .await
+            .map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, io::Error::other(e)))?
+            .map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, e))?;
+        let mut replica = self.replica.write().expect("the replica lock is never poisoned");
+        replica.ledger = ledger;
+        replica.last_applied = meta.last_log_id;
+        replica.membership = meta.last_membership.clone();
+        tracing::info!(last_log_id = ?meta.last_log_id, "installed a snapshot from the leader");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let dir = self.snapshot_dir.clone();
+        let stored = tokio::task::spawn_blocking(move || read_snapshot_file(&dir))
+            .await
+            .map_err(|e| snapshot_error(None, ErrorVerb::Read, io::Error::other(e)))?
+            .map_err(|e| snapshot_error(None, ErrorVerb::Read, e))?;
+        Ok(stored.map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
+    }
+}
