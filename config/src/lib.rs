@@ -1,1 +1,228 @@
+//! Configuration: one node's file (`xietong node --config FILE`), the users and their bearer
+//! tokens, and the process limits. Loaded and validated once at startup; nothing here does IO
+//! after that.
+//!
+//! **Architecture invariant:** nothing in this crate changes replicated behaviour; caps that
+//! do live in `cluster::limits`.
 
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub mod limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not valid configuration: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.to_owned(), reason: reason.into() }
+}
+
+/// One node of a group, as given to `xietong node --config FILE`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's member id in its group (1, 2, 3).
+    pub id: u64,
+    /// Loopback address and port the node serves HTTP on (API, console, WebSocket and peer RPC).
+    pub listen: String,
+    /// Where the log and snapshots live; created if missing.
+    pub data_dir: PathBuf,
+    /// File with the users and tokens (see `config/dev/users.toml`), relative to this file.
+    pub users_file: PathBuf,
+    pub group: GroupConfig,
+    #[serde(default)]
+    pub raft: RaftTuning,
+}
+
+/// The group this node belongs to: the command centre it serves and its members.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// The bureau that runs this group's command centre (6-digit region code); the group hosts
+    /// that bureau and every bureau below it.
+    pub bureau: String,
+    pub members: Vec<MemberConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub id: u64,
+    /// host:port of the member's HTTP server.
+    pub addr: String,
+}
+
+/// Raft timing, in milliseconds. Defaults suit 3 nodes on loopback on a busy 2-core machine:
+/// elections at 6-12 heartbeats so scheduling hiccups under load do not unseat the leader.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftTuning {
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Entries applied between snapshots. Each entry is a batch of commands.
+    pub snapshot_every_entries: u64,
+    /// Entries kept in the log behind a snapshot, so a briefly lagging follower catches up
+    /// from the log instead of a snapshot transfer.
+    pub keep_entries_after_snapshot: u64,
+}
+
+impl Default for RaftTuning {
+    fn default() -> RaftTuning {
+        RaftTuning {
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 600,
+            election_timeout_max_ms: 1200,
+            snapshot_every_entries: 8_192,
+            keep_entries_after_snapshot: 2_048,
+        }
+    }
+}
+
+/// A user of the API: the bearer token maps to a name, a bureau and a role.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// Display name for the console (e.g. 张伟).
+    #[serde(default)]
+    pub display_name: String,
+    pub token: String,
+    pub bureau: String,
+    /// `command`, `operator` or `leadership`.
+    pub role: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    pub users: Vec<UserConfig>,
+}
+
+/// Shortest accepted token: anything shorter is guessable.
+pub const TOKEN_CHARS_MIN: usize = 16;
+const ROLES: [&str; 3] = ["command", "operator", "leadership"];
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+}
+
+impl NodeConfig {
+    /// Loads and validates a node file; `users_file` is resolved relative to it.
+    pub fn load(path: &Path) -> Result<(NodeConfig, UsersFile), ConfigError> {
+        let mut config: NodeConfig = parse(path, &read(path)?)?;
+        if config.users_file.is_relative() {
+            config.users_file = path.parent().unwrap_or(Path::new(".")).join(&config.users_file);
+        }
+        if config.data_dir.is_relative() {
+            config.data_dir = path.parent().unwrap_or(Path::new(".")).join(&config.data_dir);
+        }
+        config.validate()?;
+        let users = UsersFile::parse(&config.users_file, &read(&config.users_file)?)?;
+        Ok((config, users))
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !is_six_digits(&self.group.bureau) {
+            return Err(invalid("group.bureau", "must be a 6-digit region code"));
+        }
+        let ids: BTreeSet<u64> = self.group.members.iter().map(|m| m.id).collect();
+        if ids.len() != self.group.members.len() {
+            return Err(invalid("group.members", "member ids must be distinct"));
+        }
+        if !ids.contains(&self.id) {
+            return Err(invalid("id", format!("node {} is not a member of its group", self.id)));
+        }
+        if self.group.members.len() > limits::GROUP_MEMBERS_MAX {
+            return Err(invalid("group.members", format!("at most {} members", limits::GROUP_MEMBERS_MAX)));
+        }
+        let raft = &self.raft;
+        if raft.heartbeat_ms == 0 || raft.election_timeout_min_ms < 3 * raft.heartbeat_ms {
+            return Err(invalid("raft.election_timeout_min_ms", "must be at least 3 heartbeats"));
+        }
+        if raft.election_timeout_max_ms <= raft.election_timeout_min_ms {
+            return Err(invalid("raft.election_timeout_max_ms", "must exceed election_timeout_min_ms"));
+        }
+        Ok(())
+    }
+
+    pub fn member_addr(&self, id: u64) -> Option<&str> {
+        self.group.members.iter().find(|m| m.id == id).map(|m| m.addr.as_str())
+    }
+}
+
+impl UsersFile {
+    pub fn parse(path: &Path, text: &str) -> Result<UsersFile, ConfigError> {
+        let users: UsersFile = parse(path, text)?;
+        users.validate()?;
+        Ok(users)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let mut tokens = BTreeSet::new();
+        let mut names = BTreeSet::new();
+        for user in &self.users {
+            let field = format!("users.{}", user.name);
+            if user.token.chars().count() < TOKEN_CHARS_MIN {
+                return Err(invalid(&field, format!("token must have at least {TOKEN_CHARS_MIN} characters")));
+            }
+            if !tokens.insert(user.token.as_str()) {
+                return Err(invalid(&field, "token is used twice"));
+            }
+            if !names.insert(user.name.as_str()) {
+                return Err(invalid(&field, "user name is used twice"));
+            }
+            if !is_six_digits(&user.bureau) {
+                return Err(invalid(&field, "bureau must be a 6-digit region code"));
+            }
+            if !ROLES.contains(&user.role.as_str()) {
+                return Err(invalid(&field, format!("role must be one of {}", ROLES.join(", "))));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_six_digits(text: &str) -> bool {
+    text.len() == 6 && text.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The demo users that `xietong up` installs and prints.
+pub const DEV_USERS_TOML: &str = include_str!("../dev/users.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_users_are_valid() {
+        let users = UsersFile::parse(Path::new("dev/users.toml"), DEV_USERS_TOML).expect("valid");
+        assert!(users.users.iter().any(|u| u.role == "command" && u.bureau == "440000"));
+        assert!(users.users.iter().any(|u| u.role == "operator"));
+        assert!(users.users.iter().any(|u| u.role == "leadership"));
+    }
+
+    #[test]
+    fn duplicate_tokens_and_unknown_roles_are_refused() {
+        let twice = "[[users]]\nname='a'\ntoken='aaaaaaaaaaaaaaaa'\nbureau='440000'\nrole='command'\n\
+                     [[users]]\nname='b'\ntoken='aaaaaaaaaaaaaaaa'\nbureau='440000'\nrole='command'\n";
+        assert!(UsersFile::parse(Path::new("x"), twice).is_err());
+        let role = "[[users]]\nname='a'\ntoken='aaaaaaaaaaaaaaaa'\nbureau='440000'\nrole='admin'\n";
+        assert!(UsersFile::parse(Path::new("x"), role).is_err());
+        let unknown = "[[users]]\nname='a'\ntoken='aaaaaaaaaaaaaaaa'\nbureau='440000'\nrole='command'\nextra=1\n";
+        assert!(UsersFile::parse(Path::new("x"), unknown).is_err());
+    }
+}

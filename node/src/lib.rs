@@ -1,1 +1,16 @@
+//! The `xietong` node: one member of a bureau group, serving the client API, the console and
+//! peer RPC on one port; plus the local topology launcher (`xietong up`) and its demo feed.
 
+pub mod api;
+mod auth;
+mod batcher;
+mod deadline_policy;
+pub mod demo;
+mod read_path;
+mod routes;
+pub mod runtime;
+mod state;
+pub mod up;
+mod write_path;
+
+pub use write_path::IDEMPOTENCY_HEADER;

@@ -1,1 +1,60 @@
-fn main(){}
+//! `xietong`: `up` runs the local topology with a demo feed; `node` runs one node.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "xietong", about = "Tiered command and dispatch for market regulation (协同指挥调度)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Start the default local topology (one group of 3 nodes for 440000) on loopback.
+    Up(node::up::UpArgs),
+    /// Run one node from its configuration file.
+    Node {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let on_signal = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_stop_signal().await;
+            on_signal.cancel();
+        });
+        match cli.command {
+            Commands::Up(args) => node::up::run(args, shutdown).await,
+            Commands::Node { config } => {
+                let (config, users) = config::NodeConfig::load(&config)?;
+                node::runtime::run(config, users, shutdown).await
+            }
+        }
+    })
+}
+
+async fn wait_for_stop_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

@@ -51,6 +51,11 @@ impl LogStore {
         Ok(LogStore { view: Arc::new(Mutex::new(view)), writer })
     }
 
+    /// The last commit point openraft reported to this store (for the cluster view).
+    pub fn committed_index(&self) -> Option<u64> {
+        self.view().committed.map(|log_id| log_id.index)
+    }
+
     fn view(&self) -> std::sync::MutexGuard<'_, LogView> {
         self.view.lock().expect("the log view lock is never poisoned: no code panics while holding it")
     }

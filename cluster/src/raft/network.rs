@@ -23,6 +23,7 @@ pub const TARGET_NODE_HEADER: &str = "x-xietong-target-node";
 pub const PATH_APPEND: &str = "/raft/append";
 pub const PATH_VOTE: &str = "/raft/vote";
 pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
+pub const PATH_READ_INDEX: &str = "/raft/read-index";
 /// HTTP status a peer uses to carry a Raft-level error (bincode `RaftError` body), as opposed
 /// to a transport failure.
 pub const REMOTE_ERROR_STATUS: u16 = 409;
@@ -41,6 +42,19 @@ impl PeerNetwork {
             .build()
             .expect("a plain HTTP client always builds");
         PeerNetwork { http }
+    }
+}
+
+impl PeerNetwork {
+    /// Asks the leader `target` at `addr` for a read index (see `peer_api::read_index`).
+    pub async fn leader_read_index(
+        &self,
+        target: NodeId,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<Option<super::LogId>, RPCError<NodeId, BasicNode, RaftError<NodeId, super::CheckIsLeaderError>>> {
+        let client = PeerClient { http: self.http.clone(), target, address: addr.to_owned() };
+        client.call(PATH_READ_INDEX, &(), timeout).await
     }
 }
 

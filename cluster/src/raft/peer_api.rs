@@ -10,7 +10,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::network::{PATH_APPEND, PATH_SNAPSHOT, PATH_VOTE, REMOTE_ERROR_STATUS, TARGET_NODE_HEADER};
+use super::network::{PATH_APPEND, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE, REMOTE_ERROR_STATUS, TARGET_NODE_HEADER};
 use super::{NodeId, Raft};
 
 #[derive(Clone)]
@@ -25,6 +25,7 @@ pub fn router(raft: Raft, node_id: NodeId) -> Router {
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
+        .route(PATH_READ_INDEX, post(read_index))
         .with_state(PeerState { raft, node_id })
 }
 
@@ -69,6 +70,15 @@ async fn vote(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -
 async fn snapshot(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
     match admit(&state, &headers, &body) {
         Ok(request) => reply(state.raft.install_snapshot(request).await),
+        Err(refusal) => refusal,
+    }
+}
+
+/// For a follower's linearizable read: the leader confirms its leadership with a quorum and
+/// answers the log id the follower must have applied before it reads.
+async fn read_index(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
+    match admit::<()>(&state, &headers, &body) {
+        Ok(()) => reply(state.raft.ensure_linearizable().await),
         Err(refusal) => refusal,
     }
 }

@@ -1,0 +1,31 @@
+//! Process limits: how much one node accepts. A node may lower them; none affects what the
+//! ledger decides.
+
+use std::time::Duration;
+
+/// Largest request body. A task with every text field at its cap is about 20 KB of UTF-8
+/// Chinese (3 bytes per character); 64 KiB leaves room for JSON overhead.
+pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Every API request must finish within this; a write that times out may still commit, which
+/// is why writes carry idempotency keys.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Concurrent HTTP requests served by one node; further ones wait in the accept queue.
+pub const CONCURRENT_REQUESTS_MAX: usize = 4_096;
+/// Commands waiting for the group-commit batcher; a full queue answers 503 (overloaded).
+pub const PROPOSAL_QUEUE_DEPTH: usize = 8_192;
+/// Raft entries proposed but not yet committed at once: the leader fsyncs batch k+1 while
+/// batch k replicates.
+pub const BATCHES_IN_FLIGHT_MAX: usize = 4;
+/// How long a write waits for a leader to be known during an election before giving up.
+pub const LEADER_WAIT: Duration = Duration::from_secs(5);
+/// A write is forwarded to the leader at most this many times (the leader may change on the way).
+pub const FORWARD_HOPS_MAX: u32 = 2;
+/// Tasks in one page of a list.
+pub const LIST_PAGE_MAX: usize = 500;
+pub const LIST_PAGE_DEFAULT: usize = 50;
+/// Members of one group: 3 is the design; 5 is allowed for a larger centre.
+pub const GROUP_MEMBERS_MAX: usize = 7;
+/// Connect timeout for peer RPC and forwarding on loopback.
+pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+
+const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_MAX);

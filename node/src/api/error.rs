@@ -1,0 +1,95 @@
+//! `ApiError`: the one place HTTP statuses are chosen. Every error body is
+//! `{"error":{"code":"...","message":"..."}}`; the code is part of the contract, the message not.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cluster::ledger::Rejection;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug)]
+pub enum ApiError {
+    /// Malformed or invalid input: 400.
+    Invalid { code: &'static str, message: String },
+    /// No or unknown bearer token: 401.
+    Unauthorized(String),
+    /// Authenticated but not allowed: 403.
+    Forbidden(String),
+    NotFound(String),
+    /// The request conflicts with the task's current state or version: 409.
+    Conflict { code: &'static str, message: String },
+    /// Body over the size limit: 413.
+    TooLarge(String),
+    /// Unknown route: 404 with code `no_route`.
+    NoRoute,
+    /// No leader is known (election under way) or queues are full: 503 with Retry-After.
+    Unavailable { code: &'static str, message: String },
+    /// The write may or may not have committed (the leader changed under it): 503; retry with
+    /// the same Idempotency-Key to learn the outcome.
+    OutcomeUnknown(String),
+    Timeout(String),
+    Internal(String),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::Invalid { code: "invalid_request", message: message.into() }
+    }
+
+    pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> ApiError {
+        ApiError::Invalid { code: "invalid_field", message: format!("{field}: {message}") }
+    }
+
+    fn parts(&self) -> (StatusCode, &str, &str) {
+        match self {
+            ApiError::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),
+            ApiError::Unauthorized(message) => (StatusCode::UNAUTHORIZED, "unauthorized", message),
+            ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message),
+            ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
+            ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
+            ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route", "no such route"),
+            ApiError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code, message),
+            ApiError::OutcomeUnknown(message) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown", message),
+            ApiError::Timeout(message) => (StatusCode::GATEWAY_TIMEOUT, "timeout", message),
+            ApiError::Internal(message) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
+        }
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> ApiError {
+        let message = rejection.to_string();
+        match rejection {
+            Rejection::TaskNotFound(_) => ApiError::NotFound(message),
+            Rejection::IllegalTransition { .. } => ApiError::Conflict { code: "illegal_transition", message },
+            Rejection::VersionConflict { .. } => ApiError::Conflict { code: "version_conflict", message },
+            Rejection::Forbidden(_) => ApiError::Forbidden(message),
+            Rejection::Invalid { .. } => ApiError::Invalid { code: "invalid_field", message },
+            Rejection::IdempotencyKeyReused => ApiError::Conflict { code: "idempotency_key_reused", message },
+            Rejection::LimitReached(_) => ApiError::Conflict { code: "limit_reached", message },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message: message.to_owned() } };
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

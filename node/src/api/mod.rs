@@ -1,0 +1,225 @@
+//! The client API contract: the JSON shapes of requests and responses under `/api/v1`, and
+//! their conversion to and from ledger types. `loadtest` and `tests` use these same types, so
+//! the contract has one definition.
+
+pub mod error;
+pub mod time;
+
+use cluster::ledger::{self, BureauCode, Regions, Task, Uscc};
+use serde::{Deserialize, Serialize};
+
+pub use error::{ApiError, ErrorBody};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectJson {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uscc: Option<String>,
+    pub name: String,
+    pub region_code: String,
+    #[serde(default)]
+    pub address: String,
+    /// The region's Chinese name; filled in responses, ignored in requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_name: Option<String>,
+}
+
+/// `POST /api/v1/tasks`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTaskRequest {
+    pub kind: String,
+    pub severity: String,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub subject: SubjectJson,
+    pub source: String,
+    /// Defaults to the caller's bureau.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_bureau: Option<String>,
+    /// Intended assignee; `dispatch` gives the task to it and starts the clocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_bureau: Option<String>,
+}
+
+/// The body of `POST /api/v1/tasks/{id}/{action}`. Which fields apply depends on the action:
+/// dispatch takes `assignee_bureau` and optional deadlines; complete takes `outcome`; return and
+/// cancel need a `note` saying why. `version` is the task version the action was decided on.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_bureau: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_deadline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complete_deadline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TimelineEntryJson {
+    pub version: u64,
+    pub at: String,
+    pub action: String,
+    pub actor: String,
+    pub actor_bureau: String,
+    pub note: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee_bureau: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+/// A task as the API shows it. Times are RFC 3339 UTC.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskJson {
+    pub id: u64,
+    pub kind: String,
+    pub severity: String,
+    pub title: String,
+    pub description: String,
+    pub subject: SubjectJson,
+    pub source: String,
+    pub origin_bureau: String,
+    pub assignee_bureau: Option<String>,
+    pub state: String,
+    pub version: u64,
+    pub ack_deadline: Option<String>,
+    pub complete_deadline: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub dispatched_at: Option<String>,
+    pub acked_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub closed_at: Option<String>,
+    pub outcome: Option<String>,
+    /// Derived at read time from the serving node's clock; never stored.
+    pub overdue: bool,
+    pub timeline: Vec<TimelineEntryJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskPage {
+    pub tasks: Vec<TaskJson>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /api/v1/cluster`: this node's view of its group.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClusterView {
+    pub group: String,
+    pub node_id: u64,
+    pub role: String,
+    pub leader_id: Option<u64>,
+    pub leader_addr: Option<String>,
+    pub term: u64,
+    pub members: Vec<MemberJson>,
+    pub last_log_index: Option<u64>,
+    pub commit_index: Option<u64>,
+    pub applied_index: Option<u64>,
+    /// SHA-256 of the ledger state at `applied_index`: equal on replicas that applied the same index.
+    pub digest: String,
+    pub task_count: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MemberJson {
+    pub id: u64,
+    pub addr: String,
+}
+
+fn bureau_json(code: BureauCode) -> String {
+    code.to_string()
+}
+
+pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
+    let at = |ms: Option<u64>| ms.map(time::format_ms);
+    TaskJson {
+        id: task.id.0,
+        kind: task.kind.to_string(),
+        severity: task.severity.to_string(),
+        title: task.title.clone(),
+        description: task.description.clone(),
+        subject: SubjectJson {
+            uscc: task.subject.uscc.as_ref().map(|u| u.as_str().to_owned()),
+            name: task.subject.name.clone(),
+            region_code: bureau_json(task.subject.region_code),
+            address: task.subject.address.clone(),
+            region_name: Regions::get().name(task.subject.region_code).map(str::to_owned),
+        },
+        source: task.source.to_string(),
+        origin_bureau: bureau_json(task.origin_bureau),
+        assignee_bureau: task.assignee_bureau.map(bureau_json),
+        state: task.state.to_string(),
+        version: task.version,
+        ack_deadline: at(task.ack_deadline_ms),
+        complete_deadline: at(task.complete_deadline_ms),
+        created_at: time::format_ms(task.created_at_ms),
+        updated_at: time::format_ms(task.updated_at_ms),
+        dispatched_at: at(task.dispatched_at_ms),
+        acked_at: at(task.acked_at_ms),
+        completed_at: at(task.completed_at_ms),
+        closed_at: at(task.closed_at_ms),
+        outcome: task.outcome.map(|o| o.to_string()),
+        overdue: task.is_overdue_at(now_ms),
+        timeline: task
+            .timeline
+            .iter()
+            .map(|entry| TimelineEntryJson {
+                version: entry.version,
+                at: time::format_ms(entry.at_ms),
+                action: entry.action.to_string(),
+                actor: entry.actor_user.clone(),
+                actor_bureau: bureau_json(entry.actor_bureau),
+                note: entry.note.clone(),
+                assignee_bureau: entry.assignee_bureau.map(bureau_json),
+                outcome: entry.outcome.map(|o| o.to_string()),
+            })
+            .collect(),
+    }
+}
+
+/// Parses a closed-enum field, naming the accepted values on failure.
+pub fn parse_enum<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>, names: fn() -> String) -> Result<T, ApiError> {
+    parse(text).ok_or_else(|| ApiError::Invalid {
+        code: "invalid_enum",
+        message: format!("{field}: {text:?} is not one of {}", names()),
+    })
+}
+
+pub fn parse_bureau(field: &str, text: &str) -> Result<BureauCode, ApiError> {
+    if BureauCode::parse_digits(text).is_none() {
+        return Err(ApiError::Invalid {
+            code: "invalid_region_code",
+            message: format!("{field}: {text:?} is not a 6-digit region code"),
+        });
+    }
+    BureauCode::parse_known(text).ok_or_else(|| ApiError::Invalid {
+        code: "invalid_region_code",
+        message: format!("{field}: {text} is not a region code in GB/T 2260"),
+    })
+}
+
+pub fn parse_subject(subject: &SubjectJson) -> Result<ledger::Subject, ApiError> {
+    let uscc = match subject.uscc.as_deref() {
+        None => None,
+        Some(text) => Some(Uscc::parse(text).map_err(|e| ApiError::Invalid {
+            code: "invalid_uscc",
+            message: format!("subject.uscc: {text:?}: {e}"),
+        })?),
+    };
+    Ok(ledger::Subject {
+        uscc,
+        name: subject.name.clone(),
+        region_code: parse_bureau("subject.region_code", &subject.region_code)?,
+        address: subject.address.clone(),
+    })
+}

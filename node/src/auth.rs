@@ -1,0 +1,47 @@
+//! Bearer tokens → users. Each token maps to one user with a bureau and a role (config).
+
+use std::collections::HashMap;
+
+use axum::http::{header, HeaderMap};
+use cluster::ledger::{Actor, BureauCode, Role};
+use config::UsersFile;
+
+use crate::api::ApiError;
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub actor: Actor,
+    pub display_name: String,
+}
+
+/// Token lookup table. A `HashMap` is fine here: it never reaches the ledger.
+pub struct Users {
+    by_token: HashMap<String, User>,
+}
+
+impl Users {
+    /// Converts validated config into users; fails on a bureau that is not a real region.
+    pub fn from_config(file: &UsersFile) -> Result<Users, String> {
+        let mut by_token = HashMap::new();
+        for user in &file.users {
+            let bureau = BureauCode::parse_known(&user.bureau)
+                .ok_or_else(|| format!("user {}: {} is not a region code", user.name, user.bureau))?;
+            let role = Role::parse(&user.role).ok_or_else(|| format!("user {}: unknown role", user.name))?;
+            let actor = Actor { user: user.name.clone(), bureau, role };
+            by_token.insert(user.token.clone(), User { actor, display_name: user.display_name.clone() });
+        }
+        Ok(Users { by_token })
+    }
+
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<&User, ApiError> {
+        let value = headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer <token> header is required".into()))?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be Bearer <token>".into()))?;
+        self.by_token.get(token.trim()).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+    }
+}

@@ -1,0 +1,116 @@
+//! Group commit: commands from concurrent requests are packed into one Raft entry.
+//!
+//! openraft 0.9 fsyncs once per `client_write` on the leader, so without batching throughput
+//! is bounded by one fsync plus one replication round per write. The batcher waits for one
+//! command, takes whatever else is already queued (up to `COMMANDS_PER_ENTRY_MAX`), proposes
+//! them as one entry and hands each caller its own result by position. Up to
+//! `BATCHES_IN_FLIGHT_MAX` entries are in flight, so the leader appends batch k+1 while batch k
+//! replicates. There is no linger timer: an idle system proposes a lone command at once.
+
+use std::sync::Arc;
+
+use cluster::ledger::{Command, CommandResult};
+use cluster::limits::COMMANDS_PER_ENTRY_MAX;
+use cluster::raft::{ClientWriteError, LedgerRequest, Raft, RaftError};
+use config::limits::{BATCHES_IN_FLIGHT_MAX, PROPOSAL_QUEUE_DEPTH};
+use openraft::error::ClientWriteError as WriteError;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Why a proposal did not produce a ledger result.
+#[derive(Debug, Clone)]
+pub enum ProposeError {
+    /// This node is not the leader; the entry was not appended (safe to forward).
+    NotLeader,
+    /// The queue is full: the node is overloaded.
+    Overloaded,
+    /// Raft failed in a way that leaves the outcome open (or the node is shutting down).
+    Failed(String),
+}
+
+struct Proposal {
+    command: Command,
+    reply: oneshot::Sender<Result<CommandResult, ProposeError>>,
+}
+
+#[derive(Clone)]
+pub struct Batcher {
+    /// Bounded: a full queue is answered with `Overloaded`, never by growing memory.
+    queue: mpsc::Sender<Proposal>,
+}
+
+impl Batcher {
+    /// Starts the batching loop; it ends when `shutdown` fires, after in-flight batches finish.
+    pub fn start(raft: Raft, shutdown: CancellationToken) -> (Batcher, tokio::task::JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(PROPOSAL_QUEUE_DEPTH);
+        let handle = tokio::spawn(run(raft, receiver, shutdown));
+        (Batcher { queue }, handle)
+    }
+
+    pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue.try_send(Proposal { command, reply }).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => ProposeError::Overloaded,
+            mpsc::error::TrySendError::Closed(_) => ProposeError::Failed("the node is shutting down".into()),
+        })?;
+        answer.await.map_err(|_| ProposeError::Failed("the batch was dropped".into()))?
+    }
+}
+
+async fn run(raft: Raft, mut receiver: mpsc::Receiver<Proposal>, shutdown: CancellationToken) {
+    // Each permit is one entry in flight; the batch task owns its permit until it answered.
+    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
+    loop {
+        let permit = tokio::select! {
+            permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            () = shutdown.cancelled() => break,
+        };
+        let first = tokio::select! {
+            proposal = receiver.recv() => match proposal { Some(p) => p, None => break },
+            () = shutdown.cancelled() => break,
+        };
+        let mut batch = vec![first];
+        while batch.len() < COMMANDS_PER_ENTRY_MAX {
+            match receiver.try_recv() {
+                Ok(proposal) => batch.push(proposal),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            write_batch(&raft, batch).await;
+            drop(permit);
+        });
+    }
+    // Let in-flight batches answer their callers before the loop reports done.
+    let _ = in_flight.acquire_many(BATCHES_IN_FLIGHT_MAX as u32).await;
+}
+
+async fn write_batch(raft: &Raft, batch: Vec<Proposal>) {
+    let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let count = commands.len();
+    match raft.client_write(LedgerRequest { commands }).await {
+        Ok(response) => {
+            let results = response.data.results;
+            assert_eq!(results.len(), count, "one result per command");
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        Err(error) => {
+            let error = classify(error);
+            for reply in replies {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+/// `ForwardToLeader` from 0.9 means the entry was never appended, or was truncated as a
+/// conflict (so never committed): safe to send elsewhere. Anything else leaves the outcome open.
+fn classify(error: RaftError<ClientWriteError>) -> ProposeError {
+    match error {
+        RaftError::APIError(WriteError::ForwardToLeader(_)) => ProposeError::NotLeader,
+        other => ProposeError::Failed(other.to_string()),
+    }
+}

@@ -1,0 +1,56 @@
+//! Health, readiness and Prometheus metrics. No authentication: probes and scrapers call these.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cluster::ledger::TaskState;
+use openraft::ServerState;
+
+use crate::state::AppState;
+
+/// Alive: the process serves HTTP.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready: this node knows a leader and Raft is running, so it can serve writes (directly or
+/// by forwarding) and fresh reads.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let metrics = state.raft.metrics().borrow().clone();
+    let running = metrics.running_state.is_ok();
+    if running && metrics.current_leader.is_some() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no leader known\n").into_response()
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let raft = state.raft.metrics().borrow().clone();
+    let mut out = String::new();
+    let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    };
+    gauge(&mut out, "xietong_raft_term", "Current Raft term of this node.", raft.current_term);
+    gauge(&mut out, "xietong_raft_is_leader", "1 if this node leads its group.", u64::from(raft.state == ServerState::Leader));
+    gauge(&mut out, "xietong_raft_last_log_index", "Index of the last entry in this node's log.", raft.last_log_index.unwrap_or(0));
+    gauge(&mut out, "xietong_raft_applied_index", "Index of the last entry applied to the ledger.", raft.last_applied.map_or(0, |l| l.index));
+    let replica = state.store.read();
+    let _ = writeln!(
+        out,
+        "# HELP xietong_commands_applied_total Ledger commands applied, refusals included.\n# TYPE xietong_commands_applied_total counter\nxietong_commands_applied_total {}",
+        replica.ledger.commands_applied()
+    );
+    let mut by_state = [0u64; TaskState::ALL.len()];
+    for task in replica.ledger.tasks_newest_first(None) {
+        by_state[TaskState::ALL.iter().position(|s| *s == task.state).expect("closed enum")] += 1;
+    }
+    drop(replica);
+    let _ = writeln!(out, "# HELP xietong_tasks Tasks in the ledger by state.\n# TYPE xietong_tasks gauge");
+    for (task_state, count) in TaskState::ALL.iter().zip(by_state) {
+        let _ = writeln!(out, "xietong_tasks{{state=\"{task_state}\"}} {count}");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,54 @@
+//! The node's HTTP surface: the client API under `/api/v1`, health and metrics, the console,
+//! merged with the peer RPC routes of `cluster`. One port per node.
+
+mod cluster_view;
+mod health;
+mod me;
+mod tasks;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use config::limits::{CONCURRENT_REQUESTS_MAX, REQUEST_TIMEOUT};
+use tokio::sync::Semaphore;
+
+use crate::api::ApiError;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/tasks", post(tasks::create).get(tasks::list))
+        .route("/api/v1/tasks/{id}", get(tasks::detail))
+        .route("/api/v1/tasks/{id}/{action}", post(tasks::act))
+        .route("/api/v1/cluster", get(cluster_view::cluster))
+        .route("/api/v1/me", get(me::me))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::NoRoute })
+        .with_state(state.clone())
+        .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit));
+    let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id);
+    api.merge(peer)
+}
+
+/// Caps concurrent API requests and bounds each one's time. A request over the cap waits for
+/// a slot (bounded by the same timeout) instead of being served in parallel.
+async fn limit(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    let work = async {
+        let _slot = slots.acquire().await.expect("the semaphore is never closed");
+        next.run(request).await
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(format!(
+            "the request did not finish within {} s; a write may still commit, retry with the same Idempotency-Key",
+            REQUEST_TIMEOUT.as_secs()
+        ))
+        .into_response(),
+    }
+}

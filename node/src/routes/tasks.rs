@@ -1,0 +1,340 @@
+//! Task routes: create, act on, list and read tasks.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cluster::ledger::{
+    access, validate, Action, Actor, Applied, BureauCode, Command, CommandResult, CompletionOutcome, IdempotencyTag,
+    NewTask, Regions, Severity, Source, TaskChange, TaskId, TaskKind, TaskState, Transition,
+};
+use cluster::limits::IDEMPOTENCY_KEY_CHARS_MAX;
+use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, REQUEST_BODY_BYTES_MAX};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::api::{self, time, ActionRequest, ApiError, CreateTaskRequest, TaskPage};
+use crate::deadline_policy::default_deadlines_ms;
+use crate::read_path::{barrier, Consistency};
+use crate::state::AppState;
+use crate::write_path::{forward_if_follower, propose_or_forward, OriginalRequest, WriteOutcome, IDEMPOTENCY_HEADER};
+
+/// Reads the body up to the limit; a larger one is refused whole with 413.
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX).await.map_err(|_| {
+        ApiError::TooLarge(format!("the request body exceeds {REQUEST_BODY_BYTES_MAX} bytes"))
+    })
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })
+}
+
+/// The Idempotency-Key of a write, fingerprinted with the route and body so that a key reused
+/// for a different request is recognised.
+fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option<IdempotencyTag>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.chars().count() <= IDEMPOTENCY_KEY_CHARS_MAX && k.chars().all(|c| c.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::Invalid {
+            code: "invalid_idempotency_key",
+            message: format!("Idempotency-Key must be 1-{IDEMPOTENCY_KEY_CHARS_MAX} visible ASCII characters"),
+        })?;
+    let mut hasher = Sha256::new();
+    hasher.update(uri.path().as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    Ok(Some(IdempotencyTag { key: key.to_owned(), fingerprint: hasher.finalize().into() }))
+}
+
+fn applied_response(status: StatusCode, applied: Applied) -> Response {
+    let mut response = (status, Json(api::task_json(&applied.task, time::now_ms()))).into_response();
+    if applied.replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+fn result_response(status: StatusCode, result: CommandResult) -> Response {
+    match result {
+        Ok(applied) => applied_response(status, applied),
+        Err(rejection) => ApiError::from(rejection).into_response(),
+    }
+}
+
+/// Answers from the stored first result when this node already has the key; otherwise
+/// proposes (or forwards). The ledger checks the key again when it applies.
+async fn write(state: &AppState, original: OriginalRequest, command: Command, status: StatusCode) -> Response {
+    if let Some(tag) = &command.idempotency {
+        let stored = state.store.read().ledger.idempotent_answer(&command.actor.user, tag);
+        if let Some(result) = stored {
+            return result_response(status, result);
+        }
+    }
+    match propose_or_forward(state, &original, command).await {
+        Ok(WriteOutcome::Local(result)) => result_response(status, result),
+        Ok(WriteOutcome::Relayed(response)) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The shared shape of every write route: authenticate and read the body here, hand the
+/// request to the leader if another node leads, otherwise build the command and propose it.
+async fn handle_write(
+    state: AppState,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    status: StatusCode,
+    prepare: impl FnOnce(&AppState, &Actor, &Bytes, u64) -> Result<Action, ApiError>,
+) -> Response {
+    let user = match state.users.authenticate(&headers) {
+        Ok(user) => user.clone(),
+        Err(error) => return error.into_response(),
+    };
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    let original = OriginalRequest { uri, headers, body };
+    if let Some(response) = forward_if_follower(&state, &original).await {
+        return response;
+    }
+    let stamp_ms = time::now_ms();
+    let command = prepare(&state, &user.actor, &original.body, stamp_ms).and_then(|action| {
+        let idempotency = idempotency_tag(&original.headers, &original.uri, &original.body)?;
+        Ok(Command { stamp_ms, actor: user.actor.clone(), idempotency, action })
+    });
+    match command {
+        Ok(command) => write(&state, original, command, status).await,
+        Err(error) => error.into_response(),
+    }
+}
+
+pub async fn create(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    handle_write(state, uri, headers, body, StatusCode::CREATED, |_, actor, body, _| {
+        let request: CreateTaskRequest = parse_json(body)?;
+        let new_task = new_task(&request, actor)?;
+        validate::new_task(&new_task)?;
+        access::may_create(actor, new_task.origin_bureau)?;
+        Ok(Action::CreateTask(new_task))
+    })
+    .await
+}
+
+fn new_task(request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiError> {
+    let origin_bureau = match &request.origin_bureau {
+        Some(text) => api::parse_bureau("origin_bureau", text)?,
+        None => actor.bureau,
+    };
+    let assignee_bureau = request.assignee_bureau.as_deref().map(|t| api::parse_bureau("assignee_bureau", t)).transpose()?;
+    Ok(NewTask {
+        kind: api::parse_enum("kind", &request.kind, TaskKind::parse, TaskKind::names)?,
+        severity: api::parse_enum("severity", &request.severity, Severity::parse, Severity::names)?,
+        title: request.title.clone(),
+        description: request.description.clone(),
+        subject: api::parse_subject(&request.subject)?,
+        source: api::parse_enum("source", &request.source, Source::parse, Source::names)?,
+        origin_bureau,
+        assignee_bureau,
+    })
+}
+
+fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
+    text.parse::<u64>().ok().filter(|id| *id > 0).map(TaskId).ok_or_else(|| ApiError::Invalid {
+        code: "invalid_task_id",
+        message: format!("{text:?} is not a task id"),
+    })
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_write(state, uri, headers, body, StatusCode::OK, |state, _, body, stamp_ms| {
+        let task = parse_task_id(&id)?;
+        // An empty body is an action with no fields (e.g. a plain ack).
+        let request: ActionRequest =
+            if body.iter().all(u8::is_ascii_whitespace) { ActionRequest::default() } else { parse_json(body)? };
+        let transition = transition(state, &action, &request, task, stamp_ms)?;
+        validate::note(&request.note, transition.requires_note())?;
+        Ok(Action::ChangeTask(TaskChange { task, expected_version: request.version, note: request.note, transition }))
+    })
+    .await
+}
+
+/// Builds the transition an action route asks for, refusing fields that do not belong to it.
+fn transition(
+    state: &AppState,
+    action: &str,
+    request: &ActionRequest,
+    task: TaskId,
+    stamp_ms: u64,
+) -> Result<Transition, ApiError> {
+    let unexpected = |field: &str| ApiError::Invalid {
+        code: "unexpected_field",
+        message: format!("{field} does not apply to {action}"),
+    };
+    if action != "dispatch" {
+        for (field, present) in [
+            ("assignee_bureau", request.assignee_bureau.is_some()),
+            ("ack_deadline", request.ack_deadline.is_some()),
+            ("complete_deadline", request.complete_deadline.is_some()),
+        ] {
+            if present {
+                return Err(unexpected(field));
+            }
+        }
+    }
+    if action != "complete" && request.outcome.is_some() {
+        return Err(unexpected("outcome"));
+    }
+    Ok(match action {
+        "dispatch" => dispatch(state, request, task, stamp_ms)?,
+        "ack" => Transition::Ack,
+        "feedback" => Transition::Feedback,
+        "complete" => {
+            let outcome = request.outcome.as_deref().ok_or_else(|| ApiError::Invalid {
+                code: "missing_field",
+                message: format!("outcome is required to complete; one of {}", CompletionOutcome::names()),
+            })?;
+            Transition::Complete {
+                outcome: api::parse_enum("outcome", outcome, CompletionOutcome::parse, CompletionOutcome::names)?,
+            }
+        }
+        "close" => Transition::Close,
+        "return" => Transition::Return,
+        "cancel" => Transition::Cancel,
+        "forward" => {
+            return Err(ApiError::Unavailable {
+                code: "not_implemented",
+                message: "cross-region forwarding is not available yet in this version".into(),
+            })
+        }
+        _ => return Err(ApiError::NoRoute),
+    })
+}
+
+fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| ApiError::NotFound(format!("task {task} does not exist")))?;
+    let assignee = match (&request.assignee_bureau, current.assignee_bureau) {
+        (Some(text), _) => api::parse_bureau("assignee_bureau", text)?,
+        (None, Some(intended)) => intended,
+        (None, None) => {
+            return Err(ApiError::Invalid { code: "missing_field", message: "assignee_bureau is required to dispatch".into() })
+        }
+    };
+    let (ack_within_ms, complete_within_ms) = default_deadlines_ms(current.kind);
+    let deadline = |field: &str, text: &Option<String>, default_ms: u64| match text {
+        None => Ok(default_ms),
+        Some(text) => time::parse_ms(text).ok_or_else(|| ApiError::invalid_field(field, format!("{text:?} is not an RFC 3339 time"))),
+    };
+    let ack_deadline_ms = deadline("ack_deadline", &request.ack_deadline, stamp_ms + ack_within_ms)?;
+    let complete_deadline_ms = deadline("complete_deadline", &request.complete_deadline, stamp_ms + complete_within_ms)?;
+    validate::dispatch(current.origin_bureau, assignee, stamp_ms, ack_deadline_ms, complete_deadline_ms)
+        .map_err(ApiError::from)?;
+    Ok(Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms })
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only tasks whose origin or assignee lies in this bureau's subtree.
+    bureau: Option<String>,
+    /// Comma-separated states.
+    state: Option<String>,
+    kind: Option<String>,
+    overdue: Option<bool>,
+    cursor: Option<String>,
+    limit: Option<usize>,
+    consistency: Option<String>,
+}
+
+fn parse_query<T: serde::de::DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
+    match raw {
+        None => Ok(T::default()),
+        Some(raw) => serde_urlencoded::from_str(&raw)
+            .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() }),
+    }
+}
+
+pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let answer = async {
+        let user = state.users.authenticate(&headers)?.clone();
+        let query: ListQuery = parse_query(raw)?;
+        let bureau: Option<BureauCode> = query.bureau.as_deref().map(|t| api::parse_bureau("bureau", t)).transpose()?;
+        let states: Option<Vec<TaskState>> = query
+            .state
+            .as_deref()
+            .map(|text| text.split(',').map(|s| api::parse_enum("state", s, TaskState::parse, TaskState::names)).collect())
+            .transpose()?;
+        let kind = query.kind.as_deref().map(|k| api::parse_enum("kind", k, TaskKind::parse, TaskKind::names)).transpose()?;
+        let cursor = query.cursor.as_deref().map(parse_task_id).transpose()?;
+        let limit = query.limit.unwrap_or(LIST_PAGE_DEFAULT);
+        if limit == 0 || limit > LIST_PAGE_MAX {
+            return Err(ApiError::invalid_field("limit", format!("must be between 1 and {LIST_PAGE_MAX}")));
+        }
+        barrier(&state, Consistency::parse(query.consistency.as_deref())?).await?;
+
+        let now_ms = time::now_ms();
+        let regions = Regions::get();
+        let in_bureau = |code: BureauCode| bureau.is_none_or(|b| regions.is_within(code, b));
+        let replica = state.store.read();
+        let mut tasks = Vec::new();
+        let mut next_cursor = None;
+        for task in replica.ledger.tasks_newest_first(cursor) {
+            let matches = access::can_see(&user.actor, task)
+                && (in_bureau(task.origin_bureau) || task.assignee_bureau.is_some_and(in_bureau))
+                && states.as_ref().is_none_or(|s| s.contains(&task.state))
+                && kind.is_none_or(|k| k == task.kind)
+                && query.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms));
+            if !matches {
+                continue;
+            }
+            if tasks.len() == limit {
+                next_cursor = tasks.last().map(|t: &api::TaskJson| t.id.to_string());
+                break;
+            }
+            tasks.push(api::task_json(task, now_ms));
+        }
+        Ok(Json(TaskPage { tasks, next_cursor }))
+    };
+    match answer.await {
+        Ok(page) => page.into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetailQuery {
+    consistency: Option<String>,
+}
+
+pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let answer = async {
+        let user = state.users.authenticate(&headers)?.clone();
+        let id = parse_task_id(&id)?;
+        let query: DetailQuery = parse_query(raw)?;
+        barrier(&state, Consistency::parse(query.consistency.as_deref())?).await?;
+        let replica = state.store.read();
+        // A task the caller may not see is reported as absent, so ids do not leak other bureaus' work.
+        let task = replica
+            .ledger
+            .task(id)
+            .filter(|task| access::can_see(&user.actor, task))
+            .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
+        Ok::<_, ApiError>(Json(api::task_json(task, time::now_ms())))
+    };
+    match answer.await {
+        Ok(task) => task.into_response(),
+        Err(error) => error.into_response(),
+    }
+}

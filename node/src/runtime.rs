@@ -1,0 +1,115 @@
+//! Starting and stopping one node: open storage, start Raft, serve HTTP, initialise the group
+//! on first start, and shut everything down in order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use cluster::ledger::BureauCode;
+use cluster::raft::network::PeerNetwork;
+use cluster::raft::{LedgerStore, LogStore, Raft};
+use config::limits::PEER_CONNECT_TIMEOUT;
+use config::{NodeConfig, UsersFile};
+use openraft::{BasicNode, SnapshotPolicy};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Users;
+use crate::batcher::Batcher;
+use crate::state::AppState;
+
+/// Snapshot chunks are sent one RPC each; this bounds one chunk's transfer time on loopback.
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
+/// Entries per AppendEntries RPC. Entries are batches already; this keeps one RPC well under
+/// the heartbeat interval, which is also the RPC timeout in openraft 0.9.
+const REPLICATION_ENTRIES_MAX: u64 = 64;
+
+fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
+    let tuning = &config.raft;
+    let raft = openraft::Config {
+        cluster_name: format!("xietong-{}", config.group.bureau),
+        heartbeat_interval: tuning.heartbeat_ms,
+        election_timeout_min: tuning.election_timeout_min_ms,
+        election_timeout_max: tuning.election_timeout_max_ms,
+        install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+        max_payload_entries: REPLICATION_ENTRIES_MAX,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_every_entries),
+        max_in_snapshot_log_to_keep: tuning.keep_entries_after_snapshot,
+        purge_batch_size: 256,
+        ..Default::default()
+    };
+    raft.validate().context("invalid Raft settings")
+}
+
+/// Runs one node until `shutdown` fires.
+pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let group_bureau = BureauCode::parse_known(&config.group.bureau)
+        .with_context(|| format!("group.bureau {} is not a region code", config.group.bureau))?;
+    let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;
+    let log = LogStore::open(&config.data_dir.join("log")).context("opening the Raft log")?;
+    let store = LedgerStore::open(&config.data_dir.join("snapshot")).context("opening the ledger snapshot")?;
+    let peers = PeerNetwork::new(PEER_CONNECT_TIMEOUT);
+    let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), peers.clone(), log.clone(), store.clone())
+        .await
+        .context("starting Raft")?;
+
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let batcher_shutdown = CancellationToken::new();
+    let (batcher, batcher_task) = Batcher::start(raft.clone(), batcher_shutdown.clone());
+    let member_addrs: BTreeMap<u64, String> = config.group.members.iter().map(|m| (m.id, m.addr.clone())).collect();
+    let state = AppState {
+        node_id: config.id,
+        group_bureau,
+        raft: raft.clone(),
+        store,
+        log,
+        batcher,
+        users: Arc::new(users),
+        peers,
+        member_addrs: Arc::new(member_addrs.clone()),
+        forward_http: reqwest::Client::builder()
+            .connect_timeout(PEER_CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .context("building the forwarding client")?,
+        digest_cache: Arc::new(Mutex::new(None)),
+    };
+    let app = crate::routes::router(state);
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app).with_graceful_shutdown(async move { server_shutdown.cancelled().await }).await
+    });
+    tracing::info!(node = config.id, listen = %config.listen, group = %group_bureau, "node serving");
+
+    initialize_once(&raft, config.id, &member_addrs).await?;
+
+    shutdown.cancelled().await;
+    tracing::info!(node = config.id, "shutting down");
+    server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    batcher_shutdown.cancel();
+    batcher_task.await.context("the batcher task failed")?;
+    raft.shutdown().await.map_err(|e| anyhow::anyhow!("Raft shutdown: {e}"))?;
+    Ok(())
+}
+
+/// On the very first start, the lowest-numbered member forms the group with every configured
+/// member; the others wait to hear from it. After that, the membership is in the log.
+async fn initialize_once(raft: &Raft, node_id: u64, members: &BTreeMap<u64, String>) -> anyhow::Result<()> {
+    if raft.is_initialized().await.map_err(|e| anyhow::anyhow!("{e}"))? {
+        return Ok(());
+    }
+    if members.keys().next() != Some(&node_id) {
+        return Ok(());
+    }
+    let nodes: BTreeMap<u64, BasicNode> = members.iter().map(|(id, addr)| (*id, BasicNode::new(addr))).collect();
+    match raft.initialize(nodes).await {
+        Ok(()) => {
+            let ids: BTreeSet<_> = members.keys().collect();
+            tracing::info!(?ids, "formed the group");
+            Ok(())
+        }
+        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+        Err(error) => Err(anyhow::anyhow!("initializing the group: {error}")),
+    }
+}

@@ -1,0 +1,49 @@
+//! `AppState`: what every HTTP handler of a node shares. Cheap to clone.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use cluster::ledger::BureauCode;
+use cluster::raft::network::PeerNetwork;
+use cluster::raft::{LedgerStore, LogStore, NodeId, Raft};
+use openraft::ServerState;
+
+use crate::auth::Users;
+use crate::batcher::Batcher;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub node_id: NodeId,
+    /// The bureau whose command centre this group serves.
+    pub group_bureau: BureauCode,
+    pub raft: Raft,
+    pub store: LedgerStore,
+    pub log: LogStore,
+    pub batcher: Batcher,
+    pub users: Arc<Users>,
+    pub peers: PeerNetwork,
+    /// Member addresses from config, used when metrics do not name the leader's node.
+    pub member_addrs: Arc<BTreeMap<NodeId, String>>,
+    /// Client for forwarding writes to the leader (keep-alive, shared).
+    pub forward_http: reqwest::Client,
+    /// The ledger digest is a full scan; keep the last one with the index it belongs to.
+    pub digest_cache: Arc<Mutex<Option<(Option<u64>, String)>>>,
+}
+
+/// This node's current view of who leads, from Raft metrics (a routing hint only).
+pub struct LeaderHint {
+    pub is_self: bool,
+    pub leader: Option<(NodeId, String)>,
+}
+
+impl AppState {
+    pub fn leader_hint(&self) -> LeaderHint {
+        let metrics = self.raft.metrics().borrow().clone();
+        let is_self = metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id);
+        let leader = metrics.current_leader.and_then(|id| {
+            let from_membership = metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone());
+            from_membership.or_else(|| self.member_addrs.get(&id).cloned()).map(|addr| (id, addr))
+        });
+        LeaderHint { is_self, leader }
+    }
+}

@@ -1,0 +1,159 @@
+//! The write path: propose on this node if it leads, otherwise forward the original HTTP
+//! request to the leader and relay its answer.
+//!
+//! Forwarding re-sends the client's own request (token, Idempotency-Key, body), so the leader
+//! authenticates, validates and stamps it itself. A hop counter stops loops while leadership
+//! moves. During an election the write waits (bounded) for a leader to be known.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use cluster::ledger::{Command, CommandResult};
+use config::limits::{FORWARD_HOPS_MAX, LEADER_WAIT, REQUEST_TIMEOUT};
+use tokio::time::Instant;
+
+use crate::api::ApiError;
+use crate::batcher::ProposeError;
+use crate::state::AppState;
+
+pub const HOPS_HEADER: &str = "x-xietong-forward-hops";
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+/// The parts of the client's request needed to forward it unchanged.
+pub struct OriginalRequest {
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl OriginalRequest {
+    fn hops(&self) -> u32 {
+        self.headers.get(HOPS_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+    }
+}
+
+pub enum WriteOutcome {
+    /// Applied (or refused) by the ledger through this node.
+    Local(CommandResult),
+    /// The leader's answer, relayed as it came.
+    Relayed(Response),
+}
+
+/// How often to look at Raft metrics while waiting for a leader.
+const LEADER_POLL: Duration = Duration::from_millis(20);
+
+pub async fn propose_or_forward(
+    state: &AppState,
+    original: &OriginalRequest,
+    command: Command,
+) -> Result<WriteOutcome, ApiError> {
+    let deadline = Instant::now() + LEADER_WAIT;
+    loop {
+        let hint = state.leader_hint();
+        if hint.is_self {
+            match state.batcher.propose(command.clone()).await {
+                Ok(result) => return Ok(WriteOutcome::Local(result)),
+                // Not appended: leadership moved just now. Look again.
+                Err(ProposeError::NotLeader) => {}
+                Err(ProposeError::Overloaded) => {
+                    return Err(ApiError::Unavailable {
+                        code: "overloaded",
+                        message: "the proposal queue is full; retry shortly".into(),
+                    })
+                }
+                Err(ProposeError::Failed(message)) => {
+                    return Err(ApiError::OutcomeUnknown(format!(
+                        "the write may or may not have been committed ({message}); retry with the same Idempotency-Key"
+                    )))
+                }
+            }
+        } else if let Some((leader_id, addr)) = hint.leader.filter(|(id, _)| *id != state.node_id) {
+            if original.hops() >= FORWARD_HOPS_MAX {
+                return Err(ApiError::Unavailable {
+                    code: "no_leader",
+                    message: format!("leadership is moving (forwarded {} times); retry shortly", original.hops()),
+                });
+            }
+            match forward(state, original, leader_id, &addr).await {
+                Ok(response) => return Ok(WriteOutcome::Relayed(response)),
+                // Nothing was delivered: the leader just died. Wait for the next one.
+                Err(None) => {}
+                Err(Some(error)) => return Err(error),
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ApiError::Unavailable {
+                code: "no_leader",
+                message: "no leader is known for this group (election under way); retry shortly".into(),
+            });
+        }
+        tokio::time::sleep(LEADER_POLL).await;
+    }
+}
+
+/// When another node is known to lead, sends the request there before doing any local work
+/// that depends on this node's (possibly lagging) ledger. `None`: handle it here.
+pub async fn forward_if_follower(state: &AppState, original: &OriginalRequest) -> Option<Response> {
+    let hint = state.leader_hint();
+    if hint.is_self || original.hops() >= FORWARD_HOPS_MAX {
+        return None;
+    }
+    let (leader_id, addr) = hint.leader.filter(|(id, _)| *id != state.node_id)?;
+    match forward(state, original, leader_id, &addr).await {
+        Ok(response) => Some(response),
+        Err(None) => None,
+        Err(Some(error)) => Some(error.into_response()),
+    }
+}
+
+/// Sends the request to the leader. `Err(None)` means the connection was refused, so the
+/// request certainly did not arrive and may be sent elsewhere.
+async fn forward(
+    state: &AppState,
+    original: &OriginalRequest,
+    leader_id: u64,
+    addr: &str,
+) -> Result<Response, Option<ApiError>> {
+    let path = original.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = state
+        .forward_http
+        .post(format!("http://{addr}{path}"))
+        .timeout(REQUEST_TIMEOUT)
+        .header(HOPS_HEADER, (original.hops() + 1).to_string())
+        .body(original.body.clone());
+    for name in [axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE] {
+        if let Some(value) = original.headers.get(&name) {
+            request = request.header(name, value);
+        }
+    }
+    if let Some(value) = original.headers.get(IDEMPOTENCY_HEADER) {
+        request = request.header(IDEMPOTENCY_HEADER, value);
+    }
+    let response = request.send().await.map_err(|error| {
+        if error.is_connect() {
+            None
+        } else {
+            Some(ApiError::OutcomeUnknown(format!(
+                "forwarding to the leader (node {leader_id}) failed ({error}); retry with the same Idempotency-Key"
+            )))
+        }
+    })?;
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut headers = HeaderMap::new();
+    for (name, value) in response.headers() {
+        if name == "content-type" || name == "retry-after" || name.as_str().starts_with("x-xietong") || name == "idempotent-replayed" {
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+                headers.insert(name.clone(), value);
+            }
+        }
+    }
+    let body = response.bytes().await.map_err(|error| {
+        Some(ApiError::OutcomeUnknown(format!(
+            "the leader's answer was cut off ({error}); retry with the same Idempotency-Key"
+        )))
+    })?;
+    headers.insert("x-xietong-served-by", HeaderValue::from(leader_id));
+    Ok((status, headers, body).into_response())
+}
