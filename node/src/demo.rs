@@ -15,16 +15,23 @@ use tokio_util::sync::CancellationToken;
 use crate::api::TaskJson;
 
 const COMMAND_TOKEN: &str = "demo-gd-command-0001";
-/// Assignee bureaus and the demo token that acts for each.
-const ASSIGNEES: &[(&str, &str, &str)] = &[
-    ("440106", "天河区", "demo-tianhe-op-0005"),
-    ("440104", "越秀区", "demo-yuexiu-op-0006"),
-    ("440111", "白云区", "demo-baiyun-op-0007"),
-    ("440305", "南山区", "demo-nanshan-op-0008"),
-    ("440304", "福田区", "demo-futian-op-0009"),
-    ("440100", "广州市", "demo-gz-command-0003"),
-    ("440300", "深圳市", "demo-sz-command-0004"),
-    ("441900", "东莞市", "demo-dongguan-cmd-0010"),
+/// An assignee bureau of the demo and the demo user that acts for it.
+struct Assignee {
+    code: &'static str,
+    area: &'static str,
+    city: &'static str,
+    token: &'static str,
+}
+
+const ASSIGNEES: &[Assignee] = &[
+    Assignee { code: "440106", area: "天河区", city: "广州", token: "demo-tianhe-op-0005" },
+    Assignee { code: "440104", area: "越秀区", city: "广州", token: "demo-yuexiu-op-0006" },
+    Assignee { code: "440111", area: "白云区", city: "广州", token: "demo-baiyun-op-0007" },
+    Assignee { code: "440305", area: "南山区", city: "深圳", token: "demo-nanshan-op-0008" },
+    Assignee { code: "440304", area: "福田区", city: "深圳", token: "demo-futian-op-0009" },
+    Assignee { code: "440100", area: "广州市", city: "广州", token: "demo-gz-command-0003" },
+    Assignee { code: "440300", area: "深圳市", city: "深圳", token: "demo-sz-command-0004" },
+    Assignee { code: "441900", area: "东莞市", city: "东莞", token: "demo-dongguan-cmd-0010" },
 ];
 /// A new matter every this often.
 const NEW_TASK_EVERY: Duration = Duration::from_secs(4);
@@ -35,14 +42,20 @@ const PENDING_ACTIONS_MAX: usize = 2_000;
 
 const TRADE_NAMES: &[&str] = &["恒信", "粤兴", "华润达", "金穗", "南粤", "鹏程", "海岸", "荔湾", "云峰", "盛世", "嘉禾", "宏图"];
 const INDUSTRIES: &[&str] = &["贸易", "食品", "餐饮管理", "电子科技", "医疗器械", "美容服务", "建材", "网络科技", "药房", "家电销售"];
-const STREETS: &[&str] = &["天河路", "中山大道", "环市东路", "深南大道", "科技园南路", "东莞大道", "白云大道", "北京路"];
+fn streets(city: &str) -> &'static [&'static str] {
+    match city {
+        "广州" => &["天河路", "中山大道", "环市东路", "白云大道", "北京路"],
+        "深圳" => &["深南大道", "科技园南路", "福华路", "滨海大道"],
+        _ => &["东莞大道", "鸿福路", "莞城大道"],
+    }
+}
 
 fn pick<'a, T>(items: &'a [T]) -> &'a T {
     &items[fastrand::usize(..items.len())]
 }
 
-fn company(area: &str) -> String {
-    format!("{}市{}{}有限公司", area.trim_end_matches('市'), pick(TRADE_NAMES), pick(INDUSTRIES))
+fn company(city: &str) -> String {
+    format!("{city}市{}{}有限公司", pick(TRADE_NAMES), pick(INDUSTRIES))
 }
 
 /// A USCC that passes the check character, registered by the given region.
@@ -141,8 +154,9 @@ impl Feed {
     }
 
     async fn new_task(&mut self) {
-        let (assignee, area, _) = *pick(ASSIGNEES);
-        let entity = company(area);
+        let assignee = pick(ASSIGNEES);
+        let (area, code) = (assignee.area, assignee.code);
+        let entity = company(assignee.city);
         let (kind, severity, source, title) = matter(area, &entity);
         let created = self
             .post(
@@ -151,8 +165,8 @@ impl Feed {
                 json!({
                     "kind": kind, "severity": severity, "source": source, "title": title,
                     "description": format!("{area}辖区，请按时限签收并核查处置。"),
-                    "subject": {"uscc": uscc(assignee), "name": entity, "region_code": assignee,
-                                "address": format!("{area}{}{}号", pick(STREETS), fastrand::u16(1..900))},
+                    "subject": {"uscc": uscc(code), "name": entity, "region_code": code,
+                                "address": format!("{}市{area}{}{}号", assignee.city, pick(streets(assignee.city)), fastrand::u16(1..900))},
                 }),
             )
             .await;
@@ -162,7 +176,7 @@ impl Feed {
         let ack_deadline = crate::api::time::format_ms(now + fastrand::u64(60_000..180_000));
         let complete_deadline = crate::api::time::format_ms(now + fastrand::u64(300_000..900_000));
         let path = format!("/api/v1/tasks/{}/dispatch", task.id);
-        let body = json!({"assignee_bureau": assignee, "version": task.version,
+        let body = json!({"assignee_bureau": code, "version": task.version,
                           "ack_deadline": ack_deadline, "complete_deadline": complete_deadline,
                           "note": "请按时限签收办理"});
         if self.post(COMMAND_TOKEN, &path, body).await.is_some() {
@@ -178,7 +192,7 @@ impl Feed {
     async fn perform(&mut self, task_id: u64, step: Step) {
         let Some(task) = self.get(COMMAND_TOKEN, task_id).await else { return };
         let Some(assignee) = task.assignee_bureau.as_deref() else { return };
-        let Some(&(_, _, token)) = ASSIGNEES.iter().find(|(code, _, _)| *code == assignee) else { return };
+        let Some(token) = ASSIGNEES.iter().find(|a| a.code == assignee).map(|a| a.token) else { return };
         let path = |action: &str| format!("/api/v1/tasks/{task_id}/{action}");
         match step {
             Step::Ack => {

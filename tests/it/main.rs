@@ -1,1 +1,5 @@
+//! Scenario tests against real `xietong` processes. One test binary, one module per feature.
 
+mod bad_input;
+mod failover;
+mod task_api;

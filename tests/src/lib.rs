@@ -1,1 +1,307 @@
+//! `TestCluster`: a bureau group of real `xietong` processes on loopback, for scenario tests.
+//!
+//! Each node is started from its own config file in a fresh temp dir, on ports the kernel
+//! handed out. Tests reach nodes only through the public HTTP API and the handles here
+//! (`kill`, `restart`). Every wait has a deadline and a description, and reports the last
+//! state it saw. Dropping the cluster kills the processes it started, by PID.
 
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use node::api::{ClusterView, TaskJson, TaskPage};
+use tempfile::TempDir;
+
+pub const COMMAND_TOKEN: &str = "demo-gd-command-0001";
+pub const TIANHE_OPERATOR_TOKEN: &str = "demo-tianhe-op-0005";
+pub const LEADER_TOKEN: &str = "demo-gd-leader-0002";
+
+/// Builds the `xietong` binary once per test process (a no-op when it is up to date) and
+/// returns its path, next to this test binary in the same target profile directory.
+pub fn xietong_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Ok(path) = std::env::var("XIETONG_BIN") {
+            return PathBuf::from(path);
+        }
+        let exe = std::env::current_exe().expect("the test binary knows its path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+        let target_dir = profile_dir.parent().expect("target/<profile>");
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--quiet", "-p", "node", "--bin", "xietong", "--profile", profile])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .status()
+            .expect("running cargo build for the xietong binary");
+        assert!(status.success(), "building xietong failed");
+        profile_dir.join("xietong")
+    })
+}
+
+/// Polls `probe` every 50 ms until it yields `Some`, or panics at the deadline with `what`
+/// and the last observation.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = match probe().await {
+            Ok(value) => return value,
+            Err(observed) => observed,
+        };
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("addr").port()
+}
+
+pub struct TestNode {
+    pub id: u64,
+    pub addr: String,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+pub struct TestCluster {
+    dir: TempDir,
+    pub nodes: Vec<TestNode>,
+    pub http: reqwest::Client,
+}
+
+/// Settings a scenario may change; the defaults make snapshots and log purges happen within
+/// a few hundred writes, so tests exercise them.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    pub size: u64,
+    pub snapshot_every_entries: u64,
+    pub keep_entries_after_snapshot: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> ClusterOptions {
+        ClusterOptions { size: 3, snapshot_every_entries: 64, keep_entries_after_snapshot: 16 }
+    }
+}
+
+impl TestCluster {
+    pub async fn start() -> TestCluster {
+        TestCluster::start_with(ClusterOptions::default()).await
+    }
+
+    pub async fn start_with(options: ClusterOptions) -> TestCluster {
+        let binary = xietong_binary();
+        assert!(binary.exists(), "{} is missing", binary.display());
+        let dir = tempfile::Builder::new().prefix("xietong-it-").tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("users.toml"), node_users()).expect("users file");
+        let addrs: Vec<String> = (0..options.size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let members: String = addrs
+            .iter()
+            .enumerate()
+            .map(|(i, addr)| format!("[[group.members]]\nid = {}\naddr = \"{addr}\"\n\n", i + 1))
+            .collect();
+        let mut nodes = Vec::new();
+        for (index, addr) in addrs.iter().enumerate() {
+            let id = index as u64 + 1;
+            let config = dir.path().join(format!("node{id}.toml"));
+            let text = format!(
+                "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n\n\
+                 [group]\nbureau = \"440000\"\n\n{members}\
+                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\n",
+                options.snapshot_every_entries, options.keep_entries_after_snapshot
+            );
+            std::fs::write(&config, text).expect("node config");
+            let log = dir.path().join(format!("node{id}.log"));
+            nodes.push(TestNode { id, addr: addr.clone(), config, log, child: None });
+        }
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
+        let mut cluster = TestCluster { dir, nodes, http };
+        for id in 1..=options.size {
+            cluster.spawn(id);
+        }
+        cluster.wait_for_leader().await;
+        cluster
+    }
+
+    pub fn node(&self, id: u64) -> &TestNode {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    pub fn addr(&self, id: u64) -> &str {
+        &self.node(id).addr
+    }
+
+    pub fn url(&self, id: u64, path: &str) -> String {
+        format!("http://{}{path}", self.addr(id))
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn spawn(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        assert!(node.child.is_none(), "node {id} is already running");
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
+        let child = Command::new(xietong_binary())
+            .arg("node")
+            .arg("--config")
+            .arg(&node.config)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning a node");
+        node.child = Some(child);
+    }
+
+    /// SIGKILL: no shutdown path runs, exactly like a crash of the process.
+    pub fn kill(&mut self, id: u64) {
+        let node = &mut self.nodes[(id - 1) as usize];
+        let mut child = node.child.take().unwrap_or_else(|| panic!("node {id} is not running"));
+        kill_by_pid(child.id(), libc::SIGKILL);
+        child.wait().expect("reaping a killed node");
+    }
+
+    pub fn restart(&mut self, id: u64) {
+        self.spawn(id);
+    }
+
+    pub fn running(&self) -> impl Iterator<Item = u64> + '_ {
+        self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id)
+    }
+
+    pub async fn view(&self, id: u64) -> Result<ClusterView, String> {
+        let response = self
+            .http
+            .get(self.url(id, "/api/v1/cluster"))
+            .bearer_auth(COMMAND_TOKEN)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .map_err(|e| format!("node {id}: {e}"))?;
+        response.json().await.map_err(|e| format!("node {id}: {e}"))
+    }
+
+    /// Waits until a running node reports itself leader and the others agree; returns its id.
+    pub async fn wait_for_leader(&self) -> u64 {
+        let running: Vec<u64> = self.running().collect();
+        wait_until("one leader that every running node knows", Duration::from_secs(30), || async {
+            let mut views = Vec::new();
+            for &id in &running {
+                views.push(self.view(id).await?);
+            }
+            let leader = views[0].leader_id.ok_or("no leader known")?;
+            let agreed = views.iter().all(|v| v.leader_id == Some(leader));
+            let leader_says_so = views.iter().any(|v| v.node_id == leader && v.role == "leader");
+            if agreed && leader_says_so {
+                Ok(leader)
+            } else {
+                Err(format!("{:?}", views.iter().map(|v| (v.node_id, &v.role, v.leader_id)).collect::<Vec<_>>()))
+            }
+        })
+        .await
+    }
+
+    /// Waits until every running node has applied the same index with the same digest.
+    pub async fn wait_for_convergence(&self) -> ClusterView {
+        let running: Vec<u64> = self.running().collect();
+        wait_until("every running node at the same applied index and digest", Duration::from_secs(60), || async {
+            let mut views = Vec::new();
+            for &id in &running {
+                views.push(self.view(id).await?);
+            }
+            let first = &views[0];
+            let same = views.iter().all(|v| v.applied_index == first.applied_index && v.digest == first.digest);
+            let caught_up = views.iter().all(|v| v.applied_index >= v.commit_index && v.commit_index.is_some());
+            if same && caught_up {
+                Ok(first.clone())
+            } else {
+                let seen: Vec<_> = views.iter().map(|v| (v.node_id, v.applied_index, v.digest.get(..8).map(str::to_owned))).collect();
+                Err(format!("{seen:?}"))
+            }
+        })
+        .await
+    }
+
+    /// Every task visible to the provincial command user on node `id`, all pages.
+    pub async fn all_tasks(&self, id: u64) -> Vec<TaskJson> {
+        let mut tasks = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut url = self.url(id, "/api/v1/tasks?limit=500");
+            if let Some(c) = &cursor {
+                url.push_str(&format!("&cursor={c}"));
+            }
+            let page: TaskPage = self
+                .http
+                .get(url)
+                .bearer_auth(COMMAND_TOKEN)
+                .send()
+                .await
+                .expect("listing tasks")
+                .json()
+                .await
+                .expect("a task page");
+            tasks.extend(page.tasks);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return tasks,
+            }
+        }
+    }
+
+    /// The last lines of a node's log, for failure messages.
+    pub fn log_tail(&self, id: u64) -> String {
+        let text = std::fs::read_to_string(&self.node(id).log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                kill_by_pid(child.id(), libc::SIGKILL);
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn kill_by_pid(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) on a child this harness spawned and has not yet reaped.
+    unsafe {
+        libc::kill(pid as libc::pid_t, signal);
+    }
+}
+
+/// The demo users: tests authenticate with the same tokens `xietong up` prints.
+fn node_users() -> &'static str {
+    include_str!("../../config/dev/users.toml")
+}
+
+/// A valid create request with a distinctive title.
+pub fn create_body(title: &str) -> serde_json::Value {
+    serde_json::json!({
+        "kind": "lead",
+        "severity": "high",
+        "title": title,
+        "description": "测试线索",
+        "subject": {"uscc": "91350100M000100Y43", "name": "广州市某某贸易有限公司", "region_code": "440106", "address": "广州市天河区天河路1号"},
+        "source": "complaint",
+    })
+}

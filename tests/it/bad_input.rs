@@ -1,0 +1,120 @@
+//! Bad inputs of every kind get the documented JSON error and leave the ledger unchanged.
+
+use serde_json::{json, Value};
+use tests::{create_body, TestCluster, COMMAND_TOKEN, LEADER_TOKEN};
+
+struct Case {
+    name: &'static str,
+    token: Option<&'static str>,
+    path: &'static str,
+    body: Vec<u8>,
+    status: u16,
+    code: &'static str,
+}
+
+fn with(mutate: impl FnOnce(&mut Value)) -> Vec<u8> {
+    let mut body = create_body("坏输入测试");
+    mutate(&mut body);
+    serde_json::to_vec(&body).expect("json")
+}
+
+fn cases() -> Vec<Case> {
+    let case = |name, path, body, status, code| Case { name, token: Some(COMMAND_TOKEN), path, body, status, code };
+    vec![
+        case("malformed json", "/api/v1/tasks", b"{\"kind\": ".to_vec(), 400, "invalid_json"),
+        case("not an object", "/api/v1/tasks", b"[1,2,3]".to_vec(), 400, "invalid_json"),
+        case("unknown field", "/api/v1/tasks", with(|b| b["priority"] = json!("urgent")), 400, "invalid_json"),
+        case("unknown subject field", "/api/v1/tasks", with(|b| b["subject"]["phone"] = json!("138")), 400, "invalid_json"),
+        case("missing title", "/api/v1/tasks", with(|b| { b.as_object_mut().expect("object").remove("title"); }), 400, "invalid_json"),
+        case("bad kind", "/api/v1/tasks", with(|b| b["kind"] = json!("rumour")), 400, "invalid_enum"),
+        case("bad severity", "/api/v1/tasks", with(|b| b["severity"] = json!("URGENT")), 400, "invalid_enum"),
+        case("bad source", "/api/v1/tasks", with(|b| b["source"] = json!("hotline")), 400, "invalid_enum"),
+        case("wrong type", "/api/v1/tasks", with(|b| b["kind"] = json!(3)), 400, "invalid_json"),
+        case("bad check character", "/api/v1/tasks", with(|b| b["subject"]["uscc"] = json!("91350100M000100Y44")), 400, "invalid_uscc"),
+        case("lowercase uscc", "/api/v1/tasks", with(|b| b["subject"]["uscc"] = json!("91350100m000100y43")), 400, "invalid_uscc"),
+        case("short uscc", "/api/v1/tasks", with(|b| b["subject"]["uscc"] = json!("9135010")), 400, "invalid_uscc"),
+        case("uscc with Z", "/api/v1/tasks", with(|b| b["subject"]["uscc"] = json!("91350100M000100Y4Z")), 400, "invalid_uscc"),
+        case("unknown region", "/api/v1/tasks", with(|b| b["subject"]["region_code"] = json!("440199")), 400, "invalid_region_code"),
+        case("malformed region", "/api/v1/tasks", with(|b| b["subject"]["region_code"] = json!("44-106")), 400, "invalid_region_code"),
+        case("assignee outside jurisdiction", "/api/v1/tasks", with(|b| b["assignee_bureau"] = json!("110105")), 400, "invalid_field"),
+        case("empty title", "/api/v1/tasks", with(|b| b["title"] = json!("   ")), 400, "invalid_field"),
+        case("title too long", "/api/v1/tasks", with(|b| b["title"] = json!("长".repeat(201))), 400, "invalid_field"),
+        case("oversized body", "/api/v1/tasks", with(|b| b["description"] = json!("x".repeat(70 * 1024))), 413, "body_too_large"),
+        case("bad action", "/api/v1/tasks/1/approve", b"{}".to_vec(), 404, "no_route"),
+        case("bad task id", "/api/v1/tasks/abc/ack", b"{}".to_vec(), 400, "invalid_task_id"),
+        case("unknown action field", "/api/v1/tasks/1/ack", br#"{"notes":"x"}"#.to_vec(), 400, "invalid_json"),
+        case("outcome on ack", "/api/v1/tasks/1/ack", br#"{"outcome":"warned"}"#.to_vec(), 400, "unexpected_field"),
+        case("bad outcome", "/api/v1/tasks/1/complete", br#"{"outcome":"fined"}"#.to_vec(), 400, "invalid_enum"),
+        case("missing outcome", "/api/v1/tasks/1/complete", b"{}".to_vec(), 400, "missing_field"),
+        case("return without reason", "/api/v1/tasks/1/return", b"{}".to_vec(), 400, "invalid_field"),
+        case("bad deadline", "/api/v1/tasks/1/dispatch", br#"{"assignee_bureau":"440106","ack_deadline":"tomorrow"}"#.to_vec(), 400, "invalid_field"),
+        Case { name: "no token", token: None, path: "/api/v1/tasks", body: with(|_| {}), status: 401, code: "unauthorized" },
+        Case { name: "unknown token", token: Some("not-a-real-token-123"), path: "/api/v1/tasks", body: with(|_| {}), status: 401, code: "unauthorized" },
+        Case { name: "leadership writes", token: Some(LEADER_TOKEN), path: "/api/v1/tasks", body: with(|_| {}), status: 403, code: "forbidden" },
+    ]
+}
+
+/// Sends every bad request to every node (leader and followers) and checks that the error is
+/// the documented one and that no node's ledger moved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_get_documented_errors_and_change_nothing() {
+    let cluster = TestCluster::start().await;
+    // One real task, so the action routes have something to refer to.
+    let created = cluster
+        .http
+        .post(cluster.url(1, "/api/v1/tasks"))
+        .bearer_auth(COMMAND_TOKEN)
+        .json(&create_body("参照任务"))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let before = cluster.wait_for_convergence().await;
+
+    for node in 1..=3 {
+        for case in cases() {
+            let mut request = cluster.http.post(cluster.url(node, case.path)).header("content-type", "application/json").body(case.body);
+            if let Some(token) = case.token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or_else(|e| panic!("{}: error body is JSON: {e}", case.name));
+            assert_eq!(status, case.status, "{} on node {node}: {body}", case.name);
+            assert_eq!(body["error"]["code"], case.code, "{} on node {node}: {body}", case.name);
+            assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}: a message", case.name);
+        }
+    }
+
+    let after = cluster.wait_for_convergence().await;
+    assert_eq!(after.applied_index, before.applied_index, "no entry was proposed for a bad input");
+    assert_eq!(after.digest, before.digest);
+    assert_eq!(after.task_count, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_queries_are_refused() {
+    let cluster = TestCluster::start().await;
+    for (query, code) in [
+        ("?state=open", "invalid_enum"),
+        ("?kind=rumour", "invalid_enum"),
+        ("?bureau=999999", "invalid_region_code"),
+        ("?limit=0", "invalid_field"),
+        ("?limit=100000", "invalid_field"),
+        ("?sort=asc", "invalid_query"),
+        ("?overdue=maybe", "invalid_query"),
+        ("?consistency=eventual", "invalid_enum"),
+        ("?cursor=x", "invalid_task_id"),
+    ] {
+        let response = cluster
+            .http
+            .get(cluster.url(2, &format!("/api/v1/tasks{query}")))
+            .bearer_auth(COMMAND_TOKEN)
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(response.status(), 400, "{query}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], code, "{query}: {body}");
+    }
+}

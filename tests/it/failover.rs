@@ -1,0 +1,165 @@
+//! Durability across a leader crash: concurrent writes spread over all nodes, the leader is
+//! killed with SIGKILL in the middle, and every acknowledged write must be present exactly
+//! once on all three nodes after the killed node restarts and catches up.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use node::api::TaskJson;
+use tests::{create_body, TestCluster, COMMAND_TOKEN};
+use tokio::sync::Semaphore;
+
+const WRITES: usize = 500;
+const CONCURRENCY: usize = 32;
+/// A client retries a failed write on the next node with the same key, this many times.
+const ATTEMPTS_MAX: usize = 8;
+
+/// Sends one create, trying the nodes in turn from `first`, with one Idempotency-Key for all
+/// attempts. Returns the task id once any node answered 2xx.
+async fn create_with_retries(http: reqwest::Client, addrs: Arc<Vec<String>>, first: usize, index: usize) -> Option<u64> {
+    let title = format!("故障切换测试-{index:04}");
+    let key = format!("failover-{index}");
+    for attempt in 0..ATTEMPTS_MAX {
+        let addr = &addrs[(first + attempt) % addrs.len()];
+        let response = http
+            .post(format!("http://{addr}/api/v1/tasks"))
+            .bearer_auth(COMMAND_TOKEN)
+            .header("Idempotency-Key", &key)
+            .json(&create_body(&title))
+            .send()
+            .await;
+        if let Ok(response) = response {
+            if response.status().is_success() {
+                let task: TaskJson = response.json().await.ok()?;
+                assert_eq!(task.title, title);
+                return Some(task.id);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100 * (attempt as u64 + 1))).await;
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_a_leader_kill() {
+    let mut cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let addrs = Arc::new((1..=3).map(|id| cluster.addr(id).to_owned()).collect::<Vec<_>>());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+
+    let slots = Arc::new(Semaphore::new(CONCURRENCY));
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::channel::<(usize, u64)>(WRITES);
+    let mut writers = tokio::task::JoinSet::new();
+    for index in 0..WRITES {
+        let permit = slots.clone().acquire_owned().await.expect("semaphore");
+        let (http, addrs, acked_tx) = (http.clone(), addrs.clone(), acked_tx.clone());
+        writers.spawn(async move {
+            if let Some(id) = create_with_retries(http, addrs, index % 3, index).await {
+                acked_tx.send((index, id)).await.expect("collector alive");
+            }
+            drop(permit);
+        });
+        // Kill the leader once a good share of the writes is under way.
+        if index == WRITES * 2 / 5 {
+            cluster.kill(leader);
+        }
+    }
+    drop(acked_tx);
+    while writers.join_next().await.is_some() {}
+    let mut acked = BTreeMap::new();
+    while let Some((index, id)) = acked_rx.recv().await {
+        acked.insert(index, id);
+    }
+    assert!(acked.len() >= WRITES * 9 / 10, "most writes are acknowledged despite the crash: {}", acked.len());
+
+    cluster.restart(leader);
+    let converged = cluster.wait_for_convergence().await;
+    for id in 1..=3 {
+        let tasks = cluster.all_tasks(id).await;
+        let mut by_title: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for task in &tasks {
+            by_title.entry(task.title.as_str()).or_default().push(task.id);
+        }
+        for (index, task_id) in &acked {
+            let title = format!("故障切换测试-{index:04}");
+            assert_eq!(by_title.get(title.as_str()), Some(&vec![*task_id]), "node {id}: write {index} present once");
+        }
+        assert!(by_title.values().all(|ids| ids.len() == 1), "node {id}: no write was applied twice");
+        assert_eq!(tasks.len(), converged.task_count);
+    }
+    // The restarted node recovered from its own disk and caught up (by log or snapshot).
+    let view = cluster.view(leader).await.expect("restarted node answers");
+    assert_eq!(view.digest, converged.digest, "{}", cluster.log_tail(leader));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_retry_after_failover_writes_one_task() {
+    let mut cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let title = "幂等重试测试";
+    let http = cluster.http.clone();
+    let urls: Vec<String> = (1..=3).map(|id| cluster.url(id, "/api/v1/tasks")).collect();
+    let send = |id: u64| {
+        http.post(&urls[(id - 1) as usize])
+            .bearer_auth(COMMAND_TOKEN)
+            .header("Idempotency-Key", "retry-across-failover-1")
+            .json(&create_body(title))
+            .send()
+    };
+    let first = send(leader).await.expect("first attempt");
+    assert_eq!(first.status(), 201);
+    let first: TaskJson = first.json().await.expect("task");
+
+    cluster.kill(leader);
+    let other = (1..=3).find(|id| *id != leader).expect("another node");
+    let retry = send(other).await.expect("retry on another node");
+    assert_eq!(retry.status(), 201);
+    assert_eq!(retry.headers().get("idempotent-replayed").map(|v| v.to_str().ok()), Some(Some("true")));
+    let retried: TaskJson = retry.json().await.expect("task");
+    assert_eq!(retried.id, first.id);
+    assert_eq!(retried.version, first.version);
+
+    // The same key with a different body is refused rather than answered with the wrong task.
+    let reused = cluster
+        .http
+        .post(cluster.url(other, "/api/v1/tasks"))
+        .bearer_auth(COMMAND_TOKEN)
+        .header("Idempotency-Key", "retry-across-failover-1")
+        .json(&create_body("另一个请求"))
+        .send()
+        .await
+        .expect("reused key");
+    assert_eq!(reused.status(), 409);
+    let body: serde_json::Value = reused.json().await.expect("error body");
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+
+    let tasks = cluster.all_tasks(other).await;
+    assert_eq!(tasks.iter().filter(|t| t.title == title).count(), 1);
+}
+
+/// The same keyed request sent at once to all three nodes: whichever copies reach the leader
+/// first, the ledger applies one and answers the others with its stored result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_on_different_nodes_write_one_task() {
+    let cluster = TestCluster::start().await;
+    for round in 0..20 {
+        let title = format!("并发重复-{round}");
+        let key = format!("concurrent-duplicate-{round}");
+        let mut sends = tokio::task::JoinSet::new();
+        for id in 1..=3 {
+            let request = cluster
+                .http
+                .post(cluster.url(id, "/api/v1/tasks"))
+                .bearer_auth(COMMAND_TOKEN)
+                .header("Idempotency-Key", &key)
+                .json(&create_body(&title));
+            sends.spawn(async move { request.send().await.expect("send").json::<TaskJson>().await.expect("task").id });
+        }
+        let ids: Vec<u64> = sends.join_all().await;
+        assert!(ids.iter().all(|id| *id == ids[0]), "round {round}: every copy got the same task: {ids:?}");
+    }
+    cluster.wait_for_convergence().await;
+    let tasks = cluster.all_tasks(1).await;
+    assert_eq!(tasks.len(), 20, "one task per key");
+}
