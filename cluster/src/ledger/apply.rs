@@ -5,6 +5,7 @@
 //! reaches the same state and the same results.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,7 +32,9 @@ type IdempotencyScope = (String, String);
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
-    tasks: BTreeMap<TaskId, Task>,
+    /// Tasks behind `Arc`: a snapshot copy of the ledger shares them instead of deep-copying,
+    /// and a change copies only the task it touches (`Arc::make_mut`).
+    tasks: BTreeMap<TaskId, Arc<Task>>,
     /// The id the next created task gets.
     next_task_id: u64,
     /// The largest stamp applied so far; the ledger's clock never runs backwards.
@@ -49,13 +52,13 @@ impl Ledger {
     }
 
     pub fn task(&self, id: TaskId) -> Option<&Task> {
-        self.tasks.get(&id)
+        self.tasks.get(&id).map(Arc::as_ref)
     }
 
     /// All tasks, newest first, starting below `before` when given.
     pub fn tasks_newest_first(&self, before: Option<TaskId>) -> impl Iterator<Item = &Task> {
         let upper = before.map_or(u64::MAX, |id| id.0);
-        self.tasks.range(..TaskId(upper)).rev().map(|(_, task)| task)
+        self.tasks.range(..TaskId(upper)).rev().map(|(_, task)| task.as_ref())
     }
 
     pub fn task_count(&self) -> usize {
@@ -151,6 +154,7 @@ impl Ledger {
                 outcome: None,
             }],
         };
+        let task = Arc::new(task);
         let previous = self.tasks.insert(id, task.clone());
         assert!(previous.is_none(), "task ids are never reused");
         Ok(Applied { task, replayed: false })
@@ -159,7 +163,8 @@ impl Ledger {
     fn change(&mut self, stamp_ms: u64, actor: &Actor, change: &TaskChange) -> CommandResult {
         validate::actor(actor)?;
         validate::note(&change.note, change.transition.requires_note())?;
-        let task = self.tasks.get_mut(&change.task).ok_or(Rejection::TaskNotFound(change.task))?;
+        let shared = self.tasks.get_mut(&change.task).ok_or(Rejection::TaskNotFound(change.task))?;
+        let task: &Task = shared;
         if !access::can_see(actor, task) {
             return Err(Rejection::Forbidden(format!("task {} is not visible to bureau {}", task.id, actor.bureau)));
         }
@@ -184,6 +189,7 @@ impl Ledger {
         }
 
         // Every check passed: from here on the change is made in full.
+        let task = Arc::make_mut(shared);
         let mut entry = TimelineEntry {
             version: task.version + 1,
             at_ms: stamp_ms,
@@ -227,7 +233,7 @@ impl Ledger {
         task.updated_at_ms = stamp_ms;
         task.timeline.push(entry);
         assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
-        Ok(Applied { task: task.clone(), replayed: false })
+        Ok(Applied { task: shared.clone(), replayed: false })
     }
 
     fn remember(&mut self, scope: IdempotencyScope, fingerprint: [u8; 32], stamp_ms: u64, result: CommandResult) {

@@ -139,7 +139,8 @@ pub enum Rejection {
 /// What a command did: the task as it stands after the change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
-    pub task: Task,
+    /// Shared with the ledger: answering does not copy the task.
+    pub task: std::sync::Arc<Task>,
     /// True when this is the stored answer to an earlier request with the same idempotency key;
     /// nothing was written this time.
     pub replayed: bool,
