@@ -25,6 +25,8 @@ pub const LIST_PAGE_MAX: usize = 500;
 pub const LIST_PAGE_DEFAULT: usize = 50;
 /// Members of one group: 3 is the design; 5 is allowed for a larger centre.
 pub const GROUP_MEMBERS_MAX: usize = 7;
+/// Async worker threads of one node.
+pub const WORKER_THREADS_MAX: usize = 64;
 /// Connect timeout for peer RPC and forwarding on loopback.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 

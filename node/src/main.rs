@@ -32,22 +32,36 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        let on_signal = shutdown.clone();
-        tokio::spawn(async move {
-            wait_for_stop_signal().await;
-            on_signal.cancel();
-        });
-        match cli.command {
-            Commands::Up(args) => node::up::run(args, shutdown).await,
-            Commands::Node { config } => {
-                let (config, users) = config::NodeConfig::load(&config)?;
-                node::runtime::run(config, users, shutdown).await
-            }
+    match cli.command {
+        Commands::Up(args) => {
+            // The launcher only supervises children and feeds demo traffic: one thread is plenty.
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(with_stop_signal(|shutdown| node::up::run(args, shutdown)))
         }
-    })
+        Commands::Node { config } => {
+            let (config, users) = config::NodeConfig::load(&config)?;
+            let runtime = match config.worker_threads {
+                1 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+                threads => tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?,
+            };
+            runtime.block_on(with_stop_signal(|shutdown| node::runtime::run(config, users, shutdown)))
+        }
+    }
+}
+
+/// Runs `work` with a token that fires on Ctrl-C or SIGTERM.
+async fn with_stop_signal<F, Fut>(work: F) -> anyhow::Result<()>
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_stop_signal().await;
+        on_signal.cancel();
+    });
+    work(shutdown).await
 }
 
 async fn wait_for_stop_signal() {
