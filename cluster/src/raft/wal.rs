@@ -226,7 +226,8 @@ pub fn open(dir: &Path) -> io::Result<(WalWriter, Recovered)> {
     let next_sequence = sequences.last().map_or(1, |s| s + 1);
     let meta = Meta { vote: recovered.vote, committed: recovered.committed, purged: recovered.purged };
     let current = start_segment(dir, next_sequence, &meta)?;
-    let mut thread_state = IoThread { dir: dir.to_owned(), closed, current, meta, pending_delete: false };
+    let mut thread_state =
+        IoThread { dir: dir.to_owned(), closed, current, meta, pending_delete: false, synced_since_purge: false };
     thread_state.delete_purged_segments()?;
 
     let (sender, receiver) = mpsc::sync_channel(IO_QUEUE_DEPTH);
@@ -294,6 +295,8 @@ struct IoThread {
     meta: Meta,
     /// A purge was recorded; delete covered segments after the next sync.
     pending_delete: bool,
+    /// The purge record is durable: covered segments may now be deleted.
+    synced_since_purge: bool,
 }
 
 impl IoThread {
@@ -327,6 +330,13 @@ impl IoThread {
                 tracing::error!(%error, "WAL write failed; the log store stops");
                 return;
             }
+            // Deleting whole segments can take milliseconds; do it after the callers heard back.
+            if self.synced_since_purge {
+                if let Err(error) = self.delete_purged_segments() {
+                    tracing::error!(%error, "deleting purged WAL segments failed; the log store stops");
+                    return;
+                }
+            }
         }
     }
 
@@ -354,9 +364,7 @@ impl IoThread {
         }
         if sync {
             self.current.file.sync_data()?;
-            if self.pending_delete {
-                self.delete_purged_segments()?;
-            }
+            self.synced_since_purge |= self.pending_delete;
         }
         Ok(())
     }
@@ -374,6 +382,7 @@ impl IoThread {
     /// (or a later checkpoint) is durable.
     fn delete_purged_segments(&mut self) -> io::Result<()> {
         self.pending_delete = false;
+        self.synced_since_purge = false;
         let purged_index = match self.meta.purged {
             Some(purged) => purged.index,
             None => return Ok(()),
