@@ -115,10 +115,7 @@ fn body(sequence: u64) -> serde_json::Value {
 }
 
 async fn write_once(http: &reqwest::Client, args: &Args, target: &str, sequence: u64) -> Result<(), String> {
-    let mut request = http
-        .post(format!("http://{target}/api/v1/tasks"))
-        .bearer_auth(&args.token)
-        .json(&body(sequence));
+    let mut request = http.post(format!("http://{target}/api/v1/tasks")).bearer_auth(&args.token).json(&body(sequence));
     if args.idempotency_keys {
         request = request.header("Idempotency-Key", format!("load-{}-{sequence}", std::process::id()));
     }
@@ -194,7 +191,8 @@ async fn main() -> anyhow::Result<()> {
                 if in_flight.load(Ordering::Relaxed) >= OPEN_LOOP_IN_FLIGHT_MAX {
                     recorder.record(next, Err("generator_overloaded".into()));
                 } else {
-                    let (http, args, recorder, in_flight) = (http.clone(), args.clone(), recorder.clone(), in_flight.clone());
+                    let (http, args, recorder, in_flight) =
+                        (http.clone(), args.clone(), recorder.clone(), in_flight.clone());
                     let target = targets[(n % targets.len() as u64) as usize].clone();
                     let scheduled = next;
                     in_flight.fetch_add(1, Ordering::Relaxed);

@@ -40,8 +40,10 @@ const SEED_TASKS: usize = 24;
 /// Pending demo actions kept at most; the feed stops scheduling more beyond this.
 const PENDING_ACTIONS_MAX: usize = 2_000;
 
-const TRADE_NAMES: &[&str] = &["恒信", "粤兴", "华润达", "金穗", "南粤", "鹏程", "海岸", "荔湾", "云峰", "盛世", "嘉禾", "宏图"];
-const INDUSTRIES: &[&str] = &["贸易", "食品", "餐饮管理", "电子科技", "医疗器械", "美容服务", "建材", "网络科技", "药房", "家电销售"];
+const TRADE_NAMES: &[&str] =
+    &["恒信", "粤兴", "华润达", "金穗", "南粤", "鹏程", "海岸", "荔湾", "云峰", "盛世", "嘉禾", "宏图"];
+const INDUSTRIES: &[&str] =
+    &["贸易", "食品", "餐饮管理", "电子科技", "医疗器械", "美容服务", "建材", "网络科技", "药房", "家电销售"];
 fn streets(city: &str) -> &'static [&'static str] {
     match city {
         "广州" => &["天河路", "中山大道", "环市东路", "白云大道", "北京路"],
@@ -50,7 +52,7 @@ fn streets(city: &str) -> &'static [&'static str] {
     }
 }
 
-fn pick<'a, T>(items: &'a [T]) -> &'a T {
+fn pick<T>(items: &[T]) -> &T {
     &items[fastrand::usize(..items.len())]
 }
 
@@ -83,12 +85,28 @@ fn matter(area: &str, entity: &str) -> (&'static str, &'static str, &'static str
             ("lead", *pick(&["normal", "high", "normal"]), source, format!("{entity}{what}"))
         }
         35..=59 => {
-            let what = *pick(&["预包装食品抽检不合格风险提示", "电动自行车充电器质量安全风险预警", "燃气具产品质量风险提示", "儿童玩具小零件风险提示", "节日市场价格异常波动预警"]);
+            let what = *pick(&[
+                "预包装食品抽检不合格风险提示",
+                "电动自行车充电器质量安全风险预警",
+                "燃气具产品质量风险提示",
+                "儿童玩具小零件风险提示",
+                "节日市场价格异常波动预警",
+            ]);
             ("risk_alert", *pick(&["normal", "high"]), "big_data", format!("{area}{what}"))
         }
         60..=69 => {
-            let what = *pick(&["学校食堂疑似食物中毒事件", "商场电梯困人事故", "网红餐厅食品安全舆情", "农贸市场病死猪肉流入事件"]);
-            ("emergency", *pick(&["high", "critical"]), *pick(&["public_opinion", "media", "third_party"]), format!("{area}{what}"))
+            let what = *pick(&[
+                "学校食堂疑似食物中毒事件",
+                "商场电梯困人事故",
+                "网红餐厅食品安全舆情",
+                "农贸市场病死猪肉流入事件",
+            ]);
+            (
+                "emergency",
+                *pick(&["high", "critical"]),
+                *pick(&["public_opinion", "media", "third_party"]),
+                format!("{area}{what}"),
+            )
         }
         70..=79 => ("assignment", "normal", "assignment", format!("关于核查{entity}投诉举报件的交办")),
         80..=89 => ("referral", "high", "referral", format!("公安机关移送：{entity}涉嫌生产销售伪劣产品")),
@@ -196,7 +214,8 @@ impl Feed {
         let path = |action: &str| format!("/api/v1/tasks/{task_id}/{action}");
         match step {
             Step::Ack => {
-                if self.post(token, &path("ack"), json!({"version": task.version, "note": "已签收"})).await.is_some() {
+                if self.post(token, &path("ack"), json!({"version": task.version, "note": "已签收"})).await.is_some()
+                {
                     let next = if fastrand::bool() { Step::Feedback } else { Step::Complete };
                     self.schedule(Duration::from_secs(fastrand::u64(20..240)), task_id, next);
                 }
@@ -221,7 +240,8 @@ impl Feed {
                         self.schedule(Duration::from_secs(fastrand::u64(30..180)), task_id, Step::Complete);
                     }
                 } else {
-                    self.post(COMMAND_TOKEN, &path("close"), json!({"version": task.version, "note": "审核通过"})).await;
+                    self.post(COMMAND_TOKEN, &path("close"), json!({"version": task.version, "note": "审核通过"}))
+                        .await;
                 }
             }
         }

@@ -52,9 +52,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         .await
         .context("starting Raft")?;
 
-    let listener = tokio::net::TcpListener::bind(&config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let batcher_shutdown = CancellationToken::new();
     let (batcher, batcher_task) = Batcher::start(raft.clone(), batcher_shutdown.clone());
     let member_addrs: BTreeMap<u64, String> = config.group.members.iter().map(|m| (m.id, m.addr.clone())).collect();

@@ -11,6 +11,9 @@ use openraft::ServerState;
 use crate::auth::Users;
 use crate::batcher::Batcher;
 
+/// A ledger digest and the applied index it was computed at.
+pub type DigestAtIndex = (Option<u64>, String);
+
 #[derive(Clone)]
 pub struct AppState {
     pub node_id: NodeId,
@@ -27,7 +30,7 @@ pub struct AppState {
     /// Client for forwarding writes to the leader (keep-alive, shared).
     pub forward_http: reqwest::Client,
     /// The ledger digest is a full scan; keep the last one with the index it belongs to.
-    pub digest_cache: Arc<Mutex<Option<(Option<u64>, String)>>>,
+    pub digest_cache: Arc<Mutex<Option<DigestAtIndex>>>,
 }
 
 /// This node's current view of who leads, from Raft metrics (a routing hint only).

@@ -41,7 +41,8 @@ pub fn write_topology(data_dir: &Path, base_port: u16) -> anyhow::Result<Vec<Pat
     std::fs::write(data_dir.join("users.toml"), config::DEV_USERS_TOML)?;
     let mut members = String::new();
     for index in 0..GROUP_SIZE {
-        let _ = writeln!(members, "[[group.members]]\nid = {}\naddr = \"127.0.0.1:{}\"\n", index + 1, base_port + index);
+        let _ =
+            writeln!(members, "[[group.members]]\nid = {}\naddr = \"127.0.0.1:{}\"\n", index + 1, base_port + index);
     }
     let mut paths = Vec::new();
     for index in 0..GROUP_SIZE {
@@ -66,16 +67,17 @@ struct NodeProcess {
 
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let base_port = args.base_port;
-    anyhow::ensure!(base_port.checked_add(GROUP_SIZE).is_some(), "--base-port {base_port} leaves no room for {GROUP_SIZE} ports");
+    anyhow::ensure!(
+        base_port.checked_add(GROUP_SIZE).is_some(),
+        "--base-port {base_port} leaves no room for {GROUP_SIZE} ports"
+    );
     let configs = write_topology(&args.data_dir, base_port)?;
     let exe = std::env::current_exe().context("locating the xietong binary")?;
     let mut nodes = Vec::new();
     for (index, config) in configs.iter().enumerate() {
         let id = index as u16 + 1;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(args.data_dir.join(format!("node{id}.log")))?;
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(args.data_dir.join(format!("node{id}.log")))?;
         let child = Command::new(&exe)
             .arg("node")
             .arg("--config")
@@ -113,7 +115,10 @@ async fn wait_until_ready(addrs: &[String], shutdown: &CancellationToken) -> any
                 return Ok(());
             }
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "the group did not elect a leader within {STARTUP_TIMEOUT:?}; see the node logs");
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the group did not elect a leader within {STARTUP_TIMEOUT:?}; see the node logs"
+        );
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
             () = shutdown.cancelled() => anyhow::bail!("stopped before the group was ready"),

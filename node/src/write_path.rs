@@ -143,7 +143,11 @@ async fn forward(
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut headers = HeaderMap::new();
     for (name, value) in response.headers() {
-        if name == "content-type" || name == "retry-after" || name.as_str().starts_with("x-xietong") || name == "idempotent-replayed" {
+        if name == "content-type"
+            || name == "retry-after"
+            || name.as_str().starts_with("x-xietong")
+            || name == "idempotent-replayed"
+        {
             if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
                 headers.insert(name.clone(), value);
             }

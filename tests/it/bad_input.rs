@@ -24,22 +24,78 @@ fn cases() -> Vec<Case> {
         case("malformed json", "/api/v1/tasks", b"{\"kind\": ".to_vec(), 400, "invalid_json"),
         case("not an object", "/api/v1/tasks", b"[1,2,3]".to_vec(), 400, "invalid_json"),
         case("unknown field", "/api/v1/tasks", with(|b| b["priority"] = json!("urgent")), 400, "invalid_json"),
-        case("unknown subject field", "/api/v1/tasks", with(|b| b["subject"]["phone"] = json!("138")), 400, "invalid_json"),
-        case("missing title", "/api/v1/tasks", with(|b| { b.as_object_mut().expect("object").remove("title"); }), 400, "invalid_json"),
+        case(
+            "unknown subject field",
+            "/api/v1/tasks",
+            with(|b| b["subject"]["phone"] = json!("138")),
+            400,
+            "invalid_json",
+        ),
+        case(
+            "missing title",
+            "/api/v1/tasks",
+            with(|b| {
+                b.as_object_mut().expect("object").remove("title");
+            }),
+            400,
+            "invalid_json",
+        ),
         case("bad kind", "/api/v1/tasks", with(|b| b["kind"] = json!("rumour")), 400, "invalid_enum"),
         case("bad severity", "/api/v1/tasks", with(|b| b["severity"] = json!("URGENT")), 400, "invalid_enum"),
         case("bad source", "/api/v1/tasks", with(|b| b["source"] = json!("hotline")), 400, "invalid_enum"),
         case("wrong type", "/api/v1/tasks", with(|b| b["kind"] = json!(3)), 400, "invalid_json"),
-        case("bad check character", "/api/v1/tasks", with(|b| b["subject"]["uscc"] = json!("91350100M000100Y44")), 400, "invalid_uscc"),
-        case("lowercase uscc", "/api/v1/tasks", with(|b| b["subject"]["uscc"] = json!("91350100m000100y43")), 400, "invalid_uscc"),
+        case(
+            "bad check character",
+            "/api/v1/tasks",
+            with(|b| b["subject"]["uscc"] = json!("91350100M000100Y44")),
+            400,
+            "invalid_uscc",
+        ),
+        case(
+            "lowercase uscc",
+            "/api/v1/tasks",
+            with(|b| b["subject"]["uscc"] = json!("91350100m000100y43")),
+            400,
+            "invalid_uscc",
+        ),
         case("short uscc", "/api/v1/tasks", with(|b| b["subject"]["uscc"] = json!("9135010")), 400, "invalid_uscc"),
-        case("uscc with Z", "/api/v1/tasks", with(|b| b["subject"]["uscc"] = json!("91350100M000100Y4Z")), 400, "invalid_uscc"),
-        case("unknown region", "/api/v1/tasks", with(|b| b["subject"]["region_code"] = json!("440199")), 400, "invalid_region_code"),
-        case("malformed region", "/api/v1/tasks", with(|b| b["subject"]["region_code"] = json!("44-106")), 400, "invalid_region_code"),
-        case("assignee outside jurisdiction", "/api/v1/tasks", with(|b| b["assignee_bureau"] = json!("110105")), 400, "invalid_field"),
+        case(
+            "uscc with Z",
+            "/api/v1/tasks",
+            with(|b| b["subject"]["uscc"] = json!("91350100M000100Y4Z")),
+            400,
+            "invalid_uscc",
+        ),
+        case(
+            "unknown region",
+            "/api/v1/tasks",
+            with(|b| b["subject"]["region_code"] = json!("440199")),
+            400,
+            "invalid_region_code",
+        ),
+        case(
+            "malformed region",
+            "/api/v1/tasks",
+            with(|b| b["subject"]["region_code"] = json!("44-106")),
+            400,
+            "invalid_region_code",
+        ),
+        case(
+            "assignee outside jurisdiction",
+            "/api/v1/tasks",
+            with(|b| b["assignee_bureau"] = json!("110105")),
+            400,
+            "invalid_field",
+        ),
         case("empty title", "/api/v1/tasks", with(|b| b["title"] = json!("   ")), 400, "invalid_field"),
         case("title too long", "/api/v1/tasks", with(|b| b["title"] = json!("长".repeat(201))), 400, "invalid_field"),
-        case("oversized body", "/api/v1/tasks", with(|b| b["description"] = json!("x".repeat(70 * 1024))), 413, "body_too_large"),
+        case(
+            "oversized body",
+            "/api/v1/tasks",
+            with(|b| b["description"] = json!("x".repeat(70 * 1024))),
+            413,
+            "body_too_large",
+        ),
         case("bad action", "/api/v1/tasks/1/approve", b"{}".to_vec(), 404, "no_route"),
         case("bad task id", "/api/v1/tasks/abc/ack", b"{}".to_vec(), 400, "invalid_task_id"),
         case("unknown action field", "/api/v1/tasks/1/ack", br#"{"notes":"x"}"#.to_vec(), 400, "invalid_json"),
@@ -47,10 +103,37 @@ fn cases() -> Vec<Case> {
         case("bad outcome", "/api/v1/tasks/1/complete", br#"{"outcome":"fined"}"#.to_vec(), 400, "invalid_enum"),
         case("missing outcome", "/api/v1/tasks/1/complete", b"{}".to_vec(), 400, "missing_field"),
         case("return without reason", "/api/v1/tasks/1/return", b"{}".to_vec(), 400, "invalid_field"),
-        case("bad deadline", "/api/v1/tasks/1/dispatch", br#"{"assignee_bureau":"440106","ack_deadline":"tomorrow"}"#.to_vec(), 400, "invalid_field"),
-        Case { name: "no token", token: None, path: "/api/v1/tasks", body: with(|_| {}), status: 401, code: "unauthorized" },
-        Case { name: "unknown token", token: Some("not-a-real-token-123"), path: "/api/v1/tasks", body: with(|_| {}), status: 401, code: "unauthorized" },
-        Case { name: "leadership writes", token: Some(LEADER_TOKEN), path: "/api/v1/tasks", body: with(|_| {}), status: 403, code: "forbidden" },
+        case(
+            "bad deadline",
+            "/api/v1/tasks/1/dispatch",
+            br#"{"assignee_bureau":"440106","ack_deadline":"tomorrow"}"#.to_vec(),
+            400,
+            "invalid_field",
+        ),
+        Case {
+            name: "no token",
+            token: None,
+            path: "/api/v1/tasks",
+            body: with(|_| {}),
+            status: 401,
+            code: "unauthorized",
+        },
+        Case {
+            name: "unknown token",
+            token: Some("not-a-real-token-123"),
+            path: "/api/v1/tasks",
+            body: with(|_| {}),
+            status: 401,
+            code: "unauthorized",
+        },
+        Case {
+            name: "leadership writes",
+            token: Some(LEADER_TOKEN),
+            path: "/api/v1/tasks",
+            body: with(|_| {}),
+            status: 403,
+            code: "forbidden",
+        },
     ]
 }
 
@@ -73,13 +156,18 @@ async fn bad_inputs_get_documented_errors_and_change_nothing() {
 
     for node in 1..=3 {
         for case in cases() {
-            let mut request = cluster.http.post(cluster.url(node, case.path)).header("content-type", "application/json").body(case.body);
+            let mut request = cluster
+                .http
+                .post(cluster.url(node, case.path))
+                .header("content-type", "application/json")
+                .body(case.body);
             if let Some(token) = case.token {
                 request = request.bearer_auth(token);
             }
             let response = request.send().await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
             let status = response.status().as_u16();
-            let body: Value = response.json().await.unwrap_or_else(|e| panic!("{}: error body is JSON: {e}", case.name));
+            let body: Value =
+                response.json().await.unwrap_or_else(|e| panic!("{}: error body is JSON: {e}", case.name));
             assert_eq!(status, case.status, "{} on node {node}: {body}", case.name);
             assert_eq!(body["error"]["code"], case.code, "{} on node {node}: {body}", case.name);
             assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}: a message", case.name);

@@ -17,7 +17,12 @@ const ATTEMPTS_MAX: usize = 8;
 
 /// Sends one create, trying the nodes in turn from `first`, with one Idempotency-Key for all
 /// attempts. Returns the task id once any node answered 2xx.
-async fn create_with_retries(http: reqwest::Client, addrs: Arc<Vec<String>>, first: usize, index: usize) -> Option<u64> {
+async fn create_with_retries(
+    http: reqwest::Client,
+    addrs: Arc<Vec<String>>,
+    first: usize,
+    index: usize,
+) -> Option<u64> {
     let title = format!("故障切换测试-{index:04}");
     let key = format!("failover-{index}");
     for attempt in 0..ATTEMPTS_MAX {

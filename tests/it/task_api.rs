@@ -34,7 +34,8 @@ async fn a_task_goes_through_its_life_on_any_node() {
     assert_eq!((created.state.as_str(), created.version), ("created", 1));
     let id = created.id;
 
-    let (status, task) = act(&cluster, 3, COMMAND_TOKEN, id, "dispatch", json!({"assignee_bureau": "440106", "version": 1})).await;
+    let (status, task) =
+        act(&cluster, 3, COMMAND_TOKEN, id, "dispatch", json!({"assignee_bureau": "440106", "version": 1})).await;
     assert_eq!(status, 200, "{task}");
     assert_eq!(task["state"], "dispatched");
     assert!(task["ack_deadline"].is_string() && task["complete_deadline"].is_string());
@@ -43,13 +44,15 @@ async fn a_task_goes_through_its_life_on_any_node() {
     let yuexiu = "demo-yuexiu-op-0006";
     let (status, body) = act(&cluster, 1, yuexiu, id, "ack", json!({})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
-    let hidden = cluster.http.get(cluster.url(1, &format!("/api/v1/tasks/{id}"))).bearer_auth(yuexiu).send().await.expect("get");
+    let hidden =
+        cluster.http.get(cluster.url(1, &format!("/api/v1/tasks/{id}"))).bearer_auth(yuexiu).send().await.expect("get");
     assert_eq!(hidden.status(), 404);
 
     // A stale version is refused with 409 and changes nothing.
     let (status, body) = act(&cluster, 1, TIANHE_OPERATOR_TOKEN, id, "ack", json!({"version": 1})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("version_conflict")));
-    let (status, task) = act(&cluster, 1, TIANHE_OPERATOR_TOKEN, id, "ack", json!({"version": 2, "note": "已签收"})).await;
+    let (status, task) =
+        act(&cluster, 1, TIANHE_OPERATOR_TOKEN, id, "ack", json!({"version": 2, "note": "已签收"})).await;
     assert_eq!((status, task["state"].as_str()), (200, Some("acknowledged")));
     // Acknowledging twice is an illegal transition.
     let (status, body) = act(&cluster, 2, TIANHE_OPERATOR_TOKEN, id, "ack", json!({})).await;
@@ -110,7 +113,16 @@ async fn lists_filter_by_bureau_state_and_paginate() {
     let list = |query: String, token: &'static str| {
         let url = cluster.url(1, &format!("/api/v1/tasks?consistency=linearizable&{query}"));
         let http = cluster.http.clone();
-        async move { http.get(url).bearer_auth(token).send().await.expect("list").json::<node::api::TaskPage>().await.expect("page") }
+        async move {
+            http.get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("list")
+                .json::<node::api::TaskPage>()
+                .await
+                .expect("page")
+        }
     };
     let guangzhou = list("bureau=440100".into(), COMMAND_TOKEN).await;
     assert_eq!(guangzhou.tasks.len(), 4, "Guangzhou's subtree holds the Tianhe and Yuexiu tasks");

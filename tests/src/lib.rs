@@ -57,7 +57,10 @@ where
             Ok(value) => return value,
             Err(observed) => observed,
         };
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}; last seen: {last}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -228,7 +231,8 @@ impl TestCluster {
             if same && caught_up {
                 Ok(first.clone())
             } else {
-                let seen: Vec<_> = views.iter().map(|v| (v.node_id, v.applied_index, v.digest.get(..8).map(str::to_owned))).collect();
+                let seen: Vec<_> =
+                    views.iter().map(|v| (v.node_id, v.applied_index, v.digest.get(..8).map(str::to_owned))).collect();
                 Err(format!("{seen:?}"))
             }
         })

@@ -27,10 +27,7 @@ pub fn may_create(actor: &Actor, origin: BureauCode) -> Result<(), Rejection> {
         return Err(Rejection::Forbidden(format!("a {} user cannot create tasks", actor.role)));
     }
     if !within(origin, actor.bureau) {
-        return Err(Rejection::Forbidden(format!(
-            "bureau {} cannot create tasks for bureau {origin}",
-            actor.bureau
-        )));
+        return Err(Rejection::Forbidden(format!("bureau {} cannot create tasks for bureau {origin}", actor.bureau)));
     }
     Ok(())
 }

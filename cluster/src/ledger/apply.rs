@@ -95,10 +95,7 @@ impl Ledger {
         self.commands_applied += 1;
         self.expire_idempotency(stamp_ms);
 
-        let scope = command
-            .idempotency
-            .as_ref()
-            .map(|tag| ((command.actor.user.clone(), tag.key.clone()), tag));
+        let scope = command.idempotency.as_ref().map(|tag| ((command.actor.user.clone(), tag.key.clone()), tag));
         if let Some((scope, tag)) = &scope {
             if let Some(record) = self.idempotency.get(scope) {
                 return replay(record, tag);

@@ -83,10 +83,16 @@ pub struct TaskChange {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Transition {
     /// Give the task to `assignee` (again, for 改派), starting both deadline clocks.
-    Dispatch { assignee: BureauCode, ack_deadline_ms: u64, complete_deadline_ms: u64 },
+    Dispatch {
+        assignee: BureauCode,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+    },
     Ack,
     Feedback,
-    Complete { outcome: CompletionOutcome },
+    Complete {
+        outcome: CompletionOutcome,
+    },
     Close,
     Return,
     Cancel,

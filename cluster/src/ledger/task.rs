@@ -200,10 +200,8 @@ impl Task {
     /// deadline passed before the assignee completed. A read-side view, never stored.
     pub fn is_overdue_at(&self, now_ms: u64) -> bool {
         let ack_late = self.state == TaskState::Dispatched && self.ack_deadline_ms.is_some_and(|d| now_ms > d);
-        let completion_pending = matches!(
-            self.state,
-            TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned
-        );
+        let completion_pending =
+            matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned);
         let completion_late = completion_pending && self.complete_deadline_ms.is_some_and(|d| now_ms > d);
         ack_late || completion_late
     }

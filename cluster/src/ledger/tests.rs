@@ -156,7 +156,8 @@ fn stale_version_is_refused_and_changes_nothing() {
     let id = task_in_state(&mut ledger, TaskState::Dispatched);
     let version_at_dispatch = ledger.task(id).expect("task").version;
     // Meanwhile the dispatcher re-dispatches (改派) to another bureau.
-    step(&mut ledger, command(10_000, province_command(), change(id, dispatch_to("440103", 10_000)))).expect("re-dispatch");
+    step(&mut ledger, command(10_000, province_command(), change(id, dispatch_to("440103", 10_000))))
+        .expect("re-dispatch");
     let before = ledger.task(id).cloned();
     let late_ack = Action::ChangeTask(TaskChange {
         task: id,
@@ -198,7 +199,8 @@ fn dispatch_outside_the_subtree_or_with_bad_deadlines_is_refused() {
         ack_deadline_ms: t + HOUR_MS,
         complete_deadline_ms: t + 2 * HOUR_MS,
     };
-    let past = Transition::Dispatch { assignee: bureau("440106"), ack_deadline_ms: t - 1, complete_deadline_ms: t + HOUR_MS };
+    let past =
+        Transition::Dispatch { assignee: bureau("440106"), ack_deadline_ms: t - 1, complete_deadline_ms: t + HOUR_MS };
     let inverted = Transition::Dispatch {
         assignee: bureau("440106"),
         ack_deadline_ms: t + 2 * HOUR_MS,

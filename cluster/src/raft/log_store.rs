@@ -81,9 +81,7 @@ impl LogStore {
                 view.entries.insert(entry.log_id.index, entry);
             }
         }
-        self.writer
-            .submit_entries(frame, last, done)
-            .map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Write, e))
+        self.writer.submit_entries(frame, last, done).map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Write, e))
     }
 }
 

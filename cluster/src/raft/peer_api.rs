@@ -36,16 +36,14 @@ fn admit<Req: DeserializeOwned>(state: &PeerState, headers: &HeaderMap, body: &[
         let message = format!("this is node {}, not {:?}", state.node_id, target);
         return Err((StatusCode::MISDIRECTED_REQUEST, message).into_response());
     }
-    bincode::deserialize(body).map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable peer RPC: {e}")).into_response())
+    bincode::deserialize(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable peer RPC: {e}")).into_response())
 }
 
 fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response {
     let (status, bytes) = match result {
         Ok(value) => (StatusCode::OK, bincode::serialize(&value)),
-        Err(error) => (
-            StatusCode::from_u16(REMOTE_ERROR_STATUS).expect("a valid status"),
-            bincode::serialize(&error),
-        ),
+        Err(error) => (StatusCode::from_u16(REMOTE_ERROR_STATUS).expect("a valid status"), bincode::serialize(&error)),
     };
     match bytes {
         Ok(bytes) => (status, bytes).into_response(),

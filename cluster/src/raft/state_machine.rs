@@ -12,8 +12,8 @@ use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
-    StorageIOError, StoredMembership,
+    BasicNode, EntryPayload, ErrorSubject, ErrorVerb, OptionalSend, RaftSnapshotBuilder, SnapshotMeta, StorageIOError,
+    StoredMembership,
 };
 use tokio::sync::broadcast;
 
@@ -50,7 +50,11 @@ pub struct LedgerStore {
 
 type SnapshotMetaOf = SnapshotMeta<NodeId, BasicNode>;
 
-fn snapshot_error(meta: Option<&SnapshotMetaOf>, verb: ErrorVerb, error: impl std::error::Error + 'static) -> StorageError {
+fn snapshot_error(
+    meta: Option<&SnapshotMetaOf>,
+    verb: ErrorVerb,
+    error: impl std::error::Error + 'static,
+) -> StorageError {
     let subject = match meta {
         Some(meta) => ErrorSubject::Snapshot(Some(meta.signature())),
         None => ErrorSubject::Snapshot(None),
@@ -154,7 +158,8 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
                 let _ = done.send(result);
             })
             .map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, e))?;
-        let written = written.await.map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, io::Error::other(e)))?;
+        let written =
+            written.await.map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, io::Error::other(e)))?;
         let (meta, bytes) = written.map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, e))?;
         tracing::info!(last_log_id = ?meta.last_log_id, bytes = bytes.len(), "snapshot written");
         Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
@@ -243,7 +248,11 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
         let ledger = decode_ledger(&bytes).map_err(|e| snapshot_error(Some(meta), ErrorVerb::Read, e))?;
         let dir = self.snapshot_dir.clone();

@@ -79,11 +79,8 @@ fn a_torn_tail_is_cut_and_the_rest_survives() {
             append_durably(&mut store, (1..=5).map(|i| blank(1, i)).collect()).await;
         }
         // Simulate a crash in the middle of writing a record: half a frame at the end.
-        let newest = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .map(|e| e.expect("entry").path())
-            .max()
-            .expect("a segment");
+        let newest =
+            std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").path()).max().expect("a segment");
         let frame = wal::encode(&wal::Record::Entries(vec![blank(1, 6)])).expect("encode");
         std::fs::OpenOptions::new()
             .append(true)

@@ -35,12 +35,18 @@ const FRAME_HEADER_BYTES: usize = 8;
 
 #[derive(Serialize, Deserialize)]
 pub enum Record {
-    Checkpoint { vote: Option<Vote>, committed: Option<LogId>, purged: Option<LogId> },
+    Checkpoint {
+        vote: Option<Vote>,
+        committed: Option<LogId>,
+        purged: Option<LogId>,
+    },
     Vote(Vote),
     Committed(Option<LogId>),
     Entries(Vec<Entry>),
     /// Entries from this index on are removed.
-    Truncate { since: u64 },
+    Truncate {
+        since: u64,
+    },
     /// Entries up to and including this log id are removed.
     Purge(LogId),
 }

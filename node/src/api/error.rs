@@ -9,20 +9,29 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug)]
 pub enum ApiError {
     /// Malformed or invalid input: 400.
-    Invalid { code: &'static str, message: String },
+    Invalid {
+        code: &'static str,
+        message: String,
+    },
     /// No or unknown bearer token: 401.
     Unauthorized(String),
     /// Authenticated but not allowed: 403.
     Forbidden(String),
     NotFound(String),
     /// The request conflicts with the task's current state or version: 409.
-    Conflict { code: &'static str, message: String },
+    Conflict {
+        code: &'static str,
+        message: String,
+    },
     /// Body over the size limit: 413.
     TooLarge(String),
     /// Unknown route: 404 with code `no_route`.
     NoRoute,
     /// No leader is known (election under way) or queues are full: 503 with Retry-After.
-    Unavailable { code: &'static str, message: String },
+    Unavailable {
+        code: &'static str,
+        message: String,
+    },
     /// The write may or may not have committed (the leader changed under it): 503; retry with
     /// the same Idempotency-Key to learn the outcome.
     OutcomeUnknown(String),

@@ -188,7 +188,12 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
 }
 
 /// Parses a closed-enum field, naming the accepted values on failure.
-pub fn parse_enum<T>(field: &str, text: &str, parse: fn(&str) -> Option<T>, names: fn() -> String) -> Result<T, ApiError> {
+pub fn parse_enum<T>(
+    field: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+    names: fn() -> String,
+) -> Result<T, ApiError> {
     parse(text).ok_or_else(|| ApiError::Invalid {
         code: "invalid_enum",
         message: format!("{field}: {text:?} is not one of {}", names()),

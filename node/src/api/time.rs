@@ -21,10 +21,7 @@ pub fn parse_ms(text: &str) -> Option<u64> {
 /// The node's wall clock in Unix milliseconds: read once per accepted request and stamped
 /// into the command.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]

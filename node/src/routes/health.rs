@@ -34,9 +34,24 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
     };
     gauge(&mut out, "xietong_raft_term", "Current Raft term of this node.", raft.current_term);
-    gauge(&mut out, "xietong_raft_is_leader", "1 if this node leads its group.", u64::from(raft.state == ServerState::Leader));
-    gauge(&mut out, "xietong_raft_last_log_index", "Index of the last entry in this node's log.", raft.last_log_index.unwrap_or(0));
-    gauge(&mut out, "xietong_raft_applied_index", "Index of the last entry applied to the ledger.", raft.last_applied.map_or(0, |l| l.index));
+    gauge(
+        &mut out,
+        "xietong_raft_is_leader",
+        "1 if this node leads its group.",
+        u64::from(raft.state == ServerState::Leader),
+    );
+    gauge(
+        &mut out,
+        "xietong_raft_last_log_index",
+        "Index of the last entry in this node's log.",
+        raft.last_log_index.unwrap_or(0),
+    );
+    gauge(
+        &mut out,
+        "xietong_raft_applied_index",
+        "Index of the last entry applied to the ledger.",
+        raft.last_applied.map_or(0, |l| l.index),
+    );
     let replica = state.store.read();
     let _ = writeln!(
         out,

@@ -22,9 +22,9 @@ use crate::write_path::{forward_if_follower, propose_or_forward, OriginalRequest
 
 /// Reads the body up to the limit; a larger one is refused whole with 413.
 async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX).await.map_err(|_| {
-        ApiError::TooLarge(format!("the request body exceeds {REQUEST_BODY_BYTES_MAX} bytes"))
-    })
+    axum::body::to_bytes(body, REQUEST_BODY_BYTES_MAX)
+        .await
+        .map_err(|_| ApiError::TooLarge(format!("the request body exceeds {REQUEST_BODY_BYTES_MAX} bytes")))
 }
 
 fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -38,7 +38,9 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
     let key = value
         .to_str()
         .ok()
-        .filter(|k| !k.is_empty() && k.chars().count() <= IDEMPOTENCY_KEY_CHARS_MAX && k.chars().all(|c| c.is_ascii_graphic()))
+        .filter(|k| {
+            !k.is_empty() && k.chars().count() <= IDEMPOTENCY_KEY_CHARS_MAX && k.chars().all(|c| c.is_ascii_graphic())
+        })
         .ok_or_else(|| ApiError::Invalid {
             code: "invalid_idempotency_key",
             message: format!("Idempotency-Key must be 1-{IDEMPOTENCY_KEY_CHARS_MAX} visible ASCII characters"),
@@ -130,7 +132,8 @@ fn new_task(request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiEr
         Some(text) => api::parse_bureau("origin_bureau", text)?,
         None => actor.bureau,
     };
-    let assignee_bureau = request.assignee_bureau.as_deref().map(|t| api::parse_bureau("assignee_bureau", t)).transpose()?;
+    let assignee_bureau =
+        request.assignee_bureau.as_deref().map(|t| api::parse_bureau("assignee_bureau", t)).transpose()?;
     Ok(NewTask {
         kind: api::parse_enum("kind", &request.kind, TaskKind::parse, TaskKind::names)?,
         severity: api::parse_enum("severity", &request.severity, Severity::parse, Severity::names)?,
@@ -144,10 +147,11 @@ fn new_task(request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiEr
 }
 
 fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
-    text.parse::<u64>().ok().filter(|id| *id > 0).map(TaskId).ok_or_else(|| ApiError::Invalid {
-        code: "invalid_task_id",
-        message: format!("{text:?} is not a task id"),
-    })
+    text.parse::<u64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(TaskId)
+        .ok_or_else(|| ApiError::Invalid { code: "invalid_task_id", message: format!("{text:?} is not a task id") })
 }
 
 pub async fn act(
@@ -228,16 +232,21 @@ fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u
         (Some(text), _) => api::parse_bureau("assignee_bureau", text)?,
         (None, Some(intended)) => intended,
         (None, None) => {
-            return Err(ApiError::Invalid { code: "missing_field", message: "assignee_bureau is required to dispatch".into() })
+            return Err(ApiError::Invalid {
+                code: "missing_field",
+                message: "assignee_bureau is required to dispatch".into(),
+            })
         }
     };
     let (ack_within_ms, complete_within_ms) = default_deadlines_ms(current.kind);
     let deadline = |field: &str, text: &Option<String>, default_ms: u64| match text {
         None => Ok(default_ms),
-        Some(text) => time::parse_ms(text).ok_or_else(|| ApiError::invalid_field(field, format!("{text:?} is not an RFC 3339 time"))),
+        Some(text) => time::parse_ms(text)
+            .ok_or_else(|| ApiError::invalid_field(field, format!("{text:?} is not an RFC 3339 time"))),
     };
     let ack_deadline_ms = deadline("ack_deadline", &request.ack_deadline, stamp_ms + ack_within_ms)?;
-    let complete_deadline_ms = deadline("complete_deadline", &request.complete_deadline, stamp_ms + complete_within_ms)?;
+    let complete_deadline_ms =
+        deadline("complete_deadline", &request.complete_deadline, stamp_ms + complete_within_ms)?;
     validate::dispatch(current.origin_bureau, assignee, stamp_ms, ack_deadline_ms, complete_deadline_ms)
         .map_err(ApiError::from)?;
     Ok(Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms })
@@ -273,9 +282,12 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
         let states: Option<Vec<TaskState>> = query
             .state
             .as_deref()
-            .map(|text| text.split(',').map(|s| api::parse_enum("state", s, TaskState::parse, TaskState::names)).collect())
+            .map(|text| {
+                text.split(',').map(|s| api::parse_enum("state", s, TaskState::parse, TaskState::names)).collect()
+            })
             .transpose()?;
-        let kind = query.kind.as_deref().map(|k| api::parse_enum("kind", k, TaskKind::parse, TaskKind::names)).transpose()?;
+        let kind =
+            query.kind.as_deref().map(|k| api::parse_enum("kind", k, TaskKind::parse, TaskKind::names)).transpose()?;
         let cursor = query.cursor.as_deref().map(parse_task_id).transpose()?;
         let limit = query.limit.unwrap_or(LIST_PAGE_DEFAULT);
         if limit == 0 || limit > LIST_PAGE_MAX {
@@ -318,7 +330,12 @@ pub struct DetailQuery {
     consistency: Option<String>,
 }
 
-pub async fn detail(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+pub async fn detail(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
     let answer = async {
         let user = state.users.authenticate(&headers)?.clone();
         let id = parse_task_id(&id)?;
