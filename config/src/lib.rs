@@ -83,6 +83,8 @@ pub struct RaftTuning {
     /// Entries kept in the log behind a snapshot, so a briefly lagging follower catches up
     /// from the log instead of a snapshot transfer.
     pub keep_entries_after_snapshot: u64,
+    /// The log is purged once at least this many entries are due, to batch the deletions.
+    pub purge_batch_entries: u64,
 }
 
 impl Default for RaftTuning {
@@ -93,6 +95,7 @@ impl Default for RaftTuning {
             election_timeout_max_ms: 1200,
             snapshot_every_entries: 8_192,
             keep_entries_after_snapshot: 2_048,
+            purge_batch_entries: 256,
         }
     }
 }

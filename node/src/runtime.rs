@@ -34,7 +34,7 @@ fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
         max_payload_entries: REPLICATION_ENTRIES_MAX,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_every_entries),
         max_in_snapshot_log_to_keep: tuning.keep_entries_after_snapshot,
-        purge_batch_size: 256,
+        purge_batch_size: tuning.purge_batch_entries.max(1),
         ..Default::default()
     };
     raft.validate().context("invalid Raft settings")

@@ -94,7 +94,7 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> ClusterOptions {
-        ClusterOptions { size: 3, snapshot_every_entries: 64, keep_entries_after_snapshot: 16 }
+        ClusterOptions { size: 3, snapshot_every_entries: 64, keep_entries_after_snapshot: 4 }
     }
 }
 
@@ -106,7 +106,11 @@ impl TestCluster {
     pub async fn start_with(options: ClusterOptions) -> TestCluster {
         let binary = xietong_binary();
         assert!(binary.exists(), "{} is missing", binary.display());
-        let dir = tempfile::Builder::new().prefix("xietong-it-").tempdir().expect("temp dir");
+        let mut dir = tempfile::Builder::new().prefix("xietong-it-").tempdir().expect("temp dir");
+        // XIETONG_KEEP_TEST_DIRS=1 keeps node data and logs for a post-mortem.
+        if std::env::var_os("XIETONG_KEEP_TEST_DIRS").is_some() {
+            dir.disable_cleanup(true);
+        }
         std::fs::write(dir.path().join("users.toml"), node_users()).expect("users file");
         let addrs: Vec<String> = (0..options.size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let members: String = addrs
@@ -121,7 +125,7 @@ impl TestCluster {
             let text = format!(
                 "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n\n\
                  [group]\nbureau = \"440000\"\n\n{members}\
-                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\n",
+                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n",
                 options.snapshot_every_entries, options.keep_entries_after_snapshot
             );
             std::fs::write(&config, text).expect("node config");
@@ -264,6 +268,12 @@ impl TestCluster {
                 None => return tasks,
             }
         }
+    }
+
+    /// One sample from a node's Prometheus `/metrics`, by exact metric name (no labels).
+    pub async fn metric(&self, id: u64, name: &str) -> Option<f64> {
+        let text = self.http.get(self.url(id, "/metrics")).send().await.ok()?.text().await.ok()?;
+        text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// The last lines of a node's log, for failure messages.

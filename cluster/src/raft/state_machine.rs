@@ -46,6 +46,8 @@ pub struct LedgerStore {
     replica: Arc<RwLock<Replica>>,
     snapshot_dir: PathBuf,
     applied: broadcast::Sender<AppliedEntry>,
+    /// Snapshots received from a leader and installed, for metrics.
+    snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 type SnapshotMetaOf = SnapshotMeta<NodeId, BasicNode>;
@@ -75,12 +77,21 @@ impl LedgerStore {
             None => Replica { ledger: Ledger::new(), last_applied: None, membership: StoredMembership::default() },
         };
         let (applied, _) = broadcast::channel(APPLIED_NOTICES_BUFFER);
-        Ok(LedgerStore { replica: Arc::new(RwLock::new(replica)), snapshot_dir: snapshot_dir.to_owned(), applied })
+        Ok(LedgerStore {
+            replica: Arc::new(RwLock::new(replica)),
+            snapshot_dir: snapshot_dir.to_owned(),
+            applied,
+            snapshots_installed: Arc::default(),
+        })
     }
 
     /// Read access for the API. Held briefly: apply waits for it.
     pub fn read(&self) -> RwLockReadGuard<'_, Replica> {
         self.replica.read().expect("the replica lock is never poisoned: apply asserts before it mutates")
+    }
+
+    pub fn snapshots_installed(&self) -> u64 {
+        self.snapshots_installed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn subscribe_applied(&self) -> broadcast::Receiver<AppliedEntry> {
@@ -265,6 +276,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
         replica.ledger = ledger;
         replica.last_applied = meta.last_log_id;
         replica.membership = meta.last_membership.clone();
+        self.snapshots_installed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(last_log_id = ?meta.last_log_id, "installed a snapshot from the leader");
         Ok(())
     }

@@ -52,6 +52,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "Index of the last entry applied to the ledger.",
         raft.last_applied.map_or(0, |l| l.index),
     );
+    let _ = writeln!(
+        out,
+        "# HELP xietong_snapshots_installed_total Snapshots received from a leader and installed.\n# TYPE xietong_snapshots_installed_total counter\nxietong_snapshots_installed_total {}",
+        state.store.snapshots_installed()
+    );
     let replica = state.store.read();
     let _ = writeln!(
         out,
