@@ -76,6 +76,12 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     };
     let app = crate::routes::router(state);
     let server_shutdown = shutdown.clone();
+    // Small request/response exchanges: disable Nagle so no reply waits for a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     let server = tokio::spawn(async move {
         axum::serve(listener, app).with_graceful_shutdown(async move { server_shutdown.cancelled().await }).await
     });
