@@ -42,6 +42,10 @@ impl Users {
             .ok()
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be Bearer <token>".into()))?;
-        self.by_token.get(token.trim()).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+        self.user_for_token(token.trim())
+    }
+
+    pub fn user_for_token(&self, token: &str) -> Result<&User, ApiError> {
+        self.by_token.get(token).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
     }
 }

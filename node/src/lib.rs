@@ -6,6 +6,7 @@ mod auth;
 mod batcher;
 mod deadline_policy;
 pub mod demo;
+pub mod push;
 mod read_path;
 mod routes;
 pub mod runtime;

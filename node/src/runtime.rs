@@ -47,6 +47,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;
     let log = LogStore::open(&config.data_dir.join("log")).context("opening the Raft log")?;
     let store = LedgerStore::open(&config.data_dir.join("snapshot")).context("opening the ledger snapshot")?;
+    // Subscribed before Raft starts, so the hub sees every entry applied from here on.
+    let (push_hub, push_hub_task) = crate::push::hub::EventHub::start(&store);
     let peers = PeerNetwork::new(PEER_CONNECT_TIMEOUT);
     let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), peers.clone(), log.clone(), store.clone())
         .await
@@ -73,6 +75,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
             .build()
             .context("building the forwarding client")?,
         digest_cache: Arc::new(Mutex::new(None)),
+        push_hub,
+        ws_connections: Arc::default(),
     };
     let app = crate::routes::router(state);
     let server_shutdown = shutdown.clone();
@@ -95,6 +99,9 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     batcher_shutdown.cancel();
     batcher_task.await.context("the batcher task failed")?;
     raft.shutdown().await.map_err(|e| anyhow::anyhow!("Raft shutdown: {e}"))?;
+    // Raft is down, so nothing applies any more; the hub has nothing left to publish.
+    push_hub_task.abort();
+    let _ = push_hub_task.await;
     Ok(())
 }
 

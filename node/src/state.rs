@@ -29,6 +29,9 @@ pub struct AppState {
     pub member_addrs: Arc<BTreeMap<NodeId, String>>,
     /// Client for forwarding writes to the leader (keep-alive, shared).
     pub forward_http: reqwest::Client,
+    /// Console events: history for resume and fan-out to WebSocket connections.
+    pub push_hub: crate::push::hub::EventHub,
+    pub ws_connections: Arc<crate::push::ws::ConnectionCounts>,
     /// The ledger digest is a full scan; keep the last one with the index it belongs to.
     pub digest_cache: Arc<Mutex<Option<DigestAtIndex>>>,
 }

@@ -59,6 +59,12 @@ impl ApiError {
         ApiError::Invalid { code: "invalid_field", message: format!("{field}: {message}") }
     }
 
+    /// The error code and message, for channels other than an HTTP response (WebSocket).
+    pub fn code_and_message(&self) -> (&str, &str) {
+        let (_, code, message) = self.parts();
+        (code, message)
+    }
+
     fn parts(&self) -> (StatusCode, &str, &str) {
         match self {
             ApiError::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),

@@ -1,7 +1,9 @@
 //! The node's HTTP surface: the client API under `/api/v1`, health and metrics, the console,
 //! merged with the peer RPC routes of `cluster`. One port per node.
 
+mod bureaus;
 mod cluster_view;
+mod console;
 mod health;
 mod me;
 mod tasks;
@@ -26,12 +28,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks/{id}/{action}", post(tasks::act))
         .route("/api/v1/cluster", get(cluster_view::cluster))
         .route("/api/v1/me", get(me::me))
+        .route("/api/v1/bureaus", get(bureaus::bureaus))
+        .route("/", get(console::index))
+        .route("/console/{file}", get(console::asset))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/ws", get(crate::push::ws::upgrade))
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state.clone())
-        .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit));
+        .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit))
+        .layer(middleware::from_fn(cors));
     let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id);
     api.merge(peer)
 }
@@ -51,4 +58,24 @@ async fn limit(State(slots): State<Arc<Semaphore>>, request: Request, next: Next
         ))
         .into_response(),
     }
+}
+
+/// The console reconnects to another node of the group when its node dies, and then calls that
+/// node's API from the first node's page: allow any origin. Safe because credentials are bearer
+/// tokens the page sends explicitly, never cookies.
+async fn cors(request: Request, next: Next) -> Response {
+    use axum::http::{header, HeaderValue, Method, StatusCode};
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
+    let headers = response.headers_mut();
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if preflight {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type, idempotency-key"),
+        );
+        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    }
+    response
 }

@@ -266,7 +266,7 @@ pub struct ListQuery {
     consistency: Option<String>,
 }
 
-fn parse_query<T: serde::de::DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
+pub(super) fn parse_query<T: serde::de::DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
     match raw {
         None => Ok(T::default()),
         Some(raw) => serde_urlencoded::from_str(&raw)

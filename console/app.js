@@ -1,0 +1,543 @@
+// The Xietong console: a live board of the tasks in the user's scope, fed by the /ws event
+// stream (snapshot, then events tagged with their Raft log index), with resume on reconnect
+// to any node of the group. Uses only the public HTTP and WebSocket API.
+"use strict";
+
+const TZ = "Asia/Shanghai";
+const RECONNECT_DELAY_MS_MIN = 300;
+const RECONNECT_DELAY_MS_MAX = 3000;
+const CLIENT_PING_MS = 5000;
+const TOAST_MS = 3500;
+const DUE_SOON_MS = 60 * 60 * 1000;
+const OPEN_STATES = ["created", "dispatched", "acknowledged", "completed", "returned"];
+const TABS = ["all", "dispatched", "acknowledged", "completed", "returned", "closed"];
+const KINDS = ["risk_alert", "lead", "emergency", "assignment", "referral", "inspection"];
+const SEVERITIES = ["low", "normal", "high", "critical"];
+const SOURCES = ["spot_check", "complaint", "big_data", "referral", "assignment", "media", "public_opinion", "third_party"];
+const OUTCOMES = ["no_violation", "reminded", "interviewed", "warned", "penalized", "transferred"];
+
+const S = {
+  lang: localStorage.getItem("xt-lang") || "zh",
+  token: localStorage.getItem("xt-token") || "",
+  me: null,
+  members: [],          // host:port of every node of the group
+  nodeIndex: 0,         // which member the live connection uses
+  tasks: new Map(),     // id -> task JSON
+  lastIndex: null,      // last log index fully received
+  ws: null,
+  reconnectDelay: RECONNECT_DELAY_MS_MIN,
+  everConnected: false,
+  bureaus: new Map(),   // code -> {code, name, parent, level}
+  filter: { tab: "all", kind: "", overdue: false, q: "", bureau: null },
+  selected: null,
+  truncated: 0,
+  seenEmergencies: new Set(),
+  pingTimer: null,
+};
+
+const $ = (sel) => document.querySelector(sel);
+const t = (key, vars) => {
+  let text = key.split(".").reduce((o, k) => (o ? o[k] : undefined), I18N[S.lang]) ?? key;
+  for (const [k, v] of Object.entries(vars || {})) text = text.replace(`{${k}}`, v);
+  return text;
+};
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const within = (code, ancestor) => {
+  for (let c = code, guard = 0; c && guard < 6; c = S.bureaus.get(c)?.parent, guard++) if (c === ancestor) return true;
+  return false;
+};
+const bureauName = (code) => (code ? S.bureaus.get(code)?.name || code : "—");
+const apiBase = () => `http://${S.members[S.nodeIndex] || location.host}`;
+
+function fmtTime(iso, withDate = true) {
+  if (!iso) return "—";
+  const opts = { timeZone: TZ, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false };
+  if (withDate) Object.assign(opts, { month: "2-digit", day: "2-digit" });
+  return new Intl.DateTimeFormat(S.lang === "zh" ? "zh-CN" : "en-GB", opts).format(new Date(iso));
+}
+
+function fmtSpan(ms) {
+  const sec = Math.floor(Math.abs(ms) / 1000);
+  const d = Math.floor(sec / 86400), h = Math.floor((sec % 86400) / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+  if (d) return `${d}${t("d")}${h}${t("h")}`;
+  if (h) return `${h}${t("h")}${m}${t("m")}`;
+  return `${m}${t("m")}${String(s).padStart(2, "0")}${t("s")}`;
+}
+
+// The deadline that runs now: the ack clock before 签收, the completion clock after.
+function runningDeadline(task) {
+  if (task.state === "dispatched") return task.ack_deadline;
+  if (task.state === "acknowledged" || task.state === "returned") return task.complete_deadline;
+  return null;
+}
+
+function countdown(task) {
+  const deadline = runningDeadline(task);
+  if (!deadline) return { text: "—", cls: "" };
+  const left = new Date(deadline) - Date.now();
+  if (left < 0) return { text: `${t("overdue_by")} ${fmtSpan(left)}`, cls: "overdue", left };
+  return { text: `${t("remaining")} ${fmtSpan(left)}`, cls: left < DUE_SOON_MS ? "due-soon" : "", left };
+}
+
+function isOverdue(task) {
+  const deadline = runningDeadline(task);
+  return Boolean(deadline && new Date(deadline) < Date.now());
+}
+
+async function api(path, options = {}) {
+  const headers = { Authorization: `Bearer ${S.token}`, ...(options.headers || {}) };
+  if (options.body) headers["Content-Type"] = "application/json";
+  const response = await fetch(apiBase() + path, { ...options, headers });
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw Object.assign(new Error(body?.error?.message || response.statusText), { status: response.status, code: body?.error?.code });
+  return body;
+}
+
+function toast(text, kind = "") {
+  const el = document.createElement("div");
+  el.className = `toast ${kind}`;
+  el.textContent = text;
+  $("#toasts").append(el);
+  setTimeout(() => el.remove(), TOAST_MS);
+}
+
+// ---------- language ----------
+function applyLanguage() {
+  document.documentElement.lang = S.lang === "zh" ? "zh-CN" : "en";
+  document.querySelectorAll("[data-i18n]").forEach((el) => (el.textContent = t(el.dataset.i18n)));
+  document.querySelectorAll("[data-i18n-placeholder]").forEach((el) => (el.placeholder = t(el.dataset.i18nPlaceholder)));
+  if (S.me) {
+    $("#app-title").textContent = `${S.me.bureau_name || ""} ${t("title")}`;
+    renderAll();
+  }
+}
+document.querySelectorAll("[data-lang]").forEach((a) => a.addEventListener("click", (e) => {
+  e.preventDefault();
+  S.lang = a.dataset.lang;
+  localStorage.setItem("xt-lang", S.lang);
+  applyLanguage();
+}));
+
+// ---------- login ----------
+async function login(token) {
+  S.token = token.trim();
+  try {
+    S.me = await api("/api/v1/me");
+  } catch (error) {
+    $("#login-error").textContent = error.message;
+    S.token = "";
+    localStorage.removeItem("xt-token");
+    return;
+  }
+  localStorage.setItem("xt-token", S.token);
+  const cluster = await api("/api/v1/cluster").catch(() => null);
+  S.members = cluster ? cluster.members.map((m) => m.addr) : [location.host];
+  S.nodeIndex = Math.max(0, S.members.indexOf(location.host));
+  const tree = await api(`/api/v1/bureaus?root=${S.me.bureau}`);
+  S.bureaus = new Map(tree.bureaus.map((b) => [b.code, b]));
+  $("#login").hidden = true;
+  $("#app").hidden = false;
+  $("#user-label").textContent = S.me.display_name || S.me.user;
+  $("#bureau-label").textContent = `${S.me.bureau_name || ""} ${S.me.bureau}`;
+  $("#create-open").hidden = S.me.role !== "command";
+  setupFilters();
+  applyLanguage();
+  connect();
+}
+
+$("#login-button").addEventListener("click", () => login($("#login-token").value));
+$("#login-token").addEventListener("keydown", (e) => e.key === "Enter" && login(e.target.value));
+$("#logout").addEventListener("click", () => {
+  localStorage.removeItem("xt-token");
+  location.reload();
+});
+
+// ---------- live connection ----------
+function setConn(state, text) {
+  const el = $("#conn-status");
+  el.className = `conn conn-${state}`;
+  const node = S.members[S.nodeIndex] ? ` · ${t("node")} ${S.members[S.nodeIndex]}` : "";
+  el.textContent = `${text}${node}`;
+  el.dataset.state = state;
+}
+
+function connect() {
+  setConn(S.everConnected ? "reconnecting" : "connecting", t(S.everConnected ? "reconnecting" : "connecting"));
+  const ws = new WebSocket(`ws://${S.members[S.nodeIndex] || location.host}/ws`);
+  S.ws = ws;
+  let welcomed = false;
+  ws.onopen = () => {
+    const hello = { type: "hello", token: S.token, scope: S.me.bureau };
+    if (S.lastIndex !== null) hello.since = S.lastIndex;
+    ws.send(JSON.stringify(hello));
+    clearInterval(S.pingTimer);
+    S.pingTimer = setInterval(() => ws.readyState === 1 && ws.send('{"type":"ping"}'), CLIENT_PING_MS);
+  };
+  ws.onmessage = (message) => {
+    const msg = JSON.parse(message.data);
+    switch (msg.type) {
+      case "welcome":
+        welcomed = true;
+        S.reconnectDelay = RECONNECT_DELAY_MS_MIN;
+        break;
+      case "snapshot":
+        S.tasks = new Map(msg.tasks.map((task) => [task.id, task]));
+        msg.tasks.filter((task) => task.kind === "emergency").forEach((task) => S.seenEmergencies.add(task.id));
+        S.truncated = msg.truncated ? msg.tasks.length : 0;
+        S.lastIndex = msg.index;
+        setConn("live", S.everConnected ? t("snapshot") : t("live"));
+        S.everConnected = true;
+        renderAll();
+        break;
+      case "events":
+        applyEvents(msg);
+        break;
+      case "resumed":
+        S.lastIndex = Math.max(S.lastIndex ?? 0, msg.index);
+        setConn("live", t("resumed", { n: msg.replayed }));
+        S.everConnected = true;
+        renderAll();
+        break;
+      case "heartbeat":
+        S.lastIndex = Math.max(S.lastIndex ?? 0, msg.index);
+        break;
+      case "resync":
+        S.lastIndex = null; // too far behind: start over from a snapshot
+        break;
+      case "error":
+        toast(msg.message, "error");
+        if (msg.code === "unauthorized") { localStorage.removeItem("xt-token"); location.reload(); }
+        break;
+    }
+  };
+  ws.onclose = () => {
+    clearInterval(S.pingTimer);
+    if (S.ws !== ws) return;
+    setConn("reconnecting", t("reconnecting"));
+    // Try the next node of the group; back off while none answers.
+    S.nodeIndex = (S.nodeIndex + 1) % Math.max(1, S.members.length);
+    if (!welcomed) S.reconnectDelay = Math.min(RECONNECT_DELAY_MS_MAX, S.reconnectDelay * 2);
+    setTimeout(connect, S.reconnectDelay);
+  };
+}
+
+function upsert(task) {
+  const existing = S.tasks.get(task.id);
+  if (existing && existing.version > task.version) return false;
+  S.tasks.set(task.id, task);
+  return !existing;
+}
+
+function applyEvents(msg) {
+  const fresh = [];
+  for (const task of msg.tasks) {
+    if (upsert(task)) fresh.push(task.id);
+    if (task.kind === "emergency" && !S.seenEmergencies.has(task.id) && task.state === "dispatched") {
+      S.seenEmergencies.add(task.id);
+      raiseAlarm(task);
+    }
+  }
+  for (const id of msg.removed) S.tasks.delete(id);
+  S.lastIndex = msg.index;
+  renderAll(new Set(fresh));
+}
+
+// ---------- alarm ----------
+function raiseAlarm(task) {
+  $("#alarm-text").textContent = `${task.title} · ${bureauName(task.assignee_bureau)} · ${fmtTime(task.created_at)}`;
+  $("#alarm").hidden = false;
+  if ($("#sound-toggle").checked) beep();
+}
+$("#alarm-dismiss").addEventListener("click", () => ($("#alarm").hidden = true));
+
+function beep() {
+  try {
+    const ctx = new AudioContext();
+    [0, 0.35, 0.7].forEach((at) => {
+      const osc = ctx.createOscillator(), gain = ctx.createGain();
+      osc.frequency.value = 880;
+      gain.gain.value = 0.2;
+      osc.connect(gain).connect(ctx.destination);
+      osc.start(ctx.currentTime + at);
+      osc.stop(ctx.currentTime + at + 0.2);
+    });
+  } catch (_) { /* audio unavailable */ }
+}
+
+// ---------- filters ----------
+function setupFilters() {
+  const tabs = $("#state-tabs");
+  tabs.innerHTML = "";
+  for (const tab of TABS) {
+    const button = document.createElement("button");
+    button.dataset.tab = tab;
+    button.addEventListener("click", () => { S.filter.tab = tab; renderBoard(); });
+    tabs.append(button);
+  }
+  $("#kind-filter").addEventListener("change", (e) => { S.filter.kind = e.target.value; renderBoard(); });
+  $("#overdue-filter").addEventListener("change", (e) => { S.filter.overdue = e.target.checked; renderBoard(); });
+  $("#search").addEventListener("input", (e) => { S.filter.q = e.target.value.trim().toLowerCase(); renderBoard(); });
+}
+
+function matches(task) {
+  const f = S.filter;
+  if (f.tab === "all" ? !OPEN_STATES.includes(task.state) : f.tab === "acknowledged" ? task.state !== "acknowledged" : task.state !== f.tab) return false;
+  if (f.kind && task.kind !== f.kind) return false;
+  if (f.overdue && !isOverdue(task)) return false;
+  if (f.bureau && !(within(task.assignee_bureau, f.bureau) || within(task.origin_bureau, f.bureau))) return false;
+  if (f.q) {
+    const hay = `${task.title} ${task.subject.name} ${task.subject.uscc || ""} ${task.id}`.toLowerCase();
+    if (!hay.includes(f.q)) return false;
+  }
+  return true;
+}
+
+// ---------- rendering ----------
+function renderAll(fresh) {
+  renderKpis();
+  renderTree();
+  renderBoard(fresh);
+  if (S.selected) renderDrawer();
+}
+
+function renderKpis() {
+  let ack = 0, progress = 0, review = 0, overdue = 0, emergency = 0;
+  for (const task of S.tasks.values()) {
+    if (task.state === "dispatched") ack++;
+    if (task.state === "acknowledged" || task.state === "returned") progress++;
+    if (task.state === "completed") review++;
+    if (isOverdue(task)) overdue++;
+    if (task.kind === "emergency" && OPEN_STATES.includes(task.state)) emergency++;
+  }
+  $("#kpi-ack").textContent = ack;
+  $("#kpi-progress").textContent = progress;
+  $("#kpi-review").textContent = review;
+  $("#kpi-overdue").textContent = overdue;
+  $("#kpi-emergency").textContent = emergency;
+  document.title = `(${ack}) ${t("title")}`;
+  document.querySelectorAll("#state-tabs button").forEach((button) => {
+    const tab = button.dataset.tab;
+    const n = [...S.tasks.values()].filter((task) => (tab === "all" ? OPEN_STATES.includes(task.state) : task.state === tab)).length;
+    button.textContent = `${tab === "all" ? t("all") : t(`state.${tab}`)} (${n})`;
+    button.classList.toggle("active", S.filter.tab === tab);
+  });
+  const kind = $("#kind-filter");
+  const current = kind.value;
+  kind.innerHTML = `<option value="">${t("all_kinds")}</option>` + KINDS.map((k) => `<option value="${k}">${t(`kind_.${k}`)}</option>`).join("");
+  kind.value = current;
+}
+
+function renderTree() {
+  const counts = new Map();
+  for (const task of S.tasks.values()) {
+    if (!OPEN_STATES.includes(task.state) || !task.assignee_bureau) continue;
+    for (let c = task.assignee_bureau, guard = 0; c && guard < 6; c = S.bureaus.get(c)?.parent, guard++) {
+      const entry = counts.get(c) || { open: 0, overdue: 0 };
+      entry.open++;
+      if (isOverdue(task)) entry.overdue++;
+      counts.set(c, entry);
+    }
+  }
+  const root = S.me.bureau;
+  const item = (code, depth) => {
+    const b = S.bureaus.get(code);
+    const c = counts.get(code) || { open: 0, overdue: 0 };
+    const share = c.open ? c.overdue / c.open : 0;
+    const tint = share > 0.3 ? "hot" : share > 0 ? "warm" : "";
+    const selected = S.filter.bureau === code ? "selected" : "";
+    return `<li class="depth-${depth} ${tint} ${selected}" data-bureau="${code}"><span>${esc(b?.name || code)}</span>` +
+      `<span class="count">${c.open}${c.overdue ? ` / <em>${c.overdue}</em>` : ""}</span></li>`;
+  };
+  const children = (code) => [...S.bureaus.values()].filter((b) => b.parent === code);
+  let html = item(root, 0);
+  for (const child of children(root)) {
+    html += item(child.code, 1);
+    const expanded = S.filter.bureau && within(S.filter.bureau, child.code);
+    for (const grandchild of children(child.code)) {
+      if (expanded || counts.get(grandchild.code)) html += item(grandchild.code, 2);
+    }
+  }
+  const tree = $("#bureau-tree");
+  tree.innerHTML = html;
+  tree.querySelectorAll("li").forEach((li) => li.addEventListener("click", () => {
+    S.filter.bureau = S.filter.bureau === li.dataset.bureau || li.dataset.bureau === root ? null : li.dataset.bureau;
+    renderAll();
+  }));
+}
+
+function renderBoard(fresh = new Set()) {
+  const rows = [...S.tasks.values()].filter(matches);
+  rows.sort((a, b) => {
+    const oa = isOverdue(a), ob = isOverdue(b);
+    if (oa !== ob) return oa ? -1 : 1;
+    const la = countdown(a).left ?? Infinity, lb = countdown(b).left ?? Infinity;
+    return la !== lb ? la - lb : b.id - a.id;
+  });
+  $("#task-rows").innerHTML = rows.map((task) => {
+    const cd = countdown(task);
+    const cls = [task.kind === "emergency" ? "emergency" : "", cd.cls, fresh.has(task.id) ? "fresh" : "", S.selected === task.id ? "selected" : ""].join(" ");
+    return `<tr data-task-id="${task.id}" data-state="${task.state}" class="${cls}">` +
+      `<td>${task.id}</td><td><span class="chip kind-${task.kind}">${esc(t(`kind_.${task.kind}`))}</span></td>` +
+      `<td><span class="sev sev-${task.severity}">${esc(t(`sev.${task.severity}`))}</span></td>` +
+      `<td class="title">${esc(task.title)}</td>` +
+      `<td class="subject">${esc(task.subject.name)}<small>${esc(task.subject.uscc || "")}</small></td>` +
+      `<td>${esc(bureauName(task.assignee_bureau))}</td>` +
+      `<td class="state">${esc(t(`state.${task.state}`))}</td>` +
+      `<td class="countdown ${cd.cls}" data-countdown="${task.id}">${cd.text}</td></tr>`;
+  }).join("");
+  $("#empty").hidden = rows.length > 0;
+  $("#truncated").hidden = !S.truncated;
+  $("#truncated").textContent = t("truncated", { n: S.truncated });
+  $("#task-rows").querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", () => openDrawer(Number(tr.dataset.taskId))));
+}
+
+// Countdowns tick every second without re-rendering the board.
+setInterval(() => {
+  const now = new Date();
+  $("#clock").textContent = fmtTime(now.toISOString(), false);
+  $("#date").textContent = new Intl.DateTimeFormat(S.lang === "zh" ? "zh-CN" : "en-GB", { timeZone: TZ, year: "numeric", month: "2-digit", day: "2-digit", weekday: "short" }).format(now);
+  document.querySelectorAll("[data-countdown]").forEach((cell) => {
+    const task = S.tasks.get(Number(cell.dataset.countdown));
+    if (!task) return;
+    const cd = countdown(task);
+    cell.textContent = cd.text;
+    cell.className = `countdown ${cd.cls}`;
+  });
+}, 1000);
+
+// ---------- drawer and actions ----------
+function openDrawer(id) {
+  S.selected = id;
+  $("#drawer").hidden = false;
+  renderDrawer();
+  renderBoard();
+}
+$("#drawer-close").addEventListener("click", () => { S.selected = null; $("#drawer").hidden = true; renderBoard(); });
+
+function allowedActions(task) {
+  const me = S.me;
+  const actions = [];
+  const dispatcher = me.role === "command" && within(task.origin_bureau, me.bureau);
+  const assignee = task.assignee_bureau && ((me.role === "operator" && task.assignee_bureau === me.bureau) ||
+    (me.role === "command" && within(task.assignee_bureau, me.bureau)));
+  const s = task.state;
+  if (assignee && s === "dispatched") actions.push("ack");
+  if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
+  if (dispatcher && ["created", "dispatched", "acknowledged", "returned"].includes(s)) actions.push("dispatch");
+  if (dispatcher && s === "completed") actions.push("close", "return");
+  if (dispatcher && ["created", "dispatched", "acknowledged", "returned"].includes(s)) actions.push("cancel");
+  return actions;
+}
+
+function assigneeOptions(selected) {
+  return [...S.bureaus.values()].filter((b) => within(b.code, S.me.bureau))
+    .map((b) => `<option value="${b.code}" ${b.code === selected ? "selected" : ""}>${esc(b.name)} ${b.code}</option>`).join("");
+}
+
+function renderDrawer() {
+  const task = S.tasks.get(S.selected);
+  if (!task) { $("#drawer-body").innerHTML = ""; return; }
+  const actions = allowedActions(task);
+  const timeline = task.timeline.slice().reverse().map((e) =>
+    `<li><time>${fmtTime(e.at)}</time> <b>${esc(t(`act.${e.action}`))}</b> ${esc(e.actor)} (${esc(bureauName(e.actor_bureau))})` +
+    `${e.assignee_bureau ? ` → ${esc(bureauName(e.assignee_bureau))}` : ""}${e.outcome ? ` · ${esc(t(`out.${e.outcome}`))}` : ""}` +
+    `${e.note ? `<div class="note">${esc(e.note)}</div>` : ""}</li>`).join("");
+  $("#drawer-body").innerHTML = `
+    <h2><span class="chip kind-${task.kind}">${esc(t(`kind_.${task.kind}`))}</span> #${task.id} ${esc(task.title)}</h2>
+    <p><span class="sev sev-${task.severity}">${esc(t(`sev.${task.severity}`))}</span> · <b id="drawer-state">${esc(t(`state.${task.state}`))}</b> · ${esc(t(`src.${task.source}`))} · v${task.version}</p>
+    <div class="card"><h3>${t("subject")}</h3>
+      <p>${esc(task.subject.name)}<br>${t("uscc")}: ${esc(task.subject.uscc || "—")}<br>${t("region")}: ${esc(task.subject.region_name || task.subject.region_code)}<br>${esc(task.subject.address)}</p></div>
+    <div class="card"><h3>${t("deadlines")}</h3>
+      <p>${t("origin")}: ${esc(bureauName(task.origin_bureau))} · ${t("assignee")}: ${esc(bureauName(task.assignee_bureau))}<br>
+      ${t("ack_deadline")}: ${fmtTime(task.ack_deadline)} · ${t("complete_deadline")}: ${fmtTime(task.complete_deadline)}<br>
+      <span class="countdown ${countdown(task).cls}" data-countdown="${task.id}">${countdown(task).text}</span></p></div>
+    ${task.description ? `<p class="description">${esc(task.description)}</p>` : ""}
+    <div class="actions">${actions.map((a) => `<button data-action="${a}" class="${a === "ack" || a === "close" ? "primary" : ""}">${esc(t(`act.${a}`))}</button>`).join("")}</div>
+    <div id="action-form"></div>
+    <h3>${t("timeline")}</h3><ol class="timeline">${timeline}</ol>`;
+  $("#drawer-body").querySelectorAll("[data-action]").forEach((button) => button.addEventListener("click", () => actionForm(task, button.dataset.action)));
+}
+
+function actionForm(task, action) {
+  // Acknowledge and close need no input: one click.
+  if (action === "ack" || action === "close") return act(task, action, {});
+  const needsReason = action === "return" || action === "cancel";
+  $("#action-form").innerHTML = `<form class="action-form">
+    ${action === "dispatch" ? `<label>${t("assignee")}<select name="assignee_bureau">${assigneeOptions(task.assignee_bureau)}</select></label>` : ""}
+    ${action === "complete" ? `<label>${t("outcome")}<select name="outcome">${OUTCOMES.map((o) => `<option value="${o}">${esc(t(`out.${o}`))}</option>`).join("")}</select></label>` : ""}
+    <label>${t("note")}<textarea name="note" ${needsReason ? "required" : ""} maxlength="2000"></textarea></label>
+    <button type="submit" class="primary" data-confirm="${action}">${t("confirm")}</button></form>`;
+  $("#action-form form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const data = Object.fromEntries(new FormData(e.target).entries());
+    if (needsReason && !data.note.trim()) return toast(t("reason_required"), "error");
+    act(task, action, data);
+  });
+}
+
+async function act(task, action, fields) {
+  try {
+    const updated = await api(`/api/v1/tasks/${task.id}/${action}`, {
+      method: "POST",
+      headers: { "Idempotency-Key": `console-${crypto.randomUUID ? crypto.randomUUID() : Math.random()}` },
+      body: JSON.stringify({ version: task.version, ...fields }),
+    });
+    upsert(updated);
+    toast(`${t(`act.${action}`)} · ${t("done")}`, "ok");
+    renderAll();
+  } catch (error) {
+    if (error.code === "version_conflict") {
+      toast(t("version_changed"), "warn");
+      upsert(await api(`/api/v1/tasks/${task.id}`));
+      renderAll();
+    } else {
+      toast(`${t("failed")}: ${error.message}`, "error");
+    }
+  }
+}
+
+// ---------- create ----------
+function fillSelect(select, values, prefix) {
+  select.innerHTML = values.map((v) => `<option value="${v}">${esc(t(`${prefix}.${v}`))}</option>`).join("");
+}
+$("#create-open").addEventListener("click", () => {
+  const form = $("#create-form");
+  fillSelect(form.kind, KINDS, "kind_");
+  fillSelect(form.severity, SEVERITIES, "sev");
+  form.severity.value = "normal";
+  fillSelect(form.source, SOURCES, "src");
+  form.region_code.innerHTML = assigneeOptions(null);
+  form.assignee_bureau.innerHTML = `<option value="">—</option>` + assigneeOptions(null);
+  $("#create-error").textContent = "";
+  $("#create-dialog").showModal();
+});
+$("#create-cancel").addEventListener("click", () => $("#create-dialog").close());
+$("#create-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const f = Object.fromEntries(new FormData(e.target).entries());
+  const body = {
+    kind: f.kind, severity: f.severity, source: f.source, title: f.title, description: f.description,
+    subject: { name: f.subject_name, region_code: f.region_code, address: f.address, ...(f.uscc ? { uscc: f.uscc } : {}) },
+  };
+  try {
+    const key = crypto.randomUUID ? crypto.randomUUID() : String(Math.random());
+    const created = await api("/api/v1/tasks", { method: "POST", headers: { "Idempotency-Key": `console-create-${key}` }, body: JSON.stringify(body) });
+    upsert(created);
+    if (f.assignee_bureau) {
+      const dispatched = await api(`/api/v1/tasks/${created.id}/dispatch`, {
+        method: "POST", headers: { "Idempotency-Key": `console-dispatch-${key}` },
+        body: JSON.stringify({ version: created.version, assignee_bureau: f.assignee_bureau }),
+      });
+      upsert(dispatched);
+    }
+    $("#create-dialog").close();
+    e.target.reset();
+    toast(`${t("act.create")} #${created.id} · ${t("done")}`, "ok");
+    renderAll();
+  } catch (error) {
+    $("#create-error").textContent = error.message;
+  }
+});
+
+applyLanguage();
+if (S.token) login(S.token);

@@ -1,0 +1,327 @@
+//! `GET /ws`: the console WebSocket.
+//!
+//! Protocol (JSON text frames):
+//! - client → server, first: `{"type":"hello","token":"...","scope":"440100","since":1234}`;
+//!   `scope` defaults to the user's bureau, `since` is the last index the client saw.
+//! - server → client: `welcome`; then either `snapshot` (open tasks in scope at `index`, with
+//!   per-bureau counts) or the replayed `events` after `since` followed by `resumed`; then live
+//!   `events` (`index`, `tasks`, `removed`) in log order; `heartbeat` with the last index every
+//!   few seconds; `resync` (then close) when the client fell too far behind; `error` (then
+//!   close) for a bad hello.
+//! - client → server afterwards: any message (e.g. `{"type":"ping"}`) proves it is alive.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use cluster::ledger::{access, Actor, BureauCode, Regions, Role};
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use super::hub::{Attachment, EntryEvents, TaskEvent};
+use crate::api::{task_json, time, ApiError};
+use crate::state::AppState;
+
+/// A frame larger than this from a client is refused: clients only send hellos and pings.
+const CLIENT_MESSAGE_BYTES_MAX: usize = 4 * 1024;
+/// The hello must arrive this soon after the upgrade.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Heartbeat interval; a client silent for `CLIENT_SILENCE_MAX` is considered gone.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+const CLIENT_SILENCE_MAX: Duration = Duration::from_secs(20);
+/// A send that cannot complete in this time means the client stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Open tasks sent in one snapshot at most (newest first); counts still cover all of them.
+pub const SNAPSHOT_TASKS_MAX: usize = 2_000;
+/// Connections per node and per user.
+pub const CONNECTIONS_MAX: usize = 10_000;
+pub const CONNECTIONS_PER_USER_MAX: usize = 256;
+
+/// Live connection counts, shared by all handlers of a node.
+#[derive(Default)]
+pub struct ConnectionCounts {
+    total: AtomicUsize,
+    by_user: std::sync::Mutex<BTreeMap<String, usize>>,
+}
+
+/// Releases a connection's slots when the connection ends, however it ends.
+struct ConnectionSlot {
+    counts: Arc<ConnectionCounts>,
+    user: String,
+}
+
+impl ConnectionCounts {
+    fn try_acquire(self: &Arc<Self>, user: &str) -> Option<ConnectionSlot> {
+        let mut by_user = self.by_user.lock().expect("the counts lock is never poisoned");
+        let mine = by_user.entry(user.to_owned()).or_default();
+        if *mine >= CONNECTIONS_PER_USER_MAX || self.total.load(Ordering::Relaxed) >= CONNECTIONS_MAX {
+            return None;
+        }
+        *mine += 1;
+        self.total.fetch_add(1, Ordering::Relaxed);
+        Some(ConnectionSlot { counts: self.clone(), user: user.to_owned() })
+    }
+
+    pub fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut by_user = self.counts.by_user.lock().expect("the counts lock is never poisoned");
+        if let Some(count) = by_user.get_mut(&self.user) {
+            *count -= 1;
+            if *count == 0 {
+                by_user.remove(&self.user);
+            }
+        }
+        self.counts.total.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hello {
+    #[serde(rename = "type")]
+    kind: String,
+    token: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    since: Option<u64>,
+}
+
+pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(CLIENT_MESSAGE_BYTES_MAX)
+        .max_frame_size(CLIENT_MESSAGE_BYTES_MAX)
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |socket| async move {
+            if let Err(reason) = serve(state, socket).await {
+                tracing::debug!(%reason, "console connection ended");
+            }
+        })
+}
+
+/// Who is connected and what they watch.
+struct Watcher {
+    actor: Actor,
+    scope: BureauCode,
+}
+
+impl Watcher {
+    fn sees(&self, origin: BureauCode, assignee: Option<BureauCode>) -> bool {
+        let regions = Regions::get();
+        match self.actor.role {
+            Role::Operator => assignee == Some(self.actor.bureau),
+            Role::Command | Role::Leadership => {
+                regions.is_within(origin, self.scope) || assignee.is_some_and(|a| regions.is_within(a, self.scope))
+            }
+        }
+    }
+
+    /// The message for one entry, or `None` when nothing in it concerns this watcher.
+    fn message(&self, events: &EntryEvents) -> Option<String> {
+        let mut tasks = Vec::new();
+        let mut removed = Vec::new();
+        for event in &events.tasks {
+            if self.sees(event.origin, event.assignee) {
+                tasks.push(event);
+            } else if event.previous_assignee.is_some_and(|p| self.sees(event.origin, Some(p))) {
+                removed.push(event.task_id);
+            }
+        }
+        if tasks.is_empty() && removed.is_empty() {
+            return None;
+        }
+        Some(events_message(events.index, &tasks, &removed))
+    }
+}
+
+fn events_message(index: u64, tasks: &[&TaskEvent], removed: &[u64]) -> String {
+    let mut out = format!("{{\"type\":\"events\",\"index\":{index},\"tasks\":[");
+    for (position, event) in tasks.iter().enumerate() {
+        if position > 0 {
+            out.push(',');
+        }
+        out.push_str(&event.json);
+    }
+    out.push_str("],\"removed\":");
+    out.push_str(&serde_json::to_string(removed).expect("ids encode"));
+    out.push('}');
+    out
+}
+
+async fn send(socket: &mut WebSocket, text: String) -> Result<(), String> {
+    match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(Utf8Bytes::from(text)))).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("send failed: {error}")),
+        Err(_) => Err("the client stopped reading".into()),
+    }
+}
+
+async fn refuse(socket: &mut WebSocket, error: ApiError) -> Result<(), String> {
+    let (code, message) = error.code_and_message();
+    let _ = send(socket, json!({"type": "error", "code": code, "message": message}).to_string()).await;
+    let _ = socket.send(Message::Close(None)).await;
+    Err(format!("refused: {code}"))
+}
+
+/// Reads the hello and checks the token and scope.
+async fn greet(state: &AppState, socket: &mut WebSocket) -> Result<(Watcher, Option<u64>), ApiError> {
+    let frame = tokio::time::timeout(HELLO_TIMEOUT, socket.recv())
+        .await
+        .map_err(|_| ApiError::invalid("no hello within 10 s"))?
+        .ok_or_else(|| ApiError::invalid("closed before the hello"))?
+        .map_err(|e| ApiError::invalid(format!("bad frame: {e}")))?;
+    let Message::Text(text) = frame else { return Err(ApiError::invalid("the hello is a JSON text frame")) };
+    let hello: Hello = serde_json::from_str(&text)
+        .map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
+    if hello.kind != "hello" {
+        return Err(ApiError::invalid("the first message must be a hello"));
+    }
+    let user = state.users.user_for_token(&hello.token)?.clone();
+    let scope = match &hello.scope {
+        Some(text) => crate::api::parse_bureau("scope", text)?,
+        None => user.actor.bureau,
+    };
+    let allowed = match user.actor.role {
+        Role::Operator => scope == user.actor.bureau,
+        Role::Command | Role::Leadership => Regions::get().is_within(scope, user.actor.bureau),
+    };
+    if !allowed {
+        return Err(ApiError::Forbidden(format!(
+            "a {} user of bureau {} cannot watch bureau {scope}",
+            user.actor.role, user.actor.bureau
+        )));
+    }
+    Ok((Watcher { actor: user.actor, scope }, hello.since))
+}
+
+/// The open tasks in scope, newest first and capped, with per-bureau counts over all of them;
+/// read under one lock so the snapshot matches `index`.
+fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
+    let now_ms = time::now_ms();
+    let replica = state.store.read();
+    let index = replica.last_applied.map_or(0, |log_id| log_id.index);
+    let mut tasks = Vec::new();
+    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut open_total = 0usize;
+    for task in replica.ledger.tasks_newest_first(None) {
+        if task.state.is_terminal() || !access::can_see(&watcher.actor, task) {
+            continue;
+        }
+        if !watcher.sees(task.origin_bureau, task.assignee_bureau) {
+            continue;
+        }
+        open_total += 1;
+        let overdue = task.is_overdue_at(now_ms);
+        if let Some(assignee) = task.assignee_bureau {
+            let entry = counts.entry(assignee.to_string()).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(overdue);
+        }
+        if tasks.len() < SNAPSHOT_TASKS_MAX {
+            tasks.push(task_json(task, now_ms));
+        }
+    }
+    drop(replica);
+    let counts: BTreeMap<String, serde_json::Value> =
+        counts.into_iter().map(|(bureau, (open, overdue))| (bureau, json!({"open": open, "overdue": overdue}))).collect();
+    let message = json!({
+        "type": "snapshot", "index": index, "tasks": tasks, "open_total": open_total,
+        "truncated": open_total > tasks.len(), "counts": counts,
+    });
+    (index, message.to_string())
+}
+
+async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
+    let (watcher, since) = match greet(&state, &mut socket).await {
+        Ok(greeting) => greeting,
+        Err(error) => return refuse(&mut socket, error).await,
+    };
+    let Some(_slot) = state.ws_connections.try_acquire(&watcher.actor.user) else {
+        return refuse(
+            &mut socket,
+            ApiError::Unavailable { code: "too_many_connections", message: "console connection limit reached".into() },
+        )
+        .await;
+    };
+    let welcome = json!({
+        "type": "welcome", "user": watcher.actor.user, "role": watcher.actor.role.as_str(),
+        "bureau": watcher.actor.bureau.to_string(), "scope": watcher.scope.to_string(),
+        "scope_name": Regions::get().name(watcher.scope), "node_id": state.node_id,
+    });
+    send(&mut socket, welcome.to_string()).await?;
+
+    let mut last_index;
+    let mut live = match state.push_hub.attach(since) {
+        Attachment::Resume { replay, live } => {
+            last_index = since.unwrap_or(0);
+            let mut replayed = 0usize;
+            for events in replay {
+                if events.index <= last_index {
+                    continue;
+                }
+                if let Some(message) = watcher.message(&events) {
+                    send(&mut socket, message).await?;
+                    replayed += 1;
+                }
+                last_index = events.index;
+            }
+            send(&mut socket, json!({"type": "resumed", "since": since, "replayed": replayed, "index": last_index}).to_string())
+                .await?;
+            live
+        }
+        Attachment::Snapshot { live } => {
+            let (index, message) = snapshot(&state, &watcher);
+            send(&mut socket, message).await?;
+            last_index = index;
+            live
+        }
+    };
+
+    let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+    heartbeat.reset();
+    let mut last_heard = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            event = live.recv() => match event {
+                Ok(events) => {
+                    if events.index <= last_index {
+                        continue;
+                    }
+                    if let Some(message) = watcher.message(&events) {
+                        send(&mut socket, message).await?;
+                    }
+                    last_index = events.index;
+                }
+                Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                    let message = json!({"type": "resync", "reason": "too far behind", "skipped_entries": skipped});
+                    let _ = send(&mut socket, message.to_string()).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return Err(format!("dropped a slow console ({skipped} entries behind)"));
+                }
+                Err(broadcast::error::RecvError::Closed) => return Ok(()),
+            },
+            frame = socket.recv() => match frame {
+                Some(Ok(Message::Close(_))) | None => return Ok(()),
+                Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
+                Some(Err(error)) => return Err(format!("receive failed: {error}")),
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > CLIENT_SILENCE_MAX {
+                    return Err("the client went silent".into());
+                }
+                send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `GET /api/v1/bureaus?root=440000`: the bureau tree below a root (default: the caller's own
+//! bureau), for the console's tree view and assignee pickers.
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cluster::ledger::bureau::RegionLevel;
+use cluster::ledger::Regions;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{self, ApiError};
+use crate::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BureausQuery {
+    root: Option<String>,
+}
+
+fn level_name(level: RegionLevel) -> &'static str {
+    match level {
+        RegionLevel::National => "national",
+        RegionLevel::Province => "province",
+        RegionLevel::Prefecture => "prefecture",
+        RegionLevel::County => "county",
+    }
+}
+
+pub async fn bureaus(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let answer = (|| {
+        let user = state.users.authenticate(&headers)?;
+        let query: BureausQuery = super::tasks::parse_query(raw)?;
+        let root = match &query.root {
+            Some(text) => api::parse_bureau("root", text)?,
+            None => user.actor.bureau,
+        };
+        let regions = Regions::get();
+        // Anyone may read the public region tree, but only below a bureau they belong to or
+        // above: an operator needs its parents' names, not other provinces' trees.
+        if !regions.is_within(root, user.actor.bureau) && !regions.is_within(user.actor.bureau, root) {
+            return Err(ApiError::Forbidden(format!("bureau {} cannot browse bureau {root}", user.actor.bureau)));
+        }
+        let bureaus: Vec<_> = regions
+            .subtree(root)
+            .map(|region| {
+                json!({
+                    "code": region.code.to_string(), "name": region.name, "level": level_name(region.level),
+                    "parent": region.parent.map(|p| p.to_string()),
+                })
+            })
+            .collect();
+        Ok::<_, ApiError>(Json(json!({"root": root.to_string(), "bureaus": bureaus})))
+    })();
+    match answer {
+        Ok(body) => body.into_response(),
+        Err(error) => error.into_response(),
+    }
+}

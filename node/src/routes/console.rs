@@ -1,0 +1,27 @@
+//! The console's files, embedded in the binary from `console/` (no build step).
+
+use axum::extract::Path;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ApiError;
+
+const INDEX_HTML: &str = include_str!("../../../console/index.html");
+const APP_JS: &str = include_str!("../../../console/app.js");
+const I18N_JS: &str = include_str!("../../../console/i18n.js");
+const STYLE_CSS: &str = include_str!("../../../console/style.css");
+
+pub async fn index() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], INDEX_HTML)
+        .into_response()
+}
+
+pub async fn asset(Path(file): Path<String>) -> Response {
+    let (content_type, body) = match file.as_str() {
+        "app.js" => ("text/javascript; charset=utf-8", APP_JS),
+        "i18n.js" => ("text/javascript; charset=utf-8", I18N_JS),
+        "style.css" => ("text/css; charset=utf-8", STYLE_CSS),
+        _ => return ApiError::NoRoute.into_response(),
+    };
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
