@@ -1,5 +1,6 @@
 //! Scenario tests against real `xietong` processes. One test binary, one module per feature.
 
 mod bad_input;
+mod console_push;
 mod failover;
 mod task_api;

@@ -69,6 +69,8 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("addr").port()
 }
 
+pub mod console;
+
 pub struct TestNode {
     pub id: u64,
     pub addr: String,
@@ -274,6 +276,39 @@ impl TestCluster {
     pub async fn metric(&self, id: u64, name: &str) -> Option<f64> {
         let text = self.http.get(self.url(id, "/metrics")).send().await.ok()?.text().await.ok()?;
         text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    /// Resident memory of a node's process, from /proc.
+    pub fn rss_bytes(&self, id: u64) -> u64 {
+        let pid = self.node(id).child.as_ref().expect("node running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS line");
+        kib * 1024
+    }
+
+    /// Creates a task (and dispatches it when `assignee` is given) as the provincial command user.
+    pub async fn create_task(&self, node: u64, title: &str, assignee: Option<&str>) -> TaskJson {
+        let response =
+            self.http.post(self.url(node, "/api/v1/tasks")).bearer_auth(COMMAND_TOKEN).json(&create_body(title)).send().await;
+        let task: TaskJson = response.expect("create").json().await.expect("task");
+        match assignee {
+            None => task,
+            Some(bureau) => self
+                .http
+                .post(self.url(node, &format!("/api/v1/tasks/{}/dispatch", task.id)))
+                .bearer_auth(COMMAND_TOKEN)
+                .json(&serde_json::json!({"assignee_bureau": bureau, "version": task.version}))
+                .send()
+                .await
+                .expect("dispatch")
+                .json()
+                .await
+                .expect("task"),
+        }
     }
 
     /// The last lines of a node's log, for failure messages.

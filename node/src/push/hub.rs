@@ -21,6 +21,9 @@ use crate::api::{task_json, time};
 /// Entries kept for resume. At the 500 events/s of the console target this is several minutes
 /// of history; a console away longer gets a fresh snapshot instead.
 pub const HISTORY_ENTRIES_MAX: usize = 100_000;
+/// Encoded event bytes kept for resume, whatever the entry count: entries carry batches of
+/// tasks of very different sizes, so the memory bound is in bytes.
+pub const HISTORY_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Entries a connection may fall behind the hub before it is told to resync and dropped. This
 /// is the per-connection send queue; it is shared (one ring for all connections), so a slow
 /// connection costs no memory of its own.
@@ -46,8 +49,16 @@ pub struct EntryEvents {
     pub tasks: Vec<TaskEvent>,
 }
 
+impl EntryEvents {
+    fn encoded_bytes(&self) -> usize {
+        self.tasks.iter().map(|task| task.json.len()).sum()
+    }
+}
+
 struct History {
     entries: VecDeque<Arc<EntryEvents>>,
+    /// Sum of `encoded_bytes` over `entries`.
+    bytes: usize,
     /// Every entry with an index above this is in `entries` (or carried no task change).
     floor_index: u64,
 }
@@ -85,7 +96,7 @@ impl EventHub {
         let applied = store.subscribe_applied();
         let floor_index = store.read().last_applied.map_or(0, |log_id| log_id.index);
         let (live, _) = broadcast::channel(CONNECTION_LAG_ENTRIES_MAX);
-        let hub = EventHub { history: Arc::new(Mutex::new(History { entries: VecDeque::new(), floor_index })), live };
+        let hub = EventHub { history: Arc::new(Mutex::new(History { entries: VecDeque::new(), bytes: 0, floor_index })), live };
         let task = tokio::spawn(hub.clone().run(applied));
         (hub, task)
     }
@@ -105,6 +116,7 @@ impl EventHub {
                     tracing::warn!(skipped, "console hub lagged behind the ledger; history reset");
                     let mut history = self.lock();
                     history.entries.clear();
+                    history.bytes = 0;
                     history.floor_index = u64::MAX;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
@@ -139,9 +151,11 @@ impl EventHub {
         if history.floor_index == u64::MAX {
             history.floor_index = entry.index - 1;
         }
+        history.bytes += events.encoded_bytes();
         history.entries.push_back(events.clone());
-        while history.entries.len() > HISTORY_ENTRIES_MAX {
+        while history.entries.len() > HISTORY_ENTRIES_MAX || history.bytes > HISTORY_BYTES_MAX {
             let dropped = history.entries.pop_front().expect("non-empty");
+            history.bytes -= dropped.encoded_bytes();
             history.floor_index = dropped.index;
         }
         // No receivers is normal (no console connected).

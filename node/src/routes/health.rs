@@ -57,6 +57,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP xietong_snapshots_installed_total Snapshots received from a leader and installed.\n# TYPE xietong_snapshots_installed_total counter\nxietong_snapshots_installed_total {}",
         state.store.snapshots_installed()
     );
+    gauge(&mut out, "xietong_console_connections", "Console WebSocket connections open on this node.", state.ws_connections.total() as u64);
     let replica = state.store.read();
     let _ = writeln!(
         out,

@@ -1,0 +1,200 @@
+//! The console WebSocket protocol against a real 3-process group: snapshot, live events,
+//! exact resume on another node, snapshot fallback, slow-client eviction, scope and role.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tests::console::ConsoleClient;
+use tests::{wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
+
+fn task_ids(message: &Value) -> Vec<u64> {
+    message["tasks"].as_array().expect("tasks").iter().map(|t| t["id"].as_u64().expect("id")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_on_another_node_gives_exactly_the_missed_events() {
+    let cluster = TestCluster::start().await;
+    for index in 0..3 {
+        cluster.create_task(1, &format!("推送快照-{index}"), None).await;
+    }
+    cluster.wait_for_convergence().await;
+
+    let mut console = ConsoleClient::connect(cluster.addr(2), COMMAND_TOKEN, Some("440000"), None).await;
+    let welcome = console.expect("welcome").await;
+    assert_eq!(welcome["scope"], "440000");
+    let snapshot = console.expect("snapshot").await;
+    assert_eq!(task_ids(&snapshot).len(), 3);
+    let mut last_index = snapshot["index"].as_u64().expect("index");
+
+    // Live: a create and a dispatch arrive in log order, each tagged with a larger index.
+    let live = cluster.create_task(1, "推送实时", Some("440106")).await;
+    let mut seen_versions = Vec::new();
+    while seen_versions.last() != Some(&2) {
+        let events = console.expect("events").await;
+        let index = events["index"].as_u64().expect("index");
+        assert!(index > last_index, "indexes increase");
+        last_index = index;
+        for task in events["tasks"].as_array().expect("tasks") {
+            assert_eq!(task["id"].as_u64(), Some(live.id));
+            seen_versions.push(task["version"].as_u64().expect("version"));
+        }
+    }
+    assert_eq!(seen_versions, [1, 2]);
+    console.close().await;
+
+    // Missed while away: three creates and an ack.
+    let mut missed = BTreeSet::new();
+    for index in 0..3 {
+        missed.insert(cluster.create_task(3, &format!("断线期间-{index}"), None).await.id);
+    }
+    let ack = cluster
+        .http
+        .post(cluster.url(2, &format!("/api/v1/tasks/{}/ack", live.id)))
+        .bearer_auth(TIANHE_OPERATOR_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(ack.status(), 200);
+    cluster.wait_for_convergence().await;
+
+    let mut resumed = ConsoleClient::connect(cluster.addr(3), COMMAND_TOKEN, Some("440000"), Some(last_index)).await;
+    resumed.expect("welcome").await;
+    let mut replayed_ids = Vec::new();
+    let mut replayed_messages = 0;
+    loop {
+        let message = resumed.next(Duration::from_secs(10)).await.expect("open");
+        match message["type"].as_str() {
+            Some("events") => {
+                assert!(message["index"].as_u64().expect("index") > last_index, "nothing already seen is repeated");
+                replayed_ids.extend(task_ids(&message));
+                replayed_messages += 1;
+            }
+            Some("resumed") => {
+                assert_eq!(message["replayed"].as_u64(), Some(replayed_messages));
+                break;
+            }
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    }
+    let mut expected: Vec<u64> = missed.iter().copied().collect();
+    expected.push(live.id);
+    let mut got = replayed_ids.clone();
+    got.sort_unstable();
+    expected.sort_unstable();
+    assert_eq!(got, expected, "exactly the missed events, each once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_from_before_the_retained_history_gives_a_snapshot() {
+    let mut cluster = TestCluster::start().await;
+    // Enough entries for several snapshots (the harness snapshots every 64 entries).
+    for index in 0..150 {
+        cluster.create_task(1 + index % 2, &format!("历史-{index}"), None).await;
+    }
+    // A restarted node starts its history at its snapshot: older indexes are not retained.
+    cluster.kill(3);
+    cluster.restart(3);
+    cluster.wait_for_convergence().await;
+    let mut console = ConsoleClient::connect(cluster.addr(3), COMMAND_TOKEN, None, Some(1)).await;
+    console.expect("welcome").await;
+    let snapshot = console.expect("snapshot").await;
+    assert_eq!(snapshot["open_total"].as_u64(), Some(150));
+    assert_eq!(task_ids(&snapshot).len(), 150);
+    assert_eq!(snapshot["truncated"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_only_ever_receives_its_own_bureaus_tasks() {
+    let cluster = TestCluster::start().await;
+    let mut refused = ConsoleClient::connect(cluster.addr(1), TIANHE_OPERATOR_TOKEN, Some("440104"), None).await;
+    let error = refused.expect("error").await;
+    assert_eq!(error["code"], "forbidden");
+    assert!(refused.next(Duration::from_secs(5)).await.is_none(), "closed after the error");
+    let mut bad_token = ConsoleClient::connect(cluster.addr(1), "not-a-token-at-all", None, None).await;
+    assert_eq!(bad_token.expect("error").await["code"], "unauthorized");
+
+    cluster.create_task(1, "越秀旧任务", Some("440104")).await;
+    let own_before = cluster.create_task(1, "天河旧任务", Some("440106")).await;
+    cluster.wait_for_convergence().await;
+    let mut operator = ConsoleClient::connect(cluster.addr(2), TIANHE_OPERATOR_TOKEN, None, None).await;
+    assert_eq!(operator.expect("welcome").await["scope"], "440106");
+    assert_eq!(task_ids(&operator.expect("snapshot").await), vec![own_before.id]);
+
+    let foreign = cluster.create_task(1, "越秀新任务", Some("440104")).await;
+    let own = cluster.create_task(1, "天河新任务", Some("440106")).await;
+    // Re-dispatch (改派) the old Tianhe task to Yuexiu: Tianhe learns it left, nothing more.
+    let moved = cluster
+        .http
+        .post(cluster.url(3, &format!("/api/v1/tasks/{}/dispatch", own_before.id)))
+        .bearer_auth(COMMAND_TOKEN)
+        .json(&json!({"assignee_bureau": "440104"}))
+        .send()
+        .await
+        .expect("re-dispatch");
+    assert_eq!(moved.status(), 200);
+
+    let mut received = Vec::new();
+    let mut removed = Vec::new();
+    while removed.is_empty() {
+        let events = operator.expect("events").await;
+        for task in events["tasks"].as_array().expect("tasks") {
+            assert_eq!(task["assignee_bureau"], "440106", "only Tianhe's tasks: {task}");
+            received.push(task["id"].as_u64().expect("id"));
+        }
+        removed.extend(events["removed"].as_array().expect("removed").iter().map(|v| v.as_u64().expect("id")));
+    }
+    assert_eq!(removed, vec![own_before.id]);
+    assert!(received.contains(&own.id));
+    assert!(!received.contains(&foreign.id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_console_is_dropped_and_memory_stays_flat() {
+    let cluster = TestCluster::start().await;
+    // This console reads its snapshot and then never reads again.
+    let mut stalled = ConsoleClient::connect(cluster.addr(2), COMMAND_TOKEN, None, None).await;
+    stalled.expect("welcome").await;
+    stalled.expect("snapshot").await;
+    let connections = || async {
+        cluster.metric(2, "xietong_console_connections").await.ok_or_else(|| "no metric".to_owned())
+    };
+    assert_eq!(wait_until("the console is counted", Duration::from_secs(5), connections).await, 1.0);
+    let rss_before = cluster.rss_bytes(2);
+
+    // Write until the stalled console's socket buffers fill and it is dropped.
+    let description = "事件描述".repeat(300);
+    let body = |index: usize| {
+        let mut body = tests::create_body(&format!("积压-{index}"));
+        body["description"] = json!(description);
+        body
+    };
+    let mut index = 0;
+    wait_until("the stalled console is dropped", Duration::from_secs(120), || {
+        let requests: Vec<_> = (0..64)
+            .map(|_| {
+                index += 1;
+                cluster.http.post(cluster.url(1, "/api/v1/tasks")).bearer_auth(COMMAND_TOKEN).json(&body(index)).send()
+            })
+            .collect();
+        async {
+            for request in requests {
+                assert!(request.await.expect("create").status().is_success());
+            }
+            let open = cluster.metric(2, "xietong_console_connections").await.unwrap_or(1.0);
+            if open == 0.0 { Ok(()) } else { Err(format!("{open} console(s) still open")) }
+        }
+    })
+    .await;
+    let rss_after = cluster.rss_bytes(2);
+    // The node keeps at most the bounded history, whatever the client does: far below what
+    // queueing every event for the stalled client would take.
+    assert!(
+        rss_after < rss_before + 64 * 1024 * 1024,
+        "node memory stayed flat: {} MiB → {} MiB",
+        rss_before >> 20,
+        rss_after >> 20
+    );
+    drop(stalled);
+}

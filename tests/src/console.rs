@@ -1,0 +1,65 @@
+//! `ConsoleClient`: a console WebSocket client speaking the `/ws` protocol, for protocol tests.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct ConsoleClient {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl ConsoleClient {
+    /// Connects to `addr` and sends the hello.
+    pub async fn connect(addr: &str, token: &str, scope: Option<&str>, since: Option<u64>) -> ConsoleClient {
+        let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("WebSocket connect");
+        let mut client = ConsoleClient { socket };
+        let mut hello = json!({"type": "hello", "token": token});
+        if let Some(scope) = scope {
+            hello["scope"] = json!(scope);
+        }
+        if let Some(since) = since {
+            hello["since"] = json!(since);
+        }
+        client.socket.send(Message::Text(hello.to_string().into())).await.expect("send hello");
+        client
+    }
+
+    /// The next protocol message other than a heartbeat; `None` when the server closed.
+    pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("no console message within {timeout:?}"));
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON message");
+                    if value["type"] != "heartbeat" {
+                        return Some(value);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// The next message, which must be of `kind`.
+    pub async fn expect(&mut self, kind: &str) -> Value {
+        let message = self.next(Duration::from_secs(10)).await.unwrap_or_else(|| panic!("closed while expecting {kind}"));
+        assert_eq!(message["type"], kind, "{message}");
+        message
+    }
+
+    pub async fn ping(&mut self) {
+        self.socket.send(Message::Text(r#"{"type":"ping"}"#.into())).await.expect("ping");
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
