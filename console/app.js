@@ -133,7 +133,9 @@ async function login(token) {
   const cluster = await api("/api/v1/cluster").catch(() => null);
   S.members = cluster ? cluster.members.map((m) => m.addr) : [location.host];
   S.nodeIndex = Math.max(0, S.members.indexOf(location.host));
-  const tree = await api(`/api/v1/bureaus?root=${S.me.bureau}`);
+  // The whole province, so bureaus above the user (a dispatcher) have names too.
+  const province = S.me.bureau === "000000" ? "000000" : `${S.me.bureau.slice(0, 2)}0000`;
+  const tree = await api(`/api/v1/bureaus?root=${province}`);
   S.bureaus = new Map(tree.bureaus.map((b) => [b.code, b]));
   $("#login").hidden = true;
   $("#app").hidden = false;

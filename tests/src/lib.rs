@@ -69,6 +69,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("addr").port()
 }
 
+pub mod browser;
 pub mod console;
 
 pub struct TestNode {

@@ -1,0 +1,144 @@
+//! End to end in real headless Chromium: the command page and a lower bureau's page side by
+//! side; create and dispatch, acknowledge with a click, see it live; then kill the node the
+//! operator's page is connected to and check that its page resumes without loss or doubles.
+//! Screenshots of both pages are saved under the target directory.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use tests::browser::ChromeDriver;
+use tests::{wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
+
+fn artifacts() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&dir).expect("artifact dir");
+    dir
+}
+
+async fn login(page: &Client, url: &str, token: &str) {
+    page.goto(url).await.expect("open the console");
+    page.find(Locator::Css("#login-token")).await.expect("token field").send_keys(token).await.expect("type");
+    page.find(Locator::Css("#login-button")).await.expect("button").click().await.expect("click");
+    wait_for_connection(page, "live").await;
+}
+
+async fn connection_state(page: &Client) -> Result<String, String> {
+    let status = page.find(Locator::Css("#conn-status")).await.map_err(|e| e.to_string())?;
+    let state = status.attr("data-state").await.map_err(|e| e.to_string())?.unwrap_or_default();
+    let text = status.text().await.map_err(|e| e.to_string())?;
+    Ok(format!("{state}|{text}"))
+}
+
+async fn wait_for_connection(page: &Client, state: &str) -> String {
+    wait_until(&format!("the console is {state}"), Duration::from_secs(20), || async {
+        let seen = connection_state(page).await?;
+        if seen.starts_with(&format!("{state}|")) { Ok(seen) } else { Err(seen) }
+    })
+    .await
+}
+
+/// The number of board rows for a task, and its displayed state.
+async fn rows_for(page: &Client, id: u64) -> Result<(usize, Option<String>), String> {
+    let rows = page.find_all(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']"))).await.map_err(|e| e.to_string())?;
+    let state = match rows.first() {
+        Some(row) => row.attr("data-state").await.map_err(|e| e.to_string())?,
+        None => None,
+    };
+    Ok((rows.len(), state))
+}
+
+async fn wait_for_row(page: &Client, id: u64, state: &str) -> Duration {
+    let started = Instant::now();
+    wait_until(&format!("task {id} shown as {state}"), Duration::from_secs(20), || async {
+        match rows_for(page, id).await? {
+            (1, Some(shown)) if shown == state => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    started.elapsed()
+}
+
+async fn select(page: &Client, css: &str, value: &str) {
+    page.find(Locator::Css(css)).await.expect(css).select_by_value(value).await.expect("select");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_and_command_pages_stay_live_across_a_node_kill() {
+    let mut cluster = TestCluster::start().await;
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let command_page = driver.session(&profiles.path().join("command"), 1600, 900).await;
+    let operator_page = driver.session(&profiles.path().join("operator"), 1280, 800).await;
+
+    let result = async {
+        login(&command_page, &cluster.url(1, "/"), COMMAND_TOKEN).await;
+        login(&operator_page, &cluster.url(2, "/"), TIANHE_OPERATOR_TOKEN).await;
+
+        // The command user creates and dispatches a task through the page's form.
+        command_page.find(Locator::Css("#create-open")).await.expect("new task").click().await.expect("click");
+        let form = "#create-form";
+        select(&command_page, &format!("{form} select[name=kind]"), "emergency").await;
+        select(&command_page, &format!("{form} select[name=severity]"), "critical").await;
+        select(&command_page, &format!("{form} select[name=source]"), "public_opinion").await;
+        for (name, value) in [("title", "天河区学校食堂疑似食物中毒事件"), ("subject_name", "广州市某某餐饮管理有限公司"), ("uscc", "91350100M000100Y43")] {
+            command_page.find(Locator::Css(&format!("{form} [name={name}]"))).await.expect(name).send_keys(value).await.expect("type");
+        }
+        select(&command_page, &format!("{form} select[name=region_code]"), "440106").await;
+        select(&command_page, &format!("{form} select[name=assignee_bureau]"), "440106").await;
+        let submitted = Instant::now();
+        command_page.find(Locator::Css("#create-submit")).await.expect("submit").click().await.expect("click");
+
+        let id = wait_until("the created task is in the ledger", Duration::from_secs(10), || async {
+            let tasks = cluster.all_tasks(1).await;
+            tasks.iter().find(|t| t.title == "天河区学校食堂疑似食物中毒事件" && t.state == "dispatched").map(|t| t.id).ok_or("not yet".to_owned())
+        })
+        .await;
+        wait_for_row(&operator_page, id, "dispatched").await;
+        println!("operator page showed the dispatched task {:?} after the command user submitted it", submitted.elapsed());
+        // An emergency raises the alarm banner on the assignee's page.
+        let alarm = operator_page.find(Locator::Css("#alarm")).await.expect("alarm");
+        assert!(alarm.is_displayed().await.expect("visible?"), "the emergency alarm is shown");
+
+        // The operator acknowledges with a click; the command page shows it live.
+        operator_page.find(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']"))).await.expect("row").click().await.expect("open");
+        operator_page.find(Locator::Css("#drawer button[data-action='ack']")).await.expect("ack button").click().await.expect("ack");
+        let shown_after = wait_for_row(&command_page, id, "acknowledged").await;
+        println!("command page showed the ack {shown_after:?} after the click");
+        std::fs::write(artifacts().join("operator-acknowledged.png"), operator_page.screenshot().await.expect("shot")).expect("save");
+
+        // Kill the node the operator's page is connected to; two more tasks arrive meanwhile.
+        cluster.kill(2);
+        let first = cluster.create_task(1, "断线期间新任务一", Some("440106")).await;
+        let second = cluster.create_task(3, "断线期间新任务二", Some("440106")).await;
+        let resumed = wait_until("the operator page resumed on another node", Duration::from_secs(30), || async {
+            let seen = connection_state(&operator_page).await?;
+            if seen.starts_with("live|") && !seen.contains(cluster.addr(2)) { Ok(seen) } else { Err(seen) }
+        })
+        .await;
+        println!("operator page after the kill: {resumed}");
+        for task in [&first, &second] {
+            wait_for_row(&operator_page, task.id, "dispatched").await;
+        }
+        // Nothing missing or doubled: every task appears exactly once.
+        for task_id in [id, first.id, second.id] {
+            assert_eq!(rows_for(&operator_page, task_id).await.expect("rows").0, 1, "task {task_id} shown once");
+        }
+        let all_rows = operator_page.find_all(Locator::Css("#task-rows tr")).await.expect("rows").len();
+        assert_eq!(all_rows, 3, "the operator's board holds exactly its three open tasks");
+
+        std::fs::write(artifacts().join("operator-after-failover.png"), operator_page.screenshot().await.expect("shot")).expect("save");
+        command_page.find(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']"))).await.expect("row").click().await.expect("open");
+        wait_until("the drawer shows the timeline", Duration::from_secs(10), || async {
+            let text = command_page.find(Locator::Css("#drawer-body")).await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
+            if text.contains("签收") { Ok(()) } else { Err(text) }
+        })
+        .await;
+        std::fs::write(artifacts().join("command-centre.png"), command_page.screenshot().await.expect("shot")).expect("save");
+    }
+    .await;
+    let _ = command_page.close().await;
+    let _ = operator_page.close().await;
+    result
+}
