@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod consoles;
+
 use anyhow::Context;
 use clap::Parser;
 use serde::Serialize;
@@ -49,6 +51,15 @@ struct Args {
     /// A label stored in the report (e.g. the commit id).
     #[arg(long, default_value = "")]
     label: String,
+    /// Also open this many console WebSockets (on `--console-target`) and measure push.
+    #[arg(long, default_value_t = 0)]
+    consoles: usize,
+    /// Of the consoles, this many watch the whole province; the rest watch county bureaus.
+    #[arg(long, default_value_t = 50)]
+    province_consoles: usize,
+    /// The node the consoles connect to (default: the first target).
+    #[arg(long)]
+    console_target: Option<String>,
 }
 
 /// In-flight cap of the open-loop schedule: beyond it the generator itself would be the
@@ -66,10 +77,16 @@ struct Recorder {
     counters: Counters,
     latencies_us: Mutex<Vec<u32>>,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// When each created task's 201 arrived (ms), kept only when consoles are measured.
+    acked_at_ms: Option<Mutex<std::collections::HashMap<u64, i128>>>,
 }
 
 impl Recorder {
-    fn record(&self, started: Instant, outcome: Result<(), String>) {
+    fn record(&self, started: Instant, outcome: Result<Option<u64>, String>) {
+        if let (Ok(Some(id)), Some(acked)) = (&outcome, &self.acked_at_ms) {
+            acked.lock().expect("lock").insert(*id, consoles::now_ms());
+        }
+        let outcome = outcome.map(|_| ());
         if started < self.measuring_from {
             return;
         }
@@ -101,12 +118,35 @@ struct Report {
     latency_ms_p999: f64,
     latency_ms_max: f64,
     errors: BTreeMap<String, u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    push: Option<PushReport>,
+}
+
+#[derive(Serialize)]
+struct PushReport {
+    consoles: usize,
+    consoles_connected: u64,
+    consoles_dropped: u64,
+    node_memory_bytes_per_idle_connection: Option<u64>,
+    messages_per_second: f64,
+    task_events_per_second: f64,
+    push_latency_ms_p50: f64,
+    push_latency_ms_p99: f64,
+    push_latency_ms_p999: f64,
+    push_latency_ms_max: f64,
+    /// From the leader's stamp on the task (request accepted, before commit) to receipt.
+    stamp_to_receipt_ms_p50: f64,
+    stamp_to_receipt_ms_p99: f64,
+    /// Task events whose push arrived before the writer's 201 (counted as 0 ms).
+    pushed_before_ack: u64,
 }
 
 fn body(sequence: u64) -> serde_json::Value {
-    const REGIONS: [&str; 5] = ["440106", "440104", "440111", "440305", "440304"];
-    let region = REGIONS[(sequence % 5) as usize];
+    // Spread over the county bureaus that console watchers follow, so county consoles see
+    // their share of the events.
+    let region = consoles::COUNTY_WATCHERS[(sequence as usize) % consoles::COUNTY_WATCHERS.len()].0;
     json!({
+        "assignee_bureau": region,
         "kind": "lead", "severity": "normal", "source": "complaint",
         "title": format!("压测线索-{sequence}"),
         "description": "负载测试写入",
@@ -114,15 +154,18 @@ fn body(sequence: u64) -> serde_json::Value {
     })
 }
 
-async fn write_once(http: &reqwest::Client, args: &Args, target: &str, sequence: u64) -> Result<(), String> {
+/// Sends one create; returns the new task's id when the body was read for it.
+async fn write_once(http: &reqwest::Client, args: &Args, target: &str, sequence: u64) -> Result<Option<u64>, String> {
     let mut request = http.post(format!("http://{target}/api/v1/tasks")).bearer_auth(&args.token).json(&body(sequence));
     if args.idempotency_keys {
         request = request.header("Idempotency-Key", format!("load-{}-{sequence}", std::process::id()));
     }
     match request.send().await {
         Ok(response) if response.status().as_u16() == 201 => {
-            let _ = response.bytes().await;
-            Ok(())
+            let body = response.bytes().await.map_err(|_| "transport".to_owned())?;
+            // The task JSON starts with `{"id":N,`; no need to parse the rest.
+            let id = std::str::from_utf8(&body).ok().and_then(|text| text.strip_prefix("{\"id\":")?.split(',').next()?.parse().ok());
+            Ok(id)
         }
         Ok(response) => Err(format!("http_{}", response.status().as_u16())),
         Err(error) if error.is_timeout() => Err("timeout".into()),
@@ -150,12 +193,14 @@ async fn main() -> anyhow::Result<()> {
         .tcp_nodelay(true)
         .build()
         .context("building the HTTP client")?;
+    let consoles = if args.consoles > 0 { Some(open_consoles(&args, &targets, &http).await?) } else { None };
     let start = Instant::now();
     let recorder = Arc::new(Recorder {
         measuring_from: start + Duration::from_secs(args.warmup),
         counters: Counters::default(),
         latencies_us: Mutex::new(Vec::new()),
         errors: Mutex::new(BTreeMap::new()),
+        acked_at_ms: consoles.as_ref().map(|_| Mutex::new(std::collections::HashMap::new())),
     });
     let stop_at = start + Duration::from_secs(args.warmup + args.seconds);
     let sequence = Arc::new(AtomicU64::new(0));
@@ -211,6 +256,10 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     progress.abort();
+    let push = match consoles {
+        Some(opened) => Some(opened.finish(args.seconds as f64, recorder.acked_at_ms.as_ref()).await),
+        None => None,
+    };
 
     let measured = Instant::now().saturating_duration_since(recorder.measuring_from).as_secs_f64();
     let mut latencies = recorder.latencies_us.lock().expect("lock").clone();
@@ -229,6 +278,7 @@ async fn main() -> anyhow::Result<()> {
         latency_ms_p999: percentile_ms(&latencies, 0.999),
         latency_ms_max: latencies.last().map_or(0.0, |us| f64::from(*us) / 1000.0),
         errors: recorder.errors.lock().expect("lock").clone(),
+        push,
     };
     println!(
         "{}: {:.0} writes/s ({} ok, {} failed in {:.1} s); latency ms p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}; errors {:?}",
@@ -243,6 +293,23 @@ async fn main() -> anyhow::Result<()> {
         report.latency_ms_max,
         report.errors
     );
+    if let Some(push) = &report.push {
+        println!(
+            "consoles: {} connected of {} ({} dropped), node memory per idle connection {} bytes; {:.0} messages/s, {:.0} task events/s delivered; push latency (commit to receipt) ms p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}; stamp to receipt ms p50 {:.2} p99 {:.2}",
+            push.consoles_connected,
+            push.consoles,
+            push.consoles_dropped,
+            push.node_memory_bytes_per_idle_connection.map_or("?".to_owned(), |b| b.to_string()),
+            push.messages_per_second,
+            push.task_events_per_second,
+            push.push_latency_ms_p50,
+            push.push_latency_ms_p99,
+            push.push_latency_ms_p999,
+            push.push_latency_ms_max,
+            push.stamp_to_receipt_ms_p50,
+            push.stamp_to_receipt_ms_p99
+        );
+    }
     let text = serde_json::to_string(&report)?;
     println!("{text}");
     if let Some(path) = &args.json {
@@ -261,5 +328,115 @@ async fn print_progress(recorder: Arc<Recorder>, stop_at: Instant) {
         let failed = recorder.counters.failed.load(Ordering::Relaxed);
         eprintln!("  {:>7} ok/s  ({ok} ok, {failed} failed so far)", ok - last_ok);
         last_ok = ok;
+    }
+}
+
+/// Consoles opened for a run, and what is needed to report on them.
+struct OpenedConsoles {
+    stats: Arc<consoles::PushStats>,
+    tasks: tokio::task::JoinSet<()>,
+    count: usize,
+    memory_per_connection: Option<u64>,
+    messages_at_start: u64,
+    events_at_start: u64,
+}
+
+/// The node's resident memory, from its Prometheus metrics.
+async fn node_rss(http: &reqwest::Client, addr: &str) -> Option<u64> {
+    let text = http.get(format!("http://{addr}/metrics")).send().await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| l.strip_prefix("process_resident_memory_bytes ")?.trim().parse().ok())
+}
+
+/// Console connections opened per batch: a handshake storm of thousands at once only measures
+/// the accept queue.
+const CONSOLE_CONNECT_BATCH: usize = 100;
+
+async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) -> anyhow::Result<OpenedConsoles> {
+    let addr = args.console_target.clone().unwrap_or_else(|| targets[0].clone());
+    let rss_before = node_rss(http, &addr).await;
+    let stats = Arc::new(consoles::PushStats::default());
+    let mut tasks = tokio::task::JoinSet::new();
+    let measure_from_ms = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis()
+        + u128::from(args.warmup) * 1000) as i128;
+    for index in 0..args.consoles {
+        let (scope, token) = if index < args.province_consoles {
+            ("440000", consoles::PROVINCE_TOKEN)
+        } else {
+            let (county, token) = consoles::COUNTY_WATCHERS[index % consoles::COUNTY_WATCHERS.len()];
+            (county, token)
+        };
+        tasks.spawn(consoles::run_console(addr.clone(), token, scope, stats.clone(), measure_from_ms));
+        if (index + 1) % CONSOLE_CONNECT_BATCH == 0 {
+            let expected = (index + 1) as u64;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while stats.connected.load(Ordering::Relaxed) + stats.dropped.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while stats.connected.load(Ordering::Relaxed) + stats.dropped.load(Ordering::Relaxed) < args.consoles as u64 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Let the node settle (snapshot buffers freed) before reading its memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = node_rss(http, &addr).await;
+    let memory_per_connection = match (rss_before, rss_after) {
+        (Some(before), Some(after)) => Some(after.saturating_sub(before) / args.consoles as u64),
+        _ => None,
+    };
+    eprintln!(
+        "  {} consoles connected on {addr} ({} dropped)",
+        stats.connected.load(Ordering::Relaxed),
+        stats.dropped.load(Ordering::Relaxed)
+    );
+    let messages_at_start = stats.messages.load(Ordering::Relaxed);
+    let events_at_start = stats.task_events.load(Ordering::Relaxed);
+    Ok(OpenedConsoles { stats, tasks, count: args.consoles, memory_per_connection, messages_at_start, events_at_start })
+}
+
+impl OpenedConsoles {
+    async fn finish(mut self, seconds: f64, acked: Option<&Mutex<std::collections::HashMap<u64, i128>>>) -> PushReport {
+        // Pushes still in flight when the writes stop.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        let mut stamp_latencies = self.stats.stamp_latencies_us.lock().expect("lock").clone();
+        stamp_latencies.sort_unstable();
+        // Commit (the writer's 201) to receipt.
+        let acked = acked.map(|m| m.lock().expect("lock").clone()).unwrap_or_default();
+        let mut pushed_before_ack = 0;
+        let mut latencies: Vec<u32> = self
+            .stats
+            .receipts
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter_map(|(id, received_ms)| {
+                let acked_ms = acked.get(id)?;
+                if received_ms < acked_ms {
+                    pushed_before_ack += 1;
+                }
+                Some((((received_ms - acked_ms).max(0)) * 1000).min(i128::from(u32::MAX)) as u32)
+            })
+            .collect();
+        latencies.sort_unstable();
+        let messages = self.stats.messages.load(Ordering::Relaxed) - self.messages_at_start;
+        let events = self.stats.task_events.load(Ordering::Relaxed) - self.events_at_start;
+        PushReport {
+            consoles: self.count,
+            consoles_connected: self.stats.connected.load(Ordering::Relaxed),
+            consoles_dropped: self.stats.dropped.load(Ordering::Relaxed),
+            node_memory_bytes_per_idle_connection: self.memory_per_connection,
+            messages_per_second: messages as f64 / seconds,
+            task_events_per_second: events as f64 / seconds,
+            push_latency_ms_p50: percentile_ms(&latencies, 0.50),
+            push_latency_ms_p99: percentile_ms(&latencies, 0.99),
+            push_latency_ms_p999: percentile_ms(&latencies, 0.999),
+            push_latency_ms_max: latencies.last().map_or(0.0, |us| f64::from(*us) / 1000.0),
+            stamp_to_receipt_ms_p50: percentile_ms(&stamp_latencies, 0.50),
+            stamp_to_receipt_ms_p99: percentile_ms(&stamp_latencies, 0.99),
+            pushed_before_ack,
+        }
     }
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use cluster::ledger::{BureauCode, Task, TimelineAction};
 use cluster::raft::state_machine::AppliedEntry;
 use cluster::raft::LedgerStore;
+use axum::extract::ws::Utf8Bytes;
 use tokio::sync::broadcast;
 
 use crate::api::{task_json, time};
@@ -63,20 +64,49 @@ struct History {
     floor_index: u64,
 }
 
+/// An entry on its way to live connections, with the messages built for it so far: the
+/// many connections that watch the same scope share one encoded message. It lives only as
+/// long as the live channel holds it (bounded); history keeps the bare events.
+pub struct LiveEntry {
+    pub events: Arc<EntryEvents>,
+    rendered: Mutex<Vec<(WatcherKey, Option<Utf8Bytes>)>>,
+}
+
+/// What decides which events a watcher gets: operators see their own bureau's tasks, other
+/// roles everything that touches their scope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WatcherKey {
+    pub operator: bool,
+    pub bureau: BureauCode,
+}
+
+impl LiveEntry {
+    /// The message for watchers with `key`, built on first use.
+    pub fn message_for(&self, key: WatcherKey, build: impl FnOnce(&EntryEvents) -> Option<String>) -> Option<Utf8Bytes> {
+        let mut rendered = self.rendered.lock().expect("the render cache lock is never poisoned");
+        if let Some((_, message)) = rendered.iter().find(|(k, _)| *k == key) {
+            return message.clone();
+        }
+        let message = build(&self.events).map(Utf8Bytes::from);
+        rendered.push((key, message.clone()));
+        message
+    }
+}
+
 #[derive(Clone)]
 pub struct EventHub {
     history: Arc<Mutex<History>>,
     /// Sends are made while holding `history`, so an attach sees history and stream agree.
-    live: broadcast::Sender<Arc<EntryEvents>>,
+    live: broadcast::Sender<Arc<LiveEntry>>,
 }
 
 /// What a new connection starts from.
 pub enum Attachment {
     /// Every event after the requested index, then the live stream.
-    Resume { replay: Vec<Arc<EntryEvents>>, live: broadcast::Receiver<Arc<EntryEvents>> },
+    Resume { replay: Vec<Arc<EntryEvents>>, live: broadcast::Receiver<Arc<LiveEntry>> },
     /// The requested index is older than the history (or none was given): send a snapshot,
     /// then live events above the snapshot's index.
-    Snapshot { live: broadcast::Receiver<Arc<EntryEvents>> },
+    Snapshot { live: broadcast::Receiver<Arc<LiveEntry>> },
 }
 
 fn previous_assignee(task: &Task) -> Option<BureauCode> {
@@ -159,7 +189,7 @@ impl EventHub {
             history.floor_index = dropped.index;
         }
         // No receivers is normal (no console connected).
-        let _ = self.live.send(events);
+        let _ = self.live.send(Arc::new(LiveEntry { events, rendered: Mutex::new(Vec::new()) }));
     }
 
     /// Attaches a connection that last saw `since` (or nothing).

@@ -18,12 +18,13 @@ use std::time::Duration;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use futures_util::SinkExt;
 use cluster::ledger::{access, Actor, BureauCode, Regions, Role};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::broadcast;
 
-use super::hub::{Attachment, EntryEvents, TaskEvent};
+use super::hub::{Attachment, EntryEvents, LiveEntry, TaskEvent, WatcherKey};
 use crate::api::{task_json, time, ApiError};
 use crate::state::AppState;
 
@@ -102,7 +103,8 @@ pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -
         .max_message_size(CLIENT_MESSAGE_BYTES_MAX)
         .max_frame_size(CLIENT_MESSAGE_BYTES_MAX)
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        // Frames accumulate until flushed (or 16 KiB): a backlog goes out in few writes.
+        .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| async move {
             if let Err(reason) = serve(state, socket).await {
                 tracing::debug!(%reason, "console connection ended");
@@ -117,6 +119,13 @@ struct Watcher {
 }
 
 impl Watcher {
+    fn key(&self) -> WatcherKey {
+        match self.actor.role {
+            Role::Operator => WatcherKey { operator: true, bureau: self.actor.bureau },
+            Role::Command | Role::Leadership => WatcherKey { operator: false, bureau: self.scope },
+        }
+    }
+
     fn sees(&self, origin: BureauCode, assignee: Option<BureauCode>) -> bool {
         let regions = Regions::get();
         match self.actor.role {
@@ -157,6 +166,59 @@ fn events_message(index: u64, tasks: &[&TaskEvent], removed: &[u64]) -> String {
     out.push_str(&serde_json::to_string(removed).expect("ids encode"));
     out.push('}');
     out
+}
+
+/// Messages written to a connection before it is flushed, when it has a backlog.
+const FEED_BEFORE_FLUSH_MAX: usize = 64;
+
+enum BatchEnd {
+    Continue,
+    Closed,
+}
+
+/// Feeds `first` and every entry already queued behind it (up to `FEED_BEFORE_FLUSH_MAX`),
+/// then flushes. Not timed itself: the caller bounds the whole batch.
+async fn forward_batch(
+    socket: &mut WebSocket,
+    watcher: &Watcher,
+    live: &mut broadcast::Receiver<Arc<LiveEntry>>,
+    last_index: &mut u64,
+    first: Result<Arc<LiveEntry>, broadcast::error::RecvError>,
+) -> Result<BatchEnd, String> {
+    let mut next = Some(first);
+    let mut fed = 0usize;
+    while let Some(event) = next.take() {
+        match event {
+            Ok(entry) => {
+                if entry.events.index > *last_index {
+                    if let Some(message) = entry.message_for(watcher.key(), |events| watcher.message(events)) {
+                        socket.feed(Message::Text(message)).await.map_err(|e| format!("send failed: {e}"))?;
+                        fed += 1;
+                    }
+                    *last_index = entry.events.index;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(skipped)) => {
+                let message = json!({"type": "resync", "reason": "too far behind", "skipped_entries": skipped});
+                let _ = socket.send(Message::Text(message.to_string().into())).await;
+                let _ = socket.send(Message::Close(None)).await;
+                return Err(format!("dropped a slow console ({skipped} entries behind)"));
+            }
+            Err(broadcast::error::RecvError::Closed) => return Ok(BatchEnd::Closed),
+        }
+        if fed < FEED_BEFORE_FLUSH_MAX {
+            next = match live.try_recv() {
+                Ok(entry) => Some(Ok(entry)),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(broadcast::error::RecvError::Lagged(n))),
+                Err(broadcast::error::TryRecvError::Closed) => Some(Err(broadcast::error::RecvError::Closed)),
+                Err(broadcast::error::TryRecvError::Empty) => None,
+            };
+        }
+    }
+    if fed > 0 {
+        socket.flush().await.map_err(|e| format!("send failed: {e}"))?;
+    }
+    Ok(BatchEnd::Continue)
 }
 
 async fn send(socket: &mut WebSocket, text: String) -> Result<(), String> {
@@ -293,23 +355,18 @@ async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
     let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            event = live.recv() => match event {
-                Ok(events) => {
-                    if events.index <= last_index {
-                        continue;
-                    }
-                    if let Some(message) = watcher.message(&events) {
-                        send(&mut socket, message).await?;
-                    }
-                    last_index = events.index;
+            event = live.recv() => {
+                // Forward this entry and whatever else is already queued, then flush once: a
+                // console that fell behind catches up in few writes instead of one per entry.
+                // One timeout covers the whole batch: a client that stops reading blocks the
+                // writes, and is dropped when the batch cannot finish in time.
+                let batch = forward_batch(&mut socket, &watcher, &mut live, &mut last_index, event);
+                match tokio::time::timeout(SEND_TIMEOUT, batch).await {
+                    Ok(Ok(BatchEnd::Continue)) => {}
+                    Ok(Ok(BatchEnd::Closed)) => return Ok(()),
+                    Ok(Err(reason)) => return Err(reason),
+                    Err(_) => return Err("the client stopped reading".into()),
                 }
-                Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    let message = json!({"type": "resync", "reason": "too far behind", "skipped_entries": skipped});
-                    let _ = send(&mut socket, message.to_string()).await;
-                    let _ = socket.send(Message::Close(None)).await;
-                    return Err(format!("dropped a slow console ({skipped} entries behind)"));
-                }
-                Err(broadcast::error::RecvError::Closed) => return Ok(()),
             },
             frame = socket.recv() => match frame {
                 Some(Ok(Message::Close(_))) | None => return Ok(()),

@@ -57,6 +57,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP xietong_snapshots_installed_total Snapshots received from a leader and installed.\n# TYPE xietong_snapshots_installed_total counter\nxietong_snapshots_installed_total {}",
         state.store.snapshots_installed()
     );
+    if let Some(rss) = resident_memory_bytes() {
+        gauge(&mut out, "process_resident_memory_bytes", "Resident memory of this node's process.", rss);
+    }
     gauge(&mut out, "xietong_console_connections", "Console WebSocket connections open on this node.", state.ws_connections.total() as u64);
     let replica = state.store.read();
     let _ = writeln!(
@@ -74,4 +77,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         let _ = writeln!(out, "xietong_tasks{{state=\"{task_state}\"}} {count}");
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// VmRSS from /proc/self/status (Linux).
+fn resident_memory_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
