@@ -3,7 +3,7 @@
 //! and the node's memory per connection.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -33,11 +33,17 @@ pub struct PushStats {
     pub task_events: AtomicU64,
     pub connected: AtomicU64,
     pub dropped: AtomicU64,
+}
+
+/// What one console measured; kept per console (no shared locks on the hot path) and merged
+/// after the run.
+#[derive(Default)]
+pub struct ConsoleSamples {
     /// Leader stamp → receipt, per delivered task event.
-    pub stamp_latencies_us: Mutex<Vec<u32>>,
+    pub stamp_latencies_us: Vec<u32>,
     /// (task id, receipt ms) per delivered task event, joined after the run with the time the
     /// writer got its 201 (the commit as the client sees it).
-    pub receipts: Mutex<Vec<(u64, i128)>>,
+    pub receipts: Vec<(u64, i128)>,
 }
 
 pub fn now_ms() -> i128 {
@@ -45,15 +51,23 @@ pub fn now_ms() -> i128 {
 }
 
 /// Opens one console and records push latency for every task event until `stop`.
-pub async fn run_console(addr: String, token: &'static str, scope: &'static str, stats: Arc<PushStats>, measure_from_ms: i128) {
+pub async fn run_console(
+    addr: String,
+    token: &'static str,
+    scope: &'static str,
+    stats: Arc<PushStats>,
+    measure_from_ms: i128,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> ConsoleSamples {
+    let mut samples = ConsoleSamples::default();
     let Ok((mut socket, _)) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await else {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
-        return;
+        return samples;
     };
     let hello = json!({"type": "hello", "token": token, "scope": scope});
     if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
-        return;
+        return samples;
     }
     let mut ping = tokio::time::interval(Duration::from_secs(5));
     let mut counted = false;
@@ -63,7 +77,7 @@ pub async fn run_console(addr: String, token: &'static str, scope: &'static str,
                 let Some(Ok(Message::Text(text))) = frame else {
                     if matches!(frame, None | Some(Err(_)) | Some(Ok(Message::Close(_)))) {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
-                        return;
+                        return samples;
                     }
                     continue;
                 };
@@ -83,12 +97,12 @@ pub async fn run_console(addr: String, token: &'static str, scope: &'static str,
                             continue;
                         }
                         let micros = ((received_ms - stamped_ms).max(0) * 1000).min(i128::from(u32::MAX)) as u32;
-                        stats.stamp_latencies_us.lock().expect("lock").push(micros);
+                        samples.stamp_latencies_us.push(micros);
                         if let Some(id) = id {
-                            stats.receipts.lock().expect("lock").push((id, received_ms));
+                            samples.receipts.push((id, received_ms));
                         }
                     }
-                } else if !counted && text.starts_with("{\"type\":\"snapshot\"") || text.contains("\"type\":\"snapshot\"") && !counted {
+                } else if !counted && text.starts_with("{\"type\":\"snapshot\"") {
                     counted = true;
                     stats.connected.fetch_add(1, Ordering::Relaxed);
                 }
@@ -96,9 +110,10 @@ pub async fn run_console(addr: String, token: &'static str, scope: &'static str,
             _ = ping.tick() => {
                 if socket.send(Message::Text(r#"{"type":"ping"}"#.into())).await.is_err() {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
-                    return;
+                    return samples;
                 }
             }
+            _ = stop.changed() => return samples,
         }
     }
 }

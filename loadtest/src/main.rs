@@ -164,7 +164,9 @@ async fn write_once(http: &reqwest::Client, args: &Args, target: &str, sequence:
         Ok(response) if response.status().as_u16() == 201 => {
             let body = response.bytes().await.map_err(|_| "transport".to_owned())?;
             // The task JSON starts with `{"id":N,`; no need to parse the rest.
-            let id = std::str::from_utf8(&body).ok().and_then(|text| text.strip_prefix("{\"id\":")?.split(',').next()?.parse().ok());
+            let id = std::str::from_utf8(&body)
+                .ok()
+                .and_then(|text| text.strip_prefix("{\"id\":")?.split(',').next()?.parse().ok());
             Ok(id)
         }
         Ok(response) => Err(format!("http_{}", response.status().as_u16())),
@@ -334,7 +336,8 @@ async fn print_progress(recorder: Arc<Recorder>, stop_at: Instant) {
 /// Consoles opened for a run, and what is needed to report on them.
 struct OpenedConsoles {
     stats: Arc<consoles::PushStats>,
-    tasks: tokio::task::JoinSet<()>,
+    tasks: tokio::task::JoinSet<consoles::ConsoleSamples>,
+    stop: tokio::sync::watch::Sender<bool>,
     count: usize,
     memory_per_connection: Option<u64>,
     messages_at_start: u64,
@@ -356,6 +359,7 @@ async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) 
     let rss_before = node_rss(http, &addr).await;
     let stats = Arc::new(consoles::PushStats::default());
     let mut tasks = tokio::task::JoinSet::new();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let measure_from_ms = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis()
         + u128::from(args.warmup) * 1000) as i128;
     for index in 0..args.consoles {
@@ -365,17 +369,21 @@ async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) 
             let (county, token) = consoles::COUNTY_WATCHERS[index % consoles::COUNTY_WATCHERS.len()];
             (county, token)
         };
-        tasks.spawn(consoles::run_console(addr.clone(), token, scope, stats.clone(), measure_from_ms));
+        tasks.spawn(consoles::run_console(addr.clone(), token, scope, stats.clone(), measure_from_ms, stop_rx.clone()));
         if (index + 1) % CONSOLE_CONNECT_BATCH == 0 {
             let expected = (index + 1) as u64;
             let deadline = Instant::now() + Duration::from_secs(30);
-            while stats.connected.load(Ordering::Relaxed) + stats.dropped.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+            while stats.connected.load(Ordering::Relaxed) + stats.dropped.load(Ordering::Relaxed) < expected
+                && Instant::now() < deadline
+            {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while stats.connected.load(Ordering::Relaxed) + stats.dropped.load(Ordering::Relaxed) < args.consoles as u64 && Instant::now() < deadline {
+    while stats.connected.load(Ordering::Relaxed) + stats.dropped.load(Ordering::Relaxed) < args.consoles as u64
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Let the node settle (snapshot buffers freed) before reading its memory.
@@ -392,25 +400,35 @@ async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) 
     );
     let messages_at_start = stats.messages.load(Ordering::Relaxed);
     let events_at_start = stats.task_events.load(Ordering::Relaxed);
-    Ok(OpenedConsoles { stats, tasks, count: args.consoles, memory_per_connection, messages_at_start, events_at_start })
+    Ok(OpenedConsoles {
+        stats,
+        tasks,
+        stop,
+        count: args.consoles,
+        memory_per_connection,
+        messages_at_start,
+        events_at_start,
+    })
 }
 
 impl OpenedConsoles {
     async fn finish(mut self, seconds: f64, acked: Option<&Mutex<std::collections::HashMap<u64, i128>>>) -> PushReport {
         // Pushes still in flight when the writes stop.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        self.tasks.abort_all();
-        while self.tasks.join_next().await.is_some() {}
-        let mut stamp_latencies = self.stats.stamp_latencies_us.lock().expect("lock").clone();
+        let _ = self.stop.send(true);
+        let mut stamp_latencies = Vec::new();
+        let mut receipts = Vec::new();
+        while let Some(samples) = self.tasks.join_next().await {
+            if let Ok(samples) = samples {
+                stamp_latencies.extend(samples.stamp_latencies_us);
+                receipts.extend(samples.receipts);
+            }
+        }
         stamp_latencies.sort_unstable();
         // Commit (the writer's 201) to receipt.
         let acked = acked.map(|m| m.lock().expect("lock").clone()).unwrap_or_default();
         let mut pushed_before_ack = 0;
-        let mut latencies: Vec<u32> = self
-            .stats
-            .receipts
-            .lock()
-            .expect("lock")
+        let mut latencies: Vec<u32> = receipts
             .iter()
             .filter_map(|(id, received_ms)| {
                 let acked_ms = acked.get(id)?;

@@ -33,14 +33,19 @@ async fn connection_state(page: &Client) -> Result<String, String> {
 async fn wait_for_connection(page: &Client, state: &str) -> String {
     wait_until(&format!("the console is {state}"), Duration::from_secs(20), || async {
         let seen = connection_state(page).await?;
-        if seen.starts_with(&format!("{state}|")) { Ok(seen) } else { Err(seen) }
+        if seen.starts_with(&format!("{state}|")) {
+            Ok(seen)
+        } else {
+            Err(seen)
+        }
     })
     .await
 }
 
 /// The number of board rows for a task, and its displayed state.
 async fn rows_for(page: &Client, id: u64) -> Result<(usize, Option<String>), String> {
-    let rows = page.find_all(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']"))).await.map_err(|e| e.to_string())?;
+    let rows =
+        page.find_all(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']"))).await.map_err(|e| e.to_string())?;
     let state = match rows.first() {
         Some(row) => row.attr("data-state").await.map_err(|e| e.to_string())?,
         None => None,
@@ -82,8 +87,18 @@ async fn operator_and_command_pages_stay_live_across_a_node_kill() {
         select(&command_page, &format!("{form} select[name=kind]"), "emergency").await;
         select(&command_page, &format!("{form} select[name=severity]"), "critical").await;
         select(&command_page, &format!("{form} select[name=source]"), "public_opinion").await;
-        for (name, value) in [("title", "天河区学校食堂疑似食物中毒事件"), ("subject_name", "广州市某某餐饮管理有限公司"), ("uscc", "91350100M000100Y43")] {
-            command_page.find(Locator::Css(&format!("{form} [name={name}]"))).await.expect(name).send_keys(value).await.expect("type");
+        for (name, value) in [
+            ("title", "天河区学校食堂疑似食物中毒事件"),
+            ("subject_name", "广州市某某餐饮管理有限公司"),
+            ("uscc", "91350100M000100Y43"),
+        ] {
+            command_page
+                .find(Locator::Css(&format!("{form} [name={name}]")))
+                .await
+                .expect(name)
+                .send_keys(value)
+                .await
+                .expect("type");
         }
         select(&command_page, &format!("{form} select[name=region_code]"), "440106").await;
         select(&command_page, &format!("{form} select[name=assignee_bureau]"), "440106").await;
@@ -92,21 +107,41 @@ async fn operator_and_command_pages_stay_live_across_a_node_kill() {
 
         let id = wait_until("the created task is in the ledger", Duration::from_secs(10), || async {
             let tasks = cluster.all_tasks(1).await;
-            tasks.iter().find(|t| t.title == "天河区学校食堂疑似食物中毒事件" && t.state == "dispatched").map(|t| t.id).ok_or("not yet".to_owned())
+            tasks
+                .iter()
+                .find(|t| t.title == "天河区学校食堂疑似食物中毒事件" && t.state == "dispatched")
+                .map(|t| t.id)
+                .ok_or("not yet".to_owned())
         })
         .await;
         wait_for_row(&operator_page, id, "dispatched").await;
-        println!("operator page showed the dispatched task {:?} after the command user submitted it", submitted.elapsed());
+        println!(
+            "operator page showed the dispatched task {:?} after the command user submitted it",
+            submitted.elapsed()
+        );
         // An emergency raises the alarm banner on the assignee's page.
         let alarm = operator_page.find(Locator::Css("#alarm")).await.expect("alarm");
         assert!(alarm.is_displayed().await.expect("visible?"), "the emergency alarm is shown");
 
         // The operator acknowledges with a click; the command page shows it live.
-        operator_page.find(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']"))).await.expect("row").click().await.expect("open");
-        operator_page.find(Locator::Css("#drawer button[data-action='ack']")).await.expect("ack button").click().await.expect("ack");
+        operator_page
+            .find(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']")))
+            .await
+            .expect("row")
+            .click()
+            .await
+            .expect("open");
+        operator_page
+            .find(Locator::Css("#drawer button[data-action='ack']"))
+            .await
+            .expect("ack button")
+            .click()
+            .await
+            .expect("ack");
         let shown_after = wait_for_row(&command_page, id, "acknowledged").await;
         println!("command page showed the ack {shown_after:?} after the click");
-        std::fs::write(artifacts().join("operator-acknowledged.png"), operator_page.screenshot().await.expect("shot")).expect("save");
+        std::fs::write(artifacts().join("operator-acknowledged.png"), operator_page.screenshot().await.expect("shot"))
+            .expect("save");
 
         // Kill the node the operator's page is connected to; two more tasks arrive meanwhile.
         cluster.kill(2);
@@ -114,7 +149,11 @@ async fn operator_and_command_pages_stay_live_across_a_node_kill() {
         let second = cluster.create_task(3, "断线期间新任务二", Some("440106")).await;
         let resumed = wait_until("the operator page resumed on another node", Duration::from_secs(30), || async {
             let seen = connection_state(&operator_page).await?;
-            if seen.starts_with("live|") && !seen.contains(cluster.addr(2)) { Ok(seen) } else { Err(seen) }
+            if seen.starts_with("live|") && !seen.contains(cluster.addr(2)) {
+                Ok(seen)
+            } else {
+                Err(seen)
+            }
         })
         .await;
         println!("operator page after the kill: {resumed}");
@@ -128,14 +167,35 @@ async fn operator_and_command_pages_stay_live_across_a_node_kill() {
         let all_rows = operator_page.find_all(Locator::Css("#task-rows tr")).await.expect("rows").len();
         assert_eq!(all_rows, 3, "the operator's board holds exactly its three open tasks");
 
-        std::fs::write(artifacts().join("operator-after-failover.png"), operator_page.screenshot().await.expect("shot")).expect("save");
-        command_page.find(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']"))).await.expect("row").click().await.expect("open");
+        std::fs::write(
+            artifacts().join("operator-after-failover.png"),
+            operator_page.screenshot().await.expect("shot"),
+        )
+        .expect("save");
+        command_page
+            .find(Locator::Css(&format!("#task-rows tr[data-task-id='{id}']")))
+            .await
+            .expect("row")
+            .click()
+            .await
+            .expect("open");
         wait_until("the drawer shows the timeline", Duration::from_secs(10), || async {
-            let text = command_page.find(Locator::Css("#drawer-body")).await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
-            if text.contains("签收") { Ok(()) } else { Err(text) }
+            let text = command_page
+                .find(Locator::Css("#drawer-body"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if text.contains("签收") {
+                Ok(())
+            } else {
+                Err(text)
+            }
         })
         .await;
-        std::fs::write(artifacts().join("command-centre.png"), command_page.screenshot().await.expect("shot")).expect("save");
+        std::fs::write(artifacts().join("command-centre.png"), command_page.screenshot().await.expect("shot"))
+            .expect("save");
     }
     .await;
     let _ = command_page.close().await;

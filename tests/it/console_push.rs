@@ -157,9 +157,8 @@ async fn a_stalled_console_is_dropped_and_memory_stays_flat() {
     let mut stalled = ConsoleClient::connect(cluster.addr(2), COMMAND_TOKEN, None, None).await;
     stalled.expect("welcome").await;
     stalled.expect("snapshot").await;
-    let connections = || async {
-        cluster.metric(2, "xietong_console_connections").await.ok_or_else(|| "no metric".to_owned())
-    };
+    let connections =
+        || async { cluster.metric(2, "xietong_console_connections").await.ok_or_else(|| "no metric".to_owned()) };
     assert_eq!(wait_until("the console is counted", Duration::from_secs(5), connections).await, 1.0);
     let rss_before = cluster.rss_bytes(2);
 
@@ -183,7 +182,11 @@ async fn a_stalled_console_is_dropped_and_memory_stays_flat() {
                 assert!(request.await.expect("create").status().is_success());
             }
             let open = cluster.metric(2, "xietong_console_connections").await.unwrap_or(1.0);
-            if open == 0.0 { Ok(()) } else { Err(format!("{open} console(s) still open")) }
+            if open == 0.0 {
+                Ok(())
+            } else {
+                Err(format!("{open} console(s) still open"))
+            }
         }
     })
     .await;

@@ -50,7 +50,8 @@ impl ConsoleClient {
 
     /// The next message, which must be of `kind`.
     pub async fn expect(&mut self, kind: &str) -> Value {
-        let message = self.next(Duration::from_secs(10)).await.unwrap_or_else(|| panic!("closed while expecting {kind}"));
+        let message =
+            self.next(Duration::from_secs(10)).await.unwrap_or_else(|| panic!("closed while expecting {kind}"));
         assert_eq!(message["type"], kind, "{message}");
         message
     }

@@ -293,8 +293,13 @@ impl TestCluster {
 
     /// Creates a task (and dispatches it when `assignee` is given) as the provincial command user.
     pub async fn create_task(&self, node: u64, title: &str, assignee: Option<&str>) -> TaskJson {
-        let response =
-            self.http.post(self.url(node, "/api/v1/tasks")).bearer_auth(COMMAND_TOKEN).json(&create_body(title)).send().await;
+        let response = self
+            .http
+            .post(self.url(node, "/api/v1/tasks"))
+            .bearer_auth(COMMAND_TOKEN)
+            .json(&create_body(title))
+            .send()
+            .await;
         let task: TaskJson = response.expect("create").json().await.expect("task");
         match assignee {
             None => task,

@@ -1,21 +1,25 @@
 //! The event hub: turns applied ledger entries into console events, keeps a bounded history
-//! for resume, and fans events out to WebSocket connections.
+//! for resume, and fans each event out only to the connections it concerns.
 //!
 //! An event's sequence number is the Raft log index of the entry that produced it, so a console
 //! that reconnects to any node of the group resumes from the last index it saw. Every node runs
 //! a hub over its own applied entries: a console on a follower sees an event as soon as that
 //! follower applies it.
 //!
-//! Each event's task JSON is encoded once here and shared by every connection that forwards it.
+//! Connections are grouped by `WatchKey` (what they are allowed to see). For each entry the hub
+//! builds at most one message per key, and hands it to that key's connections through each
+//! one's bounded queue; connections the entry does not concern are not even woken. A connection
+//! whose queue is full is cut off and told to resync: it can never make the hub wait or grow.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cluster::ledger::{BureauCode, Task, TimelineAction};
+use axum::extract::ws::Utf8Bytes;
+use cluster::ledger::{BureauCode, Regions, Task, TimelineAction};
 use cluster::raft::state_machine::AppliedEntry;
 use cluster::raft::LedgerStore;
-use axum::extract::ws::Utf8Bytes;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 use crate::api::{task_json, time};
 
@@ -25,10 +29,9 @@ pub const HISTORY_ENTRIES_MAX: usize = 100_000;
 /// Encoded event bytes kept for resume, whatever the entry count: entries carry batches of
 /// tasks of very different sizes, so the memory bound is in bytes.
 pub const HISTORY_BYTES_MAX: usize = 64 * 1024 * 1024;
-/// Entries a connection may fall behind the hub before it is told to resync and dropped. This
-/// is the per-connection send queue; it is shared (one ring for all connections), so a slow
-/// connection costs no memory of its own.
-pub const CONNECTION_LAG_ENTRIES_MAX: usize = 4_096;
+/// Messages queued for one connection at most. A console this far behind is cut off and
+/// resynchronises from a snapshot; the messages themselves are shared between connections.
+pub const CONNECTION_QUEUE_DEPTH_MAX: usize = 1_024;
 
 /// One task as changed by an entry, with what scope filtering needs.
 #[derive(Debug)]
@@ -56,57 +59,94 @@ impl EntryEvents {
     }
 }
 
-struct History {
-    entries: VecDeque<Arc<EntryEvents>>,
-    /// Sum of `encoded_bytes` over `entries`.
-    bytes: usize,
-    /// Every entry with an index above this is in `entries` (or carried no task change).
-    floor_index: u64,
+/// What decides which events a connection gets: an operator sees the tasks assigned to its
+/// own bureau; command and leadership users see every task whose origin or assignee lies in
+/// the scope they watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WatchKey {
+    AssignedTo(BureauCode),
+    Touching(BureauCode),
 }
 
-/// An entry on its way to live connections, with the messages built for it so far: the
-/// many connections that watch the same scope share one encoded message. It lives only as
-/// long as the live channel holds it (bounded); history keeps the bare events.
-pub struct LiveEntry {
-    pub events: Arc<EntryEvents>,
-    rendered: Mutex<Vec<(WatcherKey, Option<Utf8Bytes>)>>,
-}
-
-/// What decides which events a watcher gets: operators see their own bureau's tasks, other
-/// roles everything that touches their scope.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct WatcherKey {
-    pub operator: bool,
-    pub bureau: BureauCode,
-}
-
-impl LiveEntry {
-    /// The message for watchers with `key`, built on first use.
-    pub fn message_for(&self, key: WatcherKey, build: impl FnOnce(&EntryEvents) -> Option<String>) -> Option<Utf8Bytes> {
-        let mut rendered = self.rendered.lock().expect("the render cache lock is never poisoned");
-        if let Some((_, message)) = rendered.iter().find(|(k, _)| *k == key) {
-            return message.clone();
+impl WatchKey {
+    pub fn sees(self, origin: BureauCode, assignee: Option<BureauCode>) -> bool {
+        let regions = Regions::get();
+        match self {
+            WatchKey::AssignedTo(bureau) => assignee == Some(bureau),
+            WatchKey::Touching(scope) => {
+                regions.is_within(origin, scope) || assignee.is_some_and(|a| regions.is_within(a, scope))
+            }
         }
-        let message = build(&self.events).map(Utf8Bytes::from);
-        rendered.push((key, message.clone()));
-        message
     }
+
+    /// The `events` message of one entry for this key, or `None` when nothing in it concerns
+    /// the key. Tasks that left the key's view (re-dispatched elsewhere) are listed as removed.
+    pub fn message(self, events: &EntryEvents) -> Option<String> {
+        let mut shown = Vec::new();
+        let mut removed = Vec::new();
+        for event in &events.tasks {
+            if self.sees(event.origin, event.assignee) {
+                shown.push(event.json.as_ref());
+            } else if event.previous_assignee.is_some_and(|p| self.sees(event.origin, Some(p))) {
+                removed.push(event.task_id);
+            }
+        }
+        if shown.is_empty() && removed.is_empty() {
+            return None;
+        }
+        let mut out = format!("{{\"type\":\"events\",\"index\":{},\"tasks\":[", events.index);
+        out.push_str(&shown.join(","));
+        out.push_str("],\"removed\":");
+        out.push_str(&serde_json::to_string(&removed).expect("ids encode"));
+        out.push('}');
+        Some(out)
+    }
+}
+
+/// A message for live connections, shared by all connections of one key.
+#[derive(Debug)]
+pub struct LiveMessage {
+    pub index: u64,
+    pub text: Utf8Bytes,
+}
+
+/// The receiving end a connection reads its live messages from.
+pub struct Subscription {
+    pub messages: mpsc::Receiver<Arc<LiveMessage>>,
+    /// Set by the hub when it cut this connection off for falling behind.
+    pub overflowed: Arc<AtomicBool>,
+}
+
+struct Subscriber {
+    queue: mpsc::Sender<Arc<LiveMessage>>,
+    overflowed: Arc<AtomicBool>,
+}
+
+struct HubState {
+    history: VecDeque<Arc<EntryEvents>>,
+    /// Sum of `encoded_bytes` over `history`.
+    history_bytes: usize,
+    /// Every entry with an index above this is in `history` (or carried no task change).
+    floor_index: u64,
+    /// The newest entry published.
+    latest_index: u64,
+    subscribers: BTreeMap<WatchKey, Vec<Subscriber>>,
 }
 
 #[derive(Clone)]
 pub struct EventHub {
-    history: Arc<Mutex<History>>,
-    /// Sends are made while holding `history`, so an attach sees history and stream agree.
-    live: broadcast::Sender<Arc<LiveEntry>>,
+    /// Publishing and attaching both happen under this lock, so a new connection sees history
+    /// and live queue agree: every entry is in exactly one of them.
+    state: Arc<Mutex<HubState>>,
 }
 
 /// What a new connection starts from.
 pub enum Attachment {
-    /// Every event after the requested index, then the live stream.
-    Resume { replay: Vec<Arc<EntryEvents>>, live: broadcast::Receiver<Arc<LiveEntry>> },
+    /// Every event after the requested index (to be filtered by key), then the live queue.
+    Resume { replay: Vec<Arc<EntryEvents>>, subscription: Subscription },
     /// The requested index is older than the history (or none was given): send a snapshot,
-    /// then live events above the snapshot's index.
-    Snapshot { live: broadcast::Receiver<Arc<LiveEntry>> },
+    /// then live messages above the snapshot's index.
+    Snapshot { subscription: Subscription },
 }
 
 fn previous_assignee(task: &Task) -> Option<BureauCode> {
@@ -125,29 +165,38 @@ impl EventHub {
     pub fn start(store: &LedgerStore) -> (EventHub, tokio::task::JoinHandle<()>) {
         let applied = store.subscribe_applied();
         let floor_index = store.read().last_applied.map_or(0, |log_id| log_id.index);
-        let (live, _) = broadcast::channel(CONNECTION_LAG_ENTRIES_MAX);
-        let hub = EventHub { history: Arc::new(Mutex::new(History { entries: VecDeque::new(), bytes: 0, floor_index })), live };
+        let state = HubState {
+            history: VecDeque::new(),
+            history_bytes: 0,
+            floor_index,
+            latest_index: floor_index,
+            subscribers: BTreeMap::new(),
+        };
+        let hub = EventHub { state: Arc::new(Mutex::new(state)) };
         let task = tokio::spawn(hub.clone().run(applied));
         (hub, task)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, History> {
-        self.history.lock().expect("the history lock is never poisoned")
+    fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
+        self.state.lock().expect("the hub lock is never poisoned")
     }
 
-    /// Ends when the store's notice channel closes (the node is shutting down).
+    /// Ends when the store's notice channel closes.
     async fn run(self, mut applied: broadcast::Receiver<AppliedEntry>) {
         loop {
             match applied.recv().await {
                 Ok(entry) => self.publish(entry),
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                    // The hub itself fell behind: history has a hole, so resume from before it
-                    // must fall back to a snapshot.
-                    tracing::warn!(skipped, "console hub lagged behind the ledger; history reset");
-                    let mut history = self.lock();
-                    history.entries.clear();
-                    history.bytes = 0;
-                    history.floor_index = u64::MAX;
+                    // The hub itself fell behind: history has a hole and live queues missed
+                    // entries, so every connection must start over from a snapshot.
+                    tracing::warn!(skipped, "console hub lagged behind the ledger; consoles resync");
+                    let mut state = self.lock();
+                    state.history.clear();
+                    state.history_bytes = 0;
+                    state.floor_index = u64::MAX;
+                    for subscriber in std::mem::take(&mut state.subscribers).into_values().flatten() {
+                        subscriber.overflowed.store(true, Ordering::Relaxed);
+                    }
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
@@ -173,40 +222,63 @@ impl EventHub {
                 }
             })
             .collect();
+        let mut state = self.lock();
+        state.latest_index = state.latest_index.max(entry.index);
         if tasks.is_empty() {
             return;
         }
         let events = Arc::new(EntryEvents { index: entry.index, tasks });
-        let mut history = self.lock();
-        if history.floor_index == u64::MAX {
-            history.floor_index = entry.index - 1;
+        if state.floor_index == u64::MAX {
+            state.floor_index = entry.index - 1;
         }
-        history.bytes += events.encoded_bytes();
-        history.entries.push_back(events.clone());
-        while history.entries.len() > HISTORY_ENTRIES_MAX || history.bytes > HISTORY_BYTES_MAX {
-            let dropped = history.entries.pop_front().expect("non-empty");
-            history.bytes -= dropped.encoded_bytes();
-            history.floor_index = dropped.index;
+        state.history_bytes += events.encoded_bytes();
+        state.history.push_back(events.clone());
+        while state.history.len() > HISTORY_ENTRIES_MAX || state.history_bytes > HISTORY_BYTES_MAX {
+            let dropped = state.history.pop_front().expect("non-empty");
+            state.history_bytes -= dropped.encoded_bytes();
+            state.floor_index = dropped.index;
         }
-        // No receivers is normal (no console connected).
-        let _ = self.live.send(Arc::new(LiveEntry { events, rendered: Mutex::new(Vec::new()) }));
-    }
-
-    /// Attaches a connection that last saw `since` (or nothing).
-    pub fn attach(&self, since: Option<u64>) -> Attachment {
-        let history = self.lock();
-        let live = self.live.subscribe();
-        match since {
-            Some(since) if since >= history.floor_index && history.floor_index != u64::MAX => {
-                let start = history.entries.partition_point(|events| events.index <= since);
-                Attachment::Resume { replay: history.entries.range(start..).cloned().collect(), live }
+        state.subscribers.retain(|key, subscribers| {
+            subscribers.retain(|s| !s.queue.is_closed());
+            if subscribers.is_empty() {
+                return false;
             }
-            _ => Attachment::Snapshot { live },
+            let Some(text) = key.message(&events) else { return true };
+            let message = Arc::new(LiveMessage { index: events.index, text: Utf8Bytes::from(text) });
+            subscribers.retain(|subscriber| match subscriber.queue.try_send(message.clone()) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // Dropping the sender closes the queue; the flag tells the connection why.
+                    subscriber.overflowed.store(true, Ordering::Relaxed);
+                    false
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            });
+            !subscribers.is_empty()
+        });
+    }
+
+    /// Attaches a connection watching `key` that last saw `since` (or nothing).
+    pub fn attach(&self, key: WatchKey, since: Option<u64>) -> Attachment {
+        let mut state = self.lock();
+        let (queue, messages) = mpsc::channel(CONNECTION_QUEUE_DEPTH_MAX);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        state.subscribers.entry(key).or_default().push(Subscriber { queue, overflowed: overflowed.clone() });
+        let subscription = Subscription { messages, overflowed };
+        match since {
+            Some(since) if since >= state.floor_index && state.floor_index != u64::MAX => {
+                let start = state.history.partition_point(|events| events.index <= since);
+                Attachment::Resume { replay: state.history.range(start..).cloned().collect(), subscription }
+            }
+            _ => Attachment::Snapshot { subscription },
         }
     }
 
-    /// The index of the newest entry published (0 if none yet).
-    pub fn latest_index(&self) -> u64 {
-        self.lock().entries.back().map_or(0, |events| events.index)
+    /// The newest published index, when nothing is waiting in `subscription`: then every
+    /// message for this connection up to that index has been taken, and a console may resume
+    /// from it. `None` while messages are pending.
+    pub fn settled_index(&self, subscription: &Subscription) -> Option<u64> {
+        let state = self.lock();
+        subscription.messages.is_empty().then_some(state.latest_index)
     }
 }

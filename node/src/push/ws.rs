@@ -18,13 +18,13 @@ use std::time::Duration;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use futures_util::SinkExt;
 use cluster::ledger::{access, Actor, BureauCode, Regions, Role};
+use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;
-use tokio::sync::broadcast;
+use tokio::sync::mpsc;
 
-use super::hub::{Attachment, EntryEvents, LiveEntry, TaskEvent, WatcherKey};
+use super::hub::{Attachment, LiveMessage, Subscription, WatchKey};
 use crate::api::{task_json, time, ApiError};
 use crate::state::AppState;
 
@@ -119,53 +119,12 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn key(&self) -> WatcherKey {
+    fn key(&self) -> WatchKey {
         match self.actor.role {
-            Role::Operator => WatcherKey { operator: true, bureau: self.actor.bureau },
-            Role::Command | Role::Leadership => WatcherKey { operator: false, bureau: self.scope },
+            Role::Operator => WatchKey::AssignedTo(self.actor.bureau),
+            Role::Command | Role::Leadership => WatchKey::Touching(self.scope),
         }
     }
-
-    fn sees(&self, origin: BureauCode, assignee: Option<BureauCode>) -> bool {
-        let regions = Regions::get();
-        match self.actor.role {
-            Role::Operator => assignee == Some(self.actor.bureau),
-            Role::Command | Role::Leadership => {
-                regions.is_within(origin, self.scope) || assignee.is_some_and(|a| regions.is_within(a, self.scope))
-            }
-        }
-    }
-
-    /// The message for one entry, or `None` when nothing in it concerns this watcher.
-    fn message(&self, events: &EntryEvents) -> Option<String> {
-        let mut tasks = Vec::new();
-        let mut removed = Vec::new();
-        for event in &events.tasks {
-            if self.sees(event.origin, event.assignee) {
-                tasks.push(event);
-            } else if event.previous_assignee.is_some_and(|p| self.sees(event.origin, Some(p))) {
-                removed.push(event.task_id);
-            }
-        }
-        if tasks.is_empty() && removed.is_empty() {
-            return None;
-        }
-        Some(events_message(events.index, &tasks, &removed))
-    }
-}
-
-fn events_message(index: u64, tasks: &[&TaskEvent], removed: &[u64]) -> String {
-    let mut out = format!("{{\"type\":\"events\",\"index\":{index},\"tasks\":[");
-    for (position, event) in tasks.iter().enumerate() {
-        if position > 0 {
-            out.push(',');
-        }
-        out.push_str(&event.json);
-    }
-    out.push_str("],\"removed\":");
-    out.push_str(&serde_json::to_string(removed).expect("ids encode"));
-    out.push('}');
-    out
 }
 
 /// Messages written to a connection before it is flushed, when it has a backlog.
@@ -173,52 +132,48 @@ const FEED_BEFORE_FLUSH_MAX: usize = 64;
 
 enum BatchEnd {
     Continue,
+    /// The hub cut this connection off (it fell too far behind) or is shutting down.
     Closed,
 }
 
-/// Feeds `first` and every entry already queued behind it (up to `FEED_BEFORE_FLUSH_MAX`),
+/// Feeds `first` and every message already queued behind it (up to `FEED_BEFORE_FLUSH_MAX`),
 /// then flushes. Not timed itself: the caller bounds the whole batch.
 async fn forward_batch(
     socket: &mut WebSocket,
-    watcher: &Watcher,
-    live: &mut broadcast::Receiver<Arc<LiveEntry>>,
+    subscription: &mut Subscription,
     last_index: &mut u64,
-    first: Result<Arc<LiveEntry>, broadcast::error::RecvError>,
+    first: Option<Arc<LiveMessage>>,
 ) -> Result<BatchEnd, String> {
-    let mut next = Some(first);
+    let mut next = first;
     let mut fed = 0usize;
-    while let Some(event) = next.take() {
-        match event {
-            Ok(entry) => {
-                if entry.events.index > *last_index {
-                    if let Some(message) = entry.message_for(watcher.key(), |events| watcher.message(events)) {
-                        socket.feed(Message::Text(message)).await.map_err(|e| format!("send failed: {e}"))?;
-                        fed += 1;
-                    }
-                    *last_index = entry.events.index;
+    let mut end = BatchEnd::Continue;
+    loop {
+        match next.take() {
+            Some(message) => {
+                if message.index > *last_index {
+                    socket.feed(Message::Text(message.text.clone())).await.map_err(|e| format!("send failed: {e}"))?;
+                    *last_index = message.index;
+                    fed += 1;
                 }
             }
-            Err(broadcast::error::RecvError::Lagged(skipped)) => {
-                let message = json!({"type": "resync", "reason": "too far behind", "skipped_entries": skipped});
-                let _ = socket.send(Message::Text(message.to_string().into())).await;
-                let _ = socket.send(Message::Close(None)).await;
-                return Err(format!("dropped a slow console ({skipped} entries behind)"));
+            None => {
+                end = BatchEnd::Closed;
+                break;
             }
-            Err(broadcast::error::RecvError::Closed) => return Ok(BatchEnd::Closed),
         }
-        if fed < FEED_BEFORE_FLUSH_MAX {
-            next = match live.try_recv() {
-                Ok(entry) => Some(Ok(entry)),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => Some(Err(broadcast::error::RecvError::Lagged(n))),
-                Err(broadcast::error::TryRecvError::Closed) => Some(Err(broadcast::error::RecvError::Closed)),
-                Err(broadcast::error::TryRecvError::Empty) => None,
-            };
+        if fed >= FEED_BEFORE_FLUSH_MAX {
+            break;
+        }
+        match subscription.messages.try_recv() {
+            Ok(message) => next = Some(message),
+            Err(mpsc::error::TryRecvError::Empty) => break,
+            Err(mpsc::error::TryRecvError::Disconnected) => next = None,
         }
     }
     if fed > 0 {
         socket.flush().await.map_err(|e| format!("send failed: {e}"))?;
     }
-    Ok(BatchEnd::Continue)
+    Ok(end)
 }
 
 async fn send(socket: &mut WebSocket, text: String) -> Result<(), String> {
@@ -244,8 +199,8 @@ async fn greet(state: &AppState, socket: &mut WebSocket) -> Result<(Watcher, Opt
         .ok_or_else(|| ApiError::invalid("closed before the hello"))?
         .map_err(|e| ApiError::invalid(format!("bad frame: {e}")))?;
     let Message::Text(text) = frame else { return Err(ApiError::invalid("the hello is a JSON text frame")) };
-    let hello: Hello = serde_json::from_str(&text)
-        .map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
+    let hello: Hello =
+        serde_json::from_str(&text).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
     if hello.kind != "hello" {
         return Err(ApiError::invalid("the first message must be a hello"));
     }
@@ -280,7 +235,7 @@ fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
         if task.state.is_terminal() || !access::can_see(&watcher.actor, task) {
             continue;
         }
-        if !watcher.sees(task.origin_bureau, task.assignee_bureau) {
+        if !watcher.key().sees(task.origin_bureau, task.assignee_bureau) {
             continue;
         }
         open_total += 1;
@@ -295,8 +250,10 @@ fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
         }
     }
     drop(replica);
-    let counts: BTreeMap<String, serde_json::Value> =
-        counts.into_iter().map(|(bureau, (open, overdue))| (bureau, json!({"open": open, "overdue": overdue}))).collect();
+    let counts: BTreeMap<String, serde_json::Value> = counts
+        .into_iter()
+        .map(|(bureau, (open, overdue))| (bureau, json!({"open": open, "overdue": overdue})))
+        .collect();
     let message = json!({
         "type": "snapshot", "index": index, "tasks": tasks, "open_total": open_total,
         "truncated": open_total > tasks.len(), "counts": counts,
@@ -323,30 +280,31 @@ async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
     });
     send(&mut socket, welcome.to_string()).await?;
 
+    let key = watcher.key();
     let mut last_index;
-    let mut live = match state.push_hub.attach(since) {
-        Attachment::Resume { replay, live } => {
+    let mut subscription = match state.push_hub.attach(key, since) {
+        Attachment::Resume { replay, subscription } => {
             last_index = since.unwrap_or(0);
             let mut replayed = 0usize;
             for events in replay {
                 if events.index <= last_index {
                     continue;
                 }
-                if let Some(message) = watcher.message(&events) {
+                if let Some(message) = key.message(&events) {
                     send(&mut socket, message).await?;
                     replayed += 1;
                 }
                 last_index = events.index;
             }
-            send(&mut socket, json!({"type": "resumed", "since": since, "replayed": replayed, "index": last_index}).to_string())
-                .await?;
-            live
+            let resumed = json!({"type": "resumed", "since": since, "replayed": replayed, "index": last_index});
+            send(&mut socket, resumed.to_string()).await?;
+            subscription
         }
-        Attachment::Snapshot { live } => {
+        Attachment::Snapshot { subscription } => {
             let (index, message) = snapshot(&state, &watcher);
             send(&mut socket, message).await?;
             last_index = index;
-            live
+            subscription
         }
     };
 
@@ -355,15 +313,23 @@ async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
     let mut last_heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            event = live.recv() => {
-                // Forward this entry and whatever else is already queued, then flush once: a
-                // console that fell behind catches up in few writes instead of one per entry.
+            message = subscription.messages.recv() => {
+                // Forward this message and whatever else is already queued, then flush once:
+                // a console that fell behind catches up in few writes instead of one per entry.
                 // One timeout covers the whole batch: a client that stops reading blocks the
                 // writes, and is dropped when the batch cannot finish in time.
-                let batch = forward_batch(&mut socket, &watcher, &mut live, &mut last_index, event);
+                let batch = forward_batch(&mut socket, &mut subscription, &mut last_index, message);
                 match tokio::time::timeout(SEND_TIMEOUT, batch).await {
                     Ok(Ok(BatchEnd::Continue)) => {}
-                    Ok(Ok(BatchEnd::Closed)) => return Ok(()),
+                    Ok(Ok(BatchEnd::Closed)) => {
+                        if subscription.overflowed.load(std::sync::atomic::Ordering::Relaxed) {
+                            let message = json!({"type": "resync", "reason": "too far behind"});
+                            let _ = send(&mut socket, message.to_string()).await;
+                            let _ = socket.send(Message::Close(None)).await;
+                            return Err("dropped a console that fell too far behind".into());
+                        }
+                        return Ok(());
+                    }
                     Ok(Err(reason)) => return Err(reason),
                     Err(_) => return Err("the client stopped reading".into()),
                 }
@@ -376,6 +342,11 @@ async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > CLIENT_SILENCE_MAX {
                     return Err("the client went silent".into());
+                }
+                // With nothing pending, everything up to the hub's newest index that concerns this
+                // console has been sent: that index is a safe point to resume from.
+                if let Some(settled) = state.push_hub.settled_index(&subscription) {
+                    last_index = last_index.max(settled);
                 }
                 send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
             }

@@ -60,7 +60,12 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     if let Some(rss) = resident_memory_bytes() {
         gauge(&mut out, "process_resident_memory_bytes", "Resident memory of this node's process.", rss);
     }
-    gauge(&mut out, "xietong_console_connections", "Console WebSocket connections open on this node.", state.ws_connections.total() as u64);
+    gauge(
+        &mut out,
+        "xietong_console_connections",
+        "Console WebSocket connections open on this node.",
+        state.ws_connections.total() as u64,
+    );
     let replica = state.store.read();
     let _ = writeln!(
         out,
@@ -82,6 +87,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 /// VmRSS from /proc/self/status (Linux).
 fn resident_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let kib: u64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    let kib: u64 =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }
