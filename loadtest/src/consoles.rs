@@ -102,7 +102,7 @@ pub async fn run_console(
                             samples.receipts.push((id, received_ms));
                         }
                     }
-                } else if !counted && text.starts_with("{\"type\":\"snapshot\"") {
+                } else if !counted && text.contains("\"type\":\"snapshot\"") {
                     counted = true;
                     stats.connected.fetch_add(1, Ordering::Relaxed);
                 }
