@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod calendar;
+pub mod deadlines;
 pub mod limits;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +40,10 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// File with the users and tokens (see `config/dev/users.toml`), relative to this file.
     pub users_file: PathBuf,
+    /// The deadline policy (see `config/dev/deadlines.toml`, used when this is absent),
+    /// relative to this file.
+    #[serde(default)]
+    pub deadlines_file: Option<PathBuf>,
     /// Threads for the node's async work. 1 (the default) runs it on one thread, which measured
     /// fastest when three nodes share a 2-core machine (fewer cross-thread wake-ups); fsyncs
     /// run on the WAL's own thread either way. Give a node on its own machine more.
@@ -138,6 +144,9 @@ impl NodeConfig {
         let mut config: NodeConfig = parse(path, &read(path)?)?;
         if config.users_file.is_relative() {
             config.users_file = path.parent().unwrap_or(Path::new(".")).join(&config.users_file);
+        }
+        if let Some(file) = config.deadlines_file.as_mut().filter(|f| f.is_relative()) {
+            *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
         }
         if config.data_dir.is_relative() {
             config.data_dir = path.parent().unwrap_or(Path::new(".")).join(&config.data_dir);

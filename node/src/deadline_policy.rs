@@ -1,22 +1,21 @@
-//! Default deadlines when a dispatch names none, by kind. Calendar durations for now; the
-//! working-day calendar and per-severity policy from config replace this table (issue:
-//! deadlines that survive failover).
+//! Deadlines set at dispatch when the dispatcher names none: the configured policy (by kind
+//! and severity) applied from the dispatch stamp, working days by the calendar.
 
-use cluster::ledger::TaskKind;
+use cluster::ledger::Task;
+use config::calendar::{CalendarError, WorkCalendar};
+use config::deadlines::DeadlinePolicy;
+use time::OffsetDateTime;
 
-const MINUTE_MS: u64 = 60 * 1000;
-const HOUR_MS: u64 = 60 * MINUTE_MS;
-const DAY_MS: u64 = 24 * HOUR_MS;
-
-/// (ack within, complete within) in milliseconds after dispatch.
-pub fn default_deadlines_ms(kind: TaskKind) -> (u64, u64) {
-    match kind {
-        // 突发案件: sign within 15 minutes, settle within a day.
-        TaskKind::Emergency => (15 * MINUTE_MS, DAY_MS),
-        // Leads: 1 working day to sign, 15 working days to verify (approximated by calendar days).
-        TaskKind::Lead => (DAY_MS, 15 * DAY_MS),
-        TaskKind::RiskAlert => (4 * HOUR_MS, 5 * DAY_MS),
-        TaskKind::Assignment | TaskKind::Referral => (DAY_MS, 10 * DAY_MS),
-        TaskKind::Inspection => (3 * DAY_MS, 20 * DAY_MS),
-    }
+/// (ack deadline, completion deadline) in Unix ms for a task dispatched at `stamp_ms`.
+pub fn default_deadlines_ms(
+    policy: &DeadlinePolicy,
+    calendar: &WorkCalendar,
+    task: &Task,
+    stamp_ms: u64,
+) -> Result<(u64, u64), CalendarError> {
+    let rule = policy.rule_for(task.kind.as_str(), task.severity.as_str());
+    let start = OffsetDateTime::from_unix_timestamp_nanos(i128::from(stamp_ms) * 1_000_000)
+        .map_err(|e| CalendarError::Data(e.to_string()))?;
+    let to_ms = |t: OffsetDateTime| u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    Ok((to_ms(rule.ack.deadline_after(calendar, start)?), to_ms(rule.complete.deadline_after(calendar, start)?)))
 }

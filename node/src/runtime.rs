@@ -45,6 +45,13 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let group_bureau = BureauCode::parse_known(&config.group.bureau)
         .with_context(|| format!("group.bureau {} is not a region code", config.group.bureau))?;
     let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;
+    let deadlines = match &config.deadlines_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            config::deadlines::DeadlinePolicy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => config::deadlines::DeadlinePolicy::default_policy(),
+    };
     let log = LogStore::open(&config.data_dir.join("log")).context("opening the Raft log")?;
     let store = LedgerStore::open(&config.data_dir.join("snapshot")).context("opening the ledger snapshot")?;
     // Subscribed before Raft starts, so the hub sees every entry applied from here on.
@@ -77,6 +84,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         digest_cache: Arc::new(Mutex::new(None)),
         push_hub,
         ws_connections: Arc::default(),
+        deadlines: Arc::new(deadlines),
+        calendar: Arc::new(config::calendar::WorkCalendar::china()),
     };
     let app = crate::routes::router(state);
     let server_shutdown = shutdown.clone();

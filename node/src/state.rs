@@ -29,6 +29,9 @@ pub struct AppState {
     pub member_addrs: Arc<BTreeMap<NodeId, String>>,
     /// Client for forwarding writes to the leader (keep-alive, shared).
     pub forward_http: reqwest::Client,
+    /// Default deadlines at dispatch: the policy and the working-day calendar.
+    pub deadlines: Arc<config::deadlines::DeadlinePolicy>,
+    pub calendar: Arc<config::calendar::WorkCalendar>,
     /// Console events: history for resume and fan-out to WebSocket connections.
     pub push_hub: crate::push::hub::EventHub,
     pub ws_connections: Arc<crate::push::ws::ConnectionCounts>,

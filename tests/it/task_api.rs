@@ -138,3 +138,43 @@ async fn lists_filter_by_bureau_state_and_paginate() {
     let created = list("state=created".into(), COMMAND_TOKEN).await;
     assert!(created.tasks.is_empty());
 }
+
+/// Dispatch without deadlines takes them from the policy and the working-day calendar; a
+/// deadline the dispatcher gives overrides its half of the policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_deadlines_come_from_the_policy_and_the_calendar() {
+    use config::calendar::WorkCalendar;
+    use time::format_description::well_known::Rfc3339;
+    use time::OffsetDateTime;
+
+    let cluster = TestCluster::start().await;
+    let parse = |text: &Value| OffsetDateTime::parse(text.as_str().expect("a time"), &Rfc3339).expect("RFC 3339");
+    let calendar = WorkCalendar::china();
+
+    let lead = cluster.create_task(1, "工作日时限", None).await;
+    let (status, task) =
+        act(&cluster, 1, COMMAND_TOKEN, lead.id, "dispatch", json!({"assignee_bureau": "440106"})).await;
+    assert_eq!(status, 200, "{task}");
+    let dispatched = parse(&task["dispatched_at"]);
+    assert_eq!(parse(&task["ack_deadline"]), calendar.working_days_after(dispatched, 1).expect("covered"));
+    assert_eq!(parse(&task["complete_deadline"]), calendar.working_days_after(dispatched, 15).expect("covered"));
+
+    let other = cluster.create_task(1, "指定签收时限", None).await;
+    let ack_by = (OffsetDateTime::now_utc() + time::Duration::hours(2)).format(&Rfc3339).expect("format");
+    let (status, task) = act(
+        &cluster,
+        2,
+        COMMAND_TOKEN,
+        other.id,
+        "dispatch",
+        json!({"assignee_bureau": "440106", "ack_deadline": ack_by}),
+    )
+    .await;
+    assert_eq!(status, 200, "{task}");
+    assert_eq!(
+        parse(&task["ack_deadline"]).unix_timestamp(),
+        OffsetDateTime::parse(&ack_by, &Rfc3339).expect("t").unix_timestamp()
+    );
+    let dispatched = parse(&task["dispatched_at"]);
+    assert_eq!(parse(&task["complete_deadline"]), calendar.working_days_after(dispatched, 15).expect("covered"));
+}

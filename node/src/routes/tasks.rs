@@ -238,15 +238,24 @@ fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u
             })
         }
     };
-    let (ack_within_ms, complete_within_ms) = default_deadlines_ms(current.kind);
-    let deadline = |field: &str, text: &Option<String>, default_ms: u64| match text {
-        None => Ok(default_ms),
+    let explicit = |field: &str, text: &Option<String>| match text {
+        None => Ok(None),
         Some(text) => time::parse_ms(text)
+            .map(Some)
             .ok_or_else(|| ApiError::invalid_field(field, format!("{text:?} is not an RFC 3339 time"))),
     };
-    let ack_deadline_ms = deadline("ack_deadline", &request.ack_deadline, stamp_ms + ack_within_ms)?;
-    let complete_deadline_ms =
-        deadline("complete_deadline", &request.complete_deadline, stamp_ms + complete_within_ms)?;
+    let ack_override = explicit("ack_deadline", &request.ack_deadline)?;
+    let complete_override = explicit("complete_deadline", &request.complete_deadline)?;
+    // The policy fills in whatever the dispatcher did not set (a per-task override).
+    let (ack_deadline_ms, complete_deadline_ms) = match (ack_override, complete_override) {
+        (Some(ack), Some(complete)) => (ack, complete),
+        (ack, complete) => {
+            let (ack_default, complete_default) =
+                default_deadlines_ms(&state.deadlines, &state.calendar, current, stamp_ms)
+                    .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+            (ack.unwrap_or(ack_default), complete.unwrap_or(complete_default))
+        }
+    };
     validate::dispatch(current.origin_bureau, assignee, stamp_ms, ack_deadline_ms, complete_deadline_ms)
         .map_err(ApiError::from)?;
     Ok(Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms })

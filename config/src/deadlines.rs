@@ -1,0 +1,102 @@
+//! The deadline policy (`config/dev/deadlines.toml` by default): how long a bureau has to
+//! acknowledge and to complete a task, by kind and optionally severity.
+
+use serde::Deserialize;
+
+use crate::calendar::Span;
+
+/// The policy `xietong up` and nodes without their own file use.
+pub const DEFAULT_DEADLINES_TOML: &str = include_str!("../dev/deadlines.toml");
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    rule: Vec<RuleFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    kind: Option<String>,
+    severity: Option<String>,
+    ack: String,
+    complete: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadlineRule {
+    /// `None` matches every kind.
+    pub kind: Option<String>,
+    pub severity: Option<String>,
+    pub ack: Span,
+    pub complete: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeadlinePolicy {
+    rules: Vec<DeadlineRule>,
+}
+
+impl DeadlinePolicy {
+    /// Parses and checks a policy: spans must parse, and the last rule must match everything
+    /// so that every task gets deadlines.
+    pub fn parse(text: &str) -> Result<DeadlinePolicy, String> {
+        let file: PolicyFile = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut rules = Vec::new();
+        for (position, rule) in file.rule.into_iter().enumerate() {
+            let span = |field: &str, text: &str| {
+                Span::parse(text)
+                    .ok_or_else(|| format!("rule {}: {field} {text:?} is not like 15m, 4h, 3d or 15wd", position + 1))
+            };
+            rules.push(DeadlineRule {
+                ack: span("ack", &rule.ack)?,
+                complete: span("complete", &rule.complete)?,
+                kind: rule.kind,
+                severity: rule.severity,
+            });
+        }
+        match rules.last() {
+            Some(last) if last.kind.is_none() && last.severity.is_none() => Ok(DeadlinePolicy { rules }),
+            _ => Err("the last rule must have neither kind nor severity, so that every task matches".into()),
+        }
+    }
+
+    pub fn default_policy() -> DeadlinePolicy {
+        DeadlinePolicy::parse(DEFAULT_DEADLINES_TOML).expect("the default policy is valid (checked by tests)")
+    }
+
+    /// The first rule matching the task's kind and severity (wire names).
+    pub fn rule_for(&self, kind: &str, severity: &str) -> &DeadlineRule {
+        self.rules
+            .iter()
+            .find(|rule| {
+                rule.kind.as_deref().is_none_or(|k| k == kind) && rule.severity.as_deref().is_none_or(|s| s == severity)
+            })
+            .expect("the last rule matches everything")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_follows_the_brief() {
+        let policy = DeadlinePolicy::default_policy();
+        let emergency = policy.rule_for("emergency", "critical");
+        assert_eq!(emergency.ack, Span::parse("15m").expect("span"));
+        assert_eq!(emergency.complete, Span::parse("24h").expect("span"));
+        let lead = policy.rule_for("lead", "normal");
+        assert_eq!((lead.ack, lead.complete), (Span::WorkingDays(1), Span::WorkingDays(15)));
+        assert_eq!(policy.rule_for("risk_alert", "critical").ack, Span::parse("1h").expect("span"));
+        assert_eq!(policy.rule_for("risk_alert", "normal").complete, Span::WorkingDays(5));
+        assert_eq!(policy.rule_for("referral", "high").complete, Span::WorkingDays(10));
+    }
+
+    #[test]
+    fn a_policy_without_a_catch_all_or_with_bad_spans_is_refused() {
+        assert!(DeadlinePolicy::parse("[[rule]]\nkind='lead'\nack='1wd'\ncomplete='15wd'\n").is_err());
+        assert!(DeadlinePolicy::parse("[[rule]]\nack='soon'\ncomplete='15wd'\n").is_err());
+        assert!(DeadlinePolicy::parse("[[rule]]\nack='1h'\ncomplete='2h'\nextra=1\n").is_err());
+    }
+}
