@@ -5,6 +5,7 @@ pub mod api;
 mod auth;
 mod batcher;
 mod deadline_policy;
+mod deadline_watch;
 pub mod demo;
 pub mod push;
 mod read_path;

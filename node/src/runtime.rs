@@ -87,6 +87,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         deadlines: Arc::new(deadlines),
         calendar: Arc::new(config::calendar::WorkCalendar::china()),
     };
+    let watch_state = state.clone();
     let app = crate::routes::router(state);
     let server_shutdown = shutdown.clone();
     // Small request/response exchanges: disable Nagle so no reply waits for a delayed ACK.
@@ -100,11 +101,16 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     });
     tracing::info!(node = config.id, listen = %config.listen, group = %group_bureau, "node serving");
 
+    let watch_shutdown = CancellationToken::new();
+    let deadline_watch = tokio::spawn(crate::deadline_watch::run(watch_state, watch_shutdown.clone()));
+
     initialize_once(&raft, config.id, &member_addrs).await?;
 
     shutdown.cancelled().await;
     tracing::info!(node = config.id, "shutting down");
     server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    watch_shutdown.cancel();
+    deadline_watch.await.context("the deadline watch failed")?;
     batcher_shutdown.cancel();
     batcher_task.await.context("the batcher task failed")?;
     raft.shutdown().await.map_err(|e| anyhow::anyhow!("Raft shutdown: {e}"))?;

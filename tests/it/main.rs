@@ -3,5 +3,6 @@
 mod bad_input;
 mod console_browser;
 mod console_push;
+mod deadlines;
 mod failover;
 mod task_api;

@@ -13,6 +13,7 @@ fn within(code: BureauCode, ancestor: BureauCode) -> bool {
 /// task whose origin or assignee lies in their bureau's subtree.
 pub fn can_see(actor: &Actor, task: &Task) -> bool {
     match actor.role {
+        Role::System => true,
         Role::Operator => task.assignee_bureau == Some(actor.bureau),
         Role::Command | Role::Leadership => {
             within(task.origin_bureau, actor.bureau)
@@ -39,6 +40,7 @@ pub fn may_change(actor: &Actor, task: &Task, transition: &Transition) -> Result
         actor.role == Role::Command && within(task.origin_bureau, actor.bureau)
     } else {
         match (actor.role, task.assignee_bureau) {
+            (Role::System, _) => false,
             (Role::Operator, Some(assignee)) => assignee == actor.bureau,
             (Role::Command, Some(assignee)) => within(assignee, actor.bureau),
             _ => false,

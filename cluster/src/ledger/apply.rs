@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use super::access;
 use super::bureau::Regions;
 use super::command::{
-    Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, TaskChange, Transition,
+    Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
-use super::task::{Task, TaskId, TaskState, TimelineAction, TimelineEntry};
+use super::task::{DeadlineKind, Task, TaskId, TaskState, TimelineAction, TimelineEntry};
 use super::validate;
 use crate::limits::{IDEMPOTENCY_RECORDS_MAX, IDEMPOTENCY_RETENTION_MS, TIMELINE_ENTRIES_MAX};
 
@@ -105,6 +105,9 @@ impl Ledger {
         let result = match &command.action {
             Action::CreateTask(new_task) => self.create(stamp_ms, &command.actor, new_task),
             Action::ChangeTask(change) => self.change(stamp_ms, &command.actor, change),
+            Action::RecordMissedDeadline { task, kind, deadline_ms } => {
+                self.record_miss(stamp_ms, &command.actor, *task, *kind, *deadline_ms)
+            }
         };
 
         if let Some((scope, tag)) = scope {
@@ -140,6 +143,8 @@ impl Ledger {
             completed_at_ms: None,
             closed_at_ms: None,
             outcome: None,
+            ack_missed_deadline_ms: None,
+            completion_missed_deadline_ms: None,
             timeline: vec![TimelineEntry {
                 version: 1,
                 at_ms: stamp_ms,
@@ -230,6 +235,56 @@ impl Ledger {
         task.updated_at_ms = stamp_ms;
         task.timeline.push(entry);
         assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
+        Ok(Applied { task: shared.clone(), replayed: false })
+    }
+
+    /// Records a missed deadline once. Refused (changing nothing) when the proposer is not the
+    /// system, the deadline is not the task's current open one, or it has not passed yet by the
+    /// proposer's stamp; so a duplicate or a proposal from a deposed leader is harmless.
+    fn record_miss(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        task_id: TaskId,
+        kind: DeadlineKind,
+        deadline_ms: u64,
+    ) -> CommandResult {
+        if actor.role != Role::System {
+            return Err(Rejection::Forbidden("only the group's deadline watch records missed deadlines".into()));
+        }
+        let shared = self.tasks.get_mut(&task_id).ok_or(Rejection::TaskNotFound(task_id))?;
+        if shared.open_deadline_ms(kind) != Some(deadline_ms) {
+            return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} is not open")));
+        }
+        if stamp_ms < deadline_ms {
+            return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} has not passed")));
+        }
+        if shared.timeline.len() >= TIMELINE_ENTRIES_MAX {
+            return Err(Rejection::LimitReached(format!("task {task_id} has {TIMELINE_ENTRIES_MAX} timeline entries")));
+        }
+        let task = Arc::make_mut(shared);
+        let action = match kind {
+            DeadlineKind::Ack => {
+                task.ack_missed_deadline_ms = Some(deadline_ms);
+                TimelineAction::AckMissed
+            }
+            DeadlineKind::Completion => {
+                task.completion_missed_deadline_ms = Some(deadline_ms);
+                TimelineAction::CompletionMissed
+            }
+        };
+        task.version += 1;
+        task.updated_at_ms = stamp_ms;
+        task.timeline.push(TimelineEntry {
+            version: task.version,
+            at_ms: stamp_ms,
+            action,
+            actor_user: actor.user.clone(),
+            actor_bureau: actor.bureau,
+            note: String::new(),
+            assignee_bureau: task.assignee_bureau,
+            outcome: None,
+        });
         Ok(Applied { task: shared.clone(), replayed: false })
     }
 

@@ -7,7 +7,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
-use super::task::{wire_enum, CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState};
+use super::task::{
+    wire_enum, CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState,
+};
 
 wire_enum! {
     /// What a user may do; mapped from the bearer token in config.
@@ -19,6 +21,8 @@ wire_enum! {
         Operator = "operator",
         /// Reads metrics and tasks of the subtree; never writes.
         Leadership = "leadership",
+        /// The group itself: the leader's deadline watch. No token maps to it.
+        System = "system",
     }
 }
 
@@ -53,6 +57,13 @@ pub struct Command {
 pub enum Action {
     CreateTask(NewTask),
     ChangeTask(TaskChange),
+    /// Proposed by the leader's deadline watch when a deadline has passed (the stamp is the
+    /// leader's clock). Recorded once per deadline; a duplicate or stale one changes nothing.
+    RecordMissedDeadline {
+        task: TaskId,
+        kind: DeadlineKind,
+        deadline_ms: u64,
+    },
 }
 
 /// The fields of a create request, already parsed into domain types.
@@ -140,6 +151,8 @@ pub enum Rejection {
     IdempotencyKeyReused,
     #[error("limit reached: {0}")]
     LimitReached(String),
+    #[error("nothing to record: {0}")]
+    NothingToRecord(String),
 }
 
 /// What a command did: the task as it stands after the change.

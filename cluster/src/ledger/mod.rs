@@ -17,7 +17,9 @@ pub use bureau::{BureauCode, Regions};
 pub use command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
-pub use task::{CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction};
+pub use task::{
+    CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
+};
 pub use uscc::{Uscc, UsccError};
 
 #[cfg(test)]

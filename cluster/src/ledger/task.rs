@@ -140,6 +140,10 @@ wire_enum! {
         Close = "close",
         Return = "return",
         Cancel = "cancel",
+        /// The ack deadline passed without an ack (超期未签收), recorded by the leader.
+        AckMissed = "ack_missed",
+        /// The completion deadline passed before the assignee completed (超期未办结).
+        CompletionMissed = "completion_missed",
     }
 }
 
@@ -193,6 +197,35 @@ pub struct Task {
     pub closed_at_ms: Option<u64>,
     pub outcome: Option<CompletionOutcome>,
     pub timeline: Vec<TimelineEntry>,
+    /// The ack deadline whose miss is on the record, if any: a miss is recorded once per
+    /// deadline; a re-dispatch sets a new deadline that can be missed again.
+    pub ack_missed_deadline_ms: Option<u64>,
+    pub completion_missed_deadline_ms: Option<u64>,
+}
+
+wire_enum! {
+    /// Which of a task's two clocks.
+    pub enum DeadlineKind {
+        Ack = "ack",
+        Completion = "completion",
+    }
+}
+
+impl Task {
+    /// The deadline of `kind` that still runs and has not been recorded missed, if any.
+    pub fn open_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
+        match kind {
+            DeadlineKind::Ack if self.state == TaskState::Dispatched => {
+                self.ack_deadline_ms.filter(|d| self.ack_missed_deadline_ms != Some(*d))
+            }
+            DeadlineKind::Completion
+                if matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned) =>
+            {
+                self.complete_deadline_ms.filter(|d| self.completion_missed_deadline_ms != Some(*d))
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Task {

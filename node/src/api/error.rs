@@ -93,6 +93,7 @@ impl From<Rejection> for ApiError {
             Rejection::Invalid { .. } => ApiError::Invalid { code: "invalid_field", message },
             Rejection::IdempotencyKeyReused => ApiError::Conflict { code: "idempotency_key_reused", message },
             Rejection::LimitReached(_) => ApiError::Conflict { code: "limit_reached", message },
+            Rejection::NothingToRecord(_) => ApiError::Conflict { code: "nothing_to_record", message },
         }
     }
 }

@@ -1,0 +1,138 @@
+//! Deadlines watched by the leader: each miss recorded once, promptly, across a leader kill;
+//! an ack in time prevents the miss; a late ack is still accepted and the miss stays.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use node::api::TaskJson;
+use serde_json::json;
+use tests::{wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+fn rfc3339_in(offset: Duration) -> String {
+    (OffsetDateTime::now_utc() + offset).format(&Rfc3339).expect("format")
+}
+
+fn ms(text: &str) -> i128 {
+    OffsetDateTime::parse(text, &Rfc3339).expect("RFC 3339").unix_timestamp_nanos() / 1_000_000
+}
+
+/// Creates a task for Tianhe and dispatches it with an ack deadline `ack_in` from now.
+async fn dispatch_with_ack_deadline(cluster: &TestCluster, node: u64, title: &str, ack_in: Duration) -> TaskJson {
+    let task = cluster.create_task(node, title, None).await;
+    let response = cluster
+        .http
+        .post(cluster.url(node, &format!("/api/v1/tasks/{}/dispatch", task.id)))
+        .bearer_auth(COMMAND_TOKEN)
+        .json(&json!({"assignee_bureau": "440106", "ack_deadline": rfc3339_in(ack_in), "complete_deadline": rfc3339_in(Duration::from_secs(3600))}))
+        .send()
+        .await
+        .expect("dispatch");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("task")
+}
+
+/// The ack misses on record per task id, as a node sees them.
+async fn ack_misses(cluster: &TestCluster, node: u64) -> BTreeMap<u64, Vec<String>> {
+    cluster
+        .all_tasks(node)
+        .await
+        .into_iter()
+        .map(|task| {
+            (task.id, task.timeline.iter().filter(|e| e.action == "ack_missed").map(|e| e.at.clone()).collect())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_missed_deadline_is_recorded_once_and_promptly() {
+    let cluster = TestCluster::start().await;
+    let mut watched = Vec::new();
+    for index in 0..10 {
+        watched.push(
+            dispatch_with_ack_deadline(&cluster, 1 + index % 3, &format!("时限-{index}"), Duration::from_secs(2)).await,
+        );
+    }
+    let in_time = dispatch_with_ack_deadline(&cluster, 2, "按时签收", Duration::from_secs(2)).await;
+    let ack = cluster
+        .http
+        .post(cluster.url(3, &format!("/api/v1/tasks/{}/ack", in_time.id)))
+        .bearer_auth(TIANHE_OPERATOR_TOKEN)
+        .json(&json!({"version": in_time.version}))
+        .send()
+        .await
+        .expect("ack");
+    assert_eq!(ack.status(), 200);
+
+    let misses = wait_until("every watched ack deadline is recorded missed", Duration::from_secs(20), || async {
+        let misses = ack_misses(&cluster, 2).await;
+        let recorded = watched.iter().filter(|t| misses.get(&t.id).is_some_and(|m| !m.is_empty())).count();
+        if recorded == watched.len() {
+            Ok(misses)
+        } else {
+            Err(format!("{recorded} of {} recorded", watched.len()))
+        }
+    })
+    .await;
+    for task in &watched {
+        let recorded = &misses[&task.id];
+        assert_eq!(recorded.len(), 1, "task {} missed once", task.id);
+        let delay_ms = ms(&recorded[0]) - ms(task.ack_deadline.as_deref().expect("deadline"));
+        assert!((0..1000).contains(&delay_ms), "task {}: recorded {delay_ms} ms after its deadline", task.id);
+    }
+    assert!(misses[&in_time.id].is_empty(), "an ack before the deadline leaves nothing to record");
+
+    // A late ack is still accepted, and the miss stays on the record.
+    let late = &watched[0];
+    let response = cluster
+        .http
+        .post(cluster.url(1, &format!("/api/v1/tasks/{}/ack", late.id)))
+        .bearer_auth(TIANHE_OPERATOR_TOKEN)
+        .json(&json!({"note": "迟到的签收"}))
+        .send()
+        .await
+        .expect("late ack");
+    assert_eq!(response.status(), 200);
+    let task: TaskJson = response.json().await.expect("task");
+    let actions: Vec<&str> = task.timeline.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["create", "dispatch", "ack_missed", "ack"]);
+    assert_eq!(task.state, "acknowledged");
+    // Every replica agrees.
+    cluster.wait_for_convergence().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misses_that_fall_due_while_the_leader_is_dead_are_recorded_once() {
+    let mut cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let mut watched = Vec::new();
+    for index in 0..20 {
+        watched.push(
+            dispatch_with_ack_deadline(&cluster, leader, &format!("故障时限-{index}"), Duration::from_secs(3)).await,
+        );
+    }
+    // Kill the leader before the deadlines pass; they fall due during the election.
+    cluster.kill(leader);
+    let survivor = (1..=3).find(|id| *id != leader).expect("a survivor");
+    cluster.wait_for_leader().await;
+    wait_until("every deadline recorded by the new leader", Duration::from_secs(30), || async {
+        let misses = ack_misses(&cluster, survivor).await;
+        let recorded = watched.iter().filter(|t| misses.get(&t.id).is_some_and(|m| !m.is_empty())).count();
+        if recorded == watched.len() {
+            Ok(())
+        } else {
+            Err(format!("{recorded} of {} recorded", watched.len()))
+        }
+    })
+    .await;
+    cluster.restart(leader);
+    cluster.wait_for_convergence().await;
+    for node in 1..=3 {
+        let misses = ack_misses(&cluster, node).await;
+        for task in &watched {
+            assert_eq!(misses[&task.id].len(), 1, "node {node}: task {} missed exactly once", task.id);
+            assert!(ms(&misses[&task.id][0]) >= ms(task.ack_deadline.as_deref().expect("deadline")));
+        }
+    }
+}
