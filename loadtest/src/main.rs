@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod consoles;
+mod deadlines;
 
 use anyhow::Context;
 use clap::Parser;
@@ -60,6 +61,12 @@ struct Args {
     /// The node the consoles connect to (default: the first target).
     #[arg(long)]
     console_target: Option<String>,
+    /// Deadline-watch benchmark instead of write load: this many open deadlines, then
+    /// `--expiring` more that all pass in the same second (targets the first node, the leader).
+    #[arg(long)]
+    open_deadlines: Option<usize>,
+    #[arg(long, default_value_t = 1_000)]
+    expiring: usize,
 }
 
 /// In-flight cap of the open-loop schedule: beyond it the generator itself would be the
@@ -189,6 +196,14 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let targets: Vec<String> = args.targets.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
     anyhow::ensure!(!targets.is_empty(), "--targets names no node");
+    if let Some(open) = args.open_deadlines {
+        let report = deadlines::run(&targets[0], open, args.expiring).await?;
+        println!("{report}");
+        if let Some(path) = &args.json {
+            std::fs::write(path, format!("{report}\n"))?;
+        }
+        return Ok(());
+    }
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(1024)

@@ -57,6 +57,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP xietong_snapshots_installed_total Snapshots received from a leader and installed.\n# TYPE xietong_snapshots_installed_total counter\nxietong_snapshots_installed_total {}",
         state.store.snapshots_installed()
     );
+    if let Some(cpu) = cpu_seconds() {
+        let _ = writeln!(out, "# HELP process_cpu_seconds_total CPU time of this node's process.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu:.3}");
+    }
     if let Some(rss) = resident_memory_bytes() {
         gauge(&mut out, "process_resident_memory_bytes", "Resident memory of this node's process.", rss);
     }
@@ -90,4 +93,15 @@ fn resident_memory_bytes() -> Option<u64> {
     let kib: u64 =
         status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
+}
+
+/// User plus system CPU time from /proc/self/stat (Linux; clock ticks of 1/100 s).
+fn cpu_seconds() -> Option<f64> {
+    /// The kernel's USER_HZ, which is 100 on every Linux platform we run on.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / TICKS_PER_SECOND)
 }
