@@ -425,6 +425,8 @@ function allowedActions(task) {
   const s = task.state;
   if (assignee && s === "dispatched") actions.push("ack");
   if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
+  if (assignee && (s === "acknowledged" || s === "returned") && !task.extension_requested_deadline) actions.push("request_extension");
+  if (dispatcher && task.extension_requested_deadline) actions.push("grant_extension", "refuse_extension");
   if (dispatcher && ["created", "dispatched", "acknowledged", "returned"].includes(s)) actions.push("dispatch");
   if (dispatcher && s === "completed") actions.push("close", "return");
   if (dispatcher && ["created", "dispatched", "acknowledged", "returned"].includes(s)) actions.push("cancel");
@@ -452,6 +454,7 @@ function renderDrawer() {
     <div class="card"><h3>${t("deadlines")}</h3>
       <p>${t("origin")}: ${esc(bureauName(task.origin_bureau))} · ${t("assignee")}: ${esc(bureauName(task.assignee_bureau))}<br>
       ${t("ack_deadline")}: ${fmtTime(task.ack_deadline)} · ${t("complete_deadline")}: ${fmtTime(task.complete_deadline)}<br>
+      ${task.extension_requested_deadline ? `${t("act.request_extension")}: ${fmtTime(task.extension_requested_deadline)}<br>` : ""}
       <span class="countdown ${countdown(task).cls}" data-countdown="${task.id}">${countdown(task).text}</span></p></div>
     ${task.description ? `<p class="description">${esc(task.description)}</p>` : ""}
     <div class="actions">${actions.map((a) => `<button data-action="${a}" class="${a === "ack" || a === "close" ? "primary" : ""}">${esc(t(`act.${a}`))}</button>`).join("")}</div>
@@ -463,7 +466,7 @@ function renderDrawer() {
 function actionForm(task, action) {
   // Acknowledge and close need no input: one click.
   if (action === "ack" || action === "close") return act(task, action, {});
-  const needsReason = action === "return" || action === "cancel";
+  const needsReason = ["return", "cancel", "request_extension", "refuse_extension"].includes(action);
   $("#action-form").innerHTML = `<form class="action-form">
     ${action === "dispatch" ? `<label>${t("assignee")}<select name="assignee_bureau">${assigneeOptions(task.assignee_bureau)}</select></label>` : ""}
     ${action === "complete" ? `<label>${t("outcome")}<select name="outcome">${OUTCOMES.map((o) => `<option value="${o}">${esc(t(`out.${o}`))}</option>`).join("")}</select></label>` : ""}

@@ -21,6 +21,10 @@ struct RuleFile {
     severity: Option<String>,
     ack: String,
     complete: String,
+    #[serde(default)]
+    extension: Option<String>,
+    #[serde(default)]
+    extensions_max: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +34,10 @@ pub struct DeadlineRule {
     pub severity: Option<String>,
     pub ack: Span,
     pub complete: Span,
+    /// How far one granted extension moves the completion deadline; `None`: no extensions.
+    pub extension: Option<Span>,
+    /// Extensions a task may be granted (1 when an extension is set and this is not).
+    pub extensions_max: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -48,9 +56,19 @@ impl DeadlinePolicy {
                 Span::parse(text)
                     .ok_or_else(|| format!("rule {}: {field} {text:?} is not like 15m, 4h, 3d or 15wd", position + 1))
             };
+            let extension = rule.extension.as_deref().map(|text| span("extension", text)).transpose()?;
+            let extensions_max = match (extension, rule.extensions_max) {
+                (None, Some(n)) if n > 0 => {
+                    return Err(format!("rule {}: extensions_max without extension", position + 1))
+                }
+                (None, _) => 0,
+                (Some(_), max) => max.unwrap_or(1),
+            };
             rules.push(DeadlineRule {
                 ack: span("ack", &rule.ack)?,
                 complete: span("complete", &rule.complete)?,
+                extension,
+                extensions_max,
                 kind: rule.kind,
                 severity: rule.severity,
             });
@@ -91,6 +109,9 @@ mod tests {
         assert_eq!(policy.rule_for("risk_alert", "critical").ack, Span::parse("1h").expect("span"));
         assert_eq!(policy.rule_for("risk_alert", "normal").complete, Span::WorkingDays(5));
         assert_eq!(policy.rule_for("referral", "high").complete, Span::WorkingDays(10));
+        // A lead may be extended once by 15 working days, with approval.
+        assert_eq!((lead.extension, lead.extensions_max), (Some(Span::WorkingDays(15)), 1));
+        assert_eq!(policy.rule_for("emergency", "high").extensions_max, 0);
     }
 
     #[test]

@@ -136,3 +136,41 @@ async fn misses_that_fall_due_while_the_leader_is_dead_are_recorded_once() {
         }
     }
 }
+
+/// A lead's completion deadline can be extended once by 15 working days with the dispatcher's
+/// approval; the watch follows the new deadline, and a second request is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_is_extended_once_by_fifteen_working_days() {
+    let cluster = TestCluster::start().await;
+    let task = dispatch_with_ack_deadline(&cluster, 1, "延期测试", Duration::from_secs(600)).await;
+    let act = |node: u64, token: &'static str, action: &str, body: serde_json::Value| {
+        cluster
+            .http
+            .post(cluster.url(node, &format!("/api/v1/tasks/{}/{action}", task.id)))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+    assert_eq!(act(2, TIANHE_OPERATOR_TOKEN, "ack", json!({})).await.expect("ack").status(), 200);
+    let requested = act(3, TIANHE_OPERATOR_TOKEN, "request_extension", json!({"note": "样品送检，需等待检验报告"}))
+        .await
+        .expect("request");
+    assert_eq!(requested.status(), 200);
+    let granted: TaskJson = act(1, COMMAND_TOKEN, "grant_extension", json!({"note": "同意延期"}))
+        .await
+        .expect("grant")
+        .json()
+        .await
+        .expect("task");
+    let calendar = config::calendar::WorkCalendar::china();
+    let old = OffsetDateTime::parse(task.complete_deadline.as_deref().expect("deadline"), &Rfc3339).expect("time");
+    let new = OffsetDateTime::parse(granted.complete_deadline.as_deref().expect("deadline"), &Rfc3339).expect("time");
+    assert_eq!(new, calendar.working_days_after(old, 15).expect("covered"));
+    let second =
+        act(2, TIANHE_OPERATOR_TOKEN, "request_extension", json!({"note": "再次申请"})).await.expect("request");
+    assert_eq!(second.status(), 409);
+    let body: serde_json::Value = second.json().await.expect("error");
+    assert_eq!(body["error"]["code"], "limit_reached");
+    let reasonless = act(2, TIANHE_OPERATOR_TOKEN, "request_extension", json!({})).await.expect("request");
+    assert_eq!(reasonless.status(), 400, "a request needs a reason");
+}

@@ -145,6 +145,8 @@ impl Ledger {
             outcome: None,
             ack_missed_deadline_ms: None,
             completion_missed_deadline_ms: None,
+            extension_requested_deadline_ms: None,
+            extensions_granted: 0,
             timeline: vec![TimelineEntry {
                 version: 1,
                 at_ms: stamp_ms,
@@ -186,8 +188,33 @@ impl Ledger {
                 task.id
             )));
         }
-        if let Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } = &change.transition {
-            validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)?;
+        match &change.transition {
+            Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
+                validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)?;
+            }
+            Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed } => {
+                if task.extension_requested_deadline_ms.is_some() {
+                    return Err(Rejection::Conflict("an extension request is already pending".into()));
+                }
+                if task.extensions_granted >= *extensions_allowed {
+                    return Err(Rejection::LimitReached(format!(
+                        "task {} already had {} of the {extensions_allowed} extension(s) its kind allows",
+                        task.id, task.extensions_granted
+                    )));
+                }
+                if task.complete_deadline_ms.is_none_or(|current| *new_complete_deadline_ms <= current) {
+                    return Err(Rejection::Invalid {
+                        field: "complete_deadline".into(),
+                        reason: "an extension must move the completion deadline later".into(),
+                    });
+                }
+            }
+            Transition::GrantExtension | Transition::RefuseExtension
+                if task.extension_requested_deadline_ms.is_none() =>
+            {
+                return Err(Rejection::Conflict("no extension request is pending".into()));
+            }
+            _ => {}
         }
 
         // Every check passed: from here on the change is made in full.
@@ -229,6 +256,19 @@ impl Ledger {
             }
             Transition::Return => entry.action = TimelineAction::Return,
             Transition::Cancel => entry.action = TimelineAction::Cancel,
+            Transition::RequestExtension { new_complete_deadline_ms, .. } => {
+                entry.action = TimelineAction::RequestExtension;
+                task.extension_requested_deadline_ms = Some(*new_complete_deadline_ms);
+            }
+            Transition::GrantExtension => {
+                entry.action = TimelineAction::GrantExtension;
+                task.complete_deadline_ms = task.extension_requested_deadline_ms.take();
+                task.extensions_granted += 1;
+            }
+            Transition::RefuseExtension => {
+                entry.action = TimelineAction::RefuseExtension;
+                task.extension_requested_deadline_ms = None;
+            }
         }
         task.state = next_state;
         task.version += 1;
@@ -359,6 +399,10 @@ pub fn next_state(from: TaskState, transition: &Transition) -> Option<TaskState>
         (Transition::Close, Completed) => Some(Closed),
         (Transition::Return, Completed) => Some(Returned),
         (Transition::Cancel, Created | Dispatched | Acknowledged | Returned) => Some(Cancelled),
+        (
+            Transition::RequestExtension { .. } | Transition::GrantExtension | Transition::RefuseExtension,
+            Acknowledged | Returned,
+        ) => Some(from),
         _ => None,
     }
 }

@@ -107,6 +107,14 @@ pub enum Transition {
     Close,
     Return,
     Cancel,
+    /// Ask to move the completion deadline to `new_complete_deadline_ms` (computed from the
+    /// policy by the accepting node); `extensions_allowed` is the policy's limit for the task.
+    RequestExtension {
+        new_complete_deadline_ms: u64,
+        extensions_allowed: u32,
+    },
+    GrantExtension,
+    RefuseExtension,
 }
 
 impl Transition {
@@ -119,17 +127,32 @@ impl Transition {
             Transition::Close => "close",
             Transition::Return => "return",
             Transition::Cancel => "cancel",
+            Transition::RequestExtension { .. } => "request_extension",
+            Transition::GrantExtension => "grant_extension",
+            Transition::RefuseExtension => "refuse_extension",
         }
     }
 
     /// Dispatcher actions belong to the origin side; the others to the assignee side.
     pub fn is_dispatcher_action(&self) -> bool {
-        matches!(self, Transition::Dispatch { .. } | Transition::Close | Transition::Return | Transition::Cancel)
+        matches!(
+            self,
+            Transition::Dispatch { .. }
+                | Transition::Close
+                | Transition::Return
+                | Transition::Cancel
+                | Transition::GrantExtension
+                | Transition::RefuseExtension
+        )
     }
 
-    /// Return and cancel must say why (退回/撤销 require a written reason).
+    /// Return, cancel and extension requests and refusals must say why (退回, 撤销, 延期申请 and
+    /// 驳回 require a written reason).
     pub fn requires_note(&self) -> bool {
-        matches!(self, Transition::Return | Transition::Cancel)
+        matches!(
+            self,
+            Transition::Return | Transition::Cancel | Transition::RequestExtension { .. } | Transition::RefuseExtension
+        )
     }
 }
 
@@ -153,6 +176,8 @@ pub enum Rejection {
     LimitReached(String),
     #[error("nothing to record: {0}")]
     NothingToRecord(String),
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// What a command did: the task as it stands after the change.

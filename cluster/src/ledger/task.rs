@@ -140,6 +140,12 @@ wire_enum! {
         Close = "close",
         Return = "return",
         Cancel = "cancel",
+        /// The assignee asks for more time (延期申请).
+        RequestExtension = "request_extension",
+        /// The dispatcher grants it: the completion deadline moves (批准延期).
+        GrantExtension = "grant_extension",
+        /// The dispatcher refuses it (驳回延期).
+        RefuseExtension = "refuse_extension",
         /// The ack deadline passed without an ack (超期未签收), recorded by the leader.
         AckMissed = "ack_missed",
         /// The completion deadline passed before the assignee completed (超期未办结).
@@ -201,6 +207,10 @@ pub struct Task {
     /// deadline; a re-dispatch sets a new deadline that can be missed again.
     pub ack_missed_deadline_ms: Option<u64>,
     pub completion_missed_deadline_ms: Option<u64>,
+    /// A pending extension request: the completion deadline it asks for.
+    pub extension_requested_deadline_ms: Option<u64>,
+    /// Extensions granted so far (the statutory lead rule allows one).
+    pub extensions_granted: u32,
 }
 
 wire_enum! {

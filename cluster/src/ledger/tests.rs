@@ -351,3 +351,66 @@ fn stamps_never_go_backwards() {
     assert_eq!(first.task.created_at_ms, 5_000);
     assert_eq!(second.task.created_at_ms, 5_000, "an older stamp is lifted to the ledger clock");
 }
+
+#[test]
+fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
+    let mut ledger = Ledger::new();
+    let id = task_in_state(&mut ledger, TaskState::Acknowledged);
+    let original = ledger.task(id).expect("task").complete_deadline_ms.expect("deadline");
+    let request = |new_deadline_ms| Transition::RequestExtension {
+        new_complete_deadline_ms: new_deadline_ms,
+        extensions_allowed: 1,
+    };
+    let with_note = |transition: Transition| {
+        Action::ChangeTask(TaskChange {
+            task: id, expected_version: None, note: "需检验鉴定".to_owned(), transition
+        })
+    };
+    // Granting or refusing with nothing pending is a conflict.
+    let error = step(&mut ledger, command(20_000, province_command(), with_note(Transition::GrantExtension)))
+        .expect_err("none");
+    assert!(matches!(error, Rejection::Conflict(_)));
+    // A request that does not move the deadline later is invalid.
+    let error =
+        step(&mut ledger, command(20_000, tianhe_operator(), with_note(request(original)))).expect_err("not later");
+    assert!(matches!(error, Rejection::Invalid { .. }));
+
+    let extended = original + 15 * 24 * HOUR_MS;
+    step(&mut ledger, command(20_000, tianhe_operator(), with_note(request(extended)))).expect("requested");
+    let error =
+        step(&mut ledger, command(20_000, tianhe_operator(), with_note(request(extended + 1)))).expect_err("pending");
+    assert!(matches!(error, Rejection::Conflict(_)), "one request at a time");
+    // Only the dispatcher decides.
+    let error =
+        step(&mut ledger, command(21_000, tianhe_operator(), with_note(Transition::GrantExtension))).expect_err("op");
+    assert!(matches!(error, Rejection::Forbidden(_)));
+    let granted =
+        step(&mut ledger, command(21_000, province_command(), with_note(Transition::GrantExtension))).expect("granted");
+    assert_eq!(granted.task.complete_deadline_ms, Some(extended));
+    assert_eq!(granted.task.extensions_granted, 1);
+    assert_eq!(granted.task.state, TaskState::Acknowledged);
+
+    let error =
+        step(&mut ledger, command(22_000, tianhe_operator(), with_note(request(extended * 2)))).expect_err("limit");
+    assert!(matches!(error, Rejection::LimitReached(_)), "the lead rule allows one extension");
+
+    // A refused request leaves the deadline where it was.
+    let other = task_in_state(&mut ledger, TaskState::Acknowledged);
+    let before = ledger.task(other).expect("task").complete_deadline_ms;
+    let ask = Action::ChangeTask(TaskChange {
+        task: other,
+        expected_version: None,
+        note: "需要更多时间".to_owned(),
+        transition: request(before.expect("deadline") + HOUR_MS),
+    });
+    step(&mut ledger, command(23_000, tianhe_operator(), ask)).expect("requested");
+    let refuse = Action::ChangeTask(TaskChange {
+        task: other,
+        expected_version: None,
+        note: "理由不充分".to_owned(),
+        transition: Transition::RefuseExtension,
+    });
+    let refused = step(&mut ledger, command(23_000, province_command(), refuse)).expect("refused");
+    assert_eq!(refused.task.complete_deadline_ms, before);
+    assert_eq!(refused.task.extension_requested_deadline_ms, None);
+}

@@ -94,6 +94,7 @@ impl From<Rejection> for ApiError {
             Rejection::IdempotencyKeyReused => ApiError::Conflict { code: "idempotency_key_reused", message },
             Rejection::LimitReached(_) => ApiError::Conflict { code: "limit_reached", message },
             Rejection::NothingToRecord(_) => ApiError::Conflict { code: "nothing_to_record", message },
+            Rejection::Conflict(_) => ApiError::Conflict { code: "conflict", message },
         }
     }
 }

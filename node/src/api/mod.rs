@@ -102,6 +102,9 @@ pub struct TaskJson {
     pub outcome: Option<String>,
     /// Derived at read time from the serving node's clock; never stored.
     pub overdue: bool,
+    /// The completion deadline a pending extension request asks for.
+    pub extension_requested_deadline: Option<String>,
+    pub extensions_granted: u32,
     pub timeline: Vec<TimelineEntryJson>,
 }
 
@@ -170,6 +173,8 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
         closed_at: at(task.closed_at_ms),
         outcome: task.outcome.map(|o| o.to_string()),
         overdue: task.is_overdue_at(now_ms),
+        extension_requested_deadline: at(task.extension_requested_deadline_ms),
+        extensions_granted: task.extensions_granted,
         timeline: task
             .timeline
             .iter()

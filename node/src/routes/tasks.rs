@@ -215,6 +215,9 @@ fn transition(
         "close" => Transition::Close,
         "return" => Transition::Return,
         "cancel" => Transition::Cancel,
+        "request_extension" => extension_request(state, task)?,
+        "grant_extension" => Transition::GrantExtension,
+        "refuse_extension" => Transition::RefuseExtension,
         "forward" => {
             return Err(ApiError::Unavailable {
                 code: "not_implemented",
@@ -223,6 +226,27 @@ fn transition(
         }
         _ => return Err(ApiError::NoRoute),
     })
+}
+
+/// The policy's extension for the task's kind, counted from its current completion deadline
+/// (a lead's 15 working days run on from where the first 15 ended).
+fn extension_request(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| ApiError::NotFound(format!("task {task} does not exist")))?;
+    let rule = state.deadlines.rule_for(current.kind.as_str(), current.severity.as_str());
+    let (Some(span), Some(deadline_ms)) = (rule.extension, current.complete_deadline_ms) else {
+        return Err(ApiError::Conflict {
+            code: "extension_not_allowed",
+            message: format!("the deadline policy allows no extension for a {} task", current.kind),
+        });
+    };
+    let deadline = ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(deadline_ms) * 1_000_000)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let extended = span
+        .deadline_after(&state.calendar, deadline)
+        .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+    let new_complete_deadline_ms = u64::try_from(extended.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    Ok(Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed: rule.extensions_max })
 }
 
 fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
