@@ -238,6 +238,12 @@ function applyEvents(msg) {
       S.seenEmergencies.add(task.id);
       raiseAlarm(task);
     }
+    // An escalation to this user's bureau, or a miss on a task this user dispatched, alarms.
+    const last = task.timeline[task.timeline.length - 1];
+    if (last && ((last.action === "escalate" && last.assignee_bureau === S.me.bureau) ||
+        ((last.action === "ack_missed" || last.action === "completion_missed") && task.origin_bureau === S.me.bureau))) {
+      raiseAlarm(task, t(`act.${last.action}`));
+    }
   }
   for (const id of msg.removed) S.tasks.delete(id);
   S.lastIndex = msg.index;
@@ -245,8 +251,8 @@ function applyEvents(msg) {
 }
 
 // ---------- alarm ----------
-function raiseAlarm(task) {
-  $("#alarm-text").textContent = `${task.title} · ${bureauName(task.assignee_bureau)} · ${fmtTime(task.created_at)}`;
+function raiseAlarm(task, label) {
+  $("#alarm-text").textContent = `${label ? `${label} · ` : ""}${task.title} · ${bureauName(task.assignee_bureau)} · ${fmtTime(task.updated_at)}`;
   $("#alarm").hidden = false;
   if ($("#sound-toggle").checked) beep();
 }

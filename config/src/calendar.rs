@@ -165,12 +165,13 @@ pub enum Span {
 }
 
 impl Span {
-    /// Parses `15m`, `4h`, `3d` or `15wd`.
+    /// Parses `30s`, `15m`, `4h`, `3d` or `15wd` (seconds are meant for tests and drills).
     pub fn parse(text: &str) -> Option<Span> {
         let split = text.find(|c: char| !c.is_ascii_digit())?;
         let (number, unit) = text.split_at(split);
         let value: u32 = number.parse().ok().filter(|v| *v > 0)?;
         match unit {
+            "s" => Some(Span::Elapsed(Duration::seconds(value.into()))),
             "m" => Some(Span::Elapsed(Duration::minutes(value.into()))),
             "h" => Some(Span::Elapsed(Duration::hours(value.into()))),
             "d" => Some(Span::Elapsed(Duration::days(value.into()))),

@@ -12,7 +12,35 @@ pub const DEFAULT_DEADLINES_TOML: &str = include_str!("../dev/deadlines.toml");
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     rule: Vec<RuleFile>,
+    #[serde(default)]
+    escalation: Option<EscalationFile>,
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalationFile {
+    remind_every: String,
+    reminders_max: u32,
+    escalate_after_reminders: u32,
+    feedback_postpones_reminder: bool,
+}
+
+/// What the leader's watch does once a deadline is missed: remind the assignee every
+/// `remind_every` (at most `reminders_max` times), and escalate to the assignee's parent
+/// bureau once `escalate_after_reminders` reminders went unheeded. A missed completion also
+/// escalates at once, and an emergency escalates one tier above the dispatcher as well.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscalationPolicy {
+    pub remind_every_ms: u64,
+    pub reminders_max: u32,
+    pub escalate_after_reminders: u32,
+    /// A progress report (反馈) restarts the reminder interval: a bureau that reports is not
+    /// chased as if it were silent.
+    pub feedback_postpones_reminder: bool,
+}
+
+/// Reminders after one missed deadline at most, whatever the config says.
+pub const REMINDERS_MAX: u32 = 20;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +71,7 @@ pub struct DeadlineRule {
 #[derive(Debug, Clone)]
 pub struct DeadlinePolicy {
     rules: Vec<DeadlineRule>,
+    pub escalation: EscalationPolicy,
 }
 
 impl DeadlinePolicy {
@@ -73,8 +102,33 @@ impl DeadlinePolicy {
                 severity: rule.severity,
             });
         }
+        let escalation = match file.escalation {
+            None => EscalationPolicy {
+                remind_every_ms: 30 * 60 * 1000,
+                reminders_max: 3,
+                escalate_after_reminders: 1,
+                feedback_postpones_reminder: true,
+            },
+            Some(e) => {
+                let remind_every_ms = match Span::parse(&e.remind_every) {
+                    Some(Span::Elapsed(duration)) => duration.whole_milliseconds() as u64,
+                    _ => {
+                        return Err(format!("escalation.remind_every {:?} must be like 30s, 30m or 2h", e.remind_every))
+                    }
+                };
+                if e.reminders_max > REMINDERS_MAX {
+                    return Err(format!("escalation.reminders_max is at most {REMINDERS_MAX}"));
+                }
+                EscalationPolicy {
+                    remind_every_ms,
+                    reminders_max: e.reminders_max,
+                    escalate_after_reminders: e.escalate_after_reminders,
+                    feedback_postpones_reminder: e.feedback_postpones_reminder,
+                }
+            }
+        };
         match rules.last() {
-            Some(last) if last.kind.is_none() && last.severity.is_none() => Ok(DeadlinePolicy { rules }),
+            Some(last) if last.kind.is_none() && last.severity.is_none() => Ok(DeadlinePolicy { rules, escalation }),
             _ => Err("the last rule must have neither kind nor severity, so that every task matches".into()),
         }
     }

@@ -11,8 +11,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
-use cluster::ledger::{Action, Actor, Command, DeadlineKind, Role, Task, TaskId};
+use cluster::ledger::{Action, Actor, BureauCode, Command, DeadlineKind, Regions, Role, Task, TaskId, TaskKind};
 use cluster::raft::state_machine::AppliedEntry;
+use config::deadlines::EscalationPolicy;
 use openraft::ServerState;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -32,12 +33,52 @@ const MISSES_PER_ROUND_MAX: usize = 4_096;
 /// rescanning the ledger.
 const HEAP_ENTRIES_MAX: usize = 1_000_000;
 
-type Due = Reverse<(u64, TaskId, DeadlineKind)>;
+/// A task with a timed step due at the given Unix ms. The step itself is recomputed from the
+/// ledger when it is due, so stale heap entries are harmless.
+type Due = Reverse<(u64, TaskId)>;
 
-fn open_deadlines(task: &Task) -> impl Iterator<Item = Due> + '_ {
-    [DeadlineKind::Ack, DeadlineKind::Completion]
-        .into_iter()
-        .filter_map(move |kind| task.open_deadline_ms(kind).map(|deadline| Reverse((deadline, task.id, kind))))
+fn parent(bureau: BureauCode) -> Option<BureauCode> {
+    Regions::get().region(bureau).and_then(|region| region.parent)
+}
+
+/// Every timed step of a task with its due time: recording a miss when a deadline passes;
+/// after a miss, reminders at the policy's interval and escalations one tier up.
+fn steps(task: &Task, policy: &EscalationPolicy) -> Vec<(u64, Action)> {
+    let mut steps = Vec::new();
+    for kind in [DeadlineKind::Ack, DeadlineKind::Completion] {
+        if let Some(deadline_ms) = task.open_deadline_ms(kind) {
+            steps.push((deadline_ms, Action::RecordMissedDeadline { task: task.id, kind, deadline_ms }));
+            continue;
+        }
+        let Some(deadline_ms) = task.overdue_deadline_ms(kind) else { continue };
+        let mut escalate = |to: Option<BureauCode>, due_ms: u64| {
+            if let Some(to) = to.filter(|to| !task.escalated_to.contains(to)) {
+                steps.push((due_ms, Action::Escalate { task: task.id, kind, deadline_ms, to }));
+            }
+        };
+        let assignee_parent = task.assignee_bureau.and_then(parent);
+        if kind == DeadlineKind::Completion {
+            escalate(assignee_parent, deadline_ms);
+        }
+        if task.kind == TaskKind::Emergency {
+            escalate(parent(task.origin_bureau), deadline_ms);
+        }
+        let sent = task.reminders_sent;
+        if sent >= policy.escalate_after_reminders {
+            escalate(assignee_parent, deadline_ms);
+        }
+        if sent < policy.reminders_max {
+            let postponed = task.last_feedback_ms.filter(|_| policy.feedback_postpones_reminder);
+            let base_ms = postponed.map_or(deadline_ms, |feedback| feedback.max(deadline_ms));
+            let due_ms = base_ms + policy.remind_every_ms * u64::from(sent + 1);
+            steps.push((due_ms, Action::RemindAssignee { task: task.id, kind, deadline_ms, sequence: sent + 1 }));
+        }
+    }
+    steps
+}
+
+fn next_due(task: &Task, policy: &EscalationPolicy) -> Option<Due> {
+    steps(task, policy).iter().map(|(due, _)| *due).min().map(|due| Reverse((due, task.id)))
 }
 
 fn is_leader(state: &AppState) -> Option<u64> {
@@ -88,7 +129,7 @@ async fn watch_as_leader(
     let mut heap = scan(state);
     loop {
         let wait = match heap.peek() {
-            Some(Reverse((deadline, _, _))) => Duration::from_millis(deadline.saturating_sub(now_ms())),
+            Some(Reverse((due, _))) => Duration::from_millis(due.saturating_sub(now_ms())),
             None => Duration::from_secs(3600),
         };
         tokio::select! {
@@ -104,7 +145,7 @@ async fn watch_as_leader(
             }
             notice = applied.recv() => match notice {
                 Ok(entry) => {
-                    add_from_entry(&mut heap, &entry);
+                    add_from_entry(&mut heap, &entry, &state.deadlines.escalation);
                     if heap.len() > HEAP_ENTRIES_MAX {
                         heap = scan(state);
                     }
@@ -124,56 +165,54 @@ async fn watch_as_leader(
 }
 
 fn scan(state: &AppState) -> BinaryHeap<Due> {
+    let policy = state.deadlines.escalation;
     let replica = state.store.read();
-    replica.ledger.tasks_newest_first(None).flat_map(open_deadlines).collect()
+    replica.ledger.tasks_newest_first(None).filter_map(|task| next_due(task, &policy)).collect()
 }
 
-fn add_from_entry(heap: &mut BinaryHeap<Due>, entry: &AppliedEntry) {
+fn add_from_entry(heap: &mut BinaryHeap<Due>, entry: &AppliedEntry, policy: &EscalationPolicy) {
     for applied in entry.results.iter().filter_map(|r| r.as_ref().ok()) {
-        heap.extend(open_deadlines(&applied.task));
+        heap.extend(next_due(&applied.task, policy));
     }
 }
 
-/// Proposes a miss for every due deadline that is still open; stale heap entries (the task
-/// was acknowledged, re-dispatched, or the miss is already recorded) are dropped.
+/// Proposes every step that is due for the tasks whose heap entries came due; what is not due
+/// yet goes back on the heap, and stale entries (the task moved on) fall away.
 async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), ProposeError> {
     let now = now_ms();
-    let mut due = BTreeSet::new();
-    while let Some(Reverse((deadline, task, kind))) = heap.peek().copied() {
-        if deadline > now || due.len() >= MISSES_PER_ROUND_MAX {
+    let mut due_tasks = BTreeSet::new();
+    while let Some(Reverse((due, task))) = heap.peek().copied() {
+        if due > now || due_tasks.len() >= MISSES_PER_ROUND_MAX {
             break;
         }
         heap.pop();
-        due.insert((task, kind, deadline));
+        due_tasks.insert(task);
     }
-    let commands: Vec<Command> = {
+    let policy = state.deadlines.escalation;
+    let actor = Actor { user: WATCH_USER.to_owned(), bureau: state.group_bureau, role: Role::System };
+    let mut commands = Vec::new();
+    {
         let replica = state.store.read();
-        due.iter()
-            .filter(|(task, kind, deadline)| {
-                replica.ledger.task(*task).and_then(|t| t.open_deadline_ms(*kind)) == Some(*deadline)
-            })
-            .map(|&(task, kind, deadline_ms)| Command {
-                stamp_ms: now,
-                actor: Actor { user: WATCH_USER.to_owned(), bureau: state.group_bureau, role: Role::System },
-                idempotency: None,
-                action: Action::RecordMissedDeadline { task, kind, deadline_ms },
-            })
-            .collect()
-    };
+        for task in due_tasks.iter().filter_map(|id| replica.ledger.task(*id)) {
+            for (due, action) in steps(task, &policy) {
+                if due <= now {
+                    commands.push(Command { stamp_ms: now, actor: actor.clone(), idempotency: None, action });
+                } else {
+                    heap.push(Reverse((due, task.id)));
+                }
+            }
+        }
+    }
     if commands.is_empty() {
         return Ok(());
     }
-    // Proposed together, so the batcher packs them into few entries.
+    // Proposed together, so the batcher packs them into few entries. Each result comes back
+    // through the applied entries, which put the task's next step on the heap.
     let results = futures_util::future::join_all(commands.into_iter().map(|c| state.batcher.propose(c))).await;
-    for result in results {
-        match result {
-            Ok(_) => {}
-            Err(error) => {
-                // Put everything back: what was recorded is filtered out on the next round.
-                heap.extend(due.iter().map(|&(task, kind, deadline)| Reverse((deadline, task, kind))));
-                return Err(error);
-            }
-        }
+    if let Some(error) = results.into_iter().find_map(Result::err) {
+        // Try these tasks again; what was recorded meanwhile is not proposed twice.
+        heap.extend(due_tasks.iter().map(|task| Reverse((now, *task))));
+        return Err(error);
     }
     Ok(())
 }

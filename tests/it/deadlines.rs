@@ -174,3 +174,85 @@ async fn a_lead_is_extended_once_by_fifteen_working_days() {
     let reasonless = act(2, TIANHE_OPERATOR_TOKEN, "request_extension", json!({})).await.expect("request");
     assert_eq!(reasonless.status(), 400, "a request needs a reason");
 }
+
+/// A policy that chases every second, so a whole escalation chain plays out in a test.
+fn fast_chasing_policy() -> String {
+    let default = config::deadlines::DEFAULT_DEADLINES_TOML;
+    let rules = &default[..default.find("[escalation]").expect("the default has an escalation section")];
+    format!("{rules}[escalation]\nremind_every = \"1s\"\nreminders_max = 3\nescalate_after_reminders = 1\nfeedback_postpones_reminder = true\n")
+}
+
+/// After a missed ack: reminders at the interval up to the limit, and escalation to the
+/// assignee's parent after the first unheeded one; an emergency also escalates above the
+/// dispatcher at once. Each step once, on every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missed_ack_is_chased_and_escalated_up_the_chain() {
+    let options = tests::ClusterOptions { deadlines_toml: Some(fast_chasing_policy()), ..Default::default() };
+    let cluster = TestCluster::start_with(options).await;
+    let lead = dispatch_with_ack_deadline(&cluster, 1, "催办升级", Duration::from_secs(1)).await;
+
+    let chased = wait_until("three reminders after the miss", Duration::from_secs(30), || async {
+        let task: TaskJson = cluster
+            .http
+            .get(cluster.url(2, &format!("/api/v1/tasks/{}", lead.id)))
+            .bearer_auth(COMMAND_TOKEN)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if task.reminders_sent == 3 {
+            Ok(task)
+        } else {
+            Err(format!("{} reminders", task.reminders_sent))
+        }
+    })
+    .await;
+    let actions: Vec<&str> = chased.timeline.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["create", "dispatch", "ack_missed", "remind", "escalate", "remind", "remind"]);
+    assert_eq!(chased.escalated_to, ["440100"], "the assignee's parent, Guangzhou");
+    let reminders: Vec<i128> = chased.timeline.iter().filter(|e| e.action == "remind").map(|e| ms(&e.at)).collect();
+    let deadline = ms(lead.ack_deadline.as_deref().expect("deadline"));
+    for (position, at) in reminders.iter().enumerate() {
+        assert!(*at >= deadline + 1000 * (position as i128 + 1), "reminder {} waits its interval", position + 1);
+    }
+
+    // An emergency dispatched by Guangzhou escalates above Guangzhou (to the province) at once.
+    let gz_command = "demo-gz-command-0003";
+    let mut body = tests::create_body("突发升级");
+    body["kind"] = json!("emergency");
+    body["origin_bureau"] = json!("440100");
+    let created: TaskJson = cluster
+        .http
+        .post(cluster.url(1, "/api/v1/tasks"))
+        .bearer_auth(gz_command)
+        .json(&body)
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("task");
+    let dispatch =
+        json!({"assignee_bureau": "440106", "ack_deadline": rfc3339_in(Duration::from_secs(1)), "version": 1});
+    let response = cluster
+        .http
+        .post(cluster.url(1, &format!("/api/v1/tasks/{}/dispatch", created.id)))
+        .bearer_auth(gz_command)
+        .json(&dispatch)
+        .send()
+        .await;
+    assert_eq!(response.expect("dispatch").status(), 200);
+    wait_until("the emergency escalated to the province", Duration::from_secs(30), || async {
+        let tasks = cluster.all_tasks(3).await;
+        let task = tasks.iter().find(|t| t.id == created.id).ok_or("not visible to the province")?;
+        if task.escalated_to.first().map(String::as_str) == Some("440000") {
+            Ok(())
+        } else {
+            Err(format!("{:?}", task.escalated_to))
+        }
+    })
+    .await;
+    cluster.wait_for_convergence().await;
+}

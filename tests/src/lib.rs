@@ -91,13 +91,15 @@ pub struct TestCluster {
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
     pub size: u64,
+    /// A deadline policy for the nodes (TOML as in `config/dev/deadlines.toml`).
+    pub deadlines_toml: Option<String>,
     pub snapshot_every_entries: u64,
     pub keep_entries_after_snapshot: u64,
 }
 
 impl Default for ClusterOptions {
     fn default() -> ClusterOptions {
-        ClusterOptions { size: 3, snapshot_every_entries: 64, keep_entries_after_snapshot: 4 }
+        ClusterOptions { size: 3, deadlines_toml: None, snapshot_every_entries: 64, keep_entries_after_snapshot: 4 }
     }
 }
 
@@ -115,6 +117,13 @@ impl TestCluster {
             dir.disable_cleanup(true);
         }
         std::fs::write(dir.path().join("users.toml"), node_users()).expect("users file");
+        let deadlines_line = match &options.deadlines_toml {
+            Some(policy) => {
+                std::fs::write(dir.path().join("deadlines.toml"), policy).expect("policy file");
+                "deadlines_file = \"deadlines.toml\"\n"
+            }
+            None => "",
+        };
         let addrs: Vec<String> = (0..options.size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let members: String = addrs
             .iter()
@@ -126,7 +135,7 @@ impl TestCluster {
             let id = index as u64 + 1;
             let config = dir.path().join(format!("node{id}.toml"));
             let text = format!(
-                "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n\n\
+                "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}\n\
                  [group]\nbureau = \"440000\"\n\n{members}\
                  [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n",
                 options.snapshot_every_entries, options.keep_entries_after_snapshot

@@ -18,6 +18,7 @@ pub fn can_see(actor: &Actor, task: &Task) -> bool {
         Role::Command | Role::Leadership => {
             within(task.origin_bureau, actor.bureau)
                 || task.assignee_bureau.is_some_and(|assignee| within(assignee, actor.bureau))
+                || task.escalated_to.iter().any(|bureau| within(*bureau, actor.bureau))
         }
     }
 }

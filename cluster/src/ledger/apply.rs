@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::access;
-use super::bureau::Regions;
+use super::bureau::{BureauCode, Regions};
 use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
@@ -108,6 +108,12 @@ impl Ledger {
             Action::RecordMissedDeadline { task, kind, deadline_ms } => {
                 self.record_miss(stamp_ms, &command.actor, *task, *kind, *deadline_ms)
             }
+            Action::RemindAssignee { task, kind, deadline_ms, sequence } => {
+                self.chase(stamp_ms, &command.actor, *task, *kind, *deadline_ms, Chase::Remind(*sequence))
+            }
+            Action::Escalate { task, kind, deadline_ms, to } => {
+                self.chase(stamp_ms, &command.actor, *task, *kind, *deadline_ms, Chase::Escalate(*to))
+            }
         };
 
         if let Some((scope, tag)) = scope {
@@ -147,6 +153,9 @@ impl Ledger {
             completion_missed_deadline_ms: None,
             extension_requested_deadline_ms: None,
             extensions_granted: 0,
+            reminders_sent: 0,
+            escalated_to: Vec::new(),
+            last_feedback_ms: None,
             timeline: vec![TimelineEntry {
                 version: 1,
                 at_ms: stamp_ms,
@@ -237,13 +246,18 @@ impl Ledger {
                 task.ack_deadline_ms = Some(*ack_deadline_ms);
                 task.complete_deadline_ms = Some(*complete_deadline_ms);
                 task.dispatched_at_ms = Some(stamp_ms);
+                task.reminders_sent = 0;
                 task.acked_at_ms = None;
             }
             Transition::Ack => {
                 entry.action = TimelineAction::Ack;
                 task.acked_at_ms = Some(stamp_ms);
+                task.reminders_sent = 0;
             }
-            Transition::Feedback => entry.action = TimelineAction::Feedback,
+            Transition::Feedback => {
+                entry.action = TimelineAction::Feedback;
+                task.last_feedback_ms = Some(stamp_ms);
+            }
             Transition::Complete { outcome } => {
                 entry.action = TimelineAction::Complete;
                 entry.outcome = Some(*outcome);
@@ -328,6 +342,66 @@ impl Ledger {
         Ok(Applied { task: shared.clone(), replayed: false })
     }
 
+    /// Records a reminder or an escalation about an overdue deadline. Refused, changing
+    /// nothing, unless it comes from the watch, the deadline is still overdue, and it is the
+    /// next reminder or a bureau not yet escalated to: duplicates and stale proposals are
+    /// harmless.
+    fn chase(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        task_id: TaskId,
+        kind: DeadlineKind,
+        deadline_ms: u64,
+        chase: Chase,
+    ) -> CommandResult {
+        if actor.role != Role::System {
+            return Err(Rejection::Forbidden("only the group's deadline watch reminds and escalates".into()));
+        }
+        let shared = self.tasks.get_mut(&task_id).ok_or(Rejection::TaskNotFound(task_id))?;
+        if shared.overdue_deadline_ms(kind) != Some(deadline_ms) {
+            return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} is not overdue")));
+        }
+        match chase {
+            Chase::Remind(sequence) if sequence != shared.reminders_sent + 1 => {
+                return Err(Rejection::NothingToRecord(format!(
+                    "reminder {sequence} of task {task_id} is not the next"
+                )));
+            }
+            Chase::Escalate(to) if shared.escalated_to.contains(&to) || !Regions::get().contains(to) => {
+                return Err(Rejection::NothingToRecord(format!("task {task_id} is already escalated to {to}")));
+            }
+            _ => {}
+        }
+        if shared.timeline.len() >= TIMELINE_ENTRIES_MAX {
+            return Err(Rejection::LimitReached(format!("task {task_id} has {TIMELINE_ENTRIES_MAX} timeline entries")));
+        }
+        let task = Arc::make_mut(shared);
+        let (action, escalated) = match chase {
+            Chase::Remind(_) => {
+                task.reminders_sent += 1;
+                (TimelineAction::Remind, None)
+            }
+            Chase::Escalate(to) => {
+                task.escalated_to.push(to);
+                (TimelineAction::Escalate, Some(to))
+            }
+        };
+        task.version += 1;
+        task.updated_at_ms = stamp_ms;
+        task.timeline.push(TimelineEntry {
+            version: task.version,
+            at_ms: stamp_ms,
+            action,
+            actor_user: actor.user.clone(),
+            actor_bureau: actor.bureau,
+            note: kind.as_str().to_owned(),
+            assignee_bureau: escalated.or(task.assignee_bureau),
+            outcome: None,
+        });
+        Ok(Applied { task: shared.clone(), replayed: false })
+    }
+
     fn remember(&mut self, scope: IdempotencyScope, fingerprint: [u8; 32], stamp_ms: u64, result: CommandResult) {
         while self.idempotency.len() >= IDEMPOTENCY_RECORDS_MAX {
             let (_, oldest) = self.idempotency_order.pop_front().expect("order lists every record");
@@ -379,6 +453,12 @@ impl Ledger {
             }
         }
     }
+}
+
+/// What a chase entry does.
+enum Chase {
+    Remind(u32),
+    Escalate(BureauCode),
 }
 
 fn replay(record: &IdempotencyRecord, tag: &IdempotencyTag) -> CommandResult {

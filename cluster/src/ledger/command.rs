@@ -64,6 +64,20 @@ pub enum Action {
         kind: DeadlineKind,
         deadline_ms: u64,
     },
+    /// The watch's reminder number `sequence` about the overdue `deadline_ms`.
+    RemindAssignee {
+        task: TaskId,
+        kind: DeadlineKind,
+        deadline_ms: u64,
+        sequence: u32,
+    },
+    /// The watch escalates the overdue task to bureau `to`.
+    Escalate {
+        task: TaskId,
+        kind: DeadlineKind,
+        deadline_ms: u64,
+        to: BureauCode,
+    },
 }
 
 /// The fields of a create request, already parsed into domain types.

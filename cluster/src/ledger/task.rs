@@ -146,6 +146,10 @@ wire_enum! {
         GrantExtension = "grant_extension",
         /// The dispatcher refuses it (驳回延期).
         RefuseExtension = "refuse_extension",
+        /// A reminder to the assignee after a missed deadline (催办), by the leader's watch.
+        Remind = "remind",
+        /// The task made visible one tier up and the dispatcher alarmed (升级), by the watch.
+        Escalate = "escalate",
         /// The ack deadline passed without an ack (超期未签收), recorded by the leader.
         AckMissed = "ack_missed",
         /// The completion deadline passed before the assignee completed (超期未办结).
@@ -211,6 +215,12 @@ pub struct Task {
     pub extension_requested_deadline_ms: Option<u64>,
     /// Extensions granted so far (the statutory lead rule allows one).
     pub extensions_granted: u32,
+    /// Reminders sent for the clock that is overdue now; a dispatch or an ack starts over.
+    pub reminders_sent: u32,
+    /// Bureaus the task was escalated to, in order; their command centres see it too.
+    pub escalated_to: Vec<BureauCode>,
+    /// The last progress report, which may postpone the next reminder.
+    pub last_feedback_ms: Option<u64>,
 }
 
 wire_enum! {
@@ -222,6 +232,22 @@ wire_enum! {
 }
 
 impl Task {
+    /// The deadline of `kind` that was missed and is still overdue (the clock still runs),
+    /// if any: reminders and escalations apply to it.
+    pub fn overdue_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
+        let (deadline, missed, running) = match kind {
+            DeadlineKind::Ack => {
+                (self.ack_deadline_ms, self.ack_missed_deadline_ms, self.state == TaskState::Dispatched)
+            }
+            DeadlineKind::Completion => (
+                self.complete_deadline_ms,
+                self.completion_missed_deadline_ms,
+                matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned),
+            ),
+        };
+        deadline.filter(|d| running && missed == Some(*d))
+    }
+
     /// The deadline of `kind` that still runs and has not been recorded missed, if any.
     pub fn open_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
         match kind {

@@ -105,6 +105,10 @@ pub struct TaskJson {
     /// The completion deadline a pending extension request asks for.
     pub extension_requested_deadline: Option<String>,
     pub extensions_granted: u32,
+    /// Reminders sent about the deadline that is overdue now (催办次数).
+    pub reminders_sent: u32,
+    /// Bureaus the task was escalated to (升级).
+    pub escalated_to: Vec<String>,
     pub timeline: Vec<TimelineEntryJson>,
 }
 
@@ -175,6 +179,8 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
         overdue: task.is_overdue_at(now_ms),
         extension_requested_deadline: at(task.extension_requested_deadline_ms),
         extensions_granted: task.extensions_granted,
+        reminders_sent: task.reminders_sent,
+        escalated_to: task.escalated_to.iter().map(|b| b.to_string()).collect(),
         timeline: task
             .timeline
             .iter()

@@ -42,6 +42,8 @@ pub struct TaskEvent {
     /// The assignee before this change, when the change moved the task to another bureau:
     /// consoles of the old assignee must learn that it left them.
     pub previous_assignee: Option<BureauCode>,
+    /// Bureaus the task was escalated to: their command centres watch it too.
+    pub escalated_to: Vec<BureauCode>,
     /// The task as `TaskJson`, encoded once.
     pub json: Arc<str>,
 }
@@ -69,12 +71,14 @@ pub enum WatchKey {
 }
 
 impl WatchKey {
-    pub fn sees(self, origin: BureauCode, assignee: Option<BureauCode>) -> bool {
+    pub fn sees(self, origin: BureauCode, assignee: Option<BureauCode>, escalated_to: &[BureauCode]) -> bool {
         let regions = Regions::get();
         match self {
             WatchKey::AssignedTo(bureau) => assignee == Some(bureau),
             WatchKey::Touching(scope) => {
-                regions.is_within(origin, scope) || assignee.is_some_and(|a| regions.is_within(a, scope))
+                regions.is_within(origin, scope)
+                    || assignee.is_some_and(|a| regions.is_within(a, scope))
+                    || escalated_to.iter().any(|b| regions.is_within(*b, scope))
             }
         }
     }
@@ -85,9 +89,9 @@ impl WatchKey {
         let mut shown = Vec::new();
         let mut removed = Vec::new();
         for event in &events.tasks {
-            if self.sees(event.origin, event.assignee) {
+            if self.sees(event.origin, event.assignee, &event.escalated_to) {
                 shown.push(event.json.as_ref());
-            } else if event.previous_assignee.is_some_and(|p| self.sees(event.origin, Some(p))) {
+            } else if event.previous_assignee.is_some_and(|p| self.sees(event.origin, Some(p), &event.escalated_to)) {
                 removed.push(event.task_id);
             }
         }
@@ -218,6 +222,7 @@ impl EventHub {
                     origin: task.origin_bureau,
                     assignee: task.assignee_bureau,
                     previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.assignee_bureau),
+                    escalated_to: task.escalated_to.clone(),
                     json: json.into(),
                 }
             })

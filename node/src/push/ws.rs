@@ -235,7 +235,7 @@ fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
         if task.state.is_terminal() || !access::can_see(&watcher.actor, task) {
             continue;
         }
-        if !watcher.key().sees(task.origin_bureau, task.assignee_bureau) {
+        if !watcher.key().sees(task.origin_bureau, task.assignee_bureau, &task.escalated_to) {
             continue;
         }
         open_total += 1;
