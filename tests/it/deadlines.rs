@@ -212,6 +212,19 @@ async fn a_missed_ack_is_chased_and_escalated_up_the_chain() {
     let actions: Vec<&str> = chased.timeline.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(actions, ["create", "dispatch", "ack_missed", "remind", "escalate", "remind", "remind"]);
     assert_eq!(chased.escalated_to, ["440100"], "the assignee's parent, Guangzhou");
+    let lateness: serde_json::Value = cluster
+        .http
+        .get(cluster.url(3, "/api/v1/escalations?bureau=440100"))
+        .bearer_auth(COMMAND_TOKEN)
+        .send()
+        .await
+        .expect("escalations")
+        .json()
+        .await
+        .expect("json");
+    let tianhe = &lateness["bureaus"][0];
+    assert_eq!((tianhe["bureau"].as_str(), tianhe["escalated"].as_u64()), (Some("440106"), Some(1)), "{lateness}");
+    assert_eq!((tianhe["reminders"].as_u64(), tianhe["overdue_now"].as_u64()), (Some(3), Some(1)));
     let reminders: Vec<i128> = chased.timeline.iter().filter(|e| e.action == "remind").map(|e| ms(&e.at)).collect();
     let deadline = ms(lead.ack_deadline.as_deref().expect("deadline"));
     for (position, at) in reminders.iter().enumerate() {
@@ -255,4 +268,42 @@ async fn a_missed_ack_is_chased_and_escalated_up_the_chain() {
     })
     .await;
     cluster.wait_for_convergence().await;
+}
+
+/// Open tasks by time left: least time left first, paged with a cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_tasks_are_listed_by_time_left() {
+    let cluster = TestCluster::start().await;
+    let mut ids = BTreeMap::new();
+    for minutes in [30u64, 10, 20] {
+        let task =
+            dispatch_with_ack_deadline(&cluster, 1, &format!("剩余{minutes}分钟"), Duration::from_secs(60 * minutes))
+                .await;
+        ids.insert(minutes, task.id);
+    }
+    cluster.create_task(1, "未派发", None).await;
+    let page = |query: String| {
+        let request =
+            cluster.http.get(cluster.url(2, &format!("/api/v1/tasks?sort=time_left&consistency=linearizable{query}")));
+        async move {
+            request
+                .bearer_auth(COMMAND_TOKEN)
+                .send()
+                .await
+                .expect("list")
+                .json::<node::api::TaskPage>()
+                .await
+                .expect("page")
+        }
+    };
+    let first = page("&limit=2".into()).await;
+    assert_eq!(first.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[&10], ids[&20]]);
+    let cursor = first.next_cursor.expect("a second page");
+    let second = page(format!("&limit=2&cursor={cursor}")).await;
+    assert_eq!(
+        second.tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![ids[&30]],
+        "undispatched tasks have no clock"
+    );
+    assert!(second.next_cursor.is_none());
 }

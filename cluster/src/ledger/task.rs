@@ -232,6 +232,15 @@ wire_enum! {
 }
 
 impl Task {
+    /// The deadline that runs now: the ack deadline before 签收, the completion deadline after.
+    pub fn running_deadline_ms(&self) -> Option<u64> {
+        match self.state {
+            TaskState::Dispatched => self.ack_deadline_ms,
+            TaskState::Acknowledged | TaskState::Returned => self.complete_deadline_ms,
+            _ => None,
+        }
+    }
+
     /// The deadline of `kind` that was missed and is still overdue (the clock still runs),
     /// if any: reminders and escalations apply to it.
     pub fn overdue_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {

@@ -4,6 +4,7 @@
 mod bureaus;
 mod cluster_view;
 mod console;
+mod escalations;
 mod health;
 mod me;
 mod tasks;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/cluster", get(cluster_view::cluster))
         .route("/api/v1/me", get(me::me))
         .route("/api/v1/bureaus", get(bureaus::bureaus))
+        .route("/api/v1/escalations", get(escalations::escalations))
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
         .route("/healthz", get(health::healthz))

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster::ledger::{
     access, validate, Action, Actor, Applied, BureauCode, Command, CommandResult, CompletionOutcome, IdempotencyTag,
-    NewTask, Regions, Severity, Source, TaskChange, TaskId, TaskKind, TaskState, Transition,
+    NewTask, Regions, Severity, Source, Task, TaskChange, TaskId, TaskKind, TaskState, Transition,
 };
 use cluster::limits::IDEMPOTENCY_KEY_CHARS_MAX;
 use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, REQUEST_BODY_BYTES_MAX};
@@ -297,6 +297,16 @@ pub struct ListQuery {
     cursor: Option<String>,
     limit: Option<usize>,
     consistency: Option<String>,
+    /// `newest` (default) or `time_left`: tasks whose clock runs, least time left first.
+    sort: Option<String>,
+}
+
+/// A position in the `time_left` order: (running deadline, task id), written `deadline-id`.
+fn parse_time_left_cursor(text: &str) -> Result<(u64, u64), ApiError> {
+    text.split_once('-').and_then(|(d, i)| Some((d.parse().ok()?, i.parse().ok()?))).ok_or_else(|| ApiError::Invalid {
+        code: "invalid_cursor",
+        message: format!("{text:?} is not a cursor of this list"),
+    })
 }
 
 pub(super) fn parse_query<T: serde::de::DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
@@ -321,7 +331,21 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
             .transpose()?;
         let kind =
             query.kind.as_deref().map(|k| api::parse_enum("kind", k, TaskKind::parse, TaskKind::names)).transpose()?;
-        let cursor = query.cursor.as_deref().map(parse_task_id).transpose()?;
+        let by_time_left = match query.sort.as_deref() {
+            None | Some("newest") => false,
+            Some("time_left") => true,
+            Some(other) => {
+                return Err(ApiError::Invalid {
+                    code: "invalid_enum",
+                    message: format!("sort: {other:?} is not one of newest, time_left"),
+                })
+            }
+        };
+        let (cursor, time_left_cursor) = match (&query.cursor, by_time_left) {
+            (None, _) => (None, None),
+            (Some(text), false) => (Some(parse_task_id(text)?), None),
+            (Some(text), true) => (None, Some(parse_time_left_cursor(text)?)),
+        };
         let limit = query.limit.unwrap_or(LIST_PAGE_DEFAULT);
         if limit == 0 || limit > LIST_PAGE_MAX {
             return Err(ApiError::invalid_field("limit", format!("must be between 1 and {LIST_PAGE_MAX}")));
@@ -332,15 +356,33 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
         let regions = Regions::get();
         let in_bureau = |code: BureauCode| bureau.is_none_or(|b| regions.is_within(code, b));
         let replica = state.store.read();
-        let mut tasks = Vec::new();
-        let mut next_cursor = None;
-        for task in replica.ledger.tasks_newest_first(cursor) {
-            let matches = access::can_see(&user.actor, task)
+        let matches = |task: &&Task| {
+            access::can_see(&user.actor, task)
                 && (in_bureau(task.origin_bureau) || task.assignee_bureau.is_some_and(in_bureau))
                 && states.as_ref().is_none_or(|s| s.contains(&task.state))
                 && kind.is_none_or(|k| k == task.kind)
-                && query.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms));
-            if !matches {
+                && query.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms))
+        };
+        if by_time_left {
+            // Tasks whose clock runs, least time left (most overdue) first. A full scan and
+            // sort per request: fine for one centre's open tasks; an index comes with scale.
+            let mut running: Vec<(u64, u64, &Task)> = replica
+                .ledger
+                .tasks_newest_first(None)
+                .filter(matches)
+                .filter_map(|task| task.running_deadline_ms().map(|d| (d, task.id.0, task)))
+                .filter(|(d, id, _)| time_left_cursor.is_none_or(|after| (*d, *id) > after))
+                .collect();
+            running.sort_unstable_by_key(|(d, id, _)| (*d, *id));
+            let next_cursor =
+                (running.len() > limit).then(|| format!("{}-{}", running[limit - 1].0, running[limit - 1].1));
+            let tasks = running.iter().take(limit).map(|(_, _, task)| api::task_json(task, now_ms)).collect();
+            return Ok(Json(TaskPage { tasks, next_cursor }));
+        }
+        let mut tasks = Vec::new();
+        let mut next_cursor = None;
+        for task in replica.ledger.tasks_newest_first(cursor) {
+            if !matches(&task) {
                 continue;
             }
             if tasks.len() == limit {
