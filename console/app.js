@@ -66,6 +66,7 @@ function fmtSpan(ms) {
 
 // The deadline that runs now: the ack clock before 签收, the completion clock after.
 function runningDeadline(task) {
+  if (task.paused_since) return null; // 中止计时: the clock stands still
   if (task.state === "dispatched") return task.ack_deadline;
   if (task.state === "acknowledged" || task.state === "returned") return task.complete_deadline;
   return null;
@@ -432,6 +433,7 @@ function allowedActions(task) {
   if (assignee && s === "dispatched") actions.push("ack");
   if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
   if (assignee && (s === "acknowledged" || s === "returned") && !task.extension_requested_deadline) actions.push("request_extension");
+  if (assignee && (s === "acknowledged" || s === "returned")) actions.push(task.paused_since ? "resume" : "pause");
   if (dispatcher && task.extension_requested_deadline) actions.push("grant_extension", "refuse_extension");
   if (dispatcher && ["created", "dispatched", "acknowledged", "returned"].includes(s)) actions.push("dispatch");
   if (dispatcher && s === "completed") actions.push("close", "return");
@@ -471,8 +473,8 @@ function renderDrawer() {
 
 function actionForm(task, action) {
   // Acknowledge and close need no input: one click.
-  if (action === "ack" || action === "close") return act(task, action, {});
-  const needsReason = ["return", "cancel", "request_extension", "refuse_extension"].includes(action);
+  if (action === "ack" || action === "close" || action === "resume") return act(task, action, {});
+  const needsReason = ["return", "cancel", "request_extension", "refuse_extension", "pause"].includes(action);
   $("#action-form").innerHTML = `<form class="action-form">
     ${action === "dispatch" ? `<label>${t("assignee")}<select name="assignee_bureau">${assigneeOptions(task.assignee_bureau)}</select></label>` : ""}
     ${action === "complete" ? `<label>${t("outcome")}<select name="outcome">${OUTCOMES.map((o) => `<option value="${o}">${esc(t(`out.${o}`))}</option>`).join("")}</select></label>` : ""}

@@ -156,6 +156,33 @@ impl WorkCalendar {
     }
 }
 
+impl WorkCalendar {
+    /// Working days among the Beijing dates from `start`'s (included) to `end`'s (excluded):
+    /// the working time a paused clock did not run.
+    pub fn working_days_between(&self, start: OffsetDateTime, end: OffsetDateTime) -> Result<u32, CalendarError> {
+        let mut date = start.to_offset(BEIJING).date();
+        let end = end.to_offset(BEIJING).date();
+        let mut count = 0;
+        while date < end {
+            if self.is_working_day(date)? {
+                count += 1;
+            }
+            date = date.next_day().expect("dates far from the end of time");
+        }
+        Ok(count)
+    }
+
+    /// Moves a deadline later by `span`: elapsed time is added; working days are counted on
+    /// from the deadline's own last day (a deadline ends at 24:00, so it belongs to the day
+    /// before the instant it names).
+    pub fn extend(&self, deadline: OffsetDateTime, span: Span) -> Result<OffsetDateTime, CalendarError> {
+        match span {
+            Span::Elapsed(duration) => Ok(deadline + duration),
+            Span::WorkingDays(days) => self.working_days_after(deadline - Duration::milliseconds(1), days),
+        }
+    }
+}
+
 /// A span of time in a deadline rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Span {
@@ -271,6 +298,23 @@ mod tests {
         assert!(WorkCalendar::parse(wrong_year).is_err());
         let bad_date = "[[year]]\nyear=2026\nsource='x'\nprovisional=false\nholidays=['2026-02-30']\nworkdays=[]\n";
         assert!(WorkCalendar::parse(bad_date).is_err());
+    }
+
+    #[test]
+    fn deadlines_extend_from_their_last_day_and_pauses_count_working_days() {
+        let calendar = WorkCalendar::china();
+        // A deadline at the end of Friday 6 March, extended by 1 working day: end of Monday.
+        let deadline = calendar.working_days_after(beijing("2026-03-05", 9, 0), 1).expect("covered");
+        assert_eq!(due_day(deadline), date("2026-03-06"));
+        assert_eq!(due_day(calendar.extend(deadline, Span::WorkingDays(1)).expect("covered")), date("2026-03-09"));
+        assert_eq!(
+            calendar.extend(deadline, Span::Elapsed(Duration::hours(2))).expect("elapsed"),
+            deadline + Duration::hours(2)
+        );
+        // Paused from Thursday 30 April to Thursday 7 May: 30 Apr and 6 May are working days.
+        let paused = calendar.working_days_between(beijing("2026-04-30", 15, 0), beijing("2026-05-07", 9, 0));
+        assert_eq!(paused, Ok(2));
+        assert_eq!(calendar.working_days_between(beijing("2026-03-09", 9, 0), beijing("2026-03-09", 17, 0)), Ok(0));
     }
 
     #[test]

@@ -165,7 +165,8 @@ async fn a_lead_is_extended_once_by_fifteen_working_days() {
     let calendar = config::calendar::WorkCalendar::china();
     let old = OffsetDateTime::parse(task.complete_deadline.as_deref().expect("deadline"), &Rfc3339).expect("time");
     let new = OffsetDateTime::parse(granted.complete_deadline.as_deref().expect("deadline"), &Rfc3339).expect("time");
-    assert_eq!(new, calendar.working_days_after(old, 15).expect("covered"));
+    // 15 working days counted on from the old deadline's last day.
+    assert_eq!(new, calendar.working_days_after(old - time::Duration::milliseconds(1), 15).expect("covered"));
     let second =
         act(2, TIANHE_OPERATOR_TOKEN, "request_extension", json!({"note": "再次申请"})).await.expect("request");
     assert_eq!(second.status(), 409);
@@ -306,4 +307,78 @@ async fn open_tasks_are_listed_by_time_left() {
         "undispatched tasks have no clock"
     );
     assert!(second.next_cursor.is_none());
+}
+
+/// While the assignee has paused the completion clock (中止) no miss is recorded; resuming moves
+/// the deadline by the pause (elapsed time for an emergency's 24-hour period).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_clock_records_no_miss_and_resuming_moves_the_deadline() {
+    let cluster = TestCluster::start().await;
+    let mut dispatched = Vec::new();
+    for title in ["中止计时", "对照任务"] {
+        let mut body = tests::create_body(title);
+        body["kind"] = json!("emergency");
+        let task: TaskJson = cluster
+            .http
+            .post(cluster.url(1, "/api/v1/tasks"))
+            .bearer_auth(COMMAND_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("task");
+        let dispatch = json!({"assignee_bureau": "440106", "version": 1, "ack_deadline": rfc3339_in(Duration::from_secs(2)), "complete_deadline": rfc3339_in(Duration::from_secs(3))});
+        let response = cluster
+            .http
+            .post(cluster.url(1, &format!("/api/v1/tasks/{}/dispatch", task.id)))
+            .bearer_auth(COMMAND_TOKEN)
+            .json(&dispatch)
+            .send()
+            .await
+            .expect("dispatch");
+        assert_eq!(response.status(), 200);
+        let ack = cluster
+            .http
+            .post(cluster.url(1, &format!("/api/v1/tasks/{}/ack", task.id)))
+            .bearer_auth(TIANHE_OPERATOR_TOKEN)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("ack");
+        assert_eq!(ack.status(), 200);
+        dispatched.push(ack.json::<TaskJson>().await.expect("task"));
+    }
+    let (paused, control) = (&dispatched[0], &dispatched[1]);
+    let act = |action: &str, body: serde_json::Value| {
+        cluster
+            .http
+            .post(cluster.url(2, &format!("/api/v1/tasks/{}/{action}", paused.id)))
+            .bearer_auth(TIANHE_OPERATOR_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let pause = act("pause", json!({"note": "现场检测中"})).await.expect("pause");
+    assert_eq!(pause.status(), 200, "{}", pause.text().await.unwrap_or_default());
+
+    // Once the control task's miss is on record, the paused task's deadline has passed too.
+    wait_until("the control task's completion miss", Duration::from_secs(20), || async {
+        let tasks = cluster.all_tasks(1).await;
+        let task = tasks.iter().find(|t| t.id == control.id).ok_or("missing")?;
+        if task.timeline.iter().any(|e| e.action == "completion_missed") {
+            Ok(())
+        } else {
+            Err("not yet".to_owned())
+        }
+    })
+    .await;
+    let resumed: TaskJson = act("resume", json!({})).await.expect("resume").json().await.expect("task");
+    let entries: Vec<&str> = resumed.timeline.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(entries, ["create", "dispatch", "ack", "pause", "resume"], "no miss while paused");
+    let pause_at = ms(&resumed.timeline[3].at);
+    let resume_at = ms(&resumed.timeline[4].at);
+    let old = ms(paused.complete_deadline.as_deref().expect("deadline"));
+    let new = ms(resumed.complete_deadline.as_deref().expect("deadline"));
+    assert_eq!(new - old, resume_at - pause_at, "moved by exactly the paused time");
 }

@@ -156,6 +156,7 @@ impl Ledger {
             reminders_sent: 0,
             escalated_to: Vec::new(),
             last_feedback_ms: None,
+            paused_since_ms: None,
             timeline: vec![TimelineEntry {
                 version: 1,
                 at_ms: stamp_ms,
@@ -218,6 +219,20 @@ impl Ledger {
                     });
                 }
             }
+            Transition::Pause if task.paused_since_ms.is_some() => {
+                return Err(Rejection::Conflict("the completion clock is already paused".into()));
+            }
+            Transition::Resume { .. } if task.paused_since_ms.is_none() => {
+                return Err(Rejection::Conflict("the completion clock is not paused".into()));
+            }
+            Transition::Resume { new_complete_deadline_ms }
+                if task.complete_deadline_ms.is_some_and(|d| *new_complete_deadline_ms < d) =>
+            {
+                return Err(Rejection::Invalid {
+                    field: "complete_deadline".into(),
+                    reason: "resuming never moves the completion deadline earlier".into(),
+                });
+            }
             Transition::GrantExtension | Transition::RefuseExtension
                 if task.extension_requested_deadline_ms.is_none() =>
             {
@@ -260,6 +275,7 @@ impl Ledger {
             }
             Transition::Complete { outcome } => {
                 entry.action = TimelineAction::Complete;
+                task.paused_since_ms = None;
                 entry.outcome = Some(*outcome);
                 task.outcome = Some(*outcome);
                 task.completed_at_ms = Some(stamp_ms);
@@ -282,6 +298,15 @@ impl Ledger {
             Transition::RefuseExtension => {
                 entry.action = TimelineAction::RefuseExtension;
                 task.extension_requested_deadline_ms = None;
+            }
+            Transition::Pause => {
+                entry.action = TimelineAction::Pause;
+                task.paused_since_ms = Some(stamp_ms);
+            }
+            Transition::Resume { new_complete_deadline_ms } => {
+                entry.action = TimelineAction::Resume;
+                task.paused_since_ms = None;
+                task.complete_deadline_ms = Some(*new_complete_deadline_ms);
             }
         }
         task.state = next_state;
@@ -480,7 +505,11 @@ pub fn next_state(from: TaskState, transition: &Transition) -> Option<TaskState>
         (Transition::Return, Completed) => Some(Returned),
         (Transition::Cancel, Created | Dispatched | Acknowledged | Returned) => Some(Cancelled),
         (
-            Transition::RequestExtension { .. } | Transition::GrantExtension | Transition::RefuseExtension,
+            Transition::RequestExtension { .. }
+            | Transition::GrantExtension
+            | Transition::RefuseExtension
+            | Transition::Pause
+            | Transition::Resume { .. },
             Acknowledged | Returned,
         ) => Some(from),
         _ => None,

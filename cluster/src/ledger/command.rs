@@ -129,6 +129,13 @@ pub enum Transition {
     },
     GrantExtension,
     RefuseExtension,
+    /// Stop the completion clock (中止: testing, appraisal, hearing, suspension).
+    Pause,
+    /// Restart it; the accepting node computed the completion deadline moved by the paused
+    /// working time.
+    Resume {
+        new_complete_deadline_ms: u64,
+    },
 }
 
 impl Transition {
@@ -144,6 +151,8 @@ impl Transition {
             Transition::RequestExtension { .. } => "request_extension",
             Transition::GrantExtension => "grant_extension",
             Transition::RefuseExtension => "refuse_extension",
+            Transition::Pause => "pause",
+            Transition::Resume { .. } => "resume",
         }
     }
 
@@ -165,7 +174,11 @@ impl Transition {
     pub fn requires_note(&self) -> bool {
         matches!(
             self,
-            Transition::Return | Transition::Cancel | Transition::RequestExtension { .. } | Transition::RefuseExtension
+            Transition::Return
+                | Transition::Cancel
+                | Transition::RequestExtension { .. }
+                | Transition::RefuseExtension
+                | Transition::Pause
         )
     }
 }

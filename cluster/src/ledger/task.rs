@@ -150,6 +150,10 @@ wire_enum! {
         Remind = "remind",
         /// The task made visible one tier up and the dispatcher alarmed (升级), by the watch.
         Escalate = "escalate",
+        /// The assignee stops the completion clock (中止), e.g. for testing or appraisal.
+        Pause = "pause",
+        /// The clock runs again; the completion deadline moves by the paused working time.
+        Resume = "resume",
         /// The ack deadline passed without an ack (超期未签收), recorded by the leader.
         AckMissed = "ack_missed",
         /// The completion deadline passed before the assignee completed (超期未办结).
@@ -221,6 +225,8 @@ pub struct Task {
     pub escalated_to: Vec<BureauCode>,
     /// The last progress report, which may postpone the next reminder.
     pub last_feedback_ms: Option<u64>,
+    /// Since when the completion clock is stopped (中止计时), if it is.
+    pub paused_since_ms: Option<u64>,
 }
 
 wire_enum! {
@@ -236,7 +242,9 @@ impl Task {
     pub fn running_deadline_ms(&self) -> Option<u64> {
         match self.state {
             TaskState::Dispatched => self.ack_deadline_ms,
-            TaskState::Acknowledged | TaskState::Returned => self.complete_deadline_ms,
+            TaskState::Acknowledged | TaskState::Returned if self.paused_since_ms.is_none() => {
+                self.complete_deadline_ms
+            }
             _ => None,
         }
     }
@@ -251,7 +259,8 @@ impl Task {
             DeadlineKind::Completion => (
                 self.complete_deadline_ms,
                 self.completion_missed_deadline_ms,
-                matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned),
+                self.paused_since_ms.is_none()
+                    && matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned),
             ),
         };
         deadline.filter(|d| running && missed == Some(*d))
@@ -264,7 +273,8 @@ impl Task {
                 self.ack_deadline_ms.filter(|d| self.ack_missed_deadline_ms != Some(*d))
             }
             DeadlineKind::Completion
-                if matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned) =>
+                if self.paused_since_ms.is_none()
+                    && matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned) =>
             {
                 self.complete_deadline_ms.filter(|d| self.completion_missed_deadline_ms != Some(*d))
             }
@@ -280,7 +290,9 @@ impl Task {
         let ack_late = self.state == TaskState::Dispatched && self.ack_deadline_ms.is_some_and(|d| now_ms > d);
         let completion_pending =
             matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned);
-        let completion_late = completion_pending && self.complete_deadline_ms.is_some_and(|d| now_ms > d);
+        let completion_late = completion_pending
+            && self.paused_since_ms.is_none()
+            && self.complete_deadline_ms.is_some_and(|d| now_ms > d);
         ack_late || completion_late
     }
 }

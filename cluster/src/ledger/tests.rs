@@ -414,3 +414,30 @@ fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
     assert_eq!(refused.task.complete_deadline_ms, before);
     assert_eq!(refused.task.extension_requested_deadline_ms, None);
 }
+
+#[test]
+fn a_paused_clock_stops_and_resuming_moves_the_deadline() {
+    let mut ledger = Ledger::new();
+    let id = task_in_state(&mut ledger, TaskState::Acknowledged);
+    let deadline = ledger.task(id).expect("task").complete_deadline_ms.expect("deadline");
+    let change = |transition: Transition, note: &str| {
+        Action::ChangeTask(TaskChange { task: id, expected_version: None, note: note.to_owned(), transition })
+    };
+    let error =
+        step(&mut ledger, command(30_000, tianhe_operator(), change(Transition::Pause, ""))).expect_err("reason");
+    assert!(matches!(error, Rejection::Invalid { .. }), "a pause needs its reason");
+    step(&mut ledger, command(30_000, tianhe_operator(), change(Transition::Pause, "样品送检"))).expect("paused");
+    let paused = ledger.task(id).expect("task");
+    assert_eq!(paused.open_deadline_ms(DeadlineKind::Completion), None, "the clock stands still");
+    assert!(!paused.is_overdue_at(deadline + 1), "a paused task is not overdue");
+    let error =
+        step(&mut ledger, command(31_000, tianhe_operator(), change(Transition::Pause, "again"))).expect_err("twice");
+    assert!(matches!(error, Rejection::Conflict(_)));
+    let earlier = Transition::Resume { new_complete_deadline_ms: deadline - 1 };
+    let error = step(&mut ledger, command(32_000, tianhe_operator(), change(earlier, ""))).expect_err("earlier");
+    assert!(matches!(error, Rejection::Invalid { .. }));
+    let later = Transition::Resume { new_complete_deadline_ms: deadline + 2_000 };
+    let resumed = step(&mut ledger, command(32_000, tianhe_operator(), change(later, ""))).expect("resumed");
+    assert_eq!(resumed.task.complete_deadline_ms, Some(deadline + 2_000));
+    assert_eq!(resumed.task.open_deadline_ms(DeadlineKind::Completion), Some(deadline + 2_000));
+}

@@ -109,6 +109,8 @@ pub struct TaskJson {
     pub reminders_sent: u32,
     /// Bureaus the task was escalated to (升级).
     pub escalated_to: Vec<String>,
+    /// Since when the completion clock is paused (中止), if it is.
+    pub paused_since: Option<String>,
     pub timeline: Vec<TimelineEntryJson>,
 }
 
@@ -181,6 +183,7 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
         extensions_granted: task.extensions_granted,
         reminders_sent: task.reminders_sent,
         escalated_to: task.escalated_to.iter().map(|b| b.to_string()).collect(),
+        paused_since: at(task.paused_since_ms),
         timeline: task
             .timeline
             .iter()

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::api::{self, time, ActionRequest, ApiError, CreateTaskRequest, TaskPage};
-use crate::deadline_policy::default_deadlines_ms;
+use crate::deadline_policy::{default_deadlines_ms, extended_deadline_ms, resumed_deadline_ms};
 use crate::read_path::{barrier, Consistency};
 use crate::state::AppState;
 use crate::write_path::{forward_if_follower, propose_or_forward, OriginalRequest, WriteOutcome, IDEMPOTENCY_HEADER};
@@ -218,6 +218,8 @@ fn transition(
         "request_extension" => extension_request(state, task)?,
         "grant_extension" => Transition::GrantExtension,
         "refuse_extension" => Transition::RefuseExtension,
+        "pause" => Transition::Pause,
+        "resume" => resume(state, task, stamp_ms)?,
         "forward" => {
             return Err(ApiError::Unavailable {
                 code: "not_implemented",
@@ -240,13 +242,22 @@ fn extension_request(state: &AppState, task: TaskId) -> Result<Transition, ApiEr
             message: format!("the deadline policy allows no extension for a {} task", current.kind),
         });
     };
-    let deadline = ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(deadline_ms) * 1_000_000)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let extended = span
-        .deadline_after(&state.calendar, deadline)
+    let new_complete_deadline_ms = extended_deadline_ms(&state.calendar, deadline_ms, span)
         .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
-    let new_complete_deadline_ms = u64::try_from(extended.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
     Ok(Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed: rule.extensions_max })
+}
+
+/// Resuming moves the completion deadline by the time the clock stood still.
+fn resume(state: &AppState, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| ApiError::NotFound(format!("task {task} does not exist")))?;
+    let (Some(paused_since_ms), Some(deadline_ms)) = (current.paused_since_ms, current.complete_deadline_ms) else {
+        return Err(ApiError::Conflict { code: "conflict", message: "the completion clock is not paused".into() });
+    };
+    let new_complete_deadline_ms =
+        resumed_deadline_ms(&state.deadlines, &state.calendar, current, deadline_ms, paused_since_ms, stamp_ms)
+            .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+    Ok(Transition::Resume { new_complete_deadline_ms })
 }
 
 fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
