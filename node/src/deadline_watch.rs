@@ -216,3 +216,175 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), Pr
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use cluster::ledger::{
+        Action, Actor, BureauCode, Command, DeadlineKind, Ledger, NewTask, Role, Severity, Source, Subject, TaskChange,
+        TaskId, TaskKind, Transition,
+    };
+    use config::deadlines::EscalationPolicy;
+
+    use super::steps;
+
+    const MINUTE_MS: u64 = 60_000;
+    const POLICY: EscalationPolicy = EscalationPolicy {
+        remind_every_ms: 30 * MINUTE_MS,
+        reminders_max: 2,
+        escalate_after_reminders: 1,
+        feedback_postpones_reminder: true,
+    };
+
+    fn code(text: &str) -> BureauCode {
+        BureauCode::parse_known(text).expect(text)
+    }
+
+    fn actor(user: &str, bureau: &str, role: Role) -> Actor {
+        Actor { user: user.into(), bureau: code(bureau), role }
+    }
+
+    fn apply(ledger: &mut Ledger, stamp_ms: u64, actor: Actor, action: Action) {
+        ledger.apply(&Command { stamp_ms, actor, idempotency: None, action }).expect("applied");
+    }
+
+    fn change(task: TaskId, transition: Transition, note: &str) -> Action {
+        Action::ChangeTask(TaskChange { task, expected_version: None, note: note.into(), transition })
+    }
+
+    /// A task from Guangzhou's centre to Tianhe, dispatched at t=0 with ack due at 10 min and
+    /// completion due at 60 min.
+    fn dispatched(kind: TaskKind) -> (Ledger, TaskId) {
+        let mut ledger = Ledger::new();
+        let command = actor("gz", "440100", Role::Command);
+        let new_task = NewTask {
+            kind,
+            severity: Severity::High,
+            title: "测试".into(),
+            description: String::new(),
+            subject: Subject { uscc: None, name: "某店".into(), region_code: code("440106"), address: String::new() },
+            source: Source::Complaint,
+            origin_bureau: code("440100"),
+            assignee_bureau: None,
+        };
+        apply(&mut ledger, 1, command.clone(), Action::CreateTask(new_task));
+        let id = TaskId(1);
+        let dispatch = Transition::Dispatch {
+            assignee: code("440106"),
+            ack_deadline_ms: 10 * MINUTE_MS,
+            complete_deadline_ms: 60 * MINUTE_MS,
+        };
+        apply(&mut ledger, 1, command, change(id, dispatch, ""));
+        (ledger, id)
+    }
+
+    fn system() -> Actor {
+        actor("deadline-watch", "440000", Role::System)
+    }
+
+    #[test]
+    fn a_missed_ack_is_reminded_then_escalated_and_the_reminders_stop() {
+        let (mut ledger, id) = dispatched(TaskKind::Lead);
+        let ack_deadline = 10 * MINUTE_MS;
+        let due = |ledger: &Ledger| steps(ledger.task(id).expect("task"), &POLICY);
+        assert_eq!(
+            due(&ledger)[0],
+            (
+                ack_deadline,
+                Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Ack, deadline_ms: ack_deadline }
+            )
+        );
+        apply(
+            &mut ledger,
+            ack_deadline,
+            system(),
+            Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Ack, deadline_ms: ack_deadline },
+        );
+        let first =
+            Action::RemindAssignee { task: id, kind: DeadlineKind::Ack, deadline_ms: ack_deadline, sequence: 1 };
+        assert!(due(&ledger).contains(&(ack_deadline + 30 * MINUTE_MS, first.clone())));
+        assert!(
+            !due(&ledger).iter().any(|(_, a)| matches!(a, Action::Escalate { .. })),
+            "no escalation before a reminder"
+        );
+        apply(&mut ledger, ack_deadline + 30 * MINUTE_MS, system(), first);
+        let escalate =
+            Action::Escalate { task: id, kind: DeadlineKind::Ack, deadline_ms: ack_deadline, to: code("440100") };
+        assert!(
+            due(&ledger).contains(&(ack_deadline, escalate.clone())),
+            "escalated to Guangzhou once the reminder went unheeded"
+        );
+        apply(&mut ledger, ack_deadline + 30 * MINUTE_MS, system(), escalate);
+        let second =
+            Action::RemindAssignee { task: id, kind: DeadlineKind::Ack, deadline_ms: ack_deadline, sequence: 2 };
+        apply(&mut ledger, ack_deadline + 60 * MINUTE_MS, system(), second);
+        let remaining = due(&ledger);
+        assert!(
+            !remaining.iter().any(|(_, a)| matches!(
+                a,
+                Action::RemindAssignee { .. } | Action::Escalate { kind: DeadlineKind::Ack, .. }
+            )),
+            "the limit of two reminders holds: {remaining:?}"
+        );
+        // An ack ends the chase of the ack clock.
+        apply(
+            &mut ledger,
+            ack_deadline + 61 * MINUTE_MS,
+            actor("th", "440106", Role::Operator),
+            change(id, Transition::Ack, ""),
+        );
+        assert!(due(&ledger)
+            .iter()
+            .all(|(_, a)| matches!(a, Action::RecordMissedDeadline { kind: DeadlineKind::Completion, .. })));
+    }
+
+    #[test]
+    fn a_missed_completion_escalates_at_once_and_an_emergency_above_the_dispatcher() {
+        let (mut ledger, id) = dispatched(TaskKind::Emergency);
+        apply(&mut ledger, 2, actor("th", "440106", Role::Operator), change(id, Transition::Ack, ""));
+        let deadline = 60 * MINUTE_MS;
+        apply(
+            &mut ledger,
+            deadline,
+            system(),
+            Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline },
+        );
+        let due = steps(ledger.task(id).expect("task"), &POLICY);
+        let at_once: Vec<BureauCode> = due
+            .iter()
+            .filter_map(|(at, action)| match action {
+                Action::Escalate { to, .. } if *at == deadline => Some(*to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(at_once, vec![code("440100"), code("440000")], "the assignee's parent and the dispatcher's parent");
+    }
+
+    #[test]
+    fn a_progress_report_postpones_the_next_reminder() {
+        let (mut ledger, id) = dispatched(TaskKind::Lead);
+        apply(&mut ledger, 2, actor("th", "440106", Role::Operator), change(id, Transition::Ack, ""));
+        let deadline = 60 * MINUTE_MS;
+        apply(
+            &mut ledger,
+            deadline,
+            system(),
+            Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline },
+        );
+        let reminder_due = |ledger: &Ledger, policy: &EscalationPolicy| {
+            steps(ledger.task(id).expect("task"), policy)
+                .into_iter()
+                .find_map(|(at, action)| matches!(action, Action::RemindAssignee { .. }).then_some(at))
+                .expect("a reminder is scheduled")
+        };
+        assert_eq!(reminder_due(&ledger, &POLICY), deadline + 30 * MINUTE_MS);
+        apply(
+            &mut ledger,
+            deadline + 20 * MINUTE_MS,
+            actor("th", "440106", Role::Operator),
+            change(id, Transition::Feedback, "正在核查"),
+        );
+        assert_eq!(reminder_due(&ledger, &POLICY), deadline + 50 * MINUTE_MS, "counted from the report");
+        let strict = EscalationPolicy { feedback_postpones_reminder: false, ..POLICY };
+        assert_eq!(reminder_due(&ledger, &strict), deadline + 30 * MINUTE_MS);
+    }
+}
