@@ -352,18 +352,8 @@ impl Ledger {
                 TimelineAction::CompletionMissed
             }
         };
-        task.version += 1;
-        task.updated_at_ms = stamp_ms;
-        task.timeline.push(TimelineEntry {
-            version: task.version,
-            at_ms: stamp_ms,
-            action,
-            actor_user: actor.user.clone(),
-            actor_bureau: actor.bureau,
-            note: String::new(),
-            assignee_bureau: task.assignee_bureau,
-            outcome: None,
-        });
+        let assignee = task.assignee_bureau;
+        push_watch_entry(task, stamp_ms, actor, action, String::new(), assignee);
         Ok(Applied { task: shared.clone(), replayed: false })
     }
 
@@ -412,18 +402,8 @@ impl Ledger {
                 (TimelineAction::Escalate, Some(to))
             }
         };
-        task.version += 1;
-        task.updated_at_ms = stamp_ms;
-        task.timeline.push(TimelineEntry {
-            version: task.version,
-            at_ms: stamp_ms,
-            action,
-            actor_user: actor.user.clone(),
-            actor_bureau: actor.bureau,
-            note: kind.as_str().to_owned(),
-            assignee_bureau: escalated.or(task.assignee_bureau),
-            outcome: None,
-        });
+        let target = escalated.or(task.assignee_bureau);
+        push_watch_entry(task, stamp_ms, actor, action, kind.as_str().to_owned(), target);
         Ok(Applied { task: shared.clone(), replayed: false })
     }
 
@@ -478,6 +458,30 @@ impl Ledger {
             }
         }
     }
+}
+
+/// Adds a timeline entry made by the deadline watch (one version each), like every change.
+fn push_watch_entry(
+    task: &mut Task,
+    stamp_ms: u64,
+    actor: &Actor,
+    action: TimelineAction,
+    note: String,
+    assignee_bureau: Option<BureauCode>,
+) {
+    task.version += 1;
+    task.updated_at_ms = stamp_ms;
+    task.timeline.push(TimelineEntry {
+        version: task.version,
+        at_ms: stamp_ms,
+        action,
+        actor_user: actor.user.clone(),
+        actor_bureau: actor.bureau,
+        note,
+        assignee_bureau,
+        outcome: None,
+    });
+    assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
 }
 
 /// What a chase entry does.
