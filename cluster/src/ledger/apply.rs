@@ -192,12 +192,7 @@ impl Ledger {
             action: change.transition.name().to_owned(),
         })?;
         access::may_change(actor, task, &change.transition)?;
-        if task.timeline.len() >= TIMELINE_ENTRIES_MAX {
-            return Err(Rejection::LimitReached(format!(
-                "task {} has {TIMELINE_ENTRIES_MAX} timeline entries",
-                task.id
-            )));
-        }
+        timeline_has_room(task)?;
         match &change.transition {
             Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
                 validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)?;
@@ -317,6 +312,16 @@ impl Ledger {
         Ok(Applied { task: shared.clone(), replayed: false })
     }
 
+    /// The task a deadline-watch entry is about; only the system actor proposes such entries.
+    fn watched_task(&mut self, actor: &Actor, task_id: TaskId) -> Result<&mut Arc<Task>, Rejection> {
+        if actor.role != Role::System {
+            return Err(Rejection::Forbidden(
+                "only the group's deadline watch records misses, reminds and escalates".into(),
+            ));
+        }
+        self.tasks.get_mut(&task_id).ok_or(Rejection::TaskNotFound(task_id))
+    }
+
     /// Records a missed deadline once. Refused (changing nothing) when the proposer is not the
     /// system, the deadline is not the task's current open one, or it has not passed yet by the
     /// proposer's stamp; so a duplicate or a proposal from a deposed leader is harmless.
@@ -328,19 +333,14 @@ impl Ledger {
         kind: DeadlineKind,
         deadline_ms: u64,
     ) -> CommandResult {
-        if actor.role != Role::System {
-            return Err(Rejection::Forbidden("only the group's deadline watch records missed deadlines".into()));
-        }
-        let shared = self.tasks.get_mut(&task_id).ok_or(Rejection::TaskNotFound(task_id))?;
+        let shared = self.watched_task(actor, task_id)?;
         if shared.open_deadline_ms(kind) != Some(deadline_ms) {
             return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} is not open")));
         }
         if stamp_ms < deadline_ms {
             return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} has not passed")));
         }
-        if shared.timeline.len() >= TIMELINE_ENTRIES_MAX {
-            return Err(Rejection::LimitReached(format!("task {task_id} has {TIMELINE_ENTRIES_MAX} timeline entries")));
-        }
+        timeline_has_room(shared)?;
         let task = Arc::make_mut(shared);
         let action = match kind {
             DeadlineKind::Ack => {
@@ -370,10 +370,7 @@ impl Ledger {
         deadline_ms: u64,
         chase: Chase,
     ) -> CommandResult {
-        if actor.role != Role::System {
-            return Err(Rejection::Forbidden("only the group's deadline watch reminds and escalates".into()));
-        }
-        let shared = self.tasks.get_mut(&task_id).ok_or(Rejection::TaskNotFound(task_id))?;
+        let shared = self.watched_task(actor, task_id)?;
         if shared.overdue_deadline_ms(kind) != Some(deadline_ms) {
             return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} is not overdue")));
         }
@@ -388,9 +385,7 @@ impl Ledger {
             }
             _ => {}
         }
-        if shared.timeline.len() >= TIMELINE_ENTRIES_MAX {
-            return Err(Rejection::LimitReached(format!("task {task_id} has {TIMELINE_ENTRIES_MAX} timeline entries")));
-        }
+        timeline_has_room(shared)?;
         let task = Arc::make_mut(shared);
         let (action, escalated) = match chase {
             Chase::Remind(_) => {
@@ -458,6 +453,14 @@ impl Ledger {
             }
         }
     }
+}
+
+/// Every change adds a timeline entry; a task's timeline is bounded.
+fn timeline_has_room(task: &Task) -> Result<(), Rejection> {
+    if task.timeline.len() >= TIMELINE_ENTRIES_MAX {
+        return Err(Rejection::LimitReached(format!("task {} has {TIMELINE_ENTRIES_MAX} timeline entries", task.id)));
+    }
+    Ok(())
 }
 
 /// Adds a timeline entry made by the deadline watch (one version each), like every change.
