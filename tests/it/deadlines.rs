@@ -237,17 +237,7 @@ async fn a_missed_ack_is_chased_and_escalated_up_the_chain() {
     let mut body = tests::create_body("突发升级");
     body["kind"] = json!("emergency");
     body["origin_bureau"] = json!("440100");
-    let created: TaskJson = cluster
-        .http
-        .post(cluster.url(1, "/api/v1/tasks"))
-        .bearer_auth(gz_command)
-        .json(&body)
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("task");
+    let created = cluster.create_task_as(1, gz_command, &body).await;
     let dispatch =
         json!({"assignee_bureau": "440106", "ack_deadline": rfc3339_in(Duration::from_secs(1)), "version": 1});
     let response = cluster
@@ -318,17 +308,7 @@ async fn a_paused_clock_records_no_miss_and_resuming_moves_the_deadline() {
     for title in ["中止计时", "对照任务"] {
         let mut body = tests::create_body(title);
         body["kind"] = json!("emergency");
-        let task: TaskJson = cluster
-            .http
-            .post(cluster.url(1, "/api/v1/tasks"))
-            .bearer_auth(COMMAND_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("task");
+        let task = cluster.create_task_as(1, COMMAND_TOKEN, &body).await;
         let dispatch = json!({"assignee_bureau": "440106", "version": 1, "ack_deadline": rfc3339_in(Duration::from_secs(2)), "complete_deadline": rfc3339_in(Duration::from_secs(3))});
         let response = cluster
             .http

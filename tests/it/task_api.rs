@@ -20,17 +20,7 @@ async fn act(cluster: &TestCluster, node: u64, token: &str, id: u64, action: &st
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_goes_through_its_life_on_any_node() {
     let cluster = TestCluster::start().await;
-    let created: TaskJson = cluster
-        .http
-        .post(cluster.url(2, "/api/v1/tasks"))
-        .bearer_auth(COMMAND_TOKEN)
-        .json(&create_body("生命周期测试"))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("task");
+    let created = cluster.create_task_as(2, COMMAND_TOKEN, &create_body("生命周期测试")).await;
     assert_eq!((created.state.as_str(), created.version), ("created", 1));
     let id = created.id;
 
@@ -95,17 +85,7 @@ async fn lists_filter_by_bureau_state_and_paginate() {
     for (index, region) in ["440106", "440104", "440305", "440106", "440106"].iter().enumerate() {
         let mut body = create_body(&format!("列表测试-{index}"));
         body["assignee_bureau"] = json!(region);
-        let task: TaskJson = cluster
-            .http
-            .post(cluster.url(1, "/api/v1/tasks"))
-            .bearer_auth(COMMAND_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("create")
-            .json()
-            .await
-            .expect("task");
+        let task = cluster.create_task_as(1, COMMAND_TOKEN, &body).await;
         let (status, _) = act(&cluster, 1, COMMAND_TOKEN, task.id, "dispatch", json!({})).await;
         assert_eq!(status, 200);
         ids.push(task.id);

@@ -300,16 +300,17 @@ impl TestCluster {
         kib * 1024
     }
 
+    /// Creates a task from a request body as the user of `token`; the create must succeed.
+    pub async fn create_task_as(&self, node: u64, token: &str, body: &serde_json::Value) -> TaskJson {
+        let response = self.http.post(self.url(node, "/api/v1/tasks")).bearer_auth(token).json(body).send().await;
+        let response = response.expect("create");
+        assert_eq!(response.status(), 201, "create on node {node}");
+        response.json().await.expect("task")
+    }
+
     /// Creates a task (and dispatches it when `assignee` is given) as the provincial command user.
     pub async fn create_task(&self, node: u64, title: &str, assignee: Option<&str>) -> TaskJson {
-        let response = self
-            .http
-            .post(self.url(node, "/api/v1/tasks"))
-            .bearer_auth(COMMAND_TOKEN)
-            .json(&create_body(title))
-            .send()
-            .await;
-        let task: TaskJson = response.expect("create").json().await.expect("task");
+        let task = self.create_task_as(node, COMMAND_TOKEN, &create_body(title)).await;
         match assignee {
             None => task,
             Some(bureau) => self
