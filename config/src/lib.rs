@@ -13,6 +13,7 @@ use serde::Deserialize;
 pub mod calendar;
 pub mod deadlines;
 pub mod limits;
+pub mod topology;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -44,6 +45,10 @@ pub struct NodeConfig {
     /// relative to this file.
     #[serde(default)]
     pub deadlines_file: Option<PathBuf>,
+    /// The federation topology (see `config::topology`), relative to this file. Without it the
+    /// node's group stands alone.
+    #[serde(default)]
+    pub topology_file: Option<PathBuf>,
     /// Threads for the node's async work. 1 (the default) runs it on one thread, which measured
     /// fastest when three nodes share a 2-core machine (fewer cross-thread wake-ups); fsyncs
     /// run on the WAL's own thread either way. Give a node on its own machine more.
@@ -145,8 +150,10 @@ impl NodeConfig {
         if config.users_file.is_relative() {
             config.users_file = path.parent().unwrap_or(Path::new(".")).join(&config.users_file);
         }
-        if let Some(file) = config.deadlines_file.as_mut().filter(|f| f.is_relative()) {
-            *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
+        for file in [config.deadlines_file.as_mut(), config.topology_file.as_mut()].into_iter().flatten() {
+            if file.is_relative() {
+                *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
+            }
         }
         if config.data_dir.is_relative() {
             config.data_dir = path.parent().unwrap_or(Path::new(".")).join(&config.data_dir);

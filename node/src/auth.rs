@@ -27,7 +27,7 @@ impl Users {
             let bureau = BureauCode::parse_known(&user.bureau)
                 .ok_or_else(|| format!("user {}: {} is not a region code", user.name, user.bureau))?;
             let role = Role::parse(&user.role)
-                .filter(|role| *role != Role::System)
+                .filter(|role| !matches!(role, Role::System | Role::Peer))
                 .ok_or_else(|| format!("user {}: unknown role", user.name))?;
             let actor = Actor { user: user.name.clone(), bureau, role };
             by_token.insert(user.token.clone(), User { actor, display_name: user.display_name.clone() });

@@ -257,6 +257,7 @@ mod tests {
         let mut ledger = Ledger::new();
         let command = actor("gz", "440100", Role::Command);
         let new_task = NewTask {
+            routing: cluster::ledger::Routing::Keep,
             kind,
             severity: Severity::High,
             title: "测试".into(),

@@ -7,6 +7,7 @@ mod batcher;
 mod deadline_policy;
 mod deadline_watch;
 pub mod demo;
+pub mod federation;
 pub mod push;
 mod read_path;
 mod routes;

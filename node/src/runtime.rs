@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Users;
 use crate::batcher::Batcher;
+use crate::federation::Federation;
 use crate::state::AppState;
 
 /// Snapshot chunks are sent one RPC each; this bounds one chunk's transfer time on loopback.
@@ -52,6 +53,15 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         }
         None => config::deadlines::DeadlinePolicy::default_policy(),
     };
+    let own_members: Vec<String> = config.group.members.iter().map(|m| m.addr.clone()).collect();
+    let federation = match &config.topology_file {
+        Some(path) => {
+            let topology = config::topology::Topology::load(path)?;
+            topology.check_own_group(&config.group.bureau, &config.group.members)?;
+            Federation::new(group_bureau, &topology)?
+        }
+        None => Federation::standalone(group_bureau, own_members)?,
+    };
     let log = LogStore::open(&config.data_dir.join("log")).context("opening the Raft log")?;
     let store = LedgerStore::open(&config.data_dir.join("snapshot")).context("opening the ledger snapshot")?;
     // Subscribed before Raft starts, so the hub sees every entry applied from here on.
@@ -82,6 +92,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
             .build()
             .context("building the forwarding client")?,
         digest_cache: Arc::new(Mutex::new(None)),
+        federation: Arc::new(federation),
         push_hub,
         ws_connections: Arc::default(),
         deadlines: Arc::new(deadlines),
@@ -102,7 +113,12 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     tracing::info!(node = config.id, listen = %config.listen, group = %group_bureau, "node serving");
 
     let watch_shutdown = CancellationToken::new();
-    let deadline_watch = tokio::spawn(crate::deadline_watch::run(watch_state, watch_shutdown.clone()));
+    let deadline_watch = tokio::spawn(crate::deadline_watch::run(watch_state.clone(), watch_shutdown.clone()));
+    let federation_loops = [
+        tokio::spawn(crate::federation::courier::run(watch_state.clone(), watch_shutdown.clone())),
+        tokio::spawn(crate::federation::reports::push(watch_state.clone(), watch_shutdown.clone())),
+        tokio::spawn(crate::federation::reports::reconcile(watch_state, watch_shutdown.clone())),
+    ];
 
     initialize_once(&raft, config.id, &member_addrs).await?;
 
@@ -111,6 +127,9 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
     watch_shutdown.cancel();
     deadline_watch.await.context("the deadline watch failed")?;
+    for federation_loop in federation_loops {
+        federation_loop.await.context("a federation loop failed")?;
+    }
     batcher_shutdown.cancel();
     batcher_task.await.context("the batcher task failed")?;
     raft.shutdown().await.map_err(|e| anyhow::anyhow!("Raft shutdown: {e}"))?;

@@ -32,6 +32,8 @@ pub struct AppState {
     /// Default deadlines at dispatch: the policy and the working-day calendar.
     pub deadlines: Arc<config::deadlines::DeadlinePolicy>,
     pub calendar: Arc<config::calendar::WorkCalendar>,
+    /// The other groups: routing, peer tokens, the client that calls them.
+    pub federation: Arc<crate::federation::Federation>,
     /// Console events: history for resume and fan-out to WebSocket connections.
     pub push_hub: crate::push::hub::EventHub,
     pub ws_connections: Arc<crate::push::ws::ConnectionCounts>,

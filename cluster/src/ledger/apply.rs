@@ -15,6 +15,9 @@ use super::bureau::{BureauCode, Regions};
 use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
+use super::federation::{
+    DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
+};
 use super::task::{DeadlineKind, Task, TaskId, TaskState, TimelineAction, TimelineEntry};
 use super::validate;
 use crate::limits::{IDEMPOTENCY_RECORDS_MAX, IDEMPOTENCY_RETENTION_MS, TIMELINE_ENTRIES_MAX};
@@ -44,11 +47,33 @@ pub struct Ledger {
     idempotency: BTreeMap<IdempotencyScope, IdempotencyRecord>,
     /// Keys in the order they were stored (stamps are monotonic), for expiry and eviction.
     idempotency_order: VecDeque<(u64, IdempotencyScope)>,
+    /// The number the next outbox message gets (a handover's forward id uses it).
+    pub(super) next_message_seq: u64,
+    /// Messages to other groups not yet receipted, by number.
+    pub(super) outbox: BTreeMap<u64, OutboxEntry>,
+    /// Handovers sent from here: forward id → the tracking task. Never shrinks, like tasks.
+    pub(super) sent: BTreeMap<ForwardId, TaskId>,
+    /// Handovers received here: forward id → the task made for it, so a repeat makes none.
+    pub(super) inbox: BTreeMap<ForwardId, TaskId>,
 }
 
 impl Ledger {
     pub fn new() -> Ledger {
-        Ledger { next_task_id: 1, ..Ledger::default() }
+        Ledger { next_task_id: 1, next_message_seq: 1, ..Ledger::default() }
+    }
+
+    pub(super) fn take_task_id(&mut self) -> TaskId {
+        let id = TaskId(self.next_task_id);
+        self.next_task_id += 1;
+        id
+    }
+
+    pub(super) fn insert_task(&mut self, task: Arc<Task>) -> Option<Arc<Task>> {
+        self.tasks.insert(task.id, task)
+    }
+
+    pub(super) fn task_mut(&mut self, id: TaskId) -> Option<&mut Arc<Task>> {
+        self.tasks.get_mut(&id)
     }
 
     pub fn task(&self, id: TaskId) -> Option<&Task> {
@@ -114,6 +139,14 @@ impl Ledger {
             Action::Escalate { task, kind, deadline_ms, to } => {
                 self.chase(stamp_ms, &command.actor, *task, *kind, *deadline_ms, Chase::Escalate(*to))
             }
+            Action::Receive { message, group, relay_to } => {
+                self.receive(stamp_ms, &command.actor, message, *group, *relay_to)
+            }
+            Action::RecordReceipt { seq, target_task, refusal } => {
+                self.record_receipt(stamp_ms, &command.actor, *seq, *target_task, refusal.as_deref())
+            }
+            Action::FlagStuckForward { seq } => self.flag_stuck(stamp_ms, &command.actor, *seq),
+            Action::MirrorStatus(report) => self.mirror(stamp_ms, &command.actor, report),
         };
 
         if let Some((scope, tag)) = scope {
@@ -126,59 +159,91 @@ impl Ledger {
         validate::actor(actor)?;
         validate::new_task(new_task)?;
         access::may_create(actor, new_task.origin_bureau)?;
-        let id = TaskId(self.next_task_id);
-        self.next_task_id += 1;
-        let task = Task {
-            id,
-            kind: new_task.kind,
-            severity: new_task.severity,
-            title: new_task.title.clone(),
-            description: new_task.description.clone(),
-            subject: new_task.subject.clone(),
-            source: new_task.source,
-            origin_bureau: new_task.origin_bureau,
-            assignee_bureau: new_task.assignee_bureau,
-            state: TaskState::Created,
+        let id = self.take_task_id();
+        let first_entry = TimelineEntry {
             version: 1,
-            ack_deadline_ms: None,
-            complete_deadline_ms: None,
-            created_at_ms: stamp_ms,
-            updated_at_ms: stamp_ms,
-            dispatched_at_ms: None,
-            acked_at_ms: None,
-            completed_at_ms: None,
-            closed_at_ms: None,
+            at_ms: stamp_ms,
+            action: TimelineAction::Create,
+            actor_user: actor.user.clone(),
+            actor_bureau: actor.bureau,
+            note: String::new(),
+            assignee_bureau: new_task.assignee_bureau,
             outcome: None,
-            ack_missed_deadline_ms: None,
-            completion_missed_deadline_ms: None,
-            extension_requested_deadline_ms: None,
-            extensions_granted: 0,
-            reminders_sent: 0,
-            escalated_to: Vec::new(),
-            last_feedback_ms: None,
-            paused_since_ms: None,
-            timeline: vec![TimelineEntry {
-                version: 1,
-                at_ms: stamp_ms,
-                action: TimelineAction::Create,
-                actor_user: actor.user.clone(),
-                actor_bureau: actor.bureau,
-                note: String::new(),
-                assignee_bureau: new_task.assignee_bureau,
-                outcome: None,
-            }],
         };
+        let mut task = Task::registered(
+            id,
+            stamp_ms,
+            new_task.kind,
+            new_task.severity,
+            new_task.title.clone(),
+            new_task.description.clone(),
+            new_task.subject.clone(),
+            new_task.source,
+            new_task.origin_bureau,
+            new_task.assignee_bureau,
+            first_entry,
+        );
+        match new_task.routing {
+            Routing::Keep => {}
+            Routing::Unrouted => task.jurisdiction_unrouted = true,
+            Routing::ForwardTo { to_group, from_group } => {
+                self.hand_over(&mut task, stamp_ms, actor, Route { from_group, to_group }, "", None)
+            }
+        }
         let task = Arc::new(task);
         let previous = self.tasks.insert(id, task.clone());
         assert!(previous.is_none(), "task ids are never reused");
         Ok(Applied { task, replayed: false })
     }
 
+    /// Commits the handover of `task` to `to_group` with its outbox entry, and makes the task
+    /// the tracking record of it: a forward (no terms) or a dispatch (with terms).
+    fn hand_over(
+        &mut self,
+        task: &mut Task,
+        stamp_ms: u64,
+        actor: &Actor,
+        route: Route,
+        note: &str,
+        dispatch: Option<DispatchTerms>,
+    ) {
+        assert!(task.remote.is_none(), "a task is handed over once");
+        let Route { from_group, to_group } = route;
+        let forward = self.next_forward(from_group);
+        let purpose = if dispatch.is_some() { HandoverPurpose::Dispatch } else { HandoverPurpose::Jurisdiction };
+        let handover = Handover {
+            forward,
+            purpose,
+            origin_task: task.id,
+            origin_bureau: task.origin_bureau,
+            kind: task.kind,
+            severity: task.severity,
+            title: task.title.clone(),
+            description: task.description.clone(),
+            subject: task.subject.clone(),
+            source: task.source,
+            dispatch: dispatch.clone(),
+            note: note.to_owned(),
+            sent_by: actor.user.clone(),
+        };
+        self.enqueue(stamp_ms, to_group, task.id, Message::Handover(handover));
+        task.remote = Some(RemoteHandling {
+            forward,
+            to_group,
+            purpose,
+            delivered: None,
+            instructions_sent: 0,
+            mirrored_version: 0,
+        });
+        if dispatch.is_none() {
+            push_entry(task, stamp_ms, actor, TimelineAction::Forward, note.to_owned(), Some(to_group));
+        }
+    }
+
     fn change(&mut self, stamp_ms: u64, actor: &Actor, change: &TaskChange) -> CommandResult {
         validate::actor(actor)?;
         validate::note(&change.note, change.transition.requires_note())?;
-        let shared = self.tasks.get_mut(&change.task).ok_or(Rejection::TaskNotFound(change.task))?;
-        let task: &Task = shared;
+        let task = self.tasks.get(&change.task).ok_or(Rejection::TaskNotFound(change.task))?;
         if !access::can_see(actor, task) {
             return Err(Rejection::Forbidden(format!("task {} is not visible to bureau {}", task.id, actor.bureau)));
         }
@@ -187,14 +252,26 @@ impl Ledger {
                 return Err(Rejection::VersionConflict { expected, actual: task.version });
             }
         }
+        federation_allows(task, &change.transition)?;
         let next_state = next_state(task.state, &change.transition).ok_or_else(|| Rejection::IllegalTransition {
             from: task.state,
             action: change.transition.name().to_owned(),
         })?;
         access::may_change(actor, task, &change.transition)?;
         timeline_has_room(task)?;
+        if let Transition::Forward { to_group, from_group } | Transition::DispatchAcross { to_group, from_group, .. } =
+            &change.transition
+        {
+            if to_group == from_group || !Regions::get().contains(*to_group) {
+                return Err(Rejection::Invalid {
+                    field: "to_group".into(),
+                    reason: format!("{to_group} is not another group's bureau"),
+                });
+            }
+        }
         match &change.transition {
-            Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
+            Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms }
+            | Transition::DispatchAcross { assignee, ack_deadline_ms, complete_deadline_ms, .. } => {
                 validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)?;
             }
             Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed } => {
@@ -236,80 +313,51 @@ impl Ledger {
             _ => {}
         }
 
-        // Every check passed: from here on the change is made in full.
-        let task = Arc::make_mut(shared);
-        let mut entry = TimelineEntry {
-            version: task.version + 1,
-            at_ms: stamp_ms,
-            action: TimelineAction::Create,
-            actor_user: actor.user.clone(),
-            actor_bureau: actor.bureau,
-            note: change.note.clone(),
-            assignee_bureau: None,
-            outcome: None,
-        };
+        // Every check passed: from here on the change is made in full. The task leaves the map
+        // while it changes, because a handover also writes the outbox.
+        let shared = self.tasks.remove(&change.task).expect("found above");
+        let mut task = Arc::unwrap_or_clone(shared);
         match &change.transition {
-            Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
-                entry.action = TimelineAction::Dispatch;
-                entry.assignee_bureau = Some(*assignee);
-                task.assignee_bureau = Some(*assignee);
-                task.ack_deadline_ms = Some(*ack_deadline_ms);
-                task.complete_deadline_ms = Some(*complete_deadline_ms);
-                task.dispatched_at_ms = Some(stamp_ms);
-                task.reminders_sent = 0;
-                task.acked_at_ms = None;
+            Transition::Forward { to_group, from_group } => {
+                let route = Route { from_group: *from_group, to_group: *to_group };
+                self.hand_over(&mut task, stamp_ms, actor, route, &change.note, None);
             }
-            Transition::Ack => {
-                entry.action = TimelineAction::Ack;
-                task.acked_at_ms = Some(stamp_ms);
-                task.reminders_sent = 0;
+            Transition::DispatchAcross { assignee, ack_deadline_ms, complete_deadline_ms, to_group, from_group } => {
+                let terms = DispatchTerms {
+                    assignee: *assignee,
+                    ack_deadline_ms: *ack_deadline_ms,
+                    complete_deadline_ms: *complete_deadline_ms,
+                };
+                let local = Transition::Dispatch {
+                    assignee: *assignee,
+                    ack_deadline_ms: *ack_deadline_ms,
+                    complete_deadline_ms: *complete_deadline_ms,
+                };
+                record_transition(&mut task, stamp_ms, actor, &change.note, &local, next_state);
+                let route = Route { from_group: *from_group, to_group: *to_group };
+                self.hand_over(&mut task, stamp_ms, actor, route, &change.note, Some(terms));
             }
-            Transition::Feedback => {
-                entry.action = TimelineAction::Feedback;
-                task.last_feedback_ms = Some(stamp_ms);
-            }
-            Transition::Complete { outcome } => {
-                entry.action = TimelineAction::Complete;
-                task.paused_since_ms = None;
-                entry.outcome = Some(*outcome);
-                task.outcome = Some(*outcome);
-                task.completed_at_ms = Some(stamp_ms);
-            }
-            Transition::Close => {
-                entry.action = TimelineAction::Close;
-                task.closed_at_ms = Some(stamp_ms);
-            }
-            Transition::Return => entry.action = TimelineAction::Return,
-            Transition::Cancel => entry.action = TimelineAction::Cancel,
-            Transition::RequestExtension { new_complete_deadline_ms, .. } => {
-                entry.action = TimelineAction::RequestExtension;
-                task.extension_requested_deadline_ms = Some(*new_complete_deadline_ms);
-            }
-            Transition::GrantExtension => {
-                entry.action = TimelineAction::GrantExtension;
-                task.complete_deadline_ms = task.extension_requested_deadline_ms.take();
-                task.extensions_granted += 1;
-            }
-            Transition::RefuseExtension => {
-                entry.action = TimelineAction::RefuseExtension;
-                task.extension_requested_deadline_ms = None;
-            }
-            Transition::Pause => {
-                entry.action = TimelineAction::Pause;
-                task.paused_since_ms = Some(stamp_ms);
-            }
-            Transition::Resume { new_complete_deadline_ms } => {
-                entry.action = TimelineAction::Resume;
-                task.paused_since_ms = None;
-                task.complete_deadline_ms = Some(*new_complete_deadline_ms);
+            transition => {
+                record_transition(&mut task, stamp_ms, actor, &change.note, transition, next_state);
+                if let Some(remote) = task.remote.as_mut() {
+                    // A dispatcher's decision on a task worked on elsewhere flows down to it.
+                    assert_eq!(remote.purpose, HandoverPurpose::Dispatch, "checked by federation_allows");
+                    remote.instructions_sent += 1;
+                    let instruction = Instruction {
+                        forward: remote.forward,
+                        number: remote.instructions_sent,
+                        transition: transition.clone(),
+                        note: change.note.clone(),
+                        sent_by: actor.user.clone(),
+                    };
+                    let to_group = remote.to_group;
+                    self.enqueue(stamp_ms, to_group, task.id, Message::Instruction(instruction));
+                }
             }
         }
-        task.state = next_state;
-        task.version += 1;
-        task.updated_at_ms = stamp_ms;
-        task.timeline.push(entry);
-        assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
-        Ok(Applied { task: shared.clone(), replayed: false })
+        let task = Arc::new(task);
+        self.tasks.insert(change.task, task.clone());
+        Ok(Applied { task, replayed: false })
     }
 
     /// The task a deadline-watch entry is about; only the system actor proposes such entries.
@@ -353,7 +401,7 @@ impl Ledger {
             }
         };
         let assignee = task.assignee_bureau;
-        push_watch_entry(task, stamp_ms, actor, action, String::new(), assignee);
+        push_entry(task, stamp_ms, actor, action, String::new(), assignee);
         Ok(Applied { task: shared.clone(), replayed: false })
     }
 
@@ -398,7 +446,7 @@ impl Ledger {
             }
         };
         let target = escalated.or(task.assignee_bureau);
-        push_watch_entry(task, stamp_ms, actor, action, kind.as_str().to_owned(), target);
+        push_entry(task, stamp_ms, actor, action, kind.as_str().to_owned(), target);
         Ok(Applied { task: shared.clone(), replayed: false })
     }
 
@@ -429,7 +477,27 @@ impl Ledger {
         assert_eq!(self.idempotency.len(), self.idempotency_order.len());
         assert!(self.idempotency.len() <= IDEMPOTENCY_RECORDS_MAX);
         let regions = Regions::get();
+        for (seq, entry) in &self.outbox {
+            assert_eq!(*seq, entry.seq);
+            assert!(*seq < self.next_message_seq, "message numbers come from the counter");
+            let task = self.tasks.get(&entry.task).expect("outbox entries name existing tasks");
+            let remote = task.remote.as_ref().expect("a task with messages in flight tracks a handover");
+            assert_eq!(remote.forward, entry.message.forward());
+            assert_eq!(remote.to_group, entry.to_group);
+        }
+        for (forward, id) in &self.sent {
+            assert_eq!(self.tasks[id].remote.as_ref().map(|r| r.forward), Some(*forward));
+        }
+        for (forward, id) in &self.inbox {
+            assert_eq!(self.tasks[id].received.as_ref().map(|r| r.forward), Some(*forward));
+        }
         for (id, task) in &self.tasks {
+            if let Some(remote) = &task.remote {
+                assert_eq!(self.sent.get(&remote.forward), Some(id));
+            }
+            if let Some(received) = &task.received {
+                assert_eq!(self.inbox.get(&received.forward), Some(id));
+            }
             assert_eq!(*id, task.id);
             assert!(id.0 < self.next_task_id, "ids come from the counter");
             assert_eq!(task.version as usize, task.timeline.len());
@@ -455,16 +523,143 @@ impl Ledger {
     }
 }
 
+/// Makes a checked, legal transition: sets the fields it moves, the state, and adds its
+/// timeline entry. Handovers (`Forward`, `DispatchAcross`) are made by the caller.
+pub(super) fn record_transition(
+    task: &mut Task,
+    stamp_ms: u64,
+    actor: &Actor,
+    note: &str,
+    transition: &Transition,
+    next_state: TaskState,
+) {
+    let mut entry = TimelineEntry {
+        version: task.version + 1,
+        at_ms: stamp_ms,
+        action: TimelineAction::Create,
+        actor_user: actor.user.clone(),
+        actor_bureau: actor.bureau,
+        note: note.to_owned(),
+        assignee_bureau: None,
+        outcome: None,
+    };
+    match transition {
+        Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
+            entry.action = TimelineAction::Dispatch;
+            entry.assignee_bureau = Some(*assignee);
+            task.assignee_bureau = Some(*assignee);
+            task.ack_deadline_ms = Some(*ack_deadline_ms);
+            task.complete_deadline_ms = Some(*complete_deadline_ms);
+            task.dispatched_at_ms = Some(stamp_ms);
+            task.reminders_sent = 0;
+            task.acked_at_ms = None;
+        }
+        Transition::Ack => {
+            entry.action = TimelineAction::Ack;
+            task.acked_at_ms = Some(stamp_ms);
+            task.reminders_sent = 0;
+        }
+        Transition::Feedback => {
+            entry.action = TimelineAction::Feedback;
+            task.last_feedback_ms = Some(stamp_ms);
+        }
+        Transition::Complete { outcome } => {
+            entry.action = TimelineAction::Complete;
+            task.paused_since_ms = None;
+            entry.outcome = Some(*outcome);
+            task.outcome = Some(*outcome);
+            task.completed_at_ms = Some(stamp_ms);
+        }
+        Transition::Close => {
+            entry.action = TimelineAction::Close;
+            task.closed_at_ms = Some(stamp_ms);
+        }
+        Transition::Return => entry.action = TimelineAction::Return,
+        Transition::Cancel => entry.action = TimelineAction::Cancel,
+        Transition::RequestExtension { new_complete_deadline_ms, .. } => {
+            entry.action = TimelineAction::RequestExtension;
+            task.extension_requested_deadline_ms = Some(*new_complete_deadline_ms);
+        }
+        Transition::GrantExtension => {
+            entry.action = TimelineAction::GrantExtension;
+            task.complete_deadline_ms = task.extension_requested_deadline_ms.take();
+            task.extensions_granted += 1;
+        }
+        Transition::RefuseExtension => {
+            entry.action = TimelineAction::RefuseExtension;
+            task.extension_requested_deadline_ms = None;
+        }
+        Transition::Pause => {
+            entry.action = TimelineAction::Pause;
+            task.paused_since_ms = Some(stamp_ms);
+        }
+        Transition::Resume { new_complete_deadline_ms } => {
+            entry.action = TimelineAction::Resume;
+            task.paused_since_ms = None;
+            task.complete_deadline_ms = Some(*new_complete_deadline_ms);
+        }
+        Transition::Forward { .. } | Transition::DispatchAcross { .. } => {
+            unreachable!("handovers are made by Ledger::hand_over")
+        }
+    }
+    task.state = next_state;
+    task.version += 1;
+    task.updated_at_ms = stamp_ms;
+    task.timeline.push(entry);
+    assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
+}
+
+/// What federation allows on a task: a record tracking a task in another group changes only
+/// by its dispatcher's decisions (which flow down); a received task's dispatcher decides in
+/// its own group; a forwarded lead is not passed on by its receiver.
+fn federation_allows(task: &Task, transition: &Transition) -> Result<(), Rejection> {
+    if let Some(remote) = &task.remote {
+        let flows_down = matches!(
+            transition,
+            Transition::Close
+                | Transition::Return
+                | Transition::Cancel
+                | Transition::GrantExtension
+                | Transition::RefuseExtension
+        );
+        if remote.purpose == HandoverPurpose::Jurisdiction || !flows_down {
+            return Err(Rejection::Conflict(format!(
+                "task {} was handed to group {} ({}); it is worked on there and this record follows it",
+                task.id, remote.to_group, remote.forward
+            )));
+        }
+    }
+    if let Some(received) = &task.received {
+        match received.purpose {
+            HandoverPurpose::Dispatch if transition.is_dispatcher_action() => {
+                return Err(Rejection::Forbidden(format!(
+                    "task {} was dispatched by bureau {} of group {}; its dispatcher decides there",
+                    task.id, task.origin_bureau, received.from_group
+                )));
+            }
+            HandoverPurpose::Jurisdiction if matches!(transition, Transition::Forward { .. }) => {
+                return Err(Rejection::Conflict(format!(
+                    "task {} was forwarded here by group {}; a receiver may not pass a lead on by itself, it disputes the jurisdiction instead",
+                    task.id, received.from_group
+                )));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Every change adds a timeline entry; a task's timeline is bounded.
-fn timeline_has_room(task: &Task) -> Result<(), Rejection> {
+pub(super) fn timeline_has_room(task: &Task) -> Result<(), Rejection> {
     if task.timeline.len() >= TIMELINE_ENTRIES_MAX {
         return Err(Rejection::LimitReached(format!("task {} has {TIMELINE_ENTRIES_MAX} timeline entries", task.id)));
     }
     Ok(())
 }
 
-/// Adds a timeline entry made by the deadline watch (one version each), like every change.
-fn push_watch_entry(
+/// Adds a timeline entry made by the deadline watch, the courier or a peer (one version
+/// each), like every change.
+pub(super) fn push_entry(
     task: &mut Task,
     stamp_ms: u64,
     actor: &Actor,
@@ -487,6 +682,13 @@ fn push_watch_entry(
     assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
 }
 
+/// A handover's two ends.
+#[derive(Clone, Copy)]
+struct Route {
+    from_group: BureauCode,
+    to_group: BureauCode,
+}
+
 /// What a chase entry does.
 enum Chase {
     Remind(u32),
@@ -504,7 +706,11 @@ fn replay(record: &IdempotencyRecord, tag: &IdempotencyTag) -> CommandResult {
 pub fn next_state(from: TaskState, transition: &Transition) -> Option<TaskState> {
     use TaskState::*;
     match (transition, from) {
-        (Transition::Dispatch { .. }, Created | Dispatched | Acknowledged | Returned) => Some(Dispatched),
+        (
+            Transition::Dispatch { .. } | Transition::DispatchAcross { .. },
+            Created | Dispatched | Acknowledged | Returned,
+        ) => Some(Dispatched),
+        (Transition::Forward { .. }, Created) => Some(Created),
         (Transition::Ack, Dispatched) => Some(Acknowledged),
         (Transition::Feedback, Acknowledged | Returned) => Some(from),
         (Transition::Complete { .. }, Acknowledged | Returned) => Some(Completed),

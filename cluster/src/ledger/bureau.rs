@@ -126,6 +126,11 @@ impl Regions {
         self.by_code.get(&code).map(|region| region.name)
     }
 
+    /// The bureau directly above `code`; `None` for the national bureau or an unknown code.
+    pub fn parent(&self, code: BureauCode) -> Option<BureauCode> {
+        self.by_code.get(&code).and_then(|region| region.parent)
+    }
+
     /// True when `code` is `ancestor` itself or lies below it in the tree.
     pub fn is_within(&self, code: BureauCode, ancestor: BureauCode) -> bool {
         let mut current = Some(code);

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
+use super::federation::{Message, Routing, StatusReport};
 use super::task::{
     wire_enum, CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState,
 };
@@ -21,8 +22,11 @@ wire_enum! {
         Operator = "operator",
         /// Reads metrics and tasks of the subtree; never writes.
         Leadership = "leadership",
-        /// The group itself: the leader's deadline watch. No token maps to it.
+        /// The group itself: the leader's deadline watch and courier. No token maps to it.
         System = "system",
+        /// Another group, authenticated by its peer token: delivers handovers, instructions
+        /// and status reports. No user token maps to it.
+        Peer = "peer",
     }
 }
 
@@ -78,6 +82,27 @@ pub enum Action {
         deadline_ms: u64,
         to: BureauCode,
     },
+    /// A message delivered by the peer group in the actor. `group` is this group's bureau,
+    /// `relay_to` the next group when a lead must be routed on (both from the accepting node's
+    /// topology).
+    Receive {
+        message: Box<Message>,
+        group: BureauCode,
+        relay_to: Option<BureauCode>,
+    },
+    /// The origin's courier commits the target's answer to outbox message `seq`: the target's
+    /// task, or its refusal.
+    RecordReceipt {
+        seq: u64,
+        target_task: TaskId,
+        refusal: Option<String>,
+    },
+    /// The courier alarms that outbox message `seq` has waited too long.
+    FlagStuckForward {
+        seq: u64,
+    },
+    /// A status report from the group a task was handed to.
+    MirrorStatus(Box<StatusReport>),
 }
 
 /// The fields of a create request, already parsed into domain types.
@@ -93,6 +118,8 @@ pub struct NewTask {
     pub origin_bureau: BureauCode,
     /// An intended assignee, recorded but not dispatched: dispatch starts the deadlines.
     pub assignee_bureau: Option<BureauCode>,
+    /// Where the accepting node routes it by the subject's region.
+    pub routing: Routing,
 }
 
 /// A change to an existing task.
@@ -136,6 +163,22 @@ pub enum Transition {
     Resume {
         new_complete_deadline_ms: u64,
     },
+    /// Hand the lead to group `to_group`: the one with jurisdiction over the subject, or the
+    /// parent group that routes it on (线索移送).
+    Forward {
+        to_group: BureauCode,
+        /// This group's bureau: it names the forward.
+        from_group: BureauCode,
+    },
+    /// Dispatch to a bureau that group `to_group` hosts: the task is created there, and this
+    /// record tracks it.
+    DispatchAcross {
+        assignee: BureauCode,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+        to_group: BureauCode,
+        from_group: BureauCode,
+    },
 }
 
 impl Transition {
@@ -153,6 +196,8 @@ impl Transition {
             Transition::RefuseExtension => "refuse_extension",
             Transition::Pause => "pause",
             Transition::Resume { .. } => "resume",
+            Transition::Forward { .. } => "forward",
+            Transition::DispatchAcross { .. } => "dispatch",
         }
     }
 
@@ -161,6 +206,8 @@ impl Transition {
         matches!(
             self,
             Transition::Dispatch { .. }
+                | Transition::DispatchAcross { .. }
+                | Transition::Forward { .. }
                 | Transition::Close
                 | Transition::Return
                 | Transition::Cancel
@@ -205,6 +252,10 @@ pub enum Rejection {
     NothingToRecord(String),
     #[error("{0}")]
     Conflict(String),
+    /// A message between groups arrived before one it depends on; delivering it again later
+    /// will succeed.
+    #[error("not yet: {0}")]
+    NotYet(String),
 }
 
 /// What a command did: the task as it stands after the change.

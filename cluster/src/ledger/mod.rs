@@ -8,6 +8,7 @@ pub mod access;
 mod apply;
 pub mod bureau;
 pub mod command;
+pub mod federation;
 pub mod task;
 pub mod uscc;
 pub mod validate;
@@ -17,10 +18,16 @@ pub use bureau::{BureauCode, Regions};
 pub use command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
+pub use federation::{
+    peer_actor, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
+    Received, RemoteHandling, Routing, StatusReport,
+};
 pub use task::{
     CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
 };
 pub use uscc::{Uscc, UsccError};
 
+#[cfg(test)]
+mod federation_tests;
 #[cfg(test)]
 mod tests;

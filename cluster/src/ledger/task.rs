@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
+use super::federation::{Received, RemoteHandling};
 use super::uscc::Uscc;
 
 /// Task ids are assigned by the ledger in commit order, starting at 1.
@@ -158,6 +159,17 @@ wire_enum! {
         AckMissed = "ack_missed",
         /// The completion deadline passed before the assignee completed (超期未办结).
         CompletionMissed = "completion_missed",
+        /// Handed to another group: a lead to the group with jurisdiction (线索移送), or a
+        /// dispatch to a bureau another group hosts.
+        Forward = "forward",
+        /// The receiving group committed the handover (移送已接收).
+        ForwardDelivered = "forward_delivered",
+        /// The receiving group refused a handover or instruction, with its reason.
+        ForwardRefused = "forward_refused",
+        /// Delivery has taken longer than the configured time (移送滞留): the console alarms.
+        ForwardStuck = "forward_stuck",
+        /// The task arrived from another group (first entry of a received task).
+        Receive = "receive",
     }
 }
 
@@ -227,6 +239,13 @@ pub struct Task {
     pub last_feedback_ms: Option<u64>,
     /// Since when the completion clock is stopped (中止计时), if it is.
     pub paused_since_ms: Option<u64>,
+    /// Handed to another group: this record tracks the task there, and its clocks run there.
+    pub remote: Option<RemoteHandling>,
+    /// Arrived from another group, which tracks it.
+    pub received: Option<Received>,
+    /// The subject lies outside this group's jurisdiction and no configured group covers it:
+    /// kept here, flagged for the command centre.
+    pub jurisdiction_unrouted: bool,
 }
 
 wire_enum! {
@@ -238,6 +257,64 @@ wire_enum! {
 }
 
 impl Task {
+    /// A newly registered task: state `Created`, version 1 with its first timeline entry.
+    #[allow(clippy::too_many_arguments)]
+    pub fn registered(
+        id: TaskId,
+        stamp_ms: u64,
+        kind: TaskKind,
+        severity: Severity,
+        title: String,
+        description: String,
+        subject: Subject,
+        source: Source,
+        origin_bureau: BureauCode,
+        assignee_bureau: Option<BureauCode>,
+        first_entry: TimelineEntry,
+    ) -> Task {
+        assert_eq!(first_entry.version, 1, "the first entry makes version 1");
+        Task {
+            id,
+            kind,
+            severity,
+            title,
+            description,
+            subject,
+            source,
+            origin_bureau,
+            assignee_bureau,
+            state: TaskState::Created,
+            version: 1,
+            ack_deadline_ms: None,
+            complete_deadline_ms: None,
+            created_at_ms: stamp_ms,
+            updated_at_ms: stamp_ms,
+            dispatched_at_ms: None,
+            acked_at_ms: None,
+            completed_at_ms: None,
+            closed_at_ms: None,
+            outcome: None,
+            timeline: vec![first_entry],
+            ack_missed_deadline_ms: None,
+            completion_missed_deadline_ms: None,
+            extension_requested_deadline_ms: None,
+            extensions_granted: 0,
+            reminders_sent: 0,
+            escalated_to: Vec::new(),
+            last_feedback_ms: None,
+            paused_since_ms: None,
+            remote: None,
+            received: None,
+            jurisdiction_unrouted: false,
+        }
+    }
+
+    /// The clocks of a task handed to another group run there; its record here only mirrors
+    /// them, so this group's watch never acts on it.
+    fn clocks_run_here(&self) -> bool {
+        self.remote.is_none()
+    }
+
     /// The deadline that runs now: the ack deadline before 签收, the completion deadline after.
     pub fn running_deadline_ms(&self) -> Option<u64> {
         match self.state {
@@ -263,11 +340,14 @@ impl Task {
                     && matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned),
             ),
         };
-        deadline.filter(|d| running && missed == Some(*d))
+        deadline.filter(|d| running && missed == Some(*d) && self.clocks_run_here())
     }
 
     /// The deadline of `kind` that still runs and has not been recorded missed, if any.
     pub fn open_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
+        if !self.clocks_run_here() {
+            return None;
+        }
         match kind {
             DeadlineKind::Ack if self.state == TaskState::Dispatched => {
                 self.ack_deadline_ms.filter(|d| self.ack_missed_deadline_ms != Some(*d))

@@ -36,6 +36,7 @@ fn new_task() -> NewTask {
         source: Source::Complaint,
         origin_bureau: bureau("440000"),
         assignee_bureau: None,
+        routing: Routing::Keep,
     }
 }
 

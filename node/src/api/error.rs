@@ -95,6 +95,7 @@ impl From<Rejection> for ApiError {
             Rejection::LimitReached(_) => ApiError::Conflict { code: "limit_reached", message },
             Rejection::NothingToRecord(_) => ApiError::Conflict { code: "nothing_to_record", message },
             Rejection::Conflict(_) => ApiError::Conflict { code: "conflict", message },
+            Rejection::NotYet(_) => ApiError::Conflict { code: "not_yet", message },
         }
     }
 }

@@ -111,7 +111,43 @@ pub struct TaskJson {
     pub escalated_to: Vec<String>,
     /// Since when the completion clock is paused (中止), if it is.
     pub paused_since: Option<String>,
+    /// Handed to another group (dispatched down to a bureau it hosts, or forwarded to the
+    /// group with jurisdiction): this record follows the task there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover: Option<HandoverJson>,
+    /// Arrived from another group, which follows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_from: Option<ReceivedJson>,
+    /// The subject lies outside this group's jurisdiction and no configured group covers it.
+    #[serde(default)]
+    pub jurisdiction_unrouted: bool,
     pub timeline: Vec<TimelineEntryJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HandoverJson {
+    /// `{origin group}-{number}`, unique across groups.
+    pub forward_id: String,
+    pub to_group: String,
+    /// `dispatch` or `jurisdiction`.
+    pub purpose: String,
+    /// The receiving group committed it (its receipt is recorded here).
+    pub delivered: bool,
+    pub delivered_at: Option<String>,
+    /// The task's id in the receiving group.
+    pub target_task_id: Option<u64>,
+    /// Delivery has taken longer than the configured time.
+    pub stuck: bool,
+    /// The receiving group's task version this record reflects.
+    pub mirrored_version: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReceivedJson {
+    pub forward_id: String,
+    pub from_group: String,
+    pub from_task_id: u64,
+    pub purpose: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -184,6 +220,24 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
         reminders_sent: task.reminders_sent,
         escalated_to: task.escalated_to.iter().map(|b| b.to_string()).collect(),
         paused_since: at(task.paused_since_ms),
+        handover: task.remote.as_ref().map(|remote| HandoverJson {
+            forward_id: remote.forward.to_string(),
+            to_group: bureau_json(remote.to_group),
+            purpose: remote.purpose.to_string(),
+            delivered: remote.delivered.is_some(),
+            delivered_at: remote.delivered.map(|(_, at_ms)| time::format_ms(at_ms)),
+            target_task_id: remote.delivered.map(|(task, _)| task.0),
+            stuck: remote.delivered.is_none()
+                && task.timeline.iter().any(|entry| entry.action == ledger::TimelineAction::ForwardStuck),
+            mirrored_version: remote.mirrored_version,
+        }),
+        received_from: task.received.as_ref().map(|received| ReceivedJson {
+            forward_id: received.forward.to_string(),
+            from_group: bureau_json(received.from_group),
+            from_task_id: received.from_task.0,
+            purpose: received.purpose.to_string(),
+        }),
+        jurisdiction_unrouted: task.jurisdiction_unrouted,
         timeline: task
             .timeline
             .iter()

@@ -122,7 +122,7 @@ impl Watcher {
     fn key(&self) -> WatchKey {
         match self.actor.role {
             Role::Operator => WatchKey::AssignedTo(self.actor.bureau),
-            Role::Command | Role::Leadership | Role::System => WatchKey::Touching(self.scope),
+            Role::Command | Role::Leadership | Role::System | Role::Peer => WatchKey::Touching(self.scope),
         }
     }
 }
@@ -211,7 +211,9 @@ async fn greet(state: &AppState, socket: &mut WebSocket) -> Result<(Watcher, Opt
     };
     let allowed = match user.actor.role {
         Role::Operator => scope == user.actor.bureau,
-        Role::Command | Role::Leadership | Role::System => Regions::get().is_within(scope, user.actor.bureau),
+        Role::Command | Role::Leadership | Role::System | Role::Peer => {
+            Regions::get().is_within(scope, user.actor.bureau)
+        }
     };
     if !allowed {
         return Err(ApiError::Forbidden(format!(

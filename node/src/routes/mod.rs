@@ -37,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/ws", get(crate::push::ws::upgrade))
+        .merge(crate::federation::peer_api::router())
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state.clone())
         .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit))

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster::ledger::{
     access, validate, Action, Actor, Applied, BureauCode, Command, CommandResult, CompletionOutcome, IdempotencyTag,
-    NewTask, Regions, Severity, Source, Task, TaskChange, TaskId, TaskKind, TaskState, Transition,
+    NewTask, Regions, Routing, Severity, Source, Task, TaskChange, TaskId, TaskKind, TaskState, Transition,
 };
 use cluster::limits::IDEMPOTENCY_KEY_CHARS_MAX;
 use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, REQUEST_BODY_BYTES_MAX};
@@ -117,9 +117,10 @@ async fn handle_write(
 }
 
 pub async fn create(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    handle_write(state, uri, headers, body, StatusCode::CREATED, |_, actor, body, _| {
+    handle_write(state, uri, headers, body, StatusCode::CREATED, |state, actor, body, _| {
         let request: CreateTaskRequest = parse_json(body)?;
-        let new_task = new_task(&request, actor)?;
+        let mut new_task = new_task(&request, actor)?;
+        new_task.routing = state.federation.route_new_task(new_task.kind, new_task.subject.region_code);
         validate::new_task(&new_task)?;
         access::may_create(actor, new_task.origin_bureau)?;
         Ok(Action::CreateTask(new_task))
@@ -143,6 +144,7 @@ fn new_task(request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiEr
         source: api::parse_enum("source", &request.source, Source::parse, Source::names)?,
         origin_bureau,
         assignee_bureau,
+        routing: Routing::Keep,
     })
 }
 
@@ -220,12 +222,7 @@ fn transition(
         "refuse_extension" => Transition::RefuseExtension,
         "pause" => Transition::Pause,
         "resume" => resume(state, task, stamp_ms)?,
-        "forward" => {
-            return Err(ApiError::Unavailable {
-                code: "not_implemented",
-                message: "cross-region forwarding is not available yet in this version".into(),
-            })
-        }
+        "forward" => forward(state, task)?,
         _ => return Err(ApiError::NoRoute),
     })
 }
@@ -293,7 +290,42 @@ fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u
     };
     validate::dispatch(current.origin_bureau, assignee, stamp_ms, ack_deadline_ms, complete_deadline_ms)
         .map_err(ApiError::from)?;
-    Ok(Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms })
+    let federation = &state.federation;
+    match federation.host_of(assignee) {
+        Some(host) if host == federation.group => {
+            Ok(Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms })
+        }
+        Some(to_group) => Ok(Transition::DispatchAcross {
+            assignee,
+            ack_deadline_ms,
+            complete_deadline_ms,
+            to_group,
+            from_group: federation.group,
+        }),
+        None => Err(ApiError::Conflict {
+            code: "no_route",
+            message: format!("no group known to this one hosts bureau {assignee}"),
+        }),
+    }
+}
+
+/// Hands the task to the group with jurisdiction over its subject's region (or to the parent
+/// group, which routes it on).
+fn forward(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| ApiError::NotFound(format!("task {task} does not exist")))?;
+    let region = current.subject.region_code;
+    match state.federation.route_lead(region) {
+        Routing::ForwardTo { to_group, from_group } => Ok(Transition::Forward { to_group, from_group }),
+        Routing::Keep => Err(ApiError::Conflict {
+            code: "within_jurisdiction",
+            message: format!("region {region} lies within the jurisdiction of this group ({})", state.federation.group),
+        }),
+        Routing::Unrouted => Err(ApiError::Conflict {
+            code: "no_route",
+            message: format!("no configured group covers region {region}; the task stays here"),
+        }),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,653 @@
+//! Federation in the ledger: tasks handed from one group's ledger to another's.
+//!
+//! A handover (a dispatch down to a bureau another group hosts, or a lead forwarded to the
+//! group with jurisdiction) is committed at the origin as an outbox entry together with the
+//! tracking record it belongs to. The origin's leader delivers it (`node::federation::courier`);
+//! the target creates exactly one task per forward id (its inbox), and the origin commits a
+//! receipt that empties the outbox entry. Status reports from the target update the tracking
+//! record, and the dispatcher's close/return/cancel flow down as numbered instructions.
+//!
+//! Which group a message goes to is decided by the accepting node from the topology and
+//! carried in the command: the ledger knows no topology, so every replica decides alike.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::bureau::{BureauCode, Regions};
+use super::command::{Actor, Applied, CommandResult, Rejection, Role, Transition};
+use super::task::{
+    wire_enum, CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
+    TimelineEntry,
+};
+use super::{apply, validate};
+use crate::limits::{NOTE_CHARS_MAX, TIMELINE_ENTRIES_MAX};
+
+/// One handover, unique across all groups: the origin group and its message number there.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ForwardId {
+    pub origin_group: BureauCode,
+    pub seq: u64,
+}
+
+impl fmt::Display for ForwardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.origin_group, self.seq)
+    }
+}
+
+impl fmt::Debug for ForwardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "F{self}")
+    }
+}
+
+impl ForwardId {
+    /// Parses the `440000-17` form.
+    pub fn parse(text: &str) -> Option<ForwardId> {
+        let (group, seq) = text.split_once('-')?;
+        Some(ForwardId { origin_group: BureauCode::parse_digits(group)?, seq: seq.parse().ok()? })
+    }
+}
+
+wire_enum! {
+    /// Why a task went to another group.
+    pub enum HandoverPurpose {
+        /// Dispatched down the tree to a bureau another group hosts; the dispatcher keeps
+        /// reviewing it (close, return, cancel flow down).
+        Dispatch = "dispatch",
+        /// A lead about a region outside the origin's jurisdiction (线索移送); the receiving
+        /// group owns it from then on.
+        Jurisdiction = "jurisdiction",
+    }
+}
+
+/// Where the accepting node routes a new task, from the topology.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Routing {
+    /// The subject lies in this group's jurisdiction (or the kind is never forwarded).
+    #[default]
+    Keep,
+    /// Hand it to `to_group` (the one with jurisdiction, or the parent group to route it on);
+    /// `from_group` is this group's bureau, which names the forward.
+    ForwardTo { to_group: BureauCode, from_group: BureauCode },
+    /// No configured group covers the subject's region: kept here and flagged.
+    Unrouted,
+}
+
+/// The terms of a dispatch handed to another group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchTerms {
+    pub assignee: BureauCode,
+    pub ack_deadline_ms: u64,
+    pub complete_deadline_ms: u64,
+}
+
+/// The task as it travels to the target group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    pub forward: ForwardId,
+    pub purpose: HandoverPurpose,
+    pub origin_task: TaskId,
+    /// The bureau that dispatched or forwarded it.
+    pub origin_bureau: BureauCode,
+    pub kind: TaskKind,
+    pub severity: Severity,
+    pub title: String,
+    pub description: String,
+    pub subject: Subject,
+    pub source: Source,
+    pub dispatch: Option<DispatchTerms>,
+    pub note: String,
+    pub sent_by: String,
+}
+
+/// A dispatcher's decision on a dispatched task, flowing down to the group that works on it.
+/// Numbered per forward from 1, so the target applies each exactly once and in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instruction {
+    pub forward: ForwardId,
+    pub number: u32,
+    pub transition: Transition,
+    pub note: String,
+    pub sent_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message {
+    Handover(Handover),
+    Instruction(Instruction),
+}
+
+impl Message {
+    pub fn forward(&self) -> ForwardId {
+        match self {
+            Message::Handover(handover) => handover.forward,
+            Message::Instruction(instruction) => instruction.forward,
+        }
+    }
+}
+
+/// A message committed at the origin and not yet receipted by the target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub seq: u64,
+    pub to_group: BureauCode,
+    /// The task at the origin the message belongs to.
+    pub task: TaskId,
+    pub message: Message,
+    pub committed_ms: u64,
+    /// The origin's console was alarmed that delivery takes too long.
+    pub stuck_flagged: bool,
+}
+
+/// On a task handed to another group: where it went and what is known of it there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteHandling {
+    pub forward: ForwardId,
+    pub to_group: BureauCode,
+    pub purpose: HandoverPurpose,
+    /// The target's task id and when its receipt was committed here.
+    pub delivered: Option<(TaskId, u64)>,
+    pub instructions_sent: u32,
+    /// The target's task version the record here reflects.
+    pub mirrored_version: u64,
+}
+
+/// On a task that arrived from another group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    pub forward: ForwardId,
+    pub from_group: BureauCode,
+    pub from_task: TaskId,
+    pub purpose: HandoverPurpose,
+    /// Instructions handled so far (applied or refused).
+    pub instructions_handled: u32,
+}
+
+/// The assignee-side fields a tracking record copies from the target's task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirroredFields {
+    pub state: TaskState,
+    pub assignee_bureau: Option<BureauCode>,
+    pub ack_deadline_ms: Option<u64>,
+    pub complete_deadline_ms: Option<u64>,
+    pub dispatched_at_ms: Option<u64>,
+    pub acked_at_ms: Option<u64>,
+    pub completed_at_ms: Option<u64>,
+    pub closed_at_ms: Option<u64>,
+    pub outcome: Option<CompletionOutcome>,
+    pub ack_missed_deadline_ms: Option<u64>,
+    pub completion_missed_deadline_ms: Option<u64>,
+    pub extension_requested_deadline_ms: Option<u64>,
+    pub extensions_granted: u32,
+    pub reminders_sent: u32,
+    pub escalated_to: Vec<BureauCode>,
+    pub last_feedback_ms: Option<u64>,
+    pub paused_since_ms: Option<u64>,
+}
+
+impl MirroredFields {
+    pub fn of(task: &Task) -> MirroredFields {
+        MirroredFields {
+            state: task.state,
+            assignee_bureau: task.assignee_bureau,
+            ack_deadline_ms: task.ack_deadline_ms,
+            complete_deadline_ms: task.complete_deadline_ms,
+            dispatched_at_ms: task.dispatched_at_ms,
+            acked_at_ms: task.acked_at_ms,
+            completed_at_ms: task.completed_at_ms,
+            closed_at_ms: task.closed_at_ms,
+            outcome: task.outcome,
+            ack_missed_deadline_ms: task.ack_missed_deadline_ms,
+            completion_missed_deadline_ms: task.completion_missed_deadline_ms,
+            extension_requested_deadline_ms: task.extension_requested_deadline_ms,
+            extensions_granted: task.extensions_granted,
+            reminders_sent: task.reminders_sent,
+            escalated_to: task.escalated_to.clone(),
+            last_feedback_ms: task.last_feedback_ms,
+            paused_since_ms: task.paused_since_ms,
+        }
+    }
+
+    fn copy_into(&self, task: &mut Task) {
+        task.state = self.state;
+        task.assignee_bureau = self.assignee_bureau;
+        task.ack_deadline_ms = self.ack_deadline_ms;
+        task.complete_deadline_ms = self.complete_deadline_ms;
+        task.dispatched_at_ms = self.dispatched_at_ms;
+        task.acked_at_ms = self.acked_at_ms;
+        task.completed_at_ms = self.completed_at_ms;
+        task.closed_at_ms = self.closed_at_ms;
+        task.outcome = self.outcome;
+        task.ack_missed_deadline_ms = self.ack_missed_deadline_ms;
+        task.completion_missed_deadline_ms = self.completion_missed_deadline_ms;
+        task.extension_requested_deadline_ms = self.extension_requested_deadline_ms;
+        task.extensions_granted = self.extensions_granted;
+        task.reminders_sent = self.reminders_sent;
+        task.escalated_to = self.escalated_to.clone();
+        task.last_feedback_ms = self.last_feedback_ms;
+        task.paused_since_ms = self.paused_since_ms;
+    }
+}
+
+/// The state of a received task, sent back to the group it came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub forward: ForwardId,
+    /// The task's id at the reporting group.
+    pub task: TaskId,
+    pub version: u64,
+    pub instructions_handled: u32,
+    pub fields: MirroredFields,
+    /// The whole timeline (bounded by `TIMELINE_ENTRIES_MAX`): the origin keeps what it lacks.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl StatusReport {
+    /// The report of a received task; `None` for a task that did not come from another group.
+    pub fn of(task: &Task) -> Option<StatusReport> {
+        let received = task.received.as_ref()?;
+        Some(StatusReport {
+            forward: received.forward,
+            task: task.id,
+            version: task.version,
+            instructions_handled: received.instructions_handled,
+            fields: MirroredFields::of(task),
+            timeline: task.timeline.clone(),
+        })
+    }
+}
+
+/// A peer group's actor: the group that sent a delivery or report.
+pub fn peer_actor(group: BureauCode) -> Actor {
+    Actor { user: format!("group:{group}"), bureau: group, role: Role::Peer }
+}
+
+fn require_role(actor: &Actor, role: Role, what: &str) -> Result<(), Rejection> {
+    if actor.role == role {
+        Ok(())
+    } else {
+        Err(Rejection::Forbidden(format!("only a {role} actor may {what}")))
+    }
+}
+
+impl apply::Ledger {
+    /// Commits an outbox entry. The caller changes the task in the same apply, so the entry and
+    /// the tracking record commit together.
+    pub(super) fn enqueue(&mut self, stamp_ms: u64, to_group: BureauCode, task: TaskId, message: Message) {
+        let seq = self.next_message_seq;
+        if let Message::Handover(handover) = &message {
+            assert_eq!(handover.forward.seq, seq, "a handover's forward id is its message number");
+            let previous = self.sent.insert(handover.forward, task);
+            assert!(previous.is_none(), "a forward id is used once");
+        }
+        self.next_message_seq += 1;
+        let entry = OutboxEntry { seq, to_group, task, message, committed_ms: stamp_ms, stuck_flagged: false };
+        let previous = self.outbox.insert(seq, entry);
+        assert!(previous.is_none(), "message numbers are never reused");
+    }
+
+    /// The forward id the next handover committed here gets.
+    pub(super) fn next_forward(&self, group: BureauCode) -> ForwardId {
+        ForwardId { origin_group: group, seq: self.next_message_seq }
+    }
+
+    /// Messages waiting for a receipt, oldest first.
+    pub fn outbox(&self) -> impl Iterator<Item = &OutboxEntry> {
+        self.outbox.values()
+    }
+
+    pub fn outbox_len(&self) -> usize {
+        self.outbox.len()
+    }
+
+    /// Tasks handed over from here, in forward order.
+    pub fn handed_over_tasks(&self) -> impl Iterator<Item = &Task> {
+        self.sent.values().filter_map(|id| self.task(*id))
+    }
+
+    /// The task here that was handed over as `forward`.
+    pub fn sent_task(&self, forward: ForwardId) -> Option<&Task> {
+        self.sent.get(&forward).and_then(|id| self.task(*id))
+    }
+
+    /// The task created here for a forward id, if it arrived.
+    pub fn received_task(&self, forward: ForwardId) -> Option<&Task> {
+        self.inbox.get(&forward).and_then(|id| self.task(*id))
+    }
+
+    /// Handles a delivery from the peer group `actor`: a handover creates the task once per
+    /// forward id (a repeat answers with the same task); an instruction applies once, in order.
+    /// `group` is this group's bureau; `relay_to` routes a lead on when this group has no
+    /// jurisdiction over it either.
+    pub(super) fn receive(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        message: &Message,
+        group: BureauCode,
+        relay_to: Option<BureauCode>,
+    ) -> CommandResult {
+        require_role(actor, Role::Peer, "deliver messages between groups")?;
+        match message {
+            Message::Handover(handover) => self.receive_handover(stamp_ms, actor, handover, group, relay_to),
+            Message::Instruction(instruction) => self.receive_instruction(stamp_ms, actor, instruction),
+        }
+    }
+
+    fn receive_handover(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        handover: &Handover,
+        group: BureauCode,
+        relay_to: Option<BureauCode>,
+    ) -> CommandResult {
+        if handover.forward.origin_group != actor.bureau {
+            return Err(Rejection::Forbidden(format!(
+                "group {} cannot deliver forward {} of group {}",
+                actor.bureau, handover.forward, handover.forward.origin_group
+            )));
+        }
+        if let Some(task) = self.received_task(handover.forward) {
+            return Ok(Applied { task: Arc::new(task.clone()), replayed: true });
+        }
+        validate_handover(handover)?;
+        if relay_to.is_some() && handover.purpose != HandoverPurpose::Jurisdiction {
+            return Err(Rejection::Invalid { field: "purpose".into(), reason: "only leads are routed on".into() });
+        }
+        if relay_to == Some(group) || relay_to == Some(actor.bureau) {
+            return Err(Rejection::Invalid { field: "relay_to".into(), reason: "a lead is never routed back".into() });
+        }
+        let id = self.take_task_id();
+        let origin_bureau = match handover.purpose {
+            HandoverPurpose::Dispatch => handover.origin_bureau,
+            // The receiving command centre owns the lead from here on and dispatches it.
+            HandoverPurpose::Jurisdiction => group,
+        };
+        let mut task = Task::registered(
+            id,
+            stamp_ms,
+            handover.kind,
+            handover.severity,
+            handover.title.clone(),
+            handover.description.clone(),
+            handover.subject.clone(),
+            handover.source,
+            origin_bureau,
+            None,
+            TimelineEntry {
+                version: 1,
+                at_ms: stamp_ms,
+                action: TimelineAction::Receive,
+                actor_user: handover.sent_by.clone(),
+                actor_bureau: handover.origin_bureau,
+                note: handover.note.clone(),
+                assignee_bureau: handover.dispatch.as_ref().map(|terms| terms.assignee),
+                outcome: None,
+            },
+        );
+        task.received = Some(Received {
+            forward: handover.forward,
+            from_group: actor.bureau,
+            from_task: handover.origin_task,
+            purpose: handover.purpose,
+            instructions_handled: 0,
+        });
+        if let Some(terms) = &handover.dispatch {
+            // Deadlines are kept as the dispatcher set them, even if delivery took long: a
+            // deadline already past is recorded missed by this group's watch at once.
+            task.state = TaskState::Dispatched;
+            task.assignee_bureau = Some(terms.assignee);
+            task.ack_deadline_ms = Some(terms.ack_deadline_ms);
+            task.complete_deadline_ms = Some(terms.complete_deadline_ms);
+            task.dispatched_at_ms = Some(stamp_ms);
+        }
+        if let Some(next_group) = relay_to {
+            // Routed on: this group keeps a tracking record, like any origin.
+            let forward = self.next_forward(group);
+            let onward = Handover { forward, origin_task: id, origin_bureau: group, ..handover.clone() };
+            self.enqueue(stamp_ms, next_group, id, Message::Handover(onward));
+            task.remote = Some(RemoteHandling {
+                forward,
+                to_group: next_group,
+                purpose: HandoverPurpose::Jurisdiction,
+                delivered: None,
+                instructions_sent: 0,
+                mirrored_version: 0,
+            });
+            apply::push_entry(&mut task, stamp_ms, actor, TimelineAction::Forward, String::new(), None);
+        }
+        let task = Arc::new(task);
+        self.inbox.insert(handover.forward, id);
+        let previous = self.insert_task(task.clone());
+        assert!(previous.is_none(), "task ids are never reused");
+        Ok(Applied { task, replayed: false })
+    }
+
+    fn receive_instruction(&mut self, stamp_ms: u64, actor: &Actor, instruction: &Instruction) -> CommandResult {
+        let id = *self.inbox.get(&instruction.forward).ok_or_else(|| {
+            Rejection::NotYet(format!("forward {} has not arrived here; deliver it first", instruction.forward))
+        })?;
+        let shared = self.task_mut(id).expect("the inbox names existing tasks");
+        let received = shared.received.clone().expect("a task in the inbox was received");
+        if received.from_group != actor.bureau {
+            return Err(Rejection::Forbidden(format!(
+                "forward {} did not come from {}",
+                received.forward, actor.bureau
+            )));
+        }
+        if received.purpose != HandoverPurpose::Dispatch || !instruction.transition.is_dispatcher_action() {
+            return Err(Rejection::Forbidden("only a dispatcher's decisions on a dispatched task flow down".into()));
+        }
+        if instruction.number <= received.instructions_handled {
+            return Ok(Applied { task: shared.clone(), replayed: true });
+        }
+        if instruction.number != received.instructions_handled + 1 {
+            return Err(Rejection::NotYet(format!(
+                "instruction {} of forward {} arrived before instruction {}",
+                instruction.number,
+                received.forward,
+                received.instructions_handled + 1
+            )));
+        }
+        validate::note(&instruction.note, false)?;
+        // The counter moves even when the transition is refused below: the instruction is
+        // handled (its refusal is the answer), and the next one must not wait for it.
+        Arc::make_mut(shared).received.as_mut().expect("received").instructions_handled += 1;
+        let from = shared.state;
+        // The dispatcher's cancel wins over a completion that crossed it on the way.
+        let next = match (&instruction.transition, from) {
+            (Transition::Cancel, TaskState::Completed) => Some(TaskState::Cancelled),
+            (transition, from) => apply::next_state(from, transition),
+        };
+        let next = next
+            .ok_or_else(|| Rejection::IllegalTransition { from, action: instruction.transition.name().to_owned() })?;
+        let decides_extension =
+            matches!(instruction.transition, Transition::GrantExtension | Transition::RefuseExtension);
+        if decides_extension && shared.extension_requested_deadline_ms.is_none() {
+            return Err(Rejection::Conflict("no extension request is pending".into()));
+        }
+        apply::timeline_has_room(shared)?;
+        let dispatcher = Actor { user: instruction.sent_by.clone(), bureau: shared.origin_bureau, role: Role::Command };
+        let task = Arc::make_mut(shared);
+        apply::record_transition(task, stamp_ms, &dispatcher, &instruction.note, &instruction.transition, next);
+        Ok(Applied { task: shared.clone(), replayed: false })
+    }
+
+    /// The origin's leader commits the target's answer to message `seq`.
+    pub(super) fn record_receipt(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        seq: u64,
+        target_task: TaskId,
+        refusal: Option<&str>,
+    ) -> CommandResult {
+        require_role(actor, Role::System, "record receipts")?;
+        let entry = self
+            .outbox
+            .remove(&seq)
+            .ok_or_else(|| Rejection::NothingToRecord(format!("message {seq} is not waiting for a receipt")))?;
+        if let (Message::Handover(handover), Some(_)) = (&entry.message, refusal) {
+            // Instructions queued behind a refused handover have nowhere to go.
+            self.sent.remove(&handover.forward);
+            self.outbox.retain(|_, queued| queued.message.forward() != handover.forward);
+        }
+        let shared = self.task_mut(entry.task).expect("outbox entries name existing tasks");
+        let (action, note) = match (&entry.message, refusal) {
+            (Message::Handover(_), None) => {
+                (TimelineAction::ForwardDelivered, format!("{}#{target_task}", entry.to_group))
+            }
+            (Message::Handover(_), Some(reason)) => (TimelineAction::ForwardRefused, truncate_note(reason)),
+            (Message::Instruction(_), None) => return Ok(Applied { task: shared.clone(), replayed: false }),
+            (Message::Instruction(instruction), Some(reason)) => {
+                (TimelineAction::ForwardRefused, truncate_note(&format!("{}: {reason}", instruction.transition.name())))
+            }
+        };
+        let task = Arc::make_mut(shared);
+        match (&entry.message, refusal) {
+            (Message::Handover(_), None) => {
+                task.remote.as_mut().expect("a handover's task tracks it").delivered = Some((target_task, stamp_ms));
+            }
+            (Message::Handover(_), Some(_)) => {
+                // Refused there: the task is back here, flagged for the command centre, never
+                // dropped.
+                task.remote = None;
+                task.jurisdiction_unrouted = true;
+            }
+            (Message::Instruction(_), _) => {}
+        }
+        // A receipt is always recorded, even on a full timeline: the outbox must empty.
+        if task.timeline.len() < TIMELINE_ENTRIES_MAX {
+            apply::push_entry(task, stamp_ms, actor, action, note, Some(entry.to_group));
+        }
+        Ok(Applied { task: shared.clone(), replayed: false })
+    }
+
+    /// The origin's leader alarms the console: message `seq` has waited too long.
+    pub(super) fn flag_stuck(&mut self, stamp_ms: u64, actor: &Actor, seq: u64) -> CommandResult {
+        require_role(actor, Role::System, "flag stuck forwards")?;
+        let entry =
+            self.outbox.get_mut(&seq).filter(|entry| !entry.stuck_flagged).ok_or_else(|| {
+                Rejection::NothingToRecord(format!("message {seq} is not waiting or already flagged"))
+            })?;
+        entry.stuck_flagged = true;
+        let (task_id, to_group) = (entry.task, entry.to_group);
+        let shared = self.task_mut(task_id).expect("outbox entries name existing tasks");
+        apply::timeline_has_room(shared)?;
+        let task = Arc::make_mut(shared);
+        apply::push_entry(task, stamp_ms, actor, TimelineAction::ForwardStuck, String::new(), Some(to_group));
+        Ok(Applied { task: shared.clone(), replayed: false })
+    }
+
+    /// A status report from the group a task was handed to: the tracking record takes the
+    /// entries it lacks and, once the target has handled every instruction sent, its state.
+    pub(super) fn mirror(&mut self, stamp_ms: u64, actor: &Actor, report: &StatusReport) -> CommandResult {
+        require_role(actor, Role::Peer, "report the status of forwarded tasks")?;
+        let id =
+            self.sent.get(&report.forward).copied().ok_or_else(|| {
+                Rejection::NothingToRecord(format!("no task here was handed over as {}", report.forward))
+            })?;
+        let shared = self.task_mut(id).expect("found above");
+        let remote = shared.remote.clone().expect("found by its remote handling");
+        if remote.to_group != actor.bureau {
+            return Err(Rejection::Forbidden(format!(
+                "forward {} went to {}, not {}",
+                remote.forward, remote.to_group, actor.bureau
+            )));
+        }
+        if report.version <= remote.mirrored_version {
+            return Err(Rejection::NothingToRecord(format!(
+                "version {} of {} is known",
+                report.version, remote.forward
+            )));
+        }
+        if report.timeline.len() > TIMELINE_ENTRIES_MAX || report.fields.escalated_to.len() > TIMELINE_ENTRIES_MAX {
+            return Err(Rejection::Invalid { field: "timeline".into(), reason: "too long".into() });
+        }
+        let regions = Regions::get();
+        if report.fields.assignee_bureau.is_some_and(|b| !regions.contains(b))
+            || report.fields.escalated_to.iter().any(|b| !regions.contains(*b))
+        {
+            return Err(Rejection::Invalid { field: "fields".into(), reason: "unknown bureau".into() });
+        }
+        let task = Arc::make_mut(shared);
+        let remote = task.remote.as_mut().expect("checked above");
+        let known = remote.mirrored_version;
+        remote.mirrored_version = report.version;
+        let dispatched_here = remote.purpose == HandoverPurpose::Dispatch;
+        let in_step = report.instructions_handled >= remote.instructions_sent;
+        let mut appended = 0;
+        for entry in report.timeline.iter().filter(|e| e.version > known) {
+            // The dispatcher's own decisions are on this timeline already; the target's copy
+            // of the create is not news.
+            let ours = dispatched_here && is_dispatcher_entry(entry.action);
+            if ours || entry.action == TimelineAction::Receive || task.timeline.len() >= TIMELINE_ENTRIES_MAX {
+                continue;
+            }
+            validate::note(&entry.note, false)?;
+            task.version += 1;
+            task.timeline.push(TimelineEntry { version: task.version, at_ms: stamp_ms, ..entry.clone() });
+            appended += 1;
+        }
+        if in_step && !task.state.is_terminal() {
+            report.fields.copy_into(task);
+        }
+        if appended > 0 {
+            task.updated_at_ms = stamp_ms;
+        }
+        assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
+        Ok(Applied { task: shared.clone(), replayed: false })
+    }
+}
+
+fn is_dispatcher_entry(action: TimelineAction) -> bool {
+    matches!(
+        action,
+        TimelineAction::Dispatch
+            | TimelineAction::Close
+            | TimelineAction::Return
+            | TimelineAction::Cancel
+            | TimelineAction::GrantExtension
+            | TimelineAction::RefuseExtension
+    )
+}
+
+fn truncate_note(text: &str) -> String {
+    text.chars().take(NOTE_CHARS_MAX).collect()
+}
+
+/// A handover is judged on its own: it comes from another group's ledger.
+fn validate_handover(handover: &Handover) -> Result<(), Rejection> {
+    validate::new_task(&super::command::NewTask {
+        kind: handover.kind,
+        severity: handover.severity,
+        title: handover.title.clone(),
+        description: handover.description.clone(),
+        subject: handover.subject.clone(),
+        source: handover.source,
+        origin_bureau: handover.origin_bureau,
+        assignee_bureau: None,
+        routing: Routing::Keep,
+    })?;
+    validate::note(&handover.note, false)?;
+    validate::text("sent_by", &handover.sent_by, crate::limits::USER_CHARS_MAX, true, false)?;
+    if let Some(terms) = &handover.dispatch {
+        if !Regions::get().is_within(terms.assignee, handover.origin_bureau) {
+            return Err(Rejection::Invalid {
+                field: "assignee_bureau".into(),
+                reason: format!("{} is not below the dispatching bureau {}", terms.assignee, handover.origin_bureau),
+            });
+        }
+        if terms.complete_deadline_ms < terms.ack_deadline_ms {
+            return Err(Rejection::Invalid {
+                field: "complete_deadline".into(),
+                reason: "must not be before the ack deadline".into(),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,323 @@
+//! Federation between two ledgers, with the courier's steps made by hand: handovers created
+//! once per forward id, receipts once per message, mirrors that never regress, instructions
+//! in order, and the refusals that keep each side in its lane.
+
+use super::*;
+
+const HOUR_MS: u64 = 3_600_000;
+const T0: u64 = 1_780_000_000_000;
+
+fn bureau(code: &str) -> BureauCode {
+    BureauCode::parse_known(code).expect(code)
+}
+
+fn actor(user: &str, code: &str, role: Role) -> Actor {
+    Actor { user: user.to_owned(), bureau: bureau(code), role }
+}
+
+fn system(code: &str) -> Actor {
+    actor("courier", code, Role::System)
+}
+
+fn step(ledger: &mut Ledger, stamp_ms: u64, actor: Actor, action: Action) -> CommandResult {
+    let result = ledger.apply(&Command { stamp_ms, actor, idempotency: None, action });
+    ledger.check_invariants();
+    result
+}
+
+fn change(task: TaskId, transition: Transition) -> Action {
+    let note = if transition.requires_note() { "原因".to_owned() } else { String::new() };
+    Action::ChangeTask(TaskChange { task, expected_version: None, note, transition })
+}
+
+fn lead(region: &str, routing: Routing) -> NewTask {
+    NewTask {
+        kind: TaskKind::Lead,
+        severity: Severity::High,
+        title: "网络销售假冒商品线索".to_owned(),
+        description: String::new(),
+        subject: Subject {
+            uscc: None,
+            name: "某某电子商务有限公司".to_owned(),
+            region_code: bureau(region),
+            address: String::new(),
+        },
+        source: Source::BigData,
+        origin_bureau: bureau("440000"),
+        assignee_bureau: None,
+        routing,
+    }
+}
+
+/// What the courier does for one outbox entry: deliver it to `target` (as the peer group
+/// `origin_group`), then commit the receipt at the origin. Returns the target's answer.
+fn deliver(origin: &mut Ledger, origin_group: &str, target: &mut Ledger, target_group: &str) -> CommandResult {
+    let entry = origin.outbox().next().expect("a message waits").clone();
+    assert_eq!(entry.to_group, bureau(target_group));
+    let answer = step(
+        target,
+        T0 + HOUR_MS,
+        peer_actor(bureau(origin_group)),
+        Action::Receive { message: Box::new(entry.message.clone()), group: bureau(target_group), relay_to: None },
+    );
+    let (target_task, refusal) = match &answer {
+        Ok(applied) => (applied.task.id, None),
+        Err(rejection) => (TaskId(0), Some(rejection.to_string())),
+    };
+    step(origin, T0 + HOUR_MS, system(origin_group), Action::RecordReceipt { seq: entry.seq, target_task, refusal })
+        .expect("the first receipt is recorded");
+    answer
+}
+
+fn report(origin: &mut Ledger, target: &Ledger, target_task: TaskId, target_group: &str) -> CommandResult {
+    let report = StatusReport::of(target.task(target_task).expect("exists")).expect("a received task reports");
+    step(origin, T0 + 2 * HOUR_MS, peer_actor(bureau(target_group)), Action::MirrorStatus(Box::new(report)))
+}
+
+/// The province dispatches to Tianhe (hosted by the Guangzhou group): returns (origin task,
+/// target task) after delivery and receipt.
+fn dispatched_across(province: &mut Ledger, guangzhou: &mut Ledger) -> (TaskId, TaskId) {
+    let command = actor("zhang", "440000", Role::Command);
+    let id = step(province, T0, command.clone(), Action::CreateTask(lead("440106", Routing::Keep))).unwrap().task.id;
+    let across = Transition::DispatchAcross {
+        assignee: bureau("440106"),
+        ack_deadline_ms: T0 + HOUR_MS,
+        complete_deadline_ms: T0 + 48 * HOUR_MS,
+        to_group: bureau("440100"),
+        from_group: bureau("440000"),
+    };
+    let tracked = step(province, T0, command, change(id, across)).expect("dispatch across").task;
+    assert_eq!(tracked.state, TaskState::Dispatched);
+    assert_eq!(province.outbox_len(), 1);
+    let target = deliver(province, "440000", guangzhou, "440100").expect("delivered").task;
+    assert_eq!(target.state, TaskState::Dispatched);
+    assert_eq!(target.assignee_bureau, Some(bureau("440106")));
+    assert_eq!(target.ack_deadline_ms, Some(T0 + HOUR_MS));
+    assert_eq!(target.origin_bureau, bureau("440000"));
+    (id, target.id)
+}
+
+#[test]
+fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
+    let (mut province, mut guangzhou) = (Ledger::new(), Ledger::new());
+    let (origin_id, target_id) = dispatched_across(&mut province, &mut guangzhou);
+    assert_eq!(province.outbox_len(), 0);
+    let remote = province.task(origin_id).unwrap().remote.clone().unwrap();
+    assert_eq!(remote.delivered.map(|(task, _)| task), Some(target_id));
+
+    // A repeated delivery (the receipt got lost) answers with the same task and makes none.
+    let forward = remote.forward;
+    let handover = guangzhou.received_task(forward).unwrap().clone();
+    let again = Message::Handover(Handover {
+        forward,
+        purpose: HandoverPurpose::Dispatch,
+        origin_task: origin_id,
+        origin_bureau: bureau("440000"),
+        kind: handover.kind,
+        severity: handover.severity,
+        title: handover.title.clone(),
+        description: String::new(),
+        subject: handover.subject.clone(),
+        source: handover.source,
+        dispatch: None,
+        note: String::new(),
+        sent_by: "zhang".into(),
+    });
+    let count = guangzhou.task_count();
+    let repeat = step(
+        &mut guangzhou,
+        T0 + HOUR_MS,
+        peer_actor(bureau("440000")),
+        Action::Receive { message: Box::new(again), group: bureau("440100"), relay_to: None },
+    )
+    .unwrap();
+    assert!(repeat.replayed);
+    assert_eq!(repeat.task.id, target_id);
+    assert_eq!(guangzhou.task_count(), count);
+
+    // Tianhe acknowledges and completes in Guangzhou; each report mirrors the step.
+    let tianhe = actor("li", "440106", Role::Operator);
+    step(&mut guangzhou, T0 + HOUR_MS, tianhe.clone(), change(target_id, Transition::Ack)).unwrap();
+    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task;
+    assert_eq!(mirrored.state, TaskState::Acknowledged);
+    assert_eq!(mirrored.timeline.last().unwrap().action, TimelineAction::Ack);
+    assert_eq!(mirrored.timeline.last().unwrap().actor_user, "li");
+    // The same report again is not news.
+    assert!(matches!(report(&mut province, &guangzhou, target_id, "440100"), Err(Rejection::NothingToRecord(_))));
+
+    let complete = Transition::Complete { outcome: CompletionOutcome::Warned };
+    step(&mut guangzhou, T0 + HOUR_MS, tianhe, change(target_id, complete)).unwrap();
+    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task;
+    assert_eq!(mirrored.state, TaskState::Completed);
+    assert_eq!(mirrored.outcome, Some(CompletionOutcome::Warned));
+
+    // The province closes: locally at once, and the decision flows down as instruction 1.
+    let command = actor("zhang", "440000", Role::Command);
+    let closed = step(&mut province, T0 + 2 * HOUR_MS, command, change(origin_id, Transition::Close)).unwrap().task;
+    assert_eq!(closed.state, TaskState::Closed);
+    assert_eq!(province.outbox_len(), 1);
+    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task;
+    assert_eq!(target.state, TaskState::Closed);
+    assert_eq!(target.timeline.last().unwrap().actor_user, "zhang");
+    let before = province.task(origin_id).unwrap().version;
+    let after = report(&mut province, &guangzhou, target_id, "440100").unwrap().task;
+    assert_eq!(after.state, TaskState::Closed);
+    assert_eq!(after.version, before, "the close is on the province's timeline once");
+}
+
+#[test]
+fn each_side_keeps_to_its_lane() {
+    let (mut province, mut guangzhou) = (Ledger::new(), Ledger::new());
+    let (origin_id, target_id) = dispatched_across(&mut province, &mut guangzhou);
+    // The province's record is not where the assignee works.
+    let province_command = actor("zhang", "440000", Role::Command);
+    let refused = step(&mut province, T0, province_command.clone(), change(origin_id, Transition::Ack));
+    assert!(matches!(refused, Err(Rejection::Conflict(_))), "{refused:?}");
+    // Nor is it re-dispatched from there.
+    let redispatch = Transition::Dispatch {
+        assignee: bureau("440106"),
+        ack_deadline_ms: T0 + HOUR_MS,
+        complete_deadline_ms: T0 + 2 * HOUR_MS,
+    };
+    assert!(matches!(
+        step(&mut province, T0, province_command, change(origin_id, redispatch)),
+        Err(Rejection::Conflict(_))
+    ));
+    // Guangzhou's command centre cannot cancel what the province dispatched.
+    let gz_command = actor("wang", "440100", Role::Command);
+    let refused = step(&mut guangzhou, T0, gz_command, change(target_id, Transition::Cancel));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+    // The province's watch never acts on a record whose clocks run in Guangzhou.
+    let miss = Action::RecordMissedDeadline { task: origin_id, kind: DeadlineKind::Ack, deadline_ms: T0 + HOUR_MS };
+    assert!(step(&mut province, T0 + 3 * HOUR_MS, system("440000"), miss).is_err());
+    // A peer cannot pose as the origin of someone else's forward, nor report on it.
+    let report_from_wrong_group = StatusReport::of(guangzhou.task(target_id).unwrap()).unwrap();
+    let refused =
+        step(&mut province, T0, peer_actor(bureau("440300")), Action::MirrorStatus(Box::new(report_from_wrong_group)));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+    // Users cannot record receipts or deliver messages.
+    let user = actor("zhang", "440000", Role::Command);
+    let receipt = Action::RecordReceipt { seq: 1, target_task: target_id, refusal: None };
+    assert!(matches!(step(&mut province, T0, user, receipt), Err(Rejection::Forbidden(_))));
+}
+
+#[test]
+fn a_report_made_before_an_instruction_arrived_does_not_undo_it() {
+    let (mut province, mut guangzhou) = (Ledger::new(), Ledger::new());
+    let (origin_id, target_id) = dispatched_across(&mut province, &mut guangzhou);
+    let tianhe = actor("li", "440106", Role::Operator);
+    step(&mut guangzhou, T0, tianhe.clone(), change(target_id, Transition::Ack)).unwrap();
+    let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation };
+    step(&mut guangzhou, T0, tianhe, change(target_id, complete)).unwrap();
+    report(&mut province, &guangzhou, target_id, "440100").unwrap();
+    // The province returns the result; Guangzhou has not seen it yet when it reports again.
+    let command = actor("zhang", "440000", Role::Command);
+    step(&mut province, T0 + HOUR_MS, command, change(origin_id, Transition::Return)).unwrap();
+    let stale = StatusReport::of(guangzhou.task(target_id).unwrap()).unwrap();
+    let mut newer = stale.clone();
+    newer.version += 1; // as if a feedback-free change happened there meanwhile
+    let mirrored =
+        step(&mut province, T0 + HOUR_MS, peer_actor(bureau("440100")), Action::MirrorStatus(Box::new(newer)))
+            .unwrap()
+            .task;
+    assert_eq!(mirrored.state, TaskState::Returned, "the return is not undone by a report that predates it");
+    // Once the instruction is handled there, reports are taken whole again.
+    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task;
+    assert_eq!(target.state, TaskState::Returned);
+    let _ = report(&mut province, &guangzhou, target_id, "440100");
+    assert_eq!(province.task(origin_id).unwrap().state, TaskState::Returned);
+}
+
+#[test]
+fn a_cancel_wins_over_a_completion_that_crossed_it() {
+    let (mut province, mut guangzhou) = (Ledger::new(), Ledger::new());
+    let (origin_id, target_id) = dispatched_across(&mut province, &mut guangzhou);
+    let tianhe = actor("li", "440106", Role::Operator);
+    step(&mut guangzhou, T0, tianhe.clone(), change(target_id, Transition::Ack)).unwrap();
+    let command = actor("zhang", "440000", Role::Command);
+    step(&mut province, T0, command, change(origin_id, Transition::Cancel)).unwrap();
+    let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation };
+    step(&mut guangzhou, T0, tianhe, change(target_id, complete)).unwrap();
+    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task;
+    assert_eq!(target.state, TaskState::Cancelled);
+    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task;
+    assert_eq!(mirrored.state, TaskState::Cancelled);
+    // The completion that happened there before the cancel arrived stays on the record.
+    assert!(mirrored.timeline.iter().any(|e| e.action == TimelineAction::Complete));
+}
+
+#[test]
+fn a_lead_forwarded_on_create_lands_once_and_may_not_be_passed_on() {
+    let (mut province, mut zhejiang) = (Ledger::new(), Ledger::new());
+    let command = actor("zhang", "440000", Role::Command);
+    let routing = Routing::ForwardTo { to_group: bureau("330000"), from_group: bureau("440000") };
+    let origin = step(&mut province, T0, command, Action::CreateTask(lead("330106", routing))).unwrap().task;
+    assert_eq!(origin.state, TaskState::Created);
+    assert_eq!(origin.timeline.last().unwrap().action, TimelineAction::Forward);
+    let target = deliver(&mut province, "440000", &mut zhejiang, "330000").unwrap().task;
+    assert_eq!(target.origin_bureau, bureau("330000"), "the receiving centre owns the lead");
+    assert_eq!(target.state, TaskState::Created);
+    let delivered = province.task(origin.id).unwrap();
+    assert_eq!(delivered.timeline.last().unwrap().action, TimelineAction::ForwardDelivered);
+
+    let zj_command = actor("zhao", "330000", Role::Command);
+    let onward = Transition::Forward { to_group: bureau("320000"), from_group: bureau("330000") };
+    let refused = step(&mut zhejiang, T0, zj_command.clone(), change(target.id, onward));
+    assert!(matches!(refused, Err(Rejection::Conflict(_))), "{refused:?}");
+
+    // Zhejiang dispatches it in its own tree; the province's record follows.
+    let dispatch = Transition::Dispatch {
+        assignee: bureau("330106"),
+        ack_deadline_ms: T0 + 2 * HOUR_MS,
+        complete_deadline_ms: T0 + 96 * HOUR_MS,
+    };
+    step(&mut zhejiang, T0 + HOUR_MS, zj_command, change(target.id, dispatch)).unwrap();
+    let mirrored = report(&mut province, &zhejiang, target.id, "330000").unwrap().task;
+    assert_eq!(mirrored.state, TaskState::Dispatched);
+    assert_eq!(mirrored.assignee_bureau, Some(bureau("330106")));
+    // The province cannot act on a lead it handed over.
+    let command = actor("zhang", "440000", Role::Command);
+    assert!(matches!(
+        step(&mut province, T0, command, change(origin.id, Transition::Cancel)),
+        Err(Rejection::Conflict(_))
+    ));
+}
+
+#[test]
+fn a_parent_routes_a_lead_on_and_tracks_it() {
+    let (mut guangzhou, mut province) = (Ledger::new(), Ledger::new());
+    let command = actor("wang", "440100", Role::Command);
+    let mut new = lead("330106", Routing::ForwardTo { to_group: bureau("440000"), from_group: bureau("440100") });
+    new.origin_bureau = bureau("440100");
+    step(&mut guangzhou, T0, command, Action::CreateTask(new)).unwrap();
+    let entry = guangzhou.outbox().next().unwrap().clone();
+    let relayed = step(
+        &mut province,
+        T0,
+        peer_actor(bureau("440100")),
+        Action::Receive { message: Box::new(entry.message), group: bureau("440000"), relay_to: Some(bureau("330000")) },
+    )
+    .unwrap()
+    .task;
+    assert_eq!(relayed.received.as_ref().unwrap().from_group, bureau("440100"));
+    assert_eq!(relayed.remote.as_ref().unwrap().to_group, bureau("330000"));
+    let onward = province.outbox().next().unwrap();
+    assert_eq!(onward.to_group, bureau("330000"));
+    assert_eq!(onward.message.forward().origin_group, bureau("440000"));
+}
+
+#[test]
+fn receipts_and_stuck_flags_are_recorded_once() {
+    let mut province = Ledger::new();
+    let command = actor("zhang", "440000", Role::Command);
+    let routing = Routing::ForwardTo { to_group: bureau("330000"), from_group: bureau("440000") };
+    let id = step(&mut province, T0, command, Action::CreateTask(lead("330106", routing))).unwrap().task.id;
+    let seq = province.outbox().next().unwrap().seq;
+    let flagged = step(&mut province, T0 + HOUR_MS, system("440000"), Action::FlagStuckForward { seq }).unwrap();
+    assert_eq!(flagged.task.timeline.last().unwrap().action, TimelineAction::ForwardStuck);
+    assert!(step(&mut province, T0 + HOUR_MS, system("440000"), Action::FlagStuckForward { seq }).is_err());
+    let receipt = Action::RecordReceipt { seq, target_task: TaskId(7), refusal: None };
+    step(&mut province, T0 + HOUR_MS, system("440000"), receipt.clone()).unwrap();
+    assert!(matches!(step(&mut province, T0 + HOUR_MS, system("440000"), receipt), Err(Rejection::NothingToRecord(_))));
+    assert_eq!(province.task(id).unwrap().remote.as_ref().unwrap().delivered.map(|d| d.0), Some(TaskId(7)));
+}

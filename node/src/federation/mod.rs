@@ -1,0 +1,207 @@
+//! Federation between groups, on the node side: where a task goes (routing from the topology),
+//! who a peer is (peer tokens), and the three leader-side loops that move messages:
+//!
+//! - `courier` delivers the ledger's outbox to target groups and commits their receipts;
+//! - `reports` pushes the state of received tasks back to the groups they came from, and pulls
+//!   the state of handed-over tasks as a safety net for lost reports;
+//! - `peer_api` is the receiving end (`/federation/v1/*`).
+//!
+//! The ledger decides nothing from the topology: the accepting node puts the route into the
+//! command (`Routing`, `Transition::Forward`, `Transition::DispatchAcross`, `relay_to`).
+
+pub mod courier;
+pub mod peer_api;
+pub mod reports;
+
+use std::collections::{BTreeMap, HashMap};
+
+use anyhow::Context;
+use axum::http::HeaderMap;
+use cluster::ledger::{BureauCode, Regions, Routing, TaskKind};
+use config::limits::PEER_CONNECT_TIMEOUT;
+use config::topology::{FederationTuning, Topology};
+
+use crate::api::ApiError;
+
+/// The groups this node knows and how to reach and authenticate them.
+pub struct Federation {
+    /// This node's group.
+    pub group: BureauCode,
+    /// Every known group, this one included → its members' addresses.
+    groups: BTreeMap<BureauCode, Vec<String>>,
+    /// The nearest known group above this one: it routes what this group cannot place.
+    parent: Option<BureauCode>,
+    /// Token this group presents to each group it calls.
+    outbound: BTreeMap<BureauCode, String>,
+    /// Token → the group that presents it when calling this group.
+    inbound: HashMap<String, BureauCode>,
+    pub tuning: FederationTuning,
+    /// Keep-alive client for calls to other groups.
+    pub http: reqwest::Client,
+}
+
+/// Kinds that are handed to the group with jurisdiction automatically on create when their
+/// subject lies outside this group's tree. Assignments and inspections are this group's own
+/// work whatever the subject's address (an inspection team may visit a supplier elsewhere).
+fn forwarded_on_create(kind: TaskKind) -> bool {
+    matches!(kind, TaskKind::Lead | TaskKind::RiskAlert | TaskKind::Referral | TaskKind::Emergency)
+}
+
+fn code(text: &str) -> anyhow::Result<BureauCode> {
+    BureauCode::parse_known(text).with_context(|| format!("{text} is not a region code"))
+}
+
+impl Federation {
+    /// A group that knows no other group: everything stays, leads about other regions are
+    /// kept and flagged.
+    pub fn standalone(group: BureauCode, own_members: Vec<String>) -> anyhow::Result<Federation> {
+        let topology = Topology { groups: BTreeMap::from([(group.to_string(), own_members)]), ..Topology::default() };
+        Federation::new(group, &topology)
+    }
+
+    pub fn new(group: BureauCode, topology: &Topology) -> anyhow::Result<Federation> {
+        let mut groups = BTreeMap::new();
+        for (bureau, addrs) in &topology.groups {
+            groups.insert(code(bureau)?, addrs.clone());
+        }
+        anyhow::ensure!(groups.contains_key(&group), "the topology lists no group {group}");
+        let regions = Regions::get();
+        let parent =
+            std::iter::successors(regions.parent(group), |b| regions.parent(*b)).find(|b| groups.contains_key(b));
+        let mut outbound = BTreeMap::new();
+        let mut inbound = HashMap::new();
+        for ((from, to), token) in &topology.links {
+            let (from, to) = (code(from)?, code(to)?);
+            if from == group {
+                outbound.insert(to, token.clone());
+            }
+            if to == group {
+                inbound.insert(token.clone(), from);
+            }
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(PEER_CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .build()
+            .context("building the federation client")?;
+        Ok(Federation { group, groups, parent, outbound, inbound, tuning: topology.tuning.clone(), http })
+    }
+
+    /// The known group that hosts `bureau`: the nearest group at or above it.
+    pub fn host_of(&self, bureau: BureauCode) -> Option<BureauCode> {
+        let regions = Regions::get();
+        std::iter::successors(Some(bureau), |b| regions.parent(*b)).find(|b| self.groups.contains_key(b))
+    }
+
+    /// Where a lead about `region` goes from here: kept when this group hosts it, to the group
+    /// that does when one is known, else to the parent group to route on, else kept and flagged.
+    pub fn route_lead(&self, region: BureauCode) -> Routing {
+        match self.host_of(region) {
+            Some(host) if host == self.group => Routing::Keep,
+            Some(host) => Routing::ForwardTo { to_group: host, from_group: self.group },
+            None => match self.parent {
+                Some(parent) => Routing::ForwardTo { to_group: parent, from_group: self.group },
+                None => Routing::Unrouted,
+            },
+        }
+    }
+
+    /// The routing of a new task: a lead-like task about a region outside this group's tree
+    /// goes to the group with jurisdiction; within the tree it stays (the centre dispatches
+    /// it down, across groups if need be).
+    pub fn route_new_task(&self, kind: TaskKind, region: BureauCode) -> Routing {
+        if !forwarded_on_create(kind) || Regions::get().is_within(region, self.group) {
+            return Routing::Keep;
+        }
+        self.route_lead(region)
+    }
+
+    /// Member addresses of a known group.
+    pub fn addrs(&self, group: BureauCode) -> &[String] {
+        self.groups.get(&group).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn token_to(&self, group: BureauCode) -> Option<&str> {
+        self.outbound.get(&group).map(String::as_str)
+    }
+
+    /// The peer group a request comes from, by its bearer token.
+    pub fn authenticate_peer(&self, headers: &HeaderMap) -> Result<BureauCode, ApiError> {
+        let token = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("a peer group must present its bearer token".into()))?;
+        self.inbound
+            .get(token)
+            .copied()
+            .ok_or_else(|| ApiError::Unauthorized("the token is not a peer token of this group".into()))
+    }
+}
+
+/// How long one call to another group may take; the courier and reporter retry after it.
+pub const PEER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Why a call to another group did not get an answer.
+#[derive(Debug)]
+pub enum CallError {
+    /// This group has no route or token for it: a configuration fault, logged.
+    NotConfigured(String),
+    /// No member answered (down, partitioned, electing): try again later.
+    Unreachable(String),
+    /// A member answered with an error that retrying will not fix (4xx).
+    Refused(String),
+}
+
+impl Federation {
+    /// POSTs `body` as JSON to `path` on a member of `group`, trying the members in turn,
+    /// starting with the one that answered last time (`preferred`), and decodes the answer.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        group: BureauCode,
+        path: &str,
+        body: &impl serde::Serialize,
+        preferred: &std::sync::Mutex<BTreeMap<BureauCode, usize>>,
+    ) -> Result<T, CallError> {
+        let addrs = self.addrs(group);
+        let token =
+            self.token_to(group).ok_or_else(|| CallError::NotConfigured(format!("no peer token for {group}")))?;
+        if addrs.is_empty() {
+            return Err(CallError::NotConfigured(format!("no addresses for group {group}")));
+        }
+        let body = serde_json::to_vec(body).map_err(|e| CallError::NotConfigured(e.to_string()))?;
+        let start = preferred.lock().expect("not poisoned").get(&group).copied().unwrap_or(0);
+        let mut last_error = String::new();
+        for offset in 0..addrs.len() {
+            let index = (start + offset) % addrs.len();
+            let response = self
+                .http
+                .post(format!("http://{}{path}", addrs[index]))
+                .bearer_auth(token)
+                .header(axum::http::header::CONTENT_TYPE, "application/json")
+                .timeout(PEER_CALL_TIMEOUT)
+                .body(body.clone())
+                .send()
+                .await;
+            let response = match response {
+                Ok(response) => response,
+                Err(error) => {
+                    last_error = format!("{}: {error}", addrs[index]);
+                    continue;
+                }
+            };
+            let status = response.status();
+            if status.is_server_error() {
+                last_error = format!("{}: {status}", addrs[index]);
+                continue;
+            }
+            let bytes = response.bytes().await.map_err(|e| CallError::Unreachable(e.to_string()))?;
+            if !status.is_success() {
+                return Err(CallError::Refused(format!("{status}: {}", String::from_utf8_lossy(&bytes))));
+            }
+            preferred.lock().expect("not poisoned").insert(group, index);
+            return serde_json::from_slice(&bytes).map_err(|e| CallError::Refused(format!("bad answer: {e}")));
+        }
+        Err(CallError::Unreachable(last_error))
+    }
+}

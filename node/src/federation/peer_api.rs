@@ -1,0 +1,230 @@
+//! The receiving end of federation, `/federation/v1/*`: peer groups deliver handovers and
+//! instructions, push status reports, and ask for the state of what they handed over.
+//!
+//! A peer authenticates with its link token and may do nothing else: user routes do not accept
+//! peer tokens, and the ledger lets the `Peer` role only receive messages and mirror reports.
+//! Writes arriving at a follower go to the leader like any write.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use cluster::ledger::{
+    peer_actor, Action, BureauCode, Command, CommandResult, ForwardId, HandoverPurpose, Message, Rejection, Routing,
+    StatusReport,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{time, ApiError};
+use crate::batcher::ProposeError;
+use crate::state::AppState;
+use crate::write_path::{forward_if_follower, OriginalRequest};
+
+/// Messages or reports in one request: keeps one request's proposals within a few batches.
+pub const FEDERATION_BATCH_MAX: usize = 128;
+/// A batch of handovers with every text at its cap, or of reports with full timelines.
+pub const FEDERATION_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+pub const DELIVER_PATH: &str = "/federation/v1/deliver";
+pub const REPORT_PATH: &str = "/federation/v1/report";
+pub const STATUS_PATH: &str = "/federation/v1/status";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverRequest {
+    pub messages: Vec<Message>,
+}
+
+/// The answer to one delivered message, in request order.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryResult {
+    /// Committed (now or earlier): the task it made or changed here.
+    Accepted { task: u64 },
+    /// Committed as refused; delivering it again gets the same answer.
+    Refused { reason: String },
+    /// Not committed (no leader, overloaded, or a message it depends on is missing): try again.
+    Retry { reason: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeliverResponse {
+    pub results: Vec<DeliveryResult>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportRequest {
+    pub reports: Vec<StatusReport>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ReportResponse {
+    /// Reports committed or already known; the others should be sent again.
+    pub settled: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {
+    pub forwards: Vec<ForwardId>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusResponse {
+    pub reports: Vec<StatusReport>,
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(DELIVER_PATH, post(deliver)).route(REPORT_PATH, post(report)).route(STATUS_PATH, post(status))
+}
+
+/// Authenticates the peer and reads the body; `Err` is the response to give.
+async fn admit(state: &AppState, headers: &HeaderMap, body: Body) -> Result<(BureauCode, Bytes), Response> {
+    let peer = state.federation.authenticate_peer(headers).map_err(IntoResponse::into_response)?;
+    let body = axum::body::to_bytes(body, FEDERATION_BODY_BYTES_MAX).await.map_err(|_| {
+        ApiError::TooLarge(format!("a federation request is at most {FEDERATION_BODY_BYTES_MAX} bytes")).into_response()
+    })?;
+    Ok((peer, body))
+}
+
+fn parse_batch<T: serde::de::DeserializeOwned>(body: &[u8], len: impl Fn(&T) -> usize) -> Result<T, ApiError> {
+    let request: T =
+        serde_json::from_slice(body).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
+    if len(&request) > FEDERATION_BATCH_MAX {
+        return Err(ApiError::invalid_field("batch", format!("at most {FEDERATION_BATCH_MAX} items per request")));
+    }
+    Ok(request)
+}
+
+async fn deliver(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let (peer, body) = match admit(&state, &headers, body).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let original = OriginalRequest { uri, headers, body };
+    if let Some(response) = forward_if_follower(&state, &original).await {
+        return response;
+    }
+    let request: DeliverRequest = match parse_batch(&original.body, |r: &DeliverRequest| r.messages.len()) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    let stamp_ms = time::now_ms();
+    let answers = request.messages.into_iter().map(|message| {
+        let state = state.clone();
+        async move {
+            let relay_to = match placement(&state, peer, &message) {
+                Ok(relay_to) => relay_to,
+                Err(reason) => return DeliveryResult::Refused { reason },
+            };
+            let action = Action::Receive { message: Box::new(message), group: state.federation.group, relay_to };
+            let command = Command { stamp_ms, actor: peer_actor(peer), idempotency: None, action };
+            delivery_result(state.batcher.propose(command).await)
+        }
+    });
+    let results = futures_util::future::join_all(answers).await;
+    Json(DeliverResponse { results }).into_response()
+}
+
+/// Where a delivered message belongs from here: `None` to keep it, `Some(group)` to route a
+/// lead on; `Err` refuses it (no group known covers its region, or the dispatch is not for a
+/// bureau this group hosts).
+fn placement(state: &AppState, peer: BureauCode, message: &Message) -> Result<Option<BureauCode>, String> {
+    let federation = &state.federation;
+    let Message::Handover(handover) = message else { return Ok(None) };
+    match (handover.purpose, &handover.dispatch) {
+        (HandoverPurpose::Dispatch, Some(terms)) => {
+            if federation.host_of(terms.assignee) == Some(federation.group) {
+                Ok(None)
+            } else {
+                Err(format!("bureau {} is not hosted by group {}", terms.assignee, federation.group))
+            }
+        }
+        (HandoverPurpose::Dispatch, None) => Err("a dispatch handover carries its terms".into()),
+        (HandoverPurpose::Jurisdiction, _) => match federation.route_lead(handover.subject.region_code) {
+            Routing::Keep => Ok(None),
+            Routing::ForwardTo { to_group, .. } if to_group != peer => Ok(Some(to_group)),
+            Routing::ForwardTo { .. } => {
+                Err(format!("group {peer} routes region {} back to itself", handover.subject.region_code))
+            }
+            Routing::Unrouted => Err(format!("no configured group covers region {}", handover.subject.region_code)),
+        },
+    }
+}
+
+fn delivery_result(outcome: Result<CommandResult, ProposeError>) -> DeliveryResult {
+    match outcome {
+        Ok(Ok(applied)) => DeliveryResult::Accepted { task: applied.task.id.0 },
+        Ok(Err(Rejection::NotYet(reason))) => DeliveryResult::Retry { reason },
+        Ok(Err(rejection)) => DeliveryResult::Refused { reason: rejection.to_string() },
+        Err(error) => DeliveryResult::Retry { reason: format!("{error:?}") },
+    }
+}
+
+async fn report(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let (peer, body) = match admit(&state, &headers, body).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let original = OriginalRequest { uri, headers, body };
+    if let Some(response) = forward_if_follower(&state, &original).await {
+        return response;
+    }
+    let request: ReportRequest = match parse_batch(&original.body, |r: &ReportRequest| r.reports.len()) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    let settled = mirror_reports(&state, peer, request.reports).await;
+    Json(ReportResponse { settled }).into_response()
+}
+
+/// Proposes each report; returns how many are settled (committed, or already known).
+pub async fn mirror_reports(state: &AppState, peer: BureauCode, reports: Vec<StatusReport>) -> usize {
+    let stamp_ms = time::now_ms();
+    let proposals = reports.into_iter().map(|report| {
+        let command = Command {
+            stamp_ms,
+            actor: peer_actor(peer),
+            idempotency: None,
+            action: Action::MirrorStatus(Box::new(report)),
+        };
+        state.batcher.propose(command)
+    });
+    let outcomes = futures_util::future::join_all(proposals).await;
+    outcomes
+        .iter()
+        .filter(|outcome| match outcome {
+            Ok(Ok(_)) | Ok(Err(Rejection::NothingToRecord(_))) => true,
+            Ok(Err(rejection)) => {
+                tracing::warn!(%peer, %rejection, "a status report was refused");
+                true
+            }
+            Err(_) => false,
+        })
+        .count()
+}
+
+async fn status(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let (peer, body) = match admit(&state, &headers, body).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let request: StatusRequest = match parse_batch(&body, |r: &StatusRequest| r.forwards.len()) {
+        Ok(request) => request,
+        Err(error) => return error.into_response(),
+    };
+    // Served from this replica: a lagging one answers with older versions, which the origin
+    // recognises and ignores.
+    let replica = state.store.read();
+    let reports = request
+        .forwards
+        .iter()
+        .filter_map(|forward| replica.ledger.received_task(*forward))
+        .filter(|task| task.received.as_ref().is_some_and(|r| r.from_group == peer))
+        .filter_map(StatusReport::of)
+        .collect();
+    Json(StatusResponse { reports }).into_response()
+}

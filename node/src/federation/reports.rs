@@ -1,0 +1,160 @@
+//! Status reports between groups, both ways:
+//!
+//! - `push` runs on the leader of the group a task was handed to: whenever a received task
+//!   changes, it sends the task's current state to the group it came from (coalesced: a task
+//!   that changed five times while a report was in flight is sent once more, as it stands);
+//! - `reconcile` runs on the leader of the origin: every `reconcile_every` it asks each target
+//!   group for the state of the handed-over tasks whose record here is not final, so a report
+//!   lost to a crash or a partition is made good.
+//!
+//! Both end in `MirrorStatus` commands, which the ledger applies only when they are news.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cluster::ledger::{BureauCode, ForwardId, StatusReport, TaskId};
+use tokio::sync::broadcast;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::peer_api::{
+    mirror_reports, ReportRequest, ReportResponse, StatusRequest, StatusResponse, FEDERATION_BATCH_MAX, REPORT_PATH,
+    STATUS_PATH,
+};
+use crate::state::AppState;
+
+/// Reports in one push request: a report carries the whole timeline, so keep requests modest.
+const REPORTS_PER_PUSH_MAX: usize = 32;
+/// A failed push is retried after this (the reconcile pull catches up meanwhile).
+const PUSH_RETRY: Duration = Duration::from_millis(500);
+
+/// Pushes reports about received tasks to their origin groups while this node leads.
+pub async fn push(state: AppState, shutdown: CancellationToken) {
+    let mut applied = state.store.subscribe_applied();
+    let mut retry = tokio::time::interval(PUSH_RETRY);
+    // Origin group → received tasks changed since their last report.
+    let mut pending: BTreeMap<BureauCode, BTreeSet<TaskId>> = BTreeMap::new();
+    let mut in_flight: JoinSet<(BureauCode, Vec<TaskId>, bool)> = JoinSet::new();
+    let mut busy: BTreeSet<BureauCode> = BTreeSet::new();
+    let preferred = Arc::new(Mutex::new(BTreeMap::new()));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            received = applied.recv() => match received {
+                Ok(entry) => {
+                    for applied in entry.results.iter().filter_map(|r| r.as_ref().ok()) {
+                        if let Some(received) = &applied.task.received {
+                            pending.entry(received.from_group).or_default().insert(applied.task.id);
+                        }
+                    }
+                }
+                // Missed changes are found by the origin's reconcile pull.
+                Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = retry.tick() => {}
+            Some(done) = in_flight.join_next() => {
+                if let Ok((group, tasks, sent)) = done {
+                    busy.remove(&group);
+                    if !sent {
+                        pending.entry(group).or_default().extend(tasks);
+                    }
+                }
+            }
+        }
+        if !state.leader_hint().is_self {
+            pending.clear();
+            continue;
+        }
+        let groups: Vec<BureauCode> = pending.keys().copied().filter(|g| !busy.contains(g)).collect();
+        for group in groups {
+            let tasks: Vec<TaskId> = {
+                let set = pending.get_mut(&group).expect("listed above");
+                let batch: Vec<TaskId> = set.iter().copied().take(REPORTS_PER_PUSH_MAX).collect();
+                batch.iter().for_each(|id| {
+                    set.remove(id);
+                });
+                batch
+            };
+            if pending.get(&group).is_some_and(BTreeSet::is_empty) {
+                pending.remove(&group);
+            }
+            let reports: Vec<StatusReport> = {
+                let replica = state.store.read();
+                tasks.iter().filter_map(|id| replica.ledger.task(*id)).filter_map(StatusReport::of).collect()
+            };
+            busy.insert(group);
+            let (state, preferred) = (state.clone(), preferred.clone());
+            in_flight.spawn(async move {
+                let request = ReportRequest { reports };
+                let answer: Result<ReportResponse, _> =
+                    state.federation.call(group, REPORT_PATH, &request, &preferred).await;
+                let sent = answer.is_ok_and(|a| a.settled == request.reports.len());
+                (group, tasks, sent)
+            });
+        }
+    }
+    in_flight.shutdown().await;
+}
+
+/// Pulls the state of handed-over tasks whose record is not final, while this node leads.
+pub async fn reconcile(state: AppState, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(state.federation.tuning.reconcile_every());
+    let preferred = Mutex::new(BTreeMap::new());
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if !state.leader_hint().is_self {
+            continue;
+        }
+        for (group, forwards) in open_handovers(&state) {
+            for chunk in forwards.chunks(FEDERATION_BATCH_MAX) {
+                let request = StatusRequest { forwards: chunk.to_vec() };
+                let answer: Result<StatusResponse, _> =
+                    state.federation.call(group, STATUS_PATH, &request, &preferred).await;
+                match answer {
+                    Ok(answer) => {
+                        let news = newer_than_known(&state, answer.reports);
+                        if !news.is_empty() {
+                            mirror_reports(&state, group, news).await;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%group, ?error, "status pull failed; next round");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Delivered handovers whose record here is not final, by target group.
+fn open_handovers(state: &AppState) -> BTreeMap<BureauCode, Vec<ForwardId>> {
+    let replica = state.store.read();
+    let mut open: BTreeMap<BureauCode, Vec<ForwardId>> = BTreeMap::new();
+    for task in replica.ledger.handed_over_tasks() {
+        let remote = task.remote.as_ref().expect("handed over");
+        if remote.delivered.is_some() && !task.state.is_terminal() {
+            open.entry(remote.to_group).or_default().push(remote.forward);
+        }
+    }
+    open
+}
+
+fn newer_than_known(state: &AppState, reports: Vec<StatusReport>) -> Vec<StatusReport> {
+    let replica = state.store.read();
+    reports
+        .into_iter()
+        .filter(|report| {
+            replica
+                .ledger
+                .sent_task(report.forward)
+                .and_then(|t| t.remote.as_ref())
+                .is_some_and(|r| report.version > r.mirrored_version)
+        })
+        .collect()
+}
