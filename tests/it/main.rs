@@ -5,4 +5,5 @@ mod console_browser;
 mod console_push;
 mod deadlines;
 mod failover;
+mod federation;
 mod task_api;

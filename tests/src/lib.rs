@@ -69,8 +69,15 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("addr").port()
 }
 
+/// `count` loopback addresses on ports the kernel handed out.
+pub fn free_addrs(count: usize) -> Vec<String> {
+    (0..count).map(|_| format!("127.0.0.1:{}", free_port())).collect()
+}
+
 pub mod browser;
 pub mod console;
+pub mod fault_proxy;
+pub mod federation;
 
 pub struct TestNode {
     pub id: u64,
@@ -95,11 +102,25 @@ pub struct ClusterOptions {
     pub deadlines_toml: Option<String>,
     pub snapshot_every_entries: u64,
     pub keep_entries_after_snapshot: u64,
+    /// The bureau whose group this is.
+    pub bureau: String,
+    /// Listen addresses chosen beforehand (a federation needs them all before any starts).
+    pub addrs: Option<Vec<String>>,
+    /// The federation topology the nodes get (see `config::topology`).
+    pub topology_toml: Option<String>,
 }
 
 impl Default for ClusterOptions {
     fn default() -> ClusterOptions {
-        ClusterOptions { size: 3, deadlines_toml: None, snapshot_every_entries: 64, keep_entries_after_snapshot: 4 }
+        ClusterOptions {
+            size: 3,
+            deadlines_toml: None,
+            snapshot_every_entries: 64,
+            keep_entries_after_snapshot: 4,
+            bureau: "440000".into(),
+            addrs: None,
+            topology_toml: None,
+        }
     }
 }
 
@@ -124,7 +145,15 @@ impl TestCluster {
             }
             None => "",
         };
-        let addrs: Vec<String> = (0..options.size).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let topology_line = match &options.topology_toml {
+            Some(topology) => {
+                std::fs::write(dir.path().join("topology.toml"), topology).expect("topology file");
+                "topology_file = \"topology.toml\"\n"
+            }
+            None => "",
+        };
+        let addrs: Vec<String> = options.addrs.clone().unwrap_or_else(|| free_addrs(options.size as usize));
+        assert_eq!(addrs.len() as u64, options.size, "one address per node");
         let members: String = addrs
             .iter()
             .enumerate()
@@ -135,10 +164,10 @@ impl TestCluster {
             let id = index as u64 + 1;
             let config = dir.path().join(format!("node{id}.toml"));
             let text = format!(
-                "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}\n\
-                 [group]\nbureau = \"440000\"\n\n{members}\
+                "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}\n\
+                 [group]\nbureau = \"{}\"\n\n{members}\
                  [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n",
-                options.snapshot_every_entries, options.keep_entries_after_snapshot
+                options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot
             );
             std::fs::write(&config, text).expect("node config");
             let log = dir.path().join(format!("node{id}.log"));
