@@ -1,7 +1,10 @@
 //! The demo feed of `xietong up`: realistic traffic through the public API, so every view has
-//! something true to show. The provincial command centre registers and dispatches matters of
-//! every kind to bureaus in Guangdong; demo bureaus acknowledge, report and complete part of
-//! them, some after their deadlines; the centre closes or returns completed work.
+//! something true to show. The Guangdong provincial command centre registers and dispatches
+//! matters of every kind to bureaus in Guangdong — those in Guangzhou and Shenzhen are worked
+//! in those cities' groups, the province's record following them — and registers leads about
+//! Zhejiang firms, which go to the Zhejiang group, whose centre dispatches them to Xihu. Demo
+//! bureaus acknowledge, report and complete part of their work, some after their deadlines;
+//! the dispatching centre closes or returns completed work.
 //! Deadlines in the demo are short (minutes) so lateness appears while you watch.
 
 use std::collections::BTreeMap;
@@ -15,6 +18,13 @@ use tokio_util::sync::CancellationToken;
 use crate::api::TaskJson;
 
 const COMMAND_TOKEN: &str = "demo-gd-command-0001";
+const PROVINCE: &str = "440000";
+const ZHEJIANG: &str = "330000";
+const ZJ_COMMAND_TOKEN: &str = "demo-zj-command-0011";
+/// One matter in five is a lead about a Zhejiang firm (forwarded to the Zhejiang group).
+const ZHEJIANG_SHARE_PERCENT: u8 = 20;
+/// How soon to look again for a task still on its way to another group.
+const HANDOVER_RECHECK: Duration = Duration::from_secs(3);
 /// An assignee bureau of the demo and the demo user that acts for it.
 struct Assignee {
     code: &'static str,
@@ -33,6 +43,7 @@ const ASSIGNEES: &[Assignee] = &[
     Assignee { code: "440300", area: "深圳市", city: "深圳", token: "demo-sz-command-0004" },
     Assignee { code: "441900", area: "东莞市", city: "东莞", token: "demo-dongguan-cmd-0010" },
 ];
+const XIHU: Assignee = Assignee { code: "330106", area: "西湖区", city: "杭州", token: "demo-xihu-op-0012" };
 /// A new matter every this often.
 const NEW_TASK_EVERY: Duration = Duration::from_secs(4);
 /// Tasks created at start so the ledger is not empty.
@@ -48,6 +59,7 @@ fn streets(city: &str) -> &'static [&'static str] {
     match city {
         "广州" => &["天河路", "中山大道", "环市东路", "白云大道", "北京路"],
         "深圳" => &["深南大道", "科技园南路", "福华路", "滨海大道"],
+        "杭州" => &["文三路", "天目山路", "西溪路", "教工路"],
         _ => &["东莞大道", "鸿福路", "莞城大道"],
     }
 }
@@ -117,29 +129,56 @@ fn matter(area: &str, entity: &str) -> (&'static str, &'static str, &'static str
 /// What the feed will do to a task later.
 #[derive(Debug, Clone, Copy)]
 enum Step {
+    /// The receiving centre dispatches a forwarded lead in its own tree.
+    DispatchThere,
     Ack,
     Feedback,
     Complete,
     Review,
 }
 
+/// A task in one group's ledger.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    group: &'static str,
+    id: u64,
+}
+
 struct Feed {
     http: reqwest::Client,
-    addrs: Vec<String>,
+    groups: BTreeMap<&'static str, Vec<String>>,
     next_addr: usize,
-    pending: BTreeMap<(Instant, u64), (u64, Step)>,
+    pending: BTreeMap<(Instant, u64), (Place, Step)>,
     sequence: u64,
 }
 
+fn command_token(group: &str) -> &'static str {
+    if group == ZHEJIANG {
+        ZJ_COMMAND_TOKEN
+    } else {
+        COMMAND_TOKEN
+    }
+}
+
+/// Short demo deadlines so that lateness shows within minutes.
+fn demo_deadlines() -> (String, String) {
+    let now = crate::api::time::now_ms();
+    (
+        crate::api::time::format_ms(now + fastrand::u64(60_000..180_000)),
+        crate::api::time::format_ms(now + fastrand::u64(300_000..900_000)),
+    )
+}
+
 impl Feed {
-    /// Spreads requests over all nodes, as real consoles connected to different nodes would.
-    fn url(&mut self, path: &str) -> String {
-        self.next_addr = (self.next_addr + 1) % self.addrs.len();
-        format!("http://{}{path}", self.addrs[self.next_addr])
+    /// Spreads requests over a group's nodes, as real consoles connected to different nodes would.
+    fn url(&mut self, group: &str, path: &str) -> String {
+        let addrs = &self.groups[group];
+        self.next_addr = (self.next_addr + 1) % addrs.len();
+        format!("http://{}{path}", addrs[self.next_addr])
     }
 
-    async fn post(&mut self, token: &str, path: &str, body: Value) -> Option<TaskJson> {
-        let url = self.url(path);
+    async fn post(&mut self, group: &str, token: &str, path: &str, body: Value) -> Option<TaskJson> {
+        let url = self.url(group, path);
         let key = format!("demo-{}-{}", std::process::id(), fastrand::u64(..));
         let response = self
             .http
@@ -158,99 +197,151 @@ impl Feed {
         response.json().await.ok()
     }
 
-    async fn get(&mut self, token: &str, id: u64) -> Option<TaskJson> {
-        let url = self.url(&format!("/api/v1/tasks/{id}"));
+    async fn get(&mut self, place: Place, token: &str) -> Option<TaskJson> {
+        let url = self.url(place.group, &format!("/api/v1/tasks/{}", place.id));
         let response = self.http.get(url).bearer_auth(token).timeout(Duration::from_secs(5)).send().await.ok()?;
         response.json().await.ok()
     }
 
-    fn schedule(&mut self, after: Duration, task: u64, step: Step) {
+    fn schedule(&mut self, after: Duration, place: Place, step: Step) {
         if self.pending.len() < PENDING_ACTIONS_MAX {
             self.sequence += 1;
-            self.pending.insert((Instant::now() + after, self.sequence), (task, step));
+            self.pending.insert((Instant::now() + after, self.sequence), (place, step));
         }
     }
 
     async fn new_task(&mut self) {
+        if fastrand::u8(..100) < ZHEJIANG_SHARE_PERCENT {
+            return self.new_zhejiang_lead().await;
+        }
         let assignee = pick(ASSIGNEES);
         let (area, code) = (assignee.area, assignee.code);
         let entity = company(assignee.city);
         let (kind, severity, source, title) = matter(area, &entity);
-        let created = self
-            .post(
-                COMMAND_TOKEN,
-                "/api/v1/tasks",
-                json!({
-                    "kind": kind, "severity": severity, "source": source, "title": title,
-                    "description": format!("{area}辖区，请按时限签收并核查处置。"),
-                    "subject": {"uscc": uscc(code), "name": entity, "region_code": code,
-                                "address": format!("{}市{area}{}{}号", assignee.city, pick(streets(assignee.city)), fastrand::u16(1..900))},
-                }),
-            )
-            .await;
-        let Some(task) = created else { return };
-        // Short demo deadlines so that lateness shows within minutes.
-        let now = crate::api::time::now_ms();
-        let ack_deadline = crate::api::time::format_ms(now + fastrand::u64(60_000..180_000));
-        let complete_deadline = crate::api::time::format_ms(now + fastrand::u64(300_000..900_000));
+        let body = json!({
+            "kind": kind, "severity": severity, "source": source, "title": title,
+            "description": format!("{area}辖区，请按时限签收并核查处置。"),
+            "subject": {"uscc": uscc(code), "name": entity, "region_code": code,
+                        "address": format!("{}市{area}{}{}号", assignee.city, pick(streets(assignee.city)), fastrand::u16(1..900))},
+        });
+        let Some(task) = self.post(PROVINCE, COMMAND_TOKEN, "/api/v1/tasks", body).await else { return };
+        let (ack_deadline, complete_deadline) = demo_deadlines();
         let path = format!("/api/v1/tasks/{}/dispatch", task.id);
         let body = json!({"assignee_bureau": code, "version": task.version,
                           "ack_deadline": ack_deadline, "complete_deadline": complete_deadline,
                           "note": "请按时限签收办理"});
-        if self.post(COMMAND_TOKEN, &path, body).await.is_some() {
-            // About a fifth of the bureaus are slow to sign; a tenth never do.
-            match fastrand::u8(..10) {
-                0 => {}
-                1 | 2 => self.schedule(Duration::from_secs(fastrand::u64(150..400)), task.id, Step::Ack),
-                _ => self.schedule(Duration::from_secs(fastrand::u64(5..90)), task.id, Step::Ack),
+        if self.post(PROVINCE, COMMAND_TOKEN, &path, body).await.is_some() {
+            self.schedule_ack(Place { group: PROVINCE, id: task.id });
+        }
+    }
+
+    /// A lead about a Zhejiang firm: registered at the province, it goes to the Zhejiang group.
+    async fn new_zhejiang_lead(&mut self) {
+        let entity = company(XIHU.city);
+        let (what, source) = *pick(&[("网店涉嫌销售假冒商品", "big_data"), ("直播带货涉嫌虚假宣传", "complaint")]);
+        let body = json!({
+            "kind": "lead", "severity": *pick(&["normal", "high"]), "source": source,
+            "title": format!("{entity}{what}（异地线索）"),
+            "description": "广东消费者投诉，涉事经营者在浙江省杭州市西湖区，依法移送属地处理。",
+            "subject": {"uscc": uscc(XIHU.code), "name": entity, "region_code": XIHU.code,
+                        "address": format!("杭州市西湖区{}{}号", pick(streets(XIHU.city)), fastrand::u16(1..900))},
+        });
+        let Some(task) = self.post(PROVINCE, COMMAND_TOKEN, "/api/v1/tasks", body).await else { return };
+        self.schedule(HANDOVER_RECHECK, Place { group: PROVINCE, id: task.id }, Step::DispatchThere);
+    }
+
+    /// About a fifth of the bureaus are slow to sign; a tenth never do.
+    fn schedule_ack(&mut self, place: Place) {
+        match fastrand::u8(..10) {
+            0 => {}
+            1 | 2 => self.schedule(Duration::from_secs(fastrand::u64(150..400)), place, Step::Ack),
+            _ => self.schedule(Duration::from_secs(fastrand::u64(5..90)), place, Step::Ack),
+        }
+    }
+
+    /// Where the assignee works on a task: in the group it was handed to, once it arrived.
+    /// `None` while it is on its way.
+    fn workplace(&self, record: &TaskJson, place: Place) -> Option<Place> {
+        match &record.handover {
+            None => Some(place),
+            Some(handover) => {
+                let group = *self.groups.keys().find(|g| **g == handover.to_group)?;
+                handover.target_task_id.map(|id| Place { group, id })
             }
         }
     }
 
-    async fn perform(&mut self, task_id: u64, step: Step) {
-        let Some(task) = self.get(COMMAND_TOKEN, task_id).await else { return };
+    async fn perform(&mut self, place: Place, step: Step) {
+        let Some(record) = self.get(place, command_token(place.group)).await else { return };
+        let path = |place: Place, action: &str| format!("/api/v1/tasks/{}/{action}", place.id);
+        if let Step::Review = step {
+            let token = command_token(place.group);
+            if fastrand::u8(..10) == 0 {
+                let body = json!({"version": record.version, "note": "证据材料不全，请补充后重新办结"});
+                if self.post(place.group, token, &path(place, "return"), body).await.is_some() {
+                    self.schedule(Duration::from_secs(fastrand::u64(30..180)), place, Step::Complete);
+                }
+            } else {
+                let body = json!({"version": record.version, "note": "审核通过"});
+                self.post(place.group, token, &path(place, "close"), body).await;
+            }
+            return;
+        }
+        // The assignee's steps happen where the task is worked; the review stays with the
+        // record of the dispatching centre (`place`).
+        let Some(work) = self.workplace(&record, place) else {
+            return self.schedule(HANDOVER_RECHECK, place, step);
+        };
+        if let Step::DispatchThere = step {
+            let (ack_deadline, complete_deadline) = demo_deadlines();
+            let body = json!({"assignee_bureau": XIHU.code, "ack_deadline": ack_deadline,
+                              "complete_deadline": complete_deadline, "note": "请核查异地移送线索"});
+            if self.post(work.group, ZJ_COMMAND_TOKEN, &path(work, "dispatch"), body).await.is_some() {
+                self.schedule_ack(work);
+            }
+            return;
+        }
+        let Some(task) = self.get(work, command_token(work.group)).await else { return };
         let Some(assignee) = task.assignee_bureau.as_deref() else { return };
-        let Some(token) = ASSIGNEES.iter().find(|a| a.code == assignee).map(|a| a.token) else { return };
-        let path = |action: &str| format!("/api/v1/tasks/{task_id}/{action}");
+        let Some(token) = ASSIGNEES.iter().chain([&XIHU]).find(|a| a.code == assignee).map(|a| a.token) else {
+            return;
+        };
         match step {
             Step::Ack => {
-                if self.post(token, &path("ack"), json!({"version": task.version, "note": "已签收"})).await.is_some()
-                {
+                let body = json!({"version": task.version, "note": "已签收"});
+                if self.post(work.group, token, &path(work, "ack"), body).await.is_some() {
                     let next = if fastrand::bool() { Step::Feedback } else { Step::Complete };
-                    self.schedule(Duration::from_secs(fastrand::u64(20..240)), task_id, next);
+                    self.schedule(Duration::from_secs(fastrand::u64(20..240)), place, next);
                 }
             }
             Step::Feedback => {
                 let note = *pick(&["已派员现场核查", "已调取相关经营资料", "已约谈当事人，正在调查", "已抽样送检"]);
-                if self.post(token, &path("feedback"), json!({"version": task.version, "note": note})).await.is_some() {
-                    self.schedule(Duration::from_secs(fastrand::u64(20..240)), task_id, Step::Complete);
+                let body = json!({"version": task.version, "note": note});
+                if self.post(work.group, token, &path(work, "feedback"), body).await.is_some() {
+                    self.schedule(Duration::from_secs(fastrand::u64(20..240)), place, Step::Complete);
                 }
             }
             Step::Complete => {
                 let outcome = *pick(&["no_violation", "reminded", "interviewed", "warned", "penalized", "transferred"]);
                 let body = json!({"version": task.version, "outcome": outcome, "note": "核查完毕，详见办结报告"});
-                if self.post(token, &path("complete"), body).await.is_some() {
-                    self.schedule(Duration::from_secs(fastrand::u64(10..120)), task_id, Step::Review);
+                if self.post(work.group, token, &path(work, "complete"), body).await.is_some() {
+                    // The dispatcher reviews on its own record (the province's, or Zhejiang's
+                    // for a forwarded lead), once the completion shows there.
+                    let reviewer = if work.group == ZHEJIANG { work } else { place };
+                    self.schedule(Duration::from_secs(fastrand::u64(10..120)), reviewer, Step::Review);
                 }
             }
-            Step::Review => {
-                if fastrand::u8(..10) == 0 {
-                    let body = json!({"version": task.version, "note": "证据材料不全，请补充后重新办结"});
-                    if self.post(COMMAND_TOKEN, &path("return"), body).await.is_some() {
-                        self.schedule(Duration::from_secs(fastrand::u64(30..180)), task_id, Step::Complete);
-                    }
-                } else {
-                    self.post(COMMAND_TOKEN, &path("close"), json!({"version": task.version, "note": "审核通过"}))
-                        .await;
-                }
-            }
+            Step::DispatchThere | Step::Review => unreachable!("handled above"),
         }
     }
 }
 
 /// Runs until `shutdown` fires.
-pub async fn run(addrs: Vec<String>, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let mut feed = Feed { http: reqwest::Client::new(), addrs, next_addr: 0, pending: BTreeMap::new(), sequence: 0 };
+/// `groups`: each group of the local topology with its members' addresses.
+pub async fn run(groups: Vec<(&'static str, Vec<String>)>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let groups: BTreeMap<&'static str, Vec<String>> = groups.into_iter().collect();
+    anyhow::ensure!(groups.contains_key(PROVINCE) && groups.contains_key(ZHEJIANG), "the demo needs 440000 and 330000");
+    let mut feed = Feed { http: reqwest::Client::new(), groups, next_addr: 0, pending: BTreeMap::new(), sequence: 0 };
     for _ in 0..SEED_TASKS {
         feed.new_task().await;
     }
@@ -271,8 +362,8 @@ pub async fn run(addrs: Vec<String>, shutdown: CancellationToken) -> anyhow::Res
             if entry.key().0 > now {
                 break;
             }
-            let (task, step) = entry.remove();
-            feed.perform(task, step).await;
+            let (place, step) = entry.remove();
+            feed.perform(place, step).await;
         }
     }
 }

@@ -1,8 +1,8 @@
 //! `xietong up`: the default local topology on loopback. It writes each node's configuration
-//! under the data directory, starts the nodes as child processes of this binary (so each can
-//! be killed on its own, as in production), waits until the group has a leader, prints the
-//! console address and demo logins, runs the demo feed, and on Ctrl-C stops the nodes it
-//! started by PID.
+//! and the federation topology under the data directory, starts the nodes as child processes
+//! of this binary (so each can be killed on its own, as in production), waits until every
+//! group has a leader, prints the consoles and demo logins, runs the demo feed, and on Ctrl-C
+//! stops the nodes it started by PID.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -13,11 +13,15 @@ use anyhow::Context;
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
-/// The default topology: the Guangdong provincial command centre hosts itself and every
-/// bureau below it in one group of three nodes.
-pub const DEFAULT_GROUP_BUREAU: &str = "440000";
+/// The default topology: four command centres, each running a group of three nodes — the
+/// Guangdong province (which also hosts the prefectures without a group of their own, such as
+/// Dongguan), its cities Guangzhou and Shenzhen (hosting their districts), and the Zhejiang
+/// province beside it.
+pub const DEFAULT_GROUPS: [(&str, &str); 4] =
+    [("440000", "广东省"), ("440100", "广州市"), ("440300", "深圳市"), ("330000", "浙江省")];
 pub const GROUP_SIZE: u16 = 3;
-/// How long `up` waits for the new group to elect a leader before giving up.
+const NODES_TOTAL: u16 = DEFAULT_GROUPS.len() as u16 * GROUP_SIZE;
+/// How long `up` waits for every group to elect a leader before giving up.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a node gets to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,74 +34,116 @@ pub struct UpArgs {
     /// Where nodes keep their logs, snapshots and configuration.
     #[arg(long, default_value = "data")]
     pub data_dir: PathBuf,
-    /// Node HTTP ports are N, N+1, N+2.
+    /// Node HTTP ports are N, N+1, ... (three per group, groups in the order above).
     #[arg(long, default_value_t = 8440)]
     pub base_port: u16,
 }
 
-/// Writes `users.toml` and `nodeK.toml` for the group; returns the node config paths.
-pub fn write_topology(data_dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
+/// One node of the local topology.
+pub struct LocalNode {
+    pub group: &'static str,
+    pub id: u16,
+    pub addr: String,
+    pub config: PathBuf,
+}
+
+/// The member addresses of each group of the local topology.
+pub fn group_addrs(base_port: u16) -> Vec<(&'static str, Vec<String>)> {
+    DEFAULT_GROUPS
+        .iter()
+        .enumerate()
+        .map(|(g, (bureau, _))| {
+            let first = base_port + g as u16 * GROUP_SIZE;
+            (*bureau, (0..GROUP_SIZE).map(|i| format!("127.0.0.1:{}", first + i)).collect())
+        })
+        .collect()
+}
+
+/// A fresh random peer token: the local topology's links get new ones on every start.
+fn peer_token() -> String {
+    (0..32).map(|_| char::from_digit(fastrand::u32(..16), 16).expect("a hex digit")).collect()
+}
+
+/// Writes `users.toml`, `topology.toml` and one `<group>/nodeK.toml` per node; returns the nodes.
+pub fn write_topology(data_dir: &Path, base_port: u16) -> anyhow::Result<Vec<LocalNode>> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::write(data_dir.join("users.toml"), config::DEV_USERS_TOML)?;
-    let mut members = String::new();
-    for index in 0..GROUP_SIZE {
-        let _ =
-            writeln!(members, "[[group.members]]\nid = {}\naddr = \"127.0.0.1:{}\"\n", index + 1, base_port + index);
+    let groups = group_addrs(base_port);
+    let mut topology = String::from("# Written by `xietong up` with fresh peer tokens on every start.\n\n");
+    for (bureau, addrs) in &groups {
+        let members: Vec<String> =
+            addrs.iter().enumerate().map(|(i, addr)| format!("{{ id = {}, addr = \"{addr}\" }}", i + 1)).collect();
+        let _ = writeln!(topology, "[[groups]]\nbureau = \"{bureau}\"\nmembers = [{}]\n", members.join(", "));
     }
-    let mut paths = Vec::new();
-    for index in 0..GROUP_SIZE {
-        let id = index + 1;
-        let text = format!(
-            "# Written by `xietong up`; edits are overwritten on the next start.\n\
-             id = {id}\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n\n\
-             [group]\nbureau = \"{DEFAULT_GROUP_BUREAU}\"\n\n{members}",
-            port = base_port + index,
-        );
-        let path = data_dir.join(format!("node{id}.toml"));
-        std::fs::write(&path, text)?;
-        paths.push(path);
+    for (from, _) in &groups {
+        for (to, _) in groups.iter().filter(|(to, _)| to != from) {
+            let _ = writeln!(topology, "[[links]]\nfrom = \"{from}\"\nto = \"{to}\"\ntoken = \"{}\"\n", peer_token());
+        }
     }
-    Ok(paths)
+    std::fs::write(data_dir.join("topology.toml"), topology)?;
+    let mut nodes = Vec::new();
+    for (bureau, addrs) in &groups {
+        let group_dir = data_dir.join(bureau);
+        std::fs::create_dir_all(&group_dir)?;
+        let mut members = String::new();
+        for (index, addr) in addrs.iter().enumerate() {
+            let _ = writeln!(members, "[[group.members]]\nid = {}\naddr = \"{addr}\"\n", index + 1);
+        }
+        for (index, addr) in addrs.iter().enumerate() {
+            let id = index as u16 + 1;
+            let text = format!(
+                "# Written by `xietong up`; edits are overwritten on the next start.\n\
+                 id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"../users.toml\"\n\
+                 topology_file = \"../topology.toml\"\n\n[group]\nbureau = \"{bureau}\"\n\n{members}",
+            );
+            let config = group_dir.join(format!("node{id}.toml"));
+            std::fs::write(&config, text)?;
+            nodes.push(LocalNode { group: bureau, id, addr: addr.clone(), config });
+        }
+    }
+    Ok(nodes)
 }
 
 struct NodeProcess {
-    id: u16,
+    name: String,
     child: Child,
 }
 
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let base_port = args.base_port;
     anyhow::ensure!(
-        base_port.checked_add(GROUP_SIZE).is_some(),
-        "--base-port {base_port} leaves no room for {GROUP_SIZE} ports"
+        base_port.checked_add(NODES_TOTAL).is_some(),
+        "--base-port {base_port} leaves no room for {NODES_TOTAL} ports"
     );
-    let configs = write_topology(&args.data_dir, base_port)?;
+    let local_nodes = write_topology(&args.data_dir, base_port)?;
     let exe = std::env::current_exe().context("locating the xietong binary")?;
     let mut nodes = Vec::new();
-    for (index, config) in configs.iter().enumerate() {
-        let id = index as u16 + 1;
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(args.data_dir.join(format!("node{id}.log")))?;
+    for node in &local_nodes {
+        let name = format!("{}/node{}", node.group, node.id);
+        let log_path = args.data_dir.join(node.group).join(format!("node{}.log", node.id));
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
         let child = Command::new(&exe)
             .arg("node")
             .arg("--config")
-            .arg(config)
+            .arg(&node.config)
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .with_context(|| format!("starting node {id}"))?;
-        nodes.push(NodeProcess { id, child });
+            .with_context(|| format!("starting {name}"))?;
+        nodes.push(NodeProcess { name, child });
     }
-    let addrs: Vec<String> = (0..GROUP_SIZE).map(|i| format!("127.0.0.1:{}", base_port + i)).collect();
+    let groups = group_addrs(base_port);
     let result = async {
-        wait_until_ready(&addrs, &shutdown).await?;
-        print_banner(&args, &addrs);
+        for (bureau, addrs) in &groups {
+            wait_until_ready(bureau, addrs, &shutdown).await?;
+        }
+        print_banner(&args, &groups);
         if args.no_demo {
             shutdown.cancelled().await;
             Ok(())
         } else {
-            crate::demo::run(addrs.clone(), shutdown.clone()).await
+            crate::demo::run(groups.iter().map(|(b, a)| (*b, a.clone())).collect(), shutdown.clone()).await
         }
     }
     .await;
@@ -105,7 +151,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     result
 }
 
-async fn wait_until_ready(addrs: &[String], shutdown: &CancellationToken) -> anyhow::Result<()> {
+async fn wait_until_ready(group: &str, addrs: &[String], shutdown: &CancellationToken) -> anyhow::Result<()> {
     let http = reqwest::Client::new();
     let deadline = tokio::time::Instant::now() + STARTUP_TIMEOUT;
     loop {
@@ -117,7 +163,7 @@ async fn wait_until_ready(addrs: &[String], shutdown: &CancellationToken) -> any
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the group did not elect a leader within {STARTUP_TIMEOUT:?}; see the node logs"
+            "group {group} did not elect a leader within {STARTUP_TIMEOUT:?}; see the node logs"
         );
         tokio::select! {
             () = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -126,19 +172,32 @@ async fn wait_until_ready(addrs: &[String], shutdown: &CancellationToken) -> any
     }
 }
 
-fn print_banner(args: &UpArgs, addrs: &[String]) {
+fn print_banner(args: &UpArgs, groups: &[(&str, Vec<String>)]) {
     let users = config::UsersFile::parse(Path::new("users.toml"), config::DEV_USERS_TOML).expect("dev users are valid");
-    println!("\n协同指挥调度 Xietong is running: group {DEFAULT_GROUP_BUREAU} (广东省) on {} nodes", addrs.len());
-    for (index, addr) in addrs.iter().enumerate() {
-        println!("  node {}: http://{addr}/", index + 1);
+    println!("\n协同指挥调度 Xietong is running: {} groups of {GROUP_SIZE} nodes", groups.len());
+    for ((bureau, addrs), (_, name)) in groups.iter().zip(DEFAULT_GROUPS) {
+        println!("  group {bureau} ({name}): console http://{}/   nodes {}", addrs[0], addrs.join(" "));
     }
-    println!("\nConsole: http://{}/   API: http://{}/api/v1/tasks", addrs[0], addrs[0]);
-    println!("Data: {}   Demo feed: {}", args.data_dir.display(), if args.no_demo { "off" } else { "on" });
-    println!("\nDemo logins (Authorization: Bearer <token>):");
+    println!("\nData: {}   Demo feed: {}", args.data_dir.display(), if args.no_demo { "off" } else { "on" });
+    println!("\nDemo logins (Authorization: Bearer <token>), each on the console of the group hosting its bureau:");
     for user in users.users {
-        println!("  {:<18} {:<11} {}  {}  {}", user.name, user.role, user.bureau, user.token, user.display_name);
+        let console = hosting_group(&user.bureau)
+            .and_then(|host| groups.iter().find(|(bureau, _)| *bureau == host))
+            .map_or_else(String::new, |(_, addrs)| format!("http://{}/", addrs[0]));
+        println!(
+            "  {:<18} {:<11} {}  {:<24} {:<26} {}",
+            user.name, user.role, user.bureau, user.token, console, user.display_name
+        );
     }
     println!("\nCtrl-C stops everything.");
+}
+
+/// The group of the local topology that hosts `bureau`: the nearest one at or above it.
+fn hosting_group(bureau: &str) -> Option<&'static str> {
+    let regions = cluster::ledger::Regions::get();
+    let code = cluster::ledger::BureauCode::parse_known(bureau)?;
+    std::iter::successors(Some(code), |c| regions.parent(*c))
+        .find_map(|c| DEFAULT_GROUPS.iter().map(|(b, _)| *b).find(|b| *b == c.to_string()))
 }
 
 /// Stops the nodes this process started, by PID: SIGTERM, then SIGKILL after a grace period.
@@ -152,7 +211,7 @@ async fn stop_nodes(nodes: &mut [NodeProcess]) {
         match tokio::time::timeout(STOP_TIMEOUT, node.child.wait()).await {
             Ok(_) => {}
             Err(_) => {
-                tracing::warn!(node = node.id, "did not stop in time; killing it");
+                tracing::warn!(node = %node.name, "did not stop in time; killing it");
                 let _ = node.child.kill().await;
             }
         }
