@@ -321,3 +321,65 @@ async fn peers_authenticate_and_may_only_deliver() {
     assert!(body["results"][0]["refused"].is_object(), "{body}");
     assert!(fed.tasks("330000", 1, ZJ_COMMAND_TOKEN).await.expect("list").is_empty(), "nothing was written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disputed_lead_is_designated_by_the_common_parent_and_lands_once() {
+    const SZ_COMMAND_TOKEN: &str = "demo-sz-command-0004";
+    let fed = TestFederation::start(FederationOptions::new(vec![
+        GroupSpec::new("440000", 1),
+        GroupSpec::new("440100", 1).knowing(&["440000", "440300"]),
+        GroupSpec::new("440300", 1).knowing(&["440000", "440100"]),
+    ]))
+    .await;
+    let (guangzhou, shenzhen, province) = (fed.group("440100"), fed.group("440300"), fed.group("440000"));
+    let lead = guangzhou.create_task_as(1, GZ_COMMAND_TOKEN, &region_lead("南山区某网店售假线索", "440305")).await;
+    assert_eq!(lead.handover.as_ref().map(|h| h.to_group.as_str()), Some("440300"));
+    let (_, in_shenzhen) = fed.wait_exactly_once("440100", GZ_COMMAND_TOKEN, lead.id, "440300", SZ_COMMAND_TOKEN).await;
+
+    // Shenzhen may not pass it on by itself; it disputes, saying why.
+    let (status, _) = act(shenzhen, 1, SZ_COMMAND_TOKEN, in_shenzhen.id, "forward", json!({})).await;
+    assert_eq!(status, 409);
+    let (status, body) = act(shenzhen, 1, SZ_COMMAND_TOKEN, in_shenzhen.id, "dispute", json!({})).await;
+    assert_eq!(status, 400, "a dispute says why: {body}");
+    let reason = json!({"note": "经核实，该网店实际经营地在广州市天河区"});
+    let (status, body) = act(shenzhen, 1, SZ_COMMAND_TOKEN, in_shenzhen.id, "dispute", reason).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["handover"]["purpose"], "dispute");
+    assert_eq!(body["handover"]["to_group"], "440000", "the lowest common parent of Guangzhou and Shenzhen");
+
+    // The province gets a designation task with its own deadline of 7 working days.
+    let (_, designation) =
+        fed.wait_exactly_once("440300", SZ_COMMAND_TOKEN, in_shenzhen.id, "440000", COMMAND_TOKEN).await;
+    assert_eq!((designation.state.as_str(), designation.assignee_bureau.as_deref()), ("dispatched", Some("440000")));
+    let deadline = node::api::time::parse_ms(designation.ack_deadline.as_deref().expect("a designation deadline"))
+        .expect("RFC 3339");
+    let days_left = (deadline - node::api::time::now_ms()) / 86_400_000;
+    assert!((8..=14).contains(&days_left), "7 working days are 9 to 13 calendar days here, not {days_left}");
+
+    // It designates Guangzhou; the lead lands there once, and the designation is final.
+    let (status, body) = act(
+        province,
+        1,
+        COMMAND_TOKEN,
+        designation.id,
+        "designate",
+        json!({"group": "440100", "note": "指定广州市局管辖"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, designated) =
+        fed.wait_exactly_once("440000", COMMAND_TOKEN, designation.id, "440100", GZ_COMMAND_TOKEN).await;
+    assert_eq!(designated.received_from.as_ref().map(|r| r.purpose.as_str()), Some("designation"));
+    let reason = json!({"note": "再次争议"});
+    let (status, _) = act(guangzhou, 1, GZ_COMMAND_TOKEN, designated.id, "dispute", reason).await;
+    assert_eq!(status, 409);
+
+    // Guangzhou dispatches it to Tianhe; its first record follows through the whole chain.
+    let (status, body) =
+        act(guangzhou, 1, GZ_COMMAND_TOKEN, designated.id, "dispatch", json!({"assignee_bureau": "440106"})).await;
+    assert_eq!(status, 200, "{body}");
+    fed.wait_for_record("the chain mirrored back to the first record", "440100", GZ_COMMAND_TOKEN, lead.id, |t| {
+        t.assignee_bureau.as_deref() == Some("440106") && t.state == "dispatched"
+    })
+    .await;
+}

@@ -139,8 +139,8 @@ impl Ledger {
             Action::Escalate { task, kind, deadline_ms, to } => {
                 self.chase(stamp_ms, &command.actor, *task, *kind, *deadline_ms, Chase::Escalate(*to))
             }
-            Action::Receive { message, group, relay_to } => {
-                self.receive(stamp_ms, &command.actor, message, *group, *relay_to)
+            Action::Receive { message, group, placement } => {
+                self.receive(stamp_ms, &command.actor, message, *group, *placement)
             }
             Action::RecordReceipt { seq, target_task, refusal } => {
                 self.record_receipt(stamp_ms, &command.actor, *seq, *target_task, refusal.as_deref())
@@ -187,7 +187,8 @@ impl Ledger {
             Routing::Keep => {}
             Routing::Unrouted => task.jurisdiction_unrouted = true,
             Routing::ForwardTo { to_group, from_group } => {
-                self.hand_over(&mut task, stamp_ms, actor, Route { from_group, to_group }, "", None)
+                let route = Route { from_group, to_group };
+                self.hand_over(&mut task, stamp_ms, actor, route, HandoverPurpose::Jurisdiction, "", None)
             }
         }
         let task = Arc::new(task);
@@ -197,20 +198,26 @@ impl Ledger {
     }
 
     /// Commits the handover of `task` to `to_group` with its outbox entry, and makes the task
-    /// the tracking record of it: a forward (no terms) or a dispatch (with terms).
+    /// the tracking record of it. A dispatch carries its terms; the other purposes none.
+    #[allow(clippy::too_many_arguments)]
     fn hand_over(
         &mut self,
         task: &mut Task,
         stamp_ms: u64,
         actor: &Actor,
         route: Route,
+        purpose: HandoverPurpose,
         note: &str,
         dispatch: Option<DispatchTerms>,
     ) {
         assert!(task.remote.is_none(), "a task is handed over once");
+        assert_eq!(
+            purpose == HandoverPurpose::Dispatch,
+            dispatch.is_some(),
+            "a dispatch and only a dispatch has terms"
+        );
         let Route { from_group, to_group } = route;
         let forward = self.next_forward(from_group);
-        let purpose = if dispatch.is_some() { HandoverPurpose::Dispatch } else { HandoverPurpose::Jurisdiction };
         let handover = Handover {
             forward,
             purpose,
@@ -235,8 +242,15 @@ impl Ledger {
             instructions_sent: 0,
             mirrored_version: 0,
         });
-        if dispatch.is_none() {
-            push_entry(task, stamp_ms, actor, TimelineAction::Forward, note.to_owned(), Some(to_group));
+        // A dispatch's timeline entry is the dispatch itself.
+        let action = match purpose {
+            HandoverPurpose::Dispatch => None,
+            HandoverPurpose::Jurisdiction => Some(TimelineAction::Forward),
+            HandoverPurpose::Dispute => Some(TimelineAction::Dispute),
+            HandoverPurpose::Designation => Some(TimelineAction::Designate),
+        };
+        if let Some(action) = action {
+            push_entry(task, stamp_ms, actor, action, note.to_owned(), Some(to_group));
         }
     }
 
@@ -259,8 +273,10 @@ impl Ledger {
         })?;
         access::may_change(actor, task, &change.transition)?;
         timeline_has_room(task)?;
-        if let Transition::Forward { to_group, from_group } | Transition::DispatchAcross { to_group, from_group, .. } =
-            &change.transition
+        if let Transition::Forward { to_group, from_group }
+        | Transition::DispatchAcross { to_group, from_group, .. }
+        | Transition::Dispute { to_group, from_group }
+        | Transition::Designate { to_group, from_group } = &change.transition
         {
             if to_group == from_group || !Regions::get().contains(*to_group) {
                 return Err(Rejection::Invalid {
@@ -318,9 +334,16 @@ impl Ledger {
         let shared = self.tasks.remove(&change.task).expect("found above");
         let mut task = Arc::unwrap_or_clone(shared);
         match &change.transition {
-            Transition::Forward { to_group, from_group } => {
+            Transition::Forward { to_group, from_group }
+            | Transition::Dispute { to_group, from_group }
+            | Transition::Designate { to_group, from_group } => {
+                let purpose = match &change.transition {
+                    Transition::Forward { .. } => HandoverPurpose::Jurisdiction,
+                    Transition::Dispute { .. } => HandoverPurpose::Dispute,
+                    _ => HandoverPurpose::Designation,
+                };
                 let route = Route { from_group: *from_group, to_group: *to_group };
-                self.hand_over(&mut task, stamp_ms, actor, route, &change.note, None);
+                self.hand_over(&mut task, stamp_ms, actor, route, purpose, &change.note, None);
             }
             Transition::DispatchAcross { assignee, ack_deadline_ms, complete_deadline_ms, to_group, from_group } => {
                 let terms = DispatchTerms {
@@ -335,7 +358,7 @@ impl Ledger {
                 };
                 record_transition(&mut task, stamp_ms, actor, &change.note, &local, next_state);
                 let route = Route { from_group: *from_group, to_group: *to_group };
-                self.hand_over(&mut task, stamp_ms, actor, route, &change.note, Some(terms));
+                self.hand_over(&mut task, stamp_ms, actor, route, HandoverPurpose::Dispatch, &change.note, Some(terms));
             }
             transition => {
                 record_transition(&mut task, stamp_ms, actor, &change.note, transition, next_state);
@@ -598,9 +621,10 @@ pub(super) fn record_transition(
             task.paused_since_ms = None;
             task.complete_deadline_ms = Some(*new_complete_deadline_ms);
         }
-        Transition::Forward { .. } | Transition::DispatchAcross { .. } => {
-            unreachable!("handovers are made by Ledger::hand_over")
-        }
+        Transition::Forward { .. }
+        | Transition::DispatchAcross { .. }
+        | Transition::Dispute { .. }
+        | Transition::Designate { .. } => unreachable!("handovers are made by Ledger::hand_over"),
     }
     task.state = next_state;
     task.version += 1;
@@ -622,7 +646,7 @@ fn federation_allows(task: &Task, transition: &Transition) -> Result<(), Rejecti
                 | Transition::GrantExtension
                 | Transition::RefuseExtension
         );
-        if remote.purpose == HandoverPurpose::Jurisdiction || !flows_down {
+        if remote.purpose.hands_over_ownership() || !flows_down {
             return Err(Rejection::Conflict(format!(
                 "task {} was handed to group {} ({}); it is worked on there and this record follows it",
                 task.id, remote.to_group, remote.forward
@@ -643,10 +667,27 @@ fn federation_allows(task: &Task, transition: &Transition) -> Result<(), Rejecti
                     task.id, received.from_group
                 )));
             }
+            HandoverPurpose::Designation
+                if matches!(transition, Transition::Forward { .. } | Transition::Dispute { .. }) =>
+            {
+                return Err(Rejection::Conflict(format!(
+                    "task {} was designated to this group by the common superior (group {}); the designation is final",
+                    task.id, received.from_group
+                )));
+            }
             _ => {}
         }
     }
-    Ok(())
+    let received_as = task.received.as_ref().map(|r| r.purpose);
+    match transition {
+        Transition::Dispute { .. } if received_as != Some(HandoverPurpose::Jurisdiction) => Err(Rejection::Conflict(
+            format!("task {} was not forwarded here; there is no jurisdiction to dispute", task.id),
+        )),
+        Transition::Designate { .. } if received_as != Some(HandoverPurpose::Dispute) => {
+            Err(Rejection::Conflict(format!("task {} is not a disputed lead awaiting designation", task.id)))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Every change adds a timeline entry; a task's timeline is bounded.
@@ -710,7 +751,8 @@ pub fn next_state(from: TaskState, transition: &Transition) -> Option<TaskState>
             Transition::Dispatch { .. } | Transition::DispatchAcross { .. },
             Created | Dispatched | Acknowledged | Returned,
         ) => Some(Dispatched),
-        (Transition::Forward { .. }, Created) => Some(Created),
+        (Transition::Forward { .. } | Transition::Dispute { .. }, Created) => Some(Created),
+        (Transition::Designate { .. }, Dispatched | Acknowledged) => Some(from),
         (Transition::Ack, Dispatched) => Some(Acknowledged),
         (Transition::Feedback, Acknowledged | Returned) => Some(from),
         (Transition::Complete { .. }, Acknowledged | Returned) => Some(Completed),

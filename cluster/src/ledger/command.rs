@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
-use super::federation::{Message, Routing, StatusReport};
+use super::federation::{Message, Placement, Routing, StatusReport};
 use super::task::{
     wire_enum, CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState,
 };
@@ -83,12 +83,11 @@ pub enum Action {
         to: BureauCode,
     },
     /// A message delivered by the peer group in the actor. `group` is this group's bureau,
-    /// `relay_to` the next group when a lead must be routed on (both from the accepting node's
-    /// topology).
+    /// `placement` what to do with a handover (both from the accepting node).
     Receive {
         message: Box<Message>,
         group: BureauCode,
-        relay_to: Option<BureauCode>,
+        placement: Placement,
     },
     /// The origin's courier commits the target's answer to outbox message `seq`: the target's
     /// task, or its refusal.
@@ -179,6 +178,17 @@ pub enum Transition {
         to_group: BureauCode,
         from_group: BureauCode,
     },
+    /// The receiver of a forwarded lead disputes the jurisdiction (with the reason in the
+    /// note): the lead goes to `to_group`, the lowest common parent group of both sides.
+    Dispute {
+        to_group: BureauCode,
+        from_group: BureauCode,
+    },
+    /// The common parent designates group `to_group` to handle a disputed lead.
+    Designate {
+        to_group: BureauCode,
+        from_group: BureauCode,
+    },
 }
 
 impl Transition {
@@ -198,6 +208,8 @@ impl Transition {
             Transition::Resume { .. } => "resume",
             Transition::Forward { .. } => "forward",
             Transition::DispatchAcross { .. } => "dispatch",
+            Transition::Dispute { .. } => "dispute",
+            Transition::Designate { .. } => "designate",
         }
     }
 
@@ -208,6 +220,8 @@ impl Transition {
             Transition::Dispatch { .. }
                 | Transition::DispatchAcross { .. }
                 | Transition::Forward { .. }
+                | Transition::Dispute { .. }
+                | Transition::Designate { .. }
                 | Transition::Close
                 | Transition::Return
                 | Transition::Cancel
@@ -223,6 +237,7 @@ impl Transition {
             self,
             Transition::Return
                 | Transition::Cancel
+                | Transition::Dispute { .. }
                 | Transition::RequestExtension { .. }
                 | Transition::RefuseExtension
                 | Transition::Pause

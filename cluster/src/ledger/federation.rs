@@ -60,7 +60,32 @@ wire_enum! {
         /// A lead about a region outside the origin's jurisdiction (线索移送); the receiving
         /// group owns it from then on.
         Jurisdiction = "jurisdiction",
+        /// The receiver of a forwarded lead disputes its jurisdiction (管辖争议): the lead goes to
+        /// the lowest common parent group, which designates the handler.
+        Dispute = "dispute",
+        /// The common parent designated this group to handle the lead (指定管辖); final.
+        Designation = "designation",
     }
+}
+
+impl HandoverPurpose {
+    /// The receiving group owns the task (as opposed to a dispatch, which stays the
+    /// dispatcher's); the origin's record only follows it.
+    pub fn hands_over_ownership(self) -> bool {
+        !matches!(self, HandoverPurpose::Dispatch)
+    }
+}
+
+/// What the receiving group does with a handover, decided by its accepting node from the
+/// topology and the calendar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Placement {
+    /// Keep it here.
+    Keep,
+    /// Route a lead on to this group (this group has no jurisdiction over it either).
+    RelayTo(BureauCode),
+    /// A dispute: designate the handler by this deadline.
+    DesignateBy(u64),
 }
 
 /// Where the accepting node routes a new task, from the topology.
@@ -320,19 +345,18 @@ impl apply::Ledger {
 
     /// Handles a delivery from the peer group `actor`: a handover creates the task once per
     /// forward id (a repeat answers with the same task); an instruction applies once, in order.
-    /// `group` is this group's bureau; `relay_to` routes a lead on when this group has no
-    /// jurisdiction over it either.
+    /// `placement` says what this group does with a handover (from the accepting node).
     pub(super) fn receive(
         &mut self,
         stamp_ms: u64,
         actor: &Actor,
         message: &Message,
         group: BureauCode,
-        relay_to: Option<BureauCode>,
+        placement: Placement,
     ) -> CommandResult {
         require_role(actor, Role::Peer, "deliver messages between groups")?;
         match message {
-            Message::Handover(handover) => self.receive_handover(stamp_ms, actor, handover, group, relay_to),
+            Message::Handover(handover) => self.receive_handover(stamp_ms, actor, handover, group, placement),
             Message::Instruction(instruction) => self.receive_instruction(stamp_ms, actor, instruction),
         }
     }
@@ -343,7 +367,7 @@ impl apply::Ledger {
         actor: &Actor,
         handover: &Handover,
         group: BureauCode,
-        relay_to: Option<BureauCode>,
+        placement: Placement,
     ) -> CommandResult {
         if handover.forward.origin_group != actor.bureau {
             return Err(Rejection::Forbidden(format!(
@@ -355,17 +379,32 @@ impl apply::Ledger {
             return Ok(Applied { task: Arc::new(task.clone()), replayed: true });
         }
         validate_handover(handover)?;
-        if relay_to.is_some() && handover.purpose != HandoverPurpose::Jurisdiction {
-            return Err(Rejection::Invalid { field: "purpose".into(), reason: "only leads are routed on".into() });
-        }
-        if relay_to == Some(group) || relay_to == Some(actor.bureau) {
-            return Err(Rejection::Invalid { field: "relay_to".into(), reason: "a lead is never routed back".into() });
-        }
+        let (relay_to, designate_by_ms) = match (handover.purpose, placement) {
+            (_, Placement::Keep) if handover.purpose != HandoverPurpose::Dispute => (None, None),
+            (HandoverPurpose::Jurisdiction, Placement::RelayTo(next)) => {
+                if next == group || next == actor.bureau {
+                    return Err(Rejection::Invalid {
+                        field: "relay_to".into(),
+                        reason: "a lead is never routed back".into(),
+                    });
+                }
+                (Some(next), None)
+            }
+            (HandoverPurpose::Dispute, Placement::DesignateBy(deadline_ms)) if deadline_ms > stamp_ms => {
+                (None, Some(deadline_ms))
+            }
+            _ => {
+                return Err(Rejection::Invalid {
+                    field: "placement".into(),
+                    reason: format!("a {} handover cannot be placed as {placement:?}", handover.purpose),
+                })
+            }
+        };
         let id = self.take_task_id();
         let origin_bureau = match handover.purpose {
             HandoverPurpose::Dispatch => handover.origin_bureau,
             // The receiving command centre owns the lead from here on and dispatches it.
-            HandoverPurpose::Jurisdiction => group,
+            HandoverPurpose::Jurisdiction | HandoverPurpose::Dispute | HandoverPurpose::Designation => group,
         };
         let mut task = Task::registered(
             id,
@@ -396,6 +435,15 @@ impl apply::Ledger {
             purpose: handover.purpose,
             instructions_handled: 0,
         });
+        if let Some(deadline_ms) = designate_by_ms {
+            // The common parent's own task: designate the handler by the deadline, tracked by
+            // this group's watch like any dispatched task.
+            task.state = TaskState::Dispatched;
+            task.assignee_bureau = Some(group);
+            task.ack_deadline_ms = Some(deadline_ms);
+            task.complete_deadline_ms = Some(deadline_ms);
+            task.dispatched_at_ms = Some(stamp_ms);
+        }
         if let Some(terms) = &handover.dispatch {
             // Deadlines are kept as the dispatcher set them, even if delivery took long: a
             // deadline already past is recorded missed by this group's watch at once.
@@ -418,7 +466,7 @@ impl apply::Ledger {
                 instructions_sent: 0,
                 mirrored_version: 0,
             });
-            apply::push_entry(&mut task, stamp_ms, actor, TimelineAction::Forward, String::new(), None);
+            apply::push_entry(&mut task, stamp_ms, actor, TimelineAction::Forward, String::new(), Some(next_group));
         }
         let task = Arc::new(task);
         self.inbox.insert(handover.forward, id);
@@ -578,7 +626,7 @@ impl apply::Ledger {
         let remote = task.remote.as_mut().expect("checked above");
         let known = remote.mirrored_version;
         remote.mirrored_version = report.version;
-        let dispatched_here = remote.purpose == HandoverPurpose::Dispatch;
+        let dispatched_here = !remote.purpose.hands_over_ownership();
         let in_step = report.instructions_handled >= remote.instructions_sent;
         let mut appended = 0;
         for entry in report.timeline.iter().filter(|e| e.version > known) {

@@ -58,7 +58,11 @@ fn deliver(origin: &mut Ledger, origin_group: &str, target: &mut Ledger, target_
         target,
         T0 + HOUR_MS,
         peer_actor(bureau(origin_group)),
-        Action::Receive { message: Box::new(entry.message.clone()), group: bureau(target_group), relay_to: None },
+        Action::Receive {
+            message: Box::new(entry.message.clone()),
+            group: bureau(target_group),
+            placement: Placement::Keep,
+        },
     );
     let (target_task, refusal) = match &answer {
         Ok(applied) => (applied.task.id, None),
@@ -128,7 +132,7 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
         &mut guangzhou,
         T0 + HOUR_MS,
         peer_actor(bureau("440000")),
-        Action::Receive { message: Box::new(again), group: bureau("440100"), relay_to: None },
+        Action::Receive { message: Box::new(again), group: bureau("440100"), placement: Placement::Keep },
     )
     .unwrap();
     assert!(repeat.replayed);
@@ -295,7 +299,11 @@ fn a_parent_routes_a_lead_on_and_tracks_it() {
         &mut province,
         T0,
         peer_actor(bureau("440100")),
-        Action::Receive { message: Box::new(entry.message), group: bureau("440000"), relay_to: Some(bureau("330000")) },
+        Action::Receive {
+            message: Box::new(entry.message),
+            group: bureau("440000"),
+            placement: Placement::RelayTo(bureau("330000")),
+        },
     )
     .unwrap()
     .task;
@@ -320,4 +328,68 @@ fn receipts_and_stuck_flags_are_recorded_once() {
     step(&mut province, T0 + HOUR_MS, system("440000"), receipt.clone()).unwrap();
     assert!(matches!(step(&mut province, T0 + HOUR_MS, system("440000"), receipt), Err(Rejection::NothingToRecord(_))));
     assert_eq!(province.task(id).unwrap().remote.as_ref().unwrap().delivered.map(|d| d.0), Some(TaskId(7)));
+}
+
+#[test]
+fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once() {
+    let (mut guangzhou, mut shenzhen, mut province) = (Ledger::new(), Ledger::new(), Ledger::new());
+    let gz_command = actor("wang", "440100", Role::Command);
+    let mut new = lead("440305", Routing::ForwardTo { to_group: bureau("440300"), from_group: bureau("440100") });
+    new.origin_bureau = bureau("440100");
+    let origin = step(&mut guangzhou, T0, gz_command.clone(), Action::CreateTask(new)).unwrap().task;
+    let received = deliver(&mut guangzhou, "440100", &mut shenzhen, "440300").unwrap().task;
+
+    let sz_command = actor("chen", "440300", Role::Command);
+    let dispute = |to: &str| Transition::Dispute { to_group: bureau(to), from_group: bureau("440300") };
+    // A dispute must say why.
+    let silent = Action::ChangeTask(TaskChange {
+        task: received.id,
+        expected_version: None,
+        note: String::new(),
+        transition: dispute("440000"),
+    });
+    assert!(matches!(step(&mut shenzhen, T0, sz_command.clone(), silent), Err(Rejection::Invalid { .. })));
+    let disputed = step(&mut shenzhen, T0, sz_command.clone(), change(received.id, dispute("440000"))).unwrap().task;
+    assert_eq!(disputed.timeline.last().unwrap().action, TimelineAction::Dispute);
+    // Nothing more is done with it in Shenzhen.
+    assert!(step(&mut shenzhen, T0, sz_command, change(received.id, dispute("440000"))).is_err());
+
+    // The province gets its own task: designate by the deadline.
+    let entry = shenzhen.outbox().next().unwrap().clone();
+    let designate_by = T0 + 7 * 24 * HOUR_MS;
+    let receive =
+        |placement| Action::Receive { message: Box::new(entry.message.clone()), group: bureau("440000"), placement };
+    assert!(
+        step(&mut province, T0, peer_actor(bureau("440300")), receive(Placement::Keep)).is_err(),
+        "a dispute needs its deadline"
+    );
+    let designation =
+        step(&mut province, T0, peer_actor(bureau("440300")), receive(Placement::DesignateBy(designate_by)))
+            .unwrap()
+            .task;
+    assert_eq!((designation.state, designation.assignee_bureau), (TaskState::Dispatched, Some(bureau("440000"))));
+    assert_eq!(designation.ack_deadline_ms, Some(designate_by));
+    let again =
+        step(&mut province, T0, peer_actor(bureau("440300")), receive(Placement::DesignateBy(designate_by))).unwrap();
+    assert!(again.replayed, "one designation task per dispute");
+
+    // The province designates Guangzhou; the designation is final there.
+    let gd_command = actor("zhang", "440000", Role::Command);
+    let designate = Transition::Designate { to_group: bureau("440100"), from_group: bureau("440000") };
+    step(&mut province, T0, gd_command, change(designation.id, designate)).unwrap();
+    let designated = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task;
+    assert_eq!(designated.received.as_ref().unwrap().purpose, HandoverPurpose::Designation);
+    assert_eq!(designated.origin_bureau, bureau("440100"));
+    let forward = Transition::Forward { to_group: bureau("440300"), from_group: bureau("440100") };
+    assert!(matches!(
+        step(&mut guangzhou, T0, gz_command.clone(), change(designated.id, forward)),
+        Err(Rejection::Conflict(_))
+    ));
+    let redispute = Transition::Dispute { to_group: bureau("440000"), from_group: bureau("440100") };
+    assert!(matches!(
+        step(&mut guangzhou, T0, gz_command, change(designated.id, redispute)),
+        Err(Rejection::Conflict(_))
+    ));
+    // Guangzhou's original record is untouched by all this until reports arrive.
+    assert!(guangzhou.task(origin.id).unwrap().remote.is_some());
 }

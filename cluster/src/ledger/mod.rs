@@ -20,7 +20,7 @@ pub use command::{
 };
 pub use federation::{
     peer_actor, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
-    Received, RemoteHandling, Routing, StatusReport,
+    Placement, Received, RemoteHandling, Routing, StatusReport,
 };
 pub use task::{
     CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,

@@ -170,6 +170,10 @@ wire_enum! {
         ForwardStuck = "forward_stuck",
         /// The task arrived from another group (first entry of a received task).
         Receive = "receive",
+        /// The receiver disputed the jurisdiction; the lead went to the common parent (管辖争议).
+        Dispute = "dispute",
+        /// The common parent designated the handler (指定管辖).
+        Designate = "designate",
     }
 }
 

@@ -61,6 +61,9 @@ pub struct ActionRequest {
     pub complete_deadline: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// For designate: the group (its bureau's code) that is to handle a disputed lead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

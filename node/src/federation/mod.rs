@@ -116,6 +116,19 @@ impl Federation {
         self.route_lead(region)
     }
 
+    /// The known group at or above the lowest bureau that is above both this group and `other`
+    /// (管辖争议由共同上级指定).
+    pub fn common_parent(&self, other: BureauCode) -> Option<BureauCode> {
+        let regions = Regions::get();
+        let lowest_common = std::iter::successors(Some(self.group), |b| regions.parent(*b))
+            .find(|ancestor| regions.is_within(other, *ancestor))?;
+        self.host_of(lowest_common)
+    }
+
+    pub fn knows_group(&self, group: BureauCode) -> bool {
+        self.groups.contains_key(&group)
+    }
+
     /// Member addresses of a known group.
     pub fn addrs(&self, group: BureauCode) -> &[String] {
         self.groups.get(&group).map_or(&[], Vec::as_slice)

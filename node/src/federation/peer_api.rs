@@ -12,9 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use cluster::ledger::{
-    peer_actor, Action, BureauCode, Command, CommandResult, ForwardId, HandoverPurpose, Message, Rejection, Routing,
-    StatusReport,
+    peer_actor, Action, BureauCode, Command, CommandResult, ForwardId, HandoverPurpose, Message, Placement, Rejection,
+    Routing, StatusReport,
 };
+use config::calendar::{CalendarError, Span, WorkCalendar};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{time, ApiError};
@@ -116,11 +117,11 @@ async fn deliver(State(state): State<AppState>, uri: Uri, headers: HeaderMap, bo
     let answers = request.messages.into_iter().map(|message| {
         let state = state.clone();
         async move {
-            let relay_to = match placement(&state, peer, &message) {
-                Ok(relay_to) => relay_to,
+            let placement = match placement(&state, peer, &message, stamp_ms) {
+                Ok(placement) => placement,
                 Err(reason) => return DeliveryResult::Refused { reason },
             };
-            let action = Action::Receive { message: Box::new(message), group: state.federation.group, relay_to };
+            let action = Action::Receive { message: Box::new(message), group: state.federation.group, placement };
             let command = Command { stamp_ms, actor: peer_actor(peer), idempotency: None, action };
             delivery_result(state.batcher.propose(command).await)
         }
@@ -129,30 +130,45 @@ async fn deliver(State(state): State<AppState>, uri: Uri, headers: HeaderMap, bo
     Json(DeliverResponse { results }).into_response()
 }
 
-/// Where a delivered message belongs from here: `None` to keep it, `Some(group)` to route a
-/// lead on; `Err` refuses it (no group known covers its region, or the dispatch is not for a
-/// bureau this group hosts).
-fn placement(state: &AppState, peer: BureauCode, message: &Message) -> Result<Option<BureauCode>, String> {
+/// What this group does with a delivered message: keep it, route a lead on, or (for a
+/// dispute) designate the handler by the statutory deadline. `Err` refuses it: no group known
+/// covers its region, or a dispatch is not for a bureau this group hosts.
+fn placement(state: &AppState, peer: BureauCode, message: &Message, stamp_ms: u64) -> Result<Placement, String> {
     let federation = &state.federation;
-    let Message::Handover(handover) = message else { return Ok(None) };
+    let Message::Handover(handover) = message else { return Ok(Placement::Keep) };
     match (handover.purpose, &handover.dispatch) {
         (HandoverPurpose::Dispatch, Some(terms)) => {
             if federation.host_of(terms.assignee) == Some(federation.group) {
-                Ok(None)
+                Ok(Placement::Keep)
             } else {
                 Err(format!("bureau {} is not hosted by group {}", terms.assignee, federation.group))
             }
         }
         (HandoverPurpose::Dispatch, None) => Err("a dispatch handover carries its terms".into()),
+        (HandoverPurpose::Designation, _) => Ok(Placement::Keep),
+        (HandoverPurpose::Dispute, _) => {
+            designation_deadline_ms(&state.calendar, stamp_ms).map(Placement::DesignateBy).map_err(|e| e.to_string())
+        }
         (HandoverPurpose::Jurisdiction, _) => match federation.route_lead(handover.subject.region_code) {
-            Routing::Keep => Ok(None),
-            Routing::ForwardTo { to_group, .. } if to_group != peer => Ok(Some(to_group)),
+            Routing::Keep => Ok(Placement::Keep),
+            Routing::ForwardTo { to_group, .. } if to_group != peer => Ok(Placement::RelayTo(to_group)),
             Routing::ForwardTo { .. } => {
                 Err(format!("group {peer} routes region {} back to itself", handover.subject.region_code))
             }
             Routing::Unrouted => Err(format!("no configured group covers region {}", handover.subject.region_code)),
         },
     }
+}
+
+/// A jurisdiction dispute is settled by the common superior (指定管辖) within this many working
+/// days, the period the federation issue sets for the designation task.
+const DESIGNATION_WORKING_DAYS: u32 = 7;
+
+fn designation_deadline_ms(calendar: &WorkCalendar, stamp_ms: u64) -> Result<u64, CalendarError> {
+    let start = ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(stamp_ms) * 1_000_000)
+        .map_err(|e| CalendarError::Data(e.to_string()))?;
+    let deadline = Span::WorkingDays(DESIGNATION_WORKING_DAYS).deadline_after(calendar, start)?;
+    Ok(u64::try_from(deadline.unix_timestamp_nanos() / 1_000_000).unwrap_or(u64::MAX))
 }
 
 fn delivery_result(outcome: Result<CommandResult, ProposeError>) -> DeliveryResult {

@@ -201,6 +201,9 @@ fn transition(
     if action != "complete" && request.outcome.is_some() {
         return Err(unexpected("outcome"));
     }
+    if action != "designate" && request.group.is_some() {
+        return Err(unexpected("group"));
+    }
     Ok(match action {
         "dispatch" => dispatch(state, request, task, stamp_ms)?,
         "ack" => Transition::Ack,
@@ -223,6 +226,8 @@ fn transition(
         "pause" => Transition::Pause,
         "resume" => resume(state, task, stamp_ms)?,
         "forward" => forward(state, task)?,
+        "dispute" => dispute(state, task)?,
+        "designate" => designate(state, request)?,
         _ => return Err(ApiError::NoRoute),
     })
 }
@@ -307,6 +312,50 @@ fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u
             message: format!("no group known to this one hosts bureau {assignee}"),
         }),
     }
+}
+
+/// A receiver disputes the jurisdiction of a forwarded lead: it goes to the lowest common
+/// parent group of this group and the one it came from.
+fn dispute(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| ApiError::NotFound(format!("task {task} does not exist")))?;
+    let Some(received) = &current.received else {
+        return Err(ApiError::Conflict {
+            code: "not_forwarded",
+            message: format!("task {task} was not forwarded here; there is no jurisdiction to dispute"),
+        });
+    };
+    let federation = &state.federation;
+    match federation.common_parent(received.from_group) {
+        Some(parent) if parent != federation.group => {
+            Ok(Transition::Dispute { to_group: parent, from_group: federation.group })
+        }
+        Some(_) => Err(ApiError::Conflict {
+            code: "no_common_parent",
+            message: "this group is the common superior of both sides: it decides by dispatching the lead".into(),
+        }),
+        None => Err(ApiError::Conflict {
+            code: "no_common_parent",
+            message: format!("no configured group is above both {} and {}", federation.group, received.from_group),
+        }),
+    }
+}
+
+/// The common parent designates the group that handles a disputed lead.
+fn designate(state: &AppState, request: &ActionRequest) -> Result<Transition, ApiError> {
+    let text = request.group.as_deref().ok_or_else(|| ApiError::Invalid {
+        code: "missing_field",
+        message: "group is required to designate: the bureau code of the group that is to handle the lead".into(),
+    })?;
+    let to_group = api::parse_bureau("group", text)?;
+    let federation = &state.federation;
+    if to_group == federation.group || !federation.knows_group(to_group) {
+        return Err(ApiError::invalid_field(
+            "group",
+            format!("{to_group} is not another group known here (to handle it here, dispatch it)"),
+        ));
+    }
+    Ok(Transition::Designate { to_group, from_group: federation.group })
 }
 
 /// Hands the task to the group with jurisdiction over its subject's region (or to the parent
