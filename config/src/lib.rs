@@ -125,10 +125,21 @@ pub struct UserConfig {
     pub role: String,
 }
 
+/// An operator of the platform itself (运维): may change a group's membership through
+/// `xietong admin`; has no business role and sees no tasks.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub name: String,
+    pub token: String,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsersFile {
     pub users: Vec<UserConfig>,
+    #[serde(default)]
+    pub admins: Vec<AdminConfig>,
 }
 
 /// Shortest accepted token: anything shorter is guessable.
@@ -221,6 +232,15 @@ impl UsersFile {
             }
             if !ROLES.contains(&user.role.as_str()) {
                 return Err(invalid(&field, format!("role must be one of {}", ROLES.join(", "))));
+            }
+        }
+        for admin in &self.admins {
+            let field = format!("admins.{}", admin.name);
+            if admin.token.chars().count() < TOKEN_CHARS_MIN {
+                return Err(invalid(&field, format!("token must have at least {TOKEN_CHARS_MIN} characters")));
+            }
+            if !tokens.insert(admin.token.as_str()) {
+                return Err(invalid(&field, "token is used twice"));
             }
         }
         Ok(())

@@ -17,6 +17,8 @@ pub struct User {
 /// Token lookup table. A `HashMap` is fine here: it never reaches the ledger.
 pub struct Users {
     by_token: HashMap<String, User>,
+    /// Platform operators' tokens → their names.
+    admins: HashMap<String, String>,
 }
 
 impl Users {
@@ -32,22 +34,36 @@ impl Users {
             let actor = Actor { user: user.name.clone(), bureau, role };
             by_token.insert(user.token.clone(), User { actor, display_name: user.display_name.clone() });
         }
-        Ok(Users { by_token })
+        let admins = file.admins.iter().map(|admin| (admin.token.clone(), admin.name.clone())).collect();
+        Ok(Users { by_token, admins })
+    }
+
+    /// The platform operator presenting the bearer token, for membership changes.
+    pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<&str, ApiError> {
+        let token = bearer(headers)?;
+        self.admins
+            .get(token)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::Forbidden("membership changes need a platform operator's token".into()))
     }
 
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&User, ApiError> {
-        let value = headers
-            .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer <token> header is required".into()))?;
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be Bearer <token>".into()))?;
-        self.user_for_token(token.trim())
+        self.user_for_token(bearer(headers)?)
     }
 
     pub fn user_for_token(&self, token: &str) -> Result<&User, ApiError> {
         self.by_token.get(token).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
     }
+}
+
+fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::Unauthorized("an Authorization: Bearer <token> header is required".into()))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be Bearer <token>".into()))
 }

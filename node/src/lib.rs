@@ -1,6 +1,7 @@
 //! The `xietong` node: one member of a bureau group, serving the client API, the console and
 //! peer RPC on one port; plus the local topology launcher (`xietong up`) and its demo feed.
 
+pub mod admin_cli;
 pub mod api;
 mod auth;
 mod batcher;
@@ -10,7 +11,7 @@ pub mod demo;
 pub mod federation;
 pub mod push;
 mod read_path;
-mod routes;
+pub mod routes;
 pub mod runtime;
 mod state;
 pub mod up;

@@ -14,8 +14,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Start the default local topology (one group of 3 nodes for 440000) on loopback.
+    /// Start the default local topology (4 groups of 3 nodes) on loopback.
     Up(node::up::UpArgs),
+    /// Change a running group's membership: add a learner, promote it, remove a node.
+    Admin(node::admin_cli::AdminArgs),
     /// Run one node from its configuration file.
     Node {
         #[arg(long)]
@@ -37,6 +39,10 @@ fn main() -> anyhow::Result<()> {
             // The launcher only supervises children and feeds demo traffic: one thread is plenty.
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(with_stop_signal(|shutdown| node::up::run(args, shutdown)))
+        }
+        Commands::Admin(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(node::admin_cli::run(args))
         }
         Commands::Node { config } => {
             let (config, users) = config::NodeConfig::load(&config)?;

@@ -6,4 +6,5 @@ mod console_push;
 mod deadlines;
 mod failover;
 mod federation;
+mod membership;
 mod task_api;

@@ -226,6 +226,25 @@ impl TestCluster {
         self.spawn(id);
     }
 
+    /// Starts one more node (id = current count + 1) from a config naming the configured
+    /// members and itself, not yet part of the group: `xietong admin` adds it. Returns its id.
+    pub fn add_node(&mut self) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let addr = free_addrs(1).remove(0);
+        let first = std::fs::read_to_string(&self.nodes[0].config).expect("node 1 config");
+        let text = first
+            .replacen("id = 1\n", &format!("id = {id}\n"), 1)
+            .replacen(&format!("listen = \"{}\"", self.nodes[0].addr), &format!("listen = \"{addr}\""), 1)
+            .replacen("data_dir = \"node1\"", &format!("data_dir = \"node{id}\""), 1)
+            .replacen("[raft]", &format!("[[group.members]]\nid = {id}\naddr = \"{addr}\"\n\n[raft]"), 1);
+        let config = self.dir.path().join(format!("node{id}.toml"));
+        std::fs::write(&config, text).expect("node config");
+        let log = self.dir.path().join(format!("node{id}.log"));
+        self.nodes.push(TestNode { id, addr, config, log, child: None });
+        self.spawn(id);
+        id
+    }
+
     pub fn running(&self) -> impl Iterator<Item = u64> + '_ {
         self.nodes.iter().filter(|n| n.child.is_some()).map(|n| n.id)
     }

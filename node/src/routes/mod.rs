@@ -1,6 +1,7 @@
 //! The node's HTTP surface: the client API under `/api/v1`, health and metrics, the console,
 //! merged with the peer RPC routes of `cluster`. One port per node.
 
+pub mod admin;
 mod bureaus;
 mod cluster_view;
 mod console;
@@ -37,6 +38,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/ws", get(crate::push::ws::upgrade))
+        .route(admin::MEMBERS_PATH, get(admin::list))
+        .route("/admin/v1/members/learners", post(admin::add_learner))
+        .route("/admin/v1/members/promote", post(admin::promote))
+        .route("/admin/v1/members/remove", post(admin::remove))
         .merge(crate::federation::peer_api::router())
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state.clone())
