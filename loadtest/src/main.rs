@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 mod consoles;
 mod deadlines;
+mod forwards;
 
 use anyhow::Context;
 use clap::Parser;
@@ -67,6 +68,20 @@ struct Args {
     open_deadlines: Option<usize>,
     #[arg(long, default_value_t = 1_000)]
     expiring: usize,
+    /// Federation benchmark instead of write load: leads about Zhejiang created on the first
+    /// target (the Guangdong leader) at this rate for `--seconds`, forwarded to `--forward-target`.
+    #[arg(long)]
+    forward_rate: Option<u64>,
+    /// A node of the Zhejiang group, where the forwards arrive.
+    #[arg(long, default_value = "127.0.0.1:8449")]
+    forward_target: String,
+    /// Federation backlog benchmark: pause `--pause-pids` (the target group), create this many
+    /// forwards, resume, and time the drain.
+    #[arg(long)]
+    forward_backlog: Option<usize>,
+    /// PIDs of the target group's processes, comma-separated.
+    #[arg(long, default_value = "")]
+    pause_pids: String,
 }
 
 /// In-flight cap of the open-loop schedule: beyond it the generator itself would be the
@@ -196,6 +211,22 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let targets: Vec<String> = args.targets.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
     anyhow::ensure!(!targets.is_empty(), "--targets names no node");
+    if args.forward_rate.is_some() || args.forward_backlog.is_some() {
+        let report = match (args.forward_rate, args.forward_backlog) {
+            (Some(rate), _) => forwards::latency(&targets[0], &args.forward_target, rate, args.seconds).await?,
+            (None, Some(count)) => {
+                let pids: Vec<i32> =
+                    args.pause_pids.split(',').filter(|p| !p.is_empty()).map(str::parse).collect::<Result<_, _>>()?;
+                forwards::backlog(&targets[0], count, &pids).await?
+            }
+            (None, None) => unreachable!("checked above"),
+        };
+        println!("{report}");
+        if let Some(path) = &args.json {
+            std::fs::write(path, format!("{report}\n"))?;
+        }
+        return Ok(());
+    }
     if let Some(open) = args.open_deadlines {
         let report = deadlines::run(&targets[0], open, args.expiring).await?;
         println!("{report}");

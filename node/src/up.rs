@@ -37,6 +37,10 @@ pub struct UpArgs {
     /// Node HTTP ports are N, N+1, ... (three per group, groups in the order above).
     #[arg(long, default_value_t = 8440)]
     pub base_port: u16,
+    /// Start only these groups of the topology (comma-separated bureau codes), e.g. for a
+    /// benchmark; the others stay down (forwards to them wait in the outbox).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
 }
 
 /// One node of the local topology.
@@ -115,10 +119,21 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         base_port.checked_add(NODES_TOTAL).is_some(),
         "--base-port {base_port} leaves no room for {NODES_TOTAL} ports"
     );
+    let selected = |group: &str| args.groups.is_empty() || args.groups.iter().any(|g| g == group);
+    for group in &args.groups {
+        anyhow::ensure!(
+            DEFAULT_GROUPS.iter().any(|(b, _)| b == group),
+            "--groups: {group} is not a group of the topology"
+        );
+    }
+    anyhow::ensure!(
+        args.no_demo || (selected("440000") && selected("330000")),
+        "the demo needs groups 440000 and 330000 (or pass --no-demo)"
+    );
     let local_nodes = write_topology(&args.data_dir, base_port)?;
     let exe = std::env::current_exe().context("locating the xietong binary")?;
     let mut nodes = Vec::new();
-    for node in &local_nodes {
+    for node in local_nodes.iter().filter(|node| selected(node.group)) {
         let name = format!("{}/node{}", node.group, node.id);
         let log_path = args.data_dir.join(node.group).join(format!("node{}.log", node.id));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
@@ -131,9 +146,13 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {name}"))?;
+        // For scripts that fault-inject one node (pause, kill) without searching for it.
+        if let Some(pid) = child.id() {
+            std::fs::write(args.data_dir.join(node.group).join(format!("node{}.pid", node.id)), format!("{pid}\n"))?;
+        }
         nodes.push(NodeProcess { name, child });
     }
-    let groups = group_addrs(base_port);
+    let groups: Vec<_> = group_addrs(base_port).into_iter().filter(|(bureau, _)| selected(bureau)).collect();
     let result = async {
         for (bureau, addrs) in &groups {
             wait_until_ready(bureau, addrs, &shutdown).await?;

@@ -75,6 +75,19 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         "# HELP xietong_commands_applied_total Ledger commands applied, refusals included.\n# TYPE xietong_commands_applied_total counter\nxietong_commands_applied_total {}",
         replica.ledger.commands_applied()
     );
+    let stuck = replica.ledger.outbox().filter(|entry| entry.stuck_flagged).count();
+    gauge(
+        &mut out,
+        "xietong_federation_outbox_messages",
+        "Messages to other groups committed here and not yet receipted.",
+        replica.ledger.outbox_len() as u64,
+    );
+    gauge(
+        &mut out,
+        "xietong_federation_stuck_messages",
+        "Of those, messages waiting longer than the configured stuck time.",
+        stuck as u64,
+    );
     let mut by_state = [0u64; TaskState::ALL.len()];
     for task in replica.ledger.tasks_newest_first(None) {
         by_state[TaskState::ALL.iter().position(|s| *s == task.state).expect("closed enum")] += 1;
