@@ -239,11 +239,14 @@ function applyEvents(msg) {
       S.seenEmergencies.add(task.id);
       raiseAlarm(task);
     }
-    // An escalation to this user's bureau, or a miss on a task this user dispatched, alarms.
+    // An escalation to this user's bureau, a miss on a task this user dispatched, a handover
+    // that is stuck or refused, or a jurisdiction dispute to settle here, alarms.
     const last = task.timeline[task.timeline.length - 1];
+    const mine = task.origin_bureau === S.me.bureau;
     if (last && ((last.action === "escalate" && last.assignee_bureau === S.me.bureau) ||
-        ((last.action === "ack_missed" || last.action === "completion_missed") && task.origin_bureau === S.me.bureau))) {
-      raiseAlarm(task, t(`act.${last.action}`));
+        (["ack_missed", "completion_missed", "forward_stuck", "forward_refused"].includes(last.action) && mine) ||
+        (last.action === "receive" && task.received_from?.purpose === "dispute" && mine))) {
+      raiseAlarm(task, t(`act.${last.action === "receive" ? "dispute" : last.action}`));
     }
   }
   for (const id of msg.removed) S.tasks.delete(id);
@@ -391,13 +394,25 @@ function renderBoard(fresh = new Set()) {
       `<td class="title">${esc(task.title)}</td>` +
       `<td class="subject">${esc(task.subject.name)}<small>${esc(task.subject.uscc || "")}</small></td>` +
       `<td>${esc(bureauName(task.assignee_bureau))}</td>` +
-      `<td class="state">${esc(t(`state.${task.state}`))}</td>` +
+      `<td class="state">${esc(t(`state.${task.state}`))}${federationBadge(task)}</td>` +
       `<td class="countdown ${cd.cls}" data-countdown="${task.id}">${cd.text}</td></tr>`;
   }).join("");
   $("#empty").hidden = rows.length > 0;
   $("#truncated").hidden = !S.truncated;
   $("#truncated").textContent = t("truncated", { n: S.truncated });
   $("#task-rows").querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", () => openDrawer(Number(tr.dataset.taskId))));
+}
+
+/// Where a task stands between groups, as a small badge after its state: handed over (to
+/// which group, and whether it arrived or is stuck), received (from which group), or kept
+/// here for want of a group with jurisdiction.
+function federationBadge(task) {
+  const h = task.handover, r = task.received_from;
+  if (h && h.stuck) return ` <span class="fed fed-alarm">${esc(t("fed.stuck"))}</span>`;
+  if (h) return ` <span class="fed">${esc(t(h.delivered ? "fed.at" : "fed.sending", { g: h.to_group_name }))}</span>`;
+  if (task.jurisdiction_unrouted) return ` <span class="fed fed-alarm">${esc(t("fed.unrouted"))}</span>`;
+  if (r) return ` <span class="fed">${esc(t(`fed.from_${r.purpose}`, { g: r.from_group_name }))}</span>`;
+  return "";
 }
 
 // Countdowns tick every second without re-rendering the board.
@@ -430,6 +445,25 @@ function allowedActions(task) {
   const assignee = task.assignee_bureau && ((me.role === "operator" && task.assignee_bureau === me.bureau) ||
     (me.role === "command" && within(task.assignee_bureau, me.bureau)));
   const s = task.state;
+  const handover = task.handover, received = task.received_from;
+  // A task handed to another group is worked there: its record here takes only the
+  // dispatcher's review of a dispatch, which flows down.
+  if (handover) {
+    if (handover.purpose !== "dispatch" || !dispatcher) return [];
+    if (task.extension_requested_deadline) actions.push("grant_extension", "refuse_extension");
+    if (s === "completed") actions.push("close", "return");
+    if (["dispatched", "acknowledged", "returned"].includes(s)) actions.push("cancel");
+    return actions;
+  }
+  if (received?.purpose === "dispute" && dispatcher && ["dispatched", "acknowledged"].includes(s)) actions.push("designate");
+  if (received?.purpose === "jurisdiction" && dispatcher && s === "created") actions.push("dispute");
+  if (!received && dispatcher && s === "created") actions.push("forward");
+  if (received?.purpose === "dispatch") {
+    // The dispatcher decides in its own group; here the assignee works.
+    if (assignee && s === "dispatched") actions.push("ack");
+    if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
+    return actions;
+  }
   if (assignee && s === "dispatched") actions.push("ack");
   if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
   if (assignee && (s === "acknowledged" || s === "returned") && !task.extension_requested_deadline) actions.push("request_extension");
@@ -464,6 +498,7 @@ function renderDrawer() {
       ${t("ack_deadline")}: ${fmtTime(task.ack_deadline)} · ${t("complete_deadline")}: ${fmtTime(task.complete_deadline)}<br>
       ${task.extension_requested_deadline ? `${t("act.request_extension")}: ${fmtTime(task.extension_requested_deadline)}<br>` : ""}
       <span class="countdown ${countdown(task).cls}" data-countdown="${task.id}">${countdown(task).text}</span></p></div>
+    ${federationCard(task)}
     ${task.description ? `<p class="description">${esc(task.description)}</p>` : ""}
     <div class="actions">${actions.map((a) => `<button data-action="${a}" class="${a === "ack" || a === "close" ? "primary" : ""}">${esc(t(`act.${a}`))}</button>`).join("")}</div>
     <div id="action-form"></div>
@@ -471,11 +506,25 @@ function renderDrawer() {
   $("#drawer-body").querySelectorAll("[data-action]").forEach((button) => button.addEventListener("click", () => actionForm(task, button.dataset.action)));
 }
 
+function federationCard(task) {
+  const h = task.handover, r = task.received_from;
+  if (!h && !r && !task.jurisdiction_unrouted) return "";
+  const lines = [];
+  if (h) {
+    lines.push(`${t(`fed.purpose_${h.purpose}`)} → ${esc(h.to_group_name)} · ${t("fed.forward_id")} ${esc(h.forward_id)}`);
+    lines.push(h.delivered ? `${t("act.forward_delivered")} ${fmtTime(h.delivered_at)} · #${h.target_task_id}` : esc(t(h.stuck ? "fed.stuck" : "fed.sending", { g: h.to_group_name })));
+  }
+  if (r) lines.push(`${esc(t(`fed.from_${r.purpose}`, { g: r.from_group_name }))} · ${t("fed.forward_id")} ${esc(r.forward_id)} · #${r.from_task_id}`);
+  if (task.jurisdiction_unrouted) lines.push(esc(t("fed.unrouted_long")));
+  return `<div class="card"><h3>${t("fed.title")}</h3><p>${lines.join("<br>")}</p></div>`;
+}
+
 function actionForm(task, action) {
   // Acknowledge and close need no input: one click.
   if (action === "ack" || action === "close" || action === "resume") return act(task, action, {});
-  const needsReason = ["return", "cancel", "request_extension", "refuse_extension", "pause"].includes(action);
+  const needsReason = ["return", "cancel", "request_extension", "refuse_extension", "pause", "dispute"].includes(action);
   $("#action-form").innerHTML = `<form class="action-form">
+    ${action === "designate" ? `<label>${t("fed.group")}<input name="group" required pattern="[0-9]{6}" maxlength="6" placeholder="440100"></label>` : ""}
     ${action === "dispatch" ? `<label>${t("assignee")}<select name="assignee_bureau">${assigneeOptions(task.assignee_bureau)}</select></label>` : ""}
     ${action === "complete" ? `<label>${t("outcome")}<select name="outcome">${OUTCOMES.map((o) => `<option value="${o}">${esc(t(`out.${o}`))}</option>`).join("")}</select></label>` : ""}
     <label>${t("note")}<textarea name="note" ${needsReason ? "required" : ""} maxlength="2000"></textarea></label>

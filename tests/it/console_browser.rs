@@ -202,3 +202,89 @@ async fn operator_and_command_pages_stay_live_across_a_node_kill() {
     let _ = operator_page.close().await;
     result
 }
+
+/// Federation on the pages: the province dispatches to Tianhe, which Guangzhou's group hosts;
+/// Tianhe's page (on the Guangzhou group) shows the task, the operator acknowledges with a
+/// click, and the province's page shows its record follow, with where the task is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dispatch_across_groups_is_acknowledged_on_one_page_and_followed_on_the_other() {
+    use tests::federation::{FederationOptions, GroupSpec, TestFederation};
+    let fed =
+        TestFederation::start(FederationOptions::new(vec![GroupSpec::new("440000", 1), GroupSpec::new("440100", 1)]))
+            .await;
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let province_page = driver.session(&profiles.path().join("province"), 1600, 900).await;
+    let tianhe_page = driver.session(&profiles.path().join("tianhe"), 1280, 800).await;
+    let result = async {
+        login(&province_page, &fed.group("440000").url(1, "/"), COMMAND_TOKEN).await;
+        login(&tianhe_page, &fed.group("440100").url(1, "/"), TIANHE_OPERATOR_TOKEN).await;
+        let record = fed.group("440000").create_task(1, "省局跨组派发：天河区某商户涉嫌价格欺诈", Some("440106")).await;
+        let (_, there) = fed
+            .wait_exactly_once("440000", COMMAND_TOKEN, record.id, "440100", tests::federation::GZ_COMMAND_TOKEN)
+            .await;
+
+        wait_for_row(&tianhe_page, there.id, "dispatched").await;
+        let badge = tianhe_page
+            .find(Locator::Css(&format!("#task-rows tr[data-task-id='{}'] .fed", there.id)))
+            .await
+            .expect("a federation badge")
+            .text()
+            .await
+            .expect("text");
+        assert!(badge.contains("广东省"), "the badge names the dispatching group: {badge}");
+        tianhe_page
+            .find(Locator::Css(&format!("#task-rows tr[data-task-id='{}']", there.id)))
+            .await
+            .expect("row")
+            .click()
+            .await
+            .expect("open");
+        tianhe_page
+            .find(Locator::Css("#drawer button[data-action='ack']"))
+            .await
+            .expect("ack")
+            .click()
+            .await
+            .expect("ack");
+        wait_for_row(&province_page, record.id, "acknowledged").await;
+        std::fs::write(artifacts().join("federation-tianhe.png"), tianhe_page.screenshot().await.expect("shot"))
+            .expect("save");
+
+        province_page
+            .find(Locator::Css(&format!("#task-rows tr[data-task-id='{}']", record.id)))
+            .await
+            .expect("row")
+            .click()
+            .await
+            .expect("open");
+        let drawer = wait_until("the record's drawer shows where the task is", Duration::from_secs(10), || async {
+            let text = province_page
+                .find(Locator::Css("#drawer-body"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if text.contains("跨组流转") && text.contains("广州市") {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        })
+        .await;
+        assert!(drawer.contains("签收"), "the mirrored ack is on the record's timeline");
+        // The record is worked in Guangzhou: the province's page offers no assignee action.
+        let buttons = province_page.find_all(Locator::Css("#drawer button[data-action]")).await.expect("buttons");
+        for button in buttons {
+            let action = button.attr("data-action").await.expect("attr").unwrap_or_default();
+            assert!(["cancel"].contains(&action.as_str()), "only the dispatcher's cancel is offered now, not {action}");
+        }
+        std::fs::write(artifacts().join("federation-province.png"), province_page.screenshot().await.expect("shot"))
+            .expect("save");
+    }
+    .await;
+    let _ = province_page.close().await;
+    let _ = tianhe_page.close().await;
+    result
+}

@@ -132,7 +132,9 @@ pub struct HandoverJson {
     /// `{origin group}-{number}`, unique across groups.
     pub forward_id: String,
     pub to_group: String,
-    /// `dispatch` or `jurisdiction`.
+    /// The receiving group's bureau name (reference data, for consoles that do not know it).
+    pub to_group_name: String,
+    /// `dispatch`, `jurisdiction`, `dispute` or `designation`.
     pub purpose: String,
     /// The receiving group committed it (its receipt is recorded here).
     pub delivered: bool,
@@ -149,6 +151,7 @@ pub struct HandoverJson {
 pub struct ReceivedJson {
     pub forward_id: String,
     pub from_group: String,
+    pub from_group_name: String,
     pub from_task_id: u64,
     pub purpose: String,
 }
@@ -186,6 +189,10 @@ pub struct MemberJson {
 
 fn bureau_json(code: BureauCode) -> String {
     code.to_string()
+}
+
+fn region_name(code: BureauCode) -> String {
+    Regions::get().name(code).map_or_else(|| code.to_string(), str::to_owned)
 }
 
 pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
@@ -226,6 +233,7 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
         handover: task.remote.as_ref().map(|remote| HandoverJson {
             forward_id: remote.forward.to_string(),
             to_group: bureau_json(remote.to_group),
+            to_group_name: region_name(remote.to_group),
             purpose: remote.purpose.to_string(),
             delivered: remote.delivered.is_some(),
             delivered_at: remote.delivered.map(|(_, at_ms)| time::format_ms(at_ms)),
@@ -237,6 +245,7 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
         received_from: task.received.as_ref().map(|received| ReceivedJson {
             forward_id: received.forward.to_string(),
             from_group: bureau_json(received.from_group),
+            from_group_name: region_name(received.from_group),
             from_task_id: received.from_task.0,
             purpose: received.purpose.to_string(),
         }),
