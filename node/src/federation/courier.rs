@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cluster::ledger::{Action, Actor, BureauCode, Command, OutboxEntry, Role, TaskId};
+use cluster::raft::state_machine::AppliedEntry;
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -47,11 +48,13 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            received = applied.recv() => {
-                if matches!(received, Err(broadcast::error::RecvError::Closed)) {
-                    break;
-                }
-            }
+            received = applied.recv() => match received {
+                // Only entries that touched a handed-over task can have written the outbox;
+                // the rest (nearly all writes) cost this loop nothing.
+                Ok(entry) if !touches_handover(&entry) => continue,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
             _ = tick.tick() => {}
             Some(done) = in_flight.join_next() => {
                 match done {
@@ -86,6 +89,10 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         }
     }
     in_flight.shutdown().await;
+}
+
+fn touches_handover(entry: &AppliedEntry) -> bool {
+    entry.results.iter().any(|result| result.as_ref().is_ok_and(|applied| applied.task.remote.is_some()))
 }
 
 /// The messages to send now, per target group (the oldest per forward, groups that are not

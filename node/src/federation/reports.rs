@@ -63,6 +63,9 @@ pub async fn push(state: AppState, shutdown: CancellationToken) {
                 }
             }
         }
+        if pending.is_empty() {
+            continue;
+        }
         if !state.leader_hint().is_self {
             pending.clear();
             continue;
