@@ -149,11 +149,14 @@ fn signal(pids: &[i32], signal: libc::c_int) {
     }
 }
 
-/// Drain time of a backlog of `count` forwards built while the target's processes are paused.
-pub async fn backlog(origin: &str, count: usize, target_pids: &[i32]) -> anyhow::Result<Value> {
+/// Drain time of a backlog of `count` forwards built while the target's processes are paused
+/// for at least `partition` (so the courier's calls time out and it backs off, as in a real
+/// partition that outlasts a call).
+pub async fn backlog(origin: &str, count: usize, target_pids: &[i32], partition: Duration) -> anyhow::Result<Value> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).tcp_nodelay(true).build()?;
     anyhow::ensure!(!target_pids.is_empty(), "--pause-pids names no process of the target group");
     signal(target_pids, libc::SIGSTOP);
+    let paused = Instant::now();
     let built = async {
         let started = Instant::now();
         let slots = Arc::new(Semaphore::new(BACKLOG_WRITERS));
@@ -172,7 +175,12 @@ pub async fn backlog(origin: &str, count: usize, target_pids: &[i32]) -> anyhow:
         anyhow::Ok(started.elapsed())
     }
     .await;
+    if built.is_ok() {
+        // The fault lasts its full length: this is the scenario, not a wait for a condition.
+        tokio::time::sleep(partition.saturating_sub(paused.elapsed())).await;
+    }
     let waiting = outbox_len(&http, origin).await;
+    let partition_length = paused.elapsed();
     // Heal the partition whatever happened while building.
     signal(target_pids, libc::SIGCONT);
     let build_time = built?;
@@ -182,6 +190,7 @@ pub async fn backlog(origin: &str, count: usize, target_pids: &[i32]) -> anyhow:
         "mode": "forward_backlog",
         "leads_created": count,
         "outbox_before_heal": waiting,
+        "partition_seconds": partition_length.as_secs_f64(),
         "build_seconds": build_time.as_secs_f64(),
         "drain_seconds": drain.as_secs_f64(),
         "forwards_per_s_while_draining": waiting as f64 / drain.as_secs_f64().max(0.001),

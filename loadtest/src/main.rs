@@ -82,6 +82,9 @@ struct Args {
     /// PIDs of the target group's processes, comma-separated.
     #[arg(long, default_value = "")]
     pause_pids: String,
+    /// How long the target stays paused (the partition) at least, in seconds.
+    #[arg(long, default_value_t = 10)]
+    partition_seconds: u64,
 }
 
 /// In-flight cap of the open-loop schedule: beyond it the generator itself would be the
@@ -217,7 +220,7 @@ async fn main() -> anyhow::Result<()> {
             (None, Some(count)) => {
                 let pids: Vec<i32> =
                     args.pause_pids.split(',').filter(|p| !p.is_empty()).map(str::parse).collect::<Result<_, _>>()?;
-                forwards::backlog(&targets[0], count, &pids).await?
+                forwards::backlog(&targets[0], count, &pids, Duration::from_secs(args.partition_seconds)).await?
             }
             (None, None) => unreachable!("checked above"),
         };
