@@ -28,5 +28,22 @@ pub const COMMANDS_PER_ENTRY_MAX: usize = 512;
 /// longest statutory period with extensions and catches unit mistakes (seconds vs ms).
 pub const DEADLINE_HORIZON_MS: u64 = 400 * 24 * 60 * 60 * 1000;
 
+/// A source's own id for a signal (a UUID or a system's record number).
+pub const SOURCE_ID_CHARS_MAX: usize = 128;
+/// Evidence links per signal and their length.
+pub const EVIDENCE_LINKS_MAX: usize = 5;
+pub const EVIDENCE_LINK_CHARS_MAX: usize = 500;
+/// How long a source-side id is remembered, so a source that re-sends a signal within this
+/// time changes nothing: a month covers any retry and replay of a monitoring system.
+pub const INTAKE_SEEN_RETENTION_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+/// Source-side ids remembered at most, oldest forgotten first (about 150 bytes each).
+pub const INTAKE_SEEN_MAX: usize = 2_000_000;
+/// The longest grouping window a source may configure.
+pub const GROUPING_WINDOW_MAX_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+/// A signal observed more than this ahead of the ledger's clock is refused (clock skew bound).
+pub const OBSERVED_AHEAD_MAX_MS: u64 = 5 * 60 * 1000;
+/// A signal observed longer ago than this is not intake any more but a historical import.
+pub const OBSERVED_AGE_MAX_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+
 const _: () = assert!(NOTE_CHARS_MAX <= DESCRIPTION_CHARS_MAX);
 const _: () = assert!(IDEMPOTENCY_RECORDS_MAX > COMMANDS_PER_ENTRY_MAX);

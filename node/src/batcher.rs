@@ -28,9 +28,10 @@ pub enum ProposeError {
     Failed(String),
 }
 
+/// Commands that go into one entry together, in order, with one reply for all of them.
 struct Proposal {
-    command: Command,
-    reply: oneshot::Sender<Result<CommandResult, ProposeError>>,
+    commands: Vec<Command>,
+    reply: oneshot::Sender<Result<Vec<CommandResult>, ProposeError>>,
 }
 
 #[derive(Clone)]
@@ -48,8 +49,19 @@ impl Batcher {
     }
 
     pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+        let mut results = self.propose_together(vec![command]).await?;
+        Ok(results.pop().expect("one result per command"))
+    }
+
+    /// Proposes `commands` in one Raft entry (with whatever else is queued): all of them commit
+    /// or none does. At most `COMMANDS_PER_ENTRY_MAX`.
+    pub async fn propose_together(&self, commands: Vec<Command>) -> Result<Vec<CommandResult>, ProposeError> {
+        assert!(
+            !commands.is_empty() && commands.len() <= COMMANDS_PER_ENTRY_MAX,
+            "a group of 1 to {COMMANDS_PER_ENTRY_MAX} commands fits one entry"
+        );
         let (reply, answer) = oneshot::channel();
-        self.queue.try_send(Proposal { command, reply }).map_err(|error| match error {
+        self.queue.try_send(Proposal { commands, reply }).map_err(|error| match error {
             mpsc::error::TrySendError::Full(_) => ProposeError::Overloaded,
             mpsc::error::TrySendError::Closed(_) => ProposeError::Failed("the node is shutting down".into()),
         })?;
@@ -69,32 +81,59 @@ async fn run(raft: Raft, mut receiver: mpsc::Receiver<Proposal>, shutdown: Cance
             proposal = receiver.recv() => match proposal { Some(p) => p, None => break },
             () = shutdown.cancelled() => break,
         };
+        let mut commands = first.commands.len();
         let mut batch = vec![first];
-        while batch.len() < COMMANDS_PER_ENTRY_MAX {
+        // A proposal that would not fit waits for the next entry, whole.
+        let mut next = None;
+        while commands < COMMANDS_PER_ENTRY_MAX {
             match receiver.try_recv() {
-                Ok(proposal) => batch.push(proposal),
+                Ok(proposal) if commands + proposal.commands.len() <= COMMANDS_PER_ENTRY_MAX => {
+                    commands += proposal.commands.len();
+                    batch.push(proposal);
+                }
+                Ok(proposal) => {
+                    next = Some(proposal);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        let raft = raft.clone();
+        let writer = raft.clone();
         tokio::spawn(async move {
-            write_batch(&raft, batch).await;
+            write_batch(&writer, batch).await;
             drop(permit);
         });
+        if let Some(proposal) = next {
+            let permit = tokio::select! {
+                permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                () = shutdown.cancelled() => break,
+            };
+            let writer = raft.clone();
+            tokio::spawn(async move {
+                write_batch(&writer, vec![proposal]).await;
+                drop(permit);
+            });
+        }
     }
     // Let in-flight batches answer their callers before the loop reports done.
     let _ = in_flight.acquire_many(BATCHES_IN_FLIGHT_MAX as u32).await;
 }
 
 async fn write_batch(raft: &Raft, batch: Vec<Proposal>) {
-    let (commands, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let sizes: Vec<usize> = batch.iter().map(|p| p.commands.len()).collect();
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut commands = Vec::with_capacity(sizes.iter().sum());
+    for proposal in batch {
+        commands.extend(proposal.commands);
+        replies.push(proposal.reply);
+    }
     let count = commands.len();
     match raft.client_write(LedgerRequest { commands }).await {
         Ok(response) => {
-            let results = response.data.results;
+            let mut results = response.data.results.into_iter();
             assert_eq!(results.len(), count, "one result per command");
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
+            for (reply, size) in replies.into_iter().zip(sizes) {
+                let _ = reply.send(Ok(results.by_ref().take(size).collect()));
             }
         }
         Err(error) => {

@@ -15,7 +15,7 @@ pub fn can_see(actor: &Actor, task: &Task) -> bool {
     match actor.role {
         Role::System => true,
         // A peer group acts only through federation messages, which name their tasks.
-        Role::Peer => false,
+        Role::Peer | Role::Source => false,
         Role::Operator => task.assignee_bureau == Some(actor.bureau),
         Role::Command | Role::Leadership => {
             within(task.origin_bureau, actor.bureau)
@@ -43,7 +43,7 @@ pub fn may_change(actor: &Actor, task: &Task, transition: &Transition) -> Result
         actor.role == Role::Command && within(task.origin_bureau, actor.bureau)
     } else {
         match (actor.role, task.assignee_bureau) {
-            (Role::System | Role::Peer, _) => false,
+            (Role::System | Role::Peer | Role::Source, _) => false,
             (Role::Operator, Some(assignee)) => assignee == actor.bureau,
             (Role::Command, Some(assignee)) => within(assignee, actor.bureau),
             _ => false,

@@ -15,6 +15,7 @@ use super::bureau::{BureauCode, Regions};
 use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
+use super::intake::{GroupKey, SeenKey};
 use super::federation::{
     DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
 };
@@ -55,6 +56,12 @@ pub struct Ledger {
     pub(super) sent: BTreeMap<ForwardId, TaskId>,
     /// Handovers received here: forward id → the task made for it, so a repeat makes none.
     pub(super) inbox: BTreeMap<ForwardId, TaskId>,
+    /// Signals' source-side ids seen recently → the task each went into, and when.
+    pub(super) intake_seen: BTreeMap<SeenKey, (TaskId, u64)>,
+    /// Those ids in the order they were seen (stamps are monotonic), for expiry.
+    pub(super) intake_seen_order: VecDeque<(u64, SeenKey)>,
+    /// Each source's signal groups → the newest task of the group.
+    pub(super) intake_groups: BTreeMap<GroupKey, TaskId>,
 }
 
 impl Ledger {
@@ -74,6 +81,11 @@ impl Ledger {
 
     pub(super) fn task_mut(&mut self, id: TaskId) -> Option<&mut Arc<Task>> {
         self.tasks.get_mut(&id)
+    }
+
+    /// The task, shared (answering does not copy it).
+    pub(super) fn task_arc(&self, id: TaskId) -> Option<Arc<Task>> {
+        self.tasks.get(&id).cloned()
     }
 
     pub fn task(&self, id: TaskId) -> Option<&Task> {
@@ -147,6 +159,7 @@ impl Ledger {
             }
             Action::FlagStuckForward { seq } => self.flag_stuck(stamp_ms, &command.actor, *seq),
             Action::MirrorStatus(report) => self.mirror(stamp_ms, &command.actor, report),
+            Action::IngestSignal(signal) => self.ingest(stamp_ms, &command.actor, signal),
         };
 
         if let Some((scope, tag)) = scope {
@@ -159,6 +172,15 @@ impl Ledger {
         validate::actor(actor)?;
         validate::new_task(new_task)?;
         access::may_create(actor, new_task.origin_bureau)?;
+        let task = Arc::new(self.register(stamp_ms, actor, new_task));
+        let previous = self.tasks.insert(task.id, task.clone());
+        assert!(previous.is_none(), "task ids are never reused");
+        Ok(Applied { task, replayed: false })
+    }
+
+    /// A new task from checked fields, with its id and first timeline entry, handed over when
+    /// its routing says so. The caller inserts it.
+    pub(super) fn register(&mut self, stamp_ms: u64, actor: &Actor, new_task: &NewTask) -> Task {
         let id = self.take_task_id();
         let first_entry = TimelineEntry {
             version: 1,
@@ -191,10 +213,7 @@ impl Ledger {
                 self.hand_over(&mut task, stamp_ms, actor, route, HandoverPurpose::Jurisdiction, "", None)
             }
         }
-        let task = Arc::new(task);
-        let previous = self.tasks.insert(id, task.clone());
-        assert!(previous.is_none(), "task ids are never reused");
-        Ok(Applied { task, replayed: false })
+        task
     }
 
     /// Commits the handover of `task` to `to_group` with its outbox entry, and makes the task
@@ -510,6 +529,15 @@ impl Ledger {
         }
         for (forward, id) in &self.sent {
             assert_eq!(self.tasks[id].remote.as_ref().map(|r| r.forward), Some(*forward));
+        }
+        assert_eq!(self.intake_seen.len(), self.intake_seen_order.len());
+        assert!(self.intake_seen.len() <= crate::limits::INTAKE_SEEN_MAX);
+        for (task, _) in self.intake_seen.values() {
+            assert!(self.tasks.contains_key(task), "seen signals name existing tasks");
+        }
+        for (group, id) in &self.intake_groups {
+            let summary = self.tasks[id].intake.as_ref().expect("a group's task came from intake");
+            assert_eq!(summary.source, group.0);
         }
         for (forward, id) in &self.inbox {
             assert_eq!(self.tasks[id].received.as_ref().map(|r| r.forward), Some(*forward));

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
 use super::federation::{Message, Placement, Routing, StatusReport};
+use super::intake::Signal;
 use super::task::{
     wire_enum, CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState,
 };
@@ -27,6 +28,9 @@ wire_enum! {
         /// Another group, authenticated by its peer token: delivers handovers, instructions
         /// and status reports. No user token maps to it.
         Peer = "peer",
+        /// A monitoring or partner system delivering signals (machine intake), authenticated by
+        /// its source token. No user token maps to it.
+        Source = "source",
     }
 }
 
@@ -102,6 +106,8 @@ pub enum Action {
     },
     /// A status report from the group a task was handed to.
     MirrorStatus(Box<StatusReport>),
+    /// One signal from the intake source in the actor (a batch is one entry of these).
+    IngestSignal(Box<Signal>),
 }
 
 /// The fields of a create request, already parsed into domain types.

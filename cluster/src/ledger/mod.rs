@@ -9,6 +9,7 @@ mod apply;
 pub mod bureau;
 pub mod command;
 pub mod federation;
+pub mod intake;
 pub mod task;
 pub mod uscc;
 pub mod validate;
@@ -22,6 +23,7 @@ pub use federation::{
     peer_actor, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
     Placement, Received, RemoteHandling, Routing, StatusReport,
 };
+pub use intake::{IntakeSummary, Signal};
 pub use task::{
     CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
 };
@@ -29,5 +31,7 @@ pub use uscc::{Uscc, UsccError};
 
 #[cfg(test)]
 mod federation_tests;
+#[cfg(test)]
+mod intake_tests;
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
 use super::federation::{Received, RemoteHandling};
+use super::intake::IntakeSummary;
 use super::uscc::Uscc;
 
 /// Task ids are assigned by the ledger in commit order, starting at 1.
@@ -174,6 +175,8 @@ wire_enum! {
         Dispute = "dispute",
         /// The common parent designated the handler (指定管辖).
         Designate = "designate",
+        /// A merged signal raised the task's severity.
+        SeverityRaised = "severity_raised",
     }
 }
 
@@ -250,6 +253,8 @@ pub struct Task {
     /// The subject lies outside this group's jurisdiction and no configured group covers it:
     /// kept here, flagged for the command centre.
     pub jurisdiction_unrouted: bool,
+    /// Registered by machine intake: the signals that went into it.
+    pub intake: Option<IntakeSummary>,
 }
 
 wire_enum! {
@@ -310,6 +315,7 @@ impl Task {
             remote: None,
             received: None,
             jurisdiction_unrouted: false,
+            intake: None,
         }
     }
 
