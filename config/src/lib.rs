@@ -134,12 +134,57 @@ pub struct AdminConfig {
     pub token: String,
 }
 
+/// A machine that delivers signals (`POST /api/v1/intake`): a monitoring system, another
+/// department's system, a platform's data feed.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub token: String,
+    /// The bureau it reports to: the tasks it registers are that bureau's.
+    pub bureau: String,
+    /// Signals per second it may deliver (a bucket refilled at this rate, one second deep).
+    pub signals_per_second: u32,
+    /// The fields whose values make signals one group (one task): any of `subject.uscc`,
+    /// `subject.name`, `subject.region_code`, `kind`, `matter`, `title`.
+    pub group_by: Vec<String>,
+    /// Signals observed within this many minutes of a group's first one merge into its task.
+    pub window_minutes: u64,
+    /// The `source` its tasks carry (默认 big_data).
+    #[serde(default = "default_task_source")]
+    pub task_source: String,
+}
+
+fn default_task_source() -> String {
+    "big_data".into()
+}
+
+/// A system of another department that reads the export feed of committed task events
+/// (`GET /api/v1/export`), within its bureau scope (信息共享).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerConfig {
+    pub name: String,
+    pub token: String,
+    pub bureau: String,
+}
+
+/// Fields a source may group signals by.
+pub const GROUPING_FIELDS: [&str; 6] =
+    ["subject.uscc", "subject.name", "subject.region_code", "kind", "matter", "title"];
+/// Longest grouping window a source may configure: 30 days.
+pub const GROUPING_WINDOW_MINUTES_MAX: u64 = 30 * 24 * 60;
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UsersFile {
     pub users: Vec<UserConfig>,
     #[serde(default)]
     pub admins: Vec<AdminConfig>,
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub consumers: Vec<ConsumerConfig>,
 }
 
 /// Shortest accepted token: anything shorter is guessable.
@@ -234,13 +279,37 @@ impl UsersFile {
                 return Err(invalid(&field, format!("role must be one of {}", ROLES.join(", "))));
             }
         }
-        for admin in &self.admins {
-            let field = format!("admins.{}", admin.name);
-            if admin.token.chars().count() < TOKEN_CHARS_MIN {
+        let mut machine_names = BTreeSet::new();
+        let machine_tokens = self
+            .admins
+            .iter()
+            .map(|a| (format!("admins.{}", a.name), &a.token, None))
+            .chain(self.sources.iter().map(|s| (format!("sources.{}", s.name), &s.token, Some(&s.bureau))))
+            .chain(self.consumers.iter().map(|c| (format!("consumers.{}", c.name), &c.token, Some(&c.bureau))));
+        for (field, token, bureau) in machine_tokens {
+            if token.chars().count() < TOKEN_CHARS_MIN {
                 return Err(invalid(&field, format!("token must have at least {TOKEN_CHARS_MIN} characters")));
             }
-            if !tokens.insert(admin.token.as_str()) {
+            if !tokens.insert(token.as_str()) {
                 return Err(invalid(&field, "token is used twice"));
+            }
+            if bureau.is_some_and(|b| !is_six_digits(b)) {
+                return Err(invalid(&field, "bureau must be a 6-digit region code"));
+            }
+            if !machine_names.insert(field.clone()) {
+                return Err(invalid(&field, "name is used twice"));
+            }
+        }
+        for source in &self.sources {
+            let field = format!("sources.{}", source.name);
+            if source.signals_per_second == 0 {
+                return Err(invalid(&field, "signals_per_second must be positive"));
+            }
+            if source.group_by.is_empty() || source.group_by.iter().any(|f| !GROUPING_FIELDS.contains(&f.as_str())) {
+                return Err(invalid(&field, format!("group_by names one or more of {}", GROUPING_FIELDS.join(", "))));
+            }
+            if source.window_minutes > GROUPING_WINDOW_MINUTES_MAX {
+                return Err(invalid(&field, format!("window_minutes is at most {GROUPING_WINDOW_MINUTES_MAX}")));
             }
         }
         Ok(())

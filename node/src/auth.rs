@@ -1,12 +1,14 @@
 //! Bearer tokens → users. Each token maps to one user with a bureau and a role (config).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
 use cluster::ledger::{Actor, BureauCode, Role};
 use config::UsersFile;
 
 use crate::api::ApiError;
+use crate::intake::IntakeSource;
 
 #[derive(Clone, Debug)]
 pub struct User {
@@ -19,6 +21,10 @@ pub struct Users {
     by_token: HashMap<String, User>,
     /// Platform operators' tokens → their names.
     admins: HashMap<String, String>,
+    /// Intake sources' tokens → the sources.
+    sources: HashMap<String, Arc<IntakeSource>>,
+    /// Export consumers' tokens → (name, bureau scope).
+    consumers: HashMap<String, (String, BureauCode)>,
 }
 
 impl Users {
@@ -29,13 +35,38 @@ impl Users {
             let bureau = BureauCode::parse_known(&user.bureau)
                 .ok_or_else(|| format!("user {}: {} is not a region code", user.name, user.bureau))?;
             let role = Role::parse(&user.role)
-                .filter(|role| !matches!(role, Role::System | Role::Peer))
+                .filter(|role| !matches!(role, Role::System | Role::Peer | Role::Source))
                 .ok_or_else(|| format!("user {}: unknown role", user.name))?;
             let actor = Actor { user: user.name.clone(), bureau, role };
             by_token.insert(user.token.clone(), User { actor, display_name: user.display_name.clone() });
         }
         let admins = file.admins.iter().map(|admin| (admin.token.clone(), admin.name.clone())).collect();
-        Ok(Users { by_token, admins })
+        let mut sources = HashMap::new();
+        for source in &file.sources {
+            sources.insert(source.token.clone(), Arc::new(IntakeSource::from_config(source)?));
+        }
+        let mut consumers = HashMap::new();
+        for consumer in &file.consumers {
+            let bureau = BureauCode::parse_known(&consumer.bureau)
+                .ok_or_else(|| format!("consumer {}: {} is not a region code", consumer.name, consumer.bureau))?;
+            consumers.insert(consumer.token.clone(), (consumer.name.clone(), bureau));
+        }
+        Ok(Users { by_token, admins, sources, consumers })
+    }
+
+    /// The intake source presenting the bearer token.
+    pub fn authenticate_source(&self, headers: &HeaderMap) -> Result<Arc<IntakeSource>, ApiError> {
+        let token = bearer(headers)?;
+        self.sources.get(token).cloned().ok_or_else(|| ApiError::Unauthorized("not an intake source's token".into()))
+    }
+
+    /// The export consumer presenting the bearer token: its name and bureau scope.
+    pub fn authenticate_consumer(&self, headers: &HeaderMap) -> Result<(String, BureauCode), ApiError> {
+        let token = bearer(headers)?;
+        self.consumers
+            .get(token)
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("not an export consumer's token".into()))
     }
 
     /// The platform operator presenting the bearer token, for membership changes.

@@ -9,6 +9,7 @@ mod deadline_policy;
 mod deadline_watch;
 pub mod demo;
 pub mod federation;
+pub mod intake;
 pub mod push;
 mod read_path;
 pub mod routes;

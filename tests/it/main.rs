@@ -6,5 +6,6 @@ mod console_push;
 mod deadlines;
 mod failover;
 mod federation;
+mod intake;
 mod membership;
 mod task_api;

@@ -15,10 +15,10 @@ use super::bureau::{BureauCode, Regions};
 use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
-use super::intake::{GroupKey, SeenKey};
 use super::federation::{
     DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
 };
+use super::intake::{GroupKey, SeenKey};
 use super::task::{DeadlineKind, Task, TaskId, TaskState, TimelineAction, TimelineEntry};
 use super::validate;
 use crate::limits::{IDEMPOTENCY_RECORDS_MAX, IDEMPOTENCY_RETENTION_MS, TIMELINE_ENTRIES_MAX};

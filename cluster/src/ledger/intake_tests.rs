@@ -26,7 +26,12 @@ fn signal(source_id: &str, shop: &str, observed_ms: u64, severity: Severity) -> 
             severity,
             title: format!("{shop} 价格异常"),
             description: String::new(),
-            subject: Subject { uscc: None, name: shop.to_owned(), region_code: bureau("440106"), address: String::new() },
+            subject: Subject {
+                uscc: None,
+                name: shop.to_owned(),
+                region_code: bureau("440106"),
+                address: String::new(),
+            },
             source: Source::BigData,
             origin_bureau: bureau("440000"),
             assignee_bureau: None,
@@ -42,7 +47,8 @@ fn sha2_key(text: &str) -> [u8; 32] {
 }
 
 fn ingest(ledger: &mut Ledger, stamp_ms: u64, signal: Signal) -> CommandResult {
-    let command = Command { stamp_ms, actor: source(), idempotency: None, action: Action::IngestSignal(Box::new(signal)) };
+    let command =
+        Command { stamp_ms, actor: source(), idempotency: None, action: Action::IngestSignal(Box::new(signal)) };
     let result = ledger.apply(&command);
     ledger.check_invariants();
     result
@@ -80,10 +86,12 @@ fn the_window_counts_from_the_first_signal_inclusive() {
     let first = ingest(&mut ledger, now, signal("a", "丙商店", T0, Severity::Normal)).unwrap().task.id;
     let inside = ingest(&mut ledger, now, signal("b", "丙商店", T0 + WINDOW_MS, Severity::Normal)).unwrap().task.id;
     assert_eq!(inside, first, "just inside the window merges");
-    let outside = ingest(&mut ledger, now, signal("c", "丙商店", T0 + WINDOW_MS + 1, Severity::Normal)).unwrap().task.id;
+    let outside =
+        ingest(&mut ledger, now, signal("c", "丙商店", T0 + WINDOW_MS + 1, Severity::Normal)).unwrap().task.id;
     assert_ne!(outside, first, "just outside the window makes a new task");
     // The group now points at the new task: later signals near it merge there.
-    let near_new = ingest(&mut ledger, now, signal("d", "丙商店", T0 + WINDOW_MS + 2, Severity::Normal)).unwrap().task.id;
+    let near_new =
+        ingest(&mut ledger, now, signal("d", "丙商店", T0 + WINDOW_MS + 2, Severity::Normal)).unwrap().task.id;
     assert_eq!(near_new, outside);
 }
 

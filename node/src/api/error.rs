@@ -25,6 +25,11 @@ pub enum ApiError {
     },
     /// Body over the size limit: 413.
     TooLarge(String),
+    /// What was asked for existed but is no longer kept: 410.
+    Gone {
+        code: &'static str,
+        message: String,
+    },
     /// Unknown route: 404 with code `no_route`.
     NoRoute,
     /// No leader is known (election under way) or queues are full: 503 with Retry-After.
@@ -35,6 +40,11 @@ pub enum ApiError {
     /// The write may or may not have committed (the leader changed under it): 503; retry with
     /// the same Idempotency-Key to learn the outcome.
     OutcomeUnknown(String),
+    /// Over a rate limit: 429 with Retry-After (whole seconds, at least 1).
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
     Timeout(String),
     Internal(String),
 }
@@ -44,7 +54,7 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
@@ -57,6 +67,12 @@ impl ApiError {
 
     pub fn invalid_field(field: &str, message: impl std::fmt::Display) -> ApiError {
         ApiError::Invalid { code: "invalid_field", message: format!("{field}: {message}") }
+    }
+
+    /// The code and message as they appear inside a larger answer (one item of a batch).
+    pub fn detail(&self) -> ErrorDetail {
+        let (_, code, message) = self.parts();
+        ErrorDetail { code: code.to_owned(), message: message.to_owned() }
     }
 
     /// The error code and message, for channels other than an HTTP response (WebSocket).
@@ -73,9 +89,11 @@ impl ApiError {
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
             ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message),
+            ApiError::Gone { code, message } => (StatusCode::GONE, code, message),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route", "no such route"),
             ApiError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code, message),
             ApiError::OutcomeUnknown(message) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown", message),
+            ApiError::RateLimited { message, .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", message),
             ApiError::Timeout(message) => (StatusCode::GATEWAY_TIMEOUT, "timeout", message),
             ApiError::Internal(message) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", message),
         }
@@ -107,6 +125,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited { retry_after_secs, .. } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
         }
         response
     }

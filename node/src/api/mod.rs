@@ -124,7 +124,22 @@ pub struct TaskJson {
     /// The subject lies outside this group's jurisdiction and no configured group covers it.
     #[serde(default)]
     pub jurisdiction_unrouted: bool,
+    /// Registered by machine intake: the signals that went into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intake: Option<IntakeJson>,
     pub timeline: Vec<TimelineEntryJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IntakeJson {
+    /// The source's name.
+    pub source: String,
+    /// Signals merged into the task, the first included.
+    pub signals: u32,
+    pub first_observed: String,
+    pub last_observed: String,
+    /// The latest signal's evidence links.
+    pub evidence: Vec<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -250,6 +265,13 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
             purpose: received.purpose.to_string(),
         }),
         jurisdiction_unrouted: task.jurisdiction_unrouted,
+        intake: task.intake.as_ref().map(|summary| IntakeJson {
+            source: summary.source.clone(),
+            signals: summary.signals,
+            first_observed: time::format_ms(summary.first_observed_ms),
+            last_observed: time::format_ms(summary.last_observed_ms),
+            evidence: summary.evidence.clone(),
+        }),
         timeline: task
             .timeline
             .iter()

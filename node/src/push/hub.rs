@@ -279,6 +279,24 @@ impl EventHub {
         }
     }
 
+    /// The entries after `since`, at most `limit`, for the export feed, and the index to resume
+    /// from next time. `None` when `since` is older than this node's history: the consumer has
+    /// to take a fresh baseline.
+    pub fn entries_since(&self, since: u64, limit: usize) -> Option<(Vec<Arc<EntryEvents>>, u64)> {
+        let state = self.lock();
+        if state.floor_index == u64::MAX || since < state.floor_index {
+            return None;
+        }
+        let start = state.history.partition_point(|events| events.index <= since);
+        let entries: Vec<Arc<EntryEvents>> = state.history.range(start..).take(limit).cloned().collect();
+        let next = match entries.last() {
+            Some(last) if entries.len() == limit => last.index,
+            // Everything up to the newest published entry was handed out.
+            _ => state.latest_index.max(since),
+        };
+        Some((entries, next))
+    }
+
     /// The newest published index, when nothing is waiting in `subscription`: then every
     /// message for this connection up to that index has been taken, and a console may resume
     /// from it. `None` while messages are pending.

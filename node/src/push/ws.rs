@@ -122,7 +122,9 @@ impl Watcher {
     fn key(&self) -> WatchKey {
         match self.actor.role {
             Role::Operator => WatchKey::AssignedTo(self.actor.bureau),
-            Role::Command | Role::Leadership | Role::System | Role::Peer => WatchKey::Touching(self.scope),
+            Role::Command | Role::Leadership | Role::System | Role::Peer | Role::Source => {
+                WatchKey::Touching(self.scope)
+            }
         }
     }
 }
@@ -211,7 +213,7 @@ async fn greet(state: &AppState, socket: &mut WebSocket) -> Result<(Watcher, Opt
     };
     let allowed = match user.actor.role {
         Role::Operator => scope == user.actor.bureau,
-        Role::Command | Role::Leadership | Role::System | Role::Peer => {
+        Role::Command | Role::Leadership | Role::System | Role::Peer | Role::Source => {
             Regions::get().is_within(scope, user.actor.bureau)
         }
     };

@@ -6,7 +6,9 @@ mod bureaus;
 mod cluster_view;
 mod console;
 mod escalations;
+mod export;
 mod health;
+mod intake;
 mod me;
 mod tasks;
 
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/me", get(me::me))
         .route("/api/v1/bureaus", get(bureaus::bureaus))
         .route("/api/v1/escalations", get(escalations::escalations))
+        .route("/api/v1/intake", post(intake::intake))
+        .route("/api/v1/export", get(export::export))
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
         .route("/healthz", get(health::healthz))
