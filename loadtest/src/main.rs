@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 mod consoles;
 mod deadlines;
 mod forwards;
+mod intake;
 
 use anyhow::Context;
 use clap::Parser;
@@ -85,6 +86,15 @@ struct Args {
     /// How long the target stays paused (the partition) at least, in seconds.
     #[arg(long, default_value_t = 10)]
     partition_seconds: u64,
+    /// Intake benchmark instead of write load: this many signals in batches of 500 to the
+    /// first target (the leader), after `--intake-open-tasks` shops were registered.
+    #[arg(long)]
+    intake_signals: Option<usize>,
+    #[arg(long, default_value_t = 5_000)]
+    intake_open_tasks: usize,
+    /// Of the measured signals, this percentage is about the open shops (merges).
+    #[arg(long, default_value_t = 80)]
+    intake_merge_percent: usize,
 }
 
 /// In-flight cap of the open-loop schedule: beyond it the generator itself would be the
@@ -214,6 +224,16 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let targets: Vec<String> = args.targets.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
     anyhow::ensure!(!targets.is_empty(), "--targets names no node");
+    if let Some(signals) = args.intake_signals {
+        let report =
+            intake::run(&targets[0], signals, args.intake_open_tasks, args.intake_merge_percent, args.concurrency)
+                .await?;
+        println!("{report}");
+        if let Some(path) = &args.json {
+            std::fs::write(path, format!("{report}\n"))?;
+        }
+        return Ok(());
+    }
     if args.forward_rate.is_some() || args.forward_backlog.is_some() {
         let report = match (args.forward_rate, args.forward_backlog) {
             (Some(rate), _) => forwards::latency(&targets[0], &args.forward_target, rate, args.seconds).await?,

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
 use cluster::ledger::{BureauCode, Regions, Task, TimelineAction};
@@ -26,8 +26,8 @@ use crate::api::{task_json, time};
 /// Entries kept for resume. At the 500 events/s of the console target this is several minutes
 /// of history; a console away longer gets a fresh snapshot instead.
 pub const HISTORY_ENTRIES_MAX: usize = 100_000;
-/// Encoded event bytes kept for resume, whatever the entry count: entries carry batches of
-/// tasks of very different sizes, so the memory bound is in bytes.
+/// Bytes of history kept for resume (tasks and their JSON, estimated), whatever the entry
+/// count: entries carry batches of tasks of very different sizes, so the bound is in bytes.
 pub const HISTORY_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Messages queued for one connection at most. A console this far behind is cut off and
 /// resynchronises from a snapshot; the messages themselves are shared between connections.
@@ -44,8 +44,35 @@ pub struct TaskEvent {
     pub previous_assignee: Option<BureauCode>,
     /// Bureaus the task was escalated to: their command centres watch it too.
     pub escalated_to: Vec<BureauCode>,
-    /// The task as `TaskJson`, encoded once.
-    pub json: Arc<str>,
+    /// The task as this entry left it (shared with the ledger until the ledger changes it).
+    task: Arc<Task>,
+    /// The task as `TaskJson`, encoded once, on first use: a node without consoles or export
+    /// readers never spends the encoding (a large share of a busy follower's work).
+    json: OnceLock<Arc<str>>,
+    /// What this event counts against the history's byte bound: the task it holds and its
+    /// JSON once encoded, estimated up front.
+    retained_bytes: usize,
+}
+
+impl TaskEvent {
+    /// The task as `TaskJson`, with `overdue` as seen when first encoded.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            serde_json::to_string(&task_json(&self.task, time::now_ms())).expect("task JSON always encodes").into()
+        })
+    }
+}
+
+/// Roughly the encoded size of a task: fixed fields plus its texts and timeline.
+fn estimated_json_bytes(task: &Task) -> usize {
+    const FIXED_FIELDS_BYTES: usize = 900;
+    const TIMELINE_ENTRY_BYTES: usize = 220;
+    FIXED_FIELDS_BYTES
+        + task.title.len()
+        + task.description.len()
+        + task.subject.name.len()
+        + task.subject.address.len()
+        + task.timeline.iter().map(|entry| TIMELINE_ENTRY_BYTES + entry.note.len()).sum::<usize>()
 }
 
 /// The console events of one applied entry.
@@ -56,8 +83,8 @@ pub struct EntryEvents {
 }
 
 impl EntryEvents {
-    fn encoded_bytes(&self) -> usize {
-        self.tasks.iter().map(|task| task.json.len()).sum()
+    fn retained_bytes(&self) -> usize {
+        self.tasks.iter().map(|task| task.retained_bytes).sum()
     }
 }
 
@@ -90,7 +117,7 @@ impl WatchKey {
         let mut removed = Vec::new();
         for event in &events.tasks {
             if self.sees(event.origin, event.assignee, &event.escalated_to) {
-                shown.push(event.json.as_ref());
+                shown.push(event.json());
             } else if event.previous_assignee.is_some_and(|p| self.sees(event.origin, Some(p), &event.escalated_to)) {
                 removed.push(event.task_id);
             }
@@ -128,7 +155,7 @@ struct Subscriber {
 
 struct HubState {
     history: VecDeque<Arc<EntryEvents>>,
-    /// Sum of `encoded_bytes` over `history`.
+    /// Sum of `retained_bytes` over `history`.
     history_bytes: usize,
     /// Every entry with an index above this is in `history` (or carried no task change).
     floor_index: u64,
@@ -208,7 +235,6 @@ impl EventHub {
     }
 
     fn publish(&self, entry: AppliedEntry) {
-        let now_ms = time::now_ms();
         let tasks: Vec<TaskEvent> = entry
             .results
             .iter()
@@ -216,14 +242,15 @@ impl EventHub {
             .filter(|applied| !applied.replayed)
             .map(|applied| {
                 let task = &applied.task;
-                let json = serde_json::to_string(&task_json(task, now_ms)).expect("task JSON always encodes");
                 TaskEvent {
                     task_id: task.id.0,
                     origin: task.origin_bureau,
                     assignee: task.assignee_bureau,
                     previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.assignee_bureau),
                     escalated_to: task.escalated_to.clone(),
-                    json: json.into(),
+                    retained_bytes: 2 * estimated_json_bytes(task),
+                    task: task.clone(),
+                    json: OnceLock::new(),
                 }
             })
             .collect();
@@ -236,11 +263,11 @@ impl EventHub {
         if state.floor_index == u64::MAX {
             state.floor_index = entry.index - 1;
         }
-        state.history_bytes += events.encoded_bytes();
+        state.history_bytes += events.retained_bytes();
         state.history.push_back(events.clone());
         while state.history.len() > HISTORY_ENTRIES_MAX || state.history_bytes > HISTORY_BYTES_MAX {
             let dropped = state.history.pop_front().expect("non-empty");
-            state.history_bytes -= dropped.encoded_bytes();
+            state.history_bytes -= dropped.retained_bytes();
             state.floor_index = dropped.index;
         }
         state.subscribers.retain(|key, subscribers| {

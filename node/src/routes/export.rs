@@ -51,7 +51,7 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
                     body.push(',');
                 }
                 first = false;
-                body.push_str(&format!("{{\"index\":{},\"task\":{}}}", entry.index, task.json));
+                body.push_str(&format!("{{\"index\":{},\"task\":{}}}", entry.index, task.json()));
             }
         }
         body.push_str(&format!("],\"next_since\":{next}}}"));

@@ -16,7 +16,8 @@ use tokio::time::Instant;
 use crate::api::{time, ApiError};
 use crate::batcher::ProposeError;
 use crate::intake::{
-    parse_signal, IntakeRequest, IntakeResponse, SignalResult, INTAKE_BODY_BYTES_MAX, SIGNALS_PER_BATCH_MAX,
+    decode_signal, parse_signal, IntakeRequest, IntakeResponse, SignalJson, SignalResult, WellFormedIntakeRequest,
+    INTAKE_BODY_BYTES_MAX, SIGNALS_PER_BATCH_MAX,
 };
 use crate::state::AppState;
 use crate::write_path::{forward_if_follower, OriginalRequest};
@@ -44,9 +45,25 @@ async fn handle(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
     if let Some(response) = forward_if_follower(&state, &original).await {
         return Ok(response);
     }
-    let request: IntakeRequest = serde_json::from_slice(&original.body)
-        .map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
-    let count = request.signals.len();
+    // Each signal is decoded on its own only when some signal is malformed: then that one is
+    // refused and the others go on.
+    let signals: Vec<Result<SignalJson, (Option<String>, ApiError)>> =
+        match serde_json::from_slice::<WellFormedIntakeRequest>(&original.body) {
+            Ok(request) => request.signals.into_iter().map(Ok).collect(),
+            Err(_) => {
+                let request: IntakeRequest = serde_json::from_slice(&original.body)
+                    .map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
+                request
+                    .signals
+                    .into_iter()
+                    .map(|value| {
+                        let source_id = value.get("source_id").and_then(|v| v.as_str()).map(str::to_owned);
+                        decode_signal(value).map_err(|error| (source_id, error))
+                    })
+                    .collect()
+            }
+        };
+    let count = signals.len();
     if count == 0 || count > SIGNALS_PER_BATCH_MAX {
         return Err(ApiError::invalid_field("signals", format!("1 to {SIGNALS_PER_BATCH_MAX} per batch")));
     }
@@ -66,9 +83,16 @@ async fn handle(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
     let mut commands = Vec::new();
     // Where each proposed command's result goes in `results`.
     let mut positions = Vec::new();
-    for value in request.signals {
-        let source_id = value.get("source_id").and_then(|v| v.as_str()).map(str::to_owned);
-        match parse_signal(&source, value, &route) {
+    for decoded in signals {
+        let json = match decoded {
+            Ok(json) => json,
+            Err((source_id, error)) => {
+                results.push(refused(source_id, &error));
+                continue;
+            }
+        };
+        let source_id = Some(json.source_id.clone());
+        match parse_signal(&source, json, &route) {
             Ok(signal) => {
                 positions.push(results.len());
                 results.push(SignalResult { source_id, outcome: String::new(), task_id: None, error: None });
