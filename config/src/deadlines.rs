@@ -14,6 +14,24 @@ struct PolicyFile {
     rule: Vec<RuleFile>,
     #[serde(default)]
     escalation: Option<EscalationFile>,
+    #[serde(default)]
+    complaints: Option<ComplaintsFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComplaintsFile {
+    accept: String,
+    notify: String,
+}
+
+/// The statutory clocks of complaints and tip-offs (投诉举报): decide to accept or refuse within
+/// `accept` of registration (7 working days), and tell a real-name reporter the decision
+/// within `notify` of it (5 working days).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComplaintClocks {
+    pub accept: Span,
+    pub notify: Span,
 }
 
 #[derive(Deserialize)]
@@ -72,6 +90,7 @@ pub struct DeadlineRule {
 pub struct DeadlinePolicy {
     rules: Vec<DeadlineRule>,
     pub escalation: EscalationPolicy,
+    pub complaints: ComplaintClocks,
 }
 
 impl DeadlinePolicy {
@@ -127,8 +146,20 @@ impl DeadlinePolicy {
                 }
             }
         };
+        let complaints = match file.complaints {
+            None => ComplaintClocks { accept: Span::WorkingDays(7), notify: Span::WorkingDays(5) },
+            Some(c) => {
+                let span = |field: &str, text: &str| {
+                    Span::parse(text)
+                        .ok_or_else(|| format!("complaints.{field} {text:?} is not like 15m, 4h, 3d or 7wd"))
+                };
+                ComplaintClocks { accept: span("accept", &c.accept)?, notify: span("notify", &c.notify)? }
+            }
+        };
         match rules.last() {
-            Some(last) if last.kind.is_none() && last.severity.is_none() => Ok(DeadlinePolicy { rules, escalation }),
+            Some(last) if last.kind.is_none() && last.severity.is_none() => {
+                Ok(DeadlinePolicy { rules, escalation, complaints })
+            }
             _ => Err("the last rule must have neither kind nor severity, so that every task matches".into()),
         }
     }

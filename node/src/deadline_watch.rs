@@ -45,7 +45,7 @@ fn parent(bureau: BureauCode) -> Option<BureauCode> {
 /// after a miss, reminders at the policy's interval and escalations one tier up.
 fn steps(task: &Task, policy: &EscalationPolicy) -> Vec<(u64, Action)> {
     let mut steps = Vec::new();
-    for kind in [DeadlineKind::Ack, DeadlineKind::Completion] {
+    for kind in DeadlineKind::ALL.iter().copied() {
         if let Some(deadline_ms) = task.open_deadline_ms(kind) {
             steps.push((deadline_ms, Action::RecordMissedDeadline { task: task.id, kind, deadline_ms }));
             continue;

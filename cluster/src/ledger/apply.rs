@@ -15,6 +15,7 @@ use super::bureau::{BureauCode, Regions};
 use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
+use super::complaint::Reporter;
 use super::federation::{
     DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
 };
@@ -62,6 +63,8 @@ pub struct Ledger {
     pub(super) intake_seen_order: VecDeque<(u64, SeenKey)>,
     /// Each source's signal groups → the newest task of the group.
     pub(super) intake_groups: BTreeMap<GroupKey, TaskId>,
+    /// Who reported each complaint or tip-off: kept apart from the tasks (see `complaint`).
+    pub(super) reporters: BTreeMap<TaskId, Reporter>,
 }
 
 impl Ledger {
@@ -160,6 +163,10 @@ impl Ledger {
             Action::FlagStuckForward { seq } => self.flag_stuck(stamp_ms, &command.actor, *seq),
             Action::MirrorStatus(report) => self.mirror(stamp_ms, &command.actor, report),
             Action::IngestSignal(signal) => self.ingest(stamp_ms, &command.actor, signal),
+            Action::RegisterComplaint(complaint) => self.register_complaint(stamp_ms, &command.actor, complaint),
+            Action::ComplaintStep { task, step, note } => {
+                self.complaint_step(stamp_ms, &command.actor, *task, step, note)
+            }
         };
 
         if let Some((scope, tag)) = scope {
@@ -441,6 +448,16 @@ impl Ledger {
                 task.completion_missed_deadline_ms = Some(deadline_ms);
                 TimelineAction::CompletionMissed
             }
+            DeadlineKind::Acceptance => {
+                task.complaint.as_mut().expect("an open acceptance clock").accept_missed_deadline_ms =
+                    Some(deadline_ms);
+                TimelineAction::AcceptanceMissed
+            }
+            DeadlineKind::Notification => {
+                task.complaint.as_mut().expect("an open notification clock").notify_missed_deadline_ms =
+                    Some(deadline_ms);
+                TimelineAction::NotificationMissed
+            }
         };
         let assignee = task.assignee_bureau;
         push_entry(task, stamp_ms, actor, action, String::new(), assignee);
@@ -534,6 +551,9 @@ impl Ledger {
         assert!(self.intake_seen.len() <= crate::limits::INTAKE_SEEN_MAX);
         for (task, _) in self.intake_seen.values() {
             assert!(self.tasks.contains_key(task), "seen signals name existing tasks");
+        }
+        for id in self.reporters.keys() {
+            assert!(self.tasks[id].complaint.is_some(), "reporters belong to complaints");
         }
         for (group, id) in &self.intake_groups {
             let summary = self.tasks[id].intake.as_ref().expect("a group's task came from intake");

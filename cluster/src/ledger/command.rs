@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
+use super::complaint::{ComplaintStep, NewComplaint};
 use super::federation::{Message, Placement, Routing, StatusReport};
 use super::intake::Signal;
 use super::task::{
@@ -108,6 +109,14 @@ pub enum Action {
     MirrorStatus(Box<StatusReport>),
     /// One signal from the intake source in the actor (a batch is one entry of these).
     IngestSignal(Box<Signal>),
+    /// A complaint or tip-off registered by a bureau's desk.
+    RegisterComplaint(Box<NewComplaint>),
+    /// A decision on a complaint, or telling the reporter.
+    ComplaintStep {
+        task: TaskId,
+        step: ComplaintStep,
+        note: String,
+    },
 }
 
 /// The fields of a create request, already parsed into domain types.

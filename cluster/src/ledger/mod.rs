@@ -8,6 +8,7 @@ pub mod access;
 mod apply;
 pub mod bureau;
 pub mod command;
+pub mod complaint;
 pub mod federation;
 pub mod intake;
 pub mod task;
@@ -19,6 +20,7 @@ pub use bureau::{BureauCode, Regions};
 pub use command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
+pub use complaint::{ComplaintChannel, ComplaintRecord, ComplaintStep, NewComplaint, Reporter};
 pub use federation::{
     peer_actor, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
     Placement, Received, RemoteHandling, Routing, StatusReport,

@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
+use super::complaint::ComplaintRecord;
 use super::federation::{Received, RemoteHandling};
 use super::intake::IntakeSummary;
 use super::uscc::Uscc;
@@ -177,6 +178,16 @@ wire_enum! {
         Designate = "designate",
         /// A merged signal raised the task's severity.
         SeverityRaised = "severity_raised",
+        /// The complaint or tip-off was accepted (受理).
+        AcceptComplaint = "accept_complaint",
+        /// It was refused (不予受理), with the reason.
+        RefuseComplaint = "refuse_complaint",
+        /// The real-name reporter was told the decision (告知举报人).
+        NotifyReporter = "notify_reporter",
+        /// No decision within the acceptance period (超期未受理), recorded by the leader.
+        AcceptanceMissed = "acceptance_missed",
+        /// The real-name reporter was not told in time (超期未告知), recorded by the leader.
+        NotificationMissed = "notification_missed",
     }
 }
 
@@ -255,13 +266,19 @@ pub struct Task {
     pub jurisdiction_unrouted: bool,
     /// Registered by machine intake: the signals that went into it.
     pub intake: Option<IntakeSummary>,
+    /// A complaint or tip-off: its clocks and decisions (the reporter is kept apart).
+    pub complaint: Option<ComplaintRecord>,
 }
 
 wire_enum! {
-    /// Which of a task's two clocks.
+    /// Which of a task's clocks.
     pub enum DeadlineKind {
         Ack = "ack",
         Completion = "completion",
+        /// A complaint's decision to accept or refuse it.
+        Acceptance = "acceptance",
+        /// Telling a real-name reporter the decision.
+        Notification = "notification",
     }
 }
 
@@ -316,6 +333,7 @@ impl Task {
             received: None,
             jurisdiction_unrouted: false,
             intake: None,
+            complaint: None,
         }
     }
 
@@ -349,6 +367,9 @@ impl Task {
                 self.paused_since_ms.is_none()
                     && matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned),
             ),
+            // A complaint's clocks are recorded when missed; the desk is not chased by the
+            // watch (the miss itself alarms its command centre).
+            DeadlineKind::Acceptance | DeadlineKind::Notification => return None,
         };
         deadline.filter(|d| running && missed == Some(*d) && self.clocks_run_here())
     }
@@ -368,6 +389,12 @@ impl Task {
             {
                 self.complete_deadline_ms.filter(|d| self.completion_missed_deadline_ms != Some(*d))
             }
+            // The acceptance clock stops with the decision (or a cancellation); the duty to tell
+            // the reporter outlives a refusal.
+            DeadlineKind::Acceptance if !self.state.is_terminal() => {
+                self.complaint.as_ref().and_then(ComplaintRecord::open_accept_deadline_ms)
+            }
+            DeadlineKind::Notification => self.complaint.as_ref().and_then(ComplaintRecord::open_notify_deadline_ms),
             _ => None,
         }
     }
@@ -377,12 +404,17 @@ impl Task {
     /// Overdue as seen at `now_ms`: the ack deadline passed without an ack, or the completion
     /// deadline passed before the assignee completed. A read-side view, never stored.
     pub fn is_overdue_at(&self, now_ms: u64) -> bool {
+        // A task cancelled before any decision has no running complaint clock.
+        let complaint_late = self
+            .complaint
+            .as_ref()
+            .is_some_and(|c| c.is_overdue_at(now_ms) && !(self.state.is_terminal() && c.decision.is_none()));
         let ack_late = self.state == TaskState::Dispatched && self.ack_deadline_ms.is_some_and(|d| now_ms > d);
         let completion_pending =
             matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned);
         let completion_late = completion_pending
             && self.paused_since_ms.is_none()
             && self.complete_deadline_ms.is_some_and(|d| now_ms > d);
-        ack_late || completion_late
+        ack_late || completion_late || complaint_late
     }
 }

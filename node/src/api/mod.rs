@@ -127,7 +127,56 @@ pub struct TaskJson {
     /// Registered by machine intake: the signals that went into it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intake: Option<IntakeJson>,
+    /// A complaint or tip-off: its clocks and decisions. Who reported is never part of a task
+    /// (see `GET /api/v1/tasks/{id}/reporter`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub complaint: Option<ComplaintJson>,
     pub timeline: Vec<TimelineEntryJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ComplaintJson {
+    /// `complaint` (投诉) or `tip_off` (举报).
+    pub channel: String,
+    pub real_name: bool,
+    /// Accept or refuse by then (受理期限).
+    pub accept_deadline: String,
+    /// `accepted` or `refused`, once decided.
+    pub decision: Option<String>,
+    pub decided_at: Option<String>,
+    /// Tell the real-name reporter the decision by then.
+    pub notify_deadline: Option<String>,
+    pub notified_at: Option<String>,
+}
+
+/// `POST /api/v1/complaints`: a complaint or tip-off taken by a bureau's desk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplaintRequest {
+    pub channel: String,
+    #[serde(default)]
+    pub real_name: bool,
+    #[serde(default)]
+    pub reporter: ReporterJson,
+    /// Defaults to `normal`.
+    #[serde(default)]
+    pub severity: Option<String>,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    pub subject: SubjectJson,
+}
+
+/// Who reported. Required for a real-name report; optional contact otherwise.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterJson {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub phone: String,
+    #[serde(default)]
+    pub id_number: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -271,6 +320,15 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
             first_observed: time::format_ms(summary.first_observed_ms),
             last_observed: time::format_ms(summary.last_observed_ms),
             evidence: summary.evidence.clone(),
+        }),
+        complaint: task.complaint.as_ref().map(|record| ComplaintJson {
+            channel: record.channel.to_string(),
+            real_name: record.real_name,
+            accept_deadline: time::format_ms(record.accept_deadline_ms),
+            decision: record.decision.map(|(accepted, _)| if accepted { "accepted" } else { "refused" }.to_owned()),
+            decided_at: record.decision.map(|(_, at_ms)| time::format_ms(at_ms)),
+            notify_deadline: at(record.notify_deadline_ms),
+            notified_at: at(record.notified_at_ms),
         }),
         timeline: task
             .timeline

@@ -4,6 +4,7 @@
 pub mod admin;
 mod bureaus;
 mod cluster_view;
+mod complaints;
 mod console;
 mod escalations;
 mod export;
@@ -30,6 +31,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/tasks", post(tasks::create).get(tasks::list))
         .route("/api/v1/tasks/{id}", get(tasks::detail))
         .route("/api/v1/tasks/{id}/{action}", post(tasks::act))
+        .route("/api/v1/tasks/{id}/reporter", get(complaints::reporter))
+        .route("/api/v1/complaints", post(complaints::register))
         .route("/api/v1/cluster", get(cluster_view::cluster))
         .route("/api/v1/me", get(me::me))
         .route("/api/v1/bureaus", get(bureaus::bureaus))

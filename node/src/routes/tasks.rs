@@ -27,7 +27,7 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::TooLarge(format!("the request body exceeds {REQUEST_BODY_BYTES_MAX} bytes")))
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })
 }
 
@@ -85,7 +85,7 @@ async fn write(state: &AppState, original: OriginalRequest, command: Command, st
 
 /// The shared shape of every write route: authenticate and read the body here, hand the
 /// request to the leader if another node leads, otherwise build the command and propose it.
-async fn handle_write(
+pub(super) async fn handle_write(
     state: AppState,
     uri: Uri,
     headers: HeaderMap,
@@ -148,7 +148,7 @@ fn new_task(request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiEr
     })
 }
 
-fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
+pub(super) fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
     text.parse::<u64>()
         .ok()
         .filter(|id| *id > 0)
@@ -168,6 +168,15 @@ pub async fn act(
         // An empty body is an action with no fields (e.g. a plain ack).
         let request: ActionRequest =
             if body.iter().all(u8::is_ascii_whitespace) { ActionRequest::default() } else { parse_json(body)? };
+        if super::complaints::COMPLAINT_ACTIONS.contains(&action.as_str()) {
+            if request.version.is_some() || request.assignee_bureau.is_some() || request.outcome.is_some() {
+                return Err(ApiError::Invalid {
+                    code: "unexpected_field",
+                    message: format!("{action} takes only a note"),
+                });
+            }
+            return super::complaints::step_action(state, &action, task, request.note, stamp_ms);
+        }
         let transition = transition(state, &action, &request, task, stamp_ms)?;
         validate::note(&request.note, transition.requires_note())?;
         Ok(Action::ChangeTask(TaskChange { task, expected_version: request.version, note: request.note, transition }))

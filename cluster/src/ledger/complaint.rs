@@ -1,0 +1,227 @@
+//! Complaints and tip-offs (投诉举报) as their own channel: registered with the reporter's
+//! identity and contact (kept internal), with two statutory clocks tracked like any deadline:
+//! accept or refuse within 7 working days of registration, and, for a real-name report, tell
+//! the reporter the decision within 5 working days of it. The accepting node computes both
+//! deadlines from the calendar; the ledger only records them.
+//!
+//! **Privacy invariant:** the reporter's identity lives in `Ledger::reporters`, apart from the
+//! task, so nothing that shows tasks (API answers, console events, the export feed) can carry
+//! it; only the reporter route reads it, for the registering bureau's command centre.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::access;
+use super::apply::{self, Ledger};
+use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
+use super::task::{wire_enum, Source, TaskState, TimelineAction};
+use super::validate;
+
+/// Reporter names and contacts: names of up to 50 characters, phone numbers, ID numbers.
+pub const REPORTER_NAME_CHARS_MAX: usize = 50;
+pub const REPORTER_CONTACT_CHARS_MAX: usize = 40;
+
+wire_enum! {
+    /// 投诉 (a consumer's dispute with a business) or 举报 (a report of a violation).
+    pub enum ComplaintChannel {
+        Complaint = "complaint",
+        TipOff = "tip_off",
+    }
+}
+
+/// Who reported: kept internal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reporter {
+    pub name: String,
+    pub phone: String,
+    pub id_number: String,
+}
+
+/// The clocks and decisions of a complaint or tip-off, on its task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintRecord {
+    pub channel: ComplaintChannel,
+    /// A real-name report: the reporter must be told the decision.
+    pub real_name: bool,
+    pub accept_deadline_ms: u64,
+    /// Accepted (true) or refused (false), and when.
+    pub decision: Option<(bool, u64)>,
+    pub notify_deadline_ms: Option<u64>,
+    pub notified_at_ms: Option<u64>,
+    /// Deadlines whose miss is on the record.
+    pub accept_missed_deadline_ms: Option<u64>,
+    pub notify_missed_deadline_ms: Option<u64>,
+}
+
+impl ComplaintRecord {
+    /// The acceptance deadline while no decision is made, unless its miss is recorded.
+    pub fn open_accept_deadline_ms(&self) -> Option<u64> {
+        Some(self.accept_deadline_ms).filter(|d| self.decision.is_none() && self.accept_missed_deadline_ms != Some(*d))
+    }
+
+    /// The notification deadline while the reporter is not told, unless its miss is recorded.
+    pub fn open_notify_deadline_ms(&self) -> Option<u64> {
+        self.notify_deadline_ms.filter(|d| self.notified_at_ms.is_none() && self.notify_missed_deadline_ms != Some(*d))
+    }
+
+    /// A clock of this record ran out before its step was done, as seen at `now_ms`.
+    pub fn is_overdue_at(&self, now_ms: u64) -> bool {
+        let accept_late = self.decision.is_none() && now_ms > self.accept_deadline_ms;
+        let notify_late = self.notified_at_ms.is_none() && self.notify_deadline_ms.is_some_and(|d| now_ms > d);
+        accept_late || notify_late
+    }
+}
+
+/// A complaint or tip-off as registered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewComplaint {
+    pub task: NewTask,
+    pub channel: ComplaintChannel,
+    pub real_name: bool,
+    pub reporter: Reporter,
+    pub accept_deadline_ms: u64,
+}
+
+/// A decision or the telling of it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ComplaintStep {
+    /// 受理 or 不予受理 (with the reason in the note); a real-name report gets its telling
+    /// deadline.
+    Decide { accept: bool, notify_deadline_ms: Option<u64> },
+    /// The reporter was told the decision (how, in the note: phone, SMS, letter).
+    NotifyReporter,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
+    Rejection::Invalid { field: field.to_owned(), reason: reason.into() }
+}
+
+fn validate_reporter(complaint: &NewComplaint) -> Result<(), Rejection> {
+    let reporter = &complaint.reporter;
+    validate::text("reporter.name", &reporter.name, REPORTER_NAME_CHARS_MAX, complaint.real_name, false)?;
+    validate::text("reporter.phone", &reporter.phone, REPORTER_CONTACT_CHARS_MAX, complaint.real_name, false)?;
+    validate::text("reporter.id_number", &reporter.id_number, REPORTER_CONTACT_CHARS_MAX, false, false)?;
+    let phone_ok = reporter.phone.chars().all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ' '));
+    if !phone_ok {
+        return Err(invalid("reporter.phone", "digits, +, - and spaces only"));
+    }
+    if !reporter.id_number.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(invalid("reporter.id_number", "letters and digits only"));
+    }
+    Ok(())
+}
+
+impl Ledger {
+    /// Registers a complaint or tip-off at the bureau of the desk that took it.
+    pub(super) fn register_complaint(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        complaint: &NewComplaint,
+    ) -> CommandResult {
+        validate::actor(actor)?;
+        validate::new_task(&complaint.task)?;
+        validate_reporter(complaint)?;
+        if !matches!(actor.role, Role::Command | Role::Operator) || complaint.task.origin_bureau != actor.bureau {
+            return Err(Rejection::Forbidden(format!(
+                "complaints are registered by the desk of the bureau that takes them, not by a {} of {}",
+                actor.role, actor.bureau
+            )));
+        }
+        if complaint.task.source != Source::Complaint {
+            return Err(invalid("source", "a complaint's source is complaint"));
+        }
+        if complaint.accept_deadline_ms <= stamp_ms {
+            return Err(invalid("accept_deadline", "must lie in the future"));
+        }
+        let mut task = self.register(stamp_ms, actor, &complaint.task);
+        task.complaint = Some(ComplaintRecord {
+            channel: complaint.channel,
+            real_name: complaint.real_name,
+            accept_deadline_ms: complaint.accept_deadline_ms,
+            decision: None,
+            notify_deadline_ms: None,
+            notified_at_ms: None,
+            accept_missed_deadline_ms: None,
+            notify_missed_deadline_ms: None,
+        });
+        let task = Arc::new(task);
+        self.reporters.insert(task.id, complaint.reporter.clone());
+        let previous = self.insert_task(task.clone());
+        assert!(previous.is_none(), "task ids are never reused");
+        Ok(Applied { task, replayed: false })
+    }
+
+    /// The reporter of a complaint, for the registering bureau's command centre only.
+    pub fn reporter(&self, actor: &Actor, task: super::task::TaskId) -> Result<&Reporter, Rejection> {
+        let found = self.task(task).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task))?;
+        if actor.role != Role::Command || !within(found.origin_bureau, actor.bureau) {
+            return Err(Rejection::Forbidden("only the registering bureau's command centre sees who reported".into()));
+        }
+        self.reporters.get(&task).ok_or(Rejection::TaskNotFound(task))
+    }
+
+    /// A decision on a complaint, or the telling of it, by the registering bureau.
+    pub(super) fn complaint_step(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        task_id: super::task::TaskId,
+        step: &ComplaintStep,
+        note: &str,
+    ) -> CommandResult {
+        validate::actor(actor)?;
+        let refusing = matches!(step, ComplaintStep::Decide { accept: false, .. });
+        let telling = matches!(step, ComplaintStep::NotifyReporter);
+        validate::note(note, refusing || telling)?;
+        let shared = self.task_mut(task_id).ok_or(Rejection::TaskNotFound(task_id))?;
+        if !matches!(actor.role, Role::Command | Role::Operator) || !within(shared.origin_bureau, actor.bureau) {
+            return Err(Rejection::Forbidden("the registering bureau decides on a complaint".into()));
+        }
+        let record =
+            shared.complaint.clone().ok_or_else(|| Rejection::Conflict(format!("task {task_id} is no complaint")))?;
+        apply::timeline_has_room(shared)?;
+        let (action, state) = match step {
+            ComplaintStep::Decide { accept, notify_deadline_ms } => {
+                if record.decision.is_some() {
+                    return Err(Rejection::Conflict("the complaint is already decided".into()));
+                }
+                if shared.state != TaskState::Created {
+                    return Err(Rejection::IllegalTransition { from: shared.state, action: "decide".into() });
+                }
+                if record.real_name != notify_deadline_ms.is_some() {
+                    return Err(invalid("notify_deadline", "set for real-name reports and only for them"));
+                }
+                if notify_deadline_ms.is_some_and(|d| d <= stamp_ms) {
+                    return Err(invalid("notify_deadline", "must lie in the future"));
+                }
+                let state = if *accept { TaskState::Created } else { TaskState::Cancelled };
+                let action = if *accept { TimelineAction::AcceptComplaint } else { TimelineAction::RefuseComplaint };
+                (action, state)
+            }
+            ComplaintStep::NotifyReporter => {
+                if record.decision.is_none() || !record.real_name || record.notified_at_ms.is_some() {
+                    return Err(Rejection::Conflict("a real-name reporter is told once, after the decision".into()));
+                }
+                (TimelineAction::NotifyReporter, shared.state)
+            }
+        };
+        let task = Arc::make_mut(shared);
+        let complaint = task.complaint.as_mut().expect("checked above");
+        match step {
+            ComplaintStep::Decide { accept, notify_deadline_ms } => {
+                complaint.decision = Some((*accept, stamp_ms));
+                complaint.notify_deadline_ms = *notify_deadline_ms;
+            }
+            ComplaintStep::NotifyReporter => complaint.notified_at_ms = Some(stamp_ms),
+        }
+        task.state = state;
+        apply::push_entry(task, stamp_ms, actor, action, note.to_owned(), None);
+        Ok(Applied { task: shared.clone(), replayed: false })
+    }
+}
+
+fn within(code: super::bureau::BureauCode, ancestor: super::bureau::BureauCode) -> bool {
+    super::bureau::Regions::get().is_within(code, ancestor)
+}
