@@ -66,6 +66,10 @@ function fmtSpan(ms) {
 
 // The deadline that runs now: the ack clock before 签收, the completion clock after.
 function runningDeadline(task) {
+  const c = task.complaint;
+  // A complaint's own clocks: the decision, then telling a real-name reporter.
+  if (c && !c.decision && task.state === "created") return c.accept_deadline;
+  if (c && c.notify_deadline && !c.notified_at && task.state === "cancelled") return c.notify_deadline;
   if (task.paused_since) return null; // 中止计时: the clock stands still
   if (task.state === "dispatched") return task.ack_deadline;
   if (task.state === "acknowledged" || task.state === "returned") return task.complete_deadline;
@@ -244,7 +248,8 @@ function applyEvents(msg) {
     const last = task.timeline[task.timeline.length - 1];
     const mine = task.origin_bureau === S.me.bureau;
     if (last && ((last.action === "escalate" && last.assignee_bureau === S.me.bureau) ||
-        (["ack_missed", "completion_missed", "forward_stuck", "forward_refused"].includes(last.action) && mine) ||
+        (["ack_missed", "completion_missed", "forward_stuck", "forward_refused", "acceptance_missed",
+          "notification_missed", "severity_raised"].includes(last.action) && mine) ||
         (last.action === "receive" && task.received_from?.purpose === "dispute" && mine))) {
       raiseAlarm(task, t(`act.${last.action === "receive" ? "dispute" : last.action}`));
     }
@@ -394,7 +399,7 @@ function renderBoard(fresh = new Set()) {
       `<td class="title">${esc(task.title)}</td>` +
       `<td class="subject">${esc(task.subject.name)}<small>${esc(task.subject.uscc || "")}</small></td>` +
       `<td>${esc(bureauName(task.assignee_bureau))}</td>` +
-      `<td class="state">${esc(t(`state.${task.state}`))}${federationBadge(task)}</td>` +
+      `<td class="state">${esc(t(`state.${task.state}`))}${taskBadges(task)}</td>` +
       `<td class="countdown ${cd.cls}" data-countdown="${task.id}">${cd.text}</td></tr>`;
   }).join("");
   $("#empty").hidden = rows.length > 0;
@@ -403,11 +408,18 @@ function renderBoard(fresh = new Set()) {
   $("#task-rows").querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", () => openDrawer(Number(tr.dataset.taskId))));
 }
 
-/// Where a task stands between groups, as a small badge after its state: handed over (to
-/// which group, and whether it arrived or is stuck), received (from which group), or kept
-/// here for want of a group with jurisdiction.
-function federationBadge(task) {
+/// Badges after a task's state: signals merged into it, its complaint channel, and where it
+/// stands between groups: handed over (to which group, and whether it arrived or is stuck),
+/// received (from which group), or kept here for want of a group with jurisdiction.
+function taskBadges(task) {
   const h = task.handover, r = task.received_from;
+  const extra = [];
+  if (task.intake && task.intake.signals > 1) extra.push(` <span class="fed">${esc(t("intake.badge", { n: task.intake.signals }))}</span>`);
+  if (task.complaint) extra.push(` <span class="fed">${esc(t(`complaint.${task.complaint.channel}`))}</span>`);
+  return extra.join("") + placeBadge(task, h, r);
+}
+
+function placeBadge(task, h, r) {
   if (h && h.stuck) return ` <span class="fed fed-alarm">${esc(t("fed.stuck"))}</span>`;
   if (h) return ` <span class="fed">${esc(t(h.delivered ? "fed.at" : "fed.sending", { g: h.to_group_name }))}</span>`;
   if (task.jurisdiction_unrouted) return ` <span class="fed fed-alarm">${esc(t("fed.unrouted"))}</span>`;
@@ -446,6 +458,13 @@ function allowedActions(task) {
     (me.role === "command" && within(task.assignee_bureau, me.bureau)));
   const s = task.state;
   const handover = task.handover, received = task.received_from;
+  const desk = (me.role === "command" || me.role === "operator") && within(task.origin_bureau, me.bureau);
+  const c = task.complaint;
+  if (c && desk && !c.decision && s === "created") actions.push("accept_complaint", "refuse_complaint");
+  if (c && desk && c.decision && c.real_name && !c.notified_at) actions.push("notify_reporter");
+  if (c && me.role === "command" && within(task.origin_bureau, me.bureau)) actions.push("show_reporter");
+  // A complaint is decided on before anyone is sent to work on it.
+  if (c && !c.decision) return actions.concat(dispatcherCancel(task, me, s));
   // A task handed to another group is worked there: its record here takes only the
   // dispatcher's review of a dispatch, which flows down.
   if (handover) {
@@ -475,6 +494,10 @@ function allowedActions(task) {
   return actions;
 }
 
+function dispatcherCancel(task, me, s) {
+  return me.role === "command" && within(task.origin_bureau, me.bureau) && s === "created" ? ["cancel"] : [];
+}
+
 function assigneeOptions(selected) {
   return [...S.bureaus.values()].filter((b) => within(b.code, S.me.bureau))
     .map((b) => `<option value="${b.code}" ${b.code === selected ? "selected" : ""}>${esc(b.name)} ${b.code}</option>`).join("");
@@ -499,11 +522,41 @@ function renderDrawer() {
       ${task.extension_requested_deadline ? `${t("act.request_extension")}: ${fmtTime(task.extension_requested_deadline)}<br>` : ""}
       <span class="countdown ${countdown(task).cls}" data-countdown="${task.id}">${countdown(task).text}</span></p></div>
     ${federationCard(task)}
+    ${intakeCard(task)}
+    ${complaintCard(task)}
     ${task.description ? `<p class="description">${esc(task.description)}</p>` : ""}
     <div class="actions">${actions.map((a) => `<button data-action="${a}" class="${a === "ack" || a === "close" ? "primary" : ""}">${esc(t(`act.${a}`))}</button>`).join("")}</div>
     <div id="action-form"></div>
     <h3>${t("timeline")}</h3><ol class="timeline">${timeline}</ol>`;
   $("#drawer-body").querySelectorAll("[data-action]").forEach((button) => button.addEventListener("click", () => actionForm(task, button.dataset.action)));
+}
+
+function intakeCard(task) {
+  const i = task.intake;
+  if (!i) return "";
+  const links = i.evidence.map((href) => `<a href="${esc(href)}" target="_blank" rel="noopener noreferrer">${esc(href)}</a>`).join("<br>");
+  return `<div class="card"><h3>${t("intake.title")}</h3><p>${esc(t("intake.summary", { source: i.source, n: i.signals }))}<br>` +
+    `${t("intake.range")}: ${fmtTime(i.first_observed)} – ${fmtTime(i.last_observed)}<br>${links}</p></div>`;
+}
+
+function complaintCard(task) {
+  const c = task.complaint;
+  if (!c) return "";
+  const lines = [`${t(`complaint.${c.channel}`)} · ${t(c.real_name ? "complaint.real_name" : "complaint.anonymous")}`,
+    `${t("complaint.accept_by")}: ${fmtTime(c.accept_deadline)}`];
+  if (c.decision) lines.push(`${t(`complaint.${c.decision}`)} ${fmtTime(c.decided_at)}`);
+  if (c.notify_deadline) lines.push(`${t("complaint.notify_by")}: ${fmtTime(c.notify_deadline)}${c.notified_at ? ` · ${t("act.notify_reporter")} ${fmtTime(c.notified_at)}` : ""}`);
+  return `<div class="card"><h3>${t("complaint.title")}</h3><p>${lines.join("<br>")}</p><p id="reporter"></p></div>`;
+}
+
+/// Who reported is fetched only on request, from the one route that shows it.
+async function showReporter(task) {
+  try {
+    const r = await api(`/api/v1/tasks/${task.id}/reporter`);
+    $("#reporter").textContent = `${t("complaint.reporter")}: ${r.name || "—"} · ${r.phone || "—"}`;
+  } catch (error) {
+    toast(`${t("failed")}: ${error.message}`, "error");
+  }
 }
 
 function federationCard(task) {
@@ -521,8 +574,9 @@ function federationCard(task) {
 
 function actionForm(task, action) {
   // Acknowledge and close need no input: one click.
-  if (action === "ack" || action === "close" || action === "resume") return act(task, action, {});
-  const needsReason = ["return", "cancel", "request_extension", "refuse_extension", "pause", "dispute"].includes(action);
+  if (action === "show_reporter") return showReporter(task);
+  if (action === "ack" || action === "close" || action === "resume" || action === "accept_complaint") return act(task, action, {});
+  const needsReason = ["return", "cancel", "request_extension", "refuse_extension", "pause", "dispute", "refuse_complaint", "notify_reporter"].includes(action);
   $("#action-form").innerHTML = `<form class="action-form">
     ${action === "designate" ? `<label>${t("fed.group")}<input name="group" required pattern="[0-9]{6}" maxlength="6" placeholder="440100"></label>` : ""}
     ${action === "dispatch" ? `<label>${t("assignee")}<select name="assignee_bureau">${assigneeOptions(task.assignee_bureau)}</select></label>` : ""}

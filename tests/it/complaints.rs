@@ -136,6 +136,11 @@ async fn complaint_steps_refuse_bad_input_and_change_nothing() {
     let (status, created) = post(&cluster, COMMAND_TOKEN, "/api/v1/complaints", anonymous).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_u64().unwrap();
+    // It is accepted before anyone is sent to work on it.
+    let (status, body) =
+        post(&cluster, COMMAND_TOKEN, &format!("/api/v1/tasks/{id}/dispatch"), json!({"assignee_bureau": "440106"}))
+            .await;
+    assert_eq!(status, 409, "{body}");
     // Telling comes after a decision, and only for a real-name report; a refusal says why.
     let (status, _) =
         post(&cluster, COMMAND_TOKEN, &format!("/api/v1/tasks/{id}/notify_reporter"), json!({"note": "x"})).await;

@@ -288,3 +288,100 @@ async fn a_dispatch_across_groups_is_acknowledged_on_one_page_and_followed_on_th
     let _ = tianhe_page.close().await;
     result
 }
+
+/// Intake and complaints on the command centre's page: a task fed by three signals shows its
+/// count and evidence, a real-name tip-off its clock; who reported appears only when the
+/// command user asks for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signals_and_tip_offs_show_on_the_board_and_the_reporter_only_on_request() {
+    use node::api::time::{format_ms, now_ms};
+    use serde_json::json;
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let observed = format_ms(now_ms() - 60_000);
+    let signals: Vec<serde_json::Value> = (1..=3)
+        .map(|i| {
+            json!({"source_id": format!("b-{i}"), "kind": "risk_alert", "severity": if i == 3 { "critical" } else { "normal" },
+                   "matter": "price", "title": "某电器商行价格异常", "subject": {"name": "广州市某电器商行", "region_code": "440106"},
+                   "observed_at": observed, "evidence": [format!("https://monitor.example/b-{i}")]})
+        })
+        .collect();
+    let response = cluster
+        .http
+        .post(cluster.url(1, "/api/v1/intake"))
+        .bearer_auth("demo-source-monitor-0030")
+        .json(&json!({"signals": signals}))
+        .send()
+        .await
+        .expect("intake");
+    assert_eq!(response.status(), 200);
+    let tip_off = json!({"channel": "tip_off", "real_name": true, "reporter": {"name": "王小明", "phone": "13800138000"},
+                         "title": "实名举报：某便利店销售过期食品", "subject": {"name": "广州市某便利店", "region_code": "440106"}});
+    let tip = cluster
+        .http
+        .post(cluster.url(1, "/api/v1/complaints"))
+        .bearer_auth(COMMAND_TOKEN)
+        .json(&tip_off)
+        .send()
+        .await
+        .expect("complaint");
+    assert_eq!(tip.status(), 201);
+    let tip: serde_json::Value = tip.json().await.expect("json");
+    let tip_id = tip["id"].as_u64().expect("id");
+
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let page = driver.session(&profiles.path().join("command"), 1600, 900).await;
+    let result = async {
+        login(&page, &cluster.url(1, "/"), COMMAND_TOKEN).await;
+        let board = wait_until("the board shows both badges", Duration::from_secs(10), || async {
+            let text = page
+                .find(Locator::Css("#task-rows"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if text.contains("信号×3") && text.contains("举报") {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        })
+        .await;
+        assert!(board.contains("特急"), "the merged critical signal raised the severity: {board}");
+        page.find(Locator::Css(&format!("#task-rows tr[data-task-id='{tip_id}']")))
+            .await
+            .expect("row")
+            .click()
+            .await
+            .expect("open");
+        let drawer = page.find(Locator::Css("#drawer-body")).await.expect("drawer").text().await.expect("text");
+        assert!(drawer.contains("受理期限") && !drawer.contains("13800138000"), "{drawer}");
+        page.find(Locator::Css("#drawer button[data-action='show_reporter']"))
+            .await
+            .expect("button")
+            .click()
+            .await
+            .expect("click");
+        wait_until("the reporter shown on request", Duration::from_secs(10), || async {
+            let text = page
+                .find(Locator::Css("#reporter"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if text.contains("王小明") {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        })
+        .await;
+        std::fs::write(artifacts().join("intake-and-complaints.png"), page.screenshot().await.expect("shot"))
+            .expect("save");
+    }
+    .await;
+    let _ = page.close().await;
+    result
+}

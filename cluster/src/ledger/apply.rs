@@ -292,7 +292,7 @@ impl Ledger {
                 return Err(Rejection::VersionConflict { expected, actual: task.version });
             }
         }
-        federation_allows(task, &change.transition)?;
+        handling_allows(task, &change.transition)?;
         let next_state = next_state(task.state, &change.transition).ok_or_else(|| Rejection::IllegalTransition {
             from: task.state,
             action: change.transition.name().to_owned(),
@@ -390,7 +390,7 @@ impl Ledger {
                 record_transition(&mut task, stamp_ms, actor, &change.note, transition, next_state);
                 if let Some(remote) = task.remote.as_mut() {
                     // A dispatcher's decision on a task worked on elsewhere flows down to it.
-                    assert_eq!(remote.purpose, HandoverPurpose::Dispatch, "checked by federation_allows");
+                    assert_eq!(remote.purpose, HandoverPurpose::Dispatch, "checked by handling_allows");
                     remote.instructions_sent += 1;
                     let instruction = Instruction {
                         forward: remote.forward,
@@ -681,10 +681,19 @@ pub(super) fn record_transition(
     assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
 }
 
-/// What federation allows on a task: a record tracking a task in another group changes only
-/// by its dispatcher's decisions (which flow down); a received task's dispatcher decides in
-/// its own group; a forwarded lead is not passed on by its receiver.
-fn federation_allows(task: &Task, transition: &Transition) -> Result<(), Rejection> {
+/// What the task's handling allows: a complaint is accepted before it is sent on; a record
+/// tracking a task in another group changes only by its dispatcher's decisions (which flow
+/// down); a received task's dispatcher decides in its own group; a forwarded lead is not
+/// passed on by its receiver.
+fn handling_allows(task: &Task, transition: &Transition) -> Result<(), Rejection> {
+    // A complaint is accepted (受理) before anyone is sent to work on it or it is passed on.
+    let sends_on = matches!(
+        transition,
+        Transition::Dispatch { .. } | Transition::DispatchAcross { .. } | Transition::Forward { .. }
+    );
+    if sends_on && task.complaint.as_ref().is_some_and(|c| c.decision.is_none()) {
+        return Err(Rejection::Conflict(format!("complaint {} is not accepted yet: accept it first", task.id)));
+    }
     if let Some(remote) = &task.remote {
         let flows_down = matches!(
             transition,
