@@ -12,6 +12,7 @@ pub mod federation;
 pub mod intake;
 pub mod push;
 mod read_path;
+pub mod response_metrics;
 pub mod routes;
 pub mod runtime;
 mod state;

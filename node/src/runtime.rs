@@ -66,6 +66,9 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let store = LedgerStore::open(&config.data_dir.join("snapshot")).context("opening the ledger snapshot")?;
     // Subscribed before Raft starts, so the hub sees every entry applied from here on.
     let (push_hub, push_hub_task) = crate::push::hub::EventHub::start(&store);
+    let metrics_shutdown = CancellationToken::new();
+    let (response_metrics, response_metrics_task) =
+        crate::response_metrics::ResponseMetrics::start(&store, metrics_shutdown.clone());
     let peers = PeerNetwork::new(PEER_CONNECT_TIMEOUT);
     let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), peers.clone(), log.clone(), store.clone())
         .await
@@ -93,6 +96,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
             .context("building the forwarding client")?,
         digest_cache: Arc::new(Mutex::new(None)),
         federation: Arc::new(federation),
+        response_metrics,
         push_hub,
         ws_connections: Arc::default(),
         deadlines: Arc::new(deadlines),
@@ -136,6 +140,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     // Raft is down, so nothing applies any more; the hub has nothing left to publish.
     push_hub_task.abort();
     let _ = push_hub_task.await;
+    metrics_shutdown.cancel();
+    let _ = response_metrics_task.await;
     Ok(())
 }
 

@@ -34,6 +34,8 @@ pub struct AppState {
     pub calendar: Arc<config::calendar::WorkCalendar>,
     /// The other groups: routing, peer tokens, the client that calls them.
     pub federation: Arc<crate::federation::Federation>,
+    /// Response metrics for leadership, kept up to date as entries apply.
+    pub response_metrics: crate::response_metrics::ResponseMetrics,
     /// Console events: history for resume and fan-out to WebSocket connections.
     pub push_hub: crate::push::hub::EventHub,
     pub ws_connections: Arc<crate::push::ws::ConnectionCounts>,

@@ -9,4 +9,5 @@ mod failover;
 mod federation;
 mod intake;
 mod membership;
+mod response_metrics;
 mod task_api;

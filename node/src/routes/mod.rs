@@ -11,6 +11,7 @@ mod export;
 mod health;
 mod intake;
 mod me;
+mod response_metrics;
 mod tasks;
 
 use std::sync::Arc;
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/escalations", get(escalations::escalations))
         .route("/api/v1/intake", post(intake::intake))
         .route("/api/v1/export", get(export::export))
+        .route("/api/v1/metrics/response", get(response_metrics::response))
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
         .route("/healthz", get(health::healthz))

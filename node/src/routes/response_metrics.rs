@@ -1,0 +1,138 @@
+//! `GET /api/v1/metrics/response?bureau=440000&from=2026-11-01&to=2026-11-30&by=child&format=csv`:
+//! the response metrics of a bureau and its subtree over a period of Beijing dates (tasks
+//! dispatched in it), in total and per child bureau, day or week, as JSON or CSV for reports.
+//! Command and leadership users read their bureau's subtree; an operator its own bureau.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cluster::ledger::{Regions, Role};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api::{self, time, ApiError};
+use crate::response_metrics::facts::beijing_day;
+use crate::response_metrics::{Breakdown, Figures, Report};
+use crate::state::AppState;
+
+/// The longest period one report covers.
+pub const PERIOD_DAYS_MAX: u32 = 3 * 366;
+/// The period when none is given: the last 30 days, today included.
+const DEFAULT_PERIOD_DAYS: u32 = 30;
+/// Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Query {
+    bureau: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    by: Option<String>,
+    format: Option<String>,
+}
+
+fn parse_date(field: &str, text: &str) -> Result<u32, ApiError> {
+    let bad = || ApiError::invalid_field(field, format!("{text:?} is not a date like 2026-11-27"));
+    let mut parts = text.splitn(3, '-');
+    let mut number = |digits: usize| {
+        parts
+            .next()
+            .filter(|p| p.len() == digits && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<i32>().ok())
+    };
+    let (year, month, day) = (number(4).ok_or_else(bad)?, number(2).ok_or_else(bad)?, number(2).ok_or_else(bad)?);
+    let month = ::time::Month::try_from(u8::try_from(month).map_err(|_| bad())?).map_err(|_| bad())?;
+    let date =
+        ::time::Date::from_calendar_date(year, month, u8::try_from(day).map_err(|_| bad())?).map_err(|_| bad())?;
+    u32::try_from(date.to_julian_day() - UNIX_EPOCH_JULIAN_DAY)
+        .map_err(|_| ApiError::invalid_field(field, "lies before 1970"))
+}
+
+pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let answer = (|| {
+        let user = state.users.authenticate(&headers)?;
+        let query: Query = super::tasks::parse_query(raw)?;
+        let bureau = match &query.bureau {
+            Some(text) => api::parse_bureau("bureau", text)?,
+            None => user.actor.bureau,
+        };
+        let allowed = match user.actor.role {
+            Role::Command | Role::Leadership => Regions::get().is_within(bureau, user.actor.bureau),
+            Role::Operator => bureau == user.actor.bureau,
+            _ => false,
+        };
+        if !allowed {
+            return Err(ApiError::Forbidden(format!(
+                "bureau {} cannot read the metrics of {bureau}",
+                user.actor.bureau
+            )));
+        }
+        let today = beijing_day(time::now_ms());
+        let to = query.to.as_deref().map(|t| parse_date("to", t)).transpose()?.unwrap_or(today);
+        let from = query
+            .from
+            .as_deref()
+            .map(|t| parse_date("from", t))
+            .transpose()?
+            .unwrap_or(to.saturating_sub(DEFAULT_PERIOD_DAYS - 1));
+        if from > to || to - from >= PERIOD_DAYS_MAX {
+            return Err(ApiError::invalid_field(
+                "from",
+                format!("the period runs forwards and spans at most {PERIOD_DAYS_MAX} days"),
+            ));
+        }
+        let by = match query.by.as_deref().unwrap_or("child") {
+            "child" => Breakdown::Child,
+            "day" => Breakdown::Day,
+            "week" => Breakdown::Week,
+            other => {
+                return Err(ApiError::Invalid {
+                    code: "invalid_enum",
+                    message: format!("by: {other:?} is not one of child, day, week"),
+                })
+            }
+        };
+        let report = state.response_metrics.report(bureau, from, to, by, time::now_ms());
+        match query.format.as_deref().unwrap_or("json") {
+            "json" => Ok(Json(json!({
+                "bureau": bureau.to_string(),
+                "from": query.from, "to": query.to,
+                "by": query.by.as_deref().unwrap_or("child"),
+                "total": report.total, "rows": report.rows,
+            }))
+            .into_response()),
+            "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv(&report)).into_response()),
+            other => Err(ApiError::Invalid {
+                code: "invalid_enum",
+                message: format!("format: {other:?} is not one of json, csv"),
+            }),
+        }
+    })();
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// One line per row and a total line, the columns named as in the JSON.
+fn csv(report: &Report) -> String {
+    let figures_json = |figures: &Figures| serde_json::to_value(figures).expect("figures encode");
+    let columns = Figures::COLUMNS;
+    let mut out = format!("key,name,{}\n", columns.join(","));
+    let line = |key: &str, name: &str, figures: &Figures| {
+        let values = figures_json(figures);
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| match &values[*c] {
+                serde_json::Value::Null => String::new(),
+                value => value.to_string(),
+            })
+            .collect();
+        // Names are region names (no commas or quotes), keys codes or dates.
+        format!("{key},{name},{}\n", cells.join(","))
+    };
+    for row in &report.rows {
+        out.push_str(&line(&row.key, row.name.as_deref().unwrap_or(""), &row.figures));
+    }
+    out.push_str(&line("total", "", &report.total));
+    out
+}

@@ -1,0 +1,81 @@
+//! Response metrics through the API of real nodes: the same figures from every replica, the
+//! breakdown by child bureau and as CSV, and access by scope.
+
+use serde_json::{json, Value};
+use tests::{TestCluster, COMMAND_TOKEN, LEADER_TOKEN, TIANHE_OPERATOR_TOKEN};
+
+async fn get(cluster: &TestCluster, node: u64, token: &str, query: &str) -> (u16, String) {
+    let response = cluster
+        .http
+        .get(cluster.url(node, &format!("/api/v1/metrics/response{query}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("metrics");
+    (response.status().as_u16(), response.text().await.expect("text"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_replica_reports_the_same_figures() {
+    let cluster = TestCluster::start().await;
+    for i in 0..6 {
+        let task = cluster
+            .create_task(1 + i % 3, &format!("指标 {i}"), Some(if i % 2 == 0 { "440106" } else { "440305" }))
+            .await;
+        if i < 3 {
+            let response = cluster
+                .http
+                .post(cluster.url(2, &format!("/api/v1/tasks/{}/ack", task.id)))
+                .bearer_auth(if i % 2 == 0 { TIANHE_OPERATOR_TOKEN } else { COMMAND_TOKEN })
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("ack");
+            assert_eq!(response.status(), 200);
+        }
+    }
+    cluster.wait_for_convergence().await;
+    let mut answers = Vec::new();
+    for node in 1..=3 {
+        let (status, body) = get(&cluster, node, LEADER_TOKEN, "?bureau=440000").await;
+        assert_eq!(status, 200, "{body}");
+        answers.push(body);
+    }
+    assert!(answers.iter().all(|a| a == &answers[0]), "replicas agree: {answers:?}");
+    let report: Value = serde_json::from_str(&answers[0]).expect("json");
+    assert_eq!(report["total"]["received"], 6);
+    assert_eq!(report["total"]["acknowledged"], 3);
+    assert_eq!(report["total"]["open_now"], 6);
+    let rows = report["rows"].as_array().expect("rows");
+    let row = |code: &str| rows.iter().find(|r| r["key"] == code).unwrap_or_else(|| panic!("row {code}")).clone();
+    assert_eq!(
+        (row("440100")["figures"]["received"].as_u64(), row("440300")["figures"]["received"].as_u64()),
+        (Some(3), Some(3))
+    );
+    assert_eq!(row("440100")["name"], "广州市");
+
+    let (status, csv) = get(&cluster, 1, COMMAND_TOKEN, "?bureau=440000&by=day&format=csv").await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("key,name,received,acknowledged,"), "{}", lines[0]);
+    assert!(lines.last().unwrap().starts_with("total,,6,3,"), "{csv}");
+
+    // Scope: an operator reads its own bureau only; nobody reads above their bureau.
+    let (status, _) = get(&cluster, 1, TIANHE_OPERATOR_TOKEN, "?bureau=440106").await;
+    assert_eq!(status, 200);
+    let (status, _) = get(&cluster, 1, TIANHE_OPERATOR_TOKEN, "?bureau=440100").await;
+    assert_eq!(status, 403);
+    let (status, _) = get(&cluster, 1, "demo-gz-command-0003", "?bureau=440000").await;
+    assert_eq!(status, 403);
+    for (query, code) in [
+        ("?from=2026-13-01", "invalid_field"),
+        ("?from=2026-11-30&to=2026-11-01", "invalid_field"),
+        ("?by=month", "invalid_enum"),
+        ("?format=xml", "invalid_enum"),
+        ("?colour=red", "invalid_query"),
+    ] {
+        let (status, body) = get(&cluster, 1, COMMAND_TOKEN, query).await;
+        let body: Value = serde_json::from_str(&body).expect("json error");
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{query}");
+    }
+}
