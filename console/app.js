@@ -150,6 +150,8 @@ async function login(token) {
   setupFilters();
   applyLanguage();
   connect();
+  // Leadership judges response: its home is the metrics view; everyone else's the board.
+  if (S.me.role === "leadership") showView("metrics");
 }
 
 $("#login-button").addEventListener("click", () => login($("#login-token").value));
@@ -311,6 +313,7 @@ function matches(task) {
 
 // ---------- rendering ----------
 function renderAll(fresh) {
+  if (S.view === "metrics") return;
   renderKpis();
   renderTree();
   renderBoard(fresh);

@@ -385,3 +385,78 @@ async fn signals_and_tip_offs_show_on_the_board_and_the_reporter_only_on_request
     let _ = page.close().await;
     result
 }
+
+/// The leadership view: a leader's home is the metrics of the province; the figures are those
+/// of the ledger; the ranking sorts by a measure and a row drills down into its tasks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_sees_the_response_metrics_and_drills_down() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    for i in 0..5 {
+        let task =
+            cluster.create_task(1, &format!("指标页面 {i}"), Some(if i < 3 { "440106" } else { "440305" })).await;
+        if i == 0 {
+            let response = cluster
+                .http
+                .post(cluster.url(1, &format!("/api/v1/tasks/{}/ack", task.id)))
+                .bearer_auth(TIANHE_OPERATOR_TOKEN)
+                .send()
+                .await
+                .expect("ack");
+            assert_eq!(response.status(), 200);
+        }
+    }
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let page = driver.session(&profiles.path().join("leader"), 1600, 900).await;
+    let result = async {
+        login(&page, &cluster.url(1, "/"), tests::LEADER_TOKEN).await;
+        let tiles = wait_until("the metrics tiles", Duration::from_secs(10), || async {
+            let text = page
+                .find(Locator::Css("#metrics-tiles"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if text.contains("接收任务") && text.contains('5') {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        })
+        .await;
+        assert!(tiles.contains("办结率"), "{tiles}");
+        let rows = page.find_all(Locator::Css("#metrics-ranking tbody tr")).await.expect("rows");
+        assert!(rows.len() >= 2, "child bureaus are ranked");
+        let first = rows[0].attr("data-bureau").await.expect("attr").unwrap_or_default();
+        assert_eq!(first, "440100", "sorted by received, Guangzhou (3) first");
+        assert!(page.find(Locator::Css("#metrics-trend svg rect.bar")).await.is_ok(), "the trend chart is drawn");
+        std::fs::write(artifacts().join("leadership-metrics.png"), page.screenshot().await.expect("shot"))
+            .expect("save");
+        // Sorting by another measure, then drilling down into Shenzhen's tasks.
+        page.find(Locator::Css("#metrics-ranking th[data-sort='acknowledged']"))
+            .await
+            .expect("th")
+            .click()
+            .await
+            .expect("sort");
+        page.find(Locator::Css("#metrics-ranking tbody tr[data-bureau='440300']"))
+            .await
+            .expect("row")
+            .click()
+            .await
+            .expect("drill");
+        wait_until("the board shows Shenzhen's tasks only", Duration::from_secs(10), || async {
+            let rows = page.find_all(Locator::Css("#task-rows tr")).await.map_err(|e| e.to_string())?;
+            if rows.len() == 2 {
+                Ok(())
+            } else {
+                Err(format!("{} rows", rows.len()))
+            }
+        })
+        .await;
+    }
+    .await;
+    let _ = page.close().await;
+    result
+}

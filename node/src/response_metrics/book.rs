@@ -347,9 +347,22 @@ impl Book {
                 }
             }
         }
-        if breakdown == Breakdown::Child {
-            for child in children.iter().copied().chain([root]) {
-                rows.entry(child.to_string()).or_insert_with(|| (Some(child), Cell::default()));
+        // Every row of the breakdown is listed, with or without tasks, so trends have no holes.
+        match breakdown {
+            Breakdown::Child => {
+                for child in children.iter().copied().chain([root]) {
+                    rows.entry(child.to_string()).or_insert_with(|| (Some(child), Cell::default()));
+                }
+            }
+            Breakdown::Day => {
+                for day in from..=to {
+                    rows.entry(date(day)).or_insert_with(|| (None, Cell::default()));
+                }
+            }
+            Breakdown::Week => {
+                for day in (from - (from + 3) % 7..=to).step_by(7) {
+                    rows.entry(date(day)).or_insert_with(|| (None, Cell::default()));
+                }
             }
         }
         let rows = rows

@@ -9,6 +9,7 @@ use crate::api::ApiError;
 const INDEX_HTML: &str = include_str!("../../../console/index.html");
 const APP_JS: &str = include_str!("../../../console/app.js");
 const I18N_JS: &str = include_str!("../../../console/i18n.js");
+const METRICS_JS: &str = include_str!("../../../console/metrics.js");
 const STYLE_CSS: &str = include_str!("../../../console/style.css");
 
 pub async fn index() -> Response {
@@ -20,6 +21,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
     let (content_type, body) = match file.as_str() {
         "app.js" => ("text/javascript; charset=utf-8", APP_JS),
         "i18n.js" => ("text/javascript; charset=utf-8", I18N_JS),
+        "metrics.js" => ("text/javascript; charset=utf-8", METRICS_JS),
         "style.css" => ("text/css; charset=utf-8", STYLE_CSS),
         _ => return ApiError::NoRoute.into_response(),
     };
