@@ -17,6 +17,8 @@ use openraft::error::ClientWriteError as WriteError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::telemetry::Telemetry;
+
 /// Why a proposal did not produce a ledger result.
 #[derive(Debug, Clone)]
 pub enum ProposeError {
@@ -42,9 +44,13 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the batching loop; it ends when `shutdown` fires, after in-flight batches finish.
-    pub fn start(raft: Raft, shutdown: CancellationToken) -> (Batcher, tokio::task::JoinHandle<()>) {
+    pub fn start(
+        raft: Raft,
+        shutdown: CancellationToken,
+        telemetry: Arc<Telemetry>,
+    ) -> (Batcher, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(PROPOSAL_QUEUE_DEPTH);
-        let handle = tokio::spawn(run(raft, receiver, shutdown));
+        let handle = tokio::spawn(run(raft, receiver, shutdown, telemetry));
         (Batcher { queue }, handle)
     }
 
@@ -69,7 +75,12 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft, mut receiver: mpsc::Receiver<Proposal>, shutdown: CancellationToken) {
+async fn run(
+    raft: Raft,
+    mut receiver: mpsc::Receiver<Proposal>,
+    shutdown: CancellationToken,
+    telemetry: Arc<Telemetry>,
+) {
     // Each permit is one entry in flight; the batch task owns its permit until it answered.
     let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT_MAX));
     loop {
@@ -98,9 +109,9 @@ async fn run(raft: Raft, mut receiver: mpsc::Receiver<Proposal>, shutdown: Cance
                 Err(_) => break,
             }
         }
-        let writer = raft.clone();
+        let (writer, meter) = (raft.clone(), telemetry.clone());
         tokio::spawn(async move {
-            write_batch(&writer, batch).await;
+            write_batch(&writer, batch, &meter).await;
             drop(permit);
         });
         if let Some(proposal) = next {
@@ -108,9 +119,9 @@ async fn run(raft: Raft, mut receiver: mpsc::Receiver<Proposal>, shutdown: Cance
                 permit = in_flight.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
                 () = shutdown.cancelled() => break,
             };
-            let writer = raft.clone();
+            let (writer, meter) = (raft.clone(), telemetry.clone());
             tokio::spawn(async move {
-                write_batch(&writer, vec![proposal]).await;
+                write_batch(&writer, vec![proposal], &meter).await;
                 drop(permit);
             });
         }
@@ -119,7 +130,7 @@ async fn run(raft: Raft, mut receiver: mpsc::Receiver<Proposal>, shutdown: Cance
     let _ = in_flight.acquire_many(BATCHES_IN_FLIGHT_MAX as u32).await;
 }
 
-async fn write_batch(raft: &Raft, batch: Vec<Proposal>) {
+async fn write_batch(raft: &Raft, batch: Vec<Proposal>, telemetry: &Telemetry) {
     let sizes: Vec<usize> = batch.iter().map(|p| p.commands.len()).collect();
     let mut replies = Vec::with_capacity(batch.len());
     let mut commands = Vec::with_capacity(sizes.iter().sum());
@@ -128,7 +139,11 @@ async fn write_batch(raft: &Raft, batch: Vec<Proposal>) {
         replies.push(proposal.reply);
     }
     let count = commands.len();
-    match raft.client_write(LedgerRequest { commands }).await {
+    let started = std::time::Instant::now();
+    let written = raft.client_write(LedgerRequest { commands }).await;
+    telemetry.write_batch_duration.observe(started.elapsed().as_secs_f64());
+    telemetry.write_batch_commands.observe(count as f64);
+    match written {
         Ok(response) => {
             let mut results = response.data.results.into_iter();
             assert_eq!(results.len(), count, "one result per command");

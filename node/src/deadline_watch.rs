@@ -196,6 +196,7 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), Pr
         for task in due_tasks.iter().filter_map(|id| replica.ledger.task(*id)) {
             for (due, action) in steps(task, &policy) {
                 if due <= now {
+                    state.telemetry.deadline_watch_lag.observe((now - due) as f64 / 1000.0);
                     commands.push(Command { stamp_ms: now, actor: actor.clone(), idempotency: None, action });
                 } else {
                     heap.push(Reverse((due, task.id)));

@@ -16,6 +16,7 @@ pub mod response_metrics;
 pub mod routes;
 pub mod runtime;
 mod state;
+pub mod telemetry;
 pub mod up;
 mod write_path;
 

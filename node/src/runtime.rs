@@ -77,7 +77,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let batcher_shutdown = CancellationToken::new();
-    let (batcher, batcher_task) = Batcher::start(raft.clone(), batcher_shutdown.clone());
+    let telemetry = Arc::new(crate::telemetry::Telemetry::new());
+    let (batcher, batcher_task) = Batcher::start(raft.clone(), batcher_shutdown.clone(), telemetry.clone());
     let member_addrs: BTreeMap<u64, String> = config.group.members.iter().map(|m| (m.id, m.addr.clone())).collect();
     let state = AppState {
         node_id: config.id,
@@ -97,6 +98,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         digest_cache: Arc::new(Mutex::new(None)),
         federation: Arc::new(federation),
         response_metrics,
+        telemetry,
         push_hub,
         ws_connections: Arc::default(),
         deadlines: Arc::new(deadlines),

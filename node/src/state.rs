@@ -34,6 +34,8 @@ pub struct AppState {
     pub calendar: Arc<config::calendar::WorkCalendar>,
     /// The other groups: routing, peer tokens, the client that calls them.
     pub federation: Arc<crate::federation::Federation>,
+    /// Prometheus metrics of this node.
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Response metrics for leadership, kept up to date as entries apply.
     pub response_metrics: crate::response_metrics::ResponseMetrics,
     /// Console events: history for resume and fan-out to WebSocket connections.

@@ -79,3 +79,47 @@ async fn every_replica_reports_the_same_figures() {
         assert_eq!((status, body["error"]["code"].as_str()), (400, Some(code)), "{query}");
     }
 }
+
+/// `/metrics` parsed by a Prometheus text-format parser; the counters move when tasks are
+/// written and the task gauges follow the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_parse_and_move_with_writes() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    async fn scrape(cluster: &TestCluster) -> prometheus_parse::Scrape {
+        let text =
+            cluster.http.get(cluster.url(1, "/metrics")).send().await.expect("scrape").text().await.expect("text");
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text")
+    }
+    fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let sample = scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .unwrap_or_else(|| panic!("no sample {name} {labels:?}"));
+        match sample.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(ref buckets) => buckets.last().map_or(0.0, |b| b.count),
+            prometheus_parse::Value::Summary(_) => panic!("no summaries here"),
+        }
+    }
+    let before = scrape(&cluster).await;
+    let applied_before = value(&before, "xietong_commands_applied_total", &[]);
+    for i in 0..3 {
+        cluster.create_task(1, &format!("抓取 {i}"), Some("440106")).await;
+    }
+    let after = scrape(&cluster).await;
+    assert!(value(&after, "xietong_commands_applied_total", &[]) >= applied_before + 6.0, "3 creates and 3 dispatches");
+    assert_eq!(value(&after, "xietong_tasks", &[("state", "dispatched"), ("kind", "lead")]), 3.0);
+    assert_eq!(value(&after, "xietong_tasks_open", &[]), 3.0);
+    assert_eq!(value(&after, "xietong_raft_is_leader", &[]), 1.0);
+    let creates = value(
+        &after,
+        "xietong_http_requests_total",
+        &[("route", "/api/v1/tasks"), ("method", "POST"), ("status", "201")],
+    );
+    assert_eq!(creates, 3.0);
+    assert!(value(&after, "xietong_write_batch_duration_seconds", &[]) >= 6.0, "every batch is timed");
+    assert!(value(&after, "process_resident_memory_bytes", &[]) > 0.0);
+}

@@ -139,6 +139,8 @@ impl WatchKey {
 pub struct LiveMessage {
     pub index: u64,
     pub text: Utf8Bytes,
+    /// When the hub built it from the applied entry: the start of push latency.
+    pub published: std::time::Instant,
 }
 
 /// The receiving end a connection reads its live messages from.
@@ -276,7 +278,11 @@ impl EventHub {
                 return false;
             }
             let Some(text) = key.message(&events) else { return true };
-            let message = Arc::new(LiveMessage { index: events.index, text: Utf8Bytes::from(text) });
+            let message = Arc::new(LiveMessage {
+                index: events.index,
+                text: Utf8Bytes::from(text),
+                published: std::time::Instant::now(),
+            });
             subscribers.retain(|subscriber| match subscriber.queue.try_send(message.clone()) {
                 Ok(()) => true,
                 Err(mpsc::error::TrySendError::Full(_)) => {

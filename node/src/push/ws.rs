@@ -145,9 +145,11 @@ async fn forward_batch(
     subscription: &mut Subscription,
     last_index: &mut u64,
     first: Option<Arc<LiveMessage>>,
+    push_latency: &prometheus::Histogram,
 ) -> Result<BatchEnd, String> {
     let mut next = first;
     let mut fed = 0usize;
+    let mut published = Vec::new();
     let mut end = BatchEnd::Continue;
     loop {
         match next.take() {
@@ -155,6 +157,7 @@ async fn forward_batch(
                 if message.index > *last_index {
                     socket.feed(Message::Text(message.text.clone())).await.map_err(|e| format!("send failed: {e}"))?;
                     *last_index = message.index;
+                    published.push(message.published);
                     fed += 1;
                 }
             }
@@ -174,6 +177,9 @@ async fn forward_batch(
     }
     if fed > 0 {
         socket.flush().await.map_err(|e| format!("send failed: {e}"))?;
+        for at in published {
+            push_latency.observe(at.elapsed().as_secs_f64());
+        }
     }
     Ok(end)
 }
@@ -322,7 +328,8 @@ async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
                 // a console that fell behind catches up in few writes instead of one per entry.
                 // One timeout covers the whole batch: a client that stops reading blocks the
                 // writes, and is dropped when the batch cannot finish in time.
-                let batch = forward_batch(&mut socket, &mut subscription, &mut last_index, message);
+                let batch =
+                    forward_batch(&mut socket, &mut subscription, &mut last_index, message, &state.telemetry.push_latency);
                 match tokio::time::timeout(SEND_TIMEOUT, batch).await {
                     Ok(Ok(BatchEnd::Continue)) => {}
                     Ok(Ok(BatchEnd::Closed)) => {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cluster::ledger::{BureauCode, Regions, Task, TaskId};
+use cluster::ledger::{BureauCode, Regions, Task, TaskId, TaskKind, TaskState};
 use serde::Serialize;
 
 use super::facts::{day_start_ms, Facts};
@@ -247,8 +247,19 @@ pub struct Report {
     pub rows: Vec<Row>,
 }
 
+/// Every task by state and kind, for `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct Census {
+    pub by_state_kind: BTreeMap<(TaskState, TaskKind), u64>,
+    pub open: u64,
+    pub overdue: u64,
+}
+
 #[derive(Default)]
 pub struct Book {
+    /// Every task's state and kind (dispatched or not).
+    states: HashMap<TaskId, (TaskState, TaskKind)>,
+    by_state_kind: BTreeMap<(TaskState, TaskKind), u64>,
     facts: HashMap<TaskId, Facts>,
     cells: BTreeMap<(BureauCode, u32), Cell>,
     /// Open tasks per bureau, with the deadline that runs now (if any).
@@ -266,6 +277,31 @@ impl Book {
 
     /// Takes the task as it stands now: its old facts out, its new facts in.
     pub fn update(&mut self, task: &Task) {
+        let state_kind = (task.state, task.kind);
+        if let Some(old) = self.states.insert(task.id, state_kind) {
+            if old == state_kind {
+                return self.update_facts(task);
+            }
+            let count = self.by_state_kind.get_mut(&old).expect("counted before");
+            *count -= 1;
+        }
+        *self.by_state_kind.entry(state_kind).or_default() += 1;
+        self.update_facts(task);
+    }
+
+    /// The census of every task now; `overdue` counts open tasks past their running deadline.
+    pub fn census(&self, now_ms: u64) -> Census {
+        let open = self.open.values().map(|tasks| tasks.len() as u64).sum();
+        let overdue = self
+            .open
+            .values()
+            .flat_map(|tasks| tasks.iter())
+            .filter(|(deadline, _)| deadline.is_some_and(|d| d < now_ms))
+            .count() as u64;
+        Census { by_state_kind: self.by_state_kind.clone(), open, overdue }
+    }
+
+    fn update_facts(&mut self, task: &Task) {
         let new = Facts::of(task);
         let old = self.facts.remove(&task.id);
         if old == new {

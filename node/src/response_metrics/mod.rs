@@ -16,7 +16,7 @@ use cluster::raft::LedgerStore;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-pub use book::{Book, Breakdown, Figures, Report, Row};
+pub use book::{Book, Breakdown, Census, Figures, Report, Row};
 
 /// How often the book takes in the entries applied meanwhile. The book does not wake for
 /// every entry (that measurably slowed single-writer workloads): it drains the queued entries
@@ -62,6 +62,11 @@ impl ResponseMetrics {
     pub fn report(&self, root: cluster::ledger::BureauCode, from: u32, to: u32, by: Breakdown, now_ms: u64) -> Report {
         self.catch_up();
         self.inner.lock().expect("not poisoned").book.report(root, from, to, by, now_ms)
+    }
+
+    pub fn census(&self, now_ms: u64) -> Census {
+        self.catch_up();
+        self.inner.lock().expect("not poisoned").book.census(now_ms)
     }
 
     /// Takes in every entry applied since the last call.

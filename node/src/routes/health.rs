@@ -1,14 +1,13 @@
 //! Health, readiness and Prometheus metrics. No authentication: probes and scrapers call these.
 
-use std::fmt::Write;
-
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cluster::ledger::TaskState;
+use cluster::ledger::{TaskKind, TaskState};
 use openraft::ServerState;
 
 use crate::state::AppState;
+use crate::telemetry::Telemetry;
 
 /// Alive: the process serves HTTP.
 pub async fn healthz() -> &'static str {
@@ -27,77 +26,51 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
+/// Prometheus text format: scrape-time states are read into the registry's gauges, then the
+/// whole registry (with the event counters and histograms) is encoded.
 pub async fn metrics(State(state): State<AppState>) -> Response {
+    let t = &state.telemetry;
     let raft = state.raft.metrics().borrow().clone();
-    let mut out = String::new();
-    let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
-    };
-    gauge(&mut out, "xietong_raft_term", "Current Raft term of this node.", raft.current_term);
-    gauge(
-        &mut out,
-        "xietong_raft_is_leader",
-        "1 if this node leads its group.",
-        u64::from(raft.state == ServerState::Leader),
-    );
-    gauge(
-        &mut out,
-        "xietong_raft_last_log_index",
-        "Index of the last entry in this node's log.",
-        raft.last_log_index.unwrap_or(0),
-    );
-    gauge(
-        &mut out,
-        "xietong_raft_applied_index",
-        "Index of the last entry applied to the ledger.",
-        raft.last_applied.map_or(0, |l| l.index),
-    );
-    let _ = writeln!(
-        out,
-        "# HELP xietong_snapshots_installed_total Snapshots received from a leader and installed.\n# TYPE xietong_snapshots_installed_total counter\nxietong_snapshots_installed_total {}",
-        state.store.snapshots_installed()
-    );
-    if let Some(cpu) = cpu_seconds() {
-        let _ = writeln!(out, "# HELP process_cpu_seconds_total CPU time of this node's process.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total {cpu:.3}");
-    }
+    let as_i64 = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let applied = raft.last_applied.map_or(0, |l| l.index);
+    let committed = state.log.committed_index().unwrap_or(0);
+    t.raft_term.set(as_i64(raft.current_term));
+    t.raft_is_leader.set(i64::from(raft.state == ServerState::Leader));
+    t.raft_last_log_index.set(as_i64(raft.last_log_index.unwrap_or(0)));
+    t.raft_commit_index.set(as_i64(committed));
+    t.raft_applied_index.set(as_i64(applied));
+    t.raft_apply_lag.set(as_i64(committed.saturating_sub(applied)));
+    t.raft_purged_index.set(as_i64(raft.purged.map_or(0, |l| l.index)));
+    Telemetry::set_counter(&t.snapshots_installed, state.store.snapshots_installed());
+    t.console_connections.set(state.ws_connections.total() as i64);
     if let Some(rss) = resident_memory_bytes() {
-        gauge(&mut out, "process_resident_memory_bytes", "Resident memory of this node's process.", rss);
+        t.resident_memory_bytes.set(as_i64(rss));
     }
-    gauge(
-        &mut out,
-        "xietong_console_connections",
-        "Console WebSocket connections open on this node.",
-        state.ws_connections.total() as u64,
-    );
-    let replica = state.store.read();
-    let _ = writeln!(
-        out,
-        "# HELP xietong_commands_applied_total Ledger commands applied, refusals included.\n# TYPE xietong_commands_applied_total counter\nxietong_commands_applied_total {}",
-        replica.ledger.commands_applied()
-    );
-    let stuck = replica.ledger.outbox().filter(|entry| entry.stuck_flagged).count();
-    gauge(
-        &mut out,
-        "xietong_federation_outbox_messages",
-        "Messages to other groups committed here and not yet receipted.",
-        replica.ledger.outbox_len() as u64,
-    );
-    gauge(
-        &mut out,
-        "xietong_federation_stuck_messages",
-        "Of those, messages waiting longer than the configured stuck time.",
-        stuck as u64,
-    );
-    let mut by_state = [0u64; TaskState::ALL.len()];
-    for task in replica.ledger.tasks_newest_first(None) {
-        by_state[TaskState::ALL.iter().position(|s| *s == task.state).expect("closed enum")] += 1;
+    if let Some(cpu) = cpu_seconds() {
+        let delta = cpu - t.cpu_seconds.get();
+        if delta > 0.0 {
+            t.cpu_seconds.inc_by(delta);
+        }
     }
-    drop(replica);
-    let _ = writeln!(out, "# HELP xietong_tasks Tasks in the ledger by state.\n# TYPE xietong_tasks gauge");
-    for (task_state, count) in TaskState::ALL.iter().zip(by_state) {
-        let _ = writeln!(out, "xietong_tasks{{state=\"{task_state}\"}} {count}");
+    let now_ms = crate::api::time::now_ms();
+    {
+        let replica = state.store.read();
+        Telemetry::set_counter(&t.commands_applied, replica.ledger.commands_applied());
+        t.outbox_messages.set(replica.ledger.outbox_len() as i64);
+        t.outbox_stuck_messages.set(replica.ledger.outbox().filter(|entry| entry.stuck_flagged).count() as i64);
+        let oldest = replica.ledger.outbox().map(|entry| entry.committed_ms).min();
+        t.outbox_oldest_age_seconds.set(oldest.map_or(0, |ms| as_i64(now_ms.saturating_sub(ms) / 1000)));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    let census = state.response_metrics.census(now_ms);
+    for task_state in TaskState::ALL {
+        for kind in TaskKind::ALL {
+            let count = census.by_state_kind.get(&(*task_state, *kind)).copied().unwrap_or(0);
+            t.tasks.with_label_values(&[task_state.as_str(), kind.as_str()]).set(as_i64(count));
+        }
+    }
+    t.tasks_open.set(as_i64(census.open));
+    t.tasks_overdue.set(as_i64(census.overdue));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.encode()).into_response()
 }
 
 /// VmRSS from /proc/self/status (Linux).

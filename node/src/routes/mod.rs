@@ -26,6 +26,7 @@ use tokio::sync::Semaphore;
 
 use crate::api::ApiError;
 use crate::state::AppState;
+use crate::telemetry::Telemetry;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -55,9 +56,25 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state.clone())
         .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit))
+        .layer(middleware::from_fn_with_state(state.telemetry.clone(), count_request))
         .layer(middleware::from_fn(cors));
     let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id);
     api.merge(peer)
+}
+
+/// Counts every answered request by its route pattern (never the raw path: ids would make
+/// unbounded label values), method and status, and times it.
+async fn count_request(State(telemetry): State<Arc<Telemetry>>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    telemetry.http_duration.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
+    telemetry.http_requests.with_label_values(&[&route, &method, response.status().as_str()]).inc();
+    response
 }
 
 /// Caps concurrent API requests and bounds each one's time. A request over the cap waits for
