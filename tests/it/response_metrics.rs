@@ -123,3 +123,32 @@ async fn prometheus_metrics_parse_and_move_with_writes() {
     assert!(value(&after, "xietong_write_batch_duration_seconds", &[]) >= 6.0, "every batch is timed");
     assert!(value(&after, "process_resident_memory_bytes", &[]) > 0.0);
 }
+
+/// The Grafana dashboard in docs/monitoring queries only metrics a node exports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_queries_only_exported_metrics() {
+    const DASHBOARD: &str = include_str!("../../docs/monitoring/grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    cluster.create_task(1, "仪表盘", Some("440106")).await;
+    let text = cluster.http.get(cluster.url(1, "/metrics")).send().await.expect("scrape").text().await.expect("text");
+    let scrape =
+        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text");
+    let exported: std::collections::BTreeSet<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !(word.starts_with("xietong_") || word.starts_with("process_")) {
+                    continue;
+                }
+                let base =
+                    ["_bucket", "_sum", "_count"].iter().fold(word, |w, suffix| w.strip_suffix(suffix).unwrap_or(w));
+                assert!(exported.contains(base), "panel {:?} queries {word}, which no node exports", panel["title"]);
+                queried += 1;
+            }
+        }
+    }
+    assert!(queried >= 15, "the dashboard queries the node's metrics");
+}
