@@ -61,8 +61,8 @@ impl Facts {
         let dispatched_ms = task.dispatched_at_ms?;
         let acked_at = task.acked_at_ms;
         let completed_at = task.completed_at_ms;
-        let completed = completed_at.is_some()
-            && matches!(task.state, TaskState::Completed | TaskState::Closed | TaskState::Returned);
+        // A returned result is not done: the assignee works on until it completes again.
+        let completed = completed_at.is_some() && matches!(task.state, TaskState::Completed | TaskState::Closed);
         Some(Facts {
             assignee: Some(assignee),
             day: beijing_day(dispatched_ms),

@@ -1,7 +1,7 @@
 //! Response metrics on a hand-built ledger where every figure is known, compared exactly:
 //! on-time and late acknowledgements and completions, a never-acknowledged task, a cancelled
-//! one, an assignment, an extension, a task dispatched the day after the period (it does not
-//! count), and the book kept incrementally equal to one built from scratch.
+//! one, a returned one, an assignment, an extension, a task dispatched the day after the period
+//! (it does not count), and the book kept incrementally equal to one built from scratch.
 
 use cluster::ledger::{
     Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, NewTask, Role, Routing, Severity, Source, Subject,
@@ -100,6 +100,12 @@ fn figures_of_a_known_ledger_are_exact() {
     let t6 = w.create(17, TaskKind::Assignment);
     w.dispatch(17, t6, "440104", 20, 40);
     w.change(18, World::operator("440104"), t6, Transition::Ack);
+    // T7 → 天河 at 19:00: acked, completed, then returned by the centre: not done, open again.
+    let t7 = w.create(19, TaskKind::Lead);
+    w.dispatch(19, t7, "440106", 20, 70);
+    w.change(19, World::operator("440106"), t7, Transition::Ack);
+    w.change(19, World::operator("440106"), t7, complete());
+    w.change(19, w.command(), t7, Transition::Return);
     let extension = Transition::RequestExtension { new_complete_deadline_ms: w.at(60), extensions_allowed: 1 };
     w.change(20, World::operator("440106"), t2, extension);
     w.change(21, w.command(), t2, Transition::GrantExtension);
@@ -115,23 +121,23 @@ fn figures_of_a_known_ledger_are_exact() {
     let now = w.at(62);
     let report = w.incremental.report(code("440000"), day, day, Breakdown::Child, now);
     let total = &report.total;
-    assert_eq!((total.received, total.acknowledged, total.completed, total.closed, total.cancelled), (5, 3, 3, 1, 1));
-    // Acks: T1 1 h, T6 1 h, T2 2 h → median 1 h, p90 2 h.
+    assert_eq!((total.received, total.acknowledged, total.completed, total.closed, total.cancelled), (6, 4, 3, 1, 1));
+    // Acks: T7 at once, T1 1 h, T6 1 h, T2 2 h → median 1 h, p90 2 h.
     assert_eq!((total.ack_median_secs, total.ack_p90_secs), (Some(3_600), Some(7_200)));
     // Completions: T6 13 h, T1 24 h, T2 48 h → median 24 h, p90 48 h.
     assert_eq!((total.complete_median_secs, total.complete_p90_secs), (Some(86_400), Some(172_800)));
-    assert_eq!(total.ack_on_time_rate, Some(2.0 / 5.0), "T1 and T6 on time; T2 late, T3 never, T5 never");
+    assert_eq!(total.ack_on_time_rate, Some(3.0 / 6.0), "T1, T6 and T7 on time; T2 late, T3 and T5 never");
     assert_eq!(total.completion_on_time_rate, Some(2.0 / 3.0), "T2 completed after even its extended deadline");
-    assert_eq!(total.completion_rate, Some(3.0 / 4.0), "3 of the 4 not cancelled");
+    assert_eq!(total.completion_rate, Some(3.0 / 5.0), "3 of the 5 not cancelled; T7's returned result does not count");
     assert_eq!(total.extensions, 1);
     assert_eq!(total.assignment_referral_completion_rate, Some(1.0));
-    assert_eq!(total.complaint_on_time_rate, Some(2.0 / 5.0), "every task here came from the complaint channel");
-    // Open now (whatever the period): T3 (overdue) and T4 (its ack deadline passed at hour 30).
-    assert_eq!((total.open_now, total.overdue_now), (2, 2));
+    assert_eq!(total.complaint_on_time_rate, Some(2.0 / 6.0), "every task here came from the complaint channel");
+    // Open now (whatever the period): T3 and T4 past their ack deadlines, T7 returned and in time.
+    assert_eq!((total.open_now, total.overdue_now), (3, 2));
 
     let row = |key: &str| report.rows.iter().find(|r| r.key == key).unwrap_or_else(|| panic!("row {key}"));
     let guangzhou = row("440100");
-    assert_eq!((guangzhou.figures.received, guangzhou.figures.completed), (5, 3));
+    assert_eq!((guangzhou.figures.received, guangzhou.figures.completed), (6, 3));
     assert_eq!(guangzhou.name.as_deref(), Some("广州市"));
     let shenzhen = row("440300");
     assert_eq!(
@@ -142,11 +148,11 @@ fn figures_of_a_known_ledger_are_exact() {
 
     // Two days: T4 counts too; per day, each day its own.
     let two_days = w.incremental.report(code("440000"), day, day + 1, Breakdown::Day, now);
-    assert_eq!(two_days.total.received, 6);
-    assert_eq!(two_days.rows.iter().map(|r| r.figures.received).collect::<Vec<_>>(), [5, 1]);
+    assert_eq!(two_days.total.received, 7);
+    assert_eq!(two_days.rows.iter().map(|r| r.figures.received).collect::<Vec<_>>(), [6, 1]);
     // A county's own report.
     let tianhe = w.incremental.report(code("440106"), day, day, Breakdown::Child, now);
-    assert_eq!((tianhe.total.received, tianhe.total.cancelled), (3, 1));
+    assert_eq!((tianhe.total.received, tianhe.total.cancelled), (4, 1));
 
     // The book kept entry by entry equals one built from the final ledger.
     let mut rebuilt = Book::new();
