@@ -11,3 +11,4 @@ mod intake;
 mod membership;
 mod response_metrics;
 mod task_api;
+mod up;

@@ -1,0 +1,150 @@
+//! `xietong up`, the main job, as a user runs it: all four groups come up on loopback, a lead
+//! registered in Guangdong about a Hangzhou firm reaches the Zhejiang group, and SIGTERM stops
+//! every node it started.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tests::{wait_until, xietong_binary, COMMAND_TOKEN};
+
+/// Nodes of the default topology: four groups of three.
+const NODES: u16 = 12;
+
+/// A base port with the 12 ports after it free right now.
+fn free_port_range() -> u16 {
+    for _ in 0..50 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        if base > u16::MAX - NODES {
+            continue;
+        }
+        let all_free = (base..base + NODES).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        if all_free {
+            return base;
+        }
+    }
+    panic!("no range of {NODES} free ports found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_starts_four_groups_that_forward_to_each_other_and_stops_them() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range();
+    let mut up = Up(Command::new(xietong_binary())
+        .args(["up", "--no-demo", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::fs::File::create(dir.path().join("up.out")).expect("output file"))
+        .stderr(std::fs::File::create(dir.path().join("up.log")).expect("log file"))
+        .spawn()
+        .expect("starting xietong up"));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+    let result = async {
+        wait_until("every node of the four groups ready", Duration::from_secs(60), || async {
+            for port in base..base + NODES {
+                let ready =
+                    http.get(format!("http://127.0.0.1:{port}/readyz")).send().await.map_err(|e| e.to_string())?;
+                if !ready.status().is_success() {
+                    return Err(format!("port {port}: {}", ready.status()));
+                }
+            }
+            Ok(())
+        })
+        .await;
+        // `up` prints its banner once it saw every group ready.
+        wait_until("the banner with the demo logins", Duration::from_secs(30), || async {
+            let out = std::fs::read_to_string(dir.path().join("up.out")).unwrap_or_default();
+            if out.contains("demo-zj-command-0011") && out.contains("Ctrl-C") {
+                Ok(())
+            } else {
+                Err(out)
+            }
+        })
+        .await;
+        let lead = json!({"kind": "lead", "severity": "high", "source": "complaint", "title": "异地线索：杭州某网店",
+                          "subject": {"name": "杭州某网店", "region_code": "330106"}});
+        let created: Value = http
+            .post(format!("http://127.0.0.1:{}/api/v1/tasks", base + 1))
+            .bearer_auth(COMMAND_TOKEN)
+            .json(&lead)
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(created["handover"]["to_group"], "330000", "{created}");
+        let zhejiang = base + 9;
+        wait_until("the lead in Zhejiang's ledger", Duration::from_secs(30), || async {
+            let page: Value = http
+                .get(format!("http://127.0.0.1:{zhejiang}/api/v1/tasks"))
+                .bearer_auth("demo-zj-command-0011")
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            let arrived = page["tasks"]
+                .as_array()
+                .is_some_and(|tasks| tasks.iter().any(|t| t["title"] == "异地线索：杭州某网店"));
+            if arrived {
+                Ok(())
+            } else {
+                Err(page.to_string())
+            }
+        })
+        .await;
+    }
+    .await;
+    // SIGTERM to `up` (by its PID): it stops the nodes it started and exits.
+    let status = up.terminate().await;
+    let log = std::fs::read_to_string(dir.path().join("up.log")).unwrap_or_default();
+    assert!(status.success(), "up exits cleanly: {status:?}\n{log}");
+    for port in base..base + NODES {
+        assert!(http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err(), "node on {port} stopped");
+    }
+    result
+}
+
+/// The `xietong up` process; stopped by PID whatever happens to the test.
+struct Up(std::process::Child);
+
+impl Up {
+    fn signal(&self, signal: libc::c_int) {
+        #[allow(unsafe_code)]
+        // SAFETY: kill(2) on the child this test spawned and has not reaped.
+        unsafe {
+            libc::kill(self.0.id() as libc::pid_t, signal);
+        }
+    }
+
+    /// SIGTERM, then waits (with a deadline) for it to exit.
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGTERM);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "xietong up did not exit within 30 s of SIGTERM");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            // Let `up` stop its nodes; the test is failing anyway.
+            self.signal(libc::SIGTERM);
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            while matches!(self.0.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if matches!(self.0.try_wait(), Ok(None)) {
+                self.signal(libc::SIGKILL);
+                let _ = self.0.wait();
+            }
+        }
+    }
+}
