@@ -9,6 +9,7 @@ mod failover;
 mod federation;
 mod intake;
 mod membership;
+mod nemesis;
 mod response_metrics;
 mod task_api;
 mod up;

@@ -226,6 +226,18 @@ impl TestCluster {
         self.spawn(id);
     }
 
+    /// SIGSTOP: the process stays but answers nothing, as in a long GC pause or a hung VM.
+    pub fn pause(&self, id: u64) {
+        let child = self.node(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running"));
+        kill_by_pid(child.id(), libc::SIGSTOP);
+    }
+
+    /// SIGCONT after `pause`.
+    pub fn resume(&self, id: u64) {
+        let child = self.node(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running"));
+        kill_by_pid(child.id(), libc::SIGCONT);
+    }
+
     /// Starts one more node (id = current count + 1) from a config naming the configured
     /// members and itself, not yet part of the group: `xietong admin` adds it. Returns its id.
     pub fn add_node(&mut self) -> u64 {
@@ -387,6 +399,7 @@ impl Drop for TestCluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
             if let Some(mut child) = node.child.take() {
+                kill_by_pid(child.id(), libc::SIGCONT);
                 kill_by_pid(child.id(), libc::SIGKILL);
                 let _ = child.wait();
             }
