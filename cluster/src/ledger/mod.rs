@@ -36,4 +36,6 @@ mod federation_tests;
 #[cfg(test)]
 mod intake_tests;
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
