@@ -48,7 +48,7 @@ fn action(step: &Step, stamp_ms: u64) -> Action {
         let note = if transition.requires_note() { "原因".to_owned() } else { String::new() };
         Action::ChangeTask(TaskChange { task, expected_version: None, note, transition })
     };
-    let assignee = if step.task % 2 == 0 { "440106" } else { "440104" };
+    let assignee = if step.task.is_multiple_of(2) { "440106" } else { "440104" };
     match step.action {
         0 | 1 => Action::CreateTask(NewTask {
             kind: TaskKind::ALL[usize::from(step.task) % TaskKind::ALL.len()],
