@@ -137,15 +137,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         let name = format!("{}/node{}", node.group, node.id);
         let log_path = args.data_dir.join(node.group).join(format!("node{}.log", node.id));
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
-        let child = Command::new(&exe)
-            .arg("node")
-            .arg("--config")
-            .arg(&node.config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {name}"))?;
+        let mut command = Command::new(&exe);
+        command.arg("node").arg("--config").arg(&node.config).stdout(Stdio::null()).stderr(log).kill_on_drop(true);
+        die_with_parent(&mut command);
+        let child = command.spawn().with_context(|| format!("starting {name}"))?;
         // For scripts that fault-inject one node (pause, kill) without searching for it.
         if let Some(pid) = child.id() {
             std::fs::write(args.data_dir.join(node.group).join(format!("node{}.pid", node.id)), format!("{pid}\n"))?;
@@ -234,6 +229,20 @@ async fn stop_nodes(nodes: &mut [NodeProcess]) {
                 let _ = node.child.kill().await;
             }
         }
+    }
+}
+
+/// A node dies with `up` even when `up` itself is killed (SIGKILL runs no shutdown path), so
+/// no node is ever left running behind a launcher that is gone.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
+    // async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
 }
 

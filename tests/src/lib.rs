@@ -202,16 +202,16 @@ impl TestCluster {
         let node = &mut self.nodes[(id - 1) as usize];
         assert!(node.child.is_none(), "node {id} is already running");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&node.log).expect("log file");
-        let child = Command::new(xietong_binary())
+        let mut command = Command::new(xietong_binary());
+        command
             .arg("node")
             .arg("--config")
             .arg(&node.config)
             .env("RUST_LOG", "info,openraft=warn")
             .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawning a node");
-        node.child = Some(child);
+            .stderr(log);
+        die_with_parent(&mut command);
+        node.child = Some(command.spawn().expect("spawning a node"));
     }
 
     /// SIGKILL: no shutdown path runs, exactly like a crash of the process.
@@ -404,6 +404,21 @@ impl Drop for TestCluster {
                 let _ = child.wait();
             }
         }
+    }
+}
+
+/// The node dies with the thread that started it (the test's), so a test killed from outside
+/// (a timeout) leaves no node behind even though its `Drop` never runs.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
+    // async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
     }
 }
 
