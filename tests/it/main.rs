@@ -1,5 +1,6 @@
 //! Scenario tests against real `xietong` processes. One test binary, one module per feature.
 
+mod access;
 mod bad_input;
 mod complaints;
 mod console_browser;

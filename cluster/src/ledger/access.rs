@@ -25,6 +25,16 @@ pub fn can_see(actor: &Actor, task: &Task) -> bool {
     }
 }
 
+/// Leadership reads and never writes; machine roles act only through their own actions.
+pub fn may_write(actor: &Actor) -> Result<(), Rejection> {
+    match actor.role {
+        Role::Command | Role::Operator => Ok(()),
+        Role::Leadership | Role::System | Role::Peer | Role::Source => {
+            Err(Rejection::Forbidden(format!("a {} user does not change tasks", actor.role)))
+        }
+    }
+}
+
 /// May `actor` register a task on behalf of `origin`?
 pub fn may_create(actor: &Actor, origin: BureauCode) -> Result<(), Rejection> {
     if actor.role != Role::Command {

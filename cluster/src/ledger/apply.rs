@@ -292,6 +292,8 @@ impl Ledger {
                 return Err(Rejection::VersionConflict { expected, actual: task.version });
             }
         }
+        // A read-only role is refused before anything about the task's state is said.
+        access::may_write(actor)?;
         handling_allows(task, &change.transition)?;
         let next_state = next_state(task.state, &change.transition).ok_or_else(|| Rejection::IllegalTransition {
             from: task.state,
