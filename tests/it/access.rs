@@ -12,6 +12,9 @@ const SOURCE: &str = "demo-source-monitor-0030";
 const CONSUMER: &str = "demo-export-health-0040";
 const NONE: &str = "";
 
+/// One route: method, path, body, and the status expected for each caller.
+type Row = (&'static str, String, Value, Vec<(&'static str, u16)>);
+
 async fn status(cluster: &TestCluster, method: &str, path: &str, token: &str, body: &Value) -> u16 {
     let url = cluster.url(1, path);
     let mut request = match method {
@@ -46,7 +49,7 @@ async fn every_route_answers_every_caller_as_the_policy_says() {
     let new_task = create_body("矩阵新建");
     let feedback = json!({"note": "进展"});
     let members = json!({"id": 9, "addr": "127.0.0.1:1"});
-    let rows: Vec<(&str, String, Value, Vec<(&str, u16)>)> = vec![
+    let rows: Vec<Row> = vec![
         (
             "GET",
             "/api/v1/tasks".into(),
