@@ -123,7 +123,16 @@ pub struct UserConfig {
     pub bureau: String,
     /// `command`, `operator` or `leadership`.
     pub role: String,
+    /// Requests per second this token may make to a node (a bucket one second deep); absent:
+    /// `USER_REQUESTS_PER_SECOND_DEFAULT`.
+    #[serde(default)]
+    pub requests_per_second: Option<u32>,
 }
+
+/// Requests per second per user token when the users file sets none: far above what a person
+/// at a console makes, and above the benchmarks' single-token load (about 20,000 writes/s), so
+/// it bounds a runaway client without shaping measured load. Set lower per user in production.
+pub const USER_REQUESTS_PER_SECOND_DEFAULT: u32 = 50_000;
 
 /// An operator of the platform itself (运维): may change a group's membership through
 /// `xietong admin`; has no business role and sees no tasks.
@@ -274,6 +283,9 @@ impl UsersFile {
             }
             if !is_six_digits(&user.bureau) {
                 return Err(invalid(&field, "bureau must be a 6-digit region code"));
+            }
+            if user.requests_per_second == Some(0) {
+                return Err(invalid(&field, "requests_per_second must be positive"));
             }
             if !ROLES.contains(&user.role.as_str()) {
                 return Err(invalid(&field, format!("role must be one of {}", ROLES.join(", "))));

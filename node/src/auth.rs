@@ -9,11 +9,14 @@ use config::UsersFile;
 
 use crate::api::ApiError;
 use crate::intake::IntakeSource;
+use crate::rate::TokenBucket;
 
 #[derive(Clone, Debug)]
 pub struct User {
     pub actor: Actor,
     pub display_name: String,
+    /// The token's request budget (shared by clones of the user).
+    pub bucket: Arc<std::sync::Mutex<TokenBucket>>,
 }
 
 /// Token lookup table. A `HashMap` is fine here: it never reaches the ledger.
@@ -38,7 +41,9 @@ impl Users {
                 .filter(|role| !matches!(role, Role::System | Role::Peer | Role::Source))
                 .ok_or_else(|| format!("user {}: unknown role", user.name))?;
             let actor = Actor { user: user.name.clone(), bureau, role };
-            by_token.insert(user.token.clone(), User { actor, display_name: user.display_name.clone() });
+            let rate = user.requests_per_second.unwrap_or(config::USER_REQUESTS_PER_SECOND_DEFAULT);
+            let bucket = Arc::new(std::sync::Mutex::new(TokenBucket::new(f64::from(rate))));
+            by_token.insert(user.token.clone(), User { actor, display_name: user.display_name.clone(), bucket });
         }
         let admins = file.admins.iter().map(|admin| (admin.token.clone(), admin.name.clone())).collect();
         let mut sources = HashMap::new();
@@ -78,8 +83,21 @@ impl Users {
             .ok_or_else(|| ApiError::Forbidden("membership changes need a platform operator's token".into()))
     }
 
+    /// The user presenting the bearer token, within its request budget (429 beyond it). A
+    /// request forwarded by another node was counted where it arrived.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&User, ApiError> {
-        self.user_for_token(bearer(headers)?)
+        let user = self.user_for_token(bearer(headers)?)?;
+        if headers.contains_key(crate::write_path::HOPS_HEADER) {
+            return Ok(user);
+        }
+        let allowed = user.bucket.lock().expect("not poisoned").take(1, std::time::Instant::now());
+        match allowed {
+            Ok(()) => Ok(user),
+            Err(wait) => Err(ApiError::RateLimited {
+                message: format!("user {} is over its request rate", user.actor.user),
+                retry_after_secs: wait.as_secs_f64().ceil() as u64,
+            }),
+        }
     }
 
     pub fn user_for_token(&self, token: &str) -> Result<&User, ApiError> {

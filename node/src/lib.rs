@@ -11,6 +11,7 @@ pub mod demo;
 pub mod federation;
 pub mod intake;
 pub mod push;
+pub mod rate;
 mod read_path;
 pub mod response_metrics;
 pub mod routes;

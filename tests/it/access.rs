@@ -219,3 +219,34 @@ async fn every_route_answers_every_caller_as_the_policy_says() {
         }
     }
 }
+
+/// A user token over its request rate gets 429 with Retry-After and its request does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_request_rate_is_told_to_wait() {
+    let slow = "[[users]]\nname = \"slow-script\"\ntoken = \"demo-slow-script-0050\"\nbureau = \"440000\"\nrole = \"command\"\nrequests_per_second = 3\n";
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        size: 1,
+        extra_users_toml: Some(slow.into()),
+        ..Default::default()
+    })
+    .await;
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let response = cluster
+            .http
+            .post(cluster.url(1, "/api/v1/tasks"))
+            .bearer_auth("demo-slow-script-0050")
+            .json(&create_body(&format!("限速 {i}")))
+            .send()
+            .await
+            .expect("create");
+        if response.status() == 429 {
+            assert!(response.headers().get("retry-after").is_some(), "429 says when to come back");
+        }
+        statuses.push(response.status().as_u16());
+    }
+    let created = statuses.iter().filter(|s| **s == 201).count();
+    assert!((3..=4).contains(&created), "the bucket holds 3 (plus what refilled meanwhile): {statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert_eq!(cluster.all_tasks(1).await.len(), created, "a refused request wrote nothing");
+}

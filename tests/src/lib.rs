@@ -108,6 +108,8 @@ pub struct ClusterOptions {
     pub addrs: Option<Vec<String>>,
     /// The federation topology the nodes get (see `config::topology`).
     pub topology_toml: Option<String>,
+    /// Users added to the demo users (TOML `[[users]]` entries).
+    pub extra_users_toml: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -120,6 +122,7 @@ impl Default for ClusterOptions {
             bureau: "440000".into(),
             addrs: None,
             topology_toml: None,
+            extra_users_toml: None,
         }
     }
 }
@@ -137,7 +140,8 @@ impl TestCluster {
         if std::env::var_os("XIETONG_KEEP_TEST_DIRS").is_some() {
             dir.disable_cleanup(true);
         }
-        std::fs::write(dir.path().join("users.toml"), node_users()).expect("users file");
+        let users = format!("{}\n{}", node_users(), options.extra_users_toml.as_deref().unwrap_or(""));
+        std::fs::write(dir.path().join("users.toml"), users).expect("users file");
         let deadlines_line = match &options.deadlines_toml {
             Some(policy) => {
                 std::fs::write(dir.path().join("deadlines.toml"), policy).expect("policy file");

@@ -2,8 +2,6 @@
 //! the signal JSON of `POST /api/v1/intake`, and turning a signal into the ledger's `Signal`
 //! with its grouping key. The route is `routes::intake`.
 
-pub mod rate;
-
 use std::sync::Mutex;
 
 use cluster::ledger::{BureauCode, NewTask, Routing, Severity, Signal, Source, TaskKind};
@@ -27,7 +25,7 @@ pub struct IntakeSource {
     pub group_by: Vec<String>,
     pub window_ms: u64,
     pub task_source: Source,
-    pub bucket: Mutex<rate::TokenBucket>,
+    pub bucket: Mutex<crate::rate::TokenBucket>,
 }
 
 impl IntakeSource {
@@ -42,7 +40,7 @@ impl IntakeSource {
             group_by: config.group_by.clone(),
             window_ms: config.window_minutes * 60_000,
             task_source,
-            bucket: Mutex::new(rate::TokenBucket::new(f64::from(config.signals_per_second))),
+            bucket: Mutex::new(crate::rate::TokenBucket::new(f64::from(config.signals_per_second))),
         })
     }
 }

@@ -1,8 +1,10 @@
-//! A token bucket per source: refilled at the configured rate, one second deep, so a source
-//! may send its per-second allowance in one batch but not more, on average or at once.
+//! A token bucket, per intake source and per user token: refilled at the configured rate, one
+//! second deep, so a caller may spend its per-second allowance at once but not more, on average
+//! or in a burst.
 
 use std::time::{Duration, Instant};
 
+#[derive(Debug)]
 pub struct TokenBucket {
     per_second: f64,
     tokens: f64,
