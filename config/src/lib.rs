@@ -119,7 +119,12 @@ pub struct UserConfig {
     /// Display name for the console (e.g. 张伟).
     #[serde(default)]
     pub display_name: String,
-    pub token: String,
+    /// The bearer token in plain text (only in development files), or
+    #[serde(default)]
+    pub token: Option<String>,
+    /// its SHA-256 in hex (what production files hold).
+    #[serde(default)]
+    pub token_sha256: Option<String>,
     pub bureau: String,
     /// `command`, `operator` or `leadership`.
     pub role: String,
@@ -140,7 +145,10 @@ pub const USER_REQUESTS_PER_SECOND_DEFAULT: u32 = 50_000;
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     pub name: String,
-    pub token: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
 }
 
 /// A machine that delivers signals (`POST /api/v1/intake`): a monitoring system, another
@@ -149,7 +157,10 @@ pub struct AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
     pub name: String,
-    pub token: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
     /// The bureau it reports to: the tasks it registers are that bureau's.
     pub bureau: String,
     /// Signals per second it may deliver (a bucket refilled at this rate, one second deep).
@@ -174,7 +185,10 @@ fn default_task_source() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ConsumerConfig {
     pub name: String,
-    pub token: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
     pub bureau: String,
 }
 
@@ -268,14 +282,11 @@ impl UsersFile {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let mut tokens = BTreeSet::new();
+        let mut tokens: BTreeSet<String> = BTreeSet::new();
         let mut names = BTreeSet::new();
         for user in &self.users {
             let field = format!("users.{}", user.name);
-            if user.token.chars().count() < TOKEN_CHARS_MIN {
-                return Err(invalid(&field, format!("token must have at least {TOKEN_CHARS_MIN} characters")));
-            }
-            if !tokens.insert(user.token.as_str()) {
+            if !tokens.insert(credential_hash(&field, &user.token, &user.token_sha256)?) {
                 return Err(invalid(&field, "token is used twice"));
             }
             if !names.insert(user.name.as_str()) {
@@ -295,14 +306,19 @@ impl UsersFile {
         let machine_tokens = self
             .admins
             .iter()
-            .map(|a| (format!("admins.{}", a.name), &a.token, None))
-            .chain(self.sources.iter().map(|s| (format!("sources.{}", s.name), &s.token, Some(&s.bureau))))
-            .chain(self.consumers.iter().map(|c| (format!("consumers.{}", c.name), &c.token, Some(&c.bureau))));
-        for (field, token, bureau) in machine_tokens {
-            if token.chars().count() < TOKEN_CHARS_MIN {
-                return Err(invalid(&field, format!("token must have at least {TOKEN_CHARS_MIN} characters")));
-            }
-            if !tokens.insert(token.as_str()) {
+            .map(|a| (format!("admins.{}", a.name), &a.token, &a.token_sha256, None))
+            .chain(
+                self.sources
+                    .iter()
+                    .map(|s| (format!("sources.{}", s.name), &s.token, &s.token_sha256, Some(&s.bureau))),
+            )
+            .chain(
+                self.consumers
+                    .iter()
+                    .map(|c| (format!("consumers.{}", c.name), &c.token, &c.token_sha256, Some(&c.bureau))),
+            );
+        for (field, token, token_sha256, bureau) in machine_tokens {
+            if !tokens.insert(credential_hash(&field, token, token_sha256)?) {
                 return Err(invalid(&field, "token is used twice"));
             }
             if bureau.is_some_and(|b| !is_six_digits(b)) {
@@ -325,6 +341,36 @@ impl UsersFile {
             }
         }
         Ok(())
+    }
+}
+
+/// SHA-256 of a bearer token, lower-case hex: what credentials are looked up by.
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash of a credential given either as a plain token (checked for length) or as its
+/// SHA-256; exactly one of the two.
+pub fn credential_hash(
+    field: &str,
+    token: &Option<String>,
+    token_sha256: &Option<String>,
+) -> Result<String, ConfigError> {
+    match (token, token_sha256) {
+        (Some(token), None) => {
+            if token.chars().count() < TOKEN_CHARS_MIN {
+                return Err(invalid(field, format!("token must have at least {TOKEN_CHARS_MIN} characters")));
+            }
+            Ok(token_hash(token))
+        }
+        (None, Some(hash)) => {
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid(field, "token_sha256 must be 64 hex digits"));
+            }
+            Ok(hash.to_ascii_lowercase())
+        }
+        _ => Err(invalid(field, "give exactly one of token and token_sha256")),
     }
 }
 

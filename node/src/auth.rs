@@ -19,7 +19,8 @@ pub struct User {
     pub bucket: Arc<std::sync::Mutex<TokenBucket>>,
 }
 
-/// Token lookup table. A `HashMap` is fine here: it never reaches the ledger.
+/// Token lookup tables, keyed by the SHA-256 of the token (so a users file may hold hashes
+/// only). A `HashMap` is fine here: it never reaches the ledger.
 pub struct Users {
     by_token: HashMap<String, User>,
     /// Platform operators' tokens → their names.
@@ -43,42 +44,56 @@ impl Users {
             let actor = Actor { user: user.name.clone(), bureau, role };
             let rate = user.requests_per_second.unwrap_or(config::USER_REQUESTS_PER_SECOND_DEFAULT);
             let bucket = Arc::new(std::sync::Mutex::new(TokenBucket::new(f64::from(rate))));
-            by_token.insert(user.token.clone(), User { actor, display_name: user.display_name.clone(), bucket });
+            let hash =
+                config::credential_hash(&user.name, &user.token, &user.token_sha256).map_err(|e| e.to_string())?;
+            by_token.insert(hash, User { actor, display_name: user.display_name.clone(), bucket });
         }
-        let admins = file.admins.iter().map(|admin| (admin.token.clone(), admin.name.clone())).collect();
+        let hash = |name: &str, token: &Option<String>, token_sha256: &Option<String>| {
+            config::credential_hash(name, token, token_sha256).map_err(|e| e.to_string())
+        };
+        let mut admins = HashMap::new();
+        for admin in &file.admins {
+            admins.insert(hash(&admin.name, &admin.token, &admin.token_sha256)?, admin.name.clone());
+        }
         let mut sources = HashMap::new();
         for source in &file.sources {
-            sources.insert(source.token.clone(), Arc::new(IntakeSource::from_config(source)?));
+            sources.insert(
+                hash(&source.name, &source.token, &source.token_sha256)?,
+                Arc::new(IntakeSource::from_config(source)?),
+            );
         }
         let mut consumers = HashMap::new();
         for consumer in &file.consumers {
             let bureau = BureauCode::parse_known(&consumer.bureau)
                 .ok_or_else(|| format!("consumer {}: {} is not a region code", consumer.name, consumer.bureau))?;
-            consumers.insert(consumer.token.clone(), (consumer.name.clone(), bureau));
+            consumers.insert(
+                hash(&consumer.name, &consumer.token, &consumer.token_sha256)?,
+                (consumer.name.clone(), bureau),
+            );
         }
         Ok(Users { by_token, admins, sources, consumers })
     }
 
     /// The intake source presenting the bearer token.
     pub fn authenticate_source(&self, headers: &HeaderMap) -> Result<Arc<IntakeSource>, ApiError> {
-        let token = bearer(headers)?;
-        self.sources.get(token).cloned().ok_or_else(|| ApiError::Unauthorized("not an intake source's token".into()))
+        let token = config::token_hash(bearer(headers)?);
+        self.sources.get(&token).cloned().ok_or_else(|| ApiError::Unauthorized("not an intake source's token".into()))
     }
 
     /// The export consumer presenting the bearer token: its name and bureau scope.
     pub fn authenticate_consumer(&self, headers: &HeaderMap) -> Result<(String, BureauCode), ApiError> {
-        let token = bearer(headers)?;
+        let token = config::token_hash(bearer(headers)?);
         self.consumers
-            .get(token)
+            .get(&token)
             .cloned()
             .ok_or_else(|| ApiError::Unauthorized("not an export consumer's token".into()))
     }
 
     /// The platform operator presenting the bearer token, for membership changes.
     pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<&str, ApiError> {
-        let token = bearer(headers)?;
+        let token = config::token_hash(bearer(headers)?);
         self.admins
-            .get(token)
+            .get(&token)
             .map(String::as_str)
             .ok_or_else(|| ApiError::Forbidden("membership changes need a platform operator's token".into()))
     }
@@ -101,7 +116,7 @@ impl Users {
     }
 
     pub fn user_for_token(&self, token: &str) -> Result<&User, ApiError> {
-        self.by_token.get(token).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
+        self.by_token.get(&config::token_hash(token)).ok_or_else(|| ApiError::Unauthorized("unknown token".into()))
     }
 }
 
@@ -115,4 +130,54 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be Bearer <token>".into()))
+}
+
+/// The users of a node, replaceable while it runs: `xietong node` reloads its users file on
+/// SIGHUP, so a token is added or revoked without a restart. Lookups answer owned values, so no
+/// caller holds the old table across a reload.
+pub struct UserDirectory {
+    current: std::sync::RwLock<Arc<Users>>,
+}
+
+impl UserDirectory {
+    pub fn new(users: Users) -> UserDirectory {
+        UserDirectory { current: std::sync::RwLock::new(Arc::new(users)) }
+    }
+
+    fn users(&self) -> Arc<Users> {
+        self.current.read().expect("not poisoned").clone()
+    }
+
+    /// Replaces every credential at once.
+    pub fn replace(&self, users: Users) {
+        *self.current.write().expect("not poisoned") = Arc::new(users);
+    }
+
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<User, ApiError> {
+        self.users().authenticate(headers).cloned().inspect_err(|error| log_refusal(headers, error))
+    }
+
+    pub fn user_for_token(&self, token: &str) -> Result<User, ApiError> {
+        self.users().user_for_token(token).cloned()
+    }
+
+    pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        self.users().authenticate_admin(headers).map(str::to_owned).inspect_err(|error| log_refusal(headers, error))
+    }
+
+    pub fn authenticate_source(&self, headers: &HeaderMap) -> Result<Arc<IntakeSource>, ApiError> {
+        self.users().authenticate_source(headers).inspect_err(|error| log_refusal(headers, error))
+    }
+
+    pub fn authenticate_consumer(&self, headers: &HeaderMap) -> Result<(String, BureauCode), ApiError> {
+        self.users().authenticate_consumer(headers).inspect_err(|error| log_refusal(headers, error))
+    }
+}
+
+/// Every refused credential is logged, with the hash prefix of the token presented (never the
+/// token itself), so an operator can tell a misconfigured client from a probe.
+fn log_refusal(headers: &HeaderMap, error: &ApiError) {
+    let presented = bearer(headers).map(|token| config::token_hash(token)[..12].to_owned()).unwrap_or_default();
+    let (code, message) = error.code_and_message();
+    tracing::warn!(token_sha256_prefix = %presented, code, message, "credential refused");
 }

@@ -87,7 +87,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         store,
         log,
         batcher,
-        users: Arc::new(users),
+        users: Arc::new(crate::auth::UserDirectory::new(users)),
         peers,
         member_addrs: Arc::new(member_addrs.clone()),
         forward_http: reqwest::Client::builder()
@@ -105,6 +105,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         calendar: Arc::new(config::calendar::WorkCalendar::china()),
     };
     let watch_state = state.clone();
+    let reloader =
+        tokio::spawn(reload_users_on_hangup(config.users_file.clone(), state.users.clone(), shutdown.clone()));
     let app = crate::routes::router(state);
     let server_shutdown = shutdown.clone();
     // Small request/response exchanges: disable Nagle so no reply waits for a delayed ACK.
@@ -131,6 +133,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     shutdown.cancelled().await;
     tracing::info!(node = config.id, "shutting down");
     server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    let _ = reloader.await;
     watch_shutdown.cancel();
     deadline_watch.await.context("the deadline watch failed")?;
     for federation_loop in federation_loops {
@@ -145,6 +148,36 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     metrics_shutdown.cancel();
     let _ = response_metrics_task.await;
     Ok(())
+}
+
+/// Reloads the users file on SIGHUP: tokens added, changed or revoked take effect at once. A
+/// file that does not load is refused whole (logged) and the credentials stay as they were.
+async fn reload_users_on_hangup(
+    path: std::path::PathBuf,
+    users: Arc<crate::auth::UserDirectory>,
+    shutdown: CancellationToken,
+) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: the users file is read at start only");
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => if received.is_none() { return },
+            () = shutdown.cancelled() => return,
+        }
+        let loaded = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| UsersFile::parse(&path, &text).map_err(|e| e.to_string()))
+            .and_then(|file| Users::from_config(&file));
+        match loaded {
+            Ok(fresh) => {
+                users.replace(fresh);
+                tracing::info!(file = %path.display(), "users reloaded");
+            }
+            Err(error) => tracing::error!(file = %path.display(), %error, "users file refused; credentials unchanged"),
+        }
+    }
 }
 
 /// On the very first start, the lowest-numbered member forms the group with every configured

@@ -8,7 +8,6 @@ use cluster::raft::network::PeerNetwork;
 use cluster::raft::{LedgerStore, LogStore, NodeId, Raft};
 use openraft::ServerState;
 
-use crate::auth::Users;
 use crate::batcher::Batcher;
 
 /// A ledger digest and the applied index it was computed at.
@@ -23,7 +22,7 @@ pub struct AppState {
     pub store: LedgerStore,
     pub log: LogStore,
     pub batcher: Batcher,
-    pub users: Arc<Users>,
+    pub users: Arc<crate::auth::UserDirectory>,
     pub peers: PeerNetwork,
     /// Member addresses from config, used when metrics do not name the leader's node.
     pub member_addrs: Arc<BTreeMap<NodeId, String>>,

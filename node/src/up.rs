@@ -200,7 +200,12 @@ fn print_banner(args: &UpArgs, groups: &[(&str, Vec<String>)]) {
             .map_or_else(String::new, |(_, addrs)| format!("http://{}/", addrs[0]));
         println!(
             "  {:<18} {:<11} {}  {:<24} {:<26} {}",
-            user.name, user.role, user.bureau, user.token, console, user.display_name
+            user.name,
+            user.role,
+            user.bureau,
+            user.token.as_deref().unwrap_or("(hashed)"),
+            console,
+            user.display_name
         );
     }
     println!("\nCtrl-C stops everything.");

@@ -250,3 +250,47 @@ async fn a_token_over_its_request_rate_is_told_to_wait() {
     assert!(statuses.contains(&429), "{statuses:?}");
     assert_eq!(cluster.all_tasks(1).await.len(), created, "a refused request wrote nothing");
 }
+
+/// Credentials come from the users file, by SHA-256 if it says so, and a reload (SIGHUP) adds
+/// and revokes tokens without a restart; a broken file is refused and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_hashed_and_revoked_by_a_reload() {
+    let temporary = "[[users]]\nname = \"temp-inspector\"\ntoken = \"demo-temp-inspector-0060\"\nbureau = \"440000\"\nrole = \"leadership\"\n";
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        size: 1,
+        extra_users_toml: Some(temporary.into()),
+        ..Default::default()
+    })
+    .await;
+    let me = |token: &'static str| {
+        let request = cluster.http.get(cluster.url(1, "/api/v1/me")).bearer_auth(token);
+        async move { request.send().await.expect("me").status().as_u16() }
+    };
+    assert_eq!(me("demo-temp-inspector-0060").await, 200);
+    // Revoke it and add a user whose token the file holds only as a hash.
+    let new_token = "prod-like-token-never-written-down";
+    let hashed = format!(
+        "[[users]]\nname = \"hashed-leader\"\ntoken_sha256 = \"{}\"\nbureau = \"440000\"\nrole = \"leadership\"\n",
+        config::token_hash(new_token)
+    );
+    let users_file = cluster.data_dir().join("users.toml");
+    let demo = include_str!("../../config/dev/users.toml");
+    std::fs::write(&users_file, format!("{demo}\n{hashed}")).expect("rewrite users");
+    cluster.reload_users(1);
+    tests::wait_until("the reload to take effect", std::time::Duration::from_secs(10), || async {
+        match (me("demo-temp-inspector-0060").await, me(new_token).await) {
+            (401, 200) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    // A broken file is refused whole: everything stays as it was.
+    std::fs::write(&users_file, "[[users]]\nname = \"x\"\n").expect("break users");
+    cluster.reload_users(1);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+    while tokio::time::Instant::now() < deadline {
+        assert_eq!(me(new_token).await, 200, "credentials survive a broken file");
+        assert_eq!(me(COMMAND_TOKEN).await, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

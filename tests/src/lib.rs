@@ -236,6 +236,12 @@ impl TestCluster {
         kill_by_pid(child.id(), libc::SIGSTOP);
     }
 
+    /// SIGHUP: the node reloads its users file.
+    pub fn reload_users(&self, id: u64) {
+        let child = self.node(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running"));
+        kill_by_pid(child.id(), libc::SIGHUP);
+    }
+
     /// SIGCONT after `pause`.
     pub fn resume(&self, id: u64) {
         let child = self.node(id).child.as_ref().unwrap_or_else(|| panic!("node {id} is not running"));
