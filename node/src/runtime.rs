@@ -32,6 +32,7 @@ fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
         election_timeout_min: tuning.election_timeout_min_ms,
         election_timeout_max: tuning.election_timeout_max_ms,
         install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
+        snapshot_max_chunk_size: cluster::raft::peer_api::SNAPSHOT_CHUNK_BYTES,
         max_payload_entries: REPLICATION_ENTRIES_MAX,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_every_entries),
         max_in_snapshot_log_to_keep: tuning.keep_entries_after_snapshot,

@@ -203,3 +203,31 @@ async fn the_whole_group_restarts_from_disk_after_kill_9() {
         assert_eq!(ids, acked, "node {id} has every acknowledged task");
     }
 }
+
+/// A follower away long enough that the leader purged the entries it missed catches up from a
+/// snapshot of several chunks (the ledger is over 10 MB here). Peer RPC once refused bodies over
+/// 2 MB, so such a follower never caught up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_far_behind_catches_up_from_a_snapshot_of_several_chunks() {
+    let mut cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let behind = (1..=3).find(|id| *id != leader).expect("a follower");
+    cluster.kill(behind);
+    let up: Vec<u64> = cluster.running().collect();
+    let description = "监测发现该经营者在多个平台销售涉嫌假冒注册商标的商品，".repeat(120);
+    for round in 0..60 {
+        let writes = (0..20).map(|i| {
+            let mut body = tests::create_body(&format!("大快照 {round}-{i}"));
+            body["description"] = serde_json::json!(description);
+            let node = up[i % up.len()];
+            let cluster = &cluster;
+            async move { cluster.create_task_as(node, tests::COMMAND_TOKEN, &body).await }
+        });
+        futures_util::future::join_all(writes).await;
+    }
+    cluster.restart(behind);
+    let view = cluster.wait_for_convergence().await;
+    assert_eq!(view.task_count, 1_200);
+    let installed = cluster.metric(behind, "xietong_snapshots_installed_total").await.unwrap_or(0.0);
+    assert!(installed >= 1.0, "node {behind} caught up from a snapshot");
+}

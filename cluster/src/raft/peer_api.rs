@@ -19,6 +19,16 @@ struct PeerState {
     node_id: NodeId,
 }
 
+/// The largest peer RPC body accepted: a snapshot chunk (`SNAPSHOT_CHUNK_BYTES`) or an
+/// AppendEntries of up to 64 batched entries, with room. axum's default limit (2 MB) is below a
+/// snapshot chunk: with it, a follower that needed a snapshot larger than 2 MB refused every
+/// chunk and never caught up (found by the long randomized fault run).
+pub const PEER_RPC_BODY_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// Bytes of snapshot per InstallSnapshot RPC (openraft's `snapshot_max_chunk_size`).
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+
+const _: () = assert!(SNAPSHOT_CHUNK_BYTES as usize * 2 < PEER_RPC_BODY_BYTES_MAX);
+
 /// Routes for `/raft/*`, to be merged into the node's single HTTP server.
 pub fn router(raft: Raft, node_id: NodeId) -> Router {
     Router::new()
@@ -26,6 +36,7 @@ pub fn router(raft: Raft, node_id: NodeId) -> Router {
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .route(PATH_READ_INDEX, post(read_index))
+        .layer(axum::extract::DefaultBodyLimit::max(PEER_RPC_BODY_BYTES_MAX))
         .with_state(PeerState { raft, node_id })
 }
 
