@@ -176,7 +176,13 @@ async fn bad_inputs_get_documented_errors_and_change_nothing() {
             if let Some(token) = case.token {
                 request = request.bearer_auth(token);
             }
-            let response = request.send().await.unwrap_or_else(|e| panic!("{}: {e}", case.name));
+            let response = match request.send().await {
+                Ok(response) => response,
+                // A body far over the cap may be cut off: the node answers 413 after the first
+                // 64 KiB and closes, and the client can see the close before the answer.
+                Err(error) if case.status == 413 && (error.is_request() || error.is_body()) => continue,
+                Err(error) => panic!("{}: {error}", case.name),
+            };
             let status = response.status().as_u16();
             let body: Value =
                 response.json().await.unwrap_or_else(|e| panic!("{}: error body is JSON: {e}", case.name));

@@ -127,8 +127,39 @@ fn read_snapshot_file(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, Vec<u8>)
 /// every write for its whole duration (measured: single-writer latency spikes of ~270 ms).
 const SNAPSHOT_SYNC_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
-/// Writes the snapshot durably: temp file, fsync, rename, fsync the directory.
+/// Snapshot writes one at a time: a build finishing on its own thread can overlap the install
+/// of a newer snapshot from the leader, and both use the same temp file.
+static SNAPSHOT_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The metadata of the snapshot on disk, read without the (possibly large) ledger; `None` when
+/// there is none or it does not decode (it is then replaced).
+fn read_snapshot_meta(dir: &Path) -> io::Result<Option<SnapshotMetaOf>> {
+    let file = match File::open(dir.join(SNAPSHOT_FILE)) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    let mut reader = io::BufReader::new(file);
+    let mut crc = [0u8; 4];
+    if io::Read::read_exact(&mut reader, &mut crc).is_err() {
+        return Ok(None);
+    }
+    Ok(bincode::deserialize_from(reader).ok())
+}
+
+/// Writes the snapshot durably: temp file, fsync, rename, fsync the directory. A snapshot older
+/// than the one on disk is not written: after a newer snapshot was installed the log behind it is
+/// purged, and a node restarting from an older file would need entries that are gone (found by
+/// the long randomized fault run: a build that finished after an install overwrote it).
 fn write_snapshot_file(dir: &Path, meta: &SnapshotMetaOf, ledger_bytes: &[u8]) -> io::Result<()> {
+    let _one_at_a_time = SNAPSHOT_WRITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let index = |meta: &SnapshotMetaOf| meta.last_log_id.map(|log_id| log_id.index);
+    if let Some(existing) = read_snapshot_meta(dir)? {
+        if index(&existing) >= index(meta) {
+            tracing::info!(on_disk = ?existing.last_log_id, skipped = ?meta.last_log_id, "kept the newer snapshot on disk");
+            return Ok(());
+        }
+    }
     let body = bincode::serialize(&(meta, ledger_bytes)).map_err(io::Error::other)?;
     let tmp = dir.join(SNAPSHOT_TMP_FILE);
     let mut file = File::create(&tmp)?;
@@ -288,5 +319,31 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
             .map_err(|e| snapshot_error(None, ErrorVerb::Read, io::Error::other(e)))?
             .map_err(|e| snapshot_error(None, ErrorVerb::Read, e))?;
         Ok(stored.map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
+    }
+}
+
+#[cfg(test)]
+mod snapshot_file_tests {
+    use super::*;
+
+    fn meta(index: u64) -> SnapshotMetaOf {
+        SnapshotMetaOf {
+            last_log_id: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index)),
+            last_membership: StoredMembership::default(),
+            snapshot_id: format!("s{index}"),
+        }
+    }
+
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_one_on_disk() {
+        let dir = tempfile::tempdir().expect("dir");
+        write_snapshot_file(dir.path(), &meta(20), b"newer").expect("write");
+        // A build that started before the install of index 20 finishes after it.
+        write_snapshot_file(dir.path(), &meta(10), b"older").expect("write");
+        let (on_disk, bytes) = read_snapshot_file(dir.path()).expect("read").expect("a snapshot");
+        assert_eq!((on_disk.last_log_id.map(|l| l.index), bytes.as_slice()), (Some(20), b"newer".as_slice()));
+        write_snapshot_file(dir.path(), &meta(30), b"newest").expect("write");
+        let (on_disk, _) = read_snapshot_file(dir.path()).expect("read").expect("a snapshot");
+        assert_eq!(on_disk.last_log_id.map(|l| l.index), Some(30));
     }
 }
