@@ -100,18 +100,28 @@ fn parse_batch<T: serde::de::DeserializeOwned>(body: &[u8], len: impl Fn(&T) -> 
     Ok(request)
 }
 
+/// The shared front of the write routes: authenticate the peer, read the body, hand the
+/// request to the leader if another node leads, parse the batch. `Err` is the response to give.
+async fn admit_write<T: serde::de::DeserializeOwned>(
+    state: &AppState,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    len: impl Fn(&T) -> usize,
+) -> Result<(BureauCode, T), Response> {
+    let (peer, body) = admit(state, &headers, body).await?;
+    let original = OriginalRequest { uri, headers, body };
+    if let Some(response) = forward_if_follower(state, &original).await {
+        return Err(response);
+    }
+    let request = parse_batch(&original.body, len).map_err(IntoResponse::into_response)?;
+    Ok((peer, request))
+}
+
 async fn deliver(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let (peer, body) = match admit(&state, &headers, body).await {
+    let (peer, request) = match admit_write(&state, uri, headers, body, |r: &DeliverRequest| r.messages.len()).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
-    };
-    let original = OriginalRequest { uri, headers, body };
-    if let Some(response) = forward_if_follower(&state, &original).await {
-        return response;
-    }
-    let request: DeliverRequest = match parse_batch(&original.body, |r: &DeliverRequest| r.messages.len()) {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
     };
     let stamp_ms = time::now_ms();
     let answers = request.messages.into_iter().map(|message| {
@@ -181,17 +191,9 @@ fn delivery_result(outcome: Result<CommandResult, ProposeError>) -> DeliveryResu
 }
 
 async fn report(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let (peer, body) = match admit(&state, &headers, body).await {
+    let (peer, request) = match admit_write(&state, uri, headers, body, |r: &ReportRequest| r.reports.len()).await {
         Ok(admitted) => admitted,
         Err(response) => return response,
-    };
-    let original = OriginalRequest { uri, headers, body };
-    if let Some(response) = forward_if_follower(&state, &original).await {
-        return response;
-    }
-    let request: ReportRequest = match parse_batch(&original.body, |r: &ReportRequest| r.reports.len()) {
-        Ok(request) => request,
-        Err(error) => return error.into_response(),
     };
     let settled = mirror_reports(&state, peer, request.reports).await;
     Json(ReportResponse { settled }).into_response()
