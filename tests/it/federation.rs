@@ -10,22 +10,10 @@ use serde_json::{json, Value};
 use tests::federation::{
     FederationOptions, GroupSpec, TestFederation, GZ_COMMAND_TOKEN, XIHU_OPERATOR_TOKEN, ZJ_COMMAND_TOKEN,
 };
-use tests::{create_body, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
+use tests::{act, create_body, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
 
 /// How long a partition lasts in the partition scenario.
 const PARTITION: Duration = Duration::from_secs(10);
-
-async fn act(cluster: &TestCluster, node: u64, token: &str, id: u64, action: &str, body: Value) -> (u16, Value) {
-    let response = cluster
-        .http
-        .post(cluster.url(node, &format!("/api/v1/tasks/{id}/{action}")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("action");
-    (response.status().as_u16(), response.json().await.expect("json body"))
-}
 
 /// A lead about a shop in Hangzhou's Xihu district (浙江, outside Guangdong).
 fn zhejiang_lead(title: &str) -> Value {

@@ -3,19 +3,7 @@
 
 use node::api::TaskJson;
 use serde_json::{json, Value};
-use tests::{create_body, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
-
-async fn act(cluster: &TestCluster, node: u64, token: &str, id: u64, action: &str, body: Value) -> (u16, Value) {
-    let response = cluster
-        .http
-        .post(cluster.url(node, &format!("/api/v1/tasks/{id}/{action}")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("action");
-    (response.status().as_u16(), response.json().await.expect("json body"))
-}
+use tests::{act, create_body, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_goes_through_its_life_on_any_node() {

@@ -445,6 +445,27 @@ fn node_users() -> &'static str {
     include_str!("../../config/dev/users.toml")
 }
 
+/// `POST /api/v1/tasks/{id}/{action}` on node `node` as the user of `token`: the status and the
+/// JSON answer.
+pub async fn act(
+    cluster: &TestCluster,
+    node: u64,
+    token: &str,
+    id: u64,
+    action: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let response = cluster
+        .http
+        .post(cluster.url(node, &format!("/api/v1/tasks/{id}/{action}")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("action");
+    (response.status().as_u16(), response.json().await.expect("json body"))
+}
+
 /// A valid create request with a distinctive title.
 pub fn create_body(title: &str) -> serde_json::Value {
     serde_json::json!({
