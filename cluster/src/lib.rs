@@ -5,6 +5,7 @@
 // handlers must return; boxing them would only add allocations on the hot path.
 #![allow(clippy::result_large_err)]
 
+pub mod backup;
 pub mod ledger;
 pub mod limits;
 pub mod raft;

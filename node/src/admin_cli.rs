@@ -1,9 +1,14 @@
-//! `xietong admin`: membership operations against a running group, through a node's admin API
-//! (`node::routes::admin`). Any node of the group will do; a follower forwards to the leader.
+//! `xietong admin`: membership operations and backups against a running group, through a node's
+//! admin API (`node::routes::{admin, backup}`); any node of the group will do, a follower forwards
+//! to the leader. `restore` works offline: it seeds a new node's data directory from a backup.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use cluster::backup::Backup;
 use serde_json::{json, Value};
 
 /// Adding a learner waits until it has caught up; give that time.
@@ -14,9 +19,9 @@ pub struct AdminArgs {
     /// host:port of any node of the group.
     #[arg(long, default_value = "127.0.0.1:8440")]
     pub node: String,
-    /// A platform operator's token (`[[admins]]` in the users file).
+    /// A platform operator's token (`[[admins]]` in the users file); not needed by `restore`.
     #[arg(long, env = "XIETONG_ADMIN_TOKEN")]
-    pub token: String,
+    pub token: Option<String>,
     #[command(subcommand)]
     pub operation: AdminOperation,
 }
@@ -42,10 +47,31 @@ pub enum AdminOperation {
         #[arg(long)]
         id: u64,
     },
+    /// Write the group's whole ledger, as of now, to a file while the group serves.
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Seed a new node's data directory from a backup (run once per node of the new group,
+    /// before starting it). Refuses a node whose data directory already holds data.
+    Restore {
+        #[arg(long)]
+        from: PathBuf,
+        /// The new node's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    if let AdminOperation::Restore { from, config } = &args.operation {
+        return restore(from, config);
+    }
+    let token = args.token.as_deref().context("--token (or XIETONG_ADMIN_TOKEN) is required")?;
     let http = reqwest::Client::builder().timeout(ADMIN_CALL_TIMEOUT).build()?;
+    if let AdminOperation::Backup { out } = &args.operation {
+        return backup(&http, &args.node, token, out).await;
+    }
     let base = format!("http://{}/admin/v1/members", args.node);
     let request = match &args.operation {
         AdminOperation::Members => http.get(&base),
@@ -54,11 +80,69 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminOperation::Promote { id } => http.post(format!("{base}/promote")).json(&json!({"id": id})),
         AdminOperation::Remove { id } => http.post(format!("{base}/remove")).json(&json!({"id": id})),
+        AdminOperation::Backup { .. } | AdminOperation::Restore { .. } => unreachable!("handled above"),
     };
-    let response = request.bearer_auth(&args.token).send().await.with_context(|| format!("calling {}", args.node))?;
+    let response = request.bearer_auth(token).send().await.with_context(|| format!("calling {}", args.node))?;
     let status = response.status();
     let body: Value = response.json().await.context("reading the answer")?;
     println!("{}", serde_json::to_string_pretty(&body)?);
     anyhow::ensure!(status.is_success(), "the node refused: {status}");
+    Ok(())
+}
+
+/// Fetches a backup, checks it whole, and writes it durably (temp file, fsync, rename) so a
+/// file at `out` is always a complete backup. Prints its header.
+async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> anyhow::Result<()> {
+    let url = format!("http://{node}{}", crate::routes::backup::BACKUP_PATH);
+    let response = http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
+    let status = response.status();
+    let bytes = response.bytes().await.context("reading the backup")?;
+    if !status.is_success() {
+        anyhow::bail!("the node refused: {status}: {}", String::from_utf8_lossy(&bytes));
+    }
+    let (backup, _) = Backup::decode(&bytes).context("the node sent a damaged backup")?;
+    let tmp = out.with_extension("partial");
+    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
+    if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    println!("{}", serde_json::to_string_pretty(&backup.header)?);
+    Ok(())
+}
+
+/// Seeds the data directory of the node configured in `config_path` with the backup: a snapshot
+/// at the backup's index whose membership is the new group's members from the config.
+fn restore(from: &Path, config_path: &Path) -> anyhow::Result<()> {
+    let (config, _) = config::NodeConfig::load(config_path)?;
+    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    let (backup, _) = Backup::decode(&bytes).with_context(|| format!("{} is not a usable backup", from.display()))?;
+    anyhow::ensure!(
+        backup.header.group == config.group.bureau,
+        "the backup is of group {}, the node belongs to group {}",
+        backup.header.group,
+        config.group.bureau
+    );
+    for part in ["log", "snapshot"] {
+        let dir = config.data_dir.join(part);
+        let holds_data = std::fs::read_dir(&dir).map(|mut entries| entries.next().is_some()).unwrap_or(false);
+        anyhow::ensure!(!holds_data, "{} already holds data; restore builds a new node only", dir.display());
+    }
+    let members: BTreeMap<u64, openraft::BasicNode> =
+        config.group.members.iter().map(|member| (member.id, openraft::BasicNode::new(&member.addr))).collect();
+    let voters: BTreeSet<u64> = members.keys().copied().collect();
+    let membership = openraft::Membership::new(vec![voters], members);
+    // Term 0: the new group's first election starts term 1, so its entries follow the snapshot.
+    let last_log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(0, 0), backup.header.applied_index);
+    cluster::raft::state_machine::seed_snapshot(
+        &config.data_dir.join("snapshot"),
+        &backup.ledger_bytes,
+        last_log_id,
+        membership,
+    )
+    .context("writing the restored snapshot")?;
+    println!("{}", serde_json::to_string_pretty(&json!({"restored": backup.header, "node": config.id}))?);
     Ok(())
 }

@@ -16,7 +16,7 @@ struct Cli {
 enum Commands {
     /// Start the default local topology (4 groups of 3 nodes) on loopback.
     Up(node::up::UpArgs),
-    /// Change a running group's membership: add a learner, promote it, remove a node.
+    /// Operate a group: membership (add a learner, promote, remove), backup, restore.
     Admin(node::admin_cli::AdminArgs),
     /// Run one node from its configuration file.
     Node {

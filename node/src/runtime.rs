@@ -63,8 +63,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         }
         None => Federation::standalone(group_bureau, own_members)?,
     };
-    let log = LogStore::open(&config.data_dir.join("log")).context("opening the Raft log")?;
     let store = LedgerStore::open(&config.data_dir.join("snapshot")).context("opening the ledger snapshot")?;
+    let log = LogStore::open(&config.data_dir.join("log"), store.durable_snapshot()).context("opening the Raft log")?;
     // Subscribed before Raft starts, so the hub sees every entry applied from here on.
     let (push_hub, push_hub_task) = crate::push::hub::EventHub::start(&store);
     let metrics_shutdown = CancellationToken::new();

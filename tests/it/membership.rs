@@ -1,31 +1,12 @@
 //! Membership changes on a running group through `xietong admin`: a node added as learner and
 //! promoted, another removed (the leader), while writes continue; no acknowledged write lost.
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::{create_body, wait_until, xietong_binary, TestCluster, COMMAND_TOKEN};
-
-const ADMIN_TOKEN: &str = "demo-ops-admin-0099";
-
-/// Runs `xietong admin` against `node` and returns its JSON answer; the command must succeed.
-fn admin(node: &str, args: &[&str]) -> Value {
-    let output = Command::new(xietong_binary())
-        .args(["admin", "--node", node, "--token", ADMIN_TOKEN])
-        .args(args)
-        .output()
-        .expect("running xietong admin");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "xietong admin {args:?} failed: {stdout} {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_str(&stdout).expect("admin prints JSON")
-}
+use tests::{admin, create_body, wait_until, TestCluster, ADMIN_TOKEN, COMMAND_TOKEN};
 
 fn ids(members: &Value, key: &str) -> Vec<u64> {
     members[key].as_array().expect("a list").iter().map(|v| v.as_u64().expect("an id")).collect()

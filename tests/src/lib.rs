@@ -110,6 +110,8 @@ pub struct ClusterOptions {
     pub topology_toml: Option<String>,
     /// Users added to the demo users (TOML `[[users]]` entries).
     pub extra_users_toml: Option<String>,
+    /// A backup file every node is seeded from (`xietong admin restore`) before its first start.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl Default for ClusterOptions {
@@ -123,6 +125,7 @@ impl Default for ClusterOptions {
             addrs: None,
             topology_toml: None,
             extra_users_toml: None,
+            restore_from: None,
         }
     }
 }
@@ -179,6 +182,13 @@ impl TestCluster {
         }
         let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
         let mut cluster = TestCluster { dir, nodes, http };
+        if let Some(backup) = &options.restore_from {
+            for node in &cluster.nodes {
+                let config = node.config.to_string_lossy();
+                admin_offline(&["restore", "--from", &backup.to_string_lossy(), "--config", &config])
+                    .expect("restoring the backup into a new node");
+            }
+        }
         for id in 1..=options.size {
             cluster.spawn(id);
         }
@@ -200,6 +210,10 @@ impl TestCluster {
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    pub fn config_path(&self, id: u64) -> &Path {
+        &self.node(id).config
     }
 
     fn spawn(&mut self, id: u64) {
@@ -441,6 +455,27 @@ fn kill_by_pid(pid: u32, signal: libc::c_int) {
 }
 
 /// The demo users: tests authenticate with the same tokens `xietong up` prints.
+/// A platform operator of the demo users (`[[admins]]`).
+pub const ADMIN_TOKEN: &str = "demo-ops-admin-0099";
+
+/// Runs `xietong admin` against `node` as the demo platform operator and returns its JSON answer;
+/// the command must succeed.
+pub fn admin(node: &str, args: &[&str]) -> serde_json::Value {
+    let mut full = vec!["--node", node, "--token", ADMIN_TOKEN];
+    full.extend_from_slice(args);
+    admin_offline(&full).unwrap_or_else(|error| panic!("xietong admin {args:?} failed: {error}"))
+}
+
+/// Runs `xietong admin ARGS`: its JSON answer, or what it printed when it failed.
+pub fn admin_offline(args: &[&str]) -> Result<serde_json::Value, String> {
+    let output = Command::new(xietong_binary()).arg("admin").args(args).output().expect("running xietong admin");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!("{stdout} {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    Ok(serde_json::from_str(&stdout).expect("admin prints JSON"))
+}
+
 fn node_users() -> &'static str {
     include_str!("../../config/dev/users.toml")
 }

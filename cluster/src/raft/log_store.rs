@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, OptionalSend, RaftLogReader, StorageIOError};
 
+use super::durable_snapshot::DurableSnapshot;
 use super::wal::{self, Done, Record, WalWriter};
 use super::{Entry, LogId, StorageError, TypeConfig, Vote};
 
@@ -29,6 +30,8 @@ pub struct LogStore {
     /// A std mutex: it is never held across an await, only for map operations.
     view: Arc<Mutex<LogView>>,
     writer: WalWriter,
+    /// A purge waits until a snapshot on disk covers it (see `durable_snapshot`).
+    durable_snapshot: DurableSnapshot,
 }
 
 fn io_error(subject: ErrorSubject<u64>, verb: ErrorVerb, error: io::Error) -> StorageError {
@@ -36,8 +39,9 @@ fn io_error(subject: ErrorSubject<u64>, verb: ErrorVerb, error: io::Error) -> St
 }
 
 impl LogStore {
-    /// Opens the log in `dir`, recovering whatever a previous run made durable.
-    pub fn open(dir: &Path) -> io::Result<LogStore> {
+    /// Opens the log in `dir`, recovering whatever a previous run made durable. `durable_snapshot`
+    /// comes from the state machine whose snapshots cover what this log purges.
+    pub fn open(dir: &Path, durable_snapshot: DurableSnapshot) -> io::Result<LogStore> {
         let (writer, recovered) = wal::open(dir)?;
         let view = LogView {
             entries: recovered.entries,
@@ -48,7 +52,7 @@ impl LogStore {
         if let (Some(first), Some(purged)) = (view.entries.keys().next(), view.last_purged) {
             assert!(*first > purged.index, "no entry at or below the purge point survives recovery");
         }
-        Ok(LogStore { view: Arc::new(Mutex::new(view)), writer })
+        Ok(LogStore { view: Arc::new(Mutex::new(view)), writer, durable_snapshot })
     }
 
     /// The last commit point openraft reported to this store (for the cluster view).
@@ -151,6 +155,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        // Holds RaftCore (and so every later append) until the snapshot replacing these entries
+        // is on disk: a follower's purge after taking a leader's snapshot arrives before the
+        // snapshot is written.
+        self.durable_snapshot
+            .covers(log_id.index)
+            .await
+            .map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Delete, e))?;
         self.writer.submit_purge(log_id).map_err(|e| io_error(ErrorSubject::Logs, ErrorVerb::Write, e))?;
         let mut view = self.view();
         assert!(view.last_purged.is_none_or(|p| p.index <= log_id.index), "purge never moves back");

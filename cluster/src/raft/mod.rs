@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ledger::{Command, CommandResult};
 
+pub mod durable_snapshot;
 pub mod log_store;
 pub mod network;
 pub mod peer_api;
@@ -50,5 +51,6 @@ pub type RaftError<E = openraft::error::Infallible> = openraft::error::RaftError
 pub type ClientWriteError = openraft::error::ClientWriteError<NodeId, openraft::BasicNode>;
 pub type CheckIsLeaderError = openraft::error::CheckIsLeaderError<NodeId, openraft::BasicNode>;
 
+pub use durable_snapshot::DurableSnapshot;
 pub use log_store::LogStore;
 pub use state_machine::{LedgerStore, Replica};

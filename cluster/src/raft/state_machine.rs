@@ -17,6 +17,7 @@ use openraft::{
 };
 use tokio::sync::broadcast;
 
+use super::durable_snapshot::DurableSnapshot;
 use super::{Entry, LedgerResponse, LogId, NodeId, StorageError, TypeConfig};
 use crate::ledger::{CommandResult, Ledger};
 
@@ -48,6 +49,8 @@ pub struct LedgerStore {
     applied: broadcast::Sender<AppliedEntry>,
     /// Snapshots received from a leader and installed, for metrics.
     snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
+    /// Told each time a snapshot file is durable; the log store purges only behind it.
+    durable_snapshot: DurableSnapshot,
 }
 
 type SnapshotMetaOf = SnapshotMeta<NodeId, BasicNode>;
@@ -69,7 +72,10 @@ impl LedgerStore {
     /// then re-applies the committed log after it.
     pub fn open(snapshot_dir: &Path) -> io::Result<LedgerStore> {
         fs::create_dir_all(snapshot_dir)?;
-        let replica = match read_snapshot_file(snapshot_dir)? {
+        let stored = read_snapshot_file(snapshot_dir)?;
+        let durable_snapshot =
+            DurableSnapshot::new(stored.as_ref().and_then(|(meta, _)| meta.last_log_id).map(|log_id| log_id.index));
+        let replica = match stored {
             Some((meta, bytes)) => {
                 let ledger = decode_ledger(&bytes)?;
                 Replica { ledger, last_applied: meta.last_log_id, membership: meta.last_membership }
@@ -82,7 +88,13 @@ impl LedgerStore {
             snapshot_dir: snapshot_dir.to_owned(),
             applied,
             snapshots_installed: Arc::default(),
+            durable_snapshot,
         })
+    }
+
+    /// What the log store opened beside this state machine waits on before it purges.
+    pub fn durable_snapshot(&self) -> DurableSnapshot {
+        self.durable_snapshot.clone()
     }
 
     /// Read access for the API. Held briefly: apply waits for it.
@@ -173,12 +185,58 @@ fn write_snapshot_file(dir: &Path, meta: &SnapshotMetaOf, ledger_bytes: &[u8]) -
     File::open(dir)?.sync_all()
 }
 
+/// Writes the snapshot file and tells the log store what is now on disk (or that it failed).
+fn write_snapshot_and_record(
+    dir: &Path,
+    meta: &SnapshotMetaOf,
+    ledger_bytes: &[u8],
+    durable_snapshot: &DurableSnapshot,
+) -> io::Result<()> {
+    match write_snapshot_file(dir, meta, ledger_bytes) {
+        Ok(()) => {
+            durable_snapshot.record_written(meta.last_log_id.map(|log_id| log_id.index));
+            Ok(())
+        }
+        Err(error) => {
+            durable_snapshot.record_failed(&error);
+            Err(error)
+        }
+    }
+}
+
+/// Makes `snapshot_dir` start a new group from a backup: a snapshot of `ledger_bytes` as of
+/// `last_log_id`, with the new group's `membership`. A node opened on it starts from that state
+/// with an empty log. Refuses a directory that already holds a snapshot: restoring never
+/// overwrites a ledger.
+pub fn seed_snapshot(
+    snapshot_dir: &Path,
+    ledger_bytes: &[u8],
+    last_log_id: LogId,
+    membership: openraft::Membership<NodeId, BasicNode>,
+) -> io::Result<()> {
+    fs::create_dir_all(snapshot_dir)?;
+    if snapshot_dir.join(SNAPSHOT_FILE).exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} already holds a snapshot", snapshot_dir.display()),
+        ));
+    }
+    decode_ledger(ledger_bytes)?;
+    let meta = SnapshotMetaOf {
+        last_log_id: Some(last_log_id),
+        last_membership: StoredMembership::new(Some(last_log_id), membership),
+        snapshot_id: format!("restored-{}", last_log_id.index),
+    };
+    write_snapshot_file(snapshot_dir, &meta, ledger_bytes)
+}
+
 /// Builds a snapshot from a copy of the ledger taken under the read lock, so apply goes on
 /// while it is encoded and written.
 pub struct LedgerSnapshotBuilder {
     ledger: Ledger,
     meta: SnapshotMetaOf,
     snapshot_dir: PathBuf,
+    durable_snapshot: DurableSnapshot,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
@@ -186,6 +244,7 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
         let ledger = std::mem::take(&mut self.ledger);
         let meta = self.meta.clone();
         let dir = self.snapshot_dir.clone();
+        let durable_snapshot = self.durable_snapshot.clone();
         let (done, written) = tokio::sync::oneshot::channel();
         // A thread of its own at the lowest CPU priority: encoding a large ledger takes a
         // core for a good fraction of a second, and on a busy machine that must not delay the
@@ -194,9 +253,9 @@ impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
             .name("snapshot".into())
             .spawn(move || {
                 lower_this_thread_priority();
-                let result = bincode::serialize(&ledger)
-                    .map_err(io::Error::other)
-                    .and_then(|bytes| write_snapshot_file(&dir, &meta, &bytes).map(|()| (meta, bytes)));
+                let result = bincode::serialize(&ledger).map_err(io::Error::other).and_then(|bytes| {
+                    write_snapshot_and_record(&dir, &meta, &bytes, &durable_snapshot).map(|()| (meta, bytes))
+                });
                 let _ = done.send(result);
             })
             .map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, e))?;
@@ -283,6 +342,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
             ledger,
             meta: SnapshotMeta { last_log_id, last_membership: replica.membership.clone(), snapshot_id },
             snapshot_dir: self.snapshot_dir.clone(),
+            durable_snapshot: self.durable_snapshot.clone(),
         }
     }
 
@@ -296,10 +356,15 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
         let bytes = snapshot.into_inner();
-        let ledger = decode_ledger(&bytes).map_err(|e| snapshot_error(Some(meta), ErrorVerb::Read, e))?;
+        let ledger = decode_ledger(&bytes).map_err(|error| {
+            // The log store may already be waiting for this snapshot before it purges.
+            self.durable_snapshot.record_failed(&error);
+            snapshot_error(Some(meta), ErrorVerb::Read, error)
+        })?;
         let dir = self.snapshot_dir.clone();
         let file_meta = meta.clone();
-        tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &file_meta, &bytes))
+        let durable_snapshot = self.durable_snapshot.clone();
+        tokio::task::spawn_blocking(move || write_snapshot_and_record(&dir, &file_meta, &bytes, &durable_snapshot))
             .await
             .map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, io::Error::other(e)))?
             .map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, e))?;

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use openraft::storage::RaftLogStorage;
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{log_id, StoreBuilder, Suite};
 use openraft::{EntryPayload, RaftLogReader};
 use tempfile::TempDir;
@@ -15,7 +15,8 @@ struct Builder;
 impl StoreBuilder<TypeConfig, LogStore, LedgerStore, TempDir> for Builder {
     async fn build(&self) -> Result<(TempDir, LogStore, LedgerStore), StorageError> {
         let dir = TempDir::new().expect("temp dir");
-        let log = LogStore::open(&dir.path().join("log")).expect("open log");
+        // The suite purges logs with no snapshot at all; the purge gate is tested on its own below.
+        let log = LogStore::open(&dir.path().join("log"), DurableSnapshot::covering_everything()).expect("open log");
         let state_machine = LedgerStore::open(&dir.path().join("snapshot")).expect("open state machine");
         Ok((dir, log, state_machine))
     }
@@ -37,6 +38,11 @@ async fn append_durably(store: &mut LogStore, entries: Vec<Entry>) {
     flushed.await.expect("the WAL answers").expect("flush succeeded");
 }
 
+/// A log store on its own: every purge is covered by a (pretend) snapshot.
+fn open_log(dir: &std::path::Path) -> std::io::Result<LogStore> {
+    LogStore::open(dir, DurableSnapshot::covering_everything())
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
@@ -47,7 +53,7 @@ fn a_reopened_log_has_what_was_flushed() {
         let dir = TempDir::new().expect("temp dir");
         let vote = Vote::new(3, 2);
         {
-            let mut store = LogStore::open(dir.path()).expect("open");
+            let mut store = open_log(dir.path()).expect("open");
             append_durably(&mut store, (1..=10).map(|i| blank(1, i)).collect()).await;
             store.truncate(log_id(1, 1, 8)).await.expect("truncate");
             append_durably(&mut store, (8..=12).map(|i| blank(2, i)).collect()).await;
@@ -56,7 +62,7 @@ fn a_reopened_log_has_what_was_flushed() {
             store.save_committed(Some(log_id(2, 1, 9))).await.expect("committed");
             append_durably(&mut store, vec![blank(2, 13)]).await;
         }
-        let mut reopened = LogStore::open(dir.path()).expect("reopen");
+        let mut reopened = open_log(dir.path()).expect("reopen");
         assert_eq!(reopened.read_vote().await.expect("vote"), Some(vote));
         assert_eq!(reopened.read_committed().await.expect("committed"), Some(log_id(2, 1, 9)));
         let state = reopened.get_log_state().await.expect("state");
@@ -75,7 +81,7 @@ fn a_torn_tail_is_cut_and_the_rest_survives() {
     runtime().block_on(async {
         let dir = TempDir::new().expect("temp dir");
         {
-            let mut store = LogStore::open(dir.path()).expect("open");
+            let mut store = open_log(dir.path()).expect("open");
             append_durably(&mut store, (1..=5).map(|i| blank(1, i)).collect()).await;
         }
         // Simulate a crash in the middle of writing a record: half a frame at the end.
@@ -88,13 +94,13 @@ fn a_torn_tail_is_cut_and_the_rest_survives() {
             .expect("open segment")
             .write_all(&frame[..frame.len() / 2])
             .expect("write");
-        let mut reopened = LogStore::open(dir.path()).expect("reopen after torn write");
+        let mut reopened = open_log(dir.path()).expect("reopen after torn write");
         let state = reopened.get_log_state().await.expect("state");
         assert_eq!(state.last_log_id, Some(log_id(1, 1, 5)));
         // And the log goes on from there.
         append_durably(&mut reopened, vec![blank(1, 6)]).await;
         drop(reopened);
-        let mut again = LogStore::open(dir.path()).expect("reopen");
+        let mut again = open_log(dir.path()).expect("reopen");
         assert_eq!(again.get_log_state().await.expect("state").last_log_id, Some(log_id(1, 1, 6)));
     });
 }
@@ -104,18 +110,18 @@ fn corruption_before_the_newest_segment_refuses_to_start() {
     runtime().block_on(async {
         let dir = TempDir::new().expect("temp dir");
         {
-            let mut store = LogStore::open(dir.path()).expect("open");
+            let mut store = open_log(dir.path()).expect("open");
             append_durably(&mut store, (1..=5).map(|i| blank(1, i)).collect()).await;
         }
         // Reopening starts a new segment, so the one with the entries is now an older one.
-        drop(LogStore::open(dir.path()).expect("reopen"));
+        drop(open_log(dir.path()).expect("reopen"));
         let mut segments: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("e").path()).collect();
         segments.sort();
         let mut bytes = std::fs::read(&segments[0]).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&segments[0], bytes).expect("write");
-        assert!(LogStore::open(dir.path()).is_err());
+        assert!(open_log(dir.path()).is_err());
     });
 }
 
@@ -124,13 +130,13 @@ fn purged_segments_are_deleted() {
     runtime().block_on(async {
         let dir = TempDir::new().expect("temp dir");
         for round in 0..3u64 {
-            let mut store = LogStore::open(dir.path()).expect("open");
+            let mut store = open_log(dir.path()).expect("open");
             let first = round * 10 + 1;
             append_durably(&mut store, (first..first + 10).map(|i| blank(1, i)).collect()).await;
         }
         let count = || std::fs::read_dir(dir.path()).expect("dir").count();
         assert_eq!(count(), 3, "one segment per open");
-        let mut store = LogStore::open(dir.path()).expect("open");
+        let mut store = open_log(dir.path()).expect("open");
         store.purge(log_id(1, 1, 20)).await.expect("purge");
         // The IO thread deletes after the next sync, once it has answered that write's caller.
         append_durably(&mut store, vec![blank(1, 31)]).await;
@@ -140,9 +146,64 @@ fn purged_segments_are_deleted() {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         drop(store);
-        let mut reopened = LogStore::open(dir.path()).expect("reopen");
+        let mut reopened = open_log(dir.path()).expect("reopen");
         let entries = reopened.try_get_log_entries(0..100).await.expect("entries");
         assert_eq!(entries.first().map(|e| e.log_id.index), Some(21));
         assert_eq!(entries.last().map(|e| e.log_id.index), Some(31));
+    });
+}
+
+#[test]
+fn a_purge_waits_until_a_snapshot_on_disk_covers_it() {
+    runtime().block_on(async {
+        let dir = TempDir::new().expect("temp dir");
+        let mut state_machine = LedgerStore::open(&dir.path().join("snapshot")).expect("open state machine");
+        let mut log = LogStore::open(&dir.path().join("log"), state_machine.durable_snapshot()).expect("open log");
+        append_durably(&mut log, (1..=10).map(|i| blank(1, i)).collect()).await;
+
+        // openraft purges right after it queues the installation of a leader's snapshot.
+        let mut purging = log.clone();
+        let purge = tokio::spawn(async move { purging.purge(log_id(1, 1, 8)).await });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!purge.is_finished(), "no snapshot is on disk yet, so the purge waits");
+        assert_eq!(log.get_log_state().await.expect("state").last_purged_log_id, None);
+
+        let meta = openraft::SnapshotMeta {
+            last_log_id: Some(log_id(1, 1, 8)),
+            last_membership: openraft::StoredMembership::default(),
+            snapshot_id: "from-the-leader".to_owned(),
+        };
+        let ledger = bincode::serialize(&crate::ledger::Ledger::new()).expect("encode");
+        state_machine.install_snapshot(&meta, Box::new(std::io::Cursor::new(ledger))).await.expect("install");
+        tokio::time::timeout(std::time::Duration::from_secs(10), purge)
+            .await
+            .expect("the purge goes on once the snapshot is durable")
+            .expect("task")
+            .expect("purge");
+        assert_eq!(log.get_log_state().await.expect("state").last_purged_log_id, Some(log_id(1, 1, 8)));
+    });
+}
+
+#[test]
+fn a_purge_waiting_for_a_snapshot_fails_when_the_snapshot_cannot_be_installed() {
+    runtime().block_on(async {
+        let dir = TempDir::new().expect("temp dir");
+        let mut state_machine = LedgerStore::open(&dir.path().join("snapshot")).expect("open state machine");
+        let mut log = LogStore::open(&dir.path().join("log"), state_machine.durable_snapshot()).expect("open log");
+        append_durably(&mut log, (1..=10).map(|i| blank(1, i)).collect()).await;
+        let mut purging = log.clone();
+        let purge = tokio::spawn(async move { purging.purge(log_id(1, 1, 8)).await });
+        let meta = openraft::SnapshotMeta {
+            last_log_id: Some(log_id(1, 1, 8)),
+            last_membership: openraft::StoredMembership::default(),
+            snapshot_id: "garbled".to_owned(),
+        };
+        let garbled = Box::new(std::io::Cursor::new(vec![0xff; 16]));
+        assert!(state_machine.install_snapshot(&meta, garbled).await.is_err());
+        let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), purge).await.expect("no hang");
+        assert!(outcome.expect("task").is_err(), "RaftCore hears of the failure instead of waiting forever");
+        assert_eq!(log.get_log_state().await.expect("state").last_purged_log_id, None);
     });
 }

@@ -2,6 +2,7 @@
 //! merged with the peer RPC routes of `cluster`. One port per node.
 
 pub mod admin;
+pub mod backup;
 mod bureaus;
 mod cluster_view;
 mod complaints;
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/v1/members/learners", post(admin::add_learner))
         .route("/admin/v1/members/promote", post(admin::promote))
         .route("/admin/v1/members/remove", post(admin::remove))
+        .route(backup::BACKUP_PATH, get(backup::backup))
         .merge(crate::federation::peer_api::router())
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state.clone())
