@@ -57,6 +57,8 @@ pub struct NodeConfig {
     pub group: GroupConfig,
     #[serde(default)]
     pub raft: RaftTuning,
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 fn default_worker_threads() -> usize {
@@ -71,6 +73,24 @@ pub struct GroupConfig {
     /// that bureau and every bureau below it.
     pub bureau: String,
     pub members: Vec<MemberConfig>,
+    /// File holding the secret every member of the group shares (see
+    /// `cluster::raft::group_secret`), relative to this file. Kept out of this file so the
+    /// config can be read by more people than the secret.
+    pub secret_file: PathBuf,
+}
+
+/// TLS for everything the node serves (API, console, WebSocket, peer RPC) and for its calls to
+/// other nodes. Every node of a deployment uses TLS or none does: peers are called with the
+/// scheme the caller serves with.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of this node, leaf first. Paths are relative to the config file.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of the certificate.
+    pub key_file: PathBuf,
+    /// PEM certificates of the authorities that signed the other nodes' certificates.
+    pub ca_file: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -229,7 +249,12 @@ impl NodeConfig {
         if config.users_file.is_relative() {
             config.users_file = path.parent().unwrap_or(Path::new(".")).join(&config.users_file);
         }
-        for file in [config.deadlines_file.as_mut(), config.topology_file.as_mut()].into_iter().flatten() {
+        let tls_files = config.tls.as_mut().map(|tls| [&mut tls.cert_file, &mut tls.key_file, &mut tls.ca_file]);
+        let files = [config.deadlines_file.as_mut(), config.topology_file.as_mut(), Some(&mut config.group.secret_file)]
+            .into_iter()
+            .flatten()
+            .chain(tls_files.into_iter().flatten());
+        for file in files {
             if file.is_relative() {
                 *file = path.parent().unwrap_or(Path::new(".")).join(&*file);
             }

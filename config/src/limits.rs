@@ -31,3 +31,20 @@ pub const WORKER_THREADS_MAX: usize = 64;
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_MAX);
+
+/// A client must send a request's whole header block within this, counted from when the server
+/// starts waiting for it (so an idle keep-alive connection is closed after it too). Without it,
+/// a slow-loris client holds a connection forever by sending a header byte now and then.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Our own HTTP clients (forwarding, peer RPC, federation) drop pooled connections idle for this
+/// long, well before the server closes them, so a request never races the server's close.
+pub const CLIENT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A TLS client must finish its handshake within this.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Open TCP connections one node serves (HTTP keep-alive and WebSocket); a connection beyond
+/// it is closed at once.
+pub const OPEN_CONNECTIONS_MAX: usize = 16_384;
+/// On shutdown, connections get this long to finish the request they are serving.
+pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+const _: () = assert!(CLIENT_POOL_IDLE_TIMEOUT.as_millis() < HEADER_READ_TIMEOUT.as_millis());

@@ -16,8 +16,10 @@ mod read_path;
 pub mod response_metrics;
 pub mod routes;
 pub mod runtime;
+mod server;
 mod state;
 pub mod telemetry;
+pub mod transport;
 pub mod up;
 mod write_path;
 

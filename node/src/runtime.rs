@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use cluster::ledger::BureauCode;
 use cluster::raft::network::PeerNetwork;
-use cluster::raft::{LedgerStore, LogStore, Raft};
+use cluster::raft::{GroupSecret, LedgerStore, LogStore, Raft};
 use config::limits::PEER_CONNECT_TIMEOUT;
 use config::{NodeConfig, UsersFile};
 use openraft::{BasicNode, SnapshotPolicy};
@@ -17,6 +17,10 @@ use crate::auth::Users;
 use crate::batcher::Batcher;
 use crate::federation::Federation;
 use crate::state::AppState;
+use crate::transport::Transport;
+
+/// Idle keep-alive connections kept per peer: replication and heartbeats reuse them.
+const PEER_IDLE_CONNECTIONS_MAX: usize = 8;
 
 /// Snapshot chunks are sent one RPC each; this bounds one chunk's transfer time on loopback.
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
@@ -55,13 +59,15 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         None => config::deadlines::DeadlinePolicy::default_policy(),
     };
     let own_members: Vec<String> = config.group.members.iter().map(|m| m.addr.clone()).collect();
+    let transport = Transport::from_config(config.tls.as_ref()).context("setting up TLS")?;
+    let group_secret = GroupSecret::load(&config.group.secret_file)?;
     let federation = match &config.topology_file {
         Some(path) => {
             let topology = config::topology::Topology::load(path)?;
             topology.check_own_group(&config.group.bureau, &config.group.members)?;
-            Federation::new(group_bureau, &topology)?
+            Federation::new(group_bureau, &topology, &transport)?
         }
-        None => Federation::standalone(group_bureau, own_members)?,
+        None => Federation::standalone(group_bureau, own_members, &transport)?,
     };
     let store = LedgerStore::open(&config.data_dir.join("snapshot")).context("opening the ledger snapshot")?;
     let log = LogStore::open(&config.data_dir.join("log"), store.durable_snapshot()).context("opening the Raft log")?;
@@ -70,7 +76,13 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let metrics_shutdown = CancellationToken::new();
     let (response_metrics, response_metrics_task) =
         crate::response_metrics::ResponseMetrics::start(&store, metrics_shutdown.clone());
-    let peers = PeerNetwork::new(PEER_CONNECT_TIMEOUT);
+    let peer_http = transport
+        .client()
+        .connect_timeout(PEER_CONNECT_TIMEOUT)
+        .pool_max_idle_per_host(PEER_IDLE_CONNECTIONS_MAX)
+        .build()
+        .context("building the peer client")?;
+    let peers = PeerNetwork::new(peer_http, transport.scheme, group_secret.clone());
     let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), peers.clone(), log.clone(), store.clone())
         .await
         .context("starting Raft")?;
@@ -91,11 +103,12 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         users: Arc::new(crate::auth::UserDirectory::new(users)),
         peers,
         member_addrs: Arc::new(member_addrs.clone()),
-        forward_http: reqwest::Client::builder()
+        forward_http: transport
+            .client()
             .connect_timeout(PEER_CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
             .build()
             .context("building the forwarding client")?,
+        transport: transport.clone(),
         digest_cache: Arc::new(Mutex::new(None)),
         federation: Arc::new(federation),
         response_metrics,
@@ -108,17 +121,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let watch_state = state.clone();
     let reloader =
         tokio::spawn(reload_users_on_hangup(config.users_file.clone(), state.users.clone(), shutdown.clone()));
-    let app = crate::routes::router(state);
-    let server_shutdown = shutdown.clone();
-    // Small request/response exchanges: disable Nagle so no reply waits for a delayed ACK.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |stream| {
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app).with_graceful_shutdown(async move { server_shutdown.cancelled().await }).await
-    });
+    let app = crate::routes::router(state, group_secret);
+    let server = tokio::spawn(crate::server::serve(listener, app, transport.acceptor(), shutdown.clone()));
     tracing::info!(node = config.id, listen = %config.listen, group = %group_bureau, "node serving");
 
     let watch_shutdown = CancellationToken::new();
@@ -133,7 +137,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
 
     shutdown.cancelled().await;
     tracing::info!(node = config.id, "shutting down");
-    server.await.context("the HTTP server task failed")?.context("the HTTP server failed")?;
+    server.await.context("the HTTP server task failed")?;
     let _ = reloader.await;
     watch_shutdown.cancel();
     deadline_watch.await.context("the deadline watch failed")?;

@@ -28,6 +28,8 @@ pub struct AppState {
     pub member_addrs: Arc<BTreeMap<NodeId, String>>,
     /// Client for forwarding writes to the leader (keep-alive, shared).
     pub forward_http: reqwest::Client,
+    /// The scheme (and TLS) this node's group speaks, for forwarded requests.
+    pub transport: crate::transport::Transport,
     /// Default deadlines at dispatch: the policy and the working-day calendar.
     pub deadlines: Arc<config::deadlines::DeadlinePolicy>,
     pub calendar: Arc<config::calendar::WorkCalendar>,

@@ -63,9 +63,29 @@ pub fn group_addrs(base_port: u16) -> Vec<(&'static str, Vec<String>)> {
         .collect()
 }
 
-/// A fresh random peer token: the local topology's links get new ones on every start.
+/// A fresh random secret of `hex_digits` hex digits (4 bits each): the local topology's links and
+/// groups get new ones on every start.
+fn random_secret(hex_digits: usize) -> String {
+    (0..hex_digits).map(|_| char::from_digit(fastrand::u32(..16), 16).expect("a hex digit")).collect()
+}
+
 fn peer_token() -> String {
-    (0..32).map(|_| char::from_digit(fastrand::u32(..16), 16).expect("a hex digit")).collect()
+    random_secret(32)
+}
+
+/// Writes a secret readable by this user only.
+fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    Ok(())
 }
 
 /// Writes `users.toml`, `topology.toml` and one `<group>/nodeK.toml` per node; returns the nodes.
@@ -89,6 +109,7 @@ pub fn write_topology(data_dir: &Path, base_port: u16) -> anyhow::Result<Vec<Loc
     for (bureau, addrs) in &groups {
         let group_dir = data_dir.join(bureau);
         std::fs::create_dir_all(&group_dir)?;
+        write_secret_file(&group_dir.join("group.secret"), &random_secret(64))?;
         let mut members = String::new();
         for (index, addr) in addrs.iter().enumerate() {
             let _ = writeln!(members, "[[group.members]]\nid = {}\naddr = \"{addr}\"\n", index + 1);
@@ -98,7 +119,7 @@ pub fn write_topology(data_dir: &Path, base_port: u16) -> anyhow::Result<Vec<Loc
             let text = format!(
                 "# Written by `xietong up`; edits are overwritten on the next start.\n\
                  id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"../users.toml\"\n\
-                 topology_file = \"../topology.toml\"\n\n[group]\nbureau = \"{bureau}\"\n\n{members}",
+                 topology_file = \"../topology.toml\"\n\n[group]\nbureau = \"{bureau}\"\nsecret_file = \"group.secret\"\n\n{members}",
             );
             let config = group_dir.join(format!("node{id}.toml"));
             std::fs::write(&config, text)?;

@@ -96,7 +96,7 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     let fresh_config = fresh.path().join("node.toml");
     let fresh_config_text = |bureau: &str| {
         format!(
-            "id = 1\nlisten = \"127.0.0.1:1\"\ndata_dir = \"data\"\nusers_file = \"{}\"\n\n[group]\nbureau = \"{bureau}\"\n\n\
+            "id = 1\nlisten = \"127.0.0.1:1\"\ndata_dir = \"data\"\nusers_file = \"{}\"\n\n[group]\nbureau = \"{bureau}\"\nsecret_file = \"group.secret\"\n\n\
              [[group.members]]\nid = 1\naddr = \"127.0.0.1:1\"\n",
             original.data_dir().join("users.toml").display()
         )

@@ -159,6 +159,9 @@ impl TestCluster {
             }
             None => "",
         };
+        // Every member shares it; each test cluster gets its own, so groups never mix.
+        let secret: String = (0..48).map(|_| fastrand::alphanumeric()).collect();
+        std::fs::write(dir.path().join("group.secret"), secret).expect("group secret");
         let addrs: Vec<String> = options.addrs.clone().unwrap_or_else(|| free_addrs(options.size as usize));
         assert_eq!(addrs.len() as u64, options.size, "one address per node");
         let members: String = addrs
@@ -172,7 +175,7 @@ impl TestCluster {
             let config = dir.path().join(format!("node{id}.toml"));
             let text = format!(
                 "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}\n\
-                 [group]\nbureau = \"{}\"\n\n{members}\
+                 [group]\nbureau = \"{}\"\nsecret_file = \"group.secret\"\n\n{members}\
                  [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n",
                 options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot
             );

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::ledger::{Command, CommandResult};
 
 pub mod durable_snapshot;
+pub mod group_secret;
 pub mod log_store;
 pub mod network;
 pub mod peer_api;
@@ -52,5 +53,6 @@ pub type ClientWriteError = openraft::error::ClientWriteError<NodeId, openraft::
 pub type CheckIsLeaderError = openraft::error::CheckIsLeaderError<NodeId, openraft::BasicNode>;
 
 pub use durable_snapshot::DurableSnapshot;
+pub use group_secret::GroupSecret;
 pub use log_store::LogStore;
 pub use state_machine::{LedgerStore, Replica};

@@ -3,7 +3,9 @@
 //! Bodies are bincode. Each request names the node it is meant for (`x-xietong-target-node`),
 //! and the receiver refuses a mismatch: a stale address (a port reused by another node) must
 //! never make a leader replicate to the wrong node.
-//! One `reqwest::Client` is shared by all peers, so connections are kept alive.
+//! Every request carries the group secret (`group_secret`) as a bearer token.
+//! One `reqwest::Client` is shared by all peers, so connections are kept alive; the node builds
+//! it (with TLS when configured) and says which scheme its peers speak.
 
 use std::time::Duration;
 
@@ -17,7 +19,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{NodeId, TypeConfig};
+use super::{GroupSecret, NodeId, TypeConfig};
 
 pub const TARGET_NODE_HEADER: &str = "x-xietong-target-node";
 pub const PATH_APPEND: &str = "/raft/append";
@@ -30,18 +32,22 @@ pub const REMOTE_ERROR_STATUS: u16 = 409;
 
 #[derive(Clone)]
 pub struct PeerNetwork {
+    link: PeerLink,
+}
+
+/// What every call to a peer shares: the client, the scheme and the group secret.
+#[derive(Clone)]
+struct PeerLink {
     http: reqwest::Client,
+    scheme: &'static str,
+    secret: GroupSecret,
 }
 
 impl PeerNetwork {
-    pub fn new(connect_timeout: Duration) -> PeerNetwork {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(8)
-            .build()
-            .expect("a plain HTTP client always builds");
-        PeerNetwork { http }
+    /// `scheme` is `http` or `https`, matching how the group's nodes serve.
+    pub fn new(http: reqwest::Client, scheme: &'static str, secret: GroupSecret) -> PeerNetwork {
+        assert!(matches!(scheme, "http" | "https"), "peers speak http or https");
+        PeerNetwork { link: PeerLink { http, scheme, secret } }
     }
 }
 
@@ -53,7 +59,7 @@ impl PeerNetwork {
         addr: &str,
         timeout: Duration,
     ) -> Result<Option<super::LogId>, RPCError<NodeId, BasicNode, RaftError<NodeId, super::CheckIsLeaderError>>> {
-        let client = PeerClient { http: self.http.clone(), target, address: addr.to_owned() };
+        let client = PeerClient { link: self.link.clone(), target, address: addr.to_owned() };
         client.call(PATH_READ_INDEX, &(), timeout).await
     }
 }
@@ -62,12 +68,12 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { http: self.http.clone(), target, address: node.addr.clone() }
+        PeerClient { link: self.link.clone(), target, address: node.addr.clone() }
     }
 }
 
 pub struct PeerClient {
-    http: reqwest::Client,
+    link: PeerLink,
     target: NodeId,
     address: String,
 }
@@ -86,8 +92,10 @@ impl PeerClient {
     {
         let body = bincode::serialize(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let response = self
+            .link
             .http
-            .post(format!("http://{}{}", self.address, path))
+            .post(format!("{}://{}{}", self.link.scheme, self.address, path))
+            .bearer_auth(self.link.secret.bearer())
             .header(TARGET_NODE_HEADER, self.target.to_string())
             .timeout(timeout)
             .body(body)

@@ -3,7 +3,7 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -11,12 +11,13 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::network::{PATH_APPEND, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE, REMOTE_ERROR_STATUS, TARGET_NODE_HEADER};
-use super::{NodeId, Raft};
+use super::{GroupSecret, NodeId, Raft};
 
 #[derive(Clone)]
 struct PeerState {
     raft: Raft,
     node_id: NodeId,
+    secret: GroupSecret,
 }
 
 /// The largest peer RPC body accepted: a snapshot chunk (`SNAPSHOT_CHUNK_BYTES`) or an
@@ -30,18 +31,24 @@ pub const SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES as usize * 2 < PEER_RPC_BODY_BYTES_MAX);
 
 /// Routes for `/raft/*`, to be merged into the node's single HTTP server.
-pub fn router(raft: Raft, node_id: NodeId) -> Router {
+pub fn router(raft: Raft, node_id: NodeId, secret: GroupSecret) -> Router {
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .route(PATH_READ_INDEX, post(read_index))
         .layer(axum::extract::DefaultBodyLimit::max(PEER_RPC_BODY_BYTES_MAX))
-        .with_state(PeerState { raft, node_id })
+        .with_state(PeerState { raft, node_id, secret })
 }
 
-/// Checks the target header, decodes the body, or explains the refusal.
+/// Checks the group secret and the target header, decodes the body, or explains the refusal.
 fn admit<Req: DeserializeOwned>(state: &PeerState, headers: &HeaderMap, body: &[u8]) -> Result<Req, Response> {
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
+    if !state.secret.admits(authorization) {
+        tracing::warn!(node = state.node_id, "refused peer RPC without this group's secret");
+        let refusal = serde_json::json!({"error": {"code": "unauthenticated", "message": "peer RPC needs this group's secret"}});
+        return Err((StatusCode::UNAUTHORIZED, axum::Json(refusal)).into_response());
+    }
     let target = headers.get(TARGET_NODE_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<NodeId>().ok());
     if target != Some(state.node_id) {
         let message = format!("this is node {}, not {:?}", state.node_id, target);

@@ -16,6 +16,8 @@ pub mod reports;
 use std::collections::{BTreeMap, HashMap};
 
 use anyhow::Context;
+
+use crate::transport::Transport;
 use axum::http::HeaderMap;
 use cluster::ledger::{BureauCode, Regions, Routing, TaskKind};
 use config::limits::PEER_CONNECT_TIMEOUT;
@@ -38,6 +40,8 @@ pub struct Federation {
     pub tuning: FederationTuning,
     /// Keep-alive client for calls to other groups.
     pub http: reqwest::Client,
+    /// How other groups' nodes are called (the same transport this node serves with).
+    transport: Transport,
 }
 
 /// Kinds that are handed to the group with jurisdiction automatically on create when their
@@ -54,12 +58,12 @@ fn code(text: &str) -> anyhow::Result<BureauCode> {
 impl Federation {
     /// A group that knows no other group: everything stays, leads about other regions are
     /// kept and flagged.
-    pub fn standalone(group: BureauCode, own_members: Vec<String>) -> anyhow::Result<Federation> {
+    pub fn standalone(group: BureauCode, own_members: Vec<String>, transport: &Transport) -> anyhow::Result<Federation> {
         let topology = Topology { groups: BTreeMap::from([(group.to_string(), own_members)]), ..Topology::default() };
-        Federation::new(group, &topology)
+        Federation::new(group, &topology, transport)
     }
 
-    pub fn new(group: BureauCode, topology: &Topology) -> anyhow::Result<Federation> {
+    pub fn new(group: BureauCode, topology: &Topology, transport: &Transport) -> anyhow::Result<Federation> {
         let mut groups = BTreeMap::new();
         for (bureau, addrs) in &topology.groups {
             groups.insert(code(bureau)?, addrs.clone());
@@ -79,12 +83,10 @@ impl Federation {
                 inbound.insert(token.clone(), from);
             }
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(PEER_CONNECT_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()
-            .context("building the federation client")?;
-        Ok(Federation { group, groups, parent, outbound, inbound, tuning: topology.tuning.clone(), http })
+        let http =
+            transport.client().connect_timeout(PEER_CONNECT_TIMEOUT).build().context("building the federation client")?;
+        let tuning = topology.tuning.clone();
+        Ok(Federation { group, groups, parent, outbound, inbound, tuning, http, transport: transport.clone() })
     }
 
     /// The known group that hosts `bureau`: the nearest group at or above it.
@@ -189,7 +191,7 @@ impl Federation {
             let index = (start + offset) % addrs.len();
             let response = self
                 .http
-                .post(format!("http://{}{path}", addrs[index]))
+                .post(format!("{}{path}", self.transport.base_url(&addrs[index])))
                 .bearer_auth(token)
                 .header(axum::http::header::CONTENT_TYPE, "application/json")
                 .timeout(PEER_CALL_TIMEOUT)

@@ -29,7 +29,7 @@ use crate::api::ApiError;
 use crate::state::AppState;
 use crate::telemetry::Telemetry;
 
-pub fn router(state: AppState) -> Router {
+pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Router {
     let api = Router::new()
         .route("/api/v1/tasks", post(tasks::create).get(tasks::list))
         .route("/api/v1/tasks/{id}", get(tasks::detail))
@@ -60,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit))
         .layer(middleware::from_fn_with_state(state.telemetry.clone(), count_request))
         .layer(middleware::from_fn(cors));
-    let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id);
+    let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id, group_secret);
     api.merge(peer)
 }
 
