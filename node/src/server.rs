@@ -61,7 +61,8 @@ pub async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>,
         });
     }
     // Every connection task holds a permit; all of them back means every connection closed.
-    let drained = tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, open_connections.acquire_many(OPEN_CONNECTIONS_MAX as u32));
+    let drained =
+        tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, open_connections.acquire_many(OPEN_CONNECTIONS_MAX as u32));
     if drained.await.is_err() {
         tracing::warn!("connections still open after the shutdown drain time; leaving them");
     }

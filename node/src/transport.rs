@@ -59,11 +59,7 @@ impl Transport {
             .context("TLS protocol versions")?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Transport {
-            scheme: "https",
-            acceptor: Some(TlsAcceptor::from(Arc::new(server))),
-            client_tls: Some(client),
-        })
+        Ok(Transport { scheme: "https", acceptor: Some(TlsAcceptor::from(Arc::new(server))), client_tls: Some(client) })
     }
 
     pub fn acceptor(&self) -> Option<TlsAcceptor> {

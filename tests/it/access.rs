@@ -11,6 +11,8 @@ const ADMIN: &str = "demo-ops-admin-0099";
 const SOURCE: &str = "demo-source-monitor-0030";
 const CONSUMER: &str = "demo-export-health-0040";
 const NONE: &str = "";
+/// A well-formed group secret that is not this group's.
+const OTHER_GROUP_SECRET: &str = "another-groups-secret-0123456789abcdef";
 
 /// One route: method, path, body, and the status expected for each caller.
 type Row = (&'static str, String, Value, Vec<(&'static str, u16)>);
@@ -186,6 +188,7 @@ async fn every_route_answers_every_caller_as_the_policy_says() {
             vec![(COMMAND_TOKEN, 401), (ADMIN, 401), (NONE, 401)],
         ),
         ("GET", "/api/v1/me".into(), empty.clone(), vec![(COMMAND_TOKEN, 200), (ADMIN, 401), (NONE, 401)]),
+        ("GET", "/admin/v1/backup".into(), empty.clone(), vec![(ADMIN, 200), (COMMAND_TOKEN, 403), (NONE, 401)]),
         ("GET", "/healthz".into(), empty.clone(), vec![(NONE, 200)]),
         ("GET", "/metrics".into(), empty.clone(), vec![(NONE, 200)]),
     ];
@@ -197,7 +200,16 @@ async fn every_route_answers_every_caller_as_the_policy_says() {
             checked += 1;
         }
     }
-    assert!(checked >= 80, "the matrix covers the routes: {checked} cells");
+    // Raft peer RPC: only a member of the group, holding its secret, may append, vote, read
+    // an index or install a snapshot; users, operators and other groups' secrets may not.
+    for path in ["/raft/append", "/raft/vote", "/raft/snapshot", "/raft/read-index"] {
+        for token in [COMMAND_TOKEN, ADMIN, OTHER_GROUP_SECRET, NONE] {
+            let got = status(&cluster, "POST", path, token, &empty).await;
+            assert_eq!(got, 401, "POST {path} as {token:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 96, "the matrix covers the routes: {checked} cells");
 
     // WebSocket scopes: an operator watches its own bureau only; command and leadership their
     // subtree; nobody above their bureau.

@@ -226,3 +226,54 @@ async fn bad_queries_are_refused() {
         assert_eq!(body["error"]["code"], code, "{query}: {body}");
     }
 }
+
+/// Slow-loris connections opened at once: each sends a header line now and then, never the
+/// blank line that ends the header block.
+const SLOW_LORIS_CONNECTIONS: usize = 200;
+/// How often an attacking connection sends another header line (its pacing, not a wait).
+const SLOW_LORIS_DRIP: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// A slow-loris client never finishes its headers: the node closes it after its header-read
+/// deadline, and serves everyone else meanwhile. (`axum::serve` gave hyper no timer, so no
+/// header deadline applied and such connections stayed open for ever.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_loris_connections_are_closed_and_others_are_served_meanwhile() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let mut attackers = Vec::new();
+    for _ in 0..SLOW_LORIS_CONNECTIONS {
+        let mut stream = tokio::net::TcpStream::connect(cluster.addr(1)).await.expect("connect");
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.expect("first line");
+        attackers.push(stream);
+    }
+    // While they hold their connections, the node still answers.
+    let task = cluster.create_task(1, "慢速攻击期间", None).await;
+    assert_eq!(task.state, "created");
+
+    let started = std::time::Instant::now();
+    let mut open = attackers;
+    let mut closed_after = Vec::new();
+    while !open.is_empty() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "{} slow connections still open", open.len());
+        let mut still_open = Vec::new();
+        for mut stream in open {
+            let dripped = stream.write_all(b"X-Slow: 1\r\n").await;
+            let mut byte = [0u8; 1];
+            let closed = match tokio::time::timeout(std::time::Duration::from_millis(1), stream.read(&mut byte)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => true,
+                Ok(Ok(_)) => panic!("the node answered a request whose headers never ended"),
+                Err(_) => dripped.is_err(),
+            };
+            if closed {
+                closed_after.push(started.elapsed());
+            } else {
+                still_open.push(stream);
+            }
+        }
+        open = still_open;
+        tokio::time::sleep(SLOW_LORIS_DRIP).await;
+    }
+    assert_eq!(closed_after.len(), SLOW_LORIS_CONNECTIONS);
+    let view = cluster.wait_for_convergence().await;
+    assert_eq!(view.task_count, 1, "the attack changed nothing");
+}

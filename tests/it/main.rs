@@ -14,4 +14,5 @@ mod membership;
 mod nemesis;
 mod response_metrics;
 mod task_api;
+mod tls;
 mod up;

@@ -90,7 +90,10 @@ pub struct TestNode {
 pub struct TestCluster {
     dir: TempDir,
     pub nodes: Vec<TestNode>,
+    /// Trusts the test CA when the cluster serves TLS.
     pub http: reqwest::Client,
+    /// `http` or `https`.
+    pub scheme: &'static str,
 }
 
 /// Settings a scenario may change; the defaults make snapshots and log purges happen within
@@ -112,6 +115,8 @@ pub struct ClusterOptions {
     pub extra_users_toml: Option<String>,
     /// A backup file every node is seeded from (`xietong admin restore`) before its first start.
     pub restore_from: Option<PathBuf>,
+    /// Serve and call peers over TLS, with a CA and a certificate for 127.0.0.1 made for the test.
+    pub tls: bool,
 }
 
 impl Default for ClusterOptions {
@@ -126,6 +131,7 @@ impl Default for ClusterOptions {
             topology_toml: None,
             extra_users_toml: None,
             restore_from: None,
+            tls: false,
         }
     }
 }
@@ -162,6 +168,12 @@ impl TestCluster {
         // Every member shares it; each test cluster gets its own, so groups never mix.
         let secret: String = (0..48).map(|_| fastrand::alphanumeric()).collect();
         std::fs::write(dir.path().join("group.secret"), secret).expect("group secret");
+        let (tls_section, ca_pem) = if options.tls {
+            let ca_pem = write_test_certificates(dir.path());
+            ("\n[tls]\ncert_file = \"node.pem\"\nkey_file = \"node.key\"\nca_file = \"ca.pem\"\n", Some(ca_pem))
+        } else {
+            ("", None)
+        };
         let addrs: Vec<String> = options.addrs.clone().unwrap_or_else(|| free_addrs(options.size as usize));
         assert_eq!(addrs.len() as u64, options.size, "one address per node");
         let members: String = addrs
@@ -176,15 +188,20 @@ impl TestCluster {
             let text = format!(
                 "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}\n\
                  [group]\nbureau = \"{}\"\nsecret_file = \"group.secret\"\n\n{members}\
-                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n",
+                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}",
                 options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot
             );
             std::fs::write(&config, text).expect("node config");
             let log = dir.path().join(format!("node{id}.log"));
             nodes.push(TestNode { id, addr: addr.clone(), config, log, child: None });
         }
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client");
-        let mut cluster = TestCluster { dir, nodes, http };
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(20));
+        if let Some(ca_pem) = &ca_pem {
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("the test CA"));
+        }
+        let http = http.build().expect("client");
+        let scheme = if options.tls { "https" } else { "http" };
+        let mut cluster = TestCluster { dir, nodes, http, scheme };
         if let Some(backup) = &options.restore_from {
             for node in &cluster.nodes {
                 let config = node.config.to_string_lossy();
@@ -208,7 +225,7 @@ impl TestCluster {
     }
 
     pub fn url(&self, id: u64, path: &str) -> String {
-        format!("http://{}{path}", self.addr(id))
+        format!("{}://{}{path}", self.scheme, self.addr(id))
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -458,6 +475,23 @@ fn kill_by_pid(pid: u32, signal: libc::c_int) {
 }
 
 /// The demo users: tests authenticate with the same tokens `xietong up` prints.
+/// Writes `ca.pem`, and `node.pem` / `node.key` (a certificate for 127.0.0.1 signed by that CA)
+/// into `dir`; returns the CA certificate's PEM.
+fn write_test_certificates(dir: &Path) -> String {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "xietong test CA");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let node_key = rcgen::KeyPair::generate().expect("node key");
+    let node_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("node params");
+    let node = node_params.signed_by(&node_key, &ca, &ca_key).expect("node certificate");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca.pem");
+    std::fs::write(dir.join("node.pem"), node.pem()).expect("node.pem");
+    std::fs::write(dir.join("node.key"), node_key.serialize_pem()).expect("node.key");
+    ca.pem()
+}
+
 /// A platform operator of the demo users (`[[admins]]`).
 pub const ADMIN_TOKEN: &str = "demo-ops-admin-0099";
 

@@ -46,7 +46,8 @@ fn admit<Req: DeserializeOwned>(state: &PeerState, headers: &HeaderMap, body: &[
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     if !state.secret.admits(authorization) {
         tracing::warn!(node = state.node_id, "refused peer RPC without this group's secret");
-        let refusal = serde_json::json!({"error": {"code": "unauthenticated", "message": "peer RPC needs this group's secret"}});
+        let refusal =
+            serde_json::json!({"error": {"code": "unauthenticated", "message": "peer RPC needs this group's secret"}});
         return Err((StatusCode::UNAUTHORIZED, axum::Json(refusal)).into_response());
     }
     let target = headers.get(TARGET_NODE_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<NodeId>().ok());

@@ -58,7 +58,11 @@ fn code(text: &str) -> anyhow::Result<BureauCode> {
 impl Federation {
     /// A group that knows no other group: everything stays, leads about other regions are
     /// kept and flagged.
-    pub fn standalone(group: BureauCode, own_members: Vec<String>, transport: &Transport) -> anyhow::Result<Federation> {
+    pub fn standalone(
+        group: BureauCode,
+        own_members: Vec<String>,
+        transport: &Transport,
+    ) -> anyhow::Result<Federation> {
         let topology = Topology { groups: BTreeMap::from([(group.to_string(), own_members)]), ..Topology::default() };
         Federation::new(group, &topology, transport)
     }
@@ -83,8 +87,11 @@ impl Federation {
                 inbound.insert(token.clone(), from);
             }
         }
-        let http =
-            transport.client().connect_timeout(PEER_CONNECT_TIMEOUT).build().context("building the federation client")?;
+        let http = transport
+            .client()
+            .connect_timeout(PEER_CONNECT_TIMEOUT)
+            .build()
+            .context("building the federation client")?;
         let tuning = topology.tuning.clone();
         Ok(Federation { group, groups, parent, outbound, inbound, tuning, http, transport: transport.clone() })
     }
