@@ -59,6 +59,10 @@ pub struct NodeConfig {
     pub raft: RaftTuning,
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Where this node reaches a fellow member when that member's group address does not work
+    /// from here (a NAT, a proxy; the fault tests route each link through a fault proxy).
+    #[serde(default)]
+    pub peer_routes: Vec<MemberConfig>,
 }
 
 fn default_worker_threads() -> usize {
@@ -291,6 +295,10 @@ impl NodeConfig {
         }
         if raft.election_timeout_max_ms <= raft.election_timeout_min_ms {
             return Err(invalid("raft.election_timeout_max_ms", "must exceed election_timeout_min_ms"));
+        }
+        let routed: BTreeSet<u64> = self.peer_routes.iter().map(|route| route.id).collect();
+        if routed.len() != self.peer_routes.len() || routed.contains(&self.id) {
+            return Err(invalid("peer_routes", "one route per other member, none to this node"));
         }
         Ok(())
     }

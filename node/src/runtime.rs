@@ -82,7 +82,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         .pool_max_idle_per_host(PEER_IDLE_CONNECTIONS_MAX)
         .build()
         .context("building the peer client")?;
-    let peers = PeerNetwork::new(peer_http, transport.scheme, group_secret.clone());
+    let peer_routes = config.peer_routes.iter().map(|route| (route.id, route.addr.clone())).collect();
+    let peers = PeerNetwork::new(peer_http, transport.scheme, group_secret.clone(), peer_routes);
     let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), peers.clone(), log.clone(), store.clone())
         .await
         .context("starting Raft")?;

@@ -119,7 +119,7 @@ async fn forward(
     let path = original.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut request = state
         .forward_http
-        .post(format!("{}{path}", state.transport.base_url(addr)))
+        .post(format!("{}{path}", state.transport.base_url(&state.peers.route(leader_id, addr))))
         .timeout(REQUEST_TIMEOUT)
         .header(HOPS_HEADER, (original.hops() + 1).to_string())
         .body(original.body.clone());

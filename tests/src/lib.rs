@@ -5,6 +5,7 @@
 //! (`kill`, `restart`). Every wait has a deadline and a description, and reports the last
 //! state it saw. Dropping the cluster kills the processes it started, by PID.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,6 +13,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use node::api::{ClusterView, TaskJson, TaskPage};
+
+use crate::fault_proxy::FaultProxy;
 use tempfile::TempDir;
 
 pub const COMMAND_TOKEN: &str = "demo-gd-command-0001";
@@ -94,6 +97,8 @@ pub struct TestCluster {
     pub http: reqwest::Client,
     /// `http` or `https`.
     pub scheme: &'static str,
+    /// (from, to) → the proxy node `from` reaches node `to` through (`proxied_peers`).
+    links: BTreeMap<(u64, u64), FaultProxy>,
 }
 
 /// Settings a scenario may change; the defaults make snapshots and log purges happen within
@@ -117,6 +122,9 @@ pub struct ClusterOptions {
     pub restore_from: Option<PathBuf>,
     /// Serve and call peers over TLS, with a CA and a certificate for 127.0.0.1 made for the test.
     pub tls: bool,
+    /// Route every node-to-node link (i → j) through a fault proxy of its own, so a test can
+    /// cut, delay or blackhole single links (`TestCluster::link`).
+    pub proxied_peers: bool,
 }
 
 impl Default for ClusterOptions {
@@ -132,6 +140,7 @@ impl Default for ClusterOptions {
             extra_users_toml: None,
             restore_from: None,
             tls: false,
+            proxied_peers: false,
         }
     }
 }
@@ -181,14 +190,29 @@ impl TestCluster {
             .enumerate()
             .map(|(i, addr)| format!("[[group.members]]\nid = {}\naddr = \"{addr}\"\n\n", i + 1))
             .collect();
+        let mut links = BTreeMap::new();
+        if options.proxied_peers {
+            let proxy_addrs = free_addrs(addrs.len() * addrs.len());
+            for (from, to) in (1..=options.size).flat_map(|from| (1..=options.size).map(move |to| (from, to))) {
+                if from != to {
+                    let listen = &proxy_addrs[((from - 1) * options.size + (to - 1)) as usize];
+                    links.insert((from, to), FaultProxy::start(listen, &addrs[(to - 1) as usize]).await);
+                }
+            }
+        }
         let mut nodes = Vec::new();
         for (index, addr) in addrs.iter().enumerate() {
             let id = index as u64 + 1;
+            let peer_routes: String = links
+                .iter()
+                .filter(|((from, _), _)| *from == id)
+                .map(|((_, to), proxy)| format!("[[peer_routes]]\nid = {to}\naddr = \"{}\"\n\n", proxy.addr))
+                .collect();
             let config = dir.path().join(format!("node{id}.toml"));
             let text = format!(
                 "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}\n\
                  [group]\nbureau = \"{}\"\nsecret_file = \"group.secret\"\n\n{members}\
-                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}",
+                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}\n{peer_routes}",
                 options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot
             );
             std::fs::write(&config, text).expect("node config");
@@ -201,7 +225,7 @@ impl TestCluster {
         }
         let http = http.build().expect("client");
         let scheme = if options.tls { "https" } else { "http" };
-        let mut cluster = TestCluster { dir, nodes, http, scheme };
+        let mut cluster = TestCluster { dir, nodes, http, scheme, links };
         if let Some(backup) = &options.restore_from {
             for node in &cluster.nodes {
                 let config = node.config.to_string_lossy();
@@ -230,6 +254,25 @@ impl TestCluster {
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The proxy on the link from node `from` to node `to` (`ClusterOptions::proxied_peers`).
+    pub fn link(&self, from: u64, to: u64) -> &FaultProxy {
+        self.links.get(&(from, to)).unwrap_or_else(|| panic!("no proxied link {from} → {to}"))
+    }
+
+    /// Cuts every link to and from node `id`: it runs, but hears from and reaches no peer.
+    pub fn isolate(&self, id: u64) {
+        for ((from, to), proxy) in &self.links {
+            if *from == id || *to == id {
+                proxy.cut();
+            }
+        }
+    }
+
+    /// Heals every proxied link.
+    pub fn heal_links(&self) {
+        self.links.values().for_each(FaultProxy::heal);
     }
 
     pub fn config_path(&self, id: u64) -> &Path {

@@ -7,6 +7,8 @@
 //! One `reqwest::Client` is shared by all peers, so connections are kept alive; the node builds
 //! it (with TLS when configured) and says which scheme its peers speak.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
@@ -35,19 +37,31 @@ pub struct PeerNetwork {
     link: PeerLink,
 }
 
-/// What every call to a peer shares: the client, the scheme and the group secret.
+/// What every call to a peer shares: the client, the scheme, the group secret and the routes.
 #[derive(Clone)]
 struct PeerLink {
     http: reqwest::Client,
     scheme: &'static str,
     secret: GroupSecret,
+    /// Member id → the address this node uses for it instead of its group address.
+    routes: Arc<BTreeMap<NodeId, String>>,
 }
 
 impl PeerNetwork {
     /// `scheme` is `http` or `https`, matching how the group's nodes serve.
-    pub fn new(http: reqwest::Client, scheme: &'static str, secret: GroupSecret) -> PeerNetwork {
+    pub fn new(
+        http: reqwest::Client,
+        scheme: &'static str,
+        secret: GroupSecret,
+        routes: BTreeMap<NodeId, String>,
+    ) -> PeerNetwork {
         assert!(matches!(scheme, "http" | "https"), "peers speak http or https");
-        PeerNetwork { link: PeerLink { http, scheme, secret } }
+        PeerNetwork { link: PeerLink { http, scheme, secret, routes: Arc::new(routes) } }
+    }
+
+    /// Where this node reaches member `id`, whose group address is `addr`.
+    pub fn route(&self, id: NodeId, addr: &str) -> String {
+        self.link.routes.get(&id).cloned().unwrap_or_else(|| addr.to_owned())
     }
 }
 
@@ -59,7 +73,7 @@ impl PeerNetwork {
         addr: &str,
         timeout: Duration,
     ) -> Result<Option<super::LogId>, RPCError<NodeId, BasicNode, RaftError<NodeId, super::CheckIsLeaderError>>> {
-        let client = PeerClient { link: self.link.clone(), target, address: addr.to_owned() };
+        let client = PeerClient { link: self.link.clone(), target, address: self.route(target, addr) };
         client.call(PATH_READ_INDEX, &(), timeout).await
     }
 }
@@ -68,7 +82,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { link: self.link.clone(), target, address: node.addr.clone() }
+        PeerClient { link: self.link.clone(), target, address: self.route(target, &node.addr) }
     }
 }
 
