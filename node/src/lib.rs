@@ -10,6 +10,7 @@ mod deadline_watch;
 pub mod demo;
 pub mod federation;
 pub mod intake;
+pub mod openapi;
 pub mod push;
 pub mod rate;
 mod read_path;

@@ -36,6 +36,8 @@ macro_rules! wire_enum {
 
         impl $name {
             pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The wire names, in declaration order.
+            pub const WIRE_NAMES: &'static [&'static str] = &[$($wire),+];
 
             pub fn as_str(self) -> &'static str {
                 match self { $($name::$variant => $wire),+ }
@@ -47,7 +49,7 @@ macro_rules! wire_enum {
 
             /// The accepted wire names, for error messages.
             pub fn names() -> String {
-                [$($wire),+].join(", ")
+                Self::WIRE_NAMES.join(", ")
             }
         }
 

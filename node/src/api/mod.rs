@@ -3,19 +3,23 @@
 //! the contract has one definition.
 
 pub mod error;
+pub mod schema;
 pub mod time;
 
 use cluster::ledger::{self, BureauCode, Regions, Task, Uscc};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use error::{ApiError, ErrorBody};
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubjectJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_uscc")]
     pub uscc: Option<String>,
     pub name: String,
+    #[schemars(schema_with = "crate::api::schema::region_code")]
     pub region_code: String,
     #[serde(default)]
     pub address: String,
@@ -25,28 +29,33 @@ pub struct SubjectJson {
 }
 
 /// `POST /api/v1/tasks`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
+    #[schemars(schema_with = "crate::api::schema::task_kind")]
     pub kind: String,
+    #[schemars(schema_with = "crate::api::schema::severity")]
     pub severity: String,
     pub title: String,
     #[serde(default)]
     pub description: String,
     pub subject: SubjectJson,
+    #[schemars(schema_with = "crate::api::schema::source")]
     pub source: String,
     /// Defaults to the caller's bureau.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     pub origin_bureau: Option<String>,
     /// Intended assignee; `dispatch` gives the task to it and starts the clocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     pub assignee_bureau: Option<String>,
 }
 
 /// The body of `POST /api/v1/tasks/{id}/{action}`. Which fields apply depends on the action:
 /// dispatch takes `assignee_bureau` and optional deadlines; complete takes `outcome`; return and
 /// cancel need a `note` saying why. `version` is the task version the action was decided on.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,19 +63,24 @@ pub struct ActionRequest {
     #[serde(default)]
     pub note: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     pub assignee_bureau: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_timestamp")]
     pub ack_deadline: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_timestamp")]
     pub complete_deadline: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_outcome")]
     pub outcome: Option<String>,
     /// For designate: the group (its bureau's code) that is to handle a disputed lead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     pub group: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TimelineEntryJson {
     pub version: u64,
     pub at: String,
@@ -81,10 +95,12 @@ pub struct TimelineEntryJson {
 }
 
 /// A task as the API shows it. Times are RFC 3339 UTC.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TaskJson {
     pub id: u64,
+    #[schemars(schema_with = "crate::api::schema::task_kind")]
     pub kind: String,
+    #[schemars(schema_with = "crate::api::schema::severity")]
     pub severity: String,
     pub title: String,
     pub description: String,
@@ -92,10 +108,12 @@ pub struct TaskJson {
     pub source: String,
     pub origin_bureau: String,
     pub assignee_bureau: Option<String>,
+    #[schemars(schema_with = "crate::api::schema::task_state")]
     pub state: String,
     pub version: u64,
     pub ack_deadline: Option<String>,
     pub complete_deadline: Option<String>,
+    #[schemars(schema_with = "crate::api::schema::timestamp")]
     pub created_at: String,
     pub updated_at: String,
     pub dispatched_at: Option<String>,
@@ -134,7 +152,7 @@ pub struct TaskJson {
     pub timeline: Vec<TimelineEntryJson>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ComplaintJson {
     /// `complaint` (投诉) or `tip_off` (举报).
     pub channel: String,
@@ -150,9 +168,10 @@ pub struct ComplaintJson {
 }
 
 /// `POST /api/v1/complaints`: a complaint or tip-off taken by a bureau's desk.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ComplaintRequest {
+    #[schemars(schema_with = "crate::api::schema::complaint_channel")]
     pub channel: String,
     #[serde(default)]
     pub real_name: bool,
@@ -160,6 +179,7 @@ pub struct ComplaintRequest {
     pub reporter: ReporterJson,
     /// Defaults to `normal`.
     #[serde(default)]
+    #[schemars(schema_with = "crate::api::schema::optional_severity")]
     pub severity: Option<String>,
     pub title: String,
     #[serde(default)]
@@ -168,7 +188,7 @@ pub struct ComplaintRequest {
 }
 
 /// Who reported. Required for a real-name report; optional contact otherwise.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReporterJson {
     #[serde(default)]
@@ -179,7 +199,7 @@ pub struct ReporterJson {
     pub id_number: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct IntakeJson {
     /// The source's name.
     pub source: String,
@@ -191,7 +211,7 @@ pub struct IntakeJson {
     pub evidence: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct HandoverJson {
     /// `{origin group}-{number}`, unique across groups.
     pub forward_id: String,
@@ -211,7 +231,7 @@ pub struct HandoverJson {
     pub mirrored_version: u64,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ReceivedJson {
     pub forward_id: String,
     pub from_group: String,
@@ -220,7 +240,7 @@ pub struct ReceivedJson {
     pub purpose: String,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TaskPage {
     pub tasks: Vec<TaskJson>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -228,7 +248,7 @@ pub struct TaskPage {
 }
 
 /// `GET /api/v1/cluster`: this node's view of its group.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ClusterView {
     pub group: String,
     pub node_id: u64,
@@ -245,10 +265,80 @@ pub struct ClusterView {
     pub task_count: usize,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct MemberJson {
     pub id: u64,
     pub addr: String,
+}
+
+/// `GET /api/v1/me`: who the token belongs to.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct MeJson {
+    pub user: String,
+    pub display_name: String,
+    pub bureau: String,
+    pub bureau_name: Option<String>,
+    /// `command`, `operator` or `leadership`.
+    pub role: String,
+}
+
+/// `GET /api/v1/bureaus`: the bureau tree below `root`, the root first.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BureauTreeJson {
+    pub root: String,
+    pub bureaus: Vec<BureauJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BureauJson {
+    pub code: String,
+    pub name: String,
+    /// `national`, `province`, `prefecture` or `county`.
+    pub level: String,
+    pub parent: Option<String>,
+}
+
+/// `GET /api/v1/escalations`: lateness per assignee bureau, the latest first.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EscalationsJson {
+    pub bureau: String,
+    pub bureaus: Vec<LatenessJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct LatenessJson {
+    pub bureau: String,
+    pub name: Option<String>,
+    pub open: u64,
+    pub overdue_now: u64,
+    pub escalated: u64,
+    pub escalated_open: u64,
+    pub reminders: u64,
+}
+
+/// `GET /api/v1/tasks/{id}/reporter`: who reported a complaint or tip-off (read is logged).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ReporterIdentityJson {
+    pub task_id: u64,
+    pub name: String,
+    pub phone: String,
+    pub id_number: String,
+}
+
+/// `GET /api/v1/export`: committed task events after `since`, in log order. (The route writes
+/// this shape directly from pre-encoded tasks; the type is its contract.)
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ExportPageJson {
+    pub events: Vec<ExportEventJson>,
+    /// Pass as `since` for the next page.
+    pub next_since: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ExportEventJson {
+    /// The log index of the entry that changed the task.
+    pub index: u64,
+    pub task: TaskJson,
 }
 
 fn bureau_json(code: BureauCode) -> String {

@@ -46,11 +46,13 @@ impl IntakeSource {
 }
 
 /// One signal of `POST /api/v1/intake`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignalJson {
     pub source_id: String,
+    #[schemars(schema_with = "crate::api::schema::task_kind")]
     pub kind: String,
+    #[schemars(schema_with = "crate::api::schema::severity")]
     pub severity: String,
     /// The source's category of the matter; signals group by it when the source says so.
     #[serde(default)]
@@ -60,14 +62,17 @@ pub struct SignalJson {
     pub description: String,
     pub subject: SubjectJson,
     /// When the source observed it (RFC 3339).
+    #[schemars(schema_with = "crate::api::schema::timestamp")]
     pub observed_at: String,
     #[serde(default)]
     pub evidence: Vec<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntakeRequest {
+    /// Each item should be a signal (`SignalJson`). The batch is answered item by item: an item
+    /// that is not a well-formed signal is refused in the answer, and the others go on.
     pub signals: Vec<serde_json::Value>,
 }
 
@@ -80,7 +85,7 @@ pub struct WellFormedIntakeRequest {
 }
 
 /// What became of one signal, in request order.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SignalResult {
     /// The signal's `source_id`, when it had a readable one.
     pub source_id: Option<String>,
@@ -90,7 +95,7 @@ pub struct SignalResult {
     pub error: Option<api::error::ErrorDetail>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IntakeResponse {
     pub results: Vec<SignalResult>,
 }

@@ -124,7 +124,7 @@ pub enum Breakdown {
 }
 
 /// The figures of a bureau (subtree) over a period. Rates are `None` without a denominator.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Figures {
     pub received: u64,
     pub acknowledged: u64,
@@ -232,7 +232,7 @@ impl Cell {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Row {
     /// A bureau code, or the first day of the day or week (YYYY-MM-DD).
     pub key: String,

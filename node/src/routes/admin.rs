@@ -23,7 +23,7 @@ use crate::write_path::{forward_if_follower, OriginalRequest};
 
 pub const MEMBERS_PATH: &str = "/admin/v1/members";
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MembersJson {
     pub voters: Vec<NodeId>,
     pub learners: Vec<NodeId>,
@@ -31,14 +31,14 @@ pub struct MembersJson {
     pub leader_id: Option<NodeId>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddLearnerRequest {
     pub id: NodeId,
     pub addr: String,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberRequest {
     pub id: NodeId,

@@ -8,14 +8,14 @@ use axum::Json;
 use cluster::ledger::bureau::RegionLevel;
 use cluster::ledger::Regions;
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::api::{self, ApiError};
+use crate::api::{self, ApiError, BureauJson, BureauTreeJson};
 use crate::state::AppState;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BureausQuery {
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct BureausQuery {
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     root: Option<String>,
 }
 
@@ -44,14 +44,14 @@ pub async fn bureaus(State(state): State<AppState>, headers: HeaderMap, RawQuery
         }
         let bureaus: Vec<_> = regions
             .subtree(root)
-            .map(|region| {
-                json!({
-                    "code": region.code.to_string(), "name": region.name, "level": level_name(region.level),
-                    "parent": region.parent.map(|p| p.to_string()),
-                })
+            .map(|region| BureauJson {
+                code: region.code.to_string(),
+                name: region.name.to_string(),
+                level: level_name(region.level).to_owned(),
+                parent: region.parent.map(|p| p.to_string()),
             })
             .collect();
-        Ok::<_, ApiError>(Json(json!({"root": root.to_string(), "bureaus": bureaus})))
+        Ok::<_, ApiError>(Json(BureauTreeJson { root: root.to_string(), bureaus }))
     })();
     match answer {
         Ok(body) => body.into_response(),

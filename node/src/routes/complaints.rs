@@ -14,10 +14,9 @@ use cluster::ledger::{
     TaskKind,
 };
 use config::calendar::{Span, WorkCalendar};
-use serde_json::json;
 
 use super::tasks::{handle_write, parse_json, parse_task_id};
-use crate::api::{self, ApiError, ComplaintRequest};
+use crate::api::{self, ApiError, ComplaintRequest, ReporterIdentityJson};
 use crate::state::AppState;
 
 /// The actions of the complaint channel on `POST /api/v1/tasks/{id}/{action}`.
@@ -106,9 +105,12 @@ pub async fn reporter(State(state): State<AppState>, Path(id): Path<String>, hea
         let replica = state.store.read();
         let reporter = replica.ledger.reporter(&user.actor, id).map_err(ApiError::from)?;
         tracing::info!(user = %user.actor.user, bureau = %user.actor.bureau, task = %id, "reporter identity read");
-        Ok::<_, ApiError>(Json(json!({
-            "task_id": id.0, "name": reporter.name, "phone": reporter.phone, "id_number": reporter.id_number,
-        })))
+        Ok::<_, ApiError>(Json(ReporterIdentityJson {
+            task_id: id.0,
+            name: reporter.name.clone(),
+            phone: reporter.phone.clone(),
+            id_number: reporter.id_number.clone(),
+        }))
     })();
     match answer {
         Ok(body) => body.into_response(),

@@ -10,15 +10,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster::ledger::{access, BureauCode, Regions};
 use serde::Deserialize;
-use serde_json::json;
 
-use crate::api::{self, time, ApiError};
+use crate::api::{self, time, ApiError, EscalationsJson, LatenessJson};
 use crate::state::AppState;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EscalationsQuery {
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct EscalationsQuery {
     /// Only assignee bureaus in this subtree (default: the caller's bureau).
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     bureau: Option<String>,
 }
 
@@ -59,19 +59,19 @@ pub async fn escalations(State(state): State<AppState>, headers: HeaderMap, RawQ
         drop(replica);
         let mut rows: Vec<_> = by_bureau
             .into_iter()
-            .map(|(bureau, l)| {
-                json!({
-                    "bureau": bureau.to_string(), "name": regions.name(bureau), "open": l.open,
-                    "overdue_now": l.overdue_now, "escalated": l.escalated, "escalated_open": l.escalated_open,
-                    "reminders": l.reminders,
-                })
+            .map(|(bureau, l)| LatenessJson {
+                bureau: bureau.to_string(),
+                name: regions.name(bureau).map(str::to_owned),
+                open: l.open,
+                overdue_now: l.overdue_now,
+                escalated: l.escalated,
+                escalated_open: l.escalated_open,
+                reminders: l.reminders,
             })
             .collect();
         // The latest first: most overdue, then most escalated.
-        rows.sort_by_key(|row| {
-            std::cmp::Reverse((row["overdue_now"].as_u64().unwrap_or(0), row["escalated"].as_u64().unwrap_or(0)))
-        });
-        Ok::<_, ApiError>(Json(json!({"bureau": root.to_string(), "bureaus": rows})))
+        rows.sort_by_key(|row| std::cmp::Reverse((row.overdue_now, row.escalated)));
+        Ok::<_, ApiError>(Json(EscalationsJson { bureau: root.to_string(), bureaus: rows }))
     })();
     match answer {
         Ok(body) => body.into_response(),

@@ -19,9 +19,9 @@ use crate::state::AppState;
 pub const EXPORT_PAGE_MAX: usize = 1_000;
 const EXPORT_PAGE_DEFAULT: usize = 200;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExportQuery {
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct ExportQuery {
     since: Option<u64>,
     limit: Option<usize>,
 }

@@ -1,23 +1,22 @@
 //! `GET /api/v1/me`: who the bearer token belongs to, for the console's top bar.
 
+use crate::api::MeJson;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster::ledger::Regions;
-use serde_json::json;
-
-use crate::state::AppState;
 
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.users.authenticate(&headers) {
-        Ok(user) => Json(json!({
-            "user": user.actor.user,
-            "display_name": user.display_name,
-            "bureau": user.actor.bureau.to_string(),
-            "bureau_name": Regions::get().name(user.actor.bureau),
-            "role": user.actor.role.as_str(),
-        }))
+        Ok(user) => Json(MeJson {
+            user: user.actor.user.clone(),
+            display_name: user.display_name.clone(),
+            bureau: user.actor.bureau.to_string(),
+            bureau_name: Regions::get().name(user.actor.bureau).map(str::to_owned),
+            role: user.actor.role.as_str().to_owned(),
+        })
         .into_response(),
         Err(error) => error.into_response(),
     }

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod backup;
 mod bureaus;
+pub mod catalogue;
 mod cluster_view;
 mod complaints;
 mod console;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use config::limits::{CONCURRENT_REQUESTS_MAX, REQUEST_TIMEOUT};
 use tokio::sync::Semaphore;
@@ -30,30 +31,14 @@ use crate::state::AppState;
 use crate::telemetry::Telemetry;
 
 pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Router {
-    let api = Router::new()
-        .route("/api/v1/tasks", post(tasks::create).get(tasks::list))
-        .route("/api/v1/tasks/{id}", get(tasks::detail))
-        .route("/api/v1/tasks/{id}/{action}", post(tasks::act))
-        .route("/api/v1/tasks/{id}/reporter", get(complaints::reporter))
-        .route("/api/v1/complaints", post(complaints::register))
-        .route("/api/v1/cluster", get(cluster_view::cluster))
-        .route("/api/v1/me", get(me::me))
-        .route("/api/v1/bureaus", get(bureaus::bureaus))
-        .route("/api/v1/escalations", get(escalations::escalations))
-        .route("/api/v1/intake", post(intake::intake))
-        .route("/api/v1/export", get(export::export))
-        .route("/api/v1/metrics/response", get(response_metrics::response))
+    // The REST operations, from the one list the OpenAPI document is generated from.
+    let rest = catalogue::operations()
+        .into_iter()
+        .fold(Router::new(), |router, operation| router.route(operation.path, operation.handler));
+    let api = rest
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
         .route("/ws", get(crate::push::ws::upgrade))
-        .route(admin::MEMBERS_PATH, get(admin::list))
-        .route("/admin/v1/members/learners", post(admin::add_learner))
-        .route("/admin/v1/members/promote", post(admin::promote))
-        .route("/admin/v1/members/remove", post(admin::remove))
-        .route(backup::BACKUP_PATH, get(backup::backup))
         .merge(crate::federation::peer_api::router())
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state.clone())

@@ -8,12 +8,11 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster::ledger::{Regions, Role};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::api::{self, time, ApiError};
 use crate::response_metrics::facts::beijing_day;
-use crate::response_metrics::{Breakdown, Figures, Report};
+use crate::response_metrics::{Breakdown, Figures, Report, Row};
 use crate::state::AppState;
 
 /// The longest period one report covers.
@@ -23,13 +22,31 @@ const DEFAULT_PERIOD_DAYS: u32 = 30;
 /// Julian day number of 1970-01-01.
 const UNIX_EPOCH_JULIAN_DAY: i32 = 2_440_588;
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Query {
+/// The JSON answer: the figures of the whole period and one row per child bureau, day or week.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct ResponseReportJson {
+    pub bureau: String,
+    /// The period as asked (absent: the default period ending today, Beijing time).
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// `child`, `day` or `week`.
+    pub by: String,
+    pub total: Figures,
+    pub rows: Vec<Row>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Query {
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     bureau: Option<String>,
+    #[schemars(schema_with = "crate::api::schema::optional_date")]
     from: Option<String>,
+    #[schemars(schema_with = "crate::api::schema::optional_date")]
     to: Option<String>,
+    #[schemars(schema_with = "crate::api::schema::optional_breakdown")]
     by: Option<String>,
+    #[schemars(schema_with = "crate::api::schema::optional_report_format")]
     format: Option<String>,
 }
 
@@ -96,12 +113,14 @@ pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuer
         };
         let report = state.response_metrics.report(bureau, from, to, by, time::now_ms());
         match query.format.as_deref().unwrap_or("json") {
-            "json" => Ok(Json(json!({
-                "bureau": bureau.to_string(),
-                "from": query.from, "to": query.to,
-                "by": query.by.as_deref().unwrap_or("child"),
-                "total": report.total, "rows": report.rows,
-            }))
+            "json" => Ok(Json(ResponseReportJson {
+                bureau: bureau.to_string(),
+                from: query.from.clone(),
+                to: query.to.clone(),
+                by: query.by.clone().unwrap_or_else(|| "child".to_owned()),
+                total: report.total,
+                rows: report.rows,
+            })
             .into_response()),
             "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv(&report)).into_response()),
             other => Err(ApiError::Invalid {

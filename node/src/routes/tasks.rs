@@ -184,6 +184,26 @@ pub async fn act(
     .await
 }
 
+/// The task actions `transition` knows (the complaint steps are in `complaints`), for the
+/// OpenAPI document's list of them.
+pub const TASK_ACTIONS: [&str; 15] = [
+    "dispatch",
+    "ack",
+    "feedback",
+    "complete",
+    "close",
+    "return",
+    "cancel",
+    "request_extension",
+    "grant_extension",
+    "refuse_extension",
+    "pause",
+    "resume",
+    "forward",
+    "dispute",
+    "designate",
+];
+
 /// Builds the transition an action route asks for, refusing fields that do not belong to it.
 fn transition(
     state: &AppState,
@@ -386,19 +406,23 @@ fn forward(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct ListQuery {
     /// Only tasks whose origin or assignee lies in this bureau's subtree.
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     bureau: Option<String>,
     /// Comma-separated states.
     state: Option<String>,
+    #[schemars(schema_with = "crate::api::schema::optional_task_kind")]
     kind: Option<String>,
     overdue: Option<bool>,
     cursor: Option<String>,
     limit: Option<usize>,
+    #[schemars(schema_with = "crate::api::schema::optional_consistency")]
     consistency: Option<String>,
     /// `newest` (default) or `time_left`: tasks whose clock runs, least time left first.
+    #[schemars(schema_with = "crate::api::schema::optional_list_order")]
     sort: Option<String>,
 }
 
@@ -500,9 +524,10 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
 pub struct DetailQuery {
+    #[schemars(schema_with = "crate::api::schema::optional_consistency")]
     consistency: Option<String>,
 }
 

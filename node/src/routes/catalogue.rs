@@ -1,0 +1,205 @@
+//! The REST API's one list of operations. The router is built from it and the OpenAPI document
+//! (`GET /api/v1/openapi.json`, `crate::openapi`) is generated from it, with the request and
+//! response schemas derived from the Rust types the handlers use, so the document cannot drift
+//! from the routes. Routes that are not REST (the console's files, the WebSocket, peer RPC) are
+//! added beside it in `routes::router`.
+
+use axum::http::{Method, StatusCode};
+use axum::routing::{get, post, MethodRouter};
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+
+use super::{admin, backup, bureaus, cluster_view, complaints, escalations, export, health, intake, me};
+use super::{response_metrics, tasks};
+use crate::api::{
+    ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EscalationsJson, ExportPageJson,
+    MeJson, ReporterIdentityJson, TaskJson, TaskPage,
+};
+use crate::intake::{IntakeRequest, IntakeResponse};
+use crate::state::AppState;
+
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    generator.subschema_for::<T>()
+}
+
+/// Who may call an operation (the access policy itself is in `auth` and the ledger).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// No token: probes and scrapers.
+    Anyone,
+    /// A user token (command centre, operator, leadership), within its bureau scope.
+    User,
+    /// A platform operator (`[[admins]]`).
+    Admin,
+    /// A machine intake source (`[[sources]]`).
+    Source,
+    /// A data-sharing consumer (`[[consumers]]`).
+    Consumer,
+}
+
+/// What a successful call answers.
+pub enum Answer {
+    Json(StatusCode, SchemaFn),
+    /// JSON, or CSV with `format=csv`.
+    JsonOrCsv(SchemaFn),
+    Text(&'static str),
+    Binary,
+}
+
+pub struct Operation {
+    pub method: Method,
+    /// Axum's path syntax, which is also OpenAPI's: `/api/v1/tasks/{id}`.
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub caller: Caller,
+    pub query: Option<SchemaFn>,
+    pub body: Option<SchemaFn>,
+    /// The route takes an `Idempotency-Key` header.
+    pub idempotent: bool,
+    pub answer: Answer,
+    pub handler: MethodRouter<AppState>,
+}
+
+/// The actions of `POST /api/v1/tasks/{id}/{action}` (`tasks::act` dispatches on them).
+pub fn task_actions() -> Vec<&'static str> {
+    tasks::TASK_ACTIONS.iter().chain(complaints::COMPLAINT_ACTIONS.iter()).copied().collect()
+}
+
+/// Shorthand for the common case: a JSON answer with 200.
+fn ok(schema: SchemaFn) -> Answer {
+    Answer::Json(StatusCode::OK, schema)
+}
+
+fn op(method: Method, path: &'static str, summary: &'static str, caller: Caller, answer: Answer) -> Operation {
+    let handler = MethodRouter::new();
+    Operation { method, path, summary, caller, query: None, body: None, idempotent: false, answer, handler }
+}
+
+impl Operation {
+    fn query(mut self, schema: SchemaFn) -> Operation {
+        self.query = Some(schema);
+        self
+    }
+
+    fn body(mut self, schema: SchemaFn) -> Operation {
+        self.body = Some(schema);
+        self
+    }
+
+    fn idempotent(mut self) -> Operation {
+        self.idempotent = true;
+        self
+    }
+
+    fn handler(mut self, handler: MethodRouter<AppState>) -> Operation {
+        self.handler = handler;
+        self
+    }
+}
+
+pub fn operations() -> Vec<Operation> {
+    use Caller::{Admin, Anyone, Consumer, Source, User};
+    vec![
+        op(
+            Method::POST,
+            "/api/v1/tasks",
+            "Register a task",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<TaskJson>),
+        )
+        .body(schema::<CreateTaskRequest>)
+        .idempotent()
+        .handler(post(tasks::create)),
+        op(Method::GET, "/api/v1/tasks", "List the tasks in the caller's scope", User, ok(schema::<TaskPage>))
+            .query(schema::<tasks::ListQuery>)
+            .handler(get(tasks::list)),
+        op(Method::GET, "/api/v1/tasks/{id}", "One task with its timeline", User, ok(schema::<TaskJson>))
+            .query(schema::<tasks::DetailQuery>)
+            .handler(get(tasks::detail)),
+        op(Method::POST, "/api/v1/tasks/{id}/{action}", "Act on a task", User, ok(schema::<TaskJson>))
+            .body(schema::<ActionRequest>)
+            .idempotent()
+            .handler(post(tasks::act)),
+        op(
+            Method::GET,
+            "/api/v1/tasks/{id}/reporter",
+            "Who reported a complaint or tip-off (registering centre only; logged)",
+            User,
+            ok(schema::<ReporterIdentityJson>),
+        )
+        .handler(get(complaints::reporter)),
+        op(
+            Method::POST,
+            "/api/v1/complaints",
+            "Register a complaint or tip-off",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<TaskJson>),
+        )
+        .body(schema::<ComplaintRequest>)
+        .idempotent()
+        .handler(post(complaints::register)),
+        op(Method::GET, "/api/v1/cluster", "This node's view of its group", User, ok(schema::<ClusterView>))
+            .handler(get(cluster_view::cluster)),
+        op(Method::GET, "/api/v1/me", "Who the token belongs to", User, ok(schema::<MeJson>)).handler(get(me::me)),
+        op(Method::GET, "/api/v1/bureaus", "The bureau tree below a root", User, ok(schema::<BureauTreeJson>))
+            .query(schema::<bureaus::BureausQuery>)
+            .handler(get(bureaus::bureaus)),
+        op(Method::GET, "/api/v1/escalations", "Lateness per assignee bureau", User, ok(schema::<EscalationsJson>))
+            .query(schema::<escalations::EscalationsQuery>)
+            .handler(get(escalations::escalations)),
+        op(Method::POST, "/api/v1/intake", "Machine intake of signals", Source, ok(schema::<IntakeResponse>))
+            .body(schema::<IntakeRequest>)
+            .handler(post(intake::intake)),
+        op(
+            Method::GET,
+            "/api/v1/export",
+            "Committed task events for data sharing",
+            Consumer,
+            ok(schema::<ExportPageJson>),
+        )
+        .query(schema::<export::ExportQuery>)
+        .handler(get(export::export)),
+        op(
+            Method::GET,
+            "/api/v1/metrics/response",
+            "Response metrics of a bureau",
+            User,
+            Answer::JsonOrCsv(schema::<response_metrics::ResponseReportJson>),
+        )
+        .query(schema::<response_metrics::Query>)
+        .handler(get(response_metrics::response)),
+        op(Method::GET, crate::openapi::OPENAPI_PATH, "This document", Anyone, ok(schema::<serde_json::Value>))
+            .handler(get(crate::openapi::serve)),
+        op(Method::GET, "/healthz", "Liveness", Anyone, Answer::Text("text/plain")).handler(get(health::healthz)),
+        op(Method::GET, "/readyz", "Readiness: a leader is known", Anyone, Answer::Text("text/plain"))
+            .handler(get(health::readyz)),
+        op(Method::GET, "/metrics", "Prometheus metrics", Anyone, Answer::Text("text/plain"))
+            .handler(get(health::metrics)),
+        op(Method::GET, admin::MEMBERS_PATH, "The group's members", Admin, ok(schema::<admin::MembersJson>))
+            .handler(get(admin::list)),
+        op(
+            Method::POST,
+            "/admin/v1/members/learners",
+            "Add a node as a learner",
+            Admin,
+            ok(schema::<admin::MembersJson>),
+        )
+        .body(schema::<admin::AddLearnerRequest>)
+        .handler(post(admin::add_learner)),
+        op(
+            Method::POST,
+            "/admin/v1/members/promote",
+            "Make a learner a voter",
+            Admin,
+            ok(schema::<admin::MembersJson>),
+        )
+        .body(schema::<admin::MemberRequest>)
+        .handler(post(admin::promote)),
+        op(Method::POST, "/admin/v1/members/remove", "Remove a node", Admin, ok(schema::<admin::MembersJson>))
+            .body(schema::<admin::MemberRequest>)
+            .handler(post(admin::remove)),
+        op(Method::GET, backup::BACKUP_PATH, "A backup of the group's ledger", Admin, Answer::Binary)
+            .handler(get(backup::backup)),
+    ]
+}
