@@ -9,6 +9,7 @@ mod deadline_policy;
 mod deadline_watch;
 pub mod demo;
 pub mod federation;
+pub mod fuzz_entry;
 pub mod intake;
 pub mod openapi;
 pub mod push;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tests::console::ConsoleClient;
-use tests::{wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
+use tests::{wait_until, TestCluster, COMMAND_TOKEN, LEADER_TOKEN, TIANHE_OPERATOR_TOKEN};
 
 fn task_ids(message: &Value) -> Vec<u64> {
     message["tasks"].as_array().expect("tasks").iter().map(|t| t["id"].as_u64().expect("id")).collect()
@@ -200,4 +200,35 @@ async fn a_stalled_console_is_dropped_and_memory_stays_flat() {
         rss_after >> 20
     );
     drop(stalled);
+}
+
+/// One user may hold `CONNECTIONS_PER_USER_MAX` consoles on a node; the next is refused with
+/// `too_many_connections`, and a closed console's slot is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_over_the_console_connection_limit_is_refused() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let addr = cluster.addr(1).to_owned();
+    let mut consoles: Vec<ConsoleClient> =
+        futures_util::future::join_all((0..node::push::ws::CONNECTIONS_PER_USER_MAX).map(|_| async {
+            let mut console = ConsoleClient::connect(&addr, COMMAND_TOKEN, None, None).await;
+            console.expect("welcome").await;
+            console
+        }))
+        .await;
+    let mut one_too_many = ConsoleClient::connect(cluster.addr(1), COMMAND_TOKEN, None, None).await;
+    let refusal = one_too_many.next(Duration::from_secs(10)).await.expect("an answer");
+    assert_eq!(refusal["code"], "too_many_connections", "{refusal}");
+    // Another user is not affected.
+    let mut other = ConsoleClient::connect(cluster.addr(1), LEADER_TOKEN, None, None).await;
+    other.expect("welcome").await;
+    // A closed console gives its slot back (the node notices the close; retried until it has).
+    consoles.pop().expect("a console").close().await;
+    wait_until("a slot after a console closed", Duration::from_secs(20), || async {
+        let mut again = ConsoleClient::connect(cluster.addr(1), COMMAND_TOKEN, None, None).await;
+        match again.next(Duration::from_secs(10)).await {
+            Some(message) if message["type"] == "welcome" => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
 }

@@ -58,9 +58,16 @@ struct ConnectionSlot {
 
 impl ConnectionCounts {
     fn try_acquire(self: &Arc<Self>, user: &str) -> Option<ConnectionSlot> {
+        self.try_acquire_within(user, CONNECTIONS_MAX, CONNECTIONS_PER_USER_MAX)
+    }
+
+    fn try_acquire_within(self: &Arc<Self>, user: &str, node_max: usize, user_max: usize) -> Option<ConnectionSlot> {
         let mut by_user = self.by_user.lock().expect("the counts lock is never poisoned");
         let mine = by_user.entry(user.to_owned()).or_default();
-        if *mine >= CONNECTIONS_PER_USER_MAX || self.total.load(Ordering::Relaxed) >= CONNECTIONS_MAX {
+        if *mine >= user_max || self.total.load(Ordering::Relaxed) >= node_max {
+            if *mine == 0 {
+                by_user.remove(user);
+            }
             return None;
         }
         *mine += 1;
@@ -88,7 +95,7 @@ impl Drop for ConnectionSlot {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Hello {
+pub(crate) struct Hello {
     #[serde(rename = "type")]
     kind: String,
     token: String,
@@ -199,6 +206,16 @@ async fn refuse(socket: &mut WebSocket, error: ApiError) -> Result<(), String> {
     Err(format!("refused: {code}"))
 }
 
+/// Decodes a console's first message; the token and scope are checked by the caller.
+pub(crate) fn parse_hello(text: &str) -> Result<Hello, ApiError> {
+    let hello: Hello =
+        serde_json::from_str(text).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
+    if hello.kind != "hello" {
+        return Err(ApiError::invalid("the first message must be a hello"));
+    }
+    Ok(hello)
+}
+
 /// Reads the hello and checks the token and scope.
 async fn greet(state: &AppState, socket: &mut WebSocket) -> Result<(Watcher, Option<u64>), ApiError> {
     let frame = tokio::time::timeout(HELLO_TIMEOUT, socket.recv())
@@ -207,11 +224,7 @@ async fn greet(state: &AppState, socket: &mut WebSocket) -> Result<(Watcher, Opt
         .ok_or_else(|| ApiError::invalid("closed before the hello"))?
         .map_err(|e| ApiError::invalid(format!("bad frame: {e}")))?;
     let Message::Text(text) = frame else { return Err(ApiError::invalid("the hello is a JSON text frame")) };
-    let hello: Hello =
-        serde_json::from_str(&text).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
-    if hello.kind != "hello" {
-        return Err(ApiError::invalid("the first message must be a hello"));
-    }
+    let hello = parse_hello(&text)?;
     let user = state.users.user_for_token(&hello.token)?.clone();
     let scope = match &hello.scope {
         Some(text) => crate::api::parse_bureau("scope", text)?,
@@ -362,5 +375,25 @@ async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
                 send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_beyond_the_node_or_user_limit_are_refused_and_slots_come_back() {
+        let counts = Arc::new(ConnectionCounts::default());
+        let a1 = counts.try_acquire_within("a", 3, 2).expect("first of a");
+        let _a2 = counts.try_acquire_within("a", 3, 2).expect("second of a");
+        assert!(counts.try_acquire_within("a", 3, 2).is_none(), "a is at its own limit");
+        let b1 = counts.try_acquire_within("b", 3, 2).expect("b fits the node");
+        assert!(counts.try_acquire_within("c", 3, 2).is_none(), "the node is full");
+        assert_eq!(counts.total(), 3);
+        drop(b1);
+        let _c1 = counts.try_acquire_within("c", 3, 2).expect("a freed slot is reused");
+        drop(a1);
+        assert!(counts.try_acquire_within("a", 3, 2).is_some(), "a has a slot again");
     }
 }

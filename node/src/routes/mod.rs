@@ -14,7 +14,7 @@ mod health;
 mod intake;
 mod me;
 mod response_metrics;
-mod tasks;
+pub(crate) mod tasks;
 
 use std::sync::Arc;
 

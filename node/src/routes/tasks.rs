@@ -27,7 +27,7 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::TooLarge(format!("the request body exceeds {REQUEST_BODY_BYTES_MAX} bytes")))
 }
 
-pub(super) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })
 }
 
@@ -128,7 +128,7 @@ pub async fn create(State(state): State<AppState>, uri: Uri, headers: HeaderMap,
     .await
 }
 
-fn new_task(request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiError> {
+pub(crate) fn new_task(request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiError> {
     let origin_bureau = match &request.origin_bureau {
         Some(text) => api::parse_bureau("origin_bureau", text)?,
         None => actor.bureau,
@@ -434,7 +434,7 @@ fn parse_time_left_cursor(text: &str) -> Result<(u64, u64), ApiError> {
     })
 }
 
-pub(super) fn parse_query<T: serde::de::DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
+pub(crate) fn parse_query<T: serde::de::DeserializeOwned + Default>(raw: Option<String>) -> Result<T, ApiError> {
     match raw {
         None => Ok(T::default()),
         Some(raw) => serde_urlencoded::from_str(&raw)
