@@ -12,14 +12,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::{invalid, is_six_digits, parse, read, ConfigError, MemberConfig, TOKEN_CHARS_MIN};
+use crate::{invalid, is_six_digits, parse, read, ConfigError, MemberConfig};
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TopologyFile {
     pub groups: Vec<GroupEntry>,
     /// Peer tokens: group `from` authenticates to group `to` with `token`. A group accepts from
-    /// a peer only forwards, instructions and status reports.
+    /// a peer only forwards, instructions and status reports. The sending group needs the token
+    /// itself; a receiving group needs only its SHA-256 (`token_sha256`), so a group's own
+    /// topology file holds in plain text only the tokens it sends with.
     #[serde(default)]
     pub links: Vec<LinkEntry>,
     #[serde(default)]
@@ -39,7 +41,18 @@ pub struct GroupEntry {
 pub struct LinkEntry {
     pub from: String,
     pub to: String,
-    pub token: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+}
+
+/// One link's credential: the token when this file holds it (needed to send), and its hash
+/// (enough to receive).
+#[derive(Clone, Debug)]
+pub struct LinkCredential {
+    pub token: Option<String>,
+    pub token_sha256: String,
 }
 
 /// Delivery timing between groups.
@@ -74,8 +87,8 @@ impl FederationTuning {
 pub struct Topology {
     /// Group bureau → member addresses.
     pub groups: BTreeMap<String, Vec<String>>,
-    /// (from, to) → token.
-    pub links: BTreeMap<(String, String), String>,
+    /// (from, to) → credential.
+    pub links: BTreeMap<(String, String), LinkCredential>,
     pub tuning: FederationTuning,
 }
 
@@ -115,13 +128,12 @@ impl Topology {
             if !is_six_digits(&link.from) || !is_six_digits(&link.to) || link.from == link.to {
                 return Err(invalid(&field, "from and to must be two different 6-digit codes"));
             }
-            if link.token.chars().count() < TOKEN_CHARS_MIN {
-                return Err(invalid(&field, format!("token must have at least {TOKEN_CHARS_MIN} characters")));
-            }
-            if !tokens.insert(link.token.clone()) {
+            let token_sha256 = crate::credential_hash(&field, &link.token, &link.token_sha256)?;
+            if !tokens.insert(token_sha256.clone()) {
                 return Err(invalid(&field, "every link needs its own token"));
             }
-            if links.insert((link.from.clone(), link.to.clone()), link.token.clone()).is_some() {
+            let credential = LinkCredential { token: link.token.clone(), token_sha256 };
+            if links.insert((link.from.clone(), link.to.clone()), credential).is_some() {
                 return Err(invalid(&field, "the link is listed twice"));
             }
         }
@@ -163,7 +175,15 @@ mod tests {
     fn a_topology_lists_groups_and_links() {
         let topology = Topology::parse(Path::new("t"), TWO_GROUPS).expect("valid");
         assert_eq!(topology.groups.len(), 2);
-        assert_eq!(topology.links[&("440100".into(), "440000".into())], "peer-token-440100-440000");
+        let link = &topology.links[&("440100".into(), "440000".into())];
+        assert_eq!(link.token.as_deref(), Some("peer-token-440100-440000"));
+        assert_eq!(link.token_sha256, crate::token_hash("peer-token-440100-440000"));
+        let hashed = TWO_GROUPS.replace(
+            "token = \"peer-token-440100-440000\"",
+            &format!("token_sha256 = \"{}\"", crate::token_hash("peer-token-440100-440000")),
+        );
+        let receiving_only = Topology::parse(Path::new("t"), &hashed).expect("a hash is enough to receive");
+        assert_eq!(receiving_only.links[&("440100".into(), "440000".into())].token, None);
         assert_eq!(topology.tuning.forward_stuck_after_ms, 60_000);
     }
 

@@ -24,10 +24,13 @@ pub fn create_task(bytes: &[u8]) -> bool {
 /// `POST /api/v1/tasks/{id}/{action}`: the body and the fields every action parses.
 pub fn task_action(bytes: &[u8]) -> bool {
     let Ok(request) = parse_json::<ActionRequest>(bytes) else { return false };
-    let bureau_ok = request.assignee_bureau.iter().chain(&request.group).all(|text| {
-        crate::api::parse_bureau("assignee_bureau", text).is_ok()
-    });
-    let times_ok = request.ack_deadline.iter().chain(&request.complete_deadline).all(|t| crate::api::time::parse_ms(t).is_some());
+    let bureau_ok = request
+        .assignee_bureau
+        .iter()
+        .chain(&request.group)
+        .all(|text| crate::api::parse_bureau("assignee_bureau", text).is_ok());
+    let times_ok =
+        request.ack_deadline.iter().chain(&request.complete_deadline).all(|t| crate::api::time::parse_ms(t).is_some());
     bureau_ok && times_ok && validate::note(&request.note, false).is_ok()
 }
 

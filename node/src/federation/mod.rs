@@ -35,7 +35,7 @@ pub struct Federation {
     parent: Option<BureauCode>,
     /// Token this group presents to each group it calls.
     outbound: BTreeMap<BureauCode, String>,
-    /// Token → the group that presents it when calling this group.
+    /// SHA-256 (hex) of a token → the group that presents it when calling this group.
     inbound: HashMap<String, BureauCode>,
     pub tuning: FederationTuning,
     /// Keep-alive client for calls to other groups.
@@ -78,13 +78,16 @@ impl Federation {
             std::iter::successors(regions.parent(group), |b| regions.parent(*b)).find(|b| groups.contains_key(b));
         let mut outbound = BTreeMap::new();
         let mut inbound = HashMap::new();
-        for ((from, to), token) in &topology.links {
+        for ((from, to), credential) in &topology.links {
             let (from, to) = (code(from)?, code(to)?);
             if from == group {
-                outbound.insert(to, token.clone());
+                let token = credential.token.clone().with_context(|| {
+                    format!("the link {from} → {to} needs its token in plain text here: this group sends on it")
+                })?;
+                outbound.insert(to, token);
             }
             if to == group {
-                inbound.insert(token.clone(), from);
+                inbound.insert(credential.token_sha256.clone(), from);
             }
         }
         let http = transport
@@ -155,7 +158,7 @@ impl Federation {
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::Unauthorized("a peer group must present its bearer token".into()))?;
         self.inbound
-            .get(token)
+            .get(&config::token_hash(token))
             .copied()
             .ok_or_else(|| ApiError::Unauthorized("the token is not a peer token of this group".into()))
     }
