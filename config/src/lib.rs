@@ -63,6 +63,26 @@ pub struct NodeConfig {
     /// from here (a NAT, a proxy; the fault tests route each link through a fault proxy).
     #[serde(default)]
     pub peer_routes: Vec<MemberConfig>,
+    /// Console fan-out through Redis for gateway processes (`xietong gateway`); absent: the
+    /// nodes serve every console themselves and no Redis is needed.
+    #[serde(default)]
+    pub fanout: Option<FanoutConfig>,
+}
+
+/// `[fanout]`: where the group's leader publishes every applied console event.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FanoutConfig {
+    /// `redis://host:port/`.
+    pub redis: String,
+    /// Stream entries kept (approximately; Redis trims whole nodes). A gateway further behind
+    /// than this resynchronises its consoles from a snapshot.
+    #[serde(default = "default_stream_entries_max")]
+    pub stream_entries_max: usize,
+}
+
+fn default_stream_entries_max() -> usize {
+    100_000
 }
 
 fn default_worker_threads() -> usize {

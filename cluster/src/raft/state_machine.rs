@@ -47,8 +47,11 @@ pub struct LedgerStore {
     replica: Arc<RwLock<Replica>>,
     snapshot_dir: PathBuf,
     applied: broadcast::Sender<AppliedEntry>,
-    /// Snapshots received from a leader and installed, for metrics.
+    /// Snapshots received from a leader and installed, for metrics and for the readers of
+    /// applied notices (an install replaces the ledger without any).
     snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
+    /// The last log index of the latest installed snapshot.
+    installed_snapshot_index: Arc<std::sync::atomic::AtomicU64>,
     /// Told each time a snapshot file is durable; the log store purges only behind it.
     durable_snapshot: DurableSnapshot,
 }
@@ -88,6 +91,7 @@ impl LedgerStore {
             snapshot_dir: snapshot_dir.to_owned(),
             applied,
             snapshots_installed: Arc::default(),
+            installed_snapshot_index: Arc::default(),
             durable_snapshot,
         })
     }
@@ -104,6 +108,13 @@ impl LedgerStore {
 
     pub fn snapshots_installed(&self) -> u64 {
         self.snapshots_installed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many snapshots were installed from a leader, and the last log index of the latest.
+    /// Entries up to that index were never announced by an applied notice on this node.
+    pub fn installed_snapshot(&self) -> (u64, u64) {
+        let count = self.snapshots_installed.load(std::sync::atomic::Ordering::Acquire);
+        (count, self.installed_snapshot_index.load(std::sync::atomic::Ordering::Acquire))
     }
 
     pub fn subscribe_applied(&self) -> broadcast::Receiver<AppliedEntry> {
@@ -372,7 +383,9 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
         replica.ledger = ledger;
         replica.last_applied = meta.last_log_id;
         replica.membership = meta.last_membership.clone();
-        self.snapshots_installed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let index = meta.last_log_id.map_or(0, |log_id| log_id.index);
+        self.installed_snapshot_index.store(index, std::sync::atomic::Ordering::Release);
+        self.snapshots_installed.fetch_add(1, std::sync::atomic::Ordering::Release);
         tracing::info!(last_log_id = ?meta.last_log_id, "installed a snapshot from the leader");
         Ok(())
     }

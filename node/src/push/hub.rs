@@ -163,6 +163,8 @@ struct HubState {
     floor_index: u64,
     /// The newest entry published.
     latest_index: u64,
+    /// Snapshots installed from the leader that the history has accounted for.
+    snapshots_seen: u64,
     subscribers: BTreeMap<WatchKey, Vec<Subscriber>>,
 }
 
@@ -171,6 +173,8 @@ pub struct EventHub {
     /// Publishing and attaching both happen under this lock, so a new connection sees history
     /// and live queue agree: every entry is in exactly one of them.
     state: Arc<Mutex<HubState>>,
+    /// Read for its installed-snapshot counter only (atomics: no ledger lock under the hub's).
+    store: LedgerStore,
 }
 
 /// What a new connection starts from.
@@ -203,15 +207,34 @@ impl EventHub {
             history_bytes: 0,
             floor_index,
             latest_index: floor_index,
+            snapshots_seen: store.installed_snapshot().0,
             subscribers: BTreeMap::new(),
         };
-        let hub = EventHub { state: Arc::new(Mutex::new(state)) };
+        let hub = EventHub { state: Arc::new(Mutex::new(state)), store: store.clone() };
         let task = tokio::spawn(hub.clone().run(applied));
         (hub, task)
     }
 
+    /// The hub's state, first made to account for any snapshot installed from the leader since
+    /// the last look: an install replaces the ledger without applied notices, so the entries it
+    /// covers are not in the history and never reached the live queues. The history then starts
+    /// above the snapshot, and every connection resynchronises from a snapshot of its own.
+    /// (Found while building the Redis fan-out: a follower that had taken a snapshot answered a
+    /// resume from before it with a replay that skipped the snapshot's entries.)
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
-        self.state.lock().expect("the hub lock is never poisoned")
+        let mut state = self.state.lock().expect("the hub lock is never poisoned");
+        let (installed, index) = self.store.installed_snapshot();
+        if installed != state.snapshots_seen {
+            state.snapshots_seen = installed;
+            state.history.clear();
+            state.history_bytes = 0;
+            state.floor_index = index;
+            state.latest_index = state.latest_index.max(index);
+            for subscriber in std::mem::take(&mut state.subscribers).into_values().flatten() {
+                subscriber.overflowed.store(true, Ordering::Relaxed);
+            }
+        }
+        state
     }
 
     /// Ends when the store's notice channel closes.
@@ -264,6 +287,10 @@ impl EventHub {
         let events = Arc::new(EntryEvents { index: entry.index, tasks });
         if state.floor_index == u64::MAX {
             state.floor_index = entry.index - 1;
+        }
+        if entry.index <= state.floor_index {
+            // A notice queued before a snapshot install that covers it: the snapshot has it.
+            return;
         }
         state.history_bytes += events.retained_bytes();
         state.history.push_back(events.clone());
