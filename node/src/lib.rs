@@ -8,6 +8,7 @@ mod batcher;
 mod deadline_policy;
 mod deadline_watch;
 pub mod demo;
+pub mod fanout;
 pub mod federation;
 pub mod fuzz_entry;
 pub mod intake;

@@ -128,6 +128,10 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
 
     let watch_shutdown = CancellationToken::new();
     let deadline_watch = tokio::spawn(crate::deadline_watch::run(watch_state.clone(), watch_shutdown.clone()));
+    let fanout = config
+        .fanout
+        .clone()
+        .map(|fanout| tokio::spawn(crate::fanout::publisher::run(watch_state.clone(), fanout, watch_shutdown.clone())));
     let federation_loops = [
         tokio::spawn(crate::federation::courier::run(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::reports::push(watch_state.clone(), watch_shutdown.clone())),
@@ -144,6 +148,9 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     deadline_watch.await.context("the deadline watch failed")?;
     for federation_loop in federation_loops {
         federation_loop.await.context("a federation loop failed")?;
+    }
+    if let Some(fanout) = fanout {
+        fanout.await.context("the Redis fan-out failed")?;
     }
     batcher_shutdown.cancel();
     batcher_task.await.context("the batcher task failed")?;

@@ -8,6 +8,7 @@ mod console_browser;
 mod console_push;
 mod deadlines;
 mod failover;
+mod fanout;
 mod federation;
 mod intake;
 mod membership;

@@ -81,6 +81,7 @@ pub mod browser;
 pub mod console;
 pub mod fault_proxy;
 pub mod federation;
+pub mod redis_server;
 
 pub struct TestNode {
     pub id: u64,
@@ -125,6 +126,8 @@ pub struct ClusterOptions {
     /// Route every node-to-node link (i → j) through a fault proxy of its own, so a test can
     /// cut, delay or blackhole single links (`TestCluster::link`).
     pub proxied_peers: bool,
+    /// `[fanout] redis = ...`: the leader publishes console events to this Redis.
+    pub fanout_redis: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -141,6 +144,7 @@ impl Default for ClusterOptions {
             restore_from: None,
             tls: false,
             proxied_peers: false,
+            fanout_redis: None,
         }
     }
 }
@@ -177,6 +181,10 @@ impl TestCluster {
         // Every member shares it; each test cluster gets its own, so groups never mix.
         let secret: String = (0..48).map(|_| fastrand::alphanumeric()).collect();
         std::fs::write(dir.path().join("group.secret"), secret).expect("group secret");
+        let fanout_section = match &options.fanout_redis {
+            Some(url) => format!("\n[fanout]\nredis = \"{url}\"\n"),
+            None => String::new(),
+        };
         let (tls_section, ca_pem) = if options.tls {
             let ca_pem = write_test_certificates(dir.path());
             ("\n[tls]\ncert_file = \"node.pem\"\nkey_file = \"node.key\"\nca_file = \"ca.pem\"\n", Some(ca_pem))
@@ -212,7 +220,7 @@ impl TestCluster {
             let text = format!(
                 "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}\n\
                  [group]\nbureau = \"{}\"\nsecret_file = \"group.secret\"\n\n{members}\
-                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}\n{peer_routes}",
+                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}{fanout_section}\n{peer_routes}",
                 options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot
             );
             std::fs::write(&config, text).expect("node config");

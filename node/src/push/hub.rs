@@ -19,7 +19,7 @@ use axum::extract::ws::Utf8Bytes;
 use cluster::ledger::{BureauCode, Regions, Task, TimelineAction};
 use cluster::raft::state_machine::AppliedEntry;
 use cluster::raft::LedgerStore;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::api::{task_json, time};
 
@@ -165,6 +165,8 @@ struct HubState {
     latest_index: u64,
     /// Snapshots installed from the leader that the history has accounted for.
     snapshots_seen: u64,
+    /// Told `latest_index` whenever it moves, for readers that follow the history.
+    latest_watch: watch::Sender<u64>,
     subscribers: BTreeMap<WatchKey, Vec<Subscriber>>,
 }
 
@@ -208,6 +210,7 @@ impl EventHub {
             floor_index,
             latest_index: floor_index,
             snapshots_seen: store.installed_snapshot().0,
+            latest_watch: watch::Sender::new(floor_index),
             subscribers: BTreeMap::new(),
         };
         let hub = EventHub { state: Arc::new(Mutex::new(state)), store: store.clone() };
@@ -281,6 +284,8 @@ impl EventHub {
             .collect();
         let mut state = self.lock();
         state.latest_index = state.latest_index.max(entry.index);
+        let latest = state.latest_index;
+        state.latest_watch.send_if_modified(|seen| std::mem::replace(seen, latest) != latest);
         if tasks.is_empty() {
             return;
         }
@@ -355,6 +360,19 @@ impl EventHub {
             _ => state.latest_index.max(since),
         };
         Some((entries, next))
+    }
+
+    /// Changes whenever a newer entry is published (for readers that follow the history, such
+    /// as the Redis fan-out).
+    pub fn watch_latest(&self) -> watch::Receiver<u64> {
+        self.lock().latest_watch.subscribe()
+    }
+
+    /// The index above which every entry with task events is in the history; `None` while the
+    /// history is being rebuilt after the hub fell behind.
+    pub fn history_floor(&self) -> Option<u64> {
+        let floor = self.lock().floor_index;
+        (floor != u64::MAX).then_some(floor)
     }
 
     /// The newest published index, when nothing is waiting in `subscription`: then every

@@ -1,0 +1,49 @@
+//! Console fan-out through Redis (`[fanout]` in the node config): the group's leader publishes
+//! every applied console event to a Redis Stream, from which `xietong gateway` processes can
+//! serve consoles without loading the Raft nodes. Without `[fanout]` nothing here runs.
+//!
+//! The stream (`stream_key`) has one entry per log index that changed tasks, with the index as
+//! the entry id (`{index}-0`), so Redis itself refuses a second entry for an index: whichever
+//! node publishes an index first (a new leader, or a deposed one that has not noticed yet) wins,
+//! and both would publish the same tasks, read from the same log. Fields:
+//! - `prev`: the index of the entry before this one in the stream (0 for the first). A reader
+//!   whose last index differs has missed entries (the stream was trimmed past it, or Redis lost
+//!   it) and resynchronises its consoles.
+//! - `gap`: present when the publisher could not publish some entries between `prev` and this
+//!   one (its node no longer held them); readers resynchronise too.
+//! - `tasks`: a JSON array of `{"previous_assignee": code or null, "task": TaskJson}`, what a
+//!   reader needs to filter by scope as the node does (`push::hub::WatchKey`).
+
+pub mod publisher;
+
+/// The Redis Stream of one group's console events.
+pub fn stream_key(group: &str) -> String {
+    format!("xietong:{group}:events")
+}
+
+pub const FIELD_PREV: &str = "prev";
+pub const FIELD_GAP: &str = "gap";
+pub const FIELD_TASKS: &str = "tasks";
+
+/// The stream entry id of a log index.
+pub fn entry_id(index: u64) -> String {
+    format!("{index}-0")
+}
+
+/// The log index of a stream entry id (`{index}-{seq}`).
+pub fn index_of(entry_id: &str) -> Option<u64> {
+    entry_id.split_once('-').and_then(|(index, _)| index.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_ids_carry_the_log_index() {
+        assert_eq!(entry_id(42), "42-0");
+        assert_eq!(index_of("42-0"), Some(42));
+        assert_eq!(index_of("x-0"), None);
+        assert_eq!(stream_key("440000"), "xietong:440000:events");
+    }
+}
