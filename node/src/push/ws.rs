@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use super::hub::{Attachment, LiveMessage, Subscription, WatchKey};
+use super::hub::{Attachment, EntryEvents, EventHub, LiveMessage, Subscription, WatchKey};
 use crate::api::{task_json, time, ApiError};
 use crate::state::AppState;
 
@@ -105,7 +105,57 @@ pub(crate) struct Hello {
     since: Option<u64>,
 }
 
+/// Where console connections are served from: a node (its own ledger and hub) or a gateway
+/// (`crate::gateway`: a hub fed from the group's Redis Stream, snapshots fetched from a node).
+/// The protocol is the same.
+pub trait ConsoleBackend: Send + Sync + 'static {
+    fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError>;
+    fn connections(&self) -> &Arc<ConnectionCounts>;
+    fn hub(&self) -> &EventHub;
+    fn push_latency(&self) -> &prometheus::Histogram;
+    /// What the welcome message says about who serves (`node_id` or `gateway`).
+    fn served_by(&self) -> (&'static str, serde_json::Value);
+    /// The snapshot message for `watcher` and the log index it reflects; `token` is the
+    /// console's own, for a backend that fetches the snapshot on its behalf.
+    fn snapshot(
+        &self,
+        watcher: &Watcher,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<(u64, String), ApiError>> + Send;
+}
+
+impl ConsoleBackend for AppState {
+    fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError> {
+        self.users.user_for_token(token)
+    }
+
+    fn connections(&self) -> &Arc<ConnectionCounts> {
+        &self.ws_connections
+    }
+
+    fn hub(&self) -> &EventHub {
+        &self.push_hub
+    }
+
+    fn push_latency(&self) -> &prometheus::Histogram {
+        &self.telemetry.push_latency
+    }
+
+    fn served_by(&self) -> (&'static str, serde_json::Value) {
+        ("node_id", json!(self.node_id))
+    }
+
+    async fn snapshot(&self, watcher: &Watcher, _token: &str) -> Result<(u64, String), ApiError> {
+        Ok(snapshot(self, watcher))
+    }
+}
+
 pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade_with(state, upgrade)
+}
+
+/// Upgrades to a console connection served from `backend`.
+pub fn upgrade_with<B: ConsoleBackend>(backend: B, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(CLIENT_MESSAGE_BYTES_MAX)
         .max_frame_size(CLIENT_MESSAGE_BYTES_MAX)
@@ -113,20 +163,20 @@ pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -
         // Frames accumulate until flushed (or 16 KiB): a backlog goes out in few writes.
         .write_buffer_size(16 * 1024)
         .on_upgrade(move |socket| async move {
-            if let Err(reason) = serve(state, socket).await {
+            if let Err(reason) = serve(backend, socket).await {
                 tracing::debug!(%reason, "console connection ended");
             }
         })
 }
 
 /// Who is connected and what they watch.
-struct Watcher {
-    actor: Actor,
-    scope: BureauCode,
+pub struct Watcher {
+    pub actor: Actor,
+    pub scope: BureauCode,
 }
 
 impl Watcher {
-    fn key(&self) -> WatchKey {
+    pub fn key(&self) -> WatchKey {
         match self.actor.role {
             Role::Operator => WatchKey::AssignedTo(self.actor.bureau),
             Role::Command | Role::Leadership | Role::System | Role::Peer | Role::Source => {
@@ -191,6 +241,28 @@ async fn forward_batch(
     Ok(end)
 }
 
+/// Sends the messages of `replay` entries above `last_index` that concern `key`; returns how
+/// many were sent.
+async fn replay_after(
+    socket: &mut WebSocket,
+    key: WatchKey,
+    replay: Vec<Arc<EntryEvents>>,
+    last_index: &mut u64,
+) -> Result<usize, String> {
+    let mut replayed = 0usize;
+    for events in replay {
+        if events.index <= *last_index {
+            continue;
+        }
+        if let Some(message) = key.message(&events) {
+            send(socket, message).await?;
+            replayed += 1;
+        }
+        *last_index = events.index;
+    }
+    Ok(replayed)
+}
+
 async fn send(socket: &mut WebSocket, text: String) -> Result<(), String> {
     match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(Utf8Bytes::from(text)))).await {
         Ok(Ok(())) => Ok(()),
@@ -216,8 +288,15 @@ pub(crate) fn parse_hello(text: &str) -> Result<Hello, ApiError> {
     Ok(hello)
 }
 
+/// What a console said in its hello, checked.
+struct Greeting {
+    watcher: Watcher,
+    since: Option<u64>,
+    token: String,
+}
+
 /// Reads the hello and checks the token and scope.
-async fn greet(state: &AppState, socket: &mut WebSocket) -> Result<(Watcher, Option<u64>), ApiError> {
+async fn greet<B: ConsoleBackend>(backend: &B, socket: &mut WebSocket) -> Result<Greeting, ApiError> {
     let frame = tokio::time::timeout(HELLO_TIMEOUT, socket.recv())
         .await
         .map_err(|_| ApiError::invalid("no hello within 10 s"))?
@@ -225,29 +304,35 @@ async fn greet(state: &AppState, socket: &mut WebSocket) -> Result<(Watcher, Opt
         .map_err(|e| ApiError::invalid(format!("bad frame: {e}")))?;
     let Message::Text(text) = frame else { return Err(ApiError::invalid("the hello is a JSON text frame")) };
     let hello = parse_hello(&text)?;
-    let user = state.users.user_for_token(&hello.token)?.clone();
-    let scope = match &hello.scope {
+    let user = backend.user_for_token(&hello.token)?;
+    let watcher = watcher_for(user.actor, hello.scope.as_deref())?;
+    Ok(Greeting { watcher, since: hello.since, token: hello.token })
+}
+
+/// The watcher of `actor` on `scope` (default: its own bureau), if its role may watch it.
+pub fn watcher_for(actor: Actor, scope: Option<&str>) -> Result<Watcher, ApiError> {
+    let scope = match scope {
         Some(text) => crate::api::parse_bureau("scope", text)?,
-        None => user.actor.bureau,
+        None => actor.bureau,
     };
-    let allowed = match user.actor.role {
-        Role::Operator => scope == user.actor.bureau,
+    let allowed = match actor.role {
+        Role::Operator => scope == actor.bureau,
         Role::Command | Role::Leadership | Role::System | Role::Peer | Role::Source => {
-            Regions::get().is_within(scope, user.actor.bureau)
+            Regions::get().is_within(scope, actor.bureau)
         }
     };
     if !allowed {
         return Err(ApiError::Forbidden(format!(
             "a {} user of bureau {} cannot watch bureau {scope}",
-            user.actor.role, user.actor.bureau
+            actor.role, actor.bureau
         )));
     }
-    Ok((Watcher { actor: user.actor, scope }, hello.since))
+    Ok(Watcher { actor, scope })
 }
 
 /// The open tasks in scope, newest first and capped, with per-bureau counts over all of them;
 /// read under one lock so the snapshot matches `index`.
-fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
+pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
     let now_ms = time::now_ms();
     let replica = state.store.read();
     let index = replica.last_applied.map_or(0, |log_id| log_id.index);
@@ -284,49 +369,54 @@ fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
     (index, message.to_string())
 }
 
-async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
-    let (watcher, since) = match greet(&state, &mut socket).await {
+async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(), String> {
+    let Greeting { watcher, since, token } = match greet(&backend, &mut socket).await {
         Ok(greeting) => greeting,
         Err(error) => return refuse(&mut socket, error).await,
     };
-    let Some(_slot) = state.ws_connections.try_acquire(&watcher.actor.user) else {
+    let Some(_slot) = backend.connections().try_acquire(&watcher.actor.user) else {
         return refuse(
             &mut socket,
             ApiError::Unavailable { code: "too_many_connections", message: "console connection limit reached".into() },
         )
         .await;
     };
-    let welcome = json!({
+    let mut welcome = json!({
         "type": "welcome", "user": watcher.actor.user, "role": watcher.actor.role.as_str(),
         "bureau": watcher.actor.bureau.to_string(), "scope": watcher.scope.to_string(),
-        "scope_name": Regions::get().name(watcher.scope), "node_id": state.node_id,
+        "scope_name": Regions::get().name(watcher.scope),
     });
+    let (served_by, id) = backend.served_by();
+    welcome[served_by] = id;
     send(&mut socket, welcome.to_string()).await?;
 
     let key = watcher.key();
     let mut last_index;
-    let mut subscription = match state.push_hub.attach(key, since) {
+    let hub = backend.hub();
+    let mut subscription = match hub.attach(key, since) {
         Attachment::Resume { replay, subscription } => {
             last_index = since.unwrap_or(0);
-            let mut replayed = 0usize;
-            for events in replay {
-                if events.index <= last_index {
-                    continue;
-                }
-                if let Some(message) = key.message(&events) {
-                    send(&mut socket, message).await?;
-                    replayed += 1;
-                }
-                last_index = events.index;
-            }
+            let replayed = replay_after(&mut socket, key, replay, &mut last_index).await?;
             let resumed = json!({"type": "resumed", "since": since, "replayed": replayed, "index": last_index});
             send(&mut socket, resumed.to_string()).await?;
             subscription
         }
-        Attachment::Snapshot { subscription } => {
-            let (index, message) = snapshot(&state, &watcher);
+        Attachment::Snapshot { .. } => {
+            let (index, message) = match backend.snapshot(&watcher, &token).await {
+                Ok(snapshot) => snapshot,
+                Err(error) => return refuse(&mut socket, error).await,
+            };
+            // Then everything after the snapshot: what the hub already holds past it (a
+            // gateway's hub may be ahead of the node the snapshot came from), then live.
+            let Attachment::Resume { replay, subscription } = hub.attach(key, Some(index)) else {
+                let message = json!({"type": "resync", "reason": "events after the snapshot are not held here yet"});
+                let _ = send(&mut socket, message.to_string()).await;
+                let _ = socket.send(Message::Close(None)).await;
+                return Err("no history after the snapshot".into());
+            };
             send(&mut socket, message).await?;
             last_index = index;
+            replay_after(&mut socket, key, replay, &mut last_index).await?;
             subscription
         }
     };
@@ -342,7 +432,7 @@ async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
                 // One timeout covers the whole batch: a client that stops reading blocks the
                 // writes, and is dropped when the batch cannot finish in time.
                 let batch =
-                    forward_batch(&mut socket, &mut subscription, &mut last_index, message, &state.telemetry.push_latency);
+                    forward_batch(&mut socket, &mut subscription, &mut last_index, message, backend.push_latency());
                 match tokio::time::timeout(SEND_TIMEOUT, batch).await {
                     Ok(Ok(BatchEnd::Continue)) => {}
                     Ok(Ok(BatchEnd::Closed)) => {
@@ -369,7 +459,7 @@ async fn serve(state: AppState, mut socket: WebSocket) -> Result<(), String> {
                 }
                 // With nothing pending, everything up to the hub's newest index that concerns this
                 // console has been sent: that index is a safe point to resume from.
-                if let Some(settled) = state.push_hub.settled_index(&subscription) {
+                if let Some(settled) = hub.settled_index(&subscription) {
                     last_index = last_index.max(settled);
                 }
                 send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
