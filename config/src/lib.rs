@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 pub mod calendar;
 pub mod deadlines;
+pub mod gateway;
 pub mod limits;
 pub mod topology;
 

@@ -11,6 +11,7 @@ pub mod demo;
 pub mod fanout;
 pub mod federation;
 pub mod fuzz_entry;
+pub mod gateway;
 pub mod intake;
 pub mod openapi;
 pub mod push;

@@ -23,6 +23,11 @@ enum Commands {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run a console gateway: serves a group's consoles from its Redis Stream.
+    Gateway {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,6 +48,11 @@ fn main() -> anyhow::Result<()> {
         Commands::Admin(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(node::admin_cli::run(args))
+        }
+        Commands::Gateway { config } => {
+            let (config, users) = config::gateway::GatewayConfig::load(&config)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(with_stop_signal(|shutdown| node::gateway::run(config, users, shutdown)))
         }
         Commands::Node { config } => {
             let (config, users) = config::NodeConfig::load(&config)?;

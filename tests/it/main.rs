@@ -10,6 +10,7 @@ mod deadlines;
 mod failover;
 mod fanout;
 mod federation;
+mod gateway;
 mod intake;
 mod membership;
 mod nemesis;

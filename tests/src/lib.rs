@@ -81,6 +81,7 @@ pub mod browser;
 pub mod console;
 pub mod fault_proxy;
 pub mod federation;
+pub mod gateway;
 pub mod redis_server;
 
 pub struct TestNode {

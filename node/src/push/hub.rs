@@ -44,8 +44,9 @@ pub struct TaskEvent {
     pub previous_assignee: Option<BureauCode>,
     /// Bureaus the task was escalated to: their command centres watch it too.
     pub escalated_to: Vec<BureauCode>,
-    /// The task as this entry left it (shared with the ledger until the ledger changes it).
-    task: Arc<Task>,
+    /// The task as this entry left it (shared with the ledger until the ledger changes it);
+    /// absent for an event that arrived already encoded (a gateway's, from Redis).
+    task: Option<Arc<Task>>,
     /// The task as `TaskJson`, encoded once, on first use: a node without consoles or export
     /// readers never spends the encoding (a large share of a busy follower's work).
     json: OnceLock<Arc<str>>,
@@ -58,8 +59,31 @@ impl TaskEvent {
     /// The task as `TaskJson`, with `overdue` as seen when first encoded.
     pub fn json(&self) -> &str {
         self.json.get_or_init(|| {
-            serde_json::to_string(&task_json(&self.task, time::now_ms())).expect("task JSON always encodes").into()
+            let task = self.task.as_ref().expect("an event without its task arrived encoded");
+            serde_json::to_string(&task_json(task, time::now_ms())).expect("task JSON always encodes").into()
         })
+    }
+
+    /// An event that arrives already encoded (`TaskJson`), with the fields scope filtering needs.
+    pub fn encoded(
+        json: Arc<str>,
+        task_id: u64,
+        origin: BureauCode,
+        assignee: Option<BureauCode>,
+        previous_assignee: Option<BureauCode>,
+        escalated_to: Vec<BureauCode>,
+    ) -> TaskEvent {
+        let retained_bytes = json.len();
+        TaskEvent {
+            task_id,
+            origin,
+            assignee,
+            previous_assignee,
+            escalated_to,
+            task: None,
+            json: OnceLock::from(json),
+            retained_bytes,
+        }
     }
 }
 
@@ -134,6 +158,17 @@ impl WatchKey {
     }
 }
 
+/// Empties the history (its floor set to `floor`, or unknown with `u64::MAX` until the next
+/// entry) and closes every live queue with the flag that tells its connection to resync.
+fn forget_history(state: &mut HubState, floor: u64) {
+    state.history.clear();
+    state.history_bytes = 0;
+    state.floor_index = floor;
+    for subscriber in std::mem::take(&mut state.subscribers).into_values().flatten() {
+        subscriber.overflowed.store(true, Ordering::Relaxed);
+    }
+}
+
 /// A message for live connections, shared by all connections of one key.
 #[derive(Debug)]
 pub struct LiveMessage {
@@ -175,8 +210,9 @@ pub struct EventHub {
     /// Publishing and attaching both happen under this lock, so a new connection sees history
     /// and live queue agree: every entry is in exactly one of them.
     state: Arc<Mutex<HubState>>,
-    /// Read for its installed-snapshot counter only (atomics: no ledger lock under the hub's).
-    store: LedgerStore,
+    /// Read for its installed-snapshot counter only (atomics: no ledger lock under the hub's);
+    /// absent in a gateway, whose hub is fed from Redis.
+    store: Option<LedgerStore>,
 }
 
 /// What a new connection starts from.
@@ -204,18 +240,35 @@ impl EventHub {
     pub fn start(store: &LedgerStore) -> (EventHub, tokio::task::JoinHandle<()>) {
         let applied = store.subscribe_applied();
         let floor_index = store.read().last_applied.map_or(0, |log_id| log_id.index);
+        let hub = EventHub::with_floor(floor_index, Some(store.clone()));
+        let task = tokio::spawn(hub.clone().run(applied));
+        (hub, task)
+    }
+
+    /// A hub fed by `publish_encoded` (a gateway's). Its history starts with the first entry.
+    pub fn detached() -> EventHub {
+        EventHub::with_floor(u64::MAX, None)
+    }
+
+    fn with_floor(floor_index: u64, store: Option<LedgerStore>) -> EventHub {
+        let latest = if floor_index == u64::MAX { 0 } else { floor_index };
         let state = HubState {
             history: VecDeque::new(),
             history_bytes: 0,
             floor_index,
-            latest_index: floor_index,
-            snapshots_seen: store.installed_snapshot().0,
-            latest_watch: watch::Sender::new(floor_index),
+            latest_index: latest,
+            snapshots_seen: store.as_ref().map_or(0, |store| store.installed_snapshot().0),
+            latest_watch: watch::Sender::new(latest),
             subscribers: BTreeMap::new(),
         };
-        let hub = EventHub { state: Arc::new(Mutex::new(state)), store: store.clone() };
-        let task = tokio::spawn(hub.clone().run(applied));
-        (hub, task)
+        EventHub { state: Arc::new(Mutex::new(state)), store }
+    }
+
+    /// Forgets the history and sends every connection to resynchronise: what follows is not
+    /// known to continue what came before (the hub fell behind, or its feed broke).
+    pub fn reset(&self) {
+        let mut state = self.lock();
+        forget_history(&mut state, u64::MAX);
     }
 
     /// The hub's state, first made to account for any snapshot installed from the leader since
@@ -226,15 +279,12 @@ impl EventHub {
     /// resume from before it with a replay that skipped the snapshot's entries.)
     fn lock(&self) -> std::sync::MutexGuard<'_, HubState> {
         let mut state = self.state.lock().expect("the hub lock is never poisoned");
-        let (installed, index) = self.store.installed_snapshot();
-        if installed != state.snapshots_seen {
-            state.snapshots_seen = installed;
-            state.history.clear();
-            state.history_bytes = 0;
-            state.floor_index = index;
-            state.latest_index = state.latest_index.max(index);
-            for subscriber in std::mem::take(&mut state.subscribers).into_values().flatten() {
-                subscriber.overflowed.store(true, Ordering::Relaxed);
+        if let Some(store) = &self.store {
+            let (installed, index) = store.installed_snapshot();
+            if installed != state.snapshots_seen {
+                state.snapshots_seen = installed;
+                forget_history(&mut state, index);
+                state.latest_index = state.latest_index.max(index);
             }
         }
         state
@@ -249,13 +299,7 @@ impl EventHub {
                     // The hub itself fell behind: history has a hole and live queues missed
                     // entries, so every connection must start over from a snapshot.
                     tracing::warn!(skipped, "console hub lagged behind the ledger; consoles resync");
-                    let mut state = self.lock();
-                    state.history.clear();
-                    state.history_bytes = 0;
-                    state.floor_index = u64::MAX;
-                    for subscriber in std::mem::take(&mut state.subscribers).into_values().flatten() {
-                        subscriber.overflowed.store(true, Ordering::Relaxed);
-                    }
+                    self.reset();
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
@@ -277,23 +321,46 @@ impl EventHub {
                     previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.assignee_bureau),
                     escalated_to: task.escalated_to.clone(),
                     retained_bytes: 2 * estimated_json_bytes(task),
-                    task: task.clone(),
+                    task: Some(task.clone()),
                     json: OnceLock::new(),
                 }
             })
             .collect();
+        self.publish_events(entry.index, entry.index - 1, tasks);
+    }
+
+    /// Tells a hub whose history is unknown (a gateway's, at start or after a reset) that its
+    /// feed has nothing after `index` yet: from here on it holds every entry, so consoles can
+    /// resume from `index` on.
+    pub fn holds_everything_after(&self, index: u64) {
         let mut state = self.lock();
-        state.latest_index = state.latest_index.max(entry.index);
+        if state.floor_index == u64::MAX {
+            state.floor_index = index;
+            state.latest_index = state.latest_index.max(index);
+        }
+    }
+
+    /// Publishes an entry whose events arrived encoded (a gateway's, read from Redis);
+    /// `held_after` as for `publish_events`.
+    pub fn publish_encoded(&self, index: u64, held_after: u64, tasks: Vec<TaskEvent>) {
+        self.publish_events(index, held_after, tasks);
+    }
+
+    /// `held_after`: when the history is empty after a reset, every entry after this index
+    /// and before `index` is known to have changed no task.
+    fn publish_events(&self, index: u64, held_after: u64, tasks: Vec<TaskEvent>) {
+        let mut state = self.lock();
+        state.latest_index = state.latest_index.max(index);
         let latest = state.latest_index;
         state.latest_watch.send_if_modified(|seen| std::mem::replace(seen, latest) != latest);
         if tasks.is_empty() {
             return;
         }
-        let events = Arc::new(EntryEvents { index: entry.index, tasks });
+        let events = Arc::new(EntryEvents { index, tasks });
         if state.floor_index == u64::MAX {
-            state.floor_index = entry.index - 1;
+            state.floor_index = held_after;
         }
-        if entry.index <= state.floor_index {
+        if index <= state.floor_index {
             // A notice queued before a snapshot install that covers it: the snapshot has it.
             return;
         }

@@ -8,7 +8,9 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use super::{admin, backup, bureaus, cluster_view, complaints, escalations, export, health, intake, me};
+use super::{
+    admin, backup, bureaus, cluster_view, complaints, console_snapshot, escalations, export, health, intake, me,
+};
 use super::{response_metrics, tasks};
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EscalationsJson, ExportPageJson,
@@ -142,6 +144,15 @@ pub fn operations() -> Vec<Operation> {
         op(Method::GET, "/api/v1/cluster", "This node's view of its group", User, ok(schema::<ClusterView>))
             .handler(get(cluster_view::cluster)),
         op(Method::GET, "/api/v1/me", "Who the token belongs to", User, ok(schema::<MeJson>)).handler(get(me::me)),
+        op(
+            Method::GET,
+            "/api/v1/console/snapshot",
+            "A console's snapshot (for gateways)",
+            User,
+            ok(schema::<serde_json::Value>),
+        )
+        .query(schema::<console_snapshot::SnapshotQuery>)
+        .handler(get(console_snapshot::console_snapshot)),
         op(Method::GET, "/api/v1/bureaus", "The bureau tree below a root", User, ok(schema::<BureauTreeJson>))
             .query(schema::<bureaus::BureausQuery>)
             .handler(get(bureaus::bureaus)),

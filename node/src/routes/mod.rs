@@ -8,6 +8,7 @@ pub mod catalogue;
 mod cluster_view;
 mod complaints;
 mod console;
+mod console_snapshot;
 mod escalations;
 mod export;
 mod health;
@@ -25,6 +26,8 @@ use axum::routing::get;
 use axum::Router;
 use config::limits::{CONCURRENT_REQUESTS_MAX, REQUEST_TIMEOUT};
 use tokio::sync::Semaphore;
+
+pub use console::{asset as console_asset, index as console_page};
 
 use crate::api::ApiError;
 use crate::state::AppState;

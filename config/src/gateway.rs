@@ -1,0 +1,49 @@
+//! A console gateway's config (`xietong gateway --config FILE`): where it listens, which group's
+//! Redis Stream it serves consoles from, the group's nodes (for snapshots and the REST API it
+//! passes through), and the users file it checks console tokens against.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{invalid, is_six_digits, parse, read, ConfigError, UsersFile};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Shown to consoles in the welcome message (e.g. `gw1`).
+    pub name: String,
+    /// Loopback address and port it serves the console, `/ws` and the passed-through API on.
+    pub listen: String,
+    /// The same users file as the group's nodes, relative to this file.
+    pub users_file: PathBuf,
+    /// `redis://host:port/`, the one the group's nodes publish to (`[fanout]`).
+    pub redis: String,
+    pub group: GatewayGroup,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayGroup {
+    /// The group's bureau code: its stream is `xietong:{bureau}:events`.
+    pub bureau: String,
+    /// host:port of the group's nodes.
+    pub nodes: Vec<String>,
+}
+
+impl GatewayConfig {
+    pub fn load(path: &Path) -> Result<(GatewayConfig, UsersFile), ConfigError> {
+        let mut config: GatewayConfig = parse(path, &read(path)?)?;
+        if config.users_file.is_relative() {
+            config.users_file = path.parent().unwrap_or(Path::new(".")).join(&config.users_file);
+        }
+        if !is_six_digits(&config.group.bureau) {
+            return Err(invalid("group.bureau", "must be a 6-digit region code"));
+        }
+        if config.group.nodes.is_empty() {
+            return Err(invalid("group.nodes", "at least one node"));
+        }
+        let users = UsersFile::parse(&config.users_file, &read(&config.users_file)?)?;
+        Ok((config, users))
+    }
+}

@@ -1,0 +1,124 @@
+//! `xietong gateway --config FILE`: a stateless process that serves consoles for one group from
+//! the group's Redis Stream (`crate::fanout`), so thousands of consoles do not load the Raft
+//! nodes. It speaks the nodes' console protocol (`push::ws`, served through `ConsoleBackend`):
+//! snapshots come from a node (`/api/v1/console/snapshot`), events from the stream by log index,
+//! and a console may resume on any gateway or node. It also serves the console page and passes
+//! the REST API through to the group's nodes, so the page works unchanged behind a gateway.
+//! Nothing is stored: a restarted gateway reads the stream again.
+
+mod proxy;
+mod reader;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::Response;
+use axum::routing::{any, get};
+use axum::Router;
+use config::gateway::GatewayConfig;
+use config::limits::PEER_CONNECT_TIMEOUT;
+use config::UsersFile;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::ApiError;
+use crate::auth::{UserDirectory, Users};
+use crate::push::hub::EventHub;
+use crate::push::ws::{upgrade_with, ConnectionCounts, ConsoleBackend, Watcher};
+
+/// How long a new console may wait for the gateway to learn what the stream holds.
+const HISTORY_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+const HISTORY_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(50);
+
+#[derive(Clone)]
+pub struct GatewayState {
+    name: Arc<str>,
+    hub: EventHub,
+    users: Arc<UserDirectory>,
+    connections: Arc<ConnectionCounts>,
+    push_latency: prometheus::Histogram,
+    /// The group's nodes, for snapshots and the passed-through API.
+    nodes: Arc<Vec<String>>,
+    http: reqwest::Client,
+}
+
+impl ConsoleBackend for GatewayState {
+    fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError> {
+        self.users.user_for_token(token)
+    }
+
+    fn connections(&self) -> &Arc<ConnectionCounts> {
+        &self.connections
+    }
+
+    fn hub(&self) -> &EventHub {
+        &self.hub
+    }
+
+    fn push_latency(&self) -> &prometheus::Histogram {
+        &self.push_latency
+    }
+
+    fn served_by(&self) -> (&'static str, serde_json::Value) {
+        ("gateway", serde_json::json!(self.name.as_ref()))
+    }
+
+    async fn snapshot(&self, watcher: &Watcher, token: &str) -> Result<(u64, String), ApiError> {
+        // Right after a start or a reset the hub does not know yet what the stream holds, and
+        // could not continue a snapshot; the reader settles that within one read.
+        let mut latest = self.hub.watch_latest();
+        let known = async {
+            while self.hub.history_floor().is_none() {
+                let _ = tokio::time::timeout(HISTORY_WAIT_STEP, latest.changed()).await;
+            }
+        };
+        if tokio::time::timeout(HISTORY_WAIT_MAX, known).await.is_err() {
+            return Err(ApiError::Unavailable {
+                code: "stream_unknown",
+                message: "the gateway cannot read the stream".into(),
+            });
+        }
+        proxy::fetch_snapshot(self, watcher.scope, token).await
+    }
+}
+
+async fn upgrade(State(state): State<GatewayState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade_with(state, upgrade)
+}
+
+pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;
+    let hub = EventHub::detached();
+    let state = GatewayState {
+        name: config.name.as_str().into(),
+        hub: hub.clone(),
+        users: Arc::new(UserDirectory::new(users)),
+        connections: Arc::default(),
+        push_latency: prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
+            "xietong_gateway_push_latency_seconds",
+            "From an event reaching the gateway to its console receiving it.",
+        ))
+        .context("the push latency histogram")?,
+        nodes: Arc::new(config.group.nodes.clone()),
+        http: reqwest::Client::builder()
+            .connect_timeout(PEER_CONNECT_TIMEOUT)
+            .pool_idle_timeout(config::limits::CLIENT_POOL_IDLE_TIMEOUT)
+            .build()
+            .context("building the gateway's client")?,
+    };
+    let stream = crate::fanout::stream_key(&config.group.bureau);
+    let reader = tokio::spawn(reader::run(config.redis.clone(), stream, hub, shutdown.clone()));
+    let app = Router::new()
+        .route("/ws", get(upgrade))
+        .route("/", get(crate::routes::console_page))
+        .route("/console/{file}", get(crate::routes::console_asset))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/{*rest}", any(proxy::pass_through))
+        .with_state(state);
+    let listener =
+        tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(gateway = %config.name, listen = %config.listen, group = %config.group.bureau, "gateway serving");
+    crate::server::serve(listener, app, None, shutdown).await;
+    reader.await.context("the stream reader failed")?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! The gateway's calls to the group's nodes: console snapshots on a console's behalf, and the
+//! REST API passed through for the console page. A node that refuses the connection is skipped
+//! for the next; any answer, error or not, is passed on as it came.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use cluster::ledger::BureauCode;
+use config::limits::REQUEST_TIMEOUT;
+
+use super::GatewayState;
+use crate::api::ApiError;
+use crate::intake::INTAKE_BODY_BYTES_MAX;
+
+/// Headers a client's request carries through to the node, and a node's answer back.
+const REQUEST_HEADERS: [&str; 3] = ["authorization", "content-type", crate::IDEMPOTENCY_HEADER];
+const ANSWER_HEADERS: [&str; 3] = ["content-type", "retry-after", "idempotent-replayed"];
+
+/// Spreads calls over the nodes: each call starts at the next one.
+static NEXT_NODE: AtomicUsize = AtomicUsize::new(0);
+
+/// Sends `build(node)` to the nodes in turn until one answers.
+async fn call_any_node(
+    state: &GatewayState,
+    build: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ApiError> {
+    let start = NEXT_NODE.fetch_add(1, Ordering::Relaxed);
+    let mut last_error = String::from("no node configured");
+    for offset in 0..state.nodes.len() {
+        let node = &state.nodes[(start + offset) % state.nodes.len()];
+        match build(node).timeout(REQUEST_TIMEOUT).send().await {
+            Ok(response) => return Ok(response),
+            Err(error) if error.is_connect() => last_error = format!("{node}: {error}"),
+            Err(error) => return Err(ApiError::OutcomeUnknown(format!("{node} did not answer: {error}"))),
+        }
+    }
+    Err(ApiError::Unavailable { code: "no_node", message: format!("no node of the group answers ({last_error})") })
+}
+
+/// The snapshot message a node gives this console, and the log index it reflects.
+pub async fn fetch_snapshot(state: &GatewayState, scope: BureauCode, token: &str) -> Result<(u64, String), ApiError> {
+    let response = call_any_node(state, |node| {
+        state.http.get(format!("http://{node}/api/v1/console/snapshot?scope={scope}")).bearer_auth(token)
+    })
+    .await?;
+    let status = response.status();
+    let text = response.text().await.map_err(|e| ApiError::Unavailable { code: "no_node", message: e.to_string() })?;
+    if !status.is_success() {
+        return Err(ApiError::Unavailable {
+            code: "no_snapshot",
+            message: format!("the node answered {status}: {text}"),
+        });
+    }
+    let index = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|snapshot| snapshot["index"].as_u64())
+        .ok_or_else(|| ApiError::Internal("a snapshot without an index".into()))?;
+    Ok((index, text))
+}
+
+/// `/api/*`: passed to a node of the group as it came, the answer back as it came.
+pub async fn pass_through(
+    State(state): State<GatewayState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let answer = async {
+        let body = axum::body::to_bytes(body, INTAKE_BODY_BYTES_MAX)
+            .await
+            .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let response = call_any_node(&state, |node| {
+            let mut request = state.http.request(method.clone(), format!("http://{node}{path}")).body(body.clone());
+            for name in REQUEST_HEADERS {
+                if let Some(value) = headers.get(name) {
+                    request = request.header(name, value);
+                }
+            }
+            request
+        })
+        .await?;
+        let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut answer_headers = HeaderMap::new();
+        for name in ANSWER_HEADERS {
+            if let Some(value) = response.headers().get(name) {
+                answer_headers.insert(HeaderName::from_static(name), value.clone());
+            }
+        }
+        let bytes = response.bytes().await.map_err(|e| ApiError::OutcomeUnknown(e.to_string()))?;
+        Ok::<_, ApiError>((status, answer_headers, bytes).into_response())
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,128 @@
+//! Follows the group's Redis Stream into the gateway's hub, checking that each entry continues
+//! the one before (`prev`, `gap`: see `crate::fanout`). When it does not (the stream was trimmed
+//! past the gateway, Redis lost it, the publisher skipped entries), the hub forgets its history
+//! and every console resynchronises from a snapshot.
+
+use std::time::Duration;
+
+use cluster::ledger::BureauCode;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamId, StreamReadReply};
+use tokio_util::sync::CancellationToken;
+
+use crate::fanout::{entry_id, index_of, FIELD_GAP, FIELD_PREV, FIELD_TASKS};
+use crate::push::hub::{EventHub, TaskEvent};
+
+/// Entries taken per read.
+const READ_BATCH_MAX: usize = 512;
+/// How long one blocking read waits for new entries before it checks for shutdown.
+const READ_BLOCK: Duration = Duration::from_secs(1);
+/// After a Redis failure, wait this long before connecting again.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+pub async fn run(url: String, stream: String, hub: EventHub, shutdown: CancellationToken) {
+    // The index of the last entry taken in, kept across reconnections.
+    let mut cursor: Option<u64> = None;
+    loop {
+        match follow(&url, &stream, &hub, &mut cursor, &shutdown).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::warn!(%error, "reading the console stream failed; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(RETRY_DELAY) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+async fn follow(
+    url: &str,
+    stream: &str,
+    hub: &EventHub,
+    cursor: &mut Option<u64>,
+    shutdown: &CancellationToken,
+) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut connection: MultiplexedConnection =
+        tokio::time::timeout(READ_BLOCK, client.get_multiplexed_async_connection())
+            .await
+            .map_err(|_| "Redis did not answer in time".to_owned())?
+            .map_err(|e| e.to_string())?;
+    // The first read does not wait, so a fresh gateway knows at once what the stream holds.
+    let mut block = false;
+    loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
+        let from = cursor.map_or_else(|| "0-0".to_owned(), entry_id);
+        let mut command = redis::cmd("XREAD");
+        command.arg("COUNT").arg(READ_BATCH_MAX);
+        if block {
+            command.arg("BLOCK").arg(READ_BLOCK.as_millis() as u64);
+        }
+        block = true;
+        command.arg("STREAMS").arg(stream).arg(&from);
+        let read = command.query_async::<Option<StreamReadReply>>(&mut connection);
+        let reply = tokio::select! {
+            reply = tokio::time::timeout(READ_BLOCK * 3, read) => {
+                reply.map_err(|_| "Redis did not answer in time".to_owned())?.map_err(|e| e.to_string())?
+            }
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let mut taken = 0usize;
+        for entry in reply.into_iter().flat_map(|reply| reply.keys).flat_map(|key| key.ids) {
+            take_in(hub, cursor, &entry)?;
+            taken += 1;
+        }
+        if taken < READ_BATCH_MAX {
+            // Caught up with the stream's end: nothing after the cursor exists yet.
+            hub.holds_everything_after(cursor.unwrap_or(0));
+        }
+    }
+}
+
+/// Publishes one stream entry into the hub, resetting the hub first when it does not continue
+/// the entry before.
+fn take_in(hub: &EventHub, cursor: &mut Option<u64>, entry: &StreamId) -> Result<(), String> {
+    let index = index_of(&entry.id).ok_or_else(|| format!("stream entry id {} is not an index", entry.id))?;
+    let prev: u64 = entry.get::<String>(FIELD_PREV).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let gap = entry.get::<String>(FIELD_GAP).is_some();
+    let tasks: String = entry.get(FIELD_TASKS).ok_or_else(|| format!("stream entry {index} has no tasks"))?;
+    if cursor.is_some_and(|last| prev != last) || gap {
+        tracing::warn!(index, prev, cursor = ?cursor, gap, "the console stream does not continue; consoles resync");
+        hub.reset();
+    }
+    let held_after = if gap { index - 1 } else { prev };
+    hub.publish_encoded(index, held_after, decode_tasks(&tasks)?);
+    *cursor = Some(index);
+    Ok(())
+}
+
+fn code(value: &serde_json::Value) -> Option<BureauCode> {
+    value.as_str().and_then(BureauCode::parse_known)
+}
+
+/// The `tasks` field: `[{"previous_assignee": code or null, "task": TaskJson}]`.
+fn decode_tasks(text: &str) -> Result<Vec<TaskEvent>, String> {
+    let items: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| format!("stream tasks: {e}"))?;
+    items
+        .into_iter()
+        .map(|item| {
+            let task = &item["task"];
+            let task_id = task["id"].as_u64().ok_or("a stream task without an id")?;
+            let origin = code(&task["origin_bureau"]).ok_or("a stream task without an origin")?;
+            let escalated_to = task["escalated_to"].as_array().into_iter().flatten().filter_map(code).collect();
+            Ok(TaskEvent::encoded(
+                task.to_string().into(),
+                task_id,
+                origin,
+                code(&task["assignee_bureau"]),
+                code(&item["previous_assignee"]),
+                escalated_to,
+            ))
+        })
+        .collect::<Result<_, &str>>()
+        .map_err(str::to_owned)
+}

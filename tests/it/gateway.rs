@@ -1,0 +1,105 @@
+//! Console gateways (issue 9): consoles served by `xietong gateway` processes from the group's
+//! Redis Stream get every event in log order, with no gap and no repeat, across a leader SIGKILL;
+//! a console moves to another gateway (and to a restarted one) and resumes by index; the page and
+//! the REST API work through a gateway.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use serde_json::Value;
+use tests::console::ConsoleClient;
+use tests::gateway::TestGateway;
+use tests::redis_server::RedisServer;
+use tests::{ClusterOptions, TestCluster, COMMAND_TOKEN};
+
+const WRITES_PER_PHASE: usize = 20;
+
+/// Reads messages until every id of `expected` was seen in an events message; checks that the
+/// indexes only grow. Returns the last index seen.
+async fn receive_all(console: &mut ConsoleClient, expected: &BTreeSet<u64>, mut last_index: u64) -> u64 {
+    let mut seen = BTreeSet::new();
+    while !expected.is_subset(&seen) {
+        let message: Value = console.next(Duration::from_secs(20)).await.expect("the gateway keeps the console open");
+        match message["type"].as_str() {
+            Some("events") => {
+                let index = message["index"].as_u64().expect("index");
+                assert!(index > last_index, "no repeat, in log order: {index} after {last_index}");
+                last_index = index;
+                for task in message["tasks"].as_array().expect("tasks") {
+                    seen.insert(task["id"].as_u64().expect("id"));
+                }
+            }
+            Some("resumed") => {}
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    }
+    last_index
+}
+
+async fn create(cluster: &TestCluster, node: u64, phase: &str) -> BTreeSet<u64> {
+    let mut ids = BTreeSet::new();
+    for n in 0..WRITES_PER_PHASE {
+        ids.insert(cluster.create_task(node, &format!("{phase}-{n}"), None).await.id);
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consoles_on_gateways_get_every_event_once_and_move_between_gateways() {
+    let redis = RedisServer::start().await;
+    let mut cluster =
+        TestCluster::start_with(ClusterOptions { fanout_redis: Some(redis.url()), ..ClusterOptions::default() }).await;
+    let nodes: Vec<String> = (1..=3).map(|id| cluster.addr(id).to_owned()).collect();
+    let gw1 = TestGateway::start(cluster.data_dir(), "gw1", &redis.url(), "440000", &nodes).await;
+    let mut gw2 = TestGateway::start(cluster.data_dir(), "gw2", &redis.url(), "440000", &nodes).await;
+
+    // The page and the API work through a gateway.
+    let page = cluster.http.get(format!("http://{}/", gw1.addr)).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+    let via_gateway: Value = cluster
+        .http
+        .get(format!("http://{}/api/v1/me", gw1.addr))
+        .bearer_auth(COMMAND_TOKEN)
+        .send()
+        .await
+        .expect("api through the gateway")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(via_gateway["user"], "gd-command", "{via_gateway}");
+
+    let mut console = ConsoleClient::connect(&gw1.addr, COMMAND_TOKEN, Some("440000"), None).await;
+    let welcome = console.expect("welcome").await;
+    assert_eq!(welcome["gateway"], "gw1");
+    let snapshot = console.expect("snapshot").await;
+    let mut last_index = snapshot["index"].as_u64().expect("index");
+
+    let leader = cluster.wait_for_leader().await;
+    let writer = (1..=3).find(|id| *id != leader).expect("a follower");
+    let before = create(&cluster, writer, "网关-换主前").await;
+    last_index = receive_all(&mut console, &before, last_index).await;
+
+    // The leader dies; the next one publishes on from the stream's end.
+    cluster.kill(leader);
+    let new_leader = cluster.wait_for_leader().await;
+    let writer = (1..=3).find(|id| *id != leader && *id != new_leader).expect("the remaining follower");
+    let after_kill = create(&cluster, writer, "网关-换主后").await;
+    last_index = receive_all(&mut console, &after_kill, last_index).await;
+    cluster.restart(leader);
+
+    // The console leaves; writes go on; it comes back on the other gateway and resumes by index.
+    console.close().await;
+    let while_away = create(&cluster, writer, "网关-离线期间").await;
+    let mut moved = ConsoleClient::connect(&gw2.addr, COMMAND_TOKEN, Some("440000"), Some(last_index)).await;
+    assert_eq!(moved.expect("welcome").await["gateway"], "gw2");
+    last_index = receive_all(&mut moved, &while_away, last_index).await;
+    moved.close().await;
+
+    // A restarted gateway reads the stream again and resumes consoles as well.
+    gw2.kill();
+    let while_gateway_down = create(&cluster, writer, "网关-重启期间").await;
+    gw2.restart().await;
+    let mut again = ConsoleClient::connect(&gw2.addr, COMMAND_TOKEN, Some("440000"), Some(last_index)).await;
+    again.expect("welcome").await;
+    receive_all(&mut again, &while_gateway_down, last_index).await;
+}
