@@ -41,7 +41,17 @@ pub struct UpArgs {
     /// benchmark; the others stay down (forwards to them wait in the outbox).
     #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
+    /// Also start a redis-server (Debian's) and two console gateways for the Guangdong group:
+    /// the nodes publish console events to Redis and the gateways serve consoles from it.
+    #[arg(long)]
+    pub redis: bool,
 }
+
+/// With `--redis`: Redis listens on the port after the nodes', the gateways on the next ones.
+const REDIS_PORT_OFFSET: u16 = NODES_TOTAL;
+const GATEWAYS: [&str; 2] = ["gw1", "gw2"];
+/// The group the gateways serve: the provincial command centre, with the most consoles.
+const GATEWAY_GROUP: &str = "440000";
 
 /// One node of the local topology.
 pub struct LocalNode {
@@ -137,8 +147,8 @@ struct NodeProcess {
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let base_port = args.base_port;
     anyhow::ensure!(
-        base_port.checked_add(NODES_TOTAL).is_some(),
-        "--base-port {base_port} leaves no room for {NODES_TOTAL} ports"
+        base_port.checked_add(NODES_TOTAL + 1 + GATEWAYS.len() as u16).is_some(),
+        "--base-port {base_port} leaves no room for the nodes, Redis and the gateways"
     );
     let selected = |group: &str| args.groups.is_empty() || args.groups.iter().any(|g| g == group);
     for group in &args.groups {
@@ -154,6 +164,15 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let local_nodes = write_topology(&args.data_dir, base_port)?;
     let exe = std::env::current_exe().context("locating the xietong binary")?;
     let mut nodes = Vec::new();
+    let redis_url = format!("redis://127.0.0.1:{}/", base_port + REDIS_PORT_OFFSET);
+    if args.redis {
+        nodes.push(start_redis(&args.data_dir, base_port + REDIS_PORT_OFFSET)?);
+        for node in &local_nodes {
+            let mut text = std::fs::read_to_string(&node.config)?;
+            let _ = write!(text, "\n[fanout]\nredis = \"{redis_url}\"\n");
+            std::fs::write(&node.config, text)?;
+        }
+    }
     for node in local_nodes.iter().filter(|node| selected(node.group)) {
         let name = format!("{}/node{}", node.group, node.id);
         let log_path = args.data_dir.join(node.group).join(format!("node{}.log", node.id));
@@ -173,6 +192,14 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         for (bureau, addrs) in &groups {
             wait_until_ready(bureau, addrs, &shutdown).await?;
         }
+        if args.redis {
+            let group = groups.iter().find(|(bureau, _)| *bureau == GATEWAY_GROUP).context("--redis needs group 440000")?;
+            for (number, name) in GATEWAYS.iter().enumerate() {
+                let listen = format!("127.0.0.1:{}", base_port + REDIS_PORT_OFFSET + 1 + number as u16);
+                nodes.push(start_gateway(&exe, &args.data_dir, name, &listen, &redis_url, &group.1)?);
+                println!("  gateway {name} for group {GATEWAY_GROUP}: console http://{listen}/");
+            }
+        }
         print_banner(&args, &groups);
         if args.no_demo {
             shutdown.cancelled().await;
@@ -184,6 +211,49 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     .await;
     stop_nodes(&mut nodes).await;
     result
+}
+
+/// A redis-server without persistence, dying with `up`.
+fn start_redis(data_dir: &Path, port: u16) -> anyhow::Result<NodeProcess> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(data_dir.join("redis.log"))?;
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .stdout(log)
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    die_with_parent(&mut command);
+    let child = command.spawn().context("starting redis-server (apt-get install redis-server)")?;
+    Ok(NodeProcess { name: "redis".into(), child })
+}
+
+/// A console gateway for `group_addrs`' group, with its config under `data_dir/gateways`.
+fn start_gateway(
+    exe: &Path,
+    data_dir: &Path,
+    name: &str,
+    listen: &str,
+    redis_url: &str,
+    group_addrs: &[String],
+) -> anyhow::Result<NodeProcess> {
+    let dir = data_dir.join("gateways");
+    std::fs::create_dir_all(&dir)?;
+    let nodes: Vec<String> = group_addrs.iter().map(|addr| format!("\"{addr}\"")).collect();
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "# Written by `xietong up --redis`.\nname = \"{name}\"\nlisten = \"{listen}\"\nusers_file = \"../users.toml\"\n\
+             redis = \"{redis_url}\"\n\n[group]\nbureau = \"{GATEWAY_GROUP}\"\nnodes = [{}]\n",
+            nodes.join(", ")
+        ),
+    )?;
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.log")))?;
+    let mut command = Command::new(exe);
+    command.arg("gateway").arg("--config").arg(&config).stdout(Stdio::null()).stderr(log).kill_on_drop(true);
+    die_with_parent(&mut command);
+    let child = command.spawn().with_context(|| format!("starting gateway {name}"))?;
+    Ok(NodeProcess { name: format!("gateway {name}"), child })
 }
 
 async fn wait_until_ready(group: &str, addrs: &[String], shutdown: &CancellationToken) -> anyhow::Result<()> {
