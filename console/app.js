@@ -604,6 +604,7 @@ async function act(task, action, fields) {
     upsert(updated);
     toast(`${t(`act.${action}`)} · ${t("done")}`, "ok");
     renderAll();
+    if (action === "dispatch") warnIfNobodyOnline(updated.assignee_bureau);
   } catch (error) {
     if (error.code === "version_conflict") {
       toast(t("version_changed"), "warn");
@@ -612,6 +613,19 @@ async function act(task, action, fields) {
     } else {
       toast(`${t("failed")}: ${error.message}`, "error");
     }
+  }
+}
+
+// After a dispatch: when nobody of the assignee bureau has a console open, say so, so the
+// dispatcher can phone them. Presence needs Redis on the server; without it there is no warning.
+async function warnIfNobodyOnline(bureau) {
+  if (!bureau) return;
+  try {
+    const presence = await api(`/api/v1/presence?bureau=${bureau}`);
+    const own = presence.bureaus.find((b) => b.code === bureau);
+    if (own && own.online === 0) toast(`${own.name} ${t("nobody_online")}`, "warn");
+  } catch (_) {
+    // presence_off (no Redis) or not allowed: nothing to warn about.
   }
 }
 
@@ -648,6 +662,7 @@ $("#create-form").addEventListener("submit", async (e) => {
         body: JSON.stringify({ version: created.version, assignee_bureau: f.assignee_bureau }),
       });
       upsert(dispatched);
+      warnIfNobodyOnline(f.assignee_bureau);
     }
     $("#create-dialog").close();
     e.target.reset();

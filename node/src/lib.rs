@@ -14,6 +14,7 @@ pub mod fuzz_entry;
 pub mod gateway;
 pub mod intake;
 pub mod openapi;
+pub mod presence;
 pub mod push;
 pub mod rate;
 mod read_path;

@@ -116,6 +116,10 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         telemetry,
         push_hub,
         ws_connections: Arc::default(),
+        presence: match &config.fanout {
+            Some(fanout) => Some(Arc::new(crate::presence::Presence::new(&fanout.redis).map_err(anyhow::Error::msg)?)),
+            None => None,
+        },
         deadlines: Arc::new(deadlines),
         calendar: Arc::new(config::calendar::WorkCalendar::china()),
     };

@@ -42,6 +42,8 @@ pub struct AppState {
     /// Console events: history for resume and fan-out to WebSocket connections.
     pub push_hub: crate::push::hub::EventHub,
     pub ws_connections: Arc<crate::push::ws::ConnectionCounts>,
+    /// Who is online (Redis), when `[fanout]` is configured.
+    pub presence: Option<Arc<crate::presence::Presence>>,
     /// The ledger digest is a full scan; keep the last one with the index it belongs to.
     pub digest_cache: Arc<Mutex<Option<DigestAtIndex>>>,
 }

@@ -193,7 +193,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             wait_until_ready(bureau, addrs, &shutdown).await?;
         }
         if args.redis {
-            let group = groups.iter().find(|(bureau, _)| *bureau == GATEWAY_GROUP).context("--redis needs group 440000")?;
+            let group =
+                groups.iter().find(|(bureau, _)| *bureau == GATEWAY_GROUP).context("--redis needs group 440000")?;
             for (number, name) in GATEWAYS.iter().enumerate() {
                 let listen = format!("127.0.0.1:{}", base_port + REDIS_PORT_OFFSET + 1 + number as u16);
                 nodes.push(start_gateway(&exe, &args.data_dir, name, &listen, &redis_url, &group.1)?);

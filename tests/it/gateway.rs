@@ -103,3 +103,69 @@ async fn consoles_on_gateways_get_every_event_once_and_move_between_gateways() {
     again.expect("welcome").await;
     receive_all(&mut again, &while_gateway_down, last_index).await;
 }
+
+async fn online(cluster: &TestCluster, via: &str, bureau: &str, of: &str) -> u64 {
+    let presence: Value = cluster
+        .http
+        .get(format!("http://{via}/api/v1/presence?bureau={bureau}"))
+        .bearer_auth(COMMAND_TOKEN)
+        .send()
+        .await
+        .expect("presence")
+        .json()
+        .await
+        .expect("json");
+    presence["bureaus"]
+        .as_array()
+        .expect("bureaus")
+        .iter()
+        .find(|b| b["code"] == of)
+        .unwrap_or_else(|| panic!("{of} in {presence}"))["online"]
+        .as_u64()
+        .expect("count")
+}
+
+/// A console open on a gateway or a node makes its user's bureau online; closing it (or its
+/// process dying: the entry is not refreshed and stops counting) makes it offline again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_appears_and_goes() {
+    let redis = RedisServer::start().await;
+    let cluster =
+        TestCluster::start_with(ClusterOptions { fanout_redis: Some(redis.url()), ..ClusterOptions::default() }).await;
+    let nodes: Vec<String> = (1..=3).map(|id| cluster.addr(id).to_owned()).collect();
+    let gateway = TestGateway::start(cluster.data_dir(), "gw1", &redis.url(), "440000", &nodes).await;
+    assert_eq!(online(&cluster, &gateway.addr, "440100", "440106").await, 0, "nobody in Tianhe yet");
+
+    let mut tianhe = ConsoleClient::connect(&gateway.addr, tests::TIANHE_OPERATOR_TOKEN, None, None).await;
+    tianhe.expect("welcome").await;
+    tests::wait_until("Tianhe online", Duration::from_secs(10), || async {
+        match online(&cluster, cluster.addr(1), "440100", "440106").await {
+            0 => Err("not yet".to_owned()),
+            n => Ok(n),
+        }
+    })
+    .await;
+    tianhe.close().await;
+    tests::wait_until("Tianhe offline", Duration::from_secs(10), || async {
+        match online(&cluster, &gateway.addr, "440100", "440106").await {
+            0 => Ok(()),
+            n => Err(format!("{n} online")),
+        }
+    })
+    .await;
+
+    // A process that died leaves its last entry behind; once its time has passed it no longer
+    // counts (here written as if refreshed 31 s ago by a gateway that is gone).
+    let client = redis::Client::open(redis.url().as_str()).expect("client");
+    let mut connection = client.get_multiplexed_async_connection().await.expect("connect");
+    let past =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64 - 1_000;
+    let _: i64 = redis::cmd("ZADD")
+        .arg("xietong:presence:440106")
+        .arg(past)
+        .arg("tianhe-operator-of-a-dead-gateway")
+        .query_async(&mut connection)
+        .await
+        .expect("zadd");
+    assert_eq!(online(&cluster, &gateway.addr, "440100", "440106").await, 0, "an expired entry does not count");
+}

@@ -39,6 +39,7 @@ pub struct GatewayState {
     push_latency: prometheus::Histogram,
     /// The group's nodes, for snapshots and the passed-through API.
     nodes: Arc<Vec<String>>,
+    presence: Arc<crate::presence::Presence>,
     http: reqwest::Client,
 }
 
@@ -61,6 +62,10 @@ impl ConsoleBackend for GatewayState {
 
     fn served_by(&self) -> (&'static str, serde_json::Value) {
         ("gateway", serde_json::json!(self.name.as_ref()))
+    }
+
+    fn presence(&self) -> Option<&Arc<crate::presence::Presence>> {
+        Some(&self.presence)
     }
 
     async fn snapshot(&self, watcher: &Watcher, token: &str) -> Result<(u64, String), ApiError> {
@@ -100,6 +105,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         ))
         .context("the push latency histogram")?,
         nodes: Arc::new(config.group.nodes.clone()),
+        presence: Arc::new(crate::presence::Presence::new(&config.redis).map_err(anyhow::Error::msg)?),
         http: reqwest::Client::builder()
             .connect_timeout(PEER_CONNECT_TIMEOUT)
             .pool_idle_timeout(config::limits::CLIENT_POOL_IDLE_TIMEOUT)

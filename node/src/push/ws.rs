@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use super::hub::{Attachment, EntryEvents, EventHub, LiveMessage, Subscription, WatchKey};
 use crate::api::{task_json, time, ApiError};
+use crate::presence::Presence;
 use crate::state::AppState;
 
 /// A frame larger than this from a client is refused: clients only send hellos and pings.
@@ -115,6 +116,8 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn push_latency(&self) -> &prometheus::Histogram;
     /// What the welcome message says about who serves (`node_id` or `gateway`).
     fn served_by(&self) -> (&'static str, serde_json::Value);
+    /// Where connected users are recorded as online, when Redis is configured.
+    fn presence(&self) -> Option<&Arc<Presence>>;
     /// The snapshot message for `watcher` and the log index it reflects; `token` is the
     /// console's own, for a backend that fetches the snapshot on its behalf.
     fn snapshot(
@@ -143,6 +146,10 @@ impl ConsoleBackend for AppState {
 
     fn served_by(&self) -> (&'static str, serde_json::Value) {
         ("node_id", json!(self.node_id))
+    }
+
+    fn presence(&self) -> Option<&Arc<Presence>> {
+        self.presence.as_ref()
     }
 
     async fn snapshot(&self, watcher: &Watcher, _token: &str) -> Result<(u64, String), ApiError> {
@@ -239,6 +246,20 @@ async fn forward_batch(
         }
     }
     Ok(end)
+}
+
+/// A console's user recorded as online; dropping it records that the connection ended.
+struct OnlineMark {
+    presence: Arc<Presence>,
+    bureau: BureauCode,
+    user: String,
+}
+
+impl Drop for OnlineMark {
+    fn drop(&mut self) {
+        let (presence, bureau, user) = (self.presence.clone(), self.bureau, std::mem::take(&mut self.user));
+        tokio::spawn(async move { presence.leave(bureau, &user).await });
+    }
 }
 
 /// Sends the messages of `replay` entries above `last_index` that concern `key`; returns how
@@ -389,6 +410,15 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
     let (served_by, id) = backend.served_by();
     welcome[served_by] = id;
     send(&mut socket, welcome.to_string()).await?;
+    // Online while this connection lasts; the mark is taken back however the connection ends.
+    let online = backend.presence().map(|presence| OnlineMark {
+        presence: presence.clone(),
+        bureau: watcher.actor.bureau,
+        user: watcher.actor.user.clone(),
+    });
+    if let Some(mark) = &online {
+        mark.presence.refresh(mark.bureau, &mark.user).await;
+    }
 
     let key = watcher.key();
     let mut last_index;
@@ -463,6 +493,9 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
                     last_index = last_index.max(settled);
                 }
                 send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
+                if let Some(mark) = &online {
+                    mark.presence.refresh(mark.bureau, &mark.user).await;
+                }
             }
         }
     }

@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, escalations, export, health, intake, me,
 };
-use super::{response_metrics, tasks};
+use super::{presence, response_metrics, tasks};
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EscalationsJson, ExportPageJson,
     MeJson, ReporterIdentityJson, TaskJson, TaskPage,
@@ -144,6 +144,15 @@ pub fn operations() -> Vec<Operation> {
         op(Method::GET, "/api/v1/cluster", "This node's view of its group", User, ok(schema::<ClusterView>))
             .handler(get(cluster_view::cluster)),
         op(Method::GET, "/api/v1/me", "Who the token belongs to", User, ok(schema::<MeJson>)).handler(get(me::me)),
+        op(
+            Method::GET,
+            "/api/v1/presence",
+            "Who has a console open, per bureau",
+            User,
+            ok(schema::<presence::PresenceJson>),
+        )
+        .query(schema::<presence::PresenceQuery>)
+        .handler(get(presence::presence)),
         op(
             Method::GET,
             "/api/v1/console/snapshot",

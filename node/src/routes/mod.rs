@@ -14,6 +14,7 @@ mod export;
 mod health;
 mod intake;
 mod me;
+mod presence;
 mod response_metrics;
 pub(crate) mod tasks;
 
