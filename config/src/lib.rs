@@ -177,6 +177,10 @@ pub struct UserConfig {
     /// `USER_REQUESTS_PER_SECOND_DEFAULT`.
     #[serde(default)]
     pub requests_per_second: Option<u32>,
+    /// Console connections this user may hold open on one node or gateway (default 256; a
+    /// shared wall-screen account may need more).
+    #[serde(default)]
+    pub consoles_max: Option<usize>,
 }
 
 /// Requests per second per user token when the users file sets none: far above what a person
@@ -349,6 +353,9 @@ impl UsersFile {
             }
             if !is_six_digits(&user.bureau) {
                 return Err(invalid(&field, "bureau must be a 6-digit region code"));
+            }
+            if user.consoles_max == Some(0) {
+                return Err(invalid(&field, "consoles_max must be positive"));
             }
             if user.requests_per_second == Some(0) {
                 return Err(invalid(&field, "requests_per_second must be positive"));

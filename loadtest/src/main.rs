@@ -60,9 +60,10 @@ struct Args {
     /// Of the consoles, this many watch the whole province; the rest watch county bureaus.
     #[arg(long, default_value_t = 50)]
     province_consoles: usize,
-    /// The node the consoles connect to (default: the first target).
-    #[arg(long)]
-    console_target: Option<String>,
+    /// Where the consoles connect: nodes or gateways, comma-separated; consoles are spread over
+    /// them in turn (default: the first target).
+    #[arg(long, value_delimiter = ',')]
+    console_target: Vec<String>,
     /// Deadline-watch benchmark instead of write load: this many open deadlines, then
     /// `--expiring` more that all pass in the same second (targets the first node, the leader).
     #[arg(long)]
@@ -424,8 +425,11 @@ async fn node_rss(http: &reqwest::Client, addr: &str) -> Option<u64> {
 const CONSOLE_CONNECT_BATCH: usize = 100;
 
 async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) -> anyhow::Result<OpenedConsoles> {
-    let addr = args.console_target.clone().unwrap_or_else(|| targets[0].clone());
-    let rss_before = node_rss(http, &addr).await;
+    let addrs = if args.console_target.is_empty() { vec![targets[0].clone()] } else { args.console_target.clone() };
+    let mut rss_before = Vec::new();
+    for addr in &addrs {
+        rss_before.push(node_rss(http, addr).await);
+    }
     let stats = Arc::new(consoles::PushStats::default());
     let mut tasks = tokio::task::JoinSet::new();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
@@ -438,7 +442,8 @@ async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) 
             let (county, token) = consoles::COUNTY_WATCHERS[index % consoles::COUNTY_WATCHERS.len()];
             (county, token)
         };
-        tasks.spawn(consoles::run_console(addr.clone(), token, scope, stats.clone(), measure_from_ms, stop_rx.clone()));
+        let addr = addrs[index % addrs.len()].clone();
+        tasks.spawn(consoles::run_console(addr, token, scope, stats.clone(), measure_from_ms, stop_rx.clone()));
         if (index + 1) % CONSOLE_CONNECT_BATCH == 0 {
             let expected = (index + 1) as u64;
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -457,13 +462,19 @@ async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) 
     }
     // Let the node settle (snapshot buffers freed) before reading its memory.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = node_rss(http, &addr).await;
-    let memory_per_connection = match (rss_before, rss_after) {
-        (Some(before), Some(after)) => Some(after.saturating_sub(before) / args.consoles as u64),
-        _ => None,
-    };
+    // Per process serving consoles; the largest is reported.
+    let mut memory_per_connection = None;
+    for (addr, before) in addrs.iter().zip(rss_before) {
+        let on_this = args.consoles.div_ceil(addrs.len()).max(1) as u64;
+        if let (Some(before), Some(after)) = (before, node_rss(http, addr).await) {
+            let per_connection = after.saturating_sub(before) / on_this;
+            eprintln!("  {addr}: {} MiB resident, {per_connection} bytes per console", after / (1024 * 1024));
+            memory_per_connection = memory_per_connection.max(Some(per_connection));
+        }
+    }
     eprintln!(
-        "  {} consoles connected on {addr} ({} dropped)",
+        "  {} consoles connected on {} ({} dropped)",
+        addrs.join(","),
         stats.connected.load(Ordering::Relaxed),
         stats.dropped.load(Ordering::Relaxed)
     );

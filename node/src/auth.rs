@@ -17,6 +17,8 @@ pub struct User {
     pub display_name: String,
     /// The token's request budget (shared by clones of the user).
     pub bucket: Arc<std::sync::Mutex<TokenBucket>>,
+    /// Console connections the user may hold open on one process.
+    pub consoles_max: usize,
 }
 
 /// Token lookup tables, keyed by the SHA-256 of the token (so a users file may hold hashes
@@ -46,7 +48,8 @@ impl Users {
             let bucket = Arc::new(std::sync::Mutex::new(TokenBucket::new(f64::from(rate))));
             let hash =
                 config::credential_hash(&user.name, &user.token, &user.token_sha256).map_err(|e| e.to_string())?;
-            by_token.insert(hash, User { actor, display_name: user.display_name.clone(), bucket });
+            let consoles_max = user.consoles_max.unwrap_or(crate::push::ws::CONNECTIONS_PER_USER_MAX);
+            by_token.insert(hash, User { actor, display_name: user.display_name.clone(), bucket, consoles_max });
         }
         let hash = |name: &str, token: &Option<String>, token_sha256: &Option<String>| {
             config::credential_hash(name, token, token_sha256).map_err(|e| e.to_string())

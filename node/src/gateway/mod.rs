@@ -87,6 +87,23 @@ impl ConsoleBackend for GatewayState {
     }
 }
 
+/// Prometheus text: the gateway's memory, console connections and push latency.
+async fn metrics(State(state): State<GatewayState>) -> Response {
+    use axum::response::IntoResponse;
+    use prometheus::core::Collector;
+    use prometheus::Encoder;
+    let mut text = String::new();
+    if let Some(rss) = crate::routes::health::resident_memory_bytes() {
+        text.push_str(&format!("process_resident_memory_bytes {rss}\n"));
+    }
+    text.push_str(&format!("xietong_console_connections {}\n", state.connections.total()));
+    let mut buffer = Vec::new();
+    if prometheus::TextEncoder::new().encode(&state.push_latency.collect(), &mut buffer).is_ok() {
+        text.push_str(&String::from_utf8_lossy(&buffer));
+    }
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
 async fn upgrade(State(state): State<GatewayState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade_with(state, upgrade)
 }
@@ -119,6 +136,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         .route("/", get(crate::routes::console_page))
         .route("/console/{file}", get(crate::routes::console_asset))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/api/{*rest}", any(proxy::pass_through))
         .with_state(state);
     let listener =

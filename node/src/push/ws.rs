@@ -40,7 +40,8 @@ const CLIENT_SILENCE_MAX: Duration = Duration::from_secs(20);
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 /// Open tasks sent in one snapshot at most (newest first); counts still cover all of them.
 pub const SNAPSHOT_TASKS_MAX: usize = 2_000;
-/// Connections per node and per user.
+/// Connections per node (or gateway), and per user unless the users file says otherwise
+/// (`consoles_max`).
 pub const CONNECTIONS_MAX: usize = 10_000;
 pub const CONNECTIONS_PER_USER_MAX: usize = 256;
 
@@ -58,8 +59,8 @@ struct ConnectionSlot {
 }
 
 impl ConnectionCounts {
-    fn try_acquire(self: &Arc<Self>, user: &str) -> Option<ConnectionSlot> {
-        self.try_acquire_within(user, CONNECTIONS_MAX, CONNECTIONS_PER_USER_MAX)
+    fn try_acquire(self: &Arc<Self>, user: &str, user_max: usize) -> Option<ConnectionSlot> {
+        self.try_acquire_within(user, CONNECTIONS_MAX, user_max)
     }
 
     fn try_acquire_within(self: &Arc<Self>, user: &str, node_max: usize, user_max: usize) -> Option<ConnectionSlot> {
@@ -314,6 +315,7 @@ struct Greeting {
     watcher: Watcher,
     since: Option<u64>,
     token: String,
+    consoles_max: usize,
 }
 
 /// Reads the hello and checks the token and scope.
@@ -327,7 +329,7 @@ async fn greet<B: ConsoleBackend>(backend: &B, socket: &mut WebSocket) -> Result
     let hello = parse_hello(&text)?;
     let user = backend.user_for_token(&hello.token)?;
     let watcher = watcher_for(user.actor, hello.scope.as_deref())?;
-    Ok(Greeting { watcher, since: hello.since, token: hello.token })
+    Ok(Greeting { watcher, since: hello.since, token: hello.token, consoles_max: user.consoles_max })
 }
 
 /// The watcher of `actor` on `scope` (default: its own bureau), if its role may watch it.
@@ -391,11 +393,11 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
 }
 
 async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(), String> {
-    let Greeting { watcher, since, token } = match greet(&backend, &mut socket).await {
+    let Greeting { watcher, since, token, consoles_max } = match greet(&backend, &mut socket).await {
         Ok(greeting) => greeting,
         Err(error) => return refuse(&mut socket, error).await,
     };
-    let Some(_slot) = backend.connections().try_acquire(&watcher.actor.user) else {
+    let Some(_slot) = backend.connections().try_acquire(&watcher.actor.user, consoles_max) else {
         return refuse(
             &mut socket,
             ApiError::Unavailable { code: "too_many_connections", message: "console connection limit reached".into() },

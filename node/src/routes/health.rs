@@ -74,7 +74,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 /// VmRSS from /proc/self/status (Linux).
-fn resident_memory_bytes() -> Option<u64> {
+pub(crate) fn resident_memory_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kib: u64 =
         status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;

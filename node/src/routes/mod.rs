@@ -11,7 +11,7 @@ mod console;
 mod console_snapshot;
 mod escalations;
 mod export;
-mod health;
+pub(crate) mod health;
 mod intake;
 mod me;
 mod presence;
