@@ -11,25 +11,28 @@ use tests::{wait_until, xietong_binary, COMMAND_TOKEN};
 /// Nodes of the default topology: four groups of three.
 const NODES: u16 = 12;
 
-/// A base port with the 12 ports after it free right now.
-fn free_port_range() -> u16 {
+/// With `--redis`: Redis and two gateways on the three ports after the nodes'.
+const REDIS_AND_GATEWAYS: u16 = 3;
+
+/// A base port with the `count` ports after it free right now.
+fn free_port_range(count: u16) -> u16 {
     for _ in 0..50 {
         let base = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-        if base > u16::MAX - NODES {
+        if base > u16::MAX - count {
             continue;
         }
-        let all_free = (base..base + NODES).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        let all_free = (base..base + count).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
         if all_free {
             return base;
         }
     }
-    panic!("no range of {NODES} free ports found");
+    panic!("no range of {count} free ports found");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_starts_four_groups_that_forward_to_each_other_and_stops_them() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let base = free_port_range();
+    let base = free_port_range(NODES);
     let mut up = Up(Command::new(xietong_binary())
         .args(["up", "--no-demo", "--base-port", &base.to_string(), "--data-dir"])
         .arg(dir.path())
@@ -104,6 +107,53 @@ async fn up_starts_four_groups_that_forward_to_each_other_and_stops_them() {
         assert!(http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err(), "node on {port} stopped");
     }
     result
+}
+
+/// `xietong up --redis`: a redis-server and two console gateways for the Guangdong group come
+/// up beside the nodes; a console on one gateway gets a task created through the other, and
+/// SIGTERM stops them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn up_with_redis_serves_consoles_through_two_gateways() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = free_port_range(NODES + REDIS_AND_GATEWAYS);
+    let (gw1, gw2) = (format!("127.0.0.1:{}", base + NODES + 1), format!("127.0.0.1:{}", base + NODES + 2));
+    let mut up = Up(Command::new(xietong_binary())
+        .args(["up", "--no-demo", "--redis", "--groups", "440000", "--base-port", &base.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .stdout(std::fs::File::create(dir.path().join("up.out")).expect("output file"))
+        .stderr(std::fs::File::create(dir.path().join("up.log")).expect("log file"))
+        .spawn()
+        .expect("starting xietong up"));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+    wait_until("both gateways up", Duration::from_secs(60), || async {
+        for gateway in [&gw1, &gw2] {
+            http.get(format!("http://{gateway}/healthz")).send().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    })
+    .await;
+    let mut console = tests::console::ConsoleClient::connect(&gw1, COMMAND_TOKEN, None, None).await;
+    assert_eq!(console.expect("welcome").await["gateway"], "gw1");
+    console.expect("snapshot").await;
+    let created: Value = http
+        .post(format!("http://{gw2}/api/v1/tasks"))
+        .bearer_auth(COMMAND_TOKEN)
+        .json(&tests::create_body("经网关创建"))
+        .send()
+        .await
+        .expect("create through gw2")
+        .json()
+        .await
+        .expect("json");
+    let event = console.expect("events").await;
+    assert_eq!(event["tasks"][0]["id"], created["id"], "{event}");
+    console.close().await;
+
+    let status = up.terminate().await;
+    assert!(status.success(), "up exits cleanly: {status:?}");
+    for port in [base, base + NODES, base + NODES + 1, base + NODES + 2] {
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "nothing listens on {port} any more");
+    }
 }
 
 /// The `xietong up` process; stopped by PID whatever happens to the test.

@@ -100,29 +100,45 @@ fn take_in(hub: &EventHub, cursor: &mut Option<u64>, entry: &StreamId) -> Result
     Ok(())
 }
 
-fn code(value: &serde_json::Value) -> Option<BureauCode> {
-    value.as_str().and_then(BureauCode::parse_known)
+fn code(text: &str) -> Option<BureauCode> {
+    BureauCode::parse_known(text)
+}
+
+/// One item of the `tasks` field. The task is kept as the node encoded it: consoles get the same
+/// bytes from a gateway as from a node, and the gateway never encodes a task again.
+#[derive(serde::Deserialize)]
+struct StreamTask<'a> {
+    previous_assignee: Option<&'a str>,
+    #[serde(borrow)]
+    task: &'a serde_json::value::RawValue,
+}
+
+/// The fields of a task that scope filtering needs.
+#[derive(serde::Deserialize)]
+struct TaskScope<'a> {
+    id: u64,
+    origin_bureau: &'a str,
+    assignee_bureau: Option<&'a str>,
+    #[serde(default, borrow)]
+    escalated_to: Vec<&'a str>,
 }
 
 /// The `tasks` field: `[{"previous_assignee": code or null, "task": TaskJson}]`.
 fn decode_tasks(text: &str) -> Result<Vec<TaskEvent>, String> {
-    let items: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|e| format!("stream tasks: {e}"))?;
+    let items: Vec<StreamTask> = serde_json::from_str(text).map_err(|e| format!("stream tasks: {e}"))?;
     items
         .into_iter()
         .map(|item| {
-            let task = &item["task"];
-            let task_id = task["id"].as_u64().ok_or("a stream task without an id")?;
-            let origin = code(&task["origin_bureau"]).ok_or("a stream task without an origin")?;
-            let escalated_to = task["escalated_to"].as_array().into_iter().flatten().filter_map(code).collect();
+            let scope: TaskScope = serde_json::from_str(item.task.get()).map_err(|e| format!("stream task: {e}"))?;
+            let origin = code(scope.origin_bureau).ok_or("a stream task without a valid origin")?;
             Ok(TaskEvent::encoded(
-                task.to_string().into(),
-                task_id,
+                item.task.get().into(),
+                scope.id,
                 origin,
-                code(&task["assignee_bureau"]),
-                code(&item["previous_assignee"]),
-                escalated_to,
+                scope.assignee_bureau.and_then(code),
+                item.previous_assignee.and_then(code),
+                scope.escalated_to.into_iter().filter_map(code).collect(),
             ))
         })
-        .collect::<Result<_, &str>>()
-        .map_err(str::to_owned)
+        .collect()
 }
