@@ -59,6 +59,8 @@ pub struct NodeConfig {
     #[serde(default)]
     pub raft: RaftTuning,
     #[serde(default)]
+    pub limits: ProcessLimits,
+    #[serde(default)]
     pub tls: Option<TlsConfig>,
     /// Where this node reaches a fellow member when that member's group address does not work
     /// from here (a NAT, a proxy; the fault tests route each link through a fault proxy).
@@ -124,6 +126,26 @@ pub struct MemberConfig {
     pub id: u64,
     /// host:port of the member's HTTP server.
     pub addr: String,
+}
+
+/// `[limits]`: the process limits a node may lower (or raise) from the defaults of
+/// `limits`, for a smaller machine or a test that crosses them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessLimits {
+    /// Open TCP connections served; one more is closed at once.
+    pub open_connections_max: usize,
+    /// Commands waiting for the group-commit batcher; one more is answered 503 `overloaded`.
+    pub proposal_queue_depth: usize,
+}
+
+impl Default for ProcessLimits {
+    fn default() -> ProcessLimits {
+        ProcessLimits {
+            open_connections_max: limits::OPEN_CONNECTIONS_MAX,
+            proposal_queue_depth: limits::PROPOSAL_QUEUE_DEPTH,
+        }
+    }
 }
 
 /// Raft timing, in milliseconds. Defaults suit 3 nodes on loopback on a busy 2-core machine:
@@ -320,6 +342,9 @@ impl NodeConfig {
         }
         if raft.election_timeout_max_ms <= raft.election_timeout_min_ms {
             return Err(invalid("raft.election_timeout_max_ms", "must exceed election_timeout_min_ms"));
+        }
+        if self.limits.open_connections_max == 0 || self.limits.proposal_queue_depth == 0 {
+            return Err(invalid("limits", "limits must be positive"));
         }
         let routed: BTreeSet<u64> = self.peer_routes.iter().map(|route| route.id).collect();
         if routed.len() != self.peer_routes.len() || routed.contains(&self.id) {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use cluster::ledger::{Command, CommandResult};
 use cluster::limits::COMMANDS_PER_ENTRY_MAX;
 use cluster::raft::{ClientWriteError, LedgerRequest, Raft, RaftError};
-use config::limits::{BATCHES_IN_FLIGHT_MAX, PROPOSAL_QUEUE_DEPTH};
+use config::limits::BATCHES_IN_FLIGHT_MAX;
 use openraft::error::ClientWriteError as WriteError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -44,12 +44,15 @@ pub struct Batcher {
 
 impl Batcher {
     /// Starts the batching loop; it ends when `shutdown` fires, after in-flight batches finish.
+    /// `queue_depth`: commands waiting at most (`[limits] proposal_queue_depth`, by default
+    /// `PROPOSAL_QUEUE_DEPTH`).
     pub fn start(
         raft: Raft,
+        queue_depth: usize,
         shutdown: CancellationToken,
         telemetry: Arc<Telemetry>,
     ) -> (Batcher, tokio::task::JoinHandle<()>) {
-        let (queue, receiver) = mpsc::channel(PROPOSAL_QUEUE_DEPTH);
+        let (queue, receiver) = mpsc::channel(queue_depth);
         let handle = tokio::spawn(run(raft, receiver, shutdown, telemetry));
         (Batcher { queue }, handle)
     }

@@ -92,7 +92,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     let batcher_shutdown = CancellationToken::new();
     let telemetry = Arc::new(crate::telemetry::Telemetry::new());
-    let (batcher, batcher_task) = Batcher::start(raft.clone(), batcher_shutdown.clone(), telemetry.clone());
+    let (batcher, batcher_task) =
+        Batcher::start(raft.clone(), config.limits.proposal_queue_depth, batcher_shutdown.clone(), telemetry.clone());
     let member_addrs: BTreeMap<u64, String> = config.group.members.iter().map(|m| (m.id, m.addr.clone())).collect();
     let state = AppState {
         node_id: config.id,
@@ -127,7 +128,13 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let reloader =
         tokio::spawn(reload_users_on_hangup(config.users_file.clone(), state.users.clone(), shutdown.clone()));
     let app = crate::routes::router(state, group_secret);
-    let server = tokio::spawn(crate::server::serve(listener, app, transport.acceptor(), shutdown.clone()));
+    let server = tokio::spawn(crate::server::serve(
+        listener,
+        app,
+        transport.acceptor(),
+        config.limits.open_connections_max,
+        shutdown.clone(),
+    ));
     tracing::info!(node = config.id, listen = %config.listen, group = %group_bureau, "node serving");
 
     let watch_shutdown = CancellationToken::new();

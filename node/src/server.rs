@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use config::limits::{HEADER_READ_TIMEOUT, OPEN_CONNECTIONS_MAX, SHUTDOWN_DRAIN_TIMEOUT, TLS_HANDSHAKE_TIMEOUT};
+use config::limits::{HEADER_READ_TIMEOUT, SHUTDOWN_DRAIN_TIMEOUT, TLS_HANDSHAKE_TIMEOUT};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,9 +23,16 @@ use tokio_util::sync::CancellationToken;
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Serves `app` on `listener` until `shutdown` fires, then gives open requests up to
-/// `SHUTDOWN_DRAIN_TIMEOUT` to finish.
-pub async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>, shutdown: CancellationToken) {
-    let open_connections = Arc::new(Semaphore::new(OPEN_CONNECTIONS_MAX));
+/// `SHUTDOWN_DRAIN_TIMEOUT` to finish. At most `connections_max` connections are open at once
+/// (`[limits] open_connections_max`, by default `OPEN_CONNECTIONS_MAX`).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<TlsAcceptor>,
+    connections_max: usize,
+    shutdown: CancellationToken,
+) {
+    let open_connections = Arc::new(Semaphore::new(connections_max));
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -40,7 +47,7 @@ pub async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>,
             }
         };
         let Ok(permit) = open_connections.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = OPEN_CONNECTIONS_MAX, "too many open connections; closing a new one");
+            tracing::warn!(%peer, limit = connections_max, "too many open connections; closing a new one");
             continue;
         };
         // Small request/response exchanges: disable Nagle so no reply waits for a delayed ACK.
@@ -62,7 +69,7 @@ pub async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>,
     }
     // Every connection task holds a permit; all of them back means every connection closed.
     let drained =
-        tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, open_connections.acquire_many(OPEN_CONNECTIONS_MAX as u32));
+        tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, open_connections.acquire_many(connections_max as u32));
     if drained.await.is_err() {
         tracing::warn!("connections still open after the shutdown drain time; leaving them");
     }

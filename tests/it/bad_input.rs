@@ -277,3 +277,75 @@ async fn slow_loris_connections_are_closed_and_others_are_served_meanwhile() {
     let view = cluster.wait_for_convergence().await;
     assert_eq!(view.task_count, 1, "the attack changed nothing");
 }
+
+/// `[limits] open_connections_max`: connections beyond it are closed at once; a freed slot
+/// serves again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_open_connection_limit_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LIMIT: usize = 16;
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        size: 1,
+        limits_toml: Some(format!("open_connections_max = {LIMIT}")),
+        ..Default::default()
+    })
+    .await;
+    let mut held = Vec::new();
+    let refused_at = loop {
+        assert!(held.len() <= LIMIT, "more than {LIMIT} connections were served at once");
+        let mut stream = tokio::net::TcpStream::connect(cluster.addr(1)).await.expect("connect");
+        let request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        let mut answer = [0u8; 64];
+        let served = match stream.write_all(request).await {
+            Ok(()) => matches!(
+                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut answer)).await,
+                Ok(Ok(n)) if n > 0
+            ),
+            Err(_) => false,
+        };
+        if !served {
+            break held.len();
+        }
+        // Keep-alive: the connection stays open and holds its slot.
+        held.push(stream);
+    };
+    // The harness's own client may hold a slot or two.
+    assert!(refused_at >= LIMIT - 2, "refused after only {refused_at} connections");
+    drop(held);
+    tests::wait_until("a slot freed by the closed connections", std::time::Duration::from_secs(10), || async {
+        let health = cluster.http.get(cluster.url(1, "/healthz")).send().await.map_err(|e| e.to_string())?;
+        health.status().is_success().then_some(()).ok_or_else(|| health.status().to_string())
+    })
+    .await;
+}
+
+/// `[limits] proposal_queue_depth`: a write beyond the queue is answered 503 `overloaded` and
+/// writes nothing; every write answered 201 is in the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_beyond_the_proposal_queue_are_refused_whole() {
+    const WRITERS: usize = 64;
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        size: 1,
+        limits_toml: Some("proposal_queue_depth = 1".into()),
+        ..Default::default()
+    })
+    .await;
+    let writes = (0..WRITERS).map(|n| {
+        let (http, url) = (cluster.http.clone(), cluster.url(1, "/api/v1/tasks"));
+        async move {
+            let response =
+                http.post(url).bearer_auth(COMMAND_TOKEN).json(&create_body(&format!("排队-{n}"))).send().await;
+            let response = response.expect("answered");
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.expect("json");
+            (status, body)
+        }
+    });
+    let answers = futures_util::future::join_all(writes).await;
+    let created = answers.iter().filter(|(status, _)| *status == 201).count();
+    let overloaded = answers.iter().filter(|(status, body)| *status == 503 && body["error"]["code"] == "overloaded").count();
+    assert_eq!(created + overloaded, WRITERS, "every write is created or refused as overloaded: {answers:?}");
+    assert!(overloaded > 0, "a queue of one overflows under {WRITERS} concurrent writes");
+    let view = cluster.wait_for_convergence().await;
+    assert_eq!(view.task_count, created, "a refused write wrote nothing");
+}

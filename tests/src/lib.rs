@@ -129,6 +129,8 @@ pub struct ClusterOptions {
     pub proxied_peers: bool,
     /// `[fanout] redis = ...`: the leader publishes console events to this Redis.
     pub fanout_redis: Option<String>,
+    /// `[limits]` of every node (TOML body), for tests that cross them.
+    pub limits_toml: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -146,6 +148,7 @@ impl Default for ClusterOptions {
             tls: false,
             proxied_peers: false,
             fanout_redis: None,
+            limits_toml: None,
         }
     }
 }
@@ -182,6 +185,10 @@ impl TestCluster {
         // Every member shares it; each test cluster gets its own, so groups never mix.
         let secret: String = (0..48).map(|_| fastrand::alphanumeric()).collect();
         std::fs::write(dir.path().join("group.secret"), secret).expect("group secret");
+        let limits_section = match &options.limits_toml {
+            Some(limits) => format!("\n[limits]\n{limits}\n"),
+            None => String::new(),
+        };
         let fanout_section = match &options.fanout_redis {
             Some(url) => format!("\n[fanout]\nredis = \"{url}\"\n"),
             None => String::new(),
@@ -221,7 +228,7 @@ impl TestCluster {
             let text = format!(
                 "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}\n\
                  [group]\nbureau = \"{}\"\nsecret_file = \"group.secret\"\n\n{members}\
-                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}{fanout_section}\n{peer_routes}",
+                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}{fanout_section}{limits_section}\n{peer_routes}",
                 options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot
             );
             std::fs::write(&config, text).expect("node config");

@@ -142,7 +142,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(gateway = %config.name, listen = %config.listen, group = %config.group.bureau, "gateway serving");
-    crate::server::serve(listener, app, None, shutdown).await;
+    crate::server::serve(listener, app, None, config::limits::OPEN_CONNECTIONS_MAX, shutdown).await;
     reader.await.context("the stream reader failed")?;
     Ok(())
 }
