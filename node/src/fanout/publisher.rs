@@ -130,21 +130,25 @@ async fn publish_from_stream_end(
             gap = true;
             continue;
         };
-        for events in &entries {
-            let mut command = redis::cmd("XADD");
-            command.arg(key).arg("MAXLEN").arg("~").arg(config.stream_entries_max).arg(entry_id(events.index));
-            command.arg(FIELD_PREV).arg(newest.unwrap_or(0));
-            if gap {
-                command.arg(FIELD_GAP).arg(1);
-            }
-            command.arg(FIELD_TASKS).arg(tasks_field(events));
-            match timed(command.query_async::<String>(connection)).await {
-                Ok(_) => {
-                    newest = Some(events.index);
+        if !entries.is_empty() {
+            // One round trip for the whole batch: Redis runs the XADDs in order.
+            let mut pipeline = redis::pipe();
+            let mut prev = newest.unwrap_or(0);
+            for events in &entries {
+                let command = pipeline.cmd("XADD");
+                command.arg(key).arg("MAXLEN").arg("~").arg(config.stream_entries_max).arg(entry_id(events.index));
+                command.arg(FIELD_PREV).arg(prev);
+                if gap {
+                    command.arg(FIELD_GAP).arg(1);
                     gap = false;
                 }
+                command.arg(FIELD_TASKS).arg(tasks_field(events));
+                prev = events.index;
+            }
+            match timed(pipeline.query_async::<Vec<String>>(connection)).await {
+                Ok(_) => newest = Some(prev),
                 // Redis refuses an id at or below the stream's newest: another node (the old or
-                // the new leader) published this index already.
+                // the new leader) published that index already. The XADDs before it stand.
                 Err(error) if error.to_string().contains("equal or smaller") => return Ok(Round::Overtaken),
                 Err(error) => return Err(error),
             }
