@@ -41,10 +41,8 @@ impl Presence {
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, String> {
         let mut slot = self.connection.lock().await;
         if slot.is_none() {
-            let connected = tokio::time::timeout(REDIS_CALL_TIMEOUT, self.client.get_multiplexed_async_connection())
-                .await
-                .map_err(|_| "Redis did not answer in time".to_owned())?
-                .map_err(|e| e.to_string())?;
+            let connected =
+                crate::fanout::connect(&self.client, REDIS_CALL_TIMEOUT).await.map_err(|e| e.to_string())?;
             *slot = Some(connected);
         }
         let connection = slot.as_mut().expect("connected above");

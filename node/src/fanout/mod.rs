@@ -25,6 +25,19 @@ pub const FIELD_PREV: &str = "prev";
 pub const FIELD_GAP: &str = "gap";
 pub const FIELD_TASKS: &str = "tasks";
 
+/// Connects to Redis with `answer_timeout` as the client's limit on each answer (its default,
+/// 500 ms, is shorter than a blocking stream read and than a large pipelined batch on a busy
+/// machine; exceeding it drops the connection). Connecting itself is bounded by the same time.
+pub async fn connect(
+    client: &redis::Client,
+    answer_timeout: std::time::Duration,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let settings = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(answer_timeout))
+        .set_connection_timeout(Some(answer_timeout));
+    client.get_multiplexed_async_connection_with_config(&settings).await
+}
+
 /// The stream entry id of a log index.
 pub fn entry_id(index: u64) -> String {
     format!("{index}-0")

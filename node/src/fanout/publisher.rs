@@ -94,7 +94,7 @@ async fn publish_while_leading(
     shutdown: &CancellationToken,
 ) -> redis::RedisResult<()> {
     let client = redis::Client::open(config.redis.as_str())?;
-    let mut connection = timed(client.get_multiplexed_async_connection()).await?;
+    let mut connection = super::connect(&client, REDIS_CALL_TIMEOUT).await?;
     loop {
         match publish_from_stream_end(state, config, key, &mut connection, shutdown).await? {
             Round::Overtaken => continue,

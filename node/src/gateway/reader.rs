@@ -45,11 +45,9 @@ async fn follow(
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    // A blocking read outlasts the client's default answer timeout; ours is three reads long.
     let mut connection: MultiplexedConnection =
-        tokio::time::timeout(READ_BLOCK, client.get_multiplexed_async_connection())
-            .await
-            .map_err(|_| "Redis did not answer in time".to_owned())?
-            .map_err(|e| e.to_string())?;
+        crate::fanout::connect(&client, READ_BLOCK * 3).await.map_err(|e| e.to_string())?;
     // The first read does not wait, so a fresh gateway knows at once what the stream holds.
     let mut block = false;
     loop {
