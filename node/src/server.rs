@@ -68,8 +68,7 @@ pub async fn serve(
         });
     }
     // Every connection task holds a permit; all of them back means every connection closed.
-    let drained =
-        tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, open_connections.acquire_many(connections_max as u32));
+    let drained = tokio::time::timeout(SHUTDOWN_DRAIN_TIMEOUT, open_connections.acquire_many(connections_max as u32));
     if drained.await.is_err() {
         tracing::warn!("connections still open after the shutdown drain time; leaving them");
     }

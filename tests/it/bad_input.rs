@@ -343,7 +343,8 @@ async fn writes_beyond_the_proposal_queue_are_refused_whole() {
     });
     let answers = futures_util::future::join_all(writes).await;
     let created = answers.iter().filter(|(status, _)| *status == 201).count();
-    let overloaded = answers.iter().filter(|(status, body)| *status == 503 && body["error"]["code"] == "overloaded").count();
+    let overloaded =
+        answers.iter().filter(|(status, body)| *status == 503 && body["error"]["code"] == "overloaded").count();
     assert_eq!(created + overloaded, WRITERS, "every write is created or refused as overloaded: {answers:?}");
     assert!(overloaded > 0, "a queue of one overflows under {WRITERS} concurrent writes");
     let view = cluster.wait_for_convergence().await;
