@@ -68,11 +68,39 @@ where
     }
 }
 
+/// Listen ports for test processes come from below Linux's ephemeral range (32768–60999), so no
+/// outgoing connection's local port can take one between its choice and the node's bind (seen
+/// once in CI: a node that never came up).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_768;
+/// Ports handed out by any test process are reserved by a file here, so two test processes
+/// running at once never choose the same one.
+const PORT_RESERVATIONS_DIR: &str = "/tmp/xietong-test-ports";
+/// A reservation older than this belongs to a finished run and may be reused.
+const PORT_RESERVATION_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port").local_addr().expect("addr").port()
+    let dir = Path::new(PORT_RESERVATIONS_DIR);
+    std::fs::create_dir_all(dir).expect("port reservation directory");
+    for _ in 0..1_000 {
+        let port = fastrand::u16(TEST_PORTS);
+        let reservation = dir.join(port.to_string());
+        let stale = std::fs::metadata(&reservation)
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > PORT_RESERVATION_LIFETIME));
+        if stale {
+            let _ = std::fs::remove_file(&reservation);
+        }
+        if std::fs::OpenOptions::new().write(true).create_new(true).open(&reservation).is_err() {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free test port found in {TEST_PORTS:?}");
 }
 
-/// `count` loopback addresses on ports the kernel handed out.
+/// `count` loopback addresses on free ports, reserved for this test run.
 pub fn free_addrs(count: usize) -> Vec<String> {
     (0..count).map(|_| format!("127.0.0.1:{}", free_port())).collect()
 }
