@@ -33,13 +33,7 @@ fn free_port_range(count: u16) -> u16 {
 async fn up_starts_four_groups_that_forward_to_each_other_and_stops_them() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(NODES);
-    let mut up = Up(Command::new(xietong_binary())
-        .args(["up", "--no-demo", "--base-port", &base.to_string(), "--data-dir"])
-        .arg(dir.path())
-        .stdout(std::fs::File::create(dir.path().join("up.out")).expect("output file"))
-        .stderr(std::fs::File::create(dir.path().join("up.log")).expect("log file"))
-        .spawn()
-        .expect("starting xietong up"));
+    let mut up = Up::start(dir.path(), base, &[]);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
     let result = async {
         wait_until("every node of the four groups ready", Duration::from_secs(60), || async {
@@ -117,13 +111,7 @@ async fn up_with_redis_serves_consoles_through_two_gateways() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_port_range(NODES + REDIS_AND_GATEWAYS);
     let (gw1, gw2) = (format!("127.0.0.1:{}", base + NODES + 1), format!("127.0.0.1:{}", base + NODES + 2));
-    let mut up = Up(Command::new(xietong_binary())
-        .args(["up", "--no-demo", "--redis", "--groups", "440000", "--base-port", &base.to_string(), "--data-dir"])
-        .arg(dir.path())
-        .stdout(std::fs::File::create(dir.path().join("up.out")).expect("output file"))
-        .stderr(std::fs::File::create(dir.path().join("up.log")).expect("log file"))
-        .spawn()
-        .expect("starting xietong up"));
+    let mut up = Up::start(dir.path(), base, &["--redis", "--groups", "440000"]);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
     wait_until("both gateways up", Duration::from_secs(60), || async {
         for gateway in [&gw1, &gw2] {
@@ -160,6 +148,18 @@ async fn up_with_redis_serves_consoles_through_two_gateways() {
 struct Up(std::process::Child);
 
 impl Up {
+    /// `xietong up --no-demo` on ports from `base`, with its data, output and log in `dir`.
+    fn start(dir: &std::path::Path, base: u16, extra_args: &[&str]) -> Up {
+        Up(Command::new(xietong_binary())
+            .args(["up", "--no-demo", "--base-port", &base.to_string(), "--data-dir"])
+            .arg(dir)
+            .args(extra_args)
+            .stdout(std::fs::File::create(dir.join("up.out")).expect("output file"))
+            .stderr(std::fs::File::create(dir.join("up.log")).expect("log file"))
+            .spawn()
+            .expect("starting xietong up"))
+    }
+
     fn signal(&self, signal: libc::c_int) {
         #[allow(unsafe_code)]
         // SAFETY: kill(2) on the child this test spawned and has not reaped.

@@ -153,13 +153,29 @@ fn purged_segments_are_deleted() {
     });
 }
 
+/// A state machine and the log store opened beside it (sharing its durable-snapshot gate), with
+/// entries 1 to 10 durable in the log.
+async fn state_machine_and_log_of_ten_entries() -> (TempDir, LedgerStore, LogStore) {
+    let dir = TempDir::new().expect("temp dir");
+    let state_machine = LedgerStore::open(&dir.path().join("snapshot")).expect("open state machine");
+    let mut log = LogStore::open(&dir.path().join("log"), state_machine.durable_snapshot()).expect("open log");
+    append_durably(&mut log, (1..=10).map(|i| blank(1, i)).collect()).await;
+    (dir, state_machine, log)
+}
+
+/// The metadata of a snapshot a leader sends, ending at `index`.
+fn leader_snapshot_meta(index: u64) -> openraft::SnapshotMeta<NodeId, openraft::BasicNode> {
+    openraft::SnapshotMeta {
+        last_log_id: Some(log_id(1, 1, index)),
+        last_membership: openraft::StoredMembership::default(),
+        snapshot_id: format!("from-the-leader-{index}"),
+    }
+}
+
 #[test]
 fn a_purge_waits_until_a_snapshot_on_disk_covers_it() {
     runtime().block_on(async {
-        let dir = TempDir::new().expect("temp dir");
-        let mut state_machine = LedgerStore::open(&dir.path().join("snapshot")).expect("open state machine");
-        let mut log = LogStore::open(&dir.path().join("log"), state_machine.durable_snapshot()).expect("open log");
-        append_durably(&mut log, (1..=10).map(|i| blank(1, i)).collect()).await;
+        let (_dir, mut state_machine, mut log) = state_machine_and_log_of_ten_entries().await;
 
         // openraft purges right after it queues the installation of a leader's snapshot.
         let mut purging = log.clone();
@@ -170,11 +186,7 @@ fn a_purge_waits_until_a_snapshot_on_disk_covers_it() {
         assert!(!purge.is_finished(), "no snapshot is on disk yet, so the purge waits");
         assert_eq!(log.get_log_state().await.expect("state").last_purged_log_id, None);
 
-        let meta = openraft::SnapshotMeta {
-            last_log_id: Some(log_id(1, 1, 8)),
-            last_membership: openraft::StoredMembership::default(),
-            snapshot_id: "from-the-leader".to_owned(),
-        };
+        let meta = leader_snapshot_meta(8);
         let ledger = bincode::serialize(&crate::ledger::Ledger::new()).expect("encode");
         state_machine.install_snapshot(&meta, Box::new(std::io::Cursor::new(ledger))).await.expect("install");
         tokio::time::timeout(std::time::Duration::from_secs(10), purge)
@@ -189,17 +201,10 @@ fn a_purge_waits_until_a_snapshot_on_disk_covers_it() {
 #[test]
 fn a_purge_waiting_for_a_snapshot_fails_when_the_snapshot_cannot_be_installed() {
     runtime().block_on(async {
-        let dir = TempDir::new().expect("temp dir");
-        let mut state_machine = LedgerStore::open(&dir.path().join("snapshot")).expect("open state machine");
-        let mut log = LogStore::open(&dir.path().join("log"), state_machine.durable_snapshot()).expect("open log");
-        append_durably(&mut log, (1..=10).map(|i| blank(1, i)).collect()).await;
+        let (_dir, mut state_machine, mut log) = state_machine_and_log_of_ten_entries().await;
         let mut purging = log.clone();
         let purge = tokio::spawn(async move { purging.purge(log_id(1, 1, 8)).await });
-        let meta = openraft::SnapshotMeta {
-            last_log_id: Some(log_id(1, 1, 8)),
-            last_membership: openraft::StoredMembership::default(),
-            snapshot_id: "garbled".to_owned(),
-        };
+        let meta = leader_snapshot_meta(8);
         let garbled = Box::new(std::io::Cursor::new(vec![0xff; 16]));
         assert!(state_machine.install_snapshot(&meta, garbled).await.is_err());
         let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), purge).await.expect("no hang");
