@@ -125,8 +125,12 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         calendar: Arc::new(config::calendar::WorkCalendar::china()),
     };
     let watch_state = state.clone();
-    let reloader =
-        tokio::spawn(reload_users_on_hangup(config.users_file.clone(), state.users.clone(), shutdown.clone()));
+    let reloader = tokio::spawn(reload_on_hangup(
+        config.users_file.clone(),
+        config.topology_file.clone(),
+        state.clone(),
+        shutdown.clone(),
+    ));
     let app = crate::routes::router(state, group_secret);
     let server = tokio::spawn(crate::server::serve(
         listener,
@@ -176,11 +180,15 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
 
 /// Reloads the users file on SIGHUP: tokens added, changed or revoked take effect at once. A
 /// file that does not load is refused whole (logged) and the credentials stay as they were.
-async fn reload_users_on_hangup(
+/// On SIGHUP: reloads the users file and the link tokens of the topology file, so credentials
+/// are added and revoked without a restart. A file that does not load changes nothing.
+async fn reload_on_hangup(
     path: std::path::PathBuf,
-    users: Arc<crate::auth::UserDirectory>,
+    topology_path: Option<std::path::PathBuf>,
+    state: AppState,
     shutdown: CancellationToken,
 ) {
+    let users = state.users.clone();
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("no SIGHUP handler: the users file is read at start only");
         return;
@@ -200,6 +208,17 @@ async fn reload_users_on_hangup(
                 tracing::info!(file = %path.display(), "users reloaded");
             }
             Err(error) => tracing::error!(file = %path.display(), %error, "users file refused; credentials unchanged"),
+        }
+        if let Some(topology_path) = &topology_path {
+            let reloaded = config::topology::Topology::load(topology_path)
+                .map_err(anyhow::Error::from)
+                .and_then(|topology| state.federation.reload_links(&topology));
+            match reloaded {
+                Ok(()) => tracing::info!(file = %topology_path.display(), "peer tokens reloaded"),
+                Err(error) => {
+                    tracing::error!(file = %topology_path.display(), %error, "topology refused; peer tokens unchanged")
+                }
+            }
         }
     }
 }

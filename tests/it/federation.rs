@@ -188,6 +188,59 @@ async fn a_forward_to_a_stopped_group_alarms_and_lands_once_when_it_returns() {
     assert!(!record.handover.expect("handed over").stuck, "the alarm clears on delivery");
 }
 
+/// A peer token revoked in the receiving group's topology file and reloaded with SIGHUP is
+/// refused at once (no restart); the sender's forwards wait (and alarm) until it is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_token_is_revoked_and_restored_by_a_reload() {
+    let mut options = FederationOptions::new(vec![GroupSpec::new("440000", 3), GroupSpec::new("330000", 3)]);
+    options.forward_stuck_after_ms = 1_000;
+    let fed = TestFederation::start(options).await;
+    let zhejiang = fed.group("330000");
+    let topology_file = zhejiang.data_dir().join("topology.toml");
+    let original = std::fs::read_to_string(&topology_file).expect("topology");
+    let token = TestFederation::peer_token("440000", "330000");
+    let accepted = format!("token_sha256 = \"{}\"", config::token_hash(&token));
+    assert!(original.contains(&accepted), "Zhejiang knows Guangdong's token by its hash");
+    let revoked = original.replace(
+        &accepted,
+        &format!("token_sha256 = \"{}\"", config::token_hash("a-new-token-not-yet-given-out-0000")),
+    );
+    std::fs::write(&topology_file, revoked).expect("revoke");
+    for id in 1..=3 {
+        zhejiang.reload_users(id);
+    }
+    // Refused at once, by every node.
+    let body = json!({"messages": []});
+    tests::wait_until("the revoked token refused", Duration::from_secs(10), || async {
+        for id in 1..=3 {
+            let status = fed
+                .http
+                .post(zhejiang.url(id, "/federation/v1/deliver"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .status();
+            if status != 401 {
+                return Err(format!("node {id} answered {status}"));
+            }
+        }
+        Ok(())
+    })
+    .await;
+    let lead = fed.group("440000").create_task_as(1, COMMAND_TOKEN, &zhejiang_lead("令牌吊销期间的移送")).await;
+    fed.wait_for_record("the stuck alarm", "440000", COMMAND_TOKEN, lead.id, |t| {
+        t.handover.as_ref().is_some_and(|h| h.stuck && !h.delivered)
+    })
+    .await;
+    std::fs::write(&topology_file, original).expect("restore");
+    for id in 1..=3 {
+        zhejiang.reload_users(id);
+    }
+    fed.wait_exactly_once("440000", COMMAND_TOKEN, lead.id, "330000", ZJ_COMMAND_TOKEN).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwards_survive_the_origin_leader_killed_right_after_the_outbox_commit() {
     let mut fed =

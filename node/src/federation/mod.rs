@@ -14,6 +14,7 @@ pub mod peer_api;
 pub mod reports;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 
@@ -33,15 +34,42 @@ pub struct Federation {
     groups: BTreeMap<BureauCode, Vec<String>>,
     /// The nearest known group above this one: it routes what this group cannot place.
     parent: Option<BureauCode>,
-    /// Token this group presents to each group it calls.
-    outbound: BTreeMap<BureauCode, String>,
-    /// SHA-256 (hex) of a token → the group that presents it when calling this group.
-    inbound: HashMap<String, BureauCode>,
+    /// The peer tokens of this group's links; replaced whole when the topology file is reloaded
+    /// (SIGHUP), so a token is revoked without a restart.
+    links: RwLock<Arc<LinkCredentials>>,
     pub tuning: FederationTuning,
     /// Keep-alive client for calls to other groups.
     pub http: reqwest::Client,
     /// How other groups' nodes are called (the same transport this node serves with).
     transport: Transport,
+}
+
+/// The peer tokens of one group's links.
+struct LinkCredentials {
+    /// Token this group presents to each group it calls.
+    outbound: BTreeMap<BureauCode, String>,
+    /// SHA-256 (hex) of a token → the group that presents it when calling this group.
+    inbound: HashMap<String, BureauCode>,
+}
+
+impl LinkCredentials {
+    fn of(group: BureauCode, topology: &Topology) -> anyhow::Result<LinkCredentials> {
+        let mut outbound = BTreeMap::new();
+        let mut inbound = HashMap::new();
+        for ((from, to), credential) in &topology.links {
+            let (from, to) = (code(from)?, code(to)?);
+            if from == group {
+                let token = credential.token.clone().with_context(|| {
+                    format!("the link {from} → {to} needs its token in plain text here: this group sends on it")
+                })?;
+                outbound.insert(to, token);
+            }
+            if to == group {
+                inbound.insert(credential.token_sha256.clone(), from);
+            }
+        }
+        Ok(LinkCredentials { outbound, inbound })
+    }
 }
 
 /// Kinds that are handed to the group with jurisdiction automatically on create when their
@@ -76,27 +104,26 @@ impl Federation {
         let regions = Regions::get();
         let parent =
             std::iter::successors(regions.parent(group), |b| regions.parent(*b)).find(|b| groups.contains_key(b));
-        let mut outbound = BTreeMap::new();
-        let mut inbound = HashMap::new();
-        for ((from, to), credential) in &topology.links {
-            let (from, to) = (code(from)?, code(to)?);
-            if from == group {
-                let token = credential.token.clone().with_context(|| {
-                    format!("the link {from} → {to} needs its token in plain text here: this group sends on it")
-                })?;
-                outbound.insert(to, token);
-            }
-            if to == group {
-                inbound.insert(credential.token_sha256.clone(), from);
-            }
-        }
+        let links = RwLock::new(Arc::new(LinkCredentials::of(group, topology)?));
         let http = transport
             .client()
             .connect_timeout(PEER_CONNECT_TIMEOUT)
             .build()
             .context("building the federation client")?;
         let tuning = topology.tuning.clone();
-        Ok(Federation { group, groups, parent, outbound, inbound, tuning, http, transport: transport.clone() })
+        Ok(Federation { group, groups, parent, links, tuning, http, transport: transport.clone() })
+    }
+
+    /// Takes the link tokens of a reloaded topology file (the groups and their members stay as
+    /// they were at start). A file that does not load changes nothing.
+    pub fn reload_links(&self, topology: &Topology) -> anyhow::Result<()> {
+        let fresh = LinkCredentials::of(self.group, topology)?;
+        *self.links.write().expect("the links lock is never poisoned") = Arc::new(fresh);
+        Ok(())
+    }
+
+    fn links(&self) -> Arc<LinkCredentials> {
+        self.links.read().expect("the links lock is never poisoned").clone()
     }
 
     /// The known group that hosts `bureau`: the nearest group at or above it.
@@ -146,8 +173,8 @@ impl Federation {
         self.groups.get(&group).map_or(&[], Vec::as_slice)
     }
 
-    pub fn token_to(&self, group: BureauCode) -> Option<&str> {
-        self.outbound.get(&group).map(String::as_str)
+    pub fn token_to(&self, group: BureauCode) -> Option<String> {
+        self.links().outbound.get(&group).cloned()
     }
 
     /// The peer group a request comes from, by its bearer token.
@@ -157,7 +184,8 @@ impl Federation {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::Unauthorized("a peer group must present its bearer token".into()))?;
-        self.inbound
+        self.links()
+            .inbound
             .get(&config::token_hash(token))
             .copied()
             .ok_or_else(|| ApiError::Unauthorized("the token is not a peer token of this group".into()))
@@ -202,7 +230,7 @@ impl Federation {
             let response = self
                 .http
                 .post(format!("{}{path}", self.transport.base_url(&addrs[index])))
-                .bearer_auth(token)
+                .bearer_auth(&token)
                 .header(axum::http::header::CONTENT_TYPE, "application/json")
                 .timeout(PEER_CALL_TIMEOUT)
                 .body(body.clone())
