@@ -179,7 +179,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path)?;
         let mut command = Command::new(&exe);
         command.arg("node").arg("--config").arg(&node.config).stdout(Stdio::null()).stderr(log).kill_on_drop(true);
-        die_with_parent(&mut command);
+        die_with_parent(command.as_std_mut());
         let child = command.spawn().with_context(|| format!("starting {name}"))?;
         // For scripts that fault-inject one node (pause, kill) without searching for it.
         if let Some(pid) = child.id() {
@@ -223,7 +223,7 @@ fn start_redis(data_dir: &Path, port: u16) -> anyhow::Result<NodeProcess> {
         .stdout(log)
         .stderr(Stdio::null())
         .kill_on_drop(true);
-    die_with_parent(&mut command);
+    die_with_parent(command.as_std_mut());
     let child = command.spawn().context("starting redis-server (apt-get install redis-server)")?;
     Ok(NodeProcess { name: "redis".into(), child })
 }
@@ -252,7 +252,7 @@ fn start_gateway(
     let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(format!("{name}.log")))?;
     let mut command = Command::new(exe);
     command.arg("gateway").arg("--config").arg(&config).stdout(Stdio::null()).stderr(log).kill_on_drop(true);
-    die_with_parent(&mut command);
+    die_with_parent(command.as_std_mut());
     let child = command.spawn().with_context(|| format!("starting gateway {name}"))?;
     Ok(NodeProcess { name: format!("gateway {name}"), child })
 }
@@ -329,10 +329,12 @@ async fn stop_nodes(nodes: &mut [NodeProcess]) {
     }
 }
 
-/// A node dies with `up` even when `up` itself is killed (SIGKILL runs no shutdown path), so
-/// no node is ever left running behind a launcher that is gone.
+/// A child process dies with the thread that started it, even when its parent is killed
+/// (SIGKILL runs no shutdown path), so no node is ever left running behind a launcher (or a
+/// test) that is gone. Used by `up` and by the test harness.
 #[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
+pub fn die_with_parent(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
     // async-signal-safe.
     unsafe {

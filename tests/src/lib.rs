@@ -15,6 +15,9 @@ use std::time::Duration;
 use node::api::{ClusterView, TaskJson, TaskPage};
 
 use crate::fault_proxy::FaultProxy;
+/// Nodes, gateways and redis-server die with the test thread that started them (a test killed
+/// from outside, a timeout, leaves nothing behind though its `Drop` never runs).
+use node::up::die_with_parent;
 use tempfile::TempDir;
 
 pub const COMMAND_TOKEN: &str = "demo-gd-command-0001";
@@ -535,21 +538,6 @@ impl Drop for TestCluster {
                 let _ = child.wait();
             }
         }
-    }
-}
-
-/// The node dies with the thread that started it (the test's), so a test killed from outside
-/// (a timeout) leaves no node behind even though its `Drop` never runs.
-#[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the forked child before exec and only calls prctl(2), which is
-    // async-signal-safe.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
     }
 }
 
