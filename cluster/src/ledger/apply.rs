@@ -15,6 +15,7 @@ use super::bureau::{BureauCode, Regions};
 use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
+use super::campaign::Programme;
 use super::complaint::Reporter;
 use super::federation::{
     DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
@@ -65,6 +66,8 @@ pub struct Ledger {
     pub(super) intake_groups: BTreeMap<GroupKey, TaskId>,
     /// Who reported each complaint or tip-off: kept apart from the tasks (see `complaint`).
     pub(super) reporters: BTreeMap<TaskId, Reporter>,
+    /// The double-random inspection programme (see `campaign`).
+    pub(super) programme: Programme,
 }
 
 impl Ledger {
@@ -167,6 +170,7 @@ impl Ledger {
             Action::ComplaintStep { task, step, note } => {
                 self.complaint_step(stamp_ms, &command.actor, *task, step, note)
             }
+            Action::Programme(action) => self.apply_programme(stamp_ms, &command.actor, action),
         };
 
         if let Some((scope, tag)) = scope {
@@ -182,7 +186,7 @@ impl Ledger {
         let task = Arc::new(self.register(stamp_ms, actor, new_task));
         let previous = self.tasks.insert(task.id, task.clone());
         assert!(previous.is_none(), "task ids are never reused");
-        Ok(Applied { task, replayed: false })
+        Ok(Applied::of_task(task))
     }
 
     /// A new task from checked fields, with its id and first timeline entry, handed over when
@@ -408,7 +412,7 @@ impl Ledger {
         }
         let task = Arc::new(task);
         self.tasks.insert(change.task, task.clone());
-        Ok(Applied { task, replayed: false })
+        Ok(Applied::of_task(task))
     }
 
     /// The task a deadline-watch entry is about; only the system actor proposes such entries.
@@ -460,10 +464,15 @@ impl Ledger {
                     Some(deadline_ms);
                 TimelineAction::NotificationMissed
             }
+            DeadlineKind::Publication => {
+                task.inspection.as_mut().expect("an open publication clock").publish_missed_deadline_ms =
+                    Some(deadline_ms);
+                TimelineAction::PublicationMissed
+            }
         };
         let assignee = task.assignee_bureau;
         push_entry(task, stamp_ms, actor, action, String::new(), assignee);
-        Ok(Applied { task: shared.clone(), replayed: false })
+        Ok(Applied::of_task(shared.clone()))
     }
 
     /// Records a reminder or an escalation about an overdue deadline. Refused, changing
@@ -508,7 +517,7 @@ impl Ledger {
         };
         let target = escalated.or(task.assignee_bureau);
         push_entry(task, stamp_ms, actor, action, kind.as_str().to_owned(), target);
-        Ok(Applied { task: shared.clone(), replayed: false })
+        Ok(Applied::of_task(shared.clone()))
     }
 
     fn remember(&mut self, scope: IdempotencyScope, fingerprint: [u8; 32], stamp_ms: u64, result: CommandResult) {

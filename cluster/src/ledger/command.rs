@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
+use super::campaign::{ProgrammeAction, ProgrammeRecord};
 use super::complaint::{ComplaintStep, NewComplaint};
 use super::federation::{Message, Placement, Routing, StatusReport};
 use super::intake::Signal;
@@ -117,6 +118,8 @@ pub enum Action {
         step: ComplaintStep,
         note: String,
     },
+    /// The "double random, one public" programme: directories, campaigns, draws, results.
+    Programme(Box<ProgrammeAction>),
 }
 
 /// The fields of a create request, already parsed into domain types.
@@ -266,6 +269,9 @@ impl Transition {
 pub enum Rejection {
     #[error("task {0} does not exist")]
     TaskNotFound(TaskId),
+    /// Something other than a task that the command names does not exist.
+    #[error("no such {0}")]
+    NoSuch(String),
     #[error("cannot {action} a task that is {from}")]
     IllegalTransition { from: TaskState, action: String },
     #[error("task changed meanwhile: the action was decided on version {expected}, the task is at version {actual}")]
@@ -288,14 +294,36 @@ pub enum Rejection {
     NotYet(String),
 }
 
-/// What a command did: the task as it stands after the change.
+/// What a command did: the tasks as they stand after the change, and what it recorded besides.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
-    /// Shared with the ledger: answering does not copy the task.
-    pub task: std::sync::Arc<Task>,
+    /// The tasks the command created or changed, in order: one for a task command, none for a
+    /// change of the inspection directories or a campaign, one per inspection for a draw.
+    /// Shared with the ledger: answering does not copy them.
+    pub tasks: Vec<std::sync::Arc<Task>>,
+    /// What a command about the inspection programme recorded (see `ledger::campaign`).
+    pub record: Option<ProgrammeRecord>,
     /// True when this is the stored answer to an earlier request with the same idempotency key;
     /// nothing was written this time.
     pub replayed: bool,
+}
+
+impl Applied {
+    /// The answer of a command that created or changed one task.
+    pub fn of_task(task: std::sync::Arc<Task>) -> Applied {
+        Applied { tasks: vec![task], record: None, replayed: false }
+    }
+
+    /// The answer of a command about the inspection programme.
+    pub fn of_record(record: ProgrammeRecord, tasks: Vec<std::sync::Arc<Task>>) -> Applied {
+        Applied { tasks, record: Some(record), replayed: false }
+    }
+
+    /// The one task of a task command (every task route's command answers with exactly one).
+    pub fn task(&self) -> &std::sync::Arc<Task> {
+        assert_eq!(self.tasks.len(), 1, "a task command answers with exactly one task");
+        &self.tasks[0]
+    }
 }
 
 pub type CommandResult = Result<Applied, Rejection>;

@@ -150,7 +150,7 @@ impl Ledger {
         self.reporters.insert(task.id, complaint.reporter.clone());
         let previous = self.insert_task(task.clone());
         assert!(previous.is_none(), "task ids are never reused");
-        Ok(Applied { task, replayed: false })
+        Ok(Applied::of_task(task))
     }
 
     /// The reporter of a complaint, for the registering bureau's command centre only.
@@ -218,7 +218,7 @@ impl Ledger {
         }
         task.state = state;
         apply::push_entry(task, stamp_ms, actor, action, note.to_owned(), None);
-        Ok(Applied { task: shared.clone(), replayed: false })
+        Ok(Applied::of_task(shared.clone()))
     }
 }
 

@@ -376,7 +376,7 @@ impl apply::Ledger {
             )));
         }
         if let Some(task) = self.received_task(handover.forward) {
-            return Ok(Applied { task: Arc::new(task.clone()), replayed: true });
+            return Ok(Applied { replayed: true, ..Applied::of_task(Arc::new(task.clone())) });
         }
         validate_handover(handover)?;
         let (relay_to, designate_by_ms) = match (handover.purpose, placement) {
@@ -472,7 +472,7 @@ impl apply::Ledger {
         self.inbox.insert(handover.forward, id);
         let previous = self.insert_task(task.clone());
         assert!(previous.is_none(), "task ids are never reused");
-        Ok(Applied { task, replayed: false })
+        Ok(Applied::of_task(task))
     }
 
     fn receive_instruction(&mut self, stamp_ms: u64, actor: &Actor, instruction: &Instruction) -> CommandResult {
@@ -491,7 +491,7 @@ impl apply::Ledger {
             return Err(Rejection::Forbidden("only a dispatcher's decisions on a dispatched task flow down".into()));
         }
         if instruction.number <= received.instructions_handled {
-            return Ok(Applied { task: shared.clone(), replayed: true });
+            return Ok(Applied { replayed: true, ..Applied::of_task(shared.clone()) });
         }
         if instruction.number != received.instructions_handled + 1 {
             return Err(Rejection::NotYet(format!(
@@ -522,7 +522,7 @@ impl apply::Ledger {
         let dispatcher = Actor { user: instruction.sent_by.clone(), bureau: shared.origin_bureau, role: Role::Command };
         let task = Arc::make_mut(shared);
         apply::record_transition(task, stamp_ms, &dispatcher, &instruction.note, &instruction.transition, next);
-        Ok(Applied { task: shared.clone(), replayed: false })
+        Ok(Applied::of_task(shared.clone()))
     }
 
     /// The origin's leader commits the target's answer to message `seq`.
@@ -550,7 +550,7 @@ impl apply::Ledger {
                 (TimelineAction::ForwardDelivered, format!("{}#{target_task}", entry.to_group))
             }
             (Message::Handover(_), Some(reason)) => (TimelineAction::ForwardRefused, truncate_note(reason)),
-            (Message::Instruction(_), None) => return Ok(Applied { task: shared.clone(), replayed: false }),
+            (Message::Instruction(_), None) => return Ok(Applied::of_task(shared.clone())),
             (Message::Instruction(instruction), Some(reason)) => {
                 (TimelineAction::ForwardRefused, truncate_note(&format!("{}: {reason}", instruction.transition.name())))
             }
@@ -572,7 +572,7 @@ impl apply::Ledger {
         if task.timeline.len() < TIMELINE_ENTRIES_MAX {
             apply::push_entry(task, stamp_ms, actor, action, note, Some(entry.to_group));
         }
-        Ok(Applied { task: shared.clone(), replayed: false })
+        Ok(Applied::of_task(shared.clone()))
     }
 
     /// The origin's leader alarms the console: message `seq` has waited too long.
@@ -588,7 +588,7 @@ impl apply::Ledger {
         apply::timeline_has_room(shared)?;
         let task = Arc::make_mut(shared);
         apply::push_entry(task, stamp_ms, actor, TimelineAction::ForwardStuck, String::new(), Some(to_group));
-        Ok(Applied { task: shared.clone(), replayed: false })
+        Ok(Applied::of_task(shared.clone()))
     }
 
     /// A status report from the group a task was handed to: the tracking record takes the
@@ -648,7 +648,7 @@ impl apply::Ledger {
             task.updated_at_ms = stamp_ms;
         }
         assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
-        Ok(Applied { task: shared.clone(), replayed: false })
+        Ok(Applied::of_task(shared.clone()))
     }
 }
 

@@ -105,7 +105,7 @@ impl Ledger {
         let seen_key: SeenKey = (actor.user.clone(), signal.source_id.clone());
         if let Some((id, _)) = self.intake_seen.get(&seen_key) {
             let task = self.task_arc(*id).expect("seen signals name existing tasks");
-            return Ok(Applied { task, replayed: true });
+            return Ok(Applied { replayed: true, ..Applied::of_task(task) });
         }
         let group: GroupKey = (actor.user.clone(), signal.group_key);
         let open_group_task = self.intake_groups.get(&group).copied().filter(|id| {
@@ -136,7 +136,7 @@ impl Ledger {
             }
         };
         self.remember_seen(seen_key, task.id, stamp_ms);
-        Ok(Applied { task, replayed: false })
+        Ok(Applied::of_task(task))
     }
 
     fn merge_signal(&mut self, stamp_ms: u64, actor: &Actor, id: TaskId, signal: &Signal) -> Arc<Task> {

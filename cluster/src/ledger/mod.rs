@@ -7,6 +7,7 @@
 pub mod access;
 mod apply;
 pub mod bureau;
+pub mod campaign;
 pub mod command;
 pub mod complaint;
 pub mod federation;

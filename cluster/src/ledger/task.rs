@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::bureau::BureauCode;
+use super::campaign::InspectionRecord;
 use super::complaint::ComplaintRecord;
 use super::federation::{Received, RemoteHandling};
 use super::intake::IntakeSummary;
@@ -131,6 +132,14 @@ wire_enum! {
         Warned = "warned",
         Penalized = "penalized",
         Transferred = "transferred",
+        /// An inspection found no problem (未发现问题).
+        NoProblemFound = "no_problem_found",
+        /// An inspection found problems that were corrected on order (发现问题已责令改正).
+        Corrected = "corrected",
+        /// The entity could not be found at its registered address (通过登记的住所无法联系).
+        NotFoundAtAddress = "not_found_at_address",
+        /// An inspection found a violation and a case was opened (发现问题待后续处理/立案).
+        CaseOpened = "case_opened",
     }
 }
 
@@ -190,6 +199,12 @@ wire_enum! {
         AcceptanceMissed = "acceptance_missed",
         /// The real-name reporter was not told in time (超期未告知), recorded by the leader.
         NotificationMissed = "notification_missed",
+        /// An inspection result was published (公示).
+        Publish = "publish",
+        /// A published result was withdrawn from the public routes (撤回公示), with the reason.
+        Withdraw = "withdraw",
+        /// The result was not published within 20 working days (超期未公示), recorded by the leader.
+        PublicationMissed = "publication_missed",
     }
 }
 
@@ -270,6 +285,8 @@ pub struct Task {
     pub intake: Option<IntakeSummary>,
     /// A complaint or tip-off: its clocks and decisions (the reporter is kept apart).
     pub complaint: Option<ComplaintRecord>,
+    /// A drawn inspection (双随机抽查): campaign, items, team, result publication.
+    pub inspection: Option<InspectionRecord>,
 }
 
 wire_enum! {
@@ -281,6 +298,8 @@ wire_enum! {
         Acceptance = "acceptance",
         /// Telling a real-name reporter the decision.
         Notification = "notification",
+        /// Publishing an inspection result (20 working days after its entry).
+        Publication = "publication",
     }
 }
 
@@ -336,6 +355,7 @@ impl Task {
             jurisdiction_unrouted: false,
             intake: None,
             complaint: None,
+            inspection: None,
         }
     }
 
@@ -371,7 +391,7 @@ impl Task {
             ),
             // A complaint's clocks are recorded when missed; the desk is not chased by the
             // watch (the miss itself alarms its command centre).
-            DeadlineKind::Acceptance | DeadlineKind::Notification => return None,
+            DeadlineKind::Acceptance | DeadlineKind::Notification | DeadlineKind::Publication => return None,
         };
         deadline.filter(|d| running && missed == Some(*d) && self.clocks_run_here())
     }
@@ -397,6 +417,7 @@ impl Task {
                 self.complaint.as_ref().and_then(ComplaintRecord::open_accept_deadline_ms)
             }
             DeadlineKind::Notification => self.complaint.as_ref().and_then(ComplaintRecord::open_notify_deadline_ms),
+            DeadlineKind::Publication => self.inspection.as_ref().and_then(InspectionRecord::open_publish_deadline_ms),
             _ => None,
         }
     }

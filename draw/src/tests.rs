@@ -1,0 +1,437 @@
+//! The draw and its verification, and the ledger's side of a campaign, driven together: the
+//! ledger derives the inputs, this crate draws, the ledger checks and commits.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cluster::ledger::campaign::{
+    ceil_ratio, CampaignSpec, DrawInputs, DrawRecord, DrawResult, InspectionItem, Inspector, InspectorMode,
+    ProgrammeAction, ProgrammeRecord, PublicResult, RiskClass, RiskRatios, RiskScoring,
+};
+use cluster::ledger::{
+    Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, Rejection, Role, TaskId, TaskKind, TaskState, Uscc,
+};
+
+use crate::directory;
+use crate::generate::generate;
+use crate::{draw, verify, Mismatch};
+
+const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+const T0: u64 = 1_780_000_000_000;
+/// Tianhe district, Guangzhou: a county-level bureau.
+const TIANHE: &str = "440106";
+
+fn code(text: &str) -> BureauCode {
+    BureauCode::parse_known(text).expect("a real region")
+}
+
+fn actor(user: &str, bureau: &str, role: Role) -> Actor {
+    Actor { user: user.into(), bureau: code(bureau), role }
+}
+
+fn item(code: &str, industries: &[&str], expertise: &str) -> InspectionItem {
+    InspectionItem {
+        code: code.into(),
+        name: format!("事项{code}"),
+        industries: industries.iter().map(|s| s.to_string()).collect(),
+        expertise: expertise.into(),
+    }
+}
+
+fn scoring() -> RiskScoring {
+    RiskScoring {
+        credit_points: vec![("abnormal".into(), 30), ("serious_violation".into(), 60)],
+        industry_points: vec![("food_production".into(), 20), ("drugs".into(), 25), ("catering".into(), 10)],
+        region_points: Vec::new(),
+        points_per_finding: 20,
+        points_per_complaint: 10,
+        points_per_overdue_task: 10,
+        high_from: 50,
+        low_below: 10,
+    }
+}
+
+fn inspector(id: &str, bureau: &str, station: Option<&str>, expertise: &[&str]) -> Inspector {
+    Inspector {
+        id: id.into(),
+        name: format!("检查员{id}"),
+        bureau: code(bureau),
+        station: station.map(Into::into),
+        expertise: expertise.iter().map(|s| s.to_string()).collect(),
+        qualified: true,
+        active: true,
+        enrolled_at_ms: 0,
+        retired_at_ms: None,
+    }
+}
+
+fn spec(directory_sha: &str) -> CampaignSpec {
+    CampaignSpec {
+        name: "2026年餐饮食品专项抽查".into(),
+        bureau: code("440100"),
+        items: vec![item("F1", &["catering", "food_production"], "food"), item("G1", &[], "licensing")],
+        scope_region: code(TIANHE),
+        targeted: false,
+        industries: Vec::new(),
+        risk_classes: Vec::new(),
+        ratios: RiskRatios { high_bp: 2_000, normal_bp: 500, low_bp: 300 },
+        inspector_mode: InspectorMode::WholeBureau,
+        inspectors_per_inspection: 2,
+        scoring: scoring(),
+        entity_directory: directory_sha.into(),
+    }
+}
+
+/// A pool large enough for any team: office and station inspectors with both expertises.
+fn pool() -> Vec<Inspector> {
+    (0..12)
+        .map(|n| {
+            let station = (n % 3 != 0).then_some(if n % 2 == 0 { "石牌所" } else { "天河南所" });
+            let expertise: &[&str] = match n % 3 {
+                0 => &["food", "licensing"],
+                1 => &["food"],
+                _ => &["licensing"],
+            };
+            inspector(&format!("TH{n:03}"), TIANHE, station, expertise)
+        })
+        .collect()
+}
+
+fn inputs(directory_bytes: &[u8], beacon: &str) -> DrawInputs {
+    DrawInputs {
+        campaign: 1,
+        spec: spec(&directory::sha256_hex(directory_bytes)),
+        beacon: beacon.into(),
+        pool: pool(),
+        conflicts: Vec::new(),
+        histories: Vec::new(),
+    }
+}
+
+fn record(inputs: DrawInputs, result: DrawResult) -> DrawRecord {
+    DrawRecord {
+        inputs,
+        result,
+        ack_deadline_ms: 0,
+        complete_deadline_ms: 0,
+        drawn_at_ms: 0,
+        drawn_by: "t".into(),
+        tasks: Vec::new(),
+    }
+}
+
+#[test]
+fn a_generated_directory_is_valid_and_deterministic() {
+    let bytes = generate(2_000, code("440100"), 7);
+    let summary = directory::check(&bytes).expect("valid");
+    assert_eq!(summary.entities, 2_000);
+    assert_eq!(generate(2_000, code("440100"), 7), bytes, "the same seed gives the same file");
+    let broken = String::from_utf8(bytes).unwrap().replacen("440", "44X", 3).into_bytes();
+    let error = directory::check(&broken).expect_err("a broken USCC or region");
+    assert!(error.bad_rows >= 1);
+}
+
+#[test]
+fn a_draw_is_reproducible_and_verifies() {
+    let bytes = generate(5_000, code(TIANHE), 1);
+    let inputs = inputs(&bytes, "beacon-2026-12-02");
+    let first = draw(&inputs, &bytes).expect("draw");
+    assert_eq!(draw(&inputs, &bytes).expect("again"), first, "a draw is a function of its inputs");
+    assert!(!first.inspections.is_empty());
+    let verified = verify(&record(inputs.clone(), first.clone()), &bytes).expect("verifies");
+    assert_eq!(verified.inspections, first.inspections.len());
+    // Another beacon gives another draw.
+    let other = draw(&DrawInputs { beacon: "another".into(), ..inputs }, &bytes).expect("draw");
+    assert_ne!(other.inspections, first.inspections);
+}
+
+#[test]
+fn tampering_fails_verification() {
+    let bytes = generate(3_000, code(TIANHE), 2);
+    let inputs = inputs(&bytes, "beacon");
+    let result = draw(&inputs, &bytes).expect("draw");
+
+    // One changed entity in the directory file.
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    let tampered_dir = text.replacen("有限公司1,", "有限公司X,", 1).into_bytes();
+    assert!(matches!(verify(&record(inputs.clone(), result.clone()), &tampered_dir), Err(Mismatch::Directory { .. })));
+
+    // A beacon changed after the fact: the committed seed no longer follows.
+    let tampered_inputs = DrawInputs { beacon: "chosen later".into(), ..inputs.clone() };
+    assert!(matches!(verify(&record(tampered_inputs, result.clone()), &bytes), Err(Mismatch::Seed { .. })));
+
+    // A seed recomputed to match changed inputs, with the old selection kept: the selection is wrong.
+    let mut ratios = inputs.clone();
+    ratios.spec.ratios.high_bp = 10_000;
+    let mut forged = result.clone();
+    forged.seed = cluster::ledger::campaign::hex(&ratios.seed());
+    assert!(matches!(verify(&record(ratios, forged), &bytes), Err(Mismatch::Result(_))));
+
+    // A swapped entity in the result.
+    let mut swapped = result.clone();
+    swapped.inspections[0].inspectors.reverse();
+    assert!(matches!(verify(&record(inputs, swapped), &bytes), Err(Mismatch::Result(_))));
+}
+
+#[test]
+fn strata_draw_their_ratio_and_the_floor_holds() {
+    let bytes = generate(20_000, code(TIANHE), 3);
+    let inputs = inputs(&bytes, "b");
+    let result = draw(&inputs, &bytes).expect("draw");
+    assert_eq!(result.strata.len(), 2 * 3, "two items by three classes");
+    for stratum in &result.strata {
+        assert_eq!(stratum.quota, ceil_ratio(stratum.population, inputs.spec.ratios.of(stratum.class)));
+        let drawn = result
+            .inspections
+            .iter()
+            .filter(|i| !i.top_up && i.risk_class == stratum.class && i.items.contains(&stratum.item))
+            .count() as u64;
+        assert_eq!(drawn, stratum.quota, "stratum {} {}", stratum.item, stratum.class);
+        assert!(stratum.quota * 10_000 >= stratum.population * 300, "never under 3% in a stratum");
+    }
+    assert!(result.inspections.len() as u64 * 100 >= result.eligible * 3, "never under 3% overall");
+    // High-risk entities are drawn more often.
+    let rate = |class: RiskClass| {
+        let s: Vec<_> = result.strata.iter().filter(|s| s.class == class && s.item == "G1").collect();
+        s[0].quota as f64 / s[0].population.max(1) as f64
+    };
+    assert!(rate(RiskClass::High) > rate(RiskClass::Normal));
+}
+
+#[test]
+fn a_stratum_smaller_than_a_whole_entity_still_draws_one() {
+    // 10 entities: every stratum's 3% is under one entity and rounds up to one.
+    let bytes = generate(10, code(TIANHE), 4);
+    let inputs = inputs(&bytes, "b");
+    let result = draw(&inputs, &bytes).expect("draw");
+    for stratum in &result.strata {
+        assert_eq!(stratum.quota, u64::from(stratum.population > 0), "{stratum:?}");
+    }
+}
+
+#[test]
+fn items_on_one_entity_merge_into_one_joint_inspection_by_a_qualified_team() {
+    let bytes = generate(5_000, code(TIANHE), 5);
+    let inputs = inputs(&bytes, "b");
+    let result = draw(&inputs, &bytes).expect("draw");
+    let entities: BTreeSet<_> = result.inspections.iter().map(|i| i.subject.uscc.clone()).collect();
+    assert_eq!(entities.len(), result.inspections.len(), "one inspection per entity");
+    assert!(result.inspections.iter().any(|i| i.items.len() == 2), "some inspections are joint");
+    let pool: BTreeMap<_, _> = inputs.pool.iter().map(|i| (i.id.clone(), i)).collect();
+    for inspection in &result.inspections {
+        assert_eq!(inspection.inspectors.len(), 2, "never alone");
+        for code in &inspection.items {
+            let item = inputs.spec.items.iter().find(|i| &i.code == code).unwrap();
+            assert!(
+                inspection.inspectors.iter().any(|id| pool[id].expertise.contains(&item.expertise)),
+                "the team covers item {code}"
+            );
+        }
+        assert!(inspection.inspectors.iter().all(|id| pool[id].qualified));
+    }
+}
+
+#[test]
+fn conflicts_recuse_and_office_and_stations_mix() {
+    let bytes = generate(2_000, code(TIANHE), 6);
+    let mut inputs = inputs(&bytes, "b");
+    inputs.spec.inspector_mode = InspectorMode::OfficeAndStations;
+    // TH000 (office, both expertises) declares a conflict with every entity of the directory:
+    // the conflicts are inputs, so the seed changes too, but in no draw may TH000 take part.
+    let conflicted = "TH000".to_string();
+    inputs.conflicts = directory::rows(&bytes)
+        .unwrap()
+        .map(|(_, row)| (conflicted.clone(), Uscc::parse(row.unwrap().uscc).unwrap()))
+        .collect();
+    inputs.conflicts.sort();
+    let second = draw(&inputs, &bytes).expect("draw");
+    assert!(second.inspections.iter().all(|i| !i.inspectors.contains(&conflicted)), "passed over");
+    assert_eq!(second.recusals.len(), second.inspections.len(), "one recusal on record per inspection");
+    assert!(second.recusals.iter().all(|r| r.inspector == conflicted));
+    let pool: BTreeMap<_, _> = inputs.pool.iter().map(|i| (i.id.clone(), i)).collect();
+    for inspection in &second.inspections {
+        assert!(inspection.inspectors.iter().any(|id| pool[id].station.is_none()), "an office member");
+        assert!(inspection.inspectors.iter().any(|id| pool[id].station.is_some()), "a station member");
+    }
+}
+
+#[test]
+fn too_few_inspectors_is_a_clear_error() {
+    let bytes = generate(500, code(TIANHE), 8);
+    let mut inputs = inputs(&bytes, "b");
+    inputs.pool.truncate(1);
+    let error = draw(&inputs, &bytes).expect_err("one inspector cannot form a team");
+    assert!(error.to_string().contains("440106"), "{error}");
+}
+
+/// Within a stratum every entity has the same chance: over many draws (beacons) of 20 out of
+/// 200 low-risk entities, the counts per entity pass a chi-square test of uniformity.
+#[test]
+fn selection_is_uniform_within_a_stratum() {
+    let bytes = generate(400, code(TIANHE), 9);
+    let mut base = inputs(&bytes, "");
+    base.spec.items = vec![item("G1", &[], "licensing")];
+    // Everyone low risk: one stratum.
+    base.spec.scoring.credit_points.clear();
+    base.spec.scoring.industry_points.clear();
+    base.spec.ratios = RiskRatios { high_bp: 10_000, normal_bp: 10_000, low_bp: 1_000 };
+    let draws = 2_000;
+    let mut counts: BTreeMap<Uscc, u64> = BTreeMap::new();
+    let mut population = 0;
+    for n in 0..draws {
+        let result = draw(&DrawInputs { beacon: format!("beacon-{n}"), ..base.clone() }, &bytes).expect("draw");
+        population = result.strata.iter().find(|s| s.class == RiskClass::Low).unwrap().population;
+        for inspection in result.inspections {
+            *counts.entry(inspection.subject.uscc.unwrap()).or_default() += 1;
+        }
+    }
+    let quota = ceil_ratio(population, 1_000);
+    let expected = (draws * quota) as f64 / population as f64;
+    let chi_square: f64 = (0..population as usize)
+        .map(|i| {
+            let observed = counts.values().nth(i).copied().unwrap_or(0) as f64;
+            (observed - expected).powi(2) / expected
+        })
+        .sum::<f64>()
+        + 0.0;
+    // Degrees of freedom 399; the 0.999 quantile of chi-square(399) is about 493.
+    let degrees = population as f64 - 1.0;
+    assert!(counts.len() as u64 <= population);
+    assert!(chi_square < degrees + 3.09 * (2.0 * degrees).sqrt() + 10.0, "chi-square {chi_square:.1} with {degrees} degrees");
+    // And not suspiciously even either (a draw that rotated deterministically would be).
+    assert!(chi_square > degrees - 3.09 * (2.0 * degrees).sqrt() - 10.0, "chi-square {chi_square:.1} too small");
+}
+
+// --- The ledger's side: the whole campaign through `Ledger::apply`. ---
+
+struct Desk {
+    ledger: Ledger,
+    stamp_ms: u64,
+}
+
+impl Desk {
+    fn apply(&mut self, actor: &Actor, action: Action) -> cluster::ledger::CommandResult {
+        self.stamp_ms += 1_000;
+        self.ledger.apply(&Command { stamp_ms: self.stamp_ms, actor: actor.clone(), idempotency: None, action })
+    }
+
+    fn programme(&mut self, actor: &Actor, action: ProgrammeAction) -> cluster::ledger::CommandResult {
+        self.apply(actor, Action::Programme(Box::new(action)))
+    }
+}
+
+#[test]
+fn a_campaign_from_plan_to_public_result() {
+    let planner = actor("gz-planner", "440100", Role::Command);
+    let second = actor("gz-second", "440100", Role::Command);
+    let tianhe = actor("th-operator", TIANHE, Role::Operator);
+    let mut desk = Desk { ledger: Ledger::new(), stamp_ms: T0 };
+    let bytes = generate(3_000, code(TIANHE), 11);
+    let summary = directory::check(&bytes).unwrap();
+    let record = ProgrammeAction::RecordEntityDirectory {
+        sha256: summary.sha256.clone(),
+        entities: summary.entities,
+        bytes: summary.bytes,
+    };
+    desk.programme(&planner, record).expect("directory version recorded");
+    for inspector in pool() {
+        desk.programme(&planner, ProgrammeAction::EnrollInspector(Box::new(inspector))).expect("enrolled");
+    }
+    // An operator may not enrol; a plan with a 1% ratio is refused; so is a lone inspector.
+    let refused = desk.programme(&tianhe, ProgrammeAction::EnrollInspector(Box::new(pool()[0].clone())));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))));
+    let mut low = spec(&summary.sha256);
+    low.ratios.low_bp = 100;
+    assert!(matches!(desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(low))), Err(Rejection::Invalid { .. })));
+    let mut alone = spec(&summary.sha256);
+    alone.inspectors_per_inspection = 1;
+    assert!(matches!(desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(alone))), Err(Rejection::Invalid { .. })));
+
+    let created = desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(spec(&summary.sha256)))).unwrap();
+    let Some(ProgrammeRecord::Campaign(campaign)) = created.record else { panic!("a campaign") };
+    // No draw before the beacon; the planner may not fix it.
+    assert!(matches!(desk.ledger.draw_inputs(campaign.id), Err(Rejection::Conflict(_))));
+    let own = ProgrammeAction::FixBeacon { campaign: campaign.id, value: "12345".into() };
+    assert!(matches!(desk.programme(&planner, own), Err(Rejection::Forbidden(_))));
+    desk.programme(&second, ProgrammeAction::FixBeacon { campaign: campaign.id, value: "987654321".into() }).unwrap();
+    let again = ProgrammeAction::FixBeacon { campaign: campaign.id, value: "other".into() };
+    assert!(matches!(desk.programme(&second, again), Err(Rejection::Conflict(_))), "fixed once");
+
+    let inputs = desk.ledger.draw_inputs(campaign.id).unwrap();
+    let result = draw(&inputs, &bytes).unwrap();
+    // A result from other inputs (here: a forged beacon) is refused.
+    let forged = draw(&DrawInputs { beacon: "forged".into(), ..inputs.clone() }, &bytes).unwrap();
+    let forged = ProgrammeAction::RecordDraw {
+        campaign: campaign.id,
+        result: Box::new(forged),
+        ack_deadline_ms: desk.stamp_ms + 3 * DAY_MS,
+        complete_deadline_ms: desk.stamp_ms + 28 * DAY_MS,
+    };
+    assert!(matches!(desk.programme(&planner, forged), Err(Rejection::Conflict(_))));
+    // A result that breaks a rule is refused, not asserted.
+    let mut broken = result.clone();
+    broken.inspections[0].inspectors.truncate(1);
+    let broken = ProgrammeAction::RecordDraw {
+        campaign: campaign.id,
+        result: Box::new(broken),
+        ack_deadline_ms: desk.stamp_ms + 3 * DAY_MS,
+        complete_deadline_ms: desk.stamp_ms + 28 * DAY_MS,
+    };
+    assert!(matches!(desk.programme(&planner, broken), Err(Rejection::Invalid { .. })));
+
+    let digest_before = desk.ledger.digest();
+    let drawn = desk
+        .programme(
+            &planner,
+            ProgrammeAction::RecordDraw {
+                campaign: campaign.id,
+                result: Box::new(result.clone()),
+                ack_deadline_ms: desk.stamp_ms + 3 * DAY_MS,
+                complete_deadline_ms: desk.stamp_ms + 28 * DAY_MS,
+            },
+        )
+        .expect("the draw is committed");
+    assert_ne!(desk.ledger.digest(), digest_before);
+    assert_eq!(drawn.tasks.len(), result.inspections.len(), "one task per inspection");
+    let task = drawn.tasks[0].clone();
+    assert_eq!(task.kind, TaskKind::Inspection);
+    assert_eq!(task.state, TaskState::Dispatched);
+    assert_eq!(task.assignee_bureau, Some(code(TIANHE)));
+    // The committed draw verifies from the ledger's own record.
+    let committed = desk.ledger.programme().campaign(campaign.id).unwrap().draw.clone().unwrap();
+    verify(&committed, &bytes).expect("the committed draw verifies");
+
+    // 谁抽查、谁录入: the inspecting bureau enters the result; the organiser publishes it.
+    desk.apply(&tianhe, Action::ChangeTask(cluster::ledger::TaskChange {
+        task: task.id,
+        expected_version: None,
+        note: String::new(),
+        transition: cluster::ledger::Transition::Ack,
+    }))
+    .unwrap();
+    let enter = |outcome| ProgrammeAction::RecordResult {
+        task: task.id,
+        expected_version: None,
+        outcome,
+        note: "现场检查".into(),
+        publish_deadline_ms: T0 + 40 * DAY_MS,
+    };
+    assert!(matches!(desk.programme(&tianhe, enter(CompletionOutcome::Reminded)), Err(Rejection::Invalid { .. })));
+    desk.programme(&tianhe, enter(CompletionOutcome::Corrected)).expect("result entered");
+    let public = |ledger: &Ledger| PublicResult::of(ledger.task(task.id).unwrap());
+    assert_eq!(public(&desk.ledger), None, "not public before publication");
+    assert!(matches!(desk.programme(&tianhe, ProgrammeAction::PublishResult { task: task.id }), Err(Rejection::Forbidden(_))));
+    desk.programme(&planner, ProgrammeAction::PublishResult { task: task.id }).expect("published");
+    let shown = public(&desk.ledger).expect("public");
+    assert_eq!(shown.outcome, CompletionOutcome::Corrected);
+    let withdraw = ProgrammeAction::WithdrawResult { task: task.id, note: "更正".into() };
+    desk.programme(&planner, withdraw).expect("withdrawn");
+    assert_eq!(public(&desk.ledger), None, "a withdrawn result is gone");
+
+    // The next draw of the same entity never sends the same inspectors.
+    let history = desk.ledger.draw_inputs(campaign.id).unwrap().histories;
+    let uscc = task.subject.uscc.clone().unwrap();
+    let entry = history.iter().find(|h| h.uscc == uscc).expect("a history");
+    assert!(entry.findings >= 1, "the finding counts toward risk");
+    assert_eq!(entry.last_team.len(), 2);
+    let _ = TaskId(0);
+}

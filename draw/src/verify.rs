@@ -1,0 +1,69 @@
+//! Verification of a committed draw (`xietong draw verify`): the directory file must be the one
+//! the campaign pinned, the seed must follow from the committed inputs, and recomputing the
+//! draw must give exactly the committed result. Any tampering with the directory, the inputs
+//! (a beacon, a ratio, an inspector) or the result shows as a mismatch.
+
+use cluster::ledger::campaign::{hex, DrawRecord};
+
+use crate::directory;
+use crate::select::{draw, DrawError};
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    #[error("the directory file's SHA-256 is {actual}; the draw used {expected}")]
+    Directory { expected: String, actual: String },
+    #[error("the seed does not follow from the inputs: committed {committed}, recomputed {recomputed}")]
+    Seed { committed: String, recomputed: String },
+    #[error("recomputing the draw failed: {0}")]
+    Recompute(DrawError),
+    #[error("the recomputed draw differs from the committed one: {0}")]
+    Result(String),
+}
+
+/// What a verification checked, for the report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub seed: String,
+    pub inspections: usize,
+    pub entities_in_scope: u64,
+}
+
+pub fn verify(record: &DrawRecord, directory_bytes: &[u8]) -> Result<Verified, Mismatch> {
+    let expected = &record.inputs.spec.entity_directory;
+    let actual = directory::sha256_hex(directory_bytes);
+    if &actual != expected {
+        return Err(Mismatch::Directory { expected: expected.clone(), actual });
+    }
+    let recomputed = hex(&record.inputs.seed());
+    if recomputed != record.result.seed {
+        return Err(Mismatch::Seed { committed: record.result.seed.clone(), recomputed });
+    }
+    let again = draw(&record.inputs, directory_bytes).map_err(Mismatch::Recompute)?;
+    let committed = &record.result;
+    let difference = if again.entities_in_scope != committed.entities_in_scope || again.eligible != committed.eligible {
+        Some("the population in scope".to_owned())
+    } else if again.strata != committed.strata {
+        Some("the strata (population or quota)".to_owned())
+    } else if again.inspections.len() != committed.inspections.len() {
+        Some(format!("{} inspections recomputed, {} committed", again.inspections.len(), committed.inspections.len()))
+    } else if let Some((n, (a, c))) =
+        again.inspections.iter().zip(&committed.inspections).enumerate().find(|(_, (a, c))| a != c)
+    {
+        let name = |i: &cluster::ledger::campaign::DrawnInspection| {
+            i.subject.uscc.as_ref().map_or_else(String::new, |u| u.as_str().to_owned())
+        };
+        Some(format!("inspection {} is {} with {:?} recomputed, {} with {:?} committed", n + 1, name(a), a.inspectors, name(c), c.inspectors))
+    } else if again.recusals != committed.recusals {
+        Some("the recusals".to_owned())
+    } else {
+        None
+    };
+    match difference {
+        Some(what) => Err(Mismatch::Result(what)),
+        None => Ok(Verified {
+            seed: again.seed,
+            inspections: again.inspections.len(),
+            entities_in_scope: again.entities_in_scope,
+        }),
+    }
+}
