@@ -13,6 +13,7 @@ use serde::Deserialize;
 pub mod calendar;
 pub mod deadlines;
 pub mod gateway;
+pub mod inspection;
 pub mod limits;
 pub mod topology;
 
@@ -50,6 +51,10 @@ pub struct NodeConfig {
     /// node's group stands alone.
     #[serde(default)]
     pub topology_file: Option<PathBuf>,
+    /// The inspection-item list and risk scoring (see `config/dev/inspection.toml`, used when
+    /// this is absent), relative to this file.
+    #[serde(default)]
+    pub inspection_file: Option<PathBuf>,
     /// Threads for the node's async work. 1 (the default) runs it on one thread, which measured
     /// fastest when three nodes share a 2-core machine (fewer cross-thread wake-ups); fsyncs
     /// run on the WAL's own thread either way. Give a node on its own machine more.
@@ -302,7 +307,12 @@ impl NodeConfig {
         }
         let tls_files = config.tls.as_mut().map(|tls| [&mut tls.cert_file, &mut tls.key_file, &mut tls.ca_file]);
         let files =
-            [config.deadlines_file.as_mut(), config.topology_file.as_mut(), Some(&mut config.group.secret_file)]
+            [
+                config.deadlines_file.as_mut(),
+                config.topology_file.as_mut(),
+                config.inspection_file.as_mut(),
+                Some(&mut config.group.secret_file),
+            ]
                 .into_iter()
                 .flatten()
                 .chain(tls_files.into_iter().flatten());

@@ -6,6 +6,9 @@ use std::time::Duration;
 /// Largest request body. A task with every text field at its cap is about 20 KB of UTF-8
 /// Chinese (3 bytes per character); 64 KiB leaves room for JSON overhead.
 pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
+/// Requests per second the public routes (一公开) answer on one node, for every caller
+/// together: they need no token, so one bucket bounds what the public can cost a node.
+pub const PUBLIC_REQUESTS_PER_SECOND: u32 = 200;
 /// Every API request must finish within this; a write that times out may still commit, which
 /// is why writes carry idempotency keys.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);

@@ -46,7 +46,7 @@ fn main() {
         let apply = |ledger: &mut Ledger, actor: &Actor, action: Action| {
             ledger.apply(&Command { stamp_ms: stamp, actor: actor.clone(), idempotency: None, action }).expect("valid")
         };
-        let id = apply(&mut ledger, &command, Action::CreateTask(new)).task.id;
+        let id = apply(&mut ledger, &command, Action::CreateTask(new)).task().id;
         let change = |transition| {
             Action::ChangeTask(TaskChange { task: id, expected_version: None, note: String::new(), transition })
         };

@@ -1,7 +1,7 @@
 //! Deadlines set at dispatch when the dispatcher names none: the configured policy (by kind
 //! and severity) applied from the dispatch stamp, working days by the calendar.
 
-use cluster::ledger::Task;
+use cluster::ledger::{Severity, Task, TaskKind};
 use config::calendar::{CalendarError, Span, WorkCalendar};
 use config::deadlines::DeadlinePolicy;
 use time::OffsetDateTime;
@@ -13,7 +13,19 @@ pub fn default_deadlines_ms(
     task: &Task,
     stamp_ms: u64,
 ) -> Result<(u64, u64), CalendarError> {
-    let rule = policy.rule_for(task.kind.as_str(), task.severity.as_str());
+    deadlines_for_ms(policy, calendar, task.kind, task.severity, stamp_ms)
+}
+
+/// (ack deadline, completion deadline) in Unix ms for a task of `kind` and `severity`
+/// dispatched at `stamp_ms` (drawn inspections are dispatched before they exist as tasks).
+pub fn deadlines_for_ms(
+    policy: &DeadlinePolicy,
+    calendar: &WorkCalendar,
+    kind: TaskKind,
+    severity: Severity,
+    stamp_ms: u64,
+) -> Result<(u64, u64), CalendarError> {
+    let rule = policy.rule_for(kind.as_str(), severity.as_str());
     let start = OffsetDateTime::from_unix_timestamp_nanos(i128::from(stamp_ms) * 1_000_000)
         .map_err(|e| CalendarError::Data(e.to_string()))?;
     let to_ms = |t: OffsetDateTime| u64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
@@ -58,4 +70,9 @@ pub fn resumed_deadline_ms(
         return Ok(deadline_ms);
     }
     extended_deadline_ms(calendar, deadline_ms, shift)
+}
+
+/// The deadline `span` sets from `stamp_ms` (e.g. the 20 working days to publish a result).
+pub fn span_after_ms(calendar: &WorkCalendar, span: Span, stamp_ms: u64) -> Result<u64, CalendarError> {
+    Ok(unix_ms(span.deadline_after(calendar, instant(stamp_ms)?)?))
 }

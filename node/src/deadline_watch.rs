@@ -171,8 +171,8 @@ fn scan(state: &AppState) -> BinaryHeap<Due> {
 }
 
 fn add_from_entry(heap: &mut BinaryHeap<Due>, entry: &AppliedEntry, policy: &EscalationPolicy) {
-    for applied in entry.results.iter().filter_map(|r| r.as_ref().ok()) {
-        heap.extend(next_due(&applied.task, policy));
+    for task in entry.results.iter().filter_map(|r| r.as_ref().ok()).flat_map(|a| &a.tasks) {
+        heap.extend(next_due(task, policy));
     }
 }
 

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod intake;
 pub mod openapi;
 pub mod presence;
+pub mod programme;
 pub mod push;
 pub mod rate;
 mod read_path;

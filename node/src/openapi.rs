@@ -129,9 +129,9 @@ fn describe(operation: &Operation, generator: &mut schemars::SchemaGenerator, er
     }
     if let Some(body) = operation.body {
         // An action with no fields may be sent with an empty body.
-        let required = !operation.path.ends_with("{action}");
+        let required = !operation.path.ends_with("{action}") && !operation.path.ends_with("/draw");
         described["requestBody"] =
-            json!({"required": required, "content": {"application/json": {"schema": body(generator).to_value()}}});
+            json!({"required": required, "content": {operation.body_type: {"schema": body(generator).to_value()}}});
     }
     described
 }
@@ -149,6 +149,8 @@ fn path_parameters(path: &str) -> Vec<Value> {
             let schema = match name {
                 "id" => json!({"type": "integer", "minimum": 1, "format": "int64"}),
                 "action" => json!({"type": "string", "enum": catalogue::task_actions()}),
+                "sha256" => json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+                "inspector" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}),
                 other => unreachable!("path parameter {other} has no schema here"),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})

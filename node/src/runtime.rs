@@ -8,7 +8,7 @@ use anyhow::Context;
 use cluster::ledger::BureauCode;
 use cluster::raft::network::PeerNetwork;
 use cluster::raft::{GroupSecret, LedgerStore, LogStore, Raft};
-use config::limits::PEER_CONNECT_TIMEOUT;
+use config::limits::{PEER_CONNECT_TIMEOUT, PUBLIC_REQUESTS_PER_SECOND};
 use config::{NodeConfig, UsersFile};
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio_util::sync::CancellationToken;
@@ -57,6 +57,13 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
             config::deadlines::DeadlinePolicy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => config::deadlines::DeadlinePolicy::default_policy(),
+    };
+    let inspection = match &config.inspection_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            config::inspection::InspectionConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => config::inspection::InspectionConfig::default_programme(),
     };
     let own_members: Vec<String> = config.group.members.iter().map(|m| m.addr.clone()).collect();
     let transport = Transport::from_config(config.tls.as_ref()).context("setting up TLS")?;
@@ -123,6 +130,13 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         },
         deadlines: Arc::new(deadlines),
         calendar: Arc::new(config::calendar::WorkCalendar::china()),
+        group_secret: group_secret.clone(),
+        programme: crate::programme::Programme {
+            config: Arc::new(inspection),
+            directories: crate::programme::DirectoryStore::open(&config.data_dir)
+                .context("opening the entity directory files")?,
+        },
+        public_budget: Arc::new(Mutex::new(crate::rate::TokenBucket::new(PUBLIC_REQUESTS_PER_SECOND as f64))),
     };
     let watch_state = state.clone();
     let reloader = tokio::spawn(reload_on_hangup(

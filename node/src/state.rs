@@ -46,6 +46,13 @@ pub struct AppState {
     pub presence: Option<Arc<crate::presence::Presence>>,
     /// The ledger digest is a full scan; keep the last one with the index it belongs to.
     pub digest_cache: Arc<Mutex<Option<DigestAtIndex>>>,
+    /// The secret the group's members share: peer calls this node makes outside openraft
+    /// (directory files) carry it too.
+    pub group_secret: cluster::raft::GroupSecret,
+    /// The inspection programme: item list, risk scoring, entity directory files.
+    pub programme: crate::programme::Programme,
+    /// The public routes' request budget (unauthenticated: one bucket for all callers).
+    pub public_budget: Arc<Mutex<crate::rate::TokenBucket>>,
 }
 
 /// This node's current view of who leads, from Raft metrics (a routing hint only).

@@ -65,7 +65,7 @@ fn deliver(origin: &mut Ledger, origin_group: &str, target: &mut Ledger, target_
         },
     );
     let (target_task, refusal) = match &answer {
-        Ok(applied) => (applied.task.id, None),
+        Ok(applied) => (applied.task().id, None),
         Err(rejection) => (TaskId(0), Some(rejection.to_string())),
     };
     step(origin, T0 + HOUR_MS, system(origin_group), Action::RecordReceipt { seq: entry.seq, target_task, refusal })
@@ -82,7 +82,7 @@ fn report(origin: &mut Ledger, target: &Ledger, target_task: TaskId, target_grou
 /// target task) after delivery and receipt.
 fn dispatched_across(province: &mut Ledger, guangzhou: &mut Ledger) -> (TaskId, TaskId) {
     let command = actor("zhang", "440000", Role::Command);
-    let id = step(province, T0, command.clone(), Action::CreateTask(lead("440106", Routing::Keep))).unwrap().task.id;
+    let id = step(province, T0, command.clone(), Action::CreateTask(lead("440106", Routing::Keep))).unwrap().task().id;
     let across = Transition::DispatchAcross {
         assignee: bureau("440106"),
         ack_deadline_ms: T0 + HOUR_MS,
@@ -90,10 +90,10 @@ fn dispatched_across(province: &mut Ledger, guangzhou: &mut Ledger) -> (TaskId, 
         to_group: bureau("440100"),
         from_group: bureau("440000"),
     };
-    let tracked = step(province, T0, command, change(id, across)).expect("dispatch across").task;
+    let tracked = step(province, T0, command, change(id, across)).expect("dispatch across").task().clone();
     assert_eq!(tracked.state, TaskState::Dispatched);
     assert_eq!(province.outbox_len(), 1);
-    let target = deliver(province, "440000", guangzhou, "440100").expect("delivered").task;
+    let target = deliver(province, "440000", guangzhou, "440100").expect("delivered").task().clone();
     assert_eq!(target.state, TaskState::Dispatched);
     assert_eq!(target.assignee_bureau, Some(bureau("440106")));
     assert_eq!(target.ack_deadline_ms, Some(T0 + HOUR_MS));
@@ -136,13 +136,13 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
     )
     .unwrap();
     assert!(repeat.replayed);
-    assert_eq!(repeat.task.id, target_id);
+    assert_eq!(repeat.task().id, target_id);
     assert_eq!(guangzhou.task_count(), count);
 
     // Tianhe acknowledges and completes in Guangzhou; each report mirrors the step.
     let tianhe = actor("li", "440106", Role::Operator);
     step(&mut guangzhou, T0 + HOUR_MS, tianhe.clone(), change(target_id, Transition::Ack)).unwrap();
-    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task;
+    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
     assert_eq!(mirrored.state, TaskState::Acknowledged);
     assert_eq!(mirrored.timeline.last().unwrap().action, TimelineAction::Ack);
     assert_eq!(mirrored.timeline.last().unwrap().actor_user, "li");
@@ -151,20 +151,20 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
 
     let complete = Transition::Complete { outcome: CompletionOutcome::Warned };
     step(&mut guangzhou, T0 + HOUR_MS, tianhe, change(target_id, complete)).unwrap();
-    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task;
+    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
     assert_eq!(mirrored.state, TaskState::Completed);
     assert_eq!(mirrored.outcome, Some(CompletionOutcome::Warned));
 
     // The province closes: locally at once, and the decision flows down as instruction 1.
     let command = actor("zhang", "440000", Role::Command);
-    let closed = step(&mut province, T0 + 2 * HOUR_MS, command, change(origin_id, Transition::Close)).unwrap().task;
+    let closed = step(&mut province, T0 + 2 * HOUR_MS, command, change(origin_id, Transition::Close)).unwrap().task().clone();
     assert_eq!(closed.state, TaskState::Closed);
     assert_eq!(province.outbox_len(), 1);
-    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task;
+    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
     assert_eq!(target.state, TaskState::Closed);
     assert_eq!(target.timeline.last().unwrap().actor_user, "zhang");
     let before = province.task(origin_id).unwrap().version;
-    let after = report(&mut province, &guangzhou, target_id, "440100").unwrap().task;
+    let after = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
     assert_eq!(after.state, TaskState::Closed);
     assert_eq!(after.version, before, "the close is on the province's timeline once");
 }
@@ -223,10 +223,11 @@ fn a_report_made_before_an_instruction_arrived_does_not_undo_it() {
     let mirrored =
         step(&mut province, T0 + HOUR_MS, peer_actor(bureau("440100")), Action::MirrorStatus(Box::new(newer)))
             .unwrap()
-            .task;
+            .task()
+            .clone();
     assert_eq!(mirrored.state, TaskState::Returned, "the return is not undone by a report that predates it");
     // Once the instruction is handled there, reports are taken whole again.
-    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task;
+    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
     assert_eq!(target.state, TaskState::Returned);
     let _ = report(&mut province, &guangzhou, target_id, "440100");
     assert_eq!(province.task(origin_id).unwrap().state, TaskState::Returned);
@@ -242,9 +243,9 @@ fn a_cancel_wins_over_a_completion_that_crossed_it() {
     step(&mut province, T0, command, change(origin_id, Transition::Cancel)).unwrap();
     let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation };
     step(&mut guangzhou, T0, tianhe, change(target_id, complete)).unwrap();
-    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task;
+    let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
     assert_eq!(target.state, TaskState::Cancelled);
-    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task;
+    let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
     assert_eq!(mirrored.state, TaskState::Cancelled);
     // The completion that happened there before the cancel arrived stays on the record.
     assert!(mirrored.timeline.iter().any(|e| e.action == TimelineAction::Complete));
@@ -255,10 +256,10 @@ fn a_lead_forwarded_on_create_lands_once_and_may_not_be_passed_on() {
     let (mut province, mut zhejiang) = (Ledger::new(), Ledger::new());
     let command = actor("zhang", "440000", Role::Command);
     let routing = Routing::ForwardTo { to_group: bureau("330000"), from_group: bureau("440000") };
-    let origin = step(&mut province, T0, command, Action::CreateTask(lead("330106", routing))).unwrap().task;
+    let origin = step(&mut province, T0, command, Action::CreateTask(lead("330106", routing))).unwrap().task().clone();
     assert_eq!(origin.state, TaskState::Created);
     assert_eq!(origin.timeline.last().unwrap().action, TimelineAction::Forward);
-    let target = deliver(&mut province, "440000", &mut zhejiang, "330000").unwrap().task;
+    let target = deliver(&mut province, "440000", &mut zhejiang, "330000").unwrap().task().clone();
     assert_eq!(target.origin_bureau, bureau("330000"), "the receiving centre owns the lead");
     assert_eq!(target.state, TaskState::Created);
     let delivered = province.task(origin.id).unwrap();
@@ -276,7 +277,7 @@ fn a_lead_forwarded_on_create_lands_once_and_may_not_be_passed_on() {
         complete_deadline_ms: T0 + 96 * HOUR_MS,
     };
     step(&mut zhejiang, T0 + HOUR_MS, zj_command, change(target.id, dispatch)).unwrap();
-    let mirrored = report(&mut province, &zhejiang, target.id, "330000").unwrap().task;
+    let mirrored = report(&mut province, &zhejiang, target.id, "330000").unwrap().task().clone();
     assert_eq!(mirrored.state, TaskState::Dispatched);
     assert_eq!(mirrored.assignee_bureau, Some(bureau("330106")));
     // The province cannot act on a lead it handed over.
@@ -306,7 +307,8 @@ fn a_parent_routes_a_lead_on_and_tracks_it() {
         },
     )
     .unwrap()
-    .task;
+    .task()
+    .clone();
     assert_eq!(relayed.received.as_ref().unwrap().from_group, bureau("440100"));
     assert_eq!(relayed.remote.as_ref().unwrap().to_group, bureau("330000"));
     let onward = province.outbox().next().unwrap();
@@ -319,10 +321,10 @@ fn receipts_and_stuck_flags_are_recorded_once() {
     let mut province = Ledger::new();
     let command = actor("zhang", "440000", Role::Command);
     let routing = Routing::ForwardTo { to_group: bureau("330000"), from_group: bureau("440000") };
-    let id = step(&mut province, T0, command, Action::CreateTask(lead("330106", routing))).unwrap().task.id;
+    let id = step(&mut province, T0, command, Action::CreateTask(lead("330106", routing))).unwrap().task().id;
     let seq = province.outbox().next().unwrap().seq;
     let flagged = step(&mut province, T0 + HOUR_MS, system("440000"), Action::FlagStuckForward { seq }).unwrap();
-    assert_eq!(flagged.task.timeline.last().unwrap().action, TimelineAction::ForwardStuck);
+    assert_eq!(flagged.task().timeline.last().unwrap().action, TimelineAction::ForwardStuck);
     assert!(step(&mut province, T0 + HOUR_MS, system("440000"), Action::FlagStuckForward { seq }).is_err());
     let receipt = Action::RecordReceipt { seq, target_task: TaskId(7), refusal: None };
     step(&mut province, T0 + HOUR_MS, system("440000"), receipt.clone()).unwrap();
@@ -336,8 +338,8 @@ fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once()
     let gz_command = actor("wang", "440100", Role::Command);
     let mut new = lead("440305", Routing::ForwardTo { to_group: bureau("440300"), from_group: bureau("440100") });
     new.origin_bureau = bureau("440100");
-    let origin = step(&mut guangzhou, T0, gz_command.clone(), Action::CreateTask(new)).unwrap().task;
-    let received = deliver(&mut guangzhou, "440100", &mut shenzhen, "440300").unwrap().task;
+    let origin = step(&mut guangzhou, T0, gz_command.clone(), Action::CreateTask(new)).unwrap().task().clone();
+    let received = deliver(&mut guangzhou, "440100", &mut shenzhen, "440300").unwrap().task().clone();
 
     let sz_command = actor("chen", "440300", Role::Command);
     let dispute = |to: &str| Transition::Dispute { to_group: bureau(to), from_group: bureau("440300") };
@@ -349,7 +351,7 @@ fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once()
         transition: dispute("440000"),
     });
     assert!(matches!(step(&mut shenzhen, T0, sz_command.clone(), silent), Err(Rejection::Invalid { .. })));
-    let disputed = step(&mut shenzhen, T0, sz_command.clone(), change(received.id, dispute("440000"))).unwrap().task;
+    let disputed = step(&mut shenzhen, T0, sz_command.clone(), change(received.id, dispute("440000"))).unwrap().task().clone();
     assert_eq!(disputed.timeline.last().unwrap().action, TimelineAction::Dispute);
     // Nothing more is done with it in Shenzhen.
     assert!(step(&mut shenzhen, T0, sz_command, change(received.id, dispute("440000"))).is_err());
@@ -366,7 +368,8 @@ fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once()
     let designation =
         step(&mut province, T0, peer_actor(bureau("440300")), receive(Placement::DesignateBy(designate_by)))
             .unwrap()
-            .task;
+            .task()
+            .clone();
     assert_eq!((designation.state, designation.assignee_bureau), (TaskState::Dispatched, Some(bureau("440000"))));
     assert_eq!(designation.ack_deadline_ms, Some(designate_by));
     let again =
@@ -377,7 +380,7 @@ fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once()
     let gd_command = actor("zhang", "440000", Role::Command);
     let designate = Transition::Designate { to_group: bureau("440100"), from_group: bureau("440000") };
     step(&mut province, T0, gd_command, change(designation.id, designate)).unwrap();
-    let designated = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task;
+    let designated = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
     assert_eq!(designated.received.as_ref().unwrap().purpose, HandoverPurpose::Designation);
     assert_eq!(designated.origin_bureau, bureau("440100"));
     let forward = Transition::Forward { to_group: bureau("440300"), from_group: bureau("440100") };

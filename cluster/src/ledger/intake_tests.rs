@@ -59,23 +59,23 @@ fn repeats_change_nothing_and_signals_about_one_shop_make_one_task() {
     let mut ledger = Ledger::new();
     let first = ingest(&mut ledger, T0, signal("s1", "甲商店", T0, Severity::Normal)).unwrap();
     assert!(!first.replayed);
-    assert_eq!(first.task.intake.as_ref().unwrap().signals, 1);
+    assert_eq!(first.task().intake.as_ref().unwrap().signals, 1);
     let digest = ledger.digest();
     let repeat = ingest(&mut ledger, T0 + 1, signal("s1", "甲商店", T0, Severity::Critical)).unwrap();
     assert!(repeat.replayed);
-    assert_eq!(repeat.task.id, first.task.id);
+    assert_eq!(repeat.task().id, first.task().id);
     // A repeat moves only the ledger's clock and command counter; no task changed.
-    assert_eq!(ledger.task(first.task.id).unwrap(), first.task.as_ref());
+    assert_eq!(ledger.task(first.task().id).unwrap(), first.task().as_ref());
     assert_ne!(digest, "", "digest computed");
 
     let merged = ingest(&mut ledger, T0 + 2, signal("s2", "甲商店", T0 + 10, Severity::Normal)).unwrap();
-    assert_eq!(merged.task.id, first.task.id);
-    let summary = merged.task.intake.as_ref().unwrap();
+    assert_eq!(merged.task().id, first.task().id);
+    let summary = merged.task().intake.as_ref().unwrap();
     assert_eq!((summary.signals, summary.last_observed_ms), (2, T0 + 10));
-    assert_eq!(merged.task.version, 1, "a merge is not a decision: no timeline entry");
+    assert_eq!(merged.task().version, 1, "a merge is not a decision: no timeline entry");
 
     let other = ingest(&mut ledger, T0 + 3, signal("s3", "乙商店", T0, Severity::Normal)).unwrap();
-    assert_ne!(other.task.id, first.task.id);
+    assert_ne!(other.task().id, first.task().id);
     assert_eq!(ledger.task_count(), 2);
 }
 
@@ -83,36 +83,36 @@ fn repeats_change_nothing_and_signals_about_one_shop_make_one_task() {
 fn the_window_counts_from_the_first_signal_inclusive() {
     let mut ledger = Ledger::new();
     let now = T0 + 2 * WINDOW_MS;
-    let first = ingest(&mut ledger, now, signal("a", "丙商店", T0, Severity::Normal)).unwrap().task.id;
-    let inside = ingest(&mut ledger, now, signal("b", "丙商店", T0 + WINDOW_MS, Severity::Normal)).unwrap().task.id;
+    let first = ingest(&mut ledger, now, signal("a", "丙商店", T0, Severity::Normal)).unwrap().task().id;
+    let inside = ingest(&mut ledger, now, signal("b", "丙商店", T0 + WINDOW_MS, Severity::Normal)).unwrap().task().id;
     assert_eq!(inside, first, "just inside the window merges");
     let outside =
-        ingest(&mut ledger, now, signal("c", "丙商店", T0 + WINDOW_MS + 1, Severity::Normal)).unwrap().task.id;
+        ingest(&mut ledger, now, signal("c", "丙商店", T0 + WINDOW_MS + 1, Severity::Normal)).unwrap().task().id;
     assert_ne!(outside, first, "just outside the window makes a new task");
     // The group now points at the new task: later signals near it merge there.
     let near_new =
-        ingest(&mut ledger, now, signal("d", "丙商店", T0 + WINDOW_MS + 2, Severity::Normal)).unwrap().task.id;
+        ingest(&mut ledger, now, signal("d", "丙商店", T0 + WINDOW_MS + 2, Severity::Normal)).unwrap().task().id;
     assert_eq!(near_new, outside);
 }
 
 #[test]
 fn a_merged_signal_raises_the_severity_on_the_record() {
     let mut ledger = Ledger::new();
-    let id = ingest(&mut ledger, T0, signal("a", "丁商店", T0, Severity::Normal)).unwrap().task.id;
-    let raised = ingest(&mut ledger, T0 + 5, signal("b", "丁商店", T0 + 5, Severity::Critical)).unwrap().task;
+    let id = ingest(&mut ledger, T0, signal("a", "丁商店", T0, Severity::Normal)).unwrap().task().id;
+    let raised = ingest(&mut ledger, T0 + 5, signal("b", "丁商店", T0 + 5, Severity::Critical)).unwrap().task().clone();
     assert_eq!(raised.id, id);
     assert_eq!(raised.severity, Severity::Critical);
     let entry = raised.timeline.last().unwrap();
     assert_eq!(entry.action, TimelineAction::SeverityRaised);
     // A lower one does not lower it.
-    let kept = ingest(&mut ledger, T0 + 6, signal("c", "丁商店", T0 + 6, Severity::Low)).unwrap().task;
+    let kept = ingest(&mut ledger, T0 + 6, signal("c", "丁商店", T0 + 6, Severity::Low)).unwrap().task().clone();
     assert_eq!((kept.severity, kept.version), (Severity::Critical, 2));
 }
 
 #[test]
 fn a_closed_task_takes_no_more_signals() {
     let mut ledger = Ledger::new();
-    let id = ingest(&mut ledger, T0, signal("a", "戊商店", T0, Severity::Normal)).unwrap().task.id;
+    let id = ingest(&mut ledger, T0, signal("a", "戊商店", T0, Severity::Normal)).unwrap().task().id;
     let command = Actor { user: "zhang".into(), bureau: bureau("440000"), role: Role::Command };
     let cancel = Action::ChangeTask(TaskChange {
         task: id,
@@ -121,7 +121,7 @@ fn a_closed_task_takes_no_more_signals() {
         transition: Transition::Cancel,
     });
     ledger.apply(&Command { stamp_ms: T0 + 1, actor: command, idempotency: None, action: cancel }).unwrap();
-    let next = ingest(&mut ledger, T0 + 2, signal("b", "戊商店", T0 + 2, Severity::Normal)).unwrap().task.id;
+    let next = ingest(&mut ledger, T0 + 2, signal("b", "戊商店", T0 + 2, Severity::Normal)).unwrap().task().id;
     assert_ne!(next, id);
 }
 

@@ -111,8 +111,8 @@ proptest! {
             match (&command.action, &result, &before) {
                 (Action::ChangeTask(change), Ok(applied), Some(before)) => {
                     let expected = next_state(before.state, &change.transition);
-                    prop_assert_eq!(Some(applied.task.state), expected, "applied along the table");
-                    prop_assert_eq!(applied.task.version, before.version + 1);
+                    prop_assert_eq!(Some(applied.task().state), expected, "applied along the table");
+                    prop_assert_eq!(applied.task().version, before.version + 1);
                 }
                 (_, Err(_), Some(before)) => {
                     prop_assert_eq!(ledger.task(before.id), Some(before), "a refusal changes nothing");

@@ -67,7 +67,7 @@ fn step(ledger: &mut Ledger, command: Command) -> CommandResult {
 /// Drives a fresh task into `state` through legal transitions and returns it.
 fn task_in_state(ledger: &mut Ledger, state: TaskState) -> TaskId {
     let t = ledger.last_stamp_ms() + 1000;
-    let id = step(ledger, command(t, province_command(), Action::CreateTask(new_task()))).expect("create").task.id;
+    let id = step(ledger, command(t, province_command(), Action::CreateTask(new_task()))).expect("create").task().id;
     let path: &[(Transition, bool)] = match state {
         TaskState::Created => &[],
         TaskState::Dispatched => &[(dispatch_to("440106", t), true)],
@@ -138,9 +138,9 @@ fn every_transition_from_every_state_follows_the_table() {
             let name = transition.name();
             if legal.contains(&name) {
                 let applied = result.unwrap_or_else(|e| panic!("{name} from {state} refused: {e}"));
-                assert_eq!(Some(applied.task.state), next_state(*state, &transition));
-                assert_eq!(applied.task.version, before.task(id).expect("task").version + 1);
-                assert_eq!(applied.task.timeline.last().expect("entry").action.as_str(), name);
+                assert_eq!(Some(applied.task().state), next_state(*state, &transition));
+                assert_eq!(applied.task().version, before.task(id).expect("task").version + 1);
+                assert_eq!(applied.task().timeline.last().expect("entry").action.as_str(), name);
             } else {
                 let error = result.expect_err(name);
                 assert_eq!(error, Rejection::IllegalTransition { from: *state, action: name.to_owned() });
@@ -266,9 +266,9 @@ fn idempotent_retry_returns_the_first_answer_and_writes_nothing() {
     retry.stamp_ms = 2_000;
     let second = step(&mut ledger, retry).expect("replayed");
     assert!(second.replayed);
-    assert_eq!(second.task, first.task);
+    assert_eq!(second.task(), first.task());
     assert_eq!(ledger.task_count(), 1);
-    assert_eq!(ledger.idempotent_answer("zhang", &tag).expect("stored").expect("ok").task.id, first.task.id);
+    assert_eq!(ledger.idempotent_answer("zhang", &tag).expect("stored").expect("ok").task().id, first.task().id);
 
     // The same key with a different request is refused; another user's key is separate.
     let mut reused = create.clone();
@@ -349,8 +349,8 @@ fn stamps_never_go_backwards() {
     let mut ledger = Ledger::new();
     let first = step(&mut ledger, command(5_000, province_command(), Action::CreateTask(new_task()))).expect("ok");
     let second = step(&mut ledger, command(4_000, province_command(), Action::CreateTask(new_task()))).expect("ok");
-    assert_eq!(first.task.created_at_ms, 5_000);
-    assert_eq!(second.task.created_at_ms, 5_000, "an older stamp is lifted to the ledger clock");
+    assert_eq!(first.task().created_at_ms, 5_000);
+    assert_eq!(second.task().created_at_ms, 5_000, "an older stamp is lifted to the ledger clock");
 }
 
 #[test]
@@ -387,9 +387,9 @@ fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
     assert!(matches!(error, Rejection::Forbidden(_)));
     let granted =
         step(&mut ledger, command(21_000, province_command(), with_note(Transition::GrantExtension))).expect("granted");
-    assert_eq!(granted.task.complete_deadline_ms, Some(extended));
-    assert_eq!(granted.task.extensions_granted, 1);
-    assert_eq!(granted.task.state, TaskState::Acknowledged);
+    assert_eq!(granted.task().complete_deadline_ms, Some(extended));
+    assert_eq!(granted.task().extensions_granted, 1);
+    assert_eq!(granted.task().state, TaskState::Acknowledged);
 
     let error =
         step(&mut ledger, command(22_000, tianhe_operator(), with_note(request(extended * 2)))).expect_err("limit");
@@ -412,8 +412,8 @@ fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
         transition: Transition::RefuseExtension,
     });
     let refused = step(&mut ledger, command(23_000, province_command(), refuse)).expect("refused");
-    assert_eq!(refused.task.complete_deadline_ms, before);
-    assert_eq!(refused.task.extension_requested_deadline_ms, None);
+    assert_eq!(refused.task().complete_deadline_ms, before);
+    assert_eq!(refused.task().extension_requested_deadline_ms, None);
 }
 
 #[test]
@@ -439,6 +439,6 @@ fn a_paused_clock_stops_and_resuming_moves_the_deadline() {
     assert!(matches!(error, Rejection::Invalid { .. }));
     let later = Transition::Resume { new_complete_deadline_ms: deadline + 2_000 };
     let resumed = step(&mut ledger, command(32_000, tianhe_operator(), change(later, ""))).expect("resumed");
-    assert_eq!(resumed.task.complete_deadline_ms, Some(deadline + 2_000));
-    assert_eq!(resumed.task.open_deadline_ms(DeadlineKind::Completion), Some(deadline + 2_000));
+    assert_eq!(resumed.task().complete_deadline_ms, Some(deadline + 2_000));
+    assert_eq!(resumed.task().open_deadline_ms(DeadlineKind::Completion), Some(deadline + 2_000));
 }

@@ -104,7 +104,7 @@ impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> ApiError {
         let message = rejection.to_string();
         match rejection {
-            Rejection::TaskNotFound(_) => ApiError::NotFound(message),
+            Rejection::TaskNotFound(_) | Rejection::NoSuch(_) => ApiError::NotFound(message),
             Rejection::IllegalTransition { .. } => ApiError::Conflict { code: "illegal_transition", message },
             Rejection::VersionConflict { .. } => ApiError::Conflict { code: "version_conflict", message },
             Rejection::Forbidden(_) => ApiError::Forbidden(message),

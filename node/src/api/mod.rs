@@ -3,6 +3,7 @@
 //! the contract has one definition.
 
 pub mod error;
+pub mod inspection;
 pub mod schema;
 pub mod time;
 
@@ -149,6 +150,9 @@ pub struct TaskJson {
     /// (see `GET /api/v1/tasks/{id}/reporter`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complaint: Option<ComplaintJson>,
+    /// A drawn inspection (双随机抽查): campaign, items, team, result publication.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspection: Option<inspection::InspectionJson>,
     pub timeline: Vec<TimelineEntryJson>,
 }
 
@@ -420,6 +424,7 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
             notify_deadline: at(record.notify_deadline_ms),
             notified_at: at(record.notified_at_ms),
         }),
+        inspection: task.inspection.as_ref().map(inspection::InspectionJson::of),
         timeline: task
             .timeline
             .iter()

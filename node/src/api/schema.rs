@@ -94,3 +94,7 @@ pub fn optional_breakdown(_: &mut SchemaGenerator) -> Schema {
 pub fn optional_report_format(_: &mut SchemaGenerator) -> Schema {
     optional_one_of(&["json", "csv"])
 }
+
+pub fn uscc(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 18, "maxLength": 18, "pattern": USCC_PATTERN})
+}

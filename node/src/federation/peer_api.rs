@@ -183,7 +183,7 @@ fn designation_deadline_ms(calendar: &WorkCalendar, stamp_ms: u64) -> Result<u64
 
 fn delivery_result(outcome: Result<CommandResult, ProposeError>) -> DeliveryResult {
     match outcome {
-        Ok(Ok(applied)) => DeliveryResult::Accepted { task: applied.task.id.0 },
+        Ok(Ok(applied)) => DeliveryResult::Accepted { task: applied.task().id.0 },
         Ok(Err(Rejection::NotYet(reason))) => DeliveryResult::Retry { reason },
         Ok(Err(rejection)) => DeliveryResult::Refused { reason: rejection.to_string() },
         Err(error) => DeliveryResult::Retry { reason: format!("{error:?}") },

@@ -43,9 +43,9 @@ pub async fn push(state: AppState, shutdown: CancellationToken) {
             () = shutdown.cancelled() => break,
             received = applied.recv() => match received {
                 Ok(entry) => {
-                    for applied in entry.results.iter().filter_map(|r| r.as_ref().ok()) {
-                        if let Some(received) = &applied.task.received {
-                            pending.entry(received.from_group).or_default().insert(applied.task.id);
+                    for task in entry.results.iter().filter_map(|r| r.as_ref().ok()).flat_map(|a| &a.tasks) {
+                        if let Some(received) = &task.received {
+                            pending.entry(received.from_group).or_default().insert(task.id);
                         }
                     }
                 }

@@ -312,8 +312,8 @@ impl EventHub {
             .iter()
             .filter_map(|result| result.as_ref().ok())
             .filter(|applied| !applied.replayed)
-            .map(|applied| {
-                let task = &applied.task;
+            .flat_map(|applied| &applied.tasks)
+            .map(|task| {
                 TaskEvent {
                     task_id: task.id.0,
                     origin: task.origin_bureau,

@@ -84,8 +84,9 @@ impl ResponseMetrics {
                 // Already in the rebuilt book; taking it again could undo a later state.
                 Ok(entry) if entry.index <= inner.rebuilt_at => {}
                 Ok(entry) => {
-                    for applied in entry.results.iter().filter_map(|r| r.as_ref().ok()).filter(|a| !a.replayed) {
-                        inner.book.update(&applied.task);
+                    let changed = entry.results.iter().filter_map(|r| r.as_ref().ok()).filter(|a| !a.replayed);
+                    for task in changed.flat_map(|a| &a.tasks) {
+                        inner.book.update(task);
                     }
                 }
                 Err(broadcast::error::TryRecvError::Lagged(_)) => {

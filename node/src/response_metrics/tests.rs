@@ -37,8 +37,8 @@ impl World {
     fn apply(&mut self, hours: u64, actor: Actor, action: Action) -> TaskId {
         let command = Command { stamp_ms: self.at(hours), actor, idempotency: None, action };
         let applied = self.ledger.apply(&command).unwrap_or_else(|e| panic!("{e}"));
-        self.incremental.update(&applied.task);
-        applied.task.id
+        self.incremental.update(applied.task());
+        applied.task().id
     }
 
     fn command(&self) -> Actor {

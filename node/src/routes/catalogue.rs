@@ -11,7 +11,12 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, escalations, export, health, intake, me,
 };
-use super::{presence, response_metrics, tasks};
+use super::{presence, programme, public, response_metrics, tasks};
+use crate::api::inspection::{
+    CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
+    DirectoryVersionsJson, DrawRequest, InspectorJson, InspectorRequest, InspectorsJson, ItemJson,
+    PublicCampaignsJson, PublicResultsJson, RetireRequest,
+};
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EscalationsJson, ExportPageJson,
     MeJson, ReporterIdentityJson, TaskJson, TaskPage,
@@ -23,6 +28,10 @@ pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
 
 fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
     generator.subschema_for::<T>()
+}
+
+fn csv_text(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({"type": "string", "description": draw::directory::HEADER})
 }
 
 /// Who may call an operation (the access policy itself is in `auth` and the ledger).
@@ -57,6 +66,8 @@ pub struct Operation {
     pub caller: Caller,
     pub query: Option<SchemaFn>,
     pub body: Option<SchemaFn>,
+    /// The body's media type: JSON, or CSV for the entity directory.
+    pub body_type: &'static str,
     /// The route takes an `Idempotency-Key` header.
     pub idempotent: bool,
     pub answer: Answer,
@@ -75,7 +86,18 @@ fn ok(schema: SchemaFn) -> Answer {
 
 fn op(method: Method, path: &'static str, summary: &'static str, caller: Caller, answer: Answer) -> Operation {
     let handler = MethodRouter::new();
-    Operation { method, path, summary, caller, query: None, body: None, idempotent: false, answer, handler }
+    Operation {
+        method,
+        path,
+        summary,
+        caller,
+        query: None,
+        body: None,
+        body_type: "application/json",
+        idempotent: false,
+        answer,
+        handler,
+    }
 }
 
 impl Operation {
@@ -86,6 +108,12 @@ impl Operation {
 
     fn body(mut self, schema: SchemaFn) -> Operation {
         self.body = Some(schema);
+        self
+    }
+
+    fn csv_body(mut self) -> Operation {
+        self.body = Some(csv_text);
+        self.body_type = "text/csv";
         self
     }
 
@@ -221,5 +249,110 @@ pub fn operations() -> Vec<Operation> {
             .handler(post(admin::remove)),
         op(Method::GET, backup::BACKUP_PATH, "A backup of the group's ledger", Admin, Answer::Binary)
             .handler(get(backup::backup)),
+        // The "double random, one public" programme.
+        op(
+            Method::POST,
+            "/api/v1/directories/entities",
+            "Import the entity directory (CSV; kept on a majority of the nodes, its version committed)",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<DirectoryVersionJson>),
+        )
+        .csv_body()
+        .handler(post(programme::import_directory)),
+        op(
+            Method::GET,
+            "/api/v1/directories/entities",
+            "The entity directory's versions, newest first",
+            User,
+            ok(schema::<DirectoryVersionsJson>),
+        )
+        .handler(get(programme::directory_versions)),
+        op(
+            Method::GET,
+            "/api/v1/directories/entities/{sha256}",
+            "A committed entity directory file",
+            User,
+            Answer::Text("text/csv"),
+        )
+        .handler(get(programme::directory_file)),
+        op(Method::GET, "/api/v1/inspectors", "The inspector directory of a subtree", User, ok(schema::<InspectorsJson>))
+            .query(schema::<programme::InspectorsQuery>)
+            .handler(get(programme::inspectors)),
+        op(
+            Method::POST,
+            "/api/v1/inspectors",
+            "Enrol an inspector",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<InspectorJson>),
+        )
+        .body(schema::<InspectorRequest>)
+        .idempotent()
+        .handler(post(programme::enrol)),
+        op(Method::POST, "/api/v1/inspectors/{inspector}/retire", "Retire an inspector", User, ok(schema::<InspectorJson>))
+            .body(schema::<RetireRequest>)
+            .idempotent()
+            .handler(post(programme::retire)),
+        op(
+            Method::POST,
+            "/api/v1/inspectors/{inspector}/conflicts",
+            "Declare an inspector's conflict of interest with an entity",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<ConflictJson>),
+        )
+        .body(schema::<ConflictRequest>)
+        .idempotent()
+        .handler(post(programme::declare_conflict)),
+        op(
+            Method::GET,
+            "/api/v1/inspection-items",
+            "The inspection-item list campaigns choose from",
+            User,
+            ok(schema::<Vec<ItemJson>>),
+        )
+        .handler(get(programme::inspection_items)),
+        op(
+            Method::POST,
+            "/api/v1/campaigns",
+            "Plan an inspection campaign",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<CampaignJson>),
+        )
+        .body(schema::<CampaignRequest>)
+        .idempotent()
+        .handler(post(programme::create_campaign)),
+        op(Method::GET, "/api/v1/campaigns", "Campaigns visible to the caller", User, ok(schema::<CampaignsJson>))
+            .handler(get(programme::campaigns)),
+        op(Method::GET, "/api/v1/campaigns/{id}", "One campaign", User, ok(schema::<CampaignJson>))
+            .handler(get(programme::campaign)),
+        op(
+            Method::GET,
+            "/api/v1/campaigns/{id}/proof",
+            "The committed draw record that `xietong draw verify` checks",
+            User,
+            ok(schema::<serde_json::Value>),
+        )
+        .handler(get(programme::proof)),
+        op(
+            Method::POST,
+            "/api/v1/campaigns/{id}/draw",
+            "Fix the beacon (a second person, once) and draw",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<CampaignJson>),
+        )
+        .body(schema::<DrawRequest>)
+        .handler(post(programme::draw)),
+        op(Method::GET, "/public/v1/campaigns", "Drawn campaigns (public)", Anyone, ok(schema::<PublicCampaignsJson>))
+            .handler(get(public::campaigns)),
+        op(
+            Method::GET,
+            "/public/v1/results",
+            "Published inspection results (public)",
+            Anyone,
+            ok(schema::<PublicResultsJson>),
+        )
+        .query(schema::<public::ResultsQuery>)
+        .handler(get(public::results)),
+        op(Method::GET, "/public", "The public results page", Anyone, Answer::Text("text/html"))
+            .handler(get(public::page)),
     ]
 }

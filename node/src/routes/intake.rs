@@ -122,8 +122,8 @@ async fn handle(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
             let slot = &mut results[position];
             match outcome {
                 Ok(applied) => {
-                    slot.task_id = Some(applied.task.id.0);
-                    let signals = applied.task.intake.as_ref().map_or(0, |summary| summary.signals);
+                    slot.task_id = Some(applied.task().id.0);
+                    let signals = applied.task().intake.as_ref().map_or(0, |summary| summary.signals);
                     slot.outcome = match (applied.replayed, signals) {
                         (true, _) => "repeat",
                         (false, 1) => "created",

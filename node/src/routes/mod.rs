@@ -15,6 +15,8 @@ pub(crate) mod health;
 mod intake;
 mod me;
 mod presence;
+mod programme;
+mod public;
 mod response_metrics;
 pub(crate) mod tasks;
 
@@ -44,6 +46,7 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .route("/console/{file}", get(console::asset))
         .route("/ws", get(crate::push::ws::upgrade))
         .merge(crate::federation::peer_api::router())
+        .merge(crate::programme::replication::router())
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state.clone())
         .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit))

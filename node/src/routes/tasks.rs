@@ -9,6 +9,7 @@ use cluster::ledger::{
     access, validate, Action, Actor, Applied, BureauCode, Command, CommandResult, CompletionOutcome, IdempotencyTag,
     NewTask, Regions, Routing, Severity, Source, Task, TaskChange, TaskId, TaskKind, TaskState, Transition,
 };
+use cluster::ledger::campaign::ProgrammeAction;
 use cluster::limits::IDEMPOTENCY_KEY_CHARS_MAX;
 use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, REQUEST_BODY_BYTES_MAX};
 use serde::Deserialize;
@@ -53,7 +54,10 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
 }
 
 fn applied_response(status: StatusCode, applied: Applied) -> Response {
-    let mut response = (status, Json(api::task_json(&applied.task, time::now_ms()))).into_response();
+    let mut response = match &applied.record {
+        Some(record) => (status, Json(super::programme::record_json(record))).into_response(),
+        None => (status, Json(api::task_json(applied.task(), time::now_ms()))).into_response(),
+    };
     if applied.replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -69,7 +73,7 @@ fn result_response(status: StatusCode, result: CommandResult) -> Response {
 
 /// Answers from the stored first result when this node already has the key; otherwise
 /// proposes (or forwards). The ledger checks the key again when it applies.
-async fn write(state: &AppState, original: OriginalRequest, command: Command, status: StatusCode) -> Response {
+pub(super) async fn write(state: &AppState, original: OriginalRequest, command: Command, status: StatusCode) -> Response {
     if let Some(tag) = &command.idempotency {
         let stored = state.store.read().ledger.idempotent_answer(&command.actor.user, tag);
         if let Some(result) = stored {
@@ -177,6 +181,9 @@ pub async fn act(
             }
             return super::complaints::step_action(state, &action, task, request.note, stamp_ms);
         }
+        if let Some(inspection_action) = inspection_action(state, &action, &request, task, stamp_ms)? {
+            return Ok(inspection_action);
+        }
         let transition = transition(state, &action, &request, task, stamp_ms)?;
         validate::note(&request.note, transition.requires_note())?;
         Ok(Action::ChangeTask(TaskChange { task, expected_version: request.version, note: request.note, transition }))
@@ -184,9 +191,62 @@ pub async fn act(
     .await
 }
 
+/// The actions of a drawn inspection's result (谁抽查、谁录入, then 一公开): `complete` on an
+/// inspection task enters its result with the 20-working-day publication deadline; `publish`
+/// and `withdraw` (with the reason) are the organiser's. `None` for every other action.
+fn inspection_action(
+    state: &AppState,
+    action: &str,
+    request: &ActionRequest,
+    task: TaskId,
+    stamp_ms: u64,
+) -> Result<Option<Action>, ApiError> {
+    let only_note = || {
+        if request.version.is_some() || request.assignee_bureau.is_some() || request.outcome.is_some() || request.group.is_some() {
+            return Err(ApiError::Invalid { code: "unexpected_field", message: format!("{action} takes only a note") });
+        }
+        Ok(())
+    };
+    let programme = |action| Ok(Some(Action::Programme(Box::new(action))));
+    match action {
+        "publish" => {
+            only_note()?;
+            programme(ProgrammeAction::PublishResult { task })
+        }
+        "withdraw" => {
+            only_note()?;
+            validate::note(&request.note, true)?;
+            programme(ProgrammeAction::WithdrawResult { task, note: request.note.clone() })
+        }
+        "complete" => {
+            let is_inspection = state.store.read().ledger.task(task).is_some_and(|t| t.inspection.is_some());
+            if !is_inspection {
+                return Ok(None);
+            }
+            let outcome = request.outcome.as_deref().ok_or_else(|| ApiError::Invalid {
+                code: "missing_field",
+                message: "outcome is required: the inspection's result".into(),
+            })?;
+            let outcome = api::parse_enum("outcome", outcome, CompletionOutcome::parse, CompletionOutcome::names)?;
+            if request.assignee_bureau.is_some() || request.group.is_some() {
+                return Err(ApiError::Invalid { code: "unexpected_field", message: "complete takes outcome, note and version".into() });
+            }
+            validate::note(&request.note, false)?;
+            programme(ProgrammeAction::RecordResult {
+                task,
+                expected_version: request.version,
+                outcome,
+                note: request.note.clone(),
+                publish_deadline_ms: super::programme::publication_deadline_ms(state, stamp_ms)?,
+            })
+        }
+        _ => Ok(None),
+    }
+}
+
 /// The task actions `transition` knows (the complaint steps are in `complaints`), for the
 /// OpenAPI document's list of them.
-pub const TASK_ACTIONS: [&str; 15] = [
+pub const TASK_ACTIONS: [&str; 17] = [
     "dispatch",
     "ack",
     "feedback",
@@ -201,6 +261,8 @@ pub const TASK_ACTIONS: [&str; 15] = [
     "resume",
     "forward",
     "dispute",
+    "publish",
+    "withdraw",
     "designate",
 ];
 

@@ -1,0 +1,96 @@
+//! The inspection programme's configuration (`config/dev/inspection.toml` by default): the
+//! inspection-item list campaigns choose from and the risk scoring. The accepting node copies
+//! what a campaign uses into the campaign's command, so this file never reaches the ledger by
+//! itself and a later edit never changes a committed draw.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use crate::ConfigError;
+
+/// The programme `xietong up` and nodes without their own file use.
+pub const DEFAULT_INSPECTION_TOML: &str = include_str!("../dev/inspection.toml");
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ItemConfig {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub industries: Vec<String>,
+    pub expertise: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    pub points_per_finding: i32,
+    pub points_per_complaint: i32,
+    pub points_per_overdue_task: i32,
+    pub high_from: i32,
+    pub low_below: i32,
+    /// Credit status → points.
+    #[serde(default)]
+    pub credit: BTreeMap<String, i32>,
+    /// Industry code → points.
+    #[serde(default)]
+    pub industries: BTreeMap<String, i32>,
+    /// Region code (with its subtree) → points.
+    #[serde(default)]
+    pub regions: BTreeMap<String, i32>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct InspectionConfig {
+    pub items: Vec<ItemConfig>,
+    pub scoring: ScoringConfig,
+}
+
+fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field: field.to_owned(), reason: reason.into() }
+}
+
+impl InspectionConfig {
+    pub fn parse(text: &str) -> Result<InspectionConfig, ConfigError> {
+        let config: InspectionConfig = toml::from_str(text).map_err(|e| invalid("inspection", e.to_string()))?;
+        let codes: BTreeSet<&str> = config.items.iter().map(|item| item.code.as_str()).collect();
+        if codes.len() != config.items.len() {
+            return Err(invalid("items", "an item code appears twice"));
+        }
+        if config.items.iter().any(|item| item.code.is_empty() || item.name.is_empty() || item.expertise.is_empty()) {
+            return Err(invalid("items", "every item has a code, a name and an expertise"));
+        }
+        if config.scoring.low_below > config.scoring.high_from {
+            return Err(invalid("scoring", "low_below must not exceed high_from"));
+        }
+        Ok(config)
+    }
+
+    pub fn default_programme() -> InspectionConfig {
+        InspectionConfig::parse(DEFAULT_INSPECTION_TOML).expect("the default programme is valid (checked by tests)")
+    }
+
+    pub fn item(&self, code: &str) -> Option<&ItemConfig> {
+        self.items.iter().find(|item| item.code == code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_programme_parses() {
+        let programme = InspectionConfig::default_programme();
+        assert!(programme.item("A01").is_some());
+        assert!(programme.scoring.high_from > programme.scoring.low_below);
+    }
+
+    #[test]
+    fn a_repeated_item_code_is_refused() {
+        let text = DEFAULT_INSPECTION_TOML.replace("code = \"B01\"", "code = \"A01\"");
+        assert!(InspectionConfig::parse(&text).is_err());
+    }
+}

@@ -1,0 +1,488 @@
+//! The JSON of the "double random, one public" programme: directories, inspectors, campaigns
+//! and draws for the bureaus, and the public results (一公开).
+//!
+//! **Publication invariant:** the `Public*` types are the only shapes the public routes answer
+//! with, and they are built field by field from `PublicResult` and the campaign's public parts:
+//! no risk class, no inspector, no draw input ever reaches them.
+
+use cluster::ledger::campaign::{
+    Campaign, Conflict, DirectoryVersion, InspectionRecord, Inspector, InspectorMode, PublicResult, RiskClass,
+    BASIS_POINTS,
+};
+use cluster::ledger::{BureauCode, Regions};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::time::format_ms;
+use super::ApiError;
+
+fn bureau(code: BureauCode) -> String {
+    code.to_string()
+}
+
+fn region_name(code: BureauCode) -> String {
+    Regions::get().name(code).map_or_else(|| code.to_string(), str::to_owned)
+}
+
+/// `POST /api/v1/inspectors`: enrol an inspector (入库).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectorRequest {
+    pub id: String,
+    pub name: String,
+    #[schemars(schema_with = "crate::api::schema::region_code")]
+    pub bureau: String,
+    /// The station (市场监管所); absent for the bureau's office (局机关).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub station: Option<String>,
+    /// Expertise tags (业务专长), e.g. `food`, `pricing`.
+    pub expertise: Vec<String>,
+    /// Holds an administrative enforcement qualification (行政执法资格).
+    pub qualified: bool,
+}
+
+/// `POST /api/v1/inspectors/{id}/retire` (出库), with the reason.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetireRequest {
+    pub note: String,
+}
+
+/// `POST /api/v1/inspectors/{id}/conflicts`: a declared conflict of interest (利害关系).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictRequest {
+    #[schemars(schema_with = "crate::api::schema::uscc")]
+    pub uscc: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct InspectorJson {
+    pub id: String,
+    pub name: String,
+    pub bureau: String,
+    pub bureau_name: String,
+    pub station: Option<String>,
+    pub expertise: Vec<String>,
+    pub qualified: bool,
+    pub active: bool,
+    pub enrolled_at: String,
+    pub retired_at: Option<String>,
+}
+
+impl InspectorJson {
+    pub fn of(inspector: &Inspector) -> InspectorJson {
+        InspectorJson {
+            id: inspector.id.clone(),
+            name: inspector.name.clone(),
+            bureau: bureau(inspector.bureau),
+            bureau_name: region_name(inspector.bureau),
+            station: inspector.station.clone(),
+            expertise: inspector.expertise.clone(),
+            qualified: inspector.qualified,
+            active: inspector.active,
+            enrolled_at: format_ms(inspector.enrolled_at_ms),
+            retired_at: inspector.retired_at_ms.map(format_ms),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct InspectorsJson {
+    pub inspectors: Vec<InspectorJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ConflictJson {
+    pub inspector: String,
+    pub uscc: String,
+    pub reason: String,
+    pub declared_by: String,
+    pub declared_at: String,
+}
+
+impl ConflictJson {
+    pub fn of(conflict: &Conflict) -> ConflictJson {
+        ConflictJson {
+            inspector: conflict.inspector.clone(),
+            uscc: conflict.uscc.as_str().to_owned(),
+            reason: conflict.reason.clone(),
+            declared_by: conflict.declared_by.clone(),
+            declared_at: format_ms(conflict.at_ms),
+        }
+    }
+}
+
+/// One version of the entity directory (名录库).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DirectoryVersionJson {
+    pub number: u64,
+    /// SHA-256 of the file: `GET /api/v1/directories/entities/{sha256}` serves it.
+    pub sha256: String,
+    pub entities: u64,
+    pub bytes: u64,
+    pub imported_at: String,
+    pub imported_by: String,
+}
+
+impl DirectoryVersionJson {
+    pub fn of(version: &DirectoryVersion) -> DirectoryVersionJson {
+        DirectoryVersionJson {
+            number: version.number,
+            sha256: version.sha256.clone(),
+            entities: version.entities,
+            bytes: version.bytes,
+            imported_at: format_ms(version.at_ms),
+            imported_by: version.imported_by.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DirectoryVersionsJson {
+    pub versions: Vec<DirectoryVersionJson>,
+}
+
+/// The scope of a campaign: a region's subtree, optionally narrowed (定向抽查).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeJson {
+    #[schemars(schema_with = "crate::api::schema::region_code")]
+    pub region: String,
+    #[serde(default)]
+    pub industries: Vec<String>,
+    /// `high`, `normal`, `low`; empty for every class.
+    #[serde(default)]
+    pub risk_classes: Vec<String>,
+}
+
+/// The share of each risk class drawn, in percent (two decimals at most; at least 3).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RatiosJson {
+    pub high: f64,
+    pub normal: f64,
+    pub low: f64,
+}
+
+/// How inspectors are drawn: `whole_bureau` (全局内随机), `office_and_stations` (局机关与所随机),
+/// `stations` (若干所内随机, naming `stations`) or `station` (单一所内随机, naming one).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectorModeJson {
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stations: Vec<String>,
+}
+
+impl InspectorModeJson {
+    pub fn of(mode: &InspectorMode) -> InspectorModeJson {
+        let (name, stations) = match mode {
+            InspectorMode::WholeBureau => ("whole_bureau", Vec::new()),
+            InspectorMode::OfficeAndStations => ("office_and_stations", Vec::new()),
+            InspectorMode::Stations(stations) => ("stations", stations.clone()),
+            InspectorMode::Station(station) => ("station", vec![station.clone()]),
+        };
+        InspectorModeJson { mode: name.to_owned(), stations }
+    }
+
+    pub fn parse(&self) -> Result<InspectorMode, ApiError> {
+        let invalid = |message: &str| ApiError::Invalid { code: "invalid_field", message: message.to_owned() };
+        match (self.mode.as_str(), self.stations.len()) {
+            ("whole_bureau", 0) => Ok(InspectorMode::WholeBureau),
+            ("office_and_stations", 0) => Ok(InspectorMode::OfficeAndStations),
+            ("stations", n) if n > 0 => Ok(InspectorMode::Stations(self.stations.clone())),
+            ("station", 1) => Ok(InspectorMode::Station(self.stations[0].clone())),
+            ("whole_bureau" | "office_and_stations", _) => Err(invalid("inspector_mode: this mode names no stations")),
+            ("stations" | "station", _) => Err(invalid("inspector_mode: name the station(s): one for `station`, one or more for `stations`")),
+            _ => Err(invalid("inspector_mode.mode is one of whole_bureau, office_and_stations, stations, station")),
+        }
+    }
+}
+
+/// `POST /api/v1/campaigns`: plan a campaign (抽查计划).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignRequest {
+    pub name: String,
+    /// The organising bureau; defaults to the caller's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    pub bureau: Option<String>,
+    /// Item codes from the inspection-item list (抽查事项清单).
+    pub items: Vec<String>,
+    pub scope: ScopeJson,
+    /// A targeted campaign (定向抽查) narrows the scope by industries or risk classes.
+    pub targeted: bool,
+    pub ratios_percent: RatiosJson,
+    pub inspector_mode: InspectorModeJson,
+    #[serde(default = "default_team")]
+    pub inspectors_per_inspection: u32,
+}
+
+fn default_team() -> u32 {
+    2
+}
+
+/// `POST /api/v1/campaigns/{id}/draw`: the beacon (by a second person, once), then the draw.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DrawRequest {
+    /// A value fixed after the parameters were committed: a public random value or a number a
+    /// second person reads out. Omit it to finish a draw whose beacon is fixed already.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub beacon: Option<String>,
+}
+
+/// Percent with two decimals → basis points.
+pub fn basis_points(field: &str, percent: f64) -> Result<u32, ApiError> {
+    let bp = (percent * 100.0).round();
+    if !(0.0..=f64::from(BASIS_POINTS)).contains(&bp) || ((percent * 100.0) - bp).abs() > 1e-6 {
+        return Err(ApiError::Invalid {
+            code: "invalid_field",
+            message: format!("{field}: a percentage from 0 to 100 with at most two decimals"),
+        });
+    }
+    Ok(bp as u32)
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ItemJson {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BeaconJson {
+    pub value: String,
+    pub entered_by: String,
+    pub entered_at: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct StratumJson {
+    pub item: String,
+    pub risk_class: String,
+    pub population: u64,
+    pub quota: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DrawSummaryJson {
+    pub seed: String,
+    pub drawn_at: String,
+    pub drawn_by: String,
+    pub entities_in_scope: u64,
+    pub eligible: u64,
+    pub inspections: usize,
+    pub top_up: usize,
+    pub recusals: usize,
+    pub strata: Vec<StratumJson>,
+    /// The inspection tasks created.
+    pub tasks: Vec<u64>,
+}
+
+/// A campaign as the bureaus see it (the full committed record, inputs included, is at
+/// `GET /api/v1/campaigns/{id}/proof`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CampaignJson {
+    pub id: u64,
+    pub name: String,
+    pub bureau: String,
+    pub bureau_name: String,
+    pub items: Vec<ItemJson>,
+    pub scope: ScopeJson,
+    pub targeted: bool,
+    pub ratios_percent: RatiosJson,
+    pub inspector_mode: InspectorModeJson,
+    pub inspectors_per_inspection: u32,
+    pub entity_directory: String,
+    pub created_by: String,
+    pub created_at: String,
+    /// `planned` (waiting for the beacon), `sealed` (beacon fixed, draw pending) or `drawn`.
+    pub state: String,
+    pub beacon: Option<BeaconJson>,
+    pub draw: Option<DrawSummaryJson>,
+}
+
+impl CampaignJson {
+    pub fn of(campaign: &Campaign) -> CampaignJson {
+        let spec = &campaign.spec;
+        let percent = |bp: u32| f64::from(bp) / 100.0;
+        let state = match (&campaign.beacon, &campaign.draw) {
+            (_, Some(_)) => "drawn",
+            (Some(_), None) => "sealed",
+            (None, None) => "planned",
+        };
+        CampaignJson {
+            id: campaign.id,
+            name: spec.name.clone(),
+            bureau: bureau(spec.bureau),
+            bureau_name: region_name(spec.bureau),
+            items: spec.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() }).collect(),
+            scope: ScopeJson {
+                region: bureau(spec.scope_region),
+                industries: spec.industries.clone(),
+                risk_classes: spec.risk_classes.iter().map(ToString::to_string).collect(),
+            },
+            targeted: spec.targeted,
+            ratios_percent: RatiosJson {
+                high: percent(spec.ratios.high_bp),
+                normal: percent(spec.ratios.normal_bp),
+                low: percent(spec.ratios.low_bp),
+            },
+            inspector_mode: InspectorModeJson::of(&spec.inspector_mode),
+            inspectors_per_inspection: spec.inspectors_per_inspection,
+            entity_directory: spec.entity_directory.clone(),
+            created_by: campaign.created_by.clone(),
+            created_at: format_ms(campaign.created_at_ms),
+            state: state.to_owned(),
+            beacon: campaign.beacon.as_ref().map(|b| BeaconJson {
+                value: b.value.clone(),
+                entered_by: b.entered_by.clone(),
+                entered_at: format_ms(b.at_ms),
+            }),
+            draw: campaign.draw.as_ref().map(|draw| DrawSummaryJson {
+                seed: draw.result.seed.clone(),
+                drawn_at: format_ms(draw.drawn_at_ms),
+                drawn_by: draw.drawn_by.clone(),
+                entities_in_scope: draw.result.entities_in_scope,
+                eligible: draw.result.eligible,
+                inspections: draw.result.inspections.len(),
+                top_up: draw.result.inspections.iter().filter(|i| i.top_up).count(),
+                recusals: draw.result.recusals.len(),
+                strata: draw
+                    .result
+                    .strata
+                    .iter()
+                    .map(|s| StratumJson {
+                        item: s.item.clone(),
+                        risk_class: s.class.to_string(),
+                        population: s.population,
+                        quota: s.quota,
+                    })
+                    .collect(),
+                tasks: draw.tasks.iter().map(|t| t.0).collect(),
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CampaignsJson {
+    pub campaigns: Vec<CampaignJson>,
+}
+
+/// On a task: its drawn inspection.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct InspectionJson {
+    pub campaign: u64,
+    pub campaign_name: String,
+    pub items: Vec<ItemJson>,
+    /// Inspector ids (the team drawn).
+    pub inspectors: Vec<String>,
+    /// Internal (风险分类情况不对外公开).
+    pub risk_class: String,
+    pub top_up: bool,
+    pub result_entered_at: Option<String>,
+    pub publish_deadline: Option<String>,
+    /// `pending`, `published` or `withdrawn`, once a result is entered.
+    pub publication: Option<String>,
+    pub published_at: Option<String>,
+    pub withdrawn_at: Option<String>,
+}
+
+impl InspectionJson {
+    pub fn of(record: &InspectionRecord) -> InspectionJson {
+        InspectionJson {
+            campaign: record.campaign,
+            campaign_name: record.campaign_name.clone(),
+            items: record.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() }).collect(),
+            inspectors: record.inspectors.clone(),
+            risk_class: record.risk_class.to_string(),
+            top_up: record.top_up,
+            result_entered_at: record.result_entered_at_ms.map(format_ms),
+            publish_deadline: record.publish_deadline_ms.map(format_ms),
+            publication: record.publication().map(|p| p.to_string()),
+            published_at: record.published_at_ms.map(format_ms),
+            withdrawn_at: record.withdrawn_at_ms.map(format_ms),
+        }
+    }
+}
+
+pub fn parse_risk_class(text: &str) -> Result<RiskClass, ApiError> {
+    super::parse_enum("scope.risk_classes", text, RiskClass::parse, RiskClass::names)
+}
+
+// --- Public (一公开): unauthenticated, nothing internal. ---
+
+/// A published inspection result.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicResultJson {
+    pub campaign: u64,
+    pub campaign_name: String,
+    pub uscc: Option<String>,
+    pub entity_name: String,
+    pub region_code: String,
+    pub region_name: String,
+    pub items: Vec<String>,
+    /// `no_problem_found`, `corrected`, `penalized`, `not_found_at_address` or `case_opened`.
+    pub result: String,
+    pub inspected_at: String,
+    pub published_at: String,
+    pub organiser: String,
+    pub organiser_name: String,
+}
+
+impl PublicResultJson {
+    pub fn of(result: &PublicResult) -> PublicResultJson {
+        PublicResultJson {
+            campaign: result.campaign,
+            campaign_name: result.campaign_name.clone(),
+            uscc: result.uscc.as_ref().map(|u| u.as_str().to_owned()),
+            entity_name: result.entity_name.clone(),
+            region_code: bureau(result.region_code),
+            region_name: region_name(result.region_code),
+            items: result.items.clone(),
+            result: result.outcome.to_string(),
+            inspected_at: format_ms(result.inspected_at_ms),
+            published_at: format_ms(result.published_at_ms),
+            organiser: bureau(result.organiser),
+            organiser_name: region_name(result.organiser),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicResultsJson {
+    pub results: Vec<PublicResultJson>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<u64>,
+}
+
+/// A campaign as the public sees it: what was inspected, where, and how many; not how
+/// entities were classed or who inspected.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicCampaignJson {
+    pub id: u64,
+    pub name: String,
+    pub organiser: String,
+    pub organiser_name: String,
+    pub items: Vec<ItemJson>,
+    pub scope_region: String,
+    pub scope_name: String,
+    pub targeted: bool,
+    pub drawn_at: Option<String>,
+    pub inspections: usize,
+    pub published_results: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicCampaignsJson {
+    pub campaigns: Vec<PublicCampaignJson>,
+}

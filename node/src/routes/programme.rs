@@ -1,0 +1,436 @@
+//! The "double random" routes for the bureaus: the entity directory (`POST` a CSV file, list
+//! its versions, fetch a version's file), the inspector directory (enrol, retire, conflicts of
+//! interest), the inspection-item list, and campaigns (plan, list, show, the committed proof,
+//! and `draw`: the beacon by a second person, then the draw computed here and committed).
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cluster::ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios};
+use cluster::ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskKind, Uscc};
+use config::calendar::Span;
+use serde::Deserialize;
+
+use super::tasks::{handle_write, parse_json, write};
+use crate::api::inspection::{
+    basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
+    DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, InspectorJson, InspectorRequest, InspectorsJson,
+    ItemJson, RetireRequest,
+};
+use crate::api::{self, time, ApiError};
+use crate::programme::{replication, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
+use crate::state::AppState;
+use crate::write_path::{forward_if_follower, propose_or_forward, OriginalRequest, WriteOutcome};
+
+fn within(code: BureauCode, ancestor: BureauCode) -> bool {
+    Regions::get().is_within(code, ancestor)
+}
+
+fn programme(action: ProgrammeAction) -> Action {
+    Action::Programme(Box::new(action))
+}
+
+/// What a programme command answers: the record it made, as JSON.
+pub fn record_json(record: &ProgrammeRecord) -> serde_json::Value {
+    let value = match record {
+        ProgrammeRecord::EntityDirectory(version) => serde_json::to_value(DirectoryVersionJson::of(version)),
+        ProgrammeRecord::Inspector(inspector) => serde_json::to_value(InspectorJson::of(inspector)),
+        ProgrammeRecord::Conflict(conflict) => serde_json::to_value(ConflictJson::of(conflict)),
+        ProgrammeRecord::Campaign(campaign) => serde_json::to_value(CampaignJson::of(campaign)),
+    };
+    value.expect("programme answers always serialize")
+}
+
+fn command_user(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiError> {
+    let user = state.users.authenticate(headers)?;
+    if user.actor.role != Role::Command {
+        return Err(ApiError::Forbidden(format!("a {} user does not manage inspections", user.actor.role)));
+    }
+    Ok(user.actor.clone())
+}
+
+fn answer<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+// --- The entity directory (名录库). ---
+
+/// `POST /api/v1/directories/entities`: a whole directory as CSV. Checked row by row (nothing
+/// is stored if one row is bad), kept on a majority of the group's nodes, then its version
+/// committed.
+pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let actor = match command_user(&state, &headers) {
+        Ok(actor) => actor,
+        Err(error) => return error.into_response(),
+    };
+    let Ok(bytes) = axum::body::to_bytes(body, DIRECTORY_BYTES_MAX).await else {
+        return ApiError::TooLarge(format!("a directory file has at most {DIRECTORY_BYTES_MAX} bytes")).into_response();
+    };
+    let original = OriginalRequest { uri, headers, body: bytes.clone() };
+    if let Some(response) = forward_if_follower(&state, &original).await {
+        return response;
+    }
+    match keep_directory(&state, bytes).await {
+        Ok(summary) => {
+            let action = ProgrammeAction::RecordEntityDirectory {
+                sha256: summary.sha256,
+                entities: summary.entities,
+                bytes: summary.bytes,
+            };
+            let command = Command { stamp_ms: time::now_ms(), actor, idempotency: None, action: programme(action) };
+            write(&state, original, command, StatusCode::CREATED).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn keep_directory(state: &AppState, bytes: Bytes) -> Result<draw::directory::DirectorySummary, ApiError> {
+    let checked = bytes.clone();
+    let summary = tokio::task::spawn_blocking(move || draw::directory::check(&checked))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|error| {
+            let first: Vec<String> = error.errors.iter().take(5).map(ToString::to_string).collect();
+            ApiError::Invalid {
+                code: "invalid_directory",
+                message: format!("{} bad rows, nothing stored; {}", error.bad_rows, first.join("; ")),
+            }
+        })?;
+    let store = state.programme.directories.clone();
+    let (sha256, kept) = (summary.sha256.clone(), bytes.clone());
+    tokio::task::spawn_blocking(move || store.write(&sha256, &kept))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| ApiError::Internal(format!("storing the directory: {e}")))?;
+    let holders = replication::replicate(state, &summary.sha256, bytes).await;
+    let majority = state.member_addrs.len() / 2 + 1;
+    if holders < majority {
+        return Err(ApiError::Unavailable {
+            code: "directory_not_replicated",
+            message: format!("{holders} of {} members hold the file, {majority} must; retry", state.member_addrs.len()),
+        });
+    }
+    Ok(summary)
+}
+
+pub async fn directory_versions(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    answer((|| {
+        state.users.authenticate(&headers)?;
+        let replica = state.store.read();
+        let versions = replica.ledger.programme().entity_directories().iter().rev().map(DirectoryVersionJson::of);
+        Ok(DirectoryVersionsJson { versions: versions.collect() })
+    })())
+}
+
+/// `GET /api/v1/directories/entities/{sha256}`: a committed version's file, to verify draws.
+pub async fn directory_file(State(state): State<AppState>, Path(sha256): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(error) = command_user(&state, &headers) {
+        return error.into_response();
+    }
+    let committed = state.store.read().ledger.programme().entity_directories().iter().any(|v| v.sha256 == sha256);
+    if !committed {
+        return ApiError::NotFound(format!("no committed entity directory has the SHA-256 {sha256}")).into_response();
+    }
+    match replication::obtain(&state, &sha256).await {
+        Ok(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+// --- Inspectors (执法检查人员名录库). ---
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InspectorsQuery {
+    /// Inspectors of this bureau's subtree; the caller's bureau by default.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    pub bureau: Option<String>,
+}
+
+pub async fn inspectors(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+    answer((|| {
+        let user = state.users.authenticate(&headers)?;
+        let query: InspectorsQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+            .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() })?;
+        let bureau = match &query.bureau {
+            Some(text) => api::parse_bureau("bureau", text)?,
+            None => user.actor.bureau,
+        };
+        if user.actor.role == Role::Operator || !within(bureau, user.actor.bureau) {
+            return Err(ApiError::Forbidden(format!("bureau {} cannot list inspectors of {bureau}", user.actor.bureau)));
+        }
+        let replica = state.store.read();
+        let inspectors = replica.ledger.programme().inspectors().filter(|i| within(i.bureau, bureau));
+        Ok(InspectorsJson { inspectors: inspectors.map(InspectorJson::of).collect() })
+    })())
+}
+
+pub async fn enrol(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    handle_write(state, uri, headers, body, StatusCode::CREATED, |_, _, body, _| {
+        let request: InspectorRequest = parse_json(body)?;
+        let inspector = cluster::ledger::campaign::Inspector {
+            id: request.id,
+            name: request.name,
+            bureau: api::parse_bureau("bureau", &request.bureau)?,
+            station: request.station,
+            expertise: request.expertise,
+            qualified: request.qualified,
+            active: true,
+            enrolled_at_ms: 0,
+            retired_at_ms: None,
+        };
+        cluster::ledger::campaign::check_inspector(&inspector)?;
+        Ok(programme(ProgrammeAction::EnrollInspector(Box::new(inspector))))
+    })
+    .await
+}
+
+pub async fn retire(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_write(state, uri, headers, body, StatusCode::OK, |_, _, body, _| {
+        let request: RetireRequest = parse_json(body)?;
+        cluster::ledger::validate::note(&request.note, true)?;
+        Ok(programme(ProgrammeAction::RetireInspector { id, note: request.note }))
+    })
+    .await
+}
+
+pub async fn declare_conflict(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_write(state, uri, headers, body, StatusCode::CREATED, |_, _, body, _| {
+        let request: ConflictRequest = parse_json(body)?;
+        let uscc = Uscc::parse(&request.uscc)
+            .map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("uscc: {e}") })?;
+        cluster::ledger::validate::note(&request.reason, true)?;
+        Ok(programme(ProgrammeAction::DeclareConflict { inspector: id, uscc, reason: request.reason }))
+    })
+    .await
+}
+
+pub async fn inspection_items(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    answer((|| {
+        state.users.authenticate(&headers)?;
+        let items = state.programme.config.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() });
+        Ok(items.collect::<Vec<_>>())
+    })())
+}
+
+// --- Campaigns (抽查计划). ---
+
+pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    handle_write(state, uri, headers, body, StatusCode::CREATED, |state, actor, body, _| {
+        let request: CampaignRequest = parse_json(body)?;
+        let spec = campaign_spec(state, actor, request)?;
+        cluster::ledger::campaign::check_spec(&spec)?;
+        Ok(programme(ProgrammeAction::CreateCampaign(Box::new(spec))))
+    })
+    .await
+}
+
+fn campaign_spec(state: &AppState, actor: &Actor, request: CampaignRequest) -> Result<CampaignSpec, ApiError> {
+    let bureau = match &request.bureau {
+        Some(text) => api::parse_bureau("bureau", text)?,
+        None => actor.bureau,
+    };
+    let risk_classes =
+        request.scope.risk_classes.iter().map(|c| parse_risk_class(c)).collect::<Result<Vec<RiskClass>, _>>()?;
+    let entity_directory = state
+        .store
+        .read()
+        .ledger
+        .programme()
+        .entity_directory()
+        .map(|version| version.sha256.clone())
+        .ok_or_else(|| ApiError::Conflict {
+            code: "no_directory",
+            message: "no entity directory is imported yet (POST /api/v1/directories/entities)".into(),
+        })?;
+    Ok(CampaignSpec {
+        name: request.name,
+        bureau,
+        items: state.programme.items(&request.items)?,
+        scope_region: api::parse_bureau("scope.region", &request.scope.region)?,
+        targeted: request.targeted,
+        industries: request.scope.industries,
+        risk_classes,
+        ratios: RiskRatios {
+            high_bp: basis_points("ratios_percent.high", request.ratios_percent.high)?,
+            normal_bp: basis_points("ratios_percent.normal", request.ratios_percent.normal)?,
+            low_bp: basis_points("ratios_percent.low", request.ratios_percent.low)?,
+        },
+        inspector_mode: request.inspector_mode.parse()?,
+        inspectors_per_inspection: request.inspectors_per_inspection,
+        scoring: state.programme.scoring(),
+        entity_directory,
+    })
+}
+
+/// A campaign is visible to the bureaus above its organiser and to those within its scope.
+fn may_see(actor: &Actor, spec: &CampaignSpec) -> bool {
+    within(spec.bureau, actor.bureau) || within(actor.bureau, spec.scope_region)
+}
+
+pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    answer((|| {
+        let user = state.users.authenticate(&headers)?;
+        let replica = state.store.read();
+        let visible = replica.ledger.programme().campaigns().filter(|c| may_see(&user.actor, &c.spec));
+        Ok(CampaignsJson { campaigns: visible.map(|c| CampaignJson::of(c)).collect() })
+    })())
+}
+
+fn parse_campaign_id(text: &str) -> Result<u64, ApiError> {
+    text.parse().map_err(|_| ApiError::Invalid { code: "invalid_id", message: format!("`{text}` is not a campaign id") })
+}
+
+pub async fn campaign(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    answer((|| {
+        let user = state.users.authenticate(&headers)?;
+        let id = parse_campaign_id(&id)?;
+        let replica = state.store.read();
+        let campaign = replica.ledger.programme().campaign(id).filter(|c| may_see(&user.actor, &c.spec));
+        let campaign = campaign.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
+        Ok(CampaignJson::of(campaign))
+    })())
+}
+
+/// `GET /api/v1/campaigns/{id}/proof`: the committed record as the ledger holds it (parameters,
+/// beacon, inputs, result), the file `xietong draw verify` checks. Internal: it names risk
+/// classes and inspectors, so only the organiser's command centre and those above it read it.
+pub async fn proof(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
+    let result = (|| {
+        let actor = command_user(&state, &headers)?;
+        let id = parse_campaign_id(&id)?;
+        let replica = state.store.read();
+        let campaign = replica.ledger.programme().campaign(id).filter(|c| within(c.spec.bureau, actor.bureau));
+        let campaign = campaign.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
+        serde_json::to_value(campaign.as_ref()).map_err(|e| ApiError::Internal(e.to_string()))
+    })();
+    answer(result)
+}
+
+/// `POST /api/v1/campaigns/{id}/draw`: fixes the beacon if the body brings one (a second
+/// person, once), then computes the draw from the ledger's inputs and the directory file and
+/// commits it with its inspection tasks.
+pub async fn draw(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let outcome = async {
+        let actor = command_user(&state, &headers)?;
+        let id = parse_campaign_id(&id)?;
+        let bytes = axum::body::to_bytes(body, config::limits::REQUEST_BODY_BYTES_MAX)
+            .await
+            .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
+        let request: DrawRequest =
+            if bytes.iter().all(u8::is_ascii_whitespace) { DrawRequest::default() } else { parse_json(&bytes)? };
+        let original = OriginalRequest { uri, headers, body: bytes };
+        if let Some(response) = forward_if_follower(&state, &original).await {
+            return Ok(response);
+        }
+        if let Some(value) = request.beacon {
+            cluster::ledger::validate::text("beacon", &value, cluster::ledger::campaign::BEACON_CHARS_MAX, true, false)?;
+            if let Committed::Relayed(response) =
+                commit(&state, &original, &actor, ProgrammeAction::FixBeacon { campaign: id, value }).await?
+            {
+                return Ok(response);
+            }
+        }
+        for attempt in 1..=DRAW_ATTEMPTS_MAX {
+            let inputs = state.store.read().ledger.draw_inputs(id).map_err(ApiError::from)?;
+            if !within(inputs.spec.bureau, actor.bureau) {
+                return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
+            }
+            let directory = replication::obtain(&state, &inputs.spec.entity_directory).await?;
+            let drawn = tokio::task::spawn_blocking(move || ::draw::draw(&inputs, &directory))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| match e {
+                    ::draw::DrawError::NoTeam { .. } => ApiError::Conflict { code: "no_team", message: e.to_string() },
+                    other => ApiError::Internal(other.to_string()),
+                })?;
+            let stamp_ms = time::now_ms();
+            let (ack_deadline_ms, complete_deadline_ms) = crate::deadline_policy::deadlines_for_ms(
+                &state.deadlines,
+                &state.calendar,
+                TaskKind::Inspection,
+                Severity::Normal,
+                stamp_ms,
+            )
+            .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+            let action = ProgrammeAction::RecordDraw {
+                campaign: id,
+                result: Box::new(drawn),
+                ack_deadline_ms,
+                complete_deadline_ms,
+            };
+            match commit(&state, &original, &actor, action).await {
+                Ok(Committed::Record(Some(ProgrammeRecord::Campaign(campaign)))) => {
+                    return Ok((StatusCode::CREATED, Json(CampaignJson::of(&campaign))).into_response())
+                }
+                Ok(Committed::Relayed(response)) => return Ok(response),
+                Ok(Committed::Record(_)) => return Err(ApiError::Internal("a draw answers with its campaign".into())),
+                // The inspectors or the history changed while the draw was computed.
+                Err(ApiError::Conflict { code: "conflict", message }) if message.contains("draw again") => {
+                    tracing::info!(campaign = id, attempt, "the ledger changed during the draw; drawing again");
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ApiError::Unavailable {
+            code: "draw_contended",
+            message: format!("the inspectors changed during {DRAW_ATTEMPTS_MAX} draws; retry"),
+        })
+    };
+    match outcome.await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+enum Committed {
+    Record(Option<ProgrammeRecord>),
+    /// Leadership moved: the new leader was handed the whole request and this is its answer.
+    Relayed(Response),
+}
+
+/// Proposes one programme command on this node (the leader) and answers its record.
+async fn commit(
+    state: &AppState,
+    original: &OriginalRequest,
+    actor: &Actor,
+    action: ProgrammeAction,
+) -> Result<Committed, ApiError> {
+    let command = Command { stamp_ms: time::now_ms(), actor: actor.clone(), idempotency: None, action: programme(action) };
+    match propose_or_forward(state, original, command).await? {
+        WriteOutcome::Local(Ok(applied)) => Ok(Committed::Record(applied.record)),
+        WriteOutcome::Local(Err(rejection)) => Err(ApiError::from(rejection)),
+        WriteOutcome::Relayed(response) => Ok(Committed::Relayed(response)),
+    }
+}
+
+/// The publication deadline of a result entered at `stamp_ms`.
+pub fn publication_deadline_ms(state: &AppState, stamp_ms: u64) -> Result<u64, ApiError> {
+    let span = Span::parse(PUBLICATION_SPAN).expect("a valid span");
+    crate::deadline_policy::span_after_ms(&state.calendar, span, stamp_ms)
+        .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })
+}

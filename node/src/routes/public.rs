@@ -1,0 +1,140 @@
+//! The public routes (一公开): no token, read-only, rate-limited; the campaigns that were drawn
+//! with their item lists, and the published inspection results by entity or campaign, plus the
+//! public page (`/public`). They answer only the `Public*` JSON types, built field by field from
+//! what the rules publish: no risk class, no inspector, no draw input, no internal note.
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cluster::ledger::campaign::PublicResult;
+use cluster::ledger::{Regions, TaskId, Uscc};
+use serde::Deserialize;
+
+use crate::api::inspection::{
+    ItemJson, PublicCampaignJson, PublicCampaignsJson, PublicResultJson, PublicResultsJson,
+};
+use crate::api::{time, ApiError};
+use crate::state::AppState;
+
+/// Results per page of the public listing.
+pub const PUBLIC_PAGE_MAX: usize = 100;
+const PUBLIC_PAGE_DEFAULT: usize = 20;
+/// Tasks looked at for one page at most: a filter that matches rarely still answers quickly,
+/// with a cursor to go on from.
+const PUBLIC_SCAN_MAX: usize = 100_000;
+
+fn within_budget(state: &AppState) -> Result<(), ApiError> {
+    let mut bucket = state.public_budget.lock().expect("the public budget lock is never poisoned");
+    bucket.take(1, tokio::time::Instant::now().into_std()).map_err(|wait| ApiError::RateLimited {
+        message: "the public routes are busy; retry shortly".into(),
+        retry_after_secs: wait.as_secs().max(1),
+    })
+}
+
+fn answer<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(body) => Json(body).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn region_name(code: cluster::ledger::BureauCode) -> String {
+    Regions::get().name(code).map_or_else(|| code.to_string(), str::to_owned)
+}
+
+pub async fn campaigns(State(state): State<AppState>) -> Response {
+    answer((|| {
+        within_budget(&state)?;
+        let replica = state.store.read();
+        let ledger = &replica.ledger;
+        let drawn = ledger.programme().campaigns().filter_map(|campaign| campaign.draw.as_ref().map(|d| (campaign, d)));
+        let campaigns = drawn
+            .map(|(campaign, draw)| {
+                let spec = &campaign.spec;
+                let published = draw
+                    .tasks
+                    .iter()
+                    .filter_map(|id| ledger.task(*id))
+                    .filter(|task| PublicResult::of(task).is_some())
+                    .count();
+                PublicCampaignJson {
+                    id: campaign.id,
+                    name: spec.name.clone(),
+                    organiser: spec.bureau.to_string(),
+                    organiser_name: region_name(spec.bureau),
+                    items: spec.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() }).collect(),
+                    scope_region: spec.scope_region.to_string(),
+                    scope_name: region_name(spec.scope_region),
+                    targeted: spec.targeted,
+                    drawn_at: Some(time::format_ms(draw.drawn_at_ms)),
+                    inspections: draw.result.inspections.len(),
+                    published_results: published,
+                }
+            })
+            .collect();
+        Ok(PublicCampaignsJson { campaigns })
+    })())
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResultsQuery {
+    /// Results about this entity.
+    #[serde(default)]
+    #[schemars(schema_with = "crate::api::schema::optional_uscc")]
+    pub uscc: Option<String>,
+    /// Results of this campaign.
+    #[serde(default)]
+    pub campaign: Option<u64>,
+    /// `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<u64>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+pub async fn results(State(state): State<AppState>, uri: Uri) -> Response {
+    answer((|| {
+        within_budget(&state)?;
+        let query: ResultsQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+            .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() })?;
+        let uscc = query
+            .uscc
+            .as_deref()
+            .map(|text| Uscc::parse(text).map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("uscc: {e}") }))
+            .transpose()?;
+        let limit = query.limit.unwrap_or(PUBLIC_PAGE_DEFAULT);
+        if limit == 0 || limit > PUBLIC_PAGE_MAX {
+            return Err(ApiError::Invalid { code: "invalid_limit", message: format!("limit is 1 to {PUBLIC_PAGE_MAX}") });
+        }
+        let replica = state.store.read();
+        let mut results = Vec::new();
+        let mut next_cursor = None;
+        let mut last_seen = None;
+        for (scanned, task) in replica.ledger.tasks_newest_first(query.cursor.map(TaskId)).enumerate() {
+            if results.len() == limit || scanned == PUBLIC_SCAN_MAX {
+                next_cursor = last_seen;
+                break;
+            }
+            last_seen = Some(task.id.0);
+            let Some(result) = PublicResult::of(task) else { continue };
+            if uscc.as_ref().is_some_and(|u| result.uscc.as_ref() != Some(u))
+                || query.campaign.is_some_and(|c| c != result.campaign)
+            {
+                continue;
+            }
+            results.push(PublicResultJson::of(&result));
+        }
+        Ok(PublicResultsJson { results, next_cursor })
+    })())
+}
+
+/// The public page: a search over the published results, in Chinese.
+pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let _ = headers;
+    if let Err(error) = within_budget(&state) {
+        return error.into_response();
+    }
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("../../../console/public.html")).into_response()
+}
