@@ -118,7 +118,7 @@ pub fn parse_row(line: &str) -> Result<EntityRow<'_>, String> {
     if fields.next().is_some() {
         return Err("a row has 6 fields (names and addresses may not hold commas)".into());
     }
-    Uscc::parse(uscc).map_err(|e| format!("uscc `{uscc}`: {e}"))?;
+    Uscc::check(uscc).map_err(|e| format!("uscc `{uscc}`: {e}"))?;
     text("name", name, NAME_CHARS_MAX, true)?;
     text("address", address, ADDRESS_CHARS_MAX, false)?;
     let region = BureauCode::parse_known(region).ok_or_else(|| format!("region_code `{region}` is not in GB/T 2260"))?;
@@ -127,31 +127,37 @@ pub fn parse_row(line: &str) -> Result<EntityRow<'_>, String> {
     Ok(EntityRow { uscc, name, region, industry, credit_status, address })
 }
 
-/// Checks a whole file: every row parses, every USCC appears once, and the region of every
-/// entity is a county-level or deeper code it can be inspected by. Answers its hash and size.
+/// Checks a whole file: every row parses, every USCC appears once. Answers its hash and size.
+/// Rows are checked on every core, in slices of the file cut at line ends.
 pub fn check(bytes: &[u8]) -> Result<DirectorySummary, DirectoryError> {
     let one = |error: RowError| DirectoryError { errors: vec![error], bad_rows: 1 };
+    // The header and UTF-8 of the whole file; the rows are checked in slices below.
+    drop(rows(bytes).map_err(one)?);
+    let body = body_offset(bytes);
+    let (hash, checked) = std::thread::scope(|scope| {
+        let hash = scope.spawn(|| sha256_hex(bytes));
+        let slices: Vec<_> = slices(bytes, body, workers())
+            .into_iter()
+            .map(|(start, end, first_line)| scope.spawn(move || check_slice(&bytes[start..end], first_line)))
+            .collect();
+        let checked: Vec<SliceCheck> = slices.into_iter().map(|s| s.join().expect("a checking thread")).collect();
+        (hash.join().expect("the hashing thread"), checked)
+    });
     let mut errors = Vec::new();
     let mut bad_rows = 0;
-    let mut entities = 0u64;
-    let mut seen = std::collections::HashSet::new();
-    for (line, row) in rows(bytes).map_err(one)? {
-        let row = row.and_then(|row| {
-            if seen.insert(row.uscc) {
-                Ok(row)
-            } else {
-                Err(format!("uscc {} appears twice", row.uscc))
-            }
-        });
-        match row {
-            Ok(_) => entities += 1,
-            Err(reason) => {
-                bad_rows += 1;
-                if errors.len() < ROW_ERRORS_REPORTED_MAX {
-                    errors.push(RowError { line, reason });
-                }
-            }
-        }
+    let mut keys = Vec::new();
+    for slice in checked {
+        bad_rows += slice.bad_rows;
+        errors.extend(slice.errors);
+        keys.extend(slice.keys);
+    }
+    errors.truncate(ROW_ERRORS_REPORTED_MAX);
+    let entities = keys.len() as u64;
+    keys.sort_unstable();
+    let repeats: Vec<u128> = keys.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
+    if !repeats.is_empty() {
+        bad_rows += repeats.len() as u64;
+        errors.extend(repeated_rows(bytes, &repeats).into_iter().take(ROW_ERRORS_REPORTED_MAX.saturating_sub(errors.len())));
     }
     if bad_rows > 0 {
         return Err(DirectoryError { errors, bad_rows });
@@ -159,7 +165,111 @@ pub fn check(bytes: &[u8]) -> Result<DirectorySummary, DirectoryError> {
     if entities == 0 {
         return Err(one(RowError { line: 2, reason: "the directory has no entities".into() }));
     }
-    Ok(DirectorySummary { sha256: sha256_hex(bytes), entities, bytes: bytes.len() as u64 })
+    Ok(DirectorySummary { sha256: hash, entities, bytes: bytes.len() as u64 })
+}
+
+/// The lines where repeated USCCs appear again (one pass, only when there are repeats).
+fn repeated_rows(bytes: &[u8], repeats: &[u128]) -> Vec<RowError> {
+    let wanted: std::collections::HashSet<String> = repeats.iter().map(|k| uscc_of_key(*k)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut errors = Vec::new();
+    for (line, row) in rows(bytes).into_iter().flatten() {
+        let Ok(row) = row else { continue };
+        if wanted.contains(row.uscc) && !seen.insert(row.uscc) {
+            errors.push(RowError { line, reason: format!("uscc {} appears more than once", row.uscc) });
+        }
+    }
+    errors
+}
+
+struct SliceCheck {
+    errors: Vec<RowError>,
+    bad_rows: u64,
+    keys: Vec<u128>,
+}
+
+fn check_slice(slice: &[u8], first_line: u64) -> SliceCheck {
+    let mut result = SliceCheck { errors: Vec::new(), bad_rows: 0, keys: Vec::with_capacity(slice.len() / 100) };
+    let text = std::str::from_utf8(slice).expect("the whole file is UTF-8 and slices end at line ends");
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        match parse_row(line) {
+            Ok(row) => result.keys.push(uscc_key(row.uscc)),
+            Err(reason) => {
+                result.bad_rows += 1;
+                if result.errors.len() < ROW_ERRORS_REPORTED_MAX {
+                    result.errors.push(RowError { line: first_line + i as u64, reason });
+                }
+            }
+        }
+    }
+    result
+}
+
+const USCC_SYMBOLS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+/// A checked USCC as a number (18 symbols of 31 fit in 128 bits), for sorting millions.
+fn uscc_key(uscc: &str) -> u128 {
+    uscc.bytes().fold(0u128, |key, b| {
+        key * 31 + USCC_SYMBOLS.iter().position(|s| *s == b).expect("a checked USCC") as u128
+    })
+}
+
+fn uscc_of_key(mut key: u128) -> String {
+    let mut symbols = [b'0'; 18];
+    for slot in symbols.iter_mut().rev() {
+        *slot = USCC_SYMBOLS[(key % 31) as usize];
+        key /= 31;
+    }
+    String::from_utf8_lossy(&symbols).into_owned()
+}
+
+/// Threads for checking and drawing: the machine's cores, at most 8.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
+}
+
+/// Where the rows start (after the header line).
+pub fn body_offset(bytes: &[u8]) -> usize {
+    bytes.iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| i + 1)
+}
+
+/// Cuts `bytes[body..]` into up to `count` slices ending at line ends: (start, end, line
+/// number of the first row).
+pub fn slices(bytes: &[u8], body: usize, count: usize) -> Vec<(usize, usize, u64)> {
+    let mut cuts = vec![body];
+    let length = bytes.len() - body;
+    for k in 1..count {
+        let guess = (body + length * k / count).max(*cuts.last().expect("one cut"));
+        let cut = bytes[guess..].iter().position(|b| *b == b'\n').map_or(bytes.len(), |i| guess + i + 1);
+        cuts.push(cut);
+    }
+    cuts.push(bytes.len());
+    cuts.dedup();
+    let mut line = 2;
+    cuts.windows(2)
+        .map(|w| {
+            let slice = (w[0], w[1], line);
+            line += bytes[w[0]..w[1]].iter().filter(|b| **b == b'\n').count() as u64;
+            slice
+        })
+        .collect()
+}
+
+/// The fields of a row of a file whose hash is pinned (so it was checked at import): split
+/// only, without checking again.
+pub fn fields(line: &str) -> Option<EntityRow<'_>> {
+    let mut fields = line.split(',');
+    let uscc = fields.next()?;
+    let name = fields.next()?;
+    let region = BureauCode::parse_digits(fields.next()?)?;
+    let industry = fields.next()?;
+    let credit_status = fields.next()?;
+    let address = fields.next()?;
+    Some(EntityRow { uscc, name, region, industry, credit_status, address })
 }
 
 /// Whether `region` lies within `scope`, cached: a directory has millions of rows over a few

@@ -70,43 +70,34 @@ const INSPECTOR_DOMAIN: u8 = 2;
 /// Computes the draw of `inputs` over the directory file `directory`.
 pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawError> {
     let spec = &inputs.spec;
-    let actual = directory::sha256_hex(directory);
-    if actual != spec.entity_directory {
-        return Err(DrawError::WrongDirectory { expected: spec.entity_directory.clone(), actual });
-    }
     if spec.items.len() > 32 {
         return Err(DrawError::TooManyItems);
     }
     let seed = inputs.seed();
-    let histories: HashMap<&str, &EntityHistory> = inputs.histories.iter().map(|h| (h.uscc.as_str(), h)).collect();
-    let mut scope = ScopeCache::new(spec.scope_region);
-    let mut scorer = RiskScorer::new(&spec.scoring);
-    let classes: Vec<RiskClass> =
-        RiskClass::ALL.iter().copied().filter(|c| spec.risk_classes.is_empty() || spec.risk_classes.contains(c)).collect();
-
-    // Pass 1: rank and classify every eligible entity.
+    let classes = drawn_classes(spec);
+    // Pass 1, on every core over slices of the file, while one more thread hashes it: rank and
+    // classify every eligible entity. Only a file with the pinned hash is drawn from, and that
+    // file was checked at import: rows are split, not checked again.
+    let body = directory::body_offset(directory);
+    let (actual, ranked) = std::thread::scope(|scope| {
+        let hash = scope.spawn(|| directory::sha256_hex(directory));
+        let workers: Vec<_> = directory::slices(directory, body, directory::workers())
+            .into_iter()
+            .map(|(start, end, first_line)| scope.spawn(move || rank_slice(inputs, &seed, directory, start, end, first_line)))
+            .collect();
+        let ranked: Vec<Result<(Vec<Candidate>, u64), DrawError>> =
+            workers.into_iter().map(|w| w.join().expect("a drawing thread")).collect();
+        (hash.join().expect("the hashing thread"), ranked)
+    });
+    if actual != spec.entity_directory {
+        return Err(DrawError::WrongDirectory { expected: spec.entity_directory.clone(), actual });
+    }
     let mut candidates = Vec::new();
     let mut entities_in_scope = 0u64;
-    let base = directory.as_ptr() as usize;
-    for (line, row) in directory::rows(directory).map_err(|e| DrawError::Directory(e.to_string()))? {
-        let row = row.map_err(|reason| DrawError::Directory(format!("line {line}: {reason}")))?;
-        if !scope.contains(row.region) {
-            continue;
-        }
-        entities_in_scope += 1;
-        if !spec.industries.is_empty() && !spec.industries.iter().any(|i| i == row.industry) {
-            continue;
-        }
-        let class = scorer.class(&row, histories.get(row.uscc).copied());
-        if !classes.contains(&class) {
-            continue;
-        }
-        let items = item_mask(&spec.items, row.industry);
-        if items == 0 {
-            continue;
-        }
-        let offset = row.uscc.as_ptr() as usize - base;
-        candidates.push(Candidate { rank: rank(&seed, ENTITY_DOMAIN, &[row.uscc.as_bytes()]), offset, class, items });
+    for slice in ranked {
+        let (slice_candidates, in_scope) = slice?;
+        candidates.extend(slice_candidates);
+        entities_in_scope += in_scope;
     }
     // Rank order once: every stratum is then a filtered prefix walk.
     candidates.sort_unstable_by_key(|c| (c.rank, c.offset));
@@ -131,38 +122,126 @@ pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawErr
     let missing = floor.saturating_sub(drawn.len());
     let top_up: Vec<usize> = (0..candidates.len()).filter(|i| !drawn.contains_key(i)).take(missing).collect();
 
-    // Pass 3: the inspections, in rank order, with their teams.
+    // Pass 3, on every core over runs of the drawn entities: their inspections and teams.
     let teams = TeamDrawer::new(inputs, &seed);
-    let mut inspections = Vec::with_capacity(drawn.len() + top_up.len());
-    let mut recusals = Vec::new();
     let chosen = drawn.into_iter().map(|(i, items)| (i, items, false)).chain(top_up.into_iter().map(|i| (i, candidates[i].items, true)));
     let mut chosen: Vec<(usize, u32, bool)> = chosen.collect();
     chosen.sort_unstable_by_key(|(index, _, _)| *index);
-    for (index, items, top_up) in chosen {
-        let candidate = candidates[index];
-        let line = &directory[candidate.offset..];
-        let end = line.iter().position(|b| *b == b'\n').unwrap_or(line.len());
-        let text = std::str::from_utf8(&line[..end]).expect("checked in pass 1").trim_end_matches('\r');
-        let row = directory::parse_row(text).expect("parsed in pass 1");
-        let items: Vec<&InspectionItem> =
-            spec.items.iter().enumerate().filter(|(bit, _)| items & (1 << bit) != 0).map(|(_, item)| item).collect();
-        let team = teams.team(&row, &items, &mut recusals)?;
-        inspections.push(DrawnInspection {
-            subject: Subject {
-                uscc: Some(Uscc::parse(row.uscc).expect("parsed in pass 1")),
-                name: row.name.to_owned(),
-                region_code: row.region,
-                address: row.address.to_owned(),
-            },
-            industry: row.industry.to_owned(),
-            risk_class: candidate.class,
-            items: items.iter().map(|item| item.code.clone()).collect(),
-            inspectors: team,
-            bureau: row.region,
-            top_up,
-        });
+    let run = chosen.len().div_ceil(directory::workers()).max(1);
+    let runs: Vec<Result<(Vec<DrawnInspection>, Vec<Recusal>), DrawError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = chosen
+            .chunks(run)
+            .map(|run| {
+                let (teams, candidates) = (&teams, &candidates);
+                scope.spawn(move || {
+                    let mut inspections = Vec::with_capacity(run.len());
+                    let mut recusals = Vec::new();
+                    for (index, items, top_up) in run {
+                        inspections.push(inspection(inputs, teams, directory, candidates[*index], *items, *top_up, &mut recusals)?);
+                    }
+                    Ok((inspections, recusals))
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("a drawing thread")).collect()
+    });
+    let mut inspections = Vec::with_capacity(chosen.len());
+    let mut recusals = Vec::new();
+    for run in runs {
+        let (run_inspections, run_recusals) = run?;
+        inspections.extend(run_inspections);
+        recusals.extend(run_recusals);
     }
     Ok(DrawResult { seed: hex(&seed), entities_in_scope, eligible, strata, inspections, recusals })
+}
+
+fn drawn_classes(spec: &cluster::ledger::campaign::CampaignSpec) -> Vec<RiskClass> {
+    RiskClass::ALL.iter().copied().filter(|c| spec.risk_classes.is_empty() || spec.risk_classes.contains(c)).collect()
+}
+
+/// Pass 1 over `directory[start..end]`: the eligible entities with their ranks, classes and
+/// items, and how many entities lie in scope.
+fn rank_slice(
+    inputs: &DrawInputs,
+    seed: &[u8; 32],
+    directory: &[u8],
+    start: usize,
+    end: usize,
+    first_line: u64,
+) -> Result<(Vec<Candidate>, u64), DrawError> {
+    let spec = &inputs.spec;
+    let histories: HashMap<&str, &EntityHistory> = inputs.histories.iter().map(|h| (h.uscc.as_str(), h)).collect();
+    let mut scope = ScopeCache::new(spec.scope_region);
+    let mut scorer = RiskScorer::new(&spec.scoring);
+    let classes = drawn_classes(spec);
+    let mut candidates = Vec::new();
+    let mut entities_in_scope = 0u64;
+    let text = std::str::from_utf8(&directory[start..end]).map_err(|e| DrawError::Directory(e.to_string()))?;
+    let mut offset = start;
+    for (i, line) in text.split('\n').enumerate() {
+        let line_start = offset;
+        offset += line.len() + 1;
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let row = directory::fields(line)
+            .ok_or_else(|| DrawError::Directory(format!("line {}: not a directory row", first_line + i as u64)))?;
+        if !scope.contains(row.region) {
+            continue;
+        }
+        entities_in_scope += 1;
+        if !spec.industries.is_empty() && !spec.industries.iter().any(|i| i == row.industry) {
+            continue;
+        }
+        let history = if histories.is_empty() { None } else { histories.get(row.uscc).copied() };
+        let class = scorer.class(&row, history);
+        if !classes.contains(&class) {
+            continue;
+        }
+        let items = item_mask(&spec.items, row.industry);
+        if items == 0 {
+            continue;
+        }
+        let rank = rank(seed, ENTITY_DOMAIN, &[row.uscc.as_bytes()]);
+        candidates.push(Candidate { rank, offset: line_start, class, items });
+    }
+    Ok((candidates, entities_in_scope))
+}
+
+/// One drawn entity's inspection: its row read again, its items, its team.
+fn inspection(
+    inputs: &DrawInputs,
+    teams: &TeamDrawer<'_>,
+    directory: &[u8],
+    candidate: Candidate,
+    items: u32,
+    top_up: bool,
+    recusals: &mut Vec<Recusal>,
+) -> Result<DrawnInspection, DrawError> {
+    let spec = &inputs.spec;
+    let line = &directory[candidate.offset..];
+    let end = line.iter().position(|b| *b == b'\n').unwrap_or(line.len());
+    let text = std::str::from_utf8(&line[..end]).map_err(|e| DrawError::Directory(e.to_string()))?.trim_end_matches('\r');
+    let row = directory::fields(text).ok_or_else(|| DrawError::Directory("a drawn row is not a directory row".into()))?;
+    let uscc = Uscc::parse(row.uscc).map_err(|e| DrawError::Directory(format!("uscc {}: {e}", row.uscc)))?;
+    let items: Vec<&InspectionItem> =
+        spec.items.iter().enumerate().filter(|(bit, _)| items & (1 << bit) != 0).map(|(_, item)| item).collect();
+    let team = teams.team(&row, &items, recusals)?;
+    Ok(DrawnInspection {
+        subject: Subject {
+            uscc: Some(uscc),
+            name: row.name.to_owned(),
+            region_code: row.region,
+            address: row.address.to_owned(),
+        },
+        industry: row.industry.to_owned(),
+        risk_class: candidate.class,
+        items: items.iter().map(|item| item.code.clone()).collect(),
+        inspectors: team,
+        bureau: row.region,
+        top_up,
+    })
 }
 
 fn item_mask(items: &[InspectionItem], industry: &str) -> u32 {

@@ -7,6 +7,7 @@ mod auth;
 mod batcher;
 mod deadline_policy;
 mod deadline_watch;
+pub mod draw_cli;
 pub mod demo;
 pub mod fanout;
 pub mod federation;

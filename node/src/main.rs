@@ -23,6 +23,8 @@ enum Commands {
         #[arg(long)]
         config: PathBuf,
     },
+    /// The double-random draw: verify a committed draw, generate a synthetic directory.
+    Draw(node::draw_cli::DrawArgs),
     /// Run a console gateway: serves a group's consoles from its Redis Stream.
     Gateway {
         #[arg(long)]
@@ -48,6 +50,12 @@ fn main() -> anyhow::Result<()> {
         Commands::Admin(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(node::admin_cli::run(args))
+        }
+        Commands::Draw(args) => {
+            if !node::draw_cli::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Commands::Gateway { config } => {
             let (config, users) = config::gateway::GatewayConfig::load(&config)?;

@@ -7,6 +7,7 @@ mod complaints;
 mod console_browser;
 mod console_push;
 mod deadlines;
+mod double_random;
 mod failover;
 mod fanout;
 mod federation;

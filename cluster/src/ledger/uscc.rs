@@ -52,7 +52,14 @@ fn check_symbol(body: &[u8]) -> u8 {
 
 impl Uscc {
     pub fn parse(text: &str) -> Result<Uscc, UsccError> {
-        if text.chars().count() != USCC_LEN || text.len() != USCC_LEN {
+        Uscc::check(text)?;
+        Ok(Uscc(text.to_owned()))
+    }
+
+    /// Checks `text` without keeping it (a directory of millions of entities is checked row by
+    /// row without allocating).
+    pub fn check(text: &str) -> Result<(), UsccError> {
+        if text.len() != USCC_LEN || text.chars().count() != USCC_LEN {
             return Err(if text.chars().count() == USCC_LEN { UsccError::Charset } else { UsccError::Length });
         }
         let bytes = text.as_bytes();
@@ -68,7 +75,7 @@ impl Uscc {
         if check_symbol(&bytes[..USCC_LEN - 1]) != bytes[USCC_LEN - 1] {
             return Err(UsccError::CheckDigit);
         }
-        Ok(Uscc(text.to_owned()))
+        Ok(())
     }
 
     /// Completes 17 valid characters with their check character; used by the demo feed and

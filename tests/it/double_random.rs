@@ -1,0 +1,262 @@
+//! "Double random, one public" through real nodes: a directory imported on a follower and kept
+//! on the group's nodes, inspectors, a campaign planned by one person and sealed by a second
+//! (the planner is refused), the leader SIGKILLed before the draw, the draw verified by
+//! `xietong draw verify` (and a tampered proof failing it), the result entered by the
+//! inspecting bureau, published and withdrawn, and the public routes never showing anything
+//! internal. Bad input changes nothing.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tests::{wait_until, xietong_binary, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
+
+/// The Guangzhou command centre plans; the provincial centre (a second person, above it) seals.
+const PLANNER_TOKEN: &str = "demo-gz-command-0003";
+const TIANHE: &str = "440106";
+
+async fn call(cluster: &TestCluster, node: u64, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = cluster.url(node, path);
+    let mut request = match method {
+        "POST" => cluster.http.post(url),
+        _ => cluster.http.get(url),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+async fn import(cluster: &TestCluster, node: u64, csv: Vec<u8>) -> (u16, Value) {
+    let response = cluster
+        .http
+        .post(cluster.url(node, "/api/v1/directories/entities"))
+        .bearer_auth(COMMAND_TOKEN)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .expect("import");
+    (response.status().as_u16(), response.json().await.expect("json"))
+}
+
+fn files_named(root: &Path, name: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if entry.file_name().to_string_lossy() == name {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+fn campaign_request(low_percent: f64) -> Value {
+    json!({
+        "name": "2026年天河区食品经营双随机抽查",
+        "items": ["A01", "B01"],
+        "scope": {"region": TIANHE},
+        "targeted": false,
+        "ratios_percent": {"high": 20, "normal": 5, "low": low_percent},
+        "inspector_mode": {"mode": "whole_bureau"},
+        "inspectors_per_inspection": 2,
+    })
+}
+
+fn verify(proof: &Path, directory: &Path) -> (bool, String) {
+    let output = std::process::Command::new(xietong_binary())
+        .args(["draw", "verify", "--proof"])
+        .arg(proof)
+        .arg("--directory")
+        .arg(directory)
+        .output()
+        .expect("xietong draw verify");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Every key of a public answer, at any depth.
+fn keys(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                into.push(key.clone());
+                keys(inner, into);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|inner| keys(inner, into)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
+    let mut cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+
+    // A directory with a bad row is refused whole; nothing is recorded.
+    let region = cluster::ledger::BureauCode::parse_known(TIANHE).unwrap();
+    let csv = draw::generate::generate(3_000, region, 42);
+    let broken = String::from_utf8(csv.clone()).unwrap().replacen(",440106,", ",449999,", 1);
+    let (status, refused) = import(&cluster, follower, broken.into_bytes()).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (400, Some("invalid_directory")), "{refused}");
+    let (_, versions) = call(&cluster, leader, Some(COMMAND_TOKEN), "GET", "/api/v1/directories/entities", None).await;
+    assert_eq!(versions["versions"], json!([]));
+
+    // Imported on a follower: forwarded to the leader, kept on every node, its version committed.
+    let (status, version) = import(&cluster, follower, csv.clone()).await;
+    assert_eq!(status, 201, "{version}");
+    let sha = version["sha256"].as_str().unwrap().to_owned();
+    assert_eq!(version["entities"], 3_000);
+    let copies = files_named(cluster.data_dir(), &format!("{sha}.csv"));
+    assert!(copies.len() >= 2, "a majority holds the file: {copies:?}");
+
+    // Inspectors of Tianhe: an operator may not enrol; six are enrolled by the command centre.
+    let inspector = |n: u32, expertise: &[&str]| {
+        json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": TIANHE,
+               "station": if n % 2 == 0 { Value::Null } else { json!("石牌所") },
+               "expertise": expertise, "qualified": true})
+    };
+    let (status, _) =
+        call(&cluster, 1, Some(TIANHE_OPERATOR_TOKEN), "POST", "/api/v1/inspectors", Some(inspector(0, &["food"]))).await;
+    assert_eq!(status, 403);
+    for n in 1..=6 {
+        let expertise: &[&str] = if n % 2 == 0 { &["food", "registration"] } else { &["registration", "food"] };
+        let (status, body) = call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors", Some(inspector(n, expertise))).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let conflict = json!({"uscc": "91440106MA5D0001", "reason": "近亲属任该企业法定代表人"});
+    let (status, _) = call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors/TH001/conflicts", Some(conflict)).await;
+    assert_eq!(status, 400, "an invalid USCC is refused");
+
+    // A ratio under 3% is refused and creates nothing; a good plan is committed.
+    let (status, body) = call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(1.0))).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, campaign) = call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(3.0))).await;
+    assert_eq!(status, 201, "{campaign}");
+    assert_eq!(campaign["state"], "planned");
+    let id = campaign["id"].as_u64().unwrap();
+    let draw_path = format!("/api/v1/campaigns/{id}/draw");
+
+    // The planner may not fix the beacon (a second person must).
+    let (status, body) = call(&cluster, 3, Some(PLANNER_TOKEN), "POST", &draw_path, Some(json!({"beacon": "20261202"}))).await;
+    assert_eq!(status, 403, "{body}");
+
+    // The leader dies before the draw; the new leader fetches the file if it lacks it.
+    cluster.kill(leader);
+    let new_leader = cluster.wait_for_leader().await;
+    assert_ne!(new_leader, leader);
+    let (status, drawn) = call(&cluster, new_leader, Some(COMMAND_TOKEN), "POST", &draw_path, Some(json!({"beacon": "20261202"}))).await;
+    assert_eq!(status, 201, "{drawn}");
+    assert_eq!(drawn["state"], "drawn");
+    let draw = &drawn["draw"];
+    let inspections = draw["inspections"].as_u64().unwrap();
+    assert!(inspections * 100 >= draw["eligible"].as_u64().unwrap() * 3, "never under 3%: {draw}");
+    let (status, _) = call(&cluster, new_leader, Some(COMMAND_TOKEN), "POST", &draw_path, Some(json!({"beacon": "other"}))).await;
+    assert_eq!(status, 409, "the beacon is fixed once and the draw done once");
+
+    // The proof and the file verify with the command-line tool; a tampered proof does not.
+    let node = (1..=3).find(|id| *id != leader).unwrap();
+    let (_, proof) = call(&cluster, node, Some(COMMAND_TOKEN), "GET", &format!("/api/v1/campaigns/{id}/proof"), None).await;
+    let file = cluster
+        .http
+        .get(cluster.url(node, &format!("/api/v1/directories/entities/{sha}")))
+        .bearer_auth(COMMAND_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(draw::directory::sha256_hex(&file), sha);
+    let proof_path = cluster.data_dir().join("proof.json");
+    let directory_path = cluster.data_dir().join("directory.csv");
+    std::fs::write(&proof_path, serde_json::to_vec(&proof).unwrap()).unwrap();
+    std::fs::write(&directory_path, &file).unwrap();
+    let (ok, report) = verify(&proof_path, &directory_path);
+    assert!(ok, "{report}");
+    let mut tampered = proof.clone();
+    tampered["draw"]["inputs"]["beacon"] = json!("chosen afterwards");
+    std::fs::write(&proof_path, serde_json::to_vec(&tampered).unwrap()).unwrap();
+    let (ok, report) = verify(&proof_path, &directory_path);
+    assert!(!ok && report.contains("MISMATCH"), "{report}");
+
+    // 谁抽查、谁录入: Tianhe acknowledges and enters the result; the organiser publishes it.
+    let task_id = draw["tasks"][0].as_u64().unwrap();
+    let (status, task) = call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "GET", &format!("/api/v1/tasks/{task_id}"), None).await;
+    assert_eq!(status, 200);
+    assert_eq!((task["kind"].as_str(), task["state"].as_str()), (Some("inspection"), Some("dispatched")));
+    let team: Vec<String> = task["inspection"]["inspectors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    assert_eq!(team.len(), 2, "never alone");
+    let uscc = task["subject"]["uscc"].as_str().unwrap().to_owned();
+    let act = |action: &str| format!("/api/v1/tasks/{task_id}/{action}");
+    assert_eq!(call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("ack"), Some(json!({}))).await.0, 200);
+    let (status, body) = call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("complete"), Some(json!({"outcome": "warned"}))).await;
+    assert_eq!(status, 400, "an inspection's result is one of the inspection outcomes: {body}");
+    let (status, entered) = call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("complete"), Some(json!({"outcome": "corrected", "note": "现场检查发现未公示年报，已责令改正"}))).await;
+    assert_eq!(status, 200, "{entered}");
+    assert_eq!(entered["inspection"]["publication"], "pending");
+    assert!(entered["inspection"]["publish_deadline"].is_string());
+    let public_path = format!("/public/v1/results?uscc={uscc}");
+    let (status, public) = call(&cluster, node, None, "GET", &public_path, None).await;
+    assert_eq!((status, public["results"].as_array().map(Vec::len)), (200, Some(0)), "not public before publication");
+    let (status, _) = call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("publish"), Some(json!({}))).await;
+    assert_eq!(status, 403, "the organiser publishes");
+    let (status, published) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &act("publish"), Some(json!({}))).await;
+    assert_eq!(status, 200, "{published}");
+
+    let public = wait_until("the result is public", Duration::from_secs(10), || async {
+        let (_, public) = call(&cluster, node, None, "GET", &public_path, None).await;
+        if public["results"].as_array().is_some_and(|r| r.len() == 1) { Ok(public) } else { Err(public.to_string()) }
+    })
+    .await;
+    assert_eq!(public["results"][0]["result"], "corrected");
+    let (_, campaigns) = call(&cluster, node, None, "GET", "/public/v1/campaigns", None).await;
+    // Nothing internal on the public routes: only the published fields, and none of the
+    // internal values (team, risk class, beacon, seed, the note) anywhere in the text.
+    let allowed = [
+        "results", "next_cursor", "campaign", "campaign_name", "uscc", "entity_name", "region_code", "region_name",
+        "items", "result", "inspected_at", "published_at", "organiser", "organiser_name", "campaigns", "id", "name",
+        "code", "scope_region", "scope_name", "targeted", "drawn_at", "inspections", "published_results",
+    ];
+    for answer in [&public, &campaigns] {
+        let mut found = Vec::new();
+        keys(answer, &mut found);
+        for key in found {
+            assert!(allowed.contains(&key.as_str()), "public answer has internal field {key}: {answer}");
+        }
+        let text = answer.to_string();
+        for internal in team.iter().map(String::as_str).chain(["risk", "20261202", draw["seed"].as_str().unwrap(), "责令改正", "执法人员"]) {
+            assert!(!text.contains(internal), "public answer shows {internal}: {text}");
+        }
+    }
+    let (status, page) = call(&cluster, node, None, "GET", "/public", None).await;
+    assert_eq!(status, 200);
+    assert!(page.as_str().is_some_and(|p| p.contains("抽查结果公示")));
+
+    // Withdrawn: gone from the public routes at once.
+    let (status, _) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &act("withdraw"), Some(json!({}))).await;
+    assert_eq!(status, 400, "a withdrawal says why");
+    let (status, _) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &act("withdraw"), Some(json!({"note": "企业提出异议，复核中"}))).await;
+    assert_eq!(status, 200);
+    wait_until("the result is withdrawn", Duration::from_secs(10), || async {
+        let (_, public) = call(&cluster, node, None, "GET", &public_path, None).await;
+        if public["results"].as_array().is_some_and(Vec::is_empty) { Ok(()) } else { Err(public.to_string()) }
+    })
+    .await;
+
+    // The killed node comes back and agrees with the others.
+    cluster.restart(leader);
+    cluster.wait_for_convergence().await;
+}
