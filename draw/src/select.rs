@@ -102,17 +102,43 @@ pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawErr
     // Rank order once: every stratum is then a filtered prefix walk.
     candidates.sort_unstable_by_key(|c| (c.rank, c.offset));
 
-    // Pass 2: each stratum takes its quota of lowest ranks.
+    // Pass 2: each stratum (item, class) takes its quota of lowest ranks: one pass counts the
+    // populations, one walks the candidates in rank order filling the quotas.
+    let class_slot = |class: RiskClass| RiskClass::ALL.iter().position(|c| *c == class).expect("a class");
+    let mut populations = vec![[0u64; 3]; spec.items.len()];
+    for candidate in &candidates {
+        for (bit, counts) in populations.iter_mut().enumerate() {
+            if candidate.items & (1 << bit) != 0 {
+                counts[class_slot(candidate.class)] += 1;
+            }
+        }
+    }
+    let quotas: Vec<[u64; 3]> = populations
+        .iter()
+        .map(|counts| {
+            let mut quotas = [0; 3];
+            for class in &classes {
+                quotas[class_slot(*class)] = ceil_ratio(counts[class_slot(*class)], spec.ratios.of(*class));
+            }
+            quotas
+        })
+        .collect();
+    let mut taken = vec![[0u64; 3]; spec.items.len()];
     let mut drawn: BTreeMap<usize, u32> = BTreeMap::new(); // candidate index → items drawn for
+    for (index, candidate) in candidates.iter().enumerate() {
+        let slot = class_slot(candidate.class);
+        for bit in 0..spec.items.len() {
+            if candidate.items & (1 << bit) != 0 && taken[bit][slot] < quotas[bit][slot] {
+                taken[bit][slot] += 1;
+                *drawn.entry(index).or_default() |= 1 << bit;
+            }
+        }
+    }
     let mut strata = Vec::new();
     for (bit, item) in spec.items.iter().enumerate() {
         for class in &classes {
-            let members = || candidates.iter().enumerate().filter(|(_, c)| c.class == *class && c.items & (1 << bit) != 0);
-            let population = members().count() as u64;
-            let quota = ceil_ratio(population, spec.ratios.of(*class));
-            for (index, _) in members().take(quota as usize) {
-                *drawn.entry(index).or_default() |= 1 << bit;
-            }
+            let slot = class_slot(*class);
+            let (population, quota) = (populations[bit][slot], quotas[bit][slot]);
             strata.push(Stratum { item: item.code.clone(), class: *class, population, quota });
         }
     }

@@ -125,9 +125,17 @@ fn a_generated_directory_is_valid_and_deterministic() {
     let summary = directory::check(&bytes).expect("valid");
     assert_eq!(summary.entities, 2_000);
     assert_eq!(generate(2_000, code("440100"), 7), bytes, "the same seed gives the same file");
-    let broken = String::from_utf8(bytes).unwrap().replacen("440", "44X", 3).into_bytes();
+    let broken = String::from_utf8(bytes.clone()).unwrap().replacen("440", "44X", 3).into_bytes();
     let error = directory::check(&broken).expect_err("a broken USCC or region");
     assert!(error.bad_rows >= 1);
+    // A USCC twice: refused, naming the line of the repeat.
+    let text = String::from_utf8(bytes).unwrap();
+    let second_row = text.lines().nth(2).unwrap().to_owned();
+    let repeated = format!("{text}{second_row}\n");
+    let error = directory::check(repeated.as_bytes()).expect_err("a repeated USCC");
+    assert_eq!(error.bad_rows, 1);
+    assert_eq!(error.errors[0].line, 2_002, "{error}");
+    assert!(error.errors[0].reason.contains("more than once"));
 }
 
 #[test]
@@ -417,6 +425,15 @@ fn a_campaign_from_plan_to_public_result() {
     };
     assert!(matches!(desk.programme(&tianhe, enter(CompletionOutcome::Reminded)), Err(Rejection::Invalid { .. })));
     desk.programme(&tianhe, enter(CompletionOutcome::Corrected)).expect("result entered");
+    // Not published in time: the leader's watch records the miss, once.
+    let system = actor("system", "440100", Role::System);
+    let deadline_ms = desk.ledger.task(task.id).unwrap().inspection.as_ref().unwrap().publish_deadline_ms.unwrap();
+    assert_eq!(desk.ledger.task(task.id).unwrap().open_deadline_ms(cluster::ledger::DeadlineKind::Publication), Some(deadline_ms));
+    desk.stamp_ms = deadline_ms;
+    let miss = || Action::RecordMissedDeadline { task: task.id, kind: cluster::ledger::DeadlineKind::Publication, deadline_ms };
+    let missed = desk.apply(&system, miss()).expect("the miss is recorded");
+    assert_eq!(missed.task().timeline.last().unwrap().action, cluster::ledger::TimelineAction::PublicationMissed);
+    assert!(desk.apply(&system, miss()).is_err(), "recorded once");
     let public = |ledger: &Ledger| PublicResult::of(ledger.task(task.id).unwrap());
     assert_eq!(public(&desk.ledger), None, "not public before publication");
     assert!(matches!(desk.programme(&tianhe, ProgrammeAction::PublishResult { task: task.id }), Err(Rejection::Forbidden(_))));

@@ -5,7 +5,6 @@
 
 use cluster::ledger::campaign::{hex, DrawRecord};
 
-use crate::directory;
 use crate::select::{draw, DrawError};
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -29,16 +28,15 @@ pub struct Verified {
 }
 
 pub fn verify(record: &DrawRecord, directory_bytes: &[u8]) -> Result<Verified, Mismatch> {
-    let expected = &record.inputs.spec.entity_directory;
-    let actual = directory::sha256_hex(directory_bytes);
-    if &actual != expected {
-        return Err(Mismatch::Directory { expected: expected.clone(), actual });
-    }
     let recomputed = hex(&record.inputs.seed());
     if recomputed != record.result.seed {
         return Err(Mismatch::Seed { committed: record.result.seed.clone(), recomputed });
     }
-    let again = draw(&record.inputs, directory_bytes).map_err(Mismatch::Recompute)?;
+    // The draw checks the file's hash against the one the inputs name (while it ranks).
+    let again = draw(&record.inputs, directory_bytes).map_err(|error| match error {
+        DrawError::WrongDirectory { expected, actual } => Mismatch::Directory { expected, actual },
+        other => Mismatch::Recompute(other),
+    })?;
     let committed = &record.result;
     let difference = if again.entities_in_scope != committed.entities_in_scope || again.eligible != committed.eligible {
         Some("the population in scope".to_owned())
