@@ -15,6 +15,8 @@ const KINDS = ["risk_alert", "lead", "emergency", "assignment", "referral", "ins
 const SEVERITIES = ["low", "normal", "high", "critical"];
 const SOURCES = ["spot_check", "complaint", "big_data", "referral", "assignment", "media", "public_opinion", "third_party"];
 const OUTCOMES = ["no_violation", "reminded", "interviewed", "warned", "penalized", "transferred"];
+/// The results an inspection may record (抽查结果), instead of the outcomes of other tasks.
+const INSPECTION_OUTCOMES = ["no_problem_found", "corrected", "penalized", "not_found_at_address", "case_opened"];
 
 const S = {
   lang: localStorage.getItem("xt-lang") || "zh",
@@ -486,6 +488,9 @@ function allowedActions(task) {
     if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
     return actions;
   }
+  const publication = task.inspection?.publication;
+  if (dispatcher && publication === "pending") actions.push("publish");
+  if (dispatcher && publication === "published") actions.push("withdraw");
   if (assignee && s === "dispatched") actions.push("ack");
   if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
   if (assignee && (s === "acknowledged" || s === "returned") && !task.extension_requested_deadline) actions.push("request_extension");
@@ -527,6 +532,7 @@ function renderDrawer() {
     ${federationCard(task)}
     ${intakeCard(task)}
     ${complaintCard(task)}
+    ${inspectionCard(task)}
     ${task.description ? `<p class="description">${esc(task.description)}</p>` : ""}
     <div class="actions">${actions.map((a) => `<button data-action="${a}" class="${a === "ack" || a === "close" ? "primary" : ""}">${esc(t(`act.${a}`))}</button>`).join("")}</div>
     <div id="action-form"></div>
@@ -540,6 +546,17 @@ function intakeCard(task) {
   const links = i.evidence.map((href) => `<a href="${esc(href)}" target="_blank" rel="noopener noreferrer">${esc(href)}</a>`).join("<br>");
   return `<div class="card"><h3>${t("intake.title")}</h3><p>${esc(t("intake.summary", { source: i.source, n: i.signals }))}<br>` +
     `${t("intake.range")}: ${fmtTime(i.first_observed)} – ${fmtTime(i.last_observed)}<br>${links}</p></div>`;
+}
+
+function inspectionCard(task) {
+  const i = task.inspection;
+  if (!i) return "";
+  const lines = [`${t("insp.campaign")}: #${i.campaign} ${esc(i.campaign_name)}`,
+    `${t("insp.items")}: ${esc(i.items.map((item) => item.name).join("、"))}`,
+    `${t("insp.inspectors")}: ${esc(i.inspectors.join("、"))}`,
+    `${t("insp.risk")}: ${esc(t(`risk.${i.risk_class}`))}${i.top_up ? ` · ${t("insp.top_up")}` : ""}`];
+  if (i.publication) lines.push(`${t(`insp.${i.publication}`)}${i.publish_deadline && i.publication === "pending" ? ` · ${t("insp.publish_by")}: ${fmtTime(i.publish_deadline)}` : ""}`);
+  return `<div class="card"><h3>${t("insp.title")}</h3><p>${lines.join("<br>")}</p></div>`;
 }
 
 function complaintCard(task) {
@@ -578,12 +595,13 @@ function federationCard(task) {
 function actionForm(task, action) {
   // Acknowledge and close need no input: one click.
   if (action === "show_reporter") return showReporter(task);
-  if (action === "ack" || action === "close" || action === "resume" || action === "accept_complaint") return act(task, action, {});
-  const needsReason = ["return", "cancel", "request_extension", "refuse_extension", "pause", "dispute", "refuse_complaint", "notify_reporter"].includes(action);
+  if (["ack", "close", "resume", "accept_complaint", "publish"].includes(action)) return act(task, action, {});
+  const needsReason = ["return", "cancel", "request_extension", "refuse_extension", "pause", "dispute", "refuse_complaint", "notify_reporter", "withdraw"].includes(action);
+  const outcomes = task.inspection ? INSPECTION_OUTCOMES : OUTCOMES;
   $("#action-form").innerHTML = `<form class="action-form">
     ${action === "designate" ? `<label>${t("fed.group")}<input name="group" required pattern="[0-9]{6}" maxlength="6" placeholder="440100"></label>` : ""}
     ${action === "dispatch" ? `<label>${t("assignee")}<select name="assignee_bureau">${assigneeOptions(task.assignee_bureau)}</select></label>` : ""}
-    ${action === "complete" ? `<label>${t("outcome")}<select name="outcome">${OUTCOMES.map((o) => `<option value="${o}">${esc(t(`out.${o}`))}</option>`).join("")}</select></label>` : ""}
+    ${action === "complete" ? `<label>${t("outcome")}<select name="outcome">${outcomes.map((o) => `<option value="${o}">${esc(t(`out.${o}`))}</option>`).join("")}</select></label>` : ""}
     <label>${t("note")}<textarea name="note" ${needsReason ? "required" : ""} maxlength="2000"></textarea></label>
     <button type="submit" class="primary" data-confirm="${action}">${t("confirm")}</button></form>`;
   $("#action-form form").addEventListener("submit", (e) => {

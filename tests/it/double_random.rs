@@ -260,3 +260,60 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     cluster.restart(leader);
     cluster.wait_for_convergence().await;
 }
+
+/// The programme's routes as every kind of caller: who may read, who may change, what the
+/// public sees without a token, and the peer file route closed to everyone but the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programme_routes_answer_every_caller_as_the_policy_says() {
+    const LEADER: &str = tests::LEADER_TOKEN;
+    const YUEXIU: &str = "demo-yuexiu-op-0006";
+    const ADMIN: &str = "demo-ops-admin-0099";
+    const SOURCE: &str = "demo-source-monitor-0030";
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let unknown_sha = "0".repeat(64);
+    let inspector = json!({"id": "TH900", "name": "执法人员甲", "bureau": TIANHE, "expertise": ["food"], "qualified": true});
+    let campaign = campaign_request(3.0);
+    let rows: Vec<(&str, String, Option<Value>, Vec<(Option<&str>, u16)>)> = vec![
+        ("GET", "/api/v1/directories/entities".into(), None, vec![(Some(COMMAND_TOKEN), 200), (Some(LEADER), 200), (Some(TIANHE_OPERATOR_TOKEN), 200), (Some(ADMIN), 401), (Some(SOURCE), 401), (None, 401)]),
+        ("GET", format!("/api/v1/directories/entities/{unknown_sha}"), None, vec![(Some(COMMAND_TOKEN), 404), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401)]),
+        ("GET", "/api/v1/inspectors".into(), None, vec![(Some(COMMAND_TOKEN), 200), (Some(LEADER), 200), (Some(PLANNER_TOKEN), 200), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401)]),
+        ("POST", "/api/v1/inspectors".into(), Some(inspector), vec![(Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 403), (Some(YUEXIU), 403), (Some(ADMIN), 401), (None, 401), (Some(COMMAND_TOKEN), 201), (Some(PLANNER_TOKEN), 409)]),
+        ("POST", "/api/v1/inspectors/TH900/conflicts".into(), Some(json!({"uscc": "91350100M000100Y43", "reason": "曾在该企业任职"})), vec![(Some(YUEXIU), 403), (Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 201), (Some(COMMAND_TOKEN), 409)]),
+        ("POST", "/api/v1/inspectors/TH900/retire".into(), Some(json!({"note": "调离"})), vec![(Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401), (Some(PLANNER_TOKEN), 200), (Some(COMMAND_TOKEN), 404)]),
+        ("GET", "/api/v1/inspection-items".into(), None, vec![(Some(COMMAND_TOKEN), 200), (Some(TIANHE_OPERATOR_TOKEN), 200), (None, 401)]),
+        ("POST", "/api/v1/campaigns".into(), Some(campaign), vec![(Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401), (Some(COMMAND_TOKEN), 409)]),
+        ("GET", "/api/v1/campaigns".into(), None, vec![(Some(COMMAND_TOKEN), 200), (Some(TIANHE_OPERATOR_TOKEN), 200), (None, 401)]),
+        ("GET", "/api/v1/campaigns/99".into(), None, vec![(Some(COMMAND_TOKEN), 404), (None, 401)]),
+        ("GET", "/api/v1/campaigns/99/proof".into(), None, vec![(Some(COMMAND_TOKEN), 404), (Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401)]),
+        ("POST", "/api/v1/campaigns/99/draw".into(), Some(json!({"beacon": "1"})), vec![(Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401), (Some(COMMAND_TOKEN), 404)]),
+        ("POST", "/api/v1/directories/entities".into(), None, vec![(Some(TIANHE_OPERATOR_TOKEN), 403), (Some(LEADER), 403), (Some(SOURCE), 401), (None, 401), (Some(COMMAND_TOKEN), 400)]),
+        ("GET", "/public/v1/campaigns".into(), None, vec![(None, 200), (Some(COMMAND_TOKEN), 200)]),
+        ("GET", "/public/v1/results?uscc=bad".into(), None, vec![(None, 400)]),
+        ("GET", "/public/v1/results".into(), None, vec![(None, 200)]),
+        ("GET", "/public".into(), None, vec![(None, 200)]),
+    ];
+    for (method, path, body, expected) in rows {
+        for (token, status) in expected {
+            let (got, answer) = call(&cluster, 1, token, method, &path, body.clone()).await;
+            assert_eq!(got, status, "{method} {path} as {token:?}: {answer}");
+        }
+    }
+    // The peer file route needs the group's secret: a user token or none is refused.
+    for token in [Some(COMMAND_TOKEN), None] {
+        let mut request = cluster.http.put(cluster.url(1, &format!("/raft/directories/{unknown_sha}"))).body("x");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        assert_eq!(request.send().await.unwrap().status().as_u16(), 401);
+    }
+    // The public routes have a budget of their own: beyond it, 429 with Retry-After.
+    let mut limited = None;
+    for _ in 0..600 {
+        let response = cluster.http.get(cluster.url(1, "/public/v1/campaigns")).send().await.unwrap();
+        if response.status() == 429 {
+            limited = Some(response.headers().get("retry-after").is_some());
+            break;
+        }
+    }
+    assert_eq!(limited, Some(true), "the public budget runs out with 429 and Retry-After");
+}

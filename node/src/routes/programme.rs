@@ -244,6 +244,10 @@ pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: H
 }
 
 fn campaign_spec(state: &AppState, actor: &Actor, request: CampaignRequest) -> Result<CampaignSpec, ApiError> {
+    // Refused before anything about the directory is said (the ledger checks again).
+    if actor.role != Role::Command {
+        return Err(ApiError::Forbidden(format!("a {} user does not plan campaigns", actor.role)));
+    }
     let bureau = match &request.bureau {
         Some(text) => api::parse_bureau("bureau", text)?,
         None => actor.bureau,
