@@ -460,3 +460,117 @@ async fn leadership_sees_the_response_metrics_and_drills_down() {
     let _ = page.close().await;
     result
 }
+
+/// Waits until the element at `css` shows `needle` in its text; answers the text.
+async fn wait_for_text(page: &Client, css: &str, needle: &str) -> String {
+    wait_until(&format!("{css} shows {needle}"), Duration::from_secs(20), || async {
+        let text = page
+            .find(Locator::Css(css))
+            .await
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        if text.contains(needle) {
+            Ok(text)
+        } else {
+            Err(text)
+        }
+    })
+    .await
+}
+
+/// A drawn inspection on the inspecting bureau's console: its card (campaign, items, team),
+/// acknowledged and completed with an inspection result from the page; once the organiser
+/// publishes it, the public page (no sign-in) lists it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inspection_result_is_entered_on_the_console_and_shown_on_the_public_page() {
+    use serde_json::{json, Value};
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let post = |token: &'static str, path: String, body: Value| {
+        let request = cluster.http.post(cluster.url(1, &path)).bearer_auth(token).json(&body);
+        async move {
+            let response = request.send().await.expect("post");
+            assert!(response.status().is_success(), "{path}: {}", response.status());
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let tianhe = cluster::ledger::BureauCode::parse_known("440106").expect("Tianhe");
+    let directory = draw::generate::generate(400, tianhe, 5);
+    let imported = cluster
+        .http
+        .post(cluster.url(1, "/api/v1/directories/entities"))
+        .bearer_auth(COMMAND_TOKEN)
+        .body(directory)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(imported.status(), 201);
+    for n in 1..=4 {
+        let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
+                               "expertise": ["registration", "food"], "qualified": true});
+        post(COMMAND_TOKEN, "/api/v1/inspectors".into(), inspector).await;
+    }
+    let plan = json!({"name": "天河区企业公示信息抽查", "items": ["A01"], "scope": {"region": "440106"}, "targeted": false,
+                      "ratios_percent": {"high": 10, "normal": 5, "low": 3}, "inspector_mode": {"mode": "whole_bureau"}});
+    let campaign = post("demo-gz-command-0003", "/api/v1/campaigns".into(), plan).await;
+    let drawn = post(COMMAND_TOKEN, format!("/api/v1/campaigns/{}/draw", campaign["id"]), json!({"beacon": "7781"})).await;
+    let id = drawn["draw"]["tasks"][0].as_u64().expect("an inspection task");
+
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let operator = driver.session(&profiles.path().join("operator"), 1400, 900).await;
+    let public = driver.session(&profiles.path().join("public"), 1300, 800).await;
+    let result = async {
+        login(&operator, &cluster.url(1, "/"), TIANHE_OPERATOR_TOKEN).await;
+        wait_for_row(&operator, id, "dispatched").await;
+        let row = format!("#task-rows tr[data-task-id='{id}']");
+        operator.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
+        let card = wait_for_text(&operator, "#drawer-body", "抽查事项").await;
+        assert!(card.contains("天河区企业公示信息抽查") && card.contains("TH00"), "{card}");
+        operator.find(Locator::Css("#drawer button[data-action='ack']")).await.expect("ack").click().await.expect("click");
+        wait_for_row(&operator, id, "acknowledged").await;
+        operator.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
+        operator
+            .find(Locator::Css("#drawer button[data-action='complete']"))
+            .await
+            .expect("complete")
+            .click()
+            .await
+            .expect("click");
+        select(&operator, "#action-form select[name=outcome]", "no_problem_found").await;
+        operator.find(Locator::Css("#action-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+        wait_for_row(&operator, id, "completed").await;
+        operator.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
+        wait_for_text(&operator, "#drawer-body", "待公示").await;
+        std::fs::write(artifacts().join("inspection-operator.png"), operator.screenshot().await.expect("shot"))
+            .expect("save");
+
+        post("demo-gz-command-0003", format!("/api/v1/tasks/{id}/publish"), json!({})).await;
+        public.goto(&cluster.url(1, "/public")).await.expect("public page");
+        let listed = wait_for_text(&public, "#results tbody", "未发现问题").await;
+        let entity = drawn_entity(&cluster, id).await;
+        assert!(listed.contains(&entity), "{listed}");
+        let campaigns = wait_for_text(&public, "#campaigns tbody", "天河区企业公示信息抽查").await;
+        assert!(!campaigns.contains("TH00") && !listed.contains("TH00"), "no inspector on the public page");
+        std::fs::write(artifacts().join("public-results.png"), public.screenshot().await.expect("shot")).expect("save");
+    }
+    .await;
+    let _ = operator.close().await;
+    let _ = public.close().await;
+    result
+}
+
+async fn drawn_entity(cluster: &TestCluster, id: u64) -> String {
+    let task: serde_json::Value = cluster
+        .http
+        .get(cluster.url(1, &format!("/api/v1/tasks/{id}")))
+        .bearer_auth(COMMAND_TOKEN)
+        .send()
+        .await
+        .expect("task")
+        .json()
+        .await
+        .expect("json");
+    task["subject"]["name"].as_str().expect("name").to_owned()
+}

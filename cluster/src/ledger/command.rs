@@ -269,9 +269,6 @@ impl Transition {
 pub enum Rejection {
     #[error("task {0} does not exist")]
     TaskNotFound(TaskId),
-    /// Something other than a task that the command names does not exist.
-    #[error("no such {0}")]
-    NoSuch(String),
     #[error("cannot {action} a task that is {from}")]
     IllegalTransition { from: TaskState, action: String },
     #[error("task changed meanwhile: the action was decided on version {expected}, the task is at version {actual}")]
@@ -292,6 +289,9 @@ pub enum Rejection {
     /// will succeed.
     #[error("not yet: {0}")]
     NotYet(String),
+    /// Something other than a task that the command names does not exist.
+    #[error("no such {0}")]
+    NoSuch(String),
 }
 
 /// What a command did: the tasks as they stand after the change, and what it recorded besides.
