@@ -341,7 +341,11 @@ impl Feed {
 pub async fn run(groups: Vec<(&'static str, Vec<String>)>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let groups: BTreeMap<&'static str, Vec<String>> = groups.into_iter().collect();
     anyhow::ensure!(groups.contains_key(PROVINCE) && groups.contains_key(ZHEJIANG), "the demo needs 440000 and 330000");
-    let mut feed = Feed { http: reqwest::Client::new(), groups, next_addr: 0, pending: BTreeMap::new(), sequence: 0 };
+    let http = reqwest::Client::new();
+    if let Some(guangzhou) = groups.get("440100") {
+        crate::demo_programme::seed(&http, guangzhou).await;
+    }
+    let mut feed = Feed { http, groups, next_addr: 0, pending: BTreeMap::new(), sequence: 0 };
     for _ in 0..SEED_TASKS {
         feed.new_task().await;
     }

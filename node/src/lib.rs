@@ -9,6 +9,7 @@ mod deadline_policy;
 mod deadline_watch;
 pub mod draw_cli;
 pub mod demo;
+mod demo_programme;
 pub mod fanout;
 pub mod federation;
 pub mod fuzz_entry;

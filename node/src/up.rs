@@ -284,6 +284,9 @@ fn print_banner(args: &UpArgs, groups: &[(&str, Vec<String>)]) {
     for ((bureau, addrs), (_, name)) in groups.iter().zip(DEFAULT_GROUPS) {
         println!("  group {bureau} ({name}): console http://{}/   nodes {}", addrs[0], addrs.join(" "));
     }
+    if let Some((_, addrs)) = groups.iter().find(|(bureau, _)| *bureau == "440100") {
+        println!("  public inspection results (双随机、一公开, no sign-in): http://{}/public", addrs[0]);
+    }
     println!("\nData: {}   Demo feed: {}", args.data_dir.display(), if args.no_demo { "off" } else { "on" });
     println!("\nDemo logins (Authorization: Bearer <token>), each on the console of the group hosting its bureau:");
     for user in users.users {
