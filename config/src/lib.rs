@@ -306,16 +306,15 @@ impl NodeConfig {
             config.users_file = path.parent().unwrap_or(Path::new(".")).join(&config.users_file);
         }
         let tls_files = config.tls.as_mut().map(|tls| [&mut tls.cert_file, &mut tls.key_file, &mut tls.ca_file]);
-        let files =
-            [
-                config.deadlines_file.as_mut(),
-                config.topology_file.as_mut(),
-                config.inspection_file.as_mut(),
-                Some(&mut config.group.secret_file),
-            ]
-                .into_iter()
-                .flatten()
-                .chain(tls_files.into_iter().flatten());
+        let files = [
+            config.deadlines_file.as_mut(),
+            config.topology_file.as_mut(),
+            config.inspection_file.as_mut(),
+            Some(&mut config.group.secret_file),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(tls_files.into_iter().flatten());
         for file in files {
             if file.is_relative() {
                 *file = path.parent().unwrap_or(Path::new(".")).join(&*file);

@@ -34,7 +34,8 @@ fn main() {
     let regions = Regions::get();
     let counties: Vec<BureauCode> =
         regions.subtree(province).filter(|r| regions.children(r.code).next().is_none()).map(|r| r.code).collect();
-    let expertise = [&["registration", "food"][..], &["pricing", "registration"], &["food", "pricing"], &["registration"]];
+    let expertise =
+        [&["registration", "food"][..], &["pricing", "registration"], &["food", "pricing"], &["registration"]];
     let pool: Vec<Inspector> = counties
         .iter()
         .flat_map(|county| {

@@ -121,7 +121,8 @@ pub fn parse_row(line: &str) -> Result<EntityRow<'_>, String> {
     Uscc::check(uscc).map_err(|e| format!("uscc `{uscc}`: {e}"))?;
     text("name", name, NAME_CHARS_MAX, true)?;
     text("address", address, ADDRESS_CHARS_MAX, false)?;
-    let region = BureauCode::parse_known(region).ok_or_else(|| format!("region_code `{region}` is not in GB/T 2260"))?;
+    let region =
+        BureauCode::parse_known(region).ok_or_else(|| format!("region_code `{region}` is not in GB/T 2260"))?;
     label("industry", industry)?;
     label("credit_status", credit_status)?;
     Ok(EntityRow { uscc, name, region, industry, credit_status, address })
@@ -157,7 +158,9 @@ pub fn check(bytes: &[u8]) -> Result<DirectorySummary, DirectoryError> {
     let repeats: Vec<u128> = keys.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]).collect();
     if !repeats.is_empty() {
         bad_rows += repeats.len() as u64;
-        errors.extend(repeated_rows(bytes, &repeats).into_iter().take(ROW_ERRORS_REPORTED_MAX.saturating_sub(errors.len())));
+        errors.extend(
+            repeated_rows(bytes, &repeats).into_iter().take(ROW_ERRORS_REPORTED_MAX.saturating_sub(errors.len())),
+        );
     }
     if bad_rows > 0 {
         return Err(DirectoryError { errors, bad_rows });
@@ -213,9 +216,8 @@ const USCC_SYMBOLS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// A checked USCC as a number (18 symbols of 31 fit in 128 bits), for sorting millions.
 fn uscc_key(uscc: &str) -> u128 {
-    uscc.bytes().fold(0u128, |key, b| {
-        key * 31 + USCC_SYMBOLS.iter().position(|s| *s == b).expect("a checked USCC") as u128
-    })
+    uscc.bytes()
+        .fold(0u128, |key, b| key * 31 + USCC_SYMBOLS.iter().position(|s| *s == b).expect("a checked USCC") as u128)
 }
 
 fn uscc_of_key(mut key: u128) -> String {

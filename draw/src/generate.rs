@@ -26,7 +26,8 @@ pub const CREDIT_MIX: &[(&str, u32)] = &[("normal", 920), ("abnormal", 60), ("se
 
 /// Trade-name syllables (字号).
 const TRADE_NAMES: &[&str] = &[
-    "华信", "永安", "恒达", "金穗", "鸿运", "新锐", "东方", "盛世", "和美", "瑞丰", "嘉禾", "利民", "创优", "百川", "宏图", "安泰",
+    "华信", "永安", "恒达", "金穗", "鸿运", "新锐", "东方", "盛世", "和美", "瑞丰", "嘉禾", "利民", "创优", "百川",
+    "宏图", "安泰",
 ];
 
 /// The 31 USCC symbols; an organisation code is an index written in them.
@@ -47,15 +48,13 @@ fn pick<'a, T>(rng: &mut fastrand::Rng, mix: &'a [(T, u32)]) -> &'a T {
 /// `entities` rows over the counties under `region` (or `region` itself if it is a county).
 pub fn generate(entities: u64, region: BureauCode, seed: u64) -> Vec<u8> {
     let regions = Regions::get();
-    let mut counties: Vec<BureauCode> = regions
-        .subtree(region)
-        .filter(|r| regions.children(r.code).next().is_none())
-        .map(|r| r.code)
-        .collect();
+    let mut counties: Vec<BureauCode> =
+        regions.subtree(region).filter(|r| regions.children(r.code).next().is_none()).map(|r| r.code).collect();
     if counties.is_empty() {
         counties.push(region);
     }
-    let industries: Vec<((&str, &str), u32)> = INDUSTRY_MIX.iter().map(|(code, share, word)| ((*code, *word), *share)).collect();
+    let industries: Vec<((&str, &str), u32)> =
+        INDUSTRY_MIX.iter().map(|(code, share, word)| ((*code, *word), *share)).collect();
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut out = Vec::with_capacity(entities as usize * 110 + 64);
     out.extend_from_slice(HEADER.as_bytes());

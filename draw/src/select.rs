@@ -20,8 +20,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use cluster::ledger::campaign::{
-    ceil_ratio, hex, DrawInputs, DrawResult, DrawnInspection, EntityHistory, InspectionItem, Inspector,
-    InspectorMode, Recusal, RiskClass, Stratum, DRAW_RATIO_FLOOR_BP,
+    ceil_ratio, hex, DrawInputs, DrawResult, DrawnInspection, EntityHistory, InspectionItem, Inspector, InspectorMode,
+    Recusal, RiskClass, Stratum, DRAW_RATIO_FLOOR_BP,
 };
 use cluster::ledger::{BureauCode, Subject, Uscc};
 use sha2::{Digest, Sha256};
@@ -31,7 +31,9 @@ use crate::risk::RiskScorer;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DrawError {
-    #[error("the directory file is not the one the campaign names: its SHA-256 is {actual}, the campaign's {expected}")]
+    #[error(
+        "the directory file is not the one the campaign names: its SHA-256 is {actual}, the campaign's {expected}"
+    )]
     WrongDirectory { expected: String, actual: String },
     #[error("the directory file is damaged: {0}")]
     Directory(String),
@@ -40,6 +42,9 @@ pub enum DrawError {
     #[error("a campaign has at most 32 items")]
     TooManyItems,
 }
+
+/// The inspections of one run of drawn entities, with the recusals on record for them.
+type InspectionRun = (Vec<DrawnInspection>, Vec<Recusal>);
 
 /// An eligible entity, kept small: a province's directory has millions.
 #[derive(Clone, Copy)]
@@ -83,7 +88,9 @@ pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawErr
         let hash = scope.spawn(|| directory::sha256_hex(directory));
         let workers: Vec<_> = directory::slices(directory, body, directory::workers())
             .into_iter()
-            .map(|(start, end, first_line)| scope.spawn(move || rank_slice(inputs, &seed, directory, start, end, first_line)))
+            .map(|(start, end, first_line)| {
+                scope.spawn(move || rank_slice(inputs, &seed, directory, start, end, first_line))
+            })
             .collect();
         let ranked: Vec<Result<(Vec<Candidate>, u64), DrawError>> =
             workers.into_iter().map(|w| w.join().expect("a drawing thread")).collect();
@@ -150,11 +157,14 @@ pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawErr
 
     // Pass 3, on every core over runs of the drawn entities: their inspections and teams.
     let teams = TeamDrawer::new(inputs, &seed);
-    let chosen = drawn.into_iter().map(|(i, items)| (i, items, false)).chain(top_up.into_iter().map(|i| (i, candidates[i].items, true)));
+    let chosen = drawn
+        .into_iter()
+        .map(|(i, items)| (i, items, false))
+        .chain(top_up.into_iter().map(|i| (i, candidates[i].items, true)));
     let mut chosen: Vec<(usize, u32, bool)> = chosen.collect();
     chosen.sort_unstable_by_key(|(index, _, _)| *index);
     let run = chosen.len().div_ceil(directory::workers()).max(1);
-    let runs: Vec<Result<(Vec<DrawnInspection>, Vec<Recusal>), DrawError>> = std::thread::scope(|scope| {
+    let runs: Vec<Result<InspectionRun, DrawError>> = std::thread::scope(|scope| {
         let workers: Vec<_> = chosen
             .chunks(run)
             .map(|run| {
@@ -163,7 +173,15 @@ pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawErr
                     let mut inspections = Vec::with_capacity(run.len());
                     let mut recusals = Vec::new();
                     for (index, items, top_up) in run {
-                        inspections.push(inspection(inputs, teams, directory, candidates[*index], *items, *top_up, &mut recusals)?);
+                        inspections.push(inspection(
+                            inputs,
+                            teams,
+                            directory,
+                            candidates[*index],
+                            *items,
+                            *top_up,
+                            &mut recusals,
+                        )?);
                     }
                     Ok((inspections, recusals))
                 })
@@ -248,8 +266,10 @@ fn inspection(
     let spec = &inputs.spec;
     let line = &directory[candidate.offset..];
     let end = line.iter().position(|b| *b == b'\n').unwrap_or(line.len());
-    let text = std::str::from_utf8(&line[..end]).map_err(|e| DrawError::Directory(e.to_string()))?.trim_end_matches('\r');
-    let row = directory::fields(text).ok_or_else(|| DrawError::Directory("a drawn row is not a directory row".into()))?;
+    let text =
+        std::str::from_utf8(&line[..end]).map_err(|e| DrawError::Directory(e.to_string()))?.trim_end_matches('\r');
+    let row =
+        directory::fields(text).ok_or_else(|| DrawError::Directory("a drawn row is not a directory row".into()))?;
     let uscc = Uscc::parse(row.uscc).map_err(|e| DrawError::Directory(format!("uscc {}: {e}", row.uscc)))?;
     let items: Vec<&InspectionItem> =
         spec.items.iter().enumerate().filter(|(bit, _)| items & (1 << bit) != 0).map(|(_, item)| item).collect();
@@ -310,7 +330,9 @@ impl<'a> TeamDrawer<'a> {
         let last_team = self.last_teams.get(row.uscc).copied().unwrap_or_default();
         let mut ranked: Vec<(u64, &'a Inspector)> = Vec::new();
         for inspector in self.by_bureau.get(&row.region).map(Vec::as_slice).unwrap_or_default() {
-            if !items.iter().any(|item| inspector.expertise.contains(&item.expertise)) || last_team.contains(&inspector.id) {
+            if !items.iter().any(|item| inspector.expertise.contains(&item.expertise))
+                || last_team.contains(&inspector.id)
+            {
                 continue;
             }
             if self.conflicts.contains(&(inspector.id.as_str(), row.uscc)) {
@@ -336,7 +358,11 @@ impl<'a> TeamDrawer<'a> {
             needs.extend([Need::Office, Need::Station]);
         }
         if ranked.len() < self.size {
-            return Err(no_team(format!("{} eligible inspectors, a team needs {} (never alone)", ranked.len(), self.size)));
+            return Err(no_team(format!(
+                "{} eligible inspectors, a team needs {} (never alone)",
+                ranked.len(),
+                self.size
+            )));
         }
         if let Some(need) = needs.iter().find(|need| !ranked.iter().any(|(_, i)| need.met_by(i))) {
             return Err(no_team(format!("nobody eligible {}", need.describe())));

@@ -304,7 +304,10 @@ fn selection_is_uniform_within_a_stratum() {
     // Degrees of freedom 399; the 0.999 quantile of chi-square(399) is about 493.
     let degrees = population as f64 - 1.0;
     assert!(counts.len() as u64 <= population);
-    assert!(chi_square < degrees + 3.09 * (2.0 * degrees).sqrt() + 10.0, "chi-square {chi_square:.1} with {degrees} degrees");
+    assert!(
+        chi_square < degrees + 3.09 * (2.0 * degrees).sqrt() + 10.0,
+        "chi-square {chi_square:.1} with {degrees} degrees"
+    );
     // And not suspiciously even either (a draw that rotated deterministically would be).
     assert!(chi_square > degrees - 3.09 * (2.0 * degrees).sqrt() - 10.0, "chi-square {chi_square:.1} too small");
 }
@@ -349,10 +352,16 @@ fn a_campaign_from_plan_to_public_result() {
     assert!(matches!(refused, Err(Rejection::Forbidden(_))));
     let mut low = spec(&summary.sha256);
     low.ratios.low_bp = 100;
-    assert!(matches!(desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(low))), Err(Rejection::Invalid { .. })));
+    assert!(matches!(
+        desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(low))),
+        Err(Rejection::Invalid { .. })
+    ));
     let mut alone = spec(&summary.sha256);
     alone.inspectors_per_inspection = 1;
-    assert!(matches!(desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(alone))), Err(Rejection::Invalid { .. })));
+    assert!(matches!(
+        desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(alone))),
+        Err(Rejection::Invalid { .. })
+    ));
 
     let created = desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(spec(&summary.sha256)))).unwrap();
     let Some(ProgrammeRecord::Campaign(campaign)) = created.record else { panic!("a campaign") };
@@ -409,12 +418,15 @@ fn a_campaign_from_plan_to_public_result() {
     verify(&committed, &bytes).expect("the committed draw verifies");
 
     // 谁抽查、谁录入: the inspecting bureau enters the result; the organiser publishes it.
-    desk.apply(&tianhe, Action::ChangeTask(cluster::ledger::TaskChange {
-        task: task.id,
-        expected_version: None,
-        note: String::new(),
-        transition: cluster::ledger::Transition::Ack,
-    }))
+    desk.apply(
+        &tianhe,
+        Action::ChangeTask(cluster::ledger::TaskChange {
+            task: task.id,
+            expected_version: None,
+            note: String::new(),
+            transition: cluster::ledger::Transition::Ack,
+        }),
+    )
     .unwrap();
     let enter = |outcome| ProgrammeAction::RecordResult {
         task: task.id,
@@ -428,15 +440,25 @@ fn a_campaign_from_plan_to_public_result() {
     // Not published in time: the leader's watch records the miss, once.
     let system = actor("system", "440100", Role::System);
     let deadline_ms = desk.ledger.task(task.id).unwrap().inspection.as_ref().unwrap().publish_deadline_ms.unwrap();
-    assert_eq!(desk.ledger.task(task.id).unwrap().open_deadline_ms(cluster::ledger::DeadlineKind::Publication), Some(deadline_ms));
+    assert_eq!(
+        desk.ledger.task(task.id).unwrap().open_deadline_ms(cluster::ledger::DeadlineKind::Publication),
+        Some(deadline_ms)
+    );
     desk.stamp_ms = deadline_ms;
-    let miss = || Action::RecordMissedDeadline { task: task.id, kind: cluster::ledger::DeadlineKind::Publication, deadline_ms };
+    let miss = || Action::RecordMissedDeadline {
+        task: task.id,
+        kind: cluster::ledger::DeadlineKind::Publication,
+        deadline_ms,
+    };
     let missed = desk.apply(&system, miss()).expect("the miss is recorded");
     assert_eq!(missed.task().timeline.last().unwrap().action, cluster::ledger::TimelineAction::PublicationMissed);
     assert!(desk.apply(&system, miss()).is_err(), "recorded once");
     let public = |ledger: &Ledger| PublicResult::of(ledger.task(task.id).unwrap());
     assert_eq!(public(&desk.ledger), None, "not public before publication");
-    assert!(matches!(desk.programme(&tianhe, ProgrammeAction::PublishResult { task: task.id }), Err(Rejection::Forbidden(_))));
+    assert!(matches!(
+        desk.programme(&tianhe, ProgrammeAction::PublishResult { task: task.id }),
+        Err(Rejection::Forbidden(_))
+    ));
     desk.programme(&planner, ProgrammeAction::PublishResult { task: task.id }).expect("published");
     let shown = public(&desk.ledger).expect("public");
     assert_eq!(shown.outcome, CompletionOutcome::Corrected);

@@ -50,7 +50,14 @@ pub fn verify(record: &DrawRecord, directory_bytes: &[u8]) -> Result<Verified, M
         let name = |i: &cluster::ledger::campaign::DrawnInspection| {
             i.subject.uscc.as_ref().map_or_else(String::new, |u| u.as_str().to_owned())
         };
-        Some(format!("inspection {} is {} with {:?} recomputed, {} with {:?} committed", n + 1, name(a), a.inspectors, name(c), c.inspectors))
+        Some(format!(
+            "inspection {} is {} with {:?} recomputed, {} with {:?} committed",
+            n + 1,
+            name(a),
+            a.inspectors,
+            name(c),
+            c.inspectors
+        ))
     } else if again.recusals != committed.recusals {
         Some("the recusals".to_owned())
     } else {

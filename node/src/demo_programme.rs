@@ -48,7 +48,9 @@ pub async fn seed(http: &reqwest::Client, addrs: &[String]) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let Some(campaigns) = campaigns else { return tracing::warn!("demo programme: the Guangzhou group did not answer") };
+    let Some(campaigns) = campaigns else {
+        return tracing::warn!("demo programme: the Guangzhou group did not answer");
+    };
     if campaigns["campaigns"].as_array().is_some_and(|c| !c.is_empty()) {
         return;
     }

@@ -61,7 +61,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let inspection = match &config.inspection_file {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            config::inspection::InspectionConfig::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            config::inspection::InspectionConfig::parse(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         }
         None => config::inspection::InspectionConfig::default_programme(),
     };

@@ -464,13 +464,8 @@ async fn leadership_sees_the_response_metrics_and_drills_down() {
 /// Waits until the element at `css` shows `needle` in its text; answers the text.
 async fn wait_for_text(page: &Client, css: &str, needle: &str) -> String {
     wait_until(&format!("{css} shows {needle}"), Duration::from_secs(20), || async {
-        let text = page
-            .find(Locator::Css(css))
-            .await
-            .map_err(|e| e.to_string())?
-            .text()
-            .await
-            .map_err(|e| e.to_string())?;
+        let text =
+            page.find(Locator::Css(css)).await.map_err(|e| e.to_string())?.text().await.map_err(|e| e.to_string())?;
         if text.contains(needle) {
             Ok(text)
         } else {
@@ -514,7 +509,8 @@ async fn an_inspection_result_is_entered_on_the_console_and_shown_on_the_public_
     let plan = json!({"name": "天河区企业公示信息抽查", "items": ["A01"], "scope": {"region": "440106"}, "targeted": false,
                       "ratios_percent": {"high": 10, "normal": 5, "low": 3}, "inspector_mode": {"mode": "whole_bureau"}});
     let campaign = post("demo-gz-command-0003", "/api/v1/campaigns".into(), plan).await;
-    let drawn = post(COMMAND_TOKEN, format!("/api/v1/campaigns/{}/draw", campaign["id"]), json!({"beacon": "7781"})).await;
+    let drawn =
+        post(COMMAND_TOKEN, format!("/api/v1/campaigns/{}/draw", campaign["id"]), json!({"beacon": "7781"})).await;
     let id = drawn["draw"]["tasks"][0].as_u64().expect("an inspection task");
 
     let driver = ChromeDriver::start();
@@ -528,7 +524,13 @@ async fn an_inspection_result_is_entered_on_the_console_and_shown_on_the_public_
         operator.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
         let card = wait_for_text(&operator, "#drawer-body", "抽查事项").await;
         assert!(card.contains("天河区企业公示信息抽查") && card.contains("TH00"), "{card}");
-        operator.find(Locator::Css("#drawer button[data-action='ack']")).await.expect("ack").click().await.expect("click");
+        operator
+            .find(Locator::Css("#drawer button[data-action='ack']"))
+            .await
+            .expect("ack")
+            .click()
+            .await
+            .expect("click");
         wait_for_row(&operator, id, "acknowledged").await;
         operator.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
         operator
@@ -539,7 +541,13 @@ async fn an_inspection_result_is_entered_on_the_console_and_shown_on_the_public_
             .await
             .expect("click");
         select(&operator, "#action-form select[name=outcome]", "no_problem_found").await;
-        operator.find(Locator::Css("#action-form button[type=submit]")).await.expect("submit").click().await.expect("click");
+        operator
+            .find(Locator::Css("#action-form button[type=submit]"))
+            .await
+            .expect("submit")
+            .click()
+            .await
+            .expect("click");
         wait_for_row(&operator, id, "completed").await;
         operator.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
         wait_for_text(&operator, "#drawer-body", "待公示").await;

@@ -15,7 +15,14 @@ use tests::{wait_until, xietong_binary, TestCluster, COMMAND_TOKEN, TIANHE_OPERA
 const PLANNER_TOKEN: &str = "demo-gz-command-0003";
 const TIANHE: &str = "440106";
 
-async fn call(cluster: &TestCluster, node: u64, token: Option<&str>, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+async fn call(
+    cluster: &TestCluster,
+    node: u64,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let url = cluster.url(node, path);
     let mut request = match method {
         "POST" => cluster.http.post(url),
@@ -125,50 +132,59 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     // Inspectors of Tianhe: an operator may not enrol; six are enrolled by the command centre.
     let inspector = |n: u32, expertise: &[&str]| {
         json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": TIANHE,
-               "station": if n % 2 == 0 { Value::Null } else { json!("石牌所") },
+               "station": if n.is_multiple_of(2) { Value::Null } else { json!("石牌所") },
                "expertise": expertise, "qualified": true})
     };
     let (status, _) =
-        call(&cluster, 1, Some(TIANHE_OPERATOR_TOKEN), "POST", "/api/v1/inspectors", Some(inspector(0, &["food"]))).await;
+        call(&cluster, 1, Some(TIANHE_OPERATOR_TOKEN), "POST", "/api/v1/inspectors", Some(inspector(0, &["food"])))
+            .await;
     assert_eq!(status, 403);
     for n in 1..=6 {
         let expertise: &[&str] = if n % 2 == 0 { &["food", "registration"] } else { &["registration", "food"] };
-        let (status, body) = call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors", Some(inspector(n, expertise))).await;
+        let (status, body) =
+            call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors", Some(inspector(n, expertise))).await;
         assert_eq!(status, 201, "{body}");
     }
     let conflict = json!({"uscc": "91440106MA5D0001", "reason": "近亲属任该企业法定代表人"});
-    let (status, _) = call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors/TH001/conflicts", Some(conflict)).await;
+    let (status, _) =
+        call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors/TH001/conflicts", Some(conflict)).await;
     assert_eq!(status, 400, "an invalid USCC is refused");
 
     // A ratio under 3% is refused and creates nothing; a good plan is committed.
-    let (status, body) = call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(1.0))).await;
+    let (status, body) =
+        call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(1.0))).await;
     assert_eq!(status, 400, "{body}");
-    let (status, campaign) = call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(3.0))).await;
+    let (status, campaign) =
+        call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(3.0))).await;
     assert_eq!(status, 201, "{campaign}");
     assert_eq!(campaign["state"], "planned");
     let id = campaign["id"].as_u64().unwrap();
     let draw_path = format!("/api/v1/campaigns/{id}/draw");
 
     // The planner may not fix the beacon (a second person must).
-    let (status, body) = call(&cluster, 3, Some(PLANNER_TOKEN), "POST", &draw_path, Some(json!({"beacon": "20261202"}))).await;
+    let (status, body) =
+        call(&cluster, 3, Some(PLANNER_TOKEN), "POST", &draw_path, Some(json!({"beacon": "20261202"}))).await;
     assert_eq!(status, 403, "{body}");
 
     // The leader dies before the draw; the new leader fetches the file if it lacks it.
     cluster.kill(leader);
     let new_leader = cluster.wait_for_leader().await;
     assert_ne!(new_leader, leader);
-    let (status, drawn) = call(&cluster, new_leader, Some(COMMAND_TOKEN), "POST", &draw_path, Some(json!({"beacon": "20261202"}))).await;
+    let (status, drawn) =
+        call(&cluster, new_leader, Some(COMMAND_TOKEN), "POST", &draw_path, Some(json!({"beacon": "20261202"}))).await;
     assert_eq!(status, 201, "{drawn}");
     assert_eq!(drawn["state"], "drawn");
     let draw = &drawn["draw"];
     let inspections = draw["inspections"].as_u64().unwrap();
     assert!(inspections * 100 >= draw["eligible"].as_u64().unwrap() * 3, "never under 3%: {draw}");
-    let (status, _) = call(&cluster, new_leader, Some(COMMAND_TOKEN), "POST", &draw_path, Some(json!({"beacon": "other"}))).await;
+    let (status, _) =
+        call(&cluster, new_leader, Some(COMMAND_TOKEN), "POST", &draw_path, Some(json!({"beacon": "other"}))).await;
     assert_eq!(status, 409, "the beacon is fixed once and the draw done once");
 
     // The proof and the file verify with the command-line tool; a tampered proof does not.
     let node = (1..=3).find(|id| *id != leader).unwrap();
-    let (_, proof) = call(&cluster, node, Some(COMMAND_TOKEN), "GET", &format!("/api/v1/campaigns/{id}/proof"), None).await;
+    let (_, proof) =
+        call(&cluster, node, Some(COMMAND_TOKEN), "GET", &format!("/api/v1/campaigns/{id}/proof"), None).await;
     let file = cluster
         .http
         .get(cluster.url(node, &format!("/api/v1/directories/entities/{sha}")))
@@ -194,17 +210,29 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
 
     // 谁抽查、谁录入: Tianhe acknowledges and enters the result; the organiser publishes it.
     let task_id = draw["tasks"][0].as_u64().unwrap();
-    let (status, task) = call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "GET", &format!("/api/v1/tasks/{task_id}"), None).await;
+    let (status, task) =
+        call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "GET", &format!("/api/v1/tasks/{task_id}"), None).await;
     assert_eq!(status, 200);
     assert_eq!((task["kind"].as_str(), task["state"].as_str()), (Some("inspection"), Some("dispatched")));
-    let team: Vec<String> = task["inspection"]["inspectors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
+    let team: Vec<String> =
+        task["inspection"]["inspectors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
     assert_eq!(team.len(), 2, "never alone");
     let uscc = task["subject"]["uscc"].as_str().unwrap().to_owned();
     let act = |action: &str| format!("/api/v1/tasks/{task_id}/{action}");
     assert_eq!(call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("ack"), Some(json!({}))).await.0, 200);
-    let (status, body) = call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("complete"), Some(json!({"outcome": "warned"}))).await;
+    let (status, body) =
+        call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("complete"), Some(json!({"outcome": "warned"})))
+            .await;
     assert_eq!(status, 400, "an inspection's result is one of the inspection outcomes: {body}");
-    let (status, entered) = call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("complete"), Some(json!({"outcome": "corrected", "note": "现场检查发现未公示年报，已责令改正"}))).await;
+    let (status, entered) = call(
+        &cluster,
+        node,
+        Some(TIANHE_OPERATOR_TOKEN),
+        "POST",
+        &act("complete"),
+        Some(json!({"outcome": "corrected", "note": "现场检查发现未公示年报，已责令改正"})),
+    )
+    .await;
     assert_eq!(status, 200, "{entered}");
     assert_eq!(entered["inspection"]["publication"], "pending");
     assert!(entered["inspection"]["publish_deadline"].is_string());
@@ -218,7 +246,11 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
 
     let public = wait_until("the result is public", Duration::from_secs(10), || async {
         let (_, public) = call(&cluster, node, None, "GET", &public_path, None).await;
-        if public["results"].as_array().is_some_and(|r| r.len() == 1) { Ok(public) } else { Err(public.to_string()) }
+        if public["results"].as_array().is_some_and(|r| r.len() == 1) {
+            Ok(public)
+        } else {
+            Err(public.to_string())
+        }
     })
     .await;
     assert_eq!(public["results"][0]["result"], "corrected");
@@ -226,9 +258,30 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     // Nothing internal on the public routes: only the published fields, and none of the
     // internal values (team, risk class, beacon, seed, the note) anywhere in the text.
     let allowed = [
-        "results", "next_cursor", "campaign", "campaign_name", "uscc", "entity_name", "region_code", "region_name",
-        "items", "result", "inspected_at", "published_at", "organiser", "organiser_name", "campaigns", "id", "name",
-        "code", "scope_region", "scope_name", "targeted", "drawn_at", "inspections", "published_results",
+        "results",
+        "next_cursor",
+        "campaign",
+        "campaign_name",
+        "uscc",
+        "entity_name",
+        "region_code",
+        "region_name",
+        "items",
+        "result",
+        "inspected_at",
+        "published_at",
+        "organiser",
+        "organiser_name",
+        "campaigns",
+        "id",
+        "name",
+        "code",
+        "scope_region",
+        "scope_name",
+        "targeted",
+        "drawn_at",
+        "inspections",
+        "published_results",
     ];
     for answer in [&public, &campaigns] {
         let mut found = Vec::new();
@@ -237,7 +290,13 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
             assert!(allowed.contains(&key.as_str()), "public answer has internal field {key}: {answer}");
         }
         let text = answer.to_string();
-        for internal in team.iter().map(String::as_str).chain(["risk", "20261202", draw["seed"].as_str().unwrap(), "责令改正", "执法人员"]) {
+        for internal in team.iter().map(String::as_str).chain([
+            "risk",
+            "20261202",
+            draw["seed"].as_str().unwrap(),
+            "责令改正",
+            "执法人员",
+        ]) {
             assert!(!text.contains(internal), "public answer shows {internal}: {text}");
         }
     }
@@ -248,11 +307,23 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     // Withdrawn: gone from the public routes at once.
     let (status, _) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &act("withdraw"), Some(json!({}))).await;
     assert_eq!(status, 400, "a withdrawal says why");
-    let (status, _) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &act("withdraw"), Some(json!({"note": "企业提出异议，复核中"}))).await;
+    let (status, _) = call(
+        &cluster,
+        node,
+        Some(PLANNER_TOKEN),
+        "POST",
+        &act("withdraw"),
+        Some(json!({"note": "企业提出异议，复核中"})),
+    )
+    .await;
     assert_eq!(status, 200);
     wait_until("the result is withdrawn", Duration::from_secs(10), || async {
         let (_, public) = call(&cluster, node, None, "GET", &public_path, None).await;
-        if public["results"].as_array().is_some_and(Vec::is_empty) { Ok(()) } else { Err(public.to_string()) }
+        if public["results"].as_array().is_some_and(Vec::is_empty) {
+            Ok(())
+        } else {
+            Err(public.to_string())
+        }
     })
     .await;
 
@@ -260,6 +331,9 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     cluster.restart(leader);
     cluster.wait_for_convergence().await;
 }
+
+/// One route: method, path, body, and the status expected for each caller (`None`: no token).
+type Row = (&'static str, String, Option<Value>, Vec<(Option<&'static str>, u16)>);
 
 /// The programme's routes as every kind of caller: who may read, who may change, what the
 /// public sees without a token, and the peer file route closed to everyone but the group.
@@ -271,22 +345,120 @@ async fn programme_routes_answer_every_caller_as_the_policy_says() {
     const SOURCE: &str = "demo-source-monitor-0030";
     let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
     let unknown_sha = "0".repeat(64);
-    let inspector = json!({"id": "TH900", "name": "执法人员甲", "bureau": TIANHE, "expertise": ["food"], "qualified": true});
+    let inspector =
+        json!({"id": "TH900", "name": "执法人员甲", "bureau": TIANHE, "expertise": ["food"], "qualified": true});
     let campaign = campaign_request(3.0);
-    let rows: Vec<(&str, String, Option<Value>, Vec<(Option<&str>, u16)>)> = vec![
-        ("GET", "/api/v1/directories/entities".into(), None, vec![(Some(COMMAND_TOKEN), 200), (Some(LEADER), 200), (Some(TIANHE_OPERATOR_TOKEN), 200), (Some(ADMIN), 401), (Some(SOURCE), 401), (None, 401)]),
-        ("GET", format!("/api/v1/directories/entities/{unknown_sha}"), None, vec![(Some(COMMAND_TOKEN), 404), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401)]),
-        ("GET", "/api/v1/inspectors".into(), None, vec![(Some(COMMAND_TOKEN), 200), (Some(LEADER), 200), (Some(PLANNER_TOKEN), 200), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401)]),
-        ("POST", "/api/v1/inspectors".into(), Some(inspector), vec![(Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 403), (Some(YUEXIU), 403), (Some(ADMIN), 401), (None, 401), (Some(COMMAND_TOKEN), 201), (Some(PLANNER_TOKEN), 409)]),
-        ("POST", "/api/v1/inspectors/TH900/conflicts".into(), Some(json!({"uscc": "91350100M000100Y43", "reason": "曾在该企业任职"})), vec![(Some(YUEXIU), 403), (Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 201), (Some(COMMAND_TOKEN), 409)]),
-        ("POST", "/api/v1/inspectors/TH900/retire".into(), Some(json!({"note": "调离"})), vec![(Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401), (Some(PLANNER_TOKEN), 200), (Some(COMMAND_TOKEN), 404)]),
-        ("GET", "/api/v1/inspection-items".into(), None, vec![(Some(COMMAND_TOKEN), 200), (Some(TIANHE_OPERATOR_TOKEN), 200), (None, 401)]),
-        ("POST", "/api/v1/campaigns".into(), Some(campaign), vec![(Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401), (Some(COMMAND_TOKEN), 409)]),
-        ("GET", "/api/v1/campaigns".into(), None, vec![(Some(COMMAND_TOKEN), 200), (Some(TIANHE_OPERATOR_TOKEN), 200), (None, 401)]),
+    let rows: Vec<Row> = vec![
+        (
+            "GET",
+            "/api/v1/directories/entities".into(),
+            None,
+            vec![
+                (Some(COMMAND_TOKEN), 200),
+                (Some(LEADER), 200),
+                (Some(TIANHE_OPERATOR_TOKEN), 200),
+                (Some(ADMIN), 401),
+                (Some(SOURCE), 401),
+                (None, 401),
+            ],
+        ),
+        (
+            "GET",
+            format!("/api/v1/directories/entities/{unknown_sha}"),
+            None,
+            vec![(Some(COMMAND_TOKEN), 404), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401)],
+        ),
+        (
+            "GET",
+            "/api/v1/inspectors".into(),
+            None,
+            vec![
+                (Some(COMMAND_TOKEN), 200),
+                (Some(LEADER), 200),
+                (Some(PLANNER_TOKEN), 200),
+                (Some(TIANHE_OPERATOR_TOKEN), 403),
+                (None, 401),
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/inspectors".into(),
+            Some(inspector),
+            vec![
+                (Some(LEADER), 403),
+                (Some(TIANHE_OPERATOR_TOKEN), 403),
+                (Some(YUEXIU), 403),
+                (Some(ADMIN), 401),
+                (None, 401),
+                (Some(COMMAND_TOKEN), 201),
+                (Some(PLANNER_TOKEN), 409),
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/inspectors/TH900/conflicts".into(),
+            Some(json!({"uscc": "91350100M000100Y43", "reason": "曾在该企业任职"})),
+            vec![
+                (Some(YUEXIU), 403),
+                (Some(LEADER), 403),
+                (Some(TIANHE_OPERATOR_TOKEN), 201),
+                (Some(COMMAND_TOKEN), 409),
+            ],
+        ),
+        (
+            "POST",
+            "/api/v1/inspectors/TH900/retire".into(),
+            Some(json!({"note": "调离"})),
+            vec![
+                (Some(TIANHE_OPERATOR_TOKEN), 403),
+                (None, 401),
+                (Some(PLANNER_TOKEN), 200),
+                (Some(COMMAND_TOKEN), 404),
+            ],
+        ),
+        (
+            "GET",
+            "/api/v1/inspection-items".into(),
+            None,
+            vec![(Some(COMMAND_TOKEN), 200), (Some(TIANHE_OPERATOR_TOKEN), 200), (None, 401)],
+        ),
+        (
+            "POST",
+            "/api/v1/campaigns".into(),
+            Some(campaign),
+            vec![(Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401), (Some(COMMAND_TOKEN), 409)],
+        ),
+        (
+            "GET",
+            "/api/v1/campaigns".into(),
+            None,
+            vec![(Some(COMMAND_TOKEN), 200), (Some(TIANHE_OPERATOR_TOKEN), 200), (None, 401)],
+        ),
         ("GET", "/api/v1/campaigns/99".into(), None, vec![(Some(COMMAND_TOKEN), 404), (None, 401)]),
-        ("GET", "/api/v1/campaigns/99/proof".into(), None, vec![(Some(COMMAND_TOKEN), 404), (Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401)]),
-        ("POST", "/api/v1/campaigns/99/draw".into(), Some(json!({"beacon": "1"})), vec![(Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401), (Some(COMMAND_TOKEN), 404)]),
-        ("POST", "/api/v1/directories/entities".into(), None, vec![(Some(TIANHE_OPERATOR_TOKEN), 403), (Some(LEADER), 403), (Some(SOURCE), 401), (None, 401), (Some(COMMAND_TOKEN), 400)]),
+        (
+            "GET",
+            "/api/v1/campaigns/99/proof".into(),
+            None,
+            vec![(Some(COMMAND_TOKEN), 404), (Some(LEADER), 403), (Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401)],
+        ),
+        (
+            "POST",
+            "/api/v1/campaigns/99/draw".into(),
+            Some(json!({"beacon": "1"})),
+            vec![(Some(TIANHE_OPERATOR_TOKEN), 403), (None, 401), (Some(COMMAND_TOKEN), 404)],
+        ),
+        (
+            "POST",
+            "/api/v1/directories/entities".into(),
+            None,
+            vec![
+                (Some(TIANHE_OPERATOR_TOKEN), 403),
+                (Some(LEADER), 403),
+                (Some(SOURCE), 401),
+                (None, 401),
+                (Some(COMMAND_TOKEN), 400),
+            ],
+        ),
         ("GET", "/public/v1/campaigns".into(), None, vec![(None, 200), (Some(COMMAND_TOKEN), 200)]),
         ("GET", "/public/v1/results?uscc=bad".into(), None, vec![(None, 400)]),
         ("GET", "/public/v1/results".into(), None, vec![(None, 200)]),

@@ -12,10 +12,10 @@ use sha2::{Digest, Sha256};
 
 use super::access;
 use super::bureau::{BureauCode, Regions};
+use super::campaign::Programme;
 use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
-use super::campaign::Programme;
 use super::complaint::Reporter;
 use super::federation::{
     DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,

@@ -24,10 +24,10 @@ use sha2::{Digest, Sha256};
 use super::access;
 use super::apply::{push_entry, record_transition, timeline_has_room, Ledger};
 use super::bureau::{BureauCode, Regions};
-use super::command::{Actor, Applied, CommandResult, Rejection, Role, Transition};
+use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role, Transition};
+use super::federation::Routing;
 use super::task::{
     wire_enum, CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
-    TimelineEntry,
 };
 use super::uscc::Uscc;
 use super::validate;
@@ -388,14 +388,33 @@ pub struct Programme {
 /// Commands of the programme (variants of `Action`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProgrammeAction {
-    RecordEntityDirectory { sha256: String, entities: u64, bytes: u64 },
+    RecordEntityDirectory {
+        sha256: String,
+        entities: u64,
+        bytes: u64,
+    },
     EnrollInspector(Box<Inspector>),
-    RetireInspector { id: String, note: String },
-    DeclareConflict { inspector: String, uscc: Uscc, reason: String },
+    RetireInspector {
+        id: String,
+        note: String,
+    },
+    DeclareConflict {
+        inspector: String,
+        uscc: Uscc,
+        reason: String,
+    },
     CreateCampaign(Box<CampaignSpec>),
-    FixBeacon { campaign: u64, value: String },
+    FixBeacon {
+        campaign: u64,
+        value: String,
+    },
     /// The draw computed by the accepting node, with the inspections' deadlines.
-    RecordDraw { campaign: u64, result: Box<DrawResult>, ack_deadline_ms: u64, complete_deadline_ms: u64 },
+    RecordDraw {
+        campaign: u64,
+        result: Box<DrawResult>,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+    },
     /// The inspecting bureau enters the result (completes the inspection task).
     RecordResult {
         task: TaskId,
@@ -404,8 +423,13 @@ pub enum ProgrammeAction {
         note: String,
         publish_deadline_ms: u64,
     },
-    PublishResult { task: TaskId },
-    WithdrawResult { task: TaskId, note: String },
+    PublishResult {
+        task: TaskId,
+    },
+    WithdrawResult {
+        task: TaskId,
+        note: String,
+    },
 }
 
 fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
@@ -420,7 +444,10 @@ fn command_over(actor: &Actor, bureau: BureauCode, what: &str) -> Result<(), Rej
     if actor.role == Role::Command && within(bureau, actor.bureau) {
         Ok(())
     } else {
-        Err(Rejection::Forbidden(format!("a {} user of bureau {} cannot {what} for bureau {bureau}", actor.role, actor.bureau)))
+        Err(Rejection::Forbidden(format!(
+            "a {} user of bureau {} cannot {what} for bureau {bureau}",
+            actor.role, actor.bureau
+        )))
     }
 }
 
@@ -507,7 +534,9 @@ pub fn check_spec(spec: &CampaignSpec) -> Result<(), Rejection> {
             return Err(invalid("inspector_mode", "name the stations to draw from"))
         }
         InspectorMode::Stations(stations) => labels("inspector_mode.stations", stations)?,
-        InspectorMode::Station(station) => validate::text("inspector_mode.station", station, LABEL_CHARS_MAX, true, false)?,
+        InspectorMode::Station(station) => {
+            validate::text("inspector_mode.station", station, LABEL_CHARS_MAX, true, false)?
+        }
         InspectorMode::WholeBureau | InspectorMode::OfficeAndStations => {}
     }
     if !is_hex_sha256(&spec.entity_directory) {
@@ -587,10 +616,9 @@ impl Ledger {
     /// what `apply` compares a proposed draw with.
     pub fn draw_inputs(&self, id: u64) -> Result<DrawInputs, Rejection> {
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
-        let beacon = campaign
-            .beacon
-            .as_ref()
-            .ok_or_else(|| Rejection::Conflict(format!("campaign {id} has no beacon yet: a second person fixes it first")))?;
+        let beacon = campaign.beacon.as_ref().ok_or_else(|| {
+            Rejection::Conflict(format!("campaign {id} has no beacon yet: a second person fixes it first"))
+        })?;
         let spec = &campaign.spec;
         let pool = self.programme.inspector_pool(spec);
         let pool_ids: BTreeSet<&str> = pool.iter().map(|i| i.id.as_str()).collect();
@@ -704,7 +732,8 @@ impl Ledger {
                     .inspectors
                     .get(inspector)
                     .ok_or_else(|| Rejection::NoSuch(format!("inspector {inspector}")))?;
-                let allowed = matches!(actor.role, Role::Command | Role::Operator) && within(found.bureau, actor.bureau);
+                let allowed =
+                    matches!(actor.role, Role::Command | Role::Operator) && within(found.bureau, actor.bureau);
                 if !allowed {
                     return Err(Rejection::Forbidden(format!(
                         "bureau {} cannot declare conflicts of inspectors of bureau {}",
@@ -713,7 +742,10 @@ impl Ledger {
                 }
                 let key = (inspector.clone(), uscc.clone());
                 if self.programme.conflicts.contains_key(&key) {
-                    return Err(Rejection::NothingToRecord(format!("{inspector} has declared a conflict with {}", uscc.as_str())));
+                    return Err(Rejection::NothingToRecord(format!(
+                        "{inspector} has declared a conflict with {}",
+                        uscc.as_str()
+                    )));
                 }
                 if self.programme.conflicts.len() >= CONFLICTS_MAX {
                     return Err(Rejection::LimitReached(format!("{CONFLICTS_MAX} conflicts")));
@@ -772,7 +804,8 @@ impl Ledger {
 
     fn fix_beacon(&mut self, stamp_ms: u64, actor: &Actor, id: u64, value: &str) -> CommandResult {
         validate::text("beacon", value, BEACON_CHARS_MAX, true, false)?;
-        let campaign = self.programme.campaigns.get_mut(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
+        let campaign =
+            self.programme.campaigns.get_mut(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
         command_over(actor, campaign.spec.bureau, "fix a campaign's beacon")?;
         if campaign.beacon.is_some() {
             return Err(Rejection::Conflict(format!("campaign {id}'s beacon is fixed already; it is fixed once")));
@@ -801,7 +834,13 @@ impl Ledger {
         if campaign.draw.is_some() {
             return Err(Rejection::Conflict(format!("campaign {id} is drawn already")));
         }
-        validate::dispatch(campaign.spec.bureau, campaign.spec.bureau, stamp_ms, ack_deadline_ms, complete_deadline_ms)?;
+        validate::dispatch(
+            campaign.spec.bureau,
+            campaign.spec.bureau,
+            stamp_ms,
+            ack_deadline_ms,
+            complete_deadline_ms,
+        )?;
         let inputs = self.draw_inputs(id)?;
         check_draw(&inputs, result, &self.programme.conflicts)?;
         let spec = inputs.spec.clone();
@@ -809,7 +848,15 @@ impl Ledger {
         let draw_actor = actor.clone();
         let mut tasks = Vec::with_capacity(result.inspections.len());
         for inspection in &result.inspections {
-            let task = self.inspection_task(stamp_ms, &draw_actor, id, &spec, inspection, ack_deadline_ms, complete_deadline_ms);
+            let task = self.inspection_task(
+                stamp_ms,
+                &draw_actor,
+                id,
+                &spec,
+                inspection,
+                ack_deadline_ms,
+                complete_deadline_ms,
+            );
             let task = Arc::new(task);
             self.insert_task(task.clone());
             let mut team = inspection.inspectors.clone();
@@ -843,34 +890,23 @@ impl Ledger {
         ack_deadline_ms: u64,
         complete_deadline_ms: u64,
     ) -> Task {
-        let id = self.take_task_id();
         let items: Vec<InspectionItem> =
             spec.items.iter().filter(|item| inspection.items.contains(&item.code)).cloned().collect();
         let item_names: Vec<&str> = items.iter().map(|item| item.name.as_str()).collect();
-        let first_entry = TimelineEntry {
-            version: 1,
-            at_ms: stamp_ms,
-            action: TimelineAction::Create,
-            actor_user: actor.user.clone(),
-            actor_bureau: actor.bureau,
-            note: format!("抽查计划 {campaign}"),
-            assignee_bureau: Some(inspection.bureau),
-            outcome: None,
-        };
         let severity = if inspection.risk_class == RiskClass::High { Severity::High } else { Severity::Normal };
-        let mut task = Task::registered(
-            id,
-            stamp_ms,
-            TaskKind::Inspection,
+        let new_task = NewTask {
+            kind: TaskKind::Inspection,
             severity,
-            format!("双随机抽查：{}", spec.name),
-            format!("抽查事项：{}", item_names.join("、")),
-            inspection.subject.clone(),
-            Source::SpotCheck,
-            spec.bureau,
-            Some(inspection.bureau),
-            first_entry,
-        );
+            title: format!("双随机抽查：{}", spec.name),
+            description: format!("抽查事项：{}", item_names.join("、")),
+            subject: inspection.subject.clone(),
+            source: Source::SpotCheck,
+            origin_bureau: spec.bureau,
+            assignee_bureau: Some(inspection.bureau),
+            // Drawn within the organiser's scope: inspected here, never forwarded.
+            routing: Routing::Keep,
+        };
+        let mut task = self.register(stamp_ms, actor, &new_task);
         let dispatch = Transition::Dispatch { assignee: inspection.bureau, ack_deadline_ms, complete_deadline_ms };
         let note = format!("执法检查人员：{}", inspection.inspectors.join("、"));
         record_transition(&mut task, stamp_ms, actor, &note, &dispatch, TaskState::Dispatched);
@@ -929,7 +965,13 @@ impl Ledger {
     }
 
     /// Publishes (note `None`) or withdraws an inspection result: the organiser's command centre.
-    fn publication_step(&mut self, stamp_ms: u64, actor: &Actor, task_id: TaskId, note: Option<&String>) -> CommandResult {
+    fn publication_step(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        task_id: TaskId,
+        note: Option<&String>,
+    ) -> CommandResult {
         if let Some(note) = note {
             validate::note(note, true)?;
         }
@@ -960,7 +1002,12 @@ impl Ledger {
         Ok(Applied::of_task(shared.clone()))
     }
 
-    fn inspection_task_for(&self, actor: &Actor, task_id: TaskId, expected_version: Option<u64>) -> Result<&Task, Rejection> {
+    fn inspection_task_for(
+        &self,
+        actor: &Actor,
+        task_id: TaskId,
+        expected_version: Option<u64>,
+    ) -> Result<&Task, Rejection> {
         let task = self.task(task_id).ok_or(Rejection::TaskNotFound(task_id))?;
         if !access::can_see(actor, task) {
             return Err(Rejection::Forbidden(format!("task {task_id} is not visible to bureau {}", actor.bureau)));
@@ -1013,6 +1060,9 @@ pub fn check_draw(
     for inspection in &result.inspections {
         let uscc = inspection.subject.uscc.as_ref().ok_or_else(|| invalid("inspections", "an entity without USCC"))?;
         rule(entities.insert(uscc), "an entity is inspected once per draw (items merge)")?;
+        let subject = &inspection.subject;
+        validate::text("subject.name", &subject.name, crate::limits::SUBJECT_NAME_CHARS_MAX, true, false)?;
+        validate::text("subject.address", &subject.address, crate::limits::SUBJECT_ADDRESS_CHARS_MAX, false, false)?;
         rule(within(inspection.subject.region_code, spec.scope_region), "drawn within the scope")?;
         rule(inspection.bureau == inspection.subject.region_code, "the entity's own bureau inspects")?;
         let items: Vec<&InspectionItem> = spec.items.iter().filter(|i| inspection.items.contains(&i.code)).collect();
@@ -1026,21 +1076,30 @@ pub fn check_draw(
         for id in &inspection.inspectors {
             let inspector = pool.get(id.as_str()).ok_or_else(|| stale("an inspector left the pool"))?;
             rule(inspector.bureau == inspection.bureau, "inspectors of the responsible bureau")?;
-            rule(items.iter().any(|item| inspector.expertise.contains(&item.expertise)), "every inspector has expertise for an item")?;
+            rule(
+                items.iter().any(|item| inspector.expertise.contains(&item.expertise)),
+                "every inspector has expertise for an item",
+            )?;
             rule(!conflicts.contains_key(&(id.clone(), uscc.clone())), "no inspector with a declared conflict")?;
             rule(!last_team.contains(id), "no inspector of the entity's last team")?;
             office |= inspector.station.is_none();
             station |= inspector.station.is_some();
         }
         for item in &items {
-            rule(inspection.inspectors.iter().any(|id| pool[id.as_str()].expertise.contains(&item.expertise)), "the team covers every item's expertise")?;
+            rule(
+                inspection.inspectors.iter().any(|id| pool[id.as_str()].expertise.contains(&item.expertise)),
+                "the team covers every item's expertise",
+            )?;
         }
         if spec.inspector_mode == InspectorMode::OfficeAndStations {
             rule(office && station, "an office member and a station member")?;
         }
     }
     for recusal in &result.recusals {
-        rule(conflicts.contains_key(&(recusal.inspector.clone(), recusal.uscc.clone())), "a recusal rests on a declared conflict")?;
+        rule(
+            conflicts.contains_key(&(recusal.inspector.clone(), recusal.uscc.clone())),
+            "a recusal rests on a declared conflict",
+        )?;
     }
     for stratum in &result.strata {
         let ratio = spec.ratios.of(stratum.class);

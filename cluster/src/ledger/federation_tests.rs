@@ -157,7 +157,8 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
 
     // The province closes: locally at once, and the decision flows down as instruction 1.
     let command = actor("zhang", "440000", Role::Command);
-    let closed = step(&mut province, T0 + 2 * HOUR_MS, command, change(origin_id, Transition::Close)).unwrap().task().clone();
+    let closed =
+        step(&mut province, T0 + 2 * HOUR_MS, command, change(origin_id, Transition::Close)).unwrap().task().clone();
     assert_eq!(closed.state, TaskState::Closed);
     assert_eq!(province.outbox_len(), 1);
     let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
@@ -351,7 +352,8 @@ fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once()
         transition: dispute("440000"),
     });
     assert!(matches!(step(&mut shenzhen, T0, sz_command.clone(), silent), Err(Rejection::Invalid { .. })));
-    let disputed = step(&mut shenzhen, T0, sz_command.clone(), change(received.id, dispute("440000"))).unwrap().task().clone();
+    let disputed =
+        step(&mut shenzhen, T0, sz_command.clone(), change(received.id, dispute("440000"))).unwrap().task().clone();
     assert_eq!(disputed.timeline.last().unwrap().action, TimelineAction::Dispute);
     // Nothing more is done with it in Shenzhen.
     assert!(step(&mut shenzhen, T0, sz_command, change(received.id, dispute("440000"))).is_err());

@@ -195,7 +195,9 @@ impl InspectorModeJson {
             ("stations", n) if n > 0 => Ok(InspectorMode::Stations(self.stations.clone())),
             ("station", 1) => Ok(InspectorMode::Station(self.stations[0].clone())),
             ("whole_bureau" | "office_and_stations", _) => Err(invalid("inspector_mode: this mode names no stations")),
-            ("stations" | "station", _) => Err(invalid("inspector_mode: name the station(s): one for `station`, one or more for `stations`")),
+            ("stations" | "station", _) => {
+                Err(invalid("inspector_mode: name the station(s): one for `station`, one or more for `stations`"))
+            }
             _ => Err(invalid("inspector_mode.mode is one of whole_bureau, office_and_stations, stations, station")),
         }
     }

@@ -92,7 +92,10 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
 }
 
 fn touches_handover(entry: &AppliedEntry) -> bool {
-    entry.results.iter().any(|result| result.as_ref().is_ok_and(|applied| applied.tasks.iter().any(|task| task.remote.is_some())))
+    entry
+        .results
+        .iter()
+        .any(|result| result.as_ref().is_ok_and(|applied| applied.tasks.iter().any(|task| task.remote.is_some())))
 }
 
 /// The messages to send now, per target group (the oldest per forward, groups that are not

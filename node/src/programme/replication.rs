@@ -23,22 +23,24 @@ pub fn router() -> Router<AppState> {
     Router::new().route(DIRECTORY_PEER_PATH, get(serve).put(store))
 }
 
-fn admitted(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+fn admitted(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     if state.group_secret.admits(authorization) {
         Ok(())
     } else {
-        Err(ApiError::Unauthorized("peer RPC needs this group's secret".into()).into_response())
+        Err(ApiError::Unauthorized("peer RPC needs this group's secret".into()))
     }
 }
 
 async fn serve(State(state): State<AppState>, Path(sha256): Path<String>, headers: HeaderMap) -> Response {
     if let Err(refused) = admitted(&state, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let store = state.programme.directories.clone();
     match tokio::task::spawn_blocking(move || store.read(&sha256)).await {
-        Ok(Ok(Some(bytes))) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
+        Ok(Ok(Some(bytes))) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response()
+        }
         Ok(Ok(None)) => ApiError::NotFound("this node does not hold that directory".into()).into_response(),
         Ok(Err(e)) => ApiError::Internal(format!("reading the directory: {e}")).into_response(),
         Err(e) => ApiError::Internal(e.to_string()).into_response(),
@@ -47,7 +49,7 @@ async fn serve(State(state): State<AppState>, Path(sha256): Path<String>, header
 
 async fn store(State(state): State<AppState>, Path(sha256): Path<String>, headers: HeaderMap, body: Body) -> Response {
     if let Err(refused) = admitted(&state, &headers) {
-        return refused;
+        return refused.into_response();
     }
     let bytes = match axum::body::to_bytes(body, super::DIRECTORY_BYTES_MAX).await {
         Ok(bytes) => bytes,

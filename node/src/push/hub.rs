@@ -313,17 +313,15 @@ impl EventHub {
             .filter_map(|result| result.as_ref().ok())
             .filter(|applied| !applied.replayed)
             .flat_map(|applied| &applied.tasks)
-            .map(|task| {
-                TaskEvent {
-                    task_id: task.id.0,
-                    origin: task.origin_bureau,
-                    assignee: task.assignee_bureau,
-                    previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.assignee_bureau),
-                    escalated_to: task.escalated_to.clone(),
-                    retained_bytes: 2 * estimated_json_bytes(task),
-                    task: Some(task.clone()),
-                    json: OnceLock::new(),
-                }
+            .map(|task| TaskEvent {
+                task_id: task.id.0,
+                origin: task.origin_bureau,
+                assignee: task.assignee_bureau,
+                previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.assignee_bureau),
+                escalated_to: task.escalated_to.clone(),
+                retained_bytes: 2 * estimated_json_bytes(task),
+                task: Some(task.clone()),
+                json: OnceLock::new(),
             })
             .collect();
         self.publish_events(entry.index, entry.index - 1, tasks);

@@ -14,8 +14,8 @@ use super::{
 use super::{presence, programme, public, response_metrics, tasks};
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
-    DirectoryVersionsJson, DrawRequest, InspectorJson, InspectorRequest, InspectorsJson, ItemJson,
-    PublicCampaignsJson, PublicResultsJson, RetireRequest,
+    DirectoryVersionsJson, DrawRequest, InspectorJson, InspectorRequest, InspectorsJson, ItemJson, PublicCampaignsJson,
+    PublicResultsJson, RetireRequest,
 };
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EscalationsJson, ExportPageJson,
@@ -275,9 +275,15 @@ pub fn operations() -> Vec<Operation> {
             Answer::Text("text/csv"),
         )
         .handler(get(programme::directory_file)),
-        op(Method::GET, "/api/v1/inspectors", "The inspector directory of a subtree", User, ok(schema::<InspectorsJson>))
-            .query(schema::<programme::InspectorsQuery>)
-            .handler(get(programme::inspectors)),
+        op(
+            Method::GET,
+            "/api/v1/inspectors",
+            "The inspector directory of a subtree",
+            User,
+            ok(schema::<InspectorsJson>),
+        )
+        .query(schema::<programme::InspectorsQuery>)
+        .handler(get(programme::inspectors)),
         op(
             Method::POST,
             "/api/v1/inspectors",
@@ -288,10 +294,16 @@ pub fn operations() -> Vec<Operation> {
         .body(schema::<InspectorRequest>)
         .idempotent()
         .handler(post(programme::enrol)),
-        op(Method::POST, "/api/v1/inspectors/{inspector}/retire", "Retire an inspector", User, ok(schema::<InspectorJson>))
-            .body(schema::<RetireRequest>)
-            .idempotent()
-            .handler(post(programme::retire)),
+        op(
+            Method::POST,
+            "/api/v1/inspectors/{inspector}/retire",
+            "Retire an inspector",
+            User,
+            ok(schema::<InspectorJson>),
+        )
+        .body(schema::<RetireRequest>)
+        .idempotent()
+        .handler(post(programme::retire)),
         op(
             Method::POST,
             "/api/v1/inspectors/{inspector}/conflicts",

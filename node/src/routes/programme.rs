@@ -163,7 +163,10 @@ pub async fn inspectors(State(state): State<AppState>, headers: HeaderMap, uri: 
             None => user.actor.bureau,
         };
         if user.actor.role == Role::Operator || !within(bureau, user.actor.bureau) {
-            return Err(ApiError::Forbidden(format!("bureau {} cannot list inspectors of {bureau}", user.actor.bureau)));
+            return Err(ApiError::Forbidden(format!(
+                "bureau {} cannot list inspectors of {bureau}",
+                user.actor.bureau
+            )));
         }
         let replica = state.store.read();
         let inspectors = replica.ledger.programme().inspectors().filter(|i| within(i.bureau, bureau));
@@ -226,7 +229,8 @@ pub async fn declare_conflict(
 pub async fn inspection_items(State(state): State<AppState>, headers: HeaderMap) -> Response {
     answer((|| {
         state.users.authenticate(&headers)?;
-        let items = state.programme.config.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() });
+        let items =
+            state.programme.config.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() });
         Ok(items.collect::<Vec<_>>())
     })())
 }
@@ -254,17 +258,13 @@ fn campaign_spec(state: &AppState, actor: &Actor, request: CampaignRequest) -> R
     };
     let risk_classes =
         request.scope.risk_classes.iter().map(|c| parse_risk_class(c)).collect::<Result<Vec<RiskClass>, _>>()?;
-    let entity_directory = state
-        .store
-        .read()
-        .ledger
-        .programme()
-        .entity_directory()
-        .map(|version| version.sha256.clone())
-        .ok_or_else(|| ApiError::Conflict {
-            code: "no_directory",
-            message: "no entity directory is imported yet (POST /api/v1/directories/entities)".into(),
-        })?;
+    let entity_directory =
+        state.store.read().ledger.programme().entity_directory().map(|version| version.sha256.clone()).ok_or_else(
+            || ApiError::Conflict {
+                code: "no_directory",
+                message: "no entity directory is imported yet (POST /api/v1/directories/entities)".into(),
+            },
+        )?;
     Ok(CampaignSpec {
         name: request.name,
         bureau,
@@ -300,7 +300,8 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
 }
 
 fn parse_campaign_id(text: &str) -> Result<u64, ApiError> {
-    text.parse().map_err(|_| ApiError::Invalid { code: "invalid_id", message: format!("`{text}` is not a campaign id") })
+    text.parse()
+        .map_err(|_| ApiError::Invalid { code: "invalid_id", message: format!("`{text}` is not a campaign id") })
 }
 
 pub async fn campaign(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -352,7 +353,13 @@ pub async fn draw(
             return Ok(response);
         }
         if let Some(value) = request.beacon {
-            cluster::ledger::validate::text("beacon", &value, cluster::ledger::campaign::BEACON_CHARS_MAX, true, false)?;
+            cluster::ledger::validate::text(
+                "beacon",
+                &value,
+                cluster::ledger::campaign::BEACON_CHARS_MAX,
+                true,
+                false,
+            )?;
             if let Committed::Relayed(response) =
                 commit(&state, &original, &actor, ProgrammeAction::FixBeacon { campaign: id, value }).await?
             {
@@ -424,7 +431,8 @@ async fn commit(
     actor: &Actor,
     action: ProgrammeAction,
 ) -> Result<Committed, ApiError> {
-    let command = Command { stamp_ms: time::now_ms(), actor: actor.clone(), idempotency: None, action: programme(action) };
+    let command =
+        Command { stamp_ms: time::now_ms(), actor: actor.clone(), idempotency: None, action: programme(action) };
     match propose_or_forward(state, original, command).await? {
         WriteOutcome::Local(Ok(applied)) => Ok(Committed::Record(applied.record)),
         WriteOutcome::Local(Err(rejection)) => Err(ApiError::from(rejection)),

@@ -11,9 +11,7 @@ use cluster::ledger::campaign::PublicResult;
 use cluster::ledger::{Regions, TaskId, Uscc};
 use serde::Deserialize;
 
-use crate::api::inspection::{
-    ItemJson, PublicCampaignJson, PublicCampaignsJson, PublicResultJson, PublicResultsJson,
-};
+use crate::api::inspection::{ItemJson, PublicCampaignJson, PublicCampaignsJson, PublicResultJson, PublicResultsJson};
 use crate::api::{time, ApiError};
 use crate::state::AppState;
 
@@ -102,11 +100,16 @@ pub async fn results(State(state): State<AppState>, uri: Uri) -> Response {
         let uscc = query
             .uscc
             .as_deref()
-            .map(|text| Uscc::parse(text).map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("uscc: {e}") }))
+            .map(|text| {
+                Uscc::parse(text).map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("uscc: {e}") })
+            })
             .transpose()?;
         let limit = query.limit.unwrap_or(PUBLIC_PAGE_DEFAULT);
         if limit == 0 || limit > PUBLIC_PAGE_MAX {
-            return Err(ApiError::Invalid { code: "invalid_limit", message: format!("limit is 1 to {PUBLIC_PAGE_MAX}") });
+            return Err(ApiError::Invalid {
+                code: "invalid_limit",
+                message: format!("limit is 1 to {PUBLIC_PAGE_MAX}"),
+            });
         }
         let replica = state.store.read();
         let mut results = Vec::new();

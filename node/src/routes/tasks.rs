@@ -5,11 +5,11 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cluster::ledger::campaign::ProgrammeAction;
 use cluster::ledger::{
     access, validate, Action, Actor, Applied, BureauCode, Command, CommandResult, CompletionOutcome, IdempotencyTag,
     NewTask, Regions, Routing, Severity, Source, Task, TaskChange, TaskId, TaskKind, TaskState, Transition,
 };
-use cluster::ledger::campaign::ProgrammeAction;
 use cluster::limits::IDEMPOTENCY_KEY_CHARS_MAX;
 use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, REQUEST_BODY_BYTES_MAX};
 use serde::Deserialize;
@@ -73,7 +73,12 @@ fn result_response(status: StatusCode, result: CommandResult) -> Response {
 
 /// Answers from the stored first result when this node already has the key; otherwise
 /// proposes (or forwards). The ledger checks the key again when it applies.
-pub(super) async fn write(state: &AppState, original: OriginalRequest, command: Command, status: StatusCode) -> Response {
+pub(super) async fn write(
+    state: &AppState,
+    original: OriginalRequest,
+    command: Command,
+    status: StatusCode,
+) -> Response {
     if let Some(tag) = &command.idempotency {
         let stored = state.store.read().ledger.idempotent_answer(&command.actor.user, tag);
         if let Some(result) = stored {
@@ -202,7 +207,11 @@ fn inspection_action(
     stamp_ms: u64,
 ) -> Result<Option<Action>, ApiError> {
     let only_note = || {
-        if request.version.is_some() || request.assignee_bureau.is_some() || request.outcome.is_some() || request.group.is_some() {
+        if request.version.is_some()
+            || request.assignee_bureau.is_some()
+            || request.outcome.is_some()
+            || request.group.is_some()
+        {
             return Err(ApiError::Invalid { code: "unexpected_field", message: format!("{action} takes only a note") });
         }
         Ok(())
@@ -229,7 +238,10 @@ fn inspection_action(
             })?;
             let outcome = api::parse_enum("outcome", outcome, CompletionOutcome::parse, CompletionOutcome::names)?;
             if request.assignee_bureau.is_some() || request.group.is_some() {
-                return Err(ApiError::Invalid { code: "unexpected_field", message: "complete takes outcome, note and version".into() });
+                return Err(ApiError::Invalid {
+                    code: "unexpected_field",
+                    message: "complete takes outcome, note and version".into(),
+                });
             }
             validate::note(&request.note, false)?;
             programme(ProgrammeAction::RecordResult {
