@@ -474,3 +474,39 @@ fn a_campaign_from_plan_to_public_result() {
     assert_eq!(entry.last_team.len(), 2);
     let _ = TaskId(0);
 }
+
+/// Nobody inspects the same entity twice in a row: the entity's last team is passed over.
+#[test]
+fn the_last_team_never_inspects_the_same_entity_again() {
+    let bytes = generate(60, code(TIANHE), 12);
+    let mut inputs = inputs(&bytes, "b");
+    // Every entity drawn, so each is drawn again next time.
+    inputs.spec.ratios = RiskRatios { high_bp: 10_000, normal_bp: 10_000, low_bp: 10_000 };
+    let first = draw(&inputs, &bytes).expect("draw");
+    assert_eq!(first.inspections.len(), 60);
+    inputs.histories = first
+        .inspections
+        .iter()
+        .map(|i| cluster::ledger::campaign::EntityHistory {
+            uscc: i.subject.uscc.clone().unwrap(),
+            findings: 0,
+            complaints: 0,
+            overdue_tasks: 0,
+            last_team: {
+                let mut team = i.inspectors.clone();
+                team.sort();
+                team
+            },
+        })
+        .collect();
+    let second = draw(&inputs, &bytes).expect("draw");
+    for inspection in &second.inspections {
+        let last = inputs.histories.iter().find(|h| Some(&h.uscc) == inspection.subject.uscc.as_ref()).unwrap();
+        assert!(
+            inspection.inspectors.iter().all(|id| !last.last_team.contains(id)),
+            "{:?} inspected {:?} last time",
+            inspection.inspectors,
+            last.uscc
+        );
+    }
+}

@@ -488,3 +488,122 @@ pub struct PublicCampaignJson {
 pub struct PublicCampaignsJson {
     pub campaigns: Vec<PublicCampaignJson>,
 }
+
+#[cfg(test)]
+mod tests {
+    use cluster::ledger::campaign::{InspectionItem, InspectionRecord, PublicResult, RiskClass};
+    use cluster::ledger::{CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TimelineAction, Uscc};
+    use serde_json::Value;
+
+    use super::PublicResultJson;
+    use crate::api::task_json;
+
+    /// The fields the rules publish (一公开), by their names in the internal task JSON.
+    const PUBLISHED: &[&str] = &[
+        "campaign",
+        "campaign_name",
+        "uscc",
+        "name",
+        "region_code",
+        "region_name",
+        "items",
+        "code",
+        "outcome",
+        "result_entered_at",
+        "published_at",
+        "origin_bureau",
+        "publication",
+        "id",
+    ];
+
+    /// Every (key, text) leaf of a JSON value.
+    fn leaves(value: &Value, key: &str, into: &mut Vec<(String, String)>) {
+        match value {
+            Value::Object(map) => map.iter().for_each(|(k, v)| leaves(v, k, into)),
+            Value::Array(items) => items.iter().for_each(|v| leaves(v, key, into)),
+            Value::Null | Value::Bool(_) => {}
+            other => into.push((key.to_owned(), other.to_string().trim_matches('"').to_owned())),
+        }
+    }
+
+    /// Every field of the internal model of a published inspection (the task, its inspection
+    /// record, its timeline) holds a distinctive value; none of the values of an unpublished
+    /// field may appear anywhere in the public answer.
+    #[test]
+    fn the_public_result_shows_no_field_of_the_internal_model_it_does_not_publish() {
+        let uscc = Uscc::with_check_character("91440106MA5D0001X").expect("a USCC");
+        let subject = Subject {
+            uscc: Some(uscc),
+            name: "广州市某某餐饮有限公司".into(),
+            region_code: cluster::ledger::BureauCode::parse_known("440106").unwrap(),
+            address: "内部地址-不公示-天河路9号".into(),
+        };
+        let entry = |action, note: &str, at_ms| cluster::ledger::task::TimelineEntry {
+            version: 1,
+            at_ms,
+            action,
+            actor_user: "internal-user-zhang".into(),
+            actor_bureau: cluster::ledger::BureauCode::parse_known("440100").unwrap(),
+            note: note.into(),
+            assignee_bureau: None,
+            outcome: None,
+        };
+        let mut task = Task::registered(
+            TaskId(4242),
+            1_780_000_000_000,
+            TaskKind::Inspection,
+            Severity::High,
+            "内部标题-抽查任务".into(),
+            "内部描述-不公示".into(),
+            subject,
+            Source::SpotCheck,
+            cluster::ledger::BureauCode::parse_known("440100").unwrap(),
+            cluster::ledger::BureauCode::parse_known("440106"),
+            entry(TimelineAction::Create, "内部意见-创建", 1_780_000_000_000),
+        );
+        task.timeline.push(entry(TimelineAction::Complete, "内部意见-现场检查记录", 1_780_000_100_000));
+        task.version = 2;
+        task.outcome = Some(CompletionOutcome::Corrected);
+        task.ack_deadline_ms = Some(1_780_000_900_000);
+        task.complete_deadline_ms = Some(1_780_009_900_000);
+        task.inspection = Some(InspectionRecord {
+            campaign: 7,
+            campaign_name: "公开的抽查计划".into(),
+            items: vec![InspectionItem {
+                code: "A01".into(),
+                name: "企业公示信息情况检查".into(),
+                industries: vec!["internal_industry_list".into()],
+                expertise: "internal_expertise_tag".into(),
+            }],
+            inspectors: vec!["INSPECTOR-SECRET-1".into(), "INSPECTOR-SECRET-2".into()],
+            risk_class: RiskClass::High,
+            top_up: true,
+            result_entered_at_ms: Some(1_780_000_100_000),
+            publish_deadline_ms: Some(1_780_777_000_000),
+            publish_missed_deadline_ms: None,
+            published_at_ms: Some(1_780_000_200_000),
+            withdrawn_at_ms: None,
+        });
+        let public = PublicResult::of(&task).expect("published");
+        let public = serde_json::to_string(&PublicResultJson::of(&public)).unwrap();
+        let internal = serde_json::to_value(task_json(&task, 1_780_000_300_000)).unwrap();
+        let mut fields = Vec::new();
+        leaves(&internal, "", &mut fields);
+        // A value the rules publish under one name may stand under another too (the assignee
+        // is the entity's own bureau, its region): those are not internal.
+        let published: Vec<String> =
+            fields.iter().filter(|(key, _)| PUBLISHED.contains(&key.as_str())).map(|(_, v)| v.clone()).collect();
+        let mut checked = 0;
+        for (key, value) in fields {
+            if PUBLISHED.contains(&key.as_str()) || published.contains(&value) || value.chars().count() < 4 {
+                continue;
+            }
+            checked += 1;
+            assert!(!public.contains(&value), "internal field {key} ({value}) appears in the public result: {public}");
+        }
+        assert!(checked >= 20, "the internal model's fields were checked: {checked}");
+        for internal_only in ["INSPECTOR-SECRET", "high", "internal_", "内部"] {
+            assert!(!public.contains(internal_only), "{internal_only} in {public}");
+        }
+    }
+}
