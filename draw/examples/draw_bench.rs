@@ -86,6 +86,7 @@ fn main() {
                 low_below: 10,
             },
             entity_directory: summary.sha256.clone(),
+            complete_deadline_ms: None,
         },
         beacon: "benchmark beacon".into(),
         pool,

@@ -78,6 +78,7 @@ fn spec(directory_sha: &str) -> CampaignSpec {
         inspectors_per_inspection: 2,
         scoring: scoring(),
         entity_directory: directory_sha.into(),
+        complete_deadline_ms: None,
     }
 }
 

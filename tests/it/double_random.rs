@@ -154,8 +154,10 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     let (status, body) =
         call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(1.0))).await;
     assert_eq!(status, 400, "{body}");
-    let (status, campaign) =
-        call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(3.0))).await;
+    let due = node::api::time::format_ms(node::api::time::now_ms() / 1000 * 1000 + 40 * 24 * 3_600_000);
+    let mut plan = campaign_request(3.0);
+    plan["complete_by"] = json!(due);
+    let (status, campaign) = call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(plan)).await;
     assert_eq!(status, 201, "{campaign}");
     assert_eq!(campaign["state"], "planned");
     let id = campaign["id"].as_u64().unwrap();
@@ -214,6 +216,7 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
         call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "GET", &format!("/api/v1/tasks/{task_id}"), None).await;
     assert_eq!(status, 200);
     assert_eq!((task["kind"].as_str(), task["state"].as_str()), (Some("inspection"), Some("dispatched")));
+    assert_eq!(task["complete_deadline"], json!(due), "the campaign's own deadline");
     let team: Vec<String> =
         task["inspection"]["inspectors"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect();
     assert_eq!(team.len(), 2, "never alone");

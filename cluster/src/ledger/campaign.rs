@@ -171,6 +171,9 @@ pub struct CampaignSpec {
     pub scoring: RiskScoring,
     /// The entity directory version the draw uses: the newest when the campaign was created.
     pub entity_directory: String,
+    /// The inspections are due by then; without it, the deadline policy's period for
+    /// inspections from the draw.
+    pub complete_deadline_ms: Option<u64>,
 }
 
 /// The value fixed after the parameters were committed, by a second person.
@@ -572,6 +575,13 @@ impl Programme {
 
     pub fn inspectors(&self) -> impl Iterator<Item = &Inspector> {
         self.inspectors.values()
+    }
+
+    /// SHA-256 of the whole inspector directory as it stands (every entry, retired ones too):
+    /// its version, for an auditor comparing two readings. A draw's seed covers the part of it
+    /// that the draw used (`DrawInputs::pool`).
+    pub fn inspector_directory_sha256(&self) -> String {
+        hex(&Sha256::digest(bincode::serialize(&self.inspectors).expect("inspectors always serialize")))
     }
 
     pub fn inspector(&self, id: &str) -> Option<&Inspector> {

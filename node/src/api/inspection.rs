@@ -90,6 +90,8 @@ impl InspectorJson {
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct InspectorsJson {
+    /// The version of the whole inspector directory (SHA-256 of its entries in the ledger).
+    pub directory_sha256: String,
     pub inspectors: Vec<InspectorJson>,
 }
 
@@ -221,6 +223,10 @@ pub struct CampaignRequest {
     pub inspector_mode: InspectorModeJson,
     #[serde(default = "default_team")]
     pub inspectors_per_inspection: u32,
+    /// When the inspections are due (RFC 3339); the deadline policy's period when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_timestamp")]
+    pub complete_by: Option<String>,
 }
 
 fn default_team() -> u32 {
@@ -300,6 +306,7 @@ pub struct CampaignJson {
     pub inspector_mode: InspectorModeJson,
     pub inspectors_per_inspection: u32,
     pub entity_directory: String,
+    pub complete_by: Option<String>,
     pub created_by: String,
     pub created_at: String,
     /// `planned` (waiting for the beacon), `sealed` (beacon fixed, draw pending) or `drawn`.
@@ -337,6 +344,7 @@ impl CampaignJson {
             inspector_mode: InspectorModeJson::of(&spec.inspector_mode),
             inspectors_per_inspection: spec.inspectors_per_inspection,
             entity_directory: spec.entity_directory.clone(),
+            complete_by: spec.complete_deadline_ms.map(format_ms),
             created_by: campaign.created_by.clone(),
             created_at: format_ms(campaign.created_at_ms),
             state: state.to_owned(),

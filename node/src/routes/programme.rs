@@ -170,7 +170,10 @@ pub async fn inspectors(State(state): State<AppState>, headers: HeaderMap, uri: 
         }
         let replica = state.store.read();
         let inspectors = replica.ledger.programme().inspectors().filter(|i| within(i.bureau, bureau));
-        Ok(InspectorsJson { inspectors: inspectors.map(InspectorJson::of).collect() })
+        Ok(InspectorsJson {
+            directory_sha256: replica.ledger.programme().inspector_directory_sha256(),
+            inspectors: inspectors.map(InspectorJson::of).collect(),
+        })
     })())
 }
 
@@ -282,6 +285,13 @@ fn campaign_spec(state: &AppState, actor: &Actor, request: CampaignRequest) -> R
         inspectors_per_inspection: request.inspectors_per_inspection,
         scoring: state.programme.scoring(),
         entity_directory,
+        complete_deadline_ms: match &request.complete_by {
+            Some(text) => Some(time::parse_ms(text).ok_or_else(|| ApiError::Invalid {
+                code: "invalid_time",
+                message: "complete_by is an RFC 3339 time".into(),
+            })?),
+            None => None,
+        },
     })
 }
 
@@ -368,6 +378,7 @@ pub async fn draw(
         }
         for attempt in 1..=DRAW_ATTEMPTS_MAX {
             let inputs = state.store.read().ledger.draw_inputs(id).map_err(ApiError::from)?;
+            let planned_deadline_ms = inputs.spec.complete_deadline_ms;
             if !within(inputs.spec.bureau, actor.bureau) {
                 return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
             }
@@ -380,7 +391,7 @@ pub async fn draw(
                     other => ApiError::Internal(other.to_string()),
                 })?;
             let stamp_ms = time::now_ms();
-            let (ack_deadline_ms, complete_deadline_ms) = crate::deadline_policy::deadlines_for_ms(
+            let (ack_deadline_ms, policy_deadline_ms) = crate::deadline_policy::deadlines_for_ms(
                 &state.deadlines,
                 &state.calendar,
                 TaskKind::Inspection,
@@ -388,6 +399,7 @@ pub async fn draw(
                 stamp_ms,
             )
             .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+            let complete_deadline_ms = planned_deadline_ms.unwrap_or(policy_deadline_ms);
             let action = ProgrammeAction::RecordDraw {
                 campaign: id,
                 result: Box::new(drawn),
