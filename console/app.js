@@ -5,6 +5,8 @@
 
 const TZ = "Asia/Shanghai";
 const RECONNECT_DELAY_MS_MIN = 300;
+/// How often the bureau tree's online dots are refreshed (presence entries live 30 s).
+const PRESENCE_REFRESH_MS = 15_000;
 const RECONNECT_DELAY_MS_MAX = 3000;
 const CLIENT_PING_MS = 5000;
 const TOAST_MS = 3500;
@@ -35,6 +37,8 @@ const S = {
   truncated: 0,
   seenEmergencies: new Set(),
   pingTimer: null,
+  online: new Map(),    // bureau code -> users with a console open (presence; needs Redis)
+  presenceOff: false,   // the server has no presence (no Redis): no dots, no polling
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -152,6 +156,8 @@ async function login(token) {
   setupFilters();
   applyLanguage();
   connect();
+  refreshPresence();
+  setInterval(refreshPresence, PRESENCE_REFRESH_MS);
   // Leadership judges response: its home is the metrics view; everyone else's the board.
   if (S.me.role === "leadership") showView("metrics");
 }
@@ -367,7 +373,10 @@ function renderTree() {
     const share = c.open ? c.overdue / c.open : 0;
     const tint = share > 0.3 ? "hot" : share > 0 ? "warm" : "";
     const selected = S.filter.bureau === code ? "selected" : "";
-    return `<li class="depth-${depth} ${tint} ${selected}" data-bureau="${code}"><span>${esc(b?.name || code)}</span>` +
+    const online = S.online.get(code);
+    const dot = online === undefined ? "" :
+      `<i class="presence ${online ? "on" : "off"}" data-online="${online}" title="${esc(t(online ? "online_n" : "nobody_online_short", { n: online }))}"></i>`;
+    return `<li class="depth-${depth} ${tint} ${selected}" data-bureau="${code}"><span>${dot}${esc(b?.name || code)}</span>` +
       `<span class="count">${c.open}${c.overdue ? ` / <em>${c.overdue}</em>` : ""}</span></li>`;
   };
   const children = (code) => [...S.bureaus.values()].filter((b) => b.parent === code);
@@ -632,6 +641,24 @@ async function act(task, action, fields) {
       toast(`${t("failed")}: ${error.message}`, "error");
     }
   }
+}
+
+// Who has a console open, for the dots in the bureau tree: the user's bureau and the bureaus
+// directly below it, and below the one the tree is filtered to. Lower bureaus' operators see
+// only their own work and are not polled for.
+async function refreshPresence() {
+  if (!S.me || S.me.role === "operator" || S.presenceOff) return;
+  const roots = [...new Set([S.me.bureau, S.filter.bureau].filter(Boolean))];
+  for (const root of roots) {
+    try {
+      const presence = await api(`/api/v1/presence?bureau=${root}`);
+      for (const b of presence.bureaus) S.online.set(b.code, b.online);
+    } catch (error) {
+      if (error.code === "presence_off") S.presenceOff = true;
+      return;
+    }
+  }
+  if (S.view !== "metrics") renderTree();
 }
 
 // After a dispatch: when nobody of the assignee bureau has a console open, say so, so the

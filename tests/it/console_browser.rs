@@ -582,3 +582,50 @@ async fn drawn_entity(cluster: &TestCluster, id: u64) -> String {
         .expect("json");
     task["subject"]["name"].as_str().expect("name").to_owned()
 }
+
+/// Presence on the console (needs Redis): the bureau tree marks which lower bureaus have a
+/// console open, and a dispatch to a bureau with nobody online warns the dispatcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tree_shows_who_is_online_and_a_dispatch_to_nobody_warns() {
+    let redis = tests::redis_server::RedisServer::start().await;
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        size: 1,
+        fanout_redis: Some(redis.url()),
+        ..Default::default()
+    })
+    .await;
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let operator = driver.session(&profiles.path().join("operator"), 1280, 800).await;
+    let command = driver.session(&profiles.path().join("command"), 1500, 900).await;
+    let result = async {
+        login(&operator, &cluster.url(1, "/"), TIANHE_OPERATOR_TOKEN).await;
+        login(&command, &cluster.url(1, "/"), "demo-gz-command-0003").await;
+        // Tianhe has a console open, Yuexiu has none.
+        for (bureau, state) in [("440106", "on"), ("440104", "off")] {
+            let css = format!("#bureau-tree li[data-bureau='{bureau}'] i.presence.{state}");
+            wait_until(&format!("{bureau} shown {state}"), Duration::from_secs(30), || async {
+                command.find(Locator::Css(&css)).await.map(|_| ()).map_err(|e| e.to_string())
+            })
+            .await;
+        }
+        // A task created and dispatched to Yuexiu: the page warns that nobody is online there.
+        command.find(Locator::Css("#create-open")).await.expect("new task").click().await.expect("click");
+        let form = "#create-form";
+        for (name, value) in [("title", "越秀区某商铺价格违法线索"), ("subject_name", "广州市越秀区某商铺")]
+        {
+            let field = command.find(Locator::Css(&format!("{form} [name={name}]"))).await.expect(name);
+            field.send_keys(value).await.expect("type");
+        }
+        select(&command, &format!("{form} select[name=region_code]"), "440104").await;
+        select(&command, &format!("{form} select[name=assignee_bureau]"), "440104").await;
+        command.find(Locator::Css("#create-submit")).await.expect("submit").click().await.expect("click");
+        wait_for_text(&command, "#toasts", "当前无人在线").await;
+        std::fs::write(artifacts().join("presence-warning.png"), command.screenshot().await.expect("shot"))
+            .expect("save");
+    }
+    .await;
+    let _ = operator.close().await;
+    let _ = command.close().await;
+    result
+}

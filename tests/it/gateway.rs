@@ -169,3 +169,64 @@ async fn presence_appears_and_goes() {
         .expect("zadd");
     assert_eq!(online(&cluster, &gateway.addr, "440100", "440106").await, 0, "an expired entry does not count");
 }
+
+/// Redis restarts empty under a gateway with a console attached: the console either goes on
+/// with no gap and no repeat (the leader publishes again what its hub still holds, so the
+/// stream continues where the gateway was) or is told to resynchronise and reloads from a
+/// snapshot; either way every task written before, during and after the outage reaches it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_loses_nothing_for_gateway_consoles() {
+    let mut redis = RedisServer::start().await;
+    let cluster =
+        TestCluster::start_with(ClusterOptions { fanout_redis: Some(redis.url()), ..ClusterOptions::default() }).await;
+    let nodes: Vec<String> = (1..=3).map(|id| cluster.addr(id).to_owned()).collect();
+    let gateway = TestGateway::start(cluster.data_dir(), "gw1", &redis.url(), "440000", &nodes).await;
+    let mut console = ConsoleClient::connect(&gateway.addr, COMMAND_TOKEN, Some("440000"), None).await;
+    console.expect("welcome").await;
+    let mut last_index = console.expect("snapshot").await["index"].as_u64().expect("index");
+    let writer = cluster.wait_for_leader().await;
+    let before = create(&cluster, writer, "Redis重启前").await;
+    last_index = receive_all(&mut console, &before, last_index).await;
+
+    redis.stop();
+    let mut expected = create(&cluster, writer, "Redis停止期间").await;
+    redis.restart().await;
+    expected.extend(create(&cluster, writer, "Redis重启后").await);
+
+    // Events in order with no repeat, until all arrived or the gateway asks for a resync.
+    let mut seen = BTreeSet::new();
+    let mut resynced = false;
+    while !expected.is_subset(&seen) {
+        let Some(message) = console.next(Duration::from_secs(30)).await else { break };
+        match message["type"].as_str() {
+            Some("events") => {
+                let index = message["index"].as_u64().expect("index");
+                assert!(index > last_index, "no repeat, in log order: {index} after {last_index}");
+                last_index = index;
+                seen.extend(message["tasks"].as_array().expect("tasks").iter().map(|t| t["id"].as_u64().expect("id")));
+            }
+            Some("resync") => {
+                resynced = true;
+                break;
+            }
+            other => panic!("unexpected {other:?}: {message}"),
+        }
+    }
+    println!("after the Redis restart the console {}", if resynced { "resynced" } else { "went on without a gap" });
+    if !expected.is_subset(&seen) {
+        assert!(resynced, "the console is told to resync when the stream does not continue");
+        // It comes back with its last index; the gateway cannot resume from there, so it sends a
+        // snapshot, which (with the events after it) holds every task.
+        let mut again = ConsoleClient::connect(&gateway.addr, COMMAND_TOKEN, Some("440000"), Some(last_index)).await;
+        again.expect("welcome").await;
+        let reloaded = again.next(Duration::from_secs(20)).await.expect("snapshot or resumed");
+        if reloaded["type"] == "snapshot" {
+            seen.extend(reloaded["tasks"].as_array().expect("tasks").iter().map(|t| t["id"].as_u64().expect("id")));
+            last_index = reloaded["index"].as_u64().expect("index");
+        }
+        let missing: BTreeSet<u64> = expected.difference(&seen).copied().collect();
+        if !missing.is_empty() {
+            receive_all(&mut again, &missing, last_index).await;
+        }
+    }
+}
