@@ -184,3 +184,19 @@ fn log_refusal(headers: &HeaderMap, error: &ApiError) {
     let (code, message) = error.code_and_message();
     tracing::warn!(token_sha256_prefix = %presented, code, message, "credential refused");
 }
+
+/// Reads the users file at `path` again and swaps it in (SIGHUP on a node or a gateway); a file
+/// that does not load is refused whole and the credentials stay as they were.
+pub fn reload_users_file(path: &std::path::Path, users: &UserDirectory) {
+    let loaded = std::fs::read_to_string(path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| config::UsersFile::parse(path, &text).map_err(|e| e.to_string()))
+        .and_then(|file| Users::from_config(&file));
+    match loaded {
+        Ok(fresh) => {
+            users.replace(fresh);
+            tracing::info!(file = %path.display(), "users reloaded");
+        }
+        Err(error) => tracing::error!(file = %path.display(), %error, "users file refused; credentials unchanged"),
+    }
+}

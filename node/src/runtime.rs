@@ -213,17 +213,7 @@ async fn reload_on_hangup(
             received = hangups.recv() => if received.is_none() { return },
             () = shutdown.cancelled() => return,
         }
-        let loaded = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| UsersFile::parse(&path, &text).map_err(|e| e.to_string()))
-            .and_then(|file| Users::from_config(&file));
-        match loaded {
-            Ok(fresh) => {
-                users.replace(fresh);
-                tracing::info!(file = %path.display(), "users reloaded");
-            }
-            Err(error) => tracing::error!(file = %path.display(), %error, "users file refused; credentials unchanged"),
-        }
+        crate::auth::reload_users_file(&path, &users);
         if let Some(topology_path) = &topology_path {
             let reloaded = config::topology::Topology::load(topology_path)
                 .map_err(anyhow::Error::from)

@@ -230,3 +230,44 @@ async fn a_redis_restart_loses_nothing_for_gateway_consoles() {
         }
     }
 }
+
+/// A gateway reads its users file again on SIGHUP (a token added works, without a restart), and
+/// passes the public routes through to the group like the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_reloads_its_users_on_sighup_and_passes_public_routes() {
+    let redis = RedisServer::start().await;
+    let cluster =
+        TestCluster::start_with(ClusterOptions { fanout_redis: Some(redis.url()), ..ClusterOptions::default() }).await;
+    let nodes: Vec<String> = (1..=3).map(|id| cluster.addr(id).to_owned()).collect();
+    let gateway = TestGateway::start(cluster.data_dir(), "gw1", &redis.url(), "440000", &nodes).await;
+    let new_token = "demo-night-shift-0070";
+    let first_message = |token: &'static str| {
+        let addr = gateway.addr.clone();
+        async move {
+            let mut console = ConsoleClient::connect(&addr, token, Some("440000"), None).await;
+            let message = console.next(Duration::from_secs(10)).await.unwrap_or(Value::Null);
+            message["type"].as_str().unwrap_or("closed").to_owned()
+        }
+    };
+    assert_ne!(first_message(new_token).await, "welcome", "an unknown token is refused");
+
+    let users_file = cluster.data_dir().join("users.toml");
+    let mut users = std::fs::read_to_string(&users_file).expect("users file");
+    users.push_str(&format!(
+        "\n[[users]]\nname = \"night-shift\"\ntoken = \"{new_token}\"\nbureau = \"440000\"\nrole = \"command\"\n"
+    ));
+    std::fs::write(&users_file, users).expect("add a user");
+    gateway.reload_users();
+    tests::wait_until("the new token accepted", Duration::from_secs(10), || async {
+        match first_message(new_token).await.as_str() {
+            "welcome" => Ok(()),
+            other => Err(other.to_owned()),
+        }
+    })
+    .await;
+
+    let public = cluster.http.get(format!("http://{}/public/v1/campaigns", gateway.addr)).send().await.expect("public");
+    assert_eq!(public.status(), 200);
+    let page = cluster.http.get(format!("http://{}/public", gateway.addr)).send().await.expect("page");
+    assert_eq!(page.status(), 200);
+}

@@ -62,6 +62,14 @@ impl TestGateway {
     }
 }
 
+impl TestGateway {
+    /// SIGHUP: the gateway reads its users file again.
+    pub fn reload_users(&self) {
+        let child = self.child.as_ref().expect("the gateway is running");
+        kill_by_pid(child.id(), libc::SIGHUP);
+    }
+}
+
 impl Drop for TestGateway {
     fn drop(&mut self) {
         self.kill();

@@ -131,6 +131,8 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
     };
     let stream = crate::fanout::stream_key(&config.group.bureau);
     let reader = tokio::spawn(reader::run(config.redis.clone(), stream, hub, shutdown.clone()));
+    let reloader =
+        tokio::spawn(reload_users_on_hangup(config.users_file.clone(), state.users.clone(), shutdown.clone()));
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/", get(crate::routes::console_page))
@@ -138,11 +140,30 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/{*rest}", any(proxy::pass_through))
+        .route("/public", any(proxy::pass_through))
+        .route("/public/{*rest}", any(proxy::pass_through))
         .with_state(state);
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(gateway = %config.name, listen = %config.listen, group = %config.group.bureau, "gateway serving");
     crate::server::serve(listener, app, None, config::limits::OPEN_CONNECTIONS_MAX, shutdown).await;
     reader.await.context("the stream reader failed")?;
+    reloader.await.context("the users reloader failed")?;
     Ok(())
+}
+
+/// `kill -HUP <gateway pid>` reloads the users file, as on the nodes: tokens added and revoked
+/// without a restart.
+async fn reload_users_on_hangup(path: std::path::PathBuf, users: Arc<UserDirectory>, shutdown: CancellationToken) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: the users file is read at start only");
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => if received.is_none() { return },
+            () = shutdown.cancelled() => return,
+        }
+        crate::auth::reload_users_file(&path, &users);
+    }
 }
