@@ -11,7 +11,7 @@ use prometheus::{
 };
 
 /// Seconds buckets from 0.5 ms to about 16 s.
-fn latency_buckets() -> Vec<f64> {
+pub(crate) fn latency_buckets() -> Vec<f64> {
     exponential_buckets(0.0005, 2.0, 16).expect("valid buckets")
 }
 
@@ -22,6 +22,7 @@ pub struct Telemetry {
     pub write_batch_duration: Histogram,
     pub write_batch_commands: Histogram,
     pub push_latency: Histogram,
+    pub fanout_publish_lag: Histogram,
     pub deadline_watch_lag: Histogram,
     pub raft_term: IntGauge,
     pub raft_is_leader: IntGauge,
@@ -97,6 +98,16 @@ impl Telemetry {
                     HistogramOpts::new(
                         "xietong_console_push_latency_seconds",
                         "Time from an entry's apply to its event written to a console connection."
+                    )
+                    .buckets(latency_buckets())
+                )
+            ),
+            fanout_publish_lag: register!(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "xietong_fanout_publish_lag_seconds",
+                        "Time from an entry's events reaching the leader's hub to their XADD being answered by Redis."
                     )
                     .buckets(latency_buckets())
                 )

@@ -24,6 +24,9 @@ pub fn stream_key(group: &str) -> String {
 pub const FIELD_PREV: &str = "prev";
 pub const FIELD_GAP: &str = "gap";
 pub const FIELD_TASKS: &str = "tasks";
+/// The publisher's wall clock (Unix ms) when it sent the entry: readers measure the stream's
+/// lag with it (on one machine, or with synchronised clocks); absent in older entries.
+pub const FIELD_AT: &str = "at";
 
 /// Connects to Redis with `answer_timeout` as the client's limit on each answer (its default,
 /// 500 ms, is shorter than a blocking stream read and than a large pipelined batch on a busy

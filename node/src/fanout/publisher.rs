@@ -13,7 +13,7 @@ use openraft::ServerState;
 use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::{entry_id, index_of, stream_key, FIELD_GAP, FIELD_PREV, FIELD_TASKS};
+use super::{entry_id, index_of, stream_key, FIELD_AT, FIELD_GAP, FIELD_PREV, FIELD_TASKS};
 use crate::push::hub::EntryEvents;
 use crate::state::AppState;
 
@@ -143,10 +143,16 @@ async fn publish_from_stream_end(
                     gap = false;
                 }
                 command.arg(FIELD_TASKS).arg(tasks_field(events));
+                command.arg(FIELD_AT).arg(crate::api::time::now_ms());
                 prev = events.index;
             }
             match timed(pipeline.query_async::<Vec<String>>(connection)).await {
-                Ok(_) => newest = Some(prev),
+                Ok(_) => {
+                    newest = Some(prev);
+                    for events in &entries {
+                        state.telemetry.fanout_publish_lag.observe(events.at.elapsed().as_secs_f64());
+                    }
+                }
                 // Redis refuses an id at or below the stream's newest: another node (the old or
                 // the new leader) published that index already. The XADDs before it stand.
                 Err(error) if error.to_string().contains("equal or smaller") => return Ok(Round::Overtaken),

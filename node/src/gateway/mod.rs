@@ -37,6 +37,8 @@ pub struct GatewayState {
     users: Arc<UserDirectory>,
     connections: Arc<ConnectionCounts>,
     push_latency: prometheus::Histogram,
+    /// From the leader sending an entry to the stream to this gateway reading it.
+    stream_lag: prometheus::Histogram,
     /// The group's nodes, for snapshots and the passed-through API.
     nodes: Arc<Vec<String>>,
     presence: Arc<crate::presence::Presence>,
@@ -98,7 +100,8 @@ async fn metrics(State(state): State<GatewayState>) -> Response {
     }
     text.push_str(&format!("xietong_console_connections {}\n", state.connections.total()));
     let mut buffer = Vec::new();
-    if prometheus::TextEncoder::new().encode(&state.push_latency.collect(), &mut buffer).is_ok() {
+    let families: Vec<_> = state.push_latency.collect().into_iter().chain(state.stream_lag.collect()).collect();
+    if prometheus::TextEncoder::new().encode(&families, &mut buffer).is_ok() {
         text.push_str(&String::from_utf8_lossy(&buffer));
     }
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
@@ -121,6 +124,14 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
             "From an event reaching the gateway to its console receiving it.",
         ))
         .context("the push latency histogram")?,
+        stream_lag: prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "xietong_gateway_stream_lag_seconds",
+                "From the leader sending an entry to the stream to this gateway reading it.",
+            )
+            .buckets(crate::telemetry::latency_buckets()),
+        )
+        .context("the stream lag histogram")?,
         nodes: Arc::new(config.group.nodes.clone()),
         presence: Arc::new(crate::presence::Presence::new(&config.redis).map_err(anyhow::Error::msg)?),
         http: reqwest::Client::builder()
@@ -130,7 +141,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
             .context("building the gateway's client")?,
     };
     let stream = crate::fanout::stream_key(&config.group.bureau);
-    let reader = tokio::spawn(reader::run(config.redis.clone(), stream, hub, shutdown.clone()));
+    let reader = tokio::spawn(reader::run(config.redis.clone(), stream, hub, state.stream_lag.clone(), shutdown.clone()));
     let reloader =
         tokio::spawn(reload_users_on_hangup(config.users_file.clone(), state.users.clone(), shutdown.clone()));
     let app = Router::new()

@@ -10,7 +10,7 @@ use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 
-use crate::fanout::{entry_id, index_of, FIELD_GAP, FIELD_PREV, FIELD_TASKS};
+use crate::fanout::{entry_id, index_of, FIELD_AT, FIELD_GAP, FIELD_PREV, FIELD_TASKS};
 use crate::push::hub::{EventHub, TaskEvent};
 
 /// Entries taken per read.
@@ -20,11 +20,12 @@ const READ_BLOCK: Duration = Duration::from_secs(1);
 /// After a Redis failure, wait this long before connecting again.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
-pub async fn run(url: String, stream: String, hub: EventHub, shutdown: CancellationToken) {
+/// `lag` records, per entry, the time from the publisher sending it to this reader taking it in.
+pub async fn run(url: String, stream: String, hub: EventHub, lag: prometheus::Histogram, shutdown: CancellationToken) {
     // The index of the last entry taken in, kept across reconnections.
     let mut cursor: Option<u64> = None;
     loop {
-        match follow(&url, &stream, &hub, &mut cursor, &shutdown).await {
+        match follow(&url, &stream, &hub, &lag, &mut cursor, &shutdown).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, "reading the console stream failed; retrying");
@@ -41,6 +42,7 @@ async fn follow(
     url: &str,
     stream: &str,
     hub: &EventHub,
+    lag: &prometheus::Histogram,
     cursor: &mut Option<u64>,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
@@ -72,6 +74,10 @@ async fn follow(
         let mut taken = 0usize;
         for entry in reply.into_iter().flat_map(|reply| reply.keys).flat_map(|key| key.ids) {
             take_in(hub, cursor, &entry)?;
+            if let Some(at) = entry.get::<u64>(FIELD_AT) {
+                let now = crate::api::time::now_ms();
+                lag.observe(now.saturating_sub(at) as f64 / 1000.0);
+            }
             taken += 1;
         }
         if taken < READ_BATCH_MAX {

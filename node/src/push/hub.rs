@@ -104,6 +104,8 @@ fn estimated_json_bytes(task: &Task) -> usize {
 pub struct EntryEvents {
     pub index: u64,
     pub tasks: Vec<TaskEvent>,
+    /// When the hub took the entry in (for the fan-out's publish lag).
+    pub at: std::time::Instant,
 }
 
 impl EntryEvents {
@@ -354,7 +356,7 @@ impl EventHub {
         if tasks.is_empty() {
             return;
         }
-        let events = Arc::new(EntryEvents { index, tasks });
+        let events = Arc::new(EntryEvents { index, tasks, at: std::time::Instant::now() });
         if state.floor_index == u64::MAX {
             state.floor_index = held_after;
         }
