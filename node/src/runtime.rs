@@ -103,6 +103,15 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let (batcher, batcher_task) =
         Batcher::start(raft.clone(), config.limits.proposal_queue_depth, batcher_shutdown.clone(), telemetry.clone());
     let member_addrs: BTreeMap<u64, String> = config.group.members.iter().map(|m| (m.id, m.addr.clone())).collect();
+    let presence_shutdown = CancellationToken::new();
+    let (presence, presence_writer) = match &config.fanout {
+        Some(fanout) => {
+            let (presence, writer) = crate::presence::Presence::start(&fanout.redis, presence_shutdown.clone())
+                .map_err(anyhow::Error::msg)?;
+            (Some(presence), Some(writer))
+        }
+        None => (None, None),
+    };
     let state = AppState {
         node_id: config.id,
         group_bureau,
@@ -125,10 +134,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         telemetry,
         push_hub,
         ws_connections: Arc::default(),
-        presence: match &config.fanout {
-            Some(fanout) => Some(Arc::new(crate::presence::Presence::new(&fanout.redis).map_err(anyhow::Error::msg)?)),
-            None => None,
-        },
+        presence: presence.clone(),
         deadlines: Arc::new(deadlines),
         calendar: Arc::new(config::calendar::WorkCalendar::china()),
         group_secret: group_secret.clone(),
@@ -181,6 +187,11 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     }
     if let Some(fanout) = fanout {
         fanout.await.context("the Redis fan-out failed")?;
+    }
+    // The consoles are closed with the server: their departures are queued; then the writer stops.
+    presence_shutdown.cancel();
+    if let Some(writer) = presence_writer {
+        writer.await.context("the presence writer failed")?;
     }
     batcher_shutdown.cancel();
     batcher_task.await.context("the batcher task failed")?;

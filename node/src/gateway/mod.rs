@@ -114,6 +114,9 @@ async fn upgrade(State(state): State<GatewayState>, upgrade: WebSocketUpgrade) -
 pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: CancellationToken) -> anyhow::Result<()> {
     let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;
     let hub = EventHub::detached();
+    let presence_shutdown = CancellationToken::new();
+    let (presence, presence_writer) =
+        crate::presence::Presence::start(&config.redis, presence_shutdown.clone()).map_err(anyhow::Error::msg)?;
     let state = GatewayState {
         name: config.name.as_str().into(),
         hub: hub.clone(),
@@ -133,7 +136,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         )
         .context("the stream lag histogram")?,
         nodes: Arc::new(config.group.nodes.clone()),
-        presence: Arc::new(crate::presence::Presence::new(&config.redis).map_err(anyhow::Error::msg)?),
+        presence: presence.clone(),
         http: reqwest::Client::builder()
             .connect_timeout(PEER_CONNECT_TIMEOUT)
             .pool_idle_timeout(config::limits::CLIENT_POOL_IDLE_TIMEOUT)
@@ -141,7 +144,8 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
             .context("building the gateway's client")?,
     };
     let stream = crate::fanout::stream_key(&config.group.bureau);
-    let reader = tokio::spawn(reader::run(config.redis.clone(), stream, hub, state.stream_lag.clone(), shutdown.clone()));
+    let reader =
+        tokio::spawn(reader::run(config.redis.clone(), stream, hub, state.stream_lag.clone(), shutdown.clone()));
     let reloader =
         tokio::spawn(reload_users_on_hangup(config.users_file.clone(), state.users.clone(), shutdown.clone()));
     let app = Router::new()
@@ -160,6 +164,8 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
     crate::server::serve(listener, app, None, config::limits::OPEN_CONNECTIONS_MAX, shutdown).await;
     reader.await.context("the stream reader failed")?;
     reloader.await.context("the users reloader failed")?;
+    presence_shutdown.cancel();
+    presence_writer.await.context("the presence writer failed")?;
     Ok(())
 }
 

@@ -259,7 +259,7 @@ struct OnlineMark {
 impl Drop for OnlineMark {
     fn drop(&mut self) {
         let (presence, bureau, user) = (self.presence.clone(), self.bureau, std::mem::take(&mut self.user));
-        tokio::spawn(async move { presence.leave(bureau, &user).await });
+        presence.leave(bureau, &user);
     }
 }
 
@@ -419,7 +419,7 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
         user: watcher.actor.user.clone(),
     });
     if let Some(mark) = &online {
-        mark.presence.refresh(mark.bureau, &mark.user).await;
+        mark.presence.refresh(mark.bureau, &mark.user);
     }
 
     let key = watcher.key();
@@ -496,7 +496,7 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
                 }
                 send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
                 if let Some(mark) = &online {
-                    mark.presence.refresh(mark.bureau, &mark.user).await;
+                    mark.presence.refresh(mark.bureau, &mark.user);
                 }
             }
         }
