@@ -153,6 +153,7 @@ async function login(token) {
   $("#user-label").textContent = S.me.display_name || S.me.user;
   $("#bureau-label").textContent = `${S.me.bureau_name || ""} ${S.me.bureau}`;
   $("#create-open").hidden = S.me.role !== "command";
+  $("[data-view=campaigns]").hidden = S.me.role !== "command";
   setupFilters();
   applyLanguage();
   connect();

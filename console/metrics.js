@@ -129,8 +129,9 @@ function showView(view) {
   S.view = view;
   $("#board-view").hidden = view !== "board";
   $("#metrics").hidden = view !== "metrics";
+  $("#campaigns").hidden = view !== "campaigns";
   document.querySelectorAll("[data-view]").forEach((b) => b.classList.toggle("active", b.dataset.view === view));
-  if (view === "metrics") loadMetrics(); else renderAll();
+  if (view === "metrics") loadMetrics(); else if (view === "campaigns") loadCampaigns(); else renderAll();
 }
 
 document.querySelectorAll("[data-view]").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));

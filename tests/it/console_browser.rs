@@ -629,3 +629,94 @@ async fn the_tree_shows_who_is_online_and_a_dispatch_to_nobody_warns() {
     let _ = command.close().await;
     result
 }
+
+/// The campaign view: Guangzhou's command centre plans a campaign from the item list on the
+/// page; the page does not let the planner draw it; the province's centre (a second person)
+/// enters the beacon on its page and the inspections appear on the board.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
+    use serde_json::json;
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let tianhe = cluster::ledger::BureauCode::parse_known("440106").expect("Tianhe");
+    let imported = cluster
+        .http
+        .post(cluster.url(1, "/api/v1/directories/entities"))
+        .bearer_auth(COMMAND_TOKEN)
+        .body(draw::generate::generate(300, tianhe, 9))
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(imported.status(), 201);
+    for n in 1..=4 {
+        let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
+                               "station": if n > 2 { json!("石牌所") } else { json!(null) },
+                               "expertise": ["registration", "food", "pricing"], "qualified": true});
+        let enrolled = cluster
+            .http
+            .post(cluster.url(1, "/api/v1/inspectors"))
+            .bearer_auth(COMMAND_TOKEN)
+            .json(&inspector)
+            .send()
+            .await
+            .expect("enrol");
+        assert_eq!(enrolled.status(), 201);
+    }
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let planner = driver.session(&profiles.path().join("planner"), 1500, 900).await;
+    let sealer = driver.session(&profiles.path().join("sealer"), 1500, 900).await;
+    let result = async {
+        login(&planner, &cluster.url(1, "/"), "demo-gz-command-0003").await;
+        planner.find(Locator::Css("[data-view=campaigns]")).await.expect("view").click().await.expect("click");
+        let form = "#campaign-form";
+        wait_until("the item list on the form", Duration::from_secs(10), || async {
+            planner.find(Locator::Css(&format!("{form} input[value=A01]"))).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await;
+        planner
+            .find(Locator::Css(&format!("{form} [name=name]")))
+            .await
+            .expect("name")
+            .send_keys("天河区年报公示信息抽查")
+            .await
+            .expect("type");
+        select(&planner, &format!("{form} select[name=region]"), "440106").await;
+        planner
+            .find(Locator::Css(&format!("{form} input[value=A01]")))
+            .await
+            .expect("item")
+            .click()
+            .await
+            .expect("tick");
+        planner.find(Locator::Css("#campaign-submit")).await.expect("submit").click().await.expect("click");
+        wait_for_text(&planner, "#campaign-list", "天河区年报公示信息抽查").await;
+        let own = wait_for_text(&planner, "#campaign-list tbody", "待第二人录入信标").await;
+        assert!(own.contains("待抽取"), "{own}");
+
+        login(&sealer, &cluster.url(1, "/"), COMMAND_TOKEN).await;
+        sealer.find(Locator::Css("[data-view=campaigns]")).await.expect("view").click().await.expect("click");
+        let beacon = "#campaign-list .draw-form input[name=beacon]";
+        wait_until("the beacon field", Duration::from_secs(10), || async {
+            sealer.find(Locator::Css(beacon)).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await;
+        sealer.find(Locator::Css(beacon)).await.expect("beacon").send_keys("20261202").await.expect("type");
+        sealer
+            .find(Locator::Css("#campaign-list .draw-form button"))
+            .await
+            .expect("draw")
+            .click()
+            .await
+            .expect("click");
+        let drawn = wait_for_text(&sealer, "#campaign-list tbody", "已抽取").await;
+        std::fs::write(artifacts().join("campaigns.png"), sealer.screenshot().await.expect("shot")).expect("save");
+        assert!(drawn.contains("A01"), "the strata are shown: {drawn}");
+        // The inspections are on the board of the organiser.
+        planner.find(Locator::Css("[data-view=board]")).await.expect("board").click().await.expect("click");
+        wait_for_text(&planner, "#task-rows", "双随机抽查").await;
+    }
+    .await;
+    let _ = planner.close().await;
+    let _ = sealer.close().await;
+    result
+}

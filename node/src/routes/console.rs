@@ -10,6 +10,7 @@ const INDEX_HTML: &str = include_str!("../../../console/index.html");
 const APP_JS: &str = include_str!("../../../console/app.js");
 const I18N_JS: &str = include_str!("../../../console/i18n.js");
 const METRICS_JS: &str = include_str!("../../../console/metrics.js");
+const CAMPAIGNS_JS: &str = include_str!("../../../console/campaigns.js");
 const STYLE_CSS: &str = include_str!("../../../console/style.css");
 
 pub async fn index() -> Response {
@@ -22,6 +23,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "app.js" => ("text/javascript; charset=utf-8", APP_JS),
         "i18n.js" => ("text/javascript; charset=utf-8", I18N_JS),
         "metrics.js" => ("text/javascript; charset=utf-8", METRICS_JS),
+        "campaigns.js" => ("text/javascript; charset=utf-8", CAMPAIGNS_JS),
         "style.css" => ("text/css; charset=utf-8", STYLE_CSS),
         _ => return ApiError::NoRoute.into_response(),
     };

@@ -1,0 +1,79 @@
+// The campaign view (双随机抽查计划) of command-centre users: the campaigns the user can see with
+// their state and strata; a form to plan one from the inspection-item list; and, for a planned
+// campaign, the beacon a second person enters to draw it. Uses only the public HTTP API.
+"use strict";
+const C = { items: null };
+
+async function loadCampaigns() {
+  try {
+    if (!C.items) C.items = await api("/api/v1/inspection-items");
+    const { campaigns } = await api("/api/v1/campaigns");
+    renderCampaignForm();
+    renderCampaigns(campaigns);
+  } catch (error) {
+    toast(`${t("failed")}: ${error.message}`, "error");
+  }
+}
+
+function renderCampaignForm() {
+  const regions = [...S.bureaus.values()].filter((b) => within(b.code, S.me.bureau));
+  $("#campaign-form").innerHTML = `
+    <label>${t("cp.name")}<input name="name" required maxlength="200"></label>
+    <label>${t("cp.scope")}<select name="region">${regions.map((b) => `<option value="${b.code}">${esc(b.name)} ${b.code}</option>`).join("")}</select></label>
+    <fieldset class="items"><legend>${t("insp.items")}</legend>${C.items.map((item) =>
+      `<label class="check"><input type="checkbox" name="items" value="${esc(item.code)}"> ${esc(item.code)} ${esc(item.name)}</label>`).join("")}</fieldset>
+    <label>${t("cp.ratio_high")}<input name="high" type="number" min="3" max="100" step="0.01" value="10"></label>
+    <label>${t("cp.ratio_normal")}<input name="normal" type="number" min="3" max="100" step="0.01" value="5"></label>
+    <label>${t("cp.ratio_low")}<input name="low" type="number" min="3" max="100" step="0.01" value="3"></label>
+    <label>${t("cp.mode")}<select name="mode">${["whole_bureau", "office_and_stations"].map((m) => `<option value="${m}">${t(`cp.mode_${m}`)}</option>`).join("")}</select></label>
+    <label>${t("cp.team")}<input name="team" type="number" min="2" max="8" value="2"></label>
+    <button type="submit" class="primary" id="campaign-submit">${t("cp.plan")}</button>`;
+}
+
+function renderCampaigns(campaigns) {
+  const rows = campaigns.map((c) => {
+    const draw = c.draw;
+    const strata = draw ? draw.strata.filter((s) => s.population).map((s) =>
+      `${esc(s.item)}·${esc(t(`risk.${s.risk_class}`))} ${s.quota}/${s.population}`).join("<br>") : "";
+    const sealer = c.state === "planned" && c.created_by !== S.me.user
+      ? `<form class="draw-form" data-campaign="${c.id}"><input name="beacon" required maxlength="256" placeholder="${t("cp.beacon")}"><button class="primary">${t("cp.draw")}</button></form>`
+      : c.state === "planned" ? `<span class="muted">${t("cp.second_person")}</span>` : "";
+    return `<tr data-campaign="${c.id}" data-state="${c.state}"><td>${c.id}</td><td>${esc(c.name)}</td><td>${esc(c.bureau_name)}</td>` +
+      `<td>${esc(c.items.map((i) => i.name).join("、"))}</td><td>${esc(t(`cp.state_${c.state}`))}</td>` +
+      `<td>${draw ? `${draw.inspections} / ${draw.eligible}` : ""}</td><td class="strata">${strata}</td><td>${sealer}</td></tr>`;
+  }).join("");
+  $("#campaign-list").innerHTML = `<thead><tr><th>${t("col_id")}</th><th>${t("cp.name")}</th><th>${t("cp.organiser")}</th>` +
+    `<th>${t("insp.items")}</th><th>${t("col_state")}</th><th>${t("cp.drawn")}</th><th>${t("cp.strata")}</th><th></th></tr></thead><tbody>${rows}</tbody>`;
+  $("#campaign-list").querySelectorAll(".draw-form").forEach((form) => form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      const beacon = new FormData(form).get("beacon").trim();
+      const drawn = await api(`/api/v1/campaigns/${form.dataset.campaign}/draw`, { method: "POST", body: JSON.stringify({ beacon }) });
+      toast(t("cp.drawn_n", { n: drawn.draw.inspections }), "ok");
+      loadCampaigns();
+    } catch (error) {
+      toast(`${t("failed")}: ${error.message}`, "error");
+    }
+  }));
+}
+
+$("#campaign-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const data = new FormData(e.target);
+  const request = {
+    name: data.get("name").trim(),
+    items: data.getAll("items"),
+    scope: { region: data.get("region") },
+    targeted: false,
+    ratios_percent: { high: Number(data.get("high")), normal: Number(data.get("normal")), low: Number(data.get("low")) },
+    inspector_mode: { mode: data.get("mode") },
+    inspectors_per_inspection: Number(data.get("team")),
+  };
+  try {
+    await api("/api/v1/campaigns", { method: "POST", body: JSON.stringify(request) });
+    toast(t("done"), "ok");
+    loadCampaigns();
+  } catch (error) {
+    toast(`${t("failed")}: ${error.message}`, "error");
+  }
+});
