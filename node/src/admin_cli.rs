@@ -100,7 +100,7 @@ async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> 
     if !status.is_success() {
         anyhow::bail!("the node refused: {status}: {}", String::from_utf8_lossy(&bytes));
     }
-    let (backup, _) = Backup::decode(&bytes).context("the node sent a damaged backup")?;
+    let (backup, ledger) = Backup::decode(&bytes).context("the node sent a damaged backup")?;
     let tmp = out.with_extension("partial");
     let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     file.write_all(&bytes)?;
@@ -109,8 +109,34 @@ async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> 
     if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
     }
-    println!("{}", serde_json::to_string_pretty(&backup.header)?);
+    // The entity directory files of the committed versions live outside the ledger: kept beside
+    // the backup, so a restored group can draw and verify with them.
+    let files = directory_files_dir(out);
+    let store = crate::programme::DirectoryStore::open_at(&files)?;
+    let versions = ledger.programme().entity_directories();
+    for version in versions {
+        if store.contains(&version.sha256) {
+            continue;
+        }
+        let url =
+            format!("http://{node}{}", crate::routes::backup::DIRECTORY_PATH.replace("{sha256}", &version.sha256));
+        let response = http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
+        let status = response.status();
+        let file = response.bytes().await.context("reading a directory file")?;
+        anyhow::ensure!(status.is_success(), "the node refused directory {}: {status}", version.sha256);
+        store.write(&version.sha256, &file).with_context(|| format!("keeping directory {}", version.sha256))?;
+    }
+    let mut report = serde_json::to_value(&backup.header)?;
+    report["directory_files"] = json!(versions.len());
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
+}
+
+/// Where a backup's entity directory files are kept: `<backup>.directories/<sha256>.csv`.
+fn directory_files_dir(backup: &Path) -> PathBuf {
+    let mut name = backup.as_os_str().to_owned();
+    name.push(".directories");
+    PathBuf::from(name)
 }
 
 /// Seeds the data directory of the node configured in `config_path` with the backup: a snapshot
@@ -118,7 +144,8 @@ async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> 
 fn restore(from: &Path, config_path: &Path) -> anyhow::Result<()> {
     let (config, _) = config::NodeConfig::load(config_path)?;
     let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-    let (backup, _) = Backup::decode(&bytes).with_context(|| format!("{} is not a usable backup", from.display()))?;
+    let (backup, ledger) =
+        Backup::decode(&bytes).with_context(|| format!("{} is not a usable backup", from.display()))?;
     anyhow::ensure!(
         backup.header.group == config.group.bureau,
         "the backup is of group {}, the node belongs to group {}",
@@ -143,6 +170,27 @@ fn restore(from: &Path, config_path: &Path) -> anyhow::Result<()> {
         membership,
     )
     .context("writing the restored snapshot")?;
-    println!("{}", serde_json::to_string_pretty(&json!({"restored": backup.header, "node": config.id}))?);
+    // The entity directory files kept with the backup, each checked against its hash.
+    let kept_dir = directory_files_dir(from);
+    let kept = kept_dir.is_dir().then(|| crate::programme::DirectoryStore::open_at(&kept_dir)).transpose()?;
+    let store = crate::programme::DirectoryStore::open(&config.data_dir)?;
+    let mut restored_files = 0;
+    for version in ledger.programme().entity_directories() {
+        let file = match &kept {
+            Some(kept) => kept.read(&version.sha256)?,
+            None => None,
+        };
+        match file {
+            Some(file) => {
+                store
+                    .write(&version.sha256, &file)
+                    .with_context(|| format!("restoring directory {}", version.sha256))?;
+                restored_files += 1;
+            }
+            None => eprintln!("warning: the entity directory {} is not kept with the backup", version.sha256),
+        }
+    }
+    let report = json!({"restored": backup.header, "node": config.id, "directory_files": restored_files});
+    println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

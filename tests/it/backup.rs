@@ -44,6 +44,20 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     })
     .await;
 
+    // An entity directory: its file is kept beside the backup and restored with it.
+    let tianhe = cluster::ledger::BureauCode::parse_known("440106").expect("Tianhe");
+    let directory = draw::generate::generate(200, tianhe, 3);
+    let sha = draw::directory::sha256_hex(&directory);
+    let imported = original
+        .http
+        .post(original.url(1, "/api/v1/directories/entities"))
+        .bearer_auth(COMMAND_TOKEN)
+        .body(directory)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(imported.status(), 201);
+
     let before_backup: Vec<u64> = acknowledged.lock().unwrap().clone();
     let file = original.data_dir().join("440000.backup");
     let file_arg = file.to_string_lossy().into_owned();
@@ -59,6 +73,7 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     stop.store(true, Ordering::SeqCst);
     writer.await.expect("writer");
 
+    assert_eq!(header["directory_files"], 1, "{header}");
     let backed_up_tasks = header["task_count"].as_u64().expect("task_count") as usize;
     assert!(
         backed_up_tasks >= before_backup.len(),
@@ -70,6 +85,9 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     let restored =
         TestCluster::start_with(ClusterOptions { restore_from: Some(file.clone()), ..ClusterOptions::default() }).await;
     let view = restored.wait_for_convergence().await;
+    let restored_files: Vec<_> =
+        tests::files_below(restored.data_dir()).into_iter().filter(|p| p.ends_with(format!("{sha}.csv"))).collect();
+    assert_eq!(restored_files.len(), 3, "every restored node holds the directory file: {restored_files:?}");
     assert_eq!(view.digest, header["digest"].as_str().expect("digest"), "the restored ledger is the backed-up one");
     assert_eq!(view.task_count, backed_up_tasks);
     let restored_ids: std::collections::BTreeSet<u64> =
@@ -122,4 +140,7 @@ async fn only_platform_operators_may_take_a_backup() {
     assert_eq!(response.status(), 403);
     let response = cluster.http.get(cluster.url(1, "/admin/v1/backup")).send().await.expect("call");
     assert_eq!(response.status(), 401);
+    let path = format!("/admin/v1/directories/{}", "0".repeat(64));
+    let response = cluster.http.get(cluster.url(1, &path)).bearer_auth(COMMAND_TOKEN).send().await.expect("call");
+    assert_eq!(response.status(), 403);
 }

@@ -5,7 +5,7 @@
 //! inspecting bureau, published and withdrawn, and the public routes never showing anything
 //! internal. Bad input changes nothing.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -51,22 +51,6 @@ async fn import(cluster: &TestCluster, node: u64, csv: Vec<u8>) -> (u16, Value) 
         .await
         .expect("import");
     (response.status().as_u16(), response.json().await.expect("json"))
-}
-
-fn files_named(root: &Path, name: &str) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if entry.file_name().to_string_lossy() == name {
-                found.push(path);
-            }
-        }
-    }
-    found
 }
 
 fn campaign_request(low_percent: f64) -> Value {
@@ -126,7 +110,8 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     assert_eq!(status, 201, "{version}");
     let sha = version["sha256"].as_str().unwrap().to_owned();
     assert_eq!(version["entities"], 3_000);
-    let copies = files_named(cluster.data_dir(), &format!("{sha}.csv"));
+    let copies: Vec<_> =
+        tests::files_below(cluster.data_dir()).into_iter().filter(|p| p.ends_with(format!("{sha}.csv"))).collect();
     assert!(copies.len() >= 2, "a majority holds the file: {copies:?}");
 
     // Inspectors of Tianhe: an operator may not enrol; six are enrolled by the command centre.

@@ -624,3 +624,20 @@ pub fn create_body(title: &str) -> serde_json::Value {
         "source": "complaint",
     })
 }
+
+/// Every file below `root` (data directories, in checks of what a node keeps on disk).
+pub fn files_below(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}

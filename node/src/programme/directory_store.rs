@@ -19,7 +19,12 @@ pub struct DirectoryStore {
 
 impl DirectoryStore {
     pub fn open(data_dir: &Path) -> std::io::Result<DirectoryStore> {
-        let dir = data_dir.join("directories");
+        DirectoryStore::open_at(&data_dir.join("directories"))
+    }
+
+    /// The files in `dir` itself (a backup's directory files).
+    pub fn open_at(dir: &Path) -> std::io::Result<DirectoryStore> {
+        let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
         // Leftovers of writes a crash interrupted.
         for entry in std::fs::read_dir(&dir)?.flatten() {

@@ -12,6 +12,26 @@ use crate::read_path::{barrier, Consistency};
 use crate::state::AppState;
 
 pub const BACKUP_PATH: &str = "/admin/v1/backup";
+/// A committed entity directory file, for backups (the ledger names it; the file is kept apart).
+pub const DIRECTORY_PATH: &str = "/admin/v1/directories/{sha256}";
+
+pub async fn directory_file(
+    State(state): State<AppState>,
+    axum::extract::Path(sha256): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(error) = state.users.authenticate_admin(&headers) {
+        return error.into_response();
+    }
+    let committed = state.store.read().ledger.programme().entity_directories().iter().any(|v| v.sha256 == sha256);
+    if !committed {
+        return ApiError::NotFound(format!("no committed entity directory has the SHA-256 {sha256}")).into_response();
+    }
+    match crate::programme::replication::obtain(&state, &sha256).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
 
 pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let answer = async {

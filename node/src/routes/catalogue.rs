@@ -249,6 +249,14 @@ pub fn operations() -> Vec<Operation> {
             .handler(post(admin::remove)),
         op(Method::GET, backup::BACKUP_PATH, "A backup of the group's ledger", Admin, Answer::Binary)
             .handler(get(backup::backup)),
+        op(
+            Method::GET,
+            backup::DIRECTORY_PATH,
+            "A committed entity directory file, kept with a backup",
+            Admin,
+            Answer::Text("text/csv"),
+        )
+        .handler(get(backup::directory_file)),
         // The "double random, one public" programme.
         op(
             Method::POST,
