@@ -200,3 +200,19 @@ pub fn reload_users_file(path: &std::path::Path, users: &UserDirectory) {
         Err(error) => tracing::error!(file = %path.display(), %error, "users file refused; credentials unchanged"),
     }
 }
+
+/// Runs `reload` on every SIGHUP until `shutdown` (a node reloads its users and peer tokens, a
+/// gateway its users).
+pub async fn on_hangup(shutdown: tokio_util::sync::CancellationToken, mut reload: impl FnMut()) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: the users file is read at start only");
+        return;
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => if received.is_none() { return },
+            () = shutdown.cancelled() => return,
+        }
+        reload();
+    }
+}

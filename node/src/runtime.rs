@@ -146,12 +146,13 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         public_budget: Arc::new(Mutex::new(crate::rate::TokenBucket::new(PUBLIC_REQUESTS_PER_SECOND as f64))),
     };
     let watch_state = state.clone();
-    let reloader = tokio::spawn(reload_on_hangup(
-        config.users_file.clone(),
-        config.topology_file.clone(),
-        state.clone(),
-        shutdown.clone(),
-    ));
+    let reloader = {
+        let (users_file, topology_file, state) =
+            (config.users_file.clone(), config.topology_file.clone(), state.clone());
+        tokio::spawn(crate::auth::on_hangup(shutdown.clone(), move || {
+            reload_credentials(&users_file, topology_file.as_deref(), &state)
+        }))
+    };
     let app = crate::routes::router(state, group_secret);
     let server = tokio::spawn(crate::server::serve(
         listener,
@@ -204,36 +205,18 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     Ok(())
 }
 
-/// Reloads the users file on SIGHUP: tokens added, changed or revoked take effect at once. A
-/// file that does not load is refused whole (logged) and the credentials stay as they were.
 /// On SIGHUP: reloads the users file and the link tokens of the topology file, so credentials
 /// are added and revoked without a restart. A file that does not load changes nothing.
-async fn reload_on_hangup(
-    path: std::path::PathBuf,
-    topology_path: Option<std::path::PathBuf>,
-    state: AppState,
-    shutdown: CancellationToken,
-) {
-    let users = state.users.clone();
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("no SIGHUP handler: the users file is read at start only");
-        return;
-    };
-    loop {
-        tokio::select! {
-            received = hangups.recv() => if received.is_none() { return },
-            () = shutdown.cancelled() => return,
-        }
-        crate::auth::reload_users_file(&path, &users);
-        if let Some(topology_path) = &topology_path {
-            let reloaded = config::topology::Topology::load(topology_path)
-                .map_err(anyhow::Error::from)
-                .and_then(|topology| state.federation.reload_links(&topology));
-            match reloaded {
-                Ok(()) => tracing::info!(file = %topology_path.display(), "peer tokens reloaded"),
-                Err(error) => {
-                    tracing::error!(file = %topology_path.display(), %error, "topology refused; peer tokens unchanged")
-                }
+fn reload_credentials(path: &std::path::Path, topology_path: Option<&std::path::Path>, state: &AppState) {
+    crate::auth::reload_users_file(path, &state.users);
+    if let Some(topology_path) = topology_path {
+        let reloaded = config::topology::Topology::load(topology_path)
+            .map_err(anyhow::Error::from)
+            .and_then(|topology| state.federation.reload_links(&topology));
+        match reloaded {
+            Ok(()) => tracing::info!(file = %topology_path.display(), "peer tokens reloaded"),
+            Err(error) => {
+                tracing::error!(file = %topology_path.display(), %error, "topology refused; peer tokens unchanged")
             }
         }
     }

@@ -146,8 +146,13 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
     let stream = crate::fanout::stream_key(&config.group.bureau);
     let reader =
         tokio::spawn(reader::run(config.redis.clone(), stream, hub, state.stream_lag.clone(), shutdown.clone()));
-    let reloader =
-        tokio::spawn(reload_users_on_hangup(config.users_file.clone(), state.users.clone(), shutdown.clone()));
+    // `kill -HUP <gateway pid>` reloads the users file, as on the nodes.
+    let reloader = {
+        let (users_file, users) = (config.users_file.clone(), state.users.clone());
+        tokio::spawn(crate::auth::on_hangup(shutdown.clone(), move || {
+            crate::auth::reload_users_file(&users_file, &users)
+        }))
+    };
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/", get(crate::routes::console_page))
@@ -167,20 +172,4 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
     presence_shutdown.cancel();
     presence_writer.await.context("the presence writer failed")?;
     Ok(())
-}
-
-/// `kill -HUP <gateway pid>` reloads the users file, as on the nodes: tokens added and revoked
-/// without a restart.
-async fn reload_users_on_hangup(path: std::path::PathBuf, users: Arc<UserDirectory>, shutdown: CancellationToken) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-        tracing::warn!("no SIGHUP handler: the users file is read at start only");
-        return;
-    };
-    loop {
-        tokio::select! {
-            received = hangups.recv() => if received.is_none() { return },
-            () = shutdown.cancelled() => return,
-        }
-        crate::auth::reload_users_file(&path, &users);
-    }
 }
