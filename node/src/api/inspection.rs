@@ -6,23 +6,14 @@
 //! no risk class, no inspector, no draw input ever reaches them.
 
 use cluster::ledger::campaign::{
-    Campaign, Conflict, DirectoryVersion, InspectionRecord, Inspector, InspectorMode, PublicResult, RiskClass,
-    BASIS_POINTS,
+    Campaign, Conflict, DirectoryVersion, DrawRecord, InspectionItem, InspectionRecord, Inspector, InspectorMode,
+    PublicResult, RiskClass, BASIS_POINTS,
 };
-use cluster::ledger::{BureauCode, Regions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::time::format_ms;
-use super::ApiError;
-
-fn bureau(code: BureauCode) -> String {
-    code.to_string()
-}
-
-fn region_name(code: BureauCode) -> String {
-    Regions::get().name(code).map_or_else(|| code.to_string(), str::to_owned)
-}
+use super::{bureau_json as bureau, region_name, ApiError};
 
 /// `POST /api/v1/inspectors`: enrol an inspector (入库).
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -261,6 +252,12 @@ pub struct ItemJson {
     pub name: String,
 }
 
+impl ItemJson {
+    pub fn of(item: &InspectionItem) -> ItemJson {
+        ItemJson { code: item.code.clone(), name: item.name.clone() }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct BeaconJson {
     pub value: String,
@@ -329,7 +326,7 @@ impl CampaignJson {
             name: spec.name.clone(),
             bureau: bureau(spec.bureau),
             bureau_name: region_name(spec.bureau),
-            items: spec.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() }).collect(),
+            items: spec.items.iter().map(ItemJson::of).collect(),
             scope: ScopeJson {
                 region: bureau(spec.scope_region),
                 industries: spec.industries.clone(),
@@ -408,7 +405,7 @@ impl InspectionJson {
         InspectionJson {
             campaign: record.campaign,
             campaign_name: record.campaign_name.clone(),
-            items: record.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() }).collect(),
+            items: record.items.iter().map(ItemJson::of).collect(),
             inspectors: record.inspectors.clone(),
             risk_class: record.risk_class.to_string(),
             top_up: record.top_up,
@@ -489,6 +486,26 @@ pub struct PublicCampaignJson {
     pub drawn_at: Option<String>,
     pub inspections: usize,
     pub published_results: usize,
+}
+
+impl PublicCampaignJson {
+    /// A drawn campaign with how many of its results are published now.
+    pub fn of(campaign: &Campaign, draw: &DrawRecord, published_results: usize) -> PublicCampaignJson {
+        let spec = &campaign.spec;
+        PublicCampaignJson {
+            id: campaign.id,
+            name: spec.name.clone(),
+            organiser: bureau(spec.bureau),
+            organiser_name: region_name(spec.bureau),
+            items: spec.items.iter().map(ItemJson::of).collect(),
+            scope_region: bureau(spec.scope_region),
+            scope_name: region_name(spec.scope_region),
+            targeted: spec.targeted,
+            drawn_at: Some(format_ms(draw.drawn_at_ms)),
+            inspections: draw.result.inspections.len(),
+            published_results,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

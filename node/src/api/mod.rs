@@ -345,11 +345,11 @@ pub struct ExportEventJson {
     pub task: TaskJson,
 }
 
-fn bureau_json(code: BureauCode) -> String {
+pub(crate) fn bureau_json(code: BureauCode) -> String {
     code.to_string()
 }
 
-fn region_name(code: BureauCode) -> String {
+pub(crate) fn region_name(code: BureauCode) -> String {
     Regions::get().name(code).map_or_else(|| code.to_string(), str::to_owned)
 }
 

@@ -56,6 +56,14 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
     api.merge(peer)
 }
 
+/// A read route's answer: the body as JSON, or the error.
+fn json_answer<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
+    match result {
+        Ok(body) => axum::Json(body).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
 /// Counts every answered request by its route pattern (never the raw path: ids would make
 /// unbounded label values), method and status, and times it.
 async fn count_request(State(telemetry): State<Arc<Telemetry>>, request: Request, next: Next) -> Response {

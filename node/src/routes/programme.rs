@@ -51,13 +51,6 @@ fn command_user(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiError
     Ok(user.actor.clone())
 }
 
-fn answer<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
-    match result {
-        Ok(body) => Json(body).into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
 // --- The entity directory (名录库). ---
 
 /// `POST /api/v1/directories/entities`: a whole directory as CSV. Checked row by row (nothing
@@ -119,7 +112,7 @@ async fn keep_directory(state: &AppState, bytes: Bytes) -> Result<draw::director
 }
 
 pub async fn directory_versions(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    answer((|| {
+    super::json_answer((|| {
         state.users.authenticate(&headers)?;
         let replica = state.store.read();
         let versions = replica.ledger.programme().entity_directories().iter().rev().map(DirectoryVersionJson::of);
@@ -154,7 +147,7 @@ pub struct InspectorsQuery {
 }
 
 pub async fn inspectors(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
-    answer((|| {
+    super::json_answer((|| {
         let user = state.users.authenticate(&headers)?;
         let query: InspectorsQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
             .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() })?;
@@ -230,7 +223,7 @@ pub async fn declare_conflict(
 }
 
 pub async fn inspection_items(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    answer((|| {
+    super::json_answer((|| {
         state.users.authenticate(&headers)?;
         let items =
             state.programme.config.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() });
@@ -301,7 +294,7 @@ fn may_see(actor: &Actor, spec: &CampaignSpec) -> bool {
 }
 
 pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    answer((|| {
+    super::json_answer((|| {
         let user = state.users.authenticate(&headers)?;
         let replica = state.store.read();
         let visible = replica.ledger.programme().campaigns().filter(|c| may_see(&user.actor, &c.spec));
@@ -315,7 +308,7 @@ fn parse_campaign_id(text: &str) -> Result<u64, ApiError> {
 }
 
 pub async fn campaign(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
-    answer((|| {
+    super::json_answer((|| {
         let user = state.users.authenticate(&headers)?;
         let id = parse_campaign_id(&id)?;
         let replica = state.store.read();
@@ -337,7 +330,7 @@ pub async fn proof(State(state): State<AppState>, Path(id): Path<String>, header
         let campaign = campaign.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
         serde_json::to_value(campaign.as_ref()).map_err(|e| ApiError::Internal(e.to_string()))
     })();
-    answer(result)
+    super::json_answer(result)
 }
 
 /// `POST /api/v1/campaigns/{id}/draw`: fixes the beacon if the body brings one (a second

@@ -6,13 +6,12 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use cluster::ledger::campaign::PublicResult;
-use cluster::ledger::{Regions, TaskId, Uscc};
+use cluster::ledger::{TaskId, Uscc};
 use serde::Deserialize;
 
-use crate::api::inspection::{ItemJson, PublicCampaignJson, PublicCampaignsJson, PublicResultJson, PublicResultsJson};
-use crate::api::{time, ApiError};
+use crate::api::inspection::{PublicCampaignJson, PublicCampaignsJson, PublicResultJson, PublicResultsJson};
+use crate::api::ApiError;
 use crate::state::AppState;
 
 /// Results per page of the public listing.
@@ -30,45 +29,16 @@ fn within_budget(state: &AppState) -> Result<(), ApiError> {
     })
 }
 
-fn answer<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
-    match result {
-        Ok(body) => Json(body).into_response(),
-        Err(error) => error.into_response(),
-    }
-}
-
-fn region_name(code: cluster::ledger::BureauCode) -> String {
-    Regions::get().name(code).map_or_else(|| code.to_string(), str::to_owned)
-}
-
 pub async fn campaigns(State(state): State<AppState>) -> Response {
-    answer((|| {
+    super::json_answer((|| {
         within_budget(&state)?;
         let replica = state.store.read();
         let ledger = &replica.ledger;
         let drawn = ledger.programme().campaigns().filter_map(|campaign| campaign.draw.as_ref().map(|d| (campaign, d)));
         let campaigns = drawn
             .map(|(campaign, draw)| {
-                let spec = &campaign.spec;
-                let published = draw
-                    .tasks
-                    .iter()
-                    .filter_map(|id| ledger.task(*id))
-                    .filter(|task| PublicResult::of(task).is_some())
-                    .count();
-                PublicCampaignJson {
-                    id: campaign.id,
-                    name: spec.name.clone(),
-                    organiser: spec.bureau.to_string(),
-                    organiser_name: region_name(spec.bureau),
-                    items: spec.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() }).collect(),
-                    scope_region: spec.scope_region.to_string(),
-                    scope_name: region_name(spec.scope_region),
-                    targeted: spec.targeted,
-                    drawn_at: Some(time::format_ms(draw.drawn_at_ms)),
-                    inspections: draw.result.inspections.len(),
-                    published_results: published,
-                }
+                let tasks = draw.tasks.iter().filter_map(|id| ledger.task(*id));
+                PublicCampaignJson::of(campaign, draw, tasks.filter(|task| PublicResult::of(task).is_some()).count())
             })
             .collect();
         Ok(PublicCampaignsJson { campaigns })
@@ -93,7 +63,7 @@ pub struct ResultsQuery {
 }
 
 pub async fn results(State(state): State<AppState>, uri: Uri) -> Response {
-    answer((|| {
+    super::json_answer((|| {
         within_budget(&state)?;
         let query: ResultsQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
             .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() })?;
