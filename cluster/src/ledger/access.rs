@@ -5,7 +5,8 @@ use super::bureau::{BureauCode, Regions};
 use super::command::{Actor, Rejection, Role, Transition};
 use super::task::Task;
 
-fn within(code: BureauCode, ancestor: BureauCode) -> bool {
+/// Whether `code` is `ancestor` or lies below it in the bureau tree.
+pub(super) fn within(code: BureauCode, ancestor: BureauCode) -> bool {
     Regions::get().is_within(code, ancestor)
 }
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::access;
+use super::access::{self, within};
 use super::apply::{push_entry, record_transition, timeline_has_room, Ledger};
 use super::bureau::{BureauCode, Regions};
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role, Transition};
@@ -30,7 +30,7 @@ use super::task::{
     wire_enum, CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
 };
 use super::uscc::Uscc;
-use super::validate;
+use super::validate::{self, invalid};
 
 /// Inspector ids are badge numbers (执法证号) or staff numbers.
 pub const INSPECTOR_ID_CHARS_MAX: usize = 32;
@@ -433,14 +433,6 @@ pub enum ProgrammeAction {
         task: TaskId,
         note: String,
     },
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
-    Rejection::Invalid { field: field.to_owned(), reason: reason.into() }
-}
-
-fn within(code: BureauCode, ancestor: BureauCode) -> bool {
-    Regions::get().is_within(code, ancestor)
 }
 
 fn command_over(actor: &Actor, bureau: BureauCode, what: &str) -> Result<(), Rejection> {

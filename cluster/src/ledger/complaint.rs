@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::access;
+use super::access::{self, within};
 use super::apply::{self, Ledger};
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
 use super::task::{wire_enum, Source, TaskState, TimelineAction};
-use super::validate;
+use super::validate::{self, invalid};
 
 /// Reporter names and contacts: names of up to 50 characters, phone numbers, ID numbers.
 pub const REPORTER_NAME_CHARS_MAX: usize = 50;
@@ -91,10 +91,6 @@ pub enum ComplaintStep {
     Decide { accept: bool, notify_deadline_ms: Option<u64> },
     /// The reporter was told the decision (how, in the note: phone, SMS, letter).
     NotifyReporter,
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
-    Rejection::Invalid { field: field.to_owned(), reason: reason.into() }
 }
 
 fn validate_reporter(complaint: &NewComplaint) -> Result<(), Rejection> {
@@ -220,8 +216,4 @@ impl Ledger {
         apply::push_entry(task, stamp_ms, actor, action, note.to_owned(), None);
         Ok(Applied::of_task(shared.clone()))
     }
-}
-
-fn within(code: super::bureau::BureauCode, ancestor: super::bureau::BureauCode) -> bool {
-    super::bureau::Regions::get().is_within(code, ancestor)
 }

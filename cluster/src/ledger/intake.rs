@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::apply::{self, Ledger};
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
 use super::task::{Task, TaskId, TimelineAction};
-use super::validate;
+use super::validate::{self, invalid};
 use crate::limits::{
     EVIDENCE_LINKS_MAX, EVIDENCE_LINK_CHARS_MAX, GROUPING_WINDOW_MAX_MS, INTAKE_SEEN_MAX, INTAKE_SEEN_RETENTION_MS,
     OBSERVED_AGE_MAX_MS, OBSERVED_AHEAD_MAX_MS, SOURCE_ID_CHARS_MAX,
@@ -61,10 +61,6 @@ pub struct IntakeSummary {
 pub(super) type SeenKey = (String, String);
 /// A group of signals: (source name, grouping key).
 pub(super) type GroupKey = (String, [u8; 32]);
-
-fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
-    Rejection::Invalid { field: field.to_owned(), reason: reason.into() }
-}
 
 fn validate_signal(stamp_ms: u64, actor: &Actor, signal: &Signal) -> Result<(), Rejection> {
     validate::text("source_id", &signal.source_id, SOURCE_ID_CHARS_MAX, true, false)?;

@@ -8,7 +8,8 @@ use crate::limits::{
     TITLE_CHARS_MAX, USER_CHARS_MAX,
 };
 
-fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
+/// The refusal of a field: every check of the ledger says it this way.
+pub(super) fn invalid(field: &str, reason: impl Into<String>) -> Rejection {
     Rejection::Invalid { field: field.to_owned(), reason: reason.into() }
 }
 
