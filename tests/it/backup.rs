@@ -45,18 +45,7 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     .await;
 
     // An entity directory: its file is kept beside the backup and restored with it.
-    let tianhe = cluster::ledger::BureauCode::parse_known("440106").expect("Tianhe");
-    let directory = draw::generate::generate(200, tianhe, 3);
-    let sha = draw::directory::sha256_hex(&directory);
-    let imported = original
-        .http
-        .post(original.url(1, "/api/v1/directories/entities"))
-        .bearer_auth(COMMAND_TOKEN)
-        .body(directory)
-        .send()
-        .await
-        .expect("import");
-    assert_eq!(imported.status(), 201);
+    let sha = tests::import_directory(&original, 1, "440106", 200, 3).await;
 
     let before_backup: Vec<u64> = acknowledged.lock().unwrap().clone();
     let file = original.data_dir().join("440000.backup");

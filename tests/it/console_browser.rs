@@ -490,17 +490,7 @@ async fn an_inspection_result_is_entered_on_the_console_and_shown_on_the_public_
             response.json::<Value>().await.expect("json")
         }
     };
-    let tianhe = cluster::ledger::BureauCode::parse_known("440106").expect("Tianhe");
-    let directory = draw::generate::generate(400, tianhe, 5);
-    let imported = cluster
-        .http
-        .post(cluster.url(1, "/api/v1/directories/entities"))
-        .bearer_auth(COMMAND_TOKEN)
-        .body(directory)
-        .send()
-        .await
-        .expect("import");
-    assert_eq!(imported.status(), 201);
+    tests::import_directory(&cluster, 1, "440106", 400, 5).await;
     for n in 1..=4 {
         let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
                                "expertise": ["registration", "food"], "qualified": true});
@@ -637,16 +627,7 @@ async fn the_tree_shows_who_is_online_and_a_dispatch_to_nobody_warns() {
 async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
     use serde_json::json;
     let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
-    let tianhe = cluster::ledger::BureauCode::parse_known("440106").expect("Tianhe");
-    let imported = cluster
-        .http
-        .post(cluster.url(1, "/api/v1/directories/entities"))
-        .bearer_auth(COMMAND_TOKEN)
-        .body(draw::generate::generate(300, tianhe, 9))
-        .send()
-        .await
-        .expect("import");
-    assert_eq!(imported.status(), 201);
+    tests::import_directory(&cluster, 1, "440106", 300, 9).await;
     for n in 1..=4 {
         let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
                                "station": if n > 2 { json!("石牌所") } else { json!(null) },

@@ -641,3 +641,23 @@ pub fn files_below(root: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// Imports a synthetic entity directory of `entities` firms in `region` (`xietong draw
+/// generate`'s generator, seeded) through node `node` as the provincial command centre, and
+/// checks it was committed (201). Answers the file's SHA-256, which names the version.
+pub async fn import_directory(cluster: &TestCluster, node: u64, region: &str, entities: u64, seed: u64) -> String {
+    let region = cluster::ledger::BureauCode::parse_known(region).expect("a real region");
+    let directory = draw::generate::generate(entities, region, seed);
+    let sha256 = draw::directory::sha256_hex(&directory);
+    let response = cluster
+        .http
+        .post(cluster.url(node, "/api/v1/directories/entities"))
+        .bearer_auth(COMMAND_TOKEN)
+        .header("content-type", "text/csv")
+        .body(directory)
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status(), 201, "the directory is imported");
+    sha256
+}
