@@ -576,14 +576,6 @@ impl Programme {
         hex(&Sha256::digest(bincode::serialize(&self.inspectors).expect("inspectors always serialize")))
     }
 
-    pub fn inspector(&self, id: &str) -> Option<&Inspector> {
-        self.inspectors.get(id)
-    }
-
-    pub fn conflicts(&self) -> impl Iterator<Item = &Conflict> {
-        self.conflicts.values()
-    }
-
     pub fn campaign(&self, id: u64) -> Option<&Arc<Campaign>> {
         self.campaigns.get(&id)
     }
