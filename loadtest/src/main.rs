@@ -60,6 +60,10 @@ struct Args {
     /// Of the consoles, this many watch the whole province; the rest watch county bureaus.
     #[arg(long, default_value_t = 50)]
     province_consoles: usize,
+    /// Spread writes and county consoles over this many of the province's county bureaus
+    /// (default: all 124, as in a province; fewer concentrates each event on more consoles).
+    #[arg(long)]
+    counties: Option<usize>,
     /// Where the consoles connect: nodes or gateways, comma-separated; consoles are spread over
     /// them in turn (default: the first target).
     #[arg(long, value_delimiter = ',')]
@@ -113,19 +117,20 @@ struct Recorder {
     counters: Counters,
     latencies_us: Mutex<Vec<u32>>,
     errors: Mutex<BTreeMap<String, u64>>,
-    /// When each created task's 201 arrived (ms), kept only when consoles are measured.
+    /// When each created task's 201 arrived (ms), for writes started after the warm-up; kept
+    /// only when consoles are measured.
     acked_at_ms: Option<Mutex<std::collections::HashMap<u64, i128>>>,
 }
 
 impl Recorder {
     fn record(&self, started: Instant, outcome: Result<Option<u64>, String>) {
+        if started < self.measuring_from {
+            return;
+        }
         if let (Ok(Some(id)), Some(acked)) = (&outcome, &self.acked_at_ms) {
             acked.lock().expect("lock").insert(*id, consoles::now_ms());
         }
         let outcome = outcome.map(|_| ());
-        if started < self.measuring_from {
-            return;
-        }
         let micros = started.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
         match outcome {
             Ok(()) => {
@@ -170,17 +175,11 @@ struct PushReport {
     push_latency_ms_p99: f64,
     push_latency_ms_p999: f64,
     push_latency_ms_max: f64,
-    /// From the leader's stamp on the task (request accepted, before commit) to receipt.
-    stamp_to_receipt_ms_p50: f64,
-    stamp_to_receipt_ms_p99: f64,
     /// Task events whose push arrived before the writer's 201 (counted as 0 ms).
     pushed_before_ack: u64,
 }
 
-fn body(sequence: u64) -> serde_json::Value {
-    // Spread over the county bureaus that console watchers follow, so county consoles see
-    // their share of the events.
-    let region = consoles::COUNTY_WATCHERS[(sequence as usize) % consoles::COUNTY_WATCHERS.len()].0;
+fn body(sequence: u64, region: &str) -> serde_json::Value {
     json!({
         "assignee_bureau": region,
         "kind": "lead", "severity": "normal", "source": "complaint",
@@ -191,8 +190,17 @@ fn body(sequence: u64) -> serde_json::Value {
 }
 
 /// Sends one create; returns the new task's id when the body was read for it.
-async fn write_once(http: &reqwest::Client, args: &Args, target: &str, sequence: u64) -> Result<Option<u64>, String> {
-    let mut request = http.post(format!("http://{target}/api/v1/tasks")).bearer_auth(&args.token).json(&body(sequence));
+async fn write_once(
+    http: &reqwest::Client,
+    args: &Args,
+    target: &str,
+    sequence: u64,
+    counties: &[String],
+) -> Result<Option<u64>, String> {
+    // Round-robin over the county bureaus, so each county console sees its share of events.
+    let region = &counties[(sequence as usize) % counties.len()];
+    let mut request =
+        http.post(format!("http://{target}/api/v1/tasks")).bearer_auth(&args.token).json(&body(sequence, region));
     if args.idempotency_keys {
         request = request.header("Idempotency-Key", format!("load-{}-{sequence}", std::process::id()));
     }
@@ -265,7 +273,13 @@ async fn main() -> anyhow::Result<()> {
         .tcp_nodelay(true)
         .build()
         .context("building the HTTP client")?;
-    let consoles = if args.consoles > 0 { Some(open_consoles(&args, &targets, &http).await?) } else { None };
+    let mut counties = consoles::county_bureaus(&http, &targets[0]).await.context("reading the county bureaus")?;
+    if let Some(count) = args.counties {
+        anyhow::ensure!((1..=counties.len()).contains(&count), "--counties must be 1..={}", counties.len());
+        counties.truncate(count);
+    }
+    let counties = Arc::new(counties);
+    let consoles = if args.consoles > 0 { Some(open_consoles(&args, &targets, &http, &counties).await?) } else { None };
     let start = Instant::now();
     let recorder = Arc::new(Recorder {
         measuring_from: start + Duration::from_secs(args.warmup),
@@ -282,13 +296,14 @@ async fn main() -> anyhow::Result<()> {
         None => {
             let mut writers = tokio::task::JoinSet::new();
             for worker in 0..args.concurrency {
-                let (http, args, recorder, sequence) = (http.clone(), args.clone(), recorder.clone(), sequence.clone());
+                let (http, args, recorder, sequence, counties) =
+                    (http.clone(), args.clone(), recorder.clone(), sequence.clone(), counties.clone());
                 let target = targets[worker % targets.len()].clone();
                 writers.spawn(async move {
                     while Instant::now() < stop_at {
                         let n = sequence.fetch_add(1, Ordering::Relaxed);
                         let started = Instant::now();
-                        let outcome = write_once(&http, &args, &target, n).await;
+                        let outcome = write_once(&http, &args, &target, n, &counties).await;
                         recorder.record(started, outcome);
                     }
                 });
@@ -308,13 +323,13 @@ async fn main() -> anyhow::Result<()> {
                 if in_flight.load(Ordering::Relaxed) >= OPEN_LOOP_IN_FLIGHT_MAX {
                     recorder.record(next, Err("generator_overloaded".into()));
                 } else {
-                    let (http, args, recorder, in_flight) =
-                        (http.clone(), args.clone(), recorder.clone(), in_flight.clone());
+                    let (http, args, recorder, in_flight, counties) =
+                        (http.clone(), args.clone(), recorder.clone(), in_flight.clone(), counties.clone());
                     let target = targets[(n % targets.len() as u64) as usize].clone();
                     let scheduled = next;
                     in_flight.fetch_add(1, Ordering::Relaxed);
                     requests.spawn(async move {
-                        let outcome = write_once(&http, &args, &target, n).await;
+                        let outcome = write_once(&http, &args, &target, n, &counties).await;
                         recorder.record(scheduled, outcome);
                         in_flight.fetch_sub(1, Ordering::Relaxed);
                     });
@@ -367,7 +382,7 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Some(push) = &report.push {
         println!(
-            "consoles: {} connected of {} ({} dropped), node memory per idle connection {} bytes; {:.0} messages/s, {:.0} task events/s delivered; push latency (commit to receipt) ms p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}; stamp to receipt ms p50 {:.2} p99 {:.2}",
+            "consoles: {} connected of {} ({} dropped), node memory per idle connection {} bytes; {:.0} messages/s, {:.0} task events/s delivered; push latency (commit to receipt) ms p50 {:.2} p99 {:.2} p999 {:.2} max {:.2}",
             push.consoles_connected,
             push.consoles,
             push.consoles_dropped,
@@ -377,9 +392,7 @@ async fn main() -> anyhow::Result<()> {
             push.push_latency_ms_p50,
             push.push_latency_ms_p99,
             push.push_latency_ms_p999,
-            push.push_latency_ms_max,
-            push.stamp_to_receipt_ms_p50,
-            push.stamp_to_receipt_ms_p99
+            push.push_latency_ms_max
         );
     }
     let text = serde_json::to_string(&report)?;
@@ -424,7 +437,12 @@ async fn node_rss(http: &reqwest::Client, addr: &str) -> Option<u64> {
 /// the accept queue.
 const CONSOLE_CONNECT_BATCH: usize = 100;
 
-async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) -> anyhow::Result<OpenedConsoles> {
+async fn open_consoles(
+    args: &Args,
+    targets: &[String],
+    http: &reqwest::Client,
+    counties: &[String],
+) -> anyhow::Result<OpenedConsoles> {
     let addrs = if args.console_target.is_empty() { vec![targets[0].clone()] } else { args.console_target.clone() };
     let mut rss_before = Vec::new();
     for addr in &addrs {
@@ -433,17 +451,15 @@ async fn open_consoles(args: &Args, targets: &[String], http: &reqwest::Client) 
     let stats = Arc::new(consoles::PushStats::default());
     let mut tasks = tokio::task::JoinSet::new();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let measure_from_ms = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis()
-        + u128::from(args.warmup) * 1000) as i128;
     for index in 0..args.consoles {
         let (scope, token) = if index < args.province_consoles {
-            ("440000", consoles::PROVINCE_TOKEN)
+            ("440000".to_owned(), consoles::PROVINCE_TOKEN)
         } else {
-            let (county, token) = consoles::COUNTY_WATCHERS[index % consoles::COUNTY_WATCHERS.len()];
-            (county, token)
+            let county = &counties[index % counties.len()];
+            (county.clone(), consoles::watcher_token(county))
         };
         let addr = addrs[index % addrs.len()].clone();
-        tasks.spawn(consoles::run_console(addr, token, scope, stats.clone(), measure_from_ms, stop_rx.clone()));
+        tasks.spawn(consoles::run_console(addr, token, scope, stats.clone(), stop_rx.clone()));
         if (index + 1) % CONSOLE_CONNECT_BATCH == 0 {
             let expected = (index + 1) as u64;
             let deadline = Instant::now() + Duration::from_secs(30);
@@ -496,15 +512,12 @@ impl OpenedConsoles {
         // Pushes still in flight when the writes stop.
         tokio::time::sleep(Duration::from_secs(2)).await;
         let _ = self.stop.send(true);
-        let mut stamp_latencies = Vec::new();
         let mut receipts = Vec::new();
         while let Some(samples) = self.tasks.join_next().await {
             if let Ok(samples) = samples {
-                stamp_latencies.extend(samples.stamp_latencies_us);
                 receipts.extend(samples.receipts);
             }
         }
-        stamp_latencies.sort_unstable();
         // Commit (the writer's 201) to receipt.
         let acked = acked.map(|m| m.lock().expect("lock").clone()).unwrap_or_default();
         let mut pushed_before_ack = 0;
@@ -532,8 +545,6 @@ impl OpenedConsoles {
             push_latency_ms_p99: percentile_ms(&latencies, 0.99),
             push_latency_ms_p999: percentile_ms(&latencies, 0.999),
             push_latency_ms_max: latencies.last().map_or(0.0, |us| f64::from(*us) / 1000.0),
-            stamp_to_receipt_ms_p50: percentile_ms(&stamp_latencies, 0.50),
-            stamp_to_receipt_ms_p99: percentile_ms(&stamp_latencies, 0.99),
             pushed_before_ack,
         }
     }
