@@ -395,12 +395,25 @@ async fn main() -> anyhow::Result<()> {
             push.push_latency_ms_max
         );
     }
+    eprintln!("  load generator cpu {:.2} s", own_cpu_seconds());
     let text = serde_json::to_string(&report)?;
     println!("{text}");
     if let Some(path) = &args.json {
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// User and system CPU time this process has used (from /proc/self/stat, in clock ticks of
+/// 1/100 s): on a shared machine the load generator's own cost is part of what the figures mean.
+fn own_cpu_seconds() -> f64 {
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return f64::NAN };
+    // Fields after the command name (which may hold spaces) start at field 3: utime is 14, stime 15.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    (ticks(14) + ticks(15)) / TICKS_PER_SECOND
 }
 
 async fn print_progress(recorder: Arc<Recorder>, stop_at: Instant) {
@@ -532,6 +545,25 @@ impl OpenedConsoles {
             })
             .collect();
         latencies.sort_unstable();
+        // Where the tail sits in time: the worst seconds, by their own p99.
+        let mut by_second: BTreeMap<i128, Vec<u32>> = BTreeMap::new();
+        for (id, received_ms) in &receipts {
+            if let Some(acked_ms) = acked.get(id) {
+                by_second
+                    .entry(received_ms / 1000)
+                    .or_default()
+                    .push((((received_ms - acked_ms).max(0)) * 1000) as u32);
+            }
+        }
+        let first = by_second.keys().next().copied().unwrap_or(0);
+        let per_second: Vec<(i128, f64)> = by_second
+            .into_iter()
+            .map(|(second, mut values)| {
+                values.sort_unstable();
+                (second - first, percentile_ms(&values, 0.99))
+            })
+            .collect();
+        eprintln!("  p99 by second: {:?}", per_second.iter().map(|(s, p)| format!("{s}:{p:.0}")).collect::<Vec<_>>());
         let messages = self.stats.messages.load(Ordering::Relaxed) - self.messages_at_start;
         let events = self.stats.task_events.load(Ordering::Relaxed) - self.events_at_start;
         PushReport {
