@@ -75,6 +75,11 @@ pub struct NodeConfig {
     /// nodes serve every console themselves and no Redis is needed.
     #[serde(default)]
     pub fanout: Option<FanoutConfig>,
+    /// Addresses of the proxies in front of this node (console gateways, a reverse proxy):
+    /// the public routes believe the `X-Forwarded-For` hops they add, to budget each client
+    /// by its own address rather than by the proxy's.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `[fanout]`: where the group's leader publishes every applied console event.

@@ -9,6 +9,13 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Requests per second the public routes (一公开) answer on one node, for every caller
 /// together: they need no token, so one bucket bounds what the public can cost a node.
 pub const PUBLIC_REQUESTS_PER_SECOND: u32 = 200;
+/// Of those, what one client (address, or IPv6 /64) may use: a page view is two or three
+/// requests, so a person searching never meets it, while one scraper cannot take the node's
+/// whole budget.
+pub const PUBLIC_REQUESTS_PER_CLIENT_PER_SECOND: u32 = 20;
+/// Clients whose public budgets a node tracks at once; idle ones are forgotten to make room,
+/// and a new client is refused while all of them are active.
+pub const PUBLIC_CLIENTS_TRACKED_MAX: usize = 4_096;
 /// Every API request must finish within this; a write that times out may still commit, which
 /// is why writes carry idempotency keys.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);

@@ -18,6 +18,7 @@ pub mod intake;
 pub mod openapi;
 pub mod presence;
 pub mod programme;
+pub mod public_budget;
 pub mod push;
 pub mod rate;
 mod read_path;

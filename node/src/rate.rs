@@ -17,6 +17,13 @@ impl TokenBucket {
         TokenBucket { per_second, tokens: per_second, refilled_at: Instant::now() }
     }
 
+    /// Whether the bucket has refilled completely by `now`: its owner spent nothing for as long
+    /// as a refill takes, and a new bucket would be the same.
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
+        self.tokens + elapsed * self.per_second >= self.per_second
+    }
+
     /// Takes `count` tokens, or none and says how long until there are enough.
     pub fn take(&mut self, count: usize, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.refilled_at).as_secs_f64();
@@ -45,5 +52,15 @@ mod tests {
         assert!(wait <= Duration::from_millis(11), "{wait:?}");
         assert!(bucket.take(50, start + Duration::from_millis(500)).is_ok());
         assert!(bucket.take(101, start + Duration::from_secs(10)).is_err(), "never deeper than a second");
+    }
+
+    #[test]
+    fn a_bucket_is_full_once_a_refill_has_passed_unspent() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::new(10.0);
+        assert!(bucket.is_full(start));
+        bucket.take(5, start).expect("tokens");
+        assert!(!bucket.is_full(start + Duration::from_millis(400)));
+        assert!(bucket.is_full(start + Duration::from_millis(500)));
     }
 }

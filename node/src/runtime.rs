@@ -8,7 +8,7 @@ use anyhow::Context;
 use cluster::ledger::BureauCode;
 use cluster::raft::network::PeerNetwork;
 use cluster::raft::{GroupSecret, LedgerStore, LogStore, Raft};
-use config::limits::{PEER_CONNECT_TIMEOUT, PUBLIC_REQUESTS_PER_SECOND};
+use config::limits::PEER_CONNECT_TIMEOUT;
 use config::{NodeConfig, UsersFile};
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio_util::sync::CancellationToken;
@@ -143,7 +143,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
             directories: crate::programme::DirectoryStore::open(&config.data_dir)
                 .context("opening the entity directory files")?,
         },
-        public_budget: Arc::new(Mutex::new(crate::rate::TokenBucket::new(PUBLIC_REQUESTS_PER_SECOND as f64))),
+        public_budget: Arc::new(crate::public_budget::PublicBudget::new(config.trusted_proxies.clone())),
     };
     let watch_state = state.clone();
     let reloader = {

@@ -8,7 +8,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
 use config::limits::{HEADER_READ_TIMEOUT, SHUTDOWN_DRAIN_TIMEOUT, TLS_HANDSHAKE_TIMEOUT};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -17,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tower::Layer;
 
 /// After a failed accept (out of file descriptors, say), wait this long before the next one
 /// instead of spinning on the same error.
@@ -58,9 +62,9 @@ pub async fn serve(
         tokio::spawn(async move {
             let _permit = permit;
             match tls {
-                None => serve_connection(stream, app, shutdown).await,
+                None => serve_connection(stream, peer, app, shutdown).await,
                 Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(stream)) => serve_connection(stream, app, shutdown).await,
+                    Ok(Ok(stream)) => serve_connection(stream, peer, app, shutdown).await,
                     Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
                     Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                 },
@@ -74,13 +78,16 @@ pub async fn serve(
     }
 }
 
-async fn serve_connection<IO>(io: IO, app: Router, shutdown: CancellationToken)
+/// Serves one connection; its requests carry the peer's address (`ConnectInfo`) for the routes
+/// that budget by client.
+async fn serve_connection<IO>(io: IO, peer: SocketAddr, app: Router, shutdown: CancellationToken)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
-    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(app)).with_upgrades();
+    let service = Extension(ConnectInfo(peer)).layer(app);
+    let connection = builder.serve_connection(TokioIo::new(io), TowerToHyperService::new(service)).with_upgrades();
     tokio::pin!(connection);
     let outcome = tokio::select! {
         outcome = connection.as_mut() => outcome,

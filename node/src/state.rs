@@ -51,8 +51,8 @@ pub struct AppState {
     pub group_secret: cluster::raft::GroupSecret,
     /// The inspection programme: item list, risk scoring, entity directory files.
     pub programme: crate::programme::Programme,
-    /// The public routes' request budget (unauthenticated: one bucket for all callers).
-    pub public_budget: Arc<Mutex<crate::rate::TokenBucket>>,
+    /// The public routes' request budgets (unauthenticated: the node's and each client's).
+    pub public_budget: Arc<crate::public_budget::PublicBudget>,
 }
 
 /// This node's current view of who leads, from Raft metrics (a routing hint only).

@@ -477,3 +477,60 @@ async fn programme_routes_answer_every_caller_as_the_policy_says() {
     }
     assert_eq!(limited, Some(true), "the public budget runs out with 429 and Retry-After");
 }
+
+/// The public budget is per client: an address over its share gets 429 while another address is
+/// served at once. Behind a trusted proxy each forwarded client has its own share; from any
+/// other caller `X-Forwarded-For` is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_budget_is_per_client_and_believes_only_trusted_proxies() {
+    const PROXY: &str = "127.0.0.3";
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        size: 1,
+        trusted_proxies: vec![PROXY.into()],
+        ..Default::default()
+    })
+    .await;
+    let url = cluster.url(1, "/public/v1/campaigns");
+    let from = |local: &str| {
+        let local: std::net::IpAddr = local.parse().expect("a loopback address");
+        reqwest::Client::builder().local_address(local).build().expect("an HTTP client")
+    };
+    // Statuses of `count` requests sent one after another, each with the forwarded address
+    // `forwarded(n)` when there is one.
+    async fn statuses(
+        client: &reqwest::Client,
+        url: &str,
+        count: usize,
+        forwarded: impl Fn(usize) -> Option<String>,
+    ) -> Vec<u16> {
+        let mut statuses = Vec::new();
+        for n in 0..count {
+            let mut request = client.get(url);
+            if let Some(address) = forwarded(n) {
+                request = request.header("x-forwarded-for", address);
+            }
+            statuses.push(request.send().await.expect("an answer").status().as_u16());
+        }
+        statuses
+    }
+    let refused = |statuses: &[u16]| statuses.iter().filter(|s| **s == 429).count();
+
+    // One address well past its share (20 a second) is refused; another is served.
+    let flooder = from("127.0.0.2");
+    let flood = statuses(&flooder, &url, 100, |_| None).await;
+    assert!(refused(&flood) > 0, "{flood:?}");
+    assert!(flood.iter().all(|s| *s == 200 || *s == 429), "{flood:?}");
+    assert_eq!(statuses(&from("127.0.0.4"), &url, 1, |_| None).await, vec![200], "another client is served");
+
+    // An untrusted caller naming a different client on every request is still one client.
+    let forged = statuses(&from("127.0.0.5"), &url, 100, |n| Some(format!("198.51.100.{n}"))).await;
+    assert!(refused(&forged) > 0, "forwarded addresses from an untrusted caller are ignored: {forged:?}");
+
+    // Through the trusted proxy, each forwarded client has its own share ...
+    let proxy = from(PROXY);
+    let many = statuses(&proxy, &url, 100, |n| Some(format!("203.0.113.{n}"))).await;
+    assert_eq!(refused(&many), 0, "{many:?}");
+    // ... and one forwarded client over its share is refused.
+    let one = statuses(&proxy, &url, 100, |_| Some("192.0.2.77".into())).await;
+    assert!(refused(&one) > 0, "{one:?}");
+}

@@ -162,6 +162,8 @@ pub struct ClusterOptions {
     pub fanout_redis: Option<String>,
     /// `[limits]` of every node (TOML body), for tests that cross them.
     pub limits_toml: Option<String>,
+    /// `trusted_proxies` of every node: addresses whose `X-Forwarded-For` hops are believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -180,6 +182,7 @@ impl Default for ClusterOptions {
             proxied_peers: false,
             fanout_redis: None,
             limits_toml: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -220,6 +223,12 @@ impl TestCluster {
             Some(limits) => format!("\n[limits]\n{limits}\n"),
             None => String::new(),
         };
+        let trusted_proxies_line = if options.trusted_proxies.is_empty() {
+            String::new()
+        } else {
+            let quoted: Vec<String> = options.trusted_proxies.iter().map(|a| format!("\"{a}\"")).collect();
+            format!("trusted_proxies = [{}]\n", quoted.join(", "))
+        };
         let fanout_section = match &options.fanout_redis {
             Some(url) => format!("\n[fanout]\nredis = \"{url}\"\n"),
             None => String::new(),
@@ -257,7 +266,7 @@ impl TestCluster {
                 .collect();
             let config = dir.path().join(format!("node{id}.toml"));
             let text = format!(
-                "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}\n\
+                "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}{trusted_proxies_line}\n\
                  [group]\nbureau = \"{}\"\nsecret_file = \"group.secret\"\n\n{members}\
                  [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}{fanout_section}{limits_section}\n{peer_routes}",
                 options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot

@@ -2,12 +2,14 @@
 //! REST API passed through for the console page. A node that refuses the connection is skipped
 //! for the next; any answer, error or not, is passed on as it came.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use cluster::ledger::BureauCode;
 use config::limits::REQUEST_TIMEOUT;
 
@@ -18,6 +20,7 @@ use crate::intake::INTAKE_BODY_BYTES_MAX;
 /// Headers a client's request carries through to the node, and a node's answer back.
 const REQUEST_HEADERS: [&str; 3] = ["authorization", "content-type", crate::IDEMPOTENCY_HEADER];
 const ANSWER_HEADERS: [&str; 3] = ["content-type", "retry-after", "idempotent-replayed"];
+const FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Spreads calls over the nodes: each call starts at the next one.
 static NEXT_NODE: AtomicUsize = AtomicUsize::new(0);
@@ -61,9 +64,20 @@ pub async fn fetch_snapshot(state: &GatewayState, scope: BureauCode, token: &str
     Ok((index, text))
 }
 
-/// `/api/*`: passed to a node of the group as it came, the answer back as it came.
+/// The `X-Forwarded-For` a node gets: the hops the request came with, then the address this
+/// gateway saw it from (a node that trusts the gateway budgets public requests by it).
+fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<String> {
+    let mut hops: Vec<&str> = headers.get_all(FORWARDED_FOR).iter().filter_map(|value| value.to_str().ok()).collect();
+    let peer = peer.map(|peer| peer.ip().to_string());
+    hops.extend(peer.as_deref());
+    (!hops.is_empty()).then(|| hops.join(", "))
+}
+
+/// `/api/*` and `/public*`: passed to a node of the group as it came (with the client's
+/// address added to `X-Forwarded-For`), the answer back as it came.
 pub async fn pass_through(
     State(state): State<GatewayState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -74,12 +88,16 @@ pub async fn pass_through(
             .await
             .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let forwarded = forwarded_for(&headers, peer.map(|Extension(ConnectInfo(peer))| peer));
         let response = call_any_node(&state, |node| {
             let mut request = state.http.request(method.clone(), format!("http://{node}{path}")).body(body.clone());
             for name in REQUEST_HEADERS {
                 if let Some(value) = headers.get(name) {
                     request = request.header(name, value);
                 }
+            }
+            if let Some(forwarded) = &forwarded {
+                request = request.header(FORWARDED_FOR, forwarded);
             }
             request
         })
@@ -95,4 +113,21 @@ pub async fn pass_through(
         Ok::<_, ApiError>((status, answer_headers, bytes).into_response())
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_gateway_appends_the_address_it_saw_to_the_forwarded_hops() {
+        let peer: SocketAddr = "192.0.2.4:50000".parse().unwrap();
+        assert_eq!(forwarded_for(&HeaderMap::new(), Some(peer)).as_deref(), Some("192.0.2.4"));
+        let mut headers = HeaderMap::new();
+        headers.append(FORWARDED_FOR, HeaderValue::from_static("203.0.113.5, 10.0.0.1"));
+        headers.append(FORWARDED_FOR, HeaderValue::from_static("10.0.0.2"));
+        assert_eq!(forwarded_for(&headers, Some(peer)).as_deref(), Some("203.0.113.5, 10.0.0.1, 10.0.0.2, 192.0.2.4"));
+        assert_eq!(forwarded_for(&HeaderMap::new(), None), None);
+    }
 }

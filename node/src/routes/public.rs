@@ -3,9 +3,12 @@
 //! public page (`/public`). They answer only the `Public*` JSON types, built field by field from
 //! what the rules publish: no risk class, no inspector, no draw input, no internal note.
 
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use cluster::ledger::campaign::PublicResult;
 use cluster::ledger::{TaskId, Uscc};
 use serde::Deserialize;
@@ -21,17 +24,25 @@ const PUBLIC_PAGE_DEFAULT: usize = 20;
 /// with a cursor to go on from.
 const PUBLIC_SCAN_MAX: usize = 100_000;
 
-fn within_budget(state: &AppState) -> Result<(), ApiError> {
-    let mut bucket = state.public_budget.lock().expect("the public budget lock is never poisoned");
-    bucket.take(1, tokio::time::Instant::now().into_std()).map_err(|wait| ApiError::RateLimited {
-        message: "the public routes are busy; retry shortly".into(),
+/// The connection's peer, as the server loop recorded it.
+type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+/// Spends one request of the caller's budget and of the node's (`crate::public_budget`).
+fn within_budget(state: &AppState, peer: Peer, headers: &HeaderMap) -> Result<(), ApiError> {
+    let budget = &state.public_budget;
+    let client = match peer {
+        Some(Extension(ConnectInfo(peer))) => budget.client_address(peer.ip(), headers),
+        None => crate::public_budget::UNKNOWN_CLIENT,
+    };
+    budget.take(client, tokio::time::Instant::now().into_std()).map_err(|wait| ApiError::RateLimited {
+        message: "too many requests to the public routes; retry shortly".into(),
         retry_after_secs: wait.as_secs().max(1),
     })
 }
 
-pub async fn campaigns(State(state): State<AppState>) -> Response {
+pub async fn campaigns(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
     super::json_answer((|| {
-        within_budget(&state)?;
+        within_budget(&state, peer, &headers)?;
         let replica = state.store.read();
         let ledger = &replica.ledger;
         let drawn = ledger.programme().campaigns().filter_map(|campaign| campaign.draw.as_ref().map(|d| (campaign, d)));
@@ -62,9 +73,9 @@ pub struct ResultsQuery {
     pub limit: Option<usize>,
 }
 
-pub async fn results(State(state): State<AppState>, uri: Uri) -> Response {
+pub async fn results(State(state): State<AppState>, peer: Peer, headers: HeaderMap, uri: Uri) -> Response {
     super::json_answer((|| {
-        within_budget(&state)?;
+        within_budget(&state, peer, &headers)?;
         let query: ResultsQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
             .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() })?;
         let uscc = query
@@ -104,9 +115,8 @@ pub async fn results(State(state): State<AppState>, uri: Uri) -> Response {
 }
 
 /// The public page: a search over the published results, in Chinese.
-pub async fn page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let _ = headers;
-    if let Err(error) = within_budget(&state) {
+pub async fn page(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
+    if let Err(error) = within_budget(&state, peer, &headers) {
         return error.into_response();
     }
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("../../../console/public.html")).into_response()
