@@ -115,9 +115,7 @@ pub async fn run(target: &str, open: usize, expiring: usize) -> anyhow::Result<V
         }
     }
     delays_ms.sort_by(f64::total_cmp);
-    let pick = |q: f64| {
-        delays_ms.get(((delays_ms.len() as f64 * q).ceil() as usize).saturating_sub(1)).copied().unwrap_or(f64::NAN)
-    };
+    let pick = |q: f64| crate::stats::nearest_rank(&delays_ms, q).unwrap_or(f64::NAN);
     let report = json!({
         "open_deadlines": open, "expiring_in_one_second": expiring, "recorded": delays_ms.len(), "not_recorded": missing,
         "detection_delay_ms_p50": pick(0.5), "detection_delay_ms_p99": pick(0.99), "detection_delay_ms_max": delays_ms.last(),

@@ -82,11 +82,6 @@ async fn wait_for_empty_outbox(http: &reqwest::Client, origin: &str, timeout: Du
     }
 }
 
-fn percentile(sorted: &[i128], fraction: f64) -> i128 {
-    let rank = ((sorted.len() as f64 * fraction).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
 /// Forward latency at `rate` leads per second for `seconds`.
 pub async fn latency(origin: &str, target: &str, rate: u64, seconds: u64) -> anyhow::Result<Value> {
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).tcp_nodelay(true).build()?;
@@ -132,9 +127,9 @@ pub async fn latency(origin: &str, target: &str, rate: u64, seconds: u64) -> any
         "seconds": seconds,
         "leads_created": created,
         "forwards_matched": latencies.len(),
-        "p50_ms": percentile(&latencies, 0.50),
-        "p90_ms": percentile(&latencies, 0.90),
-        "p99_ms": percentile(&latencies, 0.99),
+        "p50_ms": crate::stats::nearest_rank(&latencies, 0.50),
+        "p90_ms": crate::stats::nearest_rank(&latencies, 0.90),
+        "p99_ms": crate::stats::nearest_rank(&latencies, 0.99),
         "max_ms": latencies.last(),
     }))
 }

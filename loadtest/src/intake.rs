@@ -85,10 +85,7 @@ pub async fn run(
     let elapsed = started.elapsed();
     let mut latencies = latencies.lock().expect("lock").clone();
     latencies.sort_unstable();
-    let at = |fraction: f64| {
-        let rank = ((latencies.len() as f64 * fraction).ceil() as usize).clamp(1, latencies.len());
-        latencies[rank - 1].as_secs_f64() * 1000.0
-    };
+    let at = |fraction: f64| crate::stats::nearest_rank(&latencies, fraction).map(|d| d.as_secs_f64() * 1000.0);
     Ok(json!({
         "mode": "intake",
         "signals": signals,

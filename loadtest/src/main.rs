@@ -18,6 +18,7 @@ mod consoles;
 mod deadlines;
 mod forwards;
 mod intake;
+mod stats;
 
 use anyhow::Context;
 use clap::Parser;
@@ -220,12 +221,9 @@ async fn write_once(
     }
 }
 
+/// The `fraction` percentile of microsecond samples, in milliseconds (0 without samples).
 fn percentile_ms(sorted_us: &[u32], fraction: f64) -> f64 {
-    if sorted_us.is_empty() {
-        return 0.0;
-    }
-    let rank = ((sorted_us.len() as f64 * fraction).ceil() as usize).clamp(1, sorted_us.len());
-    f64::from(sorted_us[rank - 1]) / 1000.0
+    stats::nearest_rank(sorted_us, fraction).map_or(0.0, |us| f64::from(us) / 1000.0)
 }
 
 #[tokio::main]

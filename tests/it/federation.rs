@@ -166,6 +166,42 @@ async fn a_lead_is_routed_through_the_parent_and_an_uncovered_region_is_kept_and
     assert_eq!(status, 200);
 }
 
+/// A target's status reports can be lost for good (its leader dies with them in memory, its link
+/// to the origin is down); the origin pulls the state of its open handovers and makes them
+/// good. Here Guangzhou cannot call the province at all once the first handover is delivered:
+/// acks and completions reach the province's records only by the province's pull, for a task
+/// handed over before the pulls began and for one handed over after a round had run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_pulls_the_state_of_handovers_whose_reports_cannot_reach_it() {
+    let mut options = FederationOptions::new(vec![GroupSpec::new("440000", 1), GroupSpec::new("440100", 1)]);
+    options.proxied = true;
+    let fed = TestFederation::start(options).await;
+    let (province, guangzhou) = (fed.group("440000"), fed.group("440100"));
+    let first = province.create_task(1, "跨组派发：状态只能由省局拉取（一）", Some("440106")).await;
+    let (_, first_there) = fed.wait_exactly_once("440000", COMMAND_TOKEN, first.id, "440100", GZ_COMMAND_TOKEN).await;
+    fed.links_from("440100", "440000").iter().for_each(|proxy| proxy.cut());
+    let (status, body) = act(guangzhou, 1, TIANHE_OPERATOR_TOKEN, first_there.id, "ack", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    fed.wait_for_record("the first ack, pulled", "440000", COMMAND_TOKEN, first.id, |t| t.state == "acknowledged")
+        .await;
+
+    // A pull round has run: the next handover is known to it only from the applied entries.
+    let second = province.create_task(1, "跨组派发：状态只能由省局拉取（二）", Some("440106")).await;
+    let (_, there) = fed.wait_exactly_once("440000", COMMAND_TOKEN, second.id, "440100", GZ_COMMAND_TOKEN).await;
+    let (status, body) = act(guangzhou, 1, TIANHE_OPERATOR_TOKEN, there.id, "ack", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    fed.wait_for_record("the second ack, pulled", "440000", COMMAND_TOKEN, second.id, |t| t.state == "acknowledged")
+        .await;
+    let (status, body) =
+        act(guangzhou, 1, TIANHE_OPERATOR_TOKEN, there.id, "complete", json!({"outcome": "warned"})).await;
+    assert_eq!(status, 200, "{body}");
+    let record = fed
+        .wait_for_record("the completion, pulled", "440000", COMMAND_TOKEN, second.id, |t| t.state == "completed")
+        .await;
+    assert_eq!(record.outcome.as_deref(), Some("warned"));
+    assert_eq!(actions_by(&record, "tianhe-operator"), ["ack", "complete"]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forward_to_a_stopped_group_alarms_and_lands_once_when_it_returns() {
     let mut options = FederationOptions::new(vec![GroupSpec::new("440000", 3), GroupSpec::new("330000", 3)]);

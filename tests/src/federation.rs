@@ -144,6 +144,11 @@ impl TestFederation {
         self.proxies.iter().filter(|((from, to), _)| between(from, to)).flat_map(|(_, link)| link.iter()).collect()
     }
 
+    /// The proxies on the link from `from` to `to` only: what `from`'s nodes call `to` through.
+    pub fn links_from(&self, from: &str, to: &str) -> Vec<&FaultProxy> {
+        self.proxies.iter().filter(|((f, t), _)| *f == from && *t == to).flat_map(|(_, link)| link.iter()).collect()
+    }
+
     /// Every task a user sees on node `node` of `group`, all pages.
     pub async fn tasks(&self, group: &str, node: u64, token: &str) -> Result<Vec<TaskJson>, String> {
         let cluster = self.group(group);

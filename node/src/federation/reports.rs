@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster::ledger::{BureauCode, ForwardId, StatusReport, TaskId};
+use cluster::ledger::{BureauCode, ForwardId, StatusReport, Task, TaskId};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -101,19 +101,40 @@ pub async fn push(state: AppState, shutdown: CancellationToken) {
     in_flight.shutdown().await;
 }
 
+/// The open handovers are rebuilt from the whole ledger at least this often, as a backstop for
+/// anything the applied notices did not show.
+const OPEN_HANDOVERS_RESCAN_EVERY: Duration = Duration::from_secs(300);
+
 /// Pulls the state of handed-over tasks whose record is not final, while this node leads.
 pub async fn reconcile(state: AppState, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(state.federation.tuning.reconcile_every());
+    let mut applied = state.store.subscribe_applied();
+    let mut open = OpenHandovers::default();
     let preferred = Mutex::new(BTreeMap::new());
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
+            received = applied.recv() => {
+                match received {
+                    // Entries the last rebuild already saw are older news than it.
+                    Ok(entry) if entry.index > open.rebuilt_at_index => {
+                        for task in entry.results.iter().filter_map(|r| r.as_ref().ok()).flat_map(|a| &a.tasks) {
+                            open.note(task);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(_)) => open.stale = true,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+                continue;
+            }
             _ = every.tick() => {}
         }
         if !state.leader_hint().is_self {
             continue;
         }
-        for (group, forwards) in open_handovers(&state) {
+        open.refresh(&state);
+        for (group, forwards) in open.by_group() {
             for chunk in forwards.chunks(FEDERATION_BATCH_MAX) {
                 let request = StatusRequest { forwards: chunk.to_vec() };
                 let answer: Result<StatusResponse, _> =
@@ -135,17 +156,59 @@ pub async fn reconcile(state: AppState, shutdown: CancellationToken) {
     }
 }
 
-/// Delivered handovers whose record here is not final, by target group.
-fn open_handovers(state: &AppState) -> BTreeMap<BureauCode, Vec<ForwardId>> {
-    let replica = state.store.read();
-    let mut open: BTreeMap<BureauCode, Vec<ForwardId>> = BTreeMap::new();
-    for task in replica.ledger.handed_over_tasks() {
-        let remote = task.remote.as_ref().expect("handed over");
-        if remote.delivered.is_some() && !task.state.is_terminal() {
-            open.entry(remote.to_group).or_default().push(remote.forward);
+/// The handovers `reconcile` asks about: delivered, and not final here. Kept from the applied
+/// entries, so that a round does not scan every handover the group ever made (they only grow);
+/// rebuilt from the whole ledger when the notices may have missed something: a lag, a snapshot
+/// installed from the leader (which replaces the ledger without notices), and every
+/// `OPEN_HANDOVERS_RESCAN_EVERY`.
+#[derive(Default)]
+struct OpenHandovers {
+    by_task: BTreeMap<TaskId, (BureauCode, ForwardId)>,
+    stale: bool,
+    /// When the last rebuild ran, and the count of installed snapshots then.
+    scanned: Option<(tokio::time::Instant, u64)>,
+    /// The last log index the last rebuild reflects.
+    rebuilt_at_index: u64,
+}
+
+impl OpenHandovers {
+    /// Takes in a task as an applied entry left it.
+    fn note(&mut self, task: &Task) {
+        match &task.remote {
+            Some(remote) if remote.delivered.is_some() && !task.state.is_terminal() => {
+                self.by_task.insert(task.id, (remote.to_group, remote.forward));
+            }
+            _ => {
+                self.by_task.remove(&task.id);
+            }
         }
     }
-    open
+
+    /// Rebuilds from the ledger when due.
+    fn refresh(&mut self, state: &AppState) {
+        let snapshots = state.store.snapshots_installed();
+        let due = self.stale
+            || self.scanned.is_none_or(|(at, seen)| seen != snapshots || at.elapsed() >= OPEN_HANDOVERS_RESCAN_EVERY);
+        if !due {
+            return;
+        }
+        let replica = state.store.read();
+        self.by_task.clear();
+        for task in replica.ledger.handed_over_tasks() {
+            self.note(task);
+        }
+        self.rebuilt_at_index = replica.last_applied.map_or(0, |log_id| log_id.index);
+        self.stale = false;
+        self.scanned = Some((tokio::time::Instant::now(), snapshots));
+    }
+
+    fn by_group(&self) -> BTreeMap<BureauCode, Vec<ForwardId>> {
+        let mut groups: BTreeMap<BureauCode, Vec<ForwardId>> = BTreeMap::new();
+        for (group, forward) in self.by_task.values() {
+            groups.entry(*group).or_default().push(*forward);
+        }
+        groups
+    }
 }
 
 fn newer_than_known(state: &AppState, reports: Vec<StatusReport>) -> Vec<StatusReport> {
