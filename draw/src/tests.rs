@@ -511,3 +511,41 @@ fn the_last_team_never_inspects_the_same_entity_again() {
         );
     }
 }
+
+#[test]
+fn a_roster_enrols_all_its_inspectors_or_none() {
+    let planner = actor("gz-planner", "440100", Role::Command);
+    let tianhe_centre = actor("th-centre", TIANHE, Role::Command);
+    let mut desk = Desk { ledger: Ledger::new(), stamp_ms: T0 };
+    let roster = pool();
+    let count = roster.len();
+    let listed = |desk: &Desk| desk.ledger.programme().inspectors().count();
+
+    // One refused row refuses the whole roster: a repeat, an outsider's bureau, an active id.
+    let mut repeated = roster.clone();
+    repeated.push(roster[0].clone());
+    let refused = desk.programme(&planner, ProgrammeAction::EnrollInspectors(repeated));
+    assert!(matches!(refused, Err(Rejection::Invalid { .. })), "{refused:?}");
+    let mut elsewhere = roster.clone();
+    elsewhere[1].bureau = code("440305");
+    let refused = desk.programme(&planner, ProgrammeAction::EnrollInspectors(elsewhere));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+    assert!(matches!(
+        desk.programme(&planner, ProgrammeAction::EnrollInspectors(Vec::new())),
+        Err(Rejection::Invalid { .. })
+    ));
+    assert_eq!(listed(&desk), 0, "nothing of a refused roster is enrolled");
+
+    let enrolled = desk.programme(&planner, ProgrammeAction::EnrollInspectors(roster.clone())).expect("enrolled");
+    let Some(ProgrammeRecord::Inspectors(record)) = enrolled.record else { panic!("the enrolled inspectors") };
+    assert_eq!(
+        record.iter().map(|i| i.id.clone()).collect::<Vec<_>>(),
+        roster.iter().map(|i| i.id.clone()).collect::<Vec<_>>()
+    );
+    assert!(record.iter().all(|i| i.active && i.enrolled_at_ms == desk.stamp_ms));
+    assert_eq!(listed(&desk), count);
+    // Enrolled already: the same roster again is refused whole, the directory unchanged.
+    let again = desk.programme(&tianhe_centre, ProgrammeAction::EnrollInspectors(roster[..1].to_vec()));
+    assert!(matches!(again, Err(Rejection::Conflict(_))), "{again:?}");
+    assert_eq!(listed(&desk), count);
+}

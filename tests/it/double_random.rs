@@ -534,3 +534,67 @@ async fn the_public_budget_is_per_client_and_believes_only_trusted_proxies() {
     let one = statuses(&proxy, &url, 100, |_| Some("192.0.2.77".into())).await;
     assert!(refused(&one) > 0, "{one:?}");
 }
+
+/// A bureau's roster file enrols every inspector in it in one command, sent to a follower: a
+/// file with a bad line is refused whole with the line named, an operator may not send one,
+/// and a repeat of an enrolled roster changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_roster_enrols_every_inspector_or_none() {
+    let cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let post = |token: &'static str, csv: String| {
+        cluster
+            .http
+            .post(cluster.url(follower, "/api/v1/inspectors/roster"))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+    };
+    let header = "id,name,bureau,station,expertise,qualified";
+    let good = format!(
+        "{header}\nTH901,执法人员甲,{TIANHE},石牌市场监管所,food;pricing,true\nTH902,执法人员乙,{TIANHE},,pricing,是\n"
+    );
+    let bad = format!("{header}\nTH903,执法人员丙,{TIANHE},,food,true\nTH904,执法人员丁,990000,,food,true\n");
+    let listed = || async {
+        let answer: Value = cluster
+            .http
+            .get(cluster.url(leader, "/api/v1/inspectors"))
+            .bearer_auth(COMMAND_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["inspectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    let refused = post(COMMAND_TOKEN, bad).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_roster", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("line 3"), "{body}");
+    assert_eq!(post(TIANHE_OPERATOR_TOKEN, good.clone()).await.unwrap().status().as_u16(), 403);
+    assert!(listed().await.is_empty(), "nothing of a refused roster is enrolled");
+
+    let enrolled = post(COMMAND_TOKEN, good.clone()).await.unwrap();
+    assert_eq!(enrolled.status().as_u16(), 201);
+    let body: Value = enrolled.json().await.unwrap();
+    let inspectors = body["inspectors"].as_array().expect("the enrolled inspectors");
+    assert_eq!(inspectors.len(), 2, "{body}");
+    assert_eq!(inspectors[0]["station"], "石牌市场监管所");
+    assert_eq!(inspectors[1]["station"], Value::Null);
+    assert_eq!(inspectors[0]["expertise"], json!(["food", "pricing"]));
+    assert_eq!(listed().await, ["TH901", "TH902"]);
+
+    let again = post(COMMAND_TOKEN, good).await.unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    assert_eq!(listed().await, ["TH901", "TH902"]);
+}

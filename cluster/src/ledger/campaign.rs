@@ -41,6 +41,9 @@ pub const LABEL_CHARS_MAX: usize = 64;
 pub const LABELS_MAX: usize = 32;
 /// Inspectors in the directory: a province has a few tens of thousands of enforcement staff.
 pub const INSPECTORS_MAX: usize = 100_000;
+/// Inspectors enrolled by one command (a bureau's roster file): a county bureau has tens to a
+/// few hundred enforcement staff; one entry stays small.
+pub const INSPECTORS_PER_ENROLMENT_MAX: usize = 500;
 /// Declared conflicts of interest kept.
 pub const CONFLICTS_MAX: usize = 1_000_000;
 /// Campaigns kept.
@@ -374,6 +377,8 @@ pub enum ProgrammeRecord {
     Inspector(Box<Inspector>),
     Conflict(Box<Conflict>),
     Campaign(Arc<Campaign>),
+    /// Inspectors enrolled by one roster, in its order.
+    Inspectors(Vec<Inspector>),
 }
 
 /// The programme's state in the ledger.
@@ -433,6 +438,8 @@ pub enum ProgrammeAction {
         task: TaskId,
         note: String,
     },
+    /// A roster of inspectors enrolled together: all of them, or none when one is refused.
+    EnrollInspectors(Vec<Inspector>),
 }
 
 fn command_over(actor: &Actor, bureau: BureauCode, what: &str) -> Result<(), Rejection> {
@@ -666,6 +673,50 @@ impl Ledger {
         histories.into_values().collect()
     }
 
+    /// Enrols `inspectors` (a new id, or one whose earlier enrolment was retired), all of them
+    /// or, when any is refused, none: every check runs before the directory changes.
+    fn enroll_inspectors(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        inspectors: &[Inspector],
+    ) -> Result<Vec<Inspector>, Rejection> {
+        if inspectors.is_empty() || inspectors.len() > INSPECTORS_PER_ENROLMENT_MAX {
+            return Err(invalid("inspectors", format!("1 to {INSPECTORS_PER_ENROLMENT_MAX} inspectors at once")));
+        }
+        let mut ids = BTreeSet::new();
+        for inspector in inspectors {
+            check_inspector(inspector)?;
+            command_over(actor, inspector.bureau, "enrol inspectors")?;
+            if !ids.insert(inspector.id.as_str()) {
+                return Err(invalid("id", format!("inspector {} is listed twice", inspector.id)));
+            }
+            if self.programme.inspectors.get(&inspector.id).is_some_and(|i| i.active) {
+                return Err(Rejection::Conflict(format!("inspector {} is already in the directory", inspector.id)));
+            }
+        }
+        let new_ids = inspectors.iter().filter(|i| !self.programme.inspectors.contains_key(&i.id)).count();
+        if self.programme.inspectors.len() + new_ids > INSPECTORS_MAX {
+            return Err(Rejection::LimitReached(format!("{INSPECTORS_MAX} inspectors")));
+        }
+        let enrolled: Vec<Inspector> = inspectors
+            .iter()
+            .map(|inspector| {
+                let mut entry = inspector.clone();
+                entry.expertise.sort();
+                entry.expertise.dedup();
+                entry.active = true;
+                entry.enrolled_at_ms = stamp_ms;
+                entry.retired_at_ms = None;
+                entry
+            })
+            .collect();
+        for entry in &enrolled {
+            self.programme.inspectors.insert(entry.id.clone(), entry.clone());
+        }
+        Ok(enrolled)
+    }
+
     pub(super) fn apply_programme(&mut self, stamp_ms: u64, actor: &Actor, action: &ProgrammeAction) -> CommandResult {
         validate::actor(actor)?;
         match action {
@@ -689,22 +740,13 @@ impl Ledger {
                 Ok(Applied::of_record(ProgrammeRecord::EntityDirectory(version), Vec::new()))
             }
             ProgrammeAction::EnrollInspector(inspector) => {
-                check_inspector(inspector)?;
-                command_over(actor, inspector.bureau, "enrol inspectors")?;
-                if self.programme.inspectors.get(&inspector.id).is_some_and(|i| i.active) {
-                    return Err(Rejection::Conflict(format!("inspector {} is already in the directory", inspector.id)));
-                }
-                if self.programme.inspectors.len() >= INSPECTORS_MAX {
-                    return Err(Rejection::LimitReached(format!("{INSPECTORS_MAX} inspectors")));
-                }
-                let mut entry = (**inspector).clone();
-                entry.expertise.sort();
-                entry.expertise.dedup();
-                entry.active = true;
-                entry.enrolled_at_ms = stamp_ms;
-                entry.retired_at_ms = None;
-                self.programme.inspectors.insert(entry.id.clone(), entry.clone());
+                let mut enrolled = self.enroll_inspectors(stamp_ms, actor, std::slice::from_ref(&**inspector))?;
+                let entry = enrolled.pop().expect("one inspector in, one enrolled");
                 Ok(Applied::of_record(ProgrammeRecord::Inspector(Box::new(entry)), Vec::new()))
+            }
+            ProgrammeAction::EnrollInspectors(inspectors) => {
+                let enrolled = self.enroll_inspectors(stamp_ms, actor, inspectors)?;
+                Ok(Applied::of_record(ProgrammeRecord::Inspectors(enrolled), Vec::new()))
             }
             ProgrammeAction::RetireInspector { id, note } => {
                 validate::note(note, true)?;

@@ -48,6 +48,12 @@ pub struct ConflictRequest {
     pub reason: String,
 }
 
+/// `POST /api/v1/inspectors/roster`: the inspectors a roster enrolled, in its order.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EnrolledInspectorsJson {
+    pub inspectors: Vec<InspectorJson>,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct InspectorJson {
     pub id: String,

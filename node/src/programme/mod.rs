@@ -1,11 +1,12 @@
 //! The "double random, one public" programme on the node: the inspection-item list and risk
 //! scoring from config (copied into each campaign's command, so replicas never read config),
 //! the entity directory files (`directory_store`) and their replication to the group's other
-//! members (`replication`). The ledger's side is `cluster::ledger::campaign`; the draw itself is
+//! members (`replication`), and inspector rosters as CSV (`roster`). The ledger's side is `cluster::ledger::campaign`; the draw itself is
 //! the `draw` crate.
 
 pub mod directory_store;
 pub mod replication;
+pub mod roster;
 
 use std::sync::Arc;
 

@@ -14,8 +14,8 @@ use super::{
 use super::{presence, programme, public, response_metrics, tasks};
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
-    DirectoryVersionsJson, DrawRequest, InspectorJson, InspectorRequest, InspectorsJson, ItemJson, PublicCampaignsJson,
-    PublicResultsJson, RetireRequest,
+    DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest, InspectorsJson,
+    ItemJson, PublicCampaignsJson, PublicResultsJson, RetireRequest,
 };
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EscalationsJson, ExportPageJson,
@@ -302,6 +302,16 @@ pub fn operations() -> Vec<Operation> {
         .body(schema::<InspectorRequest>)
         .idempotent()
         .handler(post(programme::enrol)),
+        op(
+            Method::POST,
+            "/api/v1/inspectors/roster",
+            "Enrol a bureau's roster of inspectors (CSV: id,name,bureau,station,expertise,qualified), all or none",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<EnrolledInspectorsJson>),
+        )
+        .csv_body()
+        .idempotent()
+        .handler(post(programme::enrol_roster)),
         op(
             Method::POST,
             "/api/v1/inspectors/{inspector}/retire",

@@ -16,11 +16,11 @@ use serde::Deserialize;
 use super::tasks::{handle_write, parse_json, write};
 use crate::api::inspection::{
     basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
-    DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, InspectorJson, InspectorRequest, InspectorsJson,
-    ItemJson, RetireRequest,
+    DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest,
+    InspectorsJson, ItemJson, RetireRequest,
 };
 use crate::api::{self, time, ApiError};
-use crate::programme::{replication, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
+use crate::programme::{replication, roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
 use crate::state::AppState;
 use crate::write_path::{forward_if_follower, propose_or_forward, OriginalRequest, WriteOutcome};
 
@@ -39,6 +39,9 @@ pub fn record_json(record: &ProgrammeRecord) -> serde_json::Value {
         ProgrammeRecord::Inspector(inspector) => serde_json::to_value(InspectorJson::of(inspector)),
         ProgrammeRecord::Conflict(conflict) => serde_json::to_value(ConflictJson::of(conflict)),
         ProgrammeRecord::Campaign(campaign) => serde_json::to_value(CampaignJson::of(campaign)),
+        ProgrammeRecord::Inspectors(inspectors) => serde_json::to_value(EnrolledInspectorsJson {
+            inspectors: inspectors.iter().map(InspectorJson::of).collect(),
+        }),
     };
     value.expect("programme answers always serialize")
 }
@@ -186,6 +189,17 @@ pub async fn enrol(State(state): State<AppState>, uri: Uri, headers: HeaderMap, 
         };
         cluster::ledger::campaign::check_inspector(&inspector)?;
         Ok(programme(ProgrammeAction::EnrollInspector(Box::new(inspector))))
+    })
+    .await
+}
+
+/// A bureau's roster file (`crate::programme::roster`): every inspector in it enrolled in one
+/// command, or none.
+pub async fn enrol_roster(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    handle_write(state, uri, headers, body, StatusCode::CREATED, |_, _, body, _| {
+        let inspectors = roster::parse(body)
+            .map_err(|error| ApiError::Invalid { code: "invalid_roster", message: error.to_string() })?;
+        Ok(programme(ProgrammeAction::EnrollInspectors(inspectors)))
     })
     .await
 }

@@ -1,0 +1,148 @@
+//! A bureau's inspector roster as CSV (执法人员名录), enrolled in one command: a county
+//! enrolling its enforcement staff should not type them in one by one.
+//!
+//! ```text
+//! id,name,bureau,station,expertise,qualified
+//! TH0001,张三,440106,石牌市场监管所,food;pricing,true
+//! TH0002,李四,440106,,pricing,是
+//! ```
+//!
+//! `station` is empty for the bureau's own office (局机关); `expertise` tags are separated by
+//! `;`; `qualified` is `true`/`false` (or `是`/`否`, `1`/`0`). Fields are plain: no quoting, so
+//! a field may not hold `,` or `"`. Every row is checked here and again by the ledger; a file
+//! with any bad row is refused whole, with the lines at fault.
+
+use cluster::ledger::campaign::{check_inspector, Inspector, INSPECTORS_PER_ENROLMENT_MAX};
+use cluster::ledger::BureauCode;
+
+/// The header a roster file starts with.
+pub const ROSTER_HEADER: &str = "id,name,bureau,station,expertise,qualified";
+/// Errors named in a refusal at most; the count covers all of them.
+const ERRORS_LISTED_MAX: usize = 5;
+
+/// Why a roster was refused: every bad line (the first few named), nothing enrolled.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RosterError {
+    pub bad_lines: usize,
+    pub errors: Vec<String>,
+}
+
+impl std::fmt::Display for RosterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bad lines, nothing enrolled; {}", self.bad_lines, self.errors.join("; "))
+    }
+}
+
+fn refusal(message: impl Into<String>) -> RosterError {
+    RosterError { bad_lines: 1, errors: vec![message.into()] }
+}
+
+/// The inspectors of a roster file, in file order, or every line that is wrong.
+pub fn parse(bytes: &[u8]) -> Result<Vec<Inspector>, RosterError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| refusal("the file is not UTF-8"))?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut lines = text.lines().enumerate().map(|(n, line)| (n + 1, line.trim_end_matches('\r')));
+    match lines.next() {
+        Some((_, header)) if header.trim() == ROSTER_HEADER => {}
+        _ => return Err(refusal(format!("line 1: the header must be `{ROSTER_HEADER}`"))),
+    }
+    let mut inspectors = Vec::new();
+    let mut errors = Vec::new();
+    let mut bad_lines = 0;
+    for (number, line) in lines.filter(|(_, line)| !line.trim().is_empty()) {
+        match row(line) {
+            Ok(inspector) => inspectors.push(inspector),
+            Err(reason) => {
+                bad_lines += 1;
+                if errors.len() < ERRORS_LISTED_MAX {
+                    errors.push(format!("line {number}: {reason}"));
+                }
+            }
+        }
+    }
+    if bad_lines > 0 {
+        return Err(RosterError { bad_lines, errors });
+    }
+    if inspectors.is_empty() || inspectors.len() > INSPECTORS_PER_ENROLMENT_MAX {
+        return Err(refusal(format!(
+            "a roster lists 1 to {INSPECTORS_PER_ENROLMENT_MAX} inspectors, this one {}",
+            inspectors.len()
+        )));
+    }
+    Ok(inspectors)
+}
+
+fn row(line: &str) -> Result<Inspector, String> {
+    if line.contains('"') {
+        return Err("quoted fields are not accepted: a field holds no `,` or `\"`".into());
+    }
+    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+    let [id, name, bureau, station, expertise, qualified] = fields[..] else {
+        return Err(format!("6 fields expected, found {}", fields.len()));
+    };
+    let bureau = BureauCode::parse_known(bureau).ok_or_else(|| format!("bureau {bureau:?} is not a region code"))?;
+    let qualified = match qualified {
+        "true" | "1" | "是" => true,
+        "false" | "0" | "否" => false,
+        other => return Err(format!("qualified must be true or false, not {other:?}")),
+    };
+    let inspector = Inspector {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        bureau,
+        station: (!station.is_empty()).then(|| station.to_owned()),
+        expertise: expertise.split(';').map(str::trim).filter(|tag| !tag.is_empty()).map(str::to_owned).collect(),
+        qualified,
+        active: true,
+        enrolled_at_ms: 0,
+        retired_at_ms: None,
+    };
+    check_inspector(&inspector).map_err(|rejection| rejection.to_string())?;
+    Ok(inspector)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roster_gives_its_inspectors_in_order() {
+        let file = format!(
+            "\u{feff}{ROSTER_HEADER}\r\nTH0001,张三,440106,石牌市场监管所,food;pricing,true\r\n\r\nTH0002,李四,440106,,pricing,否\r\n"
+        );
+        let inspectors = parse(file.as_bytes()).expect("a good roster");
+        assert_eq!(inspectors.len(), 2);
+        assert_eq!(inspectors[0].id, "TH0001");
+        assert_eq!(inspectors[0].station.as_deref(), Some("石牌市场监管所"));
+        assert_eq!(inspectors[0].expertise, ["food", "pricing"]);
+        assert!(inspectors[0].qualified);
+        assert_eq!((inspectors[1].station.as_deref(), inspectors[1].qualified), (None, false));
+    }
+
+    #[test]
+    fn every_bad_line_is_named_and_nothing_is_returned() {
+        let file = format!(
+            "{ROSTER_HEADER}\nTH0001,张三,440106,,food,true\nTH0002,李四,999999,,food,true\n\
+             TH0003,王五,440106,,food\nTH 4,赵六,440106,,food,true\n\"TH5\",钱七,440106,,food,true\nTH0006,孙八,440106,,food,maybe\n"
+        );
+        let error = parse(file.as_bytes()).expect_err("bad lines");
+        assert_eq!(error.bad_lines, 5);
+        assert!(error.errors[0].starts_with("line 3: bureau"), "{error}");
+        assert!(error.errors[1].starts_with("line 4: 6 fields"), "{error}");
+        assert!(error.errors[2].starts_with("line 5:") && error.errors[2].contains("id"), "{error}");
+        assert!(error.errors[3].starts_with("line 6: quoted"), "{error}");
+        assert!(error.errors[4].starts_with("line 7: qualified"), "{error}");
+    }
+
+    #[test]
+    fn a_file_without_the_header_or_rows_or_with_too_many_is_refused() {
+        assert!(parse(b"TH0001,x,440106,,food,true\n").unwrap_err().errors[0].contains("header"));
+        assert!(parse(ROSTER_HEADER.as_bytes()).unwrap_err().errors[0].contains("1 to"));
+        assert!(parse(b"\xff\xfe").unwrap_err().errors[0].contains("UTF-8"));
+        let mut big = format!("{ROSTER_HEADER}\n");
+        for n in 0..=INSPECTORS_PER_ENROLMENT_MAX {
+            big.push_str(&format!("T{n},某某,440106,,food,true\n"));
+        }
+        assert!(parse(big.as_bytes()).unwrap_err().errors[0].contains("1 to"));
+    }
+}
