@@ -97,7 +97,7 @@ function isOverdue(task) {
 
 async function api(path, options = {}) {
   const headers = { Authorization: `Bearer ${S.token}`, ...(options.headers || {}) };
-  if (options.body) headers["Content-Type"] = "application/json";
+  if (options.body && !headers["Content-Type"]) headers["Content-Type"] = "application/json";
   const response = await fetch(apiBase() + path, { ...options, headers });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw Object.assign(new Error(body?.error?.message || response.statusText), { status: response.status, code: body?.error?.code });

@@ -1,15 +1,19 @@
 // The campaign view (双随机抽查计划) of command-centre users: the campaigns the user can see with
-// their state and strata; a form to plan one from the inspection-item list; and, for a planned
-// campaign, the beacon a second person enters to draw it. Uses only the public HTTP API.
+// their state and strata; a form to plan one from the inspection-item list; for a planned
+// campaign, the beacon a second person enters to draw it; and the inspector directory, enrolled
+// from a roster file. Uses only the public HTTP API.
 "use strict";
 const C = { items: null };
+// Inspectors listed on the page at most; the count covers all of them.
+const INSPECTORS_LISTED_MAX = 200;
 
 async function loadCampaigns() {
   try {
     if (!C.items) C.items = await api("/api/v1/inspection-items");
-    const { campaigns } = await api("/api/v1/campaigns");
+    const [{ campaigns }, { inspectors }] = await Promise.all([api("/api/v1/campaigns"), api("/api/v1/inspectors")]);
     renderCampaignForm();
     renderCampaigns(campaigns);
+    renderInspectors(inspectors);
   } catch (error) {
     toast(`${t("failed")}: ${error.message}`, "error");
   }
@@ -56,6 +60,30 @@ function renderCampaigns(campaigns) {
     }
   }));
 }
+
+function renderInspectors(inspectors) {
+  const active = inspectors.filter((i) => i.active);
+  $("#inspector-count").textContent = t("cp.inspectors_n", { n: active.length });
+  const rows = active.slice(0, INSPECTORS_LISTED_MAX).map((i) =>
+    `<tr data-inspector="${esc(i.id)}"><td>${esc(i.id)}</td><td>${esc(i.name)}</td><td>${esc(i.bureau_name)}</td>` +
+    `<td>${esc(i.station || t("cp.office"))}</td><td>${esc(i.expertise.join("、"))}</td><td>${i.qualified ? "✓" : ""}</td></tr>`).join("");
+  $("#inspector-list").innerHTML = `<thead><tr><th>${t("col_id")}</th><th>${t("cp.inspector_name")}</th><th>${t("cp.inspector_bureau")}</th>` +
+    `<th>${t("cp.inspector_station")}</th><th>${t("cp.expertise")}</th><th>${t("cp.qualified")}</th></tr></thead><tbody>${rows}</tbody>`;
+}
+
+$("#roster-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const file = new FormData(e.target).get("roster");
+  try {
+    const text = await file.text();
+    const { inspectors } = await api("/api/v1/inspectors/roster", { method: "POST", body: text, headers: { "Content-Type": "text/csv" } });
+    toast(t("cp.enrolled_n", { n: inspectors.length }), "ok");
+    e.target.reset();
+    loadCampaigns();
+  } catch (error) {
+    toast(`${t("failed")}: ${error.message}`, "error");
+  }
+});
 
 $("#campaign-form").addEventListener("submit", async (e) => {
   e.preventDefault();

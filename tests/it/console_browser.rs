@@ -620,28 +620,22 @@ async fn the_tree_shows_who_is_online_and_a_dispatch_to_nobody_warns() {
     result
 }
 
-/// The campaign view: Guangzhou's command centre plans a campaign from the item list on the
-/// page; the page does not let the planner draw it; the province's centre (a second person)
-/// enters the beacon on its page and the inspections appear on the board.
+/// The campaign view: Guangzhou's command centre enrols Tianhe's inspectors from a roster file
+/// and plans a campaign from the item list on the page; the page does not let the planner draw
+/// it; the province's centre (a second person) enters the beacon on its page and the
+/// inspections appear on the board.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
-    use serde_json::json;
     let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
     tests::import_directory(&cluster, 1, "440106", 300, 9).await;
+    let files = tempfile::tempdir().expect("files");
+    let roster = files.path().join("天河区执法人员名录.csv");
+    let mut rows = String::from("id,name,bureau,station,expertise,qualified\n");
     for n in 1..=4 {
-        let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
-                               "station": if n > 2 { json!("石牌所") } else { json!(null) },
-                               "expertise": ["registration", "food", "pricing"], "qualified": true});
-        let enrolled = cluster
-            .http
-            .post(cluster.url(1, "/api/v1/inspectors"))
-            .bearer_auth(COMMAND_TOKEN)
-            .json(&inspector)
-            .send()
-            .await
-            .expect("enrol");
-        assert_eq!(enrolled.status(), 201);
+        let station = if n > 2 { "石牌所" } else { "" };
+        rows.push_str(&format!("TH{n:03},执法人员{n},440106,{station},registration;food;pricing,true\n"));
     }
+    std::fs::write(&roster, rows).expect("roster file");
     let driver = ChromeDriver::start();
     let profiles = tempfile::tempdir().expect("profiles");
     let planner = driver.session(&profiles.path().join("planner"), 1500, 900).await;
@@ -649,6 +643,21 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
     let result = async {
         login(&planner, &cluster.url(1, "/"), "demo-gz-command-0003").await;
         planner.find(Locator::Css("[data-view=campaigns]")).await.expect("view").click().await.expect("click");
+        wait_until("the roster form", Duration::from_secs(10), || async {
+            planner.find(Locator::Css("#roster-form input[type=file]")).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await;
+        planner
+            .find(Locator::Css("#roster-form input[type=file]"))
+            .await
+            .expect("file input")
+            .send_keys(roster.to_str().expect("a UTF-8 path"))
+            .await
+            .expect("choose the file");
+        planner.find(Locator::Css("#roster-submit")).await.expect("upload").click().await.expect("click");
+        wait_for_text(&planner, "#inspector-count", "在库 4 人").await;
+        let listed = wait_for_text(&planner, "#inspector-list tbody", "TH004").await;
+        assert!(listed.contains("石牌所") && listed.contains("局机关"), "stations and the office: {listed}");
         let form = "#campaign-form";
         wait_until("the item list on the form", Duration::from_secs(10), || async {
             planner.find(Locator::Css(&format!("{form} input[value=A01]"))).await.map(|_| ()).map_err(|e| e.to_string())
