@@ -3,7 +3,7 @@
 // campaign, the beacon a second person enters to draw it; and the inspector directory, enrolled
 // from a roster file. Uses only the public HTTP API.
 "use strict";
-const C = { items: null };
+const C = { items: null, inspectors: [] };
 // Inspectors listed on the page at most; the count covers all of them.
 const INSPECTORS_LISTED_MAX = 200;
 
@@ -11,6 +11,7 @@ async function loadCampaigns() {
   try {
     if (!C.items) C.items = await api("/api/v1/inspection-items");
     const [{ campaigns }, { inspectors }] = await Promise.all([api("/api/v1/campaigns"), api("/api/v1/inspectors")]);
+    C.inspectors = inspectors;
     renderCampaignForm();
     renderCampaigns(campaigns);
     renderInspectors(inspectors);
@@ -19,19 +20,57 @@ async function loadCampaigns() {
   }
 }
 
+// Inspector selection modes (执法人员选派方式); the last two name stations.
+const INSPECTOR_MODES = ["whole_bureau", "office_and_stations", "stations", "station"];
+const RISK_CLASSES = ["high", "normal", "low"];
+
 function renderCampaignForm() {
   const regions = [...S.bureaus.values()].filter((b) => within(b.code, S.me.bureau));
+  const industries = [...new Set(C.items.flatMap((item) => item.industries))].sort();
+  const check = (name, value, label) =>
+    `<label class="check"><input type="checkbox" name="${name}" value="${esc(value)}"> ${esc(label)}</label>`;
   $("#campaign-form").innerHTML = `
     <label>${t("cp.name")}<input name="name" required maxlength="200"></label>
     <label>${t("cp.scope")}<select name="region">${regions.map((b) => `<option value="${b.code}">${esc(b.name)} ${b.code}</option>`).join("")}</select></label>
     <fieldset class="items"><legend>${t("insp.items")}</legend>${C.items.map((item) =>
-      `<label class="check"><input type="checkbox" name="items" value="${esc(item.code)}"> ${esc(item.code)} ${esc(item.name)}</label>`).join("")}</fieldset>
+      check("items", item.code, `${item.code} ${item.name}`)).join("")}</fieldset>
+    <label class="check"><input type="checkbox" name="targeted"> ${t("cp.targeted")}</label>
+    <fieldset class="items" id="campaign-targets" hidden><legend>${t("cp.targets")}</legend>
+      ${industries.map((code) => check("industries", code, industryName(code))).join("")}
+      ${RISK_CLASSES.map((c) => check("risk_classes", c, t(`risk.${c}`))).join("")}</fieldset>
     <label>${t("cp.ratio_high")}<input name="high" type="number" min="3" max="100" step="0.01" value="10"></label>
     <label>${t("cp.ratio_normal")}<input name="normal" type="number" min="3" max="100" step="0.01" value="5"></label>
     <label>${t("cp.ratio_low")}<input name="low" type="number" min="3" max="100" step="0.01" value="3"></label>
-    <label>${t("cp.mode")}<select name="mode">${["whole_bureau", "office_and_stations"].map((m) => `<option value="${m}">${t(`cp.mode_${m}`)}</option>`).join("")}</select></label>
+    <label>${t("cp.mode")}<select name="mode">${INSPECTOR_MODES.map((m) => `<option value="${m}">${t(`cp.mode_${m}`)}</option>`).join("")}</select></label>
+    <fieldset class="items" id="campaign-stations" hidden><legend>${t("cp.stations")}</legend></fieldset>
     <label>${t("cp.team")}<input name="team" type="number" min="2" max="8" value="2"></label>
+    <label>${t("cp.complete_by")}<input name="complete_by" type="date"></label>
     <button type="submit" class="primary" id="campaign-submit">${t("cp.plan")}</button>`;
+  const form = $("#campaign-form");
+  form.elements.targeted.addEventListener("change", () => { $("#campaign-targets").hidden = !form.elements.targeted.checked; });
+  form.elements.mode.addEventListener("change", renderStationChoice);
+  form.elements.region.addEventListener("change", renderStationChoice);
+}
+
+// An industry's name in the console's language; a code the console does not know shows as is.
+function industryName(code) {
+  const name = t(`industry.${code}`);
+  return name === `industry.${code}` ? code : name;
+}
+
+// The stations of the scope's inspectors, for the modes that draw within stations: several
+// may be ticked for 若干所内随机, one for 单一所内随机.
+function renderStationChoice() {
+  const form = $("#campaign-form");
+  const mode = form.elements.mode.value;
+  const box = $("#campaign-stations");
+  box.hidden = mode !== "stations" && mode !== "station";
+  const region = form.elements.region.value;
+  const stations = [...new Set(C.inspectors.filter((i) => i.active && i.station && within(i.bureau, region)).map((i) => i.station))].sort();
+  const kind = mode === "station" ? "radio" : "checkbox";
+  box.innerHTML = `<legend>${t("cp.stations")}</legend>` + (stations.length
+    ? stations.map((s) => `<label class="check"><input type="${kind}" name="stations" value="${esc(s)}"> ${esc(s)}</label>`).join("")
+    : `<span class="muted">${t("cp.no_stations")}</span>`);
 }
 
 function renderCampaigns(campaigns) {
@@ -88,15 +127,22 @@ $("#roster-form").addEventListener("submit", async (e) => {
 $("#campaign-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const data = new FormData(e.target);
+  const targeted = data.get("targeted") === "on";
   const request = {
     name: data.get("name").trim(),
     items: data.getAll("items"),
-    scope: { region: data.get("region") },
-    targeted: false,
+    scope: {
+      region: data.get("region"),
+      industries: targeted ? data.getAll("industries") : [],
+      risk_classes: targeted ? data.getAll("risk_classes") : [],
+    },
+    targeted,
     ratios_percent: { high: Number(data.get("high")), normal: Number(data.get("normal")), low: Number(data.get("low")) },
-    inspector_mode: { mode: data.get("mode") },
+    inspector_mode: { mode: data.get("mode"), stations: ["stations", "station"].includes(data.get("mode")) ? data.getAll("stations") : [] },
     inspectors_per_inspection: Number(data.get("team")),
   };
+  // A date picked is the end of that day in Beijing time, when the inspections are due.
+  if (data.get("complete_by")) request.complete_by = `${data.get("complete_by")}T23:59:59+08:00`;
   try {
     await api("/api/v1/campaigns", { method: "POST", body: JSON.stringify(request) });
     toast(t("done"), "ok");

@@ -678,6 +678,35 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
             .click()
             .await
             .expect("tick");
+        // Targeted by risk class (all three here, so the draw's population is the same), drawn
+        // within the Shipai station only, due in 30 days.
+        planner
+            .find(Locator::Css(&format!("{form} [name=targeted]")))
+            .await
+            .expect("targeted")
+            .click()
+            .await
+            .expect("tick");
+        for class in ["high", "normal", "low"] {
+            let css = format!("{form} input[name=risk_classes][value={class}]");
+            planner.find(Locator::Css(&css)).await.expect("a risk class").click().await.expect("tick");
+        }
+        select(&planner, &format!("{form} select[name=mode]"), "stations").await;
+        let station = format!("{form} input[name=stations][value=石牌所]");
+        wait_until("the stations of the scope", Duration::from_secs(10), || async {
+            planner.find(Locator::Css(&station)).await.map(|_| ()).map_err(|e| e.to_string())
+        })
+        .await;
+        planner.find(Locator::Css(&station)).await.expect("station").click().await.expect("tick");
+        let due = (time::OffsetDateTime::now_utc() + time::Duration::days(30)).date();
+        let due = format!("{:04}-{:02}-{:02}", due.year(), u8::from(due.month()), due.day());
+        planner
+            .execute(
+                "document.querySelector('#campaign-form [name=complete_by]').value = arguments[0];",
+                vec![serde_json::json!(due)],
+            )
+            .await
+            .expect("set the date");
         planner.find(Locator::Css("#campaign-submit")).await.expect("submit").click().await.expect("click");
         wait_for_text(&planner, "#campaign-list", "天河区年报公示信息抽查").await;
         let own = wait_for_text(&planner, "#campaign-list tbody", "待第二人录入信标").await;
@@ -701,6 +730,45 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
         let drawn = wait_for_text(&sealer, "#campaign-list tbody", "已抽取").await;
         std::fs::write(artifacts().join("campaigns.png"), sealer.screenshot().await.expect("shot")).expect("save");
         assert!(drawn.contains("A01"), "the strata are shown: {drawn}");
+        // The plan as the form made it, and teams from the Shipai station only.
+        let campaigns: serde_json::Value = cluster
+            .http
+            .get(cluster.url(1, "/api/v1/campaigns"))
+            .bearer_auth(COMMAND_TOKEN)
+            .send()
+            .await
+            .expect("campaigns")
+            .json()
+            .await
+            .expect("JSON");
+        let campaign = &campaigns["campaigns"][0];
+        assert_eq!(campaign["targeted"], true, "{campaign}");
+        assert_eq!(campaign["scope"]["risk_classes"].as_array().map(Vec::len), Some(3), "{campaign}");
+        assert_eq!(campaign["inspector_mode"], serde_json::json!({"mode": "stations", "stations": ["石牌所"]}));
+        assert!(campaign["complete_by"].as_str().is_some_and(|d| d.starts_with(&due)), "{campaign} due {due}");
+        let tasks: serde_json::Value = cluster
+            .http
+            .get(cluster.url(1, "/api/v1/tasks?kind=inspection"))
+            .bearer_auth(COMMAND_TOKEN)
+            .send()
+            .await
+            .expect("tasks")
+            .json()
+            .await
+            .expect("JSON");
+        let teams: Vec<Vec<String>> = tasks["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .map(|t| {
+                let team = t["inspection"]["inspectors"].as_array().expect("a team");
+                let mut ids: Vec<String> = team.iter().map(|id| id.as_str().expect("an id").to_owned()).collect();
+                ids.sort();
+                ids
+            })
+            .collect();
+        assert!(!teams.is_empty());
+        assert!(teams.iter().all(|team| team == &["TH003", "TH004"]), "{teams:?}");
         // The inspections are on the board of the organiser.
         planner.find(Locator::Css("[data-view=board]")).await.expect("board").click().await.expect("click");
         wait_for_text(&planner, "#task-rows", "双随机抽查").await;

@@ -258,6 +258,16 @@ pub struct ItemJson {
     pub name: String,
 }
 
+/// `GET /api/v1/inspection-items`: an item of the list with what planning needs: the industries
+/// it applies to (empty: every industry) and the expertise its inspectors need.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct InspectionItemJson {
+    pub code: String,
+    pub name: String,
+    pub industries: Vec<String>,
+    pub expertise: String,
+}
+
 impl ItemJson {
     pub fn of(item: &InspectionItem) -> ItemJson {
         ItemJson { code: item.code.clone(), name: item.name.clone() }

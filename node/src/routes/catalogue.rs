@@ -14,8 +14,8 @@ use super::{
 use super::{presence, programme, public, response_metrics, tasks};
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
-    DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest, InspectorsJson,
-    ItemJson, PublicCampaignsJson, PublicResultsJson, RetireRequest,
+    DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson, InspectorJson, InspectorRequest,
+    InspectorsJson, PublicCampaignsJson, PublicResultsJson, RetireRequest,
 };
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EscalationsJson, ExportPageJson,
@@ -337,7 +337,7 @@ pub fn operations() -> Vec<Operation> {
             "/api/v1/inspection-items",
             "The inspection-item list campaigns choose from",
             User,
-            ok(schema::<Vec<ItemJson>>),
+            ok(schema::<Vec<InspectionItemJson>>),
         )
         .handler(get(programme::inspection_items)),
         op(

@@ -16,8 +16,8 @@ use serde::Deserialize;
 use super::tasks::{handle_write, parse_json, write};
 use crate::api::inspection::{
     basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
-    DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest,
-    InspectorsJson, ItemJson, RetireRequest,
+    DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson,
+    InspectorJson, InspectorRequest, InspectorsJson, RetireRequest,
 };
 use crate::api::{self, time, ApiError};
 use crate::programme::{replication, roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
@@ -239,8 +239,12 @@ pub async fn declare_conflict(
 pub async fn inspection_items(State(state): State<AppState>, headers: HeaderMap) -> Response {
     super::json_answer((|| {
         state.users.authenticate(&headers)?;
-        let items =
-            state.programme.config.items.iter().map(|i| ItemJson { code: i.code.clone(), name: i.name.clone() });
+        let items = state.programme.config.items.iter().map(|item| InspectionItemJson {
+            code: item.code.clone(),
+            name: item.name.clone(),
+            industries: item.industries.clone(),
+            expertise: item.expertise.clone(),
+        });
         Ok(items.collect::<Vec<_>>())
     })())
 }
