@@ -5,10 +5,9 @@
 //! request's header block (slow-loris; `axum::serve` gives hyper no timer, so no header timeout
 //! applies), a TLS handshake deadline, and a cap on open connections.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-
-use std::net::SocketAddr;
 
 use axum::extract::ConnectInfo;
 use axum::{Extension, Router};
