@@ -4,6 +4,7 @@
 //! operator has inspections to sign for and the public page has a campaign. Skipped when the
 //! group is not started, and not repeated when the data directory already holds a campaign.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -59,19 +60,23 @@ pub async fn seed(http: &reqwest::Client, addrs: &[String]) {
     if post(http, url("/api/v1/directories/entities"), PLANNER_TOKEN, directory.into(), false).await.is_none() {
         return tracing::warn!("demo programme: the directory was not imported");
     }
-    let expertise: [&[&str]; 3] = [&["registration", "food"], &["food", "pricing"], &["pricing", "registration"]];
+    // The three districts' inspectors, enrolled as one roster file.
+    let expertise = ["registration;food", "food;pricing", "pricing;registration"];
+    let mut roster = String::from(crate::programme::roster::ROSTER_HEADER);
     for district in DISTRICTS {
         for n in 0..6usize {
-            let inspector = json!({
-                "id": format!("{district}-{n:02}"),
-                "name": format!("{}执法员{}", ["张", "李", "王", "陈", "刘", "黄"][n], n + 1),
-                "bureau": district,
-                "station": if n < 2 { Value::Null } else { json!(format!("第{}市场监管所", n / 2)) },
-                "expertise": expertise[n % 3],
-                "qualified": true,
-            });
-            post(http, url("/api/v1/inspectors"), PLANNER_TOKEN, json_body(inspector), true).await;
+            let surname = ["张", "李", "王", "陈", "刘", "黄"][n];
+            let station = if n < 2 { String::new() } else { format!("第{}市场监管所", n / 2) };
+            let _ = write!(
+                roster,
+                "\n{district}-{n:02},{surname}执法员{},{district},{station},{},true",
+                n + 1,
+                expertise[n % 3]
+            );
         }
+    }
+    if post(http, url("/api/v1/inspectors/roster"), PLANNER_TOKEN, roster.into(), false).await.is_none() {
+        return tracing::warn!("demo programme: the inspectors were not enrolled");
     }
     let plan = json!({
         "name": "2026年天河区市场主体双随机联合抽查",
