@@ -731,31 +731,13 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
         std::fs::write(artifacts().join("campaigns.png"), sealer.screenshot().await.expect("shot")).expect("save");
         assert!(drawn.contains("A01"), "the strata are shown: {drawn}");
         // The plan as the form made it, and teams from the Shipai station only.
-        let campaigns: serde_json::Value = cluster
-            .http
-            .get(cluster.url(1, "/api/v1/campaigns"))
-            .bearer_auth(COMMAND_TOKEN)
-            .send()
-            .await
-            .expect("campaigns")
-            .json()
-            .await
-            .expect("JSON");
+        let campaigns = cluster.get_json(1, COMMAND_TOKEN, "/api/v1/campaigns").await;
         let campaign = &campaigns["campaigns"][0];
         assert_eq!(campaign["targeted"], true, "{campaign}");
         assert_eq!(campaign["scope"]["risk_classes"].as_array().map(Vec::len), Some(3), "{campaign}");
         assert_eq!(campaign["inspector_mode"], serde_json::json!({"mode": "stations", "stations": ["石牌所"]}));
         assert!(campaign["complete_by"].as_str().is_some_and(|d| d.starts_with(&due)), "{campaign} due {due}");
-        let tasks: serde_json::Value = cluster
-            .http
-            .get(cluster.url(1, "/api/v1/tasks?kind=inspection"))
-            .bearer_auth(COMMAND_TOKEN)
-            .send()
-            .await
-            .expect("tasks")
-            .json()
-            .await
-            .expect("JSON");
+        let tasks = cluster.get_json(1, COMMAND_TOKEN, "/api/v1/tasks?kind=inspection").await;
         let teams: Vec<Vec<String>> = tasks["tasks"]
             .as_array()
             .expect("tasks")

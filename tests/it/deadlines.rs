@@ -215,16 +215,7 @@ async fn a_missed_ack_is_chased_and_escalated_up_the_chain() {
     assert_eq!(chased.escalated_to, ["440100"], "the assignee's parent, Guangzhou");
     // Read on the node that showed the three reminders: another replica may not have applied
     // the last one yet (reads are local).
-    let lateness: serde_json::Value = cluster
-        .http
-        .get(cluster.url(2, "/api/v1/escalations?bureau=440100"))
-        .bearer_auth(COMMAND_TOKEN)
-        .send()
-        .await
-        .expect("escalations")
-        .json()
-        .await
-        .expect("json");
+    let lateness = cluster.get_json(2, COMMAND_TOKEN, "/api/v1/escalations?bureau=440100").await;
     let tianhe = &lateness["bureaus"][0];
     assert_eq!((tianhe["bureau"].as_str(), tianhe["escalated"].as_u64()), (Some("440106"), Some(1)), "{lateness}");
     assert_eq!((tianhe["reminders"].as_u64(), tianhe["overdue_now"].as_u64()), (Some(3), Some(1)));

@@ -558,16 +558,7 @@ async fn a_roster_enrols_every_inspector_or_none() {
     );
     let bad = format!("{header}\nTH903,执法人员丙,{TIANHE},,food,true\nTH904,执法人员丁,990000,,food,true\n");
     let listed = || async {
-        let answer: Value = cluster
-            .http
-            .get(cluster.url(leader, "/api/v1/inspectors"))
-            .bearer_auth(COMMAND_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = cluster.get_json(leader, COMMAND_TOKEN, "/api/v1/inspectors").await;
         answer["inspectors"]
             .as_array()
             .unwrap()

@@ -485,6 +485,13 @@ impl TestCluster {
         }
     }
 
+    /// `GET path` on node `id` as the user of `token`, answered 200, as JSON.
+    pub async fn get_json(&self, id: u64, token: &str, path: &str) -> serde_json::Value {
+        let response = self.http.get(self.url(id, path)).bearer_auth(token).send().await.expect(path);
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.expect("a JSON answer")
+    }
+
     /// One sample from a node's Prometheus `/metrics`, by exact metric name (no labels).
     pub async fn metric(&self, id: u64, name: &str) -> Option<f64> {
         let text = self.http.get(self.url(id, "/metrics")).send().await.ok()?.text().await.ok()?;
