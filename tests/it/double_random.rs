@@ -41,16 +41,7 @@ async fn call(
 }
 
 async fn import(cluster: &TestCluster, node: u64, csv: Vec<u8>) -> (u16, Value) {
-    let response = cluster
-        .http
-        .post(cluster.url(node, "/api/v1/directories/entities"))
-        .bearer_auth(COMMAND_TOKEN)
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .expect("import");
-    (response.status().as_u16(), response.json().await.expect("json"))
+    cluster.post_csv(node, COMMAND_TOKEN, "/api/v1/directories/entities", csv).await
 }
 
 fn campaign_request(low_percent: f64) -> Value {
@@ -543,15 +534,7 @@ async fn a_roster_enrols_every_inspector_or_none() {
     let cluster = TestCluster::start().await;
     let leader = cluster.wait_for_leader().await;
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");
-    let post = |token: &'static str, csv: String| {
-        cluster
-            .http
-            .post(cluster.url(follower, "/api/v1/inspectors/roster"))
-            .bearer_auth(token)
-            .header("content-type", "text/csv")
-            .body(csv)
-            .send()
-    };
+    let post = |token: &'static str, csv: String| cluster.post_csv(follower, token, "/api/v1/inspectors/roster", csv);
     let header = "id,name,bureau,station,expertise,qualified";
     let good = format!(
         "{header}\nTH901,执法人员甲,{TIANHE},石牌市场监管所,food;pricing,true\nTH902,执法人员乙,{TIANHE},,pricing,是\n"
@@ -567,17 +550,15 @@ async fn a_roster_enrols_every_inspector_or_none() {
             .collect::<Vec<_>>()
     };
 
-    let refused = post(COMMAND_TOKEN, bad).await.unwrap();
-    assert_eq!(refused.status().as_u16(), 400);
-    let body: Value = refused.json().await.unwrap();
+    let (status, body) = post(COMMAND_TOKEN, bad).await;
+    assert_eq!(status, 400);
     assert_eq!(body["error"]["code"], "invalid_roster", "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("line 3"), "{body}");
-    assert_eq!(post(TIANHE_OPERATOR_TOKEN, good.clone()).await.unwrap().status().as_u16(), 403);
+    assert_eq!(post(TIANHE_OPERATOR_TOKEN, good.clone()).await.0, 403);
     assert!(listed().await.is_empty(), "nothing of a refused roster is enrolled");
 
-    let enrolled = post(COMMAND_TOKEN, good.clone()).await.unwrap();
-    assert_eq!(enrolled.status().as_u16(), 201);
-    let body: Value = enrolled.json().await.unwrap();
+    let (status, body) = post(COMMAND_TOKEN, good.clone()).await;
+    assert_eq!(status, 201);
     let inspectors = body["inspectors"].as_array().expect("the enrolled inspectors");
     assert_eq!(inspectors.len(), 2, "{body}");
     assert_eq!(inspectors[0]["station"], "石牌市场监管所");
@@ -585,7 +566,6 @@ async fn a_roster_enrols_every_inspector_or_none() {
     assert_eq!(inspectors[0]["expertise"], json!(["food", "pricing"]));
     assert_eq!(listed().await, ["TH901", "TH902"]);
 
-    let again = post(COMMAND_TOKEN, good).await.unwrap();
-    assert_eq!(again.status().as_u16(), 409);
+    assert_eq!(post(COMMAND_TOKEN, good).await.0, 409);
     assert_eq!(listed().await, ["TH901", "TH902"]);
 }

@@ -492,6 +492,29 @@ impl TestCluster {
         response.json().await.expect("a JSON answer")
     }
 
+    /// `POST path` on node `id` with a CSV body as the user of `token`: the status and the
+    /// answer (JSON, or the text as a JSON string).
+    pub async fn post_csv(
+        &self,
+        id: u64,
+        token: &str,
+        path: &str,
+        csv: impl Into<reqwest::Body>,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url(id, path))
+            .bearer_auth(token)
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .expect(path);
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("an answer");
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
     /// One sample from a node's Prometheus `/metrics`, by exact metric name (no labels).
     pub async fn metric(&self, id: u64, name: &str) -> Option<f64> {
         let text = self.http.get(self.url(id, "/metrics")).send().await.ok()?.text().await.ok()?;
@@ -665,15 +688,7 @@ pub async fn import_directory(cluster: &TestCluster, node: u64, region: &str, en
     let region = cluster::ledger::BureauCode::parse_known(region).expect("a real region");
     let directory = draw::generate::generate(entities, region, seed);
     let sha256 = draw::directory::sha256_hex(&directory);
-    let response = cluster
-        .http
-        .post(cluster.url(node, "/api/v1/directories/entities"))
-        .bearer_auth(COMMAND_TOKEN)
-        .header("content-type", "text/csv")
-        .body(directory)
-        .send()
-        .await
-        .expect("import");
-    assert_eq!(response.status(), 201, "the directory is imported");
+    let (status, answer) = cluster.post_csv(node, COMMAND_TOKEN, "/api/v1/directories/entities", directory).await;
+    assert_eq!(status, 201, "the directory is imported: {answer}");
     sha256
 }

@@ -258,8 +258,7 @@ struct OnlineMark {
 
 impl Drop for OnlineMark {
     fn drop(&mut self) {
-        let (presence, bureau, user) = (self.presence.clone(), self.bureau, std::mem::take(&mut self.user));
-        presence.leave(bureau, &user);
+        self.presence.leave(self.bureau, &self.user);
     }
 }
 
