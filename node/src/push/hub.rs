@@ -171,6 +171,18 @@ fn forget_history(state: &mut HubState, floor: u64) {
     }
 }
 
+/// How often the hub drops the queues of connections that ended, for keys no entry has
+/// concerned since (a key's queues are also cleaned whenever it is sent a message).
+const CLOSED_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn sweep_closed(state: &mut HubState) {
+    state.subscribers.retain(|_, subscribers| {
+        subscribers.retain(|s| !s.queue.is_closed());
+        !subscribers.is_empty()
+    });
+    state.swept_at = std::time::Instant::now();
+}
+
 /// A message for live connections, shared by all connections of one key.
 #[derive(Debug)]
 pub struct LiveMessage {
@@ -205,6 +217,8 @@ struct HubState {
     /// Told `latest_index` whenever it moves, for readers that follow the history.
     latest_watch: watch::Sender<u64>,
     subscribers: BTreeMap<WatchKey, Vec<Subscriber>>,
+    /// When `sweep_closed` last ran.
+    swept_at: std::time::Instant,
 }
 
 #[derive(Clone)]
@@ -262,6 +276,7 @@ impl EventHub {
             snapshots_seen: store.as_ref().map_or(0, |store| store.installed_snapshot().0),
             latest_watch: watch::Sender::new(latest),
             subscribers: BTreeMap::new(),
+            swept_at: std::time::Instant::now(),
         };
         EventHub { state: Arc::new(Mutex::new(state)), store }
     }
@@ -371,11 +386,13 @@ impl EventHub {
             state.history_bytes -= dropped.retained_bytes();
             state.floor_index = dropped.index;
         }
+        if state.swept_at.elapsed() >= CLOSED_SWEEP_INTERVAL {
+            sweep_closed(&mut state);
+        }
         state.subscribers.retain(|key, subscribers| {
-            subscribers.retain(|s| !s.queue.is_closed());
-            if subscribers.is_empty() {
-                return false;
-            }
+            // A closed queue is noticed by the send below; keys this entry does not concern
+            // are left to the periodic sweep (checking every queue of every entry was a
+            // twentieth of a busy gateway's time).
             let Some(text) = key.message(&events) else { return true };
             let message = Arc::new(LiveMessage {
                 index: events.index,
