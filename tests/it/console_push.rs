@@ -105,6 +105,43 @@ async fn resume_from_before_the_retained_history_gives_a_snapshot() {
     assert_eq!(snapshot["truncated"], false);
 }
 
+/// A console that no event concerns still hears from the node every few seconds, and the
+/// heartbeat's index moves past the entries it was spared, so it resumes from there with
+/// nothing to replay. (Heartbeats are skipped while events flow: those carry the index.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_console_gets_heartbeats_with_an_index_to_resume_from() {
+    let cluster = TestCluster::start().await;
+    let mut operator = ConsoleClient::connect(cluster.addr(2), TIANHE_OPERATOR_TOKEN, None, None).await;
+    operator.expect("welcome").await;
+    let snapshot = operator.expect("snapshot").await;
+    let snapshot_index = snapshot["index"].as_u64().expect("index");
+    // Tasks for Yuexiu, none of Tianhe's business.
+    for index in 0..3 {
+        cluster.create_task(1, &format!("越秀任务-{index}"), Some("440104")).await;
+    }
+    cluster.wait_for_convergence().await;
+    let mut command = ConsoleClient::connect(cluster.addr(2), COMMAND_TOKEN, None, None).await;
+    command.expect("welcome").await;
+    let latest = command.expect("snapshot").await["index"].as_u64().expect("index");
+    assert!(latest > snapshot_index, "the creates are entries after the operator's snapshot");
+
+    // The heartbeat interval is 5 s; the first one may predate the creates' application.
+    let mut heartbeat_index = 0;
+    for _ in 0..3 {
+        heartbeat_index = operator.heartbeat(Duration::from_secs(12)).await["index"].as_u64().expect("index");
+        if heartbeat_index >= latest {
+            break;
+        }
+    }
+    assert!(heartbeat_index >= latest, "heartbeat index {heartbeat_index} never reached {latest}");
+    operator.close().await;
+
+    let mut resumed = ConsoleClient::connect(cluster.addr(2), TIANHE_OPERATOR_TOKEN, None, Some(heartbeat_index)).await;
+    resumed.expect("welcome").await;
+    let answer = resumed.expect("resumed").await;
+    assert_eq!(answer["replayed"], 0, "{answer}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_only_ever_receives_its_own_bureaus_tasks() {
     let cluster = TestCluster::start().await;

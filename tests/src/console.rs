@@ -48,6 +48,26 @@ impl ConsoleClient {
         }
     }
 
+    /// The next heartbeat, skipping any other message; panics after `timeout`.
+    pub async fn heartbeat(&mut self, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("no heartbeat within {timeout:?}"));
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let value: Value = serde_json::from_str(&text).expect("JSON message");
+                    if value["type"] == "heartbeat" {
+                        return value;
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => panic!("closed while waiting for a heartbeat"),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// The next message, which must be of `kind`.
     pub async fn expect(&mut self, kind: &str) -> Value {
         let message =

@@ -5,8 +5,8 @@
 //!   `scope` defaults to the user's bureau, `since` is the last index the client saw.
 //! - server → client: `welcome`; then either `snapshot` (open tasks in scope at `index`, with
 //!   per-bureau counts) or the replayed `events` after `since` followed by `resumed`; then live
-//!   `events` (`index`, `tasks`, `removed`) in log order; `heartbeat` with the last index every
-//!   few seconds; `resync` (then close) when the client fell too far behind; `error` (then
+//!   `events` (`index`, `tasks`, `removed`) in log order; `heartbeat` with the last index after a few
+//!   seconds without events; `resync` (then close) when the client fell too far behind; `error` (then
 //!   close) for a bad hello.
 //! - client → server afterwards: any message (e.g. `{"type":"ping"}`) proves it is alive.
 
@@ -455,8 +455,16 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
     let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
     heartbeat.reset();
     let mut last_heard = tokio::time::Instant::now();
+    // `last_index` at the previous heartbeat tick: when it moved, events went out in the
+    // interval, and the heartbeat is skipped (events carry their index and prove the
+    // connection as well; the skipped heartbeats were a twentieth of a busy gateway's writes).
+    let mut index_at_tick = last_index;
     loop {
         tokio::select! {
+            // Live messages first: most wake-ups are for them, and a ready first branch spares
+            // polling the socket and the timer (each drained batch leaves the queue empty, so
+            // the other branches are polled on the next turn).
+            biased;
             message = subscription.messages.recv() => {
                 // Forward this message and whatever else is already queued, then flush once:
                 // a console that fell behind catches up in few writes instead of one per entry.
@@ -490,10 +498,14 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
                 }
                 // With nothing pending, everything up to the hub's newest index that concerns this
                 // console has been sent: that index is a safe point to resume from.
+                let sent_events = last_index != index_at_tick;
                 if let Some(settled) = hub.settled_index(&subscription) {
                     last_index = last_index.max(settled);
                 }
-                send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
+                if !sent_events {
+                    send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
+                }
+                index_at_tick = last_index;
                 if let Some(mark) = &online {
                     mark.presence.refresh(mark.bureau, &mark.user);
                 }
