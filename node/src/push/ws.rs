@@ -5,9 +5,9 @@
 //!   `scope` defaults to the user's bureau, `since` is the last index the client saw.
 //! - server → client: `welcome`; then either `snapshot` (open tasks in scope at `index`, with
 //!   per-bureau counts) or the replayed `events` after `since` followed by `resumed`; then live
-//!   `events` (`index`, `tasks`, `removed`) in log order; `heartbeat` with the last index after a few
-//!   seconds without events; `resync` (then close) when the client fell too far behind; `error` (then
-//!   close) for a bad hello.
+//!   `events` (`index`, `tasks`, `removed`) in log order; `heartbeat` with the last index after
+//!   a few seconds without events; `resync` (then close) when the client fell too far behind;
+//!   `error` (then close) for a bad hello.
 //! - client → server afterwards: any message (e.g. `{"type":"ping"}`) proves it is alive.
 
 use std::collections::BTreeMap;
