@@ -40,11 +40,19 @@ pub fn xietong_binary() -> &'static Path {
             Some(other) => other,
         };
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--quiet", "-p", "node", "--bin", "xietong", "--profile", profile])
-            .env("CARGO_TARGET_DIR", target_dir)
-            .status()
-            .expect("running cargo build for the xietong binary");
+        let mut build = Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "node", "--bin", "xietong", "--profile", profile]);
+        // Cargo sets `CARGO_PKG_NAME`, `CARGO_MANIFEST_DIR` and the like for the test process;
+        // ring's build script watches some, so passing them on rebuilt ring and everything above
+        // it (20 s or more), and the next `cargo test` rebuilt them back.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_") && name != "CARGO_HOME" {
+                build.env_remove(name.as_ref());
+            }
+        }
+        let status =
+            build.env("CARGO_TARGET_DIR", target_dir).status().expect("running cargo build for the xietong binary");
         assert!(status.success(), "building xietong failed");
         profile_dir.join("xietong")
     })
