@@ -19,6 +19,11 @@ pub struct GatewayConfig {
     pub users_file: PathBuf,
     /// `redis://host:port/`, the one the group's nodes publish to (`[fanout]`).
     pub redis: String,
+    /// The local address its calls to the group's nodes come from, when the host has several:
+    /// the nodes list it in `trusted_proxies`, so they believe the client address it adds to
+    /// `X-Forwarded-For` and budget public requests per client, not per gateway.
+    #[serde(default)]
+    pub source_address: Option<std::net::IpAddr>,
     pub group: GatewayGroup,
 }
 

@@ -49,7 +49,10 @@ pub struct UpArgs {
 
 /// With `--redis`: Redis listens on the port after the nodes', the gateways on the next ones.
 const REDIS_PORT_OFFSET: u16 = NODES_TOTAL;
-const GATEWAYS: [&str; 2] = ["gw1", "gw2"];
+/// The gateways' names and the loopback addresses their calls to the nodes come from: the
+/// gateway group's nodes trust exactly these (`trusted_proxies`), as a deployment lists its
+/// gateway hosts, while any other local caller (127.0.0.1) cannot name itself someone else.
+const GATEWAYS: [(&str, &str); 2] = [("gw1", "127.0.0.2"), ("gw2", "127.0.0.3")];
 /// The group the gateways serve: the provincial command centre, with the most consoles.
 const GATEWAY_GROUP: &str = "440000";
 
@@ -167,8 +170,13 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let redis_url = format!("redis://127.0.0.1:{}/", base_port + REDIS_PORT_OFFSET);
     if args.redis {
         nodes.push(start_redis(&args.data_dir, base_port + REDIS_PORT_OFFSET)?);
+        let gateways: Vec<String> = GATEWAYS.iter().map(|(_, source)| format!("\"{source}\"")).collect();
         for node in &local_nodes {
             let mut text = std::fs::read_to_string(&node.config)?;
+            if node.group == GATEWAY_GROUP {
+                // A top-level key: before the tables the file already has.
+                text = format!("trusted_proxies = [{}]\n{text}", gateways.join(", "));
+            }
             let _ = write!(text, "\n[fanout]\nredis = \"{redis_url}\"\n");
             std::fs::write(&node.config, text)?;
         }
@@ -195,9 +203,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         if args.redis {
             let group =
                 groups.iter().find(|(bureau, _)| *bureau == GATEWAY_GROUP).context("--redis needs group 440000")?;
-            for (number, name) in GATEWAYS.iter().enumerate() {
+            for (number, (name, source)) in GATEWAYS.iter().enumerate() {
                 let listen = format!("127.0.0.1:{}", base_port + REDIS_PORT_OFFSET + 1 + number as u16);
-                nodes.push(start_gateway(&exe, &args.data_dir, name, &listen, &redis_url, &group.1)?);
+                let gateway = Gateway { name, listen: &listen, source_address: source };
+                nodes.push(start_gateway(&exe, &args.data_dir, &gateway, &redis_url, &group.1)?);
                 println!("  gateway {name} for group {GATEWAY_GROUP}: console http://{listen}/");
             }
         }
@@ -228,15 +237,23 @@ fn start_redis(data_dir: &Path, port: u16) -> anyhow::Result<NodeProcess> {
     Ok(NodeProcess { name: "redis".into(), child })
 }
 
+/// One console gateway of the local topology.
+struct Gateway<'a> {
+    name: &'a str,
+    listen: &'a str,
+    /// Where its calls to the nodes come from (which the nodes trust).
+    source_address: &'a str,
+}
+
 /// A console gateway for `group_addrs`' group, with its config under `data_dir/gateways`.
 fn start_gateway(
     exe: &Path,
     data_dir: &Path,
-    name: &str,
-    listen: &str,
+    gateway: &Gateway,
     redis_url: &str,
     group_addrs: &[String],
 ) -> anyhow::Result<NodeProcess> {
+    let Gateway { name, listen, source_address } = gateway;
     let dir = data_dir.join("gateways");
     std::fs::create_dir_all(&dir)?;
     let nodes: Vec<String> = group_addrs.iter().map(|addr| format!("\"{addr}\"")).collect();
@@ -245,7 +262,7 @@ fn start_gateway(
         &config,
         format!(
             "# Written by `xietong up --redis`.\nname = \"{name}\"\nlisten = \"{listen}\"\nusers_file = \"../users.toml\"\n\
-             redis = \"{redis_url}\"\n\n[group]\nbureau = \"{GATEWAY_GROUP}\"\nnodes = [{}]\n",
+             redis = \"{redis_url}\"\nsource_address = \"{source_address}\"\n\n[group]\nbureau = \"{GATEWAY_GROUP}\"\nnodes = [{}]\n",
             nodes.join(", ")
         ),
     )?;

@@ -138,6 +138,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         nodes: Arc::new(config.group.nodes.clone()),
         presence: presence.clone(),
         http: reqwest::Client::builder()
+            .local_address(config.source_address)
             .connect_timeout(PEER_CONNECT_TIMEOUT)
             .pool_idle_timeout(config::limits::CLIENT_POOL_IDLE_TIMEOUT)
             .build()
