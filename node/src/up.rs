@@ -174,8 +174,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         for node in &local_nodes {
             let mut text = std::fs::read_to_string(&node.config)?;
             if node.group == GATEWAY_GROUP {
-                // A top-level key: before the tables the file already has.
-                text = format!("trusted_proxies = [{}]\n{text}", gateways.join(", "));
+                // A top-level key, so before the tables: right after the file's first line.
+                let (first_line, rest) = text.split_once('\n').unwrap_or((&text, ""));
+                text = format!("{first_line}\ntrusted_proxies = [{}]\n{rest}", gateways.join(", "));
             }
             let _ = write!(text, "\n[fanout]\nredis = \"{redis_url}\"\n");
             std::fs::write(&node.config, text)?;
