@@ -19,6 +19,9 @@ use config::limits::{PUBLIC_CLIENTS_TRACKED_MAX, PUBLIC_REQUESTS_PER_CLIENT_PER_
 
 use crate::rate::TokenBucket;
 
+/// The header proxies append the address they saw a request from to.
+pub const FORWARDED_FOR: &str = "x-forwarded-for";
+
 /// How often a full client table is swept of idle clients at most: a flood from many
 /// addresses must not turn every request into a sweep.
 const CLIENT_SWEEP_INTERVAL: Duration = Duration::from_millis(100);
@@ -84,7 +87,7 @@ impl PublicBudget {
     /// last of them saw (see the module's comment).
     pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
         let hops: Vec<&str> = headers
-            .get_all("x-forwarded-for")
+            .get_all(FORWARDED_FOR)
             .iter()
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))

@@ -77,6 +77,15 @@ pub async fn serve(
     }
 }
 
+/// What a handler takes to learn the connection's peer: `serve_connection` records it on
+/// every request (absent only for a router served some other way).
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+/// The address of the connection's peer, when recorded.
+pub fn peer_address(peer: Peer) -> Option<SocketAddr> {
+    peer.map(|Extension(ConnectInfo(address))| address)
+}
+
 /// Serves one connection; its requests carry the peer's address (`ConnectInfo`) for the routes
 /// that budget by client.
 async fn serve_connection<IO>(io: IO, peer: SocketAddr, app: Router, shutdown: CancellationToken)

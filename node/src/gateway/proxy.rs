@@ -6,21 +6,21 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use cluster::ledger::BureauCode;
 use config::limits::REQUEST_TIMEOUT;
 
 use super::GatewayState;
 use crate::api::ApiError;
 use crate::intake::INTAKE_BODY_BYTES_MAX;
+use crate::public_budget::FORWARDED_FOR;
+use crate::server::{peer_address, Peer};
 
 /// Headers a client's request carries through to the node, and a node's answer back.
 const REQUEST_HEADERS: [&str; 3] = ["authorization", "content-type", crate::IDEMPOTENCY_HEADER];
 const ANSWER_HEADERS: [&str; 3] = ["content-type", "retry-after", "idempotent-replayed"];
-const FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// Spreads calls over the nodes: each call starts at the next one.
 static NEXT_NODE: AtomicUsize = AtomicUsize::new(0);
@@ -77,7 +77,7 @@ fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<String
 /// address added to `X-Forwarded-For`), the answer back as it came.
 pub async fn pass_through(
     State(state): State<GatewayState>,
-    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    peer: Peer,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -88,7 +88,7 @@ pub async fn pass_through(
             .await
             .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let forwarded = forwarded_for(&headers, peer.map(|Extension(ConnectInfo(peer))| peer));
+        let forwarded = forwarded_for(&headers, peer_address(peer));
         let response = call_any_node(&state, |node| {
             let mut request = state.http.request(method.clone(), format!("http://{node}{path}")).body(body.clone());
             for name in REQUEST_HEADERS {

@@ -3,18 +3,17 @@
 //! public page (`/public`). They answer only the `Public*` JSON types, built field by field from
 //! what the rules publish: no risk class, no inspector, no draw input, no internal note.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use cluster::ledger::campaign::PublicResult;
 use cluster::ledger::{TaskId, Uscc};
 use serde::Deserialize;
 
 use crate::api::inspection::{PublicCampaignJson, PublicCampaignsJson, PublicResultJson, PublicResultsJson};
 use crate::api::ApiError;
+use crate::public_budget::UNKNOWN_CLIENT;
+use crate::server::{peer_address, Peer};
 use crate::state::AppState;
 
 /// Results per page of the public listing.
@@ -24,15 +23,12 @@ const PUBLIC_PAGE_DEFAULT: usize = 20;
 /// with a cursor to go on from.
 const PUBLIC_SCAN_MAX: usize = 100_000;
 
-/// The connection's peer, as the server loop recorded it.
-type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
-
 /// Spends one request of the caller's budget and of the node's (`crate::public_budget`).
 fn within_budget(state: &AppState, peer: Peer, headers: &HeaderMap) -> Result<(), ApiError> {
     let budget = &state.public_budget;
-    let client = match peer {
-        Some(Extension(ConnectInfo(peer))) => budget.client_address(peer.ip(), headers),
-        None => crate::public_budget::UNKNOWN_CLIENT,
+    let client = match peer_address(peer) {
+        Some(peer) => budget.client_address(peer.ip(), headers),
+        None => UNKNOWN_CLIENT,
     };
     budget.take(client, tokio::time::Instant::now().into_std()).map_err(|wait| ApiError::RateLimited {
         message: "too many requests to the public routes; retry shortly".into(),
