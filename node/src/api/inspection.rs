@@ -268,6 +268,18 @@ pub struct InspectionItemJson {
     pub expertise: String,
 }
 
+impl InspectionItemJson {
+    /// An item of the configured list (`config::inspection`).
+    pub fn of(item: &config::inspection::ItemConfig) -> InspectionItemJson {
+        InspectionItemJson {
+            code: item.code.clone(),
+            name: item.name.clone(),
+            industries: item.industries.clone(),
+            expertise: item.expertise.clone(),
+        }
+    }
+}
+
 impl ItemJson {
     pub fn of(item: &InspectionItem) -> ItemJson {
         ItemJson { code: item.code.clone(), name: item.name.clone() }

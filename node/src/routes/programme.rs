@@ -239,13 +239,7 @@ pub async fn declare_conflict(
 pub async fn inspection_items(State(state): State<AppState>, headers: HeaderMap) -> Response {
     super::json_answer((|| {
         state.users.authenticate(&headers)?;
-        let items = state.programme.config.items.iter().map(|item| InspectionItemJson {
-            code: item.code.clone(),
-            name: item.name.clone(),
-            industries: item.industries.clone(),
-            expertise: item.expertise.clone(),
-        });
-        Ok(items.collect::<Vec<_>>())
+        Ok(state.programme.config.items.iter().map(InspectionItemJson::of).collect::<Vec<_>>())
     })())
 }
 
