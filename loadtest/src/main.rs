@@ -531,28 +531,20 @@ impl OpenedConsoles {
         }
         // Commit (the writer's 201) to receipt.
         let acked = acked.map(|m| m.lock().expect("lock").clone()).unwrap_or_default();
+        // Each latency also goes to the second it was received in: where the tail sits in time.
         let mut pushed_before_ack = 0;
-        let mut latencies: Vec<u32> = receipts
-            .iter()
-            .filter_map(|(id, received_ms)| {
-                let acked_ms = acked.get(id)?;
-                if received_ms < acked_ms {
-                    pushed_before_ack += 1;
-                }
-                Some((((received_ms - acked_ms).max(0)) * 1000).min(i128::from(u32::MAX)) as u32)
-            })
-            .collect();
-        latencies.sort_unstable();
-        // Where the tail sits in time: the worst seconds, by their own p99.
+        let mut latencies: Vec<u32> = Vec::with_capacity(receipts.len());
         let mut by_second: BTreeMap<i128, Vec<u32>> = BTreeMap::new();
         for (id, received_ms) in &receipts {
-            if let Some(acked_ms) = acked.get(id) {
-                by_second
-                    .entry(received_ms / 1000)
-                    .or_default()
-                    .push((((received_ms - acked_ms).max(0)) * 1000) as u32);
+            let Some(acked_ms) = acked.get(id) else { continue };
+            if received_ms < acked_ms {
+                pushed_before_ack += 1;
             }
+            let latency_us = (((received_ms - acked_ms).max(0)) * 1000).min(i128::from(u32::MAX)) as u32;
+            latencies.push(latency_us);
+            by_second.entry(received_ms / 1000).or_default().push(latency_us);
         }
+        latencies.sort_unstable();
         let first = by_second.keys().next().copied().unwrap_or(0);
         let per_second: Vec<(i128, f64)> = by_second
             .into_iter()
