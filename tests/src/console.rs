@@ -28,22 +28,28 @@ impl ConsoleClient {
         client
     }
 
+    /// The next JSON message before `deadline`; `None` when the server closed. Panics at the
+    /// deadline, naming `what` was awaited and `timeout`.
+    async fn message_before(&mut self, deadline: tokio::time::Instant, what: &str, timeout: Duration) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within {timeout:?}"));
+            match frame {
+                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).expect("JSON message")),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     /// The next protocol message other than a heartbeat; `None` when the server closed.
     pub async fn next(&mut self, timeout: Duration) -> Option<Value> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.socket.next())
-                .await
-                .unwrap_or_else(|_| panic!("no console message within {timeout:?}"));
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(&text).expect("JSON message");
-                    if value["type"] != "heartbeat" {
-                        return Some(value);
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
-                Some(Ok(_)) => {}
+            let value = self.message_before(deadline, "console message", timeout).await?;
+            if value["type"] != "heartbeat" {
+                return Some(value);
             }
         }
     }
@@ -52,18 +58,12 @@ impl ConsoleClient {
     pub async fn heartbeat(&mut self, timeout: Duration) -> Value {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+            let value = self
+                .message_before(deadline, "heartbeat", timeout)
                 .await
-                .unwrap_or_else(|_| panic!("no heartbeat within {timeout:?}"));
-            match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let value: Value = serde_json::from_str(&text).expect("JSON message");
-                    if value["type"] == "heartbeat" {
-                        return value;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => panic!("closed while waiting for a heartbeat"),
-                Some(Ok(_)) => {}
+                .expect("closed while waiting for a heartbeat");
+            if value["type"] == "heartbeat" {
+                return value;
             }
         }
     }
