@@ -140,8 +140,9 @@ impl TestFederation {
 
     /// Every proxy on the links between `a` and `b`, both directions.
     pub fn links_between(&self, a: &str, b: &str) -> Vec<&FaultProxy> {
-        let between = |from: &str, to: &str| (from == a && to == b) || (from == b && to == a);
-        self.proxies.iter().filter(|((from, to), _)| between(from, to)).flat_map(|(_, link)| link.iter()).collect()
+        let mut links = self.links_from(a, b);
+        links.extend(self.links_from(b, a));
+        links
     }
 
     /// The proxies on the link from `from` to `to` only: what `from`'s nodes call `to` through.
