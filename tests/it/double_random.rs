@@ -482,10 +482,6 @@ async fn the_public_budget_is_per_client_and_believes_only_trusted_proxies() {
     })
     .await;
     let url = cluster.url(1, "/public/v1/campaigns");
-    let from = |local: &str| {
-        let local: std::net::IpAddr = local.parse().expect("a loopback address");
-        reqwest::Client::builder().local_address(local).build().expect("an HTTP client")
-    };
     // Statuses of `count` requests sent one after another, each with the forwarded address
     // `forwarded(n)` when there is one.
     async fn statuses(
@@ -507,18 +503,22 @@ async fn the_public_budget_is_per_client_and_believes_only_trusted_proxies() {
     let refused = |statuses: &[u16]| statuses.iter().filter(|s| **s == 429).count();
 
     // One address well past its share (20 a second) is refused; another is served.
-    let flooder = from("127.0.0.2");
+    let flooder = tests::client_from("127.0.0.2");
     let flood = statuses(&flooder, &url, 100, |_| None).await;
     assert!(refused(&flood) > 0, "{flood:?}");
     assert!(flood.iter().all(|s| *s == 200 || *s == 429), "{flood:?}");
-    assert_eq!(statuses(&from("127.0.0.4"), &url, 1, |_| None).await, vec![200], "another client is served");
+    assert_eq!(
+        statuses(&tests::client_from("127.0.0.4"), &url, 1, |_| None).await,
+        vec![200],
+        "another client is served"
+    );
 
     // An untrusted caller naming a different client on every request is still one client.
-    let forged = statuses(&from("127.0.0.5"), &url, 100, |n| Some(format!("198.51.100.{n}"))).await;
+    let forged = statuses(&tests::client_from("127.0.0.5"), &url, 100, |n| Some(format!("198.51.100.{n}"))).await;
     assert!(refused(&forged) > 0, "forwarded addresses from an untrusted caller are ignored: {forged:?}");
 
     // Through the trusted proxy, each forwarded client has its own share ...
-    let proxy = from(PROXY);
+    let proxy = tests::client_from(PROXY);
     let many = statuses(&proxy, &url, 100, |n| Some(format!("203.0.113.{n}"))).await;
     assert_eq!(refused(&many), 0, "{many:?}");
     // ... and one forwarded client over its share is refused.

@@ -140,18 +140,14 @@ async fn up_with_redis_serves_consoles_through_two_gateways() {
     // Public requests through a gateway are budgeted per client, not per gateway: the group's
     // nodes trust the gateways' source addresses, so one caller's flood (well past its 20 a
     // second) leaves another caller's share whole.
-    let from = |local: &str| {
-        let local: std::net::IpAddr = local.parse().expect("a loopback address");
-        reqwest::Client::builder().local_address(local).timeout(Duration::from_secs(5)).build().expect("client")
-    };
     let public = format!("http://{gw1}/public/v1/campaigns");
-    let flooder = from("127.0.0.10");
+    let flooder = tests::client_from("127.0.0.10");
     let mut flood = Vec::new();
     for _ in 0..100 {
         flood.push(flooder.get(&public).send().await.expect("an answer").status().as_u16());
     }
     assert!(flood.contains(&429), "the flooder runs out of its share: {flood:?}");
-    let other = from("127.0.0.11");
+    let other = tests::client_from("127.0.0.11");
     let answers = futures_util::future::join_all((0..10).map(|_| other.get(&public).send())).await;
     let statuses: Vec<u16> = answers.into_iter().map(|a| a.expect("an answer").status().as_u16()).collect();
     assert_eq!(statuses, [200; 10], "another caller through the same gateway is served");

@@ -58,6 +58,13 @@ pub fn xietong_binary() -> &'static Path {
     })
 }
 
+/// An HTTP client whose connections come from `local`, a loopback address other than
+/// 127.0.0.1: a caller of its own for the servers that tell callers apart by address.
+pub fn client_from(local: &str) -> reqwest::Client {
+    let local: std::net::IpAddr = local.parse().expect("a loopback address");
+    reqwest::Client::builder().local_address(local).timeout(Duration::from_secs(20)).build().expect("an HTTP client")
+}
+
 /// Polls `probe` every 50 ms until it yields `Some`, or panics at the deadline with `what`
 /// and the last observation.
 pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
