@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fantoccini::elements::Element;
 use fantoccini::{Client, Locator};
 use tests::browser::ChromeDriver;
 use tests::{wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
@@ -63,6 +64,14 @@ async fn wait_for_row(page: &Client, id: u64, state: &str) -> Duration {
     })
     .await;
     started.elapsed()
+}
+
+/// The element at `css` once the page has it; panics after `timeout`.
+async fn wait_for_element(page: &Client, css: &str, timeout: Duration) -> Element {
+    wait_until(&format!("{css} on the page"), timeout, || async {
+        page.find(Locator::Css(css)).await.map_err(|e| e.to_string())
+    })
+    .await
 }
 
 async fn select(page: &Client, css: &str, value: &str) {
@@ -594,10 +603,7 @@ async fn the_tree_shows_who_is_online_and_a_dispatch_to_nobody_warns() {
         // Tianhe has a console open, Yuexiu has none.
         for (bureau, state) in [("440106", "on"), ("440104", "off")] {
             let css = format!("#bureau-tree li[data-bureau='{bureau}'] i.presence.{state}");
-            wait_until(&format!("{bureau} shown {state}"), Duration::from_secs(30), || async {
-                command.find(Locator::Css(&css)).await.map(|_| ()).map_err(|e| e.to_string())
-            })
-            .await;
+            wait_for_element(&command, &css, Duration::from_secs(30)).await;
         }
         // A task created and dispatched to Yuexiu: the page warns that nobody is online there.
         command.find(Locator::Css("#create-open")).await.expect("new task").click().await.expect("click");
@@ -643,14 +649,8 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
     let result = async {
         login(&planner, &cluster.url(1, "/"), "demo-gz-command-0003").await;
         planner.find(Locator::Css("[data-view=campaigns]")).await.expect("view").click().await.expect("click");
-        wait_until("the roster form", Duration::from_secs(10), || async {
-            planner.find(Locator::Css("#roster-form input[type=file]")).await.map(|_| ()).map_err(|e| e.to_string())
-        })
-        .await;
-        planner
-            .find(Locator::Css("#roster-form input[type=file]"))
+        wait_for_element(&planner, "#roster-form input[type=file]", Duration::from_secs(10))
             .await
-            .expect("file input")
             .send_keys(roster.to_str().expect("a UTF-8 path"))
             .await
             .expect("choose the file");
@@ -659,10 +659,7 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
         let listed = wait_for_text(&planner, "#inspector-list tbody", "TH004").await;
         assert!(listed.contains("石牌所") && listed.contains("局机关"), "stations and the office: {listed}");
         let form = "#campaign-form";
-        wait_until("the item list on the form", Duration::from_secs(10), || async {
-            planner.find(Locator::Css(&format!("{form} input[value=A01]"))).await.map(|_| ()).map_err(|e| e.to_string())
-        })
-        .await;
+        wait_for_element(&planner, &format!("{form} input[value=A01]"), Duration::from_secs(10)).await;
         planner
             .find(Locator::Css(&format!("{form} [name=name]")))
             .await
@@ -693,11 +690,7 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
         }
         select(&planner, &format!("{form} select[name=mode]"), "stations").await;
         let station = format!("{form} input[name=stations][value=石牌所]");
-        wait_until("the stations of the scope", Duration::from_secs(10), || async {
-            planner.find(Locator::Css(&station)).await.map(|_| ()).map_err(|e| e.to_string())
-        })
-        .await;
-        planner.find(Locator::Css(&station)).await.expect("station").click().await.expect("tick");
+        wait_for_element(&planner, &station, Duration::from_secs(10)).await.click().await.expect("tick");
         let due = (time::OffsetDateTime::now_utc() + time::Duration::days(30)).date();
         let due = format!("{:04}-{:02}-{:02}", due.year(), u8::from(due.month()), due.day());
         planner
@@ -715,11 +708,7 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
         login(&sealer, &cluster.url(1, "/"), COMMAND_TOKEN).await;
         sealer.find(Locator::Css("[data-view=campaigns]")).await.expect("view").click().await.expect("click");
         let beacon = "#campaign-list .draw-form input[name=beacon]";
-        wait_until("the beacon field", Duration::from_secs(10), || async {
-            sealer.find(Locator::Css(beacon)).await.map(|_| ()).map_err(|e| e.to_string())
-        })
-        .await;
-        sealer.find(Locator::Css(beacon)).await.expect("beacon").send_keys("20261202").await.expect("type");
+        wait_for_element(&sealer, beacon, Duration::from_secs(10)).await.send_keys("20261202").await.expect("type");
         sealer
             .find(Locator::Css("#campaign-list .draw-form button"))
             .await
