@@ -24,11 +24,14 @@ async function loadCampaigns() {
 const INSPECTOR_MODES = ["whole_bureau", "office_and_stations", "stations", "station"];
 const RISK_CLASSES = ["high", "normal", "low"];
 
+// A labelled tick box (or, with type "radio", a choice of one) of the form.
+function check(name, value, label, type = "checkbox") {
+  return `<label class="check"><input type="${type}" name="${name}" value="${esc(value)}"> ${esc(label)}</label>`;
+}
+
 function renderCampaignForm() {
   const regions = [...S.bureaus.values()].filter((b) => within(b.code, S.me.bureau));
   const industries = [...new Set(C.items.flatMap((item) => item.industries))].sort();
-  const check = (name, value, label) =>
-    `<label class="check"><input type="checkbox" name="${name}" value="${esc(value)}"> ${esc(label)}</label>`;
   $("#campaign-form").innerHTML = `
     <label>${t("cp.name")}<input name="name" required maxlength="200"></label>
     <label>${t("cp.scope")}<select name="region">${regions.map((b) => `<option value="${b.code}">${esc(b.name)} ${b.code}</option>`).join("")}</select></label>
@@ -69,7 +72,7 @@ function renderStationChoice() {
   const stations = [...new Set(C.inspectors.filter((i) => i.active && i.station && within(i.bureau, region)).map((i) => i.station))].sort();
   const kind = mode === "station" ? "radio" : "checkbox";
   box.innerHTML = `<legend>${t("cp.stations")}</legend>` + (stations.length
-    ? stations.map((s) => `<label class="check"><input type="${kind}" name="stations" value="${esc(s)}"> ${esc(s)}</label>`).join("")
+    ? stations.map((s) => check("stations", s, s, kind)).join("")
     : `<span class="muted">${t("cp.no_stations")}</span>`);
 }
 
