@@ -92,7 +92,7 @@ impl Backup {
         }
         let ledger: Ledger =
             bincode::deserialize(ledger_bytes).map_err(|e| invalid(format!("the backup's ledger: {e}")))?;
-        ledger.check_invariants();
+        ledger.check_invariants().map_err(|violation| invalid(format!("the backup's ledger: {violation}")))?;
         if ledger.digest() != header.digest {
             return Err(invalid("the backup's ledger does not have the digest its header records"));
         }

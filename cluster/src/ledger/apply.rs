@@ -18,7 +18,8 @@ use super::command::{
 };
 use super::complaint::Reporter;
 use super::federation::{
-    DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
+    DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
+    RemoteHandling, Routing,
 };
 use super::intake::{GroupKey, SeenKey};
 use super::task::{DeadlineKind, Task, TaskId, TaskState, TimelineAction, TimelineEntry};
@@ -388,12 +389,15 @@ impl Ledger {
                     ack_deadline_ms: *ack_deadline_ms,
                     complete_deadline_ms: *complete_deadline_ms,
                 };
-                record_transition(&mut task, stamp_ms, actor, &change.note, &local, next_state);
+                record_transition(&mut task, stamp_ms, actor, &change.note, &local, next_state)
+                    .expect("a local dispatch is a change in place");
                 let route = Route { from_group: *from_group, to_group: *to_group };
                 self.hand_over(&mut task, stamp_ms, actor, route, HandoverPurpose::Dispatch, &change.note, Some(terms));
             }
             transition => {
-                record_transition(&mut task, stamp_ms, actor, &change.note, transition, next_state);
+                // Every handover took an arm above, so this is a change in place.
+                record_transition(&mut task, stamp_ms, actor, &change.note, transition, next_state)
+                    .expect("handovers took the arms above");
                 if let Some(remote) = task.remote.as_mut() {
                     // A dispatcher's decision on a task worked on elsewhere flows down to it.
                     assert_eq!(remote.purpose, HandoverPurpose::Dispatch, "checked by handling_allows");
@@ -540,73 +544,138 @@ impl Ledger {
         }
     }
 
-    /// Full scan of the ledger's invariants; tests call it after every step and the state
-    /// machine after restoring a snapshot.
-    pub fn check_invariants(&self) {
-        assert!(self.next_task_id >= 1);
-        assert_eq!(self.idempotency.len(), self.idempotency_order.len());
-        assert!(self.idempotency.len() <= IDEMPOTENCY_RECORDS_MAX);
+    /// Full scan of the ledger's invariants; tests call it after every step, and the state
+    /// machine and the backup reader on every ledger they decode. A ledger from outside (a
+    /// snapshot file, a leader's snapshot, a backup) that breaks one is refused with the
+    /// reason, never a panic.
+    pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        macro_rules! ensure {
+            ($condition:expr, $($reason:tt)+) => {
+                if !$condition {
+                    return Err(InvariantViolation(format!($($reason)+)));
+                }
+            };
+        }
+        let task = |id: &TaskId| self.tasks.get(id).ok_or_else(|| InvariantViolation(format!("task {id} is named but missing")));
+        ensure!(self.next_task_id >= 1, "the task counter starts at 1");
+        ensure!(self.next_message_seq >= 1, "the message counter starts at 1");
+        ensure!(self.idempotency.len() == self.idempotency_order.len(), "idempotency records and their order differ");
+        ensure!(self.idempotency.len() <= IDEMPOTENCY_RECORDS_MAX, "too many idempotency records");
         let regions = Regions::get();
         for (seq, entry) in &self.outbox {
-            assert_eq!(*seq, entry.seq);
-            assert!(*seq < self.next_message_seq, "message numbers come from the counter");
-            let task = self.tasks.get(&entry.task).expect("outbox entries name existing tasks");
-            let remote = task.remote.as_ref().expect("a task with messages in flight tracks a handover");
-            assert_eq!(remote.forward, entry.message.forward());
-            assert_eq!(remote.to_group, entry.to_group);
+            ensure!(*seq == entry.seq, "outbox message {seq} is filed under another number");
+            ensure!(*seq < self.next_message_seq, "outbox message {seq} did not come from the counter");
+            let remote = task(&entry.task)?.remote.as_ref();
+            ensure!(remote.is_some(), "outbox message {seq}'s task tracks no handover");
+            ensure!(
+                remote.is_some_and(|r| r.forward == entry.message.forward() && r.to_group == entry.to_group),
+                "outbox message {seq} does not match its task's handover"
+            );
         }
         for (forward, id) in &self.sent {
-            assert_eq!(self.tasks[id].remote.as_ref().map(|r| r.forward), Some(*forward));
+            ensure!(
+                task(id)?.remote.as_ref().map(|r| r.forward) == Some(*forward),
+                "sent forward {forward} names task {id}, which does not track it"
+            );
         }
-        assert_eq!(self.intake_seen.len(), self.intake_seen_order.len());
-        assert!(self.intake_seen.len() <= crate::limits::INTAKE_SEEN_MAX);
-        for (task, _) in self.intake_seen.values() {
-            assert!(self.tasks.contains_key(task), "seen signals name existing tasks");
+        ensure!(self.intake_seen.len() == self.intake_seen_order.len(), "seen signals and their order differ");
+        ensure!(self.intake_seen.len() <= crate::limits::INTAKE_SEEN_MAX, "too many seen signals");
+        for (id, _) in self.intake_seen.values() {
+            task(id)?;
         }
         for id in self.reporters.keys() {
-            assert!(self.tasks[id].complaint.is_some(), "reporters belong to complaints");
+            ensure!(task(id)?.complaint.is_some(), "reporter of task {id}, which is no complaint");
         }
         for (group, id) in &self.intake_groups {
-            let summary = self.tasks[id].intake.as_ref().expect("a group's task came from intake");
-            assert_eq!(summary.source, group.0);
+            let source = task(id)?.intake.as_ref().map(|summary| &summary.source);
+            ensure!(source == Some(&group.0), "intake group of task {id} names another source");
         }
         for (forward, id) in &self.inbox {
-            assert_eq!(self.tasks[id].received.as_ref().map(|r| r.forward), Some(*forward));
+            ensure!(
+                task(id)?.received.as_ref().map(|r| r.forward) == Some(*forward),
+                "received forward {forward} names task {id}, which did not receive it"
+            );
         }
         for (id, task) in &self.tasks {
             if let Some(remote) = &task.remote {
-                assert_eq!(self.sent.get(&remote.forward), Some(id));
+                ensure!(self.sent.get(&remote.forward) == Some(id), "task {id} tracks an unsent forward");
             }
             if let Some(received) = &task.received {
-                assert_eq!(self.inbox.get(&received.forward), Some(id));
+                ensure!(self.inbox.get(&received.forward) == Some(id), "task {id} received an unknown forward");
             }
-            assert_eq!(*id, task.id);
-            assert!(id.0 < self.next_task_id, "ids come from the counter");
-            assert_eq!(task.version as usize, task.timeline.len());
-            assert!(task.timeline.len() <= TIMELINE_ENTRIES_MAX);
+            ensure!(*id == task.id, "task {} is filed as {id}", task.id);
+            ensure!(id.0 < self.next_task_id, "task {id} did not come from the counter");
+            ensure!(task.version as usize == task.timeline.len(), "task {id}: one timeline entry per version");
+            ensure!(task.timeline.len() <= TIMELINE_ENTRIES_MAX, "task {id}: timeline too long");
             for (position, entry) in task.timeline.iter().enumerate() {
-                assert_eq!(entry.version, position as u64 + 1);
+                ensure!(entry.version == position as u64 + 1, "task {id}: timeline entries out of order");
             }
-            assert!(task.timeline.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms));
-            assert!(task.updated_at_ms <= self.last_stamp_ms);
-            assert!(regions.contains(task.origin_bureau));
-            assert!(regions.contains(task.subject.region_code));
-            if task.state != TaskState::Created && task.state != TaskState::Cancelled {
-                assert!(task.assignee_bureau.is_some(), "a dispatched task has an assignee");
-                assert!(task.ack_deadline_ms.is_some());
-            }
-            if matches!(task.state, TaskState::Acknowledged | TaskState::Completed | TaskState::Closed) {
-                assert!(task.acked_at_ms.is_some());
-            }
-            if matches!(task.state, TaskState::Completed | TaskState::Closed | TaskState::Returned) {
-                assert!(task.outcome.is_some());
+            ensure!(
+                task.timeline.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms),
+                "task {id}: timeline goes back in time"
+            );
+            ensure!(task.updated_at_ms <= self.last_stamp_ms, "task {id} changed after the ledger's clock");
+            ensure!(regions.contains(task.origin_bureau), "task {id}: unknown origin bureau");
+            ensure!(regions.contains(task.subject.region_code), "task {id}: unknown subject region");
+            if let Err(reason) = MirroredFields::of(task).check() {
+                return Err(InvariantViolation(format!("task {id}: {reason}")));
             }
         }
+        Ok(())
     }
 }
 
+#[cfg(test)]
+impl Ledger {
+    /// The encoding of a ledger that breaks an invariant (a completed task with neither
+    /// assignee nor outcome), for the tests of what loads a ledger from outside.
+    pub(crate) fn broken_for_tests() -> Vec<u8> {
+        let mut ledger = Ledger::new();
+        let id = ledger.take_task_id();
+        let entry = TimelineEntry {
+            version: 1,
+            at_ms: 1,
+            action: TimelineAction::Create,
+            actor_user: "x".into(),
+            actor_bureau: BureauCode::parse_known("440000").expect("known"),
+            note: String::new(),
+            assignee_bureau: None,
+            outcome: None,
+        };
+        let subject = super::task::Subject {
+            uscc: None,
+            name: "x".into(),
+            region_code: BureauCode::parse_known("440106").expect("known"),
+            address: String::new(),
+        };
+        let mut task = Task::registered(
+            id,
+            1,
+            super::task::TaskKind::Lead,
+            super::task::Severity::Normal,
+            "x".into(),
+            String::new(),
+            subject,
+            super::task::Source::Complaint,
+            entry.actor_bureau,
+            None,
+            entry,
+        );
+        task.state = TaskState::Completed;
+        ledger.last_stamp_ms = 1;
+        ledger.tasks.insert(id, Arc::new(task));
+        bincode::serialize(&ledger).expect("encodes")
+    }
+}
+
+/// A ledger that breaks one of its invariants: what `check_invariants` found first.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the ledger breaks an invariant: {0}")]
+pub struct InvariantViolation(pub String);
+
 /// Makes a checked, legal transition: sets the fields it moves, the state, and adds its
-/// timeline entry. Handovers (`Forward`, `DispatchAcross`) are made by the caller.
+/// timeline entry. Handovers (`Forward`, `DispatchAcross`, ...) are made by `Ledger::hand_over`:
+/// one here is refused before anything changes (the transition may come from another group).
 pub(super) fn record_transition(
     task: &mut Task,
     stamp_ms: u64,
@@ -614,7 +683,13 @@ pub(super) fn record_transition(
     note: &str,
     transition: &Transition,
     next_state: TaskState,
-) {
+) -> Result<(), Rejection> {
+    if transition.is_handover() {
+        return Err(Rejection::Invalid {
+            field: "transition".into(),
+            reason: format!("{} hands the task over; it is not a change in place", transition.name()),
+        });
+    }
     let mut entry = TimelineEntry {
         version: task.version + 1,
         at_ms: stamp_ms,
@@ -683,13 +758,14 @@ pub(super) fn record_transition(
         Transition::Forward { .. }
         | Transition::DispatchAcross { .. }
         | Transition::Dispute { .. }
-        | Transition::Designate { .. } => unreachable!("handovers are made by Ledger::hand_over"),
+        | Transition::Designate { .. } => return Err(Rejection::Conflict("refused above".into())),
     }
     task.state = next_state;
     task.version += 1;
     task.updated_at_ms = stamp_ms;
     task.timeline.push(entry);
     assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
+    Ok(())
 }
 
 /// What the task's handling allows: a complaint is accepted before it is sent on; a record
@@ -706,15 +782,7 @@ fn handling_allows(task: &Task, transition: &Transition) -> Result<(), Rejection
         return Err(Rejection::Conflict(format!("complaint {} is not accepted yet: accept it first", task.id)));
     }
     if let Some(remote) = &task.remote {
-        let flows_down = matches!(
-            transition,
-            Transition::Close
-                | Transition::Return
-                | Transition::Cancel
-                | Transition::GrantExtension
-                | Transition::RefuseExtension
-        );
-        if remote.purpose.hands_over_ownership() || !flows_down {
+        if remote.purpose.hands_over_ownership() || !transition.flows_down() {
             return Err(Rejection::Conflict(format!(
                 "task {} was handed to group {} ({}); it is worked on there and this record follows it",
                 task.id, remote.to_group, remote.forward

@@ -945,7 +945,8 @@ impl Ledger {
         let mut task = self.register(stamp_ms, actor, &new_task);
         let dispatch = Transition::Dispatch { assignee: inspection.bureau, ack_deadline_ms, complete_deadline_ms };
         let note = format!("执法检查人员：{}", inspection.inspectors.join("、"));
-        record_transition(&mut task, stamp_ms, actor, &note, &dispatch, TaskState::Dispatched);
+        record_transition(&mut task, stamp_ms, actor, &note, &dispatch, TaskState::Dispatched)
+            .expect("a dispatch is a change in place");
         task.inspection = Some(InspectionRecord {
             campaign,
             campaign_name: spec.name.clone(),
@@ -993,7 +994,7 @@ impl Ledger {
         timeline_has_room(task)?;
         let shared = self.task_mut(task_id).expect("found above");
         let task = Arc::make_mut(shared);
-        record_transition(task, stamp_ms, actor, note, &complete, TaskState::Completed);
+        record_transition(task, stamp_ms, actor, note, &complete, TaskState::Completed)?;
         let record = task.inspection.as_mut().expect("an inspection task");
         record.result_entered_at_ms = Some(stamp_ms);
         record.publish_deadline_ms = Some(publish_deadline_ms);

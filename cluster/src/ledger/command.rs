@@ -248,6 +248,31 @@ impl Transition {
         )
     }
 
+    /// The dispatcher's review of a task worked on in another group: the only decisions that
+    /// flow down to it as instructions (and the only changes its tracking record here takes).
+    pub fn flows_down(&self) -> bool {
+        matches!(
+            self,
+            Transition::Close
+                | Transition::Return
+                | Transition::Cancel
+                | Transition::GrantExtension
+                | Transition::RefuseExtension
+        )
+    }
+
+    /// A handover to another group: made by `Ledger::hand_over` with its outbox entry, never a
+    /// change of the task in place.
+    pub fn is_handover(&self) -> bool {
+        matches!(
+            self,
+            Transition::Forward { .. }
+                | Transition::DispatchAcross { .. }
+                | Transition::Dispute { .. }
+                | Transition::Designate { .. }
+        )
+    }
+
     /// Return, cancel and extension requests and refusals must say why (退回, 撤销, 延期申请 and
     /// 驳回 require a written reason).
     pub fn requires_note(&self) -> bool {

@@ -22,7 +22,7 @@ use super::task::{
     TimelineEntry,
 };
 use super::{apply, validate};
-use crate::limits::{NOTE_CHARS_MAX, TIMELINE_ENTRIES_MAX};
+use crate::limits::{DEADLINE_HORIZON_MS, NOTE_CHARS_MAX, TIMELINE_ENTRIES_MAX, USER_CHARS_MAX};
 
 /// One handover, unique across all groups: the origin group and its message number there.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -236,6 +236,24 @@ impl MirroredFields {
         }
     }
 
+    /// The combinations of state and fields every task keeps: `Ledger::check_invariants` holds
+    /// each task to them, and a status report from another group is held to them before
+    /// anything of it is copied.
+    pub fn check(&self) -> Result<(), String> {
+        use TaskState::*;
+        if !matches!(self.state, Created | Cancelled) && (self.assignee_bureau.is_none() || self.ack_deadline_ms.is_none())
+        {
+            return Err(format!("a {} task has an assignee and an ack deadline", self.state));
+        }
+        if matches!(self.state, Acknowledged | Completed | Closed) && self.acked_at_ms.is_none() {
+            return Err(format!("a {} task was acknowledged", self.state));
+        }
+        if matches!(self.state, Completed | Closed | Returned) && self.outcome.is_none() {
+            return Err(format!("a {} task has an outcome", self.state));
+        }
+        Ok(())
+    }
+
     fn copy_into(&self, task: &mut Task) {
         task.state = self.state;
         task.assignee_bureau = self.assignee_bureau;
@@ -378,7 +396,7 @@ impl apply::Ledger {
         if let Some(task) = self.received_task(handover.forward) {
             return Ok(Applied { replayed: true, ..Applied::of_task(Arc::new(task.clone())) });
         }
-        validate_handover(handover)?;
+        validate_handover(handover, actor.bureau, group, stamp_ms)?;
         let (relay_to, designate_by_ms) = match (handover.purpose, placement) {
             (_, Placement::Keep) if handover.purpose != HandoverPurpose::Dispute => (None, None),
             (HandoverPurpose::Jurisdiction, Placement::RelayTo(next)) => {
@@ -421,7 +439,8 @@ impl apply::Ledger {
                 version: 1,
                 at_ms: stamp_ms,
                 action: TimelineAction::Receive,
-                actor_user: handover.sent_by.clone(),
+                // The sending group is on record, not the user name it wrote: that is its word.
+                actor_user: actor.user.clone(),
                 actor_bureau: handover.origin_bureau,
                 note: handover.note.clone(),
                 assignee_bureau: handover.dispatch.as_ref().map(|terms| terms.assignee),
@@ -487,8 +506,11 @@ impl apply::Ledger {
                 received.forward, actor.bureau
             )));
         }
-        if received.purpose != HandoverPurpose::Dispatch || !instruction.transition.is_dispatcher_action() {
-            return Err(Rejection::Forbidden("only a dispatcher's decisions on a dispatched task flow down".into()));
+        if received.purpose != HandoverPurpose::Dispatch || !instruction.transition.flows_down() {
+            return Err(Rejection::Forbidden(format!(
+                "only a dispatcher's review (close, return, cancel, extension decisions) of a dispatched task flows down, not {}",
+                instruction.transition.name()
+            )));
         }
         if instruction.number <= received.instructions_handled {
             return Ok(Applied { replayed: true, ..Applied::of_task(shared.clone()) });
@@ -519,9 +541,10 @@ impl apply::Ledger {
             return Err(Rejection::Conflict("no extension request is pending".into()));
         }
         apply::timeline_has_room(shared)?;
-        let dispatcher = Actor { user: instruction.sent_by.clone(), bureau: shared.origin_bureau, role: Role::Command };
+        // The sending group decided, for the bureau that dispatched; `sent_by` is only its word.
+        let dispatcher = Actor { user: actor.user.clone(), bureau: shared.origin_bureau, role: Role::Command };
         let task = Arc::make_mut(shared);
-        apply::record_transition(task, stamp_ms, &dispatcher, &instruction.note, &instruction.transition, next);
+        apply::record_transition(task, stamp_ms, &dispatcher, &instruction.note, &instruction.transition, next)?;
         Ok(Applied::of_task(shared.clone()))
     }
 
@@ -613,15 +636,7 @@ impl apply::Ledger {
                 report.version, remote.forward
             )));
         }
-        if report.timeline.len() > TIMELINE_ENTRIES_MAX || report.fields.escalated_to.len() > TIMELINE_ENTRIES_MAX {
-            return Err(Rejection::Invalid { field: "timeline".into(), reason: "too long".into() });
-        }
-        let regions = Regions::get();
-        if report.fields.assignee_bureau.is_some_and(|b| !regions.contains(b))
-            || report.fields.escalated_to.iter().any(|b| !regions.contains(*b))
-        {
-            return Err(Rejection::Invalid { field: "fields".into(), reason: "unknown bureau".into() });
-        }
+        check_report(report, &remote, stamp_ms)?;
         let task = Arc::make_mut(shared);
         let remote = task.remote.as_mut().expect("checked above");
         let known = remote.mirrored_version;
@@ -636,7 +651,6 @@ impl apply::Ledger {
             if ours || entry.action == TimelineAction::Receive || task.timeline.len() >= TIMELINE_ENTRIES_MAX {
                 continue;
             }
-            validate::note(&entry.note, false)?;
             task.version += 1;
             task.timeline.push(TimelineEntry { version: task.version, at_ms: stamp_ms, ..entry.clone() });
             appended += 1;
@@ -668,8 +682,10 @@ fn truncate_note(text: &str) -> String {
     text.chars().take(NOTE_CHARS_MAX).collect()
 }
 
-/// A handover is judged on its own: it comes from another group's ledger.
-fn validate_handover(handover: &Handover) -> Result<(), Rejection> {
+/// A handover is judged as a whole before anything changes: it comes from another group's
+/// ledger, so nothing in it is believed that this group can check. `sender` is the group that
+/// delivered it (authenticated by its link token), `group` this group.
+fn validate_handover(handover: &Handover, sender: BureauCode, group: BureauCode, stamp_ms: u64) -> Result<(), Rejection> {
     validate::new_task(&super::command::NewTask {
         kind: handover.kind,
         severity: handover.severity,
@@ -683,18 +699,88 @@ fn validate_handover(handover: &Handover) -> Result<(), Rejection> {
     })?;
     validate::note(&handover.note, false)?;
     validate::text("sent_by", &handover.sent_by, crate::limits::USER_CHARS_MAX, true, false)?;
-    if let Some(terms) = &handover.dispatch {
-        if !Regions::get().is_within(terms.assignee, handover.origin_bureau) {
-            return Err(Rejection::Invalid {
-                field: "assignee_bureau".into(),
-                reason: format!("{} is not below the dispatching bureau {}", terms.assignee, handover.origin_bureau),
-            });
+    let regions = Regions::get();
+    // A group speaks only for the bureaus of its own tree (the accepting node checks further
+    // that the sender hosts the bureau, from the topology).
+    if !regions.is_within(handover.origin_bureau, sender) {
+        return Err(validate::invalid(
+            "origin_bureau",
+            format!("group {sender} cannot hand over for bureau {}", handover.origin_bureau),
+        ));
+    }
+    match (handover.purpose, &handover.dispatch) {
+        (HandoverPurpose::Dispatch, Some(terms)) => {
+            // A dispatch comes down the tree: from a group above this one, for a bureau below
+            // the dispatcher that this group's tree holds.
+            if group == sender || !regions.is_within(group, sender) {
+                return Err(Rejection::Forbidden(format!("group {sender} is not above group {group}: it cannot dispatch here")));
+            }
+            if !regions.is_within(terms.assignee, handover.origin_bureau) || !regions.is_within(terms.assignee, group) {
+                return Err(validate::invalid(
+                    "assignee_bureau",
+                    format!(
+                        "{} is not below both the dispatching bureau {} and this group {group}",
+                        terms.assignee, handover.origin_bureau
+                    ),
+                ));
+            }
+            if terms.complete_deadline_ms < terms.ack_deadline_ms {
+                return Err(validate::invalid("complete_deadline", "must not be before the ack deadline"));
+            }
+            if terms.complete_deadline_ms > peer_deadline_max_ms(stamp_ms) {
+                return Err(validate::invalid("complete_deadline", "lies too far in the future"));
+            }
         }
-        if terms.complete_deadline_ms < terms.ack_deadline_ms {
-            return Err(Rejection::Invalid {
-                field: "complete_deadline".into(),
-                reason: "must not be before the ack deadline".into(),
-            });
+        (HandoverPurpose::Dispatch, None) => return Err(validate::invalid("dispatch", "a dispatch carries its terms")),
+        (_, Some(_)) => {
+            return Err(validate::invalid("dispatch", format!("a {} handover carries no dispatch terms", handover.purpose)))
+        }
+        (_, None) => {}
+    }
+    Ok(())
+}
+
+/// How far ahead a peer group's clock may run of this one's: groups keep their own clocks
+/// (NTP on each), so a report's deadlines are bounded by the horizon plus this.
+const PEER_CLOCK_SKEW_MAX_MS: u64 = 24 * 60 * 60 * 1000;
+
+fn peer_deadline_max_ms(stamp_ms: u64) -> u64 {
+    stamp_ms.saturating_add(DEADLINE_HORIZON_MS).saturating_add(PEER_CLOCK_SKEW_MAX_MS)
+}
+
+/// A status report is judged as a whole before anything of it is copied: its fields must agree
+/// with each other as every task's do (`MirroredFields::check`), name known bureaus (a
+/// dispatch's assignee within the group it went to), keep deadlines within the horizon, and
+/// its timeline entries must be bounded like a client's.
+fn check_report(report: &StatusReport, remote: &RemoteHandling, stamp_ms: u64) -> Result<(), Rejection> {
+    let fields = &report.fields;
+    if report.timeline.len() > TIMELINE_ENTRIES_MAX || fields.escalated_to.len() > TIMELINE_ENTRIES_MAX {
+        return Err(validate::invalid("timeline", "too long"));
+    }
+    fields.check().map_err(|reason| validate::invalid("fields", reason))?;
+    let regions = Regions::get();
+    let unknown = |code: &BureauCode| !regions.contains(*code);
+    if fields.assignee_bureau.iter().chain(&fields.escalated_to).any(unknown) {
+        return Err(validate::invalid("fields", "unknown bureau"));
+    }
+    if remote.purpose == HandoverPurpose::Dispatch
+        && fields.assignee_bureau.is_some_and(|assignee| !regions.is_within(assignee, remote.to_group))
+    {
+        return Err(validate::invalid("fields.assignee_bureau", format!("not within group {}", remote.to_group)));
+    }
+    let deadline_max_ms = peer_deadline_max_ms(stamp_ms);
+    if [fields.ack_deadline_ms, fields.complete_deadline_ms, fields.extension_requested_deadline_ms]
+        .iter()
+        .flatten()
+        .any(|deadline| *deadline > deadline_max_ms)
+    {
+        return Err(validate::invalid("fields", "a deadline lies too far in the future"));
+    }
+    for entry in report.timeline.iter().filter(|entry| entry.version > remote.mirrored_version) {
+        validate::note(&entry.note, false)?;
+        validate::text("timeline.actor_user", &entry.actor_user, USER_CHARS_MAX, false, false)?;
+        if unknown(&entry.actor_bureau) || entry.assignee_bureau.as_ref().is_some_and(unknown) {
+            return Err(validate::invalid("timeline", "unknown bureau"));
         }
     }
     Ok(())

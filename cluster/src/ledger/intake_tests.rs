@@ -50,7 +50,7 @@ fn ingest(ledger: &mut Ledger, stamp_ms: u64, signal: Signal) -> CommandResult {
     let command =
         Command { stamp_ms, actor: source(), idempotency: None, action: Action::IngestSignal(Box::new(signal)) };
     let result = ledger.apply(&command);
-    ledger.check_invariants();
+    ledger.check_invariants().expect("the ledger keeps its invariants");
     result
 }
 

@@ -16,7 +16,7 @@ pub mod task;
 pub mod uscc;
 pub mod validate;
 
-pub use apply::{next_state, Ledger};
+pub use apply::{next_state, InvariantViolation, Ledger};
 pub use bureau::{BureauCode, Regions};
 pub use command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
@@ -40,3 +40,5 @@ mod intake_tests;
 mod proptests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod trust_tests;

@@ -60,7 +60,7 @@ fn dispatch_to(code: &str, stamp_ms: u64) -> Transition {
 /// Applies and checks invariants, as every test step should.
 fn step(ledger: &mut Ledger, command: Command) -> CommandResult {
     let result = ledger.apply(&command);
-    ledger.check_invariants();
+    ledger.check_invariants().expect("the ledger keeps its invariants");
     result
 }
 
@@ -337,7 +337,7 @@ fn replaying_the_same_log_gives_the_same_state_on_every_replica() {
     }
     let bytes = bincode::serialize(&first_half).expect("serialize");
     let mut restored: Ledger = bincode::deserialize(&bytes).expect("deserialize");
-    restored.check_invariants();
+    restored.check_invariants().expect("the ledger keeps its invariants");
     for command in &commands[1_000..] {
         let _ = restored.apply(command);
     }

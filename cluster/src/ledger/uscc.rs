@@ -15,9 +15,20 @@ use serde::{Deserialize, Serialize};
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 pub const USCC_LEN: usize = 18;
 
-/// A validated USCC in canonical form.
+/// A validated USCC in canonical form. Decoding checks it like parsing does: a USCC that
+/// arrives from another group, a log entry or a file is never believed unchecked.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct Uscc(String);
+
+impl TryFrom<String> for Uscc {
+    type Error = UsccError;
+
+    fn try_from(text: String) -> Result<Uscc, UsccError> {
+        Uscc::check(&text)?;
+        Ok(Uscc(text))
+    }
+}
 
 /// Why a string is not a USCC; the variant names follow the defect classes of the reference data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

@@ -54,6 +54,9 @@ pub struct LedgerStore {
     installed_snapshot_index: Arc<std::sync::atomic::AtomicU64>,
     /// Told each time a snapshot file is durable; the log store purges only behind it.
     durable_snapshot: DurableSnapshot,
+    /// Set when applying an entry failed (a bug in `apply`: nothing from outside can make it
+    /// panic): the replica stops applying, and health and readiness say so.
+    failure: Arc<std::sync::OnceLock<String>>,
 }
 
 type SnapshotMetaOf = SnapshotMeta<NodeId, BasicNode>;
@@ -93,6 +96,7 @@ impl LedgerStore {
             snapshots_installed: Arc::default(),
             installed_snapshot_index: Arc::default(),
             durable_snapshot,
+            failure: Arc::default(),
         })
     }
 
@@ -101,9 +105,20 @@ impl LedgerStore {
         self.durable_snapshot.clone()
     }
 
-    /// Read access for the API. Held briefly: apply waits for it.
+    /// Read access for the API. Held briefly: apply waits for it. A panic while the lock was
+    /// held is caught and recorded as the replica's `failure`, so readers never panic on it.
     pub fn read(&self) -> RwLockReadGuard<'_, Replica> {
-        self.replica.read().expect("the replica lock is never poisoned: apply asserts before it mutates")
+        self.replica.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Replica> {
+        self.replica.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Why this replica stopped applying entries, if it did: the node is then neither healthy
+    /// nor ready, and needs an operator.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.get().map(String::as_str)
     }
 
     pub fn snapshots_installed(&self) -> u64 {
@@ -124,7 +139,7 @@ impl LedgerStore {
 
 fn decode_ledger(bytes: &[u8]) -> io::Result<Ledger> {
     let ledger: Ledger = bincode::deserialize(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    ledger.check_invariants();
+    ledger.check_invariants().map_err(|violation| io::Error::new(io::ErrorKind::InvalidData, violation))?;
     Ok(ledger)
 }
 
@@ -304,30 +319,37 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        if let Some(failure) = self.failure() {
+            return Err(apply_error(failure));
+        }
         let mut responses = Vec::new();
         let mut notices = Vec::new();
         {
-            let mut replica = self.replica.write().expect("the replica lock is never poisoned");
+            let mut replica = self.write();
             for entry in entries {
-                assert!(
-                    replica.last_applied.is_none_or(|last| last.index < entry.log_id.index),
-                    "the applied index only increases"
-                );
-                replica.last_applied = Some(entry.log_id);
-                match entry.payload {
-                    EntryPayload::Blank => responses.push(LedgerResponse::default()),
-                    EntryPayload::Normal(request) => {
-                        let results: Vec<CommandResult> =
-                            request.commands.iter().map(|command| replica.ledger.apply(command)).collect();
-                        if self.applied.receiver_count() > 0 {
-                            let results = Arc::new(results.clone());
-                            notices.push(AppliedEntry { index: entry.log_id.index, results });
-                        }
-                        responses.push(LedgerResponse { results });
+                let index = entry.log_id.index;
+                // Nothing from outside the group can make `apply` panic (every check on a
+                // command is a `Rejection`); should a bug do it anyway, the replica stops here
+                // and says so, instead of a poisoned lock that hangs every reader while the
+                // health checks say ok.
+                let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    apply_entry(&mut replica, entry, self.applied.receiver_count() > 0)
+                }));
+                match applied {
+                    Ok((response, notice)) => {
+                        responses.push(response);
+                        notices.extend(notice);
                     }
-                    EntryPayload::Membership(membership) => {
-                        replica.membership = StoredMembership::new(Some(entry.log_id), membership);
-                        responses.push(LedgerResponse::default());
+                    Err(panic) => {
+                        let reason = panic
+                            .downcast_ref::<&str>()
+                            .map(|text| (*text).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        let failure = format!("applying log entry {index} failed: {reason}");
+                        tracing::error!(%failure, "the state machine stopped");
+                        let failure = self.failure.get_or_init(|| failure);
+                        return Err(apply_error(failure));
                     }
                 }
             }
@@ -340,6 +362,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // A failed replica stops applying, so openraft asks for no snapshot of it.
         let started = std::time::Instant::now();
         let replica = self.read();
         let last_log_id = replica.last_applied;
@@ -379,7 +402,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
             .await
             .map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, io::Error::other(e)))?
             .map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, e))?;
-        let mut replica = self.replica.write().expect("the replica lock is never poisoned");
+        let mut replica = self.write();
         replica.ledger = ledger;
         replica.last_applied = meta.last_log_id;
         replica.membership = meta.last_membership.clone();
@@ -398,6 +421,33 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
             .map_err(|e| snapshot_error(None, ErrorVerb::Read, e))?;
         Ok(stored.map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
     }
+}
+
+/// Applies one log entry to the replica: its answer, and the notice for the applied-entry
+/// subscribers when there are any.
+fn apply_entry(replica: &mut Replica, entry: Entry, notify: bool) -> (LedgerResponse, Option<AppliedEntry>) {
+    assert!(
+        replica.last_applied.is_none_or(|last| last.index < entry.log_id.index),
+        "the applied index only increases"
+    );
+    replica.last_applied = Some(entry.log_id);
+    match entry.payload {
+        EntryPayload::Blank => (LedgerResponse::default(), None),
+        EntryPayload::Normal(request) => {
+            let results: Vec<CommandResult> =
+                request.commands.iter().map(|command| replica.ledger.apply(command)).collect();
+            let notice = notify.then(|| AppliedEntry { index: entry.log_id.index, results: Arc::new(results.clone()) });
+            (LedgerResponse { results }, notice)
+        }
+        EntryPayload::Membership(membership) => {
+            replica.membership = StoredMembership::new(Some(entry.log_id), membership);
+            (LedgerResponse::default(), None)
+        }
+    }
+}
+
+fn apply_error(failure: &str) -> StorageError {
+    StorageIOError::new(ErrorSubject::StateMachine, ErrorVerb::Write, openraft::AnyError::error(failure)).into()
 }
 
 #[cfg(test)]

@@ -1,0 +1,257 @@
+//! What another group may send is checked as a whole before anything changes: the review's
+//! payloads (../shared/reviews/security-2026-12.md, findings 1, 2, 8 and 22) are refused as
+//! `Rejection`s, leave the ledger as it was, and keep its invariants, so a snapshot of it
+//! always loads again.
+
+use super::task::TimelineEntry;
+use super::*;
+
+const HOUR_MS: u64 = 3_600_000;
+const T0: u64 = 1_780_000_000_000;
+
+fn bureau(code: &str) -> BureauCode {
+    BureauCode::parse_known(code).expect(code)
+}
+
+fn apply(ledger: &mut Ledger, stamp_ms: u64, actor: Actor, action: Action) -> CommandResult {
+    let result = ledger.apply(&Command { stamp_ms, actor, idempotency: None, action });
+    ledger.check_invariants().expect("the ledger keeps its invariants");
+    let bytes = bincode::serialize(ledger).expect("encodes");
+    let decoded: Ledger = bincode::deserialize(&bytes).expect("a snapshot of it decodes");
+    decoded.check_invariants().expect("and loads");
+    result
+}
+
+fn lead(region: &str) -> NewTask {
+    NewTask {
+        kind: TaskKind::Lead,
+        severity: Severity::High,
+        title: "网络销售假冒商品线索".to_owned(),
+        description: String::new(),
+        subject: Subject { uscc: None, name: "某某电子商务有限公司".to_owned(), region_code: bureau(region), address: String::new() },
+        source: Source::BigData,
+        origin_bureau: bureau("440000"),
+        assignee_bureau: None,
+        routing: Routing::Keep,
+    }
+}
+
+fn handover(sender: &str, origin_bureau: &str, assignee: &str, seq: u64) -> Handover {
+    let task = lead(assignee);
+    Handover {
+        forward: ForwardId { origin_group: bureau(sender), seq },
+        purpose: HandoverPurpose::Dispatch,
+        origin_task: TaskId(1),
+        origin_bureau: bureau(origin_bureau),
+        kind: task.kind,
+        severity: Severity::Critical,
+        title: task.title,
+        description: String::new(),
+        subject: task.subject,
+        source: task.source,
+        dispatch: Some(DispatchTerms {
+            assignee: bureau(assignee),
+            ack_deadline_ms: T0 + HOUR_MS,
+            complete_deadline_ms: T0 + 48 * HOUR_MS,
+        }),
+        note: String::new(),
+        sent_by: "gd-command".to_owned(),
+    }
+}
+
+fn receive(ledger: &mut Ledger, sender: &str, group: &str, message: Message) -> CommandResult {
+    let action = Action::Receive { message: Box::new(message), group: bureau(group), placement: Placement::Keep };
+    apply(ledger, T0, peer_actor(bureau(sender)), action)
+}
+
+/// Guangzhou's ledger with the province's dispatch to Tianhe received: the task's id.
+fn guangzhou_with_a_dispatch() -> (Ledger, TaskId) {
+    let mut guangzhou = Ledger::new();
+    let applied = receive(&mut guangzhou, "440000", "440100", Message::Handover(handover("440000", "440000", "440106", 1)))
+        .expect("a dispatch from the province is received");
+    (guangzhou, applied.task().id)
+}
+
+/// The province's ledger with a task dispatched across to Tianhe and delivered: the record's id.
+fn province_with_a_tracking_record() -> (Ledger, TaskId) {
+    let mut province = Ledger::new();
+    let zhang = Actor { user: "zhang".into(), bureau: bureau("440000"), role: Role::Command };
+    let id = apply(&mut province, T0, zhang.clone(), Action::CreateTask(lead("440106"))).unwrap().task().id;
+    let across = Transition::DispatchAcross {
+        assignee: bureau("440106"),
+        ack_deadline_ms: T0 + HOUR_MS,
+        complete_deadline_ms: T0 + 48 * HOUR_MS,
+        to_group: bureau("440100"),
+        from_group: bureau("440000"),
+    };
+    let change = TaskChange { task: id, expected_version: None, note: String::new(), transition: across };
+    apply(&mut province, T0, zhang, Action::ChangeTask(change)).expect("dispatched across");
+    let seq = province.outbox().next().expect("the handover waits").seq;
+    let courier = Actor { user: "courier".into(), bureau: bureau("440000"), role: Role::System };
+    apply(&mut province, T0, courier, Action::RecordReceipt { seq, target_task: TaskId(7), refusal: None })
+        .expect("receipted");
+    (province, id)
+}
+
+/// A report from Guangzhou on the province's record, one version past what it knows.
+fn report_on(province: &Ledger, id: TaskId) -> StatusReport {
+    let record = province.task(id).expect("exists");
+    let remote = record.remote.clone().expect("tracks a handover");
+    let mut fields = MirroredFields::of(record);
+    fields.state = TaskState::Acknowledged;
+    fields.acked_at_ms = Some(T0 + HOUR_MS / 2);
+    StatusReport {
+        forward: remote.forward,
+        task: TaskId(7),
+        version: remote.mirrored_version + 2,
+        instructions_handled: 0,
+        fields,
+        timeline: vec![TimelineEntry {
+            version: remote.mirrored_version + 2,
+            at_ms: T0,
+            action: TimelineAction::Ack,
+            actor_user: "li".into(),
+            actor_bureau: bureau("440106"),
+            note: String::new(),
+            assignee_bureau: None,
+            outcome: None,
+        }],
+    }
+}
+
+fn mirror(province: &mut Ledger, report: StatusReport) -> CommandResult {
+    apply(province, T0 + HOUR_MS, peer_actor(bureau("440100")), Action::MirrorStatus(Box::new(report)))
+}
+
+#[test]
+fn an_instruction_that_would_hand_the_task_over_is_refused_and_changes_nothing() {
+    // Finding 1: a Designate instruction reached `unreachable!` in apply on every replica.
+    let (mut guangzhou, id) = guangzhou_with_a_dispatch();
+    let before = guangzhou.task(id).cloned();
+    let forward = ForwardId { origin_group: bureau("440000"), seq: 1 };
+    let g = |code| bureau(code);
+    let not_down = [
+        Transition::Designate { to_group: g("330000"), from_group: g("440100") },
+        Transition::Dispute { to_group: g("440000"), from_group: g("440100") },
+        Transition::Forward { to_group: g("330000"), from_group: g("440100") },
+        Transition::DispatchAcross {
+            assignee: g("440106"),
+            ack_deadline_ms: T0 + HOUR_MS,
+            complete_deadline_ms: T0 + 2 * HOUR_MS,
+            to_group: g("440300"),
+            from_group: g("440100"),
+        },
+        Transition::Dispatch { assignee: g("440111"), ack_deadline_ms: T0 + HOUR_MS, complete_deadline_ms: T0 + 2 * HOUR_MS },
+        Transition::Ack,
+        Transition::Complete { outcome: CompletionOutcome::Warned },
+        Transition::Pause,
+    ];
+    for transition in not_down {
+        let instruction = Instruction { forward, number: 1, transition, note: String::new(), sent_by: "x".into() };
+        let answer = receive(&mut guangzhou, "440000", "440100", Message::Instruction(instruction));
+        assert!(matches!(answer, Err(Rejection::Forbidden(_))), "{answer:?}");
+        assert_eq!(guangzhou.task(id).cloned(), before, "a refused instruction changes nothing");
+    }
+    // The review's decisions still flow down, recorded as the sending group's.
+    let cancel = Instruction { forward, number: 1, transition: Transition::Cancel, note: "撤销".into(), sent_by: "zhang".into() };
+    let cancelled = receive(&mut guangzhou, "440000", "440100", Message::Instruction(cancel)).expect("a cancel flows down");
+    assert_eq!(cancelled.task().state, TaskState::Cancelled);
+    assert_eq!(cancelled.task().timeline.last().map(|e| e.actor_user.as_str()), Some("group:440000"));
+}
+
+#[test]
+fn a_handover_is_believed_only_for_bureaus_of_the_sending_groups_tree() {
+    // Finding 8: Zhejiang planted a "dispatched" task in the name of the Guangdong province.
+    let mut guangzhou = Ledger::new();
+    let planted = handover("330000", "440000", "440106", 1);
+    let answer = receive(&mut guangzhou, "330000", "440100", Message::Handover(planted));
+    assert!(matches!(answer, Err(Rejection::Invalid { ref field, .. }) if field == "origin_bureau"), "{answer:?}");
+    // A sibling city cannot dispatch into Guangzhou, even for its own bureau.
+    let sideways = handover("440300", "440300", "440106", 1);
+    let answer = receive(&mut guangzhou, "440300", "440100", Message::Handover(sideways));
+    assert!(answer.is_err(), "{answer:?}");
+    // Nor may the province dispatch to a bureau this group does not hold.
+    let elsewhere = handover("440000", "440000", "440305", 2);
+    assert!(receive(&mut guangzhou, "440000", "440100", Message::Handover(elsewhere)).is_err());
+    // A lead's handover carries no dispatch terms; a dispatch always does.
+    let mut lead_with_terms = handover("440000", "440000", "440106", 3);
+    lead_with_terms.purpose = HandoverPurpose::Jurisdiction;
+    assert!(receive(&mut guangzhou, "440000", "440100", Message::Handover(lead_with_terms)).is_err());
+    let mut dispatch_without = handover("440000", "440000", "440106", 4);
+    dispatch_without.dispatch = None;
+    assert!(receive(&mut guangzhou, "440000", "440100", Message::Handover(dispatch_without)).is_err());
+    assert_eq!(guangzhou.task_count(), 0);
+
+    // The province's own dispatch is received, with the sending group on record.
+    let genuine = handover("440000", "440000", "440106", 5);
+    let task = receive(&mut guangzhou, "440000", "440100", Message::Handover(genuine)).expect("received").task().clone();
+    assert_eq!(task.timeline[0].actor_user, "group:440000");
+    assert_eq!(task.timeline[0].actor_bureau, bureau("440000"));
+}
+
+#[test]
+fn a_report_whose_fields_disagree_is_refused_whole() {
+    // Finding 2: a "completed" task without assignee or outcome made every node panic when it
+    // next loaded a snapshot.
+    let (mut province, id) = province_with_a_tracking_record();
+    let before = province.task(id).cloned();
+    let refused = |province: &mut Ledger, report: StatusReport| {
+        let answer = mirror(province, report);
+        assert!(matches!(answer, Err(Rejection::Invalid { .. })), "{answer:?}");
+        assert_eq!(province.task(id).cloned(), before, "a refused report changes nothing");
+    };
+
+    let mut poisoned = report_on(&province, id);
+    poisoned.fields.state = TaskState::Completed;
+    poisoned.fields.assignee_bureau = None;
+    poisoned.fields.acked_at_ms = None;
+    poisoned.fields.outcome = None;
+    refused(&mut province, poisoned);
+
+    let mut no_outcome = report_on(&province, id);
+    no_outcome.fields.state = TaskState::Returned;
+    refused(&mut province, no_outcome);
+
+    let mut outside = report_on(&province, id);
+    outside.fields.assignee_bureau = Some(bureau("440305"));
+    refused(&mut province, outside);
+
+    let mut far = report_on(&province, id);
+    far.fields.complete_deadline_ms = Some(u64::MAX);
+    refused(&mut province, far);
+
+    // Finding 22: copied timeline entries are bounded like a client's text, and a bad one is
+    // refused before the record's version moves.
+    let mut long_user = report_on(&province, id);
+    long_user.timeline[0].actor_user = "x".repeat(10_000);
+    refused(&mut province, long_user);
+
+    let mut long_note = report_on(&province, id);
+    long_note.timeline[0].note = "长".repeat(crate::limits::NOTE_CHARS_MAX + 1);
+    refused(&mut province, long_note);
+
+    let sound = report_on(&province, id);
+    let mirrored = mirror(&mut province, sound).expect("a sound report is mirrored");
+    assert_eq!(mirrored.task().state, TaskState::Acknowledged);
+}
+
+#[test]
+fn a_uscc_is_checked_when_it_is_decoded() {
+    // Finding 22: `Uscc` derived `Deserialize`, so peers' USCCs skipped the check.
+    assert!(serde_json::from_str::<Uscc>("\"91350100M000100Y43\"").is_ok());
+    for bad in ["\"91350100M000100Y44\"", "\"x\"", "\"91350100m000100y43\""] {
+        assert!(serde_json::from_str::<Uscc>(bad).is_err(), "{bad}");
+    }
+    let json = serde_json::to_string(&Message::Handover(handover("440000", "440000", "440106", 1))).expect("encodes");
+    let forged = json.replace("\"uscc\":null", "\"uscc\":\"NOT-A-USCC\"");
+    assert_ne!(forged, json, "the test rewrote the USCC");
+    assert!(serde_json::from_str::<Message>(&forged).is_err());
+}
+
+#[test]
+fn a_ledger_that_breaks_an_invariant_is_an_error_not_a_panic() {
+    let bytes = Ledger::broken_for_tests();
+    let ledger: Ledger = bincode::deserialize(&bytes).expect("decodes");
+    let violation = ledger.check_invariants().expect_err("the invariants fail");
+    assert!(violation.to_string().contains("assignee"), "{violation}");
+}
