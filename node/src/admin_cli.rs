@@ -53,19 +53,24 @@ pub enum AdminOperation {
         out: PathBuf,
     },
     /// Seed a new node's data directory from a backup (run once per node of the new group,
-    /// before starting it). Refuses a node whose data directory already holds data.
+    /// before starting it). Refuses a node whose data directory already holds data, and a
+    /// backup whose digest is not the one `backup` printed.
     Restore {
         #[arg(long)]
         from: PathBuf,
         /// The new node's configuration file.
         #[arg(long)]
         config: PathBuf,
+        /// The digest `backup` printed when it took the backup (kept apart from the file): a
+        /// file rewritten where backups are stored has another, whatever checksums it carries.
+        #[arg(long)]
+        expect_digest: String,
     },
 }
 
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
-    if let AdminOperation::Restore { from, config } = &args.operation {
-        return restore(from, config);
+    if let AdminOperation::Restore { from, config, expect_digest } = &args.operation {
+        return restore(from, config, expect_digest);
     }
     let token = args.token.as_deref().context("--token (or XIETONG_ADMIN_TOKEN) is required")?;
     let http = reqwest::Client::builder().timeout(ADMIN_CALL_TIMEOUT).build()?;
@@ -141,11 +146,21 @@ fn directory_files_dir(backup: &Path) -> PathBuf {
 
 /// Seeds the data directory of the node configured in `config_path` with the backup: a snapshot
 /// at the backup's index whose membership is the new group's members from the config.
-fn restore(from: &Path, config_path: &Path) -> anyhow::Result<()> {
+fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> anyhow::Result<()> {
     let (config, _) = config::NodeConfig::load(config_path)?;
+    // Never into the directory of a node that runs.
+    let _data_dir_lock = crate::data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
     let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
     let (backup, ledger) =
         Backup::decode(&bytes).with_context(|| format!("{} is not a usable backup", from.display()))?;
+    // `decode` checked that the ledger has the header's digest; the header must have the one
+    // recorded when the backup was taken.
+    anyhow::ensure!(
+        backup.header.digest == expect_digest.trim().to_ascii_lowercase(),
+        "{} has digest {}, not the expected {expect_digest}: it is not the backup that was taken",
+        from.display(),
+        backup.header.digest
+    );
     anyhow::ensure!(
         backup.header.group == config.group.bureau,
         "the backup is of group {}, the node belongs to group {}",

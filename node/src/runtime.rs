@@ -48,6 +48,8 @@ fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
 
 /// Runs one node until `shutdown` fires.
 pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // First of all: a second process on this data directory stops here, having touched nothing.
+    let _data_dir_lock = crate::data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
     let group_bureau = BureauCode::parse_known(&config.group.bureau)
         .with_context(|| format!("group.bureau {} is not a region code", config.group.bureau))?;
     let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;

@@ -18,8 +18,42 @@ use crate::api::ApiError;
 use crate::batcher::ProposeError;
 use crate::state::AppState;
 
+/// How many times a request was forwarded between the group's members. Believed only with a
+/// valid `PROOF_HEADER`: a forwarded request is not budgeted again and may be handled by a
+/// follower at the hop limit, so a client's own copy would shed its budget.
 pub const HOPS_HEADER: &str = "x-xietong-forward-hops";
+/// The forwarding member's seal (HMAC with the group secret) over the method, the path, the
+/// hop count and the caller's credential.
+pub const PROOF_HEADER: &str = "x-xietong-member-proof";
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// What a forwarding seal is for (so it can never pass for another seal of the group).
+const PROOF_PURPOSE: &str = "xietong-forward-v1";
+
+fn forward_proof_parts<'a>(method: &'a str, path: &'a str, hops: &'a str, authorization: &'a [u8]) -> [&'a [u8]; 4] {
+    [method.as_bytes(), path.as_bytes(), hops.as_bytes(), authorization]
+}
+
+/// Middleware: keeps the hop count of a request only when a member of this group sealed it;
+/// any other copy (a client's, a gateway's pass-through) is removed before a handler sees it.
+pub async fn believe_hops_only_from_members(
+    axum::extract::State(secret): axum::extract::State<cluster::raft::GroupSecret>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers();
+    if let Some(hops) = headers.get(HOPS_HEADER) {
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let authorization = headers.get(axum::http::header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
+        let proof = headers.get(PROOF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let parts = forward_proof_parts(request.method().as_str(), path, hops.to_str().unwrap_or(""), authorization);
+        if !secret.verifies(PROOF_PURPOSE, &parts, proof) {
+            tracing::debug!(path, "removed a forward hop count no member sealed");
+            request.headers_mut().remove(HOPS_HEADER);
+        }
+    }
+    request.headers_mut().remove(PROOF_HEADER);
+    next.run(request).await
+}
 
 /// The parts of the client's request needed to forward it unchanged.
 pub struct OriginalRequest {
@@ -117,11 +151,15 @@ async fn forward(
     addr: &str,
 ) -> Result<Response, Option<ApiError>> {
     let path = original.uri.path_and_query().map_or("/", |p| p.as_str());
+    let hops = (original.hops() + 1).to_string();
+    let authorization = original.headers.get(axum::http::header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
+    let proof = state.group_secret.seal(PROOF_PURPOSE, &forward_proof_parts("POST", path, &hops, authorization));
     let mut request = state
         .forward_http
         .post(format!("{}{path}", state.transport.base_url(&state.peers.route(leader_id, addr))))
         .timeout(REQUEST_TIMEOUT)
-        .header(HOPS_HEADER, (original.hops() + 1).to_string())
+        .header(HOPS_HEADER, hops)
+        .header(PROOF_HEADER, proof)
         .body(original.body.clone());
     for name in [axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE] {
         if let Some(value) = original.headers.get(&name) {

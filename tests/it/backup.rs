@@ -15,7 +15,7 @@ const WRITES_AFTER_BACKUP: usize = 30;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_digest() {
-    let original = TestCluster::start().await;
+    let mut original = TestCluster::start().await;
     let stop = Arc::new(AtomicBool::new(false));
     let acknowledged: Arc<Mutex<Vec<u64>>> = Arc::default();
     let writer = {
@@ -71,8 +71,12 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     );
     assert!(backed_up_tasks < count(), "the writer went on while and after the backup was taken");
 
-    let restored =
-        TestCluster::start_with(ClusterOptions { restore_from: Some(file.clone()), ..ClusterOptions::default() }).await;
+    let digest = header["digest"].as_str().expect("digest").to_owned();
+    let restored = TestCluster::start_with(ClusterOptions {
+        restore_from: Some((file.clone(), digest.clone())),
+        ..ClusterOptions::default()
+    })
+    .await;
     let view = restored.wait_for_convergence().await;
     let restored_files: Vec<_> =
         tests::files_below(restored.data_dir()).into_iter().filter(|p| p.ends_with(format!("{sha}.csv"))).collect();
@@ -89,9 +93,16 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     assert!(new_task.id > *restored_ids.iter().max().expect("tasks"), "ids continue after the restored ones");
     restored.wait_for_convergence().await;
 
-    // Refusals: a node that holds data, a damaged file, a node of another group.
+    // Refusals: a running node's directory, a node that holds data, a damaged file, a node of
+    // another group.
     let config = original.config_path(1).to_string_lossy().into_owned();
-    let error = admin_offline(&["restore", "--from", &file.to_string_lossy(), "--config", &config]).unwrap_err();
+    let restore = |from: &std::path::Path, config: &str, digest: &str| {
+        admin_offline(&["restore", "--from", &from.to_string_lossy(), "--config", config, "--expect-digest", digest])
+    };
+    let error = restore(&file, &config, &digest).unwrap_err();
+    assert!(error.contains("is in use by process"), "{error}");
+    original.kill(1);
+    let error = restore(&file, &config, &digest).unwrap_err();
     assert!(error.contains("already holds data"), "{error}");
 
     let damaged = original.data_dir().join("damaged.backup");
@@ -110,13 +121,15 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     };
     std::fs::write(&fresh_config, fresh_config_text("440000")).expect("config");
     let fresh_config_arg = fresh_config.to_string_lossy().into_owned();
-    let error =
-        admin_offline(&["restore", "--from", &damaged.to_string_lossy(), "--config", &fresh_config_arg]).unwrap_err();
+    let error = restore(&damaged, &fresh_config_arg, &digest).unwrap_err();
     assert!(error.contains("not a usable backup"), "{error}");
+    // Finding 13 of the security review: a file rewritten with recomputed checksums decodes, but
+    // its digest is not the one printed when the backup was taken.
+    let error = restore(&file, &fresh_config_arg, &"0".repeat(64)).unwrap_err();
+    assert!(error.contains("it is not the backup that was taken"), "{error}");
 
     std::fs::write(&fresh_config, fresh_config_text("440100")).expect("config");
-    let error =
-        admin_offline(&["restore", "--from", &file.to_string_lossy(), "--config", &fresh_config_arg]).unwrap_err();
+    let error = restore(&file, &fresh_config_arg, &digest).unwrap_err();
     assert!(error.contains("the backup is of group 440000"), "{error}");
     assert!(!fresh.path().join("data").join("snapshot").join("current.snap").exists(), "nothing was written");
 }

@@ -166,8 +166,9 @@ pub struct ClusterOptions {
     pub topology_toml: Option<String>,
     /// Users added to the demo users (TOML `[[users]]` entries).
     pub extra_users_toml: Option<String>,
-    /// A backup file every node is seeded from (`xietong admin restore`) before its first start.
-    pub restore_from: Option<PathBuf>,
+    /// A backup file every node is seeded from (`xietong admin restore`) before its first start,
+    /// with the digest `backup` printed for it.
+    pub restore_from: Option<(PathBuf, String)>,
     /// Serve and call peers over TLS, with a CA and a certificate for 127.0.0.1 made for the test.
     pub tls: bool,
     /// Route every node-to-node link (i → j) through a fault proxy of its own, so a test can
@@ -297,10 +298,11 @@ impl TestCluster {
         let http = http.build().expect("client");
         let scheme = if options.tls { "https" } else { "http" };
         let mut cluster = TestCluster { dir, nodes, http, scheme, links };
-        if let Some(backup) = &options.restore_from {
+        if let Some((backup, digest)) = &options.restore_from {
             for node in &cluster.nodes {
                 let config = node.config.to_string_lossy();
-                admin_offline(&["restore", "--from", &backup.to_string_lossy(), "--config", &config])
+                let from = backup.to_string_lossy();
+                admin_offline(&["restore", "--from", &from, "--config", &config, "--expect-digest", digest])
                     .expect("restoring the backup into a new node");
             }
         }

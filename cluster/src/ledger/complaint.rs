@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::access::{self, within};
+use super::access;
 use super::apply::{self, Ledger};
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
 use super::task::{wire_enum, Source, TaskState, TimelineAction};
@@ -149,10 +149,11 @@ impl Ledger {
         Ok(Applied::of_task(task))
     }
 
-    /// The reporter of a complaint, for the registering bureau's command centre only.
+    /// The reporter of a complaint, for the registering bureau's command centre only: not its
+    /// superiors (a province sees its cities' complaints, not who made them).
     pub fn reporter(&self, actor: &Actor, task: super::task::TaskId) -> Result<&Reporter, Rejection> {
         let found = self.task(task).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task))?;
-        if actor.role != Role::Command || !within(found.origin_bureau, actor.bureau) {
+        if actor.role != Role::Command || found.origin_bureau != actor.bureau {
             return Err(Rejection::Forbidden("only the registering bureau's command centre sees who reported".into()));
         }
         self.reporters.get(&task).ok_or(Rejection::TaskNotFound(task))
@@ -171,8 +172,12 @@ impl Ledger {
         let refusing = matches!(step, ComplaintStep::Decide { accept: false, .. });
         let telling = matches!(step, ComplaintStep::NotifyReporter);
         validate::note(note, refusing || telling)?;
-        let shared = self.task_mut(task_id).ok_or(Rejection::TaskNotFound(task_id))?;
-        if !matches!(actor.role, Role::Command | Role::Operator) || !within(shared.origin_bureau, actor.bureau) {
+        // A task the actor cannot see answers as missing: nothing about it is told.
+        let shared = self
+            .task_mut(task_id)
+            .filter(|task| access::can_see(actor, task))
+            .ok_or(Rejection::TaskNotFound(task_id))?;
+        if !matches!(actor.role, Role::Command | Role::Operator) || shared.origin_bureau != actor.bureau {
             return Err(Rejection::Forbidden("the registering bureau decides on a complaint".into()));
         }
         let record =

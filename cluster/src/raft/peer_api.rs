@@ -1,7 +1,10 @@
 //! The receiving side of peer RPC: axum routes that hand requests to the local Raft and send
 //! back the whole `Result`, bincode-encoded.
 
-use axum::body::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +12,7 @@ use axum::routing::post;
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::network::{PATH_APPEND, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE, REMOTE_ERROR_STATUS, TARGET_NODE_HEADER};
 use super::{GroupSecret, NodeId, Raft};
@@ -18,31 +22,50 @@ struct PeerState {
     raft: Raft,
     node_id: NodeId,
     secret: GroupSecret,
+    /// Peer RPCs served at once (`PEER_RPCS_CONCURRENT_MAX`).
+    slots: Arc<Semaphore>,
 }
 
 /// The largest peer RPC body accepted: a snapshot chunk (`SNAPSHOT_CHUNK_BYTES`) or an
 /// AppendEntries of up to 64 batched entries, with room. axum's default limit (2 MB) is below a
 /// snapshot chunk: with it, a follower that needed a snapshot larger than 2 MB refused every
-/// chunk and never caught up (found by the long randomized fault run).
+/// chunk and never caught up (found by the long randomized fault run). Read only from a member
+/// that presented the group secret.
 pub const PEER_RPC_BODY_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// A vote or a read-index request is a few dozen bytes.
+const SMALL_PEER_RPC_BODY_BYTES_MAX: usize = 64 * 1024;
 /// Bytes of snapshot per InstallSnapshot RPC (openraft's `snapshot_max_chunk_size`).
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+/// Peer RPCs served at once. A leader keeps one replication stream per follower and a
+/// candidate asks each member once, so a group of seven needs a handful; the cap bounds what a
+/// misbehaving member can hold.
+pub const PEER_RPCS_CONCURRENT_MAX: usize = 64;
+/// The longest a peer RPC may take to arrive (its body) and to wait for a slot: a 4 MiB chunk
+/// crosses a slow data-centre link in well under a second.
+pub const PEER_RPC_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 const _: () = assert!(SNAPSHOT_CHUNK_BYTES as usize * 2 < PEER_RPC_BODY_BYTES_MAX);
 
 /// Routes for `/raft/*`, to be merged into the node's single HTTP server.
 pub fn router(raft: Raft, node_id: NodeId, secret: GroupSecret) -> Router {
+    let slots = Arc::new(Semaphore::new(PEER_RPCS_CONCURRENT_MAX));
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .route(PATH_READ_INDEX, post(read_index))
-        .layer(axum::extract::DefaultBodyLimit::max(PEER_RPC_BODY_BYTES_MAX))
-        .with_state(PeerState { raft, node_id, secret })
+        .with_state(PeerState { raft, node_id, secret, slots })
 }
 
-/// Checks the group secret and the target header, decodes the body, or explains the refusal.
-fn admit<Req: DeserializeOwned>(state: &PeerState, headers: &HeaderMap, body: &[u8]) -> Result<Req, Response> {
+/// Checks the group secret and the target header from the headers alone, then takes a slot
+/// and reads and decodes the body within the time limit, or explains the refusal. Nothing of
+/// the body is read for a caller without the secret.
+async fn admit<Req: DeserializeOwned>(
+    state: &PeerState,
+    headers: &HeaderMap,
+    body: Body,
+    bytes_max: usize,
+) -> Result<(Req, OwnedSemaphorePermit), Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     if !state.secret.admits(authorization) {
         tracing::warn!(node = state.node_id, "refused peer RPC without this group's secret");
@@ -55,8 +78,24 @@ fn admit<Req: DeserializeOwned>(state: &PeerState, headers: &HeaderMap, body: &[
         let message = format!("this is node {}, not {:?}", state.node_id, target);
         return Err((StatusCode::MISDIRECTED_REQUEST, message).into_response());
     }
-    bincode::deserialize(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable peer RPC: {e}")).into_response())
+    let arrival = async {
+        let slot = state.slots.clone().acquire_owned().await.map_err(|_| "the node is shutting down".to_owned())?;
+        let bytes = axum::body::to_bytes(body, bytes_max)
+            .await
+            .map_err(|e| format!("peer RPC body unreadable or over {bytes_max} bytes: {e}"))?;
+        Ok::<_, String>((bytes, slot))
+    };
+    let (bytes, slot) = match tokio::time::timeout(PEER_RPC_READ_TIMEOUT, arrival).await {
+        Ok(Ok(arrived)) => arrived,
+        Ok(Err(reason)) => return Err((StatusCode::BAD_REQUEST, reason).into_response()),
+        Err(_) => {
+            let reason = format!("peer RPC did not arrive within {} s", PEER_RPC_READ_TIMEOUT.as_secs());
+            return Err((StatusCode::REQUEST_TIMEOUT, reason).into_response());
+        }
+    };
+    let request = bincode::deserialize(&bytes)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable peer RPC: {e}")).into_response())?;
+    Ok((request, slot))
 }
 
 fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response {
@@ -70,32 +109,32 @@ fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response {
     }
 }
 
-async fn append(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
-    match admit(&state, &headers, &body) {
-        Ok(request) => reply(state.raft.append_entries(request).await),
+async fn append(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    match admit(&state, &headers, body, PEER_RPC_BODY_BYTES_MAX).await {
+        Ok((request, _slot)) => reply(state.raft.append_entries(request).await),
         Err(refusal) => refusal,
     }
 }
 
-async fn vote(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
-    match admit(&state, &headers, &body) {
-        Ok(request) => reply(state.raft.vote(request).await),
+async fn vote(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    match admit(&state, &headers, body, SMALL_PEER_RPC_BODY_BYTES_MAX).await {
+        Ok((request, _slot)) => reply(state.raft.vote(request).await),
         Err(refusal) => refusal,
     }
 }
 
-async fn snapshot(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
-    match admit(&state, &headers, &body) {
-        Ok(request) => reply(state.raft.install_snapshot(request).await),
+async fn snapshot(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    match admit(&state, &headers, body, PEER_RPC_BODY_BYTES_MAX).await {
+        Ok((request, _slot)) => reply(state.raft.install_snapshot(request).await),
         Err(refusal) => refusal,
     }
 }
 
 /// For a follower's linearizable read: the leader confirms its leadership with a quorum and
 /// answers the log id the follower must have applied before it reads.
-async fn read_index(State(state): State<PeerState>, headers: HeaderMap, body: Bytes) -> Response {
-    match admit::<()>(&state, &headers, &body) {
-        Ok(()) => reply(state.raft.ensure_linearizable().await),
+async fn read_index(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
+    match admit::<()>(&state, &headers, body, SMALL_PEER_RPC_BODY_BYTES_MAX).await {
+        Ok(((), _slot)) => reply(state.raft.ensure_linearizable().await),
         Err(refusal) => refusal,
     }
 }

@@ -146,6 +146,11 @@ async fn deliver(State(state): State<AppState>, uri: Uri, headers: HeaderMap, bo
 fn placement(state: &AppState, peer: BureauCode, message: &Message, stamp_ms: u64) -> Result<Placement, String> {
     let federation = &state.federation;
     let Message::Handover(handover) = message else { return Ok(Placement::Keep) };
+    // A group hands over only what its own bureaus sent (the ledger checks the tree; the
+    // topology says which group hosts the bureau).
+    if federation.host_of(handover.origin_bureau) != Some(peer) {
+        return Err(format!("bureau {} is not hosted by group {peer}", handover.origin_bureau));
+    }
     match (handover.purpose, &handover.dispatch) {
         (HandoverPurpose::Dispatch, Some(terms)) => {
             if federation.host_of(terms.assignee) == Some(federation.group) {

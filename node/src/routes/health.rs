@@ -9,17 +9,32 @@ use openraft::ServerState;
 use crate::state::AppState;
 use crate::telemetry::Telemetry;
 
-/// Alive: the process serves HTTP.
-pub async fn healthz() -> &'static str {
-    "ok\n"
+/// Why this node cannot do its work at all, if so: its state machine stopped applying, or
+/// Raft stopped with a fatal error. Restarting the process does not help by itself; an
+/// operator must look (the reason is in the answer and the log).
+fn broken(state: &AppState) -> Option<String> {
+    if let Some(failure) = state.store.failure() {
+        return Some(format!("the state machine stopped: {failure}"));
+    }
+    let running = state.raft.metrics().borrow().running_state.clone();
+    running.err().map(|fatal| format!("raft stopped: {fatal}"))
+}
+
+/// Alive: the process serves HTTP and its replica still applies the log.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    match broken(&state) {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("failed: {reason}\n")).into_response(),
+    }
 }
 
 /// Ready: this node knows a leader and Raft is running, so it can serve writes (directly or
 /// by forwarding) and fresh reads.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let metrics = state.raft.metrics().borrow().clone();
-    let running = metrics.running_state.is_ok();
-    if running && metrics.current_leader.is_some() {
+    if let Some(reason) = broken(&state) {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response();
+    }
+    if state.raft.metrics().borrow().current_leader.is_some() {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "not ready: no leader known\n").into_response()

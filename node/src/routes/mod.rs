@@ -51,6 +51,7 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .with_state(state.clone())
         .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit))
         .layer(middleware::from_fn_with_state(state.telemetry.clone(), count_request))
+        .layer(middleware::from_fn_with_state(group_secret.clone(), crate::write_path::believe_hops_only_from_members))
         .layer(middleware::from_fn(cors));
     let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id, group_secret);
     api.merge(peer)
@@ -71,12 +72,28 @@ async fn count_request(State(telemetry): State<Arc<Telemetry>>, request: Request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     telemetry.http_duration.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
-    telemetry.http_requests.with_label_values(&[&route, &method, response.status().as_str()]).inc();
+    telemetry.http_requests.with_label_values(&[&route, method, response.status().as_str()]).inc();
     response
+}
+
+/// The method as a metric label, from a fixed set: a client may send any token as a method,
+/// and each distinct label value would be a series kept for the life of the process.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// Caps concurrent API requests and bounds each one's time. A request over the cap waits for

@@ -71,6 +71,15 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
     if let Some(response) = forward_if_follower(&state, &original).await {
         return response;
     }
+    // Only the confirmed leader stores and replicates a file: a follower that could not reach
+    // the leader must not put files on every member that no committed version names.
+    if let Err(error) = state.raft.ensure_linearizable().await {
+        return ApiError::Unavailable {
+            code: "no_leader",
+            message: format!("this node cannot confirm it leads the group ({error}); retry shortly"),
+        }
+        .into_response();
+    }
     match keep_directory(&state, bytes).await {
         Ok(summary) => {
             let action = ProgrammeAction::RecordEntityDirectory {
