@@ -2,7 +2,7 @@
 //! on first start, and shut everything down in order.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::Context;
 use cluster::ledger::BureauCode;
@@ -130,7 +130,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
             .build()
             .context("building the forwarding client")?,
         transport: transport.clone(),
-        digest_cache: Arc::new(Mutex::new(None)),
+        digest_cache: Arc::default(),
         federation: Arc::new(federation),
         response_metrics,
         telemetry,

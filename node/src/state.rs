@@ -1,7 +1,7 @@
 //! `AppState`: what every HTTP handler of a node shares. Cheap to clone.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cluster::ledger::BureauCode;
 use cluster::raft::network::PeerNetwork;
@@ -11,7 +11,12 @@ use openraft::ServerState;
 use crate::batcher::Batcher;
 
 /// A ledger digest and the applied index it was computed at.
-pub type DigestAtIndex = (Option<u64>, String);
+/// The last ledger digest computed, with the applied index and task count it belongs to.
+pub struct DigestAtIndex {
+    pub applied: Option<u64>,
+    pub digest: String,
+    pub task_count: usize,
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -45,7 +50,7 @@ pub struct AppState {
     /// Who is online (Redis), when `[fanout]` is configured.
     pub presence: Option<Arc<crate::presence::Presence>>,
     /// The ledger digest is a full scan; keep the last one with the index it belongs to.
-    pub digest_cache: Arc<Mutex<Option<DigestAtIndex>>>,
+    pub digest_cache: Arc<tokio::sync::Mutex<Option<DigestAtIndex>>>,
     /// The secret the group's members share: peer calls this node makes outside openraft
     /// (directory files) carry it too.
     pub group_secret: cluster::raft::GroupSecret,

@@ -283,6 +283,31 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     assert_eq!(status, 200);
     assert!(page.as_str().is_some_and(|p| p.contains("抽查结果公示")));
 
+    // Returned for rework (finding 9 of the security review): the published result leaves the
+    // public routes at once, and the result entered again waits for the organiser's publication.
+    let rework = json!({"note": "复核检查记录"});
+    let (status, returned) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &act("return"), Some(rework)).await;
+    assert_eq!(status, 200, "{returned}");
+    assert_eq!(returned["inspection"]["publication"], serde_json::Value::Null, "{returned}");
+    let (_, public) = call(&cluster, node, None, "GET", &public_path, None).await;
+    assert_eq!(public["results"].as_array().map(Vec::len), Some(0), "not public while returned: {public}");
+    let again = json!({"outcome": "penalized", "note": "复核后立案处罚"});
+    let (status, reentered) =
+        call(&cluster, node, Some(TIANHE_OPERATOR_TOKEN), "POST", &act("complete"), Some(again)).await;
+    assert_eq!(status, 200, "{reentered}");
+    assert_eq!(reentered["inspection"]["publication"], "pending");
+    let (_, public) = call(&cluster, node, None, "GET", &public_path, None).await;
+    assert_eq!(public["results"].as_array().map(Vec::len), Some(0), "not public until published again: {public}");
+    let (status, _) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &act("publish"), Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let public = wait_until("the reviewed result is public", Duration::from_secs(10), || async {
+        let (_, public) = call(&cluster, node, None, "GET", &public_path, None).await;
+        let result = public["results"][0]["result"].clone();
+        (result == "penalized").then_some(public.clone()).ok_or(public.to_string())
+    })
+    .await;
+    assert_eq!(public["results"].as_array().map(Vec::len), Some(1));
+
     // Withdrawn: gone from the public routes at once.
     let (status, _) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &act("withdraw"), Some(json!({}))).await;
     assert_eq!(status, 400, "a withdrawal says why");

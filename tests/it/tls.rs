@@ -13,7 +13,7 @@ async fn a_group_runs_over_tls_and_refuses_plain_http() {
     let task = cluster.create_task(follower, "加密通道", Some("440106")).await;
     assert_eq!(task.state, "dispatched");
     let view = cluster.wait_for_convergence().await;
-    assert_eq!(view.task_count, 1);
+    assert_eq!(view.task_count, Some(1));
     let console = cluster.http.get(cluster.url(leader, "/")).send().await.expect("console over https");
     assert_eq!(console.status(), 200);
 

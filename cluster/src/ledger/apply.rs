@@ -290,7 +290,8 @@ impl Ledger {
         validate::note(&change.note, change.transition.requires_note())?;
         let task = self.tasks.get(&change.task).ok_or(Rejection::TaskNotFound(change.task))?;
         if !access::can_see(actor, task) {
-            return Err(Rejection::Forbidden(format!("task {} is not visible to bureau {}", task.id, actor.bureau)));
+            // Answered as missing: whether an invisible task exists is not told.
+            return Err(Rejection::TaskNotFound(task.id));
         }
         if let Some(expected) = change.expected_version {
             if expected != task.version {
@@ -731,7 +732,12 @@ pub(super) fn record_transition(
             entry.action = TimelineAction::Close;
             task.closed_at_ms = Some(stamp_ms);
         }
-        Transition::Return => entry.action = TimelineAction::Return,
+        Transition::Return => {
+            entry.action = TimelineAction::Return;
+            if let Some(inspection) = task.inspection.as_mut() {
+                inspection.returned_for_rework();
+            }
+        }
         Transition::Cancel => entry.action = TimelineAction::Cancel,
         Transition::RequestExtension { new_complete_deadline_ms, .. } => {
             entry.action = TimelineAction::RequestExtension;

@@ -361,6 +361,16 @@ impl InspectionRecord {
         })
     }
 
+    /// The organiser returned the task for rework: its result is no longer the inspection's
+    /// result, so it leaves the public routes at once, and the result entered next waits for
+    /// its own publication (一公开 publishes what the organiser reviewed, nothing else).
+    pub fn returned_for_rework(&mut self) {
+        self.result_entered_at_ms = None;
+        self.publish_deadline_ms = None;
+        self.published_at_ms = None;
+        self.withdrawn_at_ms = None;
+    }
+
     /// The publication deadline while the result waits for publication, unless its miss is
     /// recorded.
     pub fn open_publish_deadline_ms(&self) -> Option<u64> {
@@ -1047,7 +1057,8 @@ impl Ledger {
     ) -> Result<&Task, Rejection> {
         let task = self.task(task_id).ok_or(Rejection::TaskNotFound(task_id))?;
         if !access::can_see(actor, task) {
-            return Err(Rejection::Forbidden(format!("task {task_id} is not visible to bureau {}", actor.bureau)));
+            // Answered as missing: whether an invisible task exists is not told.
+            return Err(Rejection::TaskNotFound(task_id));
         }
         if task.inspection.is_none() {
             return Err(Rejection::Conflict(format!("task {task_id} is not a drawn inspection")));
@@ -1179,7 +1190,8 @@ pub struct PublicResult {
 impl PublicResult {
     pub fn of(task: &Task) -> Option<PublicResult> {
         let record = task.inspection.as_ref()?;
-        if record.publication() != Some(PublicationState::Published) {
+        let settled = matches!(task.state, TaskState::Completed | TaskState::Closed);
+        if !settled || record.publication() != Some(PublicationState::Published) {
             return None;
         }
         Some(PublicResult {

@@ -264,9 +264,13 @@ pub struct ClusterView {
     pub last_log_index: Option<u64>,
     pub commit_index: Option<u64>,
     pub applied_index: Option<u64>,
-    /// SHA-256 of the ledger state at `applied_index`: equal on replicas that applied the same index.
-    pub digest: String,
-    pub task_count: usize,
+    /// SHA-256 of the ledger state at `applied_index`: equal on replicas that applied the same
+    /// index. For command users and platform operators only (it costs a full encoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Tasks in the ledger at `applied_index`; given with the digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_count: Option<usize>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

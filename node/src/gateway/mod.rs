@@ -163,7 +163,12 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         .route("/api/{*rest}", any(proxy::pass_through))
         .route("/public", any(proxy::pass_through))
         .route("/public/{*rest}", any(proxy::pass_through))
-        .with_state(state);
+        .with_state(state)
+        // The same bounds as a node's: requests served at once, and each one's time.
+        .layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(tokio::sync::Semaphore::new(config::limits::CONCURRENT_REQUESTS_MAX)),
+            crate::routes::limit,
+        ));
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(gateway = %config.name, listen = %config.listen, group = %config.group.bureau, "gateway serving");

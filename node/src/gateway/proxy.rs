@@ -73,8 +73,38 @@ fn forwarded_for(headers: &HeaderMap, peer: Option<SocketAddr>) -> Option<String
     (!hops.is_empty()).then(|| hops.join(", "))
 }
 
+/// The path prefixes a gateway passes on: the client API and the public routes. Everything
+/// else a node serves (`/raft`, `/federation`, `/admin`, `/metrics`) stays off the gateway tier.
+const UPSTREAM_PREFIXES: [&str; 3] = ["/api/v1/", "/public/", "/public"];
+
+/// The path and query to call a node with, when the path is one the gateway passes on. Dot
+/// segments (plain or percent-encoded) and encoded slashes are refused: a node's client would
+/// resolve `/api/../admin` to `/admin` after the gateway's routing had let it through.
+fn upstream_path(uri: &Uri) -> Result<&str, ApiError> {
+    let path = uri.path();
+    let refuse = |reason: &str| ApiError::invalid_field("path", format!("{path}: {reason}"));
+    for segment in path.split('/') {
+        let lowered = segment.to_ascii_lowercase();
+        let decoded = lowered.replace("%2e", ".");
+        if decoded == "." || decoded == ".." {
+            return Err(refuse("dot segments are not allowed"));
+        }
+        if lowered.contains("%2f") || lowered.contains("%5c") || segment.contains('\\') {
+            return Err(refuse("encoded slashes are not allowed"));
+        }
+    }
+    let allowed = UPSTREAM_PREFIXES
+        .iter()
+        .any(|prefix| if prefix.ends_with('/') { path.starts_with(prefix) } else { path == *prefix });
+    if !allowed {
+        return Err(refuse("a gateway passes on only /api/v1/ and /public"));
+    }
+    Ok(uri.path_and_query().map_or(path, |p| p.as_str()))
+}
+
 /// `/api/*` and `/public*`: passed to a node of the group as it came (with the client's
-/// address added to `X-Forwarded-For`), the answer back as it came.
+/// address added to `X-Forwarded-For`), the answer back as it came. An API request without
+/// credentials is refused before its body is read.
 pub async fn pass_through(
     State(state): State<GatewayState>,
     peer: Peer,
@@ -84,10 +114,13 @@ pub async fn pass_through(
     body: Body,
 ) -> Response {
     let answer = async {
+        let path = upstream_path(&uri)?;
+        if !path.starts_with("/public") && !headers.contains_key(axum::http::header::AUTHORIZATION) {
+            return Err(ApiError::Unauthorized("a bearer token is required".into()));
+        }
         let body = axum::body::to_bytes(body, INTAKE_BODY_BYTES_MAX)
             .await
             .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
         let forwarded = forwarded_for(&headers, peer_address(peer));
         let response = call_any_node(&state, |node| {
             let mut request = state.http.request(method.clone(), format!("http://{node}{path}")).body(body.clone());
@@ -119,6 +152,30 @@ pub async fn pass_through(
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
+
+    #[test]
+    fn only_the_api_and_public_paths_without_dot_segments_pass() {
+        let path = |text: &str| upstream_path(&text.parse::<Uri>().expect("uri")).map(str::to_owned).ok();
+        assert_eq!(path("/api/v1/tasks?limit=5").as_deref(), Some("/api/v1/tasks?limit=5"));
+        assert_eq!(path("/public").as_deref(), Some("/public"));
+        assert_eq!(path("/public/v1/results?uscc=1").as_deref(), Some("/public/v1/results?uscc=1"));
+        // The review's payloads (finding 7), and their kin.
+        for refused in [
+            "/api/../metrics",
+            "/api/../admin/v1/members",
+            "/api/%2e%2e/federation/v1/status",
+            "/api/v1/%2E%2e/%2e%2E/raft/vote",
+            "/api/v1/./tasks",
+            "/api/v1/..%2fadmin",
+            "/api/v1%2F..%2Fraft",
+            "/public/../metrics",
+            "/publicity",
+            "/api/v2/anything",
+            "/api",
+        ] {
+            assert!(path(refused).is_none(), "{refused} passed");
+        }
+    }
 
     #[test]
     fn the_gateway_appends_the_address_it_saw_to_the_forwarded_hops() {

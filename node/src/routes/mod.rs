@@ -98,7 +98,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 
 /// Caps concurrent API requests and bounds each one's time. A request over the cap waits for
 /// a slot (bounded by the same timeout) instead of being served in parallel.
-async fn limit(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+pub(crate) async fn limit(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
     let work = async {
         let _slot = slots.acquire().await.expect("the semaphore is never closed");
         next.run(request).await

@@ -172,8 +172,14 @@ pub async fn act(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_write(state, uri, headers, body, StatusCode::OK, |state, _, body, stamp_ms| {
+    handle_write(state, uri, headers, body, StatusCode::OK, |state, actor, body, stamp_ms| {
         let task = parse_task_id(&id)?;
+        // A task the caller cannot see answers exactly like a missing one, before anything of
+        // it is read to prepare the action (its region, origin, kind or pause state).
+        let visible = state.store.read().ledger.task(task).is_some_and(|found| access::can_see(actor, found));
+        if !visible {
+            return Err(cluster::ledger::Rejection::TaskNotFound(task).into());
+        }
         // An empty body is an action with no fields (e.g. a plain ack).
         let request: ActionRequest =
             if body.iter().all(u8::is_ascii_whitespace) { ActionRequest::default() } else { parse_json(body)? };
