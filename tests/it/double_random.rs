@@ -331,6 +331,26 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     })
     .await;
 
+    // The draw's inputs are frozen with the beacon (finding 10 of the security review): a
+    // campaign whose teams the pool cannot fill stays sealed, and enrolling more inspectors
+    // once the beacon is public cannot make it draw (or draw otherwise).
+    let mut large_teams = campaign_request(3.0);
+    large_teams["complete_by"] = json!(due);
+    large_teams["inspectors_per_inspection"] = json!(7);
+    let (status, sealed) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(large_teams)).await;
+    assert_eq!(status, 201, "{sealed}");
+    let sealed_draw = format!("/api/v1/campaigns/{}/draw", sealed["id"]);
+    let beacon = json!({"beacon": "88888888"});
+    let (status, body) = call(&cluster, node, Some(COMMAND_TOKEN), "POST", &sealed_draw, Some(beacon)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("no_team")), "{body}");
+    for n in 7..=14 {
+        let expertise = inspector(n, &["food", "registration"]);
+        let (status, body) = call(&cluster, node, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors", Some(expertise)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &sealed_draw, Some(json!({}))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("no_team")), "drawn from a later pool: {body}");
+
     // The killed node comes back and agrees with the others.
     cluster.restart(leader);
     cluster.wait_for_convergence().await;

@@ -401,6 +401,10 @@ pub struct Programme {
     next_campaign: u64,
     /// The team of each entity's last inspection, with the entity's region.
     last_team: BTreeMap<Uscc, (BureauCode, Vec<String>)>,
+    /// The draw inputs of each campaign whose beacon is fixed and which is not drawn yet,
+    /// frozen when the beacon was fixed: once the beacon is known, no enrolment, retirement or
+    /// declared conflict can change what is drawn (the draw's record keeps them after).
+    sealed_inputs: BTreeMap<u64, DrawInputs>,
 }
 
 /// Commands of the programme (variants of `Action`).
@@ -627,6 +631,17 @@ impl Ledger {
     /// what `apply` compares a proposed draw with.
     pub fn draw_inputs(&self, id: u64) -> Result<DrawInputs, Rejection> {
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
+        if let Some(sealed) = self.programme.sealed_inputs.get(&id) {
+            return Ok(sealed.clone());
+        }
+        if let Some(draw) = &campaign.draw {
+            return Ok(draw.inputs.clone());
+        }
+        self.live_draw_inputs(id, campaign)
+    }
+
+    /// The inputs as the ledger stands now: what the beacon freezes.
+    fn live_draw_inputs(&self, id: u64, campaign: &Campaign) -> Result<DrawInputs, Rejection> {
         let beacon = campaign.beacon.as_ref().ok_or_else(|| {
             Rejection::Conflict(format!("campaign {id} has no beacon yet: a second person fixes it first"))
         })?;
@@ -863,7 +878,10 @@ impl Ledger {
         }
         let shared = Arc::make_mut(campaign);
         shared.beacon = Some(Beacon { value: value.to_owned(), entered_by: actor.user.clone(), at_ms: stamp_ms });
-        Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign.clone()), Vec::new()))
+        let campaign = campaign.clone();
+        let inputs = self.live_draw_inputs(id, &campaign)?;
+        self.programme.sealed_inputs.insert(id, inputs);
+        Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign), Vec::new()))
     }
 
     fn record_draw(
@@ -920,6 +938,7 @@ impl Ledger {
             drawn_by: actor.user.clone(),
             tasks: tasks.iter().map(|t| t.id).collect(),
         };
+        self.programme.sealed_inputs.remove(&id);
         let campaign = self.programme.campaigns.get_mut(&id).expect("found above");
         Arc::make_mut(campaign).draw = Some(Box::new(record));
         Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign.clone()), tasks))
