@@ -279,6 +279,8 @@ async fn tokens_are_hashed_and_revoked_by_a_reload() {
         async move { request.send().await.expect("me").status().as_u16() }
     };
     assert_eq!(me("demo-temp-inspector-0060").await, 200);
+    let mut console = tests::console::ConsoleClient::connect(cluster.addr(1), "demo-temp-inspector-0060", None, None).await;
+    console.expect("welcome").await;
     // Revoke it and add a user whose token the file holds only as a hash.
     let new_token = "prod-like-token-never-written-down";
     let hashed = format!(
@@ -296,6 +298,17 @@ async fn tokens_are_hashed_and_revoked_by_a_reload() {
         }
     })
     .await;
+    // The revoked user's open console is closed (finding 11 of the security review), told why.
+    let ending = loop {
+        match console.next(std::time::Duration::from_secs(15)).await {
+            Some(message) if message["type"] == "error" => break Some(message),
+            Some(_) => {}
+            None => break None,
+        }
+    };
+    let ending = ending.expect("told why before the close");
+    assert_eq!(ending["code"], "unauthorized", "{ending}");
+    assert!(console.next(std::time::Duration::from_secs(5)).await.is_none(), "closed after it");
     // A broken file is refused whole: everything stays as it was.
     std::fs::write(&users_file, "[[users]]\nname = \"x\"\n").expect("break users");
     cluster.reload_users(1);

@@ -496,6 +496,12 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
                 if last_heard.elapsed() > CLIENT_SILENCE_MAX {
                     return Err("the client went silent".into());
                 }
+                // A token revoked by a reload of the users file (or given to someone else) ends
+                // the console within a heartbeat: otherwise it would go on receiving events for
+                // as long as it stays open.
+                if backend.user_for_token(&token).ok().map(|user| user.actor).as_ref() != Some(&watcher.actor) {
+                    return refuse(&mut socket, ApiError::Unauthorized("the console's token was revoked".into())).await;
+                }
                 // With nothing pending, everything up to the hub's newest index that concerns this
                 // console has been sent: that index is a safe point to resume from.
                 let sent_events = last_index != index_at_tick;
