@@ -107,7 +107,12 @@ async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> 
     }
     let (backup, ledger) = Backup::decode(&bytes).context("the node sent a damaged backup")?;
     let tmp = out.with_extension("partial");
-    let mut file = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    // The whole ledger, reporters included: readable by this user only.
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)
+    }
+    .with_context(|| format!("creating {}", tmp.display()))?;
     file.write_all(&bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;

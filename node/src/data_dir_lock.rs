@@ -29,6 +29,10 @@ impl DataDirLock {
             .mode(0o700)
             .create(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+        // The directory holds the ledger (reporters' identities among it): this user's only,
+        // also when it was made before by someone else's tooling.
+        fs::set_permissions(data_dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .with_context(|| format!("making {} private", data_dir.display()))?;
         let path = data_dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
@@ -75,6 +79,8 @@ mod tests {
         assert!(refusal.to_string().contains(&format!("process {}", std::process::id())), "{refusal}");
         let entries: Vec<_> = fs::read_dir(&data).expect("read").map(|e| e.expect("entry").file_name()).collect();
         assert_eq!(entries, [LOCK_FILE], "the refused claim wrote nothing else");
+        let mode = std::os::unix::fs::PermissionsExt::mode(&fs::metadata(&data).expect("dir").permissions());
+        assert_eq!(mode & 0o777, 0o700, "the data directory is its user's only");
         drop(first);
         DataDirLock::acquire(&data).expect("claimed again once released");
     }

@@ -76,10 +76,14 @@ pub fn group_addrs(base_port: u16) -> Vec<(&'static str, Vec<String>)> {
         .collect()
 }
 
-/// A fresh random secret of `hex_digits` hex digits (4 bits each): the local topology's links and
-/// groups get new ones on every start.
+/// A fresh random secret of `hex_digits` hex digits (4 bits each), from the operating system's
+/// CSPRNG: the local topology's links and groups get new ones on every start, and knowing one
+/// (a peer token a group holds) says nothing of the others.
 fn random_secret(hex_digits: usize) -> String {
-    (0..hex_digits).map(|_| char::from_digit(fastrand::u32(..16), 16).expect("a hex digit")).collect()
+    let mut bytes = vec![0u8; hex_digits.div_ceil(2)];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    hex[..hex_digits].to_owned()
 }
 
 fn peer_token() -> String {
@@ -117,7 +121,8 @@ pub fn write_topology(data_dir: &Path, base_port: u16) -> anyhow::Result<Vec<Loc
             let _ = writeln!(topology, "[[links]]\nfrom = \"{from}\"\nto = \"{to}\"\ntoken = \"{}\"\n", peer_token());
         }
     }
-    std::fs::write(data_dir.join("topology.toml"), topology)?;
+    // Every link's plaintext token: readable by this user only, like the group secrets.
+    write_secret_file(&data_dir.join("topology.toml"), &topology)?;
     let mut nodes = Vec::new();
     for (bureau, addrs) in &groups {
         let group_dir = data_dir.join(bureau);

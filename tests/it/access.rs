@@ -279,7 +279,8 @@ async fn tokens_are_hashed_and_revoked_by_a_reload() {
         async move { request.send().await.expect("me").status().as_u16() }
     };
     assert_eq!(me("demo-temp-inspector-0060").await, 200);
-    let mut console = tests::console::ConsoleClient::connect(cluster.addr(1), "demo-temp-inspector-0060", None, None).await;
+    let mut console =
+        tests::console::ConsoleClient::connect(cluster.addr(1), "demo-temp-inspector-0060", None, None).await;
     console.expect("welcome").await;
     // Revoke it and add a user whose token the file holds only as a hash.
     let new_token = "prod-like-token-never-written-down";

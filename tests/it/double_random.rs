@@ -337,7 +337,8 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     let mut large_teams = campaign_request(3.0);
     large_teams["complete_by"] = json!(due);
     large_teams["inspectors_per_inspection"] = json!(7);
-    let (status, sealed) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(large_teams)).await;
+    let (status, sealed) =
+        call(&cluster, node, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(large_teams)).await;
     assert_eq!(status, 201, "{sealed}");
     let sealed_draw = format!("/api/v1/campaigns/{}/draw", sealed["id"]);
     let beacon = json!({"beacon": "88888888"});
@@ -345,7 +346,8 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("no_team")), "{body}");
     for n in 7..=14 {
         let expertise = inspector(n, &["food", "registration"]);
-        let (status, body) = call(&cluster, node, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors", Some(expertise)).await;
+        let (status, body) =
+            call(&cluster, node, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors", Some(expertise)).await;
         assert_eq!(status, 201, "{body}");
     }
     let (status, body) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &sealed_draw, Some(json!({}))).await;

@@ -467,8 +467,12 @@ impl TestCluster {
             if same && caught_up {
                 Ok(first.clone())
             } else {
-                let seen: Vec<_> =
-                    views.iter().map(|v| (v.node_id, v.applied_index, v.digest.as_deref().and_then(|d| d.get(..8)).map(str::to_owned))).collect();
+                let seen: Vec<_> = views
+                    .iter()
+                    .map(|v| {
+                        (v.node_id, v.applied_index, v.digest.as_deref().and_then(|d| d.get(..8)).map(str::to_owned))
+                    })
+                    .collect();
                 Err(format!("{seen:?}"))
             }
         })

@@ -557,7 +557,9 @@ impl Ledger {
                 }
             };
         }
-        let task = |id: &TaskId| self.tasks.get(id).ok_or_else(|| InvariantViolation(format!("task {id} is named but missing")));
+        let task = |id: &TaskId| {
+            self.tasks.get(id).ok_or_else(|| InvariantViolation(format!("task {id} is named but missing")))
+        };
         ensure!(self.next_task_id >= 1, "the task counter starts at 1");
         ensure!(self.next_message_seq >= 1, "the message counter starts at 1");
         ensure!(self.idempotency.len() == self.idempotency_order.len(), "idempotency records and their order differ");

@@ -241,7 +241,8 @@ impl MirroredFields {
     /// anything of it is copied.
     pub fn check(&self) -> Result<(), String> {
         use TaskState::*;
-        if !matches!(self.state, Created | Cancelled) && (self.assignee_bureau.is_none() || self.ack_deadline_ms.is_none())
+        if !matches!(self.state, Created | Cancelled)
+            && (self.assignee_bureau.is_none() || self.ack_deadline_ms.is_none())
         {
             return Err(format!("a {} task has an assignee and an ack deadline", self.state));
         }
@@ -685,7 +686,12 @@ fn truncate_note(text: &str) -> String {
 /// A handover is judged as a whole before anything changes: it comes from another group's
 /// ledger, so nothing in it is believed that this group can check. `sender` is the group that
 /// delivered it (authenticated by its link token), `group` this group.
-fn validate_handover(handover: &Handover, sender: BureauCode, group: BureauCode, stamp_ms: u64) -> Result<(), Rejection> {
+fn validate_handover(
+    handover: &Handover,
+    sender: BureauCode,
+    group: BureauCode,
+    stamp_ms: u64,
+) -> Result<(), Rejection> {
     validate::new_task(&super::command::NewTask {
         kind: handover.kind,
         severity: handover.severity,
@@ -713,7 +719,9 @@ fn validate_handover(handover: &Handover, sender: BureauCode, group: BureauCode,
             // A dispatch comes down the tree: from a group above this one, for a bureau below
             // the dispatcher that this group's tree holds.
             if group == sender || !regions.is_within(group, sender) {
-                return Err(Rejection::Forbidden(format!("group {sender} is not above group {group}: it cannot dispatch here")));
+                return Err(Rejection::Forbidden(format!(
+                    "group {sender} is not above group {group}: it cannot dispatch here"
+                )));
             }
             if !regions.is_within(terms.assignee, handover.origin_bureau) || !regions.is_within(terms.assignee, group) {
                 return Err(validate::invalid(
@@ -733,7 +741,10 @@ fn validate_handover(handover: &Handover, sender: BureauCode, group: BureauCode,
         }
         (HandoverPurpose::Dispatch, None) => return Err(validate::invalid("dispatch", "a dispatch carries its terms")),
         (_, Some(_)) => {
-            return Err(validate::invalid("dispatch", format!("a {} handover carries no dispatch terms", handover.purpose)))
+            return Err(validate::invalid(
+                "dispatch",
+                format!("a {} handover carries no dispatch terms", handover.purpose),
+            ))
         }
         (_, None) => {}
     }

@@ -163,7 +163,11 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
     assert_eq!(province.outbox_len(), 1);
     let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
     assert_eq!(target.state, TaskState::Closed);
-    assert_eq!(target.timeline.last().unwrap().actor_user, "group:440000", "the sending group is on record, not the name it wrote");
+    assert_eq!(
+        target.timeline.last().unwrap().actor_user,
+        "group:440000",
+        "the sending group is on record, not the name it wrote"
+    );
     let before = province.task(origin_id).unwrap().version;
     let after = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
     assert_eq!(after.state, TaskState::Closed);

@@ -182,27 +182,29 @@ fn mirrored_fields() -> impl Strategy<Value = MirroredFields> {
         proptest::collection::vec(peer_bureau(), 0..3),
         (0u32..3, 0u32..3),
     )
-        .prop_map(|(state, assignee, (ack, complete, acked, requested), outcome, escalated_to, (granted, reminders))| {
-            MirroredFields {
-                state,
-                assignee_bureau: assignee,
-                ack_deadline_ms: ack,
-                complete_deadline_ms: complete,
-                dispatched_at_ms: ack.map(|_| T0),
-                acked_at_ms: acked,
-                completed_at_ms: outcome.map(|_| T0),
-                closed_at_ms: None,
-                outcome,
-                ack_missed_deadline_ms: None,
-                completion_missed_deadline_ms: complete,
-                extension_requested_deadline_ms: requested,
-                extensions_granted: granted,
-                reminders_sent: reminders,
-                escalated_to,
-                last_feedback_ms: None,
-                paused_since_ms: acked,
-            }
-        })
+        .prop_map(
+            |(state, assignee, (ack, complete, acked, requested), outcome, escalated_to, (granted, reminders))| {
+                MirroredFields {
+                    state,
+                    assignee_bureau: assignee,
+                    ack_deadline_ms: ack,
+                    complete_deadline_ms: complete,
+                    dispatched_at_ms: ack.map(|_| T0),
+                    acked_at_ms: acked,
+                    completed_at_ms: outcome.map(|_| T0),
+                    closed_at_ms: None,
+                    outcome,
+                    ack_missed_deadline_ms: None,
+                    completion_missed_deadline_ms: complete,
+                    extension_requested_deadline_ms: requested,
+                    extensions_granted: granted,
+                    reminders_sent: reminders,
+                    escalated_to,
+                    last_feedback_ms: None,
+                    paused_since_ms: acked,
+                }
+            },
+        )
 }
 
 /// What another group (or a client) may send: anything its types can carry.
@@ -211,19 +213,45 @@ enum HostileStep {
     Client(Step),
     /// Creates task `n` or, once it exists, dispatches it to Tianhe's group.
     SendAcross(u8),
-    Handover { sender: BureauCode, origin: BureauCode, purpose: u8, terms: Option<BureauCode>, seq: u64 },
-    Instruction { sender: BureauCode, seq: u64, number: u32, transition: Transition },
-    Report { sender: BureauCode, pick: u8, version: u64, handled: u32, fields: MirroredFields, actor_user_len: u16 },
-    Receipt { pick: u8, refused: bool },
+    Handover {
+        sender: BureauCode,
+        origin: BureauCode,
+        purpose: u8,
+        terms: Option<BureauCode>,
+        seq: u64,
+    },
+    Instruction {
+        sender: BureauCode,
+        seq: u64,
+        number: u32,
+        transition: Transition,
+    },
+    Report {
+        sender: BureauCode,
+        pick: u8,
+        version: u64,
+        handled: u32,
+        fields: MirroredFields,
+        actor_user_len: u16,
+    },
+    Receipt {
+        pick: u8,
+        refused: bool,
+    },
 }
 
 fn hostile_step() -> impl Strategy<Value = HostileStep> {
     prop_oneof![
         step().prop_map(HostileStep::Client),
         (0u8..8).prop_map(HostileStep::SendAcross),
-        (mostly("440000"), mostly("440000"), 0u8..4, proptest::option::weighted(0.8, mostly("440106")), 1u64..4).prop_map(
-            |(sender, origin, purpose, terms, seq)| HostileStep::Handover { sender, origin, purpose, terms, seq }
-        ),
+        (mostly("440000"), mostly("440000"), 0u8..4, proptest::option::weighted(0.8, mostly("440106")), 1u64..4)
+            .prop_map(|(sender, origin, purpose, terms, seq)| HostileStep::Handover {
+                sender,
+                origin,
+                purpose,
+                terms,
+                seq
+            }),
         (mostly("440000"), 1u64..4, 1u32..3, peer_transition()).prop_map(|(sender, seq, number, transition)| {
             HostileStep::Instruction { sender, seq, number, transition }
         }),
@@ -268,11 +296,16 @@ fn hostile_command(ledger: &Ledger, step: &HostileStep, stamp_ms: u64) -> Comman
             (actor(0), action)
         }
         HostileStep::Handover { sender, origin, purpose, terms, seq } => {
-            let subject = Subject { uscc: None, name: "某商户".into(), region_code: code("440106"), address: String::new() };
+            let subject =
+                Subject { uscc: None, name: "某商户".into(), region_code: code("440106"), address: String::new() };
             let handover = Handover {
                 forward: ForwardId { origin_group: sender, seq },
                 // Dispatches most often: instructions follow only them.
-                purpose: if purpose < 2 { HandoverPurpose::Dispatch } else { HandoverPurpose::ALL[usize::from(purpose)] },
+                purpose: if purpose < 2 {
+                    HandoverPurpose::Dispatch
+                } else {
+                    HandoverPurpose::ALL[usize::from(purpose)]
+                },
                 origin_task: TaskId(seq),
                 origin_bureau: origin,
                 kind: TaskKind::Lead,
@@ -300,7 +333,11 @@ fn hostile_command(ledger: &Ledger, step: &HostileStep, stamp_ms: u64) -> Comman
             let note = if transition.requires_note() { "原因".to_owned() } else { String::new() };
             let forward = ForwardId { origin_group: sender, seq };
             let instruction = Instruction { forward, number, transition, note, sent_by: "someone".into() };
-            let action = Action::Receive { message: Box::new(Message::Instruction(instruction)), group, placement: Placement::Keep };
+            let action = Action::Receive {
+                message: Box::new(Message::Instruction(instruction)),
+                group,
+                placement: Placement::Keep,
+            };
             (peer_actor(sender), action)
         }
         HostileStep::Report { sender, pick, version, handled, fields, actor_user_len } => {

@@ -178,7 +178,7 @@ fn operators_act_only_on_their_own_bureau_and_leadership_never_writes() {
     let id = task_in_state(&mut ledger, TaskState::Dispatched);
     let other_operator = actor("zhao", "440103", Role::Operator);
     let error = step(&mut ledger, command(5_000, other_operator, change(id, Transition::Ack))).expect_err("foreign");
-    assert!(matches!(error, Rejection::Forbidden(_)));
+    assert_eq!(error, Rejection::TaskNotFound(id), "another bureau's task answers as missing");
     let error = step(&mut ledger, command(5_000, tianhe_operator(), change(id, Transition::Cancel))).expect_err("op");
     assert!(matches!(error, Rejection::Forbidden(_)));
     let leader = actor("chen", "440000", Role::Leadership);

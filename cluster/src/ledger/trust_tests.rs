@@ -28,7 +28,12 @@ fn lead(region: &str) -> NewTask {
         severity: Severity::High,
         title: "网络销售假冒商品线索".to_owned(),
         description: String::new(),
-        subject: Subject { uscc: None, name: "某某电子商务有限公司".to_owned(), region_code: bureau(region), address: String::new() },
+        subject: Subject {
+            uscc: None,
+            name: "某某电子商务有限公司".to_owned(),
+            region_code: bureau(region),
+            address: String::new(),
+        },
         source: Source::BigData,
         origin_bureau: bureau("440000"),
         assignee_bureau: None,
@@ -67,8 +72,9 @@ fn receive(ledger: &mut Ledger, sender: &str, group: &str, message: Message) -> 
 /// Guangzhou's ledger with the province's dispatch to Tianhe received: the task's id.
 fn guangzhou_with_a_dispatch() -> (Ledger, TaskId) {
     let mut guangzhou = Ledger::new();
-    let applied = receive(&mut guangzhou, "440000", "440100", Message::Handover(handover("440000", "440000", "440106", 1)))
-        .expect("a dispatch from the province is received");
+    let applied =
+        receive(&mut guangzhou, "440000", "440100", Message::Handover(handover("440000", "440000", "440106", 1)))
+            .expect("a dispatch from the province is received");
     (guangzhou, applied.task().id)
 }
 
@@ -141,7 +147,11 @@ fn an_instruction_that_would_hand_the_task_over_is_refused_and_changes_nothing()
             to_group: g("440300"),
             from_group: g("440100"),
         },
-        Transition::Dispatch { assignee: g("440111"), ack_deadline_ms: T0 + HOUR_MS, complete_deadline_ms: T0 + 2 * HOUR_MS },
+        Transition::Dispatch {
+            assignee: g("440111"),
+            ack_deadline_ms: T0 + HOUR_MS,
+            complete_deadline_ms: T0 + 2 * HOUR_MS,
+        },
         Transition::Ack,
         Transition::Complete { outcome: CompletionOutcome::Warned },
         Transition::Pause,
@@ -153,8 +163,15 @@ fn an_instruction_that_would_hand_the_task_over_is_refused_and_changes_nothing()
         assert_eq!(guangzhou.task(id).cloned(), before, "a refused instruction changes nothing");
     }
     // The review's decisions still flow down, recorded as the sending group's.
-    let cancel = Instruction { forward, number: 1, transition: Transition::Cancel, note: "撤销".into(), sent_by: "zhang".into() };
-    let cancelled = receive(&mut guangzhou, "440000", "440100", Message::Instruction(cancel)).expect("a cancel flows down");
+    let cancel = Instruction {
+        forward,
+        number: 1,
+        transition: Transition::Cancel,
+        note: "撤销".into(),
+        sent_by: "zhang".into(),
+    };
+    let cancelled =
+        receive(&mut guangzhou, "440000", "440100", Message::Instruction(cancel)).expect("a cancel flows down");
     assert_eq!(cancelled.task().state, TaskState::Cancelled);
     assert_eq!(cancelled.task().timeline.last().map(|e| e.actor_user.as_str()), Some("group:440000"));
 }
@@ -184,7 +201,8 @@ fn a_handover_is_believed_only_for_bureaus_of_the_sending_groups_tree() {
 
     // The province's own dispatch is received, with the sending group on record.
     let genuine = handover("440000", "440000", "440106", 5);
-    let task = receive(&mut guangzhou, "440000", "440100", Message::Handover(genuine)).expect("received").task().clone();
+    let task =
+        receive(&mut guangzhou, "440000", "440100", Message::Handover(genuine)).expect("received").task().clone();
     assert_eq!(task.timeline[0].actor_user, "group:440000");
     assert_eq!(task.timeline[0].actor_bureau, bureau("440000"));
 }

@@ -7,6 +7,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Cursor, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -200,7 +201,8 @@ fn write_snapshot_file(dir: &Path, meta: &SnapshotMetaOf, ledger_bytes: &[u8]) -
     }
     let body = bincode::serialize(&(meta, ledger_bytes)).map_err(io::Error::other)?;
     let tmp = dir.join(SNAPSHOT_TMP_FILE);
-    let mut file = File::create(&tmp)?;
+    // The ledger holds reporters' identities: readable by the node's user only.
+    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
     file.write_all(&crc32fast::hash(&body).to_le_bytes())?;
     for chunk in body.chunks(SNAPSHOT_SYNC_CHUNK_BYTES) {
         file.write_all(chunk)?;
@@ -473,5 +475,23 @@ mod snapshot_file_tests {
         write_snapshot_file(dir.path(), &meta(30), b"newest").expect("write");
         let (on_disk, _) = read_snapshot_file(dir.path()).expect("read").expect("a snapshot");
         assert_eq!(on_disk.last_log_id.map(|l| l.index), Some(30));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &fs::metadata(dir.path().join(SNAPSHOT_FILE)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "the ledger is readable by the node's user only");
+    }
+
+    #[test]
+    fn a_snapshot_that_breaks_the_ledgers_invariants_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().expect("dir");
+        let error = seed_snapshot(
+            dir.path(),
+            &Ledger::broken_for_tests(),
+            openraft::LogId::new(openraft::CommittedLeaderId::new(0, 0), 5),
+            openraft::Membership::new(vec![std::collections::BTreeSet::from([1])], ()),
+        )
+        .expect_err("refused");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("a completed task has an assignee"), "{error}");
     }
 }

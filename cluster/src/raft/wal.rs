@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::thread;
@@ -286,7 +287,8 @@ struct Segment {
 
 fn start_segment(dir: &Path, sequence: u64, meta: &Meta) -> io::Result<Segment> {
     let path = segment_path(dir, sequence);
-    let mut file = OpenOptions::new().create_new(true).append(true).open(&path)?;
+    // The log holds reporters' identities: readable by the node's user only.
+    let mut file = OpenOptions::new().create_new(true).append(true).mode(0o600).open(&path)?;
     let frame = encode(&Record::Checkpoint { vote: meta.vote, committed: meta.committed, purged: meta.purged })?;
     file.write_all(&frame)?;
     file.sync_data()?;

@@ -545,7 +545,9 @@ pub struct PublicCampaignsJson {
 #[cfg(test)]
 mod tests {
     use cluster::ledger::campaign::{InspectionItem, InspectionRecord, PublicResult, RiskClass};
-    use cluster::ledger::{CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TimelineAction, Uscc};
+    use cluster::ledger::{
+        CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction, Uscc,
+    };
     use serde_json::Value;
 
     use super::PublicResultJson;
@@ -616,6 +618,7 @@ mod tests {
         );
         task.timeline.push(entry(TimelineAction::Complete, "内部意见-现场检查记录", 1_780_000_100_000));
         task.version = 2;
+        task.state = TaskState::Completed;
         task.outcome = Some(CompletionOutcome::Corrected);
         task.ack_deadline_ms = Some(1_780_000_900_000);
         task.complete_deadline_ms = Some(1_780_009_900_000);

@@ -93,9 +93,10 @@ fn upstream_path(uri: &Uri) -> Result<&str, ApiError> {
             return Err(refuse("encoded slashes are not allowed"));
         }
     }
-    let allowed = UPSTREAM_PREFIXES
-        .iter()
-        .any(|prefix| if prefix.ends_with('/') { path.starts_with(prefix) } else { path == *prefix });
+    let allowed =
+        UPSTREAM_PREFIXES
+            .iter()
+            .any(|prefix| if prefix.ends_with('/') { path.starts_with(prefix) } else { path == *prefix });
     if !allowed {
         return Err(refuse("a gateway passes on only /api/v1/ and /public"));
     }
