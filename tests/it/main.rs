@@ -18,4 +18,5 @@ mod nemesis;
 mod response_metrics;
 mod task_api;
 mod tls;
+mod trust;
 mod up;

@@ -13,8 +13,14 @@ const METRICS_JS: &str = include_str!("../../../console/metrics.js");
 const CAMPAIGNS_JS: &str = include_str!("../../../console/campaigns.js");
 const STYLE_CSS: &str = include_str!("../../../console/style.css");
 
+/// The console's pages may not be framed by another site (click-jacking, with the token in
+/// the page's storage).
+pub const NO_FRAMING: [(header::HeaderName, &str); 2] =
+    [(header::CONTENT_SECURITY_POLICY, "frame-ancestors 'self'"), (header::X_FRAME_OPTIONS, "SAMEORIGIN")];
+
 pub async fn index() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], INDEX_HTML)
+    let [csp, frames] = NO_FRAMING;
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache"), csp, frames], INDEX_HTML)
         .into_response()
 }
 

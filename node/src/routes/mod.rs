@@ -52,7 +52,7 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit))
         .layer(middleware::from_fn_with_state(state.telemetry.clone(), count_request))
         .layer(middleware::from_fn_with_state(group_secret.clone(), crate::write_path::believe_hops_only_from_members))
-        .layer(middleware::from_fn(cors));
+        .layer(middleware::from_fn_with_state(state.clone(), cors));
     let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id, group_secret);
     api.merge(peer)
 }
@@ -114,21 +114,40 @@ pub(crate) async fn limit(State(slots): State<Arc<Semaphore>>, request: Request,
 }
 
 /// The console reconnects to another node of the group when its node dies, and then calls that
-/// node's API from the first node's page: allow any origin. Safe because credentials are bearer
-/// tokens the page sends explicitly, never cookies.
-async fn cors(request: Request, next: Next) -> Response {
+/// node's API from the first node's page: the API answers pages served by the group's members
+/// (the configured ones and the current membership), and nothing else. Other routes (metrics,
+/// readiness, the OpenAPI document) send no CORS headers, so no other web page an intranet user
+/// opens can read them through the user's browser.
+async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
     use axum::http::{header, HeaderValue, Method, StatusCode};
-    let preflight = request.method() == Method::OPTIONS;
+    let for_api = request.uri().path().starts_with("/api/v1/");
+    let origin = request.headers().get(header::ORIGIN).cloned();
+    let allowed = for_api && origin.as_ref().and_then(|o| o.to_str().ok()).is_some_and(|o| console_origin(&state, o));
+    let preflight = for_api && request.method() == Method::OPTIONS;
     let mut response = if preflight { StatusCode::NO_CONTENT.into_response() } else { next.run(request).await };
     let headers = response.headers_mut();
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    if preflight {
-        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type, idempotency-key"),
-        );
-        headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    if for_api {
+        headers.insert(header::VARY, HeaderValue::from_static("origin"));
+    }
+    if let (true, Some(origin)) = (allowed, origin) {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        if preflight {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+            headers.insert(
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("authorization, content-type, idempotency-key"),
+            );
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        }
     }
     response
+}
+
+/// Whether `origin` is a page served by a member of this group.
+fn console_origin(state: &AppState, origin: &str) -> bool {
+    let Some(host) = origin.strip_prefix(state.transport.scheme).and_then(|rest| rest.strip_prefix("://")) else {
+        return false;
+    };
+    state.member_addrs.values().any(|addr| addr == host)
+        || state.raft.metrics().borrow().membership_config.membership().nodes().any(|(_, node)| node.addr == host)
 }

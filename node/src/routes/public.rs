@@ -115,5 +115,7 @@ pub async fn page(State(state): State<AppState>, peer: Peer, headers: HeaderMap)
     if let Err(error) = within_budget(&state, peer, &headers) {
         return error.into_response();
     }
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], include_str!("../../../console/public.html")).into_response()
+    let [csp, frames] = super::console::NO_FRAMING;
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), csp, frames], include_str!("../../../console/public.html"))
+        .into_response()
 }
