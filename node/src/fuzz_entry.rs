@@ -76,9 +76,124 @@ pub fn console_hello(bytes: &[u8]) -> bool {
     crate::push::ws::parse_hello(text).is_ok()
 }
 
+/// Guangzhou's ledger (group 440100) as a peer finds it: a dispatch received from the province
+/// (forward 440000-1) and one of its own tasks handed to Tianhe's group (440106), so messages
+/// and reports have something real to hit.
+fn ledger_under_attack() -> &'static cluster::ledger::Ledger {
+    use cluster::ledger::{
+        peer_actor, Action, Command, DispatchTerms, ForwardId, Handover, HandoverPurpose, Ledger, Message, NewTask,
+        Placement, Severity, Source, Subject, TaskChange, TaskId, TaskKind, Transition,
+    };
+    static LEDGER: std::sync::OnceLock<Ledger> = std::sync::OnceLock::new();
+    LEDGER.get_or_init(|| {
+        let code = |text: &str| BureauCode::parse_known(text).expect("a known bureau");
+        let hour = 3_600_000;
+        let t0 = 1_780_000_000_000;
+        let subject = Subject { uscc: None, name: "某商户".into(), region_code: code("440106"), address: String::new() };
+        let mut ledger = Ledger::new();
+        let mut apply = |actor: Actor, action: Action| {
+            let _ = ledger.apply(&Command { stamp_ms: t0, actor, idempotency: None, action });
+        };
+        let handover = Handover {
+            forward: ForwardId { origin_group: code("440000"), seq: 1 },
+            purpose: HandoverPurpose::Dispatch,
+            origin_task: TaskId(1),
+            origin_bureau: code("440000"),
+            kind: TaskKind::Lead,
+            severity: Severity::High,
+            title: "省局派发".into(),
+            description: String::new(),
+            subject: subject.clone(),
+            source: Source::Complaint,
+            dispatch: Some(DispatchTerms { assignee: code("440106"), ack_deadline_ms: t0 + hour, complete_deadline_ms: t0 + 48 * hour }),
+            note: String::new(),
+            sent_by: "gd-command".into(),
+        };
+        let message = Box::new(Message::Handover(handover));
+        apply(peer_actor(code("440000")), Action::Receive { message, group: code("440100"), placement: Placement::Keep });
+        let gz = Actor { user: "gz-command".into(), bureau: code("440100"), role: Role::Command };
+        let new_task = NewTask {
+            kind: TaskKind::Lead,
+            severity: Severity::High,
+            title: "本组线索".into(),
+            description: String::new(),
+            subject,
+            source: Source::Complaint,
+            origin_bureau: code("440100"),
+            assignee_bureau: None,
+            routing: Routing::Keep,
+        };
+        apply(gz.clone(), Action::CreateTask(new_task));
+        let across = Transition::DispatchAcross {
+            assignee: code("440106"),
+            ack_deadline_ms: t0 + hour,
+            complete_deadline_ms: t0 + 48 * hour,
+            to_group: code("440106"),
+            from_group: code("440100"),
+        };
+        let change = TaskChange { task: TaskId(2), expected_version: None, note: String::new(), transition: across };
+        apply(gz, Action::ChangeTask(change));
+        assert_eq!(ledger.task_count(), 2, "the set-up applied");
+        ledger
+    })
+}
+
+/// `POST /federation/v1/deliver` and `/report` from a linked group: the batch decoded as the
+/// peer API does, every message and report applied to a ledger that has something for them to
+/// hit (from the province for messages, from Tianhe's group for reports). Refusals are fine;
+/// a panic, or a ledger that breaks its invariants afterwards, is a finding.
+pub fn peer_messages(bytes: &[u8]) -> bool {
+    use cluster::ledger::{peer_actor, Action, Command, Placement};
+    use crate::federation::peer_api::{DeliverRequest, ReportRequest};
+    let code = |text: &str| BureauCode::parse_known(text).expect("a known bureau");
+    let stamp_ms = 1_780_000_000_000 + 3_600_000;
+    let mut commands = Vec::new();
+    if let Ok(request) = serde_json::from_slice::<DeliverRequest>(bytes) {
+        for message in request.messages {
+            let action = Action::Receive { message: Box::new(message), group: code("440100"), placement: Placement::Keep };
+            commands.push(Command { stamp_ms, actor: peer_actor(code("440000")), idempotency: None, action });
+        }
+    }
+    if let Ok(request) = serde_json::from_slice::<ReportRequest>(bytes) {
+        for report in request.reports {
+            let action = Action::MirrorStatus(Box::new(report));
+            commands.push(Command { stamp_ms, actor: peer_actor(code("440106")), idempotency: None, action });
+        }
+    }
+    if commands.is_empty() {
+        return false;
+    }
+    let mut ledger = ledger_under_attack().clone();
+    let mut accepted = false;
+    for command in &commands {
+        accepted |= ledger.apply(command).is_ok();
+        if let Err(violation) = ledger.check_invariants() {
+            panic!("{violation} after {command:?}");
+        }
+    }
+    accepted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The review's payloads and a genuine instruction: the payloads are refused, the genuine
+    /// one accepted, nothing breaks the ledger.
+    #[test]
+    fn peer_message_seeds_are_refused_or_applied_without_harm() {
+        let seeds = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/peer_messages");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&seeds).expect("the seeds") {
+            let path = entry.expect("entry").path();
+            let bytes = std::fs::read(&path).expect("seed");
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+            assert_eq!(peer_messages(&bytes), name.starts_with("genuine"), "{name}");
+            seen += 1;
+        }
+        assert!(seen >= 4, "the seeds are there");
+        assert!(!peer_messages(b"{"));
+    }
 
     /// The entry points accept what the API accepts, so a fuzz run explores past the decoder.
     #[test]
