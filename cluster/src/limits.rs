@@ -22,6 +22,9 @@ pub const IDEMPOTENCY_RETENTION_MS: u64 = 24 * 60 * 60 * 1000;
 /// Records kept at most, oldest evicted first: bounds the ledger's memory under a write storm
 /// (at ~2 KB each this is about 400 MB at worst).
 pub const IDEMPOTENCY_RECORDS_MAX: usize = 200_000;
+/// Records kept at most per user, its own oldest evicted first: a busy desk's keyed writes of a
+/// day, and a tenth of the whole, so a user's flood of keys pushes out only its own records.
+pub const IDEMPOTENCY_RECORDS_PER_USER_MAX: usize = 20_000;
 /// Commands in one Raft entry (one batch of group commit). Bounds entry size and apply time.
 pub const COMMANDS_PER_ENTRY_MAX: usize = 512;
 /// A deadline must fall within this distance of its command's stamp: 400 days covers the
@@ -47,3 +50,4 @@ pub const OBSERVED_AGE_MAX_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 const _: () = assert!(NOTE_CHARS_MAX <= DESCRIPTION_CHARS_MAX);
 const _: () = assert!(IDEMPOTENCY_RECORDS_MAX > COMMANDS_PER_ENTRY_MAX);
+const _: () = assert!(IDEMPOTENCY_RECORDS_PER_USER_MAX * 10 <= IDEMPOTENCY_RECORDS_MAX);

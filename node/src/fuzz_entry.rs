@@ -89,7 +89,8 @@ fn ledger_under_attack() -> &'static cluster::ledger::Ledger {
         let code = |text: &str| BureauCode::parse_known(text).expect("a known bureau");
         let hour = 3_600_000;
         let t0 = 1_780_000_000_000;
-        let subject = Subject { uscc: None, name: "某商户".into(), region_code: code("440106"), address: String::new() };
+        let subject =
+            Subject { uscc: None, name: "某商户".into(), region_code: code("440106"), address: String::new() };
         let mut ledger = Ledger::new();
         let mut apply = |actor: Actor, action: Action| {
             let _ = ledger.apply(&Command { stamp_ms: t0, actor, idempotency: None, action });
@@ -105,12 +106,19 @@ fn ledger_under_attack() -> &'static cluster::ledger::Ledger {
             description: String::new(),
             subject: subject.clone(),
             source: Source::Complaint,
-            dispatch: Some(DispatchTerms { assignee: code("440106"), ack_deadline_ms: t0 + hour, complete_deadline_ms: t0 + 48 * hour }),
+            dispatch: Some(DispatchTerms {
+                assignee: code("440106"),
+                ack_deadline_ms: t0 + hour,
+                complete_deadline_ms: t0 + 48 * hour,
+            }),
             note: String::new(),
             sent_by: "gd-command".into(),
         };
         let message = Box::new(Message::Handover(handover));
-        apply(peer_actor(code("440000")), Action::Receive { message, group: code("440100"), placement: Placement::Keep });
+        apply(
+            peer_actor(code("440000")),
+            Action::Receive { message, group: code("440100"), placement: Placement::Keep },
+        );
         let gz = Actor { user: "gz-command".into(), bureau: code("440100"), role: Role::Command };
         let new_task = NewTask {
             kind: TaskKind::Lead,
@@ -143,14 +151,15 @@ fn ledger_under_attack() -> &'static cluster::ledger::Ledger {
 /// hit (from the province for messages, from Tianhe's group for reports). Refusals are fine;
 /// a panic, or a ledger that breaks its invariants afterwards, is a finding.
 pub fn peer_messages(bytes: &[u8]) -> bool {
-    use cluster::ledger::{peer_actor, Action, Command, Placement};
     use crate::federation::peer_api::{DeliverRequest, ReportRequest};
+    use cluster::ledger::{peer_actor, Action, Command, Placement};
     let code = |text: &str| BureauCode::parse_known(text).expect("a known bureau");
     let stamp_ms = 1_780_000_000_000 + 3_600_000;
     let mut commands = Vec::new();
     if let Ok(request) = serde_json::from_slice::<DeliverRequest>(bytes) {
         for message in request.messages {
-            let action = Action::Receive { message: Box::new(message), group: code("440100"), placement: Placement::Keep };
+            let action =
+                Action::Receive { message: Box::new(message), group: code("440100"), placement: Placement::Keep };
             commands.push(Command { stamp_ms, actor: peer_actor(code("440000")), idempotency: None, action });
         }
     }

@@ -74,7 +74,11 @@ async fn a_hostile_linked_group_cannot_crash_plant_or_poison_and_the_groups_rest
         description: String::new(),
         subject,
         source: Source::Complaint,
-        dispatch: Some(DispatchTerms { assignee: code("440106"), ack_deadline_ms: u64::MAX / 4, complete_deadline_ms: u64::MAX / 4 }),
+        dispatch: Some(DispatchTerms {
+            assignee: code("440106"),
+            ack_deadline_ms: u64::MAX / 4,
+            complete_deadline_ms: u64::MAX / 4,
+        }),
         note: String::new(),
         sent_by: "gd-command".into(),
     };
@@ -105,8 +109,7 @@ async fn a_hostile_linked_group_cannot_crash_plant_or_poison_and_the_groups_rest
     for n in 0..70 {
         province.create_task(1, &format!("快照前的写入 {n}"), None).await;
     }
-    let (status, _) =
-        tests::act(fed.group("440100"), 1, TIANHE_OPERATOR_TOKEN, there.id, "ack", json!({})).await;
+    let (status, _) = tests::act(fed.group("440100"), 1, TIANHE_OPERATOR_TOKEN, there.id, "ack", json!({})).await;
     assert_eq!(status, 200);
     fed.wait_for_record("the genuine ack mirrored", "440000", COMMAND_TOKEN, task.id, |t| t.state == "acknowledged")
         .await;
@@ -171,9 +174,12 @@ async fn healthy(cluster: &TestCluster) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_and_web_pages_get_nothing_past_the_boundaries() {
     let stingy = "[[users]]\nname = \"stingy\"\ntoken = \"demo-stingy-0070\"\nbureau = \"440000\"\nrole = \"command\"\nrequests_per_second = 2\n";
-    let cluster =
-        TestCluster::start_with(tests::ClusterOptions { size: 1, extra_users_toml: Some(stingy.into()), ..Default::default() })
-            .await;
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        size: 1,
+        extra_users_toml: Some(stingy.into()),
+        ..Default::default()
+    })
+    .await;
     let http = &cluster.http;
 
     // A client's hop count does not shed its budget: the header is removed unless a member sealed it.

@@ -21,21 +21,11 @@ use super::federation::{
     DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
     RemoteHandling, Routing,
 };
+use super::idempotency::IdempotencyTable;
 use super::intake::{GroupKey, SeenKey};
 use super::task::{DeadlineKind, Task, TaskId, TaskState, TimelineAction, TimelineEntry};
 use super::validate;
-use crate::limits::{IDEMPOTENCY_RECORDS_MAX, IDEMPOTENCY_RETENTION_MS, TIMELINE_ENTRIES_MAX};
-
-/// The first answer to a request that carried an idempotency key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct IdempotencyRecord {
-    fingerprint: [u8; 32],
-    stamp_ms: u64,
-    result: CommandResult,
-}
-
-/// Idempotency keys are scoped per user: two users may pick the same key.
-type IdempotencyScope = (String, String);
+use crate::limits::TIMELINE_ENTRIES_MAX;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
@@ -48,9 +38,8 @@ pub struct Ledger {
     last_stamp_ms: u64,
     /// Commands applied, refusals included.
     commands_applied: u64,
-    idempotency: BTreeMap<IdempotencyScope, IdempotencyRecord>,
-    /// Keys in the order they were stored (stamps are monotonic), for expiry and eviction.
-    idempotency_order: VecDeque<(u64, IdempotencyScope)>,
+    /// First answers to requests with an idempotency key (see `idempotency`).
+    idempotency: IdempotencyTable,
     /// The number the next outbox message gets (a handover's forward id uses it).
     pub(super) next_message_seq: u64,
     /// Messages to other groups not yet receipted, by number.
@@ -120,8 +109,7 @@ impl Ledger {
     /// The stored first answer for a key, if the ledger has one; lets a node answer a retry
     /// without proposing anything. The authoritative check is repeated in `apply`.
     pub fn idempotent_answer(&self, user: &str, tag: &IdempotencyTag) -> Option<CommandResult> {
-        let record = self.idempotency.get(&(user.to_owned(), tag.key.clone()))?;
-        Some(replay(record, tag))
+        self.idempotency.answer(user, tag)
     }
 
     /// SHA-256 over the canonical encoding of the whole state: equal on every replica that
@@ -137,13 +125,11 @@ impl Ledger {
         assert!(stamp_ms >= self.last_stamp_ms, "the ledger clock never runs backwards");
         self.last_stamp_ms = stamp_ms;
         self.commands_applied += 1;
-        self.expire_idempotency(stamp_ms);
-
-        let scope = command.idempotency.as_ref().map(|tag| ((command.actor.user.clone(), tag.key.clone()), tag));
-        if let Some((scope, tag)) = &scope {
-            if let Some(record) = self.idempotency.get(scope) {
-                return replay(record, tag);
-            }
+        self.idempotency.expire(stamp_ms);
+        if let Some(answer) =
+            command.idempotency.as_ref().and_then(|tag| self.idempotency.answer(&command.actor.user, tag))
+        {
+            return answer;
         }
 
         let result = match &command.action {
@@ -174,8 +160,8 @@ impl Ledger {
             Action::Programme(action) => self.apply_programme(stamp_ms, &command.actor, action),
         };
 
-        if let Some((scope, tag)) = scope {
-            self.remember(scope, tag.fingerprint, stamp_ms, result.clone());
+        if let Some(tag) = &command.idempotency {
+            self.idempotency.remember(&command.actor.user, tag, stamp_ms, &result);
         }
         result
     }
@@ -525,26 +511,6 @@ impl Ledger {
         Ok(Applied::of_task(shared.clone()))
     }
 
-    fn remember(&mut self, scope: IdempotencyScope, fingerprint: [u8; 32], stamp_ms: u64, result: CommandResult) {
-        while self.idempotency.len() >= IDEMPOTENCY_RECORDS_MAX {
-            let (_, oldest) = self.idempotency_order.pop_front().expect("order lists every record");
-            self.idempotency.remove(&oldest);
-        }
-        self.idempotency_order.push_back((stamp_ms, scope.clone()));
-        let previous = self.idempotency.insert(scope, IdempotencyRecord { fingerprint, stamp_ms, result });
-        assert!(previous.is_none(), "a key is remembered once");
-    }
-
-    fn expire_idempotency(&mut self, now_ms: u64) {
-        while let Some((stamp_ms, _)) = self.idempotency_order.front() {
-            if stamp_ms.saturating_add(IDEMPOTENCY_RETENTION_MS) >= now_ms {
-                break;
-            }
-            let (_, scope) = self.idempotency_order.pop_front().expect("front exists");
-            self.idempotency.remove(&scope);
-        }
-    }
-
     /// Full scan of the ledger's invariants; tests call it after every step, and the state
     /// machine and the backup reader on every ledger they decode. A ledger from outside (a
     /// snapshot file, a leader's snapshot, a backup) that breaks one is refused with the
@@ -562,8 +528,7 @@ impl Ledger {
         };
         ensure!(self.next_task_id >= 1, "the task counter starts at 1");
         ensure!(self.next_message_seq >= 1, "the message counter starts at 1");
-        ensure!(self.idempotency.len() == self.idempotency_order.len(), "idempotency records and their order differ");
-        ensure!(self.idempotency.len() <= IDEMPOTENCY_RECORDS_MAX, "too many idempotency records");
+        self.idempotency.check().map_err(InvariantViolation)?;
         let regions = Regions::get();
         for (seq, entry) in &self.outbox {
             ensure!(*seq == entry.seq, "outbox message {seq} is filed under another number");
@@ -878,13 +843,6 @@ struct Route {
 enum Chase {
     Remind(u32),
     Escalate(BureauCode),
-}
-
-fn replay(record: &IdempotencyRecord, tag: &IdempotencyTag) -> CommandResult {
-    if record.fingerprint != tag.fingerprint {
-        return Err(Rejection::IdempotencyKeyReused);
-    }
-    record.result.clone().map(|applied| Applied { replayed: true, ..applied })
 }
 
 /// The transition table. `None` means the action is illegal in that state.

@@ -11,6 +11,7 @@ pub mod campaign;
 pub mod command;
 pub mod complaint;
 pub mod federation;
+mod idempotency;
 pub mod intake;
 pub mod task;
 pub mod uscc;

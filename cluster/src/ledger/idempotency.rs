@@ -1,0 +1,167 @@
+//! The first answers to requests that carried an `Idempotency-Key`, so that a retry on any
+//! node, also after a failover, gets the first answer and writes nothing.
+//!
+//! Records are kept for `IDEMPOTENCY_RETENTION_MS`, at most `IDEMPOTENCY_RECORDS_PER_USER_MAX`
+//! per user and `IDEMPOTENCY_RECORDS_MAX` in all. A user over its quota loses its own oldest
+//! record, so one user's flood of keys cannot push out anyone else's (a later retry of theirs
+//! would write twice). Only answers that wrote something are kept: a refusal changed nothing,
+//! and its retry is simply judged again.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use super::command::{Applied, CommandResult, IdempotencyTag, Rejection};
+use crate::limits::{IDEMPOTENCY_RECORDS_MAX, IDEMPOTENCY_RECORDS_PER_USER_MAX, IDEMPOTENCY_RETENTION_MS};
+
+/// Keys are scoped per user: two users may pick the same key.
+type Scope = (String, String);
+
+/// The first answer to a request that carried an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    fingerprint: [u8; 32],
+    /// Its place in the order of storing (`IdempotencyTable::order`).
+    number: u64,
+    result: Applied,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyTable {
+    records: BTreeMap<Scope, Record>,
+    /// Every record by the number it was stored under (numbers grow with the ledger's clock,
+    /// so this is also the order of expiry), with its stamp.
+    order: BTreeMap<u64, (u64, Scope)>,
+    /// Each user's records, oldest first. A record leaves only as its user's oldest: by
+    /// expiry and by the global cap (the oldest of all is its user's oldest), or by the quota.
+    by_user: BTreeMap<String, VecDeque<u64>>,
+    next_number: u64,
+}
+
+impl IdempotencyTable {
+    /// The stored answer to `tag` from `user`, if any: the first answer, or a refusal when the
+    /// key was used for another request.
+    pub fn answer(&self, user: &str, tag: &IdempotencyTag) -> Option<CommandResult> {
+        let record = self.records.get(&(user.to_owned(), tag.key.clone()))?;
+        if record.fingerprint != tag.fingerprint {
+            return Some(Err(Rejection::IdempotencyKeyReused));
+        }
+        Some(Ok(Applied { replayed: true, ..record.result.clone() }))
+    }
+
+    /// Keeps the answer `result` to `tag` from `user`, if it wrote something.
+    pub fn remember(&mut self, user: &str, tag: &IdempotencyTag, stamp_ms: u64, result: &CommandResult) {
+        let Ok(applied) = result else { return };
+        if self.by_user.get(user).is_some_and(|records| records.len() >= IDEMPOTENCY_RECORDS_PER_USER_MAX) {
+            let oldest = self.by_user[user][0];
+            self.forget(oldest);
+        }
+        while self.records.len() >= IDEMPOTENCY_RECORDS_MAX {
+            let oldest = *self.order.keys().next().expect("records are in the order");
+            self.forget(oldest);
+        }
+        let number = self.next_number;
+        self.next_number += 1;
+        let scope = (user.to_owned(), tag.key.clone());
+        self.order.insert(number, (stamp_ms, scope.clone()));
+        self.by_user.entry(user.to_owned()).or_default().push_back(number);
+        let record = Record { fingerprint: tag.fingerprint, number, result: applied.clone() };
+        let previous = self.records.insert(scope, record);
+        assert!(previous.is_none(), "a key is remembered once: apply answers a known key from the table");
+    }
+
+    /// Forgets what was stored longer ago than the retention.
+    pub fn expire(&mut self, now_ms: u64) {
+        while let Some((&number, (stamp_ms, _))) = self.order.first_key_value() {
+            if stamp_ms.saturating_add(IDEMPOTENCY_RETENTION_MS) >= now_ms {
+                break;
+            }
+            self.forget(number);
+        }
+    }
+
+    /// Removes record `number`, which is its user's oldest.
+    fn forget(&mut self, number: u64) {
+        let (_, scope) = self.order.remove(&number).expect("forgets a stored record");
+        self.records.remove(&scope);
+        let records = self.by_user.get_mut(&scope.0).expect("every record is its user's");
+        assert_eq!(records.pop_front(), Some(number), "records leave as their user's oldest");
+        if records.is_empty() {
+            self.by_user.remove(&scope.0);
+        }
+    }
+
+    /// The table's own invariants, for `Ledger::check_invariants`.
+    pub fn check(&self) -> Result<(), String> {
+        if self.records.len() != self.order.len() {
+            return Err("idempotency records and their order differ".into());
+        }
+        if self.records.len() > IDEMPOTENCY_RECORDS_MAX {
+            return Err("too many idempotency records".into());
+        }
+        let mut counted = 0;
+        for (user, numbers) in &self.by_user {
+            if numbers.is_empty() || numbers.len() > IDEMPOTENCY_RECORDS_PER_USER_MAX {
+                return Err(format!("user {user} has {} idempotency records", numbers.len()));
+            }
+            for number in numbers {
+                let named = self.order.get(number).map(|(_, scope)| &scope.0);
+                if named != Some(user) || number >= &self.next_number {
+                    return Err(format!("idempotency record {number} is not {user}'s"));
+                }
+            }
+            counted += numbers.len();
+        }
+        if counted != self.records.len() {
+            return Err("idempotency records and their users differ".into());
+        }
+        for (scope, record) in &self.records {
+            if self.order.get(&record.number).map(|(_, s)| s) != Some(scope) {
+                return Err(format!("idempotency record {} is out of order", record.number));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn tag(key: &str) -> IdempotencyTag {
+        IdempotencyTag { key: key.to_owned(), fingerprint: [7; 32] }
+    }
+
+    fn written() -> CommandResult {
+        Ok(Applied { tasks: Vec::<Arc<_>>::new(), record: None, replayed: false })
+    }
+
+    #[test]
+    fn a_flood_of_one_users_keys_pushes_out_only_its_own_records() {
+        let mut table = IdempotencyTable::default();
+        table.remember("victim", &tag("k"), 1, &written());
+        for n in 0..IDEMPOTENCY_RECORDS_PER_USER_MAX + 10 {
+            table.remember("flooder", &tag(&format!("f{n}")), 2, &written());
+        }
+        assert!(table.answer("victim", &tag("k")).is_some(), "the victim's record stays");
+        assert!(table.answer("flooder", &tag("f0")).is_none(), "the flooder lost its own oldest");
+        assert_eq!(table.records.len(), IDEMPOTENCY_RECORDS_PER_USER_MAX + 1);
+        table.check().expect("consistent");
+    }
+
+    #[test]
+    fn refusals_are_not_kept_and_records_expire_in_order() {
+        let mut table = IdempotencyTable::default();
+        table.remember("u", &tag("refused"), 1, &Err(Rejection::Conflict("no".into())));
+        assert!(table.answer("u", &tag("refused")).is_none());
+        table.remember("u", &tag("a"), 1, &written());
+        table.remember("v", &tag("b"), 5, &written());
+        let reused = IdempotencyTag { fingerprint: [8; 32], ..tag("a") };
+        assert_eq!(table.answer("u", &reused), Some(Err(Rejection::IdempotencyKeyReused)));
+        table.expire(IDEMPOTENCY_RETENTION_MS + 2);
+        assert!(table.answer("u", &tag("a")).is_none() && table.answer("v", &tag("b")).is_some());
+        table.check().expect("consistent");
+    }
+}
