@@ -53,7 +53,9 @@ const within = (code, ancestor) => {
   return false;
 };
 const bureauName = (code) => (code ? S.bureaus.get(code)?.name || code : "—");
-const apiBase = () => `http://${S.members[S.nodeIndex] || location.host}`;
+// The page's own scheme for every call: a console served over TLS never calls in clear.
+const SECURE = location.protocol === "https:";
+const apiBase = () => `${SECURE ? "https" : "http"}://${S.members[S.nodeIndex] || location.host}`;
 
 function fmtTime(iso, withDate = true) {
   if (!iso) return "—";
@@ -142,7 +144,10 @@ async function login(token) {
   }
   localStorage.setItem("xt-token", S.token);
   const cluster = await api("/api/v1/cluster").catch(() => null);
-  S.members = cluster ? cluster.members.map((m) => m.addr) : [location.host];
+  // A page served by a member moves between the group's nodes when one dies; a page served by
+  // a gateway (or any proxy: its host is no member) stays on its own origin.
+  const members = cluster ? cluster.members.map((m) => m.addr) : [];
+  S.members = members.includes(location.host) ? members : [location.host];
   S.nodeIndex = Math.max(0, S.members.indexOf(location.host));
   // The whole province, so bureaus above the user (a dispatcher) have names too.
   const province = S.me.bureau === "000000" ? "000000" : `${S.me.bureau.slice(0, 2)}0000`;
@@ -181,7 +186,7 @@ function setConn(state, text) {
 
 function connect() {
   setConn(S.everConnected ? "reconnecting" : "connecting", t(S.everConnected ? "reconnecting" : "connecting"));
-  const ws = new WebSocket(`ws://${S.members[S.nodeIndex] || location.host}/ws`);
+  const ws = new WebSocket(`${SECURE ? "wss" : "ws"}://${S.members[S.nodeIndex] || location.host}/ws`);
   S.ws = ws;
   let welcomed = false;
   ws.onopen = () => {

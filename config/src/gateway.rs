@@ -25,6 +25,10 @@ pub struct GatewayConfig {
     #[serde(default)]
     pub source_address: Option<std::net::IpAddr>,
     pub group: GatewayGroup,
+    /// TLS for what the gateway serves (consoles) and for its calls to the nodes, which then
+    /// must serve TLS too (their `[tls]`): tokens never cross the network in clear.
+    #[serde(default)]
+    pub tls: Option<crate::TlsConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -39,8 +43,12 @@ pub struct GatewayGroup {
 impl GatewayConfig {
     pub fn load(path: &Path) -> Result<(GatewayConfig, UsersFile), ConfigError> {
         let mut config: GatewayConfig = parse(path, &read(path)?)?;
-        if config.users_file.is_relative() {
-            config.users_file = path.parent().unwrap_or(Path::new(".")).join(&config.users_file);
+        let base = path.parent().unwrap_or(Path::new(".")).to_owned();
+        let tls_files = config.tls.as_mut().map(|tls| [&mut tls.cert_file, &mut tls.key_file, &mut tls.ca_file]);
+        for file in std::iter::once(&mut config.users_file).chain(tls_files.into_iter().flatten()) {
+            if file.is_relative() {
+                *file = base.join(&*file);
+            }
         }
         if !is_six_digits(&config.group.bureau) {
             return Err(invalid("group.bureau", "must be a 6-digit region code"));

@@ -540,6 +540,9 @@ impl PublicCampaignJson {
 #[serde(deny_unknown_fields)]
 pub struct PublicCampaignsJson {
     pub campaigns: Vec<PublicCampaignJson>,
+    /// Pass as `cursor` for the next page; absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<u64>,
 }
 
 #[cfg(test)]

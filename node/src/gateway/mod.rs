@@ -43,6 +43,8 @@ pub struct GatewayState {
     nodes: Arc<Vec<String>>,
     presence: Arc<crate::presence::Presence>,
     http: reqwest::Client,
+    /// How it speaks to the nodes (and serves): plain or TLS, from its `[tls]`.
+    transport: Arc<crate::transport::Transport>,
 }
 
 impl ConsoleBackend for GatewayState {
@@ -113,6 +115,7 @@ async fn upgrade(State(state): State<GatewayState>, upgrade: WebSocketUpgrade) -
 
 pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: CancellationToken) -> anyhow::Result<()> {
     let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;
+    let transport = Arc::new(crate::transport::Transport::from_config(config.tls.as_ref()).context("setting up TLS")?);
     let hub = EventHub::detached();
     let presence_shutdown = CancellationToken::new();
     let (presence, presence_writer) =
@@ -137,12 +140,14 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         .context("the stream lag histogram")?,
         nodes: Arc::new(config.group.nodes.clone()),
         presence: presence.clone(),
-        http: reqwest::Client::builder()
+        http: transport
+            .client()
             .local_address(config.source_address)
             .connect_timeout(PEER_CONNECT_TIMEOUT)
             .pool_idle_timeout(config::limits::CLIENT_POOL_IDLE_TIMEOUT)
             .build()
             .context("building the gateway's client")?,
+        transport: transport.clone(),
     };
     let stream = crate::fanout::stream_key(&config.group.bureau);
     let reader =
@@ -172,7 +177,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
     let listener =
         tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(gateway = %config.name, listen = %config.listen, group = %config.group.bureau, "gateway serving");
-    crate::server::serve(listener, app, None, config::limits::OPEN_CONNECTIONS_MAX, shutdown).await;
+    crate::server::serve(listener, app, transport.acceptor(), config::limits::OPEN_CONNECTIONS_MAX, shutdown).await;
     reader.await.context("the stream reader failed")?;
     reloader.await.context("the users reloader failed")?;
     presence_shutdown.cancel();

@@ -46,7 +46,8 @@ async fn call_any_node(
 /// The snapshot message a node gives this console, and the log index it reflects.
 pub async fn fetch_snapshot(state: &GatewayState, scope: BureauCode, token: &str) -> Result<(u64, String), ApiError> {
     let response = call_any_node(state, |node| {
-        state.http.get(format!("http://{node}/api/v1/console/snapshot?scope={scope}")).bearer_auth(token)
+        let url = format!("{}/api/v1/console/snapshot?scope={scope}", state.transport.base_url(node));
+        state.http.get(url).bearer_auth(token)
     })
     .await?;
     let status = response.status();
@@ -124,7 +125,8 @@ pub async fn pass_through(
             .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
         let forwarded = forwarded_for(&headers, peer_address(peer));
         let response = call_any_node(&state, |node| {
-            let mut request = state.http.request(method.clone(), format!("http://{node}{path}")).body(body.clone());
+            let url = format!("{}{path}", state.transport.base_url(node));
+            let mut request = state.http.request(method.clone(), url).body(body.clone());
             for name in REQUEST_HEADERS {
                 if let Some(value) = headers.get(name) {
                     request = request.header(name, value);

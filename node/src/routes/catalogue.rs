@@ -372,6 +372,7 @@ pub fn operations() -> Vec<Operation> {
         .body(schema::<DrawRequest>)
         .handler(post(programme::draw)),
         op(Method::GET, "/public/v1/campaigns", "Drawn campaigns (public)", Anyone, ok(schema::<PublicCampaignsJson>))
+            .query(schema::<public::CampaignsQuery>)
             .handler(get(public::campaigns)),
         op(
             Method::GET,

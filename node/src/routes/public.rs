@@ -19,9 +19,12 @@ use crate::state::AppState;
 /// Results per page of the public listing.
 pub const PUBLIC_PAGE_MAX: usize = 100;
 const PUBLIC_PAGE_DEFAULT: usize = 20;
-/// Tasks looked at for one page at most: a filter that matches rarely still answers quickly,
-/// with a cursor to go on from.
-const PUBLIC_SCAN_MAX: usize = 100_000;
+/// Inspection tasks looked at for one page at most: a filter that matches rarely still answers
+/// quickly (under the lock `apply` needs), with a cursor to go on from.
+const PUBLIC_SCAN_MAX: usize = 10_000;
+/// Campaigns per page of the public listing.
+pub const PUBLIC_CAMPAIGNS_PAGE_MAX: usize = 100;
+const PUBLIC_CAMPAIGNS_PAGE_DEFAULT: usize = 20;
 
 /// Spends one request of the caller's budget and of the node's (`crate::public_budget`).
 fn within_budget(state: &AppState, peer: Peer, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -36,19 +39,50 @@ fn within_budget(state: &AppState, peer: Peer, headers: &HeaderMap) -> Result<()
     })
 }
 
-pub async fn campaigns(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignsQuery {
+    /// `next_cursor` of the previous page: campaigns numbered below it.
+    #[serde(default)]
+    pub cursor: Option<u64>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(default);
+    if limit == 0 || limit > max {
+        return Err(ApiError::Invalid { code: "invalid_limit", message: format!("limit is 1 to {max}") });
+    }
+    Ok(limit)
+}
+
+/// Drawn campaigns, newest first, a page at a time.
+pub async fn campaigns(State(state): State<AppState>, peer: Peer, headers: HeaderMap, uri: Uri) -> Response {
     super::json_answer((|| {
         within_budget(&state, peer, &headers)?;
+        let query: CampaignsQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
+            .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() })?;
+        let limit = page_limit(query.limit, PUBLIC_CAMPAIGNS_PAGE_DEFAULT, PUBLIC_CAMPAIGNS_PAGE_MAX)?;
         let replica = state.store.read();
         let ledger = &replica.ledger;
-        let drawn = ledger.programme().campaigns().filter_map(|campaign| campaign.draw.as_ref().map(|d| (campaign, d)));
-        let campaigns = drawn
-            .map(|(campaign, draw)| {
-                let tasks = draw.tasks.iter().filter_map(|id| ledger.task(*id));
-                PublicCampaignJson::of(campaign, draw, tasks.filter(|task| PublicResult::of(task).is_some()).count())
-            })
-            .collect();
-        Ok(PublicCampaignsJson { campaigns })
+        let drawn = ledger
+            .programme()
+            .campaigns()
+            .filter(|campaign| query.cursor.is_none_or(|cursor| campaign.id < cursor))
+            .filter_map(|campaign| campaign.draw.as_ref().map(|d| (campaign, d)));
+        let mut campaigns = Vec::new();
+        let mut next_cursor = None;
+        for (campaign, draw) in drawn {
+            if campaigns.len() == limit {
+                next_cursor = campaigns.last().map(|c: &PublicCampaignJson| c.id);
+                break;
+            }
+            let tasks = draw.tasks.iter().filter_map(|id| ledger.task(*id));
+            let published = tasks.filter(|task| PublicResult::of(task).is_some()).count();
+            campaigns.push(PublicCampaignJson::of(campaign, draw, published));
+        }
+        Ok(PublicCampaignsJson { campaigns, next_cursor })
     })())
 }
 
@@ -81,18 +115,24 @@ pub async fn results(State(state): State<AppState>, peer: Peer, headers: HeaderM
                 Uscc::parse(text).map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("uscc: {e}") })
             })
             .transpose()?;
-        let limit = query.limit.unwrap_or(PUBLIC_PAGE_DEFAULT);
-        if limit == 0 || limit > PUBLIC_PAGE_MAX {
-            return Err(ApiError::Invalid {
-                code: "invalid_limit",
-                message: format!("limit is 1 to {PUBLIC_PAGE_MAX}"),
-            });
-        }
+        let limit = page_limit(query.limit, PUBLIC_PAGE_DEFAULT, PUBLIC_PAGE_MAX)?;
         let replica = state.store.read();
+        let ledger = &replica.ledger;
+        // Only drawn inspections can have a public result: the campaign's, or every drawn one's,
+        // newest first below the cursor (never a scan of all tasks).
+        let mut candidates: Vec<TaskId> = ledger
+            .programme()
+            .campaigns()
+            .filter(|campaign| query.campaign.is_none_or(|id| campaign.id == id))
+            .filter_map(|campaign| campaign.draw.as_ref())
+            .flat_map(|draw| draw.tasks.iter().copied())
+            .filter(|id| query.cursor.is_none_or(|cursor| id.0 < cursor))
+            .collect();
+        candidates.sort_unstable_by(|a, b| b.cmp(a));
         let mut results = Vec::new();
         let mut next_cursor = None;
         let mut last_seen = None;
-        for (scanned, task) in replica.ledger.tasks_newest_first(query.cursor.map(TaskId)).enumerate() {
+        for (scanned, task) in candidates.iter().filter_map(|id| ledger.task(*id)).enumerate() {
             if results.len() == limit || scanned == PUBLIC_SCAN_MAX {
                 next_cursor = last_seen;
                 break;
