@@ -70,7 +70,7 @@ fn steps(task: &Task, policy: &EscalationPolicy) -> Vec<(u64, Action)> {
         if sent < policy.reminders_max {
             let postponed = task.last_feedback_ms.filter(|_| policy.feedback_postpones_reminder);
             let base_ms = postponed.map_or(deadline_ms, |feedback| feedback.max(deadline_ms));
-            let due_ms = base_ms + policy.remind_every_ms * u64::from(sent + 1);
+            let due_ms = base_ms.saturating_add(policy.remind_every_ms.saturating_mul(u64::from(sent) + 1));
             steps.push((due_ms, Action::RemindAssignee { task: task.id, kind, deadline_ms, sequence: sent + 1 }));
         }
     }

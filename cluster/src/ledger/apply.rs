@@ -542,11 +542,26 @@ impl Ledger {
         }
         for (forward, id) in &self.sent {
             ensure!(
+                forward.seq < self.next_message_seq,
+                "sent forward {forward} did not come from the message counter"
+            );
+            ensure!(
                 task(id)?.remote.as_ref().map(|r| r.forward) == Some(*forward),
                 "sent forward {forward} names task {id}, which does not track it"
             );
         }
         ensure!(self.intake_seen.len() == self.intake_seen_order.len(), "seen signals and their order differ");
+        let mut ordered = std::collections::BTreeSet::new();
+        for (stamp_ms, key) in &self.intake_seen_order {
+            ensure!(
+                self.intake_seen.get(key).is_some_and(|(_, seen_ms)| seen_ms == stamp_ms) && ordered.insert(key),
+                "the order of seen signals names one that is not seen, or twice"
+            );
+        }
+        ensure!(
+            self.intake_seen_order.iter().zip(self.intake_seen_order.iter().skip(1)).all(|(a, b)| a.0 <= b.0),
+            "seen signals out of order"
+        );
         ensure!(self.intake_seen.len() <= crate::limits::INTAKE_SEEN_MAX, "too many seen signals");
         for (id, _) in self.intake_seen.values() {
             task(id)?;
@@ -713,7 +728,7 @@ pub(super) fn record_transition(
         Transition::GrantExtension => {
             entry.action = TimelineAction::GrantExtension;
             task.complete_deadline_ms = task.extension_requested_deadline_ms.take();
-            task.extensions_granted += 1;
+            task.extensions_granted = task.extensions_granted.saturating_add(1);
         }
         Transition::RefuseExtension => {
             entry.action = TimelineAction::RefuseExtension;

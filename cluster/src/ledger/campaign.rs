@@ -906,7 +906,9 @@ impl Ledger {
             complete_deadline_ms,
         )?;
         let inputs = self.draw_inputs(id)?;
-        check_draw(&inputs, result, &self.programme.conflicts)?;
+        // Against the conflicts frozen with the beacon: one declared once the beacon is public
+        // could otherwise veto the draw until the selection suits (finding 10's kin).
+        check_draw(&inputs, result)?;
         let spec = inputs.spec.clone();
 
         let draw_actor = actor.clone();
@@ -1103,11 +1105,7 @@ fn rule(holds: bool, rule: &str) -> Result<(), Rejection> {
 /// seed, teams (size, pool, qualification by expertise, conflicts with recusals on record, no
 /// member of the entity's last team, the office-and-stations mix), items, strata quotas and the
 /// 3% floor.
-pub fn check_draw(
-    inputs: &DrawInputs,
-    result: &DrawResult,
-    conflicts: &BTreeMap<(String, Uscc), Conflict>,
-) -> Result<(), Rejection> {
+pub fn check_draw(inputs: &DrawInputs, result: &DrawResult) -> Result<(), Rejection> {
     let stale = |what: &str| Rejection::Conflict(format!("{what}; draw again"));
     if result.seed != hex(&inputs.seed()) {
         return Err(stale("the draw was computed from other inputs (inspectors, history or beacon changed)"));
@@ -1147,7 +1145,8 @@ pub fn check_draw(
                 items.iter().any(|item| inspector.expertise.contains(&item.expertise)),
                 "every inspector has expertise for an item",
             )?;
-            rule(!conflicts.contains_key(&(id.clone(), uscc.clone())), "no inspector with a declared conflict")?;
+            let conflicted = inputs.conflicts.binary_search(&(id.clone(), uscc.clone())).is_ok();
+            rule(!conflicted, "no inspector with a declared conflict")?;
             rule(!last_team.contains(id), "no inspector of the entity's last team")?;
             office |= inspector.station.is_none();
             station |= inspector.station.is_some();
@@ -1164,7 +1163,7 @@ pub fn check_draw(
     }
     for recusal in &result.recusals {
         rule(
-            conflicts.contains_key(&(recusal.inspector.clone(), recusal.uscc.clone())),
+            inputs.conflicts.binary_search(&(recusal.inspector.clone(), recusal.uscc.clone())).is_ok(),
             "a recusal rests on a declared conflict",
         )?;
     }

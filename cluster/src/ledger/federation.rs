@@ -637,7 +637,12 @@ impl apply::Ledger {
                 report.version, remote.forward
             )));
         }
-        check_report(report, &remote, stamp_ms)?;
+        if remote.delivered.is_none() {
+            // A report can only be about a task the target has confirmed it holds: before the
+            // receipt, the target could still refuse the handover and leave its report behind.
+            return Err(Rejection::NotYet(format!("forward {} is not receipted here yet", remote.forward)));
+        }
+        check_report(report, &remote, shared, stamp_ms)?;
         let task = Arc::make_mut(shared);
         let remote = task.remote.as_mut().expect("checked above");
         let known = remote.mirrored_version;
@@ -649,7 +654,8 @@ impl apply::Ledger {
             // The dispatcher's own decisions are on this timeline already; the target's copy
             // of the create is not news.
             let ours = dispatched_here && is_dispatcher_entry(entry.action);
-            if ours || entry.action == TimelineAction::Receive || task.timeline.len() >= TIMELINE_ENTRIES_MAX {
+            let full = task.timeline.len() >= TIMELINE_ENTRIES_MAX - TIMELINE_ENTRIES_KEPT_FOR_DISPATCHER;
+            if ours || entry.action == TimelineAction::Receive || full {
                 continue;
             }
             task.version += 1;
@@ -740,6 +746,17 @@ fn validate_handover(
             }
         }
         (HandoverPurpose::Dispatch, None) => return Err(validate::invalid("dispatch", "a dispatch carries its terms")),
+        // A dispute goes up to the common superior; its designation comes down from it.
+        (HandoverPurpose::Dispute, None) if group == sender || !regions.is_within(sender, group) => {
+            return Err(Rejection::Forbidden(format!(
+                "group {sender} is not below group {group}: it cannot dispute here"
+            )));
+        }
+        (HandoverPurpose::Designation, None) if group == sender || !regions.is_within(group, sender) => {
+            return Err(Rejection::Forbidden(format!(
+                "group {sender} is not above group {group}: it cannot designate here"
+            )));
+        }
         (_, Some(_)) => {
             return Err(validate::invalid(
                 "dispatch",
@@ -752,8 +769,19 @@ fn validate_handover(
 }
 
 /// How far ahead a peer group's clock may run of this one's: groups keep their own clocks
-/// (NTP on each), so a report's deadlines are bounded by the horizon plus this.
+/// (NTP on each), so a report's deadlines are bounded by the horizon plus this, and its event
+/// times by this.
 const PEER_CLOCK_SKEW_MAX_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// Timeline entries a tracking record keeps free of reports: the dispatcher can always close,
+/// return or cancel, however much the target reported.
+const TIMELINE_ENTRIES_KEPT_FOR_DISPATCHER: usize = 20;
+
+/// States the assignee's own actions (ack, feedback, complete, pause, extension requests, and
+/// the target's deadline watch) can put a dispatched task in; the others come only from the
+/// dispatcher, whose record here moved to them first.
+const ASSIGNEE_REACHABLE_STATES: [TaskState; 3] =
+    [TaskState::Dispatched, TaskState::Acknowledged, TaskState::Completed];
 
 fn peer_deadline_max_ms(stamp_ms: u64) -> u64 {
     stamp_ms.saturating_add(DEADLINE_HORIZON_MS).saturating_add(PEER_CLOCK_SKEW_MAX_MS)
@@ -763,10 +791,14 @@ fn peer_deadline_max_ms(stamp_ms: u64) -> u64 {
 /// with each other as every task's do (`MirroredFields::check`), name known bureaus (a
 /// dispatch's assignee within the group it went to), keep deadlines within the horizon, and
 /// its timeline entries must be bounded like a client's.
-fn check_report(report: &StatusReport, remote: &RemoteHandling, stamp_ms: u64) -> Result<(), Rejection> {
+fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, stamp_ms: u64) -> Result<(), Rejection> {
     let fields = &report.fields;
     if report.timeline.len() > TIMELINE_ENTRIES_MAX || fields.escalated_to.len() > TIMELINE_ENTRIES_MAX {
         return Err(validate::invalid("timeline", "too long"));
+    }
+    // Each counted step has its timeline entry, so no count exceeds the timeline's bound.
+    if [fields.extensions_granted, fields.reminders_sent].iter().any(|count| *count as usize > TIMELINE_ENTRIES_MAX) {
+        return Err(validate::invalid("fields", "a count beyond the timeline's length"));
     }
     fields.check().map_err(|reason| validate::invalid("fields", reason))?;
     let regions = Regions::get();
@@ -774,10 +806,19 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, stamp_ms: u64) -
     if fields.assignee_bureau.iter().chain(&fields.escalated_to).any(unknown) {
         return Err(validate::invalid("fields", "unknown bureau"));
     }
-    if remote.purpose == HandoverPurpose::Dispatch
-        && fields.assignee_bureau.is_some_and(|assignee| !regions.is_within(assignee, remote.to_group))
-    {
-        return Err(validate::invalid("fields.assignee_bureau", format!("not within group {}", remote.to_group)));
+    let dispatched_here = remote.purpose == HandoverPurpose::Dispatch;
+    if dispatched_here {
+        // The target works on the task; it neither re-dispatches it nor decides for the
+        // dispatcher.
+        if fields.assignee_bureau != record.assignee_bureau {
+            return Err(validate::invalid("fields.assignee_bureau", "a dispatched task keeps its assignee"));
+        }
+        if fields.state != record.state && !ASSIGNEE_REACHABLE_STATES.contains(&fields.state) {
+            return Err(validate::invalid(
+                "fields.state",
+                format!("only the dispatcher makes a dispatched task {}", fields.state),
+            ));
+        }
     }
     let deadline_max_ms = peer_deadline_max_ms(stamp_ms);
     if [fields.ack_deadline_ms, fields.complete_deadline_ms, fields.extension_requested_deadline_ms]
@@ -787,11 +828,34 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, stamp_ms: u64) -
     {
         return Err(validate::invalid("fields", "a deadline lies too far in the future"));
     }
+    let event_max_ms = stamp_ms.saturating_add(PEER_CLOCK_SKEW_MAX_MS);
+    let events = [
+        fields.dispatched_at_ms,
+        fields.acked_at_ms,
+        fields.completed_at_ms,
+        fields.closed_at_ms,
+        fields.ack_missed_deadline_ms,
+        fields.completion_missed_deadline_ms,
+        fields.last_feedback_ms,
+        fields.paused_since_ms,
+    ];
+    if events.iter().flatten().any(|at| *at > event_max_ms) {
+        return Err(validate::invalid("fields", "a time lies in the future"));
+    }
     for entry in report.timeline.iter().filter(|entry| entry.version > remote.mirrored_version) {
         validate::note(&entry.note, false)?;
         validate::text("timeline.actor_user", &entry.actor_user, USER_CHARS_MAX, false, false)?;
         if unknown(&entry.actor_bureau) || entry.assignee_bureau.as_ref().is_some_and(unknown) {
             return Err(validate::invalid("timeline", "unknown bureau"));
+        }
+        // On a dispatched task the target speaks for its own bureaus only: the dispatcher's
+        // entries (skipped as known) are the only ones from above it.
+        let theirs = regions.is_within(entry.actor_bureau, remote.to_group);
+        if dispatched_here && !theirs && !is_dispatcher_entry(entry.action) && entry.action != TimelineAction::Receive {
+            return Err(validate::invalid(
+                "timeline",
+                format!("an entry of {} is not group {}'s", entry.actor_bureau, remote.to_group),
+            ));
         }
     }
     Ok(())

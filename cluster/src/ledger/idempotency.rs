@@ -104,6 +104,9 @@ impl IdempotencyTable {
             if numbers.is_empty() || numbers.len() > IDEMPOTENCY_RECORDS_PER_USER_MAX {
                 return Err(format!("user {user} has {} idempotency records", numbers.len()));
             }
+            if !numbers.iter().zip(numbers.iter().skip(1)).all(|(a, b)| a < b) {
+                return Err(format!("user {user}'s idempotency records are out of order"));
+            }
             for number in numbers {
                 let named = self.order.get(number).map(|(_, scope)| &scope.0);
                 if named != Some(user) || number >= &self.next_number {

@@ -273,3 +273,77 @@ fn a_ledger_that_breaks_an_invariant_is_an_error_not_a_panic() {
     let violation = ledger.check_invariants().expect_err("the invariants fail");
     assert!(violation.to_string().contains("assignee"), "{violation}");
 }
+
+#[test]
+fn a_report_cannot_decide_for_the_dispatcher_nor_come_before_the_receipt() {
+    let (mut province, id) = province_with_a_tracking_record();
+    let before = province.task(id).cloned();
+    // Only the dispatcher closes, cancels or returns; the target keeps the assignee it was given.
+    for state in [TaskState::Closed, TaskState::Cancelled, TaskState::Returned, TaskState::Created] {
+        let mut decided = report_on(&province, id);
+        decided.fields.state = state;
+        decided.fields.outcome = Some(CompletionOutcome::Warned);
+        let answer = mirror(&mut province, decided);
+        assert!(matches!(answer, Err(Rejection::Invalid { .. })), "{state}: {answer:?}");
+    }
+    let mut moved = report_on(&province, id);
+    moved.fields.assignee_bureau = Some(bureau("440111"));
+    assert!(mirror(&mut province, moved).is_err());
+    // Nor speak for a bureau above it, nor count past the timeline, nor tell of the future.
+    let mut above = report_on(&province, id);
+    above.timeline[0].actor_bureau = bureau("440000");
+    assert!(mirror(&mut province, above).is_err());
+    let mut counted = report_on(&province, id);
+    counted.fields.extensions_granted = u32::MAX;
+    assert!(mirror(&mut province, counted).is_err());
+    let mut future = report_on(&province, id);
+    future.fields.last_feedback_ms = Some(u64::MAX);
+    assert!(mirror(&mut province, future).is_err());
+    assert_eq!(province.task(id).cloned(), before);
+
+    // Before the receipt, the target could still refuse the handover: its report waits.
+    let mut early = Ledger::new();
+    let zhang = Actor { user: "zhang".into(), bureau: bureau("440000"), role: Role::Command };
+    let id = apply(&mut early, T0, zhang.clone(), Action::CreateTask(lead("440106"))).unwrap().task().id;
+    let across = Transition::DispatchAcross {
+        assignee: bureau("440106"),
+        ack_deadline_ms: T0 + HOUR_MS,
+        complete_deadline_ms: T0 + 48 * HOUR_MS,
+        to_group: bureau("440100"),
+        from_group: bureau("440000"),
+    };
+    let change = TaskChange { task: id, expected_version: None, note: String::new(), transition: across };
+    apply(&mut early, T0, zhang, Action::ChangeTask(change)).expect("dispatched across");
+    let premature = report_on(&early, id);
+    assert!(matches!(mirror(&mut early, premature), Err(Rejection::NotYet(_))));
+}
+
+#[test]
+fn disputes_come_from_below_and_designations_from_above() {
+    let mut dispute = handover("440300", "440300", "440106", 1);
+    dispute.purpose = HandoverPurpose::Dispute;
+    dispute.dispatch = None;
+    let placement = Placement::DesignateBy(T0 + 100 * HOUR_MS);
+    let action = |message: Handover, group: &str| Action::Receive {
+        message: Box::new(Message::Handover(message)),
+        group: bureau(group),
+        placement,
+    };
+    // Shenzhen disputes at the province (its superior): accepted; at Guangzhou (a sibling): not.
+    let mut province = Ledger::new();
+    apply(&mut province, T0, peer_actor(bureau("440300")), action(dispute.clone(), "440000")).expect("from below");
+    let mut guangzhou = Ledger::new();
+    let sideways = apply(&mut guangzhou, T0, peer_actor(bureau("440300")), action(dispute, "440100"));
+    assert!(matches!(sideways, Err(Rejection::Forbidden(_))), "{sideways:?}");
+
+    let mut designation = handover("440100", "440100", "440106", 2);
+    designation.purpose = HandoverPurpose::Designation;
+    designation.dispatch = None;
+    let keep = |message: Handover| Action::Receive {
+        message: Box::new(Message::Handover(message)),
+        group: bureau("440000"),
+        placement: Placement::Keep,
+    };
+    let upward = apply(&mut province, T0, peer_actor(bureau("440100")), keep(designation));
+    assert!(matches!(upward, Err(Rejection::Forbidden(_))), "a city does not designate its province: {upward:?}");
+}

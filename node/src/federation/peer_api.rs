@@ -221,6 +221,9 @@ pub async fn mirror_reports(state: &AppState, peer: BureauCode, reports: Vec<Sta
         .iter()
         .filter(|outcome| match outcome {
             Ok(Ok(_)) | Ok(Err(Rejection::NothingToRecord(_))) => true,
+            // Not receipted at the origin yet: the reporter sends it again (or the origin's
+            // reconciliation pulls it).
+            Ok(Err(Rejection::NotYet(_))) => false,
             Ok(Err(rejection)) => {
                 tracing::warn!(%peer, %rejection, "a status report was refused");
                 true

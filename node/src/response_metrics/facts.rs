@@ -13,7 +13,7 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 
 /// Days since 1970-01-01 in Beijing time.
 pub fn beijing_day(ms: u64) -> u32 {
-    u32::try_from((ms + BEIJING_OFFSET_MS) / DAY_MS).unwrap_or(u32::MAX)
+    u32::try_from(ms.saturating_add(BEIJING_OFFSET_MS) / DAY_MS).unwrap_or(u32::MAX)
 }
 
 /// Unix ms of the start of a Beijing day.
