@@ -99,9 +99,10 @@ async fn every_route_answers_every_caller_as_the_policy_says() {
             format!("/api/v1/tasks/{id}/feedback"),
             feedback.clone(),
             vec![
-                // Not acknowledged yet: the assignee is told why (409); others are refused first.
+                // Not acknowledged yet: the assignee is told why (409); others are refused first,
+                // and a bureau that cannot see the task is told it does not exist.
                 (TIANHE_OPERATOR_TOKEN, 409),
-                (YUEXIU_OPERATOR, 403),
+                (YUEXIU_OPERATOR, 404),
                 (LEADER_TOKEN, 403),
                 (NONE, 401),
             ],
@@ -110,7 +111,7 @@ async fn every_route_answers_every_caller_as_the_policy_says() {
             "POST",
             format!("/api/v1/tasks/{id}/ack"),
             empty.clone(),
-            vec![(YUEXIU_OPERATOR, 403), (LEADER_TOKEN, 403), (COMMAND_TOKEN, 200), (ADMIN, 401), (NONE, 401)],
+            vec![(YUEXIU_OPERATOR, 404), (LEADER_TOKEN, 403), (COMMAND_TOKEN, 200), (ADMIN, 401), (NONE, 401)],
         ),
         (
             "POST",

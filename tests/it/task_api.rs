@@ -18,10 +18,10 @@ async fn a_task_goes_through_its_life_on_any_node() {
     assert_eq!(task["state"], "dispatched");
     assert!(task["ack_deadline"].is_string() && task["complete_deadline"].is_string());
 
-    // Another bureau's operator can neither see nor act on it.
+    // Another bureau's operator can neither see nor act on it: to it, the task does not exist.
     let yuexiu = "demo-yuexiu-op-0006";
     let (status, body) = act(&cluster, 1, yuexiu, id, "ack", json!({})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
     let hidden =
         cluster.http.get(cluster.url(1, &format!("/api/v1/tasks/{id}"))).bearer_auth(yuexiu).send().await.expect("get");
     assert_eq!(hidden.status(), 404);

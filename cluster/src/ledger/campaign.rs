@@ -627,15 +627,13 @@ impl Ledger {
         &self.programme
     }
 
-    /// The inputs of campaign `id`'s draw as this ledger stands: what the node draws from, and
-    /// what `apply` compares a proposed draw with.
+    /// The inputs of campaign `id`'s draw: frozen when its beacon was fixed (what the node
+    /// draws from, and what `apply` compares a proposed draw with), as the ledger stands now
+    /// once it is drawn (its record keeps the inputs it was drawn from).
     pub fn draw_inputs(&self, id: u64) -> Result<DrawInputs, Rejection> {
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
         if let Some(sealed) = self.programme.sealed_inputs.get(&id) {
             return Ok(sealed.clone());
-        }
-        if let Some(draw) = &campaign.draw {
-            return Ok(draw.inputs.clone());
         }
         self.live_draw_inputs(id, campaign)
     }
