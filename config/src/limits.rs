@@ -58,3 +58,7 @@ pub const OPEN_CONNECTIONS_MAX: usize = 16_384;
 pub const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 const _: () = assert!(CLIENT_POOL_IDLE_TIMEOUT.as_millis() < HEADER_READ_TIMEOUT.as_millis());
+/// Messages, status reports and status queries one linked group may send a node per second (one
+/// second deep): far above a province's forwards (docs/benchmarks.md measures hundreds a
+/// second), and a bound on what a hostile group can make this group commit.
+pub const PEER_ITEMS_PER_SECOND: u32 = 5_000;

@@ -105,6 +105,15 @@ async fn a_hostile_linked_group_cannot_crash_plant_or_poison_and_the_groups_rest
     let record = fed.task("440000", 1, COMMAND_TOKEN, task.id).await.expect("record");
     assert_eq!(record.state, "dispatched", "the refused report changed nothing");
 
+    // A linked group has a budget of its own: a flood of status queries meets 429.
+    let forwards: Vec<ForwardId> = (1..=128).map(|seq| ForwardId { origin_group: code("440000"), seq }).collect();
+    let mut statuses = Vec::new();
+    for _ in 0..60 {
+        let body = json!({"forwards": forwards});
+        statuses.push(peer_post(&fed, "440000", "440100", "/federation/v1/status", body).await.0);
+    }
+    assert!(statuses.contains(&429), "a peer's flood is limited: {statuses:?}");
+
     // Enough writes for snapshots on both sides, then restarts and a backup: all as before.
     for n in 0..70 {
         province.create_task(1, &format!("快照前的写入 {n}"), None).await;

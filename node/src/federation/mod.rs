@@ -42,6 +42,8 @@ pub struct Federation {
     pub http: reqwest::Client,
     /// How other groups' nodes are called (the same transport this node serves with).
     transport: Transport,
+    /// What each linked group may still send this node (`PEER_ITEMS_PER_SECOND`).
+    budgets: std::sync::Mutex<BTreeMap<BureauCode, crate::rate::TokenBucket>>,
 }
 
 /// The peer tokens of one group's links.
@@ -111,7 +113,8 @@ impl Federation {
             .build()
             .context("building the federation client")?;
         let tuning = topology.tuning.clone();
-        Ok(Federation { group, groups, parent, links, tuning, http, transport: transport.clone() })
+        let budgets = std::sync::Mutex::default();
+        Ok(Federation { group, groups, parent, links, tuning, http, transport: transport.clone(), budgets })
     }
 
     /// Takes the link tokens of a reloaded topology file (the groups and their members stay as
@@ -192,6 +195,25 @@ impl Federation {
     }
 }
 
+impl Federation {
+    /// Spends `items` of what linked group `peer` may send this node; beyond it the answer is
+    /// 429, which the peer's courier and reporter retry like any failed call.
+    pub fn spend(&self, peer: BureauCode, items: usize) -> Result<(), ApiError> {
+        let mut budgets = self.budgets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let per_second = f64::from(config::limits::PEER_ITEMS_PER_SECOND);
+        let bucket = budgets.entry(peer).or_insert_with(|| crate::rate::TokenBucket::new(per_second));
+        bucket.take(items.max(1), std::time::Instant::now()).map_err(|wait| ApiError::RateLimited {
+            message: format!("group {peer} is over its rate of {per_second} messages a second"),
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        })
+    }
+}
+
+/// The longest answer read from another group: a batch of reports with full timelines.
+const PEER_ANSWER_BYTES_MAX: usize = crate::federation::peer_api::FEDERATION_BODY_BYTES_MAX;
+/// How much of a refusal's text goes into the log.
+const LOGGED_REFUSAL_BYTES_MAX: usize = 500;
+
 /// How long one call to another group may take; the courier and reporter retry after it.
 pub const PEER_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -248,13 +270,26 @@ impl Federation {
                 last_error = format!("{}: {status}", addrs[index]);
                 continue;
             }
-            let bytes = response.bytes().await.map_err(|e| CallError::Unreachable(e.to_string()))?;
+            let bytes = read_bounded(response).await?;
             if !status.is_success() {
-                return Err(CallError::Refused(format!("{status}: {}", String::from_utf8_lossy(&bytes))));
+                let shown = &bytes[..bytes.len().min(LOGGED_REFUSAL_BYTES_MAX)];
+                return Err(CallError::Refused(format!("{status}: {}", String::from_utf8_lossy(shown))));
             }
             preferred.lock().expect("not poisoned").insert(group, index);
             return serde_json::from_slice(&bytes).map_err(|e| CallError::Refused(format!("bad answer: {e}")));
         }
         Err(CallError::Unreachable(last_error))
     }
+}
+
+/// Reads an answer from another group, refusing one over `PEER_ANSWER_BYTES_MAX`.
+async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, CallError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| CallError::Unreachable(e.to_string()))? {
+        if bytes.len() + chunk.len() > PEER_ANSWER_BYTES_MAX {
+            return Err(CallError::Refused(format!("an answer over {PEER_ANSWER_BYTES_MAX} bytes")));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }

@@ -114,7 +114,8 @@ async fn admit_write<T: serde::de::DeserializeOwned>(
     if let Some(response) = forward_if_follower(state, &original).await {
         return Err(response);
     }
-    let request = parse_batch(&original.body, len).map_err(IntoResponse::into_response)?;
+    let request = parse_batch(&original.body, &len).map_err(IntoResponse::into_response)?;
+    state.federation.spend(peer, len(&request)).map_err(IntoResponse::into_response)?;
     Ok((peer, request))
 }
 
@@ -242,6 +243,9 @@ async fn status(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         Ok(request) => request,
         Err(error) => return error.into_response(),
     };
+    if let Err(error) = state.federation.spend(peer, request.forwards.len()) {
+        return error.into_response();
+    }
     // Served from this replica: a lagging one answers with older versions, which the origin
     // recognises and ignores.
     let replica = state.store.read();

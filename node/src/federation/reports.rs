@@ -141,7 +141,7 @@ pub async fn reconcile(state: AppState, shutdown: CancellationToken) {
                     state.federation.call(group, STATUS_PATH, &request, &preferred).await;
                 match answer {
                     Ok(answer) => {
-                        let news = newer_than_known(&state, answer.reports);
+                        let news = newer_than_known(&state, chunk, answer.reports);
                         if !news.is_empty() {
                             mirror_reports(&state, group, news).await;
                         }
@@ -211,10 +211,19 @@ impl OpenHandovers {
     }
 }
 
-fn newer_than_known(state: &AppState, reports: Vec<StatusReport>) -> Vec<StatusReport> {
+/// The reports of the pulled answer worth proposing: one per forward that was asked about
+/// (the newest), and only when it is news. Whatever else the answer carries is dropped, so a
+/// peer cannot turn one pull into many proposals.
+fn newer_than_known(state: &AppState, asked: &[ForwardId], reports: Vec<StatusReport>) -> Vec<StatusReport> {
+    let mut newest: BTreeMap<ForwardId, StatusReport> = BTreeMap::new();
+    for report in reports.into_iter().filter(|report| asked.contains(&report.forward)) {
+        if newest.get(&report.forward).is_none_or(|known| known.version < report.version) {
+            newest.insert(report.forward, report);
+        }
+    }
     let replica = state.store.read();
-    reports
-        .into_iter()
+    newest
+        .into_values()
         .filter(|report| {
             replica
                 .ledger
