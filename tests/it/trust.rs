@@ -293,3 +293,31 @@ async fn peer_rpc_is_refused_before_its_body_is_read() {
     let head = String::from_utf8_lossy(&answer[..read]);
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
 }
+
+/// A second `xietong node` on a live node's configuration (an operator's slip, a supervisor
+/// restarting a node that never died) refuses at once, naming the process that holds the data
+/// directory, and touches no file of it; the live node goes on and restarts as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_a_live_data_directory_refuses_and_touches_nothing() {
+    let mut cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    cluster.create_task(1, "锁之前的写入", None).await;
+    let data_dir = cluster.data_dir().join("node1");
+    let files = || tests::files_below(&data_dir).into_iter().collect::<std::collections::BTreeSet<_>>();
+    let before = files();
+    for _ in 0..5 {
+        let output = std::process::Command::new(tests::xietong_binary())
+            .args(["node", "--config"])
+            .arg(cluster.config_path(1))
+            .output()
+            .expect("a second xietong node");
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("is in use by process"), "{stderr}");
+    }
+    assert_eq!(files(), before, "the refused starts wrote nothing");
+    cluster.create_task(1, "锁之后的写入", None).await;
+    cluster.kill(1);
+    cluster.restart(1);
+    cluster.wait_for_leader().await;
+    cluster.create_task(1, "重启之后的写入", None).await;
+}
