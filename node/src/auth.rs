@@ -175,6 +175,16 @@ impl UserDirectory {
     pub fn authenticate_consumer(&self, headers: &HeaderMap) -> Result<(String, BureauCode), ApiError> {
         self.users().authenticate_consumer(headers).inspect_err(|error| log_refusal(headers, error))
     }
+
+    /// Whether the request carries a credential the API knows (a user's, an intake source's or
+    /// an export consumer's), without spending any budget: a gateway refuses the others before
+    /// it reads their bodies; the node authenticates again and counts.
+    pub fn knows_api_credential(&self, headers: &HeaderMap) -> bool {
+        let Ok(token) = bearer(headers) else { return false };
+        let hash = config::token_hash(token);
+        let users = self.users();
+        users.by_token.contains_key(&hash) || users.sources.contains_key(&hash) || users.consumers.contains_key(&hash)
+    }
 }
 
 /// Every refused credential is logged, with the hash prefix of the token presented (never the

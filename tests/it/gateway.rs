@@ -270,4 +270,21 @@ async fn a_gateway_reloads_its_users_on_sighup_and_passes_public_routes() {
     assert_eq!(public.status(), 200);
     let page = cluster.http.get(format!("http://{}/public", gateway.addr)).send().await.expect("page");
     assert_eq!(page.status(), 200);
+
+    // What the nodes would refuse is refused here, before any body is read (finding 17), and
+    // only the API and the public routes pass (finding 7: dot segments reached `/metrics`).
+    let url = |path: &str| format!("http://{}{path}", gateway.addr);
+    let body = vec![b'x'; 1024 * 1024];
+    let write_public = cluster.http.post(url("/public/v1/results")).body(body.clone()).send().await.expect("post");
+    assert_eq!(write_public.status(), 405);
+    let stranger =
+        cluster.http.post(url("/api/v1/tasks")).bearer_auth("not-a-known-token").body(body).send().await.expect("post");
+    assert_eq!(stranger.status(), 401);
+    let mut raw = tokio::net::TcpStream::connect(&gateway.addr).await.expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    raw.write_all(b"GET /api/../metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("send");
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).await.expect("answer");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(!answer.contains("xietong_raft_term"), "a node's metrics through the gateway: {answer}");
 }

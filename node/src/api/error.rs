@@ -32,6 +32,8 @@ pub enum ApiError {
     },
     /// Unknown route: 404 with code `no_route`.
     NoRoute,
+    /// The route exists but not for this method: 405.
+    MethodNotAllowed(String),
     /// No leader is known (election under way) or queues are full: 503 with Retry-After.
     Unavailable {
         code: &'static str,
@@ -91,6 +93,7 @@ impl ApiError {
             ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message),
             ApiError::Gone { code, message } => (StatusCode::GONE, code, message),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route", "no such route"),
+            ApiError::MethodNotAllowed(message) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message),
             ApiError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code, message),
             ApiError::OutcomeUnknown(message) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown", message),
             ApiError::RateLimited { message, .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited", message),
