@@ -3,11 +3,12 @@
 //!
 //! Records are kept for `IDEMPOTENCY_RETENTION_MS`, at most `IDEMPOTENCY_RECORDS_PER_USER_MAX`
 //! per user and `IDEMPOTENCY_RECORDS_MAX` in all. A user over its quota loses its own oldest
-//! record, so one user's flood of keys cannot push out anyone else's (a later retry of theirs
-//! would write twice). Only answers that wrote something are kept: a refusal changed nothing,
-//! and its retry is simply judged again.
+//! record, and when the table is full the user holding the most loses its oldest: so no flood
+//! of keys, by one account or by several, pushes out the records of a user who holds fewer (a
+//! later retry of theirs would write twice). Only answers that wrote something are kept: a
+//! refusal changed nothing, and its retry is simply judged again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +34,10 @@ pub struct IdempotencyTable {
     /// so this is also the order of expiry), with its stamp.
     order: BTreeMap<u64, (u64, Scope)>,
     /// Each user's records, oldest first. A record leaves only as its user's oldest: by
-    /// expiry and by the global cap (the oldest of all is its user's oldest), or by the quota.
+    /// expiry (the oldest of all is its user's oldest), by the quota, or by the cap.
     by_user: BTreeMap<String, VecDeque<u64>>,
+    /// Users by how many records they hold: the cap takes from the largest holder.
+    holdings: BTreeSet<(usize, String)>,
     next_number: u64,
 }
 
@@ -57,14 +60,18 @@ impl IdempotencyTable {
             self.forget(oldest);
         }
         while self.records.len() >= IDEMPOTENCY_RECORDS_MAX {
-            let oldest = *self.order.keys().next().expect("records are in the order");
+            let (_, largest) = self.holdings.last().expect("a full table has holders");
+            let oldest = self.by_user[largest][0];
             self.forget(oldest);
         }
         let number = self.next_number;
         self.next_number += 1;
         let scope = (user.to_owned(), tag.key.clone());
         self.order.insert(number, (stamp_ms, scope.clone()));
-        self.by_user.entry(user.to_owned()).or_default().push_back(number);
+        let records = self.by_user.entry(user.to_owned()).or_default();
+        self.holdings.remove(&(records.len(), user.to_owned()));
+        records.push_back(number);
+        self.holdings.insert((records.len(), user.to_owned()));
         let record = Record { fingerprint: tag.fingerprint, number, result: applied.clone() };
         let previous = self.records.insert(scope, record);
         assert!(previous.is_none(), "a key is remembered once: apply answers a known key from the table");
@@ -85,9 +92,12 @@ impl IdempotencyTable {
         let (_, scope) = self.order.remove(&number).expect("forgets a stored record");
         self.records.remove(&scope);
         let records = self.by_user.get_mut(&scope.0).expect("every record is its user's");
+        self.holdings.remove(&(records.len(), scope.0.clone()));
         assert_eq!(records.pop_front(), Some(number), "records leave as their user's oldest");
         if records.is_empty() {
             self.by_user.remove(&scope.0);
+        } else {
+            self.holdings.insert((records.len(), scope.0));
         }
     }
 
@@ -117,6 +127,11 @@ impl IdempotencyTable {
         }
         if counted != self.records.len() {
             return Err("idempotency records and their users differ".into());
+        }
+        let holdings: BTreeSet<(usize, String)> =
+            self.by_user.iter().map(|(user, numbers)| (numbers.len(), user.clone())).collect();
+        if holdings != self.holdings {
+            return Err("idempotency holdings do not match the users' records".into());
         }
         for (scope, record) in &self.records {
             if self.order.get(&record.number).map(|(_, s)| s) != Some(scope) {
@@ -151,6 +166,22 @@ mod tests {
         assert!(table.answer("victim", &tag("k")).is_some(), "the victim's record stays");
         assert!(table.answer("flooder", &tag("f0")).is_none(), "the flooder lost its own oldest");
         assert_eq!(table.records.len(), IDEMPOTENCY_RECORDS_PER_USER_MAX + 1);
+        table.check().expect("consistent");
+    }
+
+    #[test]
+    fn a_full_table_takes_from_the_largest_holder() {
+        let mut table = IdempotencyTable::default();
+        table.remember("victim", &tag("k"), 1, &written());
+        // Accounts enough to fill the whole table, each at its quota.
+        let accounts = IDEMPOTENCY_RECORDS_MAX / IDEMPOTENCY_RECORDS_PER_USER_MAX + 1;
+        for account in 0..accounts {
+            for n in 0..IDEMPOTENCY_RECORDS_PER_USER_MAX {
+                table.remember(&format!("flooder{account}"), &tag(&format!("f{n}")), 2, &written());
+            }
+        }
+        assert_eq!(table.records.len(), IDEMPOTENCY_RECORDS_MAX);
+        assert!(table.answer("victim", &tag("k")).is_some(), "the smallest holder keeps its record");
         table.check().expect("consistent");
     }
 
