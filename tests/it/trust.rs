@@ -253,6 +253,12 @@ async fn clients_and_web_pages_get_nothing_past_the_boundaries() {
         assert_eq!(invisible.1["error"]["code"], missing.1["error"]["code"], "{action}");
     }
 
+    // Another province's command centre keeps no entity directory in this group.
+    let csv = draw::generate::generate(10, code("440106"), 7);
+    let (status, body) =
+        cluster.post_csv(1, tests::federation::ZJ_COMMAND_TOKEN, "/api/v1/directories/entities", csv).await;
+    assert_eq!(status, 403, "{body}");
+
     // A city's tip-off: the province above it may not read who reported it.
     let tip_off = json!({
         "channel": "tip_off", "real_name": true,

@@ -64,6 +64,13 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
         Ok(actor) => actor,
         Err(error) => return error.into_response(),
     };
+    // The group's register of entities is its own command centres' (a token works on every
+    // group's nodes, and a file of up to 256 MiB is kept on each of them).
+    if !cluster::ledger::Regions::get().is_within(actor.bureau, state.group_bureau) {
+        let message =
+            format!("bureau {} is outside group {}: it keeps no directory here", actor.bureau, state.group_bureau);
+        return ApiError::Forbidden(message).into_response();
+    }
     let Ok(bytes) = axum::body::to_bytes(body, DIRECTORY_BYTES_MAX).await else {
         return ApiError::TooLarge(format!("a directory file has at most {DIRECTORY_BYTES_MAX} bytes")).into_response();
     };
