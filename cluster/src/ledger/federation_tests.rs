@@ -30,7 +30,7 @@ fn change(task: TaskId, transition: Transition) -> Action {
     Action::ChangeTask(TaskChange { task, expected_version: None, note, transition })
 }
 
-fn lead(region: &str, routing: Routing) -> NewTask {
+pub(super) fn lead(region: &str, routing: Routing) -> NewTask {
     NewTask {
         kind: TaskKind::Lead,
         severity: Severity::High,

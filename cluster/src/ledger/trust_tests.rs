@@ -23,22 +23,7 @@ fn apply(ledger: &mut Ledger, stamp_ms: u64, actor: Actor, action: Action) -> Co
 }
 
 fn lead(region: &str) -> NewTask {
-    NewTask {
-        kind: TaskKind::Lead,
-        severity: Severity::High,
-        title: "网络销售假冒商品线索".to_owned(),
-        description: String::new(),
-        subject: Subject {
-            uscc: None,
-            name: "某某电子商务有限公司".to_owned(),
-            region_code: bureau(region),
-            address: String::new(),
-        },
-        source: Source::BigData,
-        origin_bureau: bureau("440000"),
-        assignee_bureau: None,
-        routing: Routing::Keep,
-    }
+    super::federation_tests::lead(region, Routing::Keep)
 }
 
 fn handover(sender: &str, origin_bureau: &str, assignee: &str, seq: u64) -> Handover {
@@ -78,8 +63,8 @@ fn guangzhou_with_a_dispatch() -> (Ledger, TaskId) {
     (guangzhou, applied.task().id)
 }
 
-/// The province's ledger with a task dispatched across to Tianhe and delivered: the record's id.
-fn province_with_a_tracking_record() -> (Ledger, TaskId) {
+/// The province's ledger with a task dispatched across to Tianhe, not yet delivered: its id.
+fn province_with_a_dispatch_across() -> (Ledger, TaskId) {
     let mut province = Ledger::new();
     let zhang = Actor { user: "zhang".into(), bureau: bureau("440000"), role: Role::Command };
     let id = apply(&mut province, T0, zhang.clone(), Action::CreateTask(lead("440106"))).unwrap().task().id;
@@ -92,6 +77,12 @@ fn province_with_a_tracking_record() -> (Ledger, TaskId) {
     };
     let change = TaskChange { task: id, expected_version: None, note: String::new(), transition: across };
     apply(&mut province, T0, zhang, Action::ChangeTask(change)).expect("dispatched across");
+    (province, id)
+}
+
+/// The same, delivered and receipted: the record's id.
+fn province_with_a_tracking_record() -> (Ledger, TaskId) {
+    let (mut province, id) = province_with_a_dispatch_across();
     let seq = province.outbox().next().expect("the handover waits").seq;
     let courier = Actor { user: "courier".into(), bureau: bureau("440000"), role: Role::System };
     apply(&mut province, T0, courier, Action::RecordReceipt { seq, target_task: TaskId(7), refusal: None })
@@ -302,18 +293,7 @@ fn a_report_cannot_decide_for_the_dispatcher_nor_come_before_the_receipt() {
     assert_eq!(province.task(id).cloned(), before);
 
     // Before the receipt, the target could still refuse the handover: its report waits.
-    let mut early = Ledger::new();
-    let zhang = Actor { user: "zhang".into(), bureau: bureau("440000"), role: Role::Command };
-    let id = apply(&mut early, T0, zhang.clone(), Action::CreateTask(lead("440106"))).unwrap().task().id;
-    let across = Transition::DispatchAcross {
-        assignee: bureau("440106"),
-        ack_deadline_ms: T0 + HOUR_MS,
-        complete_deadline_ms: T0 + 48 * HOUR_MS,
-        to_group: bureau("440100"),
-        from_group: bureau("440000"),
-    };
-    let change = TaskChange { task: id, expected_version: None, note: String::new(), transition: across };
-    apply(&mut early, T0, zhang, Action::ChangeTask(change)).expect("dispatched across");
+    let (mut early, id) = province_with_a_dispatch_across();
     let premature = report_on(&early, id);
     assert!(matches!(mirror(&mut early, premature), Err(Rejection::NotYet(_))));
 }
