@@ -610,6 +610,15 @@ impl Ledger {
 
 #[cfg(test)]
 impl Ledger {
+    /// A ledger whose inbox names a task it does not hold: applying an instruction for that
+    /// forward reaches an `expect` (a bug no input can cause), for the test of what the state
+    /// machine does when `apply` panics.
+    pub(crate) fn with_dangling_inbox_for_tests(forward: ForwardId) -> Ledger {
+        let mut ledger = Ledger::new();
+        ledger.inbox.insert(forward, TaskId(99));
+        ledger
+    }
+
     /// The encoding of a ledger that breaks an invariant (a completed task with neither
     /// assignee nor outcome), for the tests of what loads a ledger from outside.
     pub(crate) fn broken_for_tests() -> Vec<u8> {

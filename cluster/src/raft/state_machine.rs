@@ -481,6 +481,41 @@ mod snapshot_file_tests {
         assert_eq!(mode & 0o777, 0o600, "the ledger is readable by the node's user only");
     }
 
+    #[tokio::test]
+    async fn a_panic_in_apply_stops_the_replica_and_says_why_instead_of_poisoning_it() {
+        use crate::ledger::{
+            peer_actor, Action, BureauCode, Command, ForwardId, Instruction, Message, Placement, Transition,
+        };
+        use crate::raft::LedgerRequest;
+        let dir = tempfile::tempdir().expect("dir");
+        let mut store = LedgerStore::open(dir.path()).expect("open");
+        let province = BureauCode::parse_known("440000").expect("known");
+        let forward = ForwardId { origin_group: province, seq: 1 };
+        store.write().ledger = Ledger::with_dangling_inbox_for_tests(forward);
+        let instruction = Instruction {
+            forward,
+            number: 1,
+            transition: Transition::Cancel,
+            note: "撤销".into(),
+            sent_by: "x".into(),
+        };
+        let action = Action::Receive {
+            message: Box::new(Message::Instruction(instruction)),
+            group: BureauCode::parse_known("440100").expect("known"),
+            placement: Placement::Keep,
+        };
+        let command = Command { stamp_ms: 1, actor: peer_actor(province), idempotency: None, action };
+        let log_id = |index| openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index);
+        let entry =
+            Entry { log_id: log_id(1), payload: EntryPayload::Normal(LedgerRequest { commands: vec![command] }) };
+        assert!(store.apply(vec![entry]).await.is_err(), "the entry stops the state machine");
+        let failure = store.failure().expect("the failure is recorded").to_owned();
+        assert!(failure.contains("log entry 1") && failure.contains("inbox"), "{failure}");
+        assert_eq!(store.read().ledger.task_count(), 0, "readers are not poisoned");
+        let next = Entry { log_id: log_id(2), payload: EntryPayload::Blank };
+        assert!(store.apply(vec![next]).await.is_err(), "nothing is applied after it");
+    }
+
     #[test]
     fn a_snapshot_that_breaks_the_ledgers_invariants_is_refused_with_the_reason() {
         let dir = tempfile::tempdir().expect("dir");
