@@ -109,7 +109,7 @@ impl Ledger {
     /// The stored first answer for a key, if the ledger has one; lets a node answer a retry
     /// without proposing anything. The authoritative check is repeated in `apply`.
     pub fn idempotent_answer(&self, user: &str, tag: &IdempotencyTag) -> Option<CommandResult> {
-        self.idempotency.answer(user, tag)
+        self.idempotency.answer(user, tag, |id| self.task_arc(id))
     }
 
     /// SHA-256 over the canonical encoding of the whole state: equal on every replica that
@@ -126,8 +126,10 @@ impl Ledger {
         self.last_stamp_ms = stamp_ms;
         self.commands_applied += 1;
         self.idempotency.expire(stamp_ms);
-        if let Some(answer) =
-            command.idempotency.as_ref().and_then(|tag| self.idempotency.answer(&command.actor.user, tag))
+        if let Some(answer) = command
+            .idempotency
+            .as_ref()
+            .and_then(|tag| self.idempotency.answer(&command.actor.user, tag, |id| self.tasks.get(&id).cloned()))
         {
             return answer;
         }

@@ -648,7 +648,7 @@ impl apply::Ledger {
         let known = remote.mirrored_version;
         remote.mirrored_version = report.version;
         let dispatched_here = !remote.purpose.hands_over_ownership();
-        let in_step = report.instructions_handled >= remote.instructions_sent;
+        let in_step = report.instructions_handled == remote.instructions_sent;
         let mut appended = 0;
         for entry in report.timeline.iter().filter(|e| e.version > known) {
             // The dispatcher's own decisions are on this timeline already; the target's copy
@@ -663,7 +663,13 @@ impl apply::Ledger {
             appended += 1;
         }
         if in_step && !task.state.is_terminal() {
+            // On a dispatch, when it was dispatched is the dispatcher's record (the target
+            // counts from its receipt).
+            let dispatched_at_ms = task.dispatched_at_ms;
             report.fields.copy_into(task);
+            if dispatched_here {
+                task.dispatched_at_ms = dispatched_at_ms;
+            }
         }
         if appended > 0 {
             task.updated_at_ms = stamp_ms;
@@ -806,8 +812,22 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, s
     if fields.assignee_bureau.iter().chain(&fields.escalated_to).any(unknown) {
         return Err(validate::invalid("fields", "unknown bureau"));
     }
+    // A task is escalated up its assignee's tree, and an escalation makes it visible to that
+    // bureau's centre here: a report cannot name any other.
+    let above_assignee =
+        |code: &BureauCode| fields.assignee_bureau.is_some_and(|assignee| regions.is_within(assignee, *code));
+    if !fields.escalated_to.iter().all(above_assignee) {
+        return Err(validate::invalid("fields.escalated_to", "escalations go up the assignee's tree"));
+    }
+    // The target cannot have handled instructions that were never sent.
+    if report.instructions_handled > remote.instructions_sent {
+        return Err(validate::invalid("instructions_handled", "more than were sent"));
+    }
     let dispatched_here = remote.purpose == HandoverPurpose::Dispatch;
-    if dispatched_here {
+    // The fields are copied only from a report in step with every instruction sent (before
+    // that, the record here is ahead: its dispatcher decided since).
+    let copied = report.instructions_handled == remote.instructions_sent;
+    if dispatched_here && copied {
         // The target works on the task; it neither re-dispatches it nor decides for the
         // dispatcher.
         if fields.assignee_bureau != record.assignee_bureau {
@@ -818,6 +838,34 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, s
                 "fields.state",
                 format!("only the dispatcher makes a dispatched task {}", fields.state),
             ));
+        }
+        // The dispatcher's terms are the dispatcher's: the ack deadline and the extensions it
+        // granted (when it dispatched stays as recorded here). The completion deadline moves
+        // there only when the assignee's clock was stopped and restarted (a resume the report
+        // shows).
+        let terms_kept =
+            fields.ack_deadline_ms == record.ack_deadline_ms && fields.extensions_granted == record.extensions_granted;
+        if !terms_kept {
+            return Err(validate::invalid("fields", "the dispatcher's terms are the dispatcher's"));
+        }
+        let resumed = report
+            .timeline
+            .iter()
+            .any(|entry| entry.version > remote.mirrored_version && entry.action == TimelineAction::Resume);
+        let moved = fields.complete_deadline_ms != record.complete_deadline_ms;
+        let later = fields.complete_deadline_ms >= record.complete_deadline_ms;
+        if moved && !(resumed && later) {
+            return Err(validate::invalid("fields.complete_deadline_ms", "moved without a resume"));
+        }
+        // And the assignee's steps follow the dispatch, in order (the dispatch is on this
+        // group's clock, the steps on the target's: they may differ by the skew).
+        let steps = [record.dispatched_at_ms, fields.acked_at_ms, fields.completed_at_ms];
+        let mut previous = 0;
+        for at in steps.into_iter().flatten() {
+            if at.saturating_add(PEER_CLOCK_SKEW_MAX_MS) < previous {
+                return Err(validate::invalid("fields", "the assignee's steps out of order"));
+            }
+            previous = at;
         }
     }
     let deadline_max_ms = peer_deadline_max_ms(stamp_ms);

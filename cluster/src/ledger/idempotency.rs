@@ -12,19 +12,26 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+use std::sync::Arc;
+
+use super::campaign::ProgrammeRecord;
 use super::command::{Applied, CommandResult, IdempotencyTag, Rejection};
+use super::task::{Task, TaskId};
 use crate::limits::{IDEMPOTENCY_RECORDS_MAX, IDEMPOTENCY_RECORDS_PER_USER_MAX, IDEMPOTENCY_RETENTION_MS};
 
 /// Keys are scoped per user: two users may pick the same key.
 type Scope = (String, String);
 
-/// The first answer to a request that carried an idempotency key.
+/// The first answer to a request that carried an idempotency key: which tasks it wrote (not
+/// copies of them: a copy per keyed write of a long task would grow the snapshot with the
+/// square of its timeline), and what a programme command recorded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
     fingerprint: [u8; 32],
     /// Its place in the order of storing (`IdempotencyTable::order`).
     number: u64,
-    result: Applied,
+    tasks: Vec<TaskId>,
+    record: Option<ProgrammeRecord>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,14 +49,21 @@ pub struct IdempotencyTable {
 }
 
 impl IdempotencyTable {
-    /// The stored answer to `tag` from `user`, if any: the first answer, or a refusal when the
-    /// key was used for another request.
-    pub fn answer(&self, user: &str, tag: &IdempotencyTag) -> Option<CommandResult> {
+    /// The stored answer to `tag` from `user`, if any: the tasks the first request wrote, as
+    /// they stand now (`task_of`), marked replayed; or a refusal when the key was used for
+    /// another request.
+    pub fn answer(
+        &self,
+        user: &str,
+        tag: &IdempotencyTag,
+        task_of: impl Fn(TaskId) -> Option<Arc<Task>>,
+    ) -> Option<CommandResult> {
         let record = self.records.get(&(user.to_owned(), tag.key.clone()))?;
         if record.fingerprint != tag.fingerprint {
             return Some(Err(Rejection::IdempotencyKeyReused));
         }
-        Some(Ok(Applied { replayed: true, ..record.result.clone() }))
+        let tasks = record.tasks.iter().filter_map(|id| task_of(*id)).collect();
+        Some(Ok(Applied { tasks, record: record.record.clone(), replayed: true }))
     }
 
     /// Keeps the answer `result` to `tag` from `user`, if it wrote something.
@@ -72,7 +86,8 @@ impl IdempotencyTable {
         self.holdings.remove(&(records.len(), user.to_owned()));
         records.push_back(number);
         self.holdings.insert((records.len(), user.to_owned()));
-        let record = Record { fingerprint: tag.fingerprint, number, result: applied.clone() };
+        let tasks = applied.tasks.iter().map(|task| task.id).collect();
+        let record = Record { fingerprint: tag.fingerprint, number, tasks, record: applied.record.clone() };
         let previous = self.records.insert(scope, record);
         assert!(previous.is_none(), "a key is remembered once: apply answers a known key from the table");
     }
@@ -144,8 +159,6 @@ impl IdempotencyTable {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
 
     fn tag(key: &str) -> IdempotencyTag {
@@ -153,7 +166,7 @@ mod tests {
     }
 
     fn written() -> CommandResult {
-        Ok(Applied { tasks: Vec::<Arc<_>>::new(), record: None, replayed: false })
+        Ok(Applied { tasks: Vec::new(), record: None, replayed: false })
     }
 
     #[test]
@@ -163,8 +176,8 @@ mod tests {
         for n in 0..IDEMPOTENCY_RECORDS_PER_USER_MAX + 10 {
             table.remember("flooder", &tag(&format!("f{n}")), 2, &written());
         }
-        assert!(table.answer("victim", &tag("k")).is_some(), "the victim's record stays");
-        assert!(table.answer("flooder", &tag("f0")).is_none(), "the flooder lost its own oldest");
+        assert!(table.answer("victim", &tag("k"), |_| None).is_some(), "the victim's record stays");
+        assert!(table.answer("flooder", &tag("f0"), |_| None).is_none(), "the flooder lost its own oldest");
         assert_eq!(table.records.len(), IDEMPOTENCY_RECORDS_PER_USER_MAX + 1);
         table.check().expect("consistent");
     }
@@ -181,7 +194,7 @@ mod tests {
             }
         }
         assert_eq!(table.records.len(), IDEMPOTENCY_RECORDS_MAX);
-        assert!(table.answer("victim", &tag("k")).is_some(), "the smallest holder keeps its record");
+        assert!(table.answer("victim", &tag("k"), |_| None).is_some(), "the smallest holder keeps its record");
         table.check().expect("consistent");
     }
 
@@ -189,13 +202,13 @@ mod tests {
     fn refusals_are_not_kept_and_records_expire_in_order() {
         let mut table = IdempotencyTable::default();
         table.remember("u", &tag("refused"), 1, &Err(Rejection::Conflict("no".into())));
-        assert!(table.answer("u", &tag("refused")).is_none());
+        assert!(table.answer("u", &tag("refused"), |_| None).is_none());
         table.remember("u", &tag("a"), 1, &written());
         table.remember("v", &tag("b"), 5, &written());
         let reused = IdempotencyTag { fingerprint: [8; 32], ..tag("a") };
-        assert_eq!(table.answer("u", &reused), Some(Err(Rejection::IdempotencyKeyReused)));
+        assert_eq!(table.answer("u", &reused, |_| None), Some(Err(Rejection::IdempotencyKeyReused)));
         table.expire(IDEMPOTENCY_RETENTION_MS + 2);
-        assert!(table.answer("u", &tag("a")).is_none() && table.answer("v", &tag("b")).is_some());
+        assert!(table.answer("u", &tag("a"), |_| None).is_none() && table.answer("v", &tag("b"), |_| None).is_some());
         table.check().expect("consistent");
     }
 }

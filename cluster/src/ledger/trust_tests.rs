@@ -327,3 +327,40 @@ fn disputes_come_from_below_and_designations_from_above() {
     let upward = apply(&mut province, T0, peer_actor(bureau("440100")), keep(designation));
     assert!(matches!(upward, Err(Rejection::Forbidden(_))), "a city does not designate its province: {upward:?}");
 }
+
+#[test]
+fn a_report_keeps_the_dispatchers_terms_and_escalations_up_the_assignees_tree() {
+    // The second review: a report moved the completion deadline 400 days on, set the dispatch
+    // to 1970, claimed four billion instructions handled, and escalated to another province.
+    let (mut province, id) = province_with_a_tracking_record();
+    let before = province.task(id).cloned();
+    let record = before.clone().expect("the record");
+    let refused = |province: &mut Ledger, report: StatusReport, what: &str| {
+        let answer = mirror(province, report);
+        assert!(matches!(answer, Err(Rejection::Invalid { .. })), "{what}: {answer:?}");
+        assert_eq!(province.task(id).cloned(), before, "{what} changed the record");
+    };
+    let mut later = report_on(&province, id);
+    later.fields.complete_deadline_ms = record.complete_deadline_ms.map(|d| d + 400 * 24 * HOUR_MS);
+    refused(&mut province, later, "a deadline moved without a resume");
+    let mut granted = report_on(&province, id);
+    granted.fields.extensions_granted = 1;
+    refused(&mut province, granted, "an extension nobody granted");
+    let mut handled = report_on(&province, id);
+    handled.instructions_handled = 4_000_000_000;
+    refused(&mut province, handled, "instructions never sent");
+    let mut early = report_on(&province, id);
+    early.fields.acked_at_ms = Some(0);
+    early.fields.state = TaskState::Acknowledged;
+    refused(&mut province, early, "an ack long before the dispatch");
+    let mut escalated = report_on(&province, id);
+    escalated.fields.escalated_to = vec![bureau("330000")];
+    refused(&mut province, escalated, "an escalation out of the assignee's tree");
+    // What the dispatcher recorded of its dispatch stays, whatever the target's clock said.
+    let mut sound = report_on(&province, id);
+    sound.fields.dispatched_at_ms = Some(0);
+    sound.fields.escalated_to = vec![bureau("440100")];
+    let mirrored = mirror(&mut province, sound).expect("mirrored").task().clone();
+    assert_eq!(mirrored.dispatched_at_ms, record.dispatched_at_ms);
+    assert_eq!(mirrored.escalated_to, vec![bureau("440100")]);
+}

@@ -367,7 +367,7 @@ impl Book {
                         (child.to_string(), Some(child))
                     }
                     Breakdown::Day => (date(*day), None),
-                    Breakdown::Week => (date(day - (day + 3) % 7), None),
+                    Breakdown::Week => (date(day.saturating_sub((day + 3) % 7)), None),
                 };
                 rows.entry(key).or_insert_with(|| (code, Cell::default())).1.merge(cell);
             }
@@ -396,7 +396,7 @@ impl Book {
                 }
             }
             Breakdown::Week => {
-                for day in (from - (from + 3) % 7..=to).step_by(7) {
+                for day in (from.saturating_sub((from + 3) % 7)..=to).step_by(7) {
                     rows.entry(date(day)).or_insert_with(|| (None, Cell::default()));
                 }
             }
