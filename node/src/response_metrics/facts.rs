@@ -55,8 +55,13 @@ fn secs_between(from_ms: u64, to_ms: u64) -> u32 {
 }
 
 impl Facts {
-    /// The facts of a task; `None` when it was never dispatched (it counts for no bureau yet).
+    /// The facts of a task; `None` when it was never dispatched (it counts for no bureau yet),
+    /// or when it is the record of a lead handed to another group for good: that group's own
+    /// metrics judge its bureaus, and the assignee here is only that group's report.
     pub fn of(task: &Task) -> Option<Facts> {
+        if task.remote.as_ref().is_some_and(|remote| remote.purpose.hands_over_ownership()) {
+            return None;
+        }
         let assignee = task.assignee_bureau?;
         let dispatched_ms = task.dispatched_at_ms?;
         let acked_at = task.acked_at_ms;

@@ -173,3 +173,49 @@ fn the_csv_columns_name_every_figure() {
     let columns: std::collections::BTreeSet<&str> = super::Figures::COLUMNS.into_iter().collect();
     assert_eq!(fields, columns);
 }
+
+/// A lead handed to another group for good counts for none of this group's bureaus: its
+/// assignee there is that group's report (the second security review made one of this
+/// group's own bureaus look late through it). A dispatch to another group still counts.
+#[test]
+fn a_lead_handed_over_for_good_counts_for_no_bureau_here() {
+    use cluster::ledger::{ForwardId, HandoverPurpose, RemoteHandling, Task, TaskState, TimelineAction};
+    let entry = cluster::ledger::task::TimelineEntry {
+        version: 1,
+        at_ms: 1,
+        action: TimelineAction::Create,
+        actor_user: "x".into(),
+        actor_bureau: code("440000"),
+        note: String::new(),
+        assignee_bureau: None,
+        outcome: None,
+    };
+    let subject = Subject { uscc: None, name: "x".into(), region_code: code("330106"), address: String::new() };
+    let mut task = Task::registered(
+        TaskId(1),
+        1,
+        TaskKind::Lead,
+        Severity::High,
+        "x".into(),
+        String::new(),
+        subject,
+        Source::Complaint,
+        code("440000"),
+        None,
+        entry,
+    );
+    (task.state, task.assignee_bureau, task.dispatched_at_ms, task.ack_deadline_ms) =
+        (TaskState::Dispatched, Some(code("441900")), Some(2), Some(3));
+    let remote = |purpose| RemoteHandling {
+        forward: ForwardId { origin_group: code("440000"), seq: 1 },
+        to_group: code("330000"),
+        purpose,
+        delivered: Some((TaskId(9), 2)),
+        instructions_sent: 0,
+        mirrored_version: 2,
+    };
+    task.remote = Some(remote(HandoverPurpose::Jurisdiction));
+    assert!(super::facts::Facts::of(&task).is_none());
+    task.remote = Some(remote(HandoverPurpose::Dispatch));
+    assert!(super::facts::Facts::of(&task).is_some());
+}
