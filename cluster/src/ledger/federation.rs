@@ -645,6 +645,7 @@ impl apply::Ledger {
         check_report(report, &remote, shared, stamp_ms)?;
         let task = Arc::make_mut(shared);
         let remote = task.remote.as_mut().expect("checked above");
+        let to_group = remote.to_group;
         let known = remote.mirrored_version;
         remote.mirrored_version = report.version;
         let dispatched_here = !remote.purpose.hands_over_ownership();
@@ -658,8 +659,17 @@ impl apply::Ledger {
             if ours || entry.action == TimelineAction::Receive || full {
                 continue;
             }
+            // On a lead handed over for good, an entry of a bureau the reporting group does not
+            // hold (the lead went on, or came back) is that group's account of it, and says so:
+            // `group:440300/gd-command`, never a bare name of this group's own staff.
+            let hearsay = !dispatched_here && !Regions::get().is_within(entry.actor_bureau, to_group);
+            let actor_user = if hearsay {
+                format!("{}/{}", peer_actor(to_group).user, entry.actor_user)
+            } else {
+                entry.actor_user.clone()
+            };
             task.version += 1;
-            task.timeline.push(TimelineEntry { version: task.version, at_ms: stamp_ms, ..entry.clone() });
+            task.timeline.push(TimelineEntry { version: task.version, at_ms: stamp_ms, actor_user, ..entry.clone() });
             appended += 1;
         }
         if in_step && !task.state.is_terminal() {

@@ -364,3 +364,39 @@ fn a_report_keeps_the_dispatchers_terms_and_escalations_up_the_assignees_tree() 
     assert_eq!(mirrored.dispatched_at_ms, record.dispatched_at_ms);
     assert_eq!(mirrored.escalated_to, vec![bureau("440100")]);
 }
+
+#[test]
+fn a_report_on_a_lead_handed_over_for_good_names_who_says_what() {
+    // The second review: Guangzhou, holding a lead the province forwarded for good, reported a
+    // "cancel by gd-command (440000)". It is now recorded as Guangzhou's account of it.
+    let mut province = Ledger::new();
+    let zhang = Actor { user: "zhang".into(), bureau: bureau("440000"), role: Role::Command };
+    let routing = Routing::ForwardTo { to_group: bureau("440100"), from_group: bureau("440000") };
+    let lead = super::federation_tests::lead("440106", routing);
+    let id = apply(&mut province, T0, zhang, Action::CreateTask(lead)).unwrap().task().id;
+    let seq = province.outbox().next().expect("the handover waits").seq;
+    let courier = Actor { user: "courier".into(), bureau: bureau("440000"), role: Role::System };
+    apply(&mut province, T0, courier, Action::RecordReceipt { seq, target_task: TaskId(3), refusal: None }).unwrap();
+    let record = province.task(id).unwrap().clone();
+    let entry = |version: u64, user: &str, bureau_code: &str| TimelineEntry {
+        version,
+        at_ms: T0,
+        action: TimelineAction::Feedback,
+        actor_user: user.into(),
+        actor_bureau: bureau(bureau_code),
+        note: String::new(),
+        assignee_bureau: None,
+        outcome: None,
+    };
+    let report = StatusReport {
+        forward: record.remote.as_ref().unwrap().forward,
+        task: TaskId(3),
+        version: 3,
+        instructions_handled: 0,
+        fields: MirroredFields::of(&record),
+        timeline: vec![entry(2, "gd-command", "440000"), entry(3, "tianhe-operator", "440106")],
+    };
+    let mirrored = mirror(&mut province, report).expect("mirrored").task().clone();
+    let actors: Vec<&str> = mirrored.timeline.iter().rev().take(2).map(|e| e.actor_user.as_str()).collect();
+    assert_eq!(actors, ["tianhe-operator", "group:440100/gd-command"]);
+}
