@@ -662,7 +662,7 @@ impl apply::Ledger {
             // On a lead handed over for good, an entry of a bureau the reporting group does not
             // hold (the lead went on, or came back) is that group's account of it, and says so:
             // `group:440300/gd-command`, never a bare name of this group's own staff.
-            let hearsay = !dispatched_here && !Regions::get().is_within(entry.actor_bureau, to_group);
+            let hearsay = !dispatched_here && !speaks_for(entry.actor_bureau, to_group, task.origin_bureau);
             let actor_user = if hearsay {
                 format!("{}/{}", peer_actor(to_group).user, entry.actor_user)
             } else {
@@ -793,11 +793,30 @@ const PEER_CLOCK_SKEW_MAX_MS: u64 = 24 * 60 * 60 * 1000;
 /// return or cancel, however much the target reported.
 const TIMELINE_ENTRIES_KEPT_FOR_DISPATCHER: usize = 20;
 
-/// States the assignee's own actions (ack, feedback, complete, pause, extension requests, and
-/// the target's deadline watch) can put a dispatched task in; the others come only from the
-/// dispatcher, whose record here moved to them first.
-const ASSIGNEE_REACHABLE_STATES: [TaskState; 3] =
-    [TaskState::Dispatched, TaskState::Acknowledged, TaskState::Completed];
+/// The moves of a dispatched task the assignee's own actions make (ack, complete, a completion
+/// after a return; feedback, pauses and extension requests keep the state). Every other move
+/// is the dispatcher's, whose record here made it first.
+fn assignee_moves(from: TaskState, to: TaskState) -> bool {
+    use TaskState::*;
+    matches!((from, to), (Dispatched, Acknowledged) | (Dispatched | Acknowledged | Returned, Completed))
+}
+
+/// How far the assignee's steps may seem to come before the dispatch: the dispatch is on this
+/// group's clock, the steps on the target's (both kept by NTP).
+const PEER_STEP_SKEW_MAX_MS: u64 = 10 * 60 * 1000;
+
+/// A paused clock moves the completion deadline by the paused working time: at most the paused
+/// span, plus the weekends and holidays that working-day arithmetic steps over.
+const RESUME_SLACK_MS: u64 = 15 * 24 * 60 * 60 * 1000;
+
+/// Whether the group a task went to (`to_group`) speaks for `bureau`: a bureau of its tree,
+/// unless the bureau belongs to the origin's own part of the tree (a lead sent up to a parent
+/// group lies within the parent's tree, yet the origin's bureaus are the origin's).
+pub(super) fn speaks_for(bureau: BureauCode, to_group: BureauCode, origin_bureau: BureauCode) -> bool {
+    let regions = Regions::get();
+    let target_below_origin = regions.is_within(to_group, origin_bureau);
+    regions.is_within(bureau, to_group) && (target_below_origin || !regions.is_within(bureau, origin_bureau))
+}
 
 fn peer_deadline_max_ms(stamp_ms: u64) -> u64 {
     stamp_ms.saturating_add(DEADLINE_HORIZON_MS).saturating_add(PEER_CLOCK_SKEW_MAX_MS)
@@ -843,11 +862,19 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, s
         if fields.assignee_bureau != record.assignee_bureau {
             return Err(validate::invalid("fields.assignee_bureau", "a dispatched task keeps its assignee"));
         }
-        if fields.state != record.state && !ASSIGNEE_REACHABLE_STATES.contains(&fields.state) {
+        if fields.state != record.state && !assignee_moves(record.state, fields.state) {
             return Err(validate::invalid(
                 "fields.state",
-                format!("only the dispatcher makes a dispatched task {}", fields.state),
+                format!("the assignee does not make a {} task {}", record.state, fields.state),
             ));
+        }
+        // What the assignee did stays done: an ack on record is the one reported, a completion
+        // is not dated before the one on record.
+        if record.acked_at_ms.is_some() && fields.acked_at_ms != record.acked_at_ms {
+            return Err(validate::invalid("fields.acked_at_ms", "the ack on record is the ack"));
+        }
+        if record.completed_at_ms.is_some_and(|on_record| fields.completed_at_ms.is_none_or(|at| at < on_record)) {
+            return Err(validate::invalid("fields.completed_at_ms", "before the completion on record"));
         }
         // The dispatcher's terms are the dispatcher's: the ack deadline and the extensions it
         // granted (when it dispatched stays as recorded here). The completion deadline moves
@@ -858,21 +885,28 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, s
         if !terms_kept {
             return Err(validate::invalid("fields", "the dispatcher's terms are the dispatcher's"));
         }
-        let resumed = report
-            .timeline
-            .iter()
-            .any(|entry| entry.version > remote.mirrored_version && entry.action == TimelineAction::Resume);
-        let moved = fields.complete_deadline_ms != record.complete_deadline_ms;
-        let later = fields.complete_deadline_ms >= record.complete_deadline_ms;
-        if moved && !(resumed && later) {
-            return Err(validate::invalid("fields.complete_deadline_ms", "moved without a resume"));
+        let news = || report.timeline.iter().filter(|entry| entry.version > remote.mirrored_version);
+        let resumed = news().any(|entry| entry.action == TimelineAction::Resume);
+        // Since when the clock stood still: on record here, or a pause the report shows.
+        let paused_since_ms = record
+            .paused_since_ms
+            .or_else(|| news().find(|entry| entry.action == TimelineAction::Pause).map(|entry| entry.at_ms));
+        let moved_by = match (record.complete_deadline_ms, fields.complete_deadline_ms) {
+            (Some(on_record), Some(reported)) => reported.checked_sub(on_record),
+            (on_record, reported) => (on_record == reported).then_some(0),
+        };
+        let allowed_ms = paused_since_ms
+            .filter(|_| resumed)
+            .map_or(0, |since| stamp_ms.saturating_sub(since).saturating_add(RESUME_SLACK_MS));
+        if moved_by.is_none_or(|moved| moved > allowed_ms) {
+            return Err(validate::invalid("fields.complete_deadline_ms", "moved beyond a pause and its resume"));
         }
         // And the assignee's steps follow the dispatch, in order (the dispatch is on this
         // group's clock, the steps on the target's: they may differ by the skew).
         let steps = [record.dispatched_at_ms, fields.acked_at_ms, fields.completed_at_ms];
         let mut previous = 0;
         for at in steps.into_iter().flatten() {
-            if at.saturating_add(PEER_CLOCK_SKEW_MAX_MS) < previous {
+            if at.saturating_add(PEER_STEP_SKEW_MAX_MS) < previous {
                 return Err(validate::invalid("fields", "the assignee's steps out of order"));
             }
             previous = at;
@@ -908,7 +942,7 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, s
         }
         // On a dispatched task the target speaks for its own bureaus only: the dispatcher's
         // entries (skipped as known) are the only ones from above it.
-        let theirs = regions.is_within(entry.actor_bureau, remote.to_group);
+        let theirs = speaks_for(entry.actor_bureau, remote.to_group, record.origin_bureau);
         if dispatched_here && !theirs && !is_dispatcher_entry(entry.action) && entry.action != TimelineAction::Receive {
             return Err(validate::invalid(
                 "timeline",

@@ -400,3 +400,50 @@ fn a_report_on_a_lead_handed_over_for_good_names_who_says_what() {
     let actors: Vec<&str> = mirrored.timeline.iter().rev().take(2).map(|e| e.actor_user.as_str()).collect();
     assert_eq!(actors, ["tianhe-operator", "group:440100/gd-command"]);
 }
+
+#[test]
+fn a_report_moves_a_dispatched_task_only_forward_and_its_deadline_only_by_a_real_pause() {
+    // The third review: a report took a completed record back to dispatched (wiping the ack),
+    // and a made-up resume pushed the deadline 300 days on with the steps dated a day early.
+    let (mut province, id) = province_with_a_tracking_record();
+    let mut completed = report_on(&province, id);
+    completed.fields.state = TaskState::Completed;
+    completed.fields.outcome = Some(CompletionOutcome::Warned);
+    completed.fields.completed_at_ms = Some(T0 + HOUR_MS);
+    mirror(&mut province, completed).expect("acked and completed");
+    let before = province.task(id).cloned();
+    let refused = |province: &mut Ledger, report: StatusReport, what: &str| {
+        let answer = mirror(province, report);
+        assert!(matches!(answer, Err(Rejection::Invalid { .. })), "{what}: {answer:?}");
+        assert_eq!(province.task(id).cloned(), before, "{what} changed the record");
+    };
+    let next = |province: &Ledger| {
+        let mut report = report_on(province, id);
+        report.fields = MirroredFields::of(province.task(id).unwrap());
+        report
+    };
+    let mut backwards = next(&province);
+    backwards.fields.state = TaskState::Dispatched;
+    backwards.fields.acked_at_ms = None;
+    refused(&mut province, backwards, "completed back to dispatched");
+    let mut resumed = next(&province);
+    resumed.fields.complete_deadline_ms = resumed.fields.complete_deadline_ms.map(|d| d + 300 * 24 * HOUR_MS);
+    resumed.timeline[0].action = TimelineAction::Resume;
+    refused(&mut province, resumed, "a resume without a pause");
+    let mut backdated = next(&province);
+    backdated.fields.completed_at_ms = Some(T0 - 23 * HOUR_MS);
+    refused(&mut province, backdated, "a completion a day before the dispatch");
+}
+
+#[test]
+fn a_group_above_speaks_only_for_its_own_bureaus_not_the_origins() {
+    // The third review: Guangzhou sent a lead up to the province; the province reported a
+    // dispatch "by gz-command (440100)". Guangzhou's bureaus lie in the province's tree, but
+    // are not the province's to speak for.
+    assert!(!super::federation::speaks_for(bureau("440100"), bureau("440000"), bureau("440100")));
+    assert!(!super::federation::speaks_for(bureau("440106"), bureau("440000"), bureau("440100")));
+    assert!(super::federation::speaks_for(bureau("441900"), bureau("440000"), bureau("440100")));
+    // Sent down, the target speaks for its part of the origin's tree.
+    assert!(super::federation::speaks_for(bureau("440106"), bureau("440100"), bureau("440000")));
+    assert!(!super::federation::speaks_for(bureau("441900"), bureau("440100"), bureau("440000")));
+}
