@@ -353,6 +353,33 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     let (status, body) = call(&cluster, node, Some(PLANNER_TOKEN), "POST", &sealed_draw, Some(json!({}))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("no_team")), "drawn from a later pool: {body}");
 
+    // A client's own hop count on a follower (finding 5): once it made the follower store the
+    // file on every node and then fail with no version committed; now the header is removed,
+    // the import goes to the leader like any, and a file on disk always has its version.
+    let second = draw::generate::generate(500, region, 43);
+    let current = cluster.wait_for_leader().await;
+    let follower_now = cluster.running().find(|id| *id != current).expect("a running follower");
+    let response = cluster
+        .http
+        .post(cluster.url(follower_now, "/api/v1/directories/entities"))
+        .bearer_auth(COMMAND_TOKEN)
+        .header("x-xietong-forward-hops", "2")
+        .body(second)
+        .send()
+        .await
+        .expect("import");
+    let status = response.status().as_u16();
+    let version: Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{version}");
+    let (_, versions) = call(&cluster, current, Some(COMMAND_TOKEN), "GET", "/api/v1/directories/entities", None).await;
+    assert!(versions["versions"].to_string().contains(version["sha256"].as_str().unwrap()), "{versions}");
+
+    // The public listing is paged (finding 21): a limit is checked, a page says where to go on.
+    let (status, _) = call(&cluster, node, None, "GET", "/public/v1/campaigns?limit=0", None).await;
+    assert_eq!(status, 400);
+    let (status, page) = call(&cluster, node, None, "GET", "/public/v1/campaigns?limit=1", None).await;
+    assert_eq!((status, page["campaigns"].as_array().map(Vec::len)), (200, Some(1)), "{page}");
+
     // The killed node comes back and agrees with the others.
     cluster.restart(leader);
     cluster.wait_for_convergence().await;
