@@ -678,12 +678,6 @@ pub(super) fn record_transition(
     transition: &Transition,
     next_state: TaskState,
 ) -> Result<(), Rejection> {
-    if transition.is_handover() {
-        return Err(Rejection::Invalid {
-            field: "transition".into(),
-            reason: format!("{} hands the task over; it is not a change in place", transition.name()),
-        });
-    }
     let mut entry = TimelineEntry {
         version: task.version + 1,
         at_ms: stamp_ms,
@@ -757,7 +751,12 @@ pub(super) fn record_transition(
         Transition::Forward { .. }
         | Transition::DispatchAcross { .. }
         | Transition::Dispute { .. }
-        | Transition::Designate { .. } => return Err(Rejection::Conflict("refused above".into())),
+        | Transition::Designate { .. } => {
+            return Err(Rejection::Invalid {
+                field: "transition".into(),
+                reason: format!("{} hands the task over; it is not a change in place", transition.name()),
+            })
+        }
     }
     task.state = next_state;
     task.version += 1;

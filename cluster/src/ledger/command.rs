@@ -231,21 +231,10 @@ impl Transition {
         }
     }
 
-    /// Dispatcher actions belong to the origin side; the others to the assignee side.
+    /// Dispatcher actions belong to the origin side (a dispatch, a handover, the review that
+    /// flows down); the others to the assignee side.
     pub fn is_dispatcher_action(&self) -> bool {
-        matches!(
-            self,
-            Transition::Dispatch { .. }
-                | Transition::DispatchAcross { .. }
-                | Transition::Forward { .. }
-                | Transition::Dispute { .. }
-                | Transition::Designate { .. }
-                | Transition::Close
-                | Transition::Return
-                | Transition::Cancel
-                | Transition::GrantExtension
-                | Transition::RefuseExtension
-        )
+        matches!(self, Transition::Dispatch { .. }) || self.is_handover() || self.flows_down()
     }
 
     /// The dispatcher's review of a task worked on in another group: the only decisions that
