@@ -78,9 +78,9 @@ fn report(origin: &mut Ledger, target: &Ledger, target_task: TaskId, target_grou
     step(origin, T0 + 2 * HOUR_MS, peer_actor(bureau(target_group)), Action::MirrorStatus(Box::new(report)))
 }
 
-/// The province dispatches to Tianhe (hosted by the Guangzhou group): returns (origin task,
-/// target task) after delivery and receipt.
-fn dispatched_across(province: &mut Ledger, guangzhou: &mut Ledger) -> (TaskId, TaskId) {
+/// The province creates a lead and dispatches it to Tianhe (hosted by the Guangzhou group):
+/// the tracking record's id, its handover waiting in the outbox.
+pub(super) fn dispatch_across(province: &mut Ledger) -> TaskId {
     let command = actor("zhang", "440000", Role::Command);
     let id = step(province, T0, command.clone(), Action::CreateTask(lead("440106", Routing::Keep))).unwrap().task().id;
     let across = Transition::DispatchAcross {
@@ -92,6 +92,12 @@ fn dispatched_across(province: &mut Ledger, guangzhou: &mut Ledger) -> (TaskId, 
     };
     let tracked = step(province, T0, command, change(id, across)).expect("dispatch across").task().clone();
     assert_eq!(tracked.state, TaskState::Dispatched);
+    id
+}
+
+/// The same, then delivered and receipted: returns (origin task, target task).
+fn dispatched_across(province: &mut Ledger, guangzhou: &mut Ledger) -> (TaskId, TaskId) {
+    let id = dispatch_across(province);
     assert_eq!(province.outbox_len(), 1);
     let target = deliver(province, "440000", guangzhou, "440100").expect("delivered").task().clone();
     assert_eq!(target.state, TaskState::Dispatched);

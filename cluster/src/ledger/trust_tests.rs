@@ -66,17 +66,7 @@ fn guangzhou_with_a_dispatch() -> (Ledger, TaskId) {
 /// The province's ledger with a task dispatched across to Tianhe, not yet delivered: its id.
 fn province_with_a_dispatch_across() -> (Ledger, TaskId) {
     let mut province = Ledger::new();
-    let zhang = Actor { user: "zhang".into(), bureau: bureau("440000"), role: Role::Command };
-    let id = apply(&mut province, T0, zhang.clone(), Action::CreateTask(lead("440106"))).unwrap().task().id;
-    let across = Transition::DispatchAcross {
-        assignee: bureau("440106"),
-        ack_deadline_ms: T0 + HOUR_MS,
-        complete_deadline_ms: T0 + 48 * HOUR_MS,
-        to_group: bureau("440100"),
-        from_group: bureau("440000"),
-    };
-    let change = TaskChange { task: id, expected_version: None, note: String::new(), transition: across };
-    apply(&mut province, T0, zhang, Action::ChangeTask(change)).expect("dispatched across");
+    let id = super::federation_tests::dispatch_across(&mut province);
     (province, id)
 }
 
