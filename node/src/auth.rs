@@ -21,6 +21,17 @@ pub struct User {
     pub consoles_max: usize,
 }
 
+impl User {
+    /// Spends one request of the token's budget, or says when there is one again (429).
+    pub fn spend_request(&self) -> Result<(), ApiError> {
+        let allowed = self.bucket.lock().expect("not poisoned").take(1, std::time::Instant::now());
+        allowed.map_err(|wait| ApiError::RateLimited {
+            message: format!("user {} is over its request rate", self.actor.user),
+            retry_after_secs: wait.as_secs_f64().ceil() as u64,
+        })
+    }
+}
+
 /// Token lookup tables, keyed by the SHA-256 of the token (so a users file may hold hashes
 /// only). A `HashMap` is fine here: it never reaches the ledger.
 pub struct Users {
@@ -108,14 +119,8 @@ impl Users {
         if headers.contains_key(crate::write_path::HOPS_HEADER) {
             return Ok(user);
         }
-        let allowed = user.bucket.lock().expect("not poisoned").take(1, std::time::Instant::now());
-        match allowed {
-            Ok(()) => Ok(user),
-            Err(wait) => Err(ApiError::RateLimited {
-                message: format!("user {} is over its request rate", user.actor.user),
-                retry_after_secs: wait.as_secs_f64().ceil() as u64,
-            }),
-        }
+        user.spend_request()?;
+        Ok(user)
     }
 
     pub fn user_for_token(&self, token: &str) -> Result<&User, ApiError> {

@@ -328,14 +328,7 @@ async fn greet<B: ConsoleBackend>(backend: &B, socket: &mut WebSocket) -> Result
     let hello = parse_hello(&text)?;
     let user = backend.user_for_token(&hello.token)?;
     // A hello costs a request of the user's budget, like the snapshot it brings.
-    let allowed =
-        user.bucket.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take(1, std::time::Instant::now());
-    if let Err(wait) = allowed {
-        return Err(ApiError::RateLimited {
-            message: format!("user {} is over its request rate", user.actor.user),
-            retry_after_secs: wait.as_secs_f64().ceil() as u64,
-        });
-    }
+    user.spend_request()?;
     let watcher = watcher_for(user.actor, hello.scope.as_deref())?;
     Ok(Greeting { watcher, since: hello.since, token: hello.token, consoles_max: user.consoles_max })
 }
