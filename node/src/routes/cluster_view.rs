@@ -80,10 +80,12 @@ async fn digest(state: &AppState) -> (Option<u64>, String, usize) {
         (applied, replica.ledger.clone())
     };
     let task_count = ledger.task_count();
-    let digest = match tokio::task::spawn_blocking(move || ledger.digest()).await {
-        Ok(digest) => digest,
-        Err(error) => format!("unavailable: {error}"),
-    };
-    *cache = Some(DigestAtIndex { applied, digest: digest.clone(), task_count });
-    (applied, digest, task_count)
+    match tokio::task::spawn_blocking(move || ledger.digest()).await {
+        Ok(digest) => {
+            *cache = Some(DigestAtIndex { applied, digest: digest.clone(), task_count });
+            (applied, digest, task_count)
+        }
+        // Not kept: the next caller computes it again.
+        Err(error) => (applied, format!("unavailable: {error}"), task_count),
+    }
 }
