@@ -383,9 +383,9 @@ fn terminate(pid: u32) {
 mod tests {
     use super::*;
 
-    /// Secrets come from the operating system's CSPRNG (finding 16 of the security review:
-    /// they came from one 64-bit `fastrand` stream, so a peer token told the rest): the asked
-    /// number of hex digits, and no two alike.
+    /// Secrets have the asked number of hex digits and no two are alike. (That they come from
+    /// the operating system's CSPRNG, finding 16 of the security review, is for the reader of
+    /// `random_secret`: no test tells a CSPRNG from the `fastrand` stream they came from.)
     #[test]
     fn secrets_are_hex_of_the_asked_length_and_never_repeat() {
         let secrets: std::collections::BTreeSet<String> = (0..1_000).map(|_| random_secret(63)).collect();
