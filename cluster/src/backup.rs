@@ -9,7 +9,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::Ledger;
+use ledger::Ledger;
 
 const MAGIC: &[u8; 16] = b"XIETONG-BACKUP1\n";
 /// A header is a few hundred bytes; anything larger is not a backup file.

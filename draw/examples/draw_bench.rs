@@ -6,10 +6,10 @@
 
 use std::time::Instant;
 
-use cluster::ledger::campaign::{
+use ledger::campaign::{
     CampaignSpec, DrawInputs, DrawRecord, InspectionItem, Inspector, InspectorMode, RiskRatios, RiskScoring,
 };
-use cluster::ledger::{BureauCode, Regions};
+use ledger::{BureauCode, Regions};
 
 fn main() {
     let mut args = std::env::args().skip(1);

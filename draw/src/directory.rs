@@ -11,7 +11,7 @@
 //! Rows are read in place (borrowed from the file) because a province's directory holds
 //! millions of entities.
 
-use cluster::ledger::{BureauCode, Regions, Uscc};
+use ledger::{BureauCode, Regions, Uscc};
 use sha2::{Digest, Sha256};
 
 pub const HEADER: &str = "uscc,name,region_code,industry,credit_status,address";
@@ -20,7 +20,7 @@ pub const ROW_ERRORS_REPORTED_MAX: usize = 20;
 /// Field lengths, in characters.
 pub const NAME_CHARS_MAX: usize = 200;
 pub const ADDRESS_CHARS_MAX: usize = 300;
-pub const LABEL_CHARS_MAX: usize = cluster::ledger::campaign::LABEL_CHARS_MAX;
+pub const LABEL_CHARS_MAX: usize = ledger::campaign::LABEL_CHARS_MAX;
 
 /// One entity, borrowed from the file's bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ pub struct DirectorySummary {
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    cluster::ledger::campaign::hex(&Sha256::digest(bytes))
+    ledger::campaign::hex(&Sha256::digest(bytes))
 }
 
 /// The rows of a file whose header was checked, with their 1-based line numbers.

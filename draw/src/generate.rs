@@ -2,7 +2,7 @@
 //! region, valid USCCs (GB 32100 check character), an industry mix and credit statuses in the
 //! proportions a Chinese county's register roughly has. Deterministic for a seed.
 
-use cluster::ledger::{BureauCode, Regions, Uscc};
+use ledger::{BureauCode, Regions, Uscc};
 
 use crate::directory::HEADER;
 

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use cluster::ledger::campaign::{EntityHistory, RiskClass, RiskScoring};
-use cluster::ledger::{BureauCode, Regions};
+use ledger::campaign::{EntityHistory, RiskClass, RiskScoring};
+use ledger::{BureauCode, Regions};
 
 use crate::directory::EntityRow;
 

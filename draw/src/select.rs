@@ -19,11 +19,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use cluster::ledger::campaign::{
+use ledger::campaign::{
     ceil_ratio, hex, DrawInputs, DrawResult, DrawnInspection, EntityHistory, InspectionItem, Inspector, InspectorMode,
     Recusal, RiskClass, Stratum, DRAW_RATIO_FLOOR_BP,
 };
-use cluster::ledger::{BureauCode, Subject, Uscc};
+use ledger::{BureauCode, Subject, Uscc};
 use sha2::{Digest, Sha256};
 
 use crate::directory::{self, EntityRow, ScopeCache};
@@ -199,7 +199,7 @@ pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawErr
     Ok(DrawResult { seed: hex(&seed), entities_in_scope, eligible, strata, inspections, recusals })
 }
 
-fn drawn_classes(spec: &cluster::ledger::campaign::CampaignSpec) -> Vec<RiskClass> {
+fn drawn_classes(spec: &ledger::campaign::CampaignSpec) -> Vec<RiskClass> {
     RiskClass::ALL.iter().copied().filter(|c| spec.risk_classes.is_empty() || spec.risk_classes.contains(c)).collect()
 }
 

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cluster::ledger::campaign::{
+use ledger::campaign::{
     ceil_ratio, CampaignSpec, DrawInputs, DrawRecord, DrawResult, InspectionItem, Inspector, InspectorMode,
     ProgrammeAction, ProgrammeRecord, PublicResult, RiskClass, RiskRatios, RiskScoring,
 };
-use cluster::ledger::{
+use ledger::{
     Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, Rejection, Role, TaskId, TaskKind, TaskState, Uscc,
 };
 
@@ -172,7 +172,7 @@ fn tampering_fails_verification() {
     let mut ratios = inputs.clone();
     ratios.spec.ratios.high_bp = 10_000;
     let mut forged = result.clone();
-    forged.seed = cluster::ledger::campaign::hex(&ratios.seed());
+    forged.seed = ledger::campaign::hex(&ratios.seed());
     assert!(matches!(verify(&record(ratios, forged), &bytes), Err(Mismatch::Result(_))));
 
     // A swapped entity in the result.
@@ -321,12 +321,12 @@ struct Desk {
 }
 
 impl Desk {
-    fn apply(&mut self, actor: &Actor, action: Action) -> cluster::ledger::CommandResult {
+    fn apply(&mut self, actor: &Actor, action: Action) -> ledger::CommandResult {
         self.stamp_ms += 1_000;
         self.ledger.apply(&Command { stamp_ms: self.stamp_ms, actor: actor.clone(), idempotency: None, action })
     }
 
-    fn programme(&mut self, actor: &Actor, action: ProgrammeAction) -> cluster::ledger::CommandResult {
+    fn programme(&mut self, actor: &Actor, action: ProgrammeAction) -> ledger::CommandResult {
         self.apply(actor, Action::Programme(Box::new(action)))
     }
 }
@@ -421,11 +421,11 @@ fn a_campaign_from_plan_to_public_result() {
     // 谁抽查、谁录入: the inspecting bureau enters the result; the organiser publishes it.
     desk.apply(
         &tianhe,
-        Action::ChangeTask(cluster::ledger::TaskChange {
+        Action::ChangeTask(ledger::TaskChange {
             task: task.id,
             expected_version: None,
             note: String::new(),
-            transition: cluster::ledger::Transition::Ack,
+            transition: ledger::Transition::Ack,
         }),
     )
     .unwrap();
@@ -442,17 +442,17 @@ fn a_campaign_from_plan_to_public_result() {
     let system = actor("system", "440100", Role::System);
     let deadline_ms = desk.ledger.task(task.id).unwrap().inspection.as_ref().unwrap().publish_deadline_ms.unwrap();
     assert_eq!(
-        desk.ledger.task(task.id).unwrap().open_deadline_ms(cluster::ledger::DeadlineKind::Publication),
+        desk.ledger.task(task.id).unwrap().open_deadline_ms(ledger::DeadlineKind::Publication),
         Some(deadline_ms)
     );
     desk.stamp_ms = deadline_ms;
     let miss = || Action::RecordMissedDeadline {
         task: task.id,
-        kind: cluster::ledger::DeadlineKind::Publication,
+        kind: ledger::DeadlineKind::Publication,
         deadline_ms,
     };
     let missed = desk.apply(&system, miss()).expect("the miss is recorded");
-    assert_eq!(missed.task().timeline.last().unwrap().action, cluster::ledger::TimelineAction::PublicationMissed);
+    assert_eq!(missed.task().timeline.last().unwrap().action, ledger::TimelineAction::PublicationMissed);
     assert!(desk.apply(&system, miss()).is_err(), "recorded once");
     let public = |ledger: &Ledger| PublicResult::of(ledger.task(task.id).unwrap());
     assert_eq!(public(&desk.ledger), None, "not public before publication");
@@ -488,7 +488,7 @@ fn the_last_team_never_inspects_the_same_entity_again() {
     inputs.histories = first
         .inspections
         .iter()
-        .map(|i| cluster::ledger::campaign::EntityHistory {
+        .map(|i| ledger::campaign::EntityHistory {
             uscc: i.subject.uscc.clone().unwrap(),
             findings: 0,
             complaints: 0,

@@ -3,7 +3,7 @@
 //! draw must give exactly the committed result. Any tampering with the directory, the inputs
 //! (a beacon, a ratio, an inspector) or the result shows as a mismatch.
 
-use cluster::ledger::campaign::{hex, DrawRecord};
+use ledger::campaign::{hex, DrawRecord};
 
 use crate::select::{draw, DrawError};
 
@@ -47,7 +47,7 @@ pub fn verify(record: &DrawRecord, directory_bytes: &[u8]) -> Result<Verified, M
     } else if let Some((n, (a, c))) =
         again.inspections.iter().zip(&committed.inspections).enumerate().find(|(_, (a, c))| a != c)
     {
-        let name = |i: &cluster::ledger::campaign::DrawnInspection| {
+        let name = |i: &ledger::campaign::DrawnInspection| {
             i.subject.uscc.as_ref().map_or_else(String::new, |u| u.as_str().to_owned())
         };
         Some(format!(

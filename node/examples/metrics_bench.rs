@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use cluster::ledger::{
+use ledger::{
     Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, NewTask, Regions, Role, Routing, Severity, Source,
     Subject, TaskChange, TaskKind, Transition,
 };
@@ -21,7 +21,7 @@ fn main() {
     let province = BureauCode::parse_known("440000").expect("Guangdong");
     let counties: Vec<BureauCode> = Regions::get()
         .subtree(province)
-        .filter(|r| r.level == cluster::ledger::bureau::RegionLevel::County)
+        .filter(|r| r.level == ledger::bureau::RegionLevel::County)
         .map(|r| r.code)
         .collect();
     let command = Actor { user: "bench".into(), bureau: province, role: Role::Command };

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use cluster::ledger::{Actor, BureauCode, Role};
+use ledger::{Actor, BureauCode, Role};
 use config::UsersFile;
 
 use crate::api::ApiError;

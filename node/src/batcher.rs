@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use cluster::ledger::{Command, CommandResult};
-use cluster::limits::COMMANDS_PER_ENTRY_MAX;
+use ledger::{Command, CommandResult};
+use ledger::limits::COMMANDS_PER_ENTRY_MAX;
 use cluster::raft::{ClientWriteError, LedgerRequest, Raft, RaftError};
 use config::limits::BATCHES_IN_FLIGHT_MAX;
 use openraft::error::ClientWriteError as WriteError;

@@ -1,7 +1,7 @@
 //! Deadlines set at dispatch when the dispatcher names none: the configured policy (by kind
 //! and severity) applied from the dispatch stamp, working days by the calendar.
 
-use cluster::ledger::{Severity, Task, TaskKind};
+use ledger::{Severity, Task, TaskKind};
 use config::calendar::{CalendarError, Span, WorkCalendar};
 use config::deadlines::DeadlinePolicy;
 use time::OffsetDateTime;

@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
-use cluster::ledger::{Action, Actor, BureauCode, Command, DeadlineKind, Regions, Role, Task, TaskId, TaskKind};
+use ledger::{Action, Actor, BureauCode, Command, DeadlineKind, Regions, Role, Task, TaskId, TaskKind};
 use cluster::raft::state_machine::AppliedEntry;
 use config::deadlines::EscalationPolicy;
 use openraft::ServerState;
@@ -220,7 +220,7 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), Pr
 
 #[cfg(test)]
 mod tests {
-    use cluster::ledger::{
+    use ledger::{
         Action, Actor, BureauCode, Command, DeadlineKind, Ledger, NewTask, Role, Severity, Source, Subject, TaskChange,
         TaskId, TaskKind, Transition,
     };
@@ -258,7 +258,7 @@ mod tests {
         let mut ledger = Ledger::new();
         let command = actor("gz", "440100", Role::Command);
         let new_task = NewTask {
-            routing: cluster::ledger::Routing::Keep,
+            routing: ledger::Routing::Keep,
             kind,
             severity: Severity::High,
             title: "测试".into(),

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use cluster::ledger::campaign::Campaign;
-use cluster::ledger::BureauCode;
+use ledger::campaign::Campaign;
+use ledger::BureauCode;
 
 #[derive(Args)]
 pub struct DrawArgs {

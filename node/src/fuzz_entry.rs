@@ -3,7 +3,7 @@
 //! runs before anything reaches the ledger. They answer whether the input was accepted; whatever
 //! the bytes, they must return, never panic.
 
-use cluster::ledger::{validate, Actor, BureauCode, Role, Routing};
+use ledger::{validate, Actor, BureauCode, Role, Routing};
 use config::SourceConfig;
 
 use crate::api::{ActionRequest, ComplaintRequest, CreateTaskRequest};
@@ -79,8 +79,8 @@ pub fn console_hello(bytes: &[u8]) -> bool {
 /// Guangzhou's ledger (group 440100) as a peer finds it: a dispatch received from the province
 /// (forward 440000-1) and one of its own tasks handed to Tianhe's group (440106), so messages
 /// and reports have something real to hit.
-fn ledger_under_attack() -> &'static cluster::ledger::Ledger {
-    use cluster::ledger::{
+fn ledger_under_attack() -> &'static ledger::Ledger {
+    use ledger::{
         peer_actor, Action, Command, DispatchTerms, ForwardId, Handover, HandoverPurpose, Ledger, Message, NewTask,
         Placement, Severity, Source, Subject, TaskChange, TaskId, TaskKind, Transition,
     };
@@ -152,7 +152,7 @@ fn ledger_under_attack() -> &'static cluster::ledger::Ledger {
 /// a panic, or a ledger that breaks its invariants afterwards, is a finding.
 pub fn peer_messages(bytes: &[u8]) -> bool {
     use crate::federation::peer_api::{DeliverRequest, ReportRequest};
-    use cluster::ledger::{peer_actor, Action, Command, Placement};
+    use ledger::{peer_actor, Action, Command, Placement};
     let code = |text: &str| BureauCode::parse_known(text).expect("a known bureau");
     let stamp_ms = 1_780_000_000_000 + 3_600_000;
     let mut commands = Vec::new();

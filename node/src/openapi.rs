@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use cluster::limits::IDEMPOTENCY_KEY_CHARS_MAX;
+use ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX;
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cluster::ledger::BureauCode;
+use ledger::BureauCode;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{mpsc, Mutex};
 use tokio_util::sync::CancellationToken;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::Context;
-use cluster::ledger::BureauCode;
+use ledger::BureauCode;
 use cluster::raft::network::PeerNetwork;
 use cluster::raft::{GroupSecret, LedgerStore, LogStore, Raft};
 use config::limits::PEER_CONNECT_TIMEOUT;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use cluster::ledger::BureauCode;
+use ledger::BureauCode;
 use cluster::raft::network::PeerNetwork;
 use cluster::raft::{LedgerStore, LogStore, NodeId, Raft};
 use openraft::ServerState;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use cluster::ledger::{Command, CommandResult};
+use ledger::{Command, CommandResult};
 use config::limits::{FORWARD_HOPS_MAX, LEADER_WAIT, REQUEST_TIMEOUT};
 use tokio::time::Instant;
 

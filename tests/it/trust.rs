@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cluster::ledger::{
+use ledger::{
     BureauCode, CompletionOutcome, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message,
     MirroredFields, Severity, Source, StatusReport, Subject, TaskId, TaskKind, TaskState, Transition,
 };
@@ -138,11 +138,11 @@ async fn a_hostile_linked_group_cannot_crash_plant_or_poison_and_the_groups_rest
 }
 
 /// A task's fields as a starting point for a forged report.
-fn sample_task() -> cluster::ledger::Task {
-    let entry = cluster::ledger::task::TimelineEntry {
+fn sample_task() -> ledger::Task {
+    let entry = ledger::task::TimelineEntry {
         version: 1,
         at_ms: 1,
-        action: cluster::ledger::TimelineAction::Create,
+        action: ledger::TimelineAction::Create,
         actor_user: "x".into(),
         actor_bureau: code("440000"),
         note: String::new(),
@@ -150,7 +150,7 @@ fn sample_task() -> cluster::ledger::Task {
         outcome: Some(CompletionOutcome::Warned),
     };
     let subject = Subject { uscc: None, name: "x".into(), region_code: code("440106"), address: String::new() };
-    cluster::ledger::Task::registered(
+    ledger::Task::registered(
         TaskId(1),
         1,
         TaskKind::Lead,

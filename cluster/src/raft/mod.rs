@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ledger::{Command, CommandResult};
+use ledger::{Command, CommandResult};
 
 pub mod durable_snapshot;
 pub mod group_secret;

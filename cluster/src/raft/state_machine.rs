@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 
 use super::durable_snapshot::DurableSnapshot;
 use super::{Entry, LedgerResponse, LogId, NodeId, StorageError, TypeConfig};
-use crate::ledger::{CommandResult, Ledger};
+use ledger::{CommandResult, Ledger};
 
 const SNAPSHOT_FILE: &str = "current.snap";
 const SNAPSHOT_TMP_FILE: &str = "current.snap.tmp";
@@ -483,7 +483,7 @@ mod snapshot_file_tests {
 
     #[tokio::test]
     async fn a_panic_in_apply_stops_the_replica_and_says_why_instead_of_poisoning_it() {
-        use crate::ledger::{
+        use ledger::{
             peer_actor, Action, BureauCode, Command, ForwardId, Instruction, Message, Placement, Transition,
         };
         use crate::raft::LedgerRequest;

@@ -187,7 +187,7 @@ fn a_purge_waits_until_a_snapshot_on_disk_covers_it() {
         assert_eq!(log.get_log_state().await.expect("state").last_purged_log_id, None);
 
         let meta = leader_snapshot_meta(8);
-        let ledger = bincode::serialize(&crate::ledger::Ledger::new()).expect("encode");
+        let ledger = bincode::serialize(&ledger::Ledger::new()).expect("encode");
         state_machine.install_snapshot(&meta, Box::new(std::io::Cursor::new(ledger))).await.expect("install");
         tokio::time::timeout(std::time::Duration::from_secs(10), purge)
             .await

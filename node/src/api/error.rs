@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cluster::ledger::Rejection;
+use ledger::Rejection;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug)]

@@ -5,7 +5,7 @@
 //! with, and they are built field by field from `PublicResult` and the campaign's public parts:
 //! no risk class, no inspector, no draw input ever reaches them.
 
-use cluster::ledger::campaign::{
+use ledger::campaign::{
     Campaign, Conflict, DirectoryVersion, DrawRecord, InspectionItem, InspectionRecord, Inspector, InspectorMode,
     PublicResult, RiskClass, BASIS_POINTS,
 };
@@ -547,8 +547,8 @@ pub struct PublicCampaignsJson {
 
 #[cfg(test)]
 mod tests {
-    use cluster::ledger::campaign::{InspectionItem, InspectionRecord, PublicResult, RiskClass};
-    use cluster::ledger::{
+    use ledger::campaign::{InspectionItem, InspectionRecord, PublicResult, RiskClass};
+    use ledger::{
         CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction, Uscc,
     };
     use serde_json::Value;
@@ -593,15 +593,15 @@ mod tests {
         let subject = Subject {
             uscc: Some(uscc),
             name: "广州市某某餐饮有限公司".into(),
-            region_code: cluster::ledger::BureauCode::parse_known("440106").unwrap(),
+            region_code: ledger::BureauCode::parse_known("440106").unwrap(),
             address: "内部地址-不公示-天河路9号".into(),
         };
-        let entry = |action, note: &str, at_ms| cluster::ledger::task::TimelineEntry {
+        let entry = |action, note: &str, at_ms| ledger::task::TimelineEntry {
             version: 1,
             at_ms,
             action,
             actor_user: "internal-user-zhang".into(),
-            actor_bureau: cluster::ledger::BureauCode::parse_known("440100").unwrap(),
+            actor_bureau: ledger::BureauCode::parse_known("440100").unwrap(),
             note: note.into(),
             assignee_bureau: None,
             outcome: None,
@@ -615,8 +615,8 @@ mod tests {
             "内部描述-不公示".into(),
             subject,
             Source::SpotCheck,
-            cluster::ledger::BureauCode::parse_known("440100").unwrap(),
-            cluster::ledger::BureauCode::parse_known("440106"),
+            ledger::BureauCode::parse_known("440100").unwrap(),
+            ledger::BureauCode::parse_known("440106"),
             entry(TimelineAction::Create, "内部意见-创建", 1_780_000_000_000),
         );
         task.timeline.push(entry(TimelineAction::Complete, "内部意见-现场检查记录", 1_780_000_100_000));

@@ -7,7 +7,7 @@ pub mod inspection;
 pub mod schema;
 pub mod time;
 
-use cluster::ledger::{self, BureauCode, Regions, Task, Uscc};
+use ledger::{self, BureauCode, Regions, Task, Uscc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 

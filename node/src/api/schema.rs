@@ -2,7 +2,7 @@
 //! narrower: wire enums, region codes, USCCs, timestamps. Used through
 //! `#[schemars(schema_with = "...")]` so the OpenAPI document says what the handlers check.
 
-use cluster::ledger::{ComplaintChannel, CompletionOutcome, Severity, Source, TaskKind, TaskState};
+use ledger::{ComplaintChannel, CompletionOutcome, Severity, Source, TaskKind, TaskState};
 use schemars::{json_schema, Schema, SchemaGenerator};
 
 /// A GB/T 2260 region code: six digits (the handlers also check it is a known region).

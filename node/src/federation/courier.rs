@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cluster::ledger::{Action, Actor, BureauCode, Command, OutboxEntry, Role, TaskId};
+use ledger::{Action, Actor, BureauCode, Command, OutboxEntry, Role, TaskId};
 use cluster::raft::state_machine::AppliedEntry;
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;

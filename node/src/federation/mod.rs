@@ -20,7 +20,7 @@ use anyhow::Context;
 
 use crate::transport::Transport;
 use axum::http::HeaderMap;
-use cluster::ledger::{BureauCode, Regions, Routing, TaskKind};
+use ledger::{BureauCode, Regions, Routing, TaskKind};
 use config::limits::PEER_CONNECT_TIMEOUT;
 use config::topology::{FederationTuning, Topology};
 

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use cluster::ledger::{
+use ledger::{
     peer_actor, Action, BureauCode, Command, CommandResult, ForwardId, HandoverPurpose, Message, Placement, Rejection,
     Routing, StatusReport,
 };

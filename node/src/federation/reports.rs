@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cluster::ledger::{BureauCode, ForwardId, StatusReport, Task, TaskId};
+use ledger::{BureauCode, ForwardId, StatusReport, Task, TaskId};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use cluster::ledger::BureauCode;
+use ledger::BureauCode;
 use config::limits::REQUEST_TIMEOUT;
 
 use super::GatewayState;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cluster::ledger::BureauCode;
+use ledger::BureauCode;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamId, StreamReadReply};
 use tokio_util::sync::CancellationToken;

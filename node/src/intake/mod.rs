@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use cluster::ledger::{BureauCode, NewTask, Routing, Severity, Signal, Source, TaskKind};
+use ledger::{BureauCode, NewTask, Routing, Severity, Signal, Source, TaskKind};
 use config::SourceConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cluster::ledger::campaign::is_hex_sha256;
+use ledger::campaign::is_hex_sha256;
 
 #[derive(Clone)]
 pub struct DirectoryStore {

@@ -1,7 +1,7 @@
 //! The "double random, one public" programme on the node: the inspection-item list and risk
 //! scoring from config (copied into each campaign's command, so replicas never read config),
 //! the entity directory files (`directory_store`) and their replication to the group's other
-//! members (`replication`), and inspector rosters as CSV (`roster`). The ledger's side is `cluster::ledger::campaign`; the draw itself is
+//! members (`replication`), and inspector rosters as CSV (`roster`). The ledger's side is `ledger::campaign`; the draw itself is
 //! the `draw` crate.
 
 pub mod directory_store;
@@ -10,8 +10,8 @@ pub mod roster;
 
 use std::sync::Arc;
 
-use cluster::ledger::campaign::{InspectionItem, RiskScoring};
-use cluster::ledger::BureauCode;
+use ledger::campaign::{InspectionItem, RiskScoring};
+use ledger::BureauCode;
 use config::inspection::InspectionConfig;
 
 pub use directory_store::DirectoryStore;

@@ -12,8 +12,8 @@
 //! a field may not hold `,` or `"`. Every row is checked here and again by the ledger; a file
 //! with any bad row is refused whole, with the lines at fault.
 
-use cluster::ledger::campaign::{check_inspector, Inspector, INSPECTORS_PER_ENROLMENT_MAX};
-use cluster::ledger::BureauCode;
+use ledger::campaign::{check_inspector, Inspector, INSPECTORS_PER_ENROLMENT_MAX};
+use ledger::BureauCode;
 
 /// The header a roster file starts with.
 pub const ROSTER_HEADER: &str = "id,name,bureau,station,expertise,qualified";

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
-use cluster::ledger::{BureauCode, Regions, Task, TimelineAction};
+use ledger::{BureauCode, Regions, Task, TimelineAction};
 use cluster::raft::state_machine::AppliedEntry;
 use cluster::raft::LedgerStore;
 use tokio::sync::{broadcast, mpsc, watch};

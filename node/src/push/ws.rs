@@ -18,7 +18,7 @@ use std::time::Duration;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use cluster::ledger::{access, Actor, BureauCode, Regions, Role};
+use ledger::{access, Actor, BureauCode, Regions, Role};
 use futures_util::SinkExt;
 use serde::Deserialize;
 use serde_json::json;

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use cluster::ledger::{BureauCode, Regions, Task, TaskId, TaskKind, TaskState};
+use ledger::{BureauCode, Regions, Task, TaskId, TaskKind, TaskState};
 use serde::Serialize;
 
 use super::facts::{day_start_ms, Facts};

@@ -5,7 +5,7 @@
 //! the cohort of the Beijing day it was dispatched: "of the tasks received in the period, how
 //! many were acknowledged, how fast, how many on time".
 
-use cluster::ledger::{BureauCode, ComplaintChannel, Source, Task, TaskKind, TaskState};
+use ledger::{BureauCode, ComplaintChannel, Source, Task, TaskKind, TaskState};
 
 /// Beijing time is UTC+8 all year (no daylight saving).
 const BEIJING_OFFSET_MS: u64 = 8 * 60 * 60 * 1000;

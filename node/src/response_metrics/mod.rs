@@ -59,7 +59,7 @@ impl ResponseMetrics {
         (metrics, task)
     }
 
-    pub fn report(&self, root: cluster::ledger::BureauCode, from: u32, to: u32, by: Breakdown, now_ms: u64) -> Report {
+    pub fn report(&self, root: ledger::BureauCode, from: u32, to: u32, by: Breakdown, now_ms: u64) -> Report {
         self.catch_up();
         self.inner.lock().expect("not poisoned").book.report(root, from, to, by, now_ms)
     }

@@ -3,7 +3,7 @@
 //! one, a returned one, an assignment, an extension, a task dispatched the day after the period
 //! (it does not count), and the book kept incrementally equal to one built from scratch.
 
-use cluster::ledger::{
+use ledger::{
     Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, NewTask, Role, Routing, Severity, Source, Subject,
     TaskChange, TaskId, TaskKind, Transition,
 };
@@ -179,8 +179,8 @@ fn the_csv_columns_name_every_figure() {
 /// group's own bureaus look late through it). A dispatch to another group still counts.
 #[test]
 fn a_lead_handed_over_for_good_counts_for_no_bureau_here() {
-    use cluster::ledger::{ForwardId, HandoverPurpose, RemoteHandling, Task, TaskState, TimelineAction};
-    let entry = cluster::ledger::task::TimelineEntry {
+    use ledger::{ForwardId, HandoverPurpose, RemoteHandling, Task, TaskState, TimelineAction};
+    let entry = ledger::task::TimelineEntry {
         version: 1,
         at_ms: 1,
         action: TimelineAction::Create,

@@ -5,8 +5,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::bureau::RegionLevel;
-use cluster::ledger::Regions;
+use ledger::bureau::RegionLevel;
+use ledger::Regions;
 use serde::Deserialize;
 
 use crate::api::{self, ApiError, BureauJson, BureauTreeJson};

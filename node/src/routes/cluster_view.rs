@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use openraft::ServerState;
 
-use cluster::ledger::Role;
+use ledger::Role;
 
 use crate::api::{ClusterView, MemberJson};
 use crate::state::{AppState, DigestAtIndex};

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::{
+use ledger::{
     Action, ComplaintChannel, ComplaintStep, NewComplaint, NewTask, Reporter, Routing, Severity, Source, TaskId,
     TaskKind,
 };

@@ -8,7 +8,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::{access, BureauCode, Regions};
+use ledger::{access, BureauCode, Regions};
 use serde::Deserialize;
 
 use crate::api::{self, time, ApiError, EscalationsJson, LatenessJson};

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cluster::ledger::{TaskKind, TaskState};
+use ledger::{TaskKind, TaskState};
 use openraft::ServerState;
 
 use crate::state::AppState;

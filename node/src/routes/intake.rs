@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::{Action, Actor, Command, Role};
+use ledger::{Action, Actor, Command, Role};
 use tokio::time::Instant;
 
 use crate::api::{time, ApiError};

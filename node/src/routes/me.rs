@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::Regions;
+use ledger::Regions;
 
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.users.authenticate(&headers) {

@@ -6,7 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::{BureauCode, Regions};
+use ledger::{BureauCode, Regions};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, ApiError};

@@ -8,8 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios};
-use cluster::ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskKind, Uscc};
+use ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios};
+use ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskKind, Uscc};
 use config::calendar::Span;
 use serde::Deserialize;
 
@@ -66,7 +66,7 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
     };
     // The group's register of entities is its own command centres' (a token works on every
     // group's nodes, and a file of up to 256 MiB is kept on each of them).
-    if !cluster::ledger::Regions::get().is_within(actor.bureau, state.group_bureau) {
+    if !ledger::Regions::get().is_within(actor.bureau, state.group_bureau) {
         let message =
             format!("bureau {} is outside group {}: it keeps no directory here", actor.bureau, state.group_bureau);
         return ApiError::Forbidden(message).into_response();
@@ -192,7 +192,7 @@ pub async fn inspectors(State(state): State<AppState>, headers: HeaderMap, uri: 
 pub async fn enrol(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     handle_write(state, uri, headers, body, StatusCode::CREATED, |_, _, body, _| {
         let request: InspectorRequest = parse_json(body)?;
-        let inspector = cluster::ledger::campaign::Inspector {
+        let inspector = ledger::campaign::Inspector {
             id: request.id,
             name: request.name,
             bureau: api::parse_bureau("bureau", &request.bureau)?,
@@ -203,7 +203,7 @@ pub async fn enrol(State(state): State<AppState>, uri: Uri, headers: HeaderMap, 
             enrolled_at_ms: 0,
             retired_at_ms: None,
         };
-        cluster::ledger::campaign::check_inspector(&inspector)?;
+        ledger::campaign::check_inspector(&inspector)?;
         Ok(programme(ProgrammeAction::EnrollInspector(Box::new(inspector))))
     })
     .await
@@ -229,7 +229,7 @@ pub async fn retire(
 ) -> Response {
     handle_write(state, uri, headers, body, StatusCode::OK, |_, _, body, _| {
         let request: RetireRequest = parse_json(body)?;
-        cluster::ledger::validate::note(&request.note, true)?;
+        ledger::validate::note(&request.note, true)?;
         Ok(programme(ProgrammeAction::RetireInspector { id, note: request.note }))
     })
     .await
@@ -246,7 +246,7 @@ pub async fn declare_conflict(
         let request: ConflictRequest = parse_json(body)?;
         let uscc = Uscc::parse(&request.uscc)
             .map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("uscc: {e}") })?;
-        cluster::ledger::validate::note(&request.reason, true)?;
+        ledger::validate::note(&request.reason, true)?;
         Ok(programme(ProgrammeAction::DeclareConflict { inspector: id, uscc, reason: request.reason }))
     })
     .await
@@ -265,7 +265,7 @@ pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: H
     handle_write(state, uri, headers, body, StatusCode::CREATED, |state, actor, body, _| {
         let request: CampaignRequest = parse_json(body)?;
         let spec = campaign_spec(state, actor, request)?;
-        cluster::ledger::campaign::check_spec(&spec)?;
+        ledger::campaign::check_spec(&spec)?;
         Ok(programme(ProgrammeAction::CreateCampaign(Box::new(spec))))
     })
     .await
@@ -384,10 +384,10 @@ pub async fn draw(
             return Ok(response);
         }
         if let Some(value) = request.beacon {
-            cluster::ledger::validate::text(
+            ledger::validate::text(
                 "beacon",
                 &value,
-                cluster::ledger::campaign::BEACON_CHARS_MAX,
+                ledger::campaign::BEACON_CHARS_MAX,
                 true,
                 false,
             )?;

@@ -6,8 +6,8 @@
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
-use cluster::ledger::campaign::PublicResult;
-use cluster::ledger::{TaskId, Uscc};
+use ledger::campaign::PublicResult;
+use ledger::{TaskId, Uscc};
 use serde::Deserialize;
 
 use crate::api::inspection::{PublicCampaignJson, PublicCampaignsJson, PublicResultJson, PublicResultsJson};

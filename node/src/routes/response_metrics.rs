@@ -7,7 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::{Regions, Role};
+use ledger::{Regions, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, time, ApiError};

@@ -5,12 +5,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster::ledger::campaign::ProgrammeAction;
-use cluster::ledger::{
+use ledger::campaign::ProgrammeAction;
+use ledger::{
     access, validate, Action, Actor, Applied, BureauCode, Command, CommandResult, CompletionOutcome, IdempotencyTag,
     NewTask, Regions, Routing, Severity, Source, Task, TaskChange, TaskId, TaskKind, TaskState, Transition,
 };
-use cluster::limits::IDEMPOTENCY_KEY_CHARS_MAX;
+use ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX;
 use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX, REQUEST_BODY_BYTES_MAX};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -178,7 +178,7 @@ pub async fn act(
         // it is read to prepare the action (its region, origin, kind or pause state).
         let visible = state.store.read().ledger.task(task).is_some_and(|found| access::can_see(actor, found));
         if !visible {
-            return Err(cluster::ledger::Rejection::TaskNotFound(task).into());
+            return Err(ledger::Rejection::TaskNotFound(task).into());
         }
         // An empty body is an action with no fields (e.g. a plain ack).
         let request: ActionRequest =

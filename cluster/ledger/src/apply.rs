@@ -610,12 +610,12 @@ impl Ledger {
     }
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "test-support"))]
 impl Ledger {
     /// A ledger whose inbox names a task it does not hold: applying an instruction for that
     /// forward reaches an `expect` (a bug no input can cause), for the test of what the state
     /// machine does when `apply` panics.
-    pub(crate) fn with_dangling_inbox_for_tests(forward: ForwardId) -> Ledger {
+    pub fn with_dangling_inbox_for_tests(forward: ForwardId) -> Ledger {
         let mut ledger = Ledger::new();
         ledger.inbox.insert(forward, TaskId(99));
         ledger
@@ -623,7 +623,7 @@ impl Ledger {
 
     /// The encoding of a ledger that breaks an invariant (a completed task with neither
     /// assignee nor outcome), for the tests of what loads a ledger from outside.
-    pub(crate) fn broken_for_tests() -> Vec<u8> {
+    pub fn broken_for_tests() -> Vec<u8> {
         let mut ledger = Ledger::new();
         let id = ledger.take_task_id();
         let entry = TimelineEntry {

@@ -1,8 +1,9 @@
 //! The task ledger: pure domain, synchronous and sans-IO.
 //!
-//! **Architecture invariant:** nothing under `ledger` knows openraft, tokio, the clock or the
+//! **Architecture invariant:** nothing in this crate knows openraft, tokio, the clock or the
 //! network; it is fed commands and answers with results, so it can be tested on its own and
-//! replays identically on every replica.
+//! replays identically on every replica. It is a crate of its own so that the compiler holds
+//! the invariant: its dependency tree has no async runtime, Raft or HTTP crate in it.
 
 pub mod access;
 mod apply;
@@ -13,6 +14,7 @@ pub mod complaint;
 pub mod federation;
 mod idempotency;
 pub mod intake;
+pub mod limits;
 pub mod task;
 pub mod uscc;
 pub mod validate;
