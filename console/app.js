@@ -470,55 +470,26 @@ function openDrawer(id) {
 }
 $("#drawer-close").addEventListener("click", () => { S.selected = null; $("#drawer").hidden = true; renderBoard(); });
 
-function allowedActions(task) {
+// The ledger decides which actions a task leaves open (its policy), and sends them by side with
+// every task; the console shows the actions of the sides its user stands on (the same rule as
+// the ledger's `policy::stands_on`).
+function sidesOf(task) {
   const me = S.me;
-  const actions = [];
-  const dispatcher = me.role === "command" && within(task.origin_bureau, me.bureau);
-  const assignee = task.assignee_bureau && ((me.role === "operator" && task.assignee_bureau === me.bureau) ||
-    (me.role === "command" && within(task.assignee_bureau, me.bureau)));
-  const s = task.state;
-  const handover = task.handover, received = task.received_from;
-  const desk = (me.role === "command" || me.role === "operator") && within(task.origin_bureau, me.bureau);
-  const c = task.complaint;
-  if (c && desk && !c.decision && s === "created") actions.push("accept_complaint", "refuse_complaint");
-  if (c && desk && c.decision && c.real_name && !c.notified_at) actions.push("notify_reporter");
-  if (c && me.role === "command" && within(task.origin_bureau, me.bureau)) actions.push("show_reporter");
-  // A complaint is decided on before anyone is sent to work on it.
-  if (c && !c.decision) return actions.concat(dispatcherCancel(task, me, s));
-  // A task handed to another group is worked there: its record here takes only the
-  // dispatcher's review of a dispatch, which flows down.
-  if (handover) {
-    if (handover.purpose !== "dispatch" || !dispatcher) return [];
-    if (task.extension_requested_deadline) actions.push("grant_extension", "refuse_extension");
-    if (s === "completed") actions.push("close", "return");
-    if (["dispatched", "acknowledged", "returned"].includes(s)) actions.push("cancel");
-    return actions;
-  }
-  if (received?.purpose === "dispute" && dispatcher && ["dispatched", "acknowledged"].includes(s)) actions.push("designate");
-  if (received?.purpose === "jurisdiction" && dispatcher && s === "created") actions.push("dispute");
-  if (!received && dispatcher && s === "created") actions.push("forward");
-  if (received?.purpose === "dispatch") {
-    // The dispatcher decides in its own group; here the assignee works.
-    if (assignee && s === "dispatched") actions.push("ack");
-    if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
-    return actions;
-  }
-  const publication = task.inspection?.publication;
-  if (dispatcher && publication === "pending") actions.push("publish");
-  if (dispatcher && publication === "published") actions.push("withdraw");
-  if (assignee && s === "dispatched") actions.push("ack");
-  if (assignee && (s === "acknowledged" || s === "returned")) actions.push("feedback", "complete");
-  if (assignee && (s === "acknowledged" || s === "returned") && !task.extension_requested_deadline) actions.push("request_extension");
-  if (assignee && (s === "acknowledged" || s === "returned")) actions.push(task.paused_since ? "resume" : "pause");
-  if (dispatcher && task.extension_requested_deadline) actions.push("grant_extension", "refuse_extension");
-  if (dispatcher && ["created", "dispatched", "acknowledged", "returned"].includes(s)) actions.push("dispatch");
-  if (dispatcher && s === "completed") actions.push("close", "return");
-  if (dispatcher && ["created", "dispatched", "acknowledged", "returned"].includes(s)) actions.push("cancel");
-  return actions;
+  const sides = [];
+  if (me.role === "command" && within(task.origin_bureau, me.bureau)) sides.push("dispatcher");
+  const assignee = task.assignee_bureau;
+  if (assignee && ((me.role === "operator" && assignee === me.bureau) ||
+    (me.role === "command" && within(assignee, me.bureau)))) sides.push("assignee");
+  if ((me.role === "command" || me.role === "operator") && task.origin_bureau === me.bureau) sides.push("desk");
+  return sides;
 }
 
-function dispatcherCancel(task, me, s) {
-  return me.role === "command" && within(task.origin_bureau, me.bureau) && s === "created" ? ["cancel"] : [];
+function allowedActions(task) {
+  const open = task.actions || {};
+  const actions = sidesOf(task).flatMap((side) => open[side] || []);
+  // Who reported is shown to the registering bureau's command centre only.
+  if (task.complaint && S.me.role === "command" && task.origin_bureau === S.me.bureau) actions.push("show_reporter");
+  return actions;
 }
 
 function assigneeOptions(selected) {

@@ -429,15 +429,21 @@ fn a_campaign_from_plan_to_public_result() {
         }),
     )
     .unwrap();
-    let enter = |outcome| ProgrammeAction::RecordResult {
-        task: task.id,
-        expected_version: None,
-        outcome,
-        note: "现场检查".into(),
-        publish_deadline_ms: T0 + 40 * DAY_MS,
+    let enter = |outcome, publication_deadline_ms| {
+        Action::ChangeTask(ledger::TaskChange {
+            task: task.id,
+            expected_version: None,
+            note: "现场检查".into(),
+            transition: ledger::Transition::Complete { outcome, publication_deadline_ms },
+        })
     };
-    assert!(matches!(desk.programme(&tianhe, enter(CompletionOutcome::Reminded)), Err(Rejection::Invalid { .. })));
-    desk.programme(&tianhe, enter(CompletionOutcome::Corrected)).expect("result entered");
+    let deadline = Some(T0 + 40 * DAY_MS);
+    assert!(matches!(desk.apply(&tianhe, enter(CompletionOutcome::Reminded, deadline)), Err(Rejection::Invalid { .. })));
+    assert!(
+        matches!(desk.apply(&tianhe, enter(CompletionOutcome::Corrected, None)), Err(Rejection::Invalid { .. })),
+        "an inspection's result starts its publication clock"
+    );
+    desk.apply(&tianhe, enter(CompletionOutcome::Corrected, deadline)).expect("result entered");
     // Not published in time: the leader's watch records the miss, once.
     let system = actor("system", "440100", Role::System);
     let deadline_ms = desk.ledger.task(task.id).unwrap().inspection.as_ref().unwrap().publish_deadline_ms.unwrap();

@@ -8,7 +8,8 @@ use config::SourceConfig;
 
 use crate::api::{ActionRequest, ComplaintRequest, CreateTaskRequest};
 use crate::intake::{decode_signal, parse_signal, IntakeRequest, IntakeSource};
-use crate::routes::tasks::{parse_json, parse_query, ListQuery};
+use crate::routes::request::{parse_json, parse_query};
+use crate::routes::tasks::ListQuery;
 
 fn province_command() -> Actor {
     Actor { user: "fuzz".into(), bureau: BureauCode::parse_known("440000").expect("Guangdong"), role: Role::Command }

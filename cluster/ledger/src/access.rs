@@ -2,11 +2,11 @@
 //! ledger's authoritative check inside `apply`.
 
 use super::bureau::{BureauCode, Regions};
-use super::command::{Actor, Rejection, Role, Transition};
+use super::command::{Actor, Rejection, Role};
 use super::task::Task;
 
 /// Whether `code` is `ancestor` or lies below it in the bureau tree.
-pub(super) fn within(code: BureauCode, ancestor: BureauCode) -> bool {
+pub(crate) fn within(code: BureauCode, ancestor: BureauCode) -> bool {
     Regions::get().is_within(code, ancestor)
 }
 
@@ -45,30 +45,4 @@ pub fn may_create(actor: &Actor, origin: BureauCode) -> Result<(), Rejection> {
         return Err(Rejection::Forbidden(format!("bureau {} cannot create tasks for bureau {origin}", actor.bureau)));
     }
     Ok(())
-}
-
-/// May `actor` apply `transition` to `task`? Dispatcher actions need a command user over the
-/// task's origin; assignee actions need the assignee's operator or a command user above it.
-pub fn may_change(actor: &Actor, task: &Task, transition: &Transition) -> Result<(), Rejection> {
-    let allowed = if transition.is_dispatcher_action() {
-        actor.role == Role::Command && within(task.origin_bureau, actor.bureau)
-    } else {
-        match (actor.role, task.assignee_bureau) {
-            (Role::System | Role::Peer | Role::Source, _) => false,
-            (Role::Operator, Some(assignee)) => assignee == actor.bureau,
-            (Role::Command, Some(assignee)) => within(assignee, actor.bureau),
-            _ => false,
-        }
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(Rejection::Forbidden(format!(
-            "a {} user of bureau {} cannot {} task {}",
-            actor.role,
-            actor.bureau,
-            transition.name(),
-            task.id
-        )))
-    }
 }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::access;
 use super::bureau::{BureauCode, Regions};
-use super::campaign::Programme;
+use super::campaign::{is_inspection_outcome, Programme};
 use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
@@ -23,9 +23,10 @@ use super::federation::{
 };
 use super::idempotency::IdempotencyTable;
 use super::intake::{GroupKey, SeenKey};
-use super::task::{DeadlineKind, Task, TaskId, TaskState, TimelineAction, TimelineEntry};
+use super::policy;
+use super::task::{CompletionOutcome, DeadlineKind, Task, TaskId, TaskState, TimelineAction, TimelineEntry};
 use super::validate;
-use crate::limits::TIMELINE_ENTRIES_MAX;
+use crate::limits::{DEADLINE_HORIZON_MS, TIMELINE_ENTRIES_MAX};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ledger {
@@ -275,7 +276,8 @@ impl Ledger {
 
     fn change(&mut self, stamp_ms: u64, actor: &Actor, change: &TaskChange) -> CommandResult {
         validate::actor(actor)?;
-        validate::note(&change.note, change.transition.requires_note())?;
+        let action = change.transition.action();
+        validate::note(&change.note, action.requires_note())?;
         let task = self.tasks.get(&change.task).ok_or(Rejection::TaskNotFound(change.task))?;
         if !access::can_see(actor, task) {
             // Answered as missing: whether an invisible task exists is not told.
@@ -288,68 +290,10 @@ impl Ledger {
         }
         // A read-only role is refused before anything about the task's state is said.
         access::may_write(actor)?;
-        handling_allows(task, &change.transition)?;
-        let next_state = next_state(task.state, &change.transition).ok_or_else(|| Rejection::IllegalTransition {
-            from: task.state,
-            action: change.transition.name().to_owned(),
-        })?;
-        access::may_change(actor, task, &change.transition)?;
+        let next_state = policy::open(task, action)?;
+        policy::may_take(actor, task, action)?;
         timeline_has_room(task)?;
-        if let Transition::Forward { to_group, from_group }
-        | Transition::DispatchAcross { to_group, from_group, .. }
-        | Transition::Dispute { to_group, from_group }
-        | Transition::Designate { to_group, from_group } = &change.transition
-        {
-            if to_group == from_group || !Regions::get().contains(*to_group) {
-                return Err(Rejection::Invalid {
-                    field: "to_group".into(),
-                    reason: format!("{to_group} is not another group's bureau"),
-                });
-            }
-        }
-        match &change.transition {
-            Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms }
-            | Transition::DispatchAcross { assignee, ack_deadline_ms, complete_deadline_ms, .. } => {
-                validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)?;
-            }
-            Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed } => {
-                if task.extension_requested_deadline_ms.is_some() {
-                    return Err(Rejection::Conflict("an extension request is already pending".into()));
-                }
-                if task.extensions_granted >= *extensions_allowed {
-                    return Err(Rejection::LimitReached(format!(
-                        "task {} already had {} of the {extensions_allowed} extension(s) its kind allows",
-                        task.id, task.extensions_granted
-                    )));
-                }
-                if task.complete_deadline_ms.is_none_or(|current| *new_complete_deadline_ms <= current) {
-                    return Err(Rejection::Invalid {
-                        field: "complete_deadline".into(),
-                        reason: "an extension must move the completion deadline later".into(),
-                    });
-                }
-            }
-            Transition::Pause if task.paused_since_ms.is_some() => {
-                return Err(Rejection::Conflict("the completion clock is already paused".into()));
-            }
-            Transition::Resume { .. } if task.paused_since_ms.is_none() => {
-                return Err(Rejection::Conflict("the completion clock is not paused".into()));
-            }
-            Transition::Resume { new_complete_deadline_ms }
-                if task.complete_deadline_ms.is_some_and(|d| *new_complete_deadline_ms < d) =>
-            {
-                return Err(Rejection::Invalid {
-                    field: "complete_deadline".into(),
-                    reason: "resuming never moves the completion deadline earlier".into(),
-                });
-            }
-            Transition::GrantExtension | Transition::RefuseExtension
-                if task.extension_requested_deadline_ms.is_none() =>
-            {
-                return Err(Rejection::Conflict("no extension request is pending".into()));
-            }
-            _ => {}
-        }
+        check_parameters(task, stamp_ms, &change.transition)?;
 
         // Every check passed: from here on the change is made in full. The task leaves the map
         // while it changes, because a handover also writes the outbox.
@@ -387,9 +331,16 @@ impl Ledger {
                 // Every handover took an arm above, so this is a change in place.
                 record_transition(&mut task, stamp_ms, actor, &change.note, transition, next_state)
                     .expect("handovers took the arms above");
+                if let (Transition::Complete { publication_deadline_ms: Some(deadline_ms), .. }, Some(inspection)) =
+                    (transition, task.inspection.as_mut())
+                {
+                    // A drawn inspection's result (谁抽查、谁录入) starts its publication clock.
+                    inspection.result_entered_at_ms = Some(stamp_ms);
+                    inspection.publish_deadline_ms = Some(*deadline_ms);
+                }
                 if let Some(remote) = task.remote.as_mut() {
                     // A dispatcher's decision on a task worked on elsewhere flows down to it.
-                    assert_eq!(remote.purpose, HandoverPurpose::Dispatch, "checked by handling_allows");
+                    assert_eq!(remote.purpose, HandoverPurpose::Dispatch, "checked by policy::open");
                     remote.instructions_sent += 1;
                     let instruction = Instruction {
                         forward: remote.forward,
@@ -708,7 +659,7 @@ pub(super) fn record_transition(
             entry.action = TimelineAction::Feedback;
             task.last_feedback_ms = Some(stamp_ms);
         }
-        Transition::Complete { outcome } => {
+        Transition::Complete { outcome, .. } => {
             entry.action = TimelineAction::Complete;
             task.paused_since_ms = None;
             entry.outcome = Some(*outcome);
@@ -754,7 +705,7 @@ pub(super) fn record_transition(
         | Transition::Designate { .. } => {
             return Err(Rejection::Invalid {
                 field: "transition".into(),
-                reason: format!("{} hands the task over; it is not a change in place", transition.name()),
+                reason: format!("{} hands the task over; it is not a change in place", transition.action()),
             })
         }
     }
@@ -764,64 +715,6 @@ pub(super) fn record_transition(
     task.timeline.push(entry);
     assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
     Ok(())
-}
-
-/// What the task's handling allows: a complaint is accepted before it is sent on; a record
-/// tracking a task in another group changes only by its dispatcher's decisions (which flow
-/// down); a received task's dispatcher decides in its own group; a forwarded lead is not
-/// passed on by its receiver.
-fn handling_allows(task: &Task, transition: &Transition) -> Result<(), Rejection> {
-    // A complaint is accepted (受理) before anyone is sent to work on it or it is passed on.
-    let sends_on = matches!(
-        transition,
-        Transition::Dispatch { .. } | Transition::DispatchAcross { .. } | Transition::Forward { .. }
-    );
-    if sends_on && task.complaint.as_ref().is_some_and(|c| c.decision.is_none()) {
-        return Err(Rejection::Conflict(format!("complaint {} is not accepted yet: accept it first", task.id)));
-    }
-    if let Some(remote) = &task.remote {
-        if remote.purpose.hands_over_ownership() || !transition.flows_down() {
-            return Err(Rejection::Conflict(format!(
-                "task {} was handed to group {} ({}); it is worked on there and this record follows it",
-                task.id, remote.to_group, remote.forward
-            )));
-        }
-    }
-    if let Some(received) = &task.received {
-        match received.purpose {
-            HandoverPurpose::Dispatch if transition.is_dispatcher_action() => {
-                return Err(Rejection::Forbidden(format!(
-                    "task {} was dispatched by bureau {} of group {}; its dispatcher decides there",
-                    task.id, task.origin_bureau, received.from_group
-                )));
-            }
-            HandoverPurpose::Jurisdiction if matches!(transition, Transition::Forward { .. }) => {
-                return Err(Rejection::Conflict(format!(
-                    "task {} was forwarded here by group {}; a receiver may not pass a lead on by itself, it disputes the jurisdiction instead",
-                    task.id, received.from_group
-                )));
-            }
-            HandoverPurpose::Designation
-                if matches!(transition, Transition::Forward { .. } | Transition::Dispute { .. }) =>
-            {
-                return Err(Rejection::Conflict(format!(
-                    "task {} was designated to this group by the common superior (group {}); the designation is final",
-                    task.id, received.from_group
-                )));
-            }
-            _ => {}
-        }
-    }
-    let received_as = task.received.as_ref().map(|r| r.purpose);
-    match transition {
-        Transition::Dispute { .. } if received_as != Some(HandoverPurpose::Jurisdiction) => Err(Rejection::Conflict(
-            format!("task {} was not forwarded here; there is no jurisdiction to dispute", task.id),
-        )),
-        Transition::Designate { .. } if received_as != Some(HandoverPurpose::Dispute) => {
-            Err(Rejection::Conflict(format!("task {} is not a disputed lead awaiting designation", task.id)))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Every change adds a timeline entry; a task's timeline is bounded.
@@ -870,30 +763,92 @@ enum Chase {
     Escalate(BureauCode),
 }
 
-/// The transition table. `None` means the action is illegal in that state.
-pub fn next_state(from: TaskState, transition: &Transition) -> Option<TaskState> {
-    use TaskState::*;
-    match (transition, from) {
-        (
-            Transition::Dispatch { .. } | Transition::DispatchAcross { .. },
-            Created | Dispatched | Acknowledged | Returned,
-        ) => Some(Dispatched),
-        (Transition::Forward { .. } | Transition::Dispute { .. }, Created) => Some(Created),
-        (Transition::Designate { .. }, Dispatched | Acknowledged) => Some(from),
-        (Transition::Ack, Dispatched) => Some(Acknowledged),
-        (Transition::Feedback, Acknowledged | Returned) => Some(from),
-        (Transition::Complete { .. }, Acknowledged | Returned) => Some(Completed),
-        (Transition::Close, Completed) => Some(Closed),
-        (Transition::Return, Completed) => Some(Returned),
-        (Transition::Cancel, Created | Dispatched | Acknowledged | Returned) => Some(Cancelled),
-        (
-            Transition::RequestExtension { .. }
-            | Transition::GrantExtension
-            | Transition::RefuseExtension
-            | Transition::Pause
-            | Transition::Resume { .. },
-            Acknowledged | Returned,
-        ) => Some(from),
-        _ => None,
+/// The checks of a transition's own parameters against the task (the policy decided the rest):
+/// a handover goes to another group, a dispatch's deadlines, an extension that moves the
+/// deadline later, a resume that never moves it earlier, an inspection's result.
+fn check_parameters(task: &Task, stamp_ms: u64, transition: &Transition) -> Result<(), Rejection> {
+    match transition {
+        Transition::Forward { to_group, from_group }
+        | Transition::Dispute { to_group, from_group }
+        | Transition::Designate { to_group, from_group } => other_group(*to_group, *from_group),
+        Transition::DispatchAcross { assignee, ack_deadline_ms, complete_deadline_ms, to_group, from_group } => {
+            other_group(*to_group, *from_group)?;
+            validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)
+        }
+        Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
+            validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)
+        }
+        Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed } => {
+            if task.extensions_granted >= *extensions_allowed {
+                return Err(Rejection::LimitReached(format!(
+                    "task {} already had {} of the {extensions_allowed} extension(s) its kind allows",
+                    task.id, task.extensions_granted
+                )));
+            }
+            if task.complete_deadline_ms.is_none_or(|current| *new_complete_deadline_ms <= current) {
+                return Err(Rejection::Invalid {
+                    field: "complete_deadline".into(),
+                    reason: "an extension must move the completion deadline later".into(),
+                });
+            }
+            Ok(())
+        }
+        Transition::Resume { new_complete_deadline_ms } => {
+            if task.complete_deadline_ms.is_some_and(|d| *new_complete_deadline_ms < d) {
+                return Err(Rejection::Invalid {
+                    field: "complete_deadline".into(),
+                    reason: "resuming never moves the completion deadline earlier".into(),
+                });
+            }
+            Ok(())
+        }
+        Transition::Complete { outcome, publication_deadline_ms } => {
+            check_completion(task, stamp_ms, *outcome, *publication_deadline_ms)
+        }
+        Transition::Ack
+        | Transition::Feedback
+        | Transition::Close
+        | Transition::Return
+        | Transition::Cancel
+        | Transition::GrantExtension
+        | Transition::RefuseExtension
+        | Transition::Pause => Ok(()),
+    }
+}
+
+/// A handover names another group's bureau.
+fn other_group(to_group: BureauCode, from_group: BureauCode) -> Result<(), Rejection> {
+    if to_group == from_group || !Regions::get().contains(to_group) {
+        return Err(Rejection::Invalid {
+            field: "to_group".into(),
+            reason: format!("{to_group} is not another group's bureau"),
+        });
+    }
+    Ok(())
+}
+
+/// A drawn inspection's result is one of the inspection outcomes and starts its publication
+/// clock; no other task has one.
+fn check_completion(
+    task: &Task,
+    stamp_ms: u64,
+    outcome: CompletionOutcome,
+    publication_deadline_ms: Option<u64>,
+) -> Result<(), Rejection> {
+    let invalid = |field: &str, reason: &str| Rejection::Invalid { field: field.into(), reason: reason.into() };
+    match (&task.inspection, publication_deadline_ms) {
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err(invalid("publication_deadline", "only a drawn inspection's result has one")),
+        (Some(_), None) => Err(invalid("publication_deadline", "a drawn inspection's result starts its publication clock")),
+        (Some(_), Some(_)) if !is_inspection_outcome(outcome) => Err(invalid(
+            "outcome",
+            "an inspection's result is one of no_problem_found, corrected, penalized, not_found_at_address, case_opened",
+        )),
+        (Some(_), Some(deadline_ms)) => {
+            if deadline_ms <= stamp_ms || deadline_ms - stamp_ms > DEADLINE_HORIZON_MS {
+                return Err(invalid("publish_deadline", "must lie after the result's entry, within the deadline horizon"));
+            }
+            Ok(())
+        }
     }
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::policy::{self, TaskAction};
 use super::access::{self, within};
 use super::apply::{push_entry, record_transition, timeline_has_room, Ledger};
 use super::bureau::{BureauCode, Regions};
@@ -437,14 +438,6 @@ pub enum ProgrammeAction {
         ack_deadline_ms: u64,
         complete_deadline_ms: u64,
     },
-    /// The inspecting bureau enters the result (completes the inspection task).
-    RecordResult {
-        task: TaskId,
-        expected_version: Option<u64>,
-        outcome: CompletionOutcome,
-        note: String,
-        publish_deadline_ms: u64,
-    },
     PublishResult {
         task: TaskId,
     },
@@ -824,9 +817,6 @@ impl Ledger {
             ProgrammeAction::RecordDraw { campaign, result, ack_deadline_ms, complete_deadline_ms } => {
                 self.record_draw(stamp_ms, actor, *campaign, result, *ack_deadline_ms, *complete_deadline_ms)
             }
-            ProgrammeAction::RecordResult { task, expected_version, outcome, note, publish_deadline_ms } => {
-                self.record_result(stamp_ms, actor, *task, *expected_version, *outcome, note, *publish_deadline_ms)
-            }
             ProgrammeAction::PublishResult { task } => self.publication_step(stamp_ms, actor, *task, None),
             ProgrammeAction::WithdrawResult { task, note } => self.publication_step(stamp_ms, actor, *task, Some(note)),
         }
@@ -992,44 +982,6 @@ impl Ledger {
         task
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn record_result(
-        &mut self,
-        stamp_ms: u64,
-        actor: &Actor,
-        task_id: TaskId,
-        expected_version: Option<u64>,
-        outcome: CompletionOutcome,
-        note: &str,
-        publish_deadline_ms: u64,
-    ) -> CommandResult {
-        validate::note(note, false)?;
-        let complete = Transition::Complete { outcome };
-        let task = self.inspection_task_for(actor, task_id, expected_version)?;
-        access::may_write(actor)?;
-        access::may_change(actor, task, &complete)?;
-        if !is_inspection_outcome(outcome) {
-            return Err(invalid(
-                "outcome",
-                "an inspection's result is one of no_problem_found, corrected, penalized, not_found_at_address, case_opened",
-            ));
-        }
-        if !matches!(task.state, TaskState::Acknowledged | TaskState::Returned) {
-            return Err(Rejection::IllegalTransition { from: task.state, action: "complete".into() });
-        }
-        if publish_deadline_ms <= stamp_ms || publish_deadline_ms - stamp_ms > crate::limits::DEADLINE_HORIZON_MS {
-            return Err(invalid("publish_deadline", "must lie after the result's entry, within the deadline horizon"));
-        }
-        timeline_has_room(task)?;
-        let shared = self.task_mut(task_id).expect("found above");
-        let task = Arc::make_mut(shared);
-        record_transition(task, stamp_ms, actor, note, &complete, TaskState::Completed)?;
-        let record = task.inspection.as_mut().expect("an inspection task");
-        record.result_entered_at_ms = Some(stamp_ms);
-        record.publish_deadline_ms = Some(publish_deadline_ms);
-        Ok(Applied::of_task(shared.clone()))
-    }
-
     /// Publishes (note `None`) or withdraws an inspection result: the organiser's command centre.
     fn publication_step(
         &mut self,
@@ -1041,19 +993,14 @@ impl Ledger {
         if let Some(note) = note {
             validate::note(note, true)?;
         }
-        let task = self.inspection_task_for(actor, task_id, None)?;
-        command_over(actor, task.origin_bureau, "publish inspection results")?;
-        let record = task.inspection.as_ref().expect("an inspection task");
-        let (action, text) = match (note, record.publication()) {
-            (_, None) => return Err(Rejection::Conflict(format!("task {task_id} has no result to publish yet"))),
-            (None, Some(PublicationState::Pending)) => (TimelineAction::Publish, String::new()),
-            (None, Some(state)) => {
-                return Err(Rejection::NothingToRecord(format!("the result of task {task_id} is {state}")))
-            }
-            (Some(note), Some(PublicationState::Published)) => (TimelineAction::Withdraw, note.clone()),
-            (Some(_), Some(state)) => {
-                return Err(Rejection::Conflict(format!("the result of task {task_id} is {state}, not published")))
-            }
+        let action = if note.is_some() { TaskAction::Withdraw } else { TaskAction::Publish };
+        let task = self.task(task_id).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task_id))?;
+        access::may_write(actor)?;
+        policy::open(task, action)?;
+        policy::may_take(actor, task, action)?;
+        let (action, text) = match note {
+            None => (TimelineAction::Publish, String::new()),
+            Some(note) => (TimelineAction::Withdraw, note.clone()),
         };
         timeline_has_room(task)?;
         let shared = self.task_mut(task_id).expect("found above");
@@ -1066,26 +1013,6 @@ impl Ledger {
         let assignee = task.assignee_bureau;
         push_entry(task, stamp_ms, actor, action, text, assignee);
         Ok(Applied::of_task(shared.clone()))
-    }
-
-    fn inspection_task_for(
-        &self,
-        actor: &Actor,
-        task_id: TaskId,
-        expected_version: Option<u64>,
-    ) -> Result<&Task, Rejection> {
-        let task = self.task(task_id).ok_or(Rejection::TaskNotFound(task_id))?;
-        if !access::can_see(actor, task) {
-            // Answered as missing: whether an invisible task exists is not told.
-            return Err(Rejection::TaskNotFound(task_id));
-        }
-        if task.inspection.is_none() {
-            return Err(Rejection::Conflict(format!("task {task_id} is not a drawn inspection")));
-        }
-        if let Some(expected) = expected_version.filter(|e| *e != task.version) {
-            return Err(Rejection::VersionConflict { expected, actual: task.version });
-        }
-        Ok(task)
     }
 }
 

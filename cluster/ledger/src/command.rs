@@ -11,6 +11,7 @@ use super::campaign::{ProgrammeAction, ProgrammeRecord};
 use super::complaint::{ComplaintStep, NewComplaint};
 use super::federation::{Message, Placement, Routing, StatusReport};
 use super::intake::Signal;
+use super::policy::TaskAction;
 use super::task::{
     wire_enum, CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState,
 };
@@ -159,8 +160,12 @@ pub enum Transition {
     },
     Ack,
     Feedback,
+    /// 办结. For a drawn inspection this enters its result, and `publication_deadline_ms` (the
+    /// accepting node's reading of the calendar: 20 working days on) starts its publication
+    /// clock; no other task takes one.
     Complete {
         outcome: CompletionOutcome,
+        publication_deadline_ms: Option<u64>,
     },
     Close,
     Return,
@@ -210,70 +215,48 @@ pub enum Transition {
 }
 
 impl Transition {
-    pub fn name(&self) -> &'static str {
+    /// The action this transition takes (a dispatch across groups is a dispatch).
+    pub fn action(&self) -> TaskAction {
         match self {
-            Transition::Dispatch { .. } => "dispatch",
-            Transition::Ack => "ack",
-            Transition::Feedback => "feedback",
-            Transition::Complete { .. } => "complete",
-            Transition::Close => "close",
-            Transition::Return => "return",
-            Transition::Cancel => "cancel",
-            Transition::RequestExtension { .. } => "request_extension",
-            Transition::GrantExtension => "grant_extension",
-            Transition::RefuseExtension => "refuse_extension",
-            Transition::Pause => "pause",
-            Transition::Resume { .. } => "resume",
-            Transition::Forward { .. } => "forward",
-            Transition::DispatchAcross { .. } => "dispatch",
-            Transition::Dispute { .. } => "dispute",
-            Transition::Designate { .. } => "designate",
+            Transition::Dispatch { .. } | Transition::DispatchAcross { .. } => TaskAction::Dispatch,
+            Transition::Ack => TaskAction::Ack,
+            Transition::Feedback => TaskAction::Feedback,
+            Transition::Complete { .. } => TaskAction::Complete,
+            Transition::Close => TaskAction::Close,
+            Transition::Return => TaskAction::Return,
+            Transition::Cancel => TaskAction::Cancel,
+            Transition::RequestExtension { .. } => TaskAction::RequestExtension,
+            Transition::GrantExtension => TaskAction::GrantExtension,
+            Transition::RefuseExtension => TaskAction::RefuseExtension,
+            Transition::Pause => TaskAction::Pause,
+            Transition::Resume { .. } => TaskAction::Resume,
+            Transition::Forward { .. } => TaskAction::Forward,
+            Transition::Dispute { .. } => TaskAction::Dispute,
+            Transition::Designate { .. } => TaskAction::Designate,
         }
-    }
-
-    /// Dispatcher actions belong to the origin side (a dispatch, a handover, the review that
-    /// flows down); the others to the assignee side.
-    pub fn is_dispatcher_action(&self) -> bool {
-        matches!(self, Transition::Dispatch { .. }) || self.is_handover() || self.flows_down()
-    }
-
-    /// The dispatcher's review of a task worked on in another group: the only decisions that
-    /// flow down to it as instructions (and the only changes its tracking record here takes).
-    pub fn flows_down(&self) -> bool {
-        matches!(
-            self,
-            Transition::Close
-                | Transition::Return
-                | Transition::Cancel
-                | Transition::GrantExtension
-                | Transition::RefuseExtension
-        )
     }
 
     /// A handover to another group: made by `Ledger::hand_over` with its outbox entry, never a
     /// change of the task in place.
     pub fn is_handover(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Transition::Forward { .. }
-                | Transition::DispatchAcross { .. }
-                | Transition::Dispute { .. }
-                | Transition::Designate { .. }
-        )
-    }
-
-    /// Return, cancel and extension requests and refusals must say why (退回, 撤销, 延期申请 and
-    /// 驳回 require a written reason).
-    pub fn requires_note(&self) -> bool {
-        matches!(
-            self,
-            Transition::Return
-                | Transition::Cancel
-                | Transition::Dispute { .. }
-                | Transition::RequestExtension { .. }
-                | Transition::RefuseExtension
-                | Transition::Pause
-        )
+            | Transition::DispatchAcross { .. }
+            | Transition::Dispute { .. }
+            | Transition::Designate { .. } => true,
+            Transition::Dispatch { .. }
+            | Transition::Ack
+            | Transition::Feedback
+            | Transition::Complete { .. }
+            | Transition::Close
+            | Transition::Return
+            | Transition::Cancel
+            | Transition::RequestExtension { .. }
+            | Transition::GrantExtension
+            | Transition::RefuseExtension
+            | Transition::Pause
+            | Transition::Resume { .. } => false,
+        }
     }
 }
 

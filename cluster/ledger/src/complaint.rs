@@ -13,9 +13,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::access;
+use super::policy::{self, TaskAction};
 use super::apply::{self, Ledger};
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
-use super::task::{wire_enum, Source, TaskState, TimelineAction};
+use super::task::{wire_enum, Source, TimelineAction};
 use super::validate::{self, invalid};
 
 /// Reporter names and contacts: names of up to 50 characters, phone numbers, ID numbers.
@@ -91,6 +92,17 @@ pub enum ComplaintStep {
     Decide { accept: bool, notify_deadline_ms: Option<u64> },
     /// The reporter was told the decision (how, in the note: phone, SMS, letter).
     NotifyReporter,
+}
+
+impl ComplaintStep {
+    /// The task action this step takes.
+    pub fn action(&self) -> TaskAction {
+        match self {
+            ComplaintStep::Decide { accept: true, .. } => TaskAction::AcceptComplaint,
+            ComplaintStep::Decide { accept: false, .. } => TaskAction::RefuseComplaint,
+            ComplaintStep::NotifyReporter => TaskAction::NotifyReporter,
+        }
+    }
 }
 
 fn validate_reporter(complaint: &NewComplaint) -> Result<(), Rejection> {
@@ -169,47 +181,32 @@ impl Ledger {
         note: &str,
     ) -> CommandResult {
         validate::actor(actor)?;
-        let refusing = matches!(step, ComplaintStep::Decide { accept: false, .. });
-        let telling = matches!(step, ComplaintStep::NotifyReporter);
-        validate::note(note, refusing || telling)?;
+        let action = step.action();
+        validate::note(note, action.requires_note())?;
         // A task the actor cannot see answers as missing: nothing about it is told.
         let shared = self
             .task_mut(task_id)
             .filter(|task| access::can_see(actor, task))
             .ok_or(Rejection::TaskNotFound(task_id))?;
-        if !matches!(actor.role, Role::Command | Role::Operator) || shared.origin_bureau != actor.bureau {
-            return Err(Rejection::Forbidden("the registering bureau decides on a complaint".into()));
-        }
-        let record =
-            shared.complaint.clone().ok_or_else(|| Rejection::Conflict(format!("task {task_id} is no complaint")))?;
+        let state = policy::open(shared, action)?;
+        policy::may_take(actor, shared, action)?;
         apply::timeline_has_room(shared)?;
-        let (action, state) = match step {
-            ComplaintStep::Decide { accept, notify_deadline_ms } => {
-                if record.decision.is_some() {
-                    return Err(Rejection::Conflict("the complaint is already decided".into()));
-                }
-                if shared.state != TaskState::Created {
-                    return Err(Rejection::IllegalTransition { from: shared.state, action: "decide".into() });
-                }
-                if record.real_name != notify_deadline_ms.is_some() {
-                    return Err(invalid("notify_deadline", "set for real-name reports and only for them"));
-                }
-                if notify_deadline_ms.is_some_and(|d| d <= stamp_ms) {
-                    return Err(invalid("notify_deadline", "must lie in the future"));
-                }
-                let state = if *accept { TaskState::Created } else { TaskState::Cancelled };
-                let action = if *accept { TimelineAction::AcceptComplaint } else { TimelineAction::RefuseComplaint };
-                (action, state)
+        if let ComplaintStep::Decide { notify_deadline_ms, .. } = step {
+            let real_name = shared.complaint.as_ref().is_some_and(|record| record.real_name);
+            if real_name != notify_deadline_ms.is_some() {
+                return Err(invalid("notify_deadline", "set for real-name reports and only for them"));
             }
-            ComplaintStep::NotifyReporter => {
-                if record.decision.is_none() || !record.real_name || record.notified_at_ms.is_some() {
-                    return Err(Rejection::Conflict("a real-name reporter is told once, after the decision".into()));
-                }
-                (TimelineAction::NotifyReporter, shared.state)
+            if notify_deadline_ms.is_some_and(|d| d <= stamp_ms) {
+                return Err(invalid("notify_deadline", "must lie in the future"));
             }
+        }
+        let entry = match step {
+            ComplaintStep::Decide { accept: true, .. } => TimelineAction::AcceptComplaint,
+            ComplaintStep::Decide { accept: false, .. } => TimelineAction::RefuseComplaint,
+            ComplaintStep::NotifyReporter => TimelineAction::NotifyReporter,
         };
         let task = Arc::make_mut(shared);
-        let complaint = task.complaint.as_mut().expect("checked above");
+        let complaint = task.complaint.as_mut().expect("policy::open found the complaint record");
         match step {
             ComplaintStep::Decide { accept, notify_deadline_ms } => {
                 complaint.decision = Some((*accept, stamp_ms));
@@ -218,7 +215,7 @@ impl Ledger {
             ComplaintStep::NotifyReporter => complaint.notified_at_ms = Some(stamp_ms),
         }
         task.state = state;
-        apply::push_entry(task, stamp_ms, actor, action, note.to_owned(), None);
+        apply::push_entry(task, stamp_ms, actor, entry, note.to_owned(), None);
         Ok(Applied::of_task(shared.clone()))
     }
 }

@@ -21,7 +21,7 @@ use super::task::{
     wire_enum, CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
     TimelineEntry,
 };
-use super::{apply, validate};
+use super::{apply, policy, validate};
 use crate::limits::{DEADLINE_HORIZON_MS, NOTE_CHARS_MAX, TIMELINE_ENTRIES_MAX, USER_CHARS_MAX};
 
 /// One handover, unique across all groups: the origin group and its message number there.
@@ -507,10 +507,10 @@ impl apply::Ledger {
                 received.forward, actor.bureau
             )));
         }
-        if received.purpose != HandoverPurpose::Dispatch || !instruction.transition.flows_down() {
+        if received.purpose != HandoverPurpose::Dispatch || !instruction.transition.action().flows_down() {
             return Err(Rejection::Forbidden(format!(
                 "only a dispatcher's review (close, return, cancel, extension decisions) of a dispatched task flows down, not {}",
-                instruction.transition.name()
+                instruction.transition.action()
             )));
         }
         if instruction.number <= received.instructions_handled {
@@ -532,15 +532,11 @@ impl apply::Ledger {
         // The dispatcher's cancel wins over a completion that crossed it on the way.
         let next = match (&instruction.transition, from) {
             (Transition::Cancel, TaskState::Completed) => Some(TaskState::Cancelled),
-            (transition, from) => apply::next_state(from, transition),
+            (transition, from) => transition.action().next_state(from),
         };
         let next = next
-            .ok_or_else(|| Rejection::IllegalTransition { from, action: instruction.transition.name().to_owned() })?;
-        let decides_extension =
-            matches!(instruction.transition, Transition::GrantExtension | Transition::RefuseExtension);
-        if decides_extension && shared.extension_requested_deadline_ms.is_none() {
-            return Err(Rejection::Conflict("no extension request is pending".into()));
-        }
+            .ok_or_else(|| Rejection::IllegalTransition { from, action: instruction.transition.action().to_string() })?;
+        policy::records_allow(shared, instruction.transition.action())?;
         apply::timeline_has_room(shared)?;
         // The sending group decided, for the bureau that dispatched; `sent_by` is only its word.
         let dispatcher = Actor { user: actor.user.clone(), bureau: shared.origin_bureau, role: Role::Command };
@@ -576,7 +572,7 @@ impl apply::Ledger {
             (Message::Handover(_), Some(reason)) => (TimelineAction::ForwardRefused, truncate_note(reason)),
             (Message::Instruction(_), None) => return Ok(Applied::of_task(shared.clone())),
             (Message::Instruction(instruction), Some(reason)) => {
-                (TimelineAction::ForwardRefused, truncate_note(&format!("{}: {reason}", instruction.transition.name())))
+                (TimelineAction::ForwardRefused, truncate_note(&format!("{}: {reason}", instruction.transition.action())))
             }
         };
         let task = Arc::make_mut(shared);

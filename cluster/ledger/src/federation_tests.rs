@@ -26,7 +26,7 @@ fn step(ledger: &mut Ledger, stamp_ms: u64, actor: Actor, action: Action) -> Com
 }
 
 fn change(task: TaskId, transition: Transition) -> Action {
-    let note = if transition.requires_note() { "原因".to_owned() } else { String::new() };
+    let note = if transition.action().requires_note() { "原因".to_owned() } else { String::new() };
     Action::ChangeTask(TaskChange { task, expected_version: None, note, transition })
 }
 
@@ -155,7 +155,7 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
     // The same report again is not news.
     assert!(matches!(report(&mut province, &guangzhou, target_id, "440100"), Err(Rejection::NothingToRecord(_))));
 
-    let complete = Transition::Complete { outcome: CompletionOutcome::Warned };
+    let complete = Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None };
     step(&mut guangzhou, T0 + HOUR_MS, tianhe, change(target_id, complete)).unwrap();
     let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
     assert_eq!(mirrored.state, TaskState::Completed);
@@ -222,7 +222,7 @@ fn a_report_made_before_an_instruction_arrived_does_not_undo_it() {
     let (origin_id, target_id) = dispatched_across(&mut province, &mut guangzhou);
     let tianhe = actor("li", "440106", Role::Operator);
     step(&mut guangzhou, T0, tianhe.clone(), change(target_id, Transition::Ack)).unwrap();
-    let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation };
+    let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation, publication_deadline_ms: None };
     step(&mut guangzhou, T0, tianhe, change(target_id, complete)).unwrap();
     report(&mut province, &guangzhou, target_id, "440100").unwrap();
     // The province returns the result; Guangzhou has not seen it yet when it reports again.
@@ -252,7 +252,7 @@ fn a_cancel_wins_over_a_completion_that_crossed_it() {
     step(&mut guangzhou, T0, tianhe.clone(), change(target_id, Transition::Ack)).unwrap();
     let command = actor("zhang", "440000", Role::Command);
     step(&mut province, T0, command, change(origin_id, Transition::Cancel)).unwrap();
-    let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation };
+    let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation, publication_deadline_ms: None };
     step(&mut guangzhou, T0, tianhe, change(target_id, complete)).unwrap();
     let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
     assert_eq!(target.state, TaskState::Cancelled);

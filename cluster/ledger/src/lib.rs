@@ -15,11 +15,13 @@ pub mod federation;
 mod idempotency;
 pub mod intake;
 pub mod limits;
+pub mod policy;
 pub mod task;
 pub mod uscc;
 pub mod validate;
 
-pub use apply::{next_state, InvariantViolation, Ledger};
+pub use apply::{InvariantViolation, Ledger};
+pub use policy::{Side, TaskAction};
 pub use bureau::{BureauCode, Regions};
 pub use command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,

@@ -46,7 +46,7 @@ fn step() -> impl Strategy<Value = Step> {
 fn action(step: &Step, stamp_ms: u64) -> Action {
     let task = TaskId(u64::from(step.task) + 1);
     let change = |transition: Transition| {
-        let note = if transition.requires_note() { "原因".to_owned() } else { String::new() };
+        let note = if transition.action().requires_note() { "原因".to_owned() } else { String::new() };
         Action::ChangeTask(TaskChange { task, expected_version: None, note, transition })
     };
     let assignee = if step.task.is_multiple_of(2) { "440106" } else { "440104" };
@@ -71,7 +71,7 @@ fn action(step: &Step, stamp_ms: u64) -> Action {
         }),
         3 => change(Transition::Ack),
         4 => change(Transition::Feedback),
-        5 => change(Transition::Complete { outcome: CompletionOutcome::Warned }),
+        5 => change(Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None }),
         6 => change(Transition::Close),
         7 => change(Transition::Return),
         8 => change(Transition::Cancel),
@@ -111,7 +111,7 @@ proptest! {
             ledger.check_invariants().expect("the ledger keeps its invariants");
             match (&command.action, &result, &before) {
                 (Action::ChangeTask(change), Ok(applied), Some(before)) => {
-                    let expected = next_state(before.state, &change.transition);
+                    let expected = change.transition.action().next_state(before.state);
                     prop_assert_eq!(Some(applied.task().state), expected, "applied along the table");
                     prop_assert_eq!(applied.task().version, before.version + 1);
                 }
@@ -147,7 +147,7 @@ fn peer_transition() -> impl Strategy<Value = Transition> {
         0 => Transition::Dispatch { assignee: a, ack_deadline_ms: T0 + HOUR, complete_deadline_ms: T0 + 2 * HOUR },
         1 => Transition::Ack,
         2 => Transition::Feedback,
-        3 => Transition::Complete { outcome: CompletionOutcome::Warned },
+        3 => Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None },
         4 => Transition::Close,
         5 => Transition::Return,
         6 => Transition::Cancel,
@@ -330,7 +330,7 @@ fn hostile_command(ledger: &Ledger, step: &HostileStep, stamp_ms: u64) -> Comman
             (peer_actor(sender), action)
         }
         HostileStep::Instruction { sender, seq, number, transition } => {
-            let note = if transition.requires_note() { "原因".to_owned() } else { String::new() };
+            let note = if transition.action().requires_note() { "原因".to_owned() } else { String::new() };
             let forward = ForwardId { origin_group: sender, seq };
             let instruction = Instruction { forward, number, transition, note, sent_by: "someone".into() };
             let action = Action::Receive {

@@ -45,7 +45,7 @@ fn command(stamp_ms: u64, actor: Actor, action: Action) -> Command {
 }
 
 fn change(task: TaskId, transition: Transition) -> Action {
-    let note = if transition.requires_note() { "原因".to_owned() } else { String::new() };
+    let note = if transition.action().requires_note() { "原因".to_owned() } else { String::new() };
     Action::ChangeTask(TaskChange { task, expected_version: None, note, transition })
 }
 
@@ -75,18 +75,18 @@ fn task_in_state(ledger: &mut Ledger, state: TaskState) -> TaskId {
         TaskState::Completed => &[
             (dispatch_to("440106", t), true),
             (Transition::Ack, false),
-            (Transition::Complete { outcome: CompletionOutcome::Warned }, false),
+            (Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None }, false),
         ],
         TaskState::Closed => &[
             (dispatch_to("440106", t), true),
             (Transition::Ack, false),
-            (Transition::Complete { outcome: CompletionOutcome::Warned }, false),
+            (Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None }, false),
             (Transition::Close, true),
         ],
         TaskState::Returned => &[
             (dispatch_to("440106", t), true),
             (Transition::Ack, false),
-            (Transition::Complete { outcome: CompletionOutcome::Warned }, false),
+            (Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None }, false),
             (Transition::Return, true),
         ],
         TaskState::Cancelled => &[(Transition::Cancel, true)],
@@ -104,7 +104,7 @@ fn all_transitions(stamp_ms: u64) -> Vec<Transition> {
         dispatch_to("440106", stamp_ms),
         Transition::Ack,
         Transition::Feedback,
-        Transition::Complete { outcome: CompletionOutcome::NoViolation },
+        Transition::Complete { outcome: CompletionOutcome::NoViolation, publication_deadline_ms: None },
         Transition::Close,
         Transition::Return,
         Transition::Cancel,
@@ -135,10 +135,10 @@ fn every_transition_from_every_state_follows_the_table() {
             };
             // Province command users may act on both sides for their subtree.
             let result = step(&mut ledger, command(t, province_command(), change(id, transition.clone())));
-            let name = transition.name();
+            let name = transition.action().as_str();
             if legal.contains(&name) {
                 let applied = result.unwrap_or_else(|e| panic!("{name} from {state} refused: {e}"));
-                assert_eq!(Some(applied.task().state), next_state(*state, &transition));
+                assert_eq!(Some(applied.task().state), transition.action().next_state(*state));
                 assert_eq!(applied.task().version, before.task(id).expect("task").version + 1);
                 assert_eq!(applied.task().timeline.last().expect("entry").action.as_str(), name);
             } else {
@@ -307,7 +307,7 @@ fn command_mix(count: usize) -> Vec<Command> {
             let task = TaskId(1 + next() % created);
             let transitions = all_transitions(stamp_ms);
             let transition = transitions[(next() % transitions.len() as u64) as usize].clone();
-            let who = if transition.is_dispatcher_action() { province_command() } else { tianhe_operator() };
+            let who = if transition.action().side() == crate::Side::Dispatcher { province_command() } else { tianhe_operator() };
             commands.push(command(stamp_ms, who, change(task, transition)));
         }
     }

@@ -134,7 +134,7 @@ fn an_instruction_that_would_hand_the_task_over_is_refused_and_changes_nothing()
             complete_deadline_ms: T0 + 2 * HOUR_MS,
         },
         Transition::Ack,
-        Transition::Complete { outcome: CompletionOutcome::Warned },
+        Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None },
         Transition::Pause,
     ];
     for transition in not_down {

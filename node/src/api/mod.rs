@@ -153,7 +153,37 @@ pub struct TaskJson {
     /// A drawn inspection (双随机抽查): campaign, items, team, result publication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inspection: Option<inspection::InspectionJson>,
+    /// The actions the task's state and handling leave open now, by the side of the task that
+    /// takes them (`ledger::policy`): a console shows a user the actions of the sides it stands
+    /// on. The ledger decides again when the action arrives.
+    pub actions: OpenActionsJson,
     pub timeline: Vec<TimelineEntryJson>,
+}
+
+/// The open actions of a task by side: each a name of `POST /api/v1/tasks/{id}/{action}`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct OpenActionsJson {
+    /// A command user over the task's origin bureau.
+    pub dispatcher: Vec<String>,
+    /// The assignee bureau's operator, or a command user above the assignee.
+    pub assignee: Vec<String>,
+    /// The desk (command or operator) of the bureau that registered the complaint.
+    pub desk: Vec<String>,
+}
+
+impl OpenActionsJson {
+    pub fn of(task: &Task) -> OpenActionsJson {
+        let mut open = OpenActionsJson::default();
+        for action in ledger::policy::open_actions(task) {
+            let side = match action.side() {
+                ledger::Side::Dispatcher => &mut open.dispatcher,
+                ledger::Side::Assignee => &mut open.assignee,
+                ledger::Side::Desk => &mut open.desk,
+            };
+            side.push(action.as_str().to_owned());
+        }
+        open
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -412,6 +442,7 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
             purpose: received.purpose.to_string(),
         }),
         jurisdiction_unrouted: task.jurisdiction_unrouted,
+        actions: OpenActionsJson::of(task),
         intake: task.intake.as_ref().map(|summary| IntakeJson {
             source: summary.source.clone(),
             signals: summary.signals,

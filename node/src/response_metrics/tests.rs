@@ -63,7 +63,7 @@ impl World {
     }
 
     fn change(&mut self, hours: u64, actor: Actor, task: TaskId, transition: Transition) {
-        let note = if transition.requires_note() { "原因".to_owned() } else { String::new() };
+        let note = if transition.action().requires_note() { "原因".to_owned() } else { String::new() };
         let change = TaskChange { task, expected_version: None, note, transition };
         self.apply(hours, actor, Action::ChangeTask(change));
     }
@@ -84,7 +84,7 @@ impl World {
 
 #[test]
 fn figures_of_a_known_ledger_are_exact() {
-    let complete = || Transition::Complete { outcome: CompletionOutcome::Warned };
+    let complete = || Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None };
     let mut w = World::new();
     let t3 = w.create(9, TaskKind::RiskAlert);
     w.dispatch(9, t3, "440104", 10, 72);

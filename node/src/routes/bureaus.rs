@@ -31,7 +31,7 @@ fn level_name(level: RegionLevel) -> &'static str {
 pub async fn bureaus(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let answer = (|| {
         let user = state.users.authenticate(&headers)?;
-        let query: BureausQuery = super::tasks::parse_query(raw)?;
+        let query: BureausQuery = super::request::parse_query(raw)?;
         let root = match &query.root {
             Some(text) => api::parse_bureau("root", text)?,
             None => user.actor.bureau,

@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, escalations, export, health, intake, me,
 };
-use super::{presence, programme, public, response_metrics, tasks};
+use super::{actions, presence, programme, public, response_metrics, tasks};
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
     DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson, InspectorJson, InspectorRequest,
@@ -74,9 +74,9 @@ pub struct Operation {
     pub handler: MethodRouter<AppState>,
 }
 
-/// The actions of `POST /api/v1/tasks/{id}/{action}` (`tasks::act` dispatches on them).
+/// The actions of `POST /api/v1/tasks/{id}/{action}` (`ledger::TaskAction`; `actions::act` builds each).
 pub fn task_actions() -> Vec<&'static str> {
-    tasks::TASK_ACTIONS.iter().chain(complaints::COMPLAINT_ACTIONS.iter()).copied().collect()
+    ledger::TaskAction::WIRE_NAMES.to_vec()
 }
 
 /// Shorthand for the common case: a JSON answer with 200.
@@ -150,7 +150,7 @@ pub fn operations() -> Vec<Operation> {
         op(Method::POST, "/api/v1/tasks/{id}/{action}", "Act on a task", User, ok(schema::<TaskJson>))
             .body(schema::<ActionRequest>)
             .idempotent()
-            .handler(post(tasks::act)),
+            .handler(post(actions::act)),
         op(
             Method::GET,
             "/api/v1/tasks/{id}/reporter",

@@ -10,18 +10,17 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::{
-    Action, ComplaintChannel, ComplaintStep, NewComplaint, NewTask, Reporter, Routing, Severity, Source, TaskId,
-    TaskKind,
+    Action, ComplaintChannel, ComplaintStep, NewComplaint, NewTask, Reporter, Routing, Severity, Source, TaskAction,
+    TaskId, TaskKind,
 };
 use config::calendar::{Span, WorkCalendar};
 
-use super::tasks::{handle_write, parse_json, parse_task_id};
+use super::request::{parse_json, parse_task_id};
+use super::write::handle_write;
 use crate::api::{self, ApiError, ComplaintRequest, ReporterIdentityJson};
 use crate::state::AppState;
 
 /// The actions of the complaint channel on `POST /api/v1/tasks/{id}/{action}`.
-pub const COMPLAINT_ACTIONS: [&str; 3] = ["accept_complaint", "refuse_complaint", "notify_reporter"];
-
 fn deadline_after(calendar: &WorkCalendar, span: Span, stamp_ms: u64) -> Result<u64, ApiError> {
     let start = ::time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(stamp_ms) * 1_000_000)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -73,16 +72,22 @@ pub async fn register(State(state): State<AppState>, uri: Uri, headers: HeaderMa
 }
 
 /// Builds the ledger action of a complaint step on task `id`.
-pub fn step_action(
+pub(super) fn step_action(
     state: &AppState,
-    action: &str,
+    action: TaskAction,
     id: TaskId,
     note: String,
     stamp_ms: u64,
 ) -> Result<Action, ApiError> {
-    let step = match action {
-        "notify_reporter" => ComplaintStep::NotifyReporter,
-        decide => {
+    let accept = match action {
+        TaskAction::NotifyReporter => None,
+        TaskAction::AcceptComplaint => Some(true),
+        TaskAction::RefuseComplaint => Some(false),
+        other => return Err(ApiError::Internal(format!("{other} is no complaint step"))),
+    };
+    let step = match accept {
+        None => ComplaintStep::NotifyReporter,
+        Some(accept) => {
             let replica = state.store.read();
             let task =
                 replica.ledger.task(id).ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
@@ -92,7 +97,7 @@ pub fn step_action(
             } else {
                 None
             };
-            ComplaintStep::Decide { accept: decide == "accept_complaint", notify_deadline_ms }
+            ComplaintStep::Decide { accept, notify_deadline_ms }
         }
     };
     Ok(Action::ComplaintStep { task: id, step, note })

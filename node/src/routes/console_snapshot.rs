@@ -22,7 +22,7 @@ pub(crate) struct SnapshotQuery {
 pub async fn console_snapshot(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let answer = (|| {
         let user = state.users.authenticate(&headers)?;
-        let query: SnapshotQuery = super::tasks::parse_query(raw)?;
+        let query: SnapshotQuery = super::request::parse_query(raw)?;
         let watcher = watcher_for(user.actor.clone(), query.scope.as_deref())?;
         let (_, message) = snapshot(&state, &watcher);
         Ok::<_, ApiError>(([(header::CONTENT_TYPE, "application/json")], message).into_response())

@@ -34,7 +34,7 @@ struct BureauLateness {
 pub async fn escalations(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let answer = (|| {
         let user = state.users.authenticate(&headers)?;
-        let query: EscalationsQuery = super::tasks::parse_query(raw)?;
+        let query: EscalationsQuery = super::request::parse_query(raw)?;
         let root = match &query.bureau {
             Some(text) => api::parse_bureau("bureau", text)?,
             None => user.actor.bureau,

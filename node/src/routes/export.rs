@@ -29,7 +29,7 @@ pub(crate) struct ExportQuery {
 pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let answer = (|| {
         let (_consumer, scope) = state.users.authenticate_consumer(&headers)?;
-        let query: ExportQuery = super::tasks::parse_query(raw)?;
+        let query: ExportQuery = super::request::parse_query(raw)?;
         let since = query.since.ok_or_else(|| ApiError::invalid_field("since", "is required (0 for the beginning)"))?;
         let limit = query.limit.unwrap_or(EXPORT_PAGE_DEFAULT);
         if limit == 0 || limit > EXPORT_PAGE_MAX {

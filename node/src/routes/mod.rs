@@ -1,6 +1,7 @@
 //! The node's HTTP surface: the client API under `/api/v1`, health and metrics, the console,
 //! merged with the peer RPC routes of `cluster`. One port per node.
 
+mod actions;
 pub mod admin;
 pub mod backup;
 mod bureaus;
@@ -17,8 +18,10 @@ mod me;
 mod presence;
 mod programme;
 mod public;
+pub(crate) mod request;
 mod response_metrics;
 pub(crate) mod tasks;
+mod write;
 
 use std::sync::Arc;
 

@@ -38,7 +38,7 @@ pub struct BureauPresenceJson {
 pub async fn presence(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let answer = async {
         let user = state.users.authenticate(&headers)?;
-        let query: PresenceQuery = super::tasks::parse_query(raw)?;
+        let query: PresenceQuery = super::request::parse_query(raw)?;
         let root = match &query.bureau {
             Some(text) => api::parse_bureau("bureau", text)?,
             None => user.actor.bureau,

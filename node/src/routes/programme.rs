@@ -9,11 +9,12 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios};
-use ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskKind, Uscc};
+use ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskAction, TaskId, TaskKind, Uscc};
 use config::calendar::Span;
 use serde::Deserialize;
 
-use super::tasks::{handle_write, parse_json, write};
+use super::request::parse_json;
+use super::write::{handle_write, write};
 use crate::api::inspection::{
     basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
     DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson,
@@ -473,8 +474,17 @@ async fn commit(
     }
 }
 
+/// Publishing a drawn inspection's result (一公开), or withdrawing it with the reason.
+pub(super) fn publication_action(action: TaskAction, task: TaskId, note: String) -> Action {
+    let step = match action {
+        TaskAction::Withdraw => ProgrammeAction::WithdrawResult { task, note },
+        _ => ProgrammeAction::PublishResult { task },
+    };
+    Action::Programme(Box::new(step))
+}
+
 /// The publication deadline of a result entered at `stamp_ms`.
-pub fn publication_deadline_ms(state: &AppState, stamp_ms: u64) -> Result<u64, ApiError> {
+pub(super) fn publication_deadline_ms(state: &AppState, stamp_ms: u64) -> Result<u64, ApiError> {
     let span = Span::parse(PUBLICATION_SPAN).expect("a valid span");
     crate::deadline_policy::span_after_ms(&state.calendar, span, stamp_ms)
         .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })

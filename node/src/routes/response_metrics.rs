@@ -70,7 +70,7 @@ fn parse_date(field: &str, text: &str) -> Result<u32, ApiError> {
 pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let answer = (|| {
         let user = state.users.authenticate(&headers)?;
-        let query: Query = super::tasks::parse_query(raw)?;
+        let query: Query = super::request::parse_query(raw)?;
         let bureau = match &query.bureau {
             Some(text) => api::parse_bureau("bureau", text)?,
             None => user.actor.bureau,

@@ -1,0 +1,313 @@
+//! `POST /api/v1/tasks/{id}/{action}`: the table of task actions. The ledger's `TaskAction`
+//! names them and decides who may take which (`ledger::policy`); here each one says which
+//! request fields it takes and how its command is built: the transitions here, the complaint
+//! steps in `complaints`, the publication of results in `programme`. Every match names every
+//! action, so a new action does not compile until this table has its row.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use ledger::{access, Action, CompletionOutcome, Routing, TaskAction, TaskChange, TaskId, Transition};
+
+use super::request::{parse_json, parse_task_id};
+use super::write::handle_write;
+use crate::api::{self, time, ActionRequest, ApiError};
+use crate::deadline_policy::{default_deadlines_ms, extended_deadline_ms, resumed_deadline_ms};
+use crate::state::AppState;
+
+/// A field of an action request besides the note, which every action takes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Version,
+    AssigneeBureau,
+    AckDeadline,
+    CompleteDeadline,
+    Outcome,
+    Group,
+}
+
+impl Field {
+    const ALL: [Field; 6] =
+        [Field::Version, Field::AssigneeBureau, Field::AckDeadline, Field::CompleteDeadline, Field::Outcome, Field::Group];
+
+    fn name(self) -> &'static str {
+        match self {
+            Field::Version => "version",
+            Field::AssigneeBureau => "assignee_bureau",
+            Field::AckDeadline => "ack_deadline",
+            Field::CompleteDeadline => "complete_deadline",
+            Field::Outcome => "outcome",
+            Field::Group => "group",
+        }
+    }
+
+    fn present_in(self, request: &ActionRequest) -> bool {
+        match self {
+            Field::Version => request.version.is_some(),
+            Field::AssigneeBureau => request.assignee_bureau.is_some(),
+            Field::AckDeadline => request.ack_deadline.is_some(),
+            Field::CompleteDeadline => request.complete_deadline.is_some(),
+            Field::Outcome => request.outcome.is_some(),
+            Field::Group => request.group.is_some(),
+        }
+    }
+}
+
+/// The fields each action takes besides its note. A change of a task's handling is decided on a
+/// version (`version` refuses it if the task moved meanwhile); the complaint steps and the
+/// publication of results are decided on the record's own state, and take only the note.
+fn fields_of(action: TaskAction) -> &'static [Field] {
+    match action {
+        TaskAction::Dispatch => &[Field::Version, Field::AssigneeBureau, Field::AckDeadline, Field::CompleteDeadline],
+        TaskAction::Complete => &[Field::Version, Field::Outcome],
+        TaskAction::Designate => &[Field::Version, Field::Group],
+        TaskAction::Ack
+        | TaskAction::Feedback
+        | TaskAction::Close
+        | TaskAction::Return
+        | TaskAction::Cancel
+        | TaskAction::RequestExtension
+        | TaskAction::GrantExtension
+        | TaskAction::RefuseExtension
+        | TaskAction::Pause
+        | TaskAction::Resume
+        | TaskAction::Forward
+        | TaskAction::Dispute => &[Field::Version],
+        TaskAction::Publish
+        | TaskAction::Withdraw
+        | TaskAction::AcceptComplaint
+        | TaskAction::RefuseComplaint
+        | TaskAction::NotifyReporter => &[],
+    }
+}
+
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_write(state, uri, headers, body, StatusCode::OK, |state, actor, body, stamp_ms| {
+        let action = TaskAction::parse(&action).ok_or(ApiError::NoRoute)?;
+        let task = parse_task_id(&id)?;
+        // A task the caller cannot see answers exactly like a missing one, before anything of
+        // it is read to prepare the action (its region, origin, kind or pause state).
+        let visible = state.store.read().ledger.task(task).is_some_and(|found| access::can_see(actor, found));
+        if !visible {
+            return Err(ledger::Rejection::TaskNotFound(task).into());
+        }
+        // An empty body is an action with no fields (e.g. a plain ack).
+        let request: ActionRequest =
+            if body.iter().all(u8::is_ascii_whitespace) { ActionRequest::default() } else { parse_json(body)? };
+        let takes = fields_of(action);
+        if let Some(field) = Field::ALL.into_iter().find(|f| f.present_in(&request) && !takes.contains(f)) {
+            return Err(ApiError::Invalid {
+                code: "unexpected_field",
+                message: format!("{} does not apply to {action}", field.name()),
+            });
+        }
+        ledger::validate::note(&request.note, action.requires_note())?;
+        build(state, action, request, task, stamp_ms)
+    })
+    .await
+}
+
+/// The ledger command of an action whose request fields were checked.
+fn build(
+    state: &AppState,
+    action: TaskAction,
+    request: ActionRequest,
+    task: TaskId,
+    stamp_ms: u64,
+) -> Result<Action, ApiError> {
+    let transition = match action {
+        TaskAction::AcceptComplaint | TaskAction::RefuseComplaint | TaskAction::NotifyReporter => {
+            return super::complaints::step_action(state, action, task, request.note, stamp_ms)
+        }
+        TaskAction::Publish | TaskAction::Withdraw => {
+            return Ok(super::programme::publication_action(action, task, request.note))
+        }
+        TaskAction::Dispatch => dispatch(state, &request, task, stamp_ms)?,
+        TaskAction::Ack => Transition::Ack,
+        TaskAction::Feedback => Transition::Feedback,
+        TaskAction::Complete => complete(state, &request, task, stamp_ms)?,
+        TaskAction::Close => Transition::Close,
+        TaskAction::Return => Transition::Return,
+        TaskAction::Cancel => Transition::Cancel,
+        TaskAction::RequestExtension => extension_request(state, task)?,
+        TaskAction::GrantExtension => Transition::GrantExtension,
+        TaskAction::RefuseExtension => Transition::RefuseExtension,
+        TaskAction::Pause => Transition::Pause,
+        TaskAction::Resume => resume(state, task, stamp_ms)?,
+        TaskAction::Forward => forward(state, task)?,
+        TaskAction::Dispute => dispute(state, task)?,
+        TaskAction::Designate => designate(state, &request)?,
+    };
+    debug_assert_eq!(transition.action(), action, "the table builds the transition of its own action");
+    Ok(Action::ChangeTask(TaskChange { task, expected_version: request.version, note: request.note, transition }))
+}
+
+fn task_not_found(task: TaskId) -> ApiError {
+    ApiError::NotFound(format!("task {task} does not exist"))
+}
+
+/// 办结 with its outcome; a drawn inspection's result also starts its publication clock, 20
+/// working days on by the calendar (the ledger decides what the completion means).
+fn complete(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
+    let outcome = request.outcome.as_deref().ok_or_else(|| ApiError::Invalid {
+        code: "missing_field",
+        message: format!("outcome is required to complete; one of {}", CompletionOutcome::names()),
+    })?;
+    let outcome = api::parse_enum("outcome", outcome, CompletionOutcome::parse, CompletionOutcome::names)?;
+    let is_inspection = state.store.read().ledger.task(task).ok_or_else(|| task_not_found(task))?.inspection.is_some();
+    let publication_deadline_ms =
+        if is_inspection { Some(super::programme::publication_deadline_ms(state, stamp_ms)?) } else { None };
+    Ok(Transition::Complete { outcome, publication_deadline_ms })
+}
+
+/// The policy's extension for the task's kind, counted from its current completion deadline
+/// (a lead's 15 working days run on from where the first 15 ended).
+fn extension_request(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
+    let rule = state.deadlines.rule_for(current.kind.as_str(), current.severity.as_str());
+    let (Some(span), Some(deadline_ms)) = (rule.extension, current.complete_deadline_ms) else {
+        return Err(ApiError::Conflict {
+            code: "extension_not_allowed",
+            message: format!("the deadline policy allows no extension for a {} task", current.kind),
+        });
+    };
+    let new_complete_deadline_ms = extended_deadline_ms(&state.calendar, deadline_ms, span)
+        .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+    Ok(Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed: rule.extensions_max })
+}
+
+/// Resuming moves the completion deadline by the time the clock stood still.
+fn resume(state: &AppState, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
+    let (Some(paused_since_ms), Some(deadline_ms)) = (current.paused_since_ms, current.complete_deadline_ms) else {
+        return Err(ApiError::Conflict { code: "conflict", message: "the completion clock is not paused".into() });
+    };
+    let new_complete_deadline_ms =
+        resumed_deadline_ms(&state.deadlines, &state.calendar, current, deadline_ms, paused_since_ms, stamp_ms)
+            .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+    Ok(Transition::Resume { new_complete_deadline_ms })
+}
+
+fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
+    let assignee = match (&request.assignee_bureau, current.assignee_bureau) {
+        (Some(text), _) => api::parse_bureau("assignee_bureau", text)?,
+        (None, Some(intended)) => intended,
+        (None, None) => {
+            return Err(ApiError::Invalid {
+                code: "missing_field",
+                message: "assignee_bureau is required to dispatch".into(),
+            })
+        }
+    };
+    let explicit = |field: &str, text: &Option<String>| match text {
+        None => Ok(None),
+        Some(text) => time::parse_ms(text)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_field(field, format!("{text:?} is not an RFC 3339 time"))),
+    };
+    let ack_override = explicit("ack_deadline", &request.ack_deadline)?;
+    let complete_override = explicit("complete_deadline", &request.complete_deadline)?;
+    // The policy fills in whatever the dispatcher did not set (a per-task override).
+    let (ack_deadline_ms, complete_deadline_ms) = match (ack_override, complete_override) {
+        (Some(ack), Some(complete)) => (ack, complete),
+        (ack, complete) => {
+            let (ack_default, complete_default) =
+                default_deadlines_ms(&state.deadlines, &state.calendar, current, stamp_ms)
+                    .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+            (ack.unwrap_or(ack_default), complete.unwrap_or(complete_default))
+        }
+    };
+    ledger::validate::dispatch(current.origin_bureau, assignee, stamp_ms, ack_deadline_ms, complete_deadline_ms)
+        .map_err(ApiError::from)?;
+    let federation = &state.federation;
+    match federation.host_of(assignee) {
+        Some(host) if host == federation.group => {
+            Ok(Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms })
+        }
+        Some(to_group) => Ok(Transition::DispatchAcross {
+            assignee,
+            ack_deadline_ms,
+            complete_deadline_ms,
+            to_group,
+            from_group: federation.group,
+        }),
+        None => Err(ApiError::Conflict {
+            code: "no_route",
+            message: format!("no group known to this one hosts bureau {assignee}"),
+        }),
+    }
+}
+
+/// A receiver disputes the jurisdiction of a forwarded lead: it goes to the lowest common
+/// parent group of this group and the one it came from.
+fn dispute(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
+    let Some(received) = &current.received else {
+        return Err(ApiError::Conflict {
+            code: "not_forwarded",
+            message: format!("task {task} was not forwarded here; there is no jurisdiction to dispute"),
+        });
+    };
+    let federation = &state.federation;
+    match federation.common_parent(received.from_group) {
+        Some(parent) if parent != federation.group => {
+            Ok(Transition::Dispute { to_group: parent, from_group: federation.group })
+        }
+        Some(_) => Err(ApiError::Conflict {
+            code: "no_common_parent",
+            message: "this group is the common superior of both sides: it decides by dispatching the lead".into(),
+        }),
+        None => Err(ApiError::Conflict {
+            code: "no_common_parent",
+            message: format!("no configured group is above both {} and {}", federation.group, received.from_group),
+        }),
+    }
+}
+
+/// The common parent designates the group that handles a disputed lead.
+fn designate(state: &AppState, request: &ActionRequest) -> Result<Transition, ApiError> {
+    let text = request.group.as_deref().ok_or_else(|| ApiError::Invalid {
+        code: "missing_field",
+        message: "group is required to designate: the bureau code of the group that is to handle the lead".into(),
+    })?;
+    let to_group = api::parse_bureau("group", text)?;
+    let federation = &state.federation;
+    if to_group == federation.group || !federation.knows_group(to_group) {
+        return Err(ApiError::invalid_field(
+            "group",
+            format!("{to_group} is not another group known here (to handle it here, dispatch it)"),
+        ));
+    }
+    Ok(Transition::Designate { to_group, from_group: federation.group })
+}
+
+/// Hands the task to the group with jurisdiction over its subject's region (or to the parent
+/// group, which routes it on).
+fn forward(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
+    let replica = state.store.read();
+    let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
+    let region = current.subject.region_code;
+    match state.federation.route_lead(region) {
+        Routing::ForwardTo { to_group, from_group } => Ok(Transition::Forward { to_group, from_group }),
+        Routing::Keep => Err(ApiError::Conflict {
+            code: "within_jurisdiction",
+            message: format!("region {region} lies within the jurisdiction of this group ({})", state.federation.group),
+        }),
+        Routing::Unrouted => Err(ApiError::Conflict {
+            code: "no_route",
+            message: format!("no configured group covers region {region}; the task stays here"),
+        }),
+    }
+}

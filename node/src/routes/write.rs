@@ -1,0 +1,110 @@
+//! The shared shape of every write route: authenticate, read the body, hand the request to the
+//! leader when another node leads, otherwise build the command, answer a repeated
+//! Idempotency-Key from its stored result, and propose.
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX;
+use ledger::{Action, Actor, Applied, Command, CommandResult, IdempotencyTag};
+use sha2::{Digest, Sha256};
+
+use super::request::read_body;
+use crate::api::{self, time, ApiError};
+use crate::state::AppState;
+use crate::write_path::{forward_if_follower, propose_or_forward, OriginalRequest, WriteOutcome, IDEMPOTENCY_HEADER};
+
+/// The Idempotency-Key of a write, fingerprinted with the route and body so that a key reused
+/// for a different request is recognised.
+fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option<IdempotencyTag>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| {
+            !k.is_empty() && k.chars().count() <= IDEMPOTENCY_KEY_CHARS_MAX && k.chars().all(|c| c.is_ascii_graphic())
+        })
+        .ok_or_else(|| ApiError::Invalid {
+            code: "invalid_idempotency_key",
+            message: format!("Idempotency-Key must be 1-{IDEMPOTENCY_KEY_CHARS_MAX} visible ASCII characters"),
+        })?;
+    let mut hasher = Sha256::new();
+    hasher.update(uri.path().as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    Ok(Some(IdempotencyTag { key: key.to_owned(), fingerprint: hasher.finalize().into() }))
+}
+
+fn applied_response(status: StatusCode, applied: Applied) -> Response {
+    let mut response = match &applied.record {
+        Some(record) => (status, Json(super::programme::record_json(record))).into_response(),
+        None => (status, Json(api::task_json(applied.task(), time::now_ms()))).into_response(),
+    };
+    if applied.replayed {
+        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+fn result_response(status: StatusCode, result: CommandResult) -> Response {
+    match result {
+        Ok(applied) => applied_response(status, applied),
+        Err(rejection) => ApiError::from(rejection).into_response(),
+    }
+}
+
+/// Answers from the stored first result when this node already has the key; otherwise
+/// proposes (or forwards). The ledger checks the key again when it applies.
+pub(super) async fn write(
+    state: &AppState,
+    original: OriginalRequest,
+    command: Command,
+    status: StatusCode,
+) -> Response {
+    if let Some(tag) = &command.idempotency {
+        let stored = state.store.read().ledger.idempotent_answer(&command.actor.user, tag);
+        if let Some(result) = stored {
+            return result_response(status, result);
+        }
+    }
+    match propose_or_forward(state, &original, command).await {
+        Ok(WriteOutcome::Local(result)) => result_response(status, result),
+        Ok(WriteOutcome::Relayed(response)) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// The shared shape of every write route: authenticate and read the body here, hand the
+/// request to the leader if another node leads, otherwise build the command and propose it.
+pub(super) async fn handle_write(
+    state: AppState,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    status: StatusCode,
+    prepare: impl FnOnce(&AppState, &Actor, &Bytes, u64) -> Result<Action, ApiError>,
+) -> Response {
+    let user = match state.users.authenticate(&headers) {
+        Ok(user) => user.clone(),
+        Err(error) => return error.into_response(),
+    };
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    let original = OriginalRequest { uri, headers, body };
+    if let Some(response) = forward_if_follower(&state, &original).await {
+        return response;
+    }
+    let stamp_ms = time::now_ms();
+    let command = prepare(&state, &user.actor, &original.body, stamp_ms).and_then(|action| {
+        let idempotency = idempotency_tag(&original.headers, &original.uri, &original.body)?;
+        Ok(Command { stamp_ms, actor: user.actor.clone(), idempotency, action })
+    });
+    match command {
+        Ok(command) => write(&state, original, command, status).await,
+        Err(error) => error.into_response(),
+    }
+}
+
