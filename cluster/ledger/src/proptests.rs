@@ -107,8 +107,19 @@ proptest! {
                 _ => None,
             };
             let before = touched.and_then(|id| ledger.task(id).cloned());
+            let allowed = before.as_ref().map(|task| policy::allowed_actions(&command.actor, task)).unwrap_or_default();
             let result = ledger.apply(&command);
             ledger.check_invariants().expect("the ledger keeps its invariants");
+            if let Action::ChangeTask(change) = &command.action {
+                // What the API offers is what the ledger takes: an applied change was offered,
+                // and an offered one is refused only for its parameters.
+                let offered = allowed.contains(&change.transition.action());
+                match &result {
+                    Ok(_) => prop_assert!(offered, "{} applied but not offered", change.transition.action()),
+                    Err(Rejection::Invalid { .. } | Rejection::LimitReached(_)) => {}
+                    Err(refusal) => prop_assert!(!offered, "{} offered but refused: {refusal}", change.transition.action()),
+                }
+            }
             match (&command.action, &result, &before) {
                 (Action::ChangeTask(change), Ok(applied), Some(before)) => {
                     let expected = change.transition.action().next_state(before.state);
