@@ -72,16 +72,10 @@ function fmtSpan(ms) {
   return `${m}${t("m")}${String(s).padStart(2, "0")}${t("s")}`;
 }
 
-// The deadline that runs now: the ack clock before 签收, the completion clock after.
+// The deadline that runs now is the ledger's to say (ack, completion, a complaint's or a
+// publication's clock, whichever ends first); the console only counts it down.
 function runningDeadline(task) {
-  const c = task.complaint;
-  // A complaint's own clocks: the decision, then telling a real-name reporter.
-  if (c && !c.decision && task.state === "created") return c.accept_deadline;
-  if (c && c.notify_deadline && !c.notified_at && task.state === "cancelled") return c.notify_deadline;
-  if (task.paused_since) return null; // 中止计时: the clock stands still
-  if (task.state === "dispatched") return task.ack_deadline;
-  if (task.state === "acknowledged" || task.state === "returned") return task.complete_deadline;
-  return null;
+  return task.running_deadline || null;
 }
 
 function countdown(task) {

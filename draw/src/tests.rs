@@ -438,7 +438,10 @@ fn a_campaign_from_plan_to_public_result() {
         })
     };
     let deadline = Some(T0 + 40 * DAY_MS);
-    assert!(matches!(desk.apply(&tianhe, enter(CompletionOutcome::Reminded, deadline)), Err(Rejection::Invalid { .. })));
+    assert!(matches!(
+        desk.apply(&tianhe, enter(CompletionOutcome::Reminded, deadline)),
+        Err(Rejection::Invalid { .. })
+    ));
     assert!(
         matches!(desk.apply(&tianhe, enter(CompletionOutcome::Corrected, None)), Err(Rejection::Invalid { .. })),
         "an inspection's result starts its publication clock"
@@ -452,11 +455,7 @@ fn a_campaign_from_plan_to_public_result() {
         Some(deadline_ms)
     );
     desk.stamp_ms = deadline_ms;
-    let miss = || Action::RecordMissedDeadline {
-        task: task.id,
-        kind: ledger::DeadlineKind::Publication,
-        deadline_ms,
-    };
+    let miss = || Action::RecordMissedDeadline { task: task.id, kind: ledger::DeadlineKind::Publication, deadline_ms };
     let missed = desk.apply(&system, miss()).expect("the miss is recorded");
     assert_eq!(missed.task().timeline.last().unwrap().action, ledger::TimelineAction::PublicationMissed);
     assert!(desk.apply(&system, miss()).is_err(), "recorded once");

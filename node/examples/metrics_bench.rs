@@ -63,7 +63,11 @@ fn main() {
             let operator = Actor { user: "op".into(), bureau: county, role: Role::Operator };
             apply(&mut ledger, &operator, change(Transition::Ack));
             if i % 3 != 0 {
-                apply(&mut ledger, &operator, change(Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None }));
+                apply(
+                    &mut ledger,
+                    &operator,
+                    change(Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None }),
+                );
             }
         }
     }

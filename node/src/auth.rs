@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap};
-use ledger::{Actor, BureauCode, Role};
 use config::UsersFile;
+use ledger::{Actor, BureauCode, Role};
 
 use crate::api::ApiError;
 use crate::intake::IntakeSource;

@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use ledger::{Command, CommandResult};
-use ledger::limits::COMMANDS_PER_ENTRY_MAX;
 use cluster::raft::{ClientWriteError, LedgerRequest, Raft, RaftError};
 use config::limits::BATCHES_IN_FLIGHT_MAX;
+use ledger::limits::COMMANDS_PER_ENTRY_MAX;
+use ledger::{Command, CommandResult};
 use openraft::error::ClientWriteError as WriteError;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;

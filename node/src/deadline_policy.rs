@@ -1,9 +1,9 @@
 //! Deadlines set at dispatch when the dispatcher names none: the configured policy (by kind
 //! and severity) applied from the dispatch stamp, working days by the calendar.
 
-use ledger::{Severity, Task, TaskKind};
 use config::calendar::{CalendarError, Span, WorkCalendar};
 use config::deadlines::DeadlinePolicy;
+use ledger::{Severity, Task, TaskKind};
 use time::OffsetDateTime;
 
 /// (ack deadline, completion deadline) in Unix ms for a task dispatched at `stamp_ms`.

@@ -11,10 +11,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
-use ledger::{Action, Actor, BureauCode, Command, DeadlineKind, Regions, Role, Task, TaskId, TaskKind};
 use cluster::raft::state_machine::AppliedEntry;
 use config::deadlines::EscalationPolicy;
-use openraft::ServerState;
+use ledger::{Action, Actor, BureauCode, Command, DeadlineKind, Regions, Role, Task, TaskId, TaskKind};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -81,17 +80,11 @@ fn next_due(task: &Task, policy: &EscalationPolicy) -> Option<Due> {
     steps(task, policy).iter().map(|(due, _)| *due).min().map(|due| Reverse((due, task.id)))
 }
 
-fn is_leader(state: &AppState) -> Option<u64> {
-    let metrics = state.raft.metrics().borrow().clone();
-    (metrics.state == ServerState::Leader && metrics.current_leader == Some(state.node_id))
-        .then_some(metrics.current_term)
-}
-
 /// Runs until `shutdown`, watching deadlines whenever this node leads.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut metrics = state.raft.metrics();
     loop {
-        let term = match is_leader(&state) {
+        let term = match state.leading_term() {
             Some(term) => term,
             None => {
                 tokio::select! {
@@ -155,7 +148,7 @@ async fn watch_as_leader(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             changed = metrics.changed() => {
-                if changed.is_err() || is_leader(state) != Some(term) {
+                if changed.is_err() || state.leading_term() != Some(term) {
                     return;
                 }
             }
@@ -220,11 +213,11 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), Pr
 
 #[cfg(test)]
 mod tests {
+    use config::deadlines::EscalationPolicy;
     use ledger::{
         Action, Actor, BureauCode, Command, DeadlineKind, Ledger, NewTask, Role, Severity, Source, Subject, TaskChange,
         TaskId, TaskKind, Transition,
     };
-    use config::deadlines::EscalationPolicy;
 
     use super::steps;
 

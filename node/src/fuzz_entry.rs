@@ -3,8 +3,8 @@
 //! runs before anything reaches the ledger. They answer whether the input was accepted; whatever
 //! the bytes, they must return, never panic.
 
-use ledger::{validate, Actor, BureauCode, Role, Routing};
 use config::SourceConfig;
+use ledger::{validate, Actor, BureauCode, Role, Routing};
 
 use crate::api::{ActionRequest, ComplaintRequest, CreateTaskRequest};
 use crate::intake::{decode_signal, parse_signal, IntakeRequest, IntakeSource};

@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use anyhow::Context;
-use ledger::BureauCode;
 use cluster::raft::network::PeerNetwork;
 use cluster::raft::{GroupSecret, LedgerStore, LogStore, Raft};
 use config::limits::PEER_CONNECT_TIMEOUT;
 use config::{NodeConfig, UsersFile};
+use ledger::BureauCode;
 use openraft::{BasicNode, SnapshotPolicy};
 use tokio_util::sync::CancellationToken;
 

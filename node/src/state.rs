@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ledger::BureauCode;
 use cluster::raft::network::PeerNetwork;
 use cluster::raft::{LedgerStore, LogStore, NodeId, Raft};
+use ledger::BureauCode;
 use openraft::ServerState;
 
 use crate::batcher::Batcher;
@@ -66,10 +66,21 @@ pub struct LeaderHint {
     pub leader: Option<(NodeId, String)>,
 }
 
+/// The term in which node `me` leads by these metrics, if it does: the one "do I lead" check.
+/// Leader state alone is not enough: a node keeps it for a moment after a newer term began.
+pub fn leading_term(metrics: &openraft::RaftMetrics<NodeId, openraft::BasicNode>, me: NodeId) -> Option<u64> {
+    (metrics.state == ServerState::Leader && metrics.current_leader == Some(me)).then_some(metrics.current_term)
+}
+
 impl AppState {
+    /// The term this node leads in now, if it leads (see `leading_term`).
+    pub fn leading_term(&self) -> Option<u64> {
+        leading_term(&self.raft.metrics().borrow(), self.node_id)
+    }
+
     pub fn leader_hint(&self) -> LeaderHint {
         let metrics = self.raft.metrics().borrow().clone();
-        let is_self = metrics.state == ServerState::Leader && metrics.current_leader == Some(self.node_id);
+        let is_self = leading_term(&metrics, self.node_id).is_some();
         let leader = metrics.current_leader.and_then(|id| {
             let from_membership = metrics.membership_config.membership().get_node(&id).map(|n| n.addr.clone());
             from_membership.or_else(|| self.member_addrs.get(&id).cloned()).map(|addr| (id, addr))

@@ -10,8 +10,8 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use ledger::{Command, CommandResult};
 use config::limits::{FORWARD_HOPS_MAX, LEADER_WAIT, REQUEST_TIMEOUT};
+use ledger::{Command, CommandResult};
 use tokio::time::Instant;
 
 use crate::api::ApiError;

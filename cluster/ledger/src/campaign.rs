@@ -21,12 +21,12 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::policy::{self, TaskAction};
 use super::access::{self, within};
 use super::apply::{push_entry, record_transition, timeline_has_room, Ledger};
 use super::bureau::{BureauCode, Regions};
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role, Transition};
 use super::federation::Routing;
+use super::policy::{self, TaskAction};
 use super::task::{
     wire_enum, CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
 };
@@ -370,14 +370,6 @@ impl InspectionRecord {
         self.publish_deadline_ms = None;
         self.published_at_ms = None;
         self.withdrawn_at_ms = None;
-    }
-
-    /// The publication deadline while the result waits for publication, unless its miss is
-    /// recorded.
-    pub fn open_publish_deadline_ms(&self) -> Option<u64> {
-        let deadline = self.publish_deadline_ms?;
-        let waiting = self.published_at_ms.is_none() && self.withdrawn_at_ms.is_none();
-        Some(deadline).filter(|d| waiting && self.publish_missed_deadline_ms != Some(*d))
     }
 }
 

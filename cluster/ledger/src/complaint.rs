@@ -13,9 +13,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::access;
-use super::policy::{self, TaskAction};
 use super::apply::{self, Ledger};
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
+use super::policy::{self, TaskAction};
 use super::task::{wire_enum, Source, TimelineAction};
 use super::validate::{self, invalid};
 
@@ -53,25 +53,6 @@ pub struct ComplaintRecord {
     /// Deadlines whose miss is on the record.
     pub accept_missed_deadline_ms: Option<u64>,
     pub notify_missed_deadline_ms: Option<u64>,
-}
-
-impl ComplaintRecord {
-    /// The acceptance deadline while no decision is made, unless its miss is recorded.
-    pub fn open_accept_deadline_ms(&self) -> Option<u64> {
-        Some(self.accept_deadline_ms).filter(|d| self.decision.is_none() && self.accept_missed_deadline_ms != Some(*d))
-    }
-
-    /// The notification deadline while the reporter is not told, unless its miss is recorded.
-    pub fn open_notify_deadline_ms(&self) -> Option<u64> {
-        self.notify_deadline_ms.filter(|d| self.notified_at_ms.is_none() && self.notify_missed_deadline_ms != Some(*d))
-    }
-
-    /// A clock of this record ran out before its step was done, as seen at `now_ms`.
-    pub fn is_overdue_at(&self, now_ms: u64) -> bool {
-        let accept_late = self.decision.is_none() && now_ms > self.accept_deadline_ms;
-        let notify_late = self.notified_at_ms.is_none() && self.notify_deadline_ms.is_some_and(|d| now_ms > d);
-        accept_late || notify_late
-    }
 }
 
 /// A complaint or tip-off as registered.

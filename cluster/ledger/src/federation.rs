@@ -534,8 +534,10 @@ impl apply::Ledger {
             (Transition::Cancel, TaskState::Completed) => Some(TaskState::Cancelled),
             (transition, from) => transition.action().next_state(from),
         };
-        let next = next
-            .ok_or_else(|| Rejection::IllegalTransition { from, action: instruction.transition.action().to_string() })?;
+        let next = next.ok_or_else(|| Rejection::IllegalTransition {
+            from,
+            action: instruction.transition.action().to_string(),
+        })?;
         policy::records_allow(shared, instruction.transition.action())?;
         apply::timeline_has_room(shared)?;
         // The sending group decided, for the bureau that dispatched; `sent_by` is only its word.
@@ -571,9 +573,10 @@ impl apply::Ledger {
             }
             (Message::Handover(_), Some(reason)) => (TimelineAction::ForwardRefused, truncate_note(reason)),
             (Message::Instruction(_), None) => return Ok(Applied::of_task(shared.clone())),
-            (Message::Instruction(instruction), Some(reason)) => {
-                (TimelineAction::ForwardRefused, truncate_note(&format!("{}: {reason}", instruction.transition.action())))
-            }
+            (Message::Instruction(instruction), Some(reason)) => (
+                TimelineAction::ForwardRefused,
+                truncate_note(&format!("{}: {reason}", instruction.transition.action())),
+            ),
         };
         let task = Arc::make_mut(shared);
         match (&entry.message, refusal) {

@@ -21,7 +21,6 @@ pub mod uscc;
 pub mod validate;
 
 pub use apply::{InvariantViolation, Ledger};
-pub use policy::{Side, TaskAction};
 pub use bureau::{BureauCode, Regions};
 pub use command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
@@ -32,6 +31,7 @@ pub use federation::{
     Placement, Received, RemoteHandling, Routing, StatusReport,
 };
 pub use intake::{IntakeSummary, Signal};
+pub use policy::{Side, TaskAction};
 pub use task::{
     CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
 };

@@ -99,8 +99,8 @@ impl TaskAction {
         use TaskAction::*;
         match self {
             Close | Return | Cancel | GrantExtension | RefuseExtension => true,
-            Dispatch | Ack | Feedback | Complete | RequestExtension | Pause | Resume | Forward | Dispute | Designate
-            | Publish | Withdraw | AcceptComplaint | RefuseComplaint | NotifyReporter => false,
+            Dispatch | Ack | Feedback | Complete | RequestExtension | Pause | Resume | Forward | Dispute
+            | Designate | Publish | Withdraw | AcceptComplaint | RefuseComplaint | NotifyReporter => false,
         }
     }
 
@@ -232,9 +232,10 @@ fn handling_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
         }
     }
     match action {
-        TaskAction::Dispute if received_as != Some(HandoverPurpose::Jurisdiction) => Err(Rejection::Conflict(
-            format!("task {} was not forwarded here; there is no jurisdiction to dispute", task.id),
-        )),
+        TaskAction::Dispute if received_as != Some(HandoverPurpose::Jurisdiction) => Err(Rejection::Conflict(format!(
+            "task {} was not forwarded here; there is no jurisdiction to dispute",
+            task.id
+        ))),
         TaskAction::Designate if received_as != Some(HandoverPurpose::Dispute) => {
             Err(Rejection::Conflict(format!("task {} is not a disputed lead awaiting designation", task.id)))
         }

@@ -359,85 +359,80 @@ impl Task {
         }
     }
 
-    /// The clocks of a task handed to another group run there; its record here only mirrors
-    /// them, so this group's watch never acts on it.
-    fn clocks_run_here(&self) -> bool {
-        self.remote.is_none()
+    /// The one rule of which clocks run on a task now, each with its deadline, whether or not
+    /// its miss is recorded: the ack clock until 签收; the completion clock from dispatch until
+    /// completion, unless paused (中止); a complaint's acceptance clock until the decision (or
+    /// a cancellation), and its telling clock until the real-name reporter is told; a drawn
+    /// inspection's publication clock until the result is published or withdrawn.
+    pub fn running_clocks(&self) -> impl Iterator<Item = (DeadlineKind, u64)> + '_ {
+        let working = matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned);
+        DeadlineKind::ALL.iter().filter_map(move |kind| {
+            let deadline_ms = match kind {
+                DeadlineKind::Ack => self.ack_deadline_ms.filter(|_| self.state == TaskState::Dispatched),
+                DeadlineKind::Completion => {
+                    self.complete_deadline_ms.filter(|_| working && self.paused_since_ms.is_none())
+                }
+                DeadlineKind::Acceptance => self
+                    .complaint
+                    .as_ref()
+                    .filter(|c| c.decision.is_none() && !self.state.is_terminal())
+                    .map(|c| c.accept_deadline_ms),
+                DeadlineKind::Notification => {
+                    self.complaint.as_ref().filter(|c| c.notified_at_ms.is_none()).and_then(|c| c.notify_deadline_ms)
+                }
+                DeadlineKind::Publication => self
+                    .inspection
+                    .as_ref()
+                    .filter(|i| i.published_at_ms.is_none() && i.withdrawn_at_ms.is_none())
+                    .and_then(|i| i.publish_deadline_ms),
+            };
+            deadline_ms.map(|d| (*kind, d))
+        })
     }
 
-    /// The deadline that runs now: the ack deadline before 签收, the completion deadline after.
+    /// The deadline a console counts down and lists sort by: the earliest running clock.
     pub fn running_deadline_ms(&self) -> Option<u64> {
-        match self.state {
-            TaskState::Dispatched => self.ack_deadline_ms,
-            TaskState::Acknowledged | TaskState::Returned if self.paused_since_ms.is_none() => {
-                self.complete_deadline_ms
-            }
-            _ => None,
+        self.running_clocks().map(|(_, deadline_ms)| deadline_ms).min()
+    }
+
+    /// Overdue as seen at `now_ms`: a running clock's deadline has passed. A read-side view,
+    /// never stored.
+    pub fn is_overdue_at(&self, now_ms: u64) -> bool {
+        self.running_deadline_ms().is_some_and(|deadline_ms| now_ms > deadline_ms)
+    }
+
+    /// The deadline of `kind` whose miss is on the record (`None` while none is).
+    fn missed_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
+        match kind {
+            DeadlineKind::Ack => self.ack_missed_deadline_ms,
+            DeadlineKind::Completion => self.completion_missed_deadline_ms,
+            DeadlineKind::Acceptance => self.complaint.as_ref().and_then(|c| c.accept_missed_deadline_ms),
+            DeadlineKind::Notification => self.complaint.as_ref().and_then(|c| c.notify_missed_deadline_ms),
+            DeadlineKind::Publication => self.inspection.as_ref().and_then(|i| i.publish_missed_deadline_ms),
         }
+    }
+
+    /// The running clock of `kind` that this group's watch acts on: clocks of a task handed to
+    /// another group run there (its record here only mirrors them).
+    fn watched_clock_ms(&self, kind: DeadlineKind) -> Option<u64> {
+        let runs_here = self.remote.is_none();
+        self.running_clocks().find(|(k, _)| *k == kind).map(|(_, d)| d).filter(|_| runs_here)
+    }
+
+    /// The deadline of `kind` that still runs here and has not been recorded missed, if any:
+    /// what the watch waits for.
+    pub fn open_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
+        self.watched_clock_ms(kind).filter(|d| self.missed_deadline_ms(kind) != Some(*d))
     }
 
     /// The deadline of `kind` that was missed and is still overdue (the clock still runs),
-    /// if any: reminders and escalations apply to it.
+    /// if any: reminders and escalations apply to it. A complaint's or a publication's miss
+    /// alarms its command centre instead; the watch chases only the assignee's two clocks.
     pub fn overdue_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
-        let (deadline, missed, running) = match kind {
-            DeadlineKind::Ack => {
-                (self.ack_deadline_ms, self.ack_missed_deadline_ms, self.state == TaskState::Dispatched)
-            }
-            DeadlineKind::Completion => (
-                self.complete_deadline_ms,
-                self.completion_missed_deadline_ms,
-                self.paused_since_ms.is_none()
-                    && matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned),
-            ),
-            // A complaint's clocks are recorded when missed; the desk is not chased by the
-            // watch (the miss itself alarms its command centre).
-            DeadlineKind::Acceptance | DeadlineKind::Notification | DeadlineKind::Publication => return None,
+        let chased = match kind {
+            DeadlineKind::Ack | DeadlineKind::Completion => true,
+            DeadlineKind::Acceptance | DeadlineKind::Notification | DeadlineKind::Publication => false,
         };
-        deadline.filter(|d| running && missed == Some(*d) && self.clocks_run_here())
-    }
-
-    /// The deadline of `kind` that still runs and has not been recorded missed, if any.
-    pub fn open_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
-        if !self.clocks_run_here() {
-            return None;
-        }
-        match kind {
-            DeadlineKind::Ack if self.state == TaskState::Dispatched => {
-                self.ack_deadline_ms.filter(|d| self.ack_missed_deadline_ms != Some(*d))
-            }
-            DeadlineKind::Completion
-                if self.paused_since_ms.is_none()
-                    && matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned) =>
-            {
-                self.complete_deadline_ms.filter(|d| self.completion_missed_deadline_ms != Some(*d))
-            }
-            // The acceptance clock stops with the decision (or a cancellation); the duty to tell
-            // the reporter outlives a refusal.
-            DeadlineKind::Acceptance if !self.state.is_terminal() => {
-                self.complaint.as_ref().and_then(ComplaintRecord::open_accept_deadline_ms)
-            }
-            DeadlineKind::Notification => self.complaint.as_ref().and_then(ComplaintRecord::open_notify_deadline_ms),
-            DeadlineKind::Publication => self.inspection.as_ref().and_then(InspectionRecord::open_publish_deadline_ms),
-            _ => None,
-        }
-    }
-}
-
-impl Task {
-    /// Overdue as seen at `now_ms`: the ack deadline passed without an ack, or the completion
-    /// deadline passed before the assignee completed. A read-side view, never stored.
-    pub fn is_overdue_at(&self, now_ms: u64) -> bool {
-        // A task cancelled before any decision has no running complaint clock.
-        let complaint_late = self
-            .complaint
-            .as_ref()
-            .is_some_and(|c| c.is_overdue_at(now_ms) && !(self.state.is_terminal() && c.decision.is_none()));
-        let ack_late = self.state == TaskState::Dispatched && self.ack_deadline_ms.is_some_and(|d| now_ms > d);
-        let completion_pending =
-            matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned);
-        let completion_late = completion_pending
-            && self.paused_since_ms.is_none()
-            && self.complete_deadline_ms.is_some_and(|d| now_ms > d);
-        ack_late || completion_late || complaint_late
+        self.watched_clock_ms(kind).filter(|d| chased && self.missed_deadline_ms(kind) == Some(*d))
     }
 }

@@ -307,7 +307,11 @@ fn command_mix(count: usize) -> Vec<Command> {
             let task = TaskId(1 + next() % created);
             let transitions = all_transitions(stamp_ms);
             let transition = transitions[(next() % transitions.len() as u64) as usize].clone();
-            let who = if transition.action().side() == crate::Side::Dispatcher { province_command() } else { tianhe_operator() };
+            let who = if transition.action().side() == crate::Side::Dispatcher {
+                province_command()
+            } else {
+                tianhe_operator()
+            };
             commands.push(command(stamp_ms, who, change(task, transition)));
         }
     }
@@ -441,4 +445,65 @@ fn a_paused_clock_stops_and_resuming_moves_the_deadline() {
     let resumed = step(&mut ledger, command(32_000, tianhe_operator(), change(later, ""))).expect("resumed");
     assert_eq!(resumed.task().complete_deadline_ms, Some(deadline + 2_000));
     assert_eq!(resumed.task().open_deadline_ms(DeadlineKind::Completion), Some(deadline + 2_000));
+}
+
+#[test]
+fn a_plain_task_leaves_open_exactly_the_actions_of_its_state() {
+    // Every action of the policy, for a local task with no complaint, inspection or handover:
+    // what each state leaves open, whoever asks (a forward needs a region elsewhere only in
+    // its parameters; a pause and an extension request need a worked-on task).
+    let expected: &[(TaskState, &[&str])] = &[
+        (TaskState::Created, &["dispatch", "cancel", "forward"]),
+        (TaskState::Dispatched, &["dispatch", "ack", "cancel"]),
+        (TaskState::Acknowledged, &["dispatch", "feedback", "complete", "cancel", "request_extension", "pause"]),
+        (TaskState::Completed, &["close", "return"]),
+        (TaskState::Closed, &[]),
+        (TaskState::Returned, &["dispatch", "feedback", "complete", "cancel", "request_extension", "pause"]),
+        (TaskState::Cancelled, &[]),
+    ];
+    assert_eq!(expected.len(), TaskState::ALL.len());
+    for (state, open) in expected {
+        let mut ledger = Ledger::new();
+        let id = task_in_state(&mut ledger, *state);
+        let task = ledger.task(id).expect("task");
+        let mut actual: Vec<&str> = crate::policy::open_actions(task).map(TaskAction::as_str).collect();
+        let mut open = open.to_vec();
+        actual.sort_unstable();
+        open.sort_unstable();
+        assert_eq!(actual, open, "open actions of a {state} task");
+        // The province's command centre stands on both sides of its subtree's task; the other
+        // bureau's operator on neither.
+        let offered: Vec<TaskAction> = crate::policy::allowed_actions(&province_command(), task);
+        assert!(offered.iter().all(|action| open.contains(&action.as_str())));
+        let stranger = actor("wang", "440104", Role::Operator);
+        assert!(crate::policy::allowed_actions(&stranger, task).is_empty());
+    }
+}
+
+#[test]
+fn the_running_deadline_is_the_earliest_running_clock() {
+    let mut ledger = Ledger::new();
+    let id = task_in_state(&mut ledger, TaskState::Dispatched);
+    let task = ledger.task(id).expect("task").clone();
+    let ack = task.ack_deadline_ms.expect("ack deadline");
+    assert!(ack < task.complete_deadline_ms.expect("completion deadline"));
+    assert_eq!(task.running_deadline_ms(), Some(ack), "before 签收 the ack clock ends first");
+    assert!(!task.is_overdue_at(ack) && task.is_overdue_at(ack + 1));
+    // A task handed to another group shows the clocks mirrored from there, but this group's
+    // watch does not act on them.
+    let mut remote = task.clone();
+    remote.remote = Some(crate::federation::RemoteHandling {
+        forward: ForwardId { origin_group: bureau("440000"), seq: 1 },
+        to_group: bureau("440100"),
+        purpose: HandoverPurpose::Dispatch,
+        delivered: None,
+        instructions_sent: 0,
+        mirrored_version: 0,
+    });
+    assert_eq!(remote.running_deadline_ms(), Some(ack));
+    assert_eq!(remote.open_deadline_ms(DeadlineKind::Ack), None);
+    assert_eq!(task.open_deadline_ms(DeadlineKind::Ack), Some(ack));
+    // Closed work has no clock.
+    let closed_id = task_in_state(&mut ledger, TaskState::Closed);
+    assert_eq!(ledger.task(closed_id).expect("task").running_deadline_ms(), None);
 }

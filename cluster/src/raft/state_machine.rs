@@ -483,10 +483,8 @@ mod snapshot_file_tests {
 
     #[tokio::test]
     async fn a_panic_in_apply_stops_the_replica_and_says_why_instead_of_poisoning_it() {
-        use ledger::{
-            peer_actor, Action, BureauCode, Command, ForwardId, Instruction, Message, Placement, Transition,
-        };
         use crate::raft::LedgerRequest;
+        use ledger::{peer_actor, Action, BureauCode, Command, ForwardId, Instruction, Message, Placement, Transition};
         let dir = tempfile::tempdir().expect("dir");
         let mut store = LedgerStore::open(dir.path()).expect("open");
         let province = BureauCode::parse_known("440000").expect("known");

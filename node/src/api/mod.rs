@@ -122,8 +122,10 @@ pub struct TaskJson {
     pub completed_at: Option<String>,
     pub closed_at: Option<String>,
     pub outcome: Option<String>,
-    /// Derived at read time from the serving node's clock; never stored.
-    pub overdue: bool,
+    /// The deadline of the earliest clock that runs now (`Task::running_clocks`: ack,
+    /// completion, a complaint's or a publication's), which a console counts down: the task is
+    /// overdue once it has passed. A time, not a verdict, so a pushed task never goes stale.
+    pub running_deadline: Option<String>,
     /// The completion deadline a pending extension request asks for.
     pub extension_requested_deadline: Option<String>,
     pub extensions_granted: u32,
@@ -387,7 +389,7 @@ pub(crate) fn region_name(code: BureauCode) -> String {
     Regions::get().name(code).map_or_else(|| code.to_string(), str::to_owned)
 }
 
-pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
+pub fn task_json(task: &Task) -> TaskJson {
     let at = |ms: Option<u64>| ms.map(time::format_ms);
     TaskJson {
         id: task.id.0,
@@ -416,7 +418,7 @@ pub fn task_json(task: &Task, now_ms: u64) -> TaskJson {
         completed_at: at(task.completed_at_ms),
         closed_at: at(task.closed_at_ms),
         outcome: task.outcome.map(|o| o.to_string()),
-        overdue: task.is_overdue_at(now_ms),
+        running_deadline: at(task.running_deadline_ms()),
         extension_requested_deadline: at(task.extension_requested_deadline_ms),
         extensions_granted: task.extensions_granted,
         reminders_sent: task.reminders_sent,

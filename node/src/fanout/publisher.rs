@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use config::FanoutConfig;
-use openraft::ServerState;
 use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -28,7 +27,7 @@ pub async fn run(state: AppState, config: FanoutConfig, shutdown: CancellationTo
     let key = stream_key(&state.group_bureau.to_string());
     let mut metrics = state.raft.metrics();
     loop {
-        let leading = metrics.borrow().state == ServerState::Leader;
+        let leading = crate::state::leading_term(&metrics.borrow(), state.node_id).is_some();
         if !leading {
             tokio::select! {
                 changed = metrics.changed() => if changed.is_err() { return },
@@ -47,10 +46,6 @@ pub async fn run(state: AppState, config: FanoutConfig, shutdown: CancellationTo
             }
         }
     }
-}
-
-fn is_leader(state: &AppState) -> bool {
-    state.raft.metrics().borrow().state == ServerState::Leader
 }
 
 async fn timed<T>(call: impl std::future::Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
@@ -118,7 +113,7 @@ async fn publish_from_stream_end(
     let mut covered = newest.unwrap_or_else(|| hub.history_floor().unwrap_or(0));
     let mut gap = false;
     loop {
-        if shutdown.is_cancelled() || !is_leader(state) {
+        if shutdown.is_cancelled() || state.leading_term().is_none() {
             return Ok(Round::Done);
         }
         let Some((entries, next)) = hub.entries_since(covered, PUBLISH_BATCH_MAX) else {

@@ -12,8 +12,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use ledger::{Action, Actor, BureauCode, Command, OutboxEntry, Role, TaskId};
 use cluster::raft::state_machine::AppliedEntry;
+use ledger::{Action, Actor, BureauCode, Command, OutboxEntry, Role, TaskId};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;

@@ -20,9 +20,9 @@ use anyhow::Context;
 
 use crate::transport::Transport;
 use axum::http::HeaderMap;
-use ledger::{BureauCode, Regions, Routing, TaskKind};
 use config::limits::PEER_CONNECT_TIMEOUT;
 use config::topology::{FederationTuning, Topology};
+use ledger::{BureauCode, Regions, Routing, TaskKind};
 
 use crate::api::ApiError;
 

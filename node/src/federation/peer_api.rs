@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use config::calendar::{CalendarError, Span, WorkCalendar};
 use ledger::{
     peer_actor, Action, BureauCode, Command, CommandResult, ForwardId, HandoverPurpose, Message, Placement, Rejection,
     Routing, StatusReport,
 };
-use config::calendar::{CalendarError, Span, WorkCalendar};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{time, ApiError};

@@ -9,8 +9,8 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use ledger::BureauCode;
 use config::limits::REQUEST_TIMEOUT;
+use ledger::BureauCode;
 
 use super::GatewayState;
 use crate::api::ApiError;

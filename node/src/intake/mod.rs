@@ -4,8 +4,8 @@
 
 use std::sync::Mutex;
 
-use ledger::{BureauCode, NewTask, Routing, Severity, Signal, Source, TaskKind};
 use config::SourceConfig;
+use ledger::{BureauCode, NewTask, Routing, Severity, Signal, Source, TaskKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

@@ -10,9 +10,9 @@ pub mod roster;
 
 use std::sync::Arc;
 
+use config::inspection::InspectionConfig;
 use ledger::campaign::{InspectionItem, RiskScoring};
 use ledger::BureauCode;
-use config::inspection::InspectionConfig;
 
 pub use directory_store::DirectoryStore;
 

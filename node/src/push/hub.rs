@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::ws::Utf8Bytes;
-use ledger::{BureauCode, Regions, Task, TimelineAction};
 use cluster::raft::state_machine::AppliedEntry;
 use cluster::raft::LedgerStore;
+use ledger::{BureauCode, Regions, Task, TimelineAction};
 use tokio::sync::{broadcast, mpsc, watch};
 
-use crate::api::{task_json, time};
+use crate::api::task_json;
 
 /// Entries kept for resume. At the 500 events/s of the console target this is several minutes
 /// of history; a console away longer gets a fresh snapshot instead.
@@ -60,7 +60,7 @@ impl TaskEvent {
     pub fn json(&self) -> &str {
         self.json.get_or_init(|| {
             let task = self.task.as_ref().expect("an event without its task arrived encoded");
-            serde_json::to_string(&task_json(task, time::now_ms())).expect("task JSON always encodes").into()
+            serde_json::to_string(&task_json(task)).expect("task JSON always encodes").into()
         })
     }
 

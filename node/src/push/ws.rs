@@ -18,8 +18,8 @@ use std::time::Duration;
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use ledger::{access, Actor, BureauCode, Regions, Role};
 use futures_util::SinkExt;
+use ledger::{access, Actor, BureauCode, Regions, Role};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -378,7 +378,7 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
             entry.1 += u64::from(overdue);
         }
         if tasks.len() < SNAPSHOT_TASKS_MAX {
-            tasks.push(task_json(task, now_ms));
+            tasks.push(task_json(task));
         }
     }
     drop(replica);

@@ -28,8 +28,14 @@ enum Field {
 }
 
 impl Field {
-    const ALL: [Field; 6] =
-        [Field::Version, Field::AssigneeBureau, Field::AckDeadline, Field::CompleteDeadline, Field::Outcome, Field::Group];
+    const ALL: [Field; 6] = [
+        Field::Version,
+        Field::AssigneeBureau,
+        Field::AckDeadline,
+        Field::CompleteDeadline,
+        Field::Outcome,
+        Field::Group,
+    ];
 
     fn name(self) -> &'static str {
         match self {

@@ -8,10 +8,10 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
+use super::{actions, presence, programme, public, response_metrics, tasks};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, escalations, export, health, intake, me,
 };
-use super::{actions, presence, programme, public, response_metrics, tasks};
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
     DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson, InspectorJson, InspectorRequest,

@@ -9,11 +9,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use config::calendar::{Span, WorkCalendar};
 use ledger::{
     Action, ComplaintChannel, ComplaintStep, NewComplaint, NewTask, Reporter, Routing, Severity, Source, TaskAction,
     TaskId, TaskKind,
 };
-use config::calendar::{Span, WorkCalendar};
 
 use super::request::{parse_json, parse_task_id};
 use super::write::handle_write;

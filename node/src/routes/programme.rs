@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use config::calendar::Span;
 use ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios};
 use ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskAction, TaskId, TaskKind, Uscc};
-use config::calendar::Span;
 use serde::Deserialize;
 
 use super::request::parse_json;
@@ -385,13 +385,7 @@ pub async fn draw(
             return Ok(response);
         }
         if let Some(value) = request.beacon {
-            ledger::validate::text(
-                "beacon",
-                &value,
-                ledger::campaign::BEACON_CHARS_MAX,
-                true,
-                false,
-            )?;
+            ledger::validate::text("beacon", &value, ledger::campaign::BEACON_CHARS_MAX, true, false)?;
             if let Committed::Relayed(response) =
                 commit(&state, &original, &actor, ProgrammeAction::FixBeacon { campaign: id, value }).await?
             {

@@ -32,4 +32,3 @@ pub(crate) fn parse_query<T: serde::de::DeserializeOwned + Default>(raw: Option<
             .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() }),
     }
 }
-

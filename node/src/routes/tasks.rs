@@ -136,7 +136,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
             running.sort_unstable_by_key(|(d, id, _)| (*d, *id));
             let next_cursor =
                 (running.len() > limit).then(|| format!("{}-{}", running[limit - 1].0, running[limit - 1].1));
-            let tasks = running.iter().take(limit).map(|(_, _, task)| api::task_json(task, now_ms)).collect();
+            let tasks = running.iter().take(limit).map(|(_, _, task)| api::task_json(task)).collect();
             return Ok(Json(TaskPage { tasks, next_cursor }));
         }
         let mut tasks = Vec::new();
@@ -149,7 +149,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
                 next_cursor = tasks.last().map(|t: &api::TaskJson| t.id.to_string());
                 break;
             }
-            tasks.push(api::task_json(task, now_ms));
+            tasks.push(api::task_json(task));
         }
         Ok(Json(TaskPage { tasks, next_cursor }))
     };
@@ -184,7 +184,7 @@ pub async fn detail(
             .task(id)
             .filter(|task| access::can_see(&user.actor, task))
             .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
-        Ok::<_, ApiError>(Json(api::task_json(task, time::now_ms())))
+        Ok::<_, ApiError>(Json(api::task_json(task)))
     };
     match answer.await {
         Ok(task) => task.into_response(),

@@ -39,7 +39,7 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
 fn applied_response(status: StatusCode, applied: Applied) -> Response {
     let mut response = match &applied.record {
         Some(record) => (status, Json(super::programme::record_json(record))).into_response(),
-        None => (status, Json(api::task_json(applied.task(), time::now_ms()))).into_response(),
+        None => (status, Json(api::task_json(applied.task()))).into_response(),
     };
     if applied.replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -107,4 +107,3 @@ pub(super) async fn handle_write(
         Err(error) => error.into_response(),
     }
 }
-
