@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
+use node::api::console::ClientMessage;
 use time::OffsetDateTime;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -117,13 +117,16 @@ pub async fn run_console(
         stats.dropped.fetch_add(1, Ordering::Relaxed);
         return samples;
     };
-    let hello = json!({"type": "hello", "token": token, "scope": scope});
-    if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+    let hello = ClientMessage::Hello { token: token.to_owned(), scope: Some(scope.to_owned()), since: None };
+    let hello = serde_json::to_string(&hello).expect("client messages encode");
+    if socket.send(Message::Text(hello.into())).await.is_err() {
         stats.dropped.fetch_add(1, Ordering::Relaxed);
         return samples;
     }
     // Made once, not per frame: a select over fresh futures re-registered a timer and a watch
     // notification on every message (a twentieth of the generator's time).
+    let ping: tokio_tungstenite::tungstenite::Utf8Bytes =
+        serde_json::to_string(&ClientMessage::Ping).expect("client messages encode").into();
     let stopped = stop.changed();
     tokio::pin!(stopped);
     let mut ping_at = tokio::time::Instant::now() + PING_INTERVAL;
@@ -156,7 +159,7 @@ pub async fn run_console(
                 let now = tokio::time::Instant::now();
                 if now >= ping_at {
                     ping_at = now + PING_INTERVAL;
-                    if socket.send(Message::Text(r#"{"type":"ping"}"#.into())).await.is_err() {
+                    if socket.send(Message::Text(ping.clone())).await.is_err() {
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                         return samples;
                     }
@@ -170,11 +173,13 @@ pub async fn run_console(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use node::api::console::Events;
 
     #[test]
     fn task_ids_are_found_in_an_events_message() {
-        let text = r#"{"type":"events","index":7,"tasks":[{"id":12,"subject":{"name":"x"}},{"id":345,"kind":"lead"},{"id":x}]}"#;
-        assert_eq!(task_ids(text).collect::<Vec<_>>(), vec![Some(12), Some(345), None]);
+        let tasks = [r#"{"id":12,"subject":{"name":"x"}}"#, r#"{"id":345,"kind":"lead"}"#, r#"{"id":x}"#];
+        let text = Events::text_of(7, tasks, &[]);
+        assert_eq!(task_ids(&text).collect::<Vec<_>>(), vec![Some(12), Some(345), None]);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde_json::{json, Value};
+use node::api::console::{ClientMessage, ServerMessage};
+use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -17,14 +18,8 @@ impl ConsoleClient {
     pub async fn connect(addr: &str, token: &str, scope: Option<&str>, since: Option<u64>) -> ConsoleClient {
         let (socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.expect("WebSocket connect");
         let mut client = ConsoleClient { socket };
-        let mut hello = json!({"type": "hello", "token": token});
-        if let Some(scope) = scope {
-            hello["scope"] = json!(scope);
-        }
-        if let Some(since) = since {
-            hello["since"] = json!(since);
-        }
-        client.socket.send(Message::Text(hello.to_string().into())).await.expect("send hello");
+        let hello = ClientMessage::Hello { token: token.to_owned(), scope: scope.map(str::to_owned), since };
+        client.send(&hello).await;
         client
     }
 
@@ -36,7 +31,13 @@ impl ConsoleClient {
                 .await
                 .unwrap_or_else(|_| panic!("no {what} within {timeout:?}"));
             match frame {
-                Some(Ok(Message::Text(text))) => return Some(serde_json::from_str(&text).expect("JSON message")),
+                Some(Ok(Message::Text(text))) => {
+                    // Every message the server sends is one of the protocol's.
+                    if let Err(error) = serde_json::from_str::<ServerMessage<Value>>(&text) {
+                        panic!("not a console protocol message ({error}): {text}");
+                    }
+                    return Some(serde_json::from_str(&text).expect("JSON message"));
+                }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
             }
@@ -77,7 +78,12 @@ impl ConsoleClient {
     }
 
     pub async fn ping(&mut self) {
-        self.socket.send(Message::Text(r#"{"type":"ping"}"#.into())).await.expect("ping");
+        self.send(&ClientMessage::Ping).await;
+    }
+
+    async fn send(&mut self, message: &ClientMessage) {
+        let text = serde_json::to_string(message).expect("client messages encode");
+        self.socket.send(Message::Text(text.into())).await.expect("send to the console socket");
     }
 
     pub async fn close(mut self) {

@@ -64,8 +64,8 @@ impl ConsoleBackend for GatewayState {
         &self.push_latency
     }
 
-    fn served_by(&self) -> (&'static str, serde_json::Value) {
-        ("gateway", serde_json::json!(self.name.as_ref()))
+    fn served_by(&self, welcome: &mut crate::api::console::Welcome) {
+        welcome.gateway = Some(self.name.to_string());
     }
 
     fn presence(&self) -> Option<&Arc<crate::presence::Presence>> {

@@ -11,8 +11,10 @@ use axum::http::{HeaderMap, HeaderName, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use config::limits::REQUEST_TIMEOUT;
 use ledger::BureauCode;
+use serde_json::value::RawValue;
 
 use super::GatewayState;
+use crate::api::console::ServerMessage;
 use crate::api::ApiError;
 use crate::intake::INTAKE_BODY_BYTES_MAX;
 use crate::public_budget::FORWARDED_FOR;
@@ -58,10 +60,12 @@ pub async fn fetch_snapshot(state: &GatewayState, scope: BureauCode, token: &str
             message: format!("the node answered {status}: {text}"),
         });
     }
-    let index = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|snapshot| snapshot["index"].as_u64())
-        .ok_or_else(|| ApiError::Internal("a snapshot without an index".into()))?;
+    // Read as the protocol's snapshot (tasks left as they are): a node's answer that is not one
+    // is refused here rather than passed to the console.
+    let index = match serde_json::from_str::<ServerMessage<&RawValue>>(&text) {
+        Ok(ServerMessage::Snapshot(snapshot)) => snapshot.index,
+        _ => return Err(ApiError::Internal("the node's answer is no console snapshot".into())),
+    };
     Ok((index, text))
 }
 

@@ -21,6 +21,7 @@ use cluster::raft::LedgerStore;
 use ledger::{BureauCode, Regions, Task, TimelineAction};
 use tokio::sync::{broadcast, mpsc, watch};
 
+use crate::api::console::Events;
 use crate::api::task_json;
 
 /// Entries kept for resume. At the 500 events/s of the console target this is several minutes
@@ -56,7 +57,7 @@ pub struct TaskEvent {
 }
 
 impl TaskEvent {
-    /// The task as `TaskJson`, with `overdue` as seen when first encoded.
+    /// The task as `TaskJson`, encoded on first use.
     pub fn json(&self) -> &str {
         self.json.get_or_init(|| {
             let task = self.task.as_ref().expect("an event without its task arrived encoded");
@@ -151,12 +152,7 @@ impl WatchKey {
         if shown.is_empty() && removed.is_empty() {
             return None;
         }
-        let mut out = format!("{{\"type\":\"events\",\"index\":{},\"tasks\":[", events.index);
-        out.push_str(&shown.join(","));
-        out.push_str("],\"removed\":");
-        out.push_str(&serde_json::to_string(&removed).expect("ids encode"));
-        out.push('}');
-        Some(out)
+        Some(Events::text_of(events.index, shown, &removed))
     }
 }
 

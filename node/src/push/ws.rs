@@ -1,14 +1,5 @@
-//! `GET /ws`: the console WebSocket.
-//!
-//! Protocol (JSON text frames):
-//! - client → server, first: `{"type":"hello","token":"...","scope":"440100","since":1234}`;
-//!   `scope` defaults to the user's bureau, `since` is the last index the client saw.
-//! - server → client: `welcome`; then either `snapshot` (open tasks in scope at `index`, with
-//!   per-bureau counts) or the replayed `events` after `since` followed by `resumed`; then live
-//!   `events` (`index`, `tasks`, `removed`) in log order; `heartbeat` with the last index after
-//!   a few seconds without events; `resync` (then close) when the client fell too far behind;
-//!   `error` (then close) for a bad hello.
-//! - client → server afterwards: any message (e.g. `{"type":"ping"}`) proves it is alive.
+//! `GET /ws`: the console WebSocket, served from a `ConsoleBackend` (a node, `node_backend`, or
+//! a gateway). The messages are `api::console`'s.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,13 +10,12 @@ use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use futures_util::SinkExt;
-use ledger::{access, Actor, BureauCode, Regions, Role};
-use serde::Deserialize;
-use serde_json::json;
+use ledger::{Actor, BureauCode, Regions, Role};
 use tokio::sync::mpsc;
 
 use super::hub::{Attachment, EntryEvents, EventHub, LiveMessage, Subscription, WatchKey};
-use crate::api::{task_json, time, ApiError};
+use crate::api::console::{ClientMessage, ServerMessage, Welcome};
+use crate::api::ApiError;
 use crate::presence::Presence;
 use crate::state::AppState;
 
@@ -38,8 +28,6 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 const CLIENT_SILENCE_MAX: Duration = Duration::from_secs(20);
 /// A send that cannot complete in this time means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Open tasks sent in one snapshot at most (newest first); counts still cover all of them.
-pub const SNAPSHOT_TASKS_MAX: usize = 2_000;
 /// Connections per node (or gateway), and per user unless the users file says otherwise
 /// (`consoles_max`).
 pub const CONNECTIONS_MAX: usize = 10_000;
@@ -95,18 +83,6 @@ impl Drop for ConnectionSlot {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Hello {
-    #[serde(rename = "type")]
-    kind: String,
-    token: String,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    since: Option<u64>,
-}
-
 /// Where console connections are served from: a node (its own ledger and hub) or a gateway
 /// (`crate::gateway`: a hub fed from the group's Redis Stream, snapshots fetched from a node).
 /// The protocol is the same.
@@ -115,8 +91,8 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn connections(&self) -> &Arc<ConnectionCounts>;
     fn hub(&self) -> &EventHub;
     fn push_latency(&self) -> &prometheus::Histogram;
-    /// What the welcome message says about who serves (`node_id` or `gateway`).
-    fn served_by(&self) -> (&'static str, serde_json::Value);
+    /// Who serves, as the welcome message says it (its `node_id` or `gateway`).
+    fn served_by(&self, welcome: &mut Welcome);
     /// Where connected users are recorded as online, when Redis is configured.
     fn presence(&self) -> Option<&Arc<Presence>>;
     /// The snapshot message for `watcher` and the log index it reflects; `token` is the
@@ -126,36 +102,6 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         watcher: &Watcher,
         token: &str,
     ) -> impl std::future::Future<Output = Result<(u64, String), ApiError>> + Send;
-}
-
-impl ConsoleBackend for AppState {
-    fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError> {
-        self.users.user_for_token(token)
-    }
-
-    fn connections(&self) -> &Arc<ConnectionCounts> {
-        &self.ws_connections
-    }
-
-    fn hub(&self) -> &EventHub {
-        &self.push_hub
-    }
-
-    fn push_latency(&self) -> &prometheus::Histogram {
-        &self.telemetry.push_latency
-    }
-
-    fn served_by(&self) -> (&'static str, serde_json::Value) {
-        ("node_id", json!(self.node_id))
-    }
-
-    fn presence(&self) -> Option<&Arc<Presence>> {
-        self.presence.as_ref()
-    }
-
-    async fn snapshot(&self, watcher: &Watcher, _token: &str) -> Result<(u64, String), ApiError> {
-        Ok(snapshot(self, watcher))
-    }
 }
 
 pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
@@ -284,6 +230,10 @@ async fn replay_after(
     Ok(replayed)
 }
 
+fn resync(reason: &str) -> String {
+    ServerMessage::<()>::Resync { reason: reason.to_owned() }.to_text()
+}
+
 async fn send(socket: &mut WebSocket, text: String) -> Result<(), String> {
     match tokio::time::timeout(SEND_TIMEOUT, socket.send(Message::Text(Utf8Bytes::from(text)))).await {
         Ok(Ok(())) => Ok(()),
@@ -294,19 +244,27 @@ async fn send(socket: &mut WebSocket, text: String) -> Result<(), String> {
 
 async fn refuse(socket: &mut WebSocket, error: ApiError) -> Result<(), String> {
     let (code, message) = error.code_and_message();
-    let _ = send(socket, json!({"type": "error", "code": code, "message": message}).to_string()).await;
+    let refusal: ServerMessage<()> = ServerMessage::Error { code: code.to_owned(), message: message.to_owned() };
+    let _ = send(socket, refusal.to_text()).await;
     let _ = socket.send(Message::Close(None)).await;
     Err(format!("refused: {code}"))
 }
 
+/// What a console's hello says.
+pub(crate) struct Hello {
+    token: String,
+    scope: Option<String>,
+    since: Option<u64>,
+}
+
 /// Decodes a console's first message; the token and scope are checked by the caller.
 pub(crate) fn parse_hello(text: &str) -> Result<Hello, ApiError> {
-    let hello: Hello =
+    let message: ClientMessage =
         serde_json::from_str(text).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
-    if hello.kind != "hello" {
-        return Err(ApiError::invalid("the first message must be a hello"));
+    match message {
+        ClientMessage::Hello { token, scope, since } => Ok(Hello { token, scope, since }),
+        ClientMessage::Ping => Err(ApiError::invalid("the first message must be a hello")),
     }
-    Ok(hello)
 }
 
 /// What a console said in its hello, checked.
@@ -354,45 +312,6 @@ pub fn watcher_for(actor: Actor, scope: Option<&str>) -> Result<Watcher, ApiErro
     Ok(Watcher { actor, scope })
 }
 
-/// The open tasks in scope, newest first and capped, with per-bureau counts over all of them;
-/// read under one lock so the snapshot matches `index`.
-pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
-    let now_ms = time::now_ms();
-    let replica = state.store.read();
-    let index = replica.last_applied.map_or(0, |log_id| log_id.index);
-    let mut tasks = Vec::new();
-    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut open_total = 0usize;
-    for task in replica.ledger.tasks_newest_first(None) {
-        if task.state.is_terminal() || !access::can_see(&watcher.actor, task) {
-            continue;
-        }
-        if !watcher.key().sees(task.origin_bureau, task.assignee_bureau, &task.escalated_to) {
-            continue;
-        }
-        open_total += 1;
-        let overdue = task.is_overdue_at(now_ms);
-        if let Some(assignee) = task.assignee_bureau {
-            let entry = counts.entry(assignee.to_string()).or_default();
-            entry.0 += 1;
-            entry.1 += u64::from(overdue);
-        }
-        if tasks.len() < SNAPSHOT_TASKS_MAX {
-            tasks.push(task_json(task));
-        }
-    }
-    drop(replica);
-    let counts: BTreeMap<String, serde_json::Value> = counts
-        .into_iter()
-        .map(|(bureau, (open, overdue))| (bureau, json!({"open": open, "overdue": overdue})))
-        .collect();
-    let message = json!({
-        "type": "snapshot", "index": index, "tasks": tasks, "open_total": open_total,
-        "truncated": open_total > tasks.len(), "counts": counts,
-    });
-    (index, message.to_string())
-}
-
 async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(), String> {
     let Greeting { watcher, since, token, consoles_max } = match greet(&backend, &mut socket).await {
         Ok(greeting) => greeting,
@@ -405,14 +324,17 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
         )
         .await;
     };
-    let mut welcome = json!({
-        "type": "welcome", "user": watcher.actor.user, "role": watcher.actor.role.as_str(),
-        "bureau": watcher.actor.bureau.to_string(), "scope": watcher.scope.to_string(),
-        "scope_name": Regions::get().name(watcher.scope),
-    });
-    let (served_by, id) = backend.served_by();
-    welcome[served_by] = id;
-    send(&mut socket, welcome.to_string()).await?;
+    let mut welcome = Welcome {
+        user: watcher.actor.user.clone(),
+        role: watcher.actor.role.as_str().to_owned(),
+        bureau: watcher.actor.bureau.to_string(),
+        scope: watcher.scope.to_string(),
+        scope_name: Regions::get().name(watcher.scope).map(str::to_owned),
+        node_id: None,
+        gateway: None,
+    };
+    backend.served_by(&mut welcome);
+    send(&mut socket, ServerMessage::<()>::Welcome(welcome).to_text()).await?;
     // Online while this connection lasts; the mark is taken back however the connection ends.
     let online = backend.presence().map(|presence| OnlineMark {
         presence: presence.clone(),
@@ -430,8 +352,8 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
         Attachment::Resume { replay, subscription } => {
             last_index = since.unwrap_or(0);
             let replayed = replay_after(&mut socket, key, replay, &mut last_index).await?;
-            let resumed = json!({"type": "resumed", "since": since, "replayed": replayed, "index": last_index});
-            send(&mut socket, resumed.to_string()).await?;
+            let resumed = ServerMessage::<()>::Resumed { since, replayed, index: last_index };
+            send(&mut socket, resumed.to_text()).await?;
             subscription
         }
         Attachment::Snapshot { .. } => {
@@ -442,8 +364,8 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
             // Then everything after the snapshot: what the hub already holds past it (a
             // gateway's hub may be ahead of the node the snapshot came from), then live.
             let Attachment::Resume { replay, subscription } = hub.attach(key, Some(index)) else {
-                let message = json!({"type": "resync", "reason": "events after the snapshot are not held here yet"});
-                let _ = send(&mut socket, message.to_string()).await;
+                let message = resync("events after the snapshot are not held here yet");
+                let _ = send(&mut socket, message).await;
                 let _ = socket.send(Message::Close(None)).await;
                 return Err("no history after the snapshot".into());
             };
@@ -478,8 +400,7 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
                     Ok(Ok(BatchEnd::Continue)) => {}
                     Ok(Ok(BatchEnd::Closed)) => {
                         if subscription.overflowed.load(std::sync::atomic::Ordering::Relaxed) {
-                            let message = json!({"type": "resync", "reason": "too far behind"});
-                            let _ = send(&mut socket, message.to_string()).await;
+                            let _ = send(&mut socket, resync("too far behind")).await;
                             let _ = socket.send(Message::Close(None)).await;
                             return Err("dropped a console that fell too far behind".into());
                         }
@@ -511,7 +432,7 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
                     last_index = last_index.max(settled);
                 }
                 if !sent_events {
-                    send(&mut socket, json!({"type": "heartbeat", "index": last_index}).to_string()).await?;
+                    send(&mut socket, ServerMessage::<()>::Heartbeat { index: last_index }.to_text()).await?;
                 }
                 index_at_tick = last_index;
                 if let Some(mark) = &online {

@@ -186,7 +186,7 @@ pub fn operations() -> Vec<Operation> {
             "/api/v1/console/snapshot",
             "A console's snapshot (for gateways)",
             User,
-            ok(schema::<serde_json::Value>),
+            ok(schema::<crate::api::console::ServerMessage<TaskJson>>),
         )
         .query(schema::<console_snapshot::SnapshotQuery>)
         .handler(get(console_snapshot::console_snapshot)),

@@ -8,7 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::api::ApiError;
-use crate::push::ws::{snapshot, watcher_for};
+use crate::push::node_backend::snapshot;
+use crate::push::ws::watcher_for;
 use crate::state::AppState;
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]

@@ -1,0 +1,80 @@
+//! The node as a console backend: its own ledger's snapshots and its own hub's events.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ledger::access;
+
+use super::hub::EventHub;
+use super::ws::{ConnectionCounts, ConsoleBackend, Watcher};
+use crate::api::console::{BureauCounts, ServerMessage, Snapshot, Welcome};
+use crate::api::{task_json, time, ApiError};
+use crate::presence::Presence;
+use crate::state::AppState;
+
+/// Open tasks sent in one snapshot at most (newest first); counts still cover all of them.
+pub const SNAPSHOT_TASKS_MAX: usize = 2_000;
+
+impl ConsoleBackend for AppState {
+    fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError> {
+        self.users.user_for_token(token)
+    }
+
+    fn connections(&self) -> &Arc<ConnectionCounts> {
+        &self.ws_connections
+    }
+
+    fn hub(&self) -> &EventHub {
+        &self.push_hub
+    }
+
+    fn push_latency(&self) -> &prometheus::Histogram {
+        &self.telemetry.push_latency
+    }
+
+    fn served_by(&self, welcome: &mut Welcome) {
+        welcome.node_id = Some(self.node_id);
+    }
+
+    fn presence(&self) -> Option<&Arc<Presence>> {
+        self.presence.as_ref()
+    }
+
+    async fn snapshot(&self, watcher: &Watcher, _token: &str) -> Result<(u64, String), ApiError> {
+        Ok(snapshot(self, watcher))
+    }
+}
+
+/// The open tasks in scope, newest first and capped, with per-bureau counts over all of them;
+/// read under one lock so the snapshot matches `index`.
+pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
+    let now_ms = time::now_ms();
+    let replica = state.store.read();
+    let index = replica.last_applied.map_or(0, |log_id| log_id.index);
+    let mut tasks = Vec::new();
+    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut open_total = 0usize;
+    for task in replica.ledger.tasks_newest_first(None) {
+        if task.state.is_terminal() || !access::can_see(&watcher.actor, task) {
+            continue;
+        }
+        if !watcher.key().sees(task.origin_bureau, task.assignee_bureau, &task.escalated_to) {
+            continue;
+        }
+        open_total += 1;
+        let overdue = task.is_overdue_at(now_ms);
+        if let Some(assignee) = task.assignee_bureau {
+            let entry = counts.entry(assignee.to_string()).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(overdue);
+        }
+        if tasks.len() < SNAPSHOT_TASKS_MAX {
+            tasks.push(task_json(task));
+        }
+    }
+    drop(replica);
+    let counts = counts.into_iter().map(|(bureau, (open, overdue))| (bureau, BureauCounts { open, overdue })).collect();
+    let truncated = open_total > tasks.len();
+    let message = ServerMessage::Snapshot(Snapshot { index, tasks, open_total, truncated, counts });
+    (index, message.to_text())
+}
