@@ -367,12 +367,12 @@ fn a_campaign_from_plan_to_public_result() {
     let created = desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(spec(&summary.sha256)))).unwrap();
     let Some(ProgrammeRecord::Campaign(campaign)) = created.record else { panic!("a campaign") };
     // No draw before the beacon; the planner may not fix it.
-    assert!(matches!(desk.ledger.draw_inputs(campaign.id), Err(Rejection::Conflict(_))));
+    assert!(matches!(desk.ledger.draw_inputs(campaign.id), Err(Rejection::Conflict { .. })));
     let own = ProgrammeAction::FixBeacon { campaign: campaign.id, value: "12345".into() };
     assert!(matches!(desk.programme(&planner, own), Err(Rejection::Forbidden(_))));
     desk.programme(&second, ProgrammeAction::FixBeacon { campaign: campaign.id, value: "987654321".into() }).unwrap();
     let again = ProgrammeAction::FixBeacon { campaign: campaign.id, value: "other".into() };
-    assert!(matches!(desk.programme(&second, again), Err(Rejection::Conflict(_))), "fixed once");
+    assert!(matches!(desk.programme(&second, again), Err(Rejection::Conflict { .. })), "fixed once");
 
     let inputs = desk.ledger.draw_inputs(campaign.id).unwrap();
     let result = draw(&inputs, &bytes).unwrap();
@@ -384,7 +384,7 @@ fn a_campaign_from_plan_to_public_result() {
         ack_deadline_ms: desk.stamp_ms + 3 * DAY_MS,
         complete_deadline_ms: desk.stamp_ms + 28 * DAY_MS,
     };
-    assert!(matches!(desk.programme(&planner, forged), Err(Rejection::Conflict(_))));
+    assert!(matches!(desk.programme(&planner, forged), Err(Rejection::Conflict { .. })));
     // A result that breaks a rule is refused, not asserted.
     let mut broken = result.clone();
     broken.inspections[0].inspectors.truncate(1);
@@ -551,6 +551,6 @@ fn a_roster_enrols_all_its_inspectors_or_none() {
     assert_eq!(listed(&desk), count);
     // Enrolled already: the same roster again is refused whole, the directory unchanged.
     let again = desk.programme(&tianhe_centre, ProgrammeAction::EnrollInspectors(roster[..1].to_vec()));
-    assert!(matches!(again, Err(Rejection::Conflict(_))), "{again:?}");
+    assert!(matches!(again, Err(Rejection::Conflict { .. })), "{again:?}");
     assert_eq!(listed(&desk), count);
 }

@@ -91,17 +91,7 @@ pub async fn propose_or_forward(
                 Ok(result) => return Ok(WriteOutcome::Local(result)),
                 // Not appended: leadership moved just now. Look again.
                 Err(ProposeError::NotLeader) => {}
-                Err(ProposeError::Overloaded) => {
-                    return Err(ApiError::Unavailable {
-                        code: "overloaded",
-                        message: "the proposal queue is full; retry shortly".into(),
-                    })
-                }
-                Err(ProposeError::Failed(message)) => {
-                    return Err(ApiError::OutcomeUnknown(format!(
-                        "the write may or may not have been committed ({message}); retry with the same Idempotency-Key"
-                    )))
-                }
+                Err(error) => return Err(error.into()),
             }
         } else if let Some((leader_id, addr)) = hint.leader.filter(|(id, _)| *id != state.node_id) {
             if original.hops() >= FORWARD_HOPS_MAX {

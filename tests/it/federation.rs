@@ -69,7 +69,7 @@ async fn a_dispatch_to_a_county_of_another_group_is_worked_there_and_mirrored_at
 
     // The record is not where the assignee works.
     let (status, body) = act(province, 1, TIANHE_OPERATOR_TOKEN, task.id, "feedback", json!({"note": "x"})).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("handed_over")), "{body}");
     // Guangzhou's centre cannot close what the province dispatched.
     let (status, _) = act(guangzhou, 1, GZ_COMMAND_TOKEN, there.id, "close", json!({})).await;
     assert_eq!(status, 403);

@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use super::access::{self, within};
 use super::apply::{push_entry, record_transition, timeline_has_room, Ledger};
 use super::bureau::{BureauCode, Regions};
-use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role, Transition};
+use super::command::{conflict, Actor, Applied, CommandResult, ConflictCode, NewTask, Rejection, Role, Transition};
 use super::federation::Routing;
 use super::policy::{self, TaskAction};
 use super::task::{
@@ -626,7 +626,7 @@ impl Ledger {
     /// The inputs as the ledger stands now: what the beacon freezes.
     fn live_draw_inputs(&self, id: u64, campaign: &Campaign) -> Result<DrawInputs, Rejection> {
         let beacon = campaign.beacon.as_ref().ok_or_else(|| {
-            Rejection::Conflict(format!("campaign {id} has no beacon yet: a second person fixes it first"))
+            conflict(ConflictCode::NoBeacon, format!("campaign {id} has no beacon yet: a second person fixes it first"))
         })?;
         let spec = &campaign.spec;
         let pool = self.programme.inspector_pool(spec);
@@ -700,7 +700,10 @@ impl Ledger {
                 return Err(invalid("id", format!("inspector {} is listed twice", inspector.id)));
             }
             if self.programme.inspectors.get(&inspector.id).is_some_and(|i| i.active) {
-                return Err(Rejection::Conflict(format!("inspector {} is already in the directory", inspector.id)));
+                return Err(conflict(
+                    ConflictCode::InspectorEnrolled,
+                    format!("inspector {} is already in the directory", inspector.id),
+                ));
             }
         }
         let new_ids = inspectors.iter().filter(|i| !self.programme.inspectors.contains_key(&i.id)).count();
@@ -820,12 +823,12 @@ impl Ledger {
         let current = self
             .programme
             .entity_directory()
-            .ok_or_else(|| Rejection::Conflict("no entity directory is imported yet".into()))?;
+            .ok_or_else(|| conflict(ConflictCode::NoDirectory, "no entity directory is imported yet"))?;
         if current.sha256 != spec.entity_directory {
-            return Err(Rejection::Conflict(format!(
-                "the entity directory changed: version {} ({}) is current",
-                current.number, current.sha256
-            )));
+            return Err(conflict(
+                ConflictCode::DirectoryChanged,
+                format!("the entity directory changed: version {} ({}) is current", current.number, current.sha256),
+            ));
         }
         if self.programme.campaigns.len() >= CAMPAIGNS_MAX {
             return Err(Rejection::LimitReached(format!("{CAMPAIGNS_MAX} campaigns")));
@@ -849,7 +852,10 @@ impl Ledger {
             self.programme.campaigns.get_mut(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
         command_over(actor, campaign.spec.bureau, "fix a campaign's beacon")?;
         if campaign.beacon.is_some() {
-            return Err(Rejection::Conflict(format!("campaign {id}'s beacon is fixed already; it is fixed once")));
+            return Err(conflict(
+                ConflictCode::BeaconFixed,
+                format!("campaign {id}'s beacon is fixed already; it is fixed once"),
+            ));
         }
         if campaign.created_by == actor.user {
             return Err(Rejection::Forbidden(
@@ -876,7 +882,7 @@ impl Ledger {
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
         command_over(actor, campaign.spec.bureau, "draw campaigns")?;
         if campaign.draw.is_some() {
-            return Err(Rejection::Conflict(format!("campaign {id} is drawn already")));
+            return Err(conflict(ConflictCode::CampaignDrawn, format!("campaign {id} is drawn already")));
         }
         validate::dispatch(
             campaign.spec.bureau,
@@ -1023,7 +1029,7 @@ fn rule(holds: bool, rule: &str) -> Result<(), Rejection> {
 /// member of the entity's last team, the office-and-stations mix), items, strata quotas and the
 /// 3% floor.
 pub fn check_draw(inputs: &DrawInputs, result: &DrawResult) -> Result<(), Rejection> {
-    let stale = |what: &str| Rejection::Conflict(format!("{what}; draw again"));
+    let stale = |what: &str| conflict(ConflictCode::DrawOutdated, format!("{what}; draw again"));
     if result.seed != hex(&inputs.seed()) {
         return Err(stale("the draw was computed from other inputs (inspectors, history or beacon changed)"));
     }

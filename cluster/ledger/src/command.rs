@@ -260,6 +260,47 @@ impl Transition {
     }
 }
 
+wire_enum! {
+    /// Which of the ledger's records stands in the way of a command: the `code` of its error.
+    pub enum ConflictCode {
+        /// A complaint is accepted (受理) before it is dispatched or forwarded.
+        ComplaintNotAccepted = "complaint_not_accepted",
+        /// The task was handed to another group; it is worked on there.
+        HandedOver = "handed_over",
+        /// A received lead is not passed on by its receiver: it disputes the jurisdiction.
+        ReceivedLead = "received_lead",
+        /// A designation by the common superior is final.
+        DesignationFinal = "designation_final",
+        /// The task was not forwarded here: there is no jurisdiction to dispute.
+        NotForwarded = "not_forwarded",
+        /// The task is no disputed lead awaiting designation.
+        NotDisputed = "not_disputed",
+        ExtensionPending = "extension_pending",
+        NoExtensionPending = "no_extension_pending",
+        AlreadyPaused = "already_paused",
+        NotPaused = "not_paused",
+        NotAnInspection = "not_an_inspection",
+        /// An inspection's result is not entered yet.
+        NoResult = "no_result",
+        /// The result is not published, so it cannot be withdrawn.
+        NotPublished = "not_published",
+        NotAComplaint = "not_a_complaint",
+        ComplaintDecided = "complaint_decided",
+        /// A real-name reporter is told once, after the decision.
+        ReporterTold = "reporter_told",
+        /// A campaign's beacon is fixed before its draw, and once.
+        NoBeacon = "no_beacon",
+        BeaconFixed = "beacon_fixed",
+        CampaignDrawn = "campaign_drawn",
+        InspectorEnrolled = "inspector_enrolled",
+        NoDirectory = "no_directory",
+        /// The entity directory a campaign names is no longer the current one.
+        DirectoryChanged = "directory_changed",
+        /// The draw was computed from inputs that changed meanwhile: draw again.
+        DrawOutdated = "draw_outdated",
+    }
+}
+
 /// A domain refusal. It is a value, not an error of the state machine: the command is committed
 /// and every replica reaches the same refusal; the ledger does not change.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -280,8 +321,10 @@ pub enum Rejection {
     LimitReached(String),
     #[error("nothing to record: {0}")]
     NothingToRecord(String),
-    #[error("{0}")]
-    Conflict(String),
+    /// The ledger's records stand in the way (a pending request, a decision already made, a
+    /// task worked on elsewhere); `code` names which, for clients to tell them apart.
+    #[error("{reason}")]
+    Conflict { code: ConflictCode, reason: String },
     /// A message between groups arrived before one it depends on; delivering it again later
     /// will succeed.
     #[error("not yet: {0}")]
@@ -289,6 +332,11 @@ pub enum Rejection {
     /// Something other than a task that the command names does not exist.
     #[error("no such {0}")]
     NoSuch(String),
+}
+
+/// A `Rejection::Conflict` with its code.
+pub fn conflict(code: ConflictCode, reason: impl Into<String>) -> Rejection {
+    Rejection::Conflict { code, reason: reason.into() }
 }
 
 /// What a command did: the tasks as they stand after the change, and what it recorded besides.

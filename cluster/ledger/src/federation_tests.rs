@@ -187,7 +187,7 @@ fn each_side_keeps_to_its_lane() {
     // The province's record is not where the assignee works.
     let province_command = actor("zhang", "440000", Role::Command);
     let refused = step(&mut province, T0, province_command.clone(), change(origin_id, Transition::Ack));
-    assert!(matches!(refused, Err(Rejection::Conflict(_))), "{refused:?}");
+    assert!(matches!(refused, Err(Rejection::Conflict { .. })), "{refused:?}");
     // Nor is it re-dispatched from there.
     let redispatch = Transition::Dispatch {
         assignee: bureau("440106"),
@@ -196,7 +196,7 @@ fn each_side_keeps_to_its_lane() {
     };
     assert!(matches!(
         step(&mut province, T0, province_command, change(origin_id, redispatch)),
-        Err(Rejection::Conflict(_))
+        Err(Rejection::Conflict { .. })
     ));
     // Guangzhou's command centre cannot cancel what the province dispatched.
     let gz_command = actor("wang", "440100", Role::Command);
@@ -279,7 +279,7 @@ fn a_lead_forwarded_on_create_lands_once_and_may_not_be_passed_on() {
     let zj_command = actor("zhao", "330000", Role::Command);
     let onward = Transition::Forward { to_group: bureau("320000"), from_group: bureau("330000") };
     let refused = step(&mut zhejiang, T0, zj_command.clone(), change(target.id, onward));
-    assert!(matches!(refused, Err(Rejection::Conflict(_))), "{refused:?}");
+    assert!(matches!(refused, Err(Rejection::Conflict { .. })), "{refused:?}");
 
     // Zhejiang dispatches it in its own tree; the province's record follows.
     let dispatch = Transition::Dispatch {
@@ -295,7 +295,7 @@ fn a_lead_forwarded_on_create_lands_once_and_may_not_be_passed_on() {
     let command = actor("zhang", "440000", Role::Command);
     assert!(matches!(
         step(&mut province, T0, command, change(origin.id, Transition::Cancel)),
-        Err(Rejection::Conflict(_))
+        Err(Rejection::Conflict { .. })
     ));
 }
 
@@ -398,12 +398,12 @@ fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once()
     let forward = Transition::Forward { to_group: bureau("440300"), from_group: bureau("440100") };
     assert!(matches!(
         step(&mut guangzhou, T0, gz_command.clone(), change(designated.id, forward)),
-        Err(Rejection::Conflict(_))
+        Err(Rejection::Conflict { .. })
     ));
     let redispute = Transition::Dispute { to_group: bureau("440000"), from_group: bureau("440100") };
     assert!(matches!(
         step(&mut guangzhou, T0, gz_command, change(designated.id, redispute)),
-        Err(Rejection::Conflict(_))
+        Err(Rejection::Conflict { .. })
     ));
     // Guangzhou's original record is untouched by all this until reports arrive.
     assert!(guangzhou.task(origin.id).unwrap().remote.is_some());

@@ -201,7 +201,7 @@ mod tests {
     #[test]
     fn refusals_are_not_kept_and_records_expire_in_order() {
         let mut table = IdempotencyTable::default();
-        table.remember("u", &tag("refused"), 1, &Err(Rejection::Conflict("no".into())));
+        table.remember("u", &tag("refused"), 1, &Err(crate::command::conflict(crate::ConflictCode::NoResult, "no")));
         assert!(table.answer("u", &tag("refused"), |_| None).is_none());
         table.remember("u", &tag("a"), 1, &written());
         table.remember("v", &tag("b"), 5, &written());

@@ -23,7 +23,8 @@ pub mod validate;
 pub use apply::{InvariantViolation, Ledger};
 pub use bureau::{BureauCode, Regions};
 pub use command::{
-    Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
+    conflict, Action, Actor, Applied, Command, CommandResult, ConflictCode, IdempotencyTag, NewTask, Rejection, Role,
+    TaskChange, Transition,
 };
 pub use complaint::{ComplaintChannel, ComplaintRecord, ComplaintStep, NewComplaint, Reporter};
 pub use federation::{

@@ -7,7 +7,7 @@
 //! each of them says what it is.
 
 use super::access::{self, within};
-use super::command::{Actor, Rejection, Role};
+use super::command::{conflict, Actor, ConflictCode, Rejection, Role};
 use super::federation::HandoverPurpose;
 use super::task::{wire_enum, Task, TaskState};
 use crate::campaign::PublicationState;
@@ -197,14 +197,20 @@ pub fn open_actions(task: &Task) -> impl Iterator<Item = TaskAction> + '_ {
 fn handling_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
     let sends_on = matches!(action, TaskAction::Dispatch | TaskAction::Forward);
     if sends_on && task.complaint.as_ref().is_some_and(|c| c.decision.is_none()) {
-        return Err(Rejection::Conflict(format!("complaint {} is not accepted yet: accept it first", task.id)));
+        return Err(conflict(
+            ConflictCode::ComplaintNotAccepted,
+            format!("complaint {} is not accepted yet: accept it first", task.id),
+        ));
     }
     if let Some(remote) = &task.remote {
         if remote.purpose.hands_over_ownership() || !action.flows_down() {
-            return Err(Rejection::Conflict(format!(
-                "task {} was handed to group {} ({}); it is worked on there and this record follows it",
-                task.id, remote.to_group, remote.forward
-            )));
+            return Err(conflict(
+                ConflictCode::HandedOver,
+                format!(
+                    "task {} was handed to group {} ({}); it is worked on there and this record follows it",
+                    task.id, remote.to_group, remote.forward
+                ),
+            ));
         }
     }
     let received_as = task.received.as_ref().map(|r| r.purpose);
@@ -217,28 +223,32 @@ fn handling_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
                 )));
             }
             HandoverPurpose::Jurisdiction if action == TaskAction::Forward => {
-                return Err(Rejection::Conflict(format!(
+                return Err(conflict(ConflictCode::ReceivedLead, format!(
                     "task {} was forwarded here by group {}; a receiver may not pass a lead on by itself, it disputes the jurisdiction instead",
                     task.id, received.from_group
                 )));
             }
             HandoverPurpose::Designation if matches!(action, TaskAction::Forward | TaskAction::Dispute) => {
-                return Err(Rejection::Conflict(format!(
+                return Err(conflict(
+                    ConflictCode::DesignationFinal,
+                    format!(
                     "task {} was designated to this group by the common superior (group {}); the designation is final",
                     task.id, received.from_group
-                )));
+                ),
+                ));
             }
             _ => {}
         }
     }
     match action {
-        TaskAction::Dispute if received_as != Some(HandoverPurpose::Jurisdiction) => Err(Rejection::Conflict(format!(
-            "task {} was not forwarded here; there is no jurisdiction to dispute",
-            task.id
-        ))),
-        TaskAction::Designate if received_as != Some(HandoverPurpose::Dispute) => {
-            Err(Rejection::Conflict(format!("task {} is not a disputed lead awaiting designation", task.id)))
-        }
+        TaskAction::Dispute if received_as != Some(HandoverPurpose::Jurisdiction) => Err(conflict(
+            ConflictCode::NotForwarded,
+            format!("task {} was not forwarded here; there is no jurisdiction to dispute", task.id),
+        )),
+        TaskAction::Designate if received_as != Some(HandoverPurpose::Dispute) => Err(conflict(
+            ConflictCode::NotDisputed,
+            format!("task {} is not a disputed lead awaiting designation", task.id),
+        )),
         _ => Ok(()),
     }
 }
@@ -246,16 +256,19 @@ fn handling_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
 /// What the task's own records leave open: a pending extension request, a paused clock, a
 /// result to publish, a complaint to decide or to tell.
 pub(crate) fn records_allow(task: &Task, action: TaskAction) -> Result<(), Rejection> {
-    let conflict = |reason: String| Err(Rejection::Conflict(reason));
     let extension_pending = task.extension_requested_deadline_ms.is_some();
     let paused = task.paused_since_ms.is_some();
     match action {
-        TaskAction::RequestExtension if extension_pending => conflict("an extension request is already pending".into()),
-        TaskAction::GrantExtension | TaskAction::RefuseExtension if !extension_pending => {
-            conflict("no extension request is pending".into())
+        TaskAction::RequestExtension if extension_pending => {
+            Err(conflict(ConflictCode::ExtensionPending, "an extension request is already pending"))
         }
-        TaskAction::Pause if paused => conflict("the completion clock is already paused".into()),
-        TaskAction::Resume if !paused => conflict("the completion clock is not paused".into()),
+        TaskAction::GrantExtension | TaskAction::RefuseExtension if !extension_pending => {
+            Err(conflict(ConflictCode::NoExtensionPending, "no extension request is pending"))
+        }
+        TaskAction::Pause if paused => {
+            Err(conflict(ConflictCode::AlreadyPaused, "the completion clock is already paused"))
+        }
+        TaskAction::Resume if !paused => Err(conflict(ConflictCode::NotPaused, "the completion clock is not paused")),
         TaskAction::Publish | TaskAction::Withdraw => publication_allows(task, action),
         TaskAction::AcceptComplaint | TaskAction::RefuseComplaint | TaskAction::NotifyReporter => {
             complaint_allows(task, action)
@@ -282,32 +295,34 @@ pub(crate) fn records_allow(task: &Task, action: TaskAction) -> Result<(), Rejec
 fn publication_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
     let id = task.id;
     let Some(inspection) = &task.inspection else {
-        return Err(Rejection::Conflict(format!("task {id} is not a drawn inspection")));
+        return Err(conflict(ConflictCode::NotAnInspection, format!("task {id} is not a drawn inspection")));
     };
     match (action, inspection.publication()) {
-        (_, None) => Err(Rejection::Conflict(format!("task {id} has no result to publish yet"))),
+        (_, None) => Err(conflict(ConflictCode::NoResult, format!("task {id} has no result to publish yet"))),
         (TaskAction::Publish, Some(PublicationState::Pending))
         | (TaskAction::Withdraw, Some(PublicationState::Published)) => Ok(()),
         (TaskAction::Publish, Some(state)) => {
             Err(Rejection::NothingToRecord(format!("the result of task {id} is {state}")))
         }
-        (_, Some(state)) => Err(Rejection::Conflict(format!("the result of task {id} is {state}, not published"))),
+        (_, Some(state)) => {
+            Err(conflict(ConflictCode::NotPublished, format!("the result of task {id} is {state}, not published")))
+        }
     }
 }
 
 /// A complaint is decided once, then a real-name reporter is told once.
 fn complaint_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
     let Some(record) = &task.complaint else {
-        return Err(Rejection::Conflict(format!("task {} is no complaint", task.id)));
+        return Err(conflict(ConflictCode::NotAComplaint, format!("task {} is no complaint", task.id)));
     };
     match action {
         TaskAction::AcceptComplaint | TaskAction::RefuseComplaint if record.decision.is_some() => {
-            Err(Rejection::Conflict("the complaint is already decided".into()))
+            Err(conflict(ConflictCode::ComplaintDecided, "the complaint is already decided"))
         }
         TaskAction::NotifyReporter
             if record.decision.is_none() || !record.real_name || record.notified_at_ms.is_some() =>
         {
-            Err(Rejection::Conflict("a real-name reporter is told once, after the decision".into()))
+            Err(conflict(ConflictCode::ReporterTold, "a real-name reporter is told once, after the decision"))
         }
         _ => Ok(()),
     }

@@ -374,7 +374,7 @@ fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
     // Granting or refusing with nothing pending is a conflict.
     let error = step(&mut ledger, command(20_000, province_command(), with_note(Transition::GrantExtension)))
         .expect_err("none");
-    assert!(matches!(error, Rejection::Conflict(_)));
+    assert!(matches!(error, Rejection::Conflict { .. }));
     // A request that does not move the deadline later is invalid.
     let error =
         step(&mut ledger, command(20_000, tianhe_operator(), with_note(request(original)))).expect_err("not later");
@@ -384,7 +384,7 @@ fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
     step(&mut ledger, command(20_000, tianhe_operator(), with_note(request(extended)))).expect("requested");
     let error =
         step(&mut ledger, command(20_000, tianhe_operator(), with_note(request(extended + 1)))).expect_err("pending");
-    assert!(matches!(error, Rejection::Conflict(_)), "one request at a time");
+    assert!(matches!(error, Rejection::Conflict { .. }), "one request at a time");
     // Only the dispatcher decides.
     let error =
         step(&mut ledger, command(21_000, tianhe_operator(), with_note(Transition::GrantExtension))).expect_err("op");
@@ -437,7 +437,7 @@ fn a_paused_clock_stops_and_resuming_moves_the_deadline() {
     assert!(!paused.is_overdue_at(deadline + 1), "a paused task is not overdue");
     let error =
         step(&mut ledger, command(31_000, tianhe_operator(), change(Transition::Pause, "again"))).expect_err("twice");
-    assert!(matches!(error, Rejection::Conflict(_)));
+    assert!(matches!(error, Rejection::Conflict { .. }));
     let earlier = Transition::Resume { new_complete_deadline_ms: deadline - 1 };
     let error = step(&mut ledger, command(32_000, tianhe_operator(), change(earlier, ""))).expect_err("earlier");
     assert!(matches!(error, Rejection::Invalid { .. }));

@@ -103,6 +103,26 @@ impl ApiError {
     }
 }
 
+/// A proposal that produced no ledger result: what the client learns and may do.
+impl From<crate::batcher::ProposeError> for ApiError {
+    fn from(error: crate::batcher::ProposeError) -> ApiError {
+        use crate::batcher::ProposeError;
+        match error {
+            ProposeError::NotLeader => ApiError::Unavailable {
+                code: "no_leader",
+                message: "leadership moved; nothing was written, retry shortly".into(),
+            },
+            ProposeError::Overloaded => ApiError::Unavailable {
+                code: "overloaded",
+                message: "the proposal queue is full; nothing was written, retry shortly".into(),
+            },
+            ProposeError::Failed(message) => ApiError::OutcomeUnknown(format!(
+                "the write may or may not have been committed ({message}); a retry with the same Idempotency-Key (or the same signal) writes it at most once"
+            )),
+        }
+    }
+}
+
 impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> ApiError {
         let message = rejection.to_string();
@@ -115,7 +135,7 @@ impl From<Rejection> for ApiError {
             Rejection::IdempotencyKeyReused => ApiError::Conflict { code: "idempotency_key_reused", message },
             Rejection::LimitReached(_) => ApiError::Conflict { code: "limit_reached", message },
             Rejection::NothingToRecord(_) => ApiError::Conflict { code: "nothing_to_record", message },
-            Rejection::Conflict(_) => ApiError::Conflict { code: "conflict", message },
+            Rejection::Conflict { code, .. } => ApiError::Conflict { code: code.as_str(), message },
             Rejection::NotYet(_) => ApiError::Conflict { code: "not_yet", message },
         }
     }

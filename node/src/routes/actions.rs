@@ -195,7 +195,7 @@ fn resume(state: &AppState, task: TaskId, stamp_ms: u64) -> Result<Transition, A
     let replica = state.store.read();
     let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
     let (Some(paused_since_ms), Some(deadline_ms)) = (current.paused_since_ms, current.complete_deadline_ms) else {
-        return Err(ApiError::Conflict { code: "conflict", message: "the completion clock is not paused".into() });
+        return Err(ledger::conflict(ledger::ConflictCode::NotPaused, "the completion clock is not paused").into());
     };
     let new_complete_deadline_ms =
         resumed_deadline_ms(&state.deadlines, &state.calendar, current, deadline_ms, paused_since_ms, stamp_ms)

@@ -14,7 +14,6 @@ use ledger::{Action, Actor, Command, Role};
 use tokio::time::Instant;
 
 use crate::api::{time, ApiError};
-use crate::batcher::ProposeError;
 use crate::intake::{
     decode_signal, parse_signal, IntakeRequest, IntakeResponse, SignalJson, SignalResult, WellFormedIntakeRequest,
     INTAKE_BODY_BYTES_MAX, SIGNALS_PER_BATCH_MAX,
@@ -104,19 +103,7 @@ async fn handle(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
     }
     if !commands.is_empty() {
         let started = Instant::now();
-        let outcomes = state.batcher.propose_together(commands).await.map_err(|error| match error {
-            ProposeError::NotLeader => ApiError::Unavailable {
-                code: "no_leader",
-                message: "leadership moved; nothing was written, send the batch again".into(),
-            },
-            ProposeError::Overloaded => ApiError::Unavailable {
-                code: "overloaded",
-                message: "the proposal queue is full; nothing was written, retry shortly".into(),
-            },
-            ProposeError::Failed(message) => ApiError::OutcomeUnknown(format!(
-                "the batch may or may not have been committed ({message}); send it again: repeats change nothing"
-            )),
-        })?;
+        let outcomes = state.batcher.propose_together(commands).await?;
         tracing::debug!(signals = outcomes.len(), elapsed = ?started.elapsed(), "intake batch committed");
         for (position, outcome) in positions.into_iter().zip(outcomes) {
             let slot = &mut results[position];

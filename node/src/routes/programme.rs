@@ -429,7 +429,7 @@ pub async fn draw(
                 Ok(Committed::Relayed(response)) => return Ok(response),
                 Ok(Committed::Record(_)) => return Err(ApiError::Internal("a draw answers with its campaign".into())),
                 // The inspectors or the history changed while the draw was computed.
-                Err(ApiError::Conflict { code: "conflict", message }) if message.contains("draw again") => {
+                Err(ApiError::Conflict { code, .. }) if code == ledger::ConflictCode::DrawOutdated.as_str() => {
                     tracing::info!(campaign = id, attempt, "the ledger changed during the draw; drawing again");
                 }
                 Err(error) => return Err(error),
