@@ -28,8 +28,8 @@ pub const PROPOSAL_QUEUE_DEPTH: usize = 8_192;
 pub const BATCHES_IN_FLIGHT_MAX: usize = 4;
 /// How long a write waits for a leader to be known during an election before giving up.
 pub const LEADER_WAIT: Duration = Duration::from_secs(5);
-/// A write is forwarded to the leader at most this many times (the leader may change on the way).
-pub const FORWARD_HOPS_MAX: u32 = 2;
+/// A write is relayed to the leader at most this many times (the leader may change on the way).
+pub const RELAY_HOPS_MAX: u32 = 2;
 /// Tasks in one page of a list.
 pub const LIST_PAGE_MAX: usize = 500;
 pub const LIST_PAGE_DEFAULT: usize = 50;
@@ -37,7 +37,7 @@ pub const LIST_PAGE_DEFAULT: usize = 50;
 pub const GROUP_MEMBERS_MAX: usize = 7;
 /// Async worker threads of one node.
 pub const WORKER_THREADS_MAX: usize = 64;
-/// Connect timeout for peer RPC and forwarding on loopback.
+/// Connect timeout for peer RPC and relaying on loopback.
 pub const PEER_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_MAX);
@@ -46,7 +46,7 @@ const _: () = assert!(LIST_PAGE_DEFAULT <= LIST_PAGE_MAX);
 /// starts waiting for it (so an idle keep-alive connection is closed after it too). Without it,
 /// a slow-loris client holds a connection forever by sending a header byte now and then.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Our own HTTP clients (forwarding, peer RPC, federation) drop pooled connections idle for this
+/// Our own HTTP clients (relaying, peer RPC, federation) drop pooled connections idle for this
 /// long, well before the server closes them, so a request never races the server's close.
 pub const CLIENT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A TLS client must finish its handshake within this.

@@ -113,7 +113,7 @@ impl Users {
     }
 
     /// The user presenting the bearer token, within its request budget (429 beyond it). A
-    /// request forwarded by another node was counted where it arrived.
+    /// request relayed by another node was counted where it arrived.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&User, ApiError> {
         let user = self.user_for_token(bearer(headers)?)?;
         if headers.contains_key(crate::write_path::HOPS_HEADER) {

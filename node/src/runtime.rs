@@ -124,7 +124,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         users: Arc::new(crate::auth::UserDirectory::new(users)),
         peers,
         member_addrs: Arc::new(member_addrs.clone()),
-        forward_http: transport
+        relay_http: transport
             .client()
             .connect_timeout(PEER_CONNECT_TIMEOUT)
             .build()

@@ -31,9 +31,9 @@ pub struct AppState {
     pub peers: PeerNetwork,
     /// Member addresses from config, used when metrics do not name the leader's node.
     pub member_addrs: Arc<BTreeMap<NodeId, String>>,
-    /// Client for forwarding writes to the leader (keep-alive, shared).
-    pub forward_http: reqwest::Client,
-    /// The scheme (and TLS) this node's group speaks, for forwarded requests.
+    /// Client for relaying writes to the leader and for member-to-member files (keep-alive, shared).
+    pub relay_http: reqwest::Client,
+    /// The scheme (and TLS) this node's group speaks, for relayed requests.
     pub transport: crate::transport::Transport,
     /// Default deadlines at dispatch: the policy and the working-day calendar.
     pub deadlines: Arc<config::deadlines::DeadlinePolicy>,

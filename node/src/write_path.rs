@@ -1,7 +1,7 @@
-//! The write path: propose on this node if it leads, otherwise forward the original HTTP
+//! The write path: propose on this node if it leads, otherwise relay the original HTTP
 //! request to the leader and relay its answer.
 //!
-//! Forwarding re-sends the client's own request (token, Idempotency-Key, body), so the leader
+//! Relaying re-sends the client's own request (token, Idempotency-Key, body), so the leader
 //! authenticates, validates and stamps it itself. A hop counter stops loops while leadership
 //! moves. During an election the write waits (bounded) for a leader to be known.
 
@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use config::limits::{FORWARD_HOPS_MAX, LEADER_WAIT, REQUEST_TIMEOUT};
+use config::limits::{LEADER_WAIT, RELAY_HOPS_MAX, REQUEST_TIMEOUT};
 use ledger::{Command, CommandResult};
 use tokio::time::Instant;
 
@@ -18,18 +18,18 @@ use crate::api::ApiError;
 use crate::batcher::ProposeError;
 use crate::state::AppState;
 
-/// How many times a request was forwarded between the group's members. Believed only with a
-/// valid `PROOF_HEADER`: a forwarded request is not budgeted again and may be handled by a
+/// How many times a request was relayed between the group's members. Believed only with a
+/// valid `PROOF_HEADER`: a relayed request is not budgeted again and may be handled by a
 /// follower at the hop limit, so a client's own copy would shed its budget.
-pub const HOPS_HEADER: &str = "x-xietong-forward-hops";
-/// The forwarding member's seal (HMAC with the group secret) over the method, the path, the
+pub const HOPS_HEADER: &str = "x-xietong-relay-hops";
+/// The relaying member's seal (HMAC with the group secret) over the method, the path, the
 /// hop count and the caller's credential.
 pub const PROOF_HEADER: &str = "x-xietong-member-proof";
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-/// What a forwarding seal is for (so it can never pass for another seal of the group).
-const PROOF_PURPOSE: &str = "xietong-forward-v1";
+/// What a relay seal is for (so it can never pass for another seal of the group).
+const PROOF_PURPOSE: &str = "xietong-relay-v1";
 
-fn forward_proof_parts<'a>(method: &'a str, path: &'a str, hops: &'a str, authorization: &'a [u8]) -> [&'a [u8]; 4] {
+fn relay_proof_parts<'a>(method: &'a str, path: &'a str, hops: &'a str, authorization: &'a [u8]) -> [&'a [u8]; 4] {
     [method.as_bytes(), path.as_bytes(), hops.as_bytes(), authorization]
 }
 
@@ -45,9 +45,9 @@ pub async fn believe_hops_only_from_members(
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let authorization = headers.get(axum::http::header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
         let proof = headers.get(PROOF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let parts = forward_proof_parts(request.method().as_str(), path, hops.to_str().unwrap_or(""), authorization);
+        let parts = relay_proof_parts(request.method().as_str(), path, hops.to_str().unwrap_or(""), authorization);
         if !secret.verifies(PROOF_PURPOSE, &parts, proof) {
-            tracing::debug!(path, "removed a forward hop count no member sealed");
+            tracing::debug!(path, "removed a relay hop count no member sealed");
             request.headers_mut().remove(HOPS_HEADER);
         }
     }
@@ -55,7 +55,7 @@ pub async fn believe_hops_only_from_members(
     next.run(request).await
 }
 
-/// The parts of the client's request needed to forward it unchanged.
+/// The parts of the client's request needed to relay it unchanged.
 pub struct OriginalRequest {
     pub uri: Uri,
     pub headers: HeaderMap,
@@ -78,7 +78,7 @@ pub enum WriteOutcome {
 /// How often to look at Raft metrics while waiting for a leader.
 const LEADER_POLL: Duration = Duration::from_millis(20);
 
-pub async fn propose_or_forward(
+pub async fn propose_or_relay(
     state: &AppState,
     original: &OriginalRequest,
     command: Command,
@@ -94,13 +94,13 @@ pub async fn propose_or_forward(
                 Err(error) => return Err(error.into()),
             }
         } else if let Some((leader_id, addr)) = hint.leader.filter(|(id, _)| *id != state.node_id) {
-            if original.hops() >= FORWARD_HOPS_MAX {
+            if original.hops() >= RELAY_HOPS_MAX {
                 return Err(ApiError::Unavailable {
                     code: "no_leader",
-                    message: format!("leadership is moving (forwarded {} times); retry shortly", original.hops()),
+                    message: format!("leadership is moving (relayed {} times); retry shortly", original.hops()),
                 });
             }
-            match forward(state, original, leader_id, &addr).await {
+            match relay(state, original, leader_id, &addr).await {
                 Ok(response) => return Ok(WriteOutcome::Relayed(response)),
                 // Nothing was delivered: the leader just died. Wait for the next one.
                 Err(None) => {}
@@ -119,13 +119,13 @@ pub async fn propose_or_forward(
 
 /// When another node is known to lead, sends the request there before doing any local work
 /// that depends on this node's (possibly lagging) ledger. `None`: handle it here.
-pub async fn forward_if_follower(state: &AppState, original: &OriginalRequest) -> Option<Response> {
+pub async fn relay_if_follower(state: &AppState, original: &OriginalRequest) -> Option<Response> {
     let hint = state.leader_hint();
-    if hint.is_self || original.hops() >= FORWARD_HOPS_MAX {
+    if hint.is_self || original.hops() >= RELAY_HOPS_MAX {
         return None;
     }
     let (leader_id, addr) = hint.leader.filter(|(id, _)| *id != state.node_id)?;
-    match forward(state, original, leader_id, &addr).await {
+    match relay(state, original, leader_id, &addr).await {
         Ok(response) => Some(response),
         Err(None) => None,
         Err(Some(error)) => Some(error.into_response()),
@@ -134,7 +134,7 @@ pub async fn forward_if_follower(state: &AppState, original: &OriginalRequest) -
 
 /// Sends the request to the leader. `Err(None)` means the connection was refused, so the
 /// request certainly did not arrive and may be sent elsewhere.
-async fn forward(
+async fn relay(
     state: &AppState,
     original: &OriginalRequest,
     leader_id: u64,
@@ -143,9 +143,9 @@ async fn forward(
     let path = original.uri.path_and_query().map_or("/", |p| p.as_str());
     let hops = (original.hops() + 1).to_string();
     let authorization = original.headers.get(axum::http::header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
-    let proof = state.group_secret.seal(PROOF_PURPOSE, &forward_proof_parts("POST", path, &hops, authorization));
+    let proof = state.group_secret.seal(PROOF_PURPOSE, &relay_proof_parts("POST", path, &hops, authorization));
     let mut request = state
-        .forward_http
+        .relay_http
         .post(format!("{}{path}", state.transport.base_url(&state.peers.route(leader_id, addr))))
         .timeout(REQUEST_TIMEOUT)
         .header(HOPS_HEADER, hops)
@@ -164,7 +164,7 @@ async fn forward(
             None
         } else {
             Some(ApiError::OutcomeUnknown(format!(
-                "forwarding to the leader (node {leader_id}) failed ({error}); retry with the same Idempotency-Key"
+                "relaying to the leader (node {leader_id}) failed ({error}); retry with the same Idempotency-Key"
             )))
         }
     })?;

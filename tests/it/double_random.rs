@@ -363,7 +363,7 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
         .http
         .post(cluster.url(follower_now, "/api/v1/directories/entities"))
         .bearer_auth(COMMAND_TOKEN)
-        .header("x-xietong-forward-hops", "2")
+        .header("x-xietong-relay-hops", "2")
         .body(second)
         .send()
         .await

@@ -197,7 +197,7 @@ async fn clients_and_web_pages_get_nothing_past_the_boundaries() {
         let response = http
             .get(cluster.url(1, "/api/v1/me"))
             .bearer_auth("demo-stingy-0070")
-            .header("x-xietong-forward-hops", "0")
+            .header("x-xietong-relay-hops", "0")
             .send()
             .await
             .expect("me");

@@ -150,9 +150,7 @@ impl Ledger {
             Action::Receive { message, group, placement } => {
                 self.receive(stamp_ms, &command.actor, message, *group, *placement)
             }
-            Action::RecordReceipt { seq, target_task, refusal } => {
-                self.record_receipt(stamp_ms, &command.actor, *seq, *target_task, refusal.as_deref())
-            }
+            Action::RecordReceipt { seq, answer } => self.record_receipt(stamp_ms, &command.actor, *seq, answer),
             Action::FlagStuckForward { seq } => self.flag_stuck(stamp_ms, &command.actor, *seq),
             Action::MirrorStatus(report) => self.mirror(stamp_ms, &command.actor, report),
             Action::IngestSignal(signal) => self.ingest(stamp_ms, &command.actor, signal),

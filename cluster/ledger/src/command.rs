@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::bureau::BureauCode;
 use super::campaign::{ProgrammeAction, ProgrammeRecord};
 use super::complaint::{ComplaintStep, NewComplaint};
-use super::federation::{Message, Placement, Routing, StatusReport};
+use super::federation::{Message, Placement, Receipt, Routing, StatusReport};
 use super::intake::Signal;
 use super::policy::TaskAction;
 use super::task::{
@@ -96,12 +96,10 @@ pub enum Action {
         group: BureauCode,
         placement: Placement,
     },
-    /// The origin's courier commits the target's answer to outbox message `seq`: the target's
-    /// task, or its refusal.
+    /// The origin's courier commits the target group's answer to outbox message `seq`.
     RecordReceipt {
         seq: u64,
-        target_task: TaskId,
-        refusal: Option<String>,
+        answer: Receipt,
     },
     /// The courier alarms that outbox message `seq` has waited too long.
     FlagStuckForward {

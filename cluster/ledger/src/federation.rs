@@ -180,6 +180,15 @@ pub struct RemoteHandling {
     pub mirrored_version: u64,
 }
 
+/// A target group's answer to an outbox message, as the origin records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Receipt {
+    /// Taken: the target's task for a handover (an instruction answers with the same task).
+    Accepted(TaskId),
+    /// Refused, with the target's reason: a handover comes back to this group.
+    Refused(String),
+}
+
 /// On a task that arrived from another group.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Received {
@@ -548,14 +557,11 @@ impl apply::Ledger {
     }
 
     /// The origin's leader commits the target's answer to message `seq`.
-    pub(super) fn record_receipt(
-        &mut self,
-        stamp_ms: u64,
-        actor: &Actor,
-        seq: u64,
-        target_task: TaskId,
-        refusal: Option<&str>,
-    ) -> CommandResult {
+    pub(super) fn record_receipt(&mut self, stamp_ms: u64, actor: &Actor, seq: u64, answer: &Receipt) -> CommandResult {
+        let refusal = match answer {
+            Receipt::Accepted(_) => None,
+            Receipt::Refused(reason) => Some(reason.as_str()),
+        };
         require_role(actor, Role::System, "record receipts")?;
         let entry = self
             .outbox
@@ -567,23 +573,23 @@ impl apply::Ledger {
             self.outbox.retain(|_, queued| queued.message.forward() != handover.forward);
         }
         let shared = self.task_mut(entry.task).expect("outbox entries name existing tasks");
-        let (action, note) = match (&entry.message, refusal) {
-            (Message::Handover(_), None) => {
+        let (action, note) = match (&entry.message, answer) {
+            (Message::Handover(_), Receipt::Accepted(target_task)) => {
                 (TimelineAction::ForwardDelivered, format!("{}#{target_task}", entry.to_group))
             }
-            (Message::Handover(_), Some(reason)) => (TimelineAction::ForwardRefused, truncate_note(reason)),
-            (Message::Instruction(_), None) => return Ok(Applied::of_task(shared.clone())),
-            (Message::Instruction(instruction), Some(reason)) => (
+            (Message::Handover(_), Receipt::Refused(reason)) => (TimelineAction::ForwardRefused, truncate_note(reason)),
+            (Message::Instruction(_), Receipt::Accepted(_)) => return Ok(Applied::of_task(shared.clone())),
+            (Message::Instruction(instruction), Receipt::Refused(reason)) => (
                 TimelineAction::ForwardRefused,
                 truncate_note(&format!("{}: {reason}", instruction.transition.action())),
             ),
         };
         let task = Arc::make_mut(shared);
-        match (&entry.message, refusal) {
-            (Message::Handover(_), None) => {
-                task.remote.as_mut().expect("a handover's task tracks it").delivered = Some((target_task, stamp_ms));
+        match (&entry.message, answer) {
+            (Message::Handover(_), Receipt::Accepted(target_task)) => {
+                task.remote.as_mut().expect("a handover's task tracks it").delivered = Some((*target_task, stamp_ms));
             }
-            (Message::Handover(_), Some(_)) => {
+            (Message::Handover(_), Receipt::Refused(_)) => {
                 // Refused there: the task is back here, flagged for the command centre, never
                 // dropped.
                 task.remote = None;

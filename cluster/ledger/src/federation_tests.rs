@@ -64,11 +64,11 @@ fn deliver(origin: &mut Ledger, origin_group: &str, target: &mut Ledger, target_
             placement: Placement::Keep,
         },
     );
-    let (target_task, refusal) = match &answer {
-        Ok(applied) => (applied.task().id, None),
-        Err(rejection) => (TaskId(0), Some(rejection.to_string())),
+    let receipt = match &answer {
+        Ok(applied) => Receipt::Accepted(applied.task().id),
+        Err(rejection) => Receipt::Refused(rejection.to_string()),
     };
-    step(origin, T0 + HOUR_MS, system(origin_group), Action::RecordReceipt { seq: entry.seq, target_task, refusal })
+    step(origin, T0 + HOUR_MS, system(origin_group), Action::RecordReceipt { seq: entry.seq, answer: receipt })
         .expect("the first receipt is recorded");
     answer
 }
@@ -212,7 +212,7 @@ fn each_side_keeps_to_its_lane() {
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
     // Users cannot record receipts or deliver messages.
     let user = actor("zhang", "440000", Role::Command);
-    let receipt = Action::RecordReceipt { seq: 1, target_task: target_id, refusal: None };
+    let receipt = Action::RecordReceipt { seq: 1, answer: Receipt::Accepted(target_id) };
     assert!(matches!(step(&mut province, T0, user, receipt), Err(Rejection::Forbidden(_))));
 }
 
@@ -337,7 +337,7 @@ fn receipts_and_stuck_flags_are_recorded_once() {
     let flagged = step(&mut province, T0 + HOUR_MS, system("440000"), Action::FlagStuckForward { seq }).unwrap();
     assert_eq!(flagged.task().timeline.last().unwrap().action, TimelineAction::ForwardStuck);
     assert!(step(&mut province, T0 + HOUR_MS, system("440000"), Action::FlagStuckForward { seq }).is_err());
-    let receipt = Action::RecordReceipt { seq, target_task: TaskId(7), refusal: None };
+    let receipt = Action::RecordReceipt { seq, answer: Receipt::Accepted(TaskId(7)) };
     step(&mut province, T0 + HOUR_MS, system("440000"), receipt.clone()).unwrap();
     assert!(matches!(step(&mut province, T0 + HOUR_MS, system("440000"), receipt), Err(Rejection::NothingToRecord(_))));
     assert_eq!(province.task(id).unwrap().remote.as_ref().unwrap().delivered.map(|d| d.0), Some(TaskId(7)));

@@ -29,7 +29,7 @@ pub use command::{
 pub use complaint::{ComplaintChannel, ComplaintRecord, ComplaintStep, NewComplaint, Reporter};
 pub use federation::{
     peer_actor, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
-    Placement, Received, RemoteHandling, Routing, StatusReport,
+    Placement, Receipt, Received, RemoteHandling, Routing, StatusReport,
 };
 pub use intake::{IntakeSummary, Signal};
 pub use policy::{Side, TaskAction};

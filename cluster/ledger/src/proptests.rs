@@ -381,8 +381,8 @@ fn hostile_command(ledger: &Ledger, step: &HostileStep, stamp_ms: u64) -> Comman
         HostileStep::Receipt { pick, refused } => {
             let waiting: Vec<u64> = ledger.outbox().map(|entry| entry.seq).collect();
             let seq = waiting.get(usize::from(pick) % waiting.len().max(1)).copied().unwrap_or(u64::from(pick));
-            let refusal = refused.then(|| "refused there".to_owned());
-            (actor(4), Action::RecordReceipt { seq, target_task: TaskId(9), refusal })
+            let answer = if refused { Receipt::Refused("refused there".into()) } else { Receipt::Accepted(TaskId(9)) };
+            (actor(4), Action::RecordReceipt { seq, answer })
         }
     };
     Command { stamp_ms, actor, idempotency: None, action }

@@ -75,7 +75,7 @@ fn province_with_a_tracking_record() -> (Ledger, TaskId) {
     let (mut province, id) = province_with_a_dispatch_across();
     let seq = province.outbox().next().expect("the handover waits").seq;
     let courier = Actor { user: "courier".into(), bureau: bureau("440000"), role: Role::System };
-    apply(&mut province, T0, courier, Action::RecordReceipt { seq, target_task: TaskId(7), refusal: None })
+    apply(&mut province, T0, courier, Action::RecordReceipt { seq, answer: Receipt::Accepted(TaskId(7)) })
         .expect("receipted");
     (province, id)
 }
@@ -366,7 +366,7 @@ fn a_report_on_a_lead_handed_over_for_good_names_who_says_what() {
     let id = apply(&mut province, T0, zhang, Action::CreateTask(lead)).unwrap().task().id;
     let seq = province.outbox().next().expect("the handover waits").seq;
     let courier = Actor { user: "courier".into(), bureau: bureau("440000"), role: Role::System };
-    apply(&mut province, T0, courier, Action::RecordReceipt { seq, target_task: TaskId(3), refusal: None }).unwrap();
+    apply(&mut province, T0, courier, Action::RecordReceipt { seq, answer: Receipt::Accepted(TaskId(3)) }).unwrap();
     let record = province.task(id).unwrap().clone();
     let entry = |version: u64, user: &str, bureau_code: &str| TimelineEntry {
         version,

@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use cluster::raft::state_machine::AppliedEntry;
-use ledger::{Action, Actor, BureauCode, Command, OutboxEntry, Role, TaskId};
+use ledger::{Action, Actor, BureauCode, Command, OutboxEntry, Receipt, Role};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -161,18 +161,18 @@ async fn deliver(
     let mut receipts = Vec::new();
     let mut all_settled = true;
     for (entry, result) in entries.iter().zip(response.results) {
-        let (target_task, refusal) = match result {
-            DeliveryResult::Accepted { task } => (TaskId(task), None),
+        let answer = match result {
+            DeliveryResult::Accepted { task } => Receipt::Accepted(task),
             DeliveryResult::Refused { reason } => {
                 tracing::warn!(%group, forward = %entry.message.forward(), %reason, "the target refused a message");
-                (TaskId(0), Some(reason))
+                Receipt::Refused(reason)
             }
             DeliveryResult::Retry { .. } => {
                 all_settled = false;
                 continue;
             }
         };
-        let action = Action::RecordReceipt { seq: entry.seq, target_task, refusal };
+        let action = Action::RecordReceipt { seq: entry.seq, answer };
         receipts.push(Command { stamp_ms, actor: actor.clone(), idempotency: None, action });
     }
     let outcomes = futures_util::future::join_all(receipts.into_iter().map(|c| state.batcher.propose(c))).await;

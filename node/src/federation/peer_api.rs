@@ -14,14 +14,14 @@ use axum::{Json, Router};
 use config::calendar::{CalendarError, Span, WorkCalendar};
 use ledger::{
     peer_actor, Action, BureauCode, Command, CommandResult, ForwardId, HandoverPurpose, Message, Placement, Rejection,
-    Routing, StatusReport,
+    Routing, StatusReport, TaskId,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::api::{time, ApiError};
 use crate::batcher::ProposeError;
 use crate::state::AppState;
-use crate::write_path::{forward_if_follower, OriginalRequest};
+use crate::write_path::{relay_if_follower, OriginalRequest};
 
 /// Messages or reports in one request: keeps one request's proposals within a few batches.
 pub const FEDERATION_BATCH_MAX: usize = 128;
@@ -43,7 +43,7 @@ pub struct DeliverRequest {
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryResult {
     /// Committed (now or earlier): the task it made or changed here.
-    Accepted { task: u64 },
+    Accepted { task: TaskId },
     /// Committed as refused; delivering it again gets the same answer.
     Refused { reason: String },
     /// Not committed (no leader, overloaded, or a message it depends on is missing): try again.
@@ -111,7 +111,7 @@ async fn admit_write<T: serde::de::DeserializeOwned>(
 ) -> Result<(BureauCode, T), Response> {
     let (peer, body) = admit(state, &headers, body).await?;
     let original = OriginalRequest { uri, headers, body };
-    if let Some(response) = forward_if_follower(state, &original).await {
+    if let Some(response) = relay_if_follower(state, &original).await {
         return Err(response);
     }
     let request = parse_batch(&original.body, &len).map_err(IntoResponse::into_response)?;
@@ -189,7 +189,7 @@ fn designation_deadline_ms(calendar: &WorkCalendar, stamp_ms: u64) -> Result<u64
 
 fn delivery_result(outcome: Result<CommandResult, ProposeError>) -> DeliveryResult {
     match outcome {
-        Ok(Ok(applied)) => DeliveryResult::Accepted { task: applied.task().id.0 },
+        Ok(Ok(applied)) => DeliveryResult::Accepted { task: applied.task().id },
         Ok(Err(Rejection::NotYet(reason))) => DeliveryResult::Retry { reason },
         Ok(Err(rejection)) => DeliveryResult::Refused { reason: rejection.to_string() },
         Err(error) => DeliveryResult::Retry { reason: format!("{error:?}") },

@@ -73,7 +73,7 @@ fn url(state: &AppState, id: u64, addr: &str, sha256: &str) -> String {
 pub async fn replicate(state: &AppState, sha256: &str, bytes: Bytes) -> usize {
     let sends = state.member_addrs.iter().filter(|(id, _)| **id != state.node_id).map(|(id, addr)| {
         let request = state
-            .forward_http
+            .relay_http
             .put(url(state, *id, addr, sha256))
             .bearer_auth(state.group_secret.bearer())
             .timeout(PEER_FILE_TIMEOUT)
@@ -108,7 +108,7 @@ pub async fn obtain(state: &AppState, sha256: &str) -> Result<Vec<u8>, ApiError>
     }
     for (id, addr) in state.member_addrs.iter().filter(|(id, _)| **id != state.node_id) {
         let request = state
-            .forward_http
+            .relay_http
             .get(url(state, *id, addr, sha256))
             .bearer_auth(state.group_secret.bearer())
             .timeout(PEER_FILE_TIMEOUT);

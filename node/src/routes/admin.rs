@@ -1,7 +1,7 @@
 //! Membership operations on a running group (`xietong admin`): list the members, add a node
 //! as a learner (it catches up from the log or a snapshot), promote a learner to voter, remove
 //! a node. Only platform operators' tokens are accepted; changes run on the leader (a follower
-//! forwards them), through openraft's joint consensus, so the group serves throughout.
+//! relays them), through openraft's joint consensus, so the group serves throughout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::ApiError;
 use crate::state::AppState;
-use crate::write_path::{forward_if_follower, OriginalRequest};
+use crate::write_path::{relay_if_follower, OriginalRequest};
 
 pub const MEMBERS_PATH: &str = "/admin/v1/members";
 
@@ -78,7 +78,7 @@ async fn change<T: serde::de::DeserializeOwned>(
             .await
             .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
         let original = OriginalRequest { uri, headers, body };
-        if let Some(response) = forward_if_follower(&state, &original).await {
+        if let Some(response) = relay_if_follower(&state, &original).await {
             return Ok::<_, ApiError>(response);
         }
         let request: T = serde_json::from_slice(&original.body)

@@ -19,7 +19,7 @@ use crate::intake::{
     INTAKE_BODY_BYTES_MAX, SIGNALS_PER_BATCH_MAX,
 };
 use crate::state::AppState;
-use crate::write_path::{forward_if_follower, OriginalRequest};
+use crate::write_path::{relay_if_follower, OriginalRequest};
 
 pub async fn intake(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     match handle(state, uri, headers, body).await {
@@ -41,7 +41,7 @@ async fn handle(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
         .map_err(|_| ApiError::TooLarge(format!("an intake batch is at most {INTAKE_BODY_BYTES_MAX} bytes")))?;
     let original = OriginalRequest { uri, headers, body };
     // The leader keeps the rate: every batch of the source ends there, whichever node it hit.
-    if let Some(response) = forward_if_follower(&state, &original).await {
+    if let Some(response) = relay_if_follower(&state, &original).await {
         return Ok(response);
     }
     // Each signal is decoded on its own only when some signal is malformed: then that one is

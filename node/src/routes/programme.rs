@@ -23,7 +23,7 @@ use crate::api::inspection::{
 use crate::api::{self, time, ApiError};
 use crate::programme::{replication, roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
 use crate::state::AppState;
-use crate::write_path::{forward_if_follower, propose_or_forward, OriginalRequest, WriteOutcome};
+use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome};
 
 fn within(code: BureauCode, ancestor: BureauCode) -> bool {
     Regions::get().is_within(code, ancestor)
@@ -76,7 +76,7 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
         return ApiError::TooLarge(format!("a directory file has at most {DIRECTORY_BYTES_MAX} bytes")).into_response();
     };
     let original = OriginalRequest { uri, headers, body: bytes.clone() };
-    if let Some(response) = forward_if_follower(&state, &original).await {
+    if let Some(response) = relay_if_follower(&state, &original).await {
         return response;
     }
     // Only the confirmed leader stores and replicates a file: a follower that could not reach
@@ -381,7 +381,7 @@ pub async fn draw(
         let request: DrawRequest =
             if bytes.iter().all(u8::is_ascii_whitespace) { DrawRequest::default() } else { parse_json(&bytes)? };
         let original = OriginalRequest { uri, headers, body: bytes };
-        if let Some(response) = forward_if_follower(&state, &original).await {
+        if let Some(response) = relay_if_follower(&state, &original).await {
             return Ok(response);
         }
         if let Some(value) = request.beacon {
@@ -461,7 +461,7 @@ async fn commit(
 ) -> Result<Committed, ApiError> {
     let command =
         Command { stamp_ms: time::now_ms(), actor: actor.clone(), idempotency: None, action: programme(action) };
-    match propose_or_forward(state, original, command).await? {
+    match propose_or_relay(state, original, command).await? {
         WriteOutcome::Local(Ok(applied)) => Ok(Committed::Record(applied.record)),
         WriteOutcome::Local(Err(rejection)) => Err(ApiError::from(rejection)),
         WriteOutcome::Relayed(response) => Ok(Committed::Relayed(response)),

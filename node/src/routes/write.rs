@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::request::read_body;
 use crate::api::{self, time, ApiError};
 use crate::state::AppState;
-use crate::write_path::{forward_if_follower, propose_or_forward, OriginalRequest, WriteOutcome, IDEMPOTENCY_HEADER};
+use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome, IDEMPOTENCY_HEADER};
 
 /// The Idempotency-Key of a write, fingerprinted with the route and body so that a key reused
 /// for a different request is recognised.
@@ -55,7 +55,7 @@ fn result_response(status: StatusCode, result: CommandResult) -> Response {
 }
 
 /// Answers from the stored first result when this node already has the key; otherwise
-/// proposes (or forwards). The ledger checks the key again when it applies.
+/// proposes (or relays to the leader). The ledger checks the key again when it applies.
 pub(super) async fn write(
     state: &AppState,
     original: OriginalRequest,
@@ -68,7 +68,7 @@ pub(super) async fn write(
             return result_response(status, result);
         }
     }
-    match propose_or_forward(state, &original, command).await {
+    match propose_or_relay(state, &original, command).await {
         Ok(WriteOutcome::Local(result)) => result_response(status, result),
         Ok(WriteOutcome::Relayed(response)) => response,
         Err(error) => error.into_response(),
@@ -94,7 +94,7 @@ pub(super) async fn handle_write(
         Err(error) => return error.into_response(),
     };
     let original = OriginalRequest { uri, headers, body };
-    if let Some(response) = forward_if_follower(&state, &original).await {
+    if let Some(response) = relay_if_follower(&state, &original).await {
         return response;
     }
     let stamp_ms = time::now_ms();
