@@ -1,0 +1,423 @@
+//! The ledger's programme commands: directories, inspectors, conflicts, campaigns, beacons,
+//! draws and their inspection tasks, and the publication of results.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::*;
+use crate::access::{self, within};
+use crate::apply::{push_entry, record_transition, timeline_has_room, Ledger};
+
+use super::checks::command_over;
+use crate::command::{conflict, Actor, Applied, CommandResult, ConflictCode, NewTask, Rejection, Role, Transition};
+use crate::federation::Routing;
+use crate::policy::{self, TaskAction};
+use crate::task::{Severity, Source, Task, TaskKind, TaskState, TimelineAction};
+use crate::validate::{self, invalid};
+
+impl Ledger {
+    pub fn programme(&self) -> &Programme {
+        &self.programme
+    }
+
+    /// The inputs of campaign `id`'s draw: frozen when its beacon was fixed (what the node
+    /// draws from, and what `apply` compares a proposed draw with), as the ledger stands now
+    /// once it is drawn (its record keeps the inputs it was drawn from).
+    pub fn draw_inputs(&self, id: u64) -> Result<DrawInputs, Rejection> {
+        let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
+        if let Some(sealed) = self.programme.sealed_inputs.get(&id) {
+            return Ok(sealed.clone());
+        }
+        self.live_draw_inputs(id, campaign)
+    }
+
+    /// The inputs as the ledger stands now: what the beacon freezes.
+    fn live_draw_inputs(&self, id: u64, campaign: &Campaign) -> Result<DrawInputs, Rejection> {
+        let beacon = campaign.beacon.as_ref().ok_or_else(|| {
+            conflict(ConflictCode::NoBeacon, format!("campaign {id} has no beacon yet: a second person fixes it first"))
+        })?;
+        let spec = &campaign.spec;
+        let pool = self.programme.inspector_pool(spec);
+        let pool_ids: BTreeSet<&str> = pool.iter().map(|i| i.id.as_str()).collect();
+        let conflicts = self
+            .programme
+            .conflicts
+            .keys()
+            .filter(|(inspector, _)| pool_ids.contains(inspector.as_str()))
+            .cloned()
+            .collect();
+        Ok(DrawInputs {
+            campaign: id,
+            spec: spec.clone(),
+            beacon: beacon.value.clone(),
+            pool,
+            conflicts,
+            histories: self.entity_histories(spec.scope_region),
+        })
+    }
+
+    /// What the ledger knows of the past of each entity registered within `region`.
+    fn entity_histories(&self, region: BureauCode) -> Vec<EntityHistory> {
+        let mut histories: BTreeMap<Uscc, EntityHistory> = BTreeMap::new();
+        let empty = |uscc: &Uscc| EntityHistory {
+            uscc: uscc.clone(),
+            findings: 0,
+            complaints: 0,
+            overdue_tasks: 0,
+            last_team: Vec::new(),
+        };
+        for task in self.tasks_newest_first(None) {
+            let Some(uscc) = &task.subject.uscc else { continue };
+            if !within(task.subject.region_code, region) {
+                continue;
+            }
+            let found = task.outcome.is_some_and(is_finding);
+            let complaint = task.source == Source::Complaint;
+            let overdue = task.ack_missed_deadline_ms.is_some() || task.completion_missed_deadline_ms.is_some();
+            if found || complaint || overdue {
+                let history = histories.entry(uscc.clone()).or_insert_with(|| empty(uscc));
+                history.findings += u32::from(found);
+                history.complaints += u32::from(complaint);
+                history.overdue_tasks += u32::from(overdue);
+            }
+        }
+        for (uscc, (entity_region, team)) in &self.programme.last_team {
+            if within(*entity_region, region) {
+                histories.entry(uscc.clone()).or_insert_with(|| empty(uscc)).last_team = team.clone();
+            }
+        }
+        histories.into_values().collect()
+    }
+
+    /// Enrols `inspectors` (a new id, or one whose earlier enrolment was retired), all of them
+    /// or, when any is refused, none: every check runs before the directory changes.
+    fn enroll_inspectors(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        inspectors: &[Inspector],
+    ) -> Result<Vec<Inspector>, Rejection> {
+        if inspectors.is_empty() || inspectors.len() > INSPECTORS_PER_ENROLMENT_MAX {
+            return Err(invalid("inspectors", format!("1 to {INSPECTORS_PER_ENROLMENT_MAX} inspectors at once")));
+        }
+        let mut ids = BTreeSet::new();
+        for inspector in inspectors {
+            check_inspector(inspector)?;
+            command_over(actor, inspector.bureau, "enrol inspectors")?;
+            if !ids.insert(inspector.id.as_str()) {
+                return Err(invalid("id", format!("inspector {} is listed twice", inspector.id)));
+            }
+            if self.programme.inspectors.get(&inspector.id).is_some_and(|i| i.active) {
+                return Err(conflict(
+                    ConflictCode::InspectorEnrolled,
+                    format!("inspector {} is already in the directory", inspector.id),
+                ));
+            }
+        }
+        let new_ids = inspectors.iter().filter(|i| !self.programme.inspectors.contains_key(&i.id)).count();
+        if self.programme.inspectors.len() + new_ids > INSPECTORS_MAX {
+            return Err(Rejection::LimitReached(format!("{INSPECTORS_MAX} inspectors")));
+        }
+        let enrolled: Vec<Inspector> = inspectors
+            .iter()
+            .map(|inspector| {
+                let mut entry = inspector.clone();
+                entry.expertise.sort();
+                entry.expertise.dedup();
+                entry.active = true;
+                entry.enrolled_at_ms = stamp_ms;
+                entry.retired_at_ms = None;
+                entry
+            })
+            .collect();
+        for entry in &enrolled {
+            self.programme.inspectors.insert(entry.id.clone(), entry.clone());
+        }
+        Ok(enrolled)
+    }
+
+    pub(crate) fn apply_programme(&mut self, stamp_ms: u64, actor: &Actor, action: &ProgrammeAction) -> CommandResult {
+        validate::actor(actor)?;
+        match action {
+            ProgrammeAction::RecordEntityDirectory { sha256, entities, bytes } => {
+                command_over(actor, actor.bureau, "import the entity directory")?;
+                if !is_hex_sha256(sha256) {
+                    return Err(invalid("sha256", "not a SHA-256 in hex"));
+                }
+                if self.programme.entity_directory().is_some_and(|current| &current.sha256 == sha256) {
+                    return Err(Rejection::NothingToRecord("this directory is already the current version".into()));
+                }
+                let version = DirectoryVersion {
+                    number: self.programme.entity_directories.len() as u64 + 1,
+                    sha256: sha256.clone(),
+                    entities: *entities,
+                    bytes: *bytes,
+                    at_ms: stamp_ms,
+                    imported_by: actor.user.clone(),
+                };
+                self.programme.entity_directories.push(version.clone());
+                Ok(Applied::of_record(ProgrammeRecord::EntityDirectory(version), Vec::new()))
+            }
+            ProgrammeAction::EnrollInspector(inspector) => {
+                let mut enrolled = self.enroll_inspectors(stamp_ms, actor, std::slice::from_ref(&**inspector))?;
+                let entry = enrolled.pop().expect("one inspector in, one enrolled");
+                Ok(Applied::of_record(ProgrammeRecord::Inspector(Box::new(entry)), Vec::new()))
+            }
+            ProgrammeAction::EnrollInspectors(inspectors) => {
+                let enrolled = self.enroll_inspectors(stamp_ms, actor, inspectors)?;
+                Ok(Applied::of_record(ProgrammeRecord::Inspectors(enrolled), Vec::new()))
+            }
+            ProgrammeAction::RetireInspector { id, note } => {
+                validate::note(note, true)?;
+                let inspector = self
+                    .programme
+                    .inspectors
+                    .get_mut(id)
+                    .filter(|i| i.active)
+                    .ok_or_else(|| Rejection::NoSuch(format!("active inspector {id}")))?;
+                command_over(actor, inspector.bureau, "retire inspectors")?;
+                inspector.active = false;
+                inspector.retired_at_ms = Some(stamp_ms);
+                Ok(Applied::of_record(ProgrammeRecord::Inspector(Box::new(inspector.clone())), Vec::new()))
+            }
+            ProgrammeAction::DeclareConflict { inspector, uscc, reason } => {
+                validate::note(reason, true)?;
+                let found = self
+                    .programme
+                    .inspectors
+                    .get(inspector)
+                    .ok_or_else(|| Rejection::NoSuch(format!("inspector {inspector}")))?;
+                let allowed =
+                    matches!(actor.role, Role::Command | Role::Operator) && within(found.bureau, actor.bureau);
+                if !allowed {
+                    return Err(Rejection::Forbidden(format!(
+                        "bureau {} cannot declare conflicts of inspectors of bureau {}",
+                        actor.bureau, found.bureau
+                    )));
+                }
+                let key = (inspector.clone(), uscc.clone());
+                if self.programme.conflicts.contains_key(&key) {
+                    return Err(Rejection::NothingToRecord(format!(
+                        "{inspector} has declared a conflict with {}",
+                        uscc.as_str()
+                    )));
+                }
+                if self.programme.conflicts.len() >= CONFLICTS_MAX {
+                    return Err(Rejection::LimitReached(format!("{CONFLICTS_MAX} conflicts")));
+                }
+                let conflict = Conflict {
+                    inspector: inspector.clone(),
+                    uscc: uscc.clone(),
+                    reason: reason.clone(),
+                    declared_by: actor.user.clone(),
+                    at_ms: stamp_ms,
+                };
+                self.programme.conflicts.insert(key, conflict.clone());
+                Ok(Applied::of_record(ProgrammeRecord::Conflict(Box::new(conflict)), Vec::new()))
+            }
+            ProgrammeAction::CreateCampaign(spec) => self.create_campaign(stamp_ms, actor, spec),
+            ProgrammeAction::FixBeacon { campaign, value } => self.fix_beacon(stamp_ms, actor, *campaign, value),
+            ProgrammeAction::RecordDraw { campaign, result, ack_deadline_ms, complete_deadline_ms } => {
+                self.record_draw(stamp_ms, actor, *campaign, result, *ack_deadline_ms, *complete_deadline_ms)
+            }
+            ProgrammeAction::PublishResult { task } => self.publication_step(stamp_ms, actor, *task, None),
+            ProgrammeAction::WithdrawResult { task, note } => self.publication_step(stamp_ms, actor, *task, Some(note)),
+        }
+    }
+
+    fn create_campaign(&mut self, stamp_ms: u64, actor: &Actor, spec: &CampaignSpec) -> CommandResult {
+        check_spec(spec)?;
+        command_over(actor, spec.bureau, "plan campaigns")?;
+        let current = self
+            .programme
+            .entity_directory()
+            .ok_or_else(|| conflict(ConflictCode::NoDirectory, "no entity directory is imported yet"))?;
+        if current.sha256 != spec.entity_directory {
+            return Err(conflict(
+                ConflictCode::DirectoryChanged,
+                format!("the entity directory changed: version {} ({}) is current", current.number, current.sha256),
+            ));
+        }
+        if self.programme.campaigns.len() >= CAMPAIGNS_MAX {
+            return Err(Rejection::LimitReached(format!("{CAMPAIGNS_MAX} campaigns")));
+        }
+        self.programme.next_campaign += 1;
+        let campaign = Arc::new(Campaign {
+            id: self.programme.next_campaign,
+            spec: spec.clone(),
+            created_by: actor.user.clone(),
+            created_at_ms: stamp_ms,
+            beacon: None,
+            draw: None,
+        });
+        self.programme.campaigns.insert(campaign.id, campaign.clone());
+        Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign), Vec::new()))
+    }
+
+    fn fix_beacon(&mut self, stamp_ms: u64, actor: &Actor, id: u64, value: &str) -> CommandResult {
+        validate::text("beacon", value, BEACON_CHARS_MAX, true, false)?;
+        let campaign =
+            self.programme.campaigns.get_mut(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
+        command_over(actor, campaign.spec.bureau, "fix a campaign's beacon")?;
+        if campaign.beacon.is_some() {
+            return Err(conflict(
+                ConflictCode::BeaconFixed,
+                format!("campaign {id}'s beacon is fixed already; it is fixed once"),
+            ));
+        }
+        if campaign.created_by == actor.user {
+            return Err(Rejection::Forbidden(
+                "the beacon is fixed by a second person, not by who planned the campaign".into(),
+            ));
+        }
+        let shared = Arc::make_mut(campaign);
+        shared.beacon = Some(Beacon { value: value.to_owned(), entered_by: actor.user.clone(), at_ms: stamp_ms });
+        let campaign = campaign.clone();
+        let inputs = self.live_draw_inputs(id, &campaign)?;
+        self.programme.sealed_inputs.insert(id, inputs);
+        Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign), Vec::new()))
+    }
+
+    fn record_draw(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        id: u64,
+        result: &DrawResult,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+    ) -> CommandResult {
+        let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
+        command_over(actor, campaign.spec.bureau, "draw campaigns")?;
+        if campaign.draw.is_some() {
+            return Err(conflict(ConflictCode::CampaignDrawn, format!("campaign {id} is drawn already")));
+        }
+        validate::dispatch(
+            campaign.spec.bureau,
+            campaign.spec.bureau,
+            stamp_ms,
+            ack_deadline_ms,
+            complete_deadline_ms,
+        )?;
+        let inputs = self.draw_inputs(id)?;
+        // Against the conflicts frozen with the beacon: one declared once the beacon is public
+        // could otherwise veto the draw until the selection suits (finding 10's kin).
+        check_draw(&inputs, result)?;
+        let spec = inputs.spec.clone();
+
+        let draw_actor = actor.clone();
+        let mut tasks = Vec::with_capacity(result.inspections.len());
+        for inspection in &result.inspections {
+            let task = self.inspection_task(
+                stamp_ms,
+                &draw_actor,
+                id,
+                &spec,
+                inspection,
+                ack_deadline_ms,
+                complete_deadline_ms,
+            );
+            let task = Arc::new(task);
+            self.insert_task(task.clone());
+            let mut team = inspection.inspectors.clone();
+            team.sort();
+            let uscc = inspection.subject.uscc.clone().expect("checked: every drawn entity has a USCC");
+            self.programme.last_team.insert(uscc, (inspection.subject.region_code, team));
+            tasks.push(task);
+        }
+        let record = DrawRecord {
+            inputs,
+            result: result.clone(),
+            ack_deadline_ms,
+            complete_deadline_ms,
+            drawn_at_ms: stamp_ms,
+            drawn_by: actor.user.clone(),
+            tasks: tasks.iter().map(|t| t.id).collect(),
+        };
+        self.programme.sealed_inputs.remove(&id);
+        let campaign = self.programme.campaigns.get_mut(&id).expect("found above");
+        Arc::make_mut(campaign).draw = Some(Box::new(record));
+        Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign.clone()), tasks))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn inspection_task(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        campaign: u64,
+        spec: &CampaignSpec,
+        inspection: &DrawnInspection,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+    ) -> Task {
+        let items: Vec<InspectionItem> =
+            spec.items.iter().filter(|item| inspection.items.contains(&item.code)).cloned().collect();
+        let item_names: Vec<&str> = items.iter().map(|item| item.name.as_str()).collect();
+        let severity = if inspection.risk_class == RiskClass::High { Severity::High } else { Severity::Normal };
+        let new_task = NewTask {
+            kind: TaskKind::Inspection,
+            severity,
+            title: format!("双随机抽查：{}", spec.name),
+            description: format!("抽查事项：{}", item_names.join("、")),
+            subject: inspection.subject.clone(),
+            source: Source::SpotCheck,
+            origin_bureau: spec.bureau,
+            assignee_bureau: Some(inspection.bureau),
+            // Drawn within the organiser's scope: inspected here, never forwarded.
+            routing: Routing::Keep,
+        };
+        let mut task = self.register(stamp_ms, actor, &new_task);
+        let dispatch = Transition::Dispatch { assignee: inspection.bureau, ack_deadline_ms, complete_deadline_ms };
+        let note = format!("执法检查人员：{}", inspection.inspectors.join("、"));
+        record_transition(&mut task, stamp_ms, actor, &note, &dispatch, TaskState::Dispatched)
+            .expect("a dispatch is a change in place");
+        task.inspection = Some(InspectionRecord {
+            campaign,
+            campaign_name: spec.name.clone(),
+            items,
+            inspectors: inspection.inspectors.clone(),
+            risk_class: inspection.risk_class,
+            top_up: inspection.top_up,
+            result_entered_at_ms: None,
+            publish_deadline_ms: None,
+            publish_missed_deadline_ms: None,
+            published_at_ms: None,
+            withdrawn_at_ms: None,
+        });
+        task
+    }
+
+    /// Publishes (note `None`) or withdraws an inspection result: the organiser's command centre.
+    fn publication_step(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        task_id: TaskId,
+        note: Option<&String>,
+    ) -> CommandResult {
+        if let Some(note) = note {
+            validate::note(note, true)?;
+        }
+        let action = if note.is_some() { TaskAction::Withdraw } else { TaskAction::Publish };
+        let task = self.task(task_id).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task_id))?;
+        access::may_write(actor)?;
+        policy::open(task, action)?;
+        policy::may_take(actor, task, action)?;
+        let (action, text) = match note {
+            None => (TimelineAction::Publish, String::new()),
+            Some(note) => (TimelineAction::Withdraw, note.clone()),
+        };
+        timeline_has_room(task)?;
+        let shared = self.task_mut(task_id).expect("found above");
+        let task = Arc::make_mut(shared);
+        let record = task.inspection.as_mut().expect("an inspection task");
+        match action {
+            TimelineAction::Publish => record.published_at_ms = Some(stamp_ms),
+            _ => record.withdrawn_at_ms = Some(stamp_ms),
+        }
+        let assignee = task.assignee_bureau;
+        push_entry(task, stamp_ms, actor, action, text, assignee);
+        Ok(Applied::of_task(shared.clone()))
+    }
+}

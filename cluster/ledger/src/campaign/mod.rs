@@ -1,0 +1,503 @@
+//! The "double random, one public" programme (双随机、一公开), the ledger's side: the versions of
+//! the inspection-target directory (名录库, kept out of the log: only its hash, size and time are
+//! recorded), the inspector directory (执法检查人员名录库, small: kept here as dated changes) with
+//! declared conflicts of interest, campaigns (抽查计划) with the beacon a second person fixes, the
+//! committed draw with its inputs, the inspection tasks it creates, their results and their
+//! publication.
+//!
+//! The draw itself needs the entity directory, which is not in the ledger: the accepting node
+//! computes it (crate `draw`) and proposes the result. `apply` re-derives everything it can from
+//! its own state (the inspector pool, the entity history, the conflicts, the seed) and refuses a
+//! draw whose inputs differ, then checks the result's rules (team size, qualification, recusals,
+//! rotation, quotas, the 3% floor). `xietong draw verify` recomputes the selection from the
+//! directory file.
+//!
+//! **Publication invariant:** risk classes, inspectors and draw inputs never reach a public view;
+//! `PublicResult` and `PublicCampaign` are built field by field from what the rules publish.
+//!
+//! This module holds the programme's record types and limits; `checks` the checks of its
+//! inputs, `apply` the ledger's commands, `draw_rules` the rules a draw's result keeps,
+//! `public` what the public sees.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::access::within;
+use super::bureau::BureauCode;
+use super::task::{wire_enum, CompletionOutcome, Subject, TaskId};
+use super::uscc::Uscc;
+
+mod apply;
+mod checks;
+mod draw_rules;
+mod public;
+
+pub(crate) use checks::is_finding;
+pub use checks::{check_inspector, check_spec, is_hex_sha256, is_inspection_outcome};
+pub use draw_rules::check_draw;
+pub use public::PublicResult;
+
+/// Inspector ids are badge numbers (执法证号) or staff numbers.
+pub const INSPECTOR_ID_CHARS_MAX: usize = 32;
+pub const INSPECTOR_NAME_CHARS_MAX: usize = 50;
+/// Station (市场监管所) names and expertise tags.
+pub const LABEL_CHARS_MAX: usize = 64;
+/// Expertise tags per inspector and industries or items per campaign: a handful in practice.
+pub const LABELS_MAX: usize = 32;
+/// Inspectors in the directory: a province has a few tens of thousands of enforcement staff.
+pub const INSPECTORS_MAX: usize = 100_000;
+/// Inspectors enrolled by one command (a bureau's roster file): a county bureau has tens to a
+/// few hundred enforcement staff; one entry stays small.
+pub const INSPECTORS_PER_ENROLMENT_MAX: usize = 500;
+/// Declared conflicts of interest kept.
+pub const CONFLICTS_MAX: usize = 1_000_000;
+/// Campaigns kept.
+pub const CAMPAIGNS_MAX: usize = 100_000;
+/// Inspections one draw may create as tasks (one Raft entry): a county's or city's campaign
+/// draws hundreds to a few thousand; a province-wide draw larger than this is split by region.
+pub const DRAW_INSPECTIONS_MAX: usize = 10_000;
+/// Entity histories a draw carries as input (entities in scope that had tasks here).
+pub const DRAW_HISTORIES_MAX: usize = 200_000;
+/// Inspectors per inspection: at least two (never alone), at most a small team.
+pub const TEAM_SIZE_MIN: u32 = 2;
+pub const TEAM_SIZE_MAX: u32 = 8;
+/// The rules' floor: no campaign draws less than 3% of the entities in its scope (比例不低于3%).
+pub const DRAW_RATIO_FLOOR_BP: u32 = 300;
+/// Ratios are in basis points (1/10,000) so they are exact integers in the log.
+pub const BASIS_POINTS: u32 = 10_000;
+/// A beacon value (a public random value, or a number a second person reads out).
+pub const BEACON_CHARS_MAX: usize = 256;
+
+wire_enum! {
+    /// The risk class of a market entity (风险分类). Internal: never on a public route.
+    pub enum RiskClass {
+        High = "high",
+        Normal = "normal",
+        Low = "low",
+    }
+}
+
+/// How a campaign picks inspectors (随机选派执法检查人员的方式), per the responsible bureau.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InspectorMode {
+    /// 全局内随机: anyone of the bureau, its office or any of its stations.
+    WholeBureau,
+    /// 局机关与所随机: each team has at least one from the bureau's office and one from a station.
+    OfficeAndStations,
+    /// 若干所内随机: only inspectors of the named stations.
+    Stations(Vec<String>),
+    /// 单一所内随机: only inspectors of one station.
+    Station(String),
+}
+
+/// One enforcement inspector in the directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspector {
+    pub id: String,
+    pub name: String,
+    /// The bureau (county or above) the inspector belongs to.
+    pub bureau: BureauCode,
+    /// The station (市场监管所) within it; `None` for the bureau's own office (局机关).
+    pub station: Option<String>,
+    /// Expertise tags (业务专长), sorted, matched against the items' required expertise.
+    pub expertise: Vec<String>,
+    /// Holds an administrative enforcement qualification (行政执法资格).
+    pub qualified: bool,
+    pub active: bool,
+    /// When the inspector entered the directory, and when they left it.
+    pub enrolled_at_ms: u64,
+    pub retired_at_ms: Option<u64>,
+}
+
+/// One item of the inspection-item list (抽查事项清单), as the campaign's node resolved it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct InspectionItem {
+    pub code: String,
+    pub name: String,
+    /// The industries it applies to; empty for every industry.
+    pub industries: Vec<String>,
+    /// The expertise an inspector needs for it.
+    pub expertise: String,
+}
+
+impl InspectionItem {
+    pub fn applies_to(&self, industry: &str) -> bool {
+        self.industries.is_empty() || self.industries.iter().any(|i| i == industry)
+    }
+}
+
+/// The share of each risk class drawn, in basis points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskRatios {
+    pub high_bp: u32,
+    pub normal_bp: u32,
+    pub low_bp: u32,
+}
+
+impl RiskRatios {
+    pub fn of(&self, class: RiskClass) -> u32 {
+        match class {
+            RiskClass::High => self.high_bp,
+            RiskClass::Normal => self.normal_bp,
+            RiskClass::Low => self.low_bp,
+        }
+    }
+}
+
+/// How an entity's risk class is computed (configurable per deployment, carried in the
+/// campaign so a draw can be recomputed anywhere): points for its credit status, industry,
+/// region and history; at or above `high_from` is high, below `low_below` low.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RiskScoring {
+    pub credit_points: Vec<(String, i32)>,
+    pub industry_points: Vec<(String, i32)>,
+    /// Points for entities within a region's subtree (the first matching region counts).
+    pub region_points: Vec<(BureauCode, i32)>,
+    pub points_per_finding: i32,
+    pub points_per_complaint: i32,
+    pub points_per_overdue_task: i32,
+    pub high_from: i32,
+    pub low_below: i32,
+}
+
+/// A campaign's committed parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignSpec {
+    pub name: String,
+    /// The organising bureau: it dispatches the inspections and publishes their results.
+    pub bureau: BureauCode,
+    pub items: Vec<InspectionItem>,
+    /// Entities registered in this region's subtree.
+    pub scope_region: BureauCode,
+    /// A targeted campaign (定向抽查) names industries or risk classes; an untargeted one neither.
+    pub targeted: bool,
+    pub industries: Vec<String>,
+    pub risk_classes: Vec<RiskClass>,
+    pub ratios: RiskRatios,
+    pub inspector_mode: InspectorMode,
+    pub inspectors_per_inspection: u32,
+    pub scoring: RiskScoring,
+    /// The entity directory version the draw uses: the newest when the campaign was created.
+    pub entity_directory: String,
+    /// The inspections are due by then; without it, the deadline policy's period for
+    /// inspections from the draw.
+    pub complete_deadline_ms: Option<u64>,
+}
+
+/// The value fixed after the parameters were committed, by a second person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Beacon {
+    pub value: String,
+    pub entered_by: String,
+    pub at_ms: u64,
+}
+
+/// What the ledger knows of an entity's past, as the draw's input: it raises the risk class,
+/// and the last team that inspected it may not inspect it again next time.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EntityHistory {
+    pub uscc: Uscc,
+    /// Inspections and tasks that found a problem.
+    pub findings: u32,
+    pub complaints: u32,
+    /// Tasks about it that missed a deadline.
+    pub overdue_tasks: u32,
+    /// The inspectors of its last inspection, sorted.
+    pub last_team: Vec<String>,
+}
+
+/// Everything a draw depends on besides the entity directory; the ledger derives all of it
+/// from its own state and refuses a draw computed from anything else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawInputs {
+    pub campaign: u64,
+    pub spec: CampaignSpec,
+    pub beacon: String,
+    /// Active, qualified inspectors the mode allows, by id.
+    pub pool: Vec<Inspector>,
+    /// Declared conflicts of those inspectors: (inspector, USCC), sorted.
+    pub conflicts: Vec<(String, Uscc)>,
+    /// Histories of entities in scope, by USCC.
+    pub histories: Vec<EntityHistory>,
+}
+
+impl DrawInputs {
+    /// The draw's seed: SHA-256 over a version tag, the canonical encoding of every input, and
+    /// the entity directory's hash (inside the spec). Nobody can choose it: the parameters are
+    /// committed before the beacon, and the beacon is fixed once, by a second person.
+    pub fn seed(&self) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(b"xietong-double-random-v1\0");
+        hasher.update(bincode::serialize(self).expect("draw inputs always serialize"));
+        hasher.finalize().into()
+    }
+}
+
+/// How many of a stratum (an item and a risk class) there were and were drawn.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stratum {
+    pub item: String,
+    pub class: RiskClass,
+    pub population: u64,
+    pub quota: u64,
+}
+
+/// One inspection of the draw: one entity, every item that fell on it (a joint inspection).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawnInspection {
+    pub subject: Subject,
+    pub industry: String,
+    pub risk_class: RiskClass,
+    /// Item codes, in the campaign's order.
+    pub items: Vec<String>,
+    /// Inspector ids, in the order drawn.
+    pub inspectors: Vec<String>,
+    /// The bureau responsible for the entity (its region's bureau): the task goes there.
+    pub bureau: BureauCode,
+    /// Drawn to bring the campaign up to the 3% floor, not by a stratum quota.
+    pub top_up: bool,
+}
+
+/// An inspector the draw passed over for an entity because of a declared conflict (回避).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recusal {
+    pub uscc: Uscc,
+    pub inspector: String,
+    pub reason: String,
+}
+
+/// A draw's result as the node computed it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawResult {
+    /// Hex of the seed.
+    pub seed: String,
+    /// Entities in the directory within the scope, before the items' industries.
+    pub entities_in_scope: u64,
+    /// Entities at least one item applies to: the population of the 3% floor.
+    pub eligible: u64,
+    pub strata: Vec<Stratum>,
+    pub inspections: Vec<DrawnInspection>,
+    pub recusals: Vec<Recusal>,
+}
+
+/// The committed draw: inputs and result, the proof that `xietong draw verify` checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawRecord {
+    pub inputs: DrawInputs,
+    pub result: DrawResult,
+    pub ack_deadline_ms: u64,
+    pub complete_deadline_ms: u64,
+    pub drawn_at_ms: u64,
+    pub drawn_by: String,
+    /// The inspection tasks, in the order of `result.inspections`.
+    pub tasks: Vec<TaskId>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub id: u64,
+    pub spec: CampaignSpec,
+    pub created_by: String,
+    pub created_at_ms: u64,
+    pub beacon: Option<Beacon>,
+    pub draw: Option<Box<DrawRecord>>,
+}
+
+/// One version of the entity directory: the file stays outside the log, its identity in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryVersion {
+    pub number: u64,
+    /// Hex SHA-256 of the file's bytes.
+    pub sha256: String,
+    pub entities: u64,
+    pub bytes: u64,
+    pub at_ms: u64,
+    pub imported_by: String,
+}
+
+/// A declared conflict of interest (利害关系), kept on record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Conflict {
+    pub inspector: String,
+    pub uscc: Uscc,
+    pub reason: String,
+    pub declared_by: String,
+    pub at_ms: u64,
+}
+
+wire_enum! {
+    /// What happened to a published result.
+    pub enum PublicationState {
+        /// Entered, not yet published (the 20-working-day clock runs).
+        Pending = "pending",
+        Published = "published",
+        /// Taken off the public routes.
+        Withdrawn = "withdrawn",
+    }
+}
+
+/// On an inspection task: its campaign, items, team, result and publication.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionRecord {
+    pub campaign: u64,
+    pub campaign_name: String,
+    pub items: Vec<InspectionItem>,
+    pub inspectors: Vec<String>,
+    pub risk_class: RiskClass,
+    pub top_up: bool,
+    /// When the result was entered (谁抽查、谁录入: by the inspecting bureau).
+    pub result_entered_at_ms: Option<u64>,
+    /// The result must be published by then (20 working days), computed by the accepting node.
+    pub publish_deadline_ms: Option<u64>,
+    pub publish_missed_deadline_ms: Option<u64>,
+    pub published_at_ms: Option<u64>,
+    pub withdrawn_at_ms: Option<u64>,
+}
+
+impl InspectionRecord {
+    pub fn publication(&self) -> Option<PublicationState> {
+        self.result_entered_at_ms?;
+        Some(if self.withdrawn_at_ms.is_some() {
+            PublicationState::Withdrawn
+        } else if self.published_at_ms.is_some() {
+            PublicationState::Published
+        } else {
+            PublicationState::Pending
+        })
+    }
+
+    /// The organiser returned the task for rework: its result is no longer the inspection's
+    /// result, so it leaves the public routes at once, and the result entered next waits for
+    /// its own publication (一公开 publishes what the organiser reviewed, nothing else).
+    pub fn returned_for_rework(&mut self) {
+        self.result_entered_at_ms = None;
+        self.publish_deadline_ms = None;
+        self.published_at_ms = None;
+        self.withdrawn_at_ms = None;
+    }
+}
+
+/// What a programme command recorded, for its answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProgrammeRecord {
+    EntityDirectory(DirectoryVersion),
+    Inspector(Box<Inspector>),
+    Conflict(Box<Conflict>),
+    Campaign(Arc<Campaign>),
+    /// Inspectors enrolled by one roster, in its order.
+    Inspectors(Vec<Inspector>),
+}
+
+/// The programme's state in the ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Programme {
+    entity_directories: Vec<DirectoryVersion>,
+    inspectors: BTreeMap<String, Inspector>,
+    conflicts: BTreeMap<(String, Uscc), Conflict>,
+    campaigns: BTreeMap<u64, Arc<Campaign>>,
+    next_campaign: u64,
+    /// The team of each entity's last inspection, with the entity's region.
+    last_team: BTreeMap<Uscc, (BureauCode, Vec<String>)>,
+    /// The draw inputs of each campaign whose beacon is fixed and which is not drawn yet,
+    /// frozen when the beacon was fixed: once the beacon is known, no enrolment, retirement or
+    /// declared conflict can change what is drawn (the draw's record keeps them after).
+    sealed_inputs: BTreeMap<u64, DrawInputs>,
+}
+
+/// Commands of the programme (variants of `Action`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProgrammeAction {
+    RecordEntityDirectory {
+        sha256: String,
+        entities: u64,
+        bytes: u64,
+    },
+    EnrollInspector(Box<Inspector>),
+    RetireInspector {
+        id: String,
+        note: String,
+    },
+    DeclareConflict {
+        inspector: String,
+        uscc: Uscc,
+        reason: String,
+    },
+    CreateCampaign(Box<CampaignSpec>),
+    FixBeacon {
+        campaign: u64,
+        value: String,
+    },
+    /// The draw computed by the accepting node, with the inspections' deadlines.
+    RecordDraw {
+        campaign: u64,
+        result: Box<DrawResult>,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+    },
+    PublishResult {
+        task: TaskId,
+    },
+    WithdrawResult {
+        task: TaskId,
+        note: String,
+    },
+    /// A roster of inspectors enrolled together: all of them, or none when one is refused.
+    EnrollInspectors(Vec<Inspector>),
+}
+
+impl Programme {
+    pub fn entity_directory(&self) -> Option<&DirectoryVersion> {
+        self.entity_directories.last()
+    }
+
+    pub fn entity_directories(&self) -> &[DirectoryVersion] {
+        &self.entity_directories
+    }
+
+    pub fn inspectors(&self) -> impl Iterator<Item = &Inspector> {
+        self.inspectors.values()
+    }
+
+    /// SHA-256 of the whole inspector directory as it stands (every entry, retired ones too):
+    /// its version, for an auditor comparing two readings. A draw's seed covers the part of it
+    /// that the draw used (`DrawInputs::pool`).
+    pub fn inspector_directory_sha256(&self) -> String {
+        hex(&Sha256::digest(bincode::serialize(&self.inspectors).expect("inspectors always serialize")))
+    }
+
+    pub fn campaign(&self, id: u64) -> Option<&Arc<Campaign>> {
+        self.campaigns.get(&id)
+    }
+
+    /// Campaigns, newest first.
+    pub fn campaigns(&self) -> impl Iterator<Item = &Arc<Campaign>> {
+        self.campaigns.values().rev()
+    }
+
+    /// The inspectors a campaign may draw from: active, qualified, of a bureau within its scope
+    /// (or the organiser's office), and allowed by its mode.
+    pub fn inspector_pool(&self, spec: &CampaignSpec) -> Vec<Inspector> {
+        let by_mode = |inspector: &Inspector| match &spec.inspector_mode {
+            InspectorMode::WholeBureau | InspectorMode::OfficeAndStations => true,
+            InspectorMode::Stations(stations) => inspector.station.as_ref().is_some_and(|s| stations.contains(s)),
+            InspectorMode::Station(station) => inspector.station.as_ref() == Some(station),
+        };
+        self.inspectors
+            .values()
+            .filter(|i| i.active && i.qualified && within(i.bureau, spec.scope_region) && by_mode(i))
+            .cloned()
+            .collect()
+    }
+}
+
+/// `population × ratio`, rounded up: a stratum of 10 at 3% draws 1, never 0.
+pub fn ceil_ratio(population: u64, ratio_bp: u32) -> u64 {
+    (population * u64::from(ratio_bp)).div_ceil(u64::from(BASIS_POINTS))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
