@@ -323,7 +323,11 @@ struct Desk {
 impl Desk {
     fn apply(&mut self, actor: &Actor, action: Action) -> ledger::CommandResult {
         self.stamp_ms += 1_000;
-        self.ledger.apply(&Command { stamp_ms: self.stamp_ms, actor: actor.clone(), idempotency: None, action })
+        let result =
+            self.ledger.apply(&Command { stamp_ms: self.stamp_ms, actor: actor.clone(), idempotency: None, action });
+        // Every step of a campaign's life keeps the ledger's invariants, the programme's with them.
+        self.ledger.check_invariants().expect("the ledger keeps its invariants");
+        result
     }
 
     fn programme(&mut self, actor: &Actor, action: ProgrammeAction) -> ledger::CommandResult {

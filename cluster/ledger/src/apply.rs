@@ -530,7 +530,28 @@ impl Ledger {
                 "received forward {forward} names task {id}, which did not receive it"
             );
         }
+        self.programme.check(|id| self.tasks.get(&id).map(|task| &**task)).map_err(InvariantViolation)?;
         for (id, task) in &self.tasks {
+            if let Some(inspection) = &task.inspection {
+                let drawn = self.programme.campaign(inspection.campaign).and_then(|c| c.draw.as_ref());
+                ensure!(
+                    drawn.is_some_and(|draw| draw.tasks.contains(id)),
+                    "task {id} is an inspection no draw of campaign {} made",
+                    inspection.campaign
+                );
+                ensure!(
+                    inspection.result_entered_at_ms.is_some() == inspection.publish_deadline_ms.is_some(),
+                    "task {id}: a result has a publication deadline, and only a result"
+                );
+                ensure!(
+                    inspection.published_at_ms.is_none() || inspection.result_entered_at_ms.is_some(),
+                    "task {id}: only an entered result is published"
+                );
+                ensure!(
+                    inspection.withdrawn_at_ms.is_none() || inspection.published_at_ms.is_some(),
+                    "task {id}: only a published result is withdrawn"
+                );
+            }
             if let Some(remote) = &task.remote {
                 ensure!(self.sent.get(&remote.forward) == Some(id), "task {id} tracks an unsent forward");
             }

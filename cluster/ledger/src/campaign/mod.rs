@@ -449,6 +449,62 @@ pub enum ProgrammeAction {
 }
 
 impl Programme {
+    /// The programme's own invariants, and those between it and the tasks (`task` finds one by
+    /// id): for `Ledger::check_invariants`, so a programme decoded from outside is checked too.
+    pub(crate) fn check<'a>(&self, task: impl Fn(TaskId) -> Option<&'a crate::task::Task>) -> Result<(), String> {
+        macro_rules! ensure {
+            ($condition:expr, $($reason:tt)+) => {
+                if !$condition {
+                    return Err(format!($($reason)+));
+                }
+            };
+        }
+        for (position, version) in self.entity_directories.iter().enumerate() {
+            ensure!(version.number == position as u64 + 1, "entity directory versions are numbered from 1");
+            ensure!(is_hex_sha256(&version.sha256), "entity directory {} is named by a SHA-256", version.number);
+        }
+        ensure!(self.inspectors.len() <= INSPECTORS_MAX, "too many inspectors");
+        for (id, inspector) in &self.inspectors {
+            ensure!(*id == inspector.id, "inspector {} is filed as {id}", inspector.id);
+            ensure!(inspector.active == inspector.retired_at_ms.is_none(), "inspector {id} is active or retired");
+        }
+        ensure!(self.conflicts.len() <= CONFLICTS_MAX, "too many declared conflicts");
+        for ((inspector, uscc), conflict) in &self.conflicts {
+            ensure!(
+                conflict.inspector == *inspector && conflict.uscc == *uscc,
+                "a conflict is filed under another inspector or entity"
+            );
+        }
+        ensure!(self.campaigns.len() <= CAMPAIGNS_MAX, "too many campaigns");
+        for (id, campaign) in &self.campaigns {
+            ensure!(*id == campaign.id, "campaign {} is filed as {id}", campaign.id);
+            ensure!(*id >= 1 && *id <= self.next_campaign, "campaign {id} did not come from the counter");
+            let sealed = self.sealed_inputs.contains_key(id);
+            ensure!(
+                sealed == (campaign.beacon.is_some() && campaign.draw.is_none()),
+                "campaign {id}'s inputs are frozen exactly while its beacon is fixed and it is not drawn"
+            );
+            if let Some(draw) = &campaign.draw {
+                ensure!(campaign.beacon.is_some(), "campaign {id} was drawn without a beacon");
+                ensure!(
+                    draw.tasks.len() == draw.result.inspections.len(),
+                    "campaign {id}'s draw has one task per inspection"
+                );
+                for task_id in &draw.tasks {
+                    let inspection = task(*task_id).and_then(|t| t.inspection.as_ref());
+                    ensure!(
+                        inspection.is_some_and(|i| i.campaign == *id),
+                        "campaign {id}'s draw names task {task_id}, which is not its inspection"
+                    );
+                }
+            }
+        }
+        for id in self.sealed_inputs.keys() {
+            ensure!(self.campaigns.contains_key(id), "frozen draw inputs of a missing campaign {id}");
+        }
+        Ok(())
+    }
+
     pub fn entity_directory(&self) -> Option<&DirectoryVersion> {
         self.entity_directories.last()
     }
