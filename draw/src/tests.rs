@@ -416,8 +416,8 @@ fn a_campaign_from_plan_to_public_result() {
     assert_eq!(drawn.tasks.len(), result.inspections.len(), "one task per inspection");
     let task = drawn.tasks[0].clone();
     assert_eq!(task.kind, TaskKind::Inspection);
-    assert_eq!(task.state, TaskState::Dispatched);
-    assert_eq!(task.assignee_bureau, Some(code(TIANHE)));
+    assert_eq!(task.handling.state, TaskState::Dispatched);
+    assert_eq!(task.handling.assignee_bureau, Some(code(TIANHE)));
     // The committed draw verifies from the ledger's own record.
     let committed = desk.ledger.programme().campaign(campaign.id).unwrap().draw.clone().unwrap();
     verify(&committed, &bytes).expect("the committed draw verifies");

@@ -90,7 +90,7 @@ fn main() {
     let started = Instant::now();
     for task in &sample {
         let mut changed = task.clone();
-        changed.escalated_to.push(province);
+        changed.handling.escalated_to.push(province);
         book.update(&changed);
         book.update(task);
     }

@@ -51,23 +51,23 @@ fn steps(task: &Task, policy: &EscalationPolicy) -> Vec<(u64, Action)> {
         }
         let Some(deadline_ms) = task.overdue_deadline_ms(kind) else { continue };
         let mut escalate = |to: Option<BureauCode>, due_ms: u64| {
-            if let Some(to) = to.filter(|to| !task.escalated_to.contains(to)) {
+            if let Some(to) = to.filter(|to| !task.handling.escalated_to.contains(to)) {
                 steps.push((due_ms, Action::Escalate { task: task.id, kind, deadline_ms, to }));
             }
         };
-        let assignee_parent = task.assignee_bureau.and_then(parent);
+        let assignee_parent = task.handling.assignee_bureau.and_then(parent);
         if kind == DeadlineKind::Completion {
             escalate(assignee_parent, deadline_ms);
         }
         if task.kind == TaskKind::Emergency {
             escalate(parent(task.origin_bureau), deadline_ms);
         }
-        let sent = task.reminders_sent;
+        let sent = task.handling.reminders_sent;
         if sent >= policy.escalate_after_reminders {
             escalate(assignee_parent, deadline_ms);
         }
         if sent < policy.reminders_max {
-            let postponed = task.last_feedback_ms.filter(|_| policy.feedback_postpones_reminder);
+            let postponed = task.handling.last_feedback_ms.filter(|_| policy.feedback_postpones_reminder);
             let base_ms = postponed.map_or(deadline_ms, |feedback| feedback.max(deadline_ms));
             let due_ms = base_ms.saturating_add(policy.remind_every_ms.saturating_mul(u64::from(sent) + 1));
             steps.push((due_ms, Action::RemindAssignee { task: task.id, kind, deadline_ms, sequence: sent + 1 }));

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use ledger::{
-    BureauCode, CompletionOutcome, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message,
-    MirroredFields, Severity, Source, StatusReport, Subject, TaskId, TaskKind, TaskState, Transition,
+    BureauCode, CompletionOutcome, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, Severity,
+    Source, StatusReport, Subject, TaskId, TaskKind, TaskState, Transition,
 };
 use serde_json::{json, Value};
 use tests::federation::{FederationOptions, GroupSpec, TestFederation, GZ_COMMAND_TOKEN};
@@ -88,7 +88,7 @@ async fn a_hostile_linked_group_cannot_crash_plant_or_poison_and_the_groups_rest
 
     // Finding 2: a report whose fields disagree (completed, with no assignee or outcome) used to
     // be copied whole, and every node panicked at the next snapshot load.
-    let mut fields = MirroredFields::of(&sample_task());
+    let mut fields = sample_task().handling.clone();
     fields.state = TaskState::Completed;
     fields.outcome = None;
     let poisoned = StatusReport {

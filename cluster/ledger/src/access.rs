@@ -17,11 +17,11 @@ pub fn can_see(actor: &Actor, task: &Task) -> bool {
         Role::System => true,
         // A peer group acts only through federation messages, which name their tasks.
         Role::Peer | Role::Source => false,
-        Role::Operator => task.assignee_bureau == Some(actor.bureau),
+        Role::Operator => task.handling.assignee_bureau == Some(actor.bureau),
         Role::Command | Role::Leadership => {
             within(task.origin_bureau, actor.bureau)
-                || task.assignee_bureau.is_some_and(|assignee| within(assignee, actor.bureau))
-                || task.escalated_to.iter().any(|bureau| within(*bureau, actor.bureau))
+                || task.handling.assignee_bureau.is_some_and(|assignee| within(assignee, actor.bureau))
+                || task.handling.escalated_to.iter().any(|bureau| within(*bureau, actor.bureau))
         }
     }
 }

@@ -18,8 +18,7 @@ use super::command::{
 };
 use super::complaint::Reporter;
 use super::federation::{
-    DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
-    RemoteHandling, Routing,
+    DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
 };
 use super::idempotency::IdempotencyTable;
 use super::intake::{GroupKey, SeenKey};
@@ -389,11 +388,11 @@ impl Ledger {
         let task = Arc::make_mut(shared);
         let action = match kind {
             DeadlineKind::Ack => {
-                task.ack_missed_deadline_ms = Some(deadline_ms);
+                task.handling.ack_missed_deadline_ms = Some(deadline_ms);
                 TimelineAction::AckMissed
             }
             DeadlineKind::Completion => {
-                task.completion_missed_deadline_ms = Some(deadline_ms);
+                task.handling.completion_missed_deadline_ms = Some(deadline_ms);
                 TimelineAction::CompletionMissed
             }
             DeadlineKind::Acceptance => {
@@ -412,7 +411,7 @@ impl Ledger {
                 TimelineAction::PublicationMissed
             }
         };
-        let assignee = task.assignee_bureau;
+        let assignee = task.handling.assignee_bureau;
         push_entry(task, stamp_ms, actor, action, String::new(), assignee);
         Ok(Applied::of_task(shared.clone()))
     }
@@ -435,12 +434,12 @@ impl Ledger {
             return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} is not overdue")));
         }
         match chase {
-            Chase::Remind(sequence) if sequence != shared.reminders_sent + 1 => {
+            Chase::Remind(sequence) if sequence != shared.handling.reminders_sent + 1 => {
                 return Err(Rejection::NothingToRecord(format!(
                     "reminder {sequence} of task {task_id} is not the next"
                 )));
             }
-            Chase::Escalate(to) if shared.escalated_to.contains(&to) || !Regions::get().contains(to) => {
+            Chase::Escalate(to) if shared.handling.escalated_to.contains(&to) || !Regions::get().contains(to) => {
                 return Err(Rejection::NothingToRecord(format!("task {task_id} is already escalated to {to}")));
             }
             _ => {}
@@ -449,15 +448,15 @@ impl Ledger {
         let task = Arc::make_mut(shared);
         let (action, escalated) = match chase {
             Chase::Remind(_) => {
-                task.reminders_sent += 1;
+                task.handling.reminders_sent += 1;
                 (TimelineAction::Remind, None)
             }
             Chase::Escalate(to) => {
-                task.escalated_to.push(to);
+                task.handling.escalated_to.push(to);
                 (TimelineAction::Escalate, Some(to))
             }
         };
-        let target = escalated.or(task.assignee_bureau);
+        let target = escalated.or(task.handling.assignee_bureau);
         push_entry(task, stamp_ms, actor, action, kind.as_str().to_owned(), target);
         Ok(Applied::of_task(shared.clone()))
     }
@@ -572,7 +571,7 @@ impl Ledger {
             ensure!(task.updated_at_ms <= self.last_stamp_ms, "task {id} changed after the ledger's clock");
             ensure!(regions.contains(task.origin_bureau), "task {id}: unknown origin bureau");
             ensure!(regions.contains(task.subject.region_code), "task {id}: unknown subject region");
-            if let Err(reason) = MirroredFields::of(task).check() {
+            if let Err(reason) = task.handling.check() {
                 return Err(InvariantViolation(format!("task {id}: {reason}")));
             }
         }
@@ -625,7 +624,7 @@ impl Ledger {
             None,
             entry,
         );
-        task.state = TaskState::Completed;
+        task.handling.state = TaskState::Completed;
         ledger.last_stamp_ms = 1;
         ledger.tasks.insert(id, Arc::new(task));
         bincode::serialize(&ledger).expect("encodes")
@@ -662,32 +661,32 @@ pub(super) fn record_transition(
         Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
             entry.action = TimelineAction::Dispatch;
             entry.assignee_bureau = Some(*assignee);
-            task.assignee_bureau = Some(*assignee);
-            task.ack_deadline_ms = Some(*ack_deadline_ms);
-            task.complete_deadline_ms = Some(*complete_deadline_ms);
-            task.dispatched_at_ms = Some(stamp_ms);
-            task.reminders_sent = 0;
-            task.acked_at_ms = None;
+            task.handling.assignee_bureau = Some(*assignee);
+            task.handling.ack_deadline_ms = Some(*ack_deadline_ms);
+            task.handling.complete_deadline_ms = Some(*complete_deadline_ms);
+            task.handling.dispatched_at_ms = Some(stamp_ms);
+            task.handling.reminders_sent = 0;
+            task.handling.acked_at_ms = None;
         }
         Transition::Ack => {
             entry.action = TimelineAction::Ack;
-            task.acked_at_ms = Some(stamp_ms);
-            task.reminders_sent = 0;
+            task.handling.acked_at_ms = Some(stamp_ms);
+            task.handling.reminders_sent = 0;
         }
         Transition::Feedback => {
             entry.action = TimelineAction::Feedback;
-            task.last_feedback_ms = Some(stamp_ms);
+            task.handling.last_feedback_ms = Some(stamp_ms);
         }
         Transition::Complete { outcome, .. } => {
             entry.action = TimelineAction::Complete;
-            task.paused_since_ms = None;
+            task.handling.paused_since_ms = None;
             entry.outcome = Some(*outcome);
-            task.outcome = Some(*outcome);
-            task.completed_at_ms = Some(stamp_ms);
+            task.handling.outcome = Some(*outcome);
+            task.handling.completed_at_ms = Some(stamp_ms);
         }
         Transition::Close => {
             entry.action = TimelineAction::Close;
-            task.closed_at_ms = Some(stamp_ms);
+            task.handling.closed_at_ms = Some(stamp_ms);
         }
         Transition::Return => {
             entry.action = TimelineAction::Return;
@@ -698,25 +697,25 @@ pub(super) fn record_transition(
         Transition::Cancel => entry.action = TimelineAction::Cancel,
         Transition::RequestExtension { new_complete_deadline_ms, .. } => {
             entry.action = TimelineAction::RequestExtension;
-            task.extension_requested_deadline_ms = Some(*new_complete_deadline_ms);
+            task.handling.extension_requested_deadline_ms = Some(*new_complete_deadline_ms);
         }
         Transition::GrantExtension => {
             entry.action = TimelineAction::GrantExtension;
-            task.complete_deadline_ms = task.extension_requested_deadline_ms.take();
-            task.extensions_granted = task.extensions_granted.saturating_add(1);
+            task.handling.complete_deadline_ms = task.handling.extension_requested_deadline_ms.take();
+            task.handling.extensions_granted = task.handling.extensions_granted.saturating_add(1);
         }
         Transition::RefuseExtension => {
             entry.action = TimelineAction::RefuseExtension;
-            task.extension_requested_deadline_ms = None;
+            task.handling.extension_requested_deadline_ms = None;
         }
         Transition::Pause => {
             entry.action = TimelineAction::Pause;
-            task.paused_since_ms = Some(stamp_ms);
+            task.handling.paused_since_ms = Some(stamp_ms);
         }
         Transition::Resume { new_complete_deadline_ms } => {
             entry.action = TimelineAction::Resume;
-            task.paused_since_ms = None;
-            task.complete_deadline_ms = Some(*new_complete_deadline_ms);
+            task.handling.paused_since_ms = None;
+            task.handling.complete_deadline_ms = Some(*new_complete_deadline_ms);
         }
         Transition::Forward { .. }
         | Transition::DispatchAcross { .. }
@@ -728,7 +727,7 @@ pub(super) fn record_transition(
             })
         }
     }
-    task.state = next_state;
+    task.handling.state = next_state;
     task.version += 1;
     task.updated_at_ms = stamp_ms;
     task.timeline.push(entry);
@@ -798,13 +797,13 @@ fn check_parameters(task: &Task, stamp_ms: u64, transition: &Transition) -> Resu
             validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)
         }
         Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed } => {
-            if task.extensions_granted >= *extensions_allowed {
+            if task.handling.extensions_granted >= *extensions_allowed {
                 return Err(Rejection::LimitReached(format!(
                     "task {} already had {} of the {extensions_allowed} extension(s) its kind allows",
-                    task.id, task.extensions_granted
+                    task.id, task.handling.extensions_granted
                 )));
             }
-            if task.complete_deadline_ms.is_none_or(|current| *new_complete_deadline_ms <= current) {
+            if task.handling.complete_deadline_ms.is_none_or(|current| *new_complete_deadline_ms <= current) {
                 return Err(Rejection::Invalid {
                     field: "complete_deadline".into(),
                     reason: "an extension must move the completion deadline later".into(),
@@ -813,7 +812,7 @@ fn check_parameters(task: &Task, stamp_ms: u64, transition: &Transition) -> Resu
             Ok(())
         }
         Transition::Resume { new_complete_deadline_ms } => {
-            if task.complete_deadline_ms.is_some_and(|d| *new_complete_deadline_ms < d) {
+            if task.handling.complete_deadline_ms.is_some_and(|d| *new_complete_deadline_ms < d) {
                 return Err(Rejection::Invalid {
                     field: "complete_deadline".into(),
                     reason: "resuming never moves the completion deadline earlier".into(),

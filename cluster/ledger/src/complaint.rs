@@ -195,7 +195,7 @@ impl Ledger {
             }
             ComplaintStep::NotifyReporter => complaint.notified_at_ms = Some(stamp_ms),
         }
-        task.state = state;
+        task.handling.state = state;
         apply::push_entry(task, stamp_ms, actor, entry, note.to_owned(), None);
         Ok(Applied::of_task(shared.clone()))
     }

@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::bureau::{BureauCode, Regions};
 use super::command::{Actor, Applied, CommandResult, Rejection, Role, Transition};
 use super::task::{
-    wire_enum, CompletionOutcome, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
-    TimelineEntry,
+    wire_enum, Handling, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction, TimelineEntry,
 };
 use super::{apply, policy, validate};
 use crate::limits::{DEADLINE_HORIZON_MS, NOTE_CHARS_MAX, TIMELINE_ENTRIES_MAX, USER_CHARS_MAX};
@@ -200,91 +199,6 @@ pub struct Received {
     pub instructions_handled: u32,
 }
 
-/// The assignee-side fields a tracking record copies from the target's task.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MirroredFields {
-    pub state: TaskState,
-    pub assignee_bureau: Option<BureauCode>,
-    pub ack_deadline_ms: Option<u64>,
-    pub complete_deadline_ms: Option<u64>,
-    pub dispatched_at_ms: Option<u64>,
-    pub acked_at_ms: Option<u64>,
-    pub completed_at_ms: Option<u64>,
-    pub closed_at_ms: Option<u64>,
-    pub outcome: Option<CompletionOutcome>,
-    pub ack_missed_deadline_ms: Option<u64>,
-    pub completion_missed_deadline_ms: Option<u64>,
-    pub extension_requested_deadline_ms: Option<u64>,
-    pub extensions_granted: u32,
-    pub reminders_sent: u32,
-    pub escalated_to: Vec<BureauCode>,
-    pub last_feedback_ms: Option<u64>,
-    pub paused_since_ms: Option<u64>,
-}
-
-impl MirroredFields {
-    pub fn of(task: &Task) -> MirroredFields {
-        MirroredFields {
-            state: task.state,
-            assignee_bureau: task.assignee_bureau,
-            ack_deadline_ms: task.ack_deadline_ms,
-            complete_deadline_ms: task.complete_deadline_ms,
-            dispatched_at_ms: task.dispatched_at_ms,
-            acked_at_ms: task.acked_at_ms,
-            completed_at_ms: task.completed_at_ms,
-            closed_at_ms: task.closed_at_ms,
-            outcome: task.outcome,
-            ack_missed_deadline_ms: task.ack_missed_deadline_ms,
-            completion_missed_deadline_ms: task.completion_missed_deadline_ms,
-            extension_requested_deadline_ms: task.extension_requested_deadline_ms,
-            extensions_granted: task.extensions_granted,
-            reminders_sent: task.reminders_sent,
-            escalated_to: task.escalated_to.clone(),
-            last_feedback_ms: task.last_feedback_ms,
-            paused_since_ms: task.paused_since_ms,
-        }
-    }
-
-    /// The combinations of state and fields every task keeps: `Ledger::check_invariants` holds
-    /// each task to them, and a status report from another group is held to them before
-    /// anything of it is copied.
-    pub fn check(&self) -> Result<(), String> {
-        use TaskState::*;
-        if !matches!(self.state, Created | Cancelled)
-            && (self.assignee_bureau.is_none() || self.ack_deadline_ms.is_none())
-        {
-            return Err(format!("a {} task has an assignee and an ack deadline", self.state));
-        }
-        if matches!(self.state, Acknowledged | Completed | Closed) && self.acked_at_ms.is_none() {
-            return Err(format!("a {} task was acknowledged", self.state));
-        }
-        if matches!(self.state, Completed | Closed | Returned) && self.outcome.is_none() {
-            return Err(format!("a {} task has an outcome", self.state));
-        }
-        Ok(())
-    }
-
-    fn copy_into(&self, task: &mut Task) {
-        task.state = self.state;
-        task.assignee_bureau = self.assignee_bureau;
-        task.ack_deadline_ms = self.ack_deadline_ms;
-        task.complete_deadline_ms = self.complete_deadline_ms;
-        task.dispatched_at_ms = self.dispatched_at_ms;
-        task.acked_at_ms = self.acked_at_ms;
-        task.completed_at_ms = self.completed_at_ms;
-        task.closed_at_ms = self.closed_at_ms;
-        task.outcome = self.outcome;
-        task.ack_missed_deadline_ms = self.ack_missed_deadline_ms;
-        task.completion_missed_deadline_ms = self.completion_missed_deadline_ms;
-        task.extension_requested_deadline_ms = self.extension_requested_deadline_ms;
-        task.extensions_granted = self.extensions_granted;
-        task.reminders_sent = self.reminders_sent;
-        task.escalated_to = self.escalated_to.clone();
-        task.last_feedback_ms = self.last_feedback_ms;
-        task.paused_since_ms = self.paused_since_ms;
-    }
-}
-
 /// The state of a received task, sent back to the group it came from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -293,7 +207,8 @@ pub struct StatusReport {
     pub task: TaskId,
     pub version: u64,
     pub instructions_handled: u32,
-    pub fields: MirroredFields,
+    /// The task's handling there, which the record here mirrors.
+    pub fields: Handling,
     /// The whole timeline (bounded by `TIMELINE_ENTRIES_MAX`): the origin keeps what it lacks.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -307,7 +222,7 @@ impl StatusReport {
             task: task.id,
             version: task.version,
             instructions_handled: received.instructions_handled,
-            fields: MirroredFields::of(task),
+            fields: task.handling.clone(),
             timeline: task.timeline.clone(),
         })
     }
@@ -467,20 +382,20 @@ impl apply::Ledger {
         if let Some(deadline_ms) = designate_by_ms {
             // The common parent's own task: designate the handler by the deadline, tracked by
             // this group's watch like any dispatched task.
-            task.state = TaskState::Dispatched;
-            task.assignee_bureau = Some(group);
-            task.ack_deadline_ms = Some(deadline_ms);
-            task.complete_deadline_ms = Some(deadline_ms);
-            task.dispatched_at_ms = Some(stamp_ms);
+            task.handling.state = TaskState::Dispatched;
+            task.handling.assignee_bureau = Some(group);
+            task.handling.ack_deadline_ms = Some(deadline_ms);
+            task.handling.complete_deadline_ms = Some(deadline_ms);
+            task.handling.dispatched_at_ms = Some(stamp_ms);
         }
         if let Some(terms) = &handover.dispatch {
             // Deadlines are kept as the dispatcher set them, even if delivery took long: a
             // deadline already past is recorded missed by this group's watch at once.
-            task.state = TaskState::Dispatched;
-            task.assignee_bureau = Some(terms.assignee);
-            task.ack_deadline_ms = Some(terms.ack_deadline_ms);
-            task.complete_deadline_ms = Some(terms.complete_deadline_ms);
-            task.dispatched_at_ms = Some(stamp_ms);
+            task.handling.state = TaskState::Dispatched;
+            task.handling.assignee_bureau = Some(terms.assignee);
+            task.handling.ack_deadline_ms = Some(terms.ack_deadline_ms);
+            task.handling.complete_deadline_ms = Some(terms.complete_deadline_ms);
+            task.handling.dispatched_at_ms = Some(stamp_ms);
         }
         if let Some(next_group) = relay_to {
             // Routed on: this group keeps a tracking record, like any origin.
@@ -537,7 +452,7 @@ impl apply::Ledger {
         // The counter moves even when the transition is refused below: the instruction is
         // handled (its refusal is the answer), and the next one must not wait for it.
         Arc::make_mut(shared).received.as_mut().expect("received").instructions_handled += 1;
-        let from = shared.state;
+        let from = shared.handling.state;
         // The dispatcher's cancel wins over a completion that crossed it on the way.
         let next = match (&instruction.transition, from) {
             (Transition::Cancel, TaskState::Completed) => Some(TaskState::Cancelled),
@@ -677,13 +592,13 @@ impl apply::Ledger {
             task.timeline.push(TimelineEntry { version: task.version, at_ms: stamp_ms, actor_user, ..entry.clone() });
             appended += 1;
         }
-        if in_step && !task.state.is_terminal() {
+        if in_step && !task.handling.state.is_terminal() {
             // On a dispatch, when it was dispatched is the dispatcher's record (the target
             // counts from its receipt).
-            let dispatched_at_ms = task.dispatched_at_ms;
-            report.fields.copy_into(task);
+            let dispatched_at_ms = task.handling.dispatched_at_ms;
+            task.handling = report.fields.clone();
             if dispatched_here {
-                task.dispatched_at_ms = dispatched_at_ms;
+                task.handling.dispatched_at_ms = dispatched_at_ms;
             }
         }
         if appended > 0 {
@@ -828,7 +743,7 @@ fn peer_deadline_max_ms(stamp_ms: u64) -> u64 {
 }
 
 /// A status report is judged as a whole before anything of it is copied: its fields must agree
-/// with each other as every task's do (`MirroredFields::check`), name known bureaus (a
+/// with each other as every task's do (`Handling::check`), name known bureaus (a
 /// dispatch's assignee within the group it went to), keep deadlines within the horizon, and
 /// its timeline entries must be bounded like a client's.
 fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, stamp_ms: u64) -> Result<(), Rejection> {
@@ -864,29 +779,33 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, s
     if dispatched_here && copied {
         // The target works on the task; it neither re-dispatches it nor decides for the
         // dispatcher.
-        if fields.assignee_bureau != record.assignee_bureau {
+        if fields.assignee_bureau != record.handling.assignee_bureau {
             return Err(validate::invalid("fields.assignee_bureau", "a dispatched task keeps its assignee"));
         }
-        if fields.state != record.state && !assignee_moves(record.state, fields.state) {
+        if fields.state != record.handling.state && !assignee_moves(record.handling.state, fields.state) {
             return Err(validate::invalid(
                 "fields.state",
-                format!("the assignee does not make a {} task {}", record.state, fields.state),
+                format!("the assignee does not make a {} task {}", record.handling.state, fields.state),
             ));
         }
         // What the assignee did stays done: an ack on record is the one reported, a completion
         // is not dated before the one on record.
-        if record.acked_at_ms.is_some() && fields.acked_at_ms != record.acked_at_ms {
+        if record.handling.acked_at_ms.is_some() && fields.acked_at_ms != record.handling.acked_at_ms {
             return Err(validate::invalid("fields.acked_at_ms", "the ack on record is the ack"));
         }
-        if record.completed_at_ms.is_some_and(|on_record| fields.completed_at_ms.is_none_or(|at| at < on_record)) {
+        if record
+            .handling
+            .completed_at_ms
+            .is_some_and(|on_record| fields.completed_at_ms.is_none_or(|at| at < on_record))
+        {
             return Err(validate::invalid("fields.completed_at_ms", "before the completion on record"));
         }
         // The dispatcher's terms are the dispatcher's: the ack deadline and the extensions it
         // granted (when it dispatched stays as recorded here). The completion deadline moves
         // there only when the assignee's clock was stopped and restarted (a resume the report
         // shows).
-        let terms_kept =
-            fields.ack_deadline_ms == record.ack_deadline_ms && fields.extensions_granted == record.extensions_granted;
+        let terms_kept = fields.ack_deadline_ms == record.handling.ack_deadline_ms
+            && fields.extensions_granted == record.handling.extensions_granted;
         if !terms_kept {
             return Err(validate::invalid("fields", "the dispatcher's terms are the dispatcher's"));
         }
@@ -894,9 +813,10 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, s
         let resumed = news().any(|entry| entry.action == TimelineAction::Resume);
         // Since when the clock stood still: on record here, or a pause the report shows.
         let paused_since_ms = record
+            .handling
             .paused_since_ms
             .or_else(|| news().find(|entry| entry.action == TimelineAction::Pause).map(|entry| entry.at_ms));
-        let moved_by = match (record.complete_deadline_ms, fields.complete_deadline_ms) {
+        let moved_by = match (record.handling.complete_deadline_ms, fields.complete_deadline_ms) {
             (Some(on_record), Some(reported)) => reported.checked_sub(on_record),
             (on_record, reported) => (on_record == reported).then_some(0),
         };
@@ -908,7 +828,7 @@ fn check_report(report: &StatusReport, remote: &RemoteHandling, record: &Task, s
         }
         // And the assignee's steps follow the dispatch, in order (the dispatch is on this
         // group's clock, the steps on the target's: they may differ by the skew).
-        let steps = [record.dispatched_at_ms, fields.acked_at_ms, fields.completed_at_ms];
+        let steps = [record.handling.dispatched_at_ms, fields.acked_at_ms, fields.completed_at_ms];
         let mut previous = 0;
         for at in steps.into_iter().flatten() {
             if at.saturating_add(PEER_STEP_SKEW_MAX_MS) < previous {

@@ -91,7 +91,7 @@ pub(super) fn dispatch_across(province: &mut Ledger) -> TaskId {
         from_group: bureau("440000"),
     };
     let tracked = step(province, T0, command, change(id, across)).expect("dispatch across").task().clone();
-    assert_eq!(tracked.state, TaskState::Dispatched);
+    assert_eq!(tracked.handling.state, TaskState::Dispatched);
     id
 }
 
@@ -100,9 +100,9 @@ fn dispatched_across(province: &mut Ledger, guangzhou: &mut Ledger) -> (TaskId, 
     let id = dispatch_across(province);
     assert_eq!(province.outbox_len(), 1);
     let target = deliver(province, "440000", guangzhou, "440100").expect("delivered").task().clone();
-    assert_eq!(target.state, TaskState::Dispatched);
-    assert_eq!(target.assignee_bureau, Some(bureau("440106")));
-    assert_eq!(target.ack_deadline_ms, Some(T0 + HOUR_MS));
+    assert_eq!(target.handling.state, TaskState::Dispatched);
+    assert_eq!(target.handling.assignee_bureau, Some(bureau("440106")));
+    assert_eq!(target.handling.ack_deadline_ms, Some(T0 + HOUR_MS));
     assert_eq!(target.origin_bureau, bureau("440000"));
     (id, target.id)
 }
@@ -149,7 +149,7 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
     let tianhe = actor("li", "440106", Role::Operator);
     step(&mut guangzhou, T0 + HOUR_MS, tianhe.clone(), change(target_id, Transition::Ack)).unwrap();
     let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
-    assert_eq!(mirrored.state, TaskState::Acknowledged);
+    assert_eq!(mirrored.handling.state, TaskState::Acknowledged);
     assert_eq!(mirrored.timeline.last().unwrap().action, TimelineAction::Ack);
     assert_eq!(mirrored.timeline.last().unwrap().actor_user, "li");
     // The same report again is not news.
@@ -158,17 +158,17 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
     let complete = Transition::Complete { outcome: CompletionOutcome::Warned, publication_deadline_ms: None };
     step(&mut guangzhou, T0 + HOUR_MS, tianhe, change(target_id, complete)).unwrap();
     let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
-    assert_eq!(mirrored.state, TaskState::Completed);
-    assert_eq!(mirrored.outcome, Some(CompletionOutcome::Warned));
+    assert_eq!(mirrored.handling.state, TaskState::Completed);
+    assert_eq!(mirrored.handling.outcome, Some(CompletionOutcome::Warned));
 
     // The province closes: locally at once, and the decision flows down as instruction 1.
     let command = actor("zhang", "440000", Role::Command);
     let closed =
         step(&mut province, T0 + 2 * HOUR_MS, command, change(origin_id, Transition::Close)).unwrap().task().clone();
-    assert_eq!(closed.state, TaskState::Closed);
+    assert_eq!(closed.handling.state, TaskState::Closed);
     assert_eq!(province.outbox_len(), 1);
     let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
-    assert_eq!(target.state, TaskState::Closed);
+    assert_eq!(target.handling.state, TaskState::Closed);
     assert_eq!(
         target.timeline.last().unwrap().actor_user,
         "group:440000",
@@ -176,7 +176,7 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
     );
     let before = province.task(origin_id).unwrap().version;
     let after = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
-    assert_eq!(after.state, TaskState::Closed);
+    assert_eq!(after.handling.state, TaskState::Closed);
     assert_eq!(after.version, before, "the close is on the province's timeline once");
 }
 
@@ -236,12 +236,12 @@ fn a_report_made_before_an_instruction_arrived_does_not_undo_it() {
             .unwrap()
             .task()
             .clone();
-    assert_eq!(mirrored.state, TaskState::Returned, "the return is not undone by a report that predates it");
+    assert_eq!(mirrored.handling.state, TaskState::Returned, "the return is not undone by a report that predates it");
     // Once the instruction is handled there, reports are taken whole again.
     let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
-    assert_eq!(target.state, TaskState::Returned);
+    assert_eq!(target.handling.state, TaskState::Returned);
     let _ = report(&mut province, &guangzhou, target_id, "440100");
-    assert_eq!(province.task(origin_id).unwrap().state, TaskState::Returned);
+    assert_eq!(province.task(origin_id).unwrap().handling.state, TaskState::Returned);
 }
 
 #[test]
@@ -255,9 +255,9 @@ fn a_cancel_wins_over_a_completion_that_crossed_it() {
     let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation, publication_deadline_ms: None };
     step(&mut guangzhou, T0, tianhe, change(target_id, complete)).unwrap();
     let target = deliver(&mut province, "440000", &mut guangzhou, "440100").unwrap().task().clone();
-    assert_eq!(target.state, TaskState::Cancelled);
+    assert_eq!(target.handling.state, TaskState::Cancelled);
     let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
-    assert_eq!(mirrored.state, TaskState::Cancelled);
+    assert_eq!(mirrored.handling.state, TaskState::Cancelled);
     // The completion that happened there before the cancel arrived stays on the record.
     assert!(mirrored.timeline.iter().any(|e| e.action == TimelineAction::Complete));
 }
@@ -268,11 +268,11 @@ fn a_lead_forwarded_on_create_lands_once_and_may_not_be_passed_on() {
     let command = actor("zhang", "440000", Role::Command);
     let routing = Routing::ForwardTo { to_group: bureau("330000"), from_group: bureau("440000") };
     let origin = step(&mut province, T0, command, Action::CreateTask(lead("330106", routing))).unwrap().task().clone();
-    assert_eq!(origin.state, TaskState::Created);
+    assert_eq!(origin.handling.state, TaskState::Created);
     assert_eq!(origin.timeline.last().unwrap().action, TimelineAction::Forward);
     let target = deliver(&mut province, "440000", &mut zhejiang, "330000").unwrap().task().clone();
     assert_eq!(target.origin_bureau, bureau("330000"), "the receiving centre owns the lead");
-    assert_eq!(target.state, TaskState::Created);
+    assert_eq!(target.handling.state, TaskState::Created);
     let delivered = province.task(origin.id).unwrap();
     assert_eq!(delivered.timeline.last().unwrap().action, TimelineAction::ForwardDelivered);
 
@@ -289,8 +289,8 @@ fn a_lead_forwarded_on_create_lands_once_and_may_not_be_passed_on() {
     };
     step(&mut zhejiang, T0 + HOUR_MS, zj_command, change(target.id, dispatch)).unwrap();
     let mirrored = report(&mut province, &zhejiang, target.id, "330000").unwrap().task().clone();
-    assert_eq!(mirrored.state, TaskState::Dispatched);
-    assert_eq!(mirrored.assignee_bureau, Some(bureau("330106")));
+    assert_eq!(mirrored.handling.state, TaskState::Dispatched);
+    assert_eq!(mirrored.handling.assignee_bureau, Some(bureau("330106")));
     // The province cannot act on a lead it handed over.
     let command = actor("zhang", "440000", Role::Command);
     assert!(matches!(
@@ -382,8 +382,11 @@ fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once()
             .unwrap()
             .task()
             .clone();
-    assert_eq!((designation.state, designation.assignee_bureau), (TaskState::Dispatched, Some(bureau("440000"))));
-    assert_eq!(designation.ack_deadline_ms, Some(designate_by));
+    assert_eq!(
+        (designation.handling.state, designation.handling.assignee_bureau),
+        (TaskState::Dispatched, Some(bureau("440000")))
+    );
+    assert_eq!(designation.handling.ack_deadline_ms, Some(designate_by));
     let again =
         step(&mut province, T0, peer_actor(bureau("440300")), receive(Placement::DesignateBy(designate_by))).unwrap();
     assert!(again.replayed, "one designation task per dispute");

@@ -106,7 +106,7 @@ impl Ledger {
         let group: GroupKey = (actor.user.clone(), signal.group_key);
         let open_group_task = self.intake_groups.get(&group).copied().filter(|id| {
             let task = self.task(*id).expect("groups name existing tasks");
-            !task.state.is_terminal()
+            !task.handling.state.is_terminal()
                 && task
                     .intake
                     .as_ref()

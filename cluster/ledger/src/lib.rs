@@ -28,13 +28,14 @@ pub use command::{
 };
 pub use complaint::{ComplaintChannel, ComplaintRecord, ComplaintStep, NewComplaint, Reporter};
 pub use federation::{
-    peer_actor, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, MirroredFields, OutboxEntry,
-    Placement, Receipt, Received, RemoteHandling, Routing, StatusReport,
+    peer_actor, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, Placement,
+    Receipt, Received, RemoteHandling, Routing, StatusReport,
 };
 pub use intake::{IntakeSummary, Signal};
 pub use policy::{Side, TaskAction};
 pub use task::{
-    CompletionOutcome, DeadlineKind, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState, TimelineAction,
+    CompletionOutcome, DeadlineKind, Handling, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState,
+    TimelineAction,
 };
 pub use uscc::{Uscc, UsccError};
 

@@ -137,9 +137,10 @@ impl TaskAction {
 /// leads to. The refusal says why, as the ledger answers it.
 pub fn open(task: &Task, action: TaskAction) -> Result<TaskState, Rejection> {
     handling_allows(task, action)?;
-    let next = action
-        .next_state(task.state)
-        .ok_or_else(|| Rejection::IllegalTransition { from: task.state, action: action.as_str().to_owned() })?;
+    let next = action.next_state(task.handling.state).ok_or_else(|| Rejection::IllegalTransition {
+        from: task.handling.state,
+        action: action.as_str().to_owned(),
+    })?;
     records_allow(task, action)?;
     Ok(next)
 }
@@ -148,7 +149,7 @@ pub fn open(task: &Task, action: TaskAction) -> Result<TaskState, Rejection> {
 pub fn stands_on(actor: &Actor, task: &Task, side: Side) -> bool {
     match side {
         Side::Dispatcher => actor.role == Role::Command && within(task.origin_bureau, actor.bureau),
-        Side::Assignee => match (actor.role, task.assignee_bureau) {
+        Side::Assignee => match (actor.role, task.handling.assignee_bureau) {
             (Role::Operator, Some(assignee)) => assignee == actor.bureau,
             (Role::Command, Some(assignee)) => within(assignee, actor.bureau),
             _ => false,
@@ -256,8 +257,8 @@ fn handling_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
 /// What the task's own records leave open: a pending extension request, a paused clock, a
 /// result to publish, a complaint to decide or to tell.
 pub(crate) fn records_allow(task: &Task, action: TaskAction) -> Result<(), Rejection> {
-    let extension_pending = task.extension_requested_deadline_ms.is_some();
-    let paused = task.paused_since_ms.is_some();
+    let extension_pending = task.handling.extension_requested_deadline_ms.is_some();
+    let paused = task.handling.paused_since_ms.is_some();
     match action {
         TaskAction::RequestExtension if extension_pending => {
             Err(conflict(ConflictCode::ExtensionPending, "an extension request is already pending"))

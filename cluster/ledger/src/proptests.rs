@@ -122,8 +122,8 @@ proptest! {
             }
             match (&command.action, &result, &before) {
                 (Action::ChangeTask(change), Ok(applied), Some(before)) => {
-                    let expected = change.transition.action().next_state(before.state);
-                    prop_assert_eq!(Some(applied.task().state), expected, "applied along the table");
+                    let expected = change.transition.action().next_state(before.handling.state);
+                    prop_assert_eq!(Some(applied.task().handling.state), expected, "applied along the table");
                     prop_assert_eq!(applied.task().version, before.version + 1);
                 }
                 (_, Err(_), Some(before)) => {
@@ -184,7 +184,7 @@ fn optional_ms() -> impl Strategy<Value = Option<u64>> {
     proptest::option::of(prop_oneof![Just(0u64), T0..T0 + 100 * HOUR, Just(u64::MAX)])
 }
 
-fn mirrored_fields() -> impl Strategy<Value = MirroredFields> {
+fn mirrored_fields() -> impl Strategy<Value = Handling> {
     (
         proptest::sample::select(TaskState::ALL),
         proptest::option::of(peer_bureau()),
@@ -195,7 +195,7 @@ fn mirrored_fields() -> impl Strategy<Value = MirroredFields> {
     )
         .prop_map(
             |(state, assignee, (ack, complete, acked, requested), outcome, escalated_to, (granted, reminders))| {
-                MirroredFields {
+                Handling {
                     state,
                     assignee_bureau: assignee,
                     ack_deadline_ms: ack,
@@ -242,7 +242,7 @@ enum HostileStep {
         pick: u8,
         version: u64,
         handled: u32,
-        fields: MirroredFields,
+        fields: Handling,
         actor_user_len: u16,
     },
     Receipt {

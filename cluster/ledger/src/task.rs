@@ -234,30 +234,20 @@ pub struct TimelineEntry {
     pub outcome: Option<CompletionOutcome>,
 }
 
+/// A task's handling: its state and everything the assignee side moves (dispatch, deadlines,
+/// 签收, completion, review, extensions, reminders, escalation, pause). A record of a task
+/// handed to another group mirrors exactly this from there (`StatusReport::fields`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Task {
-    pub id: TaskId,
-    pub kind: TaskKind,
-    pub severity: Severity,
-    pub title: String,
-    pub description: String,
-    pub subject: Subject,
-    pub source: Source,
-    pub origin_bureau: BureauCode,
-    pub assignee_bureau: Option<BureauCode>,
+pub struct Handling {
     pub state: TaskState,
-    /// Starts at 1 on create; every change adds one. Equals the number of timeline entries.
-    pub version: u64,
+    pub assignee_bureau: Option<BureauCode>,
     pub ack_deadline_ms: Option<u64>,
     pub complete_deadline_ms: Option<u64>,
-    pub created_at_ms: u64,
-    pub updated_at_ms: u64,
     pub dispatched_at_ms: Option<u64>,
     pub acked_at_ms: Option<u64>,
     pub completed_at_ms: Option<u64>,
     pub closed_at_ms: Option<u64>,
     pub outcome: Option<CompletionOutcome>,
-    pub timeline: Vec<TimelineEntry>,
     /// The ack deadline whose miss is on the record, if any: a miss is recorded once per
     /// deadline; a re-dispatch sets a new deadline that can be missed again.
     pub ack_missed_deadline_ms: Option<u64>,
@@ -274,6 +264,68 @@ pub struct Task {
     pub last_feedback_ms: Option<u64>,
     /// Since when the completion clock is stopped (中止计时), if it is.
     pub paused_since_ms: Option<u64>,
+}
+
+impl Handling {
+    /// A task as registered: created, with an intended assignee at most.
+    fn registered(assignee_bureau: Option<BureauCode>) -> Handling {
+        Handling {
+            state: TaskState::Created,
+            assignee_bureau,
+            ack_deadline_ms: None,
+            complete_deadline_ms: None,
+            dispatched_at_ms: None,
+            acked_at_ms: None,
+            completed_at_ms: None,
+            closed_at_ms: None,
+            outcome: None,
+            ack_missed_deadline_ms: None,
+            completion_missed_deadline_ms: None,
+            extension_requested_deadline_ms: None,
+            extensions_granted: 0,
+            reminders_sent: 0,
+            escalated_to: Vec::new(),
+            last_feedback_ms: None,
+            paused_since_ms: None,
+        }
+    }
+
+    /// The combinations of state and fields every task keeps: `Ledger::check_invariants` holds
+    /// each task to them, and a status report from another group is held to them before
+    /// anything of it is copied.
+    pub fn check(&self) -> Result<(), String> {
+        use TaskState::*;
+        if !matches!(self.state, Created | Cancelled)
+            && (self.assignee_bureau.is_none() || self.ack_deadline_ms.is_none())
+        {
+            return Err(format!("a {} task has an assignee and an ack deadline", self.state));
+        }
+        if matches!(self.state, Acknowledged | Completed | Closed) && self.acked_at_ms.is_none() {
+            return Err(format!("a {} task was acknowledged", self.state));
+        }
+        if matches!(self.state, Completed | Closed | Returned) && self.outcome.is_none() {
+            return Err(format!("a {} task has an outcome", self.state));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    pub kind: TaskKind,
+    pub severity: Severity,
+    pub title: String,
+    pub description: String,
+    pub subject: Subject,
+    pub source: Source,
+    pub origin_bureau: BureauCode,
+    /// Starts at 1 on create; every change adds one. Equals the number of timeline entries.
+    pub version: u64,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+    pub handling: Handling,
+    pub timeline: Vec<TimelineEntry>,
     /// Handed to another group: this record tracks the task there, and its clocks run there.
     pub remote: Option<RemoteHandling>,
     /// Arrived from another group, which tracks it.
@@ -329,27 +381,11 @@ impl Task {
             subject,
             source,
             origin_bureau,
-            assignee_bureau,
-            state: TaskState::Created,
             version: 1,
-            ack_deadline_ms: None,
-            complete_deadline_ms: None,
             created_at_ms: stamp_ms,
             updated_at_ms: stamp_ms,
-            dispatched_at_ms: None,
-            acked_at_ms: None,
-            completed_at_ms: None,
-            closed_at_ms: None,
-            outcome: None,
+            handling: Handling::registered(assignee_bureau),
             timeline: vec![first_entry],
-            ack_missed_deadline_ms: None,
-            completion_missed_deadline_ms: None,
-            extension_requested_deadline_ms: None,
-            extensions_granted: 0,
-            reminders_sent: 0,
-            escalated_to: Vec::new(),
-            last_feedback_ms: None,
-            paused_since_ms: None,
             remote: None,
             received: None,
             jurisdiction_unrouted: false,
@@ -365,17 +401,20 @@ impl Task {
     /// a cancellation), and its telling clock until the real-name reporter is told; a drawn
     /// inspection's publication clock until the result is published or withdrawn.
     pub fn running_clocks(&self) -> impl Iterator<Item = (DeadlineKind, u64)> + '_ {
-        let working = matches!(self.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned);
+        let working =
+            matches!(self.handling.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned);
         DeadlineKind::ALL.iter().filter_map(move |kind| {
             let deadline_ms = match kind {
-                DeadlineKind::Ack => self.ack_deadline_ms.filter(|_| self.state == TaskState::Dispatched),
+                DeadlineKind::Ack => {
+                    self.handling.ack_deadline_ms.filter(|_| self.handling.state == TaskState::Dispatched)
+                }
                 DeadlineKind::Completion => {
-                    self.complete_deadline_ms.filter(|_| working && self.paused_since_ms.is_none())
+                    self.handling.complete_deadline_ms.filter(|_| working && self.handling.paused_since_ms.is_none())
                 }
                 DeadlineKind::Acceptance => self
                     .complaint
                     .as_ref()
-                    .filter(|c| c.decision.is_none() && !self.state.is_terminal())
+                    .filter(|c| c.decision.is_none() && !self.handling.state.is_terminal())
                     .map(|c| c.accept_deadline_ms),
                 DeadlineKind::Notification => {
                     self.complaint.as_ref().filter(|c| c.notified_at_ms.is_none()).and_then(|c| c.notify_deadline_ms)
@@ -404,8 +443,8 @@ impl Task {
     /// The deadline of `kind` whose miss is on the record (`None` while none is).
     fn missed_deadline_ms(&self, kind: DeadlineKind) -> Option<u64> {
         match kind {
-            DeadlineKind::Ack => self.ack_missed_deadline_ms,
-            DeadlineKind::Completion => self.completion_missed_deadline_ms,
+            DeadlineKind::Ack => self.handling.ack_missed_deadline_ms,
+            DeadlineKind::Completion => self.handling.completion_missed_deadline_ms,
             DeadlineKind::Acceptance => self.complaint.as_ref().and_then(|c| c.accept_missed_deadline_ms),
             DeadlineKind::Notification => self.complaint.as_ref().and_then(|c| c.notify_missed_deadline_ms),
             DeadlineKind::Publication => self.inspection.as_ref().and_then(|i| i.publish_missed_deadline_ms),

@@ -95,7 +95,7 @@ fn task_in_state(ledger: &mut Ledger, state: TaskState) -> TaskId {
         let who = if *by_dispatcher { province_command() } else { tianhe_operator() };
         step(ledger, command(t, who, change(id, transition.clone()))).expect("legal path");
     }
-    assert_eq!(ledger.task(id).expect("exists").state, state);
+    assert_eq!(ledger.task(id).expect("exists").handling.state, state);
     id
 }
 
@@ -138,7 +138,7 @@ fn every_transition_from_every_state_follows_the_table() {
             let name = transition.action().as_str();
             if legal.contains(&name) {
                 let applied = result.unwrap_or_else(|e| panic!("{name} from {state} refused: {e}"));
-                assert_eq!(Some(applied.task().state), transition.action().next_state(*state));
+                assert_eq!(Some(applied.task().handling.state), transition.action().next_state(*state));
                 assert_eq!(applied.task().version, before.task(id).expect("task").version + 1);
                 assert_eq!(applied.task().timeline.last().expect("entry").action.as_str(), name);
             } else {
@@ -211,7 +211,7 @@ fn dispatch_outside_the_subtree_or_with_bad_deadlines_is_refused() {
         let error = step(&mut ledger, command(t, province_command(), change(id, transition))).expect_err("bad");
         assert!(matches!(error, Rejection::Invalid { .. }), "{error:?}");
     }
-    assert_eq!(ledger.task(id).expect("task").state, TaskState::Created);
+    assert_eq!(ledger.task(id).expect("task").handling.state, TaskState::Created);
 }
 
 #[test]
@@ -361,7 +361,7 @@ fn stamps_never_go_backwards() {
 fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
     let mut ledger = Ledger::new();
     let id = task_in_state(&mut ledger, TaskState::Acknowledged);
-    let original = ledger.task(id).expect("task").complete_deadline_ms.expect("deadline");
+    let original = ledger.task(id).expect("task").handling.complete_deadline_ms.expect("deadline");
     let request = |new_deadline_ms| Transition::RequestExtension {
         new_complete_deadline_ms: new_deadline_ms,
         extensions_allowed: 1,
@@ -391,9 +391,9 @@ fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
     assert!(matches!(error, Rejection::Forbidden(_)));
     let granted =
         step(&mut ledger, command(21_000, province_command(), with_note(Transition::GrantExtension))).expect("granted");
-    assert_eq!(granted.task().complete_deadline_ms, Some(extended));
-    assert_eq!(granted.task().extensions_granted, 1);
-    assert_eq!(granted.task().state, TaskState::Acknowledged);
+    assert_eq!(granted.task().handling.complete_deadline_ms, Some(extended));
+    assert_eq!(granted.task().handling.extensions_granted, 1);
+    assert_eq!(granted.task().handling.state, TaskState::Acknowledged);
 
     let error =
         step(&mut ledger, command(22_000, tianhe_operator(), with_note(request(extended * 2)))).expect_err("limit");
@@ -401,7 +401,7 @@ fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
 
     // A refused request leaves the deadline where it was.
     let other = task_in_state(&mut ledger, TaskState::Acknowledged);
-    let before = ledger.task(other).expect("task").complete_deadline_ms;
+    let before = ledger.task(other).expect("task").handling.complete_deadline_ms;
     let ask = Action::ChangeTask(TaskChange {
         task: other,
         expected_version: None,
@@ -416,15 +416,15 @@ fn an_extension_is_requested_granted_once_and_a_second_is_refused() {
         transition: Transition::RefuseExtension,
     });
     let refused = step(&mut ledger, command(23_000, province_command(), refuse)).expect("refused");
-    assert_eq!(refused.task().complete_deadline_ms, before);
-    assert_eq!(refused.task().extension_requested_deadline_ms, None);
+    assert_eq!(refused.task().handling.complete_deadline_ms, before);
+    assert_eq!(refused.task().handling.extension_requested_deadline_ms, None);
 }
 
 #[test]
 fn a_paused_clock_stops_and_resuming_moves_the_deadline() {
     let mut ledger = Ledger::new();
     let id = task_in_state(&mut ledger, TaskState::Acknowledged);
-    let deadline = ledger.task(id).expect("task").complete_deadline_ms.expect("deadline");
+    let deadline = ledger.task(id).expect("task").handling.complete_deadline_ms.expect("deadline");
     let change = |transition: Transition, note: &str| {
         Action::ChangeTask(TaskChange { task: id, expected_version: None, note: note.to_owned(), transition })
     };
@@ -443,7 +443,7 @@ fn a_paused_clock_stops_and_resuming_moves_the_deadline() {
     assert!(matches!(error, Rejection::Invalid { .. }));
     let later = Transition::Resume { new_complete_deadline_ms: deadline + 2_000 };
     let resumed = step(&mut ledger, command(32_000, tianhe_operator(), change(later, ""))).expect("resumed");
-    assert_eq!(resumed.task().complete_deadline_ms, Some(deadline + 2_000));
+    assert_eq!(resumed.task().handling.complete_deadline_ms, Some(deadline + 2_000));
     assert_eq!(resumed.task().open_deadline_ms(DeadlineKind::Completion), Some(deadline + 2_000));
 }
 
@@ -485,8 +485,8 @@ fn the_running_deadline_is_the_earliest_running_clock() {
     let mut ledger = Ledger::new();
     let id = task_in_state(&mut ledger, TaskState::Dispatched);
     let task = ledger.task(id).expect("task").clone();
-    let ack = task.ack_deadline_ms.expect("ack deadline");
-    assert!(ack < task.complete_deadline_ms.expect("completion deadline"));
+    let ack = task.handling.ack_deadline_ms.expect("ack deadline");
+    assert!(ack < task.handling.complete_deadline_ms.expect("completion deadline"));
     assert_eq!(task.running_deadline_ms(), Some(ack), "before 签收 the ack clock ends first");
     assert!(!task.is_overdue_at(ack) && task.is_overdue_at(ack + 1));
     // A task handed to another group shows the clocks mirrored from there, but this group's

@@ -84,7 +84,7 @@ fn province_with_a_tracking_record() -> (Ledger, TaskId) {
 fn report_on(province: &Ledger, id: TaskId) -> StatusReport {
     let record = province.task(id).expect("exists");
     let remote = record.remote.clone().expect("tracks a handover");
-    let mut fields = MirroredFields::of(record);
+    let mut fields = record.handling.clone();
     fields.state = TaskState::Acknowledged;
     fields.acked_at_ms = Some(T0 + HOUR_MS / 2);
     StatusReport {
@@ -153,7 +153,7 @@ fn an_instruction_that_would_hand_the_task_over_is_refused_and_changes_nothing()
     };
     let cancelled =
         receive(&mut guangzhou, "440000", "440100", Message::Instruction(cancel)).expect("a cancel flows down");
-    assert_eq!(cancelled.task().state, TaskState::Cancelled);
+    assert_eq!(cancelled.task().handling.state, TaskState::Cancelled);
     assert_eq!(cancelled.task().timeline.last().map(|e| e.actor_user.as_str()), Some("group:440000"));
 }
 
@@ -231,7 +231,7 @@ fn a_report_whose_fields_disagree_is_refused_whole() {
 
     let sound = report_on(&province, id);
     let mirrored = mirror(&mut province, sound).expect("a sound report is mirrored");
-    assert_eq!(mirrored.task().state, TaskState::Acknowledged);
+    assert_eq!(mirrored.task().handling.state, TaskState::Acknowledged);
 }
 
 #[test]
@@ -331,7 +331,7 @@ fn a_report_keeps_the_dispatchers_terms_and_escalations_up_the_assignees_tree() 
         assert_eq!(province.task(id).cloned(), before, "{what} changed the record");
     };
     let mut later = report_on(&province, id);
-    later.fields.complete_deadline_ms = record.complete_deadline_ms.map(|d| d + 400 * 24 * HOUR_MS);
+    later.fields.complete_deadline_ms = record.handling.complete_deadline_ms.map(|d| d + 400 * 24 * HOUR_MS);
     refused(&mut province, later, "a deadline moved without a resume");
     let mut granted = report_on(&province, id);
     granted.fields.extensions_granted = 1;
@@ -351,8 +351,8 @@ fn a_report_keeps_the_dispatchers_terms_and_escalations_up_the_assignees_tree() 
     sound.fields.dispatched_at_ms = Some(0);
     sound.fields.escalated_to = vec![bureau("440100")];
     let mirrored = mirror(&mut province, sound).expect("mirrored").task().clone();
-    assert_eq!(mirrored.dispatched_at_ms, record.dispatched_at_ms);
-    assert_eq!(mirrored.escalated_to, vec![bureau("440100")]);
+    assert_eq!(mirrored.handling.dispatched_at_ms, record.handling.dispatched_at_ms);
+    assert_eq!(mirrored.handling.escalated_to, vec![bureau("440100")]);
 }
 
 #[test]
@@ -383,7 +383,7 @@ fn a_report_on_a_lead_handed_over_for_good_names_who_says_what() {
         task: TaskId(3),
         version: 3,
         instructions_handled: 0,
-        fields: MirroredFields::of(&record),
+        fields: record.handling.clone(),
         timeline: vec![entry(2, "gd-command", "440000"), entry(3, "tianhe-operator", "440106")],
     };
     let mirrored = mirror(&mut province, report).expect("mirrored").task().clone();
@@ -409,7 +409,7 @@ fn a_report_moves_a_dispatched_task_only_forward_and_its_deadline_only_by_a_real
     };
     let next = |province: &Ledger| {
         let mut report = report_on(province, id);
-        report.fields = MirroredFields::of(province.task(id).unwrap());
+        report.fields = province.task(id).unwrap().handling.clone();
         report
     };
     let mut backwards = next(&province);

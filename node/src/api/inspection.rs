@@ -621,10 +621,10 @@ mod tests {
         );
         task.timeline.push(entry(TimelineAction::Complete, "内部意见-现场检查记录", 1_780_000_100_000));
         task.version = 2;
-        task.state = TaskState::Completed;
-        task.outcome = Some(CompletionOutcome::Corrected);
-        task.ack_deadline_ms = Some(1_780_000_900_000);
-        task.complete_deadline_ms = Some(1_780_009_900_000);
+        task.handling.state = TaskState::Completed;
+        task.handling.outcome = Some(CompletionOutcome::Corrected);
+        task.handling.ack_deadline_ms = Some(1_780_000_900_000);
+        task.handling.complete_deadline_ms = Some(1_780_009_900_000);
         task.inspection = Some(InspectionRecord {
             campaign: 7,
             campaign_name: "公开的抽查计划".into(),

@@ -175,7 +175,7 @@ impl OpenHandovers {
     /// Takes in a task as an applied entry left it.
     fn note(&mut self, task: &Task) {
         match &task.remote {
-            Some(remote) if remote.delivered.is_some() && !task.state.is_terminal() => {
+            Some(remote) if remote.delivered.is_some() && !task.handling.state.is_terminal() => {
                 self.by_task.insert(task.id, (remote.to_group, remote.forward));
             }
             _ => {

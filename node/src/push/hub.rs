@@ -329,9 +329,9 @@ impl EventHub {
             .map(|task| TaskEvent {
                 task_id: task.id.0,
                 origin: task.origin_bureau,
-                assignee: task.assignee_bureau,
-                previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.assignee_bureau),
-                escalated_to: task.escalated_to.clone(),
+                assignee: task.handling.assignee_bureau,
+                previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.handling.assignee_bureau),
+                escalated_to: task.handling.escalated_to.clone(),
                 retained_bytes: 2 * estimated_json_bytes(task),
                 task: Some(task.clone()),
                 json: OnceLock::new(),

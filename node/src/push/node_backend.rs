@@ -55,15 +55,15 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
     let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut open_total = 0usize;
     for task in replica.ledger.tasks_newest_first(None) {
-        if task.state.is_terminal() || !access::can_see(&watcher.actor, task) {
+        if task.handling.state.is_terminal() || !access::can_see(&watcher.actor, task) {
             continue;
         }
-        if !watcher.key().sees(task.origin_bureau, task.assignee_bureau, &task.escalated_to) {
+        if !watcher.key().sees(task.origin_bureau, task.handling.assignee_bureau, &task.handling.escalated_to) {
             continue;
         }
         open_total += 1;
         let overdue = task.is_overdue_at(now_ms);
-        if let Some(assignee) = task.assignee_bureau {
+        if let Some(assignee) = task.handling.assignee_bureau {
             let entry = counts.entry(assignee.to_string()).or_default();
             entry.0 += 1;
             entry.1 += u64::from(overdue);

@@ -277,7 +277,7 @@ impl Book {
 
     /// Takes the task as it stands now: its old facts out, its new facts in.
     pub fn update(&mut self, task: &Task) {
-        let state_kind = (task.state, task.kind);
+        let state_kind = (task.handling.state, task.kind);
         if let Some(old) = self.states.insert(task.id, state_kind) {
             if old == state_kind {
                 return self.update_facts(task);

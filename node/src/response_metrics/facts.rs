@@ -62,26 +62,27 @@ impl Facts {
         if task.remote.as_ref().is_some_and(|remote| remote.purpose.hands_over_ownership()) {
             return None;
         }
-        let assignee = task.assignee_bureau?;
-        let dispatched_ms = task.dispatched_at_ms?;
-        let acked_at = task.acked_at_ms;
-        let completed_at = task.completed_at_ms;
+        let assignee = task.handling.assignee_bureau?;
+        let dispatched_ms = task.handling.dispatched_at_ms?;
+        let acked_at = task.handling.acked_at_ms;
+        let completed_at = task.handling.completed_at_ms;
         // A returned result is not done: the assignee works on until it completes again.
-        let completed = completed_at.is_some() && matches!(task.state, TaskState::Completed | TaskState::Closed);
+        let completed =
+            completed_at.is_some() && matches!(task.handling.state, TaskState::Completed | TaskState::Closed);
         Some(Facts {
             assignee: Some(assignee),
             day: beijing_day(dispatched_ms),
             acked: acked_at.is_some(),
-            ack_on_time: acked_at.zip(task.ack_deadline_ms).is_some_and(|(at, deadline)| at <= deadline),
+            ack_on_time: acked_at.zip(task.handling.ack_deadline_ms).is_some_and(|(at, deadline)| at <= deadline),
             ack_secs: acked_at.map(|at| secs_between(dispatched_ms, at)),
             completed,
             complete_on_time: completed
-                && completed_at.zip(task.complete_deadline_ms).is_some_and(|(at, deadline)| at <= deadline),
+                && completed_at.zip(task.handling.complete_deadline_ms).is_some_and(|(at, deadline)| at <= deadline),
             complete_secs: completed_at.filter(|_| completed).map(|at| secs_between(dispatched_ms, at)),
-            closed: task.state == TaskState::Closed,
-            cancelled: task.state == TaskState::Cancelled,
-            escalations: task.escalated_to.len() as u32,
-            extensions: task.extensions_granted,
+            closed: task.handling.state == TaskState::Closed,
+            cancelled: task.handling.state == TaskState::Cancelled,
+            escalations: task.handling.escalated_to.len() as u32,
+            extensions: task.handling.extensions_granted,
             assignment_or_referral: matches!(task.kind, TaskKind::Assignment | TaskKind::Referral),
             inspection: task.kind == TaskKind::Inspection,
             complaint: task.source == Source::Complaint
@@ -91,7 +92,7 @@ impl Facts {
                     .is_some_and(|c| matches!(c.channel, ComplaintChannel::Complaint | ComplaintChannel::TipOff)),
             forwarded_out: task.remote.is_some(),
             forwarded_in: task.received.is_some(),
-            open: matches!(task.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned),
+            open: matches!(task.handling.state, TaskState::Dispatched | TaskState::Acknowledged | TaskState::Returned),
             running_deadline_ms: task.running_deadline_ms(),
         })
     }

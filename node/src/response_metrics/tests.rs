@@ -204,8 +204,12 @@ fn a_lead_handed_over_for_good_counts_for_no_bureau_here() {
         None,
         entry,
     );
-    (task.state, task.assignee_bureau, task.dispatched_at_ms, task.ack_deadline_ms) =
-        (TaskState::Dispatched, Some(code("441900")), Some(2), Some(3));
+    (
+        task.handling.state,
+        task.handling.assignee_bureau,
+        task.handling.dispatched_at_ms,
+        task.handling.ack_deadline_ms,
+    ) = (TaskState::Dispatched, Some(code("441900")), Some(2), Some(3));
     let remote = |purpose| RemoteHandling {
         forward: ForwardId { origin_group: code("440000"), seq: 1 },
         to_group: code("330000"),

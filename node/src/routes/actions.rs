@@ -179,7 +179,7 @@ fn extension_request(state: &AppState, task: TaskId) -> Result<Transition, ApiEr
     let replica = state.store.read();
     let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
     let rule = state.deadlines.rule_for(current.kind.as_str(), current.severity.as_str());
-    let (Some(span), Some(deadline_ms)) = (rule.extension, current.complete_deadline_ms) else {
+    let (Some(span), Some(deadline_ms)) = (rule.extension, current.handling.complete_deadline_ms) else {
         return Err(ApiError::Conflict {
             code: "extension_not_allowed",
             message: format!("the deadline policy allows no extension for a {} task", current.kind),
@@ -194,7 +194,9 @@ fn extension_request(state: &AppState, task: TaskId) -> Result<Transition, ApiEr
 fn resume(state: &AppState, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
     let replica = state.store.read();
     let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
-    let (Some(paused_since_ms), Some(deadline_ms)) = (current.paused_since_ms, current.complete_deadline_ms) else {
+    let (Some(paused_since_ms), Some(deadline_ms)) =
+        (current.handling.paused_since_ms, current.handling.complete_deadline_ms)
+    else {
         return Err(ledger::conflict(ledger::ConflictCode::NotPaused, "the completion clock is not paused").into());
     };
     let new_complete_deadline_ms =
@@ -206,7 +208,7 @@ fn resume(state: &AppState, task: TaskId, stamp_ms: u64) -> Result<Transition, A
 fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
     let replica = state.store.read();
     let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
-    let assignee = match (&request.assignee_bureau, current.assignee_bureau) {
+    let assignee = match (&request.assignee_bureau, current.handling.assignee_bureau) {
         (Some(text), _) => api::parse_bureau("assignee_bureau", text)?,
         (None, Some(intended)) => intended,
         (None, None) => {

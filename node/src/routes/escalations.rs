@@ -44,17 +44,17 @@ pub async fn escalations(State(state): State<AppState>, headers: HeaderMap, RawQ
         let mut by_bureau: BTreeMap<BureauCode, BureauLateness> = BTreeMap::new();
         let replica = state.store.read();
         for task in replica.ledger.tasks_newest_first(None) {
-            let Some(assignee) = task.assignee_bureau else { continue };
+            let Some(assignee) = task.handling.assignee_bureau else { continue };
             if !access::can_see(&user.actor, task) || !regions.is_within(assignee, root) {
                 continue;
             }
             let entry = by_bureau.entry(assignee).or_default();
-            let open = !task.state.is_terminal();
+            let open = !task.handling.state.is_terminal();
             entry.open += u64::from(open);
             entry.overdue_now += u64::from(task.is_overdue_at(now_ms));
-            entry.escalated += u64::from(!task.escalated_to.is_empty());
-            entry.escalated_open += u64::from(open && !task.escalated_to.is_empty());
-            entry.reminders += u64::from(task.reminders_sent);
+            entry.escalated += u64::from(!task.handling.escalated_to.is_empty());
+            entry.escalated_open += u64::from(open && !task.handling.escalated_to.is_empty());
+            entry.reminders += u64::from(task.handling.reminders_sent);
         }
         drop(replica);
         let mut rows: Vec<_> = by_bureau

@@ -118,8 +118,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
         let replica = state.store.read();
         let matches = |task: &&Task| {
             access::can_see(&user.actor, task)
-                && (in_bureau(task.origin_bureau) || task.assignee_bureau.is_some_and(in_bureau))
-                && states.as_ref().is_none_or(|s| s.contains(&task.state))
+                && (in_bureau(task.origin_bureau) || task.handling.assignee_bureau.is_some_and(in_bureau))
+                && states.as_ref().is_none_or(|s| s.contains(&task.handling.state))
                 && kind.is_none_or(|k| k == task.kind)
                 && query.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms))
         };

@@ -71,9 +71,10 @@ impl Ledger {
             if !within(task.subject.region_code, region) {
                 continue;
             }
-            let found = task.outcome.is_some_and(is_finding);
+            let found = task.handling.outcome.is_some_and(is_finding);
             let complaint = task.source == Source::Complaint;
-            let overdue = task.ack_missed_deadline_ms.is_some() || task.completion_missed_deadline_ms.is_some();
+            let overdue =
+                task.handling.ack_missed_deadline_ms.is_some() || task.handling.completion_missed_deadline_ms.is_some();
             if found || complaint || overdue {
                 let history = histories.entry(uscc.clone()).or_insert_with(|| empty(uscc));
                 history.findings += u32::from(found);
@@ -416,7 +417,7 @@ impl Ledger {
             TimelineAction::Publish => record.published_at_ms = Some(stamp_ms),
             _ => record.withdrawn_at_ms = Some(stamp_ms),
         }
-        let assignee = task.assignee_bureau;
+        let assignee = task.handling.assignee_bureau;
         push_entry(task, stamp_ms, actor, action, text, assignee);
         Ok(Applied::of_task(shared.clone()))
     }

@@ -24,7 +24,7 @@ pub struct PublicResult {
 impl PublicResult {
     pub fn of(task: &Task) -> Option<PublicResult> {
         let record = task.inspection.as_ref()?;
-        let settled = matches!(task.state, TaskState::Completed | TaskState::Closed);
+        let settled = matches!(task.handling.state, TaskState::Completed | TaskState::Closed);
         if !settled || record.publication() != Some(PublicationState::Published) {
             return None;
         }
@@ -36,7 +36,7 @@ impl PublicResult {
             entity_name: task.subject.name.clone(),
             region_code: task.subject.region_code,
             items: record.items.iter().map(|item| item.name.clone()).collect(),
-            outcome: task.outcome?,
+            outcome: task.handling.outcome?,
             inspected_at_ms: record.result_entered_at_ms?,
             published_at_ms: record.published_at_ms?,
             organiser: task.origin_bureau,
