@@ -23,7 +23,7 @@ use super::federation::{
 use super::idempotency::IdempotencyTable;
 use super::intake::{GroupKey, SeenKey};
 use super::policy;
-use super::task::{CompletionOutcome, DeadlineKind, Task, TaskId, TaskState, TimelineAction, TimelineEntry};
+use super::task::{CompletionOutcome, DeadlineKind, Task, TaskId, TimelineAction, TimelineEntry};
 use super::validate;
 use crate::limits::{DEADLINE_HORIZON_MS, TIMELINE_ENTRIES_MAX};
 
@@ -267,7 +267,7 @@ impl Ledger {
             HandoverPurpose::Designation => Some(TimelineAction::Designate),
         };
         if let Some(action) = action {
-            push_entry(task, stamp_ms, actor, action, note.to_owned(), Some(to_group));
+            task.push_entry(stamp_ms, actor, action, note.to_owned(), Some(to_group));
         }
     }
 
@@ -289,7 +289,7 @@ impl Ledger {
         access::may_write(actor)?;
         let next_state = policy::open(task, action)?;
         policy::may_take(actor, task, action)?;
-        timeline_has_room(task)?;
+        task.timeline_has_room()?;
         check_parameters(task, stamp_ms, &change.transition)?;
 
         // Every check passed: from here on the change is made in full. The task leaves the map
@@ -319,14 +319,14 @@ impl Ledger {
                     ack_deadline_ms: *ack_deadline_ms,
                     complete_deadline_ms: *complete_deadline_ms,
                 };
-                record_transition(&mut task, stamp_ms, actor, &change.note, &local, next_state)
+                task.record_transition(stamp_ms, actor, &change.note, &local, next_state)
                     .expect("a local dispatch is a change in place");
                 let route = Route { from_group: *from_group, to_group: *to_group };
                 self.hand_over(&mut task, stamp_ms, actor, route, HandoverPurpose::Dispatch, &change.note, Some(terms));
             }
             transition => {
                 // Every handover took an arm above, so this is a change in place.
-                record_transition(&mut task, stamp_ms, actor, &change.note, transition, next_state)
+                task.record_transition(stamp_ms, actor, &change.note, transition, next_state)
                     .expect("handovers took the arms above");
                 if let (Transition::Complete { publication_deadline_ms: Some(deadline_ms), .. }, Some(inspection)) =
                     (transition, task.inspection.as_mut())
@@ -384,7 +384,7 @@ impl Ledger {
         if stamp_ms < deadline_ms {
             return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} has not passed")));
         }
-        timeline_has_room(shared)?;
+        shared.timeline_has_room()?;
         let task = Arc::make_mut(shared);
         let action = match kind {
             DeadlineKind::Ack => {
@@ -412,7 +412,7 @@ impl Ledger {
             }
         };
         let assignee = task.handling.assignee_bureau;
-        push_entry(task, stamp_ms, actor, action, String::new(), assignee);
+        task.push_entry(stamp_ms, actor, action, String::new(), assignee);
         Ok(Applied::of_task(shared.clone()))
     }
 
@@ -444,7 +444,7 @@ impl Ledger {
             }
             _ => {}
         }
-        timeline_has_room(shared)?;
+        shared.timeline_has_room()?;
         let task = Arc::make_mut(shared);
         let (action, escalated) = match chase {
             Chase::Remind(_) => {
@@ -457,7 +457,7 @@ impl Ledger {
             }
         };
         let target = escalated.or(task.handling.assignee_bureau);
-        push_entry(task, stamp_ms, actor, action, kind.as_str().to_owned(), target);
+        task.push_entry(stamp_ms, actor, action, kind.as_str().to_owned(), target);
         Ok(Applied::of_task(shared.clone()))
     }
 
@@ -624,7 +624,7 @@ impl Ledger {
             None,
             entry,
         );
-        task.handling.state = TaskState::Completed;
+        task.handling.state = super::task::TaskState::Completed;
         ledger.last_stamp_ms = 1;
         ledger.tasks.insert(id, Arc::new(task));
         bincode::serialize(&ledger).expect("encodes")
@@ -635,138 +635,6 @@ impl Ledger {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the ledger breaks an invariant: {0}")]
 pub struct InvariantViolation(pub String);
-
-/// Makes a checked, legal transition: sets the fields it moves, the state, and adds its
-/// timeline entry. Handovers (`Forward`, `DispatchAcross`, ...) are made by `Ledger::hand_over`:
-/// one here is refused before anything changes (the transition may come from another group).
-pub(super) fn record_transition(
-    task: &mut Task,
-    stamp_ms: u64,
-    actor: &Actor,
-    note: &str,
-    transition: &Transition,
-    next_state: TaskState,
-) -> Result<(), Rejection> {
-    let mut entry = TimelineEntry {
-        version: task.version + 1,
-        at_ms: stamp_ms,
-        action: TimelineAction::Create,
-        actor_user: actor.user.clone(),
-        actor_bureau: actor.bureau,
-        note: note.to_owned(),
-        assignee_bureau: None,
-        outcome: None,
-    };
-    match transition {
-        Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
-            entry.action = TimelineAction::Dispatch;
-            entry.assignee_bureau = Some(*assignee);
-            task.handling.assignee_bureau = Some(*assignee);
-            task.handling.ack_deadline_ms = Some(*ack_deadline_ms);
-            task.handling.complete_deadline_ms = Some(*complete_deadline_ms);
-            task.handling.dispatched_at_ms = Some(stamp_ms);
-            task.handling.reminders_sent = 0;
-            task.handling.acked_at_ms = None;
-        }
-        Transition::Ack => {
-            entry.action = TimelineAction::Ack;
-            task.handling.acked_at_ms = Some(stamp_ms);
-            task.handling.reminders_sent = 0;
-        }
-        Transition::Feedback => {
-            entry.action = TimelineAction::Feedback;
-            task.handling.last_feedback_ms = Some(stamp_ms);
-        }
-        Transition::Complete { outcome, .. } => {
-            entry.action = TimelineAction::Complete;
-            task.handling.paused_since_ms = None;
-            entry.outcome = Some(*outcome);
-            task.handling.outcome = Some(*outcome);
-            task.handling.completed_at_ms = Some(stamp_ms);
-        }
-        Transition::Close => {
-            entry.action = TimelineAction::Close;
-            task.handling.closed_at_ms = Some(stamp_ms);
-        }
-        Transition::Return => {
-            entry.action = TimelineAction::Return;
-            if let Some(inspection) = task.inspection.as_mut() {
-                inspection.returned_for_rework();
-            }
-        }
-        Transition::Cancel => entry.action = TimelineAction::Cancel,
-        Transition::RequestExtension { new_complete_deadline_ms, .. } => {
-            entry.action = TimelineAction::RequestExtension;
-            task.handling.extension_requested_deadline_ms = Some(*new_complete_deadline_ms);
-        }
-        Transition::GrantExtension => {
-            entry.action = TimelineAction::GrantExtension;
-            task.handling.complete_deadline_ms = task.handling.extension_requested_deadline_ms.take();
-            task.handling.extensions_granted = task.handling.extensions_granted.saturating_add(1);
-        }
-        Transition::RefuseExtension => {
-            entry.action = TimelineAction::RefuseExtension;
-            task.handling.extension_requested_deadline_ms = None;
-        }
-        Transition::Pause => {
-            entry.action = TimelineAction::Pause;
-            task.handling.paused_since_ms = Some(stamp_ms);
-        }
-        Transition::Resume { new_complete_deadline_ms } => {
-            entry.action = TimelineAction::Resume;
-            task.handling.paused_since_ms = None;
-            task.handling.complete_deadline_ms = Some(*new_complete_deadline_ms);
-        }
-        Transition::Forward { .. }
-        | Transition::DispatchAcross { .. }
-        | Transition::Dispute { .. }
-        | Transition::Designate { .. } => {
-            return Err(Rejection::Invalid {
-                field: "transition".into(),
-                reason: format!("{} hands the task over; it is not a change in place", transition.action()),
-            })
-        }
-    }
-    task.handling.state = next_state;
-    task.version += 1;
-    task.updated_at_ms = stamp_ms;
-    task.timeline.push(entry);
-    assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
-    Ok(())
-}
-
-/// Every change adds a timeline entry; a task's timeline is bounded.
-pub(super) fn timeline_has_room(task: &Task) -> Result<(), Rejection> {
-    if task.timeline.len() >= TIMELINE_ENTRIES_MAX {
-        return Err(Rejection::LimitReached(format!("task {} has {TIMELINE_ENTRIES_MAX} timeline entries", task.id)));
-    }
-    Ok(())
-}
-
-/// Adds a timeline entry made by the deadline watch, the courier or a peer (one version
-/// each), like every change.
-pub(super) fn push_entry(
-    task: &mut Task,
-    stamp_ms: u64,
-    actor: &Actor,
-    action: TimelineAction,
-    note: String,
-    assignee_bureau: Option<BureauCode>,
-) {
-    task.version += 1;
-    task.updated_at_ms = stamp_ms;
-    task.timeline.push(TimelineEntry {
-        version: task.version,
-        at_ms: stamp_ms,
-        action,
-        actor_user: actor.user.clone(),
-        actor_bureau: actor.bureau,
-        note,
-        assignee_bureau,
-        outcome: None,
-    });
-    assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
-}
 
 /// A handover's two ends.
 #[derive(Clone, Copy)]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::access;
-use super::apply::{self, Ledger};
+use super::apply::Ledger;
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
 use super::policy::{self, TaskAction};
 use super::task::{wire_enum, Source, TimelineAction};
@@ -171,7 +171,7 @@ impl Ledger {
             .ok_or(Rejection::TaskNotFound(task_id))?;
         let state = policy::open(shared, action)?;
         policy::may_take(actor, shared, action)?;
-        apply::timeline_has_room(shared)?;
+        shared.timeline_has_room()?;
         if let ComplaintStep::Decide { notify_deadline_ms, .. } = step {
             let real_name = shared.complaint.as_ref().is_some_and(|record| record.real_name);
             if real_name != notify_deadline_ms.is_some() {
@@ -196,7 +196,7 @@ impl Ledger {
             ComplaintStep::NotifyReporter => complaint.notified_at_ms = Some(stamp_ms),
         }
         task.handling.state = state;
-        apply::push_entry(task, stamp_ms, actor, entry, note.to_owned(), None);
+        task.push_entry(stamp_ms, actor, entry, note.to_owned(), None);
         Ok(Applied::of_task(shared.clone()))
     }
 }

@@ -410,7 +410,7 @@ impl apply::Ledger {
                 instructions_sent: 0,
                 mirrored_version: 0,
             });
-            apply::push_entry(&mut task, stamp_ms, actor, TimelineAction::Forward, String::new(), Some(next_group));
+            task.push_entry(stamp_ms, actor, TimelineAction::Forward, String::new(), Some(next_group));
         }
         let task = Arc::new(task);
         self.inbox.insert(handover.forward, id);
@@ -463,11 +463,11 @@ impl apply::Ledger {
             action: instruction.transition.action().to_string(),
         })?;
         policy::records_allow(shared, instruction.transition.action())?;
-        apply::timeline_has_room(shared)?;
+        shared.timeline_has_room()?;
         // The sending group decided, for the bureau that dispatched; `sent_by` is only its word.
         let dispatcher = Actor { user: actor.user.clone(), bureau: shared.origin_bureau, role: Role::Command };
         let task = Arc::make_mut(shared);
-        apply::record_transition(task, stamp_ms, &dispatcher, &instruction.note, &instruction.transition, next)?;
+        task.record_transition(stamp_ms, &dispatcher, &instruction.note, &instruction.transition, next)?;
         Ok(Applied::of_task(shared.clone()))
     }
 
@@ -514,7 +514,7 @@ impl apply::Ledger {
         }
         // A receipt is always recorded, even on a full timeline: the outbox must empty.
         if task.timeline.len() < TIMELINE_ENTRIES_MAX {
-            apply::push_entry(task, stamp_ms, actor, action, note, Some(entry.to_group));
+            task.push_entry(stamp_ms, actor, action, note, Some(entry.to_group));
         }
         Ok(Applied::of_task(shared.clone()))
     }
@@ -529,9 +529,9 @@ impl apply::Ledger {
         entry.stuck_flagged = true;
         let (task_id, to_group) = (entry.task, entry.to_group);
         let shared = self.task_mut(task_id).expect("outbox entries name existing tasks");
-        apply::timeline_has_room(shared)?;
+        shared.timeline_has_room()?;
         let task = Arc::make_mut(shared);
-        apply::push_entry(task, stamp_ms, actor, TimelineAction::ForwardStuck, String::new(), Some(to_group));
+        task.push_entry(stamp_ms, actor, TimelineAction::ForwardStuck, String::new(), Some(to_group));
         Ok(Applied::of_task(shared.clone()))
     }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::apply::{self, Ledger};
+use super::apply::Ledger;
 use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
 use super::task::{Task, TaskId, TimelineAction};
 use super::validate::{self, invalid};
@@ -145,10 +145,10 @@ impl Ledger {
         summary.evidence = signal.evidence.clone();
         summary.last_source_id = signal.source_id.clone();
         let raised = signal.task.severity > task.severity;
-        if raised && apply::timeline_has_room(task).is_ok() {
+        if raised && task.timeline_has_room().is_ok() {
             let note = format!("{} → {} ({})", task.severity, signal.task.severity, signal.source_id);
             task.severity = signal.task.severity;
-            apply::push_entry(task, stamp_ms, actor, TimelineAction::SeverityRaised, note, None);
+            task.push_entry(stamp_ms, actor, TimelineAction::SeverityRaised, note, None);
         }
         shared.clone()
     }

@@ -17,6 +17,7 @@ pub mod intake;
 pub mod limits;
 pub mod policy;
 pub mod task;
+mod timeline;
 pub mod uscc;
 pub mod validate;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::access::{self, within};
-use crate::apply::{push_entry, record_transition, timeline_has_room, Ledger};
+use crate::apply::Ledger;
 
 use super::checks::command_over;
 use crate::command::{conflict, Actor, Applied, CommandResult, ConflictCode, NewTask, Rejection, Role, Transition};
@@ -371,7 +371,7 @@ impl Ledger {
         let mut task = self.register(stamp_ms, actor, &new_task);
         let dispatch = Transition::Dispatch { assignee: inspection.bureau, ack_deadline_ms, complete_deadline_ms };
         let note = format!("执法检查人员：{}", inspection.inspectors.join("、"));
-        record_transition(&mut task, stamp_ms, actor, &note, &dispatch, TaskState::Dispatched)
+        task.record_transition(stamp_ms, actor, &note, &dispatch, TaskState::Dispatched)
             .expect("a dispatch is a change in place");
         task.inspection = Some(InspectionRecord {
             campaign,
@@ -409,7 +409,7 @@ impl Ledger {
             None => (TimelineAction::Publish, String::new()),
             Some(note) => (TimelineAction::Withdraw, note.clone()),
         };
-        timeline_has_room(task)?;
+        task.timeline_has_room()?;
         let shared = self.task_mut(task_id).expect("found above");
         let task = Arc::make_mut(shared);
         let record = task.inspection.as_mut().expect("an inspection task");
@@ -418,7 +418,7 @@ impl Ledger {
             _ => record.withdrawn_at_ms = Some(stamp_ms),
         }
         let assignee = task.handling.assignee_bureau;
-        push_entry(task, stamp_ms, actor, action, text, assignee);
+        task.push_entry(stamp_ms, actor, action, text, assignee);
         Ok(Applied::of_task(shared.clone()))
     }
 }

@@ -1,0 +1,147 @@
+//! A task's timeline: every change adds one entry and one version. The changes of a task in
+//! place, as methods on `Task`, at the layer above the commands they record (the `Task` type
+//! itself knows no command).
+
+use super::bureau::BureauCode;
+use super::command::{Actor, Rejection, Transition};
+use super::task::{Task, TaskState, TimelineAction, TimelineEntry};
+use crate::limits::TIMELINE_ENTRIES_MAX;
+
+impl Task {
+    /// Every change adds a timeline entry; a task's timeline is bounded.
+    pub(crate) fn timeline_has_room(&self) -> Result<(), Rejection> {
+        if self.timeline.len() >= TIMELINE_ENTRIES_MAX {
+            return Err(Rejection::LimitReached(format!(
+                "task {} has {TIMELINE_ENTRIES_MAX} timeline entries",
+                self.id
+            )));
+        }
+        Ok(())
+    }
+
+    /// Adds a timeline entry made by the deadline watch, the courier or a peer (one version
+    /// each), like every change.
+    pub(crate) fn push_entry(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        action: TimelineAction,
+        note: String,
+        assignee_bureau: Option<BureauCode>,
+    ) {
+        self.version += 1;
+        self.updated_at_ms = stamp_ms;
+        self.timeline.push(TimelineEntry {
+            version: self.version,
+            at_ms: stamp_ms,
+            action,
+            actor_user: actor.user.clone(),
+            actor_bureau: actor.bureau,
+            note,
+            assignee_bureau,
+            outcome: None,
+        });
+        assert_eq!(self.version as usize, self.timeline.len(), "one timeline entry per version");
+    }
+
+    /// Makes a checked, legal transition: sets the fields it moves, the state, and adds its
+    /// timeline entry. Handovers (`Forward`, `DispatchAcross`, ...) are made by `Ledger::hand_over`:
+    /// one here is refused before anything changes (the transition may come from another group).
+    pub(crate) fn record_transition(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        note: &str,
+        transition: &Transition,
+        next_state: TaskState,
+    ) -> Result<(), Rejection> {
+        let handling = &mut self.handling;
+        let mut entry_assignee = None;
+        let mut entry_outcome = None;
+        let action = match transition {
+            Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
+                entry_assignee = Some(*assignee);
+                handling.assignee_bureau = Some(*assignee);
+                handling.ack_deadline_ms = Some(*ack_deadline_ms);
+                handling.complete_deadline_ms = Some(*complete_deadline_ms);
+                handling.dispatched_at_ms = Some(stamp_ms);
+                handling.reminders_sent = 0;
+                handling.acked_at_ms = None;
+                TimelineAction::Dispatch
+            }
+            Transition::Ack => {
+                handling.acked_at_ms = Some(stamp_ms);
+                handling.reminders_sent = 0;
+                TimelineAction::Ack
+            }
+            Transition::Feedback => {
+                handling.last_feedback_ms = Some(stamp_ms);
+                TimelineAction::Feedback
+            }
+            Transition::Complete { outcome, .. } => {
+                entry_outcome = Some(*outcome);
+                handling.paused_since_ms = None;
+                handling.outcome = Some(*outcome);
+                handling.completed_at_ms = Some(stamp_ms);
+                TimelineAction::Complete
+            }
+            Transition::Close => {
+                handling.closed_at_ms = Some(stamp_ms);
+                TimelineAction::Close
+            }
+            Transition::Return => {
+                if let Some(inspection) = self.inspection.as_mut() {
+                    inspection.returned_for_rework();
+                }
+                TimelineAction::Return
+            }
+            Transition::Cancel => TimelineAction::Cancel,
+            Transition::RequestExtension { new_complete_deadline_ms, .. } => {
+                handling.extension_requested_deadline_ms = Some(*new_complete_deadline_ms);
+                TimelineAction::RequestExtension
+            }
+            Transition::GrantExtension => {
+                handling.complete_deadline_ms = handling.extension_requested_deadline_ms.take();
+                handling.extensions_granted = handling.extensions_granted.saturating_add(1);
+                TimelineAction::GrantExtension
+            }
+            Transition::RefuseExtension => {
+                handling.extension_requested_deadline_ms = None;
+                TimelineAction::RefuseExtension
+            }
+            Transition::Pause => {
+                handling.paused_since_ms = Some(stamp_ms);
+                TimelineAction::Pause
+            }
+            Transition::Resume { new_complete_deadline_ms } => {
+                handling.paused_since_ms = None;
+                handling.complete_deadline_ms = Some(*new_complete_deadline_ms);
+                TimelineAction::Resume
+            }
+            Transition::Forward { .. }
+            | Transition::DispatchAcross { .. }
+            | Transition::Dispute { .. }
+            | Transition::Designate { .. } => {
+                return Err(Rejection::Invalid {
+                    field: "transition".into(),
+                    reason: format!("{} hands the task over; it is not a change in place", transition.action()),
+                })
+            }
+        };
+        self.handling.state = next_state;
+        self.version += 1;
+        self.updated_at_ms = stamp_ms;
+        self.timeline.push(TimelineEntry {
+            version: self.version,
+            at_ms: stamp_ms,
+            action,
+            actor_user: actor.user.clone(),
+            actor_bureau: actor.bureau,
+            note: note.to_owned(),
+            assignee_bureau: entry_assignee,
+            outcome: entry_outcome,
+        });
+        assert_eq!(self.version as usize, self.timeline.len(), "one timeline entry per version");
+        Ok(())
+    }
+}
