@@ -52,7 +52,10 @@ const within = (code, ancestor) => {
   for (let c = code, guard = 0; c && guard < 6; c = S.bureaus.get(c)?.parent, guard++) if (c === ancestor) return true;
   return false;
 };
-const bureauName = (code) => (code ? S.bureaus.get(code)?.name || code : "—");
+// Names of bureaus outside this console's tree (another province's county a task was handed
+// to), learnt from the tasks that name them.
+const otherNames = new Map();
+const bureauName = (code) => (code ? S.bureaus.get(code)?.name || otherNames.get(code) || code : "—");
 // The page's own scheme for every call: a console served over TLS never calls in clear.
 const SECURE = location.protocol === "https:";
 const apiBase = () => `${SECURE ? "https" : "http"}://${S.members[S.nodeIndex] || location.host}`;
@@ -198,6 +201,7 @@ function connect() {
         S.reconnectDelay = RECONNECT_DELAY_MS_MIN;
         break;
       case "snapshot":
+        msg.tasks.forEach(learnNames);
         S.tasks = new Map(msg.tasks.map((task) => [task.id, task]));
         msg.tasks.filter((task) => task.kind === "emergency").forEach((task) => S.seenEmergencies.add(task.id));
         S.truncated = msg.truncated ? msg.tasks.length : 0;
@@ -238,7 +242,14 @@ function connect() {
   };
 }
 
+// At most one entry per bureau of the country (a few thousand): the map never grows beyond it.
+function learnNames(task) {
+  if (task.origin_bureau_name) otherNames.set(task.origin_bureau, task.origin_bureau_name);
+  if (task.assignee_bureau_name) otherNames.set(task.assignee_bureau, task.assignee_bureau_name);
+}
+
 function upsert(task) {
+  learnNames(task);
   const existing = S.tasks.get(task.id);
   if (existing && existing.version > task.version) return false;
   S.tasks.set(task.id, task);

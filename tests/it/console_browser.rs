@@ -219,8 +219,12 @@ async fn operator_and_command_pages_stay_live_across_a_node_kill() {
 async fn a_dispatch_across_groups_is_acknowledged_on_one_page_and_followed_on_the_other() {
     use tests::federation::{FederationOptions, GroupSpec, TestFederation};
     let fed =
-        TestFederation::start(FederationOptions::new(vec![GroupSpec::new("440000", 1), GroupSpec::new("440100", 1)]))
-            .await;
+        TestFederation::start(FederationOptions::new(vec![
+            GroupSpec::new("440000", 1),
+            GroupSpec::new("440100", 1),
+            GroupSpec::new("330000", 1),
+        ]))
+        .await;
     let driver = ChromeDriver::start();
     let profiles = tempfile::tempdir().expect("profiles");
     let province_page = driver.session(&profiles.path().join("province"), 1600, 900).await;
@@ -291,6 +295,30 @@ async fn a_dispatch_across_groups_is_acknowledged_on_one_page_and_followed_on_th
         }
         std::fs::write(artifacts().join("federation-province.png"), province_page.screenshot().await.expect("shot"))
             .expect("save");
+
+        // A lead about a Hangzhou firm goes to Zhejiang, which gives it to Xihu: the province's
+        // board names the assignee, a bureau outside its own tree, instead of showing its code.
+        let lead = serde_json::json!({
+            "kind": "lead", "severity": "high", "title": "杭州某电商涉嫌虚假宣传", "source": "big_data",
+            "subject": {"name": "杭州某某电子商务有限公司", "region_code": "330106", "address": "杭州市西湖区"},
+        });
+        let record = fed.group("440000").create_task_as(1, COMMAND_TOKEN, &lead).await;
+        let (_, there) = fed
+            .wait_exactly_once("440000", COMMAND_TOKEN, record.id, "330000", tests::federation::ZJ_COMMAND_TOKEN)
+            .await;
+        let zhejiang = fed.group("330000");
+        let dispatched = zhejiang
+            .http
+            .post(zhejiang.url(1, &format!("/api/v1/tasks/{}/dispatch", there.id)))
+            .bearer_auth(tests::federation::ZJ_COMMAND_TOKEN)
+            .json(&serde_json::json!({"assignee_bureau": "330106"}))
+            .send()
+            .await
+            .expect("dispatch in Zhejiang");
+        assert_eq!(dispatched.status(), 200);
+        let row = format!("#task-rows tr[data-task-id='{}']", record.id);
+        let shown = wait_for_text(&province_page, &row, "西湖区").await;
+        assert!(!shown.contains("330106"), "the assignee is shown by name: {shown}");
     }
     .await;
     let _ = province_page.close().await;

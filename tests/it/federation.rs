@@ -147,6 +147,8 @@ async fn a_lead_is_routed_through_the_parent_and_an_uncovered_region_is_kept_and
         .wait_for_record("Xihu's ack at Guangzhou", "440100", GZ_COMMAND_TOKEN, lead.id, |t| t.state == "acknowledged")
         .await;
     assert_eq!(record.assignee_bureau.as_deref(), Some("330106"));
+    // Named although it lies outside the province's tree (the console shows the name).
+    assert_eq!(record.assignee_bureau_name.as_deref(), Some("西湖区"));
 
     // A lead about Beijing: the province knows no group there and has no parent: kept, flagged.
     let province = fed.group("440000");

@@ -1,7 +1,7 @@
 //! The bureau tree: every market-regulation bureau is keyed by its 6-digit GB/T 2260 region code,
 //! and bureaus form the administrative tree national → province → prefecture → county.
 //!
-//! The tree is static reference data compiled into the binary (`cluster/data/regions.csv`), so
+//! The tree is static reference data compiled into the binary (`cluster/ledger/data/regions.csv`), so
 //! every replica sees the same tree and the ledger may consult it inside `apply`.
 
 use std::collections::BTreeMap;
@@ -74,7 +74,7 @@ pub struct Regions {
     by_code: BTreeMap<BureauCode, Region>,
 }
 
-const REGIONS_CSV: &str = include_str!("../../data/regions.csv");
+const REGIONS_CSV: &str = include_str!("../data/regions.csv");
 
 /// Number of data rows in `regions.csv`; asserted on load so a truncated copy cannot slip in.
 const REGION_ROWS: usize = 3_211;

@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn samples_from_the_reference_data_are_valid() {
-        let samples = include_str!("../../data/uscc-samples.csv");
+        let samples = include_str!("../data/uscc-samples.csv");
         let mut count = 0;
         for line in samples.lines().skip(1) {
             let (code, region) = line.split_once(',').expect("two columns");
@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn invalid_reference_codes_fail_with_their_class() {
-        let invalid = include_str!("../../data/uscc-invalid.csv");
+        let invalid = include_str!("../data/uscc-invalid.csv");
         let mut failed = 0;
         for line in invalid.lines().skip(1) {
             let (code, reason) = line.rsplit_once(',').expect("two columns");

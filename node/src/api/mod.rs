@@ -109,7 +109,11 @@ pub struct TaskJson {
     pub subject: SubjectJson,
     pub source: String,
     pub origin_bureau: String,
+    /// The origin bureau's name (GB/T 2260), also for a bureau outside the caller's tree.
+    pub origin_bureau_name: Option<String>,
     pub assignee_bureau: Option<String>,
+    /// The assignee bureau's name, also when it lies in another group's jurisdiction.
+    pub assignee_bureau_name: Option<String>,
     #[schemars(schema_with = "crate::api::schema::task_state")]
     pub state: String,
     pub version: u64,
@@ -407,7 +411,9 @@ pub fn task_json(task: &Task) -> TaskJson {
         },
         source: task.source.to_string(),
         origin_bureau: bureau_json(task.origin_bureau),
+        origin_bureau_name: Regions::get().name(task.origin_bureau).map(str::to_owned),
         assignee_bureau: task.handling.assignee_bureau.map(bureau_json),
+        assignee_bureau_name: task.handling.assignee_bureau.and_then(|code| Regions::get().name(code)).map(str::to_owned),
         state: task.handling.state.to_string(),
         version: task.version,
         ack_deadline: at(task.handling.ack_deadline_ms),
