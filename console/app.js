@@ -587,7 +587,8 @@ function actionForm(task, action) {
   // Acknowledge and close need no input: one click.
   if (action === "show_reporter") return showReporter(task);
   if (["ack", "close", "resume", "accept_complaint", "publish"].includes(action)) return act(task, action, {});
-  const needsReason = ["return", "cancel", "request_extension", "refuse_extension", "pause", "dispute", "refuse_complaint", "notify_reporter", "withdraw"].includes(action);
+  // The ledger's rule of which actions must say why (sent with /api/v1/me).
+  const needsReason = S.me.actions.some((rule) => rule.name === action && rule.requires_note);
   const outcomes = task.inspection ? INSPECTION_OUTCOMES : OUTCOMES;
   $("#action-form").innerHTML = `<form class="action-form">
     ${action === "designate" ? `<label>${t("fed.group")}<input name="group" required pattern="[0-9]{6}" maxlength="6" placeholder="440100"></label>` : ""}

@@ -433,6 +433,20 @@ fn a_campaign_from_plan_to_public_result() {
         }),
     )
     .unwrap();
+    // Its bureau and team were drawn: an inspection is not given back (退单).
+    let decline = desk.apply(
+        &tianhe,
+        Action::ChangeTask(ledger::TaskChange {
+            task: task.id,
+            expected_version: None,
+            note: "不属本所".into(),
+            transition: ledger::Transition::Decline,
+        }),
+    );
+    assert!(
+        matches!(decline, Err(Rejection::Conflict { code: ledger::ConflictCode::DrawnInspection, .. })),
+        "{decline:?}"
+    );
     let enter = |outcome, publication_deadline_ms| {
         Action::ChangeTask(ledger::TaskChange {
             task: task.id,

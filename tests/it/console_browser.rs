@@ -218,13 +218,12 @@ async fn operator_and_command_pages_stay_live_across_a_node_kill() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dispatch_across_groups_is_acknowledged_on_one_page_and_followed_on_the_other() {
     use tests::federation::{FederationOptions, GroupSpec, TestFederation};
-    let fed =
-        TestFederation::start(FederationOptions::new(vec![
-            GroupSpec::new("440000", 1),
-            GroupSpec::new("440100", 1),
-            GroupSpec::new("330000", 1),
-        ]))
-        .await;
+    let fed = TestFederation::start(FederationOptions::new(vec![
+        GroupSpec::new("440000", 1),
+        GroupSpec::new("440100", 1),
+        GroupSpec::new("330000", 1),
+    ]))
+    .await;
     let driver = ChromeDriver::start();
     let profiles = tempfile::tempdir().expect("profiles");
     let province_page = driver.session(&profiles.path().join("province"), 1600, 900).await;

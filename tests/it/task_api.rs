@@ -146,3 +146,35 @@ async fn dispatch_deadlines_come_from_the_policy_and_the_calendar() {
     let dispatched = parse(&task["dispatched_at"]);
     assert_eq!(parse(&task["complete_deadline"]), calendar.working_days_after(dispatched, 15).expect("covered"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignee_declines_a_task_with_its_reason_and_the_dispatcher_sends_it_elsewhere() {
+    let cluster = TestCluster::start().await;
+    let created = cluster.create_task_as(1, COMMAND_TOKEN, &create_body("退单测试")).await;
+    let id = created.id;
+    let (status, _) = act(&cluster, 2, COMMAND_TOKEN, id, "dispatch", json!({"assignee_bureau": "440106"})).await;
+    assert_eq!(status, 200);
+    // What the task offers by side, as the ledger decides it.
+    let (_, task) = act(&cluster, 1, TIANHE_OPERATOR_TOKEN, id, "ack", json!({})).await;
+    let offered: Vec<&str> = task["actions"]["assignee"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(offered.contains(&"decline"), "{offered:?}");
+
+    // 退单 needs its reason, and only the assignee side gives a task back.
+    let (status, body) = act(&cluster, 3, TIANHE_OPERATOR_TOKEN, id, "decline", json!({})).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) =
+        act(&cluster, 3, COMMAND_TOKEN, id, "decline", json!({"note": "x", "outcome": "warned"})).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unexpected_field")));
+    let (status, task) =
+        act(&cluster, 3, TIANHE_OPERATOR_TOKEN, id, "decline", json!({"note": "该商户在越秀区"})).await;
+    assert_eq!(status, 200, "{task}");
+    assert_eq!((task["state"].as_str(), task["assignee_bureau"].as_str()), (Some("created"), None));
+    assert!(task["running_deadline"].is_null(), "no clock runs while the task waits for its dispatcher");
+    let entry = task["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((entry["action"].as_str(), entry["assignee_bureau"].as_str()), (Some("decline"), Some("440106")));
+    // The operator no longer sees it; the dispatcher sends it where it belongs.
+    let (status, _) = act(&cluster, 1, TIANHE_OPERATOR_TOKEN, id, "ack", json!({})).await;
+    assert_eq!(status, 404);
+    let (status, task) = act(&cluster, 1, COMMAND_TOKEN, id, "dispatch", json!({"assignee_bureau": "440104"})).await;
+    assert_eq!((status, task["state"].as_str()), (200, Some("dispatched")), "{task}");
+}

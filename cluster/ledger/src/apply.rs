@@ -692,6 +692,7 @@ fn check_parameters(task: &Task, stamp_ms: u64, transition: &Transition) -> Resu
             check_completion(task, stamp_ms, *outcome, *publication_deadline_ms)
         }
         Transition::Ack
+        | Transition::Decline
         | Transition::Feedback
         | Transition::Close
         | Transition::Return

@@ -157,6 +157,8 @@ pub enum Transition {
         complete_deadline_ms: u64,
     },
     Ack,
+    /// 退单: the assignee gives the task back (the reason in the note).
+    Decline,
     Feedback,
     /// 办结. For a drawn inspection this enters its result, and `publication_deadline_ms` (the
     /// accepting node's reading of the calendar: 20 working days on) starts its publication
@@ -218,6 +220,7 @@ impl Transition {
         match self {
             Transition::Dispatch { .. } | Transition::DispatchAcross { .. } => TaskAction::Dispatch,
             Transition::Ack => TaskAction::Ack,
+            Transition::Decline => TaskAction::Decline,
             Transition::Feedback => TaskAction::Feedback,
             Transition::Complete { .. } => TaskAction::Complete,
             Transition::Close => TaskAction::Close,
@@ -244,6 +247,7 @@ impl Transition {
             | Transition::Designate { .. } => true,
             Transition::Dispatch { .. }
             | Transition::Ack
+            | Transition::Decline
             | Transition::Feedback
             | Transition::Complete { .. }
             | Transition::Close
@@ -296,6 +300,11 @@ wire_enum! {
         DirectoryChanged = "directory_changed",
         /// The draw was computed from inputs that changed meanwhile: draw again.
         DrawOutdated = "draw_outdated",
+        /// A drawn inspection is not given back (退单): its bureau and team were drawn.
+        DrawnInspection = "drawn_inspection",
+        /// A task dispatched from another group is not declined here (the decline would not
+        /// reach its dispatcher there).
+        ReceivedDispatch = "received_dispatch",
     }
 }
 

@@ -148,6 +148,15 @@ fn a_dispatch_across_groups_is_created_once_and_mirrored_step_by_step() {
     // Tianhe acknowledges and completes in Guangzhou; each report mirrors the step.
     let tianhe = actor("li", "440106", Role::Operator);
     step(&mut guangzhou, T0 + HOUR_MS, tianhe.clone(), change(target_id, Transition::Ack)).unwrap();
+    // A decline (退单) would not reach the dispatcher in the other group: refused here.
+    let decline = Action::ChangeTask(TaskChange {
+        task: target_id,
+        expected_version: None,
+        note: "不属本辖区".into(),
+        transition: Transition::Decline,
+    });
+    let refused = step(&mut guangzhou, T0 + HOUR_MS, tianhe.clone(), decline);
+    assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::ReceivedDispatch, .. })), "{refused:?}");
     let mirrored = report(&mut province, &guangzhou, target_id, "440100").unwrap().task().clone();
     assert_eq!(mirrored.handling.state, TaskState::Acknowledged);
     assert_eq!(mirrored.timeline.last().unwrap().action, TimelineAction::Ack);

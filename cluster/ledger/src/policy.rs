@@ -21,6 +21,9 @@ wire_enum! {
         Dispatch = "dispatch",
         /// 签收.
         Ack = "ack",
+        /// 退单: the assignee gives the task back as not its jurisdiction, with the reason; the
+        /// dispatcher dispatches it again (to another bureau) or cancels it.
+        Decline = "decline",
         /// A progress report (反馈).
         Feedback = "feedback",
         /// 办结 with its outcome; a drawn inspection's result (谁抽查、谁录入).
@@ -76,7 +79,7 @@ impl TaskAction {
         match self {
             Dispatch | Close | Return | Cancel | GrantExtension | RefuseExtension | Forward | Dispute | Designate
             | Publish | Withdraw => Side::Dispatcher,
-            Ack | Feedback | Complete | RequestExtension | Pause | Resume => Side::Assignee,
+            Ack | Decline | Feedback | Complete | RequestExtension | Pause | Resume => Side::Assignee,
             AcceptComplaint | RefuseComplaint | NotifyReporter => Side::Desk,
         }
     }
@@ -86,8 +89,8 @@ impl TaskAction {
     pub fn requires_note(self) -> bool {
         use TaskAction::*;
         match self {
-            Return | Cancel | Dispute | RequestExtension | RefuseExtension | Pause | Withdraw | RefuseComplaint
-            | NotifyReporter => true,
+            Return | Cancel | Decline | Dispute | RequestExtension | RefuseExtension | Pause | Withdraw
+            | RefuseComplaint | NotifyReporter => true,
             Dispatch | Ack | Feedback | Complete | Close | GrantExtension | Resume | Forward | Designate | Publish
             | AcceptComplaint => false,
         }
@@ -99,7 +102,7 @@ impl TaskAction {
         use TaskAction::*;
         match self {
             Close | Return | Cancel | GrantExtension | RefuseExtension => true,
-            Dispatch | Ack | Feedback | Complete | RequestExtension | Pause | Resume | Forward | Dispute
+            Dispatch | Ack | Decline | Feedback | Complete | RequestExtension | Pause | Resume | Forward | Dispute
             | Designate | Publish | Withdraw | AcceptComplaint | RefuseComplaint | NotifyReporter => false,
         }
     }
@@ -113,6 +116,8 @@ impl TaskAction {
         match self {
             TaskAction::Dispatch => to(open, Dispatched),
             TaskAction::Ack => to(from == Dispatched, Acknowledged),
+            // Given back before the work is done: the task waits for its dispatcher again.
+            TaskAction::Decline => to(matches!(from, Dispatched | Acknowledged), Created),
             TaskAction::Feedback => to(worked_on, from),
             TaskAction::Complete => to(worked_on, Completed),
             TaskAction::Close => to(from == Completed, Closed),
@@ -223,6 +228,12 @@ fn handling_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
                     task.id, task.origin_bureau, received.from_group
                 )));
             }
+            HandoverPurpose::Dispatch if action == TaskAction::Decline => {
+                return Err(conflict(ConflictCode::ReceivedDispatch, format!(
+                    "task {} was dispatched here by group {}; its dispatcher there is told by feedback, a decline does not cross groups",
+                    task.id, received.from_group
+                )));
+            }
             HandoverPurpose::Jurisdiction if action == TaskAction::Forward => {
                 return Err(conflict(ConflictCode::ReceivedLead, format!(
                     "task {} was forwarded here by group {}; a receiver may not pass a lead on by itself, it disputes the jurisdiction instead",
@@ -274,8 +285,13 @@ pub(crate) fn records_allow(task: &Task, action: TaskAction) -> Result<(), Rejec
         TaskAction::AcceptComplaint | TaskAction::RefuseComplaint | TaskAction::NotifyReporter => {
             complaint_allows(task, action)
         }
+        TaskAction::Decline if task.inspection.is_some() => Err(conflict(
+            ConflictCode::DrawnInspection,
+            "a drawn inspection is not given back: its bureau and team were drawn (谁抽查、谁录入)",
+        )),
         TaskAction::Dispatch
         | TaskAction::Ack
+        | TaskAction::Decline
         | TaskAction::Feedback
         | TaskAction::Complete
         | TaskAction::Close

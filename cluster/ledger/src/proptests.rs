@@ -35,7 +35,7 @@ struct Step {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (0u8..16, 0u8..8, 0u8..5, 0u16..600).prop_map(|(action, task, actor, advance_minutes)| Step {
+    (0u8..17, 0u8..8, 0u8..5, 0u16..600).prop_map(|(action, task, actor, advance_minutes)| Step {
         action,
         task,
         actor,
@@ -86,6 +86,7 @@ fn action(step: &Step, stamp_ms: u64) -> Action {
         14 => {
             Action::RecordMissedDeadline { task, kind: DeadlineKind::Ack, deadline_ms: stamp_ms.saturating_sub(HOUR) }
         }
+        15 => change(Transition::Decline),
         _ => Action::RecordMissedDeadline { task, kind: DeadlineKind::Completion, deadline_ms: stamp_ms },
     }
 }

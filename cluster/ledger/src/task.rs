@@ -153,6 +153,8 @@ wire_enum! {
         Complete = "complete",
         Close = "close",
         Return = "return",
+        /// The assignee gave the task back as not its jurisdiction (退单).
+        Decline = "decline",
         Cancel = "cancel",
         /// The assignee asks for more time (延期申请).
         RequestExtension = "request_extension",

@@ -454,8 +454,11 @@ fn a_plain_task_leaves_open_exactly_the_actions_of_its_state() {
     // its parameters; a pause and an extension request need a worked-on task).
     let expected: &[(TaskState, &[&str])] = &[
         (TaskState::Created, &["dispatch", "cancel", "forward"]),
-        (TaskState::Dispatched, &["dispatch", "ack", "cancel"]),
-        (TaskState::Acknowledged, &["dispatch", "feedback", "complete", "cancel", "request_extension", "pause"]),
+        (TaskState::Dispatched, &["dispatch", "ack", "decline", "cancel"]),
+        (
+            TaskState::Acknowledged,
+            &["dispatch", "decline", "feedback", "complete", "cancel", "request_extension", "pause"],
+        ),
         (TaskState::Completed, &["close", "return"]),
         (TaskState::Closed, &[]),
         (TaskState::Returned, &["dispatch", "feedback", "complete", "cancel", "request_extension", "pause"]),

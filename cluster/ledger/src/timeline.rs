@@ -74,6 +74,20 @@ impl Task {
                 handling.reminders_sent = 0;
                 TimelineAction::Ack
             }
+            Transition::Decline => {
+                // Back to the dispatcher, undispatched: the bureau that declined is on the
+                // entry; its clocks stop (a miss already recorded stays on the record).
+                entry_assignee = handling.assignee_bureau;
+                handling.assignee_bureau = None;
+                handling.ack_deadline_ms = None;
+                handling.complete_deadline_ms = None;
+                handling.dispatched_at_ms = None;
+                handling.acked_at_ms = None;
+                handling.reminders_sent = 0;
+                handling.extension_requested_deadline_ms = None;
+                handling.paused_since_ms = None;
+                TimelineAction::Decline
+            }
             Transition::Feedback => {
                 handling.last_feedback_ms = Some(stamp_ms);
                 TimelineAction::Feedback

@@ -325,6 +325,31 @@ pub struct MeJson {
     pub bureau_name: Option<String>,
     /// `command`, `operator` or `leadership`.
     pub role: String,
+    /// Every task action with the side that takes it and whether it must say why: the ledger's
+    /// policy, so a console asks for a reason exactly where the ledger requires one.
+    pub actions: Vec<ActionRuleJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ActionRuleJson {
+    /// The action's route segment (`POST /api/v1/tasks/{id}/{action}`).
+    pub name: String,
+    /// `dispatcher`, `assignee` or `desk`.
+    pub side: String,
+    pub requires_note: bool,
+}
+
+impl ActionRuleJson {
+    pub fn all() -> Vec<ActionRuleJson> {
+        ledger::TaskAction::ALL
+            .iter()
+            .map(|action| ActionRuleJson {
+                name: action.as_str().to_owned(),
+                side: action.side().as_str().to_owned(),
+                requires_note: action.requires_note(),
+            })
+            .collect()
+    }
 }
 
 /// `GET /api/v1/bureaus`: the bureau tree below `root`, the root first.
@@ -413,7 +438,11 @@ pub fn task_json(task: &Task) -> TaskJson {
         origin_bureau: bureau_json(task.origin_bureau),
         origin_bureau_name: Regions::get().name(task.origin_bureau).map(str::to_owned),
         assignee_bureau: task.handling.assignee_bureau.map(bureau_json),
-        assignee_bureau_name: task.handling.assignee_bureau.and_then(|code| Regions::get().name(code)).map(str::to_owned),
+        assignee_bureau_name: task
+            .handling
+            .assignee_bureau
+            .and_then(|code| Regions::get().name(code))
+            .map(str::to_owned),
         state: task.handling.state.to_string(),
         version: task.version,
         ack_deadline: at(task.handling.ack_deadline_ms),

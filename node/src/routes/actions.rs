@@ -69,6 +69,7 @@ fn fields_of(action: TaskAction) -> &'static [Field] {
         TaskAction::Complete => &[Field::Version, Field::Outcome],
         TaskAction::Designate => &[Field::Version, Field::Group],
         TaskAction::Ack
+        | TaskAction::Decline
         | TaskAction::Feedback
         | TaskAction::Close
         | TaskAction::Return
@@ -137,6 +138,7 @@ fn build(
         }
         TaskAction::Dispatch => dispatch(state, &request, task, stamp_ms)?,
         TaskAction::Ack => Transition::Ack,
+        TaskAction::Decline => Transition::Decline,
         TaskAction::Feedback => Transition::Feedback,
         TaskAction::Complete => complete(state, &request, task, stamp_ms)?,
         TaskAction::Close => Transition::Close,

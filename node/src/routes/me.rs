@@ -16,6 +16,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
             bureau: user.actor.bureau.to_string(),
             bureau_name: Regions::get().name(user.actor.bureau).map(str::to_owned),
             role: user.actor.role.as_str().to_owned(),
+            actions: crate::api::ActionRuleJson::all(),
         })
         .into_response(),
         Err(error) => error.into_response(),
