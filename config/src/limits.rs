@@ -62,3 +62,9 @@ const _: () = assert!(CLIENT_POOL_IDLE_TIMEOUT.as_millis() < HEADER_READ_TIMEOUT
 /// second deep): far above a province's forwards (docs/benchmarks.md measures hundreds a
 /// second), and a bound on what a hostile group can make this group commit.
 pub const PEER_ITEMS_PER_SECOND: u32 = 5_000;
+
+/// Console connections per node (or gateway), and per user unless the users file says otherwise
+/// (`consoles_max`): a console costs about 10–14 KiB of memory (docs/benchmarks.md).
+pub const CONSOLES_MAX: usize = 10_000;
+pub const CONSOLES_PER_USER_MAX: usize = 256;
+const _: () = assert!(CONSOLES_PER_USER_MAX <= CONSOLES_MAX);

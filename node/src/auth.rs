@@ -59,7 +59,7 @@ impl Users {
             let bucket = Arc::new(std::sync::Mutex::new(TokenBucket::new(f64::from(rate))));
             let hash =
                 config::credential_hash(&user.name, &user.token, &user.token_sha256).map_err(|e| e.to_string())?;
-            let consoles_max = user.consoles_max.unwrap_or(crate::push::ws::CONNECTIONS_PER_USER_MAX);
+            let consoles_max = user.consoles_max.unwrap_or(config::limits::CONSOLES_PER_USER_MAX);
             by_token.insert(hash, User { actor, display_name: user.display_name.clone(), bucket, consoles_max });
         }
         let hash = |name: &str, token: &Option<String>, token_sha256: &Option<String>| {
@@ -116,7 +116,7 @@ impl Users {
     /// request relayed by another node was counted where it arrived.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&User, ApiError> {
         let user = self.user_for_token(bearer(headers)?)?;
-        if headers.contains_key(crate::write_path::HOPS_HEADER) {
+        if headers.contains_key(crate::api::headers::RELAY_HOPS) {
             return Ok(user);
         }
         user.spend_request()?;

@@ -33,4 +33,4 @@ pub mod transport;
 pub mod up;
 mod write_path;
 
-pub use write_path::IDEMPOTENCY_HEADER;
+pub use api::headers::IDEMPOTENCY as IDEMPOTENCY_HEADER;

@@ -14,18 +14,11 @@ use config::limits::{LEADER_WAIT, RELAY_HOPS_MAX, REQUEST_TIMEOUT};
 use ledger::{Command, CommandResult};
 use tokio::time::Instant;
 
+use crate::api::headers::{IDEMPOTENCY, RELAY_HOPS, RELAY_PROOF};
 use crate::api::ApiError;
 use crate::batcher::ProposeError;
 use crate::state::AppState;
 
-/// How many times a request was relayed between the group's members. Believed only with a
-/// valid `PROOF_HEADER`: a relayed request is not budgeted again and may be handled by a
-/// follower at the hop limit, so a client's own copy would shed its budget.
-pub const HOPS_HEADER: &str = "x-xietong-relay-hops";
-/// The relaying member's seal (HMAC with the group secret) over the method, the path, the
-/// hop count and the caller's credential.
-pub const PROOF_HEADER: &str = "x-xietong-member-proof";
-pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// What a relay seal is for (so it can never pass for another seal of the group).
 const PROOF_PURPOSE: &str = "xietong-relay-v1";
 
@@ -41,17 +34,17 @@ pub async fn believe_hops_only_from_members(
     next: axum::middleware::Next,
 ) -> Response {
     let headers = request.headers();
-    if let Some(hops) = headers.get(HOPS_HEADER) {
+    if let Some(hops) = headers.get(RELAY_HOPS) {
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let authorization = headers.get(axum::http::header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
-        let proof = headers.get(PROOF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let proof = headers.get(RELAY_PROOF).and_then(|v| v.to_str().ok()).unwrap_or("");
         let parts = relay_proof_parts(request.method().as_str(), path, hops.to_str().unwrap_or(""), authorization);
         if !secret.verifies(PROOF_PURPOSE, &parts, proof) {
             tracing::debug!(path, "removed a relay hop count no member sealed");
-            request.headers_mut().remove(HOPS_HEADER);
+            request.headers_mut().remove(RELAY_HOPS);
         }
     }
-    request.headers_mut().remove(PROOF_HEADER);
+    request.headers_mut().remove(RELAY_PROOF);
     next.run(request).await
 }
 
@@ -64,7 +57,7 @@ pub struct OriginalRequest {
 
 impl OriginalRequest {
     fn hops(&self) -> u32 {
-        self.headers.get(HOPS_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        self.headers.get(RELAY_HOPS).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
     }
 }
 
@@ -148,16 +141,16 @@ async fn relay(
         .relay_http
         .post(format!("{}{path}", state.transport.base_url(&state.peers.route(leader_id, addr))))
         .timeout(REQUEST_TIMEOUT)
-        .header(HOPS_HEADER, hops)
-        .header(PROOF_HEADER, proof)
+        .header(RELAY_HOPS, hops)
+        .header(RELAY_PROOF, proof)
         .body(original.body.clone());
     for name in [axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE] {
         if let Some(value) = original.headers.get(&name) {
             request = request.header(name, value);
         }
     }
-    if let Some(value) = original.headers.get(IDEMPOTENCY_HEADER) {
-        request = request.header(IDEMPOTENCY_HEADER, value);
+    if let Some(value) = original.headers.get(IDEMPOTENCY) {
+        request = request.header(IDEMPOTENCY, value);
     }
     let response = request.send().await.map_err(|error| {
         if error.is_connect() {

@@ -239,14 +239,14 @@ async fn a_stalled_console_is_dropped_and_memory_stays_flat() {
     drop(stalled);
 }
 
-/// One user may hold `CONNECTIONS_PER_USER_MAX` consoles on a node; the next is refused with
+/// One user may hold `CONSOLES_PER_USER_MAX` consoles on a node; the next is refused with
 /// `too_many_connections`, and a closed console's slot is free again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_over_the_console_connection_limit_is_refused() {
     let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
     let addr = cluster.addr(1).to_owned();
     let mut consoles: Vec<ConsoleClient> =
-        futures_util::future::join_all((0..node::push::ws::CONNECTIONS_PER_USER_MAX).map(|_| async {
+        futures_util::future::join_all((0..config::limits::CONSOLES_PER_USER_MAX).map(|_| async {
             let mut console = ConsoleClient::connect(&addr, COMMAND_TOKEN, None, None).await;
             console.expect("welcome").await;
             console

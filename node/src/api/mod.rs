@@ -4,6 +4,7 @@
 
 pub mod console;
 pub mod error;
+pub mod headers;
 pub mod inspection;
 pub mod schema;
 pub mod time;

@@ -28,10 +28,6 @@ const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
 const CLIENT_SILENCE_MAX: Duration = Duration::from_secs(20);
 /// A send that cannot complete in this time means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections per node (or gateway), and per user unless the users file says otherwise
-/// (`consoles_max`).
-pub const CONNECTIONS_MAX: usize = 10_000;
-pub const CONNECTIONS_PER_USER_MAX: usize = 256;
 
 /// Live connection counts, shared by all handlers of a node.
 #[derive(Default)]
@@ -48,7 +44,7 @@ struct ConnectionSlot {
 
 impl ConnectionCounts {
     fn try_acquire(self: &Arc<Self>, user: &str, user_max: usize) -> Option<ConnectionSlot> {
-        self.try_acquire_within(user, CONNECTIONS_MAX, user_max)
+        self.try_acquire_within(user, config::limits::CONSOLES_MAX, user_max)
     }
 
     fn try_acquire_within(self: &Arc<Self>, user: &str, node_max: usize, user_max: usize) -> Option<ConnectionSlot> {

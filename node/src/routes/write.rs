@@ -11,14 +11,15 @@ use ledger::{Action, Actor, Applied, Command, CommandResult, IdempotencyTag};
 use sha2::{Digest, Sha256};
 
 use super::request::read_body;
+use crate::api::headers::IDEMPOTENCY;
 use crate::api::{self, time, ApiError};
 use crate::state::AppState;
-use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome, IDEMPOTENCY_HEADER};
+use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome};
 
 /// The Idempotency-Key of a write, fingerprinted with the route and body so that a key reused
 /// for a different request is recognised.
 fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option<IdempotencyTag>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_HEADER) else { return Ok(None) };
+    let Some(value) = headers.get(IDEMPOTENCY) else { return Ok(None) };
     let key = value
         .to_str()
         .ok()
@@ -55,7 +56,10 @@ fn result_response(status: StatusCode, result: CommandResult) -> Response {
 }
 
 /// Answers from the stored first result when this node already has the key; otherwise
-/// proposes (or relays to the leader). The ledger checks the key again when it applies.
+/// proposes. Where the request is handled was decided once, before the command was built
+/// (`handle_write`); `propose_or_relay` relays only when leadership moved in between (the
+/// new leader builds the command again from the original request). The ledger checks the key
+/// again when it applies.
 pub(super) async fn write(
     state: &AppState,
     original: OriginalRequest,
