@@ -41,12 +41,4 @@ pub use task::{
 pub use uscc::{Uscc, UsccError};
 
 #[cfg(test)]
-mod federation_tests;
-#[cfg(test)]
-mod intake_tests;
-#[cfg(test)]
-mod proptests;
-#[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod trust_tests;

@@ -2,7 +2,7 @@
 //! severity raised by a merge, a closed task never merged into, and refusals that change
 //! nothing.
 
-use super::*;
+use crate::*;
 
 const T0: u64 = 1_780_000_000_000;
 const WINDOW_MS: u64 = 60 * 60 * 1000;

@@ -1,90 +1,14 @@
-//! Complaints and tip-offs (投诉举报) as their own channel: registered with the reporter's
-//! identity and contact (kept internal), with two statutory clocks tracked like any deadline:
-//! accept or refuse within 7 working days of registration, and, for a real-name report, tell
-//! the reporter the decision within 5 working days of it. The accepting node computes both
-//! deadlines from the calendar; the ledger only records them.
-//!
-//! **Privacy invariant:** the reporter's identity lives in `Ledger::reporters`, apart from the
-//! task, so nothing that shows tasks (API answers, console events, the export feed) can carry
-//! it; only the reporter route reads it, for the registering bureau's command centre.
+//! Registering a complaint and the steps of its decision, in the ledger.
 
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use super::access;
-use super::apply::Ledger;
-use super::command::{Actor, Applied, CommandResult, NewTask, Rejection, Role};
-use super::policy::{self, TaskAction};
-use super::task::{wire_enum, Source, TimelineAction};
-use super::validate::{self, invalid};
-
-/// Reporter names and contacts: names of up to 50 characters, phone numbers, ID numbers.
-pub const REPORTER_NAME_CHARS_MAX: usize = 50;
-pub const REPORTER_CONTACT_CHARS_MAX: usize = 40;
-
-wire_enum! {
-    /// 投诉 (a consumer's dispute with a business) or 举报 (a report of a violation).
-    pub enum ComplaintChannel {
-        Complaint = "complaint",
-        TipOff = "tip_off",
-    }
-}
-
-/// Who reported: kept internal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reporter {
-    pub name: String,
-    pub phone: String,
-    pub id_number: String,
-}
-
-/// The clocks and decisions of a complaint or tip-off, on its task.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ComplaintRecord {
-    pub channel: ComplaintChannel,
-    /// A real-name report: the reporter must be told the decision.
-    pub real_name: bool,
-    pub accept_deadline_ms: u64,
-    /// Accepted (true) or refused (false), and when.
-    pub decision: Option<(bool, u64)>,
-    pub notify_deadline_ms: Option<u64>,
-    pub notified_at_ms: Option<u64>,
-    /// Deadlines whose miss is on the record.
-    pub accept_missed_deadline_ms: Option<u64>,
-    pub notify_missed_deadline_ms: Option<u64>,
-}
-
-/// A complaint or tip-off as registered.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NewComplaint {
-    pub task: NewTask,
-    pub channel: ComplaintChannel,
-    pub real_name: bool,
-    pub reporter: Reporter,
-    pub accept_deadline_ms: u64,
-}
-
-/// A decision or the telling of it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ComplaintStep {
-    /// 受理 or 不予受理 (with the reason in the note); a real-name report gets its telling
-    /// deadline.
-    Decide { accept: bool, notify_deadline_ms: Option<u64> },
-    /// The reporter was told the decision (how, in the note: phone, SMS, letter).
-    NotifyReporter,
-}
-
-impl ComplaintStep {
-    /// The task action this step takes.
-    pub fn action(&self) -> TaskAction {
-        match self {
-            ComplaintStep::Decide { accept: true, .. } => TaskAction::AcceptComplaint,
-            ComplaintStep::Decide { accept: false, .. } => TaskAction::RefuseComplaint,
-            ComplaintStep::NotifyReporter => TaskAction::NotifyReporter,
-        }
-    }
-}
+use super::*;
+use crate::access;
+use crate::apply::Ledger;
+use crate::command::{Actor, Applied, CommandResult, Rejection, Role};
+use crate::policy;
+use crate::task::{Source, TimelineAction};
+use crate::validate::{self, invalid};
 
 fn validate_reporter(complaint: &NewComplaint) -> Result<(), Rejection> {
     let reporter = &complaint.reporter;
@@ -103,7 +27,7 @@ fn validate_reporter(complaint: &NewComplaint) -> Result<(), Rejection> {
 
 impl Ledger {
     /// Registers a complaint or tip-off at the bureau of the desk that took it.
-    pub(super) fn register_complaint(
+    pub(crate) fn register_complaint(
         &mut self,
         stamp_ms: u64,
         actor: &Actor,
@@ -144,7 +68,7 @@ impl Ledger {
 
     /// The reporter of a complaint, for the registering bureau's command centre only: not its
     /// superiors (a province sees its cities' complaints, not who made them).
-    pub fn reporter(&self, actor: &Actor, task: super::task::TaskId) -> Result<&Reporter, Rejection> {
+    pub fn reporter(&self, actor: &Actor, task: crate::task::TaskId) -> Result<&Reporter, Rejection> {
         let found = self.task(task).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task))?;
         if actor.role != Role::Command || found.origin_bureau != actor.bureau {
             return Err(Rejection::Forbidden("only the registering bureau's command centre sees who reported".into()));
@@ -153,11 +77,11 @@ impl Ledger {
     }
 
     /// A decision on a complaint, or the telling of it, by the registering bureau.
-    pub(super) fn complaint_step(
+    pub(crate) fn complaint_step(
         &mut self,
         stamp_ms: u64,
         actor: &Actor,
-        task_id: super::task::TaskId,
+        task_id: crate::task::TaskId,
         step: &ComplaintStep,
         note: &str,
     ) -> CommandResult {

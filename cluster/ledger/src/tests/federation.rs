@@ -2,7 +2,7 @@
 //! once per forward id, receipts once per message, mirrors that never regress, instructions
 //! in order, and the refusals that keep each side in its lane.
 
-use super::*;
+use crate::*;
 
 const HOUR_MS: u64 = 3_600_000;
 const T0: u64 = 1_780_000_000_000;

@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 
-use super::task::TimelineEntry;
-use super::*;
+use crate::task::TimelineEntry;
+use crate::*;
 
 const T0: u64 = 1_780_000_000_000;
 const HOUR: u64 = 3_600_000;

@@ -1,7 +1,7 @@
 //! Ledger tests: the transition table exhaustively, refusals that change nothing, idempotency,
 //! and determinism (same commands → same state and digest; snapshot round trip).
 
-use super::*;
+use crate::*;
 
 const HOUR_MS: u64 = 3_600_000;
 

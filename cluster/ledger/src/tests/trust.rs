@@ -3,8 +3,8 @@
 //! `Rejection`s, leave the ledger as it was, and keep its invariants, so a snapshot of it
 //! always loads again.
 
-use super::task::TimelineEntry;
-use super::*;
+use crate::task::TimelineEntry;
+use crate::*;
 
 const HOUR_MS: u64 = 3_600_000;
 const T0: u64 = 1_780_000_000_000;
@@ -23,7 +23,7 @@ fn apply(ledger: &mut Ledger, stamp_ms: u64, actor: Actor, action: Action) -> Co
 }
 
 fn lead(region: &str) -> NewTask {
-    super::federation_tests::lead(region, Routing::Keep)
+    super::federation::lead(region, Routing::Keep)
 }
 
 fn handover(sender: &str, origin_bureau: &str, assignee: &str, seq: u64) -> Handover {
@@ -66,7 +66,7 @@ fn guangzhou_with_a_dispatch() -> (Ledger, TaskId) {
 /// The province's ledger with a task dispatched across to Tianhe, not yet delivered: its id.
 fn province_with_a_dispatch_across() -> (Ledger, TaskId) {
     let mut province = Ledger::new();
-    let id = super::federation_tests::dispatch_across(&mut province);
+    let id = super::federation::dispatch_across(&mut province);
     (province, id)
 }
 
@@ -362,7 +362,7 @@ fn a_report_on_a_lead_handed_over_for_good_names_who_says_what() {
     let mut province = Ledger::new();
     let zhang = Actor { user: "zhang".into(), bureau: bureau("440000"), role: Role::Command };
     let routing = Routing::ForwardTo { to_group: bureau("440100"), from_group: bureau("440000") };
-    let lead = super::federation_tests::lead("440106", routing);
+    let lead = super::federation::lead("440106", routing);
     let id = apply(&mut province, T0, zhang, Action::CreateTask(lead)).unwrap().task().id;
     let seq = province.outbox().next().expect("the handover waits").seq;
     let courier = Actor { user: "courier".into(), bureau: bureau("440000"), role: Role::System };
@@ -430,10 +430,10 @@ fn a_group_above_speaks_only_for_its_own_bureaus_not_the_origins() {
     // The third review: Guangzhou sent a lead up to the province; the province reported a
     // dispatch "by gz-command (440100)". Guangzhou's bureaus lie in the province's tree, but
     // are not the province's to speak for.
-    assert!(!super::federation::speaks_for(bureau("440100"), bureau("440000"), bureau("440100")));
-    assert!(!super::federation::speaks_for(bureau("440106"), bureau("440000"), bureau("440100")));
-    assert!(super::federation::speaks_for(bureau("441900"), bureau("440000"), bureau("440100")));
+    assert!(!crate::federation::speaks_for(bureau("440100"), bureau("440000"), bureau("440100")));
+    assert!(!crate::federation::speaks_for(bureau("440106"), bureau("440000"), bureau("440100")));
+    assert!(crate::federation::speaks_for(bureau("441900"), bureau("440000"), bureau("440100")));
     // Sent down, the target speaks for its part of the origin's tree.
-    assert!(super::federation::speaks_for(bureau("440106"), bureau("440100"), bureau("440000")));
-    assert!(!super::federation::speaks_for(bureau("441900"), bureau("440100"), bureau("440000")));
+    assert!(crate::federation::speaks_for(bureau("440106"), bureau("440100"), bureau("440000")));
+    assert!(!crate::federation::speaks_for(bureau("441900"), bureau("440100"), bureau("440000")));
 }
