@@ -1,37 +1,28 @@
-//! The OpenAPI 3.1 document of the REST API, generated at start from `routes::catalogue` (the
-//! same list the router is built from) and the JSON Schemas of the handlers' request and
-//! response types. Served at `GET /api/v1/openapi.json`; a schemathesis run in the test command
-//! checks the running node against it.
+//! The OpenAPI 3.1 document of the REST API, generated from a list of operations (the
+//! catalogue the router is built from) and the JSON Schemas of the handlers' request and
+//! response types: a pure function of that list. `routes::router` serves it at
+//! `GET /api/v1/openapi.json`; a schemathesis run in the test command checks the running node
+//! against it.
 
-use std::sync::OnceLock;
-
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
 use ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX;
 use schemars::generate::SchemaSettings;
 use serde_json::{json, Map, Value};
 
 use crate::api::ErrorBody;
-use crate::routes::catalogue::{self, Answer, Caller, Operation};
+use crate::routes::catalogue::{Answer, Caller, Operation};
 
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 const SCHEMAS_PATH: &str = "#/components/schemas/";
 /// Operations on one task live under this path.
 const ONE_TASK_PREFIX: &str = "/api/v1/tasks/{id}";
 
-pub async fn serve() -> Response {
-    static DOCUMENT: OnceLock<String> = OnceLock::new();
-    let text = DOCUMENT.get_or_init(|| document().to_string());
-    ([(header::CONTENT_TYPE, "application/json")], text.clone()).into_response()
-}
-
-pub fn document() -> Value {
+/// The document of `operations`.
+pub fn document(operations: &[Operation]) -> Value {
     let mut generator =
         SchemaSettings::draft2020_12().with(|s| s.definitions_path = SCHEMAS_PATH.into()).into_generator();
     let error = generator.subschema_for::<ErrorBody>().to_value();
     // Named by the intake body's description, which takes items of any shape (see `IntakeRequest`).
     generator.subschema_for::<crate::intake::SignalJson>();
-    let operations = catalogue::operations();
     // What a created task's id leads to: every operation on one task (OpenAPI links, which
     // let a stateful fuzzer act on the tasks it created).
     let on_one_task: Map<String, Value> = operations
@@ -43,7 +34,7 @@ pub fn document() -> Value {
         })
         .collect();
     let mut paths = Map::new();
-    for operation in &operations {
+    for operation in operations {
         let mut described = describe(operation, &mut generator, &error);
         if let Answer::Json(status, _) = &operation.answer {
             if status.as_u16() == 201 {
@@ -148,7 +139,7 @@ fn path_parameters(path: &str) -> Vec<Value> {
         .map(|name| {
             let schema = match name {
                 "id" => json!({"type": "integer", "minimum": 1, "format": "int64"}),
-                "action" => json!({"type": "string", "enum": catalogue::task_actions()}),
+                "action" => json!({"type": "string", "enum": ledger::TaskAction::WIRE_NAMES}),
                 "sha256" => json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
                 "inspector" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}),
                 other => unreachable!("path parameter {other} has no schema here"),
@@ -193,8 +184,8 @@ mod tests {
 
     #[test]
     fn every_operation_is_described_once_with_its_schemas() {
-        let document = document();
-        let operations = catalogue::operations();
+        let operations = crate::routes::catalogue::operations();
+        let document = document(&operations);
         let mut described = 0;
         for (path, item) in document["paths"].as_object().expect("paths") {
             described += item.as_object().expect("methods").len();

@@ -6,11 +6,22 @@ use std::sync::Arc;
 use ledger::access;
 
 use super::hub::EventHub;
-use super::ws::{ConnectionCounts, ConsoleBackend, Watcher};
+use axum::extract::WebSocketUpgrade;
+use axum::response::Response;
+
+use super::ws::{upgrade_with, ConnectionCounts, ConsoleBackend, Watcher};
 use crate::api::console::{BureauCounts, ServerMessage, Snapshot, Welcome};
 use crate::api::{task_json, time, ApiError};
 use crate::presence::Presence;
 use crate::state::AppState;
+
+/// `GET /ws` on a node: a console connection served from this node's ledger and hub.
+pub async fn upgrade(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade_with(state, upgrade)
+}
 
 /// Open tasks sent in one snapshot at most (newest first); counts still cover all of them.
 pub const SNAPSHOT_TASKS_MAX: usize = 2_000;

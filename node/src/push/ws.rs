@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
 use axum::response::Response;
 use futures_util::SinkExt;
 use ledger::{Actor, BureauCode, Regions, Role};
@@ -17,7 +16,6 @@ use super::hub::{Attachment, EntryEvents, EventHub, LiveMessage, Subscription, W
 use crate::api::console::{ClientMessage, ServerMessage, Welcome};
 use crate::api::ApiError;
 use crate::presence::Presence;
-use crate::state::AppState;
 
 /// A frame larger than this from a client is refused: clients only send hellos and pings.
 const CLIENT_MESSAGE_BYTES_MAX: usize = 4 * 1024;
@@ -98,10 +96,6 @@ pub trait ConsoleBackend: Send + Sync + 'static {
         watcher: &Watcher,
         token: &str,
     ) -> impl std::future::Future<Output = Result<(u64, String), ApiError>> + Send;
-}
-
-pub async fn upgrade(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
-    upgrade_with(state, upgrade)
 }
 
 /// Upgrades to a console connection served from `backend`.

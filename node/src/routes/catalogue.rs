@@ -74,11 +74,6 @@ pub struct Operation {
     pub handler: MethodRouter<AppState>,
 }
 
-/// The actions of `POST /api/v1/tasks/{id}/{action}` (`ledger::TaskAction`; `actions::act` builds each).
-pub fn task_actions() -> Vec<&'static str> {
-    ledger::TaskAction::WIRE_NAMES.to_vec()
-}
-
 /// Shorthand for the common case: a JSON answer with 200.
 fn ok(schema: SchemaFn) -> Answer {
     Answer::Json(StatusCode::OK, schema)
@@ -217,8 +212,6 @@ pub fn operations() -> Vec<Operation> {
         )
         .query(schema::<response_metrics::Query>)
         .handler(get(response_metrics::response)),
-        op(Method::GET, crate::openapi::OPENAPI_PATH, "This document", Anyone, ok(schema::<serde_json::Value>))
-            .handler(get(crate::openapi::serve)),
         op(Method::GET, "/healthz", "Liveness", Anyone, Answer::Text("text/plain")).handler(get(health::healthz)),
         op(Method::GET, "/readyz", "Readiness: a leader is known", Anyone, Answer::Text("text/plain"))
             .handler(get(health::readyz)),

@@ -39,6 +39,13 @@ use crate::api::ApiError;
 use crate::state::AppState;
 use crate::telemetry::Telemetry;
 
+/// `GET /api/v1/openapi.json`: the document of the catalogue, made once.
+async fn openapi_document() -> Response {
+    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = DOCUMENT.get_or_init(|| crate::openapi::document(&catalogue::operations()).to_string());
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], text.clone()).into_response()
+}
+
 pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Router {
     // The REST operations, from the one list the OpenAPI document is generated from.
     let rest = catalogue::operations()
@@ -47,7 +54,8 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
     let api = rest
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
-        .route("/ws", get(crate::push::ws::upgrade))
+        .route(crate::openapi::OPENAPI_PATH, get(openapi_document))
+        .route("/ws", get(crate::push::node_backend::upgrade))
         .merge(crate::federation::peer_api::router())
         .merge(crate::programme::replication::router())
         .fallback(|| async { ApiError::NoRoute })
