@@ -4,7 +4,7 @@
 
 use super::bureau::BureauCode;
 use super::command::{Actor, Rejection, Transition};
-use super::task::{Task, TaskState, TimelineAction, TimelineEntry};
+use super::task::{CompletionOutcome, Task, TaskState, TimelineAction, TimelineEntry};
 use crate::limits::TIMELINE_ENTRIES_MAX;
 
 impl Task {
@@ -29,6 +29,19 @@ impl Task {
         note: String,
         assignee_bureau: Option<BureauCode>,
     ) {
+        self.add_entry(stamp_ms, actor, action, note, assignee_bureau, None);
+    }
+
+    /// The one place a version is added: its entry, the version and the change's time.
+    fn add_entry(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        action: TimelineAction,
+        note: String,
+        assignee_bureau: Option<BureauCode>,
+        outcome: Option<CompletionOutcome>,
+    ) {
         self.version += 1;
         self.updated_at_ms = stamp_ms;
         self.timeline.push(TimelineEntry {
@@ -39,7 +52,7 @@ impl Task {
             actor_bureau: actor.bureau,
             note,
             assignee_bureau,
-            outcome: None,
+            outcome,
         });
         assert_eq!(self.version as usize, self.timeline.len(), "one timeline entry per version");
     }
@@ -143,19 +156,7 @@ impl Task {
             }
         };
         self.handling.state = next_state;
-        self.version += 1;
-        self.updated_at_ms = stamp_ms;
-        self.timeline.push(TimelineEntry {
-            version: self.version,
-            at_ms: stamp_ms,
-            action,
-            actor_user: actor.user.clone(),
-            actor_bureau: actor.bureau,
-            note: note.to_owned(),
-            assignee_bureau: entry_assignee,
-            outcome: entry_outcome,
-        });
-        assert_eq!(self.version as usize, self.timeline.len(), "one timeline entry per version");
+        self.add_entry(stamp_ms, actor, action, note.to_owned(), entry_assignee, entry_outcome);
         Ok(())
     }
 }
