@@ -130,12 +130,15 @@ fn build(
     stamp_ms: u64,
 ) -> Result<Action, ApiError> {
     let transition = match action {
-        TaskAction::AcceptComplaint | TaskAction::RefuseComplaint | TaskAction::NotifyReporter => {
-            return super::complaints::step_action(state, action, task, request.note, stamp_ms)
+        TaskAction::AcceptComplaint => {
+            return super::complaints::step_action(state, Some(true), task, request.note, stamp_ms)
         }
-        TaskAction::Publish | TaskAction::Withdraw => {
-            return Ok(super::programme::publication_action(action, task, request.note))
+        TaskAction::RefuseComplaint => {
+            return super::complaints::step_action(state, Some(false), task, request.note, stamp_ms)
         }
+        TaskAction::NotifyReporter => return super::complaints::step_action(state, None, task, request.note, stamp_ms),
+        TaskAction::Publish => return Ok(super::programme::publication_action(task, None)),
+        TaskAction::Withdraw => return Ok(super::programme::publication_action(task, Some(request.note))),
         TaskAction::Dispatch => dispatch(state, &request, task, stamp_ms)?,
         TaskAction::Ack => Transition::Ack,
         TaskAction::Decline => Transition::Decline,

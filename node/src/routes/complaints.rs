@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use config::calendar::{Span, WorkCalendar};
 use ledger::{
-    Action, ComplaintChannel, ComplaintStep, NewComplaint, NewTask, Reporter, Routing, Severity, Source, TaskAction,
-    TaskId, TaskKind,
+    Action, ComplaintChannel, ComplaintStep, NewComplaint, NewTask, Reporter, Routing, Severity, Source, TaskId,
+    TaskKind,
 };
 
 use super::request::{parse_json, parse_task_id};
@@ -72,19 +72,14 @@ pub async fn register(State(state): State<AppState>, uri: Uri, headers: HeaderMa
 }
 
 /// Builds the ledger action of a complaint step on task `id`.
+/// `accept`: the decision (受理 or 不予受理), or `None` for telling the reporter.
 pub(super) fn step_action(
     state: &AppState,
-    action: TaskAction,
+    accept: Option<bool>,
     id: TaskId,
     note: String,
     stamp_ms: u64,
 ) -> Result<Action, ApiError> {
-    let accept = match action {
-        TaskAction::NotifyReporter => None,
-        TaskAction::AcceptComplaint => Some(true),
-        TaskAction::RefuseComplaint => Some(false),
-        other => return Err(ApiError::Internal(format!("{other} is no complaint step"))),
-    };
     let step = match accept {
         None => ComplaintStep::NotifyReporter,
         Some(accept) => {

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use config::calendar::Span;
 use ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios};
-use ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskAction, TaskId, TaskKind, Uscc};
+use ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskId, TaskKind, Uscc};
 use serde::Deserialize;
 
 use super::request::parse_json;
@@ -469,10 +469,11 @@ async fn commit(
 }
 
 /// Publishing a drawn inspection's result (一公开), or withdrawing it with the reason.
-pub(super) fn publication_action(action: TaskAction, task: TaskId, note: String) -> Action {
-    let step = match action {
-        TaskAction::Withdraw => ProgrammeAction::WithdrawResult { task, note },
-        _ => ProgrammeAction::PublishResult { task },
+/// `withdraw_note`: the reason of a withdrawal, or `None` to publish.
+pub(super) fn publication_action(task: TaskId, withdraw_note: Option<String>) -> Action {
+    let step = match withdraw_note {
+        Some(note) => ProgrammeAction::WithdrawResult { task, note },
+        None => ProgrammeAction::PublishResult { task },
     };
     Action::Programme(Box::new(step))
 }
