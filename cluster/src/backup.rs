@@ -1,17 +1,24 @@
-//! The backup file: a group's whole ledger at one applied log index, with what is needed to
-//! check it and to build a new group from it (`xietong admin backup` / `restore`).
+//! The backup file: a group's store at one checkpoint, with what is needed to check it and to
+//! build a new group from it (`xietong admin backup` / `restore`).
 //!
-//! Layout: `MAGIC`, `[header length u32 LE][header JSON]`, `[ledger length u64 LE][bincode
-//! ledger]`, `[crc32 of everything before u32 LE]`. The header is JSON so that an operator can
-//! read what a file holds with `head -c 400`; the ledger uses the snapshot encoding.
+//! Layout: `MAGIC`, `[header length u32 LE][header JSON][crc32 of the header u32 LE]`, then the
+//! store stream
+//! (`store::stream`: every record under its own checksum, an end that counts them, and a core
+//! whose digest the records must add up to). The header is JSON so that an operator can read
+//! what a file holds with `head -c 400`. It is written and read as a stream: a backup of a
+//! province's ledger never sits in memory whole.
 
-use std::io;
+use std::io::{self, Read, Write};
 
+use redb::ReadTransaction;
 use serde::{Deserialize, Serialize};
 
 use ledger::Ledger;
 
-const MAGIC: &[u8; 16] = b"XIETONG-BACKUP1\n";
+use crate::store::stream::{verify_stream, write_stream};
+use crate::store::{read_checkpoint, CheckpointMeta};
+
+const MAGIC: &[u8; 16] = b"XIETONG-BACKUP2\n";
 /// A header is a few hundred bytes; anything larger is not a backup file.
 const HEADER_BYTES_MAX: u32 = 64 * 1024;
 
@@ -26,115 +33,128 @@ pub struct BackupHeader {
     pub applied_term: u64,
     /// `Ledger::digest` of the ledger in the file.
     pub digest: String,
-    pub task_count: usize,
+    pub task_count: u64,
     /// Wall-clock time the backup was taken, milliseconds since the Unix epoch.
     pub taken_at_ms: u64,
-}
-
-pub struct Backup {
-    pub header: BackupHeader,
-    /// The bincode-encoded ledger, as in a snapshot file.
-    pub ledger_bytes: Vec<u8>,
 }
 
 fn invalid(message: impl Into<String>) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message.into())
 }
 
-impl Backup {
-    /// Takes the ledger as it is; the header's digest and count are computed here, so they
-    /// always match the bytes.
-    pub fn of(ledger: &Ledger, group: String, applied_index: u64, applied_term: u64, taken_at_ms: u64) -> Backup {
-        let ledger_bytes = bincode::serialize(ledger).expect("the ledger always serializes");
-        let header = BackupHeader {
-            group,
-            applied_index,
-            applied_term,
-            digest: ledger.digest(),
-            task_count: ledger.task_count(),
-            taken_at_ms,
-        };
-        Backup { header, ledger_bytes }
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let header = serde_json::to_vec(&self.header).expect("the header always serializes");
-        let mut bytes = Vec::with_capacity(MAGIC.len() + 4 + header.len() + 8 + self.ledger_bytes.len() + 4);
-        bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
-        bytes.extend_from_slice(&header);
-        bytes.extend_from_slice(&(self.ledger_bytes.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&self.ledger_bytes);
-        let crc = crc32fast::hash(&bytes);
-        bytes.extend_from_slice(&crc.to_le_bytes());
-        bytes
-    }
-
-    /// Reads a backup and checks it whole: framing, checksum, that the ledger decodes and keeps
-    /// its invariants, and that its digest is the one the header promises.
-    pub fn decode(bytes: &[u8]) -> io::Result<(Backup, Ledger)> {
-        let body_len = bytes.len().checked_sub(4).ok_or_else(|| invalid("too short to be a backup"))?;
-        let (body, crc) = bytes.split_at(body_len);
-        let body = body.strip_prefix(MAGIC.as_slice()).ok_or_else(|| invalid("not a xietong backup file"))?;
-        if crc32fast::hash(&bytes[..body_len]).to_le_bytes() != crc {
-            return Err(invalid("the backup fails its checksum (damaged or cut short)"));
-        }
-        let (header_len, rest) = split_u32(body)?;
-        if header_len > HEADER_BYTES_MAX || rest.len() < header_len as usize {
-            return Err(invalid("the backup header is malformed"));
-        }
-        let (header, rest) = rest.split_at(header_len as usize);
-        let header: BackupHeader =
-            serde_json::from_slice(header).map_err(|e| invalid(format!("the backup header: {e}")))?;
-        let (ledger_len, ledger_bytes) = split_u64(rest)?;
-        if ledger_bytes.len() as u64 != ledger_len {
-            return Err(invalid("the backup's ledger length does not match the file"));
-        }
-        let ledger: Ledger =
-            bincode::deserialize(ledger_bytes).map_err(|e| invalid(format!("the backup's ledger: {e}")))?;
-        ledger.check_invariants().map_err(|violation| invalid(format!("the backup's ledger: {violation}")))?;
-        if ledger.digest() != header.digest {
-            return Err(invalid("the backup's ledger does not have the digest its header records"));
-        }
-        Ok((Backup { header, ledger_bytes: ledger_bytes.to_vec() }, ledger))
-    }
+/// The header of a backup of the checkpoint `view` shows; its digest and count are the core's,
+/// so they always match the records.
+pub fn header_of(view: &ReadTransaction, group: String, taken_at_ms: u64) -> io::Result<BackupHeader> {
+    let (meta, core) = read_checkpoint(view)?.ok_or_else(|| invalid("the store has no checkpoint to back up"))?;
+    let applied = meta.applied.ok_or_else(|| invalid("the store's checkpoint has applied nothing"))?;
+    let ledger = core_ledger(&core)?;
+    Ok(BackupHeader {
+        group,
+        applied_index: applied.index,
+        applied_term: applied.leader_id.term,
+        digest: ledger.digest(),
+        task_count: ledger.task_count(),
+        taken_at_ms,
+    })
 }
 
-fn split_u32(bytes: &[u8]) -> io::Result<(u32, &[u8])> {
-    let (number, rest) = bytes.split_first_chunk::<4>().ok_or_else(|| invalid("the backup is cut short"))?;
-    Ok((u32::from_le_bytes(*number), rest))
+/// The ledger of a core alone (its programme, digest and counts; no records).
+pub fn core_ledger(core: &[u8]) -> io::Result<Ledger> {
+    Ledger::from_core(core, std::sync::Arc::new(ledger::MemoryRecords::default()))
+        .map_err(|e| invalid(format!("the ledger's core: {e}")))
 }
 
-fn split_u64(bytes: &[u8]) -> io::Result<(u64, &[u8])> {
-    let (number, rest) = bytes.split_first_chunk::<8>().ok_or_else(|| invalid("the backup is cut short"))?;
-    Ok((u64::from_le_bytes(*number), rest))
+/// Writes a backup of the checkpoint `view` shows.
+pub fn write_backup(header: &BackupHeader, view: &ReadTransaction, out: &mut impl Write) -> io::Result<()> {
+    let encoded = serde_json::to_vec(header).map_err(io::Error::other)?;
+    out.write_all(MAGIC)?;
+    out.write_all(&(encoded.len() as u32).to_le_bytes())?;
+    out.write_all(&encoded)?;
+    out.write_all(&crc32fast::hash(&encoded).to_le_bytes())?;
+    let (meta, _) = write_stream(view, out)?;
+    if meta.applied.map(|log_id| log_id.index) != Some(header.applied_index) {
+        return Err(io::Error::other("the store moved under the backup"));
+    }
+    Ok(())
+}
+
+/// Reads a backup's header; the stream follows in `input`.
+pub fn read_header(input: &mut impl Read) -> io::Result<BackupHeader> {
+    let mut magic = [0u8; 16];
+    input.read_exact(&mut magic).map_err(|_| invalid("too short to be a backup"))?;
+    if &magic != MAGIC {
+        return Err(invalid("not a xietong backup file of this format"));
+    }
+    let mut length = [0u8; 4];
+    input.read_exact(&mut length).map_err(|_| invalid("the backup is cut short"))?;
+    let length = u32::from_le_bytes(length);
+    if length > HEADER_BYTES_MAX {
+        return Err(invalid("the backup header is malformed"));
+    }
+    let mut header = vec![0u8; length as usize];
+    input.read_exact(&mut header).map_err(|_| invalid("the backup is cut short"))?;
+    let mut crc = [0u8; 4];
+    input.read_exact(&mut crc).map_err(|_| invalid("the backup is cut short"))?;
+    if crc32fast::hash(&header).to_le_bytes() != crc {
+        return Err(invalid("the backup header fails its checksum"));
+    }
+    serde_json::from_slice(&header).map_err(|e| invalid(format!("the backup header: {e}")))
+}
+
+/// Checks a whole backup without building a store (`stream::verify_stream`) and that it is the
+/// backup its header says; answers the header, where the checkpoint stands and its core.
+pub fn verify(input: &mut impl Read) -> io::Result<(BackupHeader, CheckpointMeta, Vec<u8>)> {
+    let header = read_header(input)?;
+    let (meta, core) = verify_stream(input)?;
+    let mut rest = [0u8; 1];
+    if input.read(&mut rest)? != 0 {
+        return Err(invalid("the backup goes on after its end"));
+    }
+    let ledger = core_ledger(&core)?;
+    if ledger.digest() != header.digest || meta.applied.map(|log_id| log_id.index) != Some(header.applied_index) {
+        return Err(invalid("the backup's ledger is not the one its header records"));
+    }
+    Ok((header, meta, core))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
 
-    fn sample() -> Backup {
-        Backup::of(&Ledger::new(), "440100".into(), 42, 3, 1_700_000_000_000)
+    fn sample(dir: &std::path::Path) -> Vec<u8> {
+        let store = Store::open(&dir.join("store.redb")).expect("store");
+        let applied = openraft::LogId::new(openraft::CommittedLeaderId::new(3, 1), 42);
+        let meta = CheckpointMeta { applied: Some(applied), membership: Default::default() };
+        let ledger = Ledger::new();
+        store.write_checkpoint(&ledger::Changes::default(), &ledger.encode_core(), &meta).expect("checkpoint");
+        let view = store.view().expect("view");
+        let header = header_of(&view, "440100".into(), 1_700_000_000_000).expect("header");
+        let mut bytes = Vec::new();
+        write_backup(&header, &view, &mut bytes).expect("write");
+        bytes
     }
 
     #[test]
     fn a_backup_reads_back_as_written() {
-        let written = sample();
-        let (read, ledger) = Backup::decode(&written.encode()).expect("decode");
-        assert_eq!(read.header, written.header);
-        assert_eq!(ledger.digest(), written.header.digest);
+        let dir = tempfile::tempdir().expect("dir");
+        let bytes = sample(dir.path());
+        let (header, meta, core) = verify(&mut bytes.as_slice()).expect("verify");
+        assert_eq!((header.group.as_str(), header.applied_index, header.applied_term), ("440100", 42, 3));
+        assert_eq!(meta.applied.map(|log_id| log_id.index), Some(42));
+        assert_eq!(core_ledger(&core).expect("core").digest(), header.digest);
     }
 
     #[test]
     fn any_damage_is_refused() {
-        let bytes = sample().encode();
+        let dir = tempfile::tempdir().expect("dir");
+        let bytes = sample(dir.path());
         for position in [0, 20, bytes.len() / 2, bytes.len() - 1] {
             let mut damaged = bytes.clone();
             damaged[position] ^= 0x01;
-            assert!(Backup::decode(&damaged).is_err(), "a flipped bit at {position} is noticed");
+            assert!(verify(&mut damaged.as_slice()).is_err(), "a flipped bit at {position} is noticed");
         }
-        assert!(Backup::decode(&bytes[..bytes.len() - 10]).is_err(), "a cut file is noticed");
-        assert!(Backup::decode(b"").is_err());
+        assert!(verify(&mut &bytes[..bytes.len() - 10]).is_err(), "a cut file is noticed");
+        assert!(verify(&mut &b""[..]).is_err());
     }
 }

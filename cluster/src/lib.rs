@@ -8,3 +8,4 @@
 
 pub mod backup;
 pub mod raft;
+pub mod store;

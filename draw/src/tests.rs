@@ -477,7 +477,7 @@ fn a_campaign_from_plan_to_public_result() {
     let missed = desk.apply(&system, miss()).expect("the miss is recorded");
     assert_eq!(missed.task().timeline.last().unwrap().action, ledger::TimelineAction::PublicationMissed);
     assert!(desk.apply(&system, miss()).is_err(), "recorded once");
-    let public = |ledger: &Ledger| PublicResult::of(ledger.task(task.id).unwrap());
+    let public = |ledger: &Ledger| PublicResult::of(&ledger.task(task.id).unwrap());
     assert_eq!(public(&desk.ledger), None, "not public before publication");
     assert!(matches!(
         desk.programme(&tianhe, ProgrammeAction::PublishResult { task: task.id }),

@@ -76,7 +76,7 @@ fn main() {
     let started = Instant::now();
     let mut book = Book::new();
     for task in ledger.tasks_newest_first(None) {
-        book.update(task);
+        book.update(&task);
     }
     let build = started.elapsed();
     println!(

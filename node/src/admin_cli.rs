@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use cluster::backup::Backup;
+use cluster::backup;
 use serde_json::{json, Value};
 
 /// Adding a learner waits until it has caught up; give that time.
@@ -99,13 +99,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 /// file at `out` is always a complete backup. Prints its header.
 async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> anyhow::Result<()> {
     let url = format!("http://{node}{}", crate::routes::backup::BACKUP_PATH);
-    let response = http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
+    let mut response = http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
     let status = response.status();
-    let bytes = response.bytes().await.context("reading the backup")?;
     if !status.is_success() {
-        anyhow::bail!("the node refused: {status}: {}", String::from_utf8_lossy(&bytes));
+        let text = response.text().await.unwrap_or_default();
+        anyhow::bail!("the node refused: {status}: {text}");
     }
-    let (backup, ledger) = Backup::decode(&bytes).context("the node sent a damaged backup")?;
     let tmp = out.with_extension("partial");
     // The whole ledger, reporters included: readable by this user only.
     let mut file = {
@@ -113,8 +112,18 @@ async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> 
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)
     }
     .with_context(|| format!("creating {}", tmp.display()))?;
-    file.write_all(&bytes)?;
+    // Streamed to the file as it arrives: a province's backup never sits in memory.
+    while let Some(chunk) = response.chunk().await.context("reading the backup")? {
+        file.write_all(&chunk)?;
+    }
     file.sync_all()?;
+    drop(file);
+    // Checked whole before it takes the backup's name.
+    let (header, _, core) = {
+        let mut reader = std::io::BufReader::new(std::fs::File::open(&tmp)?);
+        backup::verify(&mut reader).context("the node sent a damaged backup")?
+    };
+    let ledger = backup::core_ledger(&core)?;
     std::fs::rename(&tmp, out).with_context(|| format!("renaming to {}", out.display()))?;
     if let Some(dir) = out.parent().filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
@@ -136,7 +145,7 @@ async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> 
         anyhow::ensure!(status.is_success(), "the node refused directory {}: {status}", version.sha256);
         store.write(&version.sha256, &file).with_context(|| format!("keeping directory {}", version.sha256))?;
     }
-    let mut report = serde_json::to_value(&backup.header)?;
+    let mut report = serde_json::to_value(&header)?;
     report["directory_files"] = json!(versions.len());
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -155,24 +164,29 @@ fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> anyhow::Resu
     let (config, _) = config::NodeConfig::load(config_path)?;
     // Never into the directory of a node that runs.
     let _data_dir_lock = crate::data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
-    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-    let (backup, ledger) =
-        Backup::decode(&bytes).with_context(|| format!("{} is not a usable backup", from.display()))?;
-    // `decode` checked that the ledger has the header's digest; the header must have the one
+    let open = || -> anyhow::Result<std::io::BufReader<std::fs::File>> {
+        let file = std::fs::File::open(from).with_context(|| format!("reading {}", from.display()))?;
+        Ok(std::io::BufReader::new(file))
+    };
+    // Checked whole first, so that nothing is written from a damaged file.
+    let (header, _, core) =
+        backup::verify(&mut open()?).with_context(|| format!("{} is not a usable backup", from.display()))?;
+    let ledger = backup::core_ledger(&core)?;
+    // `verify` checked that the ledger has the header's digest; the header must have the one
     // recorded when the backup was taken.
     anyhow::ensure!(
-        backup.header.digest == expect_digest.trim().to_ascii_lowercase(),
+        header.digest == expect_digest.trim().to_ascii_lowercase(),
         "{} has digest {}, not the expected {expect_digest}: it is not the backup that was taken",
         from.display(),
-        backup.header.digest
+        header.digest
     );
     anyhow::ensure!(
-        backup.header.group == config.group.bureau,
+        header.group == config.group.bureau,
         "the backup is of group {}, the node belongs to group {}",
-        backup.header.group,
+        header.group,
         config.group.bureau
     );
-    for part in ["log", "snapshot"] {
+    for part in ["log", crate::runtime::LEDGER_DIR] {
         let dir = config.data_dir.join(part);
         let holds_data = std::fs::read_dir(&dir).map(|mut entries| entries.next().is_some()).unwrap_or(false);
         anyhow::ensure!(!holds_data, "{} already holds data; restore builds a new node only", dir.display());
@@ -182,14 +196,16 @@ fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> anyhow::Resu
     let voters: BTreeSet<u64> = members.keys().copied().collect();
     let membership = openraft::Membership::new(vec![voters], members);
     // Term 0: the new group's first election starts term 1, so its entries follow the snapshot.
-    let last_log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(0, 0), backup.header.applied_index);
-    cluster::raft::state_machine::seed_snapshot(
-        &config.data_dir.join("snapshot"),
-        &backup.ledger_bytes,
+    let last_log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(0, 0), header.applied_index);
+    let mut input = open()?;
+    backup::read_header(&mut input)?;
+    cluster::raft::state_machine::seed_store(
+        &config.data_dir.join(crate::runtime::LEDGER_DIR),
+        &mut input,
         last_log_id,
         membership,
     )
-    .context("writing the restored snapshot")?;
+    .context("loading the backup into the node's store")?;
     // The entity directory files kept with the backup, each checked against its hash.
     let kept_dir = directory_files_dir(from);
     let kept = kept_dir.is_dir().then(|| crate::programme::DirectoryStore::open_at(&kept_dir)).transpose()?;
@@ -210,7 +226,7 @@ fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> anyhow::Resu
             None => eprintln!("warning: the entity directory {} is not kept with the backup", version.sha256),
         }
     }
-    let report = json!({"restored": backup.header, "node": config.id, "directory_files": restored_files});
+    let report = json!({"restored": header, "node": config.id, "directory_files": restored_files});
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

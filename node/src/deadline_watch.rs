@@ -160,7 +160,7 @@ async fn watch_as_leader(
 fn scan(state: &AppState) -> BinaryHeap<Due> {
     let policy = state.deadlines.escalation;
     let replica = state.store.read();
-    replica.ledger.tasks_newest_first(None).filter_map(|task| next_due(task, &policy)).collect()
+    replica.ledger.tasks_newest_first(None).filter_map(|task| next_due(&task, &policy)).collect()
 }
 
 fn add_from_entry(heap: &mut BinaryHeap<Due>, entry: &AppliedEntry, policy: &EscalationPolicy) {
@@ -187,7 +187,7 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), Pr
     {
         let replica = state.store.read();
         for task in due_tasks.iter().filter_map(|id| replica.ledger.task(*id)) {
-            for (due, action) in steps(task, &policy) {
+            for (due, action) in steps(&task, &policy) {
                 if due <= now {
                     state.telemetry.deadline_watch_lag.observe((now - due) as f64 / 1000.0);
                     commands.push(Command { stamp_ms: now, actor: actor.clone(), idempotency: None, action });
@@ -280,7 +280,7 @@ mod tests {
     fn a_missed_ack_is_reminded_then_escalated_and_the_reminders_stop() {
         let (mut ledger, id) = dispatched(TaskKind::Lead);
         let ack_deadline = 10 * MINUTE_MS;
-        let due = |ledger: &Ledger| steps(ledger.task(id).expect("task"), &POLICY);
+        let due = |ledger: &Ledger| steps(&ledger.task(id).expect("task"), &POLICY);
         assert_eq!(
             due(&ledger)[0],
             (
@@ -343,7 +343,7 @@ mod tests {
             system(),
             Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline },
         );
-        let due = steps(ledger.task(id).expect("task"), &POLICY);
+        let due = steps(&ledger.task(id).expect("task"), &POLICY);
         let at_once: Vec<BureauCode> = due
             .iter()
             .filter_map(|(at, action)| match action {
@@ -366,7 +366,7 @@ mod tests {
             Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline },
         );
         let reminder_due = |ledger: &Ledger, policy: &EscalationPolicy| {
-            steps(ledger.task(id).expect("task"), policy)
+            steps(&ledger.task(id).expect("task"), policy)
                 .into_iter()
                 .find_map(|(at, action)| matches!(action, Action::RemindAssignee { .. }).then_some(at))
                 .expect("a reminder is scheduled")

@@ -22,8 +22,11 @@ use crate::transport::Transport;
 /// Idle keep-alive connections kept per peer: replication and heartbeats reuse them.
 const PEER_IDLE_CONNECTIONS_MAX: usize = 8;
 
-/// Snapshot chunks are sent one RPC each; this bounds one chunk's transfer time on loopback.
+/// openraft's time limit on a snapshot RPC; snapshots are streamed whole instead
+/// (`cluster::raft::snapshot_transfer`), with a stall limit of their own.
 const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 10_000;
+/// The state machine's directory in the data directory: the ledger's store.
+pub const LEDGER_DIR: &str = "ledger";
 /// Entries per AppendEntries RPC. Entries are batches already; this keeps one RPC well under
 /// the heartbeat interval, which is also the RPC timeout in openraft 0.9.
 const REPLICATION_ENTRIES_MAX: u64 = 64;
@@ -36,7 +39,6 @@ fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
         election_timeout_min: tuning.election_timeout_min_ms,
         election_timeout_max: tuning.election_timeout_max_ms,
         install_snapshot_timeout: INSTALL_SNAPSHOT_TIMEOUT_MS,
-        snapshot_max_chunk_size: cluster::raft::peer_api::SNAPSHOT_CHUNK_BYTES,
         max_payload_entries: REPLICATION_ENTRIES_MAX,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(tuning.snapshot_every_entries),
         max_in_snapshot_log_to_keep: tuning.keep_entries_after_snapshot,
@@ -79,7 +81,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         }
         None => Federation::standalone(group_bureau, own_members, &transport)?,
     };
-    let store = LedgerStore::open(&config.data_dir.join("snapshot")).context("opening the ledger snapshot")?;
+    let store = LedgerStore::open(&config.data_dir.join(LEDGER_DIR)).context("opening the ledger store")?;
     let log = LogStore::open(&config.data_dir.join("log"), store.durable_snapshot()).context("opening the Raft log")?;
     // Subscribed before Raft starts, so the hub sees every entry applied from here on.
     let (push_hub, push_hub_task) = crate::push::hub::EventHub::start(&store);

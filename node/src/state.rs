@@ -15,7 +15,7 @@ use crate::batcher::Batcher;
 pub struct DigestAtIndex {
     pub applied: Option<u64>,
     pub digest: String,
-    pub task_count: usize,
+    pub task_count: u64,
 }
 
 #[derive(Clone)]

@@ -31,6 +31,10 @@ pub struct Telemetry {
     pub raft_applied_index: IntGauge,
     pub raft_apply_lag: IntGauge,
     pub raft_purged_index: IntGauge,
+    pub store_checkpoint_index: IntGauge,
+    pub store_open_changes: IntGauge,
+    pub store_checkpoint_index: IntGauge,
+    pub store_open_changes: IntGauge,
     pub snapshots_installed: IntCounter,
     pub commands_applied: IntCounter,
     pub console_connections: IntGauge,
@@ -140,6 +144,17 @@ impl Telemetry {
             raft_purged_index: register!(
                 r,
                 gauge("xietong_raft_purged_index", "Log entries up to this index are purged.")
+            ),
+            store_checkpoint_index: register!(
+                r,
+                gauge(
+                    "xietong_store_checkpoint_index",
+                    "The last log index the ledger's store holds durably; the log is purged only behind it."
+                )
+            ),
+            store_open_changes: register!(
+                r,
+                gauge("xietong_store_open_changes", "Records changed since the last checkpoint, held in memory.")
             ),
             snapshots_installed: register!(
                 r,

@@ -82,7 +82,7 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
         tests::files_below(restored.data_dir()).into_iter().filter(|p| p.ends_with(format!("{sha}.csv"))).collect();
     assert_eq!(restored_files.len(), 3, "every restored node holds the directory file: {restored_files:?}");
     assert_eq!(view.digest.as_deref(), header["digest"].as_str(), "the restored ledger is the backed-up one");
-    assert_eq!(view.task_count, Some(backed_up_tasks));
+    assert_eq!(view.task_count, Some(backed_up_tasks as u64));
     let restored_ids: std::collections::BTreeSet<u64> =
         restored.all_tasks(1).await.into_iter().map(|task| task.id).collect();
     for id in &before_backup {
@@ -131,7 +131,7 @@ async fn a_backup_taken_while_writing_restores_to_a_new_group_with_the_same_dige
     std::fs::write(&fresh_config, fresh_config_text("440100")).expect("config");
     let error = restore(&file, &fresh_config_arg, &digest).unwrap_err();
     assert!(error.contains("the backup is of group 440000"), "{error}");
-    assert!(!fresh.path().join("data").join("snapshot").join("current.snap").exists(), "nothing was written");
+    assert!(!fresh.path().join("data").join("ledger").join("ledger.redb").exists(), "nothing was written");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

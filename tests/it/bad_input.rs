@@ -348,5 +348,5 @@ async fn writes_beyond_the_proposal_queue_are_refused_whole() {
     assert_eq!(created + overloaded, WRITERS, "every write is created or refused as overloaded: {answers:?}");
     assert!(overloaded > 0, "a queue of one overflows under {WRITERS} concurrent writes");
     let view = cluster.wait_for_convergence().await;
-    assert_eq!(view.task_count, Some(created), "a refused write wrote nothing");
+    assert_eq!(view.task_count, Some(created as u64), "a refused write wrote nothing");
 }

@@ -91,7 +91,7 @@ async fn acknowledged_writes_survive_a_leader_kill() {
             assert_eq!(by_title.get(title.as_str()), Some(&vec![*task_id]), "node {id}: write {index} present once");
         }
         assert!(by_title.values().all(|ids| ids.len() == 1), "node {id}: no write was applied twice");
-        assert_eq!(Some(tasks.len()), converged.task_count);
+        assert_eq!(Some(tasks.len() as u64), converged.task_count);
     }
     // The restarted node recovered from its own disk (its snapshot plus its log) and caught up.
     // (openraft 0.9 never purges entries a replication stream still has in flight, so the
@@ -197,7 +197,7 @@ async fn the_whole_group_restarts_from_disk_after_kill_9() {
     }
     cluster.wait_for_leader().await;
     let converged = cluster.wait_for_convergence().await;
-    assert_eq!(converged.task_count, Some(acked.len()));
+    assert_eq!(converged.task_count, Some(acked.len() as u64));
     for id in 1..=3 {
         let ids: Vec<u64> = cluster.all_tasks(id).await.iter().map(|t| t.id).rev().collect();
         assert_eq!(ids, acked, "node {id} has every acknowledged task");

@@ -215,11 +215,11 @@ async fn the_export_feed_resumes_by_index_without_gap_or_repeat() {
     for i in 0..40 {
         cluster.create_task(1, &format!("快照填充 {i}"), None).await;
     }
-    // Node 2 restarts from its snapshot only once it has written one (it builds it in the
-    // background; killed before, it would replay its whole log and still hold everything).
-    let snapshot = cluster.data_dir().join("node2").join("snapshot").join("current.snap");
-    tests::wait_until("node 2 has a snapshot on disk", std::time::Duration::from_secs(30), || async {
-        snapshot.exists().then_some(()).ok_or_else(|| "not yet".to_owned())
+    // Node 2 restarts from a checkpoint of its store only once it has written one (it does so in
+    // the background; killed before, it would replay its whole log and still hold everything).
+    tests::wait_until("node 2 has a checkpoint on disk", std::time::Duration::from_secs(30), || async {
+        let index = cluster.metric(2, "xietong_store_checkpoint_index").await.unwrap_or(0.0);
+        (index > 0.0).then_some(()).ok_or_else(|| format!("checkpoint at {index}"))
     })
     .await;
     cluster.kill(2);

@@ -103,7 +103,7 @@ async fn a_node_is_added_and_the_leader_removed_while_writes_continue() {
     for id in &acknowledged {
         assert!(on_newcomer.contains(id), "acknowledged task {id} is on the new node");
     }
-    assert_eq!(view.task_count, Some(on_newcomer.len()));
+    assert_eq!(view.task_count, Some(on_newcomer.len() as u64));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

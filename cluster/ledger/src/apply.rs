@@ -17,6 +17,7 @@ use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
 use super::complaint::Reporter;
+use super::records::{Changes, Layers, MemoryRecords, Records, RecordsDigest, Term};
 use super::federation::{
     DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
 };
@@ -27,11 +28,25 @@ use super::task::{CompletionOutcome, DeadlineKind, Task, TaskId, TimelineAction,
 use super::validate;
 use crate::limits::{DEADLINE_HORIZON_MS, TIMELINE_ENTRIES_MAX};
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// The ledger of one group. What is serialized is its *core*: counters, the windows of recent
+/// requests and signals, the outbox and the programme, all bounded by open work. Its records
+/// (tasks, reporters, handovers) live in a `Records` store, with those changed since the last
+/// checkpoint held here (see `records`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ledger {
-    /// Tasks behind `Arc`: a snapshot copy of the ledger shares them instead of deep-copying,
-    /// and a change copies only the task it touches (`Arc::make_mut`).
-    tasks: BTreeMap<TaskId, Arc<Task>>,
+    /// Records changed since the last checkpoint began.
+    #[serde(skip)]
+    changes: Changes,
+    /// The changes a checkpoint in progress is writing: read from here until it is durable.
+    #[serde(skip)]
+    sealed: Option<Arc<Changes>>,
+    /// The records as of the last checkpoint.
+    #[serde(skip, default = "no_records")]
+    records: Arc<dyn Records>,
+    /// How many tasks the ledger holds.
+    task_count: u64,
+    /// The digest of every record (see `RecordsDigest`).
+    records_digest: RecordsDigest,
     /// The id the next created task gets.
     next_task_id: u64,
     /// The largest stamp applied so far; the ledger's clock never runs backwards.
@@ -44,25 +59,108 @@ pub struct Ledger {
     pub(super) next_message_seq: u64,
     /// Messages to other groups not yet receipted, by number.
     pub(super) outbox: BTreeMap<u64, OutboxEntry>,
-    /// Handovers sent from here: forward id → the tracking task. Never shrinks, like tasks.
-    pub(super) sent: BTreeMap<ForwardId, TaskId>,
-    /// Handovers received here: forward id → the task made for it, so a repeat makes none.
-    pub(super) inbox: BTreeMap<ForwardId, TaskId>,
     /// Signals' source-side ids seen recently → the task each went into, and when.
     pub(super) intake_seen: BTreeMap<SeenKey, (TaskId, u64)>,
     /// Those ids in the order they were seen (stamps are monotonic), for expiry.
     pub(super) intake_seen_order: VecDeque<(u64, SeenKey)>,
     /// Each source's signal groups → the newest task of the group.
     pub(super) intake_groups: BTreeMap<GroupKey, TaskId>,
-    /// Who reported each complaint or tip-off: kept apart from the tasks (see `complaint`).
-    pub(super) reporters: BTreeMap<TaskId, Reporter>,
     /// The double-random inspection programme (see `campaign`).
     pub(super) programme: Programme,
 }
 
+fn no_records() -> Arc<dyn Records> {
+    Arc::new(MemoryRecords::default())
+}
+
+impl Default for Ledger {
+    fn default() -> Ledger {
+        Ledger {
+            changes: Changes::default(),
+            sealed: None,
+            records: no_records(),
+            task_count: 0,
+            records_digest: RecordsDigest::default(),
+            next_task_id: 1,
+            last_stamp_ms: 0,
+            commands_applied: 0,
+            idempotency: IdempotencyTable::default(),
+            next_message_seq: 1,
+            outbox: BTreeMap::new(),
+            intake_seen: BTreeMap::new(),
+            intake_seen_order: VecDeque::new(),
+            intake_groups: BTreeMap::new(),
+            programme: Programme::default(),
+        }
+    }
+}
+
+/// A task taken out for a change: its current version and that version's digest term.
+pub(super) struct CheckedOut {
+    pub task: Task,
+    term: Term,
+}
+
 impl Ledger {
+    /// An empty ledger whose records are kept in memory.
     pub fn new() -> Ledger {
-        Ledger { next_task_id: 1, next_message_seq: 1, ..Ledger::default() }
+        Ledger::default()
+    }
+
+    /// A ledger from its core (as a checkpoint wrote it) over the store of its records.
+    pub fn from_core(core: &[u8], records: Arc<dyn Records>) -> Result<Ledger, bincode::Error> {
+        let mut ledger: Ledger = bincode::deserialize(core)?;
+        ledger.records = records;
+        Ok(ledger)
+    }
+
+    /// The core's canonical encoding: what a checkpoint stores beside the records.
+    pub fn encode_core(&self) -> Vec<u8> {
+        bincode::serialize(self).expect("the ledger always serializes")
+    }
+
+    fn layers(&self) -> Layers<'_> {
+        Layers { open: &self.changes, sealed: self.sealed.as_deref(), store: &*self.records }
+    }
+
+    /// Records changed since the last checkpoint began, sealed ones not counted.
+    pub fn open_changes(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Starts a checkpoint: the open changes become the sealed ones, which the caller writes to
+    /// the store with `encode_core` (taken now, in the same state) and then reports with
+    /// `checkpoint_written`. One checkpoint at a time.
+    pub fn seal(&mut self) -> Arc<Changes> {
+        assert!(self.sealed.is_none(), "one checkpoint at a time");
+        let sealed = Arc::new(std::mem::take(&mut self.changes));
+        self.sealed = Some(sealed.clone());
+        sealed
+    }
+
+    /// The sealed changes are durable in the store `records` reads: they are read from there on.
+    pub fn checkpoint_written(&mut self) {
+        assert!(self.sealed.take().is_some(), "a checkpoint was sealed");
+    }
+
+    /// Whether a checkpoint is sealed and not yet written.
+    pub fn checkpoint_in_progress(&self) -> bool {
+        self.sealed.is_some()
+    }
+
+    /// Seals and writes the open changes into in-memory records at once: the checkpoint of a
+    /// ledger whose records are a `MemoryRecords` (tests and tools).
+    pub fn checkpoint_in_memory(&mut self, records: &MemoryRecords) {
+        let sealed = self.seal();
+        records.write(&sealed);
+        self.checkpoint_written();
+    }
+
+    /// Replaces the store the records are read from (after a snapshot install or a restore,
+    /// whose core came with it).
+    pub fn set_records(&mut self, records: Arc<dyn Records>) {
+        assert!(self.changes.is_empty() && self.sealed.is_none(), "records are replaced only on a checkpointed ledger");
+        self.records = records;
     }
 
     pub(super) fn take_task_id(&mut self) -> TaskId {
@@ -71,31 +169,88 @@ impl Ledger {
         id
     }
 
-    pub(super) fn insert_task(&mut self, task: Arc<Task>) -> Option<Arc<Task>> {
-        self.tasks.insert(task.id, task)
+    /// Files a new task.
+    pub(super) fn insert_new_task(&mut self, task: Task) -> Arc<Task> {
+        assert!(self.layers().task(task.id).is_none(), "task ids are never reused");
+        self.task_count += 1;
+        self.save(None, task)
     }
 
-    pub(super) fn task_mut(&mut self, id: TaskId) -> Option<&mut Arc<Task>> {
-        self.tasks.get_mut(&id)
+    /// Takes out a task to change it: from the open changes without a copy.
+    pub(super) fn check_out(&mut self, id: TaskId) -> Option<CheckedOut> {
+        let shared = match self.changes.tasks.remove(&id) {
+            Some(task) => task,
+            None => self.layers().task(id)?,
+        };
+        let term = Term::of_task(&shared);
+        Some(CheckedOut { task: Arc::unwrap_or_clone(shared), term })
+    }
+
+    /// Files a changed task back (changed or not): its new version replaces the old in the
+    /// digest.
+    pub(super) fn check_in(&mut self, checked_out: CheckedOut) -> Arc<Task> {
+        self.save(Some(checked_out.term), checked_out.task)
+    }
+
+    fn save(&mut self, before: Option<Term>, task: Task) -> Arc<Task> {
+        if let Some(before) = before {
+            self.records_digest.remove(before);
+        }
+        self.records_digest.add(Term::of_task(&task));
+        let task = Arc::new(task);
+        self.changes.tasks.insert(task.id, task.clone());
+        task
+    }
+
+    pub(super) fn insert_reporter(&mut self, task: TaskId, reporter: Reporter) {
+        assert!(self.layers().reporter(task).is_none(), "a task has one reporter");
+        self.records_digest.add(Term::of_reporter(task, &reporter));
+        self.changes.reporters.insert(task, reporter);
+    }
+
+    pub(super) fn insert_sent(&mut self, forward: ForwardId, task: TaskId) {
+        assert!(self.layers().sent(forward).is_none(), "a forward id is used once");
+        self.records_digest.add(Term::of_sent(forward, task));
+        self.changes.sent.insert(forward, Some(task));
+    }
+
+    pub(super) fn remove_sent(&mut self, forward: ForwardId) {
+        if let Some(task) = self.layers().sent(forward) {
+            self.records_digest.remove(Term::of_sent(forward, task));
+            self.changes.sent.insert(forward, None);
+        }
+    }
+
+    pub(super) fn insert_received(&mut self, forward: ForwardId, task: TaskId) {
+        assert!(self.layers().received(forward).is_none(), "a forward is received once");
+        self.records_digest.add(Term::of_received(forward, task));
+        self.changes.received.insert(forward, task);
+    }
+
+    pub(super) fn sent_id(&self, forward: ForwardId) -> Option<TaskId> {
+        self.layers().sent(forward)
+    }
+
+    pub(super) fn received_id(&self, forward: ForwardId) -> Option<TaskId> {
+        self.layers().received(forward)
+    }
+
+    pub(super) fn stored_reporter(&self, task: TaskId) -> Option<Reporter> {
+        self.layers().reporter(task)
     }
 
     /// The task, shared (answering does not copy it).
-    pub(super) fn task_arc(&self, id: TaskId) -> Option<Arc<Task>> {
-        self.tasks.get(&id).cloned()
-    }
-
-    pub fn task(&self, id: TaskId) -> Option<&Task> {
-        self.tasks.get(&id).map(Arc::as_ref)
+    pub fn task(&self, id: TaskId) -> Option<Arc<Task>> {
+        self.layers().task(id)
     }
 
     /// All tasks, newest first, starting below `before` when given.
-    pub fn tasks_newest_first(&self, before: Option<TaskId>) -> impl Iterator<Item = &Task> {
-        let upper = before.map_or(u64::MAX, |id| id.0);
-        self.tasks.range(..TaskId(upper)).rev().map(|(_, task)| task.as_ref())
+    pub fn tasks_newest_first(&self, before: Option<TaskId>) -> impl Iterator<Item = Arc<Task>> + '_ {
+        self.layers().tasks_newest_first(before)
     }
 
-    pub fn task_count(&self) -> usize {
-        self.tasks.len()
+    pub fn task_count(&self) -> u64 {
+        self.task_count
     }
 
     pub fn last_stamp_ms(&self) -> u64 {
@@ -109,15 +264,20 @@ impl Ledger {
     /// The stored first answer for a key, if the ledger has one; lets a node answer a retry
     /// without proposing anything. The authoritative check is repeated in `apply`.
     pub fn idempotent_answer(&self, user: &str, tag: &IdempotencyTag) -> Option<CommandResult> {
-        self.idempotency.answer(user, tag, |id| self.task_arc(id))
+        self.idempotency.answer(user, tag, |id| self.task(id))
     }
 
-    /// SHA-256 over the canonical encoding of the whole state: equal on every replica that
-    /// applied the same log prefix.
+    /// SHA-256 over the canonical encoding of the core, whose records digest stands for every
+    /// record: equal on every replica that applied the same log prefix, and computed without
+    /// reading a record.
     pub fn digest(&self) -> String {
-        let bytes = bincode::serialize(self).expect("the ledger always serializes");
-        let hash = Sha256::digest(&bytes);
-        hash.iter().map(|b| format!("{b:02x}")).collect()
+        Ledger::digest_of_core(&self.encode_core())
+    }
+
+    /// The digest of a ledger from its core's encoding (`encode_core`): for callers that encode
+    /// under a lock and hash after it.
+    pub fn digest_of_core(core: &[u8]) -> String {
+        Sha256::digest(core).iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn apply(&mut self, command: &Command) -> CommandResult {
@@ -129,7 +289,7 @@ impl Ledger {
         if let Some(answer) = command
             .idempotency
             .as_ref()
-            .and_then(|tag| self.idempotency.answer(&command.actor.user, tag, |id| self.tasks.get(&id).cloned()))
+            .and_then(|tag| self.idempotency.answer(&command.actor.user, tag, |id| self.task(id)))
         {
             return answer;
         }
@@ -170,10 +330,8 @@ impl Ledger {
         validate::actor(actor)?;
         validate::new_task(new_task)?;
         access::may_create(actor, new_task.origin_bureau)?;
-        let task = Arc::new(self.register(stamp_ms, actor, new_task));
-        let previous = self.tasks.insert(task.id, task.clone());
-        assert!(previous.is_none(), "task ids are never reused");
-        Ok(Applied::of_task(task))
+        let task = self.register(stamp_ms, actor, new_task);
+        Ok(Applied::of_task(self.insert_new_task(task)))
     }
 
     /// A new task from checked fields, with its id and first timeline entry, handed over when
@@ -275,7 +433,8 @@ impl Ledger {
         validate::actor(actor)?;
         let action = change.transition.action();
         validate::note(&change.note, action.requires_note())?;
-        let task = self.tasks.get(&change.task).ok_or(Rejection::TaskNotFound(change.task))?;
+        let task = self.task(change.task).ok_or(Rejection::TaskNotFound(change.task))?;
+        let task = &*task;
         if !access::can_see(actor, task) {
             // Answered as missing: whether an invisible task exists is not told.
             return Err(Rejection::TaskNotFound(task.id));
@@ -292,10 +451,10 @@ impl Ledger {
         task.timeline_has_room()?;
         check_parameters(task, stamp_ms, &change.transition)?;
 
-        // Every check passed: from here on the change is made in full. The task leaves the map
+        // Every check passed: from here on the change is made in full. The task is checked out
         // while it changes, because a handover also writes the outbox.
-        let shared = self.tasks.remove(&change.task).expect("found above");
-        let mut task = Arc::unwrap_or_clone(shared);
+        let mut checked_out = self.check_out(change.task).expect("found above");
+        let task = &mut checked_out.task;
         match &change.transition {
             Transition::Forward { to_group, from_group }
             | Transition::Dispute { to_group, from_group }
@@ -306,7 +465,7 @@ impl Ledger {
                     _ => HandoverPurpose::Designation,
                 };
                 let route = Route { from_group: *from_group, to_group: *to_group };
-                self.hand_over(&mut task, stamp_ms, actor, route, purpose, &change.note, None);
+                self.hand_over(task, stamp_ms, actor, route, purpose, &change.note, None);
             }
             Transition::DispatchAcross { assignee, ack_deadline_ms, complete_deadline_ms, to_group, from_group } => {
                 let terms = DispatchTerms {
@@ -322,7 +481,7 @@ impl Ledger {
                 task.record_transition(stamp_ms, actor, &change.note, &local, next_state)
                     .expect("a local dispatch is a change in place");
                 let route = Route { from_group: *from_group, to_group: *to_group };
-                self.hand_over(&mut task, stamp_ms, actor, route, HandoverPurpose::Dispatch, &change.note, Some(terms));
+                self.hand_over(task, stamp_ms, actor, route, HandoverPurpose::Dispatch, &change.note, Some(terms));
             }
             transition => {
                 // Every handover took an arm above, so this is a change in place.
@@ -351,19 +510,17 @@ impl Ledger {
                 }
             }
         }
-        let task = Arc::new(task);
-        self.tasks.insert(change.task, task.clone());
-        Ok(Applied::of_task(task))
+        Ok(Applied::of_task(self.check_in(checked_out)))
     }
 
     /// The task a deadline-watch entry is about; only the system actor proposes such entries.
-    fn watched_task(&mut self, actor: &Actor, task_id: TaskId) -> Result<&mut Arc<Task>, Rejection> {
+    fn watched_task(&self, actor: &Actor, task_id: TaskId) -> Result<Arc<Task>, Rejection> {
         if actor.role != Role::System {
             return Err(Rejection::Forbidden(
                 "only the group's deadline watch records misses, reminds and escalates".into(),
             ));
         }
-        self.tasks.get_mut(&task_id).ok_or(Rejection::TaskNotFound(task_id))
+        self.task(task_id).ok_or(Rejection::TaskNotFound(task_id))
     }
 
     /// Records a missed deadline once. Refused (changing nothing) when the proposer is not the
@@ -385,7 +542,9 @@ impl Ledger {
             return Err(Rejection::NothingToRecord(format!("the {kind} deadline of task {task_id} has not passed")));
         }
         shared.timeline_has_room()?;
-        let task = Arc::make_mut(shared);
+        drop(shared);
+        let mut checked_out = self.check_out(task_id).expect("found above");
+        let task = &mut checked_out.task;
         let action = match kind {
             DeadlineKind::Ack => {
                 task.handling.ack_missed_deadline_ms = Some(deadline_ms);
@@ -413,7 +572,7 @@ impl Ledger {
         };
         let assignee = task.handling.assignee_bureau;
         task.push_entry(stamp_ms, actor, action, String::new(), assignee);
-        Ok(Applied::of_task(shared.clone()))
+        Ok(Applied::of_task(self.check_in(checked_out)))
     }
 
     /// Records a reminder or an escalation about an overdue deadline. Refused, changing
@@ -445,7 +604,9 @@ impl Ledger {
             _ => {}
         }
         shared.timeline_has_room()?;
-        let task = Arc::make_mut(shared);
+        drop(shared);
+        let mut checked_out = self.check_out(task_id).expect("found above");
+        let task = &mut checked_out.task;
         let (action, escalated) = match chase {
             Chase::Remind(_) => {
                 task.handling.reminders_sent += 1;
@@ -458,14 +619,29 @@ impl Ledger {
         };
         let target = escalated.or(task.handling.assignee_bureau);
         task.push_entry(stamp_ms, actor, action, kind.as_str().to_owned(), target);
-        Ok(Applied::of_task(shared.clone()))
+        Ok(Applied::of_task(self.check_in(checked_out)))
     }
 
-    /// Full scan of the ledger's invariants; tests call it after every step, and the state
-    /// machine and the backup reader on every ledger they decode. A ledger from outside (a
-    /// snapshot file, a leader's snapshot, a backup) that breaks one is refused with the
-    /// reason, never a panic.
+    /// Full scan of the ledger's invariants: the core's, then every task's. Tests call it after
+    /// every step; a store loaded from outside is checked with `check_core` and `check_task`
+    /// record by record as it streams in.
     pub fn check_invariants(&self) -> Result<(), InvariantViolation> {
+        self.check_core()?;
+        let mut count = 0;
+        for task in self.tasks_newest_first(None) {
+            self.check_task(&task)?;
+            count += 1;
+        }
+        if count != self.task_count {
+            return Err(InvariantViolation(format!("{count} tasks are filed, the count says {}", self.task_count)));
+        }
+        Ok(())
+    }
+
+    /// The invariants of the core and of what it names: counters, the request and signal
+    /// windows, the outbox and the programme. A ledger from outside (a snapshot, a backup) that
+    /// breaks one is refused with the reason, never a panic.
+    pub fn check_core(&self) -> Result<(), InvariantViolation> {
         macro_rules! ensure {
             ($condition:expr, $($reason:tt)+) => {
                 if !$condition {
@@ -474,30 +650,21 @@ impl Ledger {
             };
         }
         let task = |id: &TaskId| {
-            self.tasks.get(id).ok_or_else(|| InvariantViolation(format!("task {id} is named but missing")))
+            self.task(*id).ok_or_else(|| InvariantViolation(format!("task {id} is named but missing")))
         };
         ensure!(self.next_task_id >= 1, "the task counter starts at 1");
         ensure!(self.next_message_seq >= 1, "the message counter starts at 1");
+        ensure!(self.task_count < self.next_task_id, "more tasks than ids handed out");
         self.idempotency.check().map_err(InvariantViolation)?;
-        let regions = Regions::get();
         for (seq, entry) in &self.outbox {
             ensure!(*seq == entry.seq, "outbox message {seq} is filed under another number");
             ensure!(*seq < self.next_message_seq, "outbox message {seq} did not come from the counter");
-            let remote = task(&entry.task)?.remote.as_ref();
+            let tracking = task(&entry.task)?;
+            let remote = tracking.remote.as_ref();
             ensure!(remote.is_some(), "outbox message {seq}'s task tracks no handover");
             ensure!(
                 remote.is_some_and(|r| r.forward == entry.message.forward() && r.to_group == entry.to_group),
                 "outbox message {seq} does not match its task's handover"
-            );
-        }
-        for (forward, id) in &self.sent {
-            ensure!(
-                forward.seq < self.next_message_seq,
-                "sent forward {forward} did not come from the message counter"
-            );
-            ensure!(
-                task(id)?.remote.as_ref().map(|r| r.forward) == Some(*forward),
-                "sent forward {forward} names task {id}, which does not track it"
             );
         }
         ensure!(self.intake_seen.len() == self.intake_seen_order.len(), "seen signals and their order differ");
@@ -516,83 +683,102 @@ impl Ledger {
         for (id, _) in self.intake_seen.values() {
             task(id)?;
         }
-        for id in self.reporters.keys() {
-            ensure!(task(id)?.complaint.is_some(), "reporter of task {id}, which is no complaint");
-        }
         for (group, id) in &self.intake_groups {
-            let source = task(id)?.intake.as_ref().map(|summary| &summary.source);
-            ensure!(source == Some(&group.0), "intake group of task {id} names another source");
+            let source = task(id)?.intake.as_ref().map(|summary| summary.source.clone());
+            ensure!(source.as_ref() == Some(&group.0), "intake group of task {id} names another source");
         }
-        for (forward, id) in &self.inbox {
+        self.programme.check(|id| self.task(id)).map_err(InvariantViolation)?;
+        Ok(())
+    }
+
+    /// The invariants of one task and of the records it names.
+    pub fn check_task(&self, task: &Task) -> Result<(), InvariantViolation> {
+        macro_rules! ensure {
+            ($condition:expr, $($reason:tt)+) => {
+                if !$condition {
+                    return Err(InvariantViolation(format!($($reason)+)));
+                }
+            };
+        }
+        let id = task.id;
+        let regions = Regions::get();
+        if let Some(inspection) = &task.inspection {
+            let drawn = self.programme.campaign(inspection.campaign).and_then(|c| c.draw.as_ref());
             ensure!(
-                task(id)?.received.as_ref().map(|r| r.forward) == Some(*forward),
-                "received forward {forward} names task {id}, which did not receive it"
+                drawn.is_some_and(|draw| draw.tasks.contains(&id)),
+                "task {id} is an inspection no draw of campaign {} made",
+                inspection.campaign
+            );
+            ensure!(
+                inspection.result_entered_at_ms.is_some() == inspection.publish_deadline_ms.is_some(),
+                "task {id}: a result has a publication deadline, and only a result"
+            );
+            ensure!(
+                inspection.published_at_ms.is_none() || inspection.result_entered_at_ms.is_some(),
+                "task {id}: only an entered result is published"
+            );
+            ensure!(
+                inspection.withdrawn_at_ms.is_none() || inspection.published_at_ms.is_some(),
+                "task {id}: only a published result is withdrawn"
             );
         }
-        self.programme.check(|id| self.tasks.get(&id).map(|task| &**task)).map_err(InvariantViolation)?;
-        for (id, task) in &self.tasks {
-            if let Some(inspection) = &task.inspection {
-                let drawn = self.programme.campaign(inspection.campaign).and_then(|c| c.draw.as_ref());
-                ensure!(
-                    drawn.is_some_and(|draw| draw.tasks.contains(id)),
-                    "task {id} is an inspection no draw of campaign {} made",
-                    inspection.campaign
-                );
-                ensure!(
-                    inspection.result_entered_at_ms.is_some() == inspection.publish_deadline_ms.is_some(),
-                    "task {id}: a result has a publication deadline, and only a result"
-                );
-                ensure!(
-                    inspection.published_at_ms.is_none() || inspection.result_entered_at_ms.is_some(),
-                    "task {id}: only an entered result is published"
-                );
-                ensure!(
-                    inspection.withdrawn_at_ms.is_none() || inspection.published_at_ms.is_some(),
-                    "task {id}: only a published result is withdrawn"
-                );
-            }
-            if let Some(remote) = &task.remote {
-                ensure!(self.sent.get(&remote.forward) == Some(id), "task {id} tracks an unsent forward");
-            }
-            if let Some(received) = &task.received {
-                ensure!(self.inbox.get(&received.forward) == Some(id), "task {id} received an unknown forward");
-            }
-            ensure!(*id == task.id, "task {} is filed as {id}", task.id);
-            ensure!(id.0 < self.next_task_id, "task {id} did not come from the counter");
-            ensure!(task.version as usize == task.timeline.len(), "task {id}: one timeline entry per version");
-            ensure!(task.timeline.len() <= TIMELINE_ENTRIES_MAX, "task {id}: timeline too long");
-            for (position, entry) in task.timeline.iter().enumerate() {
-                ensure!(entry.version == position as u64 + 1, "task {id}: timeline entries out of order");
-            }
-            ensure!(
-                task.timeline.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms),
-                "task {id}: timeline goes back in time"
-            );
-            ensure!(task.updated_at_ms <= self.last_stamp_ms, "task {id} changed after the ledger's clock");
-            ensure!(regions.contains(task.origin_bureau), "task {id}: unknown origin bureau");
-            ensure!(regions.contains(task.subject.region_code), "task {id}: unknown subject region");
-            if let Err(reason) = task.handling.check() {
-                return Err(InvariantViolation(format!("task {id}: {reason}")));
-            }
+        if let Some(remote) = &task.remote {
+            ensure!(remote.forward.seq < self.next_message_seq, "task {id}'s forward did not come from the counter");
+            ensure!(self.sent_id(remote.forward) == Some(id), "task {id} tracks an unsent forward");
+        }
+        if let Some(received) = &task.received {
+            ensure!(self.received_id(received.forward) == Some(id), "task {id} received an unknown forward");
+        }
+        ensure!(
+            task.complaint.is_some() == self.stored_reporter(id).is_some(),
+            "task {id}: a complaint has a reporter, and only a complaint"
+        );
+        ensure!(id.0 >= 1 && id.0 < self.next_task_id, "task {id} did not come from the counter");
+        ensure!(task.version as usize == task.timeline.len(), "task {id}: one timeline entry per version");
+        ensure!(task.timeline.len() <= TIMELINE_ENTRIES_MAX, "task {id}: timeline too long");
+        for (position, entry) in task.timeline.iter().enumerate() {
+            ensure!(entry.version == position as u64 + 1, "task {id}: timeline entries out of order");
+        }
+        ensure!(task.timeline.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms), "task {id}: timeline goes back in time");
+        ensure!(task.updated_at_ms <= self.last_stamp_ms, "task {id} changed after the ledger's clock");
+        ensure!(regions.contains(task.origin_bureau), "task {id}: unknown origin bureau");
+        ensure!(regions.contains(task.subject.region_code), "task {id}: unknown subject region");
+        if let Err(reason) = task.handling.check() {
+            return Err(InvariantViolation(format!("task {id}: {reason}")));
         }
         Ok(())
+    }
+
+    /// The digest of every record as the core says it is: a scan of a store recomputes it
+    /// (`RecordsDigest`) to check the store.
+    pub fn records_digest(&self) -> RecordsDigest {
+        self.records_digest
     }
 }
 
 #[cfg(any(test, feature = "test-support"))]
 impl Ledger {
+    /// A copy of a ledger that was never checkpointed, made the way a node loads one: the core
+    /// through its encoding, the records through a store of their own.
+    pub fn copy_through_a_checkpoint_for_tests(&self) -> Ledger {
+        assert!(self.sealed.is_none(), "a ledger that was never checkpointed holds every record in its changes");
+        let records = Arc::new(MemoryRecords::default());
+        records.write(&self.changes);
+        Ledger::from_core(&self.encode_core(), records).expect("the core decodes")
+    }
+
     /// A ledger whose inbox names a task it does not hold: applying an instruction for that
     /// forward reaches an `expect` (a bug no input can cause), for the test of what the state
     /// machine does when `apply` panics.
     pub fn with_dangling_inbox_for_tests(forward: ForwardId) -> Ledger {
         let mut ledger = Ledger::new();
-        ledger.inbox.insert(forward, TaskId(99));
+        ledger.insert_received(forward, TaskId(99));
         ledger
     }
 
-    /// The encoding of a ledger that breaks an invariant (a completed task with neither
-    /// assignee nor outcome), for the tests of what loads a ledger from outside.
-    pub fn broken_for_tests() -> Vec<u8> {
+    /// A ledger that breaks an invariant (a completed task with neither assignee nor outcome),
+    /// for the tests of what loads a ledger from outside.
+    pub fn broken_for_tests() -> Ledger {
         let mut ledger = Ledger::new();
         let id = ledger.take_task_id();
         let entry = TimelineEntry {
@@ -626,8 +812,8 @@ impl Ledger {
         );
         task.handling.state = super::task::TaskState::Completed;
         ledger.last_stamp_ms = 1;
-        ledger.tasks.insert(id, Arc::new(task));
-        bincode::serialize(&ledger).expect("encodes")
+        ledger.insert_new_task(task);
+        ledger
     }
 }
 

@@ -16,6 +16,7 @@ mod idempotency;
 pub mod intake;
 pub mod limits;
 pub mod policy;
+pub mod records;
 pub mod task;
 mod timeline;
 pub mod uscc;
@@ -34,6 +35,7 @@ pub use federation::{
 };
 pub use intake::{IntakeSummary, Signal};
 pub use policy::{Side, TaskAction};
+pub use records::{forward_key, Changes, MemoryRecords, Records, RecordsDigest, Term};
 pub use task::{
     CompletionOutcome, DeadlineKind, Handling, Severity, Source, Subject, Task, TaskId, TaskKind, TaskState,
     TimelineAction,

@@ -1,17 +1,17 @@
 //! The openraft side of a group: the type configuration, the durable log, the ledger state
 //! machine with its snapshots, and the peer network.
 
-use std::io::Cursor;
-
 use serde::{Deserialize, Serialize};
 
 use ledger::{Command, CommandResult};
 
+pub mod checkpoint;
 pub mod durable_snapshot;
 pub mod group_secret;
 pub mod log_store;
 pub mod network;
 pub mod peer_api;
+mod snapshot_transfer;
 pub mod state_machine;
 mod wal;
 
@@ -40,7 +40,7 @@ openraft::declare_raft_types!(
         R = LedgerResponse,
         NodeId = NodeId,
         Node = openraft::BasicNode,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = state_machine::SnapshotData,
 );
 
 pub type Raft = openraft::Raft<TypeConfig>;

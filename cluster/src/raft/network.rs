@@ -11,12 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{Fatal, NetworkError, RPCError, RaftError, RemoteError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -147,13 +144,22 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         self.call(PATH_APPEND, &request, option.hard_ttl()).await
     }
 
-    async fn install_snapshot(
+    /// Streams a view of the store (`snapshot_transfer`); no time limit on the whole, since a
+    /// province's store takes minutes, but the follower gives up on a stalled stream.
+    async fn full_snapshot(
         &mut self,
-        request: InstallSnapshotRequest<TypeConfig>,
-        option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>>
-    {
-        self.call(PATH_SNAPSHOT, &request, option.hard_ttl()).await
+        vote: super::Vote,
+        snapshot: openraft::Snapshot<TypeConfig>,
+        cancel: impl std::future::Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
+        let request = self
+            .link
+            .http
+            .post(format!("{}://{}{}", self.link.scheme, self.address, PATH_SNAPSHOT))
+            .bearer_auth(self.link.secret.bearer())
+            .header(TARGET_NODE_HEADER, self.target.to_string());
+        super::snapshot_transfer::send(request, vote, snapshot, cancel).await
     }
 
     async fn vote(

@@ -24,48 +24,41 @@ struct PeerState {
     secret: GroupSecret,
     /// Peer RPCs served at once (`PEER_RPCS_CONCURRENT_MAX`).
     slots: Arc<Semaphore>,
+    /// Where a snapshot from the leader is loaded, one at a time.
+    incoming_store: std::path::PathBuf,
+    receiving: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// The largest peer RPC body accepted: a snapshot chunk (`SNAPSHOT_CHUNK_BYTES`) or an
-/// AppendEntries of up to 64 batched entries, with room. axum's default limit (2 MB) is below a
-/// snapshot chunk: with it, a follower that needed a snapshot larger than 2 MB refused every
-/// chunk and never caught up (found by the long randomized fault run). Read only from a member
-/// that presented the group secret.
+/// The largest peer RPC body accepted: an AppendEntries of up to 64 batched entries, with room
+/// (snapshots are streamed and checked frame by frame instead). Read only from a member that
+/// presented the group secret.
 pub const PEER_RPC_BODY_BYTES_MAX: usize = 256 * 1024 * 1024;
 /// A vote or a read-index request is a few dozen bytes.
 const SMALL_PEER_RPC_BODY_BYTES_MAX: usize = 64 * 1024;
-/// Bytes of snapshot per InstallSnapshot RPC (openraft's `snapshot_max_chunk_size`).
-pub const SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
 /// Peer RPCs served at once. A leader keeps one replication stream per follower and a
 /// candidate asks each member once, so a group of seven needs a handful; the cap bounds what a
 /// misbehaving member can hold.
 pub const PEER_RPCS_CONCURRENT_MAX: usize = 64;
-/// The longest a peer RPC may take to arrive (its body) and to wait for a slot: a 4 MiB chunk
-/// crosses a slow data-centre link in well under a second.
+/// The longest a peer RPC may take to arrive (its body) and to wait for a slot, and the longest
+/// a snapshot stream may stall between two chunks.
 pub const PEER_RPC_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-const _: () = assert!(SNAPSHOT_CHUNK_BYTES as usize * 2 < PEER_RPC_BODY_BYTES_MAX);
-
 /// Routes for `/raft/*`, to be merged into the node's single HTTP server.
-pub fn router(raft: Raft, node_id: NodeId, secret: GroupSecret) -> Router {
+/// `incoming_store` is where a snapshot from the leader is loaded
+/// (`LedgerStore::incoming_store_path`).
+pub fn router(raft: Raft, node_id: NodeId, secret: GroupSecret, incoming_store: std::path::PathBuf) -> Router {
     let slots = Arc::new(Semaphore::new(PEER_RPCS_CONCURRENT_MAX));
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .route(PATH_READ_INDEX, post(read_index))
-        .with_state(PeerState { raft, node_id, secret, slots })
+        .with_state(PeerState { raft, node_id, secret, slots, incoming_store, receiving: Arc::default() })
 }
 
-/// Checks the group secret and the target header from the headers alone, then takes a slot
-/// and reads and decodes the body within the time limit, or explains the refusal. Nothing of
-/// the body is read for a caller without the secret.
-async fn admit<Req: DeserializeOwned>(
-    state: &PeerState,
-    headers: &HeaderMap,
-    body: Body,
-    bytes_max: usize,
-) -> Result<(Req, OwnedSemaphorePermit), Response> {
+/// Checks the group secret and the target header from the headers alone, or explains the
+/// refusal. Nothing of the body is read for a caller without the secret.
+fn check_caller(state: &PeerState, headers: &HeaderMap) -> Result<(), Response> {
     let authorization = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok());
     if !state.secret.admits(authorization) {
         tracing::warn!(node = state.node_id, "refused peer RPC without this group's secret");
@@ -78,6 +71,18 @@ async fn admit<Req: DeserializeOwned>(
         let message = format!("this is node {}, not {:?}", state.node_id, target);
         return Err((StatusCode::MISDIRECTED_REQUEST, message).into_response());
     }
+    Ok(())
+}
+
+/// Admits the caller (`check_caller`), then takes a slot and reads and decodes the body within
+/// the time limit, or explains the refusal.
+async fn admit<Req: DeserializeOwned>(
+    state: &PeerState,
+    headers: &HeaderMap,
+    body: Body,
+    bytes_max: usize,
+) -> Result<(Req, OwnedSemaphorePermit), Response> {
+    check_caller(state, headers)?;
     let arrival = async {
         let slot = state.slots.clone().acquire_owned().await.map_err(|_| "the node is shutting down".to_owned())?;
         let bytes = axum::body::to_bytes(body, bytes_max)
@@ -98,7 +103,7 @@ async fn admit<Req: DeserializeOwned>(
     Ok((request, slot))
 }
 
-fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response {
+pub(super) fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response {
     let (status, bytes) = match result {
         Ok(value) => (StatusCode::OK, bincode::serialize(&value)),
         Err(error) => (StatusCode::from_u16(REMOTE_ERROR_STATUS).expect("a valid status"), bincode::serialize(&error)),
@@ -123,11 +128,16 @@ async fn vote(State(state): State<PeerState>, headers: HeaderMap, body: Body) ->
     }
 }
 
+/// A snapshot streamed by the leader (`snapshot_transfer`).
 async fn snapshot(State(state): State<PeerState>, headers: HeaderMap, body: Body) -> Response {
-    match admit(&state, &headers, body, PEER_RPC_BODY_BYTES_MAX).await {
-        Ok((request, _slot)) => reply(state.raft.install_snapshot(request).await),
-        Err(refusal) => refusal,
+    if let Err(refusal) = check_caller(&state, &headers) {
+        return refusal;
     }
+    let Ok(_slot) = state.slots.clone().acquire_owned().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down").into_response();
+    };
+    let incoming = state.incoming_store.clone();
+    super::snapshot_transfer::receive(&state.raft, incoming, &state.receiving, body, PEER_RPC_READ_TIMEOUT).await
 }
 
 /// For a follower's linearizable read: the leader confirms its leadership with a quorum and

@@ -1,14 +1,14 @@
-//! `RaftStateMachine` for the ledger: the ledger lives in memory, shared with the API through
-//! `Arc<RwLock<Replica>>`; durability comes from the log plus snapshot files.
+//! `RaftStateMachine` for the ledger. The ledger's core and its records changed since the last
+//! checkpoint live in memory, shared with the API through `Arc<RwLock<Replica>>`; every record
+//! lives in the replica's store (`crate::store`), written by checkpoints (`checkpoint`).
 //!
-//! Snapshot file: `snapshot/current.snap` = `[crc32 u32 LE][bincode (SnapshotMeta, ledger bytes)]`,
-//! written to a temporary file, fsynced, renamed into place and the directory fsynced, so a
-//! crash leaves either the old or the new snapshot, never a torn one.
+//! A snapshot is a checkpoint: building one makes the store durable at the applied index, and
+//! the log is purged only behind it. A follower that needs one is sent a consistent view of the
+//! store as a stream (`store::stream`), which it loads into a new store before it swaps it in.
 
-use std::fs::{self, File};
-use std::io::{self, Cursor, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -18,12 +18,16 @@ use openraft::{
 };
 use tokio::sync::broadcast;
 
+use super::checkpoint::{Checkpoints, Shared, CHECKPOINT_CHANGES, CHECKPOINT_CHANGES_MAX};
 use super::durable_snapshot::DurableSnapshot;
 use super::{Entry, LedgerResponse, LogId, NodeId, StorageError, TypeConfig};
+use crate::store::{CheckpointMeta, Store, STORE_FILE};
 use ledger::{CommandResult, Ledger};
 
-const SNAPSHOT_FILE: &str = "current.snap";
-const SNAPSHOT_TMP_FILE: &str = "current.snap.tmp";
+/// Where a store received from the leader is loaded before it is swapped in.
+const INCOMING_STORE_FILE: &str = "incoming.redb";
+/// The file of the state machine before issue 20 (the ledger whole in one snapshot file).
+const FORMER_SNAPSHOT_FILE: &str = "current.snap";
 /// Applied-entry notices buffered for slow subscribers (console push, waiters); a subscriber
 /// that falls further behind is told it lagged and resynchronises from the ledger.
 pub const APPLIED_NOTICES_BUFFER: usize = 4_096;
@@ -43,20 +47,35 @@ pub struct AppliedEntry {
     pub results: Arc<Vec<CommandResult>>,
 }
 
+/// What travels as a snapshot (openraft's `SnapshotData`, with `generic-snapshot-data`).
+pub enum SnapshotData {
+    /// What a build answers: the checkpoint is in the store, nothing needs to travel.
+    InStore,
+    /// A consistent view of the store's last checkpoint, streamed to a follower by the network
+    /// (`network::PeerClient::full_snapshot`).
+    View(redb::ReadTransaction),
+    /// A store received from the leader, loaded and checked at this path, to be swapped in.
+    Received(PathBuf),
+}
+
 #[derive(Clone)]
 pub struct LedgerStore {
     replica: Arc<RwLock<Replica>>,
-    snapshot_dir: PathBuf,
+    dir: PathBuf,
+    store: Arc<RwLock<Store>>,
+    checkpoints: Checkpoints,
+    generation: Arc<AtomicU64>,
     applied: broadcast::Sender<AppliedEntry>,
     /// Snapshots received from a leader and installed, for metrics and for the readers of
     /// applied notices (an install replaces the ledger without any).
-    snapshots_installed: Arc<std::sync::atomic::AtomicU64>,
+    snapshots_installed: Arc<AtomicU64>,
     /// The last log index of the latest installed snapshot.
-    installed_snapshot_index: Arc<std::sync::atomic::AtomicU64>,
-    /// Told each time a snapshot file is durable; the log store purges only behind it.
+    installed_snapshot_index: Arc<AtomicU64>,
+    /// Told each time a checkpoint is durable; the log store purges only behind it.
     durable_snapshot: DurableSnapshot,
     /// Set when applying an entry failed (a bug in `apply`: nothing from outside can make it
-    /// panic): the replica stops applying, and health and readiness say so.
+    /// panic) or a checkpoint could not be written: the replica stops applying, and health and
+    /// readiness say so.
     failure: Arc<std::sync::OnceLock<String>>,
 }
 
@@ -74,30 +93,85 @@ fn snapshot_error(
     StorageIOError::new(subject, verb, openraft::AnyError::new(&error)).into()
 }
 
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+/// The snapshot meta of a checkpoint.
+fn snapshot_meta(checkpoint: &CheckpointMeta) -> SnapshotMetaOf {
+    let snapshot_id = match checkpoint.applied {
+        Some(log_id) => format!("{}-{}", log_id.leader_id, log_id.index),
+        None => "empty".to_owned(),
+    };
+    SnapshotMeta {
+        last_log_id: checkpoint.applied,
+        last_membership: checkpoint.membership.clone(),
+        snapshot_id,
+    }
+}
+
+/// The replica a store holds: its last checkpoint's core over its records. A store that no
+/// checkpoint was written to holds an empty ledger.
+fn replica_of(store: &Store) -> io::Result<Replica> {
+    match store.last_checkpoint()? {
+        Some((meta, core)) => {
+            let ledger = Ledger::from_core(&core, store.records())
+                .map_err(|error| invalid(format!("the ledger's core in {}: {error}", store.path().display())))?;
+            // The core and what it names; the records themselves were checked as they came in.
+            ledger.check_core().map_err(|violation| invalid(violation.to_string()))?;
+            Ok(Replica { ledger, last_applied: meta.applied, membership: meta.membership })
+        }
+        None => {
+            let mut ledger = Ledger::new();
+            ledger.set_records(store.records());
+            Ok(Replica { ledger, last_applied: None, membership: StoredMembership::default() })
+        }
+    }
+}
+
 impl LedgerStore {
-    /// Opens the state machine, starting from the stored snapshot when there is one; openraft
-    /// then re-applies the committed log after it.
-    pub fn open(snapshot_dir: &Path) -> io::Result<LedgerStore> {
-        fs::create_dir_all(snapshot_dir)?;
-        let stored = read_snapshot_file(snapshot_dir)?;
-        let durable_snapshot =
-            DurableSnapshot::new(stored.as_ref().and_then(|(meta, _)| meta.last_log_id).map(|log_id| log_id.index));
-        let replica = match stored {
-            Some((meta, bytes)) => {
-                let ledger = decode_ledger(&bytes)?;
-                Replica { ledger, last_applied: meta.last_log_id, membership: meta.last_membership }
-            }
-            None => Replica { ledger: Ledger::new(), last_applied: None, membership: StoredMembership::default() },
-        };
+    /// Opens the state machine in `dir` from the store's last checkpoint; openraft then
+    /// re-applies the committed log after it.
+    pub fn open(dir: &Path) -> io::Result<LedgerStore> {
+        std::fs::create_dir_all(dir)?;
+        if dir.join(FORMER_SNAPSHOT_FILE).exists() {
+            return Err(invalid(format!(
+                "{} holds a ledger in the format before the store (a single snapshot file); this build \
+                 reads only the store: start this node from an empty data directory",
+                dir.display()
+            )));
+        }
+        // A load that a crash interrupted: the leader sends the snapshot again.
+        let incoming = dir.join(INCOMING_STORE_FILE);
+        if incoming.exists() {
+            std::fs::remove_file(&incoming)?;
+        }
+        let store = Store::open(&dir.join(STORE_FILE))?;
+        let replica = replica_of(&store)?;
+        let durable_snapshot = DurableSnapshot::new(replica.last_applied.map(|log_id| log_id.index));
+        let replica = Arc::new(RwLock::new(replica));
+        let store = Arc::new(RwLock::new(store));
+        let generation = Arc::new(AtomicU64::new(0));
+        let failure = Arc::new(std::sync::OnceLock::new());
+        let checkpoints = Checkpoints::start(Shared {
+            replica: replica.clone(),
+            store: store.clone(),
+            durable_snapshot: durable_snapshot.clone(),
+            generation: generation.clone(),
+            failure: failure.clone(),
+        })?;
         let (applied, _) = broadcast::channel(APPLIED_NOTICES_BUFFER);
         Ok(LedgerStore {
-            replica: Arc::new(RwLock::new(replica)),
-            snapshot_dir: snapshot_dir.to_owned(),
+            replica,
+            dir: dir.to_owned(),
+            store,
+            checkpoints,
+            generation,
             applied,
             snapshots_installed: Arc::default(),
             installed_snapshot_index: Arc::default(),
             durable_snapshot,
-            failure: Arc::default(),
+            failure,
         })
     }
 
@@ -123,188 +197,90 @@ impl LedgerStore {
     }
 
     pub fn snapshots_installed(&self) -> u64 {
-        self.snapshots_installed.load(std::sync::atomic::Ordering::Relaxed)
+        self.snapshots_installed.load(Ordering::Relaxed)
     }
 
     /// How many snapshots were installed from a leader, and the last log index of the latest.
     /// Entries up to that index were never announced by an applied notice on this node.
     pub fn installed_snapshot(&self) -> (u64, u64) {
-        let count = self.snapshots_installed.load(std::sync::atomic::Ordering::Acquire);
-        (count, self.installed_snapshot_index.load(std::sync::atomic::Ordering::Acquire))
+        let count = self.snapshots_installed.load(Ordering::Acquire);
+        (count, self.installed_snapshot_index.load(Ordering::Acquire))
     }
 
     pub fn subscribe_applied(&self) -> broadcast::Receiver<AppliedEntry> {
         self.applied.subscribe()
     }
+
+    /// Makes everything applied so far durable in the store; answers where it stands.
+    pub async fn checkpoint_now(&self) -> io::Result<CheckpointMeta> {
+        self.checkpoints.now().await
+    }
+
+    /// A consistent view of the store's last checkpoint, for streaming it (a backup).
+    pub fn store_view(&self) -> io::Result<redb::ReadTransaction> {
+        self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner).view()
+    }
+
+    /// Where a store received from the leader is loaded (`peer_api`'s snapshot route).
+    pub fn incoming_store_path(&self) -> PathBuf {
+        self.dir.join(INCOMING_STORE_FILE)
+    }
 }
 
-fn decode_ledger(bytes: &[u8]) -> io::Result<Ledger> {
-    let ledger: Ledger = bincode::deserialize(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    ledger.check_invariants().map_err(|violation| io::Error::new(io::ErrorKind::InvalidData, violation))?;
-    Ok(ledger)
-}
-
-fn read_snapshot_file(dir: &Path) -> io::Result<Option<(SnapshotMetaOf, Vec<u8>)>> {
-    let bytes = match fs::read(dir.join(SNAPSHOT_FILE)) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
-    };
-    if bytes.len() < 4 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot file too short"));
-    }
-    let crc = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes"));
-    if crc32fast::hash(&bytes[4..]) != crc {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot file fails its checksum"));
-    }
-    let contents = bincode::deserialize(&bytes[4..]).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-    Ok(Some(contents))
-}
-
-/// A snapshot is flushed to disk in pieces of this size while it is written. One large flush at
-/// the end would queue ahead of the WAL's small fdatasyncs in the filesystem journal and stall
-/// every write for its whole duration (measured: single-writer latency spikes of ~270 ms).
-const SNAPSHOT_SYNC_CHUNK_BYTES: usize = 4 * 1024 * 1024;
-
-/// Snapshot writes one at a time: a build finishing on its own thread can overlap the install
-/// of a newer snapshot from the leader, and both use the same temp file.
-static SNAPSHOT_WRITES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// The metadata of the snapshot on disk, read without the (possibly large) ledger; `None` when
-/// there is none or it does not decode (it is then replaced).
-fn read_snapshot_meta(dir: &Path) -> io::Result<Option<SnapshotMetaOf>> {
-    let file = match File::open(dir.join(SNAPSHOT_FILE)) {
-        Ok(file) => file,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(error),
-    };
-    let mut reader = io::BufReader::new(file);
-    let mut crc = [0u8; 4];
-    if io::Read::read_exact(&mut reader, &mut crc).is_err() {
-        return Ok(None);
-    }
-    Ok(bincode::deserialize_from(reader).ok())
-}
-
-/// Writes the snapshot durably: temp file, fsync, rename, fsync the directory. A snapshot older
-/// than the one on disk is not written: after a newer snapshot was installed the log behind it is
-/// purged, and a node restarting from an older file would need entries that are gone (found by
-/// the long randomized fault run: a build that finished after an install overwrote it).
-fn write_snapshot_file(dir: &Path, meta: &SnapshotMetaOf, ledger_bytes: &[u8]) -> io::Result<()> {
-    let _one_at_a_time = SNAPSHOT_WRITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let index = |meta: &SnapshotMetaOf| meta.last_log_id.map(|log_id| log_id.index);
-    if let Some(existing) = read_snapshot_meta(dir)? {
-        if index(&existing) >= index(meta) {
-            tracing::info!(on_disk = ?existing.last_log_id, skipped = ?meta.last_log_id, "kept the newer snapshot on disk");
-            return Ok(());
-        }
-    }
-    let body = bincode::serialize(&(meta, ledger_bytes)).map_err(io::Error::other)?;
-    let tmp = dir.join(SNAPSHOT_TMP_FILE);
-    // The ledger holds reporters' identities: readable by the node's user only.
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-    file.write_all(&crc32fast::hash(&body).to_le_bytes())?;
-    for chunk in body.chunks(SNAPSHOT_SYNC_CHUNK_BYTES) {
-        file.write_all(chunk)?;
-        file.sync_data()?;
-    }
-    file.sync_all()?;
-    fs::rename(&tmp, dir.join(SNAPSHOT_FILE))?;
-    File::open(dir)?.sync_all()
-}
-
-/// Writes the snapshot file and tells the log store what is now on disk (or that it failed).
-fn write_snapshot_and_record(
+/// Makes `dir` start a new group from a backup stream: the store loaded and checked from
+/// `stream`, its checkpoint moved to `last_log_id` with the new group's `membership`. A node
+/// opened on it starts from that state with an empty log. Refuses a directory that already
+/// holds a store: restoring never overwrites a ledger.
+pub fn seed_store(
     dir: &Path,
-    meta: &SnapshotMetaOf,
-    ledger_bytes: &[u8],
-    durable_snapshot: &DurableSnapshot,
-) -> io::Result<()> {
-    match write_snapshot_file(dir, meta, ledger_bytes) {
-        Ok(()) => {
-            durable_snapshot.record_written(meta.last_log_id.map(|log_id| log_id.index));
-            Ok(())
-        }
-        Err(error) => {
-            durable_snapshot.record_failed(&error);
-            Err(error)
-        }
-    }
-}
-
-/// Makes `snapshot_dir` start a new group from a backup: a snapshot of `ledger_bytes` as of
-/// `last_log_id`, with the new group's `membership`. A node opened on it starts from that state
-/// with an empty log. Refuses a directory that already holds a snapshot: restoring never
-/// overwrites a ledger.
-pub fn seed_snapshot(
-    snapshot_dir: &Path,
-    ledger_bytes: &[u8],
+    stream: &mut impl io::Read,
     last_log_id: LogId,
     membership: openraft::Membership<NodeId, BasicNode>,
-) -> io::Result<()> {
-    fs::create_dir_all(snapshot_dir)?;
-    if snapshot_dir.join(SNAPSHOT_FILE).exists() {
-        return Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("{} already holds a snapshot", snapshot_dir.display()),
-        ));
+) -> io::Result<CheckpointMeta> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(STORE_FILE);
+    if path.exists() {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already holds a store", dir.display())));
     }
-    decode_ledger(ledger_bytes)?;
-    let meta = SnapshotMetaOf {
-        last_log_id: Some(last_log_id),
-        last_membership: StoredMembership::new(Some(last_log_id), membership),
-        snapshot_id: format!("restored-{}", last_log_id.index),
+    let incoming = dir.join(INCOMING_STORE_FILE);
+    let (_, core) = crate::store::stream::load_stream(stream, &incoming)?;
+    let meta = CheckpointMeta {
+        applied: Some(last_log_id),
+        membership: StoredMembership::new(Some(last_log_id), membership),
     };
-    write_snapshot_file(snapshot_dir, &meta, ledger_bytes)
+    Store::open(&incoming)?.write_checkpoint(&ledger::Changes::default(), &core, &meta)?;
+    std::fs::rename(&incoming, &path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(meta)
 }
 
-/// Builds a snapshot from a copy of the ledger taken under the read lock, so apply goes on
-/// while it is encoded and written.
+/// Builds a snapshot: a checkpoint of everything applied, by the checkpoint thread.
 pub struct LedgerSnapshotBuilder {
-    ledger: Ledger,
-    meta: SnapshotMetaOf,
-    snapshot_dir: PathBuf,
-    durable_snapshot: DurableSnapshot,
+    checkpoints: Checkpoints,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for LedgerSnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let ledger = std::mem::take(&mut self.ledger);
-        let meta = self.meta.clone();
-        let dir = self.snapshot_dir.clone();
-        let durable_snapshot = self.durable_snapshot.clone();
-        let (done, written) = tokio::sync::oneshot::channel();
-        // A thread of its own at the lowest CPU priority: encoding a large ledger takes a
-        // core for a good fraction of a second, and on a busy machine that must not delay the
-        // threads that serve writes (measured: p999 write latency 55 ms → see benchmarks.md).
-        std::thread::Builder::new()
-            .name("snapshot".into())
-            .spawn(move || {
-                lower_this_thread_priority();
-                let result = bincode::serialize(&ledger).map_err(io::Error::other).and_then(|bytes| {
-                    write_snapshot_and_record(&dir, &meta, &bytes, &durable_snapshot).map(|()| (meta, bytes))
-                });
-                let _ = done.send(result);
-            })
-            .map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, e))?;
-        let written =
-            written.await.map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, io::Error::other(e)))?;
-        let (meta, bytes) = written.map_err(|e| snapshot_error(Some(&self.meta), ErrorVerb::Write, e))?;
-        tracing::info!(last_log_id = ?meta.last_log_id, bytes = bytes.len(), "snapshot written");
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+        let checkpoint = self.checkpoints.now().await.map_err(|e| snapshot_error(None, ErrorVerb::Write, e))?;
+        let meta = snapshot_meta(&checkpoint);
+        tracing::info!(last_log_id = ?meta.last_log_id, "snapshot: the store is durable at the applied index");
+        Ok(Snapshot { meta, snapshot: Box::new(SnapshotData::InStore) })
     }
 }
 
-/// Nice level of the snapshot thread: the lowest priority Linux offers.
-const SNAPSHOT_THREAD_NICE: i32 = 19;
+/// Nice level of the checkpoint thread: the lowest priority Linux offers.
+const CHECKPOINT_THREAD_NICE: i32 = 19;
 
+/// Runs the calling thread at the lowest CPU priority: writing a checkpoint takes a core for a
+/// good fraction of a second, and on a busy machine that must not delay the threads that serve
+/// writes.
 #[allow(unsafe_code)]
-fn lower_this_thread_priority() {
+pub(super) fn lower_this_thread_priority() {
     // SAFETY: setpriority(2) on the calling thread (tid from gettid), no memory is shared.
     // On Linux, PRIO_PROCESS with a thread id sets that thread's nice value only.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, SNAPSHOT_THREAD_NICE);
+        libc::setpriority(libc::PRIO_PROCESS, tid, CHECKPOINT_THREAD_NICE);
     }
 }
 
@@ -324,16 +300,24 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
         if let Some(failure) = self.failure() {
             return Err(apply_error(failure));
         }
+        // Back pressure: the changes in memory stay below their bound while a checkpoint writes.
+        while self.read().ledger.open_changes() >= CHECKPOINT_CHANGES_MAX {
+            self.checkpoints.due();
+            self.checkpoints.next_seal().await;
+            if let Some(failure) = self.failure() {
+                return Err(apply_error(failure));
+            }
+        }
         let mut responses = Vec::new();
         let mut notices = Vec::new();
-        {
+        let open_changes = {
             let mut replica = self.write();
             for entry in entries {
                 let index = entry.log_id.index;
                 // Nothing from outside the group can make `apply` panic (every check on a
-                // command is a `Rejection`); should a bug do it anyway, the replica stops here
-                // and says so, instead of a poisoned lock that hangs every reader while the
-                // health checks say ok.
+                // command is a `Rejection`); should a bug or a failed store read do it anyway,
+                // the replica stops here and says so, instead of a poisoned lock that hangs
+                // every reader while the health checks say ok.
                 let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     apply_entry(&mut replica, entry, self.applied.receiver_count() > 0)
                 }));
@@ -355,6 +339,10 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
                     }
                 }
             }
+            replica.ledger.open_changes()
+        };
+        if open_changes >= CHECKPOINT_CHANGES {
+            self.checkpoints.due();
         }
         // Side effects after the state changed: nobody waits on a subscriber here.
         for notice in notices {
@@ -364,64 +352,85 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // A failed replica stops applying, so openraft asks for no snapshot of it.
-        let started = std::time::Instant::now();
-        let replica = self.read();
-        let last_log_id = replica.last_applied;
-        let snapshot_id = match last_log_id {
-            Some(log_id) => format!("{}-{}", log_id.leader_id, log_id.index),
-            None => "empty".to_owned(),
+        LedgerSnapshotBuilder { checkpoints: self.checkpoints.clone() }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapshotData>, StorageError> {
+        // Snapshots arrive whole, streamed by the network into a store of their own
+        // (`snapshot_transfer`); openraft's chunked transfer is not used, so what this answers
+        // is only a place for the caller to put the snapshot it has.
+        Ok(Box::new(SnapshotData::InStore))
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf, snapshot: Box<SnapshotData>) -> Result<(), StorageError> {
+        let received = match *snapshot {
+            SnapshotData::Received(path) => Ok(path),
+            // Another state machine's view in this process (openraft's storage suite): streamed
+            // through a file as it would be over the network.
+            SnapshotData::View(view) => self.receive_view(&view),
+            SnapshotData::InStore => Err(io::Error::other("nothing was received to install")),
         };
-        let ledger = replica.ledger.clone();
-        tracing::info!(copy_ms = started.elapsed().as_millis() as u64, "ledger copied for a snapshot");
-        LedgerSnapshotBuilder {
-            ledger,
-            meta: SnapshotMeta { last_log_id, last_membership: replica.membership.clone(), snapshot_id },
-            snapshot_dir: self.snapshot_dir.clone(),
-            durable_snapshot: self.durable_snapshot.clone(),
-        }
-    }
-
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
-    }
-
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMetaOf,
-        snapshot: Box<Cursor<Vec<u8>>>,
-    ) -> Result<(), StorageError> {
-        let bytes = snapshot.into_inner();
-        let ledger = decode_ledger(&bytes).map_err(|error| {
+        let installed = received.and_then(|path| self.swap_in(meta, &path));
+        if let Err(error) = &installed {
             // The log store may already be waiting for this snapshot before it purges.
-            self.durable_snapshot.record_failed(&error);
-            snapshot_error(Some(meta), ErrorVerb::Read, error)
-        })?;
-        let dir = self.snapshot_dir.clone();
-        let file_meta = meta.clone();
-        let durable_snapshot = self.durable_snapshot.clone();
-        tokio::task::spawn_blocking(move || write_snapshot_and_record(&dir, &file_meta, &bytes, &durable_snapshot))
-            .await
-            .map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, io::Error::other(e)))?
-            .map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, e))?;
-        let mut replica = self.write();
-        replica.ledger = ledger;
-        replica.last_applied = meta.last_log_id;
-        replica.membership = meta.last_membership.clone();
-        let index = meta.last_log_id.map_or(0, |log_id| log_id.index);
-        self.installed_snapshot_index.store(index, std::sync::atomic::Ordering::Release);
-        self.snapshots_installed.fetch_add(1, std::sync::atomic::Ordering::Release);
-        tracing::info!(last_log_id = ?meta.last_log_id, "installed a snapshot from the leader");
-        Ok(())
+            self.durable_snapshot.record_failed(error);
+        }
+        installed.map_err(|e| snapshot_error(Some(meta), ErrorVerb::Write, e))
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let dir = self.snapshot_dir.clone();
-        let stored = tokio::task::spawn_blocking(move || read_snapshot_file(&dir))
-            .await
-            .map_err(|e| snapshot_error(None, ErrorVerb::Read, io::Error::other(e)))?
-            .map_err(|e| snapshot_error(None, ErrorVerb::Read, e))?;
-        Ok(stored.map(|(meta, bytes)| Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) }))
+        let view = self.store_view().map_err(|e| snapshot_error(None, ErrorVerb::Read, e))?;
+        let checkpoint = crate::store::read_checkpoint(&view).map_err(|e| snapshot_error(None, ErrorVerb::Read, e))?;
+        Ok(checkpoint.map(|(checkpoint, _)| Snapshot {
+            meta: snapshot_meta(&checkpoint),
+            snapshot: Box::new(SnapshotData::View(view)),
+        }))
+    }
+}
+
+impl LedgerStore {
+    /// Loads another store's view into this one's incoming store, through a stream file.
+    fn receive_view(&self, view: &redb::ReadTransaction) -> io::Result<PathBuf> {
+        let stream_path = self.dir.join("incoming.stream");
+        let mut file = io::BufWriter::new(std::fs::File::create(&stream_path)?);
+        crate::store::stream::write_stream(view, &mut file)?;
+        file.flush()?;
+        drop(file);
+        let incoming = self.incoming_store_path();
+        let _ = std::fs::remove_file(&incoming);
+        let loaded = crate::store::stream::load_file(&stream_path, &incoming);
+        std::fs::remove_file(&stream_path)?;
+        loaded.map(|_| incoming)
+    }
+
+    /// Replaces the store with one received from the leader, and the ledger with the one it
+    /// holds. No checkpoint writes meanwhile; one sealed before belongs to the old ledger.
+    fn swap_in(&self, meta: &SnapshotMetaOf, received: &Path) -> io::Result<()> {
+        let _no_checkpoint = self.checkpoints.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let path = self.dir.join(STORE_FILE);
+        let (checkpoint, _) = Store::open(received)?
+            .last_checkpoint()?
+            .ok_or_else(|| invalid("a received store without a checkpoint"))?;
+        if checkpoint.applied != meta.last_log_id {
+            return Err(invalid(format!(
+                "the received store stands at {:?}, the snapshot at {:?}",
+                checkpoint.applied, meta.last_log_id
+            )));
+        }
+        std::fs::rename(received, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        let store = Store::open(&path)?;
+        let replica = replica_of(&store)?;
+        let mut current = self.write();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        *current = replica;
+        *self.store.write().unwrap_or_else(std::sync::PoisonError::into_inner) = store;
+        let index = meta.last_log_id.map_or(0, |log_id| log_id.index);
+        self.durable_snapshot.record_written(Some(index));
+        self.installed_snapshot_index.store(index, Ordering::Release);
+        self.snapshots_installed.fetch_add(1, Ordering::Release);
+        tracing::info!(last_log_id = ?meta.last_log_id, "installed a snapshot from the leader");
+        Ok(())
     }
 }
 
@@ -453,33 +462,8 @@ fn apply_error(failure: &str) -> StorageError {
 }
 
 #[cfg(test)]
-mod snapshot_file_tests {
+mod tests {
     use super::*;
-
-    fn meta(index: u64) -> SnapshotMetaOf {
-        SnapshotMetaOf {
-            last_log_id: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index)),
-            last_membership: StoredMembership::default(),
-            snapshot_id: format!("s{index}"),
-        }
-    }
-
-    #[test]
-    fn an_older_snapshot_never_replaces_a_newer_one_on_disk() {
-        let dir = tempfile::tempdir().expect("dir");
-        write_snapshot_file(dir.path(), &meta(20), b"newer").expect("write");
-        // A build that started before the install of index 20 finishes after it.
-        write_snapshot_file(dir.path(), &meta(10), b"older").expect("write");
-        let (on_disk, bytes) = read_snapshot_file(dir.path()).expect("read").expect("a snapshot");
-        assert_eq!((on_disk.last_log_id.map(|l| l.index), bytes.as_slice()), (Some(20), b"newer".as_slice()));
-        write_snapshot_file(dir.path(), &meta(30), b"newest").expect("write");
-        let (on_disk, _) = read_snapshot_file(dir.path()).expect("read").expect("a snapshot");
-        assert_eq!(on_disk.last_log_id.map(|l| l.index), Some(30));
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &fs::metadata(dir.path().join(SNAPSHOT_FILE)).unwrap().permissions(),
-        );
-        assert_eq!(mode & 0o777, 0o600, "the ledger is readable by the node's user only");
-    }
 
     #[tokio::test]
     async fn a_panic_in_apply_stops_the_replica_and_says_why_instead_of_poisoning_it() {
@@ -512,19 +496,5 @@ mod snapshot_file_tests {
         assert_eq!(store.read().ledger.task_count(), 0, "readers are not poisoned");
         let next = Entry { log_id: log_id(2), payload: EntryPayload::Blank };
         assert!(store.apply(vec![next]).await.is_err(), "nothing is applied after it");
-    }
-
-    #[test]
-    fn a_snapshot_that_breaks_the_ledgers_invariants_is_refused_with_the_reason() {
-        let dir = tempfile::tempdir().expect("dir");
-        let error = seed_snapshot(
-            dir.path(),
-            &Ledger::broken_for_tests(),
-            openraft::LogId::new(openraft::CommittedLeaderId::new(0, 0), 5),
-            openraft::Membership::new(vec![std::collections::BTreeSet::from([1])], ()),
-        )
-        .expect_err("refused");
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-        assert!(error.to_string().contains("a completed task has an assignee"), "{error}");
     }
 }

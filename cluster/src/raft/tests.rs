@@ -163,6 +163,22 @@ async fn state_machine_and_log_of_ten_entries() -> (TempDir, LedgerStore, LogSto
     (dir, state_machine, log)
 }
 
+/// A store as the network leaves it for the state machine to install: loaded, with a
+/// checkpoint of an empty ledger at the snapshot's index.
+fn received_store(
+    state_machine: &LedgerStore,
+    meta: &openraft::SnapshotMeta<NodeId, openraft::BasicNode>,
+) -> state_machine::SnapshotData {
+    let path = state_machine.incoming_store_path();
+    let checkpoint = crate::store::CheckpointMeta {
+        applied: meta.last_log_id,
+        membership: meta.last_membership.clone(),
+    };
+    let store = crate::store::Store::open(&path).expect("incoming store");
+    store.write_checkpoint(&ledger::Changes::default(), &ledger::Ledger::new().encode_core(), &checkpoint).expect("checkpoint");
+    state_machine::SnapshotData::Received(path)
+}
+
 /// The metadata of a snapshot a leader sends, ending at `index`.
 fn leader_snapshot_meta(index: u64) -> openraft::SnapshotMeta<NodeId, openraft::BasicNode> {
     openraft::SnapshotMeta {
@@ -187,8 +203,8 @@ fn a_purge_waits_until_a_snapshot_on_disk_covers_it() {
         assert_eq!(log.get_log_state().await.expect("state").last_purged_log_id, None);
 
         let meta = leader_snapshot_meta(8);
-        let ledger = bincode::serialize(&ledger::Ledger::new()).expect("encode");
-        state_machine.install_snapshot(&meta, Box::new(std::io::Cursor::new(ledger))).await.expect("install");
+        let received = received_store(&state_machine, &meta);
+        state_machine.install_snapshot(&meta, Box::new(received)).await.expect("install");
         tokio::time::timeout(std::time::Duration::from_secs(10), purge)
             .await
             .expect("the purge goes on once the snapshot is durable")
@@ -205,7 +221,9 @@ fn a_purge_waiting_for_a_snapshot_fails_when_the_snapshot_cannot_be_installed() 
         let mut purging = log.clone();
         let purge = tokio::spawn(async move { purging.purge(log_id(1, 1, 8)).await });
         let meta = leader_snapshot_meta(8);
-        let garbled = Box::new(std::io::Cursor::new(vec![0xff; 16]));
+        let path = state_machine.incoming_store_path();
+        std::fs::write(&path, vec![0xff; 16]).expect("garbled store");
+        let garbled = Box::new(state_machine::SnapshotData::Received(path));
         assert!(state_machine.install_snapshot(&meta, garbled).await.is_err());
         let outcome = tokio::time::timeout(std::time::Duration::from_secs(10), purge).await.expect("no hang");
         assert!(outcome.expect("task").is_err(), "RaftCore hears of the failure instead of waiting forever");

@@ -308,7 +308,7 @@ pub struct ClusterView {
     pub digest: Option<String>,
     /// Tasks in the ledger at `applied_index`; given with the digest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task_count: Option<usize>,
+    pub task_count: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

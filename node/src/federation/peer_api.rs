@@ -254,7 +254,7 @@ async fn status(State(state): State<AppState>, headers: HeaderMap, body: Body) -
         .iter()
         .filter_map(|forward| replica.ledger.received_task(*forward))
         .filter(|task| task.received.as_ref().is_some_and(|r| r.from_group == peer))
-        .filter_map(StatusReport::of)
+        .filter_map(|task| StatusReport::of(&task))
         .collect();
     Json(StatusResponse { reports }).into_response()
 }

@@ -85,7 +85,7 @@ pub async fn push(state: AppState, shutdown: CancellationToken) {
             }
             let reports: Vec<StatusReport> = {
                 let replica = state.store.read();
-                tasks.iter().filter_map(|id| replica.ledger.task(*id)).filter_map(StatusReport::of).collect()
+                tasks.iter().filter_map(|id| replica.ledger.task(*id)).filter_map(|task| StatusReport::of(&task)).collect()
             };
             busy.insert(group);
             let (state, preferred) = (state.clone(), preferred.clone());
@@ -195,7 +195,7 @@ impl OpenHandovers {
         let replica = state.store.read();
         self.by_task.clear();
         for task in replica.ledger.handed_over_tasks() {
-            self.note(task);
+            self.note(&task);
         }
         self.rebuilt_at_index = replica.last_applied.map_or(0, |log_id| log_id.index);
         self.stale = false;
@@ -228,8 +228,8 @@ fn newer_than_known(state: &AppState, asked: &[ForwardId], reports: Vec<StatusRe
             replica
                 .ledger
                 .sent_task(report.forward)
-                .and_then(|t| t.remote.as_ref())
-                .is_some_and(|r| report.version > r.mirrored_version)
+                .and_then(|t| t.remote.as_ref().map(|r| r.mirrored_version))
+                .is_some_and(|mirrored| report.version > mirrored)
         })
         .collect()
 }

@@ -66,7 +66,7 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
     let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut open_total = 0usize;
     for task in replica.ledger.tasks_newest_first(None) {
-        if task.handling.state.is_terminal() || !access::can_see(&watcher.actor, task) {
+        if task.handling.state.is_terminal() || !access::can_see(&watcher.actor, &task) {
             continue;
         }
         if !watcher.key().sees(task.origin_bureau, task.handling.assignee_bureau, &task.handling.escalated_to) {
@@ -80,7 +80,7 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
             entry.1 += u64::from(overdue);
         }
         if tasks.len() < SNAPSHOT_TASKS_MAX {
-            tasks.push(task_json(task));
+            tasks.push(task_json(&task));
         }
     }
     drop(replica);

@@ -103,7 +103,7 @@ fn rebuild(store: &LedgerStore) -> (Book, u64) {
     let replica = store.read();
     let mut book = Book::new();
     for task in replica.ledger.tasks_newest_first(None) {
-        book.update(task);
+        book.update(&task);
     }
     (book, replica.last_applied.map_or(0, |log_id| log_id.index))
 }

@@ -157,7 +157,7 @@ fn figures_of_a_known_ledger_are_exact() {
     // The book kept entry by entry equals one built from the final ledger.
     let mut rebuilt = Book::new();
     for task in w.ledger.tasks_newest_first(None) {
-        rebuilt.update(task);
+        rebuilt.update(&task);
     }
     assert_eq!(
         rebuilt.report(code("440000"), day, day + 1, Breakdown::Week, now),

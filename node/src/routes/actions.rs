@@ -101,7 +101,7 @@ pub async fn act(
         let task = parse_task_id(&id)?;
         // A task the caller cannot see answers exactly like a missing one, before anything of
         // it is read to prepare the action (its region, origin, kind or pause state).
-        let visible = state.store.read().ledger.task(task).is_some_and(|found| access::can_see(actor, found));
+        let visible = state.store.read().ledger.task(task).is_some_and(|found| access::can_see(actor, &found));
         if !visible {
             return Err(ledger::Rejection::TaskNotFound(task).into());
         }
@@ -205,7 +205,7 @@ fn resume(state: &AppState, task: TaskId, stamp_ms: u64) -> Result<Transition, A
         return Err(ledger::conflict(ledger::ConflictCode::NotPaused, "the completion clock is not paused").into());
     };
     let new_complete_deadline_ms =
-        resumed_deadline_ms(&state.deadlines, &state.calendar, current, deadline_ms, paused_since_ms, stamp_ms)
+        resumed_deadline_ms(&state.deadlines, &state.calendar, &current, deadline_ms, paused_since_ms, stamp_ms)
             .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
     Ok(Transition::Resume { new_complete_deadline_ms })
 }
@@ -236,7 +236,7 @@ fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u
         (Some(ack), Some(complete)) => (ack, complete),
         (ack, complete) => {
             let (ack_default, complete_default) =
-                default_deadlines_ms(&state.deadlines, &state.calendar, current, stamp_ms)
+                default_deadlines_ms(&state.deadlines, &state.calendar, &current, stamp_ms)
                     .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
             (ack.unwrap_or(ack_default), complete.unwrap_or(complete_default))
         }

@@ -1,11 +1,12 @@
 //! `GET /admin/v1/backup` (`xietong admin backup`): the group's ledger as a backup file
-//! (`cluster::backup`), taken while the group serves. The read is linearizable, so the file
-//! holds every write acknowledged before the request; platform operators' tokens only.
+//! (`cluster::backup`), streamed from the store while the group serves. The read is
+//! linearizable and a checkpoint makes it durable first, so the file holds every write
+//! acknowledged before the request; platform operators' tokens only.
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use cluster::backup::Backup;
+use cluster::backup;
 
 use crate::api::ApiError;
 use crate::read_path::{barrier, Consistency};
@@ -37,26 +38,60 @@ pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Respon
     let answer = async {
         let admin = state.users.authenticate_admin(&headers)?.to_owned();
         barrier(&state, Consistency::Linearizable).await?;
-        // Copy under the read lock (milliseconds); encode outside it, so apply goes on.
-        let (ledger, applied) = {
-            let replica = state.store.read();
-            (replica.ledger.clone(), replica.last_applied)
-        };
-        let applied = applied.ok_or_else(|| ApiError::Unavailable {
-            code: "no_leader",
-            message: "this group has applied nothing yet".into(),
-        })?;
-        let group = state.group_bureau.to_string();
+        // Everything applied (so every write acknowledged before the request) made durable in
+        // the store, then streamed from a consistent view of it while the group goes on.
+        state.store.checkpoint_now().await.map_err(|e| ApiError::Internal(format!("checkpointing the ledger: {e}")))?;
+        let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
         let taken_at_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as u64);
-        let backup = tokio::task::spawn_blocking(move || {
-            Backup::of(&ledger, group, applied.index, applied.leader_id.term, taken_at_ms)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(format!("encoding the backup: {e}")))?;
-        tracing::info!(%admin, applied_index = applied.index, digest = %backup.header.digest, "backup taken");
-        Ok::<_, ApiError>(([(header::CONTENT_TYPE, "application/octet-stream")], backup.encode()).into_response())
+        let header = backup::header_of(&view, state.group_bureau.to_string(), taken_at_ms).map_err(|e| {
+            ApiError::Unavailable { code: "no_leader", message: format!("this group has nothing to back up yet: {e}") }
+        })?;
+        tracing::info!(%admin, applied_index = header.applied_index, digest = %header.digest, "backup taken");
+        let (chunks, body) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(BACKUP_CHUNKS_IN_FLIGHT);
+        std::thread::Builder::new()
+            .name("backup".into())
+            .spawn(move || {
+                let mut out = ChunkSender { chunk: Vec::new(), chunks };
+                if let Err(error) = backup::write_backup(&header, &view, &mut out).and_then(|()| std::io::Write::flush(&mut out)) {
+                    tracing::warn!(%error, "a backup stream broke off");
+                    let _ = out.chunks.blocking_send(Err(error));
+                }
+            })
+            .map_err(|e| ApiError::Internal(format!("starting the backup: {e}")))?;
+        let stream = futures_util::stream::unfold(body, |mut body| async move { body.recv().await.map(|chunk| (chunk, body)) });
+        Ok::<_, ApiError>(
+            ([(header::CONTENT_TYPE, "application/octet-stream")], axum::body::Body::from_stream(stream)).into_response(),
+        )
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Bytes per chunk of a backup on the wire, and chunks in flight: the file never sits in memory.
+const BACKUP_CHUNK_BYTES: usize = 1024 * 1024;
+const BACKUP_CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Writes a backup into the response in chunks, from the thread that reads the store.
+struct ChunkSender {
+    chunk: Vec<u8>,
+    chunks: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+}
+
+impl std::io::Write for ChunkSender {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.chunk.extend_from_slice(bytes);
+        if self.chunk.len() >= BACKUP_CHUNK_BYTES {
+            self.flush()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::take(&mut self.chunk);
+        self.chunks.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
+    }
 }

@@ -66,10 +66,9 @@ pub fn view(state: &AppState) -> ClusterView {
 }
 
 /// The digest, the applied index it belongs to and the task count, all of one state. The
-/// ledger is copied under the read lock (its tasks are shared, not copied) and encoded and
-/// hashed after it is released, so `apply` never waits on the encoding; one caller computes
-/// while the others wait for its answer.
-async fn digest(state: &AppState) -> (Option<u64>, String, usize) {
+/// ledger's core (whose records digest stands for every record) is encoded under the read lock
+/// and hashed after it is released; one caller computes while the others wait for its answer.
+async fn digest(state: &AppState) -> (Option<u64>, String, u64) {
     let mut cache = state.digest_cache.lock().await;
     let (applied, ledger) = {
         let replica = state.store.read();
@@ -77,10 +76,10 @@ async fn digest(state: &AppState) -> (Option<u64>, String, usize) {
         if let Some(cached) = cache.as_ref().filter(|cached| cached.applied == applied) {
             return (applied, cached.digest.clone(), cached.task_count);
         }
-        (applied, replica.ledger.clone())
+        (applied, (replica.ledger.encode_core(), replica.ledger.task_count()))
     };
-    let task_count = ledger.task_count();
-    match tokio::task::spawn_blocking(move || ledger.digest()).await {
+    let (core, task_count) = ledger;
+    match tokio::task::spawn_blocking(move || ledger::Ledger::digest_of_core(&core)).await {
         Ok(digest) => {
             *cache = Some(DigestAtIndex { applied, digest: digest.clone(), task_count });
             (applied, digest, task_count)

@@ -45,7 +45,7 @@ pub async fn escalations(State(state): State<AppState>, headers: HeaderMap, RawQ
         let replica = state.store.read();
         for task in replica.ledger.tasks_newest_first(None) {
             let Some(assignee) = task.handling.assignee_bureau else { continue };
-            if !access::can_see(&user.actor, task) || !regions.is_within(assignee, root) {
+            if !access::can_see(&user.actor, &task) || !regions.is_within(assignee, root) {
                 continue;
             }
             let entry = by_bureau.entry(assignee).or_default();

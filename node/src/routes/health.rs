@@ -56,6 +56,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     t.raft_applied_index.set(as_i64(applied));
     t.raft_apply_lag.set(as_i64(committed.saturating_sub(applied)));
     t.raft_purged_index.set(as_i64(raft.purged.map_or(0, |l| l.index)));
+    t.store_checkpoint_index.set(as_i64(state.store.durable_snapshot().index().unwrap_or(0)));
     Telemetry::set_counter(&t.snapshots_installed, state.store.snapshots_installed());
     t.console_connections.set(state.ws_connections.total() as i64);
     if let Some(rss) = resident_memory_bytes() {
@@ -71,6 +72,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     {
         let replica = state.store.read();
         Telemetry::set_counter(&t.commands_applied, replica.ledger.commands_applied());
+        t.store_open_changes.set(replica.ledger.open_changes() as i64);
         t.outbox_messages.set(replica.ledger.outbox_len() as i64);
         t.outbox_stuck_messages.set(replica.ledger.outbox().filter(|entry| entry.stuck_flagged).count() as i64);
         let oldest = replica.ledger.outbox().map(|entry| entry.committed_ms).min();

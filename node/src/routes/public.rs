@@ -138,7 +138,7 @@ pub async fn results(State(state): State<AppState>, peer: Peer, headers: HeaderM
                 break;
             }
             last_seen = Some(task.id.0);
-            let Some(result) = PublicResult::of(task) else { continue };
+            let Some(result) = PublicResult::of(&task) else { continue };
             if uscc.as_ref().is_some_and(|u| result.uscc.as_ref() != Some(u))
                 || query.campaign.is_some_and(|c| c != result.campaign)
             {

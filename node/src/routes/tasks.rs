@@ -1,5 +1,7 @@
 //! Task routes: create, list and read tasks (acting on one is `actions`).
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -116,7 +118,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
         let regions = Regions::get();
         let in_bureau = |code: BureauCode| bureau.is_none_or(|b| regions.is_within(code, b));
         let replica = state.store.read();
-        let matches = |task: &&Task| {
+        let matches = |task: &Arc<Task>| {
             access::can_see(&user.actor, task)
                 && (in_bureau(task.origin_bureau) || task.handling.assignee_bureau.is_some_and(in_bureau))
                 && states.as_ref().is_none_or(|s| s.contains(&task.handling.state))
@@ -126,7 +128,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
         if by_time_left {
             // Tasks whose clock runs, least time left (most overdue) first. A full scan and
             // sort per request: fine for one centre's open tasks; an index comes with scale.
-            let mut running: Vec<(u64, u64, &Task)> = replica
+            let mut running: Vec<(u64, u64, Arc<Task>)> = replica
                 .ledger
                 .tasks_newest_first(None)
                 .filter(matches)
@@ -149,7 +151,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
                 next_cursor = tasks.last().map(|t: &api::TaskJson| t.id.to_string());
                 break;
             }
-            tasks.push(api::task_json(task));
+            tasks.push(api::task_json(&task));
         }
         Ok(Json(TaskPage { tasks, next_cursor }))
     };
@@ -184,7 +186,7 @@ pub async fn detail(
             .task(id)
             .filter(|task| access::can_see(&user.actor, task))
             .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
-        Ok::<_, ApiError>(Json(api::task_json(task)))
+        Ok::<_, ApiError>(Json(api::task_json(&task)))
     };
     match answer.await {
         Ok(task) => task.into_response(),

@@ -318,8 +318,7 @@ impl Ledger {
                 ack_deadline_ms,
                 complete_deadline_ms,
             );
-            let task = Arc::new(task);
-            self.insert_task(task.clone());
+            let task = self.insert_new_task(task);
             let mut team = inspection.inspectors.clone();
             team.sort();
             let uscc = inspection.subject.uscc.clone().expect("checked: every drawn entity has a USCC");
@@ -403,15 +402,16 @@ impl Ledger {
         let action = if note.is_some() { TaskAction::Withdraw } else { TaskAction::Publish };
         let task = self.task(task_id).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task_id))?;
         access::may_write(actor)?;
-        policy::open(task, action)?;
-        policy::may_take(actor, task, action)?;
+        policy::open(&task, action)?;
+        policy::may_take(actor, &task, action)?;
         let (action, text) = match note {
             None => (TimelineAction::Publish, String::new()),
             Some(note) => (TimelineAction::Withdraw, note.clone()),
         };
         task.timeline_has_room()?;
-        let shared = self.task_mut(task_id).expect("found above");
-        let task = Arc::make_mut(shared);
+        drop(task);
+        let mut checked_out = self.check_out(task_id).expect("found above");
+        let task = &mut checked_out.task;
         let record = task.inspection.as_mut().expect("an inspection task");
         match action {
             TimelineAction::Publish => record.published_at_ms = Some(stamp_ms),
@@ -419,6 +419,6 @@ impl Ledger {
         }
         let assignee = task.handling.assignee_bureau;
         task.push_entry(stamp_ms, actor, action, text, assignee);
-        Ok(Applied::of_task(shared.clone()))
+        Ok(Applied::of_task(self.check_in(checked_out)))
     }
 }

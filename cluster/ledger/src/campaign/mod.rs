@@ -451,7 +451,10 @@ pub enum ProgrammeAction {
 impl Programme {
     /// The programme's own invariants, and those between it and the tasks (`task` finds one by
     /// id): for `Ledger::check_invariants`, so a programme decoded from outside is checked too.
-    pub(crate) fn check<'a>(&self, task: impl Fn(TaskId) -> Option<&'a crate::task::Task>) -> Result<(), String> {
+    pub(crate) fn check(
+        &self,
+        task: impl Fn(TaskId) -> Option<std::sync::Arc<crate::task::Task>>,
+    ) -> Result<(), String> {
         macro_rules! ensure {
             ($condition:expr, $($reason:tt)+) => {
                 if !$condition {
@@ -491,7 +494,7 @@ impl Programme {
                     "campaign {id}'s draw has one task per inspection"
                 );
                 for task_id in &draw.tasks {
-                    let inspection = task(*task_id).and_then(|t| t.inspection.as_ref());
+                    let inspection = task(*task_id).and_then(|t| t.inspection.clone());
                     ensure!(
                         inspection.is_some_and(|i| i.campaign == *id),
                         "campaign {id}'s draw names task {task_id}, which is not its inspection"

@@ -1,6 +1,5 @@
 //! Registering a complaint and the steps of its decision, in the ledger.
 
-use std::sync::Arc;
 
 use super::*;
 use crate::access;
@@ -59,21 +58,18 @@ impl Ledger {
             accept_missed_deadline_ms: None,
             notify_missed_deadline_ms: None,
         });
-        let task = Arc::new(task);
-        self.reporters.insert(task.id, complaint.reporter.clone());
-        let previous = self.insert_task(task.clone());
-        assert!(previous.is_none(), "task ids are never reused");
-        Ok(Applied::of_task(task))
+        self.insert_reporter(task.id, complaint.reporter.clone());
+        Ok(Applied::of_task(self.insert_new_task(task)))
     }
 
     /// The reporter of a complaint, for the registering bureau's command centre only: not its
     /// superiors (a province sees its cities' complaints, not who made them).
-    pub fn reporter(&self, actor: &Actor, task: crate::task::TaskId) -> Result<&Reporter, Rejection> {
+    pub fn reporter(&self, actor: &Actor, task: crate::task::TaskId) -> Result<Reporter, Rejection> {
         let found = self.task(task).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task))?;
         if actor.role != Role::Command || found.origin_bureau != actor.bureau {
             return Err(Rejection::Forbidden("only the registering bureau's command centre sees who reported".into()));
         }
-        self.reporters.get(&task).ok_or(Rejection::TaskNotFound(task))
+        self.stored_reporter(task).ok_or(Rejection::TaskNotFound(task))
     }
 
     /// A decision on a complaint, or the telling of it, by the registering bureau.
@@ -89,12 +85,10 @@ impl Ledger {
         let action = step.action();
         validate::note(note, action.requires_note())?;
         // A task the actor cannot see answers as missing: nothing about it is told.
-        let shared = self
-            .task_mut(task_id)
-            .filter(|task| access::can_see(actor, task))
-            .ok_or(Rejection::TaskNotFound(task_id))?;
-        let state = policy::open(shared, action)?;
-        policy::may_take(actor, shared, action)?;
+        let shared =
+            self.task(task_id).filter(|task| access::can_see(actor, task)).ok_or(Rejection::TaskNotFound(task_id))?;
+        let state = policy::open(&shared, action)?;
+        policy::may_take(actor, &shared, action)?;
         shared.timeline_has_room()?;
         if let ComplaintStep::Decide { notify_deadline_ms, .. } = step {
             let real_name = shared.complaint.as_ref().is_some_and(|record| record.real_name);
@@ -110,7 +104,9 @@ impl Ledger {
             ComplaintStep::Decide { accept: false, .. } => TimelineAction::RefuseComplaint,
             ComplaintStep::NotifyReporter => TimelineAction::NotifyReporter,
         };
-        let task = Arc::make_mut(shared);
+        drop(shared);
+        let mut checked_out = self.check_out(task_id).expect("found above");
+        let task = &mut checked_out.task;
         let complaint = task.complaint.as_mut().expect("policy::open found the complaint record");
         match step {
             ComplaintStep::Decide { accept, notify_deadline_ms } => {
@@ -121,6 +117,6 @@ impl Ledger {
         }
         task.handling.state = state;
         task.push_entry(stamp_ms, actor, entry, note.to_owned(), None);
-        Ok(Applied::of_task(shared.clone()))
+        Ok(Applied::of_task(self.check_in(checked_out)))
     }
 }

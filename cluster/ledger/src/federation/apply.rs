@@ -28,8 +28,7 @@ impl Ledger {
         let seq = self.next_message_seq;
         if let Message::Handover(handover) = &message {
             assert_eq!(handover.forward.seq, seq, "a handover's forward id is its message number");
-            let previous = self.sent.insert(handover.forward, task);
-            assert!(previous.is_none(), "a forward id is used once");
+            self.insert_sent(handover.forward, task);
         }
         self.next_message_seq += 1;
         let entry = OutboxEntry { seq, to_group, task, message, committed_ms: stamp_ms, stuck_flagged: false };
@@ -51,19 +50,19 @@ impl Ledger {
         self.outbox.len()
     }
 
-    /// Tasks handed over from here, in forward order.
-    pub fn handed_over_tasks(&self) -> impl Iterator<Item = &Task> {
-        self.sent.values().filter_map(|id| self.task(*id))
+    /// Tasks handed over from here, newest first.
+    pub fn handed_over_tasks(&self) -> impl Iterator<Item = Arc<Task>> + '_ {
+        self.tasks_newest_first(None).filter(|task| task.remote.is_some())
     }
 
     /// The task here that was handed over as `forward`.
-    pub fn sent_task(&self, forward: ForwardId) -> Option<&Task> {
-        self.sent.get(&forward).and_then(|id| self.task(*id))
+    pub fn sent_task(&self, forward: ForwardId) -> Option<Arc<Task>> {
+        self.sent_id(forward).and_then(|id| self.task(id))
     }
 
     /// The task created here for a forward id, if it arrived.
-    pub fn received_task(&self, forward: ForwardId) -> Option<&Task> {
-        self.inbox.get(&forward).and_then(|id| self.task(*id))
+    pub fn received_task(&self, forward: ForwardId) -> Option<Arc<Task>> {
+        self.received_id(forward).and_then(|id| self.task(id))
     }
 
     /// Handles a delivery from the peer group `actor`: a handover creates the task once per
@@ -99,7 +98,7 @@ impl Ledger {
             )));
         }
         if let Some(task) = self.received_task(handover.forward) {
-            return Ok(Applied { replayed: true, ..Applied::of_task(Arc::new(task.clone())) });
+            return Ok(Applied { replayed: true, ..Applied::of_task(task) });
         }
         validate_handover(handover, actor.bureau, group, stamp_ms)?;
         let (relay_to, designate_by_ms) = match (handover.purpose, placement) {
@@ -192,18 +191,15 @@ impl Ledger {
             });
             task.push_entry(stamp_ms, actor, TimelineAction::Forward, String::new(), Some(next_group));
         }
-        let task = Arc::new(task);
-        self.inbox.insert(handover.forward, id);
-        let previous = self.insert_task(task.clone());
-        assert!(previous.is_none(), "task ids are never reused");
-        Ok(Applied::of_task(task))
+        self.insert_received(handover.forward, id);
+        Ok(Applied::of_task(self.insert_new_task(task)))
     }
 
     fn receive_instruction(&mut self, stamp_ms: u64, actor: &Actor, instruction: &Instruction) -> CommandResult {
-        let id = *self.inbox.get(&instruction.forward).ok_or_else(|| {
+        let id = self.received_id(instruction.forward).ok_or_else(|| {
             Rejection::NotYet(format!("forward {} has not arrived here; deliver it first", instruction.forward))
         })?;
-        let shared = self.task_mut(id).expect("the inbox names existing tasks");
+        let shared = self.task(id).expect("the inbox names existing tasks");
         let received = shared.received.clone().expect("a task in the inbox was received");
         if received.from_group != actor.bureau {
             return Err(Rejection::Forbidden(format!(
@@ -218,7 +214,7 @@ impl Ledger {
             )));
         }
         if instruction.number <= received.instructions_handled {
-            return Ok(Applied { replayed: true, ..Applied::of_task(shared.clone()) });
+            return Ok(Applied { replayed: true, ..Applied::of_task(shared) });
         }
         if instruction.number != received.instructions_handled + 1 {
             return Err(Rejection::NotYet(format!(
@@ -229,26 +225,14 @@ impl Ledger {
             )));
         }
         validate::note(&instruction.note, false)?;
+        drop(shared);
         // The counter moves even when the transition is refused below: the instruction is
         // handled (its refusal is the answer), and the next one must not wait for it.
-        Arc::make_mut(shared).received.as_mut().expect("received").instructions_handled += 1;
-        let from = shared.handling.state;
-        // The dispatcher's cancel wins over a completion that crossed it on the way.
-        let next = match (&instruction.transition, from) {
-            (Transition::Cancel, TaskState::Completed) => Some(TaskState::Cancelled),
-            (transition, from) => transition.action().next_state(from),
-        };
-        let next = next.ok_or_else(|| Rejection::IllegalTransition {
-            from,
-            action: instruction.transition.action().to_string(),
-        })?;
-        policy::records_allow(shared, instruction.transition.action())?;
-        shared.timeline_has_room()?;
-        // The sending group decided, for the bureau that dispatched; `sent_by` is only its word.
-        let dispatcher = Actor { user: actor.user.clone(), bureau: shared.origin_bureau, role: Role::Command };
-        let task = Arc::make_mut(shared);
-        task.record_transition(stamp_ms, &dispatcher, &instruction.note, &instruction.transition, next)?;
-        Ok(Applied::of_task(shared.clone()))
+        let mut checked_out = self.check_out(id).expect("found above");
+        checked_out.task.received.as_mut().expect("received").instructions_handled += 1;
+        let decided = take_instruction(&mut checked_out.task, stamp_ms, actor, instruction);
+        let task = self.check_in(checked_out);
+        decided.map(|()| Applied::of_task(task))
     }
 
     /// The origin's leader commits the target's answer to message `seq`.
@@ -264,22 +248,25 @@ impl Ledger {
             .ok_or_else(|| Rejection::NothingToRecord(format!("message {seq} is not waiting for a receipt")))?;
         if let (Message::Handover(handover), Some(_)) = (&entry.message, refusal) {
             // Instructions queued behind a refused handover have nowhere to go.
-            self.sent.remove(&handover.forward);
+            self.remove_sent(handover.forward);
             self.outbox.retain(|_, queued| queued.message.forward() != handover.forward);
         }
-        let shared = self.task_mut(entry.task).expect("outbox entries name existing tasks");
         let (action, note) = match (&entry.message, answer) {
             (Message::Handover(_), Receipt::Accepted(target_task)) => {
                 (TimelineAction::ForwardDelivered, format!("{}#{target_task}", entry.to_group))
             }
             (Message::Handover(_), Receipt::Refused(reason)) => (TimelineAction::ForwardRefused, truncate_note(reason)),
-            (Message::Instruction(_), Receipt::Accepted(_)) => return Ok(Applied::of_task(shared.clone())),
+            (Message::Instruction(_), Receipt::Accepted(_)) => {
+                let task = self.task(entry.task).expect("outbox entries name existing tasks");
+                return Ok(Applied::of_task(task));
+            }
             (Message::Instruction(instruction), Receipt::Refused(reason)) => (
                 TimelineAction::ForwardRefused,
                 truncate_note(&format!("{}: {reason}", instruction.transition.action())),
             ),
         };
-        let task = Arc::make_mut(shared);
+        let mut checked_out = self.check_out(entry.task).expect("outbox entries name existing tasks");
+        let task = &mut checked_out.task;
         match (&entry.message, answer) {
             (Message::Handover(_), Receipt::Accepted(target_task)) => {
                 task.remote.as_mut().expect("a handover's task tracks it").delivered = Some((*target_task, stamp_ms));
@@ -296,34 +283,33 @@ impl Ledger {
         if task.timeline.len() < TIMELINE_ENTRIES_MAX {
             task.push_entry(stamp_ms, actor, action, note, Some(entry.to_group));
         }
-        Ok(Applied::of_task(shared.clone()))
+        Ok(Applied::of_task(self.check_in(checked_out)))
     }
 
     /// The origin's leader alarms the console: message `seq` has waited too long.
     pub(crate) fn flag_stuck(&mut self, stamp_ms: u64, actor: &Actor, seq: u64) -> CommandResult {
         require_role(actor, Role::System, "flag stuck forwards")?;
-        let entry =
-            self.outbox.get_mut(&seq).filter(|entry| !entry.stuck_flagged).ok_or_else(|| {
-                Rejection::NothingToRecord(format!("message {seq} is not waiting or already flagged"))
-            })?;
-        entry.stuck_flagged = true;
+        let entry = self
+            .outbox
+            .get(&seq)
+            .filter(|entry| !entry.stuck_flagged)
+            .ok_or_else(|| Rejection::NothingToRecord(format!("message {seq} is not waiting or already flagged")))?;
         let (task_id, to_group) = (entry.task, entry.to_group);
-        let shared = self.task_mut(task_id).expect("outbox entries name existing tasks");
-        shared.timeline_has_room()?;
-        let task = Arc::make_mut(shared);
-        task.push_entry(stamp_ms, actor, TimelineAction::ForwardStuck, String::new(), Some(to_group));
-        Ok(Applied::of_task(shared.clone()))
+        self.task(task_id).expect("outbox entries name existing tasks").timeline_has_room()?;
+        self.outbox.get_mut(&seq).expect("found above").stuck_flagged = true;
+        let mut checked_out = self.check_out(task_id).expect("found above");
+        checked_out.task.push_entry(stamp_ms, actor, TimelineAction::ForwardStuck, String::new(), Some(to_group));
+        Ok(Applied::of_task(self.check_in(checked_out)))
     }
 
     /// A status report from the group a task was handed to: the tracking record takes the
     /// entries it lacks and, once the target has handled every instruction sent, its state.
     pub(crate) fn mirror(&mut self, stamp_ms: u64, actor: &Actor, report: &StatusReport) -> CommandResult {
         require_role(actor, Role::Peer, "report the status of forwarded tasks")?;
-        let id =
-            self.sent.get(&report.forward).copied().ok_or_else(|| {
-                Rejection::NothingToRecord(format!("no task here was handed over as {}", report.forward))
-            })?;
-        let shared = self.task_mut(id).expect("found above");
+        let id = self.sent_id(report.forward).ok_or_else(|| {
+            Rejection::NothingToRecord(format!("no task here was handed over as {}", report.forward))
+        })?;
+        let shared = self.task(id).expect("found above");
         let remote = shared.remote.clone().expect("found by its remote handling");
         if remote.to_group != actor.bureau {
             return Err(Rejection::Forbidden(format!(
@@ -342,8 +328,10 @@ impl Ledger {
             // receipt, the target could still refuse the handover and leave its report behind.
             return Err(Rejection::NotYet(format!("forward {} is not receipted here yet", remote.forward)));
         }
-        check_report(report, &remote, shared, stamp_ms)?;
-        let task = Arc::make_mut(shared);
+        check_report(report, &remote, &shared, stamp_ms)?;
+        drop(shared);
+        let mut checked_out = self.check_out(id).expect("found above");
+        let task = &mut checked_out.task;
         let remote = task.remote.as_mut().expect("checked above");
         let to_group = remote.to_group;
         let known = remote.mirrored_version;
@@ -385,8 +373,24 @@ impl Ledger {
             task.updated_at_ms = stamp_ms;
         }
         assert_eq!(task.version as usize, task.timeline.len(), "one timeline entry per version");
-        Ok(Applied::of_task(shared.clone()))
+        Ok(Applied::of_task(self.check_in(checked_out)))
     }
+}
+
+/// Takes a dispatcher's instruction on a task received for a dispatch, whose counter has moved.
+fn take_instruction(task: &mut Task, stamp_ms: u64, actor: &Actor, instruction: &Instruction) -> Result<(), Rejection> {
+    let from = task.handling.state;
+    // The dispatcher's cancel wins over a completion that crossed it on the way.
+    let next = match (&instruction.transition, from) {
+        (Transition::Cancel, TaskState::Completed) => Some(TaskState::Cancelled),
+        (transition, from) => transition.action().next_state(from),
+    };
+    let next = next.ok_or_else(|| Rejection::IllegalTransition { from, action: instruction.transition.action().to_string() })?;
+    policy::records_allow(task, instruction.transition.action())?;
+    task.timeline_has_room()?;
+    // The sending group decided, for the bureau that dispatched; `sent_by` is only its word.
+    let dispatcher = Actor { user: actor.user.clone(), bureau: task.origin_bureau, role: Role::Command };
+    task.record_transition(stamp_ms, &dispatcher, &instruction.note, &instruction.transition, next)
 }
 
 fn truncate_note(text: &str) -> String {

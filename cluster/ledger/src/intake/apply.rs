@@ -50,7 +50,7 @@ impl Ledger {
         self.expire_seen(stamp_ms);
         let seen_key: SeenKey = (actor.user.clone(), signal.source_id.clone());
         if let Some((id, _)) = self.intake_seen.get(&seen_key) {
-            let task = self.task_arc(*id).expect("seen signals name existing tasks");
+            let task = self.task(*id).expect("seen signals name existing tasks");
             return Ok(Applied { replayed: true, ..Applied::of_task(task) });
         }
         let group: GroupKey = (actor.user.clone(), signal.group_key);
@@ -74,11 +74,8 @@ impl Ledger {
                     evidence: signal.evidence.clone(),
                     last_source_id: signal.source_id.clone(),
                 });
-                let task = Arc::new(task);
                 self.intake_groups.insert(group, task.id);
-                let previous = self.insert_task(task.clone());
-                assert!(previous.is_none(), "task ids are never reused");
-                task
+                self.insert_new_task(task)
             }
         };
         self.remember_seen(seen_key, task.id, stamp_ms);
@@ -86,8 +83,8 @@ impl Ledger {
     }
 
     fn merge_signal(&mut self, stamp_ms: u64, actor: &Actor, id: TaskId, signal: &Signal) -> Arc<Task> {
-        let shared = self.task_mut(id).expect("checked by the caller");
-        let task = Arc::make_mut(shared);
+        let mut checked_out = self.check_out(id).expect("checked by the caller");
+        let task = &mut checked_out.task;
         let summary = task.intake.as_mut().expect("checked by the caller");
         summary.signals = summary.signals.saturating_add(1);
         summary.first_observed_ms = summary.first_observed_ms.min(signal.observed_ms);
@@ -100,7 +97,7 @@ impl Ledger {
             task.severity = signal.task.severity;
             task.push_entry(stamp_ms, actor, TimelineAction::SeverityRaised, note, None);
         }
-        shared.clone()
+        self.check_in(checked_out)
     }
 
     fn remember_seen(&mut self, key: SeenKey, task: TaskId, stamp_ms: u64) {

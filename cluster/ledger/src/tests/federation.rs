@@ -74,7 +74,7 @@ fn deliver(origin: &mut Ledger, origin_group: &str, target: &mut Ledger, target_
 }
 
 fn report(origin: &mut Ledger, target: &Ledger, target_task: TaskId, target_group: &str) -> CommandResult {
-    let report = StatusReport::of(target.task(target_task).expect("exists")).expect("a received task reports");
+    let report = StatusReport::of(&target.task(target_task).expect("exists")).expect("a received task reports");
     step(origin, T0 + 2 * HOUR_MS, peer_actor(bureau(target_group)), Action::MirrorStatus(Box::new(report)))
 }
 
@@ -215,7 +215,7 @@ fn each_side_keeps_to_its_lane() {
     let miss = Action::RecordMissedDeadline { task: origin_id, kind: DeadlineKind::Ack, deadline_ms: T0 + HOUR_MS };
     assert!(step(&mut province, T0 + 3 * HOUR_MS, system("440000"), miss).is_err());
     // A peer cannot pose as the origin of someone else's forward, nor report on it.
-    let report_from_wrong_group = StatusReport::of(guangzhou.task(target_id).unwrap()).unwrap();
+    let report_from_wrong_group = StatusReport::of(&guangzhou.task(target_id).unwrap()).unwrap();
     let refused =
         step(&mut province, T0, peer_actor(bureau("440300")), Action::MirrorStatus(Box::new(report_from_wrong_group)));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
@@ -237,7 +237,7 @@ fn a_report_made_before_an_instruction_arrived_does_not_undo_it() {
     // The province returns the result; Guangzhou has not seen it yet when it reports again.
     let command = actor("zhang", "440000", Role::Command);
     step(&mut province, T0 + HOUR_MS, command, change(origin_id, Transition::Return)).unwrap();
-    let stale = StatusReport::of(guangzhou.task(target_id).unwrap()).unwrap();
+    let stale = StatusReport::of(&guangzhou.task(target_id).unwrap()).unwrap();
     let mut newer = stale.clone();
     newer.version += 1; // as if a feedback-free change happened there meanwhile
     let mirrored =

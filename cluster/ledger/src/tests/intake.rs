@@ -65,7 +65,7 @@ fn repeats_change_nothing_and_signals_about_one_shop_make_one_task() {
     assert!(repeat.replayed);
     assert_eq!(repeat.task().id, first.task().id);
     // A repeat moves only the ledger's clock and command counter; no task changed.
-    assert_eq!(ledger.task(first.task().id).unwrap(), first.task().as_ref());
+    assert_eq!(&ledger.task(first.task().id).unwrap(), first.task());
     assert_ne!(digest, "", "digest computed");
 
     let merged = ingest(&mut ledger, T0 + 2, signal("s2", "甲商店", T0 + 10, Severity::Normal)).unwrap();

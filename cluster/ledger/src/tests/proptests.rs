@@ -3,6 +3,8 @@
 //! invariants; a change that is applied moves the task along the transition table and a
 //! refused one leaves it as it was; and replaying the same log gives the same digest.
 
+use std::sync::Arc;
+
 use proptest::prelude::*;
 
 use crate::task::TimelineEntry;
@@ -107,7 +109,7 @@ proptest! {
                 Action::RecordMissedDeadline { task, .. } => Some(*task),
                 _ => None,
             };
-            let before = touched.and_then(|id| ledger.task(id).cloned());
+            let before = touched.and_then(|id| ledger.task(id));
             let allowed = before.as_ref().map(|task| policy::allowed_actions(&command.actor, task)).unwrap_or_default();
             let result = ledger.apply(&command);
             ledger.check_invariants().expect("the ledger keeps its invariants");
@@ -128,7 +130,7 @@ proptest! {
                     prop_assert_eq!(applied.task().version, before.version + 1);
                 }
                 (_, Err(_), Some(before)) => {
-                    prop_assert_eq!(ledger.task(before.id), Some(before), "a refusal changes nothing");
+                    prop_assert_eq!(ledger.task(before.id), Some(before.clone()), "a refusal changes nothing");
                 }
                 _ => {}
             }
@@ -139,6 +141,15 @@ proptest! {
             let _ = replayed.apply(command);
         }
         prop_assert_eq!(replayed.digest(), ledger.digest());
+        // Records read back from a store after checkpoints decide exactly as those held in
+        // memory: same digest, same tasks, same invariants.
+        let everything: Vec<Arc<Task>> = ledger.tasks_newest_first(None).collect();
+        for every in [1, 3, 7] {
+            let checkpointed = super::replay_with_checkpoints(&log, every);
+            checkpointed.check_invariants().expect("the invariants hold across checkpoints");
+            prop_assert_eq!(checkpointed.digest(), ledger.digest());
+            prop_assert_eq!(checkpointed.tasks_newest_first(None).collect::<Vec<_>>(), everything.clone());
+        }
     }
 }
 
@@ -353,7 +364,7 @@ fn hostile_command(ledger: &Ledger, step: &HostileStep, stamp_ms: u64) -> Comman
             (peer_actor(sender), action)
         }
         HostileStep::Report { sender, pick, version, handled, fields, actor_user_len } => {
-            let sent: Vec<&Task> = ledger.handed_over_tasks().collect();
+            let sent: Vec<Arc<Task>> = ledger.handed_over_tasks().collect();
             let forward = match sent.get(usize::from(pick) % sent.len().max(1)) {
                 Some(task) => task.remote.as_ref().map(|remote| remote.forward),
                 None => None,
@@ -402,24 +413,33 @@ proptest! {
         for step in &steps {
             stamp_ms += 60_000;
             let command = hostile_command(&ledger, step, stamp_ms);
-            let before: Vec<Task> = ledger.tasks_newest_first(None).cloned().collect();
+            let before: Vec<Task> = ledger.tasks_newest_first(None).map(Arc::unwrap_or_clone).collect();
             let result = ledger.apply(&command);
             if let Err(violation) = ledger.check_invariants() {
                 return Err(TestCaseError::fail(format!("{violation} after {command:?}")));
             }
             // A refusal changes no task (a refused instruction still counts as handled).
             if result.is_err() && !matches!(command.action, Action::Receive { .. }) {
-                let after: Vec<Task> = ledger.tasks_newest_first(None).cloned().collect();
+                let after: Vec<Task> = ledger.tasks_newest_first(None).map(Arc::unwrap_or_clone).collect();
                 prop_assert_eq!(after, before, "refused: {:?}", command);
             }
             log.push(command);
         }
-        let snapshot: Ledger = bincode::deserialize(&bincode::serialize(&ledger).expect("encodes")).expect("decodes");
+        let snapshot = ledger.copy_through_a_checkpoint_for_tests();
         prop_assert!(snapshot.check_invariants().is_ok());
         let mut replayed = Ledger::new();
         for command in &log {
             let _ = replayed.apply(command);
         }
         prop_assert_eq!(replayed.digest(), ledger.digest());
+        // Records read back from a store after checkpoints decide exactly as those held in
+        // memory: same digest, same tasks, same invariants.
+        let everything: Vec<Arc<Task>> = ledger.tasks_newest_first(None).collect();
+        for every in [1, 3, 7] {
+            let checkpointed = super::replay_with_checkpoints(&log, every);
+            checkpointed.check_invariants().expect("the invariants hold across checkpoints");
+            prop_assert_eq!(checkpointed.digest(), ledger.digest());
+            prop_assert_eq!(checkpointed.tasks_newest_first(None).collect::<Vec<_>>(), everything.clone());
+        }
     }
 }

@@ -159,7 +159,7 @@ fn stale_version_is_refused_and_changes_nothing() {
     // Meanwhile the dispatcher re-dispatches (改派) to another bureau.
     step(&mut ledger, command(10_000, province_command(), change(id, dispatch_to("440103", 10_000))))
         .expect("re-dispatch");
-    let before = ledger.task(id).cloned();
+    let before = ledger.task(id);
     let late_ack = Action::ChangeTask(TaskChange {
         task: id,
         expected_version: Some(version_at_dispatch),
@@ -169,7 +169,7 @@ fn stale_version_is_refused_and_changes_nothing() {
     let by_yuexiu = actor("wang", "440103", Role::Operator);
     let error = step(&mut ledger, command(11_000, by_yuexiu, late_ack)).expect_err("stale");
     assert_eq!(error, Rejection::VersionConflict { expected: version_at_dispatch, actual: version_at_dispatch + 1 });
-    assert_eq!(ledger.task(id).cloned(), before);
+    assert_eq!(ledger.task(id), before);
 }
 
 #[test]
@@ -244,13 +244,13 @@ fn bad_fields_of_a_new_task_are_refused() {
         assert!(matches!(error, Rejection::Invalid { .. }), "{error:?}");
     }
     assert_eq!(ledger.task_count(), 0);
-    assert_eq!(ledger, {
+    assert_eq!(ledger.digest(), {
         let mut fresh = Ledger::new();
         // Refusals still count as applied commands and advance the clock, nothing else.
         for _ in 0..4 {
             fresh.apply(&command(1, actor("x", "440000", Role::Leadership), Action::CreateTask(new_task()))).ok();
         }
-        fresh
+        fresh.digest()
     });
 }
 
@@ -329,7 +329,6 @@ fn replaying_the_same_log_gives_the_same_state_on_every_replica() {
     }
     let results_b: Vec<_> = commands.iter().map(|c| replica_b.apply(c)).collect();
     assert_eq!(results_a, results_b);
-    assert_eq!(replica_a, replica_b);
     assert_eq!(replica_a.digest(), replica_b.digest());
     assert!(results_a.iter().any(|r| r.is_err()), "the mix includes refusals");
     assert!(results_a.iter().filter(|r| r.is_ok()).count() > 300);
@@ -339,8 +338,7 @@ fn replaying_the_same_log_gives_the_same_state_on_every_replica() {
     for command in &commands[..1_000] {
         let _ = first_half.apply(command);
     }
-    let bytes = bincode::serialize(&first_half).expect("serialize");
-    let mut restored: Ledger = bincode::deserialize(&bytes).expect("deserialize");
+    let mut restored = first_half.copy_through_a_checkpoint_for_tests();
     restored.check_invariants().expect("the ledger keeps its invariants");
     for command in &commands[1_000..] {
         let _ = restored.apply(command);
@@ -469,17 +467,17 @@ fn a_plain_task_leaves_open_exactly_the_actions_of_its_state() {
         let mut ledger = Ledger::new();
         let id = task_in_state(&mut ledger, *state);
         let task = ledger.task(id).expect("task");
-        let mut actual: Vec<&str> = crate::policy::open_actions(task).map(TaskAction::as_str).collect();
+        let mut actual: Vec<&str> = crate::policy::open_actions(&task).map(TaskAction::as_str).collect();
         let mut open = open.to_vec();
         actual.sort_unstable();
         open.sort_unstable();
         assert_eq!(actual, open, "open actions of a {state} task");
         // The province's command centre stands on both sides of its subtree's task; the other
         // bureau's operator on neither.
-        let offered: Vec<TaskAction> = crate::policy::allowed_actions(&province_command(), task);
+        let offered: Vec<TaskAction> = crate::policy::allowed_actions(&province_command(), &task);
         assert!(offered.iter().all(|action| open.contains(&action.as_str())));
         let stranger = actor("wang", "440104", Role::Operator);
-        assert!(crate::policy::allowed_actions(&stranger, task).is_empty());
+        assert!(crate::policy::allowed_actions(&stranger, &task).is_empty());
     }
 }
 
@@ -494,7 +492,7 @@ fn the_running_deadline_is_the_earliest_running_clock() {
     assert!(!task.is_overdue_at(ack) && task.is_overdue_at(ack + 1));
     // A task handed to another group shows the clocks mirrored from there, but this group's
     // watch does not act on them.
-    let mut remote = task.clone();
+    let mut remote = Task::clone(&task);
     remote.remote = Some(crate::federation::RemoteHandling {
         forward: ForwardId { origin_group: bureau("440000"), seq: 1 },
         to_group: bureau("440100"),

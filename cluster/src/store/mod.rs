@@ -1,0 +1,263 @@
+//! The embedded store of one replica: every record of the ledger (tasks, reporters, both ends of
+//! every handover) and the ledger's core, as of its last checkpoint, in one redb file.
+//!
+//! The store is written only by checkpoints: the changes the ledger sealed, its core and the
+//! applied log id, in one durable transaction. It therefore always holds one consistent state at
+//! one log index; a crash in the middle of a commit leaves the previous checkpoint, and openraft
+//! re-applies the log after it. Why redb (and not an LSM such as fjall) is in docs/storage.md.
+//!
+//! **Invariant:** the store's checkpoint index never passes what the log holds; the log is never
+//! purged past the store's durable checkpoint (`DurableSnapshot`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::{BasicNode, StoredMembership};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
+
+use ledger::{forward_key, Changes, ForwardId, Records, Reporter, Task, TaskId};
+
+use crate::raft::{LogId, NodeId};
+
+pub mod stream;
+#[cfg(test)]
+mod tests;
+
+/// The store's file inside the state-machine directory.
+pub const STORE_FILE: &str = "ledger.redb";
+/// The memory redb may use for its page cache. Reads of records not changed since the last
+/// checkpoint go through it; the rest of memory is bounded by open work (see ARCHITECTURE.md).
+pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// The version of the store's layout; a store of another version is refused with both named.
+pub const STORE_FORMAT: u32 = 1;
+
+pub(crate) const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
+pub(crate) const REPORTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("reporters");
+pub(crate) const SENT: TableDefinition<&[u8], u64> = TableDefinition::new("sent");
+pub(crate) const RECEIVED: TableDefinition<&[u8], u64> = TableDefinition::new("received");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_FORMAT: &str = "format";
+const META_CORE: &str = "core";
+const META_CHECKPOINT: &str = "checkpoint";
+
+/// Where a checkpoint stands in the log: the last applied entry and the membership then.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CheckpointMeta {
+    pub applied: Option<LogId>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+impl CheckpointMeta {
+    pub fn index(&self) -> Option<u64> {
+        self.applied.map(|log_id| log_id.index)
+    }
+}
+
+/// A store error as an IO error, so callers report one kind.
+pub(crate) fn store_error(error: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("the ledger store: {error}"))
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+/// One replica's store.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating an empty one when there is none.
+    pub fn open(path: &Path) -> io::Result<Store> {
+        let db = redb::Builder::new().set_cache_size(STORE_CACHE_BYTES).create(path).map_err(store_error)?;
+        let store = Store { db: Arc::new(db), path: path.to_owned() };
+        store.check_format()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Refuses a store of another layout; an empty store is stamped with this one.
+    fn check_format(&self) -> io::Result<()> {
+        let read = self.db.begin_read().map_err(store_error)?;
+        let found = match read.open_table(META) {
+            Ok(meta) => meta.get(META_FORMAT).map_err(store_error)?.map(|value| value.value().to_vec()),
+            Err(redb::TableError::TableDoesNotExist(_)) => None,
+            Err(error) => return Err(store_error(error)),
+        };
+        drop(read);
+        match found {
+            Some(bytes) => {
+                let version = <[u8; 4]>::try_from(bytes.as_slice()).map(u32::from_le_bytes).map_err(|_| {
+                    invalid(format!("{} has an unreadable format version", self.path.display()))
+                })?;
+                if version != STORE_FORMAT {
+                    return Err(invalid(format!(
+                        "{} is a ledger store of format {version}; this build reads format {STORE_FORMAT}",
+                        self.path.display()
+                    )));
+                }
+                Ok(())
+            }
+            None => {
+                let write = self.db.begin_write().map_err(store_error)?;
+                {
+                    let mut meta = write.open_table(META).map_err(store_error)?;
+                    meta.insert(META_FORMAT, STORE_FORMAT.to_le_bytes().as_slice()).map_err(store_error)?;
+                    // Every table exists from the start, so readers never meet a missing one.
+                    write.open_table(TASKS).map_err(store_error)?;
+                    write.open_table(REPORTERS).map_err(store_error)?;
+                    write.open_table(SENT).map_err(store_error)?;
+                    write.open_table(RECEIVED).map_err(store_error)?;
+                }
+                write.commit().map_err(store_error)
+            }
+        }
+    }
+
+    /// The last checkpoint: where it stands and the ledger's core then; `None` for a store no
+    /// checkpoint was written to.
+    pub fn last_checkpoint(&self) -> io::Result<Option<(CheckpointMeta, Vec<u8>)>> {
+        let read = self.db.begin_read().map_err(store_error)?;
+        read_checkpoint(&read)
+    }
+
+    /// Writes a checkpoint in one durable transaction: the sealed changes, the core encoded in
+    /// the same state, and where it stands in the log.
+    pub fn write_checkpoint(&self, changes: &Changes, core: &[u8], meta: &CheckpointMeta) -> io::Result<()> {
+        let mut write = self.db.begin_write().map_err(store_error)?;
+        // The allocator state is saved with each commit, so a crash needs no repair walk of
+        // the whole file at the next start (measured in docs/storage.md).
+        write.set_quick_repair(true);
+        {
+            let mut tasks = write.open_table(TASKS).map_err(store_error)?;
+            for (id, task) in &changes.tasks {
+                let bytes = bincode::serialize(&**task).map_err(store_error)?;
+                tasks.insert(id.0, bytes.as_slice()).map_err(store_error)?;
+            }
+            let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
+            for (id, reporter) in &changes.reporters {
+                let bytes = bincode::serialize(reporter).map_err(store_error)?;
+                reporters.insert(id.0, bytes.as_slice()).map_err(store_error)?;
+            }
+            let mut sent = write.open_table(SENT).map_err(store_error)?;
+            for (forward, task) in &changes.sent {
+                let key = forward_key(*forward);
+                match task {
+                    Some(task) => sent.insert(key.as_slice(), task.0).map_err(store_error)?,
+                    None => sent.remove(key.as_slice()).map_err(store_error)?,
+                };
+            }
+            let mut received = write.open_table(RECEIVED).map_err(store_error)?;
+            for (forward, task) in &changes.received {
+                received.insert(forward_key(*forward).as_slice(), task.0).map_err(store_error)?;
+            }
+            write_checkpoint_meta(&write, core, meta)?;
+        }
+        write.commit().map_err(store_error)
+    }
+
+    /// The records as of the last checkpoint, for the ledger to read.
+    pub fn records(&self) -> Arc<StoreRecords> {
+        Arc::new(StoreRecords { db: self.db.clone() })
+    }
+
+    /// A consistent view of the last checkpoint, for streaming it (a snapshot transfer, a
+    /// backup); writes go on meanwhile.
+    pub fn view(&self) -> io::Result<ReadTransaction> {
+        self.db.begin_read().map_err(store_error)
+    }
+}
+
+/// The checkpoint's meta and core in a view; `None` when no checkpoint was written.
+pub(crate) fn read_checkpoint(read: &ReadTransaction) -> io::Result<Option<(CheckpointMeta, Vec<u8>)>> {
+    let meta = read.open_table(META).map_err(store_error)?;
+    let Some(checkpoint) = meta.get(META_CHECKPOINT).map_err(store_error)? else {
+        return Ok(None);
+    };
+    let checkpoint: CheckpointMeta =
+        bincode::deserialize(checkpoint.value()).map_err(|error| invalid(format!("checkpoint meta: {error}")))?;
+    let core = meta.get(META_CORE).map_err(store_error)?.ok_or_else(|| invalid("a checkpoint without its core"))?;
+    Ok(Some((checkpoint, core.value().to_vec())))
+}
+
+pub(crate) fn write_checkpoint_meta(
+    write: &redb::WriteTransaction,
+    core: &[u8],
+    meta: &CheckpointMeta,
+) -> io::Result<()> {
+    let mut table = write.open_table(META).map_err(store_error)?;
+    table.insert(META_CORE, core).map_err(store_error)?;
+    let encoded = bincode::serialize(meta).map_err(store_error)?;
+    table.insert(META_CHECKPOINT, encoded.as_slice()).map_err(store_error)?;
+    Ok(())
+}
+
+/// The ledger's records read from a store. A read that fails (a failed disk, a damaged file)
+/// panics: inside `apply` the state machine stops the replica and says why, because answering
+/// "missing" would make it decide unlike the others.
+pub struct StoreRecords {
+    db: Arc<Database>,
+}
+
+impl StoreRecords {
+    fn read(&self) -> ReadTransaction {
+        self.db.begin_read().unwrap_or_else(|error| panic!("the ledger store cannot be read: {error}"))
+    }
+}
+
+fn unreadable(error: impl std::fmt::Display) -> ! {
+    panic!("the ledger store cannot be read: {error}")
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> T {
+    bincode::deserialize(bytes).unwrap_or_else(|error| panic!("the ledger store holds a damaged {what}: {error}"))
+}
+
+impl Records for StoreRecords {
+    fn task(&self, id: TaskId) -> Option<Arc<Task>> {
+        let read = self.read();
+        let tasks = read.open_table(TASKS).unwrap_or_else(|e| unreadable(e));
+        let found = tasks.get(id.0).unwrap_or_else(|e| unreadable(e));
+        found.map(|bytes| Arc::new(decode::<Task>("task", bytes.value())))
+    }
+
+    fn reporter(&self, task: TaskId) -> Option<Reporter> {
+        let read = self.read();
+        let reporters = read.open_table(REPORTERS).unwrap_or_else(|e| unreadable(e));
+        let found = reporters.get(task.0).unwrap_or_else(|e| unreadable(e));
+        found.map(|bytes| decode::<Reporter>("reporter", bytes.value()))
+    }
+
+    fn sent(&self, forward: ForwardId) -> Option<TaskId> {
+        let read = self.read();
+        let sent = read.open_table(SENT).unwrap_or_else(|e| unreadable(e));
+        let found = sent.get(forward_key(forward).as_slice()).unwrap_or_else(|e| unreadable(e));
+        found.map(|id| TaskId(id.value()))
+    }
+
+    fn received(&self, forward: ForwardId) -> Option<TaskId> {
+        let read = self.read();
+        let received = read.open_table(RECEIVED).unwrap_or_else(|e| unreadable(e));
+        let found = received.get(forward_key(forward).as_slice()).unwrap_or_else(|e| unreadable(e));
+        found.map(|id| TaskId(id.value()))
+    }
+
+    fn tasks_newest_first(&self, before: Option<TaskId>) -> Box<dyn Iterator<Item = Arc<Task>> + '_> {
+        let read = self.read();
+        let tasks = read.open_table(TASKS).unwrap_or_else(|e| unreadable(e));
+        let upper = before.map_or(u64::MAX, |id| id.0);
+        let range = tasks.range_owned(..upper).unwrap_or_else(|e| unreadable(e));
+        Box::new(range.rev().map(|entry| {
+            let (_, bytes) = entry.unwrap_or_else(|e| unreadable(e));
+            Arc::new(decode::<Task>("task", bytes.value()))
+        }))
+    }
+}

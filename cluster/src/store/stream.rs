@@ -1,0 +1,361 @@
+//! The store as a stream: how a checkpoint travels to a new member or a lagging follower (and
+//! into a backup file) without anyone holding the whole ledger in memory.
+//!
+//! Layout: `MAGIC`, then frames `[kind u8][length u32 LE][payload][crc32 of kind and payload,
+//! u32 LE]`: one `Meta`, one `Core`, the reporters, sent and received records, the tasks, and an
+//! `End` that counts the records. Each frame is checked as it arrives; the loader writes the
+//! records into a new store and checks each task against the core and the records before it
+//! (`Ledger::check_task`), the counts that make the handover maps match the tasks one to one,
+//! the core's own invariants, and that the records add up to the digest the core carries.
+
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{ReadTransaction, ReadableTable};
+
+use ledger::{Ledger, RecordsDigest, Reporter, Task, TaskId, Term};
+
+use super::{read_checkpoint, store_error, write_checkpoint_meta, CheckpointMeta, Store};
+use super::{RECEIVED, REPORTERS, SENT, TASKS};
+
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM1\n";
+/// The largest frame: a core with a large programme is the biggest thing that travels whole.
+pub const FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
+/// Records written into the new store per transaction while loading.
+const LOAD_RECORDS_PER_COMMIT: usize = 4_096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+enum Kind {
+    Meta = 1,
+    Core = 2,
+    Reporter = 3,
+    Sent = 4,
+    Received = 5,
+    Task = 6,
+    End = 7,
+}
+
+impl Kind {
+    fn of(byte: u8) -> Option<Kind> {
+        [Kind::Meta, Kind::Core, Kind::Reporter, Kind::Sent, Kind::Received, Kind::Task, Kind::End]
+            .into_iter()
+            .find(|kind| *kind as u8 == byte)
+    }
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message.into())
+}
+
+fn write_frame(out: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result<()> {
+    let length = u32::try_from(payload.len()).ok().filter(|length| *length <= FRAME_BYTES_MAX);
+    let length = length.ok_or_else(|| invalid(format!("a {kind:?} record of {} bytes is too large", payload.len())))?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&[kind as u8]);
+    crc.update(payload);
+    out.write_all(&[kind as u8])?;
+    out.write_all(&length.to_le_bytes())?;
+    out.write_all(payload)?;
+    out.write_all(&crc.finalize().to_le_bytes())
+}
+
+/// Writes the checkpoint `view` shows to `out`; answers where it stands and how many records
+/// went. Fails on a store without a checkpoint.
+pub fn write_stream(view: &ReadTransaction, out: &mut impl Write) -> io::Result<(CheckpointMeta, u64)> {
+    let (meta, core) = read_checkpoint(view)?.ok_or_else(|| invalid("the store has no checkpoint to send"))?;
+    out.write_all(MAGIC)?;
+    write_frame(out, Kind::Meta, &bincode::serialize(&meta).map_err(store_error)?)?;
+    write_frame(out, Kind::Core, &core)?;
+    let mut records = 0u64;
+    let mut payload = Vec::new();
+    for entry in view.open_table(REPORTERS).map_err(store_error)?.iter().map_err(store_error)? {
+        let (id, bytes) = entry.map_err(store_error)?;
+        payload.clear();
+        payload.extend_from_slice(&id.value().to_be_bytes());
+        payload.extend_from_slice(bytes.value());
+        write_frame(out, Kind::Reporter, &payload)?;
+        records += 1;
+    }
+    for (table, kind) in [(SENT, Kind::Sent), (RECEIVED, Kind::Received)] {
+        for entry in view.open_table(table).map_err(store_error)?.iter().map_err(store_error)? {
+            let (key, task) = entry.map_err(store_error)?;
+            payload.clear();
+            payload.extend_from_slice(&task.value().to_be_bytes());
+            payload.extend_from_slice(key.value());
+            write_frame(out, kind, &payload)?;
+            records += 1;
+        }
+    }
+    for entry in view.open_table(TASKS).map_err(store_error)?.iter().map_err(store_error)? {
+        let (id, bytes) = entry.map_err(store_error)?;
+        payload.clear();
+        payload.extend_from_slice(&id.value().to_be_bytes());
+        payload.extend_from_slice(bytes.value());
+        write_frame(out, Kind::Task, &payload)?;
+        records += 1;
+    }
+    write_frame(out, Kind::End, &records.to_le_bytes())?;
+    out.flush()?;
+    Ok((meta, records))
+}
+
+/// Reads a stream into a new store at `path` (which must not exist), checking everything; on
+/// any failure the partial store is removed and the reason returned. Answers where the
+/// checkpoint stands and its core.
+pub fn load_stream(input: &mut impl Read, path: &Path) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+    if path.exists() {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
+    }
+    let loaded = Store::open(path).and_then(|store| Loader::new(Some(store)).run(input));
+    if loaded.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    loaded
+}
+
+/// Checks a stream without keeping it: every record's checksum and encoding, the order, the
+/// count, and that the records add up to the digest the core carries (so not a bit of any
+/// record changed). The checks that need the records at hand (`Ledger::check_task`) are the
+/// loader's. Answers where the checkpoint stands and its core.
+pub fn verify_stream(input: &mut impl Read) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+    Loader::new(None).run(input)
+}
+
+/// Reads a stream; with a store, writes the records into it and checks each against the
+/// records before it.
+struct Loader {
+    store: Option<Store>,
+    meta: Option<CheckpointMeta>,
+    core: Option<Vec<u8>>,
+    /// The ledger the tasks are checked against: the core over the records loaded so far.
+    checker: Option<Ledger>,
+    last_kind: Kind,
+    /// The records of the current section not yet committed: kind, number (a task id), bytes
+    /// (the record, or the forward key of a handover record).
+    pending: Vec<(Kind, u64, Vec<u8>)>,
+    records: u64,
+    digest: RecordsDigest,
+    tasks: u64,
+    /// Tasks that track a handover, received one, or are complaints: each must match one
+    /// record of the maps, so with equal counts the maps hold nothing else.
+    tasks_sent: u64,
+    tasks_received: u64,
+    complaints: u64,
+    sent: u64,
+    received: u64,
+    reporters: u64,
+}
+
+impl Loader {
+    fn new(store: Option<Store>) -> Loader {
+        Loader {
+            store,
+            meta: None,
+            core: None,
+            checker: None,
+            last_kind: Kind::Meta,
+            pending: Vec::new(),
+            records: 0,
+            digest: RecordsDigest::default(),
+            tasks: 0,
+            tasks_sent: 0,
+            tasks_received: 0,
+            complaints: 0,
+            sent: 0,
+            received: 0,
+            reporters: 0,
+        }
+    }
+
+    fn run(mut self, input: &mut impl Read) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+        let mut magic = [0u8; 16];
+        input.read_exact(&mut magic).map_err(|_| invalid("too short to be a ledger stream"))?;
+        if &magic != MAGIC {
+            return Err(invalid("not a ledger stream of this format"));
+        }
+        for position in 0u64.. {
+            let (kind, payload) = read_frame(input)?;
+            let in_order = match position {
+                0 => kind == Kind::Meta,
+                1 => kind == Kind::Core,
+                _ => kind >= self.last_kind && kind > Kind::Core,
+            };
+            if !in_order {
+                return Err(invalid(format!("a {kind:?} record out of order")));
+            }
+            if kind != self.last_kind {
+                self.commit()?;
+            }
+            self.last_kind = kind;
+            match kind {
+                Kind::Meta => {
+                    let meta: CheckpointMeta =
+                        bincode::deserialize(&payload).map_err(|e| invalid(format!("the stream's meta: {e}")))?;
+                    self.meta = Some(meta);
+                }
+                Kind::Core => {
+                    let ledger = Ledger::from_core(&payload, self.records())
+                        .map_err(|e| invalid(format!("the stream's core: {e}")))?;
+                    self.core = Some(payload);
+                    self.checker = Some(ledger);
+                }
+                Kind::End => return self.finish(&payload),
+                Kind::Reporter | Kind::Sent | Kind::Received | Kind::Task => self.take_record(kind, payload)?,
+            }
+        }
+        unreachable!("the loop ends at the end record")
+    }
+
+    fn take_record(&mut self, kind: Kind, payload: Vec<u8>) -> io::Result<()> {
+        let (head, rest) = payload.split_at_checked(8).ok_or_else(|| invalid(format!("a short {kind:?} record")))?;
+        let number = u64::from_be_bytes(head.try_into().expect("8 bytes"));
+        let record = match kind {
+            Kind::Reporter => {
+                let reporter: Reporter = bincode::deserialize(rest).map_err(|e| invalid(format!("a reporter: {e}")))?;
+                self.digest.add(Term::of_reporter(TaskId(number), &reporter));
+                self.reporters += 1;
+                bincode::serialize(&reporter).map_err(store_error)?
+            }
+            Kind::Sent | Kind::Received => {
+                let forward: ledger::ForwardId =
+                    bincode::deserialize(rest).map_err(|e| invalid(format!("a forward id: {e}")))?;
+                if ledger::forward_key(forward) != rest {
+                    return Err(invalid("a forward id in another encoding"));
+                }
+                if kind == Kind::Sent {
+                    self.digest.add(Term::of_sent(forward, TaskId(number)));
+                    self.sent += 1;
+                } else {
+                    self.digest.add(Term::of_received(forward, TaskId(number)));
+                    self.received += 1;
+                }
+                rest.to_vec()
+            }
+            Kind::Task => {
+                let task: Task = bincode::deserialize(rest).map_err(|e| invalid(format!("a task: {e}")))?;
+                if task.id != TaskId(number) {
+                    return Err(invalid(format!("task {} is filed as {number}", task.id)));
+                }
+                let checker = self.checker.as_ref().expect("the core comes second");
+                if self.store.is_some() {
+                    checker.check_task(&task).map_err(|violation| invalid(violation.to_string()))?;
+                }
+                self.digest.add(Term::of_task(&task));
+                self.tasks += 1;
+                self.tasks_sent += u64::from(task.remote.is_some());
+                self.tasks_received += u64::from(task.received.is_some());
+                self.complaints += u64::from(task.complaint.is_some());
+                bincode::serialize(&task).map_err(store_error)?
+            }
+            Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
+        };
+        self.records += 1;
+        if self.store.is_some() {
+            self.pending.push((kind, number, record));
+        }
+        if self.pending.len() >= LOAD_RECORDS_PER_COMMIT {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the pending records, visible to the checks of the records after them (not durable
+    /// until the end).
+    fn commit(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let store = self.store.as_ref().expect("records are kept only with a store");
+        let mut write = store.db.begin_write().map_err(store_error)?;
+        write.set_durability(redb::Durability::None).map_err(store_error)?;
+        {
+            let mut tasks = write.open_table(TASKS).map_err(store_error)?;
+            let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
+            let mut sent = write.open_table(SENT).map_err(store_error)?;
+            let mut received = write.open_table(RECEIVED).map_err(store_error)?;
+            for (kind, number, bytes) in self.pending.drain(..) {
+                let bytes = bytes.as_slice();
+                match kind {
+                    Kind::Task => tasks.insert(number, bytes).map(drop),
+                    Kind::Reporter => reporters.insert(number, bytes).map(drop),
+                    Kind::Sent => sent.insert(bytes, number).map(drop),
+                    Kind::Received => received.insert(bytes, number).map(drop),
+                    Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
+                }
+                .map_err(store_error)?;
+            }
+        }
+        write.commit().map_err(store_error)
+    }
+
+    fn finish(mut self, end: &[u8]) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+        self.commit()?;
+        let counted = <[u8; 8]>::try_from(end).map(u64::from_le_bytes).map_err(|_| invalid("a damaged end"))?;
+        if counted != self.records {
+            return Err(invalid(format!("the stream ends after {} records but says {counted}", self.records)));
+        }
+        let (meta, core) = match (self.meta.take(), self.core.take()) {
+            (Some(meta), Some(core)) => (meta, core),
+            _ => return Err(invalid("a stream without its meta or core")),
+        };
+        let checker = Ledger::from_core(&core, self.records()).map_err(|e| invalid(e.to_string()))?;
+        if self.tasks != checker.task_count() {
+            return Err(invalid(format!("{} tasks arrived, the core counts {}", self.tasks, checker.task_count())));
+        }
+        if (self.sent, self.received, self.reporters) != (self.tasks_sent, self.tasks_received, self.complaints) {
+            return Err(invalid("the handover and reporter records do not match the tasks one to one"));
+        }
+        if self.digest != checker.records_digest() {
+            return Err(invalid("the records do not add up to the digest the core carries"));
+        }
+        if let Some(store) = &self.store {
+            checker.check_core().map_err(|violation| invalid(violation.to_string()))?;
+            let write = store.db.begin_write().map_err(store_error)?;
+            write_checkpoint_meta(&write, &core, &meta)?;
+            write.commit().map_err(store_error)?;
+        }
+        Ok((meta, core))
+    }
+
+    /// The records the checks read: the store's, or none when only verifying.
+    fn records(&self) -> Arc<dyn ledger::Records> {
+        match &self.store {
+            Some(store) => store.records(),
+            None => Arc::new(ledger::MemoryRecords::default()),
+        }
+    }
+}
+
+fn read_frame(input: &mut impl Read) -> io::Result<(Kind, Vec<u8>)> {
+    let mut head = [0u8; 5];
+    input.read_exact(&mut head).map_err(|_| invalid("the stream is cut short"))?;
+    let kind = Kind::of(head[0]).ok_or_else(|| invalid(format!("an unknown record kind {}", head[0])))?;
+    let length = u32::from_le_bytes(head[1..5].try_into().expect("4 bytes"));
+    if length > FRAME_BYTES_MAX {
+        return Err(invalid(format!("a record of {length} bytes is larger than any the format allows")));
+    }
+    let mut payload = vec![0u8; length as usize];
+    input.read_exact(&mut payload).map_err(|_| invalid("the stream is cut short"))?;
+    let mut crc = [0u8; 4];
+    input.read_exact(&mut crc).map_err(|_| invalid("the stream is cut short"))?;
+    let mut expected = crc32fast::Hasher::new();
+    expected.update(&[head[0]]);
+    expected.update(&payload);
+    if expected.finalize().to_le_bytes() != crc {
+        return Err(invalid(format!("a {kind:?} record fails its checksum")));
+    }
+    Ok((kind, payload))
+}
+
+/// Reads a stream file into a new store: for tests and tools.
+pub fn load_file(stream: &Path, store: &Path) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+    let mut input = io::BufReader::new(std::fs::File::open(stream)?);
+    load_stream(&mut input, store)
+}
+
+/// The ledger a loaded store holds.
+pub fn ledger_of(store: &Store, core: &[u8]) -> io::Result<Ledger> {
+    Ledger::from_core(core, store.records() as Arc<dyn ledger::Records>).map_err(|e| invalid(e.to_string()))
+}
