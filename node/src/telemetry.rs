@@ -33,8 +33,6 @@ pub struct Telemetry {
     pub raft_purged_index: IntGauge,
     pub store_checkpoint_index: IntGauge,
     pub store_open_changes: IntGauge,
-    pub store_checkpoint_index: IntGauge,
-    pub store_open_changes: IntGauge,
     pub snapshots_installed: IntCounter,
     pub commands_applied: IntCounter,
     pub console_connections: IntGauge,

@@ -4,8 +4,8 @@
 //! memory, whatever the ledger's size.
 //!
 //! Body: `[head length u32 LE][bincode (Vote, SnapshotMeta)]`, then the store stream
-//! (`store::stream`). Answer: bincode `Result<SnapshotResponse, Fatal>` (status 200 or the
-//! remote-error status), or a plain-text refusal.
+//! (`store::stream`). Answer: bincode `SnapshotResponse` (200) or `Fatal` (the remote-error
+//! status, as every peer RPC answers), or a plain-text refusal.
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -111,11 +111,14 @@ pub(super) async fn send(
     })?;
     let status = response.status();
     let bytes = response.bytes().await.map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
-    if !status.is_success() && status.as_u16() != super::network::REMOTE_ERROR_STATUS {
+    if status.as_u16() == super::network::REMOTE_ERROR_STATUS {
+        let fatal: Fatal<NodeId> = bincode::deserialize(&bytes).map_err(network_error)?;
+        return Err(network_error(format!("the follower stopped: {fatal}")));
+    }
+    if !status.is_success() {
         return Err(network_error(format!("the follower refused the snapshot: {status}: {}", String::from_utf8_lossy(&bytes))));
     }
-    let answer: Result<SnapshotResponse<NodeId>, Fatal<NodeId>> = bincode::deserialize(&bytes).map_err(network_error)?;
-    answer.map_err(|fatal| network_error(format!("the follower stopped: {fatal}")))
+    bincode::deserialize(&bytes).map_err(network_error)
 }
 
 /// Reads the chunks the connection hands over, for the loader on its own thread.
