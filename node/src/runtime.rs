@@ -81,6 +81,13 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         }
         None => Federation::standalone(group_bureau, own_members, &transport)?,
     };
+    let former = config.data_dir.join("snapshot");
+    anyhow::ensure!(
+        !former.exists(),
+        "{} holds a ledger in the format before the store (one snapshot file); this build reads only the \
+         store: start the node from an empty data directory and let it catch up from its group",
+        former.display()
+    );
     let store = LedgerStore::open(&config.data_dir.join(LEDGER_DIR)).context("opening the ledger store")?;
     let log = LogStore::open(&config.data_dir.join("log"), store.durable_snapshot()).context("opening the Raft log")?;
     // Subscribed before Raft starts, so the hub sees every entry applied from here on.

@@ -26,8 +26,6 @@ use ledger::{CommandResult, Ledger};
 
 /// Where a store received from the leader is loaded before it is swapped in.
 const INCOMING_STORE_FILE: &str = "incoming.redb";
-/// The file of the state machine before issue 20 (the ledger whole in one snapshot file).
-const FORMER_SNAPSHOT_FILE: &str = "current.snap";
 /// Applied-entry notices buffered for slow subscribers (console push, waiters); a subscriber
 /// that falls further behind is told it lagged and resynchronises from the ledger.
 pub const APPLIED_NOTICES_BUFFER: usize = 4_096;
@@ -134,13 +132,6 @@ impl LedgerStore {
     /// re-applies the committed log after it.
     pub fn open(dir: &Path) -> io::Result<LedgerStore> {
         std::fs::create_dir_all(dir)?;
-        if dir.join(FORMER_SNAPSHOT_FILE).exists() {
-            return Err(invalid(format!(
-                "{} holds a ledger in the format before the store (a single snapshot file); this build \
-                 reads only the store: start this node from an empty data directory",
-                dir.display()
-            )));
-        }
         // A load that a crash interrupted: the leader sends the snapshot again.
         let incoming = dir.join(INCOMING_STORE_FILE);
         if incoming.exists() {
