@@ -239,6 +239,21 @@ impl Ledger {
         self.layers().reporter(task)
     }
 
+    /// The tasks changed since the last checkpoint was durable, each in its newest version, in
+    /// id order: what a reader of the store's indexes merges in.
+    pub fn changed_tasks(&self) -> impl Iterator<Item = &Arc<Task>> + '_ {
+        let sealed = self.sealed.iter().flat_map(|sealed| sealed.tasks.iter());
+        let open = self.changes.tasks.iter();
+        let mut merged: BTreeMap<TaskId, &Arc<Task>> = sealed.map(|(id, task)| (*id, task)).collect();
+        merged.extend(open.map(|(id, task)| (*id, task)));
+        merged.into_values()
+    }
+
+    /// Whether `id` changed since the last checkpoint was durable (its store entries are stale).
+    pub fn is_changed(&self, id: TaskId) -> bool {
+        self.changes.tasks.contains_key(&id) || self.sealed.as_ref().is_some_and(|sealed| sealed.tasks.contains_key(&id))
+    }
+
     /// The task, shared (answering does not copy it).
     pub fn task(&self, id: TaskId) -> Option<Arc<Task>> {
         self.layers().task(id)

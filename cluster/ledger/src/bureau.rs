@@ -131,6 +131,18 @@ impl Regions {
         self.by_code.get(&code).and_then(|region| region.parent)
     }
 
+    /// `code` itself and every bureau above it, up to the national bureau: the bureaus whose
+    /// subtree holds `code`. Empty for an unknown code.
+    pub fn ancestors(&self, code: BureauCode) -> impl Iterator<Item = BureauCode> + '_ {
+        let mut current = self.contains(code).then_some(code);
+        std::iter::from_fn(move || {
+            let here = current?;
+            current = self.parent(here);
+            Some(here)
+        })
+        .take(TREE_DEPTH_MAX + 1)
+    }
+
     /// True when `code` is `ancestor` itself or lies below it in the tree.
     pub fn is_within(&self, code: BureauCode, ancestor: BureauCode) -> bool {
         let mut current = Some(code);

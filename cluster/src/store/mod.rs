@@ -20,6 +20,10 @@ use ledger::{forward_key, Changes, ForwardId, Records, Reporter, Task, TaskId};
 
 use crate::raft::{LogId, NodeId};
 
+/// A consistent view of the store's last checkpoint (a read transaction): what readers hold.
+pub use redb::ReadTransaction as StoreView;
+
+pub mod index;
 pub mod stream;
 #[cfg(test)]
 mod tests;
@@ -116,6 +120,7 @@ impl Store {
                     write.open_table(REPORTERS).map_err(store_error)?;
                     write.open_table(SENT).map_err(store_error)?;
                     write.open_table(RECEIVED).map_err(store_error)?;
+                    index::Indexes::open(&write)?;
                 }
                 write.commit().map_err(store_error)
             }
@@ -138,7 +143,14 @@ impl Store {
         write.set_quick_repair(true);
         {
             let mut tasks = write.open_table(TASKS).map_err(store_error)?;
+            let mut indexes = index::Indexes::open(&write)?;
             for (id, task) in &changes.tasks {
+                let stored = tasks.get(id.0).map_err(store_error)?.map(|bytes| bytes.value().to_vec());
+                let old: Option<Task> = stored
+                    .map(|bytes| bincode::deserialize(&bytes))
+                    .transpose()
+                    .map_err(|e| invalid(format!("task {id} in the store: {e}")))?;
+                indexes.reindex(old.as_ref(), task)?;
                 let bytes = bincode::serialize(&**task).map_err(store_error)?;
                 tasks.insert(id.0, bytes.as_slice()).map_err(store_error)?;
             }
@@ -174,6 +186,15 @@ impl Store {
     pub fn view(&self) -> io::Result<ReadTransaction> {
         self.db.begin_read().map_err(store_error)
     }
+}
+
+/// A task as a view of the store holds it.
+pub fn task_in(view: &ReadTransaction, id: TaskId) -> io::Result<Option<Task>> {
+    let tasks = view.open_table(TASKS).map_err(store_error)?;
+    let found = tasks.get(id.0).map_err(store_error)?;
+    found
+        .map(|bytes| bincode::deserialize(bytes.value()).map_err(|e| invalid(format!("task {id} in the store: {e}"))))
+        .transpose()
 }
 
 /// The checkpoint's meta and core in a view; `None` when no checkpoint was written.

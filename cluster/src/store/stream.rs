@@ -134,7 +134,7 @@ struct Loader {
     last_kind: Kind,
     /// The records of the current section not yet committed: kind, number (a task id), bytes
     /// (the record, or the forward key of a handover record).
-    pending: Vec<(Kind, u64, Vec<u8>)>,
+    pending: Vec<(Kind, u64, Vec<u8>, Option<Task>)>,
     records: u64,
     digest: RecordsDigest,
     tasks: u64,
@@ -211,6 +211,7 @@ impl Loader {
     fn take_record(&mut self, kind: Kind, payload: Vec<u8>) -> io::Result<()> {
         let (head, rest) = payload.split_at_checked(8).ok_or_else(|| invalid(format!("a short {kind:?} record")))?;
         let number = u64::from_be_bytes(head.try_into().expect("8 bytes"));
+        let mut decoded_task = None;
         let record = match kind {
             Kind::Reporter => {
                 let reporter: Reporter = bincode::deserialize(rest).map_err(|e| invalid(format!("a reporter: {e}")))?;
@@ -247,13 +248,15 @@ impl Loader {
                 self.tasks_sent += u64::from(task.remote.is_some());
                 self.tasks_received += u64::from(task.received.is_some());
                 self.complaints += u64::from(task.complaint.is_some());
-                bincode::serialize(&task).map_err(store_error)?
+                let bytes = bincode::serialize(&task).map_err(store_error)?;
+                decoded_task = Some(task);
+                bytes
             }
             Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
         };
         self.records += 1;
         if self.store.is_some() {
-            self.pending.push((kind, number, record));
+            self.pending.push((kind, number, record, decoded_task));
         }
         if self.pending.len() >= LOAD_RECORDS_PER_COMMIT {
             self.commit()?;
@@ -275,8 +278,12 @@ impl Loader {
             let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
             let mut sent = write.open_table(SENT).map_err(store_error)?;
             let mut received = write.open_table(RECEIVED).map_err(store_error)?;
-            for (kind, number, bytes) in self.pending.drain(..) {
+            let mut indexes = super::index::Indexes::open(&write)?;
+            for (kind, number, bytes, task) in self.pending.drain(..) {
                 let bytes = bytes.as_slice();
+                if let Some(task) = &task {
+                    indexes.reindex(None, task)?;
+                }
                 match kind {
                     Kind::Task => tasks.insert(number, bytes).map(drop),
                     Kind::Reporter => reporters.insert(number, bytes).map(drop),

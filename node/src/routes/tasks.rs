@@ -1,7 +1,5 @@
 //! Task routes: create, list and read tasks (acting on one is `actions`).
 
-use std::sync::Arc;
-
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -9,12 +7,13 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
 use ledger::{
-    access, validate, Action, Actor, BureauCode, NewTask, Regions, Routing, Severity, Source, Task, TaskKind, TaskState,
+    access, validate, Action, Actor, BureauCode, NewTask, Routing, Severity, Source, TaskKind, TaskState,
 };
 use serde::Deserialize;
 
 use super::request::{parse_json, parse_query, parse_task_id};
 use super::write::handle_write;
+use crate::task_query::{self, ListFilter, Order};
 use crate::api::{self, time, ApiError, CreateTaskRequest, TaskPage};
 use crate::read_path::{barrier, Consistency};
 use crate::state::AppState;
@@ -115,44 +114,23 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
         barrier(&state, Consistency::parse(query.consistency.as_deref())?).await?;
 
         let now_ms = time::now_ms();
-        let regions = Regions::get();
-        let in_bureau = |code: BureauCode| bureau.is_none_or(|b| regions.is_within(code, b));
-        let replica = state.store.read();
-        let matches = |task: &Arc<Task>| {
-            access::can_see(&user.actor, task)
-                && (in_bureau(task.origin_bureau) || task.handling.assignee_bureau.is_some_and(in_bureau))
-                && states.as_ref().is_none_or(|s| s.contains(&task.handling.state))
-                && kind.is_none_or(|k| k == task.kind)
-                && query.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms))
+        let filter = ListFilter { bureau, states, kind, overdue: query.overdue };
+        let order = if by_time_left { Order::TimeLeft { after: time_left_cursor } } else { Order::Newest { before: cursor } };
+        let (page, more) = {
+            let replica = state.store.read();
+            // Opened under the read lock: the view and the changes in memory are one state.
+            let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
+            task_query::page(&replica, &view, &user.actor, &filter, order, now_ms, limit)
+                .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?
         };
-        if by_time_left {
-            // Tasks whose clock runs, least time left (most overdue) first. A full scan and
-            // sort per request: fine for one centre's open tasks; an index comes with scale.
-            let mut running: Vec<(u64, u64, Arc<Task>)> = replica
-                .ledger
-                .tasks_newest_first(None)
-                .filter(matches)
-                .filter_map(|task| task.running_deadline_ms().map(|d| (d, task.id.0, task)))
-                .filter(|(d, id, _)| time_left_cursor.is_none_or(|after| (*d, *id) > after))
-                .collect();
-            running.sort_unstable_by_key(|(d, id, _)| (*d, *id));
-            let next_cursor =
-                (running.len() > limit).then(|| format!("{}-{}", running[limit - 1].0, running[limit - 1].1));
-            let tasks = running.iter().take(limit).map(|(_, _, task)| api::task_json(task)).collect();
-            return Ok(Json(TaskPage { tasks, next_cursor }));
-        }
-        let mut tasks = Vec::new();
-        let mut next_cursor = None;
-        for task in replica.ledger.tasks_newest_first(cursor) {
-            if !matches(&task) {
-                continue;
+        let next_cursor = match (more, page.last()) {
+            (true, Some(last)) if by_time_left => {
+                last.running_deadline_ms().map(|deadline_ms| format!("{deadline_ms}-{}", last.id.0))
             }
-            if tasks.len() == limit {
-                next_cursor = tasks.last().map(|t: &api::TaskJson| t.id.to_string());
-                break;
-            }
-            tasks.push(api::task_json(&task));
-        }
+            (true, Some(last)) => Some(last.id.to_string()),
+            _ => None,
+        };
+        let tasks = page.iter().map(|task| api::task_json(task)).collect();
         Ok(Json(TaskPage { tasks, next_cursor }))
     };
     match answer.await {

@@ -1,0 +1,239 @@
+//! The store's indexes, so that a page of a list costs the page and not the ledger.
+//!
+//! They are derived from each task's version and written by the checkpoint that writes the task,
+//! in the same transaction: the old version's keys go, the new version's come, so the indexes
+//! always agree with the tasks table. Records changed since the checkpoint are not in them; a
+//! reader merges those in from memory (`node::task_query`).
+//!
+//! A task is *listed under* every bureau whose subtree holds its origin, its assignee or a bureau
+//! it was escalated to: exactly the command centres that may see it (`ledger::access`). The
+//! GB/T 2260 tree has four levels, so that is a handful of bureaus.
+//!
+//! Keys (big-endian, so key order is the order read):
+//! - `LISTED`: `[bureau u32][facet u8][facet value u8][!id u64]`: newest first within a
+//!   bureau, for every task (`FACET_ALL`), by state (`FACET_STATE`) and by kind (`FACET_KIND`).
+//! - `RUNNING`: `[bureau u32][running deadline ms u64][id u64]`: tasks whose clock runs, least
+//!   time left first; an overdue task's deadline lies before now.
+//! - `OPEN`: `[id u64]`: tasks not in a final state, for what is rebuilt at start from open work
+//!   (the deadline watch, the console's snapshot, open handovers).
+//! - `BY_USCC`: `[uscc 18 bytes][!id u64]`: every task about a market entity, newest first.
+
+use std::collections::BTreeSet;
+
+use redb::{ReadTransaction, TableDefinition, WriteTransaction};
+
+use ledger::{BureauCode, Regions, Task, TaskId, TaskKind, TaskState};
+
+use super::store_error;
+
+pub(crate) const LISTED: TableDefinition<&[u8], ()> = TableDefinition::new("index_listed");
+pub(crate) const RUNNING: TableDefinition<&[u8], ()> = TableDefinition::new("index_running");
+pub(crate) const OPEN: TableDefinition<u64, ()> = TableDefinition::new("index_open");
+pub(crate) const BY_USCC: TableDefinition<&[u8], ()> = TableDefinition::new("index_uscc");
+
+const FACET_ALL: u8 = 0;
+const FACET_STATE: u8 = 1;
+const FACET_KIND: u8 = 2;
+
+/// Which tasks of a bureau a listing reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Facet {
+    All,
+    State(TaskState),
+    Kind(TaskKind),
+}
+
+/// The position of a variant in its `ALL` list: the byte its index keys carry. Stable because
+/// `ALL` lists variants in declaration order and new ones are added at the end (a reordering
+/// changes `STORE_FORMAT`).
+fn position<T: PartialEq>(all: &[T], value: &T) -> u8 {
+    all.iter().position(|v| v == value).expect("a variant is in its ALL list") as u8
+}
+
+impl Facet {
+    fn bytes(self) -> [u8; 2] {
+        match self {
+            Facet::All => [FACET_ALL, 0],
+            Facet::State(state) => [FACET_STATE, position(TaskState::ALL, &state)],
+            Facet::Kind(kind) => [FACET_KIND, position(TaskKind::ALL, &kind)],
+        }
+    }
+}
+
+/// The bureaus `task` is listed under.
+pub fn listed_under(task: &Task) -> BTreeSet<BureauCode> {
+    let regions = Regions::get();
+    let related = std::iter::once(task.origin_bureau)
+        .chain(task.handling.assignee_bureau)
+        .chain(task.handling.escalated_to.iter().copied());
+    related.flat_map(|code| regions.ancestors(code)).collect()
+}
+
+fn listed_key(bureau: BureauCode, facet: Facet, id: TaskId) -> [u8; 15] {
+    let mut key = [0u8; 15];
+    key[..4].copy_from_slice(&bureau.as_u32().to_be_bytes());
+    key[4..6].copy_from_slice(&facet.bytes());
+    key[6..14].copy_from_slice(&(!id.0).to_be_bytes());
+    // The last byte stays 0: room for a later facet without a new layout.
+    key
+}
+
+fn running_key(bureau: BureauCode, deadline_ms: u64, id: TaskId) -> [u8; 20] {
+    let mut key = [0u8; 20];
+    key[..4].copy_from_slice(&bureau.as_u32().to_be_bytes());
+    key[4..12].copy_from_slice(&deadline_ms.to_be_bytes());
+    key[12..].copy_from_slice(&id.0.to_be_bytes());
+    key
+}
+
+fn uscc_key(uscc: &str, id: TaskId) -> Vec<u8> {
+    let mut key = uscc.as_bytes().to_vec();
+    key.extend_from_slice(&(!id.0).to_be_bytes());
+    key
+}
+
+/// Every index key of one version of a task.
+#[derive(Default, PartialEq, Eq)]
+struct Keys {
+    listed: BTreeSet<[u8; 15]>,
+    running: BTreeSet<[u8; 20]>,
+    open: bool,
+    uscc: Option<Vec<u8>>,
+}
+
+fn keys_of(task: &Task) -> Keys {
+    let bureaus = listed_under(task);
+    let facets = [Facet::All, Facet::State(task.handling.state), Facet::Kind(task.kind)];
+    let listed = bureaus.iter().flat_map(|b| facets.iter().map(move |f| listed_key(*b, *f, task.id))).collect();
+    // A record of a task worked on in another group runs the clocks mirrored from there: the
+    // list shows its time left like any other's.
+    let running = match task.running_deadline_ms() {
+        Some(deadline_ms) => bureaus.iter().map(|b| running_key(*b, deadline_ms, task.id)).collect(),
+        None => BTreeSet::new(),
+    };
+    Keys {
+        listed,
+        running,
+        open: !task.handling.state.is_terminal(),
+        uscc: task.subject.uscc.as_ref().map(|uscc| uscc_key(uscc.as_str(), task.id)),
+    }
+}
+
+/// The index tables, open in a write transaction.
+pub(crate) struct Indexes<'txn> {
+    listed: redb::Table<'txn, &'static [u8], ()>,
+    running: redb::Table<'txn, &'static [u8], ()>,
+    open: redb::Table<'txn, u64, ()>,
+    by_uscc: redb::Table<'txn, &'static [u8], ()>,
+}
+
+impl<'txn> Indexes<'txn> {
+    /// Opens (creating them in a new store) the index tables.
+    pub(crate) fn open(write: &'txn WriteTransaction) -> std::io::Result<Indexes<'txn>> {
+        Ok(Indexes {
+            listed: write.open_table(LISTED).map_err(store_error)?,
+            running: write.open_table(RUNNING).map_err(store_error)?,
+            open: write.open_table(OPEN).map_err(store_error)?,
+            by_uscc: write.open_table(BY_USCC).map_err(store_error)?,
+        })
+    }
+
+    /// Replaces the index keys of `old` (the stored version, if any) by those of `new`.
+    pub(crate) fn reindex(&mut self, old: Option<&Task>, new: &Task) -> std::io::Result<()> {
+        let before = old.map(keys_of).unwrap_or_default();
+        let after = keys_of(new);
+        if before == after {
+            return Ok(());
+        }
+        for key in before.listed.difference(&after.listed) {
+            self.listed.remove(key.as_slice()).map_err(store_error)?;
+        }
+        for key in after.listed.difference(&before.listed) {
+            self.listed.insert(key.as_slice(), ()).map_err(store_error)?;
+        }
+        for key in before.running.difference(&after.running) {
+            self.running.remove(key.as_slice()).map_err(store_error)?;
+        }
+        for key in after.running.difference(&before.running) {
+            self.running.insert(key.as_slice(), ()).map_err(store_error)?;
+        }
+        match (before.open, after.open) {
+            (false, true) => drop(self.open.insert(new.id.0, ()).map_err(store_error)?),
+            (true, false) => drop(self.open.remove(new.id.0).map_err(store_error)?),
+            _ => {}
+        }
+        if before.uscc != after.uscc {
+            if let Some(key) = &before.uscc {
+                self.by_uscc.remove(key.as_slice()).map_err(store_error)?;
+            }
+            if let Some(key) = &after.uscc {
+                self.by_uscc.insert(key.as_slice(), ()).map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+type Ids = Box<dyn Iterator<Item = std::io::Result<TaskId>>>;
+
+/// The ids listed under `bureau` in `facet`, newest first, below `before`.
+pub fn listed(view: &ReadTransaction, bureau: BureauCode, facet: Facet, before: Option<TaskId>) -> std::io::Result<Ids> {
+    let table = view.open_table(LISTED).map_err(store_error)?;
+    let start = listed_key(bureau, facet, TaskId(before.map_or(u64::MAX, |id| id.0.saturating_sub(1))));
+    let mut end = listed_key(bureau, facet, TaskId(0));
+    end[14] = 1;
+    let range = table.range_owned(start.as_slice()..end.as_slice()).map_err(store_error)?;
+    let skip_before = before.is_some_and(|id| id.0 == 0);
+    Ok(Box::new(range.filter(move |_| !skip_before).map(|entry| {
+        let (key, _) = entry.map_err(store_error)?;
+        let key = key.value();
+        Ok(TaskId(!u64::from_be_bytes(key[6..14].try_into().expect("8 bytes"))))
+    })))
+}
+
+/// Tasks under `bureau` whose clock runs, least time left first, after `(deadline, id)`.
+pub fn running(
+    view: &ReadTransaction,
+    bureau: BureauCode,
+    after: Option<(u64, u64)>,
+) -> std::io::Result<Box<dyn Iterator<Item = std::io::Result<(u64, TaskId)>>>> {
+    let table = view.open_table(RUNNING).map_err(store_error)?;
+    let start = match after {
+        Some((deadline_ms, id)) => match id.checked_add(1) {
+            Some(next) => running_key(bureau, deadline_ms, TaskId(next)),
+            None => running_key(bureau, deadline_ms.saturating_add(1), TaskId(0)),
+        },
+        None => running_key(bureau, 0, TaskId(0)),
+    };
+    let mut end = [0u8; 20];
+    end[..4].copy_from_slice(&(bureau.as_u32() + 1).to_be_bytes());
+    let range = table.range_owned(start.as_slice()..end.as_slice()).map_err(store_error)?;
+    Ok(Box::new(range.map(|entry| {
+        let (key, _) = entry.map_err(store_error)?;
+        let key = key.value();
+        let deadline_ms = u64::from_be_bytes(key[4..12].try_into().expect("8 bytes"));
+        Ok((deadline_ms, TaskId(u64::from_be_bytes(key[12..20].try_into().expect("8 bytes")))))
+    })))
+}
+
+/// Every task not in a final state, oldest first.
+pub fn open(view: &ReadTransaction) -> std::io::Result<Ids> {
+    let table = view.open_table(OPEN).map_err(store_error)?;
+    let range = table.range_owned(..).map_err(store_error)?;
+    Ok(Box::new(range.map(|entry| entry.map(|(id, _)| TaskId(id.value())).map_err(store_error))))
+}
+
+/// Every task about the entity `uscc`, newest first, below `before`.
+pub fn by_uscc(view: &ReadTransaction, uscc: &str, before: Option<TaskId>) -> std::io::Result<Ids> {
+    let table = view.open_table(BY_USCC).map_err(store_error)?;
+    let start = uscc_key(uscc, TaskId(before.map_or(u64::MAX, |id| id.0.saturating_sub(1))));
+    let mut end = uscc.as_bytes().to_vec();
+    end.extend_from_slice(&[0xff; 9]);
+    let range = table.range_owned(start.as_slice()..end.as_slice()).map_err(store_error)?;
+    let skip_all = before.is_some_and(|id| id.0 == 0);
+    Ok(Box::new(range.filter(move |_| !skip_all).map(|entry| {
+        let (key, _) = entry.map_err(store_error)?;
+        let key = key.value();
+        Ok(TaskId(!u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"))))
+    })))
+}

@@ -1,0 +1,405 @@
+//! Pages of the task list: the store's indexes (`cluster::store::index`) merged with the tasks
+//! changed since the last checkpoint, which the ledger holds in memory. A page reads the page
+//! (plus what its filters pass over) and the changed tasks, never the ledger.
+//!
+//! The plan: read one index of the bureau whose listing holds every task the caller may see and
+//! the filter asks for (the caller's bureau, or the filtered bureau below it); pick the index
+//! by the order and the most telling filter (time left or overdue: the running clocks; states;
+//! kind; else all), and check every filter and the caller's access on each task read. A task
+//! changed since the checkpoint is taken from memory only, whatever its stale index entries say.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Arc;
+
+use cluster::raft::Replica;
+use cluster::store::index::{self, Facet};
+use cluster::store::StoreView as ReadTransaction;
+use ledger::{access, Actor, BureauCode, Regions, Role, Task, TaskId, TaskKind, TaskState};
+
+/// What a list asks for, besides its order.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub bureau: Option<BureauCode>,
+    pub states: Option<Vec<TaskState>>,
+    pub kind: Option<TaskKind>,
+    pub overdue: Option<bool>,
+}
+
+/// The order of a list and where its page starts.
+#[derive(Clone, Copy, Debug)]
+pub enum Order {
+    /// Newest first, ids below the cursor.
+    Newest { before: Option<TaskId> },
+    /// Tasks whose clock runs, least time left first, after the cursor `(deadline, id)`.
+    TimeLeft { after: Option<(u64, u64)> },
+}
+
+/// A task's place in an order: smaller comes first.
+type Place = (u64, u64);
+
+fn place(order: Order, task: &Task) -> Option<Place> {
+    match order {
+        Order::Newest { .. } => Some((u64::MAX - task.id.0, 0)),
+        Order::TimeLeft { .. } => task.running_deadline_ms().map(|deadline_ms| (deadline_ms, task.id.0)),
+    }
+}
+
+fn after_cursor(order: Order, place: Place) -> bool {
+    match order {
+        Order::Newest { before } => before.is_none_or(|before| u64::MAX - place.0 < before.0),
+        Order::TimeLeft { after } => after.is_none_or(|after| place > after),
+    }
+}
+
+/// Whether `task` belongs in the list `actor` asked for.
+pub fn matches(actor: &Actor, filter: &ListFilter, now_ms: u64, task: &Task) -> bool {
+    let regions = Regions::get();
+    let in_bureau = |code: BureauCode| filter.bureau.is_none_or(|b| regions.is_within(code, b));
+    access::can_see(actor, task)
+        && (in_bureau(task.origin_bureau) || task.handling.assignee_bureau.is_some_and(in_bureau))
+        && filter.states.as_ref().is_none_or(|s| s.contains(&task.handling.state))
+        && filter.kind.is_none_or(|k| k == task.kind)
+        && filter.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms))
+}
+
+/// The bureau whose listing holds every task the page may show.
+fn scan_bureau(actor: &Actor, filter: &ListFilter) -> BureauCode {
+    match (actor.role, filter.bureau) {
+        (Role::Command | Role::Leadership, Some(filtered)) if Regions::get().is_within(filtered, actor.bureau) => filtered,
+        _ => actor.bureau,
+    }
+}
+
+type Candidates = Box<dyn Iterator<Item = std::io::Result<TaskId>>>;
+
+/// The store's candidates in the page's order (their places are recomputed from the tasks).
+fn candidates(view: &ReadTransaction, bureau: BureauCode, filter: &ListFilter, order: Order, now_ms: u64) -> std::io::Result<Candidates> {
+    match order {
+        Order::TimeLeft { after } => Ok(Box::new(index::running(view, bureau, after)?.map(|entry| entry.map(|(_, id)| id)))),
+        Order::Newest { before } if filter.overdue == Some(true) => {
+            // Overdue is a matter of the clock: the running clocks that ended before now,
+            // newest first. As many as the bureau's overdue tasks, which open work bounds.
+            let mut ids = Vec::new();
+            for entry in index::running(view, bureau, None)? {
+                let (deadline_ms, id) = entry?;
+                if deadline_ms >= now_ms {
+                    break;
+                }
+                if before.is_none_or(|before| id < before) {
+                    ids.push(id);
+                }
+            }
+            ids.sort_unstable_by_key(|id| Reverse(*id));
+            Ok(Box::new(ids.into_iter().map(Ok)))
+        }
+        Order::Newest { before } => match (&filter.states, filter.kind) {
+            (Some(states), _) => {
+                let lists = states
+                    .iter()
+                    .map(|state| index::listed(view, bureau, Facet::State(*state), before))
+                    .collect::<std::io::Result<Vec<_>>>()?;
+                Ok(Box::new(NewestOfMany::new(lists)))
+            }
+            (None, Some(kind)) => index::listed(view, bureau, Facet::Kind(kind), before),
+            (None, None) => index::listed(view, bureau, Facet::All, before),
+        },
+    }
+}
+
+/// Several newest-first id lists merged into one, newest first.
+struct NewestOfMany {
+    heads: BinaryHeap<(TaskId, usize)>,
+    lists: Vec<Candidates>,
+    failed: Option<std::io::Error>,
+}
+
+impl NewestOfMany {
+    fn new(mut lists: Vec<Candidates>) -> NewestOfMany {
+        let mut heads = BinaryHeap::new();
+        let mut failed = None;
+        for (position, list) in lists.iter_mut().enumerate() {
+            match list.next() {
+                Some(Ok(id)) => heads.push((id, position)),
+                Some(Err(error)) => failed = Some(error),
+                None => {}
+            }
+        }
+        NewestOfMany { heads, lists, failed }
+    }
+}
+
+impl Iterator for NewestOfMany {
+    type Item = std::io::Result<TaskId>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(error) = self.failed.take() {
+            return Some(Err(error));
+        }
+        let (id, position) = self.heads.pop()?;
+        match self.lists[position].next() {
+            Some(Ok(next)) => self.heads.push((next, position)),
+            Some(Err(error)) => self.failed = Some(error),
+            None => {}
+        }
+        Some(Ok(id))
+    }
+}
+
+/// One page: up to `limit` tasks in order, and whether more follow.
+pub fn page(
+    replica: &Replica,
+    view: &ReadTransaction,
+    actor: &Actor,
+    filter: &ListFilter,
+    order: Order,
+    now_ms: u64,
+    limit: usize,
+) -> std::io::Result<(Vec<Arc<Task>>, bool)> {
+    let wanted = |task: &Task| matches(actor, filter, now_ms, task);
+    // The changed tasks that belong, in order.
+    let mut changed: Vec<(Place, Arc<Task>)> = replica
+        .ledger
+        .changed_tasks()
+        .filter(|task| wanted(task))
+        .filter_map(|task| place(order, task).map(|place| (place, task.clone())))
+        .filter(|(place, _)| after_cursor(order, *place))
+        .collect();
+    changed.sort_unstable_by_key(|(place, _)| *place);
+    let mut changed = changed.into_iter().peekable();
+
+    let bureau = scan_bureau(actor, filter);
+    let mut stored = candidates(view, bureau, filter, order, now_ms)?;
+    let mut next_stored = || -> std::io::Result<Option<(Place, Arc<Task>)>> {
+        for id in stored.by_ref() {
+            let id = id?;
+            if replica.ledger.is_changed(id) {
+                continue;
+            }
+            let Some(task) = cluster::store::task_in(view, id)? else { continue };
+            if !wanted(&task) {
+                continue;
+            }
+            if let Some(place) = place(order, &task).filter(|place| after_cursor(order, *place)) {
+                return Ok(Some((place, Arc::new(task))));
+            }
+        }
+        Ok(None)
+    };
+    let mut tasks = Vec::with_capacity(limit);
+    let mut from_store = next_stored()?;
+    loop {
+        let take_changed = match (changed.peek(), &from_store) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some((changed_place, _)), Some((stored_place, _))) => changed_place < stored_place,
+        };
+        if tasks.len() == limit {
+            return Ok((tasks, true));
+        }
+        if take_changed {
+            let (_, task) = changed.next().expect("peeked");
+            tasks.push(task);
+        } else {
+            let (_, task) = from_store.take().expect("matched");
+            tasks.push(task);
+            from_store = next_stored()?;
+        }
+    }
+    Ok((tasks, false))
+}
+
+#[cfg(test)]
+mod tests {
+    //! A page read from the indexes and the changes in memory equals the same page of a plain
+    //! scan of the ledger, over random ledgers checkpointed at random points, random callers,
+    //! filters, orders and page sizes, following the cursors to the end.
+
+    use super::*;
+    use cluster::store::{CheckpointMeta, Store};
+    use ledger::{
+        Action, Command, CompletionOutcome, Ledger, NewTask, Routing, Severity, Source, Subject, TaskChange, Transition,
+    };
+    use proptest::prelude::*;
+
+    const T0: u64 = 1_780_000_000_000;
+    const HOUR_MS: u64 = 3_600_000;
+    /// The bureau tree the random ledgers use: a province, two cities, a county of each.
+    const BUREAUS: [&str; 5] = ["440000", "440100", "440106", "440300", "440305"];
+
+    fn code(text: &str) -> BureauCode {
+        BureauCode::parse_known(text).expect(text)
+    }
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Create { origin: usize, kind: usize },
+        Dispatch { task: u64, assignee: usize },
+        Ack { task: u64 },
+        Complete { task: u64 },
+        Close { task: u64 },
+        Cancel { task: u64 },
+        /// Seal the changes and write them to the store (a checkpoint), or only seal them, or
+        /// write them without telling the ledger yet: the three moments a reader can meet.
+        Checkpoint { moment: u8 },
+        Advance { hours: u8 },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0..BUREAUS.len(), 0..3usize).prop_map(|(origin, kind)| Step::Create { origin, kind }),
+            3 => (1..40u64, 0..BUREAUS.len()).prop_map(|(task, assignee)| Step::Dispatch { task, assignee }),
+            2 => (1..40u64).prop_map(|task| Step::Ack { task }),
+            2 => (1..40u64).prop_map(|task| Step::Complete { task }),
+            1 => (1..40u64).prop_map(|task| Step::Close { task }),
+            1 => (1..40u64).prop_map(|task| Step::Cancel { task }),
+            2 => (0..3u8).prop_map(|moment| Step::Checkpoint { moment }),
+            2 => (1..30u8).prop_map(|hours| Step::Advance { hours }),
+        ]
+    }
+
+    /// Applies the steps; commands refused by the ledger are part of the history too.
+    fn build(steps: &[Step], store: &Store) -> (Ledger, u64) {
+        let mut ledger = Ledger::new();
+        ledger.set_records(store.records());
+        let mut stamp_ms = T0;
+        let mut index = 0;
+        let mut in_progress: Option<(std::sync::Arc<ledger::Changes>, bool)> = None;
+        let kinds = [TaskKind::Lead, TaskKind::RiskAlert, TaskKind::Assignment];
+        let command = |actor: Actor, stamp_ms: u64, action: Action| Command { stamp_ms, actor, idempotency: None, action };
+        let change = |task: u64, transition: Transition, note: &str| {
+            Action::ChangeTask(TaskChange { task: TaskId(task), expected_version: None, transition, note: note.into() })
+        };
+        for step in steps {
+            stamp_ms += 60_000;
+            let origin_of = |ledger: &Ledger, task: u64| ledger.task(TaskId(task)).map(|t| t.origin_bureau);
+            let assignee_of = |ledger: &Ledger, task: u64| ledger.task(TaskId(task)).and_then(|t| t.handling.assignee_bureau);
+            let commander = |bureau: BureauCode| Actor { user: "command".into(), bureau, role: Role::Command };
+            let operator = |bureau: BureauCode| Actor { user: "operator".into(), bureau, role: Role::Operator };
+            let issued = match step {
+                Step::Create { origin, kind } => {
+                    let origin = code(BUREAUS[*origin]);
+                    let new_task = NewTask {
+                        kind: kinds[*kind],
+                        severity: Severity::Normal,
+                        title: "线索".into(),
+                        description: String::new(),
+                        subject: Subject { uscc: None, name: "某公司".into(), region_code: code("440106"), address: String::new() },
+                        source: Source::Complaint,
+                        origin_bureau: origin,
+                        assignee_bureau: None,
+                        routing: Routing::Keep,
+                    };
+                    Some(command(commander(origin), stamp_ms, Action::CreateTask(new_task)))
+                }
+                Step::Dispatch { task, assignee } => origin_of(&ledger, *task).map(|origin| {
+                    let transition = Transition::Dispatch {
+                        assignee: code(BUREAUS[*assignee]),
+                        ack_deadline_ms: stamp_ms + 2 * HOUR_MS,
+                        complete_deadline_ms: stamp_ms + 24 * HOUR_MS,
+                    };
+                    command(commander(origin), stamp_ms, change(*task, transition, ""))
+                }),
+                Step::Ack { task } => assignee_of(&ledger, *task)
+                    .map(|assignee| command(operator(assignee), stamp_ms, change(*task, Transition::Ack, ""))),
+                Step::Complete { task } => assignee_of(&ledger, *task).map(|assignee| {
+                    let transition =
+                        Transition::Complete { outcome: CompletionOutcome::NoViolation, publication_deadline_ms: None };
+                    command(operator(assignee), stamp_ms, change(*task, transition, ""))
+                }),
+                Step::Close { task } => origin_of(&ledger, *task)
+                    .map(|origin| command(commander(origin), stamp_ms, change(*task, Transition::Close, ""))),
+                Step::Cancel { task } => origin_of(&ledger, *task)
+                    .map(|origin| command(commander(origin), stamp_ms, change(*task, Transition::Cancel, "撤销"))),
+                Step::Advance { hours } => {
+                    stamp_ms += u64::from(*hours) * HOUR_MS;
+                    None
+                }
+                Step::Checkpoint { moment } => {
+                    // A checkpoint goes sealed → written → told; each step here moves the one
+                    // in progress on by `moment` steps, or starts one.
+                    for _ in 0..=*moment {
+                        match in_progress.take() {
+                            None => in_progress = Some((ledger.seal(), false)),
+                            Some((sealed, false)) => {
+                                index += 1;
+                                let applied = Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index));
+                                let meta = CheckpointMeta { applied, membership: Default::default() };
+                                store.write_checkpoint(&sealed, &ledger.encode_core(), &meta).expect("checkpoint");
+                                in_progress = Some((sealed, true));
+                            }
+                            Some((_, true)) => ledger.checkpoint_written(),
+                        }
+                    }
+                    None
+                }
+            };
+            if let Some(command) = issued {
+                let _ = ledger.apply(&command);
+            }
+        }
+        (ledger, stamp_ms)
+    }
+
+    fn filter() -> impl Strategy<Value = ListFilter> {
+        let states = proptest::option::of(proptest::sample::subsequence(TaskState::ALL.to_vec(), 1..3));
+        let kind = proptest::option::of(prop_oneof![Just(TaskKind::Lead), Just(TaskKind::RiskAlert)]);
+        let bureau = proptest::option::of(proptest::sample::select(BUREAUS.to_vec()).prop_map(code));
+        (bureau, states, kind, proptest::option::of(any::<bool>()))
+            .prop_map(|(bureau, states, kind, overdue)| ListFilter { bureau, states, kind, overdue })
+    }
+
+    fn actor() -> impl Strategy<Value = Actor> {
+        let role = prop_oneof![Just(Role::Command), Just(Role::Leadership), Just(Role::Operator)];
+        (proptest::sample::select(BUREAUS.to_vec()), role)
+            .prop_map(|(bureau, role)| Actor { user: "reader".into(), bureau: code(bureau), role })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn pages_equal_a_scan_of_the_ledger(
+            steps in proptest::collection::vec(step(), 1..160),
+            actor in actor(),
+            filter in filter(),
+            by_time_left in any::<bool>(),
+            limit in 1..7usize,
+            later_hours in 0..48u64,
+        ) {
+            let dir = tempfile::tempdir().expect("dir");
+            let store = Store::open(&dir.path().join("ledger.redb")).expect("store");
+            let (ledger, last_ms) = build(&steps, &store);
+            let now_ms = last_ms + later_hours * HOUR_MS;
+            let first = if by_time_left { Order::TimeLeft { after: None } } else { Order::Newest { before: None } };
+            let mut expected: Vec<(Place, TaskId)> = ledger
+                .tasks_newest_first(None)
+                .filter(|task| matches(&actor, &filter, now_ms, task))
+                .filter_map(|task| place(first, &task).map(|place| (place, task.id)))
+                .collect();
+            expected.sort_unstable();
+            let expected: Vec<TaskId> = expected.into_iter().map(|(_, id)| id).collect();
+
+            let replica = Replica { ledger, last_applied: None, membership: Default::default() };
+            let view = store.view().expect("view");
+            let mut listed = Vec::new();
+            let mut order = first;
+            loop {
+                let (tasks, more) = page(&replica, &view, &actor, &filter, order, now_ms, limit).expect("page");
+                prop_assert!(tasks.len() <= limit);
+                prop_assert!(!more || tasks.len() == limit, "a page is full when more follow");
+                listed.extend(tasks.iter().map(|task| task.id));
+                let Some(last) = tasks.last().filter(|_| more) else { break };
+                order = match order {
+                    Order::Newest { .. } => Order::Newest { before: Some(last.id) },
+                    Order::TimeLeft { .. } => {
+                        Order::TimeLeft { after: last.running_deadline_ms().map(|d| (d, last.id.0)) }
+                    }
+                };
+                prop_assert!(listed.len() <= expected.len(), "the pages end");
+            }
+            prop_assert_eq!(listed, expected);
+        }
+    }
+}
