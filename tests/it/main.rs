@@ -16,6 +16,7 @@ mod intake;
 mod membership;
 mod nemesis;
 mod response_metrics;
+mod store;
 mod task_api;
 mod tls;
 mod trust;

@@ -1,0 +1,110 @@
+//! The ledger's store under crashes: nodes killed with SIGKILL again and again while writes go
+//! on and checkpoints are being written; every acknowledged write survives, the replicas end
+//! with the same digest, and no node's log is ever purged past what its store holds.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use node::api::TaskJson;
+use tests::{create_body, wait_until, TestCluster, COMMAND_TOKEN};
+
+/// Kills, each of a node that has just written a checkpoint and goes on writing them.
+const KILLS: u64 = 6;
+const WRITERS: usize = 12;
+/// A client retries a failed write on the next node with the same key, this many times.
+const ATTEMPTS_MAX: usize = 10;
+
+/// Writes until `stop`, each write retried over the nodes with one Idempotency-Key; answers
+/// what was acknowledged, by title.
+async fn write_until(
+    http: reqwest::Client,
+    addrs: Arc<Vec<String>>,
+    writer: usize,
+    stop: Arc<AtomicBool>,
+) -> BTreeMap<String, u64> {
+    // About 3 KB a task, so that a checkpoint of a few dozen entries takes a while to write.
+    let description = "经营者在多个平台销售涉嫌假冒注册商标的商品，需核查进货来源。".repeat(40);
+    let mut acked = BTreeMap::new();
+    for n in 0.. {
+        if stop.load(Ordering::Acquire) {
+            break;
+        }
+        let title = format!("崩溃检查点-{writer}-{n}");
+        let key = format!("crash-{writer}-{n}");
+        let mut body = create_body(&title);
+        body["description"] = serde_json::json!(description);
+        for attempt in 0..ATTEMPTS_MAX {
+            let addr = &addrs[(writer + attempt) % addrs.len()];
+            let sent = http
+                .post(format!("http://{addr}/api/v1/tasks"))
+                .bearer_auth(COMMAND_TOKEN)
+                .header("Idempotency-Key", &key)
+                .json(&body)
+                .send()
+                .await;
+            if let Ok(response) = sent {
+                if response.status().is_success() {
+                    let task: TaskJson = response.json().await.expect("a task");
+                    acked.insert(title.clone(), task.id);
+                    break;
+                }
+            }
+            // Back off while a node restarts or a leader is elected.
+            tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1))).await;
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_checkpoints_are_written_loses_nothing_and_replicas_agree() {
+    let mut cluster = TestCluster::start().await;
+    cluster.wait_for_leader().await;
+    let addrs = Arc::new((1..=3).map(|id| cluster.addr(id).to_owned()).collect::<Vec<_>>());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|writer| tokio::spawn(write_until(http.clone(), addrs.clone(), writer, stop.clone())))
+        .collect();
+
+    for kill in 0..KILLS {
+        let victim = 1 + kill % 3;
+        // Checkpoints are under way on the victim: its store moved on since the last look.
+        let before = cluster.metric(victim, "xietong_store_checkpoint_index").await.unwrap_or(0.0);
+        wait_until("the victim writes checkpoints", Duration::from_secs(60), || async {
+            let now = cluster.metric(victim, "xietong_store_checkpoint_index").await.unwrap_or(0.0);
+            (now > before).then_some(()).ok_or_else(|| format!("checkpoint at {now}"))
+        })
+        .await;
+        // No running node's log was purged past its store.
+        for id in cluster.running().collect::<Vec<_>>() {
+            let purged = cluster.metric(id, "xietong_raft_purged_index").await.unwrap_or(0.0);
+            let checkpoint = cluster.metric(id, "xietong_store_checkpoint_index").await.unwrap_or(0.0);
+            assert!(purged <= checkpoint, "node {id} purged to {purged} past its store at {checkpoint}");
+        }
+        cluster.kill(victim);
+        cluster.restart(victim);
+        cluster.wait_for_leader().await;
+    }
+
+    stop.store(true, Ordering::Release);
+    let mut acked = BTreeMap::new();
+    for writer in writers {
+        acked.extend(writer.await.expect("writer"));
+    }
+    assert!(acked.len() > 200, "writes went on between the kills: {}", acked.len());
+    let converged = cluster.wait_for_convergence().await;
+    for id in 1..=3 {
+        let tasks = cluster.all_tasks(id).await;
+        let mut by_title: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+        for task in &tasks {
+            by_title.entry(task.title.as_str()).or_default().push(task.id);
+        }
+        for (title, task_id) in &acked {
+            assert_eq!(by_title.get(title.as_str()), Some(&vec![*task_id]), "node {id}: {title} present once");
+        }
+        assert_eq!(Some(tasks.len() as u64), converged.task_count, "node {id}");
+    }
+}
