@@ -157,10 +157,16 @@ async fn watch_as_leader(
     }
 }
 
+/// The heap from open work: only a task not in a final state has a timed step.
 fn scan(state: &AppState) -> BinaryHeap<Due> {
     let policy = state.deadlines.escalation;
-    let replica = state.store.read();
-    replica.ledger.tasks_newest_first(None).filter_map(|task| next_due(&task, &policy)).collect()
+    match crate::task_query::open_tasks_now(&state.store) {
+        Ok(open) => open.iter().filter_map(|task| next_due(task, &policy)).collect(),
+        Err(error) => {
+            tracing::error!(%error, "the deadline watch cannot read the open tasks");
+            BinaryHeap::new()
+        }
+    }
 }
 
 fn add_from_entry(heap: &mut BinaryHeap<Due>, entry: &AppliedEntry, policy: &EscalationPolicy) {

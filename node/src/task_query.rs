@@ -210,6 +210,33 @@ pub fn page(
     Ok((tasks, false))
 }
 
+/// Every task with open work (`Task::has_open_work`), newest first: the store's open index
+/// merged with the changes in memory. What is rebuilt from open work (the deadline watch, a
+/// console's snapshot, open handovers) reads this, never the whole ledger.
+pub fn open_tasks(replica: &Replica, view: &ReadTransaction) -> std::io::Result<Vec<Arc<Task>>> {
+    let mut open: Vec<Arc<Task>> =
+        replica.ledger.changed_tasks().filter(|task| task.has_open_work()).cloned().collect();
+    for id in index::open(view)? {
+        let id = id?;
+        if replica.ledger.is_changed(id) {
+            continue;
+        }
+        if let Some(task) = cluster::store::task_in(view, id)? {
+            open.push(Arc::new(task));
+        }
+    }
+    open.sort_unstable_by_key(|task| Reverse(task.id));
+    Ok(open)
+}
+
+/// `open_tasks` for the node's current state, read under the replica's lock. A store that
+/// cannot be read is an error the caller logs; the state machine stops on the same failure.
+pub fn open_tasks_now(store: &cluster::raft::LedgerStore) -> std::io::Result<Vec<Arc<Task>>> {
+    let replica = store.read();
+    let view = store.store_view()?;
+    open_tasks(&replica, &view)
+}
+
 #[cfg(test)]
 mod tests {
     //! A page read from the indexes and the changes in memory equals the same page of a plain
@@ -400,6 +427,10 @@ mod tests {
                 prop_assert!(listed.len() <= expected.len(), "the pages end");
             }
             prop_assert_eq!(listed, expected);
+            let open: Vec<TaskId> = open_tasks(&replica, &view).expect("open").iter().map(|task| task.id).collect();
+            let open_by_scan: Vec<TaskId> =
+                replica.ledger.tasks_newest_first(None).filter(|task| task.has_open_work()).map(|task| task.id).collect();
+            prop_assert_eq!(open, open_by_scan);
         }
     }
 }

@@ -431,6 +431,13 @@ impl Task {
         })
     }
 
+    /// Whether work is left on this task: it is not in a final state, or one of its clocks still
+    /// runs (a closed complaint whose reporter is not yet told, a result not yet published).
+    /// What is rebuilt from open work reads only such tasks.
+    pub fn has_open_work(&self) -> bool {
+        !self.handling.state.is_terminal() || self.running_clocks().next().is_some()
+    }
+
     /// The deadline a console counts down and lists sort by: the earliest running clock.
     pub fn running_deadline_ms(&self) -> Option<u64> {
         self.running_clocks().map(|(_, deadline_ms)| deadline_ms).min()

@@ -14,8 +14,9 @@
 //!   bureau, for every task (`FACET_ALL`), by state (`FACET_STATE`) and by kind (`FACET_KIND`).
 //! - `RUNNING`: `[bureau u32][running deadline ms u64][id u64]`: tasks whose clock runs, least
 //!   time left first; an overdue task's deadline lies before now.
-//! - `OPEN`: `[id u64]`: tasks not in a final state, for what is rebuilt at start from open work
-//!   (the deadline watch, the console's snapshot, open handovers).
+//! - `OPEN`: `[id u64]`: tasks with open work (`Task::has_open_work`: not in a final state, or
+//!   a clock still running), for what is rebuilt from open work (the deadline watch, a console's
+//!   snapshot, open handovers).
 //! - `BY_USCC`: `[uscc 18 bytes][!id u64]`: every task about a market entity, newest first.
 
 use std::collections::BTreeSet;
@@ -114,7 +115,7 @@ fn keys_of(task: &Task) -> Keys {
     Keys {
         listed,
         running,
-        open: !task.handling.state.is_terminal(),
+        open: task.has_open_work(),
         uscc: task.subject.uscc.as_ref().map(|uscc| uscc_key(uscc.as_str(), task.id)),
     }
 }
@@ -216,7 +217,7 @@ pub fn running(
     })))
 }
 
-/// Every task not in a final state, oldest first.
+/// Every task with open work, oldest first.
 pub fn open(view: &ReadTransaction) -> std::io::Result<Ids> {
     let table = view.open_table(OPEN).map_err(store_error)?;
     let range = table.range_owned(..).map_err(store_error)?;

@@ -192,12 +192,25 @@ impl OpenHandovers {
         if !due {
             return;
         }
-        let replica = state.store.read();
+        // An open handover's task is open: the open tasks are all a rebuild reads.
+        let (open, applied) = {
+            let replica = state.store.read();
+            let view = match state.store.store_view() {
+                Ok(view) => view,
+                Err(error) => return tracing::error!(%error, "open handovers: the store cannot be read"),
+            };
+            let open = crate::task_query::open_tasks(&replica, &view);
+            (open, replica.last_applied.map_or(0, |log_id| log_id.index))
+        };
+        let open = match open {
+            Ok(open) => open,
+            Err(error) => return tracing::error!(%error, "open handovers: the store cannot be read"),
+        };
         self.by_task.clear();
-        for task in replica.ledger.handed_over_tasks() {
-            self.note(&task);
+        for task in &open {
+            self.note(task);
         }
-        self.rebuilt_at_index = replica.last_applied.map_or(0, |log_id| log_id.index);
+        self.rebuilt_at_index = applied;
         self.stale = false;
         self.scanned = Some((tokio::time::Instant::now(), snapshots));
     }
