@@ -18,6 +18,7 @@ mod consoles;
 mod deadlines;
 mod forwards;
 mod intake;
+mod lifecycle;
 mod stats;
 
 use anyhow::Context;
@@ -101,6 +102,14 @@ struct Args {
     /// Of the measured signals, this percentage is about the open shops (merges).
     #[arg(long, default_value_t = 80)]
     intake_merge_percent: usize,
+    /// Whole lives instead of creates: each writer takes each task through create, dispatch,
+    /// ack, complete and close (`--concurrency` writers).
+    #[arg(long)]
+    lifecycle: bool,
+    /// For `--lifecycle`: bureaus whose code starts with one of these are hosted by other
+    /// groups (in `xietong up`, Guangzhou's and Shenzhen's) and are not dispatched to.
+    #[arg(long, value_delimiter = ',', default_value = "4401,4403")]
+    other_groups: Vec<String>,
 }
 
 /// In-flight cap of the open-loop schedule: beyond it the generator itself would be the
@@ -275,6 +284,25 @@ async fn main() -> anyhow::Result<()> {
     if let Some(count) = args.counties {
         anyhow::ensure!((1..=counties.len()).contains(&count), "--counties must be 1..={}", counties.len());
         counties.truncate(count);
+    }
+    if args.lifecycle {
+        counties.retain(|county| !args.other_groups.iter().any(|prefix| county.starts_with(prefix.as_str())));
+        let report = lifecycle::run(
+            http,
+            &targets,
+            &args.token,
+            counties,
+            args.concurrency,
+            args.warmup,
+            args.seconds,
+            &args.label,
+        )
+        .await?;
+        println!("{report}");
+        if let Some(path) = &args.json {
+            std::fs::write(path, format!("{report}\n"))?;
+        }
+        return Ok(());
     }
     let counties = Arc::new(counties);
     let consoles = if args.consoles > 0 { Some(open_consoles(&args, &targets, &http, &counties).await?) } else { None };
