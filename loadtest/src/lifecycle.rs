@@ -104,18 +104,22 @@ async fn live_once(
     true
 }
 
+/// What a lifecycle run is asked to do.
+pub struct Plan<'a> {
+    pub targets: &'a [String],
+    pub token: &'a str,
+    /// Bureaus this group hosts, dispatched to in turn.
+    pub counties: Vec<String>,
+    pub writers: usize,
+    pub warmup: u64,
+    pub seconds: u64,
+    pub label: &'a str,
+}
+
 /// Runs `writers` closed-loop writers for `warmup + seconds`, each living tasks one after
-/// another, spread over `targets` and over `counties` (bureaus this group hosts).
-pub async fn run(
-    http: reqwest::Client,
-    targets: &[String],
-    token: &str,
-    counties: Vec<String>,
-    writers: usize,
-    warmup: u64,
-    seconds: u64,
-    label: &str,
-) -> anyhow::Result<LifecycleReport> {
+/// another, spread over the targets and the counties.
+pub async fn run(http: reqwest::Client, plan: Plan<'_>) -> anyhow::Result<LifecycleReport> {
+    let Plan { targets, token, counties, writers, warmup, seconds, label } = plan;
     anyhow::ensure!(!counties.is_empty(), "no bureau of this group to dispatch to");
     let start = Instant::now();
     let recorder = Arc::new(Recorder {

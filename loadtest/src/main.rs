@@ -287,17 +287,16 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.lifecycle {
         counties.retain(|county| !args.other_groups.iter().any(|prefix| county.starts_with(prefix.as_str())));
-        let report = lifecycle::run(
-            http,
-            &targets,
-            &args.token,
+        let plan = lifecycle::Plan {
+            targets: &targets,
+            token: &args.token,
             counties,
-            args.concurrency,
-            args.warmup,
-            args.seconds,
-            &args.label,
-        )
-        .await?;
+            writers: args.concurrency,
+            warmup: args.warmup,
+            seconds: args.seconds,
+            label: &args.label,
+        };
+        let report = lifecycle::run(http, plan).await?;
         println!("{report}");
         if let Some(path) = &args.json {
             std::fs::write(path, format!("{report}\n"))?;

@@ -66,7 +66,9 @@ pub fn matches(actor: &Actor, filter: &ListFilter, now_ms: u64, task: &Task) -> 
 /// The bureau whose listing holds every task the page may show.
 fn scan_bureau(actor: &Actor, filter: &ListFilter) -> BureauCode {
     match (actor.role, filter.bureau) {
-        (Role::Command | Role::Leadership, Some(filtered)) if Regions::get().is_within(filtered, actor.bureau) => filtered,
+        (Role::Command | Role::Leadership, Some(filtered)) if Regions::get().is_within(filtered, actor.bureau) => {
+            filtered
+        }
         _ => actor.bureau,
     }
 }
@@ -74,9 +76,17 @@ fn scan_bureau(actor: &Actor, filter: &ListFilter) -> BureauCode {
 type Candidates = Box<dyn Iterator<Item = std::io::Result<TaskId>>>;
 
 /// The store's candidates in the page's order (their places are recomputed from the tasks).
-fn candidates(view: &ReadTransaction, bureau: BureauCode, filter: &ListFilter, order: Order, now_ms: u64) -> std::io::Result<Candidates> {
+fn candidates(
+    view: &ReadTransaction,
+    bureau: BureauCode,
+    filter: &ListFilter,
+    order: Order,
+    now_ms: u64,
+) -> std::io::Result<Candidates> {
     match order {
-        Order::TimeLeft { after } => Ok(Box::new(index::running(view, bureau, after)?.map(|entry| entry.map(|(_, id)| id)))),
+        Order::TimeLeft { after } => {
+            Ok(Box::new(index::running(view, bureau, after)?.map(|entry| entry.map(|(_, id)| id))))
+        }
         Order::Newest { before } if filter.overdue == Some(true) => {
             // Overdue is a matter of the clock: the running clocks that ended before now,
             // newest first. As many as the bureau's overdue tasks, which open work bounds.
@@ -261,16 +271,34 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Step {
-        Create { origin: usize, kind: usize },
-        Dispatch { task: u64, assignee: usize },
-        Ack { task: u64 },
-        Complete { task: u64 },
-        Close { task: u64 },
-        Cancel { task: u64 },
+        Create {
+            origin: usize,
+            kind: usize,
+        },
+        Dispatch {
+            task: u64,
+            assignee: usize,
+        },
+        Ack {
+            task: u64,
+        },
+        Complete {
+            task: u64,
+        },
+        Close {
+            task: u64,
+        },
+        Cancel {
+            task: u64,
+        },
         /// Seal the changes and write them to the store (a checkpoint), or only seal them, or
         /// write them without telling the ledger yet: the three moments a reader can meet.
-        Checkpoint { moment: u8 },
-        Advance { hours: u8 },
+        Checkpoint {
+            moment: u8,
+        },
+        Advance {
+            hours: u8,
+        },
     }
 
     fn step() -> impl Strategy<Value = Step> {
@@ -294,14 +322,16 @@ mod tests {
         let mut index = 0;
         let mut in_progress: Option<(std::sync::Arc<ledger::Changes>, bool)> = None;
         let kinds = [TaskKind::Lead, TaskKind::RiskAlert, TaskKind::Assignment];
-        let command = |actor: Actor, stamp_ms: u64, action: Action| Command { stamp_ms, actor, idempotency: None, action };
+        let command =
+            |actor: Actor, stamp_ms: u64, action: Action| Command { stamp_ms, actor, idempotency: None, action };
         let change = |task: u64, transition: Transition, note: &str| {
             Action::ChangeTask(TaskChange { task: TaskId(task), expected_version: None, transition, note: note.into() })
         };
         for step in steps {
             stamp_ms += 60_000;
             let origin_of = |ledger: &Ledger, task: u64| ledger.task(TaskId(task)).map(|t| t.origin_bureau);
-            let assignee_of = |ledger: &Ledger, task: u64| ledger.task(TaskId(task)).and_then(|t| t.handling.assignee_bureau);
+            let assignee_of =
+                |ledger: &Ledger, task: u64| ledger.task(TaskId(task)).and_then(|t| t.handling.assignee_bureau);
             let commander = |bureau: BureauCode| Actor { user: "command".into(), bureau, role: Role::Command };
             let operator = |bureau: BureauCode| Actor { user: "operator".into(), bureau, role: Role::Operator };
             let issued = match step {
@@ -312,7 +342,12 @@ mod tests {
                         severity: Severity::Normal,
                         title: "线索".into(),
                         description: String::new(),
-                        subject: Subject { uscc: None, name: "某公司".into(), region_code: code("440106"), address: String::new() },
+                        subject: Subject {
+                            uscc: None,
+                            name: "某公司".into(),
+                            region_code: code("440106"),
+                            address: String::new(),
+                        },
                         source: Source::Complaint,
                         origin_bureau: origin,
                         assignee_bureau: None,
@@ -379,8 +414,11 @@ mod tests {
 
     fn actor() -> impl Strategy<Value = Actor> {
         let role = prop_oneof![Just(Role::Command), Just(Role::Leadership), Just(Role::Operator)];
-        (proptest::sample::select(BUREAUS.to_vec()), role)
-            .prop_map(|(bureau, role)| Actor { user: "reader".into(), bureau: code(bureau), role })
+        (proptest::sample::select(BUREAUS.to_vec()), role).prop_map(|(bureau, role)| Actor {
+            user: "reader".into(),
+            bureau: code(bureau),
+            role,
+        })
     }
 
     proptest! {

@@ -17,13 +17,13 @@ use super::command::{
     Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
 };
 use super::complaint::Reporter;
-use super::records::{Changes, Layers, MemoryRecords, Records, RecordsDigest, Term};
 use super::federation::{
     DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, RemoteHandling, Routing,
 };
 use super::idempotency::IdempotencyTable;
 use super::intake::{GroupKey, SeenKey};
 use super::policy;
+use super::records::{Changes, Layers, MemoryRecords, Records, RecordsDigest, Term};
 use super::task::{CompletionOutcome, DeadlineKind, Task, TaskId, TimelineAction, TimelineEntry};
 use super::validate;
 use crate::limits::{DEADLINE_HORIZON_MS, TIMELINE_ENTRIES_MAX};
@@ -251,7 +251,8 @@ impl Ledger {
 
     /// Whether `id` changed since the last checkpoint was durable (its store entries are stale).
     pub fn is_changed(&self, id: TaskId) -> bool {
-        self.changes.tasks.contains_key(&id) || self.sealed.as_ref().is_some_and(|sealed| sealed.tasks.contains_key(&id))
+        self.changes.tasks.contains_key(&id)
+            || self.sealed.as_ref().is_some_and(|sealed| sealed.tasks.contains_key(&id))
     }
 
     /// The task, shared (answering does not copy it).
@@ -664,9 +665,8 @@ impl Ledger {
                 }
             };
         }
-        let task = |id: &TaskId| {
-            self.task(*id).ok_or_else(|| InvariantViolation(format!("task {id} is named but missing")))
-        };
+        let task =
+            |id: &TaskId| self.task(*id).ok_or_else(|| InvariantViolation(format!("task {id} is named but missing")));
         ensure!(self.next_task_id >= 1, "the task counter starts at 1");
         ensure!(self.next_message_seq >= 1, "the message counter starts at 1");
         ensure!(self.task_count < self.next_task_id, "more tasks than ids handed out");
@@ -754,7 +754,10 @@ impl Ledger {
         for (position, entry) in task.timeline.iter().enumerate() {
             ensure!(entry.version == position as u64 + 1, "task {id}: timeline entries out of order");
         }
-        ensure!(task.timeline.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms), "task {id}: timeline goes back in time");
+        ensure!(
+            task.timeline.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms),
+            "task {id}: timeline goes back in time"
+        );
         ensure!(task.updated_at_ms <= self.last_stamp_ms, "task {id} changed after the ledger's clock");
         ensure!(regions.contains(task.origin_bureau), "task {id}: unknown origin bureau");
         ensure!(regions.contains(task.subject.region_code), "task {id}: unknown subject region");

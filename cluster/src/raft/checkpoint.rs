@@ -99,7 +99,8 @@ fn run(shared: &Shared, requests: &mpsc::Receiver<Request>, sealed: &watch::Send
         }
         let written = checkpoint(shared, forced, sealed, writing);
         for answer in waiting {
-            let _ = answer.send(written.as_ref().map(Clone::clone).map_err(|e| io::Error::new(e.kind(), e.to_string())));
+            let _ =
+                answer.send(written.as_ref().map(Clone::clone).map_err(|e| io::Error::new(e.kind(), e.to_string())));
         }
     }
 }

@@ -116,7 +116,10 @@ pub(super) async fn send(
         return Err(network_error(format!("the follower stopped: {fatal}")));
     }
     if !status.is_success() {
-        return Err(network_error(format!("the follower refused the snapshot: {status}: {}", String::from_utf8_lossy(&bytes))));
+        return Err(network_error(format!(
+            "the follower refused the snapshot: {status}: {}",
+            String::from_utf8_lossy(&bytes)
+        )));
     }
     bincode::deserialize(&bytes).map_err(network_error)
 }
@@ -165,7 +168,10 @@ pub(super) async fn receive(
             if pending.len() >= 4 + length as usize {
                 let head = match bincode::deserialize(&pending[4..4 + length as usize]) {
                     Ok(head) => head,
-                    Err(error) => return (StatusCode::BAD_REQUEST, format!("an undecodable snapshot head: {error}")).into_response(),
+                    Err(error) => {
+                        return (StatusCode::BAD_REQUEST, format!("an undecodable snapshot head: {error}"))
+                            .into_response()
+                    }
                 };
                 pending.drain(..4 + length as usize);
                 break head;
@@ -173,7 +179,9 @@ pub(super) async fn receive(
         }
         match tokio::time::timeout(chunk_timeout, frames.next()).await {
             Ok(Some(Ok(chunk))) => pending.extend_from_slice(&chunk),
-            Ok(Some(Err(error))) => return (StatusCode::BAD_REQUEST, format!("the snapshot stream broke: {error}")).into_response(),
+            Ok(Some(Err(error))) => {
+                return (StatusCode::BAD_REQUEST, format!("the snapshot stream broke: {error}")).into_response()
+            }
             Ok(None) => return (StatusCode::BAD_REQUEST, "the snapshot stream ended in its head").into_response(),
             Err(_) => return (StatusCode::REQUEST_TIMEOUT, "the snapshot stream stalled").into_response(),
         }

@@ -101,11 +101,7 @@ fn snapshot_meta(checkpoint: &CheckpointMeta) -> SnapshotMetaOf {
         Some(log_id) => format!("{}-{}", log_id.leader_id, log_id.index),
         None => "empty".to_owned(),
     };
-    SnapshotMeta {
-        last_log_id: checkpoint.applied,
-        last_membership: checkpoint.membership.clone(),
-        snapshot_id,
-    }
+    SnapshotMeta { last_log_id: checkpoint.applied, last_membership: checkpoint.membership.clone(), snapshot_id }
 }
 
 /// The replica a store holds: its last checkpoint's core over its records. A store that no
@@ -235,10 +231,8 @@ pub fn seed_store(
     }
     let incoming = dir.join(INCOMING_STORE_FILE);
     let (_, core) = crate::store::stream::load_stream(stream, &incoming)?;
-    let meta = CheckpointMeta {
-        applied: Some(last_log_id),
-        membership: StoredMembership::new(Some(last_log_id), membership),
-    };
+    let meta =
+        CheckpointMeta { applied: Some(last_log_id), membership: StoredMembership::new(Some(last_log_id), membership) };
     Store::open(&incoming)?.write_checkpoint(&ledger::Changes::default(), &core, &meta)?;
     std::fs::rename(&incoming, &path)?;
     std::fs::File::open(dir)?.sync_all()?;
@@ -353,7 +347,11 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
         Ok(Box::new(SnapshotData::InStore))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMetaOf, snapshot: Box<SnapshotData>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMetaOf,
+        snapshot: Box<SnapshotData>,
+    ) -> Result<(), StorageError> {
         let received = match *snapshot {
             SnapshotData::Received(path) => Ok(path),
             // Another state machine's view in this process (openraft's storage suite): streamed

@@ -170,12 +170,12 @@ fn received_store(
     meta: &openraft::SnapshotMeta<NodeId, openraft::BasicNode>,
 ) -> state_machine::SnapshotData {
     let path = state_machine.incoming_store_path();
-    let checkpoint = crate::store::CheckpointMeta {
-        applied: meta.last_log_id,
-        membership: meta.last_membership.clone(),
-    };
+    let checkpoint =
+        crate::store::CheckpointMeta { applied: meta.last_log_id, membership: meta.last_membership.clone() };
     let store = crate::store::Store::open(&path).expect("incoming store");
-    store.write_checkpoint(&ledger::Changes::default(), &ledger::Ledger::new().encode_core(), &checkpoint).expect("checkpoint");
+    store
+        .write_checkpoint(&ledger::Changes::default(), &ledger::Ledger::new().encode_core(), &checkpoint)
+        .expect("checkpoint");
     state_machine::SnapshotData::Received(path)
 }
 

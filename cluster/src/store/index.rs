@@ -176,9 +176,16 @@ impl<'txn> Indexes<'txn> {
 }
 
 type Ids = Box<dyn Iterator<Item = std::io::Result<TaskId>>>;
+/// Running clocks in order: (deadline, task).
+type Clocks = Box<dyn Iterator<Item = std::io::Result<(u64, TaskId)>>>;
 
 /// The ids listed under `bureau` in `facet`, newest first, below `before`.
-pub fn listed(view: &ReadTransaction, bureau: BureauCode, facet: Facet, before: Option<TaskId>) -> std::io::Result<Ids> {
+pub fn listed(
+    view: &ReadTransaction,
+    bureau: BureauCode,
+    facet: Facet,
+    before: Option<TaskId>,
+) -> std::io::Result<Ids> {
     let table = view.open_table(LISTED).map_err(store_error)?;
     let start = listed_key(bureau, facet, TaskId(before.map_or(u64::MAX, |id| id.0.saturating_sub(1))));
     let mut end = listed_key(bureau, facet, TaskId(0));
@@ -193,11 +200,7 @@ pub fn listed(view: &ReadTransaction, bureau: BureauCode, facet: Facet, before: 
 }
 
 /// Tasks under `bureau` whose clock runs, least time left first, after `(deadline, id)`.
-pub fn running(
-    view: &ReadTransaction,
-    bureau: BureauCode,
-    after: Option<(u64, u64)>,
-) -> std::io::Result<Box<dyn Iterator<Item = std::io::Result<(u64, TaskId)>>>> {
+pub fn running(view: &ReadTransaction, bureau: BureauCode, after: Option<(u64, u64)>) -> std::io::Result<Clocks> {
     let table = view.open_table(RUNNING).map_err(store_error)?;
     let start = match after {
         Some((deadline_ms, id)) => match id.checked_add(1) {

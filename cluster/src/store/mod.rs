@@ -99,9 +99,9 @@ impl Store {
         drop(read);
         match found {
             Some(bytes) => {
-                let version = <[u8; 4]>::try_from(bytes.as_slice()).map(u32::from_le_bytes).map_err(|_| {
-                    invalid(format!("{} has an unreadable format version", self.path.display()))
-                })?;
+                let version = <[u8; 4]>::try_from(bytes.as_slice())
+                    .map(u32::from_le_bytes)
+                    .map_err(|_| invalid(format!("{} has an unreadable format version", self.path.display())))?;
                 if version != STORE_FORMAT {
                     return Err(invalid(format!(
                         "{} is a ledger store of format {version}; this build reads format {STORE_FORMAT}",

@@ -17,7 +17,12 @@ fn create(title: &str) -> Action {
         severity: Severity::Normal,
         title: title.into(),
         description: "长一点的描述".repeat(20),
-        subject: Subject { uscc: None, name: "广州某某有限公司".into(), region_code: bureau("440106"), address: String::new() },
+        subject: Subject {
+            uscc: None,
+            name: "广州某某有限公司".into(),
+            region_code: bureau("440106"),
+            address: String::new(),
+        },
         source: Source::Complaint,
         origin_bureau: bureau("440100"),
         assignee_bureau: None,
@@ -31,7 +36,12 @@ fn checkpointed(store: &Store, tasks: u64) -> Ledger {
     ledger.set_records(store.records());
     let actor = Actor { user: "gz-command".into(), bureau: bureau("440100"), role: Role::Command };
     for n in 1..=tasks {
-        let command = Command { stamp_ms: 1_780_000_000_000 + n, actor: actor.clone(), idempotency: None, action: create(&format!("任务{n}")) };
+        let command = Command {
+            stamp_ms: 1_780_000_000_000 + n,
+            actor: actor.clone(),
+            idempotency: None,
+            action: create(&format!("任务{n}")),
+        };
         ledger.apply(&command).expect("created");
         if n % 7 == 0 || n == tasks {
             let sealed = ledger.seal();

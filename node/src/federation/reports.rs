@@ -85,7 +85,11 @@ pub async fn push(state: AppState, shutdown: CancellationToken) {
             }
             let reports: Vec<StatusReport> = {
                 let replica = state.store.read();
-                tasks.iter().filter_map(|id| replica.ledger.task(*id)).filter_map(|task| StatusReport::of(&task)).collect()
+                tasks
+                    .iter()
+                    .filter_map(|id| replica.ledger.task(*id))
+                    .filter_map(|task| StatusReport::of(&task))
+                    .collect()
             };
             busy.insert(group);
             let (state, preferred) = (state.clone(), preferred.clone());

@@ -54,15 +54,19 @@ pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Respon
             .name("backup".into())
             .spawn(move || {
                 let mut out = ChunkSender { chunk: Vec::new(), chunks };
-                if let Err(error) = backup::write_backup(&header, &view, &mut out).and_then(|()| std::io::Write::flush(&mut out)) {
+                if let Err(error) =
+                    backup::write_backup(&header, &view, &mut out).and_then(|()| std::io::Write::flush(&mut out))
+                {
                     tracing::warn!(%error, "a backup stream broke off");
                     let _ = out.chunks.blocking_send(Err(error));
                 }
             })
             .map_err(|e| ApiError::Internal(format!("starting the backup: {e}")))?;
-        let stream = futures_util::stream::unfold(body, |mut body| async move { body.recv().await.map(|chunk| (chunk, body)) });
+        let stream =
+            futures_util::stream::unfold(body, |mut body| async move { body.recv().await.map(|chunk| (chunk, body)) });
         Ok::<_, ApiError>(
-            ([(header::CONTENT_TYPE, "application/octet-stream")], axum::body::Body::from_stream(stream)).into_response(),
+            ([(header::CONTENT_TYPE, "application/octet-stream")], axum::body::Body::from_stream(stream))
+                .into_response(),
         )
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)

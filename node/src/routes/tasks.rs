@@ -6,17 +6,15 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
-use ledger::{
-    access, validate, Action, Actor, BureauCode, NewTask, Routing, Severity, Source, TaskKind, TaskState,
-};
+use ledger::{access, validate, Action, Actor, BureauCode, NewTask, Routing, Severity, Source, TaskKind, TaskState};
 use serde::Deserialize;
 
 use super::request::{parse_json, parse_query, parse_task_id};
 use super::write::handle_write;
-use crate::task_query::{self, ListFilter, Order};
 use crate::api::{self, time, ApiError, CreateTaskRequest, TaskPage};
 use crate::read_path::{barrier, Consistency};
 use crate::state::AppState;
+use crate::task_query::{self, ListFilter, Order};
 
 pub async fn create(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     handle_write(state, uri, headers, body, StatusCode::CREATED, |state, actor, body, _| {
@@ -115,7 +113,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
 
         let now_ms = time::now_ms();
         let filter = ListFilter { bureau, states, kind, overdue: query.overdue };
-        let order = if by_time_left { Order::TimeLeft { after: time_left_cursor } } else { Order::Newest { before: cursor } };
+        let order =
+            if by_time_left { Order::TimeLeft { after: time_left_cursor } } else { Order::Newest { before: cursor } };
         let (page, more) = {
             let replica = state.store.read();
             // Opened under the read lock: the view and the changes in memory are one state.

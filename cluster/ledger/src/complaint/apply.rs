@@ -1,6 +1,5 @@
 //! Registering a complaint and the steps of its decision, in the ledger.
 
-
 use super::*;
 use crate::access;
 use crate::apply::Ledger;

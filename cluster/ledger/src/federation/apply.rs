@@ -289,11 +289,10 @@ impl Ledger {
     /// The origin's leader alarms the console: message `seq` has waited too long.
     pub(crate) fn flag_stuck(&mut self, stamp_ms: u64, actor: &Actor, seq: u64) -> CommandResult {
         require_role(actor, Role::System, "flag stuck forwards")?;
-        let entry = self
-            .outbox
-            .get(&seq)
-            .filter(|entry| !entry.stuck_flagged)
-            .ok_or_else(|| Rejection::NothingToRecord(format!("message {seq} is not waiting or already flagged")))?;
+        let entry =
+            self.outbox.get(&seq).filter(|entry| !entry.stuck_flagged).ok_or_else(|| {
+                Rejection::NothingToRecord(format!("message {seq} is not waiting or already flagged"))
+            })?;
         let (task_id, to_group) = (entry.task, entry.to_group);
         self.task(task_id).expect("outbox entries name existing tasks").timeline_has_room()?;
         self.outbox.get_mut(&seq).expect("found above").stuck_flagged = true;
@@ -306,9 +305,9 @@ impl Ledger {
     /// entries it lacks and, once the target has handled every instruction sent, its state.
     pub(crate) fn mirror(&mut self, stamp_ms: u64, actor: &Actor, report: &StatusReport) -> CommandResult {
         require_role(actor, Role::Peer, "report the status of forwarded tasks")?;
-        let id = self.sent_id(report.forward).ok_or_else(|| {
-            Rejection::NothingToRecord(format!("no task here was handed over as {}", report.forward))
-        })?;
+        let id = self
+            .sent_id(report.forward)
+            .ok_or_else(|| Rejection::NothingToRecord(format!("no task here was handed over as {}", report.forward)))?;
         let shared = self.task(id).expect("found above");
         let remote = shared.remote.clone().expect("found by its remote handling");
         if remote.to_group != actor.bureau {
@@ -385,7 +384,8 @@ fn take_instruction(task: &mut Task, stamp_ms: u64, actor: &Actor, instruction: 
         (Transition::Cancel, TaskState::Completed) => Some(TaskState::Cancelled),
         (transition, from) => transition.action().next_state(from),
     };
-    let next = next.ok_or_else(|| Rejection::IllegalTransition { from, action: instruction.transition.action().to_string() })?;
+    let next =
+        next.ok_or_else(|| Rejection::IllegalTransition { from, action: instruction.transition.action().to_string() })?;
     policy::records_allow(task, instruction.transition.action())?;
     task.timeline_has_room()?;
     // The sending group decided, for the bureau that dispatched; `sent_by` is only its word.
