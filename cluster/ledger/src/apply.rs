@@ -40,6 +40,12 @@ pub struct Ledger {
     /// The changes a checkpoint in progress is writing: read from here until it is durable.
     #[serde(skip)]
     sealed: Option<Arc<Changes>>,
+    /// The digest terms of the changed tasks' versions (open changes, then sealed ones), so that
+    /// changing a task again does not hash its last version again.
+    #[serde(skip)]
+    terms: BTreeMap<TaskId, Term>,
+    #[serde(skip)]
+    sealed_terms: BTreeMap<TaskId, Term>,
     /// The records as of the last checkpoint.
     #[serde(skip, default = "no_records")]
     records: Arc<dyn Records>,
@@ -78,6 +84,8 @@ impl Default for Ledger {
         Ledger {
             changes: Changes::default(),
             sealed: None,
+            terms: BTreeMap::new(),
+            sealed_terms: BTreeMap::new(),
             records: no_records(),
             task_count: 0,
             records_digest: RecordsDigest::default(),
@@ -135,12 +143,14 @@ impl Ledger {
         assert!(self.sealed.is_none(), "one checkpoint at a time");
         let sealed = Arc::new(std::mem::take(&mut self.changes));
         self.sealed = Some(sealed.clone());
+        self.sealed_terms = std::mem::take(&mut self.terms);
         sealed
     }
 
     /// The sealed changes are durable in the store `records` reads: they are read from there on.
     pub fn checkpoint_written(&mut self) {
         assert!(self.sealed.take().is_some(), "a checkpoint was sealed");
+        self.sealed_terms.clear();
     }
 
     /// Whether a checkpoint is sealed and not yet written.
@@ -178,11 +188,15 @@ impl Ledger {
 
     /// Takes out a task to change it: from the open changes without a copy.
     pub(super) fn check_out(&mut self, id: TaskId) -> Option<CheckedOut> {
-        let shared = match self.changes.tasks.remove(&id) {
-            Some(task) => task,
-            None => self.layers().task(id)?,
+        let (shared, known) = match self.changes.tasks.remove(&id) {
+            Some(task) => (task, self.terms.remove(&id)),
+            None => {
+                let task = self.layers().task(id)?;
+                (task, self.sealed_terms.get(&id).copied())
+            }
         };
-        let term = Term::of_task(&shared);
+        let term = known.unwrap_or_else(|| Term::of_task(&shared));
+        debug_assert_eq!(term, Term::of_task(&shared), "a kept term is the term of the version kept");
         Some(CheckedOut { task: Arc::unwrap_or_clone(shared), term })
     }
 
@@ -196,7 +210,9 @@ impl Ledger {
         if let Some(before) = before {
             self.records_digest.remove(before);
         }
-        self.records_digest.add(Term::of_task(&task));
+        let term = Term::of_task(&task);
+        self.records_digest.add(term);
+        self.terms.insert(task.id, term);
         let task = Arc::new(task);
         self.changes.tasks.insert(task.id, task.clone());
         task
