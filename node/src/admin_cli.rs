@@ -204,6 +204,7 @@ fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> anyhow::Resu
         &mut input,
         last_log_id,
         membership,
+        &header.digest,
     )
     .context("loading the backup into the node's store")?;
     // The entity directory files kept with the backup, each checked against its hash.

@@ -105,7 +105,14 @@ fn candidates(
         }
         Order::Newest { before } => match (&filter.states, filter.kind) {
             (Some(states), _) => {
-                let lists = states
+                // One list per state, however often the query names it.
+                let mut distinct: Vec<TaskState> = Vec::with_capacity(states.len());
+                for state in states {
+                    if !distinct.contains(state) {
+                        distinct.push(*state);
+                    }
+                }
+                let lists = distinct
                     .iter()
                     .map(|state| index::listed(view, bureau, Facet::State(*state), before))
                     .collect::<std::io::Result<Vec<_>>>()?;

@@ -61,7 +61,15 @@ impl Checkpoints {
         let thread_writing = writing.clone();
         std::thread::Builder::new().name("checkpoint".into()).spawn(move || {
             super::state_machine::lower_this_thread_priority();
-            run(&shared, &receiver, &sealed_tx, &thread_writing);
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run(&shared, &receiver, &sealed_tx, &thread_writing);
+            }));
+            if ran.is_err() {
+                // A bug: the replica stops rather than apply without checkpoints; dropping the
+                // seal count wakes an apply that waits for one.
+                shared.failure.get_or_init(|| "the checkpoint thread panicked".to_owned());
+                tracing::error!("the checkpoint thread panicked; the state machine stopped");
+            }
         })?;
         Ok(Checkpoints { requests, sealed, writing })
     }
@@ -78,11 +86,10 @@ impl Checkpoints {
         answered.await.map_err(|_| io::Error::other("the checkpoint thread stopped"))?
     }
 
-    /// Waits for the next seal (apply's back pressure).
-    pub async fn next_seal(&self) {
-        let mut sealed = self.sealed.clone();
-        sealed.mark_unchanged();
-        let _ = sealed.changed().await;
+    /// The count of seals, for apply's back pressure: mark it seen, check the changes, then
+    /// wait for it to change (a seal, or a failure). An error means the thread is gone.
+    pub fn seals(&self) -> watch::Receiver<u64> {
+        self.sealed.clone()
     }
 }
 
@@ -118,6 +125,11 @@ fn checkpoint(
     }
     let (changes, core, meta, generation) = {
         let mut replica = shared.replica.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Checked again under the lock: an apply that failed left a half-applied entry, which
+        // must never be written as applied (apply sets the failure before it lets the lock go).
+        if let Some(failure) = shared.failure.get() {
+            return Err(io::Error::other(failure.clone()));
+        }
         let meta = CheckpointMeta { applied: replica.last_applied, membership: replica.membership.clone() };
         if !forced && replica.ledger.open_changes() < CHECKPOINT_CHANGES {
             return Ok(meta);
@@ -153,6 +165,8 @@ fn checkpoint(
             tracing::error!(%failure, "the state machine stopped");
             shared.failure.get_or_init(|| failure);
             shared.durable_snapshot.record_failed(&error);
+            // An apply waiting for room wakes and sees the failure.
+            sealed_count.send_modify(|count| *count += 1);
             Err(error)
         }
     }

@@ -25,7 +25,7 @@ struct PeerState {
     /// Peer RPCs served at once (`PEER_RPCS_CONCURRENT_MAX`).
     slots: Arc<Semaphore>,
     /// Where a snapshot from the leader is loaded, one at a time.
-    incoming_store: std::path::PathBuf,
+    state_machine: super::LedgerStore,
     receiving: Arc<tokio::sync::Mutex<()>>,
 }
 
@@ -44,16 +44,16 @@ pub const PEER_RPCS_CONCURRENT_MAX: usize = 64;
 pub const PEER_RPC_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Routes for `/raft/*`, to be merged into the node's single HTTP server.
-/// `incoming_store` is where a snapshot from the leader is loaded
+/// `state_machine` says where a snapshot from the leader is loaded
 /// (`LedgerStore::incoming_store_path`).
-pub fn router(raft: Raft, node_id: NodeId, secret: GroupSecret, incoming_store: std::path::PathBuf) -> Router {
+pub fn router(raft: Raft, node_id: NodeId, secret: GroupSecret, state_machine: super::LedgerStore) -> Router {
     let slots = Arc::new(Semaphore::new(PEER_RPCS_CONCURRENT_MAX));
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .route(PATH_READ_INDEX, post(read_index))
-        .with_state(PeerState { raft, node_id, secret, slots, incoming_store, receiving: Arc::default() })
+        .with_state(PeerState { raft, node_id, secret, slots, state_machine, receiving: Arc::default() })
 }
 
 /// Checks the group secret and the target header from the headers alone, or explains the
@@ -136,7 +136,7 @@ async fn snapshot(State(state): State<PeerState>, headers: HeaderMap, body: Body
     let Ok(_slot) = state.slots.clone().acquire_owned().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down").into_response();
     };
-    let incoming = state.incoming_store.clone();
+    let incoming = state.state_machine.incoming_store_path();
     super::snapshot_transfer::receive(&state.raft, incoming, &state.receiving, body, PEER_RPC_READ_TIMEOUT).await
 }
 

@@ -190,7 +190,6 @@ pub(super) async fn receive(
     let (chunks, arriving) = mpsc::channel::<Bytes>(CHUNKS_IN_FLIGHT);
     let path = incoming.clone();
     let loader = tokio::task::spawn_blocking(move || {
-        let _ = std::fs::remove_file(&path);
         let mut reader = ChunkReader { chunks: arriving, current: Bytes::new() };
         crate::store::stream::load_stream(&mut io::BufReader::new(&mut reader), &path)
     });

@@ -24,8 +24,9 @@ use super::{Entry, LedgerResponse, LogId, NodeId, StorageError, TypeConfig};
 use crate::store::{CheckpointMeta, Store, STORE_FILE};
 use ledger::{CommandResult, Ledger};
 
-/// Where a store received from the leader is loaded before it is swapped in.
-const INCOMING_STORE_FILE: &str = "incoming.redb";
+/// Stores received from the leader are loaded into files of this prefix (one per transfer)
+/// before one is swapped in.
+const INCOMING_PREFIX: &str = "incoming";
 /// Applied-entry notices buffered for slow subscribers (console push, waiters); a subscriber
 /// that falls further behind is told it lagged and resynchronises from the ledger.
 pub const APPLIED_NOTICES_BUFFER: usize = 4_096;
@@ -128,10 +129,12 @@ impl LedgerStore {
     /// re-applies the committed log after it.
     pub fn open(dir: &Path) -> io::Result<LedgerStore> {
         std::fs::create_dir_all(dir)?;
-        // A load that a crash interrupted: the leader sends the snapshot again.
-        let incoming = dir.join(INCOMING_STORE_FILE);
-        if incoming.exists() {
-            std::fs::remove_file(&incoming)?;
+        // Loads that a crash interrupted: the leader sends the snapshot again.
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(INCOMING_PREFIX) {
+                std::fs::remove_file(entry.path())?;
+            }
         }
         let store = Store::open(&dir.join(STORE_FILE))?;
         let replica = replica_of(&store)?;
@@ -208,29 +211,38 @@ impl LedgerStore {
         self.store.read().unwrap_or_else(std::sync::PoisonError::into_inner).view()
     }
 
-    /// Where a store received from the leader is loaded (`peer_api`'s snapshot route).
+    /// A new path to load a store received from the leader into (`snapshot_transfer`): one per
+    /// transfer, so that a transfer abandoned while its loader still runs never meets the next.
     pub fn incoming_store_path(&self) -> PathBuf {
-        self.dir.join(INCOMING_STORE_FILE)
+        static TRANSFERS: AtomicU64 = AtomicU64::new(0);
+        let n = TRANSFERS.fetch_add(1, Ordering::Relaxed);
+        self.dir.join(format!("{INCOMING_PREFIX}-{n}.redb"))
     }
 }
 
 /// Makes `dir` start a new group from a backup stream: the store loaded and checked from
 /// `stream`, its checkpoint moved to `last_log_id` with the new group's `membership`. A node
 /// opened on it starts from that state with an empty log. Refuses a directory that already
-/// holds a store: restoring never overwrites a ledger.
+/// holds a store (restoring never overwrites a ledger), and a stream whose ledger does not have
+/// `expect_digest`.
 pub fn seed_store(
     dir: &Path,
     stream: &mut impl io::Read,
     last_log_id: LogId,
     membership: openraft::Membership<NodeId, BasicNode>,
+    expect_digest: &str,
 ) -> io::Result<CheckpointMeta> {
     std::fs::create_dir_all(dir)?;
     let path = dir.join(STORE_FILE);
     if path.exists() {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already holds a store", dir.display())));
     }
-    let incoming = dir.join(INCOMING_STORE_FILE);
+    let incoming = dir.join(format!("{INCOMING_PREFIX}-restore.redb"));
     let (_, core) = crate::store::stream::load_stream(stream, &incoming)?;
+    if Ledger::digest_of_core(&core) != expect_digest {
+        std::fs::remove_file(&incoming)?;
+        return Err(invalid("the ledger loaded is not the one whose digest was expected"));
+    }
     let meta =
         CheckpointMeta { applied: Some(last_log_id), membership: StoredMembership::new(Some(last_log_id), membership) };
     Store::open(&incoming)?.write_checkpoint(&ledger::Changes::default(), &core, &meta)?;
@@ -286,10 +298,20 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
             return Err(apply_error(failure));
         }
         // Back pressure: the changes in memory stay below their bound while a checkpoint writes.
-        while self.read().ledger.open_changes() >= CHECKPOINT_CHANGES_MAX {
-            self.checkpoints.due();
-            self.checkpoints.next_seal().await;
+        // The seal count is marked seen before the changes are counted, so a seal in between is
+        // not missed.
+        let mut seals = self.checkpoints.seals();
+        loop {
+            seals.mark_unchanged();
             if let Some(failure) = self.failure() {
+                return Err(apply_error(failure));
+            }
+            if self.read().ledger.open_changes() < CHECKPOINT_CHANGES_MAX {
+                break;
+            }
+            self.checkpoints.due();
+            if seals.changed().await.is_err() {
+                let failure = self.failure.get_or_init(|| "the checkpoint thread stopped".to_owned());
                 return Err(apply_error(failure));
             }
         }
@@ -380,13 +402,12 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
 impl LedgerStore {
     /// Loads another store's view into this one's incoming store, through a stream file.
     fn receive_view(&self, view: &redb::ReadTransaction) -> io::Result<PathBuf> {
-        let stream_path = self.dir.join("incoming.stream");
+        let stream_path = self.dir.join(format!("{INCOMING_PREFIX}.stream"));
         let mut file = io::BufWriter::new(std::fs::File::create(&stream_path)?);
         crate::store::stream::write_stream(view, &mut file)?;
         file.flush()?;
         drop(file);
         let incoming = self.incoming_store_path();
-        let _ = std::fs::remove_file(&incoming);
         let loaded = crate::store::stream::load_file(&stream_path, &incoming);
         std::fs::remove_file(&stream_path)?;
         loaded.map(|_| incoming)
@@ -397,7 +418,7 @@ impl LedgerStore {
     fn swap_in(&self, meta: &SnapshotMetaOf, received: &Path) -> io::Result<()> {
         let _no_checkpoint = self.checkpoints.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let path = self.dir.join(STORE_FILE);
-        let (checkpoint, _) = Store::open(received)?
+        let (checkpoint, _) = Store::open_existing(received)?
             .last_checkpoint()?
             .ok_or_else(|| invalid("a received store without a checkpoint"))?;
         if checkpoint.applied != meta.last_log_id {
@@ -485,5 +506,8 @@ mod tests {
         assert_eq!(store.read().ledger.task_count(), 0, "readers are not poisoned");
         let next = Entry { log_id: log_id(2), payload: EntryPayload::Blank };
         assert!(store.apply(vec![next]).await.is_err(), "nothing is applied after it");
+        // The half-applied entry is never written as applied: no checkpoint follows the failure.
+        assert!(store.checkpoint_now().await.is_err(), "no checkpoint after a failed apply");
+        assert_eq!(store.durable_snapshot().index(), None);
     }
 }

@@ -84,6 +84,14 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a store that must exist (one received and loaded), never creating an empty one.
+    pub fn open_existing(path: &Path) -> io::Result<Store> {
+        let db = redb::Builder::new().set_cache_size(STORE_CACHE_BYTES).open(path).map_err(store_error)?;
+        let store = Store { db: Arc::new(db), path: path.to_owned() };
+        store.check_format()?;
+        Ok(store)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -22,8 +22,13 @@ use super::{RECEIVED, REPORTERS, SENT, TASKS};
 pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM1\n";
 /// The largest frame: a core with a large programme is the biggest thing that travels whole.
 pub const FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
-/// Records written into the new store per transaction while loading.
+/// The largest record: a task of 500 timeline entries with notes of 2,000 characters is about
+/// 4 MB; anything larger is not a record this ledger writes.
+pub const RECORD_BYTES_MAX: u32 = 16 * 1024 * 1024;
+/// Records written into the new store per transaction while loading, at most, and their bytes:
+/// what a load holds in memory.
 const LOAD_RECORDS_PER_COMMIT: usize = 4_096;
+const LOAD_BYTES_PER_COMMIT: usize = 64 * 1024 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -135,6 +140,10 @@ struct Loader {
     /// The records of the current section not yet committed: kind, number (a task id), bytes
     /// (the record, or the forward key of a handover record).
     pending: Vec<(Kind, u64, Vec<u8>, Option<Task>)>,
+    pending_bytes: usize,
+    /// The key of the last record of the current section: keys strictly increase, so no record
+    /// is sent twice (the one-to-one counts hold only for distinct keys).
+    last_key: Option<Vec<u8>>,
     records: u64,
     digest: RecordsDigest,
     tasks: u64,
@@ -157,6 +166,8 @@ impl Loader {
             checker: None,
             last_kind: Kind::Meta,
             pending: Vec::new(),
+            pending_bytes: 0,
+            last_key: None,
             records: 0,
             digest: RecordsDigest::default(),
             tasks: 0,
@@ -187,6 +198,12 @@ impl Loader {
             }
             if kind != self.last_kind {
                 self.commit()?;
+                self.last_key = None;
+            }
+            if matches!(kind, Kind::Reporter | Kind::Sent | Kind::Received | Kind::Task)
+                && payload.len() > RECORD_BYTES_MAX as usize
+            {
+                return Err(invalid(format!("a {kind:?} record of {} bytes is larger than any record", payload.len())));
             }
             self.last_kind = kind;
             match kind {
@@ -211,6 +228,15 @@ impl Loader {
     fn take_record(&mut self, kind: Kind, payload: Vec<u8>) -> io::Result<()> {
         let (head, rest) = payload.split_at_checked(8).ok_or_else(|| invalid(format!("a short {kind:?} record")))?;
         let number = u64::from_be_bytes(head.try_into().expect("8 bytes"));
+        // Keyed by the task for tasks and reporters, by the forward for handover records.
+        let key = match kind {
+            Kind::Sent | Kind::Received => rest.to_vec(),
+            _ => head.to_vec(),
+        };
+        if self.last_key.as_ref().is_some_and(|last| *last >= key) {
+            return Err(invalid(format!("a {kind:?} record out of order or repeated")));
+        }
+        self.last_key = Some(key);
         let mut decoded_task = None;
         let record = match kind {
             Kind::Reporter => {
@@ -256,9 +282,10 @@ impl Loader {
         };
         self.records += 1;
         if self.store.is_some() {
+            self.pending_bytes += record.len();
             self.pending.push((kind, number, record, decoded_task));
         }
-        if self.pending.len() >= LOAD_RECORDS_PER_COMMIT {
+        if self.pending.len() >= LOAD_RECORDS_PER_COMMIT || self.pending_bytes >= LOAD_BYTES_PER_COMMIT {
             self.commit()?;
         }
         Ok(())
@@ -270,6 +297,7 @@ impl Loader {
         if self.pending.is_empty() {
             return Ok(());
         }
+        self.pending_bytes = 0;
         let store = self.store.as_ref().expect("records are kept only with a store");
         let mut write = store.db.begin_write().map_err(store_error)?;
         write.set_durability(redb::Durability::None).map_err(store_error)?;

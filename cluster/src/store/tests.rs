@@ -149,3 +149,53 @@ fn records_that_do_not_add_up_to_the_cores_digest_are_refused() {
     let error = load_stream(&mut bytes.as_slice(), &dir.path().join("b.redb")).expect_err("refused");
     assert!(error.to_string().contains("digest"), "{error}");
 }
+
+/// The frames of a stream after its magic: (kind, payload).
+fn frames(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    let mut rest = &bytes[stream::MAGIC.len()..];
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        let kind = rest[0];
+        let length = u32::from_le_bytes(rest[1..5].try_into().expect("4 bytes")) as usize;
+        frames.push((kind, rest[5..5 + length].to_vec()));
+        rest = &rest[5 + length + 4..];
+    }
+    frames
+}
+
+/// A stream of these frames, each under a correct checksum.
+fn framed(frames: &[(u8, Vec<u8>)]) -> Vec<u8> {
+    let mut bytes = stream::MAGIC.to_vec();
+    for (kind, payload) in frames {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&[*kind]);
+        crc.update(payload);
+        bytes.push(*kind);
+        bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes.extend_from_slice(&crc.finalize().to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn a_record_sent_twice_is_refused_even_under_correct_checksums_and_count() {
+    // Without the order check, a task sent twice could make room for a stray handover record
+    // in the one-to-one counts, and a later apply would meet it.
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("a.redb")).expect("store");
+    checkpointed(&store, 5);
+    let mut bytes = Vec::new();
+    write_stream(&store.view().expect("view"), &mut bytes).expect("stream");
+    let mut forged = frames(&bytes);
+    let end = forged.pop().expect("the end");
+    let last_task = forged.last().expect("a task").clone();
+    forged.push(last_task);
+    let count = u64::from_le_bytes(end.1.as_slice().try_into().expect("8 bytes")) + 1;
+    forged.push((end.0, count.to_le_bytes().to_vec()));
+    let forged = framed(&forged);
+    assert_eq!(framed(&frames(&bytes)), bytes, "the test frames streams as the writer does");
+    let error = load_stream(&mut forged.as_slice(), &dir.path().join("b.redb")).expect_err("refused");
+    assert!(error.to_string().contains("out of order or repeated"), "{error}");
+    assert!(verify_stream(&mut forged.as_slice()).is_err());
+}

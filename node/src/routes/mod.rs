@@ -64,12 +64,7 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .layer(middleware::from_fn_with_state(state.telemetry.clone(), count_request))
         .layer(middleware::from_fn_with_state(group_secret.clone(), crate::write_path::believe_hops_only_from_members))
         .layer(middleware::from_fn_with_state(state.clone(), cors));
-    let peer = cluster::raft::peer_api::router(
-        state.raft.clone(),
-        state.node_id,
-        group_secret,
-        state.store.incoming_store_path(),
-    );
+    let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id, group_secret, state.store.clone());
     api.merge(peer)
 }
 
