@@ -21,6 +21,8 @@ use ledger::{access, Actor, BureauCode, Regions, Role, Task, TaskId, TaskKind, T
 #[derive(Clone, Debug, Default)]
 pub struct ListFilter {
     pub bureau: Option<BureauCode>,
+    /// Only tasks about this market entity (its USCC, checked).
+    pub uscc: Option<String>,
     pub states: Option<Vec<TaskState>>,
     pub kind: Option<TaskKind>,
     pub overdue: Option<bool>,
@@ -61,6 +63,7 @@ pub fn matches(actor: &Actor, filter: &ListFilter, now_ms: u64, task: &Task) -> 
         && filter.states.as_ref().is_none_or(|s| s.contains(&task.handling.state))
         && filter.kind.is_none_or(|k| k == task.kind)
         && filter.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms))
+        && filter.uscc.as_deref().is_none_or(|u| task.subject.uscc.as_ref().is_some_and(|t| t.as_str() == u))
 }
 
 /// The bureau whose listing holds every task the page may show.
@@ -86,6 +89,10 @@ fn candidates(
     match order {
         Order::TimeLeft { after } => {
             Ok(Box::new(index::running(view, bureau, after)?.map(|entry| entry.map(|(_, id)| id))))
+        }
+        // An entity's tasks are few: its own index first.
+        Order::Newest { before } if filter.uscc.is_some() => {
+            index::by_uscc(view, filter.uscc.as_deref().expect("matched"), before)
         }
         Order::Newest { before } if filter.overdue == Some(true) => {
             // Overdue is a matter of the clock: the running clocks that ended before now,
@@ -271,6 +278,8 @@ mod tests {
     const HOUR_MS: u64 = 3_600_000;
     /// The bureau tree the random ledgers use: a province, two cities, a county of each.
     const BUREAUS: [&str; 5] = ["440000", "440100", "440106", "440300", "440305"];
+    /// Valid USCCs (cluster/ledger/data/uscc-samples.csv) the random tasks are about, or none.
+    const USCCS: [&str; 3] = ["91110105MAYJXNQT1W", "92110105475496599G", "91110105MAXHRB6C6G"];
 
     fn code(text: &str) -> BureauCode {
         BureauCode::parse_known(text).expect(text)
@@ -281,6 +290,7 @@ mod tests {
         Create {
             origin: usize,
             kind: usize,
+            entity: usize,
         },
         Dispatch {
             task: u64,
@@ -310,7 +320,8 @@ mod tests {
 
     fn step() -> impl Strategy<Value = Step> {
         prop_oneof![
-            4 => (0..BUREAUS.len(), 0..3usize).prop_map(|(origin, kind)| Step::Create { origin, kind }),
+            4 => (0..BUREAUS.len(), 0..3usize, 0..=USCCS.len())
+                .prop_map(|(origin, kind, entity)| Step::Create { origin, kind, entity }),
             3 => (1..40u64, 0..BUREAUS.len()).prop_map(|(task, assignee)| Step::Dispatch { task, assignee }),
             2 => (1..40u64).prop_map(|task| Step::Ack { task }),
             2 => (1..40u64).prop_map(|task| Step::Complete { task }),
@@ -342,7 +353,8 @@ mod tests {
             let commander = |bureau: BureauCode| Actor { user: "command".into(), bureau, role: Role::Command };
             let operator = |bureau: BureauCode| Actor { user: "operator".into(), bureau, role: Role::Operator };
             let issued = match step {
-                Step::Create { origin, kind } => {
+                Step::Create { origin, kind, entity } => {
+                    let uscc = USCCS.get(*entity).map(|text| ledger::Uscc::parse(text).expect("a valid USCC"));
                     let origin = code(BUREAUS[*origin]);
                     let new_task = NewTask {
                         kind: kinds[*kind],
@@ -350,7 +362,7 @@ mod tests {
                         title: "线索".into(),
                         description: String::new(),
                         subject: Subject {
-                            uscc: None,
+                            uscc,
                             name: "某公司".into(),
                             region_code: code("440106"),
                             address: String::new(),
@@ -415,8 +427,9 @@ mod tests {
         let states = proptest::option::of(proptest::sample::subsequence(TaskState::ALL.to_vec(), 1..3));
         let kind = proptest::option::of(prop_oneof![Just(TaskKind::Lead), Just(TaskKind::RiskAlert)]);
         let bureau = proptest::option::of(proptest::sample::select(BUREAUS.to_vec()).prop_map(code));
-        (bureau, states, kind, proptest::option::of(any::<bool>()))
-            .prop_map(|(bureau, states, kind, overdue)| ListFilter { bureau, states, kind, overdue })
+        let uscc = proptest::option::of(proptest::sample::select(USCCS.to_vec()).prop_map(str::to_owned));
+        (bureau, uscc, states, kind, proptest::option::of(any::<bool>()))
+            .prop_map(|(bureau, uscc, states, kind, overdue)| ListFilter { bureau, uscc, states, kind, overdue })
     }
 
     fn actor() -> impl Strategy<Value = Actor> {

@@ -8,6 +8,7 @@ mod console_browser;
 mod console_push;
 mod deadlines;
 mod double_random;
+mod entities;
 mod failover;
 mod fanout;
 mod federation;

@@ -289,6 +289,20 @@ pub struct TaskPage {
     pub next_cursor: Option<String>,
 }
 
+/// `GET /api/v1/entities/{uscc}`: the enterprise file (一企一档), everything the group knows of
+/// one market entity that the caller may see: every task about it, of every kind and state,
+/// newest first, paged. Reporters of complaints never appear in it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct EntityFileJson {
+    #[schemars(schema_with = "crate::api::schema::uscc")]
+    pub uscc: String,
+    /// The names the entity carries on the tasks of this page, newest first, each once.
+    pub names: Vec<String>,
+    pub tasks: Vec<TaskJson>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /api/v1/cluster`: this node's view of its group.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ClusterView {
@@ -540,6 +554,12 @@ pub fn parse_bureau(field: &str, text: &str) -> Result<BureauCode, ApiError> {
         code: "invalid_region_code",
         message: format!("{field}: {text} is not a region code in GB/T 2260"),
     })
+}
+
+/// A USCC given by a client, checked (GB 32100 check character).
+pub fn parse_uscc(field: &str, text: &str) -> Result<Uscc, ApiError> {
+    Uscc::parse(text)
+        .map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("{field}: {text:?}: {e}") })
 }
 
 pub fn parse_subject(subject: &SubjectJson) -> Result<ledger::Subject, ApiError> {

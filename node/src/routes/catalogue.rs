@@ -10,7 +10,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::{actions, presence, programme, public, response_metrics, tasks};
 use super::{
-    admin, backup, bureaus, cluster_view, complaints, console_snapshot, escalations, export, health, intake, me,
+    admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
+    me,
 };
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
@@ -18,8 +19,8 @@ use crate::api::inspection::{
     InspectorsJson, PublicCampaignsJson, PublicResultsJson, RetireRequest,
 };
 use crate::api::{
-    ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EscalationsJson, ExportPageJson,
-    MeJson, ReporterIdentityJson, TaskJson, TaskPage,
+    ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EntityFileJson, EscalationsJson,
+    ExportPageJson, MeJson, ReporterIdentityJson, TaskJson, TaskPage,
 };
 use crate::intake::{IntakeRequest, IntakeResponse};
 use crate::state::AppState;
@@ -139,6 +140,15 @@ pub fn operations() -> Vec<Operation> {
         op(Method::GET, "/api/v1/tasks", "List the tasks in the caller's scope", User, ok(schema::<TaskPage>))
             .query(schema::<tasks::ListQuery>)
             .handler(get(tasks::list)),
+        op(
+            Method::GET,
+            "/api/v1/entities/{uscc}",
+            "The enterprise file: every task about one market entity, in the caller's scope",
+            User,
+            ok(schema::<EntityFileJson>),
+        )
+        .query(schema::<entities::EntityQuery>)
+        .handler(get(entities::file)),
         op(Method::GET, "/api/v1/tasks/{id}", "One task with its timeline", User, ok(schema::<TaskJson>))
             .query(schema::<tasks::DetailQuery>)
             .handler(get(tasks::detail)),

@@ -10,6 +10,7 @@ mod cluster_view;
 mod complaints;
 mod console;
 mod console_snapshot;
+mod entities;
 mod escalations;
 mod export;
 pub(crate) mod health;

@@ -58,6 +58,9 @@ pub struct ListQuery {
     state: Option<String>,
     #[schemars(schema_with = "crate::api::schema::optional_task_kind")]
     kind: Option<String>,
+    /// Only tasks about this market entity.
+    #[schemars(schema_with = "crate::api::schema::optional_uscc")]
+    uscc: Option<String>,
     overdue: Option<bool>,
     cursor: Option<String>,
     limit: Option<usize>,
@@ -112,7 +115,9 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
         barrier(&state, Consistency::parse(query.consistency.as_deref())?).await?;
 
         let now_ms = time::now_ms();
-        let filter = ListFilter { bureau, states, kind, overdue: query.overdue };
+        let uscc = query.uscc.as_deref().map(|text| api::parse_uscc("uscc", text)).transpose()?;
+        let filter =
+            ListFilter { bureau, uscc: uscc.map(|u| u.as_str().to_owned()), states, kind, overdue: query.overdue };
         let order =
             if by_time_left { Order::TimeLeft { after: time_left_cursor } } else { Order::Newest { before: cursor } };
         let (page, more) = {
