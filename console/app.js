@@ -315,6 +315,10 @@ function setupFilters() {
   $("#kind-filter").addEventListener("change", (e) => { S.filter.kind = e.target.value; renderBoard(); });
   $("#overdue-filter").addEventListener("change", (e) => { S.filter.overdue = e.target.checked; renderBoard(); });
   $("#search").addEventListener("input", (e) => { S.filter.q = e.target.value.trim().toLowerCase(); renderBoard(); });
+  $("#search").addEventListener("keydown", (e) => {
+    const text = e.target.value.trim().toUpperCase();
+    if (e.key === "Enter" && USCC_PATTERN.test(text)) openEntity(text);
+  });
 }
 
 function matches(task) {
@@ -422,7 +426,7 @@ function renderBoard(fresh = new Set()) {
       `<td>${task.id}</td><td><span class="chip kind-${task.kind}">${esc(t(`kind_.${task.kind}`))}</span></td>` +
       `<td><span class="sev sev-${task.severity}">${esc(t(`sev.${task.severity}`))}</span></td>` +
       `<td class="title">${esc(task.title)}</td>` +
-      `<td class="subject">${esc(task.subject.name)}<small>${esc(task.subject.uscc || "")}</small></td>` +
+      `<td class="subject">${esc(task.subject.name)}${task.subject.uscc ? `<small><a href="#" data-uscc="${esc(task.subject.uscc)}">${esc(task.subject.uscc)}</a></small>` : "<small></small>"}</td>` +
       `<td>${esc(bureauName(task.assignee_bureau))}</td>` +
       `<td class="state">${esc(t(`state.${task.state}`))}${taskBadges(task)}</td>` +
       `<td class="countdown ${cd.cls}" data-countdown="${task.id}">${cd.text}</td></tr>`;
@@ -431,6 +435,7 @@ function renderBoard(fresh = new Set()) {
   $("#truncated").hidden = !S.truncated;
   $("#truncated").textContent = t("truncated", { n: S.truncated });
   $("#task-rows").querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", () => openDrawer(Number(tr.dataset.taskId))));
+  bindUsccLinks($("#task-rows"));
 }
 
 /// Badges after a task's state: signals merged into it, its complaint channel, and where it
@@ -514,7 +519,7 @@ function renderDrawer() {
     <h2><span class="chip kind-${task.kind}">${esc(t(`kind_.${task.kind}`))}</span> #${task.id} ${esc(task.title)}</h2>
     <p><span class="sev sev-${task.severity}">${esc(t(`sev.${task.severity}`))}</span> · <b id="drawer-state">${esc(t(`state.${task.state}`))}</b> · ${esc(t(`src.${task.source}`))} · v${task.version}</p>
     <div class="card"><h3>${t("subject")}</h3>
-      <p>${esc(task.subject.name)}<br>${t("uscc")}: ${esc(task.subject.uscc || "—")}<br>${t("region")}: ${esc(task.subject.region_name || task.subject.region_code)}<br>${esc(task.subject.address)}</p></div>
+      <p>${esc(task.subject.name)}<br>${t("uscc")}: ${task.subject.uscc ? `<a href="#" class="uscc-link" data-uscc="${esc(task.subject.uscc)}" title="${esc(t("entity_file"))}">${esc(task.subject.uscc)}</a>` : "—"}<br>${t("region")}: ${esc(task.subject.region_name || task.subject.region_code)}<br>${esc(task.subject.address)}</p></div>
     <div class="card"><h3>${t("deadlines")}</h3>
       <p>${t("origin")}: ${esc(bureauName(task.origin_bureau))} · ${t("assignee")}: ${esc(bureauName(task.assignee_bureau))}<br>
       ${t("ack_deadline")}: ${fmtTime(task.ack_deadline)} · ${t("complete_deadline")}: ${fmtTime(task.complete_deadline)}<br>
@@ -529,6 +534,49 @@ function renderDrawer() {
     <div id="action-form"></div>
     <h3>${t("timeline")}</h3><ol class="timeline">${timeline}</ol>`;
   $("#drawer-body").querySelectorAll("[data-action]").forEach((button) => button.addEventListener("click", () => actionForm(task, button.dataset.action)));
+  bindUsccLinks($("#drawer-body"));
+}
+
+// ---------- the enterprise file (一企一档) ----------
+// Everything the group holds about one market entity that this user may see, closed tasks too,
+// newest first, from GET /api/v1/entities/{uscc}; reached from any USCC on the page, or by
+// typing a USCC into the search box and pressing Enter.
+const USCC_PATTERN = /^[0-9A-HJ-NPQRTUWXY]{2}\d{6}[0-9A-HJ-NPQRTUWXY]{10}$/;
+
+function bindUsccLinks(root) {
+  root.querySelectorAll("[data-uscc]").forEach((link) => link.addEventListener("click", (event) => {
+    event.preventDefault();
+    event.stopPropagation();
+    openEntity(link.dataset.uscc);
+  }));
+}
+
+async function openEntity(uscc, cursor = null) {
+  S.selected = null;
+  $("#drawer").hidden = false;
+  const body = $("#drawer-body");
+  let file;
+  try {
+    file = await api(`/api/v1/entities/${encodeURIComponent(uscc)}?limit=50${cursor ? `&cursor=${cursor}` : ""}`);
+  } catch (error) {
+    body.innerHTML = `<p class="error">${esc(error.message)}</p>`;
+    return;
+  }
+  file.tasks.forEach(learnNames);
+  const rows = file.tasks.map((task) =>
+    `<tr data-entity-task="${task.id}"><td>#${task.id}</td><td>${esc(t(`kind_.${task.kind}`))}</td><td>${esc(task.title)}</td>` +
+    `<td>${esc(bureauName(task.assignee_bureau))}</td><td>${esc(t(`state.${task.state}`))}</td><td>${fmtTime(task.updated_at)}</td></tr>`).join("");
+  body.innerHTML = `
+    <h2 id="entity-title">${esc(t("entity_file"))} · ${esc(file.uscc)}</h2>
+    <p>${file.names.map(esc).join(" / ") || ""}</p>
+    ${file.tasks.length ? `<table class="tasks entity-tasks"><tbody>${rows}</tbody></table>` : `<p class="muted">${esc(t("entity_none"))}</p>`}
+    ${file.next_cursor ? `<button id="entity-more">${esc(t("more"))}</button>` : ""}`;
+  body.querySelectorAll("[data-entity-task]").forEach((row) => row.addEventListener("click", () => {
+    const task = file.tasks.find((x) => String(x.id) === row.dataset.entityTask);
+    upsert(task);
+    openDrawer(task.id);
+  }));
+  if (file.next_cursor) $("#entity-more").addEventListener("click", () => openEntity(uscc, file.next_cursor));
 }
 
 function intakeCard(task) {

@@ -776,3 +776,50 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
     let _ = sealer.close().await;
     result
 }
+
+/// The enterprise file on the console: a USCC on the board opens every task about the entity,
+/// closed ones that left the board too; a USCC typed into the search box and Enter does the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uscc_on_the_page_or_in_the_search_box_opens_the_enterprise_file() {
+    use serde_json::json;
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    const USCC: &str = "91350100M000100Y43";
+    // A closed task about the entity (off the board) and an open one (on it).
+    let closed = cluster.create_task(1, "已办结的线索", Some("440106")).await;
+    for (token, action, body) in [
+        (TIANHE_OPERATOR_TOKEN, "ack", json!({})),
+        (TIANHE_OPERATOR_TOKEN, "complete", json!({"outcome": "no_violation", "note": "未发现问题"})),
+        (COMMAND_TOKEN, "close", json!({})),
+    ] {
+        let (status, answer) = tests::act(&cluster, 1, token, closed.id, action, body).await;
+        assert_eq!(status, 200, "{action}: {answer}");
+    }
+    let open = cluster.create_task(1, "在办的线索", None).await;
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let page = driver.session(&profiles.path().join("command"), 1500, 900).await;
+    let result = async {
+        login(&page, &cluster.url(1, "/"), COMMAND_TOKEN).await;
+        wait_for_row(&page, open.id, "created").await;
+        let link = format!("#task-rows tr[data-task-id='{}'] a[data-uscc]", open.id);
+        page.find(Locator::Css(&link)).await.expect("the USCC link").click().await.expect("click");
+        wait_for_text(&page, "#entity-title", USCC).await;
+        for id in [open.id, closed.id] {
+            wait_for_element(&page, &format!("#drawer-body tr[data-entity-task='{id}']"), Duration::from_secs(10))
+                .await;
+        }
+        // The closed task opens in the drawer from the file.
+        let row = format!("#drawer-body tr[data-entity-task='{}']", closed.id);
+        page.find(Locator::Css(&row)).await.expect("the closed task").click().await.expect("click");
+        wait_for_text(&page, "#drawer-state", "办结").await;
+        // From the search box.
+        page.find(Locator::Css("#drawer-close")).await.expect("close").click().await.expect("click");
+        let search = page.find(Locator::Css("#search")).await.expect("search");
+        search.send_keys(&format!("{USCC}\u{E007}")).await.expect("type and Enter");
+        wait_for_text(&page, "#entity-title", USCC).await;
+        page.screenshot().await.map(|png| std::fs::write(artifacts().join("enterprise-file.png"), png))
+    }
+    .await;
+    let _ = page.close().await;
+    result.expect("screenshot").expect("saved");
+}
