@@ -52,6 +52,20 @@ pub enum AdminOperation {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Write a backup file of a synthetic ledger of realistic shape, for benchmarks at
+    /// provincial scale (offline; restore it into each node of a new group, or `xietong up --seed`).
+    Synthesize {
+        /// The group's bureau.
+        #[arg(long, default_value = "440000")]
+        group: String,
+        #[arg(long)]
+        tasks: u64,
+        /// Share of the tasks taken through to the close; the rest stop at an open stage.
+        #[arg(long, default_value_t = 70)]
+        closed_percent: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Seed a new node's data directory from a backup (run once per node of the new group,
     /// before starting it). Refuses a node whose data directory already holds data, and a
     /// backup whose digest is not the one `backup` printed.
@@ -72,6 +86,13 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let AdminOperation::Restore { from, config, expect_digest } = &args.operation {
         return restore(from, config, expect_digest);
     }
+    if let AdminOperation::Synthesize { group, tasks, closed_percent, out } = &args.operation {
+        let group = ledger::BureauCode::parse_known(group).with_context(|| format!("{group} is no known bureau"))?;
+        anyhow::ensure!(*closed_percent <= 100, "--closed-percent is at most 100");
+        let header = crate::synthesize::synthesize(group, *tasks, *closed_percent, out)?;
+        println!("{}", serde_json::to_string_pretty(&header)?);
+        return Ok(());
+    }
     let token = args.token.as_deref().context("--token (or XIETONG_ADMIN_TOKEN) is required")?;
     let http = reqwest::Client::builder().timeout(ADMIN_CALL_TIMEOUT).build()?;
     if let AdminOperation::Backup { out } = &args.operation {
@@ -85,7 +106,9 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminOperation::Promote { id } => http.post(format!("{base}/promote")).json(&json!({"id": id})),
         AdminOperation::Remove { id } => http.post(format!("{base}/remove")).json(&json!({"id": id})),
-        AdminOperation::Backup { .. } | AdminOperation::Restore { .. } => unreachable!("handled above"),
+        AdminOperation::Backup { .. } | AdminOperation::Restore { .. } | AdminOperation::Synthesize { .. } => {
+            unreachable!("handled above")
+        }
     };
     let response = request.bearer_auth(token).send().await.with_context(|| format!("calling {}", args.node))?;
     let status = response.status();
@@ -160,7 +183,7 @@ fn directory_files_dir(backup: &Path) -> PathBuf {
 
 /// Seeds the data directory of the node configured in `config_path` with the backup: a snapshot
 /// at the backup's index whose membership is the new group's members from the config.
-fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> anyhow::Result<()> {
+pub(crate) fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> anyhow::Result<()> {
     let (config, _) = config::NodeConfig::load(config_path)?;
     // Never into the directory of a node that runs.
     let _data_dir_lock = crate::data_dir_lock::DataDirLock::acquire(&config.data_dir)?;

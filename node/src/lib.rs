@@ -28,6 +28,7 @@ pub mod routes;
 pub mod runtime;
 mod server;
 mod state;
+mod synthesize;
 pub mod task_query;
 pub mod telemetry;
 pub mod transport;

@@ -45,6 +45,33 @@ pub struct UpArgs {
     /// the nodes publish console events to Redis and the gateways serve consoles from it.
     #[arg(long)]
     pub redis: bool,
+    /// Start the group a backup file belongs to from it (each of its nodes whose data
+    /// directory is still empty): for benchmarks on a large ledger made by
+    /// `xietong admin synthesize`.
+    #[arg(long)]
+    pub seed: Option<PathBuf>,
+}
+
+/// Restores `seed` into every node of its group whose data directory is still empty.
+fn seed_nodes(seed: &Path, nodes: &[LocalNode]) -> anyhow::Result<()> {
+    let header = {
+        let mut file =
+            std::io::BufReader::new(std::fs::File::open(seed).with_context(|| format!("opening {}", seed.display()))?);
+        cluster::backup::read_header(&mut file)?
+    };
+    for node in nodes.iter().filter(|node| node.group == header.group) {
+        let data_dir =
+            node.config.parent().expect("a config lives in its group's directory").join(format!("node{}", node.id));
+        let holds_data = std::fs::read_dir(&data_dir).map(|mut entries| entries.next().is_some()).unwrap_or(false);
+        if holds_data {
+            println!("node {} of {} holds data already: not seeded again", node.id, node.group);
+            continue;
+        }
+        // The file is checked whole as it is restored; the digest is the file's own (a
+        // benchmark's file, not a backup kept apart from its digest).
+        crate::admin_cli::restore(seed, &node.config, &header.digest)?;
+    }
+    Ok(())
 }
 
 /// With `--redis`: Redis listens on the port after the nodes', the gateways on the next ones.
@@ -170,6 +197,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         "the demo needs groups 440000 and 330000 (or pass --no-demo)"
     );
     let local_nodes = write_topology(&args.data_dir, base_port)?;
+    if let Some(seed) = &args.seed {
+        seed_nodes(seed, &local_nodes)?;
+    }
     let exe = std::env::current_exe().context("locating the xietong binary")?;
     let mut nodes = Vec::new();
     let redis_url = format!("redis://127.0.0.1:{}/", base_port + REDIS_PORT_OFFSET);

@@ -108,3 +108,41 @@ async fn kill_9_while_checkpoints_are_written_loses_nothing_and_replicas_agree()
         assert_eq!(Some(tasks.len() as u64), converged.task_count, "node {id}");
     }
 }
+
+/// `xietong admin synthesize` makes a ledger of realistic shape through the real apply; a group
+/// restored from it serves it: the digest the file promises, every task, lists and files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synthesized_ledger_restores_into_a_working_group() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("synthetic.backup");
+    let header =
+        tests::admin_offline(&["synthesize", "--tasks", "600", "--out", &file.to_string_lossy()]).expect("synthesize");
+    assert_eq!(header["task_count"], 600);
+    let digest = header["digest"].as_str().expect("digest").to_owned();
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        restore_from: Some((file.clone(), digest.clone())),
+        ..tests::ClusterOptions::default()
+    })
+    .await;
+    // Restore checked the file's digest; the deadline watch then records the deadlines the
+    // synthetic year left open and missed, so the group's digest moves on from it.
+    let view = cluster.wait_for_convergence().await;
+    assert_eq!(view.task_count, Some(600));
+    let tasks = cluster.all_tasks(1).await;
+    assert_eq!(tasks.len(), 600);
+    let closed = tasks.iter().filter(|task| task.state.as_str() == "closed").count();
+    assert!((300..=540).contains(&closed), "about 70 % closed: {closed}");
+    // Timelines of 3 to 12 entries (the watch adds its records of missed deadlines to open ones).
+    assert!(tasks.iter().all(|task| task.timeline.len() >= 3), "timelines of at least 3 entries");
+    let closed_lengths = tasks.iter().filter(|task| task.state.as_str() == "closed").map(|task| task.timeline.len());
+    assert!(closed_lengths.clone().all(|length| (5..=12).contains(&length)), "closed: 5 to 12 entries");
+    // Entities have several tasks each.
+    let mut by_entity: BTreeMap<String, usize> = BTreeMap::new();
+    for task in &tasks {
+        *by_entity.entry(task.subject.uscc.clone().expect("a USCC")).or_default() += 1;
+    }
+    assert!(by_entity.values().any(|count| *count >= 3), "repeated USCCs");
+    // The group goes on from there.
+    let created = cluster.create_task(cluster.wait_for_leader().await, "合成账本之后的新任务", None).await;
+    assert_eq!(created.id, 601);
+}
