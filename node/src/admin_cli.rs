@@ -60,7 +60,8 @@ pub enum AdminOperation {
         group: String,
         #[arg(long)]
         tasks: u64,
-        /// Share of the tasks taken through to the close; the rest stop at an open stage.
+        /// Share of the last 30 days' tasks taken through to the close (older ones are all
+        /// closed); the rest stop at an open stage.
         #[arg(long, default_value_t = 70)]
         closed_percent: u64,
         #[arg(long)]

@@ -7,8 +7,10 @@
 //!
 //! Shape: tasks spread over the group's county bureaus and over a year; descriptions of a few
 //! hundred characters; an entity (one county's) has five tasks on average (repeated USCCs); timelines of
-//! 3–12 entries (dispatch, acknowledgement, feedback, completion, close); about 70 % closed, the
-//! rest at work or awaiting review.
+//! 3–12 entries (dispatch, acknowledgement, feedback, completion, close); every task older than
+//! 30 days closed and about 70 % of the last 30 days', the rest at work or awaiting review (a
+//! province's open work is the last weeks': 30 % of a year open and long overdue would be an
+//! emergency, and the deadline watch would spend its first minutes recording it).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -24,9 +26,11 @@ use ledger::{
 /// Changed records per checkpoint, as a node's (`cluster::raft::checkpoint::CHECKPOINT_CHANGES`).
 const CHECKPOINT_CHANGES: usize = 8_192;
 const DAY_MS: u64 = 86_400_000;
-/// The year the tasks are spread over ends here (2026-12-01).
-const YEAR_END_MS: u64 = 1_796_083_200_000;
 const YEAR_MS: u64 = 365 * DAY_MS;
+/// Only tasks created within this window before the end can still be open: a province's open
+/// work is the last weeks' (older tasks are closed); within it, `closed_percent` of the tasks
+/// are closed and the rest at work or awaiting review, some of them overdue.
+const OPEN_WINDOW_MS: u64 = 30 * DAY_MS;
 /// Symbols of a USCC's organisation code.
 const SYMBOLS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 const WORDS: [&str; 8] = ["食品", "药品", "特种设备", "价格", "广告", "计量", "网络交易", "产品质量"];
@@ -39,6 +43,10 @@ pub fn synthesize(
     closed_percent: u64,
     out: &Path,
 ) -> anyhow::Result<cluster::backup::BackupHeader> {
+    // The year ends now, so that the open tasks' deadlines are this month's.
+    let year_end_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64);
     let regions = Regions::get();
     let counties: Vec<BureauCode> =
         regions.subtree(group).filter(|r| regions.children(r.code).next().is_none()).map(|r| r.code).collect();
@@ -65,7 +73,7 @@ pub fn synthesize(
     // a task's close six days on must come after the creates of those six days): the queue
     // holds a few days of steps, never the whole year.
     let mut queue: BinaryHeap<Reverse<(u64, u64, u8)>> = BinaryHeap::new();
-    let plan = |n: u64| TaskPlan::of(n, tasks, closed_percent, &counties, entities, group);
+    let plan = |n: u64| TaskPlan::of(n, tasks, closed_percent, &counties, entities, group, year_end_ms);
     for n in 0..tasks {
         let created = plan(n).created_ms;
         while let Some(Reverse((at, task, step))) = queue.peek().copied() {
@@ -101,7 +109,7 @@ pub fn synthesize(
     }
     checkpoint(&mut ledger, applied)?;
     let view = store.view()?;
-    let taken_at_ms = YEAR_END_MS;
+    let taken_at_ms = year_end_ms;
     let header = cluster::backup::header_of(&view, group.to_string(), taken_at_ms)?;
     let tmp = out.with_extension("partial");
     let mut file =
@@ -146,6 +154,7 @@ struct TaskPlan {
 }
 
 impl TaskPlan {
+    #[allow(clippy::too_many_arguments)]
     fn of(
         n: u64,
         tasks: u64,
@@ -153,6 +162,7 @@ impl TaskPlan {
         counties: &[BureauCode],
         entities: u64,
         group: BureauCode,
+        year_end_ms: u64,
     ) -> TaskPlan {
         let regions = Regions::get();
         let mut rng = fastrand::Rng::with_seed(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(group.as_u32()));
@@ -163,10 +173,12 @@ impl TaskPlan {
             regions.parent(county).filter(|city| *city != group && regions.is_within(*city, group)).unwrap_or(group);
         // Open ones are at work (acknowledged, with feedback) or awaiting review: a timeline of
         // 3 to 12 entries whatever the stage.
-        let stage = if rng.u64(0..100) < closed_percent { 4 } else { rng.u8(2..4) };
+        let created_ms = year_end_ms - YEAR_MS + n * YEAR_MS / tasks.max(1);
+        let recent = created_ms + OPEN_WINDOW_MS > year_end_ms;
+        let stage = if !recent || rng.u64(0..100) < closed_percent { 4 } else { rng.u8(2..4) };
         TaskPlan {
             n,
-            created_ms: YEAR_END_MS - YEAR_MS + n * YEAR_MS / tasks.max(1),
+            created_ms,
             county,
             origin: if rng.u8(0..5) == 0 { group } else { city },
             entity,

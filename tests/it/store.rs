@@ -131,7 +131,8 @@ async fn a_synthesized_ledger_restores_into_a_working_group() {
     let tasks = cluster.all_tasks(1).await;
     assert_eq!(tasks.len(), 600);
     let closed = tasks.iter().filter(|task| task.state.as_str() == "closed").count();
-    assert!((300..=540).contains(&closed), "about 70 % closed: {closed}");
+    // Older than 30 days: all closed; the last 30 days' (about 50 of the 600): about 70 %.
+    assert!((520..600).contains(&closed), "the open ones are the last weeks': {closed} closed");
     // Timelines of 3 to 12 entries (the watch adds its records of missed deadlines to open ones).
     assert!(tasks.iter().all(|task| task.timeline.len() >= 3), "timelines of at least 3 entries");
     let closed_lengths = tasks.iter().filter(|task| task.state.as_str() == "closed").map(|task| task.timeline.len());
