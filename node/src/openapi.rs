@@ -142,6 +142,9 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "action" => json!({"type": "string", "enum": ledger::TaskAction::WIRE_NAMES}),
                 "sha256" => json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
                 "inspector" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}),
+                "uscc" => {
+                    json!({"type": "string", "minLength": 18, "maxLength": 18, "pattern": crate::api::schema::USCC_PATTERN})
+                }
                 other => unreachable!("path parameter {other} has no schema here"),
             };
             json!({"name": name, "in": "path", "required": true, "schema": schema})

@@ -9,7 +9,7 @@ use schemars::{json_schema, Schema, SchemaGenerator};
 const REGION_CODE_PATTERN: &str = "^[0-9]{6}$";
 /// A unified social credit code: 18 characters of the GB 32100 alphabet (the handlers also
 /// check its check digit).
-const USCC_PATTERN: &str = "^[0-9A-HJ-NPQRTUWXY]{18}$";
+pub const USCC_PATTERN: &str = "^[0-9A-HJ-NPQRTUWXY]{18}$";
 
 fn one_of(names: &[&str]) -> Schema {
     json_schema!({"type": "string", "enum": names})
