@@ -93,6 +93,25 @@ fn action(step: &Step, stamp_ms: u64) -> Action {
     }
 }
 
+/// Replaying `log` gives `ledger` again, on a plain ledger and on ledgers whose records were
+/// checkpointed into a store at three cadences (with checkpoints in progress and reopenings):
+/// records read back from a store decide exactly as those held in memory.
+fn replays_agree(log: &[Command], ledger: &Ledger) -> Result<(), TestCaseError> {
+    let mut replayed = Ledger::new();
+    for command in log {
+        let _ = replayed.apply(command);
+    }
+    prop_assert_eq!(replayed.digest(), ledger.digest());
+    let everything: Vec<Arc<Task>> = ledger.tasks_newest_first(None).collect();
+    for every in [1, 3, 7] {
+        let checkpointed = super::replay_with_checkpoints(log, every);
+        checkpointed.check_invariants().expect("the invariants hold across checkpoints");
+        prop_assert_eq!(checkpointed.digest(), ledger.digest());
+        prop_assert_eq!(checkpointed.tasks_newest_first(None).collect::<Vec<_>>(), everything.clone());
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
 
@@ -136,20 +155,7 @@ proptest! {
             }
             log.push(command);
         }
-        let mut replayed = Ledger::new();
-        for command in &log {
-            let _ = replayed.apply(command);
-        }
-        prop_assert_eq!(replayed.digest(), ledger.digest());
-        // Records read back from a store after checkpoints decide exactly as those held in
-        // memory: same digest, same tasks, same invariants.
-        let everything: Vec<Arc<Task>> = ledger.tasks_newest_first(None).collect();
-        for every in [1, 3, 7] {
-            let checkpointed = super::replay_with_checkpoints(&log, every);
-            checkpointed.check_invariants().expect("the invariants hold across checkpoints");
-            prop_assert_eq!(checkpointed.digest(), ledger.digest());
-            prop_assert_eq!(checkpointed.tasks_newest_first(None).collect::<Vec<_>>(), everything.clone());
-        }
+        replays_agree(&log, &ledger)?;
     }
 }
 
@@ -427,19 +433,6 @@ proptest! {
         }
         let snapshot = ledger.copy_through_a_checkpoint_for_tests();
         prop_assert!(snapshot.check_invariants().is_ok());
-        let mut replayed = Ledger::new();
-        for command in &log {
-            let _ = replayed.apply(command);
-        }
-        prop_assert_eq!(replayed.digest(), ledger.digest());
-        // Records read back from a store after checkpoints decide exactly as those held in
-        // memory: same digest, same tasks, same invariants.
-        let everything: Vec<Arc<Task>> = ledger.tasks_newest_first(None).collect();
-        for every in [1, 3, 7] {
-            let checkpointed = super::replay_with_checkpoints(&log, every);
-            checkpointed.check_invariants().expect("the invariants hold across checkpoints");
-            prop_assert_eq!(checkpointed.digest(), ledger.digest());
-            prop_assert_eq!(checkpointed.tasks_newest_first(None).collect::<Vec<_>>(), everything.clone());
-        }
+        replays_agree(&log, &ledger)?;
     }
 }
