@@ -45,6 +45,19 @@ fn pick<'a, T>(rng: &mut fastrand::Rng, mix: &'a [(T, u32)]) -> &'a T {
     &mix[mix.len() - 1].0
 }
 
+/// The USCC of synthetic entity `serial` registered in `county`: a legal person (91), the
+/// county's code, `serial` as the organisation code in base 31, and a valid check character.
+pub fn synthetic_uscc(county: BureauCode, serial: u64) -> Uscc {
+    let mut code = serial;
+    let mut org = [b'0'; 9];
+    for slot in org.iter_mut().rev() {
+        *slot = SYMBOLS[(code % 31) as usize];
+        code /= 31;
+    }
+    let body = format!("91{county}{}", std::str::from_utf8(&org).expect("ASCII"));
+    Uscc::with_check_character(&body).expect("17 valid symbols")
+}
+
 /// `entities` rows over the counties under `region` (or `region` itself if it is a county).
 pub fn generate(entities: u64, region: BureauCode, seed: u64) -> Vec<u8> {
     let regions = Regions::get();
@@ -63,15 +76,7 @@ pub fn generate(entities: u64, region: BureauCode, seed: u64) -> Vec<u8> {
         let county = counties[rng.usize(0..counties.len())];
         let (industry, word) = *pick(&mut rng, &industries);
         let credit = *pick(&mut rng, CREDIT_MIX);
-        let mut body = format!("91{county}");
-        let mut code = index + seed % 1_000_000 * 10_000_000;
-        let mut org = [b'0'; 9];
-        for slot in org.iter_mut().rev() {
-            *slot = SYMBOLS[(code % 31) as usize];
-            code /= 31;
-        }
-        body.push_str(std::str::from_utf8(&org).expect("ASCII"));
-        let uscc = Uscc::with_check_character(&body).expect("17 valid symbols");
+        let uscc = synthetic_uscc(county, index + seed % 1_000_000 * 10_000_000);
         let county_name = regions.name(county).unwrap_or("");
         let trade = TRADE_NAMES[rng.usize(0..TRADE_NAMES.len())];
         let line = format!(

@@ -20,7 +20,7 @@ use anyhow::Context;
 use cluster::store::{CheckpointMeta, Store};
 use ledger::{
     Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, NewTask, Regions, Role, Routing, Severity, Source,
-    Subject, TaskChange, TaskId, TaskKind, Transition, Uscc,
+    Subject, TaskChange, TaskId, TaskKind, Transition,
 };
 
 /// Changed records per checkpoint, as a node's (`cluster::raft::checkpoint::CHECKPOINT_CHANGES`).
@@ -31,8 +31,6 @@ const YEAR_MS: u64 = 365 * DAY_MS;
 /// work is the last weeks' (older tasks are closed); within it, `closed_percent` of the tasks
 /// are closed and the rest at work or awaiting review, some of them overdue.
 const OPEN_WINDOW_MS: u64 = 30 * DAY_MS;
-/// Symbols of a USCC's organisation code.
-const SYMBOLS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 const WORDS: [&str; 8] = ["食品", "药品", "特种设备", "价格", "广告", "计量", "网络交易", "产品质量"];
 
 /// Writes a backup of a synthetic ledger of `tasks` tasks of group `group` to `out`; answers its
@@ -233,7 +231,7 @@ impl TaskPlan {
                     description: format!("据群众反映及监测发现，该主体涉嫌{word}方面违法行为，请属地市场监管部门依法核查处置并按时反馈。")
                         .repeat(self.description_repeats),
                     subject: Subject {
-                        uscc: Some(entity_uscc(self.county, self.entity)),
+                        uscc: Some(draw::generate::synthetic_uscc(self.county, self.entity)),
                         name: format!("{county_name}某某{word}有限公司{}", self.entity),
                         region_code: self.county,
                         address: format!("{county_name}人民路{}号", self.entity % 2000 + 1),
@@ -263,16 +261,4 @@ impl TaskPlan {
         };
         Command { stamp_ms: at, actor, idempotency: None, action }
     }
-}
-
-/// The USCC of synthetic entity `n`, registered in `county`: valid, with its check character.
-fn entity_uscc(county: BureauCode, n: u64) -> Uscc {
-    let mut code = n;
-    let mut org = [b'0'; 9];
-    for slot in org.iter_mut().rev() {
-        *slot = SYMBOLS[(code % 31) as usize];
-        code /= 31;
-    }
-    let body = format!("91{:06}{}", county.as_u32(), std::str::from_utf8(&org).expect("ASCII"));
-    Uscc::with_check_character(&body).expect("17 valid symbols")
 }

@@ -50,11 +50,6 @@ impl Ledger {
         self.outbox.len()
     }
 
-    /// Tasks handed over from here, newest first.
-    pub fn handed_over_tasks(&self) -> impl Iterator<Item = Arc<Task>> + '_ {
-        self.tasks_newest_first(None).filter(|task| task.remote.is_some())
-    }
-
     /// The task here that was handed over as `forward`.
     pub fn sent_task(&self, forward: ForwardId) -> Option<Arc<Task>> {
         self.sent_id(forward).and_then(|id| self.task(id))

@@ -370,7 +370,7 @@ fn hostile_command(ledger: &Ledger, step: &HostileStep, stamp_ms: u64) -> Comman
             (peer_actor(sender), action)
         }
         HostileStep::Report { sender, pick, version, handled, fields, actor_user_len } => {
-            let sent: Vec<Arc<Task>> = ledger.handed_over_tasks().collect();
+            let sent: Vec<Arc<Task>> = ledger.tasks_newest_first(None).filter(|task| task.remote.is_some()).collect();
             let forward = match sent.get(usize::from(pick) % sent.len().max(1)) {
                 Some(task) => task.remote.as_ref().map(|remote| remote.forward),
                 None => None,
