@@ -7,7 +7,7 @@
 //! (`store::stream`). Answer: bincode `SnapshotResponse` (200) or `Fatal` (the remote-error
 //! status, as every peer RPC answers), or a plain-text refusal.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,46 +22,14 @@ use tokio::sync::mpsc;
 
 use super::state_machine::SnapshotData;
 use super::{NodeId, Raft, TypeConfig, Vote};
+use crate::store::stream::ChunkWriter;
 
-/// Bytes per chunk of the stream on the wire.
-const CHUNK_BYTES: usize = 1024 * 1024;
 /// Chunks in flight between the thread that reads the store (or loads it) and the connection.
 const CHUNKS_IN_FLIGHT: usize = 4;
 /// A head is a vote and a membership: a few hundred bytes.
 const HEAD_BYTES_MAX: u32 = 64 * 1024;
 
 type Head = (Vote, SnapshotMeta<NodeId, BasicNode>);
-
-/// Writes into the channel in chunks of `CHUNK_BYTES`, from a thread of its own.
-struct ChunkWriter {
-    chunk: Vec<u8>,
-    chunks: mpsc::Sender<io::Result<Bytes>>,
-}
-
-impl ChunkWriter {
-    fn send(&mut self) -> io::Result<()> {
-        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES));
-        self.chunks.blocking_send(Ok(Bytes::from(chunk))).map_err(|_| io::Error::other("the transfer was dropped"))
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.chunk.extend_from_slice(bytes);
-        if self.chunk.len() >= CHUNK_BYTES {
-            self.send()?;
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.chunk.is_empty() {
-            Ok(())
-        } else {
-            self.send()
-        }
-    }
-}
 
 fn network_error(error: impl std::fmt::Display) -> StreamingError<TypeConfig, Fatal<NodeId>> {
     StreamingError::Network(NetworkError::new(&io::Error::other(error.to_string())))
@@ -87,10 +55,9 @@ pub(super) async fn send(
     std::thread::Builder::new()
         .name("snapshot-send".into())
         .spawn(move || {
-            let mut writer = ChunkWriter { chunk: Vec::with_capacity(CHUNK_BYTES), chunks };
-            let written = crate::store::stream::write_stream(&view, &mut writer);
-            if let Err(error) = written {
-                let _ = writer.chunks.blocking_send(Err(error));
+            let mut writer = ChunkWriter::new(chunks);
+            if let Err(error) = crate::store::stream::write_stream(&view, &mut writer) {
+                writer.fail(error);
             }
         })
         .map_err(network_error)?;

@@ -66,6 +66,50 @@ fn write_frame(out: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result<(
     out.write_all(&crc.finalize().to_le_bytes())
 }
 
+/// Bytes per chunk of a stream sent over the network (a snapshot transfer, a backup).
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Writes a stream into a channel in chunks of `CHUNK_BYTES`, from a thread of its own, for a
+/// connection to send: what sits in memory is the chunks in flight.
+pub struct ChunkWriter {
+    chunk: Vec<u8>,
+    chunks: tokio::sync::mpsc::Sender<io::Result<axum::body::Bytes>>,
+}
+
+impl ChunkWriter {
+    pub fn new(chunks: tokio::sync::mpsc::Sender<io::Result<axum::body::Bytes>>) -> ChunkWriter {
+        ChunkWriter { chunk: Vec::with_capacity(CHUNK_BYTES), chunks }
+    }
+
+    /// Ends the stream with `error`, for its reader to see.
+    pub fn fail(&self, error: io::Error) {
+        let _ = self.chunks.blocking_send(Err(error));
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_BYTES));
+        self.chunks.blocking_send(Ok(chunk.into())).map_err(|_| io::Error::other("the stream's reader went away"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.chunk.extend_from_slice(bytes);
+        if self.chunk.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.chunk.is_empty() {
+            Ok(())
+        } else {
+            self.send()
+        }
+    }
+}
+
 /// Writes the checkpoint `view` shows to `out`; answers where it stands and how many records
 /// went. Fails on a store without a checkpoint.
 pub fn write_stream(view: &ReadTransaction, out: &mut impl Write) -> io::Result<(CheckpointMeta, u64)> {

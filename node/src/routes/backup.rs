@@ -3,10 +3,13 @@
 //! linearizable and a checkpoint makes it durable first, so the file holds every write
 //! acknowledged before the request; platform operators' tokens only.
 
+use std::io::Write;
+
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use cluster::backup;
+use cluster::store::stream::ChunkWriter;
 
 use crate::api::ApiError;
 use crate::read_path::{barrier, Consistency};
@@ -49,16 +52,14 @@ pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Respon
             ApiError::Unavailable { code: "no_leader", message: format!("this group has nothing to back up yet: {e}") }
         })?;
         tracing::info!(%admin, applied_index = header.applied_index, digest = %header.digest, "backup taken");
-        let (chunks, body) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(BACKUP_CHUNKS_IN_FLIGHT);
+        let (chunks, body) = tokio::sync::mpsc::channel(BACKUP_CHUNKS_IN_FLIGHT);
         std::thread::Builder::new()
             .name("backup".into())
             .spawn(move || {
-                let mut out = ChunkSender { chunk: Vec::new(), chunks };
-                if let Err(error) =
-                    backup::write_backup(&header, &view, &mut out).and_then(|()| std::io::Write::flush(&mut out))
-                {
+                let mut out = ChunkWriter::new(chunks);
+                if let Err(error) = backup::write_backup(&header, &view, &mut out).and_then(|()| out.flush()) {
                     tracing::warn!(%error, "a backup stream broke off");
-                    let _ = out.chunks.blocking_send(Err(error));
+                    out.fail(error);
                 }
             })
             .map_err(|e| ApiError::Internal(format!("starting the backup: {e}")))?;
@@ -72,30 +73,5 @@ pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Respon
     answer.await.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// Bytes per chunk of a backup on the wire, and chunks in flight: the file never sits in memory.
-const BACKUP_CHUNK_BYTES: usize = 1024 * 1024;
+/// Chunks of a backup in flight (`ChunkWriter`): the file never sits in memory.
 const BACKUP_CHUNKS_IN_FLIGHT: usize = 4;
-
-/// Writes a backup into the response in chunks, from the thread that reads the store.
-struct ChunkSender {
-    chunk: Vec<u8>,
-    chunks: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
-}
-
-impl std::io::Write for ChunkSender {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.chunk.extend_from_slice(bytes);
-        if self.chunk.len() >= BACKUP_CHUNK_BYTES {
-            self.flush()?;
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.chunk.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::take(&mut self.chunk);
-        self.chunks.blocking_send(Ok(chunk)).map_err(|_| std::io::Error::other("the client went away"))
-    }
-}
