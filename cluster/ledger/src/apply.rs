@@ -685,6 +685,11 @@ impl Ledger {
             |id: &TaskId| self.task(*id).ok_or_else(|| InvariantViolation(format!("task {id} is named but missing")));
         ensure!(self.next_task_id >= 1, "the task counter starts at 1");
         ensure!(self.next_message_seq >= 1, "the message counter starts at 1");
+        ensure!(
+            self.next_task_id <= crate::limits::COUNTER_MAX && self.next_message_seq <= crate::limits::COUNTER_MAX,
+            "a counter beyond {} could run out",
+            crate::limits::COUNTER_MAX
+        );
         ensure!(self.task_count < self.next_task_id, "more tasks than ids handed out");
         self.idempotency.check().map_err(InvariantViolation)?;
         for (seq, entry) in &self.outbox {

@@ -15,6 +15,10 @@ pub const USER_CHARS_MAX: usize = 64;
 /// Timeline entries per task: a task is changed a few dozen times in real life; this bound
 /// keeps one task's JSON (and a console drawer) bounded even under a runaway client.
 pub const TIMELINE_ENTRIES_MAX: usize = 500;
+/// The largest value a ledger's counters (task ids, message numbers) may hold in a ledger loaded
+/// from outside: ids stay exact numbers in a browser's JSON (2^53), and a counter that grows by
+/// one a command can never wrap from here.
+pub const COUNTER_MAX: u64 = 1 << 53;
 /// Idempotency keys are client-chosen strings, typically a UUID (36 characters).
 pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 128;
 /// How long a key's first answer is kept: a day covers any sane client retry window.

@@ -435,3 +435,19 @@ fn a_group_above_speaks_only_for_its_own_bureaus_not_the_origins() {
     assert!(crate::federation::speaks_for(bureau("440106"), bureau("440100"), bureau("440000")));
     assert!(!crate::federation::speaks_for(bureau("441900"), bureau("440100"), bureau("440000")));
 }
+
+#[test]
+fn a_core_whose_counters_could_run_out_is_refused() {
+    // The task counter follows the task count and the records digest in the core's encoding.
+    const NEXT_TASK_ID_AT: usize = 8 + 32;
+    let with_next_task_id = |value: u64| {
+        let mut core = Ledger::new().encode_core();
+        core[NEXT_TASK_ID_AT..NEXT_TASK_ID_AT + 8].copy_from_slice(&value.to_le_bytes());
+        Ledger::from_core(&core, std::sync::Arc::new(crate::MemoryRecords::default())).expect("decodes")
+    };
+    let zero = with_next_task_id(0).check_core().expect_err("refused");
+    assert!(zero.to_string().contains("starts at 1"), "the test writes the task counter: {zero}");
+    with_next_task_id(crate::limits::COUNTER_MAX).check_core().expect("the largest counter loads");
+    let error = with_next_task_id(u64::MAX).check_core().expect_err("refused");
+    assert!(error.to_string().contains("could run out"), "{error}");
+}
