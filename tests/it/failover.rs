@@ -15,8 +15,8 @@ const CONCURRENCY: usize = 32;
 /// A client retries a failed write on the next node with the same key, this many times.
 const ATTEMPTS_MAX: usize = 8;
 
-/// Sends one create, trying the nodes in turn from `first`, with one Idempotency-Key for all
-/// attempts. Returns the task id once any node answered 2xx.
+/// One create of write `index`, retried over the nodes from `first` with one key. Returns the
+/// task id once any node answered 2xx.
 async fn create_with_retries(
     http: reqwest::Client,
     addrs: Arc<Vec<String>>,
@@ -25,25 +25,9 @@ async fn create_with_retries(
 ) -> Option<u64> {
     let title = format!("故障切换测试-{index:04}");
     let key = format!("failover-{index}");
-    for attempt in 0..ATTEMPTS_MAX {
-        let addr = &addrs[(first + attempt) % addrs.len()];
-        let response = http
-            .post(format!("http://{addr}/api/v1/tasks"))
-            .bearer_auth(COMMAND_TOKEN)
-            .header("Idempotency-Key", &key)
-            .json(&create_body(&title))
-            .send()
-            .await;
-        if let Ok(response) = response {
-            if response.status().is_success() {
-                let task: TaskJson = response.json().await.ok()?;
-                assert_eq!(task.title, title);
-                return Some(task.id);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100 * (attempt as u64 + 1))).await;
-    }
-    None
+    let task = tests::create_with_retries(&http, &addrs, first, &key, &create_body(&title), ATTEMPTS_MAX).await?;
+    assert_eq!(task.title, title);
+    Some(task.id)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use node::api::TaskJson;
-use tests::{create_body, wait_until, TestCluster, COMMAND_TOKEN};
+use tests::{create_body, wait_until, TestCluster};
 
 /// Kills, each of a node that has just written a checkpoint and goes on writing them.
 const KILLS: u64 = 6;
@@ -35,24 +34,8 @@ async fn write_until(
         let key = format!("crash-{writer}-{n}");
         let mut body = create_body(&title);
         body["description"] = serde_json::json!(description);
-        for attempt in 0..ATTEMPTS_MAX {
-            let addr = &addrs[(writer + attempt) % addrs.len()];
-            let sent = http
-                .post(format!("http://{addr}/api/v1/tasks"))
-                .bearer_auth(COMMAND_TOKEN)
-                .header("Idempotency-Key", &key)
-                .json(&body)
-                .send()
-                .await;
-            if let Ok(response) = sent {
-                if response.status().is_success() {
-                    let task: TaskJson = response.json().await.expect("a task");
-                    acked.insert(title.clone(), task.id);
-                    break;
-                }
-            }
-            // Back off while a node restarts or a leader is elected.
-            tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1))).await;
+        if let Some(task) = tests::create_with_retries(&http, &addrs, writer, &key, &body, ATTEMPTS_MAX).await {
+            acked.insert(title, task.id);
         }
     }
     acked

@@ -673,6 +673,36 @@ pub async fn act(
     (response.status().as_u16(), response.json().await.expect("json body"))
 }
 
+/// Sends one create as a client that retries does: on `addrs[first]`, then the next nodes in
+/// turn, with one Idempotency-Key for every attempt and a growing pause between them (a node
+/// restarting, a leader being elected). The task once any node answered 2xx.
+pub async fn create_with_retries(
+    http: &reqwest::Client,
+    addrs: &[String],
+    first: usize,
+    key: &str,
+    body: &serde_json::Value,
+    attempts: usize,
+) -> Option<TaskJson> {
+    for attempt in 0..attempts {
+        let addr = &addrs[(first + attempt) % addrs.len()];
+        let sent = http
+            .post(format!("http://{addr}/api/v1/tasks"))
+            .bearer_auth(COMMAND_TOKEN)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await;
+        if let Ok(response) = sent {
+            if response.status().is_success() {
+                return response.json().await.ok();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50 * (attempt as u64 + 1))).await;
+    }
+    None
+}
+
 /// A valid create request with a distinctive title.
 pub fn create_body(title: &str) -> serde_json::Value {
     serde_json::json!({
