@@ -6,11 +6,11 @@
 
 use std::time::Instant;
 
+use ledger::response::beijing_day;
 use ledger::{
     Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, NewTask, Regions, Role, Routing, Severity, Source,
     Subject, TaskChange, TaskKind, Transition,
 };
-use node::response_metrics::facts::beijing_day;
 use node::response_metrics::{Book, Breakdown};
 
 const HOUR_MS: u64 = 3_600_000;
@@ -76,7 +76,7 @@ fn main() {
     let started = Instant::now();
     let mut book = Book::new();
     for task in ledger.tasks_newest_first(None) {
-        book.update(&task);
+        book.update(None, &task);
     }
     let build = started.elapsed();
     println!(
@@ -91,8 +91,8 @@ fn main() {
     for task in &sample {
         let mut changed = task.clone();
         changed.handling.escalated_to.push(province);
-        book.update(&changed);
-        book.update(task);
+        book.update(Some(task), &changed);
+        book.update(Some(&changed), task);
     }
     let per_update = started.elapsed().as_secs_f64() * 1e6 / (2 * sample.len()) as f64;
     println!("incremental update: {per_update:.2} µs per task change");

@@ -21,6 +21,8 @@ pub mod presence;
 pub mod programme;
 pub mod public_budget;
 pub mod push;
+#[cfg(test)]
+mod random_ledger;
 pub mod rate;
 mod read_path;
 pub mod response_metrics;

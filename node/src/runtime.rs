@@ -94,7 +94,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let (push_hub, push_hub_task) = crate::push::hub::EventHub::start(&store);
     let metrics_shutdown = CancellationToken::new();
     let (response_metrics, response_metrics_task) =
-        crate::response_metrics::ResponseMetrics::start(&store, metrics_shutdown.clone());
+        crate::response_metrics::ResponseMetrics::start(&store, metrics_shutdown.clone())
+            .context("building the response metrics from the store")?;
     let peer_http = transport
         .client()
         .connect_timeout(PEER_CONNECT_TIMEOUT)

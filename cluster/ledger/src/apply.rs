@@ -46,6 +46,10 @@ pub struct Ledger {
     terms: BTreeMap<TaskId, Term>,
     #[serde(skip)]
     sealed_terms: BTreeMap<TaskId, Term>,
+    /// The version each task checked out by the command being applied had before it (the first
+    /// check-out's), for the answer's `Applied::before`. Emptied by every `apply`.
+    #[serde(skip)]
+    replaced: BTreeMap<TaskId, Arc<Task>>,
     /// The records as of the last checkpoint.
     #[serde(skip, default = "no_records")]
     records: Arc<dyn Records>,
@@ -86,6 +90,7 @@ impl Default for Ledger {
             sealed: None,
             terms: BTreeMap::new(),
             sealed_terms: BTreeMap::new(),
+            replaced: BTreeMap::new(),
             records: no_records(),
             task_count: 0,
             records_digest: RecordsDigest::default(),
@@ -197,6 +202,7 @@ impl Ledger {
         };
         let term = known.unwrap_or_else(|| Term::of_task(&shared));
         debug_assert_eq!(term, Term::of_task(&shared), "a kept term is the term of the version kept");
+        self.replaced.entry(id).or_insert_with(|| shared.clone());
         Some(CheckedOut { task: Arc::unwrap_or_clone(shared), term })
     }
 
@@ -326,7 +332,8 @@ impl Ledger {
             return answer;
         }
 
-        let result = match &command.action {
+        self.replaced.clear();
+        let mut result = match &command.action {
             Action::CreateTask(new_task) => self.create(stamp_ms, &command.actor, new_task),
             Action::ChangeTask(change) => self.change(stamp_ms, &command.actor, change),
             Action::RecordMissedDeadline { task, kind, deadline_ms } => {
@@ -355,6 +362,11 @@ impl Ledger {
         if let Some(tag) = &command.idempotency {
             self.idempotency.remember(&command.actor.user, tag, stamp_ms, &result);
         }
+        if let Ok(applied) = &mut result {
+            let replaced = std::mem::take(&mut self.replaced);
+            applied.before = applied.tasks.iter().map(|task| replaced.get(&task.id).cloned()).collect();
+        }
+        self.replaced.clear();
         result
     }
 

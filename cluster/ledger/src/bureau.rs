@@ -38,6 +38,11 @@ impl BureauCode {
     pub fn as_u32(self) -> u32 {
         self.0
     }
+
+    /// The code of `as_u32`'s number, when it names a real region (or the national bureau).
+    pub fn known(number: u32) -> Option<BureauCode> {
+        Some(BureauCode(number)).filter(|code| Regions::get().contains(*code))
+    }
 }
 
 impl fmt::Display for BureauCode {

@@ -358,17 +358,22 @@ pub struct Applied {
     /// True when this is the stored answer to an earlier request with the same idempotency key;
     /// nothing was written this time.
     pub replayed: bool,
+    /// The version each of `tasks` had before this command (`None` for one it created), in the
+    /// same order; empty in a replayed answer. For what is derived from changes (the response
+    /// metrics take the old version's facts out); never sent to clients.
+    #[serde(skip)]
+    pub before: Vec<Option<std::sync::Arc<Task>>>,
 }
 
 impl Applied {
     /// The answer of a command that created or changed one task.
     pub fn of_task(task: std::sync::Arc<Task>) -> Applied {
-        Applied { tasks: vec![task], record: None, replayed: false }
+        Applied { tasks: vec![task], record: None, replayed: false, before: Vec::new() }
     }
 
     /// The answer of a command about the inspection programme.
     pub fn of_record(record: ProgrammeRecord, tasks: Vec<std::sync::Arc<Task>>) -> Applied {
-        Applied { tasks, record: Some(record), replayed: false }
+        Applied { tasks, record: Some(record), replayed: false, before: Vec::new() }
     }
 
     /// The one task of a task command (every task route's command answers with exactly one).

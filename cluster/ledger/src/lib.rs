@@ -17,6 +17,7 @@ pub mod intake;
 pub mod limits;
 pub mod policy;
 pub mod records;
+pub mod response;
 pub mod task;
 mod timeline;
 pub mod uscc;

@@ -26,6 +26,7 @@ use redb::{ReadTransaction, TableDefinition, WriteTransaction};
 use ledger::{BureauCode, Regions, Task, TaskId, TaskKind, TaskState};
 
 use super::store_error;
+use super::tally::Tallies;
 
 pub(crate) const LISTED: TableDefinition<&[u8], ()> = TableDefinition::new("index_listed");
 pub(crate) const RUNNING: TableDefinition<&[u8], ()> = TableDefinition::new("index_running");
@@ -47,7 +48,7 @@ pub enum Facet {
 /// The position of a variant in its `ALL` list: the byte its index keys carry. Stable because
 /// `ALL` lists variants in declaration order and new ones are added at the end (a reordering
 /// changes `STORE_FORMAT`).
-fn position<T: PartialEq>(all: &[T], value: &T) -> u8 {
+pub(crate) fn position<T: PartialEq>(all: &[T], value: &T) -> u8 {
     all.iter().position(|v| v == value).expect("a variant is in its ALL list") as u8
 }
 
@@ -126,6 +127,8 @@ pub(crate) struct Indexes<'txn> {
     running: redb::Table<'txn, &'static [u8], ()>,
     open: redb::Table<'txn, u64, ()>,
     by_uscc: redb::Table<'txn, &'static [u8], ()>,
+    /// The tallies, derived in the same pass (`super::tally`).
+    tallies: Tallies<'txn>,
 }
 
 impl<'txn> Indexes<'txn> {
@@ -136,11 +139,18 @@ impl<'txn> Indexes<'txn> {
             running: write.open_table(RUNNING).map_err(store_error)?,
             open: write.open_table(OPEN).map_err(store_error)?,
             by_uscc: write.open_table(BY_USCC).map_err(store_error)?,
+            tallies: Tallies::open(write)?,
         })
+    }
+
+    /// Writes what was kept back until every task was reindexed (the tallies).
+    pub(crate) fn finish(self) -> std::io::Result<()> {
+        self.tallies.finish()
     }
 
     /// Replaces the index keys of `old` (the stored version, if any) by those of `new`.
     pub(crate) fn reindex(&mut self, old: Option<&Task>, new: &Task) -> std::io::Result<()> {
+        self.tallies.fold(old, new)?;
         let before = old.map(keys_of).unwrap_or_default();
         let after = keys_of(new);
         if before == after {

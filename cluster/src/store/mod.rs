@@ -25,6 +25,7 @@ pub use redb::ReadTransaction as StoreView;
 
 pub mod index;
 pub mod stream;
+pub mod tally;
 #[cfg(test)]
 mod tests;
 
@@ -96,7 +97,8 @@ impl Store {
         &self.path
     }
 
-    /// Refuses a store of another layout; an empty store is stamped with this one.
+    /// Refuses a store of another layout; an empty store is stamped with this one. Tallies
+    /// derived under another version (or none) are derived again (`tally::derive_again`).
     fn check_format(&self) -> io::Result<()> {
         let read = self.db.begin_read().map_err(store_error)?;
         let found = match read.open_table(META) {
@@ -104,35 +106,46 @@ impl Store {
             Err(redb::TableError::TableDoesNotExist(_)) => None,
             Err(error) => return Err(store_error(error)),
         };
-        drop(read);
-        match found {
-            Some(bytes) => {
-                let version = <[u8; 4]>::try_from(bytes.as_slice())
-                    .map(u32::from_le_bytes)
-                    .map_err(|_| invalid(format!("{} has an unreadable format version", self.path.display())))?;
-                if version != STORE_FORMAT {
-                    return Err(invalid(format!(
-                        "{} is a ledger store of format {version}; this build reads format {STORE_FORMAT}",
-                        self.path.display()
-                    )));
-                }
-                Ok(())
-            }
-            None => {
-                let write = self.db.begin_write().map_err(store_error)?;
-                {
-                    let mut meta = write.open_table(META).map_err(store_error)?;
-                    meta.insert(META_FORMAT, STORE_FORMAT.to_le_bytes().as_slice()).map_err(store_error)?;
-                    // Every table exists from the start, so readers never meet a missing one.
-                    write.open_table(TASKS).map_err(store_error)?;
-                    write.open_table(REPORTERS).map_err(store_error)?;
-                    write.open_table(SENT).map_err(store_error)?;
-                    write.open_table(RECEIVED).map_err(store_error)?;
-                    index::Indexes::open(&write)?;
-                }
-                write.commit().map_err(store_error)
-            }
+        let Some(bytes) = found else {
+            drop(read);
+            return self.create_tables();
+        };
+        let version = <[u8; 4]>::try_from(bytes.as_slice())
+            .map(u32::from_le_bytes)
+            .map_err(|_| invalid(format!("{} has an unreadable format version", self.path.display())))?;
+        if version != STORE_FORMAT {
+            return Err(invalid(format!(
+                "{} is a ledger store of format {version}; this build reads format {STORE_FORMAT}",
+                self.path.display()
+            )));
         }
+        let tallies = tally::version(&read)?;
+        drop(read);
+        if tallies != Some(ledger::response::TALLY_VERSION) {
+            tracing::info!(store = %self.path.display(), from = ?tallies, "deriving the store's tallies again");
+            let mut write = self.db.begin_write().map_err(store_error)?;
+            write.set_quick_repair(true);
+            tally::derive_again(&write)?;
+            write.commit().map_err(store_error)?;
+        }
+        Ok(())
+    }
+
+    /// Stamps an empty store with this layout and creates every table, so readers never meet a
+    /// missing one.
+    fn create_tables(&self) -> io::Result<()> {
+        let write = self.db.begin_write().map_err(store_error)?;
+        {
+            let mut meta = write.open_table(META).map_err(store_error)?;
+            meta.insert(META_FORMAT, STORE_FORMAT.to_le_bytes().as_slice()).map_err(store_error)?;
+            write.open_table(TASKS).map_err(store_error)?;
+            write.open_table(REPORTERS).map_err(store_error)?;
+            write.open_table(SENT).map_err(store_error)?;
+            write.open_table(RECEIVED).map_err(store_error)?;
+            index::Indexes::open(&write)?;
+        }
+        tally::stamp(&write)?;
+        write.commit().map_err(store_error)
     }
 
     /// The last checkpoint: where it stands and the ledger's core then; `None` for a store no
@@ -162,6 +175,7 @@ impl Store {
                 let bytes = bincode::serialize(&**task).map_err(store_error)?;
                 tasks.insert(id.0, bytes.as_slice()).map_err(store_error)?;
             }
+            indexes.finish()?;
             let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
             for (id, reporter) in &changes.reporters {
                 let bytes = bincode::serialize(reporter).map_err(store_error)?;

@@ -365,6 +365,7 @@ impl Loader {
                 }
                 .map_err(store_error)?;
             }
+            indexes.finish()?;
         }
         write.commit().map_err(store_error)
     }

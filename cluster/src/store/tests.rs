@@ -199,3 +199,59 @@ fn a_record_sent_twice_is_refused_even_under_correct_checksums_and_count() {
     assert!(error.to_string().contains("out of order or repeated"), "{error}");
     assert!(verify_stream(&mut forged.as_slice()).is_err());
 }
+
+/// Tallies derived under another version (or a store from before them) are derived again at
+/// open, equal to those the checkpoints kept; a store loaded from a stream derives the same.
+#[test]
+fn tallies_are_derived_again_when_their_version_changes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join(STORE_FILE);
+    let store = Store::open(&path).expect("store");
+    let mut ledger = checkpointed(&store, 30);
+    // Half of them dispatched, so they count in the response tallies.
+    let actor = Actor { user: "gz-command".into(), bureau: bureau("440100"), role: Role::Command };
+    for n in (1..=30).step_by(2) {
+        let transition = ledger::Transition::Dispatch {
+            assignee: bureau("440106"),
+            ack_deadline_ms: 1_780_000_100_000,
+            complete_deadline_ms: 1_780_000_200_000,
+        };
+        let change =
+            ledger::TaskChange { task: ledger::TaskId(n), expected_version: None, transition, note: String::new() };
+        let command = Command {
+            stamp_ms: 1_780_000_000_100 + n,
+            actor: actor.clone(),
+            idempotency: None,
+            action: Action::ChangeTask(change),
+        };
+        ledger.apply(&command).expect("dispatched");
+    }
+    let sealed = ledger.seal();
+    let meta = CheckpointMeta {
+        applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 60)),
+        membership: Default::default(),
+    };
+    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta).expect("checkpoint");
+    let view = store.view().expect("view");
+    let (kept, census) = (tally::tallies(&view).expect("tallies"), tally::census(&view).expect("census"));
+    assert!(!kept.is_empty(), "dispatched tasks are tallied");
+    assert_eq!(census.iter().map(|(_, _, count)| count).sum::<u64>(), 30);
+    let mut stream = Vec::new();
+    write_stream(&view, &mut stream).expect("stream");
+    drop(view);
+    let write = store.db.begin_write().expect("write");
+    write.delete_table(tally::TALLIES).expect("drop the tallies");
+    write.open_table(META).expect("meta").remove("tally_version").expect("forget the version");
+    write.commit().expect("commit");
+    drop((store, ledger));
+
+    let reopened = Store::open(&path).expect("reopened");
+    let view = reopened.view().expect("view");
+    assert_eq!(tally::tallies(&view).expect("tallies"), kept);
+    assert_eq!(tally::census(&view).expect("census"), census);
+    let loaded = dir.path().join("loaded.redb");
+    load_stream(&mut stream.as_slice(), &loaded).expect("loaded");
+    let loaded = Store::open_existing(&loaded).expect("open");
+    let view = loaded.view().expect("view");
+    assert_eq!(tally::tallies(&view).expect("tallies"), kept);
+}

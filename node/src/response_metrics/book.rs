@@ -1,117 +1,17 @@
-//! The aggregate book of response metrics: per (bureau, dispatch day) cells, kept up to date
-//! task by task (the task's old facts out, its new facts in), so a query sums cells instead of
-//! scanning tasks. Durations are kept exactly (seconds, one per acknowledged or completed
-//! task), so medians and p90s are exact.
+//! The aggregate book of response metrics: per (bureau, dispatch day) tallies
+//! (`ledger::response::Tally`), kept up to date change by change (the task's old version's facts
+//! out, its new version's in), so a query sums tallies instead of scanning tasks; and the open
+//! tasks per bureau with the deadline that runs now, for "open now" and "overdue now".
+//!
+//! Its memory is bounded by bureaus × days and by open work, never by closed tasks: nothing is
+//! kept per closed task. Durations are kept in buckets 1/128 wide (`ledger::response::Durations`),
+//! so medians and p90s are within 0.8 % of the exact ones.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
+use ledger::response::{day_start_ms, Facts, Tally};
 use ledger::{BureauCode, Regions, Task, TaskId, TaskKind, TaskState};
 use serde::Serialize;
-
-use super::facts::{day_start_ms, Facts};
-
-#[derive(Clone, Debug, Default)]
-struct Cell {
-    received: u64,
-    acked: u64,
-    ack_on_time: u64,
-    completed: u64,
-    complete_on_time: u64,
-    closed: u64,
-    cancelled: u64,
-    escalations: u64,
-    extensions: u64,
-    assignments_referrals: u64,
-    assignments_referrals_completed: u64,
-    complaints: u64,
-    complaints_on_time: u64,
-    forwarded_out: u64,
-    forwarded_out_completed: u64,
-    forwarded_in: u64,
-    forwarded_in_completed: u64,
-    inspections: u64,
-    ack_secs: Vec<u32>,
-    complete_secs: Vec<u32>,
-}
-
-fn count(flag: bool) -> u64 {
-    u64::from(flag)
-}
-
-impl Cell {
-    fn add(&mut self, f: &Facts) {
-        self.received += 1;
-        self.acked += count(f.acked);
-        self.ack_on_time += count(f.ack_on_time);
-        self.completed += count(f.completed);
-        self.complete_on_time += count(f.complete_on_time);
-        self.closed += count(f.closed);
-        self.cancelled += count(f.cancelled);
-        self.escalations += u64::from(f.escalations);
-        self.extensions += u64::from(f.extensions);
-        self.assignments_referrals += count(f.assignment_or_referral);
-        self.assignments_referrals_completed += count(f.assignment_or_referral && f.completed);
-        self.complaints += count(f.complaint);
-        self.complaints_on_time += count(f.complaint && f.complete_on_time);
-        self.forwarded_out += count(f.forwarded_out);
-        self.forwarded_out_completed += count(f.forwarded_out && f.completed);
-        self.forwarded_in += count(f.forwarded_in);
-        self.forwarded_in_completed += count(f.forwarded_in && f.completed);
-        self.inspections += count(f.inspection);
-        self.ack_secs.extend(f.ack_secs);
-        self.complete_secs.extend(f.complete_secs);
-    }
-
-    fn remove(&mut self, f: &Facts) {
-        self.received -= 1;
-        self.acked -= count(f.acked);
-        self.ack_on_time -= count(f.ack_on_time);
-        self.completed -= count(f.completed);
-        self.complete_on_time -= count(f.complete_on_time);
-        self.closed -= count(f.closed);
-        self.cancelled -= count(f.cancelled);
-        self.escalations -= u64::from(f.escalations);
-        self.extensions -= u64::from(f.extensions);
-        self.assignments_referrals -= count(f.assignment_or_referral);
-        self.assignments_referrals_completed -= count(f.assignment_or_referral && f.completed);
-        self.complaints -= count(f.complaint);
-        self.complaints_on_time -= count(f.complaint && f.complete_on_time);
-        self.forwarded_out -= count(f.forwarded_out);
-        self.forwarded_out_completed -= count(f.forwarded_out && f.completed);
-        self.forwarded_in -= count(f.forwarded_in);
-        self.forwarded_in_completed -= count(f.forwarded_in && f.completed);
-        self.inspections -= count(f.inspection);
-        for (values, value) in [(&mut self.ack_secs, f.ack_secs), (&mut self.complete_secs, f.complete_secs)] {
-            if let Some(value) = value {
-                let position = values.iter().position(|v| *v == value).expect("a counted duration is in its cell");
-                values.swap_remove(position);
-            }
-        }
-    }
-
-    fn merge(&mut self, other: &Cell) {
-        self.received += other.received;
-        self.acked += other.acked;
-        self.ack_on_time += other.ack_on_time;
-        self.completed += other.completed;
-        self.complete_on_time += other.complete_on_time;
-        self.closed += other.closed;
-        self.cancelled += other.cancelled;
-        self.escalations += other.escalations;
-        self.extensions += other.extensions;
-        self.assignments_referrals += other.assignments_referrals;
-        self.assignments_referrals_completed += other.assignments_referrals_completed;
-        self.complaints += other.complaints;
-        self.complaints_on_time += other.complaints_on_time;
-        self.forwarded_out += other.forwarded_out;
-        self.forwarded_out_completed += other.forwarded_out_completed;
-        self.forwarded_in += other.forwarded_in;
-        self.forwarded_in_completed += other.forwarded_in_completed;
-        self.inspections += other.inspections;
-        self.ack_secs.extend_from_slice(&other.ack_secs);
-        self.complete_secs.extend_from_slice(&other.complete_secs);
-    }
-}
 
 /// How a report is broken down besides its total.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,6 +31,8 @@ pub struct Figures {
     pub completed: u64,
     pub closed: u64,
     pub cancelled: u64,
+    /// Medians and p90s of durations, within 0.8 % of the exact value (they are read from
+    /// buckets; exact below two minutes).
     pub ack_median_secs: Option<u32>,
     pub ack_p90_secs: Option<u32>,
     pub complete_median_secs: Option<u32>,
@@ -191,44 +93,35 @@ fn rate(numerator: u64, denominator: u64) -> Option<f64> {
     (denominator > 0).then(|| numerator as f64 / denominator as f64)
 }
 
-/// Nearest-rank percentile of unsorted values.
-fn percentile(values: &mut [u32], fraction: f64) -> Option<u32> {
-    if values.is_empty() {
-        return None;
-    }
-    let rank = ((values.len() as f64 * fraction).ceil() as usize).clamp(1, values.len());
-    Some(*values.select_nth_unstable(rank - 1).1)
-}
-
-impl Cell {
-    fn figures(mut self, open_now: u64, overdue_now: u64) -> Figures {
-        Figures {
-            received: self.received,
-            acknowledged: self.acked,
-            completed: self.completed,
-            closed: self.closed,
-            cancelled: self.cancelled,
-            ack_median_secs: percentile(&mut self.ack_secs, 0.5),
-            ack_p90_secs: percentile(&mut self.ack_secs, 0.9),
-            complete_median_secs: percentile(&mut self.complete_secs, 0.5),
-            complete_p90_secs: percentile(&mut self.complete_secs, 0.9),
-            ack_on_time_rate: rate(self.ack_on_time, self.received),
-            completion_on_time_rate: rate(self.complete_on_time, self.completed),
-            completion_rate: rate(self.completed, self.received - self.cancelled),
-            escalations: self.escalations,
-            extensions: self.extensions,
-            forwarded_sent: self.forwarded_out,
-            forwarded_received: self.forwarded_in,
-            forwarded_handled_rate: rate(
-                self.forwarded_out_completed + self.forwarded_in_completed,
-                self.forwarded_out + self.forwarded_in,
-            ),
-            complaint_on_time_rate: rate(self.complaints_on_time, self.complaints),
-            assignment_referral_completion_rate: rate(self.assignments_referrals_completed, self.assignments_referrals),
-            inspections: self.inspections,
-            open_now,
-            overdue_now,
-        }
+/// The figures of a tally, with the open work now.
+fn figures(tally: &Tally, open_now: u64, overdue_now: u64) -> Figures {
+    let t = tally;
+    Figures {
+        received: t.received,
+        acknowledged: t.acked,
+        completed: t.completed,
+        closed: t.closed,
+        cancelled: t.cancelled,
+        ack_median_secs: t.ack_secs.percentile(0.5),
+        ack_p90_secs: t.ack_secs.percentile(0.9),
+        complete_median_secs: t.complete_secs.percentile(0.5),
+        complete_p90_secs: t.complete_secs.percentile(0.9),
+        ack_on_time_rate: rate(t.ack_on_time, t.received),
+        completion_on_time_rate: rate(t.complete_on_time, t.completed),
+        completion_rate: rate(t.completed, t.received - t.cancelled),
+        escalations: t.escalations,
+        extensions: t.extensions,
+        forwarded_sent: t.forwarded_out,
+        forwarded_received: t.forwarded_in,
+        forwarded_handled_rate: rate(
+            t.forwarded_out_completed + t.forwarded_in_completed,
+            t.forwarded_out + t.forwarded_in,
+        ),
+        complaint_on_time_rate: rate(t.complaints_on_time, t.complaints),
+        assignment_referral_completion_rate: rate(t.assignments_referrals_completed, t.assignments_referrals),
+        inspections: t.inspections,
+        open_now,
+        overdue_now,
     }
 }
 
@@ -255,15 +148,38 @@ pub struct Census {
     pub overdue: u64,
 }
 
-#[derive(Default)]
+/// One open task in the book: what "open now", "overdue now" and the lateness list read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct OpenTask {
+    /// The deadline that runs now, if any.
+    running_deadline_ms: Option<u64>,
+    escalated: bool,
+}
+
+impl OpenTask {
+    fn overdue_at(self, now_ms: u64) -> bool {
+        self.running_deadline_ms.is_some_and(|deadline_ms| deadline_ms < now_ms)
+    }
+}
+
+/// Per assignee bureau: how late it is now and has been (`GET /api/v1/escalations`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lateness {
+    pub open: u64,
+    pub overdue_now: u64,
+    /// Tasks ever escalated.
+    pub escalated: u64,
+    pub escalated_open: u64,
+    pub reminders: u64,
+}
+
+#[derive(Debug, Default, PartialEq)]
 pub struct Book {
-    /// Every task's state and kind (dispatched or not).
-    states: HashMap<TaskId, (TaskState, TaskKind)>,
+    /// Every task by state and kind (dispatched or not).
     by_state_kind: BTreeMap<(TaskState, TaskKind), u64>,
-    facts: HashMap<TaskId, Facts>,
-    cells: BTreeMap<(BureauCode, u32), Cell>,
-    /// Open tasks per bureau, with the deadline that runs now (if any).
-    open: BTreeMap<BureauCode, BTreeSet<(Option<u64>, TaskId)>>,
+    tallies: BTreeMap<(BureauCode, u32), Tally>,
+    /// Open tasks per bureau (dispatched, not yet completed).
+    open: BTreeMap<BureauCode, BTreeMap<TaskId, OpenTask>>,
 }
 
 impl Book {
@@ -271,67 +187,92 @@ impl Book {
         Book::default()
     }
 
-    pub fn tasks_counted(&self) -> usize {
-        self.facts.len()
-    }
-
-    /// Takes the task as it stands now: its old facts out, its new facts in.
-    pub fn update(&mut self, task: &Task) {
-        let state_kind = (task.handling.state, task.kind);
-        if let Some(old) = self.states.insert(task.id, state_kind) {
-            if old == state_kind {
-                return self.update_facts(task);
-            }
-            let count = self.by_state_kind.get_mut(&old).expect("counted before");
-            *count -= 1;
+    /// A book from a store's tallies and census (`cluster::store::tally`), with the open tasks
+    /// still to be added (`add_open`).
+    pub fn from_tallies(
+        tallies: impl IntoIterator<Item = (BureauCode, u32, Tally)>,
+        census: impl IntoIterator<Item = (TaskState, TaskKind, u64)>,
+    ) -> Book {
+        Book {
+            by_state_kind: census.into_iter().map(|(state, kind, count)| ((state, kind), count)).collect(),
+            tallies: tallies.into_iter().map(|(bureau, day, tally)| ((bureau, day), tally)).collect(),
+            open: BTreeMap::new(),
         }
-        *self.by_state_kind.entry(state_kind).or_default() += 1;
-        self.update_facts(task);
     }
 
-    /// The census of every task now; `overdue` counts open tasks past their running deadline.
-    pub fn census(&self, now_ms: u64) -> Census {
-        let open = self.open.values().map(|tasks| tasks.len() as u64).sum();
-        let overdue = self
-            .open
-            .values()
-            .flat_map(|tasks| tasks.iter())
-            .filter(|(deadline, _)| deadline.is_some_and(|d| d < now_ms))
-            .count() as u64;
-        Census { by_state_kind: self.by_state_kind.clone(), open, overdue }
+    /// Adds a task to the open work, its facts already in the tallies.
+    pub fn add_open(&mut self, task: &Task) {
+        if let Some(facts) = Facts::of(task).filter(|facts| facts.open) {
+            self.open.entry(facts.bureau()).or_default().insert(task.id, open_task(&facts));
+        }
     }
 
-    fn update_facts(&mut self, task: &Task) {
-        let new = Facts::of(task);
-        let old = self.facts.remove(&task.id);
-        if old == new {
-            if let Some(facts) = old {
-                self.facts.insert(task.id, facts);
+    /// Takes in one change of a task: the facts of its version `before` (`None` for a new task)
+    /// out, those of `after` in.
+    pub fn update(&mut self, before: Option<&Task>, after: &Task) {
+        if let Some(before) = before {
+            let count = self.by_state_kind.get_mut(&(before.handling.state, before.kind)).expect("counted before");
+            *count -= 1;
+            if *count == 0 {
+                self.by_state_kind.remove(&(before.handling.state, before.kind));
             }
+        }
+        *self.by_state_kind.entry((after.handling.state, after.kind)).or_default() += 1;
+        let (old, new) = (before.and_then(Facts::of), Facts::of(after));
+        if old == new {
             return;
         }
         if let Some(old) = old {
             let key = (old.bureau(), old.day);
-            let cell = self.cells.get_mut(&key).expect("counted facts have their cell");
-            cell.remove(&old);
-            if cell.received == 0 {
-                self.cells.remove(&key);
+            let tally = self.tallies.get_mut(&key).expect("counted facts have their tally");
+            tally.remove(&old).expect("the facts taken out are those put in");
+            if tally.is_empty() {
+                self.tallies.remove(&key);
             }
             if old.open {
                 let open = self.open.get_mut(&old.bureau()).expect("open tasks are listed");
-                open.remove(&(old.running_deadline_ms, task.id));
+                open.remove(&after.id);
                 if open.is_empty() {
                     self.open.remove(&old.bureau());
                 }
             }
         }
         if let Some(new) = new {
-            self.cells.entry((new.bureau(), new.day)).or_default().add(&new);
+            self.tallies.entry((new.bureau(), new.day)).or_default().add(&new);
             if new.open {
-                self.open.entry(new.bureau()).or_default().insert((new.running_deadline_ms, task.id));
+                self.open.entry(new.bureau()).or_default().insert(after.id, open_task(&new));
             }
-            self.facts.insert(task.id, new);
         }
+    }
+
+    /// The census of every task now; `overdue` counts open tasks past their running deadline.
+    pub fn census(&self, now_ms: u64) -> Census {
+        let open = self.open.values().map(|tasks| tasks.len() as u64).sum();
+        let overdue = self.open.values().flat_map(|tasks| tasks.values()).filter(|t| t.overdue_at(now_ms)).count();
+        Census { by_state_kind: self.by_state_kind.clone(), open, overdue: overdue as u64 }
+    }
+
+    /// How late each assignee bureau in `root`'s subtree is, now and over all time; bureaus
+    /// with nothing to show are left out.
+    pub fn lateness(&self, root: BureauCode, now_ms: u64) -> BTreeMap<BureauCode, Lateness> {
+        let mut by_bureau = BTreeMap::new();
+        for region in Regions::get().subtree(root) {
+            let bureau = region.code;
+            let mut lateness = Lateness::default();
+            for (_, tally) in self.tallies.range((bureau, 0)..=(bureau, u32::MAX)) {
+                lateness.escalated += tally.escalated_tasks;
+                lateness.reminders += tally.reminders;
+            }
+            for task in self.open.get(&bureau).into_iter().flat_map(|tasks| tasks.values()) {
+                lateness.open += 1;
+                lateness.overdue_now += u64::from(task.overdue_at(now_ms));
+                lateness.escalated_open += u64::from(task.escalated);
+            }
+            if lateness != Lateness::default() {
+                by_bureau.insert(bureau, lateness);
+            }
+        }
+        by_bureau
     }
 
     /// The figures of `root` and its subtree for tasks dispatched on Beijing days `from..=to`,
@@ -353,14 +294,14 @@ impl Book {
             }
             root
         };
-        let mut total = Cell::default();
-        let mut rows: BTreeMap<String, (Option<BureauCode>, Cell)> = BTreeMap::new();
+        let mut total = Tally::default();
+        let mut rows: BTreeMap<String, (Option<BureauCode>, Tally)> = BTreeMap::new();
         let mut open_rows: BTreeMap<String, (u64, u64)> = BTreeMap::new();
         let (mut open_total, mut overdue_total) = (0, 0);
         for region in regions.subtree(root) {
             let bureau = region.code;
-            for ((_, day), cell) in self.cells.range((bureau, from)..=(bureau, to)) {
-                total.merge(cell);
+            for ((_, day), tally) in self.tallies.range((bureau, from)..=(bureau, to)) {
+                total.merge(tally);
                 let (key, code) = match breakdown {
                     Breakdown::Child => {
                         let child = child_of(bureau);
@@ -369,11 +310,11 @@ impl Book {
                     Breakdown::Day => (date(*day), None),
                     Breakdown::Week => (date(day.saturating_sub((day + 3) % 7)), None),
                 };
-                rows.entry(key).or_insert_with(|| (code, Cell::default())).1.merge(cell);
+                rows.entry(key).or_insert_with(|| (code, Tally::default())).1.merge(tally);
             }
             if let Some(open) = self.open.get(&bureau) {
                 let count = open.len() as u64;
-                let overdue = open.iter().filter(|(deadline, _)| deadline.is_some_and(|d| d < now_ms)).count() as u64;
+                let overdue = open.values().filter(|task| task.overdue_at(now_ms)).count() as u64;
                 open_total += count;
                 overdue_total += overdue;
                 if breakdown == Breakdown::Child {
@@ -387,33 +328,37 @@ impl Book {
         match breakdown {
             Breakdown::Child => {
                 for child in children.iter().copied().chain([root]) {
-                    rows.entry(child.to_string()).or_insert_with(|| (Some(child), Cell::default()));
+                    rows.entry(child.to_string()).or_insert_with(|| (Some(child), Tally::default()));
                 }
             }
             Breakdown::Day => {
                 for day in from..=to {
-                    rows.entry(date(day)).or_insert_with(|| (None, Cell::default()));
+                    rows.entry(date(day)).or_insert_with(|| (None, Tally::default()));
                 }
             }
             Breakdown::Week => {
                 for day in (from.saturating_sub((from + 3) % 7)..=to).step_by(7) {
-                    rows.entry(date(day)).or_insert_with(|| (None, Cell::default()));
+                    rows.entry(date(day)).or_insert_with(|| (None, Tally::default()));
                 }
             }
         }
         let rows = rows
             .into_iter()
-            .map(|(key, (code, cell))| {
+            .map(|(key, (code, tally))| {
                 let (open, overdue) = open_rows.get(&key).copied().unwrap_or_default();
                 Row {
                     name: code.and_then(|c| regions.name(c)).map(str::to_owned),
-                    figures: cell.figures(open, overdue),
+                    figures: figures(&tally, open, overdue),
                     key,
                 }
             })
             .collect();
-        Report { total: total.figures(open_total, overdue_total), rows }
+        Report { total: figures(&total, open_total, overdue_total), rows }
     }
+}
+
+fn open_task(facts: &Facts) -> OpenTask {
+    OpenTask { running_deadline_ms: facts.running_deadline_ms, escalated: facts.escalations > 0 }
 }
 
 /// YYYY-MM-DD of a Beijing day.

@@ -11,9 +11,9 @@ use ledger::{Regions, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, time, ApiError};
-use crate::response_metrics::facts::beijing_day;
 use crate::response_metrics::{Breakdown, Figures, Report, Row};
 use crate::state::AppState;
+use ledger::response::beijing_day;
 
 /// The longest period one report covers.
 pub const PERIOD_DAYS_MAX: u32 = 3 * 366;
