@@ -69,22 +69,23 @@ pub fn step() -> impl Strategy<Value = Step> {
 
 /// Applies the steps; commands refused by the ledger are part of the history too.
 pub fn build(steps: &[Step], store: &Store) -> (Ledger, u64) {
-    build_observed(steps, store, |_| {})
+    build_observed(steps, store, |_, _| {})
 }
 
-/// `build`, showing each command's answer to `observe` as it applies.
-pub fn build_observed(steps: &[Step], store: &Store, mut observe: impl FnMut(&ledger::Applied)) -> (Ledger, u64) {
+/// `build`, showing each command's answer to `observe` as it applies, with its position (the
+/// step's number, standing for a log index).
+pub fn build_observed(steps: &[Step], store: &Store, mut observe: impl FnMut(u64, &ledger::Applied)) -> (Ledger, u64) {
     let mut ledger = Ledger::new();
     ledger.set_records(store.records());
     let mut stamp_ms = T0;
-    let mut index = 0;
     let mut in_progress: Option<(std::sync::Arc<ledger::Changes>, bool)> = None;
     let kinds = [TaskKind::Lead, TaskKind::RiskAlert, TaskKind::Assignment];
     let command = |actor: Actor, stamp_ms: u64, action: Action| Command { stamp_ms, actor, idempotency: None, action };
     let change = |task: u64, transition: Transition, note: &str| {
         Action::ChangeTask(TaskChange { task: TaskId(task), expected_version: None, transition, note: note.into() })
     };
-    for step in steps {
+    for (number, step) in steps.iter().enumerate() {
+        let position = number as u64 + 1;
         stamp_ms += 60_000;
         let origin_of = |ledger: &Ledger, task: u64| ledger.task(TaskId(task)).map(|t| t.origin_bureau);
         let assignee_of =
@@ -143,8 +144,7 @@ pub fn build_observed(steps: &[Step], store: &Store, mut observe: impl FnMut(&le
                     match in_progress.take() {
                         None => in_progress = Some((ledger.seal(), false)),
                         Some((sealed, false)) => {
-                            index += 1;
-                            let applied = Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index));
+                            let applied = Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), position));
                             let meta = CheckpointMeta { applied, membership: Default::default() };
                             store.write_checkpoint(&sealed, &ledger.encode_core(), &meta).expect("checkpoint");
                             in_progress = Some((sealed, true));
@@ -156,8 +156,9 @@ pub fn build_observed(steps: &[Step], store: &Store, mut observe: impl FnMut(&le
             }
         };
         if let Some(command) = issued {
+            ledger.set_position(position);
             if let Ok(applied) = ledger.apply(&command) {
-                observe(&applied);
+                observe(position, &applied);
             }
         }
     }

@@ -261,6 +261,95 @@ pub fn open_tasks_now(store: &cluster::raft::LedgerStore) -> std::io::Result<Vec
     open_tasks(&replica, &view)
 }
 
+/// A page of the feed of changes as the store and memory hold it: each task changed after a
+/// position, once, at its current version, under the position of its last change.
+pub struct ChangesPage {
+    /// (position, task), in position order; whole positions only.
+    pub tasks: Vec<(u64, Arc<Task>)>,
+    /// Where the next page starts: the last position taken, or the applied index once every
+    /// change was taken.
+    pub next_since: u64,
+}
+
+/// The tasks changed after `since`, in the order of their last change: up to `positions_max`
+/// positions (log entries), and no more positions once `scan_max` tasks were read (a page for a
+/// narrow scope may be empty and still move on). `visible` chooses what the caller may see.
+/// Costs the page, not the ledger: positions come from the store's `CHANGED` index, then from
+/// the changes in memory.
+pub fn changes_after(
+    replica: &Replica,
+    view: &ReadTransaction,
+    since: u64,
+    positions_max: usize,
+    scan_max: usize,
+    visible: impl Fn(&Task) -> bool,
+) -> std::io::Result<ChangesPage> {
+    let in_memory = replica.ledger.changed_positions();
+    let mut from_memory: Vec<(u64, TaskId)> =
+        in_memory.iter().filter(|(_, position)| **position > since).map(|(id, position)| (*position, *id)).collect();
+    from_memory.sort_unstable();
+    // A task changed since the checkpoint is listed under its newer position, from memory.
+    let from_store = index::changed_after(view, since)?
+        .filter(|entry| entry.as_ref().map_or(true, |(_, id)| !in_memory.contains_key(id)));
+    let mut merged = MergeByPosition { store: from_store.peekable(), memory: from_memory.into_iter().peekable() };
+    let mut tasks = Vec::new();
+    let (mut positions, mut scanned, mut last_taken) = (0, 0, None);
+    while let Some(next) = merged.peek_position()? {
+        if positions == positions_max || scanned >= scan_max {
+            return Ok(ChangesPage { tasks, next_since: last_taken.unwrap_or(since) });
+        }
+        // The whole position: a page never splits one entry's changes.
+        while let Some((position, id, from_store)) = merged.next_at(next)? {
+            debug_assert_eq!(position, next);
+            let task =
+                if from_store { cluster::store::task_in(view, id)?.map(Arc::new) } else { replica.ledger.task(id) };
+            scanned += 1;
+            if let Some(task) = task.filter(|task| visible(task)) {
+                tasks.push((position, task));
+            }
+        }
+        positions += 1;
+        last_taken = Some(next);
+    }
+    let applied = replica.last_applied.map_or(0, |log_id| log_id.index);
+    Ok(ChangesPage { tasks, next_since: applied.max(last_taken.unwrap_or(since)).max(since) })
+}
+
+/// The store's positions and memory's, merged in position order.
+struct MergeByPosition<S: Iterator<Item = std::io::Result<(u64, TaskId)>>, M: Iterator<Item = (u64, TaskId)>> {
+    store: std::iter::Peekable<S>,
+    memory: std::iter::Peekable<M>,
+}
+
+impl<S: Iterator<Item = std::io::Result<(u64, TaskId)>>, M: Iterator<Item = (u64, TaskId)>> MergeByPosition<S, M> {
+    fn peek_position(&mut self) -> std::io::Result<Option<u64>> {
+        let store = match self.store.peek() {
+            Some(Ok((position, _))) => Some(*position),
+            Some(Err(_)) => return Err(self.store.next().expect("peeked").expect_err("an error")),
+            None => None,
+        };
+        let memory = self.memory.peek().map(|(position, _)| *position);
+        Ok(match (store, memory) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// The next task at `position`, and whether the store holds it; `None` past the position.
+    fn next_at(&mut self, position: u64) -> std::io::Result<Option<(u64, TaskId, bool)>> {
+        if self.peek_position()? != Some(position) {
+            return Ok(None);
+        }
+        if let Some(Ok((at, _))) = self.store.peek() {
+            if *at == position {
+                let (at, id) = self.store.next().expect("peeked")?;
+                return Ok(Some((at, id, true)));
+            }
+        }
+        Ok(self.memory.next().map(|(at, id)| (at, id, false)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! A page read from the indexes and the changes in memory equals the same page of a plain
@@ -288,6 +377,60 @@ mod tests {
             bureau: code(bureau),
             role,
         })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Following the feed of changes from any position to its end gives every task whose
+        /// last change came after it, once, as it stands, in the order of those changes, with
+        /// whole positions per page.
+        #[test]
+        fn the_changes_after_any_position_are_each_task_once_in_order(
+            steps in proptest::collection::vec(step(), 1..160),
+            since_step in 0..160u64,
+            positions_max in 1..5usize,
+            scan_max in 1..8usize,
+        ) {
+            let dir = tempfile::tempdir().expect("dir");
+            let store = Store::open(&dir.path().join("ledger.redb")).expect("store");
+            let mut last_change = std::collections::BTreeMap::new();
+            let (ledger, _) = crate::random_ledger::build_observed(&steps, &store, |position, applied| {
+                for task in &applied.tasks {
+                    last_change.insert(task.id, position);
+                }
+            });
+            let applied = steps.len() as u64;
+            let replica = Replica {
+                ledger,
+                last_applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), applied)),
+                membership: Default::default(),
+            };
+            let view = store.view().expect("view");
+            let mut expected: Vec<(u64, TaskId)> =
+                last_change.iter().filter(|(_, p)| **p > since_step).map(|(id, p)| (*p, *id)).collect();
+            expected.sort_unstable();
+            let mut got = Vec::new();
+            let mut since = since_step;
+            loop {
+                let page = changes_after(&replica, &view, since, positions_max, scan_max, |_| true).expect("page");
+                let positions: std::collections::BTreeSet<u64> = page.tasks.iter().map(|(p, _)| *p).collect();
+                prop_assert!(positions.len() <= positions_max);
+                for (position, task) in &page.tasks {
+                    let current = replica.ledger.task(task.id);
+                    prop_assert_eq!(Some(task), current.as_ref(), "as it stands");
+                    got.push((*position, task.id));
+                }
+                prop_assert!(page.next_since >= since);
+                if page.tasks.is_empty() && page.next_since == since {
+                    break;
+                }
+                since = page.next_since;
+                prop_assert!(got.len() <= expected.len(), "the pages end");
+            }
+            prop_assert_eq!(since, applied.max(since_step), "the feed ends at the applied index");
+            prop_assert_eq!(got, expected);
+        }
     }
 
     proptest! {

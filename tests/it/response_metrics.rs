@@ -80,6 +80,47 @@ async fn every_replica_reports_the_same_figures() {
     }
 }
 
+/// A replica killed with SIGKILL and started again rebuilds its book from the store's tallies
+/// (checkpoints every few entries here) and the log after them: it reports exactly what it
+/// reported before, and what the other replicas report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_restarted_from_its_store_reports_the_same_figures() {
+    let mut cluster =
+        TestCluster::start_with(tests::ClusterOptions { snapshot_every_entries: 5, ..Default::default() }).await;
+    for i in 0..12 {
+        let task = cluster.create_task(1, &format!("重启指标 {i}"), Some("440106")).await;
+        if i % 3 != 0 {
+            let response = cluster
+                .http
+                .post(cluster.url(1, &format!("/api/v1/tasks/{}/ack", task.id)))
+                .bearer_auth(TIANHE_OPERATOR_TOKEN)
+                .json(&json!({}))
+                .send()
+                .await
+                .expect("ack");
+            assert_eq!(response.status(), 200);
+        }
+    }
+    cluster.wait_for_convergence().await;
+    let query = "?bureau=440000&by=child";
+    let (_, before) = get(&cluster, 3, LEADER_TOKEN, query).await;
+    let lateness = |cluster: &TestCluster, node| {
+        let request = cluster.http.get(cluster.url(node, "/api/v1/escalations")).bearer_auth(COMMAND_TOKEN).send();
+        async move { request.await.expect("escalations").text().await.expect("text") }
+    };
+    let late_before = lateness(&cluster, 3).await;
+    cluster.kill(3);
+    cluster.restart(3);
+    cluster.wait_for_convergence().await;
+    let (status, after) = get(&cluster, 3, LEADER_TOKEN, query).await;
+    assert_eq!(status, 200);
+    assert_eq!(after, before, "the restarted replica reports what it reported before");
+    assert_eq!(get(&cluster, 1, LEADER_TOKEN, query).await.1, after, "and what the others report");
+    assert_eq!(lateness(&cluster, 3).await, late_before);
+    let report: Value = serde_json::from_str(&after).expect("json");
+    assert_eq!((report["total"]["received"].as_u64(), report["total"]["acknowledged"].as_u64()), (Some(12), Some(8)));
+}
+
 /// `/metrics` parsed by a Prometheus text-format parser; the counters move when tasks are
 /// written and the task gauges follow the ledger.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,6 +50,9 @@ pub struct Ledger {
     /// check-out's), for the answer's `Applied::before`. Emptied by every `apply`.
     #[serde(skip)]
     replaced: BTreeMap<TaskId, Arc<Task>>,
+    /// The position (log index) of the commands applied now (`set_position`).
+    #[serde(skip)]
+    position: u64,
     /// The records as of the last checkpoint.
     #[serde(skip, default = "no_records")]
     records: Arc<dyn Records>,
@@ -91,6 +94,7 @@ impl Default for Ledger {
             terms: BTreeMap::new(),
             sealed_terms: BTreeMap::new(),
             replaced: BTreeMap::new(),
+            position: 0,
             records: no_records(),
             task_count: 0,
             records_digest: RecordsDigest::default(),
@@ -221,7 +225,24 @@ impl Ledger {
         self.terms.insert(task.id, term);
         let task = Arc::new(task);
         self.changes.tasks.insert(task.id, task.clone());
+        self.changes.positions.insert(task.id, self.position);
         task
+    }
+
+    /// Tells the ledger the position (the log index) of the commands it applies next: each task
+    /// they change is filed under it (`Changes::positions`), so that a store can list tasks by
+    /// their last change and a feed resume from any position. Not part of the state: replicas
+    /// that apply the same entries file the same positions.
+    pub fn set_position(&mut self, position: u64) {
+        self.position = position;
+    }
+
+    /// The position of the last change of every task changed since the last durable
+    /// checkpoint (sealed changes, then open ones).
+    pub fn changed_positions(&self) -> BTreeMap<TaskId, u64> {
+        let mut positions = self.sealed.as_ref().map(|sealed| sealed.positions.clone()).unwrap_or_default();
+        positions.extend(&self.changes.positions);
+        positions
     }
 
     pub(super) fn insert_reporter(&mut self, task: TaskId, reporter: Reporter) {

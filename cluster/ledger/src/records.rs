@@ -53,6 +53,9 @@ pub fn forward_key(forward: ForwardId) -> Vec<u8> {
 #[derive(Clone, Debug, Default)]
 pub struct Changes {
     pub tasks: BTreeMap<TaskId, Arc<Task>>,
+    /// The position (log index) of the entry that last changed each task of `tasks`, for the
+    /// feed of changes (`Ledger::set_position`). Not a record: not in the digest.
+    pub positions: BTreeMap<TaskId, u64>,
     pub reporters: BTreeMap<TaskId, Reporter>,
     pub sent: BTreeMap<ForwardId, Option<TaskId>>,
     pub received: BTreeMap<ForwardId, TaskId>,

@@ -455,6 +455,7 @@ fn apply_entry(replica: &mut Replica, entry: Entry, notify: bool) -> (LedgerResp
     match entry.payload {
         EntryPayload::Blank => (LedgerResponse::default(), None),
         EntryPayload::Normal(request) => {
+            replica.ledger.set_position(entry.log_id.index);
             let results: Vec<CommandResult> =
                 request.commands.iter().map(|command| replica.ledger.apply(command)).collect();
             let notice = notify.then(|| AppliedEntry { index: entry.log_id.index, results: Arc::new(results.clone()) });

@@ -18,20 +18,30 @@
 //!   a clock still running), for what is rebuilt from open work (the deadline watch, a console's
 //!   snapshot, open handovers).
 //! - `BY_USCC`: `[uscc 18 bytes][!id u64]`: every task about a market entity, newest first.
+//! - `CHANGED`: `(position, id)`: every task under the position (log index) of the entry that
+//!   last changed it, for the feed of changes to resume from any position; `POSITION`: `id` →
+//!   that position, to move the task's key when it changes again. A store loaded from a stream
+//!   files every task under the stream's checkpoint index (it knows no older positions).
 
 use std::collections::BTreeSet;
 
-use redb::{ReadTransaction, TableDefinition, WriteTransaction};
+use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
 use ledger::{BureauCode, Regions, Task, TaskId, TaskKind, TaskState};
 
-use super::store_error;
 use super::tally::Tallies;
+use super::{invalid, store_error, TASKS};
+
+/// The version of the index layout below; a store whose indexes were derived under another
+/// derives them again when opened (`derive_again`).
+pub const INDEX_VERSION: u32 = 1;
 
 pub(crate) const LISTED: TableDefinition<&[u8], ()> = TableDefinition::new("index_listed");
 pub(crate) const RUNNING: TableDefinition<&[u8], ()> = TableDefinition::new("index_running");
 pub(crate) const OPEN: TableDefinition<u64, ()> = TableDefinition::new("index_open");
 pub(crate) const BY_USCC: TableDefinition<&[u8], ()> = TableDefinition::new("index_uscc");
+pub(crate) const CHANGED: TableDefinition<(u64, u64), ()> = TableDefinition::new("index_changed");
+pub(crate) const POSITION: TableDefinition<u64, u64> = TableDefinition::new("index_position");
 
 const FACET_ALL: u8 = 0;
 const FACET_STATE: u8 = 1;
@@ -127,6 +137,8 @@ pub(crate) struct Indexes<'txn> {
     running: redb::Table<'txn, &'static [u8], ()>,
     open: redb::Table<'txn, u64, ()>,
     by_uscc: redb::Table<'txn, &'static [u8], ()>,
+    changed: redb::Table<'txn, (u64, u64), ()>,
+    position: redb::Table<'txn, u64, u64>,
     /// The tallies, derived in the same pass (`super::tally`).
     tallies: Tallies<'txn>,
 }
@@ -139,6 +151,8 @@ impl<'txn> Indexes<'txn> {
             running: write.open_table(RUNNING).map_err(store_error)?,
             open: write.open_table(OPEN).map_err(store_error)?,
             by_uscc: write.open_table(BY_USCC).map_err(store_error)?,
+            changed: write.open_table(CHANGED).map_err(store_error)?,
+            position: write.open_table(POSITION).map_err(store_error)?,
             tallies: Tallies::open(write)?,
         })
     }
@@ -148,9 +162,17 @@ impl<'txn> Indexes<'txn> {
         self.tallies.finish()
     }
 
-    /// Replaces the index keys of `old` (the stored version, if any) by those of `new`.
-    pub(crate) fn reindex(&mut self, old: Option<&Task>, new: &Task) -> std::io::Result<()> {
+    /// Replaces the index keys of `old` (the stored version, if any) by those of `new`, whose
+    /// change was at `position`.
+    pub(crate) fn reindex(&mut self, old: Option<&Task>, new: &Task, position: u64) -> std::io::Result<()> {
         self.tallies.fold(old, new)?;
+        let moved_from = self.position.insert(new.id.0, position).map_err(store_error)?.map(|p| p.value());
+        if moved_from != Some(position) {
+            if let Some(from) = moved_from {
+                self.changed.remove((from, new.id.0)).map_err(store_error)?;
+            }
+            self.changed.insert((position, new.id.0), ()).map_err(store_error)?;
+        }
         let before = old.map(keys_of).unwrap_or_default();
         let after = keys_of(new);
         if before == after {
@@ -186,6 +208,8 @@ impl<'txn> Indexes<'txn> {
 }
 
 type Ids = Box<dyn Iterator<Item = std::io::Result<TaskId>>>;
+/// Tasks under the position of their last change: (position, task).
+type Positions = Box<dyn Iterator<Item = std::io::Result<(u64, TaskId)>>>;
 /// Running clocks in order: (deadline, task).
 type Clocks = Box<dyn Iterator<Item = std::io::Result<(u64, TaskId)>>>;
 
@@ -250,4 +274,42 @@ pub fn by_uscc(view: &ReadTransaction, uscc: &str, before: Option<TaskId>) -> st
         let key = key.value();
         Ok(TaskId(!u64::from_be_bytes(key[key.len() - 8..].try_into().expect("8 bytes"))))
     })))
+}
+
+/// Tasks by the position of their last change, after `position`, in position order.
+pub fn changed_after(
+    view: &ReadTransaction,
+    position: u64,
+) -> std::io::Result<Positions> {
+    let table = view.open_table(CHANGED).map_err(store_error)?;
+    let Some(start) = position.checked_add(1) else { return Ok(Box::new(std::iter::empty())) };
+    let range = table.range_owned((start, 0)..).map_err(store_error)?;
+    Ok(Box::new(range.map(|entry| {
+        let (key, _) = entry.map_err(store_error)?;
+        let (position, id) = key.value();
+        Ok((position, TaskId(id)))
+    })))
+}
+
+/// Derives every index and tally again from the tasks (a store from before them, or derived
+/// under another version), filing each task's last change under `position` (the checkpoint):
+/// once, at open. Costs a read of every task.
+pub(crate) fn derive_again(write: &WriteTransaction, position: u64) -> std::io::Result<()> {
+    write.delete_table(LISTED).map_err(store_error)?;
+    write.delete_table(RUNNING).map_err(store_error)?;
+    write.delete_table(OPEN).map_err(store_error)?;
+    write.delete_table(BY_USCC).map_err(store_error)?;
+    write.delete_table(CHANGED).map_err(store_error)?;
+    write.delete_table(POSITION).map_err(store_error)?;
+    write.delete_table(super::tally::TALLIES).map_err(store_error)?;
+    write.delete_table(super::tally::CENSUS).map_err(store_error)?;
+    let tasks = write.open_table(TASKS).map_err(store_error)?;
+    let mut indexes = Indexes::open(write)?;
+    for entry in tasks.iter().map_err(store_error)? {
+        let (id, bytes) = entry.map_err(store_error)?;
+        let task: Task = bincode::deserialize(bytes.value())
+            .map_err(|e| invalid(format!("task {} in the store: {e}", id.value())))?;
+        indexes.reindex(None, &task, position)?;
+    }
+    indexes.finish()
 }

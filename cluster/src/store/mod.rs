@@ -46,6 +46,16 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 const META_FORMAT: &str = "format";
 const META_CORE: &str = "core";
 const META_CHECKPOINT: &str = "checkpoint";
+const META_DERIVED: &str = "derived_version";
+
+/// The versions of what the store derives from its tasks: the indexes' layout and the tallies'
+/// facts. A store derived under others derives everything again when opened.
+fn derived_version() -> [u8; 8] {
+    let mut version = [0u8; 8];
+    version[..4].copy_from_slice(&index::INDEX_VERSION.to_le_bytes());
+    version[4..].copy_from_slice(&ledger::response::TALLY_VERSION.to_le_bytes());
+    version
+}
 
 /// Where a checkpoint stands in the log: the last applied entry and the membership then.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -119,13 +129,17 @@ impl Store {
                 self.path.display()
             )));
         }
-        let tallies = tally::version(&read)?;
+        let meta = read.open_table(META).map_err(store_error)?;
+        let derived = meta.get(META_DERIVED).map_err(store_error)?.map(|bytes| bytes.value().to_vec());
+        drop(meta);
+        let checkpoint = read_checkpoint(&read)?.and_then(|(meta, _)| meta.index()).unwrap_or(0);
         drop(read);
-        if tallies != Some(ledger::response::TALLY_VERSION) {
-            tracing::info!(store = %self.path.display(), from = ?tallies, "deriving the store's tallies again");
+        if derived.as_deref() != Some(derived_version().as_slice()) {
+            tracing::info!(store = %self.path.display(), "deriving the store's indexes and tallies again");
             let mut write = self.db.begin_write().map_err(store_error)?;
             write.set_quick_repair(true);
-            tally::derive_again(&write)?;
+            index::derive_again(&write, checkpoint.max(1))?;
+            stamp_derived(&write)?;
             write.commit().map_err(store_error)?;
         }
         Ok(())
@@ -144,7 +158,7 @@ impl Store {
             write.open_table(RECEIVED).map_err(store_error)?;
             index::Indexes::open(&write)?;
         }
-        tally::stamp(&write)?;
+        stamp_derived(&write)?;
         write.commit().map_err(store_error)
     }
 
@@ -171,7 +185,9 @@ impl Store {
                     .map(|bytes| bincode::deserialize(&bytes))
                     .transpose()
                     .map_err(|e| invalid(format!("task {id} in the store: {e}")))?;
-                indexes.reindex(old.as_ref(), task)?;
+                // A change made outside a log (a tool's ledger) is filed under the checkpoint.
+                let position = changes.positions.get(id).copied().filter(|p| *p > 0);
+                indexes.reindex(old.as_ref(), task, position.unwrap_or(meta.index().unwrap_or(0)).max(1))?;
                 let bytes = bincode::serialize(&**task).map_err(store_error)?;
                 tasks.insert(id.0, bytes.as_slice()).map_err(store_error)?;
             }
@@ -208,6 +224,13 @@ impl Store {
     pub fn view(&self) -> io::Result<ReadTransaction> {
         self.db.begin_read().map_err(store_error)
     }
+}
+
+/// Stamps what `write` derives as derived under this build's versions.
+fn stamp_derived(write: &redb::WriteTransaction) -> io::Result<()> {
+    let mut meta = write.open_table(META).map_err(store_error)?;
+    meta.insert(META_DERIVED, derived_version().as_slice()).map_err(store_error)?;
+    Ok(())
 }
 
 /// A task as a view of the store holds it.

@@ -343,6 +343,8 @@ impl Loader {
         }
         self.pending_bytes = 0;
         let store = self.store.as_ref().expect("records are kept only with a store");
+        // Every task is filed as changed at the checkpoint: the stream knows no older positions.
+        let loaded_at = self.meta.as_ref().and_then(CheckpointMeta::index).unwrap_or(0).max(1);
         let mut write = store.db.begin_write().map_err(store_error)?;
         write.set_durability(redb::Durability::None).map_err(store_error)?;
         {
@@ -354,7 +356,7 @@ impl Loader {
             for (kind, number, bytes, task) in self.pending.drain(..) {
                 let bytes = bytes.as_slice();
                 if let Some(task) = &task {
-                    indexes.reindex(None, task)?;
+                    indexes.reindex(None, task, loaded_at)?;
                 }
                 match kind {
                     Kind::Task => tasks.insert(number, bytes).map(drop),

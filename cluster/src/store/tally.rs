@@ -7,24 +7,22 @@
 //! Keys (big-endian): `TALLIES` `[bureau u32][day u32]` → the bincode of a `Tally`; `CENSUS`
 //! `[state u8][kind u8]` → tasks. An empty tally or count is not kept.
 //!
-//! What they derive is versioned (`ledger::response::TALLY_VERSION`, kept in the store's meta):
-//! a store whose tallies were derived under another version, or before there were tallies,
-//! derives them again from its tasks when opened (`derive_again`).
+//! What they derive is versioned (`ledger::response::TALLY_VERSION`): a store whose tallies were
+//! derived under another version derives them again when opened (`index::derive_again`).
 
 use std::collections::BTreeMap;
 use std::io;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
-use ledger::response::{Facts, Tally, TALLY_VERSION};
+use ledger::response::{Facts, Tally};
 use ledger::{BureauCode, Task, TaskKind, TaskState};
 
 use super::index::position;
-use super::{invalid, store_error, META, TASKS};
+use super::{invalid, store_error};
 
 pub(crate) const TALLIES: TableDefinition<u64, &[u8]> = TableDefinition::new("tally_response");
 pub(crate) const CENSUS: TableDefinition<u16, u64> = TableDefinition::new("tally_census");
-const META_TALLY_VERSION: &str = "tally_version";
 
 fn tally_key(bureau: BureauCode, day: u32) -> u64 {
     (u64::from(bureau.as_u32()) << 32) | u64::from(day)
@@ -148,41 +146,4 @@ pub fn census(view: &ReadTransaction) -> io::Result<Vec<(TaskState, TaskKind, u6
         all.push((*state, *kind, count.value()));
     }
     Ok(all)
-}
-
-/// The version the store's tallies were derived under (`None`: never derived).
-pub(crate) fn version(read: &ReadTransaction) -> io::Result<Option<u32>> {
-    let meta = read.open_table(META).map_err(store_error)?;
-    let found = meta.get(META_TALLY_VERSION).map_err(store_error)?;
-    found
-        .map(|bytes| {
-            <[u8; 4]>::try_from(bytes.value())
-                .map(u32::from_le_bytes)
-                .map_err(|_| invalid("an unreadable tally version"))
-        })
-        .transpose()
-}
-
-/// Stamps the tallies of `write` as derived under this build's version.
-pub(crate) fn stamp(write: &WriteTransaction) -> io::Result<()> {
-    let mut meta = write.open_table(META).map_err(store_error)?;
-    meta.insert(META_TALLY_VERSION, TALLY_VERSION.to_le_bytes().as_slice()).map_err(store_error)?;
-    Ok(())
-}
-
-/// Derives the tallies again from every task (a store from before them, or from another
-/// version of them): once, at open, in one durable transaction. Costs a read of every task.
-pub(crate) fn derive_again(write: &WriteTransaction) -> io::Result<()> {
-    write.delete_table(TALLIES).map_err(store_error)?;
-    write.delete_table(CENSUS).map_err(store_error)?;
-    let tasks = write.open_table(TASKS).map_err(store_error)?;
-    let mut tallies = Tallies::open(write)?;
-    for entry in tasks.iter().map_err(store_error)? {
-        let (id, bytes) = entry.map_err(store_error)?;
-        let task: Task = bincode::deserialize(bytes.value())
-            .map_err(|e| invalid(format!("task {} in the store: {e}", id.value())))?;
-        tallies.fold(None, &task)?;
-    }
-    tallies.finish()?;
-    stamp(write)
 }

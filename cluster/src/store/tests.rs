@@ -200,10 +200,11 @@ fn a_record_sent_twice_is_refused_even_under_correct_checksums_and_count() {
     assert!(verify_stream(&mut forged.as_slice()).is_err());
 }
 
-/// Tallies derived under another version (or a store from before them) are derived again at
-/// open, equal to those the checkpoints kept; a store loaded from a stream derives the same.
+/// Indexes and tallies derived under another version (or a store from before them) are derived
+/// again at open, equal to those the checkpoints kept; a store loaded from a stream derives the
+/// same.
 #[test]
-fn tallies_are_derived_again_when_their_version_changes() {
+fn indexes_and_tallies_are_derived_again_when_their_version_changes() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join(STORE_FILE);
     let store = Store::open(&path).expect("store");
@@ -241,7 +242,8 @@ fn tallies_are_derived_again_when_their_version_changes() {
     drop(view);
     let write = store.db.begin_write().expect("write");
     write.delete_table(tally::TALLIES).expect("drop the tallies");
-    write.open_table(META).expect("meta").remove("tally_version").expect("forget the version");
+    write.delete_table(index::BY_USCC).expect("drop an index");
+    write.open_table(META).expect("meta").remove("derived_version").expect("forget the version");
     write.commit().expect("commit");
     drop((store, ledger));
 

@@ -244,7 +244,7 @@ mod from_the_store {
             let dir = tempfile::tempdir().expect("dir");
             let store = Store::open(&dir.path().join("ledger.redb")).expect("store");
             let mut kept = Book::new();
-            let (ledger, _) = build_observed(&steps, &store, |applied| {
+            let (ledger, _) = build_observed(&steps, &store, |_, applied| {
                 for (before, after) in applied.before.iter().zip(&applied.tasks) {
                     kept.update(before.as_deref(), after);
                 }

@@ -1,22 +1,29 @@
 //! `GET /api/v1/export?since=INDEX&limit=N`: the feed of committed task events for other
 //! departments' systems (信息共享), within the consumer's bureau scope, in log order.
 //!
-//! Each event is the task as it stands after the entry (`TaskJson`), tagged with the entry's
-//! log index. A consumer resumes with `since` = the `next_since` it got: no gap, no repeat.
-//! History is bounded (`push::hub`); a `since` older than it is answered 410 `history_gone`,
-//! and the consumer takes a fresh baseline from `GET /api/v1/tasks`.
+//! Each event is a task (`TaskJson`) tagged with a log index. A consumer resumes with `since` =
+//! the `next_since` it got: no gap. Recent entries come from the hub's bounded history
+//! (`push::hub`), one event per change, the task as that entry left it. A `since` older than
+//! that history is answered from the store's index of last changes (`task_query::changes_after`):
+//! each task changed after `since` once, as it stands now, under the index of its last change
+//! (its timeline holds every step in between). So a consumer can resume from any index, however
+//! old, and the node keeps no log of changes beyond one index key per task.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::api::ApiError;
+use crate::api::{self, ApiError};
 use crate::push::hub::WatchKey;
 use crate::state::AppState;
+use crate::task_query;
 
 /// Entries per page at most.
 pub const EXPORT_PAGE_MAX: usize = 1_000;
+/// Tasks a page read from the store looks at, at most, before it ends (a consumer whose scope
+/// sees few of them gets short pages that still move on).
+const EXPORT_SCAN_MAX: usize = 5_000;
 const EXPORT_PAGE_DEFAULT: usize = 200;
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -35,27 +42,45 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
         if limit == 0 || limit > EXPORT_PAGE_MAX {
             return Err(ApiError::invalid_field("limit", format!("must be between 1 and {EXPORT_PAGE_MAX}")));
         }
-        let (entries, next) = state.push_hub.entries_since(since, limit).ok_or_else(|| ApiError::Gone {
-            code: "history_gone",
-            message: format!(
-                "events after {since} are no longer kept on this node; take a baseline from /api/v1/tasks and resume from the next_since of a fresh page"
-            ),
-        })?;
-        // The tasks are already encoded once for consoles; the page is assembled from them.
         let key = WatchKey::Touching(scope);
-        let mut body = String::from("{\"events\":[");
-        let mut first = true;
-        for entry in &entries {
-            for task in entry.tasks.iter().filter(|t| key.sees(t.origin, t.assignee, &t.escalated_to)) {
-                if !first {
-                    body.push(',');
-                }
-                first = false;
-                body.push_str(&format!("{{\"index\":{},\"task\":{}}}", entry.index, task.json()));
-            }
-        }
-        body.push_str(&format!("],\"next_since\":{next}}}"));
-        Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+        let Some((entries, next)) = state.push_hub.entries_since(since, limit) else {
+            return changes_from_the_store(&state, key, since, limit);
+        };
+        // The tasks are already encoded once for consoles; the page is assembled from them.
+        let events = entries.iter().flat_map(|entry| {
+            let visible = entry.tasks.iter().filter(|t| key.sees(t.origin, t.assignee, &t.escalated_to));
+            visible.map(|task| (entry.index, task.json().to_owned()))
+        });
+        Ok(page(events, next))
     })();
     answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// A page older than the hub's history, from the store's index of last changes.
+fn changes_from_the_store(state: &AppState, key: WatchKey, since: u64, limit: usize) -> Result<Response, ApiError> {
+    let replica = state.store.read();
+    let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
+    let visible =
+        |task: &ledger::Task| key.sees(task.origin_bureau, task.handling.assignee_bureau, &task.handling.escalated_to);
+    let changes = task_query::changes_after(&replica, &view, since, limit, EXPORT_SCAN_MAX, visible)
+        .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
+    drop((view, replica));
+    let events = changes
+        .tasks
+        .iter()
+        .map(|(index, task)| (*index, serde_json::to_string(&api::task_json(task)).expect("task JSON always encodes")));
+    Ok(page(events, changes.next_since))
+}
+
+/// The page's JSON from its events (index, task JSON).
+fn page(events: impl Iterator<Item = (u64, String)>, next_since: u64) -> Response {
+    let mut body = String::from("{\"events\":[");
+    for (n, (index, task)) in events.enumerate() {
+        if n > 0 {
+            body.push(',');
+        }
+        body.push_str(&format!("{{\"index\":{index},\"task\":{task}}}"));
+    }
+    body.push_str(&format!("],\"next_since\":{next_since}}}"));
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
