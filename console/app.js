@@ -317,7 +317,10 @@ function setupFilters() {
   $("#search").addEventListener("input", (e) => { S.filter.q = e.target.value.trim().toLowerCase(); renderBoard(); });
   $("#search").addEventListener("keydown", (e) => {
     const text = e.target.value.trim().toUpperCase();
-    if (e.key === "Enter" && USCC_PATTERN.test(text)) openEntity(text);
+    if (e.key !== "Enter") return;
+    // A USCC opens its enterprise file; anything else searches every task, closed ones too.
+    if (USCC_PATTERN.test(text)) openEntity(text);
+    else if (e.target.value.trim().length >= 2) openSearch(e.target.value.trim());
   });
 }
 
@@ -562,21 +565,51 @@ async function openEntity(uscc, cursor = null) {
     body.innerHTML = `<p class="error">${esc(error.message)}</p>`;
     return;
   }
-  file.tasks.forEach(learnNames);
-  const rows = file.tasks.map((task) =>
-    `<tr data-entity-task="${task.id}"><td>#${task.id}</td><td>${esc(t(`kind_.${task.kind}`))}</td><td>${esc(task.title)}</td>` +
-    `<td>${esc(bureauName(task.assignee_bureau))}</td><td>${esc(t(`state.${task.state}`))}</td><td>${fmtTime(task.updated_at)}</td></tr>`).join("");
   body.innerHTML = `
     <h2 id="entity-title">${esc(t("entity_file"))} · ${esc(file.uscc)}</h2>
     <p>${file.names.map(esc).join(" / ") || ""}</p>
-    ${file.tasks.length ? `<table class="tasks entity-tasks"><tbody>${rows}</tbody></table>` : `<p class="muted">${esc(t("entity_none"))}</p>`}
+    ${file.tasks.length ? taskTable(file.tasks, "entity-tasks") : `<p class="muted">${esc(t("entity_none"))}</p>`}
     ${file.next_cursor ? `<button id="entity-more">${esc(t("more"))}</button>` : ""}`;
-  body.querySelectorAll("[data-entity-task]").forEach((row) => row.addEventListener("click", () => {
-    const task = file.tasks.find((x) => String(x.id) === row.dataset.entityTask);
+  bindTaskTable(body, file.tasks);
+  if (file.next_cursor) $("#entity-more").addEventListener("click", () => openEntity(uscc, file.next_cursor));
+}
+
+// A table of tasks in the drawer (the enterprise file, search results); a row opens its task.
+function taskTable(tasks, className) {
+  tasks.forEach(learnNames);
+  const rows = tasks.map((task) =>
+    `<tr data-entity-task="${task.id}"><td>#${task.id}</td><td>${esc(t(`kind_.${task.kind}`))}</td><td>${esc(task.title)}</td>` +
+    `<td>${esc(task.subject.name)}</td><td>${esc(bureauName(task.assignee_bureau))}</td><td>${esc(t(`state.${task.state}`))}</td><td>${fmtTime(task.updated_at)}</td></tr>`).join("");
+  return `<table class="tasks ${className}"><tbody>${rows}</tbody></table>`;
+}
+
+function bindTaskTable(root, tasks) {
+  root.querySelectorAll("[data-entity-task]").forEach((row) => row.addEventListener("click", () => {
+    const task = tasks.find((x) => String(x.id) === row.dataset.entityTask);
     upsert(task);
     openDrawer(task.id);
   }));
-  if (file.next_cursor) $("#entity-more").addEventListener("click", () => openEntity(uscc, file.next_cursor));
+}
+
+// ---------- search ----------
+// Every task of the group this user may see, open or closed, whose enterprise name or title
+// holds the words typed (two characters of Chinese are enough), from GET /api/v1/search.
+async function openSearch(q) {
+  S.selected = null;
+  $("#drawer").hidden = false;
+  const body = $("#drawer-body");
+  let found;
+  try {
+    found = await api(`/api/v1/search?q=${encodeURIComponent(q)}&limit=50`);
+  } catch (error) {
+    body.innerHTML = `<p class="error">${esc(error.message)}</p>`;
+    return;
+  }
+  body.innerHTML = `
+    <h2 id="search-title">${esc(t("search_results"))} · ${esc(found.q)}</h2>
+    ${found.tasks.length ? taskTable(found.tasks, "search-tasks") : `<p class="muted">${esc(t("search_none"))}</p>`}
+    ${found.more ? `<p class="muted">${esc(t("search_more"))}</p>` : ""}`;
+  bindTaskTable(body, found.tasks);
 }
 
 function intakeCard(task) {

@@ -4,7 +4,7 @@
 const I18N = {
   zh: {
     title: "指挥调度平台", login_title: "协同指挥调度平台", login_hint: "请输入令牌登录（演示令牌见 xietong up 输出）",
-    token: "令牌", login: "登录", logout: "退出", sound: "声音", search: "搜索标题、主体；输入统一社会信用代码回车查看一企一档",
+    token: "令牌", login: "登录", logout: "退出", sound: "声音", search: "搜索标题、主体，回车查全部任务；统一社会信用代码回车查看一企一档",
     all: "全部", all_kinds: "全部类型", bureaus: "辖区单位", open: "在办", overdue: "超期", emergency: "突发",
     awaiting_ack: "待签收", in_progress: "办理中", awaiting_review: "待审核",
     col_id: "编号", col_kind: "类型", col_severity: "紧急程度", col_title: "标题", col_subject: "主体",
@@ -12,6 +12,7 @@ const I18N = {
     live: "实时", connecting: "连接中", reconnecting: "重连中", resumed: "已续传 {n} 条", snapshot: "已加载快照",
     offline: "离线", nobody_online: "当前无人在线，请电话通知", online_n: "{n} 人在线", nobody_online_short: "无人在线", node: "节点", new_task: "新建任务", create: "创建并派发", cancel_form: "取消",
     entity_file: "一企一档", entity_none: "暂无该主体的记录", more: "更多",
+    search_results: "搜索结果", search_none: "没有找到匹配的任务", search_more: "匹配较多，只列出最新 50 条，请缩小范围",
     subject: "主体", uscc: "统一社会信用代码", subject_name: "主体名称", region: "属地", address: "地址",
     description: "描述", source: "来源", kind: "类型", severity: "紧急程度", assignee: "承办单位",
     timeline: "办理过程", deadlines: "时限", ack_deadline: "签收时限", complete_deadline: "办结时限",
@@ -75,7 +76,7 @@ const I18N = {
   },
   en: {
     title: "Command & Dispatch", login_title: "Xietong Command & Dispatch", login_hint: "Sign in with a token (demo tokens are printed by xietong up)",
-    token: "Token", login: "Sign in", logout: "Sign out", sound: "Sound", search: "Search title, subject; a USCC and Enter opens its file",
+    token: "Token", login: "Sign in", logout: "Sign out", sound: "Sound", search: "Search title, subject; Enter searches every task, a USCC and Enter opens its file",
     all: "All", all_kinds: "All kinds", bureaus: "Bureaus", open: "Open", overdue: "Overdue", emergency: "Emergency",
     awaiting_ack: "Awaiting ack", in_progress: "In progress", awaiting_review: "Awaiting review",
     col_id: "No.", col_kind: "Kind", col_severity: "Severity", col_title: "Title", col_subject: "Subject",
@@ -83,6 +84,7 @@ const I18N = {
     live: "Live", connecting: "Connecting", reconnecting: "Reconnecting", resumed: "Resumed, {n} replayed", snapshot: "Reloaded snapshot",
     offline: "Offline", nobody_online: "has nobody online now: call them", online_n: "{n} online", nobody_online_short: "nobody online", node: "node", new_task: "New task", create: "Create & dispatch", cancel_form: "Cancel",
     entity_file: "Enterprise file", entity_none: "Nothing recorded about this entity", more: "More",
+    search_results: "Search", search_none: "No task matches", search_more: "Many match: only the newest 50 are listed, narrow the search",
     subject: "Subject", uscc: "USCC", subject_name: "Entity name", region: "Region", address: "Address",
     description: "Description", source: "Source", kind: "Kind", severity: "Severity", assignee: "Assignee",
     timeline: "Timeline", deadlines: "Deadlines", ack_deadline: "Ack by", complete_deadline: "Complete by",

@@ -28,6 +28,7 @@ mod read_path;
 pub mod response_metrics;
 pub mod routes;
 pub mod runtime;
+pub mod search;
 mod server;
 mod state;
 mod synthesize;

@@ -96,6 +96,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let (response_metrics, response_metrics_task) =
         crate::response_metrics::ResponseMetrics::start(&store, metrics_shutdown.clone())
             .context("building the response metrics from the store")?;
+    let search = crate::search::Search::open(&config.data_dir).context("opening the search index")?;
+    let search_task = search.start(store.clone(), metrics_shutdown.clone());
     let peer_http = transport
         .client()
         .connect_timeout(PEER_CONNECT_TIMEOUT)
@@ -143,6 +145,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         digest_cache: Arc::default(),
         federation: Arc::new(federation),
         response_metrics,
+        search,
         telemetry,
         push_hub,
         ws_connections: Arc::default(),
@@ -214,6 +217,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     let _ = push_hub_task.await;
     metrics_shutdown.cancel();
     let _ = response_metrics_task.await;
+    let _ = search_task.await;
     Ok(())
 }
 

@@ -44,6 +44,8 @@ pub struct AppState {
     pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// Response metrics for leadership, kept up to date as entries apply.
     pub response_metrics: crate::response_metrics::ResponseMetrics,
+    /// The full-text index of the group's tasks on this node.
+    pub search: crate::search::Search,
     /// Console events: history for resume and fan-out to WebSocket connections.
     pub push_hub: crate::push::hub::EventHub,
     pub ws_connections: Arc<crate::push::ws::ConnectionCounts>,

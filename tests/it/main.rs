@@ -17,6 +17,7 @@ mod intake;
 mod membership;
 mod nemesis;
 mod response_metrics;
+mod search;
 mod store;
 mod task_api;
 mod tls;

@@ -277,10 +277,7 @@ pub fn by_uscc(view: &ReadTransaction, uscc: &str, before: Option<TaskId>) -> st
 }
 
 /// Tasks by the position of their last change, after `position`, in position order.
-pub fn changed_after(
-    view: &ReadTransaction,
-    position: u64,
-) -> std::io::Result<Positions> {
+pub fn changed_after(view: &ReadTransaction, position: u64) -> std::io::Result<Positions> {
     let table = view.open_table(CHANGED).map_err(store_error)?;
     let Some(start) = position.checked_add(1) else { return Ok(Box::new(std::iter::empty())) };
     let range = table.range_owned((start, 0)..).map_err(store_error)?;

@@ -303,6 +303,18 @@ pub struct EntityFileJson {
     pub next_cursor: Option<String>,
 }
 
+/// `GET /api/v1/search`: the tasks in the caller's scope that match, newest first.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SearchJson {
+    pub q: String,
+    pub tasks: Vec<TaskJson>,
+    /// More tasks matched than `limit`: narrow the query.
+    pub more: bool,
+    /// The log index the node's search index holds every change up to (a change after it may
+    /// not be found yet; it is within a second on a node that keeps up).
+    pub indexed_through: u64,
+}
+
 /// `GET /api/v1/cluster`: this node's view of its group.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ClusterView {

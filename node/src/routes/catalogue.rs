@@ -11,7 +11,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use super::{actions, presence, programme, public, response_metrics, tasks};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
-    me,
+    me, search,
 };
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
@@ -20,7 +20,7 @@ use crate::api::inspection::{
 };
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EntityFileJson, EscalationsJson,
-    ExportPageJson, MeJson, ReporterIdentityJson, TaskJson, TaskPage,
+    ExportPageJson, MeJson, ReporterIdentityJson, SearchJson, TaskJson, TaskPage,
 };
 use crate::intake::{IntakeRequest, IntakeResponse};
 use crate::state::AppState;
@@ -149,6 +149,15 @@ pub fn operations() -> Vec<Operation> {
         )
         .query(schema::<entities::EntityQuery>)
         .handler(get(entities::file)),
+        op(
+            Method::GET,
+            "/api/v1/search",
+            "Search the tasks in the caller's scope by USCC, enterprise name or title",
+            User,
+            ok(schema::<SearchJson>),
+        )
+        .query(schema::<search::SearchQuery>)
+        .handler(get(search::search)),
         op(Method::GET, "/api/v1/tasks/{id}", "One task with its timeline", User, ok(schema::<TaskJson>))
             .query(schema::<tasks::DetailQuery>)
             .handler(get(tasks::detail)),

@@ -21,6 +21,7 @@ mod programme;
 mod public;
 pub(crate) mod request;
 mod response_metrics;
+mod search;
 pub(crate) mod tasks;
 mod write;
 
