@@ -261,92 +261,116 @@ pub fn open_tasks_now(store: &cluster::raft::LedgerStore) -> std::io::Result<Vec
     open_tasks(&replica, &view)
 }
 
-/// A page of the feed of changes as the store and memory hold it: each task changed after a
-/// position, once, at its current version, under the position of its last change.
-pub struct ChangesPage {
-    /// (position, task), in position order; whole positions only.
-    pub tasks: Vec<(u64, Arc<Task>)>,
-    /// Where the next page starts: the last position taken, or the applied index once every
-    /// change was taken.
-    pub next_since: u64,
+/// Where a reader of the changes stands: every change at positions up to `since` is taken, or,
+/// when `after` is given, the changes at `since` only of tasks up to `after` (a page may end
+/// inside a position: a store loaded from a stream files every task under one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChangesCursor {
+    pub since: u64,
+    pub after: Option<TaskId>,
 }
 
-/// The tasks changed after `since`, in the order of their last change: up to `positions_max`
-/// positions (log entries), and no more positions once `scan_max` tasks were read (a page for a
-/// narrow scope may be empty and still move on). `visible` chooses what the caller may see.
-/// Costs the page, not the ledger: positions come from the store's `CHANGED` index, then from
-/// the changes in memory.
+impl ChangesCursor {
+    /// Whether the change of `id` at `position` lies after the cursor.
+    fn precedes(self, position: u64, id: TaskId) -> bool {
+        match self.after {
+            None => position > self.since,
+            Some(after) => position > self.since || (position == self.since && id > after),
+        }
+    }
+}
+
+/// A page of the feed of changes as the store and memory hold it: each task changed after a
+/// cursor, once, at its current version, under the position of its last change.
+pub struct ChangesPage {
+    /// (position, task), in the order of (position, task id).
+    pub tasks: Vec<(u64, Arc<Task>)>,
+    /// Where the next page starts; at the end, the applied index.
+    pub next: ChangesCursor,
+}
+
+/// The tasks changed after `from`, in the order of their last change: up to `positions_max`
+/// positions (log entries) and `scan_max` tasks read (a page for a narrow scope may be empty and
+/// still move on). `visible` chooses what the caller may see. Costs the page, not the ledger:
+/// positions come from the store's `CHANGED` index, then from the changes in memory.
 pub fn changes_after(
     replica: &Replica,
     view: &ReadTransaction,
-    since: u64,
+    from: ChangesCursor,
     positions_max: usize,
     scan_max: usize,
     visible: impl Fn(&Task) -> bool,
 ) -> std::io::Result<ChangesPage> {
+    assert!(positions_max > 0 && scan_max > 0, "a page reads something");
     let in_memory = replica.ledger.changed_positions();
-    let mut from_memory: Vec<(u64, TaskId)> =
-        in_memory.iter().filter(|(_, position)| **position > since).map(|(id, position)| (*position, *id)).collect();
+    let mut from_memory: Vec<(u64, TaskId)> = in_memory
+        .iter()
+        .filter(|(id, position)| from.precedes(**position, **id))
+        .map(|(id, position)| (*position, *id))
+        .collect();
     from_memory.sort_unstable();
     // A task changed since the checkpoint is listed under its newer position, from memory.
-    let from_store = index::changed_after(view, since)?
+    let from_store = index::changed_after(view, from.since, from.after)?
         .filter(|entry| entry.as_ref().map_or(true, |(_, id)| !in_memory.contains_key(id)));
     let mut merged = MergeByPosition { store: from_store.peekable(), memory: from_memory.into_iter().peekable() };
     let mut tasks = Vec::new();
-    let (mut positions, mut scanned, mut last_taken) = (0, 0, None);
-    while let Some(next) = merged.peek_position()? {
-        if positions == positions_max || scanned >= scan_max {
-            return Ok(ChangesPage { tasks, next_since: last_taken.unwrap_or(since) });
-        }
-        // The whole position: a page never splits one entry's changes.
-        while let Some((position, id, from_store)) = merged.next_at(next)? {
-            debug_assert_eq!(position, next);
-            let task =
-                if from_store { cluster::store::task_in(view, id)?.map(Arc::new) } else { replica.ledger.task(id) };
-            scanned += 1;
-            if let Some(task) = task.filter(|task| visible(task)) {
-                tasks.push((position, task));
+    let (mut cursor, mut positions, mut scanned) = (from, 0, 0);
+    while let Some((position, id)) = merged.peek()? {
+        let new_position = position != cursor.since;
+        if new_position {
+            // The position before is complete.
+            cursor.after = None;
+            if positions == positions_max || scanned >= scan_max {
+                return Ok(ChangesPage { tasks, next: cursor });
             }
+            positions += 1;
+        } else if scanned >= scan_max {
+            return Ok(ChangesPage { tasks, next: cursor });
         }
-        positions += 1;
-        last_taken = Some(next);
+        let from_store = merged.take()?;
+        let task = if from_store { cluster::store::task_in(view, id)?.map(Arc::new) } else { replica.ledger.task(id) };
+        scanned += 1;
+        if let Some(task) = task.filter(|task| visible(task)) {
+            tasks.push((position, task));
+        }
+        cursor = ChangesCursor { since: position, after: Some(id) };
     }
     let applied = replica.last_applied.map_or(0, |log_id| log_id.index);
-    Ok(ChangesPage { tasks, next_since: applied.max(last_taken.unwrap_or(since)).max(since) })
+    Ok(ChangesPage { tasks, next: ChangesCursor { since: applied.max(cursor.since), after: None } })
 }
 
-/// The store's positions and memory's, merged in position order.
+/// The store's positions and memory's, merged in (position, task) order.
 struct MergeByPosition<S: Iterator<Item = std::io::Result<(u64, TaskId)>>, M: Iterator<Item = (u64, TaskId)>> {
     store: std::iter::Peekable<S>,
     memory: std::iter::Peekable<M>,
 }
 
 impl<S: Iterator<Item = std::io::Result<(u64, TaskId)>>, M: Iterator<Item = (u64, TaskId)>> MergeByPosition<S, M> {
-    fn peek_position(&mut self) -> std::io::Result<Option<u64>> {
+    /// The next (position, task), not taken.
+    fn peek(&mut self) -> std::io::Result<Option<(u64, TaskId)>> {
         let store = match self.store.peek() {
-            Some(Ok((position, _))) => Some(*position),
+            Some(Ok(next)) => Some(*next),
             Some(Err(_)) => return Err(self.store.next().expect("peeked").expect_err("an error")),
             None => None,
         };
-        let memory = self.memory.peek().map(|(position, _)| *position);
+        let memory = self.memory.peek().copied();
         Ok(match (store, memory) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
     }
 
-    /// The next task at `position`, and whether the store holds it; `None` past the position.
-    fn next_at(&mut self, position: u64) -> std::io::Result<Option<(u64, TaskId, bool)>> {
-        if self.peek_position()? != Some(position) {
-            return Ok(None);
-        }
-        if let Some(Ok((at, _))) = self.store.peek() {
-            if *at == position {
-                let (at, id) = self.store.next().expect("peeked")?;
-                return Ok(Some((at, id, true)));
+    /// Takes the next; answers whether the store holds it (else memory does).
+    fn take(&mut self) -> std::io::Result<bool> {
+        let next = self.peek()?.expect("taken after a peek");
+        if let Some(Ok(stored)) = self.store.peek() {
+            if *stored == next {
+                self.store.next();
+                return Ok(true);
             }
         }
-        Ok(self.memory.next().map(|(at, id)| (at, id, false)))
+        self.memory.next();
+        Ok(false)
     }
 }
 
@@ -411,24 +435,68 @@ mod tests {
                 last_change.iter().filter(|(_, p)| **p > since_step).map(|(id, p)| (*p, *id)).collect();
             expected.sort_unstable();
             let mut got = Vec::new();
-            let mut since = since_step;
+            let mut cursor = ChangesCursor { since: since_step, after: None };
             loop {
-                let page = changes_after(&replica, &view, since, positions_max, scan_max, |_| true).expect("page");
+                let page = changes_after(&replica, &view, cursor, positions_max, scan_max, |_| true).expect("page");
                 let positions: std::collections::BTreeSet<u64> = page.tasks.iter().map(|(p, _)| *p).collect();
                 prop_assert!(positions.len() <= positions_max);
+                prop_assert!(page.tasks.len() <= scan_max);
                 for (position, task) in &page.tasks {
                     let current = replica.ledger.task(task.id);
                     prop_assert_eq!(Some(task), current.as_ref(), "as it stands");
                     got.push((*position, task.id));
                 }
-                prop_assert!(page.next_since >= since);
-                if page.tasks.is_empty() && page.next_since == since {
+                if page.next == cursor {
+                    prop_assert!(page.tasks.is_empty());
                     break;
                 }
-                since = page.next_since;
+                cursor = page.next;
                 prop_assert!(got.len() <= expected.len(), "the pages end");
             }
-            prop_assert_eq!(since, applied.max(since_step), "the feed ends at the applied index");
+            prop_assert_eq!(cursor, ChangesCursor { since: applied.max(since_step), after: None }, "the feed ends at the applied index");
+            prop_assert_eq!(got, expected);
+        }
+
+        /// A store loaded from a stream files every task under its checkpoint: pages end inside
+        /// that one position and the cursor goes on from the task, each task once.
+        #[test]
+        fn pages_split_the_one_position_of_a_loaded_store(
+            steps in proptest::collection::vec(step(), 1..120),
+            scan_max in 1..6usize,
+        ) {
+            let dir = tempfile::tempdir().expect("dir");
+            let store = Store::open(&dir.path().join("ledger.redb")).expect("store");
+            // One checkpoint of everything at the end, as a snapshot or a backup is taken.
+            let steps: Vec<_> = steps.into_iter().filter(|step| !matches!(step, crate::random_ledger::Step::Checkpoint { .. })).collect();
+            let (mut ledger, _) = build(&steps, &store);
+            let sealed = ledger.seal();
+            let applied = Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), steps.len() as u64 + 1));
+            let meta = cluster::store::CheckpointMeta { applied, membership: Default::default() };
+            store.write_checkpoint(&sealed, &ledger.encode_core(), &meta).expect("checkpoint");
+            ledger.checkpoint_written();
+            drop(ledger);
+            let mut stream = Vec::new();
+            cluster::store::stream::write_stream(&store.view().expect("view"), &mut stream).expect("stream");
+            let loaded_path = dir.path().join("loaded.redb");
+            let (meta, core) = cluster::store::stream::load_stream(&mut stream.as_slice(), &loaded_path).expect("load");
+            let loaded = Store::open_existing(&loaded_path).expect("open");
+            let ledger = ledger::Ledger::from_core(&core, loaded.records()).expect("core");
+            let mut expected: Vec<TaskId> = ledger.tasks_newest_first(None).map(|task| task.id).collect();
+            expected.reverse();
+            let replica = Replica { ledger, last_applied: meta.applied, membership: Default::default() };
+            let view = loaded.view().expect("view");
+            let mut got = Vec::new();
+            let mut cursor = ChangesCursor::default();
+            loop {
+                let page = changes_after(&replica, &view, cursor, 1, scan_max, |_| true).expect("page");
+                prop_assert!(page.tasks.len() <= scan_max);
+                prop_assert!(page.tasks.iter().all(|(position, _)| Some(*position) == meta.index().map(|i| i.max(1))));
+                got.extend(page.tasks.iter().map(|(_, task)| task.id));
+                if page.next == cursor {
+                    break;
+                }
+                cursor = page.next;
+            }
             prop_assert_eq!(got, expected);
         }
     }

@@ -160,20 +160,23 @@ async fn a_source_over_its_rate_or_outside_its_scope_writes_nothing() {
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_field")));
 }
 
-/// Reads the export feed from `since` in pages of `limit` entries until it is caught up.
+/// Reads the export feed from `since` in pages of `limit` entries until it is caught up,
+/// following `next_after` when a page gives one.
 async fn read_feed(cluster: &TestCluster, node: u64, token: &str, mut since: u64, limit: usize) -> (Vec<Value>, u64) {
     let mut events = Vec::new();
+    let mut after: Option<u64> = None;
     loop {
-        let url = cluster.url(node, &format!("/api/v1/export?since={since}&limit={limit}"));
+        let resume = after.map(|after| format!("&after={after}")).unwrap_or_default();
+        let url = cluster.url(node, &format!("/api/v1/export?since={since}&limit={limit}{resume}"));
         let page: Value = cluster.http.get(url).bearer_auth(token).send().await.unwrap().json().await.unwrap();
         let batch = page["events"].as_array().unwrap_or_else(|| panic!("a page: {page}")).clone();
-        let next = page["next_since"].as_u64().unwrap();
-        let done = batch.is_empty() && next == since;
+        let next = (page["next_since"].as_u64().unwrap(), page["next_after"].as_u64());
+        let done = batch.is_empty() && next == (since, after);
         events.extend(batch);
         if done {
             return (events, since);
         }
-        since = next;
+        (since, after) = next;
     }
 }
 

@@ -129,4 +129,31 @@ async fn a_synthesized_ledger_restores_into_a_working_group() {
     // The group goes on from there.
     let created = cluster.create_task(cluster.wait_for_leader().await, "合成账本之后的新任务", None).await;
     assert_eq!(created.id, 601);
+
+    // The export feed from the beginning: every restored task is filed under the restore's index,
+    // so pages end inside it and go on with `after`; each task comes once, then the new one.
+    let mut seen = BTreeMap::new();
+    let (mut since, mut after) = (0u64, None::<u64>);
+    let mut split = false;
+    loop {
+        let resume = after.map(|after| format!("&after={after}")).unwrap_or_default();
+        let url = cluster.url(1, &format!("/api/v1/export?since={since}&limit=50{resume}"));
+        let response = cluster.http.get(url).bearer_auth("demo-export-health-0040").send().await.expect("export");
+        let page: serde_json::Value = response.json().await.expect("page");
+        let events = page["events"].as_array().expect("events");
+        for event in events {
+            *seen.entry(event["task"]["id"].as_u64().expect("id")).or_insert(0) += 1;
+        }
+        let next = (page["next_since"].as_u64().expect("next_since"), page["next_after"].as_u64());
+        split |= next.1.is_some();
+        if events.is_empty() && next == (since, after) {
+            break;
+        }
+        assert!(seen.len() <= 601, "the feed ends");
+        (since, after) = next;
+    }
+    assert_eq!(seen.len(), 601, "every task");
+    assert!(split, "pages ended inside the restore's index");
+    // The deadline watch may change a restored task after its first page: seen again, later.
+    assert!(seen.values().all(|count| *count <= 2), "each change once");
 }

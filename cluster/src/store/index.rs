@@ -276,11 +276,18 @@ pub fn by_uscc(view: &ReadTransaction, uscc: &str, before: Option<TaskId>) -> st
     })))
 }
 
-/// Tasks by the position of their last change, after `position`, in position order.
-pub fn changed_after(view: &ReadTransaction, position: u64) -> std::io::Result<Positions> {
+/// Tasks by the position of their last change, in (position, task) order: after `position`, or
+/// with `after`, at `position` after that task too.
+pub fn changed_after(view: &ReadTransaction, position: u64, after: Option<TaskId>) -> std::io::Result<Positions> {
     let table = view.open_table(CHANGED).map_err(store_error)?;
-    let Some(start) = position.checked_add(1) else { return Ok(Box::new(std::iter::empty())) };
-    let range = table.range_owned((start, 0)..).map_err(store_error)?;
+    let start = match after {
+        Some(TaskId(id)) if id < u64::MAX => (position, id + 1),
+        _ => match position.checked_add(1) {
+            Some(next) => (next, 0),
+            None => return Ok(Box::new(std::iter::empty())),
+        },
+    };
+    let range = table.range_owned(start..).map_err(store_error)?;
     Ok(Box::new(range.map(|entry| {
         let (key, _) = entry.map_err(store_error)?;
         let (position, id) = key.value();

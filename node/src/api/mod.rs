@@ -429,6 +429,10 @@ pub struct ExportPageJson {
     pub events: Vec<ExportEventJson>,
     /// Pass as `since` for the next page.
     pub next_since: u64,
+    /// Present when the page ended inside the changes of one index (read from the store): pass
+    /// it as `after`, with `since`, for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]

@@ -7,7 +7,9 @@
 //! that history is answered from the store's index of last changes (`task_query::changes_after`):
 //! each task changed after `since` once, as it stands now, under the index of its last change
 //! (its timeline holds every step in between). So a consumer can resume from any index, however
-//! old, and the node keeps no log of changes beyond one index key per task.
+//! old, and the node keeps no log of changes beyond one index key per task. Such a page may end
+//! inside the changes of one index (a node started from a snapshot files every task under its
+//! index): it then gives `next_after`, to pass as `after` with `since`.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
@@ -17,19 +19,19 @@ use serde::Deserialize;
 use crate::api::{self, ApiError};
 use crate::push::hub::WatchKey;
 use crate::state::AppState;
-use crate::task_query;
+use crate::task_query::{self, ChangesCursor};
+use ledger::TaskId;
 
 /// Entries per page at most.
 pub const EXPORT_PAGE_MAX: usize = 1_000;
-/// Tasks a page read from the store looks at, at most, before it ends (a consumer whose scope
-/// sees few of them gets short pages that still move on).
-const EXPORT_SCAN_MAX: usize = 5_000;
 const EXPORT_PAGE_DEFAULT: usize = 200;
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct ExportQuery {
     since: Option<u64>,
+    /// The `next_after` of the page before, when it gave one.
+    after: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -43,37 +45,47 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
             return Err(ApiError::invalid_field("limit", format!("must be between 1 and {EXPORT_PAGE_MAX}")));
         }
         let key = WatchKey::Touching(scope);
-        let Some((entries, next)) = state.push_hub.entries_since(since, limit) else {
-            return changes_from_the_store(&state, key, since, limit);
+        let from = ChangesCursor { since, after: query.after.map(TaskId) };
+        // The hub hands out whole entries; a cursor inside one is the store's.
+        let hub_page = if from.after.is_none() { state.push_hub.entries_since(since, limit) } else { None };
+        let Some((entries, next)) = hub_page else {
+            return changes_from_the_store(&state, key, from, limit);
         };
         // The tasks are already encoded once for consoles; the page is assembled from them.
         let events = entries.iter().flat_map(|entry| {
             let visible = entry.tasks.iter().filter(|t| key.sees(t.origin, t.assignee, &t.escalated_to));
             visible.map(|task| (entry.index, task.json().to_owned()))
         });
-        Ok(page(events, next))
+        Ok(page(events, ChangesCursor { since: next, after: None }))
     })();
     answer.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// A page older than the hub's history, from the store's index of last changes.
-fn changes_from_the_store(state: &AppState, key: WatchKey, since: u64, limit: usize) -> Result<Response, ApiError> {
+fn changes_from_the_store(
+    state: &AppState,
+    key: WatchKey,
+    from: ChangesCursor,
+    limit: usize,
+) -> Result<Response, ApiError> {
     let replica = state.store.read();
     let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
     let visible =
         |task: &ledger::Task| key.sees(task.origin_bureau, task.handling.assignee_bureau, &task.handling.escalated_to);
-    let changes = task_query::changes_after(&replica, &view, since, limit, EXPORT_SCAN_MAX, visible)
+    // A page reads at most `limit` tasks: one whose scope sees few of them is short and still
+    // moves on.
+    let changes = task_query::changes_after(&replica, &view, from, limit, limit, visible)
         .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
     drop((view, replica));
     let events = changes
         .tasks
         .iter()
         .map(|(index, task)| (*index, serde_json::to_string(&api::task_json(task)).expect("task JSON always encodes")));
-    Ok(page(events, changes.next_since))
+    Ok(page(events, changes.next))
 }
 
 /// The page's JSON from its events (index, task JSON).
-fn page(events: impl Iterator<Item = (u64, String)>, next_since: u64) -> Response {
+fn page(events: impl Iterator<Item = (u64, String)>, next: ChangesCursor) -> Response {
     let mut body = String::from("{\"events\":[");
     for (n, (index, task)) in events.enumerate() {
         if n > 0 {
@@ -81,6 +93,10 @@ fn page(events: impl Iterator<Item = (u64, String)>, next_since: u64) -> Respons
         }
         body.push_str(&format!("{{\"index\":{index},\"task\":{task}}}"));
     }
-    body.push_str(&format!("],\"next_since\":{next_since}}}"));
+    body.push_str(&format!("],\"next_since\":{}", next.since));
+    if let Some(after) = next.after {
+        body.push_str(&format!(",\"next_after\":{after}"));
+    }
+    body.push('}');
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

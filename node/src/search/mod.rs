@@ -26,7 +26,7 @@ use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextO
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 use tokio_util::sync::CancellationToken;
 
-use crate::task_query;
+use crate::task_query::{self, ChangesCursor};
 
 /// The directory of the index inside a node's data directory.
 pub const SEARCH_DIR: &str = "search";
@@ -99,6 +99,8 @@ struct Inner {
     fields: Fields,
     writer: Mutex<IndexWriter>,
     indexed_through: AtomicU64,
+    /// Where the indexer goes on from (`indexed_through` and, inside that position, the task).
+    cursor: Mutex<ChangesCursor>,
 }
 
 /// One node's search index.
@@ -117,17 +119,17 @@ impl Search {
             .map_err(anyhow::Error::from)
             .and_then(|()| Index::open_in_dir(&dir).map_err(anyhow::Error::from))
             .and_then(|index| {
-                let through = indexed_through(&index)?;
+                let cursor = committed_cursor(&index)?;
                 anyhow::ensure!(index.schema() == schema, "another schema");
-                Ok((index, through))
+                Ok((index, cursor))
             });
-        let (index, through) = match opened {
+        let (index, cursor) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 tracing::info!(dir = %dir.display(), %error, "building the search index from the store");
                 let _ = std::fs::remove_dir_all(&dir);
                 std::fs::create_dir_all(&dir)?;
-                (Index::create_in_dir(&dir, schema)?, 0)
+                (Index::create_in_dir(&dir, schema)?, ChangesCursor::default())
             }
         };
         index.tokenizers().register(tokenizer::NAME, tokenizer::CjkBigramTokenizer);
@@ -138,7 +140,13 @@ impl Search {
             .build();
         let writer = index.writer_with_options(options)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        let inner = Inner { reader, fields, writer: Mutex::new(writer), indexed_through: AtomicU64::new(through) };
+        let inner = Inner {
+            reader,
+            fields,
+            writer: Mutex::new(writer),
+            indexed_through: AtomicU64::new(indexed(cursor)),
+            cursor: Mutex::new(cursor),
+        };
         Ok(Search { inner: Arc::new(inner) })
     }
 
@@ -172,35 +180,37 @@ impl Search {
     /// commits with the new position.
     pub fn catch_up(&self, store: &LedgerStore) -> anyhow::Result<()> {
         let inner = &self.inner;
-        let start = self.indexed_through();
-        let mut since = start;
         let mut writer = inner.writer.lock().expect("not poisoned");
+        let mut cursor = inner.cursor.lock().expect("not poisoned");
+        let start = *cursor;
         let mut taken = 0;
         while taken < ROUND_TASKS_MAX {
             let page = {
                 let replica = store.read();
                 let view = store.store_view()?;
-                task_query::changes_after(&replica, &view, since, PAGE_POSITIONS, PAGE_TASKS, |_| true)?
+                task_query::changes_after(&replica, &view, *cursor, PAGE_POSITIONS, PAGE_TASKS, |_| true)?
             };
             for (_, task) in &page.tasks {
                 writer.delete_term(Term::from_field_u64(inner.fields.id, task.id.0));
                 writer.add_document(document(&inner.fields, task))?;
             }
             taken += page.tasks.len();
-            if page.next_since == since {
+            let moved = page.next != *cursor;
+            *cursor = page.next;
+            if !moved {
                 break;
             }
-            since = page.next_since;
         }
-        if since == start {
+        if *cursor == start {
             return Ok(());
         }
         let mut commit = writer.prepare_commit()?;
-        commit.set_payload(&format!("{SEARCH_VERSION} {since}"));
+        let after = cursor.after.map_or(0, |id| id.0);
+        commit.set_payload(&format!("{SEARCH_VERSION} {} {after}", cursor.since));
         commit.commit()?;
         drop(writer);
         inner.reader.reload()?;
-        inner.indexed_through.store(since, Ordering::Release);
+        inner.indexed_through.store(indexed(*cursor), Ordering::Release);
         Ok(())
     }
 
@@ -287,14 +297,22 @@ fn document(fields: &Fields, task: &Task) -> TantivyDocument {
     document
 }
 
-/// The position an index's last commit reached; an index of another version is refused.
-fn indexed_through(index: &Index) -> anyhow::Result<u64> {
-    let Some(payload) = index.load_metas()?.payload else { return Ok(0) };
-    let mut words = payload.split(' ');
-    let version = words.next().and_then(|word| word.parse::<u32>().ok());
-    let through = words.next().and_then(|word| word.parse::<u64>().ok());
-    match (version, through) {
-        (Some(SEARCH_VERSION), Some(through)) => Ok(through),
+/// The position every change up to is in an index at `cursor`.
+fn indexed(cursor: ChangesCursor) -> u64 {
+    match cursor.after {
+        None => cursor.since,
+        Some(_) => cursor.since.saturating_sub(1),
+    }
+}
+
+/// Where an index's last commit reached; an index of another version is refused.
+fn committed_cursor(index: &Index) -> anyhow::Result<ChangesCursor> {
+    let Some(payload) = index.load_metas()?.payload else { return Ok(ChangesCursor::default()) };
+    let words: Vec<u64> = payload.split(' ').map(str::parse).collect::<Result<_, _>>().unwrap_or_default();
+    match words[..] {
+        [version, since, after] if version == u64::from(SEARCH_VERSION) => {
+            Ok(ChangesCursor { since, after: (after > 0).then_some(TaskId(after)) })
+        }
         _ => anyhow::bail!("an index of another version ({payload:?})"),
     }
 }
