@@ -307,6 +307,17 @@ async fn peer_rpc_is_refused_before_its_body_is_read() {
 async fn a_second_process_on_a_live_data_directory_refuses_and_touches_nothing() {
     let mut cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
     cluster.create_task(1, "锁之前的写入", None).await;
+    // The live node writes its own files in the background too (its search index of the task):
+    // compare once it has.
+    tests::wait_until("the live node has indexed the task", std::time::Duration::from_secs(30), || async {
+        let url = cluster.url(1, "/api/v1/search?q=%E9%94%81%E4%B9%8B%E5%89%8D");
+        let response =
+            cluster.http.get(url).bearer_auth(tests::COMMAND_TOKEN).send().await.map_err(|e| e.to_string())?;
+        let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+        let found = body["tasks"].as_array().is_some_and(|tasks| !tasks.is_empty());
+        found.then_some(()).ok_or_else(|| body.to_string())
+    })
+    .await;
     let data_dir = cluster.data_dir().join("node1");
     let files = || tests::files_below(&data_dir).into_iter().collect::<std::collections::BTreeSet<_>>();
     let before = files();
