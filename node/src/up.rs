@@ -50,6 +50,10 @@ pub struct UpArgs {
     /// `xietong admin synthesize`.
     #[arg(long)]
     pub seed: Option<PathBuf>,
+    /// Nodes in each group (1 to 3): one node for a benchmark whose ledger does not fit on
+    /// this machine's disk three times. Ports stay three apart per group.
+    #[arg(long, default_value_t = GROUP_SIZE, value_parser = clap::value_parser!(u16).range(1..=GROUP_SIZE as i64))]
+    pub nodes_per_group: u16,
 }
 
 /// Restores `seed` into every node of its group whose data directory is still empty.
@@ -91,14 +95,15 @@ pub struct LocalNode {
     pub config: PathBuf,
 }
 
-/// The member addresses of each group of the local topology.
-pub fn group_addrs(base_port: u16) -> Vec<(&'static str, Vec<String>)> {
+/// The member addresses of each group of the local topology, `nodes_per_group` in each (ports
+/// stay `GROUP_SIZE` apart per group).
+pub fn group_addrs(base_port: u16, nodes_per_group: u16) -> Vec<(&'static str, Vec<String>)> {
     DEFAULT_GROUPS
         .iter()
         .enumerate()
         .map(|(g, (bureau, _))| {
             let first = base_port + g as u16 * GROUP_SIZE;
-            (*bureau, (0..GROUP_SIZE).map(|i| format!("127.0.0.1:{}", first + i)).collect())
+            (*bureau, (0..nodes_per_group.min(GROUP_SIZE)).map(|i| format!("127.0.0.1:{}", first + i)).collect())
         })
         .collect()
 }
@@ -132,11 +137,12 @@ fn write_secret_file(path: &Path, secret: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `users.toml`, `topology.toml` and one `<group>/nodeK.toml` per node; returns the nodes.
-pub fn write_topology(data_dir: &Path, base_port: u16) -> anyhow::Result<Vec<LocalNode>> {
+/// Writes `users.toml`, `topology.toml` and one `<group>/nodeK.toml` per node, `nodes_per_group`
+/// in each group; returns the nodes.
+pub fn write_topology(data_dir: &Path, base_port: u16, nodes_per_group: u16) -> anyhow::Result<Vec<LocalNode>> {
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     std::fs::write(data_dir.join("users.toml"), config::DEV_USERS_TOML)?;
-    let groups = group_addrs(base_port);
+    let groups = group_addrs(base_port, nodes_per_group);
     let mut topology = String::from("# Written by `xietong up` with fresh peer tokens on every start.\n\n");
     for (bureau, addrs) in &groups {
         let members: Vec<String> =
@@ -196,7 +202,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         args.no_demo || (selected("440000") && selected("330000")),
         "the demo needs groups 440000 and 330000 (or pass --no-demo)"
     );
-    let local_nodes = write_topology(&args.data_dir, base_port)?;
+    let local_nodes = write_topology(&args.data_dir, base_port, args.nodes_per_group)?;
     if let Some(seed) = &args.seed {
         seed_nodes(seed, &local_nodes)?;
     }
@@ -231,7 +237,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         }
         nodes.push(NodeProcess { name, child });
     }
-    let groups: Vec<_> = group_addrs(base_port).into_iter().filter(|(bureau, _)| selected(bureau)).collect();
+    let groups: Vec<_> =
+        group_addrs(base_port, args.nodes_per_group).into_iter().filter(|(bureau, _)| selected(bureau)).collect();
     let result = async {
         for (bureau, addrs) in &groups {
             wait_until_ready(bureau, addrs, &shutdown).await?;
@@ -333,7 +340,7 @@ async fn wait_until_ready(group: &str, addrs: &[String], shutdown: &Cancellation
 
 fn print_banner(args: &UpArgs, groups: &[(&str, Vec<String>)]) {
     let users = config::UsersFile::parse(Path::new("users.toml"), config::DEV_USERS_TOML).expect("dev users are valid");
-    println!("\n协同指挥调度 Xietong is running: {} groups of {GROUP_SIZE} nodes", groups.len());
+    println!("\n协同指挥调度 Xietong is running: {} groups of {} nodes", groups.len(), args.nodes_per_group);
     for ((bureau, addrs), (_, name)) in groups.iter().zip(DEFAULT_GROUPS) {
         println!("  group {bureau} ({name}): console http://{}/   nodes {}", addrs[0], addrs.join(" "));
     }
@@ -428,7 +435,7 @@ mod tests {
     fn the_topology_file_is_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("dir");
-        write_topology(dir.path(), 40_000).expect("topology");
+        write_topology(dir.path(), 40_000, GROUP_SIZE).expect("topology");
         let mode = std::fs::metadata(dir.path().join("topology.toml")).expect("file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
