@@ -25,14 +25,8 @@ use crate::state::AppState;
 pub const WATCH_USER: &str = "deadline-watch";
 /// After a failed proposal, wait this long before trying the due deadlines again.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
-/// Tasks whose due steps are proposed in one round; more wait for the next round.
-const MISSES_PER_ROUND_MAX: usize = 1_024;
-/// The pause after a full round, while a backlog remains: a group restored from a backup, or a
-/// leader back after a long partition, finds many deadlines passed at once (300,000 in one
-/// measured restore), and proposing them back to back took the whole write path from users.
-/// At most 1,024 tasks per 250 ms (about 4,000 a second, two thirds of what the measured group
-/// commits): a backlog of 300,000 is recorded in about 75 s while users' writes go on.
-const BACKLOG_ROUND_GAP: Duration = Duration::from_millis(250);
+/// Misses proposed at once; more wait for the next round (a few ms later).
+const MISSES_PER_ROUND_MAX: usize = 4_096;
 /// Heap entries kept before a rebuild: every change to a task re-adds its open deadlines
 /// (stale copies are dropped only when due), so under heavy change the heap is compacted by
 /// rescanning the ledger.
@@ -126,20 +120,15 @@ async fn watch_as_leader(
     // Subscribe before the scan, so no deadline set between the two is missed.
     let mut applied = state.store.subscribe_applied();
     let mut heap = scan(state);
-    // Not before this instant while a backlog remains (absolute, so the applied entries that
-    // wake the loop do not put the round off again).
-    let mut next_round = tokio::time::Instant::now();
     loop {
         let wait = match heap.peek() {
             Some(Reverse((due, _))) => Duration::from_millis(due.saturating_sub(now_ms())),
             None => Duration::from_secs(3600),
         };
-        let wait = wait.max(next_round.saturating_duration_since(tokio::time::Instant::now()));
         tokio::select! {
             () = tokio::time::sleep(wait) => {
                 match fire_due(state, &mut heap).await {
-                    Ok(true) => next_round = tokio::time::Instant::now() + BACKLOG_ROUND_GAP,
-                    Ok(false) => {}
+                    Ok(()) => {}
                     Err(ProposeError::NotLeader) => return,
                     Err(error) => {
                         tracing::warn!(?error, "recording missed deadlines failed; retrying");
@@ -187,9 +176,8 @@ fn add_from_entry(heap: &mut BinaryHeap<Due>, entry: &AppliedEntry, policy: &Esc
 }
 
 /// Proposes every step that is due for the tasks whose heap entries came due; what is not due
-/// yet goes back on the heap, and stale entries (the task moved on) fall away. Answers whether
-/// the round was full (more may be due).
-async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<bool, ProposeError> {
+/// yet goes back on the heap, and stale entries (the task moved on) fall away.
+async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), ProposeError> {
     let now = now_ms();
     let mut due_tasks = BTreeSet::new();
     while let Some(Reverse((due, task))) = heap.peek().copied() {
@@ -215,9 +203,8 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<bool, 
             }
         }
     }
-    let full = due_tasks.len() >= MISSES_PER_ROUND_MAX;
     if commands.is_empty() {
-        return Ok(full);
+        return Ok(());
     }
     // Proposed together, so the batcher packs them into few entries. Each result comes back
     // through the applied entries, which put the task's next step on the heap.
@@ -227,7 +214,7 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<bool, 
         heap.extend(due_tasks.iter().map(|task| Reverse((now, *task))));
         return Err(error);
     }
-    Ok(full)
+    Ok(())
 }
 
 #[cfg(test)]
