@@ -90,15 +90,8 @@ async fn a_replica_restarted_from_its_store_reports_the_same_figures() {
     for i in 0..12 {
         let task = cluster.create_task(1, &format!("重启指标 {i}"), Some("440106")).await;
         if i % 3 != 0 {
-            let response = cluster
-                .http
-                .post(cluster.url(1, &format!("/api/v1/tasks/{}/ack", task.id)))
-                .bearer_auth(TIANHE_OPERATOR_TOKEN)
-                .json(&json!({}))
-                .send()
-                .await
-                .expect("ack");
-            assert_eq!(response.status(), 200);
+            let (status, answer) = tests::act(&cluster, 1, TIANHE_OPERATOR_TOKEN, task.id, "ack", json!({})).await;
+            assert_eq!(status, 200, "{answer}");
         }
     }
     cluster.wait_for_convergence().await;
