@@ -32,9 +32,10 @@ pub fn day_start_ms(day: u32) -> u64 {
     (u64::from(day) * DAY_MS).saturating_sub(BEIJING_OFFSET_MS)
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Facts {
-    pub assignee: Option<BureauCode>,
+    /// The bureau the task counts for: the one it was dispatched to.
+    pub bureau: BureauCode,
     /// The Beijing day of the (latest) dispatch.
     pub day: u32,
     pub acked: bool,
@@ -83,7 +84,7 @@ impl Facts {
         let completed =
             completed_at.is_some() && matches!(task.handling.state, TaskState::Completed | TaskState::Closed);
         Some(Facts {
-            assignee: Some(assignee),
+            bureau: assignee,
             day: beijing_day(dispatched_ms),
             acked: acked_at.is_some(),
             ack_on_time: acked_at.zip(task.handling.ack_deadline_ms).is_some_and(|(at, deadline)| at <= deadline),
@@ -110,11 +111,14 @@ impl Facts {
             running_deadline_ms: task.running_deadline_ms(),
         })
     }
+}
 
-    /// The bureau the task counts for.
-    pub fn bureau(&self) -> BureauCode {
-        self.assignee.expect("facts exist only for dispatched tasks")
-    }
+/// What a change of a task does to the figures: the facts of its version `before` (`None` for a
+/// new task) to take out and those of `after` to put in; `None` when they are the same. The one
+/// rule the store's tallies and a node's book both follow.
+pub fn facts_changed(before: Option<&Task>, after: &Task) -> Option<(Option<Facts>, Option<Facts>)> {
+    let (old, new) = (before.and_then(Facts::of), Facts::of(after));
+    (old != new).then_some((old, new))
 }
 
 /// Durations in seconds, kept as counts per bucket: exact below `EXACT_BELOW_SECS`, above it
@@ -403,7 +407,28 @@ mod tests {
 
     #[test]
     fn a_tally_refuses_to_take_out_what_it_never_counted() {
-        let facts = Facts { assignee: None, acked: true, ack_secs: Some(60), ..Facts::default() };
+        let facts = Facts {
+            bureau: crate::bureau::NATIONAL,
+            day: 0,
+            acked: true,
+            ack_on_time: false,
+            ack_secs: Some(60),
+            completed: false,
+            complete_on_time: false,
+            complete_secs: None,
+            closed: false,
+            cancelled: false,
+            escalations: 0,
+            reminders: 0,
+            extensions: 0,
+            assignment_or_referral: false,
+            inspection: false,
+            complaint: false,
+            forwarded_out: false,
+            forwarded_in: false,
+            open: true,
+            running_deadline_ms: None,
+        };
         let mut tally = Tally::default();
         assert_eq!(tally.remove(&facts), Err(NotCounted));
         tally.add(&facts);

@@ -107,8 +107,9 @@ impl Store {
         &self.path
     }
 
-    /// Refuses a store of another layout; an empty store is stamped with this one. Tallies
-    /// derived under another version (or none) are derived again (`tally::derive_again`).
+    /// Refuses a store of another layout; an empty store is stamped with this one. Indexes and
+    /// tallies derived under another version (or none) are derived again
+    /// (`index::derive_again`).
     fn check_format(&self) -> io::Result<()> {
         let read = self.db.begin_read().map_err(store_error)?;
         let found = match read.open_table(META) {

@@ -15,7 +15,7 @@ use std::io;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
-use ledger::response::{Facts, Tally};
+use ledger::response::{facts_changed, Tally};
 use ledger::{BureauCode, Task, TaskKind, TaskState};
 
 use super::index::position;
@@ -68,18 +68,15 @@ impl<'txn> Tallies<'txn> {
             *self.census_change.entry(census_key(old.handling.state, old.kind)).or_default() -= 1;
         }
         *self.census_change.entry(census_key(new.handling.state, new.kind)).or_default() += 1;
-        let (before, after) = (old.and_then(Facts::of), Facts::of(new));
-        if before == after {
-            return Ok(());
-        }
+        let Some((before, after)) = facts_changed(old, new) else { return Ok(()) };
         if let Some(facts) = before {
             let id = new.id;
-            self.tally(tally_key(facts.bureau(), facts.day))?
+            self.tally(tally_key(facts.bureau, facts.day))?
                 .remove(&facts)
                 .map_err(|e| invalid(format!("task {id}'s stored version: {e}")))?;
         }
         if let Some(facts) = after {
-            self.tally(tally_key(facts.bureau(), facts.day))?.add(&facts);
+            self.tally(tally_key(facts.bureau, facts.day))?.add(&facts);
         }
         Ok(())
     }

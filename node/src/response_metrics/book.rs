@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use ledger::response::{day_start_ms, Facts, Tally};
+use ledger::response::{day_start_ms, facts_changed, Facts, Tally};
 use ledger::{BureauCode, Regions, Task, TaskId, TaskKind, TaskState};
 use serde::Serialize;
 
@@ -203,7 +203,7 @@ impl Book {
     /// Adds a task to the open work, its facts already in the tallies.
     pub fn add_open(&mut self, task: &Task) {
         if let Some(facts) = Facts::of(task).filter(|facts| facts.open) {
-            self.open.entry(facts.bureau()).or_default().insert(task.id, open_task(&facts));
+            self.open.entry(facts.bureau).or_default().insert(task.id, open_task(&facts));
         }
     }
 
@@ -218,29 +218,26 @@ impl Book {
             }
         }
         *self.by_state_kind.entry((after.handling.state, after.kind)).or_default() += 1;
-        let (old, new) = (before.and_then(Facts::of), Facts::of(after));
-        if old == new {
-            return;
-        }
+        let Some((old, new)) = facts_changed(before, after) else { return };
         if let Some(old) = old {
-            let key = (old.bureau(), old.day);
+            let key = (old.bureau, old.day);
             let tally = self.tallies.get_mut(&key).expect("counted facts have their tally");
             tally.remove(&old).expect("the facts taken out are those put in");
             if tally.is_empty() {
                 self.tallies.remove(&key);
             }
             if old.open {
-                let open = self.open.get_mut(&old.bureau()).expect("open tasks are listed");
+                let open = self.open.get_mut(&old.bureau).expect("open tasks are listed");
                 open.remove(&after.id);
                 if open.is_empty() {
-                    self.open.remove(&old.bureau());
+                    self.open.remove(&old.bureau);
                 }
             }
         }
         if let Some(new) = new {
-            self.tallies.entry((new.bureau(), new.day)).or_default().add(&new);
+            self.tallies.entry((new.bureau, new.day)).or_default().add(&new);
             if new.open {
-                self.open.entry(new.bureau()).or_default().insert(after.id, open_task(&new));
+                self.open.entry(new.bureau).or_default().insert(after.id, open_task(&new));
             }
         }
     }
