@@ -94,13 +94,20 @@ pub struct Hits {
     pub indexed_through: u64,
 }
 
+/// The writer and where its last commit reached: one round of the indexer at a time.
+struct Indexer {
+    writer: IndexWriter,
+    /// The cursor of the last commit: a round that fails before committing starts again here
+    /// (taking a task in again replaces its document).
+    committed: ChangesCursor,
+}
+
 struct Inner {
     reader: IndexReader,
     fields: Fields,
-    writer: Mutex<IndexWriter>,
+    indexer: Mutex<Indexer>,
+    /// `indexer.committed` as a log index, read by searches without waiting for a round.
     indexed_through: AtomicU64,
-    /// Where the indexer goes on from (`indexed_through` and, inside that position, the task).
-    cursor: Mutex<ChangesCursor>,
 }
 
 /// One node's search index.
@@ -143,9 +150,8 @@ impl Search {
         let inner = Inner {
             reader,
             fields,
-            writer: Mutex::new(writer),
+            indexer: Mutex::new(Indexer { writer, committed: cursor }),
             indexed_through: AtomicU64::new(indexed(cursor)),
-            cursor: Mutex::new(cursor),
         };
         Ok(Search { inner: Arc::new(inner) })
     }
@@ -180,37 +186,37 @@ impl Search {
     /// commits with the new position.
     pub fn catch_up(&self, store: &LedgerStore) -> anyhow::Result<()> {
         let inner = &self.inner;
-        let mut writer = inner.writer.lock().expect("not poisoned");
-        let mut cursor = inner.cursor.lock().expect("not poisoned");
-        let start = *cursor;
+        let mut indexer = inner.indexer.lock().expect("not poisoned");
+        let mut cursor = indexer.committed;
         let mut taken = 0;
         while taken < ROUND_TASKS_MAX {
             let page = {
                 let replica = store.read();
                 let view = store.store_view()?;
-                task_query::changes_after(&replica, &view, *cursor, PAGE_POSITIONS, PAGE_TASKS, |_| true)?
+                task_query::changes_after(&replica, &view, cursor, PAGE_POSITIONS, PAGE_TASKS, |_| true)?
             };
             for (_, task) in &page.tasks {
-                writer.delete_term(Term::from_field_u64(inner.fields.id, task.id.0));
-                writer.add_document(document(&inner.fields, task))?;
+                indexer.writer.delete_term(Term::from_field_u64(inner.fields.id, task.id.0));
+                indexer.writer.add_document(document(&inner.fields, task))?;
             }
             taken += page.tasks.len();
-            let moved = page.next != *cursor;
-            *cursor = page.next;
+            let moved = page.next != cursor;
+            cursor = page.next;
             if !moved {
                 break;
             }
         }
-        if *cursor == start {
+        if cursor == indexer.committed {
             return Ok(());
         }
-        let mut commit = writer.prepare_commit()?;
+        let mut commit = indexer.writer.prepare_commit()?;
         let after = cursor.after.map_or(0, |id| id.0);
         commit.set_payload(&format!("{SEARCH_VERSION} {} {after}", cursor.since));
         commit.commit()?;
-        drop(writer);
+        indexer.committed = cursor;
+        drop(indexer);
         inner.reader.reload()?;
-        inner.indexed_through.store(indexed(*cursor), Ordering::Release);
+        inner.indexed_through.store(indexed(cursor), Ordering::Release);
         if taken >= PAGE_TASKS {
             release_freed_memory();
         }
