@@ -25,11 +25,6 @@ pub enum ApiError {
     },
     /// Body over the size limit: 413.
     TooLarge(String),
-    /// What was asked for existed but is no longer kept: 410.
-    Gone {
-        code: &'static str,
-        message: String,
-    },
     /// Unknown route: 404 with code `no_route`.
     NoRoute,
     /// The route exists but not for this method: 405.
@@ -91,7 +86,6 @@ impl ApiError {
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
             ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message),
-            ApiError::Gone { code, message } => (StatusCode::GONE, code, message),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route", "no such route"),
             ApiError::MethodNotAllowed(message) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message),
             ApiError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code, message),
