@@ -76,8 +76,13 @@ pub struct Ledger {
     pub(super) intake_seen: BTreeMap<SeenKey, (TaskId, u64)>,
     /// Those ids in the order they were seen (stamps are monotonic), for expiry.
     pub(super) intake_seen_order: VecDeque<(u64, SeenKey)>,
-    /// Each source's signal groups → the newest task of the group.
+    /// Each source's signal groups of the last `INTAKE_GROUP_LIFETIME_MS` → the newest task of
+    /// the group.
     pub(super) intake_groups: BTreeMap<GroupKey, TaskId>,
+    /// Those groups' tasks in the order they were registered (stamps are monotonic), for
+    /// expiry. A group whose task was replaced by a newer one keeps its older item here until
+    /// it expires; expiry forgets a group only when the item names the group's current task.
+    pub(super) intake_groups_order: VecDeque<(u64, GroupKey, TaskId)>,
     /// The double-random inspection programme (see `campaign`).
     pub(super) programme: Programme,
 }
@@ -107,6 +112,7 @@ impl Default for Ledger {
             intake_seen: BTreeMap::new(),
             intake_seen_order: VecDeque::new(),
             intake_groups: BTreeMap::new(),
+            intake_groups_order: VecDeque::new(),
             programme: Programme::default(),
         }
     }
@@ -755,6 +761,17 @@ impl Ledger {
         for (group, id) in &self.intake_groups {
             let source = task(id)?.intake.as_ref().map(|summary| summary.source.clone());
             ensure!(source.as_ref() == Some(&group.0), "intake group of task {id} names another source");
+        }
+        ensure!(self.intake_groups_order.len() <= crate::limits::INTAKE_GROUPS_MAX, "too many signal groups");
+        ensure!(
+            self.intake_groups_order.iter().zip(self.intake_groups_order.iter().skip(1)).all(|(a, b)| a.0 <= b.0),
+            "signal groups out of order"
+        );
+        let ordered: std::collections::BTreeSet<(&GroupKey, &TaskId)> =
+            self.intake_groups_order.iter().map(|(_, group, id)| (group, id)).collect();
+        ensure!(ordered.len() == self.intake_groups_order.len(), "a signal group's task is ordered twice");
+        for (group, id) in &self.intake_groups {
+            ensure!(ordered.contains(&(group, id)), "signal group of task {id} is missing from the order");
         }
         self.programme.check(|id| self.task(id)).map_err(InvariantViolation)?;
         Ok(())

@@ -51,6 +51,15 @@ pub const GROUPING_WINDOW_MAX_MS: u64 = 30 * 24 * 60 * 60 * 1000;
 pub const OBSERVED_AHEAD_MAX_MS: u64 = 5 * 60 * 1000;
 /// A signal observed longer ago than this is not intake any more but a historical import.
 pub const OBSERVED_AGE_MAX_MS: u64 = 30 * 24 * 60 * 60 * 1000;
+/// How long a signal group is remembered after its first task was registered. Past this no
+/// signal can join it: a new signal is observed at most `OBSERVED_AGE_MAX_MS` before the
+/// ledger's clock, the group's first signal at most `OBSERVED_AHEAD_MAX_MS` after the
+/// registration, and a window spans at most `GROUPING_WINDOW_MAX_MS`. So forgetting it then
+/// changes no outcome, and the groups kept are those of the last two months, not of history.
+pub const INTAKE_GROUP_LIFETIME_MS: u64 = OBSERVED_AHEAD_MAX_MS + OBSERVED_AGE_MAX_MS + GROUPING_WINDOW_MAX_MS;
+/// Signal groups remembered at most, oldest forgotten first (about 120 bytes each). Forgetting
+/// a live group early costs a second task for its next signal, never a lost signal.
+pub const INTAKE_GROUPS_MAX: usize = 2_000_000;
 
 const _: () = assert!(NOTE_CHARS_MAX <= DESCRIPTION_CHARS_MAX);
 const _: () = assert!(IDEMPOTENCY_RECORDS_MAX > COMMANDS_PER_ENTRY_MAX);

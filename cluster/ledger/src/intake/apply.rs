@@ -6,8 +6,8 @@ use super::*;
 use crate::apply::Ledger;
 use crate::command::{Actor, Applied, CommandResult, Rejection, Role};
 use crate::limits::{
-    EVIDENCE_LINKS_MAX, EVIDENCE_LINK_CHARS_MAX, GROUPING_WINDOW_MAX_MS, INTAKE_SEEN_MAX, INTAKE_SEEN_RETENTION_MS,
-    OBSERVED_AGE_MAX_MS, OBSERVED_AHEAD_MAX_MS, SOURCE_ID_CHARS_MAX,
+    EVIDENCE_LINKS_MAX, EVIDENCE_LINK_CHARS_MAX, GROUPING_WINDOW_MAX_MS, INTAKE_GROUPS_MAX, INTAKE_GROUP_LIFETIME_MS,
+    INTAKE_SEEN_MAX, INTAKE_SEEN_RETENTION_MS, OBSERVED_AGE_MAX_MS, OBSERVED_AHEAD_MAX_MS, SOURCE_ID_CHARS_MAX,
 };
 use crate::task::{Task, TaskId, TimelineAction};
 use crate::validate::{self, invalid};
@@ -48,6 +48,7 @@ impl Ledger {
         validate::actor(actor)?;
         validate_signal(stamp_ms, actor, signal)?;
         self.expire_seen(stamp_ms);
+        self.expire_groups(stamp_ms);
         let seen_key: SeenKey = (actor.user.clone(), signal.source_id.clone());
         if let Some((id, _)) = self.intake_seen.get(&seen_key) {
             let task = self.task(*id).expect("seen signals name existing tasks");
@@ -74,7 +75,7 @@ impl Ledger {
                     evidence: signal.evidence.clone(),
                     last_source_id: signal.source_id.clone(),
                 });
-                self.intake_groups.insert(group, task.id);
+                self.remember_group(group, task.id, stamp_ms);
                 self.insert_new_task(task)
             }
         };
@@ -108,6 +109,31 @@ impl Ledger {
         self.intake_seen_order.push_back((stamp_ms, key.clone()));
         let previous = self.intake_seen.insert(key, (task, stamp_ms));
         assert!(previous.is_none(), "a source-side id is remembered once");
+    }
+
+    fn remember_group(&mut self, group: GroupKey, task: TaskId, stamp_ms: u64) {
+        while self.intake_groups_order.len() >= INTAKE_GROUPS_MAX {
+            self.forget_oldest_group();
+        }
+        self.intake_groups_order.push_back((stamp_ms, group.clone(), task));
+        self.intake_groups.insert(group, task);
+    }
+
+    fn expire_groups(&mut self, now_ms: u64) {
+        while let Some((stamp_ms, _, _)) = self.intake_groups_order.front() {
+            if stamp_ms.saturating_add(INTAKE_GROUP_LIFETIME_MS) >= now_ms {
+                break;
+            }
+            self.forget_oldest_group();
+        }
+    }
+
+    /// Drops the oldest ordered item, and its group unless a newer task has taken the group.
+    fn forget_oldest_group(&mut self) {
+        let (_, group, task) = self.intake_groups_order.pop_front().expect("called with an item");
+        if self.intake_groups.get(&group) == Some(&task) {
+            self.intake_groups.remove(&group);
+        }
     }
 
     fn expire_seen(&mut self, now_ms: u64) {

@@ -151,3 +151,29 @@ fn bad_signals_and_other_actors_change_nothing() {
     assert_ne!(ledger.digest(), before);
     assert_eq!(ledger.commands_applied(), 4);
 }
+
+#[test]
+fn a_signal_group_is_remembered_exactly_as_long_as_a_signal_can_join_it() {
+    use crate::limits::{GROUPING_WINDOW_MAX_MS, INTAKE_GROUP_LIFETIME_MS, OBSERVED_AGE_MAX_MS, OBSERVED_AHEAD_MAX_MS};
+    let widest = |source_id: &str, observed_ms: u64| Signal {
+        window_ms: GROUPING_WINDOW_MAX_MS,
+        ..signal(source_id, "丁商店", observed_ms, Severity::Normal)
+    };
+    let mut ledger = Ledger::new();
+    // The group that lives longest: observed as far ahead as allowed, with the widest window.
+    let first = ingest(&mut ledger, T0, widest("a", T0 + OBSERVED_AHEAD_MAX_MS)).unwrap().task().id;
+    // The last moment a signal can still join it: the oldest observation allowed then lies at
+    // the window's far edge.
+    let last_moment = T0 + INTAKE_GROUP_LIFETIME_MS;
+    let late = ingest(&mut ledger, last_moment, widest("b", last_moment - OBSERVED_AGE_MAX_MS)).unwrap().task().id;
+    assert_eq!(late, first, "the group is still remembered at the last moment it can be joined");
+    assert_eq!(ledger.intake_groups.len(), 1);
+
+    // A moment later nothing can join it: it is forgotten, and the next signal opens a task
+    // (as it would have anyway: its observation is outside the window).
+    let after = last_moment + 1;
+    let next = ingest(&mut ledger, after, widest("c", after - OBSERVED_AGE_MAX_MS)).unwrap().task().id;
+    assert_ne!(next, first);
+    assert_eq!(ledger.intake_groups.get(&("market-monitor".to_owned(), sha2_key("丁商店"))), Some(&next));
+    assert_eq!(ledger.intake_groups_order.len(), 1, "the first task's group is forgotten, not kept with history");
+}
