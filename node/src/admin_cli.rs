@@ -11,8 +11,11 @@ use anyhow::Context;
 use cluster::backup;
 use serde_json::{json, Value};
 
-/// Adding a learner waits until it has caught up; give that time.
+/// One call to a node; the wait for a learner is many calls.
 const ADMIN_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often `add-learner` looks at the learner's progress, and how often it reports it.
+const LEARNER_POLL_INTERVAL: Duration = Duration::from_millis(500);
+const LEARNER_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AdminArgs {
@@ -30,12 +33,19 @@ pub struct AdminArgs {
 pub enum AdminOperation {
     /// Show the group's voters, learners, their addresses and the leader.
     Members,
-    /// Add a node (already started with its config) as a learner; returns once it caught up.
+    /// Add a node (already started with its config) as a learner, then follow it until its log
+    /// matches the leader's as of the moment it was added (progress on stderr).
     AddLearner {
         #[arg(long)]
         id: u64,
         #[arg(long)]
         addr: String,
+        /// Return once the learner is in the membership; it catches up in the background.
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up following it after this long (it still goes on catching up).
+        #[arg(long, default_value_t = 120)]
+        wait_minutes: u64,
     },
     /// Make a learner a voter.
     Promote {
@@ -99,10 +109,10 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let AdminOperation::Backup { out } = &args.operation {
         return backup(&http, &args.node, token, out).await;
     }
-    let base = format!("http://{}/admin/v1/members", args.node);
+    let base = format!("http://{}{}", args.node, crate::routes::admin::MEMBERS_PATH);
     let request = match &args.operation {
         AdminOperation::Members => http.get(&base),
-        AdminOperation::AddLearner { id, addr } => {
+        AdminOperation::AddLearner { id, addr, .. } => {
             http.post(format!("{base}/learners")).json(&json!({"id": id, "addr": addr}))
         }
         AdminOperation::Promote { id } => http.post(format!("{base}/promote")).json(&json!({"id": id})),
@@ -113,10 +123,74 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     };
     let response = request.bearer_auth(token).send().await.with_context(|| format!("calling {}", args.node))?;
     let status = response.status();
-    let body: Value = response.json().await.context("reading the answer")?;
+    let mut body: Value = response.json().await.context("reading the answer")?;
+    if status.is_success() {
+        if let AdminOperation::AddLearner { id, no_wait: false, wait_minutes, .. } = &args.operation {
+            let wait = Duration::from_secs(wait_minutes.saturating_mul(60));
+            body = follow_learner(&http, &args.node, token, *id, wait).await?;
+        }
+    }
     println!("{}", serde_json::to_string_pretty(&body)?);
     anyhow::ensure!(status.is_success(), "the node refused: {status}");
     Ok(())
+}
+
+/// Follows a learner until the leader sees its log match the leader's last index as of the
+/// first look (what it must copy, by log or snapshot, before it can be promoted without the
+/// group waiting on it). Reports progress on stderr; answers the membership at the end.
+async fn follow_learner(
+    http: &reqwest::Client,
+    node: &str,
+    token: &str,
+    id: u64,
+    wait: Duration,
+) -> anyhow::Result<Value> {
+    let started = std::time::Instant::now();
+    let mut target = None;
+    let mut last_report = started;
+    loop {
+        let members = members_from_leader(http, node, token).await?;
+        if let Some(last_log_index) = members["last_log_index"].as_u64() {
+            let target = *target.get_or_insert(last_log_index);
+            let matched = members["matched"][id.to_string()].as_u64();
+            if matched.is_some_and(|matched| matched >= target) {
+                eprintln!("learner {id} caught up to index {target} in {:.1} s", started.elapsed().as_secs_f64());
+                return Ok(members);
+            }
+            if last_report.elapsed() >= LEARNER_REPORT_INTERVAL {
+                last_report = std::time::Instant::now();
+                let at = matched.map_or("nothing yet (a snapshot is streaming)".to_owned(), |m| format!("index {m}"));
+                eprintln!("learner {id}: {at} of {target}, {:.0} s", started.elapsed().as_secs_f64());
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() < wait,
+            "learner {id} has not caught up within {} minutes; it goes on in the background \
+             (follow it with `xietong admin members` on the leader)",
+            wait.as_secs() / 60
+        );
+        tokio::time::sleep(LEARNER_POLL_INTERVAL).await;
+    }
+}
+
+/// The membership as the leader sees it (only the leader knows how far each member is): asks
+/// `node`, then the leader it names.
+async fn members_from_leader(http: &reqwest::Client, node: &str, token: &str) -> anyhow::Result<Value> {
+    let get = |addr: String| async move {
+        let url = format!("http://{addr}{}", crate::routes::admin::MEMBERS_PATH);
+        let response = http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {addr}"))?;
+        anyhow::ensure!(response.status().is_success(), "{addr} refused: {}", response.status());
+        response.json::<Value>().await.context("reading the members")
+    };
+    let members = get(node.to_owned()).await?;
+    if members["last_log_index"].is_u64() {
+        return Ok(members);
+    }
+    let leader = members["leader_id"].as_u64().map(|id| id.to_string());
+    match leader.and_then(|id| members["nodes"][id].as_str().map(str::to_owned)) {
+        Some(addr) => get(addr).await,
+        None => Ok(members),
+    }
 }
 
 /// Fetches a backup, checks it whole, and writes it durably (temp file, fsync, rename) so a

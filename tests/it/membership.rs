@@ -58,6 +58,9 @@ async fn a_node_is_added_and_the_leader_removed_while_writes_continue() {
     let id = newcomer.to_string();
     let members = admin(&any, &["add-learner", "--id", &id, "--addr", &new_addr]);
     assert!(ids(&members, "learners").contains(&newcomer), "{members}");
+    // `add-learner` answered once the leader saw the learner's log match its own as of the add.
+    let matched = members["matched"][&id].as_u64().expect("the learner's progress");
+    assert!(matched >= 1 && matched <= members["last_log_index"].as_u64().expect("the leader's index"), "{members}");
     let members = admin(&others[0], &["promote", "--id", &id]);
     assert_eq!(ids(&members, "voters").len(), 4, "{members}");
     // Remove the leader itself; the group elects another and goes on.

@@ -1,5 +1,6 @@
-//! Membership operations on a running group (`xietong admin`): list the members, add a node
-//! as a learner (it catches up from the log or a snapshot), promote a learner to voter, remove
+//! Membership operations on a running group (`xietong admin`): list the members and how far
+//! each has caught up, add a node as a learner (it catches up from the log or a snapshot in
+//! the background), promote a learner to voter, remove
 //! a node. Only platform operators' tokens are accepted; changes run on the leader (a follower
 //! relays them), through openraft's joint consensus, so the group serves throughout.
 
@@ -29,6 +30,12 @@ pub struct MembersJson {
     pub learners: Vec<NodeId>,
     pub nodes: BTreeMap<NodeId, String>,
     pub leader_id: Option<NodeId>,
+    /// The leader's last log index; absent when this node does not lead.
+    pub last_log_index: Option<u64>,
+    /// How far each other member's log matches the leader's (its log index; a member that
+    /// has nothing yet, e.g. a learner receiving a snapshot, is absent). Only the leader
+    /// knows: empty on other nodes.
+    pub matched: BTreeMap<NodeId, u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
@@ -53,6 +60,13 @@ fn members(state: &AppState) -> MembersJson {
         voters: voters.into_iter().collect(),
         nodes: membership.nodes().map(|(id, node)| (*id, node.addr.clone())).collect(),
         leader_id: metrics.current_leader,
+        last_log_index: metrics.replication.as_ref().and(metrics.last_log_index),
+        matched: metrics
+            .replication
+            .iter()
+            .flatten()
+            .filter_map(|(id, matched)| matched.map(|log_id| (*id, log_id.index)))
+            .collect(),
     }
 }
 
@@ -88,8 +102,10 @@ async fn change<T: serde::de::DeserializeOwned>(
         let result = match changes {
             ChangeMembers::AddNodes(nodes) => {
                 let (id, node) = nodes.into_iter().next().expect("one node");
-                // Blocks until the learner has caught up, so promoting it next is quick.
-                state.raft.add_learner(id, node, true).await
+                // Answers once the learner is in the membership, not once it has caught up:
+                // a province's ledger takes minutes to stream, longer than any request may
+                // last. `xietong admin add-learner` then follows its progress in `matched`.
+                state.raft.add_learner(id, node, false).await
             }
             changes => state.raft.change_membership(changes, false).await,
         };
