@@ -29,6 +29,8 @@ pub struct GatewayConfig {
     /// must serve TLS too (their `[tls]`): tokens never cross the network in clear.
     #[serde(default)]
     pub tls: Option<crate::TlsConfig>,
+    #[serde(default)]
+    pub log: crate::LogConfig,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -27,6 +27,24 @@ pub enum ConfigError {
     Invalid { field: String, reason: String },
 }
 
+/// How a process writes its log (to stderr, where systemd's journal or a file takes it).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One line per event for people; colours only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log collector.
+    Json,
+}
+
 fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { field: field.to_owned(), reason: reason.into() }
 }
@@ -67,6 +85,8 @@ pub struct NodeConfig {
     pub limits: ProcessLimits,
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub log: LogConfig,
     /// Where this node reaches a fellow member when that member's group address does not work
     /// from here (a NAT, a proxy; the fault tests route each link through a fault proxy).
     #[serde(default)]

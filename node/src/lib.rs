@@ -16,6 +16,7 @@ pub mod federation;
 pub mod fuzz_entry;
 pub mod gateway;
 pub mod intake;
+pub mod logging;
 pub mod openapi;
 pub mod presence;
 pub mod programme;
@@ -39,3 +40,10 @@ pub mod up;
 mod write_path;
 
 pub use api::headers::IDEMPOTENCY as IDEMPOTENCY_HEADER;
+
+/// The release this binary is (the workspace's version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The commit it was built from (see `build.rs`).
+pub const COMMIT: &str = env!("XIETONG_COMMIT");
+/// `xietong --version`: both.
+pub const BUILD_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("XIETONG_COMMIT"), ")");

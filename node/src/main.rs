@@ -6,7 +6,11 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "xietong", about = "Tiered command and dispatch for market regulation (协同指挥调度)")]
+#[command(
+    name = "xietong",
+    about = "Tiered command and dispatch for market regulation (协同指挥调度)",
+    version = node::BUILD_VERSION
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -34,13 +38,10 @@ enum Commands {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    match cli.command {
+        Commands::Node { .. } | Commands::Gateway { .. } => {} // their config says how to log
+        _ => node::logging::init(config::LogFormat::Text),
+    }
     match cli.command {
         Commands::Up(args) => {
             // The launcher only supervises children and feeds demo traffic: one thread is plenty.
@@ -59,12 +60,14 @@ fn main() -> anyhow::Result<()> {
         }
         Commands::Gateway { config } => {
             let (config, users) = config::gateway::GatewayConfig::load(&config)?;
+            node::logging::init(config.log.format);
             // One thread, as for the nodes: measured faster when processes share few cores.
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(with_stop_signal(|shutdown| node::gateway::run(config, users, shutdown)))
         }
         Commands::Node { config } => {
             let (config, users) = config::NodeConfig::load(&config)?;
+            node::logging::init(config.log.format);
             let runtime = match config.worker_threads {
                 1 => tokio::runtime::Builder::new_current_thread().enable_all().build()?,
                 threads => tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?,

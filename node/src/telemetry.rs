@@ -44,6 +44,8 @@ pub struct Telemetry {
     pub outbox_oldest_age_seconds: IntGauge,
     pub resident_memory_bytes: IntGauge,
     pub cpu_seconds: prometheus::Counter,
+    /// Warnings and errors the log held back as repeats (`logging`).
+    pub log_events_held_back: IntCounter,
 }
 
 macro_rules! register {
@@ -58,6 +60,14 @@ impl Telemetry {
     pub fn new() -> Telemetry {
         let r = Registry::new();
         let gauge = |name: &str, help: &str| IntGauge::new(name, help);
+        let build_info = register!(
+            r,
+            IntGaugeVec::new(
+                Opts::new("xietong_build_info", "The running build: 1, labelled with its version and commit."),
+                &["version", "commit"]
+            )
+        );
+        build_info.with_label_values(&[crate::VERSION, crate::COMMIT]).set(1);
         Telemetry {
             http_requests: register!(
                 r,
@@ -153,6 +163,13 @@ impl Telemetry {
             store_open_changes: register!(
                 r,
                 gauge("xietong_store_open_changes", "Records changed since the last checkpoint, held in memory.")
+            ),
+            log_events_held_back: register!(
+                r,
+                IntCounter::new(
+                    "xietong_log_events_held_back_total",
+                    "Repeated warnings and errors not written to the log (counted in its periodic report)."
+                )
             ),
             snapshots_installed: register!(
                 r,

@@ -16,6 +16,7 @@ mod gateway;
 mod intake;
 mod membership;
 mod nemesis;
+mod operations;
 mod response_metrics;
 mod search;
 mod store;

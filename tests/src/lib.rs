@@ -180,6 +180,8 @@ pub struct ClusterOptions {
     pub limits_toml: Option<String>,
     /// `trusted_proxies` of every node: addresses whose `X-Forwarded-For` hops are believed.
     pub trusted_proxies: Vec<String>,
+    /// `[log] format = "json"` on every node.
+    pub log_json: bool,
 }
 
 impl Default for ClusterOptions {
@@ -199,6 +201,7 @@ impl Default for ClusterOptions {
             fanout_redis: None,
             limits_toml: None,
             trusted_proxies: Vec::new(),
+            log_json: false,
         }
     }
 }
@@ -235,6 +238,7 @@ impl TestCluster {
         // Every member shares it; each test cluster gets its own, so groups never mix.
         let secret: String = (0..48).map(|_| fastrand::alphanumeric()).collect();
         std::fs::write(dir.path().join("group.secret"), secret).expect("group secret");
+        let log_section = if options.log_json { "\n[log]\nformat = \"json\"\n" } else { "" };
         let limits_section = match &options.limits_toml {
             Some(limits) => format!("\n[limits]\n{limits}\n"),
             None => String::new(),
@@ -284,7 +288,7 @@ impl TestCluster {
             let text = format!(
                 "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}{trusted_proxies_line}\n\
                  [group]\nbureau = \"{}\"\nsecret_file = \"group.secret\"\n\n{members}\
-                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}{fanout_section}{limits_section}\n{peer_routes}",
+                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}{fanout_section}{limits_section}{log_section}\n{peer_routes}",
                 options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot
             );
             std::fs::write(&config, text).expect("node config");
@@ -579,6 +583,11 @@ impl TestCluster {
                 .await
                 .expect("task"),
         }
+    }
+
+    /// Where a node's stderr goes.
+    pub fn log_path(&self, id: u64) -> &Path {
+        &self.node(id).log
     }
 
     /// The last lines of a node's log, for failure messages.

@@ -58,6 +58,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     t.raft_purged_index.set(as_i64(raft.purged.map_or(0, |l| l.index)));
     t.store_checkpoint_index.set(as_i64(state.store.durable_snapshot().index().unwrap_or(0)));
     Telemetry::set_counter(&t.snapshots_installed, state.store.snapshots_installed());
+    Telemetry::set_counter(&t.log_events_held_back, crate::logging::held_back_total());
     t.console_connections.set(state.ws_connections.total() as i64);
     if let Some(rss) = resident_memory_bytes() {
         t.resident_memory_bytes.set(as_i64(rss));
