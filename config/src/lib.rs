@@ -167,6 +167,8 @@ pub struct ProcessLimits {
     pub open_connections_max: usize,
     /// Commands waiting for the group-commit batcher; one more is answered 503 `overloaded`.
     pub proposal_queue_depth: usize,
+    /// Log entries behind the leader's commit beyond which `/readyz` fails.
+    pub ready_lag_entries_max: u64,
 }
 
 impl Default for ProcessLimits {
@@ -174,6 +176,7 @@ impl Default for ProcessLimits {
         ProcessLimits {
             open_connections_max: limits::OPEN_CONNECTIONS_MAX,
             proposal_queue_depth: limits::PROPOSAL_QUEUE_DEPTH,
+            ready_lag_entries_max: limits::READY_LAG_ENTRIES_MAX,
         }
     }
 }

@@ -23,6 +23,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 pub const CONCURRENT_REQUESTS_MAX: usize = 4_096;
 /// Commands waiting for the group-commit batcher; a full queue answers 503 (overloaded).
 pub const PROPOSAL_QUEUE_DEPTH: usize = 8_192;
+/// Log entries a node may lag its leader's commit and still say it is ready: a load balancer
+/// then sends reads to nodes at most about this far behind (an entry is a batch of commands;
+/// at the measured write rates, well under a second).
+pub const READY_LAG_ENTRIES_MAX: u64 = 1_000;
 /// Raft entries proposed but not yet committed at once: the leader fsyncs batch k+1 while
 /// batch k replicates.
 pub const BATCHES_IN_FLIGHT_MAX: usize = 4;

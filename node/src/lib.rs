@@ -25,6 +25,7 @@ pub mod push;
 #[cfg(test)]
 mod random_ledger;
 pub mod rate;
+pub mod readiness;
 mod read_path;
 pub mod response_metrics;
 pub mod routes;

@@ -159,6 +159,8 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
                 .context("opening the entity directory files")?,
         },
         public_budget: Arc::new(crate::public_budget::PublicBudget::new(config.trusted_proxies.clone())),
+        leader_commit: crate::readiness::LeaderCommit::default(),
+        ready_lag_entries_max: config.limits.ready_lag_entries_max,
     };
     let watch_state = state.clone();
     let reloader = {
@@ -185,6 +187,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         .clone()
         .map(|fanout| tokio::spawn(crate::fanout::publisher::run(watch_state.clone(), fanout, watch_shutdown.clone())));
     let federation_loops = [
+        tokio::spawn(crate::readiness::probe_leader(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::courier::run(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::reports::push(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::reports::reconcile(watch_state, watch_shutdown.clone())),

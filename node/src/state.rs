@@ -60,6 +60,10 @@ pub struct AppState {
     pub programme: crate::programme::Programme,
     /// The public routes' request budgets (unauthenticated: the node's and each client's).
     pub public_budget: Arc<crate::public_budget::PublicBudget>,
+    /// The leader's commit as this node last heard it (`readiness`).
+    pub leader_commit: crate::readiness::LeaderCommit,
+    /// Entries behind the leader's commit beyond which this node is not ready.
+    pub ready_lag_entries_max: u64,
 }
 
 /// This node's current view of who leads, from Raft metrics (a routing hint only).

@@ -1,11 +1,13 @@
-//! What the operators of a data centre meet (issue 21): the build a process reports, and a log a
-//! collector can read that one dead peer cannot flood.
+//! What the operators of a data centre meet (issue 21): the build a process reports, a log a
+//! collector can read that one dead peer cannot flood, and a readiness that means fresh.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use tests::{wait_until, xietong_binary, ClusterOptions, TestCluster};
+use tests::{create_body, wait_until, xietong_binary, ClusterOptions, TestCluster, COMMAND_TOKEN};
 
 /// `xietong_log_events_held_back_total` on a node's `/metrics`.
 async fn held_back(cluster: &TestCluster, id: u64) -> Result<u64, String> {
@@ -101,4 +103,59 @@ async fn a_text_log_in_a_file_has_no_terminal_colours_and_the_build_is_reported(
     assert_eq!(release, node::VERSION);
     let info = format!("xietong_build_info{{commit=\"{commit}\",version=\"{release}\"}} 1");
     assert!(metrics.contains(&info), "no {info} in the metrics");
+}
+
+/// `/readyz` of node `id`: its status and text.
+async fn readyz(cluster: &TestCluster, id: u64) -> Result<(u16, String), String> {
+    let response = cluster.http.get(cluster.url(id, "/readyz")).send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    Ok((status, response.text().await.map_err(|e| e.to_string())?))
+}
+
+#[tokio::test]
+async fn a_follower_far_behind_its_leader_is_not_ready_until_it_catches_up() {
+    let cluster = TestCluster::start_with(ClusterOptions {
+        proxied_peers: true,
+        limits_toml: Some("ready_lag_entries_max = 5".into()),
+        ..Default::default()
+    })
+    .await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let ready = |what: &'static str| {
+        wait_until(what, Duration::from_secs(30), || async {
+            match readyz(&cluster, follower).await? {
+                (200, _) => Ok(()),
+                (status, text) => Err(format!("{status} {text}")),
+            }
+        })
+    };
+    ready("the follower ready").await;
+
+    // Everything from the leader reaches the follower 400 ms late (less than an election
+    // timeout, so it keeps its leader) while writes go on one after another.
+    cluster.link(leader, follower).delay(Duration::from_millis(400));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (stop, http, url) = (stop.clone(), cluster.http.clone(), cluster.url(leader, "/api/v1/tasks"));
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let _ = http.post(&url).bearer_auth(COMMAND_TOKEN).json(&create_body(&format!("就绪探测 {n}"))).send().await;
+            }
+        })
+    };
+    let reason = wait_until("the follower reported behind", Duration::from_secs(30), || async {
+        match readyz(&cluster, follower).await? {
+            (503, text) if text.contains("behind the leader") => Ok(text),
+            (status, text) => Err(format!("{status} {text}")),
+        }
+    })
+    .await;
+    assert!(reason.contains("(ready at 5 or fewer)"), "{reason}");
+    stop.store(true, Ordering::SeqCst);
+    writer.await.expect("the writer");
+    cluster.link(leader, follower).heal();
+    ready("the follower ready again once caught up").await;
 }

@@ -28,16 +28,18 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Ready: this node knows a leader and Raft is running, so it can serve writes (directly or
-/// by forwarding) and fresh reads.
+/// Ready: Raft is running, this node knows a leader and has applied the leader's commit but for
+/// at most `[limits] ready_lag_entries_max` entries (`readiness`), so it serves writes (directly
+/// or by forwarding) and reads that are close to fresh.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(reason) = broken(&state) {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response();
     }
-    if state.raft.metrics().borrow().current_leader.is_some() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: no leader known\n").into_response()
+    let applied = state.raft.metrics().borrow().last_applied.map_or(0, |log_id| log_id.index);
+    let standing = crate::readiness::standing(&state);
+    match crate::readiness::decide(standing, applied, state.ready_lag_entries_max, std::time::Instant::now()) {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
     }
 }
 
