@@ -187,10 +187,14 @@ async fn a_redis_restart_loses_nothing_for_gateway_consoles() {
     let writer = cluster.wait_for_leader().await;
     let before = create(&cluster, writer, "Redis重启前").await;
     last_index = receive_all(&mut console, &before, last_index).await;
+    gateway_readiness(&gateway, "ready").await;
 
     redis.stop();
+    // A gateway that cannot read the stream says so to its load balancer, and stays alive.
+    gateway_readiness(&gateway, "not ready: no answer from Redis").await;
     let mut expected = create(&cluster, writer, "Redis停止期间").await;
     redis.restart().await;
+    gateway_readiness(&gateway, "ready").await;
     expected.extend(create(&cluster, writer, "Redis重启后").await);
 
     // Events in order with no repeat, until all arrived or the gateway asks for a resync.
@@ -231,12 +235,28 @@ async fn a_redis_restart_loses_nothing_for_gateway_consoles() {
     }
 }
 
+/// Waits until the gateway's `/readyz` answers a text starting with `expected` (200 for
+/// "ready", 503 otherwise); `/healthz` says alive either way.
+async fn gateway_readiness(gateway: &TestGateway, expected: &str) {
+    let http = reqwest::Client::new();
+    tests::wait_until(expected, Duration::from_secs(30), || async {
+        let response = http.get(gateway.url("/readyz")).send().await.map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        let wanted_status = if expected == "ready" { 200 } else { 503 };
+        (status == wanted_status && text.starts_with(expected)).then_some(()).ok_or(format!("{status} {text}"))
+    })
+    .await;
+    let health = http.get(gateway.url("/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200, "alive whatever its readiness");
+}
+
 /// A gateway reads its users file again on SIGHUP (a token added works, without a restart), and
 /// passes the public routes through to the group like the API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_reloads_its_users_on_sighup_and_passes_public_routes() {
     let redis = RedisServer::start().await;
-    let cluster =
+    let mut cluster =
         TestCluster::start_with(ClusterOptions { fanout_redis: Some(redis.url()), ..ClusterOptions::default() }).await;
     let nodes: Vec<String> = (1..=3).map(|id| cluster.addr(id).to_owned()).collect();
     let gateway = TestGateway::start(cluster.data_dir(), "gw1", &redis.url(), "440000", &nodes).await;
@@ -287,4 +307,11 @@ async fn a_gateway_reloads_its_users_on_sighup_and_passes_public_routes() {
     raw.read_to_string(&mut answer).await.expect("answer");
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     assert!(!answer.contains("xietong_raft_term"), "a node's metrics through the gateway: {answer}");
+
+    // With no node of the group standing, the gateway is alive but not ready.
+    gateway_readiness(&gateway, "ready").await;
+    for id in 1..=3 {
+        cluster.kill(id);
+    }
+    gateway_readiness(&gateway, "not ready: no node of the group says it is ready").await;
 }

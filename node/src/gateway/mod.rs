@@ -26,6 +26,12 @@ use crate::auth::{UserDirectory, Users};
 use crate::push::hub::EventHub;
 use crate::push::ws::{upgrade_with, ConnectionCounts, ConsoleBackend, Watcher};
 
+/// The reader's last answer from Redis may be this old for the gateway to be ready (a blocking
+/// read answers every `reader::READ_BLOCK`).
+const STREAM_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long the readiness check waits for each node's own.
+const NODE_READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const _: () = assert!(STREAM_STALE_AFTER.as_millis() > 3 * reader::READ_BLOCK.as_millis());
 /// How long a new console may wait for the gateway to learn what the stream holds.
 const HISTORY_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(5);
 const HISTORY_WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(50);
@@ -45,6 +51,8 @@ pub struct GatewayState {
     http: reqwest::Client,
     /// How it speaks to the nodes (and serves): plain or TLS, from its `[tls]`.
     transport: Arc<crate::transport::Transport>,
+    /// When the stream reader last had an answer from Redis.
+    last_read: reader::LastRead,
 }
 
 impl ConsoleBackend for GatewayState {
@@ -88,6 +96,36 @@ impl ConsoleBackend for GatewayState {
             });
         }
         proxy::fetch_snapshot(self, watcher.scope, token).await
+    }
+}
+
+/// Ready: the gateway reads the group's stream from Redis (an answer within the last
+/// `STREAM_STALE_AFTER`) and a node of the group says it is ready, so consoles get their
+/// snapshots and events. `/healthz` stays "alive": restarting a gateway mends neither.
+async fn readyz(State(state): State<GatewayState>) -> Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let not_ready = |reason: String| (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response();
+    match state.last_read.age_ms(crate::api::time::now_ms()) {
+        None => return not_ready("the console stream has not been read from Redis yet".into()),
+        Some(age) if age > STREAM_STALE_AFTER.as_millis() as u64 => {
+            return not_ready(format!("no answer from Redis for {} s", age / 1000));
+        }
+        Some(_) => {}
+    }
+    let probes = state.nodes.iter().map(|node| {
+        let url = format!("{}/readyz", state.transport.base_url(node));
+        let request = state.http.get(url).timeout(NODE_READY_TIMEOUT).send();
+        Box::pin(async move {
+            match request.await {
+                Ok(response) if response.status().is_success() => Ok(()),
+                _ => Err(()),
+            }
+        })
+    });
+    match futures_util::future::select_ok(probes).await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(()) => not_ready("no node of the group says it is ready".into()),
     }
 }
 
@@ -148,10 +186,17 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
             .build()
             .context("building the gateway's client")?,
         transport: transport.clone(),
+        last_read: reader::LastRead::default(),
     };
     let stream = crate::fanout::stream_key(&config.group.bureau);
-    let reader =
-        tokio::spawn(reader::run(config.redis.clone(), stream, hub, state.stream_lag.clone(), shutdown.clone()));
+    let reader = tokio::spawn(reader::run(
+        config.redis.clone(),
+        stream,
+        hub,
+        state.stream_lag.clone(),
+        state.last_read.clone(),
+        shutdown.clone(),
+    ));
     // `kill -HUP <gateway pid>` reloads the users file, as on the nodes.
     let reloader = {
         let (users_file, users) = (config.users_file.clone(), state.users.clone());
@@ -164,6 +209,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         .route("/", get(crate::routes::console_page))
         .route("/console/{file}", get(crate::routes::console_asset))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/{*rest}", any(proxy::pass_through))
         .route("/public", any(proxy::pass_through))

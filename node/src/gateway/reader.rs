@@ -3,6 +3,8 @@
 //! past the gateway, Redis lost it, the publisher skipped entries), the hub forgets its history
 //! and every console resynchronises from a snapshot.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ledger::BureauCode;
@@ -16,7 +18,7 @@ use crate::push::hub::{EventHub, TaskEvent};
 /// Entries taken per read.
 const READ_BATCH_MAX: usize = 512;
 /// How long one blocking read waits for new entries before it checks for shutdown.
-const READ_BLOCK: Duration = Duration::from_secs(1);
+pub const READ_BLOCK: Duration = Duration::from_secs(1);
 /// Reads start at least this far apart. Under load each read then takes in every entry of the
 /// last interval at once, and a console watching a busy scope gets them in one write instead
 /// of one write per entry: on one machine with 10,000 consoles, sends per console message are
@@ -26,12 +28,38 @@ const READ_INTERVAL_MIN: Duration = Duration::from_millis(25);
 /// After a Redis failure, wait this long before connecting again.
 const RETRY_DELAY: Duration = Duration::from_millis(500);
 
+/// When the reader last had an answer from Redis (ms since the epoch; 0: never): a blocking
+/// read answers at least every `READ_BLOCK`, so an old one means Redis is out of reach.
+#[derive(Clone, Default)]
+pub struct LastRead(Arc<AtomicU64>);
+
+impl LastRead {
+    fn record(&self) {
+        self.0.store(crate::api::time::now_ms(), Ordering::Relaxed);
+    }
+
+    /// How long ago, or None before the first answer.
+    pub fn age_ms(&self, now_ms: u64) -> Option<u64> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(now_ms.saturating_sub(at)),
+        }
+    }
+}
+
 /// `lag` records, per entry, the time from the publisher sending it to this reader taking it in.
-pub async fn run(url: String, stream: String, hub: EventHub, lag: prometheus::Histogram, shutdown: CancellationToken) {
+pub async fn run(
+    url: String,
+    stream: String,
+    hub: EventHub,
+    lag: prometheus::Histogram,
+    last_read: LastRead,
+    shutdown: CancellationToken,
+) {
     // The index of the last entry taken in, kept across reconnections.
     let mut cursor: Option<u64> = None;
     loop {
-        match follow(&url, &stream, &hub, &lag, &mut cursor, &shutdown).await {
+        match follow(&url, &stream, &hub, &lag, &last_read, &mut cursor, &shutdown).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, "reading the console stream failed; retrying");
@@ -49,6 +77,7 @@ async fn follow(
     stream: &str,
     hub: &EventHub,
     lag: &prometheus::Histogram,
+    last_read: &LastRead,
     cursor: &mut Option<u64>,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
@@ -80,6 +109,7 @@ async fn follow(
             }
             () = shutdown.cancelled() => return Ok(()),
         };
+        last_read.record();
         let mut taken = 0usize;
         for entry in reply.into_iter().flat_map(|reply| reply.keys).flat_map(|key| key.ids) {
             take_in(hub, cursor, &entry)?;
