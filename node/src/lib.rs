@@ -25,8 +25,8 @@ pub mod push;
 #[cfg(test)]
 mod random_ledger;
 pub mod rate;
-pub mod readiness;
 mod read_path;
+pub mod readiness;
 pub mod response_metrics;
 pub mod routes;
 pub mod runtime;

@@ -69,7 +69,8 @@ impl Repeats {
             return true; // info and below: not an alarm, never held back
         }
         let mut windows = self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let window = windows.entry(metadata.callsite()).or_insert(Window { metadata, started: now, shown: 0, held_back: 0 });
+        let window =
+            windows.entry(metadata.callsite()).or_insert(Window { metadata, started: now, shown: 0, held_back: 0 });
         if now.duration_since(window.started) >= REPEAT_WINDOW && window.held_back == 0 {
             // A quiet callsite starts a new window at once; one with held-back events waits
             // for the report, which says how many there were.

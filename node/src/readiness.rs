@@ -39,9 +39,13 @@ impl LeaderCommit {
 /// What the node is, for the readiness decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {
-    Leader { committed: u64 },
+    Leader {
+        committed: u64,
+    },
     /// A follower or learner with a known leader, and the leader's commit as last heard.
-    Following { leader_commit: Option<(u64, Instant)> },
+    Following {
+        leader_commit: Option<(u64, Instant)>,
+    },
     NoLeader,
 }
 
@@ -50,7 +54,9 @@ pub fn decide(standing: Standing, applied: u64, lag_max: u64, now: Instant) -> R
     let target = match standing {
         Standing::NoLeader => return Err("no leader known".into()),
         Standing::Leader { committed } => committed,
-        Standing::Following { leader_commit: None } => return Err("not heard from the leader how far it committed".into()),
+        Standing::Following { leader_commit: None } => {
+            return Err("not heard from the leader how far it committed".into())
+        }
         Standing::Following { leader_commit: Some((index, at)) } => {
             if now.duration_since(at) > PROBE_STALE_AFTER {
                 return Err(format!(

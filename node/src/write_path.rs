@@ -144,7 +144,8 @@ async fn relay(
         .header(RELAY_HOPS, hops)
         .header(RELAY_PROOF, proof)
         .body(original.body.clone());
-    for name in [axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE] {
+    // If-Match decides whether the write applies: the leader must see it as the client sent it.
+    for name in [axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE, axum::http::header::IF_MATCH] {
         if let Some(value) = original.headers.get(&name) {
             request = request.header(name, value);
         }
@@ -164,11 +165,7 @@ async fn relay(
     let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let mut headers = HeaderMap::new();
     for (name, value) in response.headers() {
-        if name == "content-type"
-            || name == "retry-after"
-            || name.as_str().starts_with("x-xietong")
-            || name == "idempotent-replayed"
-        {
+        if crate::api::headers::ANSWER_HEADERS.contains(&name.as_str()) || name.as_str().starts_with("x-xietong") {
             if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
                 headers.insert(name.clone(), value);
             }

@@ -45,13 +45,13 @@ async fn a_json_log_holds_back_the_repeats_of_a_dead_peer_and_counts_them() {
     let log = std::fs::read_to_string(cluster.log_path(leader)).expect("the leader's log");
     let mut per_place: BTreeMap<(String, u64), usize> = BTreeMap::new();
     for line in log.lines().filter(|line| !line.is_empty()) {
-        let event: Value =
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         for key in ["timestamp", "level", "target", "message"] {
             assert!(event.get(key).is_some(), "no {key}: {line}");
         }
         if matches!(event["level"].as_str(), Some("WARN" | "ERROR")) {
-            let place = (event["filename"].as_str().unwrap_or("?").to_owned(), event["line_number"].as_u64().unwrap_or(0));
+            let place =
+                (event["filename"].as_str().unwrap_or("?").to_owned(), event["line_number"].as_u64().unwrap_or(0));
             *per_place.entry(place).or_default() += 1;
         }
     }
@@ -83,7 +83,8 @@ async fn a_text_log_in_a_file_has_no_terminal_colours_and_the_build_is_reported(
         assert!(!log.contains('\u{1b}'), "node {id}'s log has escape codes: {}", cluster.log_tail(id));
     }
 
-    let metrics = cluster.http.get(cluster.url(leader, "/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let metrics =
+        cluster.http.get(cluster.url(leader, "/metrics")).send().await.expect("metrics").text().await.expect("text");
     let version = std::process::Command::new(xietong_binary()).arg("--version").output().expect("--version");
     let version = String::from_utf8(version.stdout).expect("utf-8");
     // "xietong 0.2.0 (commit 0123456789ab)"
@@ -142,7 +143,12 @@ async fn a_follower_far_behind_its_leader_is_not_ready_until_it_catches_up() {
             let mut n = 0;
             while !stop.load(Ordering::SeqCst) {
                 n += 1;
-                let _ = http.post(&url).bearer_auth(COMMAND_TOKEN).json(&create_body(&format!("就绪探测 {n}"))).send().await;
+                let _ = http
+                    .post(&url)
+                    .bearer_auth(COMMAND_TOKEN)
+                    .json(&create_body(&format!("就绪探测 {n}")))
+                    .send()
+                    .await;
             }
         })
     };

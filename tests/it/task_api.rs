@@ -178,3 +178,70 @@ async fn an_assignee_declines_a_task_with_its_reason_and_the_dispatcher_sends_it
     let (status, task) = act(&cluster, 1, COMMAND_TOKEN, id, "dispatch", json!({"assignee_bureau": "440104"})).await;
     assert_eq!((status, task["state"].as_str()), (200, Some("dispatched")), "{task}");
 }
+
+/// The HTTP conventions clients' tools expect (issue 21): `Location` on 201, `ETag` and
+/// `If-Match` for a task's version (412 when it moved), the JSON error body with `Allow` on 405,
+/// and `Cache-Control: no-store` on the API.
+#[tokio::test]
+async fn location_etag_if_match_405_and_no_store() {
+    let cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let http = &cluster.http;
+    let created = http
+        .post(cluster.url(leader, "/api/v1/tasks"))
+        .bearer_auth(COMMAND_TOKEN)
+        .json(&create_body("约定检查"))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let header = |response: &reqwest::Response, name: &str| {
+        response.headers().get(name).map(|v| v.to_str().expect("ascii").to_owned()).unwrap_or_default()
+    };
+    assert_eq!(header(&created, "cache-control"), "no-store");
+    assert_eq!(header(&created, "etag"), "\"1\"");
+    let location = header(&created, "location");
+    let task: Value = created.json().await.expect("task");
+    assert_eq!(location, format!("/api/v1/tasks/{}", task["id"]));
+
+    // Any node answers the Location, with the same tag.
+    let read = http.get(cluster.url(1, &location)).bearer_auth(COMMAND_TOKEN).send().await.expect("read");
+    assert_eq!((read.status().as_u16(), header(&read, "etag")), (200, "\"1\"".to_owned()));
+
+    // Through a follower: it relays If-Match to the leader with the request.
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let dispatch = |tag: &'static str, body: Value| {
+        http.post(cluster.url(follower, &format!("{location}/dispatch")))
+            .bearer_auth(COMMAND_TOKEN)
+            .header("if-match", tag)
+            .json(&body)
+            .send()
+    };
+    let moved = dispatch("\"1\"", json!({"assignee_bureau": "440106"})).await.expect("dispatch");
+    assert_eq!((moved.status().as_u16(), header(&moved, "etag")), (200, "\"2\"".to_owned()));
+    // The same tag again: the task moved on, a failed precondition.
+    let stale = dispatch("\"1\"", json!({"assignee_bureau": "440106"})).await.expect("dispatch");
+    assert_eq!(stale.status(), 412);
+    let error: Value = stale.json().await.expect("error body");
+    assert_eq!(error["error"]["code"], "precondition_failed", "{error}");
+    for (tag, body, code) in [
+        ("2", json!({"assignee_bureau": "440106"}), "invalid_if_match"),
+        ("W/\"2\"", json!({"assignee_bureau": "440106"}), "invalid_if_match"),
+        ("\"2\"", json!({"assignee_bureau": "440106", "version": 3}), "invalid_if_match"),
+    ] {
+        let refused = dispatch(tag, body).await.expect("dispatch");
+        assert_eq!(refused.status(), 400, "{tag}");
+        let error: Value = refused.json().await.expect("error body");
+        assert_eq!(error["error"]["code"], code, "{tag}: {error}");
+    }
+    let after = http.get(cluster.url(1, &location)).bearer_auth(COMMAND_TOKEN).send().await.expect("read");
+    assert_eq!(header(&after, "etag"), "\"2\"", "refusals changed nothing");
+
+    let wrong_method =
+        http.delete(cluster.url(leader, "/api/v1/tasks")).bearer_auth(COMMAND_TOKEN).send().await.expect("delete");
+    assert_eq!(wrong_method.status(), 405);
+    let allow = header(&wrong_method, "allow");
+    assert!(allow.contains("GET") && allow.contains("POST"), "Allow: {allow}");
+    let error: Value = wrong_method.json().await.expect("a JSON error body");
+    assert_eq!(error["error"]["code"], "method_not_allowed", "{error}");
+}

@@ -23,6 +23,8 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// The task moved past the version an `If-Match` named: 412.
+    PreconditionFailed(String),
     /// Body over the size limit: 413.
     TooLarge(String),
     /// Unknown route: 404 with code `no_route`.
@@ -85,6 +87,7 @@ impl ApiError {
             ApiError::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message),
             ApiError::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
+            ApiError::PreconditionFailed(message) => (StatusCode::PRECONDITION_FAILED, "precondition_failed", message),
             ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route", "no such route"),
             ApiError::MethodNotAllowed(message) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message),

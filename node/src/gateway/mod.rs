@@ -105,7 +105,8 @@ impl ConsoleBackend for GatewayState {
 async fn readyz(State(state): State<GatewayState>) -> Response {
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
-    let not_ready = |reason: String| (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response();
+    let not_ready =
+        |reason: String| (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response();
     match state.last_read.age_ms(crate::api::time::now_ms()) {
         None => return not_ready("the console stream has not been read from Redis yet".into()),
         Some(age) if age > STREAM_STALE_AFTER.as_millis() as u64 => {

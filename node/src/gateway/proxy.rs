@@ -20,9 +20,8 @@ use crate::intake::INTAKE_BODY_BYTES_MAX;
 use crate::public_budget::FORWARDED_FOR;
 use crate::server::{peer_address, Peer};
 
-/// Headers a client's request carries through to the node, and a node's answer back.
-const REQUEST_HEADERS: [&str; 3] = ["authorization", "content-type", crate::IDEMPOTENCY_HEADER];
-const ANSWER_HEADERS: [&str; 3] = ["content-type", "retry-after", "idempotent-replayed"];
+/// Headers a client's request carries through to the node (its answer's: `ANSWER_HEADERS`).
+const REQUEST_HEADERS: [&str; 4] = ["authorization", "content-type", crate::IDEMPOTENCY_HEADER, "if-match"];
 
 /// Spreads calls over the nodes: each call starts at the next one.
 static NEXT_NODE: AtomicUsize = AtomicUsize::new(0);
@@ -150,7 +149,7 @@ pub async fn pass_through(
         .await?;
         let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let mut answer_headers = HeaderMap::new();
-        for name in ANSWER_HEADERS {
+        for name in crate::api::headers::ANSWER_HEADERS {
             if let Some(value) = response.headers().get(name) {
                 answer_headers.insert(HeaderName::from_static(name), value.clone());
             }

@@ -7,7 +7,7 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ledger::{access, Action, CompletionOutcome, Routing, TaskAction, TaskChange, TaskId, Transition};
 
 use super::request::{parse_json, parse_task_id};
@@ -96,7 +96,11 @@ pub async fn act(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_write(state, uri, headers, body, StatusCode::OK, |state, actor, body, stamp_ms| {
+    let if_match = match api::headers::if_match_version(&headers) {
+        Ok(version) => version,
+        Err(error) => return error.into_response(),
+    };
+    let response = handle_write(state, uri, headers, body, StatusCode::OK, |state, actor, body, stamp_ms| {
         let action = TaskAction::parse(&action).ok_or(ApiError::NoRoute)?;
         let task = parse_task_id(&id)?;
         // A task the caller cannot see answers exactly like a missing one, before anything of
@@ -106,9 +110,24 @@ pub async fn act(
             return Err(ledger::Rejection::TaskNotFound(task).into());
         }
         // An empty body is an action with no fields (e.g. a plain ack).
-        let request: ActionRequest =
+        let mut request: ActionRequest =
             if body.iter().all(u8::is_ascii_whitespace) { ActionRequest::default() } else { parse_json(body)? };
         let takes = fields_of(action);
+        if let Some(version) = if_match {
+            if !takes.contains(&Field::Version) {
+                return Err(ApiError::Invalid {
+                    code: "unexpected_field",
+                    message: format!("If-Match does not apply to {action}: it is not decided on a version"),
+                });
+            }
+            if request.version.is_some_and(|body_version| body_version != version) {
+                return Err(ApiError::Invalid {
+                    code: "invalid_if_match",
+                    message: "If-Match and the body's version name different versions".into(),
+                });
+            }
+            request.version = Some(version);
+        }
         if let Some(field) = Field::ALL.into_iter().find(|f| f.present_in(&request) && !takes.contains(f)) {
             return Err(ApiError::Invalid {
                 code: "unexpected_field",
@@ -118,8 +137,35 @@ pub async fn act(
         ledger::validate::note(&request.note, action.requires_note())?;
         build(state, action, request, task, stamp_ms)
     })
-    .await
+    .await;
+    if if_match.is_some() {
+        precondition_failed_for_if_match(response).await
+    } else {
+        response
+    }
 }
+
+/// With `If-Match`, a task that moved past the version is a failed precondition (412), as HTTP
+/// clients expect, rather than the 409 `version_conflict` of a body's version. (A relayed
+/// request was answered so by the leader already.)
+async fn precondition_failed_for_if_match(response: Response) -> Response {
+    if response.status() != StatusCode::CONFLICT {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, ERROR_BODY_BYTES_MAX).await else {
+        return ApiError::Internal("an error answer could not be read".into()).into_response();
+    };
+    match serde_json::from_slice::<api::ErrorBody>(&bytes) {
+        Ok(error) if error.error.code == "version_conflict" => {
+            ApiError::PreconditionFailed(error.error.message).into_response()
+        }
+        _ => Response::from_parts(parts, Body::from(bytes)),
+    }
+}
+
+/// An error answer is a code and a sentence.
+const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
 
 /// The ledger command of an action whose request fields were checked.
 fn build(

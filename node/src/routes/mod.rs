@@ -60,14 +60,35 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .route("/ws", get(crate::push::node_backend::upgrade))
         .merge(crate::federation::peer_api::router())
         .merge(crate::programme::replication::router())
+        // After every route: it applies to the routes present when it is set. axum still adds
+        // the `Allow` header.
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            ApiError::MethodNotAllowed(format!(
+                "this route does not take {method}; the Allow header lists what it takes"
+            ))
+        })
         .fallback(|| async { ApiError::NoRoute })
         .with_state(state.clone())
         .layer(middleware::from_fn_with_state(Arc::new(Semaphore::new(CONCURRENT_REQUESTS_MAX)), limit))
         .layer(middleware::from_fn_with_state(state.telemetry.clone(), count_request))
         .layer(middleware::from_fn_with_state(group_secret.clone(), crate::write_path::believe_hops_only_from_members))
-        .layer(middleware::from_fn_with_state(state.clone(), cors));
+        .layer(middleware::from_fn_with_state(state.clone(), cors))
+        .layer(middleware::from_fn(no_store));
     let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id, group_secret, state.store.clone());
     api.merge(peer)
+}
+
+/// The API's and the admin routes' answers hold personal data (reporters, inspectors, whole
+/// backups) and the state of one moment: no cache, in a browser or a proxy, may keep them.
+async fn no_store(request: Request, next: Next) -> Response {
+    let private = request.uri().path().starts_with("/api/") || request.uri().path().starts_with("/admin/");
+    let mut response = next.run(request).await;
+    if private {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// A read route's answer: the body as JSON, or the error.

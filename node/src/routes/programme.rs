@@ -424,7 +424,8 @@ pub async fn draw(
             };
             match commit(&state, &original, &actor, action).await {
                 Ok(Committed::Record(Some(ProgrammeRecord::Campaign(campaign)))) => {
-                    return Ok((StatusCode::CREATED, Json(CampaignJson::of(&campaign))).into_response())
+                    let location = [(axum::http::header::LOCATION, format!("/api/v1/campaigns/{}", campaign.id))];
+                    return Ok((StatusCode::CREATED, location, Json(CampaignJson::of(&campaign))).into_response());
                 }
                 Ok(Committed::Relayed(response)) => return Ok(response),
                 Ok(Committed::Record(_)) => return Err(ApiError::Internal("a draw answers with its campaign".into())),

@@ -168,7 +168,10 @@ pub async fn detail(
             .task(id)
             .filter(|task| access::can_see(&user.actor, task))
             .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
-        Ok::<_, ApiError>(Json(api::task_json(&task)))
+        Ok::<_, ApiError>((
+            [(axum::http::header::ETAG, api::headers::task_etag(task.version))],
+            Json(api::task_json(&task)),
+        ))
     };
     match answer.await {
         Ok(task) => task.into_response(),

@@ -39,13 +39,34 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
 
 fn applied_response(status: StatusCode, applied: Applied) -> Response {
     let mut response = match &applied.record {
-        Some(record) => (status, Json(super::programme::record_json(record))).into_response(),
-        None => (status, Json(api::task_json(applied.task()))).into_response(),
+        Some(record) => {
+            let mut response = (status, Json(super::programme::record_json(record))).into_response();
+            if let (StatusCode::CREATED, ledger::campaign::ProgrammeRecord::Campaign(campaign)) = (status, record) {
+                set_location(&mut response, &format!("/api/v1/campaigns/{}", campaign.id));
+            }
+            response
+        }
+        None => {
+            let task = applied.task();
+            let mut response = (status, Json(api::task_json(task))).into_response();
+            response.headers_mut().insert(axum::http::header::ETAG, api::headers::task_etag(task.version));
+            if status == StatusCode::CREATED {
+                set_location(&mut response, &format!("/api/v1/tasks/{}", task.id));
+            }
+            response
+        }
     };
     if applied.replayed {
         response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
+}
+
+/// `Location` of what a 201 created: the route that reads it.
+fn set_location(response: &mut Response, path: &str) {
+    if let Ok(value) = HeaderValue::from_str(path) {
+        response.headers_mut().insert(axum::http::header::LOCATION, value);
+    }
 }
 
 fn result_response(status: StatusCode, result: CommandResult) -> Response {
