@@ -8,9 +8,10 @@
 //! ```
 //!
 //! `station` is empty for the bureau's own office (局机关); `expertise` tags are separated by
-//! `;`; `qualified` is `true`/`false` (or `是`/`否`, `1`/`0`). Fields are plain: no quoting, so
-//! a field may not hold `,` or `"`. Every row is checked here and again by the ledger; a file
-//! with any bad row is refused whole, with the lines at fault.
+//! `;`; `qualified` is `true`/`false` (or `是`/`否`, `1`/`0`). The file is what Excel writes:
+//! UTF-8 (with or without a byte-order mark) or GBK (a Chinese Windows' "CSV"), fields quoted
+//! when they hold `,` or `"`. Every row is checked here and again by the ledger; a file with any
+//! bad row is refused whole, with the lines at fault.
 
 use ledger::campaign::{check_inspector, Inspector, INSPECTORS_PER_ENROLMENT_MAX};
 use ledger::BureauCode;
@@ -37,25 +38,44 @@ fn refusal(message: impl Into<String>) -> RosterError {
     RosterError { bad_lines: 1, errors: vec![message.into()] }
 }
 
+/// The file as text: UTF-8 when it is, else GBK (strictly: a byte neither can read refuses it).
+fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, RosterError> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return Ok(std::borrow::Cow::Borrowed(text.strip_prefix('\u{feff}').unwrap_or(text)));
+    }
+    encoding_rs::GBK
+        .decode_without_bom_handling_and_without_replacement(bytes)
+        .ok_or_else(|| refusal("the file is neither UTF-8 nor GBK"))
+}
+
 /// The inspectors of a roster file, in file order, or every line that is wrong.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Inspector>, RosterError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| refusal("the file is not UTF-8"))?;
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut lines = text.lines().enumerate().map(|(n, line)| (n + 1, line.trim_end_matches('\r')));
-    match lines.next() {
-        Some((_, header)) if header.trim() == ROSTER_HEADER => {}
-        _ => return Err(refusal(format!("line 1: the header must be `{ROSTER_HEADER}`"))),
+    let text = decode(bytes)?;
+    let mut reader =
+        csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
+    let mut records = reader.records();
+    let header_ok = match records.next() {
+        Some(Ok(header)) => header.iter().eq(ROSTER_HEADER.split(',')),
+        _ => false,
+    };
+    if !header_ok {
+        return Err(refusal(format!("line 1: the header must be `{ROSTER_HEADER}`")));
     }
     let mut inspectors = Vec::new();
     let mut errors = Vec::new();
     let mut bad_lines = 0;
-    for (number, line) in lines.filter(|(_, line)| !line.trim().is_empty()) {
-        match row(line) {
+    for record in records {
+        let outcome = match record {
+            Ok(record) if record.iter().all(str::is_empty) => continue,
+            Ok(record) => row(&record).map_err(|reason| (line_of(record.position()), reason)),
+            Err(error) => Err((line_of(error.position()), format!("not CSV: {error}"))),
+        };
+        match outcome {
             Ok(inspector) => inspectors.push(inspector),
-            Err(reason) => {
+            Err((line, reason)) => {
                 bad_lines += 1;
                 if errors.len() < ERRORS_LISTED_MAX {
-                    errors.push(format!("line {number}: {reason}"));
+                    errors.push(format!("line {line}: {reason}"));
                 }
             }
         }
@@ -72,11 +92,13 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Inspector>, RosterError> {
     Ok(inspectors)
 }
 
-fn row(line: &str) -> Result<Inspector, String> {
-    if line.contains('"') {
-        return Err("quoted fields are not accepted: a field holds no `,` or `\"`".into());
-    }
-    let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+/// The line a record starts on, as a person counts them (a quoted field may span lines).
+fn line_of(position: Option<&csv::Position>) -> String {
+    position.map_or_else(|| "?".to_owned(), |p| p.line().to_string())
+}
+
+fn row(record: &csv::StringRecord) -> Result<Inspector, String> {
+    let fields: Vec<&str> = record.iter().collect();
     let [id, name, bureau, station, expertise, qualified] = fields[..] else {
         return Err(format!("6 fields expected, found {}", fields.len()));
     };
@@ -123,22 +145,39 @@ mod tests {
     fn every_bad_line_is_named_and_nothing_is_returned() {
         let file = format!(
             "{ROSTER_HEADER}\nTH0001,张三,440106,,food,true\nTH0002,李四,999999,,food,true\n\
-             TH0003,王五,440106,,food\nTH 4,赵六,440106,,food,true\n\"TH5\",钱七,440106,,food,true\nTH0006,孙八,440106,,food,maybe\n"
+             TH0003,王五,440106,,food\nTH 4,赵六,440106,,food,true\nTH0005,\"钱七,\",440106,,food,x,y\nTH0006,孙八,440106,,food,maybe\n"
         );
         let error = parse(file.as_bytes()).expect_err("bad lines");
         assert_eq!(error.bad_lines, 5);
         assert!(error.errors[0].starts_with("line 3: bureau"), "{error}");
         assert!(error.errors[1].starts_with("line 4: 6 fields"), "{error}");
         assert!(error.errors[2].starts_with("line 5:") && error.errors[2].contains("id"), "{error}");
-        assert!(error.errors[3].starts_with("line 6: quoted"), "{error}");
+        assert!(error.errors[3].starts_with("line 6: 6 fields expected, found 7"), "{error}");
         assert!(error.errors[4].starts_with("line 7: qualified"), "{error}");
+    }
+
+    #[test]
+    fn what_excel_writes_is_read_quoted_fields_and_gbk() {
+        // Excel quotes a field with a comma or a quote, and doubles the quote.
+        let file = format!(
+            "{ROSTER_HEADER}\r\n\"TH0001\",\"张三\",440106,\"石牌所（东区,北区）\",\"food;pricing\",是\r\n\
+             TH0002,\"李\"\"四\"\"\",440106,,pricing,0\r\n"
+        );
+        let inspectors = parse(file.as_bytes()).expect("a quoted roster");
+        assert_eq!(inspectors[0].station.as_deref(), Some("石牌所（东区,北区）"));
+        assert_eq!(inspectors[0].expertise, ["food", "pricing"]);
+        assert_eq!(inspectors[1].name, "李\"四\"");
+        // The same roster saved as GBK ("CSV (逗号分隔)" on a Chinese Windows) reads the same.
+        let (gbk, _, unmappable) = encoding_rs::GBK.encode(&file);
+        assert!(!unmappable && std::str::from_utf8(&gbk).is_err(), "a real GBK file");
+        assert_eq!(parse(&gbk).expect("a GBK roster"), inspectors);
     }
 
     #[test]
     fn a_file_without_the_header_or_rows_or_with_too_many_is_refused() {
         assert!(parse(b"TH0001,x,440106,,food,true\n").unwrap_err().errors[0].contains("header"));
         assert!(parse(ROSTER_HEADER.as_bytes()).unwrap_err().errors[0].contains("1 to"));
-        assert!(parse(b"\xff\xfe").unwrap_err().errors[0].contains("UTF-8"));
+        assert!(parse(b"\xff\xfe").unwrap_err().errors[0].contains("neither UTF-8 nor GBK"));
         let mut big = format!("{ROSTER_HEADER}\n");
         for n in 0..=INSPECTORS_PER_ENROLMENT_MAX {
             big.push_str(&format!("T{n},某某,440106,,food,true\n"));

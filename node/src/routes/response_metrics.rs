@@ -133,25 +133,28 @@ pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuer
 }
 
 /// One line per row and a total line, the columns named as in the JSON.
+/// The report as CSV that Excel on a Chinese Windows opens as it is: UTF-8 with a byte-order
+/// mark (without one Excel reads GBK and shows mojibake), fields quoted where needed.
 fn csv(report: &Report) -> String {
     let figures_json = |figures: &Figures| serde_json::to_value(figures).expect("figures encode");
     let columns = Figures::COLUMNS;
-    let mut out = format!("key,name,{}\n", columns.join(","));
+    let mut writer = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(Vec::new());
+    let header = ["key", "name"].into_iter().chain(columns.iter().copied());
+    let mut write = |record: Vec<String>| writer.write_record(&record).expect("writing to memory");
+    write(header.map(str::to_owned).collect());
     let line = |key: &str, name: &str, figures: &Figures| {
         let values = figures_json(figures);
-        let cells: Vec<String> = columns
-            .iter()
-            .map(|c| match &values[*c] {
-                serde_json::Value::Null => String::new(),
-                value => value.to_string(),
-            })
-            .collect();
-        // Names are region names (no commas or quotes), keys codes or dates.
-        format!("{key},{name},{}\n", cells.join(","))
+        let cells = columns.iter().map(|c| match &values[*c] {
+            serde_json::Value::Null => String::new(),
+            value => value.to_string(),
+        });
+        [key.to_owned(), name.to_owned()].into_iter().chain(cells).collect::<Vec<String>>()
     };
     for row in &report.rows {
-        out.push_str(&line(&row.key, row.name.as_deref().unwrap_or(""), &row.figures));
+        write(line(&row.key, row.name.as_deref().unwrap_or(""), &row.figures));
     }
-    out.push_str(&line("total", "", &report.total));
-    out
+    write(line("total", "", &report.total));
+    let bytes = writer.into_inner().expect("writing to memory");
+    let text = String::from_utf8(bytes).expect("written from strings");
+    format!("\u{feff}{text}")
 }
