@@ -314,6 +314,40 @@ pub struct UsersFile {
     pub consumers: Vec<ConsumerConfig>,
 }
 
+impl UsersFile {
+    /// The names of the accounts whose token the file holds in plain text (a development file;
+    /// production files hold `token_sha256`).
+    pub fn plaintext_token_holders(&self) -> Vec<String> {
+        let users = self.users.iter().filter(|u| u.token.is_some()).map(|u| format!("user {}", u.name));
+        let admins = self.admins.iter().filter(|a| a.token.is_some()).map(|a| format!("admin {}", a.name));
+        let sources = self.sources.iter().filter(|s| s.token.is_some()).map(|s| format!("source {}", s.name));
+        let consumers = self.consumers.iter().filter(|c| c.token.is_some()).map(|c| format!("consumer {}", c.name));
+        users.chain(admins).chain(sources).chain(consumers).collect()
+    }
+}
+
+/// Which program a configuration file is for, from its keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigKind {
+    Node,
+    Gateway,
+}
+
+impl ConfigKind {
+    /// A node's file has its member `id`, a gateway's the `redis` it reads.
+    pub fn of_file(path: &Path) -> Result<ConfigKind, ConfigError> {
+        let table: toml::Table = parse(path, &read(path)?)?;
+        match (table.contains_key("id"), table.contains_key("redis")) {
+            (true, false) => Ok(ConfigKind::Node),
+            (false, true) => Ok(ConfigKind::Gateway),
+            _ => Err(ConfigError::Parse {
+                path: path.to_owned(),
+                message: "neither a node's configuration (it has `id`) nor a gateway's (it has `redis`)".into(),
+            }),
+        }
+    }
+}
+
 /// Shortest accepted token: anything shorter is guessable.
 pub const TOKEN_CHARS_MIN: usize = 16;
 const ROLES: [&str; 3] = ["command", "operator", "leadership"];

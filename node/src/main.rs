@@ -29,6 +29,8 @@ enum Commands {
     },
     /// The double-random draw: verify a committed draw, generate a synthetic directory.
     Draw(node::draw_cli::DrawArgs),
+    /// Check a configuration before a start: `xietong check config FILE`.
+    Check(node::check_cli::CheckArgs),
     /// Run a console gateway: serves a group's consoles from its Redis Stream.
     Gateway {
         #[arg(long)]
@@ -51,6 +53,12 @@ fn main() -> anyhow::Result<()> {
         Commands::Admin(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(node::admin_cli::run(args))
+        }
+        Commands::Check(args) => {
+            if !node::check_cli::run(args) {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Commands::Draw(args) => {
             if !node::draw_cli::run(args)? {

@@ -48,39 +48,60 @@ fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
     raft.validate().context("invalid Raft settings")
 }
 
+/// What a node's configuration names besides itself, read and checked: everything a start
+/// reads before it touches the data directory (and all `xietong check config` checks).
+pub struct NodeFiles {
+    pub group_bureau: BureauCode,
+    pub users: Users,
+    pub deadlines: config::deadlines::DeadlinePolicy,
+    pub inspection: config::inspection::InspectionConfig,
+    pub transport: Transport,
+    pub group_secret: GroupSecret,
+    pub federation: Federation,
+}
+
+impl NodeFiles {
+    pub fn load(config: &NodeConfig, users: &UsersFile) -> anyhow::Result<NodeFiles> {
+        let group_bureau = BureauCode::parse_known(&config.group.bureau)
+            .with_context(|| format!("group.bureau {} is not a region code", config.group.bureau))?;
+        let users = Users::from_config(users).map_err(anyhow::Error::msg)?;
+        let deadlines = match &config.deadlines_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                config::deadlines::DeadlinePolicy::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => config::deadlines::DeadlinePolicy::default_policy(),
+        };
+        let inspection = match &config.inspection_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                config::inspection::InspectionConfig::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+            }
+            None => config::inspection::InspectionConfig::default_programme(),
+        };
+        let own_members: Vec<String> = config.group.members.iter().map(|m| m.addr.clone()).collect();
+        let transport = Transport::from_config(config.tls.as_ref()).context("setting up TLS")?;
+        let group_secret = GroupSecret::load(&config.group.secret_file)?;
+        let federation = match &config.topology_file {
+            Some(path) => {
+                let topology = config::topology::Topology::load(path)?;
+                topology.check_own_group(&config.group.bureau, &config.group.members)?;
+                Federation::new(group_bureau, &topology, &transport)?
+            }
+            None => Federation::standalone(group_bureau, own_members, &transport)?,
+        };
+        Ok(NodeFiles { group_bureau, users, deadlines, inspection, transport, group_secret, federation })
+    }
+}
+
 /// Runs one node until `shutdown` fires.
 pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationToken) -> anyhow::Result<()> {
     // First of all: a second process on this data directory stops here, having touched nothing.
     let _data_dir_lock = crate::data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
-    let group_bureau = BureauCode::parse_known(&config.group.bureau)
-        .with_context(|| format!("group.bureau {} is not a region code", config.group.bureau))?;
-    let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;
-    let deadlines = match &config.deadlines_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            config::deadlines::DeadlinePolicy::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        None => config::deadlines::DeadlinePolicy::default_policy(),
-    };
-    let inspection = match &config.inspection_file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            config::inspection::InspectionConfig::parse(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-        }
-        None => config::inspection::InspectionConfig::default_programme(),
-    };
-    let own_members: Vec<String> = config.group.members.iter().map(|m| m.addr.clone()).collect();
-    let transport = Transport::from_config(config.tls.as_ref()).context("setting up TLS")?;
-    let group_secret = GroupSecret::load(&config.group.secret_file)?;
-    let federation = match &config.topology_file {
-        Some(path) => {
-            let topology = config::topology::Topology::load(path)?;
-            topology.check_own_group(&config.group.bureau, &config.group.members)?;
-            Federation::new(group_bureau, &topology, &transport)?
-        }
-        None => Federation::standalone(group_bureau, own_members, &transport)?,
-    };
+    let NodeFiles { group_bureau, users, deadlines, inspection, transport, group_secret, federation } =
+        NodeFiles::load(&config, &users)?;
     let former = config.data_dir.join("snapshot");
     anyhow::ensure!(
         !former.exists(),

@@ -165,3 +165,70 @@ async fn a_follower_far_behind_its_leader_is_not_ready_until_it_catches_up() {
     cluster.link(leader, follower).heal();
     ready("the follower ready again once caught up").await;
 }
+
+/// Runs `xietong check config ARGS`: whether it passed, and what it printed.
+fn check_config(args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let output =
+        std::process::Command::new(xietong_binary()).args(["check", "config"]).args(args).output().expect("run");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn the_production_example_passes_the_check_and_what_production_must_not_have_fails_it() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let etc = dir.path();
+    for entry in std::fs::read_dir(repo.join("docs/examples/production")).expect("the example") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, etc.join(path.file_name().expect("name"))).expect("copy");
+    }
+    for policy in ["deadlines.toml", "inspection.toml"] {
+        std::fs::copy(repo.join("config/dev").join(policy), etc.join(policy)).expect("policy");
+    }
+    let tls = etc.join("tls");
+    std::fs::create_dir(&tls).expect("tls dir");
+    tests::write_test_certificates(&tls);
+    std::fs::copy(tls.join("node.pem"), tls.join("gateway.pem")).expect("gateway certificate");
+    std::fs::copy(tls.join("node.key"), tls.join("gateway.key")).expect("gateway key");
+    let secret = etc.join("group.secret");
+    std::fs::write(&secret, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n").expect("secret");
+    let mode = |mode| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    mode(0o600);
+
+    let node = etc.join("node1.toml");
+    let (passed, out) = check_config(&[node.as_os_str()]);
+    assert!(passed, "{out}");
+    assert_eq!(out.trim(), "ok: node 1 of group 440000 on 10.44.0.11:8440 (3 members)", "no warnings either");
+    let (passed, out) = check_config(&[etc.join("gateway1.toml").as_os_str()]);
+    assert!(passed && out.trim() == "ok: gateway gw1 of group 440000 on 10.44.0.21:8443 (3 nodes)", "{out}");
+
+    // A group secret others can read.
+    mode(0o644);
+    let (passed, out) = check_config(&[node.as_os_str()]);
+    assert!(!passed && out.contains("chmod 600"), "{out}");
+    mode(0o600);
+
+    // The development users file (plain tokens), no policies of its own, no TLS on a LAN address.
+    let text = std::fs::read_to_string(&node).expect("node file");
+    let without: String = text
+        .lines()
+        .filter(|line| !line.starts_with("deadlines_file") && !line.starts_with("inspection_file"))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let without = without.split("[tls]").next().expect("before [tls]").to_owned()
+        + "[fanout]\nredis = \"redis://10.44.0.31:6379/\"\n";
+    std::fs::write(&node, without).expect("node file");
+    std::fs::copy(repo.join("config/dev/users.toml"), etc.join("users.toml")).expect("dev users");
+    let (passed, out) = check_config(&[node.as_os_str()]);
+    assert!(!passed && out.contains("error: the users file holds") && out.contains("in plain text"), "{out}");
+    let (passed, out) = check_config(&["--allow-plaintext-tokens".as_ref(), node.as_os_str()]);
+    assert!(passed, "{out}");
+    for warning in ["no deadlines_file", "no inspection_file", "cross the network in clear"] {
+        assert!(out.contains(warning), "warns of {warning}: {out}");
+    }
+    let (passed, out) = check_config(&[repo.join("Cargo.toml").as_os_str()]);
+    assert!(!passed && out.contains("neither a node's configuration"), "{out}");
+}

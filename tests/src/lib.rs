@@ -621,7 +621,7 @@ fn kill_by_pid(pid: u32, signal: libc::c_int) {
 /// The demo users: tests authenticate with the same tokens `xietong up` prints.
 /// Writes `ca.pem`, and `node.pem` / `node.key` (a certificate for 127.0.0.1 signed by that CA)
 /// into `dir`; returns the CA certificate's PEM.
-fn write_test_certificates(dir: &Path) -> String {
+pub fn write_test_certificates(dir: &Path) -> String {
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
