@@ -122,6 +122,13 @@ impl WorkCalendar {
         })
     }
 
+    /// The last day the calendar knows (31 December of its last year): a working-day deadline
+    /// past it cannot be computed, so dispatches start failing as it comes near.
+    pub fn covered_until(&self) -> Date {
+        let last = *self.years.keys().next_back().expect("at least one year");
+        Date::from_calendar_date(last, Month::December, 31).expect("31 December exists")
+    }
+
     /// The schedule of a year, e.g. to show whether it is provisional.
     pub fn year(&self, year: i32) -> Option<&YearSchedule> {
         self.years.get(&year)

@@ -180,6 +180,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
                 .context("opening the entity directory files")?,
         },
         public_budget: Arc::new(crate::public_budget::PublicBudget::new(config.trusted_proxies.clone())),
+        data_dir: Arc::new(config.data_dir.clone()),
         leader_commit: crate::readiness::LeaderCommit::default(),
         ready_lag_entries_max: config.limits.ready_lag_entries_max,
     };

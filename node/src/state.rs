@@ -60,6 +60,8 @@ pub struct AppState {
     pub programme: crate::programme::Programme,
     /// The public routes' request budgets (unauthenticated: the node's and each client's).
     pub public_budget: Arc<crate::public_budget::PublicBudget>,
+    /// Where this node keeps its log, store and indexes (for the disk-space metrics).
+    pub data_dir: Arc<std::path::PathBuf>,
     /// The leader's commit as this node last heard it (`readiness`).
     pub leader_commit: crate::readiness::LeaderCommit,
     /// Entries behind the leader's commit beyond which this node is not ready.

@@ -46,6 +46,11 @@ pub struct Telemetry {
     pub cpu_seconds: prometheus::Counter,
     /// Warnings and errors the log held back as repeats (`logging`).
     pub log_events_held_back: IntCounter,
+    /// The last day the working-day calendar covers, as a Unix time (its end, Beijing time).
+    pub calendar_covered_until: IntGauge,
+    /// Space left on the data directory's file system for this process's user, and in total.
+    pub data_dir_available_bytes: IntGauge,
+    pub data_dir_size_bytes: IntGauge,
 }
 
 macro_rules! register {
@@ -163,6 +168,21 @@ impl Telemetry {
             store_open_changes: register!(
                 r,
                 gauge("xietong_store_open_changes", "Records changed since the last checkpoint, held in memory.")
+            ),
+            calendar_covered_until: register!(
+                r,
+                gauge(
+                    "xietong_calendar_covered_until_timestamp_seconds",
+                    "The end of the last day the working-day calendar covers: working-day deadlines past it are refused."
+                )
+            ),
+            data_dir_available_bytes: register!(
+                r,
+                gauge("xietong_data_dir_available_bytes", "Space left for the node on its data directory's file system.")
+            ),
+            data_dir_size_bytes: register!(
+                r,
+                gauge("xietong_data_dir_size_bytes", "The size of the data directory's file system.")
             ),
             log_events_held_back: register!(
                 r,

@@ -161,7 +161,8 @@ async fn prometheus_metrics_parse_and_move_with_writes() {
     assert!(value(&after, "process_resident_memory_bytes", &[]) > 0.0);
 }
 
-/// The Grafana dashboard in docs/monitoring queries only metrics a node exports.
+/// The Grafana dashboard and the alert rules in docs/monitoring query only metrics a node
+/// exports, and every panel follows the dashboard's group variable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_queries_only_exported_metrics() {
     const DASHBOARD: &str = include_str!("../../docs/monitoring/grafana-dashboard.json");
@@ -172,20 +173,58 @@ async fn the_dashboard_queries_only_exported_metrics() {
     let scrape =
         prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("valid Prometheus text");
     let exported: std::collections::BTreeSet<&str> = scrape.samples.iter().map(|s| s.metric.as_str()).collect();
+    // Each metric named in `expr`, checked against the scrape; how many there were.
+    let check = |expr: &str, place: &str| {
+        let mut named = 0;
+        for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            if !(word.starts_with("xietong_") || word.starts_with("process_")) {
+                continue;
+            }
+            let base = ["_bucket", "_sum", "_count"].iter().fold(word, |w, suffix| w.strip_suffix(suffix).unwrap_or(w));
+            assert!(exported.contains(base), "{place} queries {word}, which no node exports");
+            named += 1;
+        }
+        named
+    };
     let mut queried = 0;
     for panel in dashboard["panels"].as_array().expect("panels") {
         for target in panel["targets"].as_array().expect("targets") {
             let expr = target["expr"].as_str().expect("expr");
-            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-                if !(word.starts_with("xietong_") || word.starts_with("process_")) {
-                    continue;
-                }
-                let base =
-                    ["_bucket", "_sum", "_count"].iter().fold(word, |w, suffix| w.strip_suffix(suffix).unwrap_or(w));
-                assert!(exported.contains(base), "panel {:?} queries {word}, which no node exports", panel["title"]);
-                queried += 1;
-            }
+            assert!(
+                expr.contains("group=~\"$group\""),
+                "panel {:?} ignores the group variable: {expr}",
+                panel["title"]
+            );
+            queried += check(expr, &format!("panel {:?}", panel["title"]));
         }
     }
     assert!(queried >= 15, "the dashboard queries the node's metrics");
+    const ALERTS: &str = include_str!("../../docs/monitoring/alerts.yml");
+    let alerted: usize =
+        ALERTS.lines().filter(|line| !line.trim_start().starts_with('#')).map(|line| check(line, "alerts.yml")).sum();
+    assert!(alerted >= 8, "the alert rules query the node's metrics");
+}
+
+/// The alert rules are valid and do what their unit tests say (promtool, from Debian's
+/// prometheus package, installed by scripts/test-all), and the scrape configuration is valid.
+#[test]
+fn the_alert_rules_pass_promtool() {
+    let monitoring = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/monitoring");
+    for args in [
+        &["check", "rules", "alerts.yml"][..],
+        &["test", "rules", "alerts.test.yml"],
+        &["check", "config", "prometheus.yml"],
+    ] {
+        let output = std::process::Command::new("promtool")
+            .args(args)
+            .current_dir(&monitoring)
+            .output()
+            .expect("promtool (Debian package prometheus) is installed");
+        assert!(
+            output.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

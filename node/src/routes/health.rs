@@ -90,7 +90,24 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     }
     t.tasks_open.set(as_i64(census.open));
     t.tasks_overdue.set(as_i64(census.overdue));
+    if let Some((available, size)) = file_system_space(&state.data_dir) {
+        t.data_dir_available_bytes.set(as_i64(available));
+        t.data_dir_size_bytes.set(as_i64(size));
+    }
+    t.calendar_covered_until.set(calendar_end_seconds(state.calendar.covered_until()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.encode()).into_response()
+}
+
+/// The end of `last_day` in Beijing time, as a Unix time.
+fn calendar_end_seconds(last_day: time::Date) -> i64 {
+    let beijing = time::UtcOffset::from_hms(8, 0, 0).expect("a valid offset");
+    last_day.next_day().map_or(i64::MAX, |day| day.midnight().assume_offset(beijing).unix_timestamp())
+}
+
+/// Space left for this process's user and the size of the file system holding `path`.
+fn file_system_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    let stats = fs4::statvfs(path).ok()?;
+    Some((stats.available_space(), stats.total_space()))
 }
 
 /// VmRSS from /proc/self/status (Linux).
