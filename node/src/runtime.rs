@@ -186,10 +186,10 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
     };
     let watch_state = state.clone();
     let reloader = {
-        let (users_file, topology_file, state) =
-            (config.users_file.clone(), config.topology_file.clone(), state.clone());
+        let (users_file, topology_file, tls, state) =
+            (config.users_file.clone(), config.topology_file.clone(), config.tls.clone(), state.clone());
         tokio::spawn(crate::auth::on_hangup(shutdown.clone(), move || {
-            reload_credentials(&users_file, topology_file.as_deref(), &state)
+            reload_credentials(&users_file, topology_file.as_deref(), tls.as_ref(), &state)
         }))
     };
     let app = crate::routes::router(state, group_secret);
@@ -248,8 +248,16 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
 
 /// On SIGHUP: reloads the users file and the link tokens of the topology file, so credentials
 /// are added and revoked without a restart. A file that does not load changes nothing.
-fn reload_credentials(path: &std::path::Path, topology_path: Option<&std::path::Path>, state: &AppState) {
+/// SIGHUP: the users file, the federation's peer tokens and the TLS certificate, each read
+/// again; one that does not load is logged and leaves what was in force.
+fn reload_credentials(
+    path: &std::path::Path,
+    topology_path: Option<&std::path::Path>,
+    tls: Option<&config::TlsConfig>,
+    state: &AppState,
+) {
     crate::auth::reload_users_file(path, &state.users);
+    crate::transport::reload_identity_logged(&state.transport, tls);
     if let Some(topology_path) = topology_path {
         let reloaded = config::topology::Topology::load(topology_path)
             .map_err(anyhow::Error::from)

@@ -18,7 +18,32 @@ pub struct Transport {
     /// `http` or `https`: what this node serves, and so what it calls its peers with.
     pub scheme: &'static str,
     acceptor: Option<TlsAcceptor>,
+    /// The identity the acceptor presents; replaced in place by `reload_identity`.
+    identity: Option<Arc<ServedIdentity>>,
     client_tls: Option<rustls::ClientConfig>,
+}
+
+/// The certificate chain and key a server presents, swappable while it serves: connections
+/// made after a swap get the new one, those open keep theirs.
+#[derive(Debug)]
+struct ServedIdentity {
+    current: std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>,
+}
+
+impl rustls::server::ResolvesServerCert for ServedIdentity {
+    fn resolve(&self, _hello: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone())
+    }
+}
+
+/// The chain and key of `tls` as one identity, checked to belong together.
+fn load_identity(tls: &TlsConfig) -> anyhow::Result<rustls::sign::CertifiedKey> {
+    let chain = read_certificates(&tls.cert_file)?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key_file)
+        .with_context(|| format!("reading the private key from {}", tls.key_file.display()))?;
+    let identity = rustls::sign::CertifiedKey::from_der(chain, key, &provider())
+        .context("the certificate and key do not make a TLS identity")?;
+    Ok(identity)
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -36,20 +61,17 @@ fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>
 
 impl Transport {
     pub fn plain() -> Transport {
-        Transport { scheme: "http", acceptor: None, client_tls: None }
+        Transport { scheme: "http", acceptor: None, identity: None, client_tls: None }
     }
 
     pub fn from_config(tls: Option<&TlsConfig>) -> anyhow::Result<Transport> {
         let Some(tls) = tls else { return Ok(Transport::plain()) };
-        let chain = read_certificates(&tls.cert_file)?;
-        let key = PrivateKeyDer::from_pem_file(&tls.key_file)
-            .with_context(|| format!("reading the private key from {}", tls.key_file.display()))?;
+        let identity = Arc::new(ServedIdentity { current: std::sync::RwLock::new(Arc::new(load_identity(tls)?)) });
         let server = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?
             .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .context("the certificate and key do not make a TLS identity")?;
+            .with_cert_resolver(identity.clone());
         let mut roots = rustls::RootCertStore::empty();
         for authority in read_certificates(&tls.ca_file)? {
             roots.add(authority).context("a CA certificate rustls does not accept")?;
@@ -59,7 +81,23 @@ impl Transport {
             .context("TLS protocol versions")?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Transport { scheme: "https", acceptor: Some(TlsAcceptor::from(Arc::new(server))), client_tls: Some(client) })
+        Ok(Transport {
+            scheme: "https",
+            acceptor: Some(TlsAcceptor::from(Arc::new(server))),
+            identity: Some(identity),
+            client_tls: Some(client),
+        })
+    }
+
+    /// Reads the certificate and key again (a renewed certificate, on SIGHUP) and presents them
+    /// to every connection from now on. A pair that does not load changes nothing. The
+    /// authorities trusted for calls to other nodes are read at start only: a new CA is a
+    /// rolling restart.
+    pub fn reload_identity(&self, tls: Option<&TlsConfig>) -> anyhow::Result<()> {
+        let (Some(identity), Some(tls)) = (&self.identity, tls) else { return Ok(()) };
+        let renewed = Arc::new(load_identity(tls)?);
+        *identity.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = renewed;
+        Ok(())
     }
 
     pub fn acceptor(&self) -> Option<TlsAcceptor> {
@@ -79,5 +117,16 @@ impl Transport {
     /// `scheme://addr` for a node's `host:port`.
     pub fn base_url(&self, addr: &str) -> String {
         format!("{}://{addr}", self.scheme)
+    }
+}
+
+/// `Transport::reload_identity` for a SIGHUP handler: the outcome goes to the log.
+pub fn reload_identity_logged(transport: &Transport, tls: Option<&TlsConfig>) {
+    let Some(tls) = tls else { return };
+    match transport.reload_identity(Some(tls)) {
+        Ok(()) => tracing::info!(file = %tls.cert_file.display(), "TLS certificate reloaded"),
+        Err(error) => {
+            tracing::error!(file = %tls.cert_file.display(), error = %format!("{error:#}"), "TLS certificate refused; the one in force stays")
+        }
     }
 }

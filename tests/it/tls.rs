@@ -1,6 +1,8 @@
 //! TLS: a group whose nodes serve HTTPS (API, console, peer RPC) elects a leader, replicates
 //! and forwards over TLS, and serves nothing in plain text.
 
+use std::time::Duration;
+
 use tests::{ClusterOptions, TestCluster, COMMAND_TOKEN};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -50,4 +52,40 @@ async fn a_gateway_serves_and_calls_the_nodes_over_tls() {
     assert_eq!(me.status(), 200);
     let plain = reqwest::Client::new().get(format!("http://{}/healthz", gateway.addr)).send().await;
     assert!(plain.is_err(), "the gateway serves no plain text under [tls]: {plain:?}");
+}
+
+/// The certificate node `id` presents to a new connection (DER).
+async fn served_certificate(cluster: &TestCluster, id: u64) -> Result<Vec<u8>, String> {
+    let ca = std::fs::read(cluster.data_dir().join("ca.pem")).map_err(|e| e.to_string())?;
+    // A client of its own each time: a pooled connection would keep the certificate it began with.
+    let client = reqwest::Client::builder()
+        .tls_info(true)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).map_err(|e| e.to_string())?)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let response = client.get(cluster.url(id, "/healthz")).send().await.map_err(|e| e.to_string())?;
+    let info = response.extensions().get::<reqwest::tls::TlsInfo>().ok_or("no TLS info")?;
+    info.peer_certificate().map(<[u8]>::to_vec).ok_or_else(|| "no peer certificate".to_owned())
+}
+
+/// A renewed certificate is presented after SIGHUP, without a restart; a node not told keeps
+/// the one it has, and the group goes on over TLS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_is_served_after_sighup_without_a_restart() {
+    let cluster = TestCluster::start_with(ClusterOptions { tls: true, ..ClusterOptions::default() }).await;
+    cluster.wait_for_leader().await;
+    let before = served_certificate(&cluster, 1).await.expect("node 1's certificate");
+    let renewed = tests::renew_test_certificate(cluster.data_dir());
+    assert_ne!(before, renewed);
+    cluster.reload_users(1); // SIGHUP
+    tests::wait_until("node 1 presents the renewed certificate", Duration::from_secs(20), || async {
+        match served_certificate(&cluster, 1).await? {
+            served if served == renewed => Ok(()),
+            _ => Err("the old one".to_owned()),
+        }
+    })
+    .await;
+    assert_eq!(served_certificate(&cluster, 2).await.expect("node 2's certificate"), before, "no SIGHUP, no change");
+    let task = cluster.create_task(1, "证书更新后", Some("440106")).await;
+    assert_eq!(task.state, "dispatched");
 }

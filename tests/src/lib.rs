@@ -619,21 +619,38 @@ fn kill_by_pid(pid: u32, signal: libc::c_int) {
 }
 
 /// The demo users: tests authenticate with the same tokens `xietong up` prints.
-/// Writes `ca.pem`, and `node.pem` / `node.key` (a certificate for 127.0.0.1 signed by that CA)
-/// into `dir`; returns the CA certificate's PEM.
-pub fn write_test_certificates(dir: &Path) -> String {
-    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+/// The test CA's certificate made from its key: the same name and key each time, so a node
+/// certificate signed by a remade one verifies against the `ca.pem` written first.
+fn test_ca(ca_key: &rcgen::KeyPair) -> rcgen::Certificate {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(rcgen::DnType::CommonName, "xietong test CA");
-    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    ca_params.self_signed(ca_key).expect("CA certificate")
+}
+
+/// Writes `ca.pem` and `ca.key`, and `node.pem` / `node.key` (a certificate for 127.0.0.1 signed
+/// by that CA) into `dir`; returns the CA certificate's PEM.
+pub fn write_test_certificates(dir: &Path) -> String {
+    let ca_key = rcgen::KeyPair::generate().expect("CA key");
+    let ca = test_ca(&ca_key);
+    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca.pem");
+    std::fs::write(dir.join("ca.key"), ca_key.serialize_pem()).expect("ca.key");
+    renew_test_certificate(dir);
+    ca.pem()
+}
+
+/// Writes a new `node.pem` / `node.key` into `dir`, signed by the CA whose key `ca.key` holds
+/// (a renewed certificate); returns the new certificate's DER.
+pub fn renew_test_certificate(dir: &Path) -> Vec<u8> {
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).expect("ca.key")).expect("CA key");
+    let ca = test_ca(&ca_key);
     let node_key = rcgen::KeyPair::generate().expect("node key");
     let node_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("node params");
     let node = node_params.signed_by(&node_key, &ca, &ca_key).expect("node certificate");
-    std::fs::write(dir.join("ca.pem"), ca.pem()).expect("ca.pem");
     std::fs::write(dir.join("node.pem"), node.pem()).expect("node.pem");
     std::fs::write(dir.join("node.key"), node_key.serialize_pem()).expect("node.key");
-    ca.pem()
+    node.der().to_vec()
 }
 
 /// A platform operator of the demo users (`[[admins]]`).

@@ -199,11 +199,13 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         state.last_read.clone(),
         shutdown.clone(),
     ));
-    // `kill -HUP <gateway pid>` reloads the users file, as on the nodes.
+    // `kill -HUP <gateway pid>` reloads the users file and the TLS certificate, as on the nodes.
     let reloader = {
-        let (users_file, users) = (config.users_file.clone(), state.users.clone());
+        let (users_file, users, tls, transport) =
+            (config.users_file.clone(), state.users.clone(), config.tls.clone(), state.transport.clone());
         tokio::spawn(crate::auth::on_hangup(shutdown.clone(), move || {
-            crate::auth::reload_users_file(&users_file, &users)
+            crate::auth::reload_users_file(&users_file, &users);
+            crate::transport::reload_identity_logged(&transport, tls.as_ref());
         }))
     };
     let app = Router::new()
