@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ledger::BureauCode;
-use redis::aio::MultiplexedConnection;
-use tokio::sync::{mpsc, Mutex};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::time;
@@ -23,6 +23,9 @@ use crate::api::time;
 /// every 5 s; missing a few is still online).
 pub const PRESENCE_TTL: Duration = Duration::from_secs(30);
 const REDIS_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Reconnection attempts after a failure, before a call gives up (the next call tries again).
+const RECONNECT_RETRIES: usize = 2;
+const RECONNECT_DELAY_MAX: Duration = Duration::from_millis(500);
 /// Marks waiting for the writer. A full queue drops a mark: refreshes come again with the next
 /// heartbeat, and a lost departure only lets its entry expire by itself.
 const MARKS_QUEUE_DEPTH: usize = 8_192;
@@ -45,10 +48,21 @@ enum Mark {
 /// connection, and a gateway's thousand heartbeats queued behind each other while the events
 /// for those consoles waited: measured as a push-latency tail of up to 2.5 s.)
 pub struct Presence {
-    client: redis::Client,
-    /// For the presence queries of the REST route; connected on first use and after a failure.
-    connection: Mutex<Option<MultiplexedConnection>>,
+    /// For the presence queries of the REST route: connects on first use and again after a
+    /// failure by itself, and serves concurrent queries on one multiplexed connection (each
+    /// query clones the handle; none waits for another's round trip).
+    redis: ConnectionManager,
     marks: mpsc::Sender<Mark>,
+}
+
+/// A connection manager that connects on first use, with this module's time limits.
+fn connection_manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(REDIS_CALL_TIMEOUT))
+        .set_response_timeout(Some(REDIS_CALL_TIMEOUT))
+        .set_number_of_retries(RECONNECT_RETRIES)
+        .set_max_delay(RECONNECT_DELAY_MAX);
+    ConnectionManager::new_lazy_with_config(client, config)
 }
 
 impl Presence {
@@ -58,27 +72,18 @@ impl Presence {
         shutdown: CancellationToken,
     ) -> Result<(std::sync::Arc<Presence>, tokio::task::JoinHandle<()>), String> {
         let client = redis::Client::open(url).map_err(|e| format!("presence Redis {url}: {e}"))?;
+        let redis = connection_manager(client).map_err(|e| format!("presence Redis {url}: {e}"))?;
         let (marks, queue) = mpsc::channel(MARKS_QUEUE_DEPTH);
-        let writer = tokio::spawn(write_marks(client.clone(), queue, shutdown));
-        Ok((std::sync::Arc::new(Presence { client, connection: Mutex::new(None), marks }), writer))
+        let writer = tokio::spawn(write_marks(redis.clone(), queue, shutdown));
+        Ok((std::sync::Arc::new(Presence { redis, marks }), writer))
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, String> {
-        let mut slot = self.connection.lock().await;
-        if slot.is_none() {
-            let connected =
-                crate::fanout::connect(&self.client, REDIS_CALL_TIMEOUT).await.map_err(|e| e.to_string())?;
-            *slot = Some(connected);
-        }
-        let connection = slot.as_mut().expect("connected above");
-        let result = tokio::time::timeout(REDIS_CALL_TIMEOUT, command.query_async::<T>(connection))
+        let mut connection = self.redis.clone();
+        tokio::time::timeout(REDIS_CALL_TIMEOUT, command.query_async::<T>(&mut connection))
             .await
             .map_err(|_| "Redis did not answer in time".to_owned())
-            .and_then(|r| r.map_err(|e| e.to_string()));
-        if result.is_err() {
-            *slot = None;
-        }
-        result
+            .and_then(|r| r.map_err(|e| e.to_string()))
     }
 
     /// Marks `user` of `bureau` online for `PRESENCE_TTL` from when the writer records it.
@@ -115,8 +120,7 @@ impl Presence {
 /// mark per user and bureau, and writes them with a sweep of each bureau's expired entries in one
 /// pipelined round trip. Redis errors are logged; the marks of a failed batch are dropped (the
 /// next heartbeats repeat them).
-async fn write_marks(client: redis::Client, mut queue: mpsc::Receiver<Mark>, shutdown: CancellationToken) {
-    let mut connection: Option<MultiplexedConnection> = None;
+async fn write_marks(mut connection: ConnectionManager, mut queue: mpsc::Receiver<Mark>, shutdown: CancellationToken) {
     loop {
         let first = tokio::select! {
             mark = queue.recv() => match mark { Some(mark) => mark, None => return },
@@ -152,26 +156,12 @@ async fn write_marks(client: redis::Client, mut queue: mpsc::Receiver<Mark>, shu
         for bureau in bureaus {
             pipeline.cmd("ZREMRANGEBYSCORE").arg(presence_key(bureau)).arg("-inf").arg(now).ignore();
         }
-        if connection.is_none() {
-            match crate::fanout::connect(&client, REDIS_CALL_TIMEOUT).await {
-                Ok(connected) => connection = Some(connected),
-                Err(error) => {
-                    tracing::debug!(%error, "presence Redis unreachable; marks dropped");
-                    continue;
-                }
-            }
-        }
-        let written = pipeline.query_async::<()>(connection.as_mut().expect("connected above"));
+        let written = pipeline.query_async::<()>(&mut connection);
         match tokio::time::timeout(REDIS_CALL_TIMEOUT, written).await {
             Ok(Ok(())) => {}
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "recording presence failed");
-                connection = None;
-            }
-            Err(_) => {
-                tracing::debug!("recording presence timed out");
-                connection = None;
-            }
+            // The manager connects again by itself; the marks of this batch are dropped.
+            Ok(Err(error)) => tracing::debug!(%error, "recording presence failed"),
+            Err(_) => tracing::debug!("recording presence timed out"),
         }
     }
 }
