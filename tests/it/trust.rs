@@ -82,8 +82,14 @@ async fn a_hostile_linked_group_cannot_crash_plant_or_poison_and_the_groups_rest
         note: String::new(),
         sent_by: "gd-command".into(),
     };
-    let body = json!({"messages": [Message::Handover(planted)]});
+    let body = json!({"messages": [Message::Handover(planted.clone())]});
     let (status, answer) = peer_post(&fed, "440100", "440000", "/federation/v1/deliver", body).await;
+    assert_eq!((status, delivered(&answer)), (200, "refused"), "{answer}");
+    // Groups upgrade at different times: fields a newer release adds, to the request or to a
+    // message, are ignored, and the message is judged as before.
+    let mut newer = json!({"messages": [Message::Handover(planted)], "sent_by_release": "0.3.0"});
+    newer["messages"][0]["Handover"]["priority_hint"] = json!(3);
+    let (status, answer) = peer_post(&fed, "440100", "440000", "/federation/v1/deliver", newer).await;
     assert_eq!((status, delivered(&answer)), (200, "refused"), "{answer}");
 
     // Finding 2: a report whose fields disagree (completed, with no assignee or outcome) used to

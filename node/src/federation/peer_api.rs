@@ -28,12 +28,14 @@ pub const FEDERATION_BATCH_MAX: usize = 128;
 /// A batch of handovers with every text at its cap, or of reports with full timelines.
 pub const FEDERATION_BODY_BYTES_MAX: usize = 16 * 1024 * 1024;
 
+// The federation's requests and the messages in them ignore fields they do not know (serde's
+// default): groups upgrade at different times, and a newer group may add a field an older one
+// must still accept. A change an older group could not understand gets a new path (`/v2/`).
 pub const DELIVER_PATH: &str = "/federation/v1/deliver";
 pub const REPORT_PATH: &str = "/federation/v1/report";
 pub const STATUS_PATH: &str = "/federation/v1/status";
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeliverRequest {
     pub messages: Vec<Message>,
 }
@@ -56,7 +58,6 @@ pub struct DeliverResponse {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ReportRequest {
     pub reports: Vec<StatusReport>,
 }
@@ -68,7 +69,6 @@ pub struct ReportResponse {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StatusRequest {
     pub forwards: Vec<ForwardId>,
 }
