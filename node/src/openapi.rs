@@ -74,13 +74,21 @@ fn describe(operation: &Operation, generator: &mut schemars::SchemaGenerator, er
             "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_CHARS_MAX, "pattern": "^[!-~]+$"},
         }));
     }
+    if operation.path.ends_with("{action}") {
+        parameters.push(json!({
+            "name": "If-Match", "in": "header", "required": false,
+            "description": "The task version (its ETag) the action is decided on, instead of the body's version: 412 when the task moved on.",
+            "schema": {"type": "string", "pattern": "^(\"[0-9]{1,19}\"|\\*)$"},
+        }));
+    }
     let mut responses = Map::new();
     match &operation.answer {
         Answer::Json(status, schema) => {
-            responses.insert(
-                status.as_u16().to_string(),
-                json!({"description": "success", "content": {"application/json": {"schema": schema(generator).to_value()}}}),
-            );
+            let mut success = json!({"description": "success", "content": {"application/json": {"schema": schema(generator).to_value()}}});
+            if *status == axum::http::StatusCode::CREATED {
+                success["headers"] = json!({"Location": {"description": "Where what was created is read", "schema": {"type": "string"}}});
+            }
+            responses.insert(status.as_u16().to_string(), success);
         }
         Answer::JsonOrCsv(schema) => {
             responses.insert(
