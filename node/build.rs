@@ -1,6 +1,6 @@
 //! Stamps the binary with the commit it was built from (`xietong --version`,
-//! `xietong_build_info`): `git rev-parse` when the source is a git checkout, else
-//! `XIETONG_COMMIT` from the environment (a package build from a tarball), else "unknown".
+//! `xietong_build_info`): `XIETONG_COMMIT` from the environment when set (a package build from
+//! a tarball), else `git rev-parse` in a git checkout, else "unknown".
 
 use std::process::Command;
 
@@ -25,6 +25,8 @@ fn main() {
         .and_then(|output| String::from_utf8(output.stdout).ok())
         .map(|commit| commit.trim().to_owned())
         .filter(|commit| !commit.is_empty());
-    let commit = from_git.or_else(|| std::env::var("XIETONG_COMMIT").ok()).unwrap_or_else(|| "unknown".into());
+    // An explicit XIETONG_COMMIT (a package build that knows better) wins over git.
+    let explicit = std::env::var("XIETONG_COMMIT").ok().filter(|commit| !commit.is_empty());
+    let commit = explicit.or(from_git).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=XIETONG_COMMIT={commit}");
 }

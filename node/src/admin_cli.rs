@@ -149,7 +149,16 @@ async fn follow_learner(
     let mut target = None;
     let mut last_report = started;
     loop {
-        let members = members_from_leader(http, node, token).await?;
+        // A failed look (a leader change, a node restarting) is tried again until the wait ends.
+        let members = match members_from_leader(http, node, token).await {
+            Ok(members) => members,
+            Err(error) if started.elapsed() < wait => {
+                eprintln!("learner {id}: cannot see its progress now ({error:#}); trying again");
+                tokio::time::sleep(LEARNER_POLL_INTERVAL * 4).await;
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
         if let Some(last_log_index) = members["last_log_index"].as_u64() {
             let target = *target.get_or_insert(last_log_index);
             let matched = members["matched"][id.to_string()].as_u64();

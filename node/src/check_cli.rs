@@ -66,7 +66,19 @@ pub fn check_config(file: &Path, allow_plaintext_tokens: bool) -> (Option<String
             if let Err(error) = crate::runtime::NodeFiles::load(&config, &users) {
                 findings.push(Finding::Error(format!("{error:#}")));
             }
-            secret_file_private(&config.group.secret_file, &mut findings);
+            private_file(&config.group.secret_file, "the group secret", &mut findings);
+            if let Some(topology) = &config.topology_file {
+                private_file(topology, "the peer tokens of the topology", &mut findings);
+            }
+            if let Some(tls) = &config.tls {
+                private_file(&tls.key_file, "the TLS private key", &mut findings);
+            }
+            if let Some(fanout) = &config.fanout {
+                redis_url(&fanout.redis, &mut findings);
+            }
+            if let Err(error) = crate::runtime::raft_config(&config) {
+                findings.push(Finding::Error(format!("[raft]: {error:#}")));
+            }
             for (file, what) in
                 [(&config.deadlines_file, "deadlines_file"), (&config.inspection_file, "inspection_file")]
             {
@@ -96,6 +108,10 @@ pub fn check_config(file: &Path, allow_plaintext_tokens: bool) -> (Option<String
             if let Err(error) = crate::auth::Users::from_config(&users) {
                 findings.push(Finding::Error(error));
             }
+            if let Some(tls) = &config.tls {
+                private_file(&tls.key_file, "the TLS private key", &mut findings);
+            }
+            redis_url(&config.redis, &mut findings);
             let summary = format!(
                 "gateway {} of group {} on {} ({} nodes)",
                 config.name,
@@ -127,19 +143,27 @@ pub fn check_config(file: &Path, allow_plaintext_tokens: bool) -> (Option<String
 }
 
 fn is_loopback(listen: &str) -> bool {
-    listen.parse::<std::net::SocketAddr>().is_ok_and(|addr| addr.ip().is_loopback())
+    let host = listen.rsplit_once(':').map_or(listen, |(host, _)| host);
+    host == "localhost" || listen.parse::<std::net::SocketAddr>().is_ok_and(|addr| addr.ip().is_loopback())
 }
 
-/// The group secret lets its holder act as a member: readable by the node's user alone.
-fn secret_file_private(path: &Path, findings: &mut Vec<Finding>) {
+/// A secret (the group secret lets its holder act as a member; peer tokens act as the group; a
+/// private key is the node's identity): readable by the process's user alone.
+fn private_file(path: &Path, what: &str, findings: &mut Vec<Finding>) {
     use std::os::unix::fs::PermissionsExt;
     if let Ok(metadata) = std::fs::metadata(path) {
         let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             findings.push(Finding::Error(format!(
-                "{} has mode {mode:o}: others can read the group secret (chmod 600)",
+                "{} has mode {mode:o}: others can read {what} (chmod 600)",
                 path.display()
             )));
         }
+    }
+}
+
+fn redis_url(url: &str, findings: &mut Vec<Finding>) {
+    if let Err(error) = redis::Client::open(url) {
+        findings.push(Finding::Error(format!("redis {url:?}: {error}")));
     }
 }

@@ -48,10 +48,13 @@ enum Mark {
 /// connection, and a gateway's thousand heartbeats queued behind each other while the events
 /// for those consoles waited: measured as a push-latency tail of up to 2.5 s.)
 pub struct Presence {
+    client: redis::Client,
     /// For the presence queries of the REST route: connects on first use and again after a
-    /// failure by itself, and serves concurrent queries on one multiplexed connection (each
-    /// query clones the handle; none waits for another's round trip).
-    redis: ConnectionManager,
+    /// dropped connection by itself, and serves concurrent queries on one multiplexed
+    /// connection (each query clones the handle; none waits for another's round trip). A
+    /// query that times out replaces it: a half-open connection (a Redis failover, a firewall
+    /// that forgot the flow) only ever times out, and the manager would keep it.
+    redis: std::sync::RwLock<ConnectionManager>,
     marks: mpsc::Sender<Mark>,
 }
 
@@ -72,18 +75,23 @@ impl Presence {
         shutdown: CancellationToken,
     ) -> Result<(std::sync::Arc<Presence>, tokio::task::JoinHandle<()>), String> {
         let client = redis::Client::open(url).map_err(|e| format!("presence Redis {url}: {e}"))?;
-        let redis = connection_manager(client).map_err(|e| format!("presence Redis {url}: {e}"))?;
+        let redis = connection_manager(client.clone()).map_err(|e| format!("presence Redis {url}: {e}"))?;
         let (marks, queue) = mpsc::channel(MARKS_QUEUE_DEPTH);
-        let writer = tokio::spawn(write_marks(redis.clone(), queue, shutdown));
-        Ok((std::sync::Arc::new(Presence { redis, marks }), writer))
+        let writer = tokio::spawn(write_marks(client.clone(), queue, shutdown));
+        Ok((std::sync::Arc::new(Presence { client, redis: std::sync::RwLock::new(redis), marks }), writer))
     }
 
     async fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T, String> {
-        let mut connection = self.redis.clone();
-        tokio::time::timeout(REDIS_CALL_TIMEOUT, command.query_async::<T>(&mut connection))
-            .await
-            .map_err(|_| "Redis did not answer in time".to_owned())
-            .and_then(|r| r.map_err(|e| e.to_string()))
+        let mut connection = self.redis.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        match tokio::time::timeout(REDIS_CALL_TIMEOUT, command.query_async::<T>(&mut connection)).await {
+            Ok(answer) => answer.map_err(|e| e.to_string()),
+            Err(_) => {
+                if let Ok(fresh) = connection_manager(self.client.clone()) {
+                    *self.redis.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+                }
+                Err("Redis did not answer in time".to_owned())
+            }
+        }
     }
 
     /// Marks `user` of `bureau` online for `PRESENCE_TTL` from when the writer records it.
@@ -120,7 +128,11 @@ impl Presence {
 /// mark per user and bureau, and writes them with a sweep of each bureau's expired entries in one
 /// pipelined round trip. Redis errors are logged; the marks of a failed batch are dropped (the
 /// next heartbeats repeat them).
-async fn write_marks(mut connection: ConnectionManager, mut queue: mpsc::Receiver<Mark>, shutdown: CancellationToken) {
+async fn write_marks(client: redis::Client, mut queue: mpsc::Receiver<Mark>, shutdown: CancellationToken) {
+    let Ok(mut connection) = connection_manager(client.clone()) else {
+        tracing::warn!("presence Redis cannot be set up; presence is not recorded");
+        return;
+    };
     loop {
         let first = tokio::select! {
             mark = queue.recv() => match mark { Some(mark) => mark, None => return },
@@ -161,7 +173,13 @@ async fn write_marks(mut connection: ConnectionManager, mut queue: mpsc::Receive
             Ok(Ok(())) => {}
             // The manager connects again by itself; the marks of this batch are dropped.
             Ok(Err(error)) => tracing::debug!(%error, "recording presence failed"),
-            Err(_) => tracing::debug!("recording presence timed out"),
+            Err(_) => {
+                // Perhaps a half-open connection, which the manager would keep: start afresh.
+                tracing::debug!("recording presence timed out");
+                if let Ok(fresh) = connection_manager(client.clone()) {
+                    connection = fresh;
+                }
+            }
         }
     }
 }

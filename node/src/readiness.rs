@@ -39,8 +39,11 @@ impl LeaderCommit {
 /// What the node is, for the readiness decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {
+    /// `quorum_ack_ms`: how long ago a quorum last acknowledged it (a leader cut off from its
+    /// group keeps its commit and does not know yet that it leads nobody).
     Leader {
         committed: u64,
+        quorum_ack_ms: Option<u64>,
     },
     /// A follower or learner with a known leader, and the leader's commit as last heard.
     Following {
@@ -53,7 +56,12 @@ pub enum Standing {
 pub fn decide(standing: Standing, applied: u64, lag_max: u64, now: Instant) -> Result<(), String> {
     let target = match standing {
         Standing::NoLeader => return Err("no leader known".into()),
-        Standing::Leader { committed } => committed,
+        Standing::Leader { quorum_ack_ms, .. }
+            if quorum_ack_ms.is_none_or(|ms| ms > PROBE_STALE_AFTER.as_millis() as u64) =>
+        {
+            return Err("no quorum has acknowledged this leader lately".into());
+        }
+        Standing::Leader { committed, .. } => committed,
         Standing::Following { leader_commit: None } => {
             return Err("not heard from the leader how far it committed".into())
         }
@@ -79,7 +87,10 @@ pub fn standing(state: &AppState) -> Standing {
     let metrics = state.raft.metrics().borrow().clone();
     match (metrics.state, metrics.current_leader) {
         (_, None) => Standing::NoLeader,
-        (ServerState::Leader, _) => Standing::Leader { committed: state.log.committed_index().unwrap_or(0) },
+        (ServerState::Leader, _) => Standing::Leader {
+            committed: state.log.committed_index().unwrap_or(0),
+            quorum_ack_ms: metrics.millis_since_quorum_ack,
+        },
         (_, Some(_)) => Standing::Following { leader_commit: state.leader_commit.get() },
     }
 }
@@ -111,8 +122,12 @@ mod tests {
     fn ready_only_with_a_leader_and_within_the_lag() {
         let now = Instant::now();
         assert!(decide(Standing::NoLeader, 10, 5, now).is_err());
-        assert!(decide(Standing::Leader { committed: 15 }, 10, 5, now).is_ok());
-        assert!(decide(Standing::Leader { committed: 16 }, 10, 5, now).unwrap_err().contains("6 log entries behind"));
+        let leader = |committed, quorum_ack_ms| Standing::Leader { committed, quorum_ack_ms };
+        assert!(decide(leader(15, Some(100)), 10, 5, now).is_ok());
+        assert!(decide(leader(16, Some(100)), 10, 5, now).unwrap_err().contains("6 log entries behind"));
+        let cut_off = PROBE_STALE_AFTER.as_millis() as u64 + 1;
+        assert!(decide(leader(10, Some(cut_off)), 10, 5, now).unwrap_err().contains("no quorum"));
+        assert!(decide(leader(10, None), 10, 5, now).is_err());
         let heard = |index, ago| Standing::Following { leader_commit: Some((index, now - ago)) };
         assert!(decide(heard(15, Duration::ZERO), 10, 5, now).is_ok());
         assert!(decide(heard(16, Duration::ZERO), 10, 5, now).is_err());

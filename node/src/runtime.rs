@@ -31,7 +31,7 @@ pub const LEDGER_DIR: &str = "ledger";
 /// the heartbeat interval, which is also the RPC timeout in openraft 0.9.
 const REPLICATION_ENTRIES_MAX: u64 = 64;
 
-fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
+pub(crate) fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
     let tuning = &config.raft;
     let raft = openraft::Config {
         cluster_name: format!("xietong-{}", config.group.bureau),

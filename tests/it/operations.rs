@@ -192,11 +192,14 @@ fn the_production_example_passes_the_check_and_what_production_must_not_have_fai
     std::fs::copy(tls.join("node.key"), tls.join("gateway.key")).expect("gateway key");
     let secret = etc.join("group.secret");
     std::fs::write(&secret, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n").expect("secret");
-    let mode = |mode| {
+    let chmod = |path: &std::path::Path, mode| {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
     };
+    let mode = |mode| chmod(&secret, mode);
     mode(0o600);
+    chmod(&tls.join("node.key"), 0o600);
+    chmod(&tls.join("gateway.key"), 0o600);
 
     let node = etc.join("node1.toml");
     let (passed, out) = check_config(&[node.as_os_str()]);
@@ -205,11 +208,14 @@ fn the_production_example_passes_the_check_and_what_production_must_not_have_fai
     let (passed, out) = check_config(&[etc.join("gateway1.toml").as_os_str()]);
     assert!(passed && out.trim() == "ok: gateway gw1 of group 440000 on 10.44.0.21:8443 (3 nodes)", "{out}");
 
-    // A group secret others can read.
+    // A group secret, or a private key, others can read.
     mode(0o644);
     let (passed, out) = check_config(&[node.as_os_str()]);
-    assert!(!passed && out.contains("chmod 600"), "{out}");
+    assert!(!passed && out.contains("others can read the group secret (chmod 600)"), "{out}");
     mode(0o600);
+    chmod(&tls.join("gateway.key"), 0o644);
+    let (passed, out) = check_config(&[etc.join("gateway1.toml").as_os_str()]);
+    assert!(!passed && out.contains("others can read the TLS private key"), "{out}");
 
     // The development users file (plain tokens), no policies of its own, no TLS on a LAN address.
     let text = std::fs::read_to_string(&node).expect("node file");

@@ -34,8 +34,10 @@ pub const STORE_FILE: &str = "ledger.redb";
 /// The memory redb may use for its page cache. Reads of records not changed since the last
 /// checkpoint go through it; the rest of memory is bounded by open work (see ARCHITECTURE.md).
 pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
-/// The version of the store's layout; a store of another version is refused with both named.
-pub const STORE_FORMAT: u32 = 1;
+/// The version of the store's layout and of the ledger core it holds; a store of another
+/// version is refused with both named. 2: the core keeps the order of signal groups
+/// (`intake_groups_order`).
+pub const STORE_FORMAT: u32 = 2;
 
 pub(crate) const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 pub(crate) const REPORTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("reporters");

@@ -19,7 +19,9 @@ use ledger::{Ledger, RecordsDigest, Reporter, Task, TaskId, Term};
 use super::{read_checkpoint, store_error, write_checkpoint_meta, CheckpointMeta, Store};
 use super::{RECEIVED, REPORTERS, SENT, TASKS};
 
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM1\n";
+/// The stream's format, which carries the ledger core's: 2 since the core keeps the order of
+/// signal groups. A stream of another format is refused before anything of it is decoded.
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM2\n";
 /// The largest frame: a core with a large programme is the biggest thing that travels whole.
 pub const FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
 /// The largest record: a task of 500 timeline entries with notes of 2,000 characters is about
@@ -228,7 +230,11 @@ impl Loader {
         let mut magic = [0u8; 16];
         input.read_exact(&mut magic).map_err(|_| invalid("too short to be a ledger stream"))?;
         if &magic != MAGIC {
-            return Err(invalid("not a ledger stream of this format"));
+            let named = String::from_utf8_lossy(magic.strip_suffix(b"\n").unwrap_or(&magic)).into_owned();
+            let ours = String::from_utf8_lossy(&MAGIC[..MAGIC.len() - 1]).into_owned();
+            return Err(invalid(&format!(
+                "not a ledger stream of this format: it starts {named:?}, this build reads {ours}"
+            )));
         }
         for position in 0u64.. {
             let (kind, payload) = read_frame(input)?;

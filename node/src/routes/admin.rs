@@ -23,6 +23,8 @@ use crate::state::AppState;
 use crate::write_path::{relay_if_follower, OriginalRequest};
 
 pub const MEMBERS_PATH: &str = "/admin/v1/members";
+/// How far a learner's log may trail the leader's for it to be made a voter.
+pub const PROMOTE_LAG_ENTRIES_MAX: u64 = config::limits::READY_LAG_ENTRIES_MAX;
 
 #[derive(Debug, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MembersJson {
@@ -152,8 +154,24 @@ pub async fn add_learner(State(state): State<AppState>, uri: Uri, headers: Heade
 
 pub async fn promote(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     change(state, uri, headers, body, |state, request: MemberRequest| {
-        if !members(state).learners.contains(&request.id) {
+        let current = members(state);
+        if !current.learners.contains(&request.id) {
             return Err(ApiError::invalid_field("id", format!("node {} is not a learner of this group", request.id)));
+        }
+        // A voter still receiving the ledger counts towards the quorum without holding it: in a
+        // group of three, one more failure would stop the group until it caught up.
+        let last = current.last_log_index.unwrap_or(0);
+        let matched = current.matched.get(&request.id).copied();
+        if matched.is_none_or(|matched| last.saturating_sub(matched) > PROMOTE_LAG_ENTRIES_MAX) {
+            let at = matched.map_or("nothing yet".to_owned(), |m| format!("index {m}"));
+            return Err(ApiError::Conflict {
+                code: "learner_behind",
+                message: format!(
+                    "learner {} holds {at} of the leader's {last}: promote it once it has caught up \
+                     (`xietong admin add-learner` follows it)",
+                    request.id
+                ),
+            });
         }
         Ok(ChangeMembers::AddVoterIds(BTreeSet::from([request.id])))
     })

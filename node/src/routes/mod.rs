@@ -165,11 +165,16 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
     }
     if let (true, Some(origin)) = (allowed, origin) {
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        // What a console page may read of an answer besides the simple headers.
+        headers.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("etag, location, retry-after, idempotent-replayed"),
+        );
         if preflight {
             headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
             headers.insert(
                 header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("authorization, content-type, idempotency-key"),
+                HeaderValue::from_static("authorization, content-type, idempotency-key, if-match"),
             );
             headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
         }

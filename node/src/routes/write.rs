@@ -16,8 +16,9 @@ use crate::api::{self, time, ApiError};
 use crate::state::AppState;
 use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome};
 
-/// The Idempotency-Key of a write, fingerprinted with the route and body so that a key reused
-/// for a different request is recognised.
+/// The Idempotency-Key of a write, fingerprinted with the route, the body and the `If-Match`
+/// precondition (which decides like the body's version) so that a key reused for a different
+/// request is recognised.
 fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option<IdempotencyTag>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY) else { return Ok(None) };
     let key = value
@@ -34,6 +35,10 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
     hasher.update(uri.path().as_bytes());
     hasher.update([0]);
     hasher.update(body);
+    if let Some(if_match) = headers.get(axum::http::header::IF_MATCH) {
+        hasher.update([0]);
+        hasher.update(if_match.as_bytes());
+    }
     Ok(Some(IdempotencyTag { key: key.to_owned(), fingerprint: hasher.finalize().into() }))
 }
 
