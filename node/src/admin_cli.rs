@@ -25,8 +25,38 @@ pub struct AdminArgs {
     /// A platform operator's token (`[[admins]]` in the users file); not needed by `restore`.
     #[arg(long, env = "XIETONG_ADMIN_TOKEN")]
     pub token: Option<String>,
+    /// The authority that signed the nodes' certificates (their `[tls] ca_file`): the nodes
+    /// serve TLS, so call them over https.
+    #[arg(long, env = "XIETONG_ADMIN_CA")]
+    pub ca: Option<PathBuf>,
     #[command(subcommand)]
     pub operation: AdminOperation,
+}
+
+/// How the CLI calls nodes: plain, or TLS trusting the nodes' authority.
+struct AdminClient {
+    http: reqwest::Client,
+    scheme: &'static str,
+}
+
+impl AdminClient {
+    fn new(ca: Option<&Path>) -> anyhow::Result<AdminClient> {
+        let builder = reqwest::Client::builder().timeout(ADMIN_CALL_TIMEOUT);
+        match ca {
+            None => Ok(AdminClient { http: builder.build()?, scheme: "http" }),
+            Some(path) => {
+                let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let authority = reqwest::Certificate::from_pem(&pem)
+                    .with_context(|| format!("{} holds no PEM certificate", path.display()))?;
+                Ok(AdminClient { http: builder.add_root_certificate(authority).build()?, scheme: "https" })
+            }
+        }
+    }
+
+    /// The URL of `path` on the node at `addr` (host:port).
+    fn url(&self, addr: &str, path: &str) -> String {
+        format!("{}://{addr}{path}", self.scheme)
+    }
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
@@ -105,11 +135,12 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let token = args.token.as_deref().context("--token (or XIETONG_ADMIN_TOKEN) is required")?;
-    let http = reqwest::Client::builder().timeout(ADMIN_CALL_TIMEOUT).build()?;
+    let client = AdminClient::new(args.ca.as_deref())?;
+    let http = &client.http;
     if let AdminOperation::Backup { out } = &args.operation {
-        return backup(&http, &args.node, token, out).await;
+        return backup(&client, &args.node, token, out).await;
     }
-    let base = format!("http://{}{}", args.node, crate::routes::admin::MEMBERS_PATH);
+    let base = client.url(&args.node, crate::routes::admin::MEMBERS_PATH);
     let request = match &args.operation {
         AdminOperation::Members => http.get(&base),
         AdminOperation::AddLearner { id, addr, .. } => {
@@ -127,7 +158,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if status.is_success() {
         if let AdminOperation::AddLearner { id, no_wait: false, wait_minutes, .. } = &args.operation {
             let wait = Duration::from_secs(wait_minutes.saturating_mul(60));
-            body = follow_learner(&http, &args.node, token, *id, wait).await?;
+            body = follow_learner(&client, &args.node, token, *id, wait).await?;
         }
     }
     println!("{}", serde_json::to_string_pretty(&body)?);
@@ -139,7 +170,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
 /// first look (what it must copy, by log or snapshot, before it can be promoted without the
 /// group waiting on it). Reports progress on stderr; answers the membership at the end.
 async fn follow_learner(
-    http: &reqwest::Client,
+    client: &AdminClient,
     node: &str,
     token: &str,
     id: u64,
@@ -150,7 +181,7 @@ async fn follow_learner(
     let mut last_report = started;
     loop {
         // A failed look (a leader change, a node restarting) is tried again until the wait ends.
-        let members = match members_from_leader(http, node, token).await {
+        let members = match members_from_leader(client, node, token).await {
             Ok(members) => members,
             Err(error) if started.elapsed() < wait => {
                 eprintln!("learner {id}: cannot see its progress now ({error:#}); trying again");
@@ -184,10 +215,11 @@ async fn follow_learner(
 
 /// The membership as the leader sees it (only the leader knows how far each member is): asks
 /// `node`, then the leader it names.
-async fn members_from_leader(http: &reqwest::Client, node: &str, token: &str) -> anyhow::Result<Value> {
+async fn members_from_leader(client: &AdminClient, node: &str, token: &str) -> anyhow::Result<Value> {
     let get = |addr: String| async move {
-        let url = format!("http://{addr}{}", crate::routes::admin::MEMBERS_PATH);
-        let response = http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {addr}"))?;
+        let url = client.url(&addr, crate::routes::admin::MEMBERS_PATH);
+        let response =
+            client.http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {addr}"))?;
         anyhow::ensure!(response.status().is_success(), "{addr} refused: {}", response.status());
         response.json::<Value>().await.context("reading the members")
     };
@@ -204,9 +236,10 @@ async fn members_from_leader(http: &reqwest::Client, node: &str, token: &str) ->
 
 /// Fetches a backup, checks it whole, and writes it durably (temp file, fsync, rename) so a
 /// file at `out` is always a complete backup. Prints its header.
-async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> anyhow::Result<()> {
-    let url = format!("http://{node}{}", crate::routes::backup::BACKUP_PATH);
-    let mut response = http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
+async fn backup(client: &AdminClient, node: &str, token: &str, out: &Path) -> anyhow::Result<()> {
+    let url = client.url(node, crate::routes::backup::BACKUP_PATH);
+    let mut response =
+        client.http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
     let status = response.status();
     if !status.is_success() {
         let text = response.text().await.unwrap_or_default();
@@ -244,9 +277,9 @@ async fn backup(http: &reqwest::Client, node: &str, token: &str, out: &Path) -> 
         if store.contains(&version.sha256) {
             continue;
         }
-        let url =
-            format!("http://{node}{}", crate::routes::backup::DIRECTORY_PATH.replace("{sha256}", &version.sha256));
-        let response = http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
+        let url = client.url(node, &crate::routes::backup::DIRECTORY_PATH.replace("{sha256}", &version.sha256));
+        let response =
+            client.http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
         let status = response.status();
         let file = response.bytes().await.context("reading a directory file")?;
         anyhow::ensure!(status.is_success(), "the node refused directory {}: {status}", version.sha256);

@@ -28,6 +28,15 @@ async fn a_group_runs_over_tls_and_refuses_plain_http() {
     // And a client that does not trust the group's CA cannot talk to it.
     let untrusting = reqwest::Client::new().get(cluster.url(leader, "/healthz")).send().await;
     assert!(untrusting.is_err(), "the certificate is checked: {untrusting:?}");
+
+    // The operators' CLI speaks TLS given the group's authority, and only then.
+    let ca = cluster.data_dir().join("ca.pem");
+    let ca = ca.to_str().expect("a UTF-8 path");
+    let node = cluster.addr(follower).to_owned();
+    let base = ["--node", node.as_str(), "--token", tests::ADMIN_TOKEN];
+    let members = tests::admin_offline(&[&base[..], &["--ca", ca, "members"]].concat()).expect("members over TLS");
+    assert_eq!(members["voters"].as_array().map(Vec::len), Some(3), "{members}");
+    assert!(tests::admin_offline(&[&base[..], &["members"]].concat()).is_err(), "plain http to a TLS node");
 }
 
 /// A gateway in front of a TLS group serves HTTPS and calls the nodes over TLS (finding 19 of
