@@ -232,7 +232,7 @@ impl Loader {
         if &magic != MAGIC {
             let named = String::from_utf8_lossy(magic.strip_suffix(b"\n").unwrap_or(&magic)).into_owned();
             let ours = String::from_utf8_lossy(&MAGIC[..MAGIC.len() - 1]).into_owned();
-            return Err(invalid(&format!(
+            return Err(invalid(format!(
                 "not a ledger stream of this format: it starts {named:?}, this build reads {ours}"
             )));
         }
