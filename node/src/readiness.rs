@@ -82,17 +82,20 @@ pub fn decide(standing: Standing, applied: u64, lag_max: u64, now: Instant) -> R
     Ok(())
 }
 
-/// This node's standing now.
-pub fn standing(state: &AppState) -> Standing {
+/// Whether this node is ready now: its standing and what it applied, from one reading of its
+/// Raft metrics (two readings could pair an old applied index with a newer commit).
+pub fn check(state: &AppState) -> Result<(), String> {
     let metrics = state.raft.metrics().borrow().clone();
-    match (metrics.state, metrics.current_leader) {
+    let standing = match (metrics.state, metrics.current_leader) {
         (_, None) => Standing::NoLeader,
         (ServerState::Leader, _) => Standing::Leader {
             committed: state.log.committed_index().unwrap_or(0),
             quorum_ack_ms: metrics.millis_since_quorum_ack,
         },
         (_, Some(_)) => Standing::Following { leader_commit: state.leader_commit.get() },
-    }
+    };
+    let applied = metrics.last_applied.map_or(0, |log_id| log_id.index);
+    decide(standing, applied, state.ready_lag_entries_max, Instant::now())
 }
 
 /// On a follower, asks the leader for its commit every `PROBE_INTERVAL` until shutdown.

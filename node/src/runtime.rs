@@ -66,19 +66,11 @@ impl NodeFiles {
             .with_context(|| format!("group.bureau {} is not a region code", config.group.bureau))?;
         let users = Users::from_config(users).map_err(anyhow::Error::msg)?;
         let deadlines = match &config.deadlines_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                config::deadlines::DeadlinePolicy::parse(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-            }
+            Some(path) => read_policy(path, config::deadlines::DeadlinePolicy::parse)?,
             None => config::deadlines::DeadlinePolicy::default_policy(),
         };
         let inspection = match &config.inspection_file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-                config::inspection::InspectionConfig::parse(&text)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
-            }
+            Some(path) => read_policy(path, config::inspection::InspectionConfig::parse)?,
             None => config::inspection::InspectionConfig::default_programme(),
         };
         let own_members: Vec<String> = config.group.members.iter().map(|m| m.addr.clone()).collect();
@@ -94,6 +86,15 @@ impl NodeFiles {
         };
         Ok(NodeFiles { group_bureau, users, deadlines, inspection, transport, group_secret, federation })
     }
+}
+
+/// A policy file (deadlines, inspection programme) read and parsed, its errors naming the file.
+fn read_policy<T, E: std::fmt::Display>(
+    path: &std::path::Path,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 /// Runs one node until `shutdown` fires.

@@ -35,9 +35,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if let Some(reason) = broken(&state) {
         return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response();
     }
-    let applied = state.raft.metrics().borrow().last_applied.map_or(0, |log_id| log_id.index);
-    let standing = crate::readiness::standing(&state);
-    match crate::readiness::decide(standing, applied, state.ready_lag_entries_max, std::time::Instant::now()) {
+    match crate::readiness::check(&state) {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
     }

@@ -130,7 +130,7 @@ impl Ledger {
 
     /// Drops the oldest ordered item, and its group unless a newer task has taken the group.
     fn forget_oldest_group(&mut self) {
-        let (_, group, task) = self.intake_groups_order.pop_front().expect("called with an item");
+        let Some((_, group, task)) = self.intake_groups_order.pop_front() else { return };
         if self.intake_groups.get(&group) == Some(&task) {
             self.intake_groups.remove(&group);
         }
