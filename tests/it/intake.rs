@@ -180,6 +180,20 @@ async fn read_feed(cluster: &TestCluster, node: u64, token: &str, mut since: u64
     }
 }
 
+/// Reads the feed from `since` on `node` until it holds `count` events: the node that answered a
+/// write may be another than `node`, which applies it a moment later (the feed is a local read).
+async fn read_feed_until(cluster: &TestCluster, node: u64, token: &str, since: u64, count: usize) -> Vec<Value> {
+    tests::wait_until("the feed to hold the new events", std::time::Duration::from_secs(10), || async {
+        let (events, _) = read_feed(cluster, node, token, since, 100).await;
+        if events.len() >= count {
+            Ok(events)
+        } else {
+            Err(format!("{} of {count} events", events.len()))
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_export_feed_resumes_from_any_index_without_gap() {
     let mut cluster = TestCluster::start().await;
@@ -189,6 +203,8 @@ async fn the_export_feed_resumes_from_any_index_without_gap() {
         let task = cluster.create_task(1 + i % 3, &format!("共享测试 {i}"), Some(assignee)).await;
         written.insert(task.id, assignee);
     }
+    // The feed is a node's local read: node 1 first applies what the others answered.
+    cluster.wait_for_convergence().await;
     // Read in small pages, resuming each time from next_since.
     let (events, caught_up) = read_feed(&cluster, 1, HEALTH, 0, 3).await;
     let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
@@ -205,7 +221,7 @@ async fn the_export_feed_resumes_from_any_index_without_gap() {
     assert_eq!(seen.len(), written.len());
     // New events after the resume point, and only those.
     let more = cluster.create_task(2, "共享测试 续", Some("440106")).await;
-    let (events, _) = read_feed(&cluster, 1, HEALTH, caught_up, 100).await;
+    let events = read_feed_until(&cluster, 1, HEALTH, caught_up, 2).await;
     let ids: Vec<u64> = events.iter().map(|e| e["task"]["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, [more.id, more.id]);
     // Guangzhou's statistics office sees Guangzhou's tasks only.
@@ -245,7 +261,7 @@ async fn the_export_feed_resumes_from_any_index_without_gap() {
         "as they stand"
     );
     let after = cluster.create_task(3, "共享测试 重启后", Some("440106")).await;
-    let (events, _) = read_feed(&cluster, 2, HEALTH, caught_up, 100).await;
+    let events = read_feed_until(&cluster, 2, HEALTH, caught_up, 2).await;
     let ids: Vec<u64> = events.iter().map(|e| e["task"]["id"].as_u64().unwrap()).collect();
     assert_eq!(ids, [after.id, after.id], "then live, from where the store left off");
     // A user token does not read the feed.

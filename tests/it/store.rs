@@ -129,6 +129,8 @@ async fn a_synthesized_ledger_restores_into_a_working_group() {
     // The group goes on from there.
     let created = cluster.create_task(cluster.wait_for_leader().await, "合成账本之后的新任务", None).await;
     assert_eq!(created.id, 601);
+    // The feed is node 1's local read: it first applies what the leader answered.
+    cluster.wait_for_convergence().await;
 
     // The export feed from the beginning: every restored task is filed under the restore's index,
     // so pages end inside it and go on with `after`; each task comes once, then the new one.
