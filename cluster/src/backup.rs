@@ -18,7 +18,8 @@ use ledger::Ledger;
 use crate::store::stream::{verify_stream, write_stream};
 use crate::store::{read_checkpoint, CheckpointMeta};
 
-const MAGIC: &[u8; 16] = b"XIETONG-BACKUP2\n";
+/// 3: the stream of format 3 (postcard records) follows the header.
+const MAGIC: &[u8; 16] = b"XIETONG-BACKUP3\n";
 /// A header is a few hundred bytes; anything larger is not a backup file.
 const HEADER_BYTES_MAX: u32 = 64 * 1024;
 

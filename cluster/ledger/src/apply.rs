@@ -131,15 +131,15 @@ impl Ledger {
     }
 
     /// A ledger from its core (as a checkpoint wrote it) over the store of its records.
-    pub fn from_core(core: &[u8], records: Arc<dyn Records>) -> Result<Ledger, bincode::Error> {
-        let mut ledger: Ledger = bincode::deserialize(core)?;
+    pub fn from_core(core: &[u8], records: Arc<dyn Records>) -> Result<Ledger, crate::codec::DecodeError> {
+        let mut ledger: Ledger = crate::codec::decode(core)?;
         ledger.records = records;
         Ok(ledger)
     }
 
     /// The core's canonical encoding: what a checkpoint stores beside the records.
     pub fn encode_core(&self) -> Vec<u8> {
-        bincode::serialize(self).expect("the ledger always serializes")
+        crate::codec::encode(self).expect("the ledger always encodes")
     }
 
     fn layers(&self) -> Layers<'_> {

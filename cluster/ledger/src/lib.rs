@@ -9,6 +9,7 @@ pub mod access;
 mod apply;
 pub mod bureau;
 pub mod campaign;
+pub mod codec;
 pub mod command;
 pub mod complaint;
 pub mod federation;

@@ -45,7 +45,7 @@ impl fmt::Debug for dyn Records {
 
 /// The key a forward id's records are filed and hashed under.
 pub fn forward_key(forward: ForwardId) -> Vec<u8> {
-    bincode::serialize(&forward).expect("a forward id encodes")
+    crate::codec::encode(&forward).expect("a forward id encodes")
 }
 
 /// The records changed since a checkpoint: each the newest version, `None` where one was
@@ -146,7 +146,7 @@ impl Term {
         hasher.update(kind.as_bytes());
         hasher.update([0]);
         hasher.update(key);
-        hasher.update(bincode::serialize(record).expect("records always encode"));
+        hasher.update(crate::codec::encode(record).expect("records always encode"));
         let hash = hasher.finalize();
         let limb = |i: usize| u64::from_le_bytes(hash[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
         Term([limb(0), limb(1), limb(2), limb(3)])

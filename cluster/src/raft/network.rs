@@ -1,6 +1,9 @@
 //! The client side of peer RPC: openraft's `RaftNetwork` over HTTP POST on the peer's own port.
 //!
-//! Bodies are bincode. Each request names the node it is meant for (`x-xietong-target-node`),
+//! Bodies are in the one binary encoding (`ledger::codec`), and every request says which peer
+//! format it speaks (`x-xietong-peer-format`): a member of another format is refused before its
+//! body is read, with both versions named. Each request names the node it is meant for
+//! (`x-xietong-target-node`),
 //! and the receiver refuses a mismatch: a stale address (a port reused by another node) must
 //! never make a leader replicate to the wrong node.
 //! Every request carries the group secret (`group_secret`) as a bearer token.
@@ -23,11 +26,15 @@ use serde::Serialize;
 use super::{GroupSecret, NodeId, TypeConfig};
 
 pub const TARGET_NODE_HEADER: &str = "x-xietong-target-node";
+pub const PEER_FORMAT_HEADER: &str = "x-xietong-peer-format";
+/// The format of peer RPC this build speaks: 2 since bodies are postcard (`ledger::codec`);
+/// format 1 (bincode, before 0.3.0) sent no format header.
+pub const PEER_FORMAT: u32 = 2;
 pub const PATH_APPEND: &str = "/raft/append";
 pub const PATH_VOTE: &str = "/raft/vote";
 pub const PATH_SNAPSHOT: &str = "/raft/snapshot";
 pub const PATH_READ_INDEX: &str = "/raft/read-index";
-/// HTTP status a peer uses to carry a Raft-level error (bincode `RaftError` body), as opposed
+/// HTTP status a peer uses to carry a Raft-level error (a `RaftError` body), as opposed
 /// to a transport failure.
 pub const REMOTE_ERROR_STATUS: u16 = 409;
 
@@ -92,6 +99,17 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
+    /// A request to the peer at `path` with what every peer RPC carries: the group secret, the
+    /// node it is meant for and the peer format.
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.link
+            .http
+            .post(format!("{}://{}{}", self.link.scheme, self.address, path))
+            .bearer_auth(self.link.secret.bearer())
+            .header(TARGET_NODE_HEADER, self.target.to_string())
+            .header(PEER_FORMAT_HEADER, PEER_FORMAT.to_string())
+    }
+
     async fn call<Req, Resp, Err>(
         &self,
         path: &str,
@@ -103,13 +121,9 @@ impl PeerClient {
         Resp: DeserializeOwned,
         Err: std::error::Error + DeserializeOwned,
     {
-        let body = bincode::serialize(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let body = ledger::codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let response = self
-            .link
-            .http
-            .post(format!("{}://{}{}", self.link.scheme, self.address, path))
-            .bearer_auth(self.link.secret.bearer())
-            .header(TARGET_NODE_HEADER, self.target.to_string())
+            .post(path)
             .timeout(timeout)
             .body(body)
             .send()
@@ -125,7 +139,7 @@ impl PeerClient {
         let bytes = response.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if status.as_u16() == REMOTE_ERROR_STATUS {
             let error: RaftError<NodeId, Err> =
-                bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+                ledger::codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
             return Err(RPCError::RemoteError(RemoteError::new(self.target, error)));
         }
         if !status.is_success() {
@@ -133,7 +147,7 @@ impl PeerClient {
             let error = std::io::Error::other(format!("peer answered {status}: {text}"));
             return Err(RPCError::Network(NetworkError::new(&error)));
         }
-        bincode::deserialize(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))
+        ledger::codec::decode(&bytes).map_err(|e| RPCError::Network(NetworkError::new(&e)))
     }
 }
 
@@ -155,13 +169,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         cancel: impl std::future::Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
         _option: RPCOption,
     ) -> Result<SnapshotResponse<NodeId>, StreamingError<TypeConfig, Fatal<NodeId>>> {
-        let request = self
-            .link
-            .http
-            .post(format!("{}://{}{}", self.link.scheme, self.address, PATH_SNAPSHOT))
-            .bearer_auth(self.link.secret.bearer())
-            .header(TARGET_NODE_HEADER, self.target.to_string());
-        super::snapshot_transfer::send(request, vote, snapshot, cancel).await
+        super::snapshot_transfer::send(self.post(PATH_SNAPSHOT), vote, snapshot, cancel).await
     }
 
     async fn vote(

@@ -1,5 +1,5 @@
 //! The receiving side of peer RPC: axum routes that hand requests to the local Raft and send
-//! back the whole `Result`, bincode-encoded.
+//! back the whole `Result`, in the one binary encoding (`ledger::codec`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::network::{PATH_APPEND, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE, REMOTE_ERROR_STATUS, TARGET_NODE_HEADER};
+use super::network::{
+    PATH_APPEND, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE, PEER_FORMAT, PEER_FORMAT_HEADER, REMOTE_ERROR_STATUS,
+    TARGET_NODE_HEADER,
+};
 use super::{GroupSecret, NodeId, Raft};
 
 #[derive(Clone)]
@@ -66,6 +69,16 @@ fn check_caller(state: &PeerState, headers: &HeaderMap) -> Result<(), Response> 
             serde_json::json!({"error": {"code": "unauthenticated", "message": "peer RPC needs this group's secret"}});
         return Err((StatusCode::UNAUTHORIZED, axum::Json(refusal)).into_response());
     }
+    let format = headers.get(PEER_FORMAT_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u32>().ok());
+    if format != Some(PEER_FORMAT) {
+        // A member of another build (a rolling upgrade across a format change): refused whole,
+        // so neither side misreads the other's bytes.
+        let theirs = format.map_or_else(|| "1 (no format header)".to_owned(), |format| format.to_string());
+        let message = format!("peer RPC of format {theirs}; node {} speaks peer format {PEER_FORMAT}", state.node_id);
+        tracing::warn!(node = state.node_id, "{message}");
+        let refusal = serde_json::json!({"error": {"code": "peer_format", "message": message}});
+        return Err((StatusCode::BAD_REQUEST, axum::Json(refusal)).into_response());
+    }
     let target = headers.get(TARGET_NODE_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<NodeId>().ok());
     if target != Some(state.node_id) {
         let message = format!("this is node {}, not {:?}", state.node_id, target);
@@ -98,15 +111,15 @@ async fn admit<Req: DeserializeOwned>(
             return Err((StatusCode::REQUEST_TIMEOUT, reason).into_response());
         }
     };
-    let request = bincode::deserialize(&bytes)
+    let request = ledger::codec::decode(&bytes)
         .map_err(|e| (StatusCode::BAD_REQUEST, format!("undecodable peer RPC: {e}")).into_response())?;
     Ok((request, slot))
 }
 
 pub(super) fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response {
     let (status, bytes) = match result {
-        Ok(value) => (StatusCode::OK, bincode::serialize(&value)),
-        Err(error) => (StatusCode::from_u16(REMOTE_ERROR_STATUS).expect("a valid status"), bincode::serialize(&error)),
+        Ok(value) => (StatusCode::OK, ledger::codec::encode(&value)),
+        Err(error) => (StatusCode::from_u16(REMOTE_ERROR_STATUS).expect("a valid status"), ledger::codec::encode(&error)),
     };
     match bytes {
         Ok(bytes) => (status, bytes).into_response(),

@@ -3,8 +3,8 @@
 //! arrives, then hands it to openraft to install. Neither side holds more than a few chunks in
 //! memory, whatever the ledger's size.
 //!
-//! Body: `[head length u32 LE][bincode (Vote, SnapshotMeta)]`, then the store stream
-//! (`store::stream`). Answer: bincode `SnapshotResponse` (200) or `Fatal` (the remote-error
+//! Body: `[head length u32 LE][(Vote, SnapshotMeta) in ledger::codec]`, then the store stream
+//! (`store::stream`). Answer: a `SnapshotResponse` (200) or `Fatal` (the remote-error
 //! status, as every peer RPC answers), or a plain-text refusal.
 
 use std::io::{self, Read};
@@ -46,7 +46,7 @@ pub(super) async fn send(
     let SnapshotData::View(view) = *snapshot else {
         return Err(network_error("only a view of the store is sent as a snapshot"));
     };
-    let head = bincode::serialize(&(vote, &meta)).map_err(network_error)?;
+    let head = ledger::codec::encode(&(vote, &meta)).map_err(network_error)?;
     let (chunks, outgoing) = mpsc::channel::<io::Result<Bytes>>(CHUNKS_IN_FLIGHT);
     let mut first = Vec::with_capacity(4 + head.len());
     first.extend_from_slice(&(head.len() as u32).to_le_bytes());
@@ -79,7 +79,7 @@ pub(super) async fn send(
     let status = response.status();
     let bytes = response.bytes().await.map_err(|e| StreamingError::Network(NetworkError::new(&e)))?;
     if status.as_u16() == super::network::REMOTE_ERROR_STATUS {
-        let fatal: Fatal<NodeId> = bincode::deserialize(&bytes).map_err(network_error)?;
+        let fatal: Fatal<NodeId> = ledger::codec::decode(&bytes).map_err(network_error)?;
         return Err(network_error(format!("the follower stopped: {fatal}")));
     }
     if !status.is_success() {
@@ -88,7 +88,7 @@ pub(super) async fn send(
             String::from_utf8_lossy(&bytes)
         )));
     }
-    bincode::deserialize(&bytes).map_err(network_error)
+    ledger::codec::decode(&bytes).map_err(network_error)
 }
 
 /// Reads the chunks the connection hands over, for the loader on its own thread.
@@ -133,7 +133,7 @@ pub(super) async fn receive(
                 return (StatusCode::BAD_REQUEST, "a snapshot head too large").into_response();
             }
             if pending.len() >= 4 + length as usize {
-                let head = match bincode::deserialize(&pending[4..4 + length as usize]) {
+                let head = match ledger::codec::decode(&pending[4..4 + length as usize]) {
                     Ok(head) => head,
                     Err(error) => {
                         return (StatusCode::BAD_REQUEST, format!("an undecodable snapshot head: {error}"))

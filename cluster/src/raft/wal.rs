@@ -1,7 +1,10 @@
 //! The write-ahead log under the Raft log store: segment files of CRC-framed records, written
 //! and fsynced by one IO thread.
 //!
-//! Record frame: `[payload length u32 LE][crc32 of payload u32 LE][bincode payload]`.
+//! A segment starts with its header, `SEGMENT_MAGIC` and the format version (u32 LE); a build
+//! refuses a segment of another format, naming both, before it reads a record.
+//! Record frame: `[payload length u32 LE][crc32 of payload u32 LE][payload]`, the payload in
+//! the one binary encoding (`ledger::codec`).
 //! Records are appended in the order RaftCore issued the operations, so whatever survives a
 //! crash is a prefix; recovery cuts a torn tail of the newest segment at the first short or
 //! bad record. A bad record in an older segment is corruption and stops the node.
@@ -33,6 +36,19 @@ const IO_QUEUE_DEPTH: usize = 64;
 /// A single record larger than this is refused on write and treated as corruption on read.
 const RECORD_BYTES_MAX: u32 = 256 * 1024 * 1024;
 const FRAME_HEADER_BYTES: usize = 8;
+/// What every segment starts with, before its format version.
+const SEGMENT_MAGIC: &[u8; 12] = b"XIETONG-WAL\0";
+/// The format of the segments this build writes and reads: 2 since records are postcard
+/// (`ledger::codec`); format 1 segments (bincode, before 0.3.0) had no header.
+pub const WAL_FORMAT: u32 = 2;
+const SEGMENT_HEADER_BYTES: usize = SEGMENT_MAGIC.len() + 4;
+
+fn segment_header() -> [u8; SEGMENT_HEADER_BYTES] {
+    let mut header = [0u8; SEGMENT_HEADER_BYTES];
+    header[..SEGMENT_MAGIC.len()].copy_from_slice(SEGMENT_MAGIC);
+    header[SEGMENT_MAGIC.len()..].copy_from_slice(&WAL_FORMAT.to_le_bytes());
+    header
+}
 
 #[derive(Serialize, Deserialize)]
 pub enum Record {
@@ -90,7 +106,7 @@ pub struct WalWriter {
 }
 
 pub fn encode(record: &Record) -> io::Result<Vec<u8>> {
-    let payload = bincode::serialize(record).map_err(io::Error::other)?;
+    let payload = ledger::codec::encode(record).map_err(io::Error::other)?;
     let length = u32::try_from(payload.len())
         .ok()
         .filter(|len| *len <= RECORD_BYTES_MAX)
@@ -163,12 +179,46 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// What a segment's first bytes say about it.
+enum SegmentStart {
+    /// A header of this build's format: records follow.
+    Ours,
+    /// Shorter than a header and the start of ours: the segment was being created when the
+    /// node stopped, and holds no record.
+    Unfinished,
+}
+
+/// Checks a segment's header; another format is refused with both versions named.
+fn segment_start(path: &Path, bytes: &[u8]) -> io::Result<SegmentStart> {
+    let ours = segment_header();
+    if bytes.len() < SEGMENT_HEADER_BYTES && ours.starts_with(bytes) {
+        return Ok(SegmentStart::Unfinished);
+    }
+    let refuse = |what: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("WAL segment {} {what}; this build reads WAL format {WAL_FORMAT}", path.display()),
+        )
+    };
+    if !bytes.starts_with(SEGMENT_MAGIC) {
+        return Err(refuse("has no format header: it is WAL format 1, written before 0.3.0".into()));
+    }
+    let version = u32::from_le_bytes(bytes[SEGMENT_MAGIC.len()..SEGMENT_HEADER_BYTES].try_into().expect("4 bytes"));
+    if version != WAL_FORMAT {
+        return Err(refuse(format!("is WAL format {version}")));
+    }
+    Ok(SegmentStart::Ours)
+}
+
 /// Reads one segment. Returns the records and the offset where the valid prefix ends.
 fn read_segment(path: &Path) -> io::Result<(Vec<Record>, u64, bool)> {
     let mut bytes = Vec::new();
     File::open(path)?.read_to_end(&mut bytes)?;
     let mut records = Vec::new();
-    let mut offset = 0usize;
+    if let SegmentStart::Unfinished = segment_start(path, &bytes)? {
+        return Ok((records, 0, !bytes.is_empty()));
+    }
+    let mut offset = SEGMENT_HEADER_BYTES;
     let torn = loop {
         if offset == bytes.len() {
             break false;
@@ -186,7 +236,7 @@ fn read_segment(path: &Path) -> io::Result<(Vec<Record>, u64, bool)> {
         if crc32fast::hash(payload) != crc {
             break true;
         }
-        match bincode::deserialize::<Record>(payload) {
+        match ledger::codec::decode::<Record>(payload) {
             Ok(record) => records.push(record),
             Err(_) => break true,
         }
@@ -216,6 +266,13 @@ pub fn open(dir: &Path) -> io::Result<(WalWriter, Recovered)> {
                     io::ErrorKind::InvalidData,
                     format!("WAL segment {} is corrupt before its end", path.display()),
                 ));
+            }
+            if valid_len == 0 {
+                // Stopped while creating it: it holds not even its header.
+                tracing::warn!(segment = %path.display(), "removing an unfinished WAL segment left by a crash");
+                fs::remove_file(&path)?;
+                sync_dir(dir)?;
+                continue;
             }
             tracing::warn!(segment = %path.display(), valid_len, "cutting a torn WAL tail left by a crash");
             let file = OpenOptions::new().write(true).open(&path)?;
@@ -289,11 +346,12 @@ fn start_segment(dir: &Path, sequence: u64, meta: &Meta) -> io::Result<Segment> 
     let path = segment_path(dir, sequence);
     // The log holds reporters' identities: readable by the node's user only.
     let mut file = OpenOptions::new().create_new(true).append(true).mode(0o600).open(&path)?;
-    let frame = encode(&Record::Checkpoint { vote: meta.vote, committed: meta.committed, purged: meta.purged })?;
-    file.write_all(&frame)?;
+    let mut start = segment_header().to_vec();
+    start.extend(encode(&Record::Checkpoint { vote: meta.vote, committed: meta.committed, purged: meta.purged })?);
+    file.write_all(&start)?;
     file.sync_data()?;
     sync_dir(dir)?;
-    Ok(Segment { sequence, file, len: frame.len() as u64, max_entry_index: None })
+    Ok(Segment { sequence, file, len: start.len() as u64, max_entry_index: None })
 }
 
 struct IoThread {

@@ -311,7 +311,7 @@ pub(crate) fn derive_again(write: &WriteTransaction, position: u64) -> std::io::
     let mut indexes = Indexes::open(write)?;
     for entry in tasks.iter().map_err(store_error)? {
         let (id, bytes) = entry.map_err(store_error)?;
-        let task: Task = bincode::deserialize(bytes.value())
+        let task: Task = ledger::codec::decode(bytes.value())
             .map_err(|e| invalid(format!("task {} in the store: {e}", id.value())))?;
         indexes.reindex(None, &task, position)?;
     }

@@ -36,8 +36,8 @@ pub const STORE_FILE: &str = "ledger.redb";
 pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The version of the store's layout and of the ledger core it holds; a store of another
 /// version is refused with both named. 2: the core keeps the order of signal groups
-/// (`intake_groups_order`).
-pub const STORE_FORMAT: u32 = 2;
+/// (`intake_groups_order`). 3: records, core and meta in postcard (`ledger::codec`).
+pub const STORE_FORMAT: u32 = 3;
 
 pub(crate) const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 pub(crate) const REPORTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("reporters");
@@ -185,19 +185,19 @@ impl Store {
             for (id, task) in &changes.tasks {
                 let stored = tasks.get(id.0).map_err(store_error)?.map(|bytes| bytes.value().to_vec());
                 let old: Option<Task> = stored
-                    .map(|bytes| bincode::deserialize(&bytes))
+                    .map(|bytes| ledger::codec::decode(&bytes))
                     .transpose()
                     .map_err(|e| invalid(format!("task {id} in the store: {e}")))?;
                 // A change made outside a log (a tool's ledger) is filed under the checkpoint.
                 let position = changes.positions.get(id).copied().filter(|p| *p > 0);
                 indexes.reindex(old.as_ref(), task, position.unwrap_or(meta.index().unwrap_or(0)).max(1))?;
-                let bytes = bincode::serialize(&**task).map_err(store_error)?;
+                let bytes = ledger::codec::encode(&**task).map_err(store_error)?;
                 tasks.insert(id.0, bytes.as_slice()).map_err(store_error)?;
             }
             indexes.finish()?;
             let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
             for (id, reporter) in &changes.reporters {
-                let bytes = bincode::serialize(reporter).map_err(store_error)?;
+                let bytes = ledger::codec::encode(reporter).map_err(store_error)?;
                 reporters.insert(id.0, bytes.as_slice()).map_err(store_error)?;
             }
             let mut sent = write.open_table(SENT).map_err(store_error)?;
@@ -241,7 +241,7 @@ pub fn task_in(view: &ReadTransaction, id: TaskId) -> io::Result<Option<Task>> {
     let tasks = view.open_table(TASKS).map_err(store_error)?;
     let found = tasks.get(id.0).map_err(store_error)?;
     found
-        .map(|bytes| bincode::deserialize(bytes.value()).map_err(|e| invalid(format!("task {id} in the store: {e}"))))
+        .map(|bytes| ledger::codec::decode(bytes.value()).map_err(|e| invalid(format!("task {id} in the store: {e}"))))
         .transpose()
 }
 
@@ -252,7 +252,7 @@ pub(crate) fn read_checkpoint(read: &ReadTransaction) -> io::Result<Option<(Chec
         return Ok(None);
     };
     let checkpoint: CheckpointMeta =
-        bincode::deserialize(checkpoint.value()).map_err(|error| invalid(format!("checkpoint meta: {error}")))?;
+        ledger::codec::decode(checkpoint.value()).map_err(|error| invalid(format!("checkpoint meta: {error}")))?;
     let core = meta.get(META_CORE).map_err(store_error)?.ok_or_else(|| invalid("a checkpoint without its core"))?;
     Ok(Some((checkpoint, core.value().to_vec())))
 }
@@ -264,7 +264,7 @@ pub(crate) fn write_checkpoint_meta(
 ) -> io::Result<()> {
     let mut table = write.open_table(META).map_err(store_error)?;
     table.insert(META_CORE, core).map_err(store_error)?;
-    let encoded = bincode::serialize(meta).map_err(store_error)?;
+    let encoded = ledger::codec::encode(meta).map_err(store_error)?;
     table.insert(META_CHECKPOINT, encoded.as_slice()).map_err(store_error)?;
     Ok(())
 }
@@ -287,7 +287,7 @@ fn unreadable(error: impl std::fmt::Display) -> ! {
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> T {
-    bincode::deserialize(bytes).unwrap_or_else(|error| panic!("the ledger store holds a damaged {what}: {error}"))
+    ledger::codec::decode(bytes).unwrap_or_else(|error| panic!("the ledger store holds a damaged {what}: {error}"))
 }
 
 impl Records for StoreRecords {

@@ -20,8 +20,9 @@ use super::{read_checkpoint, store_error, write_checkpoint_meta, CheckpointMeta,
 use super::{RECEIVED, REPORTERS, SENT, TASKS};
 
 /// The stream's format, which carries the ledger core's: 2 since the core keeps the order of
-/// signal groups. A stream of another format is refused before anything of it is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM2\n";
+/// signal groups, 3 since records are postcard (`ledger::codec`). A stream of another format is
+/// refused before anything of it is decoded.
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM3\n";
 /// The largest frame: a core with a large programme is the biggest thing that travels whole.
 pub const FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
 /// The largest record: a task of 500 timeline entries with notes of 2,000 characters is about
@@ -117,7 +118,7 @@ impl Write for ChunkWriter {
 pub fn write_stream(view: &ReadTransaction, out: &mut impl Write) -> io::Result<(CheckpointMeta, u64)> {
     let (meta, core) = read_checkpoint(view)?.ok_or_else(|| invalid("the store has no checkpoint to send"))?;
     out.write_all(MAGIC)?;
-    write_frame(out, Kind::Meta, &bincode::serialize(&meta).map_err(store_error)?)?;
+    write_frame(out, Kind::Meta, &ledger::codec::encode(&meta).map_err(store_error)?)?;
     write_frame(out, Kind::Core, &core)?;
     let mut records = 0u64;
     let mut payload = Vec::new();
@@ -259,7 +260,7 @@ impl Loader {
             match kind {
                 Kind::Meta => {
                     let meta: CheckpointMeta =
-                        bincode::deserialize(&payload).map_err(|e| invalid(format!("the stream's meta: {e}")))?;
+                        ledger::codec::decode(&payload).map_err(|e| invalid(format!("the stream's meta: {e}")))?;
                     self.meta = Some(meta);
                 }
                 Kind::Core => {
@@ -290,14 +291,14 @@ impl Loader {
         let mut decoded_task = None;
         let record = match kind {
             Kind::Reporter => {
-                let reporter: Reporter = bincode::deserialize(rest).map_err(|e| invalid(format!("a reporter: {e}")))?;
+                let reporter: Reporter = ledger::codec::decode(rest).map_err(|e| invalid(format!("a reporter: {e}")))?;
                 self.digest.add(Term::of_reporter(TaskId(number), &reporter));
                 self.reporters += 1;
-                bincode::serialize(&reporter).map_err(store_error)?
+                ledger::codec::encode(&reporter).map_err(store_error)?
             }
             Kind::Sent | Kind::Received => {
                 let forward: ledger::ForwardId =
-                    bincode::deserialize(rest).map_err(|e| invalid(format!("a forward id: {e}")))?;
+                    ledger::codec::decode(rest).map_err(|e| invalid(format!("a forward id: {e}")))?;
                 if ledger::forward_key(forward) != rest {
                     return Err(invalid("a forward id in another encoding"));
                 }
@@ -311,7 +312,7 @@ impl Loader {
                 rest.to_vec()
             }
             Kind::Task => {
-                let task: Task = bincode::deserialize(rest).map_err(|e| invalid(format!("a task: {e}")))?;
+                let task: Task = ledger::codec::decode(rest).map_err(|e| invalid(format!("a task: {e}")))?;
                 if task.id != TaskId(number) {
                     return Err(invalid(format!("task {} is filed as {number}", task.id)));
                 }
@@ -324,7 +325,7 @@ impl Loader {
                 self.tasks_sent += u64::from(task.remote.is_some());
                 self.tasks_received += u64::from(task.received.is_some());
                 self.complaints += u64::from(task.complaint.is_some());
-                let bytes = bincode::serialize(&task).map_err(store_error)?;
+                let bytes = ledger::codec::encode(&task).map_err(store_error)?;
                 decoded_task = Some(task);
                 bytes
             }

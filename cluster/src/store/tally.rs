@@ -4,7 +4,7 @@
 //! response metrics starts from them (and the changes since the checkpoint) instead of reading
 //! every task ever filed (`node::response_metrics`).
 //!
-//! Keys (big-endian): `TALLIES` `[bureau u32][day u32]` → the bincode of a `Tally`; `CENSUS`
+//! Keys (big-endian): `TALLIES` `[bureau u32][day u32]` → the encoding (`ledger::codec`) of a `Tally`; `CENSUS`
 //! `[state u8][kind u8]` → tasks. An empty tally or count is not kept.
 //!
 //! What they derive is versioned (`ledger::response::TALLY_VERSION`): a store whose tallies were
@@ -87,7 +87,7 @@ impl<'txn> Tallies<'txn> {
             if tally.is_empty() {
                 self.tallies.remove(key).map_err(store_error)?;
             } else {
-                let bytes = bincode::serialize(&tally).map_err(store_error)?;
+                let bytes = ledger::codec::encode(&tally).map_err(store_error)?;
                 self.tallies.insert(key, bytes.as_slice()).map_err(store_error)?;
             }
         }
@@ -107,7 +107,7 @@ impl<'txn> Tallies<'txn> {
 }
 
 fn decode(key: u64, bytes: &[u8]) -> io::Result<Tally> {
-    let tally: Tally = bincode::deserialize(bytes).map_err(|e| invalid(format!("tally {key:x}: {e}")))?;
+    let tally: Tally = ledger::codec::decode(bytes).map_err(|e| invalid(format!("tally {key:x}: {e}")))?;
     if !tally.is_well_formed() {
         return Err(invalid(format!("tally {key:x} does not add up")));
     }

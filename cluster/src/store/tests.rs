@@ -139,7 +139,7 @@ fn records_that_do_not_add_up_to_the_cores_digest_are_refused() {
     let write = store.db.begin_write().expect("write");
     {
         let mut tasks = write.open_table(TASKS).expect("tasks");
-        tasks.insert(3, bincode::serialize(&tampered).expect("encode").as_slice()).expect("insert");
+        tasks.insert(3, ledger::codec::encode(&tampered).expect("encode").as_slice()).expect("insert");
     }
     write.commit().expect("commit");
     let mut bytes = Vec::new();

@@ -230,8 +230,8 @@ impl DrawInputs {
     /// committed before the beacon, and the beacon is fixed once, by a second person.
     pub fn seed(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
-        hasher.update(b"xietong-double-random-v1\0");
-        hasher.update(bincode::serialize(self).expect("draw inputs always serialize"));
+        hasher.update(b"xietong-double-random-v2\0");
+        hasher.update(crate::codec::encode(self).expect("draw inputs always encode"));
         hasher.finalize().into()
     }
 }
@@ -524,7 +524,7 @@ impl Programme {
     /// its version, for an auditor comparing two readings. A draw's seed covers the part of it
     /// that the draw used (`DrawInputs::pool`).
     pub fn inspector_directory_sha256(&self) -> String {
-        hex(&Sha256::digest(bincode::serialize(&self.inspectors).expect("inspectors always serialize")))
+        hex(&Sha256::digest(crate::codec::encode(&self.inspectors).expect("inspectors always encode")))
     }
 
     pub fn campaign(&self, id: u64) -> Option<&Arc<Campaign>> {

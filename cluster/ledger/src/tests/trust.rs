@@ -438,11 +438,15 @@ fn a_group_above_speaks_only_for_its_own_bureaus_not_the_origins() {
 
 #[test]
 fn a_core_whose_counters_could_run_out_is_refused() {
-    // The task counter follows the task count and the records digest in the core's encoding.
-    const NEXT_TASK_ID_AT: usize = 8 + 32;
+    // In an empty ledger's core the task counter (1, one varint byte) follows the task count (0,
+    // one byte) and the records digest (four zero words, a byte each).
+    const NEXT_TASK_ID_AT: usize = 1 + 4;
     let with_next_task_id = |value: u64| {
-        let mut core = Ledger::new().encode_core();
-        core[NEXT_TASK_ID_AT..NEXT_TASK_ID_AT + 8].copy_from_slice(&value.to_le_bytes());
+        let empty = Ledger::new().encode_core();
+        assert_eq!(empty[NEXT_TASK_ID_AT], 1, "the task counter of an empty ledger");
+        let mut core = empty[..NEXT_TASK_ID_AT].to_vec();
+        core.extend(crate::codec::encode(&value).expect("a counter encodes"));
+        core.extend(&empty[NEXT_TASK_ID_AT + 1..]);
         Ledger::from_core(&core, std::sync::Arc::new(crate::MemoryRecords::default())).expect("decodes")
     };
     let zero = with_next_task_id(0).check_core().expect_err("refused");
