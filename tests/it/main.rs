@@ -12,6 +12,7 @@ mod entities;
 mod failover;
 mod fanout;
 mod federation;
+mod fixtures;
 mod gateway;
 mod intake;
 mod membership;

@@ -87,7 +87,7 @@ async fn a_text_log_in_a_file_has_no_terminal_colours_and_the_build_is_reported(
         cluster.http.get(cluster.url(leader, "/metrics")).send().await.expect("metrics").text().await.expect("text");
     let version = std::process::Command::new(xietong_binary()).arg("--version").output().expect("--version");
     let version = String::from_utf8(version.stdout).expect("utf-8");
-    // "xietong 0.2.0 (commit 0123456789ab)"
+    // "xietong 0.3.0 (commit 0123456789ab)"
     let (release, commit) = version
         .trim()
         .strip_prefix("xietong ")

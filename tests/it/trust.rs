@@ -91,6 +91,13 @@ async fn a_hostile_linked_group_cannot_crash_plant_or_poison_and_the_groups_rest
     newer["messages"][0]["Handover"]["priority_hint"] = json!(3);
     let (status, answer) = peer_post(&fed, "440100", "440000", "/federation/v1/deliver", newer).await;
     assert_eq!((status, delivered(&answer)), (200, "refused"), "{answer}");
+    // A change an older group could not understand comes under a new path: refused, naming both.
+    let (status, answer) = peer_post(&fed, "440100", "440000", "/federation/v2/deliver", json!({"messages": []})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("federation_version")), "{answer}");
+    assert!(
+        answer["error"]["message"].as_str().is_some_and(|m| m.contains("speaks federation v1, not v2")),
+        "{answer}"
+    );
 
     // Finding 2: a report whose fields disagree (completed, with no assignee or outcome) used to
     // be copied whole, and every node panicked at the next snapshot load.
@@ -304,6 +311,26 @@ async fn peer_rpc_is_refused_before_its_body_is_read() {
         .expect("read");
     let head = String::from_utf8_lossy(&answer[..read]);
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    // A member with the secret but of another peer format (a build across a format change, or
+    // one from before formats were sent) is refused too, naming both, before its body.
+    let secret = std::fs::read_to_string(cluster.data_dir().join("group.secret")).expect("the group secret");
+    for (format_header, theirs) in [("x-xietong-peer-format: 3\r\n", "3"), ("", "1 (no format header)")] {
+        let mut stream = tokio::net::TcpStream::connect(cluster.addr(1)).await.expect("connect");
+        let request = format!(
+            "POST /raft/append HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nx-xietong-target-node: 1\r\n\
+             {format_header}Content-Length: 200000000\r\n\r\n",
+            secret.trim()
+        );
+        stream.write_all(request.as_bytes()).await.expect("headers");
+        let mut answer = vec![0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .expect("answered without waiting for the body")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer[..read]);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains(&format!("peer RPC of format {theirs}; node 1 speaks peer format 2")), "{answer}");
+    }
 }
 
 /// A second `xietong node` on a live node's configuration (an operator's slip, a supervisor

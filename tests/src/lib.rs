@@ -169,6 +169,9 @@ pub struct ClusterOptions {
     /// A backup file every node is seeded from (`xietong admin restore`) before its first start,
     /// with the digest `backup` printed for it.
     pub restore_from: Option<(PathBuf, String)>,
+    /// A data directory (its `log/` and `ledger/`) copied into node 1's before its first start:
+    /// a one-node group goes on from a fixture of an older build (`tests/fixtures`).
+    pub seed_data_dir: Option<PathBuf>,
     /// Serve and call peers over TLS, with a CA and a certificate for 127.0.0.1 made for the test.
     pub tls: bool,
     /// Route every node-to-node link (i → j) through a fault proxy of its own, so a test can
@@ -196,6 +199,7 @@ impl Default for ClusterOptions {
             topology_toml: None,
             extra_users_toml: None,
             restore_from: None,
+            seed_data_dir: None,
             tls: false,
             proxied_peers: false,
             fanout_redis: None,
@@ -309,6 +313,10 @@ impl TestCluster {
                 admin_offline(&["restore", "--from", &from, "--config", &config, "--expect-digest", digest])
                     .expect("restoring the backup into a new node");
             }
+        }
+        if let Some(seed) = &options.seed_data_dir {
+            assert_eq!(options.size, 1, "a seeded data directory is one node's");
+            copy_dir(seed, &cluster.dir.path().join("node1"));
         }
         for id in 1..=options.size {
             cluster.spawn(id);
@@ -658,6 +666,20 @@ pub const ADMIN_TOKEN: &str = "demo-ops-admin-0099";
 
 /// Runs `xietong admin` against `node` as the demo platform operator and returns its JSON answer;
 /// the command must succeed.
+/// Copies the tree at `from` to `to` (created), files with their permissions.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create a directory");
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("reading {}: {e}", from.display())) {
+        let entry = entry.expect("a directory entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy a file");
+        }
+    }
+}
+
 pub fn admin(node: &str, args: &[&str]) -> serde_json::Value {
     let mut full = vec!["--node", node, "--token", ADMIN_TOKEN];
     full.extend_from_slice(args);

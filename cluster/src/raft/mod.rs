@@ -13,7 +13,7 @@ pub mod network;
 pub mod peer_api;
 mod snapshot_transfer;
 pub mod state_machine;
-mod wal;
+pub mod wal;
 
 #[cfg(test)]
 mod tests;

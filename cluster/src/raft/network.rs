@@ -122,19 +122,13 @@ impl PeerClient {
         Err: std::error::Error + DeserializeOwned,
     {
         let body = ledger::codec::encode(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let response = self
-            .post(path)
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                if e.is_connect() {
-                    RPCError::Unreachable(Unreachable::new(&e))
-                } else {
-                    RPCError::Network(NetworkError::new(&e))
-                }
-            })?;
+        let response = self.post(path).timeout(timeout).body(body).send().await.map_err(|e| {
+            if e.is_connect() {
+                RPCError::Unreachable(Unreachable::new(&e))
+            } else {
+                RPCError::Network(NetworkError::new(&e))
+            }
+        })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if status.as_u16() == REMOTE_ERROR_STATUS {

@@ -119,7 +119,9 @@ async fn admit<Req: DeserializeOwned>(
 pub(super) fn reply<T: Serialize, E: Serialize>(result: Result<T, E>) -> Response {
     let (status, bytes) = match result {
         Ok(value) => (StatusCode::OK, ledger::codec::encode(&value)),
-        Err(error) => (StatusCode::from_u16(REMOTE_ERROR_STATUS).expect("a valid status"), ledger::codec::encode(&error)),
+        Err(error) => {
+            (StatusCode::from_u16(REMOTE_ERROR_STATUS).expect("a valid status"), ledger::codec::encode(&error))
+        }
     };
     match bytes {
         Ok(bytes) => (status, bytes).into_response(),

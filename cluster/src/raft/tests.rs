@@ -126,6 +126,47 @@ fn corruption_before_the_newest_segment_refuses_to_start() {
 }
 
 #[test]
+fn a_segment_of_another_format_is_refused_naming_both_and_an_unfinished_one_is_dropped() {
+    runtime().block_on(async {
+        let dir = TempDir::new().expect("temp dir");
+        {
+            let mut store = open_log(dir.path()).expect("open");
+            append_durably(&mut store, (1..=3).map(|i| blank(1, i)).collect()).await;
+        }
+        let segments = || {
+            let mut paths: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("e").path()).collect();
+            paths.sort();
+            paths
+        };
+        // Stopped while creating a segment: a part of its header only. Dropped at the next start,
+        // and the entries before it are all there.
+        let header = std::fs::read(&segments()[0]).expect("read")[..16].to_vec();
+        let unfinished = dir.path().join("0000000099.wal");
+        std::fs::write(&unfinished, &header[..7]).expect("write");
+        let mut reopened = open_log(dir.path()).expect("an unfinished newest segment is no corruption");
+        assert_eq!(reopened.get_log_state().await.expect("state").last_log_id, Some(log_id(1, 1, 3)));
+        drop(reopened);
+        assert!(!unfinished.exists(), "the unfinished segment is gone");
+        // A segment of a later format, and one from before formats were written (no header).
+        let oldest = segments()[0].clone();
+        let original = std::fs::read(&oldest).expect("read");
+        let mut later = original.clone();
+        later[12..16].copy_from_slice(&(wal::WAL_FORMAT + 1).to_le_bytes());
+        std::fs::write(&oldest, &later).expect("write");
+        let error = open_log(dir.path()).err().expect("refused").to_string();
+        let expected =
+            format!("is WAL format {}; this build reads WAL format {}", wal::WAL_FORMAT + 1, wal::WAL_FORMAT);
+        assert!(error.contains(&expected), "{error}");
+        std::fs::write(&oldest, &original[16..]).expect("write");
+        let error = open_log(dir.path()).err().expect("refused").to_string();
+        assert!(error.contains("has no format header: it is WAL format 1"), "{error}");
+        assert!(error.contains(&format!("this build reads WAL format {}", wal::WAL_FORMAT)), "{error}");
+        // Nothing was changed by the refusals: the segment is as it was put there.
+        assert_eq!(std::fs::read(&oldest).expect("read"), original[16..]);
+    });
+}
+
+#[test]
 fn purged_segments_are_deleted() {
     runtime().block_on(async {
         let dir = TempDir::new().expect("temp dir");

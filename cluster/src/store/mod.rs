@@ -182,6 +182,7 @@ impl Store {
         {
             let mut tasks = write.open_table(TASKS).map_err(store_error)?;
             let mut indexes = index::Indexes::open(&write)?;
+            let mut replaced = Vec::with_capacity(changes.tasks.len());
             for (id, task) in &changes.tasks {
                 let stored = tasks.get(id.0).map_err(store_error)?.map(|bytes| bytes.value().to_vec());
                 let old: Option<Task> = stored
@@ -190,10 +191,11 @@ impl Store {
                     .map_err(|e| invalid(format!("task {id} in the store: {e}")))?;
                 // A change made outside a log (a tool's ledger) is filed under the checkpoint.
                 let position = changes.positions.get(id).copied().filter(|p| *p > 0);
-                indexes.reindex(old.as_ref(), task, position.unwrap_or(meta.index().unwrap_or(0)).max(1))?;
+                replaced.push((old, &**task, position.unwrap_or(meta.index().unwrap_or(0)).max(1)));
                 let bytes = ledger::codec::encode(&**task).map_err(store_error)?;
                 tasks.insert(id.0, bytes.as_slice()).map_err(store_error)?;
             }
+            indexes.reindex(replaced.iter().map(|(old, new, position)| (old.as_ref(), *new, *position)))?;
             indexes.finish()?;
             let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
             for (id, reporter) in &changes.reporters {

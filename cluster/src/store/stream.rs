@@ -291,7 +291,8 @@ impl Loader {
         let mut decoded_task = None;
         let record = match kind {
             Kind::Reporter => {
-                let reporter: Reporter = ledger::codec::decode(rest).map_err(|e| invalid(format!("a reporter: {e}")))?;
+                let reporter: Reporter =
+                    ledger::codec::decode(rest).map_err(|e| invalid(format!("a reporter: {e}")))?;
                 self.digest.add(Term::of_reporter(TaskId(number), &reporter));
                 self.reporters += 1;
                 ledger::codec::encode(&reporter).map_err(store_error)?
@@ -360,11 +361,10 @@ impl Loader {
             let mut sent = write.open_table(SENT).map_err(store_error)?;
             let mut received = write.open_table(RECEIVED).map_err(store_error)?;
             let mut indexes = super::index::Indexes::open(&write)?;
-            for (kind, number, bytes, task) in self.pending.drain(..) {
+            let tasks_loaded = self.pending.iter().filter_map(|(_, _, _, task)| task.as_ref());
+            indexes.reindex(tasks_loaded.map(|task| (None, task, loaded_at)))?;
+            for (kind, number, bytes, _) in self.pending.drain(..) {
                 let bytes = bytes.as_slice();
-                if let Some(task) = &task {
-                    indexes.reindex(None, task, loaded_at)?;
-                }
                 match kind {
                     Kind::Task => tasks.insert(number, bytes).map(drop),
                     Kind::Reporter => reporters.insert(number, bytes).map(drop),

@@ -78,8 +78,30 @@ pub struct StatusResponse {
     pub reports: Vec<StatusReport>,
 }
 
+/// The federation protocol this build speaks: the `/v1/` of its paths.
+pub const FEDERATION_VERSION: &str = "v1";
+
 pub fn router() -> Router<AppState> {
-    Router::new().route(DELIVER_PATH, post(deliver)).route(REPORT_PATH, post(report)).route(STATUS_PATH, post(status))
+    Router::new()
+        .route(DELIVER_PATH, post(deliver))
+        .route(REPORT_PATH, post(report))
+        .route(STATUS_PATH, post(status))
+        .route("/federation/{version}/{*rest}", axum::routing::any(another_version))
+}
+
+/// A request for another version of the protocol (or none of ours): refused naming both, so the
+/// operators of a group upgraded ahead of its peers see at once why a link is refused.
+async fn another_version(axum::extract::Path((version, rest)): axum::extract::Path<(String, String)>) -> Response {
+    if version == FEDERATION_VERSION {
+        return ApiError::NoRoute.into_response();
+    }
+    ApiError::Invalid {
+        code: "federation_version",
+        message: format!(
+            "/federation/{version}/{rest}: this group speaks federation {FEDERATION_VERSION}, not {version}"
+        ),
+    }
+    .into_response()
 }
 
 /// Authenticates the peer and reads the body; `Err` is the response to give.
