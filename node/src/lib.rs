@@ -5,6 +5,7 @@ pub mod admin_cli;
 pub mod api;
 mod auth;
 mod batcher;
+pub mod certificate;
 pub mod check_cli;
 pub mod data_dir_lock;
 mod deadline_policy;

@@ -20,6 +20,8 @@ pub struct Transport {
     acceptor: Option<TlsAcceptor>,
     /// The identity the acceptor presents; replaced in place by `reload_identity`.
     identity: Option<Arc<ServedIdentity>>,
+    /// The authorities this node trusts: its own certificate must chain to one of them too.
+    roots: Option<Arc<rustls::RootCertStore>>,
     client_tls: Option<rustls::ClientConfig>,
 }
 
@@ -36,9 +38,12 @@ impl rustls::server::ResolvesServerCert for ServedIdentity {
     }
 }
 
-/// The chain and key of `tls` as one identity, checked to belong together.
-fn load_identity(tls: &TlsConfig) -> anyhow::Result<rustls::sign::CertifiedKey> {
+/// The chain and key of `tls` as one identity, checked to belong together, to chain to `roots`
+/// and to be valid now.
+fn load_identity(tls: &TlsConfig, roots: &Arc<rustls::RootCertStore>) -> anyhow::Result<rustls::sign::CertifiedKey> {
     let chain = read_certificates(&tls.cert_file)?;
+    crate::certificate::check_chain(&chain, roots, rustls::pki_types::UnixTime::now())
+        .with_context(|| format!("{} against the CA of {}", tls.cert_file.display(), tls.ca_file.display()))?;
     let key = PrivateKeyDer::from_pem_file(&tls.key_file)
         .with_context(|| format!("reading the private key from {}", tls.key_file.display()))?;
     let identity = rustls::sign::CertifiedKey::from_der(chain, key, &provider())
@@ -61,43 +66,53 @@ fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>
 
 impl Transport {
     pub fn plain() -> Transport {
-        Transport { scheme: "http", acceptor: None, identity: None, client_tls: None }
+        Transport { scheme: "http", acceptor: None, identity: None, roots: None, client_tls: None }
     }
 
     pub fn from_config(tls: Option<&TlsConfig>) -> anyhow::Result<Transport> {
         let Some(tls) = tls else { return Ok(Transport::plain()) };
-        let identity = Arc::new(ServedIdentity { current: std::sync::RwLock::new(Arc::new(load_identity(tls)?)) });
+        let mut roots = rustls::RootCertStore::empty();
+        for authority in read_certificates(&tls.ca_file)? {
+            roots.add(authority).context("a CA certificate rustls does not accept")?;
+        }
+        let roots = Arc::new(roots);
+        let identity =
+            Arc::new(ServedIdentity { current: std::sync::RwLock::new(Arc::new(load_identity(tls, &roots)?)) });
         let server = rustls::ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?
             .with_no_client_auth()
             .with_cert_resolver(identity.clone());
-        let mut roots = rustls::RootCertStore::empty();
-        for authority in read_certificates(&tls.ca_file)? {
-            roots.add(authority).context("a CA certificate rustls does not accept")?;
-        }
         let client = rustls::ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .context("TLS protocol versions")?
-            .with_root_certificates(roots)
+            .with_root_certificates(roots.clone())
             .with_no_client_auth();
         Ok(Transport {
             scheme: "https",
             acceptor: Some(TlsAcceptor::from(Arc::new(server))),
             identity: Some(identity),
+            roots: Some(roots),
             client_tls: Some(client),
         })
     }
 
     /// Reads the certificate and key again (a renewed certificate, on SIGHUP) and presents them
-    /// to every connection from now on. A pair that does not load changes nothing. The
-    /// authorities trusted for calls to other nodes are read at start only: a new CA is a
-    /// rolling restart.
+    /// to every connection from now on. A pair that does not load, a certificate not from the
+    /// CA or not valid now, changes nothing. The authorities trusted for calls to other nodes
+    /// are read at start only: a new CA is a rolling restart.
     pub fn reload_identity(&self, tls: Option<&TlsConfig>) -> anyhow::Result<()> {
-        let (Some(identity), Some(tls)) = (&self.identity, tls) else { return Ok(()) };
-        let renewed = Arc::new(load_identity(tls)?);
+        let (Some(identity), Some(roots), Some(tls)) = (&self.identity, &self.roots, tls) else { return Ok(()) };
+        let renewed = Arc::new(load_identity(tls, roots)?);
         *identity.current.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = renewed;
         Ok(())
+    }
+
+    /// When the certificate served now ends, as a Unix time (for `xietong_tls_certificate_expires_at_timestamp_seconds`).
+    pub fn certificate_expires_at(&self) -> Option<i64> {
+        let identity = self.identity.as_ref()?;
+        let current = identity.current.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        crate::certificate::not_after(current.cert.first()?.as_ref())
     }
 
     pub fn acceptor(&self) -> Option<TlsAcceptor> {

@@ -61,6 +61,9 @@ async fn a_gateway_serves_and_calls_the_nodes_over_tls() {
     assert_eq!(me.status(), 200);
     let plain = reqwest::Client::new().get(format!("http://{}/healthz", gateway.addr)).send().await;
     assert!(plain.is_err(), "the gateway serves no plain text under [tls]: {plain:?}");
+    // The gateway exports when its certificate ends, like a node (rcgen's default, 4096-01-01).
+    let metrics = cluster.http.get(gateway.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("xietong_tls_certificate_expires_at_timestamp_seconds 67090118400\n"), "{metrics}");
 }
 
 /// The certificate node `id` presents to a new connection (DER).
@@ -97,4 +100,33 @@ async fn a_renewed_certificate_is_served_after_sighup_without_a_restart() {
     assert_eq!(served_certificate(&cluster, 2).await.expect("node 2's certificate"), before, "no SIGHUP, no change");
     let task = cluster.create_task(1, "证书更新后", Some("440106")).await;
     assert_eq!(task.state, "dispatched");
+    // When the served certificate ends is exported for the expiry alert: rcgen's default end,
+    // 4096-01-01.
+    assert_eq!(cluster.metric(1, "xietong_tls_certificate_expires_at_timestamp_seconds").await, Some(67_090_118_400.0));
+    // A certificate that ended, or one from a CA the group does not trust, is refused on SIGHUP
+    // with the reason in the log, and the renewed one stays in service.
+    for (kind, reason) in [
+        (tests::NodeCertificate::Expired, "it has expired"),
+        (tests::NodeCertificate::FromAnotherCa, "not issued by the CA"),
+    ] {
+        let refused = tests::write_node_certificate(cluster.data_dir(), kind);
+        cluster.reload_users(1);
+        tests::wait_until("the refusal in node 1's log", Duration::from_secs(20), || async {
+            let log = cluster.log_tail(1);
+            (log.contains("TLS certificate refused") && log.contains(reason)).then_some(()).ok_or_else(|| log.clone())
+        })
+        .await;
+        let served = served_certificate(&cluster, 1).await.expect("node 1's certificate");
+        assert_eq!(served, renewed, "{kind:?}: the renewed certificate stays");
+        assert_ne!(served, refused);
+    }
+    // And a node does not start with such a certificate: `xietong check config` says why.
+    let output = std::process::Command::new(tests::xietong_binary())
+        .args(["check", "config", "--allow-plaintext-tokens"])
+        .arg(cluster.config_path(1))
+        .output()
+        .expect("xietong check config");
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("not issued by the CA the group trusts"), "{said}");
 }

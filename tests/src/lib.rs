@@ -650,11 +650,33 @@ pub fn write_test_certificates(dir: &Path) -> String {
 /// Writes a new `node.pem` / `node.key` into `dir`, signed by the CA whose key `ca.key` holds
 /// (a renewed certificate); returns the new certificate's DER.
 pub fn renew_test_certificate(dir: &Path) -> Vec<u8> {
-    let ca_key =
-        rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).expect("ca.key")).expect("CA key");
+    write_node_certificate(dir, NodeCertificate::Renewed)
+}
+
+/// The kinds of node certificate a test writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeCertificate {
+    /// From the group's CA, valid from 1975 to 4096 (rcgen's default).
+    Renewed,
+    /// From the group's CA, but it ended in 2020.
+    Expired,
+    /// Valid, but from a CA the group does not trust.
+    FromAnotherCa,
+}
+
+/// Writes `node.pem` / `node.key` of the given kind into `dir`; returns the certificate's DER.
+pub fn write_node_certificate(dir: &Path, kind: NodeCertificate) -> Vec<u8> {
+    let ca_key = match kind {
+        NodeCertificate::FromAnotherCa => rcgen::KeyPair::generate().expect("another CA's key"),
+        _ => rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).expect("ca.key")).expect("CA key"),
+    };
     let ca = test_ca(&ca_key);
     let node_key = rcgen::KeyPair::generate().expect("node key");
-    let node_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("node params");
+    let mut node_params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).expect("node params");
+    if kind == NodeCertificate::Expired {
+        node_params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        node_params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
     let node = node_params.signed_by(&node_key, &ca, &ca_key).expect("node certificate");
     std::fs::write(dir.join("node.pem"), node.pem()).expect("node.pem");
     std::fs::write(dir.join("node.key"), node_key.serialize_pem()).expect("node.key");
@@ -664,8 +686,6 @@ pub fn renew_test_certificate(dir: &Path) -> Vec<u8> {
 /// A platform operator of the demo users (`[[admins]]`).
 pub const ADMIN_TOKEN: &str = "demo-ops-admin-0099";
 
-/// Runs `xietong admin` against `node` as the demo platform operator and returns its JSON answer;
-/// the command must succeed.
 /// Copies the tree at `from` to `to` (created), files with their permissions.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create a directory");
@@ -680,6 +700,8 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Runs `xietong admin` against `node` as the demo platform operator and returns its JSON answer;
+/// the command must succeed.
 pub fn admin(node: &str, args: &[&str]) -> serde_json::Value {
     let mut full = vec!["--node", node, "--token", ADMIN_TOKEN];
     full.extend_from_slice(args);

@@ -141,6 +141,7 @@ async fn metrics(State(state): State<GatewayState>) -> Response {
     }
     text.push_str(&format!("xietong_console_connections {}\n", state.connections.total()));
     text.push_str(&format!("xietong_build_info{{commit=\"{}\",version=\"{}\"}} 1\n", crate::COMMIT, crate::VERSION));
+    text.push_str(&crate::certificate::expiry_metric(state.transport.certificate_expires_at()));
     let mut buffer = Vec::new();
     let families: Vec<_> = state.push_latency.collect().into_iter().chain(state.stream_lag.collect()).collect();
     if prometheus::TextEncoder::new().encode(&families, &mut buffer).is_ok() {

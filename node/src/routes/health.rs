@@ -93,7 +93,9 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         t.data_dir_size_bytes.set(as_i64(size));
     }
     t.calendar_covered_until.set(calendar_end_seconds(state.calendar.covered_until()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], t.encode()).into_response()
+    let mut text = t.encode();
+    text.push_str(&crate::certificate::expiry_metric(state.transport.certificate_expires_at()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 /// The end of `last_day` in Beijing time, as a Unix time.
