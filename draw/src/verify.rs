@@ -11,7 +11,7 @@ use crate::select::{draw, DrawError};
 pub enum Mismatch {
     #[error("the directory file's SHA-256 is {actual}; the draw used {expected}")]
     Directory { expected: String, actual: String },
-    #[error("the seed does not follow from the inputs: committed {committed}, recomputed {recomputed}")]
+    #[error("the seed does not follow from the inputs: committed {committed}, recomputed {recomputed} (this build derives seeds as xietong-double-random-v2; a proof made before 0.3.0 used v1 and is verified by the build that made it)")]
     Seed { committed: String, recomputed: String },
     #[error("recomputing the draw failed: {0}")]
     Recompute(DrawError),

@@ -164,6 +164,7 @@ async fn write_the_fixtures_of_this_release() {
     std::fs::write(out.join("peer/append.bin"), ledger::codec::encode(&append).expect("encodes")).expect("write");
     let vote_request = openraft::raft::VoteRequest::<u64> { vote, last_log_id: recovered.committed };
     std::fs::write(out.join("peer/vote.bin"), ledger::codec::encode(&vote_request).expect("encodes")).expect("write");
+    std::fs::write(out.join("peer/format"), format!("{}\n", cluster::raft::network::PEER_FORMAT)).expect("write");
     write_json(&out.join("expected.json"), &Value::Object(expected));
 }
 
@@ -229,7 +230,9 @@ async fn this_build_reads_the_fixtures_of_every_release() {
             holds_the_recorded_tasks(&cluster, token, &recorded["tasks"], &format!("{release} backup {group}")).await;
         }
         // Peer RPC: decoded into this build's types, the same bytes again when encoded; and a
-        // member of this build answers it (a Raft answer, not a refusal of the body).
+        // member of this build answers it under the release's peer format (a Raft answer, not a
+        // refusal of the body), or refuses that format naming both. The bodies are decoded here
+        // whatever the format: a later build keeps the types that read them.
         let append_bytes = std::fs::read(dir.join("peer/append.bin")).expect("append.bin");
         let append: openraft::raft::AppendEntriesRequest<cluster::raft::TypeConfig> =
             ledger::codec::decode(&append_bytes).unwrap_or_else(|e| panic!("{release} append.bin: {e}"));
@@ -241,19 +244,30 @@ async fn this_build_reads_the_fixtures_of_every_release() {
         assert_eq!(ledger::codec::encode(&vote).expect("encodes"), vote_bytes, "{release}: one encoding");
         let cluster = TestCluster::start_with(ClusterOptions { size: 1, ..Default::default() }).await;
         let secret = std::fs::read_to_string(cluster.data_dir().join("group.secret")).expect("secret");
+        let format: u32 = std::fs::read_to_string(dir.join("peer/format"))
+            .expect("peer/format")
+            .trim()
+            .parse()
+            .expect("a peer format number");
         for (path, body) in [("/raft/append", append_bytes), ("/raft/vote", vote_bytes)] {
             let response = cluster
                 .http
                 .post(cluster.url(1, path))
                 .bearer_auth(secret.trim())
                 .header(cluster::raft::network::TARGET_NODE_HEADER, "1")
-                .header(cluster::raft::network::PEER_FORMAT_HEADER, cluster::raft::network::PEER_FORMAT.to_string())
+                .header(cluster::raft::network::PEER_FORMAT_HEADER, format.to_string())
                 .body(body)
                 .send()
                 .await
                 .expect("peer RPC");
             let status = response.status().as_u16();
-            assert!(matches!(status, 200 | 409), "{release} {path}: {status} {}", response.text().await.unwrap());
+            let text = response.text().await.unwrap_or_default();
+            if format == cluster::raft::network::PEER_FORMAT {
+                assert!(matches!(status, 200 | 409), "{release} {path}: {status} {text}");
+            } else {
+                assert_eq!(status, 400, "{release} {path}: {text}");
+                assert!(text.contains(&format!("peer RPC of format {format};")), "{release} {path}: {text}");
+            }
         }
         // Federation bodies parse as this build's messages.
         let request = read_json(&dir.join("federation/status-request.json"));

@@ -98,6 +98,8 @@ async fn a_hostile_linked_group_cannot_crash_plant_or_poison_and_the_groups_rest
         answer["error"]["message"].as_str().is_some_and(|m| m.contains("speaks federation v1, not v2")),
         "{answer}"
     );
+    let (status, answer) = peer_post(&fed, "440100", "440000", "/federation/v2", json!({})).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("federation_version")), "{answer}");
 
     // Finding 2: a report whose fields disagree (completed, with no assignee or outcome) used to
     // be copied whole, and every node panicked at the next snapshot load.

@@ -8,8 +8,11 @@
 //! this module, so the choice is made once; each container that holds these bytes (WAL segment,
 //! store, stream, backup, peer RPC) carries its own format version beside them.
 //!
-//! Decoding is strict: the bytes must hold exactly one value, nothing after it, so a value has
-//! one encoding and a record with bytes appended is refused rather than half read.
+//! Decoding is strict about the end: the bytes must hold exactly one value, nothing after it, so
+//! a record with bytes appended is refused rather than half read. It is not strict about form:
+//! postcard reads an overlong varint (`[0x80, 0x00]` for 0) as the value, so where bytes are
+//! kept as they came and used as a key (a forward id in a stream), the reader re-encodes and
+//! compares (`store::stream`); everything this build writes is canonical.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

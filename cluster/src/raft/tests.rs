@@ -147,6 +147,28 @@ fn a_segment_of_another_format_is_refused_naming_both_and_an_unfinished_one_is_d
         assert_eq!(reopened.get_log_state().await.expect("state").last_log_id, Some(log_id(1, 1, 3)));
         drop(reopened);
         assert!(!unfinished.exists(), "the unfinished segment is gone");
+        // The same for zeros where its header belongs (its size reached the disk, its data not),
+        // and for an empty one.
+        // (Each start begins a segment of its own: the unfinished one is put after it.)
+        let after_the_newest = || {
+            let newest =
+                segments().last().expect("a segment").file_stem().expect("a name").to_string_lossy().into_owned();
+            dir.path().join(format!("{:010}.wal", newest.parse::<u64>().expect("a number") + 1))
+        };
+        for unfinished_bytes in [vec![0u8; 4096], Vec::new()] {
+            let unfinished = after_the_newest();
+            std::fs::write(&unfinished, unfinished_bytes).expect("write");
+            drop(open_log(dir.path()).expect("an unfinished newest segment is no corruption"));
+            assert!(!unfinished.exists(), "the unfinished segment is gone");
+        }
+        // A short segment of another build's header is refused, not read past its end.
+        let mut short_other = header[..12].to_vec();
+        short_other.extend([9, 9]);
+        let unfinished = after_the_newest();
+        std::fs::write(&unfinished, &short_other).expect("write");
+        let error = open_log(dir.path()).err().expect("refused").to_string();
+        assert!(error.contains("is 14 bytes, shorter than a segment header"), "{error}");
+        std::fs::remove_file(&unfinished).expect("remove");
         // A segment of a later format, and one from before formats were written (no header).
         let oldest = segments()[0].clone();
         let original = std::fs::read(&oldest).expect("read");

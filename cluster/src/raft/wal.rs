@@ -183,15 +183,18 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 enum SegmentStart {
     /// A header of this build's format: records follow.
     Ours,
-    /// Shorter than a header and the start of ours: the segment was being created when the
-    /// node stopped, and holds no record.
+    /// Empty, shorter than a header and the start of ours, or zeros where the header belongs
+    /// (the file's size reached the disk, its data did not): the segment was being created
+    /// when the node stopped, and holds no record (nothing in a segment is acknowledged before
+    /// its header is synced).
     Unfinished,
 }
 
 /// Checks a segment's header; another format is refused with both versions named.
 fn segment_start(path: &Path, bytes: &[u8]) -> io::Result<SegmentStart> {
-    let ours = segment_header();
-    if bytes.len() < SEGMENT_HEADER_BYTES && ours.starts_with(bytes) {
+    let head = &bytes[..bytes.len().min(SEGMENT_HEADER_BYTES)];
+    let partial = head.len() < SEGMENT_HEADER_BYTES && segment_header().starts_with(head);
+    if partial || head.iter().all(|byte| *byte == 0) {
         return Ok(SegmentStart::Unfinished);
     }
     let refuse = |what: String| {
@@ -203,7 +206,10 @@ fn segment_start(path: &Path, bytes: &[u8]) -> io::Result<SegmentStart> {
     if !bytes.starts_with(SEGMENT_MAGIC) {
         return Err(refuse("has no format header: it is WAL format 1, written before 0.3.0".into()));
     }
-    let version = u32::from_le_bytes(bytes[SEGMENT_MAGIC.len()..SEGMENT_HEADER_BYTES].try_into().expect("4 bytes"));
+    let Some(version) = bytes.get(SEGMENT_MAGIC.len()..SEGMENT_HEADER_BYTES) else {
+        return Err(refuse(format!("is {} bytes, shorter than a segment header", bytes.len())));
+    };
+    let version = u32::from_le_bytes(version.try_into().expect("4 bytes"));
     if version != WAL_FORMAT {
         return Err(refuse(format!("is WAL format {version}")));
     }
@@ -274,19 +280,19 @@ pub fn open(dir: &Path) -> io::Result<(WalWriter, Recovered)> {
         let path = segment_path(dir, sequence);
         let (records, valid_len, torn) = read_segment(&path)?;
         let is_newest = position + 1 == sequences.len();
+        if valid_len == 0 && is_newest {
+            // Stopped while creating it: it holds not even its header.
+            tracing::warn!(segment = %path.display(), "removing an unfinished WAL segment left by a crash");
+            fs::remove_file(&path)?;
+            sync_dir(dir)?;
+            continue;
+        }
         if torn {
             if !is_newest {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidData,
                     format!("WAL segment {} is corrupt before its end", path.display()),
                 ));
-            }
-            if valid_len == 0 {
-                // Stopped while creating it: it holds not even its header.
-                tracing::warn!(segment = %path.display(), "removing an unfinished WAL segment left by a crash");
-                fs::remove_file(&path)?;
-                sync_dir(dir)?;
-                continue;
             }
             tracing::warn!(segment = %path.display(), valid_len, "cutting a torn WAL tail left by a crash");
             let file = OpenOptions::new().write(true).open(&path)?;

@@ -179,6 +179,9 @@ impl<'txn> Indexes<'txn> {
         let mut by_uscc = Edits::default();
         let mut changed = Edits::default();
         let mut positions = Vec::new();
+        // Each task at most once: all removals run before all insertions, so a second version of
+        // a task in the same batch would leave the first one's keys behind. (A checkpoint's
+        // changes are a map by task; a stream's tasks strictly increase.)
         for (old, new, position) in batch {
             self.tallies.fold(old, new)?;
             positions.push((new.id.0, position));
@@ -197,6 +200,7 @@ impl<'txn> Indexes<'txn> {
             }
         }
         positions.sort_unstable();
+        assert!(positions.windows(2).all(|pair| pair[0].0 != pair[1].0), "a task twice in one reindex batch");
         for &(id, position) in &positions {
             let moved_from = self.position.insert(id, position).map_err(store_error)?.map(|p| p.value());
             if moved_from != Some(position) {

@@ -86,20 +86,20 @@ pub fn router() -> Router<AppState> {
         .route(DELIVER_PATH, post(deliver))
         .route(REPORT_PATH, post(report))
         .route(STATUS_PATH, post(status))
+        .route("/federation/{version}", axum::routing::any(another_version))
         .route("/federation/{version}/{*rest}", axum::routing::any(another_version))
 }
 
 /// A request for another version of the protocol (or none of ours): refused naming both, so the
 /// operators of a group upgraded ahead of its peers see at once why a link is refused.
-async fn another_version(axum::extract::Path((version, rest)): axum::extract::Path<(String, String)>) -> Response {
+async fn another_version(uri: Uri) -> Response {
+    let version = uri.path().trim_start_matches("/federation/").split('/').next().unwrap_or_default();
     if version == FEDERATION_VERSION {
         return ApiError::NoRoute.into_response();
     }
     ApiError::Invalid {
         code: "federation_version",
-        message: format!(
-            "/federation/{version}/{rest}: this group speaks federation {FEDERATION_VERSION}, not {version}"
-        ),
+        message: format!("{}: this group speaks federation {FEDERATION_VERSION}, not {version}", uri.path()),
     }
     .into_response()
 }
