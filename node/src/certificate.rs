@@ -26,9 +26,10 @@ pub fn check_chain(
     now: UnixTime,
 ) -> anyhow::Result<()> {
     let (leaf, intermediates) = chain.split_first().context("no certificate")?;
-    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), provider())
-        .build()
-        .context("a verifier for the CA")?;
+    let verifier =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(roots.clone(), crate::transport::provider())
+            .build()
+            .context("a verifier for the CA")?;
     let name = ServerName::try_from(NO_NAME).expect("a valid DNS name");
     match verifier.verify_server_cert(leaf, intermediates, &name, &[], now) {
         Ok(_) => Ok(()),
@@ -48,10 +49,6 @@ pub fn check_chain(
         }
         Err(other) => Err(anyhow::anyhow!("the certificate is refused: {other}")),
     }
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The metric of when the served certificate ends, in Prometheus text, for the node's and the

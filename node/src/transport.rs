@@ -51,7 +51,8 @@ fn load_identity(tls: &TlsConfig, roots: &Arc<rustls::RootCertStore>) -> anyhow:
     Ok(identity)
 }
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// The one crypto provider (ring) of every TLS configuration and check.
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

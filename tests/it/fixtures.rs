@@ -29,6 +29,15 @@ fn fixtures_root() -> PathBuf {
 const THIS_RELEASE: &str = env!("CARGO_PKG_VERSION");
 const GROUPS: [&str; 2] = ["440000", "440100"];
 
+/// The command centre's token of each fixture group.
+fn command_token(group: &str) -> &'static str {
+    if group == "440000" {
+        COMMAND_TOKEN
+    } else {
+        GZ_COMMAND_TOKEN
+    }
+}
+
 /// What a fixture records of a task to compare with what a later build reads: its identity and
 /// its timeline (which a later build may only have added to: the deadline watch goes on).
 fn task_record(task: &Value) -> Value {
@@ -112,7 +121,7 @@ async fn write_the_fixtures_of_this_release() {
     for group in GROUPS {
         let cluster = fed.group(group);
         cluster.wait_for_convergence().await;
-        let token = if group == "440000" { COMMAND_TOKEN } else { GZ_COMMAND_TOKEN };
+        let token = command_token(group);
         let tasks: Vec<Value> = all_tasks(cluster, token).await.iter().map(task_record).collect();
         let file = out.join(format!("{group}.backup"));
         let (addr, file_arg) = (cluster.addr(1).to_owned(), file.to_string_lossy().into_owned());
@@ -206,7 +215,7 @@ async fn this_build_reads_the_fixtures_of_every_release() {
     for (release, dir) in releases() {
         let expected = read_json(&dir.join("expected.json"));
         for group in GROUPS {
-            let token = if group == "440000" { COMMAND_TOKEN } else { GZ_COMMAND_TOKEN };
+            let token = command_token(group);
             let recorded = &expected[group];
             // The data directory as the crash left it: the WAL replayed over the store.
             let options = ClusterOptions {

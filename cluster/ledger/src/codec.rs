@@ -38,11 +38,6 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> 
     postcard::to_stdvec(value).map_err(|e| EncodeError(e.to_string()))
 }
 
-/// Appends the encoding of `value` to `out` (e.g. after a frame header already in the buffer).
-pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: Vec<u8>) -> Result<Vec<u8>, EncodeError> {
-    postcard::to_extend(value, out).map_err(|e| EncodeError(e.to_string()))
-}
-
 /// The value `bytes` encode, refused unless they hold exactly one.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     let (value, rest) = postcard::take_from_bytes(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
@@ -73,7 +68,6 @@ mod tests {
         longer.push(0);
         assert_eq!(decode::<Sample>(&longer), Err(DecodeError::Trailing(1)));
         assert!(matches!(decode::<Sample>(&bytes[..bytes.len() - 1]), Err(DecodeError::Malformed(_))));
-        assert_eq!(encode_into(&sample, vec![9]).unwrap()[1..], bytes[..]);
     }
 
     #[test]
