@@ -28,10 +28,12 @@ pub const FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
 /// The largest record: a task of 500 timeline entries with notes of 2,000 characters is about
 /// 4 MB; anything larger is not a record this ledger writes.
 pub const RECORD_BYTES_MAX: u32 = 16 * 1024 * 1024;
-/// Records written into the new store per transaction while loading, at most, and their bytes:
-/// what a load holds in memory.
+/// Records written into the new store per transaction while loading, at most, and their bytes.
 const LOAD_RECORDS_PER_COMMIT: usize = 4_096;
 const LOAD_BYTES_PER_COMMIT: usize = 64 * 1024 * 1024;
+/// Batches checked and waiting for the store writer: with the one being written and the one
+/// being gathered, a load holds at most this plus two batches in memory.
+const LOAD_BATCHES_QUEUED: usize = 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -184,9 +186,11 @@ struct Loader {
     /// The ledger the tasks are checked against: the core over the records loaded so far.
     checker: Option<Ledger>,
     last_kind: Kind,
-    /// The records of the current section not yet committed: kind, number (a task id), bytes
-    /// (the record, or the forward key of a handover record).
-    pending: Vec<(Kind, u64, Vec<u8>, Option<Task>)>,
+    /// Writes checked batches into the store on a thread of its own, while this one reads and
+    /// checks the next: the section being loaded.
+    writer: Option<SectionWriter>,
+    /// The records of the current section not yet handed to the writer.
+    pending: Vec<Pending>,
     pending_bytes: usize,
     /// The key of the last record of the current section: keys strictly increase, so no record
     /// is sent twice (the one-to-one counts hold only for distinct keys).
@@ -211,6 +215,7 @@ impl Loader {
             meta: None,
             core: None,
             checker: None,
+            writer: None,
             last_kind: Kind::Meta,
             pending: Vec::new(),
             pending_bytes: 0,
@@ -248,7 +253,9 @@ impl Loader {
                 return Err(invalid(format!("a {kind:?} record out of order")));
             }
             if kind != self.last_kind {
-                self.commit()?;
+                // A section's records are all written before the next is checked: a task's
+                // checks read the reporter and handover records (`Ledger::check_task`).
+                self.end_section()?;
                 self.last_key = None;
             }
             if matches!(kind, Kind::Reporter | Kind::Sent | Kind::Received | Kind::Task)
@@ -335,7 +342,7 @@ impl Loader {
         self.records += 1;
         if self.store.is_some() {
             self.pending_bytes += record.len();
-            self.pending.push((kind, number, record, decoded_task));
+            self.pending.push(Pending { kind, number, record, task: decoded_task });
         }
         if self.pending.len() >= LOAD_RECORDS_PER_COMMIT || self.pending_bytes >= LOAD_BYTES_PER_COMMIT {
             self.commit()?;
@@ -343,44 +350,35 @@ impl Loader {
         Ok(())
     }
 
-    /// Writes the pending records, visible to the checks of the records after them (not durable
-    /// until the end).
+    /// Hands the pending records to the section's writer (starting it with the section's first
+    /// batch).
     fn commit(&mut self) -> io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
         }
         self.pending_bytes = 0;
-        let store = self.store.as_ref().expect("records are kept only with a store");
-        // Every task is filed as changed at the checkpoint: the stream knows no older positions.
-        let loaded_at = self.meta.as_ref().and_then(CheckpointMeta::index).unwrap_or(0).max(1);
-        let mut write = store.db.begin_write().map_err(store_error)?;
-        write.set_durability(redb::Durability::None).map_err(store_error)?;
-        {
-            let mut tasks = write.open_table(TASKS).map_err(store_error)?;
-            let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
-            let mut sent = write.open_table(SENT).map_err(store_error)?;
-            let mut received = write.open_table(RECEIVED).map_err(store_error)?;
-            let mut indexes = super::index::Indexes::open(&write)?;
-            let tasks_loaded = self.pending.iter().filter_map(|(_, _, _, task)| task.as_ref());
-            indexes.reindex(tasks_loaded.map(|task| (None, task, loaded_at)))?;
-            for (kind, number, bytes, _) in self.pending.drain(..) {
-                let bytes = bytes.as_slice();
-                match kind {
-                    Kind::Task => tasks.insert(number, bytes).map(drop),
-                    Kind::Reporter => reporters.insert(number, bytes).map(drop),
-                    Kind::Sent => sent.insert(bytes, number).map(drop),
-                    Kind::Received => received.insert(bytes, number).map(drop),
-                    Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
-                }
-                .map_err(store_error)?;
-            }
-            indexes.finish()?;
+        let batch = std::mem::take(&mut self.pending);
+        if self.writer.is_none() {
+            let store = self.store.clone().expect("records are kept only with a store");
+            // Every task is filed as changed at the checkpoint: the stream knows no older positions.
+            let loaded_at = self.meta.as_ref().and_then(CheckpointMeta::index).unwrap_or(0).max(1);
+            self.writer = Some(SectionWriter::start(store, loaded_at)?);
         }
-        write.commit().map_err(store_error)
+        self.writer.as_mut().expect("started above").send(batch)
+    }
+
+    /// Writes what is pending and waits until the whole section is in the store, visible to
+    /// the checks of the records after it (not durable until the end).
+    fn end_section(&mut self) -> io::Result<()> {
+        self.commit()?;
+        match self.writer.take() {
+            Some(writer) => writer.finish(),
+            None => Ok(()),
+        }
     }
 
     fn finish(mut self, end: &[u8]) -> io::Result<(CheckpointMeta, Vec<u8>)> {
-        self.commit()?;
+        self.end_section()?;
         let counted = <[u8; 8]>::try_from(end).map(u64::from_le_bytes).map_err(|_| invalid("a damaged end"))?;
         if counted != self.records {
             return Err(invalid(format!("the stream ends after {} records but says {counted}", self.records)));
@@ -415,6 +413,92 @@ impl Loader {
             None => Arc::new(ledger::MemoryRecords::default()),
         }
     }
+}
+
+/// One record checked and waiting to be written: its kind, number (a task id), bytes (the
+/// record, or the forward key of a handover record), and the task decoded for its index keys.
+struct Pending {
+    kind: Kind,
+    number: u64,
+    record: Vec<u8>,
+    task: Option<Task>,
+}
+
+/// The thread that writes one section's batches into the store, one transaction per batch, so
+/// that reading and checking the stream (one core) overlaps writing records and deriving their
+/// index keys (the other). Dropping it waits for the thread, so nothing writes into a store
+/// after its load has failed.
+struct SectionWriter {
+    batches: Option<std::sync::mpsc::SyncSender<Vec<Pending>>>,
+    thread: Option<std::thread::JoinHandle<io::Result<()>>>,
+}
+
+impl SectionWriter {
+    fn start(store: Store, loaded_at: u64) -> io::Result<SectionWriter> {
+        let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Pending>>(LOAD_BATCHES_QUEUED);
+        let thread = std::thread::Builder::new().name("store-load".into()).spawn(move || {
+            // Ends early on an error, which the loader sees as its next send failing.
+            received.iter().try_for_each(|batch| write_batch(&store, loaded_at, batch))
+        })?;
+        Ok(SectionWriter { batches: Some(batches), thread: Some(thread) })
+    }
+
+    fn send(&mut self, batch: Vec<Pending>) -> io::Result<()> {
+        let sent = self.batches.as_ref().expect("open until finished").send(batch);
+        match sent {
+            Ok(()) => Ok(()),
+            // The writer stopped: its error says why.
+            Err(_) => self.wait().and(Err(io::Error::other("the store writer stopped"))),
+        }
+    }
+
+    /// Waits for every batch sent to be written.
+    fn finish(mut self) -> io::Result<()> {
+        self.wait()
+    }
+
+    fn wait(&mut self) -> io::Result<()> {
+        self.batches = None;
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            None => Ok(()),
+            Some(Ok(written)) => written,
+            Some(Err(_)) => Err(io::Error::other("the store writer panicked")),
+        }
+    }
+}
+
+impl Drop for SectionWriter {
+    fn drop(&mut self) {
+        let _ = self.wait();
+    }
+}
+
+/// Writes one batch of a section in one transaction (not durable until the load ends).
+fn write_batch(store: &Store, loaded_at: u64, batch: Vec<Pending>) -> io::Result<()> {
+    let mut write = store.db.begin_write().map_err(store_error)?;
+    write.set_durability(redb::Durability::None).map_err(store_error)?;
+    {
+        let mut tasks = write.open_table(TASKS).map_err(store_error)?;
+        let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
+        let mut sent = write.open_table(SENT).map_err(store_error)?;
+        let mut received = write.open_table(RECEIVED).map_err(store_error)?;
+        let mut indexes = super::index::Indexes::open(&write)?;
+        let tasks_loaded = batch.iter().filter_map(|pending| pending.task.as_ref());
+        indexes.reindex(tasks_loaded.map(|task| (None, task, loaded_at)))?;
+        for Pending { kind, number, record, .. } in &batch {
+            let record = record.as_slice();
+            match kind {
+                Kind::Task => tasks.insert(number, record).map(drop),
+                Kind::Reporter => reporters.insert(number, record).map(drop),
+                Kind::Sent => sent.insert(record, number).map(drop),
+                Kind::Received => received.insert(record, number).map(drop),
+                Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
+            }
+            .map_err(store_error)?;
+        }
+        indexes.finish()?;
+    }
+    write.commit().map_err(store_error)
 }
 
 fn read_frame(input: &mut impl Read) -> io::Result<(Kind, Vec<u8>)> {
