@@ -15,11 +15,14 @@ use serde::{Deserialize, Serialize};
 
 use ledger::Ledger;
 
-use crate::store::stream::{verify_stream, write_stream};
+use crate::store::stream::{verify_stream, write_stream, StreamCore};
 use crate::store::{read_checkpoint, CheckpointMeta};
 
-/// 3: the stream of format 3 (postcard records) follows the header.
-const MAGIC: &[u8; 16] = b"XIETONG-BACKUP3\n";
+/// 4: the stream of format 4 (the core with its reference data) follows the header.
+const MAGIC: &[u8; 16] = b"XIETONG-BACKUP4\n";
+/// 3 (0.3.0): read still, its stream's core converted as it is read; its header's digest is
+/// the core's as written.
+const MAGIC_3: &[u8; 16] = b"XIETONG-BACKUP3\n";
 /// A header is a few hundred bytes; anything larger is not a backup file.
 const HEADER_BYTES_MAX: u32 = 64 * 1024;
 
@@ -83,8 +86,8 @@ pub fn write_backup(header: &BackupHeader, view: &ReadTransaction, out: &mut imp
 pub fn read_header(input: &mut impl Read) -> io::Result<BackupHeader> {
     let mut magic = [0u8; 16];
     input.read_exact(&mut magic).map_err(|_| invalid("too short to be a backup"))?;
-    if &magic != MAGIC {
-        return Err(invalid("not a xietong backup file of this format"));
+    if &magic != MAGIC && &magic != MAGIC_3 {
+        return Err(invalid("not a xietong backup file of this format (XIETONG-BACKUP4, or 3 before it)"));
     }
     let mut length = [0u8; 4];
     input.read_exact(&mut length).map_err(|_| invalid("the backup is cut short"))?;
@@ -106,13 +109,12 @@ pub fn read_header(input: &mut impl Read) -> io::Result<BackupHeader> {
 /// backup its header says; answers the header, where the checkpoint stands and its core.
 pub fn verify(input: &mut impl Read) -> io::Result<(BackupHeader, CheckpointMeta, Vec<u8>)> {
     let header = read_header(input)?;
-    let (meta, core) = verify_stream(input)?;
+    let StreamCore { meta, core, digest_as_read } = verify_stream(input)?;
     let mut rest = [0u8; 1];
     if input.read(&mut rest)? != 0 {
         return Err(invalid("the backup goes on after its end"));
     }
-    let ledger = core_ledger(&core)?;
-    if ledger.digest() != header.digest || meta.applied.map(|log_id| log_id.index) != Some(header.applied_index) {
+    if digest_as_read != header.digest || meta.applied.map(|log_id| log_id.index) != Some(header.applied_index) {
         return Err(invalid("the backup's ledger is not the one its header records"));
     }
     Ok((header, meta, core))
@@ -128,7 +130,9 @@ mod tests {
         let applied = openraft::LogId::new(openraft::CommittedLeaderId::new(3, 1), 42);
         let meta = CheckpointMeta { applied: Some(applied), membership: Default::default() };
         let ledger = Ledger::new();
-        store.write_checkpoint(&ledger::Changes::default(), &ledger.encode_core(), &meta).expect("checkpoint");
+        store
+            .write_checkpoint(&ledger::Changes::default(), &ledger.encode_core(), &meta, &ledger.regions())
+            .expect("checkpoint");
         let view = store.view().expect("view");
         let header = header_of(&view, "440100".into(), 1_700_000_000_000).expect("header");
         let mut bytes = Vec::new();

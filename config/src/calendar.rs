@@ -1,5 +1,7 @@
-//! The working-day calendar (`config/calendar/cn.toml`, embedded): weekends, public holidays
-//! and make-up working days, and working-day arithmetic in Beijing time.
+//! The working-day calendar: weekends, public holidays and make-up working days, and
+//! working-day arithmetic in Beijing time. `config/calendar/cn.toml` (embedded) is version 0;
+//! the calendar a group computes deadlines with is the version its ledger committed
+//! (`ledger::reference`), in the same file format.
 //!
 //! Statutory periods are counted the legal way: the day the period starts is not counted, and
 //! the period ends at 24:00 of its last working day (Asia/Shanghai, UTC+8 all year).
@@ -23,7 +25,7 @@ const CALENDAR_TOML: &str = include_str!("../calendar/cn.toml");
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
-    #[error("the working-day calendar has no schedule for {year} (it covers {first}-{last}); add the year to config/calendar/cn.toml")]
+    #[error("the working-day calendar has no schedule for {year} (it covers {first}-{last}); adopt a calendar that covers it (xietong admin reference calendar FILE)")]
     YearNotCovered { year: i32, first: i32, last: i32 },
     #[error("{days} working days is more than the {max} a period may have")]
     TooLong { days: u32, max: u32 },
@@ -45,6 +47,16 @@ struct YearFile {
     provisional: bool,
     holidays: Vec<String>,
     workdays: Vec<String>,
+}
+
+/// One year of a calendar as built from parts (`WorkCalendar::from_years`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct YearSpec {
+    pub year: i32,
+    pub source: String,
+    pub provisional: bool,
+    pub holidays: Vec<Date>,
+    pub workdays: Vec<Date>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,20 +90,40 @@ fn is_weekend(date: Date) -> bool {
 }
 
 impl WorkCalendar {
-    /// The embedded calendar of China.
+    /// The embedded calendar of China: version 0 of every group's, frozen (a group adopts later
+    /// versions through its log, `xietong admin reference calendar`).
     pub fn china() -> WorkCalendar {
         WorkCalendar::parse(CALENDAR_TOML).expect("the embedded calendar is valid (checked by tests)")
     }
 
+    /// Parses a calendar file (the format of `config/calendar/cn.toml`) and checks it.
     pub fn parse(text: &str) -> Result<WorkCalendar, CalendarError> {
         let file: CalendarFile = toml::from_str(text).map_err(|e| CalendarError::Data(e.to_string()))?;
-        let mut years = BTreeMap::new();
+        let mut years = Vec::with_capacity(file.year.len());
         for year in file.year {
-            let holidays = year.holidays.iter().map(|d| parse_date(d)).collect::<Result<BTreeSet<_>, _>>()?;
-            let workdays = year.workdays.iter().map(|d| parse_date(d)).collect::<Result<BTreeSet<_>, _>>()?;
+            let holidays = year.holidays.iter().map(|d| parse_date(d)).collect::<Result<Vec<_>, _>>()?;
+            let workdays = year.workdays.iter().map(|d| parse_date(d)).collect::<Result<Vec<_>, _>>()?;
+            years.push(YearSpec {
+                year: year.year,
+                source: year.source,
+                provisional: year.provisional,
+                holidays,
+                workdays,
+            });
+        }
+        WorkCalendar::from_years(years)
+    }
+
+    /// A calendar of these years, checked: each year's days in that year, none both off and
+    /// worked, make-up days on weekends, the years consecutive and each listed once.
+    pub fn from_years(specs: Vec<YearSpec>) -> Result<WorkCalendar, CalendarError> {
+        let mut years = BTreeMap::new();
+        for spec in specs {
+            let holidays: BTreeSet<Date> = spec.holidays.into_iter().collect();
+            let workdays: BTreeSet<Date> = spec.workdays.into_iter().collect();
             for date in holidays.iter().chain(&workdays) {
-                if date.year() != year.year {
-                    return Err(CalendarError::Data(format!("{date} is listed under {}", year.year)));
+                if date.year() != spec.year {
+                    return Err(CalendarError::Data(format!("{date} is listed under {}", spec.year)));
                 }
             }
             if let Some(both) = holidays.intersection(&workdays).next() {
@@ -100,9 +132,9 @@ impl WorkCalendar {
             if let Some(weekday) = workdays.iter().find(|d| !is_weekend(**d)) {
                 return Err(CalendarError::Data(format!("make-up working day {weekday} is not on a weekend")));
             }
-            let schedule = YearSchedule { source: year.source, provisional: year.provisional, holidays, workdays };
-            if years.insert(year.year, schedule).is_some() {
-                return Err(CalendarError::Data(format!("{} is listed twice", year.year)));
+            let schedule = YearSchedule { source: spec.source, provisional: spec.provisional, holidays, workdays };
+            if years.insert(spec.year, schedule).is_some() {
+                return Err(CalendarError::Data(format!("{} is listed twice", spec.year)));
             }
         }
         let (Some(first), Some(last)) = (years.keys().next(), years.keys().next_back()) else {
@@ -112,6 +144,11 @@ impl WorkCalendar {
             return Err(CalendarError::Data("the years must be consecutive".into()));
         }
         Ok(WorkCalendar { years })
+    }
+
+    /// Every year with its schedule, in order.
+    pub fn years(&self) -> impl Iterator<Item = (i32, &YearSchedule)> {
+        self.years.iter().map(|(year, schedule)| (*year, schedule))
     }
 
     fn schedule(&self, year: i32) -> Result<&YearSchedule, CalendarError> {
@@ -127,6 +164,12 @@ impl WorkCalendar {
     pub fn covered_until(&self) -> Date {
         let last = *self.years.keys().next_back().expect("at least one year");
         Date::from_calendar_date(last, Month::December, 31).expect("31 December exists")
+    }
+
+    /// The last day of the last year whose schedule is published (not provisional).
+    pub fn confirmed_until(&self) -> Option<Date> {
+        let last = self.years.iter().rev().find(|(_, schedule)| !schedule.provisional).map(|(year, _)| *year)?;
+        Date::from_calendar_date(last, Month::December, 31).ok()
     }
 
     /// The schedule of a year, e.g. to show whether it is provisional.
@@ -160,6 +203,18 @@ impl WorkCalendar {
             }
         }
         unreachable!("a working day occurs in every week")
+    }
+}
+
+impl YearSchedule {
+    /// The days off, in order.
+    pub fn holidays(&self) -> impl Iterator<Item = Date> + '_ {
+        self.holidays.iter().copied()
+    }
+
+    /// The make-up working days, in order.
+    pub fn workdays(&self) -> impl Iterator<Item = Date> + '_ {
+        self.workdays.iter().copied()
     }
 }
 
@@ -287,7 +342,7 @@ mod tests {
         let calendar = WorkCalendar::china();
         let error = calendar.working_days_after(beijing("2027-12-20", 9, 0), 15).expect_err("2028 unknown");
         assert_eq!(error, CalendarError::YearNotCovered { year: 2028, first: 2026, last: 2027 });
-        assert!(error.to_string().contains("config/calendar/cn.toml"));
+        assert!(error.to_string().contains("xietong admin reference calendar"), "the error names the remedy");
         assert!(matches!(
             calendar.working_days_after(beijing("2026-03-02", 9, 0), 61),
             Err(CalendarError::TooLong { .. })

@@ -14,7 +14,7 @@ use ledger::{BureauCode, Regions};
 fn main() {
     let mut args = std::env::args().skip(1);
     let entities: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let province = BureauCode::parse_known("440000").expect("Guangdong");
+    let province = BureauCode::parse_compiled("440000").expect("Guangdong");
     let started = Instant::now();
     let bytes = match args.next() {
         Some(path) => std::fs::read(&path).expect("the directory file"),
@@ -23,7 +23,7 @@ fn main() {
     println!("directory: {} bytes, generated/read in {:.2} s", bytes.len(), started.elapsed().as_secs_f64());
 
     let started = Instant::now();
-    let summary = draw::directory::check(&bytes).expect("a valid directory");
+    let summary = draw::directory::check(Regions::compiled(), &bytes).expect("a valid directory");
     let check_s = started.elapsed().as_secs_f64();
     println!(
         "import check (parse, USCC check characters, regions, duplicates, SHA-256): {:.2} s, {:.0} entities/s",
@@ -31,7 +31,7 @@ fn main() {
         summary.entities as f64 / check_s
     );
 
-    let regions = Regions::get();
+    let regions = Regions::compiled();
     let counties: Vec<BureauCode> =
         regions.subtree(province).filter(|r| regions.children(r.code).next().is_none()).map(|r| r.code).collect();
     let expertise =
@@ -94,7 +94,7 @@ fn main() {
         histories: Vec::new(),
     };
     let started = Instant::now();
-    let result = draw::draw(&inputs, &bytes).expect("the draw");
+    let result = draw::draw(ledger::Regions::compiled(), &inputs, &bytes).expect("the draw");
     let draw_s = started.elapsed().as_secs_f64();
     println!(
         "draw: {:.2} s: {} entities in scope, {} inspections ({} joint), {} strata",
@@ -114,7 +114,7 @@ fn main() {
         tasks: Vec::new(),
     };
     let started = Instant::now();
-    draw::verify(&record, &bytes).expect("verifies");
+    draw::verify(ledger::Regions::compiled(), &record, &bytes).expect("verifies");
     println!("verify: {:.2} s", started.elapsed().as_secs_f64());
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM")) {

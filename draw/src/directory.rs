@@ -66,7 +66,10 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The rows of a file whose header was checked, with their 1-based line numbers.
-pub fn rows(bytes: &[u8]) -> Result<impl Iterator<Item = (u64, Result<EntityRow<'_>, String>)>, RowError> {
+pub fn rows<'a>(
+    regions: &'a Regions,
+    bytes: &'a [u8],
+) -> Result<impl Iterator<Item = (u64, Result<EntityRow<'a>, String>)> + 'a, RowError> {
     let text = std::str::from_utf8(bytes).map_err(|e| RowError {
         line: 1 + bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() as u64,
         reason: "the file is not UTF-8".into(),
@@ -80,7 +83,7 @@ pub fn rows(bytes: &[u8]) -> Result<impl Iterator<Item = (u64, Result<EntityRow<
         .enumerate()
         .map(|(i, line)| (i as u64 + 2, line.trim_end_matches('\r')))
         .filter(|(_, line)| !line.is_empty())
-        .map(|(number, line)| (number, parse_row(line))))
+        .map(move |(number, line)| (number, parse_row(regions, line))))
 }
 
 fn label(field: &str, value: &str) -> Result<(), String> {
@@ -107,7 +110,8 @@ fn text(field: &str, value: &str, chars_max: usize, required: bool) -> Result<()
     Ok(())
 }
 
-pub fn parse_row(line: &str) -> Result<EntityRow<'_>, String> {
+/// One row, its region code checked against the group's table (`regions`).
+pub fn parse_row<'a>(regions: &Regions, line: &'a str) -> Result<EntityRow<'a>, String> {
     let mut fields = line.split(',');
     let mut next = || fields.next();
     let (Some(uscc), Some(name), Some(region), Some(industry), Some(credit_status), Some(address)) =
@@ -121,8 +125,7 @@ pub fn parse_row(line: &str) -> Result<EntityRow<'_>, String> {
     Uscc::check(uscc).map_err(|e| format!("uscc `{uscc}`: {e}"))?;
     text("name", name, NAME_CHARS_MAX, true)?;
     text("address", address, ADDRESS_CHARS_MAX, false)?;
-    let region =
-        BureauCode::parse_known(region).ok_or_else(|| format!("region_code `{region}` is not in GB/T 2260"))?;
+    let region = regions.parse_known(region).ok_or_else(|| format!("region_code `{region}` is not in GB/T 2260"))?;
     label("industry", industry)?;
     label("credit_status", credit_status)?;
     Ok(EntityRow { uscc, name, region, industry, credit_status, address })
@@ -130,16 +133,16 @@ pub fn parse_row(line: &str) -> Result<EntityRow<'_>, String> {
 
 /// Checks a whole file: every row parses, every USCC appears once. Answers its hash and size.
 /// Rows are checked on every core, in slices of the file cut at line ends.
-pub fn check(bytes: &[u8]) -> Result<DirectorySummary, DirectoryError> {
+pub fn check(regions: &Regions, bytes: &[u8]) -> Result<DirectorySummary, DirectoryError> {
     let one = |error: RowError| DirectoryError { errors: vec![error], bad_rows: 1 };
     // The header and UTF-8 of the whole file; the rows are checked in slices below.
-    drop(rows(bytes).map_err(one)?);
+    drop(rows(regions, bytes).map_err(one)?);
     let body = body_offset(bytes);
     let (hash, checked) = std::thread::scope(|scope| {
         let hash = scope.spawn(|| sha256_hex(bytes));
         let slices: Vec<_> = slices(bytes, body, workers())
             .into_iter()
-            .map(|(start, end, first_line)| scope.spawn(move || check_slice(&bytes[start..end], first_line)))
+            .map(|(start, end, first_line)| scope.spawn(move || check_slice(regions, &bytes[start..end], first_line)))
             .collect();
         let checked: Vec<SliceCheck> = slices.into_iter().map(|s| s.join().expect("a checking thread")).collect();
         (hash.join().expect("the hashing thread"), checked)
@@ -159,7 +162,9 @@ pub fn check(bytes: &[u8]) -> Result<DirectorySummary, DirectoryError> {
     if !repeats.is_empty() {
         bad_rows += repeats.len() as u64;
         errors.extend(
-            repeated_rows(bytes, &repeats).into_iter().take(ROW_ERRORS_REPORTED_MAX.saturating_sub(errors.len())),
+            repeated_rows(regions, bytes, &repeats)
+                .into_iter()
+                .take(ROW_ERRORS_REPORTED_MAX.saturating_sub(errors.len())),
         );
     }
     if bad_rows > 0 {
@@ -172,11 +177,11 @@ pub fn check(bytes: &[u8]) -> Result<DirectorySummary, DirectoryError> {
 }
 
 /// The lines where repeated USCCs appear again (one pass, only when there are repeats).
-fn repeated_rows(bytes: &[u8], repeats: &[u128]) -> Vec<RowError> {
+fn repeated_rows(regions: &Regions, bytes: &[u8], repeats: &[u128]) -> Vec<RowError> {
     let wanted: std::collections::HashSet<String> = repeats.iter().map(|k| uscc_of_key(*k)).collect();
     let mut seen = std::collections::HashSet::new();
     let mut errors = Vec::new();
-    for (line, row) in rows(bytes).into_iter().flatten() {
+    for (line, row) in rows(regions, bytes).into_iter().flatten() {
         let Ok(row) = row else { continue };
         if wanted.contains(row.uscc) && !seen.insert(row.uscc) {
             errors.push(RowError { line, reason: format!("uscc {} appears more than once", row.uscc) });
@@ -191,7 +196,7 @@ struct SliceCheck {
     keys: Vec<u128>,
 }
 
-fn check_slice(slice: &[u8], first_line: u64) -> SliceCheck {
+fn check_slice(regions: &Regions, slice: &[u8], first_line: u64) -> SliceCheck {
     let mut result = SliceCheck { errors: Vec::new(), bad_rows: 0, keys: Vec::with_capacity(slice.len() / 100) };
     let text = std::str::from_utf8(slice).expect("the whole file is UTF-8 and slices end at line ends");
     for (i, line) in text.split('\n').enumerate() {
@@ -199,7 +204,7 @@ fn check_slice(slice: &[u8], first_line: u64) -> SliceCheck {
         if line.is_empty() {
             continue;
         }
-        match parse_row(line) {
+        match parse_row(regions, line) {
             Ok(row) => result.keys.push(uscc_key(row.uscc)),
             Err(reason) => {
                 result.bad_rows += 1;
@@ -276,18 +281,19 @@ pub fn fields(line: &str) -> Option<EntityRow<'_>> {
 
 /// Whether `region` lies within `scope`, cached: a directory has millions of rows over a few
 /// thousand regions.
-pub struct ScopeCache {
+pub struct ScopeCache<'a> {
+    regions: &'a Regions,
     scope: BureauCode,
     known: std::collections::HashMap<BureauCode, bool>,
 }
 
-impl ScopeCache {
-    pub fn new(scope: BureauCode) -> ScopeCache {
-        ScopeCache { scope, known: std::collections::HashMap::new() }
+impl<'a> ScopeCache<'a> {
+    pub fn new(regions: &'a Regions, scope: BureauCode) -> ScopeCache<'a> {
+        ScopeCache { regions, scope, known: std::collections::HashMap::new() }
     }
 
     pub fn contains(&mut self, region: BureauCode) -> bool {
-        let scope = self.scope;
-        *self.known.entry(region).or_insert_with(|| Regions::get().is_within(region, scope))
+        let (regions, scope) = (self.regions, self.scope);
+        *self.known.entry(region).or_insert_with(|| regions.is_within(region, scope))
     }
 }

@@ -60,7 +60,7 @@ pub fn synthetic_uscc(county: BureauCode, serial: u64) -> Uscc {
 
 /// `entities` rows over the counties under `region` (or `region` itself if it is a county).
 pub fn generate(entities: u64, region: BureauCode, seed: u64) -> Vec<u8> {
-    let regions = Regions::get();
+    let regions = Regions::compiled();
     let mut counties: Vec<BureauCode> =
         regions.subtree(region).filter(|r| regions.children(r.code).next().is_none()).map(|r| r.code).collect();
     if counties.is_empty() {

@@ -12,6 +12,7 @@ use crate::directory::EntityRow;
 
 /// A scoring ready for millions of rows: labels in maps, region points cached per code.
 pub struct RiskScorer<'a> {
+    regions: &'a Regions,
     scoring: &'a RiskScoring,
     credit: HashMap<&'a str, i32>,
     industry: HashMap<&'a str, i32>,
@@ -19,8 +20,9 @@ pub struct RiskScorer<'a> {
 }
 
 impl<'a> RiskScorer<'a> {
-    pub fn new(scoring: &'a RiskScoring) -> RiskScorer<'a> {
+    pub fn new(regions: &'a Regions, scoring: &'a RiskScoring) -> RiskScorer<'a> {
         RiskScorer {
+            regions,
             scoring,
             credit: scoring.credit_points.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
             industry: scoring.industry_points.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
@@ -29,9 +31,8 @@ impl<'a> RiskScorer<'a> {
     }
 
     pub fn points(&mut self, row: &EntityRow<'_>, history: Option<&EntityHistory>) -> i32 {
-        let scoring = self.scoring;
+        let (regions, scoring) = (self.regions, self.scoring);
         let region = *self.region.entry(row.region).or_insert_with(|| {
-            let regions = Regions::get();
             scoring.region_points.iter().find(|(code, _)| regions.is_within(row.region, *code)).map_or(0, |(_, p)| *p)
         });
         let mut points = self.credit.get(row.credit_status).copied().unwrap_or(0)

@@ -23,7 +23,7 @@ use ledger::campaign::{
     ceil_ratio, hex, DrawInputs, DrawResult, DrawnInspection, EntityHistory, InspectionItem, Inspector, InspectorMode,
     Recusal, RiskClass, Stratum, DRAW_RATIO_FLOOR_BP,
 };
-use ledger::{BureauCode, Subject, Uscc};
+use ledger::{BureauCode, Regions, Subject, Uscc};
 use sha2::{Digest, Sha256};
 
 use crate::directory::{self, EntityRow, ScopeCache};
@@ -73,7 +73,8 @@ const ENTITY_DOMAIN: u8 = 1;
 const INSPECTOR_DOMAIN: u8 = 2;
 
 /// Computes the draw of `inputs` over the directory file `directory`.
-pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawError> {
+/// `regions` is the group's table, which decides the scope and the regional risk points.
+pub fn draw(regions: &Regions, inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawError> {
     let spec = &inputs.spec;
     if spec.items.len() > 32 {
         return Err(DrawError::TooManyItems);
@@ -89,7 +90,7 @@ pub fn draw(inputs: &DrawInputs, directory: &[u8]) -> Result<DrawResult, DrawErr
         let workers: Vec<_> = directory::slices(directory, body, directory::workers())
             .into_iter()
             .map(|(start, end, first_line)| {
-                scope.spawn(move || rank_slice(inputs, &seed, directory, start, end, first_line))
+                scope.spawn(move || rank_slice(inputs, regions, &seed, directory, start, end, first_line))
             })
             .collect();
         let ranked: Vec<Result<(Vec<Candidate>, u64), DrawError>> =
@@ -207,6 +208,7 @@ fn drawn_classes(spec: &ledger::campaign::CampaignSpec) -> Vec<RiskClass> {
 /// items, and how many entities lie in scope.
 fn rank_slice(
     inputs: &DrawInputs,
+    regions: &Regions,
     seed: &[u8; 32],
     directory: &[u8],
     start: usize,
@@ -215,8 +217,8 @@ fn rank_slice(
 ) -> Result<(Vec<Candidate>, u64), DrawError> {
     let spec = &inputs.spec;
     let histories: HashMap<&str, &EntityHistory> = inputs.histories.iter().map(|h| (h.uscc.as_str(), h)).collect();
-    let mut scope = ScopeCache::new(spec.scope_region);
-    let mut scorer = RiskScorer::new(&spec.scoring);
+    let mut scope = ScopeCache::new(regions, spec.scope_region);
+    let mut scorer = RiskScorer::new(regions, &spec.scoring);
     let classes = drawn_classes(spec);
     let mut candidates = Vec::new();
     let mut entities_in_scope = 0u64;

@@ -8,7 +8,8 @@ use ledger::campaign::{
     ProgrammeAction, ProgrammeRecord, PublicResult, RiskClass, RiskRatios, RiskScoring,
 };
 use ledger::{
-    Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, Rejection, Role, TaskId, TaskKind, TaskState, Uscc,
+    Action, Actor, BureauCode, Command, CompletionOutcome, Ledger, Regions, Rejection, Role, TaskId, TaskKind,
+    TaskState, Uscc,
 };
 
 use crate::directory;
@@ -21,7 +22,7 @@ const T0: u64 = 1_780_000_000_000;
 const TIANHE: &str = "440106";
 
 fn code(text: &str) -> BureauCode {
-    BureauCode::parse_known(text).expect("a real region")
+    BureauCode::parse_compiled(text).expect("a real region")
 }
 
 fn actor(user: &str, bureau: &str, role: Role) -> Actor {
@@ -123,17 +124,17 @@ fn record(inputs: DrawInputs, result: DrawResult) -> DrawRecord {
 #[test]
 fn a_generated_directory_is_valid_and_deterministic() {
     let bytes = generate(2_000, code("440100"), 7);
-    let summary = directory::check(&bytes).expect("valid");
+    let summary = directory::check(Regions::compiled(), &bytes).expect("valid");
     assert_eq!(summary.entities, 2_000);
     assert_eq!(generate(2_000, code("440100"), 7), bytes, "the same seed gives the same file");
     let broken = String::from_utf8(bytes.clone()).unwrap().replacen("440", "44X", 3).into_bytes();
-    let error = directory::check(&broken).expect_err("a broken USCC or region");
+    let error = directory::check(Regions::compiled(), &broken).expect_err("a broken USCC or region");
     assert!(error.bad_rows >= 1);
     // A USCC twice: refused, naming the line of the repeat.
     let text = String::from_utf8(bytes).unwrap();
     let second_row = text.lines().nth(2).unwrap().to_owned();
     let repeated = format!("{text}{second_row}\n");
-    let error = directory::check(repeated.as_bytes()).expect_err("a repeated USCC");
+    let error = directory::check(Regions::compiled(), repeated.as_bytes()).expect_err("a repeated USCC");
     assert_eq!(error.bad_rows, 1);
     assert_eq!(error.errors[0].line, 2_002, "{error}");
     assert!(error.errors[0].reason.contains("more than once"));
@@ -143,13 +144,13 @@ fn a_generated_directory_is_valid_and_deterministic() {
 fn a_draw_is_reproducible_and_verifies() {
     let bytes = generate(5_000, code(TIANHE), 1);
     let inputs = inputs(&bytes, "beacon-2026-12-02");
-    let first = draw(&inputs, &bytes).expect("draw");
-    assert_eq!(draw(&inputs, &bytes).expect("again"), first, "a draw is a function of its inputs");
+    let first = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
+    assert_eq!(draw(Regions::compiled(), &inputs, &bytes).expect("again"), first, "a draw is a function of its inputs");
     assert!(!first.inspections.is_empty());
-    let verified = verify(&record(inputs.clone(), first.clone()), &bytes).expect("verifies");
+    let verified = verify(Regions::compiled(), &record(inputs.clone(), first.clone()), &bytes).expect("verifies");
     assert_eq!(verified.inspections, first.inspections.len());
     // Another beacon gives another draw.
-    let other = draw(&DrawInputs { beacon: "another".into(), ..inputs }, &bytes).expect("draw");
+    let other = draw(Regions::compiled(), &DrawInputs { beacon: "another".into(), ..inputs }, &bytes).expect("draw");
     assert_ne!(other.inspections, first.inspections);
 }
 
@@ -157,35 +158,41 @@ fn a_draw_is_reproducible_and_verifies() {
 fn tampering_fails_verification() {
     let bytes = generate(3_000, code(TIANHE), 2);
     let inputs = inputs(&bytes, "beacon");
-    let result = draw(&inputs, &bytes).expect("draw");
+    let result = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
 
     // One changed entity in the directory file.
     let text = String::from_utf8(bytes.clone()).unwrap();
     let tampered_dir = text.replacen("有限公司1,", "有限公司X,", 1).into_bytes();
-    assert!(matches!(verify(&record(inputs.clone(), result.clone()), &tampered_dir), Err(Mismatch::Directory { .. })));
+    assert!(matches!(
+        verify(Regions::compiled(), &record(inputs.clone(), result.clone()), &tampered_dir),
+        Err(Mismatch::Directory { .. })
+    ));
 
     // A beacon changed after the fact: the committed seed no longer follows.
     let tampered_inputs = DrawInputs { beacon: "chosen later".into(), ..inputs.clone() };
-    assert!(matches!(verify(&record(tampered_inputs, result.clone()), &bytes), Err(Mismatch::Seed { .. })));
+    assert!(matches!(
+        verify(Regions::compiled(), &record(tampered_inputs, result.clone()), &bytes),
+        Err(Mismatch::Seed { .. })
+    ));
 
     // A seed recomputed to match changed inputs, with the old selection kept: the selection is wrong.
     let mut ratios = inputs.clone();
     ratios.spec.ratios.high_bp = 10_000;
     let mut forged = result.clone();
     forged.seed = ledger::campaign::hex(&ratios.seed());
-    assert!(matches!(verify(&record(ratios, forged), &bytes), Err(Mismatch::Result(_))));
+    assert!(matches!(verify(Regions::compiled(), &record(ratios, forged), &bytes), Err(Mismatch::Result(_))));
 
     // A swapped entity in the result.
     let mut swapped = result.clone();
     swapped.inspections[0].inspectors.reverse();
-    assert!(matches!(verify(&record(inputs, swapped), &bytes), Err(Mismatch::Result(_))));
+    assert!(matches!(verify(Regions::compiled(), &record(inputs, swapped), &bytes), Err(Mismatch::Result(_))));
 }
 
 #[test]
 fn strata_draw_their_ratio_and_the_floor_holds() {
     let bytes = generate(20_000, code(TIANHE), 3);
     let inputs = inputs(&bytes, "b");
-    let result = draw(&inputs, &bytes).expect("draw");
+    let result = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
     assert_eq!(result.strata.len(), 2 * 3, "two items by three classes");
     for stratum in &result.strata {
         assert_eq!(stratum.quota, ceil_ratio(stratum.population, inputs.spec.ratios.of(stratum.class)));
@@ -211,7 +218,7 @@ fn a_stratum_smaller_than_a_whole_entity_still_draws_one() {
     // 10 entities: every stratum's 3% is under one entity and rounds up to one.
     let bytes = generate(10, code(TIANHE), 4);
     let inputs = inputs(&bytes, "b");
-    let result = draw(&inputs, &bytes).expect("draw");
+    let result = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
     for stratum in &result.strata {
         assert_eq!(stratum.quota, u64::from(stratum.population > 0), "{stratum:?}");
     }
@@ -221,7 +228,7 @@ fn a_stratum_smaller_than_a_whole_entity_still_draws_one() {
 fn items_on_one_entity_merge_into_one_joint_inspection_by_a_qualified_team() {
     let bytes = generate(5_000, code(TIANHE), 5);
     let inputs = inputs(&bytes, "b");
-    let result = draw(&inputs, &bytes).expect("draw");
+    let result = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
     let entities: BTreeSet<_> = result.inspections.iter().map(|i| i.subject.uscc.clone()).collect();
     assert_eq!(entities.len(), result.inspections.len(), "one inspection per entity");
     assert!(result.inspections.iter().any(|i| i.items.len() == 2), "some inspections are joint");
@@ -247,12 +254,12 @@ fn conflicts_recuse_and_office_and_stations_mix() {
     // TH000 (office, both expertises) declares a conflict with every entity of the directory:
     // the conflicts are inputs, so the seed changes too, but in no draw may TH000 take part.
     let conflicted = "TH000".to_string();
-    inputs.conflicts = directory::rows(&bytes)
+    inputs.conflicts = directory::rows(Regions::compiled(), &bytes)
         .unwrap()
         .map(|(_, row)| (conflicted.clone(), Uscc::parse(row.unwrap().uscc).unwrap()))
         .collect();
     inputs.conflicts.sort();
-    let second = draw(&inputs, &bytes).expect("draw");
+    let second = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
     assert!(second.inspections.iter().all(|i| !i.inspectors.contains(&conflicted)), "passed over");
     assert_eq!(second.recusals.len(), second.inspections.len(), "one recusal on record per inspection");
     assert!(second.recusals.iter().all(|r| r.inspector == conflicted));
@@ -268,7 +275,7 @@ fn too_few_inspectors_is_a_clear_error() {
     let bytes = generate(500, code(TIANHE), 8);
     let mut inputs = inputs(&bytes, "b");
     inputs.pool.truncate(1);
-    let error = draw(&inputs, &bytes).expect_err("one inspector cannot form a team");
+    let error = draw(Regions::compiled(), &inputs, &bytes).expect_err("one inspector cannot form a team");
     assert!(error.to_string().contains("440106"), "{error}");
 }
 
@@ -287,7 +294,8 @@ fn selection_is_uniform_within_a_stratum() {
     let mut counts: BTreeMap<Uscc, u64> = BTreeMap::new();
     let mut population = 0;
     for n in 0..draws {
-        let result = draw(&DrawInputs { beacon: format!("beacon-{n}"), ..base.clone() }, &bytes).expect("draw");
+        let result = draw(Regions::compiled(), &DrawInputs { beacon: format!("beacon-{n}"), ..base.clone() }, &bytes)
+            .expect("draw");
         population = result.strata.iter().find(|s| s.class == RiskClass::Low).unwrap().population;
         for inspection in result.inspections {
             *counts.entry(inspection.subject.uscc.unwrap()).or_default() += 1;
@@ -342,7 +350,7 @@ fn a_campaign_from_plan_to_public_result() {
     let tianhe = actor("th-operator", TIANHE, Role::Operator);
     let mut desk = Desk { ledger: Ledger::new(), stamp_ms: T0 };
     let bytes = generate(3_000, code(TIANHE), 11);
-    let summary = directory::check(&bytes).unwrap();
+    let summary = directory::check(Regions::compiled(), &bytes).unwrap();
     let record = ProgrammeAction::RecordEntityDirectory {
         sha256: summary.sha256.clone(),
         entities: summary.entities,
@@ -379,9 +387,9 @@ fn a_campaign_from_plan_to_public_result() {
     assert!(matches!(desk.programme(&second, again), Err(Rejection::Conflict { .. })), "fixed once");
 
     let inputs = desk.ledger.draw_inputs(campaign.id).unwrap();
-    let result = draw(&inputs, &bytes).unwrap();
+    let result = draw(Regions::compiled(), &inputs, &bytes).unwrap();
     // A result from other inputs (here: a forged beacon) is refused.
-    let forged = draw(&DrawInputs { beacon: "forged".into(), ..inputs.clone() }, &bytes).unwrap();
+    let forged = draw(Regions::compiled(), &DrawInputs { beacon: "forged".into(), ..inputs.clone() }, &bytes).unwrap();
     let forged = ProgrammeAction::RecordDraw {
         campaign: campaign.id,
         result: Box::new(forged),
@@ -420,7 +428,7 @@ fn a_campaign_from_plan_to_public_result() {
     assert_eq!(task.handling.assignee_bureau, Some(code(TIANHE)));
     // The committed draw verifies from the ledger's own record.
     let committed = desk.ledger.programme().campaign(campaign.id).unwrap().draw.clone().unwrap();
-    verify(&committed, &bytes).expect("the committed draw verifies");
+    verify(Regions::compiled(), &committed, &bytes).expect("the committed draw verifies");
 
     // 谁抽查、谁录入: the inspecting bureau enters the result; the organiser publishes it.
     desk.apply(
@@ -506,7 +514,7 @@ fn the_last_team_never_inspects_the_same_entity_again() {
     let mut inputs = inputs(&bytes, "b");
     // Every entity drawn, so each is drawn again next time.
     inputs.spec.ratios = RiskRatios { high_bp: 10_000, normal_bp: 10_000, low_bp: 10_000 };
-    let first = draw(&inputs, &bytes).expect("draw");
+    let first = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
     assert_eq!(first.inspections.len(), 60);
     inputs.histories = first
         .inspections
@@ -523,7 +531,7 @@ fn the_last_team_never_inspects_the_same_entity_again() {
             },
         })
         .collect();
-    let second = draw(&inputs, &bytes).expect("draw");
+    let second = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
     for inspection in &second.inspections {
         let last = inputs.histories.iter().find(|h| Some(&h.uscc) == inspection.subject.uscc.as_ref()).unwrap();
         assert!(

@@ -27,13 +27,15 @@ pub struct Verified {
     pub entities_in_scope: u64,
 }
 
-pub fn verify(record: &DrawRecord, directory_bytes: &[u8]) -> Result<Verified, Mismatch> {
+/// `regions` is the table the group drew with (its scope and regional risk points): the
+/// compiled one unless the group adopted another before the draw.
+pub fn verify(regions: &ledger::Regions, record: &DrawRecord, directory_bytes: &[u8]) -> Result<Verified, Mismatch> {
     let recomputed = hex(&record.inputs.seed());
     if recomputed != record.result.seed {
         return Err(Mismatch::Seed { committed: record.result.seed.clone(), recomputed });
     }
     // The draw checks the file's hash against the one the inputs name (while it ranks).
-    let again = draw(&record.inputs, directory_bytes).map_err(|error| match error {
+    let again = draw(regions, &record.inputs, directory_bytes).map_err(|error| match error {
         DrawError::WrongDirectory { expected, actual } => Mismatch::Directory { expected, actual },
         other => Mismatch::Recompute(other),
     })?;

@@ -18,8 +18,8 @@ const DAY_MS: u64 = 24 * HOUR_MS;
 
 fn main() {
     let tasks: u64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let province = BureauCode::parse_known("440000").expect("Guangdong");
-    let counties: Vec<BureauCode> = Regions::get()
+    let province = BureauCode::parse_compiled("440000").expect("Guangdong");
+    let counties: Vec<BureauCode> = Regions::compiled()
         .subtree(province)
         .filter(|r| r.level == ledger::bureau::RegionLevel::County)
         .map(|r| r.code)
@@ -104,7 +104,7 @@ fn main() {
         let mut received = 0;
         for _ in 0..10 {
             let started = Instant::now();
-            let report = book.report(province, from, to, by, start_ms + 366 * DAY_MS);
+            let report = book.report(Regions::compiled(), province, from, to, by, start_ms + 366 * DAY_MS);
             times.push(started.elapsed().as_secs_f64() * 1000.0);
             received = report.total.received;
         }

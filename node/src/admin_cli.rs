@@ -60,6 +60,32 @@ impl AdminClient {
 }
 
 #[derive(clap::Subcommand, Debug, Clone)]
+pub enum ReferenceOperation {
+    /// The versions of both tables.
+    Show,
+    /// Adopt a calendar file (the format of config/calendar/cn.toml: every year kept, the days
+    /// up to today unchanged).
+    Calendar {
+        file: PathBuf,
+        /// Kept with the version: why, from which notice.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Check the file against the committed version; propose nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Adopt a region table (the CSV of regions.csv, every active region): codes left out are
+    /// retired, never removed; a code's parent and level never change.
+    Regions {
+        file: PathBuf,
+        #[arg(long, default_value = "")]
+        note: String,
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
 pub enum AdminOperation {
     /// Show the group's voters, learners, their addresses and the leader.
     Members,
@@ -86,6 +112,12 @@ pub enum AdminOperation {
     Remove {
         #[arg(long)]
         id: u64,
+    },
+    /// The group's reference data: the region table and the working-day calendar it decides
+    /// with, and adopting new versions of them through its log.
+    Reference {
+        #[command(subcommand)]
+        operation: ReferenceOperation,
     },
     /// Write the group's whole ledger, as of now, to a file while the group serves.
     Backup {
@@ -128,7 +160,7 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         return restore(from, config, expect_digest);
     }
     if let AdminOperation::Synthesize { group, tasks, closed_percent, out } = &args.operation {
-        let group = ledger::BureauCode::parse_known(group).with_context(|| format!("{group} is no known bureau"))?;
+        let group = ledger::BureauCode::parse_compiled(group).with_context(|| format!("{group} is no known bureau"))?;
         anyhow::ensure!(*closed_percent <= 100, "--closed-percent is at most 100");
         let header = crate::synthesize::synthesize(group, *tasks, *closed_percent, out)?;
         println!("{}", serde_json::to_string_pretty(&header)?);
@@ -141,7 +173,22 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         return backup(&client, &args.node, token, out).await;
     }
     let base = client.url(&args.node, crate::routes::admin::MEMBERS_PATH);
+    let file_request = |path: &str, file: &Path, media_type: &str, note: &str, dry_run: bool| {
+        let body = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let url = client.url(&args.node, path);
+        let query = [("note", note.to_owned()), ("dry_run", dry_run.to_string())];
+        anyhow::Ok(http.post(url).query(&query).header(reqwest::header::CONTENT_TYPE, media_type).body(body))
+    };
     let request = match &args.operation {
+        AdminOperation::Reference { operation: ReferenceOperation::Show } => {
+            http.get(client.url(&args.node, crate::reference::REFERENCE_PATH))
+        }
+        AdminOperation::Reference { operation: ReferenceOperation::Calendar { file, note, dry_run } } => {
+            file_request(crate::reference::CALENDAR_PATH, file, "application/toml", note, *dry_run)?
+        }
+        AdminOperation::Reference { operation: ReferenceOperation::Regions { file, note, dry_run } } => {
+            file_request(crate::reference::REGIONS_PATH, file, "text/csv", note, *dry_run)?
+        }
         AdminOperation::Members => http.get(&base),
         AdminOperation::AddLearner { id, addr, .. } => {
             http.post(format!("{base}/learners")).json(&json!({"id": id, "addr": addr}))

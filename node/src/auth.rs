@@ -1,5 +1,6 @@
 //! Bearer tokens → users. Each token maps to one user with a bureau and a role (config).
 
+use ledger::Regions;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -45,11 +46,17 @@ pub struct Users {
 }
 
 impl Users {
-    /// Converts validated config into users; fails on a bureau that is not a real region.
-    pub fn from_config(file: &UsersFile) -> Result<Users, String> {
+    /// Converts validated config into users; fails on a bureau that is not a region code of
+    /// `regions` (the group's table; a gateway, which holds none, gives `None` and its nodes
+    /// check the codes).
+    pub fn from_config(file: &UsersFile, regions: Option<&Regions>) -> Result<Users, String> {
+        let known = |text: &str| match regions {
+            Some(regions) => regions.parse_known(text),
+            None => BureauCode::parse_digits(text),
+        };
         let mut by_token = HashMap::new();
         for user in &file.users {
-            let bureau = BureauCode::parse_known(&user.bureau)
+            let bureau = known(&user.bureau)
                 .ok_or_else(|| format!("user {}: {} is not a region code", user.name, user.bureau))?;
             let role = Role::parse(&user.role)
                 .filter(|role| !matches!(role, Role::System | Role::Peer | Role::Source))
@@ -73,12 +80,12 @@ impl Users {
         for source in &file.sources {
             sources.insert(
                 hash(&source.name, &source.token, &source.token_sha256)?,
-                Arc::new(IntakeSource::from_config(source)?),
+                Arc::new(IntakeSource::from_config(source, known)?),
             );
         }
         let mut consumers = HashMap::new();
         for consumer in &file.consumers {
-            let bureau = BureauCode::parse_known(&consumer.bureau)
+            let bureau = known(&consumer.bureau)
                 .ok_or_else(|| format!("consumer {}: {} is not a region code", consumer.name, consumer.bureau))?;
             consumers.insert(
                 hash(&consumer.name, &consumer.token, &consumer.token_sha256)?,
@@ -86,6 +93,11 @@ impl Users {
             );
         }
         Ok(Users { by_token, admins, sources, consumers })
+    }
+
+    /// Every bureau a user or consumer is configured with.
+    pub fn bureaus(&self) -> impl Iterator<Item = BureauCode> + '_ {
+        self.by_token.values().map(|user| user.actor.bureau).chain(self.consumers.values().map(|(_, bureau)| *bureau))
     }
 
     /// The intake source presenting the bearer token.
@@ -169,6 +181,11 @@ impl UserDirectory {
         self.users().user_for_token(token).cloned()
     }
 
+    /// Every bureau a user or consumer of the current file is configured with.
+    pub fn bureaus(&self) -> Vec<BureauCode> {
+        self.users().bureaus().collect()
+    }
+
     pub fn authenticate_admin(&self, headers: &HeaderMap) -> Result<String, ApiError> {
         self.users().authenticate_admin(headers).map(str::to_owned).inspect_err(|error| log_refusal(headers, error))
     }
@@ -202,11 +219,11 @@ fn log_refusal(headers: &HeaderMap, error: &ApiError) {
 
 /// Reads the users file at `path` again and swaps it in (SIGHUP on a node or a gateway); a file
 /// that does not load is refused whole and the credentials stay as they were.
-pub fn reload_users_file(path: &std::path::Path, users: &UserDirectory) {
+pub fn reload_users_file(path: &std::path::Path, users: &UserDirectory, regions: Option<&Regions>) {
     let loaded = std::fs::read_to_string(path)
         .map_err(|e| e.to_string())
         .and_then(|text| config::UsersFile::parse(path, &text).map_err(|e| e.to_string()))
-        .and_then(|file| Users::from_config(&file));
+        .and_then(|file| Users::from_config(&file, regions));
     match loaded {
         Ok(fresh) => {
             users.replace(fresh);

@@ -63,7 +63,8 @@ pub fn check_config(file: &Path, allow_plaintext_tokens: bool) -> (Option<String
                 Ok(loaded) => loaded,
                 Err(error) => return (None, vec![Finding::Error(error.to_string())]),
             };
-            if let Err(error) = crate::runtime::NodeFiles::load(&config, &users) {
+            // Against the compiled table: a code the group adopted later is checked at start.
+            if let Err(error) = crate::runtime::NodeFiles::load(&config, &users, ledger::Regions::compiled()) {
                 findings.push(Finding::Error(format!("{error:#}")));
             }
             private_file(&config.group.secret_file, "the group secret", &mut findings);
@@ -105,7 +106,7 @@ pub fn check_config(file: &Path, allow_plaintext_tokens: bool) -> (Option<String
             if let Err(error) = crate::transport::Transport::from_config(config.tls.as_ref()) {
                 findings.push(Finding::Error(format!("TLS: {error:#}")));
             }
-            if let Err(error) = crate::auth::Users::from_config(&users) {
+            if let Err(error) = crate::auth::Users::from_config(&users, None) {
                 findings.push(Finding::Error(error));
             }
             if let Some(tls) = &config.tls {

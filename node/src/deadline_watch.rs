@@ -36,13 +36,16 @@ const HEAP_ENTRIES_MAX: usize = 1_000_000;
 /// ledger when it is due, so stale heap entries are harmless.
 type Due = Reverse<(u64, TaskId)>;
 
-fn parent(bureau: BureauCode) -> Option<BureauCode> {
-    Regions::get().region(bureau).and_then(|region| region.parent)
+/// The nearest active bureau above `bureau`: a retired parent (merged away) has no centre to
+/// escalate to, the bureau that took it over is above it.
+fn parent(regions: &Regions, bureau: BureauCode) -> Option<BureauCode> {
+    std::iter::successors(regions.parent(bureau), |above| regions.parent(*above))
+        .find(|above| regions.is_active(*above))
 }
 
 /// Every timed step of a task with its due time: recording a miss when a deadline passes;
 /// after a miss, reminders at the policy's interval and escalations one tier up.
-fn steps(task: &Task, policy: &EscalationPolicy) -> Vec<(u64, Action)> {
+fn steps(regions: &Regions, task: &Task, policy: &EscalationPolicy) -> Vec<(u64, Action)> {
     let mut steps = Vec::new();
     for kind in DeadlineKind::ALL.iter().copied() {
         if let Some(deadline_ms) = task.open_deadline_ms(kind) {
@@ -55,12 +58,12 @@ fn steps(task: &Task, policy: &EscalationPolicy) -> Vec<(u64, Action)> {
                 steps.push((due_ms, Action::Escalate { task: task.id, kind, deadline_ms, to }));
             }
         };
-        let assignee_parent = task.handling.assignee_bureau.and_then(parent);
+        let assignee_parent = task.handling.assignee_bureau.and_then(|assignee| parent(regions, assignee));
         if kind == DeadlineKind::Completion {
             escalate(assignee_parent, deadline_ms);
         }
         if task.kind == TaskKind::Emergency {
-            escalate(parent(task.origin_bureau), deadline_ms);
+            escalate(parent(regions, task.origin_bureau), deadline_ms);
         }
         let sent = task.handling.reminders_sent;
         if sent >= policy.escalate_after_reminders {
@@ -76,8 +79,8 @@ fn steps(task: &Task, policy: &EscalationPolicy) -> Vec<(u64, Action)> {
     steps
 }
 
-fn next_due(task: &Task, policy: &EscalationPolicy) -> Option<Due> {
-    steps(task, policy).iter().map(|(due, _)| *due).min().map(|due| Reverse((due, task.id)))
+fn next_due(regions: &Regions, task: &Task, policy: &EscalationPolicy) -> Option<Due> {
+    steps(regions, task, policy).iter().map(|(due, _)| *due).min().map(|due| Reverse((due, task.id)))
 }
 
 /// Runs until `shutdown`, watching deadlines whenever this node leads.
@@ -138,7 +141,7 @@ async fn watch_as_leader(
             }
             notice = applied.recv() => match notice {
                 Ok(entry) => {
-                    add_from_entry(&mut heap, &entry, &state.deadlines.escalation);
+                    add_from_entry(&state.regions(), &mut heap, &entry, &state.deadlines.escalation);
                     if heap.len() > HEAP_ENTRIES_MAX {
                         heap = scan(state);
                     }
@@ -160,8 +163,9 @@ async fn watch_as_leader(
 /// The heap from open work: only a task not in a final state has a timed step.
 fn scan(state: &AppState) -> BinaryHeap<Due> {
     let policy = state.deadlines.escalation;
+    let regions = state.regions();
     match crate::task_query::open_tasks_now(&state.store) {
-        Ok(open) => open.iter().filter_map(|task| next_due(task, &policy)).collect(),
+        Ok(open) => open.iter().filter_map(|task| next_due(&regions, task, &policy)).collect(),
         Err(error) => {
             tracing::error!(%error, "the deadline watch cannot read the open tasks");
             BinaryHeap::new()
@@ -169,9 +173,9 @@ fn scan(state: &AppState) -> BinaryHeap<Due> {
     }
 }
 
-fn add_from_entry(heap: &mut BinaryHeap<Due>, entry: &AppliedEntry, policy: &EscalationPolicy) {
+fn add_from_entry(regions: &Regions, heap: &mut BinaryHeap<Due>, entry: &AppliedEntry, policy: &EscalationPolicy) {
     for task in entry.results.iter().filter_map(|r| r.as_ref().ok()).flat_map(|a| &a.tasks) {
-        heap.extend(next_due(task, policy));
+        heap.extend(next_due(regions, task, policy));
     }
 }
 
@@ -193,7 +197,7 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), Pr
     {
         let replica = state.store.read();
         for task in due_tasks.iter().filter_map(|id| replica.ledger.task(*id)) {
-            for (due, action) in steps(&task, &policy) {
+            for (due, action) in steps(&replica.ledger.regions(), &task, &policy) {
                 if due <= now {
                     state.telemetry.deadline_watch_lag.observe((now - due) as f64 / 1000.0);
                     commands.push(Command { stamp_ms: now, actor: actor.clone(), idempotency: None, action });
@@ -236,7 +240,7 @@ mod tests {
     };
 
     fn code(text: &str) -> BureauCode {
-        BureauCode::parse_known(text).expect(text)
+        BureauCode::parse_compiled(text).expect(text)
     }
 
     fn actor(user: &str, bureau: &str, role: Role) -> Actor {
@@ -286,7 +290,7 @@ mod tests {
     fn a_missed_ack_is_reminded_then_escalated_and_the_reminders_stop() {
         let (mut ledger, id) = dispatched(TaskKind::Lead);
         let ack_deadline = 10 * MINUTE_MS;
-        let due = |ledger: &Ledger| steps(&ledger.task(id).expect("task"), &POLICY);
+        let due = |ledger: &Ledger| steps(&ledger.regions(), &ledger.task(id).expect("task"), &POLICY);
         assert_eq!(
             due(&ledger)[0],
             (
@@ -349,7 +353,7 @@ mod tests {
             system(),
             Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline },
         );
-        let due = steps(&ledger.task(id).expect("task"), &POLICY);
+        let due = steps(&ledger.regions(), &ledger.task(id).expect("task"), &POLICY);
         let at_once: Vec<BureauCode> = due
             .iter()
             .filter_map(|(at, action)| match action {
@@ -372,7 +376,7 @@ mod tests {
             Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline },
         );
         let reminder_due = |ledger: &Ledger, policy: &EscalationPolicy| {
-            steps(&ledger.task(id).expect("task"), policy)
+            steps(&ledger.regions(), &ledger.task(id).expect("task"), policy)
                 .into_iter()
                 .find_map(|(at, action)| matches!(action, Action::RemindAssignee { .. }).then_some(at))
                 .expect("a reminder is scheduled")

@@ -55,7 +55,7 @@ pub async fn seed(http: &reqwest::Client, addrs: &[String]) {
     if campaigns["campaigns"].as_array().is_some_and(|c| !c.is_empty()) {
         return;
     }
-    let region = ledger::BureauCode::parse_known(GUANGZHOU).expect("Guangzhou");
+    let region = ledger::BureauCode::parse_compiled(GUANGZHOU).expect("Guangzhou");
     let directory = draw::generate::generate(DEMO_ENTITIES, region, 2026);
     if post(http, url("/api/v1/directories/entities"), PLANNER_TOKEN, directory.into(), false).await.is_none() {
         return tracing::warn!("demo programme: the directory was not imported");

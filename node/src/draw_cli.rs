@@ -50,7 +50,7 @@ pub fn run(args: DrawArgs) -> anyhow::Result<bool> {
             let record = campaign.draw.context("the campaign is not drawn yet")?;
             let bytes = std::fs::read(&directory).with_context(|| format!("reading {}", directory.display()))?;
             let started = std::time::Instant::now();
-            match draw::verify(&record, &bytes) {
+            match draw::verify(ledger::Regions::compiled(), &record, &bytes) {
                 Ok(verified) => {
                     println!(
                         "verified: campaign {} drew {} inspections from {} entities in scope, seed {} ({:.2} s)",
@@ -69,7 +69,8 @@ pub fn run(args: DrawArgs) -> anyhow::Result<bool> {
             }
         }
         DrawCommand::Generate { entities, region, seed, out } => {
-            let region = BureauCode::parse_known(&region).with_context(|| format!("{region} is not a region code"))?;
+            let region =
+                BureauCode::parse_compiled(&region).with_context(|| format!("{region} is not a region code"))?;
             let started = std::time::Instant::now();
             let bytes = draw::generate::generate(entities, region, seed);
             std::fs::write(&out, &bytes).with_context(|| format!("writing {}", out.display()))?;

@@ -12,14 +12,16 @@ use crate::routes::request::{parse_json, parse_query};
 use crate::routes::tasks::ListQuery;
 
 fn province_command() -> Actor {
-    Actor { user: "fuzz".into(), bureau: BureauCode::parse_known("440000").expect("Guangdong"), role: Role::Command }
+    Actor { user: "fuzz".into(), bureau: BureauCode::parse_compiled("440000").expect("Guangdong"), role: Role::Command }
 }
 
 /// `POST /api/v1/tasks`: JSON, field parsing, the ledger's own field checks.
 pub fn create_task(bytes: &[u8]) -> bool {
     let Ok(request) = parse_json::<CreateTaskRequest>(bytes) else { return false };
-    let Ok(task) = crate::routes::tasks::new_task(&request, &province_command()) else { return false };
-    validate::new_task(&task).is_ok()
+    let Ok(task) = crate::routes::tasks::new_task(ledger::Regions::compiled(), &request, &province_command()) else {
+        return false;
+    };
+    validate::new_task(&task, ledger::Regions::compiled()).is_ok()
 }
 
 /// `POST /api/v1/tasks/{id}/{action}`: the body and the fields every action parses.
@@ -29,7 +31,7 @@ pub fn task_action(bytes: &[u8]) -> bool {
         .assignee_bureau
         .iter()
         .chain(&request.group)
-        .all(|text| crate::api::parse_bureau("assignee_bureau", text).is_ok());
+        .all(|text| crate::api::parse_bureau(ledger::Regions::compiled(), "assignee_bureau", text).is_ok());
     let times_ok =
         request.ack_deadline.iter().chain(&request.complete_deadline).all(|t| crate::api::time::parse_ms(t).is_some());
     bureau_ok && times_ok && validate::note(&request.note, false).is_ok()
@@ -38,28 +40,31 @@ pub fn task_action(bytes: &[u8]) -> bool {
 /// `POST /api/v1/complaints`: JSON and the subject.
 pub fn complaint(bytes: &[u8]) -> bool {
     let Ok(request) = parse_json::<ComplaintRequest>(bytes) else { return false };
-    crate::api::parse_subject(&request.subject).is_ok()
+    crate::api::parse_subject(ledger::Regions::compiled(), &request.subject).is_ok()
 }
 
 /// `POST /api/v1/intake`: the batch, then each signal decoded and checked on its own.
 pub fn intake_batch(bytes: &[u8]) -> bool {
     let Ok(request) = parse_json::<IntakeRequest>(bytes) else { return false };
-    let source = IntakeSource::from_config(&SourceConfig {
-        name: "fuzz".into(),
-        token: None,
-        token_sha256: None,
-        bureau: "440000".into(),
-        signals_per_second: 1_000,
-        group_by: vec!["subject.uscc".into(), "matter".into()],
-        window_minutes: 60,
-        task_source: "big_data".into(),
-    })
+    let source = IntakeSource::from_config(
+        &SourceConfig {
+            name: "fuzz".into(),
+            token: None,
+            token_sha256: None,
+            bureau: "440000".into(),
+            signals_per_second: 1_000,
+            group_by: vec!["subject.uscc".into(), "matter".into()],
+            window_minutes: 60,
+            task_source: "big_data".into(),
+        },
+        BureauCode::parse_compiled,
+    )
     .expect("a valid source");
     let mut accepted = 0;
     for value in request.signals {
         let Ok(signal) = decode_signal(value) else { continue };
-        if let Ok(signal) = parse_signal(&source, signal, |_, _| Routing::Keep) {
-            accepted += usize::from(validate::new_task(&signal.task).is_ok());
+        if let Ok(signal) = parse_signal(ledger::Regions::compiled(), &source, signal, |_, _| Routing::Keep) {
+            accepted += usize::from(validate::new_task(&signal.task, ledger::Regions::compiled()).is_ok());
         }
     }
     accepted > 0
@@ -87,7 +92,7 @@ fn ledger_under_attack() -> &'static ledger::Ledger {
     };
     static LEDGER: std::sync::OnceLock<Ledger> = std::sync::OnceLock::new();
     LEDGER.get_or_init(|| {
-        let code = |text: &str| BureauCode::parse_known(text).expect("a known bureau");
+        let code = |text: &str| BureauCode::parse_compiled(text).expect("a known bureau");
         let hour = 3_600_000;
         let t0 = 1_780_000_000_000;
         let subject =
@@ -154,7 +159,7 @@ fn ledger_under_attack() -> &'static ledger::Ledger {
 pub fn peer_messages(bytes: &[u8]) -> bool {
     use crate::federation::peer_api::{DeliverRequest, ReportRequest};
     use ledger::{peer_actor, Action, Command, Placement};
-    let code = |text: &str| BureauCode::parse_known(text).expect("a known bureau");
+    let code = |text: &str| BureauCode::parse_compiled(text).expect("a known bureau");
     let stamp_ms = 1_780_000_000_000 + 3_600_000;
     let mut commands = Vec::new();
     if let Ok(request) = serde_json::from_slice::<DeliverRequest>(bytes) {

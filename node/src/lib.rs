@@ -29,6 +29,7 @@ mod random_ledger;
 pub mod rate;
 mod read_path;
 pub mod readiness;
+pub mod reference;
 pub mod response_metrics;
 pub mod routes;
 pub mod runtime;

@@ -17,7 +17,7 @@ pub const BUREAUS: [&str; 5] = ["440000", "440100", "440106", "440300", "440305"
 pub const USCCS: [&str; 3] = ["91110105MAYJXNQT1W", "92110105475496599G", "91110105MAXHRB6C6G"];
 
 pub fn code(text: &str) -> BureauCode {
-    BureauCode::parse_known(text).expect(text)
+    BureauCode::parse_compiled(text).expect(text)
 }
 
 #[derive(Clone, Debug)]
@@ -146,7 +146,9 @@ pub fn build_observed(steps: &[Step], store: &Store, mut observe: impl FnMut(u64
                         Some((sealed, false)) => {
                             let applied = Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), position));
                             let meta = CheckpointMeta { applied, membership: Default::default() };
-                            store.write_checkpoint(&sealed, &ledger.encode_core(), &meta).expect("checkpoint");
+                            store
+                                .write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions())
+                                .expect("checkpoint");
                             in_progress = Some((sealed, true));
                         }
                         Some((_, true)) => ledger.checkpoint_written(),

@@ -1,6 +1,7 @@
 //! Starting and stopping one node: open storage, start Raft, serve HTTP, initialise the group
 //! on first start, and shut everything down in order.
 
+use ledger::Regions;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -61,10 +62,13 @@ pub struct NodeFiles {
 }
 
 impl NodeFiles {
-    pub fn load(config: &NodeConfig, users: &UsersFile) -> anyhow::Result<NodeFiles> {
-        let group_bureau = BureauCode::parse_known(&config.group.bureau)
+    /// Loads the files a node config names; bureau codes are checked against `regions`, the
+    /// group's table (its store's, once a node has one).
+    pub fn load(config: &NodeConfig, users: &UsersFile, regions: &Regions) -> anyhow::Result<NodeFiles> {
+        let group_bureau = regions
+            .parse_known(&config.group.bureau)
             .with_context(|| format!("group.bureau {} is not a region code", config.group.bureau))?;
-        let users = Users::from_config(users).map_err(anyhow::Error::msg)?;
+        let users = Users::from_config(users, Some(regions)).map_err(anyhow::Error::msg)?;
         let deadlines = match &config.deadlines_file {
             Some(path) => read_policy(path, config::deadlines::DeadlinePolicy::parse)?,
             None => config::deadlines::DeadlinePolicy::default_policy(),
@@ -80,9 +84,9 @@ impl NodeFiles {
             Some(path) => {
                 let topology = config::topology::Topology::load(path)?;
                 topology.check_own_group(&config.group.bureau, &config.group.members)?;
-                Federation::new(group_bureau, &topology, &transport)?
+                Federation::new(group_bureau, &topology, &transport, regions)?
             }
-            None => Federation::standalone(group_bureau, own_members, &transport)?,
+            None => Federation::standalone(group_bureau, own_members, &transport, regions)?,
         };
         Ok(NodeFiles { group_bureau, users, deadlines, inspection, transport, group_secret, federation })
     }
@@ -101,8 +105,6 @@ fn read_policy<T, E: std::fmt::Display>(
 pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationToken) -> anyhow::Result<()> {
     // First of all: a second process on this data directory stops here, having touched nothing.
     let _data_dir_lock = crate::data_dir_lock::DataDirLock::acquire(&config.data_dir)?;
-    let NodeFiles { group_bureau, users, deadlines, inspection, transport, group_secret, federation } =
-        NodeFiles::load(&config, &users)?;
     let former = config.data_dir.join("snapshot");
     anyhow::ensure!(
         !former.exists(),
@@ -111,6 +113,10 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         former.display()
     );
     let store = LedgerStore::open(&config.data_dir.join(LEDGER_DIR)).context("opening the ledger store")?;
+    // The configured bureaus are checked against the group's committed region table.
+    let regions = store.read().ledger.regions();
+    let NodeFiles { group_bureau, users, deadlines, inspection, transport, group_secret, federation } =
+        NodeFiles::load(&config, &users, &regions)?;
     let log = LogStore::open(&config.data_dir.join("log"), store.durable_snapshot()).context("opening the Raft log")?;
     // Subscribed before Raft starts, so the hub sees every entry applied from here on.
     let (push_hub, push_hub_task) = crate::push::hub::EventHub::start(&store);
@@ -173,7 +179,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         ws_connections: Arc::default(),
         presence: presence.clone(),
         deadlines: Arc::new(deadlines),
-        calendar: Arc::new(config::calendar::WorkCalendar::china()),
+        calendar_cache: crate::reference::CalendarCache::default(),
         group_secret: group_secret.clone(),
         programme: crate::programme::Programme {
             config: Arc::new(inspection),
@@ -257,7 +263,7 @@ fn reload_credentials(
     tls: Option<&config::TlsConfig>,
     state: &AppState,
 ) {
-    crate::auth::reload_users_file(path, &state.users);
+    crate::auth::reload_users_file(path, &state.users, Some(&state.regions()));
     crate::transport::reload_identity_logged(&state.transport, tls);
     if let Some(topology_path) = topology_path {
         let reloaded = config::topology::Topology::load(topology_path)

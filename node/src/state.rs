@@ -35,9 +35,10 @@ pub struct AppState {
     pub relay_http: reqwest::Client,
     /// The scheme (and TLS) this node's group speaks, for relayed requests.
     pub transport: crate::transport::Transport,
-    /// Default deadlines at dispatch: the policy and the working-day calendar.
+    /// Default deadlines at dispatch (the policy; the calendar is the ledger's, `calendar()`).
     pub deadlines: Arc<config::deadlines::DeadlinePolicy>,
-    pub calendar: Arc<config::calendar::WorkCalendar>,
+    /// The committed calendar made ready for arithmetic (`reference`).
+    pub calendar_cache: crate::reference::CalendarCache,
     /// The other groups: routing, peer tokens, the client that calls them.
     pub federation: Arc<crate::federation::Federation>,
     /// Prometheus metrics of this node.

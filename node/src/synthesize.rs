@@ -45,7 +45,7 @@ pub fn synthesize(
     let year_end_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.as_millis() as u64);
-    let regions = Regions::get();
+    let regions = Regions::compiled();
     let counties: Vec<BureauCode> =
         regions.subtree(group).filter(|r| regions.children(r.code).next().is_none()).map(|r| r.code).collect();
     anyhow::ensure!(!counties.is_empty(), "group {group} has no bureaus below it");
@@ -62,7 +62,7 @@ pub fn synthesize(
         let sealed = ledger.seal();
         let log_id = openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), applied);
         let meta = CheckpointMeta { applied: Some(log_id), membership: Default::default() };
-        store.write_checkpoint(&sealed, &ledger.encode_core(), &meta)?;
+        store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions())?;
         ledger.checkpoint_written();
         Ok(())
     };
@@ -162,7 +162,7 @@ impl TaskPlan {
         group: BureauCode,
         year_end_ms: u64,
     ) -> TaskPlan {
-        let regions = Regions::get();
+        let regions = Regions::compiled();
         let mut rng = fastrand::Rng::with_seed(n.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(group.as_u32()));
         // An entity lives in one county and has five tasks on average.
         let entity = rng.u64(0..entities);
@@ -213,7 +213,7 @@ impl TaskPlan {
     }
 
     fn command(&self, step: u8, at: u64) -> Command {
-        let regions = Regions::get();
+        let regions = Regions::compiled();
         let commander = Actor { user: format!("cmd-{}", self.origin), bureau: self.origin, role: Role::Command };
         let operator = Actor { user: format!("op-{}", self.county), bureau: self.county, role: Role::Operator };
         let id = TaskId(self.n + 1);

@@ -55,10 +55,9 @@ fn after_cursor(order: Order, place: Place) -> bool {
 }
 
 /// Whether `task` belongs in the list `actor` asked for.
-pub fn matches(actor: &Actor, filter: &ListFilter, now_ms: u64, task: &Task) -> bool {
-    let regions = Regions::get();
+pub fn matches(regions: &Regions, actor: &Actor, filter: &ListFilter, now_ms: u64, task: &Task) -> bool {
     let in_bureau = |code: BureauCode| filter.bureau.is_none_or(|b| regions.is_within(code, b));
-    access::can_see(actor, task)
+    access::can_see(regions, actor, task)
         && (in_bureau(task.origin_bureau) || task.handling.assignee_bureau.is_some_and(in_bureau))
         && filter.states.as_ref().is_none_or(|s| s.contains(&task.handling.state))
         && filter.kind.is_none_or(|k| k == task.kind)
@@ -67,11 +66,9 @@ pub fn matches(actor: &Actor, filter: &ListFilter, now_ms: u64, task: &Task) -> 
 }
 
 /// The bureau whose listing holds every task the page may show.
-fn scan_bureau(actor: &Actor, filter: &ListFilter) -> BureauCode {
+fn scan_bureau(regions: &Regions, actor: &Actor, filter: &ListFilter) -> BureauCode {
     match (actor.role, filter.bureau) {
-        (Role::Command | Role::Leadership, Some(filtered)) if Regions::get().is_within(filtered, actor.bureau) => {
-            filtered
-        }
+        (Role::Command | Role::Leadership, Some(filtered)) if regions.is_within(filtered, actor.bureau) => filtered,
         _ => actor.bureau,
     }
 }
@@ -180,7 +177,8 @@ pub fn page(
     now_ms: u64,
     limit: usize,
 ) -> std::io::Result<(Vec<Arc<Task>>, bool)> {
-    let wanted = |task: &Task| matches(actor, filter, now_ms, task);
+    let regions = replica.ledger.regions();
+    let wanted = |task: &Task| matches(&regions, actor, filter, now_ms, task);
     // The changed tasks that belong, in order.
     let mut changed: Vec<(Place, Arc<Task>)> = replica
         .ledger
@@ -192,7 +190,7 @@ pub fn page(
     changed.sort_unstable_by_key(|(place, _)| *place);
     let mut changed = changed.into_iter().peekable();
 
-    let bureau = scan_bureau(actor, filter);
+    let bureau = scan_bureau(&regions, actor, filter);
     let mut stored = candidates(view, bureau, filter, order, now_ms)?;
     let mut next_stored = || -> std::io::Result<Option<(Place, Arc<Task>)>> {
         for id in stored.by_ref() {
@@ -472,13 +470,14 @@ mod tests {
             let sealed = ledger.seal();
             let applied = Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), steps.len() as u64 + 1));
             let meta = cluster::store::CheckpointMeta { applied, membership: Default::default() };
-            store.write_checkpoint(&sealed, &ledger.encode_core(), &meta).expect("checkpoint");
+            store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
             ledger.checkpoint_written();
             drop(ledger);
             let mut stream = Vec::new();
             cluster::store::stream::write_stream(&store.view().expect("view"), &mut stream).expect("stream");
             let loaded_path = dir.path().join("loaded.redb");
-            let (meta, core) = cluster::store::stream::load_stream(&mut stream.as_slice(), &loaded_path).expect("load");
+            let cluster::store::stream::StreamCore { meta, core, .. } =
+                cluster::store::stream::load_stream(&mut stream.as_slice(), &loaded_path).expect("load");
             let loaded = Store::open_existing(&loaded_path).expect("open");
             let ledger = ledger::Ledger::from_core(&core, loaded.records()).expect("core");
             let mut expected: Vec<TaskId> = ledger.tasks_newest_first(None).map(|task| task.id).collect();
@@ -520,7 +519,7 @@ mod tests {
             let first = if by_time_left { Order::TimeLeft { after: None } } else { Order::Newest { before: None } };
             let mut expected: Vec<(Place, TaskId)> = ledger
                 .tasks_newest_first(None)
-                .filter(|task| matches(&actor, &filter, now_ms, task))
+                .filter(|task| matches(&ledger.regions(), &actor, &filter, now_ms, task))
                 .filter_map(|task| place(first, &task).map(|place| (place, task.id)))
                 .collect();
             expected.sort_unstable();

@@ -46,8 +46,12 @@ pub struct Telemetry {
     pub cpu_seconds: prometheus::Counter,
     /// Warnings and errors the log held back as repeats (`logging`).
     pub log_events_held_back: IntCounter,
-    /// The last day the working-day calendar covers, as a Unix time (its end, Beijing time).
+    /// The last day the committed working-day calendar covers, as a Unix time (its end,
+    /// Beijing time), and the last day of its last published (not provisional) year.
     pub calendar_covered_until: IntGauge,
+    pub calendar_confirmed_until: IntGauge,
+    /// The committed version of each reference table (`table`: regions, calendar).
+    pub reference_version: IntGaugeVec,
     /// Space left on the data directory's file system for this process's user, and in total.
     pub data_dir_available_bytes: IntGauge,
     pub data_dir_size_bytes: IntGauge,
@@ -174,6 +178,23 @@ impl Telemetry {
                 gauge(
                     "xietong_calendar_covered_until_timestamp_seconds",
                     "The end of the last day the working-day calendar covers: working-day deadlines past it are refused."
+                )
+            ),
+            calendar_confirmed_until: register!(
+                r,
+                gauge(
+                    "xietong_calendar_confirmed_until_timestamp_seconds",
+                    "The end of the last year of the calendar whose schedule is published (not provisional)."
+                )
+            ),
+            reference_version: register!(
+                r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "xietong_reference_version",
+                        "The committed version of a reference table (0: the one compiled in)."
+                    ),
+                    &["table"]
                 )
             ),
             data_dir_available_bytes: register!(

@@ -368,8 +368,8 @@ fn print_banner(args: &UpArgs, groups: &[(&str, Vec<String>)]) {
 
 /// The group of the local topology that hosts `bureau`: the nearest one at or above it.
 fn hosting_group(bureau: &str) -> Option<&'static str> {
-    let regions = ledger::Regions::get();
-    let code = ledger::BureauCode::parse_known(bureau)?;
+    let regions = ledger::Regions::compiled();
+    let code = ledger::BureauCode::parse_compiled(bureau)?;
     std::iter::successors(Some(code), |c| regions.parent(*c))
         .find_map(|c| DEFAULT_GROUPS.iter().map(|(b, _)| *b).find(|b| *b == c.to_string()))
 }

@@ -88,7 +88,7 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     let follower = (1..=3).find(|id| *id != leader).unwrap();
 
     // A directory with a bad row is refused whole; nothing is recorded.
-    let region = ledger::BureauCode::parse_known(TIANHE).unwrap();
+    let region = ledger::BureauCode::parse_compiled(TIANHE).unwrap();
     let csv = draw::generate::generate(3_000, region, 42);
     let broken = String::from_utf8(csv.clone()).unwrap().replacen(",440106,", ",449999,", 1);
     let (status, refused) = import(&cluster, follower, broken.into_bytes()).await;

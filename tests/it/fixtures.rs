@@ -98,6 +98,29 @@ async fn write_the_fixtures_of_this_release() {
         .await
         .expect("complaint");
     assert_eq!(response.status(), 201, "{}", response.text().await.unwrap_or_default());
+    // Reference data adopted through the log (from 0.4.0): a calendar with one more year, and a
+    // region table with a new county under 东莞市 that a task then names.
+    let calendar = config::calendar::WorkCalendar::china();
+    let next_year = calendar.covered_until().year() + 1;
+    let calendar_text = format!(
+        "{}\n[[year]]\nyear = {next_year}\nsource = \"provisional\"\nprovisional = true\nholidays = [\"{next_year}-01-01\"]\nworkdays = []\n",
+        include_str!("../../config/calendar/cn.toml")
+    );
+    let mut regions: Vec<&str> = include_str!("../../cluster/ledger/data/regions.csv").lines().collect();
+    let at = regions.iter().position(|line| *line > "441999").expect("codes after 441999");
+    regions.insert(at, "441999,新设区,county,441900");
+    let regions_text = regions.join("\n") + "\n";
+    for (what, text) in [("calendar", calendar_text), ("regions", regions_text)] {
+        let file = province.data_dir().join(format!("{what}.v1"));
+        std::fs::write(&file, text).expect("a reference file");
+        let (addr, file) = (province.addr(1).to_owned(), file.to_string_lossy().into_owned());
+        tokio::task::spawn_blocking(move || admin(&addr, &["reference", what, &file, "--note", "fixture"]))
+            .await
+            .expect("adopted");
+    }
+    let mut new_county = tests::create_body("新设区的线索");
+    new_county["subject"]["region_code"] = json!("441999");
+    province.create_task_as(1, COMMAND_TOKEN, &new_county).await;
     // Enough writes for a checkpoint: the province's store then holds records and its WAL
     // begins after a purge, and the writes below are in the WAL only (Guangzhou's store stays
     // empty: its node reads everything from the WAL).
@@ -127,7 +150,13 @@ async fn write_the_fixtures_of_this_release() {
         let (addr, file_arg) = (cluster.addr(1).to_owned(), file.to_string_lossy().into_owned());
         let header =
             tokio::task::spawn_blocking(move || admin(&addr, &["backup", "--out", &file_arg])).await.expect("backup");
-        expected.insert(group.to_owned(), json!({"backup_digest": header["digest"], "tasks": tasks}));
+        let reference = cluster.get_json(1, tests::ADMIN_TOKEN, "/admin/v1/reference").await;
+        let versions =
+            json!({"regions": reference["regions"]["version"], "calendar": reference["calendar"]["version"]});
+        expected.insert(
+            group.to_owned(),
+            json!({"backup_digest": header["digest"], "tasks": tasks, "reference": versions}),
+        );
     }
     // Federation bodies as this release sends them: a status request Guangdong's reconciler
     // makes, and Guangzhou's answer.
@@ -200,6 +229,15 @@ fn releases() -> Vec<(String, PathBuf)> {
 }
 
 /// Each recorded task is there, with its recorded timeline at the start of its timeline.
+/// The versions of the reference tables a fixture recorded (none before 0.4.0: version 0).
+async fn holds_the_recorded_reference(cluster: &TestCluster, recorded: &Value, what: &str) {
+    let reference = cluster.get_json(1, tests::ADMIN_TOKEN, "/admin/v1/reference").await;
+    for table in ["regions", "calendar"] {
+        let expected = recorded["reference"][table].as_u64().unwrap_or(0);
+        assert_eq!(reference[table]["version"].as_u64(), Some(expected), "{what}: the {table} version");
+    }
+}
+
 async fn holds_the_recorded_tasks(cluster: &TestCluster, token: &str, recorded: &Value, what: &str) {
     let now: Vec<Value> = all_tasks(cluster, token).await.iter().map(task_record).collect();
     for task in recorded.as_array().expect("recorded tasks") {
@@ -226,6 +264,7 @@ async fn this_build_reads_the_fixtures_of_every_release() {
             };
             let cluster = TestCluster::start_with(options).await;
             holds_the_recorded_tasks(&cluster, token, &recorded["tasks"], &format!("{release} node {group}")).await;
+            holds_the_recorded_reference(&cluster, recorded, &format!("{release} node {group}")).await;
             drop(cluster);
             // The backup: checked whole and restored into a new group.
             let digest = recorded["backup_digest"].as_str().expect("a digest").to_owned();
@@ -237,6 +276,7 @@ async fn this_build_reads_the_fixtures_of_every_release() {
             };
             let cluster = TestCluster::start_with(options).await;
             holds_the_recorded_tasks(&cluster, token, &recorded["tasks"], &format!("{release} backup {group}")).await;
+            holds_the_recorded_reference(&cluster, recorded, &format!("{release} backup {group}")).await;
         }
         // Peer RPC: decoded into this build's types, the same bytes again when encoded; and a
         // member of this build answers it under the release's peer format (a Raft answer, not a

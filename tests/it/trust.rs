@@ -13,7 +13,7 @@ use tests::federation::{FederationOptions, GroupSpec, TestFederation, GZ_COMMAND
 use tests::{admin, wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
 
 fn code(text: &str) -> BureauCode {
-    BureauCode::parse_known(text).expect(text)
+    BureauCode::parse_compiled(text).expect(text)
 }
 
 /// A peer group's call, as the hostile group makes it with its own (genuine) link token.

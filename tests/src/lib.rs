@@ -806,7 +806,7 @@ pub fn files_below(root: &Path) -> Vec<PathBuf> {
 /// generate`'s generator, seeded) through node `node` as the provincial command centre, and
 /// checks it was committed (201). Answers the file's SHA-256, which names the version.
 pub async fn import_directory(cluster: &TestCluster, node: u64, region: &str, entities: u64, seed: u64) -> String {
-    let region = ledger::BureauCode::parse_known(region).expect("a real region");
+    let region = ledger::BureauCode::parse_compiled(region).expect("a real region");
     let directory = draw::generate::generate(entities, region, seed);
     let sha256 = draw::directory::sha256_hex(&directory);
     let (status, answer) = cluster.post_csv(node, COMMAND_TOKEN, "/api/v1/directories/entities", directory).await;

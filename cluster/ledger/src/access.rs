@@ -5,23 +5,18 @@ use super::bureau::{BureauCode, Regions};
 use super::command::{Actor, Rejection, Role};
 use super::task::Task;
 
-/// Whether `code` is `ancestor` or lies below it in the bureau tree.
-pub(crate) fn within(code: BureauCode, ancestor: BureauCode) -> bool {
-    Regions::get().is_within(code, ancestor)
-}
-
 /// An operator sees its own bureau's assigned tasks; command and leadership users see every
 /// task whose origin or assignee lies in their bureau's subtree.
-pub fn can_see(actor: &Actor, task: &Task) -> bool {
+pub fn can_see(regions: &Regions, actor: &Actor, task: &Task) -> bool {
     match actor.role {
         Role::System => true,
         // A peer group acts only through federation messages, which name their tasks.
         Role::Peer | Role::Source => false,
         Role::Operator => task.handling.assignee_bureau == Some(actor.bureau),
         Role::Command | Role::Leadership => {
-            within(task.origin_bureau, actor.bureau)
-                || task.handling.assignee_bureau.is_some_and(|assignee| within(assignee, actor.bureau))
-                || task.handling.escalated_to.iter().any(|bureau| within(*bureau, actor.bureau))
+            regions.is_within(task.origin_bureau, actor.bureau)
+                || task.handling.assignee_bureau.is_some_and(|assignee| regions.is_within(assignee, actor.bureau))
+                || task.handling.escalated_to.iter().any(|bureau| regions.is_within(*bureau, actor.bureau))
         }
     }
 }
@@ -37,11 +32,11 @@ pub fn may_write(actor: &Actor) -> Result<(), Rejection> {
 }
 
 /// May `actor` register a task on behalf of `origin`?
-pub fn may_create(actor: &Actor, origin: BureauCode) -> Result<(), Rejection> {
+pub fn may_create(regions: &Regions, actor: &Actor, origin: BureauCode) -> Result<(), Rejection> {
     if actor.role != Role::Command {
         return Err(Rejection::Forbidden(format!("a {} user cannot create tasks", actor.role)));
     }
-    if !within(origin, actor.bureau) {
+    if !regions.is_within(origin, actor.bureau) {
         return Err(Rejection::Forbidden(format!("bureau {} cannot create tasks for bureau {origin}", actor.bureau)));
     }
     Ok(())

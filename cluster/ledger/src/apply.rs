@@ -24,6 +24,7 @@ use super::idempotency::IdempotencyTable;
 use super::intake::{GroupKey, SeenKey};
 use super::policy;
 use super::records::{Changes, Layers, MemoryRecords, Records, RecordsDigest, Term};
+use super::reference::Reference;
 use super::task::{CompletionOutcome, DeadlineKind, Task, TaskId, TimelineAction, TimelineEntry};
 use super::validate;
 use crate::limits::{DEADLINE_HORIZON_MS, TIMELINE_ENTRIES_MAX};
@@ -85,6 +86,9 @@ pub struct Ledger {
     pub(super) intake_groups_order: VecDeque<(u64, GroupKey, TaskId)>,
     /// The double-random inspection programme (see `campaign`).
     pub(super) programme: Programme,
+    /// The region table and working-day calendar the ledger decides with (see `reference`).
+    /// Last, so a core written before it had one is this core's bytes less its three.
+    pub(super) reference: Reference,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -114,6 +118,7 @@ impl Default for Ledger {
             intake_groups: BTreeMap::new(),
             intake_groups_order: VecDeque::new(),
             programme: Programme::default(),
+            reference: Reference::default(),
         }
     }
 }
@@ -318,6 +323,16 @@ impl Ledger {
         self.task_count
     }
 
+    /// The reference data the ledger decides with: region table, calendar, their versions.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// The region table the ledger decides with now (shared: cheap to keep).
+    pub fn regions(&self) -> Arc<Regions> {
+        self.reference.regions().clone()
+    }
+
     pub fn last_stamp_ms(&self) -> u64 {
         self.last_stamp_ms
     }
@@ -384,6 +399,7 @@ impl Ledger {
                 self.complaint_step(stamp_ms, &command.actor, *task, step, note)
             }
             Action::Programme(action) => self.apply_programme(stamp_ms, &command.actor, action),
+            Action::Reference(action) => self.reference.apply(self.position, stamp_ms, &command.actor, action),
         };
 
         if let Some(tag) = &command.idempotency {
@@ -398,9 +414,10 @@ impl Ledger {
     }
 
     fn create(&mut self, stamp_ms: u64, actor: &Actor, new_task: &NewTask) -> CommandResult {
-        validate::actor(actor)?;
-        validate::new_task(new_task)?;
-        access::may_create(actor, new_task.origin_bureau)?;
+        let regions = self.regions();
+        validate::actor(actor, &regions)?;
+        validate::new_task(new_task, &regions)?;
+        access::may_create(&regions, actor, new_task.origin_bureau)?;
         let task = self.register(stamp_ms, actor, new_task);
         Ok(Applied::of_task(self.insert_new_task(task)))
     }
@@ -501,12 +518,13 @@ impl Ledger {
     }
 
     fn change(&mut self, stamp_ms: u64, actor: &Actor, change: &TaskChange) -> CommandResult {
-        validate::actor(actor)?;
+        let regions = self.regions();
+        validate::actor(actor, &regions)?;
         let action = change.transition.action();
         validate::note(&change.note, action.requires_note())?;
         let task = self.task(change.task).ok_or(Rejection::TaskNotFound(change.task))?;
         let task = &*task;
-        if !access::can_see(actor, task) {
+        if !access::can_see(&regions, actor, task) {
             // Answered as missing: whether an invisible task exists is not told.
             return Err(Rejection::TaskNotFound(task.id));
         }
@@ -518,9 +536,9 @@ impl Ledger {
         // A read-only role is refused before anything about the task's state is said.
         access::may_write(actor)?;
         let next_state = policy::open(task, action)?;
-        policy::may_take(actor, task, action)?;
+        policy::may_take(&regions, actor, task, action)?;
         task.timeline_has_room()?;
-        check_parameters(task, stamp_ms, &change.transition)?;
+        check_parameters(&regions, task, stamp_ms, &change.transition)?;
 
         // Every check passed: from here on the change is made in full. The task is checked out
         // while it changes, because a handover also writes the outbox.
@@ -669,7 +687,9 @@ impl Ledger {
                     "reminder {sequence} of task {task_id} is not the next"
                 )));
             }
-            Chase::Escalate(to) if shared.handling.escalated_to.contains(&to) || !Regions::get().contains(to) => {
+            Chase::Escalate(to)
+                if shared.handling.escalated_to.contains(&to) || !self.reference.regions().contains(to) =>
+            {
                 return Err(Rejection::NothingToRecord(format!("task {task_id} is already escalated to {to}")));
             }
             _ => {}
@@ -774,6 +794,7 @@ impl Ledger {
             ensure!(ordered.contains(&(group, id)), "signal group of task {id} is missing from the order");
         }
         self.programme.check(|id| self.task(id)).map_err(InvariantViolation)?;
+        self.reference.check(self.last_stamp_ms).map_err(InvariantViolation)?;
         Ok(())
     }
 
@@ -787,7 +808,7 @@ impl Ledger {
             };
         }
         let id = task.id;
-        let regions = Regions::get();
+        let regions = self.reference.regions();
         if let Some(inspection) = &task.inspection {
             let drawn = self.programme.campaign(inspection.campaign).and_then(|c| c.draw.as_ref());
             ensure!(
@@ -875,7 +896,7 @@ impl Ledger {
             at_ms: 1,
             action: TimelineAction::Create,
             actor_user: "x".into(),
-            actor_bureau: BureauCode::parse_known("440000").expect("known"),
+            actor_bureau: BureauCode::parse_compiled("440000").expect("known"),
             note: String::new(),
             assignee_bureau: None,
             outcome: None,
@@ -883,7 +904,7 @@ impl Ledger {
         let subject = super::task::Subject {
             uscc: None,
             name: "x".into(),
-            region_code: BureauCode::parse_known("440106").expect("known"),
+            region_code: BureauCode::parse_compiled("440106").expect("known"),
             address: String::new(),
         };
         let mut task = Task::registered(
@@ -927,18 +948,30 @@ enum Chase {
 /// The checks of a transition's own parameters against the task (the policy decided the rest):
 /// a handover goes to another group, a dispatch's deadlines, an extension that moves the
 /// deadline later, a resume that never moves it earlier, an inspection's result.
-fn check_parameters(task: &Task, stamp_ms: u64, transition: &Transition) -> Result<(), Rejection> {
+fn check_parameters(regions: &Regions, task: &Task, stamp_ms: u64, transition: &Transition) -> Result<(), Rejection> {
     match transition {
         Transition::Forward { to_group, from_group }
         | Transition::Dispute { to_group, from_group }
-        | Transition::Designate { to_group, from_group } => other_group(*to_group, *from_group),
+        | Transition::Designate { to_group, from_group } => other_group(regions, *to_group, *from_group),
         Transition::DispatchAcross { assignee, ack_deadline_ms, complete_deadline_ms, to_group, from_group } => {
-            other_group(*to_group, *from_group)?;
-            validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)
+            other_group(regions, *to_group, *from_group)?;
+            validate::dispatch(
+                regions,
+                task.origin_bureau,
+                *assignee,
+                stamp_ms,
+                *ack_deadline_ms,
+                *complete_deadline_ms,
+            )
         }
-        Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => {
-            validate::dispatch(task.origin_bureau, *assignee, stamp_ms, *ack_deadline_ms, *complete_deadline_ms)
-        }
+        Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms } => validate::dispatch(
+            regions,
+            task.origin_bureau,
+            *assignee,
+            stamp_ms,
+            *ack_deadline_ms,
+            *complete_deadline_ms,
+        ),
         Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed } => {
             if task.handling.extensions_granted >= *extensions_allowed {
                 return Err(Rejection::LimitReached(format!(
@@ -978,9 +1011,9 @@ fn check_parameters(task: &Task, stamp_ms: u64, transition: &Transition) -> Resu
     }
 }
 
-/// A handover names another group's bureau.
-fn other_group(to_group: BureauCode, from_group: BureauCode) -> Result<(), Rejection> {
-    if to_group == from_group || !Regions::get().contains(to_group) {
+/// A handover names another group's bureau, an active one.
+fn other_group(regions: &Regions, to_group: BureauCode, from_group: BureauCode) -> Result<(), Rejection> {
+    if to_group == from_group || !regions.is_active(to_group) {
         return Err(Rejection::Invalid {
             field: "to_group".into(),
             reason: format!("{to_group} is not another group's bureau"),

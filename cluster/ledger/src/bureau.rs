@@ -1,12 +1,18 @@
 //! The bureau tree: every market-regulation bureau is keyed by its 6-digit GB/T 2260 region code,
 //! and bureaus form the administrative tree national → province → prefecture → county.
 //!
-//! The tree is static reference data compiled into the binary (`cluster/ledger/data/regions.csv`), so
-//! every replica sees the same tree and the ledger may consult it inside `apply`.
+//! Version 0 of the tree is compiled into the binary (`cluster/ledger/data/regions.csv`, frozen:
+//! a follower replaying from the first entry on any build must start from the same table). Later
+//! versions enter through the log (`reference`): each group's ledger holds the table its
+//! commands are decided with. Two rules make every version agree with every older one on the
+//! codes it knew: a code is never removed (a region merged away is *retired*: old tasks keep it,
+//! new ones may not name it) and a code's parent and level never change. So whether a known code
+//! lies within another is the same in every version; only which codes are known and active, and
+//! their names, change.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,10 +25,12 @@ pub const NATIONAL: BureauCode = BureauCode(0);
 
 /// The region codes have six decimal digits.
 const REGION_CODE_DIGITS: usize = 6;
+/// The numbers six digits hold.
+const REGION_CODE_END: u32 = 1_000_000;
 
 impl BureauCode {
     /// Parses a code of exactly six ASCII digits. It does not check that the region exists;
-    /// use [`Regions::get`] for that.
+    /// a group's table does (`Regions::parse_known`).
     pub fn parse_digits(text: &str) -> Option<BureauCode> {
         if text.len() != REGION_CODE_DIGITS || !text.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -30,18 +38,19 @@ impl BureauCode {
         text.parse().ok().map(BureauCode)
     }
 
-    /// Parses a code and checks that it names a real region (or the national bureau).
-    pub fn parse_known(text: &str) -> Option<BureauCode> {
-        BureauCode::parse_digits(text).filter(|code| Regions::get().contains(*code))
+    /// The code of a number of at most six digits (a key read back from the store).
+    pub fn from_number(number: u32) -> Option<BureauCode> {
+        (number < REGION_CODE_END).then_some(BureauCode(number))
+    }
+
+    /// Parses a code known to the compiled table, version 0: for tests, demos and tools that
+    /// stand outside any group. A node checks codes against its group's table.
+    pub fn parse_compiled(text: &str) -> Option<BureauCode> {
+        Regions::compiled().parse_known(text)
     }
 
     pub fn as_u32(self) -> u32 {
         self.0
-    }
-
-    /// The code of `as_u32`'s number, when it names a real region (or the national bureau).
-    pub fn known(number: u32) -> Option<BureauCode> {
-        Some(BureauCode(number)).filter(|code| Regions::get().contains(*code))
     }
 }
 
@@ -57,7 +66,9 @@ impl fmt::Debug for BureauCode {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A region's place in the tree. Declaration order is depth: a child lies deeper than its
+/// parent (a county may sit right under a province: 直辖市 districts, 省直辖县级).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum RegionLevel {
     National,
     Province,
@@ -65,70 +76,240 @@ pub enum RegionLevel {
     County,
 }
 
-#[derive(Clone, Debug)]
-pub struct Region {
+impl RegionLevel {
+    pub const ALL: &'static [RegionLevel] =
+        &[RegionLevel::National, RegionLevel::Province, RegionLevel::Prefecture, RegionLevel::County];
+
+    /// The word the region files use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RegionLevel::National => "national",
+            RegionLevel::Province => "province",
+            RegionLevel::Prefecture => "prefecture",
+            RegionLevel::County => "county",
+        }
+    }
+
+    fn parse(text: &str) -> Option<RegionLevel> {
+        RegionLevel::ALL.iter().copied().find(|level| level.as_str() == text)
+    }
+}
+
+/// One row of a region file: what an operator's table says about a code.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionRow {
     pub code: BureauCode,
-    pub name: &'static str,
+    pub name: String,
     pub level: RegionLevel,
     /// `None` only for the national bureau.
     pub parent: Option<BureauCode>,
 }
 
-/// The whole region list, loaded once from the embedded CSV.
+/// A region as a group's table holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    pub code: BureauCode,
+    pub name: String,
+    pub level: RegionLevel,
+    /// `None` only for the national bureau.
+    pub parent: Option<BureauCode>,
+    /// Merged away or renumbered: old tasks keep the code, new ones may not name it.
+    pub retired: bool,
+}
+
+/// The whole region table of one version: every code ever adopted, retired ones included.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Regions {
     by_code: BTreeMap<BureauCode, Region>,
 }
 
+/// Version 0, frozen (its SHA-256 is pinned by a test): what a group decides with until it
+/// adopts a table through the log.
 const REGIONS_CSV: &str = include_str!("../data/regions.csv");
 
 /// Number of data rows in `regions.csv`; asserted on load so a truncated copy cannot slip in.
 const REGION_ROWS: usize = 3_211;
 
+/// Rows a region file may hold: GB/T 2260 has about 3,200 codes; room for growth, and a bound
+/// on what one adoption costs every replica.
+pub const REGION_ROWS_MAX: usize = 10_000;
+/// A region's name, in characters (the longest real one is about 20).
+pub const REGION_NAME_CHARS_MAX: usize = 64;
+
 /// The tree is at most four levels deep, so any upward walk ends within this many steps.
 const TREE_DEPTH_MAX: usize = 4;
 
 impl Regions {
-    pub fn get() -> &'static Regions {
-        static REGIONS: OnceLock<Regions> = OnceLock::new();
-        REGIONS.get_or_init(|| Regions::parse(REGIONS_CSV))
+    /// Version 0, the compiled table.
+    pub fn compiled() -> &'static Regions {
+        Regions::compiled_shared()
     }
 
-    fn parse(csv: &'static str) -> Regions {
-        let mut by_code = BTreeMap::new();
-        for line in csv.lines().skip(1) {
-            let fields: Vec<&str> = line.split(',').collect();
-            assert_eq!(fields.len(), 4, "regions.csv row has four fields: {line}");
-            let code = BureauCode::parse_digits(fields[0]).expect("regions.csv codes are 6 digits");
-            let level = match fields[2] {
-                "national" => RegionLevel::National,
-                "province" => RegionLevel::Province,
-                "prefecture" => RegionLevel::Prefecture,
-                "county" => RegionLevel::County,
-                other => panic!("regions.csv has an unknown level {other}"),
-            };
-            let parent = if fields[3].is_empty() {
-                None
-            } else {
-                let parent = BureauCode::parse_digits(fields[3]).expect("parent codes are 6 digits");
-                assert!(by_code.contains_key(&parent), "parents come before children in regions.csv");
-                Some(parent)
-            };
-            by_code.insert(code, Region { code, name: fields[1], level, parent });
+    /// Version 0, shared: what a ledger that adopted no table holds.
+    pub fn compiled_shared() -> &'static Arc<Regions> {
+        static REGIONS: OnceLock<Arc<Regions>> = OnceLock::new();
+        REGIONS.get_or_init(|| {
+            let rows = Regions::parse_csv(REGIONS_CSV).expect("the compiled regions.csv is valid (checked by tests)");
+            assert_eq!(rows.len(), REGION_ROWS, "regions.csv is complete");
+            Arc::new(Regions::of_rows(&rows).expect("the compiled regions.csv is a tree (checked by tests)"))
+        })
+    }
+
+    /// Parses a region file (`code,name,level,parent_code` with a header line, the format of
+    /// `regions.csv`): each row well formed, codes strictly increasing. Whether the rows form
+    /// a tree is `of_rows`'s to check.
+    pub fn parse_csv(text: &str) -> Result<Vec<RegionRow>, String> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let mut lines = text.lines().enumerate();
+        match lines.next() {
+            Some((_, header)) if header.trim_end() == "code,name,level,parent_code" => {}
+            _ => return Err("the first line must be the header code,name,level,parent_code".into()),
         }
-        assert_eq!(by_code.len(), REGION_ROWS, "regions.csv is complete");
-        Regions { by_code }
+        let mut rows: Vec<RegionRow> = Vec::new();
+        for (number, line) in lines {
+            let line = line.trim_end_matches('\r');
+            if line.is_empty() {
+                continue;
+            }
+            let at = |reason: String| format!("line {}: {reason}", number + 1);
+            if rows.len() == REGION_ROWS_MAX {
+                return Err(format!("more than {REGION_ROWS_MAX} regions"));
+            }
+            let fields: Vec<&str> = line.split(',').collect();
+            let [code, name, level, parent] = fields[..] else {
+                return Err(at(format!("{} fields, not the four code,name,level,parent_code", fields.len())));
+            };
+            let code = BureauCode::parse_digits(code).ok_or_else(|| at(format!("{code:?} is not six digits")))?;
+            let level = RegionLevel::parse(level).ok_or_else(|| at(format!("{level:?} is not a level")))?;
+            let parent = match parent {
+                "" => None,
+                text => Some(
+                    BureauCode::parse_digits(text).ok_or_else(|| at(format!("parent {text:?} is not six digits")))?,
+                ),
+            };
+            if rows.last().is_some_and(|last| last.code >= code) {
+                return Err(at(format!("{code} is not after the code before it (codes strictly increase)")));
+            }
+            rows.push(RegionRow { code, name: name.to_owned(), level, parent });
+        }
+        Ok(rows)
     }
 
+    /// The table of `rows`, all active, when they form the tree: the national bureau its one
+    /// root, every other row's parent among the rows and shallower, names present and short.
+    pub fn of_rows(rows: &[RegionRow]) -> Result<Regions, String> {
+        if rows.len() > REGION_ROWS_MAX {
+            return Err(format!("more than {REGION_ROWS_MAX} regions"));
+        }
+        let mut by_code = BTreeMap::new();
+        for row in rows {
+            let region =
+                Region { code: row.code, name: row.name.clone(), level: row.level, parent: row.parent, retired: false };
+            if by_code.insert(row.code, region).is_some() {
+                return Err(format!("{} is listed twice", row.code));
+            }
+        }
+        let regions = Regions { by_code };
+        regions.check()?;
+        Ok(regions)
+    }
+
+    /// A table with `overlay`'s regions put over this one's (a region of the overlay replaces
+    /// the one of its code), checked as a whole.
+    pub fn with(&self, overlay: impl IntoIterator<Item = Region>) -> Result<Regions, String> {
+        let mut by_code = self.by_code.clone();
+        for region in overlay {
+            by_code.insert(region.code, region);
+        }
+        let regions = Regions { by_code };
+        regions.check()?;
+        Ok(regions)
+    }
+
+    /// The invariants of a table: one root (the national bureau), every other region's parent
+    /// in the table and shallower, an active region's parent active, names present and short.
+    fn check(&self) -> Result<(), String> {
+        if self.by_code.len() > REGION_ROWS_MAX {
+            return Err(format!("more than {REGION_ROWS_MAX} regions"));
+        }
+        for region in self.by_code.values() {
+            let code = region.code;
+            if code.as_u32() >= REGION_CODE_END {
+                return Err(format!("{code} has more than six digits"));
+            }
+            let chars = region.name.chars().count();
+            if chars == 0 || chars > REGION_NAME_CHARS_MAX || region.name.chars().any(char::is_control) {
+                return Err(format!("{code}: a name of 1 to {REGION_NAME_CHARS_MAX} printable characters"));
+            }
+            match (code == NATIONAL, region.level, region.parent) {
+                (true, RegionLevel::National, None) if !region.retired => {}
+                (true, ..) => return Err("000000 is the national bureau: national, no parent, active".into()),
+                (false, RegionLevel::National, _) | (false, _, None) => {
+                    return Err(format!("{code}: only 000000 is national, and every other region has a parent"))
+                }
+                (false, level, Some(parent)) => {
+                    let Some(above) = self.by_code.get(&parent) else {
+                        return Err(format!("{code}'s parent {parent} is not in the table"));
+                    };
+                    if above.level >= level {
+                        return Err(format!(
+                            "{code} ({}) is not below its parent {parent} ({})",
+                            level.as_str(),
+                            above.level.as_str()
+                        ));
+                    }
+                    if above.retired && !region.retired {
+                        return Err(format!("{code} is active under the retired {parent}"));
+                    }
+                }
+            }
+        }
+        if !self.by_code.contains_key(&NATIONAL) {
+            return Err("the table has no national bureau 000000".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the table knows `code`: every code it ever adopted, retired ones included (old
+    /// tasks keep them).
     pub fn contains(&self, code: BureauCode) -> bool {
         self.by_code.contains_key(&code)
+    }
+
+    /// Whether a new task, dispatch or campaign may name `code`: known and not retired.
+    pub fn is_active(&self, code: BureauCode) -> bool {
+        self.by_code.get(&code).is_some_and(|region| !region.retired)
+    }
+
+    /// Parses a code and checks that the table knows it.
+    pub fn parse_known(&self, text: &str) -> Option<BureauCode> {
+        BureauCode::parse_digits(text).filter(|code| self.contains(*code))
+    }
+
+    /// The code of `number` when the table knows it.
+    pub fn known(&self, number: u32) -> Option<BureauCode> {
+        BureauCode::from_number(number).filter(|code| self.contains(*code))
     }
 
     pub fn region(&self, code: BureauCode) -> Option<&Region> {
         self.by_code.get(&code)
     }
 
-    pub fn name(&self, code: BureauCode) -> Option<&'static str> {
-        self.by_code.get(&code).map(|region| region.name)
+    pub fn name(&self, code: BureauCode) -> Option<&str> {
+        self.by_code.get(&code).map(|region| region.name.as_str())
+    }
+
+    /// Every region, retired ones included, in code order.
+    pub fn regions(&self) -> impl Iterator<Item = &Region> {
+        self.by_code.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_code.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_code.is_empty()
     }
 
     /// The bureau directly above `code`; `None` for the national bureau or an unknown code.
@@ -158,15 +339,16 @@ impl Regions {
                 None => return false,
             }
         }
-        unreachable!("the region tree is at most {TREE_DEPTH_MAX} levels deep")
+        unreachable!("the region tree is at most {TREE_DEPTH_MAX} levels deep (levels strictly deepen)")
     }
 
-    /// The direct children of a bureau, in code order.
+    /// The direct children of a bureau, in code order, retired ones included.
     pub fn children(&self, parent: BureauCode) -> impl Iterator<Item = &Region> {
         self.by_code.values().filter(move |region| region.parent == Some(parent))
     }
 
-    /// Every bureau in the subtree of `root`, `root` included, in code order.
+    /// Every bureau in the subtree of `root`, `root` included, in code order, retired ones
+    /// included.
     pub fn subtree(&self, root: BureauCode) -> impl Iterator<Item = &Region> {
         self.by_code.values().filter(move |region| self.is_within(region.code, root))
     }
@@ -177,12 +359,12 @@ mod tests {
     use super::*;
 
     fn code(text: &str) -> BureauCode {
-        BureauCode::parse_known(text).expect(text)
+        BureauCode::parse_compiled(text).expect(text)
     }
 
     #[test]
     fn tree_has_the_documented_shape() {
-        let regions = Regions::get();
+        let regions = Regions::compiled();
         assert_eq!(regions.name(code("440106")), Some("天河区"));
         assert!(regions.is_within(code("440106"), code("440100")));
         assert!(regions.is_within(code("440106"), code("440000")));
@@ -197,13 +379,13 @@ mod tests {
 
     #[test]
     fn codes_are_checked_against_the_list() {
-        assert!(BureauCode::parse_known("440106").is_some());
-        assert!(BureauCode::parse_known("000000").is_some());
-        assert!(BureauCode::parse_known("440199").is_none(), "well-formed but not a region");
-        assert!(BureauCode::parse_known("44010").is_none());
-        assert!(BureauCode::parse_known("4401066").is_none());
-        assert!(BureauCode::parse_known("44O106").is_none());
-        assert!(BureauCode::parse_known("+44106").is_none());
+        assert!(BureauCode::parse_compiled("440106").is_some());
+        assert!(BureauCode::parse_compiled("000000").is_some());
+        assert!(BureauCode::parse_compiled("440199").is_none(), "well-formed but not a region");
+        assert!(BureauCode::parse_compiled("44010").is_none());
+        assert!(BureauCode::parse_compiled("4401066").is_none());
+        assert!(BureauCode::parse_compiled("44O106").is_none());
+        assert!(BureauCode::parse_compiled("+44106").is_none());
         assert_eq!(NATIONAL.to_string(), "000000");
         assert_eq!(code("110105").to_string(), "110105");
     }

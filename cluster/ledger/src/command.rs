@@ -119,6 +119,9 @@ pub enum Action {
     },
     /// The "double random, one public" programme: directories, campaigns, draws, results.
     Programme(Box<ProgrammeAction>),
+    /// A region table or calendar adopted (see `reference`). Variants are encoded by their
+    /// position: new ones go last, so entries written by older builds still decode.
+    Reference(Box<crate::reference::ReferenceAction>),
 }
 
 /// The fields of a create request, already parsed into domain types.

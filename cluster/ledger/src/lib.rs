@@ -18,6 +18,7 @@ pub mod intake;
 pub mod limits;
 pub mod policy;
 pub mod records;
+pub mod reference;
 pub mod response;
 pub mod task;
 mod timeline;
@@ -25,7 +26,7 @@ pub mod uscc;
 pub mod validate;
 
 pub use apply::{InvariantViolation, Ledger};
-pub use bureau::{BureauCode, Regions};
+pub use bureau::{BureauCode, Region, RegionLevel, RegionRow, Regions};
 pub use command::{
     conflict, Action, Actor, Applied, Command, CommandResult, ConflictCode, IdempotencyTag, NewTask, Rejection, Role,
     TaskChange, Transition,

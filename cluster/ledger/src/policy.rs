@@ -6,7 +6,8 @@
 //! Every match here names every action (no wildcard arm): a new action does not compile until
 //! each of them says what it is.
 
-use super::access::{self, within};
+use super::access;
+use super::bureau::Regions;
 use super::command::{conflict, Actor, ConflictCode, Rejection, Role};
 use super::federation::HandoverPurpose;
 use super::task::{wire_enum, Task, TaskState};
@@ -151,12 +152,12 @@ pub fn open(task: &Task, action: TaskAction) -> Result<TaskState, Rejection> {
 }
 
 /// Whether `actor` stands on `side` of `task`.
-pub fn stands_on(actor: &Actor, task: &Task, side: Side) -> bool {
+pub fn stands_on(regions: &Regions, actor: &Actor, task: &Task, side: Side) -> bool {
     match side {
-        Side::Dispatcher => actor.role == Role::Command && within(task.origin_bureau, actor.bureau),
+        Side::Dispatcher => actor.role == Role::Command && regions.is_within(task.origin_bureau, actor.bureau),
         Side::Assignee => match (actor.role, task.handling.assignee_bureau) {
             (Role::Operator, Some(assignee)) => assignee == actor.bureau,
-            (Role::Command, Some(assignee)) => within(assignee, actor.bureau),
+            (Role::Command, Some(assignee)) => regions.is_within(assignee, actor.bureau),
             _ => false,
         },
         // A complaint is decided where it was registered, not by the bureaus above it.
@@ -165,8 +166,8 @@ pub fn stands_on(actor: &Actor, task: &Task, side: Side) -> bool {
 }
 
 /// May `actor` take `action` on `task`, on the side the action belongs to?
-pub fn may_take(actor: &Actor, task: &Task, action: TaskAction) -> Result<(), Rejection> {
-    if stands_on(actor, task, action.side()) {
+pub fn may_take(regions: &Regions, actor: &Actor, task: &Task, action: TaskAction) -> Result<(), Rejection> {
+    if stands_on(regions, actor, task, action.side()) {
         return Ok(());
     }
     Err(Rejection::Forbidden(format!(
@@ -179,14 +180,14 @@ pub fn may_take(actor: &Actor, task: &Task, action: TaskAction) -> Result<(), Re
 }
 
 /// The actions `actor` may take on `task` now: what the ledger would accept, parameters aside.
-pub fn allowed_actions(actor: &Actor, task: &Task) -> Vec<TaskAction> {
-    if !access::can_see(actor, task) || access::may_write(actor).is_err() {
+pub fn allowed_actions(regions: &Regions, actor: &Actor, task: &Task) -> Vec<TaskAction> {
+    if !access::can_see(regions, actor, task) || access::may_write(actor).is_err() {
         return Vec::new();
     }
     TaskAction::ALL
         .iter()
         .copied()
-        .filter(|action| open(task, *action).is_ok() && stands_on(actor, task, action.side()))
+        .filter(|action| open(task, *action).is_ok() && stands_on(regions, actor, task, action.side()))
         .collect()
 }
 

@@ -30,41 +30,65 @@ pub fn text(field: &str, value: &str, chars_max: usize, required: bool, multilin
     Ok(())
 }
 
-fn known_bureau(field: &str, code: BureauCode) -> Result<(), Rejection> {
-    if Regions::get().contains(code) {
+/// A code the group's table knows, retired ones included: what old records and the people
+/// working them may name.
+fn known_bureau(regions: &Regions, field: &str, code: BureauCode) -> Result<(), Rejection> {
+    if regions.contains(code) {
         Ok(())
     } else {
         Err(invalid(field, format!("{code} is not a region code in GB/T 2260")))
     }
 }
 
-pub fn actor(actor: &Actor) -> Result<(), Rejection> {
+/// A code a new registration may name: known and not retired.
+pub fn active_bureau(regions: &Regions, field: &str, code: BureauCode) -> Result<(), Rejection> {
+    known_bureau(regions, field, code)?;
+    if regions.is_active(code) {
+        Ok(())
+    } else {
+        Err(invalid(field, format!("{code} is a retired region code: name the region that took it over")))
+    }
+}
+
+pub fn actor(actor: &Actor, regions: &Regions) -> Result<(), Rejection> {
     text("actor.user", &actor.user, USER_CHARS_MAX, true, false)?;
-    known_bureau("actor.bureau", actor.bureau)
+    known_bureau(regions, "actor.bureau", actor.bureau)
 }
 
 pub fn note(value: &str, required: bool) -> Result<(), Rejection> {
     text("note", value, NOTE_CHARS_MAX, required, true)
 }
 
-pub fn new_task(task: &NewTask) -> Result<(), Rejection> {
+pub fn new_task(task: &NewTask, regions: &Regions) -> Result<(), Rejection> {
+    task_fields(task, regions, active_bureau)
+}
+
+/// The fields of a task another group registered and handed over: its region codes need only
+/// be known here (the sender may not have adopted a retirement yet); the rest as a new task's.
+pub fn received_task(task: &NewTask, regions: &Regions) -> Result<(), Rejection> {
+    task_fields(task, regions, known_bureau)
+}
+
+type CodeCheck = fn(&Regions, &str, BureauCode) -> Result<(), Rejection>;
+
+fn task_fields(task: &NewTask, regions: &Regions, code_check: CodeCheck) -> Result<(), Rejection> {
     text("title", &task.title, TITLE_CHARS_MAX, true, false)?;
     text("description", &task.description, DESCRIPTION_CHARS_MAX, false, true)?;
     text("subject.name", &task.subject.name, SUBJECT_NAME_CHARS_MAX, true, false)?;
     text("subject.address", &task.subject.address, SUBJECT_ADDRESS_CHARS_MAX, false, false)?;
-    known_bureau("subject.region_code", task.subject.region_code)?;
-    known_bureau("origin_bureau", task.origin_bureau)?;
+    code_check(regions, "subject.region_code", task.subject.region_code)?;
+    code_check(regions, "origin_bureau", task.origin_bureau)?;
     if let Some(assignee) = task.assignee_bureau {
-        assignee_below(task.origin_bureau, assignee)?;
+        assignee_below(regions, task.origin_bureau, assignee)?;
     }
     Ok(())
 }
 
 /// A bureau dispatches within its own subtree (to itself or a lower bureau); leads about other
 /// regions are forwarded, not dispatched.
-fn assignee_below(origin: BureauCode, assignee: BureauCode) -> Result<(), Rejection> {
-    known_bureau("assignee_bureau", assignee)?;
-    if !Regions::get().is_within(assignee, origin) {
+fn assignee_below(regions: &Regions, origin: BureauCode, assignee: BureauCode) -> Result<(), Rejection> {
+    active_bureau(regions, "assignee_bureau", assignee)?;
+    if !regions.is_within(assignee, origin) {
         return Err(invalid(
             "assignee_bureau",
             format!("{assignee} is not within the jurisdiction of the dispatching bureau {origin}"),
@@ -74,13 +98,14 @@ fn assignee_below(origin: BureauCode, assignee: BureauCode) -> Result<(), Reject
 }
 
 pub fn dispatch(
+    regions: &Regions,
     origin: BureauCode,
     assignee: BureauCode,
     stamp_ms: u64,
     ack_deadline_ms: u64,
     complete_deadline_ms: u64,
 ) -> Result<(), Rejection> {
-    assignee_below(origin, assignee)?;
+    assignee_below(regions, origin, assignee)?;
     if ack_deadline_ms <= stamp_ms {
         return Err(invalid("ack_deadline", "must lie in the future"));
     }

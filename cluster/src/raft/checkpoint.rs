@@ -123,7 +123,7 @@ fn checkpoint(
     if let Some(failure) = shared.failure.get() {
         return Err(io::Error::other(failure.clone()));
     }
-    let (changes, core, meta, generation) = {
+    let (changes, core, meta, regions, generation) = {
         let mut replica = shared.replica.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Checked again under the lock: an apply that failed left a half-applied entry, which
         // must never be written as applied (apply sets the failure before it lets the lock go).
@@ -136,12 +136,12 @@ fn checkpoint(
         }
         let changes = replica.ledger.seal();
         let core = replica.ledger.encode_core();
-        (changes, core, meta, shared.generation.load(Ordering::Acquire))
+        (changes, core, meta, replica.ledger.regions(), shared.generation.load(Ordering::Acquire))
     };
     sealed_count.send_modify(|count| *count += 1);
     let started = std::time::Instant::now();
     let store = shared.store.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    match store.write_checkpoint(&changes, &core, &meta) {
+    match store.write_checkpoint(&changes, &core, &meta, &regions) {
         Ok(()) => {
             {
                 let mut replica = shared.replica.write().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 
 use super::state_machine::SnapshotData;
 use super::{NodeId, Raft, TypeConfig, Vote};
-use crate::store::stream::ChunkWriter;
+use crate::store::stream::{ChunkWriter, StreamCore};
 
 /// Chunks in flight between the thread that reads the store (or loads it) and the connection.
 const CHUNKS_IN_FLIGHT: usize = 4;
@@ -180,8 +180,8 @@ pub(super) async fn receive(
     drop(chunks);
     let loaded = loader.await.map_err(|error| error.to_string()).and_then(|loaded| loaded.map_err(|e| e.to_string()));
     let refusal = match (feeding, loaded) {
-        (Ok(()), Ok((checkpoint, _))) if checkpoint.applied == meta.last_log_id => None,
-        (Ok(()), Ok((checkpoint, _))) => {
+        (Ok(()), Ok(loaded)) if loaded.meta.applied == meta.last_log_id => None,
+        (Ok(()), Ok(StreamCore { meta: checkpoint, .. })) => {
             Some(format!("the stream stands at {:?}, its head at {:?}", checkpoint.applied, meta.last_log_id))
         }
         (Err(reason), _) | (Ok(()), Err(reason)) => Some(reason),

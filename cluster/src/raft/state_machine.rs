@@ -22,7 +22,8 @@ use super::checkpoint::{Checkpoints, Shared, CHECKPOINT_CHANGES, CHECKPOINT_CHAN
 use super::durable_snapshot::DurableSnapshot;
 use super::{Entry, LedgerResponse, LogId, NodeId, StorageError, TypeConfig};
 use crate::store::{CheckpointMeta, Store, STORE_FILE};
-use ledger::{CommandResult, Ledger};
+use ledger::reference::CalendarTable;
+use ledger::{CommandResult, Ledger, Regions};
 
 /// Stores received from the leader are loaded into files of this prefix (one per transfer)
 /// before one is swapped in.
@@ -76,6 +77,33 @@ pub struct LedgerStore {
     /// panic) or a checkpoint could not be written: the replica stops applying, and health and
     /// readiness say so.
     failure: Arc<std::sync::OnceLock<String>>,
+    /// The reference data the replica decides with now, kept apart from the replica's lock.
+    reference_now: Arc<RwLock<ReferenceNow>>,
+}
+
+/// The region table and calendar the ledger decides with now (`ledger::reference`), readable
+/// without the replica's lock: a handler that holds that lock may ask, and a reader of the
+/// tables never waits on apply. Set in the same lock as the entry that adopts a version.
+#[derive(Clone)]
+pub struct ReferenceNow {
+    pub regions: Arc<Regions>,
+    pub calendar_version: u32,
+    pub calendar: Arc<CalendarTable>,
+}
+
+impl ReferenceNow {
+    fn of(ledger: &Ledger) -> ReferenceNow {
+        let (calendar_version, calendar) = ledger.reference().calendar();
+        ReferenceNow { regions: ledger.regions(), calendar_version, calendar }
+    }
+
+    /// Takes the ledger's tables when they are not these.
+    fn follow(&mut self, ledger: &Ledger) {
+        let regions_changed = !Arc::ptr_eq(&self.regions, ledger.reference().regions());
+        if regions_changed || self.calendar_version != ledger.reference().calendar().0 {
+            *self = ReferenceNow::of(ledger);
+        }
+    }
 }
 
 type SnapshotMetaOf = SnapshotMeta<NodeId, BasicNode>;
@@ -138,6 +166,7 @@ impl LedgerStore {
         }
         let store = Store::open(&dir.join(STORE_FILE))?;
         let replica = replica_of(&store)?;
+        let reference_now = Arc::new(RwLock::new(ReferenceNow::of(&replica.ledger)));
         let durable_snapshot = DurableSnapshot::new(replica.last_applied.map(|log_id| log_id.index));
         let replica = Arc::new(RwLock::new(replica));
         let store = Arc::new(RwLock::new(store));
@@ -162,7 +191,17 @@ impl LedgerStore {
             installed_snapshot_index: Arc::default(),
             durable_snapshot,
             failure,
+            reference_now,
         })
+    }
+
+    /// The region table and calendar the replica decides with now (no lock of the replica's).
+    pub fn reference_now(&self) -> ReferenceNow {
+        self.reference_now.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn follow_reference(&self, ledger: &Ledger) {
+        self.reference_now.write().unwrap_or_else(std::sync::PoisonError::into_inner).follow(ledger);
     }
 
     /// What the log store opened beside this state machine waits on before it purges.
@@ -238,14 +277,17 @@ pub fn seed_store(
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already holds a store", dir.display())));
     }
     let incoming = dir.join(format!("{INCOMING_PREFIX}-restore.redb"));
-    let (_, core) = crate::store::stream::load_stream(stream, &incoming)?;
-    if Ledger::digest_of_core(&core) != expect_digest {
+    let loaded = crate::store::stream::load_stream(stream, &incoming)?;
+    if loaded.digest_as_read != expect_digest {
         std::fs::remove_file(&incoming)?;
         return Err(invalid("the ledger loaded is not the one whose digest was expected"));
     }
     let meta =
         CheckpointMeta { applied: Some(last_log_id), membership: StoredMembership::new(Some(last_log_id), membership) };
-    Store::open(&incoming)?.write_checkpoint(&ledger::Changes::default(), &core, &meta)?;
+    let store = Store::open(&incoming)?;
+    let regions = crate::store::stream::ledger_of(&store, &loaded.core)?.regions();
+    store.write_checkpoint(&ledger::Changes::default(), &loaded.core, &meta, &regions)?;
+    drop(store);
     std::fs::rename(&incoming, &path)?;
     std::fs::File::open(dir)?.sync_all()?;
     Ok(meta)
@@ -346,6 +388,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
                     }
                 }
             }
+            self.follow_reference(&replica.ledger);
             replica.ledger.open_changes()
         };
         if open_changes >= CHECKPOINT_CHANGES {
@@ -434,6 +477,7 @@ impl LedgerStore {
         let mut current = self.write();
         self.generation.fetch_add(1, Ordering::AcqRel);
         *current = replica;
+        self.follow_reference(&current.ledger);
         *self.store.write().unwrap_or_else(std::sync::PoisonError::into_inner) = store;
         let index = meta.last_log_id.map_or(0, |log_id| log_id.index);
         self.durable_snapshot.record_written(Some(index));
@@ -482,7 +526,7 @@ mod tests {
         use ledger::{peer_actor, Action, BureauCode, Command, ForwardId, Instruction, Message, Placement, Transition};
         let dir = tempfile::tempdir().expect("dir");
         let mut store = LedgerStore::open(dir.path()).expect("open");
-        let province = BureauCode::parse_known("440000").expect("known");
+        let province = BureauCode::parse_compiled("440000").expect("known");
         let forward = ForwardId { origin_group: province, seq: 1 };
         store.write().ledger = Ledger::with_dangling_inbox_for_tests(forward);
         let instruction = Instruction {
@@ -494,7 +538,7 @@ mod tests {
         };
         let action = Action::Receive {
             message: Box::new(Message::Instruction(instruction)),
-            group: BureauCode::parse_known("440100").expect("known"),
+            group: BureauCode::parse_compiled("440100").expect("known"),
             placement: Placement::Keep,
         };
         let command = Command { stamp_ms: 1, actor: peer_actor(province), idempotency: None, action };

@@ -237,7 +237,12 @@ fn received_store(
         crate::store::CheckpointMeta { applied: meta.last_log_id, membership: meta.last_membership.clone() };
     let store = crate::store::Store::open(&path).expect("incoming store");
     store
-        .write_checkpoint(&ledger::Changes::default(), &ledger::Ledger::new().encode_core(), &checkpoint)
+        .write_checkpoint(
+            &ledger::Changes::default(),
+            &ledger::Ledger::new().encode_core(),
+            &checkpoint,
+            ledger::Regions::compiled_shared(),
+        )
         .expect("checkpoint");
     state_machine::SnapshotData::Received(path)
 }

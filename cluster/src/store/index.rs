@@ -24,6 +24,7 @@
 //!   files every task under the stream's checkpoint index (it knows no older positions).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -72,9 +73,10 @@ impl Facet {
     }
 }
 
-/// The bureaus `task` is listed under.
-pub fn listed_under(task: &Task) -> BTreeSet<BureauCode> {
-    let regions = Regions::get();
+/// The bureaus `task` is listed under, by the group's region table. The same in every version
+/// of the table that knows the task's codes (codes and their parents never change), so a task's
+/// keys are removed with the table that put them there.
+pub fn listed_under(regions: &Regions, task: &Task) -> BTreeSet<BureauCode> {
     let related = std::iter::once(task.origin_bureau)
         .chain(task.handling.assignee_bureau)
         .chain(task.handling.escalated_to.iter().copied());
@@ -113,8 +115,8 @@ struct Keys {
     uscc: Option<Vec<u8>>,
 }
 
-fn keys_of(task: &Task) -> Keys {
-    let bureaus = listed_under(task);
+fn keys_of(regions: &Regions, task: &Task) -> Keys {
+    let bureaus = listed_under(regions, task);
     let facets = [Facet::All, Facet::State(task.handling.state), Facet::Kind(task.kind)];
     let listed = bureaus.iter().flat_map(|b| facets.iter().map(move |f| listed_key(*b, *f, task.id))).collect();
     // A record of a task worked on in another group runs the clocks mirrored from there: the
@@ -141,11 +143,13 @@ pub(crate) struct Indexes<'txn> {
     position: redb::Table<'txn, u64, u64>,
     /// The tallies, derived in the same pass (`super::tally`).
     tallies: Tallies<'txn>,
+    /// The group's region table, for the bureaus a task is listed under.
+    regions: Arc<Regions>,
 }
 
 impl<'txn> Indexes<'txn> {
     /// Opens (creating them in a new store) the index tables.
-    pub(crate) fn open(write: &'txn WriteTransaction) -> std::io::Result<Indexes<'txn>> {
+    pub(crate) fn open(write: &'txn WriteTransaction, regions: Arc<Regions>) -> std::io::Result<Indexes<'txn>> {
         Ok(Indexes {
             listed: write.open_table(LISTED).map_err(store_error)?,
             running: write.open_table(RUNNING).map_err(store_error)?,
@@ -154,6 +158,7 @@ impl<'txn> Indexes<'txn> {
             changed: write.open_table(CHANGED).map_err(store_error)?,
             position: write.open_table(POSITION).map_err(store_error)?,
             tallies: Tallies::open(write)?,
+            regions,
         })
     }
 
@@ -185,8 +190,8 @@ impl<'txn> Indexes<'txn> {
         for (old, new, position) in batch {
             self.tallies.fold(old, new)?;
             positions.push((new.id.0, position));
-            let before = old.map(keys_of).unwrap_or_default();
-            let after = keys_of(new);
+            let before = old.map(|old| keys_of(&self.regions, old)).unwrap_or_default();
+            let after = keys_of(&self.regions, new);
             listed.between(&before.listed, &after.listed);
             running.between(&before.running, &after.running);
             match (before.open, after.open) {
@@ -342,7 +347,7 @@ pub fn changed_after(view: &ReadTransaction, position: u64, after: Option<TaskId
 /// Derives every index and tally again from the tasks (a store from before them, or derived
 /// under another version), filing each task's last change under `position` (the checkpoint):
 /// once, at open. Costs a read of every task.
-pub(crate) fn derive_again(write: &WriteTransaction, position: u64) -> std::io::Result<()> {
+pub(crate) fn derive_again(write: &WriteTransaction, regions: Arc<Regions>, position: u64) -> std::io::Result<()> {
     write.delete_table(LISTED).map_err(store_error)?;
     write.delete_table(RUNNING).map_err(store_error)?;
     write.delete_table(OPEN).map_err(store_error)?;
@@ -352,7 +357,7 @@ pub(crate) fn derive_again(write: &WriteTransaction, position: u64) -> std::io::
     write.delete_table(super::tally::TALLIES).map_err(store_error)?;
     write.delete_table(super::tally::CENSUS).map_err(store_error)?;
     let tasks = write.open_table(TASKS).map_err(store_error)?;
-    let mut indexes = Indexes::open(write)?;
+    let mut indexes = Indexes::open(write, regions)?;
     for entry in tasks.iter().map_err(store_error)? {
         let (id, bytes) = entry.map_err(store_error)?;
         let task: Task = ledger::codec::decode(bytes.value())

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use openraft::{BasicNode, StoredMembership};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
-use ledger::{forward_key, Changes, ForwardId, Records, Reporter, Task, TaskId};
+use ledger::{forward_key, Changes, ForwardId, Records, Regions, Reporter, Task, TaskId};
 
 use crate::raft::{LogId, NodeId};
 
@@ -36,8 +36,12 @@ pub const STORE_FILE: &str = "ledger.redb";
 pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The version of the store's layout and of the ledger core it holds; a store of another
 /// version is refused with both named. 2: the core keeps the order of signal groups
-/// (`intake_groups_order`). 3: records, core and meta in postcard (`ledger::codec`).
-pub const STORE_FORMAT: u32 = 3;
+/// (`intake_groups_order`). 3: records, core and meta in postcard (`ledger::codec`). 4: the
+/// core ends with the reference data (`ledger::reference`).
+pub const STORE_FORMAT: u32 = 4;
+/// The format before, which a store is converted from when opened (its core gains the empty
+/// reference data, `ledger::reference::core_of_format_3`; nothing else changed).
+const STORE_FORMAT_3: u32 = 3;
 
 pub(crate) const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 pub(crate) const REPORTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("reporters");
@@ -126,6 +130,11 @@ impl Store {
         let version = <[u8; 4]>::try_from(bytes.as_slice())
             .map(u32::from_le_bytes)
             .map_err(|_| invalid(format!("{} has an unreadable format version", self.path.display())))?;
+        if version == STORE_FORMAT_3 {
+            drop(read);
+            self.convert_from_format_3()?;
+            return self.check_format();
+        }
         if version != STORE_FORMAT {
             return Err(invalid(format!(
                 "{} is a ledger store of format {version}; this build reads format {STORE_FORMAT}",
@@ -135,17 +144,40 @@ impl Store {
         let meta = read.open_table(META).map_err(store_error)?;
         let derived = meta.get(META_DERIVED).map_err(store_error)?.map(|bytes| bytes.value().to_vec());
         drop(meta);
-        let checkpoint = read_checkpoint(&read)?.and_then(|(meta, _)| meta.index()).unwrap_or(0);
+        let checkpoint = read_checkpoint(&read)?;
         drop(read);
         if derived.as_deref() != Some(derived_version().as_slice()) {
             tracing::info!(store = %self.path.display(), "deriving the store's indexes and tallies again");
+            let position = checkpoint.as_ref().and_then(|(meta, _)| meta.index()).unwrap_or(0);
+            let regions = match &checkpoint {
+                Some((_, core)) => stream::ledger_of(self, core)?.regions(),
+                None => Regions::compiled_shared().clone(),
+            };
             let mut write = self.db.begin_write().map_err(store_error)?;
             write.set_quick_repair(true);
-            index::derive_again(&write, checkpoint.max(1))?;
+            index::derive_again(&write, regions, position.max(1))?;
             stamp_derived(&write)?;
             write.commit().map_err(store_error)?;
         }
         Ok(())
+    }
+
+    /// Converts a store of format 3 in one durable transaction: the core of its checkpoint gains
+    /// the reference data of a ledger that adopted none; records, indexes and tallies stay.
+    fn convert_from_format_3(&self) -> io::Result<()> {
+        tracing::info!(store = %self.path.display(), "converting the store from format 3 to 4");
+        let mut write = self.db.begin_write().map_err(store_error)?;
+        write.set_quick_repair(true);
+        {
+            let mut meta = write.open_table(META).map_err(store_error)?;
+            let core = meta.get(META_CORE).map_err(store_error)?.map(|core| core.value().to_vec());
+            if let Some(core) = core {
+                let converted = ledger::reference::core_of_format_3(&core);
+                meta.insert(META_CORE, converted.as_slice()).map_err(store_error)?;
+            }
+            meta.insert(META_FORMAT, STORE_FORMAT.to_le_bytes().as_slice()).map_err(store_error)?;
+        }
+        write.commit().map_err(store_error)
     }
 
     /// Stamps an empty store with this layout and creates every table, so readers never meet a
@@ -159,7 +191,7 @@ impl Store {
             write.open_table(REPORTERS).map_err(store_error)?;
             write.open_table(SENT).map_err(store_error)?;
             write.open_table(RECEIVED).map_err(store_error)?;
-            index::Indexes::open(&write)?;
+            index::Indexes::open(&write, Regions::compiled_shared().clone())?;
         }
         stamp_derived(&write)?;
         write.commit().map_err(store_error)
@@ -174,14 +206,22 @@ impl Store {
 
     /// Writes a checkpoint in one durable transaction: the sealed changes, the core encoded in
     /// the same state, and where it stands in the log.
-    pub fn write_checkpoint(&self, changes: &Changes, core: &[u8], meta: &CheckpointMeta) -> io::Result<()> {
+    /// `regions` is the table of the ledger whose core it is, for the bureaus each task is
+    /// listed under.
+    pub fn write_checkpoint(
+        &self,
+        changes: &Changes,
+        core: &[u8],
+        meta: &CheckpointMeta,
+        regions: &Arc<Regions>,
+    ) -> io::Result<()> {
         let mut write = self.db.begin_write().map_err(store_error)?;
         // The allocator state is saved with each commit, so a crash needs no repair walk of
         // the whole file at the next start (measured in docs/storage.md).
         write.set_quick_repair(true);
         {
             let mut tasks = write.open_table(TASKS).map_err(store_error)?;
-            let mut indexes = index::Indexes::open(&write)?;
+            let mut indexes = index::Indexes::open(&write, regions.clone())?;
             let mut replaced = Vec::with_capacity(changes.tasks.len());
             for (id, task) in &changes.tasks {
                 let stored = tasks.get(id.0).map_err(store_error)?.map(|bytes| bytes.value().to_vec());

@@ -14,15 +14,29 @@ use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable};
 
-use ledger::{Ledger, RecordsDigest, Reporter, Task, TaskId, Term};
+use ledger::{Ledger, RecordsDigest, Regions, Reporter, Task, TaskId, Term};
 
 use super::{read_checkpoint, store_error, write_checkpoint_meta, CheckpointMeta, Store};
 use super::{RECEIVED, REPORTERS, SENT, TASKS};
 
 /// The stream's format, which carries the ledger core's: 2 since the core keeps the order of
-/// signal groups, 3 since records are postcard (`ledger::codec`). A stream of another format is
-/// refused before anything of it is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM3\n";
+/// signal groups, 3 since records are postcard (`ledger::codec`), 4 since the core ends with the
+/// reference data (`ledger::reference`). A stream of another format is refused before anything
+/// of it is decoded.
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM4\n";
+/// The format before: read still (its core converted as it is read), never written.
+const MAGIC_3: &[u8; 16] = b"XIETONG-STREAM3\n";
+
+/// What reading a stream answers: where its checkpoint stands, its core in this build's format,
+/// and the digest of the core as it was read (a stream of an older format carries its core in
+/// that format, and its digest is the one recorded when it was written: a backup's header, the
+/// digest an operator kept).
+#[derive(Debug)]
+pub struct StreamCore {
+    pub meta: CheckpointMeta,
+    pub core: Vec<u8>,
+    pub digest_as_read: String,
+}
 /// The largest frame: a core with a large programme is the biggest thing that travels whole.
 pub const FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
 /// The largest record: a task of 500 timeline entries with notes of 2,000 characters is about
@@ -158,7 +172,7 @@ pub fn write_stream(view: &ReadTransaction, out: &mut impl Write) -> io::Result<
 /// Reads a stream into a new store at `path` (which must not exist), checking everything; on
 /// any failure the partial store is removed and the reason returned. Answers where the
 /// checkpoint stands and its core.
-pub fn load_stream(input: &mut impl Read, path: &Path) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+pub fn load_stream(input: &mut impl Read, path: &Path) -> io::Result<StreamCore> {
     if path.exists() {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} exists", path.display())));
     }
@@ -173,7 +187,7 @@ pub fn load_stream(input: &mut impl Read, path: &Path) -> io::Result<(Checkpoint
 /// count, and that the records add up to the digest the core carries (so not a bit of any
 /// record changed). The checks that need the records at hand (`Ledger::check_task`) are the
 /// loader's. Answers where the checkpoint stands and its core.
-pub fn verify_stream(input: &mut impl Read) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+pub fn verify_stream(input: &mut impl Read) -> io::Result<StreamCore> {
     Loader::new(None).run(input)
 }
 
@@ -183,6 +197,8 @@ struct Loader {
     store: Option<Store>,
     meta: Option<CheckpointMeta>,
     core: Option<Vec<u8>>,
+    /// The digest of the core as the stream carried it.
+    digest_as_read: String,
     /// The ledger the tasks are checked against: the core over the records loaded so far.
     checker: Option<Ledger>,
     last_kind: Kind,
@@ -214,6 +230,7 @@ impl Loader {
             store,
             meta: None,
             core: None,
+            digest_as_read: String::new(),
             checker: None,
             writer: None,
             last_kind: Kind::Meta,
@@ -232,14 +249,15 @@ impl Loader {
         }
     }
 
-    fn run(mut self, input: &mut impl Read) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+    fn run(mut self, input: &mut impl Read) -> io::Result<StreamCore> {
         let mut magic = [0u8; 16];
         input.read_exact(&mut magic).map_err(|_| invalid("too short to be a ledger stream"))?;
-        if &magic != MAGIC {
+        let core_of_format_3 = &magic == MAGIC_3;
+        if &magic != MAGIC && !core_of_format_3 {
             let named = String::from_utf8_lossy(magic.strip_suffix(b"\n").unwrap_or(&magic)).into_owned();
             let ours = String::from_utf8_lossy(&MAGIC[..MAGIC.len() - 1]).into_owned();
             return Err(invalid(format!(
-                "not a ledger stream of this format: it starts {named:?}, this build reads {ours}"
+                "not a ledger stream of this format: it starts {named:?}, this build reads {ours} and the format before it"
             )));
         }
         for position in 0u64.. {
@@ -271,6 +289,9 @@ impl Loader {
                     self.meta = Some(meta);
                 }
                 Kind::Core => {
+                    self.digest_as_read = Ledger::digest_of_core(&payload);
+                    let payload =
+                        if core_of_format_3 { ledger::reference::core_of_format_3(&payload) } else { payload };
                     let ledger = Ledger::from_core(&payload, self.records())
                         .map_err(|e| invalid(format!("the stream's core: {e}")))?;
                     self.core = Some(payload);
@@ -362,7 +383,8 @@ impl Loader {
             let store = self.store.clone().expect("records are kept only with a store");
             // Every task is filed as changed at the checkpoint: the stream knows no older positions.
             let loaded_at = self.meta.as_ref().and_then(CheckpointMeta::index).unwrap_or(0).max(1);
-            self.writer = Some(SectionWriter::start(store, loaded_at)?);
+            let regions = self.checker.as_ref().expect("the core comes second").regions();
+            self.writer = Some(SectionWriter::start(store, regions, loaded_at)?);
         }
         self.writer.as_mut().expect("started above").send(batch)
     }
@@ -377,7 +399,7 @@ impl Loader {
         }
     }
 
-    fn finish(mut self, end: &[u8]) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+    fn finish(mut self, end: &[u8]) -> io::Result<StreamCore> {
         self.end_section()?;
         let counted = <[u8; 8]>::try_from(end).map(u64::from_le_bytes).map_err(|_| invalid("a damaged end"))?;
         if counted != self.records {
@@ -403,7 +425,7 @@ impl Loader {
             write_checkpoint_meta(&write, &core, &meta)?;
             write.commit().map_err(store_error)?;
         }
-        Ok((meta, core))
+        Ok(StreamCore { meta, core, digest_as_read: self.digest_as_read })
     }
 
     /// The records the checks read: the store's, or none when only verifying.
@@ -434,11 +456,11 @@ struct SectionWriter {
 }
 
 impl SectionWriter {
-    fn start(store: Store, loaded_at: u64) -> io::Result<SectionWriter> {
+    fn start(store: Store, regions: Arc<Regions>, loaded_at: u64) -> io::Result<SectionWriter> {
         let (batches, received) = std::sync::mpsc::sync_channel::<Vec<Pending>>(LOAD_BATCHES_QUEUED);
         let thread = std::thread::Builder::new().name("store-load".into()).spawn(move || {
             // Ends early on an error, which the loader sees as its next send failing.
-            received.iter().try_for_each(|batch| write_batch(&store, loaded_at, batch))
+            received.iter().try_for_each(|batch| write_batch(&store, &regions, loaded_at, batch))
         })?;
         Ok(SectionWriter { batches: Some(batches), thread: Some(thread) })
     }
@@ -474,7 +496,7 @@ impl Drop for SectionWriter {
 }
 
 /// Writes one batch of a section in one transaction (not durable until the load ends).
-fn write_batch(store: &Store, loaded_at: u64, batch: Vec<Pending>) -> io::Result<()> {
+fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec<Pending>) -> io::Result<()> {
     let mut write = store.db.begin_write().map_err(store_error)?;
     write.set_durability(redb::Durability::None).map_err(store_error)?;
     {
@@ -482,7 +504,7 @@ fn write_batch(store: &Store, loaded_at: u64, batch: Vec<Pending>) -> io::Result
         let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
         let mut sent = write.open_table(SENT).map_err(store_error)?;
         let mut received = write.open_table(RECEIVED).map_err(store_error)?;
-        let mut indexes = super::index::Indexes::open(&write)?;
+        let mut indexes = super::index::Indexes::open(&write, regions.clone())?;
         let tasks_loaded = batch.iter().filter_map(|pending| pending.task.as_ref());
         indexes.reindex(tasks_loaded.map(|task| (None, task, loaded_at)))?;
         for Pending { kind, number, record, .. } in &batch {
@@ -523,7 +545,7 @@ fn read_frame(input: &mut impl Read) -> io::Result<(Kind, Vec<u8>)> {
 }
 
 /// Reads a stream file into a new store: for tests and tools.
-pub fn load_file(stream: &Path, store: &Path) -> io::Result<(CheckpointMeta, Vec<u8>)> {
+pub fn load_file(stream: &Path, store: &Path) -> io::Result<StreamCore> {
     let mut input = io::BufReader::new(std::fs::File::open(stream)?);
     load_stream(&mut input, store)
 }

@@ -121,8 +121,8 @@ pub fn tallies(view: &ReadTransaction) -> io::Result<Vec<(BureauCode, u32, Tally
     for entry in table.iter().map_err(store_error)? {
         let (key, bytes) = entry.map_err(store_error)?;
         let key = key.value();
-        let bureau = BureauCode::known((key >> 32) as u32)
-            .ok_or_else(|| invalid(format!("tally {key:x} is of no known bureau")))?;
+        let bureau = BureauCode::from_number((key >> 32) as u32)
+            .ok_or_else(|| invalid(format!("tally {key:x} is of no six-digit region code")))?;
         all.push((bureau, key as u32, decode(key, bytes.value())?));
     }
     Ok(all)

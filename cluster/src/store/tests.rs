@@ -8,7 +8,7 @@ use super::stream::{load_stream, verify_stream, write_stream};
 use super::*;
 
 fn bureau(code: &str) -> BureauCode {
-    BureauCode::parse_known(code).expect(code)
+    BureauCode::parse_compiled(code).expect(code)
 }
 
 fn create(title: &str) -> Action {
@@ -49,7 +49,7 @@ fn checkpointed(store: &Store, tasks: u64) -> Ledger {
                 applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), n)),
                 membership: Default::default(),
             };
-            store.write_checkpoint(&sealed, &ledger.encode_core(), &meta).expect("checkpoint");
+            store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
             ledger.checkpoint_written();
         }
     }
@@ -79,10 +79,12 @@ fn a_stream_loads_into_an_equal_store_and_verifies_alone() {
     let mut bytes = Vec::new();
     let (meta, records) = write_stream(&store.view().expect("view"), &mut bytes).expect("stream");
     assert_eq!((meta.index(), records), (Some(50), 50));
-    let (verified, _) = verify_stream(&mut bytes.as_slice()).expect("verifies");
-    assert_eq!(verified, meta);
-    let (loaded_meta, core) = load_stream(&mut bytes.as_slice(), &dir.path().join("b.redb")).expect("loads");
-    assert_eq!(loaded_meta, meta);
+    let verified = verify_stream(&mut bytes.as_slice()).expect("verifies");
+    assert_eq!(verified.meta, meta);
+    let loaded = load_stream(&mut bytes.as_slice(), &dir.path().join("b.redb")).expect("loads");
+    assert_eq!(loaded.meta, meta);
+    assert_eq!(loaded.digest_as_read, ledger.digest(), "a stream of this format: its core as written");
+    let core = loaded.core;
     let loaded = Store::open(&dir.path().join("b.redb")).expect("loaded store");
     let copy = Ledger::from_core(&core, loaded.records()).expect("core");
     assert_eq!(copy.digest(), ledger.digest());
@@ -119,7 +121,7 @@ fn records_that_break_the_ledgers_invariants_are_refused_with_the_reason() {
         applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 5)),
         membership: Default::default(),
     };
-    store.write_checkpoint(&sealed, &broken.encode_core(), &meta).expect("checkpoint");
+    store.write_checkpoint(&sealed, &broken.encode_core(), &meta, &broken.regions()).expect("checkpoint");
     let mut bytes = Vec::new();
     write_stream(&store.view().expect("view"), &mut bytes).expect("stream");
     let error = load_stream(&mut bytes.as_slice(), &dir.path().join("b.redb")).expect_err("refused");
@@ -232,7 +234,7 @@ fn indexes_and_tallies_are_derived_again_when_their_version_changes() {
         applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 60)),
         membership: Default::default(),
     };
-    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta).expect("checkpoint");
+    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
     let view = store.view().expect("view");
     let (kept, census) = (tally::tallies(&view).expect("tallies"), tally::census(&view).expect("census"));
     assert!(!kept.is_empty(), "dispatched tasks are tallied");

@@ -9,6 +9,7 @@ use ledger::campaign::{
     Campaign, Conflict, DirectoryVersion, DrawRecord, InspectionItem, InspectionRecord, Inspector, InspectorMode,
     PublicResult, RiskClass, BASIS_POINTS,
 };
+use ledger::Regions;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -69,12 +70,12 @@ pub struct InspectorJson {
 }
 
 impl InspectorJson {
-    pub fn of(inspector: &Inspector) -> InspectorJson {
+    pub fn of(regions: &Regions, inspector: &Inspector) -> InspectorJson {
         InspectorJson {
             id: inspector.id.clone(),
             name: inspector.name.clone(),
             bureau: bureau(inspector.bureau),
-            bureau_name: region_name(inspector.bureau),
+            bureau_name: region_name(regions, inspector.bureau),
             station: inspector.station.clone(),
             expertise: inspector.expertise.clone(),
             qualified: inspector.qualified,
@@ -341,7 +342,7 @@ pub struct CampaignJson {
 }
 
 impl CampaignJson {
-    pub fn of(campaign: &Campaign) -> CampaignJson {
+    pub fn of(regions: &Regions, campaign: &Campaign) -> CampaignJson {
         let spec = &campaign.spec;
         let percent = |bp: u32| f64::from(bp) / 100.0;
         let state = match (&campaign.beacon, &campaign.draw) {
@@ -353,7 +354,7 @@ impl CampaignJson {
             id: campaign.id,
             name: spec.name.clone(),
             bureau: bureau(spec.bureau),
-            bureau_name: region_name(spec.bureau),
+            bureau_name: region_name(regions, spec.bureau),
             items: spec.items.iter().map(ItemJson::of).collect(),
             scope: ScopeJson {
                 region: bureau(spec.scope_region),
@@ -472,20 +473,20 @@ pub struct PublicResultJson {
 }
 
 impl PublicResultJson {
-    pub fn of(result: &PublicResult) -> PublicResultJson {
+    pub fn of(regions: &Regions, result: &PublicResult) -> PublicResultJson {
         PublicResultJson {
             campaign: result.campaign,
             campaign_name: result.campaign_name.clone(),
             uscc: result.uscc.as_ref().map(|u| u.as_str().to_owned()),
             entity_name: result.entity_name.clone(),
             region_code: bureau(result.region_code),
-            region_name: region_name(result.region_code),
+            region_name: region_name(regions, result.region_code),
             items: result.items.clone(),
             result: result.outcome.to_string(),
             inspected_at: format_ms(result.inspected_at_ms),
             published_at: format_ms(result.published_at_ms),
             organiser: bureau(result.organiser),
-            organiser_name: region_name(result.organiser),
+            organiser_name: region_name(regions, result.organiser),
         }
     }
 }
@@ -518,16 +519,21 @@ pub struct PublicCampaignJson {
 
 impl PublicCampaignJson {
     /// A drawn campaign with how many of its results are published now.
-    pub fn of(campaign: &Campaign, draw: &DrawRecord, published_results: usize) -> PublicCampaignJson {
+    pub fn of(
+        regions: &Regions,
+        campaign: &Campaign,
+        draw: &DrawRecord,
+        published_results: usize,
+    ) -> PublicCampaignJson {
         let spec = &campaign.spec;
         PublicCampaignJson {
             id: campaign.id,
             name: spec.name.clone(),
             organiser: bureau(spec.bureau),
-            organiser_name: region_name(spec.bureau),
+            organiser_name: region_name(regions, spec.bureau),
             items: spec.items.iter().map(ItemJson::of).collect(),
             scope_region: bureau(spec.scope_region),
-            scope_name: region_name(spec.scope_region),
+            scope_name: region_name(regions, spec.scope_region),
             targeted: spec.targeted,
             drawn_at: Some(format_ms(draw.drawn_at_ms)),
             inspections: draw.result.inspections.len(),
@@ -593,7 +599,7 @@ mod tests {
         let subject = Subject {
             uscc: Some(uscc),
             name: "广州市某某餐饮有限公司".into(),
-            region_code: ledger::BureauCode::parse_known("440106").unwrap(),
+            region_code: ledger::BureauCode::parse_compiled("440106").unwrap(),
             address: "内部地址-不公示-天河路9号".into(),
         };
         let entry = |action, note: &str, at_ms| ledger::task::TimelineEntry {
@@ -601,7 +607,7 @@ mod tests {
             at_ms,
             action,
             actor_user: "internal-user-zhang".into(),
-            actor_bureau: ledger::BureauCode::parse_known("440100").unwrap(),
+            actor_bureau: ledger::BureauCode::parse_compiled("440100").unwrap(),
             note: note.into(),
             assignee_bureau: None,
             outcome: None,
@@ -615,8 +621,8 @@ mod tests {
             "内部描述-不公示".into(),
             subject,
             Source::SpotCheck,
-            ledger::BureauCode::parse_known("440100").unwrap(),
-            ledger::BureauCode::parse_known("440106"),
+            ledger::BureauCode::parse_compiled("440100").unwrap(),
+            ledger::BureauCode::parse_compiled("440106"),
             entry(TimelineAction::Create, "内部意见-创建", 1_780_000_000_000),
         );
         task.timeline.push(entry(TimelineAction::Complete, "内部意见-现场检查记录", 1_780_000_100_000));
@@ -644,8 +650,8 @@ mod tests {
             withdrawn_at_ms: None,
         });
         let public = PublicResult::of(&task).expect("published");
-        let public = serde_json::to_string(&PublicResultJson::of(&public)).unwrap();
-        let internal = serde_json::to_value(task_json(&task)).unwrap();
+        let public = serde_json::to_string(&PublicResultJson::of(ledger::Regions::compiled(), &public)).unwrap();
+        let internal = serde_json::to_value(task_json(ledger::Regions::compiled(), &task)).unwrap();
         let mut fields = Vec::new();
         leaves(&internal, "", &mut fields);
         // A value the rules publish under one name may stand under another too (the assignee

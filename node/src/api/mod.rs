@@ -446,11 +446,13 @@ pub(crate) fn bureau_json(code: BureauCode) -> String {
     code.to_string()
 }
 
-pub(crate) fn region_name(code: BureauCode) -> String {
-    Regions::get().name(code).map_or_else(|| code.to_string(), str::to_owned)
+/// A region's name in the group's table (its code when the table does not know it).
+pub(crate) fn region_name(regions: &Regions, code: BureauCode) -> String {
+    regions.name(code).map_or_else(|| code.to_string(), str::to_owned)
 }
 
-pub fn task_json(task: &Task) -> TaskJson {
+/// A task as clients see it, its bureaus named by the group's table `regions`.
+pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
     let at = |ms: Option<u64>| ms.map(time::format_ms);
     TaskJson {
         id: task.id.0,
@@ -463,17 +465,13 @@ pub fn task_json(task: &Task) -> TaskJson {
             name: task.subject.name.clone(),
             region_code: bureau_json(task.subject.region_code),
             address: task.subject.address.clone(),
-            region_name: Regions::get().name(task.subject.region_code).map(str::to_owned),
+            region_name: regions.name(task.subject.region_code).map(str::to_owned),
         },
         source: task.source.to_string(),
         origin_bureau: bureau_json(task.origin_bureau),
-        origin_bureau_name: Regions::get().name(task.origin_bureau).map(str::to_owned),
+        origin_bureau_name: regions.name(task.origin_bureau).map(str::to_owned),
         assignee_bureau: task.handling.assignee_bureau.map(bureau_json),
-        assignee_bureau_name: task
-            .handling
-            .assignee_bureau
-            .and_then(|code| Regions::get().name(code))
-            .map(str::to_owned),
+        assignee_bureau_name: task.handling.assignee_bureau.and_then(|code| regions.name(code)).map(str::to_owned),
         state: task.handling.state.to_string(),
         version: task.version,
         ack_deadline: at(task.handling.ack_deadline_ms),
@@ -494,7 +492,7 @@ pub fn task_json(task: &Task) -> TaskJson {
         handover: task.remote.as_ref().map(|remote| HandoverJson {
             forward_id: remote.forward.to_string(),
             to_group: bureau_json(remote.to_group),
-            to_group_name: region_name(remote.to_group),
+            to_group_name: region_name(regions, remote.to_group),
             purpose: remote.purpose.to_string(),
             delivered: remote.delivered.is_some(),
             delivered_at: remote.delivered.map(|(_, at_ms)| time::format_ms(at_ms)),
@@ -506,7 +504,7 @@ pub fn task_json(task: &Task) -> TaskJson {
         received_from: task.received.as_ref().map(|received| ReceivedJson {
             forward_id: received.forward.to_string(),
             from_group: bureau_json(received.from_group),
-            from_group_name: region_name(received.from_group),
+            from_group_name: region_name(regions, received.from_group),
             from_task_id: received.from_task.0,
             purpose: received.purpose.to_string(),
         }),
@@ -559,14 +557,15 @@ pub fn parse_enum<T>(
     })
 }
 
-pub fn parse_bureau(field: &str, text: &str) -> Result<BureauCode, ApiError> {
+/// A bureau code from a request, known to the group's table `regions`.
+pub fn parse_bureau(regions: &Regions, field: &str, text: &str) -> Result<BureauCode, ApiError> {
     if BureauCode::parse_digits(text).is_none() {
         return Err(ApiError::Invalid {
             code: "invalid_region_code",
             message: format!("{field}: {text:?} is not a 6-digit region code"),
         });
     }
-    BureauCode::parse_known(text).ok_or_else(|| ApiError::Invalid {
+    regions.parse_known(text).ok_or_else(|| ApiError::Invalid {
         code: "invalid_region_code",
         message: format!("{field}: {text} is not a region code in GB/T 2260"),
     })
@@ -578,7 +577,7 @@ pub fn parse_uscc(field: &str, text: &str) -> Result<Uscc, ApiError> {
         .map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("{field}: {text:?}: {e}") })
 }
 
-pub fn parse_subject(subject: &SubjectJson) -> Result<ledger::Subject, ApiError> {
+pub fn parse_subject(regions: &Regions, subject: &SubjectJson) -> Result<ledger::Subject, ApiError> {
     let uscc = match subject.uscc.as_deref() {
         None => None,
         Some(text) => Some(Uscc::parse(text).map_err(|e| ApiError::Invalid {
@@ -589,7 +588,7 @@ pub fn parse_subject(subject: &SubjectJson) -> Result<ledger::Subject, ApiError>
     Ok(ledger::Subject {
         uscc,
         name: subject.name.clone(),
-        region_code: parse_bureau("subject.region_code", &subject.region_code)?,
+        region_code: parse_bureau(regions, "subject.region_code", &subject.region_code)?,
         address: subject.address.clone(),
     })
 }

@@ -59,7 +59,10 @@ impl LinkCredentials {
         let mut outbound = BTreeMap::new();
         let mut inbound = HashMap::new();
         for ((from, to), credential) in &topology.links {
-            let (from, to) = (code(from)?, code(to)?);
+            // Links only pair groups the topology lists (checked against the table there).
+            let digits =
+                |text: &str| BureauCode::parse_digits(text).with_context(|| format!("{text} is not a region code"));
+            let (from, to) = (digits(from)?, digits(to)?);
             if from == group {
                 let token = credential.token.clone().with_context(|| {
                     format!("the link {from} → {to} needs its token in plain text here: this group sends on it")
@@ -81,8 +84,8 @@ fn forwarded_on_create(kind: TaskKind) -> bool {
     matches!(kind, TaskKind::Lead | TaskKind::RiskAlert | TaskKind::Referral | TaskKind::Emergency)
 }
 
-fn code(text: &str) -> anyhow::Result<BureauCode> {
-    BureauCode::parse_known(text).with_context(|| format!("{text} is not a region code"))
+fn code(regions: &Regions, text: &str) -> anyhow::Result<BureauCode> {
+    regions.parse_known(text).with_context(|| format!("{text} is not a region code"))
 }
 
 impl Federation {
@@ -92,18 +95,25 @@ impl Federation {
         group: BureauCode,
         own_members: Vec<String>,
         transport: &Transport,
+        regions: &Regions,
     ) -> anyhow::Result<Federation> {
         let topology = Topology { groups: BTreeMap::from([(group.to_string(), own_members)]), ..Topology::default() };
-        Federation::new(group, &topology, transport)
+        Federation::new(group, &topology, transport, regions)
     }
 
-    pub fn new(group: BureauCode, topology: &Topology, transport: &Transport) -> anyhow::Result<Federation> {
+    /// The federation of the topology file, its group codes checked against `regions` (the
+    /// group's table).
+    pub fn new(
+        group: BureauCode,
+        topology: &Topology,
+        transport: &Transport,
+        regions: &Regions,
+    ) -> anyhow::Result<Federation> {
         let mut groups = BTreeMap::new();
         for (bureau, addrs) in &topology.groups {
-            groups.insert(code(bureau)?, addrs.clone());
+            groups.insert(code(regions, bureau)?, addrs.clone());
         }
         anyhow::ensure!(groups.contains_key(&group), "the topology lists no group {group}");
-        let regions = Regions::get();
         let parent =
             std::iter::successors(regions.parent(group), |b| regions.parent(*b)).find(|b| groups.contains_key(b));
         let links = RwLock::new(Arc::new(LinkCredentials::of(group, topology)?));
@@ -130,15 +140,14 @@ impl Federation {
     }
 
     /// The known group that hosts `bureau`: the nearest group at or above it.
-    pub fn host_of(&self, bureau: BureauCode) -> Option<BureauCode> {
-        let regions = Regions::get();
+    pub fn host_of(&self, regions: &Regions, bureau: BureauCode) -> Option<BureauCode> {
         std::iter::successors(Some(bureau), |b| regions.parent(*b)).find(|b| self.groups.contains_key(b))
     }
 
     /// Where a lead about `region` goes from here: kept when this group hosts it, to the group
     /// that does when one is known, else to the parent group to route on, else kept and flagged.
-    pub fn route_lead(&self, region: BureauCode) -> Routing {
-        match self.host_of(region) {
+    pub fn route_lead(&self, regions: &Regions, region: BureauCode) -> Routing {
+        match self.host_of(regions, region) {
             Some(host) if host == self.group => Routing::Keep,
             Some(host) => Routing::ForwardTo { to_group: host, from_group: self.group },
             None => match self.parent {
@@ -151,20 +160,19 @@ impl Federation {
     /// The routing of a new task: a lead-like task about a region outside this group's tree
     /// goes to the group with jurisdiction; within the tree it stays (the centre dispatches
     /// it down, across groups if need be).
-    pub fn route_new_task(&self, kind: TaskKind, region: BureauCode) -> Routing {
-        if !forwarded_on_create(kind) || Regions::get().is_within(region, self.group) {
+    pub fn route_new_task(&self, regions: &Regions, kind: TaskKind, region: BureauCode) -> Routing {
+        if !forwarded_on_create(kind) || regions.is_within(region, self.group) {
             return Routing::Keep;
         }
-        self.route_lead(region)
+        self.route_lead(regions, region)
     }
 
     /// The known group at or above the lowest bureau that is above both this group and `other`
     /// (管辖争议由共同上级指定).
-    pub fn common_parent(&self, other: BureauCode) -> Option<BureauCode> {
-        let regions = Regions::get();
+    pub fn common_parent(&self, regions: &Regions, other: BureauCode) -> Option<BureauCode> {
         let lowest_common = std::iter::successors(Some(self.group), |b| regions.parent(*b))
             .find(|ancestor| regions.is_within(other, *ancestor))?;
-        self.host_of(lowest_common)
+        self.host_of(regions, lowest_common)
     }
 
     pub fn knows_group(&self, group: BureauCode) -> bool {

@@ -168,15 +168,16 @@ async fn deliver(State(state): State<AppState>, uri: Uri, headers: HeaderMap, bo
 /// covers its region, or a dispatch is not for a bureau this group hosts.
 fn placement(state: &AppState, peer: BureauCode, message: &Message, stamp_ms: u64) -> Result<Placement, String> {
     let federation = &state.federation;
+    let regions = state.regions();
     let Message::Handover(handover) = message else { return Ok(Placement::Keep) };
     // A group hands over only what its own bureaus sent (the ledger checks the tree; the
     // topology says which group hosts the bureau).
-    if federation.host_of(handover.origin_bureau) != Some(peer) {
+    if federation.host_of(&regions, handover.origin_bureau) != Some(peer) {
         return Err(format!("bureau {} is not hosted by group {peer}", handover.origin_bureau));
     }
     match (handover.purpose, &handover.dispatch) {
         (HandoverPurpose::Dispatch, Some(terms)) => {
-            if federation.host_of(terms.assignee) == Some(federation.group) {
+            if federation.host_of(&regions, terms.assignee) == Some(federation.group) {
                 Ok(Placement::Keep)
             } else {
                 Err(format!("bureau {} is not hosted by group {}", terms.assignee, federation.group))
@@ -185,9 +186,9 @@ fn placement(state: &AppState, peer: BureauCode, message: &Message, stamp_ms: u6
         (HandoverPurpose::Dispatch, None) => Err("a dispatch handover carries its terms".into()),
         (HandoverPurpose::Designation, _) => Ok(Placement::Keep),
         (HandoverPurpose::Dispute, _) => {
-            designation_deadline_ms(&state.calendar, stamp_ms).map(Placement::DesignateBy).map_err(|e| e.to_string())
+            designation_deadline_ms(&state.calendar(), stamp_ms).map(Placement::DesignateBy).map_err(|e| e.to_string())
         }
-        (HandoverPurpose::Jurisdiction, _) => match federation.route_lead(handover.subject.region_code) {
+        (HandoverPurpose::Jurisdiction, _) => match federation.route_lead(&regions, handover.subject.region_code) {
             Routing::Keep => Ok(Placement::Keep),
             Routing::ForwardTo { to_group, .. } if to_group != peer => Ok(Placement::RelayTo(to_group)),
             Routing::ForwardTo { .. } => {

@@ -80,6 +80,10 @@ impl ConsoleBackend for GatewayState {
         Some(&self.presence)
     }
 
+    fn regions(&self) -> Arc<ledger::Regions> {
+        ledger::Regions::compiled_shared().clone()
+    }
+
     async fn snapshot(&self, watcher: &Watcher, token: &str) -> Result<(u64, String), ApiError> {
         // Right after a start or a reset the hub does not know yet what the stream holds, and
         // could not continue a snapshot; the reader settles that within one read.
@@ -155,7 +159,8 @@ async fn upgrade(State(state): State<GatewayState>, upgrade: WebSocketUpgrade) -
 }
 
 pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let users = Users::from_config(&users).map_err(anyhow::Error::msg)?;
+    // A gateway holds no region table: codes are six digits here, the nodes check them.
+    let users = Users::from_config(&users, None).map_err(anyhow::Error::msg)?;
     let transport = Arc::new(crate::transport::Transport::from_config(config.tls.as_ref()).context("setting up TLS")?);
     let hub = EventHub::detached();
     let presence_shutdown = CancellationToken::new();
@@ -205,7 +210,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         let (users_file, users, tls, transport) =
             (config.users_file.clone(), state.users.clone(), config.tls.clone(), state.transport.clone());
         tokio::spawn(crate::auth::on_hangup(shutdown.clone(), move || {
-            crate::auth::reload_users_file(&users_file, &users);
+            crate::auth::reload_users_file(&users_file, &users, None);
             crate::transport::reload_identity_logged(&transport, tls.as_ref());
         }))
     };

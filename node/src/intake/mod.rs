@@ -29,8 +29,12 @@ pub struct IntakeSource {
 }
 
 impl IntakeSource {
-    pub fn from_config(config: &SourceConfig) -> Result<IntakeSource, String> {
-        let bureau = BureauCode::parse_known(&config.bureau)
+    /// A source of the users file; `known` checks its bureau code (the group's table).
+    pub fn from_config(
+        config: &SourceConfig,
+        known: impl Fn(&str) -> Option<BureauCode>,
+    ) -> Result<IntakeSource, String> {
+        let bureau = known(&config.bureau)
             .ok_or_else(|| format!("source {}: {} is not a region code", config.name, config.bureau))?;
         let task_source = Source::parse(&config.task_source)
             .ok_or_else(|| format!("source {}: task_source is one of {}", config.name, Source::names()))?;
@@ -130,6 +134,7 @@ pub fn decode_signal(value: serde_json::Value) -> Result<SignalJson, ApiError> {
 /// Checks one decoded signal and builds the ledger's `Signal`; the ledger checks the fields
 /// again when it applies.
 pub fn parse_signal(
+    regions: &ledger::Regions,
     source: &IntakeSource,
     json: SignalJson,
     route: impl Fn(TaskKind, BureauCode) -> Routing,
@@ -138,7 +143,7 @@ pub fn parse_signal(
         return Err(ApiError::invalid_field("matter", format!("at most {MATTER_CHARS_MAX} characters")));
     }
     let kind = api::parse_enum("kind", &json.kind, TaskKind::parse, TaskKind::names)?;
-    let subject = api::parse_subject(&json.subject)?;
+    let subject = api::parse_subject(regions, &json.subject)?;
     let observed_ms = time::parse_ms(&json.observed_at).ok_or_else(|| {
         ApiError::invalid_field("observed_at", format!("{:?} is not an RFC 3339 time", json.observed_at))
     })?;

@@ -63,7 +63,7 @@ impl Programme {
             region_points: scoring
                 .regions
                 .iter()
-                .filter_map(|(code, points)| BureauCode::parse_known(code).map(|c| (c, *points)))
+                .filter_map(|(code, points)| BureauCode::parse_digits(code).map(|c| (c, *points)))
                 .collect(),
             points_per_finding: scoring.points_per_finding,
             points_per_complaint: scoring.points_per_complaint,

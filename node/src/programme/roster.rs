@@ -14,7 +14,6 @@
 //! bad row is refused whole, with the lines at fault.
 
 use ledger::campaign::{check_inspector, Inspector, INSPECTORS_PER_ENROLMENT_MAX};
-use ledger::BureauCode;
 
 /// The header a roster file starts with.
 pub const ROSTER_HEADER: &str = "id,name,bureau,station,expertise,qualified";
@@ -49,7 +48,8 @@ fn decode(bytes: &[u8]) -> Result<std::borrow::Cow<'_, str>, RosterError> {
 }
 
 /// The inspectors of a roster file, in file order, or every line that is wrong.
-pub fn parse(bytes: &[u8]) -> Result<Vec<Inspector>, RosterError> {
+/// `regions` is the group's table, which the bureau codes must be in.
+pub fn parse(regions: &ledger::Regions, bytes: &[u8]) -> Result<Vec<Inspector>, RosterError> {
     let text = decode(bytes)?;
     let mut reader =
         csv::ReaderBuilder::new().has_headers(false).flexible(true).trim(csv::Trim::All).from_reader(text.as_bytes());
@@ -67,7 +67,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Inspector>, RosterError> {
     for record in records {
         let outcome = match record {
             Ok(record) if record.iter().all(str::is_empty) => continue,
-            Ok(record) => row(&record).map_err(|reason| (line_of(record.position()), reason)),
+            Ok(record) => row(regions, &record).map_err(|reason| (line_of(record.position()), reason)),
             Err(error) => Err((line_of(error.position()), format!("not CSV: {error}"))),
         };
         match outcome {
@@ -97,12 +97,12 @@ fn line_of(position: Option<&csv::Position>) -> String {
     position.map_or_else(|| "?".to_owned(), |p| p.line().to_string())
 }
 
-fn row(record: &csv::StringRecord) -> Result<Inspector, String> {
+fn row(regions: &ledger::Regions, record: &csv::StringRecord) -> Result<Inspector, String> {
     let fields: Vec<&str> = record.iter().collect();
     let [id, name, bureau, station, expertise, qualified] = fields[..] else {
         return Err(format!("6 fields expected, found {}", fields.len()));
     };
-    let bureau = BureauCode::parse_known(bureau).ok_or_else(|| format!("bureau {bureau:?} is not a region code"))?;
+    let bureau = regions.parse_known(bureau).ok_or_else(|| format!("bureau {bureau:?} is not a region code"))?;
     let qualified = match qualified {
         "true" | "1" | "是" => true,
         "false" | "0" | "否" => false,
@@ -119,7 +119,7 @@ fn row(record: &csv::StringRecord) -> Result<Inspector, String> {
         enrolled_at_ms: 0,
         retired_at_ms: None,
     };
-    check_inspector(&inspector).map_err(|rejection| rejection.to_string())?;
+    check_inspector(regions, &inspector).map_err(|rejection| rejection.to_string())?;
     Ok(inspector)
 }
 
@@ -132,7 +132,7 @@ mod tests {
         let file = format!(
             "\u{feff}{ROSTER_HEADER}\r\nTH0001,张三,440106,石牌市场监管所,food;pricing,true\r\n\r\nTH0002,李四,440106,,pricing,否\r\n"
         );
-        let inspectors = parse(file.as_bytes()).expect("a good roster");
+        let inspectors = parse(ledger::Regions::compiled(), file.as_bytes()).expect("a good roster");
         assert_eq!(inspectors.len(), 2);
         assert_eq!(inspectors[0].id, "TH0001");
         assert_eq!(inspectors[0].station.as_deref(), Some("石牌市场监管所"));
@@ -147,7 +147,7 @@ mod tests {
             "{ROSTER_HEADER}\nTH0001,张三,440106,,food,true\nTH0002,李四,999999,,food,true\n\
              TH0003,王五,440106,,food\nTH 4,赵六,440106,,food,true\nTH0005,\"钱七,\",440106,,food,x,y\nTH0006,孙八,440106,,food,maybe\n"
         );
-        let error = parse(file.as_bytes()).expect_err("bad lines");
+        let error = parse(ledger::Regions::compiled(), file.as_bytes()).expect_err("bad lines");
         assert_eq!(error.bad_lines, 5);
         assert!(error.errors[0].starts_with("line 3: bureau"), "{error}");
         assert!(error.errors[1].starts_with("line 4: 6 fields"), "{error}");
@@ -163,25 +163,28 @@ mod tests {
             "{ROSTER_HEADER}\r\n\"TH0001\",\"张三\",440106,\"石牌所（东区,北区）\",\"food;pricing\",是\r\n\
              TH0002,\"李\"\"四\"\"\",440106,,pricing,0\r\n"
         );
-        let inspectors = parse(file.as_bytes()).expect("a quoted roster");
+        let inspectors = parse(ledger::Regions::compiled(), file.as_bytes()).expect("a quoted roster");
         assert_eq!(inspectors[0].station.as_deref(), Some("石牌所（东区,北区）"));
         assert_eq!(inspectors[0].expertise, ["food", "pricing"]);
         assert_eq!(inspectors[1].name, "李\"四\"");
         // The same roster saved as GBK ("CSV (逗号分隔)" on a Chinese Windows) reads the same.
         let (gbk, _, unmappable) = encoding_rs::GBK.encode(&file);
         assert!(!unmappable && std::str::from_utf8(&gbk).is_err(), "a real GBK file");
-        assert_eq!(parse(&gbk).expect("a GBK roster"), inspectors);
+        assert_eq!(parse(ledger::Regions::compiled(), &gbk).expect("a GBK roster"), inspectors);
     }
 
     #[test]
     fn a_file_without_the_header_or_rows_or_with_too_many_is_refused() {
-        assert!(parse(b"TH0001,x,440106,,food,true\n").unwrap_err().errors[0].contains("header"));
-        assert!(parse(ROSTER_HEADER.as_bytes()).unwrap_err().errors[0].contains("1 to"));
-        assert!(parse(b"\xff\xfe").unwrap_err().errors[0].contains("neither UTF-8 nor GBK"));
+        assert!(parse(ledger::Regions::compiled(), b"TH0001,x,440106,,food,true\n").unwrap_err().errors[0]
+            .contains("header"));
+        assert!(parse(ledger::Regions::compiled(), ROSTER_HEADER.as_bytes()).unwrap_err().errors[0].contains("1 to"));
+        assert!(
+            parse(ledger::Regions::compiled(), b"\xff\xfe").unwrap_err().errors[0].contains("neither UTF-8 nor GBK")
+        );
         let mut big = format!("{ROSTER_HEADER}\n");
         for n in 0..=INSPECTORS_PER_ENROLMENT_MAX {
             big.push_str(&format!("T{n},某某,440106,,food,true\n"));
         }
-        assert!(parse(big.as_bytes()).unwrap_err().errors[0].contains("1 to"));
+        assert!(parse(ledger::Regions::compiled(), big.as_bytes()).unwrap_err().errors[0].contains("1 to"));
     }
 }

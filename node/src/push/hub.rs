@@ -45,6 +45,9 @@ pub struct TaskEvent {
     pub previous_assignee: Option<BureauCode>,
     /// Bureaus the task was escalated to: their command centres watch it too.
     pub escalated_to: Vec<BureauCode>,
+    /// The region table that says who sees the event and names its bureaus: the group's, on a
+    /// node; on a gateway (which holds none) the compiled one.
+    regions: Arc<Regions>,
     /// The task as this entry left it (shared with the ledger until the ledger changes it);
     /// absent for an event that arrived already encoded (a gateway's, from Redis).
     task: Option<Arc<Task>>,
@@ -61,7 +64,7 @@ impl TaskEvent {
     pub fn json(&self) -> &str {
         self.json.get_or_init(|| {
             let task = self.task.as_ref().expect("an event without its task arrived encoded");
-            serde_json::to_string(&task_json(task)).expect("task JSON always encodes").into()
+            serde_json::to_string(&task_json(&self.regions, task)).expect("task JSON always encodes").into()
         })
     }
 
@@ -81,6 +84,7 @@ impl TaskEvent {
             assignee,
             previous_assignee,
             escalated_to,
+            regions: Regions::compiled_shared().clone(),
             task: None,
             json: OnceLock::from(json),
             retained_bytes,
@@ -125,8 +129,13 @@ pub enum WatchKey {
 }
 
 impl WatchKey {
-    pub fn sees(self, origin: BureauCode, assignee: Option<BureauCode>, escalated_to: &[BureauCode]) -> bool {
-        let regions = Regions::get();
+    pub fn sees(
+        self,
+        regions: &Regions,
+        origin: BureauCode,
+        assignee: Option<BureauCode>,
+        escalated_to: &[BureauCode],
+    ) -> bool {
         match self {
             WatchKey::AssignedTo(bureau) => assignee == Some(bureau),
             WatchKey::Touching(scope) => {
@@ -143,9 +152,10 @@ impl WatchKey {
         let mut shown = Vec::new();
         let mut removed = Vec::new();
         for event in &events.tasks {
-            if self.sees(event.origin, event.assignee, &event.escalated_to) {
+            let sees = |assignee| self.sees(&event.regions, event.origin, assignee, &event.escalated_to);
+            if sees(event.assignee) {
                 shown.push(event.json());
-            } else if event.previous_assignee.is_some_and(|p| self.sees(event.origin, Some(p), &event.escalated_to)) {
+            } else if event.previous_assignee.is_some_and(|previous| sees(Some(previous))) {
                 removed.push(event.task_id);
             }
         }
@@ -307,7 +317,13 @@ impl EventHub {
     async fn run(self, mut applied: broadcast::Receiver<AppliedEntry>) {
         loop {
             match applied.recv().await {
-                Ok(entry) => self.publish(entry),
+                Ok(entry) => {
+                    let regions = match &self.store {
+                        Some(store) => store.read().ledger.regions(),
+                        None => Regions::compiled_shared().clone(),
+                    };
+                    self.publish(entry, &regions)
+                }
                 Err(broadcast::error::RecvError::Lagged(skipped)) => {
                     // The hub itself fell behind: history has a hole and live queues missed
                     // entries, so every connection must start over from a snapshot.
@@ -319,7 +335,7 @@ impl EventHub {
         }
     }
 
-    fn publish(&self, entry: AppliedEntry) {
+    fn publish(&self, entry: AppliedEntry, regions: &Arc<Regions>) {
         let tasks: Vec<TaskEvent> = entry
             .results
             .iter()
@@ -332,6 +348,7 @@ impl EventHub {
                 assignee: task.handling.assignee_bureau,
                 previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.handling.assignee_bureau),
                 escalated_to: task.handling.escalated_to.clone(),
+                regions: regions.clone(),
                 retained_bytes: 2 * estimated_json_bytes(task),
                 task: Some(task.clone()),
                 json: OnceLock::new(),

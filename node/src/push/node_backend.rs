@@ -51,6 +51,10 @@ impl ConsoleBackend for AppState {
         self.presence.as_ref()
     }
 
+    fn regions(&self) -> Arc<ledger::Regions> {
+        AppState::regions(self)
+    }
+
     async fn snapshot(&self, watcher: &Watcher, _token: &str) -> Result<(u64, String), ApiError> {
         Ok(snapshot(self, watcher))
     }
@@ -62,6 +66,7 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
     let now_ms = time::now_ms();
     let replica = state.store.read();
     let index = replica.last_applied.map_or(0, |log_id| log_id.index);
+    let regions = replica.ledger.regions();
     let open = state.store.store_view().and_then(|view| crate::task_query::open_tasks(&replica, &view));
     let open = open.unwrap_or_else(|error| {
         // The state machine stops on the same failure; the console shows an empty board.
@@ -72,10 +77,11 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
     let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut open_total = 0usize;
     for task in open {
-        if task.handling.state.is_terminal() || !access::can_see(&watcher.actor, &task) {
+        if task.handling.state.is_terminal() || !access::can_see(&regions, &watcher.actor, &task) {
             continue;
         }
-        if !watcher.key().sees(task.origin_bureau, task.handling.assignee_bureau, &task.handling.escalated_to) {
+        let (origin, assignee) = (task.origin_bureau, task.handling.assignee_bureau);
+        if !watcher.key().sees(&regions, origin, assignee, &task.handling.escalated_to) {
             continue;
         }
         open_total += 1;
@@ -86,7 +92,7 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
             entry.1 += u64::from(overdue);
         }
         if tasks.len() < SNAPSHOT_TASKS_MAX {
-            tasks.push(task_json(&task));
+            tasks.push(task_json(&regions, &task));
         }
     }
     drop(replica);

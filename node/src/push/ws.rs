@@ -89,6 +89,9 @@ pub trait ConsoleBackend: Send + Sync + 'static {
     fn served_by(&self, welcome: &mut Welcome);
     /// Where connected users are recorded as online, when Redis is configured.
     fn presence(&self) -> Option<&Arc<Presence>>;
+    /// The region table scopes are checked against: the group's on a node, the compiled one on
+    /// a gateway (which holds none).
+    fn regions(&self) -> Arc<Regions>;
     /// The snapshot message for `watcher` and the log index it reflects; `token` is the
     /// console's own, for a backend that fetches the snapshot on its behalf.
     fn snapshot(
@@ -277,20 +280,20 @@ async fn greet<B: ConsoleBackend>(backend: &B, socket: &mut WebSocket) -> Result
     let user = backend.user_for_token(&hello.token)?;
     // A hello costs a request of the user's budget, like the snapshot it brings.
     user.spend_request()?;
-    let watcher = watcher_for(user.actor, hello.scope.as_deref())?;
+    let watcher = watcher_for(&backend.regions(), user.actor, hello.scope.as_deref())?;
     Ok(Greeting { watcher, since: hello.since, token: hello.token, consoles_max: user.consoles_max })
 }
 
 /// The watcher of `actor` on `scope` (default: its own bureau), if its role may watch it.
-pub fn watcher_for(actor: Actor, scope: Option<&str>) -> Result<Watcher, ApiError> {
+pub fn watcher_for(regions: &Regions, actor: Actor, scope: Option<&str>) -> Result<Watcher, ApiError> {
     let scope = match scope {
-        Some(text) => crate::api::parse_bureau("scope", text)?,
+        Some(text) => crate::api::parse_bureau(regions, "scope", text)?,
         None => actor.bureau,
     };
     let allowed = match actor.role {
         Role::Operator => scope == actor.bureau,
         Role::Command | Role::Leadership | Role::System | Role::Peer | Role::Source => {
-            Regions::get().is_within(scope, actor.bureau)
+            regions.is_within(scope, actor.bureau)
         }
     };
     if !allowed {
@@ -319,7 +322,7 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
         role: watcher.actor.role.as_str().to_owned(),
         bureau: watcher.actor.bureau.to_string(),
         scope: watcher.scope.to_string(),
-        scope_name: Regions::get().name(watcher.scope).map(str::to_owned),
+        scope_name: backend.regions().name(watcher.scope).map(str::to_owned),
         node_id: None,
         gateway: None,
     };

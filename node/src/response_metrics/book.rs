@@ -251,9 +251,9 @@ impl Book {
 
     /// How late each assignee bureau in `root`'s subtree is, now and over all time; bureaus
     /// with nothing to show are left out.
-    pub fn lateness(&self, root: BureauCode, now_ms: u64) -> BTreeMap<BureauCode, Lateness> {
+    pub fn lateness(&self, regions: &Regions, root: BureauCode, now_ms: u64) -> BTreeMap<BureauCode, Lateness> {
         let mut by_bureau = BTreeMap::new();
-        for region in Regions::get().subtree(root) {
+        for region in regions.subtree(root) {
             let bureau = region.code;
             let mut lateness = Lateness::default();
             for (_, tally) in self.tallies.range((bureau, 0)..=(bureau, u32::MAX)) {
@@ -274,8 +274,16 @@ impl Book {
 
     /// The figures of `root` and its subtree for tasks dispatched on Beijing days `from..=to`,
     /// broken down as asked.
-    pub fn report(&self, root: BureauCode, from: u32, to: u32, breakdown: Breakdown, now_ms: u64) -> Report {
-        let regions = Regions::get();
+    /// `regions` is the group's table (the tree the figures roll up along).
+    pub fn report(
+        &self,
+        regions: &Regions,
+        root: BureauCode,
+        from: u32,
+        to: u32,
+        breakdown: Breakdown,
+        now_ms: u64,
+    ) -> Report {
         let children: BTreeSet<BureauCode> = regions.children(root).map(|r| r.code).collect();
         // The child of `root` that `bureau` lies under (or root itself).
         let child_of = |bureau: BureauCode| -> BureauCode {

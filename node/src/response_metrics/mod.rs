@@ -64,18 +64,27 @@ impl ResponseMetrics {
         Ok((metrics, task))
     }
 
-    pub fn report(&self, root: ledger::BureauCode, from: u32, to: u32, by: Breakdown, now_ms: u64) -> Report {
+    pub fn report(
+        &self,
+        regions: &ledger::Regions,
+        root: ledger::BureauCode,
+        from: u32,
+        to: u32,
+        by: Breakdown,
+        now_ms: u64,
+    ) -> Report {
         self.catch_up();
-        self.inner.lock().expect("not poisoned").book.report(root, from, to, by, now_ms)
+        self.inner.lock().expect("not poisoned").book.report(regions, root, from, to, by, now_ms)
     }
 
     pub fn lateness(
         &self,
+        regions: &ledger::Regions,
         root: ledger::BureauCode,
         now_ms: u64,
     ) -> std::collections::BTreeMap<ledger::BureauCode, Lateness> {
         self.catch_up();
-        self.inner.lock().expect("not poisoned").book.lateness(root, now_ms)
+        self.inner.lock().expect("not poisoned").book.lateness(regions, root, now_ms)
     }
 
     pub fn census(&self, now_ms: u64) -> Census {

@@ -14,7 +14,7 @@ use ledger::response::{beijing_day, day_start_ms};
 const HOUR: u64 = 3_600_000;
 
 fn code(text: &str) -> BureauCode {
-    BureauCode::parse_known(text).expect(text)
+    BureauCode::parse_compiled(text).expect(text)
 }
 
 struct World {
@@ -119,7 +119,7 @@ fn figures_of_a_known_ledger_are_exact() {
 
     let day = beijing_day(w.day0);
     let now = w.at(62);
-    let report = w.incremental.report(code("440000"), day, day, Breakdown::Child, now);
+    let report = w.incremental.report(ledger::Regions::compiled(), code("440000"), day, day, Breakdown::Child, now);
     let total = &report.total;
     assert_eq!((total.received, total.acknowledged, total.completed, total.closed, total.cancelled), (6, 4, 3, 1, 1));
     // Acks: T7 at once, T1 1 h, T6 1 h, T2 2 h → median 1 h, p90 2 h.
@@ -148,11 +148,11 @@ fn figures_of_a_known_ledger_are_exact() {
     );
 
     // Two days: T4 counts too; per day, each day its own.
-    let two_days = w.incremental.report(code("440000"), day, day + 1, Breakdown::Day, now);
+    let two_days = w.incremental.report(ledger::Regions::compiled(), code("440000"), day, day + 1, Breakdown::Day, now);
     assert_eq!(two_days.total.received, 7);
     assert_eq!(two_days.rows.iter().map(|r| r.figures.received).collect::<Vec<_>>(), [6, 1]);
     // A county's own report.
-    let tianhe = w.incremental.report(code("440106"), day, day, Breakdown::Child, now);
+    let tianhe = w.incremental.report(ledger::Regions::compiled(), code("440106"), day, day, Breakdown::Child, now);
     assert_eq!((tianhe.total.received, tianhe.total.cancelled), (4, 1));
 
     // The book kept entry by entry equals one built from the final ledger.
@@ -161,8 +161,8 @@ fn figures_of_a_known_ledger_are_exact() {
         rebuilt.update(None, &task);
     }
     assert_eq!(
-        rebuilt.report(code("440000"), day, day + 1, Breakdown::Week, now),
-        w.incremental.report(code("440000"), day, day + 1, Breakdown::Week, now)
+        rebuilt.report(ledger::Regions::compiled(), code("440000"), day, day + 1, Breakdown::Week, now),
+        w.incremental.report(ledger::Regions::compiled(), code("440000"), day, day + 1, Breakdown::Week, now)
     );
 }
 

@@ -105,7 +105,8 @@ pub async fn act(
         let task = parse_task_id(&id)?;
         // A task the caller cannot see answers exactly like a missing one, before anything of
         // it is read to prepare the action (its region, origin, kind or pause state).
-        let visible = state.store.read().ledger.task(task).is_some_and(|found| access::can_see(actor, &found));
+        let visible =
+            state.store.read().ledger.task(task).is_some_and(|found| access::can_see(&state.regions(), actor, &found));
         if !visible {
             return Err(ledger::Rejection::TaskNotFound(task).into());
         }
@@ -236,7 +237,7 @@ fn extension_request(state: &AppState, task: TaskId) -> Result<Transition, ApiEr
             message: format!("the deadline policy allows no extension for a {} task", current.kind),
         });
     };
-    let new_complete_deadline_ms = extended_deadline_ms(&state.calendar, deadline_ms, span)
+    let new_complete_deadline_ms = extended_deadline_ms(&state.calendar(), deadline_ms, span)
         .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
     Ok(Transition::RequestExtension { new_complete_deadline_ms, extensions_allowed: rule.extensions_max })
 }
@@ -251,7 +252,7 @@ fn resume(state: &AppState, task: TaskId, stamp_ms: u64) -> Result<Transition, A
         return Err(ledger::conflict(ledger::ConflictCode::NotPaused, "the completion clock is not paused").into());
     };
     let new_complete_deadline_ms =
-        resumed_deadline_ms(&state.deadlines, &state.calendar, &current, deadline_ms, paused_since_ms, stamp_ms)
+        resumed_deadline_ms(&state.deadlines, &state.calendar(), &current, deadline_ms, paused_since_ms, stamp_ms)
             .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
     Ok(Transition::Resume { new_complete_deadline_ms })
 }
@@ -260,7 +261,7 @@ fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u
     let replica = state.store.read();
     let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
     let assignee = match (&request.assignee_bureau, current.handling.assignee_bureau) {
-        (Some(text), _) => api::parse_bureau("assignee_bureau", text)?,
+        (Some(text), _) => api::parse_bureau(&state.regions(), "assignee_bureau", text)?,
         (None, Some(intended)) => intended,
         (None, None) => {
             return Err(ApiError::Invalid {
@@ -282,15 +283,22 @@ fn dispatch(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u
         (Some(ack), Some(complete)) => (ack, complete),
         (ack, complete) => {
             let (ack_default, complete_default) =
-                default_deadlines_ms(&state.deadlines, &state.calendar, &current, stamp_ms)
+                default_deadlines_ms(&state.deadlines, &state.calendar(), &current, stamp_ms)
                     .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
             (ack.unwrap_or(ack_default), complete.unwrap_or(complete_default))
         }
     };
-    ledger::validate::dispatch(current.origin_bureau, assignee, stamp_ms, ack_deadline_ms, complete_deadline_ms)
-        .map_err(ApiError::from)?;
+    ledger::validate::dispatch(
+        &state.regions(),
+        current.origin_bureau,
+        assignee,
+        stamp_ms,
+        ack_deadline_ms,
+        complete_deadline_ms,
+    )
+    .map_err(ApiError::from)?;
     let federation = &state.federation;
-    match federation.host_of(assignee) {
+    match federation.host_of(&state.regions(), assignee) {
         Some(host) if host == federation.group => {
             Ok(Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms })
         }
@@ -320,7 +328,7 @@ fn dispute(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
         });
     };
     let federation = &state.federation;
-    match federation.common_parent(received.from_group) {
+    match federation.common_parent(&state.regions(), received.from_group) {
         Some(parent) if parent != federation.group => {
             Ok(Transition::Dispute { to_group: parent, from_group: federation.group })
         }
@@ -341,7 +349,7 @@ fn designate(state: &AppState, request: &ActionRequest) -> Result<Transition, Ap
         code: "missing_field",
         message: "group is required to designate: the bureau code of the group that is to handle the lead".into(),
     })?;
-    let to_group = api::parse_bureau("group", text)?;
+    let to_group = api::parse_bureau(&state.regions(), "group", text)?;
     let federation = &state.federation;
     if to_group == federation.group || !federation.knows_group(to_group) {
         return Err(ApiError::invalid_field(
@@ -358,7 +366,7 @@ fn forward(state: &AppState, task: TaskId) -> Result<Transition, ApiError> {
     let replica = state.store.read();
     let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
     let region = current.subject.region_code;
-    match state.federation.route_lead(region) {
+    match state.federation.route_lead(&state.regions(), region) {
         Routing::ForwardTo { to_group, from_group } => Ok(Transition::Forward { to_group, from_group }),
         Routing::Keep => Err(ApiError::Conflict {
             code: "within_jurisdiction",

@@ -6,7 +6,6 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::bureau::RegionLevel;
-use ledger::Regions;
 use serde::Deserialize;
 
 use crate::api::{self, ApiError, BureauJson, BureauTreeJson};
@@ -33,10 +32,10 @@ pub async fn bureaus(State(state): State<AppState>, headers: HeaderMap, RawQuery
         let user = state.users.authenticate(&headers)?;
         let query: BureausQuery = super::request::parse_query(raw)?;
         let root = match &query.root {
-            Some(text) => api::parse_bureau("root", text)?,
+            Some(text) => api::parse_bureau(&state.regions(), "root", text)?,
             None => user.actor.bureau,
         };
-        let regions = Regions::get();
+        let regions = state.regions();
         // Anyone may read the public region tree, but only below a bureau they belong to or
         // above: an operator needs its parents' names, not other provinces' trees.
         if !regions.is_within(root, user.actor.bureau) && !regions.is_within(user.actor.bureau, root) {

@@ -23,6 +23,7 @@ use crate::api::{
     ExportPageJson, MeJson, ReporterIdentityJson, SearchJson, TaskJson, TaskPage,
 };
 use crate::intake::{IntakeRequest, IntakeResponse};
+use crate::reference;
 use crate::state::AppState;
 
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -33,6 +34,14 @@ fn schema<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
 
 fn csv_text(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({"type": "string", "description": draw::directory::HEADER})
+}
+
+fn calendar_text(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({"type": "string", "description": "a calendar file in the format of config/calendar/cn.toml"})
+}
+
+fn regions_text(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({"type": "string", "description": "code,name,level,parent_code"})
 }
 
 /// Who may call an operation (the access policy itself is in `auth` and the ledger).
@@ -107,9 +116,13 @@ impl Operation {
         self
     }
 
-    fn csv_body(mut self) -> Operation {
-        self.body = Some(csv_text);
-        self.body_type = "text/csv";
+    fn csv_body(self) -> Operation {
+        self.text_body("text/csv", csv_text)
+    }
+
+    fn text_body(mut self, media_type: &'static str, schema: SchemaFn) -> Operation {
+        self.body = Some(schema);
+        self.body_type = media_type;
         self
     }
 
@@ -259,6 +272,34 @@ pub fn operations() -> Vec<Operation> {
         op(Method::POST, "/admin/v1/members/remove", "Remove a node", Admin, ok(schema::<admin::MembersJson>))
             .body(schema::<admin::MemberRequest>)
             .handler(post(admin::remove)),
+        op(
+            Method::GET,
+            reference::REFERENCE_PATH,
+            "The versions of the region table and the calendar",
+            Admin,
+            ok(schema::<reference::ReferenceJson>),
+        )
+        .handler(get(reference::show)),
+        op(
+            Method::POST,
+            reference::CALENDAR_PATH,
+            "Adopt a working-day calendar",
+            Admin,
+            Answer::Json(StatusCode::CREATED, schema::<reference::AdoptedJson>),
+        )
+        .query(schema::<reference::AdoptQuery>)
+        .text_body("application/toml", calendar_text)
+        .handler(post(reference::adopt_calendar)),
+        op(
+            Method::POST,
+            reference::REGIONS_PATH,
+            "Adopt a region table",
+            Admin,
+            Answer::Json(StatusCode::CREATED, schema::<reference::AdoptedJson>),
+        )
+        .query(schema::<reference::AdoptQuery>)
+        .text_body("text/csv", regions_text)
+        .handler(post(reference::adopt_regions)),
         op(Method::GET, backup::BACKUP_PATH, "A backup of the group's ledger", Admin, Answer::Binary)
             .handler(get(backup::backup)),
         op(

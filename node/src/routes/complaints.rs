@@ -38,7 +38,7 @@ pub async fn register(State(state): State<AppState>, uri: Uri, headers: HeaderMa
             Some(text) => api::parse_enum("severity", text, Severity::parse, Severity::names)?,
             None => Severity::Normal,
         };
-        let subject = api::parse_subject(&request.subject)?;
+        let subject = api::parse_subject(&state.regions(), &request.subject)?;
         let task = NewTask {
             // A tip-off reports a violation (a lead); a complaint is a consumer dispute, handled
             // as a lead of the complaint channel too, so one life cycle serves both.
@@ -54,7 +54,7 @@ pub async fn register(State(state): State<AppState>, uri: Uri, headers: HeaderMa
             origin_bureau: actor.bureau,
             assignee_bureau: None,
         };
-        let accept_deadline_ms = deadline_after(&state.calendar, state.deadlines.complaints.accept, stamp_ms)?;
+        let accept_deadline_ms = deadline_after(&state.calendar(), state.deadlines.complaints.accept, stamp_ms)?;
         let reporter = Reporter {
             name: request.reporter.name,
             phone: request.reporter.phone,
@@ -88,7 +88,7 @@ pub(super) fn step_action(
                 replica.ledger.task(id).ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
             let real_name = task.complaint.as_ref().is_some_and(|c| c.real_name);
             let notify_deadline_ms = if real_name {
-                Some(deadline_after(&state.calendar, state.deadlines.complaints.notify, stamp_ms)?)
+                Some(deadline_after(&state.calendar(), state.deadlines.complaints.notify, stamp_ms)?)
             } else {
                 None
             };

@@ -24,7 +24,7 @@ pub async fn console_snapshot(State(state): State<AppState>, headers: HeaderMap,
     let answer = (|| {
         let user = state.users.authenticate(&headers)?;
         let query: SnapshotQuery = super::request::parse_query(raw)?;
-        let watcher = watcher_for(user.actor.clone(), query.scope.as_deref())?;
+        let watcher = watcher_for(&state.regions(), user.actor.clone(), query.scope.as_deref())?;
         let (_, message) = snapshot(&state, &watcher);
         Ok::<_, ApiError>(([(header::CONTENT_TYPE, "application/json")], message).into_response())
     })();

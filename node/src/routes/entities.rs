@@ -58,7 +58,7 @@ pub async fn file(
             }
         }
         let next_cursor = page.last().filter(|_| more).map(|last| last.id.to_string());
-        let tasks = page.iter().map(|task| api::task_json(task)).collect();
+        let tasks = page.iter().map(|task| api::task_json(&state.regions(), task)).collect();
         Ok::<_, ApiError>(Json(EntityFileJson { uscc: uscc.as_str().to_owned(), names, tasks, next_cursor }))
     };
     match answer.await {

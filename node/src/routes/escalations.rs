@@ -7,7 +7,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::Regions;
 use serde::Deserialize;
 
 use crate::api::{self, time, ApiError, EscalationsJson, LatenessJson};
@@ -26,16 +25,16 @@ pub async fn escalations(State(state): State<AppState>, headers: HeaderMap, RawQ
         let user = state.users.authenticate(&headers)?;
         let query: EscalationsQuery = super::request::parse_query(raw)?;
         let root = match &query.bureau {
-            Some(text) => api::parse_bureau("bureau", text)?,
+            Some(text) => api::parse_bureau(&state.regions(), "bureau", text)?,
             None => user.actor.bureau,
         };
-        let regions = Regions::get();
+        let regions = state.regions();
         // Read from the response-metrics book (no scan of the ledger), which counts whole
         // bureaus: a caller asks about its own subtree, where it sees every task.
         if !regions.is_within(root, user.actor.bureau) {
             return Err(ApiError::Forbidden(format!("bureau {root} is outside the subtree of {}", user.actor.bureau)));
         }
-        let by_bureau = state.response_metrics.lateness(root, time::now_ms());
+        let by_bureau = state.response_metrics.lateness(&state.regions(), root, time::now_ms());
         let mut rows: Vec<_> = by_bureau
             .into_iter()
             .map(|(bureau, l)| LatenessJson {

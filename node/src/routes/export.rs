@@ -52,8 +52,9 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
             return changes_from_the_store(&state, key, from, limit);
         };
         // The tasks are already encoded once for consoles; the page is assembled from them.
+        let regions = state.regions();
         let events = entries.iter().flat_map(|entry| {
-            let visible = entry.tasks.iter().filter(|t| key.sees(t.origin, t.assignee, &t.escalated_to));
+            let visible = entry.tasks.iter().filter(|t| key.sees(&regions, t.origin, t.assignee, &t.escalated_to));
             visible.map(|task| (entry.index, task.json().to_owned()))
         });
         Ok(page(events, ChangesCursor { since: next, after: None }))
@@ -70,17 +71,18 @@ fn changes_from_the_store(
 ) -> Result<Response, ApiError> {
     let replica = state.store.read();
     let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
-    let visible =
-        |task: &ledger::Task| key.sees(task.origin_bureau, task.handling.assignee_bureau, &task.handling.escalated_to);
+    let regions = replica.ledger.regions();
+    let visible = |task: &ledger::Task| {
+        key.sees(&regions, task.origin_bureau, task.handling.assignee_bureau, &task.handling.escalated_to)
+    };
     // A page reads at most `limit` tasks: one whose scope sees few of them is short and still
     // moves on.
     let changes = task_query::changes_after(&replica, &view, from, limit, limit, visible)
         .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
     drop((view, replica));
-    let events = changes
-        .tasks
-        .iter()
-        .map(|(index, task)| (*index, serde_json::to_string(&api::task_json(task)).expect("task JSON always encodes")));
+    let events = changes.tasks.iter().map(|(index, task)| {
+        (*index, serde_json::to_string(&api::task_json(&state.regions(), task)).expect("task JSON always encodes"))
+    });
     Ok(page(events, changes.next))
 }
 

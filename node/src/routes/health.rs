@@ -92,7 +92,16 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         t.data_dir_available_bytes.set(as_i64(available));
         t.data_dir_size_bytes.set(as_i64(size));
     }
-    t.calendar_covered_until.set(calendar_end_seconds(state.calendar.covered_until()));
+    let calendar = state.calendar();
+    t.calendar_covered_until.set(calendar_end_seconds(calendar.covered_until()));
+    t.calendar_confirmed_until.set(calendar.confirmed_until().map_or(0, calendar_end_seconds));
+    {
+        let replica = state.store.read();
+        let reference = replica.ledger.reference();
+        let regions_version = reference.region_versions().last().map_or(0, |adoption| adoption.number);
+        t.reference_version.with_label_values(&["regions"]).set(i64::from(regions_version));
+        t.reference_version.with_label_values(&["calendar"]).set(i64::from(reference.calendar().0));
+    }
     let mut text = t.encode();
     text.push_str(&crate::certificate::expiry_metric(state.transport.certificate_expires_at()));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

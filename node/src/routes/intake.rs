@@ -30,7 +30,7 @@ pub async fn intake(State(state): State<AppState>, uri: Uri, headers: HeaderMap,
 
 async fn handle(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let source = state.users.authenticate_source(&headers)?;
-    if state.federation.host_of(source.bureau) != Some(state.federation.group) {
+    if state.federation.host_of(&state.regions(), source.bureau) != Some(state.federation.group) {
         return Err(ApiError::Forbidden(format!(
             "source {} reports to bureau {}, which group {} does not host",
             source.name, source.bureau, state.federation.group
@@ -77,7 +77,8 @@ async fn handle(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
     let stamp_ms = time::now_ms();
     let actor = Actor { user: source.name.clone(), bureau: source.bureau, role: Role::Source };
     let federation = state.federation.clone();
-    let route = move |kind, region| federation.route_new_task(kind, region);
+    let regions = state.regions();
+    let route = move |kind, region| federation.route_new_task(&regions, kind, region);
     let mut results: Vec<SignalResult> = Vec::with_capacity(count);
     let mut commands = Vec::new();
     // Where each proposed command's result goes in `results`.
@@ -91,7 +92,7 @@ async fn handle(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
             }
         };
         let source_id = Some(json.source_id.clone());
-        match parse_signal(&source, json, &route) {
+        match parse_signal(&state.regions(), &source, json, &route) {
             Ok(signal) => {
                 positions.push(results.len());
                 results.push(SignalResult { source_id, outcome: String::new(), task_id: None, error: None });

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::Regions;
 
 pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match state.users.authenticate(&headers) {
@@ -14,7 +13,7 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
             user: user.actor.user.clone(),
             display_name: user.display_name.clone(),
             bureau: user.actor.bureau.to_string(),
-            bureau_name: Regions::get().name(user.actor.bureau).map(str::to_owned),
+            bureau_name: state.regions().name(user.actor.bureau).map(str::to_owned),
             role: user.actor.role.as_str().to_owned(),
             actions: crate::api::ActionRuleJson::all(),
         })

@@ -60,6 +60,7 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .route("/ws", get(crate::push::node_backend::upgrade))
         .merge(crate::federation::peer_api::router())
         .merge(crate::programme::replication::router())
+        .merge(crate::reference::router())
         // After every route: it applies to the routes present when it is set. axum still adds
         // the `Allow` header.
         .method_not_allowed_fallback(|method: axum::http::Method| async move {

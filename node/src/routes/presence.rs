@@ -6,7 +6,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::{BureauCode, Regions};
+use ledger::BureauCode;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, ApiError};
@@ -40,10 +40,10 @@ pub async fn presence(State(state): State<AppState>, headers: HeaderMap, RawQuer
         let user = state.users.authenticate(&headers)?;
         let query: PresenceQuery = super::request::parse_query(raw)?;
         let root = match &query.bureau {
-            Some(text) => api::parse_bureau("bureau", text)?,
+            Some(text) => api::parse_bureau(&state.regions(), "bureau", text)?,
             None => user.actor.bureau,
         };
-        let regions = Regions::get();
+        let regions = state.regions();
         if !regions.is_within(root, user.actor.bureau) {
             return Err(ApiError::Forbidden(format!(
                 "bureau {} cannot see who is online in {root}",

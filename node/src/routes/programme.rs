@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use config::calendar::Span;
 use ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios};
-use ledger::{Action, Actor, BureauCode, Command, Regions, Role, Severity, TaskId, TaskKind, Uscc};
+use ledger::{Action, Actor, Command, Regions, Role, Severity, TaskId, TaskKind, Uscc};
 use serde::Deserialize;
 
 use super::request::parse_json;
@@ -25,23 +25,19 @@ use crate::programme::{replication, roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_M
 use crate::state::AppState;
 use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome};
 
-fn within(code: BureauCode, ancestor: BureauCode) -> bool {
-    Regions::get().is_within(code, ancestor)
-}
-
 fn programme(action: ProgrammeAction) -> Action {
     Action::Programme(Box::new(action))
 }
 
 /// What a programme command answers: the record it made, as JSON.
-pub fn record_json(record: &ProgrammeRecord) -> serde_json::Value {
+pub fn record_json(regions: &Regions, record: &ProgrammeRecord) -> serde_json::Value {
     let value = match record {
         ProgrammeRecord::EntityDirectory(version) => serde_json::to_value(DirectoryVersionJson::of(version)),
-        ProgrammeRecord::Inspector(inspector) => serde_json::to_value(InspectorJson::of(inspector)),
+        ProgrammeRecord::Inspector(inspector) => serde_json::to_value(InspectorJson::of(regions, inspector)),
         ProgrammeRecord::Conflict(conflict) => serde_json::to_value(ConflictJson::of(conflict)),
-        ProgrammeRecord::Campaign(campaign) => serde_json::to_value(CampaignJson::of(campaign)),
+        ProgrammeRecord::Campaign(campaign) => serde_json::to_value(CampaignJson::of(regions, campaign)),
         ProgrammeRecord::Inspectors(inspectors) => serde_json::to_value(EnrolledInspectorsJson {
-            inspectors: inspectors.iter().map(InspectorJson::of).collect(),
+            inspectors: inspectors.iter().map(|inspector| InspectorJson::of(regions, inspector)).collect(),
         }),
     };
     value.expect("programme answers always serialize")
@@ -67,7 +63,7 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
     };
     // The group's register of entities is its own command centres' (a token works on every
     // group's nodes, and a file of up to 256 MiB is kept on each of them).
-    if !ledger::Regions::get().is_within(actor.bureau, state.group_bureau) {
+    if !state.regions().is_within(actor.bureau, state.group_bureau) {
         let message =
             format!("bureau {} is outside group {}: it keeps no directory here", actor.bureau, state.group_bureau);
         return ApiError::Forbidden(message).into_response();
@@ -104,7 +100,8 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
 
 async fn keep_directory(state: &AppState, bytes: Bytes) -> Result<draw::directory::DirectorySummary, ApiError> {
     let checked = bytes.clone();
-    let summary = tokio::task::spawn_blocking(move || draw::directory::check(&checked))
+    let regions = state.regions();
+    let summary = tokio::task::spawn_blocking(move || draw::directory::check(&regions, &checked))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|error| {
@@ -172,31 +169,32 @@ pub async fn inspectors(State(state): State<AppState>, headers: HeaderMap, uri: 
         let query: InspectorsQuery = serde_urlencoded::from_str(uri.query().unwrap_or(""))
             .map_err(|e| ApiError::Invalid { code: "invalid_query", message: e.to_string() })?;
         let bureau = match &query.bureau {
-            Some(text) => api::parse_bureau("bureau", text)?,
+            Some(text) => api::parse_bureau(&state.regions(), "bureau", text)?,
             None => user.actor.bureau,
         };
-        if user.actor.role == Role::Operator || !within(bureau, user.actor.bureau) {
+        if user.actor.role == Role::Operator || !state.regions().is_within(bureau, user.actor.bureau) {
             return Err(ApiError::Forbidden(format!(
                 "bureau {} cannot list inspectors of {bureau}",
                 user.actor.bureau
             )));
         }
         let replica = state.store.read();
-        let inspectors = replica.ledger.programme().inspectors().filter(|i| within(i.bureau, bureau));
+        let inspectors =
+            replica.ledger.programme().inspectors().filter(|i| replica.ledger.regions().is_within(i.bureau, bureau));
         Ok(InspectorsJson {
             directory_sha256: replica.ledger.programme().inspector_directory_sha256(),
-            inspectors: inspectors.map(InspectorJson::of).collect(),
+            inspectors: inspectors.map(|inspector| InspectorJson::of(&replica.ledger.regions(), inspector)).collect(),
         })
     })())
 }
 
 pub async fn enrol(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    handle_write(state, uri, headers, body, StatusCode::CREATED, |_, _, body, _| {
+    handle_write(state, uri, headers, body, StatusCode::CREATED, |state, _, body, _| {
         let request: InspectorRequest = parse_json(body)?;
         let inspector = ledger::campaign::Inspector {
             id: request.id,
             name: request.name,
-            bureau: api::parse_bureau("bureau", &request.bureau)?,
+            bureau: api::parse_bureau(&state.regions(), "bureau", &request.bureau)?,
             station: request.station,
             expertise: request.expertise,
             qualified: request.qualified,
@@ -204,7 +202,7 @@ pub async fn enrol(State(state): State<AppState>, uri: Uri, headers: HeaderMap, 
             enrolled_at_ms: 0,
             retired_at_ms: None,
         };
-        ledger::campaign::check_inspector(&inspector)?;
+        ledger::campaign::check_inspector(&state.regions(), &inspector)?;
         Ok(programme(ProgrammeAction::EnrollInspector(Box::new(inspector))))
     })
     .await
@@ -213,8 +211,8 @@ pub async fn enrol(State(state): State<AppState>, uri: Uri, headers: HeaderMap, 
 /// A bureau's roster file (`crate::programme::roster`): every inspector in it enrolled in one
 /// command, or none.
 pub async fn enrol_roster(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    handle_write(state, uri, headers, body, StatusCode::CREATED, |_, _, body, _| {
-        let inspectors = roster::parse(body)
+    handle_write(state, uri, headers, body, StatusCode::CREATED, |state, _, body, _| {
+        let inspectors = roster::parse(&state.regions(), body)
             .map_err(|error| ApiError::Invalid { code: "invalid_roster", message: error.to_string() })?;
         Ok(programme(ProgrammeAction::EnrollInspectors(inspectors)))
     })
@@ -266,7 +264,7 @@ pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: H
     handle_write(state, uri, headers, body, StatusCode::CREATED, |state, actor, body, _| {
         let request: CampaignRequest = parse_json(body)?;
         let spec = campaign_spec(state, actor, request)?;
-        ledger::campaign::check_spec(&spec)?;
+        ledger::campaign::check_spec(&state.regions(), &spec)?;
         Ok(programme(ProgrammeAction::CreateCampaign(Box::new(spec))))
     })
     .await
@@ -278,7 +276,7 @@ fn campaign_spec(state: &AppState, actor: &Actor, request: CampaignRequest) -> R
         return Err(ApiError::Forbidden(format!("a {} user does not plan campaigns", actor.role)));
     }
     let bureau = match &request.bureau {
-        Some(text) => api::parse_bureau("bureau", text)?,
+        Some(text) => api::parse_bureau(&state.regions(), "bureau", text)?,
         None => actor.bureau,
     };
     let risk_classes =
@@ -294,7 +292,7 @@ fn campaign_spec(state: &AppState, actor: &Actor, request: CampaignRequest) -> R
         name: request.name,
         bureau,
         items: state.programme.items(&request.items)?,
-        scope_region: api::parse_bureau("scope.region", &request.scope.region)?,
+        scope_region: api::parse_bureau(&state.regions(), "scope.region", &request.scope.region)?,
         targeted: request.targeted,
         industries: request.scope.industries,
         risk_classes,
@@ -318,16 +316,17 @@ fn campaign_spec(state: &AppState, actor: &Actor, request: CampaignRequest) -> R
 }
 
 /// A campaign is visible to the bureaus above its organiser and to those within its scope.
-fn may_see(actor: &Actor, spec: &CampaignSpec) -> bool {
-    within(spec.bureau, actor.bureau) || within(actor.bureau, spec.scope_region)
+fn may_see(regions: &Regions, actor: &Actor, spec: &CampaignSpec) -> bool {
+    regions.is_within(spec.bureau, actor.bureau) || regions.is_within(actor.bureau, spec.scope_region)
 }
 
 pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Response {
     super::json_answer((|| {
         let user = state.users.authenticate(&headers)?;
         let replica = state.store.read();
-        let visible = replica.ledger.programme().campaigns().filter(|c| may_see(&user.actor, &c.spec));
-        Ok(CampaignsJson { campaigns: visible.map(|c| CampaignJson::of(c)).collect() })
+        let visible =
+            replica.ledger.programme().campaigns().filter(|c| may_see(&replica.ledger.regions(), &user.actor, &c.spec));
+        Ok(CampaignsJson { campaigns: visible.map(|c| CampaignJson::of(&replica.ledger.regions(), c)).collect() })
     })())
 }
 
@@ -341,9 +340,13 @@ pub async fn campaign(State(state): State<AppState>, Path(id): Path<String>, hea
         let user = state.users.authenticate(&headers)?;
         let id = parse_campaign_id(&id)?;
         let replica = state.store.read();
-        let campaign = replica.ledger.programme().campaign(id).filter(|c| may_see(&user.actor, &c.spec));
+        let campaign = replica
+            .ledger
+            .programme()
+            .campaign(id)
+            .filter(|c| may_see(&replica.ledger.regions(), &user.actor, &c.spec));
         let campaign = campaign.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
-        Ok(CampaignJson::of(campaign))
+        Ok(CampaignJson::of(&replica.ledger.regions(), campaign))
     })())
 }
 
@@ -355,7 +358,11 @@ pub async fn proof(State(state): State<AppState>, Path(id): Path<String>, header
         let actor = command_user(&state, &headers)?;
         let id = parse_campaign_id(&id)?;
         let replica = state.store.read();
-        let campaign = replica.ledger.programme().campaign(id).filter(|c| within(c.spec.bureau, actor.bureau));
+        let campaign = replica
+            .ledger
+            .programme()
+            .campaign(id)
+            .filter(|c| replica.ledger.regions().is_within(c.spec.bureau, actor.bureau));
         let campaign = campaign.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
         serde_json::to_value(campaign.as_ref()).map_err(|e| ApiError::Internal(e.to_string()))
     })();
@@ -395,11 +402,12 @@ pub async fn draw(
         for attempt in 1..=DRAW_ATTEMPTS_MAX {
             let inputs = state.store.read().ledger.draw_inputs(id).map_err(ApiError::from)?;
             let planned_deadline_ms = inputs.spec.complete_deadline_ms;
-            if !within(inputs.spec.bureau, actor.bureau) {
+            if !state.regions().is_within(inputs.spec.bureau, actor.bureau) {
                 return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
             }
             let directory = replication::obtain(&state, &inputs.spec.entity_directory).await?;
-            let drawn = tokio::task::spawn_blocking(move || ::draw::draw(&inputs, &directory))
+            let regions = state.regions();
+            let drawn = tokio::task::spawn_blocking(move || ::draw::draw(&regions, &inputs, &directory))
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?
                 .map_err(|e| match e {
@@ -409,7 +417,7 @@ pub async fn draw(
             let stamp_ms = time::now_ms();
             let (ack_deadline_ms, policy_deadline_ms) = crate::deadline_policy::deadlines_for_ms(
                 &state.deadlines,
-                &state.calendar,
+                &state.calendar(),
                 TaskKind::Inspection,
                 Severity::Normal,
                 stamp_ms,
@@ -425,7 +433,8 @@ pub async fn draw(
             match commit(&state, &original, &actor, action).await {
                 Ok(Committed::Record(Some(ProgrammeRecord::Campaign(campaign)))) => {
                     let location = [(axum::http::header::LOCATION, format!("/api/v1/campaigns/{}", campaign.id))];
-                    return Ok((StatusCode::CREATED, location, Json(CampaignJson::of(&campaign))).into_response());
+                    return Ok((StatusCode::CREATED, location, Json(CampaignJson::of(&state.regions(), &campaign)))
+                        .into_response());
                 }
                 Ok(Committed::Relayed(response)) => return Ok(response),
                 Ok(Committed::Record(_)) => return Err(ApiError::Internal("a draw answers with its campaign".into())),
@@ -482,6 +491,6 @@ pub(super) fn publication_action(task: TaskId, withdraw_note: Option<String>) ->
 /// The publication deadline of a result entered at `stamp_ms`.
 pub(super) fn publication_deadline_ms(state: &AppState, stamp_ms: u64) -> Result<u64, ApiError> {
     let span = Span::parse(PUBLICATION_SPAN).expect("a valid span");
-    crate::deadline_policy::span_after_ms(&state.calendar, span, stamp_ms)
+    crate::deadline_policy::span_after_ms(&state.calendar(), span, stamp_ms)
         .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })
 }

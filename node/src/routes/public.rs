@@ -80,7 +80,7 @@ pub async fn campaigns(State(state): State<AppState>, peer: Peer, headers: Heade
             }
             let tasks = draw.tasks.iter().filter_map(|id| ledger.task(*id));
             let published = tasks.filter(|task| PublicResult::of(task).is_some()).count();
-            campaigns.push(PublicCampaignJson::of(campaign, draw, published));
+            campaigns.push(PublicCampaignJson::of(&state.regions(), campaign, draw, published));
         }
         Ok(PublicCampaignsJson { campaigns, next_cursor })
     })())
@@ -144,7 +144,7 @@ pub async fn results(State(state): State<AppState>, peer: Peer, headers: HeaderM
             {
                 continue;
             }
-            results.push(PublicResultJson::of(&result));
+            results.push(PublicResultJson::of(&state.regions(), &result));
         }
         Ok(PublicResultsJson { results, next_cursor })
     })())

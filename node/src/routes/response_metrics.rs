@@ -7,7 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::{Regions, Role};
+use ledger::Role;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, time, ApiError};
@@ -72,11 +72,11 @@ pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuer
         let user = state.users.authenticate(&headers)?;
         let query: Query = super::request::parse_query(raw)?;
         let bureau = match &query.bureau {
-            Some(text) => api::parse_bureau("bureau", text)?,
+            Some(text) => api::parse_bureau(&state.regions(), "bureau", text)?,
             None => user.actor.bureau,
         };
         let allowed = match user.actor.role {
-            Role::Command | Role::Leadership => Regions::get().is_within(bureau, user.actor.bureau),
+            Role::Command | Role::Leadership => state.regions().is_within(bureau, user.actor.bureau),
             Role::Operator => bureau == user.actor.bureau,
             _ => false,
         };
@@ -111,7 +111,7 @@ pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuer
                 })
             }
         };
-        let report = state.response_metrics.report(bureau, from, to, by, time::now_ms());
+        let report = state.response_metrics.report(&state.regions(), bureau, from, to, by, time::now_ms());
         match query.format.as_deref().unwrap_or("json") {
             "json" => Ok(Json(ResponseReportJson {
                 bureau: bureau.to_string(),

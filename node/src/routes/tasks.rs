@@ -15,32 +15,35 @@ use crate::api::{self, time, ApiError, CreateTaskRequest, TaskPage};
 use crate::read_path::{barrier, Consistency};
 use crate::state::AppState;
 use crate::task_query::{self, ListFilter, Order};
+use ledger::Regions;
 
 pub async fn create(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     handle_write(state, uri, headers, body, StatusCode::CREATED, |state, actor, body, _| {
         let request: CreateTaskRequest = parse_json(body)?;
-        let mut new_task = new_task(&request, actor)?;
-        new_task.routing = state.federation.route_new_task(new_task.kind, new_task.subject.region_code);
-        validate::new_task(&new_task)?;
-        access::may_create(actor, new_task.origin_bureau)?;
+        let mut new_task = new_task(&state.regions(), &request, actor)?;
+        new_task.routing =
+            state.federation.route_new_task(&state.regions(), new_task.kind, new_task.subject.region_code);
+        validate::new_task(&new_task, &state.regions())?;
+        access::may_create(&state.regions(), actor, new_task.origin_bureau)?;
         Ok(Action::CreateTask(new_task))
     })
     .await
 }
 
-pub(crate) fn new_task(request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiError> {
+/// The task a create request asks for, its codes checked against the group's table `regions`.
+pub(crate) fn new_task(regions: &Regions, request: &CreateTaskRequest, actor: &Actor) -> Result<NewTask, ApiError> {
     let origin_bureau = match &request.origin_bureau {
-        Some(text) => api::parse_bureau("origin_bureau", text)?,
+        Some(text) => api::parse_bureau(regions, "origin_bureau", text)?,
         None => actor.bureau,
     };
     let assignee_bureau =
-        request.assignee_bureau.as_deref().map(|t| api::parse_bureau("assignee_bureau", t)).transpose()?;
+        request.assignee_bureau.as_deref().map(|t| api::parse_bureau(regions, "assignee_bureau", t)).transpose()?;
     Ok(NewTask {
         kind: api::parse_enum("kind", &request.kind, TaskKind::parse, TaskKind::names)?,
         severity: api::parse_enum("severity", &request.severity, Severity::parse, Severity::names)?,
         title: request.title.clone(),
         description: request.description.clone(),
-        subject: api::parse_subject(&request.subject)?,
+        subject: api::parse_subject(regions, &request.subject)?,
         source: api::parse_enum("source", &request.source, Source::parse, Source::names)?,
         origin_bureau,
         assignee_bureau,
@@ -83,7 +86,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
     let answer = async {
         let user = state.users.authenticate(&headers)?.clone();
         let query: ListQuery = parse_query(raw)?;
-        let bureau: Option<BureauCode> = query.bureau.as_deref().map(|t| api::parse_bureau("bureau", t)).transpose()?;
+        let bureau: Option<BureauCode> =
+            query.bureau.as_deref().map(|t| api::parse_bureau(&state.regions(), "bureau", t)).transpose()?;
         let states: Option<Vec<TaskState>> = query
             .state
             .as_deref()
@@ -134,7 +138,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
             (true, Some(last)) => Some(last.id.to_string()),
             _ => None,
         };
-        let tasks = page.iter().map(|task| api::task_json(task)).collect();
+        let tasks = page.iter().map(|task| api::task_json(&state.regions(), task)).collect();
         Ok(Json(TaskPage { tasks, next_cursor }))
     };
     match answer.await {
@@ -166,11 +170,11 @@ pub async fn detail(
         let task = replica
             .ledger
             .task(id)
-            .filter(|task| access::can_see(&user.actor, task))
+            .filter(|task| access::can_see(&state.regions(), &user.actor, task))
             .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
         Ok::<_, ApiError>((
             [(axum::http::header::ETAG, api::headers::task_etag(task.version))],
-            Json(api::task_json(&task)),
+            Json(api::task_json(&state.regions(), &task)),
         ))
     };
     match answer.await {

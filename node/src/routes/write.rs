@@ -42,10 +42,10 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
     Ok(Some(IdempotencyTag { key: key.to_owned(), fingerprint: hasher.finalize().into() }))
 }
 
-fn applied_response(status: StatusCode, applied: Applied) -> Response {
+fn applied_response(regions: &ledger::Regions, status: StatusCode, applied: Applied) -> Response {
     let mut response = match &applied.record {
         Some(record) => {
-            let mut response = (status, Json(super::programme::record_json(record))).into_response();
+            let mut response = (status, Json(super::programme::record_json(regions, record))).into_response();
             if let (StatusCode::CREATED, ledger::campaign::ProgrammeRecord::Campaign(campaign)) = (status, record) {
                 set_location(&mut response, &format!("/api/v1/campaigns/{}", campaign.id));
             }
@@ -53,7 +53,7 @@ fn applied_response(status: StatusCode, applied: Applied) -> Response {
         }
         None => {
             let task = applied.task();
-            let mut response = (status, Json(api::task_json(task))).into_response();
+            let mut response = (status, Json(api::task_json(regions, task))).into_response();
             response.headers_mut().insert(axum::http::header::ETAG, api::headers::task_etag(task.version));
             if status == StatusCode::CREATED {
                 set_location(&mut response, &format!("/api/v1/tasks/{}", task.id));
@@ -74,9 +74,9 @@ fn set_location(response: &mut Response, path: &str) {
     }
 }
 
-fn result_response(status: StatusCode, result: CommandResult) -> Response {
+fn result_response(state: &AppState, status: StatusCode, result: CommandResult) -> Response {
     match result {
-        Ok(applied) => applied_response(status, applied),
+        Ok(applied) => applied_response(&state.regions(), status, applied),
         Err(rejection) => ApiError::from(rejection).into_response(),
     }
 }
@@ -95,11 +95,11 @@ pub(super) async fn write(
     if let Some(tag) = &command.idempotency {
         let stored = state.store.read().ledger.idempotent_answer(&command.actor.user, tag);
         if let Some(result) = stored {
-            return result_response(status, result);
+            return result_response(&state, status, result);
         }
     }
     match propose_or_relay(state, &original, command).await {
-        Ok(WriteOutcome::Local(result)) => result_response(status, result),
+        Ok(WriteOutcome::Local(result)) => result_response(&state, status, result),
         Ok(WriteOutcome::Relayed(response)) => response,
         Err(error) => error.into_response(),
     }

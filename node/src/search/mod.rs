@@ -190,14 +190,15 @@ impl Search {
         let mut cursor = indexer.committed;
         let mut taken = 0;
         while taken < ROUND_TASKS_MAX {
-            let page = {
+            let (page, regions) = {
                 let replica = store.read();
                 let view = store.store_view()?;
-                task_query::changes_after(&replica, &view, cursor, PAGE_POSITIONS, PAGE_TASKS, |_| true)?
+                let page = task_query::changes_after(&replica, &view, cursor, PAGE_POSITIONS, PAGE_TASKS, |_| true)?;
+                (page, replica.ledger.regions())
             };
             for (_, task) in &page.tasks {
                 indexer.writer.delete_term(Term::from_field_u64(inner.fields.id, task.id.0));
-                indexer.writer.add_document(document(&inner.fields, task))?;
+                indexer.writer.add_document(document(&inner.fields, &regions, task))?;
             }
             taken += page.tasks.len();
             let moved = page.next != cursor;
@@ -259,7 +260,7 @@ impl Search {
             .take(limit)
             .filter_map(|(id, _)| *id)
             .filter_map(|id| replica.ledger.task(TaskId(id)))
-            .filter(|task| access::can_see(actor, task))
+            .filter(|task| access::can_see(&replica.ledger.regions(), actor, task))
             .collect();
         Ok(Hits { tasks, more, indexed_through: self.indexed_through() })
     }
@@ -289,10 +290,10 @@ fn text_query(field: Field, query: &str) -> Result<Box<dyn Query>, QueryError> {
 }
 
 /// The document of a task.
-fn document(fields: &Fields, task: &Task) -> TantivyDocument {
+fn document(fields: &Fields, regions: &ledger::Regions, task: &Task) -> TantivyDocument {
     let mut document = TantivyDocument::new();
     document.add_u64(fields.id, task.id.0);
-    for bureau in cluster::store::index::listed_under(task) {
+    for bureau in cluster::store::index::listed_under(regions, task) {
         document.add_u64(fields.scope, u64::from(bureau.as_u32()));
     }
     if let Some(assignee) = task.handling.assignee_bureau {

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::*;
-use crate::access::{self, within};
+use crate::access;
 use crate::apply::Ledger;
 
 use super::checks::command_over;
@@ -37,7 +37,7 @@ impl Ledger {
             conflict(ConflictCode::NoBeacon, format!("campaign {id} has no beacon yet: a second person fixes it first"))
         })?;
         let spec = &campaign.spec;
-        let pool = self.programme.inspector_pool(spec);
+        let pool = self.programme.inspector_pool(&self.regions(), spec);
         let pool_ids: BTreeSet<&str> = pool.iter().map(|i| i.id.as_str()).collect();
         let conflicts = self
             .programme
@@ -58,6 +58,7 @@ impl Ledger {
 
     /// What the ledger knows of the past of each entity registered within `region`.
     fn entity_histories(&self, region: BureauCode) -> Vec<EntityHistory> {
+        let regions = self.regions();
         let mut histories: BTreeMap<Uscc, EntityHistory> = BTreeMap::new();
         let empty = |uscc: &Uscc| EntityHistory {
             uscc: uscc.clone(),
@@ -68,7 +69,7 @@ impl Ledger {
         };
         for task in self.tasks_newest_first(None) {
             let Some(uscc) = &task.subject.uscc else { continue };
-            if !within(task.subject.region_code, region) {
+            if !regions.is_within(task.subject.region_code, region) {
                 continue;
             }
             let found = task.handling.outcome.is_some_and(is_finding);
@@ -83,7 +84,7 @@ impl Ledger {
             }
         }
         for (uscc, (entity_region, team)) in &self.programme.last_team {
-            if within(*entity_region, region) {
+            if regions.is_within(*entity_region, region) {
                 histories.entry(uscc.clone()).or_insert_with(|| empty(uscc)).last_team = team.clone();
             }
         }
@@ -98,13 +99,14 @@ impl Ledger {
         actor: &Actor,
         inspectors: &[Inspector],
     ) -> Result<Vec<Inspector>, Rejection> {
+        let regions = self.regions();
         if inspectors.is_empty() || inspectors.len() > INSPECTORS_PER_ENROLMENT_MAX {
             return Err(invalid("inspectors", format!("1 to {INSPECTORS_PER_ENROLMENT_MAX} inspectors at once")));
         }
         let mut ids = BTreeSet::new();
         for inspector in inspectors {
-            check_inspector(inspector)?;
-            command_over(actor, inspector.bureau, "enrol inspectors")?;
+            check_inspector(&regions, inspector)?;
+            command_over(&regions, actor, inspector.bureau, "enrol inspectors")?;
             if !ids.insert(inspector.id.as_str()) {
                 return Err(invalid("id", format!("inspector {} is listed twice", inspector.id)));
             }
@@ -138,10 +140,11 @@ impl Ledger {
     }
 
     pub(crate) fn apply_programme(&mut self, stamp_ms: u64, actor: &Actor, action: &ProgrammeAction) -> CommandResult {
-        validate::actor(actor)?;
+        let regions = self.regions();
+        validate::actor(actor, &regions)?;
         match action {
             ProgrammeAction::RecordEntityDirectory { sha256, entities, bytes } => {
-                command_over(actor, actor.bureau, "import the entity directory")?;
+                command_over(&regions, actor, actor.bureau, "import the entity directory")?;
                 if !is_hex_sha256(sha256) {
                     return Err(invalid("sha256", "not a SHA-256 in hex"));
                 }
@@ -176,7 +179,7 @@ impl Ledger {
                     .get_mut(id)
                     .filter(|i| i.active)
                     .ok_or_else(|| Rejection::NoSuch(format!("active inspector {id}")))?;
-                command_over(actor, inspector.bureau, "retire inspectors")?;
+                command_over(&regions, actor, inspector.bureau, "retire inspectors")?;
                 inspector.active = false;
                 inspector.retired_at_ms = Some(stamp_ms);
                 Ok(Applied::of_record(ProgrammeRecord::Inspector(Box::new(inspector.clone())), Vec::new()))
@@ -188,8 +191,8 @@ impl Ledger {
                     .inspectors
                     .get(inspector)
                     .ok_or_else(|| Rejection::NoSuch(format!("inspector {inspector}")))?;
-                let allowed =
-                    matches!(actor.role, Role::Command | Role::Operator) && within(found.bureau, actor.bureau);
+                let allowed = matches!(actor.role, Role::Command | Role::Operator)
+                    && regions.is_within(found.bureau, actor.bureau);
                 if !allowed {
                     return Err(Rejection::Forbidden(format!(
                         "bureau {} cannot declare conflicts of inspectors of bureau {}",
@@ -227,8 +230,9 @@ impl Ledger {
     }
 
     fn create_campaign(&mut self, stamp_ms: u64, actor: &Actor, spec: &CampaignSpec) -> CommandResult {
-        check_spec(spec)?;
-        command_over(actor, spec.bureau, "plan campaigns")?;
+        let regions = self.regions();
+        check_spec(&regions, spec)?;
+        command_over(&regions, actor, spec.bureau, "plan campaigns")?;
         let current = self
             .programme
             .entity_directory()
@@ -256,10 +260,11 @@ impl Ledger {
     }
 
     fn fix_beacon(&mut self, stamp_ms: u64, actor: &Actor, id: u64, value: &str) -> CommandResult {
+        let regions = self.regions();
         validate::text("beacon", value, BEACON_CHARS_MAX, true, false)?;
         let campaign =
             self.programme.campaigns.get_mut(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
-        command_over(actor, campaign.spec.bureau, "fix a campaign's beacon")?;
+        command_over(&regions, actor, campaign.spec.bureau, "fix a campaign's beacon")?;
         if campaign.beacon.is_some() {
             return Err(conflict(
                 ConflictCode::BeaconFixed,
@@ -288,12 +293,14 @@ impl Ledger {
         ack_deadline_ms: u64,
         complete_deadline_ms: u64,
     ) -> CommandResult {
+        let regions = self.regions();
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
-        command_over(actor, campaign.spec.bureau, "draw campaigns")?;
+        command_over(&regions, actor, campaign.spec.bureau, "draw campaigns")?;
         if campaign.draw.is_some() {
             return Err(conflict(ConflictCode::CampaignDrawn, format!("campaign {id} is drawn already")));
         }
         validate::dispatch(
+            &regions,
             campaign.spec.bureau,
             campaign.spec.bureau,
             stamp_ms,
@@ -303,7 +310,7 @@ impl Ledger {
         let inputs = self.draw_inputs(id)?;
         // Against the conflicts frozen with the beacon: one declared once the beacon is public
         // could otherwise veto the draw until the selection suits (finding 10's kin).
-        check_draw(&inputs, result)?;
+        check_draw(&regions, &inputs, result)?;
         let spec = inputs.spec.clone();
 
         let draw_actor = actor.clone();
@@ -396,14 +403,18 @@ impl Ledger {
         task_id: TaskId,
         note: Option<&String>,
     ) -> CommandResult {
+        let regions = self.regions();
         if let Some(note) = note {
             validate::note(note, true)?;
         }
         let action = if note.is_some() { TaskAction::Withdraw } else { TaskAction::Publish };
-        let task = self.task(task_id).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task_id))?;
+        let task = self
+            .task(task_id)
+            .filter(|t| access::can_see(&regions, actor, t))
+            .ok_or(Rejection::TaskNotFound(task_id))?;
         access::may_write(actor)?;
         policy::open(&task, action)?;
-        policy::may_take(actor, &task, action)?;
+        policy::may_take(&regions, actor, &task, action)?;
         let (action, text) = match note {
             None => (TimelineAction::Publish, String::new()),
             Some(note) => (TimelineAction::Withdraw, note.clone()),

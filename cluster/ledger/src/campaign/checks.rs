@@ -2,13 +2,12 @@
 //! record, labels and outcomes (the API runs them too, for a fast 400).
 
 use super::*;
-use crate::access::within;
 use crate::bureau::Regions;
 use crate::command::{Actor, Rejection, Role};
 use crate::validate::{self, invalid};
 
-pub(super) fn command_over(actor: &Actor, bureau: BureauCode, what: &str) -> Result<(), Rejection> {
-    if actor.role == Role::Command && within(bureau, actor.bureau) {
+pub(super) fn command_over(regions: &Regions, actor: &Actor, bureau: BureauCode, what: &str) -> Result<(), Rejection> {
+    if actor.role == Role::Command && regions.is_within(bureau, actor.bureau) {
         Ok(())
     } else {
         Err(Rejection::Forbidden(format!(
@@ -57,9 +56,9 @@ pub(crate) fn is_finding(outcome: CompletionOutcome) -> bool {
 }
 
 /// Checks a campaign's parameters on their own (the API runs this too, for a fast 400).
-pub fn check_spec(spec: &CampaignSpec) -> Result<(), Rejection> {
+pub fn check_spec(regions: &Regions, spec: &CampaignSpec) -> Result<(), Rejection> {
     validate::text("name", &spec.name, crate::limits::TITLE_CHARS_MAX, true, false)?;
-    if !Regions::get().contains(spec.scope_region) || !within(spec.scope_region, spec.bureau) {
+    if !regions.is_active(spec.scope_region) || !regions.is_within(spec.scope_region, spec.bureau) {
         return Err(invalid(
             "scope.region",
             format!("{} is not a region within the organising bureau {}", spec.scope_region, spec.bureau),
@@ -113,13 +112,13 @@ pub fn check_spec(spec: &CampaignSpec) -> Result<(), Rejection> {
 }
 
 /// Checks an inspector entry on its own.
-pub fn check_inspector(inspector: &Inspector) -> Result<(), Rejection> {
+pub fn check_inspector(regions: &Regions, inspector: &Inspector) -> Result<(), Rejection> {
     validate::text("id", &inspector.id, INSPECTOR_ID_CHARS_MAX, true, false)?;
     if !inspector.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(invalid("id", "letters, digits, '-' and '_' only"));
     }
     validate::text("name", &inspector.name, INSPECTOR_NAME_CHARS_MAX, true, false)?;
-    if !Regions::get().contains(inspector.bureau) {
+    if !regions.is_active(inspector.bureau) {
         return Err(invalid("bureau", format!("{} is not a region code in GB/T 2260", inspector.bureau)));
     }
     if let Some(station) = &inspector.station {

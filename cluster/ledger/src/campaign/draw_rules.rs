@@ -20,7 +20,7 @@ fn rule(holds: bool, rule: &str) -> Result<(), Rejection> {
 /// seed, teams (size, pool, qualification by expertise, conflicts with recusals on record, no
 /// member of the entity's last team, the office-and-stations mix), items, strata quotas and the
 /// 3% floor.
-pub fn check_draw(inputs: &DrawInputs, result: &DrawResult) -> Result<(), Rejection> {
+pub fn check_draw(regions: &Regions, inputs: &DrawInputs, result: &DrawResult) -> Result<(), Rejection> {
     let stale = |what: &str| conflict(ConflictCode::DrawOutdated, format!("{what}; draw again"));
     if result.seed != hex(&inputs.seed()) {
         return Err(stale("the draw was computed from other inputs (inspectors, history or beacon changed)"));
@@ -43,7 +43,7 @@ pub fn check_draw(inputs: &DrawInputs, result: &DrawResult) -> Result<(), Reject
         let subject = &inspection.subject;
         validate::text("subject.name", &subject.name, crate::limits::SUBJECT_NAME_CHARS_MAX, true, false)?;
         validate::text("subject.address", &subject.address, crate::limits::SUBJECT_ADDRESS_CHARS_MAX, false, false)?;
-        rule(within(inspection.subject.region_code, spec.scope_region), "drawn within the scope")?;
+        rule(regions.is_within(inspection.subject.region_code, spec.scope_region), "drawn within the scope")?;
         rule(inspection.bureau == inspection.subject.region_code, "the entity's own bureau inspects")?;
         let items: Vec<&InspectionItem> = spec.items.iter().filter(|i| inspection.items.contains(&i.code)).collect();
         rule(!items.is_empty() && items.len() == inspection.items.len(), "items from the campaign")?;

@@ -25,8 +25,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::access::within;
-use super::bureau::BureauCode;
+use super::bureau::{BureauCode, Regions};
 use super::task::{wire_enum, CompletionOutcome, Subject, TaskId};
 use super::uscc::Uscc;
 
@@ -538,7 +537,7 @@ impl Programme {
 
     /// The inspectors a campaign may draw from: active, qualified, of a bureau within its scope
     /// (or the organiser's office), and allowed by its mode.
-    pub fn inspector_pool(&self, spec: &CampaignSpec) -> Vec<Inspector> {
+    pub fn inspector_pool(&self, regions: &Regions, spec: &CampaignSpec) -> Vec<Inspector> {
         let by_mode = |inspector: &Inspector| match &spec.inspector_mode {
             InspectorMode::WholeBureau | InspectorMode::OfficeAndStations => true,
             InspectorMode::Stations(stations) => inspector.station.as_ref().is_some_and(|s| stations.contains(s)),
@@ -546,7 +545,7 @@ impl Programme {
         };
         self.inspectors
             .values()
-            .filter(|i| i.active && i.qualified && within(i.bureau, spec.scope_region) && by_mode(i))
+            .filter(|i| i.active && i.qualified && regions.is_within(i.bureau, spec.scope_region) && by_mode(i))
             .cloned()
             .collect()
     }

@@ -31,8 +31,8 @@ impl Ledger {
         actor: &Actor,
         complaint: &NewComplaint,
     ) -> CommandResult {
-        validate::actor(actor)?;
-        validate::new_task(&complaint.task)?;
+        validate::actor(actor, &self.regions())?;
+        validate::new_task(&complaint.task, &self.regions())?;
         validate_reporter(complaint)?;
         if !matches!(actor.role, Role::Command | Role::Operator) || complaint.task.origin_bureau != actor.bureau {
             return Err(Rejection::Forbidden(format!(
@@ -64,7 +64,10 @@ impl Ledger {
     /// The reporter of a complaint, for the registering bureau's command centre only: not its
     /// superiors (a province sees its cities' complaints, not who made them).
     pub fn reporter(&self, actor: &Actor, task: crate::task::TaskId) -> Result<Reporter, Rejection> {
-        let found = self.task(task).filter(|t| access::can_see(actor, t)).ok_or(Rejection::TaskNotFound(task))?;
+        let found = self
+            .task(task)
+            .filter(|t| access::can_see(&self.regions(), actor, t))
+            .ok_or(Rejection::TaskNotFound(task))?;
         if actor.role != Role::Command || found.origin_bureau != actor.bureau {
             return Err(Rejection::Forbidden("only the registering bureau's command centre sees who reported".into()));
         }
@@ -80,14 +83,16 @@ impl Ledger {
         step: &ComplaintStep,
         note: &str,
     ) -> CommandResult {
-        validate::actor(actor)?;
+        validate::actor(actor, &self.regions())?;
         let action = step.action();
         validate::note(note, action.requires_note())?;
         // A task the actor cannot see answers as missing: nothing about it is told.
-        let shared =
-            self.task(task_id).filter(|task| access::can_see(actor, task)).ok_or(Rejection::TaskNotFound(task_id))?;
+        let shared = self
+            .task(task_id)
+            .filter(|task| access::can_see(&self.regions(), actor, task))
+            .ok_or(Rejection::TaskNotFound(task_id))?;
         let state = policy::open(&shared, action)?;
-        policy::may_take(actor, &shared, action)?;
+        policy::may_take(&self.regions(), actor, &shared, action)?;
         shared.timeline_has_room()?;
         if let ComplaintStep::Decide { notify_deadline_ms, .. } = step {
             let real_name = shared.complaint.as_ref().is_some_and(|record| record.real_name);

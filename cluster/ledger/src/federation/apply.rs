@@ -95,7 +95,7 @@ impl Ledger {
         if let Some(task) = self.received_task(handover.forward) {
             return Ok(Applied { replayed: true, ..Applied::of_task(task) });
         }
-        validate_handover(handover, actor.bureau, group, stamp_ms)?;
+        validate_handover(&self.regions(), handover, actor.bureau, group, stamp_ms)?;
         let (relay_to, designate_by_ms) = match (handover.purpose, placement) {
             (_, Placement::Keep) if handover.purpose != HandoverPurpose::Dispute => (None, None),
             (HandoverPurpose::Jurisdiction, Placement::RelayTo(next)) => {
@@ -322,12 +322,13 @@ impl Ledger {
             // receipt, the target could still refuse the handover and leave its report behind.
             return Err(Rejection::NotYet(format!("forward {} is not receipted here yet", remote.forward)));
         }
-        check_report(report, &remote, &shared, stamp_ms)?;
+        check_report(&self.regions(), report, &remote, &shared, stamp_ms)?;
         drop(shared);
         let mut checked_out = self.check_out(id).expect("found above");
         let task = &mut checked_out.task;
         let remote = task.remote.as_mut().expect("checked above");
         let to_group = remote.to_group;
+        let regions = self.regions();
         let known = remote.mirrored_version;
         remote.mirrored_version = report.version;
         let dispatched_here = !remote.purpose.hands_over_ownership();
@@ -344,7 +345,7 @@ impl Ledger {
             // On a lead handed over for good, an entry of a bureau the reporting group does not
             // hold (the lead went on, or came back) is that group's account of it, and says so:
             // `group:440300/gd-command`, never a bare name of this group's own staff.
-            let hearsay = !dispatched_here && !speaks_for(entry.actor_bureau, to_group, task.origin_bureau);
+            let hearsay = !dispatched_here && !speaks_for(&regions, entry.actor_bureau, to_group, task.origin_bureau);
             let actor_user = if hearsay {
                 format!("{}/{}", peer_actor(to_group).user, entry.actor_user)
             } else {

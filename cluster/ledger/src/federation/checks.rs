@@ -12,25 +12,31 @@ use crate::validate;
 /// ledger, so nothing in it is believed that this group can check. `sender` is the group that
 /// delivered it (authenticated by its link token), `group` this group.
 pub(super) fn validate_handover(
+    regions: &Regions,
     handover: &Handover,
     sender: BureauCode,
     group: BureauCode,
     stamp_ms: u64,
 ) -> Result<(), Rejection> {
-    validate::new_task(&crate::command::NewTask {
-        kind: handover.kind,
-        severity: handover.severity,
-        title: handover.title.clone(),
-        description: handover.description.clone(),
-        subject: handover.subject.clone(),
-        source: handover.source,
-        origin_bureau: handover.origin_bureau,
-        assignee_bureau: None,
-        routing: Routing::Keep,
-    })?;
+    // A code this group has not adopted yet may come from a group that has: the courier
+    // delivers again, and the message lands once the table here knows it.
+    not_yet_known(regions, [handover.subject.region_code, handover.origin_bureau])?;
+    validate::received_task(
+        &crate::command::NewTask {
+            kind: handover.kind,
+            severity: handover.severity,
+            title: handover.title.clone(),
+            description: handover.description.clone(),
+            subject: handover.subject.clone(),
+            source: handover.source,
+            origin_bureau: handover.origin_bureau,
+            assignee_bureau: None,
+            routing: Routing::Keep,
+        },
+        regions,
+    )?;
     validate::note(&handover.note, false)?;
     validate::text("sent_by", &handover.sent_by, crate::limits::USER_CHARS_MAX, true, false)?;
-    let regions = Regions::get();
     // A group speaks only for the bureaus of its own tree (the accepting node checks further
     // that the sender hosts the bureau, from the topology).
     if !regions.is_within(handover.origin_bureau, sender) {
@@ -48,6 +54,7 @@ pub(super) fn validate_handover(
                     "group {sender} is not above group {group}: it cannot dispatch here"
                 )));
             }
+            not_yet_known(regions, [terms.assignee])?;
             if !regions.is_within(terms.assignee, handover.origin_bureau) || !regions.is_within(terms.assignee, group) {
                 return Err(validate::invalid(
                     "assignee_bureau",
@@ -97,6 +104,15 @@ const PEER_CLOCK_SKEW_MAX_MS: u64 = 24 * 60 * 60 * 1000;
 pub(super) const TIMELINE_ENTRIES_KEPT_FOR_DISPATCHER: usize = 20;
 
 /// The moves of a dispatched task the assignee's own actions make (ack, complete, a completion
+/// Codes of six digits this group's table does not know (yet): `NotYet`, for the courier to
+/// deliver again after this group adopts the table the sender has.
+fn not_yet_known(regions: &Regions, codes: impl IntoIterator<Item = BureauCode>) -> Result<(), Rejection> {
+    match codes.into_iter().find(|code| !regions.contains(*code)) {
+        Some(code) => Err(Rejection::NotYet(format!("region code {code} is not in this group's table yet"))),
+        None => Ok(()),
+    }
+}
+
 /// after a return; feedback, pauses and extension requests keep the state). Every other move
 /// is the dispatcher's, whose record here made it first.
 fn assignee_moves(from: TaskState, to: TaskState) -> bool {
@@ -115,8 +131,12 @@ const RESUME_SLACK_MS: u64 = 15 * 24 * 60 * 60 * 1000;
 /// Whether the group a task went to (`to_group`) speaks for `bureau`: a bureau of its tree,
 /// unless the bureau belongs to the origin's own part of the tree (a lead sent up to a parent
 /// group lies within the parent's tree, yet the origin's bureaus are the origin's).
-pub(crate) fn speaks_for(bureau: BureauCode, to_group: BureauCode, origin_bureau: BureauCode) -> bool {
-    let regions = Regions::get();
+pub(crate) fn speaks_for(
+    regions: &Regions,
+    bureau: BureauCode,
+    to_group: BureauCode,
+    origin_bureau: BureauCode,
+) -> bool {
     let target_below_origin = regions.is_within(to_group, origin_bureau);
     regions.is_within(bureau, to_group) && (target_below_origin || !regions.is_within(bureau, origin_bureau))
 }
@@ -130,6 +150,7 @@ fn peer_deadline_max_ms(stamp_ms: u64) -> u64 {
 /// dispatch's assignee within the group it went to), keep deadlines within the horizon, and
 /// its timeline entries must be bounded like a client's.
 pub(super) fn check_report(
+    regions: &Regions,
     report: &StatusReport,
     remote: &RemoteHandling,
     record: &Task,
@@ -144,11 +165,7 @@ pub(super) fn check_report(
         return Err(validate::invalid("fields", "a count beyond the timeline's length"));
     }
     fields.check().map_err(|reason| validate::invalid("fields", reason))?;
-    let regions = Regions::get();
-    let unknown = |code: &BureauCode| !regions.contains(*code);
-    if fields.assignee_bureau.iter().chain(&fields.escalated_to).any(unknown) {
-        return Err(validate::invalid("fields", "unknown bureau"));
-    }
+    not_yet_known(regions, fields.assignee_bureau.iter().chain(&fields.escalated_to).copied())?;
     // A task is escalated up its assignee's tree, and an escalation makes it visible to that
     // bureau's centre here: a report cannot name any other.
     let above_assignee =
@@ -250,12 +267,10 @@ pub(super) fn check_report(
     for entry in report.timeline.iter().filter(|entry| entry.version > remote.mirrored_version) {
         validate::note(&entry.note, false)?;
         validate::text("timeline.actor_user", &entry.actor_user, USER_CHARS_MAX, false, false)?;
-        if unknown(&entry.actor_bureau) || entry.assignee_bureau.as_ref().is_some_and(unknown) {
-            return Err(validate::invalid("timeline", "unknown bureau"));
-        }
+        not_yet_known(regions, std::iter::once(entry.actor_bureau).chain(entry.assignee_bureau))?;
         // On a dispatched task the target speaks for its own bureaus only: the dispatcher's
         // entries (skipped as known) are the only ones from above it.
-        let theirs = speaks_for(entry.actor_bureau, remote.to_group, record.origin_bureau);
+        let theirs = speaks_for(regions, entry.actor_bureau, remote.to_group, record.origin_bureau);
         if dispatched_here && !theirs && !is_dispatcher_entry(entry.action) && entry.action != TimelineAction::Receive {
             return Err(validate::invalid(
                 "timeline",

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::apply::Ledger;
+use crate::bureau::Regions;
 use crate::command::{Actor, Applied, CommandResult, Rejection, Role};
 use crate::limits::{
     EVIDENCE_LINKS_MAX, EVIDENCE_LINK_CHARS_MAX, GROUPING_WINDOW_MAX_MS, INTAKE_GROUPS_MAX, INTAKE_GROUP_LIFETIME_MS,
@@ -12,9 +13,9 @@ use crate::limits::{
 use crate::task::{Task, TaskId, TimelineAction};
 use crate::validate::{self, invalid};
 
-fn validate_signal(stamp_ms: u64, actor: &Actor, signal: &Signal) -> Result<(), Rejection> {
+fn validate_signal(regions: &Regions, stamp_ms: u64, actor: &Actor, signal: &Signal) -> Result<(), Rejection> {
     validate::text("source_id", &signal.source_id, SOURCE_ID_CHARS_MAX, true, false)?;
-    validate::new_task(&signal.task)?;
+    validate::new_task(&signal.task, regions)?;
     if signal.task.origin_bureau != actor.bureau {
         return Err(invalid("origin_bureau", "a source registers tasks for its own bureau"));
     }
@@ -45,8 +46,8 @@ impl Ledger {
         if actor.role != Role::Source {
             return Err(Rejection::Forbidden("only an intake source delivers signals".into()));
         }
-        validate::actor(actor)?;
-        validate_signal(stamp_ms, actor, signal)?;
+        validate::actor(actor, &self.regions())?;
+        validate_signal(&self.regions(), stamp_ms, actor, signal)?;
         self.expire_seen(stamp_ms);
         self.expire_groups(stamp_ms);
         let seen_key: SeenKey = (actor.user.clone(), signal.source_id.clone());

@@ -8,7 +8,7 @@ const HOUR_MS: u64 = 3_600_000;
 const T0: u64 = 1_780_000_000_000;
 
 fn bureau(code: &str) -> BureauCode {
-    BureauCode::parse_known(code).expect(code)
+    BureauCode::parse_compiled(code).expect(code)
 }
 
 fn actor(user: &str, code: &str, role: Role) -> Actor {

@@ -8,7 +8,7 @@ const T0: u64 = 1_780_000_000_000;
 const WINDOW_MS: u64 = 60 * 60 * 1000;
 
 fn bureau(code: &str) -> BureauCode {
-    BureauCode::parse_known(code).expect(code)
+    BureauCode::parse_compiled(code).expect(code)
 }
 
 fn source() -> Actor {

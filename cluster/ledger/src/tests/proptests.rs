@@ -14,7 +14,7 @@ const T0: u64 = 1_780_000_000_000;
 const HOUR: u64 = 3_600_000;
 
 fn code(text: &str) -> BureauCode {
-    BureauCode::parse_known(text).expect(text)
+    BureauCode::parse_compiled(text).expect(text)
 }
 
 fn actor(index: u8) -> Actor {
@@ -129,7 +129,7 @@ proptest! {
                 _ => None,
             };
             let before = touched.and_then(|id| ledger.task(id));
-            let allowed = before.as_ref().map(|task| policy::allowed_actions(&command.actor, task)).unwrap_or_default();
+            let allowed = before.as_ref().map(|task| policy::allowed_actions(&ledger.regions(), &command.actor, task)).unwrap_or_default();
             let result = ledger.apply(&command);
             ledger.check_invariants().expect("the ledger keeps its invariants");
             if let Action::ChangeTask(change) = &command.action {

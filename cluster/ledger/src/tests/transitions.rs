@@ -6,7 +6,7 @@ use crate::*;
 const HOUR_MS: u64 = 3_600_000;
 
 fn bureau(code: &str) -> BureauCode {
-    BureauCode::parse_known(code).expect(code)
+    BureauCode::parse_compiled(code).expect(code)
 }
 
 fn actor(user: &str, code: &str, role: Role) -> Actor {
@@ -474,10 +474,10 @@ fn a_plain_task_leaves_open_exactly_the_actions_of_its_state() {
         assert_eq!(actual, open, "open actions of a {state} task");
         // The province's command centre stands on both sides of its subtree's task; the other
         // bureau's operator on neither.
-        let offered: Vec<TaskAction> = crate::policy::allowed_actions(&province_command(), &task);
+        let offered: Vec<TaskAction> = crate::policy::allowed_actions(Regions::compiled(), &province_command(), &task);
         assert!(offered.iter().all(|action| open.contains(&action.as_str())));
         let stranger = actor("wang", "440104", Role::Operator);
-        assert!(crate::policy::allowed_actions(&stranger, &task).is_empty());
+        assert!(crate::policy::allowed_actions(Regions::compiled(), &stranger, &task).is_empty());
     }
 }
 

@@ -10,7 +10,7 @@ const HOUR_MS: u64 = 3_600_000;
 const T0: u64 = 1_780_000_000_000;
 
 fn bureau(code: &str) -> BureauCode {
-    BureauCode::parse_known(code).expect(code)
+    BureauCode::parse_compiled(code).expect(code)
 }
 
 fn apply(ledger: &mut Ledger, stamp_ms: u64, actor: Actor, action: Action) -> CommandResult {
@@ -428,12 +428,12 @@ fn a_group_above_speaks_only_for_its_own_bureaus_not_the_origins() {
     // The third review: Guangzhou sent a lead up to the province; the province reported a
     // dispatch "by gz-command (440100)". Guangzhou's bureaus lie in the province's tree, but
     // are not the province's to speak for.
-    assert!(!crate::federation::speaks_for(bureau("440100"), bureau("440000"), bureau("440100")));
-    assert!(!crate::federation::speaks_for(bureau("440106"), bureau("440000"), bureau("440100")));
-    assert!(crate::federation::speaks_for(bureau("441900"), bureau("440000"), bureau("440100")));
+    assert!(!crate::federation::speaks_for(Regions::compiled(), bureau("440100"), bureau("440000"), bureau("440100")));
+    assert!(!crate::federation::speaks_for(Regions::compiled(), bureau("440106"), bureau("440000"), bureau("440100")));
+    assert!(crate::federation::speaks_for(Regions::compiled(), bureau("441900"), bureau("440000"), bureau("440100")));
     // Sent down, the target speaks for its part of the origin's tree.
-    assert!(crate::federation::speaks_for(bureau("440106"), bureau("440100"), bureau("440000")));
-    assert!(!crate::federation::speaks_for(bureau("441900"), bureau("440100"), bureau("440000")));
+    assert!(crate::federation::speaks_for(Regions::compiled(), bureau("440106"), bureau("440100"), bureau("440000")));
+    assert!(!crate::federation::speaks_for(Regions::compiled(), bureau("441900"), bureau("440100"), bureau("440000")));
 }
 
 #[test]
