@@ -105,9 +105,9 @@ async fn a_calendar_adopted_through_the_log_sets_every_leaders_deadlines() {
         .expect("a working day in the last ten days");
     let past_text = calendar_file(&v0, &BTreeSet::from([past_working_day]), v0.covered_until().year() + 1);
     let (status, body) = post_file(&cluster, follower, "/admin/v1/reference/calendar", past_text).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_calendar")), "a past day changed: {body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_calendar")), "a past day changed: {body}");
     let (status, body) = post_file(&cluster, follower, "/admin/v1/reference/calendar", "year = [".into()).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_calendar")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_calendar")), "{body}");
     let dry = admin(cluster.addr(follower), &["reference", "calendar", file.to_str().expect("utf-8"), "--dry-run"]);
     assert_eq!(dry["dry_run"], json!(true));
     assert_eq!(dry["reference"]["calendar"]["version"], json!(0), "a dry run proposes nothing");
@@ -140,7 +140,7 @@ async fn a_calendar_adopted_through_the_log_sets_every_leaders_deadlines() {
         assert_eq!(covered, Some(end as f64), "node {node} reports the new coverage");
     }
     let (status, body) = post_file(&cluster, leader, "/admin/v1/reference/calendar", text.clone()).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("nothing_to_record")), "{body}");
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("nothing_to_record")), "{body}");
 
     let after = dispatched_lead(&cluster, leader, "按新日历派发").await;
     let dispatched_at = after["dispatched_at"].as_str().expect("dispatched");
@@ -157,20 +157,23 @@ async fn a_calendar_adopted_through_the_log_sets_every_leaders_deadlines() {
     cluster.wait_for_convergence().await;
 }
 
-/// The compiled region table as a file, with `440111` (白云区) left out and `440199` added
-/// under 广州市.
-fn regions_v1() -> String {
+/// The compiled region table as a file, with `retired` left out and `440199` added under 广州市.
+fn regions_v1(retired: &str) -> String {
     let compiled = include_str!("../../cluster/ledger/data/regions.csv");
     let mut lines: Vec<String> =
-        compiled.lines().filter(|line| !line.starts_with("440111,")).map(str::to_owned).collect();
-    let after = lines.iter().position(|line| line.as_str() > "440199").expect("codes after 440199");
+        compiled.lines().filter(|line| !line.starts_with(&format!("{retired},"))).map(str::to_owned).collect();
+    // After the header, in code order.
+    let after = 1 + lines[1..].iter().position(|line| line.as_str() > "440199").expect("codes after 440199");
     lines.insert(after, "440199,新设区,county,440100".into());
     lines.join("\n") + "\n"
 }
 
+/// A lead about a firm in `region`, meant for that region's bureau (so the task is listed under
+/// the bureaus above it).
 fn lead_in(title: &str, region: &str) -> Value {
     let mut body = tests::create_body(title);
     body["subject"]["region_code"] = json!(region);
+    body["assignee_bureau"] = json!(region);
     body
 }
 
@@ -186,26 +189,32 @@ async fn create_status(cluster: &TestCluster, node: u64, body: &Value) -> (u16, 
     (response.status().as_u16(), response.json().await.expect("json"))
 }
 
+/// The district the adopted table retires (荔湾区: no user of the dev users file works for it).
+const RETIRED: &str = "440103";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_region_table_adopted_during_a_rolling_restart_keeps_replicas_equal() {
     let mut cluster = TestCluster::start().await;
     let leader = cluster.wait_for_leader().await;
-    let old = cluster.create_task_as(leader, COMMAND_TOKEN, &lead_in("白云区的线索", "440111")).await;
+    let old = cluster.create_task_as(leader, COMMAND_TOKEN, &lead_in("荔湾区的线索", RETIRED)).await;
     let (status, body) = create_status(&cluster, leader, &lead_in("新区的线索", "440199")).await;
     assert_eq!(status, 400, "440199 is no region yet: {body}");
 
     // While a member is down (or runs a build that cannot read adoptions), nothing is proposed.
     let down = (1..=3).find(|id| *id != leader).expect("a follower");
     cluster.kill(down);
-    let (status, body) = post_file(&cluster, leader, "/admin/v1/reference/regions", regions_v1()).await;
-    assert_eq!((status, body["code"].as_str()), (409, Some("members_not_upgraded")), "{body}");
+    let (status, body) = post_file(&cluster, leader, "/admin/v1/reference/regions", regions_v1(RETIRED)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("members_not_upgraded")), "{body}");
     cluster.restart(down);
     cluster.wait_for_convergence().await;
-    let (status, body) = post_file(&cluster, leader, "/admin/v1/reference/regions", regions_v1()).await;
+    // A table that retires a bureau a user works for is refused (白云区 has an operator).
+    let (status, body) = post_file(&cluster, leader, "/admin/v1/reference/regions", regions_v1("440111")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("bureau_in_use")), "{body}");
+    let (status, body) = post_file(&cluster, leader, "/admin/v1/reference/regions", regions_v1(RETIRED)).await;
     assert_eq!(status, 201, "adopted: {body}");
     let changes: Vec<&str> = body["changes"].as_array().expect("changes").iter().filter_map(Value::as_str).collect();
     assert!(
-        changes.iter().any(|c| c.starts_with("adds 440199")) && changes.iter().any(|c| c.starts_with("retires 440111"))
+        changes.iter().any(|c| c.starts_with("adds 440199")) && changes.iter().any(|c| c.starts_with(&format!("retires {RETIRED}")))
     );
 
     // Node by node, each restarted while the others write; the first stays down long enough
@@ -241,8 +250,9 @@ async fn a_region_table_adopted_during_a_rolling_restart_keeps_replicas_equal() 
         assert_eq!(reference["regions"]["version"], json!(1), "node {node}: {reference}");
         // The old task keeps its code, named by the table that retired it.
         let task = cluster.get_json(node, COMMAND_TOKEN, &format!("/api/v1/tasks/{}", old.id)).await;
-        assert_eq!(task["subject"]["region_code"], json!("440111"));
-        // Tasks of the new code are listed under its city, from the store's index.
+        assert_eq!(task["subject"]["region_code"], json!(RETIRED));
+        // Tasks meant for the new bureau are listed under its city (from the store's index, whose
+        // keys follow the adopted table, and from the changes in memory).
         let listed = cluster.get_json(node, COMMAND_TOKEN, "/api/v1/tasks?bureau=440100&limit=500").await;
         let new_ones = listed["tasks"]
             .as_array()
@@ -252,7 +262,7 @@ async fn a_region_table_adopted_during_a_rolling_restart_keeps_replicas_equal() 
             .count();
         assert_eq!(new_ones, 80, "node {node} lists every 440199 task under 440100");
     }
-    let (status, body) = create_status(&cluster, 1, &lead_in("白云区的新线索", "440111")).await;
+    let (status, body) = create_status(&cluster, 1, &lead_in("荔湾区的新线索", RETIRED)).await;
     assert_eq!(status, 400, "a retired code names no new task: {body}");
     let (status, body) =
         act(&cluster, 2, COMMAND_TOKEN, old.id, "cancel", json!({"note": "行政区划调整后另行登记"})).await;
