@@ -45,7 +45,10 @@ const FEATURES_TIMEOUT: Duration = Duration::from_secs(5);
 /// The committed calendar made ready for working-day arithmetic, kept while its version is
 /// the committed one.
 #[derive(Clone, Default)]
-pub struct CalendarCache(Arc<Mutex<Option<(u32, Arc<WorkCalendar>)>>>);
+pub struct CalendarCache(Arc<Mutex<Option<CalendarOfVersion>>>);
+
+/// A committed calendar's version and the calendar made of it.
+type CalendarOfVersion = (u32, Arc<WorkCalendar>);
 
 impl AppState {
     /// The region table the group's ledger decides with now. Takes no lock of the replica's,

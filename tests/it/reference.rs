@@ -214,13 +214,13 @@ async fn a_region_table_adopted_during_a_rolling_restart_keeps_replicas_equal() 
     assert_eq!(status, 201, "adopted: {body}");
     let changes: Vec<&str> = body["changes"].as_array().expect("changes").iter().filter_map(Value::as_str).collect();
     assert!(
-        changes.iter().any(|c| c.starts_with("adds 440199")) && changes.iter().any(|c| c.starts_with(&format!("retires {RETIRED}")))
+        changes.iter().any(|c| c.starts_with("adds 440199"))
+            && changes.iter().any(|c| c.starts_with(&format!("retires {RETIRED}")))
     );
 
     // Node by node, each restarted while the others write; the first stays down long enough
     // that it catches up from a snapshot built under the new table.
-    let mut restarts = 0;
-    for node in [3, 2, 1] {
+    for (restarts, node) in [3, 2, 1].into_iter().enumerate() {
         cluster.kill(node);
         let up: Vec<u64> = cluster.running().collect();
         let writes = if restarts == 0 { 120 } else { 20 };
@@ -240,7 +240,6 @@ async fn a_region_table_adopted_during_a_rolling_restart_keeps_replicas_equal() 
         }
         cluster.restart(node);
         cluster.wait_for_convergence().await;
-        restarts += 1;
     }
     let installed = cluster.metric(3, "xietong_snapshots_installed_total").await.unwrap_or(0.0);
     assert!(installed >= 1.0, "node 3 caught up from a snapshot");

@@ -95,11 +95,11 @@ pub(super) async fn write(
     if let Some(tag) = &command.idempotency {
         let stored = state.store.read().ledger.idempotent_answer(&command.actor.user, tag);
         if let Some(result) = stored {
-            return result_response(&state, status, result);
+            return result_response(state, status, result);
         }
     }
     match propose_or_relay(state, &original, command).await {
-        Ok(WriteOutcome::Local(result)) => result_response(&state, status, result),
+        Ok(WriteOutcome::Local(result)) => result_response(state, status, result),
         Ok(WriteOutcome::Relayed(response)) => response,
         Err(error) => error.into_response(),
     }
