@@ -26,3 +26,4 @@ mod task_api;
 mod tls;
 mod trust;
 mod up;
+mod wall;

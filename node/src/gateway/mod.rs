@@ -218,6 +218,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         .route("/ws", get(upgrade))
         .route("/", get(crate::routes::console_page))
         .route("/console/{file}", get(crate::routes::console_asset))
+        .route("/wall", get(crate::routes::wall_page))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

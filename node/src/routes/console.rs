@@ -12,6 +12,12 @@ const I18N_JS: &str = include_str!("../../../console/i18n.js");
 const METRICS_JS: &str = include_str!("../../../console/metrics.js");
 const CAMPAIGNS_JS: &str = include_str!("../../../console/campaigns.js");
 const STYLE_CSS: &str = include_str!("../../../console/style.css");
+const WALL_HTML: &str = include_str!("../../../console/wall.html");
+const WALL_JS: &str = include_str!("../../../console/wall.js");
+const WALL_CSS: &str = include_str!("../../../console/wall.css");
+/// The header (and the wall page's meta tag) naming the build that serves the page: a wall left
+/// running reloads itself when its node answers with another.
+pub const BUILD_HEADER: &str = "x-xietong-build";
 
 /// The console's pages may not be framed by another site (click-jacking, with the token in
 /// the page's storage).
@@ -24,6 +30,25 @@ pub async fn index() -> Response {
         .into_response()
 }
 
+fn build() -> String {
+    format!("{} {}", crate::VERSION, crate::COMMIT)
+}
+
+/// `GET /wall`: the wall screen (大屏), stamped with the build that serves it.
+pub async fn wall() -> Response {
+    let [csp, frames] = NO_FRAMING;
+    let build = build();
+    let page = WALL_HTML.replace("{{BUILD}}", &build);
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+        (header::CACHE_CONTROL, "no-cache".to_owned()),
+        (csp.0, csp.1.to_owned()),
+        (frames.0, frames.1.to_owned()),
+        (header::HeaderName::from_static(BUILD_HEADER), build),
+    ];
+    (headers, page).into_response()
+}
+
 pub async fn asset(Path(file): Path<String>) -> Response {
     let (content_type, body) = match file.as_str() {
         "app.js" => ("text/javascript; charset=utf-8", APP_JS),
@@ -31,6 +56,8 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "metrics.js" => ("text/javascript; charset=utf-8", METRICS_JS),
         "campaigns.js" => ("text/javascript; charset=utf-8", CAMPAIGNS_JS),
         "style.css" => ("text/css; charset=utf-8", STYLE_CSS),
+        "wall.js" => ("text/javascript; charset=utf-8", WALL_JS),
+        "wall.css" => ("text/css; charset=utf-8", WALL_CSS),
         _ => return ApiError::NoRoute.into_response(),
     };
     ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()

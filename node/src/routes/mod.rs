@@ -35,7 +35,7 @@ use axum::Router;
 use config::limits::{CONCURRENT_REQUESTS_MAX, REQUEST_TIMEOUT};
 use tokio::sync::Semaphore;
 
-pub use console::{asset as console_asset, index as console_page};
+pub use console::{asset as console_asset, index as console_page, wall as wall_page};
 
 use crate::api::ApiError;
 use crate::state::AppState;
@@ -56,6 +56,7 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
     let api = rest
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
+        .route("/wall", get(console::wall))
         .route(crate::openapi::OPENAPI_PATH, get(openapi_document))
         .route("/ws", get(crate::push::node_backend::upgrade))
         .merge(crate::federation::peer_api::router())
