@@ -82,7 +82,14 @@ const KIND = { risk_alert: "风险预警", lead: "线索", emergency: "突发", 
 const STATE = { created: "待派发", dispatched: "待签收", acknowledged: "办理中", completed: "待审核", returned: "已退回", closed: "已办结", cancelled: "已撤销" };
 
 // ---------- the stage: one transform ----------
+/// `?seams=N`: the wall is N panels wide (2, 3 or 4). The columns' gaps are then laid on the
+/// seams between panels, so no text is cut by a bezel: for 3 the side columns end at a third;
+/// for 2 and 4 the centre is symmetric about the middle seam and holds an even number of tile
+/// columns (its middle gap on the seam), and for 4 the sides end at a quarter.
+const SEAMS = Number(new URLSearchParams(location.search).get("seams")) || 0;
+const SIDE_WIDTH = { 3: 596, 4: 436 }[SEAMS] || 480;
 function fitStage() {
+  $("#stage").style.gridTemplateColumns = `${SIDE_WIDTH}px minmax(0, 1fr) ${SIDE_WIDTH}px`;
   const scale = Math.min(innerWidth / STAGE_WIDTH, innerHeight / STAGE_HEIGHT);
   const left = (innerWidth - STAGE_WIDTH * scale) / 2;
   const top = (innerHeight - STAGE_HEIGHT * scale) / 2;
@@ -355,7 +362,8 @@ function renderFigures(target, total) {
 
 function layoutTiles() {
   const count = W.tiles.length;
-  const columns = Math.max(2, Math.ceil(Math.sqrt(count)));
+  let columns = Math.max(2, Math.ceil(Math.sqrt(count)));
+  if ((SEAMS === 2 || SEAMS === 4) && columns % 2) columns += 1;
   const rows = Math.max(1, Math.ceil(count / columns));
   $("#w-tiles").style.gridTemplateColumns = `repeat(${columns}, minmax(0, 1fr))`;
   $("#w-tiles").style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;

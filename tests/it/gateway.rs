@@ -290,6 +290,12 @@ async fn a_gateway_reloads_its_users_on_sighup_and_passes_public_routes() {
     assert_eq!(public.status(), 200);
     let page = cluster.http.get(format!("http://{}/public", gateway.addr)).send().await.expect("page");
     assert_eq!(page.status(), 200);
+    // The wall screen is served by gateways too, stamped with the build (it reloads on another).
+    let wall = cluster.http.get(format!("http://{}/wall", gateway.addr)).send().await.expect("wall");
+    assert_eq!(wall.status(), 200);
+    let build = wall.headers().get("x-xietong-build").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert!(build.starts_with(node::VERSION), "{build}");
+    assert!(wall.text().await.expect("page").contains(&format!("content=\"{build}\"")));
 
     // What the nodes would refuse is refused here, before any body is read (finding 17), and
     // only the API and the public routes pass (finding 7: dot segments reached `/metrics`).

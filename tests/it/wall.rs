@@ -162,6 +162,30 @@ async fn the_wall_fits_flashes_an_emergency_masks_personal_data_and_resumes() {
             feed.as_str().is_some_and(|text| text.contains(&later.title)).then_some(()).ok_or(feed.to_string())
         })
         .await;
+
+        // A wall three or four panels wide: no panel or tile lies across a seam between panels.
+        for (panels, seams) in [(3, vec![640.0, 1280.0]), (4, vec![480.0, 960.0, 1440.0])] {
+            // Another origin than the first (node 1's): signed in once more, then kept.
+            let url = cluster.url(1, &format!("/wall?seams={panels}"));
+            if panels == 3 {
+                sign_in(&full_hd, &url, COMMAND_TOKEN, 1920, 1080).await;
+            } else {
+                full_hd.goto(&url).await.expect("open the wall");
+                wait_for_connection(&full_hd, "live").await;
+            }
+            let boxes = script(
+                &full_hd,
+                "return [...document.querySelectorAll('.panel, .tile')].map((el) => {
+                   const r = el.getBoundingClientRect(); return [r.left, r.right]; })",
+            )
+            .await;
+            for pair in boxes.as_array().expect("boxes") {
+                let (left, right) = (pair[0].as_f64().expect("left"), pair[1].as_f64().expect("right"));
+                for seam in &seams {
+                    assert!(!(left < *seam && right > *seam), "{panels} panels: a box {left}..{right} across {seam}");
+                }
+            }
+        }
     }
     .await;
     full_hd.close().await.ok();
