@@ -86,7 +86,9 @@ const STATE = { created: "待派发", dispatched: "待签收", acknowledged: "�
 /// seams between panels, so no text is cut by a bezel: for 3 the side columns end at a third;
 /// for 2 and 4 the centre is symmetric about the middle seam and holds an even number of tile
 /// columns (its middle gap on the seam), and for 4 the sides end at a quarter.
-const SEAMS = Number(new URLSearchParams(location.search).get("seams")) || 0;
+const [SEAMS, SEAM_ROWS] = (new URLSearchParams(location.search).get("seams") || "").split("x").map((n) => Number(n) || 0);
+/// Space kept clear on each side of a horizontal seam, in stage pixels.
+const SEAM_MARGIN = 10;
 const SIDE_WIDTH = { 3: 596, 4: 436 }[SEAMS] || 480;
 function fitStage() {
   $("#stage").style.gridTemplateColumns = `${SIDE_WIDTH}px minmax(0, 1fr) ${SIDE_WIDTH}px`;
@@ -369,6 +371,76 @@ function layoutTiles() {
   $("#w-tiles").style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
   $("#w-tiles").innerHTML = W.tiles.map((code) =>
     `<div class="tile" data-bureau="${txt(code)}"><div class="name">${txt(code === W.me.bureau ? `本级 ${bureauName(code)}` : bureauName(code))}</div><div class="figures"></div></div>`).join("");
+  if (SEAM_ROWS >= 2) layoutRowsOnSeams(columns, rows);
+}
+
+/// `?seams=CxR` with R ≥ 2: a wall R panels tall. The space from `top` to `bottom` (stage
+/// pixels) split into bands that keep clear of the horizontal seams.
+function bandsBetween(top, bottom) {
+  const seams = [...Array(SEAM_ROWS - 1).keys()].map((k) => (STAGE_HEIGHT * (k + 1)) / SEAM_ROWS).filter((y) => y > top && y < bottom);
+  const edges = [top, ...seams.flatMap((y) => [y - SEAM_MARGIN, y + SEAM_MARGIN]), bottom];
+  const bands = [];
+  for (let i = 0; i < edges.length; i += 2) bands.push([edges[i], edges[i + 1]]);
+  return bands;
+}
+
+/// Where an element lies on the stage (its own coordinates, whatever the scale).
+function onStage(el) {
+  const stage = $("#stage").getBoundingClientRect(), r = el.getBoundingClientRect();
+  const scale = stage.width / STAGE_WIDTH;
+  return { top: (r.top - stage.top) / scale, bottom: (r.bottom - stage.top) / scale };
+}
+
+/// Lays the side panels and the tile rows in the bands between horizontal seams: the band of
+/// an emergency floats over the top instead of pushing the page down, each side's panels are
+/// grouped into one column per band, and tile rows are shared among the bands.
+function layoutRowsOnSeams(columns, rows) {
+  $("#stage").classList.add("seamed");
+  for (const side of document.querySelectorAll(".side")) {
+    const panels = [...side.querySelectorAll(".panel")];
+    const { top, bottom } = onStage(side);
+    const bands = bandsBetween(top + 16, bottom);
+    // As even as it goes, the later bands taking the extra panels (the lists, which grow).
+    const base = Math.floor(panels.length / bands.length), extra = panels.length % bands.length;
+    const firstPanel = (i) => i * base + Math.max(0, i - (bands.length - extra));
+    const tracks = [];
+    side.replaceChildren(...bands.map(([from, to], i) => {
+      if (i > 0) tracks.push(`${from - bands[i - 1][1]}px`);
+      tracks.push(`${to - from}px`);
+      const band = document.createElement("div");
+      band.className = "seam-band";
+      band.style.gridRow = `${2 * i + 1}`;
+      band.append(...panels.slice(firstPanel(i), firstPanel(i + 1)));
+      return band;
+    }));
+    side.style.gridTemplateRows = tracks.join(" ");
+  }
+  const tiles = $("#w-tiles");
+  const { top, bottom } = onStage(tiles);
+  const bands = bandsBetween(top, bottom);
+  const height = bands.reduce((sum, [from, to]) => sum + (to - from), 0);
+  let left = rows;
+  const tracks = [];
+  const firstTrackOfRow = [];
+  bands.forEach(([from, to], i) => {
+    if (i > 0) tracks.push(`${from - bands[i - 1][1]}px`);
+    const share = i === bands.length - 1 ? left : Math.min(left, Math.round((rows * (to - from)) / height));
+    left -= share;
+    const gaps = Math.max(0, share - 1) * 12;
+    for (let r = 0; r < share; r++) {
+      if (r > 0) tracks.push("12px");
+      firstTrackOfRow.push(tracks.length + 1);
+      tracks.push(`${(to - from - gaps) / share}px`);
+    }
+    if (share === 0 && i < bands.length - 1) tracks.push(`${to - from}px`);
+  });
+  tiles.style.rowGap = "0";
+  tiles.style.alignContent = "start";
+  tiles.style.gridTemplateRows = tracks.join(" ");
+  [...tiles.children].forEach((tile, i) => {
+    tile.style.gridRow = `${firstTrackOfRow[Math.floor(i / columns)]}`;
+    tile.style.gridColumn = `${(i % columns) + 1}`;
+  });
 }
 
 function renderTiles() {

@@ -163,11 +163,17 @@ async fn the_wall_fits_flashes_an_emergency_masks_personal_data_and_resumes() {
         })
         .await;
 
-        // A wall three or four panels wide: no panel or tile lies across a seam between panels.
-        for (panels, seams) in [(3, vec![640.0, 1280.0]), (4, vec![480.0, 960.0, 1440.0])] {
+        // A wall three or four panels wide, or three by three: no panel or tile lies across a
+        // seam between panels.
+        let walls: [(&str, Vec<f64>, Vec<f64>); 3] = [
+            ("3", vec![640.0, 1280.0], vec![]),
+            ("4", vec![480.0, 960.0, 1440.0], vec![]),
+            ("3x3", vec![640.0, 1280.0], vec![360.0, 720.0]),
+        ];
+        for (i, (seams, across, down)) in walls.iter().enumerate() {
             // Another origin than the first (node 1's): signed in once more, then kept.
-            let url = cluster.url(1, &format!("/wall?seams={panels}"));
-            if panels == 3 {
+            let url = cluster.url(1, &format!("/wall?seams={seams}"));
+            if i == 0 {
                 sign_in(&full_hd, &url, COMMAND_TOKEN, 1920, 1080).await;
             } else {
                 full_hd.goto(&url).await.expect("open the wall");
@@ -176,15 +182,25 @@ async fn the_wall_fits_flashes_an_emergency_masks_personal_data_and_resumes() {
             let boxes = script(
                 &full_hd,
                 "return [...document.querySelectorAll('.panel, .tile')].map((el) => {
-                   const r = el.getBoundingClientRect(); return [r.left, r.right]; })",
+                   const r = el.getBoundingClientRect(); return [r.left, r.right, r.top, r.bottom]; })",
             )
             .await;
-            for pair in boxes.as_array().expect("boxes") {
-                let (left, right) = (pair[0].as_f64().expect("left"), pair[1].as_f64().expect("right"));
-                for seam in &seams {
-                    assert!(!(left < *seam && right > *seam), "{panels} panels: a box {left}..{right} across {seam}");
+            let boxes = boxes.as_array().expect("boxes");
+            assert!(boxes.len() > 20, "{seams}: {boxes:?}");
+            for pair in boxes {
+                let edge = |i: usize| pair[i].as_f64().expect("a number");
+                for seam in across {
+                    assert!(!(edge(0) < *seam && edge(1) > *seam), "{seams}: a box {pair} across x = {seam}");
+                }
+                for seam in down {
+                    assert!(!(edge(2) < *seam && edge(3) > *seam), "{seams}: a box {pair} across y = {seam}");
                 }
             }
+            std::fs::write(
+                artifacts().join(format!("wall-seams-{seams}.png")),
+                full_hd.screenshot().await.expect("shot"),
+            )
+            .expect("save");
         }
     }
     .await;
