@@ -202,6 +202,20 @@ async fn the_wall_fits_flashes_an_emergency_masks_personal_data_and_resumes() {
             )
             .expect("save");
         }
+
+        // The node runs another build than the page was served by (as after an upgrade): at its
+        // next look the wall reloads itself, and goes on live.
+        script(
+            &full_hd,
+            "window.servedBefore = true; W.build = 'xietong 0.0.0 (an older build)'; checkBuild(); return 0",
+        )
+        .await;
+        wait_until("the wall reloads for the node's new build", Duration::from_secs(20), || async {
+            let before = script(&full_hd, "return window.servedBefore === true").await;
+            (before == json!(false)).then_some(()).ok_or(before.to_string())
+        })
+        .await;
+        wait_for_connection(&full_hd, "live").await;
     }
     .await;
     full_hd.close().await.ok();
