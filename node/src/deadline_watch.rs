@@ -196,8 +196,9 @@ async fn fire_due(state: &AppState, heap: &mut BinaryHeap<Due>) -> Result<(), Pr
     let mut commands = Vec::new();
     {
         let replica = state.store.read();
+        let regions = replica.ledger.regions();
         for task in due_tasks.iter().filter_map(|id| replica.ledger.task(*id)) {
-            for (due, action) in steps(&replica.ledger.regions(), &task, &policy) {
+            for (due, action) in steps(&regions, &task, &policy) {
                 if due <= now {
                     state.telemetry.deadline_watch_lag.observe((now - due) as f64 / 1000.0);
                     commands.push(Command { stamp_ms: now, actor: actor.clone(), idempotency: None, action });

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -320,33 +320,36 @@ pub async fn adopt_regions(
     let answer = adopt(state, uri, headers, body, query, |state, text, sha256, note| {
         let invalid = |message: String| ApiError::Invalid { code: "invalid_regions", message };
         let rows = Regions::parse_csv(text).map_err(invalid)?;
-        let listed = Regions::of_rows(&rows).map_err(invalid)?;
-        let current = state.regions();
+        // The table the ledger would make of the file, by the ledger's own rules.
+        let (current, next) = {
+            let replica = state.store.read();
+            let reference = replica.ledger.reference();
+            (reference.regions().clone(), reference.regions_after(&rows).map_err(invalid)?)
+        };
         // The bureaus this group serves and its users work for must stay active.
         let in_use: std::collections::BTreeSet<BureauCode> =
             std::iter::once(state.group_bureau).chain(state.users.bureaus()).collect();
-        if let Some(code) = in_use.iter().find(|code| !listed.is_active(**code)) {
+        if let Some(code) = in_use.iter().find(|code| !next.is_active(**code)) {
             return Err(ApiError::Conflict {
                 code: "bureau_in_use",
                 message: format!("the file retires {code}, which this group or one of its users is configured with"),
             });
         }
         let mut changes = Vec::new();
-        for region in listed.regions() {
+        for region in next.regions() {
             match current.region(region.code) {
                 None => changes.push(format!("adds {} {}", region.code, region.name)),
-                Some(old) if old.level != region.level || old.parent != region.parent => {
-                    return Err(invalid(format!("{}: a code's parent and level never change", region.code)))
+                Some(old) if old.retired && !region.retired => {
+                    changes.push(format!("restores {} {}", region.code, region.name))
                 }
-                Some(old) if old.retired => changes.push(format!("restores {} {}", region.code, region.name)),
+                Some(old) if !old.retired && region.retired => {
+                    changes.push(format!("retires {} {}", region.code, region.name))
+                }
                 Some(old) if old.name != region.name => {
                     changes.push(format!("renames {} {} to {}", region.code, old.name, region.name))
                 }
                 Some(_) => {}
             }
-        }
-        for region in current.regions().filter(|region| !region.retired && !listed.contains(region.code)) {
-            changes.push(format!("retires {} {}", region.code, region.name));
         }
         if changes.is_empty() {
             return Err(ApiError::Conflict {
@@ -375,12 +378,10 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn features(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if !state.group_secret.admits(authorization) {
-        return ApiError::Unauthorized("peer RPC needs this group's secret".into()).into_response();
+    if let Err(refused) = state.admit_member(&headers) {
+        return refused.into_response();
     }
-    Json(FeaturesJson { version: env!("CARGO_PKG_VERSION").into(), reads: vec![FEATURE_REFERENCE.into()] })
-        .into_response()
+    Json(FeaturesJson { version: crate::VERSION.into(), reads: vec![FEATURE_REFERENCE.into()] }).into_response()
 }
 
 /// Refuses (409 `members_not_upgraded`) unless every other member of the group, voters and

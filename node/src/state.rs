@@ -82,6 +82,17 @@ pub fn leading_term(metrics: &openraft::RaftMetrics<NodeId, openraft::BasicNode>
 }
 
 impl AppState {
+    /// Admits a call from a fellow member (files, what a member reads): it carries the group's
+    /// shared secret, like every peer RPC.
+    pub fn admit_member(&self, headers: &axum::http::HeaderMap) -> Result<(), crate::api::ApiError> {
+        let authorization = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        if self.group_secret.admits(authorization) {
+            Ok(())
+        } else {
+            Err(crate::api::ApiError::Unauthorized("peer RPC needs this group's secret".into()))
+        }
+    }
+
     /// The term this node leads in now, if it leads (see `leading_term`).
     pub fn leading_term(&self) -> Option<u64> {
         leading_term(&self.raft.metrics().borrow(), self.node_id)

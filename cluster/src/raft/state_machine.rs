@@ -97,12 +97,10 @@ impl ReferenceNow {
         ReferenceNow { regions: ledger.regions(), calendar_version, calendar }
     }
 
-    /// Takes the ledger's tables when they are not these.
-    fn follow(&mut self, ledger: &Ledger) {
-        let regions_changed = !Arc::ptr_eq(&self.regions, ledger.reference().regions());
-        if regions_changed || self.calendar_version != ledger.reference().calendar().0 {
-            *self = ReferenceNow::of(ledger);
-        }
+    /// Whether these are the ledger's tables now.
+    fn is_of(&self, ledger: &Ledger) -> bool {
+        Arc::ptr_eq(&self.regions, ledger.reference().regions())
+            && self.calendar_version == ledger.reference().calendar().0
     }
 }
 
@@ -200,8 +198,13 @@ impl LedgerStore {
         self.reference_now.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
+    /// Takes the ledger's tables when they changed. Called after every batch applied, so the
+    /// usual case (nothing adopted) only reads: readers of the tables are never held up by it.
     fn follow_reference(&self, ledger: &Ledger) {
-        self.reference_now.write().unwrap_or_else(std::sync::PoisonError::into_inner).follow(ledger);
+        let current = self.reference_now.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_of(ledger);
+        if !current {
+            *self.reference_now.write().unwrap_or_else(std::sync::PoisonError::into_inner) = ReferenceNow::of(ledger);
+        }
     }
 
     /// What the log store opened beside this state machine waits on before it purges.

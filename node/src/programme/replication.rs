@@ -23,17 +23,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route(DIRECTORY_PEER_PATH, get(serve).put(store))
 }
 
-fn admitted(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if state.group_secret.admits(authorization) {
-        Ok(())
-    } else {
-        Err(ApiError::Unauthorized("peer RPC needs this group's secret".into()))
-    }
-}
-
 async fn serve(State(state): State<AppState>, Path(sha256): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(refused) = admitted(&state, &headers) {
+    if let Err(refused) = state.admit_member(&headers) {
         return refused.into_response();
     }
     let store = state.programme.directories.clone();
@@ -48,7 +39,7 @@ async fn serve(State(state): State<AppState>, Path(sha256): Path<String>, header
 }
 
 async fn store(State(state): State<AppState>, Path(sha256): Path<String>, headers: HeaderMap, body: Body) -> Response {
-    if let Err(refused) = admitted(&state, &headers) {
+    if let Err(refused) = state.admit_member(&headers) {
         return refused.into_response();
     }
     let bytes = match axum::body::to_bytes(body, super::DIRECTORY_BYTES_MAX).await {

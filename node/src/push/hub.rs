@@ -319,7 +319,8 @@ impl EventHub {
             match applied.recv().await {
                 Ok(entry) => {
                     let regions = match &self.store {
-                        Some(store) => store.read().ledger.regions(),
+                        // Not the replica's lock: the hub never holds up apply.
+                        Some(store) => store.reference_now().regions,
                         None => Regions::compiled_shared().clone(),
                     };
                     self.publish(entry, &regions)

@@ -58,7 +58,8 @@ pub async fn file(
             }
         }
         let next_cursor = page.last().filter(|_| more).map(|last| last.id.to_string());
-        let tasks = page.iter().map(|task| api::task_json(&state.regions(), task)).collect();
+        let regions = state.regions();
+        let tasks = page.iter().map(|task| api::task_json(&regions, task)).collect();
         Ok::<_, ApiError>(Json(EntityFileJson { uscc: uscc.as_str().to_owned(), names, tasks, next_cursor }))
     };
     match answer.await {

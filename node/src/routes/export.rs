@@ -81,7 +81,7 @@ fn changes_from_the_store(
         .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
     drop((view, replica));
     let events = changes.tasks.iter().map(|(index, task)| {
-        (*index, serde_json::to_string(&api::task_json(&state.regions(), task)).expect("task JSON always encodes"))
+        (*index, serde_json::to_string(&api::task_json(&regions, task)).expect("task JSON always encodes"))
     });
     Ok(page(events, changes.next))
 }

@@ -179,11 +179,11 @@ pub async fn inspectors(State(state): State<AppState>, headers: HeaderMap, uri: 
             )));
         }
         let replica = state.store.read();
-        let inspectors =
-            replica.ledger.programme().inspectors().filter(|i| replica.ledger.regions().is_within(i.bureau, bureau));
+        let regions = replica.ledger.regions();
+        let inspectors = replica.ledger.programme().inspectors().filter(|i| regions.is_within(i.bureau, bureau));
         Ok(InspectorsJson {
             directory_sha256: replica.ledger.programme().inspector_directory_sha256(),
-            inspectors: inspectors.map(|inspector| InspectorJson::of(&replica.ledger.regions(), inspector)).collect(),
+            inspectors: inspectors.map(|inspector| InspectorJson::of(&regions, inspector)).collect(),
         })
     })())
 }
@@ -324,9 +324,9 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
     super::json_answer((|| {
         let user = state.users.authenticate(&headers)?;
         let replica = state.store.read();
-        let visible =
-            replica.ledger.programme().campaigns().filter(|c| may_see(&replica.ledger.regions(), &user.actor, &c.spec));
-        Ok(CampaignsJson { campaigns: visible.map(|c| CampaignJson::of(&replica.ledger.regions(), c)).collect() })
+        let regions = replica.ledger.regions();
+        let visible = replica.ledger.programme().campaigns().filter(|c| may_see(&regions, &user.actor, &c.spec));
+        Ok(CampaignsJson { campaigns: visible.map(|c| CampaignJson::of(&regions, c)).collect() })
     })())
 }
 
@@ -340,13 +340,10 @@ pub async fn campaign(State(state): State<AppState>, Path(id): Path<String>, hea
         let user = state.users.authenticate(&headers)?;
         let id = parse_campaign_id(&id)?;
         let replica = state.store.read();
-        let campaign = replica
-            .ledger
-            .programme()
-            .campaign(id)
-            .filter(|c| may_see(&replica.ledger.regions(), &user.actor, &c.spec));
+        let regions = replica.ledger.regions();
+        let campaign = replica.ledger.programme().campaign(id).filter(|c| may_see(&regions, &user.actor, &c.spec));
         let campaign = campaign.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
-        Ok(CampaignJson::of(&replica.ledger.regions(), campaign))
+        Ok(CampaignJson::of(&regions, campaign))
     })())
 }
 

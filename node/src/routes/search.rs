@@ -41,7 +41,8 @@ pub async fn search(State(state): State<AppState>, headers: HeaderMap, RawQuery(
                 QueryError::TooShort | QueryError::TooLong => ApiError::invalid_field("q", error.to_string()),
                 QueryError::Unreadable(_) => ApiError::Internal(error.to_string()),
             })?;
-        let tasks = hits.tasks.iter().map(|task| api::task_json(&state.regions(), task)).collect();
+        let regions = state.regions();
+        let tasks = hits.tasks.iter().map(|task| api::task_json(&regions, task)).collect();
         Ok::<_, ApiError>(Json(SearchJson { q, tasks, more: hits.more, indexed_through: hits.indexed_through }))
     };
     match answer.await {

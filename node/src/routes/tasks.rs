@@ -138,7 +138,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
             (true, Some(last)) => Some(last.id.to_string()),
             _ => None,
         };
-        let tasks = page.iter().map(|task| api::task_json(&state.regions(), task)).collect();
+        let regions = state.regions();
+        let tasks = page.iter().map(|task| api::task_json(&regions, task)).collect();
         Ok(Json(TaskPage { tasks, next_cursor }))
     };
     match answer.await {

@@ -255,12 +255,13 @@ impl Search {
         let found = searcher.search(&query, &newest_first).map_err(|e| QueryError::Unreadable(e.to_string()))?;
         let more = found.len() > limit;
         let replica = store.read();
+        let regions = replica.ledger.regions();
         let tasks = found
             .iter()
             .take(limit)
             .filter_map(|(id, _)| *id)
             .filter_map(|id| replica.ledger.task(TaskId(id)))
-            .filter(|task| access::can_see(&replica.ledger.regions(), actor, task))
+            .filter(|task| access::can_see(&regions, actor, task))
             .collect();
         Ok(Hits { tasks, more, indexed_through: self.indexed_through() })
     }

@@ -266,8 +266,9 @@ impl Reference {
 
     /// The table after adopting `rows` as the active list: rows form a tree; known codes keep
     /// level and parent (names may change); known codes left out are retired; a retired code
-    /// listed again is active again.
-    fn regions_after(&self, rows: &[RegionRow]) -> Result<Regions, String> {
+    /// listed again is active again. The node asks it too, for the early refusal and a dry
+    /// run's list of changes; `apply` decides by it.
+    pub fn regions_after(&self, rows: &[RegionRow]) -> Result<Regions, String> {
         let listed = Regions::of_rows(rows)?;
         let current = &*self.regions.table;
         let mut overlay = Vec::new();
