@@ -14,7 +14,8 @@ use super::access;
 use super::bureau::{BureauCode, Regions};
 use super::campaign::{is_inspection_outcome, Programme};
 use super::command::{
-    Action, Actor, Applied, Command, CommandResult, IdempotencyTag, NewTask, Rejection, Role, TaskChange, Transition,
+    conflict, Action, Actor, Applied, Command, CommandResult, ConflictCode, IdempotencyTag, NewTask, Rejection, Role,
+    TaskChange, Transition,
 };
 use super::complaint::Reporter;
 use super::federation::{
@@ -22,6 +23,7 @@ use super::federation::{
 };
 use super::idempotency::IdempotencyTable;
 use super::intake::{GroupKey, SeenKey};
+use super::organisation::Units;
 use super::policy;
 use super::records::{Changes, Layers, MemoryRecords, Records, RecordsDigest, Term};
 use super::reference::Reference;
@@ -87,8 +89,11 @@ pub struct Ledger {
     /// The double-random inspection programme (see `campaign`).
     pub(super) programme: Programme,
     /// The region table and working-day calendar the ledger decides with (see `reference`).
-    /// Last, so a core written before it had one is this core's bytes less its three.
     pub(super) reference: Reference,
+    /// The stations below the county bureaus, and the table the ledger decides with (the
+    /// region table and the stations). Last, so a core written before it had them is this
+    /// core's bytes less the empty units' (`organisation::core_of_format_4`).
+    pub(super) units: Units,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -119,6 +124,7 @@ impl Default for Ledger {
             intake_groups_order: VecDeque::new(),
             programme: Programme::default(),
             reference: Reference::default(),
+            units: Units::default(),
         }
     }
 }
@@ -138,6 +144,11 @@ impl Ledger {
     /// A ledger from its core (as a checkpoint wrote it) over the store of its records.
     pub fn from_core(core: &[u8], records: Arc<dyn Records>) -> Result<Ledger, crate::codec::DecodeError> {
         let mut ledger: Ledger = crate::codec::decode(core)?;
+        let regions = ledger.reference.regions().clone();
+        ledger
+            .units
+            .derive_table(&regions)
+            .map_err(|reason| crate::codec::DecodeError::Malformed(format!("stations: {reason}")))?;
         ledger.records = records;
         Ok(ledger)
     }
@@ -328,9 +339,20 @@ impl Ledger {
         &self.reference
     }
 
-    /// The region table the ledger decides with now (shared: cheap to keep).
+    /// The table the ledger decides with now: the adopted region table and the stations
+    /// (shared: cheap to keep).
     pub fn regions(&self) -> Arc<Regions> {
-        self.reference.regions().clone()
+        self.units.table().clone()
+    }
+
+    /// The same table, borrowed: for a check that need not keep it.
+    pub fn regions_ref(&self) -> &Arc<Regions> {
+        self.units.table()
+    }
+
+    /// The stations below the county bureaus.
+    pub fn units(&self) -> &Units {
+        &self.units
     }
 
     pub fn last_stamp_ms(&self) -> u64 {
@@ -366,10 +388,10 @@ impl Ledger {
         self.last_stamp_ms = stamp_ms;
         self.commands_applied += 1;
         self.idempotency.expire(stamp_ms);
-        if let Some(answer) = command
-            .idempotency
-            .as_ref()
-            .and_then(|tag| self.idempotency.answer(&command.actor.user, tag, |id| self.task(id)))
+        // An organisation command keeps no answer (`Action::Organisation`).
+        let idempotency = command.idempotency.as_ref().filter(|_| !matches!(command.action, Action::Organisation(_)));
+        if let Some(answer) =
+            idempotency.and_then(|tag| self.idempotency.answer(&command.actor.user, tag, |id| self.task(id)))
         {
             return answer;
         }
@@ -399,10 +421,16 @@ impl Ledger {
                 self.complaint_step(stamp_ms, &command.actor, *task, step, note)
             }
             Action::Programme(action) => self.apply_programme(stamp_ms, &command.actor, action),
-            Action::Reference(action) => self.reference.apply(self.position, stamp_ms, &command.actor, action),
+            Action::Reference(action) => self.adopt_reference(stamp_ms, &command.actor, action),
+            Action::Organisation(action) => {
+                let regions = self.reference.regions().clone();
+                self.units
+                    .apply(&regions, stamp_ms, &command.actor, action)
+                    .map(|record| Applied { organisation: Some(record), ..Applied::default() })
+            }
         };
 
-        if let Some(tag) = &command.idempotency {
+        if let Some(tag) = idempotency {
             self.idempotency.remember(&command.actor.user, tag, stamp_ms, &result);
         }
         if let Ok(applied) = &mut result {
@@ -411,6 +439,28 @@ impl Ledger {
         }
         self.replaced.clear();
         result
+    }
+
+    /// Adopts reference data, and puts the stations into the new region table: an adoption
+    /// that would leave a station under a retired or vanished county is refused whole.
+    fn adopt_reference(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        action: &crate::reference::ReferenceAction,
+    ) -> CommandResult {
+        let mut reference = self.reference.clone();
+        let applied = reference.apply(self.position, stamp_ms, actor, action)?;
+        let mut units = self.units.clone();
+        units.derive_table(reference.regions()).map_err(|reason| {
+            conflict(
+                ConflictCode::UnitInUse,
+                format!("the region table does not keep the stations' counties: {reason}"),
+            )
+        })?;
+        self.reference = reference;
+        self.units = units;
+        Ok(applied)
     }
 
     fn create(&mut self, stamp_ms: u64, actor: &Actor, new_task: &NewTask) -> CommandResult {
@@ -687,9 +737,7 @@ impl Ledger {
                     "reminder {sequence} of task {task_id} is not the next"
                 )));
             }
-            Chase::Escalate(to)
-                if shared.handling.escalated_to.contains(&to) || !self.reference.regions().contains(to) =>
-            {
+            Chase::Escalate(to) if shared.handling.escalated_to.contains(&to) || !self.regions_ref().contains(to) => {
                 return Err(Rejection::NothingToRecord(format!("task {task_id} is already escalated to {to}")));
             }
             _ => {}
@@ -795,6 +843,7 @@ impl Ledger {
         }
         self.programme.check(|id| self.task(id)).map_err(InvariantViolation)?;
         self.reference.check(self.last_stamp_ms).map_err(InvariantViolation)?;
+        self.units.check(self.reference.regions(), self.last_stamp_ms).map_err(InvariantViolation)?;
         Ok(())
     }
 
@@ -808,7 +857,7 @@ impl Ledger {
             };
         }
         let id = task.id;
-        let regions = self.reference.regions();
+        let regions = self.regions_ref();
         if let Some(inspection) = &task.inspection {
             let drawn = self.programme.campaign(inspection.campaign).and_then(|c| c.draw.as_ref());
             ensure!(

@@ -9,6 +9,14 @@
 //! new ones may not name it) and a code's parent and level never change. So whether a known code
 //! lies within another is the same in every version; only which codes are known and active, and
 //! their names, change.
+//!
+//! Below a county bureau are its market-supervision stations (市场监管所): units of the bureau,
+//! not regions of GB/T 2260, so their codes are nine digits, the county's code and a station
+//! number (`440106004` is the fourth station of 天河区). They are enrolled by the county through
+//! the log (`organisation`) and join the table the ledger decides with as regions of the level
+//! `Station`, so every rule that climbs the tree (access, roll-ups, escalation) climbs from a
+//! station to its county. A station's county is its code's first six digits: even a table that
+//! does not know a station (another group's, a gateway's) places it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,7 +24,8 @@ use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
-/// A bureau, identified by its 6-digit region code (`440106`). `000000` is the national bureau.
+/// A bureau, identified by its 6-digit region code (`440106`), or a station below a county by
+/// its 9-digit unit code (`440106004`). `000000` is the national bureau.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct BureauCode(u32);
 
@@ -27,6 +36,13 @@ pub const NATIONAL: BureauCode = BureauCode(0);
 const REGION_CODE_DIGITS: usize = 6;
 /// The numbers six digits hold.
 const REGION_CODE_END: u32 = 1_000_000;
+/// A station's code: its county's and three digits more.
+const STATION_CODE_DIGITS: usize = 9;
+/// The numbers a unit code (a region's six digits or a station's nine) holds.
+const UNIT_CODE_END: u32 = 1_000_000_000;
+/// The numbers of a county's stations: three digits, from 1 (a county has 5 to 30).
+pub const STATION_NUMBER_MAX: u32 = 999;
+const STATION_NUMBER_END: u32 = STATION_NUMBER_MAX + 1;
 
 impl BureauCode {
     /// Parses a code of exactly six ASCII digits. It does not check that the region exists;
@@ -38,9 +54,46 @@ impl BureauCode {
         text.parse().ok().map(BureauCode)
     }
 
-    /// The code of a number of at most six digits (a key read back from the store).
+    /// Parses a unit code: a region's six digits or a station's nine, whose number is not 0.
+    /// It does not check that the unit exists; a group's table does (`Regions::parse_known`).
+    pub fn parse_unit(text: &str) -> Option<BureauCode> {
+        match text.len() {
+            REGION_CODE_DIGITS => BureauCode::parse_digits(text),
+            STATION_CODE_DIGITS if text.bytes().all(|b| b.is_ascii_digit()) => {
+                text.parse().ok().and_then(BureauCode::from_number)
+            }
+            _ => None,
+        }
+    }
+
+    /// The code of a number (a key read back from the store): at most six digits, or nine
+    /// whose last three (the station number) are not 0.
     pub fn from_number(number: u32) -> Option<BureauCode> {
-        (number < REGION_CODE_END).then_some(BureauCode(number))
+        let well_formed = number < REGION_CODE_END
+            || (number < UNIT_CODE_END && number / STATION_NUMBER_END >= 1 && number % STATION_NUMBER_END != 0);
+        well_formed.then_some(BureauCode(number))
+    }
+
+    /// The code of station `number` of `county` (a six-digit code), when the number is 1 to
+    /// `STATION_NUMBER_MAX`.
+    pub fn station(county: BureauCode, number: u32) -> Option<BureauCode> {
+        let fits = county.0 < REGION_CODE_END && county != NATIONAL && (1..=STATION_NUMBER_MAX).contains(&number);
+        fits.then(|| BureauCode(county.0 * STATION_NUMBER_END + number))
+    }
+
+    /// Whether the code is a station's (nine digits).
+    pub fn is_station(self) -> bool {
+        self.0 >= REGION_CODE_END
+    }
+
+    /// The county of a station's code (its first six digits); `None` for a region's code.
+    pub fn county_of_station(self) -> Option<BureauCode> {
+        self.is_station().then(|| BureauCode(self.0 / STATION_NUMBER_END))
+    }
+
+    /// A station's number within its county; `None` for a region's code.
+    pub fn station_number(self) -> Option<u32> {
+        self.is_station().then_some(self.0 % STATION_NUMBER_END)
     }
 
     /// Parses a code known to the compiled table, version 0: for tests, demos and tools that
@@ -74,11 +127,18 @@ pub enum RegionLevel {
     Province,
     Prefecture,
     County,
+    /// A market-supervision station of a county bureau (enrolled, not adopted from GB/T 2260).
+    Station,
 }
 
 impl RegionLevel {
-    pub const ALL: &'static [RegionLevel] =
-        &[RegionLevel::National, RegionLevel::Province, RegionLevel::Prefecture, RegionLevel::County];
+    pub const ALL: &'static [RegionLevel] = &[
+        RegionLevel::National,
+        RegionLevel::Province,
+        RegionLevel::Prefecture,
+        RegionLevel::County,
+        RegionLevel::Station,
+    ];
 
     /// The word the region files use.
     pub fn as_str(self) -> &'static str {
@@ -87,6 +147,7 @@ impl RegionLevel {
             RegionLevel::Province => "province",
             RegionLevel::Prefecture => "prefecture",
             RegionLevel::County => "county",
+            RegionLevel::Station => "station",
         }
     }
 
@@ -133,11 +194,15 @@ const REGION_ROWS: usize = 3_211;
 /// Rows a region file may hold: GB/T 2260 has about 3,200 codes; room for growth, and a bound
 /// on what one adoption costs every replica.
 pub const REGION_ROWS_MAX: usize = 10_000;
+/// Stations a table holds at most: a province has about 1,600 township-level units; room, and
+/// a bound on the core that carries them.
+pub const STATIONS_MAX: usize = 10_000;
 /// A region's name, in characters (the longest real one is about 20).
 pub const REGION_NAME_CHARS_MAX: usize = 64;
 
-/// The tree is at most four levels deep, so any upward walk ends within this many steps.
-const TREE_DEPTH_MAX: usize = 4;
+/// The tree is at most five levels deep (national to station), so any upward walk ends within
+/// this many steps.
+const TREE_DEPTH_MAX: usize = 5;
 
 impl Regions {
     /// Version 0, the compiled table.
@@ -180,7 +245,9 @@ impl Regions {
                 return Err(at(format!("{} fields, not the four code,name,level,parent_code", fields.len())));
             };
             let code = BureauCode::parse_digits(code).ok_or_else(|| at(format!("{code:?} is not six digits")))?;
-            let level = RegionLevel::parse(level).ok_or_else(|| at(format!("{level:?} is not a level")))?;
+            let level = RegionLevel::parse(level)
+                .filter(|level| *level != RegionLevel::Station)
+                .ok_or_else(|| at(format!("{level:?} is not a level of GB/T 2260")))?;
             let parent = match parent {
                 "" => None,
                 text => Some(
@@ -203,6 +270,12 @@ impl Regions {
         }
         let mut by_code = BTreeMap::new();
         for row in rows {
+            if row.level == RegionLevel::Station {
+                return Err(format!(
+                    "{}: stations are enrolled by their county, not listed in a region file",
+                    row.code
+                ));
+            }
             let region =
                 Region { code: row.code, name: row.name.clone(), level: row.level, parent: row.parent, retired: false };
             if by_code.insert(row.code, region).is_some() {
@@ -227,15 +300,21 @@ impl Regions {
     }
 
     /// The invariants of a table: one root (the national bureau), every other region's parent
-    /// in the table and shallower, an active region's parent active, names present and short.
+    /// in the table and shallower, an active region's parent active, names present and short; a
+    /// station's code is its county's and a number, every other code six digits.
     fn check(&self) -> Result<(), String> {
-        if self.by_code.len() > REGION_ROWS_MAX {
-            return Err(format!("more than {REGION_ROWS_MAX} regions"));
+        if self.by_code.len() > REGION_ROWS_MAX + STATIONS_MAX {
+            return Err(format!("more than {REGION_ROWS_MAX} regions and {STATIONS_MAX} stations"));
         }
         for region in self.by_code.values() {
             let code = region.code;
-            if code.as_u32() >= REGION_CODE_END {
-                return Err(format!("{code} has more than six digits"));
+            let is_station = region.level == RegionLevel::Station;
+            if code.is_station() != is_station
+                || (is_station && (region.parent != code.county_of_station() || code.station_number() == Some(0)))
+            {
+                return Err(format!(
+                    "{code}: a station's code is its county's six digits and a number, every other code six digits"
+                ));
             }
             let chars = region.name.chars().count();
             if chars == 0 || chars > REGION_NAME_CHARS_MAX || region.name.chars().any(char::is_control) {
@@ -251,7 +330,7 @@ impl Regions {
                     let Some(above) = self.by_code.get(&parent) else {
                         return Err(format!("{code}'s parent {parent} is not in the table"));
                     };
-                    if above.level >= level {
+                    if above.level >= level || (level == RegionLevel::Station && above.level != RegionLevel::County) {
                         return Err(format!(
                             "{code} ({}) is not below its parent {parent} ({})",
                             level.as_str(),
@@ -281,9 +360,15 @@ impl Regions {
         self.by_code.get(&code).is_some_and(|region| !region.retired)
     }
 
-    /// Parses a code and checks that the table knows it.
+    /// Whether `code` is a region of the table (known, not a station): what an entity's
+    /// registered region, a campaign's scope or a group's bureau must be.
+    pub fn is_region(&self, code: BureauCode) -> bool {
+        self.by_code.get(&code).is_some_and(|region| region.level != RegionLevel::Station)
+    }
+
+    /// Parses a unit code (six digits or a station's nine) and checks that the table knows it.
     pub fn parse_known(&self, text: &str) -> Option<BureauCode> {
-        BureauCode::parse_digits(text).filter(|code| self.contains(*code))
+        BureauCode::parse_unit(text).filter(|code| self.contains(*code))
     }
 
     /// The code of `number` when the table knows it.
@@ -312,9 +397,13 @@ impl Regions {
         self.by_code.is_empty()
     }
 
-    /// The bureau directly above `code`; `None` for the national bureau or an unknown code.
+    /// The bureau directly above `code`; `None` for the national bureau or an unknown region.
+    /// A station's is its county, known to the table or not (its code says it).
     pub fn parent(&self, code: BureauCode) -> Option<BureauCode> {
-        self.by_code.get(&code).and_then(|region| region.parent)
+        match self.by_code.get(&code) {
+            Some(region) => region.parent,
+            None => code.county_of_station(),
+        }
     }
 
     /// `code` itself and every bureau above it, up to the national bureau: the bureaus whose
@@ -335,7 +424,7 @@ impl Regions {
         for _ in 0..=TREE_DEPTH_MAX {
             match current {
                 Some(c) if c == ancestor => return true,
-                Some(c) => current = self.by_code.get(&c).and_then(|region| region.parent),
+                Some(c) => current = self.parent(c),
                 None => return false,
             }
         }

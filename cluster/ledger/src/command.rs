@@ -122,6 +122,10 @@ pub enum Action {
     /// A region table or calendar adopted (see `reference`). Variants are encoded by their
     /// position: new ones go last, so entries written by older builds still decode.
     Reference(Box<crate::reference::ReferenceAction>),
+    /// The organisation below the region tree: stations enrolled, renamed, closed (see
+    /// `organisation`). Not answered from the idempotency table: its refusals (`station_exists`)
+    /// tell a retry what is there.
+    Organisation(Box<crate::organisation::OrganisationAction>),
 }
 
 /// The fields of a create request, already parsed into domain types.
@@ -308,6 +312,10 @@ wire_enum! {
         /// A task dispatched from another group is not declined here (the decline would not
         /// reach its dispatcher there).
         ReceivedDispatch = "received_dispatch",
+        /// A station of that number or name exists (codes are never given twice).
+        StationExists = "station_exists",
+        /// The unit is still needed: a county with open stations, a station's retired county.
+        UnitInUse = "unit_in_use",
     }
 }
 
@@ -350,7 +358,7 @@ pub fn conflict(code: ConflictCode, reason: impl Into<String>) -> Rejection {
 }
 
 /// What a command did: the tasks as they stand after the change, and what it recorded besides.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Applied {
     /// The tasks the command created or changed, in order: one for a task command, none for a
     /// change of the inspection directories or a campaign, one per inspection for a draw.
@@ -366,17 +374,20 @@ pub struct Applied {
     /// metrics take the old version's facts out); never sent to clients.
     #[serde(skip)]
     pub before: Vec<Option<std::sync::Arc<Task>>>,
+    /// What an organisation command recorded (never stored: see `Action::Organisation`).
+    #[serde(skip)]
+    pub organisation: Option<crate::organisation::OrganisationRecord>,
 }
 
 impl Applied {
     /// The answer of a command that created or changed one task.
     pub fn of_task(task: std::sync::Arc<Task>) -> Applied {
-        Applied { tasks: vec![task], record: None, replayed: false, before: Vec::new() }
+        Applied { tasks: vec![task], ..Applied::default() }
     }
 
     /// The answer of a command about the inspection programme.
     pub fn of_record(record: ProgrammeRecord, tasks: Vec<std::sync::Arc<Task>>) -> Applied {
-        Applied { tasks, record: Some(record), replayed: false, before: Vec::new() }
+        Applied { tasks, record: Some(record), ..Applied::default() }
     }
 
     /// The one task of a task command (every task route's command answers with exactly one).

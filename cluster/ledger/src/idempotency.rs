@@ -63,7 +63,7 @@ impl IdempotencyTable {
             return Some(Err(Rejection::IdempotencyKeyReused));
         }
         let tasks = record.tasks.iter().filter_map(|id| task_of(*id)).collect();
-        Some(Ok(Applied { tasks, record: record.record.clone(), replayed: true, before: Vec::new() }))
+        Some(Ok(Applied { tasks, record: record.record.clone(), replayed: true, ..Applied::default() }))
     }
 
     /// Keeps the answer `result` to `tag` from `user`, if it wrote something.
@@ -166,7 +166,7 @@ mod tests {
     }
 
     fn written() -> CommandResult {
-        Ok(Applied { tasks: Vec::new(), record: None, replayed: false, before: Vec::new() })
+        Ok(Applied::default())
     }
 
     #[test]

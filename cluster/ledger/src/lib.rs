@@ -16,6 +16,7 @@ pub mod federation;
 mod idempotency;
 pub mod intake;
 pub mod limits;
+pub mod organisation;
 pub mod policy;
 pub mod records;
 pub mod reference;

@@ -77,6 +77,9 @@ fn task_fields(task: &NewTask, regions: &Regions, code_check: CodeCheck) -> Resu
     text("subject.name", &task.subject.name, SUBJECT_NAME_CHARS_MAX, true, false)?;
     text("subject.address", &task.subject.address, SUBJECT_ADDRESS_CHARS_MAX, false, false)?;
     code_check(regions, "subject.region_code", task.subject.region_code)?;
+    if !regions.is_region(task.subject.region_code) {
+        return Err(invalid("subject.region_code", "an entity is registered in a region, not at a station"));
+    }
     code_check(regions, "origin_bureau", task.origin_bureau)?;
     if let Some(assignee) = task.assignee_bureau {
         assignee_below(regions, task.origin_bureau, assignee)?;

@@ -99,8 +99,7 @@ impl ReferenceNow {
 
     /// Whether these are the ledger's tables now.
     fn is_of(&self, ledger: &Ledger) -> bool {
-        Arc::ptr_eq(&self.regions, ledger.reference().regions())
-            && self.calendar_version == ledger.reference().calendar().0
+        Arc::ptr_eq(&self.regions, ledger.regions_ref()) && self.calendar_version == ledger.reference().calendar().0
     }
 }
 

@@ -37,11 +37,26 @@ pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// The version of the store's layout and of the ledger core it holds; a store of another
 /// version is refused with both named. 2: the core keeps the order of signal groups
 /// (`intake_groups_order`). 3: records, core and meta in postcard (`ledger::codec`). 4: the
-/// core ends with the reference data (`ledger::reference`).
-pub const STORE_FORMAT: u32 = 4;
-/// The format before, which a store is converted from when opened (its core gains the empty
-/// reference data, `ledger::reference::core_of_format_3`; nothing else changed).
-const STORE_FORMAT_3: u32 = 3;
+/// core ends with the reference data (`ledger::reference`). 5: the core ends with the
+/// organisation's units (`ledger::organisation`).
+pub const STORE_FORMAT: u32 = 5;
+/// The oldest format this build reads: a store, stream or backup of a format from this one on
+/// has its core converted as it is read (`core_in_this_format`); nothing else changed since.
+pub const STORE_FORMAT_OLDEST_READ: u32 = 3;
+
+/// A ledger core of `format` (from `STORE_FORMAT_OLDEST_READ` to `STORE_FORMAT`) in this
+/// build's format. Each format since 3 only appended a field to the core, so a core is
+/// converted by appending the empty value of each field it lacks. Whether the result decodes
+/// is the caller's check, as for any core read from outside.
+pub fn core_in_this_format(format: u32, core: Vec<u8>) -> Vec<u8> {
+    assert!((STORE_FORMAT_OLDEST_READ..=STORE_FORMAT).contains(&format), "a format this build reads");
+    let core = if format < 4 { ledger::reference::core_of_format_3(&core) } else { core };
+    if format < 5 {
+        ledger::organisation::core_of_format_4(&core)
+    } else {
+        core
+    }
+}
 
 pub(crate) const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
 pub(crate) const REPORTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("reporters");
@@ -130,14 +145,14 @@ impl Store {
         let version = <[u8; 4]>::try_from(bytes.as_slice())
             .map(u32::from_le_bytes)
             .map_err(|_| invalid(format!("{} has an unreadable format version", self.path.display())))?;
-        if version == STORE_FORMAT_3 {
+        if (STORE_FORMAT_OLDEST_READ..STORE_FORMAT).contains(&version) {
             drop(read);
-            self.convert_from_format_3()?;
+            self.convert_from(version)?;
             return self.check_format();
         }
         if version != STORE_FORMAT {
             return Err(invalid(format!(
-                "{} is a ledger store of format {version}; this build reads format {STORE_FORMAT}",
+                "{} is a ledger store of format {version}; this build reads formats {STORE_FORMAT_OLDEST_READ} to {STORE_FORMAT}",
                 self.path.display()
             )));
         }
@@ -162,17 +177,18 @@ impl Store {
         Ok(())
     }
 
-    /// Converts a store of format 3 in one durable transaction: the core of its checkpoint gains
-    /// the reference data of a ledger that adopted none; records, indexes and tallies stay.
-    fn convert_from_format_3(&self) -> io::Result<()> {
-        tracing::info!(store = %self.path.display(), "converting the store from format 3 to 4");
+    /// Converts a store of an older format in one durable transaction: the core of its
+    /// checkpoint gains the fields of a ledger that used none of them (no reference data
+    /// adopted, no stations); records, indexes and tallies stay.
+    fn convert_from(&self, format: u32) -> io::Result<()> {
+        tracing::info!(store = %self.path.display(), "converting the store from format {format} to {STORE_FORMAT}");
         let mut write = self.db.begin_write().map_err(store_error)?;
         write.set_quick_repair(true);
         {
             let mut meta = write.open_table(META).map_err(store_error)?;
             let core = meta.get(META_CORE).map_err(store_error)?.map(|core| core.value().to_vec());
             if let Some(core) = core {
-                let converted = ledger::reference::core_of_format_3(&core);
+                let converted = core_in_this_format(format, core);
                 meta.insert(META_CORE, converted.as_slice()).map_err(store_error)?;
             }
             meta.insert(META_FORMAT, STORE_FORMAT.to_le_bytes().as_slice()).map_err(store_error)?;

@@ -19,13 +19,26 @@ use ledger::{Ledger, RecordsDigest, Regions, Reporter, Task, TaskId, Term};
 use super::{read_checkpoint, store_error, write_checkpoint_meta, CheckpointMeta, Store};
 use super::{RECEIVED, REPORTERS, SENT, TASKS};
 
-/// The stream's format, which carries the ledger core's: 2 since the core keeps the order of
-/// signal groups, 3 since records are postcard (`ledger::codec`), 4 since the core ends with the
-/// reference data (`ledger::reference`). A stream of another format is refused before anything
-/// of it is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM4\n";
-/// The format before: read still (its core converted as it is read), never written.
-const MAGIC_3: &[u8; 16] = b"XIETONG-STREAM3\n";
+/// The stream's format, which carries the ledger core's (`STORE_FORMAT`): 2 since the core
+/// keeps the order of signal groups, 3 since records are postcard (`ledger::codec`), 4 since the
+/// core ends with the reference data (`ledger::reference`), 5 since it ends with the
+/// organisation's units (`ledger::organisation`). A stream of another format is refused before
+/// anything of it is decoded.
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM5\n";
+const _: () = assert!(super::STORE_FORMAT == 5, "the magic names the store format");
+/// The magic of a stream of `format`: formats before this one are read still (their core
+/// converted as it is read), never written.
+fn magic_of(format: u32) -> [u8; 16] {
+    let mut magic = *b"XIETONG-STREAM0\n";
+    assert!(format < 10, "one digit");
+    magic[14] = b'0' + format as u8;
+    magic
+}
+
+/// The format a stream's magic names, when this build reads it.
+fn format_of_magic(magic: &[u8; 16]) -> Option<u32> {
+    (super::STORE_FORMAT_OLDEST_READ..=super::STORE_FORMAT).find(|format| magic_of(*format) == *magic)
+}
 
 /// What reading a stream answers: where its checkpoint stands, its core in this build's format,
 /// and the digest of the core as it was read (a stream of an older format carries its core in
@@ -252,14 +265,15 @@ impl Loader {
     fn run(mut self, input: &mut impl Read) -> io::Result<StreamCore> {
         let mut magic = [0u8; 16];
         input.read_exact(&mut magic).map_err(|_| invalid("too short to be a ledger stream"))?;
-        let core_of_format_3 = &magic == MAGIC_3;
-        if &magic != MAGIC && !core_of_format_3 {
+        let Some(format) = format_of_magic(&magic) else {
             let named = String::from_utf8_lossy(magic.strip_suffix(b"\n").unwrap_or(&magic)).into_owned();
             let ours = String::from_utf8_lossy(&MAGIC[..MAGIC.len() - 1]).into_owned();
             return Err(invalid(format!(
-                "not a ledger stream of this format: it starts {named:?}, this build reads {ours} and the format before it"
+                "not a ledger stream of this format: it starts {named:?}, this build reads {ours} and the formats \
+                 from {} on",
+                super::STORE_FORMAT_OLDEST_READ
             )));
-        }
+        };
         for position in 0u64.. {
             let (kind, payload) = read_frame(input)?;
             let in_order = match position {
@@ -290,8 +304,7 @@ impl Loader {
                 }
                 Kind::Core => {
                     self.digest_as_read = Ledger::digest_of_core(&payload);
-                    let payload =
-                        if core_of_format_3 { ledger::reference::core_of_format_3(&payload) } else { payload };
+                    let payload = super::core_in_this_format(format, payload);
                     let ledger = Ledger::from_core(&payload, self.records())
                         .map_err(|e| invalid(format!("the stream's core: {e}")))?;
                     self.core = Some(payload);

@@ -5,7 +5,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::bureau::RegionLevel;
 use serde::Deserialize;
 
 use crate::api::{self, ApiError, BureauJson, BureauTreeJson};
@@ -16,15 +15,6 @@ use crate::state::AppState;
 pub(crate) struct BureausQuery {
     #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     root: Option<String>,
-}
-
-fn level_name(level: RegionLevel) -> &'static str {
-    match level {
-        RegionLevel::National => "national",
-        RegionLevel::Province => "province",
-        RegionLevel::Prefecture => "prefecture",
-        RegionLevel::County => "county",
-    }
 }
 
 pub async fn bureaus(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
@@ -46,7 +36,7 @@ pub async fn bureaus(State(state): State<AppState>, headers: HeaderMap, RawQuery
             .map(|region| BureauJson {
                 code: region.code.to_string(),
                 name: region.name.to_string(),
-                level: level_name(region.level).to_owned(),
+                level: region.level.as_str().to_owned(),
                 parent: region.parent.map(|p| p.to_string()),
             })
             .collect();

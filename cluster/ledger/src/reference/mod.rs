@@ -261,7 +261,7 @@ impl Reference {
                 self.regions.versions.push(adoption);
             }
         }
-        Ok(Applied { tasks: Vec::new(), record: None, replayed: false, before: Vec::new() })
+        Ok(Applied::default())
     }
 
     /// The table after adopting `rows` as the active list: rows form a tree; known codes keep

@@ -1,9 +1,11 @@
 //! The ledger's tests, pure and in process: the transition table and the policy exhaustively
 //! (`transitions`), federation between two ledgers (`federation`), machine intake (`intake`),
-//! random histories (`proptests`), reference data through the log (`reference`) and what a hostile peer group can send (`trust`).
+//! random histories (`proptests`), reference data through the log (`reference`), stations below the counties
+//! (`organisation`) and what a hostile peer group can send (`trust`).
 
 mod federation;
 mod intake;
+mod organisation;
 mod proptests;
 mod reference;
 mod transitions;

@@ -1,0 +1,308 @@
+//! Stations below the county bureaus: enrolled, renamed, closed and reopened by the county or a
+//! bureau above it, never removed, and a unit of the tree every rule climbs.
+
+use crate::bureau::{RegionLevel, RegionRow, STATION_NUMBER_MAX};
+use crate::organisation::{OrganisationAction, OrganisationRecord, Station, UnitChange};
+use crate::reference::ReferenceAction;
+use crate::*;
+
+/// 2026-12-06 12:00 Beijing.
+const T0: u64 = 1_796_529_600_000;
+const HOUR_MS: u64 = 60 * 60 * 1000;
+
+fn bureau(code: &str) -> BureauCode {
+    BureauCode::parse_compiled(code).expect(code)
+}
+
+fn actor(user: &str, code: BureauCode, role: Role) -> Actor {
+    Actor { user: user.to_owned(), bureau: code, role }
+}
+
+fn guangzhou_command() -> Actor {
+    actor("gz-command", bureau("440100"), Role::Command)
+}
+
+fn apply(ledger: &mut Ledger, stamp_ms: u64, actor: Actor, action: Action) -> CommandResult {
+    let before = (ledger.units().clone(), ledger.reference().clone());
+    let result = ledger.apply(&Command { stamp_ms, actor, idempotency: None, action });
+    ledger.check_invariants().expect("the ledger keeps its invariants");
+    let copy = ledger.copy_through_a_checkpoint_for_tests();
+    assert_eq!(copy.digest(), ledger.digest(), "a copy through a checkpoint is the same ledger");
+    assert_eq!(copy.units(), ledger.units());
+    if result.is_err() {
+        assert_eq!((ledger.units(), ledger.reference()), (&before.0, &before.1), "a refusal changes nothing");
+    }
+    result
+}
+
+fn organise(ledger: &mut Ledger, actor: Actor, action: OrganisationAction) -> Result<Station, Rejection> {
+    let stamp_ms = ledger.last_stamp_ms().max(T0) + 1000;
+    let applied = apply(ledger, stamp_ms, actor, Action::Organisation(Box::new(action)))?;
+    match applied.organisation {
+        Some(OrganisationRecord::Station(station)) => Ok(station),
+        None => panic!("an organisation command answers with its record"),
+    }
+}
+
+fn enrol(county: &str, number: Option<u32>, name: &str) -> OrganisationAction {
+    OrganisationAction::EnrolStation {
+        county: bureau(county),
+        number,
+        name: name.to_owned(),
+        areas: vec!["五山街".to_owned(), "长兴街".to_owned()],
+        note: String::new(),
+    }
+}
+
+/// The 五山 station of 天河区, enrolled by Guangzhou.
+fn wushan(ledger: &mut Ledger) -> BureauCode {
+    organise(ledger, guangzhou_command(), enrol("440106", Some(4), "五山市场监管所")).expect("enrolled").code
+}
+
+fn conflict_code(result: Result<Station, Rejection>) -> ConflictCode {
+    match result {
+        Err(Rejection::Conflict { code, .. }) => code,
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_station_code_is_its_county_and_a_number() {
+    let tianhe = bureau("440106");
+    let code = BureauCode::station(tianhe, 4).expect("a station number");
+    assert_eq!(code.to_string(), "440106004");
+    assert_eq!(code.county_of_station(), Some(tianhe));
+    assert_eq!(code.station_number(), Some(4));
+    assert!(code.is_station() && !tianhe.is_station());
+    assert_eq!(BureauCode::parse_unit("440106004"), Some(code));
+    assert_eq!(BureauCode::parse_unit("440106"), Some(tianhe));
+    for bad in ["440106000", "44010600", "4401060041", "44010600x", "+44106004"] {
+        assert_eq!(BureauCode::parse_unit(bad), None, "{bad}");
+    }
+    assert_eq!(BureauCode::station(tianhe, 0), None);
+    assert_eq!(BureauCode::station(tianhe, STATION_NUMBER_MAX + 1), None);
+    assert_eq!(BureauCode::station(code, 1), None, "no station below a station");
+    assert_eq!(BureauCode::from_number(440_106_000), None, "station number 0");
+
+    // A table that does not know the station still places it under its county.
+    let regions = Regions::compiled();
+    assert!(!regions.contains(code));
+    assert_eq!(regions.parent(code), Some(tianhe));
+    assert!(regions.is_within(code, bureau("440100")));
+    assert!(!regions.is_within(code, bureau("440300")));
+}
+
+#[test]
+fn stations_are_enrolled_renamed_closed_never_removed() {
+    let mut ledger = Ledger::new();
+    let code = wushan(&mut ledger);
+    let regions = ledger.regions();
+    let region = regions.region(code).expect("the station is in the table decided with");
+    assert_eq!((region.level, region.parent, region.retired), (RegionLevel::Station, Some(bureau("440106")), false));
+    assert!(regions.is_within(code, bureau("440000")));
+    assert_eq!(regions.ancestors(code).nth(1), Some(bureau("440106")), "a station climbs to its county first");
+    assert!(!regions.is_region(code) && regions.is_region(bureau("440106")));
+
+    // The lowest number never given: 1, then 2.
+    let first = organise(&mut ledger, guangzhou_command(), enrol("440106", None, "石牌市场监管所")).expect("enrolled");
+    assert_eq!(first.code.to_string(), "440106001");
+    // A number or an open station's name given twice is a conflict.
+    let again = organise(&mut ledger, guangzhou_command(), enrol("440106", Some(4), "另一个所"));
+    assert_eq!(conflict_code(again), ConflictCode::StationExists);
+    let twin = organise(&mut ledger, guangzhou_command(), enrol("440106", None, "五山市场监管所"));
+    assert_eq!(conflict_code(twin), ConflictCode::StationExists);
+
+    let renamed = OrganisationAction::RenameStation { station: code, name: "五山所".into(), note: "更名".into() };
+    let station = organise(&mut ledger, guangzhou_command(), renamed).expect("renamed");
+    assert_eq!(station.history[1].change, UnitChange::Renamed { from: "五山市场监管所".into() });
+    assert_eq!(ledger.regions().name(code), Some("五山所"));
+
+    let without_reason = OrganisationAction::CloseStation { station: code, note: String::new() };
+    assert!(matches!(organise(&mut ledger, guangzhou_command(), without_reason), Err(Rejection::Invalid { .. })));
+    let close = OrganisationAction::CloseStation { station: code, note: "机构改革，并入石牌所".into() };
+    let closed = organise(&mut ledger, guangzhou_command(), close.clone()).expect("closed");
+    assert!(closed.closed_at_ms.is_some());
+    assert!(ledger.regions().contains(code) && !ledger.regions().is_active(code), "closed: known, not active");
+    assert!(matches!(organise(&mut ledger, guangzhou_command(), close), Err(Rejection::NothingToRecord(_))));
+    // Its code is never given again; the next is 2 (1 is 石牌, 4 is closed).
+    let next = organise(&mut ledger, guangzhou_command(), enrol("440106", None, "沙河市场监管所")).expect("enrolled");
+    assert_eq!(next.code.to_string(), "440106002");
+    let reused = organise(&mut ledger, guangzhou_command(), enrol("440106", Some(4), "新五山所"));
+    assert_eq!(conflict_code(reused), ConflictCode::StationExists);
+
+    let reopen = OrganisationAction::ReopenStation { station: code, note: String::new() };
+    let reopened = organise(&mut ledger, guangzhou_command(), reopen).expect("reopened");
+    assert!(reopened.is_open());
+    assert_eq!(
+        reopened.history.iter().map(|e| e.change.as_str()).collect::<Vec<_>>(),
+        ["enrolled", "renamed", "closed", "reopened"]
+    );
+    assert_eq!(ledger.units().stations_of(bureau("440106")).count(), 3);
+    assert_eq!(ledger.units().stations_of(bureau("440104")).count(), 0);
+}
+
+#[test]
+fn only_the_county_or_above_manages_its_stations() {
+    let mut ledger = Ledger::new();
+    let tianhe_command = actor("th-command", bureau("440106"), Role::Command);
+    let yuexiu_command = actor("yx-command", bureau("440104"), Role::Command);
+    let tianhe_operator = actor("th-operator", bureau("440106"), Role::Operator);
+    let leadership = actor("leader", bureau("440000"), Role::Leadership);
+    let action = || enrol("440106", None, "五山市场监管所");
+    for refused in [yuexiu_command, tianhe_operator, leadership] {
+        let result = organise(&mut ledger, refused.clone(), action());
+        assert!(matches!(result, Err(Rejection::Forbidden(_))), "{refused:?}: {result:?}");
+    }
+    let code = organise(&mut ledger, tianhe_command.clone(), action()).expect("the county itself").code;
+    // Only a county has stations.
+    for not_a_county in ["440100", "440000"] {
+        let result = organise(&mut ledger, guangzhou_command(), enrol(not_a_county, None, "某所"));
+        assert!(matches!(result, Err(Rejection::Invalid { .. })), "{not_a_county}: {result:?}");
+    }
+    let from_a_station = OrganisationAction::EnrolStation {
+        county: code,
+        number: None,
+        name: "所下之所".into(),
+        areas: Vec::new(),
+        note: String::new(),
+    };
+    assert!(matches!(organise(&mut ledger, guangzhou_command(), from_a_station), Err(Rejection::Invalid { .. })));
+    let renamed = OrganisationAction::RenameStation { station: code, name: "五山所".into(), note: String::new() };
+    let other_county = actor("yx-command", bureau("440104"), Role::Command);
+    assert!(matches!(organise(&mut ledger, other_county, renamed.clone()), Err(Rejection::Forbidden(_))));
+    organise(&mut ledger, guangzhou_command(), renamed).expect("a bureau above the county");
+    let missing = OrganisationAction::CloseStation {
+        station: BureauCode::station(bureau("440106"), 9).unwrap(),
+        note: "x".into(),
+    };
+    assert!(matches!(organise(&mut ledger, guangzhou_command(), missing), Err(Rejection::NoSuch(_))));
+    // Areas: bounded, each named once.
+    let twice = OrganisationAction::SetStationAreas {
+        station: code,
+        areas: vec!["五山街".into(), "五山街".into()],
+        note: String::new(),
+    };
+    assert!(matches!(organise(&mut ledger, guangzhou_command(), twice), Err(Rejection::Invalid { .. })));
+}
+
+#[test]
+fn an_adoption_may_not_retire_a_county_with_open_stations() {
+    let mut ledger = Ledger::new();
+    let code = wushan(&mut ledger);
+    let without_tianhe: Vec<RegionRow> = Regions::compiled()
+        .regions()
+        .filter(|region| region.code != bureau("440106"))
+        .map(|region| RegionRow {
+            code: region.code,
+            name: region.name.clone(),
+            level: region.level,
+            parent: region.parent,
+        })
+        .collect();
+    let adopt = || {
+        let action =
+            ReferenceAction::AdoptRegions { rows: without_tianhe.clone(), sha256: [1; 32], note: String::new() };
+        Action::Reference(Box::new(action))
+    };
+    let operator = actor("admin:ops", bureau("440000"), Role::System);
+    let refused = apply(&mut ledger, T0 + HOUR_MS, operator.clone(), adopt());
+    assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::UnitInUse, .. })), "{refused:?}");
+    assert!(ledger.regions().is_active(bureau("440106")), "nothing adopted");
+    assert!(ledger.reference().region_versions().is_empty());
+
+    let close = OrganisationAction::CloseStation { station: code, note: "撤销".into() };
+    organise(&mut ledger, guangzhou_command(), close).expect("closed");
+    apply(&mut ledger, T0 + 2 * HOUR_MS, operator, adopt()).expect("adopted once the station is closed");
+    assert!(!ledger.regions().is_active(bureau("440106")));
+    assert!(ledger.regions().contains(code), "the closed station stays known with its retired county");
+    let reopen = OrganisationAction::ReopenStation { station: code, note: String::new() };
+    let result = organise(&mut ledger, guangzhou_command(), reopen);
+    assert!(matches!(result, Err(Rejection::Conflict { code: ConflictCode::UnitInUse, .. })), "{result:?}");
+}
+
+#[test]
+fn a_station_is_an_assignee_like_any_bureau() {
+    let mut ledger = Ledger::new();
+    let code = wushan(&mut ledger);
+    let command = |ledger: &mut Ledger, actor: Actor, action: Action| {
+        let stamp_ms = ledger.last_stamp_ms() + 1000;
+        apply(ledger, stamp_ms, actor, action)
+    };
+    let mut lead = super::federation::lead("440106", Routing::Keep);
+    lead.origin_bureau = bureau("440100");
+    let id = command(&mut ledger, guangzhou_command(), Action::CreateTask(lead.clone())).expect("created").task().id;
+    let t = ledger.last_stamp_ms();
+    let dispatch =
+        Transition::Dispatch { assignee: code, ack_deadline_ms: t + HOUR_MS, complete_deadline_ms: t + 24 * HOUR_MS };
+    let change = |transition: Transition| {
+        Action::ChangeTask(TaskChange { task: id, expected_version: None, note: String::new(), transition })
+    };
+    command(&mut ledger, guangzhou_command(), change(dispatch.clone())).expect("dispatched to the station");
+    // The station's own operator works it; the county's sees it and does not act on it.
+    let station_operator = actor("wushan-desk", code, Role::Operator);
+    let county_command = actor("th-command", bureau("440106"), Role::Command);
+    assert!(access::can_see(&ledger.regions(), &county_command, &ledger.task(id).unwrap()));
+    command(&mut ledger, station_operator, change(Transition::Ack)).expect("the station acknowledges");
+
+    // A subject is registered in a region, never at a station.
+    let mut at_station = lead;
+    at_station.subject.region_code = code;
+    let refused = command(&mut ledger, guangzhou_command(), Action::CreateTask(at_station));
+    assert!(
+        matches!(refused, Err(Rejection::Invalid { ref field, .. }) if field == "subject.region_code"),
+        "{refused:?}"
+    );
+
+    // A closed station takes no new dispatch; its tasks stay.
+    let close = OrganisationAction::CloseStation { station: code, note: "撤销".into() };
+    organise(&mut ledger, guangzhou_command(), close).expect("closed");
+    let mut second = super::federation::lead("440106", Routing::Keep);
+    second.origin_bureau = bureau("440100");
+    let other = command(&mut ledger, guangzhou_command(), Action::CreateTask(second)).expect("created").task().id;
+    let change_other = Action::ChangeTask(TaskChange {
+        task: other,
+        expected_version: None,
+        note: String::new(),
+        transition: dispatch,
+    });
+    assert!(matches!(command(&mut ledger, guangzhou_command(), change_other), Err(Rejection::Invalid { .. })));
+    assert_eq!(ledger.task(id).unwrap().handling.assignee_bureau, Some(code));
+}
+
+#[test]
+fn a_hostile_core_with_a_misplaced_station_is_refused() {
+    let mut ledger = Ledger::new();
+    wushan(&mut ledger);
+    let core = ledger.encode_core();
+    let good = BureauCode::station(bureau("440106"), 4).unwrap().as_u32();
+    // The station's code as the core writes it (a varint), moved under a prefecture and under
+    // an unknown county: the table would not be a tree, so the core is refused on decoding.
+    for bad in [BureauCode::station(bureau("440100"), 4).unwrap().as_u32(), 440_199_004] {
+        let from = crate::codec::encode(&good).unwrap();
+        let to = crate::codec::encode(&bad).unwrap();
+        assert_eq!(from.len(), to.len());
+        let mut damaged = core.clone();
+        let mut replaced = 0;
+        for start in 0..damaged.len() - from.len() {
+            if damaged[start..start + from.len()] == from[..] {
+                damaged[start..start + from.len()].copy_from_slice(&to);
+                replaced += 1;
+            }
+        }
+        assert!(replaced >= 2, "the key and the station's own code");
+        let decoded = Ledger::from_core(&damaged, std::sync::Arc::new(MemoryRecords::default()));
+        assert!(decoded.is_err(), "{bad}: a station outside a county is refused");
+    }
+}
+
+#[test]
+fn organisation_is_the_fifteenth_action() {
+    let action = Action::Organisation(Box::new(enrol("440106", None, "五山市场监管所")));
+    assert_eq!(crate::codec::encode(&action).expect("encodes")[0], 14);
+    assert_eq!(
+        ConflictCode::ALL[ConflictCode::ALL.len() - 2..],
+        [ConflictCode::StationExists, ConflictCode::UnitInUse],
+        "new conflict codes go last"
+    );
+    assert_eq!(RegionLevel::ALL.last(), Some(&RegionLevel::Station));
+}
