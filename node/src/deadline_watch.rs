@@ -366,6 +366,55 @@ mod tests {
     }
 
     #[test]
+    fn a_station_task_escalates_to_its_county_first() {
+        let mut ledger = Ledger::new();
+        let command = actor("gz", "440100", Role::Command);
+        let enrol = ledger::organisation::OrganisationAction::EnrolStation {
+            county: code("440106"),
+            number: Some(4),
+            name: "五山市场监管所".into(),
+            areas: Vec::new(),
+            note: String::new(),
+        };
+        apply(&mut ledger, 1, command.clone(), Action::Organisation(Box::new(enrol)));
+        let wushan = BureauCode::station(code("440106"), 4).expect("a station code");
+        let new_task = NewTask {
+            routing: ledger::Routing::Keep,
+            kind: TaskKind::Lead,
+            severity: Severity::High,
+            title: "测试".into(),
+            description: String::new(),
+            subject: Subject { uscc: None, name: "某店".into(), region_code: code("440106"), address: String::new() },
+            source: Source::Complaint,
+            origin_bureau: code("440100"),
+            assignee_bureau: None,
+        };
+        apply(&mut ledger, 1, command.clone(), Action::CreateTask(new_task));
+        let id = TaskId(1);
+        let dispatch =
+            Transition::Dispatch { assignee: wushan, ack_deadline_ms: 10 * MINUTE_MS, complete_deadline_ms: 60 * MINUTE_MS };
+        apply(&mut ledger, 1, command, change(id, dispatch, ""));
+        let station_desk = Actor { user: "wushan".into(), bureau: wushan, role: Role::Operator };
+        apply(&mut ledger, 2, station_desk, change(id, Transition::Ack, ""));
+        let deadline = 60 * MINUTE_MS;
+        let missed = Action::RecordMissedDeadline { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline };
+        apply(&mut ledger, deadline, system(), missed);
+        let escalations = |ledger: &Ledger| -> Vec<BureauCode> {
+            let due = steps(&ledger.regions(), &ledger.task(id).expect("task"), &POLICY);
+            due.iter()
+                .filter_map(|(_, action)| match action {
+                    Action::Escalate { to, .. } => Some(*to),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(escalations(&ledger), vec![code("440106")], "a station's late task goes to its county");
+        let escalate = Action::Escalate { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline, to: code("440106") };
+        apply(&mut ledger, deadline, system(), escalate);
+        assert!(escalations(&ledger).is_empty(), "escalated once to the county");
+    }
+
+    #[test]
     fn a_progress_report_postpones_the_next_reminder() {
         let (mut ledger, id) = dispatched(TaskKind::Lead);
         apply(&mut ledger, 2, actor("th", "440106", Role::Operator), change(id, Transition::Ack, ""));

@@ -37,6 +37,10 @@ pub const REGIONS_PATH: &str = "/admin/v1/reference/regions";
 pub const FEATURES_PATH: &str = "/raft/features";
 /// The feature a build that reads adoptions names.
 pub const FEATURE_REFERENCE: &str = "reference-v1";
+/// The feature a build that reads organisation commands (stations) names.
+pub const FEATURE_ORGANISATION: &str = "organisation-v1";
+/// Every feature this build reads.
+const FEATURES_READ: [&str; 2] = [FEATURE_REFERENCE, FEATURE_ORGANISATION];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;
 /// How long a member has to say what it reads before an adoption is refused.
@@ -251,7 +255,7 @@ async fn adopt(
     if query.dry_run {
         return Ok(Json(AdoptedJson { dry_run: true, changes, reference: reference_json(&state) }).into_response());
     }
-    members_read_adoptions(&state).await?;
+    members_read(&state, FEATURE_REFERENCE, "reference data adoptions").await?;
     tracing::info!(%admin, ?changes, "adopting reference data");
     let actor = Actor { user: format!("admin:{admin}"), bureau: state.group_bureau, role: Role::System };
     let command = Command {
@@ -381,13 +385,13 @@ async fn features(State(state): State<AppState>, headers: HeaderMap) -> Response
     if let Err(refused) = state.admit_member(&headers) {
         return refused.into_response();
     }
-    Json(FeaturesJson { version: crate::VERSION.into(), reads: vec![FEATURE_REFERENCE.into()] }).into_response()
+    Json(FeaturesJson { version: crate::VERSION.into(), reads: FEATURES_READ.map(String::from).to_vec() }).into_response()
 }
 
 /// Refuses (409 `members_not_upgraded`) unless every other member of the group, voters and
-/// learners, says it reads adoptions: a build before them answers 404 and could not decode the
-/// entry.
-async fn members_read_adoptions(state: &AppState) -> Result<(), ApiError> {
+/// learners, says it reads `feature` (`what`, for the message): a build before it answers
+/// without it, or 404, and could not decode the entry.
+pub async fn members_read(state: &AppState, feature: &str, what: &str) -> Result<(), ApiError> {
     let nodes: Vec<(u64, String)> = {
         let metrics = state.raft.metrics().borrow().clone();
         let membership = metrics.membership_config.membership();
@@ -398,7 +402,7 @@ async fn members_read_adoptions(state: &AppState) -> Result<(), ApiError> {
         let request = state.relay_http.get(url).bearer_auth(state.group_secret.bearer()).timeout(FEATURES_TIMEOUT);
         let reads = match request.send().await {
             Ok(response) if response.status().is_success() => {
-                response.json::<FeaturesJson>().await.is_ok_and(|f| f.reads.iter().any(|r| r == FEATURE_REFERENCE))
+                response.json::<FeaturesJson>().await.is_ok_and(|f| f.reads.iter().any(|r| r == feature))
             }
             _ => false,
         };
@@ -411,7 +415,7 @@ async fn members_read_adoptions(state: &AppState) -> Result<(), ApiError> {
         Err(ApiError::Conflict {
             code: "members_not_upgraded",
             message: format!(
-                "{} cannot read reference data adoptions (an older build, or unreachable): upgrade every member first",
+                "{} cannot read {what} (an older build, or unreachable): upgrade every member first",
                 behind.join(", ")
             ),
         })

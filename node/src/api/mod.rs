@@ -6,6 +6,7 @@ pub mod console;
 pub mod error;
 pub mod headers;
 pub mod inspection;
+pub mod organisation;
 pub mod schema;
 pub mod time;
 
@@ -47,11 +48,11 @@ pub struct CreateTaskRequest {
     pub source: String,
     /// Defaults to the caller's bureau.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     pub origin_bureau: Option<String>,
     /// Intended assignee; `dispatch` gives the task to it and starts the clocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     pub assignee_bureau: Option<String>,
 }
 
@@ -66,7 +67,7 @@ pub struct ActionRequest {
     #[serde(default)]
     pub note: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     pub assignee_bureau: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::schema::optional_timestamp")]
@@ -390,9 +391,12 @@ pub struct BureauTreeJson {
 pub struct BureauJson {
     pub code: String,
     pub name: String,
-    /// `national`, `province`, `prefecture` or `county`.
+    /// `national`, `province`, `prefecture`, `county` or `station`.
     pub level: String,
     pub parent: Option<String>,
+    /// A closed station or a retired region: old tasks name it, new ones may not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub retired: bool,
 }
 
 /// `GET /api/v1/escalations`: lateness per assignee bureau, the latest first.
@@ -559,15 +563,15 @@ pub fn parse_enum<T>(
 
 /// A bureau code from a request, known to the group's table `regions`.
 pub fn parse_bureau(regions: &Regions, field: &str, text: &str) -> Result<BureauCode, ApiError> {
-    if BureauCode::parse_digits(text).is_none() {
+    if BureauCode::parse_unit(text).is_none() {
         return Err(ApiError::Invalid {
             code: "invalid_region_code",
-            message: format!("{field}: {text:?} is not a 6-digit region code"),
+            message: format!("{field}: {text:?} is not a 6-digit region code or a 9-digit station code"),
         });
     }
     regions.parse_known(text).ok_or_else(|| ApiError::Invalid {
         code: "invalid_region_code",
-        message: format!("{field}: {text} is not a region code in GB/T 2260"),
+        message: format!("{field}: {text} is not a region code in GB/T 2260 or a station of this group"),
     })
 }
 

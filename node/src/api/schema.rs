@@ -7,6 +7,8 @@ use schemars::{json_schema, Schema, SchemaGenerator};
 
 /// A GB/T 2260 region code: six digits (the handlers also check it is a known region).
 const REGION_CODE_PATTERN: &str = "^[0-9]{6}$";
+/// A unit: a region's six digits, or a station's nine (its county's and a number).
+const UNIT_CODE_PATTERN: &str = "^[0-9]{6}([0-9]{3})?$";
 /// A unified social credit code: 18 characters of the GB 32100 alphabet (the handlers also
 /// check its check digit).
 pub const USCC_PATTERN: &str = "^[0-9A-HJ-NPQRTUWXY]{18}$";
@@ -59,6 +61,14 @@ pub fn region_code(_: &mut SchemaGenerator) -> Schema {
 
 pub fn optional_region_code(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": ["string", "null"], "pattern": REGION_CODE_PATTERN})
+}
+
+pub fn unit_code(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": UNIT_CODE_PATTERN})
+}
+
+pub fn optional_unit_code(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": ["string", "null"], "pattern": UNIT_CODE_PATTERN})
 }
 
 pub fn optional_uscc(_: &mut SchemaGenerator) -> Schema {

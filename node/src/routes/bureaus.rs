@@ -13,7 +13,7 @@ use crate::state::AppState;
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct BureausQuery {
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     root: Option<String>,
 }
 
@@ -38,6 +38,7 @@ pub async fn bureaus(State(state): State<AppState>, headers: HeaderMap, RawQuery
                 name: region.name.to_string(),
                 level: region.level.as_str().to_owned(),
                 parent: region.parent.map(|p| p.to_string()),
+                retired: region.retired,
             })
             .collect();
         Ok::<_, ApiError>(Json(BureauTreeJson { root: root.to_string(), bureaus }))

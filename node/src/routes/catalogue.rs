@@ -11,12 +11,15 @@ use schemars::{JsonSchema, Schema, SchemaGenerator};
 use super::{actions, presence, programme, public, response_metrics, tasks};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
-    me, search,
+    me, search, stations,
 };
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
     DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson, InspectorJson, InspectorRequest,
     InspectorsJson, PublicCampaignsJson, PublicResultsJson, RetireRequest,
+};
+use crate::api::organisation::{
+    RenameStationRequest, StationAreasRequest, StationJson, StationNoteRequest, StationRequest, StationsJson,
 };
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EntityFileJson, EscalationsJson,
@@ -220,6 +223,44 @@ pub fn operations() -> Vec<Operation> {
         op(Method::GET, "/api/v1/bureaus", "The bureau tree below a root", User, ok(schema::<BureauTreeJson>))
             .query(schema::<bureaus::BureausQuery>)
             .handler(get(bureaus::bureaus)),
+        op(Method::GET, "/api/v1/stations", "The stations within a bureau", User, ok(schema::<StationsJson>))
+            .query(schema::<stations::StationsQuery>)
+            .handler(get(stations::stations)),
+        op(
+            Method::POST,
+            "/api/v1/stations",
+            "Enrol a station of a county bureau",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<StationJson>),
+        )
+        .body(schema::<StationRequest>)
+        .handler(post(stations::enrol)),
+        op(Method::GET, "/api/v1/stations/{station}", "A station and its history", User, ok(schema::<StationJson>))
+            .handler(get(stations::station)),
+        op(Method::POST, "/api/v1/stations/{station}/rename", "Rename a station", User, ok(schema::<StationJson>))
+            .body(schema::<RenameStationRequest>)
+            .handler(post(stations::rename)),
+        op(
+            Method::POST,
+            "/api/v1/stations/{station}/areas",
+            "Set the areas a station covers",
+            User,
+            ok(schema::<StationJson>),
+        )
+        .body(schema::<StationAreasRequest>)
+        .handler(post(stations::set_areas)),
+        op(
+            Method::POST,
+            "/api/v1/stations/{station}/close",
+            "Close a station (with the reason)",
+            User,
+            ok(schema::<StationJson>),
+        )
+        .body(schema::<StationNoteRequest>)
+        .handler(post(stations::close)),
+        op(Method::POST, "/api/v1/stations/{station}/reopen", "Reopen a closed station", User, ok(schema::<StationJson>))
+            .body(schema::<StationNoteRequest>)
+            .handler(post(stations::reopen)),
         op(Method::GET, "/api/v1/escalations", "Lateness per assignee bureau", User, ok(schema::<EscalationsJson>))
             .query(schema::<escalations::EscalationsQuery>)
             .handler(get(escalations::escalations)),

@@ -16,7 +16,7 @@ use crate::state::AppState;
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct SnapshotQuery {
     /// The bureau watched (default: the caller's own).
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     scope: Option<String>,
 }
 

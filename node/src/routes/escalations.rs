@@ -16,7 +16,7 @@ use crate::state::AppState;
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct EscalationsQuery {
     /// Only assignee bureaus in this subtree (default: the caller's bureau).
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     bureau: Option<String>,
 }
 

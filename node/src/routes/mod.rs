@@ -22,6 +22,7 @@ mod public;
 pub(crate) mod request;
 mod response_metrics;
 mod search;
+mod stations;
 pub(crate) mod tasks;
 mod write;
 

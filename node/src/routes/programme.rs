@@ -159,7 +159,7 @@ pub async fn directory_file(State(state): State<AppState>, Path(sha256): Path<St
 pub struct InspectorsQuery {
     /// Inspectors of this bureau's subtree; the caller's bureau by default.
     #[serde(default)]
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     pub bureau: Option<String>,
 }
 

@@ -38,7 +38,7 @@ pub struct ResponseReportJson {
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Query {
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     bureau: Option<String>,
     #[schemars(schema_with = "crate::api::schema::optional_date")]
     from: Option<String>,

@@ -55,7 +55,7 @@ pub(crate) fn new_task(regions: &Regions, request: &CreateTaskRequest, actor: &A
 #[serde(default, deny_unknown_fields)]
 pub struct ListQuery {
     /// Only tasks whose origin or assignee lies in this bureau's subtree.
-    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
     bureau: Option<String>,
     /// Comma-separated states.
     state: Option<String>,

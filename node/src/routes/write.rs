@@ -43,6 +43,13 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
 }
 
 fn applied_response(regions: &ledger::Regions, status: StatusCode, applied: Applied) -> Response {
+    if let Some(ledger::organisation::OrganisationRecord::Station(station)) = &applied.organisation {
+        let mut response = (status, Json(crate::api::organisation::StationJson::of(regions, station))).into_response();
+        if status == StatusCode::CREATED {
+            set_location(&mut response, &format!("/api/v1/stations/{}", station.code));
+        }
+        return response;
+    }
     let mut response = match &applied.record {
         Some(record) => {
             let mut response = (status, Json(super::programme::record_json(regions, record))).into_response();
@@ -115,6 +122,20 @@ pub(super) async fn handle_write(
     status: StatusCode,
     prepare: impl FnOnce(&AppState, &Actor, &Bytes, u64) -> Result<Action, ApiError>,
 ) -> Response {
+    handle_write_of_feature(state, uri, headers, body, status, None, prepare).await
+}
+
+/// `handle_write` of a command that builds before `feature` (`crate::reference::FEATURES_READ`)
+/// cannot decode: proposed only when every member reads it.
+pub(super) async fn handle_write_of_feature(
+    state: AppState,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    status: StatusCode,
+    feature: Option<(&'static str, &'static str)>,
+    prepare: impl FnOnce(&AppState, &Actor, &Bytes, u64) -> Result<Action, ApiError>,
+) -> Response {
     let user = match state.users.authenticate(&headers) {
         Ok(user) => user.clone(),
         Err(error) => return error.into_response(),
@@ -132,8 +153,14 @@ pub(super) async fn handle_write(
         let idempotency = idempotency_tag(&original.headers, &original.uri, &original.body)?;
         Ok(Command { stamp_ms, actor: user.actor.clone(), idempotency, action })
     });
-    match command {
-        Ok(command) => write(&state, original, command, status).await,
-        Err(error) => error.into_response(),
+    let command = match command {
+        Ok(command) => command,
+        Err(error) => return error.into_response(),
+    };
+    if let Some((feature, what)) = feature {
+        if let Err(error) = crate::reference::members_read(&state, feature, what).await {
+            return error.into_response();
+        }
     }
+    write(&state, original, command, status).await
 }
