@@ -391,8 +391,11 @@ mod tests {
         };
         apply(&mut ledger, 1, command.clone(), Action::CreateTask(new_task));
         let id = TaskId(1);
-        let dispatch =
-            Transition::Dispatch { assignee: wushan, ack_deadline_ms: 10 * MINUTE_MS, complete_deadline_ms: 60 * MINUTE_MS };
+        let dispatch = Transition::Dispatch {
+            assignee: wushan,
+            ack_deadline_ms: 10 * MINUTE_MS,
+            complete_deadline_ms: 60 * MINUTE_MS,
+        };
         apply(&mut ledger, 1, command, change(id, dispatch, ""));
         let station_desk = Actor { user: "wushan".into(), bureau: wushan, role: Role::Operator };
         apply(&mut ledger, 2, station_desk, change(id, Transition::Ack, ""));
@@ -409,7 +412,8 @@ mod tests {
                 .collect()
         };
         assert_eq!(escalations(&ledger), vec![code("440106")], "a station's late task goes to its county");
-        let escalate = Action::Escalate { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline, to: code("440106") };
+        let escalate =
+            Action::Escalate { task: id, kind: DeadlineKind::Completion, deadline_ms: deadline, to: code("440106") };
         apply(&mut ledger, deadline, system(), escalate);
         assert!(escalations(&ledger).is_empty(), "escalated once to the county");
     }

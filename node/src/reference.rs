@@ -385,7 +385,8 @@ async fn features(State(state): State<AppState>, headers: HeaderMap) -> Response
     if let Err(refused) = state.admit_member(&headers) {
         return refused.into_response();
     }
-    Json(FeaturesJson { version: crate::VERSION.into(), reads: FEATURES_READ.map(String::from).to_vec() }).into_response()
+    Json(FeaturesJson { version: crate::VERSION.into(), reads: FEATURES_READ.map(String::from).to_vec() })
+        .into_response()
 }
 
 /// Refuses (409 `members_not_upgraded`) unless every other member of the group, voters and

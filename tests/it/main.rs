@@ -21,6 +21,7 @@ mod operations;
 mod reference;
 mod response_metrics;
 mod search;
+mod stations;
 mod store;
 mod task_api;
 mod tls;

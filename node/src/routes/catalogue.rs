@@ -258,9 +258,15 @@ pub fn operations() -> Vec<Operation> {
         )
         .body(schema::<StationNoteRequest>)
         .handler(post(stations::close)),
-        op(Method::POST, "/api/v1/stations/{station}/reopen", "Reopen a closed station", User, ok(schema::<StationJson>))
-            .body(schema::<StationNoteRequest>)
-            .handler(post(stations::reopen)),
+        op(
+            Method::POST,
+            "/api/v1/stations/{station}/reopen",
+            "Reopen a closed station",
+            User,
+            ok(schema::<StationJson>),
+        )
+        .body(schema::<StationNoteRequest>)
+        .handler(post(stations::reopen)),
         op(Method::GET, "/api/v1/escalations", "Lateness per assignee bureau", User, ok(schema::<EscalationsJson>))
             .query(schema::<escalations::EscalationsQuery>)
             .handler(get(escalations::escalations)),

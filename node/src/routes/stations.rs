@@ -30,13 +30,11 @@ pub(crate) struct StationsQuery {
     include_closed: bool,
 }
 
-/// The station a path names, known to the group.
-fn station_of_path(state: &AppState, text: &str) -> Result<BureauCode, ApiError> {
-    let code = api::parse_bureau(&state.regions(), "station", text)?;
-    if !code.is_station() {
-        return Err(ApiError::NotFound(format!("{code} is not a station")));
-    }
-    Ok(code)
+/// The station code a path names (whether the group has it is the ledger's answer: 404).
+fn station_of_path(text: &str) -> Result<BureauCode, ApiError> {
+    BureauCode::parse_unit(text)
+        .filter(|code| code.is_station())
+        .ok_or_else(|| ApiError::NotFound(format!("{text:?} is not a station code (nine digits)")))
 }
 
 /// `GET /api/v1/stations?bureau=`: the stations within a bureau the caller belongs to or lies
@@ -52,7 +50,10 @@ pub async fn stations(State(state): State<AppState>, headers: HeaderMap, RawQuer
             None => own,
         };
         if !regions.is_within(root, own) && !regions.is_within(own, root) {
-            return Err(ApiError::Forbidden(format!("bureau {} cannot list the stations of {root}", user.actor.bureau)));
+            return Err(ApiError::Forbidden(format!(
+                "bureau {} cannot list the stations of {root}",
+                user.actor.bureau
+            )));
         }
         let replica = state.store.read();
         let stations = replica
@@ -71,14 +72,15 @@ pub async fn stations(State(state): State<AppState>, headers: HeaderMap, RawQuer
 pub async fn station(State(state): State<AppState>, headers: HeaderMap, Path(code): Path<String>) -> Response {
     super::json_answer((|| {
         let user = state.users.authenticate(&headers)?;
-        let code = station_of_path(&state, &code)?;
+        let code = station_of_path(&code)?;
         let regions = state.regions();
         let own = user.actor.bureau.county_of_station().unwrap_or(user.actor.bureau);
         if !regions.is_within(code, own) && !regions.is_within(own, code.county_of_station().unwrap_or(code)) {
             return Err(ApiError::Forbidden(format!("bureau {} cannot see station {code}", user.actor.bureau)));
         }
         let replica = state.store.read();
-        let station = replica.ledger.units().station(code).ok_or_else(|| ApiError::NotFound(format!("station {code}")))?;
+        let station =
+            replica.ledger.units().station(code).ok_or_else(|| ApiError::NotFound(format!("station {code}")))?;
         Ok(StationJson::of(&regions, station))
     })())
 }
@@ -126,8 +128,8 @@ pub async fn rename(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    organise(state, uri, headers, body, StatusCode::OK, |state, body| {
-        let station = station_of_path(state, &code)?;
+    organise(state, uri, headers, body, StatusCode::OK, |_, body| {
+        let station = station_of_path(&code)?;
         let request: RenameStationRequest = parse_json(body)?;
         Ok(OrganisationAction::RenameStation { station, name: request.name, note: request.note })
     })
@@ -141,8 +143,8 @@ pub async fn set_areas(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    organise(state, uri, headers, body, StatusCode::OK, |state, body| {
-        let station = station_of_path(state, &code)?;
+    organise(state, uri, headers, body, StatusCode::OK, |_, body| {
+        let station = station_of_path(&code)?;
         let request: StationAreasRequest = parse_json(body)?;
         Ok(OrganisationAction::SetStationAreas { station, areas: request.areas, note: request.note })
     })
@@ -156,8 +158,8 @@ pub async fn close(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    organise(state, uri, headers, body, StatusCode::OK, |state, body| {
-        let station = station_of_path(state, &code)?;
+    organise(state, uri, headers, body, StatusCode::OK, |_, body| {
+        let station = station_of_path(&code)?;
         let request: StationNoteRequest = parse_json(body)?;
         Ok(OrganisationAction::CloseStation { station, note: request.note })
     })
@@ -171,8 +173,8 @@ pub async fn reopen(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    organise(state, uri, headers, body, StatusCode::OK, |state, body| {
-        let station = station_of_path(state, &code)?;
+    organise(state, uri, headers, body, StatusCode::OK, |_, body| {
+        let station = station_of_path(&code)?;
         let request: StationNoteRequest = parse_json(body)?;
         Ok(OrganisationAction::ReopenStation { station, note: request.note })
     })
