@@ -146,10 +146,7 @@ async function login(token) {
   const members = cluster ? cluster.members.map((m) => m.addr) : [];
   S.members = members.includes(location.host) ? members : [location.host];
   S.nodeIndex = Math.max(0, S.members.indexOf(location.host));
-  // The whole province, so bureaus above the user (a dispatcher) have names too.
-  const province = S.me.bureau === "000000" ? "000000" : `${S.me.bureau.slice(0, 2)}0000`;
-  const tree = await api(`/api/v1/bureaus?root=${province}`);
-  S.bureaus = new Map(tree.bureaus.map((b) => [b.code, b]));
+  await loadBureaus();
   $("#login").hidden = true;
   $("#app").hidden = false;
   $("#user-label").textContent = S.me.display_name || S.me.user;
@@ -373,6 +370,14 @@ function renderKpis() {
   kind.value = current;
 }
 
+// The bureau tree of the user's province, stations included: names for everything the console
+// shows. Loaded at sign-in and again after a change of the organisation.
+async function loadBureaus() {
+  const province = S.me.bureau === "000000" ? "000000" : `${S.me.bureau.slice(0, 2)}0000`;
+  const tree = await api(`/api/v1/bureaus?root=${province}`);
+  S.bureaus = new Map(tree.bureaus.map((b) => [b.code, b]));
+}
+
 function renderTree() {
   const counts = new Map();
   for (const task of S.tasks.values()) {
@@ -394,20 +399,26 @@ function renderTree() {
     const online = S.online.get(code);
     const dot = online === undefined ? "" :
       `<i class="presence ${online ? "on" : "off"}" data-online="${online}" title="${esc(t(online ? "online_n" : "nobody_online_short", { n: online }))}"></i>`;
-    return `<li class="depth-${depth} ${tint} ${selected}" data-bureau="${code}"><span>${dot}${esc(b?.name || code)}</span>` +
+    const station = b?.level === "station" ? `<b class="unit-badge">${esc(t("station_badge"))}</b>` : "";
+    return `<li class="depth-${Math.min(depth, 3)} ${tint} ${selected}" data-bureau="${code}"><span>${dot}${station}${esc(b?.name || code)}</span>` +
       `<span class="count">${c.open}${c.overdue ? ` / <em>${c.overdue}</em>` : ""}</span></li>`;
   };
-  const children = (code) => [...S.bureaus.values()].filter((b) => b.parent === code);
-  let html = item(root, 0);
-  for (const child of children(root)) {
-    html += item(child.code, 1);
-    const expanded = S.filter.bureau && within(S.filter.bureau, child.code);
-    for (const grandchild of children(child.code)) {
-      if (expanded || counts.get(grandchild.code)) html += item(grandchild.code, 2);
+  // A unit closed or retired stays in the tree only while it has open work.
+  const children = (code) => [...S.bureaus.values()].filter((b) => b.parent === code && (!b.retired || counts.get(b.code)));
+  // The root's children always; deeper units (counties, then their stations) when their parent
+  // is the one filtered to or lies above it, or when they have open work.
+  const branch = (code, depth) => {
+    let html = item(code, depth);
+    const expanded = depth === 0 || (S.filter.bureau && within(S.filter.bureau, code));
+    for (const child of children(code)) {
+      if (depth === 0 || expanded || counts.get(child.code)) html += branch(child.code, depth + 1);
     }
-  }
+    return html;
+  };
+  const html = branch(root, 0);
   const tree = $("#bureau-tree");
   tree.innerHTML = html;
+  renderStationsButton();
   tree.querySelectorAll("li").forEach((li) => li.addEventListener("click", () => {
     S.filter.bureau = S.filter.bureau === li.dataset.bureau || li.dataset.bureau === root ? null : li.dataset.bureau;
     renderAll();
@@ -505,9 +516,16 @@ function allowedActions(task) {
   return actions;
 }
 
+// Units a task may be dispatched to: active ones within the user's bureau, stations included.
 function assigneeOptions(selected) {
-  return [...S.bureaus.values()].filter((b) => within(b.code, S.me.bureau))
+  return [...S.bureaus.values()].filter((b) => within(b.code, S.me.bureau) && (!b.retired || b.code === selected))
     .map((b) => `<option value="${b.code}" ${b.code === selected ? "selected" : ""}>${esc(b.name)} ${b.code}</option>`).join("");
+}
+
+// Regions an entity may be registered in: active regions of GB/T 2260, never a station.
+function regionOptions() {
+  return [...S.bureaus.values()].filter((b) => within(b.code, S.me.bureau) && !b.retired && b.level !== "station")
+    .map((b) => `<option value="${b.code}">${esc(b.name)} ${b.code}</option>`).join("");
 }
 
 function renderDrawer() {
@@ -748,7 +766,7 @@ $("#create-open").addEventListener("click", () => {
   fillSelect(form.severity, SEVERITIES, "sev");
   form.severity.value = "normal";
   fillSelect(form.source, SOURCES, "src");
-  form.region_code.innerHTML = assigneeOptions(null);
+  form.region_code.innerHTML = regionOptions();
   form.assignee_bureau.innerHTML = `<option value="">—</option>` + assigneeOptions(null);
   $("#create-error").textContent = "";
   $("#create-dialog").showModal();

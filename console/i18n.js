@@ -3,6 +3,10 @@
 "use strict";
 const I18N = {
   zh: {
+    station_badge: "所",
+    st: { manage: "{county}监管所管理", title: "{county}市场监管所", name: "所名称", areas: "覆盖区域",
+          areas_hint: "街道/镇，以顿号或逗号分隔", enrol: "新增监管所", rename: "更名", set_areas: "调整区域",
+          close: "撤销", reopen: "恢复", closed: "已撤销", none: "尚无监管所" },
     title: "指挥调度平台", login_title: "协同指挥调度平台", login_hint: "请输入令牌登录（演示令牌见 xietong up 输出）",
     token: "令牌", login: "登录", logout: "退出", sound: "声音", search: "搜索标题、主体，回车查全部任务；统一社会信用代码回车查看一企一档",
     all: "全部", all_kinds: "全部类型", bureaus: "辖区单位", open: "在办", overdue: "超期", emergency: "突发",
@@ -75,6 +79,10 @@ const I18N = {
                 services: "服务业" },
   },
   en: {
+    station_badge: "Stn",
+    st: { manage: "Stations of {county}", title: "Market-supervision stations of {county}", name: "Station name", areas: "Areas covered",
+          areas_hint: "Streets and towns, separated by commas", enrol: "Enrol a station", rename: "Rename", set_areas: "Set areas",
+          close: "Close", reopen: "Reopen", closed: "Closed", none: "No stations yet" },
     title: "Command & Dispatch", login_title: "Xietong Command & Dispatch", login_hint: "Sign in with a token (demo tokens are printed by xietong up)",
     token: "Token", login: "Sign in", logout: "Sign out", sound: "Sound", search: "Search title, subject; Enter searches every task, a USCC and Enter opens its file",
     all: "All", all_kinds: "All kinds", bureaus: "Bureaus", open: "Open", overdue: "Overdue", emergency: "Emergency",

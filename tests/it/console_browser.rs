@@ -835,3 +835,102 @@ async fn a_uscc_on_the_page_or_in_the_search_box_opens_the_enterprise_file() {
     let _ = page.close().await;
     result.expect("screenshot").expect("saved");
 }
+
+/// A county's stations on the console: Guangzhou's command centre selects 天河区 in the tree,
+/// enrols 五山 station from the stations panel, sees it in the tree under its county with the
+/// station badge, dispatches a new task to it, and closes it with a reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_station_is_enrolled_dispatched_to_and_closed_on_the_console() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let page = driver.session(&profiles.path().join("command"), 1500, 900).await;
+    let result = async {
+        login(&page, &cluster.url(1, "/"), "demo-gz-command-0003").await;
+        assert!(!page
+            .find(Locator::Css("#stations-open"))
+            .await
+            .expect("button")
+            .is_displayed()
+            .await
+            .expect("shown?"));
+        page.find(Locator::Css("#bureau-tree li[data-bureau='440106']"))
+            .await
+            .expect("天河")
+            .click()
+            .await
+            .expect("click");
+        let open = wait_for_element(&page, "#stations-open:not([hidden])", Duration::from_secs(10)).await;
+        open.click().await.expect("open the stations panel");
+        wait_for_text(&page, "#station-rows", "尚无监管所").await;
+        let form = "#station-form";
+        page.find(Locator::Css(&format!("{form} [name=name]")))
+            .await
+            .expect("name")
+            .send_keys("五山市场监管所")
+            .await
+            .expect("type");
+        page.find(Locator::Css(&format!("{form} [name=areas]")))
+            .await
+            .expect("areas")
+            .send_keys("五山街、长兴街")
+            .await
+            .expect("type");
+        page.find(Locator::Css(&format!("{form} button[type=submit]")))
+            .await
+            .expect("submit")
+            .click()
+            .await
+            .expect("click");
+        let row = wait_for_text(&page, "#station-rows", "440106001").await;
+        assert!(row.contains("五山街、长兴街"), "{row}");
+        page.find(Locator::Css("#stations-close")).await.expect("close").click().await.expect("click");
+        let station =
+            wait_for_element(&page, "#bureau-tree li[data-bureau='440106001'] .unit-badge", Duration::from_secs(10))
+                .await;
+        assert_eq!(station.text().await.expect("badge"), "所");
+
+        // A new task dispatched to the station from the create form.
+        page.find(Locator::Css("#create-open")).await.expect("new task").click().await.expect("click");
+        for (name, value) in [("title", "五山街某商铺无照经营"), ("subject_name", "广州市天河区某商铺")]
+        {
+            let field = page.find(Locator::Css(&format!("#create-form [name={name}]"))).await.expect(name);
+            field.send_keys(value).await.expect("type");
+        }
+        let regions = page.find(Locator::Css("#create-form select[name=region_code]")).await.expect("regions");
+        assert!(!regions.html(false).await.expect("options").contains("440106001"), "a station is no region");
+        select(&page, "#create-form select[name=region_code]", "440106").await;
+        select(&page, "#create-form select[name=assignee_bureau]", "440106001").await;
+        page.find(Locator::Css("#create-submit")).await.expect("submit").click().await.expect("click");
+        let task = wait_until("the task on the board", Duration::from_secs(20), || async {
+            let tasks = cluster.all_tasks(1).await;
+            tasks
+                .into_iter()
+                .find(|t| t.assignee_bureau.as_deref() == Some("440106001"))
+                .ok_or_else(|| "not yet".to_owned())
+        })
+        .await;
+        wait_for_row(&page, task.id, "dispatched").await;
+        let row = page.find(Locator::Css(&format!("#task-rows tr[data-task-id='{}']", task.id))).await.expect("row");
+        assert!(row.text().await.expect("text").contains("五山市场监管所"));
+
+        // Closed with a reason asked for in a prompt.
+        page.find(Locator::Css("#stations-open")).await.expect("button").click().await.expect("open");
+        let close = wait_for_element(
+            &page,
+            "#station-rows tr[data-station='440106001'] button[data-st=close]",
+            Duration::from_secs(10),
+        )
+        .await;
+        close.click().await.expect("close");
+        page.send_alert_text("机构改革，并入石牌所").await.expect("the reason");
+        page.accept_alert().await.expect("confirm");
+        wait_for_element(&page, "#station-rows tr.closed[data-station='440106001']", Duration::from_secs(10)).await;
+        std::fs::write(artifacts().join("stations.png"), page.screenshot().await.expect("shot")).expect("save");
+        let listed = cluster.get_json(1, COMMAND_TOKEN, "/api/v1/stations?bureau=440106&include_closed=true").await;
+        assert_eq!(listed["stations"][0]["history"][1]["note"], "机构改革，并入石牌所");
+    }
+    .await;
+    let _ = page.close().await;
+    result
+}
