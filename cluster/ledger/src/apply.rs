@@ -23,7 +23,7 @@ use super::federation::{
 };
 use super::idempotency::IdempotencyTable;
 use super::intake::{GroupKey, SeenKey};
-use super::organisation::Units;
+use super::organisation::{Person, PersonId, Units};
 use super::policy;
 use super::records::{Changes, Layers, MemoryRecords, Records, RecordsDigest, Term};
 use super::reference::Reference;
@@ -267,6 +267,35 @@ impl Ledger {
         positions
     }
 
+    /// A person's account, as of the command being applied.
+    pub fn person(&self, id: PersonId) -> Option<Arc<Person>> {
+        self.layers().person(id)
+    }
+
+    /// The person who signs in with `login`.
+    pub fn person_of_login(&self, login: &str) -> Option<PersonId> {
+        self.layers().login(login)
+    }
+
+    /// Files a new or changed account (`before`: its version before the change).
+    pub(super) fn save_person(&mut self, before: Option<&Person>, person: Person) -> Arc<Person> {
+        if let Some(before) = before {
+            assert_eq!(before.id, person.id, "a change keeps the account's number");
+            self.records_digest.remove(Term::of_person(before));
+        }
+        self.records_digest.add(Term::of_person(&person));
+        let person = Arc::new(person);
+        self.changes.people.insert(person.id, person.clone());
+        person
+    }
+
+    /// Files a login, taken for good.
+    pub(super) fn insert_login(&mut self, login: &str, person: PersonId) {
+        assert!(self.layers().login(login).is_none(), "a login is taken once");
+        self.records_digest.add(Term::of_login(login, person));
+        self.changes.logins.insert(login.to_owned(), person);
+    }
+
     pub(super) fn insert_reporter(&mut self, task: TaskId, reporter: Reporter) {
         assert!(self.layers().reporter(task).is_none(), "a task has one reporter");
         self.records_digest.add(Term::of_reporter(task, &reporter));
@@ -397,6 +426,7 @@ impl Ledger {
         }
 
         self.replaced.clear();
+        self.check_person_actor(&command.actor)?;
         let mut result = match &command.action {
             Action::CreateTask(new_task) => self.create(stamp_ms, &command.actor, new_task),
             Action::ChangeTask(change) => self.change(stamp_ms, &command.actor, change),
@@ -422,12 +452,7 @@ impl Ledger {
             }
             Action::Programme(action) => self.apply_programme(stamp_ms, &command.actor, action),
             Action::Reference(action) => self.adopt_reference(stamp_ms, &command.actor, action),
-            Action::Organisation(action) => {
-                let regions = self.reference.regions().clone();
-                self.units
-                    .apply(&regions, stamp_ms, &command.actor, action)
-                    .map(|record| Applied { organisation: Some(record), ..Applied::default() })
-            }
+            Action::Organisation(action) => self.apply_organisation(stamp_ms, &command.actor, action),
         };
 
         if let Some(tag) = idempotency {
@@ -439,6 +464,32 @@ impl Ledger {
         }
         self.replaced.clear();
         result
+    }
+
+    /// A person acts only as their account stands when the command applies: enabled, their
+    /// unit active, with the unit, name and role the account gives. A command made before a
+    /// change of the account (in flight while it was disabled) is refused here, on every
+    /// replica alike.
+    fn check_person_actor(&self, actor: &Actor) -> Result<(), Rejection> {
+        if !actor.claims_person() {
+            return Ok(());
+        }
+        let refused = || Rejection::Forbidden(format!("{} is not an account that may act", actor.user));
+        if !matches!(actor.role, Role::Command | Role::Operator | Role::Leadership) {
+            return Err(refused());
+        }
+        let (id, name) = actor.person().ok_or_else(refused)?;
+        let person = self.person(id).ok_or_else(refused)?;
+        if !person.enabled || !self.regions_ref().is_active(person.unit) {
+            return Err(Rejection::Forbidden(format!("the account of {} is disabled", person.name)));
+        }
+        if person.unit != actor.bureau || person.name != name || person.role() != actor.role {
+            return Err(conflict(
+                ConflictCode::AccountChanged,
+                format!("the account of {} changed: sign in again", person.name),
+            ));
+        }
+        Ok(())
     }
 
     /// Adopts reference data, and puts the stations into the new region table: an adoption
@@ -774,7 +825,50 @@ impl Ledger {
         if count != self.task_count {
             return Err(InvariantViolation(format!("{count} tasks are filed, the count says {}", self.task_count)));
         }
+        for id in 1..self.units.next_person_id().0 {
+            let person =
+                self.person(PersonId(id)).ok_or_else(|| InvariantViolation(format!("person {id} is missing")))?;
+            self.check_person(&person)?;
+            if self.person_of_login(&person.login) != Some(person.id) {
+                return Err(InvariantViolation(format!("person {id}'s login is not filed for them")));
+            }
+        }
         Ok(())
+    }
+
+    /// The invariants of one account and of its login (a stream loads accounts before tasks,
+    /// logins after them).
+    pub fn check_person(&self, person: &Person) -> Result<(), InvariantViolation> {
+        let fail = |reason: String| InvariantViolation(format!("person {}: {reason}", person.id));
+        if person.id.0 == 0 || person.id >= self.units.next_person_id() {
+            return Err(fail("a number the counter did not give".into()));
+        }
+        crate::organisation::check_login(&person.login).map_err(fail)?;
+        crate::organisation::check_person_name(&person.name).map_err(fail)?;
+        crate::organisation::check_roles(&person.roles).map_err(fail)?;
+        crate::organisation::check_password_phc(&person.password_phc).map_err(fail)?;
+        if !self.regions_ref().contains(person.unit) {
+            return Err(fail(format!("unit {} is unknown", person.unit)));
+        }
+        let history = &person.history;
+        let well_kept = !history.is_empty()
+            && history.len() <= crate::organisation::PERSON_HISTORY_MAX
+            && history[0].change == crate::organisation::PersonChange::Created
+            && history[0].at_ms == person.created_at_ms
+            && history.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms)
+            && history.last().is_some_and(|event| event.at_ms <= self.last_stamp_ms);
+        if !well_kept {
+            return Err(fail("its history does not begin with its creation, in order, before now".into()));
+        }
+        Ok(())
+    }
+
+    /// Whether `login` is filed for `person` (the stream checks every login it loads).
+    pub fn check_login(&self, login: &str, person: PersonId) -> Result<(), InvariantViolation> {
+        match self.person(person) {
+            Some(holder) if holder.login == login => Ok(()),
+            _ => Err(InvariantViolation(format!("login {login} names person {person}, who does not sign in with it"))),
+        }
     }
 
     /// The invariants of the core and of what it names: counters, the request and signal

@@ -316,6 +316,10 @@ wire_enum! {
         StationExists = "station_exists",
         /// The unit is still needed: a county with open stations, a station's retired county.
         UnitInUse = "unit_in_use",
+        /// A login is taken for good, also by a disabled account.
+        LoginTaken = "login_taken",
+        /// The account acting changed since the command was made (name, unit or roles).
+        AccountChanged = "account_changed",
     }
 }
 

@@ -1,6 +1,7 @@
 //! Where the ledger keeps what grows with history.
 //!
-//! Every task, every reporter and both ends of every handover are *records*. A province keeps
+//! Every task, every reporter, both ends of every handover, and every person's account with
+//! its login are *records*. A province keeps
 //! years of them, so the ledger holds in memory only the records changed since the last
 //! checkpoint (`Changes`) and reads the rest from a `Records` store: the node's embedded store,
 //! or `MemoryRecords` in tests. A checkpoint seals the changes, writes them to the store with
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::complaint::Reporter;
 use crate::federation::ForwardId;
+use crate::organisation::{Person, PersonId};
 use crate::task::{Task, TaskId};
 
 /// The records of a ledger as of its last checkpoint.
@@ -35,6 +37,11 @@ pub trait Records: Send + Sync {
     fn received(&self, forward: ForwardId) -> Option<TaskId>;
     /// Every task with an id below `before` (all when `None`), newest first.
     fn tasks_newest_first(&self, before: Option<TaskId>) -> Box<dyn Iterator<Item = Arc<Task>> + '_>;
+    fn person(&self, id: PersonId) -> Option<Arc<Person>>;
+    /// The person who signs in with `login`.
+    fn login(&self, login: &str) -> Option<PersonId>;
+    /// Every person, in id order (for a node's table of accounts at start).
+    fn people(&self) -> Box<dyn Iterator<Item = Arc<Person>> + '_>;
 }
 
 impl fmt::Debug for dyn Records {
@@ -59,16 +66,23 @@ pub struct Changes {
     pub reporters: BTreeMap<TaskId, Reporter>,
     pub sent: BTreeMap<ForwardId, Option<TaskId>>,
     pub received: BTreeMap<ForwardId, TaskId>,
+    pub people: BTreeMap<PersonId, Arc<Person>>,
+    pub logins: BTreeMap<String, PersonId>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.tasks.is_empty() && self.reporters.is_empty() && self.sent.is_empty() && self.received.is_empty()
+        self.len() == 0
     }
 
     /// Records held: what a checkpoint's trigger counts.
     pub fn len(&self) -> usize {
-        self.tasks.len() + self.reporters.len() + self.sent.len() + self.received.len()
+        self.tasks.len()
+            + self.reporters.len()
+            + self.sent.len()
+            + self.received.len()
+            + self.people.len()
+            + self.logins.len()
     }
 }
 
@@ -96,6 +110,12 @@ impl MemoryRecords {
         }
         for (forward, task) in &changes.received {
             held.received.insert(*forward, *task);
+        }
+        for (id, person) in &changes.people {
+            held.people.insert(*id, person.clone());
+        }
+        for (login, id) in &changes.logins {
+            held.logins.insert(login.clone(), *id);
         }
     }
 
@@ -126,6 +146,19 @@ impl Records for MemoryRecords {
         let upper = TaskId(before.map_or(u64::MAX, |id| id.0));
         let tasks: Vec<Arc<Task>> = self.held().tasks.range(..upper).rev().map(|(_, task)| task.clone()).collect();
         Box::new(tasks.into_iter())
+    }
+
+    fn person(&self, id: PersonId) -> Option<Arc<Person>> {
+        self.held().people.get(&id).cloned()
+    }
+
+    fn login(&self, login: &str) -> Option<PersonId> {
+        self.held().logins.get(login).copied()
+    }
+
+    fn people(&self) -> Box<dyn Iterator<Item = Arc<Person>> + '_> {
+        let people: Vec<Arc<Person>> = self.held().people.values().cloned().collect();
+        Box::new(people.into_iter())
     }
 }
 
@@ -166,6 +199,14 @@ impl Term {
 
     pub fn of_received(forward: ForwardId, task: TaskId) -> Term {
         Term::of("received", &forward_key(forward), &task)
+    }
+
+    pub fn of_person(person: &Person) -> Term {
+        Term::of("person", &person.id.0.to_be_bytes(), person)
+    }
+
+    pub fn of_login(login: &str, person: PersonId) -> Term {
+        Term::of("login", login.as_bytes(), &person)
     }
 }
 
@@ -247,6 +288,26 @@ impl<'a> Layers<'a> {
             return Some(*task);
         }
         self.store.received(forward)
+    }
+
+    pub fn person(&self, id: PersonId) -> Option<Arc<Person>> {
+        if let Some(person) = self.open.people.get(&id) {
+            return Some(person.clone());
+        }
+        if let Some(person) = self.sealed.and_then(|sealed| sealed.people.get(&id)) {
+            return Some(person.clone());
+        }
+        self.store.person(id)
+    }
+
+    pub fn login(&self, login: &str) -> Option<PersonId> {
+        if let Some(id) = self.open.logins.get(login) {
+            return Some(*id);
+        }
+        if let Some(id) = self.sealed.and_then(|sealed| sealed.logins.get(login)) {
+            return Some(*id);
+        }
+        self.store.login(login)
     }
 
     /// Every task below `before`, newest first: the three layers merged by id, the newest

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use openraft::{BasicNode, StoredMembership};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
+use ledger::organisation::{Person, PersonId};
 use ledger::{forward_key, Changes, ForwardId, Records, Regions, Reporter, Task, TaskId};
 
 use crate::raft::{LogId, NodeId};
@@ -63,6 +64,10 @@ pub(crate) const REPORTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("
 pub(crate) const SENT: TableDefinition<&[u8], u64> = TableDefinition::new("sent");
 pub(crate) const RECEIVED: TableDefinition<&[u8], u64> = TableDefinition::new("received");
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// People's accounts by number (`ledger::organisation::Person`); since format 5.
+pub(crate) const PEOPLE: TableDefinition<u64, &[u8]> = TableDefinition::new("people");
+/// Logins → the account that signs in with each; since format 5.
+pub(crate) const LOGINS: TableDefinition<&str, u64> = TableDefinition::new("logins");
 
 const META_FORMAT: &str = "format";
 const META_CORE: &str = "core";
@@ -193,6 +198,9 @@ impl Store {
             }
             meta.insert(META_FORMAT, STORE_FORMAT.to_le_bytes().as_slice()).map_err(store_error)?;
         }
+        // The tables of format 5, empty: the stores before it held no accounts.
+        write.open_table(PEOPLE).map_err(store_error)?;
+        write.open_table(LOGINS).map_err(store_error)?;
         write.commit().map_err(store_error)
     }
 
@@ -207,6 +215,8 @@ impl Store {
             write.open_table(REPORTERS).map_err(store_error)?;
             write.open_table(SENT).map_err(store_error)?;
             write.open_table(RECEIVED).map_err(store_error)?;
+            write.open_table(PEOPLE).map_err(store_error)?;
+            write.open_table(LOGINS).map_err(store_error)?;
             index::Indexes::open(&write, Regions::compiled_shared().clone())?;
         }
         stamp_derived(&write)?;
@@ -269,6 +279,15 @@ impl Store {
             let mut received = write.open_table(RECEIVED).map_err(store_error)?;
             for (forward, task) in &changes.received {
                 received.insert(forward_key(*forward).as_slice(), task.0).map_err(store_error)?;
+            }
+            let mut people = write.open_table(PEOPLE).map_err(store_error)?;
+            for (id, person) in &changes.people {
+                let bytes = ledger::codec::encode(&**person).map_err(store_error)?;
+                people.insert(id.0, bytes.as_slice()).map_err(store_error)?;
+            }
+            let mut logins = write.open_table(LOGINS).map_err(store_error)?;
+            for (login, id) in &changes.logins {
+                logins.insert(login.as_str(), id.0).map_err(store_error)?;
             }
             write_checkpoint_meta(&write, core, meta)?;
         }
@@ -375,6 +394,30 @@ impl Records for StoreRecords {
         let received = read.open_table(RECEIVED).unwrap_or_else(|e| unreadable(e));
         let found = received.get(forward_key(forward).as_slice()).unwrap_or_else(|e| unreadable(e));
         found.map(|id| TaskId(id.value()))
+    }
+
+    fn person(&self, id: PersonId) -> Option<Arc<Person>> {
+        let read = self.read();
+        let people = read.open_table(PEOPLE).unwrap_or_else(|e| unreadable(e));
+        let found = people.get(id.0).unwrap_or_else(|e| unreadable(e));
+        found.map(|bytes| Arc::new(decode::<Person>("person", bytes.value())))
+    }
+
+    fn login(&self, login: &str) -> Option<PersonId> {
+        let read = self.read();
+        let logins = read.open_table(LOGINS).unwrap_or_else(|e| unreadable(e));
+        let found = logins.get(login).unwrap_or_else(|e| unreadable(e));
+        found.map(|id| PersonId(id.value()))
+    }
+
+    fn people(&self) -> Box<dyn Iterator<Item = Arc<Person>> + '_> {
+        let read = self.read();
+        let people = read.open_table(PEOPLE).unwrap_or_else(|e| unreadable(e));
+        let range = people.range_owned(..).unwrap_or_else(|e| unreadable(e));
+        Box::new(range.map(|entry| {
+            let (_, bytes) = entry.unwrap_or_else(|e| unreadable(e));
+            Arc::new(decode::<Person>("person", bytes.value()))
+        }))
     }
 
     fn tasks_newest_first(&self, before: Option<TaskId>) -> Box<dyn Iterator<Item = Arc<Task>> + '_> {

@@ -14,10 +14,11 @@ use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable};
 
+use ledger::organisation::{Person, PersonId};
 use ledger::{Ledger, RecordsDigest, Regions, Reporter, Task, TaskId, Term};
 
 use super::{read_checkpoint, store_error, write_checkpoint_meta, CheckpointMeta, Store};
-use super::{RECEIVED, REPORTERS, SENT, TASKS};
+use super::{LOGINS, PEOPLE, RECEIVED, REPORTERS, SENT, TASKS};
 
 /// The stream's format, which carries the ledger core's (`STORE_FORMAT`): 2 since the core
 /// keeps the order of signal groups, 3 since records are postcard (`ledger::codec`), 4 since the
@@ -62,7 +63,9 @@ const LOAD_BYTES_PER_COMMIT: usize = 64 * 1024 * 1024;
 /// being gathered, a load holds at most this plus two batches in memory.
 const LOAD_BATCHES_QUEUED: usize = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// A frame's kind, written as its byte. Sections come in the order of `Kind::IN_ORDER`, which
+/// is not the bytes' order: people (5) came after the tasks' bytes were given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum Kind {
     Meta = 1,
@@ -72,13 +75,45 @@ enum Kind {
     Received = 5,
     Task = 6,
     End = 7,
+    /// An account (format 5): before the tasks, whose handlers name people.
+    Person = 8,
+    /// A login and its account (format 5), after the accounts.
+    Login = 9,
 }
 
 impl Kind {
+    /// The sections in the order a stream carries them.
+    const IN_ORDER: [Kind; 9] = [
+        Kind::Meta,
+        Kind::Core,
+        Kind::Reporter,
+        Kind::Sent,
+        Kind::Received,
+        Kind::Person,
+        Kind::Login,
+        Kind::Task,
+        Kind::End,
+    ];
+
     fn of(byte: u8) -> Option<Kind> {
-        [Kind::Meta, Kind::Core, Kind::Reporter, Kind::Sent, Kind::Received, Kind::Task, Kind::End]
-            .into_iter()
-            .find(|kind| *kind as u8 == byte)
+        Kind::IN_ORDER.into_iter().find(|kind| *kind as u8 == byte)
+    }
+
+    /// The section's place in the stream.
+    fn rank(self) -> usize {
+        Kind::IN_ORDER.iter().position(|kind| *kind == self).expect("every kind has its place")
+    }
+}
+
+impl PartialOrd for Kind {
+    fn partial_cmp(&self, other: &Kind) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kind {
+    fn cmp(&self, other: &Kind) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
     }
 }
 
@@ -169,6 +204,22 @@ pub fn write_stream(view: &ReadTransaction, out: &mut impl Write) -> io::Result<
             records += 1;
         }
     }
+    for entry in view.open_table(PEOPLE).map_err(store_error)?.iter().map_err(store_error)? {
+        let (id, bytes) = entry.map_err(store_error)?;
+        payload.clear();
+        payload.extend_from_slice(&id.value().to_be_bytes());
+        payload.extend_from_slice(bytes.value());
+        write_frame(out, Kind::Person, &payload)?;
+        records += 1;
+    }
+    for entry in view.open_table(LOGINS).map_err(store_error)?.iter().map_err(store_error)? {
+        let (login, id) = entry.map_err(store_error)?;
+        payload.clear();
+        payload.extend_from_slice(&id.value().to_be_bytes());
+        payload.extend_from_slice(login.value().as_bytes());
+        write_frame(out, Kind::Login, &payload)?;
+        records += 1;
+    }
     for entry in view.open_table(TASKS).map_err(store_error)?.iter().map_err(store_error)? {
         let (id, bytes) = entry.map_err(store_error)?;
         payload.clear();
@@ -235,6 +286,8 @@ struct Loader {
     sent: u64,
     received: u64,
     reporters: u64,
+    people: u64,
+    logins: u64,
 }
 
 impl Loader {
@@ -259,6 +312,8 @@ impl Loader {
             sent: 0,
             received: 0,
             reporters: 0,
+            people: 0,
+            logins: 0,
         }
     }
 
@@ -290,7 +345,7 @@ impl Loader {
                 self.end_section()?;
                 self.last_key = None;
             }
-            if matches!(kind, Kind::Reporter | Kind::Sent | Kind::Received | Kind::Task)
+            if matches!(kind, Kind::Reporter | Kind::Sent | Kind::Received | Kind::Person | Kind::Login | Kind::Task)
                 && payload.len() > RECORD_BYTES_MAX as usize
             {
                 return Err(invalid(format!("a {kind:?} record of {} bytes is larger than any record", payload.len())));
@@ -311,7 +366,9 @@ impl Loader {
                     self.checker = Some(ledger);
                 }
                 Kind::End => return self.finish(&payload),
-                Kind::Reporter | Kind::Sent | Kind::Received | Kind::Task => self.take_record(kind, payload)?,
+                Kind::Reporter | Kind::Sent | Kind::Received | Kind::Person | Kind::Login | Kind::Task => {
+                    self.take_record(kind, payload)?
+                }
             }
         }
         unreachable!("the loop ends at the end record")
@@ -320,9 +377,10 @@ impl Loader {
     fn take_record(&mut self, kind: Kind, payload: Vec<u8>) -> io::Result<()> {
         let (head, rest) = payload.split_at_checked(8).ok_or_else(|| invalid(format!("a short {kind:?} record")))?;
         let number = u64::from_be_bytes(head.try_into().expect("8 bytes"));
-        // Keyed by the task for tasks and reporters, by the forward for handover records.
+        // Keyed by the task for tasks and reporters, by the person for accounts, by the forward
+        // for handover records and by the login for logins.
         let key = match kind {
-            Kind::Sent | Kind::Received => rest.to_vec(),
+            Kind::Sent | Kind::Received | Kind::Login => rest.to_vec(),
             _ => head.to_vec(),
         };
         if self.last_key.as_ref().is_some_and(|last| *last >= key) {
@@ -351,6 +409,28 @@ impl Loader {
                     self.digest.add(Term::of_received(forward, TaskId(number)));
                     self.received += 1;
                 }
+                rest.to_vec()
+            }
+            Kind::Person => {
+                let person: Person = ledger::codec::decode(rest).map_err(|e| invalid(format!("an account: {e}")))?;
+                if person.id != PersonId(number) {
+                    return Err(invalid(format!("person {} is filed as {number}", person.id)));
+                }
+                let checker = self.checker.as_ref().expect("the core comes second");
+                checker.check_person(&person).map_err(|violation| invalid(violation.to_string()))?;
+                self.digest.add(Term::of_person(&person));
+                self.people += 1;
+                ledger::codec::encode(&person).map_err(store_error)?
+            }
+            Kind::Login => {
+                let login = std::str::from_utf8(rest).map_err(|_| invalid("a login that is not UTF-8"))?;
+                ledger::organisation::check_login(login).map_err(|reason| invalid(format!("login {login:?}: {reason}")))?;
+                if self.store.is_some() {
+                    let checker = self.checker.as_ref().expect("the core comes second");
+                    checker.check_login(login, PersonId(number)).map_err(|violation| invalid(violation.to_string()))?;
+                }
+                self.digest.add(Term::of_login(login, PersonId(number)));
+                self.logins += 1;
                 rest.to_vec()
             }
             Kind::Task => {
@@ -428,6 +508,15 @@ impl Loader {
         }
         if (self.sent, self.received, self.reporters) != (self.tasks_sent, self.tasks_received, self.complaints) {
             return Err(invalid("the handover and reporter records do not match the tasks one to one"));
+        }
+        // Accounts are never removed: the core's counter counts them, and each has its login
+        // (each login was checked to name an account that signs in with it).
+        let accounts = checker.units().person_count();
+        if (self.people, self.logins) != (accounts, accounts) {
+            return Err(invalid(format!(
+                "{} accounts and {} logins arrived, the core counts {accounts}",
+                self.people, self.logins
+            )));
         }
         if self.digest != checker.records_digest() {
             return Err(invalid("the records do not add up to the digest the core carries"));
@@ -517,6 +606,8 @@ fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec
         let mut reporters = write.open_table(REPORTERS).map_err(store_error)?;
         let mut sent = write.open_table(SENT).map_err(store_error)?;
         let mut received = write.open_table(RECEIVED).map_err(store_error)?;
+        let mut people = write.open_table(PEOPLE).map_err(store_error)?;
+        let mut logins = write.open_table(LOGINS).map_err(store_error)?;
         let mut indexes = super::index::Indexes::open(&write, regions.clone())?;
         let tasks_loaded = batch.iter().filter_map(|pending| pending.task.as_ref());
         indexes.reindex(tasks_loaded.map(|task| (None, task, loaded_at)))?;
@@ -527,6 +618,11 @@ fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec
                 Kind::Reporter => reporters.insert(number, record).map(drop),
                 Kind::Sent => sent.insert(record, number).map(drop),
                 Kind::Received => received.insert(record, number).map(drop),
+                Kind::Person => people.insert(number, record).map(drop),
+                Kind::Login => {
+                    let login = std::str::from_utf8(record).expect("a login is checked as UTF-8 when read");
+                    logins.insert(login, number).map(drop)
+                }
                 Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
             }
             .map_err(store_error)?;

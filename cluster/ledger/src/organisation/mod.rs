@@ -13,6 +13,7 @@
 //! the ledger's core, bounded by `STATIONS_MAX`.
 
 mod apply;
+mod people;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +23,11 @@ use serde::{Deserialize, Serialize};
 use crate::bureau::{BureauCode, Region, RegionLevel, Regions, REGION_NAME_CHARS_MAX, STATIONS_MAX};
 
 pub use apply::{OrganisationAction, OrganisationRecord};
+pub use people::{
+    check_login, check_password_phc, check_person_name, check_roles, Person, PersonChange, PersonEvent, PersonId,
+    PersonRole, LOGIN_CHARS_MAX, LOGIN_CHARS_MIN, PASSWORD_PHC_CHARS_MAX, PEOPLE_MAX, PERSON_HISTORY_MAX,
+    PERSON_NAME_CHARS_MAX,
+};
 
 /// The streets and towns (街道/镇) a station covers, at most.
 pub const STATION_AREAS_MAX: usize = 16;
@@ -37,6 +43,9 @@ pub const UNIT_HISTORY_MAX: usize = 64;
 #[serde(try_from = "UnitsStored", into = "UnitsStored")]
 pub struct Units {
     stations: BTreeMap<BureauCode, Station>,
+    /// The number the next account gets (people are records: `Ledger::person`); accounts are
+    /// never removed, so the group holds this less one.
+    next_person_id: u64,
     /// Derived: the region table and the stations. Set by `derive_table` whenever either
     /// changes; the core does not carry it.
     table: Arc<Regions>,
@@ -45,11 +54,12 @@ pub struct Units {
 #[derive(Clone, Serialize, Deserialize)]
 struct UnitsStored {
     stations: BTreeMap<BureauCode, Station>,
+    next_person_id: u64,
 }
 
 impl Default for Units {
     fn default() -> Units {
-        Units { stations: BTreeMap::new(), table: Regions::compiled_shared().clone() }
+        Units { stations: BTreeMap::new(), next_person_id: 1, table: Regions::compiled_shared().clone() }
     }
 }
 
@@ -68,13 +78,20 @@ impl TryFrom<UnitsStored> for Units {
             }
             station.check()?;
         }
-        Ok(Units { stations: stored.stations, table: Regions::compiled_shared().clone() })
+        if stored.next_person_id == 0 || stored.next_person_id > PEOPLE_MAX + 1 {
+            return Err(format!("the account counter is 1 to {}", PEOPLE_MAX + 1));
+        }
+        Ok(Units {
+            stations: stored.stations,
+            next_person_id: stored.next_person_id,
+            table: Regions::compiled_shared().clone(),
+        })
     }
 }
 
 impl From<Units> for UnitsStored {
     fn from(units: Units) -> UnitsStored {
-        UnitsStored { stations: units.stations }
+        UnitsStored { stations: units.stations, next_person_id: units.next_person_id }
     }
 }
 
@@ -234,6 +251,16 @@ impl Units {
             }
         }
         Ok(())
+    }
+
+    /// Accounts held (every account ever made: none is removed).
+    pub fn person_count(&self) -> u64 {
+        self.next_person_id - 1
+    }
+
+    /// The number the next account gets: every account's number is below it.
+    pub fn next_person_id(&self) -> PersonId {
+        PersonId(self.next_person_id)
     }
 
     pub fn station(&self, code: BureauCode) -> Option<&Station> {

@@ -2,7 +2,7 @@
 //! bureau above it, never removed, and a unit of the tree every rule climbs.
 
 use crate::bureau::{RegionLevel, RegionRow, STATION_NUMBER_MAX};
-use crate::organisation::{OrganisationAction, OrganisationRecord, Station, UnitChange};
+use crate::organisation::{OrganisationAction, OrganisationRecord, Person, PersonId, PersonRole, Station, UnitChange};
 use crate::reference::ReferenceAction;
 use crate::*;
 
@@ -40,7 +40,7 @@ fn organise(ledger: &mut Ledger, actor: Actor, action: OrganisationAction) -> Re
     let applied = apply(ledger, stamp_ms, actor, Action::Organisation(Box::new(action)))?;
     match applied.organisation {
         Some(OrganisationRecord::Station(station)) => Ok(station),
-        None => panic!("an organisation command answers with its record"),
+        other => panic!("a station command answers with the station, not {other:?}"),
     }
 }
 
@@ -299,10 +299,209 @@ fn a_hostile_core_with_a_misplaced_station_is_refused() {
 fn organisation_is_the_fifteenth_action() {
     let action = Action::Organisation(Box::new(enrol("440106", None, "五山市场监管所")));
     assert_eq!(crate::codec::encode(&action).expect("encodes")[0], 14);
-    assert_eq!(
-        ConflictCode::ALL[ConflictCode::ALL.len() - 2..],
-        [ConflictCode::StationExists, ConflictCode::UnitInUse],
-        "new conflict codes go last"
-    );
+    // The codes of 0.4.0 keep their places; the new ones follow the last of them.
+    let position = |code: ConflictCode| ConflictCode::ALL.iter().position(|c| *c == code);
+    assert_eq!(position(ConflictCode::ReceivedDispatch), Some(24));
+    assert_eq!(position(ConflictCode::StationExists), Some(25));
     assert_eq!(RegionLevel::ALL.last(), Some(&RegionLevel::Station));
+}
+
+// --- People. ---
+
+const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+const OTHER_PHC: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$b3RoZXJzYWx0b3RoZXI$b3RoZXJoYXNob3RoZXJoYXNob3RoZXJoYXNob3RoZXI";
+
+/// Applies at the ledger's clock, a second on.
+fn act(ledger: &mut Ledger, actor: Actor, action: Action) -> CommandResult {
+    let stamp_ms = ledger.last_stamp_ms().max(T0) + 1000;
+    apply(ledger, stamp_ms, actor, action)
+}
+
+fn person_of(result: Result<Applied, Rejection>) -> Result<std::sync::Arc<Person>, Rejection> {
+    match result?.organisation {
+        Some(OrganisationRecord::Person(person)) => Ok(person),
+        other => panic!("an account command answers with the account, not {other:?}"),
+    }
+}
+
+fn people(ledger: &mut Ledger, actor: Actor, action: OrganisationAction) -> Result<std::sync::Arc<Person>, Rejection> {
+    let stamp_ms = ledger.last_stamp_ms().max(T0) + 1000;
+    person_of(apply(ledger, stamp_ms, actor, Action::Organisation(Box::new(action))))
+}
+
+fn create(login: &str, name: &str, unit: BureauCode, roles: &[PersonRole]) -> OrganisationAction {
+    OrganisationAction::CreatePerson {
+        login: login.into(),
+        name: name.into(),
+        unit,
+        roles: roles.to_vec(),
+        password_phc: PHC.into(),
+    }
+}
+
+/// 五山 station with a head and a handler, made by Guangzhou's command centre.
+fn wushan_with_people(ledger: &mut Ledger) -> (BureauCode, std::sync::Arc<Person>, std::sync::Arc<Person>) {
+    let station = wushan(ledger);
+    let head = people(ledger, guangzhou_command(), create("wushan.head", "王所长", station, &[PersonRole::Head]))
+        .expect("the head");
+    let handler = people(ledger, guangzhou_command(), create("wushan.li", "李明", station, &[PersonRole::Handler]))
+        .expect("a handler");
+    (station, head, handler)
+}
+
+#[test]
+fn logins_are_unique_forever_and_fields_are_checked() {
+    let mut ledger = Ledger::new();
+    let (station, head, handler) = wushan_with_people(&mut ledger);
+    assert_eq!((head.id, handler.id), (PersonId(1), PersonId(2)));
+    assert_eq!(handler.actor().user, "person:2:李明");
+    assert_eq!((handler.actor().bureau, handler.actor().role), (station, Role::Operator));
+    assert_eq!(ledger.person_of_login("wushan.li"), Some(PersonId(2)));
+    let again =
+        people(&mut ledger, guangzhou_command(), create("wushan.li", "李明明", station, &[PersonRole::Handler]));
+    assert!(matches!(again, Err(Rejection::Conflict { code: ConflictCode::LoginTaken, .. })), "{again:?}");
+    // Disabled, the login stays taken.
+    let disable = OrganisationAction::DisablePerson { person: handler.id, note: "调离".into() };
+    people(&mut ledger, guangzhou_command(), disable).expect("disabled");
+    let again = people(&mut ledger, guangzhou_command(), create("wushan.li", "李明", station, &[PersonRole::Handler]));
+    assert!(matches!(again, Err(Rejection::Conflict { code: ConflictCode::LoginTaken, .. })), "{again:?}");
+    for (bad, field) in [
+        (create("WU", "某人", station, &[PersonRole::Handler]), "login"),
+        (create("wu shan", "某人", station, &[PersonRole::Handler]), "login"),
+        (create("wushan.x", "某:人", station, &[PersonRole::Handler]), "name"),
+        (create("wushan.x", "某人", station, &[]), "roles"),
+        (create("wushan.x", "某人", station, &[PersonRole::Handler, PersonRole::Head]), "roles"),
+        (create("wushan.x", "某人", BureauCode::station(bureau("440106"), 7).unwrap(), &[PersonRole::Handler]), "unit"),
+    ] {
+        let refused = people(&mut ledger, guangzhou_command(), bad);
+        assert!(matches!(&refused, Err(Rejection::Invalid { field: f, .. }) if f == field), "{field}: {refused:?}");
+    }
+    for weak in [
+        "plain",
+        "$argon2i$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+        "$argon2id$v=19$m=4096,t=2,p=1$c2FsdA$aGFzaA",
+        "$argon2id$v=19$m=19456,t=1,p=1$c2FsdA$aGFzaA",
+        "$argon2id$v=19$m=19456,t=2,p=1$$aGFzaA",
+    ] {
+        let mut action = create("wushan.y", "某人", station, &[PersonRole::Handler]);
+        if let OrganisationAction::CreatePerson { password_phc, .. } = &mut action {
+            *password_phc = weak.into();
+        }
+        let refused = people(&mut ledger, guangzhou_command(), action);
+        assert!(
+            matches!(&refused, Err(Rejection::Invalid { field, .. }) if field == "password"),
+            "{weak}: {refused:?}"
+        );
+    }
+    assert_eq!(ledger.units().person_count(), 2, "refusals made no account");
+}
+
+#[test]
+fn accounts_are_managed_over_the_unit_and_privileged_roles_only_by_their_holders() {
+    let mut ledger = Ledger::new();
+    let (station, head, handler) = wushan_with_people(&mut ledger);
+    let tianhe = bureau("440106");
+    // A county accounts clerk (a person) manages the station's accounts.
+    let clerk =
+        people(&mut ledger, guangzhou_command(), create("th.accounts", "陈会计", tianhe, &[PersonRole::Accounts]))
+            .expect("a clerk");
+    let made = people(&mut ledger, clerk.actor(), create("wushan.zhao", "赵强", station, &[PersonRole::Handler]))
+        .expect("the clerk makes a handler");
+    assert_eq!(made.history[0].by, "person:3:陈会计");
+    // Not a dispatcher: that role is granted only by its holders (or a command centre).
+    let dispatcher =
+        people(&mut ledger, clerk.actor(), create("wushan.d", "钱调度", station, &[PersonRole::Dispatcher]));
+    assert!(matches!(dispatcher, Err(Rejection::Forbidden(_))), "{dispatcher:?}");
+    // Not outside the clerk's county; not by a handler; not by another county's centre.
+    let yuexiu = bureau("440104");
+    let outside = people(&mut ledger, clerk.actor(), create("yx.a", "孙某", yuexiu, &[PersonRole::Handler]));
+    assert!(matches!(outside, Err(Rejection::Forbidden(_))), "{outside:?}");
+    let by_handler = people(&mut ledger, handler.actor(), create("wushan.q", "周某", station, &[PersonRole::Handler]));
+    assert!(matches!(by_handler, Err(Rejection::Forbidden(_))), "{by_handler:?}");
+    let yuexiu_command = actor("yx-command", yuexiu, Role::Command);
+    let reset =
+        OrganisationAction::SetPassword { person: handler.id, password_phc: OTHER_PHC.into(), note: String::new() };
+    assert!(matches!(people(&mut ledger, yuexiu_command, reset.clone()), Err(Rejection::Forbidden(_))));
+    // The clerk resets a password: the epoch moves (sessions end).
+    let reset_done = people(&mut ledger, clerk.actor(), reset).expect("reset");
+    assert_eq!((reset_done.epoch, reset_done.password_phc.as_str()), (1, OTHER_PHC));
+    // Nobody changes their own roles or disables themself; anyone signs themself out.
+    let own_roles = OrganisationAction::UpdatePerson {
+        person: clerk.id,
+        name: None,
+        roles: Some(vec![PersonRole::Dispatcher, PersonRole::Accounts]),
+        note: String::new(),
+    };
+    assert!(matches!(people(&mut ledger, clerk.actor(), own_roles), Err(Rejection::Forbidden(_))));
+    let sign_out = OrganisationAction::SignOut { person: head.id };
+    assert!(matches!(people(&mut ledger, clerk.actor(), sign_out.clone()), Err(Rejection::Forbidden(_))));
+    assert_eq!(people(&mut ledger, head.actor(), sign_out).expect("signed out").epoch, 1);
+    let own_password =
+        OrganisationAction::SetPassword { person: head.id, password_phc: OTHER_PHC.into(), note: String::new() };
+    assert_eq!(people(&mut ledger, head.actor(), own_password).expect("own password").epoch, 2);
+}
+
+#[test]
+fn a_disabled_or_changed_person_acts_no_more() {
+    let mut ledger = Ledger::new();
+    let (station, head, handler) = wushan_with_people(&mut ledger);
+    let mut lead = super::federation::lead("440106", Routing::Keep);
+    lead.origin_bureau = bureau("440100");
+    let id = act(&mut ledger, guangzhou_command(), Action::CreateTask(lead)).expect("created").task().id;
+    let t = ledger.last_stamp_ms();
+    let dispatch = Transition::Dispatch {
+        assignee: station,
+        ack_deadline_ms: t + HOUR_MS,
+        complete_deadline_ms: t + 24 * HOUR_MS,
+    };
+    let change = |transition: Transition| {
+        Action::ChangeTask(TaskChange { task: id, expected_version: None, note: String::new(), transition })
+    };
+    act(&mut ledger, guangzhou_command(), change(dispatch)).expect("dispatched to the station");
+    // A forged or stale actor name: refused, nothing written.
+    let forged = Actor { user: "person:2:张三".into(), bureau: station, role: Role::Operator };
+    let refused = act(&mut ledger, forged, change(Transition::Feedback));
+    assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::AccountChanged, .. })), "{refused:?}");
+    let as_command = Actor { role: Role::Command, ..handler.actor() };
+    let refused = act(&mut ledger, as_command, change(Transition::Feedback));
+    assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::AccountChanged, .. })), "{refused:?}");
+    for malformed in ["person:02:李明", "person:x:李明", "person:9:无此人", "person:2"] {
+        let actor = Actor { user: malformed.into(), bureau: station, role: Role::Operator };
+        let refused = act(&mut ledger, actor, change(Transition::Feedback));
+        assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{malformed}: {refused:?}");
+    }
+    let as_peer = Actor { role: Role::Peer, ..handler.actor() };
+    assert!(matches!(act(&mut ledger, as_peer, change(Transition::Ack)), Err(Rejection::Forbidden(_))));
+    // The handler acknowledges: the timeline names the person.
+    let acked = act(&mut ledger, handler.actor(), change(Transition::Ack)).expect("acknowledged");
+    assert_eq!(acked.task().timeline.last().map(|e| e.actor_user.as_str()), Some("person:2:李明"));
+    // Disabled while a command of theirs is in flight: refused when it applies.
+    let in_flight = handler.actor();
+    let disable = OrganisationAction::DisablePerson { person: handler.id, note: "调离".into() };
+    people(&mut ledger, head.actor(), disable.clone()).expect_err("a head does not manage accounts");
+    people(&mut ledger, guangzhou_command(), disable).expect("disabled");
+    let refused = act(&mut ledger, in_flight, change(Transition::Feedback));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+    // Renamed: the old name acts no more, the new one does.
+    let renamed = people(
+        &mut ledger,
+        guangzhou_command(),
+        OrganisationAction::UpdatePerson {
+            person: head.id,
+            name: Some("王建国".into()),
+            roles: None,
+            note: String::new(),
+        },
+    )
+    .expect("renamed");
+    assert_eq!(renamed.epoch, 0, "a rename keeps the sessions");
+    let refused = act(&mut ledger, head.actor(), change(Transition::Feedback));
+    assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::AccountChanged, .. })), "{refused:?}");
+    act(&mut ledger, renamed.actor(), change(Transition::Feedback)).expect("the new name acts");
+    // Closing the station: its people act no more.
+    let close = OrganisationAction::CloseStation { station, note: "撤销".into() };
+    organise(&mut ledger, guangzhou_command(), close).expect("closed");
+    let refused = act(&mut ledger, renamed.actor(), change(Transition::Feedback));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
 }
