@@ -424,7 +424,8 @@ impl Loader {
             }
             Kind::Login => {
                 let login = std::str::from_utf8(rest).map_err(|_| invalid("a login that is not UTF-8"))?;
-                ledger::organisation::check_login(login).map_err(|reason| invalid(format!("login {login:?}: {reason}")))?;
+                ledger::organisation::check_login(login)
+                    .map_err(|reason| invalid(format!("login {login:?}: {reason}")))?;
                 if self.store.is_some() {
                     let checker = self.checker.as_ref().expect("the core comes second");
                     checker.check_login(login, PersonId(number)).map_err(|violation| invalid(violation.to_string()))?;

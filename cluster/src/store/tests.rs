@@ -259,3 +259,68 @@ fn indexes_and_tallies_are_derived_again_when_their_version_changes() {
     let view = loaded.view().expect("view");
     assert_eq!(tally::tallies(&view).expect("tallies"), kept);
 }
+
+const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g";
+
+/// `checkpointed` with accounts: two people of Tianhe made between the tasks.
+fn with_accounts(store: &Store) -> Ledger {
+    let mut ledger = checkpointed(store, 5);
+    let actor = Actor { user: "gz-command".into(), bureau: bureau("440100"), role: Role::Command };
+    for (n, login) in ["th.li", "th.wang"].into_iter().enumerate() {
+        let action = ledger::organisation::OrganisationAction::CreatePerson {
+            login: login.into(),
+            name: format!("办事员{n}"),
+            unit: bureau("440106"),
+            roles: vec![ledger::organisation::PersonRole::Handler],
+            password_phc: PHC.into(),
+        };
+        let command = Command {
+            stamp_ms: 1_780_000_001_000 + n as u64,
+            actor: actor.clone(),
+            idempotency: None,
+            action: Action::Organisation(Box::new(action)),
+        };
+        ledger.apply(&command).expect("an account");
+    }
+    let sealed = ledger.seal();
+    let meta = CheckpointMeta {
+        applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 7)),
+        membership: Default::default(),
+    };
+    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
+    ledger.checkpoint_written();
+    ledger
+}
+
+#[test]
+fn accounts_are_checkpointed_and_streamed_before_the_tasks() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("a.redb")).expect("store");
+    let ledger = with_accounts(&store);
+    let person = ledger.person(ledger::organisation::PersonId(2)).expect("the second account");
+    assert_eq!(ledger.person_of_login("th.wang"), Some(person.id));
+    let mut bytes = Vec::new();
+    let (_, records) = write_stream(&store.view().expect("view"), &mut bytes).expect("stream");
+    assert_eq!(records, 5 + 2 + 2, "tasks, accounts and logins");
+    let loaded = load_stream(&mut bytes.as_slice(), &dir.path().join("b.redb")).expect("loads");
+    let copy =
+        Ledger::from_core(&loaded.core, Store::open(&dir.path().join("b.redb")).expect("b").records()).expect("core");
+    copy.check_invariants().expect("invariants");
+    assert_eq!(copy.digest(), ledger.digest());
+    assert_eq!(copy.person(person.id), Some(person));
+    assert_eq!(copy.person_of_login("th.li"), Some(ledger::organisation::PersonId(1)));
+
+    // A login filed for another account: the digest still adds up if the forger knew it, so
+    // the loader's own check refuses it. Swap the two logins' numbers.
+    let mut forged = frames(&bytes);
+    for (kind, payload) in &mut forged {
+        if *kind == 9 {
+            let number = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
+            payload[..8].copy_from_slice(&(3 - number).to_be_bytes());
+        }
+    }
+    let forged = framed(&forged);
+    let refused = load_stream(&mut forged.as_slice(), &dir.path().join("c.redb")).expect_err("refused");
+    assert!(refused.to_string().contains("login"), "{refused}");
+    assert!(!dir.path().join("c.redb").exists());
+}
