@@ -242,6 +242,8 @@ pub struct UserConfig {
 /// at a console makes, and above the benchmarks' single-token load (about 20,000 writes/s), so
 /// it bounds a runaway client without shaping measured load. Set lower per user in production.
 pub const USER_REQUESTS_PER_SECOND_DEFAULT: u32 = 50_000;
+/// What people's session tokens start with (`node::sessions`).
+pub const SESSION_TOKEN_PREFIX: &str = "xs1.";
 
 /// An operator of the platform itself (运维): may change a group's membership through
 /// `xietong admin`; has no business role and sees no tasks.
@@ -446,6 +448,14 @@ impl UsersFile {
             }
             if !names.insert(user.name.as_str()) {
                 return Err(invalid(&field, "user name is used twice"));
+            }
+            // People act as `person:<id>:<name>`: no users-file name may look like one.
+            if user.name.is_empty() || !user.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+                return Err(invalid(&field, "a user name is made of A-Z, a-z, 0-9, '.', '_' and '-'"));
+            }
+            // People's session tokens start so: a users-file token may not.
+            if user.token.as_deref().is_some_and(|token| token.starts_with(SESSION_TOKEN_PREFIX)) {
+                return Err(invalid(&field, format!("a token may not start with {SESSION_TOKEN_PREFIX}")));
             }
             if !is_six_digits(&user.bureau) {
                 return Err(invalid(&field, "bureau must be a 6-digit region code"));

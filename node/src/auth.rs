@@ -20,6 +20,8 @@ pub struct User {
     pub bucket: Arc<std::sync::Mutex<TokenBucket>>,
     /// Console connections the user may hold open on one process.
     pub consoles_max: usize,
+    /// The account of a person signed in with a session; `None` for a users-file token.
+    pub person: Option<Arc<ledger::organisation::Person>>,
 }
 
 impl User {
@@ -67,7 +69,10 @@ impl Users {
             let hash =
                 config::credential_hash(&user.name, &user.token, &user.token_sha256).map_err(|e| e.to_string())?;
             let consoles_max = user.consoles_max.unwrap_or(config::limits::CONSOLES_PER_USER_MAX);
-            by_token.insert(hash, User { actor, display_name: user.display_name.clone(), bucket, consoles_max });
+            by_token.insert(
+                hash,
+                User { actor, display_name: user.display_name.clone(), bucket, consoles_max, person: None },
+            );
         }
         let hash = |name: &str, token: &Option<String>, token_sha256: &Option<String>| {
             config::credential_hash(name, token, token_sha256).map_err(|e| e.to_string())
@@ -157,11 +162,22 @@ fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 /// caller holds the old table across a reload.
 pub struct UserDirectory {
     current: std::sync::RwLock<Arc<Users>>,
+    /// People's sessions, on a node (a gateway holds no accounts).
+    sessions: Option<Arc<crate::sessions::Sessions>>,
 }
 
 impl UserDirectory {
     pub fn new(users: Users) -> UserDirectory {
-        UserDirectory { current: std::sync::RwLock::new(Arc::new(users)) }
+        UserDirectory { current: std::sync::RwLock::new(Arc::new(users)), sessions: None }
+    }
+
+    /// A node's directory: the users file and people's sessions.
+    pub fn with_sessions(users: Users, sessions: Arc<crate::sessions::Sessions>) -> UserDirectory {
+        UserDirectory { current: std::sync::RwLock::new(Arc::new(users)), sessions: Some(sessions) }
+    }
+
+    pub fn sessions(&self) -> Option<&Arc<crate::sessions::Sessions>> {
+        self.sessions.as_ref()
     }
 
     fn users(&self) -> Arc<Users> {
@@ -174,10 +190,25 @@ impl UserDirectory {
     }
 
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<User, ApiError> {
+        let token = bearer(headers).inspect_err(|error| log_refusal(headers, error))?;
+        if token.starts_with(crate::sessions::SESSION_PREFIX) {
+            let user = self.user_for_token(token).inspect_err(|error| log_refusal(headers, error))?;
+            if !headers.contains_key(crate::api::headers::RELAY_HOPS) {
+                user.spend_request()?;
+            }
+            return Ok(user);
+        }
         self.users().authenticate(headers).cloned().inspect_err(|error| log_refusal(headers, error))
     }
 
+    /// The user of a token: a person's session, or a users-file token.
     pub fn user_for_token(&self, token: &str) -> Result<User, ApiError> {
+        if token.starts_with(crate::sessions::SESSION_PREFIX) {
+            return match &self.sessions {
+                Some(sessions) => sessions.user(token, crate::api::time::now_ms()),
+                None => Err(ApiError::Unauthorized("a session is checked by a node of the group".into())),
+            };
+        }
         self.users().user_for_token(token).cloned()
     }
 

@@ -35,6 +35,7 @@ pub mod routes;
 pub mod runtime;
 pub mod search;
 mod server;
+mod sessions;
 mod state;
 mod synthesize;
 pub mod task_query;

@@ -105,6 +105,9 @@ fn describe(operation: &Operation, generator: &mut schemars::SchemaGenerator, er
             // Readiness answers 503 in text when no leader is known.
             responses.insert("503".into(), text);
         }
+        Answer::Empty => {
+            responses.insert("204".into(), json!({"description": "done; no content"}));
+        }
         Answer::Binary => {
             responses.insert(
                 "200".into(),

@@ -154,6 +154,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         }
         None => (None, None),
     };
+    let sessions = Arc::new(crate::sessions::Sessions::new(group_secret.clone(), store.clone(), telemetry.clone()));
     let state = AppState {
         node_id: config.id,
         group_bureau,
@@ -161,7 +162,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         store,
         log,
         batcher,
-        users: Arc::new(crate::auth::UserDirectory::new(users)),
+        users: Arc::new(crate::auth::UserDirectory::with_sessions(users, sessions)),
         peers,
         member_addrs: Arc::new(member_addrs.clone()),
         relay_http: transport

@@ -55,6 +55,12 @@ pub struct Telemetry {
     /// Space left on the data directory's file system for this process's user, and in total.
     pub data_dir_available_bytes: IntGauge,
     pub data_dir_size_bytes: IntGauge,
+    /// Sign-ins by outcome (`ok`, `invalid`, `limited`, `busy`).
+    pub sign_ins: IntCounterVec,
+    /// The password check of a sign-in.
+    pub sign_in_seconds: Histogram,
+    /// Session tokens checked, by outcome (`ok`, `expired`, `revoked`, `forged`).
+    pub session_checks: IntCounterVec,
 }
 
 macro_rules! register {
@@ -204,6 +210,24 @@ impl Telemetry {
             data_dir_size_bytes: register!(
                 r,
                 gauge("xietong_data_dir_size_bytes", "The size of the data directory's file system.")
+            ),
+            sign_ins: register!(
+                r,
+                IntCounterVec::new(Opts::new("xietong_sign_ins_total", "People's sign-ins by outcome."), &["outcome"])
+            ),
+            sign_in_seconds: register!(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new("xietong_sign_in_seconds", "The password check (argon2id) of a sign-in.")
+                        .buckets(latency_buckets())
+                )
+            ),
+            session_checks: register!(
+                r,
+                IntCounterVec::new(
+                    Opts::new("xietong_session_checks_total", "Session tokens checked, by outcome."),
+                    &["outcome"]
+                )
             ),
             log_events_held_back: register!(
                 r,

@@ -11,6 +11,7 @@ pub mod group_secret;
 pub mod log_store;
 pub mod network;
 pub mod peer_api;
+pub mod people_now;
 mod snapshot_transfer;
 pub mod state_machine;
 pub mod wal;
@@ -55,4 +56,5 @@ pub type CheckIsLeaderError = openraft::error::CheckIsLeaderError<NodeId, openra
 pub use durable_snapshot::DurableSnapshot;
 pub use group_secret::GroupSecret;
 pub use log_store::LogStore;
+pub use people_now::PeopleNow;
 pub use state_machine::{LedgerStore, Replica};

@@ -23,6 +23,7 @@ use super::durable_snapshot::DurableSnapshot;
 use super::{Entry, LedgerResponse, LogId, NodeId, StorageError, TypeConfig};
 use crate::store::{CheckpointMeta, Store, STORE_FILE};
 use ledger::reference::CalendarTable;
+use ledger::Records as _;
 use ledger::{CommandResult, Ledger, Regions};
 
 /// Stores received from the leader are loaded into files of this prefix (one per transfer)
@@ -79,6 +80,8 @@ pub struct LedgerStore {
     failure: Arc<std::sync::OnceLock<String>>,
     /// The reference data the replica decides with now, kept apart from the replica's lock.
     reference_now: Arc<RwLock<ReferenceNow>>,
+    /// The accounts the replica holds, kept apart from the replica's lock.
+    people_now: super::PeopleNow,
 }
 
 /// The region table and calendar the ledger decides with now (`ledger::reference`), readable
@@ -164,6 +167,7 @@ impl LedgerStore {
         let store = Store::open(&dir.join(STORE_FILE))?;
         let replica = replica_of(&store)?;
         let reference_now = Arc::new(RwLock::new(ReferenceNow::of(&replica.ledger)));
+        let people_now = super::PeopleNow::of(store.records().people());
         let durable_snapshot = DurableSnapshot::new(replica.last_applied.map(|log_id| log_id.index));
         let replica = Arc::new(RwLock::new(replica));
         let store = Arc::new(RwLock::new(store));
@@ -189,7 +193,13 @@ impl LedgerStore {
             durable_snapshot,
             failure,
             reference_now,
+            people_now,
         })
+    }
+
+    /// The accounts the replica holds now (no lock of the replica's).
+    pub fn people_now(&self) -> &super::PeopleNow {
+        &self.people_now
     }
 
     /// The region table and calendar the replica decides with now (no lock of the replica's).
@@ -393,6 +403,7 @@ impl RaftStateMachine<TypeConfig> for LedgerStore {
             self.follow_reference(&replica.ledger);
             replica.ledger.open_changes()
         };
+        self.people_now.update(changed_people(&responses));
         if open_changes >= CHECKPOINT_CHANGES {
             self.checkpoints.due();
         }
@@ -480,6 +491,7 @@ impl LedgerStore {
         self.generation.fetch_add(1, Ordering::AcqRel);
         *current = replica;
         self.follow_reference(&current.ledger);
+        self.people_now.replace(store.records().people());
         *self.store.write().unwrap_or_else(std::sync::PoisonError::into_inner) = store;
         let index = meta.last_log_id.map_or(0, |log_id| log_id.index);
         self.durable_snapshot.record_written(Some(index));
@@ -488,6 +500,20 @@ impl LedgerStore {
         tracing::info!(last_log_id = ?meta.last_log_id, "installed a snapshot from the leader");
         Ok(())
     }
+}
+
+/// The accounts the commands of a batch created or changed.
+fn changed_people(responses: &[LedgerResponse]) -> Vec<Arc<ledger::organisation::Person>> {
+    let results = responses.iter().flat_map(|response| response.results.iter());
+    results
+        .filter_map(|result| match result {
+            Ok(ledger::Applied {
+                organisation: Some(ledger::organisation::OrganisationRecord::Person(person)),
+                ..
+            }) => Some(person.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Applies one log entry to the replica: its answer, and the notice for the applied-entry

@@ -89,7 +89,13 @@ pub struct TimelineEntryJson {
     pub version: u64,
     pub at: String,
     pub action: String,
+    /// Who acted: a users-file name, or a person as `person:<id>:<name>`.
     pub actor: String,
+    /// Their name to show: a person's name as it was then, or the user's.
+    pub actor_name: String,
+    /// The person's number, when a person acted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_person: Option<u64>,
     pub actor_bureau: String,
     pub note: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -356,6 +362,9 @@ pub struct MeJson {
     /// Every task action with the side that takes it and whether it must say why: the ledger's
     /// policy, so a console asks for a reason exactly where the ledger requires one.
     pub actions: Vec<ActionRuleJson>,
+    /// The account of a person signed in with a session; absent for a users-file token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<organisation::PersonJson>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -534,15 +543,21 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
         timeline: task
             .timeline
             .iter()
-            .map(|entry| TimelineEntryJson {
-                version: entry.version,
-                at: time::format_ms(entry.at_ms),
-                action: entry.action.to_string(),
-                actor: entry.actor_user.clone(),
-                actor_bureau: bureau_json(entry.actor_bureau),
-                note: entry.note.clone(),
-                assignee_bureau: entry.assignee_bureau.map(bureau_json),
-                outcome: entry.outcome.map(|o| o.to_string()),
+            .map(|entry| {
+                let person = ledger::organisation::person_of_actor_name(&entry.actor_user)
+                    .map(|(id, name)| (id.0, name.to_owned()));
+                TimelineEntryJson {
+                    version: entry.version,
+                    at: time::format_ms(entry.at_ms),
+                    action: entry.action.to_string(),
+                    actor_name: person.as_ref().map_or_else(|| entry.actor_user.clone(), |(_, name)| name.clone()),
+                    actor_person: person.map(|(id, _)| id),
+                    actor: entry.actor_user.clone(),
+                    actor_bureau: bureau_json(entry.actor_bureau),
+                    note: entry.note.clone(),
+                    assignee_bureau: entry.assignee_bureau.map(bureau_json),
+                    outcome: entry.outcome.map(|o| o.to_string()),
+                }
             })
             .collect(),
     }

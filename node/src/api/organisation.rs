@@ -1,7 +1,7 @@
-//! The JSON of the organisation below the region tree: the stations (市场监管所) of the county
-//! bureaus.
+//! The JSON of the organisation: the stations (市场监管所) of the county bureaus, people's
+//! accounts and their sessions.
 
-use ledger::organisation::{Station, UnitChange, UnitEvent};
+use ledger::organisation::{Person, PersonChange, PersonEvent, Station, UnitChange, UnitEvent};
 use ledger::Regions;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -115,4 +115,146 @@ impl UnitEventJson {
             note: event.note.clone(),
         }
     }
+}
+
+/// An account as clients see it (never its password hash).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PersonJson {
+    pub id: u64,
+    pub login: String,
+    pub name: String,
+    pub unit: String,
+    pub unit_name: String,
+    /// `dispatcher`, `head`, `handler`, `leadership`, `accounts`.
+    pub roles: Vec<String>,
+    pub enabled: bool,
+    pub created_at: String,
+    /// The latest changes, oldest first (on a single account's read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<PersonEventJson>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PersonEventJson {
+    pub at: String,
+    pub by: String,
+    /// `created`, `renamed`, `roles_changed`, `password_set`, `disabled`, `enabled`.
+    pub change: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+    pub note: String,
+}
+
+impl PersonJson {
+    pub fn of(regions: &Regions, person: &Person, with_history: bool) -> PersonJson {
+        PersonJson {
+            id: person.id.0,
+            login: person.login.clone(),
+            name: person.name.clone(),
+            unit: person.unit.to_string(),
+            unit_name: region_name(regions, person.unit),
+            roles: person.roles.iter().map(|role| role.as_str().to_owned()).collect(),
+            enabled: person.enabled,
+            created_at: format_ms(person.created_at_ms),
+            history: if with_history { person.history.iter().map(PersonEventJson::of).collect() } else { Vec::new() },
+        }
+    }
+}
+
+impl PersonEventJson {
+    fn of(event: &PersonEvent) -> PersonEventJson {
+        let before = match &event.change {
+            PersonChange::Renamed { from } => Some(from.clone()),
+            PersonChange::RolesChanged { from } => {
+                Some(from.iter().map(|role| role.as_str()).collect::<Vec<_>>().join(","))
+            }
+            PersonChange::Created | PersonChange::PasswordSet | PersonChange::Disabled | PersonChange::Enabled => None,
+        };
+        PersonEventJson {
+            at: format_ms(event.at_ms),
+            by: event.by.clone(),
+            change: event.change.as_str().to_owned(),
+            before,
+            note: event.note.clone(),
+        }
+    }
+}
+
+/// `GET /api/v1/people`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PeopleJson {
+    pub people: Vec<PersonJson>,
+}
+
+/// `POST /api/v1/people`: a new account with its first password.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonRequest {
+    pub login: String,
+    pub name: String,
+    #[schemars(schema_with = "crate::api::schema::unit_code")]
+    pub unit: String,
+    pub roles: Vec<String>,
+    pub password: String,
+}
+
+/// `POST /api/v1/people/{id}/rename`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenamePersonRequest {
+    pub name: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/v1/people/{id}/roles`: the whole set of roles from now on.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RolesRequest {
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/v1/people/{id}/password`: a reset by a manager.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    pub password: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/v1/people/{id}/disable` (with the reason) and `/enable`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonNoteRequest {
+    #[serde(default)]
+    pub note: String,
+}
+
+/// `POST /api/v1/me/password`: a person changes their own password.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OwnPasswordRequest {
+    pub current: String,
+    pub new: String,
+}
+
+/// `POST /api/v1/sessions`: sign in.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    pub login: String,
+    pub password: String,
+}
+
+/// A session: its token (sent as `Authorization: Bearer <token>`) and its times.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SessionJson {
+    pub token: String,
+    pub expires_at: String,
+    /// Renewals (`POST /api/v1/sessions/renew`) extend it up to this time; then sign in again.
+    pub renew_until: String,
+    pub person: PersonJson,
 }

@@ -31,6 +31,10 @@ impl ConsoleBackend for AppState {
         self.users.user_for_token(token)
     }
 
+    fn accounts_changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.store.people_now().watch())
+    }
+
     fn connections(&self) -> &Arc<ConnectionCounts> {
         &self.ws_connections
     }

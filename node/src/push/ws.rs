@@ -82,6 +82,12 @@ impl Drop for ConnectionSlot {
 /// The protocol is the same.
 pub trait ConsoleBackend: Send + Sync + 'static {
     fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError>;
+    /// Moves whenever a person's account changes, where sessions are checked (a node): a
+    /// console open with a session is checked again at once, so a disabled account's
+    /// consoles close within moments rather than at the next heartbeat.
+    fn accounts_changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
     fn connections(&self) -> &Arc<ConnectionCounts>;
     fn hub(&self) -> &EventHub;
     fn push_latency(&self) -> &prometheus::Histogram;
@@ -376,7 +382,14 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
     // interval, and the heartbeat is skipped (events carry their index and prove the
     // connection as well; the skipped heartbeats were a twentieth of a busy gateway's writes).
     let mut index_at_tick = last_index;
+    let mut accounts = backend.accounts_changed().filter(|_| token.starts_with(crate::sessions::SESSION_PREFIX));
     loop {
+        let account_changed = async {
+            match &mut accounts {
+                Some(changes) => changes.changed().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             // Live messages first: most wake-ups are for them, and a ready first branch spares
             // polling the socket and the timer (each drained batch leaves the queue empty, so
@@ -408,6 +421,13 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
                 Some(Ok(_)) => last_heard = tokio::time::Instant::now(),
                 Some(Err(error)) => return Err(format!("receive failed: {error}")),
             },
+            changed = account_changed => {
+                if !changed {
+                    accounts = None;
+                } else if backend.user_for_token(&token).ok().map(|user| user.actor).as_ref() != Some(&watcher.actor) {
+                    return refuse(&mut socket, ApiError::Unauthorized("the session ended: sign in again".into())).await;
+                }
+            }
             _ = heartbeat.tick() => {
                 if last_heard.elapsed() > CLIENT_SILENCE_MAX {
                     return Err("the client went silent".into());

@@ -5,13 +5,13 @@
 //! added beside it in `routes::router`.
 
 use axum::http::{Method, StatusCode};
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::{actions, presence, programme, public, response_metrics, tasks};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
-    me, search, stations,
+    me, people, search, stations,
 };
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
@@ -19,7 +19,9 @@ use crate::api::inspection::{
     InspectorsJson, PublicCampaignsJson, PublicResultsJson, RetireRequest,
 };
 use crate::api::organisation::{
-    RenameStationRequest, StationAreasRequest, StationJson, StationNoteRequest, StationRequest, StationsJson,
+    OwnPasswordRequest, PeopleJson, PersonJson, PersonNoteRequest, PersonRequest, RenamePersonRequest,
+    RenameStationRequest, ResetPasswordRequest, RolesRequest, SessionJson, SignInRequest, StationAreasRequest,
+    StationJson, StationNoteRequest, StationRequest, StationsJson,
 };
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EntityFileJson, EscalationsJson,
@@ -69,6 +71,8 @@ pub enum Answer {
     JsonOrCsv(SchemaFn),
     Text(&'static str),
     Binary,
+    /// 204, no body.
+    Empty,
 }
 
 pub struct Operation {
@@ -223,6 +227,63 @@ pub fn operations() -> Vec<Operation> {
         op(Method::GET, "/api/v1/bureaus", "The bureau tree below a root", User, ok(schema::<BureauTreeJson>))
             .query(schema::<bureaus::BureausQuery>)
             .handler(get(bureaus::bureaus)),
+        op(
+            Method::POST,
+            "/api/v1/sessions",
+            "Sign in with a login and password: a session token",
+            Anyone,
+            Answer::Json(StatusCode::CREATED, schema::<SessionJson>),
+        )
+        .body(schema::<SignInRequest>)
+        .handler(post(people::sign_in)),
+        op(Method::POST, "/api/v1/sessions/renew", "Renew the caller's session", User, ok(schema::<SessionJson>))
+            .handler(post(people::renew)),
+        op(Method::DELETE, "/api/v1/sessions/current", "Sign out everywhere", User, Answer::Empty)
+            .handler(delete(people::sign_out)),
+        op(Method::GET, "/api/v1/people", "The accounts of a unit (and below)", User, ok(schema::<PeopleJson>))
+            .query(schema::<people::PeopleQuery>)
+            .handler(get(people::people)),
+        op(
+            Method::POST,
+            "/api/v1/people",
+            "Create an account",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<PersonJson>),
+        )
+        .body(schema::<PersonRequest>)
+        .handler(post(people::create)),
+        op(Method::GET, "/api/v1/people/{person}", "An account and its history", User, ok(schema::<PersonJson>))
+            .handler(get(people::person)),
+        op(Method::POST, "/api/v1/people/{person}/rename", "Rename an account", User, ok(schema::<PersonJson>))
+            .body(schema::<RenamePersonRequest>)
+            .handler(post(people::rename)),
+        op(Method::POST, "/api/v1/people/{person}/roles", "Set an account's roles", User, ok(schema::<PersonJson>))
+            .body(schema::<RolesRequest>)
+            .handler(post(people::set_roles)),
+        op(
+            Method::POST,
+            "/api/v1/people/{person}/password",
+            "Reset an account's password",
+            User,
+            ok(schema::<PersonJson>),
+        )
+        .body(schema::<ResetPasswordRequest>)
+        .handler(post(people::reset_password)),
+        op(
+            Method::POST,
+            "/api/v1/people/{person}/disable",
+            "Disable an account (with the reason): its sessions end",
+            User,
+            ok(schema::<PersonJson>),
+        )
+        .body(schema::<PersonNoteRequest>)
+        .handler(post(people::disable)),
+        op(Method::POST, "/api/v1/people/{person}/enable", "Enable an account again", User, ok(schema::<PersonJson>))
+            .body(schema::<PersonNoteRequest>)
+            .handler(post(people::enable)),
+        op(Method::POST, "/api/v1/me/password", "Change one's own password", User, ok(schema::<PersonJson>))
+            .body(schema::<OwnPasswordRequest>)
+            .handler(post(people::own_password)),
         op(Method::GET, "/api/v1/stations", "The stations within a bureau", User, ok(schema::<StationsJson>))
             .query(schema::<stations::StationsQuery>)
             .handler(get(stations::stations)),

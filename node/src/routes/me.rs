@@ -16,6 +16,10 @@ pub async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
             bureau_name: state.regions().name(user.actor.bureau).map(str::to_owned),
             role: user.actor.role.as_str().to_owned(),
             actions: crate::api::ActionRuleJson::all(),
+            person: user
+                .person
+                .as_ref()
+                .map(|person| crate::api::organisation::PersonJson::of(&state.regions(), person, false)),
         })
         .into_response(),
         Err(error) => error.into_response(),

@@ -16,6 +16,7 @@ mod export;
 pub(crate) mod health;
 mod intake;
 mod me;
+mod people;
 mod presence;
 mod programme;
 mod public;

@@ -27,7 +27,7 @@ pub const PUBLIC_CAMPAIGNS_PAGE_MAX: usize = 100;
 const PUBLIC_CAMPAIGNS_PAGE_DEFAULT: usize = 20;
 
 /// Spends one request of the caller's budget and of the node's (`crate::public_budget`).
-fn within_budget(state: &AppState, peer: Peer, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn within_budget(state: &AppState, peer: Peer, headers: &HeaderMap) -> Result<(), ApiError> {
     let budget = &state.public_budget;
     let client = match peer_address(peer) {
         Some(peer) => budget.client_address(peer.ip(), headers),

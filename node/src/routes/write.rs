@@ -43,10 +43,22 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
 }
 
 fn applied_response(regions: &ledger::Regions, status: StatusCode, applied: Applied) -> Response {
-    if let Some(ledger::organisation::OrganisationRecord::Station(station)) = &applied.organisation {
-        let mut response = (status, Json(crate::api::organisation::StationJson::of(regions, station))).into_response();
+    use crate::api::organisation::{PersonJson, StationJson};
+    use ledger::organisation::OrganisationRecord;
+    let organised = match &applied.organisation {
+        Some(OrganisationRecord::Station(station)) => Some((
+            Json(StationJson::of(regions, station)).into_response(),
+            format!("/api/v1/stations/{}", station.code),
+        )),
+        Some(OrganisationRecord::Person(person)) => {
+            Some((Json(PersonJson::of(regions, person, true)).into_response(), format!("/api/v1/people/{}", person.id)))
+        }
+        None => None,
+    };
+    if let Some((mut response, location)) = organised {
+        *response.status_mut() = status;
         if status == StatusCode::CREATED {
-            set_location(&mut response, &format!("/api/v1/stations/{}", station.code));
+            set_location(&mut response, &location);
         }
         return response;
     }

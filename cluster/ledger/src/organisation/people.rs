@@ -140,17 +140,23 @@ impl Actor {
     /// The person an actor names, with the name it gives: `None` for a users-file or machine
     /// actor.
     pub fn person(&self) -> Option<(PersonId, &str)> {
-        let rest = self.user.strip_prefix(PERSON_ACTOR_PREFIX)?;
-        let (digits, name) = rest.split_once(':')?;
-        // Canonical digits only, so one person has one actor name.
-        let id = digits.parse().ok().filter(|id: &u64| *id > 0 && id.to_string() == digits)?;
-        Some((PersonId(id), name))
+        person_of_actor_name(&self.user)
     }
 
     /// Whether the actor's name claims to be a person's (checked against the record by apply).
     pub fn claims_person(&self) -> bool {
         self.user.starts_with(PERSON_ACTOR_PREFIX)
     }
+}
+
+/// The person an actor's name (`person:<id>:<name>`) names, with the name it gives: also for
+/// the names on timeline entries, another group's included.
+pub fn person_of_actor_name(user: &str) -> Option<(PersonId, &str)> {
+    let rest = user.strip_prefix(PERSON_ACTOR_PREFIX)?;
+    let (digits, name) = rest.split_once(':')?;
+    // Canonical digits only, so one person has one actor name.
+    let id = digits.parse().ok().filter(|id: &u64| *id > 0 && id.to_string() == digits)?;
+    Some((PersonId(id), name))
 }
 
 /// A login: 3 to `LOGIN_CHARS_MAX` of `a-z 0-9 . _ -`.
