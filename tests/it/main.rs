@@ -18,6 +18,7 @@ mod intake;
 mod membership;
 mod nemesis;
 mod operations;
+mod people;
 mod reference;
 mod response_metrics;
 mod search;

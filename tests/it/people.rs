@@ -1,0 +1,223 @@
+//! People on a running group: accounts made by the command centre, signed in on any node with a
+//! session token, acting under their own name; a disabled account's sessions and consoles end
+//! within a second on every node; sign-in refuses unknown, wrong and disabled alike.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tests::console::ConsoleClient;
+use tests::{wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
+
+async fn call(
+    cluster: &TestCluster,
+    node: u64,
+    method: &str,
+    token: Option<&str>,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let url = cluster.url(node, path);
+    let request = match method {
+        "GET" => cluster.http.get(url),
+        "DELETE" => cluster.http.delete(url),
+        _ => cluster.http.post(url).json(&body),
+    };
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.expect(path);
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn sign_in(cluster: &TestCluster, node: u64, login: &str, password: &str) -> (u16, Value) {
+    call(cluster, node, "POST", None, "/api/v1/sessions", json!({"login": login, "password": password})).await
+}
+
+/// 五山 station of 天河 with a head and two handlers; answers the station's code.
+async fn station_with_people(cluster: &TestCluster, node: u64) -> String {
+    let station = json!({"county": "440106", "number": 4, "name": "五山市场监管所"});
+    let (status, body) = call(cluster, node, "POST", Some(COMMAND_TOKEN), "/api/v1/stations", station).await;
+    assert_eq!(status, 201, "{body}");
+    for (login, name, roles) in [
+        ("wushan.head", "王所长", json!(["head"])),
+        ("wushan.li", "李明", json!(["handler"])),
+        ("wushan.zhao", "赵强", json!(["handler"])),
+    ] {
+        let person = json!({"login": login, "name": name, "unit": "440106004", "roles": roles, "password": format!("Demo-{login}")});
+        let (status, body) = call(cluster, node, "POST", Some(COMMAND_TOKEN), "/api/v1/people", person).await;
+        assert_eq!(status, 201, "{login}: {body}");
+        assert!(body.get("password_phc").is_none() && !body.to_string().contains("argon2"), "no hash leaves: {body}");
+    }
+    "440106004".into()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_on_any_node_acts_by_name_and_a_disabled_account_ends_everywhere_within_a_second() {
+    let cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let station = station_with_people(&cluster, followers[0]).await;
+
+    // Signed in on each node (each checks the password against the account it holds).
+    let mut tokens = Vec::new();
+    for node in 1..=3 {
+        let (status, session) = wait_until("the account on every node", Duration::from_secs(10), || async {
+            match sign_in(&cluster, node, "wushan.li", "Demo-wushan.li").await {
+                (201, body) => Ok((201, body)),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        assert_eq!(status, 201);
+        assert_eq!(session["person"]["unit"], station);
+        tokens.push(session["token"].as_str().expect("a token").to_owned());
+    }
+    let me = cluster.get_json(followers[1], &tokens[0], "/api/v1/me").await;
+    assert_eq!((me["role"].as_str(), me["bureau"].as_str()), (Some("operator"), Some(station.as_str())), "{me}");
+    assert_eq!(me["person"]["login"], "wushan.li");
+
+    // A task dispatched to the station: the handler acknowledges it on a follower, by name.
+    let task = cluster.create_task(leader, "五山街无照经营", None).await;
+    let dispatch = json!({"assignee_bureau": station, "version": task.version});
+    let (status, _) =
+        call(&cluster, leader, "POST", Some(COMMAND_TOKEN), &format!("/api/v1/tasks/{}/dispatch", task.id), dispatch)
+            .await;
+    assert_eq!(status, 200);
+    let (status, acked) =
+        call(&cluster, followers[1], "POST", Some(&tokens[2]), &format!("/api/v1/tasks/{}/ack", task.id), json!({}))
+            .await;
+    assert_eq!(status, 200, "{acked}");
+    let entry = acked["timeline"].as_array().and_then(|t| t.last()).expect("an entry").clone();
+    assert_eq!((entry["actor_name"].as_str(), entry["actor_person"].as_u64()), (Some("李明"), Some(2)), "{entry}");
+    // A person never acts on another unit's task, and sees only their unit's.
+    let other = cluster.create_task(leader, "天河区的任务", Some("440106")).await;
+    let (status, _) =
+        call(&cluster, leader, "POST", Some(&tokens[0]), &format!("/api/v1/tasks/{}/ack", other.id), json!({})).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        &cluster,
+        leader,
+        "POST",
+        Some(TIANHE_OPERATOR_TOKEN),
+        &format!("/api/v1/tasks/{}/ack", task.id),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 404, "the county's operator does not act on its station's task");
+    // A handler does not manage accounts; a forged token is refused.
+    let person = json!({"login": "wushan.x", "name": "某人", "unit": station, "roles": ["handler"], "password": "Demo-wushan.x"});
+    assert_eq!(call(&cluster, leader, "POST", Some(&tokens[0]), "/api/v1/people", person).await.0, 403);
+    let forged = format!("{}x", &tokens[0][..tokens[0].len() - 1]);
+    assert_eq!(call(&cluster, leader, "GET", Some(&forged), "/api/v1/me", Value::Null).await.0, 401);
+
+    // Consoles with the session on a follower and on the leader.
+    let mut consoles = Vec::new();
+    for node in [followers[0], leader] {
+        let mut console = ConsoleClient::connect(cluster.addr(node), &tokens[0], None, None).await;
+        console.expect("welcome").await;
+        console.expect("snapshot").await;
+        consoles.push(console);
+    }
+
+    // Disabled by the command centre: every session and console ends within a second.
+    let (status, disabled) =
+        call(&cluster, followers[1], "POST", Some(COMMAND_TOKEN), "/api/v1/people/2/disable", json!({"note": "调离"}))
+            .await;
+    assert_eq!(status, 200, "{disabled}");
+    let since = Instant::now();
+    for node in 1..=3 {
+        wait_until("the session refused", Duration::from_secs(1), || async {
+            match call(&cluster, node, "GET", Some(&tokens[0]), "/api/v1/me", Value::Null).await.0 {
+                401 => Ok(()),
+                other => Err(format!("node {node} answers {other}")),
+            }
+        })
+        .await;
+    }
+    for mut console in consoles {
+        let ended = console.next(Duration::from_secs(1)).await;
+        if let Some(message) = ended {
+            assert_eq!(
+                (message["type"].as_str(), message["code"].as_str()),
+                (Some("error"), Some("unauthorized")),
+                "{message}"
+            );
+            assert!(console.next(Duration::from_secs(1)).await.is_none(), "closed after the error");
+        }
+    }
+    assert!(since.elapsed() < Duration::from_secs(2), "ended within a second on every node: {:?}", since.elapsed());
+    // Sign-in refuses a disabled account as it does a wrong password or an unknown login.
+    for (login, password) in
+        [("wushan.li", "Demo-wushan.li"), ("wushan.zhao", "wrong password"), ("nobody.here", "whatever-long")]
+    {
+        let (status, body) = sign_in(&cluster, leader, login, password).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{login}: {body}");
+    }
+    // Enabled again, the old sessions stay ended (the epoch moved); a new sign-in works.
+    let (status, _) = call(&cluster, leader, "POST", Some(COMMAND_TOKEN), "/api/v1/people/2/enable", json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(call(&cluster, leader, "GET", Some(&tokens[1]), "/api/v1/me", Value::Null).await.0, 401);
+    assert_eq!(sign_in(&cluster, leader, "wushan.li", "Demo-wushan.li").await.0, 201);
+    cluster.wait_for_convergence().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_changes_their_password_renews_and_signs_out_everywhere() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    station_with_people(&cluster, 1).await;
+    let (_, session) = sign_in(&cluster, 1, "wushan.head", "Demo-wushan.head").await;
+    let token = session["token"].as_str().expect("token").to_owned();
+    let (status, renewed) = call(&cluster, 1, "POST", Some(&token), "/api/v1/sessions/renew", json!({})).await;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["renew_until"], session["renew_until"], "a renewal keeps the limit");
+    let renewed_token = renewed["token"].as_str().expect("token").to_owned();
+    // Too short, or the wrong current one: refused, nothing changes.
+    let (status, _) = call(
+        &cluster,
+        1,
+        "POST",
+        Some(&token),
+        "/api/v1/me/password",
+        json!({"current": "Demo-wushan.head", "new": "short"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, _) = call(
+        &cluster,
+        1,
+        "POST",
+        Some(&token),
+        "/api/v1/me/password",
+        json!({"current": "nope-nope-nope", "new": "a new long password"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = call(
+        &cluster,
+        1,
+        "POST",
+        Some(&token),
+        "/api/v1/me/password",
+        json!({"current": "Demo-wushan.head", "new": "a new long password"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(call(&cluster, 1, "GET", Some(&renewed_token), "/api/v1/me", Value::Null).await.0, 401, "sessions end");
+    assert_eq!(sign_in(&cluster, 1, "wushan.head", "Demo-wushan.head").await.0, 401);
+    let (_, session) = sign_in(&cluster, 1, "wushan.head", "a new long password").await;
+    let token = session["token"].as_str().expect("token").to_owned();
+    let (_, second) = sign_in(&cluster, 1, "wushan.head", "a new long password").await;
+    let (status, _) = call(&cluster, 1, "DELETE", Some(&token), "/api/v1/sessions/current", Value::Null).await;
+    assert_eq!(status, 204);
+    let second = second["token"].as_str().expect("token");
+    assert_eq!(call(&cluster, 1, "GET", Some(second), "/api/v1/me", Value::Null).await.0, 401, "every session ends");
+    // The history names who changed what, never a hash.
+    let account = cluster.get_json(1, COMMAND_TOKEN, "/api/v1/people/1").await;
+    let changes: Vec<&str> =
+        account["history"].as_array().expect("history").iter().filter_map(|e| e["change"].as_str()).collect();
+    assert_eq!(changes, ["created", "password_set"], "{account}");
+    let listed = cluster.get_json(1, COMMAND_TOKEN, "/api/v1/people?unit=440106&include_disabled=true").await;
+    assert_eq!(listed["people"].as_array().map(Vec::len), Some(3));
+}
