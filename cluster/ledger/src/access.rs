@@ -5,14 +5,15 @@ use super::bureau::{BureauCode, Regions};
 use super::command::{Actor, Rejection, Role};
 use super::task::Task;
 
-/// An operator sees its own bureau's assigned tasks; command and leadership users see every
-/// task whose origin or assignee lies in their bureau's subtree.
+/// An operator sees its own unit's tasks (assigned to it, or handed down to it) and, for a
+/// county, its stations'; command and leadership users see every task whose origin or assignee
+/// lies in their bureau's subtree.
 pub fn can_see(regions: &Regions, actor: &Actor, task: &Task) -> bool {
     match actor.role {
         Role::System => true,
         // A peer group acts only through federation messages, which name their tasks.
         Role::Peer | Role::Source => false,
-        Role::Operator => task.handling.assignee_bureau == Some(actor.bureau),
+        Role::Operator => operator_units(task).any(|unit| unit == actor.bureau),
         Role::Command | Role::Leadership => {
             regions.is_within(task.origin_bureau, actor.bureau)
                 || task.handling.assignee_bureau.is_some_and(|assignee| regions.is_within(assignee, actor.bureau))
@@ -40,4 +41,12 @@ pub fn may_create(regions: &Regions, actor: &Actor, origin: BureauCode) -> Resul
         return Err(Rejection::Forbidden(format!("bureau {} cannot create tasks for bureau {origin}", actor.bureau)));
     }
     Ok(())
+}
+
+/// The units whose operators see a task: its assignee and the station it was handed down to,
+/// and the county of each that is a station (a county sees its stations' work; it does not act
+/// on it, `policy::stands_on`).
+pub fn operator_units(task: &Task) -> impl Iterator<Item = BureauCode> + '_ {
+    let own = [task.handling.assignee_bureau, task.handlers.unit].into_iter().flatten();
+    own.flat_map(|unit| [Some(unit), unit.county_of_station()].into_iter().flatten())
 }

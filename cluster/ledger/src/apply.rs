@@ -640,6 +640,7 @@ impl Ledger {
         policy::may_take(&regions, actor, task, action)?;
         task.timeline_has_room()?;
         check_parameters(&regions, task, stamp_ms, &change.transition)?;
+        let new_handlers = self.handlers_after(actor, task, &change.transition)?;
 
         // Every check passed: from here on the change is made in full. The task is checked out
         // while it changes, because a handover also writes the outbox.
@@ -677,6 +678,9 @@ impl Ledger {
                 // Every handover took an arm above, so this is a change in place.
                 task.record_transition(stamp_ms, actor, &change.note, transition, next_state)
                     .expect("handovers took the arms above");
+                if let Some(handlers) = new_handlers {
+                    task.set_handlers(handlers.unit, handlers.lead, handlers.supporting);
+                }
                 if let (Transition::Complete { publication_deadline_ms: Some(deadline_ms), .. }, Some(inspection)) =
                     (transition, task.inspection.as_mut())
                 {
@@ -1143,6 +1147,10 @@ fn check_parameters(regions: &Regions, task: &Task, stamp_ms: u64, transition: &
             check_completion(task, stamp_ms, *outcome, *publication_deadline_ms)
         }
         Transition::Ack
+        | Transition::Claim
+        | Transition::Assign { .. }
+        | Transition::Release
+        | Transition::HandDown { .. }
         | Transition::Decline
         | Transition::Feedback
         | Transition::Close

@@ -48,6 +48,22 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     }
 }
 
+/// A task from its stored bytes: this build's, or a task that never had handlers, written
+/// without the empty last field (`Task::handlers`; 0.4.0 wrote every task so). postcard reads
+/// left to right, so bytes that end before the handlers are that task with the empty handlers'
+/// encoding after them: unambiguous, and the bytes a task without handlers is written as stay
+/// those it always had.
+pub fn decode_task(bytes: &[u8]) -> Result<crate::task::Task, DecodeError> {
+    match decode(bytes) {
+        Ok(task) => Ok(task),
+        Err(DecodeError::Malformed(first)) => {
+            let empty = encode(&crate::task::Handlers::default()).expect("empty handlers encode");
+            decode(&[bytes, empty.as_slice()].concat()).map_err(|_| DecodeError::Malformed(first))
+        }
+        Err(trailing) => Err(trailing),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -219,6 +219,20 @@ pub enum Transition {
         to_group: BureauCode,
         from_group: BureauCode,
     },
+    /// The acting person takes the task as its lead handler (认领).
+    Claim,
+    /// The head names the lead and the supporting handlers (指派).
+    Assign {
+        lead: crate::organisation::PersonId,
+        supporting: Vec<crate::organisation::PersonId>,
+    },
+    /// The lead gives the task back to the unit (退回本单位).
+    Release,
+    /// Hands the task down to station `unit` of the assignee county, or back to the county
+    /// itself (`unit` the assignee).
+    HandDown {
+        unit: BureauCode,
+    },
 }
 
 impl Transition {
@@ -241,6 +255,10 @@ impl Transition {
             Transition::Forward { .. } => TaskAction::Forward,
             Transition::Dispute { .. } => TaskAction::Dispute,
             Transition::Designate { .. } => TaskAction::Designate,
+            Transition::Claim => TaskAction::Claim,
+            Transition::Assign { .. } => TaskAction::Assign,
+            Transition::Release => TaskAction::Release,
+            Transition::HandDown { .. } => TaskAction::HandDown,
         }
     }
 
@@ -264,7 +282,11 @@ impl Transition {
             | Transition::GrantExtension
             | Transition::RefuseExtension
             | Transition::Pause
-            | Transition::Resume { .. } => false,
+            | Transition::Resume { .. }
+            | Transition::Claim
+            | Transition::Assign { .. }
+            | Transition::Release
+            | Transition::HandDown { .. } => false,
         }
     }
 }
@@ -320,6 +342,10 @@ wire_enum! {
         LoginTaken = "login_taken",
         /// The account acting changed since the command was made (name, unit or roles).
         AccountChanged = "account_changed",
+        /// Another handler claimed the task first.
+        AlreadyClaimed = "already_claimed",
+        /// The task has no lead handler.
+        NotClaimed = "not_claimed",
     }
 }
 

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod command;
 pub mod complaint;
 pub mod federation;
+pub mod handlers;
 mod idempotency;
 pub mod intake;
 pub mod limits;

@@ -58,6 +58,16 @@ wire_enum! {
         RefuseComplaint = "refuse_complaint",
         /// The real-name reporter was told the decision (how, in the note).
         NotifyReporter = "notify_reporter",
+        /// A handler of the unit takes the task (认领) as its lead; on a dispatched task it is
+        /// also the 签收.
+        Claim = "claim",
+        /// The unit's head names the lead and supporting handlers (指派主办/协办).
+        Assign = "assign",
+        /// The lead gives the task back to the unit (退回本单位), with the reason.
+        Release = "release",
+        /// The assignee county hands the task down to one of its stations, or takes it back
+        /// (下派/收回); the county stays the assignee.
+        HandDown = "hand_down",
     }
 }
 
@@ -80,7 +90,8 @@ impl TaskAction {
         match self {
             Dispatch | Close | Return | Cancel | GrantExtension | RefuseExtension | Forward | Dispute | Designate
             | Publish | Withdraw => Side::Dispatcher,
-            Ack | Decline | Feedback | Complete | RequestExtension | Pause | Resume => Side::Assignee,
+            Ack | Decline | Feedback | Complete | RequestExtension | Pause | Resume | Claim | Assign | Release
+            | HandDown => Side::Assignee,
             AcceptComplaint | RefuseComplaint | NotifyReporter => Side::Desk,
         }
     }
@@ -91,9 +102,9 @@ impl TaskAction {
         use TaskAction::*;
         match self {
             Return | Cancel | Decline | Dispute | RequestExtension | RefuseExtension | Pause | Withdraw
-            | RefuseComplaint | NotifyReporter => true,
+            | RefuseComplaint | NotifyReporter | Release => true,
             Dispatch | Ack | Feedback | Complete | Close | GrantExtension | Resume | Forward | Designate | Publish
-            | AcceptComplaint => false,
+            | AcceptComplaint | Claim | Assign | HandDown => false,
         }
     }
 
@@ -104,7 +115,8 @@ impl TaskAction {
         match self {
             Close | Return | Cancel | GrantExtension | RefuseExtension => true,
             Dispatch | Ack | Decline | Feedback | Complete | RequestExtension | Pause | Resume | Forward | Dispute
-            | Designate | Publish | Withdraw | AcceptComplaint | RefuseComplaint | NotifyReporter => false,
+            | Designate | Publish | Withdraw | AcceptComplaint | RefuseComplaint | NotifyReporter | Claim | Assign
+            | Release | HandDown => false,
         }
     }
 
@@ -135,6 +147,14 @@ impl TaskAction {
             TaskAction::Publish | TaskAction::Withdraw | TaskAction::NotifyReporter => Some(from),
             TaskAction::AcceptComplaint => to(from == Created, Created),
             TaskAction::RefuseComplaint => to(from == Created, Cancelled),
+            // A claim or an assignment of a dispatched task is its 签收.
+            TaskAction::Claim | TaskAction::Assign => match from {
+                Dispatched => Some(Acknowledged),
+                Acknowledged | Returned => Some(from),
+                _ => None,
+            },
+            TaskAction::Release => to(worked_on, from),
+            TaskAction::HandDown => to(matches!(from, Dispatched | Acknowledged | Returned), from),
         }
     }
 }
@@ -156,7 +176,7 @@ pub fn stands_on(regions: &Regions, actor: &Actor, task: &Task, side: Side) -> b
     match side {
         Side::Dispatcher => actor.role == Role::Command && regions.is_within(task.origin_bureau, actor.bureau),
         Side::Assignee => match (actor.role, task.handling.assignee_bureau) {
-            (Role::Operator, Some(assignee)) => assignee == actor.bureau,
+            (Role::Operator, Some(assignee)) => assignee == actor.bureau || task.handlers.unit == Some(actor.bureau),
             (Role::Command, Some(assignee)) => regions.is_within(assignee, actor.bureau),
             _ => false,
         },
@@ -290,6 +310,14 @@ pub(crate) fn records_allow(task: &Task, action: TaskAction) -> Result<(), Rejec
             ConflictCode::DrawnInspection,
             "a drawn inspection is not given back: its bureau and team were drawn (谁抽查、谁录入)",
         )),
+        TaskAction::Claim if task.handlers.lead.is_some() => Err(conflict(
+            ConflictCode::AlreadyClaimed,
+            "the task already has a lead handler: it is theirs until released or reassigned by the head",
+        )),
+        TaskAction::Release if task.handlers.lead.is_none() => {
+            Err(conflict(ConflictCode::NotClaimed, "the task has no lead handler to give it back"))
+        }
+        TaskAction::Claim | TaskAction::Assign | TaskAction::Release | TaskAction::HandDown => Ok(()),
         TaskAction::Dispatch
         | TaskAction::Ack
         | TaskAction::Decline

@@ -10,6 +10,7 @@ use super::campaign::InspectionRecord;
 use super::complaint::ComplaintRecord;
 use super::federation::{Received, RemoteHandling};
 use super::intake::IntakeSummary;
+use super::organisation::PersonId;
 use super::uscc::Uscc;
 
 /// Task ids are assigned by the ledger in commit order, starting at 1.
@@ -207,6 +208,14 @@ wire_enum! {
         Withdraw = "withdraw",
         /// The result was not published within 20 working days (超期未公示), recorded by the leader.
         PublicationMissed = "publication_missed",
+        /// A handler of the unit took the task (认领): the lead from now on; also its 签收.
+        Claim = "claim",
+        /// The unit's head named the lead and supporting handlers (指派).
+        Assign = "assign",
+        /// The lead gave the task back to the unit (退回本单位), with the reason.
+        Release = "release",
+        /// The assignee county handed it down to one of its stations, or took it back (下派/收回).
+        HandDown = "hand_down",
     }
 }
 
@@ -341,6 +350,58 @@ pub struct Task {
     pub complaint: Option<ComplaintRecord>,
     /// A drawn inspection (双随机抽查): campaign, items, team, result publication.
     pub inspection: Option<InspectionRecord>,
+    /// Who in the assignee's unit works it (主办/协办), and the station it was handed down to.
+    /// Last, and left out of the encoding while empty: a task that never had handlers keeps
+    /// the bytes (and the digest term) it had before handlers existed (`codec::decode_task`).
+    #[serde(default, skip_serializing_if = "Handlers::is_empty")]
+    pub handlers: Handlers,
+}
+
+/// A person as a task names them: their number, and their name as it was then.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlerRef {
+    pub id: PersonId,
+    pub name: String,
+}
+
+/// The people working a task in its unit, and where it was handed down.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handlers {
+    /// The station of the assignee county the task was handed down to (下派): it works the
+    /// task, while the county stays the assignee its dispatcher holds to the deadlines.
+    pub unit: Option<BureauCode>,
+    /// The lead handler (主办人), who answers for it.
+    pub lead: Option<HandlerRef>,
+    /// Supporting handlers (协办人).
+    pub supporting: Vec<HandlerRef>,
+    /// Every change, with the task version it made: what names the handler on each entry.
+    pub changes: Vec<HandlersChange>,
+}
+
+/// The handlers as a change left them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandlersChange {
+    pub version: u64,
+    pub unit: Option<BureauCode>,
+    pub lead: Option<HandlerRef>,
+    pub supporting: Vec<HandlerRef>,
+}
+
+impl Handlers {
+    /// No handlers were ever named and nothing was handed down.
+    pub fn is_empty(&self) -> bool {
+        *self == Handlers::default()
+    }
+
+    /// The lead at task version `version` (who a reminder or escalation of then names).
+    pub fn lead_at(&self, version: u64) -> Option<&HandlerRef> {
+        self.changes.iter().rev().find(|change| change.version <= version).and_then(|change| change.lead.as_ref())
+    }
+
+    /// Whether `person` is named among them now (lead or supporting).
+    pub fn names(&self, person: PersonId) -> bool {
+        self.lead.as_ref().is_some_and(|lead| lead.id == person) || self.supporting.iter().any(|s| s.id == person)
+    }
 }
 
 wire_enum! {
@@ -394,7 +455,13 @@ impl Task {
             intake: None,
             complaint: None,
             inspection: None,
+            handlers: Handlers::default(),
         }
+    }
+
+    /// The unit working the task: the station it was handed down to, or its assignee.
+    pub fn unit(&self) -> Option<BureauCode> {
+        self.handlers.unit.or(self.handling.assignee_bureau)
     }
 
     /// The one rule of which clocks run on a task now, each with its deadline, whether or not

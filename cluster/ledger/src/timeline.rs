@@ -4,7 +4,7 @@
 
 use super::bureau::BureauCode;
 use super::command::{Actor, Rejection, Transition};
-use super::task::{CompletionOutcome, Task, TaskState, TimelineAction, TimelineEntry};
+use super::task::{CompletionOutcome, HandlerRef, HandlersChange, Task, TaskState, TimelineAction, TimelineEntry};
 use crate::limits::TIMELINE_ENTRIES_MAX;
 
 impl Task {
@@ -87,6 +87,23 @@ impl Task {
                 handling.reminders_sent = 0;
                 TimelineAction::Ack
             }
+            Transition::Claim | Transition::Assign { .. } => {
+                // Taking a dispatched task is its 签收.
+                if handling.state == TaskState::Dispatched {
+                    handling.acked_at_ms = Some(stamp_ms);
+                    handling.reminders_sent = 0;
+                }
+                if matches!(transition, Transition::Claim) {
+                    TimelineAction::Claim
+                } else {
+                    TimelineAction::Assign
+                }
+            }
+            Transition::Release => TimelineAction::Release,
+            Transition::HandDown { unit } => {
+                entry_assignee = Some(*unit);
+                TimelineAction::HandDown
+            }
             Transition::Decline => {
                 // Back to the dispatcher, undispatched: the bureau that declined is on the
                 // entry; its clocks stop (a miss already recorded stays on the record).
@@ -158,5 +175,20 @@ impl Task {
         self.handling.state = next_state;
         self.add_entry(stamp_ms, actor, action, note.to_owned(), entry_assignee, entry_outcome);
         Ok(())
+    }
+
+    /// Sets the handlers as the change just recorded (its entry is the last) left them.
+    pub(crate) fn set_handlers(
+        &mut self,
+        unit: Option<BureauCode>,
+        lead: Option<HandlerRef>,
+        supporting: Vec<HandlerRef>,
+    ) {
+        let handlers = &mut self.handlers;
+        handlers.unit = unit;
+        handlers.lead = lead.clone();
+        handlers.supporting = supporting.clone();
+        handlers.changes.push(HandlersChange { version: self.version, unit, lead, supporting });
+        assert!(handlers.changes.len() <= self.timeline.len(), "a change of handlers is a change of the task");
     }
 }

@@ -360,7 +360,7 @@ pub(crate) fn derive_again(write: &WriteTransaction, regions: Arc<Regions>, posi
     let mut indexes = Indexes::open(write, regions)?;
     for entry in tasks.iter().map_err(store_error)? {
         let (id, bytes) = entry.map_err(store_error)?;
-        let task: Task = ledger::codec::decode(bytes.value())
+        let task: Task = ledger::codec::decode_task(bytes.value())
             .map_err(|e| invalid(format!("task {} in the store: {e}", id.value())))?;
         indexes.reindex([(None, &task, position)])?;
     }

@@ -252,7 +252,7 @@ impl Store {
             for (id, task) in &changes.tasks {
                 let stored = tasks.get(id.0).map_err(store_error)?.map(|bytes| bytes.value().to_vec());
                 let old: Option<Task> = stored
-                    .map(|bytes| ledger::codec::decode(&bytes))
+                    .map(|bytes| ledger::codec::decode_task(&bytes))
                     .transpose()
                     .map_err(|e| invalid(format!("task {id} in the store: {e}")))?;
                 // A change made outside a log (a tool's ledger) is filed under the checkpoint.
@@ -318,7 +318,9 @@ pub fn task_in(view: &ReadTransaction, id: TaskId) -> io::Result<Option<Task>> {
     let tasks = view.open_table(TASKS).map_err(store_error)?;
     let found = tasks.get(id.0).map_err(store_error)?;
     found
-        .map(|bytes| ledger::codec::decode(bytes.value()).map_err(|e| invalid(format!("task {id} in the store: {e}"))))
+        .map(|bytes| {
+            ledger::codec::decode_task(bytes.value()).map_err(|e| invalid(format!("task {id} in the store: {e}")))
+        })
         .transpose()
 }
 
@@ -363,6 +365,10 @@ fn unreadable(error: impl std::fmt::Display) -> ! {
     panic!("the ledger store cannot be read: {error}")
 }
 
+fn decode_task(what: &str, bytes: &[u8]) -> Task {
+    ledger::codec::decode_task(bytes).unwrap_or_else(|error| panic!("the ledger store holds a damaged {what}: {error}"))
+}
+
 fn decode<T: serde::de::DeserializeOwned>(what: &str, bytes: &[u8]) -> T {
     ledger::codec::decode(bytes).unwrap_or_else(|error| panic!("the ledger store holds a damaged {what}: {error}"))
 }
@@ -372,7 +378,7 @@ impl Records for StoreRecords {
         let read = self.read();
         let tasks = read.open_table(TASKS).unwrap_or_else(|e| unreadable(e));
         let found = tasks.get(id.0).unwrap_or_else(|e| unreadable(e));
-        found.map(|bytes| Arc::new(decode::<Task>("task", bytes.value())))
+        found.map(|bytes| Arc::new(decode_task("task", bytes.value())))
     }
 
     fn reporter(&self, task: TaskId) -> Option<Reporter> {
@@ -427,7 +433,7 @@ impl Records for StoreRecords {
         let range = tasks.range_owned(..upper).unwrap_or_else(|e| unreadable(e));
         Box::new(range.rev().map(|entry| {
             let (_, bytes) = entry.unwrap_or_else(|e| unreadable(e));
-            Arc::new(decode::<Task>("task", bytes.value()))
+            Arc::new(decode_task("task", bytes.value()))
         }))
     }
 }

@@ -435,7 +435,7 @@ impl Loader {
                 rest.to_vec()
             }
             Kind::Task => {
-                let task: Task = ledger::codec::decode(rest).map_err(|e| invalid(format!("a task: {e}")))?;
+                let task: Task = ledger::codec::decode_task(rest).map_err(|e| invalid(format!("a task: {e}")))?;
                 if task.id != TaskId(number) {
                     return Err(invalid(format!("task {} is filed as {number}", task.id)));
                 }

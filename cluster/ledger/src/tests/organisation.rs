@@ -4,6 +4,7 @@
 use crate::bureau::{RegionLevel, RegionRow, STATION_NUMBER_MAX};
 use crate::organisation::{OrganisationAction, OrganisationRecord, Person, PersonId, PersonRole, Station, UnitChange};
 use crate::reference::ReferenceAction;
+use crate::task::TimelineAction;
 use crate::*;
 
 /// 2026-12-06 12:00 Beijing.
@@ -504,4 +505,178 @@ fn a_disabled_or_changed_person_acts_no_more() {
     organise(&mut ledger, guangzhou_command(), close).expect("closed");
     let refused = act(&mut ledger, renamed.actor(), change(Transition::Feedback));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+}
+
+// --- Handling by people. ---
+
+/// 五山 with its people, and a task of Guangzhou's dispatched to `assignee`.
+fn dispatched_to(ledger: &mut Ledger, assignee: BureauCode) -> TaskId {
+    let mut lead = super::federation::lead("440106", Routing::Keep);
+    lead.origin_bureau = bureau("440100");
+    let id = act(ledger, guangzhou_command(), Action::CreateTask(lead)).expect("created").task().id;
+    let t = ledger.last_stamp_ms();
+    let dispatch =
+        Transition::Dispatch { assignee, ack_deadline_ms: t + HOUR_MS, complete_deadline_ms: t + 24 * HOUR_MS };
+    act(ledger, guangzhou_command(), on(id, dispatch, "")).expect("dispatched");
+    id
+}
+
+fn on(task: TaskId, transition: Transition, note: &str) -> Action {
+    Action::ChangeTask(TaskChange { task, expected_version: None, note: note.into(), transition })
+}
+
+fn conflict_of(result: CommandResult) -> Option<ConflictCode> {
+    match result {
+        Err(Rejection::Conflict { code, .. }) => Some(code),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_claim_acknowledges_and_a_second_claim_is_already_claimed() {
+    let mut ledger = Ledger::new();
+    let (station, head, li) = wushan_with_people(&mut ledger);
+    let zhao = people(&mut ledger, guangzhou_command(), create("wushan.zhao", "赵强", station, &[PersonRole::Handler]))
+        .expect("a second handler");
+    let id = dispatched_to(&mut ledger, station);
+    let claimed = act(&mut ledger, li.actor(), on(id, Transition::Claim, "")).expect("claimed");
+    let task = claimed.task();
+    assert_eq!(task.handling.state, TaskState::Acknowledged, "a claim of a dispatched task is its 签收");
+    assert!(task.handling.acked_at_ms.is_some());
+    assert_eq!(task.handlers.lead.as_ref().map(|l| l.name.as_str()), Some("李明"));
+    assert_eq!(task.timeline.last().map(|e| e.action), Some(TimelineAction::Claim));
+    assert_eq!(task.handlers.lead_at(task.version).map(|l| l.id), Some(li.id));
+    // The loser of a race learns why.
+    let second = act(&mut ledger, zhao.actor(), on(id, Transition::Claim, ""));
+    assert_eq!(conflict_of(second), Some(ConflictCode::AlreadyClaimed));
+    // Only the lead (or the head) works it now; the other handler does not report on it.
+    let refused = act(&mut ledger, zhao.actor(), on(id, Transition::Feedback, ""));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+    act(&mut ledger, li.actor(), on(id, Transition::Feedback, "")).expect("the lead reports");
+    act(&mut ledger, head.actor(), on(id, Transition::Feedback, "")).expect("the head reports");
+    // A machine token never claims; a head may (as a handler of the unit).
+    let other = dispatched_to(&mut ledger, station);
+    let by_token = act(&mut ledger, guangzhou_command(), on(other, Transition::Claim, ""));
+    assert!(matches!(by_token, Err(Rejection::Forbidden(_))), "{by_token:?}");
+    // Released with a reason: the unit's again, claimable by anyone of it.
+    assert!(matches!(act(&mut ledger, li.actor(), on(id, Transition::Release, "")), Err(Rejection::Invalid { .. })));
+    let refused = act(&mut ledger, zhao.actor(), on(id, Transition::Release, "不是我的"));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
+    let released = act(&mut ledger, li.actor(), on(id, Transition::Release, "需要食品专业人员")).expect("released");
+    assert!(released.task().handlers.lead.is_none());
+    assert_eq!(
+        conflict_of(act(&mut ledger, li.actor(), on(id, Transition::Release, "再退"))),
+        Some(ConflictCode::NotClaimed)
+    );
+    act(&mut ledger, zhao.actor(), on(id, Transition::Claim, "")).expect("claimed by the other");
+    let completed = act(
+        &mut ledger,
+        zhao.actor(),
+        on(id, Transition::Complete { outcome: CompletionOutcome::Reminded, publication_deadline_ms: None }, ""),
+    )
+    .expect("the lead completes");
+    let task = completed.task();
+    let leads: Vec<Option<&str>> =
+        (1..=task.version).map(|v| task.handlers.lead_at(v).map(|l| l.name.as_str())).collect();
+    assert_eq!(leads.last(), Some(&Some("赵强")), "{leads:?}");
+    assert!(leads.contains(&Some("李明")) && leads.contains(&None));
+}
+
+#[test]
+fn the_head_assigns_enabled_handlers_of_the_unit_only() {
+    let mut ledger = Ledger::new();
+    let (station, head, li) = wushan_with_people(&mut ledger);
+    let zhao = people(&mut ledger, guangzhou_command(), create("wushan.zhao", "赵强", station, &[PersonRole::Handler]))
+        .expect("a handler");
+    let tianhe_handler =
+        people(&mut ledger, guangzhou_command(), create("th.sun", "孙某", bureau("440106"), &[PersonRole::Handler]))
+            .expect("a county handler");
+    let id = dispatched_to(&mut ledger, station);
+    let assign = |lead: PersonId, supporting: Vec<PersonId>| on(id, Transition::Assign { lead, supporting }, "");
+    // A handler does not assign; the head does.
+    assert!(matches!(act(&mut ledger, li.actor(), assign(li.id, vec![])), Err(Rejection::Forbidden(_))));
+    for bad in [
+        assign(tianhe_handler.id, vec![]),
+        assign(li.id, vec![li.id]),
+        assign(li.id, vec![PersonId(99)]),
+        assign(li.id, vec![zhao.id, zhao.id]),
+    ] {
+        let refused = act(&mut ledger, head.actor(), bad.clone());
+        assert!(matches!(refused, Err(Rejection::Invalid { .. })), "{bad:?}: {refused:?}");
+    }
+    let assigned = act(&mut ledger, head.actor(), assign(li.id, vec![zhao.id])).expect("assigned");
+    let task = assigned.task();
+    assert_eq!(task.handling.state, TaskState::Acknowledged);
+    assert_eq!(task.handlers.supporting.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["赵强"]);
+    // A supporting handler reports, but does not complete.
+    act(&mut ledger, zhao.actor(), on(id, Transition::Feedback, "")).expect("supporting reports");
+    let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation, publication_deadline_ms: None };
+    assert!(matches!(act(&mut ledger, zhao.actor(), on(id, complete.clone(), "")), Err(Rejection::Forbidden(_))));
+    // A disabled handler is not assigned; the users-file desk of the unit's county may assign.
+    let disable = OrganisationAction::DisablePerson { person: zhao.id, note: "调离".into() };
+    people(&mut ledger, guangzhou_command(), disable).expect("disabled");
+    let refused = act(&mut ledger, head.actor(), assign(zhao.id, vec![]));
+    assert!(matches!(refused, Err(Rejection::Invalid { .. })), "{refused:?}");
+    act(&mut ledger, guangzhou_command(), assign(head.id, vec![li.id])).expect("the centre assigns");
+    act(&mut ledger, head.actor(), on(id, complete, "")).expect("the lead completes");
+}
+
+#[test]
+fn a_county_hands_a_task_down_and_keeps_its_deadlines() {
+    let mut ledger = Ledger::new();
+    let (station, head, li) = wushan_with_people(&mut ledger);
+    let tianhe = bureau("440106");
+    let county_head = people(&mut ledger, guangzhou_command(), create("th.head", "周局", tianhe, &[PersonRole::Head]))
+        .expect("a head");
+    let id = dispatched_to(&mut ledger, tianhe);
+    let before = ledger.task(id).expect("task").handling.clone();
+    // The station's people neither see nor act on the county's task yet.
+    assert!(matches!(act(&mut ledger, li.actor(), on(id, Transition::Claim, "")), Err(Rejection::TaskNotFound(_))));
+    let station_head_down = act(&mut ledger, head.actor(), on(id, Transition::HandDown { unit: station }, ""));
+    assert!(matches!(station_head_down, Err(Rejection::TaskNotFound(_))), "{station_head_down:?}");
+    let yuexiu = BureauCode::station(bureau("440104"), 1).unwrap();
+    let elsewhere = act(&mut ledger, county_head.actor(), on(id, Transition::HandDown { unit: yuexiu }, ""));
+    assert!(matches!(elsewhere, Err(Rejection::Invalid { .. })), "{elsewhere:?}");
+    let handed =
+        act(&mut ledger, county_head.actor(), on(id, Transition::HandDown { unit: station }, "")).expect("handed down");
+    let task = handed.task();
+    assert_eq!(task.unit(), Some(station));
+    assert_eq!(task.handling.assignee_bureau, Some(tianhe), "the county stays the assignee");
+    assert_eq!(
+        (task.handling.ack_deadline_ms, task.handling.complete_deadline_ms),
+        (before.ack_deadline_ms, before.complete_deadline_ms)
+    );
+    assert_eq!(task.timeline.last().and_then(|e| e.assignee_bureau), Some(station));
+    // Now the station works it; the county's operators still see it.
+    act(&mut ledger, li.actor(), on(id, Transition::Claim, "")).expect("the station's handler claims");
+    let county_desk = actor("th-desk", tianhe, Role::Operator);
+    assert!(access::can_see(&ledger.regions(), &county_desk, &ledger.task(id).unwrap()));
+    // Taken back: the station's handlers are cleared, the station sees it no more.
+    act(&mut ledger, county_head.actor(), on(id, Transition::HandDown { unit: tianhe }, "收回")).expect("taken back");
+    let task = ledger.task(id).expect("task");
+    assert!(task.handlers.lead.is_none() && task.handlers.unit.is_none());
+    assert!(matches!(act(&mut ledger, li.actor(), on(id, Transition::Feedback, "")), Err(Rejection::TaskNotFound(_))));
+    // A county operator sees its station's own task and does not act on it.
+    let at_station = dispatched_to(&mut ledger, station);
+    assert!(access::can_see(&ledger.regions(), &county_desk, &ledger.task(at_station).unwrap()));
+    assert!(matches!(act(&mut ledger, county_desk, on(at_station, Transition::Ack, "")), Err(Rejection::Forbidden(_))));
+}
+
+#[test]
+fn a_task_without_handlers_keeps_the_bytes_it_had_before_them() {
+    let mut ledger = Ledger::new();
+    let (station, _, li) = wushan_with_people(&mut ledger);
+    let plain = dispatched_to(&mut ledger, station);
+    let task = ledger.task(plain).expect("task");
+    let bytes = crate::codec::encode(&*task).expect("encodes");
+    let empty = crate::codec::encode(&crate::task::Handlers::default()).expect("encodes");
+    // Written without the empty field: the bytes a build before handlers wrote. Read back either way.
+    assert!(crate::codec::decode::<Task>(&bytes).is_err(), "not this build's full form");
+    assert_eq!(crate::codec::decode::<Task>(&[bytes.as_slice(), &empty].concat()).expect("full form"), *task);
+    assert_eq!(crate::codec::decode_task(&bytes).expect("decodes"), *task);
+    act(&mut ledger, li.actor(), on(plain, Transition::Claim, "")).expect("claimed");
+    let claimed = ledger.task(plain).expect("task");
+    let bytes = crate::codec::encode(&*claimed).expect("encodes");
+    assert_eq!(crate::codec::decode_task(&bytes).expect("decodes"), *claimed);
+    assert!(crate::codec::decode_task(&bytes[..bytes.len() - 1]).is_err(), "a cut record is refused");
 }

@@ -452,14 +452,40 @@ fn a_plain_task_leaves_open_exactly_the_actions_of_its_state() {
     // its parameters; a pause and an extension request need a worked-on task).
     let expected: &[(TaskState, &[&str])] = &[
         (TaskState::Created, &["dispatch", "cancel", "forward"]),
-        (TaskState::Dispatched, &["dispatch", "ack", "decline", "cancel"]),
+        // Claim, assign and hand down are open on a task being worked; release only once a
+        // lead holds it.
+        (TaskState::Dispatched, &["dispatch", "ack", "decline", "cancel", "claim", "assign", "hand_down"]),
         (
             TaskState::Acknowledged,
-            &["dispatch", "decline", "feedback", "complete", "cancel", "request_extension", "pause"],
+            &[
+                "dispatch",
+                "decline",
+                "feedback",
+                "complete",
+                "cancel",
+                "request_extension",
+                "pause",
+                "claim",
+                "assign",
+                "hand_down",
+            ],
         ),
         (TaskState::Completed, &["close", "return"]),
         (TaskState::Closed, &[]),
-        (TaskState::Returned, &["dispatch", "feedback", "complete", "cancel", "request_extension", "pause"]),
+        (
+            TaskState::Returned,
+            &[
+                "dispatch",
+                "feedback",
+                "complete",
+                "cancel",
+                "request_extension",
+                "pause",
+                "claim",
+                "assign",
+                "hand_down",
+            ],
+        ),
         (TaskState::Cancelled, &[]),
     ];
     assert_eq!(expected.len(), TaskState::ALL.len());
