@@ -76,9 +76,12 @@ impl Facet {
 /// The bureaus `task` is listed under, by the group's region table. The same in every version
 /// of the table that knows the task's codes (codes and their parents never change), so a task's
 /// keys are removed with the table that put them there.
+/// A task handed down to a station is listed under the station too (a task without handlers,
+/// as every task before them, is listed as it always was: the indexes need no new version).
 pub fn listed_under(regions: &Regions, task: &Task) -> BTreeSet<BureauCode> {
     let related = std::iter::once(task.origin_bureau)
         .chain(task.handling.assignee_bureau)
+        .chain(task.handlers.unit)
         .chain(task.handling.escalated_to.iter().copied());
     related.flat_map(|code| regions.ancestors(code)).collect()
 }

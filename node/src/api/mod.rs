@@ -82,6 +82,17 @@ pub struct ActionRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::schema::optional_region_code")]
     pub group: Option<String>,
+    /// For assign: the lead handler's person number (主办).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead: Option<u64>,
+    /// For assign: the supporting handlers' person numbers (协办).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supporting: Option<Vec<u64>>,
+    /// For hand_down: the station of the assignee county to hand the task to, or the county
+    /// itself to take it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
+    pub unit: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -102,6 +113,9 @@ pub struct TimelineEntryJson {
     pub assignee_bureau: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// The lead handler when the entry was made (who a reminder or escalation names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<HandlerJson>,
 }
 
 /// A task as the API shows it. Times are RFC 3339 UTC.
@@ -172,7 +186,31 @@ pub struct TaskJson {
     /// takes them (`ledger::policy`): a console shows a user the actions of the sides it stands
     /// on. The ledger decides again when the action arrives.
     pub actions: OpenActionsJson,
+    /// The station of the assignee county working the task (下派), when it was handed down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handling_unit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handling_unit_name: Option<String>,
+    /// The lead handler (主办), when one holds the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_handler: Option<HandlerJson>,
+    /// Supporting handlers (协办).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supporting_handlers: Vec<HandlerJson>,
     pub timeline: Vec<TimelineEntryJson>,
+}
+
+/// A person handling a task: their number and name (as when named).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct HandlerJson {
+    pub id: u64,
+    pub name: String,
+}
+
+impl HandlerJson {
+    fn of(handler: &ledger::task::HandlerRef) -> HandlerJson {
+        HandlerJson { id: handler.id.0, name: handler.name.clone() }
+    }
 }
 
 /// The open actions of a task by side: each a name of `POST /api/v1/tasks/{id}/{action}`.
@@ -502,6 +540,10 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
         reminders_sent: task.handling.reminders_sent,
         escalated_to: task.handling.escalated_to.iter().map(|b| b.to_string()).collect(),
         paused_since: at(task.handling.paused_since_ms),
+        handling_unit: task.handlers.unit.map(bureau_json),
+        handling_unit_name: task.handlers.unit.and_then(|code| regions.name(code)).map(str::to_owned),
+        lead_handler: task.handlers.lead.as_ref().map(HandlerJson::of),
+        supporting_handlers: task.handlers.supporting.iter().map(HandlerJson::of).collect(),
         handover: task.remote.as_ref().map(|remote| HandoverJson {
             forward_id: remote.forward.to_string(),
             to_group: bureau_json(remote.to_group),
@@ -557,6 +599,7 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
                     note: entry.note.clone(),
                     assignee_bureau: entry.assignee_bureau.map(bureau_json),
                     outcome: entry.outcome.map(|o| o.to_string()),
+                    handler: task.handlers.lead_at(entry.version).map(HandlerJson::of),
                 }
             })
             .collect(),

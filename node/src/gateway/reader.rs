@@ -144,8 +144,9 @@ fn take_in(hub: &EventHub, cursor: &mut Option<u64>, entry: &StreamId) -> Result
 }
 
 fn code(text: &str) -> Option<BureauCode> {
-    // Six digits: the node that published the event checked the code against its table.
-    BureauCode::parse_digits(text)
+    // A region's six digits or a station's nine: the node that published the event checked the
+    // code against its table.
+    BureauCode::parse_unit(text)
 }
 
 /// One item of the `tasks` field. The task is kept as the node encoded it: consoles get the same
@@ -165,6 +166,8 @@ struct TaskScope<'a> {
     assignee_bureau: Option<&'a str>,
     #[serde(default, borrow)]
     escalated_to: Vec<&'a str>,
+    #[serde(default)]
+    handling_unit: Option<&'a str>,
 }
 
 /// The `tasks` field: `[{"previous_assignee": code or null, "task": TaskJson}]`.
@@ -182,6 +185,7 @@ fn decode_tasks(text: &str) -> Result<Vec<TaskEvent>, String> {
                 scope.assignee_bureau.and_then(code),
                 item.previous_assignee.and_then(code),
                 scope.escalated_to.into_iter().filter_map(code).collect(),
+                scope.handling_unit.and_then(code),
             ))
         })
         .collect()

@@ -45,6 +45,8 @@ pub struct TaskEvent {
     pub previous_assignee: Option<BureauCode>,
     /// Bureaus the task was escalated to: their command centres watch it too.
     pub escalated_to: Vec<BureauCode>,
+    /// The station the assignee county handed the task down to: its operators watch it too.
+    pub handling_unit: Option<BureauCode>,
     /// The region table that says who sees the event and names its bureaus: the group's, on a
     /// node; on a gateway (which holds none) the compiled one.
     regions: Arc<Regions>,
@@ -76,6 +78,7 @@ impl TaskEvent {
         assignee: Option<BureauCode>,
         previous_assignee: Option<BureauCode>,
         escalated_to: Vec<BureauCode>,
+        handling_unit: Option<BureauCode>,
     ) -> TaskEvent {
         let retained_bytes = json.len();
         TaskEvent {
@@ -84,6 +87,7 @@ impl TaskEvent {
             assignee,
             previous_assignee,
             escalated_to,
+            handling_unit,
             regions: Regions::compiled_shared().clone(),
             task: None,
             json: OnceLock::from(json),
@@ -119,9 +123,10 @@ impl EntryEvents {
     }
 }
 
-/// What decides which events a connection gets: an operator sees the tasks assigned to its
-/// own bureau; command and leadership users see every task whose origin or assignee lies in
-/// the scope they watch.
+/// What decides which events a connection gets: an operator sees the tasks its own unit works
+/// (assigned or handed down to it, and a county its stations'; `ledger::access::can_see`);
+/// command and leadership users see every task whose origin or assignee lies in the scope they
+/// watch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum WatchKey {
     AssignedTo(BureauCode),
@@ -134,10 +139,14 @@ impl WatchKey {
         regions: &Regions,
         origin: BureauCode,
         assignee: Option<BureauCode>,
+        handling_unit: Option<BureauCode>,
         escalated_to: &[BureauCode],
     ) -> bool {
         match self {
-            WatchKey::AssignedTo(bureau) => assignee == Some(bureau),
+            WatchKey::AssignedTo(bureau) => [assignee, handling_unit]
+                .into_iter()
+                .flatten()
+                .any(|unit| unit == bureau || unit.county_of_station() == Some(bureau)),
             WatchKey::Touching(scope) => {
                 regions.is_within(origin, scope)
                     || assignee.is_some_and(|a| regions.is_within(a, scope))
@@ -152,10 +161,10 @@ impl WatchKey {
         let mut shown = Vec::new();
         let mut removed = Vec::new();
         for event in &events.tasks {
-            let sees = |assignee| self.sees(&event.regions, event.origin, assignee, &event.escalated_to);
-            if sees(event.assignee) {
+            let sees = |assignee, unit| self.sees(&event.regions, event.origin, assignee, unit, &event.escalated_to);
+            if sees(event.assignee, event.handling_unit) {
                 shown.push(event.json());
-            } else if event.previous_assignee.is_some_and(|previous| sees(Some(previous))) {
+            } else if event.previous_assignee.is_some_and(|previous| sees(Some(previous), None)) {
                 removed.push(event.task_id);
             }
         }
@@ -349,6 +358,7 @@ impl EventHub {
                 assignee: task.handling.assignee_bureau,
                 previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.handling.assignee_bureau),
                 escalated_to: task.handling.escalated_to.clone(),
+                handling_unit: task.handlers.unit,
                 regions: regions.clone(),
                 retained_bytes: 2 * estimated_json_bytes(task),
                 task: Some(task.clone()),

@@ -85,7 +85,7 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
             continue;
         }
         let (origin, assignee) = (task.origin_bureau, task.handling.assignee_bureau);
-        if !watcher.key().sees(&regions, origin, assignee, &task.handling.escalated_to) {
+        if !watcher.key().sees(&regions, origin, assignee, task.handlers.unit, &task.handling.escalated_to) {
             continue;
         }
         open_total += 1;

@@ -25,16 +25,22 @@ enum Field {
     CompleteDeadline,
     Outcome,
     Group,
+    Lead,
+    Supporting,
+    Unit,
 }
 
 impl Field {
-    const ALL: [Field; 6] = [
+    const ALL: [Field; 9] = [
         Field::Version,
         Field::AssigneeBureau,
         Field::AckDeadline,
         Field::CompleteDeadline,
         Field::Outcome,
         Field::Group,
+        Field::Lead,
+        Field::Supporting,
+        Field::Unit,
     ];
 
     fn name(self) -> &'static str {
@@ -45,6 +51,9 @@ impl Field {
             Field::CompleteDeadline => "complete_deadline",
             Field::Outcome => "outcome",
             Field::Group => "group",
+            Field::Lead => "lead",
+            Field::Supporting => "supporting",
+            Field::Unit => "unit",
         }
     }
 
@@ -56,6 +65,9 @@ impl Field {
             Field::CompleteDeadline => request.complete_deadline.is_some(),
             Field::Outcome => request.outcome.is_some(),
             Field::Group => request.group.is_some(),
+            Field::Lead => request.lead.is_some(),
+            Field::Supporting => request.supporting.is_some(),
+            Field::Unit => request.unit.is_some(),
         }
     }
 }
@@ -68,6 +80,8 @@ fn fields_of(action: TaskAction) -> &'static [Field] {
         TaskAction::Dispatch => &[Field::Version, Field::AssigneeBureau, Field::AckDeadline, Field::CompleteDeadline],
         TaskAction::Complete => &[Field::Version, Field::Outcome],
         TaskAction::Designate => &[Field::Version, Field::Group],
+        TaskAction::Assign => &[Field::Version, Field::Lead, Field::Supporting],
+        TaskAction::HandDown => &[Field::Version, Field::Unit],
         TaskAction::Ack
         | TaskAction::Decline
         | TaskAction::Feedback
@@ -80,7 +94,9 @@ fn fields_of(action: TaskAction) -> &'static [Field] {
         | TaskAction::Pause
         | TaskAction::Resume
         | TaskAction::Forward
-        | TaskAction::Dispute => &[Field::Version],
+        | TaskAction::Dispute
+        | TaskAction::Claim
+        | TaskAction::Release => &[Field::Version],
         TaskAction::Publish
         | TaskAction::Withdraw
         | TaskAction::AcceptComplaint
@@ -202,6 +218,20 @@ fn build(
         TaskAction::Forward => forward(state, task)?,
         TaskAction::Dispute => dispute(state, task)?,
         TaskAction::Designate => designate(state, &request)?,
+        TaskAction::Claim => Transition::Claim,
+        TaskAction::Release => Transition::Release,
+        TaskAction::Assign => {
+            let lead = request.lead.ok_or_else(|| ApiError::invalid_field("lead", "assign names the lead handler"))?;
+            let supporting = request.supporting.unwrap_or_default();
+            Transition::Assign {
+                lead: ledger::organisation::PersonId(lead),
+                supporting: supporting.into_iter().map(ledger::organisation::PersonId).collect(),
+            }
+        }
+        TaskAction::HandDown => {
+            let unit = request.unit.as_deref().ok_or_else(|| ApiError::invalid_field("unit", "hand_down names the unit"))?;
+            Transition::HandDown { unit: api::parse_bureau(&state.regions(), "unit", unit)? }
+        }
     };
     debug_assert_eq!(transition.action(), action, "the table builds the transition of its own action");
     Ok(Action::ChangeTask(TaskChange { task, expected_version: request.version, note: request.note, transition }))

@@ -54,7 +54,7 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
         // The tasks are already encoded once for consoles; the page is assembled from them.
         let regions = state.regions();
         let events = entries.iter().flat_map(|entry| {
-            let visible = entry.tasks.iter().filter(|t| key.sees(&regions, t.origin, t.assignee, &t.escalated_to));
+            let visible = entry.tasks.iter().filter(|t| key.sees(&regions, t.origin, t.assignee, t.handling_unit, &t.escalated_to));
             visible.map(|task| (entry.index, task.json().to_owned()))
         });
         Ok(page(events, ChangesCursor { since: next, after: None }))
@@ -73,7 +73,8 @@ fn changes_from_the_store(
     let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
     let regions = replica.ledger.regions();
     let visible = |task: &ledger::Task| {
-        key.sees(&regions, task.origin_bureau, task.handling.assignee_bureau, &task.handling.escalated_to)
+        let (assignee, unit) = (task.handling.assignee_bureau, task.handlers.unit);
+        key.sees(&regions, task.origin_bureau, assignee, unit, &task.handling.escalated_to)
     };
     // A page reads at most `limit` tasks: one whose scope sees few of them is short and still
     // moves on.

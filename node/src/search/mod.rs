@@ -297,8 +297,9 @@ fn document(fields: &Fields, regions: &ledger::Regions, task: &Task) -> TantivyD
     for bureau in cluster::store::index::listed_under(regions, task) {
         document.add_u64(fields.scope, u64::from(bureau.as_u32()));
     }
-    if let Some(assignee) = task.handling.assignee_bureau {
-        document.add_u64(fields.assignee, u64::from(assignee.as_u32()));
+    // The units whose operators see the task (its assignee, for a task as before stations).
+    for unit in ledger::access::operator_units(task) {
+        document.add_u64(fields.assignee, u64::from(unit.as_u32()));
     }
     if let Some(uscc) = &task.subject.uscc {
         document.add_text(fields.uscc, uscc.as_str());
