@@ -26,6 +26,8 @@ pub struct ListFilter {
     pub states: Option<Vec<TaskState>>,
     pub kind: Option<TaskKind>,
     pub overdue: Option<bool>,
+    /// Only tasks this person handles (lead or supporting): "my tasks".
+    pub handled_by: Option<ledger::organisation::PersonId>,
 }
 
 /// The order of a list and where its page starts.
@@ -63,6 +65,7 @@ pub fn matches(regions: &Regions, actor: &Actor, filter: &ListFilter, now_ms: u6
         && filter.kind.is_none_or(|k| k == task.kind)
         && filter.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms))
         && filter.uscc.as_deref().is_none_or(|u| task.subject.uscc.as_ref().is_some_and(|t| t.as_str() == u))
+        && filter.handled_by.is_none_or(|person| task.handlers.names(person))
 }
 
 /// The bureau whose listing holds every task the page may show.
@@ -388,8 +391,16 @@ mod tests {
         let kind = proptest::option::of(prop_oneof![Just(TaskKind::Lead), Just(TaskKind::RiskAlert)]);
         let bureau = proptest::option::of(proptest::sample::select(BUREAUS.to_vec()).prop_map(code));
         let uscc = proptest::option::of(proptest::sample::select(USCCS.to_vec()).prop_map(str::to_owned));
-        (bureau, uscc, states, kind, proptest::option::of(any::<bool>()))
-            .prop_map(|(bureau, uscc, states, kind, overdue)| ListFilter { bureau, uscc, states, kind, overdue })
+        (bureau, uscc, states, kind, proptest::option::of(any::<bool>())).prop_map(
+            |(bureau, uscc, states, kind, overdue)| ListFilter {
+                bureau,
+                uscc,
+                states,
+                kind,
+                overdue,
+                handled_by: None,
+            },
+        )
     }
 
     fn actor() -> impl Strategy<Value = Actor> {

@@ -96,16 +96,13 @@ async fn a_person_signs_in_on_any_node_acts_by_name_and_a_disabled_account_ends_
     let (status, _) =
         call(&cluster, leader, "POST", Some(&tokens[0]), &format!("/api/v1/tasks/{}/ack", other.id), json!({})).await;
     assert_eq!(status, 404);
-    let (status, _) = call(
-        &cluster,
-        leader,
-        "POST",
-        Some(TIANHE_OPERATOR_TOKEN),
-        &format!("/api/v1/tasks/{}/ack", task.id),
-        json!({}),
-    )
-    .await;
-    assert_eq!(status, 404, "the county's operator does not act on its station's task");
+    // The county's operator sees its station's task (200) and does not act on it (403).
+    let path = format!("/api/v1/tasks/{}", task.id);
+    assert_eq!(call(&cluster, leader, "GET", Some(TIANHE_OPERATOR_TOKEN), &path, Value::Null).await.0, 200);
+    let feedback = format!("/api/v1/tasks/{}/feedback", task.id);
+    let (status, _) =
+        call(&cluster, leader, "POST", Some(TIANHE_OPERATOR_TOKEN), &feedback, json!({"note": "x"})).await;
+    assert_eq!(status, 403, "the county's operator does not act on its station's task");
     // A handler does not manage accounts; a forged token is refused.
     let person = json!({"login": "wushan.x", "name": "某人", "unit": station, "roles": ["handler"], "password": "Demo-wushan.x"});
     assert_eq!(call(&cluster, leader, "POST", Some(&tokens[0]), "/api/v1/people", person).await.0, 403);
@@ -220,4 +217,99 @@ async fn a_person_changes_their_password_renews_and_signs_out_everywhere() {
     assert_eq!(changes, ["created", "password_set"], "{account}");
     let listed = cluster.get_json(1, COMMAND_TOKEN, "/api/v1/people?unit=440106&include_disabled=true").await;
     assert_eq!(listed["people"].as_array().map(Vec::len), Some(3));
+}
+
+/// Two handlers claim the same task at once through two different nodes, twenty times: each
+/// time exactly one wins and the other learns it lost (409), and the task has one lead. The
+/// county hands a task down to the station and its head assigns; "my tasks" lists each
+/// handler's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_claims_on_two_nodes_one_wins_and_the_other_gets_409() {
+    let cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let followers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let station = station_with_people(&cluster, leader).await;
+    let mut tokens = Vec::new();
+    for (login, node) in [("wushan.li", followers[0]), ("wushan.zhao", followers[1])] {
+        let (status, session) = wait_until("signed in", Duration::from_secs(10), || async {
+            match sign_in(&cluster, node, login, &format!("Demo-{login}")).await {
+                (201, body) => Ok((201, body)),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await;
+        assert_eq!(status, 201);
+        tokens.push(session["token"].as_str().expect("token").to_owned());
+    }
+    let mut wins = [0, 0];
+    for round in 0..20 {
+        let task = cluster.create_task(leader, &format!("认领竞争{round}"), Some(&station)).await;
+        let path = format!("/api/v1/tasks/{}/claim", task.id);
+        let claims = tokens.iter().zip(&followers).map(|(token, node)| {
+            let path = path.clone();
+            let cluster = &cluster;
+            async move { call(cluster, *node, "POST", Some(token), &path, json!({})).await }
+        });
+        let answers = futures_util::future::join_all(claims).await;
+        let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+        assert!(statuses.contains(&200) && statuses.contains(&409), "round {round}: {answers:?}");
+        let lost = answers.iter().find(|(status, _)| *status == 409).expect("a loser");
+        assert_eq!(lost.1["error"]["code"], "already_claimed", "{:?}", lost.1);
+        let winner = statuses.iter().position(|s| *s == 200).expect("a winner");
+        wins[winner] += 1;
+        let shown = cluster.get_json(leader, COMMAND_TOKEN, &format!("/api/v1/tasks/{}", task.id)).await;
+        let claims = shown["timeline"].as_array().expect("timeline").iter().filter(|e| e["action"] == "claim").count();
+        assert_eq!(claims, 1, "one claim recorded: {shown}");
+        assert_eq!(shown["state"], "acknowledged");
+    }
+    // "My tasks": each handler's own, and no others.
+    for (token, won) in tokens.iter().zip(wins) {
+        let mine = cluster.get_json(followers[0], token, "/api/v1/tasks?mine=true&limit=100").await;
+        let listed = mine["tasks"].as_array().expect("tasks").len();
+        assert!(listed <= won && listed + 2 >= won, "{listed} listed, {won} won (the follower may trail by an entry)");
+    }
+    // The county hands a task down; the station's head assigns it; its handler works it.
+    let task = cluster.create_task(leader, "下派给五山所", Some("440106")).await;
+    let hand_down = json!({"unit": station});
+    let (status, body) =
+        call(&cluster, leader, "POST", Some(COMMAND_TOKEN), &format!("/api/v1/tasks/{}/hand_down", task.id), hand_down)
+            .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["assignee_bureau"].as_str(), body["handling_unit"].as_str()),
+        (Some("440106"), Some(station.as_str()))
+    );
+    let (_, head) = sign_in(&cluster, leader, "wushan.head", "Demo-wushan.head").await;
+    let head = head["token"].as_str().expect("token");
+    let assign = json!({"lead": 3, "supporting": [2]});
+    let (status, body) =
+        call(&cluster, leader, "POST", Some(head), &format!("/api/v1/tasks/{}/assign", task.id), assign).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["lead_handler"]["name"].as_str(), body["supporting_handlers"][0]["name"].as_str()),
+        (Some("赵强"), Some("李明"))
+    );
+    let (status, _) = call(
+        &cluster,
+        leader,
+        "POST",
+        Some(&tokens[0]),
+        &format!("/api/v1/tasks/{}/complete", task.id),
+        json!({"outcome": "reminded"}),
+    )
+    .await;
+    assert_eq!(status, 403, "a supporting handler does not complete");
+    let (status, body) = call(
+        &cluster,
+        leader,
+        "POST",
+        Some(&tokens[1]),
+        &format!("/api/v1/tasks/{}/complete", task.id),
+        json!({"outcome": "reminded"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let complete = body["timeline"].as_array().and_then(|t| t.last()).expect("entry").clone();
+    assert_eq!(complete["handler"]["name"], "赵强", "{complete}");
+    cluster.wait_for_convergence().await;
 }

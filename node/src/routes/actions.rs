@@ -229,7 +229,8 @@ fn build(
             }
         }
         TaskAction::HandDown => {
-            let unit = request.unit.as_deref().ok_or_else(|| ApiError::invalid_field("unit", "hand_down names the unit"))?;
+            let unit =
+                request.unit.as_deref().ok_or_else(|| ApiError::invalid_field("unit", "hand_down names the unit"))?;
             Transition::HandDown { unit: api::parse_bureau(&state.regions(), "unit", unit)? }
         }
     };

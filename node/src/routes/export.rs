@@ -54,7 +54,10 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
         // The tasks are already encoded once for consoles; the page is assembled from them.
         let regions = state.regions();
         let events = entries.iter().flat_map(|entry| {
-            let visible = entry.tasks.iter().filter(|t| key.sees(&regions, t.origin, t.assignee, t.handling_unit, &t.escalated_to));
+            let visible = entry
+                .tasks
+                .iter()
+                .filter(|t| key.sees(&regions, t.origin, t.assignee, t.handling_unit, &t.escalated_to));
             visible.map(|task| (entry.index, task.json().to_owned()))
         });
         Ok(page(events, ChangesCursor { since: next, after: None }))

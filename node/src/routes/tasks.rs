@@ -72,6 +72,8 @@ pub struct ListQuery {
     /// `newest` (default) or `time_left`: tasks whose clock runs, least time left first.
     #[schemars(schema_with = "crate::api::schema::optional_list_order")]
     sort: Option<String>,
+    /// Only the tasks the signed-in person handles, as lead or supporting (我的任务).
+    mine: Option<bool>,
 }
 
 /// A position in the `time_left` order: (running deadline, task id), written `deadline-id`.
@@ -120,8 +122,21 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
 
         let now_ms = time::now_ms();
         let uscc = query.uscc.as_deref().map(|text| api::parse_uscc("uscc", text)).transpose()?;
-        let filter =
-            ListFilter { bureau, uscc: uscc.map(|u| u.as_str().to_owned()), states, kind, overdue: query.overdue };
+        let handled_by = match (query.mine, &user.person) {
+            (Some(true), Some(person)) => Some(person.id),
+            (Some(true), None) => {
+                return Err(ApiError::invalid_field("mine", "a machine token handles no tasks: sign in as a person"))
+            }
+            _ => None,
+        };
+        let filter = ListFilter {
+            bureau,
+            uscc: uscc.map(|u| u.as_str().to_owned()),
+            states,
+            kind,
+            overdue: query.overdue,
+            handled_by,
+        };
         let order =
             if by_time_left { Order::TimeLeft { after: time_left_cursor } } else { Order::Newest { before: cursor } };
         let (page, more) = {
