@@ -22,7 +22,8 @@ const INSPECTION_OUTCOMES = ["no_problem_found", "corrected", "penalized", "not_
 
 const S = {
   lang: localStorage.getItem("xt-lang") || "zh",
-  token: localStorage.getItem("xt-token") || "",
+  // A person's session lives as long as the tab; a machine token until signed out.
+  token: sessionStorage.getItem("xt-session") || localStorage.getItem("xt-token") || "",
   me: null,
   members: [],          // host:port of every node of the group
   nodeIndex: 0,         // which member the live connection uses
@@ -135,11 +136,11 @@ async function login(token) {
     S.me = await api("/api/v1/me");
   } catch (error) {
     $("#login-error").textContent = error.message;
-    S.token = "";
-    localStorage.removeItem("xt-token");
+    forgetToken();
     return;
   }
-  localStorage.setItem("xt-token", S.token);
+  if (isSession(S.token)) sessionStorage.setItem("xt-session", S.token);
+  else localStorage.setItem("xt-token", S.token);
   const cluster = await api("/api/v1/cluster").catch(() => null);
   // A page served by a member moves between the group's nodes when one dies; a page served by
   // a gateway (or any proxy: its host is no member) stays on its own origin.
@@ -152,6 +153,8 @@ async function login(token) {
   $("#user-label").textContent = S.me.display_name || S.me.user;
   $("#bureau-label").textContent = `${S.me.bureau_name || ""} ${S.me.bureau}`;
   $("#create-open").hidden = S.me.role !== "command";
+  $("#mine-toggle").hidden = !S.me.person;
+  if (S.me.person) keepSessionAlive();
   $("[data-view=campaigns]").hidden = S.me.role !== "command";
   setupFilters();
   applyLanguage();
@@ -164,10 +167,18 @@ async function login(token) {
 
 $("#login-button").addEventListener("click", () => login($("#login-token").value));
 $("#login-token").addEventListener("keydown", (e) => e.key === "Enter" && login(e.target.value));
-$("#logout").addEventListener("click", () => {
-  localStorage.removeItem("xt-token");
+$("#logout").addEventListener("click", async () => {
+  // A person signs out everywhere (a session cannot be ended alone).
+  if (isSession(S.token)) await api("/api/v1/sessions/current", { method: "DELETE" }).catch(() => null);
+  forgetToken();
   location.reload();
 });
+
+function forgetToken() {
+  S.token = "";
+  localStorage.removeItem("xt-token");
+  sessionStorage.removeItem("xt-session");
+}
 
 // ---------- live connection ----------
 function setConn(state, text) {
@@ -224,7 +235,7 @@ function connect() {
         break;
       case "error":
         toast(msg.message, "error");
-        if (msg.code === "unauthorized") { localStorage.removeItem("xt-token"); location.reload(); }
+        if (msg.code === "unauthorized") sessionEndedOrRenewed();
         break;
     }
   };
@@ -311,6 +322,7 @@ function setupFilters() {
   }
   $("#kind-filter").addEventListener("change", (e) => { S.filter.kind = e.target.value; renderBoard(); });
   $("#overdue-filter").addEventListener("change", (e) => { S.filter.overdue = e.target.checked; renderBoard(); });
+  $("#mine-filter").addEventListener("change", (e) => { S.filter.mine = e.target.checked; renderBoard(); });
   $("#search").addEventListener("input", (e) => { S.filter.q = e.target.value.trim().toLowerCase(); renderBoard(); });
   $("#search").addEventListener("keydown", (e) => {
     const text = e.target.value.trim().toUpperCase();
@@ -326,6 +338,7 @@ function matches(task) {
   if (f.tab === "all" ? !OPEN_STATES.includes(task.state) : f.tab === "acknowledged" ? task.state !== "acknowledged" : task.state !== f.tab) return false;
   if (f.kind && task.kind !== f.kind) return false;
   if (f.overdue && !isOverdue(task)) return false;
+  if (f.mine && !handledByMe(task)) return false;
   if (f.bureau && !(within(task.assignee_bureau, f.bureau) || within(task.origin_bureau, f.bureau))) return false;
   if (f.q) {
     const hay = `${task.title} ${task.subject.name} ${task.subject.uscc || ""} ${task.id}`.toLowerCase();
@@ -441,7 +454,7 @@ function renderBoard(fresh = new Set()) {
       `<td><span class="sev sev-${task.severity}">${esc(t(`sev.${task.severity}`))}</span></td>` +
       `<td class="title">${esc(task.title)}</td>` +
       `<td class="subject">${esc(task.subject.name)}${task.subject.uscc ? `<small><a href="#" data-uscc="${esc(task.subject.uscc)}">${esc(task.subject.uscc)}</a></small>` : "<small></small>"}</td>` +
-      `<td>${esc(bureauName(task.assignee_bureau))}</td>` +
+      `<td>${esc(bureauName(task.handling_unit || task.assignee_bureau))}${task.lead_handler ? `<small class="handler">${esc(t("lead_short"))} ${esc(task.lead_handler.name)}</small>` : ""}</td>` +
       `<td class="state">${esc(t(`state.${task.state}`))}${taskBadges(task)}</td>` +
       `<td class="countdown ${cd.cls}" data-countdown="${task.id}">${cd.text}</td></tr>`;
   }).join("");
@@ -502,7 +515,7 @@ function sidesOf(task) {
   const sides = [];
   if (me.role === "command" && within(task.origin_bureau, me.bureau)) sides.push("dispatcher");
   const assignee = task.assignee_bureau;
-  if (assignee && ((me.role === "operator" && assignee === me.bureau) ||
+  if (assignee && ((me.role === "operator" && (assignee === me.bureau || task.handling_unit === me.bureau)) ||
     (me.role === "command" && within(assignee, me.bureau)))) sides.push("assignee");
   if ((me.role === "command" || me.role === "operator") && task.origin_bureau === me.bureau) sides.push("desk");
   return sides;
@@ -510,7 +523,7 @@ function sidesOf(task) {
 
 function allowedActions(task) {
   const open = task.actions || {};
-  const actions = sidesOf(task).flatMap((side) => open[side] || []);
+  const actions = sidesOf(task).flatMap((side) => open[side] || []).filter((action) => personAllows(task, action));
   // Who reported is shown to the registering bureau's command centre only.
   if (task.complaint && S.me.role === "command" && task.origin_bureau === S.me.bureau) actions.push("show_reporter");
   return actions;
@@ -533,7 +546,8 @@ function renderDrawer() {
   if (!task) { $("#drawer-body").innerHTML = ""; return; }
   const actions = allowedActions(task);
   const timeline = task.timeline.slice().reverse().map((e) =>
-    `<li><time>${fmtTime(e.at)}</time> <b>${esc(t(`act.${e.action}`))}</b> ${esc(e.actor)} (${esc(bureauName(e.actor_bureau))})` +
+    `<li><time>${fmtTime(e.at)}</time> <b>${esc(t(`act.${e.action}`))}</b> ${esc(e.actor_name || e.actor)} (${esc(bureauName(e.actor_bureau))})` +
+    `${e.handler && ["remind", "escalate", "ack_missed", "completion_missed"].includes(e.action) ? ` · ${esc(t("lead_short"))} ${esc(e.handler.name)}` : ""}` +
     `${e.assignee_bureau ? ` → ${esc(bureauName(e.assignee_bureau))}` : ""}${e.outcome ? ` · ${esc(t(`out.${e.outcome}`))}` : ""}` +
     `${e.note ? `<div class="note">${esc(e.note)}</div>` : ""}</li>`).join("");
   $("#drawer-body").innerHTML = `
@@ -543,6 +557,7 @@ function renderDrawer() {
       <p>${esc(task.subject.name)}<br>${t("uscc")}: ${task.subject.uscc ? `<a href="#" class="uscc-link" data-uscc="${esc(task.subject.uscc)}" title="${esc(t("entity_file"))}">${esc(task.subject.uscc)}</a>` : "—"}<br>${t("region")}: ${esc(task.subject.region_name || task.subject.region_code)}<br>${esc(task.subject.address)}</p></div>
     <div class="card"><h3>${t("deadlines")}</h3>
       <p>${t("origin")}: ${esc(bureauName(task.origin_bureau))} · ${t("assignee")}: ${esc(bureauName(task.assignee_bureau))}<br>
+      ${handlersLine(task)}
       ${t("ack_deadline")}: ${fmtTime(task.ack_deadline)} · ${t("complete_deadline")}: ${fmtTime(task.complete_deadline)}<br>
       ${task.extension_requested_deadline ? `${t("act.request_extension")}: ${fmtTime(task.extension_requested_deadline)}<br>` : ""}
       <span class="countdown ${countdown(task).cls}" data-countdown="${task.id}">${countdown(task).text}</span></p></div>
@@ -685,7 +700,8 @@ function federationCard(task) {
 function actionForm(task, action) {
   // Acknowledge and close need no input: one click.
   if (action === "show_reporter") return showReporter(task);
-  if (["ack", "close", "resume", "accept_complaint", "publish"].includes(action)) return act(task, action, {});
+  if (["ack", "close", "resume", "accept_complaint", "publish", "claim"].includes(action)) return act(task, action, {});
+  if (action === "assign" || action === "hand_down") return handlerForm(task, action);
   // The ledger's rule of which actions must say why (sent with /api/v1/me).
   const needsReason = S.me.actions.some((rule) => rule.name === action && rule.requires_note);
   const outcomes = task.inspection ? INSPECTION_OUTCOMES : OUTCOMES;
@@ -801,4 +817,5 @@ $("#create-form").addEventListener("submit", async (e) => {
 });
 
 applyLanguage();
-if (S.token) login(S.token);
+// Signed in again from the kept token once every script of the page is loaded.
+document.addEventListener("DOMContentLoaded", () => { if (S.token) login(S.token); });

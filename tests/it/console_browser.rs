@@ -19,6 +19,8 @@ fn artifacts() -> PathBuf {
 
 async fn login(page: &Client, url: &str, token: &str) {
     page.goto(url).await.expect("open the console");
+    // Machine tokens sign in under their own fold; people sign in with a login and password.
+    page.find(Locator::Css("details.machine-token summary")).await.expect("the fold").click().await.expect("open");
     page.find(Locator::Css("#login-token")).await.expect("token field").send_keys(token).await.expect("type");
     page.find(Locator::Css("#login-button")).await.expect("button").click().await.expect("click");
     wait_for_connection(page, "live").await;
@@ -932,5 +934,120 @@ async fn a_county_station_is_enrolled_dispatched_to_and_closed_on_the_console() 
     }
     .await;
     let _ = page.close().await;
+    result
+}
+
+/// Signs a person in with their login and password.
+async fn sign_in(page: &Client, url: &str, login: &str, password: &str) {
+    page.goto(url).await.expect("open the console");
+    page.find(Locator::Css("#sign-in-login")).await.expect("login field").send_keys(login).await.expect("type");
+    page.find(Locator::Css("#sign-in-password")).await.expect("password").send_keys(password).await.expect("type");
+    page.find(Locator::Css("#sign-in-button")).await.expect("button").click().await.expect("click");
+    wait_for_connection(page, "live").await;
+}
+
+/// The walk: a county's command centre dispatches a task to its 五山 station; a handler
+/// of the station, signed in with a password on a second page, claims it, reports and completes
+/// it; the county's page shows each step live, with the handler's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_dispatches_to_a_station_a_member_claims_and_completes_it_live() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    // The station and its handler, through the API.
+    let station = serde_json::json!({"county": "440106", "number": 4, "name": "五山市场监管所"});
+    let response =
+        cluster.http.post(cluster.url(1, "/api/v1/stations")).bearer_auth(COMMAND_TOKEN).json(&station).send().await;
+    assert_eq!(response.expect("station").status(), 201);
+    let person = serde_json::json!({"login": "wushan.li", "name": "李明", "unit": "440106004", "roles": ["handler"], "password": "Demo-wushan.li"});
+    let response =
+        cluster.http.post(cluster.url(1, "/api/v1/people")).bearer_auth(COMMAND_TOKEN).json(&person).send().await;
+    assert_eq!(response.expect("person").status(), 201);
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let county = driver.session(&profiles.path().join("county"), 1500, 900).await;
+    let station_page = driver.session(&profiles.path().join("station"), 1280, 800).await;
+    let result = async {
+        login(&county, &cluster.url(1, "/"), "demo-gz-command-0003").await;
+        sign_in(&station_page, &cluster.url(1, "/"), "wushan.li", "Demo-wushan.li").await;
+        let label = station_page.find(Locator::Css("#user-label")).await.expect("label").text().await.expect("text");
+        assert_eq!(label, "李明");
+        // The county creates the task and dispatches it to the station from its page.
+        county.find(Locator::Css("#create-open")).await.expect("new task").click().await.expect("click");
+        for (name, value) in [("title", "五山街某商铺无照经营"), ("subject_name", "广州市天河区某商铺")]
+        {
+            let field = county.find(Locator::Css(&format!("#create-form [name={name}]"))).await.expect(name);
+            field.send_keys(value).await.expect("type");
+        }
+        select(&county, "#create-form select[name=region_code]", "440106").await;
+        select(&county, "#create-form select[name=assignee_bureau]", "440106004").await;
+        county.find(Locator::Css("#create-submit")).await.expect("submit").click().await.expect("click");
+        let task = wait_until("the task dispatched", Duration::from_secs(20), || async {
+            let tasks = cluster.all_tasks(1).await;
+            tasks
+                .into_iter()
+                .find(|t| t.assignee_bureau.as_deref() == Some("440106004"))
+                .ok_or_else(|| "not yet".to_owned())
+        })
+        .await;
+        wait_for_row(&county, task.id, "dispatched").await;
+        wait_for_row(&station_page, task.id, "dispatched").await;
+
+        // The handler claims it (the 签收), reports and completes it from the drawer.
+        let row = format!("#task-rows tr[data-task-id='{}']", task.id);
+        station_page.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
+        wait_for_element(&station_page, "#drawer-body button[data-action=claim]", Duration::from_secs(10))
+            .await
+            .click()
+            .await
+            .expect("claim");
+        wait_for_row(&county, task.id, "acknowledged").await;
+        wait_for_text(&county, &format!("{row} small.handler"), "李明").await;
+        wait_for_element(&station_page, "#drawer-body button[data-action=feedback]", Duration::from_secs(10))
+            .await
+            .click()
+            .await
+            .expect("feedback");
+        station_page
+            .find(Locator::Css("#action-form textarea[name=note]"))
+            .await
+            .expect("note")
+            .send_keys("已派员现场核查")
+            .await
+            .expect("type");
+        station_page
+            .find(Locator::Css("#action-form button[type=submit]"))
+            .await
+            .expect("submit")
+            .click()
+            .await
+            .expect("click");
+        wait_for_text(&station_page, "#drawer-body ol.timeline", "已派员现场核查").await;
+        wait_for_element(&station_page, "#drawer-body button[data-action=complete]", Duration::from_secs(10))
+            .await
+            .click()
+            .await
+            .expect("complete");
+        station_page
+            .find(Locator::Css("#action-form button[type=submit]"))
+            .await
+            .expect("submit")
+            .click()
+            .await
+            .expect("click");
+        wait_for_row(&county, task.id, "completed").await;
+        // The county's drawer names the handler on each of their steps.
+        county.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
+        let timeline = wait_for_text(&county, "#drawer-body ol.timeline", "认领").await;
+        assert!(timeline.contains("李明"), "{timeline}");
+        let card =
+            county.find(Locator::Css("#drawer-body .lead-handler")).await.expect("lead").text().await.expect("text");
+        assert_eq!(card, "李明");
+        std::fs::write(artifacts().join("station-handler.png"), station_page.screenshot().await.expect("shot"))
+            .expect("save");
+        std::fs::write(artifacts().join("county-follows-station.png"), county.screenshot().await.expect("shot"))
+            .expect("save");
+    }
+    .await;
+    let _ = county.close().await;
+    let _ = station_page.close().await;
     result
 }
