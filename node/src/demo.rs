@@ -64,7 +64,7 @@ fn streets(city: &str) -> &'static [&'static str] {
     }
 }
 
-fn pick<T>(items: &[T]) -> &T {
+pub(crate) fn pick<T>(items: &[T]) -> &T {
     &items[fastrand::usize(..items.len())]
 }
 

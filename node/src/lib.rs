@@ -11,6 +11,7 @@ pub mod data_dir_lock;
 mod deadline_policy;
 mod deadline_watch;
 pub mod demo;
+mod demo_people;
 mod demo_programme;
 pub mod draw_cli;
 pub mod fanout;

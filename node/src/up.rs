@@ -254,6 +254,11 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             }
         }
         print_banner(&args, &groups);
+        // Guangzhou's stations and people are enrolled with or without the demo feed (they are
+        // the demo's accounts, as users.toml holds its tokens); work flows to them with it.
+        if let Some((_, addrs)) = groups.iter().find(|(bureau, _)| *bureau == "440100") {
+            tokio::spawn(crate::demo_people::run(reqwest::Client::new(), addrs.clone(), shutdown.clone(), !args.no_demo));
+        }
         if args.no_demo {
             shutdown.cancelled().await;
             Ok(())
@@ -362,6 +367,16 @@ fn print_banner(args: &UpArgs, groups: &[(&str, Vec<String>)]) {
             console,
             user.display_name
         );
+    }
+    if let Some((_, addrs)) = groups.iter().find(|(bureau, _)| *bureau == "440100") {
+        println!(
+            "\nDemo people of Guangzhou's stations (sign in on http://{}/ with login and password; all {} in config/dev/people.csv, each password Demo-<login>):",
+            addrs[0],
+            crate::demo_people::people_count()
+        );
+        for (login, name, unit) in crate::demo_people::sample_people() {
+            println!("  {login:<18} {:<22} {unit}  {name}", crate::demo_people::demo_password(&login));
+        }
     }
     println!("\nCtrl-C stops everything.");
 }

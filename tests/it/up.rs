@@ -57,6 +57,40 @@ async fn up_starts_four_groups_that_forward_to_each_other_and_stops_them() {
             }
         })
         .await;
+        // The demo's people of Guangzhou's stations sign in with the passwords the banner prints.
+        let out = std::fs::read_to_string(dir.path().join("up.out")).unwrap_or_default();
+        assert!(out.contains("tianhe4.a") && out.contains("Demo-tianhe4.a"), "{out}");
+        let guangzhou = base + 3;
+        // Enrolled in the background: wait for the account (a sign-in tried before it exists
+        // counts as a failure against the login), then sign in once.
+        wait_until("the demo people enrolled", Duration::from_secs(90), || async {
+            let people: Value = http
+                .get(format!("http://127.0.0.1:{guangzhou}/api/v1/people?unit=440106004"))
+                .bearer_auth("demo-gz-command-0003")
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json()
+                .await
+                .map_err(|e| e.to_string())?;
+            let listed = people["people"].as_array().is_some_and(|p| p.iter().any(|p| p["login"] == "tianhe4.a"));
+            if listed {
+                Ok(())
+            } else {
+                Err(people.to_string())
+            }
+        })
+        .await;
+        let session: Value = http
+            .post(format!("http://127.0.0.1:{guangzhou}/api/v1/sessions"))
+            .json(&json!({"login": "tianhe4.a", "password": "Demo-tianhe4.a"}))
+            .send()
+            .await
+            .expect("sign in")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(session["person"]["unit"], "440106004", "{session}");
         let lead = json!({"kind": "lead", "severity": "high", "source": "complaint", "title": "异地线索：杭州某网店",
                           "subject": {"name": "杭州某网店", "region_code": "330106"}});
         let created: Value = http
