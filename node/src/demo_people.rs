@@ -105,8 +105,7 @@ impl Feed {
 
     async fn post(&mut self, token: &str, path: &str, body: Value) -> (u16, Value) {
         let url = self.url(path);
-        let response =
-            self.http.post(url).bearer_auth(token).json(&body).timeout(Duration::from_secs(30)).send().await;
+        let response = self.http.post(url).bearer_auth(token).json(&body).timeout(Duration::from_secs(30)).send().await;
         match response {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -191,7 +190,8 @@ impl Feed {
             }
             Step::Claim { task, login } => {
                 if self.act_as(&login, &format!("/api/v1/tasks/{task}/claim"), json!({})).await {
-                    let next = if fastrand::bool() { Step::Feedback { task, login } } else { Step::Complete { task, login } };
+                    let next =
+                        if fastrand::bool() { Step::Feedback { task, login } } else { Step::Complete { task, login } };
                     self.schedule(Duration::from_secs(fastrand::u64(20..150)), next);
                 }
             }

@@ -65,13 +65,15 @@ pub fn matches(regions: &Regions, actor: &Actor, filter: &ListFilter, now_ms: u6
         && filter.kind.is_none_or(|k| k == task.kind)
         && filter.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms))
         && filter.uscc.as_deref().is_none_or(|u| task.subject.uscc.as_ref().is_some_and(|t| t.as_str() == u))
-        && filter.handled_by.is_none_or(|person| task.handlers.names(person))
+        && filter.handled_by.is_none_or(|person| task.handlers.concerns(person))
 }
 
 /// The bureau whose listing holds every task the page may show.
 fn scan_bureau(regions: &Regions, actor: &Actor, filter: &ListFilter) -> BureauCode {
     match (actor.role, filter.bureau) {
         (Role::Command | Role::Leadership, Some(filtered)) if regions.is_within(filtered, actor.bureau) => filtered,
+        // A station's person's own tasks include the county's drawn inspections of their team.
+        _ if filter.handled_by.is_some() => actor.bureau.county_of_station().unwrap_or(actor.bureau),
         _ => actor.bureau,
     }
 }

@@ -257,7 +257,12 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         // Guangzhou's stations and people are enrolled with or without the demo feed (they are
         // the demo's accounts, as users.toml holds its tokens); work flows to them with it.
         if let Some((_, addrs)) = groups.iter().find(|(bureau, _)| *bureau == "440100") {
-            tokio::spawn(crate::demo_people::run(reqwest::Client::new(), addrs.clone(), shutdown.clone(), !args.no_demo));
+            tokio::spawn(crate::demo_people::run(
+                reqwest::Client::new(),
+                addrs.clone(),
+                shutdown.clone(),
+                !args.no_demo,
+            ));
         }
         if args.no_demo {
             shutdown.cancelled().await;

@@ -13,7 +13,7 @@ pub fn can_see(regions: &Regions, actor: &Actor, task: &Task) -> bool {
         Role::System => true,
         // A peer group acts only through federation messages, which name their tasks.
         Role::Peer | Role::Source => false,
-        Role::Operator => operator_units(task).any(|unit| unit == actor.bureau),
+        Role::Operator => operator_units(task).any(|unit| unit == actor.bureau) || on_team(actor, task),
         Role::Command | Role::Leadership => {
             regions.is_within(task.origin_bureau, actor.bureau)
                 || task.handling.assignee_bureau.is_some_and(|assignee| regions.is_within(assignee, actor.bureau))
@@ -49,4 +49,10 @@ pub fn may_create(regions: &Regions, actor: &Actor, origin: BureauCode) -> Resul
 pub fn operator_units(task: &Task) -> impl Iterator<Item = BureauCode> + '_ {
     let own = [task.handling.assignee_bureau, task.handlers.unit].into_iter().flatten();
     own.flat_map(|unit| [Some(unit), unit.county_of_station()].into_iter().flatten())
+}
+
+/// Whether `actor` is a person of the task's drawn team (a station's inspector on a county's
+/// inspection sees it and works it).
+pub fn on_team(actor: &Actor, task: &Task) -> bool {
+    actor.person().is_some_and(|(id, _)| task.handlers.on_team(id))
 }

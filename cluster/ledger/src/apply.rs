@@ -836,6 +836,10 @@ impl Ledger {
             if self.person_of_login(&person.login) != Some(person.id) {
                 return Err(InvariantViolation(format!("person {id}'s login is not filed for them")));
             }
+            let linked = person.inspector.as_deref().map(crate::organisation::inspector_key);
+            if linked.is_some_and(|key| self.person_of_login(&key) != Some(person.id)) {
+                return Err(InvariantViolation(format!("person {id}'s inspector link is not filed for them")));
+            }
         }
         Ok(())
     }
@@ -867,10 +871,13 @@ impl Ledger {
         Ok(())
     }
 
-    /// Whether `login` is filed for `person` (the stream checks every login it loads).
+    /// Whether `login` (or an inspector's link) is filed for `person` (the stream checks every
+    /// login it loads).
     pub fn check_login(&self, login: &str, person: PersonId) -> Result<(), InvariantViolation> {
+        let inspector = crate::organisation::inspector_of_key(login);
         match self.person(person) {
             Some(holder) if holder.login == login => Ok(()),
+            Some(holder) if inspector.is_some() && holder.inspector.as_deref() == inspector => Ok(()),
             _ => Err(InvariantViolation(format!("login {login} names person {person}, who does not sign in with it"))),
         }
     }
@@ -956,6 +963,29 @@ impl Ledger {
         }
         let id = task.id;
         let regions = self.regions_ref();
+        let handlers = &task.handlers;
+        let named = handlers.lead.iter().chain(&handlers.supporting).chain(&handlers.team);
+        for handler in named {
+            ensure!(self.person(handler.id).is_some(), "task {id} names person {} who has no account", handler.id);
+        }
+        ensure!(
+            handlers.supporting.len() <= crate::handlers::SUPPORTING_HANDLERS_MAX
+                && handlers.lead.as_ref().is_none_or(|lead| !handlers.supporting.contains(lead)),
+            "task {id}: at most {} supporting handlers, the lead not among them",
+            crate::handlers::SUPPORTING_HANDLERS_MAX
+        );
+        ensure!(
+            handlers
+                .unit
+                .is_none_or(|unit| unit.county_of_station().is_some()
+                    && unit.county_of_station() == task.handling.assignee_bureau),
+            "task {id} is handed down to a unit that is no station of its assignee"
+        );
+        ensure!(
+            handlers.changes.windows(2).all(|pair| pair[0].version < pair[1].version)
+                && handlers.changes.last().is_none_or(|change| change.version <= task.version),
+            "task {id}: its handlers' changes out of order"
+        );
         if let Some(inspection) = &task.inspection {
             let drawn = self.programme.campaign(inspection.campaign).and_then(|c| c.draw.as_ref());
             ensure!(

@@ -346,6 +346,8 @@ wire_enum! {
         AlreadyClaimed = "already_claimed",
         /// The task has no lead handler.
         NotClaimed = "not_claimed",
+        /// The inspector, or the person, is linked already.
+        InspectorLinked = "inspector_linked",
     }
 }
 

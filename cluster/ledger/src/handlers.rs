@@ -60,11 +60,13 @@ impl Ledger {
         let unit = task.unit();
         let current = &task.handlers;
         let cleared = |unit: Option<BureauCode>| NewHandlers { unit, lead: None, supporting: Vec::new() };
+        // A claim or assignment names people of the working unit, or of the drawn team.
+        let of_unit = |person: &Person| Some(person.unit) == unit || current.on_team(person.id);
         let is_lead = |person: &Person| current.lead.as_ref().is_some_and(|lead| lead.id == person.id);
         match transition {
             Transition::Claim => {
                 let Some(person) = person else { return refused("only a person claims a task") };
-                if Some(person.unit) != unit || !(person.has(PersonRole::Handler) || person.has(PersonRole::Head)) {
+                if !of_unit(&person) || !(person.has(PersonRole::Handler) || person.has(PersonRole::Head)) {
                     return refused("a task is claimed by a handler of the unit working it");
                 }
                 let supporting = current.supporting.iter().filter(|s| s.id != person.id).cloned().collect();
@@ -132,11 +134,19 @@ impl Ledger {
             // A new assignee, or the task given back: its handlers were the old unit's.
             Transition::Dispatch { .. } | Transition::Decline if !current.is_empty() => Ok(Some(cleared(None))),
             other => {
+                // A drawn inspection with a team: only the team enters its result (谁抽查、谁录入).
+                let team = &current.team;
+                if let (Some(person), TaskAction::Complete) = (&person, other.action()) {
+                    if task.inspection.is_some() && !team.is_empty() && !current.on_team(person.id) {
+                        return refused("only the drawn team enters an inspection's result");
+                    }
+                }
                 // On a task with a lead, its lead (and the head) works it; supporting handlers
                 // report too. Others of the unit see it and leave it.
                 if let (Some(person), Some(_)) = (&person, &current.lead) {
                     let named = is_lead(person)
                         || Ledger::heads(person, task)
+                        || current.on_team(person.id)
                         || (other.action() == TaskAction::Feedback && current.names(person.id));
                     let lead_work = matches!(
                         other.action(),

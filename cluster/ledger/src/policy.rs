@@ -176,7 +176,9 @@ pub fn stands_on(regions: &Regions, actor: &Actor, task: &Task, side: Side) -> b
     match side {
         Side::Dispatcher => actor.role == Role::Command && regions.is_within(task.origin_bureau, actor.bureau),
         Side::Assignee => match (actor.role, task.handling.assignee_bureau) {
-            (Role::Operator, Some(assignee)) => assignee == actor.bureau || task.handlers.unit == Some(actor.bureau),
+            (Role::Operator, Some(assignee)) => {
+                assignee == actor.bureau || task.handlers.unit == Some(actor.bureau) || access::on_team(actor, task)
+            }
             (Role::Command, Some(assignee)) => regions.is_within(assignee, actor.bureau),
             _ => false,
         },

@@ -374,6 +374,9 @@ pub struct Handlers {
     pub lead: Option<HandlerRef>,
     /// Supporting handlers (协办人).
     pub supporting: Vec<HandlerRef>,
+    /// A drawn inspection's team as people (the drawn inspectors linked to accounts when it
+    /// was drawn): it shows to them as their own, and only they enter its result.
+    pub team: Vec<HandlerRef>,
     /// Every change, with the task version it made: what names the handler on each entry.
     pub changes: Vec<HandlersChange>,
 }
@@ -401,6 +404,16 @@ impl Handlers {
     /// Whether `person` is named among them now (lead or supporting).
     pub fn names(&self, person: PersonId) -> bool {
         self.lead.as_ref().is_some_and(|lead| lead.id == person) || self.supporting.iter().any(|s| s.id == person)
+    }
+
+    /// Whether `person` is of the drawn team.
+    pub fn on_team(&self, person: PersonId) -> bool {
+        self.team.iter().any(|member| member.id == person)
+    }
+
+    /// Whether the task is `person`'s own: named as a handler, or of its team ("my tasks").
+    pub fn concerns(&self, person: PersonId) -> bool {
+        self.names(person) || self.on_team(person)
     }
 }
 

@@ -287,6 +287,8 @@ struct Loader {
     received: u64,
     reporters: u64,
     people: u64,
+    /// Accounts linked to an inspector: each has a second key beside its login.
+    linked: u64,
     logins: u64,
 }
 
@@ -313,6 +315,7 @@ impl Loader {
             received: 0,
             reporters: 0,
             people: 0,
+            linked: 0,
             logins: 0,
         }
     }
@@ -420,12 +423,16 @@ impl Loader {
                 checker.check_person(&person).map_err(|violation| invalid(violation.to_string()))?;
                 self.digest.add(Term::of_person(&person));
                 self.people += 1;
+                self.linked += u64::from(person.inspector.is_some());
                 ledger::codec::encode(&person).map_err(store_error)?
             }
             Kind::Login => {
                 let login = std::str::from_utf8(rest).map_err(|_| invalid("a login that is not UTF-8"))?;
-                ledger::organisation::check_login(login)
-                    .map_err(|reason| invalid(format!("login {login:?}: {reason}")))?;
+                // A login, or an inspector's link (`inspector:<id>`).
+                if ledger::organisation::inspector_of_key(login).is_none_or(str::is_empty) {
+                    ledger::organisation::check_login(login)
+                        .map_err(|reason| invalid(format!("login {login:?}: {reason}")))?;
+                }
                 if self.store.is_some() {
                     let checker = self.checker.as_ref().expect("the core comes second");
                     checker.check_login(login, PersonId(number)).map_err(|violation| invalid(violation.to_string()))?;
@@ -513,10 +520,10 @@ impl Loader {
         // Accounts are never removed: the core's counter counts them, and each has its login
         // (each login was checked to name an account that signs in with it).
         let accounts = checker.units().person_count();
-        if (self.people, self.logins) != (accounts, accounts) {
+        if (self.people, self.logins) != (accounts, accounts + self.linked) {
             return Err(invalid(format!(
-                "{} accounts and {} logins arrived, the core counts {accounts}",
-                self.people, self.logins
+                "{} accounts and {} logins and links arrived, the core counts {accounts} accounts ({} linked)",
+                self.people, self.logins, self.linked
             )));
         }
         if self.digest != checker.records_digest() {

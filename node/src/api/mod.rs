@@ -197,6 +197,10 @@ pub struct TaskJson {
     /// Supporting handlers (协办).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub supporting_handlers: Vec<HandlerJson>,
+    /// A drawn inspection's team as people (inspectors linked to accounts): only they enter
+    /// its result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub team: Vec<HandlerJson>,
     pub timeline: Vec<TimelineEntryJson>,
 }
 
@@ -544,6 +548,7 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
         handling_unit_name: task.handlers.unit.and_then(|code| regions.name(code)).map(str::to_owned),
         lead_handler: task.handlers.lead.as_ref().map(HandlerJson::of),
         supporting_handlers: task.handlers.supporting.iter().map(HandlerJson::of).collect(),
+        team: task.handlers.team.iter().map(HandlerJson::of).collect(),
         handover: task.remote.as_ref().map(|remote| HandoverJson {
             forward_id: remote.forward.to_string(),
             to_group: bureau_json(remote.to_group),

@@ -129,6 +129,9 @@ pub struct PersonJson {
     pub roles: Vec<String>,
     pub enabled: bool,
     pub created_at: String,
+    /// The inspector of the programme's directory this person is, once linked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inspector: Option<String>,
     /// The latest changes, oldest first (on a single account's read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<PersonEventJson>,
@@ -156,6 +159,7 @@ impl PersonJson {
             roles: person.roles.iter().map(|role| role.as_str().to_owned()).collect(),
             enabled: person.enabled,
             created_at: format_ms(person.created_at_ms),
+            inspector: person.inspector.clone(),
             history: if with_history { person.history.iter().map(PersonEventJson::of).collect() } else { Vec::new() },
         }
     }
@@ -168,6 +172,7 @@ impl PersonEventJson {
             PersonChange::RolesChanged { from } => {
                 Some(from.iter().map(|role| role.as_str()).collect::<Vec<_>>().join(","))
             }
+            PersonChange::InspectorLinked { inspector } => Some(inspector.clone()),
             PersonChange::Created | PersonChange::PasswordSet | PersonChange::Disabled | PersonChange::Enabled => None,
         };
         PersonEventJson {
@@ -257,4 +262,11 @@ pub struct SessionJson {
     /// Renewals (`POST /api/v1/sessions/renew`) extend it up to this time; then sign in again.
     pub renew_until: String,
     pub person: PersonJson,
+}
+
+/// `POST /api/v1/people/{id}/inspector`: the person is this inspector of the directory.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkInspectorRequest {
+    pub inspector: String,
 }

@@ -168,6 +168,18 @@ struct TaskScope<'a> {
     escalated_to: Vec<&'a str>,
     #[serde(default)]
     handling_unit: Option<&'a str>,
+    #[serde(default)]
+    lead_handler: Option<PersonRef>,
+    #[serde(default)]
+    supporting_handlers: Vec<PersonRef>,
+    #[serde(default)]
+    team: Vec<PersonRef>,
+}
+
+/// A person a task names, as its JSON has them.
+#[derive(serde::Deserialize)]
+struct PersonRef {
+    id: u64,
 }
 
 /// The `tasks` field: `[{"previous_assignee": code or null, "task": TaskJson}]`.
@@ -186,6 +198,7 @@ fn decode_tasks(text: &str) -> Result<Vec<TaskEvent>, String> {
                 item.previous_assignee.and_then(code),
                 scope.escalated_to.into_iter().filter_map(code).collect(),
                 scope.handling_unit.and_then(code),
+                scope.lead_handler.iter().chain(&scope.supporting_handlers).chain(&scope.team).map(|p| p.id).collect(),
             ))
         })
         .collect()

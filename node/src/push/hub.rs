@@ -47,6 +47,8 @@ pub struct TaskEvent {
     pub escalated_to: Vec<BureauCode>,
     /// The station the assignee county handed the task down to: its operators watch it too.
     pub handling_unit: Option<BureauCode>,
+    /// The people the task names (lead, supporting, drawn team): their consoles watch it.
+    pub people: Vec<u64>,
     /// The region table that says who sees the event and names its bureaus: the group's, on a
     /// node; on a gateway (which holds none) the compiled one.
     regions: Arc<Regions>,
@@ -79,6 +81,7 @@ impl TaskEvent {
         previous_assignee: Option<BureauCode>,
         escalated_to: Vec<BureauCode>,
         handling_unit: Option<BureauCode>,
+        people: Vec<u64>,
     ) -> TaskEvent {
         let retained_bytes = json.len();
         TaskEvent {
@@ -88,6 +91,7 @@ impl TaskEvent {
             previous_assignee,
             escalated_to,
             handling_unit,
+            people,
             regions: Regions::compiled_shared().clone(),
             task: None,
             json: OnceLock::from(json),
@@ -130,6 +134,9 @@ impl EntryEvents {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum WatchKey {
     AssignedTo(BureauCode),
+    /// A person of an operating unit: the unit's tasks and those naming them (a drawn team's
+    /// inspection of the county, for a station's inspector).
+    Member(BureauCode, u64),
     Touching(BureauCode),
 }
 
@@ -141,12 +148,17 @@ impl WatchKey {
         assignee: Option<BureauCode>,
         handling_unit: Option<BureauCode>,
         escalated_to: &[BureauCode],
+        people: &[u64],
     ) -> bool {
-        match self {
-            WatchKey::AssignedTo(bureau) => [assignee, handling_unit]
+        let unit_sees = |bureau: BureauCode| {
+            [assignee, handling_unit]
                 .into_iter()
                 .flatten()
-                .any(|unit| unit == bureau || unit.county_of_station() == Some(bureau)),
+                .any(|unit| unit == bureau || unit.county_of_station() == Some(bureau))
+        };
+        match self {
+            WatchKey::AssignedTo(bureau) => unit_sees(bureau),
+            WatchKey::Member(bureau, person) => unit_sees(bureau) || people.contains(&person),
             WatchKey::Touching(scope) => {
                 regions.is_within(origin, scope)
                     || assignee.is_some_and(|a| regions.is_within(a, scope))
@@ -161,7 +173,9 @@ impl WatchKey {
         let mut shown = Vec::new();
         let mut removed = Vec::new();
         for event in &events.tasks {
-            let sees = |assignee, unit| self.sees(&event.regions, event.origin, assignee, unit, &event.escalated_to);
+            let sees = |assignee, unit| {
+                self.sees(&event.regions, event.origin, assignee, unit, &event.escalated_to, &event.people)
+            };
             if sees(event.assignee, event.handling_unit) {
                 shown.push(event.json());
             } else if event.previous_assignee.is_some_and(|previous| sees(Some(previous), None)) {
@@ -253,6 +267,12 @@ pub enum Attachment {
     /// The requested index is older than the history (or none was given): send a snapshot,
     /// then live messages above the snapshot's index.
     Snapshot { subscription: Subscription },
+}
+
+/// The people a task names: whose consoles watch it beside their unit's.
+pub fn people_named(task: &Task) -> Vec<u64> {
+    let handlers = &task.handlers;
+    handlers.lead.iter().chain(&handlers.supporting).chain(&handlers.team).map(|person| person.id.0).collect()
 }
 
 fn previous_assignee(task: &Task) -> Option<BureauCode> {
@@ -359,6 +379,7 @@ impl EventHub {
                 previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.handling.assignee_bureau),
                 escalated_to: task.handling.escalated_to.clone(),
                 handling_unit: task.handlers.unit,
+                people: people_named(task),
                 regions: regions.clone(),
                 retained_bytes: 2 * estimated_json_bytes(task),
                 task: Some(task.clone()),

@@ -85,7 +85,8 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
             continue;
         }
         let (origin, assignee) = (task.origin_bureau, task.handling.assignee_bureau);
-        if !watcher.key().sees(&regions, origin, assignee, task.handlers.unit, &task.handling.escalated_to) {
+        let people = crate::push::hub::people_named(&task);
+        if !watcher.key().sees(&regions, origin, assignee, task.handlers.unit, &task.handling.escalated_to, &people) {
             continue;
         }
         open_total += 1;

@@ -131,7 +131,10 @@ pub struct Watcher {
 impl Watcher {
     pub fn key(&self) -> WatchKey {
         match self.actor.role {
-            Role::Operator => WatchKey::AssignedTo(self.actor.bureau),
+            Role::Operator => match self.actor.person() {
+                Some((person, _)) => WatchKey::Member(self.actor.bureau, person.0),
+                None => WatchKey::AssignedTo(self.actor.bureau),
+            },
             Role::Command | Role::Leadership | Role::System | Role::Peer | Role::Source => {
                 WatchKey::Touching(self.scope)
             }

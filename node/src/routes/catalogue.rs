@@ -19,9 +19,9 @@ use crate::api::inspection::{
     InspectorsJson, PublicCampaignsJson, PublicResultsJson, RetireRequest,
 };
 use crate::api::organisation::{
-    OwnPasswordRequest, PeopleJson, PersonJson, PersonNoteRequest, PersonRequest, RenamePersonRequest,
-    RenameStationRequest, ResetPasswordRequest, RolesRequest, SessionJson, SignInRequest, StationAreasRequest,
-    StationJson, StationNoteRequest, StationRequest, StationsJson,
+    LinkInspectorRequest, OwnPasswordRequest, PeopleJson, PersonJson, PersonNoteRequest, PersonRequest,
+    RenamePersonRequest, RenameStationRequest, ResetPasswordRequest, RolesRequest, SessionJson, SignInRequest,
+    StationAreasRequest, StationJson, StationNoteRequest, StationRequest, StationsJson,
 };
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EntityFileJson, EscalationsJson,
@@ -281,6 +281,15 @@ pub fn operations() -> Vec<Operation> {
         op(Method::POST, "/api/v1/people/{person}/enable", "Enable an account again", User, ok(schema::<PersonJson>))
             .body(schema::<PersonNoteRequest>)
             .handler(post(people::enable)),
+        op(
+            Method::POST,
+            "/api/v1/people/{person}/inspector",
+            "Link an account to an inspector of the directory (for good)",
+            User,
+            ok(schema::<PersonJson>),
+        )
+        .body(schema::<LinkInspectorRequest>)
+        .handler(post(people::link_inspector)),
         op(Method::POST, "/api/v1/me/password", "Change one's own password", User, ok(schema::<PersonJson>))
             .body(schema::<OwnPasswordRequest>)
             .handler(post(people::own_password)),

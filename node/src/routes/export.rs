@@ -57,7 +57,7 @@ pub async fn export(State(state): State<AppState>, headers: HeaderMap, RawQuery(
             let visible = entry
                 .tasks
                 .iter()
-                .filter(|t| key.sees(&regions, t.origin, t.assignee, t.handling_unit, &t.escalated_to));
+                .filter(|t| key.sees(&regions, t.origin, t.assignee, t.handling_unit, &t.escalated_to, &t.people));
             visible.map(|task| (entry.index, task.json().to_owned()))
         });
         Ok(page(events, ChangesCursor { since: next, after: None }))
@@ -77,7 +77,8 @@ fn changes_from_the_store(
     let regions = replica.ledger.regions();
     let visible = |task: &ledger::Task| {
         let (assignee, unit) = (task.handling.assignee_bureau, task.handlers.unit);
-        key.sees(&regions, task.origin_bureau, assignee, unit, &task.handling.escalated_to)
+        let people = crate::push::hub::people_named(task);
+        key.sees(&regions, task.origin_bureau, assignee, unit, &task.handling.escalated_to, &people)
     };
     // A page reads at most `limit` tasks: one whose scope sees few of them is short and still
     // moves on.

@@ -22,8 +22,8 @@ use serde::Deserialize;
 use super::request::{parse_json, parse_query, read_body};
 use super::write::write;
 use crate::api::organisation::{
-    OwnPasswordRequest, PeopleJson, PersonJson, PersonNoteRequest, PersonRequest, RenamePersonRequest,
-    ResetPasswordRequest, RolesRequest, SessionJson, SignInRequest,
+    LinkInspectorRequest, OwnPasswordRequest, PeopleJson, PersonJson, PersonNoteRequest, PersonRequest,
+    RenamePersonRequest, ResetPasswordRequest, RolesRequest, SessionJson, SignInRequest,
 };
 use crate::api::{self, time, ApiError};
 use crate::reference::FEATURE_ORGANISATION;
@@ -281,6 +281,21 @@ pub async fn enable(
     account_write(state, uri, headers, body, StatusCode::OK, move |_, user, request: PersonNoteRequest| {
         may_manage(user)?;
         Ok(OrganisationAction::EnablePerson { person: person_of_path(&id)?, note: request.note })
+    })
+    .await
+}
+
+/// `POST /api/v1/people/{id}/inspector`: links the account to an inspector of the directory.
+pub async fn link_inspector(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    account_write(state, uri, headers, body, StatusCode::OK, move |_, user, request: LinkInspectorRequest| {
+        may_manage(user)?;
+        Ok(OrganisationAction::LinkInspector { person: person_of_path(&id)?, inspector: request.inspector })
     })
     .await
 }

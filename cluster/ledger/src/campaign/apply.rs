@@ -325,6 +325,15 @@ impl Ledger {
                 ack_deadline_ms,
                 complete_deadline_ms,
             );
+            let mut task = task;
+            // The team as people: each drawn inspector linked to an account (谁抽查、谁录入).
+            task.handlers.team = inspection
+                .inspectors
+                .iter()
+                .filter_map(|inspector| self.person_of_login(&crate::organisation::inspector_key(inspector)))
+                .filter_map(|id| self.person(id))
+                .map(|person| crate::task::HandlerRef { id: person.id, name: person.name.clone() })
+                .collect();
             let task = self.insert_new_task(task);
             let mut team = inspection.inspectors.clone();
             team.sort();

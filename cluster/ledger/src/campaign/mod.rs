@@ -515,6 +515,11 @@ impl Programme {
         &self.entity_directories
     }
 
+    /// The directory's inspector of this id, retired ones included.
+    pub fn inspector(&self, id: &str) -> Option<&Inspector> {
+        self.inspectors.get(id)
+    }
+
     pub fn inspectors(&self) -> impl Iterator<Item = &Inspector> {
         self.inspectors.values()
     }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::people::{
-    check_login, check_password_phc, check_person_name, check_roles, Person, PersonChange, PersonEvent, PersonId,
-    PersonRole, PEOPLE_MAX, PERSON_HISTORY_MAX,
+    check_login, check_password_phc, check_person_name, check_roles, inspector_key, Person, PersonChange, PersonEvent,
+    PersonId, PersonRole, PEOPLE_MAX, PERSON_HISTORY_MAX,
 };
 use super::{check_areas, check_name, Station, UnitChange, UnitEvent, Units, UNIT_HISTORY_MAX};
 use crate::bureau::{BureauCode, RegionLevel, Regions, STATIONS_MAX, STATION_NUMBER_MAX};
@@ -77,6 +77,11 @@ pub enum OrganisationAction {
     /// The person signs out everywhere: every session of theirs ends.
     SignOut {
         person: PersonId,
+    },
+    /// The person is the directory's inspector `inspector` (for good).
+    LinkInspector {
+        person: PersonId,
+        inspector: String,
     },
 }
 
@@ -205,7 +210,8 @@ impl Units {
             | OrganisationAction::SetPassword { .. }
             | OrganisationAction::DisablePerson { .. }
             | OrganisationAction::EnablePerson { .. }
-            | OrganisationAction::SignOut { .. } => {
+            | OrganisationAction::SignOut { .. }
+            | OrganisationAction::LinkInspector { .. } => {
                 unreachable!("accounts are the ledger's records (`Ledger::apply_organisation`)")
             }
         };
@@ -280,7 +286,8 @@ impl Ledger {
             | OrganisationAction::SetPassword { .. }
             | OrganisationAction::DisablePerson { .. }
             | OrganisationAction::EnablePerson { .. }
-            | OrganisationAction::SignOut { .. } => {
+            | OrganisationAction::SignOut { .. }
+            | OrganisationAction::LinkInspector { .. } => {
                 OrganisationRecord::Person(self.apply_person(stamp_ms, actor, action)?)
             }
         };
@@ -328,6 +335,7 @@ impl Ledger {
                 password_phc: password_phc.clone(),
                 epoch: 0,
                 created_at_ms: stamp_ms,
+                inspector: None,
                 history: vec![event(PersonChange::Created, "")],
             };
             self.insert_login(login, id);
@@ -338,7 +346,8 @@ impl Ledger {
             | OrganisationAction::SetPassword { person, .. }
             | OrganisationAction::DisablePerson { person, .. }
             | OrganisationAction::EnablePerson { person, .. }
-            | OrganisationAction::SignOut { person } => *person,
+            | OrganisationAction::SignOut { person }
+            | OrganisationAction::LinkInspector { person, .. } => *person,
             _ => unreachable!("station commands and creation are handled above"),
         };
         let before = self.person(id).ok_or_else(|| Rejection::NoSuch(format!("person {id}")))?;
@@ -406,6 +415,27 @@ impl Ledger {
                 }
                 person.enabled = true;
                 record_change(&mut person, event(PersonChange::Enabled, note));
+            }
+            OrganisationAction::LinkInspector { inspector, .. } => {
+                self.may_manage_people(actor, person.unit, &[])?;
+                let found = self.programme.inspector(inspector).filter(|i| i.active).ok_or_else(|| {
+                    invalid("inspector", format!("{inspector} is no active inspector of the directory"))
+                })?;
+                let of_unit = found.bureau == person.unit || person.unit.county_of_station() == Some(found.bureau);
+                if !of_unit {
+                    let reason =
+                        format!("inspector {inspector} belongs to {}, not to {}'s unit", found.bureau, person.name);
+                    return Err(invalid("inspector", reason));
+                }
+                let key = inspector_key(inspector);
+                if person.inspector.is_some() || self.person_of_login(&key).is_some() {
+                    let reason = format!("inspector {inspector} or person {id} is linked already");
+                    return Err(conflict(ConflictCode::InspectorLinked, reason));
+                }
+                person.inspector = Some(inspector.clone());
+                let linked = PersonChange::InspectorLinked { inspector: inspector.clone() };
+                record_change(&mut person, event(linked, ""));
+                self.insert_login(&key, id);
             }
             OrganisationAction::SignOut { .. } => {
                 if !acting_self {

@@ -24,9 +24,9 @@ use crate::bureau::{BureauCode, Region, RegionLevel, Regions, REGION_NAME_CHARS_
 
 pub use apply::{OrganisationAction, OrganisationRecord};
 pub use people::{
-    check_login, check_password_phc, check_person_name, check_roles, person_of_actor_name, Person, PersonChange,
-    PersonEvent, PersonId, PersonRole, LOGIN_CHARS_MAX, LOGIN_CHARS_MIN, PASSWORD_PHC_CHARS_MAX, PEOPLE_MAX,
-    PERSON_HISTORY_MAX, PERSON_NAME_CHARS_MAX,
+    check_login, check_password_phc, check_person_name, check_roles, inspector_key, inspector_of_key,
+    person_of_actor_name, Person, PersonChange, PersonEvent, PersonId, PersonRole, LOGIN_CHARS_MAX, LOGIN_CHARS_MIN,
+    PASSWORD_PHC_CHARS_MAX, PEOPLE_MAX, PERSON_HISTORY_MAX, PERSON_NAME_CHARS_MAX,
 };
 
 /// The streets and towns (街道/镇) a station covers, at most.

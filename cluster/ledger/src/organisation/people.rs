@@ -69,6 +69,9 @@ pub struct Person {
     /// Moves whenever their sessions must end; a session names the epoch it was issued in.
     pub epoch: u32,
     pub created_at_ms: u64,
+    /// The inspector of the programme's directory this person is (执法检查人员), once linked:
+    /// the drawn inspections of their team show to them as their own.
+    pub inspector: Option<String>,
     /// The latest changes, oldest first (at most `PERSON_HISTORY_MAX`: the oldest after the
     /// creation give way; every change is also an entry of the log).
     pub history: Vec<PersonEvent>,
@@ -87,11 +90,19 @@ pub struct PersonEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PersonChange {
     Created,
-    Renamed { from: String },
-    RolesChanged { from: Vec<PersonRole> },
+    Renamed {
+        from: String,
+    },
+    RolesChanged {
+        from: Vec<PersonRole>,
+    },
     PasswordSet,
     Disabled,
     Enabled,
+    /// Linked to the directory's inspector of this id (for good: one person per inspector).
+    InspectorLinked {
+        inspector: String,
+    },
 }
 
 impl PersonChange {
@@ -104,6 +115,7 @@ impl PersonChange {
             PersonChange::PasswordSet => "password_set",
             PersonChange::Disabled => "disabled",
             PersonChange::Enabled => "enabled",
+            PersonChange::InspectorLinked { .. } => "inspector_linked",
         }
     }
 }
@@ -157,6 +169,18 @@ pub fn person_of_actor_name(user: &str) -> Option<(PersonId, &str)> {
     // Canonical digits only, so one person has one actor name.
     let id = digits.parse().ok().filter(|id: &u64| *id > 0 && id.to_string() == digits)?;
     Some((PersonId(id), name))
+}
+
+/// The key an inspector's link is filed under beside the logins (no login has a `:`).
+pub fn inspector_key(inspector: &str) -> String {
+    format!("{INSPECTOR_KEY_PREFIX}{inspector}")
+}
+
+const INSPECTOR_KEY_PREFIX: &str = "inspector:";
+
+/// The inspector a key of the logins table names, when it is an inspector's link.
+pub fn inspector_of_key(key: &str) -> Option<&str> {
+    key.strip_prefix(INSPECTOR_KEY_PREFIX)
 }
 
 /// A login: 3 to `LOGIN_CHARS_MAX` of `a-z 0-9 . _ -`.
