@@ -36,7 +36,7 @@ pub mod routes;
 pub mod runtime;
 pub mod search;
 mod server;
-mod sessions;
+pub mod sessions;
 mod state;
 mod synthesize;
 pub mod task_query;

@@ -70,7 +70,9 @@ impl BureauCode {
     /// whose last three (the station number) are not 0.
     pub fn from_number(number: u32) -> Option<BureauCode> {
         let well_formed = number < REGION_CODE_END
-            || (number < UNIT_CODE_END && number / STATION_NUMBER_END >= 1 && number % STATION_NUMBER_END != 0);
+            || (number < UNIT_CODE_END
+                && number / STATION_NUMBER_END >= 1
+                && !number.is_multiple_of(STATION_NUMBER_END));
         well_formed.then_some(BureauCode(number))
     }
 
@@ -88,7 +90,7 @@ impl BureauCode {
 
     /// The county of a station's code (its first six digits); `None` for a region's code.
     pub fn county_of_station(self) -> Option<BureauCode> {
-        self.is_station().then(|| BureauCode(self.0 / STATION_NUMBER_END))
+        self.is_station().then_some(BureauCode(self.0 / STATION_NUMBER_END))
     }
 
     /// A station's number within its county; `None` for a region's code.

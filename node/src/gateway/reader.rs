@@ -13,7 +13,7 @@ use redis::streams::{StreamId, StreamReadReply};
 use tokio_util::sync::CancellationToken;
 
 use crate::fanout::{entry_id, index_of, FIELD_AT, FIELD_GAP, FIELD_PREV, FIELD_TASKS};
-use crate::push::hub::{EventHub, TaskEvent};
+use crate::push::hub::{EncodedScope, EventHub, TaskEvent};
 
 /// Entries taken per read.
 const READ_BATCH_MAX: usize = 512;
@@ -190,15 +190,18 @@ fn decode_tasks(text: &str) -> Result<Vec<TaskEvent>, String> {
         .map(|item| {
             let scope: TaskScope = serde_json::from_str(item.task.get()).map_err(|e| format!("stream task: {e}"))?;
             let origin = code(scope.origin_bureau).ok_or("a stream task without a valid origin")?;
+            let people = scope.lead_handler.iter().chain(&scope.supporting_handlers).chain(&scope.team);
             Ok(TaskEvent::encoded(
                 item.task.get().into(),
-                scope.id,
-                origin,
-                scope.assignee_bureau.and_then(code),
-                item.previous_assignee.and_then(code),
-                scope.escalated_to.into_iter().filter_map(code).collect(),
-                scope.handling_unit.and_then(code),
-                scope.lead_handler.iter().chain(&scope.supporting_handlers).chain(&scope.team).map(|p| p.id).collect(),
+                EncodedScope {
+                    task_id: scope.id,
+                    origin,
+                    assignee: scope.assignee_bureau.and_then(code),
+                    previous_assignee: item.previous_assignee.and_then(code),
+                    escalated_to: scope.escalated_to.into_iter().filter_map(code).collect(),
+                    handling_unit: scope.handling_unit.and_then(code),
+                    people: people.map(|person| person.id).collect(),
+                },
             ))
         })
         .collect()

@@ -73,17 +73,9 @@ impl TaskEvent {
     }
 
     /// An event that arrives already encoded (`TaskJson`), with the fields scope filtering needs.
-    pub fn encoded(
-        json: Arc<str>,
-        task_id: u64,
-        origin: BureauCode,
-        assignee: Option<BureauCode>,
-        previous_assignee: Option<BureauCode>,
-        escalated_to: Vec<BureauCode>,
-        handling_unit: Option<BureauCode>,
-        people: Vec<u64>,
-    ) -> TaskEvent {
+    pub fn encoded(json: Arc<str>, scope: EncodedScope) -> TaskEvent {
         let retained_bytes = json.len();
+        let EncodedScope { task_id, origin, assignee, previous_assignee, escalated_to, handling_unit, people } = scope;
         TaskEvent {
             task_id,
             origin,
@@ -98,6 +90,17 @@ impl TaskEvent {
             retained_bytes,
         }
     }
+}
+
+/// The fields of an encoded event that say who sees it (`TaskEvent`'s of the same names).
+pub struct EncodedScope {
+    pub task_id: u64,
+    pub origin: BureauCode,
+    pub assignee: Option<BureauCode>,
+    pub previous_assignee: Option<BureauCode>,
+    pub escalated_to: Vec<BureauCode>,
+    pub handling_unit: Option<BureauCode>,
+    pub people: Vec<u64>,
 }
 
 /// Roughly the encoded size of a task: fixed fields plus its texts and timeline.
