@@ -211,6 +211,7 @@ async fn every_route_answers_every_caller_as_the_policy_says() {
         }
     }
     assert!(checked >= 96, "the matrix covers the routes: {checked} cells");
+    checked_people_and_stations(&cluster).await;
 
     // WebSocket scopes: an operator watches its own bureau only; command and leadership their
     // subtree; nobody above their bureau.
@@ -319,5 +320,134 @@ async fn tokens_are_hashed_and_revoked_by_a_reload() {
         assert_eq!(me(new_token).await, 200, "credentials survive a broken file");
         assert_eq!(me(COMMAND_TOKEN).await, 200);
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The matrix with stations and people: 五山 station of Tianhe with a head and a handler,
+/// Tianhe's dispatcher (a person), and a handler of Yuexiu's 北京 station. A station's people
+/// see their station's tasks; a county sees its stations' and does not act on them; a person
+/// never sees or acts on another unit's task; only the command centre or an accounts clerk
+/// over a unit manages its accounts, and only a command centre its stations.
+async fn checked_people_and_stations(cluster: &TestCluster) {
+    let post = |path: &str, body: Value| {
+        let request = cluster.http.post(cluster.url(1, path)).bearer_auth(COMMAND_TOKEN).json(&body);
+        async move { request.send().await.expect("request").status().as_u16() }
+    };
+    for (county, number, name) in [("440106", 4, "五山市场监管所"), ("440104", 1, "北京市场监管所")] {
+        assert_eq!(post("/api/v1/stations", json!({"county": county, "number": number, "name": name})).await, 201);
+    }
+    let people = [
+        ("wushan.head", "440106004", "head"),
+        ("wushan.li", "440106004", "handler"),
+        ("tianhe.dispatch", "440106", "dispatcher"),
+        ("beijing.wang", "440104001", "handler"),
+    ];
+    let mut tokens = std::collections::BTreeMap::new();
+    for (login, unit, role) in people {
+        let person =
+            json!({"login": login, "name": login, "unit": unit, "roles": [role], "password": format!("Demo-{login}")});
+        assert_eq!(post("/api/v1/people", person).await, 201, "{login}");
+        let session: Value = cluster
+            .http
+            .post(cluster.url(1, "/api/v1/sessions"))
+            .json(&json!({"login": login, "password": format!("Demo-{login}")}))
+            .send()
+            .await
+            .expect("sign in")
+            .json()
+            .await
+            .expect("json");
+        tokens.insert(login, session["token"].as_str().expect("a session").to_owned());
+    }
+    let token = |login: &str| tokens[login].clone();
+    let station_task = cluster.create_task(1, "五山所的任务", Some("440106004")).await.id;
+    let county_task = cluster.create_task(1, "天河区局的任务", Some("440106")).await.id;
+    let none = Value::Null;
+    let rows: Vec<(&str, String, Value, Vec<(String, u16)>)> = vec![
+        (
+            "GET",
+            format!("/api/v1/tasks/{station_task}"),
+            none.clone(),
+            vec![
+                (token("wushan.li"), 200),
+                (token("wushan.head"), 200),
+                (token("tianhe.dispatch"), 200),
+                (TIANHE_OPERATOR_TOKEN.into(), 200),
+                (token("beijing.wang"), 404),
+                (YUEXIU_OPERATOR.into(), 404),
+            ],
+        ),
+        (
+            "GET",
+            format!("/api/v1/tasks/{county_task}"),
+            none.clone(),
+            vec![(token("wushan.li"), 404), (token("tianhe.dispatch"), 200), (token("beijing.wang"), 404)],
+        ),
+        (
+            "POST",
+            format!("/api/v1/tasks/{station_task}/claim"),
+            json!({}),
+            vec![
+                (token("beijing.wang"), 404),
+                (TIANHE_OPERATOR_TOKEN.into(), 403),
+                (COMMAND_TOKEN.into(), 403),
+                (token("wushan.li"), 200),
+                (token("wushan.head"), 409),
+            ],
+        ),
+        (
+            "POST",
+            format!("/api/v1/tasks/{county_task}/ack"),
+            json!({}),
+            vec![(token("wushan.li"), 404), (token("beijing.wang"), 404), (TIANHE_OPERATOR_TOKEN.into(), 200)],
+        ),
+        (
+            "POST",
+            format!("/api/v1/tasks/{county_task}/hand_down"),
+            json!({"unit": "440104001"}),
+            vec![(token("wushan.head"), 404), (TIANHE_OPERATOR_TOKEN.into(), 400), (token("tianhe.dispatch"), 400)],
+        ),
+        (
+            "POST",
+            format!("/api/v1/tasks/{county_task}/hand_down"),
+            json!({"unit": "440106004"}),
+            vec![(token("wushan.head"), 404), (token("tianhe.dispatch"), 200)],
+        ),
+        (
+            "GET",
+            "/api/v1/people".into(),
+            none.clone(),
+            vec![(token("wushan.li"), 200), (token("tianhe.dispatch"), 200)],
+        ),
+        (
+            "GET",
+            "/api/v1/people?unit=440104001".into(),
+            none.clone(),
+            vec![(token("wushan.li"), 403), (token("tianhe.dispatch"), 403), (GZ_COMMAND.into(), 200)],
+        ),
+        (
+            "POST",
+            "/api/v1/people".into(),
+            json!({"login": "x.y", "name": "某", "unit": "440106004", "roles": ["handler"], "password": "Demo-x.y.z.w"}),
+            vec![(token("wushan.head"), 403), (token("wushan.li"), 403), (LEADER_TOKEN.into(), 403)],
+        ),
+        (
+            "POST",
+            "/api/v1/stations".into(),
+            json!({"county": "440106", "name": "新所"}),
+            vec![(token("wushan.head"), 403), (TIANHE_OPERATOR_TOKEN.into(), 403), (NONE.into(), 401)],
+        ),
+        (
+            "POST",
+            "/api/v1/people/2/disable".into(),
+            json!({"note": "x"}),
+            vec![(token("wushan.head"), 403), (token("beijing.wang"), 403), (YUEXIU_OPERATOR.into(), 403)],
+        ),
+    ];
+    for (method, path, body, expectations) in &rows {
+        for (token, expected) in expectations {
+            let got = status(cluster, method, path, token, body).await;
+            assert_eq!(got, *expected, "{method} {path} as {}", &token[..token.len().min(24)]);
+        }
     }
 }
