@@ -16,6 +16,8 @@ const OTHER_GROUP_SECRET: &str = "another-groups-secret-0123456789abcdef";
 
 /// One route: method, path, body, and the status expected for each caller.
 type Row = (&'static str, String, Value, Vec<(&'static str, u16)>);
+/// A row whose callers include people, by their session tokens.
+type PersonRow = (&'static str, String, Value, Vec<(String, u16)>);
 
 async fn status(cluster: &TestCluster, method: &str, path: &str, token: &str, body: &Value) -> u16 {
     let url = cluster.url(1, path);
@@ -363,7 +365,7 @@ async fn checked_people_and_stations(cluster: &TestCluster) {
     let station_task = cluster.create_task(1, "五山所的任务", Some("440106004")).await.id;
     let county_task = cluster.create_task(1, "天河区局的任务", Some("440106")).await.id;
     let none = Value::Null;
-    let rows: Vec<(&str, String, Value, Vec<(String, u16)>)> = vec![
+    let rows: Vec<PersonRow> = vec![
         (
             "GET",
             format!("/api/v1/tasks/{station_task}"),
