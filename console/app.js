@@ -432,6 +432,7 @@ function renderTree() {
   const tree = $("#bureau-tree");
   tree.innerHTML = html;
   renderStationsButton();
+  renderPeopleButton();
   tree.querySelectorAll("li").forEach((li) => li.addEventListener("click", () => {
     S.filter.bureau = S.filter.bureau === li.dataset.bureau || li.dataset.bureau === root ? null : li.dataset.bureau;
     renderAll();

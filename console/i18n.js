@@ -4,6 +4,10 @@
 const I18N = {
   zh: {
     station_badge: "所",
+    pp: { manage: "{unit}人员", title: "{unit}人员账号", name: "姓名", unit: "所在单位", roles: "角色", create: "新增账号",
+          disable: "停用", enable: "启用", reset: "重置密码", set_roles: "调整角色", disabled: "已停用", none: "尚无账号",
+          roles_hint: "角色，以逗号分隔：dispatcher, head, handler, leadership, accounts", new_password: "新密码（至少10位）" },
+    role: { dispatcher: "调度员", head: "负责人", handler: "承办人", leadership: "领导", accounts: "账号管理员" },
     account: "账号", password: "密码", machine_token: "机器令牌登录", my_tasks: "我的任务",
     lead: "主办人", lead_short: "主办", supporting: "协办人", handling_unit: "承办所",
     st: { manage: "{county}监管所管理", title: "{county}市场监管所", name: "所名称", areas: "覆盖区域",
@@ -83,6 +87,10 @@ const I18N = {
   },
   en: {
     station_badge: "Stn",
+    pp: { manage: "People of {unit}", title: "Accounts of {unit}", name: "Name", unit: "Unit", roles: "Roles", create: "Create account",
+          disable: "Disable", enable: "Enable", reset: "Reset password", set_roles: "Set roles", disabled: "Disabled", none: "No accounts yet",
+          roles_hint: "Roles, comma-separated: dispatcher, head, handler, leadership, accounts", new_password: "New password (10 or more characters)" },
+    role: { dispatcher: "Dispatcher", head: "Head", handler: "Handler", leadership: "Leadership", accounts: "Accounts" },
     account: "Login", password: "Password", machine_token: "Sign in with a machine token", my_tasks: "My tasks",
     lead: "Lead handler", lead_short: "Lead", supporting: "Supporting", handling_unit: "Handled at",
     st: { manage: "Stations of {county}", title: "Market-supervision stations of {county}", name: "Station name", areas: "Areas covered",

@@ -123,3 +123,96 @@ async function handlerForm(task, action) {
     act(task, action, { lead, supporting });
   });
 }
+
+// ---------- accounts (人员) ----------
+// The accounts of the unit selected in the tree (or the user's own) and the stations below it,
+// for a command centre or a person who manages accounts: make one, disable or enable it, reset
+// its password, change its roles. The ledger decides who may; the page offers it to those who
+// could.
+const ROLES = ["dispatcher", "head", "handler", "leadership", "accounts"];
+const PP = { unit: null };
+
+function managesPeople() {
+  if (!S.me) return false;
+  return S.me.person ? hasRole("accounts") || hasRole("dispatcher") : S.me.role === "command";
+}
+
+function peopleUnit() {
+  return S.filter.bureau || S.me.bureau;
+}
+
+function renderPeopleButton() {
+  const button = $("#people-open");
+  button.hidden = !managesPeople();
+  if (!button.hidden) button.textContent = t("pp.manage", { unit: bureauName(peopleUnit()) });
+}
+
+async function loadPeople() {
+  $("#people-title").textContent = t("pp.title", { unit: bureauName(PP.unit) });
+  $("#people-error").textContent = "";
+  try {
+    const { people } = await api(`/api/v1/people?unit=${PP.unit}&include_disabled=true`);
+    $("#people-rows").innerHTML = people.map((p) => {
+      const buttons = `<button type="button" data-pp="${p.enabled ? "disable" : "enable"}">${esc(t(`pp.${p.enabled ? "disable" : "enable"}`))}</button>` +
+        `<button type="button" data-pp="password">${esc(t("pp.reset"))}</button><button type="button" data-pp="roles">${esc(t("pp.set_roles"))}</button>`;
+      return `<tr data-person="${p.id}" class="${p.enabled ? "" : "closed"}"><td>${esc(p.login)}</td><td class="name">${esc(p.name)}</td>` +
+        `<td>${esc(p.unit_name)}</td><td>${esc(p.roles.map((r) => t(`role.${r}`)).join("、"))}</td>` +
+        `<td>${p.enabled ? "" : esc(t("pp.disabled"))}</td><td>${buttons}</td></tr>`;
+    }).join("") || `<tr><td>${esc(t("pp.none"))}</td></tr>`;
+    $("#people-rows").querySelectorAll("button[data-pp]").forEach((button) =>
+      button.addEventListener("click", () => personAction(Number(button.closest("tr").dataset.person), button.dataset.pp)));
+  } catch (error) {
+    $("#people-error").textContent = error.message;
+  }
+}
+
+async function personAction(id, action) {
+  let body;
+  if (action === "disable") {
+    const note = prompt(t("reason_required"), "");
+    if (!note) return;
+    body = { note };
+  } else if (action === "password") {
+    const password = prompt(t("pp.new_password"), "");
+    if (!password) return;
+    body = { password };
+  } else if (action === "roles") {
+    const roles = prompt(t("pp.roles_hint"), "");
+    if (!roles) return;
+    body = { roles: roles.split(/[,，、\s]+/).filter(Boolean) };
+  } else {
+    body = {};
+  }
+  await changePeople(`/api/v1/people/${id}/${action}`, body);
+}
+
+async function changePeople(path, body) {
+  try {
+    const person = await api(path, { method: "POST", body: JSON.stringify(body) });
+    toast(`${person.name} · ${t("done")}`, "ok");
+    await loadPeople();
+  } catch (error) {
+    $("#people-error").textContent = error.message;
+  }
+}
+
+$("#people-open").addEventListener("click", () => {
+  PP.unit = peopleUnit();
+  const form = $("#person-form");
+  form.reset();
+  const units = [...S.bureaus.values()].filter((b) => !b.retired && (b.code === PP.unit || (b.level === "station" && b.parent === PP.unit)));
+  form.unit.innerHTML = units.map((b) => `<option value="${b.code}">${esc(b.name)} ${b.code}</option>`).join("");
+  form.querySelector("fieldset.roles").innerHTML = `<legend>${esc(t("pp.roles"))}</legend>` +
+    ROLES.map((r) => `<label class="check"><input type="checkbox" name="roles" value="${r}"> ${esc(t(`role.${r}`))}</label>`).join("");
+  $("#people-dialog").showModal();
+  loadPeople();
+});
+$("#people-close").addEventListener("click", () => $("#people-dialog").close());
+$("#person-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const data = new FormData(e.target);
+  const body = { login: data.get("login").trim(), name: data.get("name").trim(), unit: data.get("unit"),
+    roles: data.getAll("roles"), password: data.get("password") };
+  await changePeople("/api/v1/people", body);
+  e.target.reset();
+});

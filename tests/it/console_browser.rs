@@ -1051,3 +1051,72 @@ async fn a_county_dispatches_to_a_station_a_member_claims_and_completes_it_live(
     let _ = station_page.close().await;
     result
 }
+
+/// Accounts on the console: Guangzhou's command centre opens 天河区's people, makes a handler
+/// of its 五山 station with a password, and disables the account with a reason; the person's
+/// sign-in works and then stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_centre_makes_and_disables_an_account_on_the_console() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let station = serde_json::json!({"county": "440106", "number": 4, "name": "五山市场监管所"});
+    let response =
+        cluster.http.post(cluster.url(1, "/api/v1/stations")).bearer_auth(COMMAND_TOKEN).json(&station).send().await;
+    assert_eq!(response.expect("station").status(), 201);
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let page = driver.session(&profiles.path().join("command"), 1500, 900).await;
+    let sign_in = |password: &'static str| {
+        let request = cluster.http.post(cluster.url(1, "/api/v1/sessions"));
+        async move {
+            let body = serde_json::json!({"login": "wushan.chen", "password": password});
+            request.json(&body).send().await.expect("sign in").status().as_u16()
+        }
+    };
+    let result = async {
+        login(&page, &cluster.url(1, "/"), "demo-gz-command-0003").await;
+        page.find(Locator::Css("#bureau-tree li[data-bureau='440106']"))
+            .await
+            .expect("天河")
+            .click()
+            .await
+            .expect("click");
+        wait_for_text(&page, "#people-open", "天河区").await;
+        page.find(Locator::Css("#people-open")).await.expect("button").click().await.expect("open");
+        wait_for_text(&page, "#people-rows", "尚无账号").await;
+        let form = "#person-form";
+        for (name, value) in [("login", "wushan.chen"), ("name", "陈晓明"), ("password", "a long enough password")] {
+            page.find(Locator::Css(&format!("{form} [name={name}]")))
+                .await
+                .expect(name)
+                .send_keys(value)
+                .await
+                .expect("type");
+        }
+        select(&page, &format!("{form} select[name=unit]"), "440106004").await;
+        page.find(Locator::Css(&format!("{form} input[value=handler]")))
+            .await
+            .expect("role")
+            .click()
+            .await
+            .expect("tick");
+        page.find(Locator::Css(&format!("{form} button[type=submit]")))
+            .await
+            .expect("submit")
+            .click()
+            .await
+            .expect("click");
+        let row = wait_for_text(&page, "#people-rows", "wushan.chen").await;
+        assert!(row.contains("陈晓明") && row.contains("承办人"), "{row}");
+        assert_eq!(sign_in("a long enough password").await, 201);
+        let disable = wait_for_element(&page, "#people-rows button[data-pp=disable]", Duration::from_secs(10)).await;
+        disable.click().await.expect("disable");
+        page.send_alert_text("调离").await.expect("the reason");
+        page.accept_alert().await.expect("confirm");
+        wait_for_element(&page, "#people-rows tr.closed", Duration::from_secs(10)).await;
+        std::fs::write(artifacts().join("people.png"), page.screenshot().await.expect("shot")).expect("save");
+        assert_eq!(sign_in("a long enough password").await, 401);
+    }
+    .await;
+    let _ = page.close().await;
+    result
+}
