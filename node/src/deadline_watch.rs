@@ -258,10 +258,9 @@ mod tests {
 
     /// A task from Guangzhou's centre to Tianhe, dispatched at t=0 with ack due at 10 min and
     /// completion due at 60 min.
-    fn dispatched(kind: TaskKind) -> (Ledger, TaskId) {
-        let mut ledger = Ledger::new();
-        let command = actor("gz", "440100", Role::Command);
-        let new_task = NewTask {
+    /// A matter about a Tianhe shop, registered by Guangzhou's centre.
+    fn tianhe_matter(kind: TaskKind) -> NewTask {
+        NewTask {
             routing: ledger::Routing::Keep,
             kind,
             severity: Severity::High,
@@ -271,8 +270,13 @@ mod tests {
             source: Source::Complaint,
             origin_bureau: code("440100"),
             assignee_bureau: None,
-        };
-        apply(&mut ledger, 1, command.clone(), Action::CreateTask(new_task));
+        }
+    }
+
+    fn dispatched(kind: TaskKind) -> (Ledger, TaskId) {
+        let mut ledger = Ledger::new();
+        let command = actor("gz", "440100", Role::Command);
+        apply(&mut ledger, 1, command.clone(), Action::CreateTask(tianhe_matter(kind)));
         let id = TaskId(1);
         let dispatch = Transition::Dispatch {
             assignee: code("440106"),
@@ -378,18 +382,7 @@ mod tests {
         };
         apply(&mut ledger, 1, command.clone(), Action::Organisation(Box::new(enrol)));
         let wushan = BureauCode::station(code("440106"), 4).expect("a station code");
-        let new_task = NewTask {
-            routing: ledger::Routing::Keep,
-            kind: TaskKind::Lead,
-            severity: Severity::High,
-            title: "测试".into(),
-            description: String::new(),
-            subject: Subject { uscc: None, name: "某店".into(), region_code: code("440106"), address: String::new() },
-            source: Source::Complaint,
-            origin_bureau: code("440100"),
-            assignee_bureau: None,
-        };
-        apply(&mut ledger, 1, command.clone(), Action::CreateTask(new_task));
+        apply(&mut ledger, 1, command.clone(), Action::CreateTask(tianhe_matter(TaskKind::Lead)));
         let id = TaskId(1);
         let dispatch = Transition::Dispatch {
             assignee: wushan,

@@ -176,19 +176,12 @@ async fn a_lead_is_extended_once_by_fifteen_working_days() {
     assert_eq!(reasonless.status(), 400, "a request needs a reason");
 }
 
-/// A policy that chases every second, so a whole escalation chain plays out in a test.
-fn fast_chasing_policy() -> String {
-    let default = config::deadlines::DEFAULT_DEADLINES_TOML;
-    let rules = &default[..default.find("[escalation]").expect("the default has an escalation section")];
-    format!("{rules}[escalation]\nremind_every = \"1s\"\nreminders_max = 3\nescalate_after_reminders = 1\nfeedback_postpones_reminder = true\n")
-}
-
 /// After a missed ack: reminders at the interval up to the limit, and escalation to the
 /// assignee's parent after the first unheeded one; an emergency also escalates above the
 /// dispatcher at once. Each step once, on every replica.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missed_ack_is_chased_and_escalated_up_the_chain() {
-    let options = tests::ClusterOptions { deadlines_toml: Some(fast_chasing_policy()), ..Default::default() };
+    let options = tests::ClusterOptions { deadlines_toml: Some(tests::fast_chasing_policy(3)), ..Default::default() };
     let cluster = TestCluster::start_with(options).await;
     let lead = dispatch_with_ack_deadline(&cluster, 1, "催办升级", Duration::from_secs(1)).await;
 

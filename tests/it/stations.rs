@@ -21,15 +21,9 @@ async fn post(cluster: &TestCluster, node: u64, token: &str, path: &str, body: V
     (status, response.json().await.unwrap_or(Value::Null), location)
 }
 
-fn fast_chasing_policy() -> String {
-    let default = config::deadlines::DEFAULT_DEADLINES_TOML;
-    let rules = &default[..default.find("[escalation]").expect("the default has an escalation section")];
-    format!("{rules}[escalation]\nremind_every = \"1s\"\nreminders_max = 2\nescalate_after_reminders = 1\nfeedback_postpones_reminder = true\n")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_station_is_enrolled_dispatched_to_escalated_from_and_closed() {
-    let options = tests::ClusterOptions { deadlines_toml: Some(fast_chasing_policy()), ..Default::default() };
+    let options = tests::ClusterOptions { deadlines_toml: Some(tests::fast_chasing_policy(2)), ..Default::default() };
     let cluster = TestCluster::start_with(options).await;
     let leader = cluster.wait_for_leader().await;
     let follower = (1..=3).find(|id| *id != leader).expect("a follower");

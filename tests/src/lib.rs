@@ -813,3 +813,11 @@ pub async fn import_directory(cluster: &TestCluster, node: u64, region: &str, en
     assert_eq!(status, 201, "the directory is imported: {answer}");
     sha256
 }
+
+/// The default deadline policy with reminders every second, escalation after the first unheeded
+/// one and at most `reminders_max` reminders: lateness within seconds for the deadline tests.
+pub fn fast_chasing_policy(reminders_max: u32) -> String {
+    let default = config::deadlines::DEFAULT_DEADLINES_TOML;
+    let rules = &default[..default.find("[escalation]").expect("the default has an escalation section")];
+    format!("{rules}[escalation]\nremind_every = \"1s\"\nreminders_max = {reminders_max}\nescalate_after_reminders = 1\nfeedback_postpones_reminder = true\n")
+}
