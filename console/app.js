@@ -169,7 +169,7 @@ $("#login-button").addEventListener("click", () => login($("#login-token").value
 $("#login-token").addEventListener("keydown", (e) => e.key === "Enter" && login(e.target.value));
 $("#logout").addEventListener("click", async () => {
   // A person signs out everywhere (a session cannot be ended alone).
-  if (isSession(S.token)) await api("/api/v1/sessions/current", { method: "DELETE" }).catch(() => null);
+  if (isSession(S.token)) await api("/api/v1/sessions/sign_out", { method: "POST" }).catch(() => null);
   forgetToken();
   location.reload();
 });

@@ -156,7 +156,20 @@ async fn a_person_signs_in_on_any_node_acts_by_name_and_a_disabled_account_ends_
     let (status, _) = call(&cluster, leader, "POST", Some(COMMAND_TOKEN), "/api/v1/people/2/enable", json!({})).await;
     assert_eq!(status, 200);
     assert_eq!(call(&cluster, leader, "GET", Some(&tokens[1]), "/api/v1/me", Value::Null).await.0, 401);
-    assert_eq!(sign_in(&cluster, leader, "wushan.li", "Demo-wushan.li").await.0, 201);
+    let (status, session) = sign_in(&cluster, leader, "wushan.li", "Demo-wushan.li").await;
+    assert_eq!(status, 201);
+    // Signed out through a follower (relayed to the leader): every session of theirs ends.
+    let token = session["token"].as_str().expect("token").to_owned();
+    let (status, body) =
+        call(&cluster, followers[0], "POST", Some(&token), "/api/v1/sessions/sign_out", json!({})).await;
+    assert_eq!(status, 204, "{body}");
+    wait_until("signed out everywhere", Duration::from_secs(1), || async {
+        match call(&cluster, leader, "GET", Some(&token), "/api/v1/me", Value::Null).await.0 {
+            401 => Ok(()),
+            other => Err(format!("{other}")),
+        }
+    })
+    .await;
     cluster.wait_for_convergence().await;
 }
 
@@ -206,7 +219,7 @@ async fn a_person_changes_their_password_renews_and_signs_out_everywhere() {
     let (_, session) = sign_in(&cluster, 1, "wushan.head", "a new long password").await;
     let token = session["token"].as_str().expect("token").to_owned();
     let (_, second) = sign_in(&cluster, 1, "wushan.head", "a new long password").await;
-    let (status, _) = call(&cluster, 1, "DELETE", Some(&token), "/api/v1/sessions/current", Value::Null).await;
+    let (status, _) = call(&cluster, 1, "POST", Some(&token), "/api/v1/sessions/sign_out", json!({})).await;
     assert_eq!(status, 204);
     let second = second["token"].as_str().expect("token");
     assert_eq!(call(&cluster, 1, "GET", Some(second), "/api/v1/me", Value::Null).await.0, 401, "every session ends");

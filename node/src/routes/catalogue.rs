@@ -5,7 +5,7 @@
 //! added beside it in `routes::router`.
 
 use axum::http::{Method, StatusCode};
-use axum::routing::{delete, get, post, MethodRouter};
+use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::{actions, presence, programme, public, response_metrics, tasks};
@@ -238,8 +238,8 @@ pub fn operations() -> Vec<Operation> {
         .handler(post(people::sign_in)),
         op(Method::POST, "/api/v1/sessions/renew", "Renew the caller's session", User, ok(schema::<SessionJson>))
             .handler(post(people::renew)),
-        op(Method::DELETE, "/api/v1/sessions/current", "Sign out everywhere", User, Answer::Empty)
-            .handler(delete(people::sign_out)),
+        op(Method::POST, "/api/v1/sessions/sign_out", "Sign out everywhere", User, Answer::Empty)
+            .handler(post(people::sign_out)),
         op(Method::GET, "/api/v1/people", "The accounts of a unit (and below)", User, ok(schema::<PeopleJson>))
             .query(schema::<people::PeopleQuery>)
             .handler(get(people::people)),

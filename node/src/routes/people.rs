@@ -1,7 +1,8 @@
 //! People's accounts and sessions:
 //!
 //! - `POST /api/v1/sessions` signs in (login and password), `POST /api/v1/sessions/renew`
-//!   extends a session, `DELETE /api/v1/sessions/current` signs out everywhere;
+//!   extends a session, `POST /api/v1/sessions/sign_out` signs out everywhere (a POST: writes are relayed to
+//!   the leader as POSTs);
 //! - `GET /api/v1/people`, `GET /api/v1/people/{id}`: the accounts a caller may see;
 //! - `POST /api/v1/people` and `/people/{id}/{rename|roles|password|disable|enable}`: managed by
 //!   the command centre over the unit or a person with the accounts role (the ledger decides);
@@ -86,7 +87,7 @@ pub async fn renew(State(state): State<AppState>, headers: HeaderMap) -> Respons
     })())
 }
 
-/// `DELETE /api/v1/sessions/current`: signs the person out everywhere (every session of theirs
+/// `POST /api/v1/sessions/sign_out`: signs the person out everywhere (every session of theirs
 /// ends: a session cannot be ended alone without a record of it).
 pub async fn sign_out(State(state): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
     let answer = async {
