@@ -19,6 +19,7 @@ mod deadlines;
 mod forwards;
 mod intake;
 mod lifecycle;
+mod sign_ins;
 mod stats;
 
 use anyhow::Context;
@@ -110,6 +111,10 @@ struct Args {
     /// groups (in `xietong up`, Guangzhou's and Shenzhen's) and are not dispatched to.
     #[arg(long, value_delimiter = ',', default_value = "4401,4403")]
     other_groups: Vec<String>,
+    /// Beside the write load, people sign in at this rate a second (an account of Tianhe made
+    /// first), spread over the targets; their latency is reported with the writes'.
+    #[arg(long)]
+    sign_ins: Option<u32>,
 }
 
 /// In-flight cap of the open-loop schedule: beyond it the generator itself would be the
@@ -316,6 +321,13 @@ async fn main() -> anyhow::Result<()> {
     let stop_at = start + Duration::from_secs(args.warmup + args.seconds);
     let sequence = Arc::new(AtomicU64::new(0));
     let progress = tokio::spawn(print_progress(recorder.clone(), stop_at));
+    let sign_ins = match args.sign_ins {
+        Some(rate) => {
+            sign_ins::prepare(&http, &targets[0], &args.token).await?;
+            Some(tokio::spawn(sign_ins::run(http.clone(), targets.to_vec(), rate, recorder.measuring_from, stop_at)))
+        }
+        None => None,
+    };
 
     let mode = match args.rate {
         None => {
@@ -368,6 +380,17 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     progress.abort();
+    if let Some(sign_ins) = sign_ins {
+        let (latencies, refused) = sign_ins.await.context("the sign-in task")?;
+        let ms = |fraction: f64| stats::nearest_rank(&latencies, fraction).map_or(0.0, |us| f64::from(us) / 1000.0);
+        eprintln!(
+            "sign-ins: {} measured, {refused} refused; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            latencies.len(),
+            ms(0.5),
+            ms(0.99),
+            ms(1.0)
+        );
+    }
     let push = match consoles {
         Some(opened) => Some(opened.finish(args.seconds as f64, recorder.acked_at_ms.as_ref()).await),
         None => None,
