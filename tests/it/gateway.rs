@@ -347,3 +347,76 @@ async fn a_gateway_reloads_its_users_on_sighup_and_passes_public_routes() {
     }
     gateway_readiness(&gateway, "not ready: no node of the group says it is ready").await;
 }
+
+/// A request through `gateway` with an optional bearer token: its status and JSON body.
+async fn through(
+    cluster: &TestCluster,
+    gateway: &TestGateway,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Value,
+) -> (u16, Value) {
+    let url = format!("http://{}{path}", gateway.addr);
+    let request = if method == "GET" { cluster.http.get(url) } else { cluster.http.post(url).json(&body) };
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    let response = request.send().await.expect(path);
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_signs_in_through_a_gateway_and_a_disabled_account_closes_its_gateway_console() {
+    let redis = RedisServer::start().await;
+    let cluster =
+        TestCluster::start_with(ClusterOptions { fanout_redis: Some(redis.url()), ..ClusterOptions::default() }).await;
+    let nodes: Vec<String> = (1..=3).map(|id| cluster.addr(id).to_owned()).collect();
+    let gateway = TestGateway::start(cluster.data_dir(), "gw1", &redis.url(), "440000", &nodes).await;
+    let leader = cluster.wait_for_leader().await;
+    let person = serde_json::json!({"login": "tianhe.li", "name": "李明", "unit": "440106", "roles": ["handler"], "password": "Gateway-pass-1"});
+    let made = cluster.http.post(cluster.url(leader, "/api/v1/people")).bearer_auth(COMMAND_TOKEN).json(&person);
+    let made = made.send().await.expect("make the account");
+    assert_eq!(made.status(), 201);
+    let id = made.json::<Value>().await.expect("json")["id"].as_u64().expect("the account's id");
+
+    // Signed in through the gateway (the one API call without a credential it passes on).
+    let sign_in = serde_json::json!({"login": "tianhe.li", "password": "Gateway-pass-1"});
+    let token = tests::wait_until("signed in through the gateway", Duration::from_secs(10), || async {
+        match through(&cluster, &gateway, "POST", "/api/v1/sessions", None, sign_in.clone()).await {
+            (201, body) => Ok(body["token"].as_str().expect("a token").to_owned()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let (status, me) = through(&cluster, &gateway, "GET", "/api/v1/me", Some(&token), Value::Null).await;
+    assert_eq!((status, me["person"]["login"].as_str()), (200, Some("tianhe.li")), "{me}");
+    // A forged session is refused by the gateway as by a node.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    assert_eq!(through(&cluster, &gateway, "GET", "/api/v1/me", Some(&forged), Value::Null).await.0, 401);
+
+    // A console on the gateway with the session, named as the person; their unit's task reaches it.
+    let mut console = ConsoleClient::connect(&gateway.addr, &token, None, None).await;
+    let welcome = console.expect("welcome").await;
+    assert_eq!(
+        (welcome["gateway"].as_str(), welcome["user"].as_str()),
+        (Some("gw1"), Some(&*format!("person:{id}:李明")))
+    );
+    console.expect("snapshot").await;
+    let task = cluster.create_task(leader, "经网关派给天河", Some("440106")).await;
+    let _ = receive_all(&mut console, &BTreeSet::from([task.id]), 0).await;
+
+    // Disabled on a node: the gateway's console closes with the refusal, its REST calls end.
+    let disable = cluster.http.post(cluster.url(leader, &format!("/api/v1/people/{id}/disable")));
+    let disabled = disable.bearer_auth(COMMAND_TOKEN).json(&serde_json::json!({"note": "调离"})).send().await;
+    assert_eq!(disabled.expect("disable").status(), 200);
+    // Within the deadline: the leader marks the change in Redis, the gateway reads the mark and
+    // asks a node about the session again.
+    let closed = console.next(Duration::from_secs(10)).await.expect("the refusal before the close");
+    assert_eq!(closed["type"], "error", "{closed}");
+    assert_eq!(closed["code"], "unauthorized", "{closed}");
+    assert!(console.next(Duration::from_secs(2)).await.is_none(), "closed after the error");
+    assert_eq!(through(&cluster, &gateway, "GET", "/api/v1/me", Some(&token), Value::Null).await.0, 401);
+}

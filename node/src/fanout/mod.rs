@@ -21,6 +21,13 @@ pub fn stream_key(group: &str) -> String {
     format!("xietong:{group}:events")
 }
 
+/// The mark of the group's accounts: the leader sets it anew whenever an account changes (made,
+/// disabled, a password reset, a sign-out), so gateways forget the sessions they had checked
+/// (`gateway::sessions`). Its value means nothing but "changed" when it differs.
+pub fn accounts_key(group: &str) -> String {
+    format!("xietong:{group}:accounts")
+}
+
 pub const FIELD_PREV: &str = "prev";
 pub const FIELD_GAP: &str = "gap";
 pub const FIELD_TASKS: &str = "tasks";

@@ -5,6 +5,9 @@
 //! stream's newest entry and goes on from that index, so nothing is published twice and nothing
 //! the hub still holds is skipped. When Redis is unreachable it retries; the hub's history
 //! (bounded) covers the outage, and what fell out of it is marked as a gap for the readers.
+//!
+//! While leading it also sets the accounts mark (`super::accounts_key`) to `{node}-{generation}`
+//! of its accounts table whenever that moves, and once on taking over.
 
 use std::time::Duration;
 
@@ -12,7 +15,7 @@ use config::FanoutConfig;
 use redis::aio::MultiplexedConnection;
 use tokio_util::sync::CancellationToken;
 
-use super::{entry_id, index_of, stream_key, FIELD_AT, FIELD_GAP, FIELD_PREV, FIELD_TASKS};
+use super::{accounts_key, entry_id, index_of, stream_key, FIELD_AT, FIELD_GAP, FIELD_PREV, FIELD_TASKS};
 use crate::push::hub::EntryEvents;
 use crate::state::AppState;
 
@@ -107,6 +110,10 @@ async fn publish_from_stream_end(
 ) -> redis::RedisResult<Round> {
     let hub = &state.push_hub;
     let mut latest = hub.watch_latest();
+    let mut accounts = state.store.people_now().watch();
+    let accounts_key = accounts_key(&state.group_bureau.to_string());
+    // The generation of the accounts last marked in Redis (none yet on taking over).
+    let mut marked = None;
     let mut newest = newest_in_stream(connection, key).await?;
     // Where the hub is read from: the stream's end, or (an empty stream: first start, or Redis
     // lost it) everything the hub still holds.
@@ -115,6 +122,12 @@ async fn publish_from_stream_end(
     loop {
         if shutdown.is_cancelled() || state.leading_term().is_none() {
             return Ok(Round::Done);
+        }
+        let generation = *accounts.borrow_and_update();
+        if marked != Some(generation) {
+            let mark = format!("{}-{generation}", state.node_id);
+            timed(redis::cmd("SET").arg(&accounts_key).arg(mark).query_async::<()>(connection)).await?;
+            marked = Some(generation);
         }
         let Some((entries, next)) = hub.entries_since(covered, PUBLISH_BATCH_MAX) else {
             // The hub no longer holds what follows `covered` (it fell behind, or the node took a
@@ -159,6 +172,7 @@ async fn publish_from_stream_end(
             // Everything held is out: wait for the hub's next entry (or a leadership check).
             tokio::select! {
                 _ = latest.changed() => {}
+                _ = accounts.changed() => {}
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 () = shutdown.cancelled() => return Ok(Round::Done),
             }

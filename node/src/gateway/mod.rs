@@ -4,10 +4,12 @@
 //! snapshots come from a node (`/api/v1/console/snapshot`), events from the stream by log index,
 //! and a console may resume on any gateway or node. It also serves the console page and passes
 //! the REST API through to the group's nodes, so the page works unchanged behind a gateway.
+//! People's sessions are checked by the nodes and kept a while (`sessions`).
 //! Nothing is stored: a restarted gateway reads the stream again.
 
 mod proxy;
 mod reader;
+pub mod sessions;
 
 use std::sync::Arc;
 
@@ -41,6 +43,8 @@ pub struct GatewayState {
     name: Arc<str>,
     hub: EventHub,
     users: Arc<UserDirectory>,
+    /// People's sessions as the group's nodes answered about them.
+    sessions: Arc<sessions::GatewaySessions>,
     connections: Arc<ConnectionCounts>,
     push_latency: prometheus::Histogram,
     /// From the leader sending an entry to the stream to this gateway reading it.
@@ -56,8 +60,15 @@ pub struct GatewayState {
 }
 
 impl ConsoleBackend for GatewayState {
-    fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError> {
+    async fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError> {
+        if token.starts_with(crate::sessions::SESSION_PREFIX) {
+            return sessions::user_of_session(self, token).await;
+        }
         self.users.user_for_token(token)
+    }
+
+    fn accounts_changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        Some(self.sessions.watch())
     }
 
     fn connections(&self) -> &Arc<ConnectionCounts> {
@@ -170,6 +181,7 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         name: config.name.as_str().into(),
         hub: hub.clone(),
         users: Arc::new(UserDirectory::new(users)),
+        sessions: Arc::default(),
         connections: Arc::default(),
         push_latency: prometheus::Histogram::with_opts(prometheus::HistogramOpts::new(
             "xietong_gateway_push_latency_seconds",
@@ -197,14 +209,16 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         last_read: reader::LastRead::default(),
     };
     let stream = crate::fanout::stream_key(&config.group.bureau);
-    let reader = tokio::spawn(reader::run(
-        config.redis.clone(),
+    let follow = reader::Follow {
+        url: config.redis.clone(),
         stream,
+        accounts: crate::fanout::accounts_key(&config.group.bureau),
         hub,
-        state.stream_lag.clone(),
-        state.last_read.clone(),
-        shutdown.clone(),
-    ));
+        sessions: state.sessions.clone(),
+        lag: state.stream_lag.clone(),
+        last_read: state.last_read.clone(),
+    };
+    let reader = tokio::spawn(reader::run(follow, shutdown.clone()));
     // `kill -HUP <gateway pid>` reloads the users file and the TLS certificate, as on the nodes.
     let reloader = {
         let (users_file, users, tls, transport) =

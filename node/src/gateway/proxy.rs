@@ -23,11 +23,20 @@ use crate::server::{peer_address, Peer};
 /// Headers a client's request carries through to the node (its answer's: `ANSWER_HEADERS`).
 const REQUEST_HEADERS: [&str; 4] = ["authorization", "content-type", crate::IDEMPOTENCY_HEADER, "if-match"];
 
+/// Where people sign in (`routes::people`): passed on without a credential.
+const SIGN_IN_PATH: &str = "/api/v1/sessions";
+
+/// The session token a request presents, if it presents one.
+fn session_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim).filter(|token| token.starts_with(crate::sessions::SESSION_PREFIX))
+}
+
 /// Spreads calls over the nodes: each call starts at the next one.
 static NEXT_NODE: AtomicUsize = AtomicUsize::new(0);
 
 /// Sends `build(node)` to the nodes in turn until one answers.
-async fn call_any_node(
+pub(super) async fn call_any_node(
     state: &GatewayState,
     build: impl Fn(&str) -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, ApiError> {
@@ -121,12 +130,16 @@ pub async fn pass_through(
     let answer = async {
         let path = upstream_path(&uri)?;
         // Nothing is read of a request the nodes would refuse anyway: the public routes only
-        // read, and the API needs a credential of the users file the nodes share.
+        // read, a sign-in is the one API call without a credential (the nodes bound it by
+        // client address, the gateway passing the address on), and the rest of the API needs
+        // a credential of the users file the nodes share or a session a node accepted.
         if path.starts_with("/public") {
             if method != Method::GET && method != Method::HEAD {
                 return Err(ApiError::MethodNotAllowed("the public routes only read".into()));
             }
-        } else if !state.users.knows_api_credential(&headers) {
+        } else if let Some(session) = session_token(&headers) {
+            super::sessions::user_of_session(&state, session).await?.spend_request()?;
+        } else if !(state.users.knows_api_credential(&headers) || method == Method::POST && path == SIGN_IN_PATH) {
             return Err(ApiError::Unauthorized("a known bearer token is required".into()));
         }
         let body = axum::body::to_bytes(body, INTAKE_BODY_BYTES_MAX)

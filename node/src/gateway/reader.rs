@@ -2,6 +2,10 @@
 //! the one before (`prev`, `gap`: see `crate::fanout`). When it does not (the stream was trimmed
 //! past the gateway, Redis lost it, the publisher skipped entries), the hub forgets its history
 //! and every console resynchronises from a snapshot.
+//!
+//! Between reads it also looks at the group's accounts mark (`crate::fanout::accounts_key`), at
+//! most every `READ_BLOCK` (and at least that often: a quiet stream's read returns then), and
+//! hands it to the gateway's sessions.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,8 +21,12 @@ use crate::push::hub::{EncodedScope, EventHub, TaskEvent};
 
 /// Entries taken per read.
 const READ_BATCH_MAX: usize = 512;
-/// How long one blocking read waits for new entries before it checks for shutdown.
-pub const READ_BLOCK: Duration = Duration::from_secs(1);
+/// How long one blocking read waits for new entries before it checks for shutdown and reads the
+/// accounts mark again (a disabled account's consoles on a gateway close within about this long).
+pub const READ_BLOCK: Duration = Duration::from_millis(250);
+/// Redis must answer a read within this (a blocking one outlasts the client's default answer
+/// timeout, and a full batch on a busy machine may take a while).
+const REDIS_ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 /// Reads start at least this far apart. Under load each read then takes in every entry of the
 /// last interval at once, and a console watching a busy scope gets them in one write instead
 /// of one write per entry: on one machine with 10,000 consoles, sends per console message are
@@ -47,19 +55,24 @@ impl LastRead {
     }
 }
 
-/// `lag` records, per entry, the time from the publisher sending it to this reader taking it in.
-pub async fn run(
-    url: String,
-    stream: String,
-    hub: EventHub,
-    lag: prometheus::Histogram,
-    last_read: LastRead,
-    shutdown: CancellationToken,
-) {
+/// What the reader follows and where it puts what it reads.
+pub struct Follow {
+    pub url: String,
+    pub stream: String,
+    /// The group's accounts mark (`crate::fanout::accounts_key`).
+    pub accounts: String,
+    pub hub: EventHub,
+    pub sessions: Arc<super::sessions::GatewaySessions>,
+    /// Per entry, the time from the publisher sending it to this reader taking it in.
+    pub lag: prometheus::Histogram,
+    pub last_read: LastRead,
+}
+
+pub async fn run(follow: Follow, shutdown: CancellationToken) {
     // The index of the last entry taken in, kept across reconnections.
     let mut cursor: Option<u64> = None;
     loop {
-        match follow(&url, &stream, &hub, &lag, &last_read, &mut cursor, &shutdown).await {
+        match follow_stream(&follow, &mut cursor, &shutdown).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::warn!(%error, "reading the console stream failed; retrying");
@@ -72,23 +85,26 @@ pub async fn run(
     }
 }
 
-async fn follow(
-    url: &str,
-    stream: &str,
-    hub: &EventHub,
-    lag: &prometheus::Histogram,
-    last_read: &LastRead,
-    cursor: &mut Option<u64>,
-    shutdown: &CancellationToken,
-) -> Result<(), String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    // A blocking read outlasts the client's default answer timeout; ours is three reads long.
+async fn follow_stream(follow: &Follow, cursor: &mut Option<u64>, shutdown: &CancellationToken) -> Result<(), String> {
+    let Follow { url, stream, accounts, hub, sessions, lag, last_read } = follow;
+    let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
     let mut connection: MultiplexedConnection =
-        crate::fanout::connect(&client, READ_BLOCK * 3).await.map_err(|e| e.to_string())?;
+        crate::fanout::connect(&client, REDIS_ANSWER_TIMEOUT).await.map_err(|e| e.to_string())?;
     // The first read does not wait, so a fresh gateway knows at once what the stream holds.
     let mut block = false;
     let mut next_read = tokio::time::Instant::now();
+    let mut next_accounts_read = next_read;
     loop {
+        if tokio::time::Instant::now() >= next_accounts_read {
+            let mut command = redis::cmd("GET");
+            let read = command.arg(accounts).query_async::<Option<String>>(&mut connection);
+            let mark = tokio::time::timeout(REDIS_ANSWER_TIMEOUT, read)
+                .await
+                .map_err(|_| "Redis did not answer in time".to_owned())?
+                .map_err(|e| e.to_string())?;
+            sessions.accounts_mark(mark);
+            next_accounts_read = tokio::time::Instant::now() + READ_BLOCK;
+        }
         tokio::select! {
             () = tokio::time::sleep_until(next_read) => {}
             () = shutdown.cancelled() => return Ok(()),
@@ -104,7 +120,7 @@ async fn follow(
         command.arg("STREAMS").arg(stream).arg(&from);
         let read = command.query_async::<Option<StreamReadReply>>(&mut connection);
         let reply = tokio::select! {
-            reply = tokio::time::timeout(READ_BLOCK * 3, read) => {
+            reply = tokio::time::timeout(REDIS_ANSWER_TIMEOUT, read) => {
                 reply.map_err(|_| "Redis did not answer in time".to_owned())?.map_err(|e| e.to_string())?
             }
             () = shutdown.cancelled() => return Ok(()),

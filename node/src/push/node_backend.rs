@@ -27,7 +27,7 @@ pub async fn upgrade(
 pub const SNAPSHOT_TASKS_MAX: usize = 2_000;
 
 impl ConsoleBackend for AppState {
-    fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError> {
+    async fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError> {
         self.users.user_for_token(token)
     }
 

@@ -81,10 +81,14 @@ impl Drop for ConnectionSlot {
 /// (`crate::gateway`: a hub fed from the group's Redis Stream, snapshots fetched from a node).
 /// The protocol is the same.
 pub trait ConsoleBackend: Send + Sync + 'static {
-    fn user_for_token(&self, token: &str) -> Result<crate::auth::User, ApiError>;
-    /// Moves whenever a person's account changes, where sessions are checked (a node): a
-    /// console open with a session is checked again at once, so a disabled account's
-    /// consoles close within moments rather than at the next heartbeat.
+    /// The user of a token (a gateway asks a node of the group about a session).
+    fn user_for_token(
+        &self,
+        token: &str,
+    ) -> impl std::future::Future<Output = Result<crate::auth::User, ApiError>> + Send;
+    /// Moves whenever a person's account changes (a node's accounts table; on a gateway, the
+    /// group's mark of them): a console open with a session is checked again at once, so a
+    /// disabled account's consoles close within moments rather than at the next heartbeat.
     fn accounts_changed(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         None
     }
@@ -286,7 +290,7 @@ async fn greet<B: ConsoleBackend>(backend: &B, socket: &mut WebSocket) -> Result
         .map_err(|e| ApiError::invalid(format!("bad frame: {e}")))?;
     let Message::Text(text) = frame else { return Err(ApiError::invalid("the hello is a JSON text frame")) };
     let hello = parse_hello(&text)?;
-    let user = backend.user_for_token(&hello.token)?;
+    let user = backend.user_for_token(&hello.token).await?;
     // A hello costs a request of the user's budget, like the snapshot it brings.
     user.spend_request()?;
     let watcher = watcher_for(&backend.regions(), user.actor, hello.scope.as_deref())?;
@@ -312,6 +316,16 @@ pub fn watcher_for(regions: &Regions, actor: Actor, scope: Option<&str>) -> Resu
         )));
     }
     Ok(Watcher { actor, scope })
+}
+
+/// Whether the console's token still names its watcher. Only a refusal of the token ends it: a
+/// gateway that cannot reach a node for the moment (an election, a restart) keeps its consoles.
+async fn still_signed_in<B: ConsoleBackend>(backend: &B, token: &str, watcher: &Watcher) -> bool {
+    match backend.user_for_token(token).await {
+        Ok(user) => user.actor == watcher.actor,
+        Err(ApiError::Unauthorized(_)) => false,
+        Err(_) => true,
+    }
 }
 
 async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(), String> {
@@ -427,7 +441,7 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
             changed = account_changed => {
                 if !changed {
                     accounts = None;
-                } else if backend.user_for_token(&token).ok().map(|user| user.actor).as_ref() != Some(&watcher.actor) {
+                } else if !still_signed_in(&backend, &token, &watcher).await {
                     return refuse(&mut socket, ApiError::Unauthorized("the session ended: sign in again".into())).await;
                 }
             }
@@ -438,7 +452,7 @@ async fn serve<B: ConsoleBackend>(backend: B, mut socket: WebSocket) -> Result<(
                 // A token revoked by a reload of the users file (or given to someone else) ends
                 // the console within a heartbeat: otherwise it would go on receiving events for
                 // as long as it stays open.
-                if backend.user_for_token(&token).ok().map(|user| user.actor).as_ref() != Some(&watcher.actor) {
+                if !still_signed_in(&backend, &token, &watcher).await {
                     return refuse(&mut socket, ApiError::Unauthorized("the console's token was revoked".into())).await;
                 }
                 // With nothing pending, everything up to the hub's newest index that concerns this

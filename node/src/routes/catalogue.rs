@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use super::{actions, presence, programme, public, response_metrics, tasks};
+use super::{actions, presence, programme, public, request, response_metrics, tasks};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
     me, people, search, stations,
@@ -179,7 +179,7 @@ pub fn operations() -> Vec<Operation> {
         .query(schema::<search::SearchQuery>)
         .handler(get(search::search)),
         op(Method::GET, "/api/v1/tasks/{id}", "One task with its timeline", User, ok(schema::<TaskJson>))
-            .query(schema::<tasks::DetailQuery>)
+            .query(schema::<request::ConsistencyQuery>)
             .handler(get(tasks::detail)),
         op(Method::POST, "/api/v1/tasks/{id}/{action}", "Act on a task", User, ok(schema::<TaskJson>))
             .body(schema::<ActionRequest>)
@@ -205,7 +205,9 @@ pub fn operations() -> Vec<Operation> {
         .handler(post(complaints::register)),
         op(Method::GET, "/api/v1/cluster", "This node's view of its group", User, ok(schema::<ClusterView>))
             .handler(get(cluster_view::cluster)),
-        op(Method::GET, "/api/v1/me", "Who the token belongs to", User, ok(schema::<MeJson>)).handler(get(me::me)),
+        op(Method::GET, "/api/v1/me", "Who the token belongs to", User, ok(schema::<MeJson>))
+            .query(schema::<request::ConsistencyQuery>)
+            .handler(get(me::me)),
         op(
             Method::GET,
             "/api/v1/presence",

@@ -17,6 +17,14 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result
     serde_json::from_slice(bytes).map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })
 }
 
+/// The query of a read that takes nothing but its consistency (`crate::read_path`).
+#[derive(Debug, Default, serde::Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    #[schemars(schema_with = "crate::api::schema::optional_consistency")]
+    pub consistency: Option<String>,
+}
+
 pub(crate) fn parse_task_id(text: &str) -> Result<TaskId, ApiError> {
     text.parse::<u64>()
         .ok()

@@ -9,7 +9,7 @@ use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
 use ledger::{access, validate, Action, Actor, BureauCode, NewTask, Routing, Severity, Source, TaskKind, TaskState};
 use serde::Deserialize;
 
-use super::request::{parse_json, parse_query, parse_task_id};
+use super::request::{parse_json, parse_query, parse_task_id, ConsistencyQuery};
 use super::write::handle_write;
 use crate::api::{self, time, ApiError, CreateTaskRequest, TaskPage};
 use crate::read_path::{barrier, Consistency};
@@ -163,13 +163,6 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
     }
 }
 
-#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
-#[serde(default, deny_unknown_fields)]
-pub struct DetailQuery {
-    #[schemars(schema_with = "crate::api::schema::optional_consistency")]
-    consistency: Option<String>,
-}
-
 pub async fn detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -179,7 +172,7 @@ pub async fn detail(
     let answer = async {
         let user = state.users.authenticate(&headers)?.clone();
         let id = parse_task_id(&id)?;
-        let query: DetailQuery = parse_query(raw)?;
+        let query: ConsistencyQuery = parse_query(raw)?;
         barrier(&state, Consistency::parse(query.consistency.as_deref())?).await?;
         let replica = state.store.read();
         // A task the caller may not see is reported as absent, so ids do not leak other bureaus' work.
