@@ -20,7 +20,30 @@ pub struct ItemConfig {
     #[serde(default)]
     pub industries: Vec<String>,
     pub expertise: String,
+    /// The item's checklist (检查要点), in the order a form shows it.
+    #[serde(default)]
+    pub check_points: Vec<CheckPointConfig>,
 }
+
+/// One check point of an item: what the inspector checks, how it is answered, and the law.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckPointConfig {
+    pub code: String,
+    pub wording: String,
+    /// `conformity`, `number` or `text`.
+    pub answer: String,
+    #[serde(default)]
+    pub basis: String,
+}
+
+/// How a check point may be answered (`ledger::site_record::AnswerKind`).
+pub const ANSWER_KINDS: [&str; 3] = ["conformity", "number", "text"];
+/// Check points of one item, and the length of a code, a wording or a basis: the ledger's
+/// limits on a record (`ledger::site_record`), so every point can be answered.
+pub const CHECK_POINTS_PER_ITEM_MAX: usize = 50;
+pub const CHECK_CODE_CHARS_MAX: usize = 32;
+pub const CHECK_TEXT_CHARS_MAX: usize = 1_000;
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +75,39 @@ fn invalid(field: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { field: field.to_owned(), reason: reason.into() }
 }
 
+/// An item's check points: each with a unique code, a wording and a known answer kind, within
+/// the limits a record keeps.
+fn check_points(item: &ItemConfig) -> Result<(), ConfigError> {
+    let field = format!("items.{}.check_points", item.code);
+    if item.check_points.len() > CHECK_POINTS_PER_ITEM_MAX {
+        return Err(invalid(&field, format!("at most {CHECK_POINTS_PER_ITEM_MAX}")));
+    }
+    let mut codes = BTreeSet::new();
+    for point in &item.check_points {
+        let code_fits = !point.code.is_empty() && point.code.chars().count() <= CHECK_CODE_CHARS_MAX;
+        if !code_fits || !codes.insert(point.code.as_str()) {
+            return Err(invalid(
+                &field,
+                format!("{:?}: a unique code of 1 to {CHECK_CODE_CHARS_MAX} characters", point.code),
+            ));
+        }
+        let fits = |text: &str| text.chars().count() <= CHECK_TEXT_CHARS_MAX;
+        if point.wording.trim().is_empty() || !fits(&point.wording) || !fits(&point.basis) {
+            return Err(invalid(
+                &field,
+                format!(
+                    "{}: a wording, and a wording and basis of at most {CHECK_TEXT_CHARS_MAX} characters",
+                    point.code
+                ),
+            ));
+        }
+        if !ANSWER_KINDS.contains(&point.answer.as_str()) {
+            return Err(invalid(&field, format!("{}: answer is one of {}", point.code, ANSWER_KINDS.join(", "))));
+        }
+    }
+    Ok(())
+}
+
 impl InspectionConfig {
     pub fn parse(text: &str) -> Result<InspectionConfig, ConfigError> {
         let config: InspectionConfig = toml::from_str(text).map_err(|e| invalid("inspection", e.to_string()))?;
@@ -61,6 +117,9 @@ impl InspectionConfig {
         }
         if config.items.iter().any(|item| item.code.is_empty() || item.name.is_empty() || item.expertise.is_empty()) {
             return Err(invalid("items", "every item has a code, a name and an expertise"));
+        }
+        for item in &config.items {
+            check_points(item)?;
         }
         if config.scoring.low_below > config.scoring.high_from {
             return Err(invalid("scoring", "low_below must not exceed high_from"));

@@ -318,7 +318,7 @@ async fn backup(client: &AdminClient, node: &str, token: &str, out: &Path) -> an
     // The entity directory files of the committed versions live outside the ledger: kept beside
     // the backup, so a restored group can draw and verify with them.
     let files = directory_files_dir(out);
-    let store = crate::programme::DirectoryStore::open_at(&files)?;
+    let store = crate::kept_files::ContentStore::open_at(&files, crate::kept_files::Shelf::Directories)?;
     let versions = ledger.programme().entity_directories();
     for version in versions {
         if store.contains(&version.sha256) {
@@ -396,8 +396,11 @@ pub(crate) fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> a
     .context("loading the backup into the node's store")?;
     // The entity directory files kept with the backup, each checked against its hash.
     let kept_dir = directory_files_dir(from);
-    let kept = kept_dir.is_dir().then(|| crate::programme::DirectoryStore::open_at(&kept_dir)).transpose()?;
-    let store = crate::programme::DirectoryStore::open(&config.data_dir)?;
+    let kept = kept_dir
+        .is_dir()
+        .then(|| crate::kept_files::ContentStore::open_at(&kept_dir, crate::kept_files::Shelf::Directories))
+        .transpose()?;
+    let store = crate::kept_files::ContentStore::open(&config.data_dir, crate::kept_files::Shelf::Directories)?;
     let mut restored_files = 0;
     for version in ledger.programme().entity_directories() {
         let file = match &kept {

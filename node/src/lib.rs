@@ -3,6 +3,7 @@
 
 pub mod admin_cli;
 pub mod api;
+pub mod attachments;
 mod auth;
 mod batcher;
 pub mod certificate;
@@ -19,6 +20,7 @@ pub mod federation;
 pub mod fuzz_entry;
 pub mod gateway;
 pub mod intake;
+pub mod kept_files;
 pub mod logging;
 pub mod openapi;
 pub mod presence;

@@ -39,8 +39,10 @@ pub const FEATURES_PATH: &str = "/raft/features";
 pub const FEATURE_REFERENCE: &str = "reference-v1";
 /// The feature a build that reads organisation commands (stations) names.
 pub const FEATURE_ORGANISATION: &str = "organisation-v1";
+/// On-site records (`ledger::site_record`): the `record_on_site` action and a task's records.
+pub const FEATURE_SITE_RECORDS: &str = "site-records-v1";
 /// Every feature this build reads.
-const FEATURES_READ: [&str; 2] = [FEATURE_REFERENCE, FEATURE_ORGANISATION];
+const FEATURES_READ: [&str; 3] = [FEATURE_REFERENCE, FEATURE_ORGANISATION, FEATURE_SITE_RECORDS];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;
 /// How long a member has to say what it reads before an adoption is refused.

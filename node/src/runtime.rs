@@ -182,11 +182,9 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         deadlines: Arc::new(deadlines),
         calendar_cache: crate::reference::CalendarCache::default(),
         group_secret: group_secret.clone(),
-        programme: crate::programme::Programme {
-            config: Arc::new(inspection),
-            directories: crate::programme::DirectoryStore::open(&config.data_dir)
-                .context("opening the entity directory files")?,
-        },
+        programme: crate::programme::Programme { config: Arc::new(inspection) },
+        kept_files: crate::kept_files::KeptFiles::open(&config.data_dir)
+            .context("opening the kept files (entity directories, attachments)")?,
         public_budget: Arc::new(crate::public_budget::PublicBudget::new(config.trusted_proxies.clone())),
         data_dir: Arc::new(config.data_dir.clone()),
         leader_commit: crate::readiness::LeaderCommit::default(),

@@ -65,7 +65,7 @@ pub fn matches(regions: &Regions, actor: &Actor, filter: &ListFilter, now_ms: u6
         && filter.kind.is_none_or(|k| k == task.kind)
         && filter.overdue.is_none_or(|o| o == task.is_overdue_at(now_ms))
         && filter.uscc.as_deref().is_none_or(|u| task.subject.uscc.as_ref().is_some_and(|t| t.as_str() == u))
-        && filter.handled_by.is_none_or(|person| task.handlers.concerns(person))
+        && filter.handled_by.is_none_or(|person| task.field_work.handlers.concerns(person))
 }
 
 /// The bureau whose listing holds every task the page may show.

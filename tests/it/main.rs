@@ -22,6 +22,7 @@ mod people;
 mod reference;
 mod response_metrics;
 mod search;
+mod site_records;
 mod stations;
 mod store;
 mod task_api;

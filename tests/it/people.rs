@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use tests::console::ConsoleClient;
 use tests::{wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
 
-async fn call(
+pub(crate) async fn call(
     cluster: &TestCluster,
     node: u64,
     method: &str,
@@ -327,57 +327,81 @@ async fn two_claims_on_two_nodes_one_wins_and_the_other_gets_409() {
     cluster.wait_for_convergence().await;
 }
 
-/// 谁抽查、谁录入 with people: inspectors of Tianhe's directory linked to accounts at its 五山
-/// station; a drawn inspection of the county shows to its team as their own, and only a member
-/// of the team enters its result.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drawn_inspection_shows_to_its_team_and_only_the_team_enters_its_result() {
-    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+/// A drawn inspection of Tianhe whose team are people: its task, the drawn team's person
+/// numbers and inspector badges, and sessions of a member of the team and of an inspector of
+/// the same station who was not drawn.
+pub(crate) struct DrawnInspection {
+    pub task: u64,
+    pub team: Vec<u64>,
+    pub badges: Vec<String>,
+    pub member_token: String,
+    pub outsider_token: String,
+}
+
+/// Inspectors of Tianhe's directory linked to accounts at its 五山 station, a campaign planned
+/// by Guangzhou and drawn by the province, written through `node`.
+pub(crate) async fn drawn_inspection(cluster: &TestCluster, node: u64) -> DrawnInspection {
     let region = ledger::BureauCode::parse_compiled("440106").expect("Tianhe");
     let (status, body) = cluster
-        .post_csv(1, COMMAND_TOKEN, "/api/v1/directories/entities", draw::generate::generate(2_000, region, 7))
+        .post_csv(node, COMMAND_TOKEN, "/api/v1/directories/entities", draw::generate::generate(2_000, region, 7))
         .await;
     assert_eq!(status, 201, "{body}");
-    let station = station_with_people(&cluster, 1).await;
+    let station = station_with_people(cluster, node).await;
     for n in 1..=4 {
         let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
                                "expertise": ["food", "registration"], "qualified": true});
-        let (status, body) = call(&cluster, 1, "POST", Some(COMMAND_TOKEN), "/api/v1/inspectors", inspector).await;
+        let (status, body) = call(cluster, node, "POST", Some(COMMAND_TOKEN), "/api/v1/inspectors", inspector).await;
         assert_eq!(status, 201, "{body}");
         let person = json!({"login": format!("insp{n}"), "name": format!("执法人员{n}"), "unit": station,
                             "roles": ["handler"], "password": format!("Demo-insp{n}")});
-        let (status, body) = call(&cluster, 1, "POST", Some(COMMAND_TOKEN), "/api/v1/people", person).await;
+        let (status, body) = call(cluster, node, "POST", Some(COMMAND_TOKEN), "/api/v1/people", person).await;
         assert_eq!(status, 201, "{body}");
         let id = body["id"].as_u64().expect("id");
         let link = json!({"inspector": format!("TH{n:03}")});
         let (status, body) =
-            call(&cluster, 1, "POST", Some(COMMAND_TOKEN), &format!("/api/v1/people/{id}/inspector"), link).await;
+            call(cluster, node, "POST", Some(COMMAND_TOKEN), &format!("/api/v1/people/{id}/inspector"), link).await;
         assert_eq!((status, body["inspector"].as_str()), (200, Some(format!("TH{n:03}").as_str())), "{body}");
     }
     // One person per inspector, for good.
     let (status, body) =
-        call(&cluster, 1, "POST", Some(COMMAND_TOKEN), "/api/v1/people/2/inspector", json!({"inspector": "TH001"}))
+        call(cluster, node, "POST", Some(COMMAND_TOKEN), "/api/v1/people/2/inspector", json!({"inspector": "TH001"}))
             .await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("inspector_linked")), "{body}");
     // Planned by Guangzhou, drawn by the province (a second person).
     let plan = json!({"name": "天河区食品经营抽查", "items": ["A01", "B01"], "scope": {"region": "440106"}, "targeted": false,
                       "ratios_percent": {"high": 20, "normal": 5, "low": 3}, "inspector_mode": {"mode": "whole_bureau"},
                       "inspectors_per_inspection": 2});
-    let (status, campaign) = call(&cluster, 1, "POST", Some("demo-gz-command-0003"), "/api/v1/campaigns", plan).await;
+    let (status, campaign) = call(cluster, node, "POST", Some("demo-gz-command-0003"), "/api/v1/campaigns", plan).await;
     assert_eq!(status, 201, "{campaign}");
     let path = format!("/api/v1/campaigns/{}/draw", campaign["id"]);
-    let (status, drawn) = call(&cluster, 1, "POST", Some(COMMAND_TOKEN), &path, json!({"beacon": "20261206"})).await;
+    let (status, drawn) = call(cluster, node, "POST", Some(COMMAND_TOKEN), &path, json!({"beacon": "20261206"})).await;
     assert_eq!(status, 201, "{drawn}");
     let task_id = drawn["draw"]["tasks"][0].as_u64().expect("an inspection");
-    let task = cluster.get_json(1, COMMAND_TOKEN, &format!("/api/v1/tasks/{task_id}")).await;
+    let task = cluster.get_json(node, COMMAND_TOKEN, &format!("/api/v1/tasks/{task_id}")).await;
     let team: Vec<u64> = task["team"].as_array().expect("team").iter().filter_map(|m| m["id"].as_u64()).collect();
     assert_eq!(team.len(), 2, "{task}");
     let logins: Vec<String> = team.iter().map(|id| format!("insp{}", id - 3)).collect();
     let outsider = (1..=4).map(|n| format!("insp{n}")).find(|login| !logins.contains(login)).expect("one not drawn");
-    let (_, member) = sign_in(&cluster, 1, &logins[0], &format!("Demo-{}", logins[0])).await;
+    let (_, member) = sign_in(cluster, node, &logins[0], &format!("Demo-{}", logins[0])).await;
     let member = member["token"].as_str().expect("token").to_owned();
-    let (_, other) = sign_in(&cluster, 1, &outsider, &format!("Demo-{outsider}")).await;
+    let (_, other) = sign_in(cluster, node, &outsider, &format!("Demo-{outsider}")).await;
     let other = other["token"].as_str().expect("token").to_owned();
+    let badges: Vec<String> = task["inspection"]["inspectors"]
+        .as_array()
+        .expect("the drawn inspectors")
+        .iter()
+        .filter_map(|badge| badge.as_str().map(str::to_owned))
+        .collect();
+    DrawnInspection { task: task_id, team, badges, member_token: member, outsider_token: other }
+}
+
+/// 谁抽查、谁录入 with people: a drawn inspection of the county shows to its team as their own,
+/// and only a member of the team enters its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drawn_inspection_shows_to_its_team_and_only_the_team_enters_its_result() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let DrawnInspection { task: task_id, team, member_token: member, outsider_token: other, .. } =
+        drawn_inspection(&cluster, 1).await;
     // The team member's own; the station's other people do not see the county's inspection.
     let mine = cluster.get_json(1, &member, "/api/v1/tasks?mine=true").await;
     assert!(mine["tasks"].as_array().expect("tasks").iter().any(|t| t["id"] == task_id), "{mine}");

@@ -47,12 +47,12 @@ pub fn may_create(regions: &Regions, actor: &Actor, origin: BureauCode) -> Resul
 /// and the county of each that is a station (a county sees its stations' work; it does not act
 /// on it, `policy::stands_on`).
 pub fn operator_units(task: &Task) -> impl Iterator<Item = BureauCode> + '_ {
-    let own = [task.handling.assignee_bureau, task.handlers.unit].into_iter().flatten();
+    let own = [task.handling.assignee_bureau, task.field_work.handlers.unit].into_iter().flatten();
     own.flat_map(|unit| [Some(unit), unit.county_of_station()].into_iter().flatten())
 }
 
 /// Whether `actor` is a person of the task's drawn team (a station's inspector on a county's
 /// inspection sees it and works it).
 pub fn on_team(actor: &Actor, task: &Task) -> bool {
-    actor.person().is_some_and(|(id, _)| task.handlers.on_team(id))
+    actor.person().is_some_and(|(id, _)| task.field_work.handlers.on_team(id))
 }

@@ -963,7 +963,7 @@ impl Ledger {
         }
         let id = task.id;
         let regions = self.regions_ref();
-        let handlers = &task.handlers;
+        let handlers = &task.field_work.handlers;
         let named = handlers.lead.iter().chain(&handlers.supporting).chain(&handlers.team);
         for handler in named {
             ensure!(self.person(handler.id).is_some(), "task {id} names person {} who has no account", handler.id);
@@ -986,6 +986,24 @@ impl Ledger {
                 && handlers.changes.last().is_none_or(|change| change.version <= task.version),
             "task {id}: its handlers' changes out of order"
         );
+        let records = &task.field_work.site_records;
+        ensure!(records.len() <= crate::site_record::SITE_RECORDS_PER_TASK_MAX, "task {id}: too many on-site records");
+        let items: Vec<&str> =
+            task.inspection.iter().flat_map(|inspection| &inspection.items).map(|item| item.code.as_str()).collect();
+        for (position, record) in records.iter().enumerate() {
+            ensure!(record.number as usize == position + 1, "task {id}: on-site records out of order");
+            // Evidence is never bent: each record still has the digest it was sealed with.
+            ensure!(
+                record.digest == record.computed_digest(),
+                "task {id}: on-site record {} was changed",
+                record.number
+            );
+            ensure!(
+                crate::site_record::check(&record.record, &items).is_ok(),
+                "task {id}: on-site record {} is not one the ledger takes",
+                record.number
+            );
+        }
         if let Some(inspection) = &task.inspection {
             let drawn = self.programme.campaign(inspection.campaign).and_then(|c| c.draw.as_ref());
             ensure!(
@@ -1124,7 +1142,7 @@ enum Chase {
 
 /// The checks of a transition's own parameters against the task (the policy decided the rest):
 /// a handover goes to another group, a dispatch's deadlines, an extension that moves the
-/// deadline later, a resume that never moves it earlier, an inspection's result.
+/// deadline later, a resume that never moves it earlier, an inspection's result, a record.
 fn check_parameters(regions: &Regions, task: &Task, stamp_ms: u64, transition: &Transition) -> Result<(), Rejection> {
     match transition {
         Transition::Forward { to_group, from_group }
@@ -1175,6 +1193,16 @@ fn check_parameters(regions: &Regions, task: &Task, stamp_ms: u64, transition: &
         }
         Transition::Complete { outcome, publication_deadline_ms } => {
             check_completion(task, stamp_ms, *outcome, *publication_deadline_ms)
+        }
+        // Answers only the inspection's items (none on a task that is no inspection).
+        Transition::RecordOnSite(record) => {
+            let items: Vec<&str> = task
+                .inspection
+                .iter()
+                .flat_map(|inspection| &inspection.items)
+                .map(|item| item.code.as_str())
+                .collect();
+            crate::site_record::check(record, &items)
         }
         Transition::Ack
         | Transition::Claim

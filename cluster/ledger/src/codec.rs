@@ -48,16 +48,16 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     }
 }
 
-/// A task from its stored bytes: this build's, or a task that never had handlers, written
-/// without the empty last field (`Task::handlers`; 0.4.0 wrote every task so). postcard reads
-/// left to right, so bytes that end before the handlers are that task with the empty handlers'
-/// encoding after them: unambiguous, and the bytes a task without handlers is written as stay
+/// A task from its stored bytes: this build's, or a task no person ever worked, written
+/// without the empty last field (`Task::field_work`; 0.4.0 wrote every task so). postcard reads
+/// left to right, so bytes that end before the field work are that task with the empty field
+/// work's encoding after them: unambiguous, and the bytes a task without it is written as stay
 /// those it always had.
 pub fn decode_task(bytes: &[u8]) -> Result<crate::task::Task, DecodeError> {
     match decode(bytes) {
         Ok(task) => Ok(task),
         Err(DecodeError::Malformed(first)) => {
-            let empty = encode(&crate::task::Handlers::default()).expect("empty handlers encode");
+            let empty = encode(&crate::task::FieldWork::default()).expect("empty field work encodes");
             decode(&[bytes, empty.as_slice()].concat()).map_err(|_| DecodeError::Malformed(first))
         }
         Err(trailing) => Err(trailing),

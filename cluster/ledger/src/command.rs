@@ -233,6 +233,10 @@ pub enum Transition {
     HandDown {
         unit: BureauCode,
     },
+    /// An on-site record (现场检查记录) by a person of the task's team or unit; on a dispatched
+    /// task it is also the 签收. The accepting node checked it against its checklist and holds
+    /// every file it names, on a majority of the members.
+    RecordOnSite(Box<crate::site_record::NewSiteRecord>),
 }
 
 impl Transition {
@@ -259,6 +263,7 @@ impl Transition {
             Transition::Assign { .. } => TaskAction::Assign,
             Transition::Release => TaskAction::Release,
             Transition::HandDown { .. } => TaskAction::HandDown,
+            Transition::RecordOnSite(_) => TaskAction::RecordOnSite,
         }
     }
 
@@ -286,7 +291,8 @@ impl Transition {
             | Transition::Claim
             | Transition::Assign { .. }
             | Transition::Release
-            | Transition::HandDown { .. } => false,
+            | Transition::HandDown { .. }
+            | Transition::RecordOnSite(_) => false,
         }
     }
 }

@@ -58,7 +58,7 @@ impl Ledger {
         let person = self.acting_person(actor);
         let refused = |why: &str| Err(Rejection::Forbidden(format!("{}: {why}", actor.user)));
         let unit = task.unit();
-        let current = &task.handlers;
+        let current = &task.field_work.handlers;
         let cleared = |unit: Option<BureauCode>| NewHandlers { unit, lead: None, supporting: Vec::new() };
         // A claim or assignment names people of the working unit, or of the drawn team.
         let of_unit = |person: &Person| Some(person.unit) == unit || current.on_team(person.id);
@@ -136,6 +136,15 @@ impl Ledger {
             other => {
                 // A drawn inspection with a team: only the team enters its result (谁抽查、谁录入).
                 let team = &current.team;
+                // An on-site record is signed by a person; on a drawn inspection, one of its team.
+                if other.action() == TaskAction::RecordOnSite {
+                    let Some(person) = &person else {
+                        return refused("an on-site record is made by a person signed in with their own account");
+                    };
+                    if task.inspection.is_some() && !team.is_empty() && !current.on_team(person.id) {
+                        return refused("only the drawn team records an inspection on site");
+                    }
+                }
                 if let (Some(person), TaskAction::Complete) = (&person, other.action()) {
                     if task.inspection.is_some() && !team.is_empty() && !current.on_team(person.id) {
                         return refused("only the drawn team enters an inspection's result");
@@ -147,10 +156,12 @@ impl Ledger {
                     let named = is_lead(person)
                         || Ledger::heads(person, task)
                         || current.on_team(person.id)
-                        || (other.action() == TaskAction::Feedback && current.names(person.id));
+                        || (matches!(other.action(), TaskAction::Feedback | TaskAction::RecordOnSite)
+                            && current.names(person.id));
                     let lead_work = matches!(
                         other.action(),
                         TaskAction::Feedback
+                            | TaskAction::RecordOnSite
                             | TaskAction::Complete
                             | TaskAction::RequestExtension
                             | TaskAction::Pause

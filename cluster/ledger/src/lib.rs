@@ -22,6 +22,7 @@ pub mod policy;
 pub mod records;
 pub mod reference;
 pub mod response;
+pub mod site_record;
 pub mod task;
 mod timeline;
 pub mod uscc;

@@ -68,6 +68,9 @@ wire_enum! {
         /// The assignee county hands the task down to one of its stations, or takes it back
         /// (下派/收回); the county stays the assignee.
         HandDown = "hand_down",
+        /// An on-site record (现场检查记录) by one of the people inspecting: the checklist's
+        /// answers, the firm's representative, the position, photos and signatures.
+        RecordOnSite = "record_on_site",
     }
 }
 
@@ -91,7 +94,7 @@ impl TaskAction {
             Dispatch | Close | Return | Cancel | GrantExtension | RefuseExtension | Forward | Dispute | Designate
             | Publish | Withdraw => Side::Dispatcher,
             Ack | Decline | Feedback | Complete | RequestExtension | Pause | Resume | Claim | Assign | Release
-            | HandDown => Side::Assignee,
+            | HandDown | RecordOnSite => Side::Assignee,
             AcceptComplaint | RefuseComplaint | NotifyReporter => Side::Desk,
         }
     }
@@ -104,7 +107,7 @@ impl TaskAction {
             Return | Cancel | Decline | Dispute | RequestExtension | RefuseExtension | Pause | Withdraw
             | RefuseComplaint | NotifyReporter | Release => true,
             Dispatch | Ack | Feedback | Complete | Close | GrantExtension | Resume | Forward | Designate | Publish
-            | AcceptComplaint | Claim | Assign | HandDown => false,
+            | AcceptComplaint | Claim | Assign | HandDown | RecordOnSite => false,
         }
     }
 
@@ -116,7 +119,7 @@ impl TaskAction {
             Close | Return | Cancel | GrantExtension | RefuseExtension => true,
             Dispatch | Ack | Decline | Feedback | Complete | RequestExtension | Pause | Resume | Forward | Dispute
             | Designate | Publish | Withdraw | AcceptComplaint | RefuseComplaint | NotifyReporter | Claim | Assign
-            | Release | HandDown => false,
+            | Release | HandDown | RecordOnSite => false,
         }
     }
 
@@ -147,8 +150,8 @@ impl TaskAction {
             TaskAction::Publish | TaskAction::Withdraw | TaskAction::NotifyReporter => Some(from),
             TaskAction::AcceptComplaint => to(from == Created, Created),
             TaskAction::RefuseComplaint => to(from == Created, Cancelled),
-            // A claim or an assignment of a dispatched task is its 签收.
-            TaskAction::Claim | TaskAction::Assign => match from {
+            // A claim, an assignment or a record made on site of a dispatched task is its 签收.
+            TaskAction::Claim | TaskAction::Assign | TaskAction::RecordOnSite => match from {
                 Dispatched => Some(Acknowledged),
                 Acknowledged | Returned => Some(from),
                 _ => None,
@@ -177,7 +180,9 @@ pub fn stands_on(regions: &Regions, actor: &Actor, task: &Task, side: Side) -> b
         Side::Dispatcher => actor.role == Role::Command && regions.is_within(task.origin_bureau, actor.bureau),
         Side::Assignee => match (actor.role, task.handling.assignee_bureau) {
             (Role::Operator, Some(assignee)) => {
-                assignee == actor.bureau || task.handlers.unit == Some(actor.bureau) || access::on_team(actor, task)
+                assignee == actor.bureau
+                    || task.field_work.handlers.unit == Some(actor.bureau)
+                    || access::on_team(actor, task)
             }
             (Role::Command, Some(assignee)) => regions.is_within(assignee, actor.bureau),
             _ => false,
@@ -312,14 +317,27 @@ pub(crate) fn records_allow(task: &Task, action: TaskAction) -> Result<(), Rejec
             ConflictCode::DrawnInspection,
             "a drawn inspection is not given back: its bureau and team were drawn (谁抽查、谁录入)",
         )),
-        TaskAction::Claim if task.handlers.lead.is_some() => Err(conflict(
+        TaskAction::Claim if task.field_work.handlers.lead.is_some() => Err(conflict(
             ConflictCode::AlreadyClaimed,
             "the task already has a lead handler: it is theirs until released or reassigned by the head",
         )),
-        TaskAction::Release if task.handlers.lead.is_none() => {
+        TaskAction::Release if task.field_work.handlers.lead.is_none() => {
             Err(conflict(ConflictCode::NotClaimed, "the task has no lead handler to give it back"))
         }
-        TaskAction::Claim | TaskAction::Assign | TaskAction::Release | TaskAction::HandDown => Ok(()),
+        TaskAction::RecordOnSite
+            if task.field_work.site_records.len() >= crate::site_record::SITE_RECORDS_PER_TASK_MAX =>
+        {
+            Err(Rejection::LimitReached(format!(
+                "task {} has {} on-site records",
+                task.id,
+                crate::site_record::SITE_RECORDS_PER_TASK_MAX
+            )))
+        }
+        TaskAction::Claim
+        | TaskAction::Assign
+        | TaskAction::Release
+        | TaskAction::HandDown
+        | TaskAction::RecordOnSite => Ok(()),
         TaskAction::Dispatch
         | TaskAction::Ack
         | TaskAction::Decline

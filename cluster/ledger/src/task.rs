@@ -216,6 +216,8 @@ wire_enum! {
         Release = "release",
         /// The assignee county handed it down to one of its stations, or took it back (下派/收回).
         HandDown = "hand_down",
+        /// An on-site record was made (现场检查记录); the task keeps it (`FieldWork::site_records`).
+        RecordOnSite = "record_on_site",
     }
 }
 
@@ -350,11 +352,26 @@ pub struct Task {
     pub complaint: Option<ComplaintRecord>,
     /// A drawn inspection (双随机抽查): campaign, items, team, result publication.
     pub inspection: Option<InspectionRecord>,
+    /// Who works it on the ground and what they recorded there. Last, and left out of the
+    /// encoding while empty: a task no person ever worked keeps the bytes (and the digest term)
+    /// it had before people existed (`codec::decode_task`).
+    #[serde(default, skip_serializing_if = "FieldWork::is_empty")]
+    pub field_work: FieldWork,
+}
+
+/// A task's work by people: its handlers and its on-site records.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldWork {
     /// Who in the assignee's unit works it (主办/协办), and the station it was handed down to.
-    /// Last, and left out of the encoding while empty: a task that never had handlers keeps
-    /// the bytes (and the digest term) it had before handlers existed (`codec::decode_task`).
-    #[serde(default, skip_serializing_if = "Handlers::is_empty")]
     pub handlers: Handlers,
+    /// On-site inspection records (现场检查记录), numbered from 1, never changed.
+    pub site_records: Vec<crate::site_record::SiteRecord>,
+}
+
+impl FieldWork {
+    pub fn is_empty(&self) -> bool {
+        self.handlers.is_empty() && self.site_records.is_empty()
+    }
 }
 
 /// A person as a task names them: their number, and their name as it was then.
@@ -468,13 +485,13 @@ impl Task {
             intake: None,
             complaint: None,
             inspection: None,
-            handlers: Handlers::default(),
+            field_work: FieldWork::default(),
         }
     }
 
     /// The unit working the task: the station it was handed down to, or its assignee.
     pub fn unit(&self) -> Option<BureauCode> {
-        self.handlers.unit.or(self.handling.assignee_bureau)
+        self.field_work.handlers.unit.or(self.handling.assignee_bureau)
     }
 
     /// The one rule of which clocks run on a task now, each with its deadline, whether or not

@@ -100,6 +100,22 @@ impl Task {
                 }
             }
             Transition::Release => TimelineAction::Release,
+            Transition::RecordOnSite(record) => {
+                // Made on site, a record of a dispatched task is its 签收.
+                if handling.state == TaskState::Dispatched {
+                    handling.acked_at_ms = Some(stamp_ms);
+                    handling.reminders_sent = 0;
+                }
+                let records = &mut self.field_work.site_records;
+                let number = u32::try_from(records.len() + 1).expect("records per task are bounded");
+                records.push(crate::site_record::SiteRecord::seal(
+                    number,
+                    (**record).clone(),
+                    actor.user.clone(),
+                    stamp_ms,
+                ));
+                TimelineAction::RecordOnSite
+            }
             Transition::HandDown { unit } => {
                 entry_assignee = Some(*unit);
                 TimelineAction::HandDown
@@ -184,7 +200,7 @@ impl Task {
         lead: Option<HandlerRef>,
         supporting: Vec<HandlerRef>,
     ) {
-        let handlers = &mut self.handlers;
+        let handlers = &mut self.field_work.handlers;
         handlers.unit = unit;
         handlers.lead = lead.clone();
         handlers.supporting = supporting.clone();

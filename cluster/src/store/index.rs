@@ -81,7 +81,7 @@ impl Facet {
 pub fn listed_under(regions: &Regions, task: &Task) -> BTreeSet<BureauCode> {
     let related = std::iter::once(task.origin_bureau)
         .chain(task.handling.assignee_bureau)
-        .chain(task.handlers.unit)
+        .chain(task.field_work.handlers.unit)
         .chain(task.handling.escalated_to.iter().copied());
     related.flat_map(|code| regions.ancestors(code)).collect()
 }

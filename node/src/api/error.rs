@@ -27,6 +27,8 @@ pub enum ApiError {
     PreconditionFailed(String),
     /// Body over the size limit: 413.
     TooLarge(String),
+    /// A body of a type the route does not take (judged by its content): 415.
+    UnsupportedMediaType(String),
     /// Unknown route: 404 with code `no_route`.
     NoRoute,
     /// The route exists but not for this method: 405.
@@ -89,6 +91,9 @@ impl ApiError {
             ApiError::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
             ApiError::PreconditionFailed(message) => (StatusCode::PRECONDITION_FAILED, "precondition_failed", message),
             ApiError::TooLarge(message) => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message),
+            ApiError::UnsupportedMediaType(message) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+            }
             ApiError::NoRoute => (StatusCode::NOT_FOUND, "no_route", "no such route"),
             ApiError::MethodNotAllowed(message) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message),
             ApiError::Unavailable { code, message } => (StatusCode::SERVICE_UNAVAILABLE, code, message),

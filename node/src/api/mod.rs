@@ -8,6 +8,7 @@ pub mod headers;
 pub mod inspection;
 pub mod organisation;
 pub mod schema;
+pub mod site_record;
 pub mod time;
 
 use ledger::{self, BureauCode, Regions, Task, Uscc};
@@ -88,6 +89,9 @@ pub struct ActionRequest {
     /// For assign: the supporting handlers' person numbers (协办).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supporting: Option<Vec<u64>>,
+    /// For record_on_site: the on-site record (现场检查记录).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<site_record::SiteRecordRequest>,
     /// For hand_down: the station of the assignee county to hand the task to, or the county
     /// itself to take it back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +205,10 @@ pub struct TaskJson {
     /// its result.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub team: Vec<HandlerJson>,
+    /// On-site records (现场检查记录), numbered from 1; their files are at
+    /// `/api/v1/tasks/{id}/attachments/{sha256}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub site_records: Vec<site_record::SiteRecordJson>,
     pub timeline: Vec<TimelineEntryJson>,
 }
 
@@ -544,11 +552,15 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
         reminders_sent: task.handling.reminders_sent,
         escalated_to: task.handling.escalated_to.iter().map(|b| b.to_string()).collect(),
         paused_since: at(task.handling.paused_since_ms),
-        handling_unit: task.handlers.unit.map(bureau_json),
-        handling_unit_name: task.handlers.unit.and_then(|code| regions.name(code)).map(str::to_owned),
-        lead_handler: task.handlers.lead.as_ref().map(HandlerJson::of),
-        supporting_handlers: task.handlers.supporting.iter().map(HandlerJson::of).collect(),
-        team: task.handlers.team.iter().map(HandlerJson::of).collect(),
+        handling_unit: task.field_work.handlers.unit.map(bureau_json),
+        handling_unit_name: task.field_work.handlers.unit.and_then(|code| regions.name(code)).map(str::to_owned),
+        lead_handler: task.field_work.handlers.lead.as_ref().map(HandlerJson::of),
+        supporting_handlers: task.field_work.handlers.supporting.iter().map(HandlerJson::of).collect(),
+        team: task.field_work.handlers.team.iter().map(HandlerJson::of).collect(),
+        site_records: {
+            let team = task.inspection.as_ref().map_or(1, |inspection| inspection.inspectors.len());
+            task.field_work.site_records.iter().map(|record| site_record::SiteRecordJson::of(record, team)).collect()
+        },
         handover: task.remote.as_ref().map(|remote| HandoverJson {
             forward_id: remote.forward.to_string(),
             to_group: bureau_json(remote.to_group),
@@ -604,7 +616,7 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
                     note: entry.note.clone(),
                     assignee_bureau: entry.assignee_bureau.map(bureau_json),
                     outcome: entry.outcome.map(|o| o.to_string()),
-                    handler: task.handlers.lead_at(entry.version).map(HandlerJson::of),
+                    handler: task.field_work.handlers.lead_at(entry.version).map(HandlerJson::of),
                 }
             })
             .collect(),

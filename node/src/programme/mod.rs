@@ -1,11 +1,10 @@
 //! The "double random, one public" programme on the node: the inspection-item list and risk
 //! scoring from config (copied into each campaign's command, so replicas never read config),
-//! the entity directory files (`directory_store`) and their replication to the group's other
-//! members (`replication`), and inspector rosters as CSV (`roster`). The ledger's side is `ledger::campaign`; the draw itself is
-//! the `draw` crate.
+//! the checklist an on-site record is made against (`checklist`), and inspector rosters as CSV
+//! (`roster`). The entity directory files are kept files (`crate::kept_files`). The ledger's
+//! side is `ledger::campaign`; the draw itself is the `draw` crate.
 
-pub mod directory_store;
-pub mod replication;
+pub mod checklist;
 pub mod roster;
 
 use std::sync::Arc;
@@ -13,8 +12,6 @@ use std::sync::Arc;
 use config::inspection::InspectionConfig;
 use ledger::campaign::{InspectionItem, RiskScoring};
 use ledger::BureauCode;
-
-pub use directory_store::DirectoryStore;
 
 use crate::api::ApiError;
 
@@ -29,7 +26,6 @@ pub const DRAW_ATTEMPTS_MAX: usize = 3;
 #[derive(Clone)]
 pub struct Programme {
     pub config: Arc<InspectionConfig>,
-    pub directories: DirectoryStore,
 }
 
 impl Programme {

@@ -274,7 +274,7 @@ pub enum Attachment {
 
 /// The people a task names: whose consoles watch it beside their unit's.
 pub fn people_named(task: &Task) -> Vec<u64> {
-    let handlers = &task.handlers;
+    let handlers = &task.field_work.handlers;
     handlers.lead.iter().chain(&handlers.supporting).chain(&handlers.team).map(|person| person.id.0).collect()
 }
 
@@ -381,7 +381,7 @@ impl EventHub {
                 assignee: task.handling.assignee_bureau,
                 previous_assignee: previous_assignee(task).filter(|p| Some(*p) != task.handling.assignee_bureau),
                 escalated_to: task.handling.escalated_to.clone(),
-                handling_unit: task.handlers.unit,
+                handling_unit: task.field_work.handlers.unit,
                 people: people_named(task),
                 regions: regions.clone(),
                 retained_bytes: 2 * estimated_json_bytes(task),

@@ -86,7 +86,14 @@ pub fn snapshot(state: &AppState, watcher: &Watcher) -> (u64, String) {
         }
         let (origin, assignee) = (task.origin_bureau, task.handling.assignee_bureau);
         let people = crate::push::hub::people_named(&task);
-        if !watcher.key().sees(&regions, origin, assignee, task.handlers.unit, &task.handling.escalated_to, &people) {
+        if !watcher.key().sees(
+            &regions,
+            origin,
+            assignee,
+            task.field_work.handlers.unit,
+            &task.handling.escalated_to,
+            &people,
+        ) {
             continue;
         }
         open_total += 1;

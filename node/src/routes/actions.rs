@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use ledger::{access, Action, CompletionOutcome, Routing, TaskAction, TaskChange, TaskId, Transition};
 
 use super::request::{parse_json, parse_task_id};
-use super::write::handle_write;
+use super::write::handle_write_of_feature;
 use crate::api::{self, time, ActionRequest, ApiError};
 use crate::deadline_policy::{default_deadlines_ms, extended_deadline_ms, resumed_deadline_ms};
 use crate::state::AppState;
@@ -28,10 +28,11 @@ enum Field {
     Lead,
     Supporting,
     Unit,
+    Record,
 }
 
 impl Field {
-    const ALL: [Field; 9] = [
+    const ALL: [Field; 10] = [
         Field::Version,
         Field::AssigneeBureau,
         Field::AckDeadline,
@@ -41,6 +42,7 @@ impl Field {
         Field::Lead,
         Field::Supporting,
         Field::Unit,
+        Field::Record,
     ];
 
     fn name(self) -> &'static str {
@@ -54,6 +56,7 @@ impl Field {
             Field::Lead => "lead",
             Field::Supporting => "supporting",
             Field::Unit => "unit",
+            Field::Record => "record",
         }
     }
 
@@ -68,6 +71,7 @@ impl Field {
             Field::Lead => request.lead.is_some(),
             Field::Supporting => request.supporting.is_some(),
             Field::Unit => request.unit.is_some(),
+            Field::Record => request.record.is_some(),
         }
     }
 }
@@ -82,6 +86,7 @@ fn fields_of(action: TaskAction) -> &'static [Field] {
         TaskAction::Designate => &[Field::Version, Field::Group],
         TaskAction::Assign => &[Field::Version, Field::Lead, Field::Supporting],
         TaskAction::HandDown => &[Field::Version, Field::Unit],
+        TaskAction::RecordOnSite => &[Field::Version, Field::Record],
         TaskAction::Ack
         | TaskAction::Decline
         | TaskAction::Feedback
@@ -116,45 +121,53 @@ pub async fn act(
         Ok(version) => version,
         Err(error) => return error.into_response(),
     };
-    let response = handle_write(state, uri, headers, body, StatusCode::OK, |state, actor, body, stamp_ms| {
-        let action = TaskAction::parse(&action).ok_or(ApiError::NoRoute)?;
-        let task = parse_task_id(&id)?;
-        // A task the caller cannot see answers exactly like a missing one, before anything of
-        // it is read to prepare the action (its region, origin, kind or pause state).
-        let visible =
-            state.store.read().ledger.task(task).is_some_and(|found| access::can_see(&state.regions(), actor, &found));
-        if !visible {
-            return Err(ledger::Rejection::TaskNotFound(task).into());
-        }
-        // An empty body is an action with no fields (e.g. a plain ack).
-        let mut request: ActionRequest =
-            if body.iter().all(u8::is_ascii_whitespace) { ActionRequest::default() } else { parse_json(body)? };
-        let takes = fields_of(action);
-        if let Some(version) = if_match {
-            if !takes.contains(&Field::Version) {
+    // An on-site record is proposed only when every member can decode it.
+    let feature = (TaskAction::parse(&action) == Some(TaskAction::RecordOnSite))
+        .then_some((crate::reference::FEATURE_SITE_RECORDS, "on-site records"));
+    let response =
+        handle_write_of_feature(state, uri, headers, body, StatusCode::OK, feature, |state, actor, body, stamp_ms| {
+            let action = TaskAction::parse(&action).ok_or(ApiError::NoRoute)?;
+            let task = parse_task_id(&id)?;
+            // A task the caller cannot see answers exactly like a missing one, before anything of
+            // it is read to prepare the action (its region, origin, kind or pause state).
+            let visible = state
+                .store
+                .read()
+                .ledger
+                .task(task)
+                .is_some_and(|found| access::can_see(&state.regions(), actor, &found));
+            if !visible {
+                return Err(ledger::Rejection::TaskNotFound(task).into());
+            }
+            // An empty body is an action with no fields (e.g. a plain ack).
+            let mut request: ActionRequest =
+                if body.iter().all(u8::is_ascii_whitespace) { ActionRequest::default() } else { parse_json(body)? };
+            let takes = fields_of(action);
+            if let Some(version) = if_match {
+                if !takes.contains(&Field::Version) {
+                    return Err(ApiError::Invalid {
+                        code: "unexpected_field",
+                        message: format!("If-Match does not apply to {action}: it is not decided on a version"),
+                    });
+                }
+                if request.version.is_some_and(|body_version| body_version != version) {
+                    return Err(ApiError::Invalid {
+                        code: "invalid_if_match",
+                        message: "If-Match and the body's version name different versions".into(),
+                    });
+                }
+                request.version = Some(version);
+            }
+            if let Some(field) = Field::ALL.into_iter().find(|f| f.present_in(&request) && !takes.contains(f)) {
                 return Err(ApiError::Invalid {
                     code: "unexpected_field",
-                    message: format!("If-Match does not apply to {action}: it is not decided on a version"),
+                    message: format!("{} does not apply to {action}", field.name()),
                 });
             }
-            if request.version.is_some_and(|body_version| body_version != version) {
-                return Err(ApiError::Invalid {
-                    code: "invalid_if_match",
-                    message: "If-Match and the body's version name different versions".into(),
-                });
-            }
-            request.version = Some(version);
-        }
-        if let Some(field) = Field::ALL.into_iter().find(|f| f.present_in(&request) && !takes.contains(f)) {
-            return Err(ApiError::Invalid {
-                code: "unexpected_field",
-                message: format!("{} does not apply to {action}", field.name()),
-            });
-        }
-        ledger::validate::note(&request.note, action.requires_note())?;
-        build(state, action, request, task, stamp_ms)
-    })
-    .await;
+            ledger::validate::note(&request.note, action.requires_note())?;
+            build(state, action, request, task, stamp_ms)
+        })
+        .await;
     if if_match.is_some() {
         precondition_failed_for_if_match(response).await
     } else {
@@ -188,7 +201,7 @@ const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
 fn build(
     state: &AppState,
     action: TaskAction,
-    request: ActionRequest,
+    mut request: ActionRequest,
     task: TaskId,
     stamp_ms: u64,
 ) -> Result<Action, ApiError> {
@@ -232,6 +245,19 @@ fn build(
             let unit =
                 request.unit.as_deref().ok_or_else(|| ApiError::invalid_field("unit", "hand_down names the unit"))?;
             Transition::HandDown { unit: api::parse_bureau(&state.regions(), "unit", unit)? }
+        }
+        TaskAction::RecordOnSite => {
+            let record = request
+                .record
+                .take()
+                .ok_or_else(|| ApiError::invalid_field("record", "record_on_site carries the record"))?;
+            let checklist = {
+                let replica = state.store.read();
+                let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
+                crate::programme::checklist::of_task(&state.programme.config, &current)
+            };
+            let record = record.to_record(&checklist, |sha256| crate::attachments::held_file(state, sha256))?;
+            Transition::RecordOnSite(Box::new(record))
         }
     };
     debug_assert_eq!(transition.action(), action, "the table builds the transition of its own action");

@@ -31,7 +31,7 @@ pub async fn directory_file(
     if !committed {
         return ApiError::NotFound(format!("no committed entity directory has the SHA-256 {sha256}")).into_response();
     }
-    match crate::programme::replication::obtain(&state, &sha256).await {
+    match crate::kept_files::replication::obtain(&state, crate::kept_files::Shelf::Directories, &sha256).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
         Err(error) => error.into_response(),
     }

@@ -45,6 +45,10 @@ fn calendar_text(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({"type": "string", "description": "a calendar file in the format of config/calendar/cn.toml"})
 }
 
+fn binary_file(_: &mut SchemaGenerator) -> Schema {
+    schemars::json_schema!({"type": "string", "format": "binary", "description": "a JPEG or PNG image or a PDF"})
+}
+
 fn regions_text(_: &mut SchemaGenerator) -> Schema {
     schemars::json_schema!({"type": "string", "description": "code,name,level,parent_code"})
 }
@@ -185,6 +189,31 @@ pub fn operations() -> Vec<Operation> {
             .body(schema::<ActionRequest>)
             .idempotent()
             .handler(post(actions::act)),
+        op(
+            Method::GET,
+            "/api/v1/tasks/{id}/checklist",
+            "The checklist an on-site record of the task is made against",
+            User,
+            ok(schema::<crate::api::site_record::ChecklistJson>),
+        )
+        .handler(get(super::site_records::checklist)),
+        op(
+            Method::GET,
+            "/api/v1/tasks/{id}/attachments/{sha256}",
+            "A photo, signature or document an on-site record of the task names",
+            User,
+            Answer::Binary,
+        )
+        .handler(get(crate::attachments::download)),
+        op(
+            Method::POST,
+            "/api/v1/attachments",
+            "Keep a photo, signature or document for an on-site record (JPEG, PNG or PDF by content; on a majority of the nodes)",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<crate::attachments::AttachmentJson>),
+        )
+        .text_body("application/octet-stream", binary_file)
+        .handler(post(crate::attachments::upload)),
         op(
             Method::GET,
             "/api/v1/tasks/{id}/reporter",

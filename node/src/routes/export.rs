@@ -76,7 +76,7 @@ fn changes_from_the_store(
     let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
     let regions = replica.ledger.regions();
     let visible = |task: &ledger::Task| {
-        let (assignee, unit) = (task.handling.assignee_bureau, task.handlers.unit);
+        let (assignee, unit) = (task.handling.assignee_bureau, task.field_work.handlers.unit);
         let people = crate::push::hub::people_named(task);
         key.sees(&regions, task.origin_bureau, assignee, unit, &task.handling.escalated_to, &people)
     };

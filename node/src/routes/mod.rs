@@ -23,6 +23,7 @@ mod public;
 pub(crate) mod request;
 mod response_metrics;
 mod search;
+mod site_records;
 mod stations;
 pub(crate) mod tasks;
 mod write;
@@ -62,7 +63,7 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .route(crate::openapi::OPENAPI_PATH, get(openapi_document))
         .route("/ws", get(crate::push::node_backend::upgrade))
         .merge(crate::federation::peer_api::router())
-        .merge(crate::programme::replication::router())
+        .merge(crate::kept_files::replication::router())
         .merge(crate::reference::router())
         // After every route: it applies to the routes present when it is set. axum still adds
         // the `Allow` header.

@@ -21,7 +21,8 @@ use crate::api::inspection::{
     InspectorJson, InspectorRequest, InspectorsJson, RetireRequest,
 };
 use crate::api::{self, time, ApiError};
-use crate::programme::{replication, roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
+use crate::kept_files::{replication, Shelf};
+use crate::programme::{roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
 use crate::state::AppState;
 use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome};
 
@@ -111,20 +112,8 @@ async fn keep_directory(state: &AppState, bytes: Bytes) -> Result<draw::director
                 message: format!("{} bad rows, nothing stored; {}", error.bad_rows, first.join("; ")),
             }
         })?;
-    let store = state.programme.directories.clone();
-    let (sha256, kept) = (summary.sha256.clone(), bytes.clone());
-    tokio::task::spawn_blocking(move || store.write(&sha256, &kept))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|e| ApiError::Internal(format!("storing the directory: {e}")))?;
-    let holders = replication::replicate(state, &summary.sha256, bytes).await;
-    let majority = state.member_addrs.len() / 2 + 1;
-    if holders < majority {
-        return Err(ApiError::Unavailable {
-            code: "directory_not_replicated",
-            message: format!("{holders} of {} members hold the file, {majority} must; retry", state.member_addrs.len()),
-        });
-    }
+    replication::keep_on_majority(state, Shelf::Directories, &summary.sha256, bytes, "directory_not_replicated")
+        .await?;
     Ok(summary)
 }
 
@@ -146,7 +135,7 @@ pub async fn directory_file(State(state): State<AppState>, Path(sha256): Path<St
     if !committed {
         return ApiError::NotFound(format!("no committed entity directory has the SHA-256 {sha256}")).into_response();
     }
-    match replication::obtain(&state, &sha256).await {
+    match replication::obtain(&state, Shelf::Directories, &sha256).await {
         Ok(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
         Err(error) => error.into_response(),
     }
@@ -402,7 +391,7 @@ pub async fn draw(
             if !state.regions().is_within(inputs.spec.bureau, actor.bureau) {
                 return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
             }
-            let directory = replication::obtain(&state, &inputs.spec.entity_directory).await?;
+            let directory = replication::obtain(&state, Shelf::Directories, &inputs.spec.entity_directory).await?;
             let regions = state.regions();
             let drawn = tokio::task::spawn_blocking(move || ::draw::draw(&regions, &inputs, &directory))
                 .await

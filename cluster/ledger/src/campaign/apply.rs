@@ -327,7 +327,7 @@ impl Ledger {
             );
             let mut task = task;
             // The team as people: each drawn inspector linked to an account (谁抽查、谁录入).
-            task.handlers.team = inspection
+            task.field_work.handlers.team = inspection
                 .inspectors
                 .iter()
                 .filter_map(|inspector| self.person_of_login(&crate::organisation::inspector_key(inspector)))

@@ -543,9 +543,9 @@ fn a_claim_acknowledges_and_a_second_claim_is_already_claimed() {
     let task = claimed.task();
     assert_eq!(task.handling.state, TaskState::Acknowledged, "a claim of a dispatched task is its 签收");
     assert!(task.handling.acked_at_ms.is_some());
-    assert_eq!(task.handlers.lead.as_ref().map(|l| l.name.as_str()), Some("李明"));
+    assert_eq!(task.field_work.handlers.lead.as_ref().map(|l| l.name.as_str()), Some("李明"));
     assert_eq!(task.timeline.last().map(|e| e.action), Some(TimelineAction::Claim));
-    assert_eq!(task.handlers.lead_at(task.version).map(|l| l.id), Some(li.id));
+    assert_eq!(task.field_work.handlers.lead_at(task.version).map(|l| l.id), Some(li.id));
     // The loser of a race learns why.
     let second = act(&mut ledger, zhao.actor(), on(id, Transition::Claim, ""));
     assert_eq!(conflict_of(second), Some(ConflictCode::AlreadyClaimed));
@@ -563,7 +563,7 @@ fn a_claim_acknowledges_and_a_second_claim_is_already_claimed() {
     let refused = act(&mut ledger, zhao.actor(), on(id, Transition::Release, "不是我的"));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
     let released = act(&mut ledger, li.actor(), on(id, Transition::Release, "需要食品专业人员")).expect("released");
-    assert!(released.task().handlers.lead.is_none());
+    assert!(released.task().field_work.handlers.lead.is_none());
     assert_eq!(
         conflict_of(act(&mut ledger, li.actor(), on(id, Transition::Release, "再退"))),
         Some(ConflictCode::NotClaimed)
@@ -577,7 +577,7 @@ fn a_claim_acknowledges_and_a_second_claim_is_already_claimed() {
     .expect("the lead completes");
     let task = completed.task();
     let leads: Vec<Option<&str>> =
-        (1..=task.version).map(|v| task.handlers.lead_at(v).map(|l| l.name.as_str())).collect();
+        (1..=task.version).map(|v| task.field_work.handlers.lead_at(v).map(|l| l.name.as_str())).collect();
     assert_eq!(leads.last(), Some(&Some("赵强")), "{leads:?}");
     assert!(leads.contains(&Some("李明")) && leads.contains(&None));
 }
@@ -607,7 +607,7 @@ fn the_head_assigns_enabled_handlers_of_the_unit_only() {
     let assigned = act(&mut ledger, head.actor(), assign(li.id, vec![zhao.id])).expect("assigned");
     let task = assigned.task();
     assert_eq!(task.handling.state, TaskState::Acknowledged);
-    assert_eq!(task.handlers.supporting.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["赵强"]);
+    assert_eq!(task.field_work.handlers.supporting.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["赵强"]);
     // A supporting handler reports, but does not complete.
     act(&mut ledger, zhao.actor(), on(id, Transition::Feedback, "")).expect("supporting reports");
     let complete = Transition::Complete { outcome: CompletionOutcome::NoViolation, publication_deadline_ms: None };
@@ -654,7 +654,7 @@ fn a_county_hands_a_task_down_and_keeps_its_deadlines() {
     // Taken back: the station's handlers are cleared, the station sees it no more.
     act(&mut ledger, county_head.actor(), on(id, Transition::HandDown { unit: tianhe }, "收回")).expect("taken back");
     let task = ledger.task(id).expect("task");
-    assert!(task.handlers.lead.is_none() && task.handlers.unit.is_none());
+    assert!(task.field_work.handlers.lead.is_none() && task.field_work.handlers.unit.is_none());
     assert!(matches!(act(&mut ledger, li.actor(), on(id, Transition::Feedback, "")), Err(Rejection::TaskNotFound(_))));
     // A county operator sees its station's own task and does not act on it.
     let at_station = dispatched_to(&mut ledger, station);
@@ -669,7 +669,7 @@ fn a_task_without_handlers_keeps_the_bytes_it_had_before_them() {
     let plain = dispatched_to(&mut ledger, station);
     let task = ledger.task(plain).expect("task");
     let bytes = crate::codec::encode(&*task).expect("encodes");
-    let empty = crate::codec::encode(&crate::task::Handlers::default()).expect("encodes");
+    let empty = crate::codec::encode(&crate::task::FieldWork::default()).expect("encodes");
     // Written without the empty field: the bytes a build before handlers wrote. Read back either way.
     assert!(crate::codec::decode::<Task>(&bytes).is_err(), "not this build's full form");
     assert_eq!(crate::codec::decode::<Task>(&[bytes.as_slice(), &empty].concat()).expect("full form"), *task);
@@ -679,4 +679,46 @@ fn a_task_without_handlers_keeps_the_bytes_it_had_before_them() {
     let bytes = crate::codec::encode(&*claimed).expect("encodes");
     assert_eq!(crate::codec::decode_task(&bytes).expect("decodes"), *claimed);
     assert!(crate::codec::decode_task(&bytes[..bytes.len() - 1]).is_err(), "a cut record is refused");
+}
+
+// --- On-site records. ---
+
+#[test]
+fn an_on_site_record_is_made_by_a_person_sealed_numbered_and_kept_unchanged() {
+    use crate::site_record::{tests::sample, SITE_RECORDS_PER_TASK_MAX};
+    let mut ledger = Ledger::new();
+    let (station, _, li) = wushan_with_people(&mut ledger);
+    let id = dispatched_to(&mut ledger, station);
+    let mut plain = sample();
+    // A task that is no drawn inspection has no checklist items to answer.
+    let answering = act(&mut ledger, li.actor(), on(id, Transition::RecordOnSite(Box::new(plain.clone())), ""));
+    assert!(matches!(answering, Err(Rejection::Invalid { .. })), "{answering:?}");
+    plain.answers.clear();
+    // A machine token never signs a record.
+    let by_token = act(&mut ledger, guangzhou_command(), on(id, Transition::RecordOnSite(Box::new(plain.clone())), ""));
+    assert!(matches!(by_token, Err(Rejection::Forbidden(_))), "{by_token:?}");
+    let recorded = act(&mut ledger, li.actor(), on(id, Transition::RecordOnSite(Box::new(plain.clone())), ""))
+        .expect("recorded by the station's handler");
+    let task = recorded.task();
+    assert_eq!(task.handling.state, TaskState::Acknowledged, "a record made on site is its 签收");
+    assert_eq!(task.timeline.last().map(|e| e.action), Some(TimelineAction::RecordOnSite));
+    let first = &task.field_work.site_records[0];
+    assert_eq!((first.number, first.recorded_by.as_str()), (1, li.actor().user.as_str()));
+    assert_eq!(first.digest, first.computed_digest());
+    // Corrections are further records, up to the limit; the first stays as it was.
+    for _ in 1..SITE_RECORDS_PER_TASK_MAX {
+        act(&mut ledger, li.actor(), on(id, Transition::RecordOnSite(Box::new(plain.clone())), "")).expect("another");
+    }
+    let full = act(&mut ledger, li.actor(), on(id, Transition::RecordOnSite(Box::new(plain)), ""));
+    assert!(matches!(full, Err(Rejection::LimitReached(_))), "{full:?}");
+    let task = ledger.task(id).expect("task");
+    assert_eq!(task.field_work.site_records[0], *first);
+    ledger.check_invariants().expect("every record still has its digest");
+    // A record bent afterwards (a hostile store or snapshot) is refused by the invariants.
+    let mut bent = (*task).clone();
+    bent.field_work.site_records[0].record.notes = "改过的记录".into();
+    assert!(ledger.check_task(&bent).is_err());
+    // Written and read back through the store's encoding.
+    let bytes = crate::codec::encode(&*task).expect("encodes");
+    assert_eq!(crate::codec::decode_task(&bytes).expect("decodes"), *task);
 }

@@ -452,9 +452,12 @@ fn a_plain_task_leaves_open_exactly_the_actions_of_its_state() {
     // its parameters; a pause and an extension request need a worked-on task).
     let expected: &[(TaskState, &[&str])] = &[
         (TaskState::Created, &["dispatch", "cancel", "forward"]),
-        // Claim, assign and hand down are open on a task being worked; release only once a
-        // lead holds it.
-        (TaskState::Dispatched, &["dispatch", "ack", "decline", "cancel", "claim", "assign", "hand_down"]),
+        // Claim, assign, hand down and an on-site record are open on a task being worked;
+        // release only once a lead holds it.
+        (
+            TaskState::Dispatched,
+            &["dispatch", "ack", "decline", "cancel", "claim", "assign", "hand_down", "record_on_site"],
+        ),
         (
             TaskState::Acknowledged,
             &[
@@ -468,6 +471,7 @@ fn a_plain_task_leaves_open_exactly_the_actions_of_its_state() {
                 "claim",
                 "assign",
                 "hand_down",
+                "record_on_site",
             ],
         ),
         (TaskState::Completed, &["close", "return"]),
@@ -484,6 +488,7 @@ fn a_plain_task_leaves_open_exactly_the_actions_of_its_state() {
                 "claim",
                 "assign",
                 "hand_down",
+                "record_on_site",
             ],
         ),
         (TaskState::Cancelled, &[]),

@@ -1,8 +1,4 @@
-//! The entity directory files of this node (`<data_dir>/directories/<sha256>.csv`), kept out
-//! of the Raft log: the ledger records each version's hash, and every file is on a majority of
-//! the group's nodes before that record is proposed, so no acknowledged directory version is
-//! lost with one node. A node that lacks a file (it was down, or is new) fetches it from a
-//! fellow member when it needs it, and checks its hash.
+//! The kept files of one shelf on this node (`<data_dir>/<shelf>/<sha256>.<suffix>`).
 //!
 //! **Invariant:** a file under its final name has the SHA-256 of its name; it is written to a
 //! temporary file, synced, renamed and the directory synced, so a crash leaves it whole or absent.
@@ -12,18 +8,21 @@ use std::path::{Path, PathBuf};
 
 use ledger::campaign::is_hex_sha256;
 
+use super::Shelf;
+
 #[derive(Clone)]
-pub struct DirectoryStore {
+pub struct ContentStore {
     dir: PathBuf,
+    suffix: &'static str,
 }
 
-impl DirectoryStore {
-    pub fn open(data_dir: &Path) -> std::io::Result<DirectoryStore> {
-        DirectoryStore::open_at(&data_dir.join("directories"))
+impl ContentStore {
+    pub fn open(data_dir: &Path, shelf: Shelf) -> std::io::Result<ContentStore> {
+        ContentStore::open_at(&data_dir.join(shelf.folder()), shelf)
     }
 
-    /// The files in `dir` itself (a backup's directory files).
-    pub fn open_at(dir: &Path) -> std::io::Result<DirectoryStore> {
+    /// The files in `dir` itself (a backup's kept files).
+    pub fn open_at(dir: &Path, shelf: Shelf) -> std::io::Result<ContentStore> {
         let dir = dir.to_path_buf();
         std::fs::create_dir_all(&dir)?;
         // Leftovers of writes a crash interrupted.
@@ -32,11 +31,11 @@ impl DirectoryStore {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Ok(DirectoryStore { dir })
+        Ok(ContentStore { dir, suffix: shelf.suffix() })
     }
 
     fn path(&self, sha256: &str) -> Option<PathBuf> {
-        is_hex_sha256(sha256).then(|| self.dir.join(format!("{sha256}.csv")))
+        is_hex_sha256(sha256).then(|| self.dir.join(format!("{sha256}.{}", self.suffix)))
     }
 
     pub fn contains(&self, sha256: &str) -> bool {
@@ -50,6 +49,21 @@ impl DirectoryStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The size of a kept file and its first `first` bytes (what its type is judged by).
+    pub fn head(&self, sha256: &str, first: usize) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+        use std::io::Read;
+        let Some(path) = self.path(sha256) else { return Ok(None) };
+        let file = match std::fs::File::open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let size = file.metadata()?.len();
+        let mut start = Vec::with_capacity(first);
+        file.take(first as u64).read_to_end(&mut start)?;
+        Ok(Some((size, start)))
     }
 
     /// Stores `bytes` durably under `sha256`, which must be their hash.
@@ -78,7 +92,7 @@ mod tests {
     #[test]
     fn a_file_is_kept_under_its_hash_only() {
         let dir = tempfile::tempdir().unwrap();
-        let store = DirectoryStore::open(dir.path()).unwrap();
+        let store = ContentStore::open(dir.path(), Shelf::Directories).unwrap();
         let bytes = b"uscc,name,region_code,industry,credit_status,address\n";
         let sha = draw::directory::sha256_hex(bytes);
         assert!(store.write(&"0".repeat(64), bytes).is_err(), "a wrong hash is refused");
@@ -86,5 +100,7 @@ mod tests {
         assert_eq!(store.read(&sha).unwrap().as_deref(), Some(&bytes[..]));
         assert_eq!(store.read(&"1".repeat(64)).unwrap(), None);
         assert_eq!(store.read("../etc/passwd").unwrap(), None, "names are hashes only");
+        let photos = ContentStore::open(dir.path(), Shelf::Attachments).unwrap();
+        assert!(!photos.contains(&sha), "each shelf is its own folder");
     }
 }

@@ -1,0 +1,143 @@
+//! Attachments of on-site records: photos, drawn signatures and documents. `POST
+//! /api/v1/attachments` takes one file as the request body (any node: it stores the file and
+//! sends it to the other members, answering once a majority hold it), judges its type by its
+//! first bytes (JPEG, PNG or PDF only; the declared type is not trusted), and answers its
+//! SHA-256, which the on-site record then names (`ledger::site_record`). `GET
+//! /api/v1/tasks/{id}/attachments/{sha256}` serves a file a record of that task names, to those
+//! who can see the task; a node that lacks it fetches it from a member and checks its hash.
+//!
+//! Nothing of the file enters the Raft log. A file no record names yet is served to nobody.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::access;
+
+use crate::api::site_record::HeldFile;
+use crate::api::ApiError;
+use crate::kept_files::{replication, Shelf};
+use crate::routes::request::parse_task_id;
+use crate::state::AppState;
+
+/// The largest attachment: a phone's photo is 2–5 MB, a scanned document a few more.
+pub const ATTACHMENT_BYTES_MAX: usize = 10 * 1024 * 1024;
+/// The first bytes that tell the types apart.
+const SNIFF_BYTES: usize = 8;
+/// A kept file never changes under its name: a client may keep it as long as it likes.
+const IMMUTABLE: &str = "private, max-age=31536000, immutable";
+
+/// The media type of `bytes` by their first bytes, if it is one an attachment may be.
+pub fn media_type_of(bytes: &[u8]) -> Option<&'static str> {
+    const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF];
+    const PNG: &[u8] = &[0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    const PDF: &[u8] = b"%PDF-";
+    if bytes.starts_with(JPEG) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(PNG) {
+        Some("image/png")
+    } else if bytes.starts_with(PDF) {
+        Some("application/pdf")
+    } else {
+        None
+    }
+}
+
+/// The media type and size of an attachment this node holds, if it holds it (a record names
+/// only files its accepting node holds: each was on a majority when its upload answered).
+pub fn held_file(state: &AppState, sha256: &str) -> Result<Option<HeldFile>, ApiError> {
+    let head = state
+        .kept_files
+        .attachments
+        .head(sha256, SNIFF_BYTES)
+        .map_err(|e| ApiError::Internal(format!("reading the attachment {sha256}: {e}")))?;
+    Ok(head.and_then(|(bytes, start)| media_type_of(&start).map(|media_type| HeldFile { media_type, bytes })))
+}
+
+/// What an upload answers.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct AttachmentJson {
+    pub sha256: String,
+    pub media_type: String,
+    pub bytes: u64,
+}
+
+/// `POST /api/v1/attachments`.
+pub async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let answer = async {
+        let user = state.users.authenticate(&headers)?;
+        if user.actor.role == ledger::Role::Leadership {
+            return Err(ApiError::Forbidden("leadership reads; attachments come from those who inspect".into()));
+        }
+        let bytes = axum::body::to_bytes(body, ATTACHMENT_BYTES_MAX).await.map_err(|_| {
+            ApiError::TooLarge(format!("an attachment has at most {} MiB", ATTACHMENT_BYTES_MAX / (1024 * 1024)))
+        })?;
+        if bytes.is_empty() {
+            return Err(ApiError::Invalid { code: "empty_attachment", message: "the body holds no file".into() });
+        }
+        let media_type = media_type_of(&bytes).ok_or_else(|| {
+            ApiError::UnsupportedMediaType(
+                "an attachment is a JPEG or PNG image or a PDF, judged by its content".into(),
+            )
+        })?;
+        let sha256 = draw::directory::sha256_hex(&bytes);
+        let size = bytes.len() as u64;
+        replication::keep_on_majority(&state, Shelf::Attachments, &sha256, bytes, "attachment_not_replicated").await?;
+        Ok::<_, ApiError>((
+            StatusCode::CREATED,
+            Json(AttachmentJson { sha256, media_type: media_type.to_owned(), bytes: size }),
+        ))
+    };
+    answer.await.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+/// `GET /api/v1/tasks/{id}/attachments/{sha256}`.
+pub async fn download(
+    State(state): State<AppState>,
+    Path((id, sha256)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let answer = async {
+        let user = state.users.authenticate(&headers)?;
+        let id = parse_task_id(&id)?;
+        let media_type = {
+            let replica = state.store.read();
+            let task = replica
+                .ledger
+                .task(id)
+                .filter(|task| access::can_see(&state.regions(), &user.actor, task))
+                .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
+            let named = task.field_work.site_records.iter().flat_map(|record| &record.record.attachments);
+            let found = named.into_iter().find(|attachment| attachment.sha256 == sha256);
+            found
+                .map(|attachment| attachment.media_type.clone())
+                .ok_or_else(|| ApiError::NotFound(format!("no record of task {id} names the attachment {sha256}")))?
+        };
+        let bytes = replication::obtain(&state, Shelf::Attachments, &sha256).await?;
+        Ok::<_, ApiError>((
+            [
+                (header::CONTENT_TYPE, media_type),
+                (header::CACHE_CONTROL, IMMUTABLE.to_owned()),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            ],
+            bytes,
+        ))
+    };
+    answer.await.map_or_else(IntoResponse::into_response, IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_type_is_judged_by_the_first_bytes() {
+        assert_eq!(media_type_of(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]), Some("image/jpeg"));
+        assert_eq!(media_type_of(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some("image/png"));
+        assert_eq!(media_type_of(b"%PDF-1.7\n"), Some("application/pdf"));
+        for refused in [&b"GIF89a"[..], b"<svg xmlns=", b"<html>", b"\x89PNG", b"", b"%PDF"] {
+            assert_eq!(media_type_of(refused), None, "{refused:?}");
+        }
+    }
+}

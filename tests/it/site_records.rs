@@ -1,0 +1,177 @@
+//! On-site records (issue 23) on a running group: photos and signatures uploaded through a
+//! follower are kept on a majority before the record naming them commits; the record is made
+//! against the checklist the node serves, once however often it is sent; its files are served
+//! only to those who can see the task, and a node that lacked one fetches it and checks it.
+
+use std::path::PathBuf;
+
+use serde_json::{json, Value};
+use tests::{TestCluster, COMMAND_TOKEN};
+
+use crate::people::{call, drawn_inspection};
+
+/// Bytes that open as `magic` says, and differ by `seed`.
+fn file(magic: &[u8], seed: u8, len: usize) -> Vec<u8> {
+    let mut bytes = magic.to_vec();
+    bytes.extend((0..len).map(|n| (n as u8).wrapping_mul(31).wrapping_add(seed)));
+    bytes
+}
+
+const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0];
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+async fn upload(cluster: &TestCluster, node: u64, token: &str, bytes: Vec<u8>) -> (u16, Value) {
+    let request = cluster.http.post(cluster.url(node, "/api/v1/attachments")).bearer_auth(token);
+    let response = request.header("content-type", "image/jpeg").body(bytes).send().await.expect("upload");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn attachments_dir(cluster: &TestCluster, node: u64) -> PathBuf {
+    cluster.data_dir().join(format!("node{node}")).join("attachments")
+}
+
+fn held(cluster: &TestCluster, node: u64, sha256: &str) -> bool {
+    attachments_dir(cluster, node).join(format!("{sha256}.bin")).exists()
+}
+
+fn kept_files(cluster: &TestCluster) -> usize {
+    (1..=3).map(|node| tests::files_below(&attachments_dir(cluster, node)).len()).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_with_photos_and_signatures_is_kept_once_and_its_files_go_only_to_those_who_see_the_task() {
+    let cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let inspection = drawn_inspection(&cluster, leader).await;
+    let member = inspection.member_token.as_str();
+
+    // A photo through a follower: on a majority of the nodes when the upload answers.
+    let photo = file(JPEG, 1, 200_000);
+    let (status, uploaded) = upload(&cluster, follower, member, photo.clone()).await;
+    assert_eq!((status, uploaded["media_type"].as_str()), (201, Some("image/jpeg")), "{uploaded}");
+    let photo_sha = uploaded["sha256"].as_str().expect("sha256").to_owned();
+    assert!((1..=3).filter(|node| held(&cluster, *node, &photo_sha)).count() >= 2, "on a majority");
+    // Refused with the JSON error, nothing stored: too large, not an image, empty.
+    let before = kept_files(&cluster);
+    let (status, body) = upload(&cluster, follower, member, file(JPEG, 2, 10 * 1024 * 1024)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (413, Some("body_too_large")), "{body}");
+    let (status, body) = upload(&cluster, follower, member, b"GIF89a....".to_vec()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (415, Some("unsupported_media_type")), "{body}");
+    let (status, body) = upload(&cluster, follower, member, Vec::new()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("empty_attachment")), "{body}");
+    assert_eq!(kept_files(&cluster), before, "a refused file is stored nowhere");
+
+    // Two inspectors' and the representative's signatures, drawn on the phone as PNG.
+    let mut signatures = Vec::new();
+    for (seed, kind, signer) in [
+        (3, "inspector_signature", inspection.badges[0].as_str()),
+        (4, "inspector_signature", inspection.badges[1].as_str()),
+        (5, "representative_signature", "陈老板"),
+    ] {
+        let (status, body) = upload(&cluster, follower, member, file(PNG, seed, 3_000)).await;
+        assert_eq!((status, body["media_type"].as_str()), (201, Some("image/png")), "{body}");
+        signatures.push(json!({"sha256": body["sha256"], "kind": kind, "signer": signer}));
+    }
+
+    // The form: the inspection's items with their check points, named by the list's hash.
+    let show = format!("/api/v1/tasks/{}", inspection.task);
+    let checklist = cluster.get_json(follower, member, &format!("{show}/checklist")).await;
+    let items: Vec<&str> =
+        checklist["items"].as_array().expect("items").iter().filter_map(|i| i["code"].as_str()).collect();
+    assert_eq!(items, ["A01", "B01"], "{checklist}");
+    let mut answers = Vec::new();
+    for item in checklist["items"].as_array().expect("items") {
+        for point in item["check_points"].as_array().expect("check points") {
+            let answer = match point["answer"].as_str() {
+                Some("conformity") => "conforms",
+                Some("number") => "4",
+                _ => "已核实",
+            };
+            answers.push(json!({"item": item["code"], "point": point["code"], "answer": answer}));
+        }
+    }
+    assert!(answers.len() >= 5, "{checklist}");
+    let mut attachments = vec![json!({"sha256": photo_sha, "kind": "photo"})];
+    attachments.extend(signatures);
+    let record = json!({"record": {
+        "checklist": checklist["checklist"], "answers": answers, "notes": "现场检查未发现问题。",
+        "representative": {"name": "陈老板", "title": "负责人"},
+        "position": {"latitude": 23.1291, "longitude": 113.2644, "accuracy_m": 12.0},
+        "attachments": attachments, "made_at": "2026-12-06T10:15:00+08:00"}});
+
+    // A record against another version of the checklist, or naming an unknown point, changes nothing.
+    let version = cluster.get_json(leader, COMMAND_TOKEN, &show).await["version"].clone();
+    let mut stale = record.clone();
+    stale["record"]["checklist"] = json!("0".repeat(64));
+    let path = format!("{show}/record_on_site");
+    let (status, body) = call(&cluster, follower, "POST", Some(member), &path, stale).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("checklist_changed")), "{body}");
+    let mut unknown = record.clone();
+    unknown["record"]["answers"][0]["point"] = json!("Z99-01");
+    let (status, body) = call(&cluster, follower, "POST", Some(member), &path, unknown).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_check_point")), "{body}");
+    assert_eq!(cluster.get_json(leader, COMMAND_TOKEN, &show).await["version"], version);
+    // Someone who cannot see the task cannot record on it.
+    let (status, _) = call(&cluster, follower, "POST", Some(&inspection.outsider_token), &path, record.clone()).await;
+    assert_eq!(status, 404);
+
+    // Sent twice with one Idempotency-Key (a phone resending after the network came back): one record.
+    let mut answers_seen = Vec::new();
+    for node in [follower, leader] {
+        let response = cluster
+            .http
+            .post(cluster.url(node, &path))
+            .bearer_auth(member)
+            .header("idempotency-key", "record-1")
+            .json(&record)
+            .send()
+            .await
+            .expect("record");
+        assert_eq!(response.status(), 200);
+        answers_seen.push(response.json::<Value>().await.expect("task"));
+    }
+    assert_eq!(answers_seen[0], answers_seen[1], "the resend is answered as the first was");
+    let task = cluster.get_json(leader, COMMAND_TOKEN, &show).await;
+    let records = task["site_records"].as_array().expect("site records");
+    assert_eq!(records.len(), 1, "{task}");
+    let recorded = &records[0];
+    assert_eq!((recorded["number"].as_u64(), recorded["complete"].as_bool()), (Some(1), Some(true)), "{recorded}");
+    assert_eq!(recorded["digest"].as_str().map(str::len), Some(64));
+    assert_eq!(recorded["answers"][0]["basis"].as_str().map(|b| b.starts_with('《')), Some(true), "{recorded}");
+    let entry = task["timeline"].as_array().and_then(|t| t.last()).expect("an entry");
+    assert_eq!(
+        (entry["action"].as_str(), entry["actor_person"].as_u64()),
+        (Some("record_on_site"), Some(inspection.team[0]))
+    );
+    assert_eq!(task["state"], "acknowledged", "a record made on site is its 签收");
+
+    // The files: to the command centre from any node, byte for byte; a node that lost one
+    // fetches it from a member and checks it.
+    let lacking = (1..=3).find(|node| !held(&cluster, *node, &photo_sha)).unwrap_or_else(|| {
+        std::fs::remove_file(attachments_dir(&cluster, follower).join(format!("{photo_sha}.bin"))).expect("remove");
+        follower
+    });
+    for node in 1..=3 {
+        let response = cluster
+            .http
+            .get(cluster.url(node, &format!("{show}/attachments/{photo_sha}")))
+            .bearer_auth(COMMAND_TOKEN)
+            .send()
+            .await
+            .expect("photo");
+        assert_eq!(response.status(), 200, "node {node}");
+        assert_eq!(response.headers()["content-type"], "image/jpeg");
+        assert_eq!(response.bytes().await.expect("bytes").as_ref(), photo.as_slice(), "node {node}");
+    }
+    assert!(held(&cluster, lacking, &photo_sha), "fetched and kept by the node that lacked it");
+    // Not to someone who cannot see the task, and nothing a record of it does not name.
+    let photo_path = format!("{show}/attachments/{photo_sha}");
+    assert_eq!(call(&cluster, leader, "GET", Some(&inspection.outsider_token), &photo_path, Value::Null).await.0, 404);
+    let (status, _) = upload(&cluster, leader, member, file(JPEG, 9, 1_000)).await;
+    assert_eq!(status, 201);
+    let unnamed = format!("{show}/attachments/{}", "e".repeat(64));
+    assert_eq!(call(&cluster, leader, "GET", Some(COMMAND_TOKEN), &unnamed, Value::Null).await.0, 404);
+    cluster.wait_for_convergence().await;
+}
