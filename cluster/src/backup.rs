@@ -105,11 +105,21 @@ pub fn read_header(input: &mut impl Read) -> io::Result<BackupHeader> {
     serde_json::from_slice(&header).map_err(|e| invalid(format!("the backup header: {e}")))
 }
 
+/// A backup checked whole.
+pub struct VerifiedBackup {
+    pub header: BackupHeader,
+    /// Where the checkpoint stands.
+    pub meta: CheckpointMeta,
+    pub core: Vec<u8>,
+    /// The files its on-site records name, kept beside the backup.
+    pub attachments: std::collections::BTreeSet<String>,
+}
+
 /// Checks a whole backup without building a store (`stream::verify_stream`) and that it is the
-/// backup its header says; answers the header, where the checkpoint stands and its core.
-pub fn verify(input: &mut impl Read) -> io::Result<(BackupHeader, CheckpointMeta, Vec<u8>)> {
+/// backup its header says.
+pub fn verify(input: &mut impl Read) -> io::Result<VerifiedBackup> {
     let header = read_header(input)?;
-    let StreamCore { meta, core, digest_as_read } = verify_stream(input)?;
+    let StreamCore { meta, core, digest_as_read, attachments } = verify_stream(input)?;
     let mut rest = [0u8; 1];
     if input.read(&mut rest)? != 0 {
         return Err(invalid("the backup goes on after its end"));
@@ -117,7 +127,7 @@ pub fn verify(input: &mut impl Read) -> io::Result<(BackupHeader, CheckpointMeta
     if digest_as_read != header.digest || meta.applied.map(|log_id| log_id.index) != Some(header.applied_index) {
         return Err(invalid("the backup's ledger is not the one its header records"));
     }
-    Ok((header, meta, core))
+    Ok(VerifiedBackup { header, meta, core, attachments })
 }
 
 #[cfg(test)]
@@ -144,7 +154,7 @@ mod tests {
     fn a_backup_reads_back_as_written() {
         let dir = tempfile::tempdir().expect("dir");
         let bytes = sample(dir.path());
-        let (header, meta, core) = verify(&mut bytes.as_slice()).expect("verify");
+        let VerifiedBackup { header, meta, core, .. } = verify(&mut bytes.as_slice()).expect("verify");
         assert_eq!((header.group.as_str(), header.applied_index, header.applied_term), ("440100", 42, 3));
         assert_eq!(meta.applied.map(|log_id| log_id.index), Some(42));
         assert_eq!(core_ledger(&core).expect("core").digest(), header.digest);

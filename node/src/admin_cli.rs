@@ -11,6 +11,8 @@ use anyhow::Context;
 use cluster::backup;
 use serde_json::{json, Value};
 
+use crate::kept_files::{ContentStore, Shelf};
+
 /// One call to a node; the wait for a learner is many calls.
 const ADMIN_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often `add-learner` looks at the learner's progress, and how often it reports it.
@@ -306,7 +308,7 @@ async fn backup(client: &AdminClient, node: &str, token: &str, out: &Path) -> an
     file.sync_all()?;
     drop(file);
     // Checked whole before it takes the backup's name.
-    let (header, _, core) = {
+    let backup::VerifiedBackup { header, core, attachments, .. } = {
         let mut reader = std::io::BufReader::new(std::fs::File::open(&tmp)?);
         backup::verify(&mut reader).context("the node sent a damaged backup")?
     };
@@ -317,32 +319,79 @@ async fn backup(client: &AdminClient, node: &str, token: &str, out: &Path) -> an
     }
     // The entity directory files of the committed versions live outside the ledger: kept beside
     // the backup, so a restored group can draw and verify with them.
-    let files = directory_files_dir(out);
-    let store = crate::kept_files::ContentStore::open_at(&files, crate::kept_files::Shelf::Directories)?;
-    let versions = ledger.programme().entity_directories();
-    for version in versions {
-        if store.contains(&version.sha256) {
-            continue;
-        }
-        let url = client.url(node, &crate::routes::backup::DIRECTORY_PATH.replace("{sha256}", &version.sha256));
-        let response =
-            client.http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
-        let status = response.status();
-        let file = response.bytes().await.context("reading a directory file")?;
-        anyhow::ensure!(status.is_success(), "the node refused directory {}: {status}", version.sha256);
-        store.write(&version.sha256, &file).with_context(|| format!("keeping directory {}", version.sha256))?;
-    }
+    let versions: Vec<String> = ledger.programme().entity_directories().iter().map(|v| v.sha256.clone()).collect();
+    keep_beside(client, node, token, out, Shelf::Directories, &versions).await?;
+    // So are the on-site records' photos, signatures and documents.
+    let attachments: Vec<String> = attachments.into_iter().collect();
+    keep_beside(client, node, token, out, Shelf::Attachments, &attachments).await?;
     let mut report = serde_json::to_value(&header)?;
     report["directory_files"] = json!(versions.len());
+    report["attachment_files"] = json!(attachments.len());
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }
 
-/// Where a backup's entity directory files are kept: `<backup>.directories/<sha256>.csv`.
-fn directory_files_dir(backup: &Path) -> PathBuf {
+/// Fetches the kept files `names` of `shelf` the backup at `out` does not keep yet, each checked
+/// against its hash, into the folder beside it.
+async fn keep_beside(
+    client: &AdminClient,
+    node: &str,
+    token: &str,
+    out: &Path,
+    shelf: Shelf,
+    names: &[String],
+) -> anyhow::Result<()> {
+    let store = ContentStore::open_at(&kept_files_dir(out, shelf), shelf)?;
+    let path = match shelf {
+        Shelf::Directories => crate::routes::backup::DIRECTORY_PATH,
+        Shelf::Attachments => crate::routes::backup::ATTACHMENT_PATH,
+    };
+    for sha256 in names {
+        if store.contains(sha256) {
+            continue;
+        }
+        let url = client.url(node, &path.replace("{sha256}", sha256));
+        let response =
+            client.http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
+        let status = response.status();
+        let file = response.bytes().await.with_context(|| format!("reading {} {sha256}", shelf.what()))?;
+        anyhow::ensure!(status.is_success(), "the node refused {} {sha256}: {status}", shelf.what());
+        store.write(sha256, &file).with_context(|| format!("keeping {} {sha256}", shelf.what()))?;
+    }
+    Ok(())
+}
+
+/// Where a backup's kept files of `shelf` are: `<backup>.directories/<sha256>.csv`,
+/// `<backup>.attachments/<sha256>.bin`.
+fn kept_files_dir(backup: &Path, shelf: Shelf) -> PathBuf {
     let mut name = backup.as_os_str().to_owned();
-    name.push(".directories");
+    name.push(".");
+    name.push(shelf.folder());
     PathBuf::from(name)
+}
+
+/// Copies the kept files `names` of `shelf` from beside the backup `from` into the node's data
+/// directory, each checked against its hash; answers how many were there (a missing one is
+/// warned about: the group fetches nothing it does not have).
+fn restore_beside(from: &Path, data_dir: &Path, shelf: Shelf, names: &[String]) -> anyhow::Result<usize> {
+    let kept_dir = kept_files_dir(from, shelf);
+    let kept = kept_dir.is_dir().then(|| ContentStore::open_at(&kept_dir, shelf)).transpose()?;
+    let store = ContentStore::open(data_dir, shelf)?;
+    let mut restored = 0;
+    for sha256 in names {
+        let file = match &kept {
+            Some(kept) => kept.read(sha256)?,
+            None => None,
+        };
+        match file {
+            Some(file) => {
+                store.write(sha256, &file).with_context(|| format!("restoring {} {sha256}", shelf.what()))?;
+                restored += 1;
+            }
+            None => eprintln!("warning: the {} {sha256} is not kept with the backup", shelf.what()),
+        }
+    }
+    Ok(restored)
 }
 
 /// Seeds the data directory of the node configured in `config_path` with the backup: a snapshot
@@ -356,7 +405,7 @@ pub(crate) fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> a
         Ok(std::io::BufReader::new(file))
     };
     // Checked whole first, so that nothing is written from a damaged file.
-    let (header, _, core) =
+    let backup::VerifiedBackup { header, core, attachments, .. } =
         backup::verify(&mut open()?).with_context(|| format!("{} is not a usable backup", from.display()))?;
     let ledger = backup::core_ledger(&core)?;
     // `verify` checked that the ledger has the header's digest; the header must have the one
@@ -395,29 +444,12 @@ pub(crate) fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> a
     )
     .context("loading the backup into the node's store")?;
     // The entity directory files kept with the backup, each checked against its hash.
-    let kept_dir = directory_files_dir(from);
-    let kept = kept_dir
-        .is_dir()
-        .then(|| crate::kept_files::ContentStore::open_at(&kept_dir, crate::kept_files::Shelf::Directories))
-        .transpose()?;
-    let store = crate::kept_files::ContentStore::open(&config.data_dir, crate::kept_files::Shelf::Directories)?;
-    let mut restored_files = 0;
-    for version in ledger.programme().entity_directories() {
-        let file = match &kept {
-            Some(kept) => kept.read(&version.sha256)?,
-            None => None,
-        };
-        match file {
-            Some(file) => {
-                store
-                    .write(&version.sha256, &file)
-                    .with_context(|| format!("restoring directory {}", version.sha256))?;
-                restored_files += 1;
-            }
-            None => eprintln!("warning: the entity directory {} is not kept with the backup", version.sha256),
-        }
-    }
-    let report = json!({"restored": header, "node": config.id, "directory_files": restored_files});
+    let versions: Vec<String> = ledger.programme().entity_directories().iter().map(|v| v.sha256.clone()).collect();
+    let restored_files = restore_beside(from, &config.data_dir, Shelf::Directories, &versions)?;
+    let attachments: Vec<String> = attachments.into_iter().collect();
+    let restored_attachments = restore_beside(from, &config.data_dir, Shelf::Attachments, &attachments)?;
+    let report = json!({"restored": header, "node": config.id, "directory_files": restored_files,
+                        "attachment_files": restored_attachments});
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
 }

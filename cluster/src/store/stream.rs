@@ -50,6 +50,9 @@ pub struct StreamCore {
     pub meta: CheckpointMeta,
     pub core: Vec<u8>,
     pub digest_as_read: String,
+    /// The files the tasks' on-site records name (kept beside the log, not in the stream): a
+    /// backup keeps them beside itself.
+    pub attachments: std::collections::BTreeSet<String>,
 }
 /// The largest frame: a core with a large programme is the biggest thing that travels whole.
 pub const FRAME_BYTES_MAX: u32 = 256 * 1024 * 1024;
@@ -290,6 +293,7 @@ struct Loader {
     /// Accounts linked to an inspector: each has a second key beside its login.
     linked: u64,
     logins: u64,
+    attachments: std::collections::BTreeSet<String>,
 }
 
 impl Loader {
@@ -317,6 +321,7 @@ impl Loader {
             people: 0,
             linked: 0,
             logins: 0,
+            attachments: std::collections::BTreeSet::new(),
         }
     }
 
@@ -455,6 +460,8 @@ impl Loader {
                 self.tasks_sent += u64::from(task.remote.is_some());
                 self.tasks_received += u64::from(task.received.is_some());
                 self.complaints += u64::from(task.complaint.is_some());
+                let named = task.field_work.site_records.iter().flat_map(|record| &record.record.attachments);
+                self.attachments.extend(named.map(|attachment| attachment.sha256.clone()));
                 let bytes = ledger::codec::encode(&task).map_err(store_error)?;
                 decoded_task = Some(task);
                 bytes
@@ -535,7 +542,7 @@ impl Loader {
             write_checkpoint_meta(&write, &core, &meta)?;
             write.commit().map_err(store_error)?;
         }
-        Ok(StreamCore { meta, core, digest_as_read: self.digest_as_read })
+        Ok(StreamCore { meta, core, digest_as_read: self.digest_as_read, attachments: self.attachments })
     }
 
     /// The records the checks read: the store's, or none when only verifying.

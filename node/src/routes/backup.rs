@@ -18,6 +18,24 @@ use crate::state::AppState;
 pub const BACKUP_PATH: &str = "/admin/v1/backup";
 /// A committed entity directory file, for backups (the ledger names it; the file is kept apart).
 pub const DIRECTORY_PATH: &str = "/admin/v1/directories/{sha256}";
+/// An attachment an on-site record names, for backups (likewise kept apart from the ledger).
+pub const ATTACHMENT_PATH: &str = "/admin/v1/attachments/{sha256}";
+
+/// `GET /admin/v1/attachments/{sha256}`: platform operators only. Any file the node keeps or
+/// fetches from a member (a backup asks only for those its records name).
+pub async fn attachment_file(
+    State(state): State<AppState>,
+    axum::extract::Path(sha256): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(error) = state.users.authenticate_admin(&headers) {
+        return error.into_response();
+    }
+    match crate::kept_files::replication::obtain(&state, crate::kept_files::Shelf::Attachments, &sha256).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
 
 pub async fn directory_file(
     State(state): State<AppState>,

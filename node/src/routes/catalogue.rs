@@ -458,6 +458,14 @@ pub fn operations() -> Vec<Operation> {
             Answer::Text("text/csv"),
         )
         .handler(get(backup::directory_file)),
+        op(
+            Method::GET,
+            backup::ATTACHMENT_PATH,
+            "An on-site record's attachment, kept with a backup",
+            Admin,
+            Answer::Binary,
+        )
+        .handler(get(backup::attachment_file)),
         // The "double random, one public" programme.
         op(
             Method::POST,
