@@ -148,6 +148,20 @@ async fn a_record_with_photos_and_signatures_is_kept_once_and_its_files_go_only_
     );
     assert_eq!(task["state"], "acknowledged", "a record made on site is its 签收");
 
+    // The result entered from the record: the inspection counts as completed with a complete
+    // record in the response metrics.
+    let result = json!({"outcome": "no_problem_found", "note": "依据现场检查记录"});
+    let (status, body) = call(&cluster, follower, "POST", Some(member), &format!("{show}/complete"), result).await;
+    assert_eq!(status, 200, "{body}");
+    tests::wait_until("the record in the response metrics", std::time::Duration::from_secs(10), || async {
+        let metrics = cluster.get_json(leader, COMMAND_TOKEN, "/api/v1/metrics/response?bureau=440000").await;
+        match metrics["total"]["inspection_record_rate"].as_f64() {
+            Some(rate) if rate == 1.0 => Ok(()),
+            _ => Err(metrics["total"].to_string()),
+        }
+    })
+    .await;
+
     // The files: to the command centre from any node, byte for byte; a node that lost one
     // fetches it from a member and checks it.
     let lacking = (1..=3).find(|node| !held(&cluster, *node, &photo_sha)).unwrap_or_else(|| {

@@ -16,7 +16,7 @@ use crate::{BureauCode, ComplaintChannel, Source, Task, TaskKind, TaskState};
 
 /// The version of what `Facts::of` derives and `Tally` holds; a store whose tallies were derived
 /// under another version derives them again.
-pub const TALLY_VERSION: u32 = 1;
+pub const TALLY_VERSION: u32 = 2;
 
 /// Beijing time is UTC+8 all year (no daylight saving).
 const BEIJING_OFFSET_MS: u64 = 8 * 60 * 60 * 1000;
@@ -53,6 +53,9 @@ pub struct Facts {
     /// 交办 or 转办.
     pub assignment_or_referral: bool,
     pub inspection: bool,
+    /// A completed inspection whose last on-site record is complete evidence (a photo, the
+    /// inspectors' and the representative's signatures: `SiteRecord::is_complete`).
+    pub inspection_recorded: bool,
     /// From the complaint channel (投诉举报), and handled (completed) on time.
     pub complaint: bool,
     /// Handed to another group from here, or received from one.
@@ -100,6 +103,11 @@ impl Facts {
             extensions: task.handling.extensions_granted,
             assignment_or_referral: matches!(task.kind, TaskKind::Assignment | TaskKind::Referral),
             inspection: task.kind == TaskKind::Inspection,
+            inspection_recorded: task.kind == TaskKind::Inspection && completed && {
+                let signers = task.inspection.as_ref().map_or(1, |inspection| inspection.inspectors.len());
+                let needed = signers.min(crate::campaign::TEAM_SIZE_MIN as usize);
+                task.field_work.site_records.last().is_some_and(|record| record.is_complete(needed))
+            },
             complaint: task.source == Source::Complaint
                 || task
                     .complaint
@@ -246,13 +254,16 @@ pub struct Tally {
     pub forwarded_in: u64,
     pub forwarded_in_completed: u64,
     pub inspections: u64,
+    pub inspections_completed: u64,
+    /// Completed with a complete on-site record.
+    pub inspections_recorded: u64,
     pub ack_secs: Durations,
     pub complete_secs: Durations,
 }
 
 impl Tally {
     /// Every count of one task's facts, in field order (durations apart).
-    fn counts_of(f: &Facts) -> [u64; 20] {
+    fn counts_of(f: &Facts) -> [u64; 22] {
         let flag = u64::from;
         [
             1,
@@ -275,10 +286,12 @@ impl Tally {
             flag(f.forwarded_in),
             flag(f.forwarded_in && f.completed),
             flag(f.inspection),
+            flag(f.inspection && f.completed),
+            flag(f.inspection_recorded),
         ]
     }
 
-    fn counts_mut(&mut self) -> [&mut u64; 20] {
+    fn counts_mut(&mut self) -> [&mut u64; 22] {
         [
             &mut self.received,
             &mut self.acked,
@@ -300,6 +313,8 @@ impl Tally {
             &mut self.forwarded_in,
             &mut self.forwarded_in_completed,
             &mut self.inspections,
+            &mut self.inspections_completed,
+            &mut self.inspections_recorded,
         ]
     }
 
@@ -423,6 +438,7 @@ mod tests {
             extensions: 0,
             assignment_or_referral: false,
             inspection: false,
+            inspection_recorded: false,
             complaint: false,
             forwarded_out: false,
             forwarded_in: false,

@@ -54,6 +54,9 @@ pub struct Figures {
     /// 交办/转办办结率.
     pub assignment_referral_completion_rate: Option<f64>,
     pub inspections: u64,
+    /// 现场检查记录完整率: inspections completed with a complete on-site record (a photo, the
+    /// inspectors' and the representative's signatures), of the inspections completed.
+    pub inspection_record_rate: Option<f64>,
     /// Dispatched and not yet completed, now (not limited to the period).
     pub open_now: u64,
     /// Of those, past the deadline that runs now.
@@ -63,7 +66,7 @@ pub struct Figures {
 impl Figures {
     /// The field names in declaration order, for CSV columns (checked against the fields by a
     /// test).
-    pub const COLUMNS: [&'static str; 22] = [
+    pub const COLUMNS: [&'static str; 23] = [
         "received",
         "acknowledged",
         "completed",
@@ -84,6 +87,7 @@ impl Figures {
         "complaint_on_time_rate",
         "assignment_referral_completion_rate",
         "inspections",
+        "inspection_record_rate",
         "open_now",
         "overdue_now",
     ];
@@ -120,6 +124,7 @@ fn figures(tally: &Tally, open_now: u64, overdue_now: u64) -> Figures {
         complaint_on_time_rate: rate(t.complaints_on_time, t.complaints),
         assignment_referral_completion_rate: rate(t.assignments_referrals_completed, t.assignments_referrals),
         inspections: t.inspections,
+        inspection_record_rate: rate(t.inspections_recorded, t.inspections_completed),
         open_now,
         overdue_now,
     }
