@@ -156,7 +156,7 @@ async fn a_record_with_photos_and_signatures_is_kept_once_and_its_files_go_only_
     tests::wait_until("the record in the response metrics", std::time::Duration::from_secs(10), || async {
         let metrics = cluster.get_json(leader, COMMAND_TOKEN, "/api/v1/metrics/response?bureau=440000").await;
         match metrics["total"]["inspection_record_rate"].as_f64() {
-            Some(rate) if rate == 1.0 => Ok(()),
+            Some(1.0) => Ok(()),
             _ => Err(metrics["total"].to_string()),
         }
     })
