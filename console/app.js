@@ -524,7 +524,9 @@ function sidesOf(task) {
 
 function allowedActions(task) {
   const open = task.actions || {};
-  const actions = sidesOf(task).flatMap((side) => open[side] || []).filter((action) => personAllows(task, action));
+  // An on-site record is made on the inspector's phone (/m/), not at the desk.
+  const actions = sidesOf(task).flatMap((side) => open[side] || [])
+    .filter((action) => action !== "record_on_site" && personAllows(task, action));
   // Who reported is shown to the registering bureau's command centre only.
   if (task.complaint && S.me.role === "command" && task.origin_bureau === S.me.bureau) actions.push("show_reporter");
   return actions;
@@ -566,12 +568,14 @@ function renderDrawer() {
     ${intakeCard(task)}
     ${complaintCard(task)}
     ${inspectionCard(task)}
+    ${siteRecordsCard(task)}
     ${task.description ? `<p class="description">${esc(task.description)}</p>` : ""}
     <div class="actions">${actions.map((a) => `<button data-action="${a}" class="${a === "ack" || a === "close" ? "primary" : ""}">${esc(t(`act.${a}`))}</button>`).join("")}</div>
     <div id="action-form"></div>
     <h3>${t("timeline")}</h3><ol class="timeline">${timeline}</ol>`;
   $("#drawer-body").querySelectorAll("[data-action]").forEach((button) => button.addEventListener("click", () => actionForm(task, button.dataset.action)));
   bindUsccLinks($("#drawer-body"));
+  showAttachments($("#drawer-body"));
 }
 
 // ---------- the enterprise file (一企一档) ----------

@@ -1,7 +1,7 @@
 //! On-site records against a running group (docs/benchmarks.md, "On-site records"): photos of
 //! 3 MB uploaded one after another through a follower, each answered once a majority of the
 //! nodes hold it; then records of five photos made end to end as a phone makes them (five
-//! uploads, then `record_on_site`), each on its own task of a station, by a person signed in.
+//! uploads, then `record_on_site`), each on its own task of a station of Shantou, by a person signed in.
 //!
 //!   site_records_bench --leader ADDR --follower ADDR [--uploads 60] [--records 20]
 
@@ -28,7 +28,9 @@ struct Args {
 
 const PHOTO_BYTES: usize = 3 * 1024 * 1024;
 const PHOTOS_PER_RECORD: usize = 5;
-const STATION: &str = "440106009";
+/// A station of Shantou's Longhu district: the province's group holds Shantou's work itself
+/// (Guangzhou's and Shenzhen's go to their own groups in `xietong up`).
+const STATION: &str = "440507009";
 const LOGIN: &str = "bench.inspector";
 const PASSWORD: &str = "a long bench password";
 
@@ -83,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     report("upload of a 3 MB photo through a follower to a majority", uploads);
 
     // A station of Tianhe and an inspector of it, signed in.
-    let station = json!({"county": "440106", "number": 9, "name": "压测市场监管所"});
+    let station = json!({"county": "440507", "number": 9, "name": "压测市场监管所"});
     let _ = call(&http, reqwest::Method::POST, leader("/api/v1/stations"), &args.token, station).await;
     let person = json!({"login": LOGIN, "name": "压测执法人员", "unit": STATION, "roles": ["handler"], "password": PASSWORD});
     let _ = call(&http, reqwest::Method::POST, leader("/api/v1/people"), &args.token, person).await;
@@ -94,8 +96,8 @@ async fn main() -> anyhow::Result<()> {
     let mut records = Vec::with_capacity(args.records);
     for n in 0..args.records {
         let task = json!({"kind": "lead", "severity": "normal", "title": format!("现场检查压测 {n}"),
-                          "description": "压测", "source": "inspection",
-                          "subject": {"name": "广州市某某贸易有限公司", "region_code": "440106", "address": "广州市天河区天河路1号"}});
+                          "description": "压测", "source": "spot_check",
+                          "subject": {"name": "汕头市某某贸易有限公司", "region_code": "440507", "address": "汕头市龙湖区长平路1号"}});
         let task = call(&http, reqwest::Method::POST, leader("/api/v1/tasks"), &args.token, task).await?;
         let id = task["id"].as_u64().context("task id")?;
         let dispatch = json!({"assignee_bureau": STATION, "version": task["version"]});

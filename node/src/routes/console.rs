@@ -13,6 +13,7 @@ const METRICS_JS: &str = include_str!("../../../console/metrics.js");
 const CAMPAIGNS_JS: &str = include_str!("../../../console/campaigns.js");
 const STATIONS_JS: &str = include_str!("../../../console/stations.js");
 const PEOPLE_JS: &str = include_str!("../../../console/people.js");
+const SITE_RECORDS_JS: &str = include_str!("../../../console/site_records.js");
 const STYLE_CSS: &str = include_str!("../../../console/style.css");
 const WALL_HTML: &str = include_str!("../../../console/wall.html");
 const WALL_JS: &str = include_str!("../../../console/wall.js");
@@ -59,6 +60,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "campaigns.js" => ("text/javascript; charset=utf-8", CAMPAIGNS_JS),
         "stations.js" => ("text/javascript; charset=utf-8", STATIONS_JS),
         "people.js" => ("text/javascript; charset=utf-8", PEOPLE_JS),
+        "site_records.js" => ("text/javascript; charset=utf-8", SITE_RECORDS_JS),
         "style.css" => ("text/css; charset=utf-8", STYLE_CSS),
         "wall.js" => ("text/javascript; charset=utf-8", WALL_JS),
         "wall.css" => ("text/css; charset=utf-8", WALL_CSS),
