@@ -1120,3 +1120,86 @@ async fn a_command_centre_makes_and_disables_an_account_on_the_console() {
     let _ = page.close().await;
     result
 }
+
+/// A small valid PNG (8×8, red): what the console's drawer must draw as an image.
+const PNG_8X8: &str = "89504e470d0a1a0a0000000d49484452000000080000000808020000004b6d29dc0000001149444154789c63b860608015310c2d0900da7b4c01eb962a9a0000000049454e44ae426082";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_on_site_record_shows_in_the_drawer_with_its_photos_and_digest() {
+    use serde_json::{json, Value};
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let inspection = crate::people::drawn_inspection(&cluster, 1).await;
+    let png: Vec<u8> =
+        (0..PNG_8X8.len()).step_by(2).map(|at| u8::from_str_radix(&PNG_8X8[at..at + 2], 16).expect("hex")).collect();
+    // Distinct files of one picture: bytes after the image's end are not drawn.
+    let mut attachments = Vec::new();
+    for (n, kind, signer) in [
+        (1, "photo", ""),
+        (2, "inspector_signature", inspection.badges[0].as_str()),
+        (3, "inspector_signature", inspection.badges[1].as_str()),
+        (4, "representative_signature", "陈老板"),
+    ] {
+        let mut file = png.clone();
+        file.extend_from_slice(format!("file {n}").as_bytes());
+        let response = cluster
+            .http
+            .post(cluster.url(1, "/api/v1/attachments"))
+            .bearer_auth(&inspection.member_token)
+            .body(file)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(response.status(), 201);
+        let uploaded: Value = response.json().await.expect("json");
+        attachments.push(json!({"sha256": uploaded["sha256"], "kind": kind, "signer": signer}));
+    }
+    let show = format!("/api/v1/tasks/{}", inspection.task);
+    let checklist = cluster.get_json(1, &inspection.member_token, &format!("{show}/checklist")).await;
+    let record = json!({"record": {"checklist": checklist["checklist"], "notes": "现场检查未发现问题。",
+        "representative": {"name": "陈老板", "title": "负责人"}, "attachments": attachments,
+        "made_at": "2026-12-06T10:15:00+08:00"}});
+    let response = cluster
+        .http
+        .post(cluster.url(1, &format!("{show}/record_on_site")))
+        .bearer_auth(&inspection.member_token)
+        .json(&record)
+        .send()
+        .await
+        .expect("record");
+    assert_eq!(response.status(), 200);
+    let task: Value = response.json().await.expect("task");
+    let digest = task["site_records"][0]["digest"].as_str().expect("digest").to_owned();
+
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let page = driver.session(&profiles.path().join("command"), 1400, 900).await;
+    let result = async {
+        login(&page, &cluster.url(1, "/"), COMMAND_TOKEN).await;
+        wait_for_row(&page, inspection.task, "acknowledged").await;
+        let row = format!("#task-rows tr[data-task-id='{}']", inspection.task);
+        page.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
+        let drawer = wait_for_text(&page, "#drawer-body", "现场检查记录").await;
+        assert!(drawer.contains(&digest) && drawer.contains("记录完整") && drawer.contains("陈老板"), "{drawer}");
+        // Every photo and signature drawn from the file the console fetched with its token.
+        wait_until("the record's images drawn", Duration::from_secs(10), || async {
+            let drawn = page
+                .execute(
+                    "return [...document.querySelectorAll('#drawer-body .site-records img')].map((i) => i.naturalWidth);",
+                    vec![],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            match drawn.as_array() {
+                Some(widths) if widths.len() == 4 && widths.iter().all(|w| w.as_u64() == Some(8)) => Ok(()),
+                _ => Err(drawn.to_string()),
+            }
+        })
+        .await;
+        // The record is made on the phone: the desk offers no button for it.
+        let buttons = page.find_all(Locator::Css("#drawer button[data-action='record_on_site']")).await.expect("find");
+        assert!(buttons.is_empty());
+        page.screenshot().await.map(|png| std::fs::write(artifacts().join("site-record.png"), png)).ok();
+    };
+    result.await;
+    page.close().await.ok();
+}

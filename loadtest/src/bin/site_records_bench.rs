@@ -41,8 +41,15 @@ fn photo() -> Vec<u8> {
     bytes
 }
 
-async fn call(http: &reqwest::Client, method: reqwest::Method, url: String, token: &str, body: Value) -> anyhow::Result<Value> {
-    let response = http.request(method, &url).bearer_auth(token).json(&body).send().await.with_context(|| url.clone())?;
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let response =
+        http.request(method, &url).bearer_auth(token).json(&body).send().await.with_context(|| url.clone())?;
     let status = response.status();
     let answer: Value = response.json().await.unwrap_or(Value::Null);
     anyhow::ensure!(status.is_success(), "{url} answered {status}: {answer}");
@@ -60,13 +67,7 @@ async fn upload(http: &reqwest::Client, node: &str, token: &str, bytes: Vec<u8>)
 fn report(what: &str, mut millis: Vec<f64>) {
     millis.sort_by(f64::total_cmp);
     let at = |fraction: f64| millis[((millis.len() as f64 * fraction).ceil() as usize).clamp(1, millis.len()) - 1];
-    println!(
-        "{what}: {} measured; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        millis.len(),
-        at(0.5),
-        at(0.99),
-        at(1.0)
-    );
+    println!("{what}: {} measured; p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms", millis.len(), at(0.5), at(0.99), at(1.0));
 }
 
 #[tokio::main]
@@ -87,9 +88,11 @@ async fn main() -> anyhow::Result<()> {
     // A station of Tianhe and an inspector of it, signed in.
     let station = json!({"county": "440507", "number": 9, "name": "压测市场监管所"});
     let _ = call(&http, reqwest::Method::POST, leader("/api/v1/stations"), &args.token, station).await;
-    let person = json!({"login": LOGIN, "name": "压测执法人员", "unit": STATION, "roles": ["handler"], "password": PASSWORD});
+    let person =
+        json!({"login": LOGIN, "name": "压测执法人员", "unit": STATION, "roles": ["handler"], "password": PASSWORD});
     let _ = call(&http, reqwest::Method::POST, leader("/api/v1/people"), &args.token, person).await;
-    let session = http.post(leader("/api/v1/sessions")).json(&json!({"login": LOGIN, "password": PASSWORD})).send().await?;
+    let session =
+        http.post(leader("/api/v1/sessions")).json(&json!({"login": LOGIN, "password": PASSWORD})).send().await?;
     let session: Value = session.json().await?;
     let inspector = session["token"].as_str().context("a session")?.to_owned();
 
@@ -101,14 +104,22 @@ async fn main() -> anyhow::Result<()> {
         let task = call(&http, reqwest::Method::POST, leader("/api/v1/tasks"), &args.token, task).await?;
         let id = task["id"].as_u64().context("task id")?;
         let dispatch = json!({"assignee_bureau": STATION, "version": task["version"]});
-        call(&http, reqwest::Method::POST, leader(&format!("/api/v1/tasks/{id}/dispatch")), &args.token, dispatch).await?;
-        let checklist =
-            call(&http, reqwest::Method::GET, leader(&format!("/api/v1/tasks/{id}/checklist")), &inspector, Value::Null).await?;
+        call(&http, reqwest::Method::POST, leader(&format!("/api/v1/tasks/{id}/dispatch")), &args.token, dispatch)
+            .await?;
+        let checklist = call(
+            &http,
+            reqwest::Method::GET,
+            leader(&format!("/api/v1/tasks/{id}/checklist")),
+            &inspector,
+            Value::Null,
+        )
+        .await?;
         let photos: Vec<Vec<u8>> = (0..PHOTOS_PER_RECORD).map(|_| photo()).collect();
         let started = Instant::now();
         let mut attachments = Vec::new();
         for bytes in photos {
-            attachments.push(json!({"sha256": upload(&http, &args.follower, &inspector, bytes).await?, "kind": "photo"}));
+            attachments
+                .push(json!({"sha256": upload(&http, &args.follower, &inspector, bytes).await?, "kind": "photo"}));
         }
         let record = json!({"record": {"checklist": checklist["checklist"], "notes": "压测", "attachments": attachments,
                                        "made_at": "2026-12-06T10:00:00+08:00"}});
