@@ -13,7 +13,6 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::access;
 
 use crate::api::site_record::HeldFile;
 use crate::api::ApiError;
@@ -102,12 +101,7 @@ pub async fn download(
         let user = state.users.authenticate(&headers)?;
         let id = parse_task_id(&id)?;
         let media_type = {
-            let replica = state.store.read();
-            let task = replica
-                .ledger
-                .task(id)
-                .filter(|task| access::can_see(&state.regions(), &user.actor, task))
-                .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
+            let task = crate::routes::tasks::visible_task(&state, &user.actor, id)?;
             let named = task.field_work.site_records.iter().flat_map(|record| &record.record.attachments);
             let found = named.into_iter().find(|attachment| attachment.sha256 == sha256);
             found

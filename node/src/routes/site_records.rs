@@ -6,7 +6,6 @@
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use ledger::access;
 
 use super::request::parse_task_id;
 use crate::api::site_record::ChecklistJson;
@@ -17,12 +16,7 @@ pub async fn checklist(State(state): State<AppState>, Path(id): Path<String>, he
     super::json_answer((|| -> Result<ChecklistJson, ApiError> {
         let user = state.users.authenticate(&headers)?;
         let id = parse_task_id(&id)?;
-        let replica = state.store.read();
-        let task = replica
-            .ledger
-            .task(id)
-            .filter(|task| access::can_see(&state.regions(), &user.actor, task))
-            .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
+        let task = super::tasks::visible_task(&state, &user.actor, id)?;
         Ok(crate::programme::checklist::of_task(&state.programme.config, &task))
     })())
 }

@@ -163,6 +163,21 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap, RawQuery(ra
     }
 }
 
+/// Task `id` if `actor` may see it. A task the caller may not see is reported as absent (404),
+/// so ids do not leak other bureaus' work.
+pub(crate) fn visible_task(
+    state: &AppState,
+    actor: &Actor,
+    id: ledger::TaskId,
+) -> Result<std::sync::Arc<ledger::Task>, ApiError> {
+    let replica = state.store.read();
+    replica
+        .ledger
+        .task(id)
+        .filter(|task| access::can_see(&state.regions(), actor, task))
+        .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))
+}
+
 pub async fn detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -174,13 +189,7 @@ pub async fn detail(
         let id = parse_task_id(&id)?;
         let query: ConsistencyQuery = parse_query(raw)?;
         barrier(&state, Consistency::parse(query.consistency.as_deref())?).await?;
-        let replica = state.store.read();
-        // A task the caller may not see is reported as absent, so ids do not leak other bureaus' work.
-        let task = replica
-            .ledger
-            .task(id)
-            .filter(|task| access::can_see(&state.regions(), &user.actor, task))
-            .ok_or_else(|| ApiError::NotFound(format!("task {id} does not exist")))?;
+        let task = visible_task(&state, &user.actor, id)?;
         Ok::<_, ApiError>((
             [(axum::http::header::ETAG, api::headers::task_etag(task.version))],
             Json(api::task_json(&state.regions(), &task)),
