@@ -1203,3 +1203,140 @@ async fn an_on_site_record_shows_in_the_drawer_with_its_photos_and_digest() {
     result.await;
     page.close().await.ok();
 }
+
+/// The inspectors' phone page in Chromium's mobile emulation: signed in, the form of a drawn
+/// inspection filled with its checklist, a photo and three drawn signatures, submitted while the
+/// phone is offline (it waits on the page), sent when the network returns: exactly one record
+/// with its files reaches the group, and the inspection is completed from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inspector_records_on_the_phone_offline_and_it_arrives_once_when_back_online() {
+    use serde_json::Value;
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let inspection = crate::people::drawn_inspection(&cluster, 1).await;
+    let files = tempfile::tempdir().expect("files");
+    let photo = files.path().join("photo.png");
+    let mut png: Vec<u8> =
+        (0..PNG_8X8.len()).step_by(2).map(|at| u8::from_str_radix(&PNG_8X8[at..at + 2], 16).expect("hex")).collect();
+    png.extend_from_slice(b"phone photo");
+    std::fs::write(&photo, &png).expect("photo");
+
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let phone = driver.phone_session(&profiles.path().join("phone")).await;
+    let result = async {
+        phone.goto(&cluster.url(1, "/m/")).await.expect("open the phone page");
+        phone
+            .find(Locator::Css("#login"))
+            .await
+            .expect("login")
+            .send_keys(&inspection.member_login)
+            .await
+            .expect("type");
+        let password = format!("Demo-{}", inspection.member_login);
+        phone.find(Locator::Css("#password")).await.expect("password").send_keys(&password).await.expect("type");
+        phone.find(Locator::Css("#sign-in-button")).await.expect("button").click().await.expect("sign in");
+        let task_button = format!("#task-list [data-task='{}']", inspection.task);
+        wait_for_element(&phone, &task_button, Duration::from_secs(20)).await;
+        // The page is kept for offline use by its service worker.
+        wait_until("the page in the service worker's cache", Duration::from_secs(20), || async {
+            let cached = phone
+                .execute("return caches.match('/m/app.js').then((r) => r !== undefined);", vec![])
+                .await
+                .map_err(|e| e.to_string())?;
+            if cached == Value::Bool(true) {
+                Ok(())
+            } else {
+                Err(cached.to_string())
+            }
+        })
+        .await;
+
+        // Out of coverage: the form opens from what the page kept, and the record waits.
+        driver.set_offline(&phone, true).await;
+        phone.find(Locator::Css(&task_button)).await.expect("task").click().await.expect("open");
+        wait_for_element(&phone, "#point-list .point", Duration::from_secs(10)).await;
+        phone
+            .execute(
+                "document.querySelectorAll(\"input[value='conforms']\").forEach((i) => { i.checked = true; });",
+                vec![],
+            )
+            .await
+            .expect("answer every conformity point");
+        phone
+            .execute(
+                "document.querySelectorAll('#point-list input:not([type=radio]):not([name^=r-])').forEach((i) => { i.value = '3'; });",
+                vec![],
+            )
+            .await
+            .expect("answer the number and text points");
+        phone.find(Locator::Css("#notes")).await.expect("notes").send_keys("现场检查未发现问题。").await.expect("type");
+        phone.find(Locator::Css("#rep-name")).await.expect("name").send_keys("陈老板").await.expect("type");
+        phone.find(Locator::Css("#rep-title")).await.expect("title").send_keys("负责人").await.expect("type");
+        phone
+            .find(Locator::Css("#photos"))
+            .await
+            .expect("photos")
+            .send_keys(&photo.to_string_lossy())
+            .await
+            .expect("attach");
+        wait_for_element(&phone, "#thumbs img", Duration::from_secs(10)).await;
+        // A stroke on every signature pad, as a finger draws it (each its own).
+        phone
+            .execute(
+                "document.querySelectorAll('canvas.signature').forEach((c, n) => {
+                   const box = c.getBoundingClientRect();
+                   const at = (x, y) => ({ clientX: box.left + x, clientY: box.top + y, pointerId: 7, bubbles: true, pointerType: 'touch' });
+                   c.dispatchEvent(new PointerEvent('pointerdown', at(20, 20)));
+                   c.dispatchEvent(new PointerEvent('pointermove', at(120, 40 + 25 * n)));
+                   c.dispatchEvent(new PointerEvent('pointermove', at(200, 30)));
+                   c.dispatchEvent(new PointerEvent('pointerup', at(200, 30)));
+                 });",
+                vec![],
+            )
+            .await
+            .expect("sign");
+        select(&phone, "#outcome", "no_problem_found").await;
+        phone.find(Locator::Css("#submit-record")).await.expect("submit").click().await.expect("submit");
+        wait_for_text(&phone, "#waiting-summary", "1 份记录待发送").await;
+        let task = cluster.get_json(1, COMMAND_TOKEN, &format!("/api/v1/tasks/{}", inspection.task)).await;
+        assert!(task.get("site_records").is_none(), "nothing left the phone while offline: {task}");
+
+        // Back in coverage: sent once, with its files, and the inspection completed from it.
+        driver.set_offline(&phone, false).await;
+        let task = wait_until("the record arrives", Duration::from_secs(30), || async {
+            let task = cluster.get_json(1, COMMAND_TOKEN, &format!("/api/v1/tasks/{}", inspection.task)).await;
+            if task["state"] == "completed" {
+                return Ok(task);
+            }
+            let waiting = phone.execute("return document.querySelector('#waiting').innerText;", vec![]).await;
+            Err(format!("{}; the phone says {waiting:?}", task["state"]))
+        })
+        .await;
+        let records = task["site_records"].as_array().expect("records");
+        assert_eq!(records.len(), 1, "exactly one record: {task}");
+        let kinds: Vec<&str> =
+            records[0]["attachments"].as_array().expect("files").iter().filter_map(|f| f["kind"].as_str()).collect();
+        assert_eq!(
+            kinds,
+            ["photo", "inspector_signature", "inspector_signature", "representative_signature"],
+            "{task}"
+        );
+        assert_eq!(records[0]["complete"], true, "{task}");
+        assert!(records[0]["answers"].as_array().is_some_and(|answers| !answers.is_empty()), "{task}");
+        wait_until("the waiting list empties", Duration::from_secs(10), || async {
+            let hidden = phone
+                .execute("return document.querySelector('#waiting').hidden;", vec![])
+                .await
+                .map_err(|e| e.to_string())?;
+            if hidden == Value::Bool(true) {
+                Ok(())
+            } else {
+                Err(hidden.to_string())
+            }
+        })
+        .await;
+        phone.screenshot().await.map(|png| std::fs::write(artifacts().join("phone.png"), png)).ok();
+    };
+    result.await;
+    phone.close().await.ok();
+}

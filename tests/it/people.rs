@@ -335,6 +335,8 @@ pub(crate) struct DrawnInspection {
     pub team: Vec<u64>,
     pub badges: Vec<String>,
     pub member_token: String,
+    /// The team member's login; the password is `Demo-<login>`.
+    pub member_login: String,
     pub outsider_token: String,
 }
 
@@ -392,7 +394,8 @@ pub(crate) async fn drawn_inspection(cluster: &TestCluster, node: u64) -> DrawnI
         .iter()
         .filter_map(|badge| badge.as_str().map(str::to_owned))
         .collect();
-    DrawnInspection { task: task_id, team, badges, member_token: member, outsider_token: other }
+    let member_login = logins[0].clone();
+    DrawnInspection { task: task_id, team, badges, member_token: member, member_login, outsider_token: other }
 }
 
 /// 谁抽查、谁录入 with people: a drawn inspection of the county shows to its team as their own,

@@ -47,6 +47,33 @@ impl ChromeDriver {
 
     /// A new browser session with a fresh profile in `profile_dir`.
     pub async fn session(&self, profile_dir: &std::path::Path, width: u32, height: u32) -> Client {
+        self.session_with(profile_dir, width, height, None).await
+    }
+
+    /// A session in Chromium's mobile emulation: a phone's viewport (390×844 at 3×) with touch.
+    pub async fn phone_session(&self, profile_dir: &std::path::Path) -> Client {
+        let phone = json!({"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": true}});
+        self.session_with(profile_dir, 390, 844, Some(phone)).await
+    }
+
+    /// Cuts the session's network (`offline`) or gives it back, through chromedriver's network
+    /// conditions: the page's requests fail as on a phone out of coverage.
+    pub async fn set_offline(&self, client: &Client, offline: bool) {
+        let session = client.session_id().await.expect("a session id").expect("a session");
+        let url = format!("http://127.0.0.1:{}/session/{session}/chromium/network_conditions", self.port);
+        let conditions = json!({"network_conditions": {"offline": offline, "latency": 0,
+            "download_throughput": 100_000_000, "upload_throughput": 100_000_000}});
+        let answer = reqwest::Client::new().post(url).json(&conditions).send().await.expect("chromedriver answers");
+        assert!(answer.status().is_success(), "network conditions: {}", answer.text().await.unwrap_or_default());
+    }
+
+    async fn session_with(
+        &self,
+        profile_dir: &std::path::Path,
+        width: u32,
+        height: u32,
+        mobile: Option<serde_json::Value>,
+    ) -> Client {
         let args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".into(),
@@ -65,7 +92,11 @@ impl ChromeDriver {
             "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1".into(),
             format!("--user-data-dir={}", profile_dir.display()),
         ];
-        let capabilities = json!({"browserName": "chrome", "goog:chromeOptions": {"args": args}});
+        let mut options = json!({"args": args});
+        if let Some(mobile) = mobile {
+            options["mobileEmulation"] = mobile;
+        }
+        let capabilities = json!({"browserName": "chrome", "goog:chromeOptions": options});
         ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities.as_object().expect("object").clone())
             .connect(&format!("http://127.0.0.1:{}", self.port))

@@ -233,6 +233,8 @@ pub async fn run(config: GatewayConfig, users: UsersFile, shutdown: Cancellation
         .route("/", get(crate::routes::console_page))
         .route("/console/{file}", get(crate::routes::console_asset))
         .route("/wall", get(crate::routes::wall_page))
+        .route("/m/", get(crate::routes::phone_page))
+        .route("/m/{file}", get(crate::routes::phone_asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

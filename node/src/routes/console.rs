@@ -16,6 +16,9 @@ const PEOPLE_JS: &str = include_str!("../../../console/people.js");
 const SITE_RECORDS_JS: &str = include_str!("../../../console/site_records.js");
 const STYLE_CSS: &str = include_str!("../../../console/style.css");
 const WALL_HTML: &str = include_str!("../../../console/wall.html");
+const PHONE_HTML: &str = include_str!("../../../console/m.html");
+const PHONE_JS: &str = include_str!("../../../console/m.js");
+const PHONE_WORKER_JS: &str = include_str!("../../../console/m-sw.js");
 const WALL_JS: &str = include_str!("../../../console/wall.js");
 const WALL_CSS: &str = include_str!("../../../console/wall.css");
 /// The header (and the wall page's meta tag) naming the build that serves the page: a wall left
@@ -50,6 +53,25 @@ pub async fn wall() -> Response {
         (header::HeaderName::from_static(BUILD_HEADER), build),
     ];
     (headers, page).into_response()
+}
+
+/// `GET /m/`: the inspectors' phone page (`console/m.html`), which works offline once loaded.
+pub async fn phone() -> Response {
+    let [csp, frames] = NO_FRAMING;
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache"), csp, frames], PHONE_HTML)
+        .into_response()
+}
+
+/// `GET /m/{file}`: the phone page's script and its service worker (served under `/m/`, so its
+/// scope is the page's).
+pub async fn phone_asset(Path(file): Path<String>) -> Response {
+    let body = match file.as_str() {
+        "app.js" => PHONE_JS,
+        "sw.js" => PHONE_WORKER_JS,
+        _ => return ApiError::NoRoute.into_response(),
+    };
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], body)
+        .into_response()
 }
 
 pub async fn asset(Path(file): Path<String>) -> Response {

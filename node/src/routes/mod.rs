@@ -38,7 +38,7 @@ use axum::Router;
 use config::limits::{CONCURRENT_REQUESTS_MAX, REQUEST_TIMEOUT};
 use tokio::sync::Semaphore;
 
-pub use console::{asset as console_asset, index as console_page, wall as wall_page};
+pub use console::{asset as console_asset, index as console_page, phone as phone_page, phone_asset, wall as wall_page};
 
 use crate::api::ApiError;
 use crate::state::AppState;
@@ -60,6 +60,8 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
         .route("/wall", get(console::wall))
+        .route("/m/", get(console::phone))
+        .route("/m/{file}", get(console::phone_asset))
         .route(crate::openapi::OPENAPI_PATH, get(openapi_document))
         .route("/ws", get(crate::push::node_backend::upgrade))
         .merge(crate::federation::peer_api::router())
