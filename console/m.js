@@ -18,6 +18,10 @@ const OPEN_STATES = ["dispatched", "acknowledged", "returned"];
 const RETRY_MS = 3000;
 // A session lasts half an hour; the page renews it well before while it is open and online.
 const RENEW_MS = 10 * 60 * 1000;
+// A photo's longer edge is brought down to this before it is kept: a phone's 12–50 MP photo
+// becomes some 0.5–1 MB (a node takes at most 10 MiB), and an outage's queue stays small.
+const PHOTO_EDGE_MAX = 2048;
+const PHOTO_JPEG_QUALITY = 0.85;
 const CONFORMITY = [["conforms", "符合"], ["does_not_conform", "不符合"], ["not_applicable", "不适用"]];
 
 const $ = (selector) => document.querySelector(selector);
@@ -319,12 +323,32 @@ $("#sign-out").addEventListener("click", () => { localStorage.removeItem(TOKEN_K
 $("#record").addEventListener("submit", submitRecord);
 $("#back").addEventListener("click", renderTasks);
 $("#locate").addEventListener("click", locate);
-$("#photos").addEventListener("change", (event) => {
-  for (const file of event.target.files) {
-    M.photos.push(file);
-    $("#thumbs").insertAdjacentHTML("beforeend", `<img alt="" src="${URL.createObjectURL(file)}">`);
+// The photo as kept: shrunk to PHOTO_EDGE_MAX as a JPEG when larger (turned upright by its
+// orientation), else as taken; as taken when the browser cannot decode it.
+async function keptPhoto(file) {
+  try {
+    const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
+    const scale = PHOTO_EDGE_MAX / Math.max(bitmap.width, bitmap.height);
+    if (scale >= 1) { bitmap.close(); return file; }
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.round(bitmap.width * scale);
+    canvas.height = Math.round(bitmap.height * scale);
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    bitmap.close();
+    return (await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", PHOTO_JPEG_QUALITY))) || file;
+  } catch (_) {
+    return file;
   }
+}
+
+$("#photos").addEventListener("change", async (event) => {
+  const picked = [...event.target.files];
   event.target.value = "";
+  for (const file of picked) {
+    const photo = await keptPhoto(file);
+    M.photos.push(photo);
+    $("#thumbs").insertAdjacentHTML("beforeend", `<img alt="" src="${URL.createObjectURL(photo)}">`);
+  }
 });
 window.addEventListener("online", () => { showNetwork(); send(); });
 window.addEventListener("offline", showNetwork);

@@ -1280,6 +1280,35 @@ async fn an_inspector_records_on_the_phone_offline_and_it_arrives_once_when_back
             .await
             .expect("attach");
         wait_for_element(&phone, "#thumbs img", Duration::from_secs(10)).await;
+        // A phone camera's photo (3000×2000) is kept shrunk to 2048 on its longer edge, as a JPEG.
+        phone
+            .execute(
+                "const canvas = Object.assign(document.createElement('canvas'), { width: 3000, height: 2000 });
+                 const context = canvas.getContext('2d');
+                 context.fillStyle = '#3a7'; context.fillRect(0, 0, 3000, 2000);
+                 context.fillStyle = '#fff'; context.fillRect(100, 100, 800, 400);
+                 canvas.toBlob((blob) => {
+                   const files = new DataTransfer();
+                   files.items.add(new File([blob], 'camera.png', { type: 'image/png' }));
+                   const input = document.querySelector('#photos');
+                   input.files = files.files;
+                   input.dispatchEvent(new Event('change'));
+                 }, 'image/png');",
+                vec![],
+            )
+            .await
+            .expect("take a large photo");
+        wait_until("the large photo kept shrunk", Duration::from_secs(20), || async {
+            let kept = phone
+                .execute(
+                    "return M.photos.length < 2 ? null : createImageBitmap(M.photos[1]).then((b) => [M.photos[1].type, b.width, b.height]);",
+                    vec![],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if kept == serde_json::json!(["image/jpeg", 2048, 1365]) { Ok(()) } else { Err(kept.to_string()) }
+        })
+        .await;
         // A stroke on every signature pad, as a finger draws it (each its own).
         phone
             .execute(
@@ -1318,7 +1347,7 @@ async fn an_inspector_records_on_the_phone_offline_and_it_arrives_once_when_back
             records[0]["attachments"].as_array().expect("files").iter().filter_map(|f| f["kind"].as_str()).collect();
         assert_eq!(
             kinds,
-            ["photo", "inspector_signature", "inspector_signature", "representative_signature"],
+            ["photo", "photo", "inspector_signature", "inspector_signature", "representative_signature"],
             "{task}"
         );
         assert_eq!(records[0]["complete"], true, "{task}");
