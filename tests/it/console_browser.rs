@@ -1122,6 +1122,10 @@ async fn a_command_centre_makes_and_disables_an_account_on_the_console() {
 }
 
 /// A small valid PNG (8×8, red): what the console's drawer must draw as an image.
+fn png_8x8() -> Vec<u8> {
+    (0..PNG_8X8.len()).step_by(2).map(|at| u8::from_str_radix(&PNG_8X8[at..at + 2], 16).expect("hex")).collect()
+}
+
 const PNG_8X8: &str = "89504e470d0a1a0a0000000d49484452000000080000000808020000004b6d29dc0000001149444154789c63b860608015310c2d0900da7b4c01eb962a9a0000000049454e44ae426082";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1129,8 +1133,7 @@ async fn an_on_site_record_shows_in_the_drawer_with_its_photos_and_digest() {
     use serde_json::{json, Value};
     let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
     let inspection = crate::people::drawn_inspection(&cluster, 1).await;
-    let png: Vec<u8> =
-        (0..PNG_8X8.len()).step_by(2).map(|at| u8::from_str_radix(&PNG_8X8[at..at + 2], 16).expect("hex")).collect();
+    let png = png_8x8();
     // Distinct files of one picture: bytes after the image's end are not drawn.
     let mut attachments = Vec::new();
     for (n, kind, signer) in [
@@ -1215,8 +1218,7 @@ async fn an_inspector_records_on_the_phone_offline_and_it_arrives_once_when_back
     let inspection = crate::people::drawn_inspection(&cluster, 1).await;
     let files = tempfile::tempdir().expect("files");
     let photo = files.path().join("photo.png");
-    let mut png: Vec<u8> =
-        (0..PNG_8X8.len()).step_by(2).map(|at| u8::from_str_radix(&PNG_8X8[at..at + 2], 16).expect("hex")).collect();
+    let mut png = png_8x8();
     png.extend_from_slice(b"phone photo");
     std::fs::write(&photo, &png).expect("photo");
 

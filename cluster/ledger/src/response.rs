@@ -103,11 +103,13 @@ impl Facts {
             extensions: task.handling.extensions_granted,
             assignment_or_referral: matches!(task.kind, TaskKind::Assignment | TaskKind::Referral),
             inspection: task.kind == TaskKind::Inspection,
-            inspection_recorded: task.kind == TaskKind::Inspection && completed && {
-                let signers = task.inspection.as_ref().map_or(1, |inspection| inspection.inspectors.len());
-                let needed = signers.min(crate::campaign::TEAM_SIZE_MIN as usize);
-                task.field_work.site_records.last().is_some_and(|record| record.is_complete(needed))
-            },
+            inspection_recorded: task.kind == TaskKind::Inspection
+                && completed
+                && task
+                    .field_work
+                    .site_records
+                    .last()
+                    .is_some_and(|record| record.is_complete(crate::site_record::inspector_signatures_needed(task))),
             complaint: task.source == Source::Complaint
                 || task
                     .complaint

@@ -189,6 +189,13 @@ impl SiteRecord {
     }
 }
 
+/// The inspectors' signatures a record of `task` needs to be complete: one per drawn
+/// inspector, two at most (the rules' least team); one on a task that is no drawn inspection.
+pub fn inspector_signatures_needed(task: &crate::task::Task) -> usize {
+    let team = task.inspection.as_ref().map_or(1, |inspection| inspection.inspectors.len());
+    team.clamp(1, crate::campaign::TEAM_SIZE_MIN as usize)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -558,8 +558,8 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
         supporting_handlers: task.field_work.handlers.supporting.iter().map(HandlerJson::of).collect(),
         team: task.field_work.handlers.team.iter().map(HandlerJson::of).collect(),
         site_records: {
-            let team = task.inspection.as_ref().map_or(1, |inspection| inspection.inspectors.len());
-            task.field_work.site_records.iter().map(|record| site_record::SiteRecordJson::of(record, team)).collect()
+            let needed = ledger::site_record::inspector_signatures_needed(task);
+            task.field_work.site_records.iter().map(|record| site_record::SiteRecordJson::of(record, needed)).collect()
         },
         handover: task.remote.as_ref().map(|remote| HandoverJson {
             forward_id: remote.forward.to_string(),

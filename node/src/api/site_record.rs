@@ -253,8 +253,9 @@ pub struct AttachmentRefJson {
 }
 
 impl SiteRecordJson {
-    /// `record` of a task whose drawn team has `team` inspectors (two at least sign).
-    pub fn of(record: &SiteRecord, team: usize) -> SiteRecordJson {
+    /// `record` of a task whose records need `signatures_needed` inspectors' signatures
+    /// (`ledger::site_record::inspector_signatures_needed`).
+    pub fn of(record: &SiteRecord, signatures_needed: usize) -> SiteRecordJson {
         let answered = |answer: &Answer| match answer {
             Answer::Conformity(conformity) => conformity.as_str().to_owned(),
             Answer::Number(written) | Answer::Text(written) => written.clone(),
@@ -300,7 +301,7 @@ impl SiteRecordJson {
             recorded_by: record.recorded_by.clone(),
             recorded_at: time::format_ms(record.recorded_at_ms),
             digest: record.digest.clone(),
-            complete: record.is_complete(team.clamp(1, ledger::campaign::TEAM_SIZE_MIN as usize)),
+            complete: record.is_complete(signatures_needed),
         }
     }
 }
