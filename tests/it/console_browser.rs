@@ -918,13 +918,13 @@ async fn a_county_station_is_enrolled_dispatched_to_and_closed_on_the_console() 
 
         // Closed with a reason asked for in a prompt.
         page.find(Locator::Css("#stations-open")).await.expect("button").click().await.expect("open");
-        let close = wait_for_element(
-            &page,
-            "#station-rows tr[data-station='440106001'] button[data-st=close]",
-            Duration::from_secs(10),
-        )
+        // Found and clicked together: a live update may draw the rows again in between.
+        wait_until("the station's close button clicked", Duration::from_secs(10), || async {
+            let css = "#station-rows tr[data-station='440106001'] button[data-st=close]";
+            let close = page.find(Locator::Css(css)).await.map_err(|e| e.to_string())?;
+            close.click().await.map_err(|e| e.to_string())
+        })
         .await;
-        close.click().await.expect("close");
         page.send_alert_text("机构改革，并入石牌所").await.expect("the reason");
         page.accept_alert().await.expect("confirm");
         wait_for_element(&page, "#station-rows tr.closed[data-station='440106001']", Duration::from_secs(10)).await;
