@@ -100,6 +100,35 @@ pub struct NodeConfig {
     /// by its own address rather than by the proxy's.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Printed documents (文书): the font they are set in.
+    #[serde(default)]
+    pub documents: DocumentsConfig,
+}
+
+/// `[documents]`: what printed documents need from the machine.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentsConfig {
+    /// A TrueType/OpenType font (or collection) with the CJK characters documents hold,
+    /// embedded (subset) in every document. Read on the first document, not at start: a node
+    /// without it serves everything else and answers documents with `document_font_missing`.
+    #[serde(default = "default_document_font")]
+    pub font: PathBuf,
+    /// The face within a collection (`.ttc`).
+    #[serde(default)]
+    pub font_index: u32,
+}
+
+impl Default for DocumentsConfig {
+    fn default() -> DocumentsConfig {
+        DocumentsConfig { font: default_document_font(), font_index: 0 }
+    }
+}
+
+/// WenQuanYi Micro Hei (Debian's fonts-wqy-microhei, which the package depends on): Apache-2.0,
+/// every character of GB 2312 and most of GB 18030.
+fn default_document_font() -> PathBuf {
+    PathBuf::from("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 }
 
 /// `[fanout]`: where the group's leader publishes every applied console event.

@@ -14,6 +14,7 @@ mod deadline_watch;
 pub mod demo;
 mod demo_people;
 mod demo_programme;
+pub mod documents;
 pub mod draw_cli;
 pub mod fanout;
 pub mod federation;

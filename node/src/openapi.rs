@@ -108,10 +108,10 @@ fn describe(operation: &Operation, generator: &mut schemars::SchemaGenerator, er
         Answer::Empty => {
             responses.insert("204".into(), json!({"description": "done; no content"}));
         }
-        Answer::Binary => {
+        Answer::Binary(content_type) => {
             responses.insert(
                 "200".into(),
-                json!({"description": "success", "content": {"application/octet-stream": {"schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}),
+                json!({"description": "success", "content": {*content_type: {"schema": {"type": "string", "contentMediaType": content_type}}}}),
             );
         }
     }

@@ -59,6 +59,8 @@ pub struct AppState {
     pub group_secret: cluster::raft::GroupSecret,
     /// The inspection programme: item list, risk scoring, entity directory files.
     pub programme: crate::programme::Programme,
+    /// Printed documents (文书): their font and render permits.
+    pub documents: crate::documents::Documents,
     /// Entity directory files and record attachments, kept beside the log.
     pub kept_files: crate::kept_files::KeptFiles,
     /// The public routes' request budgets (unauthenticated: the node's and each client's).

@@ -1354,6 +1354,17 @@ async fn an_inspector_records_on_the_phone_offline_and_it_arrives_once_when_back
         );
         assert_eq!(records[0]["complete"], true, "{task}");
         assert!(records[0]["answers"].as_array().is_some_and(|answers| !answers.is_empty()), "{task}");
+        // Its printed document draws both photos (JPEG as the phone shrank them) and the three
+        // signatures (PNG as drawn), and prints the record's digest.
+        let document = format!("/api/v1/tasks/{}/site_records/1/document", inspection.task);
+        let response =
+            cluster.http.get(cluster.url(1, &document)).bearer_auth(COMMAND_TOKEN).send().await.expect("pdf");
+        assert_eq!(response.status(), 200);
+        let pdf = response.bytes().await.expect("pdf bytes");
+        std::fs::write(artifacts().join("site-record.pdf"), &pdf).ok();
+        assert_eq!(tests::pdf_images(&pdf), 5, "two photos and three signatures");
+        let digest = records[0]["digest"].as_str().expect("digest");
+        assert!(tests::pdf_text(&pdf).contains(digest), "the digest is printed");
         wait_until("the waiting list empties", Duration::from_secs(10), || async {
             let hidden = phone
                 .execute("return document.querySelector('#waiting').hidden;", vec![])

@@ -162,6 +162,33 @@ async fn a_record_with_photos_and_signatures_is_kept_once_and_its_files_go_only_
     })
     .await;
 
+    // The printed document (现场检查笔录) from a follower: a PDF whose text holds the firm, the
+    // answers and the record's digest (on every page); to no one who cannot see the task.
+    let document = format!("{show}/site_records/1/document");
+    let response =
+        cluster.http.get(cluster.url(follower, &document)).bearer_auth(COMMAND_TOKEN).send().await.expect("pdf");
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/pdf");
+    let pdf = response.bytes().await.expect("pdf bytes");
+    assert!(pdf.starts_with(b"%PDF-"));
+    let text = tests::pdf_text(&pdf);
+    let digest = recorded["digest"].as_str().expect("digest");
+    let firm = task["subject"]["name"].as_str().expect("firm name");
+    for expected in ["现场检查笔录", firm, digest, "陈老板", "现场检查未发现问题。", "符合"] {
+        assert!(text.contains(expected), "the document shows {expected:?}:\n{text}");
+    }
+    let pages = text.split('\u{c}').filter(|page| !page.trim().is_empty()).count();
+    assert_eq!(text.matches(digest).count(), pages + 1, "in every page's footer and once in the body:\n{text}");
+    assert_eq!(call(&cluster, leader, "GET", Some(&inspection.outsider_token), &document, Value::Null).await.0, 404);
+    let (status, body) =
+        call(&cluster, leader, "GET", Some(COMMAND_TOKEN), &format!("{show}/site_records/2/document"), Value::Null)
+            .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")), "{body}");
+    let (status, body) =
+        call(&cluster, leader, "GET", Some(COMMAND_TOKEN), &format!("{show}/site_records/x/document"), Value::Null)
+            .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_field")), "{body}");
+
     // The files: to the command centre from any node, byte for byte; a node that lost one
     // fetches it from a member and checks it.
     let lacking = (1..=3).find(|node| !held(&cluster, *node, &photo_sha)).unwrap_or_else(|| {

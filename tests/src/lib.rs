@@ -821,3 +821,34 @@ pub fn fast_chasing_policy(reminders_max: u32) -> String {
     let rules = &default[..default.find("[escalation]").expect("the default has an escalation section")];
     format!("{rules}[escalation]\nremind_every = \"1s\"\nreminders_max = {reminders_max}\nescalate_after_reminders = 1\nfeedback_postpones_reminder = true\n")
 }
+
+/// The text of a PDF as poppler's `pdftotext` reads it (installed by `scripts/test-all`), in
+/// reading order: what a person who opens the document sees, and proof the fonts embedded
+/// carry their text (a PDF whose glyphs have no Unicode map reads as nothing).
+pub fn pdf_text(pdf: &[u8]) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("pdftotext")
+        .args(["-enc", "UTF-8", "-", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pdftotext (Debian's poppler-utils) runs");
+    child.stdin.take().expect("stdin").write_all(pdf).expect("the PDF to pdftotext");
+    let out = child.wait_with_output().expect("pdftotext ends");
+    assert!(out.status.success(), "pdftotext opens the PDF: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("pdftotext writes UTF-8")
+}
+
+/// The pictures a PDF draws, as poppler's `pdfimages -list` counts them (soft masks, a PNG's
+/// transparency, are not counted apart).
+pub fn pdf_images(pdf: &[u8]) -> usize {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("document.pdf");
+    std::fs::write(&path, pdf).expect("the PDF written");
+    let out = std::process::Command::new("pdfimages").arg("-list").arg(&path).output().expect("pdfimages runs");
+    assert!(out.status.success(), "pdfimages opens the PDF: {}", String::from_utf8_lossy(&out.stderr));
+    let listing = String::from_utf8_lossy(&out.stdout);
+    // Two heading lines, then one per image: `page num type width height …`, type `image`.
+    listing.lines().skip(2).filter(|line| line.split_whitespace().nth(2) == Some("image")).count()
+}

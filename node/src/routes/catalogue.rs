@@ -68,13 +68,17 @@ pub enum Caller {
     Consumer,
 }
 
+/// Bytes of no one type (a backup; an attachment, whose real type its answer names).
+const OCTETS: &str = "application/octet-stream";
+
 /// What a successful call answers.
 pub enum Answer {
     Json(StatusCode, SchemaFn),
     /// JSON, or CSV with `format=csv`.
     JsonOrCsv(SchemaFn),
     Text(&'static str),
-    Binary,
+    /// Bytes of this media type.
+    Binary(&'static str),
     /// 204, no body.
     Empty,
 }
@@ -202,9 +206,17 @@ pub fn operations() -> Vec<Operation> {
             "/api/v1/tasks/{id}/attachments/{sha256}",
             "A photo, signature or document an on-site record of the task names",
             User,
-            Answer::Binary,
+            Answer::Binary(OCTETS),
         )
         .handler(get(crate::attachments::download)),
+        op(
+            Method::GET,
+            "/api/v1/tasks/{id}/site_records/{number}/document",
+            "An on-site record as its printed document (现场检查笔录, PDF), its digest on every page",
+            User,
+            Answer::Binary("application/pdf"),
+        )
+        .handler(get(super::site_records::document)),
         op(
             Method::POST,
             "/api/v1/attachments",
@@ -448,7 +460,7 @@ pub fn operations() -> Vec<Operation> {
         .query(schema::<reference::AdoptQuery>)
         .text_body("text/csv", regions_text)
         .handler(post(reference::adopt_regions)),
-        op(Method::GET, backup::BACKUP_PATH, "A backup of the group's ledger", Admin, Answer::Binary)
+        op(Method::GET, backup::BACKUP_PATH, "A backup of the group's ledger", Admin, Answer::Binary(OCTETS))
             .handler(get(backup::backup)),
         op(
             Method::GET,
@@ -463,7 +475,7 @@ pub fn operations() -> Vec<Operation> {
             backup::ATTACHMENT_PATH,
             "An on-site record's attachment, kept with a backup",
             Admin,
-            Answer::Binary,
+            Answer::Binary(OCTETS),
         )
         .handler(get(backup::attachment_file)),
         // The "double random, one public" programme.
