@@ -103,6 +103,52 @@ pub struct NodeConfig {
     /// Printed documents (文书): the font they are set in.
     #[serde(default)]
     pub documents: DocumentsConfig,
+    /// On-site record attachments in an S3-compatible object store every member reaches, in
+    /// place of the members' own disks. Every member of a group names the same store.
+    #[serde(default)]
+    pub attachment_store: Option<AttachmentStoreConfig>,
+}
+
+/// `[attachment_store]`: an S3-compatible object store (AWS S3, MinIO, Ceph RGW, a cloud's OSS
+/// with its S3 interface) for the group's attachments.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachmentStoreConfig {
+    /// `https://s3.example.com` (`http://` only to a loopback address: tests, a local gateway).
+    pub endpoint: String,
+    pub bucket: String,
+    #[serde(default = "default_s3_region")]
+    pub region: String,
+    /// Objects are named `<prefix>/<sha256>`; groups sharing a bucket use their own prefix.
+    pub prefix: String,
+    pub access_key_id: String,
+    /// File holding the secret access key, relative to this file (kept out of it, as the group
+    /// secret is).
+    pub secret_access_key_file: PathBuf,
+}
+
+impl AttachmentStoreConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        // Attachments are evidence and the key signs every request: plain HTTP only where
+        // nothing crosses a network.
+        let plain = self.endpoint.strip_prefix("http://");
+        let loopback = plain.is_some_and(|rest| ["127.", "localhost", "[::1]"].iter().any(|l| rest.starts_with(l)));
+        if !(self.endpoint.starts_with("https://") || loopback) {
+            return Err(invalid("attachment_store.endpoint", "an https:// address (http:// only to loopback)"));
+        }
+        if self.bucket.is_empty() || self.access_key_id.is_empty() {
+            return Err(invalid("attachment_store", "bucket and access_key_id are required"));
+        }
+        let segments_ok = self.prefix.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+        if !segments_ok {
+            return Err(invalid("attachment_store.prefix", "path segments such as `xietong/440000`, no empty, . or .. segment"));
+        }
+        Ok(())
+    }
+}
+
+fn default_s3_region() -> String {
+    "us-east-1".into()
 }
 
 /// `[documents]`: what printed documents need from the machine.
@@ -404,6 +450,7 @@ impl NodeConfig {
             config.topology_file.as_mut(),
             config.inspection_file.as_mut(),
             Some(&mut config.group.secret_file),
+            config.attachment_store.as_mut().map(|store| &mut store.secret_access_key_file),
         ]
         .into_iter()
         .flatten()
@@ -447,6 +494,9 @@ impl NodeConfig {
         }
         if self.limits.open_connections_max == 0 || self.limits.proposal_queue_depth == 0 {
             return Err(invalid("limits", "limits must be positive"));
+        }
+        if let Some(store) = &self.attachment_store {
+            store.validate()?;
         }
         let routed: BTreeSet<u64> = self.peer_routes.iter().map(|route| route.id).collect();
         if routed.len() != self.peer_routes.len() || routed.contains(&self.id) {

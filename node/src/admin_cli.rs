@@ -394,6 +394,44 @@ fn restore_beside(from: &Path, data_dir: &Path, shelf: Shelf, names: &[String]) 
     Ok(restored)
 }
 
+/// `restore_beside` into the object store the new group keeps its attachments in.
+fn restore_to_object_store(
+    from: &Path,
+    store: &config::AttachmentStoreConfig,
+    names: &[String],
+) -> anyhow::Result<usize> {
+    let kept_dir = kept_files_dir(from, Shelf::Attachments);
+    let kept = kept_dir.is_dir().then(|| ContentStore::open_at(&kept_dir, Shelf::Attachments)).transpose()?;
+    let shelf = crate::kept_files::ObjectShelf::open(store)?;
+    let mut files = Vec::new();
+    for sha256 in names {
+        match kept.as_ref().map(|kept| kept.read(sha256)).transpose()?.flatten() {
+            // A file beside a backup comes from outside: checked before it is stored as evidence.
+            Some(file) if draw::directory::sha256_hex(&file) == *sha256 => files.push((sha256.clone(), file)),
+            Some(_) => anyhow::bail!("the attachment {sha256} kept with the backup does not have its SHA-256"),
+            None => eprintln!("warning: the attachment {sha256} is not kept with the backup"),
+        }
+    }
+    let restored = files.len();
+    // Restore runs in and out of an async context (`xietong up` seeds nodes from one): the
+    // uploads get a runtime of their own on a thread of their own.
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                runtime.block_on(async {
+                    for (sha256, file) in files {
+                        shelf.put(&sha256, file.into()).await.with_context(|| format!("storing the attachment {sha256}"))?;
+                    }
+                    Ok(())
+                })
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("the attachment upload failed"))?
+    })?;
+    Ok(restored)
+}
+
 /// Seeds the data directory of the node configured in `config_path` with the backup: a snapshot
 /// at the backup's index whose membership is the new group's members from the config.
 pub(crate) fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> anyhow::Result<()> {
@@ -447,7 +485,10 @@ pub(crate) fn restore(from: &Path, config_path: &Path, expect_digest: &str) -> a
     let versions: Vec<String> = ledger.programme().entity_directories().iter().map(|v| v.sha256.clone()).collect();
     let restored_files = restore_beside(from, &config.data_dir, Shelf::Directories, &versions)?;
     let attachments: Vec<String> = attachments.into_iter().collect();
-    let restored_attachments = restore_beside(from, &config.data_dir, Shelf::Attachments, &attachments)?;
+    let restored_attachments = match &config.attachment_store {
+        Some(store) => restore_to_object_store(from, store, &attachments)?,
+        None => restore_beside(from, &config.data_dir, Shelf::Attachments, &attachments)?,
+    };
     let report = json!({"restored": header, "node": config.id, "directory_files": restored_files,
                         "attachment_files": restored_attachments});
     println!("{}", serde_json::to_string_pretty(&report)?);

@@ -1,6 +1,7 @@
 //! Attachments of on-site records: photos, drawn signatures and documents. `POST
 //! /api/v1/attachments` takes one file as the request body (any node: it stores the file and
-//! sends it to the other members, answering once a majority hold it), judges its type by its
+//! sends it to the other members, answering once a majority hold it; or, with
+//! `[attachment_store]`, puts it in the object store every member reads), judges its type by its
 //! first bytes (JPEG, PNG or PDF only; the declared type is not trusted), and answers its
 //! SHA-256, which the on-site record then names (`ledger::site_record`). `GET
 //! /api/v1/tasks/{id}/attachments/{sha256}` serves a file a record of that task names, to those
@@ -8,7 +9,9 @@
 //!
 //! Nothing of the file enters the Raft log. A file no record names yet is served to nobody.
 
-use axum::body::Body;
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +19,10 @@ use axum::Json;
 
 use crate::api::site_record::HeldFile;
 use crate::api::ApiError;
+use crate::kept_files::object_shelf::ObjectShelfError;
 use crate::kept_files::{replication, Shelf};
+use ledger::campaign::is_hex_sha256;
+use ledger::site_record::ATTACHMENTS_PER_RECORD_MAX;
 use crate::routes::request::parse_task_id;
 use crate::state::AppState;
 
@@ -43,15 +49,73 @@ pub fn media_type_of(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
-/// The media type and size of an attachment this node holds, if it holds it (a record names
-/// only files its accepting node holds: each was on a majority when its upload answered).
-pub fn held_file(state: &AppState, sha256: &str) -> Result<Option<HeldFile>, ApiError> {
-    let head = state
-        .kept_files
-        .attachments
-        .head(sha256, SNIFF_BYTES)
-        .map_err(|e| ApiError::Internal(format!("reading the attachment {sha256}: {e}")))?;
-    Ok(head.and_then(|(bytes, start)| media_type_of(&start).map(|media_type| HeldFile { media_type, bytes })))
+/// The attachments of `names` that are kept where the group keeps attachments, with their
+/// media type and size: on this node's disk (fetched from a member first when this node lacks
+/// one: the upload put it on a majority, not always on the node that now leads), or in the
+/// object store. A record names only files found here (`api::site_record`). Names that are no
+/// SHA-256, and files that are not kept, are left out.
+pub async fn held_files<'n>(
+    state: &AppState,
+    names: impl IntoIterator<Item = &'n str>,
+) -> Result<BTreeMap<String, HeldFile>, ApiError> {
+    let mut held = BTreeMap::new();
+    let names: BTreeSet<&str> = names.into_iter().filter(|name| is_hex_sha256(name)).collect();
+    for sha256 in names.into_iter().take(ATTACHMENTS_PER_RECORD_MAX) {
+        let head = match &state.kept_files.attachment_objects {
+            Some(objects) => objects.head(sha256, SNIFF_BYTES).await.map_err(store_error)?,
+            None => {
+                let store = state.kept_files.attachments.clone();
+                let name = sha256.to_owned();
+                let read = move || store.head(&name, SNIFF_BYTES);
+                let mut head = tokio::task::spawn_blocking(read.clone()).await.map_err(internal)?.map_err(internal)?;
+                if head.is_none() && replication::obtain(state, Shelf::Attachments, sha256).await.is_ok() {
+                    head = tokio::task::spawn_blocking(read).await.map_err(internal)?.map_err(internal)?;
+                }
+                head
+            }
+        };
+        let typed = head.and_then(|(bytes, start)| media_type_of(&start).map(|media_type| HeldFile { media_type, bytes }));
+        if let Some(file) = typed {
+            held.insert(sha256.to_owned(), file);
+        }
+    }
+    Ok(held)
+}
+
+/// Keeps an uploaded file where the group keeps attachments: on a majority of the members, or
+/// in the object store.
+async fn keep(state: &AppState, sha256: &str, bytes: Bytes) -> Result<(), ApiError> {
+    match &state.kept_files.attachment_objects {
+        Some(objects) => objects.put(sha256, bytes).await.map_err(store_error),
+        None => replication::keep_on_majority(state, Shelf::Attachments, sha256, bytes, "attachment_not_replicated").await,
+    }
+}
+
+/// A kept attachment's bytes, checked against its hash, from wherever the group keeps them.
+pub async fn obtain(state: &AppState, sha256: &str) -> Result<Vec<u8>, ApiError> {
+    match &state.kept_files.attachment_objects {
+        Some(objects) => objects.get(sha256).await.map_err(store_error)?.ok_or_else(|| ApiError::Unavailable {
+            code: "attachment_unavailable",
+            message: format!("the attachment store holds no attachment {sha256}"),
+        }),
+        None => replication::obtain(state, Shelf::Attachments, sha256).await,
+    }
+}
+
+fn store_error(error: ObjectShelfError) -> ApiError {
+    match error {
+        ObjectShelfError::Damaged(sha256) => ApiError::Unavailable {
+            code: "attachment_damaged",
+            message: format!("the stored attachment {sha256} does not match its SHA-256; it is not served as evidence"),
+        },
+        ObjectShelfError::Store(e) => {
+            ApiError::Unavailable { code: "attachment_store_unavailable", message: format!("the attachment store: {e}") }
+        }
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(format!("reading an attachment: {error}"))
 }
 
 /// What an upload answers.
@@ -82,7 +146,7 @@ pub async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Bod
         })?;
         let sha256 = draw::directory::sha256_hex(&bytes);
         let size = bytes.len() as u64;
-        replication::keep_on_majority(&state, Shelf::Attachments, &sha256, bytes, "attachment_not_replicated").await?;
+        keep(&state, &sha256, bytes).await?;
         Ok::<_, ApiError>((
             StatusCode::CREATED,
             Json(AttachmentJson { sha256, media_type: media_type.to_owned(), bytes: size }),
@@ -108,7 +172,7 @@ pub async fn download(
                 .map(|attachment| attachment.media_type.clone())
                 .ok_or_else(|| ApiError::NotFound(format!("no record of task {id} names the attachment {sha256}")))?
         };
-        let bytes = replication::obtain(&state, Shelf::Attachments, &sha256).await?;
+        let bytes = obtain(&state, &sha256).await?;
         Ok::<_, ApiError>((
             [
                 (header::CONTENT_TYPE, media_type),

@@ -184,7 +184,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         group_secret: group_secret.clone(),
         programme: crate::programme::Programme { config: Arc::new(inspection) },
         documents: crate::documents::Documents::new(config.documents.clone()),
-        kept_files: crate::kept_files::KeptFiles::open(&config.data_dir)
+        kept_files: crate::kept_files::KeptFiles::open(&config.data_dir, config.attachment_store.as_ref())
             .context("opening the kept files (entity directories, attachments)")?,
         public_budget: Arc::new(crate::public_budget::PublicBudget::new(config.trusted_proxies.clone())),
         data_dir: Arc::new(config.data_dir.clone()),

@@ -1198,6 +1198,16 @@ async fn an_on_site_record_shows_in_the_drawer_with_its_photos_and_digest() {
             }
         })
         .await;
+        // The printable record is offered, and what its link fetches with the console's token is a PDF.
+        let fetched = page
+            .execute(
+                "const link = document.querySelector('#drawer-body [data-file-link$=\"/document\"]');
+                 return taskFileBlob(link.dataset.task, link.dataset.fileLink).then((b) => `${b.type} ${b.size > 1000}`);",
+                vec![],
+            )
+            .await
+            .expect("the document fetched");
+        assert_eq!(fetched, "application/pdf true");
         // The record is made on the phone: the desk offers no button for it.
         let buttons = page.find_all(Locator::Css("#drawer button[data-action='record_on_site']")).await.expect("find");
         assert!(buttons.is_empty());

@@ -239,3 +239,87 @@ async fn a_record_with_photos_and_signatures_is_kept_once_and_its_files_go_only_
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().await.expect("bytes").as_ref(), photo.as_slice());
 }
+
+/// With `[attachment_store]` the group keeps attachments in an S3-compatible object store (a
+/// real one: s3s-fs, which checks every request's signature) instead of on its members' disks:
+/// an upload through a follower is an object when it answers, any node serves it and draws it
+/// into the printed record, a damaged object is refused rather than served as evidence, a store
+/// that is down refuses uploads with the JSON error, and a backup restored into a group with
+/// its own store puts the files there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_kept_in_an_object_store_are_served_checked_and_restored() {
+    let mut s3 = tests::s3_server::S3Server::start().await;
+    let config_dir = tempfile::tempdir().expect("a temp dir");
+    let prefix = "groups/440000/attachments";
+    let cluster = TestCluster::start_with(tests::ClusterOptions {
+        extra_sections_toml: Some(s3.attachment_store_toml(config_dir.path(), prefix)),
+        ..tests::ClusterOptions::default()
+    })
+    .await;
+    let leader = cluster.wait_for_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let inspection = drawn_inspection(&cluster, leader).await;
+    let member = inspection.member_token.as_str();
+
+    let photo = file(JPEG, 7, 300_000);
+    let (status, uploaded) = upload(&cluster, follower, member, photo.clone()).await;
+    assert_eq!(status, 201, "{uploaded}");
+    let photo_sha = uploaded["sha256"].as_str().expect("sha256").to_owned();
+    let object = s3.object_file(&format!("{prefix}/{photo_sha}"));
+    assert_eq!(std::fs::read(&object).expect("the object in the store"), photo, "stored whole");
+    assert_eq!(kept_files(&cluster), 0, "no node keeps attachments on its disk");
+
+    let show = format!("/api/v1/tasks/{}", inspection.task);
+    let checklist = cluster.get_json(follower, member, &format!("{show}/checklist")).await;
+    let record = json!({"record": {"checklist": checklist["checklist"], "notes": "货架商品均有标价。",
+        "attachments": [{"sha256": photo_sha, "kind": "photo"}], "made_at": "2026-12-06T15:00:00+08:00"}});
+    let path = format!("{show}/record_on_site");
+    let (status, body) = call(&cluster, follower, "POST", Some(member), &path, record).await;
+    assert_eq!(status, 200, "{body}");
+    // A record may name only a file the store holds.
+    let unknown = json!({"record": {"checklist": checklist["checklist"],
+        "attachments": [{"sha256": "a".repeat(64), "kind": "photo"}], "made_at": "2026-12-06T15:05:00+08:00"}});
+    let (status, body) = call(&cluster, leader, "POST", Some(member), &path, unknown).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("attachment_missing")), "{body}");
+
+    let photo_path = format!("{show}/attachments/{photo_sha}");
+    for node in 1..=3 {
+        let response = cluster.http.get(cluster.url(node, &photo_path)).bearer_auth(COMMAND_TOKEN).send().await.expect("get");
+        assert_eq!(response.status(), 200, "node {node}");
+        assert_eq!(response.bytes().await.expect("bytes").as_ref(), photo.as_slice(), "node {node}");
+    }
+    let document = format!("{show}/site_records/1/document");
+    let (status, _) = call(&cluster, follower, "GET", Some(COMMAND_TOKEN), &document, Value::Null).await;
+    assert_eq!(status, 200, "the printed record, its photo from the store");
+
+    // A backup takes the files from the store; a group restored from it with a store of its
+    // own (another prefix) finds them there.
+    cluster.wait_for_convergence().await;
+    let backup = cluster.data_dir().join("440000.backup");
+    let (addr, out) = (cluster.addr(leader).to_owned(), backup.to_string_lossy().into_owned());
+    let header =
+        tokio::task::spawn_blocking(move || tests::admin(&addr, &["backup", "--out", &out])).await.expect("backup");
+    assert_eq!(header["attachment_files"], 1, "{header}");
+    let restored_prefix = "restored/440000/attachments";
+    let restored = TestCluster::start_with(tests::ClusterOptions {
+        size: 1,
+        restore_from: Some((backup, header["digest"].as_str().expect("digest").to_owned())),
+        extra_sections_toml: Some(s3.attachment_store_toml(config_dir.path(), restored_prefix)),
+        ..tests::ClusterOptions::default()
+    })
+    .await;
+    assert_eq!(std::fs::read(s3.object_file(&format!("{restored_prefix}/{photo_sha}"))).ok(), Some(photo.clone()));
+    let response = restored.http.get(restored.url(1, &photo_path)).bearer_auth(COMMAND_TOKEN).send().await.expect("get");
+    assert_eq!(response.status(), 200);
+
+    // An object changed in the bucket is not evidence: refused, not served.
+    std::fs::write(&object, file(JPEG, 8, 300_000)).expect("damage the object");
+    let (status, body) = call(&cluster, leader, "GET", Some(COMMAND_TOKEN), &photo_path, Value::Null).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("attachment_damaged")), "{body}");
+
+    // The store down: an upload is refused with the JSON error, and nothing is kept anywhere.
+    s3.stop();
+    let (status, body) = upload(&cluster, follower, member, file(JPEG, 9, 1_000)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("attachment_store_unavailable")), "{body}");
+    assert_eq!(kept_files(&cluster), 0);
+}

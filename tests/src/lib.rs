@@ -129,6 +129,7 @@ pub mod fault_proxy;
 pub mod federation;
 pub mod gateway;
 pub mod redis_server;
+pub mod s3_server;
 
 pub struct TestNode {
     pub id: u64,
@@ -185,6 +186,8 @@ pub struct ClusterOptions {
     pub trusted_proxies: Vec<String>,
     /// `[log] format = "json"` on every node.
     pub log_json: bool,
+    /// Whole sections added to every node's config (`[attachment_store]`, …).
+    pub extra_sections_toml: Option<String>,
 }
 
 impl Default for ClusterOptions {
@@ -203,6 +206,7 @@ impl Default for ClusterOptions {
             tls: false,
             proxied_peers: false,
             fanout_redis: None,
+            extra_sections_toml: None,
             limits_toml: None,
             trusted_proxies: Vec::new(),
             log_json: false,
@@ -253,6 +257,7 @@ impl TestCluster {
             let quoted: Vec<String> = options.trusted_proxies.iter().map(|a| format!("\"{a}\"")).collect();
             format!("trusted_proxies = [{}]\n", quoted.join(", "))
         };
+        let extra_sections = options.extra_sections_toml.as_deref().unwrap_or_default();
         let fanout_section = match &options.fanout_redis {
             Some(url) => format!("\n[fanout]\nredis = \"{url}\"\n"),
             None => String::new(),
@@ -292,7 +297,7 @@ impl TestCluster {
             let text = format!(
                 "id = {id}\nlisten = \"{addr}\"\ndata_dir = \"node{id}\"\nusers_file = \"users.toml\"\n{deadlines_line}{topology_line}{trusted_proxies_line}\n\
                  [group]\nbureau = \"{}\"\nsecret_file = \"group.secret\"\n\n{members}\
-                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}{fanout_section}{limits_section}{log_section}\n{peer_routes}",
+                 [raft]\nsnapshot_every_entries = {}\nkeep_entries_after_snapshot = {}\npurge_batch_entries = 1\n{tls_section}{fanout_section}{limits_section}{log_section}{extra_sections}\n{peer_routes}",
                 options.bureau, options.snapshot_every_entries, options.keep_entries_after_snapshot
             );
             std::fs::write(&config, text).expect("node config");

@@ -121,6 +121,7 @@ fn invalid(code: &'static str, message: impl Into<String>) -> ApiError {
 }
 
 /// What the node holds of an attachment: its media type and size.
+#[derive(Clone, Copy, Debug)]
 pub struct HeldFile {
     pub media_type: &'static str,
     pub bytes: u64,
@@ -128,11 +129,11 @@ pub struct HeldFile {
 
 impl SiteRecordRequest {
     /// The ledger's record of this request against `checklist` (the one the node serves for
-    /// the task), with each attachment as `held` finds it on this node.
+    /// the task), with each attachment as `crate::attachments::held_files` found it.
     pub fn to_record(
         self,
         checklist: &ChecklistJson,
-        held: impl Fn(&str) -> Result<Option<HeldFile>, ApiError>,
+        held: &std::collections::BTreeMap<String, HeldFile>,
     ) -> Result<NewSiteRecord, ApiError> {
         if self.checklist != checklist.checklist {
             return Err(ApiError::Conflict {
@@ -188,7 +189,7 @@ impl SiteRecordRequest {
             if !ledger::campaign::is_hex_sha256(&attachment.sha256) {
                 return Err(invalid("invalid_sha256", "an attachment is named by its SHA-256 (64 lower-case hex)"));
             }
-            let file = held(&attachment.sha256)?.ok_or_else(|| ApiError::Conflict {
+            let file = *held.get(&attachment.sha256).ok_or_else(|| ApiError::Conflict {
                 code: "attachment_missing",
                 message: format!("the attachment {} is not held here: upload it again", attachment.sha256),
             })?;

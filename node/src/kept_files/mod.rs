@@ -5,9 +5,11 @@
 //! proposed, so no acknowledged file is lost with one node. A node that lacks a file (it was
 //! down, or is new) fetches it from a fellow member when it is asked for it, and checks its hash.
 
+pub mod object_shelf;
 pub mod replication;
 pub mod store;
 
+pub use object_shelf::ObjectShelf;
 pub use store::ContentStore;
 
 /// A kind of kept file: its own folder of the data directory, peer route and size limit.
@@ -58,13 +60,21 @@ impl Shelf {
 pub struct KeptFiles {
     pub directories: ContentStore,
     pub attachments: ContentStore,
+    /// Attachments in the object store every member shares (`[attachment_store]`): when set,
+    /// attachments go there and not to `attachments` (`crate::attachments`).
+    pub attachment_objects: Option<ObjectShelf>,
 }
 
 impl KeptFiles {
-    pub fn open(data_dir: &std::path::Path) -> std::io::Result<KeptFiles> {
+    pub fn open(data_dir: &std::path::Path, objects: Option<&config::AttachmentStoreConfig>) -> anyhow::Result<KeptFiles> {
+        let attachment_objects = objects.map(ObjectShelf::open).transpose()?;
+        if let Some(shelf) = &attachment_objects {
+            tracing::info!(store = shelf.describe(), "attachments are kept in an object store");
+        }
         Ok(KeptFiles {
             directories: ContentStore::open(data_dir, Shelf::Directories)?,
             attachments: ContentStore::open(data_dir, Shelf::Attachments)?,
+            attachment_objects,
         })
     }
 

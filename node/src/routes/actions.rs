@@ -4,6 +4,8 @@
 //! steps in `complaints`, the publication of results in `programme`. Every match names every
 //! action, so a new action does not compile until this table has its row.
 
+use std::collections::BTreeMap;
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -12,6 +14,7 @@ use ledger::{access, Action, CompletionOutcome, Routing, TaskAction, TaskChange,
 
 use super::request::{parse_json, parse_task_id};
 use super::write::handle_write_of_feature;
+use crate::api::site_record::HeldFile;
 use crate::api::{self, time, ActionRequest, ApiError};
 use crate::deadline_policy::{default_deadlines_ms, extended_deadline_ms, resumed_deadline_ms};
 use crate::state::AppState;
@@ -121,9 +124,19 @@ pub async fn act(
         Ok(version) => version,
         Err(error) => return error.into_response(),
     };
-    // An on-site record is proposed only when every member can decode it.
-    let feature = (TaskAction::parse(&action) == Some(TaskAction::RecordOnSite))
-        .then_some((crate::reference::FEATURE_SITE_RECORDS, "on-site records"));
+    // An on-site record is proposed only when every member can decode it, and names only
+    // files kept where the group keeps them: looked up first (it may take the object store or a
+    // fellow member), as building the command does not wait.
+    let is_record = TaskAction::parse(&action) == Some(TaskAction::RecordOnSite);
+    let feature = is_record.then_some((crate::reference::FEATURE_SITE_RECORDS, "on-site records"));
+    let (body, held) = if is_record {
+        match attachments_named(&state, body).await {
+            Ok(read) => read,
+            Err(error) => return error.into_response(),
+        }
+    } else {
+        (body, BTreeMap::new())
+    };
     let response =
         handle_write_of_feature(state, uri, headers, body, StatusCode::OK, feature, |state, actor, body, stamp_ms| {
             let action = TaskAction::parse(&action).ok_or(ApiError::NoRoute)?;
@@ -165,7 +178,7 @@ pub async fn act(
                 });
             }
             ledger::validate::note(&request.note, action.requires_note())?;
-            build(state, action, request, task, stamp_ms)
+            build(state, action, request, task, stamp_ms, &held)
         })
         .await;
     if if_match.is_some() {
@@ -173,6 +186,33 @@ pub async fn act(
     } else {
         response
     }
+}
+
+/// The files a `record_on_site` body names, as `crate::attachments::held_files` finds them, and
+/// the body to read again. A body that is no record names nothing here; building the command
+/// says what is wrong with it.
+async fn attachments_named(state: &AppState, body: Body) -> Result<(Body, BTreeMap<String, HeldFile>), ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        record: Option<Files>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Files {
+        #[serde(default)]
+        attachments: Vec<File>,
+    }
+    #[derive(serde::Deserialize)]
+    struct File {
+        sha256: String,
+    }
+    let bytes = super::request::read_body(body).await?;
+    let names: Vec<String> = serde_json::from_slice::<Named>(&bytes)
+        .ok()
+        .and_then(|named| named.record)
+        .map(|files| files.attachments.into_iter().map(|file| file.sha256).collect())
+        .unwrap_or_default();
+    let held = crate::attachments::held_files(state, names.iter().map(String::as_str)).await?;
+    Ok((Body::from(bytes), held))
 }
 
 /// With `If-Match`, a task that moved past the version is a failed precondition (412), as HTTP
@@ -204,6 +244,7 @@ fn build(
     mut request: ActionRequest,
     task: TaskId,
     stamp_ms: u64,
+    held: &BTreeMap<String, HeldFile>,
 ) -> Result<Action, ApiError> {
     let transition = match action {
         TaskAction::AcceptComplaint => {
@@ -256,7 +297,7 @@ fn build(
                 let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
                 crate::programme::checklist::of_task(&state.programme.config, &current)
             };
-            let record = record.to_record(&checklist, |sha256| crate::attachments::held_file(state, sha256))?;
+            let record = record.to_record(&checklist, held)?;
             Transition::RecordOnSite(Box::new(record))
         }
     };

@@ -31,7 +31,7 @@ pub async fn attachment_file(
     if let Err(error) = state.users.authenticate_admin(&headers) {
         return error.into_response();
     }
-    match crate::kept_files::replication::obtain(&state, crate::kept_files::Shelf::Attachments, &sha256).await {
+    match crate::attachments::obtain(&state, &sha256).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(error) => error.into_response(),
     }

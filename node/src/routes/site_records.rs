@@ -11,7 +11,6 @@ use super::request::parse_task_id;
 use crate::api::site_record::ChecklistJson;
 use crate::api::ApiError;
 use crate::documents::site_record::Particulars;
-use crate::kept_files::{replication, Shelf};
 use crate::state::AppState;
 
 pub async fn checklist(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
@@ -48,7 +47,7 @@ pub async fn document(
         // The images are drawn into the document; a PDF attachment is only listed.
         let images = record.record.attachments.iter().filter(|a| a.media_type.starts_with("image/"));
         for attachment in images {
-            match replication::obtain(&state, Shelf::Attachments, &attachment.sha256).await {
+            match crate::attachments::obtain(&state, &attachment.sha256).await {
                 Ok(bytes) => {
                     particulars.files.insert(attachment.sha256.clone(), bytes);
                 }
