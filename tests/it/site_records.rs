@@ -147,6 +147,12 @@ async fn a_record_with_photos_and_signatures_is_kept_once_and_its_files_go_only_
         (Some("record_on_site"), Some(inspection.team[0]))
     );
     assert_eq!(task["state"], "acknowledged", "a record made on site is its 签收");
+    // And in the firm's enterprise file (企业档案), with its files.
+    let uscc = task["subject"]["uscc"].as_str().expect("a drawn firm has its USCC");
+    let enterprise = cluster.get_json(follower, COMMAND_TOKEN, &format!("/api/v1/entities/{uscc}")).await;
+    let filed = enterprise["tasks"].as_array().and_then(|tasks| tasks.iter().find(|t| t["id"] == task["id"])).expect("filed");
+    assert_eq!(filed["site_records"][0]["digest"], recorded["digest"], "{enterprise}");
+    assert_eq!(filed["site_records"][0]["attachments"].as_array().map(Vec::len), Some(4), "{enterprise}");
 
     // The result entered from the record: the inspection counts as completed with a complete
     // record in the response metrics.

@@ -181,6 +181,11 @@ impl SiteRecordRequest {
                 })
             }
         };
+        // Before any is looked up: only the first `ATTACHMENTS_PER_RECORD_MAX` were.
+        let named_max = ledger::site_record::ATTACHMENTS_PER_RECORD_MAX;
+        if self.attachments.len() > named_max {
+            return Err(invalid("too_many_attachments", format!("a record names at most {named_max} files")));
+        }
         let mut attachments = Vec::with_capacity(self.attachments.len());
         for attachment in self.attachments {
             let kind = AttachmentKind::parse(&attachment.kind).ok_or_else(|| {
