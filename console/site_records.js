@@ -36,7 +36,8 @@ function siteRecordsCard(task) {
 // `file` below the task: `attachments/<sha256>` or `site_records/<n>/document`.
 async function taskFileBlob(taskId, file) {
   const response = await fetch(`${apiBase()}/api/v1/tasks/${taskId}/${file}`, { headers: { Authorization: `Bearer ${S.token}` } });
-  if (!response.ok) throw new Error(response.statusText);
+  // The server's JSON error says why (document_font_missing, attachment_unavailable, …).
+  if (!response.ok) throw new Error((await response.json().catch(() => null))?.error?.message || response.statusText);
   return response.blob();
 }
 
@@ -49,7 +50,11 @@ function showAttachments(root) {
   });
   root.querySelectorAll("[data-file-link]").forEach((link) => link.addEventListener("click", async (event) => {
     event.preventDefault();
-    const blob = await taskFileBlob(link.dataset.task, link.dataset.fileLink);
-    window.open(URL.createObjectURL(blob), "_blank", "noopener");
+    try {
+      const blob = await taskFileBlob(link.dataset.task, link.dataset.fileLink);
+      window.open(URL.createObjectURL(blob), "_blank", "noopener");
+    } catch (error) {
+      toast(error.message, "error");
+    }
   }));
 }

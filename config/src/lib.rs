@@ -131,20 +131,41 @@ impl AttachmentStoreConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         // Attachments are evidence and the key signs every request: plain HTTP only where
         // nothing crosses a network.
-        let plain = self.endpoint.strip_prefix("http://");
-        let loopback = plain.is_some_and(|rest| ["127.", "localhost", "[::1]"].iter().any(|l| rest.starts_with(l)));
+        let loopback = self.endpoint.strip_prefix("http://").is_some_and(is_loopback_authority);
         if !(self.endpoint.starts_with("https://") || loopback) {
             return Err(invalid("attachment_store.endpoint", "an https:// address (http:// only to loopback)"));
         }
         if self.bucket.is_empty() || self.access_key_id.is_empty() {
             return Err(invalid("attachment_store", "bucket and access_key_id are required"));
         }
-        let segments_ok = self.prefix.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != "..");
+        let segments_ok =
+            self.prefix.split('/').all(|segment| !segment.is_empty() && segment != "." && segment != "..");
         if !segments_ok {
-            return Err(invalid("attachment_store.prefix", "path segments such as `xietong/440000`, no empty, . or .. segment"));
+            return Err(invalid(
+                "attachment_store.prefix",
+                "path segments such as `xietong/440000`, no empty, . or .. segment",
+            ));
         }
         Ok(())
     }
+}
+
+/// Whether the authority of a URL (what follows `scheme://`, up to its path) is a loopback
+/// host with an optional port: `127.0.0.1:9000`, `localhost`, `[::1]:9000`; never one with a
+/// user part (`localhost@elsewhere`) or a longer name (`127.0.0.1.example.net`).
+fn is_loopback_authority(rest: &str) -> bool {
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return false;
+    }
+    let host = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((host, port)) if port.is_empty() || port.starts_with(':') => host,
+            _ => return false,
+        },
+        None => authority.split(':').next().unwrap_or_default(),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn default_s3_region() -> String {
@@ -631,6 +652,24 @@ pub const DEV_USERS_TOML: &str = include_str!("../dev/users.toml");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_http_to_an_attachment_store_only_on_loopback() {
+        for loopback in ["127.0.0.1:9000", "127.8.0.1", "localhost:9000/", "[::1]:9000", "[::1]"] {
+            assert!(is_loopback_authority(loopback), "{loopback}");
+        }
+        for elsewhere in [
+            "127.0.0.1.example.net",
+            "localhost.example.net:80",
+            "localhost@10.0.0.1",
+            "10.0.0.1",
+            "[::1",
+            "[::2]:80",
+            "",
+        ] {
+            assert!(!is_loopback_authority(elsewhere), "{elsewhere}");
+        }
+    }
 
     #[test]
     fn dev_users_are_valid() {

@@ -403,33 +403,33 @@ fn restore_to_object_store(
     let kept_dir = kept_files_dir(from, Shelf::Attachments);
     let kept = kept_dir.is_dir().then(|| ContentStore::open_at(&kept_dir, Shelf::Attachments)).transpose()?;
     let shelf = crate::kept_files::ObjectShelf::open(store)?;
-    let mut files = Vec::new();
-    for sha256 in names {
-        match kept.as_ref().map(|kept| kept.read(sha256)).transpose()?.flatten() {
-            // A file beside a backup comes from outside: checked before it is stored as evidence.
-            Some(file) if draw::directory::sha256_hex(&file) == *sha256 => files.push((sha256.clone(), file)),
-            Some(_) => anyhow::bail!("the attachment {sha256} kept with the backup does not have its SHA-256"),
-            None => eprintln!("warning: the attachment {sha256} is not kept with the backup"),
-        }
-    }
-    let restored = files.len();
     // Restore runs in and out of an async context (`xietong up` seeds nodes from one): the
-    // uploads get a runtime of their own on a thread of their own.
+    // uploads get a runtime of their own on a thread of their own. One file in memory at a time.
     std::thread::scope(|scope| {
         scope
-            .spawn(|| -> anyhow::Result<()> {
+            .spawn(|| -> anyhow::Result<usize> {
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-                runtime.block_on(async {
-                    for (sha256, file) in files {
-                        shelf.put(&sha256, file.into()).await.with_context(|| format!("storing the attachment {sha256}"))?;
+                let mut restored = 0;
+                for sha256 in names {
+                    match kept.as_ref().map(|kept| kept.read(sha256)).transpose()?.flatten() {
+                        // A file beside a backup comes from outside: checked before it is
+                        // stored as evidence.
+                        Some(file) if draw::directory::sha256_hex(&file) == *sha256 => {
+                            let stored = runtime.block_on(shelf.put(sha256, file.into()));
+                            stored.with_context(|| format!("storing the attachment {sha256}"))?;
+                            restored += 1;
+                        }
+                        Some(_) => {
+                            anyhow::bail!("the attachment {sha256} kept with the backup does not have its SHA-256")
+                        }
+                        None => eprintln!("warning: the attachment {sha256} is not kept with the backup"),
                     }
-                    Ok(())
-                })
+                }
+                Ok(restored)
             })
             .join()
             .map_err(|_| anyhow::anyhow!("the attachment upload failed"))?
-    })?;
-    Ok(restored)
+    })
 }
 
 /// Seeds the data directory of the node configured in `config_path` with the backup: a snapshot

@@ -21,13 +21,16 @@ use crate::api::site_record::HeldFile;
 use crate::api::ApiError;
 use crate::kept_files::object_shelf::ObjectShelfError;
 use crate::kept_files::{replication, Shelf};
-use ledger::campaign::is_hex_sha256;
-use ledger::site_record::ATTACHMENTS_PER_RECORD_MAX;
 use crate::routes::request::parse_task_id;
 use crate::state::AppState;
+use ledger::campaign::is_hex_sha256;
+use ledger::site_record::ATTACHMENTS_PER_RECORD_MAX;
 
 /// The largest attachment: a phone's photo is 2–5 MB, a scanned document a few more.
 pub const ATTACHMENT_BYTES_MAX: usize = 10 * 1024 * 1024;
+/// The most pixels an uploaded PNG may have (a 12-megapixel phone photo; a drawn signature is
+/// far smaller), and the most a printed document decodes.
+pub const PNG_PIXELS_MAX: u64 = 12_000_000;
 /// The first bytes that tell the types apart.
 const SNIFF_BYTES: usize = 8;
 /// A kept file never changes under its name: a client may keep it as long as it likes.
@@ -49,6 +52,17 @@ pub fn media_type_of(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// A PNG's width and height from its header (the IHDR chunk, which the format puts first),
+/// without decoding anything.
+pub fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
+    let header = bytes.get(8..24)?;
+    if &header[4..8] != b"IHDR" {
+        return None;
+    }
+    let number = |at: usize| header.get(at..at + 4).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes);
+    Some((number(8)?, number(12)?))
+}
+
 /// The attachments of `names` that are kept where the group keeps attachments, with their
 /// media type and size: on this node's disk (fetched from a member first when this node lacks
 /// one: the upload put it on a majority, not always on the node that now leads), or in the
@@ -58,9 +72,8 @@ pub async fn held_files<'n>(
     state: &AppState,
     names: impl IntoIterator<Item = &'n str>,
 ) -> Result<BTreeMap<String, HeldFile>, ApiError> {
-    let mut held = BTreeMap::new();
     let names: BTreeSet<&str> = names.into_iter().filter(|name| is_hex_sha256(name)).collect();
-    for sha256 in names.into_iter().take(ATTACHMENTS_PER_RECORD_MAX) {
+    let lookups = names.into_iter().take(ATTACHMENTS_PER_RECORD_MAX).map(|sha256| async move {
         let head = match &state.kept_files.attachment_objects {
             Some(objects) => objects.head(sha256, SNIFF_BYTES).await.map_err(store_error)?,
             None => {
@@ -74,12 +87,13 @@ pub async fn held_files<'n>(
                 head
             }
         };
-        let typed = head.and_then(|(bytes, start)| media_type_of(&start).map(|media_type| HeldFile { media_type, bytes }));
-        if let Some(file) = typed {
-            held.insert(sha256.to_owned(), file);
-        }
-    }
-    Ok(held)
+        let typed =
+            head.and_then(|(bytes, start)| media_type_of(&start).map(|media_type| HeldFile { media_type, bytes }));
+        Ok::<_, ApiError>(typed.map(|file| (sha256.to_owned(), file)))
+    });
+    // A record names a handful of files: looked up at once, not one after another.
+    let found = futures_util::future::join_all(lookups).await;
+    found.into_iter().filter_map(Result::transpose).collect()
 }
 
 /// Keeps an uploaded file where the group keeps attachments: on a majority of the members, or
@@ -87,7 +101,9 @@ pub async fn held_files<'n>(
 async fn keep(state: &AppState, sha256: &str, bytes: Bytes) -> Result<(), ApiError> {
     match &state.kept_files.attachment_objects {
         Some(objects) => objects.put(sha256, bytes).await.map_err(store_error),
-        None => replication::keep_on_majority(state, Shelf::Attachments, sha256, bytes, "attachment_not_replicated").await,
+        None => {
+            replication::keep_on_majority(state, Shelf::Attachments, sha256, bytes, "attachment_not_replicated").await
+        }
     }
 }
 
@@ -108,9 +124,10 @@ fn store_error(error: ObjectShelfError) -> ApiError {
             code: "attachment_damaged",
             message: format!("the stored attachment {sha256} does not match its SHA-256; it is not served as evidence"),
         },
-        ObjectShelfError::Store(e) => {
-            ApiError::Unavailable { code: "attachment_store_unavailable", message: format!("the attachment store: {e}") }
-        }
+        ObjectShelfError::Store(e) => ApiError::Unavailable {
+            code: "attachment_store_unavailable",
+            message: format!("the attachment store: {e}"),
+        },
     }
 }
 
@@ -144,6 +161,17 @@ pub async fn upload(State(state): State<AppState>, headers: HeaderMap, body: Bod
                 "an attachment is a JPEG or PNG image or a PDF, judged by its content".into(),
             )
         })?;
+        if media_type == "image/png" {
+            // Decoded whole wherever it is drawn: its header must be readable and its size a
+            // picture's, not a claim of a million pixels square in a hundred bytes.
+            let pixels = png_dimensions(&bytes).map(|(width, height)| u64::from(width) * u64::from(height));
+            if pixels.is_none_or(|pixels| pixels > PNG_PIXELS_MAX) {
+                return Err(ApiError::Invalid {
+                    code: "image_too_large",
+                    message: format!("a PNG has a readable header and at most {PNG_PIXELS_MAX} pixels"),
+                });
+            }
+        }
         let sha256 = draw::directory::sha256_hex(&bytes);
         let size = bytes.len() as u64;
         keep(&state, &sha256, bytes).await?;
@@ -194,6 +222,10 @@ mod tests {
         assert_eq!(media_type_of(&[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10]), Some("image/jpeg"));
         assert_eq!(media_type_of(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"), Some("image/png"));
         assert_eq!(media_type_of(b"%PDF-1.7\n"), Some("application/pdf"));
+        let header = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x02\x58\0\0\0\xc8\x08\x06\0\0\0";
+        assert_eq!(png_dimensions(header), Some((600, 200)));
+        assert_eq!(png_dimensions(&header[..20]), None, "a cut header");
+        assert_eq!(png_dimensions(b"\x89PNG\r\n\x1a\n\0\0\0\rIDAT\0\0\0\x01\0\0\0\x01"), None);
         for refused in [&b"GIF89a"[..], b"<svg xmlns=", b"<html>", b"\x89PNG", b"", b"%PDF"] {
             assert_eq!(media_type_of(refused), None, "{refused:?}");
         }

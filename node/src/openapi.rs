@@ -154,6 +154,7 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "sha256" => json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
                 "inspector" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}),
                 "person" => json!({"type": "integer", "minimum": 1, "format": "int64"}),
+                "number" => json!({"type": "integer", "minimum": 1, "format": "int32"}),
                 "station" => json!({"type": "string", "pattern": "^[0-9]{9}$"}),
                 "uscc" => {
                     json!({"type": "string", "minLength": 18, "maxLength": 18, "pattern": crate::api::schema::USCC_PATTERN})

@@ -18,7 +18,9 @@ fn file(magic: &[u8], seed: u8, len: usize) -> Vec<u8> {
 }
 
 const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0];
-const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
+const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+/// A PNG's signature and header (600 × 200, as a signature drawn on a phone).
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x02\x58\0\0\0\xc8\x08\x06\0\0\0";
 
 async fn upload(cluster: &TestCluster, node: u64, token: &str, bytes: Vec<u8>) -> (u16, Value) {
     let request = cluster.http.post(cluster.url(node, "/api/v1/attachments")).bearer_auth(token);
@@ -150,7 +152,8 @@ async fn a_record_with_photos_and_signatures_is_kept_once_and_its_files_go_only_
     // And in the firm's enterprise file (企业档案), with its files.
     let uscc = task["subject"]["uscc"].as_str().expect("a drawn firm has its USCC");
     let enterprise = cluster.get_json(follower, COMMAND_TOKEN, &format!("/api/v1/entities/{uscc}")).await;
-    let filed = enterprise["tasks"].as_array().and_then(|tasks| tasks.iter().find(|t| t["id"] == task["id"])).expect("filed");
+    let filed =
+        enterprise["tasks"].as_array().and_then(|tasks| tasks.iter().find(|t| t["id"] == task["id"])).expect("filed");
     assert_eq!(filed["site_records"][0]["digest"], recorded["digest"], "{enterprise}");
     assert_eq!(filed["site_records"][0]["attachments"].as_array().map(Vec::len), Some(4), "{enterprise}");
 
@@ -290,7 +293,8 @@ async fn attachments_kept_in_an_object_store_are_served_checked_and_restored() {
 
     let photo_path = format!("{show}/attachments/{photo_sha}");
     for node in 1..=3 {
-        let response = cluster.http.get(cluster.url(node, &photo_path)).bearer_auth(COMMAND_TOKEN).send().await.expect("get");
+        let response =
+            cluster.http.get(cluster.url(node, &photo_path)).bearer_auth(COMMAND_TOKEN).send().await.expect("get");
         assert_eq!(response.status(), 200, "node {node}");
         assert_eq!(response.bytes().await.expect("bytes").as_ref(), photo.as_slice(), "node {node}");
     }
@@ -315,7 +319,8 @@ async fn attachments_kept_in_an_object_store_are_served_checked_and_restored() {
     })
     .await;
     assert_eq!(std::fs::read(s3.object_file(&format!("{restored_prefix}/{photo_sha}"))).ok(), Some(photo.clone()));
-    let response = restored.http.get(restored.url(1, &photo_path)).bearer_auth(COMMAND_TOKEN).send().await.expect("get");
+    let response =
+        restored.http.get(restored.url(1, &photo_path)).bearer_auth(COMMAND_TOKEN).send().await.expect("get");
     assert_eq!(response.status(), 200);
 
     // An object changed in the bucket is not evidence: refused, not served.
@@ -328,4 +333,47 @@ async fn attachments_kept_in_an_object_store_are_served_checked_and_restored() {
     let (status, body) = upload(&cluster, follower, member, file(JPEG, 9, 1_000)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("attachment_store_unavailable")), "{body}");
     assert_eq!(kept_files(&cluster), 0);
+}
+
+/// A PNG is decoded whole wherever it is drawn: one whose header claims a million pixels
+/// square (a hundred bytes that would be a 4 TB allocation) is refused at upload with the JSON
+/// error and stores nothing, and one that is kept anyway (from before the check, or put beside
+/// a node's files) is listed in the printed record, not drawn: the node serving it lives on. A
+/// record made by a phone whose clock says the year 9999 prints too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_picture_claiming_a_huge_size_is_refused_and_never_decoded() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..tests::ClusterOptions::default() }).await;
+    cluster.wait_for_leader().await;
+    let inspection = drawn_inspection(&cluster, 1).await;
+    let member = inspection.member_token.as_str();
+    let mut bomb = PNG_SIGNATURE.to_vec();
+    bomb.extend(b"\0\0\0\rIHDR\x00\x10\x00\x00\x00\x10\x00\x00\x08\x06\0\0\0");
+    bomb.extend(file(b"\0\0\0\x10IDAT", 3, 64));
+    let (status, body) = upload(&cluster, 1, member, bomb.clone()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("image_too_large")), "{body}");
+    assert_eq!(kept_files(&cluster), 0, "nothing stored");
+
+    let bomb_sha = draw::directory::sha256_hex(&bomb);
+    std::fs::write(attachments_dir(&cluster, 1).join(format!("{bomb_sha}.bin")), &bomb).expect("kept anyway");
+    let show = format!("/api/v1/tasks/{}", inspection.task);
+    let checklist = cluster.get_json(1, member, &format!("{show}/checklist")).await;
+    let record = json!({"record": {"checklist": checklist["checklist"], "notes": "",
+        "representative": {"name": "陈老板", "title": ""},
+        "attachments": [{"sha256": bomb_sha, "kind": "representative_signature", "signer": "陈老板"}],
+        "made_at": "9999-12-31T20:00:00Z"}});
+    let (status, body) = call(&cluster, 1, "POST", Some(member), &format!("{show}/record_on_site"), record).await;
+    assert_eq!(status, 200, "{body}");
+    let response = cluster
+        .http
+        .get(cluster.url(1, &format!("{show}/site_records/1/document")))
+        .bearer_auth(COMMAND_TOKEN)
+        .send()
+        .await
+        .expect("the document");
+    assert_eq!(response.status(), 200);
+    let pdf = response.bytes().await.expect("pdf");
+    let text = tests::pdf_text(&pdf);
+    assert_eq!(tests::pdf_images(&pdf), 0, "not drawn");
+    assert!(text.contains("当事人签名（陈老板）") && text.matches(&bomb_sha).count() == 2, "listed twice:\n{text}");
+    assert_eq!(cluster.get_json(1, COMMAND_TOKEN, &show).await["site_records"][0]["number"], 1, "the node lives on");
 }

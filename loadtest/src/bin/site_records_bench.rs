@@ -1,7 +1,9 @@
 //! On-site records against a running group (docs/benchmarks.md, "On-site records"): photos of
 //! 3 MB uploaded one after another through a follower, each answered once a majority of the
 //! nodes hold it; then records of five photos made end to end as a phone makes them (five
-//! uploads, then `record_on_site`), each on its own task of a station of Shantou, by a person signed in.
+//! uploads, then `record_on_site`), each on its own task of a station of Shantou, by a person
+//! signed in; then each record's printed document (PDF, its five photos drawn) through the
+//! follower.
 //!
 //!   site_records_bench --leader ADDR --follower ADDR [--uploads 60] [--records 20]
 
@@ -34,10 +36,15 @@ const STATION: &str = "440507009";
 const LOGIN: &str = "bench.inspector";
 const PASSWORD: &str = "a long bench password";
 
-/// A photo's bytes: a JPEG's first bytes, then noise (so every photo is a new file).
+/// A real JPEG (64 × 48, made with libjpeg-turbo's cjpeg for this benchmark): a document
+/// draws it, where it would only list a file that is no image.
+const SMALL_JPEG: &[u8] = include_bytes!("bench_photo.jpg");
+
+/// A photo's bytes: the small JPEG, then noise after its end marker up to a phone photo's size
+/// (a decoder stops at the marker; the file is new every time and as large as a real one).
 fn photo() -> Vec<u8> {
-    let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    bytes.extend(std::iter::repeat_with(|| fastrand::u8(..)).take(PHOTO_BYTES - 4));
+    let mut bytes = SMALL_JPEG.to_vec();
+    bytes.extend(std::iter::repeat_with(|| fastrand::u8(..)).take(PHOTO_BYTES - SMALL_JPEG.len()));
     bytes
 }
 
@@ -97,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
     let inspector = session["token"].as_str().context("a session")?.to_owned();
 
     let mut records = Vec::with_capacity(args.records);
+    let mut tasks = Vec::with_capacity(args.records);
     for n in 0..args.records {
         let task = json!({"kind": "lead", "severity": "normal", "title": format!("现场检查压测 {n}"),
                           "description": "压测", "source": "spot_check",
@@ -126,7 +134,20 @@ async fn main() -> anyhow::Result<()> {
         let path = format!("http://{}/api/v1/tasks/{id}/record_on_site", args.follower);
         call(&http, reqwest::Method::POST, path, &inspector, record).await?;
         records.push(started.elapsed().as_secs_f64() * 1000.0);
+        tasks.push(id);
     }
     report("a record of five 3 MB photos, uploads and commit, end to end", records);
+
+    let mut documents = Vec::with_capacity(tasks.len());
+    let mut document_bytes = 0;
+    for id in tasks {
+        let url = format!("http://{}/api/v1/tasks/{id}/site_records/1/document", args.follower);
+        let started = Instant::now();
+        let response = http.get(&url).bearer_auth(&args.token).send().await?;
+        anyhow::ensure!(response.status().is_success(), "{url} answered {}", response.status());
+        document_bytes = response.bytes().await?.len();
+        documents.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    report(&format!("the printed record with its five photos ({} MB)", document_bytes / 1_000_000), documents);
     Ok(())
 }

@@ -133,17 +133,17 @@ impl<'f> Flow<'f> {
         self.y += 6.0;
     }
 
-    /// `image` scaled to fit `box_width` × `box_height` with its proportions, at `x`, with
-    /// `caption` under it; on a new page when it does not fit on this one.
-    pub fn image(&mut self, image: Image, x: f32, box_width: f32, box_height: f32, caption: &str, size: f32) {
+    /// `image` scaled to fit `box_width` × `box_height` with its proportions, at the margin,
+    /// with `caption` under it; on a new page when it does not fit on this one.
+    pub fn image(&mut self, image: Image, box_width: f32, box_height: f32, caption: &str, size: f32) {
         let (pixels_wide, pixels_high) = image.size();
         let scale = (box_width / pixels_wide.max(1) as f32).min(box_height / pixels_high.max(1) as f32);
         let (width, height) = (pixels_wide as f32 * scale, pixels_high as f32 * scale);
         let Some(drawn) = Size::from_wh(width.max(1.0), height.max(1.0)) else { return };
         self.keep(height + size * LINE_SPACING);
-        self.mark(Mark::Image { image, at: Point::from_xy(x, self.y), size: drawn });
+        self.mark(Mark::Image { image, at: Point::from_xy(MARGIN_PT, self.y), size: drawn });
         self.y += height + 2.0;
-        self.line_at(x, caption, size);
+        self.paragraph(caption, size, 0.0);
     }
 
     /// `text` broken into lines that fit the text width (less `hanging` after the first).
@@ -163,8 +163,10 @@ impl<'f> Flow<'f> {
                     last_break = Some((line.len(), width));
                 }
                 let advance = self.width(c.encode_utf8(&mut [0; 4]), size);
-                if width + advance > available && !line.is_empty() {
-                    match last_break.filter(|(at, _)| *at > 0) {
+                // At most twice: at the last break, then (when what follows the break still
+                // does not leave room for this character) before it.
+                while width + advance > available && !line.is_empty() {
+                    match last_break.take().filter(|(at, _)| *at > 0) {
                         Some((at, _)) => {
                             let rest = line.split_off(at);
                             lines.push(line.trim_end().to_owned());
@@ -173,7 +175,6 @@ impl<'f> Flow<'f> {
                         None => lines.push(std::mem::take(&mut line)),
                     }
                     width = self.width(&line, size);
-                    last_break = None;
                 }
                 line.push(c);
                 width += advance;

@@ -3,8 +3,9 @@
 //! record's digest on every page.
 //!
 //! `layout` lays out pages; `site_record` writes the record onto them. Rendering is CPU work on
-//! files from outside (photos, signatures): it runs on the blocking pool, a few at a time, and a
-//! failure there is an error answer, never a crashed node.
+//! files from outside (photos, signatures): it runs on the blocking pool, a few at a time
+//! (`RenderPermit`), on images whose size was checked first, and a failure there is an error
+//! answer, never a crashed node.
 
 pub mod layout;
 pub mod site_record;
@@ -55,16 +56,31 @@ impl Documents {
         Ok(font)
     }
 
-    /// Renders with `render(font bytes, face index)` on the blocking pool, at most
-    /// `RENDERS_AT_ONCE_MAX` at a time; a panic in the PDF or image code is an error answer.
-    pub async fn render(
-        &self,
-        render: impl FnOnce(&[u8], u32) -> Result<Vec<u8>, String> + Send + 'static,
-    ) -> Result<Vec<u8>, ApiError> {
+    /// Leave to render one document: the font read (so a node without it answers before it
+    /// fetches anything) and one of the `RENDERS_AT_ONCE_MAX` places, held until the render
+    /// ends even if the caller stops waiting.
+    pub async fn permit(&self) -> Result<RenderPermit, ApiError> {
         let font = self.font()?;
-        let index = self.config.font_index;
-        let _permit = self.renders.acquire().await.map_err(|_| ApiError::Internal("renders closed".into()))?;
-        let rendered = tokio::task::spawn_blocking(move || render(&font, index)).await;
+        let place =
+            self.renders.clone().acquire_owned().await.map_err(|_| ApiError::Internal("renders closed".into()))?;
+        Ok(RenderPermit { font, index: self.config.font_index, _place: place })
+    }
+}
+
+pub struct RenderPermit {
+    font: Arc<Vec<u8>>,
+    index: u32,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl RenderPermit {
+    /// Runs `render(font bytes, face index)` on the blocking pool; a panic in the PDF or image
+    /// code is an error answer. The place is given back when the render ends.
+    pub async fn render(
+        self,
+        render: impl FnOnce(&Arc<Vec<u8>>, u32) -> Result<Vec<u8>, String> + Send + 'static,
+    ) -> Result<Vec<u8>, ApiError> {
+        let rendered = tokio::task::spawn_blocking(move || render(&self.font, self.index)).await;
         match rendered {
             Ok(Ok(pdf)) => Ok(pdf),
             Ok(Err(message)) => Err(ApiError::Internal(format!("the document could not be rendered: {message}"))),

@@ -4,14 +4,15 @@
 //! record's digest on every page, so a printed copy can be matched to the ledger.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use krilla::image::Image;
 use krilla::metadata::Metadata;
 use krilla::text::Font;
 use krilla::{Data, Document};
-use ledger::site_record::{Answer, AttachmentKind, Conformity, SiteRecord};
+use ledger::site_record::{Answer, AttachmentKind, AttachmentRef, Conformity, SiteRecord};
 
-use super::layout::{text_width, Flow, MARGIN_PT};
+use super::layout::{text_width, Flow};
 
 const TITLE_PT: f32 = 20.0;
 const HEADING_PT: f32 = 12.5;
@@ -21,9 +22,9 @@ const SMALL_PT: f32 = 8.5;
 const SIGNATURE_BOX_PT: (f32, f32) = (160.0, 64.0);
 /// Photos go two to a page.
 const PHOTO_BOX_HEIGHT_PT: f32 = 300.0;
-/// Photo bytes embedded in one document; photos past this are listed by hash only (a record
-/// may name 40 files of 10 MiB; the phone sends photos of about 0.5 MB).
-pub const PHOTO_BYTES_IN_DOCUMENT_MAX: usize = 48 * 1024 * 1024;
+/// Image bytes drawn into one document, signatures first, then photos; the rest are listed by
+/// hash only (a record may name 40 files of 10 MiB; the phone sends photos of about 0.5 MB).
+pub const IMAGE_BYTES_IN_DOCUMENT_MAX: u64 = 48 * 1024 * 1024;
 
 /// Everything the document shows that the record itself does not hold.
 pub struct Particulars {
@@ -38,8 +39,31 @@ pub struct Particulars {
     pub firm_address: String,
     /// The inspectors, by badge number (执法证号) and name.
     pub inspectors: Vec<(String, String)>,
-    /// The attachments' bytes this node could fetch, by SHA-256.
-    pub files: BTreeMap<String, Vec<u8>>,
+    /// The bytes of the images to draw (`images_to_draw`) this node could fetch, by SHA-256.
+    pub files: BTreeMap<String, Arc<Vec<u8>>>,
+}
+
+/// The images of `record` its document draws, within `IMAGE_BYTES_IN_DOCUMENT_MAX`: the
+/// signatures, then the photos in their order. Only these are fetched for it.
+pub fn images_to_draw(record: &SiteRecord) -> Vec<&AttachmentRef> {
+    let is_signature = |a: &&AttachmentRef| {
+        matches!(a.kind, AttachmentKind::InspectorSignature | AttachmentKind::RepresentativeSignature)
+    };
+    let images = record.record.attachments.iter().filter(|a| a.media_type.starts_with("image/"));
+    let (signatures, others): (Vec<_>, Vec<_>) = images.partition(is_signature);
+    let photos = others.into_iter().filter(|a| a.kind == AttachmentKind::Photo);
+    let mut budget = IMAGE_BYTES_IN_DOCUMENT_MAX;
+    signatures
+        .into_iter()
+        .chain(photos)
+        .filter(|image| match budget.checked_sub(image.bytes) {
+            Some(left) => {
+                budget = left;
+                true
+            }
+            None => false,
+        })
+        .collect()
 }
 
 /// The PDF of `record`, in face `font_index` of `font_data`. When an image cannot be drawn
@@ -154,7 +178,7 @@ fn render_with(
         };
         signed += 1;
         match with_images.then(|| image_of(particulars, &signature.sha256, &signature.media_type)).flatten() {
-            Some(image) => flow.image(image, MARGIN_PT, SIGNATURE_BOX_PT.0, SIGNATURE_BOX_PT.1, &caption, SMALL_PT),
+            Some(image) => flow.image(image, SIGNATURE_BOX_PT.0, SIGNATURE_BOX_PT.1, &caption, SMALL_PT),
             None => flow.paragraph(&format!("{caption}：见附件 SHA-256 {}", signature.sha256), SMALL_PT, 0.0),
         }
     }
@@ -170,21 +194,15 @@ fn render_with(
     }
 
     let photos = body.attachments.iter().filter(|a| a.kind == AttachmentKind::Photo);
-    let mut embedded_bytes = 0usize;
     for (n, photo) in photos.enumerate() {
         if n == 0 {
             flow.new_page();
             flow.paragraph("现场照片", HEADING_PT, 0.0);
         }
         let caption = format!("照片 {}　SHA-256 {}", n + 1, photo.sha256);
-        let bytes = particulars.files.get(&photo.sha256).map_or(0, Vec::len);
-        let image = (with_images && embedded_bytes + bytes <= PHOTO_BYTES_IN_DOCUMENT_MAX)
-            .then(|| image_of(particulars, &photo.sha256, &photo.media_type))
-            .flatten();
-        match image {
+        match with_images.then(|| image_of(particulars, &photo.sha256, &photo.media_type)).flatten() {
             Some(image) => {
-                embedded_bytes += bytes;
-                flow.image(image, MARGIN_PT, text_width(), PHOTO_BOX_HEIGHT_PT, &caption, SMALL_PT);
+                flow.image(image, text_width(), PHOTO_BOX_HEIGHT_PT, &caption, SMALL_PT);
                 flow.space(8.0);
             }
             None => flow.paragraph(&format!("{caption}（未嵌入，见附件）"), SMALL_PT, 0.0),
@@ -216,7 +234,14 @@ fn image_of(particulars: &Particulars, sha256: &str, media_type: &str) -> Option
     let bytes = particulars.files.get(sha256)?;
     let data = Data::from(bytes.clone());
     match media_type {
-        "image/png" => Image::from_png(data, true).ok(),
+        // A PNG is decoded whole (a JPEG is embedded as it is): its size is read from its
+        // header first, and one that claims more than an upload may have (a million pixels
+        // square in a hundred bytes would be an allocation no node survives) is only listed.
+        "image/png" => {
+            let (width, height) = crate::attachments::png_dimensions(bytes)?;
+            let drawable = u64::from(width) * u64::from(height) <= crate::attachments::PNG_PIXELS_MAX;
+            drawable.then(|| Image::from_png(data, true).ok()).flatten()
+        }
         "image/jpeg" => Image::from_jpeg(data, true).ok(),
         _ => None,
     }
@@ -261,12 +286,14 @@ fn position(record: &SiteRecord) -> String {
 pub fn china_time(ms: u64) -> String {
     let beijing = time::UtcOffset::from_hms(8, 0, 0).expect("UTC+8 is an offset");
     let nanos = i128::from(ms) * 1_000_000;
-    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-        Ok(t) => {
-            let t = t.to_offset(beijing);
+    // A phone's clock gives the time made: one near the end of the calendar has no UTC+8 form.
+    let beijing_time =
+        time::OffsetDateTime::from_unix_timestamp_nanos(nanos).ok().and_then(|t| t.checked_to_offset(beijing));
+    match beijing_time {
+        Some(t) => {
             format!("{}年{:02}月{:02}日 {:02}:{:02}", t.year(), u8::from(t.month()), t.day(), t.hour(), t.minute())
         }
-        Err(_) => format!("@{ms}ms"),
+        None => format!("@{ms}ms"),
     }
 }
 
@@ -278,5 +305,7 @@ mod tests {
     fn times_print_in_beijing_time() {
         // 2026-12-06T16:30:00Z is half past midnight on the 7th in Beijing.
         assert_eq!(china_time(1_796_574_600_000), "2026年12月07日 00:30");
+        // 9999-12-31T20:00:00Z has no Beijing time within the calendar: printed, not a panic.
+        assert_eq!(china_time(253_402_286_400_000), "@253402286400000ms");
     }
 }

@@ -66,7 +66,10 @@ pub struct KeptFiles {
 }
 
 impl KeptFiles {
-    pub fn open(data_dir: &std::path::Path, objects: Option<&config::AttachmentStoreConfig>) -> anyhow::Result<KeptFiles> {
+    pub fn open(
+        data_dir: &std::path::Path,
+        objects: Option<&config::AttachmentStoreConfig>,
+    ) -> anyhow::Result<KeptFiles> {
         let attachment_objects = objects.map(ObjectShelf::open).transpose()?;
         if let Some(shelf) = &attachment_objects {
             tracing::info!(store = shelf.describe(), "attachments are kept in an object store");

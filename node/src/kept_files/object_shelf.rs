@@ -23,13 +23,15 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Retries of a failed request (5xx, a dropped connection), within `RETRY_WITHIN`.
 const RETRIES_MAX: usize = 3;
 const RETRY_WITHIN: Duration = Duration::from_secs(30);
+/// No node stores a larger object (`crate::attachments::ATTACHMENT_BYTES_MAX`).
+const BYTES_MAX: u64 = crate::attachments::ATTACHMENT_BYTES_MAX as u64;
 
 /// Why the store did not answer with the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectShelfError {
     #[error("the attachment store: {0}")]
     Store(#[from] object_store::Error),
-    #[error("the stored object {0} does not have the SHA-256 it is named by")]
+    #[error("the stored object {0} is not the file of that SHA-256 (another hash, or larger than any upload)")]
     Damaged(String),
 }
 
@@ -89,6 +91,8 @@ impl ObjectShelf {
     pub async fn get(&self, sha256: &str) -> Result<Option<Vec<u8>>, ObjectShelfError> {
         let Some(path) = self.path(sha256) else { return Ok(None) };
         let bytes = match self.store.get(&path).await {
+            // An object larger than any upload was not put there by a node: not read at all.
+            Ok(found) if found.meta.size > BYTES_MAX => return Err(ObjectShelfError::Damaged(sha256.to_owned())),
             Ok(found) => found.bytes().await?,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -107,6 +111,9 @@ impl ObjectShelf {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        if meta.size > BYTES_MAX {
+            return Err(ObjectShelfError::Damaged(sha256.to_owned()));
+        }
         if meta.size == 0 {
             return Ok(Some((0, Vec::new())));
         }

@@ -10,6 +10,9 @@ use ledger::campaign::is_hex_sha256;
 
 use super::Shelf;
 
+/// Numbers the writes of this process (`ContentStore::write`'s temporary files).
+static NEXT_WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Clone)]
 pub struct ContentStore {
     dir: PathBuf,
@@ -75,8 +78,12 @@ impl ContentStore {
         if path.exists() {
             return Ok(());
         }
-        let temporary = self.dir.join(format!("{sha256}.{}.tmp", std::process::id()));
-        let mut file = std::fs::File::create(&temporary)?;
+        // A name of this write's own: two writers of one file (an upload and a fetch of it)
+        // must not write into one temporary file, or one could rename the other's half-written
+        // bytes into place.
+        let writer = NEXT_WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = self.dir.join(format!("{sha256}.{}.{writer}.tmp", std::process::id()));
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);

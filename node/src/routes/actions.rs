@@ -130,7 +130,7 @@ pub async fn act(
     let is_record = TaskAction::parse(&action) == Some(TaskAction::RecordOnSite);
     let feature = is_record.then_some((crate::reference::FEATURE_SITE_RECORDS, "on-site records"));
     let (body, held) = if is_record {
-        match attachments_named(&state, body).await {
+        match attachments_named(&state, &headers, &id, body).await {
             Ok(read) => read,
             Err(error) => return error.into_response(),
         }
@@ -189,9 +189,16 @@ pub async fn act(
 }
 
 /// The files a `record_on_site` body names, as `crate::attachments::held_files` finds them, and
-/// the body to read again. A body that is no record names nothing here; building the command
+/// the body to read again. Looked up only for a caller who may act (signed in, the task visible
+/// to them) and only where the command is built: a node that will hand the request to the
+/// leader looks up nothing. A body that is no record names nothing here; building the command
 /// says what is wrong with it.
-async fn attachments_named(state: &AppState, body: Body) -> Result<(Body, BTreeMap<String, HeldFile>), ApiError> {
+async fn attachments_named(
+    state: &AppState,
+    headers: &HeaderMap,
+    task: &str,
+    body: Body,
+) -> Result<(Body, BTreeMap<String, HeldFile>), ApiError> {
     #[derive(serde::Deserialize)]
     struct Named {
         record: Option<Files>,
@@ -205,7 +212,14 @@ async fn attachments_named(state: &AppState, body: Body) -> Result<(Body, BTreeM
     struct File {
         sha256: String,
     }
+    let user = state.users.authenticate(headers)?;
     let bytes = super::request::read_body(body).await?;
+    let hint = state.leader_hint();
+    let relays = !hint.is_self && hint.leader.is_some_and(|(leader, _)| leader != state.node_id);
+    let visible = parse_task_id(task).is_ok_and(|id| super::tasks::visible_task(state, &user.actor, id).is_ok());
+    if relays || !visible {
+        return Ok((Body::from(bytes), BTreeMap::new()));
+    }
     let names: Vec<String> = serde_json::from_slice::<Named>(&bytes)
         .ok()
         .and_then(|named| named.record)

@@ -44,19 +44,19 @@ pub async fn document(
             .cloned()
             .ok_or_else(|| ApiError::NotFound(format!("task {id} has no on-site record {number}")))?;
         let mut particulars = particulars_of(&state, &task);
-        // The images are drawn into the document; a PDF attachment is only listed.
-        let images = record.record.attachments.iter().filter(|a| a.media_type.starts_with("image/"));
-        for attachment in images {
-            match crate::attachments::obtain(&state, &attachment.sha256).await {
+        // The place to render first: a node without the font answers before it fetches anything,
+        // and fetched photos wait in memory only for a render that will run.
+        let permit = state.documents.permit().await?;
+        for image in crate::documents::site_record::images_to_draw(&record) {
+            match crate::attachments::obtain(&state, &image.sha256).await {
                 Ok(bytes) => {
-                    particulars.files.insert(attachment.sha256.clone(), bytes);
+                    particulars.files.insert(image.sha256.clone(), std::sync::Arc::new(bytes));
                 }
                 // Listed by hash, not drawn: the document still serves as the record's print.
-                Err(e) => tracing::warn!(task = id.0, sha256 = %attachment.sha256, "attachment not drawn: {e:?}"),
+                Err(e) => tracing::warn!(task = id.0, sha256 = %image.sha256, "attachment not drawn: {e:?}"),
             }
         }
-        let pdf = state
-            .documents
+        let pdf = permit
             .render(move |font, index| crate::documents::site_record::render(&record, &particulars, font, index))
             .await?;
         let file_name = format!("site-record-{}-{number}.pdf", id.0);
