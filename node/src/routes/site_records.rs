@@ -47,8 +47,12 @@ pub async fn document(
         // The place to render first: a node without the font answers before it fetches anything,
         // and fetched photos wait in memory only for a render that will run.
         let permit = state.documents.permit().await?;
-        for image in crate::documents::site_record::images_to_draw(&record) {
-            match crate::attachments::obtain(&state, &image.sha256).await {
+        // Fetched at once (from the object store each is a round trip), within the document's
+        // image budget.
+        let images = crate::documents::site_record::images_to_draw(&record);
+        let fetches = images.iter().map(|image| crate::attachments::obtain(&state, &image.sha256));
+        for (image, fetched) in images.iter().zip(futures_util::future::join_all(fetches).await) {
+            match fetched {
                 Ok(bytes) => {
                     particulars.files.insert(image.sha256.clone(), std::sync::Arc::new(bytes));
                 }
