@@ -14,6 +14,8 @@ const DUE_SOON_MS = 60 * 60 * 1000;
 const OPEN_STATES = ["created", "dispatched", "acknowledged", "completed", "returned"];
 const TABS = ["all", "dispatched", "acknowledged", "completed", "returned", "closed"];
 const KINDS = ["risk_alert", "lead", "emergency", "assignment", "referral", "inspection"];
+// Inspections come only from a campaign's draw (双随机): the create form does not offer them.
+const CREATABLE_KINDS = KINDS.filter((kind) => kind !== "inspection");
 const SEVERITIES = ["low", "normal", "high", "critical"];
 const SOURCES = ["spot_check", "complaint", "big_data", "referral", "assignment", "media", "public_opinion", "third_party"];
 const OUTCOMES = ["no_violation", "reminded", "interviewed", "warned", "penalized", "transferred"];
@@ -783,7 +785,7 @@ function fillSelect(select, values, prefix) {
 }
 $("#create-open").addEventListener("click", () => {
   const form = $("#create-form");
-  fillSelect(form.kind, KINDS, "kind_");
+  fillSelect(form.kind, CREATABLE_KINDS, "kind_");
   fillSelect(form.severity, SEVERITIES, "sev");
   form.severity.value = "normal";
   fillSelect(form.source, SOURCES, "src");

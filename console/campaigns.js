@@ -41,9 +41,10 @@ function renderCampaignForm() {
     <fieldset class="items" id="campaign-targets" hidden><legend>${t("cp.targets")}</legend>
       ${industries.map((code) => check("industries", code, industryName(code))).join("")}
       ${RISK_CLASSES.map((c) => check("risk_classes", c, t(`risk.${c}`))).join("")}</fieldset>
-    <label>${t("cp.ratio_high")}<input name="high" type="number" min="3" max="100" step="0.01" value="10"></label>
-    <label>${t("cp.ratio_normal")}<input name="normal" type="number" min="3" max="100" step="0.01" value="5"></label>
-    <label>${t("cp.ratio_low")}<input name="low" type="number" min="3" max="100" step="0.01" value="3"></label>
+    <p class="hint">${esc(t("cp.ratio_hint"))}</p>
+    <label>${t("cp.ratio_high")}<input name="high" type="number" min="0.01" max="100" step="0.01" value="10"></label>
+    <label>${t("cp.ratio_normal")}<input name="normal" type="number" min="0.01" max="100" step="0.01" value="5"></label>
+    <label>${t("cp.ratio_low")}<input name="low" type="number" min="0.01" max="100" step="0.01" value="3"></label>
     <label>${t("cp.mode")}<select name="mode">${INSPECTOR_MODES.map((m) => `<option value="${m}">${t(`cp.mode_${m}`)}</option>`).join("")}</select></label>
     <fieldset class="items" id="campaign-stations" hidden><legend>${t("cp.stations")}</legend></fieldset>
     <label>${t("cp.team")}<input name="team" type="number" min="2" max="8" value="2"></label>

@@ -214,6 +214,26 @@ fn strata_draw_their_ratio_and_the_floor_holds() {
 }
 
 #[test]
+fn thin_classes_are_topped_up_to_the_floor_on_the_total() {
+    // A province's 30/10/2/1 % over four classes, here 30/2/1 % over three: the quotas alone
+    // draw under 3% of the population; the top-up brings the total to the floor, and the draw
+    // verifies (`check_draw` holds the floor on the total).
+    let bytes = generate(20_000, code(TIANHE), 6);
+    let mut inputs = inputs(&bytes, "b");
+    inputs.spec.ratios = RiskRatios { high_bp: 3_000, normal_bp: 200, low_bp: 100 };
+    ledger::campaign::check_spec(Regions::compiled(), &inputs.spec).expect("thin classes are a plan");
+    let result = draw(Regions::compiled(), &inputs, &bytes).expect("draw");
+    let by_quota = result.inspections.iter().filter(|i| !i.top_up).count() as u64;
+    assert!(by_quota * 100 < result.eligible * 3, "the quotas alone are under the floor: {by_quota}");
+    assert!(result.inspections.iter().any(|i| i.top_up), "topped up");
+    assert!(result.inspections.len() as u64 * 100 >= result.eligible * 3, "never under 3% overall");
+    ledger::campaign::check_draw(Regions::compiled(), &inputs, &result).expect("the draw keeps the rules");
+    let mut none = inputs.spec.clone();
+    none.ratios.low_bp = 0;
+    assert!(ledger::campaign::check_spec(Regions::compiled(), &none).is_err(), "a class is drawn from, or named out");
+}
+
+#[test]
 fn a_stratum_smaller_than_a_whole_entity_still_draws_one() {
     // 10 entities: every stratum's 3% is under one entity and rounds up to one.
     let bytes = generate(10, code(TIANHE), 4);

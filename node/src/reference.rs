@@ -41,8 +41,11 @@ pub const FEATURE_REFERENCE: &str = "reference-v1";
 pub const FEATURE_ORGANISATION: &str = "organisation-v1";
 /// On-site records (`ledger::site_record`): the `record_on_site` action and a task's records.
 pub const FEATURE_SITE_RECORDS: &str = "site-records-v1";
+/// A campaign's 3% floor on the total drawn, any class above 0% (`ledger::campaign::check_spec`).
+pub const FEATURE_DRAW_FLOOR_ON_TOTAL: &str = "draw-floor-on-total-v1";
 /// Every feature this build reads.
-const FEATURES_READ: [&str; 3] = [FEATURE_REFERENCE, FEATURE_ORGANISATION, FEATURE_SITE_RECORDS];
+const FEATURES_READ: [&str; 4] =
+    [FEATURE_REFERENCE, FEATURE_ORGANISATION, FEATURE_SITE_RECORDS, FEATURE_DRAW_FLOOR_ON_TOTAL];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;
 /// How long a member has to say what it reads before an adoption is refused.

@@ -126,12 +126,13 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
         call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/inspectors/TH001/conflicts", Some(conflict)).await;
     assert_eq!(status, 400, "an invalid USCC is refused");
 
-    // A ratio under 3% is refused and creates nothing; a good plan is committed.
+    // A class not drawn from at all is refused and creates nothing; one drawn more thinly than
+    // 3% is a plan (domain review P2: the floor is on the total, which the draw keeps below).
     let (status, body) =
-        call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(1.0))).await;
-    assert_eq!(status, 400, "{body}");
+        call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(campaign_request(0.0))).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_field")), "{body}");
     let due = node::api::time::format_ms(node::api::time::now_ms() / 1000 * 1000 + 40 * 24 * 3_600_000);
-    let mut plan = campaign_request(3.0);
+    let mut plan = campaign_request(1.0);
     plan["complete_by"] = json!(due);
     let (status, campaign) = call(&cluster, 2, Some(PLANNER_TOKEN), "POST", "/api/v1/campaigns", Some(plan)).await;
     assert_eq!(status, 201, "{campaign}");
@@ -396,6 +397,8 @@ async fn programme_routes_answer_every_caller_as_the_policy_says() {
     const YUEXIU: &str = "demo-yuexiu-op-0006";
     const ADMIN: &str = "demo-ops-admin-0099";
     const SOURCE: &str = "demo-source-monitor-0030";
+    const DONGGUAN_COMMAND: &str = "demo-dongguan-cmd-0010";
+    const GUANGZHOU_COMMAND: &str = "demo-gz-command-0003";
     let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
     let unknown_sha = "0".repeat(64);
     let inspector =
@@ -509,6 +512,9 @@ async fn programme_routes_answer_every_caller_as_the_policy_says() {
                 (Some(LEADER), 403),
                 (Some(SOURCE), 401),
                 (None, 401),
+                // A city's command centre never replaces the province's register (domain review P3).
+                (Some(DONGGUAN_COMMAND), 403),
+                (Some(GUANGZHOU_COMMAND), 403),
                 (Some(COMMAND_TOKEN), 400),
             ],
         ),
@@ -523,6 +529,18 @@ async fn programme_routes_answer_every_caller_as_the_policy_says() {
             assert_eq!(got, status, "{method} {path} as {token:?}: {answer}");
         }
     }
+    // Inspections come only from draws (domain review P1): a hand-made one is refused and
+    // nothing is registered; a lead about the same firm is taken.
+    let by_hand = json!({"kind": "inspection", "severity": "normal", "title": "现场检查", "source": "spot_check",
+                         "subject": {"name": "广州某某餐饮有限公司", "region_code": TIANHE, "address": ""}});
+    let (status, body) = call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/tasks", Some(by_hand.clone())).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("inspection_by_draw_only")), "{body}");
+    let (_, tasks) = call(&cluster, 1, Some(COMMAND_TOKEN), "GET", "/api/v1/tasks", None).await;
+    assert_eq!(tasks["tasks"].as_array().map(Vec::len), Some(0), "{tasks}");
+    let mut lead = by_hand;
+    lead["kind"] = json!("lead");
+    let (status, body) = call(&cluster, 1, Some(COMMAND_TOKEN), "POST", "/api/v1/tasks", Some(lead)).await;
+    assert_eq!(status, 201, "{body}");
     // The peer file route needs the group's secret: a user token or none is refused.
     for token in [Some(COMMAND_TOKEN), None] {
         let mut request = cluster.http.put(cluster.url(1, &format!("/raft/directories/{unknown_sha}"))).body("x");

@@ -37,7 +37,7 @@ pub struct SubjectJson {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
-    #[schemars(schema_with = "crate::api::schema::task_kind")]
+    #[schemars(schema_with = "crate::api::schema::creatable_task_kind")]
     pub kind: String,
     #[schemars(schema_with = "crate::api::schema::severity")]
     pub severity: String,

@@ -27,6 +27,13 @@ pub fn task_kind(_: &mut SchemaGenerator) -> Schema {
     one_of(TaskKind::WIRE_NAMES)
 }
 
+/// The kinds a desk registers: every kind but `inspection`, which only a draw makes.
+pub fn creatable_task_kind(_: &mut SchemaGenerator) -> Schema {
+    let kinds: Vec<&str> =
+        TaskKind::WIRE_NAMES.iter().copied().filter(|kind| *kind != TaskKind::Inspection.as_str()).collect();
+    one_of(&kinds)
+}
+
 pub fn optional_task_kind(_: &mut SchemaGenerator) -> Schema {
     optional_one_of(TaskKind::WIRE_NAMES)
 }

@@ -14,7 +14,7 @@ use ledger::{Action, Actor, Command, Regions, Role, Severity, TaskId, TaskKind, 
 use serde::Deserialize;
 
 use super::request::parse_json;
-use super::write::{handle_write, write};
+use super::write::{handle_write, handle_write_of_feature, write};
 use crate::api::inspection::{
     basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
     DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson,
@@ -62,11 +62,16 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
         Ok(actor) => actor,
         Err(error) => return error.into_response(),
     };
-    // The group's register of entities is its own command centres' (a token works on every
-    // group's nodes, and a file of up to 256 MiB is kept on each of them).
-    if !state.regions().is_within(actor.bureau, state.group_bureau) {
-        let message =
-            format!("bureau {} is outside group {}: it keeps no directory here", actor.bureau, state.group_bureau);
+    // The group's register of entities covers the group's whole scope, and every campaign of
+    // every bureau in it draws from the newest version: only the command centre whose scope
+    // covers the group's (its own, or one above) replaces it, never a city's (a token works on
+    // every group's nodes, and a file of up to 256 MiB is kept on each of them). The ledger does
+    // not know which group it is: this is the one place the rule can be kept.
+    if !state.regions().is_within(state.group_bureau, actor.bureau) {
+        let message = format!(
+            "the entity directory covers group {}: bureau {} may not replace it (only the group's own command centre)",
+            state.group_bureau, actor.bureau
+        );
         return ApiError::Forbidden(message).into_response();
     }
     let Ok(bytes) = axum::body::to_bytes(body, DIRECTORY_BYTES_MAX).await else {
@@ -250,7 +255,10 @@ pub async fn inspection_items(State(state): State<AppState>, headers: HeaderMap)
 // --- Campaigns (抽查计划). ---
 
 pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    handle_write(state, uri, headers, body, StatusCode::CREATED, |state, actor, body, _| {
+    // A member of an older build refuses a class under 3% where this one takes it: every member
+    // must read the rule first, or the group's replicas would part.
+    let feature = Some((crate::reference::FEATURE_DRAW_FLOOR_ON_TOTAL, "campaigns under the new ratio rule"));
+    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, feature, |state, actor, body, _| {
         let request: CampaignRequest = parse_json(body)?;
         let spec = campaign_spec(state, actor, request)?;
         ledger::campaign::check_spec(&state.regions(), &spec)?;

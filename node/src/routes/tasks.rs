@@ -38,8 +38,17 @@ pub(crate) fn new_task(regions: &Regions, request: &CreateTaskRequest, actor: &A
     };
     let assignee_bureau =
         request.assignee_bureau.as_deref().map(|t| api::parse_bureau(regions, "assignee_bureau", t)).transpose()?;
+    let kind = api::parse_enum("kind", &request.kind, TaskKind::parse, TaskKind::names)?;
+    // Apart from complaints, monitoring signals and assigned cases (their own kinds), every
+    // inspection goes through a draw (双随机): a campaign's draw makes it, a desk never does.
+    if kind == TaskKind::Inspection {
+        return Err(ApiError::Invalid {
+            code: "inspection_by_draw_only",
+            message: "an inspection (双随机抽查) is made by a campaign's draw, never by hand; register a lead, an assignment or a referral instead".into(),
+        });
+    }
     Ok(NewTask {
-        kind: api::parse_enum("kind", &request.kind, TaskKind::parse, TaskKind::names)?,
+        kind,
         severity: api::parse_enum("severity", &request.severity, Severity::parse, Severity::names)?,
         title: request.title.clone(),
         description: request.description.clone(),

@@ -82,10 +82,13 @@ pub fn check_spec(regions: &Regions, spec: &CampaignSpec) -> Result<(), Rejectio
     for class in RiskClass::ALL {
         let ratio = spec.ratios.of(*class);
         let drawn_from = spec.risk_classes.is_empty() || spec.risk_classes.contains(class);
-        if drawn_from && !(DRAW_RATIO_FLOOR_BP..=BASIS_POINTS).contains(&ratio) {
+        // The 3% floor (比例不低于3%) is on the total drawn of the population, which the draw
+        // keeps (a top-up, checked by `check_draw`); a class may be drawn more thinly than 3%
+        // (a province's 30/10/2/1% for its four credit-risk classes), never not at all.
+        if drawn_from && !(1..=BASIS_POINTS).contains(&ratio) {
             return Err(invalid(
                 &format!("ratios.{class}"),
-                format!("{ratio} basis points: every class drawn from needs 3% to 100% (比例不低于3%)"),
+                format!("{ratio} basis points: every class drawn from needs a ratio above 0 and at most 100%"),
             ));
         }
     }
