@@ -380,11 +380,12 @@ fn a_campaign_from_plan_to_public_result() {
     for inspector in pool() {
         desk.programme(&planner, ProgrammeAction::EnrollInspector(Box::new(inspector))).expect("enrolled");
     }
-    // An operator may not enrol; a plan with a 1% ratio is refused; so is a lone inspector.
+    // An operator may not enrol; a plan that draws nothing of a class it covers is refused; so
+    // is a lone inspector.
     let refused = desk.programme(&tianhe, ProgrammeAction::EnrollInspector(Box::new(pool()[0].clone())));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))));
     let mut low = spec(&summary.sha256);
-    low.ratios.low_bp = 100;
+    low.ratios.low_bp = 0;
     assert!(matches!(
         desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(low))),
         Err(Rejection::Invalid { .. })

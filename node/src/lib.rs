@@ -23,6 +23,7 @@ pub mod gateway;
 pub mod intake;
 pub mod kept_files;
 pub mod logging;
+mod member_features;
 pub mod openapi;
 pub mod presence;
 pub mod programme;

@@ -44,7 +44,7 @@ pub const FEATURE_SITE_RECORDS: &str = "site-records-v1";
 /// A campaign's 3% floor on the total drawn, any class above 0% (`ledger::campaign::check_spec`).
 pub const FEATURE_DRAW_FLOOR_ON_TOTAL: &str = "draw-floor-on-total-v1";
 /// Every feature this build reads.
-const FEATURES_READ: [&str; 4] =
+pub(crate) const FEATURES_READ: [&str; 4] =
     [FEATURE_REFERENCE, FEATURE_ORGANISATION, FEATURE_SITE_RECORDS, FEATURE_DRAW_FLOOR_ON_TOTAL];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;
@@ -394,24 +394,28 @@ async fn features(State(state): State<AppState>, headers: HeaderMap) -> Response
         .into_response()
 }
 
+/// Asks member `id` at `addr` what it reads, keeps the answer (`crate::member_features`) and
+/// gives it; `None` when it did not answer.
+pub(crate) async fn ask_member_features(state: &AppState, id: u64, addr: &str) -> Option<Vec<String>> {
+    let url = format!("{}{FEATURES_PATH}", state.transport.base_url(&state.peers.route(id, addr)));
+    let request = state.relay_http.get(url).bearer_auth(state.group_secret.bearer()).timeout(FEATURES_TIMEOUT);
+    let response = request.send().await.ok().filter(|response| response.status().is_success())?;
+    let reads = response.json::<FeaturesJson>().await.ok()?.reads;
+    state.member_features.learn(id, addr, &reads);
+    Some(reads)
+}
+
 /// Refuses (409 `members_not_upgraded`) unless every other member of the group, voters and
-/// learners, says it reads `feature` (`what`, for the message): a build before it answers
-/// without it, or 404, and could not decode the entry.
+/// learners, reads `feature` (`what`, for the message): it said so once (`crate::member_features`:
+/// a member away keeps counting), or says so now. A build before the feature answers without
+/// it, or 404, and could not decode the entry.
 pub async fn members_read(state: &AppState, feature: &str, what: &str) -> Result<(), ApiError> {
-    let nodes: Vec<(u64, String)> = {
-        let metrics = state.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        membership.nodes().filter(|(id, _)| **id != state.node_id).map(|(id, node)| (*id, node.addr.clone())).collect()
-    };
-    let asks = nodes.iter().map(|(id, addr)| async move {
-        let url = format!("{}{FEATURES_PATH}", state.transport.base_url(&state.peers.route(*id, addr)));
-        let request = state.relay_http.get(url).bearer_auth(state.group_secret.bearer()).timeout(FEATURES_TIMEOUT);
-        let reads = match request.send().await {
-            Ok(response) if response.status().is_success() => {
-                response.json::<FeaturesJson>().await.is_ok_and(|f| f.reads.iter().any(|r| r == feature))
-            }
-            _ => false,
-        };
+    let unknown: Vec<(u64, String)> = crate::member_features::other_members(state)
+        .into_iter()
+        .filter(|(id, addr)| !state.member_features.reads(*id, addr, feature))
+        .collect();
+    let asks = unknown.iter().map(|(id, addr)| async move {
+        let reads = ask_member_features(state, *id, addr).await.is_some_and(|reads| reads.iter().any(|r| r == feature));
         (!reads).then(|| format!("node {id} ({addr})"))
     });
     let behind: Vec<String> = futures_util::future::join_all(asks).await.into_iter().flatten().collect();
@@ -421,7 +425,7 @@ pub async fn members_read(state: &AppState, feature: &str, what: &str) -> Result
         Err(ApiError::Conflict {
             code: "members_not_upgraded",
             message: format!(
-                "{} cannot read {what} (an older build, or unreachable): upgrade every member first",
+                "{} cannot read {what} (an older build, or never reached since this node started knowing it): upgrade every member first",
                 behind.join(", ")
             ),
         })

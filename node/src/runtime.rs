@@ -183,6 +183,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         calendar_cache: crate::reference::CalendarCache::default(),
         group_secret: group_secret.clone(),
         programme: crate::programme::Programme { config: Arc::new(inspection) },
+        member_features: Arc::new(crate::member_features::MemberFeatures::open(&config.data_dir)),
         documents: crate::documents::Documents::new(config.documents.clone()),
         kept_files: crate::kept_files::KeptFiles::open(&config.data_dir, config.attachment_store.as_ref())
             .context("opening the kept files (entity directories, attachments)")?,
@@ -217,6 +218,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         .map(|fanout| tokio::spawn(crate::fanout::publisher::run(watch_state.clone(), fanout, watch_shutdown.clone())));
     let federation_loops = [
         tokio::spawn(crate::readiness::probe_leader(watch_state.clone(), watch_shutdown.clone())),
+        tokio::spawn(crate::member_features::run(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::courier::run(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::reports::push(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::reports::reconcile(watch_state, watch_shutdown.clone())),

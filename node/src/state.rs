@@ -59,6 +59,8 @@ pub struct AppState {
     pub group_secret: cluster::raft::GroupSecret,
     /// The inspection programme: item list, risk scoring, entity directory files.
     pub programme: crate::programme::Programme,
+    /// The formats the other members said they read (`crate::member_features`).
+    pub member_features: Arc<crate::member_features::MemberFeatures>,
     /// Printed documents (文书): their font and render permits.
     pub documents: crate::documents::Documents,
     /// Entity directory files and record attachments, kept beside the log.

@@ -260,7 +260,7 @@ async fn attachments_kept_in_an_object_store_are_served_checked_and_restored() {
     let mut s3 = tests::s3_server::S3Server::start().await;
     let config_dir = tempfile::tempdir().expect("a temp dir");
     let prefix = "groups/440000/attachments";
-    let cluster = TestCluster::start_with(tests::ClusterOptions {
+    let mut cluster = TestCluster::start_with(tests::ClusterOptions {
         extra_sections_toml: Some(s3.attachment_store_toml(config_dir.path(), prefix)),
         ..tests::ClusterOptions::default()
     })
@@ -283,8 +283,13 @@ async fn attachments_kept_in_an_object_store_are_served_checked_and_restored() {
     let record = json!({"record": {"checklist": checklist["checklist"], "notes": "货架商品均有标价。",
         "attachments": [{"sha256": photo_sha, "kind": "photo"}], "made_at": "2026-12-06T15:00:00+08:00"}});
     let path = format!("{show}/record_on_site");
+    // A member away does not stop records: it said, while it was up, that it reads them.
+    let away = (1..=3).find(|id| *id != leader && *id != follower).expect("a third node");
+    cluster.kill(away);
     let (status, body) = call(&cluster, follower, "POST", Some(member), &path, record).await;
     assert_eq!(status, 200, "{body}");
+    cluster.restart(away);
+    cluster.wait_for_convergence().await;
     // A record may name only a file the store holds.
     let unknown = json!({"record": {"checklist": checklist["checklist"],
         "attachments": [{"sha256": "a".repeat(64), "kind": "photo"}], "made_at": "2026-12-06T15:05:00+08:00"}});
