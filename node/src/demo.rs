@@ -121,8 +121,9 @@ fn matter(area: &str, entity: &str) -> (&'static str, &'static str, &'static str
             )
         }
         70..=79 => ("assignment", "normal", "assignment", format!("关于核查{entity}投诉举报件的交办")),
-        80..=89 => ("referral", "high", "referral", format!("公安机关移送：{entity}涉嫌生产销售伪劣产品")),
-        _ => ("inspection", "low", "spot_check", format!("2026年第四季度双随机抽查：{entity}")),
+        // Inspections come only from draws (the demo's campaign draws them).
+        80..=94 => ("referral", "high", "referral", format!("公安机关移送：{entity}涉嫌生产销售伪劣产品")),
+        _ => ("lead", "low", "spot_check", format!("日常巡查发现：{entity}未按规定公示年度报告")),
     }
 }
 

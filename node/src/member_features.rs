@@ -1,17 +1,21 @@
 //! What the group's other members read (`reference::FEATURES_PATH`), learned by asking them and
 //! kept. A command of a new format is proposed only when every member reads it
-//! (`reference::members_read`); a member that once said it reads a format keeps counting while
-//! it is down or unreachable, so one node away (a disk replaced, a machine rebooting) does not
-//! stop inspectors' records or campaigns. This is sound because a build never forgets a
-//! format: going back to an older build once entries of a newer format committed is not
-//! supported (docs/operations.md, "Rolling upgrade").
+//! (`reference::members_read`, which asks every member each time): a member that does not
+//! answer counts by what it said last, so one node away (a disk replaced, a machine rebooting)
+//! does not stop inspectors' records or campaigns, while a member that answers is judged by its
+//! answer (one replaced by an older build at the same address is refused at once). Going back
+//! to an older build once entries of a newer format committed is not supported
+//! (docs/operations.md, "Rolling upgrade").
 //!
-//! Every node asks in the background (`run`): every `ASK_EVERY_UNKNOWN` while some member's
-//! answer is missing, every `ASK_EVERY_KNOWN` after, so a node that becomes leader already
-//! knows its fellows. What it learned is kept in `<data_dir>/member_features.json`, a member
-//! named by its id and address (a replaced member at a new address is asked again).
+//! Every node asks in the background (`run`): a member it has no answer from, at first every
+//! `ASK_FIRST_AFTER` and then less often, up to `ASK_EVERY_KNOWN`; every member every
+//! `ASK_EVERY_KNOWN`. So a node that becomes leader already knows its fellows. The answers are
+//! kept in `<data_dir>/member_features.json`, a member named by its id and address (a member at
+//! a new address is asked again), only for the current members and only the formats this build
+//! knows of.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -20,15 +24,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
-/// While some member's formats are unknown (a group starting, a member upgraded).
-const ASK_EVERY_UNKNOWN: Duration = Duration::from_millis(250);
-/// Once every member is known to read every format this build reads.
+/// The first wait before asking a member again that did not answer (a group starting).
+const ASK_FIRST_AFTER: Duration = Duration::from_millis(250);
+/// The longest wait between two questions to one member, answered or not.
 const ASK_EVERY_KNOWN: Duration = Duration::from_secs(60);
 const FILE_NAME: &str = "member_features.json";
 
 pub struct MemberFeatures {
     path: PathBuf,
-    /// `"<id>@<addr>"` → the formats that member said it reads.
+    /// `"<id>@<addr>"` → the formats that member said it reads, when it last answered.
     known: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
@@ -49,32 +53,53 @@ impl MemberFeatures {
         self.known.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Whether member `id` at `addr` once said it reads `feature`.
+    /// Whether member `id` at `addr` said, when it last answered, that it reads `feature`.
     pub fn reads(&self, id: u64, addr: &str, feature: &str) -> bool {
         self.lock().get(&member_key(id, addr)).is_some_and(|features| features.contains(feature))
     }
 
-    /// Keeps what member `id` at `addr` said it reads (on top of what it said before).
+    /// Whether member `id` at `addr` ever answered.
+    pub fn answered(&self, id: u64, addr: &str) -> bool {
+        self.lock().contains_key(&member_key(id, addr))
+    }
+
+    /// Keeps what member `id` at `addr` answered now, in place of what it said before; only the
+    /// formats this build knows of (an answer cannot grow the file).
     pub fn learn(&self, id: u64, addr: &str, reads: &[String]) {
-        let snapshot = {
-            let mut known = self.lock();
-            let features = known.entry(member_key(id, addr)).or_default();
-            let before = features.len();
-            features.extend(reads.iter().cloned());
-            if features.len() == before {
-                return;
-            }
-            known.clone()
-        };
-        if let Err(error) = self.save(&snapshot) {
-            tracing::warn!(%error, path = %self.path.display(), "the members' formats were not kept on disk");
+        let features: BTreeSet<String> =
+            reads.iter().filter(|read| crate::reference::FEATURES_READ.contains(&read.as_str())).cloned().collect();
+        let mut known = self.lock();
+        if known.get(&member_key(id, addr)) == Some(&features) {
+            return;
+        }
+        known.insert(member_key(id, addr), features);
+        self.save(&known);
+    }
+
+    /// Forgets members no longer in the group (`members`: id and address).
+    pub fn keep_only(&self, members: &[(u64, String)]) {
+        let current: BTreeSet<String> = members.iter().map(|(id, addr)| member_key(*id, addr)).collect();
+        let mut known = self.lock();
+        let before = known.len();
+        known.retain(|key, _| current.contains(key));
+        if known.len() != before {
+            self.save(&known);
         }
     }
 
-    fn save(&self, known: &BTreeMap<String, BTreeSet<String>>) -> std::io::Result<()> {
+    /// Written under the lock (one writer at a time), to a temporary file, synced and renamed.
+    /// A failure costs only asking again after a restart.
+    fn save(&self, known: &BTreeMap<String, BTreeSet<String>>) {
         let temporary = self.path.with_extension("json.tmp");
-        std::fs::write(&temporary, serde_json::to_vec(known).map_err(std::io::Error::other)?)?;
-        std::fs::rename(&temporary, &self.path)
+        let written = serde_json::to_vec(known).map_err(std::io::Error::other).and_then(|bytes| {
+            let mut file = std::fs::File::create(&temporary)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            std::fs::rename(&temporary, &self.path)
+        });
+        if let Err(error) = written {
+            tracing::warn!(%error, path = %self.path.display(), "the members' formats were not kept on disk");
+        }
     }
 }
 
@@ -85,24 +110,40 @@ pub fn other_members(state: &AppState) -> Vec<(u64, String)> {
     membership.nodes().filter(|(id, _)| **id != state.node_id).map(|(id, node)| (*id, node.addr.clone())).collect()
 }
 
-/// Asks every member whose formats are not all known, until `shutdown`.
+/// Asks the members in turn, until `shutdown`: one without an answer yet soon and then less
+/// often (its wait doubles up to `ASK_EVERY_KNOWN`), every one every `ASK_EVERY_KNOWN`.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
+    // When to ask each member next, and the wait after that.
+    let mut schedule: BTreeMap<(u64, String), (tokio::time::Instant, Duration)> = BTreeMap::new();
     loop {
         let members = other_members(&state);
-        // Before the group's membership is known (a node starting) there is no one to ask yet.
-        let membership_known = !members.is_empty();
-        let unknown: Vec<(u64, String)> = members
-            .into_iter()
-            .filter(|(id, addr)| {
-                crate::reference::FEATURES_READ.iter().any(|feature| !state.member_features.reads(*id, addr, feature))
-            })
+        state.member_features.keep_only(&members);
+        schedule.retain(|member, _| members.contains(member));
+        let now = tokio::time::Instant::now();
+        let due: Vec<(u64, String)> = members
+            .iter()
+            .filter(|member| schedule.get(*member).is_none_or(|(next, _)| *next <= now))
+            .cloned()
             .collect();
-        let asks = unknown.iter().map(|(id, addr)| crate::reference::ask_member_features(&state, *id, addr));
-        futures_util::future::join_all(asks).await;
-        let wait = if membership_known && unknown.is_empty() { ASK_EVERY_KNOWN } else { ASK_EVERY_UNKNOWN };
+        let asks = due.iter().map(|(id, addr)| crate::reference::ask_member_features(&state, *id, addr));
+        let answers = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            answers = futures_util::future::join_all(asks) => answers,
+        };
+        for (member, answer) in due.into_iter().zip(answers) {
+            let wait = match (answer, schedule.get(&member)) {
+                (Some(_), _) => ASK_EVERY_KNOWN,
+                (None, Some((_, wait))) => (*wait * 2).min(ASK_EVERY_KNOWN),
+                (None, None) => ASK_FIRST_AFTER,
+            };
+            schedule.insert(member, (tokio::time::Instant::now() + wait, wait));
+        }
+        // Until the group's membership is known (a node starting) there is no one to ask yet.
+        let next = schedule.values().map(|(next, _)| *next).min();
+        let until = next.unwrap_or_else(|| tokio::time::Instant::now() + ASK_FIRST_AFTER);
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(until) => {}
         }
     }
 }
@@ -116,13 +157,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let features = MemberFeatures::open(dir.path());
         assert!(!features.reads(2, "127.0.0.1:1", "site-records-v1"));
-        features.learn(2, "127.0.0.1:1", &["site-records-v1".into()]);
-        features.learn(2, "127.0.0.1:1", &["reference-v1".into()]);
+        features.learn(2, "127.0.0.1:1", &["site-records-v1".into(), "made-up-v9".into()]);
         let reopened = MemberFeatures::open(dir.path());
-        assert!(
-            reopened.reads(2, "127.0.0.1:1", "site-records-v1") && reopened.reads(2, "127.0.0.1:1", "reference-v1")
-        );
+        assert!(reopened.reads(2, "127.0.0.1:1", "site-records-v1"));
+        assert!(!reopened.reads(2, "127.0.0.1:1", "made-up-v9"), "only formats this build knows are kept");
         assert!(!reopened.reads(2, "127.0.0.1:2", "site-records-v1"), "a member at a new address is asked again");
         assert!(!reopened.reads(3, "127.0.0.1:1", "site-records-v1"));
+        // An answer replaces the last: a member back on an older build reads less.
+        reopened.learn(2, "127.0.0.1:1", &["reference-v1".into()]);
+        assert!(!reopened.reads(2, "127.0.0.1:1", "site-records-v1") && reopened.reads(2, "127.0.0.1:1", "reference-v1"));
+        // A member gone from the group is forgotten.
+        reopened.keep_only(&[(3, "127.0.0.1:3".into())]);
+        assert!(!MemberFeatures::open(dir.path()).answered(2, "127.0.0.1:1"));
     }
 }

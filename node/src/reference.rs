@@ -48,6 +48,8 @@ pub(crate) const FEATURES_READ: [&str; 4] =
     [FEATURE_REFERENCE, FEATURE_ORGANISATION, FEATURE_SITE_RECORDS, FEATURE_DRAW_FLOOR_ON_TOTAL];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;
+/// What a member's answer about the formats it reads may take.
+const FEATURES_ANSWER_BYTES_MAX: usize = 16 * 1024;
 /// How long a member has to say what it reads before an adoption is refused.
 const FEATURES_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -376,6 +378,9 @@ pub async fn adopt_regions(
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FeaturesJson {
+    /// The member that answers (absent from builds before it said so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<u64>,
     /// The build's version.
     pub version: String,
     /// The formats beyond the peer format this build reads.
@@ -390,7 +395,11 @@ async fn features(State(state): State<AppState>, headers: HeaderMap) -> Response
     if let Err(refused) = state.admit_member(&headers) {
         return refused.into_response();
     }
-    Json(FeaturesJson { version: crate::VERSION.into(), reads: FEATURES_READ.map(String::from).to_vec() })
+    Json(FeaturesJson {
+        node: Some(state.node_id),
+        version: crate::VERSION.into(),
+        reads: FEATURES_READ.map(String::from).to_vec(),
+    })
         .into_response()
 }
 
@@ -399,16 +408,30 @@ async fn features(State(state): State<AppState>, headers: HeaderMap) -> Response
 pub(crate) async fn ask_member_features(state: &AppState, id: u64, addr: &str) -> Option<Vec<String>> {
     let url = format!("{}{FEATURES_PATH}", state.transport.base_url(&state.peers.route(id, addr)));
     let request = state.relay_http.get(url).bearer_auth(state.group_secret.bearer()).timeout(FEATURES_TIMEOUT);
-    let response = request.send().await.ok().filter(|response| response.status().is_success())?;
-    let reads = response.json::<FeaturesJson>().await.ok()?.reads;
-    state.member_features.learn(id, addr, &reads);
-    Some(reads)
+    let mut response = request.send().await.ok().filter(|response| response.status().is_success())?;
+    // An answer is a few hundred bytes: read no more than `FEATURES_ANSWER_BYTES_MAX`.
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        body.extend_from_slice(&chunk);
+        if body.len() > FEATURES_ANSWER_BYTES_MAX {
+            return None;
+        }
+    }
+    let answer: FeaturesJson = serde_json::from_slice(&body).ok()?;
+    // A build that names itself must be the member asked (not whatever answers at its address).
+    if answer.node.is_some_and(|node| node != id) {
+        tracing::warn!(node = id, answered = ?answer.node, "another node answered for a member");
+        return None;
+    }
+    state.member_features.learn(id, addr, &answer.reads);
+    Some(answer.reads)
 }
 
 /// Refuses (409 `members_not_upgraded`) unless every other member of the group, voters and
-/// learners, reads `feature` (`what`, for the message): it said so once (`crate::member_features`:
-/// a member away keeps counting), or says so now. A build before the feature answers without
-/// it, or 404, and could not decode the entry.
+/// learners, reads `feature` (`what`, for the message): it said so when last asked
+/// (`crate::member_features` asks every member at least every minute, so a member away keeps
+/// counting), or says so now. A build before the feature answers without it, or 404, and
+/// could not decode the entry.
 pub async fn members_read(state: &AppState, feature: &str, what: &str) -> Result<(), ApiError> {
     let unknown: Vec<(u64, String)> = crate::member_features::other_members(state)
         .into_iter()

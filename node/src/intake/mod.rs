@@ -54,7 +54,7 @@ impl IntakeSource {
 #[serde(deny_unknown_fields)]
 pub struct SignalJson {
     pub source_id: String,
-    #[schemars(schema_with = "crate::api::schema::task_kind")]
+    #[schemars(schema_with = "crate::api::schema::creatable_task_kind")]
     pub kind: String,
     #[schemars(schema_with = "crate::api::schema::severity")]
     pub severity: String,
@@ -143,6 +143,13 @@ pub fn parse_signal(
         return Err(ApiError::invalid_field("matter", format!("at most {MATTER_CHARS_MAX} characters")));
     }
     let kind = api::parse_enum("kind", &json.kind, TaskKind::parse, TaskKind::names)?;
+    // A monitoring signal registers a lead or an alert; inspections come only from draws.
+    if kind == TaskKind::Inspection {
+        return Err(ApiError::Invalid {
+            code: "inspection_by_draw_only",
+            message: "a signal never registers an inspection (双随机抽查): only a campaign's draw makes one".into(),
+        });
+    }
     let subject = api::parse_subject(regions, &json.subject)?;
     let observed_ms = time::parse_ms(&json.observed_at).ok_or_else(|| {
         ApiError::invalid_field("observed_at", format!("{:?} is not an RFC 3339 time", json.observed_at))

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use config::calendar::Span;
-use ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios};
+use ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios, DRAW_RATIO_FLOOR_BP};
 use ledger::{Action, Actor, Command, Regions, Role, Severity, TaskId, TaskKind, Uscc};
 use serde::Deserialize;
 
@@ -255,14 +255,34 @@ pub async fn inspection_items(State(state): State<AppState>, headers: HeaderMap)
 // --- Campaigns (抽查计划). ---
 
 pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    // A member of an older build refuses a class under 3% where this one takes it: every member
-    // must read the rule first, or the group's replicas would part.
-    let feature = Some((crate::reference::FEATURE_DRAW_FLOOR_ON_TOTAL, "campaigns under the new ratio rule"));
-    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, feature, |state, actor, body, _| {
+    // A campaign drawing some class under 3% is a command of its own
+    // (`ProgrammeAction::CreateCampaignOnTotal`), proposed only when every member reads it; any
+    // other is the command every build takes. The body is read first to tell which.
+    let body = match super::request::read_body(body).await {
+        Ok(body) => body,
+        Err(error) => return error.into_response(),
+    };
+    let thin = parse_json::<CampaignRequest>(&body).is_ok_and(|request| {
+        let ratios = [request.ratios_percent.high, request.ratios_percent.normal, request.ratios_percent.low];
+        ratios.iter().any(|percent| basis_points("ratios_percent", *percent).is_ok_and(|bp| bp < DRAW_RATIO_FLOOR_BP))
+    });
+    let feature = thin.then_some((crate::reference::FEATURE_DRAW_FLOOR_ON_TOTAL, "campaigns drawing a class under 3%"));
+    let body = Body::from(body);
+    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, feature, move |state, actor, body, _| {
         let request: CampaignRequest = parse_json(body)?;
         let spec = campaign_spec(state, actor, request)?;
         ledger::campaign::check_spec(&state.regions(), &spec)?;
-        Ok(programme(ProgrammeAction::CreateCampaign(Box::new(spec))))
+        // `thin` looked at every class, the spec only at those drawn from: a spec drawing a
+        // class thinly was always gated.
+        let action = if ledger::campaign::draws_a_class_thinly(&spec) {
+            if !thin {
+                return Err(ApiError::Internal("a campaign drawing a class thinly was not gated".into()));
+            }
+            ProgrammeAction::CreateCampaignOnTotal(Box::new(spec))
+        } else {
+            ProgrammeAction::CreateCampaign(Box::new(spec))
+        };
+        Ok(programme(action))
     })
     .await
 }

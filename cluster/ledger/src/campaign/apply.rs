@@ -219,7 +219,8 @@ impl Ledger {
                 self.programme.conflicts.insert(key, conflict.clone());
                 Ok(Applied::of_record(ProgrammeRecord::Conflict(Box::new(conflict)), Vec::new()))
             }
-            ProgrammeAction::CreateCampaign(spec) => self.create_campaign(stamp_ms, actor, spec),
+            ProgrammeAction::CreateCampaign(spec) => self.create_campaign(stamp_ms, actor, spec, DRAW_RATIO_FLOOR_BP),
+            ProgrammeAction::CreateCampaignOnTotal(spec) => self.create_campaign(stamp_ms, actor, spec, 1),
             ProgrammeAction::FixBeacon { campaign, value } => self.fix_beacon(stamp_ms, actor, *campaign, value),
             ProgrammeAction::RecordDraw { campaign, result, ack_deadline_ms, complete_deadline_ms } => {
                 self.record_draw(stamp_ms, actor, *campaign, result, *ack_deadline_ms, *complete_deadline_ms)
@@ -229,9 +230,11 @@ impl Ledger {
         }
     }
 
-    fn create_campaign(&mut self, stamp_ms: u64, actor: &Actor, spec: &CampaignSpec) -> CommandResult {
+    /// A campaign whose every class drawn from has `class_floor_bp` at least (the rule it was
+    /// proposed under: see `ProgrammeAction::CreateCampaignOnTotal`).
+    fn create_campaign(&mut self, stamp_ms: u64, actor: &Actor, spec: &CampaignSpec, class_floor_bp: u32) -> CommandResult {
         let regions = self.regions();
-        check_spec(&regions, spec)?;
+        super::checks::check_spec_with_class_floor(&regions, spec, class_floor_bp)?;
         command_over(&regions, actor, spec.bureau, "plan campaigns")?;
         let current = self
             .programme

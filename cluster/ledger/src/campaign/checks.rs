@@ -57,6 +57,25 @@ pub(crate) fn is_finding(outcome: CompletionOutcome) -> bool {
 
 /// Checks a campaign's parameters on their own (the API runs this too, for a fast 400).
 pub fn check_spec(regions: &Regions, spec: &CampaignSpec) -> Result<(), Rejection> {
+    check_spec_with_class_floor(regions, spec, 1)
+}
+
+/// Whether `spec` draws some class it covers under the 3% floor: a campaign only
+/// `ProgrammeAction::CreateCampaignOnTotal` makes.
+pub fn draws_a_class_thinly(spec: &CampaignSpec) -> bool {
+    RiskClass::ALL.iter().any(|class| {
+        let drawn_from = spec.risk_classes.is_empty() || spec.risk_classes.contains(class);
+        drawn_from && spec.ratios.of(*class) < DRAW_RATIO_FLOOR_BP
+    })
+}
+
+/// `check_spec` with every class drawn from needing `class_floor_bp` at least: 1 now, the 3%
+/// floor (`DRAW_RATIO_FLOOR_BP`) for a `CreateCampaign` committed before the rule changed.
+pub(crate) fn check_spec_with_class_floor(
+    regions: &Regions,
+    spec: &CampaignSpec,
+    class_floor_bp: u32,
+) -> Result<(), Rejection> {
     validate::text("name", &spec.name, crate::limits::TITLE_CHARS_MAX, true, false)?;
     if !regions.is_active(spec.scope_region) || !regions.is_within(spec.scope_region, spec.bureau) {
         return Err(invalid(
@@ -85,10 +104,11 @@ pub fn check_spec(regions: &Regions, spec: &CampaignSpec) -> Result<(), Rejectio
         // The 3% floor (比例不低于3%) is on the total drawn of the population, which the draw
         // keeps (a top-up, checked by `check_draw`); a class may be drawn more thinly than 3%
         // (a province's 30/10/2/1% for its four credit-risk classes), never not at all.
-        if drawn_from && !(1..=BASIS_POINTS).contains(&ratio) {
+        if drawn_from && !(class_floor_bp.max(1)..=BASIS_POINTS).contains(&ratio) {
+            let floor = if class_floor_bp > 1 { "3%" } else { "a ratio above 0" };
             return Err(invalid(
                 &format!("ratios.{class}"),
-                format!("{ratio} basis points: every class drawn from needs a ratio above 0 and at most 100%"),
+                format!("{ratio} basis points: every class drawn from needs {floor} and at most 100%"),
             ));
         }
     }

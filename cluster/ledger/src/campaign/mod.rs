@@ -35,7 +35,7 @@ mod draw_rules;
 mod public;
 
 pub(crate) use checks::is_finding;
-pub use checks::{check_inspector, check_spec, is_hex_sha256, is_inspection_outcome};
+pub use checks::{check_inspector, check_spec, draws_a_class_thinly, is_hex_sha256, is_inspection_outcome};
 pub use draw_rules::check_draw;
 pub use public::PublicResult;
 
@@ -445,6 +445,12 @@ pub enum ProgrammeAction {
     },
     /// A roster of inspectors enrolled together: all of them, or none when one is refused.
     EnrollInspectors(Vec<Inspector>),
+    /// A campaign under the rule that the 3% floor holds on the total drawn, a class drawn
+    /// more thinly (`check_spec`). `CreateCampaign` keeps the floor on every class it was
+    /// committed under, so a log replays as it applied; a build before this variant cannot
+    /// decode it and stops, where it would have refused the campaign and parted from the group
+    /// (proposed only when every member reads `draw-floor-on-total-v1`).
+    CreateCampaignOnTotal(Box<CampaignSpec>),
 }
 
 impl Programme {
