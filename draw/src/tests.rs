@@ -387,9 +387,17 @@ fn a_campaign_from_plan_to_public_result() {
     let mut low = spec(&summary.sha256);
     low.ratios.low_bp = 0;
     assert!(matches!(
-        desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(low))),
+        desk.programme(&planner, ProgrammeAction::CreateCampaignOnTotal(Box::new(low.clone()))),
         Err(Rejection::Invalid { .. })
     ));
+    // A class at 1%: the command committed before the floor moved to the total keeps the rule
+    // it was committed under (a log replays as it applied); only the new command takes it.
+    low.ratios.low_bp = 100;
+    assert!(matches!(
+        desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(low.clone()))),
+        Err(Rejection::Invalid { .. })
+    ));
+    assert!(ledger::campaign::draws_a_class_thinly(&low));
     let mut alone = spec(&summary.sha256);
     alone.inspectors_per_inspection = 1;
     assert!(matches!(
