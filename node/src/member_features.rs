@@ -165,7 +165,9 @@ mod tests {
         assert!(!reopened.reads(3, "127.0.0.1:1", "site-records-v1"));
         // An answer replaces the last: a member back on an older build reads less.
         reopened.learn(2, "127.0.0.1:1", &["reference-v1".into()]);
-        assert!(!reopened.reads(2, "127.0.0.1:1", "site-records-v1") && reopened.reads(2, "127.0.0.1:1", "reference-v1"));
+        assert!(
+            !reopened.reads(2, "127.0.0.1:1", "site-records-v1") && reopened.reads(2, "127.0.0.1:1", "reference-v1")
+        );
         // A member gone from the group is forgotten.
         reopened.keep_only(&[(3, "127.0.0.1:3".into())]);
         assert!(!MemberFeatures::open(dir.path()).answered(2, "127.0.0.1:1"));

@@ -400,7 +400,7 @@ async fn features(State(state): State<AppState>, headers: HeaderMap) -> Response
         version: crate::VERSION.into(),
         reads: FEATURES_READ.map(String::from).to_vec(),
     })
-        .into_response()
+    .into_response()
 }
 
 /// Asks member `id` at `addr` what it reads, keeps the answer (`crate::member_features`) and

@@ -232,7 +232,13 @@ impl Ledger {
 
     /// A campaign whose every class drawn from has `class_floor_bp` at least (the rule it was
     /// proposed under: see `ProgrammeAction::CreateCampaignOnTotal`).
-    fn create_campaign(&mut self, stamp_ms: u64, actor: &Actor, spec: &CampaignSpec, class_floor_bp: u32) -> CommandResult {
+    fn create_campaign(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        spec: &CampaignSpec,
+        class_floor_bp: u32,
+    ) -> CommandResult {
         let regions = self.regions();
         super::checks::check_spec_with_class_floor(&regions, spec, class_floor_bp)?;
         command_over(&regions, actor, spec.bureau, "plan campaigns")?;
