@@ -58,11 +58,6 @@ impl MemberFeatures {
         self.lock().get(&member_key(id, addr)).is_some_and(|features| features.contains(feature))
     }
 
-    /// Whether member `id` at `addr` ever answered.
-    pub fn answered(&self, id: u64, addr: &str) -> bool {
-        self.lock().contains_key(&member_key(id, addr))
-    }
-
     /// Keeps what member `id` at `addr` answered now, in place of what it said before; only the
     /// formats this build knows of (an answer cannot grow the file).
     pub fn learn(&self, id: u64, addr: &str, reads: &[String]) {
@@ -170,6 +165,6 @@ mod tests {
         );
         // A member gone from the group is forgotten.
         reopened.keep_only(&[(3, "127.0.0.1:3".into())]);
-        assert!(!MemberFeatures::open(dir.path()).answered(2, "127.0.0.1:1"));
+        assert!(!MemberFeatures::open(dir.path()).reads(2, "127.0.0.1:1", "reference-v1"));
     }
 }

@@ -5,12 +5,14 @@
 //! Coordinates are PDF points (1/72 inch) from the page's top left corner, y downwards (as
 //! krilla draws); a text's y is its baseline.
 
+use std::sync::Arc;
+
 use krilla::geom::{PathBuilder, Point, Size, Transform};
 use krilla::image::Image;
 use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
 use krilla::text::{Font, TextDirection};
-use krilla::Document;
+use krilla::{Data, Document};
 use skrifa::instance::{LocationRef, Size as FontSize};
 use skrifa::{FontRef, MetadataProvider};
 
@@ -52,8 +54,10 @@ pub struct Flow<'f> {
 }
 
 impl<'f> Flow<'f> {
-    /// A flow in face `index` of the font file `data`, or `None` when that is no usable font.
-    pub fn new(data: &'f [u8], font: Font, index: u32) -> Option<Flow<'f>> {
+    /// A flow in face `index` of the font file `data` (shared with the PDF's font, not copied),
+    /// or `None` when that is no usable font.
+    pub fn new(data: &'f Arc<Vec<u8>>, index: u32) -> Option<Flow<'f>> {
+        let font = Font::new(Data::from(data.clone()), index)?;
         let face = FontRef::from_index(data, index).ok()?;
         let units_per_em = f32::from(face.metrics(FontSize::unscaled(), LocationRef::default()).units_per_em);
         (units_per_em > 0.0).then(|| Flow { face, font, units_per_em, pages: vec![Vec::new()], y: MARGIN_PT })

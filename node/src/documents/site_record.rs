@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use krilla::image::Image;
 use krilla::metadata::Metadata;
-use krilla::text::Font;
 use krilla::{Data, Document};
 use ledger::site_record::{Answer, AttachmentKind, AttachmentRef, Conformity, SiteRecord};
 
@@ -72,7 +71,7 @@ pub fn images_to_draw(record: &SiteRecord) -> Vec<&AttachmentRef> {
 pub fn render(
     record: &SiteRecord,
     particulars: &Particulars,
-    font_data: &[u8],
+    font_data: &Arc<Vec<u8>>,
     font_index: u32,
 ) -> Result<Vec<u8>, String> {
     render_with(record, particulars, font_data, font_index, true)
@@ -82,12 +81,11 @@ pub fn render(
 fn render_with(
     record: &SiteRecord,
     particulars: &Particulars,
-    font_data: &[u8],
+    font_data: &Arc<Vec<u8>>,
     font_index: u32,
     with_images: bool,
 ) -> Result<Vec<u8>, String> {
-    let font = Font::new(Data::from(font_data.to_vec()), font_index).ok_or("the configured font does not load")?;
-    let mut flow = Flow::new(font_data, font, font_index).ok_or("the configured font has no metrics")?;
+    let mut flow = Flow::new(font_data, font_index).ok_or("the configured font does not load")?;
     let reference = format!("{}-{}", particulars.task_id, record.number);
     let body = &record.record;
 
