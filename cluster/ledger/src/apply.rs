@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::access;
 use super::bureau::{BureauCode, Regions};
+use super::campaign::item_list::ItemList;
 use super::campaign::{is_inspection_outcome, Programme};
 use super::command::{
     conflict, Action, Actor, Applied, Command, CommandResult, ConflictCode, IdempotencyTag, NewTask, Rejection, Role,
@@ -91,9 +92,12 @@ pub struct Ledger {
     /// The region table and working-day calendar the ledger decides with (see `reference`).
     pub(super) reference: Reference,
     /// The stations below the county bureaus, and the table the ledger decides with (the
-    /// region table and the stations). Last, so a core written before it had them is this
-    /// core's bytes less the empty units' (`organisation::core_of_format_4`).
+    /// region table and the stations). After it each field a later store format appended
+    /// (`organisation::core_of_format_4`).
     pub(super) units: Units,
+    /// The inspection-item list (see `campaign::item_list`). Last, so a core written before it
+    /// is this core's bytes less the empty list's (`campaign::item_list::core_of_format_5`).
+    pub(super) item_list: ItemList,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -125,6 +129,7 @@ impl Default for Ledger {
             programme: Programme::default(),
             reference: Reference::default(),
             units: Units::default(),
+            item_list: ItemList::default(),
         }
     }
 }
@@ -949,6 +954,7 @@ impl Ledger {
         self.programme.check(|id| self.task(id)).map_err(InvariantViolation)?;
         self.reference.check(self.last_stamp_ms).map_err(InvariantViolation)?;
         self.units.check(self.reference.regions(), self.last_stamp_ms).map_err(InvariantViolation)?;
+        self.item_list.check().map_err(InvariantViolation)?;
         Ok(())
     }
 

@@ -354,6 +354,11 @@ wire_enum! {
         NotClaimed = "not_claimed",
         /// The inspector, or the person, is linked already.
         InspectorLinked = "inspector_linked",
+        /// A campaign names an item that is not current on the group's item list, or not as
+        /// listed.
+        ItemNotListed = "item_not_listed",
+        /// The item list has an item of that code already (codes are never given twice).
+        ItemListed = "item_listed",
     }
 }
 

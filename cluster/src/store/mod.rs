@@ -39,8 +39,9 @@ pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// version is refused with both named. 2: the core keeps the order of signal groups
 /// (`intake_groups_order`). 3: records, core and meta in postcard (`ledger::codec`). 4: the
 /// core ends with the reference data (`ledger::reference`). 5: the core ends with the
-/// organisation's units (`ledger::organisation`).
-pub const STORE_FORMAT: u32 = 5;
+/// organisation's units (`ledger::organisation`). 6: the core ends with the inspection-item
+/// list (`ledger::campaign::item_list`).
+pub const STORE_FORMAT: u32 = 6;
 /// The oldest format this build reads: a store, stream or backup of a format from this one on
 /// has its core converted as it is read (`core_in_this_format`); nothing else changed since.
 pub const STORE_FORMAT_OLDEST_READ: u32 = 3;
@@ -52,8 +53,9 @@ pub const STORE_FORMAT_OLDEST_READ: u32 = 3;
 pub fn core_in_this_format(format: u32, core: Vec<u8>) -> Vec<u8> {
     assert!((STORE_FORMAT_OLDEST_READ..=STORE_FORMAT).contains(&format), "a format this build reads");
     let core = if format < 4 { ledger::reference::core_of_format_3(&core) } else { core };
-    if format < 5 {
-        ledger::organisation::core_of_format_4(&core)
+    let core = if format < 5 { ledger::organisation::core_of_format_4(&core) } else { core };
+    if format < 6 {
+        ledger::campaign::item_list::core_of_format_5(&core)
     } else {
         core
     }

@@ -23,10 +23,11 @@ use super::{LOGINS, PEOPLE, RECEIVED, REPORTERS, SENT, TASKS};
 /// The stream's format, which carries the ledger core's (`STORE_FORMAT`): 2 since the core
 /// keeps the order of signal groups, 3 since records are postcard (`ledger::codec`), 4 since the
 /// core ends with the reference data (`ledger::reference`), 5 since it ends with the
-/// organisation's units (`ledger::organisation`). A stream of another format is refused before
-/// anything of it is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM5\n";
-const _: () = assert!(super::STORE_FORMAT == 5, "the magic names the store format");
+/// organisation's units (`ledger::organisation`), 6 since it ends with the inspection-item list
+/// (`ledger::campaign::item_list`). A stream of another format is refused before anything of it
+/// is decoded.
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM6\n";
+const _: () = assert!(super::STORE_FORMAT == 6, "the magic names the store format");
 /// The magic of a stream of `format`: formats before this one are read still (their core
 /// converted as it is read), never written.
 fn magic_of(format: u32) -> [u8; 16] {

@@ -20,6 +20,11 @@ impl Ledger {
         &self.programme
     }
 
+    /// The inspection-item list the group adopted (see `item_list`).
+    pub fn item_list(&self) -> &item_list::ItemList {
+        &self.item_list
+    }
+
     /// The inputs of campaign `id`'s draw: frozen when its beacon was fixed (what the node
     /// draws from, and what `apply` compares a proposed draw with), as the ledger stands now
     /// once it is drawn (its record keeps the inputs it was drawn from).
@@ -227,6 +232,10 @@ impl Ledger {
             }
             ProgrammeAction::PublishResult { task } => self.publication_step(stamp_ms, actor, *task, None),
             ProgrammeAction::WithdrawResult { task, note } => self.publication_step(stamp_ms, actor, *task, Some(note)),
+            ProgrammeAction::ItemList(action) => {
+                let version = self.item_list.apply(&regions, stamp_ms, actor, action)?;
+                Ok(Applied::of_record(ProgrammeRecord::ItemList(Box::new(version)), Vec::new()))
+            }
         }
     }
 
@@ -242,6 +251,7 @@ impl Ledger {
         let regions = self.regions();
         super::checks::check_spec_with_class_floor(&regions, spec, class_floor_bp)?;
         command_over(&regions, actor, spec.bureau, "plan campaigns")?;
+        self.item_list.check_campaign(&regions, spec)?;
         let current = self
             .programme
             .entity_directory()

@@ -32,6 +32,7 @@ use super::uscc::Uscc;
 mod apply;
 mod checks;
 mod draw_rules;
+pub mod item_list;
 mod public;
 
 pub(crate) use checks::is_finding;
@@ -388,6 +389,8 @@ pub enum ProgrammeRecord {
     Campaign(Arc<Campaign>),
     /// Inspectors enrolled by one roster, in its order.
     Inspectors(Vec<Inspector>),
+    /// The version of the item list a change made.
+    ItemList(Box<item_list::ItemListVersion>),
 }
 
 /// The programme's state in the ledger.
@@ -451,6 +454,9 @@ pub enum ProgrammeAction {
     /// decode it and stops, where it would have refused the campaign and parted from the group
     /// (proposed only when every member reads `draw-floor-on-total-v1`).
     CreateCampaignOnTotal(Box<CampaignSpec>),
+    /// A change of the inspection-item list (`item_list`); proposed only when every member
+    /// reads `item-list-v1`.
+    ItemList(Box<item_list::ItemListAction>),
 }
 
 impl Programme {

@@ -1,10 +1,11 @@
 //! The ledger's tests, pure and in process: the transition table and the policy exhaustively
 //! (`transitions`), federation between two ledgers (`federation`), machine intake (`intake`),
-//! random histories (`proptests`), reference data through the log (`reference`), stations below the counties
+//! random histories (`proptests`), the inspection-item list (`item_list`), reference data through the log (`reference`), stations below the counties
 //! (`organisation`) and what a hostile peer group can send (`trust`).
 
 mod federation;
 mod intake;
+mod item_list;
 mod organisation;
 mod proptests;
 mod reference;
