@@ -1,16 +1,22 @@
 // The campaign view (双随机抽查计划) of command-centre users: the campaigns the user can see with
-// their state and strata; a form to plan one from the inspection-item list; for a planned
+// their state and strata; a form to plan one from the inspection-item list (the items the
+// user's level may organise; the list itself is item_list.js); for a planned
 // campaign, the beacon a second person enters to draw it; and the inspector directory, enrolled
 // from a roster file. Uses only the public HTTP API.
 "use strict";
-const C = { items: null, inspectors: [] };
+const C = { items: [], inspectors: [] };
 // Inspectors listed on the page at most; the count covers all of them.
 const INSPECTORS_LISTED_MAX = 200;
 
 async function loadCampaigns() {
   try {
-    if (!C.items) C.items = await api("/api/v1/inspection-items");
-    const [{ campaigns }, { inspectors }] = await Promise.all([api("/api/v1/campaigns"), api("/api/v1/inspectors")]);
+    // The list changes in the app (item_list.js): read each time the view opens.
+    const [items, { campaigns }, { inspectors }] =
+      await Promise.all([api("/api/v1/inspection-items"), api("/api/v1/campaigns"), api("/api/v1/inspectors")]);
+    // Organising levels hold once the group adopted its list (an item of the shipped list is
+    // listed in version 0).
+    C.items = items.filter((item) => item.listed_in === 0 || mayOrganise(item));
+    loadItemList();
     C.inspectors = inspectors;
     renderCampaignForm();
     renderCampaigns(campaigns);

@@ -1,7 +1,8 @@
 //! The inspection programme's configuration (`config/dev/inspection.toml` by default): the
-//! inspection-item list campaigns choose from and the risk scoring. The accepting node copies
-//! what a campaign uses into the campaign's command, so this file never reaches the ledger by
-//! itself and a later edit never changes a committed draw.
+//! national inspection-item list this deployment ships (a group adopts it into its ledger, where
+//! its province adds to it: `ledger::campaign::item_list`; until then campaigns choose from it
+//! here) and the risk scoring. The accepting node copies what a command uses into it, so this
+//! file never reaches the ledger by itself and a later edit never changes a committed draw.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +18,13 @@ pub const DEFAULT_INSPECTION_TOML: &str = include_str!("../dev/inspection.toml")
 pub struct ItemConfig {
     pub code: String,
     pub name: String,
+    /// The law the item is checked under; required before the list is adopted into a ledger.
+    #[serde(default)]
+    pub basis: String,
+    /// The lowest level of bureau that may organise a campaign with it: `province`,
+    /// `prefecture` or `county` (the default).
+    #[serde(default = "county")]
+    pub organiser: String,
     #[serde(default)]
     pub industries: Vec<String>,
     pub expertise: String,
@@ -36,6 +44,13 @@ pub struct CheckPointConfig {
     #[serde(default)]
     pub basis: String,
 }
+
+fn county() -> String {
+    "county".to_owned()
+}
+
+/// The levels an item's `organiser` names (`ledger::campaign::item_list::OrganiserLevel`).
+pub const ORGANISER_LEVELS: [&str; 3] = ["province", "prefecture", "county"];
 
 /// How a check point may be answered (`ledger::site_record::AnswerKind`).
 pub const ANSWER_KINDS: [&str; 3] = ["conformity", "number", "text"];
@@ -120,6 +135,12 @@ impl InspectionConfig {
         }
         for item in &config.items {
             check_points(item)?;
+            if !ORGANISER_LEVELS.contains(&item.organiser.as_str()) {
+                return Err(invalid(
+                    &format!("items.{}.organiser", item.code),
+                    format!("one of {}", ORGANISER_LEVELS.join(", ")),
+                ));
+            }
         }
         if config.scoring.low_below > config.scoring.high_from {
             return Err(invalid("scoring", "low_below must not exceed high_from"));

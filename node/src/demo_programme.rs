@@ -1,5 +1,6 @@
-//! The demo's inspection programme (双随机): on the Guangzhou group, a synthetic entity
-//! directory of the city, inspectors for three districts, and one campaign for Tianhe planned
+//! The demo's inspection programme (双随机): on the Guangzhou group, the national item list
+//! adopted and one provincial addition made by the province's command centre, a synthetic
+//! entity directory of the city, inspectors for three districts, and one campaign for Tianhe planned
 //! by Guangzhou's command centre and sealed and drawn by the province's, so the demo's Tianhe
 //! operator has inspections to sign for and the public page has a campaign. Skipped when the
 //! group is not started, and not repeated when the data directory already holds a campaign.
@@ -78,9 +79,24 @@ pub async fn seed(http: &reqwest::Client, addrs: &[String]) {
     if post(http, url("/api/v1/inspectors/roster"), PLANNER_TOKEN, roster.into(), false).await.is_none() {
         return tracing::warn!("demo programme: the inspectors were not enrolled");
     }
+    // The item list: the national list as shipped, and one of Guangdong's own.
+    let adopt = json!({"reason": "市场监管总局随机抽查事项清单"});
+    if post(http, url("/api/v1/inspection-item-list/national"), SEALER_TOKEN, json_body(adopt), true).await.is_none() {
+        return tracing::warn!("demo programme: the national item list was not adopted");
+    }
+    let addition = json!({
+        "code": "GD01", "name": "网络交易平台经营者主体责任落实情况检查",
+        "basis": "《中华人民共和国电子商务法》第二十七条", "organiser": "prefecture",
+        "industries": ["retail", "services"], "expertise": "registration",
+        "check_points": [{"code": "GD01-01", "wording": "是否核验、登记平台内经营者身份信息并定期核验更新", "answer": "conformity",
+                          "basis": "《中华人民共和国电子商务法》第二十七条"}],
+        "reason": "本省网络交易监管重点",
+    });
+    post(http, url("/api/v1/inspection-items"), SEALER_TOKEN, json_body(addition), true).await;
+    // Checks of publicly disclosed information (A01) are the province's: the city plans the rest.
     let plan = json!({
         "name": "2026年天河区市场主体双随机联合抽查",
-        "items": ["A01", "B01", "F01"],
+        "items": ["B01", "F01", "GD01"],
         "scope": {"region": "440106"},
         "targeted": false,
         "ratios_percent": {"high": 10, "normal": 5, "low": 3},

@@ -153,6 +153,7 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "action" => json!({"type": "string", "enum": ledger::TaskAction::WIRE_NAMES}),
                 "sha256" => json!({"type": "string", "pattern": "^[0-9a-f]{64}$"}),
                 "inspector" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}),
+                "item" => json!({"type": "string", "pattern": "^[A-Za-z0-9._-]{1,32}$"}),
                 "person" => json!({"type": "integer", "minimum": 1, "format": "int64"}),
                 "number" => json!({"type": "integer", "minimum": 1, "format": "int32"}),
                 "station" => json!({"type": "string", "pattern": "^[0-9]{9}$"}),

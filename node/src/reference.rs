@@ -43,9 +43,11 @@ pub const FEATURE_ORGANISATION: &str = "organisation-v1";
 pub const FEATURE_SITE_RECORDS: &str = "site-records-v1";
 /// A campaign's 3% floor on the total drawn, any class above 0% (`ledger::campaign::check_spec`).
 pub const FEATURE_DRAW_FLOOR_ON_TOTAL: &str = "draw-floor-on-total-v1";
+/// Changes of the inspection-item list (`ledger::campaign::item_list`).
+pub const FEATURE_ITEM_LIST: &str = "item-list-v1";
 /// Every feature this build reads.
-pub(crate) const FEATURES_READ: [&str; 4] =
-    [FEATURE_REFERENCE, FEATURE_ORGANISATION, FEATURE_SITE_RECORDS, FEATURE_DRAW_FLOOR_ON_TOTAL];
+pub(crate) const FEATURES_READ: [&str; 5] =
+    [FEATURE_REFERENCE, FEATURE_ORGANISATION, FEATURE_SITE_RECORDS, FEATURE_DRAW_FLOOR_ON_TOTAL, FEATURE_ITEM_LIST];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;
 /// What a member's answer about the formats it reads may take.

@@ -182,7 +182,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         deadlines: Arc::new(deadlines),
         calendar_cache: crate::reference::CalendarCache::default(),
         group_secret: group_secret.clone(),
-        programme: crate::programme::Programme { config: Arc::new(inspection) },
+        programme: crate::programme::Programme::new(inspection),
         member_features: Arc::new(crate::member_features::MemberFeatures::open(&config.data_dir)),
         documents: crate::documents::Documents::new(config.documents.clone()),
         kept_files: crate::kept_files::KeptFiles::open(&config.data_dir, config.attachment_store.as_ref())

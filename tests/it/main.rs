@@ -15,6 +15,7 @@ mod federation;
 mod fixtures;
 mod gateway;
 mod intake;
+mod item_list;
 mod membership;
 mod nemesis;
 mod operations;

@@ -259,28 +259,6 @@ pub struct ItemJson {
     pub name: String,
 }
 
-/// `GET /api/v1/inspection-items`: an item of the list with what planning needs: the industries
-/// it applies to (empty: every industry) and the expertise its inspectors need.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-pub struct InspectionItemJson {
-    pub code: String,
-    pub name: String,
-    pub industries: Vec<String>,
-    pub expertise: String,
-}
-
-impl InspectionItemJson {
-    /// An item of the configured list (`config::inspection`).
-    pub fn of(item: &config::inspection::ItemConfig) -> InspectionItemJson {
-        InspectionItemJson {
-            code: item.code.clone(),
-            name: item.name.clone(),
-            industries: item.industries.clone(),
-            expertise: item.expertise.clone(),
-        }
-    }
-}
-
 impl ItemJson {
     pub fn of(item: &InspectionItem) -> ItemJson {
         ItemJson { code: item.code.clone(), name: item.name.clone() }

@@ -6,6 +6,7 @@ pub mod console;
 pub mod error;
 pub mod headers;
 pub mod inspection;
+pub mod item_list;
 pub mod organisation;
 pub mod schema;
 pub mod site_record;

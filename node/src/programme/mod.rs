@@ -1,17 +1,21 @@
-//! The "double random, one public" programme on the node: the inspection-item list and risk
-//! scoring from config (copied into each campaign's command, so replicas never read config),
-//! the checklist an on-site record is made against (`checklist`), and inspector rosters as CSV
-//! (`roster`). The entity directory files are kept files (`crate::kept_files`). The ledger's
-//! side is `ledger::campaign`; the draw itself is the `draw` crate.
+//! The "double random, one public" programme on the node: the inspection-item list in force
+//! (the group's adopted list from the ledger, or, until one is adopted, the national list this
+//! deployment ships in its configuration), risk scoring from config (copied into each
+//! campaign's command, so replicas never read config), the checklist an on-site record is made
+//! against (`checklist`), and inspector rosters as CSV (`roster`). The entity directory files
+//! are kept files (`crate::kept_files`). The ledger's side is `ledger::campaign`; the draw
+//! itself is the `draw` crate.
 
 pub mod checklist;
 pub mod roster;
 
 use std::sync::Arc;
 
-use config::inspection::InspectionConfig;
+use config::inspection::{InspectionConfig, ItemConfig};
+use ledger::campaign::item_list::{CheckPoint, ItemList, ItemSpec, OrganiserLevel};
 use ledger::campaign::{InspectionItem, RiskScoring};
-use ledger::BureauCode;
+use ledger::site_record::AnswerKind;
+use ledger::{BureauCode, Ledger, Regions};
 
 use crate::api::ApiError;
 
@@ -26,27 +30,89 @@ pub const DRAW_ATTEMPTS_MAX: usize = 3;
 #[derive(Clone)]
 pub struct Programme {
     pub config: Arc<InspectionConfig>,
+    /// The configuration's items as the national list (version 0, never adopted): the list in
+    /// force until the group adopts one.
+    shipped: Arc<ItemList>,
+}
+
+/// A configured item as the ledger's list holds it (`config` checked the organiser and the
+/// answer kinds; the ledger checks the rest when the list is adopted).
+pub fn item_spec(item: &ItemConfig) -> ItemSpec {
+    ItemSpec {
+        code: item.code.clone(),
+        name: item.name.clone(),
+        basis: item.basis.clone(),
+        organiser: OrganiserLevel::parse(&item.organiser).unwrap_or(OrganiserLevel::County),
+        industries: item.industries.clone(),
+        expertise: item.expertise.clone(),
+        check_points: item
+            .check_points
+            .iter()
+            .map(|point| CheckPoint {
+                code: point.code.clone(),
+                wording: point.wording.clone(),
+                answer: AnswerKind::parse(&point.answer).unwrap_or(AnswerKind::Text),
+                basis: point.basis.clone(),
+            })
+            .collect(),
+    }
 }
 
 impl Programme {
-    /// The items with these codes, in the order given, as the campaign's command carries them.
-    pub fn items(&self, codes: &[String]) -> Result<Vec<InspectionItem>, ApiError> {
+    pub fn new(config: InspectionConfig) -> Programme {
+        let shipped = ItemList::shipped(config.items.iter().map(item_spec).collect());
+        Programme { config: Arc::new(config), shipped: Arc::new(shipped) }
+    }
+
+    /// The national list as this deployment ships it.
+    pub fn shipped_national_list(&self) -> Vec<ItemSpec> {
+        self.config.items.iter().map(item_spec).collect()
+    }
+
+    /// The list campaigns choose from: the group's adopted list, else the shipped one.
+    pub fn list_in_force<'a>(&'a self, ledger: &'a Ledger) -> &'a ItemList {
+        let adopted = ledger.item_list();
+        if adopted.adopted() {
+            adopted
+        } else {
+            &self.shipped
+        }
+    }
+
+    /// The items with these codes, in the order given, as a campaign of `organiser` carries
+    /// them: each current on `list` and, once the list is adopted, open to the organiser's
+    /// level (the ledger's rule, `ItemList::check_campaign`: a group that never adopted a list
+    /// plans as it did before the list had levels).
+    pub fn items(
+        &self,
+        list: &ItemList,
+        regions: &Regions,
+        organiser: BureauCode,
+        codes: &[String],
+    ) -> Result<Vec<InspectionItem>, ApiError> {
+        let level = regions.region(organiser).map(|region| region.level);
         codes
             .iter()
             .map(|code| {
-                let item = self.config.item(code).ok_or_else(|| ApiError::Invalid {
+                let listed = list.current(code).ok_or_else(|| ApiError::Invalid {
                     code: "unknown_item",
                     message: format!(
-                        "{code} is not on the inspection-item list; known: {}",
-                        self.config.items.iter().map(|i| i.code.as_str()).collect::<Vec<_>>().join(", ")
+                        "{code} is not a current item of the inspection-item list (version {}); known: {}",
+                        list.version(),
+                        list.items()
+                            .filter(|i| !i.retired)
+                            .map(|i| i.spec.code.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 })?;
-                Ok(InspectionItem {
-                    code: item.code.clone(),
-                    name: item.name.clone(),
-                    industries: item.industries.clone(),
-                    expertise: item.expertise.clone(),
-                })
+                if list.adopted() && !level.is_some_and(|level| listed.spec.organiser.admits(level)) {
+                    return Err(ApiError::Forbidden(format!(
+                        "item {code} is organised by a bureau of {} level or above; bureau {organiser} may not plan it",
+                        listed.spec.organiser
+                    )));
+                }
+                Ok(listed.spec.as_campaign_item())
             })
             .collect()
     }

@@ -309,7 +309,7 @@ fn build(
             let checklist = {
                 let replica = state.store.read();
                 let current = replica.ledger.task(task).ok_or_else(|| task_not_found(task))?;
-                crate::programme::checklist::of_task(&state.programme.config, &current)
+                crate::programme::checklist::of_task(state.programme.list_in_force(&replica.ledger), &current)
             };
             let record = record.to_record(&checklist, held)?;
             Transition::RecordOnSite(Box::new(record))

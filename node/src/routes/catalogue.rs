@@ -8,15 +8,19 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use super::{actions, presence, programme, public, request, response_metrics, tasks};
+use super::{actions, item_list, presence, programme, public, request, response_metrics, tasks};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
     me, people, search, stations,
 };
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
-    DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson, InspectorJson, InspectorRequest,
-    InspectorsJson, PublicCampaignsJson, PublicResultsJson, RetireRequest,
+    DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest, InspectorsJson,
+    PublicCampaignsJson, PublicResultsJson, RetireRequest,
+};
+use crate::api::item_list::{
+    AdoptNationalRequest, InspectionItemJson, ItemListJson, ItemListVersionJson, ItemRequest, PublicItemListJson,
+    RetireItemRequest,
 };
 use crate::api::organisation::{
     LinkInspectorRequest, OwnPasswordRequest, PeopleJson, PersonJson, PersonNoteRequest, PersonRequest,
@@ -556,11 +560,67 @@ pub fn operations() -> Vec<Operation> {
         op(
             Method::GET,
             "/api/v1/inspection-items",
-            "The inspection-item list campaigns choose from",
+            "The current items of the inspection-item list, which campaigns choose from",
             User,
             ok(schema::<Vec<InspectionItemJson>>),
         )
-        .handler(get(programme::inspection_items)),
+        .handler(get(item_list::current_items)),
+        op(
+            Method::POST,
+            "/api/v1/inspection-items",
+            "Add an item to the list (a provincial bureau, with its legal basis)",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<ItemListVersionJson>),
+        )
+        .body(schema::<ItemRequest>)
+        .idempotent()
+        .handler(post(item_list::add)),
+        op(
+            Method::POST,
+            "/api/v1/inspection-items/{item}/revise",
+            "Revise a province's addition (by that province)",
+            User,
+            ok(schema::<ItemListVersionJson>),
+        )
+        .body(schema::<ItemRequest>)
+        .idempotent()
+        .handler(post(item_list::revise)),
+        op(
+            Method::POST,
+            "/api/v1/inspection-items/{item}/retire",
+            "Take a province's addition off the list (by that province)",
+            User,
+            ok(schema::<ItemListVersionJson>),
+        )
+        .body(schema::<RetireItemRequest>)
+        .idempotent()
+        .handler(post(item_list::retire)),
+        op(
+            Method::GET,
+            "/api/v1/inspection-item-list",
+            "The whole inspection-item list, retired items included, with its versions",
+            User,
+            ok(schema::<ItemListJson>),
+        )
+        .handler(get(item_list::list)),
+        op(
+            Method::POST,
+            "/api/v1/inspection-item-list/national",
+            "Adopt the national list this deployment ships (again after an upgrade)",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<ItemListVersionJson>),
+        )
+        .body(schema::<AdoptNationalRequest>)
+        .idempotent()
+        .handler(post(item_list::adopt_national)),
+        op(
+            Method::GET,
+            "/public/v1/inspection-items",
+            "The inspection-item list (public)",
+            Anyone,
+            ok(schema::<PublicItemListJson>),
+        )
+        .handler(get(item_list::public_items)),
         op(
             Method::POST,
             "/api/v1/campaigns",

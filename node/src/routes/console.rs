@@ -11,6 +11,7 @@ const APP_JS: &str = include_str!("../../../console/app.js");
 const I18N_JS: &str = include_str!("../../../console/i18n.js");
 const METRICS_JS: &str = include_str!("../../../console/metrics.js");
 const CAMPAIGNS_JS: &str = include_str!("../../../console/campaigns.js");
+const ITEM_LIST_JS: &str = include_str!("../../../console/item_list.js");
 const STATIONS_JS: &str = include_str!("../../../console/stations.js");
 const PEOPLE_JS: &str = include_str!("../../../console/people.js");
 const SITE_RECORDS_JS: &str = include_str!("../../../console/site_records.js");
@@ -80,6 +81,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "i18n.js" => ("text/javascript; charset=utf-8", I18N_JS),
         "metrics.js" => ("text/javascript; charset=utf-8", METRICS_JS),
         "campaigns.js" => ("text/javascript; charset=utf-8", CAMPAIGNS_JS),
+        "item_list.js" => ("text/javascript; charset=utf-8", ITEM_LIST_JS),
         "stations.js" => ("text/javascript; charset=utf-8", STATIONS_JS),
         "people.js" => ("text/javascript; charset=utf-8", PEOPLE_JS),
         "site_records.js" => ("text/javascript; charset=utf-8", SITE_RECORDS_JS),

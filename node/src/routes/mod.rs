@@ -15,6 +15,7 @@ mod escalations;
 mod export;
 pub(crate) mod health;
 mod intake;
+mod item_list;
 mod me;
 mod people;
 mod presence;

@@ -17,9 +17,10 @@ use super::request::parse_json;
 use super::write::{handle_write, handle_write_of_feature, write};
 use crate::api::inspection::{
     basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
-    DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectionItemJson,
-    InspectorJson, InspectorRequest, InspectorsJson, RetireRequest,
+    DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest,
+    InspectorsJson, RetireRequest,
 };
+use crate::api::item_list::ItemListVersionJson;
 use crate::api::{self, time, ApiError};
 use crate::kept_files::{replication, Shelf};
 use crate::programme::{roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
@@ -40,6 +41,7 @@ pub fn record_json(regions: &Regions, record: &ProgrammeRecord) -> serde_json::V
         ProgrammeRecord::Inspectors(inspectors) => serde_json::to_value(EnrolledInspectorsJson {
             inspectors: inspectors.iter().map(|inspector| InspectorJson::of(regions, inspector)).collect(),
         }),
+        ProgrammeRecord::ItemList(version) => serde_json::to_value(ItemListVersionJson::of(version)),
     };
     value.expect("programme answers always serialize")
 }
@@ -245,13 +247,6 @@ pub async fn declare_conflict(
     .await
 }
 
-pub async fn inspection_items(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    super::json_answer((|| {
-        state.users.authenticate(&headers)?;
-        Ok(state.programme.config.items.iter().map(InspectionItemJson::of).collect::<Vec<_>>())
-    })())
-}
-
 // --- Campaigns (抽查计划). ---
 
 pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
@@ -298,17 +293,21 @@ fn campaign_spec(state: &AppState, actor: &Actor, request: CampaignRequest) -> R
     };
     let risk_classes =
         request.scope.risk_classes.iter().map(|c| parse_risk_class(c)).collect::<Result<Vec<RiskClass>, _>>()?;
-    let entity_directory =
-        state.store.read().ledger.programme().entity_directory().map(|version| version.sha256.clone()).ok_or_else(
-            || ApiError::Conflict {
-                code: "no_directory",
-                message: "no entity directory is imported yet (POST /api/v1/directories/entities)".into(),
-            },
-        )?;
+    let regions = state.regions();
+    let (entity_directory, items) = {
+        let replica = state.store.read();
+        let list = state.programme.list_in_force(&replica.ledger);
+        let items = state.programme.items(list, &regions, bureau, &request.items)?;
+        (replica.ledger.programme().entity_directory().map(|version| version.sha256.clone()), items)
+    };
+    let entity_directory = entity_directory.ok_or_else(|| ApiError::Conflict {
+        code: "no_directory",
+        message: "no entity directory is imported yet (POST /api/v1/directories/entities)".into(),
+    })?;
     Ok(CampaignSpec {
         name: request.name,
         bureau,
-        items: state.programme.items(&request.items)?,
+        items,
         scope_region: api::parse_bureau(&state.regions(), "scope.region", &request.scope.region)?,
         targeted: request.targeted,
         industries: request.scope.industries,

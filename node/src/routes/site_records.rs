@@ -18,7 +18,8 @@ pub async fn checklist(State(state): State<AppState>, Path(id): Path<String>, he
         let user = state.users.authenticate(&headers)?;
         let id = parse_task_id(&id)?;
         let task = super::tasks::visible_task(&state, &user.actor, id)?;
-        Ok(crate::programme::checklist::of_task(&state.programme.config, &task))
+        let replica = state.store.read();
+        Ok(crate::programme::checklist::of_task(state.programme.list_in_force(&replica.ledger), &task))
     })())
 }
 

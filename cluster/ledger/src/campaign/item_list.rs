@@ -120,10 +120,20 @@ pub struct ListedItem {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ItemListStep {
     /// The national list adopted (again): the codes it added, revised and retired.
-    AdoptedNational { added: Vec<String>, revised: Vec<String>, retired: Vec<String> },
-    Added { code: String },
-    Revised { code: String },
-    Retired { code: String },
+    AdoptedNational {
+        added: Vec<String>,
+        revised: Vec<String>,
+        retired: Vec<String>,
+    },
+    Added {
+        code: String,
+    },
+    Revised {
+        code: String,
+    },
+    Retired {
+        code: String,
+    },
 }
 
 /// One version of the list: the change, who made it, when and why.
@@ -166,7 +176,8 @@ impl ItemList {
         let items = items
             .into_iter()
             .map(|spec| {
-                let listed = ListedItem { spec, origin: ItemOrigin::National, listed_in: 0, changed_in: 0, retired: false };
+                let listed =
+                    ListedItem { spec, origin: ItemOrigin::National, listed_in: 0, changed_in: 0, retired: false };
                 (listed.spec.code.clone(), listed)
             })
             .collect();
@@ -305,7 +316,8 @@ impl ItemList {
             | ItemListAction::Revise { reason, .. }
             | ItemListAction::Retire { reason, .. } => reason.clone(),
         };
-        let version = ItemListVersion { number, step, by: actor.user.clone(), bureau: actor.bureau, at_ms: stamp_ms, reason };
+        let version =
+            ItemListVersion { number, step, by: actor.user.clone(), bureau: actor.bureau, at_ms: stamp_ms, reason };
         self.versions.push(version.clone());
         Ok(version)
     }
@@ -328,7 +340,8 @@ impl ItemList {
                 ));
             }
         }
-        let added: Vec<String> = items.iter().filter(|i| !self.items.contains_key(&i.code)).map(|i| i.code.clone()).collect();
+        let added: Vec<String> =
+            items.iter().filter(|i| !self.items.contains_key(&i.code)).map(|i| i.code.clone()).collect();
         if self.items.len() + added.len() > LISTED_ITEMS_MAX {
             return Err(Rejection::LimitReached(format!("{LISTED_ITEMS_MAX} listed items")));
         }
@@ -409,7 +422,9 @@ impl ItemList {
                 return Err(format!("item {} is filed as {code}", listed.spec.code));
             }
             let numbered = 1..=self.version();
-            if !numbered.contains(&listed.listed_in) || !(listed.listed_in..=self.version()).contains(&listed.changed_in) {
+            if !numbered.contains(&listed.listed_in)
+                || !(listed.listed_in..=self.version()).contains(&listed.changed_in)
+            {
                 return Err(format!("item {code} names a version the list does not have"));
             }
         }
@@ -421,7 +436,10 @@ impl ItemList {
 fn provincial_bureau(regions: &Regions, actor: &Actor, what: &str) -> Result<BureauCode, Rejection> {
     match regions.region(actor.bureau) {
         Some(region) if region.level == RegionLevel::Province => Ok(actor.bureau),
-        _ => Err(Rejection::Forbidden(format!("only a provincial bureau may {what}; bureau {} is not one", actor.bureau))),
+        _ => Err(Rejection::Forbidden(format!(
+            "only a provincial bureau may {what}; bureau {} is not one",
+            actor.bureau
+        ))),
     }
 }
 

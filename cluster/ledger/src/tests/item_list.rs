@@ -5,9 +5,7 @@
 use crate::campaign::item_list::{
     CheckPoint, ItemList, ItemListAction, ItemListStep, ItemOrigin, ItemSpec, OrganiserLevel,
 };
-use crate::campaign::{
-    CampaignSpec, InspectorMode, ProgrammeAction, ProgrammeRecord, RiskRatios, RiskScoring,
-};
+use crate::campaign::{CampaignSpec, InspectorMode, ProgrammeAction, ProgrammeRecord, RiskRatios, RiskScoring};
 use crate::site_record::AnswerKind;
 use crate::*;
 
@@ -47,7 +45,8 @@ fn national() -> Vec<ItemSpec> {
 fn apply(ledger: &mut Ledger, actor: Actor, action: ProgrammeAction) -> CommandResult {
     let before = (ledger.item_list().clone(), ledger.programme().clone());
     let stamp_ms = ledger.last_stamp_ms().max(T0) + 1000;
-    let result = ledger.apply(&Command { stamp_ms, actor, idempotency: None, action: Action::Programme(Box::new(action)) });
+    let result =
+        ledger.apply(&Command { stamp_ms, actor, idempotency: None, action: Action::Programme(Box::new(action)) });
     ledger.check_invariants().expect("the ledger keeps its invariants");
     let copy = ledger.copy_through_a_checkpoint_for_tests();
     assert_eq!(copy.digest(), ledger.digest(), "a copy through a checkpoint is the same ledger");
@@ -137,7 +136,10 @@ fn the_national_list_is_adopted_and_versions_follow_every_change() {
     let list = ledger.item_list();
     match &list.versions()[1].step {
         ItemListStep::AdoptedNational { added, revised, retired } => {
-            assert_eq!((added.as_slice(), revised.as_slice(), retired.as_slice()), (&["C01".to_owned()][..], &["B01".to_owned()][..], &["A01".to_owned()][..]));
+            assert_eq!(
+                (added.as_slice(), revised.as_slice(), retired.as_slice()),
+                (&["C01".to_owned()][..], &["B01".to_owned()][..], &["A01".to_owned()][..])
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -151,7 +153,8 @@ fn a_province_adds_with_its_legal_basis_and_only_it_revises_or_retires() {
     let mut ledger = with_directory();
     adopt(&mut ledger, national()).unwrap();
     let mut addition = item("GD01", OrganiserLevel::Prefecture);
-    let add = |item: &ItemSpec, reason: &str| ItemListAction::Add { item: Box::new(item.clone()), reason: reason.into() };
+    let add =
+        |item: &ItemSpec, reason: &str| ItemListAction::Add { item: Box::new(item.clone()), reason: reason.into() };
     // A city may not add; a reason and a legal basis are required; a code is given once.
     let refused = change_list(&mut ledger, command("gz-command", "440100"), add(&addition, "本省补充"));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
@@ -161,22 +164,28 @@ fn a_province_adds_with_its_legal_basis_and_only_it_revises_or_retires() {
     lawless.basis = " ".into();
     let refused = change_list(&mut ledger, command("gd-command", "440000"), add(&lawless, "本省补充"));
     assert!(matches!(refused, Err(Rejection::Invalid { ref field, .. }) if field == "basis"), "{refused:?}");
-    let taken = change_list(&mut ledger, command("gd-command", "440000"), add(&item("A01", OrganiserLevel::County), "重复"));
+    let taken =
+        change_list(&mut ledger, command("gd-command", "440000"), add(&item("A01", OrganiserLevel::County), "重复"));
     assert_eq!(conflict_code(taken.map(|_| Applied::default())), ConflictCode::ItemListed);
     assert_eq!(change_list(&mut ledger, command("gd-command", "440000"), add(&addition, "本省补充")), Ok(2));
     assert_eq!(ledger.item_list().item("GD01").map(|l| l.origin), Some(ItemOrigin::Addition(bureau("440000"))));
 
     // Zhejiang may not touch Guangdong's addition; nobody revises a national item by hand.
     addition.name = "特种设备安全监督检查".into();
-    let revise = |item: &ItemSpec| ItemListAction::Revise { item: Box::new(item.clone()), reason: "名称调整".into() };
+    let revise =
+        |item: &ItemSpec| ItemListAction::Revise { item: Box::new(item.clone()), reason: "名称调整".into() };
     let refused = change_list(&mut ledger, command("zj-command", "330000"), revise(&addition));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
-    let refused = change_list(&mut ledger, command("gd-command", "440000"), revise(&item("A01", OrganiserLevel::County)));
+    let refused =
+        change_list(&mut ledger, command("gd-command", "440000"), revise(&item("A01", OrganiserLevel::County)));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
     assert_eq!(change_list(&mut ledger, command("gd-command", "440000"), revise(&addition)), Ok(3));
     let retire = ItemListAction::Retire { code: "GD01".into(), reason: "并入总局清单".into() };
     assert_eq!(change_list(&mut ledger, command("gd-command", "440000"), retire.clone()), Ok(4));
-    assert!(matches!(change_list(&mut ledger, command("gd-command", "440000"), retire), Err(Rejection::NothingToRecord(_))));
+    assert!(matches!(
+        change_list(&mut ledger, command("gd-command", "440000"), retire),
+        Err(Rejection::NothingToRecord(_))
+    ));
     // A national adoption may not take an addition's code.
     let mut clash = national();
     clash.push(item("GD01", OrganiserLevel::County));
@@ -215,7 +224,8 @@ fn once_adopted_a_campaign_uses_current_items_as_listed_at_its_organisers_level(
     let gd01 = item("GD01", OrganiserLevel::County);
     let add = ItemListAction::Add { item: Box::new(gd01.clone()), reason: "本省补充".into() };
     change_list(&mut ledger, command("gd-command", "440000"), add).unwrap();
-    apply(&mut ledger, guangzhou.clone(), campaign("440100", "440106", &[&gd01])).expect("Guangdong's addition in Tianhe");
+    apply(&mut ledger, guangzhou.clone(), campaign("440100", "440106", &[&gd01]))
+        .expect("Guangdong's addition in Tianhe");
     let refused = apply(&mut ledger, command("hz-command", "330100"), campaign("330100", "330106", &[&gd01]));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
     // A retired item plans nothing new.
