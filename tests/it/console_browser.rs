@@ -687,6 +687,10 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
         wait_for_text(&planner, "#inspector-count", "在库 4 人").await;
         let listed = wait_for_text(&planner, "#inspector-list tbody", "TH004").await;
         assert!(listed.contains("石牌所") && listed.contains("局机关"), "stations and the office: {listed}");
+        // The item list the group runs on: the shipped one, not adopted, with each item's basis.
+        let items = wait_for_text(&planner, "#item-list tbody", "企业公示信息情况检查").await;
+        assert!(items.contains("企业信息公示暂行条例") && items.contains("总局清单"), "{items}");
+        wait_for_text(&planner, "#item-list-version", "未采用").await;
         let form = "#campaign-form";
         wait_for_element(&planner, &format!("{form} input[value=A01]"), Duration::from_secs(10)).await;
         planner
