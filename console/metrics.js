@@ -10,6 +10,7 @@ const RANK_COLUMNS = [
   ["received", "count"], ["acknowledged", "count"], ["ack_on_time_rate", "rate"], ["completion_rate", "rate"],
   ["completion_on_time_rate", "rate"], ["ack_median_secs", "secs"], ["complete_median_secs", "secs"],
   ["overdue_now", "count"], ["escalations", "count"], ["inspection_record_rate", "rate"],
+  ["random_inspection_ratio", "rate"],
 ];
 
 const isoDate = (date) => new Date(date.getTime() + 8 * 3600 * 1000).toISOString().slice(0, 10);

@@ -297,3 +297,18 @@ impl<'a> ScopeCache<'a> {
         *self.known.entry(region).or_insert_with(|| regions.is_within(region, scope))
     }
 }
+
+/// Entities per region code of a file whose hash is pinned (checked at import): the register's
+/// size by region, for the share of it inspected (随机抽查数量比例). Rows that do not split are
+/// not counted (an imported file has none).
+pub fn entities_by_region(bytes: &[u8]) -> std::collections::BTreeMap<BureauCode, u64> {
+    let mut counts = std::collections::BTreeMap::new();
+    let body = &bytes[body_offset(bytes)..];
+    for line in body.split(|b| *b == b'\n') {
+        let Ok(line) = std::str::from_utf8(line) else { continue };
+        if let Some(row) = fields(line.trim_end_matches('\r')) {
+            *counts.entry(row.region).or_insert(0u64) += 1;
+        }
+    }
+    counts
+}

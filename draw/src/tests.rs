@@ -126,6 +126,9 @@ fn a_generated_directory_is_valid_and_deterministic() {
     let bytes = generate(2_000, code("440100"), 7);
     let summary = directory::check(Regions::compiled(), &bytes).expect("valid");
     assert_eq!(summary.entities, 2_000);
+    let by_region = directory::entities_by_region(&bytes);
+    assert_eq!(by_region.values().sum::<u64>(), 2_000, "every entity counted once");
+    assert!(by_region.keys().all(|region| Regions::compiled().is_within(*region, code("440100"))));
     assert_eq!(generate(2_000, code("440100"), 7), bytes, "the same seed gives the same file");
     let broken = String::from_utf8(bytes.clone()).unwrap().replacen("440", "44X", 3).into_bytes();
     let error = directory::check(Regions::compiled(), &broken).expect_err("a broken USCC or region");

@@ -160,6 +160,30 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
         call(&cluster, new_leader, Some(COMMAND_TOKEN), "POST", &draw_path, Some(json!({"beacon": "other"}))).await;
     assert_eq!(status, 409, "the beacon is fixed once and the draw done once");
 
+    // 随机抽查数量比例: the inspections drawn, of Tianhe's 3,000 registered entities, in
+    // Guangzhou's row of the province's report, on every running node once it applied the draw.
+    for node in (1..=3).filter(|id| *id != leader) {
+        let metrics = wait_until("the draw in the metrics", Duration::from_secs(20), || async {
+            let metrics = cluster.get_json(node, COMMAND_TOKEN, "/api/v1/metrics/response?bureau=440000").await;
+            let row = metrics["rows"].as_array().unwrap().iter().find(|row| row["key"] == "440100").cloned().unwrap();
+            if row["figures"]["inspections"].as_u64() == Some(inspections) {
+                Ok(metrics)
+            } else {
+                Err(row.to_string())
+            }
+        })
+        .await;
+        let rows = metrics["rows"].as_array().unwrap();
+        let guangzhou = &rows.iter().find(|row| row["key"] == "440100").unwrap()["figures"];
+        assert_eq!(guangzhou["register_entities"], 3_000, "{guangzhou}");
+        let ratio = guangzhou["random_inspection_ratio"].as_f64().unwrap();
+        assert!((ratio - inspections as f64 / 3_000.0).abs() < 1e-9, "{guangzhou}");
+        assert_eq!(metrics["total"]["register_entities"], 3_000, "{metrics}");
+        let shenzhen = &rows.iter().find(|row| row["key"] == "440300").unwrap()["figures"];
+        assert_eq!(shenzhen["register_entities"], 0);
+        assert_eq!(shenzhen["random_inspection_ratio"], Value::Null, "no entities, no ratio");
+    }
+
     // The proof and the file verify with the command-line tool; a tampered proof does not.
     let node = (1..=3).find(|id| *id != leader).unwrap();
     let (_, proof) =

@@ -7,6 +7,7 @@
 //! itself is the `draw` crate.
 
 pub mod checklist;
+pub mod register_counts;
 pub mod roster;
 
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub struct Programme {
     /// The configuration's items as the national list (version 0, never adopted): the list in
     /// force until the group adopts one.
     shipped: Arc<ItemList>,
+    /// The register's size by region, for 随机抽查数量比例.
+    pub register_counts: register_counts::RegisterCountsCache,
 }
 
 /// A configured item as the ledger's list holds it (`config` checked the organiser and the
@@ -61,7 +64,7 @@ pub fn item_spec(item: &ItemConfig) -> ItemSpec {
 impl Programme {
     pub fn new(config: InspectionConfig) -> Programme {
         let shipped = ItemList::shipped(config.items.iter().map(item_spec).collect());
-        Programme { config: Arc::new(config), shipped: Arc::new(shipped) }
+        Programme { config: Arc::new(config), shipped: Arc::new(shipped), register_counts: Default::default() }
     }
 
     /// The national list as this deployment ships it.

@@ -57,6 +57,12 @@ pub struct Figures {
     /// 现场检查记录完整率: inspections completed with a complete on-site record (a photo, the
     /// inspectors' and the representative's signatures), of the inspections completed.
     pub inspection_record_rate: Option<f64>,
+    /// Entities of the current register within the bureau's subtree (absent without a register,
+    /// and in rows of days or weeks).
+    pub register_entities: Option<u64>,
+    /// 随机抽查数量比例: inspections drawn in the period, of the register's entities within the
+    /// bureau (a year's figure when the period is the year).
+    pub random_inspection_ratio: Option<f64>,
     /// Dispatched and not yet completed, now (not limited to the period).
     pub open_now: u64,
     /// Of those, past the deadline that runs now.
@@ -66,7 +72,7 @@ pub struct Figures {
 impl Figures {
     /// The field names in declaration order, for CSV columns (checked against the fields by a
     /// test).
-    pub const COLUMNS: [&'static str; 23] = [
+    pub const COLUMNS: [&'static str; 25] = [
         "received",
         "acknowledged",
         "completed",
@@ -88,9 +94,20 @@ impl Figures {
         "assignment_referral_completion_rate",
         "inspections",
         "inspection_record_rate",
+        "register_entities",
+        "random_inspection_ratio",
         "open_now",
         "overdue_now",
     ];
+}
+
+impl Figures {
+    /// Puts in the register's size within the bureau and the share of it inspected.
+    pub fn with_register(mut self, entities: u64) -> Figures {
+        self.register_entities = Some(entities);
+        self.random_inspection_ratio = rate(self.inspections, entities);
+        self
+    }
 }
 
 fn rate(numerator: u64, denominator: u64) -> Option<f64> {
@@ -125,6 +142,8 @@ fn figures(tally: &Tally, open_now: u64, overdue_now: u64) -> Figures {
         assignment_referral_completion_rate: rate(t.assignments_referrals_completed, t.assignments_referrals),
         inspections: t.inspections,
         inspection_record_rate: rate(t.inspections_recorded, t.inspections_completed),
+        register_entities: None,
+        random_inspection_ratio: None,
         open_now,
         overdue_now,
     }

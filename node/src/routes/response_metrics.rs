@@ -7,10 +7,11 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use ledger::Role;
+use ledger::{BureauCode, Regions, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::api::{self, time, ApiError};
+use crate::programme::register_counts::RegisterCounts;
 use crate::response_metrics::{Breakdown, Figures, Report, Row};
 use crate::state::AppState;
 use ledger::response::beijing_day;
@@ -68,6 +69,7 @@ fn parse_date(field: &str, text: &str) -> Result<u32, ApiError> {
 }
 
 pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let register = state.programme.register_counts.current(&state).await;
     let answer = (|| {
         let user = state.users.authenticate(&headers)?;
         let query: Query = super::request::parse_query(raw)?;
@@ -111,7 +113,11 @@ pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuer
                 })
             }
         };
-        let report = state.response_metrics.report(&state.regions(), bureau, from, to, by, time::now_ms());
+        let regions = state.regions();
+        let mut report = state.response_metrics.report(&regions, bureau, from, to, by, time::now_ms());
+        if let Some(register) = &register {
+            with_register(&mut report, &regions, register, bureau, by);
+        }
         match query.format.as_deref().unwrap_or("json") {
             "json" => Ok(Json(ResponseReportJson {
                 bureau: bureau.to_string(),
@@ -130,6 +136,24 @@ pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuer
         }
     })();
     answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Puts the register's size and the share of it inspected into the total (the bureau's) and,
+/// broken down by child bureau, into each row.
+fn with_register(report: &mut Report, regions: &Regions, register: &RegisterCounts, bureau: BureauCode, by: Breakdown) {
+    report.total = std::mem::take(&mut report.total).with_register(register.within(regions, bureau));
+    if by != Breakdown::Child {
+        return;
+    }
+    for row in &mut report.rows {
+        // The bureau's own row holds its own tasks: the entities registered at its own code.
+        let entities = match regions.parse_known(&row.key) {
+            Some(code) if code == bureau => register.at(code),
+            Some(code) => register.within(regions, code),
+            None => continue,
+        };
+        row.figures = std::mem::take(&mut row.figures).with_register(entities);
+    }
 }
 
 /// One line per row and a total line, the columns named as in the JSON.
