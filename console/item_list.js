@@ -29,6 +29,9 @@ async function loadItemList() {
 function renderItemList(list) {
   $("#item-list-version").textContent = list.adopted ? t("il.version", { n: list.version }) : t("il.shipped");
   $("#item-list-adopt").hidden = list.adopted && !isProvince();
+  const coverage = list.coverage;
+  $("#item-coverage").textContent = coverage
+    ? t("il.coverage", { rate: `${(coverage.rate * 100).toFixed(1)}%`, items: coverage.items, matters: coverage.matters }) : "";
   const rows = list.items.map((item) => {
     const origin = item.origin === "national" ? t("il.national") : t("il.added_by", { name: item.origin_name });
     const own = item.origin === S.me.bureau && !item.retired;
@@ -41,7 +44,7 @@ function renderItemList(list) {
     `<th>${t("il.organiser")}</th><th>${t("il.origin")}</th><th></th></tr></thead><tbody>${rows}</tbody>`;
   $("#item-history").innerHTML = list.versions.slice().reverse().map((v) =>
     `<tr><td>${esc(t("il.version", { n: v.number }))}</td><td>${esc(t(`il.step_${v.change}`))}</td>` +
-    `<td>${esc([...v.added, ...v.revised, ...v.retired].join("、"))}</td><td>${esc(v.by)}</td><td>${esc(fmtTime(v.at))}</td><td>${esc(v.reason)}</td></tr>`).join("");
+    `<td>${esc(v.matters ?? [...v.added, ...v.revised, ...v.retired].join("、"))}</td><td>${esc(v.by)}</td><td>${esc(fmtTime(v.at))}</td><td>${esc(v.reason)}</td></tr>`).join("");
   $("#item-add").hidden = !(list.adopted && isProvince());
   $("#item-list").querySelectorAll(".retire-item").forEach((button) => button.addEventListener("click", async () => {
     const reason = prompt(t("il.retire_reason"));
@@ -73,6 +76,12 @@ async function changeItemList(path, body) {
     toast(`${t("failed")}: ${error.message}`, "error");
   }
 }
+
+$("#matters-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  await changeItemList("/api/v1/inspection-item-list/matters", { total: Number(new FormData(e.target).get("total")) });
+  e.target.reset();
+});
 
 $("#item-list-adopt").addEventListener("click", () => changeItemList("/api/v1/inspection-item-list/national", {}));
 

@@ -107,6 +107,26 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
     let (status, body) =
         call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-items", Some(addition("GD01"))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("item_listed")), "{body}");
+    // The province declares its enforcement inspection matters (a city may not): the list's
+    // coverage, in the list and in the response metrics of any bureau of the province.
+    let matters = json!({"total": 20, "reason": "省局执法检查事项清单"});
+    let (status, _) =
+        call(&cluster, leader, Some(CITY_TOKEN), "/api/v1/inspection-item-list/matters", Some(matters.clone())).await;
+    assert_eq!(status, 403);
+    let (status, declared) =
+        call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-item-list/matters", Some(matters)).await;
+    assert_eq!((status, declared["matters"].as_u64()), (201, Some(20)), "{declared}");
+    let shipped_count = shipped["items"].as_array().unwrap().len() as u64;
+    let (_, list) = call(&cluster, leader, Some(CITY_TOKEN), "/api/v1/inspection-item-list", None).await;
+    assert_eq!(
+        list["coverage"],
+        json!({"items": shipped_count + 1, "matters": 20, "rate": (shipped_count + 1) as f64 / 20.0})
+    );
+    let metrics = cluster.get_json(leader, CITY_TOKEN, "/api/v1/metrics/response?bureau=440106").await;
+    assert_eq!(metrics["item_list_coverage"], list["coverage"], "{metrics}");
+    let zhejiang = cluster.get_json(leader, ZHEJIANG_TOKEN, "/api/v1/metrics/response").await;
+    assert_eq!(zhejiang["item_list_coverage"], Value::Null, "Zhejiang declared nothing");
+
     // Zhejiang may not retire Guangdong's addition.
     let retire = json!({"reason": "停止"});
     let (status, _) =
@@ -138,7 +158,7 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
     // Retired by its province: no new campaign uses it, and the list keeps it, marked.
     let (status, retired) =
         call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-items/GD01/retire", Some(retire)).await;
-    assert_eq!((status, retired["number"].as_u64()), (200, Some(3)), "{retired}");
+    assert_eq!((status, retired["number"].as_u64()), (200, Some(4)), "{retired}");
     let (status, body) = call(&cluster, leader, Some(CITY_TOKEN), "/api/v1/campaigns", Some(campaign(&["GD01"]))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_item")), "{body}");
 
@@ -147,7 +167,7 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
     let new_leader = cluster.wait_for_leader().await;
     let list = wait_until("the list on the new leader", std::time::Duration::from_secs(20), || async {
         let (status, list) = call(&cluster, new_leader, Some(CITY_TOKEN), "/api/v1/inspection-item-list", None).await;
-        if status == 200 && list["version"] == 3 {
+        if status == 200 && list["version"] == 4 {
             Ok(list)
         } else {
             Err(format!("{status} {list}"))
@@ -155,14 +175,15 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
     })
     .await;
     let steps: Vec<&str> = list["versions"].as_array().unwrap().iter().map(|v| v["change"].as_str().unwrap()).collect();
-    assert_eq!(steps, ["adopted_national", "added", "retired"]);
-    assert_eq!(list["versions"][2]["reason"], "停止");
+    assert_eq!(steps, ["adopted_national", "added", "declared_matters", "retired"]);
+    assert_eq!(list["versions"][3]["reason"], "停止");
+    assert_eq!(list["coverage"]["items"], shipped_count, "a retired item covers nothing");
     assert!(list["items"].as_array().unwrap().iter().any(|i| i["code"] == "GD01" && i["retired"] == true));
     assert!(codes(&list).contains(&"A01".to_owned()));
 
     // Published: current items only, with their basis and level, and nothing internal.
     let (status, public) = call(&cluster, new_leader, None, "/public/v1/inspection-items", None).await;
-    assert_eq!((status, public["version"].as_u64()), (200, Some(3)), "{public}");
+    assert_eq!((status, public["version"].as_u64()), (200, Some(4)), "{public}");
     assert!(!codes(&public).contains(&"GD01".to_owned()), "a retired item is not published as current");
     assert!(codes(&public).contains(&"A01".to_owned()));
     let keys: Vec<&String> = public["items"][0].as_object().unwrap().keys().collect();

@@ -84,6 +84,16 @@ pub struct AdoptNationalRequest {
     pub reason: String,
 }
 
+/// `POST /api/v1/inspection-item-list/matters`: how many enforcement inspection matters
+/// (执法检查事项) the caller's province has, for the list's coverage.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeclareMattersRequest {
+    pub total: u32,
+    #[serde(default)]
+    pub reason: String,
+}
+
 /// `POST /api/v1/inspection-items/{item}/retire`, with the reason.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -155,8 +165,11 @@ impl InspectionItemJson {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ItemListVersionJson {
     pub number: u32,
-    /// `adopted_national`, `added`, `revised` or `retired`.
+    /// `adopted_national`, `added`, `revised`, `retired` or `declared_matters`.
     pub change: String,
+    /// For `declared_matters`: the province's count of enforcement inspection matters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matters: Option<u32>,
     /// The codes it added, revised and retired (one of them for a province's change).
     pub added: Vec<String>,
     pub revised: Vec<String>,
@@ -169,6 +182,10 @@ pub struct ItemListVersionJson {
 
 impl ItemListVersionJson {
     pub fn of(version: &ItemListVersion) -> ItemListVersionJson {
+        let matters = match version.step {
+            ItemListStep::DeclaredMatters { total } => Some(total),
+            _ => None,
+        };
         let (change, added, revised, retired) = match &version.step {
             ItemListStep::AdoptedNational { added, revised, retired } => {
                 ("adopted_national", added.clone(), revised.clone(), retired.clone())
@@ -176,10 +193,12 @@ impl ItemListVersionJson {
             ItemListStep::Added { code } => ("added", vec![code.clone()], Vec::new(), Vec::new()),
             ItemListStep::Revised { code } => ("revised", Vec::new(), vec![code.clone()], Vec::new()),
             ItemListStep::Retired { code } => ("retired", Vec::new(), Vec::new(), vec![code.clone()]),
+            ItemListStep::DeclaredMatters { .. } => ("declared_matters", Vec::new(), Vec::new(), Vec::new()),
         };
         ItemListVersionJson {
             number: version.number,
             change: change.to_owned(),
+            matters,
             added,
             revised,
             retired,
@@ -200,15 +219,35 @@ pub struct ItemListJson {
     pub adopted: bool,
     pub items: Vec<InspectionItemJson>,
     pub versions: Vec<ItemListVersionJson>,
+    /// The caller's province's coverage of its enforcement inspection matters by the list.
+    pub coverage: Option<CoverageJson>,
+}
+
+/// 随机抽查事项覆盖率: the current items open to a bureau, of its province's declared
+/// enforcement inspection matters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CoverageJson {
+    pub items: u64,
+    pub matters: u32,
+    pub rate: f64,
+}
+
+impl CoverageJson {
+    pub fn of(regions: &Regions, list: &ItemList, bureau: ledger::BureauCode) -> Option<CoverageJson> {
+        let (items, matters) = list.coverage(regions, bureau)?;
+        Some(CoverageJson { items, matters, rate: items as f64 / f64::from(matters) })
+    }
 }
 
 impl ItemListJson {
-    pub fn of(regions: &Regions, list: &ItemList) -> ItemListJson {
+    /// The list as the caller of `bureau` reads it.
+    pub fn of(regions: &Regions, list: &ItemList, bureau: ledger::BureauCode) -> ItemListJson {
         ItemListJson {
             version: list.version(),
             adopted: list.adopted(),
             items: list.items().map(|listed| InspectionItemJson::of(regions, listed)).collect(),
             versions: list.versions().iter().map(ItemListVersionJson::of).collect(),
+            coverage: CoverageJson::of(regions, list, bureau),
         }
     }
 }

@@ -19,8 +19,8 @@ use crate::api::inspection::{
     PublicCampaignsJson, PublicResultsJson, RetireRequest,
 };
 use crate::api::item_list::{
-    AdoptNationalRequest, InspectionItemJson, ItemListJson, ItemListVersionJson, ItemRequest, PublicItemListJson,
-    RetireItemRequest,
+    AdoptNationalRequest, DeclareMattersRequest, InspectionItemJson, ItemListJson, ItemListVersionJson, ItemRequest,
+    PublicItemListJson, RetireItemRequest,
 };
 use crate::api::organisation::{
     LinkInspectorRequest, OwnPasswordRequest, PeopleJson, PersonJson, PersonNoteRequest, PersonRequest,
@@ -613,6 +613,16 @@ pub fn operations() -> Vec<Operation> {
         .body(schema::<AdoptNationalRequest>)
         .idempotent()
         .handler(post(item_list::adopt_national)),
+        op(
+            Method::POST,
+            "/api/v1/inspection-item-list/matters",
+            "Declare the province's count of enforcement inspection matters (the list's coverage)",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<ItemListVersionJson>),
+        )
+        .body(schema::<DeclareMattersRequest>)
+        .idempotent()
+        .handler(post(item_list::declare_matters)),
         op(
             Method::GET,
             "/public/v1/inspection-items",

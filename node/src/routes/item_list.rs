@@ -18,7 +18,8 @@ use super::public::within_budget;
 use super::request::parse_json;
 use super::write::handle_write_of_feature;
 use crate::api::item_list::{
-    AdoptNationalRequest, InspectionItemJson, ItemListJson, ItemRequest, PublicItemListJson, RetireItemRequest,
+    AdoptNationalRequest, DeclareMattersRequest, InspectionItemJson, ItemListJson, ItemRequest, PublicItemListJson,
+    RetireItemRequest,
 };
 use crate::api::ApiError;
 use crate::reference::FEATURE_ITEM_LIST;
@@ -46,10 +47,10 @@ pub async fn current_items(State(state): State<AppState>, headers: HeaderMap) ->
 /// `GET /api/v1/inspection-item-list`: the whole list, retired items included, and its history.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
     super::json_answer((|| {
-        state.users.authenticate(&headers)?;
+        let user = state.users.authenticate(&headers)?;
         let regions = state.regions();
         let replica = state.store.read();
-        Ok(ItemListJson::of(&regions, state.programme.list_in_force(&replica.ledger)))
+        Ok(ItemListJson::of(&regions, state.programme.list_in_force(&replica.ledger), user.actor.bureau))
     })())
 }
 
@@ -69,6 +70,16 @@ pub async fn adopt_national(State(state): State<AppState>, uri: Uri, headers: He
             });
         }
         Ok(change(ItemListAction::AdoptNational { items, reason: request.reason }))
+    })
+    .await
+}
+
+/// `POST /api/v1/inspection-item-list/matters`: the province's count of its enforcement
+/// inspection matters, the denominator of the list's coverage.
+pub async fn declare_matters(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, CHANGES, |_, _, body, _| {
+        let request: DeclareMattersRequest = parse_json(body)?;
+        Ok(change(ItemListAction::DeclareMatters { total: request.total, reason: request.reason }))
     })
     .await
 }

@@ -10,6 +10,7 @@ use axum::Json;
 use ledger::{BureauCode, Regions, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::api::item_list::CoverageJson;
 use crate::api::{self, time, ApiError};
 use crate::programme::register_counts::RegisterCounts;
 use crate::response_metrics::{Breakdown, Figures, Report, Row};
@@ -34,6 +35,9 @@ pub struct ResponseReportJson {
     pub by: String,
     pub total: Figures,
     pub rows: Vec<Row>,
+    /// 随机抽查事项覆盖率: the item list's current items open to the bureau, of its
+    /// province's declared enforcement inspection matters (absent before they are declared).
+    pub item_list_coverage: Option<CoverageJson>,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -126,6 +130,10 @@ pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuer
                 by: query.by.clone().unwrap_or_else(|| "child".to_owned()),
                 total: report.total,
                 rows: report.rows,
+                item_list_coverage: {
+                    let replica = state.store.read();
+                    CoverageJson::of(&regions, replica.ledger.item_list(), bureau)
+                },
             })
             .into_response()),
             "csv" => Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], csv(&report)).into_response()),

@@ -30,6 +30,8 @@ pub const ITEM_LIST_CHANGES_MAX: usize = 10_000;
 pub const ITEM_NAME_CHARS_MAX: usize = 100;
 /// Check points of one item (检查要点).
 pub const CHECK_POINTS_PER_ITEM_MAX: usize = 50;
+/// A province's enforcement inspection matters (执法检查事项) at most: a few hundred in practice.
+pub const ENFORCEMENT_MATTERS_MAX: u32 = 100_000;
 
 wire_enum! {
     /// The lowest level of bureau that may organise a campaign with an item.
@@ -134,6 +136,10 @@ pub enum ItemListStep {
     Retired {
         code: String,
     },
+    /// A province declared how many enforcement inspection matters it has.
+    DeclaredMatters {
+        total: u32,
+    },
 }
 
 /// One version of the list: the change, who made it, when and why.
@@ -153,6 +159,9 @@ pub struct ItemListVersion {
 pub struct ItemList {
     items: BTreeMap<String, ListedItem>,
     versions: Vec<ItemListVersion>,
+    /// Each province's count of its enforcement inspection matters (执法检查事项), the
+    /// denominator of the list's coverage (覆盖率: the seed's 70 %, then all of them).
+    enforcement_matters: BTreeMap<BureauCode, u32>,
 }
 
 /// Commands on the list (variants of `ProgrammeAction`).
@@ -167,6 +176,8 @@ pub enum ItemListAction {
     Revise { item: Box<ItemSpec>, reason: String },
     /// An addition taken off by its province.
     Retire { code: String, reason: String },
+    /// A province's count of its enforcement inspection matters, for the list's coverage.
+    DeclareMatters { total: u32, reason: String },
 }
 
 impl ItemList {
@@ -181,7 +192,7 @@ impl ItemList {
                 (listed.spec.code.clone(), listed)
             })
             .collect();
-        ItemList { items, versions: Vec::new() }
+        ItemList { items, versions: Vec::new(), enforcement_matters: BTreeMap::new() }
     }
 
     /// Whether the group adopted a list through its log (until then `apply` does not check
@@ -211,6 +222,26 @@ impl ItemList {
     /// The item of this code that a new campaign may use.
     pub fn current(&self, code: &str) -> Option<&ListedItem> {
         self.items.get(code).filter(|item| !item.retired)
+    }
+
+    /// The current items a bureau's campaigns may choose from: the national ones and its
+    /// province's additions.
+    pub fn current_for(&self, regions: &Regions, bureau: BureauCode) -> impl Iterator<Item = &ListedItem> {
+        let province = province_of(regions, bureau);
+        self.items.values().filter(move |listed| {
+            !listed.retired
+                && match listed.origin {
+                    ItemOrigin::National => true,
+                    ItemOrigin::Addition(by) => Some(by) == province,
+                }
+        })
+    }
+
+    /// The coverage of `bureau`'s province's enforcement inspection matters by the list: its
+    /// current items, of the matters the province declared (`None` before it declared them).
+    pub fn coverage(&self, regions: &Regions, bureau: BureauCode) -> Option<(u64, u32)> {
+        let total = *self.enforcement_matters.get(&province_of(regions, bureau)?)?;
+        Some((self.current_for(regions, bureau).count() as u64, total))
     }
 
     /// The refusal of a campaign whose items are not all current on the list exactly as
@@ -309,12 +340,27 @@ impl ItemList {
                 listed.changed_in = number;
                 ItemListStep::Retired { code: code.clone() }
             }
+            ItemListAction::DeclareMatters { total, reason } => {
+                validate::note(reason, false)?;
+                let province = provincial_bureau(regions, actor, "declare its enforcement matters")?;
+                if *total == 0 || *total > ENFORCEMENT_MATTERS_MAX {
+                    return Err(invalid("total", format!("1 to {ENFORCEMENT_MATTERS_MAX} matters")));
+                }
+                if self.enforcement_matters.get(&province) == Some(total) {
+                    return Err(Rejection::NothingToRecord(format!(
+                        "bureau {province} declared {total} matters already"
+                    )));
+                }
+                self.enforcement_matters.insert(province, *total);
+                ItemListStep::DeclaredMatters { total: *total }
+            }
         };
         let reason = match action {
             ItemListAction::AdoptNational { reason, .. }
             | ItemListAction::Add { reason, .. }
             | ItemListAction::Revise { reason, .. }
-            | ItemListAction::Retire { reason, .. } => reason.clone(),
+            | ItemListAction::Retire { reason, .. }
+            | ItemListAction::DeclareMatters { reason, .. } => reason.clone(),
         };
         let version =
             ItemListVersion { number, step, by: actor.user.clone(), bureau: actor.bureau, at_ms: stamp_ms, reason };
@@ -413,8 +459,11 @@ impl ItemList {
                 return Err("item list versions are numbered from 1".into());
             }
         }
-        if !self.adopted() && !self.items.is_empty() {
+        if !self.adopted() && (!self.items.is_empty() || !self.enforcement_matters.is_empty()) {
             return Err("an item list with items but no version".into());
+        }
+        if self.enforcement_matters.values().any(|total| *total == 0 || *total > ENFORCEMENT_MATTERS_MAX) {
+            return Err("a province's enforcement matters are out of bounds".into());
         }
         for (code, listed) in &self.items {
             check_item(&listed.spec).map_err(|e| format!("listed item {code}: {e}"))?;
@@ -430,6 +479,13 @@ impl ItemList {
         }
         Ok(())
     }
+}
+
+/// The province `bureau` lies in (itself for a province), when the table knows one.
+fn province_of(regions: &Regions, bureau: BureauCode) -> Option<BureauCode> {
+    regions
+        .ancestors(bureau)
+        .find(|code| regions.region(*code).is_some_and(|region| region.level == RegionLevel::Province))
 }
 
 /// The provincial bureau a command user stands for: only a province adds to the list.

@@ -274,3 +274,32 @@ fn a_core_of_format_5_reads_as_a_ledger_with_no_list() {
     let format_5 = &core[..core.len() - no_list.len()];
     assert_eq!(crate::campaign::item_list::core_of_format_5(format_5), core);
 }
+
+#[test]
+fn a_province_declares_its_enforcement_matters_and_the_coverage_counts_its_current_items() {
+    let mut ledger = with_directory();
+    adopt(&mut ledger, national()).unwrap();
+    let regions = ledger.regions();
+    assert_eq!(ledger.item_list().coverage(&regions, bureau("440106")), None, "nothing declared yet");
+    let declare =
+        |total: u32| ItemListAction::DeclareMatters { total, reason: "本省执法检查事项清单".into() };
+    let refused = change_list(&mut ledger, command("gz-command", "440100"), declare(4));
+    assert!(matches!(refused, Err(Rejection::Forbidden(_))), "a city declares nothing: {refused:?}");
+    assert!(matches!(
+        change_list(&mut ledger, command("gd-command", "440000"), declare(0)),
+        Err(Rejection::Invalid { .. })
+    ));
+    assert_eq!(change_list(&mut ledger, command("gd-command", "440000"), declare(4)), Ok(2));
+    assert!(matches!(
+        change_list(&mut ledger, command("gd-command", "440000"), declare(4)),
+        Err(Rejection::NothingToRecord(_))
+    ));
+    let add =
+        ItemListAction::Add { item: Box::new(item("GD01", OrganiserLevel::County)), reason: "本省补充".into() };
+    change_list(&mut ledger, command("gd-command", "440000"), add).unwrap();
+    // Guangdong: two national items and its own, of four matters; Zhejiang declared nothing.
+    assert_eq!(ledger.item_list().coverage(&regions, bureau("440106")), Some((3, 4)));
+    assert_eq!(ledger.item_list().coverage(&regions, bureau("440000")), Some((3, 4)));
+    assert_eq!(ledger.item_list().coverage(&regions, bureau("330106")), None);
+    assert!(matches!(ledger.item_list().versions()[1].step, ItemListStep::DeclaredMatters { total: 4 }));
+}
