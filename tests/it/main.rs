@@ -3,6 +3,7 @@
 mod access;
 mod backup;
 mod bad_input;
+mod bulk;
 mod complaints;
 mod console_browser;
 mod console_push;

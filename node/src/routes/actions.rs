@@ -171,13 +171,7 @@ pub async fn act(
                 }
                 request.version = Some(version);
             }
-            if let Some(field) = Field::ALL.into_iter().find(|f| f.present_in(&request) && !takes.contains(f)) {
-                return Err(ApiError::Invalid {
-                    code: "unexpected_field",
-                    message: format!("{} does not apply to {action}", field.name()),
-                });
-            }
-            ledger::validate::note(&request.note, action.requires_note())?;
+            check_fields(action, &request)?;
             build(state, action, request, task, stamp_ms, &held)
         })
         .await;
@@ -251,8 +245,22 @@ async fn precondition_failed_for_if_match(response: Response) -> Response {
 /// An error answer is a code and a sentence.
 const ERROR_BODY_BYTES_MAX: usize = 64 * 1024;
 
+/// The request's fields are those `action` takes, and its note is there when the action must
+/// say why.
+pub(super) fn check_fields(action: TaskAction, request: &ActionRequest) -> Result<(), ApiError> {
+    let takes = fields_of(action);
+    if let Some(field) = Field::ALL.into_iter().find(|f| f.present_in(request) && !takes.contains(f)) {
+        return Err(ApiError::Invalid {
+            code: "unexpected_field",
+            message: format!("{} does not apply to {action}", field.name()),
+        });
+    }
+    ledger::validate::note(&request.note, action.requires_note())?;
+    Ok(())
+}
+
 /// The ledger command of an action whose request fields were checked.
-fn build(
+pub(super) fn build(
     state: &AppState,
     action: TaskAction,
     mut request: ActionRequest,

@@ -8,7 +8,7 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use super::{actions, item_list, presence, programme, public, request, response_metrics, tasks};
+use super::{actions, bulk, item_list, presence, programme, public, request, response_metrics, tasks};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
     me, people, search, stations,
@@ -197,6 +197,16 @@ pub fn operations() -> Vec<Operation> {
             .body(schema::<ActionRequest>)
             .idempotent()
             .handler(post(actions::act)),
+        op(
+            Method::POST,
+            "/api/v1/tasks/bulk/{action}",
+            "One action on a selection of tasks, committed in bounded entries, answered per task",
+            User,
+            ok(schema::<bulk::BulkActionJson>),
+        )
+        .body(schema::<bulk::BulkActionRequest>)
+        .idempotent()
+        .handler(post(bulk::bulk)),
         op(
             Method::GET,
             "/api/v1/tasks/{id}/checklist",

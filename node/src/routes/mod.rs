@@ -4,6 +4,7 @@
 mod actions;
 pub mod admin;
 pub mod backup;
+mod bulk;
 mod bureaus;
 pub mod catalogue;
 mod cluster_view;

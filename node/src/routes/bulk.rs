@@ -1,0 +1,258 @@
+//! `POST /api/v1/tasks/bulk/{action}`: one action on a selection of tasks (publish a
+//! campaign's results, accept a morning's complaints, dispatch a selection), for work people
+//! would otherwise click through hundreds of times. One request; the tasks' commands are built
+//! by the same table as one task's (`actions::build`), committed in entries of at most
+//! `BULK_COMMANDS_PER_ENTRY` commands, and answered per task, like intake: done (with the
+//! task's new state and version) or refused (with the error one task's route would give).
+//!
+//! A bulk request is never all-or-nothing: each task is decided on its own, as if each had been
+//! sent alone. With an `Idempotency-Key` each task's command carries a key of its own derived
+//! from it, so a retried request answers the tasks already done with their first answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::{access, Command, IdempotencyTag, TaskAction, TaskId};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::request::{parse_json, read_body};
+use crate::api::error::ErrorDetail;
+use crate::api::headers::IDEMPOTENCY;
+use crate::api::{time, ActionRequest, ApiError};
+use crate::state::AppState;
+use crate::write_path::{relay_if_follower, OriginalRequest};
+
+/// Tasks one request names at most: a campaign's results of a county, a day's complaints.
+pub const BULK_TASKS_MAX: usize = 2_000;
+/// Commands per committed entry: well inside `COMMANDS_PER_ENTRY_MAX`, so other writers' commands
+/// share the entries meanwhile.
+pub const BULK_COMMANDS_PER_ENTRY: usize = 250;
+const _: () = assert!(BULK_COMMANDS_PER_ENTRY <= ledger::limits::COMMANDS_PER_ENTRY_MAX);
+/// A derived key is the request's key, `#` and a task number: the request's key leaves room.
+const BULK_KEY_CHARS_MAX: usize = ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX - 21;
+
+/// The request: the tasks, and the fields every one of them takes (those of the action's own
+/// route but `version`, which is a task's own, and the fields of a single task's assignment
+/// or record).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkActionRequest {
+    pub tasks: Vec<u64>,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
+    pub assignee_bureau: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_timestamp")]
+    pub ack_deadline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_timestamp")]
+    pub complete_deadline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_outcome")]
+    pub outcome: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_region_code")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::api::schema::optional_unit_code")]
+    pub unit: Option<String>,
+}
+
+/// What happened to one task of the request.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BulkItemJson {
+    pub task: u64,
+    /// `done`, `repeat` (answered from an earlier request with the same key) or `refused`.
+    pub outcome: String,
+    /// The task's state and version after it, when done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// The answer: one item per task, in the request's order.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct BulkActionJson {
+    pub action: String,
+    pub done: usize,
+    pub refused: usize,
+    /// Ledger entries the request's commands were committed in.
+    pub entries: usize,
+    pub results: Vec<BulkItemJson>,
+}
+
+pub async fn bulk(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, action, uri, headers, body).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle(
+    state: AppState,
+    action: String,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let user = state.users.authenticate(&headers)?.clone();
+    let body = read_body(body).await?;
+    let original = OriginalRequest { uri, headers, body };
+    if let Some(response) = relay_if_follower(&state, &original).await {
+        return Ok(response);
+    }
+    let action = TaskAction::parse(&action).ok_or(ApiError::NoRoute)?;
+    if matches!(action, TaskAction::RecordOnSite | TaskAction::Assign) {
+        return Err(ApiError::Invalid {
+            code: "not_in_bulk",
+            message: format!("{action} names its own record or people for each task: one task at a time"),
+        });
+    }
+    let request: BulkActionRequest = parse_json(&original.body)?;
+    let tasks = distinct(&request.tasks)?;
+    let key = bulk_key(&original.headers)?;
+    let fields = ActionRequest {
+        note: request.note,
+        assignee_bureau: request.assignee_bureau,
+        ack_deadline: request.ack_deadline,
+        complete_deadline: request.complete_deadline,
+        outcome: request.outcome,
+        group: request.group,
+        unit: request.unit,
+        ..ActionRequest::default()
+    };
+    super::actions::check_fields(action, &fields)?;
+
+    let stamp_ms = time::now_ms();
+    let mut results: Vec<BulkItemJson> = Vec::with_capacity(tasks.len());
+    let mut commands = Vec::new();
+    // Where each proposed command's answer goes in `results`.
+    let mut positions = Vec::new();
+    for task in tasks {
+        let built = prepare(&state, &user.actor, action, &fields, task, stamp_ms).and_then(|action| {
+            let idempotency = key.as_ref().map(|key| derived_tag(key, &original, task));
+            Ok(Command { stamp_ms, actor: user.actor.clone(), idempotency, action })
+        });
+        match built {
+            Ok(command) => {
+                positions.push(results.len());
+                results.push(BulkItemJson {
+                    task: task.0,
+                    outcome: String::new(),
+                    state: None,
+                    version: None,
+                    error: None,
+                });
+                commands.push(command);
+            }
+            Err(error) => results.push(refused(task, &error)),
+        }
+    }
+    let mut entries = 0;
+    let mut positions = positions.into_iter();
+    let mut commands = commands.into_iter().peekable();
+    while commands.peek().is_some() {
+        let chunk: Vec<Command> = commands.by_ref().take(BULK_COMMANDS_PER_ENTRY).collect();
+        let chunk_positions: Vec<usize> = positions.by_ref().take(chunk.len()).collect();
+        match state.batcher.propose_together(chunk).await {
+            Ok(answers) => {
+                entries += 1;
+                for (position, answer) in chunk_positions.into_iter().zip(answers) {
+                    let slot = &mut results[position];
+                    match answer {
+                        Ok(applied) => {
+                            let task = applied.tasks.first();
+                            slot.outcome = if applied.replayed { "repeat" } else { "done" }.to_owned();
+                            slot.state = task.map(|t| t.handling.state.to_string());
+                            slot.version = task.map(|t| t.version);
+                        }
+                        Err(rejection) => *slot = refused(TaskId(slot.task), &ApiError::from(rejection)),
+                    }
+                }
+            }
+            // The rest is not proposed: what committed stays done, the rest is said to be not
+            // done, and a retry with the same key finishes it.
+            Err(error) => {
+                let error = ApiError::from(error);
+                let unproposed = chunk_positions.into_iter().chain(positions.by_ref()).collect::<Vec<_>>();
+                for position in unproposed {
+                    results[position] = refused(TaskId(results[position].task), &error);
+                }
+                break;
+            }
+        }
+    }
+    let done = results.iter().filter(|item| item.outcome != "refused").count();
+    let refused = results.len() - done;
+    Ok(Json(BulkActionJson { action: action.to_string(), done, refused, entries, results }).into_response())
+}
+
+/// The tasks named, each once, in the order first named.
+fn distinct(tasks: &[u64]) -> Result<Vec<TaskId>, ApiError> {
+    if tasks.is_empty() || tasks.len() > BULK_TASKS_MAX {
+        return Err(ApiError::invalid_field("tasks", format!("1 to {BULK_TASKS_MAX} tasks")));
+    }
+    let mut seen = BTreeSet::new();
+    Ok(tasks.iter().filter(|id| seen.insert(**id)).map(|id| TaskId(*id)).collect())
+}
+
+/// One task's command, refused exactly as one task's route would refuse it: a task the caller
+/// cannot see answers like a missing one.
+fn prepare(
+    state: &AppState,
+    actor: &ledger::Actor,
+    action: TaskAction,
+    fields: &ActionRequest,
+    task: TaskId,
+    stamp_ms: u64,
+) -> Result<ledger::Action, ApiError> {
+    let visible =
+        state.store.read().ledger.task(task).is_some_and(|found| access::can_see(&state.regions(), actor, &found));
+    if !visible {
+        return Err(ledger::Rejection::TaskNotFound(task).into());
+    }
+    super::actions::build(state, action, fields.clone(), task, stamp_ms, &BTreeMap::new())
+}
+
+/// The request's `Idempotency-Key`, short enough to derive one per task from.
+fn bulk_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(IDEMPOTENCY) else { return Ok(None) };
+    value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.chars().count() <= BULK_KEY_CHARS_MAX && k.chars().all(|c| c.is_ascii_graphic()))
+        .map(|k| Some(k.to_owned()))
+        .ok_or_else(|| ApiError::Invalid {
+            code: "invalid_idempotency_key",
+            message: format!("a bulk request's Idempotency-Key is 1-{BULK_KEY_CHARS_MAX} visible ASCII characters"),
+        })
+}
+
+/// Task `task`'s own key and fingerprint (the request's path and body, and the task).
+fn derived_tag(key: &str, original: &OriginalRequest, task: TaskId) -> IdempotencyTag {
+    let mut hasher = Sha256::new();
+    hasher.update(original.uri.path().as_bytes());
+    hasher.update([0]);
+    hasher.update(&original.body);
+    hasher.update([0]);
+    hasher.update(task.0.to_le_bytes());
+    IdempotencyTag { key: format!("{key}#{task}"), fingerprint: hasher.finalize().into() }
+}
+
+fn refused(task: TaskId, error: &ApiError) -> BulkItemJson {
+    BulkItemJson { task: task.0, outcome: "refused".into(), state: None, version: None, error: Some(error.detail()) }
+}
