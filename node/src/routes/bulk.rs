@@ -143,9 +143,9 @@ async fn handle(
     // Where each proposed command's answer goes in `results`.
     let mut positions = Vec::new();
     for task in tasks {
-        let built = prepare(&state, &user.actor, action, &fields, task, stamp_ms).and_then(|action| {
+        let built = prepare(&state, &user.actor, action, &fields, task, stamp_ms).map(|action| {
             let idempotency = key.as_ref().map(|key| derived_tag(key, &original, task));
-            Ok(Command { stamp_ms, actor: user.actor.clone(), idempotency, action })
+            Command { stamp_ms, actor: user.actor.clone(), idempotency, action }
         });
         match built {
             Ok(command) => {
