@@ -37,6 +37,7 @@ const S = {
   bureaus: new Map(),   // code -> {code, name, parent, level}
   filter: { tab: "all", kind: "", overdue: false, q: "", bureau: null },
   selected: null,
+  picked: new Set(),    // task ids ticked for a bulk action (bulk.js)
   truncated: 0,
   seenEmergencies: new Set(),
   pingTimer: null,
@@ -453,7 +454,7 @@ function renderBoard(fresh = new Set()) {
     const cd = countdown(task);
     const cls = [task.kind === "emergency" ? "emergency" : "", cd.cls, fresh.has(task.id) ? "fresh" : "", S.selected === task.id ? "selected" : ""].join(" ");
     return `<tr data-task-id="${task.id}" data-state="${task.state}" class="${cls}">` +
-      `<td>${task.id}</td><td><span class="chip kind-${task.kind}">${esc(t(`kind_.${task.kind}`))}</span></td>` +
+      `<td><input type="checkbox" class="pick" data-pick="${task.id}" ${S.picked.has(task.id) ? "checked" : ""}> ${task.id}</td><td><span class="chip kind-${task.kind}">${esc(t(`kind_.${task.kind}`))}</span></td>` +
       `<td><span class="sev sev-${task.severity}">${esc(t(`sev.${task.severity}`))}</span></td>` +
       `<td class="title">${esc(task.title)}</td>` +
       `<td class="subject">${esc(task.subject.name)}${task.subject.uscc ? `<small><a href="#" data-uscc="${esc(task.subject.uscc)}">${esc(task.subject.uscc)}</a></small>` : "<small></small>"}</td>` +
@@ -466,6 +467,7 @@ function renderBoard(fresh = new Set()) {
   $("#truncated").textContent = t("truncated", { n: S.truncated });
   $("#task-rows").querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", () => openDrawer(Number(tr.dataset.taskId))));
   bindUsccLinks($("#task-rows"));
+  bindPicks();
 }
 
 /// Badges after a task's state: signals merged into it, its complaint channel, and where it

@@ -1396,3 +1396,65 @@ async fn an_inspector_records_on_the_phone_offline_and_it_arrives_once_when_back
     result.await;
     phone.close().await.ok();
 }
+
+/// 批量公示: the organiser ticks every completed inspection the board shows and publishes them in
+/// one request; the bar reports each one done, and every result is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaigns_results_are_published_in_bulk_from_a_selection_on_the_console() {
+    use serde_json::{json, Value};
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let post = |token: &'static str, path: String, body: Value| {
+        let request = cluster.http.post(cluster.url(1, &path)).bearer_auth(token).json(&body);
+        async move {
+            let response = request.send().await.expect("post");
+            assert!(response.status().is_success(), "{path}: {}", response.status());
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    tests::import_directory(&cluster, 1, "440106", 600, 9).await;
+    for n in 1..=4 {
+        let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
+                               "expertise": ["registration", "food"], "qualified": true});
+        post(COMMAND_TOKEN, "/api/v1/inspectors".into(), inspector).await;
+    }
+    let plan = json!({"name": "天河区企业公示信息抽查", "items": ["A01"], "scope": {"region": "440106"}, "targeted": false,
+                      "ratios_percent": {"high": 5, "normal": 5, "low": 5}, "inspector_mode": {"mode": "whole_bureau"}});
+    let campaign = post("demo-gz-command-0003", "/api/v1/campaigns".into(), plan).await;
+    let drawn = post(COMMAND_TOKEN, format!("/api/v1/campaigns/{}/draw", campaign["id"]), json!({"beacon": "5"})).await;
+    let tasks: Vec<u64> = drawn["draw"]["tasks"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
+    assert!(tasks.len() >= 20, "{drawn}");
+    post(TIANHE_OPERATOR_TOKEN, "/api/v1/tasks/bulk/ack".into(), json!({"tasks": tasks})).await;
+    let completed = post(
+        TIANHE_OPERATOR_TOKEN,
+        "/api/v1/tasks/bulk/complete".into(),
+        json!({"tasks": tasks, "outcome": "no_problem_found"}),
+    )
+    .await;
+    assert_eq!(completed["done"].as_u64(), Some(tasks.len() as u64));
+
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let organiser = driver.session(&profiles.path().join("organiser"), 1500, 900).await;
+    let result = async {
+        login(&organiser, &cluster.url(1, "/"), "demo-gz-command-0003").await;
+        select(&organiser, "#kind-filter", "inspection").await;
+        for id in &tasks {
+            wait_for_row(&organiser, *id, "completed").await;
+        }
+        organiser.find(Locator::Css("#pick-all")).await.expect("pick all").click().await.expect("tick");
+        wait_for_text(&organiser, "#bulk-count", &format!("已选 {} 项", tasks.len())).await;
+        wait_for_element(&organiser, "#bulk-action option[value=publish]", Duration::from_secs(10)).await;
+        select(&organiser, "#bulk-action", "publish").await;
+        organiser.find(Locator::Css("#bulk-run")).await.expect("run").click().await.expect("click");
+        wait_for_text(&organiser, "#bulk-result", &format!("完成 {} 项，未能办理 0 项", tasks.len())).await;
+        std::fs::write(artifacts().join("bulk-publication.png"), organiser.screenshot().await.expect("shot"))
+            .expect("save");
+        for id in &tasks {
+            let task = cluster.get_json(1, COMMAND_TOKEN, &format!("/api/v1/tasks/{id}")).await;
+            assert_eq!(task["inspection"]["publication"], "published", "{task}");
+        }
+    }
+    .await;
+    let _ = organiser.close().await;
+    result
+}

@@ -12,6 +12,7 @@ const I18N_JS: &str = include_str!("../../../console/i18n.js");
 const METRICS_JS: &str = include_str!("../../../console/metrics.js");
 const CAMPAIGNS_JS: &str = include_str!("../../../console/campaigns.js");
 const ITEM_LIST_JS: &str = include_str!("../../../console/item_list.js");
+const BULK_JS: &str = include_str!("../../../console/bulk.js");
 const STATIONS_JS: &str = include_str!("../../../console/stations.js");
 const PEOPLE_JS: &str = include_str!("../../../console/people.js");
 const SITE_RECORDS_JS: &str = include_str!("../../../console/site_records.js");
@@ -82,6 +83,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "metrics.js" => ("text/javascript; charset=utf-8", METRICS_JS),
         "campaigns.js" => ("text/javascript; charset=utf-8", CAMPAIGNS_JS),
         "item_list.js" => ("text/javascript; charset=utf-8", ITEM_LIST_JS),
+        "bulk.js" => ("text/javascript; charset=utf-8", BULK_JS),
         "stations.js" => ("text/javascript; charset=utf-8", STATIONS_JS),
         "people.js" => ("text/javascript; charset=utf-8", PEOPLE_JS),
         "site_records.js" => ("text/javascript; charset=utf-8", SITE_RECORDS_JS),
