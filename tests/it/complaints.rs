@@ -167,3 +167,45 @@ async fn complaint_steps_refuse_bad_input_and_change_nothing() {
         post(&cluster, COMMAND_TOKEN, &format!("/api/v1/tasks/{}/accept_complaint", plain.id), json!({})).await;
     assert_eq!(status, 409);
 }
+
+/// 批量受理: a morning's complaints accepted in one request, each answered on its own (one
+/// decided already is refused alone), and the reporters still on no route but their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mornings_complaints_are_accepted_in_one_request() {
+    let cluster = TestCluster::start_with(ClusterOptions { size: 1, ..ClusterOptions::default() }).await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let (status, created) =
+            post(&cluster, COMMAND_TOKEN, "/api/v1/complaints", tip_off(&format!("实名举报{n}"))).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_u64().unwrap());
+    }
+    let (status, _) = post(
+        &cluster,
+        COMMAND_TOKEN,
+        &format!("/api/v1/tasks/{}/refuse_complaint", ids[0]),
+        json!({"note": "不属于本部门职责"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, answer) =
+        post(&cluster, COMMAND_TOKEN, "/api/v1/tasks/bulk/accept_complaint", json!({"tasks": ids, "note": "予以受理"}))
+            .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((answer["done"].as_u64(), answer["refused"].as_u64()), (Some(29), Some(1)), "{answer}");
+    assert_eq!(answer["results"][0]["outcome"], "refused");
+    assert_eq!(answer["results"][0]["error"]["code"], "illegal_transition", "a refused complaint is closed: {answer}");
+    let (_, text) = get_text(&cluster, 1, COMMAND_TOKEN, &format!("/api/v1/tasks/{}", ids[1])).await;
+    let task: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(task["complaint"]["decision"], "accepted");
+    assert!(!text.contains(REPORTER_PHONE) && !answer.to_string().contains(REPORTER_PHONE));
+    // Tianhe's operator may not accept for the registering centre: refused task by task.
+    let (status, outsider) = post(
+        &cluster,
+        TIANHE_OPERATOR_TOKEN,
+        "/api/v1/tasks/bulk/notify_reporter",
+        json!({"tasks": &ids[1..3], "note": "电话告知"}),
+    )
+    .await;
+    assert_eq!((status, outsider["refused"].as_u64()), (200, Some(2)), "{outsider}");
+}
