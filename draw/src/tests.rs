@@ -504,7 +504,31 @@ fn a_campaign_from_plan_to_public_result() {
         matches!(desk.apply(&tianhe, enter(CompletionOutcome::Corrected, None)), Err(Rejection::Invalid { .. })),
         "an inspection's result starts its publication clock"
     );
+    let follow_up = || ProgrammeAction::OpenFollowUp {
+        inspection: task.id,
+        ack_deadline_ms: T0 + 30 * DAY_MS,
+        complete_deadline_ms: T0 + 45 * DAY_MS,
+    };
+    let early = desk.programme(&tianhe, follow_up());
+    assert!(
+        matches!(early, Err(Rejection::Conflict { code: ledger::ConflictCode::NoFollowUpDue, .. })),
+        "no result, no follow-up: {early:?}"
+    );
     desk.apply(&tianhe, enter(CompletionOutcome::Corrected, deadline)).expect("result entered");
+    // 谁管辖、谁负责: the correction is checked again by the entity's bureau, opened once, by
+    // whoever entered the result.
+    assert!(matches!(desk.programme(&planner, follow_up()), Err(Rejection::Forbidden(_))));
+    let opened = desk.programme(&tianhe, follow_up()).expect("the follow-up opens");
+    let (lead, inspected) = (&opened.tasks[0], &opened.tasks[1]);
+    assert_eq!((lead.kind, lead.source), (TaskKind::Lead, ledger::Source::SpotCheck));
+    assert_eq!((lead.handling.state, lead.handling.assignee_bureau), (TaskState::Dispatched, Some(code(TIANHE))));
+    assert_eq!(lead.origin_bureau, code("440100"), "from the campaign's organiser");
+    assert_eq!(lead.subject, task.subject);
+    assert!(lead.title.contains("整改复查"), "{}", lead.title);
+    let entry = inspected.timeline.last().unwrap();
+    assert_eq!(entry.action, ledger::TimelineAction::FollowUpOpened);
+    assert_eq!(entry.note, format!("后续监管任务 #{}", lead.id));
+    assert!(matches!(desk.programme(&tianhe, follow_up()), Err(Rejection::NothingToRecord(_))), "once");
     // Not published in time: the leader's watch records the miss, once.
     let system = actor("system", "440100", Role::System);
     let deadline_ms = desk.ledger.task(task.id).unwrap().inspection.as_ref().unwrap().publish_deadline_ms.unwrap();

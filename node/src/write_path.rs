@@ -68,6 +68,27 @@ pub enum WriteOutcome {
     Relayed(Response),
 }
 
+/// The command's result from the results of a command and its companions: a task a companion
+/// changed after it is answered as it stands after the companion (the client's next version).
+pub fn with_companions(results: Vec<CommandResult>) -> CommandResult {
+    let mut results = results.into_iter();
+    let mut first = results.next().expect("one result per command");
+    for companion in results {
+        match (&mut first, companion) {
+            (Ok(applied), Ok(later)) => {
+                for task in applied.tasks.iter_mut() {
+                    if let Some(newer) = later.tasks.iter().find(|t| t.id == task.id && t.version > task.version) {
+                        *task = newer.clone();
+                    }
+                }
+            }
+            (_, Err(refused)) => tracing::warn!(%refused, "a companion command was refused; its command stands"),
+            (Err(_), Ok(_)) => {}
+        }
+    }
+    first
+}
+
 /// How often to look at Raft metrics while waiting for a leader.
 const LEADER_POLL: Duration = Duration::from_millis(20);
 
@@ -76,12 +97,24 @@ pub async fn propose_or_relay(
     original: &OriginalRequest,
     command: Command,
 ) -> Result<WriteOutcome, ApiError> {
+    propose_or_relay_with(state, original, command, Vec::new()).await
+}
+
+/// `propose_or_relay` of a command with `companions` committed in the same entry after it
+/// (`routes::write::Prepared`): the answer is the command's.
+pub async fn propose_or_relay_with(
+    state: &AppState,
+    original: &OriginalRequest,
+    command: Command,
+    companions: Vec<Command>,
+) -> Result<WriteOutcome, ApiError> {
     let deadline = Instant::now() + LEADER_WAIT;
     loop {
         let hint = state.leader_hint();
         if hint.is_self {
-            match state.batcher.propose(command.clone()).await {
-                Ok(result) => return Ok(WriteOutcome::Local(result)),
+            let together: Vec<Command> = std::iter::once(command.clone()).chain(companions.iter().cloned()).collect();
+            match state.batcher.propose_together(together).await {
+                Ok(results) => return Ok(WriteOutcome::Local(with_companions(results))),
                 // Not appended: leadership moved just now. Look again.
                 Err(ProposeError::NotLeader) => {}
                 Err(error) => return Err(error.into()),

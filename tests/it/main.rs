@@ -14,6 +14,7 @@ mod failover;
 mod fanout;
 mod federation;
 mod fixtures;
+mod follow_up;
 mod gateway;
 mod intake;
 mod item_list;

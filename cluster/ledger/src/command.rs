@@ -359,6 +359,8 @@ wire_enum! {
         ItemNotListed = "item_not_listed",
         /// The item list has an item of that code already (codes are never given twice).
         ItemListed = "item_listed",
+        /// The inspection's result calls for no follow-up (or it is not entered).
+        NoFollowUpDue = "no_follow_up_due",
     }
 }
 

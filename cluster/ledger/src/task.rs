@@ -218,6 +218,9 @@ wire_enum! {
         HandDown = "hand_down",
         /// An on-site record was made (现场检查记录); the task keeps it (`FieldWork::site_records`).
         RecordOnSite = "record_on_site",
+        /// The follow-up task of the inspection's finding was opened for the bureau with
+        /// jurisdiction (谁管辖、谁负责), with its number in the note.
+        FollowUpOpened = "follow_up_opened",
     }
 }
 

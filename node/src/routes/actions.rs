@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use ledger::{access, Action, CompletionOutcome, Routing, TaskAction, TaskChange, TaskId, Transition};
 
 use super::request::{parse_json, parse_task_id};
-use super::write::handle_write_of_feature;
+use super::write::{handle_write_prepared, Prepared};
 use crate::api::site_record::HeldFile;
 use crate::api::{self, time, ActionRequest, ApiError};
 use crate::deadline_policy::{default_deadlines_ms, extended_deadline_ms, resumed_deadline_ms};
@@ -138,7 +138,7 @@ pub async fn act(
         (body, BTreeMap::new())
     };
     let response =
-        handle_write_of_feature(state, uri, headers, body, StatusCode::OK, feature, |state, actor, body, stamp_ms| {
+        handle_write_prepared(state, uri, headers, body, StatusCode::OK, feature, |state, actor, body, stamp_ms| {
             let action = TaskAction::parse(&action).ok_or(ApiError::NoRoute)?;
             let task = parse_task_id(&id)?;
             // A task the caller cannot see answers exactly like a missing one, before anything of
@@ -172,7 +172,9 @@ pub async fn act(
                 request.version = Some(version);
             }
             check_fields(action, &request)?;
-            build(state, action, request, task, stamp_ms, &held)
+            let follow_up = follow_up_of(state, action, &request, task, stamp_ms)?;
+            let command = build(state, action, request, task, stamp_ms, &held)?;
+            Ok(with_follow_up(command, follow_up))
         })
         .await;
     if if_match.is_some() {
@@ -257,6 +259,43 @@ pub(super) fn check_fields(action: TaskAction, request: &ActionRequest) -> Resul
     }
     ledger::validate::note(&request.note, action.requires_note())?;
     Ok(())
+}
+
+/// The follow-up a completion opens in the same entry (`ProgrammeAction::OpenFollowUp`): for a
+/// drawn inspection whose result is `corrected` or `case_opened`, a lead for the bureau with
+/// jurisdiction with the deadline policy's deadlines of a lead.
+pub(super) fn follow_up_of(
+    state: &AppState,
+    action: TaskAction,
+    request: &ActionRequest,
+    task: TaskId,
+    stamp_ms: u64,
+) -> Result<Option<Action>, ApiError> {
+    let outcome = request.outcome.as_deref().and_then(CompletionOutcome::parse);
+    if action != TaskAction::Complete || !outcome.is_some_and(ledger::campaign::needs_follow_up) {
+        return Ok(None);
+    }
+    let severity = match state.store.read().ledger.task(task) {
+        Some(current) if current.inspection.is_some() => current.severity,
+        _ => return Ok(None),
+    };
+    let (ack_deadline_ms, complete_deadline_ms) = crate::deadline_policy::deadlines_for_ms(
+        &state.deadlines,
+        &state.calendar(),
+        ledger::TaskKind::Lead,
+        severity,
+        stamp_ms,
+    )
+    .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
+    let open =
+        ledger::campaign::ProgrammeAction::OpenFollowUp { inspection: task, ack_deadline_ms, complete_deadline_ms };
+    Ok(Some(Action::Programme(Box::new(open))))
+}
+
+/// A command with the follow-up it opens, if any, as its companion.
+pub(super) fn with_follow_up(command: Action, follow_up: Option<Action>) -> Prepared {
+    let feature = (crate::reference::FEATURE_FOLLOW_UP, "the follow-up of an inspection's finding");
+    Prepared { action: command, companions: follow_up.into_iter().collect(), companions_feature: Some(feature) }
 }
 
 /// The ledger command of an action whose request fields were checked.

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::request::{parse_json, read_body};
+use super::write::Prepared;
 use crate::api::error::ErrorDetail;
 use crate::api::headers::IDEMPOTENCY;
 use crate::api::{time, ActionRequest, ApiError};
@@ -139,17 +140,19 @@ async fn handle(
 
     let stamp_ms = time::now_ms();
     let mut results: Vec<BulkItemJson> = Vec::with_capacity(tasks.len());
-    let mut commands = Vec::new();
-    // Where each proposed command's answer goes in `results`.
-    let mut positions = Vec::new();
+    // Each task's commands (its action, and the follow-up a completion opens), committed in one
+    // entry together, with where its answer goes in `results`.
+    let mut units: Vec<(usize, Vec<Command>)> = Vec::new();
     for task in tasks {
-        let built = prepare(&state, &user.actor, action, &fields, task, stamp_ms).map(|action| {
-            let idempotency = key.as_ref().map(|key| derived_tag(key, &original, task));
-            Command { stamp_ms, actor: user.actor.clone(), idempotency, action }
-        });
-        match built {
-            Ok(command) => {
-                positions.push(results.len());
+        let command = |action, idempotency| Command { stamp_ms, actor: user.actor.clone(), idempotency, action };
+        match prepare(&state, &user.actor, action, &fields, task, stamp_ms) {
+            Ok(prepared) => {
+                let tag = key.as_ref().map(|key| derived_tag(key, &original, task));
+                let companions = prepared.companions.into_iter().enumerate().map(|(position, companion)| {
+                    command(companion, tag.as_ref().map(|tag| super::write::companion_tag(tag, position)))
+                });
+                let unit = std::iter::once(command(prepared.action, tag.clone())).chain(companions).collect();
+                units.push((results.len(), unit));
                 results.push(BulkItemJson {
                     task: task.0,
                     outcome: String::new(),
@@ -157,25 +160,39 @@ async fn handle(
                     version: None,
                     error: None,
                 });
-                commands.push(command);
             }
             Err(error) => results.push(refused(task, &error)),
         }
     }
+    if units.iter().any(|(_, unit)| unit.len() > 1) {
+        let what = "the follow-up of an inspection's finding";
+        crate::reference::members_read(&state, crate::reference::FEATURE_FOLLOW_UP, what).await?;
+    }
     let mut entries = 0;
-    let mut positions = positions.into_iter();
-    let mut commands = commands.into_iter().peekable();
-    while commands.peek().is_some() {
-        let chunk: Vec<Command> = commands.by_ref().take(BULK_COMMANDS_PER_ENTRY).collect();
-        let chunk_positions: Vec<usize> = positions.by_ref().take(chunk.len()).collect();
-        match state.batcher.propose_together(chunk).await {
+    let mut units = units.into_iter().peekable();
+    while units.peek().is_some() {
+        // Whole units, as many as fit an entry.
+        let mut chunk: Vec<(usize, Vec<Command>)> = Vec::new();
+        let mut commands = 0;
+        while let Some((_, unit)) = units.peek() {
+            if !chunk.is_empty() && commands + unit.len() > BULK_COMMANDS_PER_ENTRY {
+                break;
+            }
+            commands += unit.len();
+            chunk.push(units.next().expect("peeked"));
+        }
+        let sizes: Vec<(usize, usize)> = chunk.iter().map(|(position, unit)| (*position, unit.len())).collect();
+        let proposed: Vec<Command> = chunk.into_iter().flat_map(|(_, unit)| unit).collect();
+        match state.batcher.propose_together(proposed).await {
             Ok(answers) => {
                 entries += 1;
-                for (position, answer) in chunk_positions.into_iter().zip(answers) {
+                let mut answers = answers.into_iter();
+                for (position, size) in sizes {
+                    let answer = crate::write_path::with_companions(answers.by_ref().take(size).collect());
                     let slot = &mut results[position];
                     match answer {
                         Ok(applied) => {
-                            let task = applied.tasks.first();
+                            let task = applied.tasks.iter().find(|t| t.id.0 == slot.task);
                             slot.outcome = if applied.replayed { "repeat" } else { "done" }.to_owned();
                             slot.state = task.map(|t| t.handling.state.to_string());
                             slot.version = task.map(|t| t.version);
@@ -188,8 +205,8 @@ async fn handle(
             // done, and a retry with the same key finishes it.
             Err(error) => {
                 let error = ApiError::from(error);
-                let unproposed = chunk_positions.into_iter().chain(positions.by_ref()).collect::<Vec<_>>();
-                for position in unproposed {
+                let unproposed = sizes.into_iter().map(|(position, _)| position).chain(units.by_ref().map(|(p, _)| p));
+                for position in unproposed.collect::<Vec<_>>() {
                     results[position] = refused(TaskId(results[position].task), &error);
                 }
                 break;
@@ -210,8 +227,8 @@ fn distinct(tasks: &[u64]) -> Result<Vec<TaskId>, ApiError> {
     Ok(tasks.iter().filter(|id| seen.insert(**id)).map(|id| TaskId(*id)).collect())
 }
 
-/// One task's command, refused exactly as one task's route would refuse it: a task the caller
-/// cannot see answers like a missing one.
+/// One task's command (with the follow-up a completion opens), refused exactly as one task's
+/// route would refuse it: a task the caller cannot see answers like a missing one.
 fn prepare(
     state: &AppState,
     actor: &ledger::Actor,
@@ -219,13 +236,15 @@ fn prepare(
     fields: &ActionRequest,
     task: TaskId,
     stamp_ms: u64,
-) -> Result<ledger::Action, ApiError> {
+) -> Result<Prepared, ApiError> {
     let visible =
         state.store.read().ledger.task(task).is_some_and(|found| access::can_see(&state.regions(), actor, &found));
     if !visible {
         return Err(ledger::Rejection::TaskNotFound(task).into());
     }
-    super::actions::build(state, action, fields.clone(), task, stamp_ms, &BTreeMap::new())
+    let follow_up = super::actions::follow_up_of(state, action, fields, task, stamp_ms)?;
+    let command = super::actions::build(state, action, fields.clone(), task, stamp_ms, &BTreeMap::new())?;
+    Ok(super::actions::with_follow_up(command, follow_up))
 }
 
 /// The request's `Idempotency-Key`, short enough to derive one per task from.

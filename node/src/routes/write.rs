@@ -14,7 +14,7 @@ use super::request::read_body;
 use crate::api::headers::IDEMPOTENCY;
 use crate::api::{self, time, ApiError};
 use crate::state::AppState;
-use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome};
+use crate::write_path::{propose_or_relay_with, relay_if_follower, OriginalRequest, WriteOutcome};
 
 /// The Idempotency-Key of a write, fingerprinted with the route, the body and the `If-Match`
 /// precondition (which decides like the body's version) so that a key reused for a different
@@ -111,13 +111,25 @@ pub(super) async fn write(
     command: Command,
     status: StatusCode,
 ) -> Response {
+    write_with(state, original, command, Vec::new(), status).await
+}
+
+/// `write` of a command with companions committed in the same entry after it; the answer is
+/// the command's (a companion's refusal is the ledger's, logged: the command stands).
+async fn write_with(
+    state: &AppState,
+    original: OriginalRequest,
+    command: Command,
+    companions: Vec<Command>,
+    status: StatusCode,
+) -> Response {
     if let Some(tag) = &command.idempotency {
         let stored = state.store.read().ledger.idempotent_answer(&command.actor.user, tag);
         if let Some(result) = stored {
             return result_response(state, status, result);
         }
     }
-    match propose_or_relay(state, &original, command).await {
+    match propose_or_relay_with(state, &original, command, companions).await {
         Ok(WriteOutcome::Local(result)) => result_response(state, status, result),
         Ok(WriteOutcome::Relayed(response)) => response,
         Err(error) => error.into_response(),
@@ -148,6 +160,43 @@ pub(super) async fn handle_write_of_feature(
     feature: Option<(&'static str, &'static str)>,
     prepare: impl FnOnce(&AppState, &Actor, &Bytes, u64) -> Result<Action, ApiError>,
 ) -> Response {
+    let prepare = |state: &AppState, actor: &Actor, body: &Bytes, stamp_ms: u64| {
+        prepare(state, actor, body, stamp_ms).map(Prepared::alone)
+    };
+    handle_write_prepared(state, uri, headers, body, status, feature, prepare).await
+}
+
+/// What a write route proposes: its command's action and the actions committed in the same
+/// entry after it (a completion's follow-up task), which older builds may not decode.
+pub(super) struct Prepared {
+    pub action: Action,
+    pub companions: Vec<Action>,
+    /// The feature every member must read before `companions` are proposed.
+    pub companions_feature: Option<(&'static str, &'static str)>,
+}
+
+impl Prepared {
+    pub fn alone(action: Action) -> Prepared {
+        Prepared { action, companions: Vec::new(), companions_feature: None }
+    }
+}
+
+/// A companion's Idempotency-Key: the request's, marked with the companion's place, so a
+/// repeated request answers the companions from their first answers too.
+pub(super) fn companion_tag(tag: &IdempotencyTag, position: usize) -> IdempotencyTag {
+    IdempotencyTag { key: format!("{}#companion{position}", tag.key), fingerprint: tag.fingerprint }
+}
+
+/// `handle_write_of_feature` of a route whose command may bring companions (`Prepared`).
+pub(super) async fn handle_write_prepared(
+    state: AppState,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    status: StatusCode,
+    feature: Option<(&'static str, &'static str)>,
+    prepare: impl FnOnce(&AppState, &Actor, &Bytes, u64) -> Result<Prepared, ApiError>,
+) -> Response {
     let user = match state.users.authenticate(&headers) {
         Ok(user) => user.clone(),
         Err(error) => return error.into_response(),
@@ -161,18 +210,29 @@ pub(super) async fn handle_write_of_feature(
         return response;
     }
     let stamp_ms = time::now_ms();
-    let command = prepare(&state, &user.actor, &original.body, stamp_ms).and_then(|action| {
+    let prepared = prepare(&state, &user.actor, &original.body, stamp_ms).and_then(|prepared| {
         let idempotency = idempotency_tag(&original.headers, &original.uri, &original.body)?;
-        Ok(Command { stamp_ms, actor: user.actor.clone(), idempotency, action })
+        let companions = prepared
+            .companions
+            .into_iter()
+            .enumerate()
+            .map(|(position, action)| {
+                let idempotency = idempotency.as_ref().map(|tag| companion_tag(tag, position));
+                Command { stamp_ms, actor: user.actor.clone(), idempotency, action }
+            })
+            .collect::<Vec<_>>();
+        let command = Command { stamp_ms, actor: user.actor.clone(), idempotency, action: prepared.action };
+        Ok((command, companions, prepared.companions_feature))
     });
-    let command = match command {
-        Ok(command) => command,
+    let (command, companions, companions_feature) = match prepared {
+        Ok(prepared) => prepared,
         Err(error) => return error.into_response(),
     };
-    if let Some((feature, what)) = feature {
+    let companions_feature = companions_feature.filter(|_| !companions.is_empty());
+    for (feature, what) in feature.into_iter().chain(companions_feature) {
         if let Err(error) = crate::reference::members_read(&state, feature, what).await {
             return error.into_response();
         }
     }
-    write(&state, original, command, status).await
+    write_with(&state, original, command, companions, status).await
 }

@@ -8,11 +8,11 @@ use super::*;
 use crate::access;
 use crate::apply::Ledger;
 
-use super::checks::command_over;
+use super::checks::{command_over, needs_follow_up};
 use crate::command::{conflict, Actor, Applied, CommandResult, ConflictCode, NewTask, Rejection, Role, Transition};
 use crate::federation::Routing;
 use crate::policy::{self, TaskAction};
-use crate::task::{Severity, Source, Task, TaskKind, TaskState, TimelineAction};
+use crate::task::{CompletionOutcome, Severity, Source, Task, TaskKind, TaskState, TimelineAction};
 use crate::validate::{self, invalid};
 
 impl Ledger {
@@ -232,6 +232,9 @@ impl Ledger {
             }
             ProgrammeAction::PublishResult { task } => self.publication_step(stamp_ms, actor, *task, None),
             ProgrammeAction::WithdrawResult { task, note } => self.publication_step(stamp_ms, actor, *task, Some(note)),
+            ProgrammeAction::OpenFollowUp { inspection, ack_deadline_ms, complete_deadline_ms } => {
+                self.open_follow_up(stamp_ms, actor, *inspection, *ack_deadline_ms, *complete_deadline_ms)
+            }
             ProgrammeAction::ItemList(action) => {
                 let version = self.item_list.apply(&regions, stamp_ms, actor, action)?;
                 Ok(Applied::of_record(ProgrammeRecord::ItemList(Box::new(version)), Vec::new()))
@@ -459,5 +462,81 @@ impl Ledger {
         let assignee = task.handling.assignee_bureau;
         task.push_entry(stamp_ms, actor, action, text, assignee);
         Ok(Applied::of_task(self.check_in(checked_out)))
+    }
+
+    /// The follow-up of inspection `id`'s finding: a lead for the bureau the inspection was
+    /// dispatched to (the entity's, 谁管辖、谁负责), from the campaign's organiser, dispatched
+    /// with the given deadlines; the inspection's timeline names it. Only by whoever entered the
+    /// result, right after it (the node proposes it in the completion's entry), and once.
+    fn open_follow_up(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        id: TaskId,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+    ) -> CommandResult {
+        let regions = self.regions();
+        let inspection = self.task(id).ok_or(Rejection::TaskNotFound(id))?;
+        let record = inspection
+            .inspection
+            .as_ref()
+            .ok_or_else(|| conflict(ConflictCode::NotAnInspection, format!("task {id} is no drawn inspection")))?;
+        let outcome = inspection.handling.outcome.filter(|_| inspection.handling.state == TaskState::Completed);
+        let Some(outcome) = outcome.filter(|o| needs_follow_up(*o)) else {
+            return Err(conflict(
+                ConflictCode::NoFollowUpDue,
+                format!("task {id}'s result calls for no follow-up (corrected or case_opened do)"),
+            ));
+        };
+        if inspection.timeline.iter().any(|entry| entry.action == TimelineAction::FollowUpOpened) {
+            return Err(Rejection::NothingToRecord(format!("task {id}'s follow-up is open already")));
+        }
+        let entered_by = inspection.timeline.iter().rev().find(|e| e.action == TimelineAction::Complete);
+        if entered_by.is_none_or(|entry| entry.actor_user != actor.user) {
+            return Err(Rejection::Forbidden(format!(
+                "the follow-up of task {id} is opened with its result, by whoever entered it"
+            )));
+        }
+        inspection.timeline_has_room()?;
+        let assignee = inspection.handling.assignee_bureau.expect("a completed inspection was dispatched");
+        let organiser =
+            self.programme.campaigns.get(&record.campaign).map_or(inspection.origin_bureau, |c| c.spec.bureau);
+        validate::dispatch(&regions, organiser, assignee, stamp_ms, ack_deadline_ms, complete_deadline_ms)?;
+        let what = if outcome == CompletionOutcome::Corrected { "整改复查" } else { "立案查处" };
+        let new_task = NewTask {
+            kind: TaskKind::Lead,
+            severity: inspection.severity,
+            title: format!("后续监管（{what}）：{}", inspection.subject.name),
+            description: format!(
+                "双随机抽查任务 #{id}（{}）的检查结果为「{outcome}」，由有管辖权的单位跟进（谁管辖、谁负责）。",
+                record.campaign_name
+            ),
+            subject: inspection.subject.clone(),
+            source: Source::SpotCheck,
+            origin_bureau: organiser,
+            assignee_bureau: Some(assignee),
+            // The entity lies in this group's scope, as its inspection did.
+            routing: Routing::Keep,
+        };
+        drop(inspection);
+        let mut follow_up = self.register(stamp_ms, actor, &new_task);
+        let dispatch = Transition::Dispatch { assignee, ack_deadline_ms, complete_deadline_ms };
+        follow_up
+            .record_transition(stamp_ms, actor, &format!("源于双随机抽查任务 #{id}"), &dispatch, TaskState::Dispatched)
+            .expect("a dispatch is a change in place");
+        let follow_up = self.insert_new_task(follow_up);
+        let mut checked_out = self.check_out(id).expect("found above");
+        let task = &mut checked_out.task;
+        let assignee = task.handling.assignee_bureau;
+        task.push_entry(
+            stamp_ms,
+            actor,
+            TimelineAction::FollowUpOpened,
+            format!("后续监管任务 #{}", follow_up.id),
+            assignee,
+        );
+        let inspection = self.check_in(checked_out);
+        Ok(Applied { tasks: vec![follow_up, inspection], ..Applied::default() })
     }
 }

@@ -43,6 +43,12 @@ pub fn is_inspection_outcome(outcome: CompletionOutcome) -> bool {
     )
 }
 
+/// Outcomes whose finding the bureau with jurisdiction follows up (后续监管): a correction is
+/// checked again (整改复查), an opened case is handled (立案查处).
+pub fn needs_follow_up(outcome: CompletionOutcome) -> bool {
+    matches!(outcome, CompletionOutcome::Corrected | CompletionOutcome::CaseOpened)
+}
+
 /// Outcomes that found a problem: they raise the entity's risk next time.
 pub(crate) fn is_finding(outcome: CompletionOutcome) -> bool {
     matches!(

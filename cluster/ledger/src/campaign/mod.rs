@@ -36,7 +36,9 @@ pub mod item_list;
 mod public;
 
 pub(crate) use checks::is_finding;
-pub use checks::{check_inspector, check_spec, draws_a_class_thinly, is_hex_sha256, is_inspection_outcome};
+pub use checks::{
+    check_inspector, check_spec, draws_a_class_thinly, is_hex_sha256, is_inspection_outcome, needs_follow_up,
+};
 pub use draw_rules::check_draw;
 pub use public::PublicResult;
 
@@ -457,6 +459,16 @@ pub enum ProgrammeAction {
     /// A change of the inspection-item list (`item_list`); proposed only when every member
     /// reads `item-list-v1`.
     ItemList(Box<item_list::ItemListAction>),
+    /// The follow-up task of an inspection whose result found something to follow
+    /// (`corrected`: 整改复查; `case_opened`: 立案查处), for the bureau with jurisdiction, with
+    /// the accepting node's deadlines. Proposed by the node in the same entry as the completion
+    /// that entered the result, so the two commit together; once per inspection (proposed only
+    /// when every member reads `follow-up-v1`).
+    OpenFollowUp {
+        inspection: TaskId,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+    },
 }
 
 impl Programme {
