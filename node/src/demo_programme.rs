@@ -85,10 +85,10 @@ pub async fn seed(http: &reqwest::Client, addrs: &[String]) {
         return tracing::warn!("demo programme: the national item list was not adopted");
     }
     let addition = json!({
-        "code": "GD01", "name": "网络交易平台经营者主体责任落实情况检查",
+        "code": "44-GD01", "name": "网络交易平台经营者主体责任落实情况检查",
         "basis": "《中华人民共和国电子商务法》第二十七条", "organiser": "prefecture",
         "industries": ["retail", "services"], "expertise": "registration",
-        "check_points": [{"code": "GD01-01", "wording": "是否核验、登记平台内经营者身份信息并定期核验更新", "answer": "conformity",
+        "check_points": [{"code": "44-GD01-01", "wording": "是否核验、登记平台内经营者身份信息并定期核验更新", "answer": "conformity",
                           "basis": "《中华人民共和国电子商务法》第二十七条"}],
         "reason": "本省网络交易监管重点",
     });
@@ -96,7 +96,7 @@ pub async fn seed(http: &reqwest::Client, addrs: &[String]) {
     // Checks of publicly disclosed information (A01) are the province's: the city plans the rest.
     let plan = json!({
         "name": "2026年天河区市场主体双随机联合抽查",
-        "items": ["B01", "F01", "GD01"],
+        "items": ["B01", "F01", "44-GD01"],
         "scope": {"region": "440106"},
         "targeted": false,
         "ratios_percent": {"high": 10, "normal": 5, "low": 3},

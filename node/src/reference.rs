@@ -47,14 +47,17 @@ pub const FEATURE_DRAW_FLOOR_ON_TOTAL: &str = "draw-floor-on-total-v1";
 pub const FEATURE_ITEM_LIST: &str = "item-list-v1";
 /// The follow-up of an inspection's finding (`ProgrammeAction::OpenFollowUp`).
 pub const FEATURE_FOLLOW_UP: &str = "follow-up-v1";
+/// Annual plans and campaigns in their batches (`ledger::campaign::annual_plan`).
+pub const FEATURE_ANNUAL_PLAN: &str = "annual-plan-v1";
 /// Every feature this build reads.
-pub(crate) const FEATURES_READ: [&str; 6] = [
+pub(crate) const FEATURES_READ: [&str; 7] = [
     FEATURE_REFERENCE,
     FEATURE_ORGANISATION,
     FEATURE_SITE_RECORDS,
     FEATURE_DRAW_FLOOR_ON_TOTAL,
     FEATURE_ITEM_LIST,
     FEATURE_FOLLOW_UP,
+    FEATURE_ANNUAL_PLAN,
 ];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;

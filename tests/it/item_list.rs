@@ -71,13 +71,13 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
         call(&cluster, follower, Some(TIANHE_OPERATOR), "/api/v1/inspection-item-list/national", Some(json!({}))).await;
     assert_eq!(status, 403);
     let (status, body) =
-        call(&cluster, follower, Some(CITY_TOKEN), "/api/v1/inspection-items", Some(addition("GD01"))).await;
+        call(&cluster, follower, Some(CITY_TOKEN), "/api/v1/inspection-items", Some(addition("44-GD01"))).await;
     assert!(status == 403 || status == 409, "a city adds nothing, adopted or not: {status} {body}");
-    let mut lawless = addition("GD01");
+    let mut lawless = addition("44-GD01");
     lawless["basis"] = json!("");
     let (status, body) = call(&cluster, follower, Some(COMMAND_TOKEN), "/api/v1/inspection-items", Some(lawless)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("invalid_field")), "{body}");
-    let mut bad_level = addition("GD01");
+    let mut bad_level = addition("44-GD01");
     bad_level["organiser"] = json!("station");
     let (status, _) = call(&cluster, follower, Some(COMMAND_TOKEN), "/api/v1/inspection-items", Some(bad_level)).await;
     assert_eq!(status, 400);
@@ -102,10 +102,10 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
         call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-item-list/national", Some(json!({}))).await;
     assert_eq!(status, 409, "adopting the same list again records nothing: {again}");
     let (status, added) =
-        call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-items", Some(addition("GD01"))).await;
+        call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-items", Some(addition("44-GD01"))).await;
     assert_eq!((status, added["number"].as_u64()), (201, Some(2)), "{added}");
     let (status, body) =
-        call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-items", Some(addition("GD01"))).await;
+        call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-items", Some(addition("44-GD01"))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("item_listed")), "{body}");
     // The province declares its enforcement inspection matters (a city may not): the list's
     // coverage, in the list and in the response metrics of any bureau of the province.
@@ -130,7 +130,7 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
     // Zhejiang may not retire Guangdong's addition.
     let retire = json!({"reason": "停止"});
     let (status, _) =
-        call(&cluster, leader, Some(ZHEJIANG_TOKEN), "/api/v1/inspection-items/GD01/retire", Some(retire.clone()))
+        call(&cluster, leader, Some(ZHEJIANG_TOKEN), "/api/v1/inspection-items/44-GD01/retire", Some(retire.clone()))
             .await;
     assert_eq!(status, 403);
 
@@ -144,22 +144,23 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
     assert_eq!(status, 403, "{body}");
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("A01")), "{body}");
     let (status, body) =
-        call(&cluster, leader, Some(CITY_TOKEN), "/api/v1/campaigns", Some(campaign(&["B01", "GD01"]))).await;
+        call(&cluster, leader, Some(CITY_TOKEN), "/api/v1/campaigns", Some(campaign(&["B01", "44-GD01"]))).await;
     assert_eq!(status, 201, "{body}");
     let (status, body) =
         call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/campaigns", Some(campaign(&["A01"]))).await;
     assert_eq!(status, 201, "the province plans A01: {body}");
     let (status, items) = call(&cluster, follower, Some(CITY_TOKEN), "/api/v1/inspection-items", None).await;
     assert_eq!(status, 200);
-    let gd01 = items.as_array().unwrap().iter().find(|i| i["code"] == "GD01").cloned().expect("GD01 is current");
+    let gd01 = items.as_array().unwrap().iter().find(|i| i["code"] == "44-GD01").cloned().expect("GD01 is current");
     assert_eq!((gd01["origin"].as_str(), gd01["listed_in"].as_u64()), (Some("440000"), Some(2)), "{gd01}");
-    assert_eq!(gd01["check_points"][0]["code"], "GD01-01");
+    assert_eq!(gd01["check_points"][0]["code"], "44-GD01-01");
 
     // Retired by its province: no new campaign uses it, and the list keeps it, marked.
     let (status, retired) =
-        call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-items/GD01/retire", Some(retire)).await;
+        call(&cluster, leader, Some(COMMAND_TOKEN), "/api/v1/inspection-items/44-GD01/retire", Some(retire)).await;
     assert_eq!((status, retired["number"].as_u64()), (200, Some(4)), "{retired}");
-    let (status, body) = call(&cluster, leader, Some(CITY_TOKEN), "/api/v1/campaigns", Some(campaign(&["GD01"]))).await;
+    let (status, body) =
+        call(&cluster, leader, Some(CITY_TOKEN), "/api/v1/campaigns", Some(campaign(&["44-GD01"]))).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("unknown_item")), "{body}");
 
     // The versions survive the leader's SIGKILL and read the same on every node.
@@ -178,13 +179,13 @@ async fn the_item_list_is_adopted_added_to_and_published_and_its_levels_hold() {
     assert_eq!(steps, ["adopted_national", "added", "declared_matters", "retired"]);
     assert_eq!(list["versions"][3]["reason"], "停止");
     assert_eq!(list["coverage"]["items"], shipped_count, "a retired item covers nothing");
-    assert!(list["items"].as_array().unwrap().iter().any(|i| i["code"] == "GD01" && i["retired"] == true));
+    assert!(list["items"].as_array().unwrap().iter().any(|i| i["code"] == "44-GD01" && i["retired"] == true));
     assert!(codes(&list).contains(&"A01".to_owned()));
 
     // Published: current items only, with their basis and level, and nothing internal.
     let (status, public) = call(&cluster, new_leader, None, "/public/v1/inspection-items", None).await;
     assert_eq!((status, public["version"].as_u64()), (200, Some(4)), "{public}");
-    assert!(!codes(&public).contains(&"GD01".to_owned()), "a retired item is not published as current");
+    assert!(!codes(&public).contains(&"44-GD01".to_owned()), "a retired item is not published as current");
     assert!(codes(&public).contains(&"A01".to_owned()));
     let keys: Vec<&String> = public["items"][0].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["basis", "code", "name", "organiser", "origin", "origin_name"], "{public}");

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::access;
 use super::bureau::{BureauCode, Regions};
-use super::campaign::item_list::ItemList;
+use super::campaign::Planning;
 use super::campaign::{is_inspection_outcome, Programme};
 use super::command::{
     conflict, Action, Actor, Applied, Command, CommandResult, ConflictCode, IdempotencyTag, NewTask, Rejection, Role,
@@ -95,9 +95,10 @@ pub struct Ledger {
     /// region table and the stations). After it each field a later store format appended
     /// (`organisation::core_of_format_4`).
     pub(super) units: Units,
-    /// The inspection-item list (see `campaign::item_list`). Last, so a core written before it
-    /// is this core's bytes less the empty list's (`campaign::item_list::core_of_format_5`).
-    pub(super) item_list: ItemList,
+    /// The inspection-item list and the annual plans (see `campaign::Planning`). Last, so a
+    /// core written before them is this core's bytes less the empty planning's
+    /// (`campaign::item_list::core_of_format_5`).
+    pub(super) planning: Planning,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -129,7 +130,7 @@ impl Default for Ledger {
             programme: Programme::default(),
             reference: Reference::default(),
             units: Units::default(),
-            item_list: ItemList::default(),
+            planning: Planning::default(),
         }
     }
 }
@@ -954,7 +955,8 @@ impl Ledger {
         self.programme.check(|id| self.task(id)).map_err(InvariantViolation)?;
         self.reference.check(self.last_stamp_ms).map_err(InvariantViolation)?;
         self.units.check(self.reference.regions(), self.last_stamp_ms).map_err(InvariantViolation)?;
-        self.item_list.check().map_err(InvariantViolation)?;
+        self.planning.item_list.check().map_err(InvariantViolation)?;
+        self.planning.plans.check().map_err(InvariantViolation)?;
         Ok(())
     }
 

@@ -420,6 +420,11 @@ impl Regions {
         .take(TREE_DEPTH_MAX + 1)
     }
 
+    /// The province `code` lies in (itself for a province), when the table knows one.
+    pub fn province_of(&self, code: BureauCode) -> Option<BureauCode> {
+        self.ancestors(code).find(|c| self.region(*c).is_some_and(|region| region.level == RegionLevel::Province))
+    }
+
     /// True when `code` is `ancestor` itself or lies below it in the tree.
     pub fn is_within(&self, code: BureauCode, ancestor: BureauCode) -> bool {
         let mut current = Some(code);

@@ -361,6 +361,12 @@ wire_enum! {
         ItemListed = "item_listed",
         /// The inspection's result calls for no follow-up (or it is not entered).
         NoFollowUpDue = "no_follow_up_due",
+        /// A withdrawn batch of an annual plan stays as it was.
+        BatchWithdrawn = "batch_withdrawn",
+        /// A plan with no batch is not published.
+        PlanEmpty = "plan_empty",
+        /// The group's item list is changed only once the national list is adopted.
+        ListNotAdopted = "list_not_adopted",
     }
 }
 

@@ -225,6 +225,9 @@ pub struct CampaignRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::api::schema::optional_timestamp")]
     pub complete_by: Option<String>,
+    /// The batch of the annual plan the campaign carries out (its organiser's province's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<super::annual_plan::BatchRefJson>,
 }
 
 fn default_team() -> u32 {

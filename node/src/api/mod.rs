@@ -2,6 +2,7 @@
 //! their conversion to and from ledger types. `loadtest` and `tests` use these same types, so
 //! the contract has one definition.
 
+pub mod annual_plan;
 pub mod console;
 pub mod error;
 pub mod headers;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ledger::{BureauCode, Regions};
 
@@ -30,11 +31,23 @@ impl RegisterCounts {
     }
 }
 
+/// After the register's file could not be had, how long reports go without the indicator
+/// before the node tries again (a member away holds the file back for a while, and every
+/// report would otherwise wait on the fetch).
+const RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// The counts of the current directory version, held between calls (one count at a time: a
 /// second caller waits for the first's).
 #[derive(Clone, Default)]
 pub struct RegisterCountsCache {
-    held: Arc<tokio::sync::Mutex<Option<Arc<RegisterCounts>>>>,
+    held: Arc<tokio::sync::Mutex<Held>>,
+}
+
+#[derive(Default)]
+struct Held {
+    counts: Option<Arc<RegisterCounts>>,
+    /// The version last found missing, and when.
+    missing: Option<(String, Instant)>,
 }
 
 impl RegisterCountsCache {
@@ -44,19 +57,24 @@ impl RegisterCountsCache {
     pub async fn current(&self, state: &AppState) -> Option<Arc<RegisterCounts>> {
         let sha256 = state.store.read().ledger.programme().entity_directory().map(|v| v.sha256.clone())?;
         let mut held = self.held.lock().await;
-        if let Some(counts) = held.as_ref().filter(|counts| counts.sha256 == sha256) {
+        if let Some(counts) = held.counts.as_ref().filter(|counts| counts.sha256 == sha256) {
             return Some(counts.clone());
+        }
+        if held.missing.as_ref().is_some_and(|(missing, at)| *missing == sha256 && at.elapsed() < RETRY_AFTER) {
+            return None;
         }
         let bytes = match replication::obtain(state, Shelf::Directories, &sha256).await {
             Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!(%sha256, ?error, "the entity register could not be read for its counts");
+                held.missing = Some((sha256, Instant::now()));
                 return None;
             }
         };
         let by_region = tokio::task::spawn_blocking(move || draw::directory::entities_by_region(&bytes)).await.ok()?;
         let counts = Arc::new(RegisterCounts { sha256, by_region });
-        *held = Some(counts.clone());
+        held.counts = Some(counts.clone());
+        held.missing = None;
         Some(counts)
     }
 }

@@ -35,8 +35,10 @@ pub const BULK_TASKS_MAX: usize = 2_000;
 /// share the entries meanwhile.
 pub const BULK_COMMANDS_PER_ENTRY: usize = 250;
 const _: () = assert!(BULK_COMMANDS_PER_ENTRY <= ledger::limits::COMMANDS_PER_ENTRY_MAX);
-/// A derived key is the request's key, `#` and a task number: the request's key leaves room.
-const BULK_KEY_CHARS_MAX: usize = ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX - 21;
+/// A derived key is the request's key, ` task ` and a task number (and a companion's mark after
+/// it): the request's key is as long as any client's, the derived ones longer, which no
+/// client's can be, and with a space no client's key holds.
+const BULK_KEY_CHARS_MAX: usize = ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX;
 
 /// The request: the tasks, and the fields every one of them takes (those of the action's own
 /// route but `version`, which is a task's own, and the fields of a single task's assignment
@@ -71,7 +73,8 @@ pub struct BulkActionRequest {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct BulkItemJson {
     pub task: u64,
-    /// `done`, `repeat` (answered from an earlier request with the same key) or `refused`.
+    /// `done`, `repeat` (answered from an earlier request with the same key), `refused`, or
+    /// `unknown` (the group failed while committing it: send the request again with its key).
     pub outcome: String,
     /// The task's state and version after it, when done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,19 +204,26 @@ async fn handle(
                     }
                 }
             }
-            // The rest is not proposed: what committed stays done, the rest is said to be not
-            // done, and a retry with the same key finishes it.
+            // The rest is not proposed: what committed stays done. This entry's outcome is open
+            // when Raft failed after taking it (`unknown`), the rest is not done; a retry with the
+            // same key finishes either.
             Err(error) => {
+                let open = matches!(error, crate::batcher::ProposeError::Failed(_));
                 let error = ApiError::from(error);
-                let unproposed = sizes.into_iter().map(|(position, _)| position).chain(units.by_ref().map(|(p, _)| p));
-                for position in unproposed.collect::<Vec<_>>() {
+                for (position, _) in &sizes {
+                    results[*position] = refused(TaskId(results[*position].task), &error);
+                    if open {
+                        results[*position].outcome = "unknown".to_owned();
+                    }
+                }
+                for (position, _) in units.by_ref() {
                     results[position] = refused(TaskId(results[position].task), &error);
                 }
                 break;
             }
         }
     }
-    let done = results.iter().filter(|item| item.outcome != "refused").count();
+    let done = results.iter().filter(|item| item.outcome == "done" || item.outcome == "repeat").count();
     let refused = results.len() - done;
     Ok(Json(BulkActionJson { action: action.to_string(), done, refused, entries, results }).into_response())
 }
@@ -269,7 +279,7 @@ fn derived_tag(key: &str, original: &OriginalRequest, task: TaskId) -> Idempoten
     hasher.update(&original.body);
     hasher.update([0]);
     hasher.update(task.0.to_le_bytes());
-    IdempotencyTag { key: format!("{key}#{task}"), fingerprint: hasher.finalize().into() }
+    IdempotencyTag { key: format!("{key} task {task}"), fingerprint: hasher.finalize().into() }
 }
 
 fn refused(task: TaskId, error: &ApiError) -> BulkItemJson {

@@ -8,10 +8,13 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use super::{actions, bulk, item_list, presence, programme, public, request, response_metrics, tasks};
+use super::{actions, annual_plan, bulk, item_list, presence, programme, public, request, response_metrics, tasks};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
     me, people, search, stations,
+};
+use crate::api::annual_plan::{
+    AnnualPlanJson, BatchRequest, PlanChangeJson, PublicAnnualPlanJson, WithdrawBatchRequest,
 };
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
@@ -633,6 +636,59 @@ pub fn operations() -> Vec<Operation> {
         .body(schema::<DeclareMattersRequest>)
         .idempotent()
         .handler(post(item_list::declare_matters)),
+        op(Method::GET, "/api/v1/annual-plans/{year}", "The caller's province's annual plan, with progress", User, ok(schema::<AnnualPlanJson>))
+            .handler(get(annual_plan::plan)),
+        op(
+            Method::POST,
+            "/api/v1/annual-plans/{year}/proposals",
+            "Propose a batch to the province's plan (a city or county)",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<PlanChangeJson>),
+        )
+        .body(schema::<BatchRequest>)
+        .idempotent()
+        .handler(post(annual_plan::propose)),
+        op(
+            Method::POST,
+            "/api/v1/annual-plans/{year}/batches",
+            "Add a batch to the plan (the province), perhaps from a proposal",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<PlanChangeJson>),
+        )
+        .body(schema::<BatchRequest>)
+        .idempotent()
+        .handler(post(annual_plan::add_batch)),
+        op(
+            Method::POST,
+            "/api/v1/annual-plans/{year}/batches/{batch}",
+            "Adjust a batch (with the reason once the plan is published)",
+            User,
+            ok(schema::<PlanChangeJson>),
+        )
+        .body(schema::<BatchRequest>)
+        .idempotent()
+        .handler(post(annual_plan::adjust_batch)),
+        op(
+            Method::POST,
+            "/api/v1/annual-plans/{year}/batches/{batch}/withdraw",
+            "Withdraw a batch, with the reason",
+            User,
+            ok(schema::<PlanChangeJson>),
+        )
+        .body(schema::<WithdrawBatchRequest>)
+        .idempotent()
+        .handler(post(annual_plan::withdraw_batch)),
+        op(Method::POST, "/api/v1/annual-plans/{year}/publish", "Publish the plan", User, ok(schema::<PlanChangeJson>))
+            .idempotent()
+            .handler(post(annual_plan::publish)),
+        op(
+            Method::GET,
+            "/public/v1/annual-plans/{province}/{year}",
+            "A published annual plan (public)",
+            Anyone,
+            ok(schema::<PublicAnnualPlanJson>),
+        )
+        .handler(get(annual_plan::public_plan)),
         op(
             Method::GET,
             "/public/v1/inspection-items",

@@ -3,6 +3,7 @@
 
 mod actions;
 pub mod admin;
+mod annual_plan;
 pub mod backup;
 mod bulk;
 mod bureaus;

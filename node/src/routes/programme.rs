@@ -42,6 +42,12 @@ pub fn record_json(regions: &Regions, record: &ProgrammeRecord) -> serde_json::V
             inspectors: inspectors.iter().map(|inspector| InspectorJson::of(regions, inspector)).collect(),
         }),
         ProgrammeRecord::ItemList(version) => serde_json::to_value(ItemListVersionJson::of(version)),
+        ProgrammeRecord::AnnualPlan(changed) => {
+            use crate::api::annual_plan::{AnnualPlanJson, PlanChangeJson, PlanVersionJson};
+            let (plan, version) = &**changed;
+            let plan = AnnualPlanJson::of(regions, plan, |_| Default::default());
+            serde_json::to_value(PlanChangeJson { version: PlanVersionJson::of(version), plan })
+        }
     };
     value.expect("programme answers always serialize")
 }
@@ -261,12 +267,29 @@ pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: H
         let ratios = [request.ratios_percent.high, request.ratios_percent.normal, request.ratios_percent.low];
         ratios.iter().any(|percent| basis_points("ratios_percent", *percent).is_ok_and(|bp| bp < DRAW_RATIO_FLOOR_BP))
     });
-    let feature = thin.then_some((crate::reference::FEATURE_DRAW_FLOOR_ON_TOTAL, "campaigns drawing a class under 3%"));
+    let in_batch = parse_json::<CampaignRequest>(&body).is_ok_and(|request| request.batch.is_some());
+    let feature = if in_batch {
+        Some((crate::reference::FEATURE_ANNUAL_PLAN, "campaigns of an annual plan's batch"))
+    } else {
+        thin.then_some((crate::reference::FEATURE_DRAW_FLOOR_ON_TOTAL, "campaigns drawing a class under 3%"))
+    };
     let body = Body::from(body);
     handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, feature, move |state, actor, body, _| {
         let request: CampaignRequest = parse_json(body)?;
+        let batch = request.batch.clone();
         let spec = campaign_spec(state, actor, request)?;
         ledger::campaign::check_spec(&state.regions(), &spec)?;
+        if let Some(batch) = batch {
+            // Members that read annual plans read the floor on the total too (a later feature).
+            let floor_on_total = ledger::campaign::draws_a_class_thinly(&spec);
+            let action = ProgrammeAction::CreateCampaignInBatch {
+                spec: Box::new(spec),
+                floor_on_total,
+                year: batch.year,
+                batch: batch.number,
+            };
+            return Ok(programme(action));
+        }
         // `thin` looked at every class, the spec only at those drawn from: a spec drawing a
         // class thinly was always gated.
         let action = if ledger::campaign::draws_a_class_thinly(&spec) {

@@ -73,6 +73,10 @@ fn parse_date(field: &str, text: &str) -> Result<u32, ApiError> {
 }
 
 pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    // Only a signed-in caller makes the node count the register.
+    if let Err(error) = state.users.authenticate(&headers) {
+        return error.into_response();
+    }
     let register = state.programme.register_counts.current(&state).await;
     let answer = (|| {
         let user = state.users.authenticate(&headers)?;

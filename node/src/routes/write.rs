@@ -181,10 +181,11 @@ impl Prepared {
     }
 }
 
-/// A companion's Idempotency-Key: the request's, marked with the companion's place, so a
-/// repeated request answers the companions from their first answers too.
+/// A companion's Idempotency-Key: the request's, marked with the companion's place after a
+/// space (which no client's key holds), so a repeated request answers the companions from
+/// their first answers too, and no client key can stand for one.
 pub(super) fn companion_tag(tag: &IdempotencyTag, position: usize) -> IdempotencyTag {
-    IdempotencyTag { key: format!("{}#companion{position}", tag.key), fingerprint: tag.fingerprint }
+    IdempotencyTag { key: format!("{} companion {position}", tag.key), fingerprint: tag.fingerprint }
 }
 
 /// `handle_write_of_feature` of a route whose command may bring companions (`Prepared`).

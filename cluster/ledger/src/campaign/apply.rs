@@ -22,7 +22,12 @@ impl Ledger {
 
     /// The inspection-item list the group adopted (see `item_list`).
     pub fn item_list(&self) -> &item_list::ItemList {
-        &self.item_list
+        &self.planning.item_list
+    }
+
+    /// The annual plans (see `annual_plan`).
+    pub fn annual_plans(&self) -> &annual_plan::AnnualPlans {
+        &self.planning.plans
     }
 
     /// The inputs of campaign `id`'s draw: frozen when its beacon was fixed (what the node
@@ -235,8 +240,22 @@ impl Ledger {
             ProgrammeAction::OpenFollowUp { inspection, ack_deadline_ms, complete_deadline_ms } => {
                 self.open_follow_up(stamp_ms, actor, *inspection, *ack_deadline_ms, *complete_deadline_ms)
             }
+            ProgrammeAction::CreateCampaignInBatch { spec, floor_on_total, year, batch } => {
+                self.planning.plans.check_campaign(&regions, spec, *year, *batch)?;
+                let floor = if *floor_on_total { 1 } else { DRAW_RATIO_FLOOR_BP };
+                let created = self.create_campaign(stamp_ms, actor, spec, floor)?;
+                if let Some(ProgrammeRecord::Campaign(campaign)) = &created.record {
+                    self.planning.plans.file_campaign(&regions, spec, *year, *batch, campaign.id);
+                }
+                Ok(created)
+            }
+            ProgrammeAction::AnnualPlan(action) => {
+                let planning = &mut self.planning;
+                let changed = planning.plans.apply(&regions, &planning.item_list, stamp_ms, actor, action)?;
+                Ok(Applied::of_record(ProgrammeRecord::AnnualPlan(Box::new(changed)), Vec::new()))
+            }
             ProgrammeAction::ItemList(action) => {
-                let version = self.item_list.apply(&regions, stamp_ms, actor, action)?;
+                let version = self.planning.item_list.apply(&regions, stamp_ms, actor, action)?;
                 Ok(Applied::of_record(ProgrammeRecord::ItemList(Box::new(version)), Vec::new()))
             }
         }
@@ -254,7 +273,7 @@ impl Ledger {
         let regions = self.regions();
         super::checks::check_spec_with_class_floor(&regions, spec, class_floor_bp)?;
         command_over(&regions, actor, spec.bureau, "plan campaigns")?;
-        self.item_list.check_campaign(&regions, spec)?;
+        self.planning.item_list.check_campaign(&regions, spec)?;
         let current = self
             .programme
             .entity_directory()
@@ -492,8 +511,10 @@ impl Ledger {
         if inspection.timeline.iter().any(|entry| entry.action == TimelineAction::FollowUpOpened) {
             return Err(Rejection::NothingToRecord(format!("task {id}'s follow-up is open already")));
         }
-        let entered_by = inspection.timeline.iter().rev().find(|e| e.action == TimelineAction::Complete);
-        if entered_by.is_none_or(|entry| entry.actor_user != actor.user) {
+        // Right after the result, by whoever entered it: the node proposes it in the entry
+        // that enters the result, so nothing comes between.
+        let last = inspection.timeline.last();
+        if !last.is_some_and(|entry| entry.action == TimelineAction::Complete && entry.actor_user == actor.user) {
             return Err(Rejection::Forbidden(format!(
                 "the follow-up of task {id} is opened with its result, by whoever entered it"
             )));
@@ -507,7 +528,11 @@ impl Ledger {
         let new_task = NewTask {
             kind: TaskKind::Lead,
             severity: inspection.severity,
-            title: format!("后续监管（{what}）：{}", inspection.subject.name),
+            title: {
+                let lead_in = format!("后续监管（{what}）：");
+                let room = crate::limits::TITLE_CHARS_MAX.saturating_sub(lead_in.chars().count());
+                format!("{lead_in}{}", inspection.subject.name.chars().take(room).collect::<String>())
+            },
             description: format!(
                 "双随机抽查任务 #{id}（{}）的检查结果为「{outcome}」，由有管辖权的单位跟进（谁管辖、谁负责）。",
                 record.campaign_name

@@ -227,7 +227,7 @@ impl ItemList {
     /// The current items a bureau's campaigns may choose from: the national ones and its
     /// province's additions.
     pub fn current_for(&self, regions: &Regions, bureau: BureauCode) -> impl Iterator<Item = &ListedItem> {
-        let province = province_of(regions, bureau);
+        let province = regions.province_of(bureau);
         self.items.values().filter(move |listed| {
             !listed.retired
                 && match listed.origin {
@@ -240,7 +240,7 @@ impl ItemList {
     /// The coverage of `bureau`'s province's enforcement inspection matters by the list: its
     /// current items, of the matters the province declared (`None` before it declared them).
     pub fn coverage(&self, regions: &Regions, bureau: BureauCode) -> Option<(u64, u32)> {
-        let total = *self.enforcement_matters.get(&province_of(regions, bureau)?)?;
+        let total = *self.enforcement_matters.get(&regions.province_of(bureau)?)?;
         Some((self.current_for(regions, bureau).count() as u64, total))
     }
 
@@ -293,16 +293,40 @@ impl ItemList {
         if self.versions.len() >= ITEM_LIST_CHANGES_MAX {
             return Err(Rejection::LimitReached(format!("{ITEM_LIST_CHANGES_MAX} versions of the item list")));
         }
+        // A province builds on the national list: until one is adopted, the group runs on the
+        // list its configuration ships, and a change that is not the adoption would replace it.
+        if !self.adopted() && !matches!(action, ItemListAction::AdoptNational { .. }) {
+            return Err(conflict(
+                ConflictCode::ListNotAdopted,
+                "the national item list is not adopted yet: adopt it first (POST /api/v1/inspection-item-list/national)",
+            ));
+        }
         let number = self.version() + 1;
         let step = match action {
             ItemListAction::AdoptNational { items, reason } => {
                 validate::note(reason, false)?;
+                // The group's list changes for every bureau in it: a province's or a city's
+                // command centre (a city's own group), never a county's.
+                let level = regions.region(actor.bureau).map(|region| region.level);
+                if level.is_none_or(|level| level > RegionLevel::Prefecture) {
+                    return Err(Rejection::Forbidden(format!(
+                        "bureau {} may not adopt the national list for its group (a province or city may)",
+                        actor.bureau
+                    )));
+                }
                 self.adopt_national(number, items)?
             }
             ItemListAction::Add { item, reason } => {
                 validate::note(reason, true)?;
                 let province = provincial_bureau(regions, actor, "add items to the list")?;
                 check_item(item)?;
+                let prefix = addition_prefix(province);
+                if !item.code.starts_with(&prefix) {
+                    return Err(invalid(
+                        "code",
+                        format!("a province's own item's code starts with {prefix} (the national list's never do)"),
+                    ));
+                }
                 if self.items.contains_key(&item.code) {
                     return Err(conflict(ConflictCode::ItemListed, format!("{} is on the list already", item.code)));
                 }
@@ -376,6 +400,9 @@ impl ItemList {
         let mut codes = BTreeSet::new();
         for item in items {
             check_item(item)?;
+            if is_addition_code(&item.code) {
+                return Err(invalid("items", format!("{} reads like a province's own item's code", item.code)));
+            }
             if !codes.insert(item.code.as_str()) {
                 return Err(invalid("items", format!("{} is listed twice", item.code)));
             }
@@ -481,11 +508,15 @@ impl ItemList {
     }
 }
 
-/// The province `bureau` lies in (itself for a province), when the table knows one.
-fn province_of(regions: &Regions, bureau: BureauCode) -> Option<BureauCode> {
-    regions
-        .ancestors(bureau)
-        .find(|code| regions.region(*code).is_some_and(|region| region.level == RegionLevel::Province))
+/// How a province's own items' codes begin: its two digits and a dash (`44-01`), which no
+/// national item's code does, so a later national list never collides with an addition.
+fn addition_prefix(province: BureauCode) -> String {
+    format!("{}-", &province.to_string()[..2])
+}
+
+fn is_addition_code(code: &str) -> bool {
+    let bytes = code.as_bytes();
+    bytes.len() > 3 && bytes[..2].iter().all(u8::is_ascii_digit) && bytes[2] == b'-'
 }
 
 /// The provincial bureau a command user stands for: only a province adds to the list.
@@ -534,11 +565,12 @@ pub fn check_item(item: &ItemSpec) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// A ledger core of store format 5 (written before the item list) in this build's format: the
-/// list is the core's last field, so a format 5 core is this one's first bytes, and a ledger
-/// that never adopted a list ends with the encoding of `ItemList::default()`. Whether the
-/// result decodes is the caller's check, as for any core read from outside.
+/// A ledger core of store format 5 (written before the item list and the annual plans) in this
+/// build's format: both are the core's last field (`Planning`), so a format 5 core is this
+/// one's first bytes, and a ledger that never adopted a list ends with the encoding of
+/// `Planning::default()`. Whether the result decodes is the caller's check, as for any core
+/// read from outside.
 pub fn core_of_format_5(core: &[u8]) -> Vec<u8> {
-    let no_list = crate::codec::encode(&ItemList::default()).expect("the empty item list encodes");
-    [core, no_list.as_slice()].concat()
+    let no_planning = crate::codec::encode(&super::Planning::default()).expect("empty planning encodes");
+    [core, no_planning.as_slice()].concat()
 }

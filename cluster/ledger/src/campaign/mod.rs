@@ -29,6 +29,7 @@ use super::bureau::{BureauCode, Regions};
 use super::task::{wire_enum, CompletionOutcome, Subject, TaskId};
 use super::uscc::Uscc;
 
+pub mod annual_plan;
 mod apply;
 mod checks;
 mod draw_rules;
@@ -393,6 +394,16 @@ pub enum ProgrammeRecord {
     Inspectors(Vec<Inspector>),
     /// The version of the item list a change made.
     ItemList(Box<item_list::ItemListVersion>),
+    /// A plan as a change left it, and the version the change made.
+    AnnualPlan(Box<(annual_plan::AnnualPlan, annual_plan::PlanVersion)>),
+}
+
+/// The programme's year: the inspection-item list and the annual plans. The ledger core's last
+/// field (store format 6).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Planning {
+    pub(crate) item_list: item_list::ItemList,
+    pub(crate) plans: annual_plan::AnnualPlans,
 }
 
 /// The programme's state in the ledger.
@@ -468,6 +479,17 @@ pub enum ProgrammeAction {
         inspection: TaskId,
         ack_deadline_ms: u64,
         complete_deadline_ms: u64,
+    },
+    /// A change of an annual plan (`annual_plan`); proposed only when every member reads
+    /// `annual-plan-v1`.
+    AnnualPlan(Box<annual_plan::PlanAction>),
+    /// A campaign that carries out batch `batch` of its province's plan of `year`, under the
+    /// floor on the total (`CreateCampaignOnTotal`) or per class.
+    CreateCampaignInBatch {
+        spec: Box<CampaignSpec>,
+        floor_on_total: bool,
+        year: i32,
+        batch: u32,
     },
 }
 

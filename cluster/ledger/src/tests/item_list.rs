@@ -152,7 +152,7 @@ fn the_national_list_is_adopted_and_versions_follow_every_change() {
 fn a_province_adds_with_its_legal_basis_and_only_it_revises_or_retires() {
     let mut ledger = with_directory();
     adopt(&mut ledger, national()).unwrap();
-    let mut addition = item("GD01", OrganiserLevel::Prefecture);
+    let mut addition = item("44-GD01", OrganiserLevel::Prefecture);
     let add =
         |item: &ItemSpec, reason: &str| ItemListAction::Add { item: Box::new(item.clone()), reason: reason.into() };
     // A city may not add; a reason and a legal basis are required; a code is given once.
@@ -164,11 +164,14 @@ fn a_province_adds_with_its_legal_basis_and_only_it_revises_or_retires() {
     lawless.basis = " ".into();
     let refused = change_list(&mut ledger, command("gd-command", "440000"), add(&lawless, "本省补充"));
     assert!(matches!(refused, Err(Rejection::Invalid { ref field, .. }) if field == "basis"), "{refused:?}");
-    let taken =
-        change_list(&mut ledger, command("gd-command", "440000"), add(&item("A01", OrganiserLevel::County), "重复"));
-    assert_eq!(conflict_code(taken.map(|_| Applied::default())), ConflictCode::ItemListed);
+    // An addition's code starts with its province's digits, so no national list takes it.
+    let unprefixed =
+        change_list(&mut ledger, command("gd-command", "440000"), add(&item("GD01", OrganiserLevel::County), "补充"));
+    assert!(matches!(unprefixed, Err(Rejection::Invalid { ref field, .. }) if field == "code"), "{unprefixed:?}");
     assert_eq!(change_list(&mut ledger, command("gd-command", "440000"), add(&addition, "本省补充")), Ok(2));
-    assert_eq!(ledger.item_list().item("GD01").map(|l| l.origin), Some(ItemOrigin::Addition(bureau("440000"))));
+    let taken = change_list(&mut ledger, command("gd-command", "440000"), add(&addition, "重复"));
+    assert_eq!(conflict_code(taken.map(|_| Applied::default())), ConflictCode::ItemListed);
+    assert_eq!(ledger.item_list().item("44-GD01").map(|l| l.origin), Some(ItemOrigin::Addition(bureau("440000"))));
 
     // Zhejiang may not touch Guangdong's addition; nobody revises a national item by hand.
     addition.name = "特种设备安全监督检查".into();
@@ -180,19 +183,19 @@ fn a_province_adds_with_its_legal_basis_and_only_it_revises_or_retires() {
         change_list(&mut ledger, command("gd-command", "440000"), revise(&item("A01", OrganiserLevel::County)));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
     assert_eq!(change_list(&mut ledger, command("gd-command", "440000"), revise(&addition)), Ok(3));
-    let retire = ItemListAction::Retire { code: "GD01".into(), reason: "并入总局清单".into() };
+    let retire = ItemListAction::Retire { code: "44-GD01".into(), reason: "并入总局清单".into() };
     assert_eq!(change_list(&mut ledger, command("gd-command", "440000"), retire.clone()), Ok(4));
     assert!(matches!(
         change_list(&mut ledger, command("gd-command", "440000"), retire),
         Err(Rejection::NothingToRecord(_))
     ));
-    // A national adoption may not take an addition's code.
+    // A national list may not hold a code of an addition's form.
     let mut clash = national();
-    clash.push(item("GD01", OrganiserLevel::County));
-    assert_eq!(conflict_code(adopt(&mut ledger, clash).map(|_| Applied::default())), ConflictCode::ItemListed);
+    clash.push(item("44-GD01", OrganiserLevel::County));
+    assert!(matches!(adopt(&mut ledger, clash), Err(Rejection::Invalid { .. })));
     let steps: Vec<&ItemListStep> = ledger.item_list().versions().iter().map(|v| &v.step).collect();
     assert_eq!(steps.len(), 4);
-    assert!(matches!(steps[3], ItemListStep::Retired { code } if code == "GD01"));
+    assert!(matches!(steps[3], ItemListStep::Retired { code } if code == "44-GD01"));
     assert_eq!(ledger.item_list().versions()[3].reason, "并入总局清单");
 }
 
@@ -221,7 +224,7 @@ fn once_adopted_a_campaign_uses_current_items_as_listed_at_its_organisers_level(
         ConflictCode::ItemNotListed
     );
     // A province's addition serves its own region only.
-    let gd01 = item("GD01", OrganiserLevel::County);
+    let gd01 = item("44-GD01", OrganiserLevel::County);
     let add = ItemListAction::Add { item: Box::new(gd01.clone()), reason: "本省补充".into() };
     change_list(&mut ledger, command("gd-command", "440000"), add).unwrap();
     apply(&mut ledger, guangzhou.clone(), campaign("440100", "440106", &[&gd01]))
@@ -229,12 +232,27 @@ fn once_adopted_a_campaign_uses_current_items_as_listed_at_its_organisers_level(
     let refused = apply(&mut ledger, command("hz-command", "330100"), campaign("330100", "330106", &[&gd01]));
     assert!(matches!(refused, Err(Rejection::Forbidden(_))), "{refused:?}");
     // A retired item plans nothing new.
-    let retire = ItemListAction::Retire { code: "GD01".into(), reason: "停止".into() };
+    let retire = ItemListAction::Retire { code: "44-GD01".into(), reason: "停止".into() };
     change_list(&mut ledger, command("gd-command", "440000"), retire).unwrap();
     assert_eq!(
         conflict_code(apply(&mut ledger, guangzhou, campaign("440100", "440106", &[&gd01]))),
         ConflictCode::ItemNotListed
     );
+}
+
+#[test]
+fn nothing_is_added_before_the_national_list_and_a_county_adopts_none() {
+    let mut ledger = with_directory();
+    let add = ItemListAction::Add { item: Box::new(item("44-GD01", OrganiserLevel::County)), reason: "补充".into() };
+    let refused = change_list(&mut ledger, command("gd-command", "440000"), add);
+    assert_eq!(conflict_code(refused.map(|_| Applied::default())), ConflictCode::ListNotAdopted);
+    let declare = ItemListAction::DeclareMatters { total: 5, reason: String::new() };
+    let refused = change_list(&mut ledger, command("gd-command", "440000"), declare);
+    assert_eq!(conflict_code(refused.map(|_| Applied::default())), ConflictCode::ListNotAdopted);
+    let county = ItemListAction::AdoptNational { items: national(), reason: String::new() };
+    assert!(matches!(change_list(&mut ledger, command("th-command", "440106"), county), Err(Rejection::Forbidden(_))));
+    let city = ItemListAction::AdoptNational { items: national(), reason: String::new() };
+    assert_eq!(change_list(&mut ledger, command("gz-command", "440100"), city), Ok(1), "a city's own group adopts");
 }
 
 #[test]
@@ -270,7 +288,7 @@ fn a_shipped_list_is_version_zero_and_not_adopted() {
 fn a_core_of_format_5_reads_as_a_ledger_with_no_list() {
     let ledger = with_directory();
     let core = ledger.encode_core();
-    let no_list = crate::codec::encode(&ItemList::default()).unwrap();
+    let no_list = crate::codec::encode(&crate::campaign::Planning::default()).unwrap();
     let format_5 = &core[..core.len() - no_list.len()];
     assert_eq!(crate::campaign::item_list::core_of_format_5(format_5), core);
 }
@@ -295,7 +313,7 @@ fn a_province_declares_its_enforcement_matters_and_the_coverage_counts_its_curre
         Err(Rejection::NothingToRecord(_))
     ));
     let add =
-        ItemListAction::Add { item: Box::new(item("GD01", OrganiserLevel::County)), reason: "本省补充".into() };
+        ItemListAction::Add { item: Box::new(item("44-GD01", OrganiserLevel::County)), reason: "本省补充".into() };
     change_list(&mut ledger, command("gd-command", "440000"), add).unwrap();
     // Guangdong: two national items and its own, of four matters; Zhejiang declared nothing.
     assert_eq!(ledger.item_list().coverage(&regions, bureau("440106")), Some((3, 4)));

@@ -3,6 +3,7 @@
 //! random histories (`proptests`), the inspection-item list (`item_list`), reference data through the log (`reference`), stations below the counties
 //! (`organisation`) and what a hostile peer group can send (`trust`).
 
+mod annual_plan;
 mod federation;
 mod intake;
 mod item_list;

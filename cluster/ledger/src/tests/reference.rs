@@ -238,7 +238,7 @@ fn a_core_of_format_3_reads_as_a_ledger_that_adopted_nothing() {
     let unadopted = crate::codec::encode(&crate::reference::Reference::default()).expect("encodes");
     assert_eq!(unadopted.len(), 3, "a core that adopted nothing costs three bytes more");
     let no_units = crate::codec::encode(&crate::organisation::Units::default()).expect("encodes");
-    let no_list = crate::codec::encode(&crate::campaign::item_list::ItemList::default()).expect("encodes");
+    let no_list = crate::codec::encode(&crate::campaign::Planning::default()).expect("encodes");
     let format_3 = &core[..core.len() - no_list.len() - no_units.len() - unadopted.len()];
     let format_4 = crate::reference::core_of_format_3(format_3);
     let format_5 = crate::organisation::core_of_format_4(&format_4);

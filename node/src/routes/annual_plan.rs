@@ -1,0 +1,241 @@
+//! The annual random-inspection plan (年度随机抽查工作计划) routes: a province's plan of a year
+//! with its batches' progress, a city's or county's proposals, the province's batches, their
+//! adjustments and withdrawals (each with its reason), publication, and the published plan on
+//! the public side. Campaigns join a batch when they are planned (`programme::create_campaign`
+//! with `batch`).
+//!
+//! Every change is `ProgrammeAction::AnnualPlan`, which a build before it cannot decode: it is
+//! proposed only when every member reads `annual-plan-v1`.
+
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::Response;
+use ledger::campaign::annual_plan::{Batch, PlanAction};
+use ledger::campaign::ProgrammeAction;
+use ledger::{Action, BureauCode, Ledger, RegionLevel, Regions};
+
+use super::public::within_budget;
+use super::request::parse_json;
+use super::write::handle_write_of_feature;
+use crate::api::annual_plan::{
+    AnnualPlanJson, BatchProgressJson, BatchRequest, PublicAnnualPlanJson, WithdrawBatchRequest,
+};
+use crate::api::ApiError;
+use crate::reference::FEATURE_ANNUAL_PLAN;
+use crate::server::Peer;
+use crate::state::AppState;
+
+const CHANGES: Option<(&str, &str)> = Some((FEATURE_ANNUAL_PLAN, "changes of the annual plan"));
+
+fn change(action: PlanAction) -> Action {
+    Action::Programme(Box::new(ProgrammeAction::AnnualPlan(Box::new(action))))
+}
+
+fn parse_year(text: &str) -> Result<i32, ApiError> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|year| ledger::reference::Day::new(*year, 1, 1).is_some())
+        .ok_or_else(|| ApiError::invalid_field("year", format!("{text:?} is not a year like 2027")))
+}
+
+fn parse_batch(text: &str) -> Result<u32, ApiError> {
+    text.parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| ApiError::invalid_field("batch", "batches are numbered 1, 2, …"))
+}
+
+/// What a batch has come to, in total and per city (or the bureau itself, above a city): its
+/// campaigns' inspections drawn, completed and published. Reads the inspections of the batch's
+/// campaigns: its cost follows the batch, not the ledger.
+fn progress(
+    ledger: &Ledger,
+    regions: &Regions,
+    batch: &Batch,
+) -> (BatchProgressJson, BTreeMap<BureauCode, BatchProgressJson>) {
+    let mut total = BatchProgressJson { campaigns: batch.campaigns.len() as u64, ..Default::default() };
+    let mut by_city: BTreeMap<BureauCode, BatchProgressJson> = BTreeMap::new();
+    for id in &batch.campaigns {
+        let Some(draw) = ledger.programme().campaign(*id).and_then(|c| c.draw.as_ref()) else { continue };
+        for task_id in &draw.tasks {
+            let Some(task) = ledger.task(*task_id) else { continue };
+            let Some(assignee) = task.handling.assignee_bureau else { continue };
+            let city = regions
+                .ancestors(assignee)
+                .find(|code| regions.region(*code).is_some_and(|r| r.level == RegionLevel::Prefecture))
+                .unwrap_or(assignee);
+            let completed = task.inspection.as_ref().is_some_and(|i| i.result_entered_at_ms.is_some());
+            let published =
+                task.inspection.as_ref().is_some_and(|i| i.published_at_ms.is_some() && i.withdrawn_at_ms.is_none());
+            for tally in [&mut total, by_city.entry(city).or_default()] {
+                tally.drawn += 1;
+                tally.completed += u64::from(completed);
+                tally.published += u64::from(published);
+            }
+        }
+    }
+    (total, by_city)
+}
+
+/// `GET /api/v1/annual-plans/{year}`: the caller's province's plan of the year (an empty plan
+/// before anything was proposed or set), each batch with its progress.
+pub async fn plan(State(state): State<AppState>, Path(year): Path<String>, headers: HeaderMap) -> Response {
+    super::json_answer((|| {
+        let user = state.users.authenticate(&headers)?;
+        let year = parse_year(&year)?;
+        let regions = state.regions();
+        let province = regions
+            .province_of(user.actor.bureau)
+            .ok_or_else(|| ApiError::Forbidden(format!("bureau {} lies in no province", user.actor.bureau)))?;
+        let replica = state.store.read();
+        let ledger = &replica.ledger;
+        let empty;
+        let plan = match ledger.annual_plans().plan(province, year) {
+            Some(plan) => plan,
+            None => {
+                empty = ledger::campaign::annual_plan::AnnualPlan {
+                    province,
+                    year,
+                    published_at_ms: None,
+                    batches: Vec::new(),
+                    proposals: Vec::new(),
+                    versions: Vec::new(),
+                };
+                &empty
+            }
+        };
+        let mut json = AnnualPlanJson::of(&regions, plan, |batch| progress(ledger, &regions, batch).0);
+        for (batch, listed) in plan.batches.iter().zip(json.batches.iter_mut()) {
+            listed.by_bureau = progress(ledger, &regions, batch)
+                .1
+                .into_iter()
+                .map(|(bureau, figures)| crate::api::annual_plan::BureauProgressJson {
+                    bureau: crate::api::bureau_json(bureau),
+                    name: crate::api::region_name(&regions, bureau),
+                    progress: figures,
+                })
+                .collect();
+        }
+        Ok(json)
+    })())
+}
+
+/// `POST /api/v1/annual-plans/{year}/proposals`: a city or county proposes a batch (上报).
+pub async fn propose(
+    State(state): State<AppState>,
+    Path(year): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, CHANGES, move |state, _, body, _| {
+        let year = parse_year(&year)?;
+        let request: BatchRequest = parse_json(body)?;
+        if request.from_proposal.is_some() {
+            return Err(ApiError::invalid_field("from_proposal", "a proposal takes up no other"));
+        }
+        let spec = request.spec(&state.regions())?;
+        Ok(change(PlanAction::Propose { year, spec: Box::new(spec), note: request.reason }))
+    })
+    .await
+}
+
+/// `POST /api/v1/annual-plans/{year}/batches`: the province adds a batch (from a proposal or
+/// its own); `…/batches/{batch}` adjusts one.
+pub async fn add_batch(
+    State(state): State<AppState>,
+    Path(year): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    set_batch(state, year, None, uri, headers, body, StatusCode::CREATED).await
+}
+
+pub async fn adjust_batch(
+    State(state): State<AppState>,
+    Path((year, batch)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    set_batch(state, year, Some(batch), uri, headers, body, StatusCode::OK).await
+}
+
+async fn set_batch(
+    state: AppState,
+    year: String,
+    batch: Option<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+    status: StatusCode,
+) -> Response {
+    handle_write_of_feature(state, uri, headers, body, status, CHANGES, move |state, _, body, _| {
+        let year = parse_year(&year)?;
+        let batch = batch.as_deref().map(parse_batch).transpose()?;
+        let request: BatchRequest = parse_json(body)?;
+        let spec = request.spec(&state.regions())?;
+        let action = PlanAction::SetBatch {
+            year,
+            batch,
+            spec: Box::new(spec),
+            from_proposal: request.from_proposal,
+            reason: request.reason,
+        };
+        Ok(change(action))
+    })
+    .await
+}
+
+/// `POST /api/v1/annual-plans/{year}/batches/{batch}/withdraw`, with the reason.
+pub async fn withdraw_batch(
+    State(state): State<AppState>,
+    Path((year, batch)): Path<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_write_of_feature(state, uri, headers, body, StatusCode::OK, CHANGES, move |_, _, body, _| {
+        let (year, batch) = (parse_year(&year)?, parse_batch(&batch)?);
+        let request: WithdrawBatchRequest = parse_json(body)?;
+        Ok(change(PlanAction::WithdrawBatch { year, batch, reason: request.reason }))
+    })
+    .await
+}
+
+/// `POST /api/v1/annual-plans/{year}/publish` (公示).
+pub async fn publish(
+    State(state): State<AppState>,
+    Path(year): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_write_of_feature(state, uri, headers, body, StatusCode::OK, CHANGES, move |_, _, _, _| {
+        Ok(change(PlanAction::Publish { year: parse_year(&year)? }))
+    })
+    .await
+}
+
+/// `GET /public/v1/annual-plans/{province}/{year}`: a published plan (404 before).
+pub async fn public_plan(
+    State(state): State<AppState>,
+    Path((province, year)): Path<(String, String)>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Response {
+    super::json_answer((|| {
+        within_budget(&state, peer, &headers)?;
+        let regions = state.regions();
+        let province = crate::api::parse_bureau(&regions, "province", &province)?;
+        let year = parse_year(&year)?;
+        let replica = state.store.read();
+        let plan = replica.ledger.annual_plans().plan(province, year);
+        plan.and_then(|plan| PublicAnnualPlanJson::of(&regions, plan))
+            .ok_or_else(|| ApiError::NotFound(format!("no published plan of {province} for {year}")))
+    })())
+}
