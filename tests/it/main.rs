@@ -1,6 +1,7 @@
 //! Scenario tests against real `xietong` processes. One test binary, one module per feature.
 
 mod access;
+mod annual_plan;
 mod backup;
 mod bad_input;
 mod bulk;

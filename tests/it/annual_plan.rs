@@ -1,0 +1,161 @@
+//! The annual random-inspection plan through real nodes: a city proposes, the province takes
+//! the proposal as a batch and adds its own, publishes, adjusts with a reason and withdraws a
+//! batch; campaigns carry out a batch and its progress shows per city; the public side shows
+//! the published plan only, without proposals or who did what.
+
+use serde_json::{json, Value};
+use tests::{ClusterOptions, TestCluster, COMMAND_TOKEN};
+
+const GUANGZHOU: &str = "demo-gz-command-0003";
+const SHENZHEN: &str = "demo-sz-command-0004";
+
+async fn call(cluster: &TestCluster, token: Option<&str>, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = cluster.url(1, path);
+    let mut request = match &body {
+        Some(body) => cluster.http.post(url).json(body),
+        None => cluster.http.get(url),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn batch(name: &str, scope: &str, entities: u64) -> Value {
+    json!({"name": name, "items": ["B01", "F01"], "scope": scope, "entities": entities,
+           "starts": "2027-03-01", "ends": "2027-06-30"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_province_plans_its_year_from_city_proposals_and_campaigns_carry_it_out() {
+    let cluster = TestCluster::start_with(ClusterOptions { size: 1, ..ClusterOptions::default() }).await;
+
+    // Guangzhou proposes for its own city; not for Shenzhen; it sets no batch itself.
+    let mut proposal = batch("广州市餐饮单位抽查", "440100", 3_000);
+    proposal["reason"] = json!("本市春节前后餐饮重点");
+    let (status, proposed) =
+        call(&cluster, Some(GUANGZHOU), "/api/v1/annual-plans/2027/proposals", Some(proposal)).await;
+    assert_eq!((status, proposed["version"]["change"].as_str()), (201, Some("proposed")), "{proposed}");
+    let (status, _) =
+        call(&cluster, Some(GUANGZHOU), "/api/v1/annual-plans/2027/proposals", Some(batch("深圳", "440300", 5))).await;
+    assert_eq!(status, 403);
+    let (status, _) =
+        call(&cluster, Some(GUANGZHOU), "/api/v1/annual-plans/2027/batches", Some(batch("x", "440100", 5))).await;
+    assert_eq!(status, 403);
+    // Bad batches change nothing.
+    let mut late = batch("晚", "440100", 5);
+    late["ends"] = json!("2028-01-31");
+    for (body, code) in [(late, "invalid_field"), (batch("零", "440100", 0), "invalid_field")] {
+        let (status, answer) =
+            call(&cluster, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/batches", Some(body)).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some(code)), "{answer}");
+    }
+    let (status, _) = call(&cluster, Some(COMMAND_TOKEN), "/api/v1/annual-plans/20x7", None).await;
+    assert_eq!(status, 400);
+
+    // The province takes the proposal as batch 1 and adds its own; the public side has nothing
+    // before publication.
+    let mut taken = batch("广州市餐饮单位抽查", "440100", 3_000);
+    taken["from_proposal"] = json!(1);
+    let (status, set) = call(&cluster, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/batches", Some(taken)).await;
+    assert_eq!((status, set["version"]["change"].as_str()), (201, Some("batch_added")), "{set}");
+    let (status, _) = call(
+        &cluster,
+        Some(COMMAND_TOKEN),
+        "/api/v1/annual-plans/2027/batches",
+        Some(batch("全省价格行为抽查", "440000", 90_000)),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(&cluster, None, "/public/v1/annual-plans/440000/2027", None).await;
+    assert_eq!(status, 404, "not published yet");
+    let (status, published) =
+        call(&cluster, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/publish", Some(json!({}))).await;
+    assert_eq!(status, 200, "{published}");
+    let (status, public) = call(&cluster, None, "/public/v1/annual-plans/440000/2027", None).await;
+    assert_eq!((status, public["batches"].as_array().map(Vec::len)), (200, Some(2)), "{public}");
+    assert!(public["adjusted_at"].is_null());
+    let text = public.to_string();
+    assert!(!text.contains("gz-command") && !text.contains("春节前后"), "no people or notes in public: {text}");
+
+    // After publication an adjustment says why; a withdrawal too.
+    let (status, answer) = call(
+        &cluster,
+        Some(COMMAND_TOKEN),
+        "/api/v1/annual-plans/2027/batches/1",
+        Some(batch("广州市餐饮单位抽查", "440100", 4_000)),
+    )
+    .await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("invalid_field")), "{answer}");
+    let mut adjusted = batch("广州市餐饮单位抽查", "440100", 4_000);
+    adjusted["reason"] = json!("食品安全形势变化，增加抽查户数");
+    let (status, answer) =
+        call(&cluster, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/batches/1", Some(adjusted)).await;
+    assert_eq!((status, answer["version"]["change"].as_str()), (200, Some("batch_adjusted")), "{answer}");
+    let (status, _) = call(
+        &cluster,
+        Some(COMMAND_TOKEN),
+        "/api/v1/annual-plans/2027/batches/2/withdraw",
+        Some(json!({"reason": "并入总局统一部署"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, public) = call(&cluster, None, "/public/v1/annual-plans/440000/2027", None).await;
+    assert_eq!(public["batches"].as_array().map(Vec::len), Some(1), "{public}");
+    assert_eq!(public["batches"][0]["entities"], 4_000);
+    assert!(public["adjusted_at"].is_string());
+
+    // Guangzhou carries out batch 1 with a campaign in Tianhe; an item outside the batch, or a
+    // withdrawn batch, is refused.
+    tests::import_directory(&cluster, 1, "440106", 400, 4).await;
+    for n in 1..=4 {
+        let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
+                               "expertise": ["food", "pricing"], "qualified": true});
+        let (status, _) = call(&cluster, Some(COMMAND_TOKEN), "/api/v1/inspectors", Some(inspector)).await;
+        assert_eq!(status, 201);
+    }
+    let plan = |items: Value, number: u32| {
+        json!({"name": "天河区餐饮抽查", "items": items, "scope": {"region": "440106"}, "targeted": false,
+               "ratios_percent": {"high": 5, "normal": 5, "low": 5}, "inspector_mode": {"mode": "whole_bureau"},
+               "batch": {"year": 2027, "number": number}})
+    };
+    let (status, answer) = call(&cluster, Some(GUANGZHOU), "/api/v1/campaigns", Some(plan(json!(["A01"]), 1))).await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, answer) = call(&cluster, Some(GUANGZHOU), "/api/v1/campaigns", Some(plan(json!(["B01"]), 2))).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("batch_withdrawn")), "{answer}");
+    let (status, campaign) = call(&cluster, Some(GUANGZHOU), "/api/v1/campaigns", Some(plan(json!(["B01"]), 1))).await;
+    assert_eq!(status, 201, "{campaign}");
+    let (status, drawn) = call(
+        &cluster,
+        Some(COMMAND_TOKEN),
+        &format!("/api/v1/campaigns/{}/draw", campaign["id"]),
+        Some(json!({"beacon": "9"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{drawn}");
+    let inspections = drawn["draw"]["inspections"].as_u64().unwrap();
+    let (status, plan) = call(&cluster, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027", None).await;
+    assert_eq!(status, 200);
+    let first = &plan["batches"][0];
+    assert_eq!(first["campaigns"], json!([campaign["id"]]));
+    assert_eq!(
+        (first["progress"]["campaigns"].as_u64(), first["progress"]["drawn"].as_u64()),
+        (Some(1), Some(inspections))
+    );
+    assert_eq!(first["by_bureau"][0]["bureau"], "440100", "{first}");
+    assert_eq!(first["by_bureau"][0]["drawn"].as_u64(), Some(inspections));
+    let changes: Vec<&str> =
+        plan["versions"].as_array().unwrap().iter().map(|v| v["change"].as_str().unwrap()).collect();
+    assert_eq!(changes, ["proposed", "batch_added", "batch_added", "published", "batch_adjusted", "batch_withdrawn"]);
+    assert_eq!(plan["proposals"][0]["taken_as"], 1);
+    // Shenzhen reads its province's plan; Zhejiang's is its own, empty.
+    let (_, shenzhen) = call(&cluster, Some(SHENZHEN), "/api/v1/annual-plans/2027", None).await;
+    assert_eq!(shenzhen["batches"].as_array().map(Vec::len), Some(2));
+    let (_, zhejiang) = call(&cluster, Some("demo-zj-command-0011"), "/api/v1/annual-plans/2027", None).await;
+    assert_eq!(
+        (zhejiang["province"].as_str(), zhejiang["batches"].as_array().map(Vec::len)),
+        (Some("330000"), Some(0))
+    );
+}
