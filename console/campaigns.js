@@ -17,6 +17,7 @@ async function loadCampaigns() {
     // listed in version 0).
     C.items = items.filter((item) => item.listed_in === 0 || mayOrganise(item));
     loadItemList();
+    loadPlan();
     C.inspectors = inspectors;
     renderCampaignForm();
     renderCampaigns(campaigns);
@@ -55,11 +56,13 @@ function renderCampaignForm() {
     <fieldset class="items" id="campaign-stations" hidden><legend>${t("cp.stations")}</legend></fieldset>
     <label>${t("cp.team")}<input name="team" type="number" min="2" max="8" value="2"></label>
     <label>${t("cp.complete_by")}<input name="complete_by" type="date"></label>
+    <label>${t("ap.batch")}<select name="batch"></select></label>
     <button type="submit" class="primary" id="campaign-submit">${t("cp.plan")}</button>`;
   const form = $("#campaign-form");
   form.elements.targeted.addEventListener("change", () => { $("#campaign-targets").hidden = !form.elements.targeted.checked; });
   form.elements.mode.addEventListener("change", renderStationChoice);
   form.elements.region.addEventListener("change", renderStationChoice);
+  renderBatchChoice();
 }
 
 // An industry's name in the console's language; a code the console does not know shows as is.
@@ -153,6 +156,8 @@ $("#campaign-form").addEventListener("submit", async (e) => {
   };
   // A date picked is the end of that day in Beijing time, when the inspections are due.
   if (data.get("complete_by")) request.complete_by = `${data.get("complete_by")}T23:59:59+08:00`;
+  // The batch of the annual plan it carries out (annual_plan.js).
+  if (data.get("batch")) request.batch = { year: P.year, number: Number(data.get("batch")) };
   try {
     await api("/api/v1/campaigns", { method: "POST", body: JSON.stringify(request) });
     toast(t("done"), "ok");

@@ -1458,3 +1458,77 @@ async fn a_campaigns_results_are_published_in_bulk_from_a_selection_on_the_conso
     let _ = organiser.close().await;
     result
 }
+
+/// 年度随机抽查工作计划 on the console: the province takes up a city's proposal, adds a batch of
+/// its own through the form and publishes the plan; the public page shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_province_assembles_and_publishes_its_annual_plan_on_the_console() {
+    use serde_json::{json, Value};
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let proposal = json!({"name": "广州市餐饮单位抽查", "items": ["B01"], "scope": "440100", "entities": 3000,
+                          "starts": "2027-03-01", "ends": "2027-06-30", "reason": "本市重点"});
+    let response = cluster
+        .http
+        .post(cluster.url(1, "/api/v1/annual-plans/2027/proposals"))
+        .bearer_auth("demo-gz-command-0003")
+        .json(&proposal)
+        .send()
+        .await
+        .expect("propose");
+    assert_eq!(response.status(), 201);
+
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let province = driver.session(&profiles.path().join("province"), 1500, 1000).await;
+    let public = driver.session(&profiles.path().join("public"), 1300, 900).await;
+    let result = async {
+        login(&province, &cluster.url(1, "/"), COMMAND_TOKEN).await;
+        province.find(Locator::Css("[data-view=campaigns]")).await.expect("view").click().await.expect("click");
+        let year = wait_for_element(&province, "#plan-year", Duration::from_secs(10)).await;
+        province
+            .execute(
+                "const y = document.getElementById('plan-year'); y.value = 2027; y.dispatchEvent(new Event('change'));",
+                vec![],
+            )
+            .await
+            .expect("the year");
+        drop(year);
+        wait_for_text(&province, "#plan-proposals tbody", "广州市餐饮单位抽查").await;
+        province
+            .find(Locator::Css(".take-proposal[data-proposal='1']"))
+            .await
+            .expect("take")
+            .click()
+            .await
+            .expect("click");
+        wait_for_text(&province, "#plan-batches tbody", "广州市餐饮单位抽查").await;
+        wait_for_text(&province, "#plan-proposals tbody", "已采纳为第 1 批").await;
+        // A batch of its own through the form.
+        province.find(Locator::Css("#plan-new summary")).await.expect("fold").click().await.expect("open");
+        let fill = r#"
+            const f = document.getElementById('plan-form');
+            f.elements.name.value = '全省价格行为抽查';
+            f.elements.items.value = 'F01';
+            f.elements.scope.value = '440000';
+            f.elements.entities.value = '90000';
+            f.elements.starts.value = '2027-05-01';
+            f.elements.ends.value = '2027-10-31';"#;
+        province.execute(fill, vec![]).await.expect("fill the form");
+        province.find(Locator::Css("#plan-submit")).await.expect("submit").click().await.expect("click");
+        wait_for_text(&province, "#plan-batches tbody", "全省价格行为抽查").await;
+        province.find(Locator::Css("#plan-publish")).await.expect("publish").click().await.expect("click");
+        wait_for_text(&province, "#plan-state", "已发布").await;
+        std::fs::write(artifacts().join("annual-plan.png"), province.screenshot().await.expect("shot")).expect("save");
+
+        public.goto(&cluster.url(1, "/public")).await.expect("public page");
+        let shown = wait_for_text(&public, "#plans tbody", "全省价格行为抽查").await;
+        assert!(shown.contains("广州市餐饮单位抽查") && shown.contains("90000"), "{shown}");
+        assert!(!shown.contains("本市重点"), "no internal notes in public: {shown}");
+        let plan: Value = cluster.get_json(1, COMMAND_TOKEN, "/api/v1/annual-plans/2027").await;
+        assert_eq!(plan["batches"].as_array().map(Vec::len), Some(2), "{plan}");
+    }
+    .await;
+    let _ = province.close().await;
+    let _ = public.close().await;
+    result
+}

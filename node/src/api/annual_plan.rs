@@ -252,6 +252,7 @@ pub struct PublicBatchJson {
 /// when it was published and last adjusted.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct PublicAnnualPlanJson {
+    pub province: String,
     pub province_name: String,
     pub year: i32,
     pub published_at: String,
@@ -271,6 +272,7 @@ impl PublicAnnualPlanJson {
             .map(|v| v.at_ms)
             .max();
         Some(PublicAnnualPlanJson {
+            province: bureau(plan.province),
             province_name: region_name(regions, plan.province),
             year: plan.year,
             published_at: format_ms(published_ms),
@@ -291,4 +293,10 @@ impl PublicAnnualPlanJson {
                 .collect(),
         })
     }
+}
+
+/// `GET /public/v1/annual-plans`: the published plans the group holds, newest year first.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PublicAnnualPlansJson {
+    pub plans: Vec<PublicAnnualPlanJson>,
 }

@@ -239,3 +239,20 @@ pub async fn public_plan(
             .ok_or_else(|| ApiError::NotFound(format!("no published plan of {province} for {year}")))
     })())
 }
+
+/// Published plans listed on the public side at most (the newest years).
+const PUBLIC_PLANS_MAX: usize = 20;
+
+/// `GET /public/v1/annual-plans`: the published plans, newest year first.
+pub async fn public_plans(State(state): State<AppState>, peer: Peer, headers: HeaderMap) -> Response {
+    super::json_answer((|| {
+        within_budget(&state, peer, &headers)?;
+        let regions = state.regions();
+        let replica = state.store.read();
+        let mut plans: Vec<PublicAnnualPlanJson> =
+            replica.ledger.annual_plans().all().filter_map(|plan| PublicAnnualPlanJson::of(&regions, plan)).collect();
+        plans.sort_by(|a, b| b.year.cmp(&a.year).then_with(|| a.province.cmp(&b.province)));
+        plans.truncate(PUBLIC_PLANS_MAX);
+        Ok(crate::api::annual_plan::PublicAnnualPlansJson { plans })
+    })())
+}

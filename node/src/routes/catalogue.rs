@@ -683,6 +683,14 @@ pub fn operations() -> Vec<Operation> {
             .handler(post(annual_plan::publish)),
         op(
             Method::GET,
+            "/public/v1/annual-plans",
+            "The published annual plans (public)",
+            Anyone,
+            ok(schema::<crate::api::annual_plan::PublicAnnualPlansJson>),
+        )
+        .handler(get(annual_plan::public_plans)),
+        op(
+            Method::GET,
             "/public/v1/annual-plans/{province}/{year}",
             "A published annual plan (public)",
             Anyone,

@@ -146,6 +146,11 @@ impl AnnualPlans {
         self.plans.get(&(province, year))
     }
 
+    /// Every plan, by province and year.
+    pub fn all(&self) -> impl Iterator<Item = &AnnualPlan> {
+        self.plans.values()
+    }
+
     /// A province's plans, newest year first.
     pub fn of_province(&self, province: BureauCode) -> impl Iterator<Item = &AnnualPlan> {
         self.plans.range((province, i32::MIN)..=(province, i32::MAX)).rev().map(|(_, plan)| plan)
