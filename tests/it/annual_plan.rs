@@ -54,6 +54,15 @@ async fn a_province_plans_its_year_from_city_proposals_and_campaigns_carry_it_ou
     }
     let (status, _) = call(&cluster, Some(COMMAND_TOKEN), "/api/v1/annual-plans/20x7", None).await;
     assert_eq!(status, 400);
+    // Zhejiang's plan is kept by Zhejiang's group, not by this one.
+    let (status, answer) = call(
+        &cluster,
+        Some("demo-zj-command-0011"),
+        "/api/v1/annual-plans/2027/batches",
+        Some(batch("杭州", "330100", 5)),
+    )
+    .await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("plan_elsewhere")), "{answer}");
 
     // The province takes the proposal as batch 1 and adds its own; the public side has nothing
     // before publication.

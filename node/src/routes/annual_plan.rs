@@ -34,6 +34,27 @@ fn change(action: PlanAction) -> Action {
     Action::Programme(Box::new(ProgrammeAction::AnnualPlan(Box::new(action))))
 }
 
+/// A province's plan is kept by the group that hosts the province (its own command centre's):
+/// a change sent to another group (a city's, or another province's) is refused there, rather
+/// than starting a second copy of the plan no one else reads.
+fn kept_here(state: &AppState, actor: &ledger::Actor) -> Result<(), ApiError> {
+    let regions = state.regions();
+    let province = regions
+        .province_of(actor.bureau)
+        .ok_or_else(|| ApiError::Forbidden(format!("bureau {} lies in no province", actor.bureau)))?;
+    if regions.is_within(province, state.group_bureau) {
+        Ok(())
+    } else {
+        Err(ApiError::Conflict {
+            code: "plan_elsewhere",
+            message: format!(
+                "the annual plan of {province} is kept by the group hosting {province}, not by group {}; send it there",
+                state.group_bureau
+            ),
+        })
+    }
+}
+
 fn parse_year(text: &str) -> Result<i32, ApiError> {
     text.parse::<i32>()
         .ok()
@@ -131,7 +152,8 @@ pub async fn propose(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, CHANGES, move |state, _, body, _| {
+    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, CHANGES, move |state, actor, body, _| {
+        kept_here(state, actor)?;
         let year = parse_year(&year)?;
         let request: BatchRequest = parse_json(body)?;
         if request.from_proposal.is_some() {
@@ -174,7 +196,8 @@ async fn set_batch(
     body: Body,
     status: StatusCode,
 ) -> Response {
-    handle_write_of_feature(state, uri, headers, body, status, CHANGES, move |state, _, body, _| {
+    handle_write_of_feature(state, uri, headers, body, status, CHANGES, move |state, actor, body, _| {
+        kept_here(state, actor)?;
         let year = parse_year(&year)?;
         let batch = batch.as_deref().map(parse_batch).transpose()?;
         let request: BatchRequest = parse_json(body)?;
@@ -199,7 +222,8 @@ pub async fn withdraw_batch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_write_of_feature(state, uri, headers, body, StatusCode::OK, CHANGES, move |_, _, body, _| {
+    handle_write_of_feature(state, uri, headers, body, StatusCode::OK, CHANGES, move |state, actor, body, _| {
+        kept_here(state, actor)?;
         let (year, batch) = (parse_year(&year)?, parse_batch(&batch)?);
         let request: WithdrawBatchRequest = parse_json(body)?;
         Ok(change(PlanAction::WithdrawBatch { year, batch, reason: request.reason }))
@@ -215,7 +239,8 @@ pub async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_write_of_feature(state, uri, headers, body, StatusCode::OK, CHANGES, move |_, _, _, _| {
+    handle_write_of_feature(state, uri, headers, body, StatusCode::OK, CHANGES, move |state, actor, _, _| {
+        kept_here(state, actor)?;
         Ok(change(PlanAction::Publish { year: parse_year(&year)? }))
     })
     .await
