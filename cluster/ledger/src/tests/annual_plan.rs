@@ -130,3 +130,197 @@ fn cities_propose_the_province_plans_publishes_and_adjusts_with_reasons() {
     let operator = Actor { user: "op".into(), bureau: bureau("440106"), role: Role::Operator };
     assert!(matches!(plan(&mut ledger, operator, propose(batch("天河", "440106", 5))), Err(Rejection::Forbidden(_))));
 }
+
+mod random {
+    //! Random histories of the programme's year (item lists, enforcement matters, plans and
+    //! campaigns of batches), by entitled and unentitled actors with numbers in and out of
+    //! range: nothing reaches a panic, every refusal leaves the ledger as it was, the
+    //! invariants hold, and a copy through a checkpoint is the same ledger.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::campaign::item_list::{CheckPoint, ItemListAction, ItemSpec, OrganiserLevel};
+    use crate::campaign::{CampaignSpec, InspectorMode, RiskRatios, RiskScoring};
+    use crate::site_record::AnswerKind;
+
+    const DIRECTORY: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+    const BUREAUS: [&str; 6] = ["440000", "440100", "440106", "440300", "330000", "000000"];
+    const CODES: [&str; 5] = ["A01", "B01", "44-01", "33-01", "B 1"];
+
+    fn actor_of(pick: u8) -> Actor {
+        let bureau = BUREAUS[usize::from(pick) % BUREAUS.len()];
+        let role = if pick % 7 == 6 { Role::Operator } else { Role::Command };
+        Actor {
+            user: format!("u{pick}"),
+            bureau: BureauCode::parse_compiled(bureau).unwrap_or(bureau_fallback()),
+            role,
+        }
+    }
+
+    fn bureau_fallback() -> BureauCode {
+        BureauCode::parse_compiled("440000").unwrap()
+    }
+
+    fn item(code: u8, level: u8) -> ItemSpec {
+        let code = CODES[usize::from(code) % CODES.len()];
+        ItemSpec {
+            code: code.into(),
+            name: format!("事项{code}"),
+            basis: if level % 5 == 4 { String::new() } else { "《条例》".into() },
+            organiser: [OrganiserLevel::Province, OrganiserLevel::Prefecture, OrganiserLevel::County]
+                [usize::from(level) % 3],
+            industries: Vec::new(),
+            expertise: "food".into(),
+            check_points: vec![CheckPoint {
+                code: "P1".into(),
+                wording: "检查".into(),
+                answer: AnswerKind::Conformity,
+                basis: String::new(),
+            }],
+        }
+    }
+
+    fn spec(scope: u8, entities: u64, month: u8) -> Box<BatchSpec> {
+        Box::new(BatchSpec {
+            name: "批次".into(),
+            items: vec!["B01".into()],
+            scope: BureauCode::parse_compiled(BUREAUS[usize::from(scope) % 5]).unwrap(),
+            entities,
+            starts: Day::new(2027, u32::from(month % 12) + 1, 1).unwrap(),
+            ends: Day::new(2027, 12, 31).unwrap(),
+        })
+    }
+
+    fn campaign(scope: u8, item: u8) -> Box<CampaignSpec> {
+        Box::new(CampaignSpec {
+            name: "抽查".into(),
+            bureau: BureauCode::parse_compiled("440100").unwrap(),
+            items: vec![super::item_list_campaign_item(CODES[usize::from(item) % 2])],
+            scope_region: BureauCode::parse_compiled(["440106", "440100", "440300"][usize::from(scope) % 3]).unwrap(),
+            targeted: false,
+            industries: Vec::new(),
+            risk_classes: Vec::new(),
+            ratios: RiskRatios { high_bp: 1_000, normal_bp: 500, low_bp: 300 },
+            inspector_mode: InspectorMode::WholeBureau,
+            inspectors_per_inspection: 2,
+            scoring: RiskScoring {
+                credit_points: Vec::new(),
+                industry_points: Vec::new(),
+                region_points: Vec::new(),
+                points_per_finding: 1,
+                points_per_complaint: 1,
+                points_per_overdue_task: 1,
+                high_from: 50,
+                low_below: 10,
+            },
+            entity_directory: DIRECTORY.into(),
+            complete_deadline_ms: None,
+        })
+    }
+
+    fn step() -> impl Strategy<Value = (u8, ProgrammeAction)> {
+        let year = prop_oneof![Just(2027i32), Just(2026), Just(i32::MIN)];
+        let number = prop_oneof![Just(0u32), 1u32..4, Just(u32::MAX)];
+        prop_oneof![
+            (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(a, c, l)| (
+                a,
+                ProgrammeAction::ItemList(Box::new(if c % 3 == 0 {
+                    ItemListAction::AdoptNational { items: vec![item(0, l), item(1, l)], reason: String::new() }
+                } else {
+                    ItemListAction::Add { item: Box::new(item(c, l)), reason: "补充".into() }
+                }))
+            )),
+            (any::<u8>(), any::<u8>(), prop_oneof![Just(0u32), 1u32..50, Just(u32::MAX)]).prop_map(|(a, c, total)| (
+                a,
+                ProgrammeAction::ItemList(Box::new(if c % 2 == 0 {
+                    ItemListAction::Retire { code: CODES[usize::from(c) % CODES.len()].into(), reason: "停".into() }
+                } else {
+                    ItemListAction::DeclareMatters { total, reason: String::new() }
+                }))
+            )),
+            (
+                any::<u8>(),
+                year.clone(),
+                any::<u8>(),
+                prop_oneof![Just(0u64), 1u64..10_000, Just(u64::MAX)],
+                any::<u8>()
+            )
+                .prop_map(|(a, year, scope, entities, month)| (
+                    a,
+                    ProgrammeAction::AnnualPlan(Box::new(PlanAction::Propose {
+                        year,
+                        spec: spec(scope, entities, month),
+                        note: String::new()
+                    }))
+                )),
+            (
+                any::<u8>(),
+                year.clone(),
+                proptest::option::of(number.clone()),
+                any::<u8>(),
+                proptest::option::of(number.clone())
+            )
+                .prop_map(|(a, year, batch, scope, from_proposal)| (
+                    a,
+                    ProgrammeAction::AnnualPlan(Box::new(PlanAction::SetBatch {
+                        year,
+                        batch,
+                        spec: spec(scope, 100, 2),
+                        from_proposal,
+                        reason: if scope % 2 == 0 { "调整".into() } else { String::new() },
+                    }))
+                )),
+            (any::<u8>(), year.clone(), number.clone(), any::<bool>()).prop_map(|(a, year, batch, publish)| (
+                a,
+                ProgrammeAction::AnnualPlan(Box::new(if publish {
+                    PlanAction::Publish { year }
+                } else {
+                    PlanAction::WithdrawBatch { year, batch, reason: "撤".into() }
+                }))
+            )),
+            (any::<u8>(), any::<u8>(), any::<u8>(), number).prop_map(|(a, scope, item, batch)| (
+                a,
+                ProgrammeAction::CreateCampaignInBatch {
+                    spec: campaign(scope, item),
+                    floor_on_total: scope % 2 == 0,
+                    year: 2027,
+                    batch
+                }
+            )),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_years_never_break_the_ledger(steps in proptest::collection::vec(step(), 1..60)) {
+            let mut ledger = Ledger::new();
+            let directory = ProgrammeAction::RecordEntityDirectory { sha256: DIRECTORY.into(), entities: 10, bytes: 100 };
+            let mut stamp_ms = T0;
+            ledger.apply(&Command { stamp_ms, actor: command("gd", "440000"), idempotency: None, action: Action::Programme(Box::new(directory)) }).unwrap();
+            for (pick, action) in steps {
+                stamp_ms += 60_000;
+                let before = (ledger.item_list().clone(), ledger.annual_plans().clone(), ledger.programme().clone());
+                let result = ledger.apply(&Command { stamp_ms, actor: actor_of(pick), idempotency: None, action: Action::Programme(Box::new(action)) });
+                ledger.check_invariants().expect("the invariants hold");
+                if result.is_err() {
+                    prop_assert_eq!((ledger.item_list(), ledger.annual_plans(), ledger.programme()), (&before.0, &before.1, &before.2));
+                }
+            }
+            let copy = ledger.copy_through_a_checkpoint_for_tests();
+            prop_assert_eq!(copy.digest(), ledger.digest());
+        }
+    }
+}
+
+/// A campaign's item of code `code`, as the shipped national list of the random tests has it.
+fn item_list_campaign_item(code: &str) -> crate::campaign::InspectionItem {
+    crate::campaign::InspectionItem {
+        code: code.into(),
+        name: format!("事项{code}"),
+        industries: Vec::new(),
+        expertise: "food".into(),
+    }
+}
