@@ -32,6 +32,8 @@ pub const ITEM_NAME_CHARS_MAX: usize = 100;
 pub const CHECK_POINTS_PER_ITEM_MAX: usize = 50;
 /// A province's enforcement inspection matters (执法检查事项) at most: a few hundred in practice.
 pub const ENFORCEMENT_MATTERS_MAX: u32 = 100_000;
+/// A province declares its count of enforcement matters at most once in this long.
+pub const DECLARATION_INTERVAL_MS: u64 = 24 * 60 * 60 * 1000;
 
 wire_enum! {
     /// The lowest level of bureau that may organise a campaign with an item.
@@ -373,6 +375,18 @@ impl ItemList {
                 if self.enforcement_matters.get(&province) == Some(total) {
                     return Err(Rejection::NothingToRecord(format!(
                         "bureau {province} declared {total} matters already"
+                    )));
+                }
+                // A count that changes by the day is no count: one declaration a day, so the
+                // list's history is not spent on them.
+                let last = self
+                    .versions
+                    .iter()
+                    .rev()
+                    .find(|v| v.bureau == province && matches!(v.step, ItemListStep::DeclaredMatters { .. }));
+                if last.is_some_and(|v| stamp_ms.saturating_sub(v.at_ms) < DECLARATION_INTERVAL_MS) {
+                    return Err(Rejection::LimitReached(format!(
+                        "one declaration of enforcement matters a day; bureau {province} declared within the last"
                     )));
                 }
                 self.enforcement_matters.insert(province, *total);

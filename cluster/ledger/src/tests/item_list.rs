@@ -312,6 +312,13 @@ fn a_province_declares_its_enforcement_matters_and_the_coverage_counts_its_curre
         change_list(&mut ledger, command("gd-command", "440000"), declare(4)),
         Err(Rejection::NothingToRecord(_))
     ));
+    assert!(
+        matches!(
+            change_list(&mut ledger, command("gd-command", "440000"), declare(5)),
+            Err(Rejection::LimitReached(_))
+        ),
+        "one declaration a day"
+    );
     let add =
         ItemListAction::Add { item: Box::new(item("44-GD01", OrganiserLevel::County)), reason: "本省补充".into() };
     change_list(&mut ledger, command("gd-command", "440000"), add).unwrap();
