@@ -955,7 +955,7 @@ impl Ledger {
         self.programme.check(|id| self.task(id)).map_err(InvariantViolation)?;
         self.reference.check(self.last_stamp_ms).map_err(InvariantViolation)?;
         self.units.check(self.reference.regions(), self.last_stamp_ms).map_err(InvariantViolation)?;
-        self.planning.item_list.check().map_err(InvariantViolation)?;
+        self.planning.item_list.check(self.reference.regions()).map_err(InvariantViolation)?;
         self.planning.plans.check().map_err(InvariantViolation)?;
         Ok(())
     }

@@ -491,7 +491,24 @@ impl ItemList {
     }
 
     /// The list's own invariants, for a ledger loaded from outside.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    /// `regions` is the table the ledger decides with: every addition's origin and every
+    /// declaration is a province of it, and an addition's code bears its province's prefix.
+    pub(crate) fn check(&self, regions: &Regions) -> Result<(), String> {
+        let is_province = |code: BureauCode| regions.region(code).is_some_and(|r| r.level == RegionLevel::Province);
+        if self.enforcement_matters.keys().any(|code| !is_province(*code)) {
+            return Err("enforcement matters declared for a bureau that is no province".into());
+        }
+        for listed in self.items.values() {
+            let sound = match listed.origin {
+                ItemOrigin::National => !is_addition_code(&listed.spec.code),
+                ItemOrigin::Addition(province) => {
+                    is_province(province) && listed.spec.code.starts_with(&addition_prefix(province))
+                }
+            };
+            if !sound {
+                return Err(format!("item {} does not come from where its code says", listed.spec.code));
+            }
+        }
         if self.items.len() > LISTED_ITEMS_MAX || self.versions.len() > ITEM_LIST_CHANGES_MAX {
             return Err("the item list is over its limits".into());
         }
