@@ -3,13 +3,10 @@
 // published, per city), the proposals cities and counties sent up, and what each side may do:
 // a city proposes a batch (上报); the province adds batches or takes up proposals (采纳),
 // publishes (发布), adjusts with a reason (调整) and withdraws (撤销). Uses only the public API.
+// isProvince() is item_list.js's.
 "use strict";
 
 const P = { year: new Date().getFullYear() + (new Date().getMonth() >= 9 ? 1 : 0), plan: null };
-
-function isProvincialCentre() {
-  return S.bureaus.get(S.me.bureau)?.level === "province";
-}
 
 async function loadPlan() {
   if (!$("#plan-form").elements.length) renderPlanForm();
@@ -25,7 +22,7 @@ async function loadPlan() {
 
 function renderPlan() {
   const plan = P.plan;
-  const province = isProvincialCentre();
+  const province = isProvince();
   $("#plan-state").textContent = plan.published_at ? t("ap.published_at", { at: fmtTime(plan.published_at) }) : t("ap.draft");
   $("#plan-publish").hidden = !province || Boolean(plan.published_at) || !plan.batches.some((b) => !b.withdrawn);
   const rows = plan.batches.map((b) => {
@@ -101,6 +98,6 @@ $("#plan-form").addEventListener("submit", async (e) => {
     name: data.get("name").trim(), items: data.get("items").split(/[,，、\s]+/).filter(Boolean), scope: data.get("scope"),
     entities: Number(data.get("entities")), starts: data.get("starts"), ends: data.get("ends"), reason: data.get("reason").trim(),
   };
-  await changePlan(isProvincialCentre() ? "/batches" : "/proposals", body);
+  await changePlan(isProvince() ? "/batches" : "/proposals", body);
   e.target.reset();
 });

@@ -420,9 +420,14 @@ impl Regions {
         .take(TREE_DEPTH_MAX + 1)
     }
 
+    /// The bureau of `level` that `code` lies in (itself at that level), when the table knows one.
+    pub fn ancestor_at(&self, code: BureauCode, level: RegionLevel) -> Option<BureauCode> {
+        self.ancestors(code).find(|c| self.region(*c).is_some_and(|region| region.level == level))
+    }
+
     /// The province `code` lies in (itself for a province), when the table knows one.
     pub fn province_of(&self, code: BureauCode) -> Option<BureauCode> {
-        self.ancestors(code).find(|c| self.region(*c).is_some_and(|region| region.level == RegionLevel::Province))
+        self.ancestor_at(code, RegionLevel::Province)
     }
 
     /// True when `code` is `ancestor` itself or lies below it in the tree.

@@ -193,8 +193,12 @@ pub struct AnnualPlanJson {
 }
 
 impl AnnualPlanJson {
-    /// The plan with each batch's progress (`progress(batch)`).
-    pub fn of(regions: &Regions, plan: &AnnualPlan, progress: impl Fn(&Batch) -> BatchProgressJson) -> AnnualPlanJson {
+    /// The plan with each batch's progress, in total and per bureau (`progress(batch)`).
+    pub fn of(
+        regions: &Regions,
+        plan: &AnnualPlan,
+        progress: impl Fn(&Batch) -> (BatchProgressJson, Vec<BureauProgressJson>),
+    ) -> AnnualPlanJson {
         AnnualPlanJson {
             province: bureau(plan.province),
             province_name: region_name(regions, plan.province),
@@ -203,16 +207,19 @@ impl AnnualPlanJson {
             batches: plan
                 .batches
                 .iter()
-                .map(|batch| BatchJson {
-                    number: batch.number,
-                    spec: BatchSpecJson::of(regions, &batch.spec),
-                    from_proposal: batch.from_proposal,
-                    withdrawn: batch.withdrawn,
-                    listed_in: batch.listed_in,
-                    changed_in: batch.changed_in,
-                    campaigns: batch.campaigns.clone(),
-                    progress: progress(batch),
-                    by_bureau: Vec::new(),
+                .map(|batch| {
+                    let (progress, by_bureau) = progress(batch);
+                    BatchJson {
+                        number: batch.number,
+                        spec: BatchSpecJson::of(regions, &batch.spec),
+                        from_proposal: batch.from_proposal,
+                        withdrawn: batch.withdrawn,
+                        listed_in: batch.listed_in,
+                        changed_in: batch.changed_in,
+                        campaigns: batch.campaigns.clone(),
+                        progress,
+                        by_bureau,
+                    }
                 })
                 .collect(),
             proposals: plan.proposals.iter().map(|p| ProposalJson::of(regions, p)).collect(),

@@ -21,7 +21,7 @@ use super::public::within_budget;
 use super::request::parse_json;
 use super::write::handle_write_of_feature;
 use crate::api::annual_plan::{
-    AnnualPlanJson, BatchProgressJson, BatchRequest, PublicAnnualPlanJson, WithdrawBatchRequest,
+    AnnualPlanJson, BatchProgressJson, BatchRequest, BureauProgressJson, PublicAnnualPlanJson, WithdrawBatchRequest,
 };
 use crate::api::ApiError;
 use crate::reference::FEATURE_ANNUAL_PLAN;
@@ -84,10 +84,7 @@ fn progress(
         for task_id in &draw.tasks {
             let Some(task) = ledger.task(*task_id) else { continue };
             let Some(assignee) = task.handling.assignee_bureau else { continue };
-            let city = regions
-                .ancestors(assignee)
-                .find(|code| regions.region(*code).is_some_and(|r| r.level == RegionLevel::Prefecture))
-                .unwrap_or(assignee);
+            let city = regions.ancestor_at(assignee, RegionLevel::Prefecture).unwrap_or(assignee);
             let completed = task.inspection.as_ref().is_some_and(|i| i.result_entered_at_ms.is_some());
             let published =
                 task.inspection.as_ref().is_some_and(|i| i.published_at_ms.is_some() && i.withdrawn_at_ms.is_none());
@@ -117,29 +114,22 @@ pub async fn plan(State(state): State<AppState>, Path(year): Path<String>, heade
         let plan = match ledger.annual_plans().plan(province, year) {
             Some(plan) => plan,
             None => {
-                empty = ledger::campaign::annual_plan::AnnualPlan {
-                    province,
-                    year,
-                    published_at_ms: None,
-                    batches: Vec::new(),
-                    proposals: Vec::new(),
-                    versions: Vec::new(),
-                };
+                empty = ledger::campaign::annual_plan::AnnualPlan::new(province, year);
                 &empty
             }
         };
-        let mut json = AnnualPlanJson::of(&regions, plan, |batch| progress(ledger, &regions, batch).0);
-        for (batch, listed) in plan.batches.iter().zip(json.batches.iter_mut()) {
-            listed.by_bureau = progress(ledger, &regions, batch)
-                .1
+        let json = AnnualPlanJson::of(&regions, plan, |batch| {
+            let (total, by_city) = progress(ledger, &regions, batch);
+            let by_bureau = by_city
                 .into_iter()
-                .map(|(bureau, figures)| crate::api::annual_plan::BureauProgressJson {
+                .map(|(bureau, figures)| BureauProgressJson {
                     bureau: crate::api::bureau_json(bureau),
                     name: crate::api::region_name(&regions, bureau),
                     progress: figures,
                 })
                 .collect();
-        }
+            (total, by_bureau)
+        });
         Ok(json)
     })())
 }

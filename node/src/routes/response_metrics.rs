@@ -74,12 +74,12 @@ fn parse_date(field: &str, text: &str) -> Result<u32, ApiError> {
 
 pub async fn response(State(state): State<AppState>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     // Only a signed-in caller makes the node count the register.
-    if let Err(error) = state.users.authenticate(&headers) {
-        return error.into_response();
-    }
+    let user = match state.users.authenticate(&headers) {
+        Ok(user) => user.clone(),
+        Err(error) => return error.into_response(),
+    };
     let register = state.programme.register_counts.current(&state).await;
     let answer = (|| {
-        let user = state.users.authenticate(&headers)?;
         let query: Query = super::request::parse_query(raw)?;
         let bureau = match &query.bureau {
             Some(text) => api::parse_bureau(&state.regions(), "bureau", text)?,

@@ -107,6 +107,20 @@ pub struct AnnualPlan {
     pub versions: Vec<PlanVersion>,
 }
 
+impl AnnualPlan {
+    /// A plan nothing was proposed to or set in yet.
+    pub fn new(province: BureauCode, year: i32) -> AnnualPlan {
+        AnnualPlan {
+            province,
+            year,
+            published_at_ms: None,
+            batches: Vec::new(),
+            proposals: Vec::new(),
+            versions: Vec::new(),
+        }
+    }
+}
+
 /// Every plan, by province and year.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnnualPlans {
@@ -228,14 +242,7 @@ impl AnnualPlans {
         if !self.plans.contains_key(&(province, year)) && self.plans.len() >= PLANS_MAX {
             return Err(Rejection::LimitReached(format!("{PLANS_MAX} annual plans")));
         }
-        let mut plan = self.plans.get(&(province, year)).cloned().unwrap_or_else(|| AnnualPlan {
-            province,
-            year,
-            published_at_ms: None,
-            batches: Vec::new(),
-            proposals: Vec::new(),
-            versions: Vec::new(),
-        });
+        let mut plan = self.plans.get(&(province, year)).cloned().unwrap_or_else(|| AnnualPlan::new(province, year));
         if plan.versions.len() >= PLAN_VERSIONS_MAX {
             return Err(Rejection::LimitReached(format!("{PLAN_VERSIONS_MAX} versions of a plan")));
         }
@@ -419,7 +426,7 @@ pub fn check_batch(regions: &Regions, items: &ItemList, year: i32, spec: &BatchS
         let known = if items.adopted() {
             items.current(code).is_some()
         } else {
-            validate::text("items", code, 32, true, false).is_ok()
+            validate::text("items", code, crate::site_record::CHECK_CODE_CHARS_MAX, true, false).is_ok()
         };
         if !known {
             return Err(conflict(ConflictCode::ItemNotListed, format!("{code} is not a current item of the list")));
