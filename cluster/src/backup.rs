@@ -18,11 +18,13 @@ use ledger::Ledger;
 use crate::store::stream::{verify_stream, write_stream, StreamCore};
 use crate::store::{read_checkpoint, CheckpointMeta};
 
-/// 6: the stream of format 6 (the core with its inspection-item list) follows the header.
-const MAGIC: &[u8; 16] = b"XIETONG-BACKUP6\n";
-/// 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is read; the
+/// 7: the stream of format 7 (the core with the entity register, the records with its
+/// journal) follows the header.
+const MAGIC: &[u8; 16] = b"XIETONG-BACKUP7\n";
+/// 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is read; the
 /// header's digest is the core's as written.
-const MAGICS_READ: [&[u8; 16]; 4] = [MAGIC, b"XIETONG-BACKUP5\n", b"XIETONG-BACKUP4\n", b"XIETONG-BACKUP3\n"];
+const MAGICS_READ: [&[u8; 16]; 5] =
+    [MAGIC, b"XIETONG-BACKUP6\n", b"XIETONG-BACKUP5\n", b"XIETONG-BACKUP4\n", b"XIETONG-BACKUP3\n"];
 /// A header is a few hundred bytes; anything larger is not a backup file.
 const HEADER_BYTES_MAX: u32 = 64 * 1024;
 
@@ -87,7 +89,7 @@ pub fn read_header(input: &mut impl Read) -> io::Result<BackupHeader> {
     let mut magic = [0u8; 16];
     input.read_exact(&mut magic).map_err(|_| invalid("too short to be a backup"))?;
     if !MAGICS_READ.contains(&&magic) {
-        return Err(invalid("not a xietong backup file of this format (XIETONG-BACKUP6, or 5, 4 or 3 before it)"));
+        return Err(invalid("not a xietong backup file of this format (XIETONG-BACKUP7, or 6, 5, 4 or 3 before it)"));
     }
     let mut length = [0u8; 4];
     input.read_exact(&mut length).map_err(|_| invalid("the backup is cut short"))?;

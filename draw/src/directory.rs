@@ -11,16 +11,15 @@
 //! Rows are read in place (borrowed from the file) because a province's directory holds
 //! millions of entities.
 
+use ledger::campaign::register::check_entity_fields;
 use ledger::{BureauCode, Regions, Uscc};
 use sha2::{Digest, Sha256};
 
 pub const HEADER: &str = "uscc,name,region_code,industry,credit_status,address";
 /// Errors reported for one file: enough to fix a systematic mistake, bounded for a bad upload.
 pub const ROW_ERRORS_REPORTED_MAX: usize = 20;
-/// Field lengths, in characters.
-pub const NAME_CHARS_MAX: usize = 200;
-pub const ADDRESS_CHARS_MAX: usize = 300;
-pub const LABEL_CHARS_MAX: usize = ledger::campaign::LABEL_CHARS_MAX;
+/// Field lengths, in characters (the register's: a frozen file is a directory like any).
+pub use ledger::campaign::register::{ADDRESS_CHARS_MAX, NAME_CHARS_MAX};
 
 /// One entity, borrowed from the file's bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,30 +85,6 @@ pub fn rows<'a>(
         .map(move |(number, line)| (number, parse_row(regions, line))))
 }
 
-fn label(field: &str, value: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= LABEL_CHARS_MAX
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{field} `{value}` must be a lower-case code (a-z, 0-9, _)"))
-    }
-}
-
-fn text(field: &str, value: &str, chars_max: usize, required: bool) -> Result<(), String> {
-    if required && value.trim().is_empty() {
-        return Err(format!("{field} is empty"));
-    }
-    if value.chars().count() > chars_max {
-        return Err(format!("{field} has more than {chars_max} characters"));
-    }
-    if value.chars().any(|c| c.is_control() || c == '"') {
-        return Err(format!("{field} holds control characters or quotes"));
-    }
-    Ok(())
-}
-
 /// One row, its region code checked against the group's table (`regions`).
 pub fn parse_row<'a>(regions: &Regions, line: &'a str) -> Result<EntityRow<'a>, String> {
     let mut fields = line.split(',');
@@ -123,11 +98,9 @@ pub fn parse_row<'a>(regions: &Regions, line: &'a str) -> Result<EntityRow<'a>, 
         return Err("a row has 6 fields (names and addresses may not hold commas)".into());
     }
     Uscc::check(uscc).map_err(|e| format!("uscc `{uscc}`: {e}"))?;
-    text("name", name, NAME_CHARS_MAX, true)?;
-    text("address", address, ADDRESS_CHARS_MAX, false)?;
+    check_entity_fields(name, industry, credit_status, address)
+        .map_err(|(field, reason)| format!("{field} {reason}"))?;
     let region = regions.parse_known(region).ok_or_else(|| format!("region_code `{region}` is not in GB/T 2260"))?;
-    label("industry", industry)?;
-    label("credit_status", credit_status)?;
     Ok(EntityRow { uscc, name, region, industry, credit_status, address })
 }
 

@@ -7,6 +7,7 @@
 
 pub mod directory;
 pub mod generate;
+pub mod register;
 pub mod risk;
 pub mod select;
 pub mod verify;

@@ -636,3 +636,62 @@ fn a_roster_enrols_all_its_inspectors_or_none() {
     assert!(matches!(again, Err(Rejection::Conflict { .. })), "{again:?}");
     assert_eq!(listed(&desk), count);
 }
+
+mod register_freeze {
+    use ledger::campaign::register::{ChangeKind, RegisterChange, RegisteredEntity};
+
+    use super::*;
+    use crate::generate::synthetic_uscc;
+    use crate::register::freeze;
+
+    fn change(kind: ChangeKind, serial: u64, name: &str) -> RegisterChange {
+        let entity = kind.keeps_entity().then(|| RegisteredEntity {
+            name: name.into(),
+            region: code(TIANHE),
+            industry: "retail".into(),
+            credit_status: "normal".into(),
+            address: String::new(),
+        });
+        RegisterChange { id: format!("{kind}-{serial}"), kind, uscc: synthetic_uscc(code(TIANHE), serial), entity }
+    }
+
+    #[test]
+    fn a_freeze_folds_the_changes_into_the_base_in_its_order_and_is_a_directory() {
+        let regions = Regions::compiled_shared();
+        let base = generate(50, code(TIANHE), 7);
+        let summary = directory::check(regions, &base).expect("a generated directory");
+        let rows: Vec<_> = directory::rows(regions, &base).unwrap().map(|(_, row)| row.unwrap()).collect();
+        let amended = Uscc::parse(rows[1].uscc).unwrap();
+        let revoked = Uscc::parse(rows[2].uscc).unwrap();
+        let mut amend = change(ChangeKind::Amend, 0, "改名后的公司");
+        amend.uscc = amended.clone();
+        let mut revoke = change(ChangeKind::Revoke, 0, "");
+        revoke.uscc = revoked.clone();
+        let changes = vec![
+            change(ChangeKind::Establish, 9_000, "新设公司甲"),
+            amend,
+            revoke,
+            change(ChangeKind::Establish, 9_001, "新设公司乙"),
+            // Established, then gone again: no row.
+            change(ChangeKind::Deregister, 9_001, ""),
+            // Established, amended: one row as amended, where it was first established.
+            change(ChangeKind::Establish, 9_002, "新设公司丙"),
+            change(ChangeKind::Amend, 9_002, "新设公司丙（改）"),
+        ];
+        let mut out = Vec::new();
+        let frozen = freeze(&base, &changes, &mut out).expect("frozen");
+        assert_eq!(frozen, directory::check(regions, &out).expect("a frozen file is a directory"));
+        assert_eq!(frozen.entities, summary.entities - 1 + 2);
+        let text = String::from_utf8(out.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[2].starts_with(&format!("{},改名后的公司,", amended.as_str())), "amended in place");
+        assert!(!text.contains(revoked.as_str()), "the revoked entity left the register");
+        assert!(!text.contains("新设公司乙"));
+        let tail: Vec<&str> = lines.iter().rev().take(2).rev().map(|line| line.split(',').nth(1).unwrap()).collect();
+        assert_eq!(tail, ["新设公司甲", "新设公司丙（改）"], "new entities at the end in the order first seen");
+        // The same base and journal make the same bytes.
+        let mut again = Vec::new();
+        assert_eq!(freeze(&base, &changes, &mut again).unwrap(), frozen);
+        assert_eq!(again, out);
+    }
+}

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::access;
 use super::bureau::{BureauCode, Regions};
+use super::campaign::register::{JournalEntry, Register};
 use super::campaign::Planning;
 use super::campaign::{is_inspection_outcome, Programme};
 use super::command::{
@@ -99,6 +100,10 @@ pub struct Ledger {
     /// core written before them is this core's bytes less the empty planning's
     /// (`campaign::item_list::core_of_format_5`).
     pub(super) planning: Planning,
+    /// The live entity register's journal length and versions (see `campaign::register`).
+    /// Last, so a core written before it is this core's bytes less the empty register's
+    /// (`campaign::register::core_of_format_6`).
+    pub(crate) register: Register,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -131,6 +136,7 @@ impl Default for Ledger {
             reference: Reference::default(),
             units: Units::default(),
             planning: Planning::default(),
+            register: Register::default(),
         }
     }
 }
@@ -164,7 +170,7 @@ impl Ledger {
         crate::codec::encode(self).expect("the ledger always encodes")
     }
 
-    fn layers(&self) -> Layers<'_> {
+    pub(crate) fn layers(&self) -> Layers<'_> {
         Layers { open: &self.changes, sealed: self.sealed.as_deref(), store: &*self.records }
     }
 
@@ -300,6 +306,16 @@ impl Ledger {
         assert!(self.layers().login(login).is_none(), "a login is taken once");
         self.records_digest.add(Term::of_login(login, person));
         self.changes.logins.insert(login.to_owned(), person);
+    }
+
+    /// Files the register's next journal entry with its change id.
+    pub(crate) fn insert_register_entry(&mut self, entry: JournalEntry) {
+        assert!(self.layers().register_change(&entry.change.id).is_none(), "a change id is recorded once");
+        assert!(self.layers().register_entry(entry.seq).is_none(), "a journal number is given once");
+        self.records_digest.add(Term::of_register_entry(&entry));
+        self.records_digest.add(Term::of_register_change(&entry.change.id, entry.seq));
+        self.changes.register_ids.insert(entry.change.id.clone(), entry.seq);
+        self.changes.register.insert(entry.seq, Arc::new(entry));
     }
 
     pub(super) fn insert_reporter(&mut self, task: TaskId, reporter: Reporter) {
@@ -957,6 +973,7 @@ impl Ledger {
         self.units.check(self.reference.regions(), self.last_stamp_ms).map_err(InvariantViolation)?;
         self.planning.item_list.check(self.reference.regions()).map_err(InvariantViolation)?;
         self.planning.plans.check().map_err(InvariantViolation)?;
+        self.register.check(self.programme.entity_directories().len() as u64).map_err(InvariantViolation)?;
         Ok(())
     }
 

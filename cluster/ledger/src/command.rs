@@ -367,6 +367,10 @@ wire_enum! {
         PlanEmpty = "plan_empty",
         /// The group's item list is changed only once the national list is adopted.
         ListNotAdopted = "list_not_adopted",
+        /// A register change's id was recorded before with other content.
+        ChangeIdReused = "change_id_reused",
+        /// The current directory was imported without its place in the register's journal.
+        RegisterUnbased = "register_unbased",
     }
 }
 

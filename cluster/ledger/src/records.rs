@@ -19,6 +19,7 @@ use std::sync::{Arc, RwLock};
 
 use sha2::{Digest, Sha256};
 
+use crate::campaign::register::JournalEntry;
 use crate::complaint::Reporter;
 use crate::federation::ForwardId;
 use crate::organisation::{Person, PersonId};
@@ -42,6 +43,10 @@ pub trait Records: Send + Sync {
     fn login(&self, login: &str) -> Option<PersonId>;
     /// Every person, in id order (for a node's table of accounts at start).
     fn people(&self) -> Box<dyn Iterator<Item = Arc<Person>> + '_>;
+    /// The register's journal entry `seq` (`campaign::register`).
+    fn register_entry(&self, seq: u64) -> Option<Arc<JournalEntry>>;
+    /// The journal number of the change the registration system numbered `id`.
+    fn register_change(&self, id: &str) -> Option<u64>;
 }
 
 impl fmt::Debug for dyn Records {
@@ -68,6 +73,9 @@ pub struct Changes {
     pub received: BTreeMap<ForwardId, TaskId>,
     pub people: BTreeMap<PersonId, Arc<Person>>,
     pub logins: BTreeMap<String, PersonId>,
+    /// The register's journal (`campaign::register`), by number, and its change ids.
+    pub register: BTreeMap<u64, Arc<JournalEntry>>,
+    pub register_ids: BTreeMap<String, u64>,
 }
 
 impl Changes {
@@ -83,6 +91,8 @@ impl Changes {
             + self.received.len()
             + self.people.len()
             + self.logins.len()
+            + self.register.len()
+            + self.register_ids.len()
     }
 }
 
@@ -116,6 +126,12 @@ impl MemoryRecords {
         }
         for (login, id) in &changes.logins {
             held.logins.insert(login.clone(), *id);
+        }
+        for (seq, entry) in &changes.register {
+            held.register.insert(*seq, entry.clone());
+        }
+        for (id, seq) in &changes.register_ids {
+            held.register_ids.insert(id.clone(), *seq);
         }
     }
 
@@ -159,6 +175,14 @@ impl Records for MemoryRecords {
     fn people(&self) -> Box<dyn Iterator<Item = Arc<Person>> + '_> {
         let people: Vec<Arc<Person>> = self.held().people.values().cloned().collect();
         Box::new(people.into_iter())
+    }
+
+    fn register_entry(&self, seq: u64) -> Option<Arc<JournalEntry>> {
+        self.held().register.get(&seq).cloned()
+    }
+
+    fn register_change(&self, id: &str) -> Option<u64> {
+        self.held().register_ids.get(id).copied()
     }
 }
 
@@ -207,6 +231,14 @@ impl Term {
 
     pub fn of_login(login: &str, person: PersonId) -> Term {
         Term::of("login", login.as_bytes(), &person)
+    }
+
+    pub fn of_register_entry(entry: &JournalEntry) -> Term {
+        Term::of("register", &entry.seq.to_be_bytes(), entry)
+    }
+
+    pub fn of_register_change(id: &str, seq: u64) -> Term {
+        Term::of("register_id", id.as_bytes(), &seq)
     }
 }
 
@@ -308,6 +340,26 @@ impl<'a> Layers<'a> {
             return Some(*id);
         }
         self.store.login(login)
+    }
+
+    pub fn register_entry(&self, seq: u64) -> Option<Arc<JournalEntry>> {
+        if let Some(entry) = self.open.register.get(&seq) {
+            return Some(entry.clone());
+        }
+        if let Some(entry) = self.sealed.and_then(|sealed| sealed.register.get(&seq)) {
+            return Some(entry.clone());
+        }
+        self.store.register_entry(seq)
+    }
+
+    pub fn register_change(&self, id: &str) -> Option<u64> {
+        if let Some(seq) = self.open.register_ids.get(id) {
+            return Some(*seq);
+        }
+        if let Some(seq) = self.sealed.and_then(|sealed| sealed.register_ids.get(id)) {
+            return Some(*seq);
+        }
+        self.store.register_change(id)
     }
 
     /// Every task below `before`, newest first: the three layers merged by id, the newest

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use openraft::{BasicNode, StoredMembership};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
+use ledger::campaign::register::JournalEntry;
 use ledger::organisation::{Person, PersonId};
 use ledger::{forward_key, Changes, ForwardId, Records, Regions, Reporter, Task, TaskId};
 
@@ -40,8 +41,9 @@ pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// (`intake_groups_order`). 3: records, core and meta in postcard (`ledger::codec`). 4: the
 /// core ends with the reference data (`ledger::reference`). 5: the core ends with the
 /// organisation's units (`ledger::organisation`). 6: the core ends with the inspection-item
-/// list (`ledger::campaign::item_list`).
-pub const STORE_FORMAT: u32 = 6;
+/// list (`ledger::campaign::item_list`). 7: the core ends with the entity register and the
+/// records hold its journal (`ledger::campaign::register`).
+pub const STORE_FORMAT: u32 = 7;
 /// The oldest format this build reads: a store, stream or backup of a format from this one on
 /// has its core converted as it is read (`core_in_this_format`); nothing else changed since.
 pub const STORE_FORMAT_OLDEST_READ: u32 = 3;
@@ -54,8 +56,9 @@ pub fn core_in_this_format(format: u32, core: Vec<u8>) -> Vec<u8> {
     assert!((STORE_FORMAT_OLDEST_READ..=STORE_FORMAT).contains(&format), "a format this build reads");
     let core = if format < 4 { ledger::reference::core_of_format_3(&core) } else { core };
     let core = if format < 5 { ledger::organisation::core_of_format_4(&core) } else { core };
-    if format < 6 {
-        ledger::campaign::item_list::core_of_format_5(&core)
+    let core = if format < 6 { ledger::campaign::item_list::core_of_format_5(&core) } else { core };
+    if format < 7 {
+        ledger::campaign::register::core_of_format_6(&core)
     } else {
         core
     }
@@ -70,6 +73,11 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta
 pub(crate) const PEOPLE: TableDefinition<u64, &[u8]> = TableDefinition::new("people");
 /// Logins → the account that signs in with each; since format 5.
 pub(crate) const LOGINS: TableDefinition<&str, u64> = TableDefinition::new("logins");
+/// The entity register's journal by number (`ledger::campaign::register::JournalEntry`); since
+/// format 7.
+pub(crate) const REGISTER: TableDefinition<u64, &[u8]> = TableDefinition::new("register");
+/// The registration system's change ids → their journal numbers; since format 7.
+pub(crate) const REGISTER_IDS: TableDefinition<&str, u64> = TableDefinition::new("register_ids");
 
 const META_FORMAT: &str = "format";
 const META_CORE: &str = "core";
@@ -203,6 +211,9 @@ impl Store {
         // The tables of format 5, empty: the stores before it held no accounts.
         write.open_table(PEOPLE).map_err(store_error)?;
         write.open_table(LOGINS).map_err(store_error)?;
+        // Those of format 7: no store before it held a register journal.
+        write.open_table(REGISTER).map_err(store_error)?;
+        write.open_table(REGISTER_IDS).map_err(store_error)?;
         write.commit().map_err(store_error)
     }
 
@@ -219,6 +230,8 @@ impl Store {
             write.open_table(RECEIVED).map_err(store_error)?;
             write.open_table(PEOPLE).map_err(store_error)?;
             write.open_table(LOGINS).map_err(store_error)?;
+            write.open_table(REGISTER).map_err(store_error)?;
+            write.open_table(REGISTER_IDS).map_err(store_error)?;
             index::Indexes::open(&write, Regions::compiled_shared().clone())?;
         }
         stamp_derived(&write)?;
@@ -290,6 +303,15 @@ impl Store {
             let mut logins = write.open_table(LOGINS).map_err(store_error)?;
             for (login, id) in &changes.logins {
                 logins.insert(login.as_str(), id.0).map_err(store_error)?;
+            }
+            let mut register = write.open_table(REGISTER).map_err(store_error)?;
+            for (seq, entry) in &changes.register {
+                let bytes = ledger::codec::encode(&**entry).map_err(store_error)?;
+                register.insert(*seq, bytes.as_slice()).map_err(store_error)?;
+            }
+            let mut register_ids = write.open_table(REGISTER_IDS).map_err(store_error)?;
+            for (id, seq) in &changes.register_ids {
+                register_ids.insert(id.as_str(), *seq).map_err(store_error)?;
             }
             write_checkpoint_meta(&write, core, meta)?;
         }
@@ -426,6 +448,20 @@ impl Records for StoreRecords {
             let (_, bytes) = entry.unwrap_or_else(|e| unreadable(e));
             Arc::new(decode::<Person>("person", bytes.value()))
         }))
+    }
+
+    fn register_entry(&self, seq: u64) -> Option<Arc<JournalEntry>> {
+        let read = self.read();
+        let register = read.open_table(REGISTER).unwrap_or_else(|e| unreadable(e));
+        let found = register.get(seq).unwrap_or_else(|e| unreadable(e));
+        found.map(|bytes| Arc::new(decode::<JournalEntry>("register change", bytes.value())))
+    }
+
+    fn register_change(&self, id: &str) -> Option<u64> {
+        let read = self.read();
+        let ids = read.open_table(REGISTER_IDS).unwrap_or_else(|e| unreadable(e));
+        let found = ids.get(id).unwrap_or_else(|e| unreadable(e));
+        found.map(|seq| seq.value())
     }
 
     fn tasks_newest_first(&self, before: Option<TaskId>) -> Box<dyn Iterator<Item = Arc<Task>> + '_> {

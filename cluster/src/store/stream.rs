@@ -14,20 +14,22 @@ use std::sync::Arc;
 
 use redb::{ReadTransaction, ReadableTable};
 
+use ledger::campaign::register::JournalEntry;
 use ledger::organisation::{Person, PersonId};
 use ledger::{Ledger, RecordsDigest, Regions, Reporter, Task, TaskId, Term};
 
 use super::{read_checkpoint, store_error, write_checkpoint_meta, CheckpointMeta, Store};
-use super::{LOGINS, PEOPLE, RECEIVED, REPORTERS, SENT, TASKS};
+use super::{LOGINS, PEOPLE, RECEIVED, REGISTER, REGISTER_IDS, REPORTERS, SENT, TASKS};
 
 /// The stream's format, which carries the ledger core's (`STORE_FORMAT`): 2 since the core
 /// keeps the order of signal groups, 3 since records are postcard (`ledger::codec`), 4 since the
 /// core ends with the reference data (`ledger::reference`), 5 since it ends with the
 /// organisation's units (`ledger::organisation`), 6 since it ends with the inspection-item list
-/// (`ledger::campaign::item_list`). A stream of another format is refused before anything of it
-/// is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM6\n";
-const _: () = assert!(super::STORE_FORMAT == 6, "the magic names the store format");
+/// (`ledger::campaign::item_list`), 7 since it ends with the entity register and carries the
+/// register's journal (`ledger::campaign::register`). A stream of another format is refused
+/// before anything of it is decoded.
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM7\n";
+const _: () = assert!(super::STORE_FORMAT == 7, "the magic names the store format");
 /// The magic of a stream of `format`: formats before this one are read still (their core
 /// converted as it is read), never written.
 fn magic_of(format: u32) -> [u8; 16] {
@@ -83,11 +85,15 @@ enum Kind {
     Person = 8,
     /// A login and its account (format 5), after the accounts.
     Login = 9,
+    /// A change of the entity register's journal (format 7).
+    RegisterEntry = 10,
+    /// A change id and its journal number (format 7), after the journal.
+    RegisterId = 11,
 }
 
 impl Kind {
     /// The sections in the order a stream carries them.
-    const IN_ORDER: [Kind; 9] = [
+    const IN_ORDER: [Kind; 11] = [
         Kind::Meta,
         Kind::Core,
         Kind::Reporter,
@@ -95,12 +101,19 @@ impl Kind {
         Kind::Received,
         Kind::Person,
         Kind::Login,
+        Kind::RegisterEntry,
+        Kind::RegisterId,
         Kind::Task,
         Kind::End,
     ];
 
     fn of(byte: u8) -> Option<Kind> {
         Kind::IN_ORDER.into_iter().find(|kind| *kind as u8 == byte)
+    }
+
+    /// Whether frames of this kind are records (not the meta, core or end).
+    fn is_record(self) -> bool {
+        !matches!(self, Kind::Meta | Kind::Core | Kind::End)
     }
 
     /// The section's place in the stream.
@@ -224,6 +237,22 @@ pub fn write_stream(view: &ReadTransaction, out: &mut impl Write) -> io::Result<
         write_frame(out, Kind::Login, &payload)?;
         records += 1;
     }
+    for entry in view.open_table(REGISTER).map_err(store_error)?.iter().map_err(store_error)? {
+        let (seq, bytes) = entry.map_err(store_error)?;
+        payload.clear();
+        payload.extend_from_slice(&seq.value().to_be_bytes());
+        payload.extend_from_slice(bytes.value());
+        write_frame(out, Kind::RegisterEntry, &payload)?;
+        records += 1;
+    }
+    for entry in view.open_table(REGISTER_IDS).map_err(store_error)?.iter().map_err(store_error)? {
+        let (id, seq) = entry.map_err(store_error)?;
+        payload.clear();
+        payload.extend_from_slice(&seq.value().to_be_bytes());
+        payload.extend_from_slice(id.value().as_bytes());
+        write_frame(out, Kind::RegisterId, &payload)?;
+        records += 1;
+    }
     for entry in view.open_table(TASKS).map_err(store_error)?.iter().map_err(store_error)? {
         let (id, bytes) = entry.map_err(store_error)?;
         payload.clear();
@@ -294,6 +323,8 @@ struct Loader {
     /// Accounts linked to an inspector: each has a second key beside its login.
     linked: u64,
     logins: u64,
+    register_entries: u64,
+    register_ids: u64,
     attachments: std::collections::BTreeSet<String>,
 }
 
@@ -322,6 +353,8 @@ impl Loader {
             people: 0,
             linked: 0,
             logins: 0,
+            register_entries: 0,
+            register_ids: 0,
             attachments: std::collections::BTreeSet::new(),
         }
     }
@@ -354,9 +387,7 @@ impl Loader {
                 self.end_section()?;
                 self.last_key = None;
             }
-            if matches!(kind, Kind::Reporter | Kind::Sent | Kind::Received | Kind::Person | Kind::Login | Kind::Task)
-                && payload.len() > RECORD_BYTES_MAX as usize
-            {
+            if kind.is_record() && payload.len() > RECORD_BYTES_MAX as usize {
                 return Err(invalid(format!("a {kind:?} record of {} bytes is larger than any record", payload.len())));
             }
             self.last_kind = kind;
@@ -375,9 +406,14 @@ impl Loader {
                     self.checker = Some(ledger);
                 }
                 Kind::End => return self.finish(&payload),
-                Kind::Reporter | Kind::Sent | Kind::Received | Kind::Person | Kind::Login | Kind::Task => {
-                    self.take_record(kind, payload)?
-                }
+                Kind::Reporter
+                | Kind::Sent
+                | Kind::Received
+                | Kind::Person
+                | Kind::Login
+                | Kind::RegisterEntry
+                | Kind::RegisterId
+                | Kind::Task => self.take_record(kind, payload)?,
             }
         }
         unreachable!("the loop ends at the end record")
@@ -389,7 +425,7 @@ impl Loader {
         // Keyed by the task for tasks and reporters, by the person for accounts, by the forward
         // for handover records and by the login for logins.
         let key = match kind {
-            Kind::Sent | Kind::Received | Kind::Login => rest.to_vec(),
+            Kind::Sent | Kind::Received | Kind::Login | Kind::RegisterId => rest.to_vec(),
             _ => head.to_vec(),
         };
         if self.last_key.as_ref().is_some_and(|last| *last >= key) {
@@ -445,6 +481,33 @@ impl Loader {
                 }
                 self.digest.add(Term::of_login(login, PersonId(number)));
                 self.logins += 1;
+                rest.to_vec()
+            }
+            Kind::RegisterEntry => {
+                let entry: JournalEntry =
+                    ledger::codec::decode(rest).map_err(|e| invalid(format!("a register change: {e}")))?;
+                let journal_len = self.checker.as_ref().expect("the core comes second").entity_register().journal_len();
+                if entry.seq != number || !(1..=journal_len).contains(&number) {
+                    return Err(invalid(format!(
+                        "register change {} is filed as {number} of {journal_len}",
+                        entry.seq
+                    )));
+                }
+                self.digest.add(Term::of_register_entry(&entry));
+                self.register_entries += 1;
+                ledger::codec::encode(&entry).map_err(store_error)?
+            }
+            Kind::RegisterId => {
+                let id = std::str::from_utf8(rest).map_err(|_| invalid("a change id that is not UTF-8"))?;
+                ledger::campaign::register::check_change_id(id).map_err(|e| invalid(format!("change id: {e}")))?;
+                if self.store.is_some() {
+                    let checker = self.checker.as_ref().expect("the core comes second");
+                    if checker.register_entry(number).is_none_or(|entry| entry.change.id != id) {
+                        return Err(invalid(format!("change id {id} names change {number}, which has another id")));
+                    }
+                }
+                self.digest.add(Term::of_register_change(id, number));
+                self.register_ids += 1;
                 rest.to_vec()
             }
             Kind::Task => {
@@ -532,6 +595,13 @@ impl Loader {
             return Err(invalid(format!(
                 "{} accounts and {} logins and links arrived, the core counts {accounts} accounts ({} linked)",
                 self.people, self.logins, self.linked
+            )));
+        }
+        let journal_len = checker.entity_register().journal_len();
+        if (self.register_entries, self.register_ids) != (journal_len, journal_len) {
+            return Err(invalid(format!(
+                "{} register changes and {} change ids arrived, the journal holds {journal_len}",
+                self.register_entries, self.register_ids
             )));
         }
         if self.digest != checker.records_digest() {
@@ -624,6 +694,8 @@ fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec
         let mut received = write.open_table(RECEIVED).map_err(store_error)?;
         let mut people = write.open_table(PEOPLE).map_err(store_error)?;
         let mut logins = write.open_table(LOGINS).map_err(store_error)?;
+        let mut register = write.open_table(REGISTER).map_err(store_error)?;
+        let mut register_ids = write.open_table(REGISTER_IDS).map_err(store_error)?;
         let mut indexes = super::index::Indexes::open(&write, regions.clone())?;
         let tasks_loaded = batch.iter().filter_map(|pending| pending.task.as_ref());
         indexes.reindex(tasks_loaded.map(|task| (None, task, loaded_at)))?;
@@ -638,6 +710,11 @@ fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec
                 Kind::Login => {
                     let login = std::str::from_utf8(record).expect("a login is checked as UTF-8 when read");
                     logins.insert(login, number).map(drop)
+                }
+                Kind::RegisterEntry => register.insert(number, record).map(drop),
+                Kind::RegisterId => {
+                    let id = std::str::from_utf8(record).expect("a change id is checked as UTF-8 when read");
+                    register_ids.insert(id, number).map(drop)
                 }
                 Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
             }

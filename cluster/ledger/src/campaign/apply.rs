@@ -155,22 +155,27 @@ impl Ledger {
         match action {
             ProgrammeAction::RecordEntityDirectory { sha256, entities, bytes } => {
                 command_over(&regions, actor, actor.bureau, "import the entity directory")?;
-                if !is_hex_sha256(sha256) {
-                    return Err(invalid("sha256", "not a SHA-256 in hex"));
-                }
-                if self.programme.entity_directory().is_some_and(|current| &current.sha256 == sha256) {
-                    return Err(Rejection::NothingToRecord("this directory is already the current version".into()));
-                }
-                let version = DirectoryVersion {
-                    number: self.programme.entity_directories.len() as u64 + 1,
-                    sha256: sha256.clone(),
-                    entities: *entities,
-                    bytes: *bytes,
-                    at_ms: stamp_ms,
-                    imported_by: actor.user.clone(),
-                };
-                self.programme.entity_directories.push(version.clone());
+                let version = self.record_directory(stamp_ms, actor, sha256, *entities, *bytes)?;
                 Ok(Applied::of_record(ProgrammeRecord::EntityDirectory(version), Vec::new()))
+            }
+            ProgrammeAction::ImportRegister { sha256, entities, bytes } => {
+                command_over(&regions, actor, actor.bureau, "import the entity directory")?;
+                let version = self.record_directory(stamp_ms, actor, sha256, *entities, *bytes)?;
+                self.register.based_on_import(version.number);
+                Ok(Applied::of_record(ProgrammeRecord::EntityDirectory(version), Vec::new()))
+            }
+            ProgrammeAction::FreezeRegister(freeze) => {
+                if actor.role != Role::Command {
+                    return Err(Rejection::Forbidden("the register is frozen for a command centre's draw".into()));
+                }
+                self.register.check_freeze(self.programme.entity_directory(), freeze)?;
+                let version = self.record_directory(stamp_ms, actor, &freeze.sha256, freeze.entities, freeze.bytes)?;
+                self.register.record_freeze(version.number, freeze);
+                Ok(Applied::of_record(ProgrammeRecord::EntityDirectory(version), Vec::new()))
+            }
+            ProgrammeAction::RecordRegisterChanges(changes) => {
+                let outcomes = self.record_register_changes(stamp_ms, actor, changes)?;
+                Ok(Applied::of_record(ProgrammeRecord::RegisterChanges(outcomes), Vec::new()))
             }
             ProgrammeAction::EnrollInspector(inspector) => {
                 let mut enrolled = self.enroll_inspectors(stamp_ms, actor, std::slice::from_ref(&**inspector))?;
@@ -231,7 +236,10 @@ impl Ledger {
             }
             ProgrammeAction::CreateCampaign(spec) => self.create_campaign(stamp_ms, actor, spec, DRAW_RATIO_FLOOR_BP),
             ProgrammeAction::CreateCampaignOnTotal(spec) => self.create_campaign(stamp_ms, actor, spec, 1),
-            ProgrammeAction::FixBeacon { campaign, value } => self.fix_beacon(stamp_ms, actor, *campaign, value),
+            ProgrammeAction::FixBeacon { campaign, value } => self.fix_beacon(stamp_ms, actor, *campaign, value, false),
+            ProgrammeAction::FixBeaconOnRegister { campaign, value } => {
+                self.fix_beacon(stamp_ms, actor, *campaign, value, true)
+            }
             ProgrammeAction::RecordDraw { campaign, result, ack_deadline_ms, complete_deadline_ms } => {
                 self.record_draw(stamp_ms, actor, *campaign, result, *ack_deadline_ms, *complete_deadline_ms)
             }
@@ -300,7 +308,36 @@ impl Ledger {
         Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign), Vec::new()))
     }
 
-    fn fix_beacon(&mut self, stamp_ms: u64, actor: &Actor, id: u64, value: &str) -> CommandResult {
+    /// The next version of the entity directory, checked and filed.
+    fn record_directory(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        sha256: &str,
+        entities: u64,
+        bytes: u64,
+    ) -> Result<DirectoryVersion, Rejection> {
+        if !is_hex_sha256(sha256) {
+            return Err(invalid("sha256", "not a SHA-256 in hex"));
+        }
+        if self.programme.entity_directory().is_some_and(|current| current.sha256 == sha256) {
+            return Err(Rejection::NothingToRecord("this directory is already the current version".into()));
+        }
+        let version = DirectoryVersion {
+            number: self.programme.entity_directories.len() as u64 + 1,
+            sha256: sha256.to_owned(),
+            entities,
+            bytes,
+            at_ms: stamp_ms,
+            imported_by: actor.user.clone(),
+        };
+        self.programme.entity_directories.push(version.clone());
+        Ok(version)
+    }
+
+    /// Fixes campaign `id`'s beacon and freezes its draw's inputs; `on_register`: the inputs
+    /// name the directory version current now, not the one the campaign was planned on.
+    fn fix_beacon(&mut self, stamp_ms: u64, actor: &Actor, id: u64, value: &str, on_register: bool) -> CommandResult {
         let regions = self.regions();
         validate::text("beacon", value, BEACON_CHARS_MAX, true, false)?;
         let campaign =
@@ -320,7 +357,11 @@ impl Ledger {
         let shared = Arc::make_mut(campaign);
         shared.beacon = Some(Beacon { value: value.to_owned(), entered_by: actor.user.clone(), at_ms: stamp_ms });
         let campaign = campaign.clone();
-        let inputs = self.live_draw_inputs(id, &campaign)?;
+        let mut inputs = self.live_draw_inputs(id, &campaign)?;
+        if on_register {
+            let current = self.programme.entity_directory().expect("a campaign is planned on a directory");
+            inputs.spec.entity_directory = current.sha256.clone();
+        }
         self.programme.sealed_inputs.insert(id, inputs);
         Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign), Vec::new()))
     }

@@ -35,6 +35,7 @@ mod checks;
 mod draw_rules;
 pub mod item_list;
 mod public;
+pub mod register;
 
 pub(crate) use checks::is_finding;
 pub use checks::{
@@ -396,6 +397,8 @@ pub enum ProgrammeRecord {
     ItemList(Box<item_list::ItemListVersion>),
     /// A plan as a change left it, and the version the change made.
     AnnualPlan(Box<(annual_plan::AnnualPlan, annual_plan::PlanVersion)>),
+    /// What became of each change of a batch of the register's feed, in its order.
+    RegisterChanges(Vec<register::ChangeOutcome>),
 }
 
 /// The programme's year: the inspection-item list and the annual plans. The ledger core's last
@@ -490,6 +493,26 @@ pub enum ProgrammeAction {
         floor_on_total: bool,
         year: i32,
         batch: u32,
+    },
+    /// An entity directory imported whole as the live register's base: it holds every change
+    /// the journal recorded before it (`register`). Proposed, in place of
+    /// `RecordEntityDirectory`, only when every member reads `register-feed-v1`, as are the
+    /// three below.
+    ImportRegister {
+        sha256: String,
+        entities: u64,
+        bytes: u64,
+    },
+    /// A batch of the registration system's changes, from its source (`Role::Source`).
+    RecordRegisterChanges(Vec<register::RegisterChange>),
+    /// The current directory with the journal's changes up to `through` folded in, computed by
+    /// the accepting node: the next directory version.
+    FreezeRegister(Box<register::Freeze>),
+    /// Fixes the beacon like `FixBeacon`, and the campaign draws from the directory version
+    /// current at that moment (the register frozen just before), not the one it was planned on.
+    FixBeaconOnRegister {
+        campaign: u64,
+        value: String,
     },
 }
 

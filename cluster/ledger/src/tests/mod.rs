@@ -10,6 +10,7 @@ mod item_list;
 mod organisation;
 mod proptests;
 mod reference;
+mod register;
 mod transitions;
 mod trust;
 

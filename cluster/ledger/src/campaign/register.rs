@@ -1,0 +1,375 @@
+//! The live entity register (名录库, kept current): the changes the registration system reports
+//! (设立 establish, 变更 amend, 吊销 revoke, 注销 deregister) recorded in order as a journal, and
+//! the directory versions frozen from it for draws.
+//!
+//! The register is a directory file (imported whole, kept beside the log by its SHA-256) plus
+//! the journal of changes since. The journal lives in the ledger's records (one record a change,
+//! numbered from 1, and the change's id from the registration system, so a change delivered
+//! again is recorded once); the core keeps only its length and, for every directory version
+//! the register is based on, how much of the journal that version takes in.
+//!
+//! A draw must name one file whose hash it commits, so before a campaign's beacon is fixed the
+//! accepting node folds the changes since the current version into a new file (crate `draw`,
+//! `register::freeze`) and commits it as the next directory version (`FreezeRegister`): the
+//! version it started from and the journal length it took in are on record, so anyone holding
+//! the base file and the journal can make the same bytes again, and the draw's proof verifies
+//! against the frozen file as against any imported one.
+//!
+//! The ledger cannot see inside the files, so it does not know which entities exist: an amend
+//! or a revocation of an entity no version holds is recorded and changes nothing when folded.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{is_hex_sha256, DirectoryVersion, LABEL_CHARS_MAX};
+use crate::bureau::{BureauCode, Regions};
+use crate::command::{Actor, Rejection, Role};
+use crate::task::wire_enum;
+use crate::uscc::Uscc;
+use crate::validate::invalid;
+
+/// Changes in one command: a batch of the feed is one log entry of at most a few hundred KB.
+pub const CHANGES_PER_COMMAND_MAX: usize = 1_000;
+/// A change's id as the registration system numbers it.
+pub const CHANGE_ID_CHARS_MAX: usize = 64;
+/// Field lengths of an entity, in characters (the directory file's).
+pub const NAME_CHARS_MAX: usize = 200;
+pub const ADDRESS_CHARS_MAX: usize = 300;
+
+wire_enum! {
+    /// What the registration authority did.
+    pub enum ChangeKind {
+        /// 设立登记: a new entity.
+        Establish = "establish",
+        /// 变更登记: its name, address, industry or region changed.
+        Amend = "amend",
+        /// 吊销营业执照: its licence revoked; it leaves the register of entities inspected.
+        Revoke = "revoke",
+        /// 注销登记: it ceased to exist.
+        Deregister = "deregister",
+    }
+}
+
+impl ChangeKind {
+    /// Whether the entity is in the register after this change.
+    pub fn keeps_entity(self) -> bool {
+        matches!(self, ChangeKind::Establish | ChangeKind::Amend)
+    }
+}
+
+/// An entity as the register holds it: a directory row without its USCC.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredEntity {
+    pub name: String,
+    pub region: BureauCode,
+    pub industry: String,
+    pub credit_status: String,
+    pub address: String,
+}
+
+/// One change from the registration system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterChange {
+    /// The registration system's id of the change: a change delivered again is recorded once.
+    pub id: String,
+    pub kind: ChangeKind,
+    pub uscc: Uscc,
+    /// The entity after an establishment or amendment; none after a revocation or
+    /// deregistration.
+    pub entity: Option<RegisteredEntity>,
+}
+
+/// A change as the journal keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Its place in the journal, from 1: the order changes are folded in.
+    pub seq: u64,
+    pub change: RegisterChange,
+    /// The feed that reported it.
+    pub source: String,
+    pub recorded_ms: u64,
+}
+
+/// What became of one change of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeOutcome {
+    Recorded {
+        seq: u64,
+    },
+    /// The same change was recorded before, as `seq`.
+    Repeat {
+        seq: u64,
+    },
+    Refused(Rejection),
+}
+
+/// How a directory version stands to the journal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterVersion {
+    /// It takes in the journal's changes 1 to `through`.
+    pub through: u64,
+    /// The version it was frozen from, or none for a version imported whole.
+    pub base: Option<u64>,
+}
+
+/// The register's part of the ledger core.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Register {
+    journal_len: u64,
+    /// Directory versions imported as the register's base (`ImportRegister`) or frozen from it,
+    /// by number. A version imported by the older `RecordEntityDirectory` is not here: nobody
+    /// recorded which changes it holds, so nothing is frozen from it.
+    versions: BTreeMap<u64, RegisterVersion>,
+}
+
+/// A frozen directory the accepting node computed: the file's identity, the version it folded
+/// the changes into, and how far into the journal it went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Freeze {
+    pub sha256: String,
+    pub entities: u64,
+    pub bytes: u64,
+    pub base: u64,
+    pub through: u64,
+}
+
+impl Register {
+    /// Changes recorded so far; the newest is number `journal_len`.
+    pub fn journal_len(&self) -> u64 {
+        self.journal_len
+    }
+
+    pub fn version(&self, number: u64) -> Option<RegisterVersion> {
+        self.versions.get(&number).copied()
+    }
+
+    /// The changes the current directory (`current`) does not take in yet: `None` when the
+    /// register is not based on it.
+    pub fn pending_after(&self, current: &DirectoryVersion) -> Option<u64> {
+        let version = self.versions.get(&current.number)?;
+        Some(self.journal_len - version.through)
+    }
+
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.journal_len += 1;
+        self.journal_len
+    }
+
+    /// Files a version imported whole: it holds every change recorded before it.
+    pub(crate) fn based_on_import(&mut self, number: u64) {
+        let version = RegisterVersion { through: self.journal_len, base: None };
+        self.versions.insert(number, version);
+    }
+
+    /// Checks a freeze against the register and the current directory (`current`).
+    pub(crate) fn check_freeze(&self, current: Option<&DirectoryVersion>, freeze: &Freeze) -> Result<(), Rejection> {
+        if !is_hex_sha256(&freeze.sha256) {
+            return Err(invalid("sha256", "not a SHA-256 in hex"));
+        }
+        let current = current.filter(|current| current.number == freeze.base).ok_or_else(|| {
+            crate::command::conflict(
+                crate::command::ConflictCode::DirectoryChanged,
+                format!("a freeze starts from the current directory version, not version {}", freeze.base),
+            )
+        })?;
+        let base = self.versions.get(&current.number).ok_or_else(|| {
+            crate::command::conflict(
+                crate::command::ConflictCode::RegisterUnbased,
+                format!(
+                    "directory version {} was imported without its place in the register's journal: import the register again",
+                    current.number
+                ),
+            )
+        })?;
+        if freeze.through > self.journal_len {
+            return Err(invalid("through", format!("the journal has {} changes", self.journal_len)));
+        }
+        if freeze.through <= base.through {
+            return Err(Rejection::NothingToRecord(format!(
+                "directory version {} takes in the journal up to change {} already",
+                current.number, base.through
+            )));
+        }
+        if freeze.sha256 == current.sha256 {
+            return Err(invalid("sha256", "a freeze that changes entities makes another file"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn record_freeze(&mut self, number: u64, freeze: &Freeze) {
+        self.versions.insert(number, RegisterVersion { through: freeze.through, base: Some(freeze.base) });
+    }
+
+    /// The register's own invariants, against the directory's versions (`directories`).
+    pub(crate) fn check(&self, directories: u64) -> Result<(), String> {
+        for (number, version) in &self.versions {
+            if *number == 0 || *number > directories {
+                return Err(format!("register version {number} is no directory version"));
+            }
+            if version.through > self.journal_len {
+                return Err(format!("register version {number} takes in changes not recorded"));
+            }
+            if let Some(base) = version.base {
+                let based = self.versions.get(&base).filter(|b| base < *number && b.through < version.through);
+                if based.is_none() {
+                    return Err(format!("register version {number} is frozen from no earlier version"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Who may feed the register: a registration source (`Role::Source`) of a bureau, for entities
+/// within that bureau.
+pub(crate) fn check_feeder(actor: &Actor) -> Result<(), Rejection> {
+    if actor.role != Role::Source {
+        return Err(Rejection::Forbidden("the register is fed by the registration system's source".into()));
+    }
+    Ok(())
+}
+
+/// The checks of one change on its own; `scope`: the feeding source's bureau.
+pub fn check_change(regions: &Regions, scope: BureauCode, change: &RegisterChange) -> Result<(), Rejection> {
+    check_change_id(&change.id)?;
+    match (&change.entity, change.kind.keeps_entity()) {
+        (Some(entity), true) => {
+            check_entity(regions, entity)?;
+            if !regions.is_within(entity.region, scope) {
+                return Err(Rejection::Forbidden(format!(
+                    "entity {} is registered in {}, outside the source's bureau {scope}",
+                    change.uscc.as_str(),
+                    entity.region
+                )));
+            }
+            Ok(())
+        }
+        (None, false) => Ok(()),
+        (None, true) => Err(invalid("entity", format!("a change of kind {} carries the entity", change.kind))),
+        (Some(_), false) => Err(invalid("entity", format!("a change of kind {} carries no entity", change.kind))),
+    }
+}
+
+pub fn check_change_id(id: &str) -> Result<(), Rejection> {
+    let ok = !id.is_empty()
+        && id.chars().count() <= CHANGE_ID_CHARS_MAX
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid("id", format!("1 to {CHANGE_ID_CHARS_MAX} characters of A-Z, a-z, 0-9, '.', '_', '-', ':'")))
+    }
+}
+
+/// The checks of an entity's fields: the directory file's rules, so a frozen file is a
+/// directory like an imported one (no field holds the file's separator, a quote or a control).
+pub fn check_entity(regions: &Regions, entity: &RegisteredEntity) -> Result<(), Rejection> {
+    check_entity_fields(&entity.name, &entity.industry, &entity.credit_status, &entity.address)
+        .map_err(|(field, reason)| invalid(field, reason))?;
+    if !regions.contains(entity.region) {
+        return Err(invalid("region_code", format!("{} is not a region code in GB/T 2260", entity.region)));
+    }
+    Ok(())
+}
+
+/// The field rules of a directory row (`draw::directory` checks files by them too): the field
+/// at fault and why.
+pub fn check_entity_fields(
+    name: &str,
+    industry: &str,
+    credit_status: &str,
+    address: &str,
+) -> Result<(), (&'static str, String)> {
+    text("name", name, NAME_CHARS_MAX, true)?;
+    text("address", address, ADDRESS_CHARS_MAX, false)?;
+    label("industry", industry)?;
+    label("credit_status", credit_status)
+}
+
+fn label(field: &'static str, value: &str) -> Result<(), (&'static str, String)> {
+    let ok = !value.is_empty()
+        && value.len() <= LABEL_CHARS_MAX
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err((field, format!("`{value}` must be a lower-case code (a-z, 0-9, _)")))
+    }
+}
+
+fn text(field: &'static str, value: &str, chars_max: usize, required: bool) -> Result<(), (&'static str, String)> {
+    if required && value.trim().is_empty() {
+        return Err((field, "is empty".into()));
+    }
+    if value.chars().count() > chars_max {
+        return Err((field, format!("has more than {chars_max} characters")));
+    }
+    if value.chars().any(|c| c.is_control() || c == '"' || c == ',') {
+        return Err((field, "holds control characters, commas or quotes".into()));
+    }
+    Ok(())
+}
+
+/// A ledger core of store format 6 (written before the register) in this build's format: the
+/// register is the core's last field, so a format 6 core ends where this one's register starts.
+pub fn core_of_format_6(core: &[u8]) -> Vec<u8> {
+    let no_register = crate::codec::encode(&Register::default()).expect("an empty register encodes");
+    [core, no_register.as_slice()].concat()
+}
+
+impl crate::apply::Ledger {
+    /// The register's core part (see the module).
+    pub fn entity_register(&self) -> &Register {
+        &self.register
+    }
+
+    /// The journal's change number `seq`, as of the command being applied.
+    pub fn register_entry(&self, seq: u64) -> Option<std::sync::Arc<JournalEntry>> {
+        self.layers().register_entry(seq)
+    }
+
+    /// The number under which the change of id `id` was recorded.
+    pub fn register_change_seq(&self, id: &str) -> Option<u64> {
+        self.layers().register_change(id)
+    }
+
+    /// Records a batch of changes, each on its own: recorded, a repeat of one recorded before
+    /// (the same id and the same change), or refused. `scope`: the source's bureau.
+    pub(crate) fn record_register_changes(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        changes: &[RegisterChange],
+    ) -> Result<Vec<ChangeOutcome>, Rejection> {
+        check_feeder(actor)?;
+        if changes.is_empty() || changes.len() > CHANGES_PER_COMMAND_MAX {
+            return Err(invalid("changes", format!("1 to {CHANGES_PER_COMMAND_MAX} changes at once")));
+        }
+        let regions = self.regions();
+        let mut outcomes = Vec::with_capacity(changes.len());
+        for change in changes {
+            if let Err(refusal) = check_change(&regions, actor.bureau, change) {
+                outcomes.push(ChangeOutcome::Refused(refusal));
+                continue;
+            }
+            if let Some(seq) = self.register_change_seq(&change.id) {
+                let earlier = self.register_entry(seq).expect("a recorded change id names its entry");
+                outcomes.push(if earlier.change == *change {
+                    ChangeOutcome::Repeat { seq }
+                } else {
+                    ChangeOutcome::Refused(crate::command::conflict(
+                        crate::command::ConflictCode::ChangeIdReused,
+                        format!("change {} was recorded as change {seq} with other content", change.id),
+                    ))
+                });
+                continue;
+            }
+            let seq = self.register.next_seq();
+            let entry = JournalEntry { seq, change: change.clone(), source: actor.user.clone(), recorded_ms: stamp_ms };
+            self.insert_register_entry(entry);
+            outcomes.push(ChangeOutcome::Recorded { seq });
+        }
+        Ok(outcomes)
+    }
+}

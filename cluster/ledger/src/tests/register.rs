@@ -1,0 +1,228 @@
+//! The live entity register: the registration system's changes recorded in order, once per
+//! change id; freezes of the register made only from the current version and forward in the
+//! journal; every step kept through a checkpoint.
+
+use crate::campaign::register::{ChangeKind, ChangeOutcome, Freeze, RegisterChange, RegisteredEntity};
+use crate::campaign::{ProgrammeAction, ProgrammeRecord};
+use crate::*;
+
+/// 2026-12-07 09:00 Beijing.
+const T0: u64 = 1_796_605_200_000;
+const BASE: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const FROZEN: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+fn bureau(code: &str) -> BureauCode {
+    BureauCode::parse_compiled(code).expect(code)
+}
+
+fn command(code: &str) -> Actor {
+    Actor { user: format!("command-{code}"), bureau: bureau(code), role: Role::Command }
+}
+
+/// The registration system of Guangzhou.
+fn feed() -> Actor {
+    Actor { user: "gz-registration".into(), bureau: bureau("440100"), role: Role::Source }
+}
+
+fn uscc(n: u32) -> Uscc {
+    Uscc::with_check_character(&format!("91440106MA{n:07}")).expect("a USCC body")
+}
+
+fn change(id: &str, kind: ChangeKind, n: u32, region: &str) -> RegisterChange {
+    let entity = kind.keeps_entity().then(|| RegisteredEntity {
+        name: format!("广州某某{n}有限公司"),
+        region: bureau(region),
+        industry: "catering".into(),
+        credit_status: "normal".into(),
+        address: "广州市天河区体育西路1号".into(),
+    });
+    RegisterChange { id: id.into(), kind, uscc: uscc(n), entity }
+}
+
+fn apply(ledger: &mut Ledger, actor: Actor, action: ProgrammeAction) -> CommandResult {
+    let before = (ledger.programme().clone(), ledger.entity_register().clone(), ledger.records_digest());
+    let stamp_ms = ledger.last_stamp_ms().max(T0) + 1000;
+    let result =
+        ledger.apply(&Command { stamp_ms, actor, idempotency: None, action: Action::Programme(Box::new(action)) });
+    ledger.check_invariants().expect("the ledger keeps its invariants");
+    let copy = ledger.copy_through_a_checkpoint_for_tests();
+    assert_eq!(copy.digest(), ledger.digest(), "a copy through a checkpoint is the same ledger");
+    assert_eq!(copy.entity_register(), ledger.entity_register());
+    for seq in 1..=ledger.entity_register().journal_len() {
+        assert_eq!(copy.register_entry(seq), ledger.register_entry(seq), "change {seq} is kept");
+    }
+    if result.is_err() {
+        let after = (ledger.programme().clone(), ledger.entity_register().clone(), ledger.records_digest());
+        assert_eq!(after, before, "a refusal changes nothing");
+    }
+    result
+}
+
+fn record(ledger: &mut Ledger, changes: Vec<RegisterChange>) -> Vec<ChangeOutcome> {
+    match apply(ledger, feed(), ProgrammeAction::RecordRegisterChanges(changes)).expect("a batch is taken").record {
+        Some(ProgrammeRecord::RegisterChanges(outcomes)) => outcomes,
+        other => panic!("a batch answers per change, not {other:?}"),
+    }
+}
+
+fn imported() -> Ledger {
+    let mut ledger = Ledger::new();
+    let import = ProgrammeAction::ImportRegister { sha256: BASE.into(), entities: 10, bytes: 1_000 };
+    apply(&mut ledger, command("440100"), import).expect("the register's base is imported");
+    ledger
+}
+
+fn freeze(base: u64, through: u64) -> ProgrammeAction {
+    ProgrammeAction::FreezeRegister(Box::new(Freeze {
+        sha256: FROZEN.into(),
+        entities: 11,
+        bytes: 1_100,
+        base,
+        through,
+    }))
+}
+
+#[test]
+fn changes_are_recorded_in_order_and_once_per_change_id() {
+    let mut ledger = imported();
+    let outcomes = record(
+        &mut ledger,
+        vec![
+            change("c-1", ChangeKind::Establish, 1, "440106"),
+            change("c-2", ChangeKind::Amend, 1, "440104"),
+            change("c-3", ChangeKind::Revoke, 2, "440106"),
+        ],
+    );
+    assert_eq!(
+        outcomes,
+        vec![
+            ChangeOutcome::Recorded { seq: 1 },
+            ChangeOutcome::Recorded { seq: 2 },
+            ChangeOutcome::Recorded { seq: 3 }
+        ]
+    );
+    assert_eq!(ledger.entity_register().journal_len(), 3);
+    let second = ledger.register_entry(2).expect("change 2");
+    assert_eq!((second.change.id.as_str(), second.source.as_str()), ("c-2", "gz-registration"));
+
+    // Delivered again (a retry after a lost answer): the same numbers, nothing recorded twice.
+    let again = record(
+        &mut ledger,
+        vec![change("c-2", ChangeKind::Amend, 1, "440104"), change("c-4", ChangeKind::Deregister, 3, "440106")],
+    );
+    assert_eq!(again, vec![ChangeOutcome::Repeat { seq: 2 }, ChangeOutcome::Recorded { seq: 4 }]);
+    // A repeat within one batch is a repeat of the first.
+    let twice = record(
+        &mut ledger,
+        vec![change("c-5", ChangeKind::Establish, 5, "440106"), change("c-5", ChangeKind::Establish, 5, "440106")],
+    );
+    assert_eq!(twice, vec![ChangeOutcome::Recorded { seq: 5 }, ChangeOutcome::Repeat { seq: 5 }]);
+    assert_eq!(ledger.register_change_seq("c-5"), Some(5));
+    assert_eq!(ledger.entity_register().journal_len(), 5);
+}
+
+#[test]
+fn a_bad_change_is_refused_alone_and_a_reused_id_is_a_conflict() {
+    let mut ledger = imported();
+    record(&mut ledger, vec![change("c-1", ChangeKind::Establish, 1, "440106")]);
+    let mut no_entity = change("c-2", ChangeKind::Establish, 2, "440106");
+    no_entity.entity = None;
+    let mut entity_on_revoke = change("c-3", ChangeKind::Revoke, 3, "440106");
+    entity_on_revoke.entity = change("x", ChangeKind::Establish, 3, "440106").entity;
+    let mut comma = change("c-4", ChangeKind::Establish, 4, "440106");
+    comma.entity.as_mut().expect("an entity").name = "广州,某某".into();
+    let outcomes = record(
+        &mut ledger,
+        vec![
+            // The same id with other content.
+            change("c-1", ChangeKind::Establish, 1, "440104"),
+            no_entity,
+            entity_on_revoke,
+            comma,
+            // Shenzhen's entity is not the Guangzhou source's to report.
+            change("c-5", ChangeKind::Establish, 5, "440305"),
+            change("bad id!", ChangeKind::Establish, 6, "440106"),
+            change("c-7", ChangeKind::Establish, 7, "440106"),
+        ],
+    );
+    let refused = |outcome: &ChangeOutcome| matches!(outcome, ChangeOutcome::Refused(_));
+    assert!(outcomes[..6].iter().all(refused), "{outcomes:?}");
+    assert!(matches!(
+        &outcomes[0],
+        ChangeOutcome::Refused(Rejection::Conflict { code: ConflictCode::ChangeIdReused, .. })
+    ));
+    assert!(matches!(&outcomes[4], ChangeOutcome::Refused(Rejection::Forbidden(_))));
+    assert_eq!(outcomes[6], ChangeOutcome::Recorded { seq: 2 }, "the good change goes on");
+    assert_eq!(ledger.entity_register().journal_len(), 2);
+}
+
+#[test]
+fn only_a_registration_source_feeds_the_register_and_batches_are_bounded() {
+    let mut ledger = imported();
+    let batch = ProgrammeAction::RecordRegisterChanges(vec![change("c-1", ChangeKind::Establish, 1, "440106")]);
+    assert!(matches!(apply(&mut ledger, command("440100"), batch), Err(Rejection::Forbidden(_))));
+    let too_many = (0..=crate::campaign::register::CHANGES_PER_COMMAND_MAX as u32)
+        .map(|n| change(&format!("c-{n}"), ChangeKind::Establish, n, "440106"))
+        .collect();
+    let refused = apply(&mut ledger, feed(), ProgrammeAction::RecordRegisterChanges(too_many));
+    assert!(matches!(refused, Err(Rejection::Invalid { .. })));
+    assert!(matches!(
+        apply(&mut ledger, feed(), ProgrammeAction::RecordRegisterChanges(Vec::new())),
+        Err(Rejection::Invalid { .. })
+    ));
+}
+
+#[test]
+fn a_freeze_starts_from_the_current_version_and_moves_forward_in_the_journal() {
+    let mut ledger = imported();
+    // Nothing recorded since the import: nothing to freeze.
+    assert!(matches!(apply(&mut ledger, command("440100"), freeze(1, 0)), Err(Rejection::NothingToRecord(_))));
+    record(
+        &mut ledger,
+        vec![change("c-1", ChangeKind::Establish, 1, "440106"), change("c-2", ChangeKind::Revoke, 2, "440106")],
+    );
+    assert_eq!(ledger.entity_register().pending_after(ledger.programme().entity_directory().unwrap()), Some(2));
+    // Past the journal's end, from a version that is not current, by a source: refused.
+    assert!(matches!(apply(&mut ledger, command("440100"), freeze(1, 3)), Err(Rejection::Invalid { .. })));
+    let stale = apply(&mut ledger, command("440100"), freeze(2, 2));
+    assert!(matches!(stale, Err(Rejection::Conflict { code: ConflictCode::DirectoryChanged, .. })));
+    assert!(matches!(apply(&mut ledger, feed(), freeze(1, 2)), Err(Rejection::Forbidden(_))));
+
+    let frozen = apply(&mut ledger, command("440100"), freeze(1, 2)).expect("the register is frozen");
+    let Some(ProgrammeRecord::EntityDirectory(version)) = frozen.record else { panic!("a freeze makes a version") };
+    assert_eq!((version.number, version.sha256.as_str(), version.entities), (2, FROZEN, 11));
+    let register = ledger.entity_register();
+    let frozen = register.version(2).expect("the freeze is on record");
+    assert_eq!((frozen.through, frozen.base), (2, Some(1)));
+    assert_eq!(register.pending_after(ledger.programme().entity_directory().unwrap()), Some(0));
+    // Once more through the same change: nothing new.
+    assert!(matches!(apply(&mut ledger, command("440100"), freeze(2, 2)), Err(Rejection::NothingToRecord(_))));
+}
+
+#[test]
+fn a_directory_imported_the_old_way_is_no_base_for_a_freeze_and_an_import_takes_in_the_journal() {
+    let mut ledger = Ledger::new();
+    let old = ProgrammeAction::RecordEntityDirectory { sha256: BASE.into(), entities: 10, bytes: 1_000 };
+    apply(&mut ledger, command("440100"), old).expect("imported");
+    record(&mut ledger, vec![change("c-1", ChangeKind::Establish, 1, "440106")]);
+    let unbased = apply(&mut ledger, command("440100"), freeze(1, 1));
+    assert!(matches!(unbased, Err(Rejection::Conflict { code: ConflictCode::RegisterUnbased, .. })));
+    // A whole import holds the changes before it.
+    let import = ProgrammeAction::ImportRegister { sha256: FROZEN.into(), entities: 11, bytes: 1_100 };
+    apply(&mut ledger, command("440100"), import).expect("imported again");
+    assert_eq!(ledger.entity_register().version(2).map(|v| (v.through, v.base)), Some((1, None)));
+    assert!(matches!(apply(&mut ledger, command("440100"), freeze(2, 1)), Err(Rejection::NothingToRecord(_))));
+}
+
+#[test]
+fn a_core_of_format_6_reads_as_a_ledger_with_no_register() {
+    let ledger = imported();
+    let mut empty = Ledger::new();
+    let directory = ProgrammeAction::RecordEntityDirectory { sha256: BASE.into(), entities: 10, bytes: 1_000 };
+    apply(&mut empty, command("440100"), directory).expect("imported");
+    let core = empty.encode_core();
+    let no_register = crate::codec::encode(&crate::campaign::register::Register::default()).unwrap();
+    let format_6 = &core[..core.len() - no_register.len()];
+    assert_eq!(crate::campaign::register::core_of_format_6(format_6), core);
+    assert_ne!(ledger.encode_core(), core, "an import as the register's base is on record");
+}
