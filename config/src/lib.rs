@@ -394,6 +394,21 @@ pub struct ConsumerConfig {
     pub bureau: String,
 }
 
+/// The registration system (登记系统) that feeds the live entity register its changes
+/// (`POST /api/v1/register/changes`), for the entities within its bureau.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFeedConfig {
+    pub name: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+    pub bureau: String,
+    /// Changes per second it may deliver (a bucket refilled at this rate, one second deep).
+    pub changes_per_second: u32,
+}
+
 /// Fields a source may group signals by.
 pub const GROUPING_FIELDS: [&str; 6] =
     ["subject.uscc", "subject.name", "subject.region_code", "kind", "matter", "title"];
@@ -410,6 +425,8 @@ pub struct UsersFile {
     pub sources: Vec<SourceConfig>,
     #[serde(default)]
     pub consumers: Vec<ConsumerConfig>,
+    #[serde(default)]
+    pub register_feeds: Vec<RegisterFeedConfig>,
 }
 
 impl UsersFile {
@@ -420,7 +437,9 @@ impl UsersFile {
         let admins = self.admins.iter().filter(|a| a.token.is_some()).map(|a| format!("admin {}", a.name));
         let sources = self.sources.iter().filter(|s| s.token.is_some()).map(|s| format!("source {}", s.name));
         let consumers = self.consumers.iter().filter(|c| c.token.is_some()).map(|c| format!("consumer {}", c.name));
-        users.chain(admins).chain(sources).chain(consumers).collect()
+        let feeds =
+            self.register_feeds.iter().filter(|f| f.token.is_some()).map(|f| format!("register feed {}", f.name));
+        users.chain(admins).chain(sources).chain(consumers).chain(feeds).collect()
     }
 }
 
@@ -584,6 +603,11 @@ impl UsersFile {
                 self.consumers
                     .iter()
                     .map(|c| (format!("consumers.{}", c.name), &c.token, &c.token_sha256, Some(&c.bureau))),
+            )
+            .chain(
+                self.register_feeds
+                    .iter()
+                    .map(|f| (format!("register_feeds.{}", f.name), &f.token, &f.token_sha256, Some(&f.bureau))),
             );
         for (field, token, token_sha256, bureau) in machine_tokens {
             if !tokens.insert(credential_hash(&field, token, token_sha256)?) {
@@ -594,6 +618,11 @@ impl UsersFile {
             }
             if !machine_names.insert(field.clone()) {
                 return Err(invalid(&field, "name is used twice"));
+            }
+        }
+        for feed in &self.register_feeds {
+            if feed.changes_per_second == 0 {
+                return Err(invalid(&format!("register_feeds.{}", feed.name), "changes_per_second must be positive"));
             }
         }
         for source in &self.sources {

@@ -45,6 +45,15 @@ pub struct Users {
     sources: HashMap<String, Arc<IntakeSource>>,
     /// Export consumers' tokens → (name, bureau scope).
     consumers: HashMap<String, (String, BureauCode)>,
+    /// Registration systems' tokens → their feeds of the entity register.
+    register_feeds: HashMap<String, Arc<RegisterFeed>>,
+}
+
+/// A registration system feeding the live entity register (`routes::register`).
+pub struct RegisterFeed {
+    pub name: String,
+    pub bureau: BureauCode,
+    pub bucket: std::sync::Mutex<TokenBucket>,
 }
 
 impl Users {
@@ -97,7 +106,17 @@ impl Users {
                 (consumer.name.clone(), bureau),
             );
         }
-        Ok(Users { by_token, admins, sources, consumers })
+        let mut register_feeds = HashMap::new();
+        for feed in &file.register_feeds {
+            let bureau = known(&feed.bureau)
+                .ok_or_else(|| format!("register feed {}: {} is not a region code", feed.name, feed.bureau))?;
+            let bucket = std::sync::Mutex::new(TokenBucket::new(f64::from(feed.changes_per_second)));
+            register_feeds.insert(
+                hash(&feed.name, &feed.token, &feed.token_sha256)?,
+                Arc::new(RegisterFeed { name: feed.name.clone(), bureau, bucket }),
+            );
+        }
+        Ok(Users { by_token, admins, sources, consumers, register_feeds })
     }
 
     /// Every bureau a user or consumer is configured with.
@@ -109,6 +128,15 @@ impl Users {
     pub fn authenticate_source(&self, headers: &HeaderMap) -> Result<Arc<IntakeSource>, ApiError> {
         let token = config::token_hash(bearer(headers)?);
         self.sources.get(&token).cloned().ok_or_else(|| ApiError::Unauthorized("not an intake source's token".into()))
+    }
+
+    /// The registration system presenting the bearer token.
+    pub fn authenticate_register_feed(&self, headers: &HeaderMap) -> Result<Arc<RegisterFeed>, ApiError> {
+        let token = config::token_hash(bearer(headers)?);
+        self.register_feeds
+            .get(&token)
+            .cloned()
+            .ok_or_else(|| ApiError::Unauthorized("not a registration system's token".into()))
     }
 
     /// The export consumer presenting the bearer token: its name and bureau scope.
@@ -229,14 +257,21 @@ impl UserDirectory {
         self.users().authenticate_consumer(headers).inspect_err(|error| log_refusal(headers, error))
     }
 
-    /// Whether the request carries a credential the API knows (a user's, an intake source's or
-    /// an export consumer's), without spending any budget: a gateway refuses the others before
+    pub fn authenticate_register_feed(&self, headers: &HeaderMap) -> Result<Arc<RegisterFeed>, ApiError> {
+        self.users().authenticate_register_feed(headers).inspect_err(|error| log_refusal(headers, error))
+    }
+
+    /// Whether the request carries a credential the API knows (a user's, an intake source's, an
+    /// export consumer's or a registration system's), without spending any budget: a gateway refuses the others before
     /// it reads their bodies; the node authenticates again and counts.
     pub fn knows_api_credential(&self, headers: &HeaderMap) -> bool {
         let Ok(token) = bearer(headers) else { return false };
         let hash = config::token_hash(token);
         let users = self.users();
-        users.by_token.contains_key(&hash) || users.sources.contains_key(&hash) || users.consumers.contains_key(&hash)
+        users.by_token.contains_key(&hash)
+            || users.sources.contains_key(&hash)
+            || users.consumers.contains_key(&hash)
+            || users.register_feeds.contains_key(&hash)
     }
 }
 

@@ -49,8 +49,11 @@ pub const FEATURE_ITEM_LIST: &str = "item-list-v1";
 pub const FEATURE_FOLLOW_UP: &str = "follow-up-v1";
 /// Annual plans and campaigns in their batches (`ledger::campaign::annual_plan`).
 pub const FEATURE_ANNUAL_PLAN: &str = "annual-plan-v1";
+/// The live entity register: its base imported, its feed of changes, freezes and beacons fixed
+/// on it (`ledger::campaign::register`).
+pub const FEATURE_REGISTER_FEED: &str = "register-feed-v1";
 /// Every feature this build reads.
-pub(crate) const FEATURES_READ: [&str; 7] = [
+pub(crate) const FEATURES_READ: [&str; 8] = [
     FEATURE_REFERENCE,
     FEATURE_ORGANISATION,
     FEATURE_SITE_RECORDS,
@@ -58,6 +61,7 @@ pub(crate) const FEATURES_READ: [&str; 7] = [
     FEATURE_ITEM_LIST,
     FEATURE_FOLLOW_UP,
     FEATURE_ANNUAL_PLAN,
+    FEATURE_REGISTER_FEED,
 ];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;

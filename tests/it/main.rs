@@ -24,6 +24,7 @@ mod nemesis;
 mod operations;
 mod people;
 mod reference;
+mod register;
 mod response_metrics;
 mod search;
 mod site_records;

@@ -9,6 +9,7 @@ pub mod headers;
 pub mod inspection;
 pub mod item_list;
 pub mod organisation;
+pub mod register;
 pub mod schema;
 pub mod site_record;
 pub mod time;

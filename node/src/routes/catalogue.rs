@@ -8,7 +8,9 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
-use super::{actions, annual_plan, bulk, item_list, presence, programme, public, request, response_metrics, tasks};
+use super::{
+    actions, annual_plan, bulk, item_list, presence, programme, public, register, request, response_metrics, tasks,
+};
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
     me, people, search, stations,
@@ -30,6 +32,7 @@ use crate::api::organisation::{
     RenamePersonRequest, RenameStationRequest, ResetPasswordRequest, RolesRequest, SessionJson, SignInRequest,
     StationAreasRequest, StationJson, StationNoteRequest, StationRequest, StationsJson,
 };
+use crate::api::register::{JournalJson, RegisterChangesRequest, RegisterChangesResponse, RegisterJson};
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EntityFileJson, EscalationsJson,
     ExportPageJson, MeJson, ReporterIdentityJson, SearchJson, TaskJson, TaskPage,
@@ -73,6 +76,8 @@ pub enum Caller {
     Source,
     /// A data-sharing consumer (`[[consumers]]`).
     Consumer,
+    /// A registration system feeding the entity register (`[[register_feeds]]`).
+    Registration,
 }
 
 /// Bytes of no one type (a backup; an attachment, whose real type its answer names).
@@ -160,7 +165,7 @@ impl Operation {
 }
 
 pub fn operations() -> Vec<Operation> {
-    use Caller::{Admin, Anyone, Consumer, Source, User};
+    use Caller::{Admin, Anyone, Consumer, Registration, Source, User};
     vec![
         op(
             Method::POST,
@@ -521,6 +526,32 @@ pub fn operations() -> Vec<Operation> {
             Answer::Text("text/csv"),
         )
         .handler(get(programme::directory_file)),
+        op(
+            Method::POST,
+            "/api/v1/register/changes",
+            "Changes from the registration system (establish, amend, revoke, deregister), answered per change",
+            Registration,
+            ok(schema::<RegisterChangesResponse>),
+        )
+        .body(schema::<RegisterChangesRequest>)
+        .handler(post(register::feed_changes)),
+        op(
+            Method::GET,
+            "/api/v1/register/changes",
+            "The entity register's journal of changes, in order, a page at a time",
+            User,
+            ok(schema::<JournalJson>),
+        )
+        .query(schema::<register::JournalQuery>)
+        .handler(get(register::journal)),
+        op(
+            Method::GET,
+            "/api/v1/register",
+            "The entity register: its journal's length and the directory versions made from it",
+            User,
+            ok(schema::<RegisterJson>),
+        )
+        .handler(get(register::register)),
         op(
             Method::GET,
             "/api/v1/inspectors",

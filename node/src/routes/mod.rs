@@ -23,6 +23,7 @@ mod people;
 mod presence;
 mod programme;
 mod public;
+mod register;
 pub(crate) mod request;
 mod response_metrics;
 mod search;

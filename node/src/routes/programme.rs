@@ -42,6 +42,12 @@ pub fn record_json(regions: &Regions, record: &ProgrammeRecord) -> serde_json::V
             inspectors: inspectors.iter().map(|inspector| InspectorJson::of(regions, inspector)).collect(),
         }),
         ProgrammeRecord::ItemList(version) => serde_json::to_value(ItemListVersionJson::of(version)),
+        ProgrammeRecord::RegisterChanges(outcomes) => serde_json::to_value(
+            outcomes
+                .iter()
+                .map(|outcome| crate::api::register::ChangeResultJson::of(None, outcome.clone()))
+                .collect::<Vec<_>>(),
+        ),
         ProgrammeRecord::AnnualPlan(changed) => {
             use crate::api::annual_plan::{AnnualPlanJson, PlanChangeJson, PlanVersionJson};
             let (plan, version) = &**changed;
@@ -100,16 +106,36 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
     }
     match keep_directory(&state, bytes).await {
         Ok(summary) => {
-            let action = ProgrammeAction::RecordEntityDirectory {
-                sha256: summary.sha256,
-                entities: summary.entities,
-                bytes: summary.bytes,
+            let (sha256, entities, bytes) = (summary.sha256, summary.entities, summary.bytes);
+            // Once every member reads the register's commands, a whole import is the live
+            // register's base (the changes recorded before it are in it); before, the command
+            // every build takes.
+            let action = if register_fed(&state).await {
+                ProgrammeAction::ImportRegister { sha256, entities, bytes }
+            } else {
+                ProgrammeAction::RecordEntityDirectory { sha256, entities, bytes }
             };
             let command = Command { stamp_ms: time::now_ms(), actor, idempotency: None, action: programme(action) };
             write(&state, original, command, StatusCode::CREATED).await
         }
         Err(error) => error.into_response(),
     }
+}
+
+/// Whether every member reads the live register's commands (`register-feed-v1`).
+async fn register_fed(state: &AppState) -> bool {
+    let feature = crate::reference::FEATURE_REGISTER_FEED;
+    crate::reference::members_read(state, feature, "the entity register").await.is_ok()
+}
+
+/// Whether the current directory version is the live register's (imported as its base, or
+/// frozen from it): then the group committed the register's commands, so every member reads
+/// them (a group does not go back to an older build after that).
+fn on_register(state: &AppState) -> bool {
+    let replica = state.store.read();
+    let ledger = &replica.ledger;
+    let current = ledger.programme().entity_directory();
+    current.is_some_and(|current| ledger.entity_register().version(current.number).is_some())
 }
 
 async fn keep_directory(state: &AppState, bytes: Bytes) -> Result<draw::directory::DirectorySummary, ApiError> {
@@ -429,9 +455,18 @@ pub async fn draw(
         }
         if let Some(value) = request.beacon {
             ledger::validate::text("beacon", &value, ledger::campaign::BEACON_CHARS_MAX, true, false)?;
-            if let Committed::Relayed(response) =
-                commit(&state, &original, &actor, ProgrammeAction::FixBeacon { campaign: id, value }).await?
-            {
+            // With a live register, the changes recorded since the current directory version
+            // are frozen into the next one, and the beacon fixes the draw on it: the population
+            // is the register as it stood just before the beacon was known.
+            let fix = if on_register(&state) {
+                if let Some(response) = super::register::freeze_pending(&state, &original, &actor).await? {
+                    return Ok(response);
+                }
+                ProgrammeAction::FixBeaconOnRegister { campaign: id, value }
+            } else {
+                ProgrammeAction::FixBeacon { campaign: id, value }
+            };
+            if let Committed::Relayed(response) = commit(&state, &original, &actor, fix).await? {
                 return Ok(response);
             }
         }
@@ -492,14 +527,14 @@ pub async fn draw(
     }
 }
 
-enum Committed {
+pub(super) enum Committed {
     Record(Option<ProgrammeRecord>),
     /// Leadership moved: the new leader was handed the whole request and this is its answer.
     Relayed(Response),
 }
 
 /// Proposes one programme command on this node (the leader) and answers its record.
-async fn commit(
+pub(super) async fn commit(
     state: &AppState,
     original: &OriginalRequest,
     actor: &Actor,
