@@ -324,3 +324,78 @@ fn accounts_are_checkpointed_and_streamed_before_the_tasks() {
     assert!(refused.to_string().contains("login"), "{refused}");
     assert!(!dir.path().join("c.redb").exists());
 }
+
+/// `checkpointed` with the entity register: a base imported and three changes fed.
+fn with_register(store: &Store) -> Ledger {
+    use ledger::campaign::register::{ChangeKind, RegisterChange, RegisteredEntity};
+    use ledger::campaign::ProgrammeAction;
+    let mut ledger = checkpointed(store, 3);
+    let command = Actor { user: "gz-command".into(), bureau: bureau("440100"), role: Role::Command };
+    let feed = Actor { user: "gz-registration".into(), bureau: bureau("440100"), role: Role::Source };
+    let import = ProgrammeAction::ImportRegister { sha256: "1".repeat(64), entities: 10, bytes: 100 };
+    let changes = (1..=3u32)
+        .map(|n| RegisterChange {
+            id: format!("c-{n}"),
+            kind: ChangeKind::Establish,
+            uscc: ledger::Uscc::with_check_character(&format!("91440106MA{n:07}")).expect("a USCC"),
+            entity: Some(RegisteredEntity {
+                name: format!("公司{n}"),
+                region: bureau("440106"),
+                industry: "retail".into(),
+                credit_status: "normal".into(),
+                address: String::new(),
+            }),
+        })
+        .collect();
+    for (n, (actor, action)) in
+        [(command, import), (feed, ProgrammeAction::RecordRegisterChanges(changes))].into_iter().enumerate()
+    {
+        let stamp_ms = 1_780_000_002_000 + n as u64;
+        let action = Action::Programme(Box::new(action));
+        ledger.apply(&Command { stamp_ms, actor, idempotency: None, action }).expect("applied");
+    }
+    let sealed = ledger.seal();
+    let meta = CheckpointMeta {
+        applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 5)),
+        membership: Default::default(),
+    };
+    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
+    ledger.checkpoint_written();
+    ledger
+}
+
+#[test]
+fn the_register_journal_is_checkpointed_and_streamed_whole() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("a.redb")).expect("store");
+    let ledger = with_register(&store);
+    assert_eq!(ledger.entity_register().journal_len(), 3);
+    let mut bytes = Vec::new();
+    let (_, records) = write_stream(&store.view().expect("view"), &mut bytes).expect("stream");
+    assert_eq!(records, 3 + 3 + 3, "tasks, journal entries and change ids");
+    let loaded = load_stream(&mut bytes.as_slice(), &dir.path().join("b.redb")).expect("loads");
+    let copy =
+        Ledger::from_core(&loaded.core, Store::open(&dir.path().join("b.redb")).expect("b").records()).expect("core");
+    copy.check_invariants().expect("invariants");
+    assert_eq!(copy.digest(), ledger.digest());
+    assert_eq!(copy.register_entry(2), ledger.register_entry(2));
+    assert_eq!(copy.register_change_seq("c-3"), Some(3));
+
+    // A change id filed under another change's number: refused by the loader's own check.
+    let mut forged = frames(&bytes);
+    for (kind, payload) in &mut forged {
+        if *kind == 11 {
+            let number = u64::from_be_bytes(payload[..8].try_into().expect("8 bytes"));
+            payload[..8].copy_from_slice(&(4 - number).to_be_bytes());
+        }
+    }
+    let refused = load_stream(&mut framed(&forged).as_slice(), &dir.path().join("c.redb")).expect_err("refused");
+    assert!(refused.to_string().contains("change id"), "{refused}");
+    // A journal entry left out, the end's count made to agree: the journal's own count refuses it.
+    let mut short: Vec<_> =
+        frames(&bytes).into_iter().filter(|(kind, payload)| !(*kind == 10 && payload[7] == 2)).collect();
+    let end = short.last_mut().expect("the end");
+    end.1 = 8u64.to_le_bytes().to_vec();
+    let refused = verify_stream(&mut framed(&short).as_slice()).expect_err("refused");
+    assert!(refused.to_string().contains("register changes"), "{refused}");
+}

@@ -289,8 +289,10 @@ fn a_core_of_format_5_reads_as_a_ledger_with_no_list() {
     let ledger = with_directory();
     let core = ledger.encode_core();
     let no_list = crate::codec::encode(&crate::campaign::Planning::default()).unwrap();
-    let format_5 = &core[..core.len() - no_list.len()];
-    assert_eq!(crate::campaign::item_list::core_of_format_5(format_5), core);
+    let no_register = crate::codec::encode(&crate::campaign::register::Register::default()).unwrap();
+    let format_5 = &core[..core.len() - no_register.len() - no_list.len()];
+    let format_6 = crate::campaign::item_list::core_of_format_5(format_5);
+    assert_eq!(crate::campaign::register::core_of_format_6(&format_6), core);
 }
 
 #[test]

@@ -226,3 +226,95 @@ fn a_core_of_format_6_reads_as_a_ledger_with_no_register() {
     assert_eq!(crate::campaign::register::core_of_format_6(format_6), core);
     assert_ne!(ledger.encode_core(), core, "an import as the register's base is on record");
 }
+
+mod random {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One step of a random history: a batch of changes from a small pool of ids and entities
+    /// (so repeats and reused ids happen), an import, or a freeze at some base and length.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Batch(Vec<(u8, u8, u8, bool)>),
+        Import(u8),
+        Freeze { base: u8, through: u8 },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => proptest::collection::vec((0u8..12, 0u8..4, 0u8..6, any::<bool>()), 1..6).prop_map(Step::Batch),
+            1 => any::<u8>().prop_map(Step::Import),
+            2 => (0u8..6, 0u8..30).prop_map(|(base, through)| Step::Freeze { base, through }),
+        ]
+    }
+
+    fn command_of(ledger: &Ledger, step: &Step, stamp_ms: u64) -> Command {
+        let (actor, action) = match step {
+            Step::Batch(changes) => {
+                let changes = changes
+                    .iter()
+                    .map(|(id, kind, entity, inside)| {
+                        let region = if *inside { "440106" } else { "440305" };
+                        let kind = ChangeKind::ALL[usize::from(*kind)];
+                        change(&format!("c-{id}"), kind, u32::from(*entity), region)
+                    })
+                    .collect();
+                (feed(), ProgrammeAction::RecordRegisterChanges(changes))
+            }
+            Step::Import(n) => {
+                let sha256 = format!("{:064x}", u64::from(*n) + 1);
+                (command("440100"), ProgrammeAction::ImportRegister { sha256, entities: 10, bytes: 1_000 })
+            }
+            Step::Freeze { base, through } => {
+                let current = ledger.programme().entity_directories().len() as u64;
+                let freeze = Freeze {
+                    sha256: format!("{:064x}", stamp_ms),
+                    entities: 10,
+                    bytes: 1_000,
+                    base: current.saturating_sub(u64::from(*base % 2)).max(u64::from(*base / 2)),
+                    through: u64::from(*through),
+                };
+                (command("440100"), ProgrammeAction::FreezeRegister(Box::new(freeze)))
+            }
+        };
+        Command { stamp_ms, actor, idempotency: None, action: Action::Programme(Box::new(action)) }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+        /// Whatever the feed, imports and freezes do, the journal is numbered without gaps,
+        /// each id names the change filed under it, a refusal changes nothing, and a replay
+        /// with checkpoints and restarts ends in the same ledger.
+        #[test]
+        fn random_feeds_and_freezes_keep_the_register_whole(steps in proptest::collection::vec(step(), 1..40)) {
+            let mut ledger = Ledger::new();
+            let mut log = Vec::new();
+            let mut stamp_ms = T0;
+            for step in &steps {
+                stamp_ms += 60_000;
+                let command = command_of(&ledger, step, stamp_ms);
+                let before = (ledger.programme().clone(), ledger.entity_register().clone(), ledger.records_digest());
+                let result = ledger.apply(&command);
+                ledger.check_invariants().expect("the invariants hold");
+                if result.is_err() {
+                    let after = (ledger.programme().clone(), ledger.entity_register().clone(), ledger.records_digest());
+                    prop_assert_eq!(after, before);
+                }
+                log.push(command);
+            }
+            let register = ledger.entity_register();
+            for seq in 1..=register.journal_len() {
+                let entry = ledger.register_entry(seq).expect("no gap in the journal");
+                prop_assert_eq!(entry.seq, seq);
+                prop_assert_eq!(ledger.register_change_seq(&entry.change.id), Some(seq));
+            }
+            prop_assert!(ledger.register_entry(register.journal_len() + 1).is_none());
+            let copy = ledger.copy_through_a_checkpoint_for_tests();
+            prop_assert_eq!(copy.digest(), ledger.digest());
+            let replayed = super::super::replay_with_checkpoints(&log, 7);
+            prop_assert_eq!(replayed.digest(), ledger.digest());
+        }
+    }
+}
