@@ -19,6 +19,11 @@ pub const PUBLIC_CLIENTS_TRACKED_MAX: usize = 4_096;
 /// Every API request must finish within this; a write that times out may still commit, which
 /// is why writes carry idempotency keys.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// What a request that moves a whole entity directory (a province's is gigabytes: an import,
+/// a member's copy, a download) or draws over one has instead of `REQUEST_TIMEOUT`.
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// The longest a transfer may go without a byte arriving before it is given up.
+pub const TRANSFER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Concurrent HTTP requests served by one node; further ones wait in the accept queue.
 pub const CONCURRENT_REQUESTS_MAX: usize = 4_096;
 /// Commands waiting for the group-commit batcher; a full queue answers 503 (overloaded).

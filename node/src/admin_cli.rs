@@ -351,12 +351,16 @@ async fn keep_beside(
             continue;
         }
         let url = client.url(node, &path.replace("{sha256}", sha256));
-        let response =
+        let mut response =
             client.http.get(url).bearer_auth(token).send().await.with_context(|| format!("calling {node}"))?;
         let status = response.status();
-        let file = response.bytes().await.with_context(|| format!("reading {} {sha256}", shelf.what()))?;
         anyhow::ensure!(status.is_success(), "the node refused {} {sha256}: {status}", shelf.what());
-        store.write(sha256, &file).with_context(|| format!("keeping {} {sha256}", shelf.what()))?;
+        // Into a file as it arrives: a province's directory is gigabytes.
+        let mut staging = store.staging()?;
+        while let Some(chunk) = response.chunk().await.with_context(|| format!("reading {} {sha256}", shelf.what()))? {
+            staging.write(&chunk)?;
+        }
+        staging.keep(Some(sha256)).with_context(|| format!("keeping {} {sha256}", shelf.what()))?;
     }
     Ok(())
 }
@@ -380,12 +384,15 @@ fn restore_beside(from: &Path, data_dir: &Path, shelf: Shelf, names: &[String]) 
     let mut restored = 0;
     for sha256 in names {
         let file = match &kept {
-            Some(kept) => kept.read(sha256)?,
+            Some(kept) => kept.open_file(sha256)?,
             None => None,
         };
         match file {
-            Some(file) => {
-                store.write(sha256, &file).with_context(|| format!("restoring {} {sha256}", shelf.what()))?;
+            Some((file, _)) => {
+                // Copied through, hashed on the way: a province's directory is gigabytes.
+                let mut staging = store.staging()?;
+                std::io::copy(&mut std::io::BufReader::new(file), &mut staging)?;
+                staging.keep(Some(sha256)).with_context(|| format!("restoring {} {sha256}", shelf.what()))?;
                 restored += 1;
             }
             None => eprintln!("warning: the {} {sha256} is not kept with the backup", shelf.what()),

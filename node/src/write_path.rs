@@ -57,7 +57,7 @@ pub struct OriginalRequest {
 
 impl OriginalRequest {
     fn hops(&self) -> u32 {
-        self.headers.get(RELAY_HOPS).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+        hops_of(&self.headers)
     }
 }
 
@@ -166,24 +166,77 @@ async fn relay(
     leader_id: u64,
     addr: &str,
 ) -> Result<Response, Option<ApiError>> {
-    let path = original.uri.path_and_query().map_or("/", |p| p.as_str());
-    let hops = (original.hops() + 1).to_string();
-    let authorization = original.headers.get(axum::http::header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
+    let body = reqwest::Body::from(original.body.clone());
+    send_to_leader(state, &original.uri, &original.headers, body, REQUEST_TIMEOUT, leader_id, addr).await
+}
+
+/// When another node is known to lead, streams the request's body there as it arrives (a
+/// directory file of gigabytes is never whole in a follower's memory); answers the leader's
+/// response, or hands the body back to be handled here.
+pub async fn relay_stream_if_follower(
+    state: &AppState,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<Response, axum::body::Body> {
+    let hint = state.leader_hint();
+    if hint.is_self || hops_of(headers) >= RELAY_HOPS_MAX {
+        return Err(body);
+    }
+    let Some((leader_id, addr)) = hint.leader.filter(|(id, _)| *id != state.node_id) else { return Err(body) };
+    let stream = reqwest::Body::wrap_stream(body.into_data_stream());
+    let timeout = config::limits::TRANSFER_TIMEOUT;
+    match send_to_leader(state, uri, headers, stream, timeout, leader_id, &addr).await {
+        Ok(response) => Ok(response),
+        // The body is spent either way: the client sends it again.
+        Err(None) => Ok(ApiError::Unavailable {
+            code: "no_leader",
+            message: format!("the leader (node {leader_id}) could not be reached; send the file again shortly"),
+        }
+        .into_response()),
+        Err(Some(error)) => Ok(error.into_response()),
+    }
+}
+
+fn hops_of(headers: &HeaderMap) -> u32 {
+    headers.get(RELAY_HOPS).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Sends a request (its path, credentials and body) to the leader, vouched for as relayed by
+/// a member. `Err(None)` means the connection was refused.
+async fn send_to_leader(
+    state: &AppState,
+    uri: &Uri,
+    original_headers: &HeaderMap,
+    body: reqwest::Body,
+    timeout: Duration,
+    leader_id: u64,
+    addr: &str,
+) -> Result<Response, Option<ApiError>> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let hops = (hops_of(original_headers) + 1).to_string();
+    let authorization = original_headers.get(axum::http::header::AUTHORIZATION).map_or(&b""[..], |v| v.as_bytes());
     let proof = state.group_secret.seal(PROOF_PURPOSE, &relay_proof_parts("POST", path, &hops, authorization));
     let mut request = state
         .relay_http
         .post(format!("{}{path}", state.transport.base_url(&state.peers.route(leader_id, addr))))
-        .timeout(REQUEST_TIMEOUT)
+        .timeout(timeout)
         .header(RELAY_HOPS, hops)
         .header(RELAY_PROOF, proof)
-        .body(original.body.clone());
+        .body(body);
     // If-Match decides whether the write applies: the leader must see it as the client sent it.
-    for name in [axum::http::header::AUTHORIZATION, axum::http::header::CONTENT_TYPE, axum::http::header::IF_MATCH] {
-        if let Some(value) = original.headers.get(&name) {
+    let forwarded = [
+        axum::http::header::AUTHORIZATION,
+        axum::http::header::CONTENT_TYPE,
+        axum::http::header::IF_MATCH,
+        axum::http::header::CONTENT_LENGTH,
+    ];
+    for name in forwarded {
+        if let Some(value) = original_headers.get(&name) {
             request = request.header(name, value);
         }
     }
-    if let Some(value) = original.headers.get(IDEMPOTENCY) {
+    if let Some(value) = original_headers.get(IDEMPOTENCY) {
         request = request.header(IDEMPOTENCY, value);
     }
     let response = request.send().await.map_err(|error| {

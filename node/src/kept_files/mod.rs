@@ -8,6 +8,7 @@
 pub mod object_shelf;
 pub mod replication;
 pub mod store;
+pub mod transfer;
 
 pub use object_shelf::ObjectShelf;
 pub use store::ContentStore;

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ledger::campaign::is_hex_sha256;
+use sha2::{Digest, Sha256};
 
 use super::Shelf;
 
@@ -69,6 +70,39 @@ impl ContentStore {
         Ok(Some((size, start)))
     }
 
+    /// A kept file read in place: the pages are the file's, not a copy, so a directory of
+    /// gigabytes costs no memory of its own.
+    pub fn map(&self, sha256: &str) -> std::io::Result<Option<MappedFile>> {
+        let Some(path) = self.path(sha256) else { return Ok(None) };
+        match std::fs::File::open(path) {
+            Ok(file) => MappedFile::of(&file).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A kept file opened for reading (to stream it out).
+    pub fn open_file(&self, sha256: &str) -> std::io::Result<Option<(std::fs::File, u64)>> {
+        let Some(path) = self.path(sha256) else { return Ok(None) };
+        match std::fs::File::open(path) {
+            Ok(file) => {
+                let size = file.metadata()?.len();
+                Ok(Some((file, size)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A file to write a kept file into as it arrives, hashed on the way
+    /// (`Staging::keep` puts it under its hash).
+    pub fn staging(&self) -> std::io::Result<Staging> {
+        let writer = NEXT_WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self.dir.join(format!("staging.{}.{writer}.tmp", std::process::id()));
+        let file = std::fs::OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        Ok(Staging { store: self.clone(), path, file, hasher: Sha256::new(), bytes: 0 })
+    }
+
     /// Stores `bytes` durably under `sha256`, which must be their hash.
     pub fn write(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.path(sha256).ok_or_else(|| std::io::Error::other("not a SHA-256"))?;
@@ -92,6 +126,102 @@ impl ContentStore {
     }
 }
 
+/// A file being received: written and hashed as it arrives; removed unless kept.
+pub struct Staging {
+    store: ContentStore,
+    path: PathBuf,
+    file: std::fs::File,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Staging {
+    pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(chunk)?;
+        self.hasher.update(chunk);
+        self.bytes += chunk.len() as u64;
+        Ok(())
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The SHA-256 of what was written so far.
+    pub fn sha256(&self) -> String {
+        ledger::campaign::hex(&self.hasher.clone().finalize())
+    }
+
+    /// What was written, read in place (to check it before it is kept).
+    pub fn map(&self) -> std::io::Result<MappedFile> {
+        MappedFile::of(&self.file)
+    }
+
+    /// Keeps the file under its hash, durably (synced, renamed, the folder synced); `expected`:
+    /// the hash it must have. Answers the hash.
+    pub fn keep(self, expected: Option<&str>) -> std::io::Result<String> {
+        let sha256 = self.sha256();
+        if expected.is_some_and(|expected| expected != sha256) {
+            return Err(std::io::Error::other("the file does not have the SHA-256 it is stored under"));
+        }
+        let path = self.store.path(&sha256).expect("a SHA-256 in hex");
+        self.file.sync_all()?;
+        if path.exists() {
+            return Ok(sha256);
+        }
+        std::fs::rename(&self.path, &path)?;
+        std::fs::File::open(&self.store.dir)?.sync_all()?;
+        Ok(sha256)
+    }
+}
+
+impl Write for Staging {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Staging::write(self, buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // Kept: renamed away already. Not kept: its bytes are no file of the shelf.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A kept file read in place, as bytes.
+pub struct MappedFile(Option<memmap2::Mmap>);
+
+impl MappedFile {
+    /// Maps `file` for reading.
+    #[allow(unsafe_code)]
+    fn of(file: &std::fs::File) -> std::io::Result<MappedFile> {
+        if file.metadata()?.len() == 0 {
+            return Ok(MappedFile(None));
+        }
+        // SAFETY: a mapped file must not change while mapped. Kept files never do: each is
+        // written whole under a temporary name, synced and renamed into place, and never opened
+        // for writing again (a second write of the same hash finds it and keeps the first); a
+        // staging file is mapped only after its last write, by its own writer. Nothing in this
+        // process truncates or rewrites them, and the data directory is this process's alone
+        // (`data_dir_lock`).
+        let map = unsafe { memmap2::Mmap::map(file)? };
+        Ok(MappedFile(Some(map)))
+    }
+}
+
+impl std::ops::Deref for MappedFile {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +239,28 @@ mod tests {
         assert_eq!(store.read("../etc/passwd").unwrap(), None, "names are hashes only");
         let photos = ContentStore::open(dir.path(), Shelf::Attachments).unwrap();
         assert!(!photos.contains(&sha), "each shelf is its own folder");
+        assert_eq!(&*store.map(&sha).unwrap().unwrap(), &bytes[..]);
+    }
+
+    #[test]
+    fn a_staged_file_is_kept_under_its_hash_or_left_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ContentStore::open(dir.path(), Shelf::Directories).unwrap();
+        let mut staging = store.staging().unwrap();
+        staging.write(b"uscc,name,").unwrap();
+        staging.write(b"region_code\n").unwrap();
+        assert_eq!(&*staging.map().unwrap(), b"uscc,name,region_code\n");
+        let sha = staging.sha256();
+        assert_eq!(sha, draw::directory::sha256_hex(b"uscc,name,region_code\n"));
+        assert_eq!(staging.keep(Some(&sha)).unwrap(), sha);
+        assert!(store.contains(&sha));
+        let mut wrong = store.staging().unwrap();
+        wrong.write(b"other bytes").unwrap();
+        assert!(wrong.keep(Some(&sha)).is_err(), "a file under another hash is refused");
+        let mut dropped = store.staging().unwrap();
+        dropped.write(b"never kept").unwrap();
+        drop(dropped);
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("directories")).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "only the kept file: {left:?}");
     }
 }

@@ -20,9 +20,10 @@ use ledger::{BureauCode, Ledger, Regions};
 
 use crate::api::ApiError;
 
-/// The largest entity directory accepted over HTTP: about 2.5 million entities (a large
-/// province's register is larger; split it by city or raise this with the request timeout).
-pub const DIRECTORY_BYTES_MAX: usize = 256 * 1024 * 1024;
+/// The largest entity directory accepted: a province of 18 million entities is about 2.7 GB
+/// (150 bytes a row); this leaves room for twice that. A file is received into a file of its
+/// own (never whole in memory) and read in place.
+pub const DIRECTORY_BYTES_MAX: usize = 8 * 1024 * 1024 * 1024;
 /// Publication of an inspection result is due within 20 working days of its entry.
 pub const PUBLICATION_SPAN: &str = "20wd";
 /// Attempts at committing a draw when the ledger changed while it was computed.

@@ -63,7 +63,7 @@ impl RegisterCountsCache {
         if held.missing.as_ref().is_some_and(|(missing, at)| *missing == sha256 && at.elapsed() < RETRY_AFTER) {
             return None;
         }
-        let bytes = match replication::obtain(state, Shelf::Directories, &sha256).await {
+        let bytes = match replication::obtain_mapped(state, Shelf::Directories, &sha256).await {
             Ok(bytes) => bytes,
             Err(error) => {
                 tracing::warn!(%sha256, ?error, "the entity register could not be read for its counts");

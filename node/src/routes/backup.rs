@@ -49,10 +49,8 @@ pub async fn directory_file(
     if !committed {
         return ApiError::NotFound(format!("no committed entity directory has the SHA-256 {sha256}")).into_response();
     }
-    match crate::kept_files::replication::obtain(&state, crate::kept_files::Shelf::Directories, &sha256).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
-        Err(error) => error.into_response(),
-    }
+    let shelf = crate::kept_files::Shelf::Directories;
+    crate::kept_files::replication::answer_with(&state, shelf, &sha256, "text/csv; charset=utf-8").await
 }
 
 pub async fn backup(State(state): State<AppState>, headers: HeaderMap) -> Response {

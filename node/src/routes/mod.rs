@@ -141,18 +141,34 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
+/// The routes that move a whole entity directory (a province's is gigabytes) or draw over one:
+/// bounded by `TRANSFER_TIMEOUT`, not `REQUEST_TIMEOUT` (and a body that stalls is given up
+/// after `TRANSFER_IDLE_TIMEOUT`, `kept_files::transfer`).
+const TRANSFER_ROUTES: [&str; 5] = [
+    "/api/v1/directories/entities",
+    "/api/v1/directories/entities/{sha256}",
+    backup::DIRECTORY_PATH,
+    "/raft/directories/{sha256}",
+    "/api/v1/campaigns/{id}/draw",
+];
+
 /// Caps concurrent API requests and bounds each one's time. A request over the cap waits for
 /// a slot (bounded by the same timeout) instead of being served in parallel.
 pub(crate) async fn limit(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|path| path.as_str().to_owned());
+    let timeout = match route {
+        Some(route) if TRANSFER_ROUTES.contains(&route.as_str()) => config::limits::TRANSFER_TIMEOUT,
+        _ => REQUEST_TIMEOUT,
+    };
     let work = async {
         let _slot = slots.acquire().await.expect("the semaphore is never closed");
         next.run(request).await
     };
-    match tokio::time::timeout(REQUEST_TIMEOUT, work).await {
+    match tokio::time::timeout(timeout, work).await {
         Ok(response) => response,
         Err(_) => ApiError::Timeout(format!(
             "the request did not finish within {} s; a write may still commit, retry with the same Idempotency-Key",
-            REQUEST_TIMEOUT.as_secs()
+            timeout.as_secs()
         ))
         .into_response(),
     }

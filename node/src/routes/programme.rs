@@ -3,9 +3,9 @@
 //! interest), the inspection-item list, and campaigns (plan, list, show, the committed proof,
 //! and `draw`: the beacon by a second person, then the draw computed here and committed).
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use config::calendar::Span;
@@ -14,7 +14,7 @@ use ledger::{Action, Actor, Command, Regions, Role, Severity, TaskId, TaskKind, 
 use serde::Deserialize;
 
 use super::request::parse_json;
-use super::write::{handle_write, handle_write_of_feature, write};
+use super::write::{handle_write, handle_write_of_feature};
 use crate::api::inspection::{
     basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
     DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest,
@@ -22,10 +22,10 @@ use crate::api::inspection::{
 };
 use crate::api::item_list::ItemListVersionJson;
 use crate::api::{self, time, ApiError};
-use crate::kept_files::{replication, Shelf};
+use crate::kept_files::{replication, transfer, Shelf};
 use crate::programme::{roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
 use crate::state::AppState;
-use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome};
+use crate::write_path::{propose_or_relay, relay_if_follower, relay_stream_if_follower, OriginalRequest, WriteOutcome};
 
 fn programme(action: ProgrammeAction) -> Action {
     Action::Programme(Box::new(action))
@@ -68,57 +68,61 @@ fn command_user(state: &AppState, headers: &HeaderMap) -> Result<Actor, ApiError
 
 // --- The entity directory (名录库). ---
 
-/// `POST /api/v1/directories/entities`: a whole directory as CSV. Checked row by row (nothing
-/// is stored if one row is bad), kept on a majority of the group's nodes, then its version
-/// committed.
+/// `POST /api/v1/directories/entities`: a whole directory as CSV, received into a file as it
+/// arrives (a province's is gigabytes; a follower streams it on to the leader). Checked row by
+/// row (nothing is kept if one row is bad), kept on a majority of the group's nodes, then its
+/// version committed.
 pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
-    let actor = match command_user(&state, &headers) {
-        Ok(actor) => actor,
-        Err(error) => return error.into_response(),
-    };
+    match import(state, uri, headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn import(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
+    let actor = command_user(&state, &headers)?;
     // The group's register of entities covers the group's whole scope, and every campaign of
     // every bureau in it draws from the newest version: only the command centre whose scope
     // covers the group's (its own, or one above) replaces it, never a city's (a token works on
-    // every group's nodes, and a file of up to 256 MiB is kept on each of them). The ledger does
+    // every group's nodes, and a file of gigabytes is kept on each of them). The ledger does
     // not know which group it is: this is the one place the rule can be kept.
     if !state.regions().is_within(state.group_bureau, actor.bureau) {
-        let message = format!(
+        return Err(ApiError::Forbidden(format!(
             "the entity directory covers group {}: bureau {} may not replace it (only the group's own command centre)",
             state.group_bureau, actor.bureau
-        );
-        return ApiError::Forbidden(message).into_response();
+        )));
     }
-    let Ok(bytes) = axum::body::to_bytes(body, DIRECTORY_BYTES_MAX).await else {
-        return ApiError::TooLarge(format!("a directory file has at most {DIRECTORY_BYTES_MAX} bytes")).into_response();
+    let body = match relay_stream_if_follower(&state, &uri, &headers, body).await {
+        Ok(response) => return Ok(response),
+        Err(body) => body,
     };
-    let original = OriginalRequest { uri, headers, body: bytes.clone() };
-    if let Some(response) = relay_if_follower(&state, &original).await {
-        return response;
-    }
-    // Only the confirmed leader stores and replicates a file: a follower that could not reach
+    // Only the confirmed leader keeps and replicates a file: a follower that could not reach
     // the leader must not put files on every member that no committed version names.
-    if let Err(error) = state.raft.ensure_linearizable().await {
-        return ApiError::Unavailable {
+    state.raft.ensure_linearizable().await.map_err(|error| ApiError::Unavailable {
+        code: "no_leader",
+        message: format!("this node cannot confirm it leads the group ({error}); retry shortly"),
+    })?;
+    let summary = keep_directory(&state, body).await?;
+    let (sha256, entities, bytes) = (summary.sha256, summary.entities, summary.bytes);
+    // Once every member reads the register's commands, a whole import is the live register's
+    // base (the changes recorded before it are in it); before, the command every build takes.
+    let action = if register_fed(&state).await {
+        ProgrammeAction::ImportRegister { sha256, entities, bytes }
+    } else {
+        ProgrammeAction::RecordEntityDirectory { sha256, entities, bytes }
+    };
+    let command = Command { stamp_ms: time::now_ms(), actor, idempotency: None, action: programme(action) };
+    // Proposed here only: the body is spent, so a leader elected meanwhile cannot be handed it.
+    match state.batcher.propose_together(vec![command]).await {
+        Ok(mut results) => {
+            let result = results.pop().expect("one result per command");
+            Ok(super::write::result_response(&state, StatusCode::CREATED, result))
+        }
+        Err(crate::batcher::ProposeError::NotLeader) => Err(ApiError::Unavailable {
             code: "no_leader",
-            message: format!("this node cannot confirm it leads the group ({error}); retry shortly"),
-        }
-        .into_response();
-    }
-    match keep_directory(&state, bytes).await {
-        Ok(summary) => {
-            let (sha256, entities, bytes) = (summary.sha256, summary.entities, summary.bytes);
-            // Once every member reads the register's commands, a whole import is the live
-            // register's base (the changes recorded before it are in it); before, the command
-            // every build takes.
-            let action = if register_fed(&state).await {
-                ProgrammeAction::ImportRegister { sha256, entities, bytes }
-            } else {
-                ProgrammeAction::RecordEntityDirectory { sha256, entities, bytes }
-            };
-            let command = Command { stamp_ms: time::now_ms(), actor, idempotency: None, action: programme(action) };
-            write(&state, original, command, StatusCode::CREATED).await
-        }
-        Err(error) => error.into_response(),
+            message: "leadership moved while the file was imported; it is kept on the members, send it again".into(),
+        }),
+        Err(error) => Err(error.into()),
     }
 }
 
@@ -138,21 +142,29 @@ fn on_register(state: &AppState) -> bool {
     current.is_some_and(|current| ledger.entity_register().version(current.number).is_some())
 }
 
-async fn keep_directory(state: &AppState, bytes: Bytes) -> Result<draw::directory::DirectorySummary, ApiError> {
-    let checked = bytes.clone();
+/// Receives a directory file into a file of its own, checks it in place, keeps it under its
+/// hash and on a majority of the members.
+async fn keep_directory(state: &AppState, body: Body) -> Result<draw::directory::DirectorySummary, ApiError> {
+    let store = state.kept_files.shelf(Shelf::Directories).clone();
+    let staging = transfer::receive(&store, body, DIRECTORY_BYTES_MAX as u64, "directory file").await?;
     let regions = state.regions();
-    let summary = tokio::task::spawn_blocking(move || draw::directory::check(&regions, &checked))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(|error| {
+    let checked = tokio::task::spawn_blocking(move || {
+        let map = staging.map().map_err(|e| ApiError::Internal(format!("reading the directory file: {e}")))?;
+        let summary = draw::directory::check(&regions, &map).map_err(|error| {
             let first: Vec<String> = error.errors.iter().take(5).map(ToString::to_string).collect();
             ApiError::Invalid {
                 code: "invalid_directory",
                 message: format!("{} bad rows, nothing stored; {}", error.bad_rows, first.join("; ")),
             }
         })?;
-    replication::keep_on_majority(state, Shelf::Directories, &summary.sha256, bytes, "directory_not_replicated")
-        .await?;
+        drop(map);
+        staging
+            .keep(Some(&summary.sha256))
+            .map_err(|e| ApiError::Internal(format!("keeping the directory file: {e}")))?;
+        Ok::<_, ApiError>(summary)
+    });
+    let summary = checked.await.map_err(|e| ApiError::Internal(e.to_string()))??;
+    replication::spread_on_majority(state, Shelf::Directories, &summary.sha256, "directory_not_replicated").await?;
     Ok(summary)
 }
 
@@ -174,10 +186,7 @@ pub async fn directory_file(State(state): State<AppState>, Path(sha256): Path<St
     if !committed {
         return ApiError::NotFound(format!("no committed entity directory has the SHA-256 {sha256}")).into_response();
     }
-    match replication::obtain(&state, Shelf::Directories, &sha256).await {
-        Ok(bytes) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response(),
-        Err(error) => error.into_response(),
-    }
+    replication::answer_with(&state, Shelf::Directories, &sha256, "text/csv; charset=utf-8").await
 }
 
 // --- Inspectors (执法检查人员名录库). ---
@@ -476,7 +485,8 @@ pub async fn draw(
             if !state.regions().is_within(inputs.spec.bureau, actor.bureau) {
                 return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
             }
-            let directory = replication::obtain(&state, Shelf::Directories, &inputs.spec.entity_directory).await?;
+            let directory =
+                replication::obtain_mapped(&state, Shelf::Directories, &inputs.spec.entity_directory).await?;
             let regions = state.regions();
             let drawn = tokio::task::spawn_blocking(move || ::draw::draw(&regions, &inputs, &directory))
                 .await

@@ -27,6 +27,8 @@ use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, Wr
 
 /// A batch of 1,000 changes of about 300 bytes each, with room for long names and addresses.
 const CHANGES_BODY_BYTES_MAX: usize = 2 * 1024 * 1024;
+/// The frozen file is written through a buffer of this size (its rows are a few hundred bytes).
+const FREEZE_WRITE_BUFFER: usize = 1024 * 1024;
 /// Journal entries one read answers at most.
 const JOURNAL_PAGE_MAX: u64 = 1_000;
 /// Journal entries read under one hold of the replica's lock while a freeze gathers them, so
@@ -232,18 +234,20 @@ pub(super) async fn freeze_pending(
         }
         next = end + 1;
     }
-    let base = replication::obtain(state, Shelf::Directories, &current.sha256).await?;
-    let (summary, file) = tokio::task::spawn_blocking(move || {
-        let mut file = Vec::with_capacity(base.len());
-        let summary = draw::register::freeze(&base, entries.iter().map(|entry| &entry.change), &mut file)?;
-        Ok::<_, std::io::Error>((summary, file))
+    let base = replication::obtain_mapped(state, Shelf::Directories, &current.sha256).await?;
+    let store = state.kept_files.shelf(Shelf::Directories).clone();
+    let summary = tokio::task::spawn_blocking(move || {
+        let mut staging = std::io::BufWriter::with_capacity(FREEZE_WRITE_BUFFER, store.staging()?);
+        let summary = draw::register::freeze(&base, entries.iter().map(|entry| &entry.change), &mut staging)?;
+        let staging = staging.into_inner().map_err(|e| e.into_error())?;
+        staging.keep(Some(&summary.sha256))?;
+        Ok::<_, std::io::Error>(summary)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::Internal(format!("freezing the register: {e}")))?;
     tracing::info!(base = current.number, through, entities = summary.entities, "froze the entity register");
-    replication::keep_on_majority(state, Shelf::Directories, &summary.sha256, file.into(), "directory_not_replicated")
-        .await?;
+    replication::spread_on_majority(state, Shelf::Directories, &summary.sha256, "directory_not_replicated").await?;
     let freeze = Freeze {
         sha256: summary.sha256,
         entities: summary.entities,

@@ -93,7 +93,7 @@ fn set_location(response: &mut Response, path: &str) {
     }
 }
 
-fn result_response(state: &AppState, status: StatusCode, result: CommandResult) -> Response {
+pub(super) fn result_response(state: &AppState, status: StatusCode, result: CommandResult) -> Response {
     match result {
         Ok(applied) => applied_response(&state.regions(), status, applied),
         Err(rejection) => ApiError::from(rejection).into_response(),
