@@ -19,6 +19,7 @@ mod deadlines;
 mod forwards;
 mod intake;
 mod lifecycle;
+mod register;
 mod sign_ins;
 mod stats;
 
@@ -100,6 +101,10 @@ struct Args {
     intake_signals: Option<usize>,
     #[arg(long, default_value_t = 5_000)]
     intake_open_tasks: usize,
+    /// Feed the entity register this many changes from the registration system, in batches of
+    /// 1,000 (`--concurrency` clients), instead of task writes.
+    #[arg(long)]
+    register_changes: Option<usize>,
     /// Of the measured signals, this percentage is about the open shops (merges).
     #[arg(long, default_value_t = 80)]
     intake_merge_percent: usize,
@@ -245,6 +250,14 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let targets: Vec<String> = args.targets.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect();
     anyhow::ensure!(!targets.is_empty(), "--targets names no node");
+    if let Some(changes) = args.register_changes {
+        let report = register::run(&targets[0], changes, args.concurrency).await?;
+        println!("{report}");
+        if let Some(path) = &args.json {
+            std::fs::write(path, format!("{report}\n"))?;
+        }
+        return Ok(());
+    }
     if let Some(signals) = args.intake_signals {
         let report =
             intake::run(&targets[0], signals, args.intake_open_tasks, args.intake_merge_percent, args.concurrency)
