@@ -17,6 +17,7 @@ async function loadCampaigns() {
     // listed in version 0).
     C.items = items.filter((item) => item.listed_in === 0 || mayOrganise(item));
     loadItemList();
+    loadRegister();
     loadPlan();
     C.inspectors = inspectors;
     renderCampaignForm();

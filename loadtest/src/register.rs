@@ -1,7 +1,8 @@
 //! Register feed load: the registration system's changes (`POST /api/v1/register/changes`) in
 //! batches of 1,000, sent by `writers` concurrent clients to the leader. Of the changes, 60 %
-//! establish a new entity, 25 % amend one established earlier in the run, 10 % revoke one and
-//! 5 % deregister one. Reports changes per second and batch latency percentiles.
+//! establish a new entity (in turn in twenty districts of Guangzhou, Shenzhen and Foshan), 25 %
+//! amend one established earlier in the run, 10 % revoke one and 5 % deregister one. Reports
+//! changes per second and batch latency percentiles.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,18 +11,26 @@ use serde_json::{json, Value};
 
 const FEED_TOKEN: &str = "demo-register-gd-0050";
 const BATCH: usize = 1_000;
-const TIANHE: &str = "440106";
+/// The districts new entities are registered in, in turn.
+const COUNTIES: [&str; 20] = [
+    "440103", "440104", "440105", "440106", "440111", "440112", "440113", "440114", "440115", "440117", "440118",
+    "440303", "440304", "440305", "440306", "440307", "440308", "440604", "440605", "440606",
+];
+
+fn county(serial: usize) -> &'static str {
+    COUNTIES[serial % COUNTIES.len()]
+}
 
 fn uscc(serial: usize) -> String {
-    let body = format!("91{TIANHE}MB{serial:07}");
+    let body = format!("91{}MB{serial:07}", county(serial));
     ledger::Uscc::with_check_character(&body).expect("a USCC body").as_str().to_owned()
 }
 
 /// The `n`th change of the run, given how many entities were established before it.
 fn change(n: usize, established: &mut usize) -> Value {
     let entity = |serial: usize| {
-        json!({"name": format!("压测登记企业{serial}有限公司"), "region_code": TIANHE, "industry": "retail",
-               "credit_status": "normal", "address": format!("广州市天河区压测路{serial}号")})
+        json!({"name": format!("压测登记企业{serial}有限公司"), "region_code": county(serial), "industry": "retail",
+               "credit_status": "normal", "address": format!("压测路{serial}号")})
     };
     let roll = fastrand::usize(..100);
     let id = format!("bench-{n}");

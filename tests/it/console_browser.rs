@@ -691,6 +691,11 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
         let items = wait_for_text(&planner, "#item-list tbody", "企业公示信息情况检查").await;
         assert!(items.contains("企业信息公示暂行条例") && items.contains("总局清单"), "{items}");
         wait_for_text(&planner, "#item-list-version", "未采用").await;
+        // The register: version 1, imported whole as the register's base, nothing pending.
+        wait_for_text(&planner, "#register-state", "第 1 版 · 300 户").await;
+        let versions = wait_for_text(&planner, "#register-versions", "整体导入").await;
+        assert!(versions.contains("含变更至第 0 条"), "{versions}");
+        wait_for_text(&planner, "#register-pending", "待冻结变更 0 条").await;
         let form = "#campaign-form";
         wait_for_element(&planner, &format!("{form} input[value=A01]"), Duration::from_secs(10)).await;
         planner

@@ -47,6 +47,11 @@ pub trait Records: Send + Sync {
     fn register_entry(&self, seq: u64) -> Option<Arc<JournalEntry>>;
     /// The journal number of the change the registration system numbered `id`.
     fn register_change(&self, id: &str) -> Option<u64>;
+    /// The journal's entries numbered `from` to `to` (both included) that this store holds, in
+    /// order: one read for a freeze's million changes, not a million.
+    fn register_entries(&self, from: u64, to: u64) -> Vec<Arc<JournalEntry>> {
+        (from..=to).filter_map(|seq| self.register_entry(seq)).collect()
+    }
 }
 
 impl fmt::Debug for dyn Records {
@@ -350,6 +355,17 @@ impl<'a> Layers<'a> {
             return Some(entry.clone());
         }
         self.store.register_entry(seq)
+    }
+
+    /// Entries `from` to `to` of the journal: the store's, then the sealed and open changes'
+    /// over them (a number is written once, so the layers never disagree, only overlap).
+    pub fn register_entries(&self, from: u64, to: u64) -> Vec<Arc<JournalEntry>> {
+        let mut entries: BTreeMap<u64, Arc<JournalEntry>> =
+            self.store.register_entries(from, to).into_iter().map(|entry| (entry.seq, entry)).collect();
+        for layer in self.sealed.into_iter().chain(std::iter::once(self.open)) {
+            entries.extend(layer.register.range(from..=to).map(|(seq, entry)| (*seq, entry.clone())));
+        }
+        entries.into_values().collect()
     }
 
     pub fn register_change(&self, id: &str) -> Option<u64> {

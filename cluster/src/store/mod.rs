@@ -457,6 +457,18 @@ impl Records for StoreRecords {
         found.map(|bytes| Arc::new(decode::<JournalEntry>("register change", bytes.value())))
     }
 
+    fn register_entries(&self, from: u64, to: u64) -> Vec<Arc<JournalEntry>> {
+        let read = self.read();
+        let register = read.open_table(REGISTER).unwrap_or_else(|e| unreadable(e));
+        let range = register.range(from..=to).unwrap_or_else(|e| unreadable(e));
+        range
+            .map(|entry| {
+                let (_, bytes) = entry.unwrap_or_else(|e| unreadable(e));
+                Arc::new(decode::<JournalEntry>("register change", bytes.value()))
+            })
+            .collect()
+    }
+
     fn register_change(&self, id: &str) -> Option<u64> {
         let read = self.read();
         let ids = read.open_table(REGISTER_IDS).unwrap_or_else(|e| unreadable(e));

@@ -380,6 +380,8 @@ fn the_register_journal_is_checkpointed_and_streamed_whole() {
     assert_eq!(copy.digest(), ledger.digest());
     assert_eq!(copy.register_entry(2), ledger.register_entry(2));
     assert_eq!(copy.register_change_seq("c-3"), Some(3));
+    let read: Vec<u64> = copy.register_entries(2, 9).iter().map(|entry| entry.seq).collect();
+    assert_eq!(read, [2, 3], "a range read from the store, as far as the journal goes");
 
     // A change id filed under another change's number: refused by the loader's own check.
     let mut forged = frames(&bytes);

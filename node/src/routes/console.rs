@@ -12,6 +12,7 @@ const I18N_JS: &str = include_str!("../../../console/i18n.js");
 const METRICS_JS: &str = include_str!("../../../console/metrics.js");
 const CAMPAIGNS_JS: &str = include_str!("../../../console/campaigns.js");
 const ITEM_LIST_JS: &str = include_str!("../../../console/item_list.js");
+const REGISTER_JS: &str = include_str!("../../../console/register.js");
 const BULK_JS: &str = include_str!("../../../console/bulk.js");
 const ANNUAL_PLAN_JS: &str = include_str!("../../../console/annual_plan.js");
 const STATIONS_JS: &str = include_str!("../../../console/stations.js");
@@ -85,6 +86,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "campaigns.js" => ("text/javascript; charset=utf-8", CAMPAIGNS_JS),
         "item_list.js" => ("text/javascript; charset=utf-8", ITEM_LIST_JS),
         "bulk.js" => ("text/javascript; charset=utf-8", BULK_JS),
+        "register.js" => ("text/javascript; charset=utf-8", REGISTER_JS),
         "annual_plan.js" => ("text/javascript; charset=utf-8", ANNUAL_PLAN_JS),
         "stations.js" => ("text/javascript; charset=utf-8", STATIONS_JS),
         "people.js" => ("text/javascript; charset=utf-8", PEOPLE_JS),

@@ -488,6 +488,7 @@ pub async fn draw(
             let directory =
                 replication::obtain_mapped(&state, Shelf::Directories, &inputs.spec.entity_directory).await?;
             let regions = state.regions();
+            let started = std::time::Instant::now();
             let drawn = tokio::task::spawn_blocking(move || ::draw::draw(&regions, &inputs, &directory))
                 .await
                 .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -495,6 +496,13 @@ pub async fn draw(
                     ::draw::DrawError::NoTeam { .. } => ApiError::Conflict { code: "no_team", message: e.to_string() },
                     other => ApiError::Internal(other.to_string()),
                 })?;
+            tracing::info!(
+                campaign = id,
+                entities_in_scope = drawn.entities_in_scope,
+                inspections = drawn.inspections.len(),
+                drawn_ms = started.elapsed().as_millis() as u64,
+                "drew a campaign"
+            );
             let stamp_ms = time::now_ms();
             let (ack_deadline_ms, policy_deadline_ms) = crate::deadline_policy::deadlines_for_ms(
                 &state.deadlines,

@@ -58,9 +58,27 @@ async fn feed(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Resu
     if let Some(response) = relay_if_follower(&state, &original).await {
         return Ok(response);
     }
-    let request: RegisterChangesRequest = serde_json::from_slice(&original.body)
-        .map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
-    let count = request.changes.len();
+    // Each change is decoded on its own only when some change is malformed: then that one is
+    // refused and the others go on in their order.
+    let decoded: Vec<(Option<String>, Result<RegisterChangeJson, ApiError>)> =
+        match serde_json::from_slice::<WellFormedChanges>(&original.body) {
+            Ok(request) => request.changes.into_iter().map(|change| (Some(change.id.clone()), Ok(change))).collect(),
+            Err(_) => {
+                let request: RegisterChangesRequest = serde_json::from_slice(&original.body)
+                    .map_err(|e| ApiError::Invalid { code: "invalid_json", message: e.to_string() })?;
+                request
+                    .changes
+                    .into_iter()
+                    .map(|value| {
+                        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+                        let change = serde_json::from_value::<RegisterChangeJson>(value)
+                            .map_err(|e| ApiError::Invalid { code: "invalid_change", message: e.to_string() });
+                        (id, change)
+                    })
+                    .collect()
+            }
+        };
+    let count = decoded.len();
     if count == 0 || count > CHANGES_PER_COMMAND_MAX {
         return Err(ApiError::invalid_field("changes", format!("1 to {CHANGES_PER_COMMAND_MAX} per batch")));
     }
@@ -72,31 +90,25 @@ async fn feed(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Resu
             retry_after_secs: wait.as_secs_f64().ceil() as u64,
         });
     }
-    // Each change is parsed on its own: a malformed one is refused in its result, the others
-    // go on in their order.
     let regions = state.regions();
     let mut results: Vec<ChangeResultJson> = Vec::with_capacity(count);
     let mut changes: Vec<RegisterChange> = Vec::with_capacity(count);
     let mut positions = Vec::with_capacity(count);
-    for value in request.changes {
-        let id = value.get("id").and_then(|v| v.as_str()).map(str::to_owned);
-        let parsed = serde_json::from_value::<RegisterChangeJson>(value)
-            .map_err(|e| ApiError::Invalid { code: "invalid_change", message: e.to_string() })
-            .and_then(|json| json.parse(&regions))
-            .and_then(|change| {
-                // The group's register holds the entities of the group's scope only.
-                match &change.entity {
-                    Some(entity) if !regions.is_within(entity.region, state.group_bureau) => {
-                        Err(ApiError::Forbidden(format!(
-                            "entity {} is registered in {}, outside group {}",
-                            change.uscc.as_str(),
-                            entity.region,
-                            state.group_bureau
-                        )))
-                    }
-                    _ => Ok(change),
+    for (id, change) in decoded {
+        let parsed = change.and_then(|json| json.parse(&regions)).and_then(|change| {
+            // The group's register holds the entities of the group's scope only.
+            match &change.entity {
+                Some(entity) if !regions.is_within(entity.region, state.group_bureau) => {
+                    Err(ApiError::Forbidden(format!(
+                        "entity {} is registered in {}, outside group {}",
+                        change.uscc.as_str(),
+                        entity.region,
+                        state.group_bureau
+                    )))
                 }
-            });
+                _ => Ok(change),
+            }
+        });
         match parsed {
             Ok(change) => {
                 positions.push(results.len());
@@ -125,6 +137,13 @@ async fn feed(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Resu
     }
     let journal_length = state.store.read().ledger.entity_register().journal_len();
     Ok(Json(RegisterChangesResponse { results, journal_length }).into_response())
+}
+
+/// A batch whose every change is well formed, decoded in one pass.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WellFormedChanges {
+    changes: Vec<RegisterChangeJson>,
 }
 
 fn refused(id: Option<String>, error: &ApiError) -> ChangeResultJson {
@@ -191,10 +210,15 @@ pub async fn journal(State(state): State<AppState>, headers: HeaderMap, uri: Uri
         let ledger = &replica.ledger;
         let journal_length = ledger.entity_register().journal_len();
         let last = journal_length.min(query.after.saturating_add(limit));
-        let entries: Vec<JournalEntryJson> = (query.after.saturating_add(1)..=last)
-            .map(|seq| ledger.register_entry(seq).map(|entry| JournalEntryJson::of(&entry)))
-            .collect::<Option<_>>()
-            .ok_or_else(|| ApiError::Internal("the journal has a gap".into()))?;
+        let first = query.after.saturating_add(1);
+        let entries: Vec<JournalEntryJson> = if first > last {
+            Vec::new()
+        } else {
+            ledger.register_entries(first, last).iter().map(|entry| JournalEntryJson::of(entry)).collect()
+        };
+        if entries.len() as u64 != last.saturating_sub(query.after) {
+            return Err(ApiError::Internal("the journal has a gap".into()));
+        }
         Ok(JournalJson { entries, journal_length, next_after: (last < journal_length).then_some(last) })
     })())
 }
@@ -222,16 +246,16 @@ pub(super) async fn freeze_pending(
         }
     };
     let Some((current, from, through)) = plan else { return Ok(None) };
+    let started = std::time::Instant::now();
     let mut entries: Vec<std::sync::Arc<JournalEntry>> = Vec::with_capacity((through - from) as usize);
     let mut next = from + 1;
     while next <= through {
         let end = through.min(next + FREEZE_READ_CHUNK - 1);
-        let replica = state.store.read();
-        for seq in next..=end {
-            let entry =
-                replica.ledger.register_entry(seq).ok_or_else(|| ApiError::Internal("the journal has a gap".into()))?;
-            entries.push(entry);
+        let chunk = state.store.read().ledger.register_entries(next, end);
+        if chunk.len() as u64 != end - next + 1 || chunk.first().is_some_and(|entry| entry.seq != next) {
+            return Err(ApiError::Internal("the journal has a gap".into()));
         }
+        entries.extend(chunk);
         next = end + 1;
     }
     let base = replication::obtain_mapped(state, Shelf::Directories, &current.sha256).await?;
@@ -246,8 +270,18 @@ pub(super) async fn freeze_pending(
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::Internal(format!("freezing the register: {e}")))?;
-    tracing::info!(base = current.number, through, entities = summary.entities, "froze the entity register");
+    let folded = started.elapsed();
     replication::spread_on_majority(state, Shelf::Directories, &summary.sha256, "directory_not_replicated").await?;
+    tracing::info!(
+        base = current.number,
+        through,
+        changes = through - from,
+        entities = summary.entities,
+        bytes = summary.bytes,
+        folded_ms = folded.as_millis() as u64,
+        kept_on_members_ms = (started.elapsed() - folded).as_millis() as u64,
+        "froze the entity register"
+    );
     let freeze = Freeze {
         sha256: summary.sha256,
         entities: summary.entities,

@@ -329,6 +329,12 @@ impl crate::apply::Ledger {
         self.layers().register_entry(seq)
     }
 
+    /// The journal's entries `from` to `to` (both included), in order, as of the command being
+    /// applied.
+    pub fn register_entries(&self, from: u64, to: u64) -> Vec<std::sync::Arc<JournalEntry>> {
+        self.layers().register_entries(from, to)
+    }
+
     /// The number under which the change of id `id` was recorded.
     pub fn register_change_seq(&self, id: &str) -> Option<u64> {
         self.layers().register_change(id)

@@ -311,6 +311,8 @@ mod random {
                 prop_assert_eq!(ledger.register_change_seq(&entry.change.id), Some(seq));
             }
             prop_assert!(ledger.register_entry(register.journal_len() + 1).is_none());
+            let all: Vec<u64> = ledger.register_entries(1, register.journal_len()).iter().map(|e| e.seq).collect();
+            prop_assert_eq!(all, (1..=register.journal_len()).collect::<Vec<_>>());
             let copy = ledger.copy_through_a_checkpoint_for_tests();
             prop_assert_eq!(copy.digest(), ledger.digest());
             let replayed = super::super::replay_with_checkpoints(&log, 7);
