@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 
-use ledger::campaign::register::{RegisterChange, RegisteredEntity};
+use ledger::campaign::register::{check_entity_fields, RegisterChange, RegisteredEntity};
 use sha2::{Digest, Sha256};
 
 use crate::directory::{body_offset, fields, DirectorySummary, HEADER};
@@ -44,8 +44,8 @@ pub fn freeze<'a>(
         if line.is_empty() {
             continue;
         }
-        let text = std::str::from_utf8(line).map_err(|_| damaged("a row is not UTF-8"))?;
-        let row = fields(text).ok_or_else(|| damaged("a row does not split into its fields"))?;
+        let text = std::str::from_utf8(line).map_err(|_| damaged("a row of the base file is not UTF-8"))?;
+        let row = fields(text).ok_or_else(|| damaged("a row of the base file does not split into its fields"))?;
         match last.get(row.uscc) {
             None => {
                 file.write_all(line)?;
@@ -76,7 +76,11 @@ pub fn freeze<'a>(
 }
 
 fn write_row(out: &mut impl Write, uscc: &str, entity: &RegisteredEntity) -> io::Result<()> {
-    // The ledger checked every field by the directory's rules: no separator, quote or line end.
+    // The ledger checked every field by the directory's rules (no separator, quote or line
+    // end), and so did the loader of any journal from outside; checked again here, because a
+    // row that split otherwise would change every proof drawn from the file.
+    check_entity_fields(&entity.name, &entity.industry, &entity.credit_status, &entity.address)
+        .map_err(|(field, reason)| damaged(&format!("a change's {field} {reason}")))?;
     writeln!(
         out,
         "{uscc},{},{},{},{},{}",
@@ -85,7 +89,7 @@ fn write_row(out: &mut impl Write, uscc: &str, entity: &RegisteredEntity) -> io:
 }
 
 fn damaged(reason: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, format!("the base directory file is damaged: {reason}"))
+    io::Error::new(io::ErrorKind::InvalidData, format!("the register cannot be frozen: {reason}"))
 }
 
 /// Counts and hashes what passes through it.

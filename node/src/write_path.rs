@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use config::limits::{LEADER_WAIT, RELAY_HOPS_MAX, REQUEST_TIMEOUT};
+use config::limits::{LEADER_WAIT, RELAY_HOPS_MAX};
 use ledger::{Command, CommandResult};
 use tokio::time::Instant;
 
@@ -167,7 +167,8 @@ async fn relay(
     addr: &str,
 ) -> Result<Response, Option<ApiError>> {
     let body = reqwest::Body::from(original.body.clone());
-    send_to_leader(state, &original.uri, &original.headers, body, REQUEST_TIMEOUT, leader_id, addr).await
+    let timeout = crate::routes::timeout_for_path(original.uri.path());
+    send_to_leader(state, &original.uri, &original.headers, body, timeout, leader_id, addr).await
 }
 
 /// When another node is known to lead, streams the request's body there as it arrives (a

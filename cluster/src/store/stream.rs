@@ -486,13 +486,18 @@ impl Loader {
             Kind::RegisterEntry => {
                 let entry: JournalEntry =
                     ledger::codec::decode(rest).map_err(|e| invalid(format!("a register change: {e}")))?;
-                let journal_len = self.checker.as_ref().expect("the core comes second").entity_register().journal_len();
+                let checker = self.checker.as_ref().expect("the core comes second");
+                let journal_len = checker.entity_register().journal_len();
                 if entry.seq != number || !(1..=journal_len).contains(&number) {
                     return Err(invalid(format!(
                         "register change {} is filed as {number} of {journal_len}",
                         entry.seq
                     )));
                 }
+                // A change's fields end up in a directory file when the register is frozen: a
+                // backup edited to hold a separator or a line end must not get there.
+                ledger::campaign::register::check_shape(checker.regions_ref(), &entry.change)
+                    .map_err(|e| invalid(format!("register change {number}: {e}")))?;
                 self.digest.add(Term::of_register_entry(&entry));
                 self.register_entries += 1;
                 ledger::codec::encode(&entry).map_err(store_error)?

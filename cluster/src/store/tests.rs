@@ -332,7 +332,7 @@ fn with_register(store: &Store) -> Ledger {
     let mut ledger = checkpointed(store, 3);
     let command = Actor { user: "gz-command".into(), bureau: bureau("440100"), role: Role::Command };
     let feed = Actor { user: "gz-registration".into(), bureau: bureau("440100"), role: Role::Source };
-    let import = ProgrammeAction::ImportRegister { sha256: "1".repeat(64), entities: 10, bytes: 100 };
+    let import = ProgrammeAction::ImportRegister { sha256: "1".repeat(64), entities: 10, bytes: 100, through: 0 };
     let changes = (1..=3u32)
         .map(|n| RegisterChange {
             id: format!("c-{n}"),

@@ -40,11 +40,21 @@ pub(super) async fn call_any_node(
     state: &GatewayState,
     build: impl Fn(&str) -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, ApiError> {
+    call_any_node_within(state, REQUEST_TIMEOUT, build).await
+}
+
+/// `call_any_node` with `timeout` for the whole call (a draw over a province's register takes
+/// longer than the API's usual bound: `routes::timeout_for_path`).
+async fn call_any_node_within(
+    state: &GatewayState,
+    timeout: std::time::Duration,
+    build: impl Fn(&str) -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, ApiError> {
     let start = NEXT_NODE.fetch_add(1, Ordering::Relaxed);
     let mut last_error = String::from("no node configured");
     for offset in 0..state.nodes.len() {
         let node = &state.nodes[(start + offset) % state.nodes.len()];
-        match build(node).timeout(REQUEST_TIMEOUT).send().await {
+        match build(node).timeout(timeout).send().await {
             Ok(response) => return Ok(response),
             Err(error) if error.is_connect() => last_error = format!("{node}: {error}"),
             Err(error) => return Err(ApiError::OutcomeUnknown(format!("{node} did not answer: {error}"))),
@@ -146,7 +156,8 @@ pub async fn pass_through(
             .await
             .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
         let forwarded = forwarded_for(&headers, peer_address(peer));
-        let response = call_any_node(&state, |node| {
+        let timeout = crate::routes::timeout_for_path(uri.path());
+        let response = call_any_node_within(&state, timeout, |node| {
             let url = format!("{}{path}", state.transport.base_url(node));
             let mut request = state.http.request(method.clone(), url).body(body.clone());
             for name in REQUEST_HEADERS {

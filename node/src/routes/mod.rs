@@ -152,14 +152,27 @@ const TRANSFER_ROUTES: [&str; 5] = [
     "/api/v1/campaigns/{id}/draw",
 ];
 
+/// The time a request to `path` has, wherever it is bounded (this node, a relay to the
+/// leader, a gateway): `TRANSFER_TIMEOUT` on the routes of `TRANSFER_ROUTES`, `REQUEST_TIMEOUT`
+/// elsewhere.
+pub fn timeout_for_path(path: &str) -> std::time::Duration {
+    let segments: Vec<&str> = path.split('/').collect();
+    let matches = |route: &str| {
+        let pattern: Vec<&str> = route.split('/').collect();
+        pattern.len() == segments.len()
+            && pattern.iter().zip(&segments).all(|(want, got)| want.starts_with('{') || want == got)
+    };
+    if TRANSFER_ROUTES.iter().any(|route| matches(route)) {
+        config::limits::TRANSFER_TIMEOUT
+    } else {
+        REQUEST_TIMEOUT
+    }
+}
+
 /// Caps concurrent API requests and bounds each one's time. A request over the cap waits for
 /// a slot (bounded by the same timeout) instead of being served in parallel.
 pub(crate) async fn limit(State(slots): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|path| path.as_str().to_owned());
-    let timeout = match route {
-        Some(route) if TRANSFER_ROUTES.contains(&route.as_str()) => config::limits::TRANSFER_TIMEOUT,
-        _ => REQUEST_TIMEOUT,
-    };
+    let timeout = timeout_for_path(request.uri().path());
     let work = async {
         let _slot = slots.acquire().await.expect("the semaphore is never closed");
         next.run(request).await
@@ -216,4 +229,22 @@ fn console_origin(state: &AppState, origin: &str) -> bool {
     };
     state.member_addrs.values().any(|addr| addr == host)
         || state.raft.metrics().borrow().membership_config.membership().nodes().any(|(_, node)| node.addr == host)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_routes_that_move_directories_or_draw_have_the_transfer_timeout() {
+        let transfer = config::limits::TRANSFER_TIMEOUT;
+        assert_eq!(timeout_for_path("/api/v1/directories/entities"), transfer);
+        assert_eq!(timeout_for_path(&format!("/api/v1/directories/entities/{}", "a".repeat(64))), transfer);
+        assert_eq!(timeout_for_path("/api/v1/campaigns/12/draw"), transfer);
+        assert_eq!(timeout_for_path(&format!("/raft/directories/{}", "b".repeat(64))), transfer);
+        assert_eq!(timeout_for_path("/api/v1/campaigns/12"), REQUEST_TIMEOUT);
+        assert_eq!(timeout_for_path("/api/v1/campaigns/12/draw/extra"), REQUEST_TIMEOUT);
+        assert_eq!(timeout_for_path("/api/v1/tasks"), REQUEST_TIMEOUT);
+        assert_eq!(timeout_for_path(&format!("/raft/attachments/{}", "c".repeat(64))), REQUEST_TIMEOUT);
+    }
 }

@@ -102,12 +102,15 @@ async fn import(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
         code: "no_leader",
         message: format!("this node cannot confirm it leads the group ({error}); retry shortly"),
     })?;
+    // The file is the registration system's export from before its upload began: it holds the
+    // changes recorded by then, and those recorded while it arrives are folded in later.
+    let through = state.store.read().ledger.entity_register().journal_len();
     let summary = keep_directory(&state, body).await?;
     let (sha256, entities, bytes) = (summary.sha256, summary.entities, summary.bytes);
     // Once every member reads the register's commands, a whole import is the live register's
-    // base (the changes recorded before it are in it); before, the command every build takes.
+    // base; before, the command every build takes.
     let action = if register_fed(&state).await {
-        ProgrammeAction::ImportRegister { sha256, entities, bytes }
+        ProgrammeAction::ImportRegister { sha256, entities, bytes, through }
     } else {
         ProgrammeAction::RecordEntityDirectory { sha256, entities, bytes }
     };
@@ -130,6 +133,33 @@ async fn import(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
 async fn register_fed(state: &AppState) -> bool {
     let feature = crate::reference::FEATURE_REGISTER_FEED;
     crate::reference::members_read(state, feature, "the entity register").await.is_ok()
+}
+
+/// The ledger's rules of `fix_beacon`, read off this replica before the register is frozen for
+/// it: the campaign exists, the user's centre organises it or is above it, its beacon is not
+/// fixed, and the user is not who planned it.
+fn may_fix_beacon(state: &AppState, actor: &Actor, id: u64) -> Result<(), ApiError> {
+    let replica = state.store.read();
+    let campaign = replica
+        .ledger
+        .programme()
+        .campaign(id)
+        .ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
+    if !replica.ledger.regions().is_within(campaign.spec.bureau, actor.bureau) {
+        return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
+    }
+    if campaign.beacon.is_some() {
+        return Err(ApiError::Conflict {
+            code: ledger::ConflictCode::BeaconFixed.as_str(),
+            message: format!("campaign {id}'s beacon is fixed already; it is fixed once"),
+        });
+    }
+    if campaign.created_by == actor.user {
+        return Err(ApiError::Forbidden(
+            "the beacon is fixed by a second person, not by who planned the campaign".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether the current directory version is the live register's (imported as its base, or
@@ -453,8 +483,11 @@ pub async fn draw(
     let outcome = async {
         let actor = command_user(&state, &headers)?;
         let id = parse_campaign_id(&id)?;
-        let bytes = axum::body::to_bytes(body, config::limits::REQUEST_BODY_BYTES_MAX)
+        // The route has the transfer timeout for the draw; its small body has the API's.
+        let read = axum::body::to_bytes(body, config::limits::REQUEST_BODY_BYTES_MAX);
+        let bytes = tokio::time::timeout(config::limits::REQUEST_TIMEOUT, read)
             .await
+            .map_err(|_| ApiError::Timeout("the request body did not arrive in time".into()))?
             .map_err(|_| ApiError::TooLarge("the request body is too large".into()))?;
         let request: DrawRequest =
             if bytes.iter().all(u8::is_ascii_whitespace) { DrawRequest::default() } else { parse_json(&bytes)? };
@@ -468,6 +501,9 @@ pub async fn draw(
             // are frozen into the next one, and the beacon fixes the draw on it: the population
             // is the register as it stood just before the beacon was known.
             let fix = if on_register(&state) {
+                // Freezing costs a fold and a file of the register's size on every member: only
+                // for a beacon the ledger would take from this person (it checks again).
+                may_fix_beacon(&state, &actor, id)?;
                 if let Some(response) = super::register::freeze_pending(&state, &original, &actor).await? {
                     return Ok(response);
                 }

@@ -223,6 +223,10 @@ pub async fn journal(State(state): State<AppState>, headers: HeaderMap, uri: Uri
     })())
 }
 
+/// One freeze at a time on a node: a second draw waits, then finds the register frozen (or
+/// the changes that arrived meanwhile, and freezes those).
+static FREEZING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Freezes the register (on the leader) when the current directory version does not take in
 /// every change recorded: the changes folded into the current file make the next version,
 /// kept on a majority and committed. `Ok(None)` when there was nothing to freeze or it is
@@ -232,6 +236,7 @@ pub(super) async fn freeze_pending(
     original: &OriginalRequest,
     actor: &Actor,
 ) -> Result<Option<Response>, ApiError> {
+    let _one_at_a_time = FREEZING.lock().await;
     let plan = {
         let replica = state.store.read();
         let ledger = &replica.ledger;
@@ -247,31 +252,38 @@ pub(super) async fn freeze_pending(
     };
     let Some((current, from, through)) = plan else { return Ok(None) };
     let started = std::time::Instant::now();
-    let mut entries: Vec<std::sync::Arc<JournalEntry>> = Vec::with_capacity((through - from) as usize);
-    let mut next = from + 1;
-    while next <= through {
-        let end = through.min(next + FREEZE_READ_CHUNK - 1);
-        let chunk = state.store.read().ledger.register_entries(next, end);
-        if chunk.len() as u64 != end - next + 1 || chunk.first().is_some_and(|entry| entry.seq != next) {
-            return Err(ApiError::Internal("the journal has a gap".into()));
-        }
-        entries.extend(chunk);
-        next = end + 1;
-    }
     let base = replication::obtain_mapped(state, Shelf::Directories, &current.sha256).await?;
     let store = state.kept_files.shelf(Shelf::Directories).clone();
+    let replicas = state.store.clone();
+    // Reading a million changes and writing gigabytes: on the blocking pool, the journal read
+    // a range at a time so applying entries is never held up for long.
     let summary = tokio::task::spawn_blocking(move || {
+        let mut entries: Vec<std::sync::Arc<JournalEntry>> = Vec::with_capacity((through - from) as usize);
+        let mut next = from + 1;
+        while next <= through {
+            let end = through.min(next + FREEZE_READ_CHUNK - 1);
+            let chunk = replicas.read().ledger.register_entries(next, end);
+            if chunk.len() as u64 != end - next + 1 || chunk.first().is_some_and(|entry| entry.seq != next) {
+                return Err(std::io::Error::other("the journal has a gap"));
+            }
+            entries.extend(chunk);
+            next = end + 1;
+        }
         let mut staging = std::io::BufWriter::with_capacity(FREEZE_WRITE_BUFFER, store.staging()?);
         let summary = draw::register::freeze(&base, entries.iter().map(|entry| &entry.change), &mut staging)?;
         let staging = staging.into_inner().map_err(|e| e.into_error())?;
         staging.keep(Some(&summary.sha256))?;
-        Ok::<_, std::io::Error>(summary)
+        Ok(summary)
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))?
     .map_err(|e| ApiError::Internal(format!("freezing the register: {e}")))?;
     let folded = started.elapsed();
-    replication::spread_on_majority(state, Shelf::Directories, &summary.sha256, "directory_not_replicated").await?;
+    // Changes that left the file as it was (a revocation, then a deregistration): the current
+    // version, kept already, takes them in.
+    if summary.sha256 != current.sha256 {
+        replication::spread_on_majority(state, Shelf::Directories, &summary.sha256, "directory_not_replicated").await?;
+    }
     tracing::info!(
         base = current.number,
         through,
@@ -292,8 +304,6 @@ pub(super) async fn freeze_pending(
     match commit(state, original, actor, ProgrammeAction::FreezeRegister(Box::new(freeze))).await {
         Ok(Committed::Relayed(response)) => Ok(Some(response)),
         Ok(Committed::Record(_)) => Ok(None),
-        // Another draw froze it meanwhile.
-        Err(ApiError::Conflict { code: "nothing_to_record", .. }) => Ok(None),
         Err(error) => Err(error),
     }
 }

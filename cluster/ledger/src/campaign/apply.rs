@@ -158,10 +158,11 @@ impl Ledger {
                 let version = self.record_directory(stamp_ms, actor, sha256, *entities, *bytes)?;
                 Ok(Applied::of_record(ProgrammeRecord::EntityDirectory(version), Vec::new()))
             }
-            ProgrammeAction::ImportRegister { sha256, entities, bytes } => {
+            ProgrammeAction::ImportRegister { sha256, entities, bytes, through } => {
                 command_over(&regions, actor, actor.bureau, "import the entity directory")?;
+                self.register.check_import(*through)?;
                 let version = self.record_directory(stamp_ms, actor, sha256, *entities, *bytes)?;
-                self.register.based_on_import(version.number);
+                self.register.based_on_import(version.number, *through);
                 Ok(Applied::of_record(ProgrammeRecord::EntityDirectory(version), Vec::new()))
             }
             ProgrammeAction::FreezeRegister(freeze) => {
@@ -169,7 +170,13 @@ impl Ledger {
                     return Err(Rejection::Forbidden("the register is frozen for a command centre's draw".into()));
                 }
                 self.register.check_freeze(self.programme.entity_directory(), freeze)?;
-                let version = self.record_directory(stamp_ms, actor, &freeze.sha256, freeze.entities, freeze.bytes)?;
+                let current = self.programme.entity_directory().expect("checked: a freeze starts from the current");
+                let version = if current.sha256 == freeze.sha256 {
+                    // The changes left the file as it was: the current version takes them in.
+                    current.clone()
+                } else {
+                    self.record_directory(stamp_ms, actor, &freeze.sha256, freeze.entities, freeze.bytes)?
+                };
                 self.register.record_freeze(version.number, freeze);
                 Ok(Applied::of_record(ProgrammeRecord::EntityDirectory(version), Vec::new()))
             }
@@ -340,6 +347,11 @@ impl Ledger {
     fn fix_beacon(&mut self, stamp_ms: u64, actor: &Actor, id: u64, value: &str, on_register: bool) -> CommandResult {
         let regions = self.regions();
         validate::text("beacon", value, BEACON_CHARS_MAX, true, false)?;
+        let register_directory = match (on_register, self.programme.entity_directory()) {
+            (false, _) => None,
+            (true, Some(current)) => Some(current.sha256.clone()),
+            (true, None) => return Err(conflict(ConflictCode::NoDirectory, "no entity directory is imported yet")),
+        };
         let campaign =
             self.programme.campaigns.get_mut(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
         command_over(&regions, actor, campaign.spec.bureau, "fix a campaign's beacon")?;
@@ -358,9 +370,8 @@ impl Ledger {
         shared.beacon = Some(Beacon { value: value.to_owned(), entered_by: actor.user.clone(), at_ms: stamp_ms });
         let campaign = campaign.clone();
         let mut inputs = self.live_draw_inputs(id, &campaign)?;
-        if on_register {
-            let current = self.programme.entity_directory().expect("a campaign is planned on a directory");
-            inputs.spec.entity_directory = current.sha256.clone();
+        if let Some(sha256) = register_directory {
+            inputs.spec.entity_directory = sha256;
         }
         self.programme.sealed_inputs.insert(id, inputs);
         Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign), Vec::new()))

@@ -494,14 +494,15 @@ pub enum ProgrammeAction {
         year: i32,
         batch: u32,
     },
-    /// An entity directory imported whole as the live register's base: it holds every change
-    /// the journal recorded before it (`register`). Proposed, in place of
-    /// `RecordEntityDirectory`, only when every member reads `register-feed-v1`, as are the
-    /// three below.
+    /// An entity directory imported whole as the live register's base: it holds the journal's
+    /// changes up to `through` (those recorded when its upload began, `register`). Proposed, in
+    /// place of `RecordEntityDirectory`, only when every member reads `register-feed-v1`, as
+    /// are the three below.
     ImportRegister {
         sha256: String,
         entities: u64,
         bytes: u64,
+        through: u64,
     },
     /// A batch of the registration system's changes, from its source (`Role::Source`).
     RecordRegisterChanges(Vec<register::RegisterChange>),

@@ -156,10 +156,19 @@ impl Register {
         self.journal_len
     }
 
-    /// Files a version imported whole: it holds every change recorded before it.
-    pub(crate) fn based_on_import(&mut self, number: u64) {
-        let version = RegisterVersion { through: self.journal_len, base: None };
-        self.versions.insert(number, version);
+    /// Checks an import's place in the journal: the changes it holds (`through`), at most the
+    /// ones recorded.
+    pub(crate) fn check_import(&self, through: u64) -> Result<(), Rejection> {
+        if through > self.journal_len {
+            return Err(invalid("through", format!("the journal has {} changes", self.journal_len)));
+        }
+        Ok(())
+    }
+
+    /// Files a version imported whole, which holds the journal's changes up to `through`.
+    pub(crate) fn based_on_import(&mut self, number: u64, through: u64) {
+        assert!(through <= self.journal_len, "checked: an import holds only recorded changes");
+        self.versions.insert(number, RegisterVersion { through, base: None });
     }
 
     /// Checks a freeze against the register and the current directory (`current`).
@@ -191,14 +200,19 @@ impl Register {
                 current.number, base.through
             )));
         }
-        if freeze.sha256 == current.sha256 {
-            return Err(invalid("sha256", "a freeze that changes entities makes another file"));
-        }
         Ok(())
     }
 
+    /// Files a checked freeze as version `number`: a new version, or, when the changes left the
+    /// file as it was (a revocation, then a deregistration of the same entity), the current one,
+    /// which now takes in the journal up to the freeze.
     pub(crate) fn record_freeze(&mut self, number: u64, freeze: &Freeze) {
-        self.versions.insert(number, RegisterVersion { through: freeze.through, base: Some(freeze.base) });
+        if number == freeze.base {
+            let current = self.versions.get_mut(&number).expect("checked: the base is on record");
+            current.through = freeze.through;
+        } else {
+            self.versions.insert(number, RegisterVersion { through: freeze.through, base: Some(freeze.base) });
+        }
     }
 
     /// The register's own invariants, against the directory's versions (`directories`).
@@ -230,21 +244,50 @@ pub(crate) fn check_feeder(actor: &Actor) -> Result<(), Rejection> {
     Ok(())
 }
 
-/// The checks of one change on its own; `scope`: the feeding source's bureau.
+/// The checks of one change on its own; `scope`: the feeding source's bureau. Every change,
+/// a revocation too, must be about an entity the source's bureau registered: the USCC's
+/// digits 3 to 8 are its registering authority's region (登记管理机关行政区划码), which no
+/// change alters, so one bureau's system can never revoke, amend or take over another's
+/// entities.
 pub fn check_change(regions: &Regions, scope: BureauCode, change: &RegisterChange) -> Result<(), Rejection> {
+    check_shape(regions, change)?;
+    if !change.uscc.registering_region().starts_with(significant_digits(scope).as_str()) {
+        return Err(Rejection::Forbidden(format!(
+            "entity {} was registered by region {}, outside the source's bureau {scope}",
+            change.uscc.as_str(),
+            change.uscc.registering_region()
+        )));
+    }
+    if let Some(entity) = &change.entity {
+        if !regions.is_within(entity.region, scope) {
+            return Err(Rejection::Forbidden(format!(
+                "entity {} would be registered in {}, outside the source's bureau {scope}",
+                change.uscc.as_str(),
+                entity.region
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The digits that name a region within the code (`440000` → `44`, `440100` → `4401`): the
+/// prefix every code below it shares.
+fn significant_digits(code: BureauCode) -> String {
+    let digits = format!("{code}");
+    let mut significant = digits.as_str();
+    while significant.len() > 2 && significant.ends_with("00") {
+        significant = &significant[..significant.len() - 2];
+    }
+    significant.to_owned()
+}
+
+/// The checks of a change that need no scope: its id, whether it carries the entity its kind
+/// calls for, and the entity's fields. Also run on every journal entry loaded from outside (a
+/// stream, a backup), so a frozen file never holds a field a directory may not.
+pub fn check_shape(regions: &Regions, change: &RegisterChange) -> Result<(), Rejection> {
     check_change_id(&change.id)?;
     match (&change.entity, change.kind.keeps_entity()) {
-        (Some(entity), true) => {
-            check_entity(regions, entity)?;
-            if !regions.is_within(entity.region, scope) {
-                return Err(Rejection::Forbidden(format!(
-                    "entity {} is registered in {}, outside the source's bureau {scope}",
-                    change.uscc.as_str(),
-                    entity.region
-                )));
-            }
-            Ok(())
-        }
+        (Some(entity), true) => check_entity(regions, entity),
         (None, false) => Ok(()),
         (None, true) => Err(invalid("entity", format!("a change of kind {} carries the entity", change.kind))),
         (Some(_), false) => Err(invalid("entity", format!("a change of kind {} carries no entity", change.kind))),

@@ -67,7 +67,7 @@ fn record(ledger: &mut Ledger, changes: Vec<RegisterChange>) -> Vec<ChangeOutcom
 
 fn imported() -> Ledger {
     let mut ledger = Ledger::new();
-    let import = ProgrammeAction::ImportRegister { sha256: BASE.into(), entities: 10, bytes: 1_000 };
+    let import = ProgrammeAction::ImportRegister { sha256: BASE.into(), entities: 10, bytes: 1_000, through: 0 };
     apply(&mut ledger, command("440100"), import).expect("the register's base is imported");
     ledger
 }
@@ -139,7 +139,7 @@ fn a_bad_change_is_refused_alone_and_a_reused_id_is_a_conflict() {
             no_entity,
             entity_on_revoke,
             comma,
-            // Shenzhen's entity is not the Guangzhou source's to report.
+            // An entity moved to Shenzhen is not the Guangzhou source's to report.
             change("c-5", ChangeKind::Establish, 5, "440305"),
             change("bad id!", ChangeKind::Establish, 6, "440106"),
             change("c-7", ChangeKind::Establish, 7, "440106"),
@@ -154,6 +154,48 @@ fn a_bad_change_is_refused_alone_and_a_reused_id_is_a_conflict() {
     assert!(matches!(&outcomes[4], ChangeOutcome::Refused(Rejection::Forbidden(_))));
     assert_eq!(outcomes[6], ChangeOutcome::Recorded { seq: 2 }, "the good change goes on");
     assert_eq!(ledger.entity_register().journal_len(), 2);
+}
+
+#[test]
+fn a_source_touches_only_the_entities_its_bureau_registered() {
+    let mut ledger = imported();
+    // Registered in Shenzhen (4403…): Guangzhou's system may not revoke, amend or take it over.
+    let shenzhen = Uscc::with_check_character("91440305MA0000009").expect("a USCC body");
+    let mut revoke = change("c-1", ChangeKind::Revoke, 0, "440106");
+    revoke.uscc = shenzhen.clone();
+    let mut amend = change("c-2", ChangeKind::Amend, 0, "440106");
+    amend.uscc = shenzhen;
+    let outcomes = record(&mut ledger, vec![revoke, amend, change("c-3", ChangeKind::Deregister, 3, "440106")]);
+    assert!(matches!(outcomes[0], ChangeOutcome::Refused(Rejection::Forbidden(_))), "{outcomes:?}");
+    assert!(matches!(outcomes[1], ChangeOutcome::Refused(Rejection::Forbidden(_))), "{outcomes:?}");
+    assert_eq!(outcomes[2], ChangeOutcome::Recorded { seq: 1 });
+    // The province's system covers every city of it.
+    let province = Actor { user: "gd-registration".into(), bureau: bureau("440000"), role: Role::Source };
+    let batch = ProgrammeAction::RecordRegisterChanges(vec![change("g-1", ChangeKind::Revoke, 4, "440106")]);
+    let answer = apply(&mut ledger, province, batch).expect("taken");
+    assert_eq!(answer.record, Some(ProgrammeRecord::RegisterChanges(vec![ChangeOutcome::Recorded { seq: 2 }])));
+}
+
+#[test]
+fn a_freeze_that_leaves_the_file_as_it_was_moves_the_current_version_forward() {
+    let mut ledger = imported();
+    record(&mut ledger, vec![change("c-1", ChangeKind::Revoke, 1, "440106")]);
+    apply(&mut ledger, command("440100"), freeze(1, 1)).expect("frozen into version 2");
+    // Deregistered after the revocation: folded in, the file is the same bytes.
+    record(&mut ledger, vec![change("c-2", ChangeKind::Deregister, 1, "440106")]);
+    let same = ProgrammeAction::FreezeRegister(Box::new(Freeze {
+        sha256: FROZEN.into(),
+        entities: 11,
+        bytes: 1_100,
+        base: 2,
+        through: 2,
+    }));
+    let answer = apply(&mut ledger, command("440100"), same).expect("taken in");
+    let Some(ProgrammeRecord::EntityDirectory(version)) = answer.record else { panic!("answers the version") };
+    assert_eq!(version.number, 2, "no new version");
+    assert_eq!(ledger.programme().entity_directories().len(), 2);
+    assert_eq!(ledger.entity_register().version(2).map(|v| (v.through, v.base)), Some((2, Some(1))));
+    assert_eq!(ledger.entity_register().pending_after(ledger.programme().entity_directory().unwrap()), Some(0));
 }
 
 #[test]
@@ -207,8 +249,11 @@ fn a_directory_imported_the_old_way_is_no_base_for_a_freeze_and_an_import_takes_
     record(&mut ledger, vec![change("c-1", ChangeKind::Establish, 1, "440106")]);
     let unbased = apply(&mut ledger, command("440100"), freeze(1, 1));
     assert!(matches!(unbased, Err(Rejection::Conflict { code: ConflictCode::RegisterUnbased, .. })));
-    // A whole import holds the changes before it.
-    let import = ProgrammeAction::ImportRegister { sha256: FROZEN.into(), entities: 11, bytes: 1_100 };
+    // A whole import holds the changes recorded when its upload began, never more.
+    let past_the_end =
+        ProgrammeAction::ImportRegister { sha256: FROZEN.into(), entities: 11, bytes: 1_100, through: 2 };
+    assert!(matches!(apply(&mut ledger, command("440100"), past_the_end), Err(Rejection::Invalid { .. })));
+    let import = ProgrammeAction::ImportRegister { sha256: FROZEN.into(), entities: 11, bytes: 1_100, through: 1 };
     apply(&mut ledger, command("440100"), import).expect("imported again");
     assert_eq!(ledger.entity_register().version(2).map(|v| (v.through, v.base)), Some((1, None)));
     assert!(matches!(apply(&mut ledger, command("440100"), freeze(2, 1)), Err(Rejection::NothingToRecord(_))));
@@ -264,7 +309,8 @@ mod random {
             }
             Step::Import(n) => {
                 let sha256 = format!("{:064x}", u64::from(*n) + 1);
-                (command("440100"), ProgrammeAction::ImportRegister { sha256, entities: 10, bytes: 1_000 })
+                let through = ledger.entity_register().journal_len() / 2;
+                (command("440100"), ProgrammeAction::ImportRegister { sha256, entities: 10, bytes: 1_000, through })
             }
             Step::Freeze { base, through } => {
                 let current = ledger.programme().entity_directories().len() as u64;
