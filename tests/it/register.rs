@@ -123,11 +123,16 @@ async fn the_register_is_fed_in_order_once_per_change_and_a_draw_freezes_it() {
     assert_eq!(page["entries"][0]["change"]["kind"], "amend");
     assert_eq!(page["entries"][0]["source"], "gz-registration");
 
-    // The leader dies: the journal is committed, the new leader has it.
+    // The leader dies: the journal is committed, the new leader has it, and the feed goes on
+    // with a member down.
     cluster.kill(leader);
     let leader = cluster.wait_for_leader().await;
     let register = cluster.get_json(leader, COMMAND_TOKEN, "/api/v1/register").await;
     assert_eq!((register["journal_length"].as_u64(), register["pending_changes"].as_u64()), (Some(5), Some(5)));
+    let later = json!({"changes": [{"id": "GZ-2026-000008", "kind": "establish", "uscc": new_uscc(8),
+                                    "entity": entity("新设餐饮丙有限公司", TIANHE)}]});
+    let (status, answer) = call(&cluster, leader, FEED_TOKEN, "POST", "/api/v1/register/changes", Some(later)).await;
+    assert_eq!((status, outcomes(&answer)), (200, vec![recorded(6)]), "{answer}");
 
     // A campaign over Tianhe; its beacon freezes the register first.
     for n in 1..=4 {
@@ -157,12 +162,12 @@ async fn the_register_is_fed_in_order_once_per_change_and_a_draw_freezes_it() {
     let frozen = &register["versions"][0];
     assert_eq!(
         (frozen["number"].as_u64(), frozen["through"].as_u64()),
-        (Some(2), Some(5)),
+        (Some(2), Some(6)),
         "{register}\n{}",
         cluster.log_tail(leader)
     );
     assert_eq!(frozen["frozen_from"], 1);
-    assert_eq!(frozen["entities"], 2_000 + 2 - 2, "two established, one revoked, one deregistered");
+    assert_eq!(frozen["entities"], 2_000 + 3 - 2, "three established, one revoked, one deregistered");
     assert_eq!(register["pending_changes"], 0);
     let frozen_sha = frozen["sha256"].as_str().unwrap().to_owned();
     let (_, proof) = call(&cluster, leader, COMMAND_TOKEN, "GET", &format!("/api/v1/campaigns/{id}/proof"), None).await;
@@ -194,7 +199,11 @@ async fn the_register_is_fed_in_order_once_per_change_and_a_draw_freezes_it() {
     let summary = draw::register::freeze(&base, &changes, &mut again).unwrap();
     assert_eq!((summary.sha256.as_str(), again.as_slice()), (frozen_sha.as_str(), file.as_ref()));
     let text = std::str::from_utf8(&file).unwrap();
-    assert!(text.contains("新设餐饮乙有限公司") && text.contains("变更后名称有限公司"));
+    assert!(
+        text.contains("新设餐饮乙有限公司")
+            && text.contains("新设餐饮丙有限公司")
+            && text.contains("变更后名称有限公司")
+    );
     assert!(!text.contains(&existing(1)) && !text.contains(&existing(2)), "revoked and deregistered left");
 
     let proof_path = cluster.data_dir().join("proof.json");
@@ -217,7 +226,7 @@ async fn the_register_is_fed_in_order_once_per_change_and_a_draw_freezes_it() {
         let url = cluster.url(restarted, "/api/v1/register");
         let response = cluster.http.get(url).bearer_auth(COMMAND_TOKEN).send().await.map_err(|e| e.to_string())?;
         let register: Value = response.json().await.map_err(|e| e.to_string())?;
-        if register["versions"][0]["sha256"] == frozen_sha.as_str() && register["journal_length"] == 5 {
+        if register["versions"][0]["sha256"] == frozen_sha.as_str() && register["journal_length"] == 6 {
             Ok(())
         } else {
             Err(register.to_string())
