@@ -1,7 +1,7 @@
 //! What the group's other members read (`reference::FEATURES_PATH`), learned by asking them and
 //! kept. A command of a new format is proposed only when every member reads it
-//! (`reference::members_read`, which asks every member each time): a member that does not
-//! answer counts by what it said last, so one node away (a disk replaced, a machine rebooting)
+//! (`reference::members_read`, which asks at once a member it has no word from): a member that
+//! does not answer counts by what it said last, so one node away (a disk replaced, a machine rebooting)
 //! does not stop inspectors' records or campaigns, while a member that answers is judged by its
 //! answer (one replaced by an older build at the same address is refused at once). Going back
 //! to an older build once entries of a newer format committed is not supported
@@ -9,7 +9,9 @@
 //!
 //! Every node asks in the background (`run`): a member it has no answer from, at first every
 //! `ASK_FIRST_AFTER` and then less often, up to `ASK_EVERY_KNOWN`; every member every
-//! `ASK_EVERY_KNOWN`. So a node that becomes leader already knows its fellows. The answers are
+//! `ASK_EVERY_KNOWN`. Members also tell each other with every peer RPC
+//! (`told_with_peer_rpc`): a follower hears its leader from the first heartbeat, so a node that
+//! becomes leader already knows its fellows, the one that just died too. The answers are
 //! kept in `<data_dir>/member_features.json`, a member named by its id and address (a member at
 //! a new address is asked again), only for the current members and only the formats this build
 //! knows of.
@@ -17,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -96,6 +98,15 @@ impl MemberFeatures {
             tracing::warn!(%error, path = %self.path.display(), "the members' formats were not kept on disk");
         }
     }
+}
+
+/// What the peer network tells members this build reads, and where it keeps what they tell.
+pub fn told_with_peer_rpc(known: &Arc<MemberFeatures>) -> cluster::raft::MemberReads {
+    let known = known.clone();
+    cluster::raft::MemberReads::new(
+        &crate::reference::FEATURES_READ,
+        Arc::new(move |id, addr, reads| known.learn(id, addr, reads)),
+    )
 }
 
 /// The other members of the group (voters and learners) by id and address.

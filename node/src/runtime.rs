@@ -133,7 +133,15 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         .build()
         .context("building the peer client")?;
     let peer_routes = config.peer_routes.iter().map(|route| (route.id, route.addr.clone())).collect();
-    let peers = PeerNetwork::new(peer_http, transport.scheme, group_secret.clone(), peer_routes);
+    let member_features = Arc::new(crate::member_features::MemberFeatures::open(&config.data_dir));
+    let peers = PeerNetwork::new(
+        config.id,
+        peer_http,
+        transport.scheme,
+        group_secret.clone(),
+        peer_routes,
+        crate::member_features::told_with_peer_rpc(&member_features),
+    );
     let raft = Raft::new(config.id, Arc::new(raft_config(&config)?), peers.clone(), log.clone(), store.clone())
         .await
         .context("starting Raft")?;
@@ -183,7 +191,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         calendar_cache: crate::reference::CalendarCache::default(),
         group_secret: group_secret.clone(),
         programme: crate::programme::Programme::new(inspection),
-        member_features: Arc::new(crate::member_features::MemberFeatures::open(&config.data_dir)),
+        member_features,
         documents: crate::documents::Documents::new(config.documents.clone()),
         kept_files: crate::kept_files::KeptFiles::open(&config.data_dir, config.attachment_store.as_ref())
             .context("opening the kept files (entity directories, attachments)")?,

@@ -189,6 +189,77 @@ async fn create_status(cluster: &TestCluster, node: u64, body: &Value) -> (u16, 
     (response.status().as_u16(), response.json().await.expect("json"))
 }
 
+/// A build that reads nothing beyond the peer format, at a member's address: it answers the
+/// question of what it reads, and every peer RPC with a Raft error it cannot encode (a
+/// different build), telling what it reads in the header every member sends.
+struct OlderBuild {
+    peer_rpcs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl OlderBuild {
+    async fn serve(addr: &str, node: u64) -> OlderBuild {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("the member's address is free");
+        let peer_rpcs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = peer_rpcs.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buffer = [0u8; 8192];
+                    let head_end = loop {
+                        if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end + 4;
+                        }
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => request.extend_from_slice(&buffer[..read]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&request[..head_end]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .and_then(|value| value.trim().parse().ok())
+                        .unwrap_or(0);
+                    while request.len() < head_end + length {
+                        match stream.read(&mut buffer).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(read) => request.extend_from_slice(&buffer[..read]),
+                        }
+                    }
+                    let answer = if head.starts_with("get /raft/features") {
+                        let body = format!(r#"{{"node":{node},"version":"0.1.0","reads":[]}}"#);
+                        format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                    } else {
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        "HTTP/1.1 409 Conflict\r\nx-xietong-reads: \r\ncontent-length: 1\r\nconnection: close\r\n\r\n?"
+                            .to_owned()
+                    };
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        OlderBuild { peer_rpcs, server }
+    }
+
+    fn peer_rpcs(&self) -> usize {
+        self.peer_rpcs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for OlderBuild {
+    /// Stops accepting, so the member's own build can bind its address again.
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
 /// The district the adopted table retires (荔湾区: no user of the dev users file works for it).
 const RETIRED: &str = "440103";
 
@@ -200,11 +271,24 @@ async fn a_region_table_adopted_during_a_rolling_restart_keeps_replicas_equal() 
     let (status, body) = create_status(&cluster, leader, &lead_in("新区的线索", "440199")).await;
     assert_eq!(status, 400, "440199 is no region yet: {body}");
 
-    // While a member is down (or runs a build that cannot read adoptions), nothing is proposed.
+    // While a member runs a build that cannot read adoptions, nothing is proposed: a follower
+    // replaced at its address by a build that tells, with its answers to the leader's peer RPCs,
+    // that it reads nothing beyond the peer format.
     let down = (1..=3).find(|id| *id != leader).expect("a follower");
     cluster.kill(down);
+    let older_build = OlderBuild::serve(cluster.addr(down), down).await;
+    wait_until("the leader sends the older build a peer RPC", Duration::from_secs(20), || async {
+        let peer_rpcs = older_build.peer_rpcs();
+        if peer_rpcs > 0 {
+            Ok(())
+        } else {
+            Err(format!("{peer_rpcs} peer RPCs"))
+        }
+    })
+    .await;
     let (status, body) = post_file(&cluster, leader, "/admin/v1/reference/regions", regions_v1(RETIRED)).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("members_not_upgraded")), "{body}");
+    drop(older_build);
     cluster.restart(down);
     cluster.wait_for_convergence().await;
     // A table that retires a bureau a user works for is refused (白云区 has an operator).

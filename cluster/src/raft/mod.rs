@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod durable_snapshot;
 pub mod group_secret;
 pub mod log_store;
+pub mod member_reads;
 pub mod network;
 pub mod peer_api;
 pub mod people_now;
@@ -56,5 +57,6 @@ pub type CheckIsLeaderError = openraft::error::CheckIsLeaderError<NodeId, openra
 pub use durable_snapshot::DurableSnapshot;
 pub use group_secret::GroupSecret;
 pub use log_store::LogStore;
+pub use member_reads::MemberReads;
 pub use people_now::PeopleNow;
 pub use state_machine::{LedgerStore, Replica};

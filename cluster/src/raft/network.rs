@@ -6,7 +6,8 @@
 //! (`x-xietong-target-node`),
 //! and the receiver refuses a mismatch: a stale address (a port reused by another node) must
 //! never make a leader replicate to the wrong node.
-//! Every request carries the group secret (`group_secret`) as a bearer token.
+//! Every request carries the group secret (`group_secret`) as a bearer token, and says who
+//! sent it and what its build reads (`member_reads`); an answer says what its responder reads.
 //! One `reqwest::Client` is shared by all peers, so connections are kept alive; the node builds
 //! it (with TLS when configured) and says which scheme its peers speak.
 
@@ -23,6 +24,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::member_reads::{MemberReads, MEMBER_READS_HEADER, SENDER_NODE_HEADER};
 use super::{GroupSecret, NodeId, TypeConfig};
 
 pub const TARGET_NODE_HEADER: &str = "x-xietong-target-node";
@@ -43,26 +45,38 @@ pub struct PeerNetwork {
     link: PeerLink,
 }
 
-/// What every call to a peer shares: the client, the scheme, the group secret and the routes.
+/// What every call to a peer shares: the client, the scheme, the group secret, the routes and
+/// what members read.
 #[derive(Clone)]
 struct PeerLink {
+    /// This node, the sender of every call.
+    node_id: NodeId,
     http: reqwest::Client,
     scheme: &'static str,
     secret: GroupSecret,
     /// Member id → the address this node uses for it instead of its group address.
     routes: Arc<BTreeMap<NodeId, String>>,
+    reads: MemberReads,
 }
 
 impl PeerNetwork {
-    /// `scheme` is `http` or `https`, matching how the group's nodes serve.
+    /// `scheme` is `http` or `https`, matching how the group's nodes serve; `node_id` is this
+    /// node.
     pub fn new(
+        node_id: NodeId,
         http: reqwest::Client,
         scheme: &'static str,
         secret: GroupSecret,
         routes: BTreeMap<NodeId, String>,
+        reads: MemberReads,
     ) -> PeerNetwork {
         assert!(matches!(scheme, "http" | "https"), "peers speak http or https");
-        PeerNetwork { link: PeerLink { http, scheme, secret, routes: Arc::new(routes) } }
+        PeerNetwork { link: PeerLink { node_id, http, scheme, secret, routes: Arc::new(routes), reads } }
+    }
+
+    /// What this build reads and who hears what members read (for `peer_api::router`).
+    pub fn member_reads(&self) -> MemberReads {
+        self.link.reads.clone()
     }
 
     /// Where this node reaches member `id`, whose group address is `addr`.
@@ -79,7 +93,12 @@ impl PeerNetwork {
         addr: &str,
         timeout: Duration,
     ) -> Result<Option<super::LogId>, RPCError<NodeId, BasicNode, RaftError<NodeId, super::CheckIsLeaderError>>> {
-        let client = PeerClient { link: self.link.clone(), target, address: self.route(target, addr) };
+        let client = PeerClient {
+            link: self.link.clone(),
+            target,
+            group_addr: addr.to_owned(),
+            address: self.route(target, addr),
+        };
         client.call(PATH_READ_INDEX, &(), timeout).await
     }
 }
@@ -88,19 +107,23 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient { link: self.link.clone(), target, address: self.route(target, &node.addr) }
+        let address = self.route(target, &node.addr);
+        PeerClient { link: self.link.clone(), target, group_addr: node.addr.clone(), address }
     }
 }
 
 pub struct PeerClient {
     link: PeerLink,
     target: NodeId,
+    /// The target's address in the membership (what members are known by).
+    group_addr: String,
+    /// Where this node reaches it (a route may differ).
     address: String,
 }
 
 impl PeerClient {
     /// A request to the peer at `path` with what every peer RPC carries: the group secret, the
-    /// node it is meant for and the peer format.
+    /// node it is meant for, the peer format, the sender and what it reads.
     fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.link
             .http
@@ -108,6 +131,8 @@ impl PeerClient {
             .bearer_auth(self.link.secret.bearer())
             .header(TARGET_NODE_HEADER, self.target.to_string())
             .header(PEER_FORMAT_HEADER, PEER_FORMAT.to_string())
+            .header(SENDER_NODE_HEADER, self.link.node_id.to_string())
+            .header(MEMBER_READS_HEADER, self.link.reads.ours().clone())
     }
 
     async fn call<Req, Resp, Err>(
@@ -130,6 +155,10 @@ impl PeerClient {
             }
         })?;
         let status = response.status();
+        // Only the target answers 2xx or a Raft error: any other node refuses the target header.
+        if status.is_success() || status.as_u16() == REMOTE_ERROR_STATUS {
+            self.link.reads.heard(self.target, &self.group_addr, response.headers());
+        }
         let bytes = response.bytes().await.map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if status.as_u16() == REMOTE_ERROR_STATUS {
             let error: RaftError<NodeId, Err> =

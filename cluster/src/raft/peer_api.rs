@@ -1,5 +1,6 @@
 //! The receiving side of peer RPC: axum routes that hand requests to the local Raft and send
-//! back the whole `Result`, in the one binary encoding (`ledger::codec`).
+//! back the whole `Result`, in the one binary encoding (`ledger::codec`). An admitted caller's
+//! build is heard (`member_reads`), and every answer says what this build reads.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::map_response_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -14,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::member_reads::{MemberReads, MEMBER_READS_HEADER, SENDER_NODE_HEADER};
 use super::network::{
     PATH_APPEND, PATH_READ_INDEX, PATH_SNAPSHOT, PATH_VOTE, PEER_FORMAT, PEER_FORMAT_HEADER, REMOTE_ERROR_STATUS,
     TARGET_NODE_HEADER,
@@ -30,6 +33,7 @@ struct PeerState {
     /// Where a snapshot from the leader is loaded, one at a time.
     state_machine: super::LedgerStore,
     receiving: Arc<tokio::sync::Mutex<()>>,
+    reads: MemberReads,
 }
 
 /// The largest peer RPC body accepted: an AppendEntries of up to 64 batched entries, with room
@@ -48,15 +52,41 @@ pub const PEER_RPC_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Routes for `/raft/*`, to be merged into the node's single HTTP server.
 /// `state_machine` says where a snapshot from the leader is loaded
-/// (`LedgerStore::incoming_store_path`).
-pub fn router(raft: Raft, node_id: NodeId, secret: GroupSecret, state_machine: super::LedgerStore) -> Router {
+/// (`LedgerStore::incoming_store_path`); `reads` is the peer network's
+/// (`PeerNetwork::member_reads`).
+pub fn router(
+    raft: Raft,
+    node_id: NodeId,
+    secret: GroupSecret,
+    state_machine: super::LedgerStore,
+    reads: MemberReads,
+) -> Router {
     let slots = Arc::new(Semaphore::new(PEER_RPCS_CONCURRENT_MAX));
+    let state = PeerState { raft, node_id, secret, slots, state_machine, receiving: Arc::default(), reads };
     Router::new()
         .route(PATH_APPEND, post(append))
         .route(PATH_VOTE, post(vote))
         .route(PATH_SNAPSHOT, post(snapshot))
         .route(PATH_READ_INDEX, post(read_index))
-        .with_state(PeerState { raft, node_id, secret, slots, state_machine, receiving: Arc::default() })
+        .layer(map_response_with_state(state.clone(), tell_our_reads))
+        .with_state(state)
+}
+
+/// Every answer says what this build reads.
+async fn tell_our_reads(State(state): State<PeerState>, mut response: Response) -> Response {
+    response.headers_mut().insert(MEMBER_READS_HEADER, state.reads.ours().clone());
+    response
+}
+
+/// Hears what an admitted caller reads, if it names itself as another member of the group.
+fn hear_caller(state: &PeerState, headers: &HeaderMap) {
+    let sender = headers.get(SENDER_NODE_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<NodeId>().ok());
+    let Some(sender) = sender.filter(|sender| *sender != state.node_id) else { return };
+    let addr =
+        state.raft.metrics().borrow().membership_config.membership().get_node(&sender).map(|node| node.addr.clone());
+    if let Some(addr) = addr {
+        state.reads.heard(sender, &addr, headers);
+    }
 }
 
 /// Checks the group secret and the target header from the headers alone, or explains the
@@ -84,6 +114,7 @@ fn check_caller(state: &PeerState, headers: &HeaderMap) -> Result<(), Response> 
         let message = format!("this is node {}, not {:?}", state.node_id, target);
         return Err((StatusCode::MISDIRECTED_REQUEST, message).into_response());
     }
+    hear_caller(state, headers);
     Ok(())
 }
 

@@ -85,7 +85,13 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         .layer(middleware::from_fn_with_state(group_secret.clone(), crate::write_path::believe_hops_only_from_members))
         .layer(middleware::from_fn_with_state(state.clone(), cors))
         .layer(middleware::from_fn(no_store));
-    let peer = cluster::raft::peer_api::router(state.raft.clone(), state.node_id, group_secret, state.store.clone());
+    let peer = cluster::raft::peer_api::router(
+        state.raft.clone(),
+        state.node_id,
+        group_secret,
+        state.store.clone(),
+        state.peers.member_reads(),
+    );
     api.merge(peer)
 }
 
