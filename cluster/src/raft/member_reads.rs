@@ -80,9 +80,12 @@ impl MemberReads {
 mod tests {
     use super::*;
 
+    /// What the node heard: member, address, formats.
+    type Heard = Vec<(NodeId, String, Vec<String>)>;
+
     #[test]
     fn a_member_is_heard_once_per_change_and_a_bad_header_is_ignored() {
-        let heard: Arc<Mutex<Vec<(NodeId, String, Vec<String>)>>> = Arc::default();
+        let heard: Arc<Mutex<Heard>> = Arc::default();
         let record = heard.clone();
         let reads = MemberReads::new(
             &["a-1"],
