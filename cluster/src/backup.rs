@@ -18,13 +18,18 @@ use ledger::Ledger;
 use crate::store::stream::{verify_stream, write_stream, StreamCore};
 use crate::store::{read_checkpoint, CheckpointMeta};
 
-/// 7: the stream of format 7 (the core with the entity register, the records with its
-/// journal) follows the header.
-const MAGIC: &[u8; 16] = b"XIETONG-BACKUP7\n";
-/// 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is read; the
-/// header's digest is the core's as written.
-const MAGICS_READ: [&[u8; 16]; 5] =
-    [MAGIC, b"XIETONG-BACKUP6\n", b"XIETONG-BACKUP5\n", b"XIETONG-BACKUP4\n", b"XIETONG-BACKUP3\n"];
+/// 8: the stream of format 8 (the core with the draws committed in parts) follows the header.
+const MAGIC: &[u8; 16] = b"XIETONG-BACKUP8\n";
+/// 7, 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is read;
+/// the header's digest is the core's as written.
+const MAGICS_READ: [&[u8; 16]; 6] = [
+    MAGIC,
+    b"XIETONG-BACKUP7\n",
+    b"XIETONG-BACKUP6\n",
+    b"XIETONG-BACKUP5\n",
+    b"XIETONG-BACKUP4\n",
+    b"XIETONG-BACKUP3\n",
+];
 /// A header is a few hundred bytes; anything larger is not a backup file.
 const HEADER_BYTES_MAX: u32 = 64 * 1024;
 

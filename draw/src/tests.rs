@@ -695,3 +695,155 @@ mod register_freeze {
         assert_eq!(again, out);
     }
 }
+
+mod draw_in_parts {
+    use ledger::campaign::draw_parts::{part_digest, DrawHeader, DRAW_PART_INSPECTIONS};
+
+    use super::*;
+
+    fn header_of(desk: &Desk, campaign: u64, result: &DrawResult) -> DrawHeader {
+        DrawHeader::of(campaign, result, "ab".repeat(32), desk.stamp_ms + 3 * DAY_MS, desk.stamp_ms + 28 * DAY_MS)
+    }
+
+    fn part(campaign: u64, part: usize, result: &DrawResult) -> ProgrammeAction {
+        let inspections = result.inspections.chunks(DRAW_PART_INSPECTIONS).nth(part).expect("a part").to_vec();
+        ProgrammeAction::RecordDrawPart { campaign, part: part as u32, inspections }
+    }
+
+    /// A draw of more inspections than one part: the header is checked as a whole, each part
+    /// against the header, in order and once; the campaign is drawn when the last is in, its
+    /// tasks in the draw's order, and the draw verifies from the directory.
+    #[test]
+    fn a_draw_is_committed_part_by_part_in_order_and_once() {
+        let planner = actor("gz-planner", "440100", Role::Command);
+        let second = actor("gz-second", "440100", Role::Command);
+        let mut desk = Desk { ledger: Ledger::new(), stamp_ms: T0 };
+        let bytes = generate(40_000, code(TIANHE), 5);
+        let summary = directory::check(Regions::compiled(), &bytes).unwrap();
+        let record = ProgrammeAction::RecordEntityDirectory {
+            sha256: summary.sha256.clone(),
+            entities: summary.entities,
+            bytes: summary.bytes,
+        };
+        desk.programme(&planner, record).expect("directory version recorded");
+        for inspector in pool() {
+            desk.programme(&planner, ProgrammeAction::EnrollInspector(Box::new(inspector))).expect("enrolled");
+        }
+        let mut spec = spec(&summary.sha256);
+        spec.ratios = RiskRatios { high_bp: 2_000, normal_bp: 1_000, low_bp: 600 };
+        let created = desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(spec))).unwrap();
+        let Some(ProgrammeRecord::Campaign(campaign)) = created.record else { panic!("a campaign") };
+        let id = campaign.id;
+        desk.programme(&second, ProgrammeAction::FixBeacon { campaign: id, value: "20261207".into() }).unwrap();
+        let inputs = desk.ledger.draw_inputs(id).unwrap();
+        let result = draw(Regions::compiled(), &inputs, &bytes).unwrap();
+        let parts = result.inspections.len().div_ceil(DRAW_PART_INSPECTIONS);
+        assert!(parts >= 2, "{} inspections make more than one part", result.inspections.len());
+
+        // No part before its header; a header whose parts do not add up to a quota is refused.
+        assert!(matches!(desk.programme(&planner, part(id, 0, &result)), Err(Rejection::NotYet(_))));
+        let header = header_of(&desk, id, &result);
+        let mut short = header.clone();
+        let counted = short.parts[0].quota_counts.iter().position(|count| *count > 0).expect("a stratum drawn");
+        short.parts[0].quota_counts[counted] -= 1;
+        let refused = desk.programme(&planner, ProgrammeAction::BeginDrawInParts(Box::new(short)));
+        assert!(matches!(refused, Err(Rejection::Invalid { .. })), "{refused:?}");
+        let mut forged = header.clone();
+        forged.summary.seed = "00".repeat(32);
+        let refused = desk.programme(&planner, ProgrammeAction::BeginDrawInParts(Box::new(forged)));
+        assert!(matches!(refused, Err(Rejection::Conflict { .. })), "a seed from other inputs: {refused:?}");
+
+        desk.programme(&planner, ProgrammeAction::BeginDrawInParts(Box::new(header.clone()))).expect("begun");
+        let again = desk.programme(&planner, ProgrammeAction::BeginDrawInParts(Box::new(header.clone())));
+        assert!(matches!(again, Err(Rejection::NothingToRecord(_))), "the same header again: {again:?}");
+        let whole = ProgrammeAction::RecordDraw {
+            campaign: id,
+            result: Box::new(result.clone()),
+            ack_deadline_ms: header.ack_deadline_ms,
+            complete_deadline_ms: header.complete_deadline_ms,
+        };
+        assert!(matches!(desk.programme(&planner, whole), Err(Rejection::Conflict { .. })), "being drawn in parts");
+
+        // In order; a part other than the header named is refused, changing nothing.
+        assert!(matches!(desk.programme(&planner, part(id, 1, &result)), Err(Rejection::NotYet(_))));
+        let mut bent = result.clone();
+        bent.inspections[7].inspectors.reverse();
+        let tasks_before = desk.ledger.task_count();
+        assert!(matches!(desk.programme(&planner, part(id, 0, &bent)), Err(Rejection::Invalid { .. })));
+        assert_eq!(desk.ledger.task_count(), tasks_before, "a refused part creates nothing");
+        let first = desk.programme(&planner, part(id, 0, &result)).expect("part 0");
+        assert_eq!(first.tasks.len(), DRAW_PART_INSPECTIONS);
+        assert!(matches!(desk.programme(&planner, part(id, 0, &result)), Err(Rejection::NothingToRecord(_))));
+        assert!(desk.ledger.programme().campaign(id).unwrap().draw.is_none(), "drawn only when every part is in");
+        assert_eq!(desk.ledger.drawing_in_parts(id).map(|d| d.next_part()), Some(1));
+        for n in 1..parts {
+            desk.programme(&planner, part(id, n, &result)).expect("a part");
+        }
+        assert!(desk.ledger.drawing_in_parts(id).is_none());
+        assert!(matches!(desk.programme(&planner, part(id, 0, &result)), Err(Rejection::NothingToRecord(_))));
+
+        // Drawn: the record keeps the summary, the tasks are the inspections in the draw's order.
+        let drawn = desk.ledger.programme().campaign(id).unwrap().draw.clone().expect("drawn");
+        assert!(drawn.result.inspections.is_empty() && drawn.tasks.is_empty(), "the core keeps no inspections");
+        assert_eq!(desk.ledger.drawn_inspections(id), result.inspections.len() as u64);
+        let tasks = desk.ledger.drawn_tasks(id);
+        assert_eq!(tasks.len(), result.inspections.len());
+        for (task, inspection) in tasks.iter().zip(&result.inspections) {
+            let task = desk.ledger.task(*task).expect("a task");
+            assert_eq!(task.subject, inspection.subject);
+            assert_eq!(task.inspection.as_ref().map(|i| i.inspectors.clone()), Some(inspection.inspectors.clone()));
+        }
+        // The proof: the record with the kept inspections verifies, and its parts are the ones
+        // the ledger took.
+        let mut proof = (*drawn).clone();
+        proof.result.inspections = result.inspections.clone();
+        verify(Regions::compiled(), &proof, &bytes).expect("the draw verifies");
+        let parts_taken = &desk.ledger.drawn_in_parts(id).expect("drawn in parts").parts;
+        let parts_again: Vec<_> =
+            result.inspections.chunks(DRAW_PART_INSPECTIONS).map(|p| part_digest(&result.strata, p)).collect();
+        assert_eq!(*parts_taken, parts_again);
+    }
+
+    /// A header over a result that names one entity twice, in two parts (forged, or from a
+    /// broken node): the header's hashes and counts hold, the second part is refused alike on
+    /// every replica, and nothing of it is created.
+    #[test]
+    fn a_part_repeating_an_entity_of_an_earlier_part_is_refused() {
+        let planner = actor("gz-planner", "440100", Role::Command);
+        let second = actor("gz-second", "440100", Role::Command);
+        let mut desk = Desk { ledger: Ledger::new(), stamp_ms: T0 };
+        let bytes = generate(40_000, code(TIANHE), 5);
+        let summary = directory::check(Regions::compiled(), &bytes).unwrap();
+        let record = ProgrammeAction::RecordEntityDirectory {
+            sha256: summary.sha256.clone(),
+            entities: summary.entities,
+            bytes: summary.bytes,
+        };
+        desk.programme(&planner, record).unwrap();
+        for inspector in pool() {
+            desk.programme(&planner, ProgrammeAction::EnrollInspector(Box::new(inspector))).unwrap();
+        }
+        let mut spec = spec(&summary.sha256);
+        spec.ratios = RiskRatios { high_bp: 2_000, normal_bp: 1_000, low_bp: 600 };
+        let created = desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(spec))).unwrap();
+        let Some(ProgrammeRecord::Campaign(campaign)) = created.record else { panic!("a campaign") };
+        let id = campaign.id;
+        desk.programme(&second, ProgrammeAction::FixBeacon { campaign: id, value: "x".into() }).unwrap();
+        let mut result = draw(Regions::compiled(), &desk.ledger.draw_inputs(id).unwrap(), &bytes).unwrap();
+        let same_stratum = |a: &ledger::campaign::DrawnInspection, b: &ledger::campaign::DrawnInspection| {
+            a.items == b.items && a.risk_class == b.risk_class && a.top_up == b.top_up
+        };
+        let (first, later) = result.inspections.split_at(DRAW_PART_INSPECTIONS);
+        let twin = later.iter().position(|l| same_stratum(l, &first[0])).expect("a later one of the same stratum");
+        result.inspections[DRAW_PART_INSPECTIONS + twin] = result.inspections[0].clone();
+        desk.programme(&planner, ProgrammeAction::BeginDrawInParts(Box::new(header_of(&desk, id, &result)))).unwrap();
+        desk.programme(&planner, part(id, 0, &result)).unwrap();
+        let tasks_before = desk.ledger.task_count();
+        let refused = desk.programme(&planner, part(id, 1, &result));
+        assert!(
+            matches!(&refused, Err(Rejection::Invalid { reason, .. }) if reason.contains("once per draw")),
+            "{refused:?}"
+        );
+        assert_eq!(desk.ledger.task_count(), tasks_before);
+    }
+}

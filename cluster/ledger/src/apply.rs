@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use super::access;
 use super::bureau::{BureauCode, Regions};
 use super::campaign::register::{JournalEntry, Register};
-use super::campaign::Planning;
 use super::campaign::{is_inspection_outcome, Programme};
+use super::campaign::{DrawsInParts, Planning};
 use super::command::{
     conflict, Action, Actor, Applied, Command, CommandResult, ConflictCode, IdempotencyTag, NewTask, Rejection, Role,
     TaskChange, Transition,
@@ -104,6 +104,10 @@ pub struct Ledger {
     /// Last, so a core written before it is this core's bytes less the empty register's
     /// (`campaign::register::core_of_format_6`).
     pub(crate) register: Register,
+    /// The draws committed in parts, under way and done (see `campaign::draw_parts`). Last, so
+    /// a core written before them is this core's bytes less the empty draws'
+    /// (`campaign::draw_parts::core_of_format_7`).
+    pub(crate) draws_in_parts: DrawsInParts,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -137,6 +141,7 @@ impl Default for Ledger {
             units: Units::default(),
             planning: Planning::default(),
             register: Register::default(),
+            draws_in_parts: DrawsInParts::default(),
         }
     }
 }
@@ -974,6 +979,7 @@ impl Ledger {
         self.planning.item_list.check(self.reference.regions()).map_err(InvariantViolation)?;
         self.planning.plans.check().map_err(InvariantViolation)?;
         self.register.check(self.programme.entity_directories().len() as u64).map_err(InvariantViolation)?;
+        self.draws_in_parts.check(&self.programme, self.next_task_id).map_err(InvariantViolation)?;
         Ok(())
     }
 
@@ -1030,9 +1036,8 @@ impl Ledger {
             );
         }
         if let Some(inspection) = &task.inspection {
-            let drawn = self.programme.campaign(inspection.campaign).and_then(|c| c.draw.as_ref());
             ensure!(
-                drawn.is_some_and(|draw| draw.tasks.contains(&id)),
+                self.draw_made(inspection.campaign, id),
                 "task {id} is an inspection no draw of campaign {} made",
                 inspection.campaign
             );

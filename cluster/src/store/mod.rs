@@ -42,8 +42,9 @@ pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// core ends with the reference data (`ledger::reference`). 5: the core ends with the
 /// organisation's units (`ledger::organisation`). 6: the core ends with the inspection-item
 /// list (`ledger::campaign::item_list`). 7: the core ends with the entity register and the
-/// records hold its journal (`ledger::campaign::register`).
-pub const STORE_FORMAT: u32 = 7;
+/// records hold its journal (`ledger::campaign::register`). 8: the core ends with the draws
+/// committed in parts (`ledger::campaign::draw_parts`).
+pub const STORE_FORMAT: u32 = 8;
 /// The oldest format this build reads: a store, stream or backup of a format from this one on
 /// has its core converted as it is read (`core_in_this_format`); nothing else changed since.
 pub const STORE_FORMAT_OLDEST_READ: u32 = 3;
@@ -57,8 +58,9 @@ pub fn core_in_this_format(format: u32, core: Vec<u8>) -> Vec<u8> {
     let core = if format < 4 { ledger::reference::core_of_format_3(&core) } else { core };
     let core = if format < 5 { ledger::organisation::core_of_format_4(&core) } else { core };
     let core = if format < 6 { ledger::campaign::item_list::core_of_format_5(&core) } else { core };
-    if format < 7 {
-        ledger::campaign::register::core_of_format_6(&core)
+    let core = if format < 7 { ledger::campaign::register::core_of_format_6(&core) } else { core };
+    if format < 8 {
+        ledger::campaign::draw_parts::core_of_format_7(&core)
     } else {
         core
     }

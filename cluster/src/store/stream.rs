@@ -26,10 +26,11 @@ use super::{LOGINS, PEOPLE, RECEIVED, REGISTER, REGISTER_IDS, REPORTERS, SENT, T
 /// core ends with the reference data (`ledger::reference`), 5 since it ends with the
 /// organisation's units (`ledger::organisation`), 6 since it ends with the inspection-item list
 /// (`ledger::campaign::item_list`), 7 since it ends with the entity register and carries the
-/// register's journal (`ledger::campaign::register`). A stream of another format is refused
-/// before anything of it is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM7\n";
-const _: () = assert!(super::STORE_FORMAT == 7, "the magic names the store format");
+/// register's journal (`ledger::campaign::register`), 8 since it ends with the draws committed
+/// in parts (`ledger::campaign::draw_parts`). A stream of another format is refused before
+/// anything of it is decoded.
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM8\n";
+const _: () = assert!(super::STORE_FORMAT == 8, "the magic names the store format");
 /// The magic of a stream of `format`: formats before this one are read still (their core
 /// converted as it is read), never written.
 fn magic_of(format: u32) -> [u8; 16] {

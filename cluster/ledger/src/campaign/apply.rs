@@ -250,6 +250,10 @@ impl Ledger {
             ProgrammeAction::RecordDraw { campaign, result, ack_deadline_ms, complete_deadline_ms } => {
                 self.record_draw(stamp_ms, actor, *campaign, result, *ack_deadline_ms, *complete_deadline_ms)
             }
+            ProgrammeAction::BeginDrawInParts(header) => self.begin_draw_in_parts(stamp_ms, actor, header),
+            ProgrammeAction::RecordDrawPart { campaign, part, inspections } => {
+                self.record_draw_part(stamp_ms, actor, *campaign, *part, inspections)
+            }
             ProgrammeAction::PublishResult { task } => self.publication_step(stamp_ms, actor, *task, None),
             ProgrammeAction::WithdrawResult { task, note } => self.publication_step(stamp_ms, actor, *task, Some(note)),
             ProgrammeAction::OpenFollowUp { inspection, ack_deadline_ms, complete_deadline_ms } => {
@@ -392,6 +396,9 @@ impl Ledger {
         if campaign.draw.is_some() {
             return Err(conflict(ConflictCode::CampaignDrawn, format!("campaign {id} is drawn already")));
         }
+        if self.is_drawing_in_parts(id) {
+            return Err(conflict(ConflictCode::CampaignDrawn, format!("campaign {id} is being drawn in parts")));
+        }
         validate::dispatch(
             &regions,
             campaign.spec.bureau,
@@ -406,33 +413,17 @@ impl Ledger {
         check_draw(&regions, &inputs, result)?;
         let spec = inputs.spec.clone();
 
-        let draw_actor = actor.clone();
         let mut tasks = Vec::with_capacity(result.inspections.len());
         for inspection in &result.inspections {
-            let task = self.inspection_task(
+            tasks.push(self.draw_inspection_task(
                 stamp_ms,
-                &draw_actor,
+                actor,
                 id,
                 &spec,
                 inspection,
                 ack_deadline_ms,
                 complete_deadline_ms,
-            );
-            let mut task = task;
-            // The team as people: each drawn inspector linked to an account (谁抽查、谁录入).
-            task.field_work.handlers.team = inspection
-                .inspectors
-                .iter()
-                .filter_map(|inspector| self.person_of_login(&crate::organisation::inspector_key(inspector)))
-                .filter_map(|id| self.person(id))
-                .map(|person| crate::task::HandlerRef { id: person.id, name: person.name.clone() })
-                .collect();
-            let task = self.insert_new_task(task);
-            let mut team = inspection.inspectors.clone();
-            team.sort();
-            let uscc = inspection.subject.uscc.clone().expect("checked: every drawn entity has a USCC");
-            self.programme.last_team.insert(uscc, (inspection.subject.region_code, team));
-            tasks.push(task);
+            ));
         }
         let record = DrawRecord {
             inputs,
@@ -447,6 +438,37 @@ impl Ledger {
         let campaign = self.programme.campaigns.get_mut(&id).expect("found above");
         Arc::make_mut(campaign).draw = Some(Box::new(record));
         Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign.clone()), tasks))
+    }
+
+    /// Files the inspection task of one drawn inspection, its team linked to their accounts,
+    /// and keeps the team as the entity's last.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn draw_inspection_task(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        campaign: u64,
+        spec: &CampaignSpec,
+        inspection: &DrawnInspection,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+    ) -> Arc<Task> {
+        let mut task =
+            self.inspection_task(stamp_ms, actor, campaign, spec, inspection, ack_deadline_ms, complete_deadline_ms);
+        // The team as people: each drawn inspector linked to an account (谁抽查、谁录入).
+        task.field_work.handlers.team = inspection
+            .inspectors
+            .iter()
+            .filter_map(|inspector| self.person_of_login(&crate::organisation::inspector_key(inspector)))
+            .filter_map(|id| self.person(id))
+            .map(|person| crate::task::HandlerRef { id: person.id, name: person.name.clone() })
+            .collect();
+        let task = self.insert_new_task(task);
+        let mut team = inspection.inspectors.clone();
+        team.sort();
+        let uscc = inspection.subject.uscc.clone().expect("checked: every drawn entity has a USCC");
+        self.programme.last_team.insert(uscc, (inspection.subject.region_code, team));
+        task
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -32,6 +32,7 @@ use super::uscc::Uscc;
 pub mod annual_plan;
 mod apply;
 mod checks;
+pub mod draw_parts;
 mod draw_rules;
 pub mod item_list;
 mod public;
@@ -41,6 +42,7 @@ pub(crate) use checks::is_finding;
 pub use checks::{
     check_inspector, check_spec, draws_a_class_thinly, is_hex_sha256, is_inspection_outcome, needs_follow_up,
 };
+pub use draw_parts::{DrawHeader, DrawSummary, DrawsInParts};
 pub use draw_rules::check_draw;
 pub use public::PublicResult;
 
@@ -60,8 +62,8 @@ pub const INSPECTORS_PER_ENROLMENT_MAX: usize = 500;
 pub const CONFLICTS_MAX: usize = 1_000_000;
 /// Campaigns kept.
 pub const CAMPAIGNS_MAX: usize = 100_000;
-/// Inspections one draw may create as tasks (one Raft entry): a county's or city's campaign
-/// draws hundreds to a few thousand; a province-wide draw larger than this is split by region.
+/// Inspections a draw in one entry (`ProgrammeAction::RecordDraw`, the form before draws in
+/// parts) may create as tasks; a draw in parts (`draw_parts`) takes a province's.
 pub const DRAW_INSPECTIONS_MAX: usize = 10_000;
 /// Entity histories a draw carries as input (entities in scope that had tasks here).
 pub const DRAW_HISTORIES_MAX: usize = 200_000;
@@ -514,6 +516,16 @@ pub enum ProgrammeAction {
     FixBeaconOnRegister {
         campaign: u64,
         value: String,
+    },
+    /// The header of a draw committed in parts (`draw_parts`): the result less its
+    /// inspections, and each part's hash and counts. Proposed only when every member reads
+    /// `draw-in-parts-v1`, as is the command below.
+    BeginDrawInParts(Box<DrawHeader>),
+    /// Part `part` of a draw begun in parts: its inspections, whose tasks it creates.
+    RecordDrawPart {
+        campaign: u64,
+        part: u32,
+        inspections: Vec<DrawnInspection>,
     },
 }
 
