@@ -13,7 +13,7 @@ pub mod select;
 pub mod verify;
 
 pub use select::{draw, DrawError};
-pub use verify::{verify, Mismatch, Verified};
+pub use verify::{verify, verify_in_parts, Mismatch, Verified};
 
 #[cfg(test)]
 mod tests;

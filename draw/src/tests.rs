@@ -702,7 +702,7 @@ mod draw_in_parts {
     use super::*;
 
     fn header_of(desk: &Desk, campaign: u64, result: &DrawResult) -> DrawHeader {
-        DrawHeader::of(campaign, result, "ab".repeat(32), desk.stamp_ms + 3 * DAY_MS, desk.stamp_ms + 28 * DAY_MS)
+        DrawHeader::of(campaign, result, desk.stamp_ms + 3 * DAY_MS, desk.stamp_ms + 28 * DAY_MS)
     }
 
     fn part(campaign: u64, part: usize, result: &DrawResult) -> ProgrammeAction {
@@ -795,13 +795,17 @@ mod draw_in_parts {
         }
         // The proof: the record with the kept inspections verifies, and its parts are the ones
         // the ledger took.
-        let mut proof = (*drawn).clone();
-        proof.result.inspections = result.inspections.clone();
-        verify(Regions::compiled(), &proof, &bytes).expect("the draw verifies");
-        let parts_taken = &desk.ledger.drawn_in_parts(id).expect("drawn in parts").parts;
-        let parts_again: Vec<_> =
-            result.inspections.chunks(DRAW_PART_INSPECTIONS).map(|p| part_digest(&result.strata, p)).collect();
-        assert_eq!(*parts_taken, parts_again);
+        let parts_taken = desk.ledger.drawn_in_parts(id).expect("drawn in parts").parts.clone();
+        let verified = crate::verify_in_parts(Regions::compiled(), &drawn, &parts_taken, &bytes).expect("verifies");
+        assert_eq!(verified.inspections, result.inspections.len());
+        // A part's digest bent, or the record's population, shows.
+        let mut bent_parts = parts_taken.clone();
+        bent_parts[1].sha256 = part_digest(&result.strata, &bent.inspections[..1]).sha256;
+        let mismatch = crate::verify_in_parts(Regions::compiled(), &drawn, &bent_parts, &bytes).unwrap_err();
+        assert!(mismatch.to_string().contains("part 1"), "{mismatch}");
+        let mut bent_record = (*drawn).clone();
+        bent_record.result.eligible += 1;
+        assert!(crate::verify_in_parts(Regions::compiled(), &bent_record, &parts_taken, &bytes).is_err());
     }
 
     /// A header over a result that names one entity twice, in two parts (forged, or from a

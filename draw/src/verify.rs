@@ -3,6 +3,7 @@
 //! draw must give exactly the committed result. Any tampering with the directory, the inputs
 //! (a beacon, a ratio, an inspector) or the result shows as a mismatch.
 
+use ledger::campaign::draw_parts::{part_digest, PartDigest, DRAW_PART_INSPECTIONS};
 use ledger::campaign::{hex, DrawRecord};
 
 use crate::select::{draw, DrawError};
@@ -64,6 +65,50 @@ pub fn verify(regions: &ledger::Regions, record: &DrawRecord, directory_bytes: &
         Some("the recusals".to_owned())
     } else {
         None
+    };
+    match difference {
+        Some(what) => Err(Mismatch::Result(what)),
+        None => Ok(Verified {
+            seed: again.seed,
+            inspections: again.inspections.len(),
+            entities_in_scope: again.entities_in_scope,
+        }),
+    }
+}
+
+/// Verifies a draw committed in parts (`ledger::campaign::draw_parts`): its record keeps the
+/// summary (seed, population, strata, recusals) and `parts` the digest of each part the ledger
+/// took. Recomputing the draw must give the same summary and, part by part, the same digests:
+/// the inspections the ledger made into tasks are exactly the recomputed ones.
+pub fn verify_in_parts(
+    regions: &ledger::Regions,
+    record: &DrawRecord,
+    parts: &[PartDigest],
+    directory_bytes: &[u8],
+) -> Result<Verified, Mismatch> {
+    let recomputed = hex(&record.inputs.seed());
+    if recomputed != record.result.seed {
+        return Err(Mismatch::Seed { committed: record.result.seed.clone(), recomputed });
+    }
+    let again = draw(regions, &record.inputs, directory_bytes).map_err(|error| match error {
+        DrawError::WrongDirectory { expected, actual } => Mismatch::Directory { expected, actual },
+        other => Mismatch::Recompute(other),
+    })?;
+    let committed = &record.result;
+    let parts_again: Vec<PartDigest> =
+        again.inspections.chunks(DRAW_PART_INSPECTIONS).map(|part| part_digest(&again.strata, part)).collect();
+    let difference = if again.entities_in_scope != committed.entities_in_scope || again.eligible != committed.eligible {
+        Some("the population in scope".to_owned())
+    } else if again.strata != committed.strata {
+        Some("the strata (population or quota)".to_owned())
+    } else if again.recusals != committed.recusals {
+        Some("the recusals".to_owned())
+    } else if parts_again.len() != parts.len() {
+        Some(format!("{} parts recomputed, {} committed", parts_again.len(), parts.len()))
+    } else {
+        parts_again.iter().zip(parts).position(|(a, c)| a != c).map(|n| {
+            format!("part {n} (inspections {} to {})", n * DRAW_PART_INSPECTIONS + 1, (n + 1) * DRAW_PART_INSPECTIONS)
+        })
     };
     match difference {
         Some(what) => Err(Mismatch::Result(what)),

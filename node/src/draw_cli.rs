@@ -41,16 +41,30 @@ enum DrawCommand {
     },
 }
 
+/// A campaign's proof: its record, and for a draw committed in parts each part's digest.
+#[derive(serde::Deserialize)]
+struct Proof {
+    #[serde(flatten)]
+    campaign: Campaign,
+    draw_parts: Option<Vec<ledger::campaign::draw_parts::PartDigest>>,
+}
+
 /// Runs the command; `Ok(false)` when a verification found a mismatch.
 pub fn run(args: DrawArgs) -> anyhow::Result<bool> {
     match args.command {
         DrawCommand::Verify { proof, directory } => {
             let text = std::fs::read(&proof).with_context(|| format!("reading {}", proof.display()))?;
-            let campaign: Campaign = serde_json::from_slice(&text).context("the proof is not a campaign record")?;
+            let proof: Proof = serde_json::from_slice(&text).context("the proof is not a campaign record")?;
+            let campaign = proof.campaign;
             let record = campaign.draw.context("the campaign is not drawn yet")?;
             let bytes = std::fs::read(&directory).with_context(|| format!("reading {}", directory.display()))?;
             let started = std::time::Instant::now();
-            match draw::verify(ledger::Regions::compiled(), &record, &bytes) {
+            let regions = ledger::Regions::compiled();
+            let verified = match &proof.draw_parts {
+                Some(parts) => draw::verify_in_parts(regions, &record, parts, &bytes),
+                None => draw::verify(regions, &record, &bytes),
+            };
+            match verified {
                 Ok(verified) => {
                     println!(
                         "verified: campaign {} drew {} inspections from {} entities in scope, seed {} ({:.2} s)",

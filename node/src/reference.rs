@@ -52,8 +52,10 @@ pub const FEATURE_ANNUAL_PLAN: &str = "annual-plan-v1";
 /// The live entity register: its base imported, its feed of changes, freezes and beacons fixed
 /// on it (`ledger::campaign::register`).
 pub const FEATURE_REGISTER_FEED: &str = "register-feed-v1";
+/// Draws committed in parts (`ledger::campaign::draw_parts`).
+pub const FEATURE_DRAW_IN_PARTS: &str = "draw-in-parts-v1";
 /// Every feature this build reads.
-pub(crate) const FEATURES_READ: [&str; 8] = [
+pub(crate) const FEATURES_READ: [&str; 9] = [
     FEATURE_REFERENCE,
     FEATURE_ORGANISATION,
     FEATURE_SITE_RECORDS,
@@ -62,6 +64,7 @@ pub(crate) const FEATURES_READ: [&str; 8] = [
     FEATURE_FOLLOW_UP,
     FEATURE_ANNUAL_PLAN,
     FEATURE_REGISTER_FEED,
+    FEATURE_DRAW_IN_PARTS,
 ];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;

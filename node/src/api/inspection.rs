@@ -294,8 +294,46 @@ pub struct DrawSummaryJson {
     pub top_up: usize,
     pub recusals: usize,
     pub strata: Vec<StratumJson>,
-    /// The inspection tasks created.
+    /// The inspection tasks created, in the draw's order.
     pub tasks: Vec<u64>,
+}
+
+/// A draw committed in parts while its parts come in.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct DrawingJson {
+    pub parts: usize,
+    pub parts_recorded: usize,
+    pub inspections: u64,
+}
+
+/// What a campaign's draw made, read from the ledger: a draw committed in parts keeps its
+/// inspections in its tasks, not in the campaign's record.
+pub struct DrawFacts {
+    inspections: u64,
+    top_ups: u64,
+    tasks: Vec<u64>,
+    drawing: Option<DrawingJson>,
+}
+
+impl DrawFacts {
+    pub fn of(ledger: &ledger::Ledger, campaign: &Campaign) -> DrawFacts {
+        let drawing = ledger.drawing_in_parts(campaign.id).map(|drawing| DrawingJson {
+            parts: drawing.header.parts.len(),
+            parts_recorded: drawing.next_part(),
+            inspections: drawing.header.inspections(),
+        });
+        let top_ups = match (ledger.drawn_in_parts(campaign.id), &campaign.draw) {
+            (Some(parts), _) => parts.top_ups(),
+            (None, Some(draw)) => draw.result.inspections.iter().filter(|i| i.top_up).count() as u64,
+            (None, None) => 0,
+        };
+        DrawFacts {
+            inspections: ledger.drawn_inspections(campaign.id),
+            top_ups,
+            tasks: ledger.drawn_tasks(campaign.id).into_iter().map(|task| task.0).collect(),
+            drawing,
+        }
+    }
 }
 
 /// A campaign as the bureaus see it (the full committed record, inputs included, is at
@@ -316,20 +354,23 @@ pub struct CampaignJson {
     pub complete_by: Option<String>,
     pub created_by: String,
     pub created_at: String,
-    /// `planned` (waiting for the beacon), `sealed` (beacon fixed, draw pending) or `drawn`.
+    /// `planned` (waiting for the beacon), `sealed` (beacon fixed, draw pending), `drawing`
+    /// (a draw in parts, its parts coming in) or `drawn`.
     pub state: String,
     pub beacon: Option<BeaconJson>,
     pub draw: Option<DrawSummaryJson>,
+    pub drawing: Option<DrawingJson>,
 }
 
 impl CampaignJson {
-    pub fn of(regions: &Regions, campaign: &Campaign) -> CampaignJson {
+    pub fn of(regions: &Regions, campaign: &Campaign, facts: DrawFacts) -> CampaignJson {
         let spec = &campaign.spec;
         let percent = |bp: u32| f64::from(bp) / 100.0;
-        let state = match (&campaign.beacon, &campaign.draw) {
-            (_, Some(_)) => "drawn",
-            (Some(_), None) => "sealed",
-            (None, None) => "planned",
+        let state = match (&campaign.beacon, &campaign.draw, &facts.drawing) {
+            (_, Some(_), _) => "drawn",
+            (Some(_), None, Some(_)) => "drawing",
+            (Some(_), None, None) => "sealed",
+            (None, _, _) => "planned",
         };
         CampaignJson {
             id: campaign.id,
@@ -366,8 +407,8 @@ impl CampaignJson {
                 drawn_by: draw.drawn_by.clone(),
                 entities_in_scope: draw.result.entities_in_scope,
                 eligible: draw.result.eligible,
-                inspections: draw.result.inspections.len(),
-                top_up: draw.result.inspections.iter().filter(|i| i.top_up).count(),
+                inspections: facts.inspections as usize,
+                top_up: facts.top_ups as usize,
                 recusals: draw.result.recusals.len(),
                 strata: draw
                     .result
@@ -380,8 +421,9 @@ impl CampaignJson {
                         quota: s.quota,
                     })
                     .collect(),
-                tasks: draw.tasks.iter().map(|t| t.0).collect(),
+                tasks: facts.tasks,
             }),
+            drawing: facts.drawing,
         }
     }
 }
@@ -499,11 +541,13 @@ pub struct PublicCampaignJson {
 }
 
 impl PublicCampaignJson {
-    /// A drawn campaign with how many of its results are published now.
+    /// A drawn campaign, the inspections it drew, with how many of their results are
+    /// published now.
     pub fn of(
         regions: &Regions,
         campaign: &Campaign,
         draw: &DrawRecord,
+        inspections: u64,
         published_results: usize,
     ) -> PublicCampaignJson {
         let spec = &campaign.spec;
@@ -517,7 +561,7 @@ impl PublicCampaignJson {
             scope_name: region_name(regions, spec.scope_region),
             targeted: spec.targeted,
             drawn_at: Some(format_ms(draw.drawn_at_ms)),
-            inspections: draw.result.inspections.len(),
+            inspections: inspections as usize,
             published_results,
         }
     }

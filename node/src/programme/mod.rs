@@ -7,6 +7,7 @@
 //! itself is the `draw` crate.
 
 pub mod checklist;
+pub mod draw_parts;
 pub mod register_counts;
 pub mod roster;
 
@@ -26,7 +27,11 @@ use crate::api::ApiError;
 pub const DIRECTORY_BYTES_MAX: usize = 8 * 1024 * 1024 * 1024;
 /// Publication of an inspection result is due within 20 working days of its entry.
 pub const PUBLICATION_SPAN: &str = "20wd";
-/// Attempts at committing a draw when the ledger changed while it was computed.
+/// How long the draw route waits for the parts of a draw that another leader (or task)
+/// proposes: a province's 100 parts take well under a minute.
+pub const DRAW_IN_PARTS_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+/// Attempts at committing a draw (its header, for a draw in parts) when the ledger changed
+/// while it was computed.
 pub const DRAW_ATTEMPTS_MAX: usize = 3;
 
 #[derive(Clone)]
@@ -37,6 +42,8 @@ pub struct Programme {
     shipped: Arc<ItemList>,
     /// The register's size by region, for 随机抽查数量比例.
     pub register_counts: register_counts::RegisterCountsCache,
+    /// The draws in parts whose parts this node proposes now.
+    pub draw_drivers: draw_parts::Drivers,
 }
 
 /// A configured item as the ledger's list holds it (`config` checked the organiser and the
@@ -65,7 +72,12 @@ pub fn item_spec(item: &ItemConfig) -> ItemSpec {
 impl Programme {
     pub fn new(config: InspectionConfig) -> Programme {
         let shipped = ItemList::shipped(config.items.iter().map(item_spec).collect());
-        Programme { config: Arc::new(config), shipped: Arc::new(shipped), register_counts: Default::default() }
+        Programme {
+            config: Arc::new(config),
+            shipped: Arc::new(shipped),
+            register_counts: Default::default(),
+            draw_drivers: Default::default(),
+        }
     }
 
     /// The national list as this deployment ships it.

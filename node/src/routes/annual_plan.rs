@@ -80,9 +80,11 @@ fn progress(
     let mut total = BatchProgressJson { campaigns: batch.campaigns.len() as u64, ..Default::default() };
     let mut by_city: BTreeMap<BureauCode, BatchProgressJson> = BTreeMap::new();
     for id in &batch.campaigns {
-        let Some(draw) = ledger.programme().campaign(*id).and_then(|c| c.draw.as_ref()) else { continue };
-        for task_id in &draw.tasks {
-            let Some(task) = ledger.task(*task_id) else { continue };
+        if ledger.programme().campaign(*id).and_then(|c| c.draw.as_ref()).is_none() {
+            continue;
+        }
+        for task_id in ledger.drawn_tasks(*id) {
+            let Some(task) = ledger.task(task_id) else { continue };
             let Some(assignee) = task.handling.assignee_bureau else { continue };
             let city = regions.ancestor_at(assignee, RegionLevel::Prefecture).unwrap_or(assignee);
             let completed = task.inspection.as_ref().is_some_and(|i| i.result_entered_at_ms.is_some());

@@ -9,21 +9,27 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use config::calendar::Span;
-use ledger::campaign::{CampaignSpec, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios, DRAW_RATIO_FLOOR_BP};
+use std::sync::Arc;
+
+use ledger::campaign::{
+    CampaignSpec, DrawHeader, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios, DRAW_RATIO_FLOOR_BP,
+};
 use ledger::{Action, Actor, Command, Regions, Role, Severity, TaskId, TaskKind, Uscc};
 use serde::Deserialize;
 
 use super::request::parse_json;
 use super::write::{handle_write, handle_write_of_feature};
 use crate::api::inspection::{
-    basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
+    basis_points, parse_risk_class, CampaignJson, CampaignRequest, DrawFacts, CampaignsJson, ConflictJson, ConflictRequest,
     DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest,
     InspectorsJson, RetireRequest,
 };
 use crate::api::item_list::ItemListVersionJson;
 use crate::api::{self, time, ApiError};
 use crate::kept_files::{replication, transfer, Shelf};
-use crate::programme::{roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, PUBLICATION_SPAN};
+use crate::programme::{
+    draw_parts, roster, DIRECTORY_BYTES_MAX, DRAW_ATTEMPTS_MAX, DRAW_IN_PARTS_WAIT_MAX, PUBLICATION_SPAN,
+};
 use crate::state::AppState;
 use crate::write_path::{propose_or_relay, relay_if_follower, relay_stream_if_follower, OriginalRequest, WriteOutcome};
 
@@ -32,12 +38,16 @@ fn programme(action: ProgrammeAction) -> Action {
 }
 
 /// What a programme command answers: the record it made, as JSON.
-pub fn record_json(regions: &Regions, record: &ProgrammeRecord) -> serde_json::Value {
+pub fn record_json(state: &AppState, record: &ProgrammeRecord) -> serde_json::Value {
+    let regions = &state.regions();
     let value = match record {
         ProgrammeRecord::EntityDirectory(version) => serde_json::to_value(DirectoryVersionJson::of(version)),
         ProgrammeRecord::Inspector(inspector) => serde_json::to_value(InspectorJson::of(regions, inspector)),
         ProgrammeRecord::Conflict(conflict) => serde_json::to_value(ConflictJson::of(conflict)),
-        ProgrammeRecord::Campaign(campaign) => serde_json::to_value(CampaignJson::of(regions, campaign)),
+        ProgrammeRecord::Campaign(campaign) => {
+            let facts = DrawFacts::of(&state.store.read().ledger, campaign);
+            serde_json::to_value(CampaignJson::of(regions, campaign, facts))
+        }
         ProgrammeRecord::Inspectors(inspectors) => serde_json::to_value(EnrolledInspectorsJson {
             inspectors: inspectors.iter().map(|inspector| InspectorJson::of(regions, inspector)).collect(),
         }),
@@ -430,7 +440,10 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
         let replica = state.store.read();
         let regions = replica.ledger.regions();
         let visible = replica.ledger.programme().campaigns().filter(|c| may_see(&regions, &user.actor, &c.spec));
-        Ok(CampaignsJson { campaigns: visible.map(|c| CampaignJson::of(&regions, c)).collect() })
+        let ledger = &replica.ledger;
+        Ok(CampaignsJson {
+            campaigns: visible.map(|c| CampaignJson::of(&regions, c, DrawFacts::of(ledger, c))).collect(),
+        })
     })())
 }
 
@@ -447,12 +460,13 @@ pub async fn campaign(State(state): State<AppState>, Path(id): Path<String>, hea
         let regions = replica.ledger.regions();
         let campaign = replica.ledger.programme().campaign(id).filter(|c| may_see(&regions, &user.actor, &c.spec));
         let campaign = campaign.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
-        Ok(CampaignJson::of(&regions, campaign))
+        Ok(CampaignJson::of(&regions, campaign, DrawFacts::of(&replica.ledger, campaign)))
     })())
 }
 
 /// `GET /api/v1/campaigns/{id}/proof`: the committed record as the ledger holds it (parameters,
-/// beacon, inputs, result), the file `xietong draw verify` checks. Internal: it names risk
+/// beacon, inputs, result; for a draw in parts the summary and `draw_parts`, each part's
+/// digest), the file `xietong draw verify` checks. Internal: it names risk
 /// classes and inspectors, so only the organiser's command centre and those above it read it.
 pub async fn proof(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let result = (|| {
@@ -465,7 +479,13 @@ pub async fn proof(State(state): State<AppState>, Path(id): Path<String>, header
             .campaign(id)
             .filter(|c| replica.ledger.regions().is_within(c.spec.bureau, actor.bureau));
         let campaign = campaign.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
-        serde_json::to_value(campaign.as_ref()).map_err(|e| ApiError::Internal(e.to_string()))
+        let mut proof = serde_json::to_value(campaign.as_ref()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        // A draw committed in parts: its record keeps the summary, the ledger each part's
+        // digest, which `xietong draw verify` compares with the draw computed again.
+        if let Some(drawn) = replica.ledger.drawn_in_parts(id) {
+            proof["draw_parts"] = serde_json::to_value(&drawn.parts).map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        Ok(proof)
     })();
     super::json_answer(result)
 }
@@ -515,30 +535,23 @@ pub async fn draw(
                 return Ok(response);
             }
         }
+        if !state.regions().is_within(state.store.read().ledger.draw_inputs(id)?.spec.bureau, actor.bureau) {
+            return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
+        }
+        crate::reference::members_read(&state, crate::reference::FEATURE_DRAW_IN_PARTS, "draws in parts").await?;
+        // One driver of a campaign's parts on this node: a draw begun here and taken up by the
+        // leader's loop at once would propose each part twice.
+        let Some(driving) = state.programme.draw_drivers.take(id) else {
+            return drawn_answer(&state, id).await;
+        };
+        if state.store.read().ledger.drawing_in_parts(id).is_some() {
+            // Begun before (a retry, or a leader that died): its parts go on from where they are.
+            return parts_then_answer(&state, &driving, id, &actor, None).await;
+        }
         for attempt in 1..=DRAW_ATTEMPTS_MAX {
             let inputs = state.store.read().ledger.draw_inputs(id).map_err(ApiError::from)?;
             let planned_deadline_ms = inputs.spec.complete_deadline_ms;
-            if !state.regions().is_within(inputs.spec.bureau, actor.bureau) {
-                return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
-            }
-            let directory =
-                replication::obtain_mapped(&state, Shelf::Directories, &inputs.spec.entity_directory).await?;
-            let regions = state.regions();
-            let started = std::time::Instant::now();
-            let drawn = tokio::task::spawn_blocking(move || ::draw::draw(&regions, &inputs, &directory))
-                .await
-                .map_err(|e| ApiError::Internal(e.to_string()))?
-                .map_err(|e| match e {
-                    ::draw::DrawError::NoTeam { .. } => ApiError::Conflict { code: "no_team", message: e.to_string() },
-                    other => ApiError::Internal(other.to_string()),
-                })?;
-            tracing::info!(
-                campaign = id,
-                entities_in_scope = drawn.entities_in_scope,
-                inspections = drawn.inspections.len(),
-                drawn_ms = started.elapsed().as_millis() as u64,
-                "drew a campaign"
-            );
+            let drawn = draw_parts::draw_from(&state, inputs).await?;
             let stamp_ms = time::now_ms();
             let (ack_deadline_ms, policy_deadline_ms) = crate::deadline_policy::deadlines_for_ms(
                 &state.deadlines,
@@ -549,20 +562,12 @@ pub async fn draw(
             )
             .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })?;
             let complete_deadline_ms = planned_deadline_ms.unwrap_or(policy_deadline_ms);
-            let action = ProgrammeAction::RecordDraw {
-                campaign: id,
-                result: Box::new(drawn),
-                ack_deadline_ms,
-                complete_deadline_ms,
-            };
-            match commit(&state, &original, &actor, action).await {
-                Ok(Committed::Record(Some(ProgrammeRecord::Campaign(campaign)))) => {
-                    let location = [(axum::http::header::LOCATION, format!("/api/v1/campaigns/{}", campaign.id))];
-                    return Ok((StatusCode::CREATED, location, Json(CampaignJson::of(&state.regions(), &campaign)))
-                        .into_response());
+            let header = DrawHeader::of(id, &drawn, ack_deadline_ms, complete_deadline_ms);
+            match commit(&state, &original, &actor, ProgrammeAction::BeginDrawInParts(Box::new(header))).await {
+                Ok(Committed::Done) => {
+                    return parts_then_answer(&state, &driving, id, &actor, Some(Arc::new(drawn))).await;
                 }
                 Ok(Committed::Relayed(response)) => return Ok(response),
-                Ok(Committed::Record(_)) => return Err(ApiError::Internal("a draw answers with its campaign".into())),
                 // The inspectors or the history changed while the draw was computed.
                 Err(ApiError::Conflict { code, .. }) if code == ledger::ConflictCode::DrawOutdated.as_str() => {
                     tracing::info!(campaign = id, attempt, "the ledger changed during the draw; drawing again");
@@ -581,13 +586,57 @@ pub async fn draw(
     }
 }
 
+/// Proposes the parts of campaign `id`'s draw begun, then answers the drawn campaign (201). If
+/// leadership moves meanwhile, the new leader takes the parts up, and the answer waits for them.
+async fn parts_then_answer(
+    state: &AppState,
+    driving: &draw_parts::Driving,
+    id: u64,
+    actor: &Actor,
+    drawn: Option<Arc<ledger::campaign::DrawResult>>,
+) -> Result<Response, ApiError> {
+    match draw_parts::record_parts(state, driving, id, actor, drawn).await {
+        Ok(()) | Err(draw_parts::PartsStopped::NotLeader) => drawn_answer(state, id).await,
+        Err(draw_parts::PartsStopped::Refused(error)) => Err(error),
+    }
+}
+
+/// The campaign once this replica holds it drawn (201), waiting up to `DRAW_IN_PARTS_WAIT_MAX`
+/// for parts another task or leader proposes.
+async fn drawn_answer(state: &AppState, id: u64) -> Result<Response, ApiError> {
+    let mut metrics = state.raft.metrics();
+    let deadline = tokio::time::Instant::now() + DRAW_IN_PARTS_WAIT_MAX;
+    loop {
+        {
+            let replica = state.store.read();
+            let campaign = replica.ledger.programme().campaign(id).filter(|c| c.draw.is_some());
+            if let Some(campaign) = campaign {
+                let facts = DrawFacts::of(&replica.ledger, campaign);
+                let json = CampaignJson::of(&replica.ledger.regions(), campaign, facts);
+                let location = [(axum::http::header::LOCATION, format!("/api/v1/campaigns/{id}"))];
+                return Ok((StatusCode::CREATED, location, Json(json)).into_response());
+            }
+        }
+        match tokio::time::timeout_at(deadline, metrics.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) | Err(_) => {
+                return Err(ApiError::Unavailable {
+                    code: "draw_under_way",
+                    message: format!("campaign {id}'s draw is being committed in parts; see its state"),
+                })
+            }
+        }
+    }
+}
+
 pub(super) enum Committed {
-    Record(Option<ProgrammeRecord>),
+    /// Committed here.
+    Done,
     /// Leadership moved: the new leader was handed the whole request and this is its answer.
     Relayed(Response),
 }
 
-/// Proposes one programme command on this node (the leader) and answers its record.
+/// Proposes one programme command on this node (the leader).
 pub(super) async fn commit(
     state: &AppState,
     original: &OriginalRequest,
@@ -597,7 +646,7 @@ pub(super) async fn commit(
     let command =
         Command { stamp_ms: time::now_ms(), actor: actor.clone(), idempotency: None, action: programme(action) };
     match propose_or_relay(state, original, command).await? {
-        WriteOutcome::Local(Ok(applied)) => Ok(Committed::Record(applied.record)),
+        WriteOutcome::Local(Ok(_)) => Ok(Committed::Done),
         WriteOutcome::Local(Err(rejection)) => Err(ApiError::from(rejection)),
         WriteOutcome::Relayed(response) => Ok(Committed::Relayed(response)),
     }

@@ -78,9 +78,10 @@ pub async fn campaigns(State(state): State<AppState>, peer: Peer, headers: Heade
                 next_cursor = campaigns.last().map(|c: &PublicCampaignJson| c.id);
                 break;
             }
-            let tasks = draw.tasks.iter().filter_map(|id| ledger.task(*id));
-            let published = tasks.filter(|task| PublicResult::of(task).is_some()).count();
-            campaigns.push(PublicCampaignJson::of(&state.regions(), campaign, draw, published));
+            let tasks = ledger.drawn_tasks(campaign.id);
+            let published = tasks.iter().filter_map(|id| ledger.task(*id)).filter(|t| PublicResult::of(t).is_some()).count();
+            let inspections = tasks.len() as u64;
+            campaigns.push(PublicCampaignJson::of(&state.regions(), campaign, draw, inspections, published));
         }
         Ok(PublicCampaignsJson { campaigns, next_cursor })
     })())
@@ -124,8 +125,8 @@ pub async fn results(State(state): State<AppState>, peer: Peer, headers: HeaderM
             .programme()
             .campaigns()
             .filter(|campaign| query.campaign.is_none_or(|id| campaign.id == id))
-            .filter_map(|campaign| campaign.draw.as_ref())
-            .flat_map(|draw| draw.tasks.iter().copied())
+            .filter(|campaign| campaign.draw.is_some())
+            .flat_map(|campaign| ledger.drawn_tasks(campaign.id))
             .filter(|id| query.cursor.is_none_or(|cursor| id.0 < cursor))
             .collect();
         candidates.sort_unstable_by(|a, b| b.cmp(a));

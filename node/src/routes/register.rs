@@ -318,7 +318,7 @@ pub(super) async fn freeze_pending(
     };
     match commit(state, original, actor, ProgrammeAction::FreezeRegister(Box::new(freeze))).await {
         Ok(Committed::Relayed(response)) => Ok(Some(response)),
-        Ok(Committed::Record(_)) => Ok(None),
+        Ok(Committed::Done) => Ok(None),
         Err(error) => Err(error),
     }
 }

@@ -42,7 +42,8 @@ fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option
     Ok(Some(IdempotencyTag { key: key.to_owned(), fingerprint: hasher.finalize().into() }))
 }
 
-fn applied_response(regions: &ledger::Regions, status: StatusCode, applied: Applied) -> Response {
+fn applied_response(state: &AppState, status: StatusCode, applied: Applied) -> Response {
+    let regions = &state.regions();
     use crate::api::organisation::{PersonJson, StationJson};
     use ledger::organisation::OrganisationRecord;
     let organised = match &applied.organisation {
@@ -64,7 +65,7 @@ fn applied_response(regions: &ledger::Regions, status: StatusCode, applied: Appl
     }
     let mut response = match &applied.record {
         Some(record) => {
-            let mut response = (status, Json(super::programme::record_json(regions, record))).into_response();
+            let mut response = (status, Json(super::programme::record_json(state, record))).into_response();
             if let (StatusCode::CREATED, ledger::campaign::ProgrammeRecord::Campaign(campaign)) = (status, record) {
                 set_location(&mut response, &format!("/api/v1/campaigns/{}", campaign.id));
             }
@@ -95,7 +96,7 @@ fn set_location(response: &mut Response, path: &str) {
 
 pub(super) fn result_response(state: &AppState, status: StatusCode, result: CommandResult) -> Response {
     match result {
-        Ok(applied) => applied_response(&state.regions(), status, applied),
+        Ok(applied) => applied_response(state, status, applied),
         Err(rejection) => ApiError::from(rejection).into_response(),
     }
 }

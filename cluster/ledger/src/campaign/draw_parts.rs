@@ -1,8 +1,7 @@
 //! A draw committed in bounded parts: one verifiable draw of up to
 //! `DRAW_IN_PARTS_INSPECTIONS_MAX` inspections (a province's), in entries that stay small.
 //!
-//! The accepting node computes the whole draw once, as for a draw in one entry, keeps the
-//! result as a file on a majority of the members (the proof's inspections), and proposes:
+//! The accepting node computes the whole draw once, as for a draw in one entry, and proposes:
 //! - `BeginDrawInParts`, the header: the result less its inspections (seed, population,
 //!   strata, recusals), and for each part of `DRAW_PART_INSPECTIONS` inspections its SHA-256
 //!   and how many it draws for each stratum. The ledger checks what it can of the whole here:
@@ -12,12 +11,14 @@
 //!   each inspection by the rules of a draw (`draw_rules::InspectionRules`), an entity once in
 //!   the whole draw; its inspection tasks are created in the same entry.
 //!
-//! Any leader takes the parts up where they stand (the node's `programme::draw_parts`): a part
-//! is recorded once (a second proposal of it is `NothingToRecord`), and the parts can only be
-//! the ones the header named. Once the last part is in, the campaign is drawn. The core keeps,
-//! per campaign drawn this way, the header's hashes and the ranges of its tasks, never the
-//! inspections (those are the tasks, and the kept file): a province's year of draws costs the
-//! core a few kilobytes each.
+//! Any leader takes the parts up where they stand (the node's `programme::draw_parts`), drawing
+//! again from the same frozen inputs and directory: a part is recorded once (a second proposal
+//! of it is `NothingToRecord`), and the parts can only be the ones the header named. Once the
+//! last part is in, the campaign is drawn. The core keeps, per campaign drawn this way, the
+//! header's digests and the ranges of its tasks, never the inspections (those are the tasks): a
+//! province's year of draws costs the core a few kilobytes each. The proof is the record with
+//! the digests: `xietong draw verify` draws again from the directory file and compares the
+//! summary and every part's digest.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -80,6 +81,8 @@ pub struct PartDigest {
     /// Inspections it draws by each stratum's quota, in the order of the summary's strata.
     pub quota_counts: Vec<u64>,
     pub inspections: u32,
+    /// Inspections drawn to bring the draw up to the 3% floor.
+    pub top_ups: u32,
 }
 
 /// What `BeginDrawInParts` commits.
@@ -88,32 +91,16 @@ pub struct DrawHeader {
     pub campaign: u64,
     pub summary: DrawSummary,
     pub parts: Vec<PartDigest>,
-    /// The kept file holding the whole result (`codec` encoding of `DrawResult`), by SHA-256:
-    /// where the proof's inspections are read from.
-    pub result_file: String,
     pub ack_deadline_ms: u64,
     pub complete_deadline_ms: u64,
 }
 
 impl DrawHeader {
     /// The header of `result`, split into parts of `DRAW_PART_INSPECTIONS`.
-    pub fn of(
-        campaign: u64,
-        result: &DrawResult,
-        result_file: String,
-        ack_deadline_ms: u64,
-        complete_deadline_ms: u64,
-    ) -> DrawHeader {
+    pub fn of(campaign: u64, result: &DrawResult, ack_deadline_ms: u64, complete_deadline_ms: u64) -> DrawHeader {
         let parts =
             result.inspections.chunks(DRAW_PART_INSPECTIONS).map(|part| part_digest(&result.strata, part)).collect();
-        DrawHeader {
-            campaign,
-            summary: DrawSummary::of(result),
-            parts,
-            result_file,
-            ack_deadline_ms,
-            complete_deadline_ms,
-        }
+        DrawHeader { campaign, summary: DrawSummary::of(result), parts, ack_deadline_ms, complete_deadline_ms }
     }
 
     pub fn inspections(&self) -> u64 {
@@ -137,6 +124,7 @@ pub fn part_digest(strata: &[Stratum], inspections: &[DrawnInspection]) -> PartD
         sha256: part_sha256(inspections),
         quota_counts: strata.iter().map(|stratum| tally.drawn(&stratum.item, stratum.class)).collect(),
         inspections: inspections.len() as u32,
+        top_ups: inspections.iter().filter(|inspection| inspection.top_up).count() as u32,
     }
 }
 
@@ -176,13 +164,16 @@ impl Drawing {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DrawnInParts {
     pub parts: Vec<PartDigest>,
-    pub result_file: String,
     pub tasks: Vec<TaskRange>,
 }
 
 impl DrawnInParts {
     pub fn inspections(&self) -> u64 {
         self.parts.iter().map(|part| u64::from(part.inspections)).sum()
+    }
+
+    pub fn top_ups(&self) -> u64 {
+        self.parts.iter().map(|part| u64::from(part.top_ups)).sum()
     }
 }
 
@@ -341,7 +332,11 @@ impl Ledger {
     ) -> CommandResult {
         let regions = self.regions();
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
-        super::checks::command_over(&regions, actor, campaign.spec.bureau, "draw campaigns")?;
+        // The group's own process takes up a draw a command centre began (after a failover);
+        // the parts can only be those its header named.
+        if actor.role != crate::command::Role::System {
+            super::checks::command_over(&regions, actor, campaign.spec.bureau, "draw campaigns")?;
+        }
         if self.draws_in_parts.drawn.contains_key(&id) {
             return Err(Rejection::NothingToRecord(format!("campaign {id} is drawn: every part is recorded")));
         }
@@ -424,7 +419,7 @@ impl Ledger {
         };
         let campaign = self.programme.campaigns.get_mut(&id).expect("a draw under way is of a campaign");
         Arc::make_mut(campaign).draw = Some(Box::new(record));
-        let drawn = DrawnInParts { parts: header.parts, result_file: header.result_file, tasks: drawing.tasks };
+        let drawn = DrawnInParts { parts: header.parts, tasks: drawing.tasks };
         self.draws_in_parts.drawn.insert(id, drawn);
     }
 }
@@ -437,9 +432,6 @@ fn check_header_shape(header: &DrawHeader) -> Result<(), Rejection> {
             header.parts.len()
         )));
     }
-    if !is_hex_sha256(&header.result_file) {
-        return Err(invalid("result_file", "a SHA-256 in lower-case hex"));
-    }
     let last = header.parts.len() - 1;
     for (position, part) in header.parts.iter().enumerate() {
         let full = part.inspections as usize == DRAW_PART_INSPECTIONS;
@@ -451,7 +443,7 @@ fn check_header_shape(header: &DrawHeader) -> Result<(), Rejection> {
         if !sized || !is_hex_sha256(&part.sha256) || part.quota_counts.len() != header.summary.strata.len() {
             return Err(invalid("parts", format!("part {position} is not a part of {DRAW_PART_INSPECTIONS} inspections (the last fewer) with its hash and counts")));
         }
-        if part.quota_counts.iter().any(|count| *count > u64::from(part.inspections)) {
+        if part.top_ups > part.inspections || part.quota_counts.iter().any(|count| *count > u64::from(part.inspections)) {
             return Err(invalid("parts", format!("part {position} counts more than its inspections")));
         }
     }

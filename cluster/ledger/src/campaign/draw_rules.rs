@@ -35,6 +35,13 @@ pub fn check_draw(regions: &Regions, inputs: &DrawInputs, result: &DrawResult) -
             result.inspections.len()
         )));
     }
+    check_result(regions, inputs, result)
+}
+
+/// The rules of a draw on a result of any size: what `check_draw` checks but the size of one
+/// entry. The node checks a draw it commits in parts by them before its header, so no part of
+/// its own is refused midway.
+pub fn check_result(regions: &Regions, inputs: &DrawInputs, result: &DrawResult) -> Result<(), Rejection> {
     let summary = DrawSummary::of(result);
     check_summary(inputs, &summary, result.inspections.len() as u64)?;
     let rules = InspectionRules::new(regions, inputs);

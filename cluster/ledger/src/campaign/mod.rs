@@ -43,7 +43,7 @@ pub use checks::{
     check_inspector, check_spec, draws_a_class_thinly, is_hex_sha256, is_inspection_outcome, needs_follow_up,
 };
 pub use draw_parts::{DrawHeader, DrawSummary, DrawsInParts};
-pub use draw_rules::check_draw;
+pub use draw_rules::{check_draw, check_result};
 pub use public::PublicResult;
 
 /// Inspector ids are badge numbers (执法证号) or staff numbers.
