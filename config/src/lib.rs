@@ -265,6 +265,10 @@ pub struct ProcessLimits {
     pub proposal_queue_depth: usize,
     /// Log entries behind the leader's commit beyond which `/readyz` fails.
     pub ready_lag_entries_max: u64,
+    /// How long the leader waits between two parts of a draw committed in parts (entries of up
+    /// to 2,000 inspection tasks): 0 proposes them back to back, the batcher interleaving other
+    /// writes; a pause spreads a province's draw out for a busy group.
+    pub draw_part_interval_ms: u64,
 }
 
 impl Default for ProcessLimits {
@@ -273,6 +277,7 @@ impl Default for ProcessLimits {
             open_connections_max: limits::OPEN_CONNECTIONS_MAX,
             proposal_queue_depth: limits::PROPOSAL_QUEUE_DEPTH,
             ready_lag_entries_max: limits::READY_LAG_ENTRIES_MAX,
+            draw_part_interval_ms: 0,
         }
     }
 }

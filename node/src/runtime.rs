@@ -199,6 +199,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         data_dir: Arc::new(config.data_dir.clone()),
         leader_commit: crate::readiness::LeaderCommit::default(),
         ready_lag_entries_max: config.limits.ready_lag_entries_max,
+        draw_part_interval: std::time::Duration::from_millis(config.limits.draw_part_interval_ms),
     };
     let watch_state = state.clone();
     let reloader = {

@@ -73,6 +73,8 @@ pub struct AppState {
     pub leader_commit: crate::readiness::LeaderCommit,
     /// Entries behind the leader's commit beyond which this node is not ready.
     pub ready_lag_entries_max: u64,
+    /// The leader's wait between two parts of a draw (`[limits] draw_part_interval_ms`).
+    pub draw_part_interval: std::time::Duration,
 }
 
 /// This node's current view of who leads, from Raft metrics (a routing hint only).

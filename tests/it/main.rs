@@ -10,6 +10,7 @@ mod console_browser;
 mod console_push;
 mod deadlines;
 mod double_random;
+mod draw_in_parts;
 mod entities;
 mod failover;
 mod fanout;

@@ -112,7 +112,8 @@ pub async fn record_parts(
                 "campaign {id}'s draw has no part {next}: drawn again, it is not the draw begun"
             ))));
         };
-        let action = ProgrammeAction::RecordDrawPart { campaign: id, part: next as u32, inspections: inspections.to_vec() };
+        let action =
+            ProgrammeAction::RecordDrawPart { campaign: id, part: next as u32, inspections: inspections.to_vec() };
         let command = Command {
             stamp_ms: time::now_ms(),
             actor: actor.clone(),
@@ -120,6 +121,9 @@ pub async fn record_parts(
             action: Action::Programme(Box::new(action)),
         };
         match state.batcher.propose(command).await {
+            Ok(Ok(_)) if next + 1 < result.inspections.len().div_ceil(DRAW_PART_INSPECTIONS) => {
+                tokio::time::sleep(state.draw_part_interval).await;
+            }
             Ok(Ok(_)) | Ok(Err(Rejection::NothingToRecord(_))) | Ok(Err(Rejection::NotYet(_))) => {}
             Ok(Err(rejection)) => {
                 tracing::error!(campaign = id, part = next, %rejection, "a part of a draw was refused");

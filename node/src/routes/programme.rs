@@ -20,9 +20,9 @@ use serde::Deserialize;
 use super::request::parse_json;
 use super::write::{handle_write, handle_write_of_feature};
 use crate::api::inspection::{
-    basis_points, parse_risk_class, CampaignJson, CampaignRequest, DrawFacts, CampaignsJson, ConflictJson, ConflictRequest,
-    DirectoryVersionJson, DirectoryVersionsJson, DrawRequest, EnrolledInspectorsJson, InspectorJson, InspectorRequest,
-    InspectorsJson, RetireRequest,
+    basis_points, parse_risk_class, CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest,
+    DirectoryVersionJson, DirectoryVersionsJson, DrawFacts, DrawRequest, EnrolledInspectorsJson, InspectorJson,
+    InspectorRequest, InspectorsJson, RetireRequest,
 };
 use crate::api::item_list::ItemListVersionJson;
 use crate::api::{self, time, ApiError};

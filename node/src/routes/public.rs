@@ -79,7 +79,8 @@ pub async fn campaigns(State(state): State<AppState>, peer: Peer, headers: Heade
                 break;
             }
             let tasks = ledger.drawn_tasks(campaign.id);
-            let published = tasks.iter().filter_map(|id| ledger.task(*id)).filter(|t| PublicResult::of(t).is_some()).count();
+            let published =
+                tasks.iter().filter_map(|id| ledger.task(*id)).filter(|t| PublicResult::of(t).is_some()).count();
             let inspections = tasks.len() as u64;
             campaigns.push(PublicCampaignJson::of(&state.regions(), campaign, draw, inspections, published));
         }

@@ -443,7 +443,8 @@ fn check_header_shape(header: &DrawHeader) -> Result<(), Rejection> {
         if !sized || !is_hex_sha256(&part.sha256) || part.quota_counts.len() != header.summary.strata.len() {
             return Err(invalid("parts", format!("part {position} is not a part of {DRAW_PART_INSPECTIONS} inspections (the last fewer) with its hash and counts")));
         }
-        if part.top_ups > part.inspections || part.quota_counts.iter().any(|count| *count > u64::from(part.inspections)) {
+        if part.top_ups > part.inspections || part.quota_counts.iter().any(|count| *count > u64::from(part.inspections))
+        {
             return Err(invalid("parts", format!("part {position} counts more than its inspections")));
         }
     }
