@@ -196,7 +196,7 @@ impl DrawsInParts {
     pub(crate) fn check(&self, programme: &Programme, next_task_id: u64) -> Result<(), String> {
         for (id, drawing) in &self.drawing {
             let campaign = programme.campaign(*id).ok_or(format!("campaign {id} is drawn in parts but missing"))?;
-            if campaign.draw.is_some() || programme.sealed_inputs.get(id).is_none() {
+            if campaign.draw.is_some() || !programme.sealed_inputs.contains_key(id) {
                 return Err(format!("campaign {id} is drawn in parts while drawn, or without frozen inputs"));
             }
             if drawing.header.campaign != *id || drawing.tasks.len() >= drawing.header.parts.len() {
