@@ -114,16 +114,20 @@ pub async fn record_parts(
         };
         let action =
             ProgrammeAction::RecordDrawPart { campaign: id, part: next as u32, inspections: inspections.to_vec() };
+        let parts = result.inspections.len().div_ceil(DRAW_PART_INSPECTIONS);
+        let entry_bytes = ledger::codec::encode(&action).map_or(0, |bytes| bytes.len());
         let command = Command {
             stamp_ms: time::now_ms(),
             actor: actor.clone(),
             idempotency: None,
             action: Action::Programme(Box::new(action)),
         };
-        match state.batcher.propose(command).await {
-            Ok(Ok(_)) if next + 1 < result.inspections.len().div_ceil(DRAW_PART_INSPECTIONS) => {
-                tokio::time::sleep(state.draw_part_interval).await;
-            }
+        let proposed = state.batcher.propose(command).await;
+        if matches!(proposed, Ok(Ok(_))) {
+            tracing::info!(campaign = id, part = next, parts, entry_bytes, "recorded a part of a draw");
+        }
+        match proposed {
+            Ok(Ok(_)) if next + 1 < parts => tokio::time::sleep(state.draw_part_interval).await,
             Ok(Ok(_)) | Ok(Err(Rejection::NothingToRecord(_))) | Ok(Err(Rejection::NotYet(_))) => {}
             Ok(Err(rejection)) => {
                 tracing::error!(campaign = id, part = next, %rejection, "a part of a draw was refused");
