@@ -97,7 +97,7 @@ function renderCampaigns(campaigns) {
       : c.state === "planned" ? `<span class="muted">${t("cp.second_person")}</span>` : "";
     return `<tr data-campaign="${c.id}" data-state="${c.state}"><td>${c.id}</td><td>${esc(c.name)}</td><td>${esc(c.bureau_name)}</td>` +
       `<td>${esc(c.items.map((i) => i.name).join("、"))}</td><td>${esc(t(`cp.state_${c.state}`))}</td>` +
-      `<td>${draw ? `${draw.inspections} / ${draw.eligible}` : ""}</td><td class="strata">${strata}</td><td>${sealer}</td></tr>`;
+      `<td>${draw ? `${draw.inspections} / ${draw.eligible}` : c.drawing ? `${c.drawing.parts_recorded} / ${c.drawing.parts}` : ""}</td><td class="strata">${strata}</td><td>${sealer}</td></tr>`;
   }).join("");
   $("#campaign-list").innerHTML = `<thead><tr><th>${t("col_id")}</th><th>${t("cp.name")}</th><th>${t("cp.organiser")}</th>` +
     `<th>${t("insp.items")}</th><th>${t("col_state")}</th><th>${t("cp.drawn")}</th><th>${t("cp.strata")}</th><th></th></tr></thead><tbody>${rows}</tbody>`;
