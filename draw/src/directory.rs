@@ -107,12 +107,22 @@ pub fn parse_row<'a>(regions: &Regions, line: &'a str) -> Result<EntityRow<'a>, 
 /// Checks a whole file: every row parses, every USCC appears once. Answers its hash and size.
 /// Rows are checked on every core, in slices of the file cut at line ends.
 pub fn check(regions: &Regions, bytes: &[u8]) -> Result<DirectorySummary, DirectoryError> {
+    check_hashed(regions, bytes, None)
+}
+
+/// `check` of a file whose SHA-256 is known already (`sha256`: hashed as it was received), so
+/// a file of gigabytes is not hashed twice; `None` hashes it beside the rows' checks.
+pub fn check_hashed(
+    regions: &Regions,
+    bytes: &[u8],
+    sha256: Option<String>,
+) -> Result<DirectorySummary, DirectoryError> {
     let one = |error: RowError| DirectoryError { errors: vec![error], bad_rows: 1 };
     // The header and UTF-8 of the whole file; the rows are checked in slices below.
     drop(rows(regions, bytes).map_err(one)?);
     let body = body_offset(bytes);
     let (hash, checked) = std::thread::scope(|scope| {
-        let hash = scope.spawn(|| sha256_hex(bytes));
+        let hash = scope.spawn(|| sha256.unwrap_or_else(|| sha256_hex(bytes)));
         let slices: Vec<_> = slices(bytes, body, workers())
             .into_iter()
             .map(|(start, end, first_line)| scope.spawn(move || check_slice(regions, &bytes[start..end], first_line)))

@@ -172,16 +172,6 @@ fn may_fix_beacon(state: &AppState, actor: &Actor, id: u64) -> Result<(), ApiErr
     Ok(())
 }
 
-/// Whether the current directory version is the live register's (imported as its base, or
-/// frozen from it): then the group committed the register's commands, so every member reads
-/// them (a group does not go back to an older build after that).
-fn on_register(state: &AppState) -> bool {
-    let replica = state.store.read();
-    let ledger = &replica.ledger;
-    let current = ledger.programme().entity_directory();
-    current.is_some_and(|current| ledger.entity_register().version(current.number).is_some())
-}
-
 /// Receives a directory file into a file of its own, checks it in place, keeps it under its
 /// hash and on a majority of the members.
 async fn keep_directory(state: &AppState, body: Body) -> Result<draw::directory::DirectorySummary, ApiError> {
@@ -190,7 +180,8 @@ async fn keep_directory(state: &AppState, body: Body) -> Result<draw::directory:
     let regions = state.regions();
     let checked = tokio::task::spawn_blocking(move || {
         let map = staging.map().map_err(|e| ApiError::Internal(format!("reading the directory file: {e}")))?;
-        let summary = draw::directory::check(&regions, &map).map_err(|error| {
+        // Hashed as it arrived: the check reads the rows only.
+        let summary = draw::directory::check_hashed(&regions, &map, Some(staging.sha256())).map_err(|error| {
             let first: Vec<String> = error.errors.iter().take(5).map(ToString::to_string).collect();
             ApiError::Invalid {
                 code: "invalid_directory",
@@ -520,7 +511,7 @@ pub async fn draw(
             // With a live register, the changes recorded since the current directory version
             // are frozen into the next one, and the beacon fixes the draw on it: the population
             // is the register as it stood just before the beacon was known.
-            let fix = if on_register(&state) {
+            let fix = if state.store.read().ledger.drawing_on_register() {
                 // Freezing costs a fold and a file of the register's size on every member: only
                 // for a beacon the ledger would take from this person (it checks again).
                 may_fix_beacon(&state, &actor, id)?;

@@ -85,7 +85,7 @@ async fn feed(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Resu
     // Once the group committed the register's commands every member reads them (a group does
     // not go back to an older build): asked only before, so a member that is down right after
     // a failover, and never answered the new leader, does not stop the feed.
-    if !register_in_use(&state) {
+    if !state.store.read().ledger.register_in_use() {
         members_read(&state, FEATURE_REGISTER_FEED, "changes of the entity register").await?;
     }
     let allowed = feed.bucket.lock().expect("not poisoned").take(count, std::time::Instant::now());
@@ -149,16 +149,6 @@ async fn feed(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Resu
 #[serde(deny_unknown_fields)]
 struct WellFormedChanges {
     changes: Vec<RegisterChangeJson>,
-}
-
-/// Whether the group committed a command of the register: a change in its journal, or a
-/// directory version placed in it.
-fn register_in_use(state: &AppState) -> bool {
-    let replica = state.store.read();
-    let ledger = &replica.ledger;
-    let register = ledger.entity_register();
-    register.journal_len() > 0
-        || ledger.programme().entity_directories().iter().any(|version| register.version(version.number).is_some())
 }
 
 fn refused(id: Option<String>, error: &ApiError) -> ChangeResultJson {

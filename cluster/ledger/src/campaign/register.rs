@@ -367,6 +367,21 @@ impl crate::apply::Ledger {
         &self.register
     }
 
+    /// Whether the group committed a command of the register: a change in its journal, or a
+    /// directory version placed in it. Every member then reads the register's commands (a group
+    /// does not go back to an older build after that).
+    pub fn register_in_use(&self) -> bool {
+        self.register.journal_len() > 0
+            || self.programme.entity_directories().iter().any(|version| self.register.version(version.number).is_some())
+    }
+
+    /// Whether the current directory version is the live register's (imported as its base, or
+    /// frozen from it): a beacon then freezes the register and draws from it.
+    pub fn drawing_on_register(&self) -> bool {
+        let current = self.programme.entity_directory();
+        current.is_some_and(|current| self.register.version(current.number).is_some())
+    }
+
     /// The journal's change number `seq`, as of the command being applied.
     pub fn register_entry(&self, seq: u64) -> Option<std::sync::Arc<JournalEntry>> {
         self.layers().register_entry(seq)
