@@ -697,7 +697,7 @@ mod register_freeze {
 }
 
 mod draw_in_parts {
-    use ledger::campaign::draw_parts::{part_digest, DrawHeader, DRAW_PART_INSPECTIONS};
+    use ledger::campaign::draw_parts::{part_digest, DrawHeader, DrawPlacement, DRAW_PART_INSPECTIONS};
 
     use super::*;
 
@@ -707,7 +707,8 @@ mod draw_in_parts {
 
     fn part(campaign: u64, part: usize, result: &DrawResult) -> ProgrammeAction {
         let inspections = result.inspections.chunks(DRAW_PART_INSPECTIONS).nth(part).expect("a part").to_vec();
-        ProgrammeAction::RecordDrawPart { campaign, part: part as u32, inspections }
+        let placements = vec![DrawPlacement::Here; inspections.len()];
+        ProgrammeAction::RecordDrawPart { campaign, part: part as u32, inspections, placements }
     }
 
     /// A draw of more inspections than one part: the header is checked as a whole, each part

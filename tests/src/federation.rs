@@ -39,11 +39,22 @@ pub struct FederationOptions {
     pub proxied: bool,
     pub forward_stuck_after_ms: u64,
     pub reconcile_every_ms: u64,
+    /// Users added to every group's demo users (TOML `[[users]]` entries).
+    pub extra_users_toml: Option<String>,
+    /// `[limits]` of every node of every group (TOML body).
+    pub limits_toml: Option<String>,
 }
 
 impl FederationOptions {
     pub fn new(groups: Vec<GroupSpec>) -> FederationOptions {
-        FederationOptions { groups, proxied: false, forward_stuck_after_ms: 60_000, reconcile_every_ms: 1_000 }
+        FederationOptions {
+            groups,
+            proxied: false,
+            forward_stuck_after_ms: 60_000,
+            reconcile_every_ms: 1_000,
+            extra_users_toml: None,
+            limits_toml: None,
+        }
     }
 }
 
@@ -116,6 +127,8 @@ impl TestFederation {
                 bureau: spec.bureau.to_owned(),
                 addrs: Some(addrs[spec.bureau].clone()),
                 topology_toml: Some(topology),
+                extra_users_toml: options.extra_users_toml.clone(),
+                limits_toml: options.limits_toml.clone(),
                 ..ClusterOptions::default()
             })
             .await;

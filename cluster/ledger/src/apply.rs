@@ -601,6 +601,23 @@ impl Ledger {
         note: &str,
         dispatch: Option<DispatchTerms>,
     ) {
+        self.hand_over_as(task, stamp_ms, actor, route, purpose, note, dispatch, Message::Handover)
+    }
+
+    /// `hand_over`, the handover sent as the message `message` makes of it (a drawn
+    /// inspection's carries what the draw decided).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn hand_over_as(
+        &mut self,
+        task: &mut Task,
+        stamp_ms: u64,
+        actor: &Actor,
+        route: Route,
+        purpose: HandoverPurpose,
+        note: &str,
+        dispatch: Option<DispatchTerms>,
+        message: impl FnOnce(Handover) -> Message,
+    ) {
         assert!(task.remote.is_none(), "a task is handed over once");
         assert_eq!(
             purpose == HandoverPurpose::Dispatch,
@@ -624,7 +641,7 @@ impl Ledger {
             note: note.to_owned(),
             sent_by: actor.user.clone(),
         };
-        self.enqueue(stamp_ms, to_group, task.id, Message::Handover(handover));
+        self.enqueue(stamp_ms, to_group, task.id, message(handover));
         task.remote = Some(RemoteHandling {
             forward,
             to_group,
@@ -708,12 +725,13 @@ impl Ledger {
                 if let Some(handlers) = new_handlers {
                     task.set_handlers(handlers.unit, handlers.lead, handlers.supporting);
                 }
-                if let (Transition::Complete { publication_deadline_ms: Some(deadline_ms), .. }, Some(inspection)) =
+                if let (Transition::Complete { publication_deadline_ms, .. }, Some(inspection)) =
                     (transition, task.inspection.as_mut())
                 {
-                    // A drawn inspection's result (谁抽查、谁录入) starts its publication clock.
+                    // A drawn inspection's result (谁抽查、谁录入) starts its publication clock,
+                    // here when drawn here; one drawn by another group is published there.
                     inspection.result_entered_at_ms = Some(stamp_ms);
-                    inspection.publish_deadline_ms = Some(*deadline_ms);
+                    inspection.publish_deadline_ms = *publication_deadline_ms;
                 }
                 if let Some(remote) = task.remote.as_mut() {
                     // A dispatcher's decision on a task worked on elsewhere flows down to it.
@@ -1036,14 +1054,21 @@ impl Ledger {
             );
         }
         if let Some(inspection) = &task.inspection {
+            // An inspection another group drew: its organiser there publishes the result.
+            let drawn_elsewhere = task.received.is_some();
             ensure!(
-                self.draw_made(inspection.campaign, id),
+                drawn_elsewhere == (inspection.campaign == crate::campaign::CAMPAIGN_ELSEWHERE),
+                "task {id}: an inspection received from another group names no campaign of this one"
+            );
+            ensure!(
+                drawn_elsewhere || self.draw_made(inspection.campaign, id),
                 "task {id} is an inspection no draw of campaign {} made",
                 inspection.campaign
             );
             ensure!(
-                inspection.result_entered_at_ms.is_some() == inspection.publish_deadline_ms.is_some(),
-                "task {id}: a result has a publication deadline, and only a result"
+                inspection.publish_deadline_ms.is_some()
+                    == (inspection.result_entered_at_ms.is_some() && !drawn_elsewhere),
+                "task {id}: a result has a publication deadline, and only a result of a draw here"
             );
             ensure!(
                 inspection.published_at_ms.is_none() || inspection.result_entered_at_ms.is_some(),
@@ -1159,9 +1184,9 @@ pub struct InvariantViolation(pub String);
 
 /// A handover's two ends.
 #[derive(Clone, Copy)]
-struct Route {
-    from_group: BureauCode,
-    to_group: BureauCode,
+pub(crate) struct Route {
+    pub(crate) from_group: BureauCode,
+    pub(crate) to_group: BureauCode,
 }
 
 /// What a chase entry does.
@@ -1270,6 +1295,17 @@ fn check_completion(
     publication_deadline_ms: Option<u64>,
 ) -> Result<(), Rejection> {
     let invalid = |field: &str, reason: &str| Rejection::Invalid { field: field.into(), reason: reason.into() };
+    if task.inspection.is_some() && task.received.is_some() {
+        // Drawn by another group: the result is entered here and published by the organiser.
+        return match publication_deadline_ms {
+            Some(_) => Err(invalid("publication_deadline", "the organiser of another group's draw publishes it")),
+            None if !is_inspection_outcome(outcome) => Err(invalid(
+                "outcome",
+                "an inspection's result is one of no_problem_found, corrected, penalized, not_found_at_address, case_opened",
+            )),
+            None => Ok(()),
+        };
+    }
     match (&task.inspection, publication_deadline_ms) {
         (None, None) => Ok(()),
         (None, Some(_)) => Err(invalid("publication_deadline", "only a drawn inspection's result has one")),

@@ -36,8 +36,8 @@ pub use command::{
 };
 pub use complaint::{ComplaintChannel, ComplaintRecord, ComplaintStep, NewComplaint, Reporter};
 pub use federation::{
-    peer_actor, DispatchTerms, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry, Placement,
-    Receipt, Received, RemoteHandling, Routing, StatusReport,
+    peer_actor, DispatchTerms, DrawnAtOrigin, ForwardId, Handover, HandoverPurpose, Instruction, Message, OutboxEntry,
+    Placement, Receipt, Received, RemoteHandling, Routing, StatusReport,
 };
 pub use intake::{IntakeSummary, Signal};
 pub use policy::{Side, TaskAction};

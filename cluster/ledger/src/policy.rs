@@ -226,7 +226,8 @@ pub fn open_actions(task: &Task) -> impl Iterator<Item = TaskAction> + '_ {
 
 /// What the task's handling allows: a complaint is accepted before it is sent on; a record
 /// tracking a task in another group changes only by its dispatcher's decisions (which flow
-/// down); a received task's dispatcher decides in its own group; a forwarded lead is not
+/// down) and the organiser's publication of a drawn inspection's result; a received task's
+/// dispatcher decides in its own group; a forwarded lead is not
 /// passed on by its receiver.
 fn handling_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
     let sends_on = matches!(action, TaskAction::Dispatch | TaskAction::Forward);
@@ -237,7 +238,10 @@ fn handling_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> {
         ));
     }
     if let Some(remote) = &task.remote {
-        if remote.purpose.hands_over_ownership() || !action.flows_down() {
+        // The organiser publishes a drawn inspection's result on its own record (一公开): that
+        // stays here, nothing flows down.
+        let organisers_own = matches!(action, TaskAction::Publish | TaskAction::Withdraw);
+        if remote.purpose.hands_over_ownership() || !(action.flows_down() || organisers_own) {
             return Err(conflict(
                 ConflictCode::HandedOver,
                 format!(
@@ -363,6 +367,12 @@ fn publication_allows(task: &Task, action: TaskAction) -> Result<(), Rejection> 
     let Some(inspection) = &task.inspection else {
         return Err(conflict(ConflictCode::NotAnInspection, format!("task {id} is not a drawn inspection")));
     };
+    if task.received.is_some() {
+        return Err(conflict(
+            ConflictCode::NotAnInspection,
+            format!("task {id} was drawn by another group: its organiser there publishes the result"),
+        ));
+    }
     match (action, inspection.publication()) {
         (_, None) => Err(conflict(ConflictCode::NoResult, format!("task {id} has no result to publish yet"))),
         (TaskAction::Publish, Some(PublicationState::Pending))

@@ -169,7 +169,7 @@ async fn deliver(State(state): State<AppState>, uri: Uri, headers: HeaderMap, bo
 fn placement(state: &AppState, peer: BureauCode, message: &Message, stamp_ms: u64) -> Result<Placement, String> {
     let federation = &state.federation;
     let regions = state.regions();
-    let Message::Handover(handover) = message else { return Ok(Placement::Keep) };
+    let Some(handover) = message.handover() else { return Ok(Placement::Keep) };
     // A group hands over only what its own bureaus sent (the ledger checks the tree; the
     // topology says which group hosts the bureau).
     if federation.host_of(&regions, handover.origin_bureau) != Some(peer) {
@@ -228,17 +228,17 @@ async fn report(State(state): State<AppState>, uri: Uri, headers: HeaderMap, bod
     Json(ReportResponse { settled }).into_response()
 }
 
-/// Proposes each report; returns how many are settled (committed, or already known).
+/// Proposes each report; returns how many are settled (committed, or already known). A report
+/// that completes a drawn inspection handed over from here carries its result into the
+/// organiser's record, with the publication clock (`EnterReportedResult`, in the same entry).
 pub async fn mirror_reports(state: &AppState, peer: BureauCode, reports: Vec<StatusReport>) -> usize {
     let stamp_ms = time::now_ms();
     let proposals = reports.into_iter().map(|report| {
-        let command = Command {
-            stamp_ms,
-            actor: peer_actor(peer),
-            idempotency: None,
-            action: Action::MirrorStatus(Box::new(report)),
-        };
-        state.batcher.propose(command)
+        let result = reported_result(state, &report, stamp_ms);
+        let command = |action| Command { stamp_ms, actor: peer_actor(peer), idempotency: None, action };
+        let mut commands = vec![command(Action::MirrorStatus(Box::new(report)))];
+        commands.extend(result.map(|action| command(Action::Programme(Box::new(action)))));
+        async move { state.batcher.propose_together(commands).await.map(|mut results| results.swap_remove(0)) }
     });
     let outcomes = futures_util::future::join_all(proposals).await;
     outcomes
@@ -255,6 +255,24 @@ pub async fn mirror_reports(state: &AppState, peer: BureauCode, reports: Vec<Sta
             Err(_) => false,
         })
         .count()
+}
+
+/// The organiser's entry of a drawn inspection's result `report` completes, when the record
+/// here has none yet (the ledger checks again once the mirror applied).
+fn reported_result(
+    state: &AppState,
+    report: &StatusReport,
+    stamp_ms: u64,
+) -> Option<ledger::campaign::ProgrammeAction> {
+    let completes = report.fields.state == ledger::TaskState::Completed
+        && report.fields.outcome.is_some_and(ledger::campaign::is_inspection_outcome);
+    if !completes {
+        return None;
+    }
+    let task = state.store.read().ledger.sent_task(report.forward)?;
+    task.inspection.as_ref().filter(|record| record.result_entered_at_ms.is_none())?;
+    let publish_deadline_ms = crate::routes::programme::publication_deadline_ms(state, stamp_ms).ok()?;
+    Some(ledger::campaign::ProgrammeAction::EnterReportedResult { task: task.id, publish_deadline_ms })
 }
 
 async fn status(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ledger::campaign::draw_parts::DRAW_PART_INSPECTIONS;
+use ledger::campaign::draw_parts::{DrawPlacement, DRAW_PART_INSPECTIONS};
 use ledger::campaign::{DrawInputs, DrawResult, ProgrammeAction};
 use ledger::{Action, Actor, Command, Rejection, Role};
 use tokio_util::sync::CancellationToken;
@@ -112,8 +112,13 @@ pub async fn record_parts(
                 "campaign {id}'s draw has no part {next}: drawn again, it is not the draw begun"
             ))));
         };
-        let action =
-            ProgrammeAction::RecordDrawPart { campaign: id, part: next as u32, inspections: inspections.to_vec() };
+        let placements = inspections.iter().map(|inspection| placement(state, inspection.bureau)).collect();
+        let action = ProgrammeAction::RecordDrawPart {
+            campaign: id,
+            part: next as u32,
+            inspections: inspections.to_vec(),
+            placements,
+        };
         let parts = result.inspections.len().div_ceil(DRAW_PART_INSPECTIONS);
         let entry_bytes = ledger::codec::encode(&action).map_or(0, |bytes| bytes.len());
         let command = Command {
@@ -136,6 +141,18 @@ pub async fn record_parts(
             Err(ProposeError::NotLeader) => return Err(PartsStopped::NotLeader),
             Err(error) => return Err(PartsStopped::Refused(error.into())),
         }
+    }
+}
+
+/// Where an inspection of `bureau` is worked: here when this group hosts the bureau (or no
+/// known group does), else handed to the group that does.
+fn placement(state: &AppState, bureau: ledger::BureauCode) -> DrawPlacement {
+    let federation = &state.federation;
+    match federation.host_of(&state.regions(), bureau) {
+        Some(host) if host != federation.group => {
+            DrawPlacement::HandedTo { to_group: host, from_group: federation.group }
+        }
+        _ => DrawPlacement::Here,
     }
 }
 

@@ -370,17 +370,19 @@ fn task_not_found(task: TaskId) -> ApiError {
     ApiError::NotFound(format!("task {task} does not exist"))
 }
 
-/// 办结 with its outcome; a drawn inspection's result also starts its publication clock, 20
-/// working days on by the calendar (the ledger decides what the completion means).
+/// 办结 with its outcome; the result of an inspection drawn here also starts its publication
+/// clock, 20 working days on by the calendar (the ledger decides what the completion means).
 fn complete(state: &AppState, request: &ActionRequest, task: TaskId, stamp_ms: u64) -> Result<Transition, ApiError> {
     let outcome = request.outcome.as_deref().ok_or_else(|| ApiError::Invalid {
         code: "missing_field",
         message: format!("outcome is required to complete; one of {}", CompletionOutcome::names()),
     })?;
     let outcome = api::parse_enum("outcome", outcome, CompletionOutcome::parse, CompletionOutcome::names)?;
-    let is_inspection = state.store.read().ledger.task(task).ok_or_else(|| task_not_found(task))?.inspection.is_some();
+    let current = state.store.read().ledger.task(task).ok_or_else(|| task_not_found(task))?;
+    // Drawn by another group (received): its organiser there publishes, on its own clock.
+    let drawn_here = current.inspection.is_some() && current.received.is_none();
     let publication_deadline_ms =
-        if is_inspection { Some(super::programme::publication_deadline_ms(state, stamp_ms)?) } else { None };
+        if drawn_here { Some(super::programme::publication_deadline_ms(state, stamp_ms)?) } else { None };
     Ok(Transition::Complete { outcome, publication_deadline_ms })
 }
 

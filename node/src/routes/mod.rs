@@ -21,7 +21,7 @@ mod item_list;
 mod me;
 mod people;
 mod presence;
-mod programme;
+pub(crate) mod programme;
 mod public;
 mod register;
 pub(crate) mod request;

@@ -654,7 +654,7 @@ pub(super) fn publication_action(task: TaskId, withdraw_note: Option<String>) ->
 }
 
 /// The publication deadline of a result entered at `stamp_ms`.
-pub(super) fn publication_deadline_ms(state: &AppState, stamp_ms: u64) -> Result<u64, ApiError> {
+pub(crate) fn publication_deadline_ms(state: &AppState, stamp_ms: u64) -> Result<u64, ApiError> {
     let span = Span::parse(PUBLICATION_SPAN).expect("a valid span");
     crate::deadline_policy::span_after_ms(&state.calendar(), span, stamp_ms)
         .map_err(|e| ApiError::Invalid { code: "deadline_outside_calendar", message: e.to_string() })

@@ -251,8 +251,11 @@ impl Ledger {
                 self.record_draw(stamp_ms, actor, *campaign, result, *ack_deadline_ms, *complete_deadline_ms)
             }
             ProgrammeAction::BeginDrawInParts(header) => self.begin_draw_in_parts(stamp_ms, actor, header),
-            ProgrammeAction::RecordDrawPart { campaign, part, inspections } => {
-                self.record_draw_part(stamp_ms, actor, *campaign, *part, inspections)
+            ProgrammeAction::RecordDrawPart { campaign, part, inspections, placements } => {
+                self.record_draw_part(stamp_ms, actor, *campaign, *part, inspections, placements)
+            }
+            ProgrammeAction::EnterReportedResult { task, publish_deadline_ms } => {
+                self.enter_reported_result(stamp_ms, actor, *task, *publish_deadline_ms)
             }
             ProgrammeAction::PublishResult { task } => self.publication_step(stamp_ms, actor, *task, None),
             ProgrammeAction::WithdrawResult { task, note } => self.publication_step(stamp_ms, actor, *task, Some(note)),
@@ -440,6 +443,49 @@ impl Ledger {
         Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign.clone()), tasks))
     }
 
+    /// The result another group entered on a drawn inspection handed to it, taken by the
+    /// organiser's tracking record once its mirror shows it completed.
+    fn enter_reported_result(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        id: TaskId,
+        publish_deadline_ms: u64,
+    ) -> CommandResult {
+        let task = self.task(id).ok_or(Rejection::TaskNotFound(id))?;
+        let remote =
+            task.remote.as_ref().filter(|remote| remote.purpose == crate::federation::HandoverPurpose::Dispatch);
+        let Some(remote) = remote else {
+            return Err(conflict(
+                ConflictCode::NotAnInspection,
+                format!("task {id} was not dispatched to another group"),
+            ));
+        };
+        if actor.role != Role::Peer || actor.bureau != remote.to_group {
+            return Err(Rejection::Forbidden(format!("only group {} reports task {id}'s result", remote.to_group)));
+        }
+        let Some(record) = task.inspection.as_ref() else {
+            return Err(conflict(ConflictCode::NotAnInspection, format!("task {id} is not a drawn inspection")));
+        };
+        if record.result_entered_at_ms.is_some() {
+            return Err(Rejection::NothingToRecord(format!("task {id}'s result is entered")));
+        }
+        let completed = task.handling.state == TaskState::Completed
+            && task.handling.outcome.is_some_and(super::is_inspection_outcome);
+        if !completed {
+            return Err(Rejection::NotYet(format!("task {id} is not completed with an inspection's result there")));
+        }
+        if publish_deadline_ms <= stamp_ms || publish_deadline_ms - stamp_ms > crate::limits::DEADLINE_HORIZON_MS {
+            return Err(invalid("publish_deadline", "must lie after the result's entry, within the deadline horizon"));
+        }
+        let mut checked_out = self.check_out(id).expect("found above");
+        let inspection = checked_out.task.inspection.as_mut().expect("checked above");
+        inspection.result_entered_at_ms = Some(stamp_ms);
+        inspection.publish_deadline_ms = Some(publish_deadline_ms);
+        checked_out.task.updated_at_ms = stamp_ms;
+        Ok(Applied::of_task(self.check_in(checked_out)))
+    }
+
     /// Files the inspection task of one drawn inspection, its team linked to their accounts,
     /// and keeps the team as the entity's last.
     #[allow(clippy::too_many_arguments)]
@@ -453,8 +499,58 @@ impl Ledger {
         ack_deadline_ms: u64,
         complete_deadline_ms: u64,
     ) -> Arc<Task> {
+        self.draw_inspection_task_placed(
+            stamp_ms,
+            actor,
+            campaign,
+            spec,
+            inspection,
+            ack_deadline_ms,
+            complete_deadline_ms,
+            &draw_parts::DrawPlacement::Here,
+        )
+    }
+
+    /// `draw_inspection_task`, the inspection worked here or handed to the group hosting its
+    /// bureau (`placement`): then the task here is the tracking record of that dispatch.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn draw_inspection_task_placed(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        campaign: u64,
+        spec: &CampaignSpec,
+        inspection: &DrawnInspection,
+        ack_deadline_ms: u64,
+        complete_deadline_ms: u64,
+        placement: &draw_parts::DrawPlacement,
+    ) -> Arc<Task> {
         let mut task =
             self.inspection_task(stamp_ms, actor, campaign, spec, inspection, ack_deadline_ms, complete_deadline_ms);
+        if let draw_parts::DrawPlacement::HandedTo { to_group, from_group } = placement {
+            let record = task.inspection.as_ref().expect("an inspection task");
+            let drawn = crate::federation::DrawnAtOrigin {
+                campaign_name: record.campaign_name.clone(),
+                items: record.items.clone(),
+                inspectors: record.inspectors.clone(),
+                risk_class: record.risk_class,
+                top_up: record.top_up,
+            };
+            let terms =
+                crate::federation::DispatchTerms { assignee: inspection.bureau, ack_deadline_ms, complete_deadline_ms };
+            let route = crate::apply::Route { from_group: *from_group, to_group: *to_group };
+            let note = format!("执法检查人员：{}", inspection.inspectors.join("、"));
+            self.hand_over_as(
+                &mut task,
+                stamp_ms,
+                actor,
+                route,
+                crate::federation::HandoverPurpose::Dispatch,
+                &note,
+                Some(terms),
+                |handover| crate::federation::Message::DrawnInspection(Box::new((handover, drawn))),
+            );
+        }
         // The team as people: each drawn inspector linked to an account (谁抽查、谁录入).
         task.field_work.handlers.team = inspection
             .inspectors

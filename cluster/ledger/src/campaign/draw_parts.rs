@@ -128,6 +128,15 @@ pub fn part_digest(strata: &[Stratum], inspections: &[DrawnInspection]) -> PartD
     }
 }
 
+/// Where a drawn inspection is worked, decided by the accepting node from the topology (the
+/// ledger knows none): here, or handed to the group that hosts its bureau, as a dispatch whose
+/// tracking record stays here (the organiser reviews and publishes it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DrawPlacement {
+    Here,
+    HandedTo { to_group: BureauCode, from_group: BureauCode },
+}
+
 /// Consecutive task ids one part created.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRange {
@@ -329,6 +338,7 @@ impl Ledger {
         id: u64,
         part: u32,
         inspections: &[DrawnInspection],
+        placements: &[DrawPlacement],
     ) -> CommandResult {
         let regions = self.regions();
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
@@ -360,6 +370,26 @@ impl Ledger {
         if part_digest(&drawing.header.summary.strata, inspections) != *named {
             return Err(invalid("inspections", format!("not the part {part} the draw's header named")));
         }
+        if placements.len() != inspections.len() {
+            return Err(invalid("placements", "one placement per inspection"));
+        }
+        for (inspection, placement) in inspections.iter().zip(placements) {
+            if let DrawPlacement::HandedTo { to_group, from_group } = placement {
+                // A dispatch down the tree, to the group whose tree holds the bureau.
+                let down = to_group != from_group
+                    && regions.is_within(*to_group, *from_group)
+                    && regions.is_within(inspection.bureau, *to_group);
+                if !down {
+                    return Err(invalid(
+                        "placements",
+                        format!(
+                            "bureau {} is not handed from group {from_group} down to group {to_group}",
+                            inspection.bureau
+                        ),
+                    ));
+                }
+            }
+        }
         let inputs = self.programme.sealed_inputs.get(&id).expect("checked: a draw under way has frozen inputs");
         let rules = InspectionRules::new(&regions, inputs);
         let mut entities = BTreeSet::new();
@@ -379,8 +409,8 @@ impl Ledger {
         let (ack_deadline_ms, complete_deadline_ms) =
             (drawing.header.ack_deadline_ms, drawing.header.complete_deadline_ms);
         let mut tasks = Vec::with_capacity(inspections.len());
-        for inspection in inspections {
-            tasks.push(self.draw_inspection_task(
+        for (inspection, placement) in inspections.iter().zip(placements) {
+            tasks.push(self.draw_inspection_task_placed(
                 stamp_ms,
                 actor,
                 id,
@@ -388,6 +418,7 @@ impl Ledger {
                 inspection,
                 ack_deadline_ms,
                 complete_deadline_ms,
+                placement,
             ));
         }
         let range = TaskRange { first: tasks[0].id, count: tasks.len() as u32 };

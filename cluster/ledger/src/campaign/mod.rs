@@ -74,6 +74,9 @@ pub const TEAM_SIZE_MAX: u32 = 8;
 pub const DRAW_RATIO_FLOOR_BP: u32 = 300;
 /// Ratios are in basis points (1/10,000) so they are exact integers in the log.
 pub const BASIS_POINTS: u32 = 10_000;
+/// The campaign an inspection received from another group's draw names (`InspectionRecord`):
+/// none of this group's, whose ids count from 1.
+pub const CAMPAIGN_ELSEWHERE: u64 = 0;
 /// A beacon value (a public random value, or a number a second person reads out).
 pub const BEACON_CHARS_MAX: usize = 256;
 
@@ -521,11 +524,21 @@ pub enum ProgrammeAction {
     /// inspections, and each part's hash and counts. Proposed only when every member reads
     /// `draw-in-parts-v1`, as is the command below.
     BeginDrawInParts(Box<DrawHeader>),
-    /// Part `part` of a draw begun in parts: its inspections, whose tasks it creates.
+    /// Part `part` of a draw begun in parts: its inspections, whose tasks it creates, each
+    /// worked here or handed to the group hosting its bureau (`placements`, one each).
     RecordDrawPart {
         campaign: u64,
         part: u32,
         inspections: Vec<DrawnInspection>,
+        placements: Vec<draw_parts::DrawPlacement>,
+    },
+    /// The result of a drawn inspection handed to another group, as that group reported it
+    /// (the mirror in the same entry): the organiser's record takes it and starts the
+    /// publication clock, with the accepting node's deadline. Proposed by the node with the
+    /// status report that completes it.
+    EnterReportedResult {
+        task: TaskId,
+        publish_deadline_ms: u64,
     },
 }
 

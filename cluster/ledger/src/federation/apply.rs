@@ -26,7 +26,7 @@ impl Ledger {
     /// the tracking record commit together.
     pub(crate) fn enqueue(&mut self, stamp_ms: u64, to_group: BureauCode, task: TaskId, message: Message) {
         let seq = self.next_message_seq;
-        if let Message::Handover(handover) = &message {
+        if let Some(handover) = message.handover() {
             assert_eq!(handover.forward.seq, seq, "a handover's forward id is its message number");
             self.insert_sent(handover.forward, task);
         }
@@ -73,16 +73,22 @@ impl Ledger {
     ) -> CommandResult {
         require_role(actor, Role::Peer, "deliver messages between groups")?;
         match message {
-            Message::Handover(handover) => self.receive_handover(stamp_ms, actor, handover, group, placement),
+            Message::Handover(handover) => self.receive_handover(stamp_ms, actor, handover, None, group, placement),
+            Message::DrawnInspection(drawn) => {
+                self.receive_handover(stamp_ms, actor, &drawn.0, Some(&drawn.1), group, placement)
+            }
             Message::Instruction(instruction) => self.receive_instruction(stamp_ms, actor, instruction),
         }
     }
 
+    /// `drawn`: what the origin's draw decided, for a drawn inspection (the task is an
+    /// inspection here, its result entered by the bureau and published by the organiser).
     fn receive_handover(
         &mut self,
         stamp_ms: u64,
         actor: &Actor,
         handover: &Handover,
+        drawn: Option<&DrawnAtOrigin>,
         group: BureauCode,
         placement: Placement,
     ) -> CommandResult {
@@ -96,6 +102,9 @@ impl Ledger {
             return Ok(Applied { replayed: true, ..Applied::of_task(task) });
         }
         validate_handover(&self.regions(), handover, actor.bureau, group, stamp_ms)?;
+        if let Some(drawn) = drawn {
+            super::checks::validate_drawn(handover, drawn)?;
+        }
         let (relay_to, designate_by_ms) = match (handover.purpose, placement) {
             (_, Placement::Keep) if handover.purpose != HandoverPurpose::Dispute => (None, None),
             (HandoverPurpose::Jurisdiction, Placement::RelayTo(next)) => {
@@ -146,6 +155,19 @@ impl Ledger {
                 outcome: None,
             },
         );
+        task.inspection = drawn.map(|drawn| crate::campaign::InspectionRecord {
+            campaign: crate::campaign::CAMPAIGN_ELSEWHERE,
+            campaign_name: drawn.campaign_name.clone(),
+            items: drawn.items.clone(),
+            inspectors: drawn.inspectors.clone(),
+            risk_class: drawn.risk_class,
+            top_up: drawn.top_up,
+            result_entered_at_ms: None,
+            publish_deadline_ms: None,
+            publish_missed_deadline_ms: None,
+            published_at_ms: None,
+            withdrawn_at_ms: None,
+        });
         task.received = Some(Received {
             forward: handover.forward,
             from_group: actor.bureau,
@@ -241,16 +263,18 @@ impl Ledger {
             .outbox
             .remove(&seq)
             .ok_or_else(|| Rejection::NothingToRecord(format!("message {seq} is not waiting for a receipt")))?;
-        if let (Message::Handover(handover), Some(_)) = (&entry.message, refusal) {
+        if let (Some(handover), Some(_)) = (entry.message.handover(), refusal) {
             // Instructions queued behind a refused handover have nowhere to go.
             self.remove_sent(handover.forward);
             self.outbox.retain(|_, queued| queued.message.forward() != handover.forward);
         }
         let (action, note) = match (&entry.message, answer) {
-            (Message::Handover(_), Receipt::Accepted(target_task)) => {
+            (Message::Handover(_) | Message::DrawnInspection(_), Receipt::Accepted(target_task)) => {
                 (TimelineAction::ForwardDelivered, format!("{}#{target_task}", entry.to_group))
             }
-            (Message::Handover(_), Receipt::Refused(reason)) => (TimelineAction::ForwardRefused, truncate_note(reason)),
+            (Message::Handover(_) | Message::DrawnInspection(_), Receipt::Refused(reason)) => {
+                (TimelineAction::ForwardRefused, truncate_note(reason))
+            }
             (Message::Instruction(_), Receipt::Accepted(_)) => {
                 let task = self.task(entry.task).expect("outbox entries name existing tasks");
                 return Ok(Applied::of_task(task));
@@ -263,10 +287,10 @@ impl Ledger {
         let mut checked_out = self.check_out(entry.task).expect("outbox entries name existing tasks");
         let task = &mut checked_out.task;
         match (&entry.message, answer) {
-            (Message::Handover(_), Receipt::Accepted(target_task)) => {
+            (Message::Handover(_) | Message::DrawnInspection(_), Receipt::Accepted(target_task)) => {
                 task.remote.as_mut().expect("a handover's task tracks it").delivered = Some((*target_task, stamp_ms));
             }
-            (Message::Handover(_), Receipt::Refused(_)) => {
+            (Message::Handover(_) | Message::DrawnInspection(_), Receipt::Refused(_)) => {
                 // Refused there: the task is back here, flagged for the command centre, never
                 // dropped.
                 task.remote = None;

@@ -293,3 +293,42 @@ pub(super) fn is_dispatcher_entry(action: TimelineAction) -> bool {
             | TimelineAction::RefuseExtension
     )
 }
+
+/// What another group's draw decided about an inspection it hands here: a dispatch of a drawn
+/// inspection (kind, source), with items and a team of the draw's shapes and sizes. Checked
+/// field by field: it comes from outside the group.
+pub(super) fn validate_drawn(handover: &Handover, drawn: &super::DrawnAtOrigin) -> Result<(), Rejection> {
+    use crate::campaign::{INSPECTOR_ID_CHARS_MAX, LABELS_MAX, LABEL_CHARS_MAX, TEAM_SIZE_MAX, TEAM_SIZE_MIN};
+    if handover.purpose != HandoverPurpose::Dispatch
+        || handover.kind != crate::task::TaskKind::Inspection
+        || handover.source != crate::task::Source::SpotCheck
+    {
+        return Err(validate::invalid("message", "a drawn inspection is a dispatched inspection from a draw"));
+    }
+    validate::text("campaign_name", &drawn.campaign_name, crate::limits::TITLE_CHARS_MAX, true, false)?;
+    if drawn.items.is_empty() || drawn.items.len() > LABELS_MAX {
+        return Err(validate::invalid("items", format!("a drawn inspection has 1 to {LABELS_MAX} items")));
+    }
+    let mut codes = std::collections::BTreeSet::new();
+    for item in &drawn.items {
+        validate::text("items.code", &item.code, LABEL_CHARS_MAX, true, false)?;
+        validate::text("items.name", &item.name, crate::limits::TITLE_CHARS_MAX, true, false)?;
+        validate::text("items.expertise", &item.expertise, LABEL_CHARS_MAX, true, false)?;
+        if item.industries.len() > LABELS_MAX {
+            return Err(validate::invalid("items.industries", format!("at most {LABELS_MAX}")));
+        }
+        for industry in &item.industries {
+            validate::text("items.industries", industry, LABEL_CHARS_MAX, true, false)?;
+        }
+        if !codes.insert(item.code.as_str()) {
+            return Err(validate::invalid("items", "an item is listed twice"));
+        }
+    }
+    if !(TEAM_SIZE_MIN as usize..=TEAM_SIZE_MAX as usize).contains(&drawn.inspectors.len()) {
+        return Err(validate::invalid("inspectors", format!("a team of {TEAM_SIZE_MIN} to {TEAM_SIZE_MAX}")));
+    }
+    for inspector in &drawn.inspectors {
+        validate::text("inspectors", inspector, INSPECTOR_ID_CHARS_MAX, true, false)?;
+    }
+    Ok(())
+}

@@ -143,17 +143,42 @@ pub struct Instruction {
     pub sent_by: String,
 }
 
+/// What a draw decided about an inspection handed to the group hosting its bureau: the
+/// inspecting bureau enters the result as an inspection's (谁抽查、谁录入), with these items and
+/// this team; the organiser publishes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrawnAtOrigin {
+    pub campaign_name: String,
+    pub items: Vec<crate::campaign::InspectionItem>,
+    pub inspectors: Vec<String>,
+    pub risk_class: crate::campaign::RiskClass,
+    pub top_up: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
     Handover(Handover),
     Instruction(Instruction),
+    /// A drawn inspection dispatched to the group hosting its bureau: a dispatch handover and
+    /// what the draw decided. Sent only to groups whose build knows it (`draw-in-parts-v1`).
+    DrawnInspection(Box<(Handover, DrawnAtOrigin)>),
 }
 
 impl Message {
     pub fn forward(&self) -> ForwardId {
         match self {
             Message::Handover(handover) => handover.forward,
+            Message::DrawnInspection(drawn) => drawn.0.forward,
             Message::Instruction(instruction) => instruction.forward,
+        }
+    }
+
+    /// The handover this message makes, if it makes one.
+    pub fn handover(&self) -> Option<&Handover> {
+        match self {
+            Message::Handover(handover) => Some(handover),
+            Message::DrawnInspection(drawn) => Some(&drawn.0),
+            Message::Instruction(_) => None,
         }
     }
 }

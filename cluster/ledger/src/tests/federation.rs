@@ -420,3 +420,83 @@ fn a_disputed_lead_goes_to_the_common_parent_which_designates_the_handler_once()
     // Guangzhou's original record is untouched by all this until reports arrive.
     assert!(guangzhou.task(origin.id).unwrap().remote.is_some());
 }
+
+/// A drawn inspection another group hands here: its draw's decisions are checked field by field
+/// (they come from outside), a bad one refused changing nothing; the inspection is entered here
+/// with an inspection's outcome and no publication clock, and published only by its organiser.
+#[test]
+fn a_drawn_inspection_from_another_group_is_checked_entered_here_and_published_there() {
+    use crate::campaign::{InspectionItem, ProgrammeAction, RiskClass, CAMPAIGN_ELSEWHERE};
+    let mut province = Ledger::new();
+    let mut guangzhou = Ledger::new();
+    dispatch_across(&mut province);
+    let entry = province.outbox().next().expect("a handover waits").clone();
+    let Message::Handover(mut handover) = entry.message else { panic!("a handover") };
+    handover.kind = TaskKind::Inspection;
+    handover.source = Source::SpotCheck;
+    let drawn = DrawnAtOrigin {
+        campaign_name: "2026年全省食品经营抽查".into(),
+        items: vec![InspectionItem {
+            code: "B01".into(),
+            name: "食品经营行为检查".into(),
+            industries: vec!["catering".into()],
+            expertise: "food".into(),
+        }],
+        inspectors: vec!["440106-1".into(), "440106-2".into()],
+        risk_class: RiskClass::Normal,
+        top_up: false,
+    };
+    let receive = |ledger: &mut Ledger, handover: &Handover, drawn: &DrawnAtOrigin| {
+        let message = Message::DrawnInspection(Box::new((handover.clone(), drawn.clone())));
+        let placement = Placement::Keep;
+        let action = Action::Receive { message: Box::new(message), group: bureau("440100"), placement };
+        step(ledger, T0 + HOUR_MS, peer_actor(bureau("440000")), action)
+    };
+    let mut alone = drawn.clone();
+    alone.inspectors.truncate(1);
+    let mut no_items = drawn.clone();
+    no_items.items.clear();
+    let mut lead = handover.clone();
+    lead.kind = TaskKind::Lead;
+    let mut long_name = drawn.clone();
+    long_name.campaign_name = "抽".repeat(crate::limits::TITLE_CHARS_MAX + 1);
+    for (bent, drawn) in [(&handover, &alone), (&handover, &no_items), (&lead, &drawn), (&handover, &long_name)] {
+        let refused = receive(&mut guangzhou, bent, drawn);
+        assert!(matches!(refused, Err(Rejection::Invalid { .. })), "{refused:?}");
+    }
+    assert_eq!(guangzhou.task_count(), 0, "a refused message creates nothing");
+
+    let task = receive(&mut guangzhou, &handover, &drawn).expect("received").task().clone();
+    let record = task.inspection.clone().expect("an inspection here");
+    assert_eq!((record.campaign, record.inspectors.clone()), (CAMPAIGN_ELSEWHERE, drawn.inspectors.clone()));
+    let tianhe = actor("th-operator", "440106", Role::Operator);
+    step(&mut guangzhou, T0 + HOUR_MS, tianhe.clone(), change(task.id, Transition::Ack)).expect("acknowledged");
+    let complete =
+        |outcome, publication_deadline_ms| change(task.id, Transition::Complete { outcome, publication_deadline_ms });
+    let refused = step(&mut guangzhou, T0 + HOUR_MS, tianhe.clone(), complete(CompletionOutcome::Warned, None));
+    assert!(matches!(refused, Err(Rejection::Invalid { .. })), "an inspection's outcome: {refused:?}");
+    let clock = complete(CompletionOutcome::NoProblemFound, Some(T0 + 500 * HOUR_MS));
+    let refused = step(&mut guangzhou, T0 + HOUR_MS, tianhe.clone(), clock);
+    assert!(matches!(refused, Err(Rejection::Invalid { .. })), "no publication clock here: {refused:?}");
+    let done = step(&mut guangzhou, T0 + HOUR_MS, tianhe, complete(CompletionOutcome::NoProblemFound, None))
+        .expect("the result entered")
+        .task()
+        .clone();
+    let record = done.inspection.clone().unwrap();
+    assert_eq!((record.result_entered_at_ms, record.publish_deadline_ms), (Some(T0 + HOUR_MS), None));
+    let guangzhou_command = actor("gz", "440100", Role::Command);
+    let publish = Action::Programme(Box::new(ProgrammeAction::PublishResult { task: task.id }));
+    assert!(step(&mut guangzhou, T0 + HOUR_MS, guangzhou_command, publish).is_err(), "published by its organiser");
+
+    // At the origin, only the group it went to reports a result, onto a drawn inspection.
+    let enter = |task| {
+        Action::Programme(Box::new(ProgrammeAction::EnterReportedResult {
+            task,
+            publish_deadline_ms: T0 + 500 * HOUR_MS,
+        }))
+    };
+    let not_inspection = step(&mut province, T0 + HOUR_MS, peer_actor(bureau("440100")), enter(entry.task));
+    assert!(matches!(not_inspection, Err(Rejection::Conflict { .. })), "{not_inspection:?}");
+    let stranger = step(&mut province, T0 + HOUR_MS, peer_actor(bureau("440300")), enter(entry.task));
+    assert!(matches!(stranger, Err(Rejection::Forbidden(_))), "{stranger:?}");
+}
