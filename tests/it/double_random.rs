@@ -5,11 +5,10 @@
 //! inspecting bureau, published and withdrawn, and the public routes never showing anything
 //! internal. Bad input changes nothing.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tests::{wait_until, xietong_binary, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
+use tests::{wait_until, TestCluster, COMMAND_TOKEN, TIANHE_OPERATOR_TOKEN};
 
 /// The Guangzhou command centre plans; the provincial centre (a second person, above it) seals.
 const PLANNER_TOKEN: &str = "demo-gz-command-0003";
@@ -54,17 +53,6 @@ fn campaign_request(low_percent: f64) -> Value {
         "inspector_mode": {"mode": "whole_bureau"},
         "inspectors_per_inspection": 2,
     })
-}
-
-fn verify(proof: &Path, directory: &Path) -> (bool, String) {
-    let output = std::process::Command::new(xietong_binary())
-        .args(["draw", "verify", "--proof"])
-        .arg(proof)
-        .arg("--directory")
-        .arg(directory)
-        .output()
-        .expect("xietong draw verify");
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 /// Every key of a public answer, at any depth.
@@ -188,27 +176,12 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
     let node = (1..=3).find(|id| *id != leader).unwrap();
     let (_, proof) =
         call(&cluster, node, Some(COMMAND_TOKEN), "GET", &format!("/api/v1/campaigns/{id}/proof"), None).await;
-    let file = cluster
-        .http
-        .get(cluster.url(node, &format!("/api/v1/directories/entities/{sha}")))
-        .bearer_auth(COMMAND_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    assert_eq!(draw::directory::sha256_hex(&file), sha);
-    let proof_path = cluster.data_dir().join("proof.json");
-    let directory_path = cluster.data_dir().join("directory.csv");
-    std::fs::write(&proof_path, serde_json::to_vec(&proof).unwrap()).unwrap();
-    std::fs::write(&directory_path, &file).unwrap();
-    let (ok, report) = verify(&proof_path, &directory_path);
+    assert_eq!(proof["draw"]["inputs"]["spec"]["entity_directory"], sha.as_str());
+    let (ok, report) = tests::verify_proof(&cluster, node, COMMAND_TOKEN, &proof).await;
     assert!(ok, "{report}");
     let mut tampered = proof.clone();
     tampered["draw"]["inputs"]["beacon"] = json!("chosen afterwards");
-    std::fs::write(&proof_path, serde_json::to_vec(&tampered).unwrap()).unwrap();
-    let (ok, report) = verify(&proof_path, &directory_path);
+    let (ok, report) = tests::verify_proof(&cluster, node, COMMAND_TOKEN, &tampered).await;
     assert!(!ok && report.contains("MISMATCH"), "{report}");
 
     // 谁抽查、谁录入: Tianhe acknowledges and enters the result; the organiser publishes it.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ledger::campaign::draw_parts::DRAW_PART_INSPECTIONS;
 use serde_json::{json, Value};
-use tests::{wait_until, xietong_binary, ClusterOptions, TestCluster, COMMAND_TOKEN};
+use tests::{wait_until, ClusterOptions, TestCluster, COMMAND_TOKEN};
 
 const FEED_TOKEN: &str = "demo-register-gz-0051";
 const PLANNER_TOKEN: &str = "demo-gz-command-0003";
@@ -146,40 +146,13 @@ async fn a_draw_of_thousands_is_committed_in_parts_across_a_leader_kill_and_veri
     let frozen = proof["draw"]["inputs"]["spec"]["entity_directory"].as_str().unwrap().to_owned();
     let register = cluster.get_json(new_leader, COMMAND_TOKEN, "/api/v1/register").await;
     assert_eq!(register["versions"][0]["sha256"], frozen.as_str(), "drawn from the register frozen for it");
-    let file = cluster
-        .http
-        .get(cluster.url(new_leader, &format!("/api/v1/directories/entities/{frozen}")))
-        .bearer_auth(COMMAND_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let (proof_path, directory_path) = (cluster.data_dir().join("proof.json"), cluster.data_dir().join("frozen.csv"));
-    std::fs::write(&proof_path, serde_json::to_vec(&proof).unwrap()).unwrap();
-    std::fs::write(&directory_path, &file).unwrap();
-    let output = std::process::Command::new(xietong_binary())
-        .args(["draw", "verify", "--proof"])
-        .arg(&proof_path)
-        .arg("--directory")
-        .arg(&directory_path)
-        .output()
-        .expect("xietong draw verify");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && printed.contains(&format!("drew {inspections} inspections")), "{printed}");
+    let (ok, printed) = tests::verify_proof(&cluster, new_leader, COMMAND_TOKEN, &proof).await;
+    assert!(ok && printed.contains(&format!("drew {inspections} inspections")), "{printed}");
     // A proof whose part digest was bent does not verify.
     let mut bent = proof.clone();
     bent["draw_parts"][1]["sha256"] = json!("00".repeat(32));
-    std::fs::write(&proof_path, serde_json::to_vec(&bent).unwrap()).unwrap();
-    let output = std::process::Command::new(xietong_binary())
-        .args(["draw", "verify", "--proof"])
-        .arg(&proof_path)
-        .arg("--directory")
-        .arg(&directory_path)
-        .output()
-        .expect("xietong draw verify");
-    assert!(!output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let (ok, printed) = tests::verify_proof(&cluster, new_leader, COMMAND_TOKEN, &bent).await;
+    assert!(!ok, "{printed}");
 
     cluster.restart(leader);
     cluster.wait_for_convergence().await;
@@ -375,28 +348,8 @@ async fn a_province_draw_hands_each_inspection_to_its_city_group_once_across_a_l
         (register["versions"][0]["sha256"].as_str(), register["versions"][0]["through"].as_u64()),
         (Some(frozen.as_str()), Some(1))
     );
-    let file = province
-        .http
-        .get(province.url(new_leader, &format!("/api/v1/directories/entities/{frozen}")))
-        .bearer_auth(COMMAND_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let (proof_path, directory_path) = (province.data_dir().join("proof.json"), province.data_dir().join("frozen.csv"));
-    std::fs::write(&proof_path, serde_json::to_vec(&proof).unwrap()).unwrap();
-    std::fs::write(&directory_path, &file).unwrap();
-    let output = std::process::Command::new(xietong_binary())
-        .args(["draw", "verify", "--proof"])
-        .arg(&proof_path)
-        .arg("--directory")
-        .arg(&directory_path)
-        .output()
-        .expect("xietong draw verify");
-    let printed = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success() && printed.contains(&format!("drew {inspections} inspections")), "{printed}");
+    let (ok, printed) = tests::verify_proof(province, new_leader, COMMAND_TOKEN, &proof).await;
+    assert!(ok && printed.contains(&format!("drew {inspections} inspections")), "{printed}");
 
     fed.group_mut("440000").restart(leader);
     fed.group("440000").wait_for_convergence().await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ledger::campaign::register::RegisterChange;
 use serde_json::{json, Value};
-use tests::{wait_until, xietong_binary, TestCluster, COMMAND_TOKEN};
+use tests::{wait_until, TestCluster, COMMAND_TOKEN};
 
 const FEED_TOKEN: &str = "demo-register-gz-0051";
 const PLANNER_TOKEN: &str = "demo-gz-command-0003";
@@ -206,18 +206,8 @@ async fn the_register_is_fed_in_order_once_per_change_and_a_draw_freezes_it() {
     );
     assert!(!text.contains(&existing(1)) && !text.contains(&existing(2)), "revoked and deregistered left");
 
-    let proof_path = cluster.data_dir().join("proof.json");
-    let directory_path = cluster.data_dir().join("frozen.csv");
-    std::fs::write(&proof_path, serde_json::to_vec(&proof).unwrap()).unwrap();
-    std::fs::write(&directory_path, &file).unwrap();
-    let output = std::process::Command::new(xietong_binary())
-        .args(["draw", "verify", "--proof"])
-        .arg(&proof_path)
-        .arg("--directory")
-        .arg(&directory_path)
-        .output()
-        .expect("xietong draw verify");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let (ok, report) = tests::verify_proof(&cluster, leader, COMMAND_TOKEN, &proof).await;
+    assert!(ok, "{report}");
 
     // The killed node comes back and catches up on the journal and the freeze.
     let restarted = (1..=3).find(|id| !cluster.running().any(|running| running == *id)).unwrap();

@@ -729,6 +729,29 @@ fn node_users() -> &'static str {
 
 /// `POST /api/v1/tasks/{id}/{action}` on node `node` as the user of `token`: the status and the
 /// JSON answer.
+/// `xietong draw verify` on a campaign's proof (`GET /api/v1/campaigns/{id}/proof`) and the
+/// directory file the proof names, fetched from node `node`: whether it verified, and what the
+/// tool printed.
+pub async fn verify_proof(cluster: &TestCluster, node: u64, token: &str, proof: &serde_json::Value) -> (bool, String) {
+    let sha = proof["draw"]["inputs"]["spec"]["entity_directory"].as_str().expect("the proof names its directory");
+    let url = cluster.url(node, &format!("/api/v1/directories/entities/{sha}"));
+    let response = cluster.http.get(url).bearer_auth(token).send().await.expect("the directory file");
+    let file = response.bytes().await.expect("its bytes");
+    assert_eq!(draw::directory::sha256_hex(&file), sha, "the file the proof names");
+    let proof_path = cluster.data_dir().join("proof.json");
+    let directory_path = cluster.data_dir().join("verify-directory.csv");
+    std::fs::write(&proof_path, serde_json::to_vec(proof).expect("a proof")).expect("writing the proof");
+    std::fs::write(&directory_path, &file).expect("writing the directory");
+    let output = std::process::Command::new(xietong_binary())
+        .args(["draw", "verify", "--proof"])
+        .arg(&proof_path)
+        .arg("--directory")
+        .arg(&directory_path)
+        .output()
+        .expect("xietong draw verify");
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
 pub async fn act(
     cluster: &TestCluster,
     node: u64,
