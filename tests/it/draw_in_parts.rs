@@ -130,6 +130,10 @@ async fn a_draw_of_thousands_is_committed_in_parts_across_a_leader_kill_and_veri
     let tasks: Vec<u64> = drawn["draw"]["tasks"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
     assert_eq!((drawn["draw"]["inspections"].as_u64(), tasks.len() as u64), (Some(inspections), inspections));
     assert_eq!(tasks.iter().collect::<BTreeSet<_>>().len(), tasks.len(), "one task per inspection");
+    // The listing counts them without listing a hundred thousand ids.
+    let (_, listing) = call(&cluster, new_leader, PLANNER_TOKEN, "GET", "/api/v1/campaigns", None).await;
+    let listed = &listing["campaigns"][0]["draw"];
+    assert_eq!((listed["inspections"].as_u64(), listed.get("tasks")), (Some(inspections), None), "{listed}");
     // The first part is the dead leader's (the person who drew), the last the new leader's.
     let cluster_ref = &cluster;
     let creator = |task: u64| async move {

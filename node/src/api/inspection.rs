@@ -294,8 +294,11 @@ pub struct DrawSummaryJson {
     pub top_up: usize,
     pub recusals: usize,
     pub strata: Vec<StratumJson>,
-    /// The inspection tasks created, in the draw's order.
-    pub tasks: Vec<u64>,
+    /// The inspection tasks created, in the draw's order: on the campaign's own page
+    /// (`GET /api/v1/campaigns/{id}`) and the draw's answer, not in the listing (a province's
+    /// draw makes a hundred thousand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tasks: Option<Vec<u64>>,
 }
 
 /// A draw committed in parts while its parts come in.
@@ -311,12 +314,19 @@ pub struct DrawingJson {
 pub struct DrawFacts {
     inspections: u64,
     top_ups: u64,
-    tasks: Vec<u64>,
+    tasks: Option<Vec<u64>>,
     drawing: Option<DrawingJson>,
 }
 
 impl DrawFacts {
+    /// With the draw's task ids, for a campaign's own page.
     pub fn of(ledger: &ledger::Ledger, campaign: &Campaign) -> DrawFacts {
+        let tasks = ledger.drawn_tasks(campaign.id).into_iter().map(|task| task.0).collect();
+        DrawFacts { tasks: Some(tasks), ..DrawFacts::counted(ledger, campaign) }
+    }
+
+    /// Without them, for the listing.
+    pub fn counted(ledger: &ledger::Ledger, campaign: &Campaign) -> DrawFacts {
         let drawing = ledger.drawing_in_parts(campaign.id).map(|drawing| DrawingJson {
             parts: drawing.header.parts.len(),
             parts_recorded: drawing.next_part(),
@@ -327,12 +337,7 @@ impl DrawFacts {
             (None, Some(draw)) => draw.result.inspections.iter().filter(|i| i.top_up).count() as u64,
             (None, None) => 0,
         };
-        DrawFacts {
-            inspections: ledger.drawn_inspections(campaign.id),
-            top_ups,
-            tasks: ledger.drawn_tasks(campaign.id).into_iter().map(|task| task.0).collect(),
-            drawing,
-        }
+        DrawFacts { inspections: ledger.drawn_inspections(campaign.id), top_ups, tasks: None, drawing }
     }
 }
 

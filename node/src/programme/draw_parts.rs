@@ -4,7 +4,7 @@
 //! directory file (the same draw: it is a pure function of them), and the ledger takes only the
 //! parts the header named. One driver per campaign on a node (`Drivers`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +21,9 @@ use crate::state::AppState;
 
 /// How often a leader looks for draws whose parts are not all in.
 const RESUME_EVERY: Duration = Duration::from_secs(1);
+/// The longest wait before taking up again a draw whose parts could not be taken up (its
+/// directory unavailable, a part refused): the wait doubles from `RESUME_EVERY` up to this.
+const RESUME_BACKOFF_MAX: Duration = Duration::from_secs(60);
 /// The user named on parts a leader takes up for a draw another leader began.
 const RESUMER_USER: &str = "system:draw-parts";
 
@@ -174,6 +177,8 @@ impl From<ApiError> for PartsStopped {
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(RESUME_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Campaigns whose parts could not be taken up: when to try again, and the wait after that.
+    let backoff: Arc<Mutex<BTreeMap<u64, (tokio::time::Instant, Duration)>>> = Arc::default();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -183,17 +188,39 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             continue;
         }
         let under_way: Vec<u64> = state.store.read().ledger.draws_under_way().map(|d| d.header.campaign).collect();
+        let now = tokio::time::Instant::now();
+        {
+            let mut backoff = backoff.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            backoff.retain(|id, _| under_way.contains(id));
+        }
         for id in under_way {
+            let due = backoff.lock().unwrap_or_else(|p| p.into_inner()).get(&id).is_none_or(|(next, _)| *next <= now);
+            if !due {
+                continue;
+            }
             let Some(driving) = state.programme.draw_drivers.take(id) else { continue };
-            let state = state.clone();
+            let (state, backoff) = (state.clone(), backoff.clone());
             tokio::spawn(async move {
                 let actor = Actor { user: RESUMER_USER.to_owned(), bureau: state.group_bureau, role: Role::System };
                 tracing::info!(campaign = id, "taking up the parts of a draw begun by another leader");
-                match record_parts(&state, &driving, id, &actor, None).await {
-                    Ok(()) => tracing::info!(campaign = id, "the draw's last part is in"),
+                let stopped = record_parts(&state, &driving, id, &actor, None).await;
+                let mut backoff = backoff.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                match stopped {
+                    Ok(()) => {
+                        tracing::info!(campaign = id, "the draw's last part is in");
+                        backoff.remove(&id);
+                    }
                     Err(PartsStopped::NotLeader) => {}
                     Err(PartsStopped::Refused(error)) => {
-                        tracing::warn!(campaign = id, ?error, "the parts of a draw could not be taken up")
+                        let wait =
+                            backoff.get(&id).map_or(RESUME_EVERY, |(_, wait)| (*wait * 2).min(RESUME_BACKOFF_MAX));
+                        tracing::warn!(
+                            campaign = id,
+                            ?error,
+                            wait_s = wait.as_secs(),
+                            "the parts of a draw could not be taken up"
+                        );
+                        backoff.insert(id, (tokio::time::Instant::now() + wait, wait));
                     }
                 }
             });

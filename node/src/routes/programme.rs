@@ -433,7 +433,7 @@ pub async fn campaigns(State(state): State<AppState>, headers: HeaderMap) -> Res
         let visible = replica.ledger.programme().campaigns().filter(|c| may_see(&regions, &user.actor, &c.spec));
         let ledger = &replica.ledger;
         Ok(CampaignsJson {
-            campaigns: visible.map(|c| CampaignJson::of(&regions, c, DrawFacts::of(ledger, c))).collect(),
+            campaigns: visible.map(|c| CampaignJson::of(&regions, c, DrawFacts::counted(ledger, c))).collect(),
         })
     })())
 }
