@@ -711,11 +711,9 @@ mod draw_in_parts {
         ProgrammeAction::RecordDrawPart { campaign, part: part as u32, inspections, placements }
     }
 
-    /// A draw of more inspections than one part: the header is checked as a whole, each part
-    /// against the header, in order and once; the campaign is drawn when the last is in, its
-    /// tasks in the draw's order, and the draw verifies from the directory.
-    #[test]
-    fn a_draw_is_committed_part_by_part_in_order_and_once() {
+    /// A campaign over 40,000 entities of Tianhe that draws more than one part, its beacon
+    /// fixed: the desk, its planner, the directory file and the campaign's id.
+    fn sealed_campaign(beacon: &str) -> (Desk, Actor, Vec<u8>, u64) {
         let planner = actor("gz-planner", "440100", Role::Command);
         let second = actor("gz-second", "440100", Role::Command);
         let mut desk = Desk { ledger: Ledger::new(), stamp_ms: T0 };
@@ -734,10 +732,17 @@ mod draw_in_parts {
         spec.ratios = RiskRatios { high_bp: 2_000, normal_bp: 1_000, low_bp: 600 };
         let created = desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(spec))).unwrap();
         let Some(ProgrammeRecord::Campaign(campaign)) = created.record else { panic!("a campaign") };
-        let id = campaign.id;
-        desk.programme(&second, ProgrammeAction::FixBeacon { campaign: id, value: "20261207".into() }).unwrap();
-        let inputs = desk.ledger.draw_inputs(id).unwrap();
-        let result = draw(Regions::compiled(), &inputs, &bytes).unwrap();
+        desk.programme(&second, ProgrammeAction::FixBeacon { campaign: campaign.id, value: beacon.into() }).unwrap();
+        (desk, planner, bytes, campaign.id)
+    }
+
+    /// A draw of more inspections than one part: the header is checked as a whole, each part
+    /// against the header, in order and once; the campaign is drawn when the last is in, its
+    /// tasks in the draw's order, and the draw verifies from the directory.
+    #[test]
+    fn a_draw_is_committed_part_by_part_in_order_and_once() {
+        let (mut desk, planner, bytes, id) = sealed_campaign("20261207");
+        let result = draw(Regions::compiled(), &desk.ledger.draw_inputs(id).unwrap(), &bytes).unwrap();
         let parts = result.inspections.len().div_ceil(DRAW_PART_INSPECTIONS);
         assert!(parts >= 2, "{} inspections make more than one part", result.inspections.len());
 
@@ -814,26 +819,7 @@ mod draw_in_parts {
     /// every replica, and nothing of it is created.
     #[test]
     fn a_part_repeating_an_entity_of_an_earlier_part_is_refused() {
-        let planner = actor("gz-planner", "440100", Role::Command);
-        let second = actor("gz-second", "440100", Role::Command);
-        let mut desk = Desk { ledger: Ledger::new(), stamp_ms: T0 };
-        let bytes = generate(40_000, code(TIANHE), 5);
-        let summary = directory::check(Regions::compiled(), &bytes).unwrap();
-        let record = ProgrammeAction::RecordEntityDirectory {
-            sha256: summary.sha256.clone(),
-            entities: summary.entities,
-            bytes: summary.bytes,
-        };
-        desk.programme(&planner, record).unwrap();
-        for inspector in pool() {
-            desk.programme(&planner, ProgrammeAction::EnrollInspector(Box::new(inspector))).unwrap();
-        }
-        let mut spec = spec(&summary.sha256);
-        spec.ratios = RiskRatios { high_bp: 2_000, normal_bp: 1_000, low_bp: 600 };
-        let created = desk.programme(&planner, ProgrammeAction::CreateCampaign(Box::new(spec))).unwrap();
-        let Some(ProgrammeRecord::Campaign(campaign)) = created.record else { panic!("a campaign") };
-        let id = campaign.id;
-        desk.programme(&second, ProgrammeAction::FixBeacon { campaign: id, value: "x".into() }).unwrap();
+        let (mut desk, planner, bytes, id) = sealed_campaign("x");
         let mut result = draw(Regions::compiled(), &desk.ledger.draw_inputs(id).unwrap(), &bytes).unwrap();
         let same_stratum = |a: &ledger::campaign::DrawnInspection, b: &ledger::campaign::DrawnInspection| {
             a.items == b.items && a.risk_class == b.risk_class && a.top_up == b.top_up

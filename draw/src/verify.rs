@@ -4,7 +4,7 @@
 //! (a beacon, a ratio, an inspector) or the result shows as a mismatch.
 
 use ledger::campaign::draw_parts::{part_digest, PartDigest, DRAW_PART_INSPECTIONS};
-use ledger::campaign::{hex, DrawRecord};
+use ledger::campaign::{hex, DrawRecord, DrawResult};
 
 use crate::select::{draw, DrawError};
 
@@ -31,49 +31,33 @@ pub struct Verified {
 /// `regions` is the table the group drew with (its scope and regional risk points): the
 /// compiled one unless the group adopted another before the draw.
 pub fn verify(regions: &ledger::Regions, record: &DrawRecord, directory_bytes: &[u8]) -> Result<Verified, Mismatch> {
-    let recomputed = hex(&record.inputs.seed());
-    if recomputed != record.result.seed {
-        return Err(Mismatch::Seed { committed: record.result.seed.clone(), recomputed });
-    }
-    // The draw checks the file's hash against the one the inputs name (while it ranks).
-    let again = draw(regions, &record.inputs, directory_bytes).map_err(|error| match error {
-        DrawError::WrongDirectory { expected, actual } => Mismatch::Directory { expected, actual },
-        other => Mismatch::Recompute(other),
-    })?;
+    let again = recompute(regions, record, directory_bytes)?;
     let committed = &record.result;
-    let difference = if again.entities_in_scope != committed.entities_in_scope || again.eligible != committed.eligible {
-        Some("the population in scope".to_owned())
-    } else if again.strata != committed.strata {
-        Some("the strata (population or quota)".to_owned())
-    } else if again.inspections.len() != committed.inspections.len() {
-        Some(format!("{} inspections recomputed, {} committed", again.inspections.len(), committed.inspections.len()))
-    } else if let Some((n, (a, c))) =
-        again.inspections.iter().zip(&committed.inspections).enumerate().find(|(_, (a, c))| a != c)
-    {
+    let difference = summary_difference(&again, committed).or_else(|| {
+        if again.inspections.len() != committed.inspections.len() {
+            return Some(format!(
+                "{} inspections recomputed, {} committed",
+                again.inspections.len(),
+                committed.inspections.len()
+            ));
+        }
         let name = |i: &ledger::campaign::DrawnInspection| {
             i.subject.uscc.as_ref().map_or_else(String::new, |u| u.as_str().to_owned())
         };
-        Some(format!(
-            "inspection {} is {} with {:?} recomputed, {} with {:?} committed",
-            n + 1,
-            name(a),
-            a.inspectors,
-            name(c),
-            c.inspectors
-        ))
-    } else if again.recusals != committed.recusals {
-        Some("the recusals".to_owned())
-    } else {
-        None
-    };
-    match difference {
-        Some(what) => Err(Mismatch::Result(what)),
-        None => Ok(Verified {
-            seed: again.seed,
-            inspections: again.inspections.len(),
-            entities_in_scope: again.entities_in_scope,
-        }),
-    }
+        let differs = again.inspections.iter().zip(&committed.inspections).enumerate().find(|(_, (a, c))| a != c);
+        if let Some((n, (a, c))) = differs {
+            return Some(format!(
+                "inspection {} is {} with {:?} recomputed, {} with {:?} committed",
+                n + 1,
+                name(a),
+                a.inspectors,
+                name(c),
+                c.inspectors
+            ));
+        }
+        (again.recusals != committed.recusals).then(|| "the recusals".to_owned())
+    });
+    verdict(again, difference)
 }
 
 /// Verifies a draw committed in parts (`ledger::campaign::draw_parts`): its record keeps the
@@ -86,30 +70,50 @@ pub fn verify_in_parts(
     parts: &[PartDigest],
     directory_bytes: &[u8],
 ) -> Result<Verified, Mismatch> {
+    let again = recompute(regions, record, directory_bytes)?;
+    let committed = &record.result;
+    let difference = summary_difference(&again, committed).or_else(|| {
+        if again.recusals != committed.recusals {
+            return Some("the recusals".to_owned());
+        }
+        let parts_again: Vec<PartDigest> =
+            again.inspections.chunks(DRAW_PART_INSPECTIONS).map(|part| part_digest(&again.strata, part)).collect();
+        if parts_again.len() != parts.len() {
+            return Some(format!("{} parts recomputed, {} committed", parts_again.len(), parts.len()));
+        }
+        parts_again.iter().zip(parts).position(|(a, c)| a != c).map(|n| {
+            format!("part {n} (inspections {} to {})", n * DRAW_PART_INSPECTIONS + 1, (n + 1) * DRAW_PART_INSPECTIONS)
+        })
+    });
+    verdict(again, difference)
+}
+
+/// The draw computed again from the record's inputs and the directory file, once the seed is
+/// shown to follow from the inputs.
+fn recompute(regions: &ledger::Regions, record: &DrawRecord, directory_bytes: &[u8]) -> Result<DrawResult, Mismatch> {
     let recomputed = hex(&record.inputs.seed());
     if recomputed != record.result.seed {
         return Err(Mismatch::Seed { committed: record.result.seed.clone(), recomputed });
     }
-    let again = draw(regions, &record.inputs, directory_bytes).map_err(|error| match error {
+    // The draw checks the file's hash against the one the inputs name (while it ranks).
+    draw(regions, &record.inputs, directory_bytes).map_err(|error| match error {
         DrawError::WrongDirectory { expected, actual } => Mismatch::Directory { expected, actual },
         other => Mismatch::Recompute(other),
-    })?;
-    let committed = &record.result;
-    let parts_again: Vec<PartDigest> =
-        again.inspections.chunks(DRAW_PART_INSPECTIONS).map(|part| part_digest(&again.strata, part)).collect();
-    let difference = if again.entities_in_scope != committed.entities_in_scope || again.eligible != committed.eligible {
+    })
+}
+
+/// Where the recomputed population or strata differ from the committed ones.
+fn summary_difference(again: &DrawResult, committed: &DrawResult) -> Option<String> {
+    if again.entities_in_scope != committed.entities_in_scope || again.eligible != committed.eligible {
         Some("the population in scope".to_owned())
     } else if again.strata != committed.strata {
         Some("the strata (population or quota)".to_owned())
-    } else if again.recusals != committed.recusals {
-        Some("the recusals".to_owned())
-    } else if parts_again.len() != parts.len() {
-        Some(format!("{} parts recomputed, {} committed", parts_again.len(), parts.len()))
     } else {
-        parts_again.iter().zip(parts).position(|(a, c)| a != c).map(|n| {
-            format!("part {n} (inspections {} to {})", n * DRAW_PART_INSPECTIONS + 1, (n + 1) * DRAW_PART_INSPECTIONS)
-        })
-    };
+        None
+    }
+}
+
+fn verdict(again: DrawResult, difference: Option<String>) -> Result<Verified, Mismatch> {
     match difference {
         Some(what) => Err(Mismatch::Result(what)),
         None => Ok(Verified {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ledger::campaign::draw_parts::DRAW_PART_INSPECTIONS;
 use serde_json::{json, Value};
-use tests::{wait_until, ClusterOptions, TestCluster, COMMAND_TOKEN};
+use tests::{request_json as call, wait_until, ClusterOptions, TestCluster, COMMAND_TOKEN};
 
 const FEED_TOKEN: &str = "demo-register-gz-0051";
 const PLANNER_TOKEN: &str = "demo-gz-command-0003";
@@ -16,28 +16,50 @@ const GUANGZHOU: &str = "440100";
 /// The leader's pause between two parts: room for the test to kill it between them.
 const PART_INTERVAL_MS: u64 = 3_000;
 
-async fn call(
-    cluster: &TestCluster,
-    node: u64,
-    token: &str,
-    method: &str,
+/// Draws campaign `path` (`/api/v1/campaigns/{id}`) on the leader as `drawer` with `beacon`,
+/// kills the leader once a follower holds the header and the first part, and waits until the
+/// new leader has taken the parts up. Answers the campaign as the follower saw it under way,
+/// drawn on the new leader, and the new leader. `reader` reads the campaign.
+async fn draw_across_a_leader_kill(
+    cluster: &mut TestCluster,
+    reader: &str,
+    drawer: &'static str,
+    beacon: &'static str,
     path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = cluster.url(node, path);
-    let mut request = if method == "POST" { cluster.http.post(url) } else { cluster.http.get(url) };
-    request = request.bearer_auth(token).timeout(Duration::from_secs(300));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    match request.send().await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            let text = response.text().await.unwrap_or_default();
-            (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+) -> (Value, Value, u64) {
+    let leader = cluster.wait_for_leader().await;
+    let draw = {
+        let (url, http) = (cluster.url(leader, &format!("{path}/draw")), cluster.http.clone());
+        tokio::spawn(async move {
+            let request = http.post(url).bearer_auth(drawer).json(&json!({"beacon": beacon}));
+            request.timeout(Duration::from_secs(600)).send().await.map(|response| response.status().as_u16())
+        })
+    };
+    let follower = (1..=3).find(|node| *node != leader).unwrap();
+    let begun = wait_until("a follower holds the header and the first part", Duration::from_secs(300), || async {
+        let (_, campaign) = call(cluster, follower, reader, "GET", path, None).await;
+        match campaign["drawing"]["parts_recorded"].as_u64() {
+            Some(recorded) if recorded >= 1 => Ok(campaign),
+            _ => Err(campaign.to_string()),
         }
-        Err(error) => (0, Value::String(error.to_string())),
-    }
+    })
+    .await;
+    cluster.kill(leader);
+    let recorded = begun["drawing"]["parts_recorded"].as_u64().unwrap();
+    assert!(recorded < begun["drawing"]["parts"].as_u64().unwrap(), "killed between two parts: {begun}");
+    // The request to the dead leader ends without an answer.
+    assert!(!matches!(draw.await.unwrap(), Ok(201)), "the dead leader did not answer the whole draw");
+    let new_leader = cluster.wait_for_leader().await;
+    let drawn = wait_until("the new leader takes the parts up", Duration::from_secs(300), || async {
+        let (_, campaign) = call(cluster, new_leader, reader, "GET", path, None).await;
+        if campaign["state"] == "drawn" {
+            Ok(campaign)
+        } else {
+            Err(format!("{campaign}\n{}", cluster.log_tail(new_leader)))
+        }
+    })
+    .await;
+    (begun, drawn, new_leader)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,40 +115,12 @@ async fn a_draw_of_thousands_is_committed_in_parts_across_a_leader_kill_and_veri
 
     // The province's second person fixes the beacon and draws on the leader; the leader dies
     // once a follower holds the header and the first part, before the next.
-    let draw = {
-        let (url, http) = (cluster.url(leader, &format!("{campaign_path}/draw")), cluster.http.clone());
-        tokio::spawn(async move {
-            let request = http.post(url).bearer_auth(COMMAND_TOKEN).json(&json!({"beacon": "20261207-province"}));
-            request.timeout(Duration::from_secs(600)).send().await.map(|response| response.status().as_u16())
-        })
-    };
-    let follower = (1..=3).find(|node| *node != leader).unwrap();
-    let begun = wait_until("a follower holds the header and the first part", Duration::from_secs(300), || async {
-        let (_, campaign) = call(&cluster, follower, PLANNER_TOKEN, "GET", &campaign_path, None).await;
-        match campaign["drawing"]["parts_recorded"].as_u64() {
-            Some(recorded) if recorded >= 1 => Ok(campaign),
-            _ => Err(campaign.to_string()),
-        }
-    })
-    .await;
-    cluster.kill(leader);
+    let (begun, drawn, new_leader) =
+        draw_across_a_leader_kill(&mut cluster, PLANNER_TOKEN, COMMAND_TOKEN, "20261207-province", &campaign_path)
+            .await;
     let parts = begun["drawing"]["parts"].as_u64().unwrap();
     let inspections = begun["drawing"]["inspections"].as_u64().unwrap();
     assert!(parts >= 3 && inspections > 2 * DRAW_PART_INSPECTIONS as u64, "{begun}");
-    assert!(begun["drawing"]["parts_recorded"].as_u64().unwrap() < parts, "killed between two parts: {begun}");
-    // The request to the dead leader ends without an answer.
-    assert!(!matches!(draw.await.unwrap(), Ok(201)), "the dead leader did not answer the whole draw");
-
-    let new_leader = cluster.wait_for_leader().await;
-    let drawn = wait_until("the new leader takes the parts up", Duration::from_secs(300), || async {
-        let (_, campaign) = call(&cluster, new_leader, PLANNER_TOKEN, "GET", &campaign_path, None).await;
-        if campaign["state"] == "drawn" {
-            Ok(campaign)
-        } else {
-            Err(format!("{campaign}\n{}", cluster.log_tail(new_leader)))
-        }
-    })
-    .await;
     let tasks: Vec<u64> = drawn["draw"]["tasks"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap()).collect();
     assert_eq!((drawn["draw"]["inspections"].as_u64(), tasks.len() as u64), (Some(inspections), inspections));
     assert_eq!(tasks.iter().collect::<BTreeSet<_>>().len(), tasks.len(), "one task per inspection");
@@ -240,36 +234,15 @@ async fn a_province_draw_hands_each_inspection_to_its_city_group_once_across_a_l
     let campaign_path = format!("/api/v1/campaigns/{id}");
 
     // The second person draws on the leader, which dies once a follower holds the first part.
-    let draw = {
-        let (url, http) = (province.url(leader, &format!("{campaign_path}/draw")), province.http.clone());
-        tokio::spawn(async move {
-            let request = http.post(url).bearer_auth(SECOND_TOKEN).json(&json!({"beacon": "20261207-广东"}));
-            request.timeout(Duration::from_secs(600)).send().await.map(|response| response.status().as_u16())
-        })
-    };
-    let follower = (1..=3).find(|node| *node != leader).unwrap();
-    let begun = wait_until("a follower holds the header and the first part", Duration::from_secs(300), || async {
-        let (_, campaign) = call(province, follower, COMMAND_TOKEN, "GET", &campaign_path, None).await;
-        match campaign["drawing"]["parts_recorded"].as_u64() {
-            Some(recorded) if recorded >= 1 => Ok(campaign),
-            _ => Err(campaign.to_string()),
-        }
-    })
+    let (_, drawn, new_leader) = draw_across_a_leader_kill(
+        fed.group_mut("440000"),
+        COMMAND_TOKEN,
+        SECOND_TOKEN,
+        "20261207-广东",
+        &campaign_path,
+    )
     .await;
-    fed.group_mut("440000").kill(leader);
     let province = fed.group("440000");
-    assert!(begun["drawing"]["parts_recorded"].as_u64() < begun["drawing"]["parts"].as_u64(), "{begun}");
-    assert!(!matches!(draw.await.unwrap(), Ok(201)), "the dead leader did not answer the whole draw");
-    let new_leader = province.wait_for_leader().await;
-    let drawn = wait_until("the new leader takes the parts up", Duration::from_secs(300), || async {
-        let (_, campaign) = call(province, new_leader, COMMAND_TOKEN, "GET", &campaign_path, None).await;
-        if campaign["state"] == "drawn" {
-            Ok(campaign)
-        } else {
-            Err(campaign.to_string())
-        }
-    })
-    .await;
     let inspections = drawn["draw"]["inspections"].as_u64().unwrap();
     assert!(inspections >= 5_000, "{drawn}");
 

@@ -9,34 +9,11 @@ use std::time::Duration;
 
 use ledger::campaign::register::RegisterChange;
 use serde_json::{json, Value};
-use tests::{wait_until, TestCluster, COMMAND_TOKEN};
+use tests::{request_json as call, wait_until, TestCluster, COMMAND_TOKEN};
 
 const FEED_TOKEN: &str = "demo-register-gz-0051";
 const PLANNER_TOKEN: &str = "demo-gz-command-0003";
 const TIANHE: &str = "440106";
-
-async fn call(
-    cluster: &TestCluster,
-    node: u64,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let url = cluster.url(node, path);
-    let mut request = match method {
-        "POST" => cluster.http.post(url),
-        _ => cluster.http.get(url),
-    };
-    request = request.bearer_auth(token);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("request");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
-}
 
 fn entity(name: &str, region: &str) -> Value {
     json!({"name": name, "region_code": region, "industry": "catering", "credit_status": "normal",

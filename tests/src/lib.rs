@@ -729,6 +729,33 @@ fn node_users() -> &'static str {
 
 /// `POST /api/v1/tasks/{id}/{action}` on node `node` as the user of `token`: the status and the
 /// JSON answer.
+/// A JSON request to node `node` as `token` (`POST` with `body`, else `GET`): its status and
+/// body (the text when it is not JSON); status 0 with the error when no answer came (a node
+/// killed under the request).
+pub async fn request_json(
+    cluster: &TestCluster,
+    node: u64,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let url = cluster.url(node, path);
+    let mut request = if method == "POST" { cluster.http.post(url) } else { cluster.http.get(url) };
+    request = request.bearer_auth(token).timeout(Duration::from_secs(300));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        }
+        Err(error) => (0, serde_json::Value::String(error.to_string())),
+    }
+}
+
 /// `xietong draw verify` on a campaign's proof (`GET /api/v1/campaigns/{id}/proof`) and the
 /// directory file the proof names, fetched from node `node`: whether it verified, and what the
 /// tool printed.

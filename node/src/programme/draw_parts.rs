@@ -115,7 +115,8 @@ pub async fn record_parts(
                 "campaign {id}'s draw has no part {next}: drawn again, it is not the draw begun"
             ))));
         };
-        let placements = inspections.iter().map(|inspection| placement(state, inspection.bureau)).collect();
+        let regions = state.regions();
+        let placements = inspections.iter().map(|inspection| placement(state, &regions, inspection.bureau)).collect();
         let action = ProgrammeAction::RecordDrawPart {
             campaign: id,
             part: next as u32,
@@ -149,9 +150,9 @@ pub async fn record_parts(
 
 /// Where an inspection of `bureau` is worked: here when this group hosts the bureau (or no
 /// known group does), else handed to the group that does.
-fn placement(state: &AppState, bureau: ledger::BureauCode) -> DrawPlacement {
+fn placement(state: &AppState, regions: &ledger::Regions, bureau: ledger::BureauCode) -> DrawPlacement {
     let federation = &state.federation;
-    match federation.host_of(&state.regions(), bureau) {
+    match federation.host_of(regions, bureau) {
         Some(host) if host != federation.group => {
             DrawPlacement::HandedTo { to_group: host, from_group: federation.group }
         }

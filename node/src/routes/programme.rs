@@ -526,7 +526,10 @@ pub async fn draw(
                 return Ok(response);
             }
         }
-        if !state.regions().is_within(state.store.read().ledger.draw_inputs(id)?.spec.bureau, actor.bureau) {
+        // The organiser from the campaign (its inputs, with the histories, are read to draw).
+        let organiser = state.store.read().ledger.programme().campaign(id).map(|campaign| campaign.spec.bureau);
+        let organiser = organiser.ok_or_else(|| ApiError::NotFound(format!("campaign {id} does not exist")))?;
+        if !state.regions().is_within(organiser, actor.bureau) {
             return Err(ApiError::Forbidden(format!("bureau {} cannot draw campaign {id}", actor.bureau)));
         }
         crate::reference::members_read(&state, crate::reference::FEATURE_DRAW_IN_PARTS, "draws in parts").await?;

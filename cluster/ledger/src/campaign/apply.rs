@@ -426,6 +426,7 @@ impl Ledger {
                 inspection,
                 ack_deadline_ms,
                 complete_deadline_ms,
+                &draw_parts::DrawPlacement::Here,
             ));
         }
         let record = DrawRecord {
@@ -487,34 +488,11 @@ impl Ledger {
     }
 
     /// Files the inspection task of one drawn inspection, its team linked to their accounts,
-    /// and keeps the team as the entity's last.
+    /// and keeps the team as the entity's last. The inspection is worked here or handed to the
+    /// group hosting its bureau (`placement`): then the task here is the tracking record of
+    /// that dispatch.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn draw_inspection_task(
-        &mut self,
-        stamp_ms: u64,
-        actor: &Actor,
-        campaign: u64,
-        spec: &CampaignSpec,
-        inspection: &DrawnInspection,
-        ack_deadline_ms: u64,
-        complete_deadline_ms: u64,
-    ) -> Arc<Task> {
-        self.draw_inspection_task_placed(
-            stamp_ms,
-            actor,
-            campaign,
-            spec,
-            inspection,
-            ack_deadline_ms,
-            complete_deadline_ms,
-            &draw_parts::DrawPlacement::Here,
-        )
-    }
-
-    /// `draw_inspection_task`, the inspection worked here or handed to the group hosting its
-    /// bureau (`placement`): then the task here is the tracking record of that dispatch.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn draw_inspection_task_placed(
         &mut self,
         stamp_ms: u64,
         actor: &Actor,

@@ -204,6 +204,7 @@ impl DrawsInParts {
     /// The invariants between the draws in parts and the programme, for `Ledger::check_invariants`.
     pub(crate) fn check(&self, programme: &Programme, next_task_id: u64) -> Result<(), String> {
         for (id, drawing) in &self.drawing {
+            check_header_shape(&drawing.header).map_err(|rejection| format!("campaign {id}'s header: {rejection}"))?;
             let campaign = programme.campaign(*id).ok_or(format!("campaign {id} is drawn in parts but missing"))?;
             if campaign.draw.is_some() || !programme.sealed_inputs.contains_key(id) {
                 return Err(format!("campaign {id} is drawn in parts while drawn, or without frozen inputs"));
@@ -410,7 +411,7 @@ impl Ledger {
             (drawing.header.ack_deadline_ms, drawing.header.complete_deadline_ms);
         let mut tasks = Vec::with_capacity(inspections.len());
         for (inspection, placement) in inspections.iter().zip(placements) {
-            tasks.push(self.draw_inspection_task_placed(
+            tasks.push(self.draw_inspection_task(
                 stamp_ms,
                 actor,
                 id,
