@@ -18,12 +18,14 @@ use ledger::Ledger;
 use crate::store::stream::{verify_stream, write_stream, StreamCore};
 use crate::store::{read_checkpoint, CheckpointMeta};
 
-/// 8: the stream of format 8 (the core with the draws committed in parts) follows the header.
-const MAGIC: &[u8; 16] = b"XIETONG-BACKUP8\n";
-/// 7, 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is read;
-/// the header's digest is the core's as written.
-const MAGICS_READ: [&[u8; 16]; 6] = [
+/// 9: the stream of format 9 (the core with the risk files' state, and the files) follows the
+/// header.
+const MAGIC: &[u8; 16] = b"XIETONG-BACKUP9\n";
+/// 8, 7, 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is
+/// read; the header's digest is the core's as written.
+const MAGICS_READ: [&[u8; 16]; 7] = [
     MAGIC,
+    b"XIETONG-BACKUP8\n",
     b"XIETONG-BACKUP7\n",
     b"XIETONG-BACKUP6\n",
     b"XIETONG-BACKUP5\n",

@@ -14,6 +14,7 @@ use super::access;
 use super::bureau::{BureauCode, Regions};
 use super::campaign::register::{JournalEntry, Register};
 use super::campaign::{is_inspection_outcome, Programme};
+use super::campaign::risk_files::{Contribution, RiskFile, RiskFiles};
 use super::campaign::{DrawsInParts, Planning};
 use super::command::{
     conflict, Action, Actor, Applied, Command, CommandResult, ConflictCode, IdempotencyTag, NewTask, Rejection, Role,
@@ -108,6 +109,10 @@ pub struct Ledger {
     /// a core written before them is this core's bytes less the empty draws'
     /// (`campaign::draw_parts::core_of_format_7`).
     pub(crate) draws_in_parts: DrawsInParts,
+    /// Whether the entities' risk files are kept, the yearly cap and the caps frozen with
+    /// beacons (see `campaign::risk_files`). Last, so a core written before them is this core's
+    /// bytes less the empty files' (`campaign::risk_files::core_of_format_8`).
+    pub(crate) risk_files: RiskFiles,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -142,6 +147,7 @@ impl Default for Ledger {
             planning: Planning::default(),
             register: Register::default(),
             draws_in_parts: DrawsInParts::default(),
+            risk_files: RiskFiles::default(),
         }
     }
 }
@@ -150,6 +156,8 @@ impl Default for Ledger {
 pub(super) struct CheckedOut {
     pub task: Task,
     term: Term,
+    /// What the version taken out adds to its entity's risk file, when the files are kept.
+    contribution: Option<Contribution>,
 }
 
 impl Ledger {
@@ -231,6 +239,7 @@ impl Ledger {
     pub(super) fn insert_new_task(&mut self, task: Task) -> Arc<Task> {
         assert!(self.layers().task(task.id).is_none(), "task ids are never reused");
         self.task_count += 1;
+        self.file_task_in_risk_files(None, &task, true);
         self.save(None, task)
     }
 
@@ -246,12 +255,14 @@ impl Ledger {
         let term = known.unwrap_or_else(|| Term::of_task(&shared));
         debug_assert_eq!(term, Term::of_task(&shared), "a kept term is the term of the version kept");
         self.replaced.entry(id).or_insert_with(|| shared.clone());
-        Some(CheckedOut { task: Arc::unwrap_or_clone(shared), term })
+        let contribution = if self.risk_files.kept() { Contribution::of(&shared) } else { None };
+        Some(CheckedOut { task: Arc::unwrap_or_clone(shared), term, contribution })
     }
 
     /// Files a changed task back (changed or not): its new version replaces the old in the
     /// digest.
     pub(super) fn check_in(&mut self, checked_out: CheckedOut) -> Arc<Task> {
+        self.file_task_in_risk_files(checked_out.contribution, &checked_out.task, false);
         self.save(Some(checked_out.term), checked_out.task)
     }
 
@@ -311,6 +322,19 @@ impl Ledger {
         assert!(self.layers().login(login).is_none(), "a login is taken once");
         self.records_digest.add(Term::of_login(login, person));
         self.changes.logins.insert(login.to_owned(), person);
+    }
+
+    /// Files an entity's new or changed risk file (`before`: its version before the change).
+    pub(crate) fn save_risk_file(&mut self, before: Option<&RiskFile>, file: RiskFile) {
+        match before {
+            Some(before) => {
+                assert_eq!(before.uscc, file.uscc, "a file stays its entity's");
+                self.records_digest.remove(Term::of_risk_file(before));
+            }
+            None => self.risk_files.count_new_file(),
+        }
+        self.records_digest.add(Term::of_risk_file(&file));
+        self.changes.risk_files.insert(file.uscc.clone(), Arc::new(file));
     }
 
     /// Files the register's next journal entry with its change id.
@@ -998,6 +1022,11 @@ impl Ledger {
         self.planning.plans.check().map_err(InvariantViolation)?;
         self.register.check(self.programme.entity_directories().len() as u64).map_err(InvariantViolation)?;
         self.draws_in_parts.check(&self.programme, self.next_task_id).map_err(InvariantViolation)?;
+        self.risk_files.check().map_err(InvariantViolation)?;
+        ensure!(
+            !self.risk_files.kept() || self.programme.last_teams_empty(),
+            "last teams kept in the core while the risk files keep them"
+        );
         Ok(())
     }
 

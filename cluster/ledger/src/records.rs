@@ -20,10 +20,12 @@ use std::sync::{Arc, RwLock};
 use sha2::{Digest, Sha256};
 
 use crate::campaign::register::JournalEntry;
+use crate::campaign::risk_files::RiskFile;
 use crate::complaint::Reporter;
 use crate::federation::ForwardId;
 use crate::organisation::{Person, PersonId};
 use crate::task::{Task, TaskId};
+use crate::uscc::Uscc;
 
 /// The records of a ledger as of its last checkpoint.
 ///
@@ -52,6 +54,10 @@ pub trait Records: Send + Sync {
     fn register_entries(&self, from: u64, to: u64) -> Vec<Arc<JournalEntry>> {
         (from..=to).filter_map(|seq| self.register_entry(seq)).collect()
     }
+    /// The risk file of `uscc` (`campaign::risk_files`).
+    fn risk_file(&self, uscc: &Uscc) -> Option<Arc<RiskFile>>;
+    /// Every risk file, in USCC order.
+    fn risk_files(&self) -> Box<dyn Iterator<Item = Arc<RiskFile>> + '_>;
 }
 
 impl fmt::Debug for dyn Records {
@@ -81,6 +87,8 @@ pub struct Changes {
     /// The register's journal (`campaign::register`), by number, and its change ids.
     pub register: BTreeMap<u64, Arc<JournalEntry>>,
     pub register_ids: BTreeMap<String, u64>,
+    /// The entities' risk files (`campaign::risk_files`), by USCC.
+    pub risk_files: BTreeMap<Uscc, Arc<RiskFile>>,
 }
 
 impl Changes {
@@ -98,6 +106,7 @@ impl Changes {
             + self.logins.len()
             + self.register.len()
             + self.register_ids.len()
+            + self.risk_files.len()
     }
 }
 
@@ -137,6 +146,9 @@ impl MemoryRecords {
         }
         for (id, seq) in &changes.register_ids {
             held.register_ids.insert(id.clone(), *seq);
+        }
+        for (uscc, file) in &changes.risk_files {
+            held.risk_files.insert(uscc.clone(), file.clone());
         }
     }
 
@@ -188,6 +200,15 @@ impl Records for MemoryRecords {
 
     fn register_change(&self, id: &str) -> Option<u64> {
         self.held().register_ids.get(id).copied()
+    }
+
+    fn risk_file(&self, uscc: &Uscc) -> Option<Arc<RiskFile>> {
+        self.held().risk_files.get(uscc).cloned()
+    }
+
+    fn risk_files(&self) -> Box<dyn Iterator<Item = Arc<RiskFile>> + '_> {
+        let files: Vec<Arc<RiskFile>> = self.held().risk_files.values().cloned().collect();
+        Box::new(files.into_iter())
     }
 }
 
@@ -244,6 +265,10 @@ impl Term {
 
     pub fn of_register_change(id: &str, seq: u64) -> Term {
         Term::of("register_id", id.as_bytes(), &seq)
+    }
+
+    pub fn of_risk_file(file: &RiskFile) -> Term {
+        Term::of("risk_file", file.uscc.as_str().as_bytes(), file)
     }
 }
 
@@ -376,6 +401,41 @@ impl<'a> Layers<'a> {
             return Some(*seq);
         }
         self.store.register_change(id)
+    }
+
+    pub fn risk_file(&self, uscc: &Uscc) -> Option<Arc<RiskFile>> {
+        if let Some(file) = self.open.risk_files.get(uscc) {
+            return Some(file.clone());
+        }
+        if let Some(file) = self.sealed.and_then(|sealed| sealed.risk_files.get(uscc)) {
+            return Some(file.clone());
+        }
+        self.store.risk_file(uscc)
+    }
+
+    /// Every risk file in USCC order: the three layers merged, the newest version of each.
+    pub fn risk_files(self) -> impl Iterator<Item = Arc<RiskFile>> + 'a {
+        let open = self.open.risk_files.values().cloned();
+        let sealed = self.sealed.into_iter().flat_map(|sealed| sealed.risk_files.values().cloned());
+        let stored = self.store.risk_files();
+        let mut layers: [Box<dyn Iterator<Item = Arc<RiskFile>> + 'a>; 3] =
+            [Box::new(open), Box::new(sealed), Box::new(stored)];
+        let mut heads: [Option<Arc<RiskFile>>; 3] = [None, None, None];
+        for (head, layer) in heads.iter_mut().zip(layers.iter_mut()) {
+            *head = layer.next();
+        }
+        // Ascending by USCC; on equal keys the earlier layer (the newer version) wins.
+        std::iter::from_fn(move || {
+            let lowest = heads.iter().flatten().map(|file| file.uscc.clone()).min()?;
+            let mut found = None;
+            for (head, layer) in heads.iter_mut().zip(layers.iter_mut()) {
+                if head.as_ref().is_some_and(|file| file.uscc == lowest) {
+                    let file = std::mem::replace(head, layer.next());
+                    found = found.or(file);
+                }
+            }
+            found
+        })
     }
 
     /// Every task below `before`, newest first: the three layers merged by id, the newest

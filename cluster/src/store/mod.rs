@@ -17,8 +17,9 @@ use openraft::{BasicNode, StoredMembership};
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition};
 
 use ledger::campaign::register::JournalEntry;
+use ledger::campaign::risk_files::RiskFile;
 use ledger::organisation::{Person, PersonId};
-use ledger::{forward_key, Changes, ForwardId, Records, Regions, Reporter, Task, TaskId};
+use ledger::{forward_key, Changes, ForwardId, Records, Regions, Reporter, Task, TaskId, Uscc};
 
 use crate::raft::{LogId, NodeId};
 
@@ -43,8 +44,9 @@ pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// organisation's units (`ledger::organisation`). 6: the core ends with the inspection-item
 /// list (`ledger::campaign::item_list`). 7: the core ends with the entity register and the
 /// records hold its journal (`ledger::campaign::register`). 8: the core ends with the draws
-/// committed in parts (`ledger::campaign::draw_parts`).
-pub const STORE_FORMAT: u32 = 8;
+/// committed in parts (`ledger::campaign::draw_parts`). 9: the core ends with the risk files'
+/// state and the records hold the files (`ledger::campaign::risk_files`).
+pub const STORE_FORMAT: u32 = 9;
 /// The oldest format this build reads: a store, stream or backup of a format from this one on
 /// has its core converted as it is read (`core_in_this_format`); nothing else changed since.
 pub const STORE_FORMAT_OLDEST_READ: u32 = 3;
@@ -59,8 +61,9 @@ pub fn core_in_this_format(format: u32, core: Vec<u8>) -> Vec<u8> {
     let core = if format < 5 { ledger::organisation::core_of_format_4(&core) } else { core };
     let core = if format < 6 { ledger::campaign::item_list::core_of_format_5(&core) } else { core };
     let core = if format < 7 { ledger::campaign::register::core_of_format_6(&core) } else { core };
-    if format < 8 {
-        ledger::campaign::draw_parts::core_of_format_7(&core)
+    let core = if format < 8 { ledger::campaign::draw_parts::core_of_format_7(&core) } else { core };
+    if format < 9 {
+        ledger::campaign::risk_files::core_of_format_8(&core)
     } else {
         core
     }
@@ -80,6 +83,8 @@ pub(crate) const LOGINS: TableDefinition<&str, u64> = TableDefinition::new("logi
 pub(crate) const REGISTER: TableDefinition<u64, &[u8]> = TableDefinition::new("register");
 /// The registration system's change ids → their journal numbers; since format 7.
 pub(crate) const REGISTER_IDS: TableDefinition<&str, u64> = TableDefinition::new("register_ids");
+/// The entities' risk files by USCC (`ledger::campaign::risk_files::RiskFile`); since format 9.
+pub(crate) const RISK_FILES: TableDefinition<&str, &[u8]> = TableDefinition::new("risk_files");
 
 const META_FORMAT: &str = "format";
 const META_CORE: &str = "core";
@@ -216,6 +221,8 @@ impl Store {
         // Those of format 7: no store before it held a register journal.
         write.open_table(REGISTER).map_err(store_error)?;
         write.open_table(REGISTER_IDS).map_err(store_error)?;
+        // That of format 9: no store before it kept risk files.
+        write.open_table(RISK_FILES).map_err(store_error)?;
         write.commit().map_err(store_error)
     }
 
@@ -234,6 +241,7 @@ impl Store {
             write.open_table(LOGINS).map_err(store_error)?;
             write.open_table(REGISTER).map_err(store_error)?;
             write.open_table(REGISTER_IDS).map_err(store_error)?;
+            write.open_table(RISK_FILES).map_err(store_error)?;
             index::Indexes::open(&write, Regions::compiled_shared().clone())?;
         }
         stamp_derived(&write)?;
@@ -314,6 +322,11 @@ impl Store {
             let mut register_ids = write.open_table(REGISTER_IDS).map_err(store_error)?;
             for (id, seq) in &changes.register_ids {
                 register_ids.insert(id.as_str(), *seq).map_err(store_error)?;
+            }
+            let mut risk_files = write.open_table(RISK_FILES).map_err(store_error)?;
+            for (uscc, file) in &changes.risk_files {
+                let bytes = ledger::codec::encode(&**file).map_err(store_error)?;
+                risk_files.insert(uscc.as_str(), bytes.as_slice()).map_err(store_error)?;
             }
             write_checkpoint_meta(&write, core, meta)?;
         }
@@ -476,6 +489,23 @@ impl Records for StoreRecords {
         let ids = read.open_table(REGISTER_IDS).unwrap_or_else(|e| unreadable(e));
         let found = ids.get(id).unwrap_or_else(|e| unreadable(e));
         found.map(|seq| seq.value())
+    }
+
+    fn risk_file(&self, uscc: &Uscc) -> Option<Arc<RiskFile>> {
+        let read = self.read();
+        let files = read.open_table(RISK_FILES).unwrap_or_else(|e| unreadable(e));
+        let found = files.get(uscc.as_str()).unwrap_or_else(|e| unreadable(e));
+        found.map(|bytes| Arc::new(decode::<RiskFile>("risk file", bytes.value())))
+    }
+
+    fn risk_files(&self) -> Box<dyn Iterator<Item = Arc<RiskFile>> + '_> {
+        let read = self.read();
+        let files = read.open_table(RISK_FILES).unwrap_or_else(|e| unreadable(e));
+        let range = files.range_owned(..).unwrap_or_else(|e| unreadable(e));
+        Box::new(range.map(|entry| {
+            let (_, bytes) = entry.unwrap_or_else(|e| unreadable(e));
+            Arc::new(decode::<RiskFile>("risk file", bytes.value()))
+        }))
     }
 
     fn tasks_newest_first(&self, before: Option<TaskId>) -> Box<dyn Iterator<Item = Arc<Task>> + '_> {

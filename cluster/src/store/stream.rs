@@ -15,11 +15,12 @@ use std::sync::Arc;
 use redb::{ReadTransaction, ReadableTable};
 
 use ledger::campaign::register::JournalEntry;
+use ledger::campaign::risk_files::RiskFile;
 use ledger::organisation::{Person, PersonId};
 use ledger::{Ledger, RecordsDigest, Regions, Reporter, Task, TaskId, Term};
 
 use super::{read_checkpoint, store_error, write_checkpoint_meta, CheckpointMeta, Store};
-use super::{LOGINS, PEOPLE, RECEIVED, REGISTER, REGISTER_IDS, REPORTERS, SENT, TASKS};
+use super::{LOGINS, PEOPLE, RECEIVED, REGISTER, REGISTER_IDS, REPORTERS, RISK_FILES, SENT, TASKS};
 
 /// The stream's format, which carries the ledger core's (`STORE_FORMAT`): 2 since the core
 /// keeps the order of signal groups, 3 since records are postcard (`ledger::codec`), 4 since the
@@ -27,10 +28,11 @@ use super::{LOGINS, PEOPLE, RECEIVED, REGISTER, REGISTER_IDS, REPORTERS, SENT, T
 /// organisation's units (`ledger::organisation`), 6 since it ends with the inspection-item list
 /// (`ledger::campaign::item_list`), 7 since it ends with the entity register and carries the
 /// register's journal (`ledger::campaign::register`), 8 since it ends with the draws committed
-/// in parts (`ledger::campaign::draw_parts`). A stream of another format is refused before
-/// anything of it is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM8\n";
-const _: () = assert!(super::STORE_FORMAT == 8, "the magic names the store format");
+/// in parts (`ledger::campaign::draw_parts`), 9 since it ends with the risk files' state and
+/// carries the files (`ledger::campaign::risk_files`). A stream of another format is refused
+/// before anything of it is decoded.
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM9\n";
+const _: () = assert!(super::STORE_FORMAT == 9, "the magic names the store format");
 /// The magic of a stream of `format`: formats before this one are read still (their core
 /// converted as it is read), never written.
 fn magic_of(format: u32) -> [u8; 16] {
@@ -90,11 +92,13 @@ enum Kind {
     RegisterEntry = 10,
     /// A change id and its journal number (format 7), after the journal.
     RegisterId = 11,
+    /// An entity's risk file (format 9), keyed by its USCC.
+    RiskFile = 12,
 }
 
 impl Kind {
     /// The sections in the order a stream carries them.
-    const IN_ORDER: [Kind; 11] = [
+    const IN_ORDER: [Kind; 12] = [
         Kind::Meta,
         Kind::Core,
         Kind::Reporter,
@@ -104,6 +108,7 @@ impl Kind {
         Kind::Login,
         Kind::RegisterEntry,
         Kind::RegisterId,
+        Kind::RiskFile,
         Kind::Task,
         Kind::End,
     ];
@@ -254,6 +259,15 @@ pub fn write_stream(view: &ReadTransaction, out: &mut impl Write) -> io::Result<
         write_frame(out, Kind::RegisterId, &payload)?;
         records += 1;
     }
+    for entry in view.open_table(RISK_FILES).map_err(store_error)?.iter().map_err(store_error)? {
+        let (_, bytes) = entry.map_err(store_error)?;
+        // The number is not the key: files are keyed by USCC, as their records say.
+        payload.clear();
+        payload.extend_from_slice(&0u64.to_be_bytes());
+        payload.extend_from_slice(bytes.value());
+        write_frame(out, Kind::RiskFile, &payload)?;
+        records += 1;
+    }
     for entry in view.open_table(TASKS).map_err(store_error)?.iter().map_err(store_error)? {
         let (id, bytes) = entry.map_err(store_error)?;
         payload.clear();
@@ -326,6 +340,7 @@ struct Loader {
     logins: u64,
     register_entries: u64,
     register_ids: u64,
+    risk_files: u64,
     attachments: std::collections::BTreeSet<String>,
 }
 
@@ -356,6 +371,7 @@ impl Loader {
             logins: 0,
             register_entries: 0,
             register_ids: 0,
+            risk_files: 0,
             attachments: std::collections::BTreeSet::new(),
         }
     }
@@ -414,6 +430,7 @@ impl Loader {
                 | Kind::Login
                 | Kind::RegisterEntry
                 | Kind::RegisterId
+                | Kind::RiskFile
                 | Kind::Task => self.take_record(kind, payload)?,
             }
         }
@@ -424,9 +441,20 @@ impl Loader {
         let (head, rest) = payload.split_at_checked(8).ok_or_else(|| invalid(format!("a short {kind:?} record")))?;
         let number = u64::from_be_bytes(head.try_into().expect("8 bytes"));
         // Keyed by the task for tasks and reporters, by the person for accounts, by the forward
-        // for handover records and by the login for logins.
+        // for handover records, by the login for logins and by the USCC for risk files.
+        let risk_file = match kind {
+            Kind::RiskFile => {
+                let file: RiskFile = ledger::codec::decode(rest).map_err(|e| invalid(format!("a risk file: {e}")))?;
+                if number != 0 {
+                    return Err(invalid(format!("risk file {} is numbered", file.uscc.as_str())));
+                }
+                Some(file)
+            }
+            _ => None,
+        };
         let key = match kind {
             Kind::Sent | Kind::Received | Kind::Login | Kind::RegisterId => rest.to_vec(),
+            Kind::RiskFile => risk_file.as_ref().expect("decoded above").uscc.as_str().as_bytes().to_vec(),
             _ => head.to_vec(),
         };
         if self.last_key.as_ref().is_some_and(|last| *last >= key) {
@@ -515,6 +543,17 @@ impl Loader {
                 self.digest.add(Term::of_register_change(id, number));
                 self.register_ids += 1;
                 rest.to_vec()
+            }
+            Kind::RiskFile => {
+                let file = risk_file.expect("decoded above");
+                file.check().map_err(invalid)?;
+                let checker = self.checker.as_ref().expect("the core comes second");
+                if !checker.risk_files().kept() {
+                    return Err(invalid("a risk file in a ledger that keeps none"));
+                }
+                self.digest.add(Term::of_risk_file(&file));
+                self.risk_files += 1;
+                ledger::codec::encode(&file).map_err(store_error)?
             }
             Kind::Task => {
                 let task: Task = ledger::codec::decode_task(rest).map_err(|e| invalid(format!("a task: {e}")))?;
@@ -610,6 +649,13 @@ impl Loader {
                 self.register_entries, self.register_ids
             )));
         }
+        if self.risk_files != checker.risk_files().count() {
+            return Err(invalid(format!(
+                "{} risk files arrived, the core counts {}",
+                self.risk_files,
+                checker.risk_files().count()
+            )));
+        }
         if self.digest != checker.records_digest() {
             return Err(invalid("the records do not add up to the digest the core carries"));
         }
@@ -702,6 +748,7 @@ fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec
         let mut logins = write.open_table(LOGINS).map_err(store_error)?;
         let mut register = write.open_table(REGISTER).map_err(store_error)?;
         let mut register_ids = write.open_table(REGISTER_IDS).map_err(store_error)?;
+        let mut risk_files = write.open_table(RISK_FILES).map_err(store_error)?;
         let mut indexes = super::index::Indexes::open(&write, regions.clone())?;
         let tasks_loaded = batch.iter().filter_map(|pending| pending.task.as_ref());
         indexes.reindex(tasks_loaded.map(|task| (None, task, loaded_at)))?;
@@ -721,6 +768,10 @@ fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec
                 Kind::RegisterId => {
                     let id = std::str::from_utf8(record).expect("a change id is checked as UTF-8 when read");
                     register_ids.insert(id, number).map(drop)
+                }
+                Kind::RiskFile => {
+                    let file: RiskFile = ledger::codec::decode(record).expect("a risk file is decoded when read");
+                    risk_files.insert(file.uscc.as_str(), record).map(drop)
                 }
                 Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
             }

@@ -35,10 +35,12 @@ impl Ledger {
     /// once it is drawn (its record keeps the inputs it was drawn from).
     pub fn draw_inputs(&self, id: u64) -> Result<DrawInputs, Rejection> {
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
-        if let Some(sealed) = self.programme.sealed_inputs.get(&id) {
-            return Ok(sealed.clone());
-        }
-        self.live_draw_inputs(id, campaign)
+        let mut inputs = match self.programme.sealed_inputs.get(&id) {
+            Some(sealed) => sealed.clone(),
+            None => self.live_draw_inputs(id, campaign)?,
+        };
+        inputs.year_cap = self.risk_files.year_cap(id).cloned();
+        Ok(inputs)
     }
 
     /// The inputs as the ledger stands now: what the beacon freezes.
@@ -63,11 +65,16 @@ impl Ledger {
             pool,
             conflicts,
             histories: self.entity_histories(spec.scope_region),
+            year_cap: None,
         })
     }
 
-    /// What the ledger knows of the past of each entity registered within `region`.
+    /// What the ledger knows of the past of each entity registered within `region`: from the
+    /// risk files once they are kept, else by scanning every task (as logs applied before).
     fn entity_histories(&self, region: BureauCode) -> Vec<EntityHistory> {
+        if self.risk_files.kept() {
+            return self.histories_from_risk_files(region);
+        }
         let regions = self.regions();
         let mut histories: BTreeMap<Uscc, EntityHistory> = BTreeMap::new();
         let empty = |uscc: &Uscc| EntityHistory {
@@ -254,6 +261,10 @@ impl Ledger {
             ProgrammeAction::RecordDrawPart { campaign, part, inspections, placements } => {
                 self.record_draw_part(stamp_ms, actor, *campaign, *part, inspections, placements)
             }
+            ProgrammeAction::RiskFiles(action) => {
+                self.apply_risk_files(stamp_ms, actor, action)?;
+                Ok(Applied::default())
+            }
             ProgrammeAction::EnterReportedResult { task, publish_deadline_ms } => {
                 self.enter_reported_result(stamp_ms, actor, *task, *publish_deadline_ms)
             }
@@ -380,6 +391,9 @@ impl Ledger {
         if let Some(sha256) = register_directory {
             inputs.spec.entity_directory = sha256;
         }
+        if let Some(cap) = self.year_cap_at(&inputs.spec, stamp_ms) {
+            self.freeze_year_cap(id, cap);
+        }
         self.programme.sealed_inputs.insert(id, inputs);
         Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign), Vec::new()))
     }
@@ -429,8 +443,9 @@ impl Ledger {
                 &draw_parts::DrawPlacement::Here,
             ));
         }
+        // The record keeps the inputs as they are encoded; the cap stays in the risk files.
         let record = DrawRecord {
-            inputs,
+            inputs: DrawInputs { year_cap: None, ..inputs },
             result: result.clone(),
             ack_deadline_ms,
             complete_deadline_ms,
@@ -541,7 +556,7 @@ impl Ledger {
         let mut team = inspection.inspectors.clone();
         team.sort();
         let uscc = inspection.subject.uscc.clone().expect("checked: every drawn entity has a USCC");
-        self.programme.last_team.insert(uscc, (inspection.subject.region_code, team));
+        self.note_last_team(uscc, inspection.subject.region_code, team);
         task
     }
 

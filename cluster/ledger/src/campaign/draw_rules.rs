@@ -142,6 +142,8 @@ impl<'a> InspectionRules<'a> {
         validate::text("subject.address", &subject.address, crate::limits::SUBJECT_ADDRESS_CHARS_MAX, false, false)?;
         rule(self.regions.is_within(inspection.subject.region_code, spec.scope_region), "drawn within the scope")?;
         rule(inspection.bureau == inspection.subject.region_code, "the entity's own bureau inspects")?;
+        let capped = self.inputs.year_cap.as_ref().is_some_and(|cap| cap.has_reached(uscc));
+        rule(!capped, "no entity inspected as often as the yearly cap allows")?;
         let items: Vec<&InspectionItem> = spec.items.iter().filter(|i| inspection.items.contains(&i.code)).collect();
         rule(!items.is_empty() && items.len() == inspection.items.len(), "items from the campaign")?;
         rule(inspection.inspectors.len() as u32 == spec.inspectors_per_inspection, "a full team")?;

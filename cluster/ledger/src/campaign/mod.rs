@@ -37,6 +37,7 @@ mod draw_rules;
 pub mod item_list;
 mod public;
 pub mod register;
+pub mod risk_files;
 
 pub(crate) use checks::is_finding;
 pub use checks::{
@@ -231,16 +232,30 @@ pub struct DrawInputs {
     pub conflicts: Vec<(String, Uscc)>,
     /// Histories of entities in scope, by USCC.
     pub histories: Vec<EntityHistory>,
+    /// The yearly cap the beacon froze (`risk_files::YearCap`): the entities it names are not
+    /// drawn. Not in the encoding: cores and logs written before caps hold inputs without it,
+    /// so the ledger keeps it beside them (`RiskFiles`) and `Ledger::draw_inputs` puts it back;
+    /// a proof carries it as `year_cap`.
+    #[serde(skip)]
+    pub year_cap: Option<risk_files::YearCap>,
 }
 
 impl DrawInputs {
     /// The draw's seed: SHA-256 over a version tag, the canonical encoding of every input, and
     /// the entity directory's hash (inside the spec). Nobody can choose it: the parameters are
     /// committed before the beacon, and the beacon is fixed once, by a second person.
+    /// A draw under a yearly cap hashes the cap after the rest (v3), so a draw without one keeps
+    /// the seed it always had.
     pub fn seed(&self) -> [u8; 32] {
         let mut hasher = Sha256::new();
-        hasher.update(b"xietong-double-random-v2\0");
+        match &self.year_cap {
+            None => hasher.update(b"xietong-double-random-v2\0"),
+            Some(_) => hasher.update(b"xietong-double-random-v3\0"),
+        }
         hasher.update(crate::codec::encode(self).expect("draw inputs always encode"));
+        if let Some(cap) = &self.year_cap {
+            hasher.update(crate::codec::encode(cap).expect("a year cap always encodes"));
+        }
         hasher.finalize().into()
     }
 }
@@ -540,9 +555,17 @@ pub enum ProgrammeAction {
         task: TaskId,
         publish_deadline_ms: u64,
     },
+    /// The entities' risk files turned on, or the yearly cap set (`risk_files`); proposed only
+    /// when every member reads `risk-files-v1`.
+    RiskFiles(risk_files::RiskFilesAction),
 }
 
 impl Programme {
+    /// Whether the core keeps no last team (they are in the risk files once those are kept).
+    pub(crate) fn last_teams_empty(&self) -> bool {
+        self.last_team.is_empty()
+    }
+
     /// The programme's own invariants, and those between it and the tasks (`task` finds one by
     /// id): for `Ledger::check_invariants`, so a programme decoded from outside is checked too.
     pub(crate) fn check(
