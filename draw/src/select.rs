@@ -217,6 +217,9 @@ fn rank_slice(
 ) -> Result<(Vec<Candidate>, u64), DrawError> {
     let spec = &inputs.spec;
     let histories: HashMap<&str, &EntityHistory> = inputs.histories.iter().map(|h| (h.uscc.as_str(), h)).collect();
+    // Entities inspected as often as the year allows are in scope but not eligible.
+    let capped: HashSet<&str> =
+        inputs.year_cap.iter().flat_map(|cap| cap.reached.iter().map(|uscc| uscc.as_str())).collect();
     let mut scope = ScopeCache::new(regions, spec.scope_region);
     let mut scorer = RiskScorer::new(regions, &spec.scoring);
     let classes = drawn_classes(spec);
@@ -237,6 +240,9 @@ fn rank_slice(
             continue;
         }
         entities_in_scope += 1;
+        if !capped.is_empty() && capped.contains(row.uscc) {
+            continue;
+        }
         if !spec.industries.is_empty() && !spec.industries.iter().any(|i| i == row.industry) {
             continue;
         }

@@ -41,12 +41,14 @@ enum DrawCommand {
     },
 }
 
-/// A campaign's proof: its record, and for a draw committed in parts each part's digest.
+/// A campaign's proof: its record, for a draw committed in parts each part's digest, and for
+/// a draw under a yearly cap the cap (an input kept beside the record's).
 #[derive(serde::Deserialize)]
 struct Proof {
     #[serde(flatten)]
     campaign: Campaign,
     draw_parts: Option<Vec<ledger::campaign::draw_parts::PartDigest>>,
+    year_cap: Option<ledger::campaign::risk_files::YearCap>,
 }
 
 /// Runs the command; `Ok(false)` when a verification found a mismatch.
@@ -56,7 +58,8 @@ pub fn run(args: DrawArgs) -> anyhow::Result<bool> {
             let text = std::fs::read(&proof).with_context(|| format!("reading {}", proof.display()))?;
             let proof: Proof = serde_json::from_slice(&text).context("the proof is not a campaign record")?;
             let campaign = proof.campaign;
-            let record = campaign.draw.context("the campaign is not drawn yet")?;
+            let mut record = campaign.draw.context("the campaign is not drawn yet")?;
+            record.inputs.year_cap = proof.year_cap;
             let bytes = std::fs::read(&directory).with_context(|| format!("reading {}", directory.display()))?;
             let started = std::time::Instant::now();
             let regions = ledger::Regions::compiled();

@@ -10,6 +10,7 @@ pub mod inspection;
 pub mod item_list;
 pub mod organisation;
 pub mod register;
+pub mod risk;
 pub mod schema;
 pub mod site_record;
 pub mod time;
@@ -361,6 +362,9 @@ pub struct EntityFileJson {
     pub tasks: Vec<TaskJson>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,
+    /// Its risk file (internal, never public): absent when the group keeps none for it or it
+    /// lies outside the caller's scope.
+    pub risk: Option<risk::RiskFileJson>,
 }
 
 /// `GET /api/v1/search`: the tasks in the caller's scope that match, newest first.

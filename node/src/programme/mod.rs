@@ -9,6 +9,7 @@
 pub mod checklist;
 pub mod draw_parts;
 pub mod register_counts;
+pub mod risk_files;
 pub mod roster;
 
 use std::sync::Arc;

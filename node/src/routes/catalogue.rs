@@ -9,7 +9,8 @@ use axum::routing::{get, post, MethodRouter};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 
 use super::{
-    actions, annual_plan, bulk, item_list, presence, programme, public, register, request, response_metrics, tasks,
+    actions, annual_plan, bulk, item_list, presence, programme, public, register, request, response_metrics, risk,
+    tasks,
 };
 use super::{
     admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
@@ -32,6 +33,7 @@ use crate::api::organisation::{
     RenamePersonRequest, RenameStationRequest, ResetPasswordRequest, RolesRequest, SessionJson, SignInRequest,
     StationAreasRequest, StationJson, StationNoteRequest, StationRequest, StationsJson,
 };
+use crate::api::risk::{InspectionCapJson, InspectionCapRequest};
 use crate::api::register::{JournalJson, RegisterChangesRequest, RegisterChangesResponse, RegisterJson};
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EntityFileJson, EscalationsJson,
@@ -601,6 +603,24 @@ pub fn operations() -> Vec<Operation> {
         .body(schema::<ConflictRequest>)
         .idempotent()
         .handler(post(programme::declare_conflict)),
+        op(
+            Method::GET,
+            "/api/v1/programme/inspection-cap",
+            "The group's yearly cap on drawn inspections of one entity, and whether its risk files are kept",
+            User,
+            ok(schema::<InspectionCapJson>),
+        )
+        .handler(get(risk::cap)),
+        op(
+            Method::POST,
+            "/api/v1/programme/inspection-cap",
+            "Set or lift the yearly cap (the group's own command centre)",
+            User,
+            ok(schema::<InspectionCapJson>),
+        )
+        .body(schema::<InspectionCapRequest>)
+        .idempotent()
+        .handler(post(risk::set_cap)),
         op(
             Method::GET,
             "/api/v1/inspection-items",

@@ -2,7 +2,7 @@
 //! group holds about one market entity that the caller may see, of every kind and state, closed
 //! ones too, newest first and paged; inspections with their results, complaints (never who
 //! made them: reporters are not part of a task), outcomes and handovers, as each task carries
-//! them. Read from the store's USCC index merged with the changes in memory (`task_query`), so
+//! them; and its risk file (`ledger::campaign::risk_files`, internal). Read from the store's USCC index merged with the changes in memory (`task_query`), so
 //! a page costs the page.
 
 use axum::extract::{Path, RawQuery, State};
@@ -13,6 +13,7 @@ use config::limits::{LIST_PAGE_DEFAULT, LIST_PAGE_MAX};
 use serde::Deserialize;
 
 use super::request::{parse_query, parse_task_id};
+use crate::api::risk::RiskFileJson;
 use crate::api::{self, time, ApiError, EntityFileJson};
 use crate::read_path::{barrier, Consistency};
 use crate::state::AppState;
@@ -45,11 +46,19 @@ pub async fn file(
         }
         barrier(&state, Consistency::parse(query.consistency.as_deref())?).await?;
         let filter = ListFilter { uscc: Some(uscc.as_str().to_owned()), ..ListFilter::default() };
-        let (page, more) = {
+        let (page, more, risk) = {
             let replica = state.store.read();
+            let ledger = &replica.ledger;
+            let this_year = ledger::reference::Day::beijing_of_ms(time::now_ms()).year();
+            let risk = ledger
+                .risk_file(&uscc)
+                .filter(|file| ledger.regions().is_within(file.region, user.actor.bureau))
+                .map(|file| RiskFileJson::of(&file, ledger.risk_files(), this_year));
             let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
-            task_query::page(&replica, &view, &user.actor, &filter, Order::Newest { before }, time::now_ms(), limit)
-                .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?
+            let (page, more) =
+                task_query::page(&replica, &view, &user.actor, &filter, Order::Newest { before }, time::now_ms(), limit)
+                    .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
+            (page, more, risk)
         };
         let mut names: Vec<String> = Vec::new();
         for task in &page {
@@ -60,7 +69,7 @@ pub async fn file(
         let next_cursor = page.last().filter(|_| more).map(|last| last.id.to_string());
         let regions = state.regions();
         let tasks = page.iter().map(|task| api::task_json(&regions, task)).collect();
-        Ok::<_, ApiError>(Json(EntityFileJson { uscc: uscc.as_str().to_owned(), names, tasks, next_cursor }))
+        Ok::<_, ApiError>(Json(EntityFileJson { uscc: uscc.as_str().to_owned(), names, tasks, next_cursor, risk }))
     };
     match answer.await {
         Ok(file) => file.into_response(),

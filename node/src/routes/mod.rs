@@ -26,6 +26,7 @@ mod public;
 mod register;
 pub(crate) mod request;
 mod response_metrics;
+mod risk;
 mod search;
 mod site_records;
 mod stations;

@@ -58,6 +58,11 @@ pub fn record_json(state: &AppState, record: &ProgrammeRecord) -> serde_json::Va
                 .map(|outcome| crate::api::register::ChangeResultJson::of(None, outcome.clone()))
                 .collect::<Vec<_>>(),
         ),
+        ProgrammeRecord::InspectionCap(cap) => {
+            let replica = state.store.read();
+            let files = replica.ledger.risk_files();
+            serde_json::to_value(crate::api::risk::InspectionCapJson::of_cap(files.kept(), files.count(), cap.as_ref()))
+        }
         ProgrammeRecord::AnnualPlan(changed) => {
             use crate::api::annual_plan::{AnnualPlanJson, PlanChangeJson, PlanVersionJson};
             let (plan, version) = &**changed;
@@ -457,7 +462,8 @@ pub async fn campaign(State(state): State<AppState>, Path(id): Path<String>, hea
 
 /// `GET /api/v1/campaigns/{id}/proof`: the committed record as the ledger holds it (parameters,
 /// beacon, inputs, result; for a draw in parts the summary and `draw_parts`, each part's
-/// digest), the file `xietong draw verify` checks. Internal: it names risk
+/// digest; for a draw under a yearly cap the cap as `year_cap`), the file `xietong draw
+/// verify` checks. Internal: it names risk
 /// classes and inspectors, so only the organiser's command centre and those above it read it.
 pub async fn proof(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     let result = (|| {
@@ -475,6 +481,11 @@ pub async fn proof(State(state): State<AppState>, Path(id): Path<String>, header
         // digest, which `xietong draw verify` compares with the draw computed again.
         if let Some(drawn) = replica.ledger.drawn_in_parts(id) {
             proof["draw_parts"] = serde_json::to_value(&drawn.parts).map_err(|e| ApiError::Internal(e.to_string()))?;
+        }
+        // A draw under a yearly cap: the cap the beacon froze, an input of the draw kept beside
+        // the others (`DrawInputs::year_cap`).
+        if let Some(cap) = replica.ledger.risk_files().year_cap(id) {
+            proof["year_cap"] = serde_json::to_value(cap).map_err(|e| ApiError::Internal(e.to_string()))?;
         }
         Ok(proof)
     })();

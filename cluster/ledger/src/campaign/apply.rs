@@ -261,10 +261,7 @@ impl Ledger {
             ProgrammeAction::RecordDrawPart { campaign, part, inspections, placements } => {
                 self.record_draw_part(stamp_ms, actor, *campaign, *part, inspections, placements)
             }
-            ProgrammeAction::RiskFiles(action) => {
-                self.apply_risk_files(stamp_ms, actor, action)?;
-                Ok(Applied::default())
-            }
+            ProgrammeAction::RiskFiles(action) => self.apply_risk_files(stamp_ms, actor, action),
             ProgrammeAction::EnterReportedResult { task, publish_deadline_ms } => {
                 self.enter_reported_result(stamp_ms, actor, *task, *publish_deadline_ms)
             }

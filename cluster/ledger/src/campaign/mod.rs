@@ -419,6 +419,8 @@ pub enum ProgrammeRecord {
     AnnualPlan(Box<(annual_plan::AnnualPlan, annual_plan::PlanVersion)>),
     /// What became of each change of a batch of the register's feed, in its order.
     RegisterChanges(Vec<register::ChangeOutcome>),
+    /// The yearly cap as a change left it (none: lifted).
+    InspectionCap(Option<risk_files::InspectionCap>),
 }
 
 /// The programme's year: the inspection-item list and the annual plans. The ledger core's last

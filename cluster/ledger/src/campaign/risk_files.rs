@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{is_finding, CampaignSpec, EntityHistory, RiskClass};
+use super::{is_finding, CampaignSpec, EntityHistory, ProgrammeRecord, RiskClass};
 use crate::bureau::BureauCode;
-use crate::command::{Actor, Rejection, Role};
+use crate::command::{Actor, Applied, CommandResult, Rejection, Role};
 use crate::reference::Day;
 use crate::task::{Source, Task};
 use crate::uscc::Uscc;
@@ -260,7 +260,7 @@ impl crate::Ledger {
         stamp_ms: u64,
         actor: &Actor,
         action: &RiskFilesAction,
-    ) -> Result<(), Rejection> {
+    ) -> CommandResult {
         match action {
             RiskFilesAction::Keep => {
                 if actor.role != Role::System {
@@ -270,7 +270,7 @@ impl crate::Ledger {
                     return Err(Rejection::NothingToRecord("the risk files are kept already".into()));
                 }
                 self.file_history_in_risk_files();
-                Ok(())
+                Ok(Applied::default())
             }
             RiskFilesAction::SetCap { yearly_max } => {
                 // The node checks that the centre's scope covers the group's (the ledger does not
@@ -293,8 +293,8 @@ impl crate::Ledger {
                 if cap.as_ref().map(|c| c.yearly_max) == self.risk_files.cap.as_ref().map(|c| c.yearly_max) {
                     return Err(Rejection::NothingToRecord("the cap is already so".into()));
                 }
-                self.risk_files.cap = cap;
-                Ok(())
+                self.risk_files.cap = cap.clone();
+                Ok(Applied::of_record(ProgrammeRecord::InspectionCap(cap), Vec::new()))
             }
         }
     }
