@@ -92,6 +92,7 @@ fn main() {
         pool,
         conflicts: Vec::new(),
         histories: Vec::new(),
+        year_cap: None,
     };
     let started = Instant::now();
     let result = draw::draw(ledger::Regions::compiled(), &inputs, &bytes).expect("the draw");

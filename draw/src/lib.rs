@@ -17,3 +17,5 @@ pub use verify::{verify, verify_in_parts, Mismatch, Verified};
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod risk_tests;

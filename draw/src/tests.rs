@@ -16,16 +16,16 @@ use crate::directory;
 use crate::generate::generate;
 use crate::{draw, verify, Mismatch};
 
-const DAY_MS: u64 = 24 * 60 * 60 * 1000;
-const T0: u64 = 1_780_000_000_000;
+pub(crate) const DAY_MS: u64 = 24 * 60 * 60 * 1000;
+pub(crate) const T0: u64 = 1_780_000_000_000;
 /// Tianhe district, Guangzhou: a county-level bureau.
-const TIANHE: &str = "440106";
+pub(crate) const TIANHE: &str = "440106";
 
-fn code(text: &str) -> BureauCode {
+pub(crate) fn code(text: &str) -> BureauCode {
     BureauCode::parse_compiled(text).expect("a real region")
 }
 
-fn actor(user: &str, bureau: &str, role: Role) -> Actor {
+pub(crate) fn actor(user: &str, bureau: &str, role: Role) -> Actor {
     Actor { user: user.into(), bureau: code(bureau), role }
 }
 
@@ -65,7 +65,7 @@ fn inspector(id: &str, bureau: &str, station: Option<&str>, expertise: &[&str]) 
     }
 }
 
-fn spec(directory_sha: &str) -> CampaignSpec {
+pub(crate) fn spec(directory_sha: &str) -> CampaignSpec {
     CampaignSpec {
         name: "2026年餐饮食品专项抽查".into(),
         bureau: code("440100"),
@@ -84,7 +84,7 @@ fn spec(directory_sha: &str) -> CampaignSpec {
 }
 
 /// A pool large enough for any team: office and station inspectors with both expertises.
-fn pool() -> Vec<Inspector> {
+pub(crate) fn pool() -> Vec<Inspector> {
     (0..12)
         .map(|n| {
             let station = (n % 3 != 0).then_some(if n % 2 == 0 { "石牌所" } else { "天河南所" });
@@ -106,6 +106,7 @@ fn inputs(directory_bytes: &[u8], beacon: &str) -> DrawInputs {
         pool: pool(),
         conflicts: Vec::new(),
         histories: Vec::new(),
+        year_cap: None,
     }
 }
 
@@ -346,13 +347,13 @@ fn selection_is_uniform_within_a_stratum() {
 
 // --- The ledger's side: the whole campaign through `Ledger::apply`. ---
 
-struct Desk {
-    ledger: Ledger,
-    stamp_ms: u64,
+pub(crate) struct Desk {
+    pub(crate) ledger: Ledger,
+    pub(crate) stamp_ms: u64,
 }
 
 impl Desk {
-    fn apply(&mut self, actor: &Actor, action: Action) -> ledger::CommandResult {
+    pub(crate) fn apply(&mut self, actor: &Actor, action: Action) -> ledger::CommandResult {
         self.stamp_ms += 1_000;
         let result =
             self.ledger.apply(&Command { stamp_ms: self.stamp_ms, actor: actor.clone(), idempotency: None, action });
@@ -361,7 +362,7 @@ impl Desk {
         result
     }
 
-    fn programme(&mut self, actor: &Actor, action: ProgrammeAction) -> ledger::CommandResult {
+    pub(crate) fn programme(&mut self, actor: &Actor, action: ProgrammeAction) -> ledger::CommandResult {
         self.apply(actor, Action::Programme(Box::new(action)))
     }
 }

@@ -2,8 +2,8 @@
 //! group holds about one market entity that the caller may see, of every kind and state, closed
 //! ones too, newest first and paged; inspections with their results, complaints (never who
 //! made them: reporters are not part of a task), outcomes and handovers, as each task carries
-//! them; and its risk file (`ledger::campaign::risk_files`, internal). Read from the store's USCC index merged with the changes in memory (`task_query`), so
-//! a page costs the page.
+//! them; and its risk file (`ledger::campaign::risk_files`, internal). Read from the store's
+//! USCC index merged with the changes in memory (`task_query`), so a page costs the page.
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::HeaderMap;
