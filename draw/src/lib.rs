@@ -16,6 +16,6 @@ pub use select::{draw, DrawError};
 pub use verify::{verify, verify_in_parts, Mismatch, Verified};
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod risk_tests;
+#[cfg(test)]
+mod tests;

@@ -42,7 +42,11 @@ fn draw_and_commit(desk: &mut Desk, id: u64, bytes: &[u8]) -> (DrawResult, Vec<s
 
 fn complete_with_finding(desk: &mut Desk, task: &Task) {
     let tianhe = actor("th-operator", TIANHE, Role::Operator);
-    let change = |transition| Action::ChangeTask(TaskChange { task: task.id, expected_version: None, note: "现场检查".into(), transition });
+    let change = |transition| {
+        Action::ChangeTask(TaskChange {
+            task: task.id, expected_version: None, note: "现场检查".into(), transition
+        })
+    };
     desk.apply(&tianhe, change(Transition::Ack)).expect("acknowledged");
     let complete =
         Transition::Complete { outcome: CompletionOutcome::Corrected, publication_deadline_ms: Some(T0 + 60 * DAY_MS) };
@@ -132,11 +136,11 @@ fn risk_files_take_over_from_the_scan_and_the_yearly_cap_keeps_inspected_entitie
     assert!(result.inspections.iter().all(|i| !cap.has_reached(i.subject.uscc.as_ref().unwrap())));
     assert!(!result.inspections.is_empty() && result.entities_in_scope > result.eligible);
     let committed = desk.ledger.programme().campaign(capped).unwrap().draw.clone().unwrap();
-    assert_eq!(committed.inputs.year_cap, None, "the record keeps the inputs as encoded");
-    let mut proof = (*committed).clone();
-    assert!(matches!(verify(ledger::Regions::compiled(), &proof, &bytes), Err(Mismatch::Seed { .. })));
-    proof.inputs.year_cap = desk.ledger.risk_files().year_cap(capped).cloned();
-    verify(ledger::Regions::compiled(), &proof, &bytes).expect("the draw verifies with its cap");
+    assert_eq!(committed.inputs.year_cap.as_ref(), Some(&cap), "the record's inputs hold the cap");
+    verify(ledger::Regions::compiled(), &committed, &bytes).expect("the draw verifies with its cap");
+    let mut without = (*committed).clone();
+    without.inputs.year_cap = None;
+    assert!(matches!(verify(ledger::Regions::compiled(), &without, &bytes), Err(Mismatch::Seed { .. })));
     let newly = desk.ledger.risk_file(&uscc_of(&tasks[0])).expect("a file for a newly inspected entity");
     assert_eq!(newly.inspections_in(year), 1);
     assert_eq!(newly.findings, 0);
@@ -149,8 +153,12 @@ fn risk_files_take_over_from_the_scan_and_the_yearly_cap_keeps_inspected_entitie
     high.risk_classes = vec![RiskClass::High];
     let (_, targeted) = campaign_with_beacon(&mut desk, high, "targeted");
     assert_eq!(targeted.year_cap, None);
-    assert!(targeted.seed() != DrawInputs { year_cap: Some(YearCap { year, max: 1, reached: Vec::new() }), ..targeted.clone() }.seed());
+    assert!(
+        targeted.seed()
+            != DrawInputs { year_cap: Some(YearCap { year, max: 1, reached: Vec::new() }), ..targeted.clone() }.seed()
+    );
     let copy = desk.ledger.copy_through_a_checkpoint_for_tests();
     assert_eq!(copy.digest(), desk.ledger.digest());
-    assert_eq!(copy.draw_inputs(capped).unwrap().year_cap, Some(cap), "the cap outlives a checkpoint");
+    let decoded = copy.programme().campaign(capped).unwrap().draw.clone().unwrap();
+    assert_eq!(decoded.inputs.year_cap, Some(cap), "the cap outlives a checkpoint");
 }

@@ -27,6 +27,7 @@ mod people;
 mod reference;
 mod register;
 mod response_metrics;
+mod risk_files;
 mod search;
 mod site_records;
 mod stations;

@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use super::access;
 use super::bureau::{BureauCode, Regions};
 use super::campaign::register::{JournalEntry, Register};
-use super::campaign::{is_inspection_outcome, Programme};
 use super::campaign::risk_files::{Contribution, RiskFile, RiskFiles};
+use super::campaign::{is_inspection_outcome, Programme};
 use super::campaign::{DrawsInParts, Planning};
 use super::command::{
     conflict, Action, Actor, Applied, Command, CommandResult, ConflictCode, IdempotencyTag, NewTask, Rejection, Role,
@@ -174,6 +174,8 @@ impl Ledger {
             .units
             .derive_table(&regions)
             .map_err(|reason| crate::codec::DecodeError::Malformed(format!("stations: {reason}")))?;
+        // The draws' inputs are encoded without their yearly caps (`DrawInputs::year_cap`).
+        ledger.programme.restore_year_caps(&ledger.risk_files);
         ledger.records = records;
         Ok(ledger)
     }
@@ -1023,6 +1025,7 @@ impl Ledger {
         self.register.check(self.programme.entity_directories().len() as u64).map_err(InvariantViolation)?;
         self.draws_in_parts.check(&self.programme, self.next_task_id).map_err(InvariantViolation)?;
         self.risk_files.check().map_err(InvariantViolation)?;
+        self.programme.check_year_caps(&self.risk_files).map_err(InvariantViolation)?;
         ensure!(
             !self.risk_files.kept() || self.programme.last_teams_empty(),
             "last teams kept in the core while the risk files keep them"

@@ -401,3 +401,72 @@ fn the_register_journal_is_checkpointed_and_streamed_whole() {
     let refused = verify_stream(&mut framed(&short).as_slice()).expect_err("refused");
     assert!(refused.to_string().contains("register changes"), "{refused}");
 }
+
+/// A ledger whose risk files were turned on over tasks about three entities, then moved by one
+/// more task, checkpointed into `store`.
+fn with_risk_files(store: &Store) -> Ledger {
+    use ledger::campaign::risk_files::RiskFilesAction;
+    use ledger::campaign::ProgrammeAction;
+    let mut ledger = Ledger::new();
+    ledger.set_records(store.records());
+    let command = Actor { user: "gz-command".into(), bureau: bureau("440100"), role: Role::Command };
+    let system = Actor { user: "system".into(), bureau: bureau("440100"), role: Role::System };
+    let about = |n: u32| {
+        let Action::CreateTask(mut task) = create(&format!("关于主体{n}")) else { unreachable!("a creation") };
+        task.subject.uscc = Some(ledger::Uscc::with_check_character(&format!("91440106MA{n:07}")).expect("a USCC"));
+        Action::CreateTask(task)
+    };
+    let keep = Action::Programme(Box::new(ProgrammeAction::RiskFiles(RiskFilesAction::Keep)));
+    let steps =
+        [(1, command.clone(), about(1)), (2, command.clone(), about(2)), (3, system, keep), (4, command, about(3))];
+    for (n, actor, action) in steps {
+        ledger.apply(&Command { stamp_ms: 1_780_000_000_000 + n, actor, idempotency: None, action }).expect("applied");
+    }
+    let sealed = ledger.seal();
+    let meta = CheckpointMeta {
+        applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 4)),
+        membership: Default::default(),
+    };
+    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
+    ledger.checkpoint_written();
+    ledger
+}
+
+#[test]
+fn risk_files_are_checkpointed_and_streamed_and_counted() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::open(&dir.path().join("a.redb")).expect("store");
+    let ledger = with_risk_files(&store);
+    assert_eq!(ledger.risk_files().count(), 3, "two filed with the history, one by its event");
+    let uscc = ledger::Uscc::with_check_character("91440106MA0000003").expect("a USCC");
+    assert_eq!(ledger.risk_file(&uscc).expect("read from the store").complaints, 1);
+    let mut bytes = Vec::new();
+    let (_, records) = write_stream(&store.view().expect("view"), &mut bytes).expect("stream");
+    assert_eq!(records, 3 + 3, "tasks and files");
+    let loaded = load_stream(&mut bytes.as_slice(), &dir.path().join("b.redb")).expect("loads");
+    let copy =
+        Ledger::from_core(&loaded.core, Store::open(&dir.path().join("b.redb")).expect("b").records()).expect("core");
+    copy.check_invariants().expect("invariants");
+    assert_eq!(copy.digest(), ledger.digest());
+    assert_eq!(copy.risk_file(&uscc), ledger.risk_file(&uscc));
+
+    // A file left out, the end's count made to agree: the core's count refuses it.
+    let files = frames(&bytes).iter().filter(|(kind, _)| *kind == 12).count();
+    assert_eq!(files, 3);
+    let mut short: Vec<_> = frames(&bytes);
+    let first_file = short.iter().position(|(kind, _)| *kind == 12).expect("a file");
+    short.remove(first_file);
+    let end = short.last_mut().expect("the end");
+    end.1 = (records - 1).to_le_bytes().to_vec();
+    let refused = verify_stream(&mut framed(&short).as_slice()).expect_err("refused");
+    assert!(refused.to_string().contains("risk files"), "{refused}");
+    // A file whose counts were changed: the digest refuses it.
+    let mut forged = frames(&bytes);
+    let (_, payload) = forged.iter_mut().find(|(kind, _)| *kind == 12).expect("a file");
+    let mut file: ledger::campaign::risk_files::RiskFile = ledger::codec::decode(&payload[8..]).expect("a file");
+    file.complaints += 5;
+    payload.truncate(8);
+    payload.extend(ledger::codec::encode(&file).expect("encodes"));
+    let refused = verify_stream(&mut framed(&forged).as_slice()).expect_err("refused");
+    assert!(refused.to_string().contains("digest"), "{refused}");
+}

@@ -33,8 +33,8 @@ use crate::api::organisation::{
     RenamePersonRequest, RenameStationRequest, ResetPasswordRequest, RolesRequest, SessionJson, SignInRequest,
     StationAreasRequest, StationJson, StationNoteRequest, StationRequest, StationsJson,
 };
-use crate::api::risk::{InspectionCapJson, InspectionCapRequest};
 use crate::api::register::{JournalJson, RegisterChangesRequest, RegisterChangesResponse, RegisterJson};
+use crate::api::risk::{InspectionCapJson, InspectionCapRequest};
 use crate::api::{
     ActionRequest, BureauTreeJson, ClusterView, ComplaintRequest, CreateTaskRequest, EntityFileJson, EscalationsJson,
     ExportPageJson, MeJson, ReporterIdentityJson, SearchJson, TaskJson, TaskPage,

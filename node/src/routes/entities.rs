@@ -55,9 +55,16 @@ pub async fn file(
                 .filter(|file| ledger.regions().is_within(file.region, user.actor.bureau))
                 .map(|file| RiskFileJson::of(&file, ledger.risk_files(), this_year));
             let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
-            let (page, more) =
-                task_query::page(&replica, &view, &user.actor, &filter, Order::Newest { before }, time::now_ms(), limit)
-                    .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
+            let (page, more) = task_query::page(
+                &replica,
+                &view,
+                &user.actor,
+                &filter,
+                Order::Newest { before },
+                time::now_ms(),
+                limit,
+            )
+            .map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
             (page, more, risk)
         };
         let mut names: Vec<String> = Vec::new();

@@ -35,12 +35,10 @@ impl Ledger {
     /// once it is drawn (its record keeps the inputs it was drawn from).
     pub fn draw_inputs(&self, id: u64) -> Result<DrawInputs, Rejection> {
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
-        let mut inputs = match self.programme.sealed_inputs.get(&id) {
-            Some(sealed) => sealed.clone(),
-            None => self.live_draw_inputs(id, campaign)?,
-        };
-        inputs.year_cap = self.risk_files.year_cap(id).cloned();
-        Ok(inputs)
+        match self.programme.sealed_inputs.get(&id) {
+            Some(sealed) => Ok(sealed.clone()),
+            None => self.live_draw_inputs(id, campaign),
+        }
     }
 
     /// The inputs as the ledger stands now: what the beacon freezes.
@@ -389,6 +387,7 @@ impl Ledger {
             inputs.spec.entity_directory = sha256;
         }
         if let Some(cap) = self.year_cap_at(&inputs.spec, stamp_ms) {
+            inputs.year_cap = Some(cap.clone());
             self.freeze_year_cap(id, cap);
         }
         self.programme.sealed_inputs.insert(id, inputs);
@@ -440,9 +439,8 @@ impl Ledger {
                 &draw_parts::DrawPlacement::Here,
             ));
         }
-        // The record keeps the inputs as they are encoded; the cap stays in the risk files.
         let record = DrawRecord {
-            inputs: DrawInputs { year_cap: None, ..inputs },
+            inputs,
             result: result.clone(),
             ack_deadline_ms,
             complete_deadline_ms,

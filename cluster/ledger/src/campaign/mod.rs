@@ -233,9 +233,9 @@ pub struct DrawInputs {
     /// Histories of entities in scope, by USCC.
     pub histories: Vec<EntityHistory>,
     /// The yearly cap the beacon froze (`risk_files::YearCap`): the entities it names are not
-    /// drawn. Not in the encoding: cores and logs written before caps hold inputs without it,
-    /// so the ledger keeps it beside them (`RiskFiles`) and `Ledger::draw_inputs` puts it back;
-    /// a proof carries it as `year_cap`.
+    /// drawn. Not in the encoding: cores written before caps hold inputs without it, so the
+    /// ledger keeps it beside them (`RiskFiles`) and puts it back when a core is decoded
+    /// (`Programme::restore_year_caps`); a proof carries it as `year_cap`.
     #[serde(skip)]
     pub year_cap: Option<risk_files::YearCap>,
 }
@@ -563,6 +563,31 @@ pub enum ProgrammeAction {
 }
 
 impl Programme {
+    /// Puts back the yearly cap of every draw's inputs (frozen or committed), which their
+    /// encoding leaves out (`DrawInputs::year_cap`), once a core is decoded.
+    pub(crate) fn restore_year_caps(&mut self, files: &risk_files::RiskFiles) {
+        for (id, inputs) in &mut self.sealed_inputs {
+            inputs.year_cap = files.year_cap(*id).cloned();
+        }
+        for (id, campaign) in &mut self.campaigns {
+            if campaign.draw.is_some() && files.year_cap(*id).is_some() {
+                let drawn = Arc::make_mut(campaign).draw.as_mut().expect("checked: drawn");
+                drawn.inputs.year_cap = files.year_cap(*id).cloned();
+            }
+        }
+    }
+
+    /// Every draw's inputs carry the cap its beacon froze, and only that.
+    pub(crate) fn check_year_caps(&self, files: &risk_files::RiskFiles) -> Result<(), String> {
+        let drawn = self.campaigns.iter().filter_map(|(id, c)| c.draw.as_ref().map(|draw| (id, &draw.inputs)));
+        for (id, inputs) in self.sealed_inputs.iter().chain(drawn) {
+            if inputs.year_cap.as_ref() != files.year_cap(*id) {
+                return Err(format!("campaign {id}'s inputs carry another yearly cap than the one its beacon froze"));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the core keeps no last team (they are in the risk files once those are kept).
     pub(crate) fn last_teams_empty(&self) -> bool {
         self.last_team.is_empty()

@@ -184,8 +184,8 @@ pub struct RiskFiles {
     kept: bool,
     files: u64,
     cap: Option<InspectionCap>,
-    /// By campaign, for every beacon fixed under a cap: the draw's input beside `DrawInputs`
-    /// (`DrawInputs::year_cap`), kept after the draw for its proof.
+    /// By campaign, for every beacon fixed under a cap: the draw's input kept beside its
+    /// `DrawInputs` (whose encoding leaves `year_cap` out), after the draw too, for its proof.
     year_caps: BTreeMap<u64, YearCap>,
 }
 
@@ -255,12 +255,7 @@ impl crate::Ledger {
         self.layers().risk_file(uscc)
     }
 
-    pub(crate) fn apply_risk_files(
-        &mut self,
-        stamp_ms: u64,
-        actor: &Actor,
-        action: &RiskFilesAction,
-    ) -> CommandResult {
+    pub(crate) fn apply_risk_files(&mut self, stamp_ms: u64, actor: &Actor, action: &RiskFilesAction) -> CommandResult {
         match action {
             RiskFilesAction::Keep => {
                 if actor.role != Role::System {
@@ -283,7 +278,10 @@ impl crate::Ledger {
                 }
                 let cap = match yearly_max {
                     Some(max) if !(1..=YEARLY_INSPECTIONS_CAP_MAX).contains(max) => {
-                        return Err(invalid("yearly_max", format!("1 to {YEARLY_INSPECTIONS_CAP_MAX} inspections a year")));
+                        return Err(invalid(
+                            "yearly_max",
+                            format!("1 to {YEARLY_INSPECTIONS_CAP_MAX} inspections a year"),
+                        ));
                     }
                     Some(max) => {
                         Some(InspectionCap { yearly_max: *max, set_by: actor.user.clone(), set_at_ms: stamp_ms })
@@ -339,10 +337,8 @@ impl crate::Ledger {
         }
         if let Some(after) = after {
             let old = self.risk_file(&after.uscc);
-            let mut file = old
-                .as_deref()
-                .cloned()
-                .unwrap_or_else(|| RiskFile::new(after.uscc.clone(), task.subject.region_code));
+            let mut file =
+                old.as_deref().cloned().unwrap_or_else(|| RiskFile::new(after.uscc.clone(), task.subject.region_code));
             if created {
                 file.region = task.subject.region_code;
             }
@@ -382,7 +378,9 @@ impl crate::Ledger {
         let reached = self
             .layers()
             .risk_files()
-            .filter(|file| regions.is_within(file.region, spec.scope_region) && file.inspections_in(year) >= cap.yearly_max)
+            .filter(|file| {
+                regions.is_within(file.region, spec.scope_region) && file.inspections_in(year) >= cap.yearly_max
+            })
             .map(|file| file.uscc.clone())
             .collect();
         Some(YearCap { year, max: cap.yearly_max, reached })

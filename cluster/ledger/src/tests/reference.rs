@@ -242,7 +242,8 @@ fn a_core_of_format_3_reads_as_a_ledger_that_adopted_nothing() {
     let no_register = crate::codec::encode(&crate::campaign::register::Register::default()).expect("encodes");
     let no_draws = crate::codec::encode(&crate::campaign::DrawsInParts::default()).expect("encodes");
     let no_files = crate::codec::encode(&crate::campaign::risk_files::RiskFiles::default()).expect("encodes");
-    let appended = no_files.len() + no_draws.len() + no_register.len() + no_list.len() + no_units.len() + unadopted.len();
+    let appended =
+        no_files.len() + no_draws.len() + no_register.len() + no_list.len() + no_units.len() + unadopted.len();
     let format_3 = &core[..core.len() - appended];
     let format_4 = crate::reference::core_of_format_3(format_3);
     let format_5 = crate::organisation::core_of_format_4(&format_4);
