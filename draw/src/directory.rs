@@ -5,6 +5,9 @@
 //! 91440106MA5D0001X3,广州某某餐饮有限公司,440106,catering,normal,广州市天河区体育西路1号
 //! ```
 //!
+//! or, with the provincial credit-risk system's class of each entity (empty where it has none),
+//! the same with a last column `risk_class` (`Columns::WithRiskClass`).
+//!
 //! No field is quoted, so names and addresses may not hold commas or quotes (the registry's
 //! exports replace them). The file is identified by the SHA-256 of its bytes: the ledger records
 //! that hash, and a draw names it, so the same bytes must be kept to verify a draw later.
@@ -12,10 +15,15 @@
 //! millions of entities.
 
 use ledger::campaign::register::check_entity_fields;
+use ledger::campaign::RiskClass;
 use ledger::{BureauCode, Regions, Uscc};
 use sha2::{Digest, Sha256};
 
 pub const HEADER: &str = "uscc,name,region_code,industry,credit_status,address";
+/// The header of a directory that carries the provincial credit-risk system's class of each
+/// entity (信用风险分类: `high`, `normal`, `low`, or empty where it has none): an imported file,
+/// or a frozen register into which the feed's classifications were folded.
+pub const HEADER_WITH_RISK_CLASS: &str = "uscc,name,region_code,industry,credit_status,address,risk_class";
 /// Errors reported for one file: enough to fix a systematic mistake, bounded for a bad upload.
 pub const ROW_ERRORS_REPORTED_MAX: usize = 20;
 /// Field lengths, in characters (the register's: a frozen file is a directory like any).
@@ -30,6 +38,39 @@ pub struct EntityRow<'a> {
     pub industry: &'a str,
     pub credit_status: &'a str,
     pub address: &'a str,
+    /// The credit-risk system's class, in a file that carries the column.
+    pub risk_class: Option<RiskClass>,
+}
+
+/// Which header a file has: whether its rows carry the `risk_class` column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Columns {
+    Plain,
+    WithRiskClass,
+}
+
+impl Columns {
+    fn of_header(header: &str) -> Option<Columns> {
+        match header {
+            HEADER => Some(Columns::Plain),
+            HEADER_WITH_RISK_CLASS => Some(Columns::WithRiskClass),
+            _ => None,
+        }
+    }
+
+    /// The columns of a file whose header was checked (at import, or when it was frozen).
+    pub fn of_file(bytes: &[u8]) -> Columns {
+        let header = &bytes[..body_offset(bytes)];
+        let header = std::str::from_utf8(header).unwrap_or_default().trim_end_matches('\n').trim_end_matches('\r');
+        Columns::of_header(header).unwrap_or(Columns::Plain)
+    }
+
+    pub fn header(self) -> &'static str {
+        match self {
+            Columns::Plain => HEADER,
+            Columns::WithRiskClass => HEADER_WITH_RISK_CLASS,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -75,33 +116,47 @@ pub fn rows<'a>(
     })?;
     let mut lines = text.split('\n');
     let header = lines.next().unwrap_or_default().trim_end_matches('\r');
-    if header != HEADER {
-        return Err(RowError { line: 1, reason: format!("the header must be `{HEADER}`") });
-    }
+    let columns = Columns::of_header(header).ok_or_else(|| RowError {
+        line: 1,
+        reason: format!("the header must be `{HEADER}`, or `{HEADER_WITH_RISK_CLASS}` with the credit-risk classes"),
+    })?;
     Ok(lines
         .enumerate()
         .map(|(i, line)| (i as u64 + 2, line.trim_end_matches('\r')))
         .filter(|(_, line)| !line.is_empty())
-        .map(move |(number, line)| (number, parse_row(regions, line))))
+        .map(move |(number, line)| (number, parse_row(regions, columns, line))))
 }
 
-/// One row, its region code checked against the group's table (`regions`).
-pub fn parse_row<'a>(regions: &Regions, line: &'a str) -> Result<EntityRow<'a>, String> {
+/// One row of a file with `columns`, its region code checked against the group's table
+/// (`regions`).
+pub fn parse_row<'a>(regions: &Regions, columns: Columns, line: &'a str) -> Result<EntityRow<'a>, String> {
+    let expected = match columns {
+        Columns::Plain => 6,
+        Columns::WithRiskClass => 7,
+    };
     let mut fields = line.split(',');
     let mut next = || fields.next();
     let (Some(uscc), Some(name), Some(region), Some(industry), Some(credit_status), Some(address)) =
         (next(), next(), next(), next(), next(), next())
     else {
-        return Err("a row has 6 fields".into());
+        return Err(format!("a row has {expected} fields"));
+    };
+    let risk_class = match (columns, fields.next()) {
+        (Columns::Plain, None) => None,
+        (Columns::WithRiskClass, Some("")) => None,
+        (Columns::WithRiskClass, Some(class)) => Some(RiskClass::parse(class).ok_or_else(|| {
+            format!("risk_class `{class}` is none of {} (or empty)", RiskClass::names())
+        })?),
+        _ => return Err(format!("a row has {expected} fields (names and addresses may not hold commas)")),
     };
     if fields.next().is_some() {
-        return Err("a row has 6 fields (names and addresses may not hold commas)".into());
+        return Err(format!("a row has {expected} fields (names and addresses may not hold commas)"));
     }
     Uscc::check(uscc).map_err(|e| format!("uscc `{uscc}`: {e}"))?;
     check_entity_fields(name, industry, credit_status, address)
         .map_err(|(field, reason)| format!("{field} {reason}"))?;
     let region = regions.parse_known(region).ok_or_else(|| format!("region_code `{region}` is not in GB/T 2260"))?;
-    Ok(EntityRow { uscc, name, region, industry, credit_status, address })
+    Ok(EntityRow { uscc, name, region, industry, credit_status, address, risk_class })
 }
 
 /// Checks a whole file: every row parses, every USCC appears once. Answers its hash and size.
@@ -120,12 +175,15 @@ pub fn check_hashed(
     let one = |error: RowError| DirectoryError { errors: vec![error], bad_rows: 1 };
     // The header and UTF-8 of the whole file; the rows are checked in slices below.
     drop(rows(regions, bytes).map_err(one)?);
+    let columns = Columns::of_file(bytes);
     let body = body_offset(bytes);
     let (hash, checked) = std::thread::scope(|scope| {
         let hash = scope.spawn(|| sha256.unwrap_or_else(|| sha256_hex(bytes)));
         let slices: Vec<_> = slices(bytes, body, workers())
             .into_iter()
-            .map(|(start, end, first_line)| scope.spawn(move || check_slice(regions, &bytes[start..end], first_line)))
+            .map(|(start, end, first_line)| {
+                scope.spawn(move || check_slice(regions, columns, &bytes[start..end], first_line))
+            })
             .collect();
         let checked: Vec<SliceCheck> = slices.into_iter().map(|s| s.join().expect("a checking thread")).collect();
         (hash.join().expect("the hashing thread"), checked)
@@ -179,7 +237,7 @@ struct SliceCheck {
     keys: Vec<u128>,
 }
 
-fn check_slice(regions: &Regions, slice: &[u8], first_line: u64) -> SliceCheck {
+fn check_slice(regions: &Regions, columns: Columns, slice: &[u8], first_line: u64) -> SliceCheck {
     let mut result = SliceCheck { errors: Vec::new(), bad_rows: 0, keys: Vec::with_capacity(slice.len() / 100) };
     let text = std::str::from_utf8(slice).expect("the whole file is UTF-8 and slices end at line ends");
     for (i, line) in text.split('\n').enumerate() {
@@ -187,7 +245,7 @@ fn check_slice(regions: &Regions, slice: &[u8], first_line: u64) -> SliceCheck {
         if line.is_empty() {
             continue;
         }
-        match parse_row(regions, line) {
+        match parse_row(regions, columns, line) {
             Ok(row) => result.keys.push(uscc_key(row.uscc)),
             Err(reason) => {
                 result.bad_rows += 1;
@@ -250,7 +308,7 @@ pub fn slices(bytes: &[u8], body: usize, count: usize) -> Vec<(usize, usize, u64
 }
 
 /// The fields of a row of a file whose hash is pinned (so it was checked at import): split
-/// only, without checking again.
+/// only, without checking again. A seventh field is the credit-risk class (`Columns`).
 pub fn fields(line: &str) -> Option<EntityRow<'_>> {
     let mut fields = line.split(',');
     let uscc = fields.next()?;
@@ -259,7 +317,11 @@ pub fn fields(line: &str) -> Option<EntityRow<'_>> {
     let industry = fields.next()?;
     let credit_status = fields.next()?;
     let address = fields.next()?;
-    Some(EntityRow { uscc, name, region, industry, credit_status, address })
+    let risk_class = match fields.next() {
+        None | Some("") => None,
+        Some(class) => Some(RiskClass::parse(class)?),
+    };
+    Some(EntityRow { uscc, name, region, industry, credit_status, address, risk_class })
 }
 
 /// Whether `region` lies within `scope`, cached: a directory has millions of rows over a few

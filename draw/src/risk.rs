@@ -1,7 +1,11 @@
 //! Risk classes (风险分类) from a configurable scoring: points for the entity's credit status,
 //! industry and region, and for its history in the ledger (findings, complaints, overdue
-//! tasks); the sum decides high, normal or low. The class feeds the draw and never leaves the
-//! bureaus (风险分类情况不对外公开).
+//! tasks); the sum decides high, normal or low. Where the register holds the provincial
+//! credit-risk system's class (`EntityRow::risk_class`), that class stands in for the credit,
+//! industry and region points (the system weighed those already), at the edge of its class
+//! nearest the next (`assessed_points`), and the ledger's history still adds to it: events since
+//! the system's last classification raise an entity. The class feeds the draw and never leaves the bureaus
+//! (风险分类情况不对外公开).
 
 use std::collections::HashMap;
 
@@ -35,9 +39,14 @@ impl<'a> RiskScorer<'a> {
         let region = *self.region.entry(row.region).or_insert_with(|| {
             scoring.region_points.iter().find(|(code, _)| regions.is_within(row.region, *code)).map_or(0, |(_, p)| *p)
         });
-        let mut points = self.credit.get(row.credit_status).copied().unwrap_or(0)
-            + self.industry.get(row.industry).copied().unwrap_or(0)
-            + region;
+        let mut points = match row.risk_class {
+            Some(class) => self.assessed_points(class),
+            None => {
+                self.credit.get(row.credit_status).copied().unwrap_or(0)
+                    + self.industry.get(row.industry).copied().unwrap_or(0)
+                    + region
+            }
+        };
         if let Some(history) = history {
             let per = |count: u32, each: i32| i32::try_from(count).unwrap_or(i32::MAX).saturating_mul(each);
             points = points
@@ -46,6 +55,16 @@ impl<'a> RiskScorer<'a> {
                 .saturating_add(per(history.overdue_tasks, scoring.points_per_overdue_task));
         }
         points
+    }
+
+    /// The points an assessed class starts from: the lower edge of high and normal, the upper
+    /// edge of low, so that the ledger's events move it up as they would a scored entity.
+    fn assessed_points(&self, class: RiskClass) -> i32 {
+        match class {
+            RiskClass::High => self.scoring.high_from,
+            RiskClass::Normal => self.scoring.low_below,
+            RiskClass::Low => self.scoring.low_below.saturating_sub(1),
+        }
     }
 
     pub fn class(&mut self, row: &EntityRow<'_>, history: Option<&EntityHistory>) -> RiskClass {

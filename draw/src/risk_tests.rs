@@ -162,3 +162,118 @@ fn risk_files_take_over_from_the_scan_and_the_yearly_cap_keeps_inspected_entitie
     let decoded = copy.programme().campaign(capped).unwrap().draw.clone().unwrap();
     assert_eq!(decoded.inputs.year_cap, Some(cap), "the cap outlives a checkpoint");
 }
+
+mod credit_risk_classes {
+    use ledger::campaign::register::{ChangeKind, RegisterChange, RegisteredEntity};
+    use ledger::campaign::{EntityHistory, RiskClass};
+    use ledger::Regions;
+
+    use super::*;
+    use crate::directory::{Columns, HEADER_WITH_RISK_CLASS};
+    use crate::generate::synthetic_uscc;
+    use crate::register::freeze;
+    use crate::risk::RiskScorer;
+
+    fn classify(serial: u64, uscc: &Uscc, class: Option<RiskClass>) -> RegisterChange {
+        let kind = ChangeKind::classifying(class);
+        RegisterChange { id: format!("CR-{serial}"), kind, uscc: uscc.clone(), entity: None }
+    }
+
+    fn establish(serial: u64, kind: ChangeKind, name: &str) -> RegisterChange {
+        let entity = RegisteredEntity {
+            name: name.into(),
+            region: code(TIANHE),
+            industry: "retail".into(),
+            credit_status: "normal".into(),
+            address: String::new(),
+        };
+        let uscc = synthetic_uscc(code(TIANHE), serial);
+        RegisterChange { id: format!("R-{serial}-{kind}"), kind, uscc, entity: Some(entity) }
+    }
+
+    fn class_column(text: &str, uscc: &Uscc) -> Option<String> {
+        let line = text.lines().find(|line| line.starts_with(uscc.as_str()))?;
+        Some(line.rsplit(',').next().unwrap_or_default().to_owned())
+    }
+
+    #[test]
+    fn classifications_fold_into_the_frozen_file_and_an_amendment_keeps_the_class() {
+        let regions = Regions::compiled_shared();
+        let base = generate(40, code(TIANHE), 5);
+        let rows: Vec<Uscc> = directory::rows(regions, &base)
+            .unwrap()
+            .map(|(_, row)| Uscc::parse(row.unwrap().uscc).unwrap())
+            .collect();
+        // Without classifications the file keeps the plain columns (and its bytes).
+        let plain = vec![establish(9_000, ChangeKind::Establish, "新设公司甲")];
+        let mut out = Vec::new();
+        freeze(&base, &plain, &mut out).unwrap();
+        assert!(out.starts_with(format!("{}\n", crate::directory::HEADER).as_bytes()));
+
+        let new_entity = synthetic_uscc(code(TIANHE), 9_001);
+        let mut amend = establish(0, ChangeKind::Amend, "改名后的公司");
+        amend.uscc = rows[0].clone();
+        let changes = vec![
+            classify(1, &rows[0], Some(RiskClass::High)),
+            amend,
+            classify(2, &rows[1], Some(RiskClass::Low)),
+            classify(3, &rows[2], Some(RiskClass::High)),
+            classify(4, &rows[2], None),
+            establish(9_001, ChangeKind::Establish, "新设公司乙"),
+            classify(5, &new_entity, Some(RiskClass::Normal)),
+            // About an entity the register does not hold: no row.
+            classify(6, &synthetic_uscc(code(TIANHE), 9_999), Some(RiskClass::High)),
+        ];
+        let mut out = Vec::new();
+        let frozen = freeze(&base, &changes, &mut out).unwrap();
+        assert_eq!(frozen, directory::check(regions, &out).expect("a frozen file with classes is a directory"));
+        assert_eq!(frozen.entities, 41);
+        assert_eq!(Columns::of_file(&out), Columns::WithRiskClass);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with(HEADER_WITH_RISK_CLASS));
+        assert_eq!(class_column(&text, &rows[0]).as_deref(), Some("high"), "the amendment kept the class");
+        assert!(text.contains("改名后的公司"));
+        assert_eq!(class_column(&text, &rows[1]).as_deref(), Some("low"));
+        assert_eq!(class_column(&text, &rows[2]).as_deref(), Some(""), "withdrawn");
+        assert_eq!(class_column(&text, &rows[3]).as_deref(), Some(""), "never classed");
+        assert_eq!(class_column(&text, &new_entity).as_deref(), Some("normal"));
+        assert!(!text.contains(synthetic_uscc(code(TIANHE), 9_999).as_str()));
+        // Frozen again from this file with no change: the same bytes.
+        let mut again = Vec::new();
+        freeze(&out, &[], &mut again).unwrap();
+        assert_eq!(again, out);
+        // A class the column does not know is refused at import.
+        let bad = text.replacen(",high\n", ",urgent\n", 1);
+        let refused = directory::check(regions, bad.as_bytes()).expect_err("refused");
+        assert!(refused.to_string().contains("risk_class"), "{refused}");
+    }
+
+    #[test]
+    fn an_assessed_class_replaces_the_columns_points_and_events_still_raise_it() {
+        let regions = Regions::compiled();
+        let scoring = crate::tests::scoring();
+        let mut scorer = RiskScorer::new(regions, &scoring);
+        // Serious violation and drugs: high by the columns' points.
+        let row = |risk_class| directory::EntityRow {
+            uscc: "91440106MA5D0001X3",
+            name: "某公司",
+            region: code(TIANHE),
+            industry: "drugs",
+            credit_status: "serious_violation",
+            address: "",
+            risk_class,
+        };
+        assert_eq!(scorer.class(&row(None), None), RiskClass::High);
+        assert_eq!(scorer.class(&row(Some(RiskClass::Low)), None), RiskClass::Low, "the system's class stands");
+        assert_eq!(scorer.class(&row(Some(RiskClass::Normal)), None), RiskClass::Normal);
+        let found = |findings| EntityHistory {
+            uscc: Uscc::parse("91440106MA5D0001X3").unwrap_or_else(|_| synthetic_uscc(code(TIANHE), 1)),
+            findings,
+            complaints: 0,
+            overdue_tasks: 0,
+            last_team: Vec::new(),
+        };
+        assert_eq!(scorer.class(&row(Some(RiskClass::Low)), Some(&found(1))), RiskClass::Normal, "a finding raises");
+        assert_eq!(scorer.class(&row(Some(RiskClass::Normal)), Some(&found(2))), RiskClass::High);
+    }
+}

@@ -38,7 +38,7 @@ fn item(code: &str, industries: &[&str], expertise: &str) -> InspectionItem {
     }
 }
 
-fn scoring() -> RiskScoring {
+pub(crate) fn scoring() -> RiskScoring {
     RiskScoring {
         credit_points: vec![("abnormal".into(), 30), ("serious_violation".into(), 60)],
         industry_points: vec![("food_production".into(), 20), ("drugs".into(), 25), ("catering".into(), 10)],

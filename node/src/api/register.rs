@@ -3,12 +3,16 @@
 //! journal read back for audit (and for making a freeze's file again).
 
 use ledger::campaign::register::{ChangeKind, ChangeOutcome, JournalEntry, RegisterChange, RegisteredEntity};
+use ledger::campaign::RiskClass;
 use ledger::{Regions, Uscc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::time::format_ms;
 use super::ApiError;
+
+/// The kind of a credit-risk classification on the wire (the ledger keeps one kind per class).
+pub const CLASSIFY: &str = "classify";
 
 /// An entity as a change leaves it: a directory row's fields without the USCC.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -31,20 +35,39 @@ pub struct RegisteredEntityJson {
 pub struct RegisterChangeJson {
     /// The registration system's id of the change: delivered again, it is recorded once.
     pub id: String,
-    /// `establish` (设立), `amend` (变更), `revoke` (吊销) or `deregister` (注销).
+    /// `establish` (设立), `amend` (变更), `revoke` (吊销) or `deregister` (注销) from the
+    /// registration system; `classify` (信用风险分类) from the provincial credit-risk system.
     pub kind: String,
     pub uscc: String,
-    /// The entity after an establishment or amendment; absent for a revocation or
-    /// deregistration.
+    /// The entity after an establishment or amendment; absent for the other kinds.
     #[serde(default)]
     pub entity: Option<RegisteredEntityJson>,
+    /// A classification's class: `high`, `normal` or `low`; absent (or null) withdraws the
+    /// entity's class. Only with `classify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_class: Option<String>,
 }
 
 impl RegisterChangeJson {
     /// The change, its words parsed (the ledger checks the rest).
     pub fn parse(self, regions: &Regions) -> Result<RegisterChange, ApiError> {
-        let kind = ChangeKind::parse(&self.kind)
-            .ok_or_else(|| ApiError::invalid_field("kind", format!("one of {}", ChangeKind::names())))?;
+        let kind = if self.classifies() {
+            let class = self
+                .risk_class
+                .as_deref()
+                .map(|text| super::parse_enum("risk_class", text, RiskClass::parse, RiskClass::names))
+                .transpose()?;
+            ChangeKind::classifying(class)
+        } else {
+            if self.risk_class.is_some() {
+                return Err(ApiError::invalid_field("risk_class", "only a `classify` change carries a risk class"));
+            }
+            let registrations = ChangeKind::ALL.iter().filter(|kind| kind.classification().is_none());
+            let known = registrations.map(|kind| kind.as_str()).collect::<Vec<_>>().join(", ");
+            ChangeKind::parse(&self.kind)
+                .filter(|kind| kind.classification().is_none())
+                .ok_or_else(|| ApiError::invalid_field("kind", format!("one of {known}, {CLASSIFY}")))?
+        };
         let uscc = Uscc::parse(&self.uscc)
             .map_err(|e| ApiError::Invalid { code: "invalid_uscc", message: format!("uscc: {e}") })?;
         let entity = self
@@ -62,10 +85,17 @@ impl RegisterChangeJson {
         Ok(RegisterChange { id: self.id, kind, uscc, entity })
     }
 
+    /// Whether it is the credit-risk system's classification.
+    pub fn classifies(&self) -> bool {
+        self.kind == CLASSIFY
+    }
+
     fn of(change: &RegisterChange) -> RegisterChangeJson {
+        let classification = change.kind.classification();
         RegisterChangeJson {
             id: change.id.clone(),
-            kind: change.kind.as_str().to_owned(),
+            kind: if classification.is_some() { CLASSIFY.to_owned() } else { change.kind.as_str().to_owned() },
+            risk_class: classification.flatten().map(|class| class.as_str().to_owned()),
             uscc: change.uscc.as_str().to_owned(),
             entity: change.entity.as_ref().map(|entity| RegisteredEntityJson {
                 name: entity.name.clone(),

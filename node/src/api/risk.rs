@@ -36,6 +36,10 @@ pub struct RiskFileJson {
     pub yearly_cap: Option<u32>,
     /// Inspected as often this year as the cap allows: untargeted draws pass it by.
     pub at_cap: bool,
+    /// The provincial credit-risk system's class (`high`, `normal`, `low`) as its feed last
+    /// reported it, and when; absent before any report or once withdrawn.
+    pub credit_risk_class: Option<String>,
+    pub classified_at: Option<String>,
 }
 
 impl RiskFileJson {
@@ -56,6 +60,8 @@ impl RiskFileJson {
             inspections_this_year,
             yearly_cap,
             at_cap: yearly_cap.is_some_and(|cap| inspections_this_year >= cap),
+            credit_risk_class: file.assessed.map(|(class, _)| class.as_str().to_owned()),
+            classified_at: file.assessed.map(|(_, at_ms)| format_ms(at_ms)),
         }
     }
 }

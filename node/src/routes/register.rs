@@ -21,7 +21,7 @@ use crate::api::register::{
 };
 use crate::api::{time, ApiError};
 use crate::kept_files::{replication, Shelf};
-use crate::reference::{members_read, FEATURE_REGISTER_FEED};
+use crate::reference::{members_read, FEATURE_REGISTER_FEED, FEATURE_RISK_FILES};
 use crate::state::AppState;
 use crate::write_path::{propose_or_relay, relay_if_follower, OriginalRequest, WriteOutcome};
 
@@ -87,6 +87,12 @@ async fn feed(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Resu
     // a failover, and never answered the new leader, does not stop the feed.
     if !state.store.read().ledger.register_in_use() {
         members_read(&state, FEATURE_REGISTER_FEED, "changes of the entity register").await?;
+    }
+    // Classifications are kinds an older build cannot decode: once the risk files are kept
+    // every member reads them (the leader turned them on only then).
+    let classifies = decoded.iter().any(|(_, change)| change.as_ref().is_ok_and(RegisterChangeJson::classifies));
+    if classifies && !state.store.read().ledger.risk_files().kept() {
+        members_read(&state, FEATURE_RISK_FILES, "the credit-risk system's classifications").await?;
     }
     let allowed = feed.bucket.lock().expect("not poisoned").take(count, std::time::Instant::now());
     if let Err(wait) = allowed {

@@ -48,13 +48,47 @@ wire_enum! {
         Revoke = "revoke",
         /// 注销登记: it ceased to exist.
         Deregister = "deregister",
+        /// 信用风险分类: the provincial credit-risk system classed the entity high, normal or low
+        /// risk (its A to D classes as the system's feed maps them); the register keeps the
+        /// class in its `risk_class` column, which a draw's risk classes start from. These four
+        /// go last (a variant is encoded by its position) and are recorded only when every
+        /// member reads `risk-files-v1`.
+        ClassifyHigh = "classify_high",
+        ClassifyNormal = "classify_normal",
+        ClassifyLow = "classify_low",
+        /// The credit-risk system withdrew its class of the entity.
+        Unclassify = "unclassify",
     }
 }
 
 impl ChangeKind {
-    /// Whether the entity is in the register after this change.
+    /// Whether the entity is in the register after this change; a classification leaves its
+    /// presence as it was (`classification`).
     pub fn keeps_entity(self) -> bool {
         matches!(self, ChangeKind::Establish | ChangeKind::Amend)
+    }
+
+    /// For a classification, the class it gives (none: withdrawn); `None` for a registration.
+    pub fn classification(self) -> Option<Option<super::RiskClass>> {
+        use super::RiskClass;
+        match self {
+            ChangeKind::ClassifyHigh => Some(Some(RiskClass::High)),
+            ChangeKind::ClassifyNormal => Some(Some(RiskClass::Normal)),
+            ChangeKind::ClassifyLow => Some(Some(RiskClass::Low)),
+            ChangeKind::Unclassify => Some(None),
+            ChangeKind::Establish | ChangeKind::Amend | ChangeKind::Revoke | ChangeKind::Deregister => None,
+        }
+    }
+
+    /// The classification that gives `class` (none: withdraws it).
+    pub fn classifying(class: Option<super::RiskClass>) -> ChangeKind {
+        use super::RiskClass;
+        match class {
+            Some(RiskClass::High) => ChangeKind::ClassifyHigh,
+            Some(RiskClass::Normal) => ChangeKind::ClassifyNormal,
+            Some(RiskClass::Low) => ChangeKind::ClassifyLow,
+            None => ChangeKind::Unclassify,
+        }
     }
 }
 
@@ -432,6 +466,9 @@ impl crate::apply::Ledger {
             let seq = self.register.next_seq();
             let entry = JournalEntry { seq, change: change.clone(), source: actor.user.clone(), recorded_ms: stamp_ms };
             self.insert_register_entry(entry);
+            if let Some(class) = change.kind.classification() {
+                self.note_assessed_class(&change.uscc, class, stamp_ms);
+            }
             outcomes.push(ChangeOutcome::Recorded { seq });
         }
         Ok(outcomes)

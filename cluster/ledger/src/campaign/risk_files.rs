@@ -49,6 +49,10 @@ pub struct RiskFile {
     /// Drawn inspections of it by the year (Beijing time) their tasks were made: (year, count),
     /// oldest first, the newest `YEARS_KEPT` years.
     pub inspections: Vec<(i32, u32)>,
+    /// The provincial credit-risk system's class as its feed last reported it through the
+    /// register (`register::ChangeKind::ClassifyHigh` …), and when; none before any report or
+    /// once withdrawn. The draw reads the class from the frozen register, not from here.
+    pub assessed: Option<(RiskClass, u64)>,
 }
 
 impl RiskFile {
@@ -61,6 +65,7 @@ impl RiskFile {
             overdue_tasks: 0,
             last_team: Vec::new(),
             inspections: Vec::new(),
+            assessed: None,
         }
     }
 
@@ -356,6 +361,27 @@ impl crate::Ledger {
         let old = self.risk_file(&uscc);
         let mut file = old.as_deref().cloned().unwrap_or_else(|| RiskFile::new(uscc, region));
         file.last_team = team;
+        self.save_risk_file(old.as_deref(), file);
+    }
+
+    /// A classification the register's feed recorded: the entity's file shows it. The file of
+    /// an entity the ledger never met is placed by the region that registered it (USCC digits
+    /// 3 to 8).
+    pub(crate) fn note_assessed_class(&mut self, uscc: &Uscc, class: Option<RiskClass>, stamp_ms: u64) {
+        if !self.risk_files.kept {
+            return;
+        }
+        let old = self.risk_file(uscc);
+        let region = match &old {
+            Some(file) => file.region,
+            None => match self.regions().parse_known(uscc.registering_region()) {
+                Some(region) => region,
+                // A registering region the table does not know: no file to place it in.
+                None => return,
+            },
+        };
+        let mut file = old.as_deref().cloned().unwrap_or_else(|| RiskFile::new(uscc.clone(), region));
+        file.assessed = class.map(|class| (class, stamp_ms));
         self.save_risk_file(old.as_deref(), file);
     }
 

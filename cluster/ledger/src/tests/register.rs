@@ -177,6 +177,34 @@ fn a_source_touches_only_the_entities_its_bureau_registered() {
 }
 
 #[test]
+fn a_classification_is_recorded_like_a_change_and_shown_in_the_entitys_risk_file() {
+    use crate::campaign::risk_files::RiskFilesAction;
+    use crate::campaign::RiskClass;
+    let mut ledger = imported();
+    let system = Actor { user: "system".into(), bureau: bureau("440000"), role: Role::System };
+    apply(&mut ledger, system, ProgrammeAction::RiskFiles(RiskFilesAction::Keep)).expect("the files are kept");
+    let credit_risk = Actor { user: "gd-credit-risk".into(), bureau: bureau("440000"), role: Role::Source };
+    let mut with_entity = change("r-3", ChangeKind::ClassifyHigh, 3, "440106");
+    with_entity.entity = change("x", ChangeKind::Establish, 3, "440106").entity;
+    let batch = vec![
+        change("r-1", ChangeKind::ClassifyHigh, 1, "440106"),
+        change("r-2", ChangeKind::ClassifyLow, 2, "440106"),
+        with_entity,
+        change("r-4", ChangeKind::Unclassify, 2, "440106"),
+    ];
+    let answer = apply(&mut ledger, credit_risk, ProgrammeAction::RecordRegisterChanges(batch)).expect("taken");
+    let Some(ProgrammeRecord::RegisterChanges(outcomes)) = answer.record else { panic!("per change") };
+    assert_eq!(outcomes[0], ChangeOutcome::Recorded { seq: 1 });
+    assert!(matches!(outcomes[2], ChangeOutcome::Refused(Rejection::Invalid { .. })), "a class carries no entity");
+    assert_eq!(outcomes[3], ChangeOutcome::Recorded { seq: 3 });
+    let high = ledger.risk_file(&uscc(1)).expect("a file for the classed entity");
+    assert_eq!(high.assessed.map(|(class, _)| class), Some(RiskClass::High));
+    assert_eq!(high.region, bureau("440106"), "placed by the region that registered it");
+    assert_eq!(ledger.risk_file(&uscc(2)).expect("a file").assessed, None, "withdrawn");
+    assert_eq!(ledger.entity_register().journal_len(), 3);
+}
+
+#[test]
 fn a_freeze_that_leaves_the_file_as_it_was_moves_the_current_version_forward() {
     let mut ledger = imported();
     record(&mut ledger, vec![change("c-1", ChangeKind::Revoke, 1, "440106")]);
