@@ -610,10 +610,25 @@ async function openEntity(uscc, cursor = null) {
   body.innerHTML = `
     <h2 id="entity-title">${esc(t("entity_file"))} · ${esc(file.uscc)}</h2>
     <p>${file.names.map(esc).join(" / ") || ""}</p>
+    ${riskFileCard(file.risk)}
     ${file.tasks.length ? taskTable(file.tasks, "entity-tasks") : `<p class="muted">${esc(t("entity_none"))}</p>`}
     ${file.next_cursor ? `<button id="entity-more">${esc(t("more"))}</button>` : ""}`;
   bindTaskTable(body, file.tasks);
   if (file.next_cursor) $("#entity-more").addEventListener("click", () => openEntity(uscc, file.next_cursor));
+}
+
+// The entity's risk file: the credit-risk system's class, the ledger's events that raise a
+// draw's class, and how often it was inspected this year against the group's cap. Internal.
+function riskFileCard(risk) {
+  if (!risk) return "";
+  const credit = risk.credit_risk_class ? `${t(`risk.${risk.credit_risk_class}`)} · ${fmtTime(risk.classified_at)}` : t("erisk.none");
+  const cap = risk.yearly_cap ? ` / ${t("erisk.cap")} ${risk.yearly_cap}` : "";
+  const years = risk.inspections_by_year.map((y) => `${y.year}: ${y.inspections}`).join("，");
+  const lines = [`${esc(t("erisk.credit"))}: ${esc(credit)}`,
+    `${esc(t("erisk.findings"))} ${risk.findings} · ${esc(t("erisk.complaints"))} ${risk.complaints} · ${esc(t("erisk.overdue"))} ${risk.overdue_tasks}`,
+    `${esc(t("erisk.this_year"))}: ${risk.inspections_this_year}${esc(cap)}${years ? ` · ${esc(t("erisk.years"))} ${esc(years)}` : ""}`];
+  if (risk.at_cap) lines.push(`<strong>${esc(t("erisk.at_cap"))}</strong>`);
+  return `<div class="card" id="entity-risk"><h3>${esc(t("erisk.title"))}</h3><p>${lines.join("<br>")}</p></div>`;
 }
 
 // A table of tasks in the drawer (the enterprise file, search results); a row opens its task.

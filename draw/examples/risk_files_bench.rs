@@ -29,7 +29,8 @@ fn main() {
     let tasks: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let entities: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(200_000);
     let tianhe = BureauCode::parse_compiled("440106").expect("Tianhe");
-    let command = Actor { user: "gz-planner".into(), bureau: BureauCode::parse_compiled("440100").unwrap(), role: Role::Command };
+    let command =
+        Actor { user: "gz-planner".into(), bureau: BureauCode::parse_compiled("440100").unwrap(), role: Role::Command };
     let second = Actor { user: "gz-second".into(), ..command.clone() };
     let system = Actor { user: "system".into(), ..command.clone() };
     let system = Actor { role: Role::System, ..system };
@@ -79,7 +80,12 @@ fn main() {
     let spec = CampaignSpec {
         name: "基准".into(),
         bureau: command.bureau,
-        items: vec![InspectionItem { code: "F1".into(), name: "F1".into(), industries: Vec::new(), expertise: "food".into() }],
+        items: vec![InspectionItem {
+            code: "F1".into(),
+            name: "F1".into(),
+            industries: Vec::new(),
+            expertise: "food".into(),
+        }],
         scope_region: tianhe,
         targeted: false,
         industries: Vec::new(),

@@ -144,9 +144,10 @@ pub fn parse_row<'a>(regions: &Regions, columns: Columns, line: &'a str) -> Resu
     let risk_class = match (columns, fields.next()) {
         (Columns::Plain, None) => None,
         (Columns::WithRiskClass, Some("")) => None,
-        (Columns::WithRiskClass, Some(class)) => Some(RiskClass::parse(class).ok_or_else(|| {
-            format!("risk_class `{class}` is none of {} (or empty)", RiskClass::names())
-        })?),
+        (Columns::WithRiskClass, Some(class)) => Some(
+            RiskClass::parse(class)
+                .ok_or_else(|| format!("risk_class `{class}` is none of {} (or empty)", RiskClass::names()))?,
+        ),
         _ => return Err(format!("a row has {expected} fields (names and addresses may not hold commas)")),
     };
     if fields.next().is_some() {

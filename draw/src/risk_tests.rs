@@ -200,10 +200,8 @@ mod credit_risk_classes {
     fn classifications_fold_into_the_frozen_file_and_an_amendment_keeps_the_class() {
         let regions = Regions::compiled_shared();
         let base = generate(40, code(TIANHE), 5);
-        let rows: Vec<Uscc> = directory::rows(regions, &base)
-            .unwrap()
-            .map(|(_, row)| Uscc::parse(row.unwrap().uscc).unwrap())
-            .collect();
+        let rows: Vec<Uscc> =
+            directory::rows(regions, &base).unwrap().map(|(_, row)| Uscc::parse(row.unwrap().uscc).unwrap()).collect();
         // Without classifications the file keeps the plain columns (and its bytes).
         let plain = vec![establish(9_000, ChangeKind::Establish, "新设公司甲")];
         let mut out = Vec::new();

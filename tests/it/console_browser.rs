@@ -789,7 +789,8 @@ async fn a_campaign_is_planned_and_drawn_on_the_console_by_two_people() {
 }
 
 /// The enterprise file on the console: a USCC on the board opens every task about the entity,
-/// closed ones that left the board too; a USCC typed into the search box and Enter does the same.
+/// closed ones that left the board too, and its risk file; a USCC typed into the search box and
+/// Enter does the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_uscc_on_the_page_or_in_the_search_box_opens_the_enterprise_file() {
     use serde_json::json;
@@ -806,6 +807,16 @@ async fn a_uscc_on_the_page_or_in_the_search_box_opens_the_enterprise_file() {
         assert_eq!(status, 200, "{action}: {answer}");
     }
     let open = cluster.create_task(1, "在办的线索", None).await;
+    // The leader keeps the entities' risk files from its first seconds: the file shows one.
+    wait_until("the risk files are kept", Duration::from_secs(30), || async {
+        let cap = cluster.get_json(1, COMMAND_TOKEN, "/api/v1/programme/inspection-cap").await;
+        if cap["risk_files_kept"] == true {
+            Ok(())
+        } else {
+            Err(cap.to_string())
+        }
+    })
+    .await;
     let driver = ChromeDriver::start();
     let profiles = tempfile::tempdir().expect("profiles");
     let page = driver.session(&profiles.path().join("command"), 1500, 900).await;
@@ -815,6 +826,9 @@ async fn a_uscc_on_the_page_or_in_the_search_box_opens_the_enterprise_file() {
         let link = format!("#task-rows tr[data-task-id='{}'] a[data-uscc]", open.id);
         page.find(Locator::Css(&link)).await.expect("the USCC link").click().await.expect("click");
         wait_for_text(&page, "#entity-title", USCC).await;
+        // Its risk file, internal: not classed by the credit-risk system, nothing inspected.
+        let risk = wait_for_text(&page, "#entity-risk", "风险档案").await;
+        assert!(risk.contains("未分类") && risk.contains("本年度被抽查: 0"), "{risk}");
         for id in [open.id, closed.id] {
             wait_for_element(&page, &format!("#drawer-body tr[data-entity-task='{id}']"), Duration::from_secs(10))
                 .await;

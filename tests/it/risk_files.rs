@@ -152,14 +152,19 @@ async fn credit_risk_classes_arrive_through_the_register_and_decide_a_targeted_d
     wait_for_risk_files(&cluster, leader).await;
     let region = ledger::BureauCode::parse_compiled(TIANHE).unwrap();
     let base = draw::generate::generate(1_000, region, 11);
-    let (status, imported) = cluster.post_csv(leader, COMMAND_TOKEN, "/api/v1/directories/entities", base.clone()).await;
+    let (status, imported) =
+        cluster.post_csv(leader, COMMAND_TOKEN, "/api/v1/directories/entities", base.clone()).await;
     assert_eq!(status, 201, "{imported}");
     enrol_inspectors(&cluster, leader).await;
 
     // Five entities classed high by the credit-risk system; a class it does not have, and a
     // class on a registration, are refused alone.
-    let usccs: Vec<String> =
-        std::str::from_utf8(&base).unwrap().lines().skip(1).map(|row| row.split(',').next().unwrap().to_owned()).collect();
+    let usccs: Vec<String> = std::str::from_utf8(&base)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|row| row.split(',').next().unwrap().to_owned())
+        .collect();
     let mut changes: Vec<Value> = (0..5)
         .map(|n| json!({"id": format!("CR-2026-{n:04}"), "kind": "classify", "uscc": usccs[n], "risk_class": "high"}))
         .collect();
@@ -178,7 +183,10 @@ async fn credit_risk_classes_arrive_through_the_register_and_decide_a_targeted_d
     assert_eq!(status, 200, "{answer}");
     let outcomes: Vec<&str> =
         answer["results"].as_array().unwrap().iter().map(|result| result["outcome"].as_str().unwrap()).collect();
-    assert_eq!(outcomes, ["recorded", "recorded", "recorded", "recorded", "recorded", "refused", "refused", "recorded"]);
+    assert_eq!(
+        outcomes,
+        ["recorded", "recorded", "recorded", "recorded", "recorded", "refused", "refused", "recorded"]
+    );
     let journal = cluster.get_json(leader, COMMAND_TOKEN, "/api/v1/register/changes?after=0").await;
     assert_eq!(journal["entries"][0]["change"]["kind"], "classify", "{journal}");
     assert_eq!(journal["entries"][0]["change"]["risk_class"], "high", "{journal}");
@@ -205,9 +213,15 @@ async fn credit_risk_classes_arrive_through_the_register_and_decide_a_targeted_d
         assert!(inspected.contains(uscc), "{uscc} was classed high and not drawn: {inspected:?}");
     }
     assert!(!inspected.contains(&usccs[7]), "classed low: not a high-risk entity");
-    let (_, proof) =
-        request_json(&cluster, leader, COMMAND_TOKEN, "GET", &format!("/api/v1/campaigns/{}/proof", planned["id"]), None)
-            .await;
+    let (_, proof) = request_json(
+        &cluster,
+        leader,
+        COMMAND_TOKEN,
+        "GET",
+        &format!("/api/v1/campaigns/{}/proof", planned["id"]),
+        None,
+    )
+    .await;
     assert_ne!(proof["draw"]["inputs"]["spec"]["entity_directory"], imported["sha256"], "drawn from the frozen file");
     let (ok, report) = tests::verify_proof(&cluster, leader, COMMAND_TOKEN, &proof).await;
     assert!(ok, "{report}");
