@@ -99,6 +99,8 @@ pub struct DirectorySummary {
     pub sha256: String,
     pub entities: u64,
     pub bytes: u64,
+    /// Whether its rows carry the credit-risk class (a build before classes cannot draw from it).
+    pub columns: Columns,
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
@@ -215,7 +217,7 @@ pub fn check_hashed(
     if entities == 0 {
         return Err(one(RowError { line: 2, reason: "the directory has no entities".into() }));
     }
-    Ok(DirectorySummary { sha256: hash, entities, bytes: bytes.len() as u64 })
+    Ok(DirectorySummary { sha256: hash, entities, bytes: bytes.len() as u64, columns })
 }
 
 /// The lines where repeated USCCs appear again (one pass, only when there are repeats).

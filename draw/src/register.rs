@@ -102,7 +102,7 @@ pub fn freeze<'a>(
     }
     file.flush()?;
     let (sha256, bytes) = file.finish();
-    Ok(DirectorySummary { sha256, entities, bytes })
+    Ok(DirectorySummary { sha256, entities, bytes, columns })
 }
 
 /// A row's fields besides its USCC and class, from the base file or from a change.

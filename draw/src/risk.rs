@@ -2,9 +2,9 @@
 //! industry and region, and for its history in the ledger (findings, complaints, overdue
 //! tasks); the sum decides high, normal or low. Where the register holds the provincial
 //! credit-risk system's class (`EntityRow::risk_class`), that class stands in for the credit,
-//! industry and region points (the system weighed those already), at the edge of its class
-//! nearest the next (`assessed_points`), and the ledger's history still adds to it: events since
-//! the system's last classification raise an entity. The class feeds the draw and never leaves the bureaus
+//! industry and region points (the system weighed those already), from an edge of its class
+//! (`assessed_points`), and the ledger's history still adds to it: events since the system's
+//! last classification raise an entity. The class feeds the draw and never leaves the bureaus
 //! (风险分类情况不对外公开).
 
 use std::collections::HashMap;
@@ -57,13 +57,16 @@ impl<'a> RiskScorer<'a> {
         points
     }
 
-    /// The points an assessed class starts from: the lower edge of high and normal, the upper
-    /// edge of low, so that the ledger's events move it up as they would a scored entity.
+    /// The points an assessed class starts from: the lower edge of high and of normal, the
+    /// upper edge of low. The ledger's events then move it up as they would a scored entity: a
+    /// low one with its first points, a normal one with as many as separate normal from high.
     fn assessed_points(&self, class: RiskClass) -> i32 {
+        let (high_from, low_below) = (self.scoring.high_from, self.scoring.low_below);
         match class {
-            RiskClass::High => self.scoring.high_from,
-            RiskClass::Normal => self.scoring.low_below,
-            RiskClass::Low => self.scoring.low_below.saturating_sub(1),
+            RiskClass::High => high_from,
+            // A scoring whose classes leave no room for normal still scores it below high.
+            RiskClass::Normal => low_below.min(high_from.saturating_sub(1)),
+            RiskClass::Low => low_below.saturating_sub(1),
         }
     }
 

@@ -56,8 +56,10 @@ pub const FEATURE_REGISTER_FEED: &str = "register-feed-v1";
 pub const FEATURE_DRAW_IN_PARTS: &str = "draw-in-parts-v1";
 /// The entities' risk files and the yearly cap (`ledger::campaign::risk_files`).
 pub const FEATURE_RISK_FILES: &str = "risk-files-v1";
+/// Annual plans filed with the parent group (`ledger::campaign::plan_filing`).
+pub const FEATURE_PLAN_FILING: &str = "plan-filing-v1";
 /// Every feature this build reads.
-pub(crate) const FEATURES_READ: [&str; 10] = [
+pub(crate) const FEATURES_READ: [&str; 11] = [
     FEATURE_REFERENCE,
     FEATURE_ORGANISATION,
     FEATURE_SITE_RECORDS,
@@ -68,6 +70,7 @@ pub(crate) const FEATURES_READ: [&str; 10] = [
     FEATURE_REGISTER_FEED,
     FEATURE_DRAW_IN_PARTS,
     FEATURE_RISK_FILES,
+    FEATURE_PLAN_FILING,
 ];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::access;
 use super::bureau::{BureauCode, Regions};
+use super::campaign::plan_filing::PlanFilings;
 use super::campaign::register::{JournalEntry, Register};
 use super::campaign::risk_files::{Contribution, RiskFile, RiskFiles};
 use super::campaign::{is_inspection_outcome, Programme};
@@ -113,6 +114,10 @@ pub struct Ledger {
     /// beacons (see `campaign::risk_files`). Last, so a core written before them is this core's
     /// bytes less the empty files' (`campaign::risk_files::core_of_format_8`).
     pub(crate) risk_files: RiskFiles,
+    /// The annual plans filed with this group by its child groups, and the versions of its own
+    /// its parent took (see `campaign::plan_filing`). Last, appended with the risk files in
+    /// format 9 (`campaign::plan_filing::core_of_format_8`).
+    pub(crate) plan_filings: PlanFilings,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -148,6 +153,7 @@ impl Default for Ledger {
             register: Register::default(),
             draws_in_parts: DrawsInParts::default(),
             risk_files: RiskFiles::default(),
+            plan_filings: PlanFilings::default(),
         }
     }
 }
@@ -1026,6 +1032,7 @@ impl Ledger {
         self.draws_in_parts.check(&self.programme, self.next_task_id).map_err(InvariantViolation)?;
         self.risk_files.check().map_err(InvariantViolation)?;
         self.programme.check_year_caps(&self.risk_files).map_err(InvariantViolation)?;
+        self.plan_filings.check().map_err(InvariantViolation)?;
         ensure!(
             !self.risk_files.kept() || self.programme.last_teams_empty(),
             "last teams kept in the core while the risk files keep them"

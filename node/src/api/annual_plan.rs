@@ -190,6 +190,9 @@ pub struct AnnualPlanJson {
     pub batches: Vec<BatchJson>,
     pub proposals: Vec<ProposalJson>,
     pub versions: Vec<PlanVersionJson>,
+    /// The version the parent group took, once filed there (报上级备案); absent in a group with
+    /// no parent, or before the first filing.
+    pub filed: Option<FilingJson>,
 }
 
 impl AnnualPlanJson {
@@ -224,6 +227,7 @@ impl AnnualPlanJson {
                 .collect(),
             proposals: plan.proposals.iter().map(|p| ProposalJson::of(regions, p)).collect(),
             versions: plan.versions.iter().map(PlanVersionJson::of).collect(),
+            filed: None,
         }
     }
 }
@@ -306,4 +310,81 @@ impl PublicAnnualPlanJson {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct PublicAnnualPlansJson {
     pub plans: Vec<PublicAnnualPlanJson>,
+}
+
+/// Which version of the plan the parent group took (报上级备案).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FilingJson {
+    /// The parent group (bureau code).
+    pub with_group: String,
+    pub with_group_name: String,
+    pub version: u32,
+    pub at: String,
+}
+
+impl FilingJson {
+    pub fn of(regions: &Regions, filing: &ledger::campaign::plan_filing::Filing) -> FilingJson {
+        FilingJson {
+            with_group: bureau(filing.with_group),
+            with_group_name: region_name(regions, filing.with_group),
+            version: filing.version,
+            at: format_ms(filing.at_ms),
+        }
+    }
+}
+
+/// A child group's plan as filed with this group: its batches at the version it sent.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FiledPlanJson {
+    pub from_group: String,
+    pub province: String,
+    pub province_name: String,
+    pub year: i32,
+    pub version: u32,
+    pub published_at: String,
+    pub filed_at: String,
+    pub batches: Vec<FiledBatchJson>,
+}
+
+/// A batch of a filed plan.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FiledBatchJson {
+    pub number: u32,
+    #[serde(flatten)]
+    pub spec: BatchSpecJson,
+    pub withdrawn: bool,
+    /// Campaigns carrying it out in the province's group when the version was sent.
+    pub campaigns: usize,
+}
+
+impl FiledPlanJson {
+    pub fn of(regions: &Regions, filed: &ledger::campaign::plan_filing::FiledPlan) -> FiledPlanJson {
+        let plan = &filed.plan;
+        FiledPlanJson {
+            from_group: bureau(filed.from_group),
+            province: bureau(plan.province),
+            province_name: region_name(regions, plan.province),
+            year: plan.year,
+            version: plan.version,
+            published_at: format_ms(plan.published_at_ms),
+            filed_at: format_ms(filed.filed_at_ms),
+            batches: plan
+                .batches
+                .iter()
+                .map(|batch| FiledBatchJson {
+                    number: batch.number,
+                    spec: BatchSpecJson::of(regions, &batch.spec),
+                    withdrawn: batch.withdrawn,
+                    campaigns: batch.campaigns.len(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `GET /api/v1/annual-plans/{year}/filed`: the plans this group's child groups filed with it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct FiledPlansJson {
+    pub year: i32,
+    pub plans: Vec<FiledPlanJson>,
 }

@@ -362,8 +362,8 @@ pub struct EntityFileJson {
     pub tasks: Vec<TaskJson>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,
-    /// Its risk file (internal, never public): absent when the group keeps none for it or it
-    /// lies outside the caller's scope.
+    /// Its risk file (internal, never public), for command centres and leadership: absent when
+    /// the group keeps none for it or it lies outside the caller's scope.
     pub risk: Option<risk::RiskFileJson>,
 }
 

@@ -11,6 +11,7 @@
 
 pub mod courier;
 pub mod peer_api;
+pub mod plan_filing;
 pub mod reports;
 
 use std::collections::{BTreeMap, HashMap};
@@ -140,6 +141,11 @@ impl Federation {
     }
 
     /// The known group that hosts `bureau`: the nearest group at or above it.
+    /// The group above this one in the federation (the nearest ancestor deployed), if any.
+    pub fn parent(&self) -> Option<BureauCode> {
+        self.parent
+    }
+
     pub fn host_of(&self, regions: &Regions, bureau: BureauCode) -> Option<BureauCode> {
         std::iter::successors(Some(bureau), |b| regions.parent(*b)).find(|b| self.groups.contains_key(b))
     }

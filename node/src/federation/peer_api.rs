@@ -86,6 +86,7 @@ pub fn router() -> Router<AppState> {
         .route(DELIVER_PATH, post(deliver))
         .route(REPORT_PATH, post(report))
         .route(STATUS_PATH, post(status))
+        .route(super::plan_filing::PLANS_PATH, post(super::plan_filing::file))
         .route("/federation/{version}", axum::routing::any(another_version))
         .route("/federation/{version}/{*rest}", axum::routing::any(another_version))
 }
@@ -124,7 +125,7 @@ fn parse_batch<T: serde::de::DeserializeOwned>(body: &[u8], len: impl Fn(&T) -> 
 
 /// The shared front of the write routes: authenticate the peer, read the body, hand the
 /// request to the leader if another node leads, parse the batch. `Err` is the response to give.
-async fn admit_write<T: serde::de::DeserializeOwned>(
+pub(super) async fn admit_write<T: serde::de::DeserializeOwned>(
     state: &AppState,
     uri: Uri,
     headers: HeaderMap,

@@ -21,7 +21,8 @@ use super::public::within_budget;
 use super::request::parse_json;
 use super::write::handle_write_of_feature;
 use crate::api::annual_plan::{
-    AnnualPlanJson, BatchProgressJson, BatchRequest, BureauProgressJson, PublicAnnualPlanJson, WithdrawBatchRequest,
+    AnnualPlanJson, BatchProgressJson, BatchRequest, BureauProgressJson, FiledPlanJson, FiledPlansJson, FilingJson,
+    PublicAnnualPlanJson, WithdrawBatchRequest,
 };
 use crate::api::ApiError;
 use crate::reference::FEATURE_ANNUAL_PLAN;
@@ -132,11 +133,33 @@ pub async fn plan(State(state): State<AppState>, Path(year): Path<String>, heade
                 .collect();
             (total, by_bureau)
         });
-        Ok(json)
+        let filed = ledger.plan_filings().filing(province, year).map(|filing| FilingJson::of(&regions, filing));
+        Ok(AnnualPlanJson { filed, ..json })
     })())
 }
 
 /// `POST /api/v1/annual-plans/{year}/proposals`: a city or county proposes a batch (上报).
+/// `GET /api/v1/annual-plans/{year}/filed`: the plans the group's child groups filed with it
+/// (the national group's view of the provinces' plans), for the users whose scope covers the
+/// group.
+pub async fn filed(State(state): State<AppState>, Path(year): Path<String>, headers: HeaderMap) -> Response {
+    super::json_answer((|| {
+        let user = state.users.authenticate(&headers)?;
+        let year = parse_year(&year)?;
+        let regions = state.regions();
+        if !regions.is_within(state.group_bureau, user.actor.bureau) {
+            return Err(ApiError::Forbidden(format!(
+                "the plans filed with group {} are for its own bureau's users, not bureau {}'s",
+                state.group_bureau, user.actor.bureau
+            )));
+        }
+        let replica = state.store.read();
+        let plans =
+            replica.ledger.plan_filings().filed_in(year).map(|filed| FiledPlanJson::of(&regions, filed)).collect();
+        Ok(FiledPlansJson { year, plans })
+    })())
+}
+
 pub async fn propose(
     State(state): State<AppState>,
     Path(year): Path<String>,

@@ -17,7 +17,7 @@ use super::{
     me, people, search, stations,
 };
 use crate::api::annual_plan::{
-    AnnualPlanJson, BatchRequest, PlanChangeJson, PublicAnnualPlanJson, WithdrawBatchRequest,
+    AnnualPlanJson, BatchRequest, FiledPlansJson, PlanChangeJson, PublicAnnualPlanJson, WithdrawBatchRequest,
 };
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
@@ -689,6 +689,14 @@ pub fn operations() -> Vec<Operation> {
         .handler(post(item_list::declare_matters)),
         op(Method::GET, "/api/v1/annual-plans/{year}", "The caller's province's annual plan, with progress", User, ok(schema::<AnnualPlanJson>))
             .handler(get(annual_plan::plan)),
+        op(
+            Method::GET,
+            "/api/v1/annual-plans/{year}/filed",
+            "The annual plans the group's child groups filed with it (the level above's view)",
+            User,
+            ok(schema::<FiledPlansJson>),
+        )
+        .handler(get(annual_plan::filed)),
         op(
             Method::POST,
             "/api/v1/annual-plans/{year}/proposals",

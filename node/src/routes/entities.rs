@@ -50,9 +50,12 @@ pub async fn file(
             let replica = state.store.read();
             let ledger = &replica.ledger;
             let this_year = ledger::reference::Day::beijing_of_ms(time::now_ms()).year();
+            // Risk classes and teams are for the command centres and leadership (as a draw's
+            // proof is), of the entity's region.
+            let reads_risk = matches!(user.actor.role, ledger::Role::Command | ledger::Role::Leadership);
             let risk = ledger
                 .risk_file(&uscc)
-                .filter(|file| ledger.regions().is_within(file.region, user.actor.bureau))
+                .filter(|file| reads_risk && ledger.regions().is_within(file.region, user.actor.bureau))
                 .map(|file| RiskFileJson::of(&file, ledger.risk_files(), this_year));
             let view = state.store.store_view().map_err(|e| ApiError::Internal(format!("reading the ledger: {e}")))?;
             let (page, more) = task_query::page(

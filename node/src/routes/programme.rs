@@ -63,6 +63,9 @@ pub fn record_json(state: &AppState, record: &ProgrammeRecord) -> serde_json::Va
             let files = replica.ledger.risk_files();
             serde_json::to_value(crate::api::risk::InspectionCapJson::of_cap(files.kept(), files.count(), cap.as_ref()))
         }
+        ProgrammeRecord::PlanFiled(filed) => {
+            serde_json::to_value(crate::api::annual_plan::FiledPlanJson::of(regions, filed))
+        }
         ProgrammeRecord::AnnualPlan(changed) => {
             use crate::api::annual_plan::{AnnualPlanJson, PlanChangeJson, PlanVersionJson};
             let (plan, version) = &**changed;
@@ -121,6 +124,12 @@ async fn import(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Re
     // changes recorded by then, and those recorded while it arrives are folded in later.
     let through = state.store.read().ledger.entity_register().journal_len();
     let summary = keep_directory(&state, body).await?;
+    // Rows with the credit-risk class: a build before classes would draw from the file as if
+    // it had none (and freeze it wrong), so every member must read them first.
+    if summary.columns == draw::directory::Columns::WithRiskClass {
+        let feature = crate::reference::FEATURE_RISK_FILES;
+        crate::reference::members_read(&state, feature, "directories with credit-risk classes").await?;
+    }
     let (sha256, entities, bytes) = (summary.sha256, summary.entities, summary.bytes);
     // Once every member reads the register's commands, a whole import is the live register's
     // base; before, the command every build takes.

@@ -260,6 +260,7 @@ impl Ledger {
                 self.record_draw_part(stamp_ms, actor, *campaign, *part, inspections, placements)
             }
             ProgrammeAction::RiskFiles(action) => self.apply_risk_files(stamp_ms, actor, action),
+            ProgrammeAction::PlanFiling(action) => self.apply_plan_filing(stamp_ms, actor, action),
             ProgrammeAction::EnterReportedResult { task, publish_deadline_ms } => {
                 self.enter_reported_result(stamp_ms, actor, *task, *publish_deadline_ms)
             }

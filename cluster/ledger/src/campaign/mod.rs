@@ -35,6 +35,7 @@ mod checks;
 pub mod draw_parts;
 mod draw_rules;
 pub mod item_list;
+pub mod plan_filing;
 mod public;
 pub mod register;
 pub mod risk_files;
@@ -421,6 +422,8 @@ pub enum ProgrammeRecord {
     RegisterChanges(Vec<register::ChangeOutcome>),
     /// The yearly cap as a change left it (none: lifted).
     InspectionCap(Option<risk_files::InspectionCap>),
+    /// A child group's plan as this group filed it.
+    PlanFiled(Box<plan_filing::FiledPlan>),
 }
 
 /// The programme's year: the inspection-item list and the annual plans. The ledger core's last
@@ -560,6 +563,9 @@ pub enum ProgrammeAction {
     /// The entities' risk files turned on, or the yearly cap set (`risk_files`); proposed only
     /// when every member reads `risk-files-v1`.
     RiskFiles(risk_files::RiskFilesAction),
+    /// A child group's published plan filed here, or the version of this group's own plan its
+    /// parent took (`plan_filing`); proposed only when every member reads `plan-filing-v1`.
+    PlanFiling(plan_filing::PlanFilingAction),
 }
 
 impl Programme {
@@ -577,8 +583,15 @@ impl Programme {
         }
     }
 
-    /// Every draw's inputs carry the cap its beacon froze, and only that.
+    /// Every draw's inputs carry the cap its beacon froze, and only that; a cap is frozen only
+    /// for a campaign whose beacon is fixed.
     pub(crate) fn check_year_caps(&self, files: &risk_files::RiskFiles) -> Result<(), String> {
+        for id in files.campaigns_capped() {
+            let fixed = self.campaigns.get(&id).is_some_and(|campaign| campaign.beacon.is_some());
+            if !fixed {
+                return Err(format!("a yearly cap is frozen for campaign {id}, whose beacon is not fixed"));
+            }
+        }
         let drawn = self.campaigns.iter().filter_map(|(id, c)| c.draw.as_ref().map(|draw| (id, &draw.inputs)));
         for (id, inputs) in self.sealed_inputs.iter().chain(drawn) {
             if inputs.year_cap.as_ref() != files.year_cap(*id) {

@@ -451,6 +451,13 @@ impl crate::apply::Ledger {
                 outcomes.push(ChangeOutcome::Refused(refusal));
                 continue;
             }
+            // A classification shows in the entity's risk file: taken once the files are kept
+            // (which every member reads by then), so none is missing from them.
+            if change.kind.classification().is_some() && !self.risk_files().kept() {
+                let wait = Rejection::NotYet("credit-risk classes are taken once the risk files are kept".into());
+                outcomes.push(ChangeOutcome::Refused(wait));
+                continue;
+            }
             if let Some(seq) = self.register_change_seq(&change.id) {
                 let earlier = self.register_entry(seq).expect("a recorded change id names its entry");
                 outcomes.push(if earlier.change == *change {

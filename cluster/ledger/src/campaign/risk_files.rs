@@ -5,8 +5,8 @@
 //! task), so a beacon reads the files of its scope instead of every task of history, and the
 //! yearly cap on inspections (`InspectionCap`) has its counts.
 //!
-//! The files are kept from the entry that turned them on (`ProgrammeAction::KeepRiskFiles`,
-//! which the leader proposes once every member reads `risk-files-v1`): that entry files every
+//! The files are kept from the entry that turned them on (`RiskFilesAction::Keep`, which the
+//! leader proposes once every member reads `risk-files-v1`): that entry files every
 //! task of history once and takes the last teams out of the core. Before it, a beacon derives
 //! the histories by scanning the tasks, as the logs applied, so an old log replays the same.
 //!
@@ -36,7 +36,10 @@ pub const YEARLY_INSPECTIONS_CAP_MAX: u32 = 12;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RiskFile {
     pub uscc: Uscc,
-    /// The region its newest task names: the scopes whose draws read this file.
+    /// Where the entity is registered as far as the ledger knows: the register's region at its
+    /// last drawn inspection (a draw takes it from the directory row), else the region of the
+    /// first task about it, or of the authority that registered it (USCC digits 3 to 8) for a
+    /// file a classification opened. The scopes whose beacons read this file.
     pub region: BureauCode,
     /// Inspections and tasks that found a problem (`is_finding`).
     pub findings: u32,
@@ -220,6 +223,11 @@ impl RiskFiles {
         self.files += 1;
     }
 
+    /// The campaigns a cap was frozen for.
+    pub fn campaigns_capped(&self) -> impl Iterator<Item = u64> + '_ {
+        self.year_caps.keys().copied()
+    }
+
     pub fn year_cap(&self, campaign: u64) -> Option<&YearCap> {
         self.year_caps.get(&campaign)
     }
@@ -306,12 +314,21 @@ impl crate::Ledger {
     /// turns the files on.
     fn file_history_in_risk_files(&mut self) {
         let mut files: BTreeMap<Uscc, RiskFile> = BTreeMap::new();
+        // Newest first (a store's tasks are read one at a time): the newest drawn inspection names
+        // the region, else the oldest task, as `file_task_in_risk_files` does from now on.
+        let mut named_by_inspection: std::collections::BTreeSet<Uscc> = std::collections::BTreeSet::new();
         for task in self.tasks_newest_first(None) {
             let Some(contribution) = Contribution::of(&task) else { continue };
-            // Newest first: the first task met names the region.
+            let region = task.subject.region_code;
             let file = files
                 .entry(contribution.uscc.clone())
-                .or_insert_with(|| RiskFile::new(contribution.uscc.clone(), task.subject.region_code));
+                .or_insert_with(|| RiskFile::new(contribution.uscc.clone(), region));
+            if !named_by_inspection.contains(&contribution.uscc) {
+                file.region = region;
+                if task.inspection.is_some() {
+                    named_by_inspection.insert(contribution.uscc.clone());
+                }
+            }
             file.count(&contribution, 1);
         }
         for (uscc, (region, team)) in std::mem::take(&mut self.programme.last_team) {
@@ -324,7 +341,7 @@ impl crate::Ledger {
     }
 
     /// Moves a task's contribution from its version before (`before`, none for a new task) to
-    /// `task`; a new task names its entity's region.
+    /// `task`; a new drawn inspection names its entity's region (the register's, as drawn).
     pub(crate) fn file_task_in_risk_files(&mut self, before: Option<Contribution>, task: &Task, created: bool) {
         if !self.risk_files.kept {
             return;
@@ -344,7 +361,7 @@ impl crate::Ledger {
             let old = self.risk_file(&after.uscc);
             let mut file =
                 old.as_deref().cloned().unwrap_or_else(|| RiskFile::new(after.uscc.clone(), task.subject.region_code));
-            if created {
+            if created && task.inspection.is_some() {
                 file.region = task.subject.region_code;
             }
             file.count(&after, 1);

@@ -13,9 +13,27 @@ const DAY_MS: u64 = 24 * 60 * 60 * 1000;
 pub const YEAR_FIRST: i32 = 2000;
 pub const YEAR_LAST: i32 = 2100;
 
-/// A calendar day, `yyyymmdd` (`20261001`): ordered as the days are.
+/// A calendar day, `yyyymmdd` (`20261001`): ordered as the days are. Decoded only when it is
+/// a real day of the covered years (a plan filed by another group carries days), encoded as
+/// the number it always was.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
 pub struct Day(u32);
+
+impl TryFrom<u32> for Day {
+    type Error = String;
+
+    fn try_from(number: u32) -> Result<Day, String> {
+        Day::new((number / 10_000) as i32, number / 100 % 100, number % 100)
+            .ok_or_else(|| format!("{number} is no day"))
+    }
+}
+
+impl From<Day> for u32 {
+    fn from(day: Day) -> u32 {
+        day.0
+    }
+}
 
 impl Day {
     /// The day, when it exists and lies within the years a calendar may cover.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub use calendar::{calendar_v0, CalendarTable, CalendarYear, CALENDAR_SOURCE_CHARS_MAX, CALENDAR_YEARS_MAX};
-pub use day::Day;
+pub use day::{Day, YEAR_FIRST, YEAR_LAST};
 
 use crate::bureau::{BureauCode, Region, RegionRow, Regions};
 use crate::command::{Actor, Applied, CommandResult, Rejection, Role};

@@ -324,3 +324,116 @@ fn item_list_campaign_item(code: &str) -> crate::campaign::InspectionItem {
         expertise: "food".into(),
     }
 }
+
+mod filing {
+    use super::*;
+    use crate::campaign::plan_filing::{for_filing, PlanFilingAction, PlanForFiling};
+
+    fn filing(ledger: &mut Ledger, actor: Actor, action: PlanFilingAction) -> CommandResult {
+        let before = ledger.plan_filings().clone();
+        let stamp_ms = ledger.last_stamp_ms().max(T0) + 1000;
+        let action = Action::Programme(Box::new(ProgrammeAction::PlanFiling(action)));
+        let result = ledger.apply(&Command { stamp_ms, actor, idempotency: None, action });
+        ledger.check_invariants().expect("the ledger keeps its invariants");
+        let copy = ledger.copy_through_a_checkpoint_for_tests();
+        assert_eq!(copy.digest(), ledger.digest());
+        if result.is_err() {
+            assert_eq!(ledger.plan_filings(), &before, "a refusal changes nothing");
+        }
+        result
+    }
+
+    /// Guangdong's published plan of 2027 with one batch, as its group would send it.
+    fn published() -> (Ledger, PlanForFiling) {
+        let mut ledger = Ledger::new();
+        let province = command("gd-command", "440000");
+        let set = PlanAction::SetBatch {
+            year: 2027,
+            batch: None,
+            spec: batch("全省食品", "440000", 50_000),
+            from_proposal: None,
+            reason: String::new(),
+        };
+        plan(&mut ledger, province.clone(), set).expect("a batch");
+        assert!(for_filing(ledger.annual_plans().plan(bureau("440000"), 2027).unwrap()).is_none(), "not published");
+        plan(&mut ledger, province, PlanAction::Publish { year: 2027 }).expect("published");
+        let copy = for_filing(ledger.annual_plans().plan(bureau("440000"), 2027).unwrap()).expect("published");
+        assert_eq!(copy.version, 2);
+        (ledger, copy)
+    }
+
+    #[test]
+    fn a_child_groups_published_plan_is_filed_once_per_version_and_checked_as_a_peers_message() {
+        let (mut province_ledger, copy) = published();
+        let mut national = Ledger::new();
+        let from_guangdong = peer_actor(bureau("440000"));
+        // Only the group that keeps it files it: not a user, not another province's group.
+        let file = |plan: &PlanForFiling| PlanFilingAction::File(Box::new(plan.clone()));
+        assert!(matches!(filing(&mut national, command("samr", "000000"), file(&copy)), Err(Rejection::Forbidden(_))));
+        assert!(matches!(
+            filing(&mut national, peer_actor(bureau("450000")), file(&copy)),
+            Err(Rejection::Forbidden(_))
+        ));
+        // Bad copies are refused whole: a batch out of the province, numbered wrong, a version
+        // of nothing, an unpublished plan, a city for a province.
+        let mut outside = copy.clone();
+        outside.batches[0].spec.scope = bureau("450000");
+        let mut numbered = copy.clone();
+        numbered.batches[0].number = 2;
+        let mut unversioned = copy.clone();
+        unversioned.version = 0;
+        let mut unpublished = copy.clone();
+        unpublished.published_at_ms = 0;
+        let mut city = copy.clone();
+        city.province = bureau("440100");
+        let mut ahead = copy.clone();
+        ahead.batches[0].changed_in = 9;
+        for bad in [outside, numbered, unversioned, unpublished, city, ahead] {
+            let refused = filing(&mut national, from_guangdong.clone(), file(&bad));
+            assert!(
+                matches!(refused, Err(Rejection::Invalid { .. } | Rejection::Forbidden(_))),
+                "{bad:?}: {refused:?}"
+            );
+        }
+        let filed = filing(&mut national, from_guangdong.clone(), file(&copy)).expect("filed");
+        assert!(matches!(filed.record, Some(ProgrammeRecord::PlanFiled(ref f)) if f.plan == copy));
+        assert!(matches!(
+            filing(&mut national, from_guangdong.clone(), file(&copy)),
+            Err(Rejection::NothingToRecord(_))
+        ));
+        let mut newer = copy.clone();
+        newer.version = 3;
+        filing(&mut national, from_guangdong, file(&newer)).expect("a newer version replaces it");
+        let listed: Vec<u32> = national.plan_filings().filed_in(2027).map(|f| f.plan.version).collect();
+        assert_eq!(listed, [3]);
+        assert_eq!(national.plan_filings().filed_in(2026).count(), 0);
+
+        // The province records the version its parent took, once, by its own process.
+        let record = |version| PlanFilingAction::RecordFiled {
+            province: bureau("440000"),
+            year: 2027,
+            with_group: bureau("000000"),
+            version,
+        };
+        let system = Actor { user: "system".into(), bureau: bureau("440000"), role: Role::System };
+        assert!(matches!(
+            filing(&mut province_ledger, command("gd-command", "440000"), record(2)),
+            Err(Rejection::Forbidden(_))
+        ));
+        assert!(matches!(filing(&mut province_ledger, system.clone(), record(7)), Err(Rejection::Invalid { .. })));
+        filing(&mut province_ledger, system.clone(), record(2)).expect("recorded");
+        assert!(matches!(filing(&mut province_ledger, system, record(2)), Err(Rejection::NothingToRecord(_))));
+        let recorded = province_ledger.plan_filings().filing(bureau("440000"), 2027).expect("a filing");
+        assert_eq!((recorded.with_group, recorded.version), (bureau("000000"), 2));
+    }
+
+    #[test]
+    fn a_day_that_is_no_day_does_not_decode() {
+        let plan_json = serde_json::json!({"name": "x", "items": ["B01"], "scope": 440000, "entities": 1,
+            "starts": 20271399, "ends": 20271231});
+        assert!(serde_json::from_value::<BatchSpec>(plan_json).is_err());
+        let good = serde_json::json!({"name": "x", "items": ["B01"], "scope": 440000, "entities": 1,
+            "starts": 20270301, "ends": 20271231});
+        assert!(serde_json::from_value::<BatchSpec>(good).is_ok());
+    }
+}

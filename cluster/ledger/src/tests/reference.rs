@@ -242,15 +242,22 @@ fn a_core_of_format_3_reads_as_a_ledger_that_adopted_nothing() {
     let no_register = crate::codec::encode(&crate::campaign::register::Register::default()).expect("encodes");
     let no_draws = crate::codec::encode(&crate::campaign::DrawsInParts::default()).expect("encodes");
     let no_files = crate::codec::encode(&crate::campaign::risk_files::RiskFiles::default()).expect("encodes");
-    let appended =
-        no_files.len() + no_draws.len() + no_register.len() + no_list.len() + no_units.len() + unadopted.len();
+    let no_filings = crate::codec::encode(&crate::campaign::plan_filing::PlanFilings::default()).expect("encodes");
+    let appended = no_filings.len()
+        + no_files.len()
+        + no_draws.len()
+        + no_register.len()
+        + no_list.len()
+        + no_units.len()
+        + unadopted.len();
     let format_3 = &core[..core.len() - appended];
     let format_4 = crate::reference::core_of_format_3(format_3);
     let format_5 = crate::organisation::core_of_format_4(&format_4);
     let format_6 = crate::campaign::item_list::core_of_format_5(&format_5);
     let format_7 = crate::campaign::register::core_of_format_6(&format_6);
     let format_8 = crate::campaign::draw_parts::core_of_format_7(&format_7);
-    assert_eq!(crate::campaign::risk_files::core_of_format_8(&format_8), core);
+    let format_9_without_filings = crate::campaign::risk_files::core_of_format_8(&format_8);
+    assert_eq!(crate::campaign::plan_filing::core_of_format_8(&format_9_without_filings), core);
 }
 
 #[test]
