@@ -23,7 +23,8 @@ async function loadPlan() {
 function renderPlan() {
   const plan = P.plan;
   const province = isProvince();
-  $("#plan-state").textContent = plan.published_at ? t("ap.published_at", { at: fmtTime(plan.published_at) }) : t("ap.draft");
+  const filed = plan.filed ? ` · ${t("ap.filed", { group: plan.filed.with_group_name, version: plan.filed.version, at: fmtTime(plan.filed.at) })}` : "";
+  $("#plan-state").textContent = (plan.published_at ? t("ap.published_at", { at: fmtTime(plan.published_at) }) : t("ap.draft")) + filed;
   $("#plan-publish").hidden = !province || Boolean(plan.published_at) || !plan.batches.some((b) => !b.withdrawn);
   const rows = plan.batches.map((b) => {
     const progress = `${b.progress.drawn} / ${b.progress.completed} / ${b.progress.published}`;

@@ -168,3 +168,77 @@ async fn a_province_plans_its_year_from_city_proposals_and_campaigns_carry_it_ou
         (Some("330000"), Some(0))
     );
 }
+
+/// 报上级备案 across the federation: Guangdong's group files its published plan with the
+/// national group (its parent), and each adjustment after; the national command centre reads
+/// every province's filed plan, Guangdong's centre sees which version was taken, and a group
+/// cannot file a plan of another group's province.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_plan_is_filed_with_the_parent_group_and_again_after_each_adjustment() {
+    use std::time::Duration;
+    use tests::federation::{FederationOptions, GroupSpec, TestFederation};
+    const SAMR_TOKEN: &str = "demo-samr-command-0060";
+    let national_user = format!(
+        "[[users]]\nname = \"samr-command\"\ntoken = \"{SAMR_TOKEN}\"\nbureau = \"000000\"\nrole = \"command\"\n"
+    );
+    let mut options = FederationOptions::new(vec![GroupSpec::new("000000", 1), GroupSpec::new("440000", 1)]);
+    options.extra_users_toml = Some(national_user);
+    let federation = TestFederation::start(options).await;
+    let (national, guangdong) = (federation.group("000000"), federation.group("440000"));
+
+    let (status, _) = call(
+        guangdong,
+        Some(COMMAND_TOKEN),
+        "/api/v1/annual-plans/2027/batches",
+        Some(batch("全省食品", "440000", 50_000)),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/publish", Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let filed = |version: u64| async move {
+        let (status, filed) = call(national, Some(SAMR_TOKEN), "/api/v1/annual-plans/2027/filed", None).await;
+        let plan = filed["plans"].as_array().and_then(|plans| plans.first()).cloned();
+        match plan {
+            Some(plan) if status == 200 && plan["version"] == version => Ok(plan),
+            _ => Err(format!("{status} {filed}")),
+        }
+    };
+    let plan =
+        tests::wait_until("the plan is filed with the national group", Duration::from_secs(30), || filed(2)).await;
+    assert_eq!((plan["province"].as_str(), plan["from_group"].as_str()), (Some("440000"), Some("440000")));
+    assert_eq!(plan["batches"][0]["entities"], 50_000);
+    let (_, own) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027", None).await;
+    let recorded = tests::wait_until("Guangdong sees its plan filed", Duration::from_secs(30), || async {
+        let (_, own) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027", None).await;
+        if own["filed"]["version"] == 2 {
+            Ok(own)
+        } else {
+            Err(own.to_string())
+        }
+    })
+    .await;
+    assert_eq!(recorded["filed"]["with_group"], "000000", "{own}");
+
+    // An adjustment after publication is filed again.
+    let mut adjusted = batch("全省食品", "440000", 60_000);
+    adjusted["reason"] = json!("按总局部署增加户数");
+    let (status, _) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/batches/1", Some(adjusted)).await;
+    assert_eq!(status, 200);
+    let plan = tests::wait_until("the adjustment is filed", Duration::from_secs(30), || filed(3)).await;
+    assert_eq!(plan["batches"][0]["entities"], 60_000);
+
+    // The filed plans are the national group's users'; a province's user is refused there.
+    let (status, _) = call(national, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/filed", None).await;
+    assert_eq!(status, 403);
+    // A group files only its own provinces' plans, checked as a peer's message.
+    let forged = json!({"plans": [{"province": 450000, "year": 2027, "version": 9, "published_at_ms": 1,
+        "batches": []}]});
+    let url = national.url(1, "/federation/v1/plans");
+    let token = TestFederation::peer_token("440000", "000000");
+    let answer: Value =
+        federation.http.post(url).bearer_auth(token).json(&forged).send().await.unwrap().json().await.unwrap();
+    assert!(answer["results"][0]["refused"].is_object(), "{answer}");
+    let (_, listed) = call(national, Some(SAMR_TOKEN), "/api/v1/annual-plans/2027/filed", None).await;
+    assert_eq!(listed["plans"].as_array().map(Vec::len), Some(1), "{listed}");
+}

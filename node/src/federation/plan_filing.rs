@@ -24,7 +24,8 @@ use crate::reference::FEATURE_PLAN_FILING;
 use crate::state::AppState;
 
 pub const PLANS_PATH: &str = "/federation/v1/plans";
-/// How often the leader looks for published plans its parent has not taken.
+/// How often the leader looks for published plans its parent has not taken (and, doubling,
+/// how long it waits after a failure, up to `FILE_BACKOFF_MAX`).
 const FILE_EVERY: Duration = Duration::from_secs(2);
 /// The longest wait after the parent could not be reached or refused: doubles up to this.
 const FILE_BACKOFF_MAX: Duration = Duration::from_secs(300);
@@ -104,49 +105,56 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
             () = tokio::time::sleep(wait) => {}
             () = shutdown.cancelled() => return,
         }
-        wait = FILE_EVERY;
-        if state.leading_term().is_none() {
-            continue;
-        }
-        let unfiled: Vec<PlanForFiling> = {
-            let replica = state.store.read();
-            let ledger = &replica.ledger;
-            let filed = |plan: &PlanForFiling| {
-                ledger.plan_filings().filing(plan.province, plan.year).is_some_and(|f| f.version >= plan.version)
-            };
-            ledger.annual_plans().all().filter_map(for_filing).filter(|plan| !filed(plan)).collect()
+        // `FILE_EVERY`, doubled after each failure up to `FILE_BACKOFF_MAX`.
+        wait = match file_once(&state, parent, &preferred).await {
+            Ok(()) => FILE_EVERY,
+            Err(()) => (wait * 2).min(FILE_BACKOFF_MAX),
         };
-        if unfiled.is_empty() {
-            continue;
-        }
-        if crate::reference::members_read(&state, FEATURE_PLAN_FILING, "filed plans").await.is_err() {
-            wait = FILE_BACKOFF_MAX;
-            continue;
-        }
-        let request = FilePlansRequest { plans: unfiled.clone() };
-        let answer: Result<FilePlansResponse, _> =
-            state.federation.call(parent, super::plan_filing::PLANS_PATH, &request, &preferred).await;
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                tracing::warn!(?error, %parent, "the parent group did not take the annual plans");
-                wait = FILE_BACKOFF_MAX.min(FILE_EVERY * 8);
-                continue;
-            }
+    }
+}
+
+/// One look, on the leader: sends the plans the parent has not taken; `Err` when the members,
+/// the parent or its ledger did not take them (logged).
+async fn file_once(
+    state: &AppState,
+    parent: BureauCode,
+    preferred: &Mutex<BTreeMap<BureauCode, usize>>,
+) -> Result<(), ()> {
+    if state.leading_term().is_none() {
+        return Ok(());
+    }
+    let unfiled: Vec<PlanForFiling> = {
+        let replica = state.store.read();
+        let ledger = &replica.ledger;
+        let filed = |plan: &PlanForFiling| {
+            ledger.plan_filings().filing(plan.province, plan.year).is_some_and(|f| f.version >= plan.version)
         };
-        for (plan, result) in unfiled.iter().zip(answer.results) {
-            match result {
-                FilingResult::Filed { version } if version == plan.version => {
-                    record_filed(&state, plan, parent).await;
-                }
-                FilingResult::Filed { .. } | FilingResult::Retry { .. } => {}
-                FilingResult::Refused { reason } => {
-                    tracing::error!(province = %plan.province, year = plan.year, %reason, "the parent group refused the plan");
-                    wait = FILE_BACKOFF_MAX;
-                }
+        ledger.annual_plans().all().filter_map(for_filing).filter(|plan| !filed(plan)).collect()
+    };
+    if unfiled.is_empty() {
+        return Ok(());
+    }
+    if let Err(error) = crate::reference::members_read(state, FEATURE_PLAN_FILING, "filed plans").await {
+        tracing::info!(?error, "filing the annual plans waits for every member to read filings");
+        return Err(());
+    }
+    let request = FilePlansRequest { plans: unfiled.clone() };
+    let answer: FilePlansResponse =
+        state.federation.call(parent, PLANS_PATH, &request, preferred).await.map_err(|error| {
+            tracing::warn!(?error, %parent, "the parent group did not take the annual plans");
+        })?;
+    let mut outcome = Ok(());
+    for (plan, result) in unfiled.iter().zip(answer.results) {
+        match result {
+            FilingResult::Filed { version } if version == plan.version => record_filed(state, plan, parent).await,
+            FilingResult::Filed { .. } | FilingResult::Retry { .. } => outcome = Err(()),
+            FilingResult::Refused { reason } => {
+                tracing::error!(province = %plan.province, year = plan.year, %reason, "the parent group refused the plan");
+                outcome = Err(());
             }
         }
     }
+    outcome
 }
 
 async fn record_filed(state: &AppState, plan: &PlanForFiling, parent: BureauCode) {
