@@ -30,6 +30,18 @@ fn create(title: &str) -> Action {
     })
 }
 
+/// Seals `ledger`'s changes and writes them with its core into `store` as the checkpoint at log
+/// index `index`.
+fn checkpoint(store: &Store, ledger: &mut Ledger, index: u64) {
+    let sealed = ledger.seal();
+    let meta = CheckpointMeta {
+        applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), index)),
+        membership: Default::default(),
+    };
+    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
+    ledger.checkpoint_written();
+}
+
 /// A ledger of `tasks` tasks whose records were checkpointed into `store` in several steps.
 fn checkpointed(store: &Store, tasks: u64) -> Ledger {
     let mut ledger = Ledger::new();
@@ -44,13 +56,7 @@ fn checkpointed(store: &Store, tasks: u64) -> Ledger {
         };
         ledger.apply(&command).expect("created");
         if n % 7 == 0 || n == tasks {
-            let sealed = ledger.seal();
-            let meta = CheckpointMeta {
-                applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), n)),
-                membership: Default::default(),
-            };
-            store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
-            ledger.checkpoint_written();
+            checkpoint(store, &mut ledger, n);
         }
     }
     ledger
@@ -282,13 +288,7 @@ fn with_accounts(store: &Store) -> Ledger {
         };
         ledger.apply(&command).expect("an account");
     }
-    let sealed = ledger.seal();
-    let meta = CheckpointMeta {
-        applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 7)),
-        membership: Default::default(),
-    };
-    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
-    ledger.checkpoint_written();
+    checkpoint(store, &mut ledger, 7);
     ledger
 }
 
@@ -354,13 +354,7 @@ fn with_register(store: &Store) -> Ledger {
         let action = Action::Programme(Box::new(action));
         ledger.apply(&Command { stamp_ms, actor, idempotency: None, action }).expect("applied");
     }
-    let sealed = ledger.seal();
-    let meta = CheckpointMeta {
-        applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 5)),
-        membership: Default::default(),
-    };
-    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
-    ledger.checkpoint_written();
+    checkpoint(store, &mut ledger, 5);
     ledger
 }
 
@@ -422,13 +416,7 @@ fn with_risk_files(store: &Store) -> Ledger {
     for (n, actor, action) in steps {
         ledger.apply(&Command { stamp_ms: 1_780_000_000_000 + n, actor, idempotency: None, action }).expect("applied");
     }
-    let sealed = ledger.seal();
-    let meta = CheckpointMeta {
-        applied: Some(openraft::LogId::new(openraft::CommittedLeaderId::new(1, 1), 4)),
-        membership: Default::default(),
-    };
-    store.write_checkpoint(&sealed, &ledger.encode_core(), &meta, &ledger.regions()).expect("checkpoint");
-    ledger.checkpoint_written();
+    checkpoint(store, &mut ledger, 4);
     ledger
 }
 
