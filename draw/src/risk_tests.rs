@@ -161,6 +161,32 @@ fn risk_files_take_over_from_the_scan_and_the_yearly_cap_keeps_inspected_entitie
     assert_eq!(copy.digest(), desk.ledger.digest());
     let decoded = copy.programme().campaign(capped).unwrap().draw.clone().unwrap();
     assert_eq!(decoded.inputs.year_cap, Some(cap), "the cap outlives a checkpoint");
+
+    // A draw committed with an idempotency key: its stored answer is the same read back from a
+    // core (the answer keeps the inputs as encoded, without the cap).
+    let mut again = spec(&summary.sha256);
+    again.ratios.high_bp = 10_000;
+    let (keyed, inputs) = campaign_with_beacon(&mut desk, again, "keyed");
+    assert!(inputs.year_cap.is_some());
+    let result = draw(ledger::Regions::compiled(), &inputs, &bytes).expect("drawn");
+    let tag = ledger::IdempotencyTag { key: "draw-keyed".into(), fingerprint: [7; 32] };
+    let record = ProgrammeAction::RecordDraw {
+        campaign: keyed,
+        result: Box::new(result),
+        ack_deadline_ms: desk.stamp_ms + 3 * DAY_MS,
+        complete_deadline_ms: desk.stamp_ms + 28 * DAY_MS,
+    };
+    desk.stamp_ms += 1_000;
+    let command = ledger::Command {
+        stamp_ms: desk.stamp_ms,
+        actor: planner.clone(),
+        idempotency: Some(tag.clone()),
+        action: Action::Programme(Box::new(record)),
+    };
+    desk.ledger.apply(&command).expect("the keyed draw is committed");
+    let copy = desk.ledger.copy_through_a_checkpoint_for_tests();
+    let kept = desk.ledger.idempotent_answer(&planner.user, &tag).expect("an answer kept");
+    assert_eq!(copy.idempotent_answer(&planner.user, &tag), Some(kept), "the same answer after a checkpoint");
 }
 
 mod credit_risk_classes {

@@ -87,7 +87,8 @@ impl IdempotencyTable {
         records.push_back(number);
         self.holdings.insert((records.len(), user.to_owned()));
         let tasks = applied.tasks.iter().map(|task| task.id).collect();
-        let record = Record { fingerprint: tag.fingerprint, number, tasks, record: applied.record.clone() };
+        let record = applied.record.as_ref().map(crate::campaign::ProgrammeRecord::as_encoded);
+        let record = Record { fingerprint: tag.fingerprint, number, tasks, record };
         let previous = self.records.insert(scope, record);
         assert!(previous.is_none(), "a key is remembered once: apply answers a known key from the table");
     }

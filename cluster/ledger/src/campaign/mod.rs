@@ -426,6 +426,26 @@ pub enum ProgrammeRecord {
     PlanFiled(Box<plan_filing::FiledPlan>),
 }
 
+impl ProgrammeRecord {
+    /// The record as its encoding keeps it: a campaign's draw inputs without their yearly cap
+    /// (`DrawInputs::year_cap`, left out of the encoding), so that a table of answers read back
+    /// from a core is the table kept in memory.
+    pub(crate) fn as_encoded(&self) -> ProgrammeRecord {
+        match self {
+            ProgrammeRecord::Campaign(campaign)
+                if campaign.draw.as_ref().is_some_and(|draw| draw.inputs.year_cap.is_some()) =>
+            {
+                let mut kept = (**campaign).clone();
+                if let Some(draw) = kept.draw.as_mut() {
+                    draw.inputs.year_cap = None;
+                }
+                ProgrammeRecord::Campaign(Arc::new(kept))
+            }
+            other => other.clone(),
+        }
+    }
+}
+
 /// The programme's year: the inspection-item list and the annual plans. The ledger core's last
 /// field (store format 6).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
