@@ -151,7 +151,10 @@ async fn a_record_with_photos_and_signatures_is_kept_once_and_its_files_go_only_
     assert_eq!(task["state"], "acknowledged", "a record made on site is its 签收");
     // And in the firm's enterprise file (企业档案), with its files.
     let uscc = task["subject"]["uscc"].as_str().expect("a drawn firm has its USCC");
-    let enterprise = cluster.get_json(follower, COMMAND_TOKEN, &format!("/api/v1/entities/{uscc}")).await;
+    // Read on a follower after a write answered by the leader: a linearizable read waits until
+    // the follower has applied it (a local read may not have yet).
+    let enterprise_path = format!("/api/v1/entities/{uscc}?consistency=linearizable");
+    let enterprise = cluster.get_json(follower, COMMAND_TOKEN, &enterprise_path).await;
     let filed =
         enterprise["tasks"].as_array().and_then(|tasks| tasks.iter().find(|t| t["id"] == task["id"])).expect("filed");
     assert_eq!(filed["site_records"][0]["digest"], recorded["digest"], "{enterprise}");
