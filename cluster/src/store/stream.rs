@@ -457,6 +457,7 @@ impl Loader {
             Kind::RiskFile => risk_file.as_ref().expect("decoded above").uscc.as_str().as_bytes().to_vec(),
             _ => head.to_vec(),
         };
+        let uscc = risk_file.as_ref().map(|file| file.uscc.as_str().to_owned());
         if self.last_key.as_ref().is_some_and(|last| *last >= key) {
             return Err(invalid(format!("a {kind:?} record out of order or repeated")));
         }
@@ -580,7 +581,7 @@ impl Loader {
         self.records += 1;
         if self.store.is_some() {
             self.pending_bytes += record.len();
-            self.pending.push(Pending { kind, number, record, task: decoded_task });
+            self.pending.push(Pending { kind, number, record, task: decoded_task, uscc });
         }
         if self.pending.len() >= LOAD_RECORDS_PER_COMMIT || self.pending_bytes >= LOAD_BYTES_PER_COMMIT {
             self.commit()?;
@@ -678,12 +679,14 @@ impl Loader {
 }
 
 /// One record checked and waiting to be written: its kind, number (a task id), bytes (the
-/// record, or the forward key of a handover record), and the task decoded for its index keys.
+/// record, or the forward key of a handover record), the task decoded for its index keys, and
+/// the USCC a risk file is filed under.
 struct Pending {
     kind: Kind,
     number: u64,
     record: Vec<u8>,
     task: Option<Task>,
+    uscc: Option<String>,
 }
 
 /// The thread that writes one section's batches into the store, one transaction per batch, so
@@ -752,7 +755,7 @@ fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec
         let mut indexes = super::index::Indexes::open(&write, regions.clone())?;
         let tasks_loaded = batch.iter().filter_map(|pending| pending.task.as_ref());
         indexes.reindex(tasks_loaded.map(|task| (None, task, loaded_at)))?;
-        for Pending { kind, number, record, .. } in &batch {
+        for Pending { kind, number, record, uscc, .. } in &batch {
             let record = record.as_slice();
             match kind {
                 Kind::Task => tasks.insert(number, record).map(drop),
@@ -770,8 +773,8 @@ fn write_batch(store: &Store, regions: &Arc<Regions>, loaded_at: u64, batch: Vec
                     register_ids.insert(id, number).map(drop)
                 }
                 Kind::RiskFile => {
-                    let file: RiskFile = ledger::codec::decode(record).expect("a risk file is decoded when read");
-                    risk_files.insert(file.uscc.as_str(), record).map(drop)
+                    let uscc = uscc.as_deref().expect("a risk file is pending with its USCC");
+                    risk_files.insert(uscc, record).map(drop)
                 }
                 Kind::Meta | Kind::Core | Kind::End => unreachable!("records only"),
             }

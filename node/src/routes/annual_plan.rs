@@ -146,13 +146,8 @@ pub async fn filed(State(state): State<AppState>, Path(year): Path<String>, head
     super::json_answer((|| {
         let user = state.users.authenticate(&headers)?;
         let year = parse_year(&year)?;
+        super::of_the_whole_group(&state, user.actor.bureau, "the list of plans filed", "read")?;
         let regions = state.regions();
-        if !regions.is_within(state.group_bureau, user.actor.bureau) {
-            return Err(ApiError::Forbidden(format!(
-                "the plans filed with group {} are for its own bureau's users, not bureau {}'s",
-                state.group_bureau, user.actor.bureau
-            )));
-        }
         let replica = state.store.read();
         let plans =
             replica.ledger.plan_filings().filed_in(year).map(|filed| FiledPlanJson::of(&regions, filed)).collect();

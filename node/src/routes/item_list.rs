@@ -58,14 +58,7 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
 /// ships it (again, after an upgrade brought a new one: the changes become one version).
 pub async fn adopt_national(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, CHANGES, |state, actor, body, _| {
-        // The list is the group's: only a centre whose scope covers the group's adopts it (the
-        // ledger does not know which group it is; as for the entity directory).
-        if !state.regions().is_within(state.group_bureau, actor.bureau) {
-            return Err(ApiError::Forbidden(format!(
-                "the item list is group {}'s: bureau {} may not adopt it (only the group's own command centre)",
-                state.group_bureau, actor.bureau
-            )));
-        }
+        super::of_the_whole_group(state, actor.bureau, "the item list", "adopt")?;
         let request: AdoptNationalRequest = if body.is_empty() { AdoptNationalRequest::default() } else { parse_json(body)? };
         let items = state.programme.shipped_national_list();
         if let Some(lawless) = items.iter().find(|item| item.basis.trim().is_empty()) {

@@ -110,6 +110,22 @@ async fn no_store(request: Request, next: Next) -> Response {
 }
 
 /// A read route's answer: the body as JSON, or the error.
+/// What the group keeps as a whole (its entity register, its item list, its yearly cap, the
+/// plans filed with it) is for the centres whose scope covers the group's (its own, or one
+/// above), never a city's: a token works on every group's nodes, and the ledger does not know
+/// which group it is, so the rule is kept here. `what` is the thing, `verb` what `bureau` wanted
+/// to do with it.
+fn of_the_whole_group(state: &AppState, bureau: ledger::BureauCode, what: &str, verb: &str) -> Result<(), ApiError> {
+    if state.regions().is_within(state.group_bureau, bureau) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "{what} is group {}'s: bureau {bureau} may not {verb} it (only the group's own command centre)",
+            state.group_bureau
+        )))
+    }
+}
+
 fn json_answer<T: serde::Serialize>(result: Result<T, ApiError>) -> Response {
     match result {
         Ok(body) => axum::Json(body).into_response(),

@@ -100,16 +100,9 @@ pub async fn import_directory(State(state): State<AppState>, uri: Uri, headers: 
 async fn import(state: AppState, uri: Uri, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     let actor = command_user(&state, &headers)?;
     // The group's register of entities covers the group's whole scope, and every campaign of
-    // every bureau in it draws from the newest version: only the command centre whose scope
-    // covers the group's (its own, or one above) replaces it, never a city's (a token works on
-    // every group's nodes, and a file of gigabytes is kept on each of them). The ledger does
-    // not know which group it is: this is the one place the rule can be kept.
-    if !state.regions().is_within(state.group_bureau, actor.bureau) {
-        return Err(ApiError::Forbidden(format!(
-            "the entity directory covers group {}: bureau {} may not replace it (only the group's own command centre)",
-            state.group_bureau, actor.bureau
-        )));
-    }
+    // every bureau in it draws from the newest version (and a file of gigabytes is kept on
+    // each member).
+    super::of_the_whole_group(&state, actor.bureau, "the entity directory", "replace")?;
     let body = match relay_stream_if_follower(&state, &uri, &headers, body).await {
         Ok(response) => return Ok(response),
         Err(body) => body,

@@ -15,7 +15,6 @@ use ledger::Action;
 use super::request::parse_json;
 use super::write::handle_write_of_feature;
 use crate::api::risk::{InspectionCapJson, InspectionCapRequest};
-use crate::api::ApiError;
 use crate::reference::FEATURE_RISK_FILES;
 use crate::state::AppState;
 
@@ -32,14 +31,8 @@ pub async fn cap(State(state): State<AppState>, headers: HeaderMap) -> Response 
 pub async fn set_cap(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let feature = Some((FEATURE_RISK_FILES, "risk files and the yearly cap"));
     handle_write_of_feature(state, uri, headers, body, StatusCode::OK, feature, |state, actor, body, _| {
-        // The cap holds for every campaign of the group: only the centre whose scope covers the
-        // group's sets it (the ledger does not know which group it is; as for the directory).
-        if !state.regions().is_within(state.group_bureau, actor.bureau) {
-            return Err(ApiError::Forbidden(format!(
-                "the yearly cap is group {}'s: bureau {} may not set it (only the group's own command centre)",
-                state.group_bureau, actor.bureau
-            )));
-        }
+        // The cap holds for every campaign of the group.
+        super::of_the_whole_group(state, actor.bureau, "the yearly cap", "set")?;
         let request: InspectionCapRequest = parse_json(body)?;
         let action = RiskFilesAction::SetCap { yearly_max: request.yearly_max };
         Ok(Action::Programme(Box::new(ProgrammeAction::RiskFiles(action))))

@@ -37,12 +37,13 @@ impl Ledger {
         let campaign = self.programme.campaigns.get(&id).ok_or_else(|| Rejection::NoSuch(format!("campaign {id}")))?;
         match self.programme.sealed_inputs.get(&id) {
             Some(sealed) => Ok(sealed.clone()),
-            None => self.live_draw_inputs(id, campaign),
+            None => self.live_draw_inputs(id, campaign, None),
         }
     }
 
-    /// The inputs as the ledger stands now: what the beacon freezes.
-    fn live_draw_inputs(&self, id: u64, campaign: &Campaign) -> Result<DrawInputs, Rejection> {
+    /// The inputs as the ledger stands now: what the beacon freezes; with the yearly cap a
+    /// beacon fixed at `beacon_ms` freezes.
+    fn live_draw_inputs(&self, id: u64, campaign: &Campaign, beacon_ms: Option<u64>) -> Result<DrawInputs, Rejection> {
         let beacon = campaign.beacon.as_ref().ok_or_else(|| {
             conflict(ConflictCode::NoBeacon, format!("campaign {id} has no beacon yet: a second person fixes it first"))
         })?;
@@ -56,23 +57,27 @@ impl Ledger {
             .filter(|(inspector, _)| pool_ids.contains(inspector.as_str()))
             .cloned()
             .collect();
+        // From the risk files once they are kept (one pass for the histories and the cap), else
+        // by scanning every task, as logs applied before (no cap is set without the files).
+        let (histories, year_cap) = if self.risk_files.kept() {
+            self.scope_from_risk_files(spec, beacon_ms)
+        } else {
+            (self.scanned_histories(spec.scope_region), None)
+        };
         Ok(DrawInputs {
             campaign: id,
             spec: spec.clone(),
             beacon: beacon.value.clone(),
             pool,
             conflicts,
-            histories: self.entity_histories(spec.scope_region),
-            year_cap: None,
+            histories,
+            year_cap,
         })
     }
 
-    /// What the ledger knows of the past of each entity registered within `region`: from the
-    /// risk files once they are kept, else by scanning every task (as logs applied before).
-    fn entity_histories(&self, region: BureauCode) -> Vec<EntityHistory> {
-        if self.risk_files.kept() {
-            return self.histories_from_risk_files(region);
-        }
+    /// What the tasks say of the past of each entity registered within `region`, each task
+    /// read: the histories before the risk files were kept.
+    fn scanned_histories(&self, region: BureauCode) -> Vec<EntityHistory> {
         let regions = self.regions();
         let mut histories: BTreeMap<Uscc, EntityHistory> = BTreeMap::new();
         let empty = |uscc: &Uscc| EntityHistory {
@@ -383,13 +388,12 @@ impl Ledger {
         let shared = Arc::make_mut(campaign);
         shared.beacon = Some(Beacon { value: value.to_owned(), entered_by: actor.user.clone(), at_ms: stamp_ms });
         let campaign = campaign.clone();
-        let mut inputs = self.live_draw_inputs(id, &campaign)?;
+        let mut inputs = self.live_draw_inputs(id, &campaign, Some(stamp_ms))?;
         if let Some(sha256) = register_directory {
             inputs.spec.entity_directory = sha256;
         }
-        if let Some(cap) = self.year_cap_at(&inputs.spec, stamp_ms) {
-            inputs.year_cap = Some(cap.clone());
-            self.freeze_year_cap(id, cap);
+        if let Some(cap) = &inputs.year_cap {
+            self.freeze_year_cap(id, cap.clone());
         }
         self.programme.sealed_inputs.insert(id, inputs);
         Ok(Applied::of_record(ProgrammeRecord::Campaign(campaign), Vec::new()))
@@ -549,10 +553,14 @@ impl Ledger {
             .map(|person| crate::task::HandlerRef { id: person.id, name: person.name.clone() })
             .collect();
         let task = self.insert_new_task(task);
-        let mut team = inspection.inspectors.clone();
-        team.sort();
-        let uscc = inspection.subject.uscc.clone().expect("checked: every drawn entity has a USCC");
-        self.note_last_team(uscc, inspection.subject.region_code, team);
+        // The entity's last team: in its risk file, which filing the task changed, once the
+        // files are kept; in the core before.
+        if !self.risk_files.kept() {
+            let mut team = inspection.inspectors.clone();
+            team.sort();
+            let uscc = inspection.subject.uscc.clone().expect("checked: every drawn entity has a USCC");
+            self.programme.last_team.insert(uscc, (inspection.subject.region_code, team));
+        }
         task
     }
 

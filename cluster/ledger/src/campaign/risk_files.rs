@@ -341,7 +341,8 @@ impl crate::Ledger {
     }
 
     /// Moves a task's contribution from its version before (`before`, none for a new task) to
-    /// `task`; a new drawn inspection names its entity's region (the register's, as drawn).
+    /// `task`. A new drawn inspection names its entity's region (the register's, as drawn) and,
+    /// drawn here, its last team.
     pub(crate) fn file_task_in_risk_files(&mut self, before: Option<Contribution>, task: &Task, created: bool) {
         if !self.risk_files.kept {
             return;
@@ -358,26 +359,25 @@ impl crate::Ledger {
             }
         }
         if let Some(after) = after {
-            let old = self.risk_file(&after.uscc);
-            let mut file =
-                old.as_deref().cloned().unwrap_or_else(|| RiskFile::new(after.uscc.clone(), task.subject.region_code));
-            if created && task.inspection.is_some() {
-                file.region = task.subject.region_code;
-            }
-            file.count(&after, 1);
-            self.save_risk_file(old.as_deref(), file);
+            let drawn = task.inspection.as_ref().filter(|_| created);
+            self.change_risk_file(&after.uscc, task.subject.region_code, |file| {
+                if let Some(drawn) = drawn {
+                    file.region = task.subject.region_code;
+                    if drawn.campaign != super::CAMPAIGN_ELSEWHERE {
+                        file.last_team = drawn.inspectors.clone();
+                        file.last_team.sort();
+                    }
+                }
+                file.count(&after, 1);
+            });
         }
     }
 
-    /// The team of a drawn inspection just made: its entity's last.
-    pub(crate) fn note_last_team(&mut self, uscc: Uscc, region: BureauCode, team: Vec<String>) {
-        if !self.risk_files.kept {
-            self.programme.last_team.insert(uscc, (region, team));
-            return;
-        }
-        let old = self.risk_file(&uscc);
-        let mut file = old.as_deref().cloned().unwrap_or_else(|| RiskFile::new(uscc, region));
-        file.last_team = team;
+    /// Changes the risk file of `uscc` (a new one placed in `region`) and files it.
+    fn change_risk_file(&mut self, uscc: &Uscc, region: BureauCode, change: impl FnOnce(&mut RiskFile)) {
+        let old = self.risk_file(uscc);
+        let mut file = old.as_deref().cloned().unwrap_or_else(|| RiskFile::new(uscc.clone(), region));
+        change(&mut file);
         self.save_risk_file(old.as_deref(), file);
     }
 
@@ -402,31 +402,26 @@ impl crate::Ledger {
         self.save_risk_file(old.as_deref(), file);
     }
 
-    /// The histories of the entities registered within `region`, from their files.
-    pub(crate) fn histories_from_risk_files(&self, region: BureauCode) -> Vec<EntityHistory> {
+    /// The histories of the entities of `spec`'s scope, from their files, and the yearly cap a
+    /// beacon fixed at `beacon_ms` freezes for it (none without a cap, or for a campaign it does
+    /// not hold for): one pass over the files.
+    pub(crate) fn scope_from_risk_files(
+        &self,
+        spec: &CampaignSpec,
+        beacon_ms: Option<u64>,
+    ) -> (Vec<EntityHistory>, Option<YearCap>) {
         let regions = self.regions();
-        self.layers()
-            .risk_files()
-            .filter(|file| regions.is_within(file.region, region))
-            .filter_map(|file| file.history())
-            .collect()
-    }
-
-    /// The cap a beacon fixed at `stamp_ms` freezes for a campaign of `spec`: none without a cap
-    /// or for a campaign it does not hold for.
-    pub(crate) fn year_cap_at(&self, spec: &CampaignSpec, stamp_ms: u64) -> Option<YearCap> {
-        let cap = self.risk_files.cap.as_ref().filter(|_| cap_applies(spec))?;
-        let year = Day::beijing_of_ms(stamp_ms).year();
-        let regions = self.regions();
-        let reached = self
-            .layers()
-            .risk_files()
-            .filter(|file| {
-                regions.is_within(file.region, spec.scope_region) && file.inspections_in(year) >= cap.yearly_max
-            })
-            .map(|file| file.uscc.clone())
-            .collect();
-        Some(YearCap { year, max: cap.yearly_max, reached })
+        let cap = self.risk_files.cap.as_ref().filter(|_| cap_applies(spec));
+        let cap = beacon_ms.zip(cap).map(|(ms, cap)| (Day::beijing_of_ms(ms).year(), cap.yearly_max));
+        let mut histories = Vec::new();
+        let mut reached = Vec::new();
+        for file in self.layers().risk_files().filter(|file| regions.is_within(file.region, spec.scope_region)) {
+            if cap.is_some_and(|(year, max)| file.inspections_in(year) >= max) {
+                reached.push(file.uscc.clone());
+            }
+            histories.extend(file.history());
+        }
+        (histories, cap.map(|(year, max)| YearCap { year, max, reached }))
     }
 
     pub(crate) fn freeze_year_cap(&mut self, campaign: u64, cap: YearCap) {
