@@ -18,13 +18,14 @@ use ledger::Ledger;
 use crate::store::stream::{verify_stream, write_stream, StreamCore};
 use crate::store::{read_checkpoint, CheckpointMeta};
 
-/// 9: the stream of format 9 (the core with the risk files' state, and the files) follows the
-/// header.
-const MAGIC: &[u8; 16] = b"XIETONG-BACKUP9\n";
-/// 8, 7, 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is
+/// 10: the stream of format 10 (the core with the departments of joint inspections) follows
+/// the header.
+const MAGIC: &[u8; 16] = b"XIETONG-BACKUP10";
+/// 9, 8, 7, 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is
 /// read; the header's digest is the core's as written.
-const MAGICS_READ: [&[u8; 16]; 7] = [
+const MAGICS_READ: [&[u8; 16]; 8] = [
     MAGIC,
+    b"XIETONG-BACKUP9\n",
     b"XIETONG-BACKUP8\n",
     b"XIETONG-BACKUP7\n",
     b"XIETONG-BACKUP6\n",

@@ -16,6 +16,8 @@ pub use select::{draw, DrawError};
 pub use verify::{verify, verify_in_parts, Mismatch, Verified};
 
 #[cfg(test)]
+mod joint_tests;
+#[cfg(test)]
 mod risk_tests;
 #[cfg(test)]
 mod tests;

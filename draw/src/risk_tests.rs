@@ -15,7 +15,7 @@ use crate::{draw, verify, Mismatch};
 
 /// A campaign of `spec` created by the planner and its beacon fixed by a second person: its id
 /// and the inputs the beacon froze.
-fn campaign_with_beacon(desk: &mut Desk, spec: ledger::campaign::CampaignSpec, beacon: &str) -> (u64, DrawInputs) {
+pub(crate) fn campaign_with_beacon(desk: &mut Desk, spec: ledger::campaign::CampaignSpec, beacon: &str) -> (u64, DrawInputs) {
     let planner = actor("gz-planner", "440100", Role::Command);
     let second = actor("gz-second", "440100", Role::Command);
     let created = desk.programme(&planner, ProgrammeAction::CreateCampaignOnTotal(Box::new(spec))).expect("created");
@@ -26,7 +26,7 @@ fn campaign_with_beacon(desk: &mut Desk, spec: ledger::campaign::CampaignSpec, b
 }
 
 /// Draws campaign `id` from `bytes` and commits it: the result and the inspections' tasks.
-fn draw_and_commit(desk: &mut Desk, id: u64, bytes: &[u8]) -> (DrawResult, Vec<std::sync::Arc<Task>>) {
+pub(crate) fn draw_and_commit(desk: &mut Desk, id: u64, bytes: &[u8]) -> (DrawResult, Vec<std::sync::Arc<Task>>) {
     let planner = actor("gz-planner", "440100", Role::Command);
     let inputs = desk.ledger.draw_inputs(id).expect("frozen inputs");
     let result = draw(ledger::Regions::compiled(), &inputs, bytes).expect("drawn");

@@ -19,6 +19,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use ledger::campaign::departments::is_department_inspector;
 use ledger::campaign::{
     ceil_ratio, hex, DrawInputs, DrawResult, DrawnInspection, EntityHistory, InspectionItem, Inspector, InspectorMode,
     Recusal, RiskClass, Stratum, DRAW_RATIO_FLOOR_BP,
@@ -419,8 +420,9 @@ impl Need<'_> {
     fn met_by(&self, inspector: &Inspector) -> bool {
         match self {
             Need::Expertise(expertise) => inspector.expertise.iter().any(|e| e == expertise),
-            Need::Office => inspector.station.is_none(),
-            Need::Station => inspector.station.is_some(),
+            // Another department's inspector is neither the bureau's office nor a station.
+            Need::Office => inspector.station.is_none() && !is_department_inspector(inspector),
+            Need::Station => inspector.station.is_some() && !is_department_inspector(inspector),
         }
     }
 

@@ -58,8 +58,11 @@ pub const FEATURE_DRAW_IN_PARTS: &str = "draw-in-parts-v1";
 pub const FEATURE_RISK_FILES: &str = "risk-files-v1";
 /// Annual plans filed with the parent group (`ledger::campaign::plan_filing`).
 pub const FEATURE_PLAN_FILING: &str = "plan-filing-v1";
+/// Joint inspections with other departments (`ledger::campaign::departments`), and the store
+/// format 10 whose core keeps them.
+pub const FEATURE_DEPARTMENTS: &str = "departments-v1";
 /// Every feature this build reads.
-pub(crate) const FEATURES_READ: [&str; 11] = [
+pub(crate) const FEATURES_READ: [&str; 12] = [
     FEATURE_REFERENCE,
     FEATURE_ORGANISATION,
     FEATURE_SITE_RECORDS,
@@ -71,6 +74,7 @@ pub(crate) const FEATURES_READ: [&str; 11] = [
     FEATURE_DRAW_IN_PARTS,
     FEATURE_RISK_FILES,
     FEATURE_PLAN_FILING,
+    FEATURE_DEPARTMENTS,
 ];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;

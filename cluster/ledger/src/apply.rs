@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::access;
 use super::bureau::{BureauCode, Regions};
+use super::campaign::departments::Departments;
 use super::campaign::plan_filing::PlanFilings;
 use super::campaign::register::{JournalEntry, Register};
 use super::campaign::risk_files::{Contribution, RiskFile, RiskFiles};
@@ -118,6 +119,10 @@ pub struct Ledger {
     /// its parent took (see `campaign::plan_filing`). Last, appended with the risk files in
     /// format 9 (`campaign::plan_filing::core_of_format_8`).
     pub(crate) plan_filings: PlanFilings,
+    /// The other departments of joint inspections and their inspectors (see
+    /// `campaign::departments`). Last, so a core written before them is this core's bytes less
+    /// the empty departments' (`campaign::departments::core_of_format_9`).
+    pub(crate) departments: Departments,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -154,6 +159,7 @@ impl Default for Ledger {
             draws_in_parts: DrawsInParts::default(),
             risk_files: RiskFiles::default(),
             plan_filings: PlanFilings::default(),
+            departments: Departments::default(),
         }
     }
 }
@@ -716,6 +722,9 @@ impl Ledger {
         policy::may_take(&regions, actor, task, action)?;
         task.timeline_has_room()?;
         check_parameters(&regions, task, stamp_ms, &change.transition)?;
+        if matches!(change.transition, Transition::Complete { .. }) {
+            self.check_department_parts(task)?;
+        }
         let new_handlers = self.handlers_after(actor, task, &change.transition)?;
 
         // Every check passed: from here on the change is made in full. The task is checked out
@@ -1033,6 +1042,7 @@ impl Ledger {
         self.risk_files.check().map_err(InvariantViolation)?;
         self.programme.check_year_caps(&self.risk_files).map_err(InvariantViolation)?;
         self.plan_filings.check().map_err(InvariantViolation)?;
+        self.departments.check(&self.programme).map_err(InvariantViolation)?;
         ensure!(
             !self.risk_files.kept() || self.programme.last_teams_empty(),
             "last teams kept in the core while the risk files keep them"
@@ -1073,6 +1083,20 @@ impl Ledger {
             handlers.changes.windows(2).all(|pair| pair[0].version < pair[1].version)
                 && handlers.changes.last().is_none_or(|change| change.version <= task.version),
             "task {id}: its handlers' changes out of order"
+        );
+        let parts = &task.field_work.department_parts;
+        ensure!(
+            parts.len() <= crate::campaign::departments::DEPARTMENT_PARTS_PER_TASK_MAX,
+            "task {id}: too many department parts"
+        );
+        ensure!(
+            parts.is_empty() || task.inspection.is_some(),
+            "task {id}: department parts on a task that is no inspection"
+        );
+        ensure!(
+            parts.windows(2).all(|pair| pair[0].at_ms <= pair[1].at_ms)
+                && parts.iter().all(|part| part.at_ms <= task.updated_at_ms),
+            "task {id}: department parts out of order"
         );
         let records = &task.field_work.site_records;
         ensure!(records.len() <= crate::site_record::SITE_RECORDS_PER_TASK_MAX, "task {id}: too many on-site records");

@@ -48,20 +48,33 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
     }
 }
 
-/// A task from its stored bytes: this build's, or a task no person ever worked, written
-/// without the empty last field (`Task::field_work`; 0.4.0 wrote every task so). postcard reads
-/// left to right, so bytes that end before the field work are that task with the empty field
-/// work's encoding after them: unambiguous, and the bytes a task without it is written as stay
-/// those it always had.
+/// A task from its stored bytes. A task's encoding leaves out its empty trailing fields, so
+/// the bytes are one of three forms, tried from the commonest: a task no person ever worked
+/// (without `Task::field_work`; 0.4.0 wrote every task so), a worked task without other
+/// departments' parts (without `FieldWork::department_parts`), or a task with them. postcard
+/// reads left to right, so bytes that end before a field are that task with the empty field's
+/// encoding after them, and at most one of the three reads whole: unambiguous, and the bytes a
+/// task was written as before each field existed stay those it always had.
 pub fn decode_task(bytes: &[u8]) -> Result<crate::task::Task, DecodeError> {
-    match decode(bytes) {
-        Ok(task) => Ok(task),
-        Err(DecodeError::Malformed(first)) => {
-            let empty = encode(&crate::task::FieldWork::default()).expect("empty field work encodes");
-            decode(&[bytes, empty.as_slice()].concat()).map_err(|_| DecodeError::Malformed(first))
-        }
-        Err(trailing) => Err(trailing),
+    let no_field_work = [bytes, &empty_field_work()].concat();
+    if let Ok(task) = decode(&no_field_work) {
+        return Ok(task);
     }
+    let no_parts = [bytes, &[EMPTY_SEQUENCE]].concat();
+    if let Ok(task) = decode(&no_parts) {
+        return Ok(task);
+    }
+    decode(bytes)
+}
+
+/// The encoding of an empty sequence (its length, 0).
+const EMPTY_SEQUENCE: u8 = 0;
+
+/// Every field of an empty `FieldWork`, the last one included (its own encoding leaves that out).
+fn empty_field_work() -> Vec<u8> {
+    let mut bytes = encode(&crate::task::FieldWork::default()).expect("empty field work encodes");
+    bytes.push(EMPTY_SEQUENCE);
+    bytes
 }
 
 #[cfg(test)]

@@ -371,6 +371,10 @@ wire_enum! {
         ChangeIdReused = "change_id_reused",
         /// The current directory was imported without its place in the register's journal.
         RegisterUnbased = "register_unbased",
+        /// An expertise tag is held or needed already, so it cannot become a department's.
+        TagInUse = "tag_in_use",
+        /// A joint inspection's result waits for a department's part (部门联合抽查).
+        DepartmentPartsAwaited = "department_parts_awaited",
     }
 }
 

@@ -221,6 +221,9 @@ wire_enum! {
         /// The follow-up task of the inspection's finding was opened for the bureau with
         /// jurisdiction (谁管辖、谁负责), with its number in the note.
         FollowUpOpened = "follow_up_opened",
+        /// A department of a joint inspection (部门联合抽查) entered its part of the result, with
+        /// its outcome; the task keeps it (`FieldWork::department_parts`).
+        DepartmentPart = "department_part",
     }
 }
 
@@ -369,11 +372,17 @@ pub struct FieldWork {
     pub handlers: Handlers,
     /// On-site inspection records (现场检查记录), numbered from 1, never changed.
     pub site_records: Vec<crate::site_record::SiteRecord>,
+    /// The other departments' parts of a joint inspection's result, in the order entered (a
+    /// department that enters again adds a part; its last counts). Last, and left out of the
+    /// encoding while empty: field work written before joint inspections keeps its bytes and
+    /// digest term (`codec::decode_task`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub department_parts: Vec<crate::campaign::departments::DepartmentPart>,
 }
 
 impl FieldWork {
     pub fn is_empty(&self) -> bool {
-        self.handlers.is_empty() && self.site_records.is_empty()
+        self.handlers.is_empty() && self.site_records.is_empty() && self.department_parts.is_empty()
     }
 }
 

@@ -32,6 +32,20 @@ impl Task {
         self.add_entry(stamp_ms, actor, action, note, assignee_bureau, None);
     }
 
+    /// A change that reports an outcome without completing the task (a department's part of a
+    /// joint inspection).
+    pub(crate) fn push_entry_with_outcome(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        action: TimelineAction,
+        note: String,
+        assignee_bureau: Option<BureauCode>,
+        outcome: CompletionOutcome,
+    ) {
+        self.add_entry(stamp_ms, actor, action, note, assignee_bureau, Some(outcome));
+    }
+
     /// The one place a version is added: its entry, the version and the change's time.
     fn add_entry(
         &mut self,

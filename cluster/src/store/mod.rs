@@ -46,8 +46,9 @@ pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// records hold its journal (`ledger::campaign::register`). 8: the core ends with the draws
 /// committed in parts (`ledger::campaign::draw_parts`). 9: the core ends with the risk files'
 /// state and the plans' filings, and the records hold the files (`ledger::campaign::risk_files`,
-/// `ledger::campaign::plan_filing`).
-pub const STORE_FORMAT: u32 = 9;
+/// `ledger::campaign::plan_filing`). 10: the core ends with the departments of joint
+/// inspections (`ledger::campaign::departments`).
+pub const STORE_FORMAT: u32 = 10;
 /// The oldest format this build reads: a store, stream or backup of a format from this one on
 /// has its core converted as it is read (`core_in_this_format`); nothing else changed since.
 pub const STORE_FORMAT_OLDEST_READ: u32 = 3;
@@ -63,9 +64,14 @@ pub fn core_in_this_format(format: u32, core: Vec<u8>) -> Vec<u8> {
     let core = if format < 6 { ledger::campaign::item_list::core_of_format_5(&core) } else { core };
     let core = if format < 7 { ledger::campaign::register::core_of_format_6(&core) } else { core };
     let core = if format < 8 { ledger::campaign::draw_parts::core_of_format_7(&core) } else { core };
-    if format < 9 {
+    let core = if format < 9 {
         let with_risk_files = ledger::campaign::risk_files::core_of_format_8(&core);
         ledger::campaign::plan_filing::core_of_format_8(&with_risk_files)
+    } else {
+        core
+    };
+    if format < 10 {
+        ledger::campaign::departments::core_of_format_9(&core)
     } else {
         core
     }

@@ -29,16 +29,23 @@ use super::{LOGINS, PEOPLE, RECEIVED, REGISTER, REGISTER_IDS, REPORTERS, RISK_FI
 /// (`ledger::campaign::item_list`), 7 since it ends with the entity register and carries the
 /// register's journal (`ledger::campaign::register`), 8 since it ends with the draws committed
 /// in parts (`ledger::campaign::draw_parts`), 9 since it ends with the risk files' state and
-/// carries the files (`ledger::campaign::risk_files`). A stream of another format is refused
+/// carries the files (`ledger::campaign::risk_files`), 10 since it ends with the departments of
+/// joint inspections (`ledger::campaign::departments`). A stream of another format is refused
 /// before anything of it is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM9\n";
-const _: () = assert!(super::STORE_FORMAT == 9, "the magic names the store format");
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM10";
+const _: () = assert!(super::STORE_FORMAT == 10, "the magic names the store format");
 /// The magic of a stream of `format`: formats before this one are read still (their core
-/// converted as it is read), never written.
+/// converted as it is read), never written. One digit and a newline up to 9, two digits from 10
+/// on (the magic keeps its 16 bytes).
 fn magic_of(format: u32) -> [u8; 16] {
     let mut magic = *b"XIETONG-STREAM0\n";
-    assert!(format < 10, "one digit");
-    magic[14] = b'0' + format as u8;
+    assert!(format < 100, "at most two digits");
+    if format < 10 {
+        magic[14] = b'0' + format as u8;
+    } else {
+        magic[14] = b'0' + (format / 10) as u8;
+        magic[15] = b'0' + (format % 10) as u8;
+    }
     magic
 }
 

@@ -67,6 +67,9 @@ pub struct InspectorJson {
     pub active: bool,
     pub enrolled_at: String,
     pub retired_at: Option<String>,
+    /// The code of the other department whose inspector it is (joint inspections); absent for
+    /// the bureau's own staff.
+    pub department: Option<String>,
 }
 
 impl InspectorJson {
@@ -82,6 +85,11 @@ impl InspectorJson {
             active: inspector.active,
             enrolled_at: format_ms(inspector.enrolled_at_ms),
             retired_at: inspector.retired_at_ms.map(format_ms),
+            department: inspector
+                .expertise
+                .iter()
+                .find_map(|tag| ledger::campaign::departments::department_of_tag(tag))
+                .map(str::to_owned),
         }
     }
 }
@@ -455,11 +463,26 @@ pub struct InspectionJson {
     pub publication: Option<String>,
     pub published_at: Option<String>,
     pub withdrawn_at: Option<String>,
+    /// The codes of the other departments whose items it has (a joint inspection, 部门联合抽查).
+    pub departments: Vec<String>,
+    /// Their parts of the result, in the order entered (a department's last counts).
+    pub department_parts: Vec<super::departments::DepartmentPartJson>,
+    /// The departments whose part the result still waits for.
+    pub departments_awaited: Vec<String>,
 }
 
 impl InspectionJson {
-    pub fn of(record: &InspectionRecord) -> InspectionJson {
+    pub fn of(record: &InspectionRecord, field_work: &ledger::task::FieldWork) -> InspectionJson {
+        let departments = super::departments::departments_of(record);
+        let parts = &field_work.department_parts;
         InspectionJson {
+            departments_awaited: departments
+                .iter()
+                .filter(|code| !parts.iter().any(|part| part.department == **code))
+                .cloned()
+                .collect(),
+            departments,
+            department_parts: parts.iter().map(super::departments::DepartmentPartJson::of).collect(),
             campaign: record.campaign,
             campaign_name: record.campaign_name.clone(),
             items: record.items.iter().map(ItemJson::of).collect(),
@@ -498,10 +521,24 @@ pub struct PublicResultJson {
     pub published_at: String,
     pub organiser: String,
     pub organiser_name: String,
+    /// The other departments' results of a joint inspection (部门联合抽查), each by its name.
+    pub departments: Vec<PublicDepartmentResultJson>,
+}
+
+/// One department's result of a joint inspection, as published.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublicDepartmentResultJson {
+    pub department: String,
+    pub result: String,
 }
 
 impl PublicResultJson {
-    pub fn of(regions: &Regions, result: &PublicResult) -> PublicResultJson {
+    pub fn of(
+        regions: &Regions,
+        departments: &ledger::campaign::departments::Departments,
+        result: &PublicResult,
+    ) -> PublicResultJson {
         PublicResultJson {
             campaign: result.campaign,
             campaign_name: result.campaign_name.clone(),
@@ -515,6 +552,14 @@ impl PublicResultJson {
             published_at: format_ms(result.published_at_ms),
             organiser: bureau(result.organiser),
             organiser_name: region_name(regions, result.organiser),
+            departments: result
+                .department_outcomes
+                .iter()
+                .map(|(code, outcome)| PublicDepartmentResultJson {
+                    department: departments.get(code).map_or_else(|| code.clone(), |d| d.name.clone()),
+                    result: outcome.to_string(),
+                })
+                .collect(),
         }
     }
 }
@@ -680,7 +725,7 @@ mod tests {
             withdrawn_at_ms: None,
         });
         let public = PublicResult::of(&task).expect("published");
-        let public = serde_json::to_string(&PublicResultJson::of(ledger::Regions::compiled(), &public)).unwrap();
+        let public = serde_json::to_string(&PublicResultJson::of(ledger::Regions::compiled(), &Default::default(), &public)).unwrap();
         let internal = serde_json::to_value(task_json(ledger::Regions::compiled(), &task)).unwrap();
         let mut fields = Vec::new();
         leaves(&internal, "", &mut fields);

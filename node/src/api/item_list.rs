@@ -5,6 +5,7 @@
 use ledger::campaign::item_list::{
     CheckPoint, ItemList, ItemListStep, ItemListVersion, ItemOrigin, ItemSpec, ListedItem, OrganiserLevel,
 };
+use ledger::campaign::departments::Departments;
 use ledger::site_record::AnswerKind;
 use ledger::Regions;
 use schemars::JsonSchema;
@@ -101,11 +102,13 @@ pub struct RetireItemRequest {
     pub reason: String,
 }
 
-/// `national`, or the code of the province whose addition it is.
-fn origin(origin: ItemOrigin) -> String {
+/// `national`, the code of the province whose addition it is, or `department:` and the code of
+/// the department whose item it is.
+fn origin(origin: &ItemOrigin) -> String {
     match origin {
         ItemOrigin::National => "national".to_owned(),
-        ItemOrigin::Addition(province) => bureau(province),
+        ItemOrigin::Addition(province) => bureau(*province),
+        ItemOrigin::Department(code) => format!("department:{code}"),
     }
 }
 
@@ -119,7 +122,8 @@ pub struct InspectionItemJson {
     pub basis: String,
     /// `province`, `prefecture` or `county`: the lowest level that may organise it.
     pub organiser: String,
-    /// `national`, or the province that added it.
+    /// `national`, the province that added it, or `department:<code>` for another
+    /// department's item (joint inspections).
     pub origin: String,
     pub origin_name: String,
     /// The list versions that listed it and last changed it (0: the shipped list, not adopted).
@@ -130,7 +134,7 @@ pub struct InspectionItemJson {
 }
 
 impl InspectionItemJson {
-    pub fn of(regions: &Regions, listed: &ListedItem) -> InspectionItemJson {
+    pub fn of(regions: &Regions, departments: &Departments, listed: &ListedItem) -> InspectionItemJson {
         let spec = &listed.spec;
         InspectionItemJson {
             code: spec.code.clone(),
@@ -139,10 +143,13 @@ impl InspectionItemJson {
             expertise: spec.expertise.clone(),
             basis: spec.basis.clone(),
             organiser: spec.organiser.to_string(),
-            origin: origin(listed.origin),
-            origin_name: match listed.origin {
+            origin: origin(&listed.origin),
+            origin_name: match &listed.origin {
                 ItemOrigin::National => "市场监管总局".to_owned(),
-                ItemOrigin::Addition(province) => region_name(regions, province),
+                ItemOrigin::Addition(province) => region_name(regions, *province),
+                ItemOrigin::Department(code) => {
+                    departments.get(code).map_or_else(|| code.clone(), |department| department.name.clone())
+                }
             },
             listed_in: listed.listed_in,
             changed_in: listed.changed_in,
@@ -241,11 +248,16 @@ impl CoverageJson {
 
 impl ItemListJson {
     /// The list as the caller of `bureau` reads it.
-    pub fn of(regions: &Regions, list: &ItemList, bureau: ledger::BureauCode) -> ItemListJson {
+    pub fn of(
+        regions: &Regions,
+        departments: &Departments,
+        list: &ItemList,
+        bureau: ledger::BureauCode,
+    ) -> ItemListJson {
         ItemListJson {
             version: list.version(),
             adopted: list.adopted(),
-            items: list.items().map(|listed| InspectionItemJson::of(regions, listed)).collect(),
+            items: list.items().map(|listed| InspectionItemJson::of(regions, departments, listed)).collect(),
             versions: list.versions().iter().map(ItemListVersionJson::of).collect(),
             coverage: CoverageJson::of(regions, list, bureau),
         }
@@ -272,12 +284,12 @@ pub struct PublicItemListJson {
 }
 
 impl PublicItemListJson {
-    pub fn of(regions: &Regions, list: &ItemList) -> PublicItemListJson {
+    pub fn of(regions: &Regions, departments: &Departments, list: &ItemList) -> PublicItemListJson {
         let items = list
             .items()
             .filter(|listed| !listed.retired)
             .map(|listed| {
-                let full = InspectionItemJson::of(regions, listed);
+                let full = InspectionItemJson::of(regions, departments, listed);
                 PublicItemJson {
                     code: full.code,
                     name: full.name,

@@ -4,6 +4,7 @@
 
 pub mod annual_plan;
 pub mod console;
+pub mod departments;
 pub mod error;
 pub mod headers;
 pub mod inspection;
@@ -605,7 +606,7 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
             notify_deadline: at(record.notify_deadline_ms),
             notified_at: at(record.notified_at_ms),
         }),
-        inspection: task.inspection.as_ref().map(inspection::InspectionJson::of),
+        inspection: task.inspection.as_ref().map(|record| inspection::InspectionJson::of(record, &task.field_work)),
         timeline: task
             .timeline
             .iter()

@@ -13,11 +13,14 @@ use super::{
     tasks,
 };
 use super::{
-    admin, backup, bureaus, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
+    admin, backup, bureaus, departments, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
     me, people, search, stations,
 };
 use crate::api::annual_plan::{
     AnnualPlanJson, BatchRequest, FiledPlansJson, PlanChangeJson, PublicAnnualPlanJson, WithdrawBatchRequest,
+};
+use crate::api::departments::{
+    DepartmentInspectorsRequest, DepartmentJson, DepartmentPartRequest, DepartmentRequest, DepartmentsJson,
 };
 use crate::api::inspection::{
     CampaignJson, CampaignRequest, CampaignsJson, ConflictJson, ConflictRequest, DirectoryVersionJson,
@@ -217,6 +220,16 @@ pub fn operations() -> Vec<Operation> {
         .body(schema::<bulk::BulkActionRequest>)
         .idempotent()
         .handler(post(bulk::bulk)),
+        op(
+            Method::POST,
+            "/api/v1/tasks/{id}/department-part",
+            "Enter a department's part of a joint inspection's result (its inspector on the team)",
+            User,
+            ok(schema::<TaskJson>),
+        )
+        .body(schema::<DepartmentPartRequest>)
+        .idempotent()
+        .handler(post(departments::enter_part)),
         op(
             Method::GET,
             "/api/v1/tasks/{id}/checklist",
@@ -603,6 +616,44 @@ pub fn operations() -> Vec<Operation> {
         .body(schema::<ConflictRequest>)
         .idempotent()
         .handler(post(programme::declare_conflict)),
+        op(
+            Method::GET,
+            "/api/v1/departments",
+            "The other departments of joint inspections, with their items and inspectors",
+            User,
+            ok(schema::<DepartmentsJson>),
+        )
+        .handler(get(departments::list)),
+        op(
+            Method::POST,
+            "/api/v1/departments",
+            "Register a department for joint inspections (the group's own command centre)",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<DepartmentJson>),
+        )
+        .body(schema::<DepartmentRequest>)
+        .idempotent()
+        .handler(post(departments::register)),
+        op(
+            Method::POST,
+            "/api/v1/departments/{code}/items",
+            "List a department's item on the group's item list (code D-<code>-…, expertise dept:<code>)",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<ItemListVersionJson>),
+        )
+        .body(schema::<ItemRequest>)
+        .idempotent()
+        .handler(post(departments::list_item)),
+        op(
+            Method::POST,
+            "/api/v1/departments/{code}/inspectors",
+            "Enrol a department's inspectors, all or none",
+            User,
+            Answer::Json(StatusCode::CREATED, schema::<EnrolledInspectorsJson>),
+        )
+        .body(schema::<DepartmentInspectorsRequest>)
+        .idempotent()
+        .handler(post(departments::enrol_inspectors)),
         op(
             Method::GET,
             "/api/v1/programme/inspection-cap",

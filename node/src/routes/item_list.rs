@@ -40,7 +40,8 @@ pub async fn current_items(State(state): State<AppState>, headers: HeaderMap) ->
         let replica = state.store.read();
         let list = state.programme.list_in_force(&replica.ledger);
         let current = list.items().filter(|listed| !listed.retired);
-        Ok(current.map(|listed| InspectionItemJson::of(&regions, listed)).collect::<Vec<_>>())
+        let departments = replica.ledger.departments();
+        Ok(current.map(|listed| InspectionItemJson::of(&regions, departments, listed)).collect::<Vec<_>>())
     })())
 }
 
@@ -50,7 +51,8 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response
         let user = state.users.authenticate(&headers)?;
         let regions = state.regions();
         let replica = state.store.read();
-        Ok(ItemListJson::of(&regions, state.programme.list_in_force(&replica.ledger), user.actor.bureau))
+        let list = state.programme.list_in_force(&replica.ledger);
+        Ok(ItemListJson::of(&regions, replica.ledger.departments(), list, user.actor.bureau))
     })())
 }
 
@@ -134,6 +136,6 @@ pub async fn public_items(State(state): State<AppState>, peer: Peer, headers: He
         within_budget(&state, peer, &headers)?;
         let regions = state.regions();
         let replica = state.store.read();
-        Ok(PublicItemListJson::of(&regions, state.programme.list_in_force(&replica.ledger)))
+        Ok(PublicItemListJson::of(&regions, replica.ledger.departments(), state.programme.list_in_force(&replica.ledger)))
     })())
 }

@@ -12,6 +12,7 @@ mod cluster_view;
 mod complaints;
 mod console;
 mod console_snapshot;
+mod departments;
 mod entities;
 mod escalations;
 mod export;

@@ -146,7 +146,7 @@ pub async fn results(State(state): State<AppState>, peer: Peer, headers: HeaderM
             {
                 continue;
             }
-            results.push(PublicResultJson::of(&state.regions(), &result));
+            results.push(PublicResultJson::of(&state.regions(), ledger.departments(), &result));
         }
         Ok(PublicResultsJson { results, next_cursor })
     })())

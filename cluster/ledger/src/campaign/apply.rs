@@ -48,7 +48,7 @@ impl Ledger {
             conflict(ConflictCode::NoBeacon, format!("campaign {id} has no beacon yet: a second person fixes it first"))
         })?;
         let spec = &campaign.spec;
-        let pool = self.programme.inspector_pool(&self.regions(), spec);
+        let pool = self.programme.inspector_pool(&self.regions(), spec, &self.departments);
         let pool_ids: BTreeSet<&str> = pool.iter().map(|i| i.id.as_str()).collect();
         let conflicts = self
             .programme
@@ -113,7 +113,7 @@ impl Ledger {
 
     /// Enrols `inspectors` (a new id, or one whose earlier enrolment was retired), all of them
     /// or, when any is refused, none: every check runs before the directory changes.
-    fn enroll_inspectors(
+    pub(super) fn enroll_inspectors(
         &mut self,
         stamp_ms: u64,
         actor: &Actor,
@@ -195,11 +195,13 @@ impl Ledger {
                 Ok(Applied::of_record(ProgrammeRecord::RegisterChanges(outcomes), Vec::new()))
             }
             ProgrammeAction::EnrollInspector(inspector) => {
+                self.departments.check_own_inspector(inspector)?;
                 let mut enrolled = self.enroll_inspectors(stamp_ms, actor, std::slice::from_ref(&**inspector))?;
                 let entry = enrolled.pop().expect("one inspector in, one enrolled");
                 Ok(Applied::of_record(ProgrammeRecord::Inspector(Box::new(entry)), Vec::new()))
             }
             ProgrammeAction::EnrollInspectors(inspectors) => {
+                inspectors.iter().try_for_each(|inspector| self.departments.check_own_inspector(inspector))?;
                 let enrolled = self.enroll_inspectors(stamp_ms, actor, inspectors)?;
                 Ok(Applied::of_record(ProgrammeRecord::Inspectors(enrolled), Vec::new()))
             }
@@ -266,6 +268,7 @@ impl Ledger {
             }
             ProgrammeAction::RiskFiles(action) => self.apply_risk_files(stamp_ms, actor, action),
             ProgrammeAction::PlanFiling(action) => self.apply_plan_filing(stamp_ms, actor, action),
+            ProgrammeAction::Departments(action) => self.apply_departments(stamp_ms, actor, action),
             ProgrammeAction::EnterReportedResult { task, publish_deadline_ms } => {
                 self.enter_reported_result(stamp_ms, actor, *task, *publish_deadline_ms)
             }
@@ -289,6 +292,11 @@ impl Ledger {
                 Ok(Applied::of_record(ProgrammeRecord::AnnualPlan(Box::new(changed)), Vec::new()))
             }
             ProgrammeAction::ItemList(action) => {
+                if let item_list::ItemListAction::Add { item, .. } | item_list::ItemListAction::Revise { item, .. } =
+                    &**action
+                {
+                    self.departments.check_own_tag("expertise", &item.expertise)?;
+                }
                 let version = self.planning.item_list.apply(&regions, stamp_ms, actor, action)?;
                 Ok(Applied::of_record(ProgrammeRecord::ItemList(Box::new(version)), Vec::new()))
             }

@@ -163,8 +163,10 @@ impl<'a> InspectionRules<'a> {
             let conflicted = self.inputs.conflicts.binary_search(&(id.clone(), uscc.clone())).is_ok();
             rule(!conflicted, "no inspector with a declared conflict")?;
             rule(!last_team.contains(id), "no inspector of the entity's last team")?;
-            office |= inspector.station.is_none();
-            station |= inspector.station.is_some();
+            // Another department's inspector is neither the bureau's office nor a station.
+            let own_staff = !departments::is_department_inspector(inspector);
+            office |= own_staff && inspector.station.is_none();
+            station |= own_staff && inspector.station.is_some();
             members.push(inspector);
         }
         for item in &items {

@@ -100,12 +100,15 @@ impl ItemSpec {
 }
 
 /// Where a listed item comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ItemOrigin {
     /// SAMR's list (总局清单), as the group adopted it.
     National,
     /// Added by this provincial bureau for its region.
     Addition(BureauCode),
+    /// An item of another department of the group (`departments`), by its code: for joint
+    /// inspections, open to every bureau of the group.
+    Department(String),
 }
 
 /// An item as the list holds it.
@@ -232,9 +235,9 @@ impl ItemList {
         let province = regions.province_of(bureau);
         self.items.values().filter(move |listed| {
             !listed.retired
-                && match listed.origin {
-                    ItemOrigin::National => true,
-                    ItemOrigin::Addition(by) => Some(by) == province,
+                && match &listed.origin {
+                    ItemOrigin::National | ItemOrigin::Department(_) => true,
+                    ItemOrigin::Addition(by) => Some(*by) == province,
                 }
         })
     }
@@ -243,7 +246,9 @@ impl ItemList {
     /// current items, of the matters the province declared (`None` before it declared them).
     pub fn coverage(&self, regions: &Regions, bureau: BureauCode) -> Option<(u64, u32)> {
         let total = *self.enforcement_matters.get(&regions.province_of(bureau)?)?;
-        Some((self.current_for(regions, bureau).count() as u64, total))
+        // The bureau's own matters: other departments' items are theirs.
+        let own = self.current_for(regions, bureau).filter(|listed| !matches!(listed.origin, ItemOrigin::Department(_)));
+        Some((own.count() as u64, total))
     }
 
     /// The refusal of a campaign whose items are not all current on the list exactly as
@@ -269,7 +274,7 @@ impl ItemList {
                     item.code, listed.spec.organiser, spec.bureau
                 )));
             }
-            if let ItemOrigin::Addition(province) = listed.origin {
+            if let ItemOrigin::Addition(province) = listed.origin.clone() {
                 if !regions.is_within(spec.scope_region, province) {
                     return Err(Rejection::Forbidden(format!(
                         "item {} is an addition of bureau {province}; region {} lies outside it",
@@ -406,6 +411,60 @@ impl ItemList {
         Ok(version)
     }
 
+    /// Lists another department's item (`departments`, which checked the department, the
+    /// item's code and tag): by a province's or a city's command centre, once the national list
+    /// is adopted, as one version of the list.
+    pub(crate) fn list_item_of(
+        &mut self,
+        regions: &Regions,
+        stamp_ms: u64,
+        actor: &Actor,
+        item: &ItemSpec,
+        origin: ItemOrigin,
+        reason: &str,
+    ) -> Result<ItemListVersion, Rejection> {
+        if actor.role != Role::Command {
+            return Err(Rejection::Forbidden(format!("a {} user does not keep the item list", actor.role)));
+        }
+        validate::note(reason, true)?;
+        let level = regions.region(actor.bureau).map(|region| region.level);
+        if level.is_none_or(|level| level > RegionLevel::Prefecture) {
+            return Err(Rejection::Forbidden(format!(
+                "bureau {} may not list departments' items for its group (a province or city may)",
+                actor.bureau
+            )));
+        }
+        if !self.adopted() {
+            return Err(conflict(
+                ConflictCode::ListNotAdopted,
+                "the national item list is not adopted yet: adopt it first (POST /api/v1/inspection-item-list/national)",
+            ));
+        }
+        if self.versions.len() >= ITEM_LIST_CHANGES_MAX {
+            return Err(Rejection::LimitReached(format!("{ITEM_LIST_CHANGES_MAX} versions of the item list")));
+        }
+        if self.items.contains_key(&item.code) {
+            return Err(conflict(ConflictCode::ItemListed, format!("{} is on the list already", item.code)));
+        }
+        if self.items.len() >= LISTED_ITEMS_MAX {
+            return Err(Rejection::LimitReached(format!("{LISTED_ITEMS_MAX} listed items")));
+        }
+        let number = self.version() + 1;
+        let listed = ListedItem { spec: item.clone(), origin, listed_in: number, changed_in: number, retired: false };
+        self.items.insert(item.code.clone(), listed);
+        let step = ItemListStep::Added { code: item.code.clone() };
+        let version = ItemListVersion {
+            number,
+            step,
+            by: actor.user.clone(),
+            bureau: actor.bureau,
+            at_ms: stamp_ms,
+            reason: reason.to_owned(),
+        };
+        self.versions.push(version.clone());
+        Ok(version)
+    }
+
     /// Merges the national list in: every check first, then the changes.
     fn adopt_national(&mut self, number: u32, items: &[ItemSpec]) -> Result<ItemListStep, Rejection> {
         if items.is_empty() || items.len() > LISTED_ITEMS_MAX {
@@ -479,7 +538,7 @@ impl ItemList {
     ) -> Result<&mut ListedItem, Rejection> {
         let province = provincial_bureau(regions, actor, &format!("{what} items of the list"))?;
         let listed = self.items.get_mut(code).ok_or_else(|| Rejection::NoSuch(format!("item {code}")))?;
-        match listed.origin {
+        match listed.origin.clone() {
             ItemOrigin::Addition(by) if by == province => Ok(listed),
             ItemOrigin::Addition(by) => {
                 Err(Rejection::Forbidden(format!("item {code} is bureau {by}'s addition; only it may {what} it")))
@@ -487,6 +546,9 @@ impl ItemList {
             ItemOrigin::National => Err(Rejection::Forbidden(format!(
                 "item {code} is on the national list; it changes only when the national list is adopted again"
             ))),
+            ItemOrigin::Department(department) => {
+                Err(Rejection::Forbidden(format!("item {code} is department {department}'s")))
+            }
         }
     }
 
@@ -499,10 +561,14 @@ impl ItemList {
             return Err("enforcement matters declared for a bureau that is no province".into());
         }
         for listed in self.items.values() {
-            let sound = match listed.origin {
+            let sound = match &listed.origin {
                 ItemOrigin::National => !is_addition_code(&listed.spec.code),
                 ItemOrigin::Addition(province) => {
-                    is_province(province) && listed.spec.code.starts_with(&addition_prefix(province))
+                    is_province(*province) && listed.spec.code.starts_with(&addition_prefix(*province))
+                }
+                ItemOrigin::Department(department) => {
+                    listed.spec.code.starts_with(&super::departments::department_item_prefix(department))
+                        && listed.spec.expertise == super::departments::department_tag(department)
                 }
             };
             if !sound {

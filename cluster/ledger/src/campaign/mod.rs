@@ -32,6 +32,7 @@ use super::uscc::Uscc;
 pub mod annual_plan;
 mod apply;
 mod checks;
+pub mod departments;
 pub mod draw_parts;
 mod draw_rules;
 pub mod item_list;
@@ -424,6 +425,8 @@ pub enum ProgrammeRecord {
     InspectionCap(Option<risk_files::InspectionCap>),
     /// A child group's plan as this group filed it.
     PlanFiled(Box<plan_filing::FiledPlan>),
+    /// A department as its registration left it.
+    Department(Box<departments::Department>),
 }
 
 impl ProgrammeRecord {
@@ -586,6 +589,10 @@ pub enum ProgrammeAction {
     /// A child group's published plan filed here, or the version of this group's own plan its
     /// parent took (`plan_filing`); proposed only when every member reads `plan-filing-v1`.
     PlanFiling(plan_filing::PlanFilingAction),
+    /// A department registered, its item listed, its inspectors enrolled, or its part of a
+    /// joint inspection entered (`departments`); proposed only when every member reads
+    /// `departments-v1`.
+    Departments(departments::DepartmentAction),
 }
 
 impl Programme {
@@ -720,15 +727,30 @@ impl Programme {
 
     /// The inspectors a campaign may draw from: active, qualified, of a bureau within its scope
     /// (or the organiser's office), and allowed by its mode.
-    pub fn inspector_pool(&self, regions: &Regions, spec: &CampaignSpec) -> Vec<Inspector> {
+    /// The inspectors a campaign draws from: the bureau's own staff of the scope its mode
+    /// allows, and the inspectors of the scope of each department whose item it has (a joint
+    /// campaign, `departments`), whatever the mode.
+    pub fn inspector_pool(
+        &self,
+        regions: &Regions,
+        spec: &CampaignSpec,
+        departments: &departments::Departments,
+    ) -> Vec<Inspector> {
         let by_mode = |inspector: &Inspector| match &spec.inspector_mode {
             InspectorMode::WholeBureau | InspectorMode::OfficeAndStations => true,
             InspectorMode::Stations(stations) => inspector.station.as_ref().is_some_and(|s| stations.contains(s)),
             InspectorMode::Station(station) => inspector.station.as_ref() == Some(station),
         };
+        let joins = |inspector: &Inspector| match departments.of_inspector(&inspector.id) {
+            None => by_mode(inspector),
+            Some(code) => {
+                let tag = departments::department_tag(code);
+                spec.items.iter().any(|item| item.expertise == tag)
+            }
+        };
         self.inspectors
             .values()
-            .filter(|i| i.active && i.qualified && regions.is_within(i.bureau, spec.scope_region) && by_mode(i))
+            .filter(|i| i.active && i.qualified && regions.is_within(i.bureau, spec.scope_region) && joins(i))
             .cloned()
             .collect()
     }

@@ -19,6 +19,9 @@ pub struct PublicResult {
     pub inspected_at_ms: u64,
     pub published_at_ms: u64,
     pub organiser: BureauCode,
+    /// Each other department's outcome of a joint inspection (its last part), by the
+    /// department's code; its summary stays internal.
+    pub department_outcomes: Vec<(String, CompletionOutcome)>,
 }
 
 impl PublicResult {
@@ -40,6 +43,13 @@ impl PublicResult {
             inspected_at_ms: record.result_entered_at_ms?,
             published_at_ms: record.published_at_ms?,
             organiser: task.origin_bureau,
+            department_outcomes: {
+                let mut last: BTreeMap<&str, CompletionOutcome> = BTreeMap::new();
+                for part in &task.field_work.department_parts {
+                    last.insert(&part.department, part.outcome);
+                }
+                last.into_iter().map(|(code, outcome)| (code.to_owned(), outcome)).collect()
+            },
         })
     }
 }
