@@ -4,7 +4,7 @@
 //! neither the office nor a station, enter their own part of the result, and the organiser's
 //! result and its publication wait for and carry that part.
 
-use ledger::campaign::departments::{is_department_inspector, DepartmentAction, Departments};
+use ledger::campaign::departments::{is_department_inspector, DepartmentAction};
 use ledger::campaign::item_list::{ItemListAction, ItemSpec, OrganiserLevel};
 use ledger::campaign::{CampaignSpec, InspectionItem, InspectorMode, ProgrammeAction, PublicResult};
 use ledger::organisation::{OrganisationAction, PersonRole};
@@ -225,13 +225,4 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
     let public = PublicResult::of(&desk.ledger.task(task.id).unwrap()).expect("public");
     assert_eq!(public.outcome, CompletionOutcome::NoProblemFound);
     assert_eq!(public.department_outcomes, [("tax".to_owned(), CompletionOutcome::Corrected)]);
-}
-
-#[test]
-fn a_core_of_format_9_reads_as_one_without_departments() {
-    let ledger = Ledger::new();
-    let core = ledger.encode_core();
-    let empty = ledger::codec::encode(&Departments::default()).unwrap();
-    let format_9 = &core[..core.len() - empty.len()];
-    assert_eq!(ledger::campaign::departments::core_of_format_9(format_9), core);
 }

@@ -243,7 +243,10 @@ fn a_core_of_format_3_reads_as_a_ledger_that_adopted_nothing() {
     let no_draws = crate::codec::encode(&crate::campaign::DrawsInParts::default()).expect("encodes");
     let no_files = crate::codec::encode(&crate::campaign::risk_files::RiskFiles::default()).expect("encodes");
     let no_filings = crate::codec::encode(&crate::campaign::plan_filing::PlanFilings::default()).expect("encodes");
-    let appended = no_filings.len()
+    let no_departments =
+        crate::codec::encode(&crate::campaign::departments::Departments::default()).expect("encodes");
+    let appended = no_departments.len()
+        + no_filings.len()
         + no_files.len()
         + no_draws.len()
         + no_register.len()
@@ -257,7 +260,8 @@ fn a_core_of_format_3_reads_as_a_ledger_that_adopted_nothing() {
     let format_7 = crate::campaign::register::core_of_format_6(&format_6);
     let format_8 = crate::campaign::draw_parts::core_of_format_7(&format_7);
     let format_9_without_filings = crate::campaign::risk_files::core_of_format_8(&format_8);
-    assert_eq!(crate::campaign::plan_filing::core_of_format_8(&format_9_without_filings), core);
+    let format_9 = crate::campaign::plan_filing::core_of_format_8(&format_9_without_filings);
+    assert_eq!(crate::campaign::departments::core_of_format_9(&format_9), core);
 }
 
 #[test]
