@@ -43,7 +43,12 @@ fn listed(item: &InspectionItem) -> ItemSpec {
 }
 
 fn tax_item() -> InspectionItem {
-    InspectionItem { code: "D-tax-01".into(), name: "发票使用情况检查".into(), industries: Vec::new(), expertise: "dept:tax".into() }
+    InspectionItem {
+        code: "D-tax-01".into(),
+        name: "发票使用情况检查".into(),
+        industries: Vec::new(),
+        expertise: "dept:tax".into(),
+    }
 }
 
 fn tax_inspector(id: &str) -> ledger::campaign::Inspector {
@@ -76,8 +81,15 @@ fn desk_with_the_tax_department(bytes: &[u8]) -> Desk {
     let adopt = ItemListAction::AdoptNational { items: national, reason: String::new() };
     desk.programme(&planner(), ProgrammeAction::ItemList(Box::new(adopt))).expect("list adopted");
 
-    let register = || departments(DepartmentAction::Register { code: "tax".into(), name: "国家税务总局广州市天河区税务局".into() });
-    assert!(matches!(desk.programme(&actor("th-operator", TIANHE, Role::Operator), register()), Err(Rejection::Forbidden(_))));
+    let register = || {
+        departments(DepartmentAction::Register {
+            code: "tax".into(), name: "国家税务总局广州市天河区税务局".into()
+        })
+    };
+    assert!(matches!(
+        desk.programme(&actor("th-operator", TIANHE, Role::Operator), register()),
+        Err(Rejection::Forbidden(_))
+    ));
     let badly = departments(DepartmentAction::Register { code: "Tax!".into(), name: "税务".into() });
     assert!(matches!(desk.programme(&planner(), badly), Err(Rejection::Invalid { .. })));
     desk.programme(&planner(), register()).expect("registered");
@@ -92,7 +104,11 @@ fn desk_with_the_tax_department(bytes: &[u8]) -> Desk {
 
     // Its items: its prefix and its tag, on the adopted list.
     let list = |item: InspectionItem| {
-        departments(DepartmentAction::ListItem { department: "tax".into(), item: Box::new(listed(&item)), reason: "联合抽查".into() })
+        departments(DepartmentAction::ListItem {
+            department: "tax".into(),
+            item: Box::new(listed(&item)),
+            reason: "联合抽查".into(),
+        })
     };
     let mut unprefixed = tax_item();
     unprefixed.code = "T-01".into();
@@ -141,10 +157,14 @@ fn account_of(desk: &mut Desk, login: &str, inspector: &str) -> Actor {
         password_phc: PHC.into(),
     };
     let created = desk.apply(&planner(), Action::Organisation(Box::new(create))).expect("account created");
-    let Some(ledger::organisation::OrganisationRecord::Person(person)) = created.organisation else { panic!("a person") };
+    let Some(ledger::organisation::OrganisationRecord::Person(person)) = created.organisation else {
+        panic!("a person")
+    };
     let link = OrganisationAction::LinkInspector { person: person.id, inspector: inspector.into() };
     let linked = desk.apply(&planner(), Action::Organisation(Box::new(link))).expect("linked");
-    let Some(ledger::organisation::OrganisationRecord::Person(person)) = linked.organisation else { panic!("a person") };
+    let Some(ledger::organisation::OrganisationRecord::Person(person)) = linked.organisation else {
+        panic!("a person")
+    };
     person.actor()
 }
 
@@ -171,7 +191,10 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
         let of_department = members.iter().filter(|m| is_department_inspector(m)).count();
         assert_eq!(of_department, usize::from(joint), "the department where its item fell, only there");
         let own: Vec<_> = members.iter().filter(|m| !is_department_inspector(m)).collect();
-        assert!(own.iter().any(|m| m.station.is_none()) && own.iter().any(|m| m.station.is_some()), "the mix is the bureau's own");
+        assert!(
+            own.iter().any(|m| m.station.is_none()) && own.iter().any(|m| m.station.is_some()),
+            "the mix is the bureau's own"
+        );
     }
     let committed = desk.ledger.programme().campaign(id).unwrap().draw.clone().unwrap();
     verify(Regions::compiled(), &committed, &bytes).expect("the joint draw verifies");
@@ -183,9 +206,8 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
         .clone();
     let tianhe = actor("th-operator", TIANHE, Role::Operator);
     desk.apply(&tianhe, change(task.id, Transition::Ack)).expect("acknowledged");
-    let result_entry = |outcome| {
-        change(task.id, Transition::Complete { outcome, publication_deadline_ms: Some(T0 + 60 * DAY_MS) })
-    };
+    let result_entry =
+        |outcome| change(task.id, Transition::Complete { outcome, publication_deadline_ms: Some(T0 + 60 * DAY_MS) });
     let early = desk.apply(&tianhe, result_entry(CompletionOutcome::NoProblemFound));
     assert!(
         matches!(early, Err(Rejection::Conflict { code: ConflictCode::DepartmentPartsAwaited, .. })),
@@ -195,7 +217,13 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
     // 谁检查、谁录入: the department's inspector on the team, through their own account.
     let on_team = task.inspection.as_ref().unwrap().inspectors.iter().find(|id| id.starts_with("TX")).unwrap().clone();
     let elsewhere = ["TX001", "TX002", "TX003", "TX004"].into_iter().find(|id| *id != on_team).unwrap();
-    let part = |outcome| departments(DepartmentAction::EnterPart { task: task.id, outcome, summary: "发票开具不规范，已责令改正".into() });
+    let part = |outcome| {
+        departments(DepartmentAction::EnterPart {
+            task: task.id,
+            outcome,
+            summary: "发票开具不规范，已责令改正".into(),
+        })
+    };
     let config_user = desk.programme(&tianhe, part(CompletionOutcome::Corrected));
     assert!(matches!(config_user, Err(Rejection::Forbidden(_))), "{config_user:?}");
     let own_staff = account_of(&mut desk, "th.own", "TH000");

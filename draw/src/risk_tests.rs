@@ -15,7 +15,11 @@ use crate::{draw, verify, Mismatch};
 
 /// A campaign of `spec` created by the planner and its beacon fixed by a second person: its id
 /// and the inputs the beacon froze.
-pub(crate) fn campaign_with_beacon(desk: &mut Desk, spec: ledger::campaign::CampaignSpec, beacon: &str) -> (u64, DrawInputs) {
+pub(crate) fn campaign_with_beacon(
+    desk: &mut Desk,
+    spec: ledger::campaign::CampaignSpec,
+    beacon: &str,
+) -> (u64, DrawInputs) {
     let planner = actor("gz-planner", "440100", Role::Command);
     let second = actor("gz-second", "440100", Role::Command);
     let created = desk.programme(&planner, ProgrammeAction::CreateCampaignOnTotal(Box::new(spec))).expect("created");

@@ -20,6 +20,7 @@ mod follow_up;
 mod gateway;
 mod intake;
 mod item_list;
+mod joint_inspections;
 mod membership;
 mod nemesis;
 mod operations;

@@ -725,7 +725,9 @@ mod tests {
             withdrawn_at_ms: None,
         });
         let public = PublicResult::of(&task).expect("published");
-        let public = serde_json::to_string(&PublicResultJson::of(ledger::Regions::compiled(), &Default::default(), &public)).unwrap();
+        let public =
+            serde_json::to_string(&PublicResultJson::of(ledger::Regions::compiled(), &Default::default(), &public))
+                .unwrap();
         let internal = serde_json::to_value(task_json(ledger::Regions::compiled(), &task)).unwrap();
         let mut fields = Vec::new();
         leaves(&internal, "", &mut fields);

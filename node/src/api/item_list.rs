@@ -2,10 +2,10 @@
 //! list in force with its version and history for the bureaus, the requests that change it,
 //! and its public shape (`Public*`: code, name, legal basis and organising level, nothing else).
 
+use ledger::campaign::departments::Departments;
 use ledger::campaign::item_list::{
     CheckPoint, ItemList, ItemListStep, ItemListVersion, ItemOrigin, ItemSpec, ListedItem, OrganiserLevel,
 };
-use ledger::campaign::departments::Departments;
 use ledger::site_record::AnswerKind;
 use ledger::Regions;
 use schemars::JsonSchema;

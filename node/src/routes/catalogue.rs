@@ -13,8 +13,8 @@ use super::{
     tasks,
 };
 use super::{
-    admin, backup, bureaus, departments, cluster_view, complaints, console_snapshot, entities, escalations, export, health, intake,
-    me, people, search, stations,
+    admin, backup, bureaus, cluster_view, complaints, console_snapshot, departments, entities, escalations, export,
+    health, intake, me, people, search, stations,
 };
 use crate::api::annual_plan::{
     AnnualPlanJson, BatchRequest, FiledPlansJson, PlanChangeJson, PublicAnnualPlanJson, WithdrawBatchRequest,

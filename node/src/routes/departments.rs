@@ -115,8 +115,7 @@ pub async fn enter_part(
     handle_write_of_feature(state, uri, headers, body, StatusCode::OK, FEATURE, move |_, _, body, _| {
         let task = super::request::parse_task_id(&id)?;
         let request: DepartmentPartRequest = parse_json(body)?;
-        let outcome =
-            api::parse_enum("outcome", &request.outcome, CompletionOutcome::parse, CompletionOutcome::names)?;
+        let outcome = api::parse_enum("outcome", &request.outcome, CompletionOutcome::parse, CompletionOutcome::names)?;
         ledger::validate::text(
             "summary",
             &request.summary,

@@ -136,6 +136,10 @@ pub async fn public_items(State(state): State<AppState>, peer: Peer, headers: He
         within_budget(&state, peer, &headers)?;
         let regions = state.regions();
         let replica = state.store.read();
-        Ok(PublicItemListJson::of(&regions, replica.ledger.departments(), state.programme.list_in_force(&replica.ledger)))
+        Ok(PublicItemListJson::of(
+            &regions,
+            replica.ledger.departments(),
+            state.programme.list_in_force(&replica.ledger),
+        ))
     })())
 }

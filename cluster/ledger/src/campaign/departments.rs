@@ -210,7 +210,8 @@ impl Departments {
                 .map_err(|e| format!("department {code}: {e}"))?;
         }
         for (id, code) in &self.members {
-            let department = self.departments.get(code).ok_or_else(|| format!("inspector {id}'s department is unknown"))?;
+            let department =
+                self.departments.get(code).ok_or_else(|| format!("inspector {id}'s department is unknown"))?;
             let inspector = programme.inspector(id).ok_or_else(|| format!("department member {id} is no inspector"))?;
             if inspector.expertise != [department.tag()] || inspector.station.is_some() {
                 return Err(format!("department member {id} holds more than department {code}'s tag"));
@@ -236,7 +237,12 @@ impl Ledger {
         &self.departments
     }
 
-    pub(crate) fn apply_departments(&mut self, stamp_ms: u64, actor: &Actor, action: &DepartmentAction) -> CommandResult {
+    pub(crate) fn apply_departments(
+        &mut self,
+        stamp_ms: u64,
+        actor: &Actor,
+        action: &DepartmentAction,
+    ) -> CommandResult {
         match action {
             DepartmentAction::Register { code, name } => {
                 // The node checks that the centre's scope covers the group's; the ledger that it
@@ -280,11 +286,17 @@ impl Ledger {
                 let department = self.department(department)?.clone();
                 check_item(item)?;
                 if item.expertise != department.tag() {
-                    return Err(invalid("expertise", format!("department {}'s items need {}", department.code, department.tag())));
+                    return Err(invalid(
+                        "expertise",
+                        format!("department {}'s items need {}", department.code, department.tag()),
+                    ));
                 }
                 let prefix = department_item_prefix(&department.code);
                 if !item.code.starts_with(&prefix) {
-                    return Err(invalid("code", format!("department {}'s item codes start with {prefix}", department.code)));
+                    return Err(invalid(
+                        "code",
+                        format!("department {}'s item codes start with {prefix}", department.code),
+                    ));
                 }
                 let regions = self.regions();
                 let origin = ItemOrigin::Department(department.code.clone());
@@ -396,7 +408,14 @@ impl Ledger {
             at_ms: stamp_ms,
         });
         let assignee = task.handling.assignee_bureau;
-        task.push_entry_with_outcome(stamp_ms, actor, TimelineAction::DepartmentPart, summary.to_owned(), assignee, outcome);
+        task.push_entry_with_outcome(
+            stamp_ms,
+            actor,
+            TimelineAction::DepartmentPart,
+            summary.to_owned(),
+            assignee,
+            outcome,
+        );
         Ok(Applied::of_task(self.check_in(checked_out)))
     }
 

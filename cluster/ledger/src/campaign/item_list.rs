@@ -247,7 +247,8 @@ impl ItemList {
     pub fn coverage(&self, regions: &Regions, bureau: BureauCode) -> Option<(u64, u32)> {
         let total = *self.enforcement_matters.get(&regions.province_of(bureau)?)?;
         // The bureau's own matters: other departments' items are theirs.
-        let own = self.current_for(regions, bureau).filter(|listed| !matches!(listed.origin, ItemOrigin::Department(_)));
+        let own =
+            self.current_for(regions, bureau).filter(|listed| !matches!(listed.origin, ItemOrigin::Department(_)));
         Some((own.count() as u64, total))
     }
 

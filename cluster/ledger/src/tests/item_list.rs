@@ -171,7 +171,10 @@ fn a_province_adds_with_its_legal_basis_and_only_it_revises_or_retires() {
     assert_eq!(change_list(&mut ledger, command("gd-command", "440000"), add(&addition, "本省补充")), Ok(2));
     let taken = change_list(&mut ledger, command("gd-command", "440000"), add(&addition, "重复"));
     assert_eq!(conflict_code(taken.map(|_| Applied::default())), ConflictCode::ItemListed);
-    assert_eq!(ledger.item_list().item("44-GD01").map(|l| l.origin.clone()), Some(ItemOrigin::Addition(bureau("440000"))));
+    assert_eq!(
+        ledger.item_list().item("44-GD01").map(|l| l.origin.clone()),
+        Some(ItemOrigin::Addition(bureau("440000")))
+    );
 
     // Zhejiang may not touch Guangdong's addition; nobody revises a national item by hand.
     addition.name = "特种设备安全监督检查".into();

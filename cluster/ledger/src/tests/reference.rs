@@ -243,8 +243,7 @@ fn a_core_of_format_3_reads_as_a_ledger_that_adopted_nothing() {
     let no_draws = crate::codec::encode(&crate::campaign::DrawsInParts::default()).expect("encodes");
     let no_files = crate::codec::encode(&crate::campaign::risk_files::RiskFiles::default()).expect("encodes");
     let no_filings = crate::codec::encode(&crate::campaign::plan_filing::PlanFilings::default()).expect("encodes");
-    let no_departments =
-        crate::codec::encode(&crate::campaign::departments::Departments::default()).expect("encodes");
+    let no_departments = crate::codec::encode(&crate::campaign::departments::Departments::default()).expect("encodes");
     let appended = no_departments.len()
         + no_filings.len()
         + no_files.len()
