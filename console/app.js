@@ -137,6 +137,7 @@ async function login(token) {
   S.token = token.trim();
   try {
     S.me = await api("/api/v1/me");
+    S.departments = S.departmentsLoading = null;
   } catch (error) {
     $("#login-error").textContent = error.message;
     forgetToken();
@@ -572,6 +573,7 @@ function renderDrawer() {
     ${intakeCard(task)}
     ${complaintCard(task)}
     ${inspectionCard(task)}
+    ${jointCard(task)}
     ${siteRecordsCard(task)}
     ${task.description ? `<p class="description">${esc(task.description)}</p>` : ""}
     <div class="actions">${actions.map((a) => `<button data-action="${a}" class="${a === "ack" || a === "close" ? "primary" : ""}">${esc(t(`act.${a}`))}</button>`).join("")}</div>
@@ -580,6 +582,7 @@ function renderDrawer() {
   $("#drawer-body").querySelectorAll("[data-action]").forEach((button) => button.addEventListener("click", () => actionForm(task, button.dataset.action)));
   bindUsccLinks($("#drawer-body"));
   showAttachments($("#drawer-body"));
+  bindJointForm(task);
 }
 
 // ---------- the enterprise file (一企一档) ----------
@@ -686,6 +689,68 @@ function inspectionCard(task) {
     `${t("insp.risk")}: ${esc(t(`risk.${i.risk_class}`))}${i.top_up ? ` · ${t("insp.top_up")}` : ""}`];
   if (i.publication) lines.push(`${t(`insp.${i.publication}`)}${i.publish_deadline && i.publication === "pending" ? ` · ${t("insp.publish_by")}: ${fmtTime(i.publish_deadline)}` : ""}`);
   return `<div class="card"><h3>${t("insp.title")}</h3><p>${lines.join("<br>")}</p></div>`;
+}
+
+// ---------- joint inspections with other departments (部门联合抽查) ----------
+// The departments of the group (names, and the signed-in inspector's own), from
+// GET /api/v1/departments, read once per sign-in when a joint inspection is first shown.
+function loadDepartments() {
+  S.departmentsLoading ||= api("/api/v1/departments")
+    .catch(() => ({ departments: [], mine: null }))
+    .then((departments) => (S.departments = departments));
+  return S.departmentsLoading;
+}
+
+function departmentName(code) {
+  const found = S.departments?.departments.find((d) => d.code === code);
+  return found ? found.name : code;
+}
+
+/// The departments whose items the inspection has, each one's part (its last), and, for the
+/// department's own inspector on the team while it is worked, the form for its part.
+function jointCard(task) {
+  const i = task.inspection;
+  if (!i || !i.departments.length) return "";
+  if (!S.departments) loadDepartments().then(() => { if (S.selected === task.id) renderDrawer(); });
+  const last = {};
+  for (const part of i.department_parts) last[part.department] = part;
+  const lines = i.departments.map((code) => {
+    const part = last[code];
+    return part
+      ? `${esc(departmentName(code))}：${esc(t(`out.${part.outcome}`))} · ${esc(part.summary)} <span class="muted">(${esc(part.inspector)} ${fmtTime(part.at)})</span>`
+      : `${esc(departmentName(code))}：<span class="warn">${esc(t("joint.awaited"))}</span>`;
+  });
+  const mine = S.departments?.mine;
+  const open = ["dispatched", "acknowledged", "returned"].includes(task.state);
+  const onTeam = S.me?.person?.inspector && i.inspectors.includes(S.me.person.inspector);
+  const form = mine && open && onTeam && i.departments.includes(mine)
+    ? `<form id="joint-form" class="action-form"><h4>${esc(t("joint.enter"))}</h4>
+        <label>${t("outcome")}<select name="outcome">${INSPECTION_OUTCOMES.map((o) => `<option value="${o}">${esc(t(`out.${o}`))}</option>`).join("")}</select></label>
+        <label>${esc(t("joint.summary"))}<textarea name="summary" required maxlength="2000"></textarea></label>
+        <button type="submit" class="primary">${t("confirm")}</button></form>`
+    : "";
+  return `<div class="card" id="joint-card"><h3>${esc(t("joint.title"))}</h3><p>${lines.join("<br>")}</p>${form}</div>`;
+}
+
+function bindJointForm(task) {
+  const form = $("#joint-form");
+  if (!form) return;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = Object.fromEntries(new FormData(form).entries());
+    try {
+      const updated = await api(`/api/v1/tasks/${task.id}/department-part`, {
+        method: "POST",
+        headers: { "Idempotency-Key": `console-${crypto.randomUUID ? crypto.randomUUID() : Math.random()}` },
+        body: JSON.stringify({ outcome: data.outcome, summary: data.summary }),
+      });
+      upsert(updated);
+      toast(`${t("act.department_part")} · ${t("done")}`, "ok");
+      renderAll();
+    } catch (error) {
+      toast(`${t("failed")}: ${error.message}`, "error");
+    }
+  });
 }
 
 function complaintCard(task) {

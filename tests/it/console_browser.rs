@@ -1551,3 +1551,50 @@ async fn the_province_assembles_and_publishes_its_annual_plan_on_the_console() {
     let _ = public.close().await;
     result
 }
+
+/// 部门联合抽查 on the console: the tax department's inspector on a joint inspection's team,
+/// signed in with their own account, sees the joint card waiting for their department's part,
+/// enters it from the card, and the card shows it entered; the bureau's page shows it live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_department_enters_its_part_of_a_joint_inspection_on_the_console() {
+    let cluster = TestCluster::start_with(tests::ClusterOptions { size: 1, ..Default::default() }).await;
+    let joint = crate::joint_inspections::drawn_joint_inspection(&cluster, 1).await;
+    let (login_name, password) = crate::joint_inspections::credentials_of(&joint.on_team);
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let department = driver.session(&profiles.path().join("department"), 1400, 900).await;
+    let result = async {
+        sign_in(&department, &cluster.url(1, "/"), &login_name, &password).await;
+        // A read-only account opens on the metrics: the board is one click away.
+        department.find(Locator::Css("button[data-view=board]")).await.expect("board").click().await.expect("click");
+        wait_for_row(&department, joint.task, "dispatched").await;
+        let row = format!("#task-rows tr[data-task-id='{}']", joint.task);
+        department.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
+        let card = wait_for_text(&department, "#joint-card", "待部门录入").await;
+        assert!(card.contains("国家税务总局广州市天河区税务局"), "the department by its name: {card}");
+        select(&department, "#joint-form select[name=outcome]", "corrected").await;
+        department
+            .find(Locator::Css("#joint-form textarea[name=summary]"))
+            .await
+            .expect("summary")
+            .send_keys("发票开具不规范，已责令改正")
+            .await
+            .expect("type");
+        department
+            .find(Locator::Css("#joint-form button[type=submit]"))
+            .await
+            .expect("submit")
+            .click()
+            .await
+            .expect("click");
+        let card = wait_for_text(&department, "#joint-card", "发票开具不规范").await;
+        assert!(!card.contains("待部门录入") && card.contains(&joint.on_team), "{card}");
+        std::fs::write(artifacts().join("joint-inspection-part.png"), department.screenshot().await.expect("shot"))
+            .expect("save");
+        let task = cluster.get_json(1, COMMAND_TOKEN, &format!("/api/v1/tasks/{}", joint.task)).await;
+        assert_eq!(task["inspection"]["department_parts"][0]["outcome"], "corrected", "{task}");
+    }
+    .await;
+    let _ = department.close().await;
+    result
+}

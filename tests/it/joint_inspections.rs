@@ -30,7 +30,7 @@ async fn post(cluster: &TestCluster, node: u64, token: &str, path: &str, body: V
 
 /// The tax department registered with its item and three inspectors, each with an account of
 /// Tianhe linked to them (password `Demo-<login>`); the bureau's own four inspectors.
-async fn the_tax_department(cluster: &TestCluster, node: u64) {
+pub(crate) async fn the_tax_department(cluster: &TestCluster, node: u64) {
     let (status, body) =
         post(cluster, node, COMMAND_TOKEN, "/api/v1/inspection-item-list/national", json!({"reason": ""})).await;
     assert_eq!(status, 201, "{body}");
@@ -81,37 +81,43 @@ async fn the_tax_department(cluster: &TestCluster, node: u64) {
 }
 
 async fn session_of(cluster: &TestCluster, node: u64, inspector: &str) -> String {
-    let login = inspector.replace("TX00", "taxman");
-    let credentials = json!({"login": login, "password": format!("Demo-{login}")});
+    let (login, password) = credentials_of(inspector);
+    let credentials = json!({"login": login, "password": password});
     let (status, body) = call(cluster, node, "POST", None, "/api/v1/sessions", credentials).await;
     assert_eq!(status, 201, "{body}");
     body["token"].as_str().expect("a session token").to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishes_it() {
-    let mut cluster = TestCluster::start().await;
-    let leader = cluster.wait_for_leader().await;
-    tests::import_directory(&cluster, leader, TIANHE, 800, 17).await;
-    the_tax_department(&cluster, leader).await;
+/// A drawn joint inspection of Tianhe (the tax department's item on every one): its task, the
+/// department's inspector on its team and one who is not, written through `node`.
+pub(crate) struct JointInspection {
+    pub task: u64,
+    pub on_team: String,
+    pub elsewhere: String,
+    pub uscc: String,
+}
+
+pub(crate) async fn drawn_joint_inspection(cluster: &TestCluster, leader: u64) -> JointInspection {
+    tests::import_directory(cluster, leader, TIANHE, 800, 17).await;
+    the_tax_department(cluster, leader).await;
     let departments = cluster.get_json(leader, COMMAND_TOKEN, "/api/v1/departments").await;
     assert_eq!(departments["departments"][0]["items"], json!(["D-tax-01"]), "{departments}");
     assert_eq!(departments["departments"][0]["inspectors"], 3, "{departments}");
     // Its item is on the published list under its own name.
-    let (_, public_list) = call(&cluster, leader, "GET", None, "/public/v1/inspection-items", Value::Null).await;
+    let (_, public_list) = call(cluster, leader, "GET", None, "/public/v1/inspection-items", Value::Null).await;
     let listed = public_list["items"].as_array().unwrap().iter().find(|i| i["code"] == "D-tax-01").cloned();
     assert_eq!(listed.map(|i| i["origin_name"].clone()), Some(json!(TAX)), "{public_list}");
 
     let plan = json!({"name": "2026年天河区部门联合抽查", "items": ["A01", "D-tax-01"], "scope": {"region": TIANHE},
                       "targeted": false, "ratios_percent": {"high": 5, "normal": 5, "low": 5},
                       "inspector_mode": {"mode": "whole_bureau"}, "inspectors_per_inspection": 2});
-    let (status, campaign) = post(&cluster, leader, COMMAND_TOKEN, "/api/v1/campaigns", plan).await;
+    let (status, campaign) = post(cluster, leader, COMMAND_TOKEN, "/api/v1/campaigns", plan).await;
     assert_eq!(status, 201, "{campaign}");
     let path = format!("/api/v1/campaigns/{}/draw", campaign["id"]);
-    let (status, drawn) = post(&cluster, leader, SECOND_TOKEN, &path, json!({"beacon": "20261207"})).await;
+    let (status, drawn) = post(cluster, leader, SECOND_TOKEN, &path, json!({"beacon": "20261207"})).await;
     assert_eq!(status, 201, "{drawn}");
     let (status, proof) = request_json(
-        &cluster,
+        cluster,
         leader,
         COMMAND_TOKEN,
         "GET",
@@ -120,12 +126,11 @@ async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishe
     )
     .await;
     assert_eq!(status, 200, "{proof}");
-    let (ok, report) = tests::verify_proof(&cluster, leader, COMMAND_TOKEN, &proof).await;
+    let (ok, report) = tests::verify_proof(cluster, leader, COMMAND_TOKEN, &proof).await;
     assert!(ok, "{report}");
 
     let task_id = drawn["draw"]["tasks"][0].as_u64().expect("an inspection");
-    let show = format!("/api/v1/tasks/{task_id}");
-    let task = cluster.get_json(leader, COMMAND_TOKEN, &show).await;
+    let task = cluster.get_json(leader, COMMAND_TOKEN, &format!("/api/v1/tasks/{task_id}")).await;
     let inspection = &task["inspection"];
     assert_eq!(
         (&inspection["departments"], &inspection["departments_awaited"]),
@@ -136,7 +141,24 @@ async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishe
         inspection["inspectors"].as_array().unwrap().iter().map(|i| i.as_str().unwrap().to_owned()).collect();
     let on_team = team.iter().find(|id| id.starts_with("TX")).expect("a tax inspector on the team").clone();
     assert!(team.iter().any(|id| id.starts_with("TH")), "and one of the bureau's own: {team:?}");
-    let elsewhere = ["TX001", "TX002", "TX003"].into_iter().find(|id| *id != on_team).unwrap();
+    let elsewhere = ["TX001", "TX002", "TX003"].into_iter().find(|id| *id != on_team).unwrap().to_owned();
+    let uscc = task["subject"]["uscc"].as_str().unwrap().to_owned();
+    JointInspection { task: task_id, on_team, elsewhere, uscc }
+}
+
+/// The login and password of the account linked to the tax department's inspector `inspector`.
+pub(crate) fn credentials_of(inspector: &str) -> (String, String) {
+    let login = inspector.replace("TX00", "taxman");
+    let password = format!("Demo-{login}");
+    (login, password)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishes_it() {
+    let mut cluster = TestCluster::start().await;
+    let leader = cluster.wait_for_leader().await;
+    let JointInspection { task: task_id, on_team, elsewhere, uscc } = drawn_joint_inspection(&cluster, leader).await;
+    let show = format!("/api/v1/tasks/{task_id}");
 
     // The organiser's result waits for the department's part.
     let act = |action: &str| format!("{show}/{action}");
@@ -149,7 +171,7 @@ async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishe
     let part = json!({"outcome": "corrected", "summary": "发票开具不规范，已责令改正"});
     let (status, body) = post(&cluster, leader, TIANHE_OPERATOR_TOKEN, &act("department-part"), part.clone()).await;
     assert_eq!(status, 403, "{body}");
-    let outsider = session_of(&cluster, leader, elsewhere).await;
+    let outsider = session_of(&cluster, leader, &elsewhere).await;
     assert_eq!(post(&cluster, leader, &outsider, &act("department-part"), part.clone()).await.0, 404);
     let member = session_of(&cluster, leader, &on_team).await;
     let (status, body) =
@@ -166,7 +188,6 @@ async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishe
     assert_eq!(status, 200, "{body}");
     let (status, body) = post(&cluster, leader, COMMAND_TOKEN, &act("publish"), json!({})).await;
     assert_eq!(status, 200, "{body}");
-    let uscc = task["subject"]["uscc"].as_str().unwrap().to_owned();
     let (_, public) =
         call(&cluster, leader, "GET", None, &format!("/public/v1/results?uscc={uscc}"), Value::Null).await;
     assert_eq!(public["results"][0]["result"], "no_problem_found", "{public}");

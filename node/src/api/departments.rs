@@ -87,10 +87,17 @@ impl DepartmentJson {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct DepartmentsJson {
     pub departments: Vec<DepartmentJson>,
+    /// The caller's own department, when they are signed in as a department's inspector: the
+    /// console offers them their part of the joint inspections of their team.
+    pub mine: Option<String>,
 }
 
 impl DepartmentsJson {
-    pub fn of(departments: &Departments, list: &ledger::campaign::item_list::ItemList) -> DepartmentsJson {
+    pub fn of(
+        departments: &Departments,
+        list: &ledger::campaign::item_list::ItemList,
+        inspector: Option<&str>,
+    ) -> DepartmentsJson {
         let items_of = |department: &Department| {
             let tag = department.tag();
             list.items().filter(|listed| listed.spec.expertise == tag).map(|listed| listed.spec.code.clone()).collect()
@@ -100,6 +107,7 @@ impl DepartmentsJson {
                 .all()
                 .map(|department| DepartmentJson::of(department, departments, items_of(department)))
                 .collect(),
+            mine: inspector.and_then(|id| departments.of_inspector(id)).map(str::to_owned),
         }
     }
 }

@@ -31,10 +31,11 @@ fn departments(action: DepartmentAction) -> Action {
 /// how many inspectors each enrolled.
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Response {
     super::json_answer((|| {
-        state.users.authenticate(&headers)?;
+        let user = state.users.authenticate(&headers)?;
         let replica = state.store.read();
         let list = state.programme.list_in_force(&replica.ledger);
-        Ok(DepartmentsJson::of(replica.ledger.departments(), list))
+        let inspector = user.person.as_ref().and_then(|person| person.inspector.as_deref());
+        Ok(DepartmentsJson::of(replica.ledger.departments(), list, inspector))
     })())
 }
 
