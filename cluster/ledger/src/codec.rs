@@ -49,33 +49,48 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
 }
 
 /// A task from its stored bytes. A task's encoding leaves out its empty trailing fields, so
-/// the bytes are one of three forms, tried from the commonest: a task no person ever worked
-/// (without `Task::field_work`; 0.4.0 wrote every task so), a worked task without other
-/// departments' parts (without `FieldWork::department_parts`), or a task with them. postcard
-/// reads left to right, so bytes that end before a field are that task with the empty field's
-/// encoding after them, and at most one of the three reads whole: unambiguous, and the bytes a
-/// task was written as before each field existed stay those it always had.
+/// the bytes are one of three forms: a task no person ever worked (without `Task::field_work`;
+/// 0.4.0 wrote every task so), a worked task without other departments' parts (without
+/// `FieldWork::department_parts`), or a task with them. The empty fields all encode as zero
+/// bytes, so the bytes are read once with the empty field work after them: postcard reads left
+/// to right, and how many of those zeros the task took says which form it was written in (all
+/// of them, one, or none). Any other count is a damaged record. The bytes a task was written as
+/// before each field existed stay those it always had.
 pub fn decode_task(bytes: &[u8]) -> Result<crate::task::Task, DecodeError> {
-    let no_field_work = [bytes, &empty_field_work()].concat();
-    if let Ok(task) = decode(&no_field_work) {
-        return Ok(task);
+    // One buffer per thread: every read of a task from the store comes here, and a fresh
+    // allocation per task costed a sixth of the decode (docs/benchmarks.md).
+    thread_local! {
+        static PADDED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let no_parts = [bytes, &[EMPTY_SEQUENCE]].concat();
-    if let Ok(task) = decode(&no_parts) {
-        return Ok(task);
-    }
-    decode(bytes)
+    let padding = &*EMPTY_FIELD_WORK;
+    PADDED.with_borrow_mut(|padded| {
+        padded.clear();
+        padded.extend_from_slice(bytes);
+        padded.extend_from_slice(padding);
+        let (task, rest) = postcard::take_from_bytes(padded).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+        taken_padding(padding.len(), rest.len()).map(|()| task)
+    })
 }
 
-/// The encoding of an empty sequence (its length, 0).
-const EMPTY_SEQUENCE: u8 = 0;
+/// Whether a task read with `padding` zero bytes after it, `rest` of them left, took one of the
+/// three forms' share of them.
+fn taken_padding(padding: usize, rest: usize) -> Result<(), DecodeError> {
+    match padding.checked_sub(rest) {
+        // Unworked; worked without departments' parts; every field written.
+        Some(taken) if taken == padding || taken == 1 || taken == 0 => Ok(()),
+        Some(_) => Err(DecodeError::Malformed("a task's field work ends short".into())),
+        None => Err(DecodeError::Trailing(rest - padding)),
+    }
+}
 
-/// Every field of an empty `FieldWork`, the last one included (its own encoding leaves that out).
-fn empty_field_work() -> Vec<u8> {
+/// Every field of an empty `FieldWork`, the last one included (its own encoding leaves that out):
+/// zero bytes only.
+static EMPTY_FIELD_WORK: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
     let mut bytes = encode(&crate::task::FieldWork::default()).expect("empty field work encodes");
-    bytes.push(EMPTY_SEQUENCE);
+    bytes.push(0);
+    assert!(bytes.iter().all(|b| *b == 0), "empty fields encode as zeros");
     bytes
-}
+});
 
 #[cfg(test)]
 mod tests {
