@@ -160,6 +160,7 @@ fn path_parameters(path: &str) -> Vec<Value> {
                 "person" => json!({"type": "integer", "minimum": 1, "format": "int64"}),
                 "number" => json!({"type": "integer", "minimum": 1, "format": "int32"}),
                 "station" => json!({"type": "string", "pattern": "^[0-9]{9}$"}),
+                "department" => json!({"type": "string", "pattern": "^[a-z0-9-]{2,16}$"}),
                 "uscc" => {
                     json!({"type": "string", "minLength": 18, "maxLength": 18, "pattern": crate::api::schema::USCC_PATTERN})
                 }

@@ -636,7 +636,7 @@ pub fn operations() -> Vec<Operation> {
         .handler(post(departments::register)),
         op(
             Method::POST,
-            "/api/v1/departments/{code}/items",
+            "/api/v1/departments/{department}/items",
             "List a department's item on the group's item list (code D-<code>-…, expertise dept:<code>)",
             User,
             Answer::Json(StatusCode::CREATED, schema::<ItemListVersionJson>),
@@ -646,7 +646,7 @@ pub fn operations() -> Vec<Operation> {
         .handler(post(departments::list_item)),
         op(
             Method::POST,
-            "/api/v1/departments/{code}/inspectors",
+            "/api/v1/departments/{department}/inspectors",
             "Enrol a department's inspectors, all or none",
             User,
             Answer::Json(StatusCode::CREATED, schema::<EnrolledInspectorsJson>),
