@@ -166,6 +166,8 @@ async function login(token) {
   refreshPresence();
   setInterval(refreshPresence, PRESENCE_REFRESH_MS);
   // Leadership judges response: its home is the metrics view; everyone else's the board.
+  // Another department's inspector reads only their team's joint inspections: no metrics.
+  $("[data-view=metrics]").hidden = S.me.role === "department";
   if (S.me.role === "leadership") showView("metrics");
 }
 
@@ -834,7 +836,7 @@ async function act(task, action, fields) {
 // directly below it, and below the one the tree is filtered to. Lower bureaus' operators see
 // only their own work and are not polled for.
 async function refreshPresence() {
-  if (!S.me || S.me.role === "operator" || S.presenceOff) return;
+  if (!S.me || S.me.role === "operator" || S.me.role === "department" || S.presenceOff) return;
   const roots = [...new Set([S.me.bureau, S.filter.bureau].filter(Boolean))];
   for (const root of roots) {
     try {

@@ -147,13 +147,13 @@ fn change(task: TaskId, transition: Transition) -> Action {
     Action::ChangeTask(TaskChange { task, expected_version: None, note: "现场检查".into(), transition })
 }
 
-/// An account of Tianhe linked to inspector `inspector`.
-fn account_of(desk: &mut Desk, login: &str, inspector: &str) -> Actor {
+/// An account of Tianhe with `role` linked to inspector `inspector`.
+fn account_of(desk: &mut Desk, login: &str, role: PersonRole, inspector: &str) -> Actor {
     let create = OrganisationAction::CreatePerson {
         login: login.into(),
         name: format!("账户{login}"),
         unit: code(TIANHE),
-        roles: vec![PersonRole::Leadership],
+        roles: vec![role],
         password_phc: PHC.into(),
     };
     let created = desk.apply(&planner(), Action::Organisation(Box::new(create))).expect("account created");
@@ -169,6 +169,14 @@ fn account_of(desk: &mut Desk, login: &str, inspector: &str) -> Actor {
 }
 
 #[test]
+fn another_departments_inspector_holds_that_role_alone() {
+    use ledger::organisation::check_roles;
+    assert!(check_roles(&[PersonRole::Department]).is_ok());
+    assert!(check_roles(&[PersonRole::Handler, PersonRole::Department]).is_err());
+    assert!(check_roles(&[PersonRole::Dispatcher, PersonRole::Department]).is_err());
+}
+
+#[test]
 fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
     let bytes = generate(2_000, code(TIANHE), 21);
     let mut desk = desk_with_the_tax_department(&bytes);
@@ -178,6 +186,12 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
     // does, whatever its mode.
     let plain = desk.ledger.programme().inspector_pool(Regions::compiled(), &spec(&sha), desk.ledger.departments());
     assert!(plain.iter().all(|inspector| !is_department_inspector(inspector)));
+    // The department's inspectors sign in with accounts linked to them before the draw, so each
+    // drawn team names its people.
+    let accounts: std::collections::BTreeMap<&str, Actor> = ["TX001", "TX002", "TX003", "TX004"]
+        .into_iter()
+        .map(|id| (id, account_of(&mut desk, &id.to_lowercase(), PersonRole::Department, id)))
+        .collect();
     let (id, inputs) = campaign_with_beacon(&mut desk, joint_spec(&sha), "20261207");
     assert_eq!(inputs.pool.iter().filter(|i| is_department_inspector(i)).count(), 4);
 
@@ -226,14 +240,22 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
     };
     let config_user = desk.programme(&tianhe, part(CompletionOutcome::Corrected));
     assert!(matches!(config_user, Err(Rejection::Forbidden(_))), "{config_user:?}");
-    let own_staff = account_of(&mut desk, "th.own", "TH000");
+    let own_staff = account_of(&mut desk, "th.own", PersonRole::Leadership, "TH000");
     assert!(matches!(desk.programme(&own_staff, part(CompletionOutcome::Corrected)), Err(Rejection::Forbidden(_))));
-    let not_on_team = account_of(&mut desk, "tx.other", elsewhere);
+    let not_on_team = accounts[elsewhere].clone();
     assert!(matches!(
         desk.programme(&not_on_team, part(CompletionOutcome::Corrected)),
         Err(Rejection::TaskNotFound(_))
     ));
-    let theirs = account_of(&mut desk, "tx.team", &on_team);
+    let theirs = accounts[on_team.as_str()].clone();
+    // Another department's inspector sees their team's inspections only, and changes none.
+    assert_eq!(theirs.role, Role::Department);
+    for drawn in &tasks {
+        let on_their_team = drawn.inspection.as_ref().unwrap().inspectors.contains(&on_team);
+        assert_eq!(ledger::access::can_see(Regions::compiled(), &theirs, drawn), on_their_team);
+    }
+    let write = desk.apply(&theirs, change(task.id, Transition::Ack));
+    assert!(matches!(write, Err(Rejection::Forbidden(_))), "{write:?}");
     assert!(matches!(desk.programme(&theirs, part(CompletionOutcome::Reminded)), Err(Rejection::Invalid { .. })));
     let entered = desk.programme(&theirs, part(CompletionOutcome::Corrected)).expect("the tax part is entered");
     let after = entered.task();

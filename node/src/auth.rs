@@ -70,7 +70,7 @@ impl Users {
             let bureau = known(&user.bureau)
                 .ok_or_else(|| format!("user {}: {} is not a region code", user.name, user.bureau))?;
             let role = Role::parse(&user.role)
-                .filter(|role| !matches!(role, Role::System | Role::Peer | Role::Source))
+                .filter(|role| !matches!(role, Role::System | Role::Peer | Role::Source | Role::Department))
                 .ok_or_else(|| format!("user {}: unknown role", user.name))?;
             let actor = Actor { user: user.name.clone(), bureau, role };
             let rate = user.requests_per_second.unwrap_or(config::USER_REQUESTS_PER_SECOND_DEFAULT);

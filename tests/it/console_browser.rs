@@ -1565,11 +1565,12 @@ async fn a_department_enters_its_part_of_a_joint_inspection_on_the_console() {
     let department = driver.session(&profiles.path().join("department"), 1400, 900).await;
     let result = async {
         sign_in(&department, &cluster.url(1, "/"), &login_name, &password).await;
-        // A read-only account opens on the metrics: the board is one click away.
-        department.find(Locator::Css("button[data-view=board]")).await.expect("board").click().await.expect("click");
+        // Their board holds their team's joint inspections, and nothing of the bureau's own.
         wait_for_row(&department, joint.task, "dispatched").await;
         let row = format!("#task-rows tr[data-task-id='{}']", joint.task);
         department.find(Locator::Css(&row)).await.expect("row").click().await.expect("open");
+        let rows = department.find_all(Locator::Css("#task-rows tr[data-task-id]")).await.expect("rows").len();
+        assert!(rows < joint.drawn, "only the team's {rows} of {} inspections", joint.drawn);
         let card = wait_for_text(&department, "#joint-card", "待部门录入").await;
         assert!(card.contains("国家税务总局广州市天河区税务局"), "the department by its name: {card}");
         select(&department, "#joint-form select[name=outcome]", "corrected").await;

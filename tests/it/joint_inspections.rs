@@ -70,7 +70,7 @@ pub(crate) async fn the_tax_department(cluster: &TestCluster, node: u64) {
     assert!(body["inspectors"].as_array().unwrap().iter().all(|i| i["department"] == "tax"), "{body}");
     for n in 1..=3 {
         let person = json!({"login": format!("taxman{n}"), "name": format!("税务检查员{n}"), "unit": TIANHE,
-                            "roles": ["leadership"], "password": format!("Demo-taxman{n}")});
+                            "roles": ["department"], "password": format!("Demo-taxman{n}")});
         let (status, body) = call(cluster, node, "POST", Some(COMMAND_TOKEN), "/api/v1/people", person).await;
         assert_eq!(status, 201, "{body}");
         let path = format!("/api/v1/people/{}/inspector", body["id"]);
@@ -92,6 +92,8 @@ async fn session_of(cluster: &TestCluster, node: u64, inspector: &str) -> String
 /// department's inspector on its team and one who is not, written through `node`.
 pub(crate) struct JointInspection {
     pub task: u64,
+    /// Inspections the draw made.
+    pub drawn: usize,
     pub on_team: String,
     pub elsewhere: String,
     pub uscc: String,
@@ -143,7 +145,8 @@ pub(crate) async fn drawn_joint_inspection(cluster: &TestCluster, leader: u64) -
     assert!(team.iter().any(|id| id.starts_with("TH")), "and one of the bureau's own: {team:?}");
     let elsewhere = ["TX001", "TX002", "TX003"].into_iter().find(|id| *id != on_team).unwrap().to_owned();
     let uscc = task["subject"]["uscc"].as_str().unwrap().to_owned();
-    JointInspection { task: task_id, on_team, elsewhere, uscc }
+    let drawn = drawn["draw"]["tasks"].as_array().map_or(0, Vec::len);
+    JointInspection { task: task_id, drawn, on_team, elsewhere, uscc }
 }
 
 /// The login and password of the account linked to the tax department's inspector `inspector`.
@@ -157,7 +160,8 @@ pub(crate) fn credentials_of(inspector: &str) -> (String, String) {
 async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishes_it() {
     let mut cluster = TestCluster::start().await;
     let leader = cluster.wait_for_leader().await;
-    let JointInspection { task: task_id, on_team, elsewhere, uscc } = drawn_joint_inspection(&cluster, leader).await;
+    let JointInspection { task: task_id, on_team, elsewhere, uscc, .. } =
+        drawn_joint_inspection(&cluster, leader).await;
     let show = format!("/api/v1/tasks/{task_id}");
 
     // The organiser's result waits for the department's part.
@@ -174,6 +178,26 @@ async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishe
     let outsider = session_of(&cluster, leader, &elsewhere).await;
     assert_eq!(post(&cluster, leader, &outsider, &act("department-part"), part.clone()).await.0, 404);
     let member = session_of(&cluster, leader, &on_team).await;
+    // Their team's joint inspections and nothing else: no other task, no writes but their part.
+    let (_, listed) = request_json(&cluster, leader, &member, "GET", "/api/v1/tasks?limit=500", None).await;
+    let listed: Vec<u64> = listed["tasks"].as_array().expect("tasks").iter().filter_map(|t| t["id"].as_u64()).collect();
+    assert!(listed.contains(&task_id), "{listed:?}");
+    for id in &listed {
+        let team = cluster.get_json(leader, COMMAND_TOKEN, &format!("/api/v1/tasks/{id}")).await["inspection"]
+            ["inspectors"]
+            .clone();
+        assert!(team.as_array().unwrap().iter().any(|i| *i == json!(on_team)), "task {id} is not their team's");
+    }
+    let outside = (1..200).find(|id| !listed.contains(id)).unwrap();
+    let (status, _) = request_json(&cluster, leader, &member, "GET", &format!("/api/v1/tasks/{outside}"), None).await;
+    assert_eq!(status, 404, "another inspection is not theirs to see");
+    assert_eq!(post(&cluster, leader, &member, &act("complete"), json!({"outcome": "corrected"})).await.0, 403);
+    for path in
+        ["/api/v1/metrics/response", "/api/v1/campaigns", "/api/v1/inspectors", &format!("/api/v1/entities/{uscc}")]
+    {
+        let (status, body) = request_json(&cluster, leader, &member, "GET", path, None).await;
+        assert_eq!(status, 403, "nor the bureau's own data: {path} {body}");
+    }
     let (status, body) =
         post(&cluster, leader, &member, &act("department-part"), json!({"outcome": "warned", "summary": "x"})).await;
     assert_eq!(status, 400, "{body}");

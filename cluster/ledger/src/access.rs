@@ -14,6 +14,8 @@ pub fn can_see(regions: &Regions, actor: &Actor, task: &Task) -> bool {
         // A peer group acts only through federation messages, which name their tasks.
         Role::Peer | Role::Source => false,
         Role::Operator => operator_units(task).any(|unit| unit == actor.bureau) || on_team(actor, task),
+        // Another department's inspector: the joint inspections of their team, nothing else.
+        Role::Department => on_team(actor, task),
         Role::Command | Role::Leadership => {
             regions.is_within(task.origin_bureau, actor.bureau)
                 || task.handling.assignee_bureau.is_some_and(|assignee| regions.is_within(assignee, actor.bureau))
@@ -26,7 +28,7 @@ pub fn can_see(regions: &Regions, actor: &Actor, task: &Task) -> bool {
 pub fn may_write(actor: &Actor) -> Result<(), Rejection> {
     match actor.role {
         Role::Command | Role::Operator => Ok(()),
-        Role::Leadership | Role::System | Role::Peer | Role::Source => {
+        Role::Leadership | Role::System | Role::Peer | Role::Source | Role::Department => {
             Err(Rejection::Forbidden(format!("a {} user does not change tasks", actor.role)))
         }
     }

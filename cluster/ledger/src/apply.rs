@@ -540,7 +540,7 @@ impl Ledger {
             return Ok(());
         }
         let refused = || Rejection::Forbidden(format!("{} is not an account that may act", actor.user));
-        if !matches!(actor.role, Role::Command | Role::Operator | Role::Leadership) {
+        if !matches!(actor.role, Role::Command | Role::Operator | Role::Leadership | Role::Department) {
             return Err(refused());
         }
         let (id, name) = actor.person().ok_or_else(refused)?;

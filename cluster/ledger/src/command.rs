@@ -34,6 +34,10 @@ wire_enum! {
         /// A monitoring or partner system delivering signals (machine intake), authenticated by
         /// its source token. No user token maps to it.
         Source = "source",
+        /// Another department's inspector of joint inspections (部门联合抽查), signed in as a
+        /// person: sees only the drawn inspections of their team, enters their department's part
+        /// of the result, and writes nothing else. No users-file token maps to it.
+        Department = "department",
     }
 }
 

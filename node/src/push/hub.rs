@@ -141,6 +141,8 @@ pub enum WatchKey {
     /// inspection of the county, for a station's inspector).
     Member(BureauCode, u64),
     Touching(BureauCode),
+    /// Only the tasks naming a person: another department's inspector's joint inspections.
+    Named(u64),
 }
 
 impl WatchKey {
@@ -162,6 +164,7 @@ impl WatchKey {
         match self {
             WatchKey::AssignedTo(bureau) => unit_sees(bureau),
             WatchKey::Member(bureau, person) => unit_sees(bureau) || people.contains(&person),
+            WatchKey::Named(person) => people.contains(&person),
             WatchKey::Touching(scope) => {
                 regions.is_within(origin, scope)
                     || assignee.is_some_and(|a| regions.is_within(a, scope))

@@ -139,6 +139,8 @@ impl Watcher {
                 Some((person, _)) => WatchKey::Member(self.actor.bureau, person.0),
                 None => WatchKey::AssignedTo(self.actor.bureau),
             },
+            // Only tasks naming them: the joint inspections of their team.
+            Role::Department => WatchKey::Named(self.actor.person().map_or(0, |(person, _)| person.0)),
             Role::Command | Role::Leadership | Role::System | Role::Peer | Role::Source => {
                 WatchKey::Touching(self.scope)
             }
@@ -304,7 +306,7 @@ pub fn watcher_for(regions: &Regions, actor: Actor, scope: Option<&str>) -> Resu
         None => actor.bureau,
     };
     let allowed = match actor.role {
-        Role::Operator => scope == actor.bureau,
+        Role::Operator | Role::Department => scope == actor.bureau,
         Role::Command | Role::Leadership | Role::System | Role::Peer | Role::Source => {
             regions.is_within(scope, actor.bureau)
         }

@@ -61,7 +61,8 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
     // The REST operations, from the one list the OpenAPI document is generated from.
     let rest = catalogue::operations()
         .into_iter()
-        .fold(Router::new(), |router, operation| router.route(operation.path, operation.handler));
+        .fold(Router::new(), |router, operation| router.route(operation.path, operation.handler))
+        .route_layer(middleware::from_fn_with_state(state.clone(), departments_keep_to_their_routes));
     let api = rest
         .route("/", get(console::index))
         .route("/console/{file}", get(console::asset))
@@ -95,6 +96,50 @@ pub fn router(state: AppState, group_secret: cluster::raft::GroupSecret) -> Rout
         state.peers.member_reads(),
     );
     api.merge(peer)
+}
+
+/// What another department's inspector (`Role::Department`) may call: who they are, their
+/// team's joint inspections and their files, their department's part, the departments, the
+/// bureau tree's names, the members to reconnect to, and their own session. The bureau's own data (its other tasks' lists
+/// are filtered already; campaigns, proofs, inspectors, entities, metrics, accounts…) is not
+/// theirs, so every other route answers 403 before its handler runs.
+const DEPARTMENT_ROUTES: [(&str, &str); 14] = [
+    ("GET", "/api/v1/me"),
+    ("GET", "/api/v1/cluster"),
+    ("POST", "/api/v1/me/password"),
+    ("GET", "/api/v1/tasks"),
+    ("GET", "/api/v1/tasks/{id}"),
+    ("GET", "/api/v1/tasks/{id}/checklist"),
+    ("GET", "/api/v1/tasks/{id}/attachments/{sha256}"),
+    ("GET", "/api/v1/tasks/{id}/site_records/{number}/document"),
+    ("POST", "/api/v1/tasks/{id}/department-part"),
+    ("GET", "/api/v1/departments"),
+    ("GET", "/api/v1/bureaus"),
+    ("GET", "/api/v1/console/snapshot"),
+    ("POST", "/api/v1/sessions/renew"),
+    ("POST", "/api/v1/sessions/sign_out"),
+];
+
+/// Keeps another department's inspector to `DEPARTMENT_ROUTES`. Only a person's session can
+/// carry the role; the token is looked up without spending the caller's budget (the handler
+/// spends it).
+async fn departments_keep_to_their_routes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let session = crate::auth::bearer(request.headers())
+        .ok()
+        .filter(|token| token.starts_with(crate::sessions::SESSION_PREFIX))
+        .and_then(|token| state.users.user_for_token(token).ok());
+    if session.is_some_and(|user| user.actor.role == ledger::Role::Department) {
+        let method = request.method().as_str();
+        let route = request.extensions().get::<axum::extract::MatchedPath>().map(|path| path.as_str());
+        if !DEPARTMENT_ROUTES.iter().any(|(m, path)| *m == method && Some(*path) == route) {
+            return ApiError::Forbidden(
+                "another department's inspector reads their team's joint inspections and enters their part, nothing else"
+                    .into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// The API's and the admin routes' answers hold personal data (reporters, inspectors, whole

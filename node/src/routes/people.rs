@@ -344,7 +344,7 @@ pub(crate) struct PeopleQuery {
 fn may_read_people_of(state: &AppState, user: &crate::auth::User, unit: BureauCode) -> Result<(), ApiError> {
     let own = user.actor.bureau;
     let over_subtree = match &user.person {
-        Some(person) => person.has(PersonRole::Accounts) || person.role() != Role::Operator,
+        Some(person) => person.has(PersonRole::Accounts) || !matches!(person.role(), Role::Operator | Role::Department),
         None => user.actor.role != Role::Operator,
     };
     if unit == own || (over_subtree && state.regions().is_within(unit, own)) {

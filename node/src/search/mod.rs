@@ -241,8 +241,8 @@ impl Search {
         let scope = match actor.role {
             Role::Command | Role::Leadership => Term::from_field_u64(fields.scope, u64::from(actor.bureau.as_u32())),
             Role::Operator => Term::from_field_u64(fields.assignee, u64::from(actor.bureau.as_u32())),
-            // Machine roles do not search; they see nothing.
-            Role::System | Role::Peer | Role::Source => {
+            // Machine roles and other departments' inspectors do not search; they see nothing.
+            Role::System | Role::Peer | Role::Source | Role::Department => {
                 return Ok(Hits { tasks: Vec::new(), more: false, indexed_through: self.indexed_through() })
             }
         };

@@ -49,6 +49,9 @@ wire_enum! {
         Leadership = "leadership",
         /// Manages the accounts of the unit's subtree.
         Accounts = "accounts",
+        /// Another department's inspector (部门联合抽查), linked to their inspector: their team's
+        /// joint inspections only. Held alone.
+        Department = "department",
     }
 }
 
@@ -126,10 +129,12 @@ const PERSON_ACTOR_PREFIX: &str = "person:";
 
 impl Person {
     /// The role a person acts with: command for a dispatcher, operator for a head or handler,
-    /// leadership (read only) otherwise.
+    /// another department's inspector for one, leadership (read only) otherwise.
     pub fn role(&self) -> Role {
         let has = |role: PersonRole| self.roles.contains(&role);
-        if has(PersonRole::Dispatcher) {
+        if has(PersonRole::Department) {
+            Role::Department
+        } else if has(PersonRole::Dispatcher) {
             Role::Command
         } else if has(PersonRole::Head) || has(PersonRole::Handler) {
             Role::Operator
@@ -208,6 +213,9 @@ pub fn check_person_name(name: &str) -> Result<(), String> {
 pub fn check_roles(roles: &[PersonRole]) -> Result<(), String> {
     if roles.is_empty() || roles.windows(2).any(|pair| pair[0] >= pair[1]) {
         return Err(format!("one or more of {}, each once, in that order", PersonRole::names()));
+    }
+    if roles.contains(&PersonRole::Department) && roles.len() > 1 {
+        return Err("another department's inspector holds that role alone".into());
     }
     Ok(())
 }
