@@ -127,7 +127,18 @@ fn desk_with_the_tax_department(bytes: &[u8]) -> Desk {
         Err(Rejection::Conflict { code: ConflictCode::InspectorEnrolled, .. })
     ));
     let team: Vec<_> = ["TX001", "TX002", "TX003", "TX004"].into_iter().map(tax_inspector).collect();
+    // The group's departments are kept by a province's or a city's centre, never a county's.
+    let county = actor("th-command", TIANHE, Role::Command);
+    assert!(matches!(desk.programme(&county, enrol(team.clone())), Err(Rejection::Forbidden(_))));
     desk.programme(&planner(), enrol(team)).expect("enrolled");
+    // Neither the bureau's own items nor a campaign may borrow the department's tag or codes.
+    let mut borrowed = listed(&tax_item());
+    borrowed.code = "D-tax-99".into();
+    let adopt = ItemListAction::AdoptNational { items: vec![borrowed], reason: String::new() };
+    assert!(matches!(
+        desk.programme(&planner(), ProgrammeAction::ItemList(Box::new(adopt))),
+        Err(Rejection::Invalid { .. })
+    ));
     let enrolled = desk.ledger.programme().inspector("TX001").unwrap();
     assert_eq!(enrolled.expertise, ["dept:tax"]);
     assert!(is_department_inspector(enrolled));
@@ -178,6 +189,8 @@ fn another_departments_inspector_holds_that_role_alone() {
 
 #[test]
 fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
+    // (The campaign without the department's item below also shows a campaign may not name the
+    // department's tag for an item the list does not give the department.)
     let bytes = generate(2_000, code(TIANHE), 21);
     let mut desk = desk_with_the_tax_department(&bytes);
     let sha = directory::sha256_hex(&bytes);
@@ -186,6 +199,10 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
     // does, whatever its mode.
     let plain = desk.ledger.programme().inspector_pool(Regions::compiled(), &spec(&sha), desk.ledger.departments());
     assert!(plain.iter().all(|inspector| !is_department_inspector(inspector)));
+    let mut unlisted = joint_spec(&sha);
+    unlisted.items.last_mut().unwrap().code = "D-tax-02".into();
+    let refused = desk.programme(&planner(), ProgrammeAction::CreateCampaignOnTotal(Box::new(unlisted)));
+    assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::ItemNotListed, .. })), "{refused:?}");
     // The department's inspectors sign in with accounts linked to them before the draw, so each
     // drawn team names its people.
     let accounts: std::collections::BTreeMap<&str, Actor> = ["TX001", "TX002", "TX003", "TX004"]
@@ -248,6 +265,22 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
         Err(Rejection::TaskNotFound(_))
     ));
     let theirs = accounts[on_team.as_str()].clone();
+    // A department's inspector's account holds the department role alone, and that role is
+    // only for a department's inspector.
+    let handler = OrganisationAction::CreatePerson {
+        login: "th.handler".into(),
+        name: "本局承办人".into(),
+        unit: code(TIANHE),
+        roles: vec![PersonRole::Handler],
+        password_phc: PHC.into(),
+    };
+    let created = desk.apply(&planner(), Action::Organisation(Box::new(handler))).expect("account created");
+    let Some(ledger::organisation::OrganisationRecord::Person(handler)) = created.organisation else {
+        panic!("a person")
+    };
+    let link = OrganisationAction::LinkInspector { person: handler.id, inspector: elsewhere.into() };
+    let refused = desk.apply(&planner(), Action::Organisation(Box::new(link)));
+    assert!(matches!(refused, Err(Rejection::Invalid { .. })), "{refused:?}");
     // Another department's inspector sees their team's inspections only, and changes none.
     assert_eq!(theirs.role, Role::Department);
     for drawn in &tasks {
@@ -267,6 +300,9 @@ fn a_joint_inspection_draws_the_department_and_waits_for_its_part() {
     // The bytes a task with parts is stored as read back as that task.
     let bytes_of_task = ledger::codec::encode(&**after).unwrap();
     assert_eq!(ledger::codec::decode_task(&bytes_of_task).unwrap(), **after);
+    // Its last byte lost is a damaged record, not a task with an earlier part.
+    let cut = &bytes_of_task[..bytes_of_task.len() - 1];
+    assert!(ledger::codec::decode_task(cut).is_err(), "a cut record is refused");
 
     desk.apply(&tianhe, result_entry(CompletionOutcome::NoProblemFound)).expect("the joint result is entered");
     let late = desk.programme(&theirs, part(CompletionOutcome::Penalized));

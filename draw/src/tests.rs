@@ -231,7 +231,9 @@ fn thin_classes_are_topped_up_to_the_floor_on_the_total() {
     assert!(by_quota * 100 < result.eligible * 3, "the quotas alone are under the floor: {by_quota}");
     assert!(result.inspections.iter().any(|i| i.top_up), "topped up");
     assert!(result.inspections.len() as u64 * 100 >= result.eligible * 3, "never under 3% overall");
-    ledger::campaign::check_draw(Regions::compiled(), &inputs, &result).expect("the draw keeps the rules");
+    let departments = ledger::campaign::departments::Departments::default();
+    ledger::campaign::check_draw(Regions::compiled(), &departments, &inputs, &result)
+        .expect("the draw keeps the rules");
     let mut none = inputs.spec.clone();
     none.ratios.low_bp = 0;
     assert!(ledger::campaign::check_spec(Regions::compiled(), &none).is_err(), "a class is drawn from, or named out");

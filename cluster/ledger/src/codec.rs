@@ -68,18 +68,27 @@ pub fn decode_task(bytes: &[u8]) -> Result<crate::task::Task, DecodeError> {
         padded.extend_from_slice(bytes);
         padded.extend_from_slice(padding);
         let (task, rest) = postcard::take_from_bytes(padded).map_err(|e| DecodeError::Malformed(e.to_string()))?;
-        taken_padding(padding.len(), rest.len()).map(|()| task)
+        written_form(padding.len(), rest.len(), &task).map(|()| task)
     })
 }
 
-/// Whether a task read with `padding` zero bytes after it, `rest` of them left, took one of the
-/// three forms' share of them.
-fn taken_padding(padding: usize, rest: usize) -> Result<(), DecodeError> {
-    match padding.checked_sub(rest) {
-        // Unworked; worked without departments' parts; every field written.
-        Some(taken) if taken == padding || taken == 1 || taken == 0 => Ok(()),
-        Some(_) => Err(DecodeError::Malformed("a task's field work ends short".into())),
-        None => Err(DecodeError::Trailing(rest - padding)),
+/// Whether a task read with `padding` zero bytes after it, `rest` of them left, was written in
+/// the form its content has: without field work only when it has none, without parts only
+/// when it has field work but no part, whole only with a part. So a damaged record (its last
+/// byte lost, read as a zero) is refused, not read as another task.
+fn written_form(padding: usize, rest: usize, task: &crate::task::Task) -> Result<(), DecodeError> {
+    let work = &task.field_work;
+    let canonical = match padding.checked_sub(rest) {
+        None => return Err(DecodeError::Trailing(rest - padding)),
+        Some(taken) if taken == padding => work.is_empty(),
+        Some(1) => !work.is_empty() && work.department_parts.is_empty(),
+        Some(0) => !work.department_parts.is_empty(),
+        Some(_) => false,
+    };
+    if canonical {
+        Ok(())
+    } else {
+        Err(DecodeError::Malformed("a task's bytes end short of the form its content is written in".into()))
     }
 }
 

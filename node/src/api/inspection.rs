@@ -472,8 +472,10 @@ pub struct InspectionJson {
 }
 
 impl InspectionJson {
-    pub fn of(record: &InspectionRecord, field_work: &ledger::task::FieldWork) -> InspectionJson {
-        let departments = super::departments::departments_of(record);
+    /// `drawn_here`: drawn by this group (one another group drew names that group's
+    /// departments, whose parts are entered there).
+    pub fn of(record: &InspectionRecord, field_work: &ledger::task::FieldWork, drawn_here: bool) -> InspectionJson {
+        let departments = if drawn_here { super::departments::departments_of(record) } else { Vec::new() };
         let parts = &field_work.department_parts;
         InspectionJson {
             departments_awaited: departments

@@ -60,6 +60,7 @@ impl Drop for Driving {
 pub async fn draw_from(state: &AppState, inputs: DrawInputs) -> Result<DrawResult, ApiError> {
     let directory = replication::obtain_mapped(state, Shelf::Directories, &inputs.spec.entity_directory).await?;
     let regions = state.regions();
+    let departments = state.store.read().ledger.departments().clone();
     let campaign = inputs.campaign;
     let started = std::time::Instant::now();
     let drawn = tokio::task::spawn_blocking(move || {
@@ -67,10 +68,12 @@ pub async fn draw_from(state: &AppState, inputs: DrawInputs) -> Result<DrawResul
             ::draw::DrawError::NoTeam { .. } => ApiError::Conflict { code: "no_team", message: e.to_string() },
             other => ApiError::Internal(other.to_string()),
         })?;
-        ledger::campaign::check_result(&regions, &inputs, &drawn).map_err(|rejection| match rejection {
-            Rejection::Conflict { .. } => ApiError::from(rejection),
-            other => ApiError::Internal(format!("the draw breaks the ledger's rules of a draw: {other}")),
-        })?;
+        ledger::campaign::check_result(&regions, &departments, &inputs, &drawn).map_err(
+            |rejection| match rejection {
+                Rejection::Conflict { .. } => ApiError::from(rejection),
+                other => ApiError::Internal(format!("the draw breaks the ledger's rules of a draw: {other}")),
+            },
+        )?;
         Ok::<_, ApiError>(drawn)
     })
     .await

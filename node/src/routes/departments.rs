@@ -78,7 +78,8 @@ pub async fn enrol_inspectors(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, FEATURE, move |state, _, body, _| {
+    handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, FEATURE, move |state, actor, body, _| {
+        super::of_the_whole_group(state, actor.bureau, "the departments' inspectors", "enrol")?;
         let request: DepartmentInspectorsRequest = parse_json(body)?;
         let regions = state.regions();
         let inspectors = request

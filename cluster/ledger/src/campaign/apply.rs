@@ -292,10 +292,14 @@ impl Ledger {
                 Ok(Applied::of_record(ProgrammeRecord::AnnualPlan(Box::new(changed)), Vec::new()))
             }
             ProgrammeAction::ItemList(action) => {
-                if let item_list::ItemListAction::Add { item, .. } | item_list::ItemListAction::Revise { item, .. } =
-                    &**action
-                {
-                    self.departments.check_own_tag("expertise", &item.expertise)?;
+                match &**action {
+                    item_list::ItemListAction::Add { item, .. } | item_list::ItemListAction::Revise { item, .. } => {
+                        self.departments.check_own_item(item)?;
+                    }
+                    item_list::ItemListAction::AdoptNational { items, .. } => {
+                        items.iter().try_for_each(|item| self.departments.check_own_item(item))?;
+                    }
+                    _ => {}
                 }
                 let version = self.planning.item_list.apply(&regions, stamp_ms, actor, action)?;
                 Ok(Applied::of_record(ProgrammeRecord::ItemList(Box::new(version)), Vec::new()))
@@ -316,6 +320,7 @@ impl Ledger {
         super::checks::check_spec_with_class_floor(&regions, spec, class_floor_bp)?;
         command_over(&regions, actor, spec.bureau, "plan campaigns")?;
         self.planning.item_list.check_campaign(&regions, spec)?;
+        self.departments.check_campaign_items(&self.planning.item_list, spec)?;
         let current = self
             .programme
             .entity_directory()
@@ -436,7 +441,7 @@ impl Ledger {
         let inputs = self.draw_inputs(id)?;
         // Against the conflicts frozen with the beacon: one declared once the beacon is public
         // could otherwise veto the draw until the selection suits (finding 10's kin).
-        check_draw(&regions, &inputs, result)?;
+        check_draw(&regions, &self.departments, &inputs, result)?;
         let spec = inputs.spec.clone();
 
         let mut tasks = Vec::with_capacity(result.inspections.len());

@@ -26,10 +26,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::item_list::{check_item, ItemOrigin, ItemSpec};
+use super::item_list::{check_item, ItemList, ItemOrigin, ItemSpec};
 use super::{check_inspector, Inspector, ProgrammeRecord, LABEL_CHARS_MAX};
 use crate::apply::Ledger;
+use crate::bureau::RegionLevel;
 use crate::command::{conflict, Actor, Applied, CommandResult, ConflictCode, Rejection, Role};
+use crate::organisation::PersonRole;
 use crate::task::{CompletionOutcome, Task, TaskId, TaskState, TimelineAction};
 use crate::validate::{self, invalid};
 
@@ -43,6 +45,8 @@ pub const DEPARTMENT_CODE_CHARS_MAX: usize = 16;
 pub const DEPARTMENT_NAME_CHARS_MAX: usize = 64;
 /// A part's summary of what the department found.
 pub const PART_SUMMARY_CHARS_MAX: usize = 2_000;
+/// Parts one department enters on one inspection: the first, and a few corrections.
+pub const PARTS_PER_DEPARTMENT_MAX: usize = 8;
 /// Parts one inspection keeps: each of a handful of departments, entering again a few times.
 pub const DEPARTMENT_PARTS_PER_TASK_MAX: usize = 64;
 /// What a department's expertise tag starts with; reserved for departments once one is
@@ -154,21 +158,81 @@ impl Departments {
         self.members.values().filter(|department| *department == code).count()
     }
 
-    /// The registered departments whose items the inspection task has, in code order: those
-    /// whose part its result waits for.
+    /// The departments of a joint inspection drawn here, in code order: those whose item it has
+    /// and whose inspector is on its team (the draw puts one there for each such item), whose
+    /// part its result waits for. An inspection another group drew names that group's
+    /// inspectors, so none here.
     pub fn of_task(&self, task: &Task) -> Vec<&Department> {
-        let Some(inspection) = &task.inspection else { return Vec::new() };
+        let Some(inspection) = task.inspection.as_ref().filter(|_| task.received.is_none()) else {
+            return Vec::new();
+        };
         let mut codes: Vec<&str> =
             inspection.items.iter().filter_map(|item| department_of_tag(&item.expertise)).collect();
         codes.sort_unstable();
         codes.dedup();
-        codes.into_iter().filter_map(|code| self.departments.get(code)).collect()
+        codes
+            .into_iter()
+            .filter(|code| inspection.inspectors.iter().any(|id| self.of_inspector(id) == Some(*code)))
+            .filter_map(|code| self.departments.get(code))
+            .collect()
     }
 
     /// The departments whose part the inspection's result still waits for.
     pub fn awaited<'a>(&'a self, task: &Task) -> Vec<&'a Department> {
         let parts = &task.field_work.department_parts;
         self.of_task(task).into_iter().filter(|d| !parts.iter().any(|part| part.department == d.code)).collect()
+    }
+
+    /// The refusal of an account whose roles and inspector do not go together: a department's
+    /// inspector signs in with an account of the department role alone, and that role is held
+    /// only by a department's inspector (or an account not linked yet), so the bureau's own
+    /// staff never act as a department and a department's never as the bureau.
+    pub fn check_link(&self, roles: &[PersonRole], inspector: Option<&str>) -> Result<(), Rejection> {
+        let department_role = roles.contains(&PersonRole::Department);
+        match inspector.map(|id| (id, self.of_inspector(id))) {
+            Some((id, Some(department))) if !department_role => Err(invalid(
+                "inspector",
+                format!("{id} is department {department}'s inspector: their account has the department role alone"),
+            )),
+            Some((id, None)) if department_role => {
+                Err(invalid("inspector", format!("{id} is the bureau's own inspector, not a department's")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The refusal of a campaign with an item needing a department's tag that is not that
+    /// department's item on the list (once departments are registered: before, a tag is text).
+    pub fn check_campaign_items(&self, list: &ItemList, spec: &super::CampaignSpec) -> Result<(), Rejection> {
+        if !self.any() {
+            return Ok(());
+        }
+        for item in &spec.items {
+            let Some(code) = department_of_tag(&item.expertise) else { continue };
+            let listed = list.current(&item.code).is_some_and(|listed| {
+                listed.origin == ItemOrigin::Department(code.to_owned()) && listed.spec.as_campaign_item() == *item
+            });
+            if !listed {
+                return Err(conflict(
+                    ConflictCode::ItemNotListed,
+                    format!("{} needs department {code}'s tag but is not its item on the list", item.code),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The refusal of an item the list takes as the bureau's own (national or a province's)
+    /// that reads like a department's, once departments are registered.
+    pub fn check_own_item(&self, item: &ItemSpec) -> Result<(), Rejection> {
+        self.check_own_tag("expertise", &item.expertise)?;
+        if self.any() && item.code.starts_with(DEPARTMENT_ITEM_PREFIX) {
+            return Err(invalid(
+                "code",
+                format!("{}: codes starting {DEPARTMENT_ITEM_PREFIX} are departments'", item.code),
+            ));
+        }
+        Ok(())
     }
 
     /// The refusal of a tag the bureau's own staff or items may not use once departments are
@@ -246,10 +310,8 @@ impl Ledger {
         match action {
             DepartmentAction::Register { code, name } => {
                 // The node checks that the centre's scope covers the group's; the ledger that it
-                // is a command centre.
-                if actor.role != Role::Command {
-                    return Err(Rejection::Forbidden("only a command centre registers departments".into()));
-                }
+                // is a province's or a city's command centre.
+                self.keeps_departments(actor, "register departments")?;
                 check_code(code)?;
                 validate::text("name", name, DEPARTMENT_NAME_CHARS_MAX, true, false)?;
                 if self.departments.departments.contains_key(code) {
@@ -271,6 +333,15 @@ impl Ledger {
                     return Err(conflict(
                         ConflictCode::TagInUse,
                         format!("item {} needs the tag {tag} already", item.spec.code),
+                    ));
+                }
+                let named = |campaign: &&std::sync::Arc<super::Campaign>| {
+                    campaign.spec.items.iter().any(|item| item.expertise == tag)
+                };
+                if let Some(campaign) = self.programme.campaigns().find(named) {
+                    return Err(conflict(
+                        ConflictCode::TagInUse,
+                        format!("campaign {} has an item needing the tag {tag} already", campaign.id),
                     ));
                 }
                 let department = Department {
@@ -304,6 +375,7 @@ impl Ledger {
                 Ok(Applied::of_record(ProgrammeRecord::ItemList(Box::new(version)), Vec::new()))
             }
             DepartmentAction::EnrolInspectors { department, inspectors } => {
+                self.keeps_departments(actor, "enrol departments' inspectors")?;
                 let department = self.department(department)?.clone();
                 let regions = self.regions();
                 // A department's inspectors hold its tag and nothing else, and belong to no
@@ -341,6 +413,18 @@ impl Ledger {
         }
     }
 
+    /// The departments are the whole group's: kept by a province's or a city's command centre
+    /// (the node checks that its scope covers the group's), never a county's.
+    fn keeps_departments(&self, actor: &Actor, what: &str) -> Result<(), Rejection> {
+        let level = self.regions().region(actor.bureau).map(|region| region.level);
+        let keeps = actor.role == Role::Command && level.is_some_and(|level| level <= RegionLevel::Prefecture);
+        if keeps {
+            Ok(())
+        } else {
+            Err(Rejection::Forbidden(format!("only a province's or a city's command centre may {what}")))
+        }
+    }
+
     fn department(&self, code: &str) -> Result<&Department, Rejection> {
         self.departments.get(code).ok_or_else(|| Rejection::NoSuch(format!("department {code}")))
     }
@@ -361,6 +445,9 @@ impl Ledger {
                 "outcome",
                 "a part's outcome is one of no_problem_found, corrected, penalized, not_found_at_address, case_opened",
             ));
+        }
+        if actor.role != Role::Department {
+            return Err(Rejection::Forbidden("a department's part is entered by its inspector's own account".into()));
         }
         let inspector = crate::organisation::person_of_actor_name(&actor.user)
             .and_then(|(person, _)| self.person(person))
@@ -392,7 +479,13 @@ impl Ledger {
                 action: "enter a department's part of".into(),
             });
         }
-        if task.field_work.department_parts.len() >= DEPARTMENT_PARTS_PER_TASK_MAX {
+        let parts = &task.field_work.department_parts;
+        if parts.iter().filter(|part| part.department == department).count() >= PARTS_PER_DEPARTMENT_MAX {
+            return Err(Rejection::LimitReached(format!(
+                "department {department} entered its part {PARTS_PER_DEPARTMENT_MAX} times on task {id}"
+            )));
+        }
+        if parts.len() >= DEPARTMENT_PARTS_PER_TASK_MAX {
             return Err(Rejection::LimitReached(format!("{DEPARTMENT_PARTS_PER_TASK_MAX} department parts on a task")));
         }
         task.timeline_has_room()?;

@@ -392,7 +392,7 @@ impl Ledger {
             }
         }
         let inputs = self.programme.sealed_inputs.get(&id).expect("checked: a draw under way has frozen inputs");
-        let rules = InspectionRules::new(&regions, inputs);
+        let rules = InspectionRules::new(&regions, &self.departments, inputs);
         let mut entities = BTreeSet::new();
         for inspection in inspections {
             rules.check(inspection)?;

@@ -25,7 +25,12 @@ fn outdated(what: &str) -> Rejection {
 /// seed, teams (size, pool, qualification by expertise, conflicts with recusals on record, no
 /// member of the entity's last team, the office-and-stations mix), items, strata quotas and the
 /// 3% floor.
-pub fn check_draw(regions: &Regions, inputs: &DrawInputs, result: &DrawResult) -> Result<(), Rejection> {
+pub fn check_draw(
+    regions: &Regions,
+    departments: &departments::Departments,
+    inputs: &DrawInputs,
+    result: &DrawResult,
+) -> Result<(), Rejection> {
     if result.seed != hex(&inputs.seed()) {
         return Err(outdated("the draw was computed from other inputs (inspectors, history or beacon changed)"));
     }
@@ -35,16 +40,21 @@ pub fn check_draw(regions: &Regions, inputs: &DrawInputs, result: &DrawResult) -
             result.inspections.len()
         )));
     }
-    check_result(regions, inputs, result)
+    check_result(regions, departments, inputs, result)
 }
 
 /// The rules of a draw on a result of any size: what `check_draw` checks but the size of one
 /// entry. The node checks a draw it commits in parts by them before its header, so no part of
 /// its own is refused midway.
-pub fn check_result(regions: &Regions, inputs: &DrawInputs, result: &DrawResult) -> Result<(), Rejection> {
+pub fn check_result(
+    regions: &Regions,
+    departments: &departments::Departments,
+    inputs: &DrawInputs,
+    result: &DrawResult,
+) -> Result<(), Rejection> {
     let summary = DrawSummary::of(result);
     check_summary(inputs, &summary, result.inspections.len() as u64)?;
-    let rules = InspectionRules::new(regions, inputs);
+    let rules = InspectionRules::new(regions, departments, inputs);
     let mut entities = BTreeSet::new();
     let mut tally = QuotaTally::default();
     for inspection in &result.inspections {
@@ -114,14 +124,19 @@ impl QuotaTally {
 /// derives them, so each is searched in place.
 pub(super) struct InspectionRules<'a> {
     regions: &'a Regions,
+    departments: &'a departments::Departments,
     inputs: &'a DrawInputs,
 }
 
 impl<'a> InspectionRules<'a> {
-    pub(super) fn new(regions: &'a Regions, inputs: &'a DrawInputs) -> InspectionRules<'a> {
+    pub(super) fn new(
+        regions: &'a Regions,
+        departments: &'a departments::Departments,
+        inputs: &'a DrawInputs,
+    ) -> InspectionRules<'a> {
         debug_assert!(inputs.pool.windows(2).all(|w| w[0].id < w[1].id), "the pool is sorted by id");
         debug_assert!(inputs.histories.windows(2).all(|w| w[0].uscc < w[1].uscc), "histories are sorted by USCC");
-        InspectionRules { regions, inputs }
+        InspectionRules { regions, departments, inputs }
     }
 
     fn inspector(&self, id: &str) -> Option<&'a Inspector> {
@@ -163,8 +178,9 @@ impl<'a> InspectionRules<'a> {
             let conflicted = self.inputs.conflicts.binary_search(&(id.clone(), uscc.clone())).is_ok();
             rule(!conflicted, "no inspector with a declared conflict")?;
             rule(!last_team.contains(id), "no inspector of the entity's last team")?;
-            // Another department's inspector is neither the bureau's office nor a station.
-            let own_staff = !departments::is_department_inspector(inspector);
+            // Another department's inspector is neither the bureau's office nor a station. By the
+            // group's membership, not the tag: a log from before departments decides as it did.
+            let own_staff = self.departments.of_inspector(id).is_none();
             office |= own_staff && inspector.station.is_none();
             station |= own_staff && inspector.station.is_some();
             members.push(inspector);

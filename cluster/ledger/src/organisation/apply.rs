@@ -361,6 +361,7 @@ impl Ledger {
                 }
                 if let Some(roles) = roles {
                     check_roles(roles).map_err(|reason| invalid("roles", reason))?;
+                    self.departments.check_link(roles, person.inspector.as_deref())?;
                 }
                 self.may_manage_people(actor, person.unit, roles.as_deref().unwrap_or(&[]))?;
                 if acting_self && roles.is_some() {
@@ -418,6 +419,7 @@ impl Ledger {
             }
             OrganisationAction::LinkInspector { inspector, .. } => {
                 self.may_manage_people(actor, person.unit, &[])?;
+                self.departments.check_link(&person.roles, Some(inspector))?;
                 let found = self.programme.inspector(inspector).filter(|i| i.active).ok_or_else(|| {
                     invalid("inspector", format!("{inspector} is no active inspector of the directory"))
                 })?;
