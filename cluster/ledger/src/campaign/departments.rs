@@ -20,7 +20,16 @@
 //!
 //! A department, once registered, stays: campaigns, items and records name it. Its inspectors
 //! stay its own for good (an id is never the bureau's and a department's), so the membership a
-//! draw was decided with is the membership a replay or a proof sees.
+//! draw was decided with is the membership a replay sees. The ledger decides the mix by that
+//! membership, so a log from before departments replays as it applied; the draw (`draw::select`,
+//! and `xietong draw verify` from a proof, which carries no membership) tells a department's
+//! inspector by the tag, reserved from the first registration on. A proof from before
+//! departments whose pool held a `dept:` tag in the office-and-stations mode would verify
+//! differently; no build offered such tags.
+//!
+//! **Their accounts.** A department's inspector signs in with an account of the role
+//! `PersonRole::Department` alone (`Role::Department`), linked to them (`check_link`): it sees
+//! the joint inspections of its team and nothing else, and changes nothing but its part.
 
 use std::collections::BTreeMap;
 
