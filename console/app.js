@@ -697,8 +697,9 @@ function inspectionCard(task) {
 // The departments of the group (names, and the signed-in inspector's own), from
 // GET /api/v1/departments, read once per sign-in when a joint inspection is first shown.
 function loadDepartments() {
+  // A failed read shows codes for names this time and is tried again at the next drawer.
   S.departmentsLoading ||= api("/api/v1/departments")
-    .catch(() => ({ departments: [], mine: null }))
+    .catch(() => { S.departmentsLoading = null; return { departments: [], mine: null }; })
     .then((departments) => (S.departments = departments));
   return S.departmentsLoading;
 }

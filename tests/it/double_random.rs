@@ -249,6 +249,9 @@ async fn a_campaign_is_drawn_verifiably_and_its_results_published() {
         "published_at",
         "organiser",
         "organiser_name",
+        // A joint inspection's departments, each by name with its result (none here).
+        "departments",
+        "department",
         "campaigns",
         "id",
         "name",

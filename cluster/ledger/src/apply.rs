@@ -1042,7 +1042,7 @@ impl Ledger {
         self.risk_files.check().map_err(InvariantViolation)?;
         self.programme.check_year_caps(&self.risk_files).map_err(InvariantViolation)?;
         self.plan_filings.check().map_err(InvariantViolation)?;
-        self.departments.check(&self.programme).map_err(InvariantViolation)?;
+        self.departments.check(&self.programme, &self.planning.item_list).map_err(InvariantViolation)?;
         ensure!(
             !self.risk_files.kept() || self.programme.last_teams_empty(),
             "last teams kept in the core while the risk files keep them"

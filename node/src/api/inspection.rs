@@ -726,7 +726,17 @@ mod tests {
             published_at_ms: Some(1_780_000_200_000),
             withdrawn_at_ms: None,
         });
+        // A joint inspection: another department's part, whose outcome alone is public.
+        task.field_work.department_parts.push(ledger::campaign::departments::DepartmentPart {
+            department: "tax".into(),
+            outcome: CompletionOutcome::Penalized,
+            summary: "内部意见-部门检查情况".into(),
+            inspector: "INSPECTOR-SECRET-2".into(),
+            entered_by: "person:9:内部账户".into(),
+            at_ms: 1_780_000_050_000,
+        });
         let public = PublicResult::of(&task).expect("published");
+        assert_eq!(public.department_outcomes, [("tax".to_owned(), CompletionOutcome::Penalized)]);
         let public =
             serde_json::to_string(&PublicResultJson::of(ledger::Regions::compiled(), &Default::default(), &public))
                 .unwrap();

@@ -606,7 +606,10 @@ pub fn task_json(regions: &Regions, task: &Task) -> TaskJson {
             notify_deadline: at(record.notify_deadline_ms),
             notified_at: at(record.notified_at_ms),
         }),
-        inspection: task.inspection.as_ref().map(|record| inspection::InspectionJson::of(record, &task.field_work, task.received.is_none())),
+        inspection: task
+            .inspection
+            .as_ref()
+            .map(|record| inspection::InspectionJson::of(record, &task.field_work, task.received.is_none())),
         timeline: task
             .timeline
             .iter()

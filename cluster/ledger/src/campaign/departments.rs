@@ -268,9 +268,10 @@ impl Departments {
 
 impl Departments {
     /// The departments' invariants, for a ledger loaded from outside: each filed under its
-    /// code, within the limits, and each member an inspector of the directory holding its
-    /// department's tag alone, at no station.
-    pub(crate) fn check(&self, programme: &super::Programme) -> Result<(), String> {
+    /// code, within the limits, each member an inspector of the directory holding its
+    /// department's tag alone, at no station, nobody else holding a registered department's
+    /// tag, and every department's item on the list a registered department's.
+    pub(crate) fn check(&self, programme: &super::Programme, list: &ItemList) -> Result<(), String> {
         if self.departments.len() > DEPARTMENTS_MAX {
             return Err(format!("more than {DEPARTMENTS_MAX} departments"));
         }
@@ -288,6 +289,22 @@ impl Departments {
             let inspector = programme.inspector(id).ok_or_else(|| format!("department member {id} is no inspector"))?;
             if inspector.expertise != [department.tag()] || inspector.station.is_some() {
                 return Err(format!("department member {id} holds more than department {code}'s tag"));
+            }
+        }
+        // The tags are the departments': nobody else holds a registered department's.
+        for inspector in programme.inspectors() {
+            let mut held = inspector.expertise.iter().filter_map(|tag| department_of_tag(tag));
+            let borrowed =
+                held.any(|code| self.departments.contains_key(code) && self.of_inspector(&inspector.id) != Some(code));
+            if borrowed {
+                return Err(format!("inspector {} holds a department's tag but is not its", inspector.id));
+            }
+        }
+        for listed in list.items() {
+            if let ItemOrigin::Department(code) = &listed.origin {
+                if !self.departments.contains_key(code) {
+                    return Err(format!("item {} is of department {code}, which is not registered", listed.spec.code));
+                }
             }
         }
         Ok(())
