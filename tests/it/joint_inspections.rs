@@ -232,3 +232,27 @@ async fn a_joint_inspection_draws_the_department_waits_for_its_part_and_publishe
     })
     .await;
 }
+
+/// A joint campaign draws only where the group that hosts its departments works every
+/// inspection: a scope holding a city's own group is refused (its inspections would be handed
+/// there, where the department is unknown), one the province's group hosts whole is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joint_campaign_stays_within_the_group_that_hosts_its_departments() {
+    use tests::federation::{FederationOptions, GroupSpec, TestFederation};
+    let fed =
+        TestFederation::start(FederationOptions::new(vec![GroupSpec::new("440000", 1), GroupSpec::new("440100", 1)]))
+            .await;
+    let province = fed.group("440000");
+    let leader = province.wait_for_leader().await;
+    tests::import_directory(province, leader, "440300", 300, 5).await;
+    the_tax_department(province, leader).await;
+    let plan = |scope: &str| {
+        json!({"name": "部门联合抽查", "items": ["A01", "D-tax-01"], "scope": {"region": scope}, "targeted": false,
+               "ratios_percent": {"high": 5, "normal": 5, "low": 5}, "inspector_mode": {"mode": "whole_bureau"},
+               "inspectors_per_inspection": 2})
+    };
+    let (status, body) = post(province, leader, COMMAND_TOKEN, "/api/v1/campaigns", plan("440000")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (409, Some("joint_campaign_across_groups")), "{body}");
+    let (status, body) = post(province, leader, COMMAND_TOKEN, "/api/v1/campaigns", plan("440300")).await;
+    assert_eq!(status, 201, "Shenzhen is the province group's own: {body}");
+}

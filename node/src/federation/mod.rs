@@ -140,14 +140,21 @@ impl Federation {
         self.links.read().expect("the links lock is never poisoned").clone()
     }
 
-    /// The known group that hosts `bureau`: the nearest group at or above it.
     /// The group above this one in the federation (the nearest ancestor deployed), if any.
     pub fn parent(&self) -> Option<BureauCode> {
         self.parent
     }
 
+    /// The known group that hosts `bureau`: the nearest group at or above it.
     pub fn host_of(&self, regions: &Regions, bureau: BureauCode) -> Option<BureauCode> {
         std::iter::successors(Some(bureau), |b| regions.parent(*b)).find(|b| self.groups.contains_key(b))
+    }
+
+    /// Whether this group hosts every bureau within `scope`: it hosts the scope, and no other
+    /// known group hosts a region inside it.
+    pub fn hosts_whole(&self, regions: &Regions, scope: BureauCode) -> bool {
+        self.host_of(regions, scope).is_none_or(|host| host == self.group)
+            && !self.groups.keys().any(|group| *group != self.group && regions.is_within(*group, scope))
     }
 
     /// Where a lead about `region` goes from here: kept when this group hosts it, to the group

@@ -11,6 +11,7 @@ use axum::Json;
 use config::calendar::Span;
 use std::sync::Arc;
 
+use ledger::campaign::departments::department_of_tag;
 use ledger::campaign::{
     CampaignSpec, DrawHeader, ProgrammeAction, ProgrammeRecord, RiskClass, RiskRatios, DRAW_RATIO_FLOOR_BP,
 };
@@ -357,6 +358,18 @@ pub async fn create_campaign(State(state): State<AppState>, uri: Uri, headers: H
         let batch = request.batch.clone();
         let spec = campaign_spec(state, actor, request)?;
         ledger::campaign::check_spec(&state.regions(), &spec)?;
+        // A joint campaign stays within this group: its departments, their inspectors and their
+        // parts are here, and an inspection handed to another group would be worked without them.
+        let joint = spec.items.iter().any(|item| department_of_tag(&item.expertise).is_some());
+        if joint && !state.federation.hosts_whole(&state.regions(), spec.scope_region) {
+            return Err(ApiError::Conflict {
+                code: "joint_campaign_across_groups",
+                message: format!(
+                    "a joint campaign with other departments draws only within group {}; region {} holds another group's",
+                    state.federation.group, spec.scope_region
+                ),
+            });
+        }
         if let Some(batch) = batch {
             // Members that read annual plans read the floor on the total too (a later feature).
             let floor_on_total = ledger::campaign::draws_a_class_thinly(&spec);
