@@ -240,6 +240,16 @@ impl UserDirectory {
         self.users().user_for_token(token).cloned()
     }
 
+    /// The role of the person a session token signs in (none for another token or an invalid
+    /// session): uncounted and without spending the budget, for a gate before the handler.
+    pub fn session_role(&self, token: &str) -> Option<Role> {
+        if !token.starts_with(crate::sessions::SESSION_PREFIX) {
+            return None;
+        }
+        let person = self.sessions.as_ref()?.person_of(token, crate::api::time::now_ms())?;
+        Some(person.role())
+    }
+
     /// Every bureau a user or consumer of the current file is configured with.
     pub fn bureaus(&self) -> Vec<BureauCode> {
         self.users().bureaus().collect()

@@ -228,6 +228,12 @@ impl Sessions {
         Ok((person, claims))
     }
 
+    /// The account a session token signs in, not counted as a session check: for a gate that
+    /// runs before the handler, whose own check is the one counted (`user`).
+    pub fn person_of(&self, token: &str, now_ms: u64) -> Option<Arc<Person>> {
+        self.check_uncounted(token, now_ms).ok().map(|(person, _)| person)
+    }
+
     /// The user a session token signs in, for the API.
     pub fn user(&self, token: &str, now_ms: u64) -> Result<User, ApiError> {
         let (person, _) = self

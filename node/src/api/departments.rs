@@ -2,7 +2,7 @@
 //! departments registered in the group, the requests that register them, list their items and
 //! enrol their inspectors, and a department's part of a joint inspection's result.
 
-use ledger::campaign::departments::{department_of_tag, Department, DepartmentPart, Departments};
+use ledger::campaign::departments::{departments_of_items, Department, DepartmentPart, Departments};
 use ledger::campaign::InspectionRecord;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -71,14 +71,15 @@ pub struct DepartmentJson {
 }
 
 impl DepartmentJson {
-    pub fn of(department: &Department, departments: &Departments, items: Vec<String>) -> DepartmentJson {
+    /// `inspectors`: how many it enrolled; `items`: the codes of its items on the list.
+    pub fn of(department: &Department, inspectors: usize, items: Vec<String>) -> DepartmentJson {
         DepartmentJson {
             code: department.code.clone(),
             name: department.name.clone(),
             tag: department.tag(),
             registered_at: format_ms(department.registered_at_ms),
             registered_by: department.registered_by.clone(),
-            inspectors: departments.members_of(&department.code),
+            inspectors,
             items,
         }
     }
@@ -102,10 +103,12 @@ impl DepartmentsJson {
             let tag = department.tag();
             list.items().filter(|listed| listed.spec.expertise == tag).map(|listed| listed.spec.code.clone()).collect()
         };
+        let counts = departments.member_counts();
+        let enrolled = |department: &Department| counts.get(department.code.as_str()).copied().unwrap_or(0);
         DepartmentsJson {
             departments: departments
                 .all()
-                .map(|department| DepartmentJson::of(department, departments, items_of(department)))
+                .map(|department| DepartmentJson::of(department, enrolled(department), items_of(department)))
                 .collect(),
             mine: inspector.and_then(|id| departments.of_inspector(id)).map(str::to_owned),
         }
@@ -138,9 +141,5 @@ impl DepartmentPartJson {
 
 /// The codes of the departments whose items an inspection has, sorted.
 pub fn departments_of(record: &InspectionRecord) -> Vec<String> {
-    let mut codes: Vec<String> =
-        record.items.iter().filter_map(|item| department_of_tag(&item.expertise)).map(str::to_owned).collect();
-    codes.sort();
-    codes.dedup();
-    codes
+    departments_of_items(&record.items).into_iter().map(str::to_owned).collect()
 }

@@ -120,26 +120,29 @@ const DEPARTMENT_ROUTES: [(&str, &str); 14] = [
     ("POST", "/api/v1/sessions/sign_out"),
 ];
 
-/// Keeps another department's inspector to `DEPARTMENT_ROUTES`. Only a person's session can
-/// carry the role; the token is looked up without spending the caller's budget (the handler
-/// spends it).
+/// Keeps another department's inspector to `DEPARTMENT_ROUTES`. The route is looked at first,
+/// so the routes a console calls all day cost nothing here; outside them only a person's
+/// session can carry the role, looked up without counting it or spending the caller's budget
+/// (the handler does both).
 async fn departments_keep_to_their_routes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let session = crate::auth::bearer(request.headers())
-        .ok()
-        .filter(|token| token.starts_with(crate::sessions::SESSION_PREFIX))
-        .and_then(|token| state.users.user_for_token(token).ok());
-    if session.is_some_and(|user| user.actor.role == ledger::Role::Department) {
-        let method = request.method().as_str();
-        let route = request.extensions().get::<axum::extract::MatchedPath>().map(|path| path.as_str());
-        if !DEPARTMENT_ROUTES.iter().any(|(m, path)| *m == method && Some(*path) == route) {
-            return ApiError::Forbidden(
-                "another department's inspector reads their team's joint inspections and enters their part, nothing else"
-                    .into(),
-            )
-            .into_response();
-        }
+    if !open_to_departments(&request) && session_role(&state, &request) == Some(ledger::Role::Department) {
+        return ApiError::Forbidden(
+            "another department's inspector reads their team's joint inspections and enters their part, nothing else"
+                .into(),
+        )
+        .into_response();
     }
     next.run(request).await
+}
+
+fn open_to_departments(request: &Request) -> bool {
+    let method = request.method().as_str();
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|path| path.as_str());
+    DEPARTMENT_ROUTES.iter().any(|(m, path)| *m == method && Some(*path) == route)
+}
+
+fn session_role(state: &AppState, request: &Request) -> Option<ledger::Role> {
+    crate::auth::bearer(request.headers()).ok().and_then(|token| state.users.session_role(token))
 }
 
 /// The API's and the admin routes' answers hold personal data (reporters, inspectors, whole

@@ -64,10 +64,9 @@ pub fn record_json(state: &AppState, record: &ProgrammeRecord) -> serde_json::Va
             let files = replica.ledger.risk_files();
             serde_json::to_value(crate::api::risk::InspectionCapJson::of_cap(files.kept(), files.count(), cap.as_ref()))
         }
+        // Just registered: no inspectors, no items yet.
         ProgrammeRecord::Department(department) => {
-            let replica = state.store.read();
-            let departments = replica.ledger.departments();
-            serde_json::to_value(crate::api::departments::DepartmentJson::of(department, departments, Vec::new()))
+            serde_json::to_value(crate::api::departments::DepartmentJson::of(department, 0, Vec::new()))
         }
         ProgrammeRecord::PlanFiled(filed) => {
             serde_json::to_value(crate::api::annual_plan::FiledPlanJson::of(regions, filed))

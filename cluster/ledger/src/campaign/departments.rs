@@ -35,10 +35,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::item_list::{check_item, ItemList, ItemOrigin, ItemSpec};
+use super::item_list::{check_item, of_group_level, ItemList, ItemOrigin, ItemSpec};
 use super::{check_inspector, Inspector, ProgrammeRecord, LABEL_CHARS_MAX};
 use crate::apply::Ledger;
-use crate::bureau::RegionLevel;
 use crate::command::{conflict, Actor, Applied, CommandResult, ConflictCode, Rejection, Role};
 use crate::organisation::PersonRole;
 use crate::task::{CompletionOutcome, Task, TaskId, TaskState, TimelineAction};
@@ -64,6 +63,9 @@ pub const DEPARTMENT_TAG_PREFIX: &str = "dept:";
 /// What a department's item codes start with, before the department's code.
 pub const DEPARTMENT_ITEM_PREFIX: &str = "D-";
 
+// Every department's tag fits an expertise label.
+const _: () = assert!(DEPARTMENT_TAG_PREFIX.len() + DEPARTMENT_CODE_CHARS_MAX <= LABEL_CHARS_MAX);
+
 /// The expertise tag of department `code`: its items need it, its inspectors hold it.
 pub fn department_tag(code: &str) -> String {
     format!("{DEPARTMENT_TAG_PREFIX}{code}")
@@ -78,6 +80,14 @@ pub fn department_of_tag(tag: &str) -> Option<&str> {
 /// bureau's office nor a station for the office-and-stations mix.
 pub fn is_department_inspector(inspector: &Inspector) -> bool {
     inspector.expertise.iter().any(|tag| department_of_tag(tag).is_some())
+}
+
+/// The codes of the departments whose tags `items` need, sorted, each once.
+pub fn departments_of_items(items: &[super::InspectionItem]) -> Vec<&str> {
+    let mut codes: Vec<&str> = items.iter().filter_map(|item| department_of_tag(&item.expertise)).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
 }
 
 /// The code an item of department `code` starts with.
@@ -162,9 +172,13 @@ impl Departments {
         self.members.get(id).map(String::as_str)
     }
 
-    /// How many inspectors department `code` enrolled.
-    pub fn members_of(&self, code: &str) -> usize {
-        self.members.values().filter(|department| *department == code).count()
+    /// How many inspectors each department enrolled, in one pass over the members.
+    pub fn member_counts(&self) -> BTreeMap<&str, usize> {
+        let mut counts = BTreeMap::new();
+        for code in self.members.values() {
+            *counts.entry(code.as_str()).or_default() += 1;
+        }
+        counts
     }
 
     /// The departments of a joint inspection drawn here, in code order: those whose item it has
@@ -175,11 +189,7 @@ impl Departments {
         let Some(inspection) = task.inspection.as_ref().filter(|_| task.received.is_none()) else {
             return Vec::new();
         };
-        let mut codes: Vec<&str> =
-            inspection.items.iter().filter_map(|item| department_of_tag(&item.expertise)).collect();
-        codes.sort_unstable();
-        codes.dedup();
-        codes
+        departments_of_items(&inspection.items)
             .into_iter()
             .filter(|code| inspection.inspectors.iter().any(|id| self.of_inspector(id) == Some(*code)))
             .filter_map(|code| self.departments.get(code))
@@ -234,7 +244,7 @@ impl Departments {
     /// The refusal of an item the list takes as the bureau's own (national or a province's)
     /// that reads like a department's, once departments are registered.
     pub fn check_own_item(&self, item: &ItemSpec) -> Result<(), Rejection> {
-        self.check_own_tag("expertise", &item.expertise)?;
+        self.check_own_tag(&item.expertise)?;
         if self.any() && item.code.starts_with(DEPARTMENT_ITEM_PREFIX) {
             return Err(invalid(
                 "code",
@@ -246,9 +256,12 @@ impl Departments {
 
     /// The refusal of a tag the bureau's own staff or items may not use once departments are
     /// registered.
-    pub fn check_own_tag(&self, field: &str, tag: &str) -> Result<(), Rejection> {
+    fn check_own_tag(&self, tag: &str) -> Result<(), Rejection> {
         if self.any() && department_of_tag(tag).is_some() {
-            return Err(invalid(field, format!("{tag:?}: tags starting {DEPARTMENT_TAG_PREFIX:?} are departments'")));
+            return Err(invalid(
+                "expertise",
+                format!("{tag:?}: tags starting {DEPARTMENT_TAG_PREFIX:?} are departments'"),
+            ));
         }
         Ok(())
     }
@@ -262,7 +275,7 @@ impl Departments {
                 format!("inspector {} is department {department}'s", inspector.id),
             ));
         }
-        inspector.expertise.iter().try_for_each(|tag| self.check_own_tag("expertise", tag))
+        inspector.expertise.iter().try_for_each(|tag| self.check_own_tag(tag))
     }
 }
 
@@ -348,7 +361,6 @@ impl Ledger {
                 }
                 // The tag becomes the department's: nobody of the bureau may hold it already.
                 let tag = department_tag(code);
-                debug_assert!(tag.chars().count() <= LABEL_CHARS_MAX, "a tag fits a label");
                 if let Some(holder) = self.programme.inspectors.values().find(|i| i.expertise.contains(&tag)) {
                     return Err(conflict(
                         ConflictCode::TagInUse,
@@ -442,13 +454,10 @@ impl Ledger {
     /// The departments are the whole group's: kept by a province's or a city's command centre
     /// (the node checks that its scope covers the group's), never a county's.
     fn keeps_departments(&self, actor: &Actor, what: &str) -> Result<(), Rejection> {
-        let level = self.regions().region(actor.bureau).map(|region| region.level);
-        let keeps = actor.role == Role::Command && level.is_some_and(|level| level <= RegionLevel::Prefecture);
-        if keeps {
-            Ok(())
-        } else {
-            Err(Rejection::Forbidden(format!("only a province's or a city's command centre may {what}")))
+        if actor.role != Role::Command {
+            return Err(Rejection::Forbidden(format!("only a command centre may {what}")));
         }
+        of_group_level(&self.regions(), actor.bureau, what)
     }
 
     fn department(&self, code: &str) -> Result<&Department, Rejection> {

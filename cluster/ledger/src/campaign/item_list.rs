@@ -295,33 +295,12 @@ impl ItemList {
         actor: &Actor,
         action: &ItemListAction,
     ) -> Result<ItemListVersion, Rejection> {
-        if actor.role != Role::Command {
-            return Err(Rejection::Forbidden(format!("a {} user does not keep the item list", actor.role)));
-        }
-        if self.versions.len() >= ITEM_LIST_CHANGES_MAX {
-            return Err(Rejection::LimitReached(format!("{ITEM_LIST_CHANGES_MAX} versions of the item list")));
-        }
-        // A province builds on the national list: until one is adopted, the group runs on the
-        // list its configuration ships, and a change that is not the adoption would replace it.
-        if !self.adopted() && !matches!(action, ItemListAction::AdoptNational { .. }) {
-            return Err(conflict(
-                ConflictCode::ListNotAdopted,
-                "the national item list is not adopted yet: adopt it first (POST /api/v1/inspection-item-list/national)",
-            ));
-        }
-        let number = self.version() + 1;
+        let number = self.next_version(actor, matches!(action, ItemListAction::AdoptNational { .. }))?;
         let step = match action {
             ItemListAction::AdoptNational { items, reason } => {
                 validate::note(reason, false)?;
-                // The group's list changes for every bureau in it: a province's or a city's
-                // command centre (a city's own group), never a county's.
-                let level = regions.region(actor.bureau).map(|region| region.level);
-                if level.is_none_or(|level| level > RegionLevel::Prefecture) {
-                    return Err(Rejection::Forbidden(format!(
-                        "bureau {} may not adopt the national list for its group (a province or city may)",
-                        actor.bureau
-                    )));
-                }
+                // The group's list changes for every bureau in it.
+                of_group_level(regions, actor.bureau, "adopt the national list")?;
                 self.adopt_national(number, items)?
             }
             ItemListAction::Add { item, reason } => {
@@ -335,21 +314,7 @@ impl ItemList {
                         format!("a province's own item's code starts with {prefix} (the national list's never do)"),
                     ));
                 }
-                if self.items.contains_key(&item.code) {
-                    return Err(conflict(ConflictCode::ItemListed, format!("{} is on the list already", item.code)));
-                }
-                if self.items.len() >= LISTED_ITEMS_MAX {
-                    return Err(Rejection::LimitReached(format!("{LISTED_ITEMS_MAX} listed items")));
-                }
-                let listed = ListedItem {
-                    spec: (**item).clone(),
-                    origin: ItemOrigin::Addition(province),
-                    listed_in: number,
-                    changed_in: number,
-                    retired: false,
-                };
-                self.items.insert(item.code.clone(), listed);
-                ItemListStep::Added { code: item.code.clone() }
+                self.add_item(number, item, ItemOrigin::Addition(province))?
             }
             ItemListAction::Revise { item, reason } => {
                 validate::note(reason, true)?;
@@ -406,10 +371,55 @@ impl ItemList {
             | ItemListAction::Retire { reason, .. }
             | ItemListAction::DeclareMatters { reason, .. } => reason.clone(),
         };
-        let version =
-            ItemListVersion { number, step, by: actor.user.clone(), bureau: actor.bureau, at_ms: stamp_ms, reason };
+        Ok(self.record(number, step, actor, stamp_ms, reason))
+    }
+
+    /// The number of the version a change by `actor` makes: a command centre's, within the
+    /// list's history, on an adopted list unless it is the adoption (a province builds on the
+    /// national list: until one is adopted, the group runs on the list its configuration ships,
+    /// and any other change would replace it).
+    fn next_version(&self, actor: &Actor, adopting: bool) -> Result<u32, Rejection> {
+        if actor.role != Role::Command {
+            return Err(Rejection::Forbidden(format!("a {} user does not keep the item list", actor.role)));
+        }
+        if self.versions.len() >= ITEM_LIST_CHANGES_MAX {
+            return Err(Rejection::LimitReached(format!("{ITEM_LIST_CHANGES_MAX} versions of the item list")));
+        }
+        if !self.adopted() && !adopting {
+            return Err(conflict(
+                ConflictCode::ListNotAdopted,
+                "the national item list is not adopted yet: adopt it first (POST /api/v1/inspection-item-list/national)",
+            ));
+        }
+        Ok(self.version() + 1)
+    }
+
+    /// A new item put on the list by version `number`.
+    fn add_item(&mut self, number: u32, item: &ItemSpec, origin: ItemOrigin) -> Result<ItemListStep, Rejection> {
+        if self.items.contains_key(&item.code) {
+            return Err(conflict(ConflictCode::ItemListed, format!("{} is on the list already", item.code)));
+        }
+        if self.items.len() >= LISTED_ITEMS_MAX {
+            return Err(Rejection::LimitReached(format!("{LISTED_ITEMS_MAX} listed items")));
+        }
+        let listed = ListedItem { spec: item.clone(), origin, listed_in: number, changed_in: number, retired: false };
+        self.items.insert(item.code.clone(), listed);
+        Ok(ItemListStep::Added { code: item.code.clone() })
+    }
+
+    /// Version `number`, the change `step` made: who, when and why.
+    fn record(
+        &mut self,
+        number: u32,
+        step: ItemListStep,
+        actor: &Actor,
+        at_ms: u64,
+        reason: String,
+    ) -> ItemListVersion {
+        debug_assert_eq!(number, self.version() + 1, "versions are numbered in order");
+        let version = ItemListVersion { number, step, by: actor.user.clone(), bureau: actor.bureau, at_ms, reason };
         self.versions.push(version.clone());
-        Ok(version)
+        version
     }
 
     /// Lists another department's item (`departments`, which checked the department, the
@@ -424,46 +434,11 @@ impl ItemList {
         origin: ItemOrigin,
         reason: &str,
     ) -> Result<ItemListVersion, Rejection> {
-        if actor.role != Role::Command {
-            return Err(Rejection::Forbidden(format!("a {} user does not keep the item list", actor.role)));
-        }
+        let number = self.next_version(actor, false)?;
         validate::note(reason, true)?;
-        let level = regions.region(actor.bureau).map(|region| region.level);
-        if level.is_none_or(|level| level > RegionLevel::Prefecture) {
-            return Err(Rejection::Forbidden(format!(
-                "bureau {} may not list departments' items for its group (a province or city may)",
-                actor.bureau
-            )));
-        }
-        if !self.adopted() {
-            return Err(conflict(
-                ConflictCode::ListNotAdopted,
-                "the national item list is not adopted yet: adopt it first (POST /api/v1/inspection-item-list/national)",
-            ));
-        }
-        if self.versions.len() >= ITEM_LIST_CHANGES_MAX {
-            return Err(Rejection::LimitReached(format!("{ITEM_LIST_CHANGES_MAX} versions of the item list")));
-        }
-        if self.items.contains_key(&item.code) {
-            return Err(conflict(ConflictCode::ItemListed, format!("{} is on the list already", item.code)));
-        }
-        if self.items.len() >= LISTED_ITEMS_MAX {
-            return Err(Rejection::LimitReached(format!("{LISTED_ITEMS_MAX} listed items")));
-        }
-        let number = self.version() + 1;
-        let listed = ListedItem { spec: item.clone(), origin, listed_in: number, changed_in: number, retired: false };
-        self.items.insert(item.code.clone(), listed);
-        let step = ItemListStep::Added { code: item.code.clone() };
-        let version = ItemListVersion {
-            number,
-            step,
-            by: actor.user.clone(),
-            bureau: actor.bureau,
-            at_ms: stamp_ms,
-            reason: reason.to_owned(),
-        };
-        self.versions.push(version.clone());
-        Ok(version)
+        of_group_level(regions, actor.bureau, "list departments' items")?;
+        let step = self.add_item(number, item, origin)?;
+        Ok(self.record(number, step, actor, stamp_ms, reason.to_owned()))
     }
 
     /// Merges the national list in: every check first, then the changes.
@@ -615,6 +590,18 @@ fn addition_prefix(province: BureauCode) -> String {
 fn is_addition_code(code: &str) -> bool {
     let bytes = code.as_bytes();
     bytes.len() > 3 && bytes[..2].iter().all(u8::is_ascii_digit) && bytes[2] == b'-'
+}
+
+/// The refusal of a bureau below a city for what the whole group keeps (its list, its
+/// departments): a province's or a city's (a city's own group) centre does it, never a county's.
+pub(crate) fn of_group_level(regions: &Regions, bureau: BureauCode, what: &str) -> Result<(), Rejection> {
+    let level = regions.region(bureau).map(|region| region.level);
+    if level.is_none_or(|level| level > RegionLevel::Prefecture) {
+        return Err(Rejection::Forbidden(format!(
+            "bureau {bureau} may not {what} for its group (a province or city may)"
+        )));
+    }
+    Ok(())
 }
 
 /// The provincial bureau a command user stands for: only a province adds to the list.
