@@ -18,13 +18,14 @@ use ledger::Ledger;
 use crate::store::stream::{verify_stream, write_stream, StreamCore};
 use crate::store::{read_checkpoint, CheckpointMeta};
 
-/// 10: the stream of format 10 (the core with the departments of joint inspections) follows
-/// the header.
-const MAGIC: &[u8; 16] = b"XIETONG-BACKUP10";
-/// 9, 8, 7, 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it is
-/// read; the header's digest is the core's as written.
-const MAGICS_READ: [&[u8; 16]; 8] = [
+/// 11: the stream of format 11 (the core with the province plans handed down and their
+/// progress reports) follows the header.
+const MAGIC: &[u8; 16] = b"XIETONG-BACKUP11";
+/// 10, 9, 8, 7, 6, 5, 4 (0.4.0) and 3 (0.3.0): read still, their stream's core converted as it
+/// is read; the header's digest is the core's as written.
+const MAGICS_READ: [&[u8; 16]; 9] = [
     MAGIC,
+    b"XIETONG-BACKUP10",
     b"XIETONG-BACKUP9\n",
     b"XIETONG-BACKUP8\n",
     b"XIETONG-BACKUP7\n",

@@ -64,11 +64,14 @@ pub struct FederationTuning {
     /// How often the origin's leader asks the groups it handed tasks to for their state, in
     /// case a pushed status report was lost.
     pub reconcile_every_ms: u64,
+    /// How often, at most, a city group's leader counts its progress on the province plans
+    /// handed down to it and reports what changed to the group above.
+    pub plan_progress_every_ms: u64,
 }
 
 impl Default for FederationTuning {
     fn default() -> FederationTuning {
-        FederationTuning { forward_stuck_after_ms: 60_000, reconcile_every_ms: 2_000 }
+        FederationTuning { forward_stuck_after_ms: 60_000, reconcile_every_ms: 2_000, plan_progress_every_ms: 30_000 }
     }
 }
 
@@ -137,7 +140,8 @@ impl Topology {
                 return Err(invalid(&field, "the link is listed twice"));
             }
         }
-        if file.federation.forward_stuck_after_ms == 0 || file.federation.reconcile_every_ms == 0 {
+        let tuning = &file.federation;
+        if tuning.forward_stuck_after_ms == 0 || tuning.reconcile_every_ms == 0 || tuning.plan_progress_every_ms == 0 {
             return Err(invalid("federation", "times must be positive"));
         }
         Ok(Topology { groups, links, tuning: file.federation })

@@ -61,8 +61,11 @@ pub const FEATURE_PLAN_FILING: &str = "plan-filing-v1";
 /// Joint inspections with other departments (`ledger::campaign::departments`), and the store
 /// format 10 whose core keeps them.
 pub const FEATURE_DEPARTMENTS: &str = "departments-v1";
+/// Province plans handed down to city groups and their progress reported up
+/// (`ledger::campaign::plan_handdown`), and the store format 11 whose core keeps them.
+pub const FEATURE_PLAN_HANDDOWN: &str = "plan-handdown-v1";
 /// Every feature this build reads.
-pub(crate) const FEATURES_READ: [&str; 12] = [
+pub(crate) const FEATURES_READ: [&str; 13] = [
     FEATURE_REFERENCE,
     FEATURE_ORGANISATION,
     FEATURE_SITE_RECORDS,
@@ -75,6 +78,7 @@ pub(crate) const FEATURES_READ: [&str; 12] = [
     FEATURE_RISK_FILES,
     FEATURE_PLAN_FILING,
     FEATURE_DEPARTMENTS,
+    FEATURE_PLAN_HANDDOWN,
 ];
 /// A region file is about 100 KB, a calendar a few KB: a bound well above both.
 pub const REFERENCE_FILE_BYTES_MAX: usize = 1024 * 1024;

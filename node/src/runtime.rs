@@ -231,6 +231,7 @@ pub async fn run(config: NodeConfig, users: UsersFile, shutdown: CancellationTok
         tokio::spawn(crate::programme::draw_parts::run(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::programme::risk_files::run(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::plan_filing::run(watch_state.clone(), watch_shutdown.clone())),
+        tokio::spawn(crate::federation::plan_handdown::run(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::courier::run(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::reports::push(watch_state.clone(), watch_shutdown.clone())),
         tokio::spawn(crate::federation::reports::reconcile(watch_state, watch_shutdown.clone())),

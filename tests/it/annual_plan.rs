@@ -242,3 +242,133 @@ async fn a_published_plan_is_filed_with_the_parent_group_and_again_after_each_ad
     let (_, listed) = call(national, Some(SAMR_TOKEN), "/api/v1/annual-plans/2027/filed", None).await;
     assert_eq!(listed["plans"].as_array().map(Vec::len), Some(1), "{listed}");
 }
+
+/// 年度计划下达 across the federation: Guangdong's group hands its published plan down to
+/// Guangzhou's own group, and again after each adjustment; Guangzhou's campaign joins the
+/// batch there, and its progress reaches the province's plan; Guangzhou changes nothing of the
+/// copy; a plan from a group that is not above, or a report naming a city outside the sender,
+/// is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_province_plan_goes_down_to_a_city_group_whose_campaigns_report_progress_up() {
+    use std::time::Duration;
+    use tests::federation::{FederationOptions, GroupSpec, TestFederation};
+    const GZ_DUTY: &str = "demo-gz-duty-0071";
+    let second_person =
+        format!("[[users]]\nname = \"gz-duty\"\ntoken = \"{GZ_DUTY}\"\nbureau = \"440100\"\nrole = \"command\"\n");
+    let mut options = FederationOptions::new(vec![GroupSpec::new("440000", 1), GroupSpec::new("440100", 1)]);
+    options.extra_users_toml = Some(second_person);
+    let federation = TestFederation::start(options).await;
+    let (guangdong, guangzhou) = (federation.group("440000"), federation.group("440100"));
+
+    let (status, _) = call(
+        guangdong,
+        Some(COMMAND_TOKEN),
+        "/api/v1/annual-plans/2027/batches",
+        Some(batch("全省食品", "440000", 50_000)),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/publish", Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let copy_at = |version: u64| async move {
+        let (status, plan) = call(guangzhou, Some(GUANGZHOU), "/api/v1/annual-plans/2027", None).await;
+        if status == 200 && plan["handed_down"]["version"] == version {
+            Ok(plan)
+        } else {
+            Err(format!("{status} {plan}"))
+        }
+    };
+    let copy = tests::wait_until("the plan reaches Guangzhou's group", Duration::from_secs(30), || copy_at(2)).await;
+    assert_eq!(
+        (copy["handed_down"]["from_group"].as_str(), copy["province"].as_str()),
+        (Some("440000"), Some("440000"))
+    );
+    assert_eq!(copy["batches"][0]["entities"], 50_000);
+    // The copy is the province's to change: Guangzhou's group refuses a proposal or a batch.
+    let (status, answer) =
+        call(guangzhou, Some(GUANGZHOU), "/api/v1/annual-plans/2027/proposals", Some(batch("广州", "440100", 5))).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("plan_elsewhere")), "{answer}");
+
+    // Guangzhou's campaign in its own group joins batch 1 and draws.
+    let directory = draw::generate::generate(400, ledger::BureauCode::parse_compiled("440106").unwrap(), 4);
+    let (status, answer) = guangzhou.post_csv(1, GUANGZHOU, "/api/v1/directories/entities", directory).await;
+    assert_eq!(status, 201, "{answer}");
+    for n in 1..=4 {
+        let inspector = json!({"id": format!("TH{n:03}"), "name": format!("执法人员{n}"), "bureau": "440106",
+                               "expertise": ["food", "pricing"], "qualified": true});
+        let (status, answer) = call(guangzhou, Some(GUANGZHOU), "/api/v1/inspectors", Some(inspector)).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+    let plan = json!({"name": "天河区餐饮抽查", "items": ["B01"], "scope": {"region": "440106"}, "targeted": false,
+        "ratios_percent": {"high": 5, "normal": 5, "low": 5}, "inspector_mode": {"mode": "whole_bureau"},
+        "batch": {"year": 2027, "number": 1}});
+    let (status, campaign) = call(guangzhou, Some(GUANGZHOU), "/api/v1/campaigns", Some(plan)).await;
+    assert_eq!(status, 201, "{campaign}");
+    let path = format!("/api/v1/campaigns/{}/draw", campaign["id"]);
+    let (status, drawn) = call(guangzhou, Some(GZ_DUTY), &path, Some(json!({"beacon": "20270301"}))).await;
+    assert_eq!(status, 201, "{drawn}");
+    let inspections = drawn["draw"]["inspections"].as_u64().expect("inspections drawn");
+    assert!(inspections > 0);
+    let (_, copy) = call(guangzhou, Some(GUANGZHOU), "/api/v1/annual-plans/2027", None).await;
+    assert_eq!(copy["batches"][0]["campaigns"], json!([campaign["id"]]), "{copy}");
+    assert_eq!(copy["batches"][0]["progress"]["drawn"].as_u64(), Some(inspections));
+
+    // The province sees Guangzhou's progress in its batch, and that the plan went down.
+    let reported = tests::wait_until("Guangzhou's progress reaches the province", Duration::from_secs(30), || async {
+        let (_, plan) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027", None).await;
+        let first = &plan["batches"][0];
+        if first["progress"]["drawn"].as_u64() == Some(inspections) && first["progress"]["campaigns"] == 1 {
+            Ok(plan)
+        } else {
+            Err(plan.to_string())
+        }
+    })
+    .await;
+    let first = &reported["batches"][0];
+    assert_eq!(
+        (first["by_bureau"][0]["bureau"].as_str(), first["by_bureau"][0]["drawn"].as_u64()),
+        (Some("440100"), Some(inspections))
+    );
+    let handed = &reported["handed_down_to"][0];
+    assert_eq!((handed["group"].as_str(), handed["version"].as_u64()), (Some("440100"), Some(2)), "{reported}");
+    assert!(handed["reported_at"].is_string(), "{reported}");
+
+    // An adjustment goes down again; the copy keeps Guangzhou's campaign in the batch.
+    let mut adjusted = batch("全省食品", "440000", 60_000);
+    adjusted["reason"] = json!("按总局部署增加户数");
+    let (status, _) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/batches/1", Some(adjusted)).await;
+    assert_eq!(status, 200);
+    let copy = tests::wait_until("the adjustment reaches Guangzhou", Duration::from_secs(30), || copy_at(3)).await;
+    assert_eq!(copy["batches"][0]["entities"], 60_000);
+    assert_eq!(copy["batches"][0]["campaigns"], json!([campaign["id"]]));
+
+    // Between groups: a plan comes down only from the group above, and a report names only
+    // the sender's cities.
+    let forged_plan = json!({"plans": [{"province": 440000, "year": 2026, "version": 9, "published_at_ms": 1,
+        "batches": []}]});
+    let to_province = TestFederation::peer_token("440100", "440000");
+    let url = guangdong.url(1, "/federation/v1/plans/handed-down");
+    let response = federation.http.post(url).bearer_auth(&to_province).json(&forged_plan).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    let forged_report = json!({"reports": [{"province": 440000, "year": 2027, "as_of_ms": u64::MAX, "batches": [
+        {"batch": 1, "campaigns": 1, "by_city": [{"city": 440300, "drawn": 5, "completed": 0, "published": 0}]}]}]});
+    let url = guangdong.url(1, "/federation/v1/plans/progress");
+    let answer: Value = federation
+        .http
+        .post(url)
+        .bearer_auth(&to_province)
+        .json(&forged_report)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["results"][0]["refused"].is_object(), "{answer}");
+    let (_, plan) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027", None).await;
+    assert_eq!(
+        plan["batches"][0]["progress"]["drawn"].as_u64(),
+        Some(inspections),
+        "the forged report changed nothing"
+    );
+}

@@ -39,6 +39,8 @@ pub struct FederationOptions {
     pub proxied: bool,
     pub forward_stuck_after_ms: u64,
     pub reconcile_every_ms: u64,
+    /// How often a city group's leader counts and reports its progress on plans handed down.
+    pub plan_progress_every_ms: u64,
     /// Users added to every group's demo users (TOML `[[users]]` entries).
     pub extra_users_toml: Option<String>,
     /// `[limits]` of every node of every group (TOML body).
@@ -52,6 +54,7 @@ impl FederationOptions {
             proxied: false,
             forward_stuck_after_ms: 60_000,
             reconcile_every_ms: 1_000,
+            plan_progress_every_ms: 500,
             extra_users_toml: None,
             limits_toml: None,
         }
@@ -119,8 +122,8 @@ impl TestFederation {
                 }
             }
             topology.push_str(&format!(
-                "[federation]\nforward_stuck_after_ms = {}\nreconcile_every_ms = {}\n",
-                options.forward_stuck_after_ms, options.reconcile_every_ms
+                "[federation]\nforward_stuck_after_ms = {}\nreconcile_every_ms = {}\nplan_progress_every_ms = {}\n",
+                options.forward_stuck_after_ms, options.reconcile_every_ms, options.plan_progress_every_ms
             ));
             let cluster = TestCluster::start_with(ClusterOptions {
                 size: spec.size,

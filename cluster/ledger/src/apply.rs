@@ -14,6 +14,7 @@ use super::access;
 use super::bureau::{BureauCode, Regions};
 use super::campaign::departments::Departments;
 use super::campaign::plan_filing::PlanFilings;
+use super::campaign::plan_handdown::PlanHandDown;
 use super::campaign::register::{JournalEntry, Register};
 use super::campaign::risk_files::{Contribution, RiskFile, RiskFiles};
 use super::campaign::{is_inspection_outcome, Programme};
@@ -123,6 +124,11 @@ pub struct Ledger {
     /// `campaign::departments`). Last, so a core written before them is this core's bytes less
     /// the empty departments' (`campaign::departments::core_of_format_9`).
     pub(crate) departments: Departments,
+    /// The copies of province plans handed down to this group, what it handed down, and its
+    /// child groups' progress reports (see `campaign::plan_handdown`). Last, so a core written
+    /// before them is this core's bytes less the empty hand-down's
+    /// (`campaign::plan_handdown::core_of_format_10`).
+    pub(crate) plan_handdown: PlanHandDown,
 }
 
 fn no_records() -> Arc<dyn Records> {
@@ -160,6 +166,7 @@ impl Default for Ledger {
             risk_files: RiskFiles::default(),
             plan_filings: PlanFilings::default(),
             departments: Departments::default(),
+            plan_handdown: PlanHandDown::default(),
         }
     }
 }
@@ -1043,6 +1050,7 @@ impl Ledger {
         self.programme.check_year_caps(&self.risk_files).map_err(InvariantViolation)?;
         self.plan_filings.check().map_err(InvariantViolation)?;
         self.departments.check(&self.programme, &self.planning.item_list).map_err(InvariantViolation)?;
+        self.plan_handdown.check().map_err(InvariantViolation)?;
         ensure!(
             !self.risk_files.kept() || self.programme.last_teams_empty(),
             "last teams kept in the core while the risk files keep them"

@@ -369,6 +369,10 @@ wire_enum! {
         BatchWithdrawn = "batch_withdrawn",
         /// A plan with no batch is not published.
         PlanEmpty = "plan_empty",
+        /// A province's plan is changed by the group keeping it; this group holds a copy.
+        PlanElsewhere = "plan_elsewhere",
+        /// A group keeping a province's plan takes no copy of it from another group.
+        PlanKeptHere = "plan_kept_here",
         /// The group's item list is changed only once the national list is adopted.
         ListNotAdopted = "list_not_adopted",
         /// A register change's id was recorded before with other content.

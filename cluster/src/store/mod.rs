@@ -47,8 +47,9 @@ pub const STORE_CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// committed in parts (`ledger::campaign::draw_parts`). 9: the core ends with the risk files'
 /// state and the plans' filings, and the records hold the files (`ledger::campaign::risk_files`,
 /// `ledger::campaign::plan_filing`). 10: the core ends with the departments of joint
-/// inspections (`ledger::campaign::departments`).
-pub const STORE_FORMAT: u32 = 10;
+/// inspections (`ledger::campaign::departments`). 11: the core ends with the province plans
+/// handed down and their progress reports (`ledger::campaign::plan_handdown`).
+pub const STORE_FORMAT: u32 = 11;
 /// The oldest format this build reads: a store, stream or backup of a format from this one on
 /// has its core converted as it is read (`core_in_this_format`); nothing else changed since.
 pub const STORE_FORMAT_OLDEST_READ: u32 = 3;
@@ -70,8 +71,9 @@ pub fn core_in_this_format(format: u32, core: Vec<u8>) -> Vec<u8> {
     } else {
         core
     };
-    if format < 10 {
-        ledger::campaign::departments::core_of_format_9(&core)
+    let core = if format < 10 { ledger::campaign::departments::core_of_format_9(&core) } else { core };
+    if format < 11 {
+        ledger::campaign::plan_handdown::core_of_format_10(&core)
     } else {
         core
     }

@@ -30,10 +30,11 @@ use super::{LOGINS, PEOPLE, RECEIVED, REGISTER, REGISTER_IDS, REPORTERS, RISK_FI
 /// register's journal (`ledger::campaign::register`), 8 since it ends with the draws committed
 /// in parts (`ledger::campaign::draw_parts`), 9 since it ends with the risk files' state and
 /// carries the files (`ledger::campaign::risk_files`), 10 since it ends with the departments of
-/// joint inspections (`ledger::campaign::departments`). A stream of another format is refused
+/// joint inspections (`ledger::campaign::departments`), 11 since it ends with the province plans
+/// handed down and their progress reports (`ledger::campaign::plan_handdown`). A stream of another format is refused
 /// before anything of it is decoded.
-pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM10";
-const _: () = assert!(super::STORE_FORMAT == 10, "the magic names the store format");
+pub const MAGIC: &[u8; 16] = b"XIETONG-STREAM11";
+const _: () = assert!(super::STORE_FORMAT == 11, "the magic names the store format");
 /// The magic of a stream of `format`: formats before this one are read still (their core
 /// converted as it is read), never written. One digit and a newline up to 9, two digits from 10
 /// on (the magic keeps its 16 bytes).

@@ -4,8 +4,9 @@
 //! batches as published, never who proposed what or the internal notes).
 
 use ledger::campaign::annual_plan::{AnnualPlan, Batch, BatchSpec, PlanStep, PlanVersion, Proposal};
+use ledger::campaign::plan_handdown::{HandedDownPlan, PlanHandDown};
 use ledger::reference::Day;
-use ledger::Regions;
+use ledger::{BureauCode, Regions};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -193,6 +194,12 @@ pub struct AnnualPlanJson {
     /// The version the parent group took, once filed there (报上级备案); absent in a group with
     /// no parent, or before the first filing.
     pub filed: Option<FilingJson>,
+    /// In a city group: the province's plan as the group keeping it handed it down (下达). The
+    /// batches' campaigns and progress are this group's; proposals and versions stay there.
+    pub handed_down: Option<HandedDownJson>,
+    /// In the group keeping the plan: the city groups it went down to, the version each took
+    /// and when each last reported its progress (counted in the batches' progress).
+    pub handed_down_to: Vec<HandedDownToJson>,
 }
 
 impl AnnualPlanJson {
@@ -228,6 +235,8 @@ impl AnnualPlanJson {
             proposals: plan.proposals.iter().map(|p| ProposalJson::of(regions, p)).collect(),
             versions: plan.versions.iter().map(PlanVersionJson::of).collect(),
             filed: None,
+            handed_down: None,
+            handed_down_to: Vec::new(),
         }
     }
 }
@@ -387,4 +396,53 @@ impl FiledPlanJson {
 pub struct FiledPlansJson {
     pub year: i32,
     pub plans: Vec<FiledPlanJson>,
+}
+
+/// The copy of a province's plan a city group holds: who handed it down, which version, when.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct HandedDownJson {
+    pub from_group: String,
+    pub from_group_name: String,
+    pub version: u32,
+    pub received_at: String,
+}
+
+impl HandedDownJson {
+    pub fn of(regions: &Regions, copy: &HandedDownPlan) -> HandedDownJson {
+        HandedDownJson {
+            from_group: bureau(copy.from_group),
+            from_group_name: region_name(regions, copy.from_group),
+            version: copy.plan.version,
+            received_at: format_ms(copy.received_at_ms),
+        }
+    }
+}
+
+/// A city group the plan went down to.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct HandedDownToJson {
+    pub group: String,
+    pub group_name: String,
+    /// The version it took, and when.
+    pub version: u32,
+    pub at: String,
+    /// When its last progress report arrived (none before the first).
+    pub reported_at: Option<String>,
+}
+
+impl HandedDownToJson {
+    pub fn all(regions: &Regions, handdown: &PlanHandDown, province: BureauCode, year: i32) -> Vec<HandedDownToJson> {
+        let reported: std::collections::BTreeMap<BureauCode, u64> =
+            handdown.reports_of(province, year).map(|r| (r.from_group, r.received_at_ms)).collect();
+        handdown
+            .handed_of(province, year)
+            .map(|(group, filing)| HandedDownToJson {
+                group: bureau(group),
+                group_name: region_name(regions, group),
+                version: filing.version,
+                at: format_ms(filing.at_ms),
+                reported_at: reported.get(&group).copied().map(format_ms),
+            })
+            .collect()
+    }
 }

@@ -12,6 +12,7 @@
 pub mod courier;
 pub mod peer_api;
 pub mod plan_filing;
+pub mod plan_handdown;
 pub mod reports;
 
 use std::collections::{BTreeMap, HashMap};
@@ -186,6 +187,15 @@ impl Federation {
         let lowest_common = std::iter::successors(Some(self.group), |b| regions.parent(*b))
             .find(|ancestor| regions.is_within(other, *ancestor))?;
         self.host_of(regions, lowest_common)
+    }
+
+    /// The known groups directly below this one: those whose nearest known group above is
+    /// this one.
+    pub fn children(&self, regions: &Regions) -> Vec<BureauCode> {
+        let above = |group: BureauCode| {
+            std::iter::successors(regions.parent(group), |b| regions.parent(*b)).find(|b| self.groups.contains_key(b))
+        };
+        self.groups.keys().copied().filter(|group| *group != self.group && above(*group) == Some(self.group)).collect()
     }
 
     pub fn knows_group(&self, group: BureauCode) -> bool {

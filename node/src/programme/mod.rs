@@ -8,6 +8,7 @@
 
 pub mod checklist;
 pub mod draw_parts;
+pub mod plan_progress;
 pub mod register_counts;
 pub mod risk_files;
 pub mod roster;

@@ -7,24 +7,24 @@
 //! Every change is `ProgrammeAction::AnnualPlan`, which a build before it cannot decode: it is
 //! proposed only when every member reads `annual-plan-v1`.
 
-use std::collections::BTreeMap;
-
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use ledger::campaign::annual_plan::{Batch, PlanAction};
+use ledger::campaign::annual_plan::PlanAction;
+use ledger::campaign::plan_handdown::CityProgress;
 use ledger::campaign::ProgrammeAction;
-use ledger::{Action, BureauCode, Ledger, RegionLevel, Regions};
+use ledger::{Action, Regions};
 
 use super::public::within_budget;
 use super::request::parse_json;
 use super::write::handle_write_of_feature;
 use crate::api::annual_plan::{
     AnnualPlanJson, BatchProgressJson, BatchRequest, BureauProgressJson, FiledPlanJson, FiledPlansJson, FilingJson,
-    PublicAnnualPlanJson, WithdrawBatchRequest,
+    HandedDownJson, HandedDownToJson, PublicAnnualPlanJson, WithdrawBatchRequest,
 };
 use crate::api::ApiError;
+use crate::programme::plan_progress::{self, BatchFigures};
 use crate::reference::FEATURE_ANNUAL_PLAN;
 use crate::server::Peer;
 use crate::state::AppState;
@@ -70,35 +70,25 @@ fn parse_batch(text: &str) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::invalid_field("batch", "batches are numbered 1, 2, …"))
 }
 
-/// What a batch has come to, in total and per city (or the bureau itself, above a city): its
-/// campaigns' inspections drawn, completed and published. Reads the inspections of the batch's
-/// campaigns: its cost follows the batch, not the ledger.
-fn progress(
-    ledger: &Ledger,
-    regions: &Regions,
-    batch: &Batch,
-) -> (BatchProgressJson, BTreeMap<BureauCode, BatchProgressJson>) {
-    let mut total = BatchProgressJson { campaigns: batch.campaigns.len() as u64, ..Default::default() };
-    let mut by_city: BTreeMap<BureauCode, BatchProgressJson> = BTreeMap::new();
-    for id in &batch.campaigns {
-        if ledger.programme().campaign(*id).and_then(|c| c.draw.as_ref()).is_none() {
-            continue;
-        }
-        for task_id in ledger.drawn_tasks(*id) {
-            let Some(task) = ledger.task(task_id) else { continue };
-            let Some(assignee) = task.handling.assignee_bureau else { continue };
-            let city = regions.ancestor_at(assignee, RegionLevel::Prefecture).unwrap_or(assignee);
-            let completed = task.inspection.as_ref().is_some_and(|i| i.result_entered_at_ms.is_some());
-            let published =
-                task.inspection.as_ref().is_some_and(|i| i.published_at_ms.is_some() && i.withdrawn_at_ms.is_none());
-            for tally in [&mut total, by_city.entry(city).or_default()] {
-                tally.drawn += 1;
-                tally.completed += u64::from(completed);
-                tally.published += u64::from(published);
-            }
-        }
-    }
-    (total, by_city)
+/// A batch's figures as the plan's JSON shows them: in total, and per city.
+fn progress_json(regions: &Regions, figures: &BatchFigures) -> (BatchProgressJson, Vec<BureauProgressJson>) {
+    let json = |campaigns, city: &CityProgress| BatchProgressJson {
+        campaigns,
+        drawn: city.drawn,
+        completed: city.completed,
+        published: city.published,
+    };
+    let total = json(figures.campaigns, &figures.total());
+    let by_bureau = figures
+        .by_city
+        .iter()
+        .map(|(bureau, city)| BureauProgressJson {
+            bureau: crate::api::bureau_json(*bureau),
+            name: crate::api::region_name(regions, *bureau),
+            progress: json(0, city),
+        })
+        .collect();
+    (total, by_bureau)
 }
 
 /// `GET /api/v1/annual-plans/{year}`: the caller's province's plan of the year (an empty plan
@@ -113,6 +103,16 @@ pub async fn plan(State(state): State<AppState>, Path(year): Path<String>, heade
             .ok_or_else(|| ApiError::Forbidden(format!("bureau {} lies in no province", user.actor.bureau)))?;
         let replica = state.store.read();
         let ledger = &replica.ledger;
+        let group = state.group_bureau;
+        // A city group holds the copy the group keeping the plan handed down: its batches with
+        // this group's campaigns and their progress (proposals and versions stay there).
+        if let Some(copy) = ledger.plan_handdown().received(province, year) {
+            let plan = copy.as_plan();
+            let json = AnnualPlanJson::of(&regions, &plan, |batch| {
+                progress_json(&regions, &plan_progress::own_progress(ledger, &regions, group, batch))
+            });
+            return Ok(AnnualPlanJson { handed_down: Some(HandedDownJson::of(&regions, copy)), ..json });
+        }
         let empty;
         let plan = match ledger.annual_plans().plan(province, year) {
             Some(plan) => plan,
@@ -122,23 +122,14 @@ pub async fn plan(State(state): State<AppState>, Path(year): Path<String>, heade
             }
         };
         let json = AnnualPlanJson::of(&regions, plan, |batch| {
-            let (total, by_city) = progress(ledger, &regions, batch);
-            let by_bureau = by_city
-                .into_iter()
-                .map(|(bureau, figures)| BureauProgressJson {
-                    bureau: crate::api::bureau_json(bureau),
-                    name: crate::api::region_name(&regions, bureau),
-                    progress: figures,
-                })
-                .collect();
-            (total, by_bureau)
+            progress_json(&regions, &plan_progress::whole_progress(ledger, &regions, group, (province, year), batch))
         });
         let filed = ledger.plan_filings().filing(province, year).map(|filing| FilingJson::of(&regions, filing));
-        Ok(AnnualPlanJson { filed, ..json })
+        let handed_down_to = HandedDownToJson::all(&regions, ledger.plan_handdown(), province, year);
+        Ok(AnnualPlanJson { filed, handed_down_to, ..json })
     })())
 }
 
-/// `POST /api/v1/annual-plans/{year}/proposals`: a city or county proposes a batch (上报).
 /// `GET /api/v1/annual-plans/{year}/filed`: the plans the group's child groups filed with it
 /// (the national group's view of the provinces' plans), for the users whose scope covers the
 /// group.
@@ -155,6 +146,7 @@ pub async fn filed(State(state): State<AppState>, Path(year): Path<String>, head
     })())
 }
 
+/// `POST /api/v1/annual-plans/{year}/proposals`: a city or county proposes a batch (上报).
 pub async fn propose(
     State(state): State<AppState>,
     Path(year): Path<String>,

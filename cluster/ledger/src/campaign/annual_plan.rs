@@ -155,6 +155,18 @@ pub enum PlanAction {
     },
 }
 
+impl PlanAction {
+    /// The year of the plan the command changes.
+    pub fn year(&self) -> i32 {
+        match self {
+            PlanAction::Propose { year, .. }
+            | PlanAction::SetBatch { year, .. }
+            | PlanAction::WithdrawBatch { year, .. }
+            | PlanAction::Publish { year } => *year,
+        }
+    }
+}
+
 impl AnnualPlans {
     pub fn plan(&self, province: BureauCode, year: i32) -> Option<&AnnualPlan> {
         self.plans.get(&(province, year))
@@ -170,52 +182,9 @@ impl AnnualPlans {
         self.plans.range((province, i32::MIN)..=(province, i32::MAX)).rev().map(|(_, plan)| plan)
     }
 
-    /// The refusal of a campaign of `spec` in batch `number` of its organiser's province's plan
-    /// of `year`: the batch must exist, not be withdrawn, have room, cover the campaign's scope
-    /// and list its items.
-    pub(crate) fn check_campaign(
-        &self,
-        regions: &Regions,
-        spec: &super::CampaignSpec,
-        year: i32,
-        number: u32,
-    ) -> Result<(), Rejection> {
-        let province = regions.province_of(spec.bureau).ok_or_else(|| invalid("bureau", "lies in no province"))?;
-        let batch = self
-            .plans
-            .get(&(province, year))
-            .and_then(|plan| plan.batches.get(number.wrapping_sub(1) as usize))
-            .ok_or_else(|| Rejection::NoSuch(format!("batch {number} of {province}'s plan of {year}")))?;
-        if batch.withdrawn {
-            return Err(conflict(ConflictCode::BatchWithdrawn, format!("batch {number} is withdrawn")));
-        }
-        if batch.campaigns.len() >= CAMPAIGNS_PER_BATCH_MAX {
-            return Err(Rejection::LimitReached(format!("{CAMPAIGNS_PER_BATCH_MAX} campaigns in a batch")));
-        }
-        if !regions.is_within(spec.scope_region, batch.spec.scope) {
-            return Err(invalid(
-                "scope",
-                format!("{} lies outside batch {number}'s scope {}", spec.scope_region, batch.spec.scope),
-            ));
-        }
-        if let Some(item) = spec.items.iter().find(|item| !batch.spec.items.contains(&item.code)) {
-            return Err(invalid("items", format!("{} is not an item of batch {number}", item.code)));
-        }
-        Ok(())
-    }
-
-    /// Files campaign `id` under the batch `check_campaign` accepted.
-    pub(crate) fn file_campaign(
-        &mut self,
-        regions: &Regions,
-        spec: &super::CampaignSpec,
-        year: i32,
-        number: u32,
-        id: u64,
-    ) {
-        let province = regions.province_of(spec.bureau).expect("checked");
-        let plan = self.plans.get_mut(&(province, year)).expect("checked");
-        plan.batches[number as usize - 1].campaigns.push(id);
+    /// Batch `number` of `province`'s plan of `year`, to file a campaign under.
+    pub(crate) fn batch_mut(&mut self, province: BureauCode, year: i32, number: u32) -> Option<&mut Batch> {
+        self.plans.get_mut(&(province, year))?.batches.get_mut(number.wrapping_sub(1) as usize)
     }
 
     /// Applies one command: checked whole before anything changes.
@@ -233,12 +202,7 @@ impl AnnualPlans {
         let province = regions.province_of(actor.bureau).ok_or_else(|| {
             Rejection::Forbidden(format!("bureau {} lies in no province of the region table", actor.bureau))
         })?;
-        let year = match action {
-            PlanAction::Propose { year, .. }
-            | PlanAction::SetBatch { year, .. }
-            | PlanAction::WithdrawBatch { year, .. }
-            | PlanAction::Publish { year } => *year,
-        };
+        let year = action.year();
         if !self.plans.contains_key(&(province, year)) && self.plans.len() >= PLANS_MAX {
             return Err(Rejection::LimitReached(format!("{PLANS_MAX} annual plans")));
         }
@@ -403,6 +367,36 @@ impl AnnualPlans {
         }
         Ok(())
     }
+}
+
+/// The refusal of a campaign of `spec` in `batch` (number `number` of its organiser's
+/// province's plan of `year`, as this group knows it: `None` when it knows no such batch): the
+/// batch must exist, not be withdrawn, have room, cover the campaign's scope and list its items.
+pub(crate) fn check_campaign(
+    regions: &Regions,
+    spec: &super::CampaignSpec,
+    batch: Option<&Batch>,
+    year: i32,
+    number: u32,
+) -> Result<(), Rejection> {
+    let province = regions.province_of(spec.bureau).ok_or_else(|| invalid("bureau", "lies in no province"))?;
+    let batch = batch.ok_or_else(|| Rejection::NoSuch(format!("batch {number} of {province}'s plan of {year}")))?;
+    if batch.withdrawn {
+        return Err(conflict(ConflictCode::BatchWithdrawn, format!("batch {number} is withdrawn")));
+    }
+    if batch.campaigns.len() >= CAMPAIGNS_PER_BATCH_MAX {
+        return Err(Rejection::LimitReached(format!("{CAMPAIGNS_PER_BATCH_MAX} campaigns in a batch")));
+    }
+    if !regions.is_within(spec.scope_region, batch.spec.scope) {
+        return Err(invalid(
+            "scope",
+            format!("{} lies outside batch {number}'s scope {}", spec.scope_region, batch.spec.scope),
+        ));
+    }
+    if let Some(item) = spec.items.iter().find(|item| !batch.spec.items.contains(&item.code)) {
+        return Err(invalid("items", format!("{} is not an item of batch {number}", item.code)));
+    }
+    Ok(())
 }
 
 fn provincial(own: bool, actor: &Actor) -> Result<(), Rejection> {

@@ -269,6 +269,7 @@ impl Ledger {
             ProgrammeAction::RiskFiles(action) => self.apply_risk_files(stamp_ms, actor, action),
             ProgrammeAction::PlanFiling(action) => self.apply_plan_filing(stamp_ms, actor, action),
             ProgrammeAction::Departments(action) => self.apply_departments(stamp_ms, actor, action),
+            ProgrammeAction::PlanHandDown(action) => self.apply_plan_handdown(stamp_ms, actor, action),
             ProgrammeAction::EnterReportedResult { task, publish_deadline_ms } => {
                 self.enter_reported_result(stamp_ms, actor, *task, *publish_deadline_ms)
             }
@@ -278,15 +279,21 @@ impl Ledger {
                 self.open_follow_up(stamp_ms, actor, *inspection, *ack_deadline_ms, *complete_deadline_ms)
             }
             ProgrammeAction::CreateCampaignInBatch { spec, floor_on_total, year, batch } => {
-                self.planning.plans.check_campaign(&regions, spec, *year, *batch)?;
+                // The organiser's province's plan as this group knows it: kept here, or the
+                // copy the group keeping it handed down (`plan_handdown`).
+                let province = regions.province_of(spec.bureau);
+                let planned = province.and_then(|province| self.batch_of_plan(province, *year, *batch));
+                annual_plan::check_campaign(&regions, spec, planned, *year, *batch)?;
+                let province = province.expect("checked: the organiser lies in a province");
                 let floor = if *floor_on_total { 1 } else { DRAW_RATIO_FLOOR_BP };
                 let created = self.create_campaign(stamp_ms, actor, spec, floor)?;
                 if let Some(ProgrammeRecord::Campaign(campaign)) = &created.record {
-                    self.planning.plans.file_campaign(&regions, spec, *year, *batch, campaign.id);
+                    self.batch_of_plan_mut(province, *year, *batch).expect("checked").campaigns.push(campaign.id);
                 }
                 Ok(created)
             }
             ProgrammeAction::AnnualPlan(action) => {
+                self.check_plan_kept_here(&regions, actor, action)?;
                 let planning = &mut self.planning;
                 let changed = planning.plans.apply(&regions, &planning.item_list, stamp_ms, actor, action)?;
                 Ok(Applied::of_record(ProgrammeRecord::AnnualPlan(Box::new(changed)), Vec::new()))

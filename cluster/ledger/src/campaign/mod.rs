@@ -37,6 +37,7 @@ pub mod draw_parts;
 mod draw_rules;
 pub mod item_list;
 pub mod plan_filing;
+pub mod plan_handdown;
 mod public;
 pub mod register;
 pub mod risk_files;
@@ -593,6 +594,10 @@ pub enum ProgrammeAction {
     /// joint inspection entered (`departments`); proposed only when every member reads
     /// `departments-v1`.
     Departments(departments::DepartmentAction),
+    /// A province's published plan handed down to this group, the version a child group took,
+    /// or a child group's progress on it (`plan_handdown`); proposed only when every member
+    /// reads `plan-handdown-v1`.
+    PlanHandDown(plan_handdown::PlanHandDownAction),
 }
 
 impl Programme {

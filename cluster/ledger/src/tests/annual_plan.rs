@@ -144,7 +144,7 @@ mod random {
     use crate::campaign::{CampaignSpec, InspectorMode, RiskRatios, RiskScoring};
     use crate::site_record::AnswerKind;
 
-    const DIRECTORY: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+    pub(super) const DIRECTORY: &str = "2222222222222222222222222222222222222222222222222222222222222222";
     const BUREAUS: [&str; 6] = ["440000", "440100", "440106", "440300", "330000", "000000"];
     const CODES: [&str; 5] = ["A01", "B01", "44-01", "33-01", "B 1"];
 
@@ -192,7 +192,7 @@ mod random {
         })
     }
 
-    fn campaign(scope: u8, item: u8) -> Box<CampaignSpec> {
+    pub(super) fn campaign(scope: u8, item: u8) -> Box<CampaignSpec> {
         Box::new(CampaignSpec {
             name: "抽查".into(),
             bureau: BureauCode::parse_compiled("440100").unwrap(),
@@ -325,7 +325,7 @@ fn item_list_campaign_item(code: &str) -> crate::campaign::InspectionItem {
     }
 }
 
-mod filing {
+pub(super) mod filing {
     use super::*;
     use crate::campaign::plan_filing::{for_filing, PlanFilingAction, PlanForFiling};
 
@@ -344,7 +344,7 @@ mod filing {
     }
 
     /// Guangdong's published plan of 2027 with one batch, as its group would send it.
-    fn published() -> (Ledger, PlanForFiling) {
+    pub(in super::super) fn published() -> (Ledger, PlanForFiling) {
         let mut ledger = Ledger::new();
         let province = command("gd-command", "440000");
         let set = PlanAction::SetBatch {
@@ -435,5 +435,161 @@ mod filing {
         let good = serde_json::json!({"name": "x", "items": ["B01"], "scope": 440000, "entities": 1,
             "starts": 20270301, "ends": 20271231});
         assert!(serde_json::from_value::<BatchSpec>(good).is_ok());
+    }
+}
+
+mod handdown {
+    //! A province's plan handed down to a city group: the copy checked as a peer's message and
+    //! replaced only by a newer version, the city group's campaigns joining its batches there
+    //! and kept across versions, no change of the copy by the city, and the city group's
+    //! progress reports taken by the province only from a group it handed the plan to.
+
+    use super::filing::published;
+    use super::random::{campaign, DIRECTORY};
+    use super::*;
+    use crate::campaign::plan_handdown::{BatchProgress, CityProgress, PlanHandDownAction, ProgressReport};
+
+    fn handdown(ledger: &mut Ledger, actor: Actor, action: PlanHandDownAction) -> CommandResult {
+        let before = ledger.plan_handdown().clone();
+        let stamp_ms = ledger.last_stamp_ms().max(T0) + 1000;
+        let action = Action::Programme(Box::new(ProgrammeAction::PlanHandDown(action)));
+        let result = ledger.apply(&Command { stamp_ms, actor, idempotency: None, action });
+        ledger.check_invariants().expect("the ledger keeps its invariants");
+        let copy = ledger.copy_through_a_checkpoint_for_tests();
+        assert_eq!(copy.digest(), ledger.digest());
+        if result.is_err() {
+            assert_eq!(ledger.plan_handdown(), &before, "a refusal changes nothing");
+        }
+        result
+    }
+
+    fn programme(ledger: &mut Ledger, actor: Actor, action: ProgrammeAction) -> CommandResult {
+        let stamp_ms = ledger.last_stamp_ms().max(T0) + 1000;
+        let result =
+            ledger.apply(&Command { stamp_ms, actor, idempotency: None, action: Action::Programme(Box::new(action)) });
+        ledger.check_invariants().expect("the ledger keeps its invariants");
+        result
+    }
+
+    fn in_batch(batch: u32) -> ProgrammeAction {
+        // Guangzhou's campaign over Tianhe, item B01.
+        ProgrammeAction::CreateCampaignInBatch { spec: campaign(0, 1), floor_on_total: true, year: 2027, batch }
+    }
+
+    fn report(as_of_ms: u64, city: &str, drawn: u64, completed: u64) -> PlanHandDownAction {
+        PlanHandDownAction::Report(Box::new(ProgressReport {
+            province: bureau("440000"),
+            year: 2027,
+            as_of_ms,
+            batches: vec![BatchProgress {
+                batch: 1,
+                campaigns: 1,
+                by_city: vec![CityProgress { city: bureau(city), drawn, completed, published: 0 }],
+            }],
+        }))
+    }
+
+    #[test]
+    fn a_province_plan_goes_down_to_a_city_group_its_campaigns_join_and_progress_comes_up() {
+        let (mut province, copy) = published();
+        let mut city = Ledger::new();
+        let receive =
+            |plan: &crate::campaign::plan_filing::PlanForFiling| PlanHandDownAction::Receive(Box::new(plan.clone()));
+        let from_guangdong = peer_actor(bureau("440000"));
+        // Only the group keeping the plan hands it down: not a user, not another province.
+        assert!(matches!(handdown(&mut city, command("gz", "440100"), receive(&copy)), Err(Rejection::Forbidden(_))));
+        assert!(matches!(
+            handdown(&mut city, peer_actor(bureau("450000")), receive(&copy)),
+            Err(Rejection::Forbidden(_))
+        ));
+        let mut outside = copy.clone();
+        outside.batches[0].spec.scope = bureau("450000");
+        assert!(matches!(
+            handdown(&mut city, from_guangdong.clone(), receive(&outside)),
+            Err(Rejection::Invalid { .. })
+        ));
+        // Before the copy, a campaign of the batch finds none.
+        programme(
+            &mut city,
+            command("gz", "440100"),
+            ProgrammeAction::RecordEntityDirectory { sha256: DIRECTORY.into(), entities: 10, bytes: 100 },
+        )
+        .expect("a directory");
+        assert!(matches!(programme(&mut city, command("gz", "440100"), in_batch(1)), Err(Rejection::NoSuch(_))));
+        handdown(&mut city, from_guangdong.clone(), receive(&copy)).expect("handed down");
+        assert!(matches!(
+            handdown(&mut city, from_guangdong.clone(), receive(&copy)),
+            Err(Rejection::NothingToRecord(_))
+        ));
+        // The city group's campaign joins the batch of the copy; the province's plan is not
+        // changed in the city's group.
+        let created = programme(&mut city, command("gz", "440100"), in_batch(1)).expect("a campaign of batch 1");
+        let Some(ProgrammeRecord::Campaign(campaign)) = created.record else { panic!("a campaign") };
+        assert!(matches!(programme(&mut city, command("gz", "440100"), in_batch(2)), Err(Rejection::NoSuch(_))));
+        let held = city.plan_handdown().received(bureau("440000"), 2027).expect("the copy");
+        assert_eq!(held.plan.batches[0].campaigns, [campaign.id]);
+        let propose =
+            PlanAction::Propose { year: 2027, spec: batch("广州餐饮", "440100", 20), note: String::new() };
+        let refused = programme(&mut city, command("gz", "440100"), ProgrammeAction::AnnualPlan(Box::new(propose)));
+        assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::PlanElsewhere, .. })), "{refused:?}");
+        // A newer version with a batch more keeps the campaigns; one with fewer batches is refused.
+        let mut newer = copy.clone();
+        newer.version = 3;
+        let mut second = newer.batches[0].clone();
+        (second.number, second.listed_in, second.changed_in) = (2, 3, 3);
+        newer.batches.push(second);
+        let mut fewer = newer.clone();
+        fewer.version = 4;
+        fewer.batches.clear();
+        handdown(&mut city, from_guangdong.clone(), receive(&newer)).expect("a newer version");
+        let held = city.plan_handdown().received(bureau("440000"), 2027).expect("the copy");
+        assert_eq!(
+            (held.plan.version, held.plan.batches[0].campaigns.len(), held.plan.batches[1].campaigns.len()),
+            (3, 1, 0)
+        );
+        assert!(handdown(&mut city, from_guangdong, receive(&fewer)).is_err());
+        // The group keeping a plan takes no copy of it.
+        let refused = handdown(&mut province, peer_actor(bureau("000000")), receive(&copy));
+        assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::PlanKeptHere, .. })), "{refused:?}");
+
+        // Progress comes up only from a group the plan went down to.
+        let from_guangzhou = peer_actor(bureau("440100"));
+        assert!(matches!(
+            handdown(&mut province, from_guangzhou.clone(), report(T0, "440100", 10, 2)),
+            Err(Rejection::Forbidden(_))
+        ));
+        let system = Actor { user: "system".into(), bureau: bureau("440000"), role: Role::System };
+        let record = PlanHandDownAction::RecordHandedDown {
+            province: bureau("440000"),
+            year: 2027,
+            to_group: bureau("440100"),
+            version: 2,
+        };
+        assert!(matches!(
+            handdown(&mut province, command("gd", "440000"), record.clone()),
+            Err(Rejection::Forbidden(_))
+        ));
+        handdown(&mut province, system.clone(), record.clone()).expect("recorded");
+        assert!(matches!(handdown(&mut province, system, record), Err(Rejection::NothingToRecord(_))));
+        // Bad reports are refused whole: a city outside the group, more completed than drawn,
+        // a batch the plan lacks.
+        let mut no_batch = report(T0, "440100", 10, 2);
+        if let PlanHandDownAction::Report(report) = &mut no_batch {
+            report.batches[0].batch = 9;
+        }
+        for bad in [report(T0, "440300", 10, 2), report(T0, "440100", 10, 11), no_batch] {
+            assert!(matches!(handdown(&mut province, from_guangzhou.clone(), bad), Err(Rejection::Invalid { .. })));
+        }
+        handdown(&mut province, from_guangzhou.clone(), report(T0 + 5, "440106", 10, 2)).expect("a report");
+        assert!(matches!(
+            handdown(&mut province, from_guangzhou.clone(), report(T0 + 4, "440106", 12, 3)),
+            Err(Rejection::NothingToRecord(_))
+        ));
+        handdown(&mut province, from_guangzhou, report(T0 + 9, "440106", 12, 3)).expect("a newer report");
+        let reports: Vec<_> = province.plan_handdown().reports_of(bureau("440000"), 2027).collect();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].report.batches[0].by_city[0].drawn, 12);
+        assert_eq!(province.plan_handdown().handed_of(bureau("440000"), 2027).count(), 1);
+        assert_eq!(province.plan_handdown().reports_of(bureau("440000"), 2026).count(), 0);
     }
 }

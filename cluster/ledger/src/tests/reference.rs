@@ -244,7 +244,9 @@ fn a_core_of_format_3_reads_as_a_ledger_that_adopted_nothing() {
     let no_files = crate::codec::encode(&crate::campaign::risk_files::RiskFiles::default()).expect("encodes");
     let no_filings = crate::codec::encode(&crate::campaign::plan_filing::PlanFilings::default()).expect("encodes");
     let no_departments = crate::codec::encode(&crate::campaign::departments::Departments::default()).expect("encodes");
-    let appended = no_departments.len()
+    let no_handdown = crate::codec::encode(&crate::campaign::plan_handdown::PlanHandDown::default()).expect("encodes");
+    let appended = no_handdown.len()
+        + no_departments.len()
         + no_filings.len()
         + no_files.len()
         + no_draws.len()
@@ -260,7 +262,8 @@ fn a_core_of_format_3_reads_as_a_ledger_that_adopted_nothing() {
     let format_8 = crate::campaign::draw_parts::core_of_format_7(&format_7);
     let format_9_without_filings = crate::campaign::risk_files::core_of_format_8(&format_8);
     let format_9 = crate::campaign::plan_filing::core_of_format_8(&format_9_without_filings);
-    assert_eq!(crate::campaign::departments::core_of_format_9(&format_9), core);
+    let format_10 = crate::campaign::departments::core_of_format_9(&format_9);
+    assert_eq!(crate::campaign::plan_handdown::core_of_format_10(&format_10), core);
 }
 
 #[test]

@@ -1,0 +1,297 @@
+//! Carrying a province's plan down to its city groups and their progress back up, between
+//! groups (`ledger::campaign::plan_handdown`):
+//!
+//! - on the leader of the group keeping a plan, a loop sends each published version to every
+//!   child group within the province (`/federation/v1/plans/handed-down`) and records the
+//!   version each took;
+//! - on the leader of a city group, the same loop counts what its campaigns in the copy's
+//!   batches have come to, at most every `plan_progress_every`, and sends the count to the
+//!   group above when it changed (`/federation/v1/plans/progress`);
+//! - the routes take each as the sending group, checked as any peer's message.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ledger::campaign::plan_filing::{for_filing, PlanForFiling};
+use ledger::campaign::plan_handdown::{BatchProgress, PlanHandDownAction, ProgressReport};
+use ledger::campaign::ProgrammeAction;
+use ledger::{peer_actor, Action, Actor, BureauCode, Command, Rejection, Role};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::peer_api::admit_write;
+use super::plan_filing::{FilePlansRequest, FilePlansResponse, FilingResult};
+use crate::api::{time, ApiError};
+use crate::reference::FEATURE_PLAN_HANDDOWN;
+use crate::state::AppState;
+
+pub const HANDED_DOWN_PATH: &str = "/federation/v1/plans/handed-down";
+pub const PROGRESS_PATH: &str = "/federation/v1/plans/progress";
+/// How often the leader looks for versions its child groups lack (and, doubling, how long it
+/// waits after a failure, up to `BACKOFF_MAX`).
+const LOOK_EVERY: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+/// The user named on a hand-down recorded here.
+const HANDDOWN_USER: &str = "system:plan-handdown";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProgressRequest {
+    pub reports: Vec<ProgressReport>,
+}
+
+/// What became of one report, in request order.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportResult {
+    /// The group above holds this report, or a newer one.
+    Taken,
+    Refused {
+        reason: String,
+    },
+    /// Not committed: try again.
+    Retry {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProgressResponse {
+    pub results: Vec<ReportResult>,
+}
+
+fn programme(action: PlanHandDownAction) -> Action {
+    Action::Programme(Box::new(ProgrammeAction::PlanHandDown(action)))
+}
+
+/// Proposes a peer's message as the peer: taken (now or before), refused, or to be sent again.
+async fn propose_as_peer(state: &AppState, peer: BureauCode, action: PlanHandDownAction) -> Result<(), (bool, String)> {
+    let command =
+        Command { stamp_ms: time::now_ms(), actor: peer_actor(peer), idempotency: None, action: programme(action) };
+    match state.batcher.propose(command).await {
+        Ok(Ok(_)) | Ok(Err(Rejection::NothingToRecord(_))) => Ok(()),
+        Ok(Err(Rejection::NotYet(reason))) => Err((true, reason)),
+        Ok(Err(rejection)) => Err((false, rejection.to_string())),
+        Err(error) => Err((true, format!("{error:?}"))),
+    }
+}
+
+/// `POST /federation/v1/plans/handed-down` on a city group: the group above hands down the
+/// published plans it keeps.
+pub async fn receive(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let (peer, request) = match admit_write(&state, uri, headers, body, |r: &FilePlansRequest| r.plans.len()).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    if state.federation.parent() != Some(peer) {
+        let refusal = format!("group {peer} is not the group above group {}", state.federation.group);
+        return ApiError::Forbidden(refusal).into_response();
+    }
+    if let Err(error) = crate::reference::members_read(&state, FEATURE_PLAN_HANDDOWN, "plans handed down").await {
+        return error.into_response();
+    }
+    let mut results = Vec::with_capacity(request.plans.len());
+    for plan in request.plans {
+        let version = plan.version;
+        results.push(match propose_as_peer(&state, peer, PlanHandDownAction::Receive(Box::new(plan))).await {
+            Ok(()) => FilingResult::Filed { version },
+            Err((true, reason)) => FilingResult::Retry { reason },
+            Err((false, reason)) => FilingResult::Refused { reason },
+        });
+    }
+    Json(FilePlansResponse { results }).into_response()
+}
+
+/// `POST /federation/v1/plans/progress` on the group keeping a plan: a child group reports its
+/// progress on the copy handed down to it.
+pub async fn progress(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let (peer, request) = match admit_write(&state, uri, headers, body, |r: &ProgressRequest| r.reports.len()).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    if !state.federation.children(&state.regions()).contains(&peer) {
+        let refusal = format!("group {peer} is not a group below group {}", state.federation.group);
+        return ApiError::Forbidden(refusal).into_response();
+    }
+    if let Err(error) = crate::reference::members_read(&state, FEATURE_PLAN_HANDDOWN, "progress reports").await {
+        return error.into_response();
+    }
+    let mut results = Vec::with_capacity(request.reports.len());
+    for report in request.reports {
+        results.push(match propose_as_peer(&state, peer, PlanHandDownAction::Report(Box::new(report))).await {
+            Ok(()) => ReportResult::Taken,
+            Err((true, reason)) => ReportResult::Retry { reason },
+            Err((false, reason)) => ReportResult::Refused { reason },
+        });
+    }
+    Json(ProgressResponse { results }).into_response()
+}
+
+/// What the leader remembers between looks: the reports the group above took (by province and
+/// year) and when it last counted. A new leader starts empty and reports once more.
+#[derive(Default)]
+struct Reporting {
+    sent: BTreeMap<(BureauCode, i32), Vec<BatchProgress>>,
+    counted_at: Option<Instant>,
+}
+
+/// On the leader of any group: hands its published plans down to its child groups, and
+/// reports its progress on the plans handed down to it, until `shutdown`.
+pub async fn run(state: AppState, shutdown: CancellationToken) {
+    let preferred = Mutex::new(BTreeMap::new());
+    let mut reporting = Reporting::default();
+    let mut wait = LOOK_EVERY;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => return,
+        }
+        if state.leading_term().is_none() {
+            reporting = Reporting::default();
+            wait = LOOK_EVERY;
+            continue;
+        }
+        let handed = hand_down_once(&state, &preferred).await;
+        let reported = report_once(&state, &mut reporting, &preferred).await;
+        // `LOOK_EVERY`, doubled after each failure up to `BACKOFF_MAX`.
+        wait = if handed.is_ok() && reported.is_ok() { LOOK_EVERY } else { (wait * 2).min(BACKOFF_MAX) };
+    }
+}
+
+/// Sends every child group the published versions it lacks of the plans kept here; `Err` when
+/// one was not taken (logged).
+async fn hand_down_once(state: &AppState, preferred: &Mutex<BTreeMap<BureauCode, usize>>) -> Result<(), ()> {
+    let regions = state.regions();
+    let children = state.federation.children(&regions);
+    if children.is_empty() {
+        return Ok(());
+    }
+    let mut due: BTreeMap<BureauCode, Vec<PlanForFiling>> = BTreeMap::new();
+    {
+        let replica = state.store.read();
+        let ledger = &replica.ledger;
+        for mut plan in ledger.annual_plans().all().filter_map(for_filing) {
+            // The province's own campaigns are nothing to the city groups.
+            plan.batches.iter_mut().for_each(|batch| batch.campaigns.clear());
+            for child in children.iter().filter(|child| regions.is_within(**child, plan.province)) {
+                let taken = ledger.plan_handdown().handed(plan.province, plan.year, *child);
+                if taken.is_none_or(|taken| taken.version < plan.version) {
+                    due.entry(*child).or_default().push(plan.clone());
+                }
+            }
+        }
+    }
+    if due.is_empty() {
+        return Ok(());
+    }
+    if let Err(error) = crate::reference::members_read(state, FEATURE_PLAN_HANDDOWN, "plans handed down").await {
+        tracing::info!(?error, "handing plans down waits for every member to read them");
+        return Err(());
+    }
+    let mut outcome = Ok(());
+    for (child, plans) in due {
+        let request = FilePlansRequest { plans };
+        let answer: FilePlansResponse = match state.federation.call(child, HANDED_DOWN_PATH, &request, preferred).await
+        {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(?error, %child, "the city group did not take the annual plans");
+                outcome = Err(());
+                continue;
+            }
+        };
+        for (plan, result) in request.plans.iter().zip(answer.results) {
+            match result {
+                FilingResult::Filed { version } if version == plan.version => {
+                    record_handed_down(state, plan, child).await;
+                }
+                FilingResult::Filed { .. } | FilingResult::Retry { .. } => outcome = Err(()),
+                FilingResult::Refused { reason } => {
+                    tracing::error!(province = %plan.province, year = plan.year, %child, %reason, "the city group refused the plan");
+                    outcome = Err(());
+                }
+            }
+        }
+    }
+    outcome
+}
+
+async fn record_handed_down(state: &AppState, plan: &PlanForFiling, to_group: BureauCode) {
+    let action = PlanHandDownAction::RecordHandedDown {
+        province: plan.province,
+        year: plan.year,
+        to_group,
+        version: plan.version,
+    };
+    let actor = Actor { user: HANDDOWN_USER.to_owned(), bureau: state.group_bureau, role: Role::System };
+    let command = Command { stamp_ms: time::now_ms(), actor, idempotency: None, action: programme(action) };
+    match state.batcher.propose(command).await {
+        Ok(Ok(_)) => {
+            tracing::info!(province = %plan.province, year = plan.year, version = plan.version, %to_group, "annual plan handed down")
+        }
+        Ok(Err(Rejection::NothingToRecord(_))) => {}
+        outcome => tracing::warn!(?outcome, "recording a plan handed down did not commit"),
+    }
+}
+
+/// Counts this group's progress on the copies the group above handed down, at most every
+/// `plan_progress_every`, and sends the counts that changed; `Err` when one was not taken.
+async fn report_once(
+    state: &AppState,
+    reporting: &mut Reporting,
+    preferred: &Mutex<BTreeMap<BureauCode, usize>>,
+) -> Result<(), ()> {
+    let Some(parent) = state.federation.parent() else { return Ok(()) };
+    let every = Duration::from_millis(state.federation.tuning.plan_progress_every_ms);
+    if reporting.counted_at.is_some_and(|at| at.elapsed() < every) {
+        return Ok(());
+    }
+    reporting.counted_at = Some(Instant::now());
+    let reports: Vec<ProgressReport> = {
+        let regions = state.regions();
+        let replica = state.store.read();
+        let ledger = &replica.ledger;
+        ledger
+            .plan_handdown()
+            .all_received()
+            .filter(|copy| copy.from_group == parent)
+            .map(|copy| crate::programme::plan_progress::report_of(ledger, &regions, state.group_bureau, copy))
+            .filter(|report| {
+                let sent = reporting.sent.get(&(report.province, report.year));
+                // Nothing joined and nothing said yet, or the same as said: nothing to send.
+                sent.map_or(!report.batches.is_empty(), |sent| *sent != report.batches)
+            })
+            .collect()
+    };
+    if reports.is_empty() {
+        return Ok(());
+    }
+    let request = ProgressRequest { reports };
+    let answer: ProgressResponse =
+        state.federation.call(parent, PROGRESS_PATH, &request, preferred).await.map_err(|error| {
+            tracing::warn!(?error, %parent, "the group above did not take the progress reports");
+            reporting.counted_at = None;
+        })?;
+    let mut outcome = Ok(());
+    for (report, result) in request.reports.into_iter().zip(answer.results) {
+        match result {
+            ReportResult::Taken => {
+                reporting.sent.insert((report.province, report.year), report.batches);
+            }
+            ReportResult::Retry { .. } => outcome = Err(()),
+            ReportResult::Refused { reason } => {
+                tracing::error!(province = %report.province, year = report.year, %reason, "the group above refused the progress report");
+                outcome = Err(());
+            }
+        }
+    }
+    if outcome.is_err() {
+        reporting.counted_at = None;
+    }
+    outcome
+}
