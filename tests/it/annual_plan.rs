@@ -260,14 +260,45 @@ async fn a_province_plan_goes_down_to_a_city_group_whose_campaigns_report_progre
     let federation = TestFederation::start(options).await;
     let (guangdong, guangzhou) = (federation.group("440000"), federation.group("440100"));
 
-    let (status, _) = call(
-        guangdong,
-        Some(COMMAND_TOKEN),
-        "/api/v1/annual-plans/2027/batches",
-        Some(batch("全省食品", "440000", 50_000)),
-    )
-    .await;
-    assert_eq!(status, 201);
+    // Guangzhou proposes in its own group (上报): relayed to the province's group at once; sent
+    // again with its Idempotency-Key it answers the same proposal; an operator proposes nothing.
+    let mut proposal = batch("广州市餐饮单位抽查", "440100", 50_000);
+    proposal["reason"] = json!("本市春节前后餐饮重点");
+    let propose = |token: &'static str| {
+        let proposal = proposal.clone();
+        async move {
+            let url = guangzhou.url(1, "/api/v1/annual-plans/2027/proposals");
+            let request = guangzhou.http.post(url).bearer_auth(token).header("Idempotency-Key", "gz-2027-1");
+            let response = request.json(&proposal).send().await.expect("request");
+            (response.status().as_u16(), response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, relayed) = propose(GUANGZHOU).await;
+    assert_eq!(
+        (status, relayed["relayed_to"].as_str(), relayed["proposal"].as_u64()),
+        (201, Some("440000"), Some(1)),
+        "{relayed}"
+    );
+    let (status, again) = propose(GUANGZHOU).await;
+    assert_eq!(
+        (status, again["proposal"].as_u64(), again["version"].clone()),
+        (201, Some(1), relayed["version"].clone())
+    );
+    let (status, refused) = propose("demo-tianhe-op-0005").await;
+    assert_eq!(status, 403, "{refused}");
+    let (_, plan) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027", None).await;
+    let proposals = plan["proposals"].as_array().expect("proposals");
+    assert_eq!(proposals.len(), 1, "{plan}");
+    assert_eq!(
+        (proposals[0]["bureau"].as_str(), proposals[0]["note"].as_str()),
+        (Some("440100"), Some("本市春节前后餐饮重点"))
+    );
+
+    // The province takes it into its plan.
+    let mut taken = batch("广州市餐饮单位抽查", "440100", 50_000);
+    taken["from_proposal"] = json!(1);
+    let (status, answer) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/batches", Some(taken)).await;
+    assert_eq!(status, 201, "{answer}");
     let (status, _) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/publish", Some(json!({}))).await;
     assert_eq!(status, 200);
     let copy_at = |version: u64| async move {
@@ -278,15 +309,18 @@ async fn a_province_plan_goes_down_to_a_city_group_whose_campaigns_report_progre
             Err(format!("{status} {plan}"))
         }
     };
-    let copy = tests::wait_until("the plan reaches Guangzhou's group", Duration::from_secs(30), || copy_at(2)).await;
+    let copy = tests::wait_until("the plan reaches Guangzhou's group", Duration::from_secs(30), || copy_at(3)).await;
     assert_eq!(
         (copy["handed_down"]["from_group"].as_str(), copy["province"].as_str()),
         (Some("440000"), Some("440000"))
     );
-    assert_eq!(copy["batches"][0]["entities"], 50_000);
-    // The copy is the province's to change: Guangzhou's group refuses a proposal or a batch.
+    assert_eq!(
+        (copy["batches"][0]["entities"].as_u64(), copy["batches"][0]["scope"].as_str()),
+        (Some(50_000), Some("440100"))
+    );
+    // The copy is the province's to change: Guangzhou's group sets no batch of it.
     let (status, answer) =
-        call(guangzhou, Some(GUANGZHOU), "/api/v1/annual-plans/2027/proposals", Some(batch("广州", "440100", 5))).await;
+        call(guangzhou, Some(GUANGZHOU), "/api/v1/annual-plans/2027/batches", Some(batch("广州", "440100", 5))).await;
     assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("plan_elsewhere")), "{answer}");
 
     // Guangzhou's campaign in its own group joins batch 1 and draws.
@@ -330,15 +364,15 @@ async fn a_province_plan_goes_down_to_a_city_group_whose_campaigns_report_progre
         (Some("440100"), Some(inspections))
     );
     let handed = &reported["handed_down_to"][0];
-    assert_eq!((handed["group"].as_str(), handed["version"].as_u64()), (Some("440100"), Some(2)), "{reported}");
+    assert_eq!((handed["group"].as_str(), handed["version"].as_u64()), (Some("440100"), Some(3)), "{reported}");
     assert!(handed["reported_at"].is_string(), "{reported}");
 
     // An adjustment goes down again; the copy keeps Guangzhou's campaign in the batch.
-    let mut adjusted = batch("全省食品", "440000", 60_000);
+    let mut adjusted = batch("广州市餐饮单位抽查", "440100", 60_000);
     adjusted["reason"] = json!("按总局部署增加户数");
     let (status, _) = call(guangdong, Some(COMMAND_TOKEN), "/api/v1/annual-plans/2027/batches/1", Some(adjusted)).await;
     assert_eq!(status, 200);
-    let copy = tests::wait_until("the adjustment reaches Guangzhou", Duration::from_secs(30), || copy_at(3)).await;
+    let copy = tests::wait_until("the adjustment reaches Guangzhou", Duration::from_secs(30), || copy_at(4)).await;
     assert_eq!(copy["batches"][0]["entities"], 60_000);
     assert_eq!(copy["batches"][0]["campaigns"], json!([campaign["id"]]));
 

@@ -126,6 +126,16 @@ pub struct PlanChangeJson {
     pub plan: AnnualPlanJson,
 }
 
+/// A proposal relayed from a city's own group to the group keeping the province's plan: the
+/// plan's version it made there and its number among the proposals.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RelayedProposalJson {
+    /// The group that keeps the plan (bureau code).
+    pub relayed_to: String,
+    pub version: u32,
+    pub proposal: u32,
+}
+
 /// A campaign's place in the plan: `{"year": 2027, "number": 1}`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -89,6 +89,7 @@ pub fn router() -> Router<AppState> {
         .route(super::plan_filing::PLANS_PATH, post(super::plan_filing::file))
         .route(super::plan_handdown::HANDED_DOWN_PATH, post(super::plan_handdown::receive))
         .route(super::plan_handdown::PROGRESS_PATH, post(super::plan_handdown::progress))
+        .route(super::plan_handdown::PROPOSALS_PATH, post(super::plan_handdown::proposals))
         .route("/federation/{version}", axum::routing::any(another_version))
         .route("/federation/{version}/{*rest}", axum::routing::any(another_version))
 }

@@ -7,6 +7,8 @@
 //! - on the leader of a city group, the same loop counts what its campaigns in the copy's
 //!   batches have come to, at most every `plan_progress_every`, and sends the count to the
 //!   group above when it changed (`/federation/v1/plans/progress`);
+//! - a city group relays its command centre's proposal to the plan (上报) to the group above
+//!   at once (`/federation/v1/plans/proposals`), and answers with what became of it there;
 //! - the routes take each as the sending group, checked as any peer's message.
 
 use std::collections::BTreeMap;
@@ -18,10 +20,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use ledger::campaign::annual_plan::{BatchSpec, PlanStep};
 use ledger::campaign::plan_filing::{for_filing, PlanForFiling};
 use ledger::campaign::plan_handdown::{BatchProgress, PlanHandDownAction, ProgressReport};
-use ledger::campaign::ProgrammeAction;
-use ledger::{peer_actor, Action, Actor, BureauCode, Command, Rejection, Role};
+use ledger::campaign::{ProgrammeAction, ProgrammeRecord};
+use ledger::{peer_actor, Action, Actor, BureauCode, Command, IdempotencyTag, Rejection, Role};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +36,7 @@ use crate::state::AppState;
 
 pub const HANDED_DOWN_PATH: &str = "/federation/v1/plans/handed-down";
 pub const PROGRESS_PATH: &str = "/federation/v1/plans/progress";
+pub const PROPOSALS_PATH: &str = "/federation/v1/plans/proposals";
 /// How often the leader looks for versions its child groups lack (and, doubling, how long it
 /// waits after a failure, up to `BACKOFF_MAX`).
 const LOOK_EVERY: Duration = Duration::from_secs(2);
@@ -63,6 +67,30 @@ pub enum ReportResult {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ProgressResponse {
     pub results: Vec<ReportResult>,
+}
+
+/// A proposal a city group relays for its command centre's user.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RelayedProposal {
+    pub year: i32,
+    pub bureau: BureauCode,
+    pub by: String,
+    pub spec: BatchSpec,
+    pub note: String,
+    /// The user's Idempotency-Key and the fingerprint of their request: a request sent again
+    /// answers the first proposal instead of making a second.
+    #[serde(default)]
+    pub idempotency: Option<IdempotencyTag>,
+}
+
+/// What became of a relayed proposal: the plan's version it made and the proposal's number,
+/// the ledger's refusal (answered to the user as it would be here), or try again.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RelayedAnswer {
+    Proposed { version: u32, proposal: u32 },
+    Refused(Rejection),
+    Retry { reason: String },
 }
 
 fn programme(action: PlanHandDownAction) -> Action {
@@ -130,6 +158,60 @@ pub async fn progress(State(state): State<AppState>, uri: Uri, headers: HeaderMa
         });
     }
     Json(ProgressResponse { results }).into_response()
+}
+
+/// `POST /federation/v1/plans/proposals` on the group keeping a plan: a child group relays a
+/// proposal of a command centre it hosts.
+pub async fn proposals(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
+    let (peer, relayed) = match admit_write(&state, uri, headers, body, |_: &RelayedProposal| 1).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let regions = state.regions();
+    if !state.federation.children(&regions).contains(&peer) {
+        let refusal = format!("group {peer} is not a group below group {}", state.federation.group);
+        return ApiError::Forbidden(refusal).into_response();
+    }
+    // The ledger keeps a plan for the proposer's province: one this group hosts.
+    let kept_here = regions.province_of(relayed.bureau).is_some_and(|p| regions.is_within(p, state.federation.group));
+    if !kept_here {
+        let refusal = format!("group {} keeps no plan of bureau {}'s province", state.federation.group, relayed.bureau);
+        return Json(RelayedAnswer::Refused(Rejection::Forbidden(refusal))).into_response();
+    }
+    if let Err(error) = crate::reference::members_read(&state, FEATURE_PLAN_HANDDOWN, "relayed proposals").await {
+        return error.into_response();
+    }
+    let RelayedProposal { year, bureau, by, spec, note, idempotency } = relayed;
+    // The peer's records are shared by every user of its group: a key is theirs by its user.
+    let idempotency = match idempotency {
+        Some(tag) if !is_idempotency_key(&tag.key) => {
+            let refusal = Rejection::Invalid { field: "idempotency".into(), reason: "not an Idempotency-Key".into() };
+            return Json(RelayedAnswer::Refused(refusal)).into_response();
+        }
+        Some(tag) => Some(IdempotencyTag { key: format!("{bureau}/{by} {}", tag.key), fingerprint: tag.fingerprint }),
+        None => None,
+    };
+    let action = PlanHandDownAction::Propose { year, bureau, by, spec: Box::new(spec), note };
+    let command = Command { stamp_ms: time::now_ms(), actor: peer_actor(peer), idempotency, action: programme(action) };
+    let answer = match state.batcher.propose(command).await {
+        Ok(Ok(applied)) => match &applied.record {
+            Some(ProgrammeRecord::AnnualPlan(changed)) => match changed.1.step {
+                PlanStep::Proposed { proposal } => RelayedAnswer::Proposed { version: changed.1.number, proposal },
+                _ => RelayedAnswer::Retry { reason: "a proposal answered with another change".into() },
+            },
+            _ => RelayedAnswer::Retry { reason: "a proposal answered without the plan".into() },
+        },
+        Ok(Err(Rejection::NotYet(reason))) => RelayedAnswer::Retry { reason },
+        Ok(Err(rejection)) => RelayedAnswer::Refused(rejection),
+        Err(error) => RelayedAnswer::Retry { reason: format!("{error:?}") },
+    };
+    Json(answer).into_response()
+}
+
+/// An Idempotency-Key as a user may give one (`routes::write::idempotency_tag`).
+fn is_idempotency_key(key: &str) -> bool {
+    let chars = key.chars().count();
+    (1..=ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX).contains(&chars) && key.chars().all(|c| c.is_ascii_graphic())
 }
 
 /// What the leader remembers between looks: the reports the group above took (by province and

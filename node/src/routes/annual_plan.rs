@@ -10,20 +10,21 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ledger::campaign::annual_plan::PlanAction;
 use ledger::campaign::plan_handdown::CityProgress;
 use ledger::campaign::ProgrammeAction;
-use ledger::{Action, Regions};
+use ledger::{Action, BureauCode, Regions, Role};
 
 use super::public::within_budget;
 use super::request::parse_json;
 use super::write::handle_write_of_feature;
 use crate::api::annual_plan::{
     AnnualPlanJson, BatchProgressJson, BatchRequest, BureauProgressJson, FiledPlanJson, FiledPlansJson, FilingJson,
-    HandedDownJson, HandedDownToJson, PublicAnnualPlanJson, WithdrawBatchRequest,
+    HandedDownJson, HandedDownToJson, PublicAnnualPlanJson, RelayedProposalJson, WithdrawBatchRequest,
 };
 use crate::api::ApiError;
+use crate::federation::plan_handdown::{RelayedAnswer, RelayedProposal, PROPOSALS_PATH};
 use crate::programme::plan_progress::{self, BatchFigures};
 use crate::reference::FEATURE_ANNUAL_PLAN;
 use crate::server::Peer;
@@ -146,7 +147,68 @@ pub async fn filed(State(state): State<AppState>, Path(year): Path<String>, head
     })())
 }
 
-/// `POST /api/v1/annual-plans/{year}/proposals`: a city or county proposes a batch (上报).
+/// The group above that keeps this group's province's plan, when this group (a city's) does
+/// not keep it: a proposal is relayed there.
+fn plan_kept_above(state: &AppState) -> Option<BureauCode> {
+    let regions = state.regions();
+    let province = regions.province_of(state.group_bureau)?;
+    if regions.is_within(province, state.group_bureau) {
+        return None;
+    }
+    let parent = state.federation.parent()?;
+    (state.federation.host_of(&regions, province) == Some(parent)).then_some(parent)
+}
+
+/// A proposal of a command centre of this city group, relayed to the group above that keeps
+/// the province's plan, answered with what became of it there (a refusal as it would be here).
+async fn relay_proposal(
+    state: AppState,
+    parent: BureauCode,
+    year: String,
+    (uri, headers): (Uri, HeaderMap),
+    body: Body,
+) -> Response {
+    let relayed = async {
+        let user = state.users.authenticate(&headers)?;
+        if user.actor.role != Role::Command {
+            return Err(ApiError::Forbidden(format!("a {} user does not keep the annual plan", user.actor.role)));
+        }
+        let year = parse_year(&year)?;
+        let body = super::request::read_body(body).await?;
+        let idempotency = super::write::idempotency_tag(&headers, &uri, &body)?;
+        let request: BatchRequest = parse_json(&body)?;
+        if request.from_proposal.is_some() {
+            return Err(ApiError::invalid_field("from_proposal", "a proposal takes up no other"));
+        }
+        let spec = request.spec(&state.regions())?;
+        let (bureau, by, note) = (user.actor.bureau, user.actor.user.clone(), request.reason);
+        let relayed = RelayedProposal { year, bureau, by, spec, note, idempotency };
+        let preferred = std::sync::Mutex::new(std::collections::BTreeMap::new());
+        let answer = state.federation.call(parent, PROPOSALS_PATH, &relayed, &preferred).await.map_err(|error| {
+            ApiError::OutcomeUnknown(format!(
+                "the group above ({parent}) keeps the plan and did not answer ({error:?}); read the province's plan \
+                 before proposing again"
+            ))
+        })?;
+        match answer {
+            RelayedAnswer::Proposed { version, proposal } => {
+                Ok(RelayedProposalJson { relayed_to: crate::api::bureau_json(parent), version, proposal })
+            }
+            RelayedAnswer::Refused(rejection) => Err(ApiError::from(rejection)),
+            RelayedAnswer::Retry { reason } => Err(ApiError::Unavailable {
+                code: "group_above_unavailable",
+                message: format!("the group above ({parent}) did not take the proposal now ({reason}); retry shortly"),
+            }),
+        }
+    };
+    match relayed.await {
+        Ok(json) => (StatusCode::CREATED, axum::Json(json)).into_response(),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `POST /api/v1/annual-plans/{year}/proposals`: a city or county proposes a batch (上报); in
+/// a city's own group, relayed to the group keeping the province's plan.
 pub async fn propose(
     State(state): State<AppState>,
     Path(year): Path<String>,
@@ -154,6 +216,9 @@ pub async fn propose(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    if let Some(parent) = plan_kept_above(&state) {
+        return relay_proposal(state, parent, year, (uri, headers), body).await;
+    }
     handle_write_of_feature(state, uri, headers, body, StatusCode::CREATED, CHANGES, move |state, actor, body, _| {
         kept_here(state, actor)?;
         let year = parse_year(&year)?;

@@ -19,7 +19,7 @@ use crate::write_path::{propose_or_relay_with, relay_if_follower, OriginalReques
 /// The Idempotency-Key of a write, fingerprinted with the route, the body and the `If-Match`
 /// precondition (which decides like the body's version) so that a key reused for a different
 /// request is recognised.
-fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option<IdempotencyTag>, ApiError> {
+pub(crate) fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option<IdempotencyTag>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY) else { return Ok(None) };
     let key = value
         .to_str()

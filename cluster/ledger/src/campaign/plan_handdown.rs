@@ -14,10 +14,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::annual_plan::PlanAction;
 use super::annual_plan::{
     AnnualPlan, AnnualPlans, Batch, BATCHES_PER_PLAN_MAX, BATCH_ENTITIES_MAX, CAMPAIGNS_PER_BATCH_MAX, PLANS_MAX,
 };
+use super::annual_plan::{BatchSpec, PlanAction};
 use super::plan_filing::{check_for_filing, Filing, PlanForFiling};
 use crate::bureau::{BureauCode, Regions, NATIONAL};
 use crate::command::{conflict, Actor, Applied, CommandResult, ConflictCode, Rejection, Role};
@@ -113,6 +113,9 @@ pub enum PlanHandDownAction {
     RecordHandedDown { province: BureauCode, year: i32, to_group: BureauCode, version: u32 },
     /// A child group's progress on a plan handed down to it, delivered by it (`Role::Peer`).
     Report(Box<ProgressReport>),
+    /// A city's (or county's) proposal to its province's plan (上报), relayed by the child
+    /// group hosting it on behalf of its command centre's user `by` (`Role::Peer`).
+    Propose { year: i32, bureau: BureauCode, by: String, spec: Box<BatchSpec>, note: String },
 }
 
 impl PlanHandDown {
@@ -175,44 +178,28 @@ impl PlanHandDown {
         Ok(())
     }
 
-    pub(crate) fn apply(
+    /// The version a child group took of a plan kept here, recorded by the group's own process.
+    fn record_handed_down(
         &mut self,
         regions: &Regions,
         plans: &AnnualPlans,
         stamp_ms: u64,
-        actor: &Actor,
-        action: &PlanHandDownAction,
+        (province, year, to_group, version): (BureauCode, i32, BureauCode, u32),
     ) -> CommandResult {
-        match action {
-            PlanHandDownAction::Receive(plan) => {
-                peer_only(actor)?;
-                self.receive(regions, plans, stamp_ms, actor.bureau, plan)
-            }
-            PlanHandDownAction::RecordHandedDown { province, year, to_group, version } => {
-                if actor.role != Role::System {
-                    return Err(Rejection::Forbidden("a hand-down is recorded by the group's own process".into()));
-                }
-                let plan = plans
-                    .plan(*province, *year)
-                    .ok_or_else(|| Rejection::NoSuch(format!("{province}'s plan of {year}")))?;
-                if plan.published_at_ms.is_none() || *version == 0 || *version as usize > plan.versions.len() {
-                    return Err(invalid("version", "a version of the published plan"));
-                }
-                if !regions.is_within(*to_group, *province) || to_group == province {
-                    return Err(invalid("to_group", format!("a group within {province}")));
-                }
-                let key = (*province, *year, *to_group);
-                if self.handed.get(&key).is_some_and(|handed| handed.version >= *version) {
-                    return Err(Rejection::NothingToRecord(format!("version {version} is handed down already")));
-                }
-                self.handed.insert(key, Filing { with_group: *to_group, version: *version, at_ms: stamp_ms });
-                Ok(Applied::default())
-            }
-            PlanHandDownAction::Report(report) => {
-                peer_only(actor)?;
-                self.take_report(regions, plans, stamp_ms, actor.bureau, report)
-            }
+        let plan =
+            plans.plan(province, year).ok_or_else(|| Rejection::NoSuch(format!("{province}'s plan of {year}")))?;
+        if plan.published_at_ms.is_none() || version == 0 || version as usize > plan.versions.len() {
+            return Err(invalid("version", "a version of the published plan"));
         }
+        if !regions.is_within(to_group, province) || to_group == province {
+            return Err(invalid("to_group", format!("a group within {province}")));
+        }
+        let key = (province, year, to_group);
+        if self.handed.get(&key).is_some_and(|handed| handed.version >= version) {
+            return Err(Rejection::NothingToRecord(format!("version {version} is handed down already")));
+        }
+        self.handed.insert(key, Filing { with_group: to_group, version, at_ms: stamp_ms });
+        Ok(Applied::default())
     }
 
     fn receive(
@@ -351,7 +338,53 @@ impl crate::Ledger {
         action: &PlanHandDownAction,
     ) -> CommandResult {
         let regions = self.regions();
-        self.plan_handdown.apply(&regions, &self.planning.plans, stamp_ms, actor, action)
+        let (handdown, plans) = (&mut self.plan_handdown, &self.planning.plans);
+        match action {
+            PlanHandDownAction::Receive(plan) => {
+                peer_only(actor)?;
+                handdown.receive(&regions, plans, stamp_ms, actor.bureau, plan)
+            }
+            PlanHandDownAction::RecordHandedDown { province, year, to_group, version } => {
+                if actor.role != Role::System {
+                    return Err(Rejection::Forbidden("a hand-down is recorded by the group's own process".into()));
+                }
+                handdown.record_handed_down(&regions, plans, stamp_ms, (*province, *year, *to_group, *version))
+            }
+            PlanHandDownAction::Report(report) => {
+                peer_only(actor)?;
+                handdown.take_report(&regions, plans, stamp_ms, actor.bureau, report)
+            }
+            PlanHandDownAction::Propose { year, bureau, by, spec, note } => {
+                self.relayed_proposal(&regions, stamp_ms, actor, (*year, *bureau, by), spec, note)
+            }
+        }
+    }
+
+    /// A proposal a child group relays for a command centre it hosts: proposed to the plan as
+    /// that centre's user would here, to a plan this group keeps (not a copy).
+    fn relayed_proposal(
+        &mut self,
+        regions: &Regions,
+        stamp_ms: u64,
+        actor: &Actor,
+        (year, bureau, by): (i32, BureauCode, &String),
+        spec: &BatchSpec,
+        note: &str,
+    ) -> CommandResult {
+        peer_only(actor)?;
+        if !regions.is_within(bureau, actor.bureau) {
+            return Err(Rejection::Forbidden(format!(
+                "group {} relays proposals of its own bureaus, not {bureau}'s",
+                actor.bureau
+            )));
+        }
+        crate::validate::text("by", by, crate::limits::USER_CHARS_MAX, true, false)?;
+        let proposer = Actor { user: by.clone(), bureau, role: Role::Command };
+        let action = PlanAction::Propose { year, spec: Box::new(spec.clone()), note: note.to_owned() };
+        self.check_plan_kept_here(regions, &proposer, &action)?;
+        let planning = &mut self.planning;
+        let changed = planning.plans.apply(regions, &planning.item_list, stamp_ms, &proposer, &action)?;
+        Ok(Applied::of_record(super::ProgrammeRecord::AnnualPlan(Box::new(changed)), Vec::new()))
     }
 
     /// A change of a plan this group holds only a copy of is refused: the group keeping the

@@ -591,5 +591,31 @@ mod handdown {
         assert_eq!(reports[0].report.batches[0].by_city[0].drawn, 12);
         assert_eq!(province.plan_handdown().handed_of(bureau("440000"), 2027).count(), 1);
         assert_eq!(province.plan_handdown().reports_of(bureau("440000"), 2026).count(), 0);
+
+        // A city group relays its centre's proposal: taken into the province's plan as that
+        // centre's; not for a bureau of another group, not from a user, not to a copy.
+        let relay = |bureau_code: &str, by: &str| PlanHandDownAction::Propose {
+            year: 2027,
+            bureau: bureau(bureau_code),
+            by: by.into(),
+            spec: batch("广州餐饮", "440100", 20),
+            note: "本市重点".into(),
+        };
+        let from_guangzhou = peer_actor(bureau("440100"));
+        for (actor, bad) in [
+            (from_guangzhou.clone(), relay("440300", "sz")),
+            (command("gz", "440100"), relay("440100", "gz")),
+            (from_guangzhou.clone(), relay("440100", "")),
+        ] {
+            let before = province.annual_plans().clone();
+            let refused = handdown(&mut province, actor, bad);
+            assert!(matches!(refused, Err(Rejection::Forbidden(_) | Rejection::Invalid { .. })), "{refused:?}");
+            assert_eq!(province.annual_plans(), &before);
+        }
+        handdown(&mut province, from_guangzhou.clone(), relay("440100", "gz-command")).expect("relayed");
+        let proposals = &province.annual_plans().plan(bureau("440000"), 2027).unwrap().proposals;
+        assert_eq!((proposals[0].bureau, proposals[0].by.as_str()), (bureau("440100"), "gz-command"));
+        let refused = handdown(&mut city, from_guangzhou, relay("440100", "gz-command"));
+        assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::PlanElsewhere, .. })), "{refused:?}");
     }
 }
