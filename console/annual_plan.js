@@ -24,7 +24,12 @@ function renderPlan() {
   const plan = P.plan;
   const province = isProvince();
   const filed = plan.filed ? ` · ${t("ap.filed", { group: plan.filed.with_group_name, version: plan.filed.version, at: fmtTime(plan.filed.at) })}` : "";
-  $("#plan-state").textContent = (plan.published_at ? t("ap.published_at", { at: fmtTime(plan.published_at) }) : t("ap.draft")) + filed;
+  // In a city's own group the plan is the copy the province's group handed down (下达); in the
+  // province's group, the city groups it went down to and when each last reported progress.
+  const down = plan.handed_down ? ` · ${t("ap.handed_down", { group: plan.handed_down.from_group_name, version: plan.handed_down.version, at: fmtTime(plan.handed_down.received_at) })}` : "";
+  const to = (plan.handed_down_to || []).map((g) => t("ap.handed_down_to", { group: g.group_name, version: g.version,
+    reported: g.reported_at ? fmtTime(g.reported_at) : t("ap.not_reported") })).join("；");
+  $("#plan-state").textContent = (plan.published_at ? t("ap.published_at", { at: fmtTime(plan.published_at) }) : t("ap.draft")) + filed + down + (to ? ` · ${to}` : "");
   $("#plan-publish").hidden = !province || Boolean(plan.published_at) || !plan.batches.some((b) => !b.withdrawn);
   const rows = plan.batches.map((b) => {
     const progress = `${b.progress.drawn} / ${b.progress.completed} / ${b.progress.published}`;
@@ -82,8 +87,9 @@ function renderBatchChoice() {
 
 async function changePlan(path, body) {
   try {
-    await api(`/api/v1/annual-plans/${P.year}${path}`, { method: "POST", body: JSON.stringify(body) });
-    toast(t("done"), "ok");
+    const answer = await api(`/api/v1/annual-plans/${P.year}${path}`, { method: "POST", body: JSON.stringify(body) });
+    // A city's own group relays a proposal to the group keeping the plan.
+    toast(answer && answer.relayed_to ? t("ap.relayed", { group: bureauName(answer.relayed_to), n: answer.proposal }) : t("done"), "ok");
     loadPlan();
   } catch (error) {
     toast(`${t("failed")}: ${error.message}`, "error");

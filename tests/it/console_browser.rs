@@ -1552,6 +1552,99 @@ async fn the_province_assembles_and_publishes_its_annual_plan_on_the_console() {
     result
 }
 
+/// 上报 and 下达 across groups on the console: Guangzhou, running its own group, proposes a
+/// batch through the plan's form there (relayed to the province's group); once the province
+/// takes it up and publishes, Guangzhou's console shows the plan as handed down with the batch,
+/// and the province's shows the plan went down to Guangzhou.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_city_group_proposes_and_receives_the_province_plan_on_the_console() {
+    use serde_json::{json, Value};
+    use tests::federation::{FederationOptions, GroupSpec, TestFederation, GZ_COMMAND_TOKEN};
+    let federation =
+        TestFederation::start(FederationOptions::new(vec![GroupSpec::new("440000", 1), GroupSpec::new("440100", 1)]))
+            .await;
+    let (guangdong, guangzhou) = (federation.group("440000"), federation.group("440100"));
+    let driver = ChromeDriver::start();
+    let profiles = tempfile::tempdir().expect("profiles");
+    let city = driver.session(&profiles.path().join("city"), 1500, 1000).await;
+    let province = driver.session(&profiles.path().join("province"), 1500, 1000).await;
+    let open_plan = |page: &Client| {
+        let page = page.clone();
+        async move {
+            page.find(Locator::Css("[data-view=campaigns]")).await.expect("view").click().await.expect("click");
+            wait_for_element(&page, "#plan-year", Duration::from_secs(10)).await;
+            let year =
+                "const y = document.getElementById('plan-year'); y.value = 2027; y.dispatchEvent(new Event('change'));";
+            page.execute(year, vec![]).await.expect("the year");
+        }
+    };
+    let result = async {
+        login(&city, &guangzhou.url(1, "/"), GZ_COMMAND_TOKEN).await;
+        open_plan(&city).await;
+        city.find(Locator::Css("#plan-new summary")).await.expect("fold").click().await.expect("open");
+        let fill = r#"
+            const f = document.getElementById('plan-form');
+            f.elements.name.value = '广州市餐饮单位抽查';
+            f.elements.items.value = 'B01';
+            f.elements.scope.value = '440100';
+            f.elements.entities.value = '3000';
+            f.elements.starts.value = '2027-03-01';
+            f.elements.ends.value = '2027-06-30';
+            f.elements.reason.value = '本市重点';"#;
+        city.execute(fill, vec![]).await.expect("fill the form");
+        city.find(Locator::Css("#plan-submit")).await.expect("submit").click().await.expect("click");
+        wait_for_text(&city, "#toasts", "已上报").await;
+
+        // The province takes it up and publishes (through its API), and the plan goes down.
+        let plan: Value = guangdong.get_json(1, COMMAND_TOKEN, "/api/v1/annual-plans/2027").await;
+        assert_eq!(plan["proposals"][0]["bureau"], "440100", "{plan}");
+        let taken = json!({"name": "广州市餐饮单位抽查", "items": ["B01"], "scope": "440100", "entities": 3000,
+                           "starts": "2027-03-01", "ends": "2027-06-30", "from_proposal": 1});
+        let (status, answer) =
+            tests::request_json(guangdong, 1, COMMAND_TOKEN, "POST", "/api/v1/annual-plans/2027/batches", Some(taken))
+                .await;
+        assert_eq!(status, 201, "{answer}");
+        let (status, answer) = tests::request_json(
+            guangdong,
+            1,
+            COMMAND_TOKEN,
+            "POST",
+            "/api/v1/annual-plans/2027/publish",
+            Some(json!({})),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        let state = wait_until("Guangzhou's console shows the plan handed down", Duration::from_secs(40), || async {
+            open_plan(&city).await;
+            let text = city
+                .find(Locator::Css("#plan-state"))
+                .await
+                .map_err(|e| e.to_string())?
+                .text()
+                .await
+                .map_err(|e| e.to_string())?;
+            if text.contains("下达") {
+                Ok(text)
+            } else {
+                Err(text)
+            }
+        })
+        .await;
+        assert!(state.contains("已发布"), "{state}");
+        wait_for_text(&city, "#plan-batches tbody", "广州市餐饮单位抽查").await;
+        std::fs::write(artifacts().join("annual-plan-city-group.png"), city.screenshot().await.expect("shot"))
+            .expect("save");
+
+        login(&province, &guangdong.url(1, "/"), COMMAND_TOKEN).await;
+        open_plan(&province).await;
+        wait_for_text(&province, "#plan-state", "已下达").await;
+    }
+    .await;
+    let _ = city.close().await;
+    let _ = province.close().await;
+    result
+}
+
 /// 部门联合抽查 on the console: the tax department's inspector on a joint inspection's team,
 /// signed in with their own account, sees the joint card waiting for their department's part,
 /// enters it from the card, and the card shows it entered; the bureau's page shows it live.
