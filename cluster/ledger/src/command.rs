@@ -369,10 +369,6 @@ wire_enum! {
         BatchWithdrawn = "batch_withdrawn",
         /// A plan with no batch is not published.
         PlanEmpty = "plan_empty",
-        /// A province's plan is changed by the group keeping it; this group holds a copy.
-        PlanElsewhere = "plan_elsewhere",
-        /// A group keeping a province's plan takes no copy of it from another group.
-        PlanKeptHere = "plan_kept_here",
         /// The group's item list is changed only once the national list is adopted.
         ListNotAdopted = "list_not_adopted",
         /// A register change's id was recorded before with other content.
@@ -383,6 +379,10 @@ wire_enum! {
         TagInUse = "tag_in_use",
         /// A joint inspection's result waits for a department's part (部门联合抽查).
         DepartmentPartsAwaited = "department_parts_awaited",
+        /// A province's plan is changed by the group keeping it; this group holds a copy.
+        PlanElsewhere = "plan_elsewhere",
+        /// A group keeping a province's plan takes no copy of it from another group.
+        PlanKeptHere = "plan_kept_here",
     }
 }
 

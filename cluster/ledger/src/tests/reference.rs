@@ -275,3 +275,13 @@ fn action_variants_keep_their_indexes() {
     let reference = Action::Reference(Box::new(calendar(calendar_v0())));
     assert_eq!(crate::codec::encode(&reference).expect("encodes")[0], 13);
 }
+
+#[test]
+fn conflict_codes_keep_their_indexes() {
+    // A refusal is kept in the first answers of keyed requests (cores and logs), and postcard
+    // writes a code's position: a new code goes last, or an older answer reads as another.
+    let position = |code: ConflictCode| crate::codec::encode(&code).expect("encodes");
+    assert_eq!(position(ConflictCode::DepartmentPartsAwaited), [41]);
+    assert_eq!(position(ConflictCode::PlanElsewhere), [42]);
+    assert_eq!(position(ConflictCode::PlanKeptHere), [43]);
+}
