@@ -384,7 +384,7 @@ async fn a_province_plan_goes_down_to_a_city_group_whose_campaigns_report_progre
     let url = guangdong.url(1, "/federation/v1/plans/handed-down");
     let response = federation.http.post(url).bearer_auth(&to_province).json(&forged_plan).send().await.unwrap();
     assert_eq!(response.status().as_u16(), 403);
-    let forged_report = json!({"reports": [{"province": 440000, "year": 2027, "as_of_ms": u64::MAX, "batches": [
+    let forged_report = json!({"reports": [{"province": 440000, "year": 2027, "counted_at": u64::MAX, "batches": [
         {"batch": 1, "campaigns": 1, "by_city": [{"city": 440300, "drawn": 5, "completed": 0, "published": 0}]}]}]});
     let url = guangdong.url(1, "/federation/v1/plans/progress");
     let answer: Value = federation

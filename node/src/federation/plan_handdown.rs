@@ -11,7 +11,7 @@
 //!   at once (`/federation/v1/plans/proposals`), and answers with what became of it there;
 //! - the routes take each as the sending group, checked as any peer's message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::campaign::annual_plan::{BatchSpec, PlanStep};
-use ledger::campaign::plan_filing::{for_filing, PlanForFiling};
+use ledger::campaign::plan_filing::{batches_version, for_filing, PlanForFiling};
 use ledger::campaign::plan_handdown::{BatchProgress, PlanHandDownAction, ProgressReport};
 use ledger::campaign::{ProgrammeAction, ProgrammeRecord};
 use ledger::{peer_actor, Action, Actor, BureauCode, Command, IdempotencyTag, Rejection, Role};
@@ -37,8 +37,8 @@ use crate::state::AppState;
 pub const HANDED_DOWN_PATH: &str = "/federation/v1/plans/handed-down";
 pub const PROGRESS_PATH: &str = "/federation/v1/plans/progress";
 pub const PROPOSALS_PATH: &str = "/federation/v1/plans/proposals";
-/// How often the leader looks for versions its child groups lack (and, doubling, how long it
-/// waits after a failure, up to `BACKOFF_MAX`).
+/// How often the leader looks for versions its child groups lack and counts its progress (and,
+/// doubling, how long a direction waits after a failure, up to `BACKOFF_MAX`).
 const LOOK_EVERY: Duration = Duration::from_secs(2);
 const BACKOFF_MAX: Duration = Duration::from_secs(300);
 /// The user named on a hand-down recorded here.
@@ -168,14 +168,20 @@ pub async fn proposals(State(state): State<AppState>, uri: Uri, headers: HeaderM
         Err(response) => return response,
     };
     let regions = state.regions();
-    if !state.federation.children(&regions).contains(&peer) {
-        let refusal = format!("group {peer} is not a group below group {}", state.federation.group);
+    let federation = &state.federation;
+    if !federation.children(&regions).contains(&peer) {
+        let refusal = format!("group {peer} is not a group below group {}", federation.group);
         return ApiError::Forbidden(refusal).into_response();
     }
+    // A group speaks for the bureaus it hosts, not for those of a group below it.
+    if federation.host_of(&regions, relayed.bureau) != Some(peer) {
+        let refusal = format!("bureau {} is not hosted by group {peer}", relayed.bureau);
+        return Json(RelayedAnswer::Refused(Rejection::Forbidden(refusal))).into_response();
+    }
     // The ledger keeps a plan for the proposer's province: one this group hosts.
-    let kept_here = regions.province_of(relayed.bureau).is_some_and(|p| regions.is_within(p, state.federation.group));
-    if !kept_here {
-        let refusal = format!("group {} keeps no plan of bureau {}'s province", state.federation.group, relayed.bureau);
+    let province = regions.province_of(relayed.bureau);
+    if province.is_none_or(|province| federation.host_of(&regions, province) != Some(federation.group)) {
+        let refusal = format!("group {} keeps no plan of bureau {}'s province", federation.group, relayed.bureau);
         return Json(RelayedAnswer::Refused(Rejection::Forbidden(refusal))).into_response();
     }
     if let Err(error) = crate::reference::members_read(&state, FEATURE_PLAN_HANDDOWN, "relayed proposals").await {
@@ -215,39 +221,72 @@ fn is_idempotency_key(key: &str) -> bool {
 }
 
 /// What the leader remembers between looks: the reports the group above took (by province and
-/// year) and when it last counted. A new leader starts empty and reports once more.
+/// year), when it last counted, the hand-downs a child refused (not sent again until the
+/// plan's version changes), and each direction's backoff. A new leader starts empty.
 #[derive(Default)]
-struct Reporting {
+struct Memory {
     sent: BTreeMap<(BureauCode, i32), Vec<BatchProgress>>,
     counted_at: Option<Instant>,
+    refused: BTreeSet<(BureauCode, BureauCode, i32, u32)>,
+    hand_down: Backoff,
+    report: Backoff,
+}
+
+/// When a direction may try again: after `LOOK_EVERY`, doubled after each failure up to
+/// `BACKOFF_MAX`.
+#[derive(Default)]
+struct Backoff {
+    wait: Option<Duration>,
+    next: Option<Instant>,
+}
+
+impl Backoff {
+    fn due(&self) -> bool {
+        self.next.is_none_or(|next| Instant::now() >= next)
+    }
+
+    fn after(&mut self, outcome: Result<(), ()>) {
+        let wait = match outcome {
+            Ok(()) => None,
+            Err(()) => Some(self.wait.map_or(LOOK_EVERY * 2, |wait| (wait * 2).min(BACKOFF_MAX))),
+        };
+        self.next = wait.map(|wait| Instant::now() + wait);
+        self.wait = wait;
+    }
 }
 
 /// On the leader of any group: hands its published plans down to its child groups, and
 /// reports its progress on the plans handed down to it, until `shutdown`.
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let preferred = Mutex::new(BTreeMap::new());
-    let mut reporting = Reporting::default();
-    let mut wait = LOOK_EVERY;
+    let mut memory = Memory::default();
     loop {
         tokio::select! {
-            () = tokio::time::sleep(wait) => {}
+            () = tokio::time::sleep(LOOK_EVERY) => {}
             () = shutdown.cancelled() => return,
         }
         if state.leading_term().is_none() {
-            reporting = Reporting::default();
-            wait = LOOK_EVERY;
+            memory = Memory::default();
             continue;
         }
-        let handed = hand_down_once(&state, &preferred).await;
-        let reported = report_once(&state, &mut reporting, &preferred).await;
-        // `LOOK_EVERY`, doubled after each failure up to `BACKOFF_MAX`.
-        wait = if handed.is_ok() && reported.is_ok() { LOOK_EVERY } else { (wait * 2).min(BACKOFF_MAX) };
+        if memory.hand_down.due() {
+            let outcome = hand_down_once(&state, &mut memory.refused, &preferred).await;
+            memory.hand_down.after(outcome);
+        }
+        if memory.report.due() {
+            let outcome = report_once(&state, &mut memory, &preferred).await;
+            memory.report.after(outcome);
+        }
     }
 }
 
 /// Sends every child group the published versions it lacks of the plans kept here; `Err` when
 /// one was not taken (logged).
-async fn hand_down_once(state: &AppState, preferred: &Mutex<BTreeMap<BureauCode, usize>>) -> Result<(), ()> {
+async fn hand_down_once(
+    state: &AppState,
+    refused: &mut BTreeSet<(BureauCode, BureauCode, i32, u32)>,
+    preferred: &Mutex<BTreeMap<BureauCode, usize>>,
+) -> Result<(), ()> {
     let regions = state.regions();
     let children = state.federation.children(&regions);
     if children.is_empty() {
@@ -257,14 +296,28 @@ async fn hand_down_once(state: &AppState, preferred: &Mutex<BTreeMap<BureauCode,
     {
         let replica = state.store.read();
         let ledger = &replica.ledger;
-        for mut plan in ledger.annual_plans().all().filter_map(for_filing) {
+        for plan in ledger.annual_plans().all() {
+            let Some(version) = batches_version(plan) else { continue };
+            // The groups within the province (not one hosting the province itself) lacking
+            // this version, and not refusing it.
+            let lacking: Vec<BureauCode> = children
+                .iter()
+                .copied()
+                .filter(|child| regions.is_within(*child, plan.province) && !regions.is_within(plan.province, *child))
+                .filter(|child| {
+                    let taken = ledger.plan_handdown().handed(plan.province, plan.year, *child);
+                    taken.is_none_or(|taken| taken.version < version)
+                        && !refused.contains(&(*child, plan.province, plan.year, version))
+                })
+                .collect();
+            if lacking.is_empty() {
+                continue;
+            }
+            let Some(mut copy) = for_filing(plan) else { continue };
             // The province's own campaigns are nothing to the city groups.
-            plan.batches.iter_mut().for_each(|batch| batch.campaigns.clear());
-            for child in children.iter().filter(|child| regions.is_within(**child, plan.province)) {
-                let taken = ledger.plan_handdown().handed(plan.province, plan.year, *child);
-                if taken.is_none_or(|taken| taken.version < plan.version) {
-                    due.entry(*child).or_default().push(plan.clone());
-                }
+            copy.batches.iter_mut().for_each(|batch| batch.campaigns.clear());
+            for child in lacking {
+                due.entry(child).or_default().push(copy.clone());
             }
         }
     }
@@ -294,8 +347,9 @@ async fn hand_down_once(state: &AppState, preferred: &Mutex<BTreeMap<BureauCode,
                 }
                 FilingResult::Filed { .. } | FilingResult::Retry { .. } => outcome = Err(()),
                 FilingResult::Refused { reason } => {
+                    // Sent again only once the plan's version changes (or another leader tries).
                     tracing::error!(province = %plan.province, year = plan.year, %child, %reason, "the city group refused the plan");
-                    outcome = Err(());
+                    refused.insert((child, plan.province, plan.year, plan.version));
                 }
             }
         }
@@ -325,7 +379,7 @@ async fn record_handed_down(state: &AppState, plan: &PlanForFiling, to_group: Bu
 /// `plan_progress_every`, and sends the counts that changed; `Err` when one was not taken.
 async fn report_once(
     state: &AppState,
-    reporting: &mut Reporting,
+    reporting: &mut Memory,
     preferred: &Mutex<BTreeMap<BureauCode, usize>>,
 ) -> Result<(), ()> {
     let Some(parent) = state.federation.parent() else { return Ok(()) };

@@ -42,7 +42,8 @@ fn add(into: &mut CityProgress, figures: &CityProgress) {
 }
 
 /// What this group's own campaigns of `batch` have come to, per city of group `group` (a group
-/// below a city counts its bureaus under its own code).
+/// below a city counts its bureaus under its own code, as a report must name them:
+/// `ledger::campaign::plan_handdown::check_report`).
 pub fn own_progress(ledger: &Ledger, regions: &Regions, group: BureauCode, batch: &Batch) -> BatchFigures {
     let mut figures = BatchFigures { campaigns: batch.campaigns.len() as u64, by_city: BTreeMap::new() };
     for id in &batch.campaigns {
@@ -52,10 +53,13 @@ pub fn own_progress(ledger: &Ledger, regions: &Regions, group: BureauCode, batch
         for task_id in ledger.drawn_tasks(*id) {
             let Some(task) = ledger.task(task_id) else { continue };
             let Some(assignee) = task.handling.assignee_bureau else { continue };
-            let city = regions
-                .ancestor_at(assignee, RegionLevel::Prefecture)
-                .filter(|city| regions.is_within(*city, group))
-                .unwrap_or(group);
+            let city = match regions.ancestor_at(assignee, RegionLevel::Prefecture) {
+                Some(city) if regions.is_within(city, group) => city,
+                // A group below a city counts its bureaus under its own code.
+                Some(_) => group,
+                // Above a city: the bureau itself (a province's own centre).
+                None => assignee,
+            };
             let inspection = task.inspection.as_ref();
             let completed = inspection.is_some_and(|i| i.result_entered_at_ms.is_some());
             let published = inspection.is_some_and(|i| i.published_at_ms.is_some() && i.withdrawn_at_ms.is_none());
@@ -104,5 +108,10 @@ pub fn report_of(ledger: &Ledger, regions: &Regions, group: BureauCode, copy: &H
             }
         })
         .collect();
-    ProgressReport { province: copy.plan.province, year: copy.plan.year, as_of_ms: ledger.last_stamp_ms(), batches }
+    ProgressReport {
+        province: copy.plan.province,
+        year: copy.plan.year,
+        counted_at: ledger.commands_applied(),
+        batches,
+    }
 }

@@ -202,13 +202,23 @@ impl crate::Ledger {
     }
 }
 
-/// The copy of `plan` to file: its batches at its current version; none before it is published.
+/// The copy of `plan` to file (or hand down): its batches as published and last changed; none
+/// before it is published. Its version is the last that changed a batch or published the plan:
+/// a proposal changes no batch, so it sends nothing again.
 pub fn for_filing(plan: &super::annual_plan::AnnualPlan) -> Option<PlanForFiling> {
     Some(PlanForFiling {
         province: plan.province,
         year: plan.year,
-        version: plan.versions.len() as u32,
+        version: batches_version(plan)?,
         published_at_ms: plan.published_at_ms?,
         batches: plan.batches.clone(),
     })
+}
+
+/// The version of `plan` its published batches are at: the last that changed a batch or
+/// published it; `None` before it is published.
+pub fn batches_version(plan: &super::annual_plan::AnnualPlan) -> Option<u32> {
+    plan.published_at_ms?;
+    let published = plan.versions.iter().find(|v| v.step == super::annual_plan::PlanStep::Published)?.number;
+    Some(plan.batches.iter().map(|batch| batch.changed_in).fold(published, u32::max))
 }

@@ -19,7 +19,7 @@ use super::annual_plan::{
 };
 use super::annual_plan::{BatchSpec, PlanAction};
 use super::plan_filing::{check_for_filing, Filing, PlanForFiling};
-use crate::bureau::{BureauCode, Regions, NATIONAL};
+use crate::bureau::{BureauCode, RegionLevel, Regions, NATIONAL};
 use crate::command::{conflict, Actor, Applied, CommandResult, ConflictCode, Rejection, Role};
 use crate::validate::invalid;
 
@@ -30,6 +30,10 @@ pub const REPORT_CITIES_MAX: usize = 64;
 /// provinces' plans per year for decades, each reported on by a few tens of groups.
 pub const HANDED_DOWN_MAX: usize = PLANS_MAX;
 pub const REPORTS_MAX: usize = 20_000;
+/// Proposals relayed by one child group that the province has not taken up yet: enough for
+/// every county of a city, a few each, and a bound on what one group can take of the plan's
+/// `PROPOSALS_PER_PLAN_MAX`.
+pub const OPEN_RELAYED_PROPOSALS_PER_GROUP_MAX: usize = 100;
 
 /// A province's plan as the group keeping it handed it down to this group. The batches'
 /// `campaigns` are this group's campaigns in them (the province's are not sent).
@@ -73,8 +77,9 @@ pub struct BatchProgress {
 pub struct ProgressReport {
     pub province: BureauCode,
     pub year: i32,
-    /// The reporting group's ledger clock when it counted: a later count replaces an earlier.
-    pub as_of_ms: u64,
+    /// The reporting group's count of commands applied when it counted (`Ledger::commands_applied`,
+    /// which every replica of it shares and which only grows): a later count replaces an earlier.
+    pub counted_at: u64,
     /// The batches with a campaign of the group, by number.
     pub batches: Vec<BatchProgress>,
 }
@@ -174,6 +179,15 @@ impl PlanHandDown {
             if (report.province, report.year, received.from_group) != (*province, *year, *group) {
                 return Err(format!("{group}'s report on {province}'s plan of {year} is kept under another key"));
             }
+            let fits = report.batches.len() <= BATCHES_PER_PLAN_MAX
+                && report.batches.iter().all(|batch| batch.by_city.len() <= REPORT_CITIES_MAX);
+            if !fits {
+                return Err(format!("{group}'s report on {province}'s plan of {year} is too large"));
+            }
+        }
+        if let Some(((province, year, group), _)) = self.handed.iter().find(|(key, filing)| filing.with_group != key.2)
+        {
+            return Err(format!("the hand-down of {province}'s plan of {year} to {group} names another group"));
         }
         Ok(())
     }
@@ -223,16 +237,18 @@ impl PlanHandDown {
         copy.plan.batches.iter_mut().for_each(|batch| batch.campaigns.clear());
         match self.received.get(&key) {
             Some(held) => {
-                if held.plan.version >= plan.version {
-                    return Err(Rejection::NothingToRecord(format!(
-                        "version {} of {}'s plan of {} is held already",
-                        held.plan.version, plan.province, plan.year
-                    )));
-                }
+                // The group it came from first, then the version: another group is refused
+                // whatever version it sends.
                 if held.from_group != from_group {
                     return Err(Rejection::Forbidden(format!(
                         "{}'s plan of {} comes down from group {}",
                         plan.province, plan.year, held.from_group
+                    )));
+                }
+                if held.plan.version >= plan.version {
+                    return Err(Rejection::NothingToRecord(format!(
+                        "version {} of {}'s plan of {} is held already",
+                        held.plan.version, plan.province, plan.year
                     )));
                 }
                 // A batch is never removed from a plan, so a later version holds every batch
@@ -272,7 +288,7 @@ impl PlanHandDown {
         check_report(regions, plan, from_group, report)?;
         let key = (province, year, from_group);
         if let Some(held) = self.reports.get(&key) {
-            if held.report.as_of_ms >= report.as_of_ms || held.report.batches == report.batches {
+            if held.report.counted_at >= report.counted_at || held.report.batches == report.batches {
                 return Err(Rejection::NothingToRecord("the report holds nothing newer".into()));
             }
         } else if self.reports.len() >= REPORTS_MAX {
@@ -312,9 +328,15 @@ pub fn check_report(
             return Err(invalid("batches", format!("batch {} reports too many campaigns or cities", batch.batch)));
         }
         let ordered = batch.by_city.windows(2).all(|pair| pair[0].city < pair[1].city);
-        let within = batch.by_city.iter().all(|city| regions.is_within(city.city, from_group));
-        if !ordered || !within {
-            return Err(invalid("by_city", format!("cities within group {from_group}, each once")));
+        // A city of the group, or the group itself when it lies below a city (as the group
+        // counts them: `plan_progress::own_progress`).
+        let counted_as = |city: BureauCode| {
+            city == from_group
+                || (regions.is_within(city, from_group)
+                    && regions.region(city).is_some_and(|region| region.level == RegionLevel::Prefecture))
+        };
+        if !ordered || !batch.by_city.iter().all(|city| counted_as(city.city)) {
+            return Err(invalid("by_city", format!("cities of group {from_group}, each once")));
         }
         let counted = |city: &CityProgress| {
             city.drawn <= BATCH_ENTITIES_MAX && city.completed <= city.drawn && city.published <= city.drawn
@@ -379,7 +401,20 @@ impl crate::Ledger {
             )));
         }
         crate::validate::text("by", by, crate::limits::USER_CHARS_MAX, true, false)?;
-        let proposer = Actor { user: by.clone(), bureau, role: Role::Command };
+        let province = regions.province_of(bureau).ok_or_else(|| invalid("bureau", "lies in no province"))?;
+        let open = self.planning.plans.plan(province, year).map_or(0, |plan| {
+            let relayed =
+                |p: &&super::annual_plan::Proposal| p.taken_as.is_none() && regions.is_within(p.bureau, actor.bureau);
+            plan.proposals.iter().filter(relayed).count()
+        });
+        if open >= OPEN_RELAYED_PROPOSALS_PER_GROUP_MAX {
+            return Err(Rejection::LimitReached(format!(
+                "{OPEN_RELAYED_PROPOSALS_PER_GROUP_MAX} proposals of group {} not taken up yet",
+                actor.bureau
+            )));
+        }
+        // Named with the group that vouches for them: a relayed name is the group's word.
+        let proposer = Actor { user: format!("{}/{by}", actor.user), bureau, role: Role::Command };
         let action = PlanAction::Propose { year, spec: Box::new(spec.clone()), note: note.to_owned() };
         self.check_plan_kept_here(regions, &proposer, &action)?;
         let planning = &mut self.planning;

@@ -476,11 +476,11 @@ mod handdown {
         ProgrammeAction::CreateCampaignInBatch { spec: campaign(0, 1), floor_on_total: true, year: 2027, batch }
     }
 
-    fn report(as_of_ms: u64, city: &str, drawn: u64, completed: u64) -> PlanHandDownAction {
+    fn report(counted_at: u64, city: &str, drawn: u64, completed: u64) -> PlanHandDownAction {
         PlanHandDownAction::Report(Box::new(ProgressReport {
             province: bureau("440000"),
             year: 2027,
-            as_of_ms,
+            counted_at,
             batches: vec![BatchProgress {
                 batch: 1,
                 campaigns: 1,
@@ -547,7 +547,16 @@ mod handdown {
             (held.plan.version, held.plan.batches[0].campaigns.len(), held.plan.batches[1].campaigns.len()),
             (3, 1, 0)
         );
-        assert!(handdown(&mut city, from_guangdong, receive(&fewer)).is_err());
+        assert!(matches!(handdown(&mut city, from_guangdong, receive(&fewer)), Err(Rejection::Invalid { .. })));
+        // Another group is refused whatever version it sends, an older one included.
+        let mut older = copy.clone();
+        older.version = 1;
+        for plan in [&older, &fewer] {
+            assert!(matches!(
+                handdown(&mut city, peer_actor(bureau("000000")), receive(plan)),
+                Err(Rejection::Forbidden(_))
+            ));
+        }
         // The group keeping a plan takes no copy of it.
         let refused = handdown(&mut province, peer_actor(bureau("000000")), receive(&copy));
         assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::PlanKeptHere, .. })), "{refused:?}");
@@ -571,21 +580,21 @@ mod handdown {
         ));
         handdown(&mut province, system.clone(), record.clone()).expect("recorded");
         assert!(matches!(handdown(&mut province, system, record), Err(Rejection::NothingToRecord(_))));
-        // Bad reports are refused whole: a city outside the group, more completed than drawn,
-        // a batch the plan lacks.
+        // Bad reports are refused whole: a city outside the group, a county (the group counts
+        // by city), more completed than drawn, a batch the plan lacks.
         let mut no_batch = report(T0, "440100", 10, 2);
         if let PlanHandDownAction::Report(report) = &mut no_batch {
             report.batches[0].batch = 9;
         }
-        for bad in [report(T0, "440300", 10, 2), report(T0, "440100", 10, 11), no_batch] {
+        for bad in [report(T0, "440300", 10, 2), report(T0, "440106", 10, 2), report(T0, "440100", 10, 11), no_batch] {
             assert!(matches!(handdown(&mut province, from_guangzhou.clone(), bad), Err(Rejection::Invalid { .. })));
         }
-        handdown(&mut province, from_guangzhou.clone(), report(T0 + 5, "440106", 10, 2)).expect("a report");
+        handdown(&mut province, from_guangzhou.clone(), report(5, "440100", 10, 2)).expect("a report");
         assert!(matches!(
-            handdown(&mut province, from_guangzhou.clone(), report(T0 + 4, "440106", 12, 3)),
+            handdown(&mut province, from_guangzhou.clone(), report(4, "440100", 12, 3)),
             Err(Rejection::NothingToRecord(_))
         ));
-        handdown(&mut province, from_guangzhou, report(T0 + 9, "440106", 12, 3)).expect("a newer report");
+        handdown(&mut province, from_guangzhou, report(9, "440100", 12, 3)).expect("a newer report");
         let reports: Vec<_> = province.plan_handdown().reports_of(bureau("440000"), 2027).collect();
         assert_eq!(reports.len(), 1);
         assert_eq!(reports[0].report.batches[0].by_city[0].drawn, 12);
@@ -598,7 +607,7 @@ mod handdown {
             year: 2027,
             bureau: bureau(bureau_code),
             by: by.into(),
-            spec: batch("广州餐饮", "440100", 20),
+            spec: batch("本地餐饮", bureau_code, 20),
             note: "本市重点".into(),
         };
         let from_guangzhou = peer_actor(bureau("440100"));
@@ -614,7 +623,14 @@ mod handdown {
         }
         handdown(&mut province, from_guangzhou.clone(), relay("440100", "gz-command")).expect("relayed");
         let proposals = &province.annual_plans().plan(bureau("440000"), 2027).unwrap().proposals;
-        assert_eq!((proposals[0].bureau, proposals[0].by.as_str()), (bureau("440100"), "gz-command"));
+        assert_eq!((proposals[0].bureau, proposals[0].by.as_str()), (bureau("440100"), "group:440100/gz-command"));
+        // One group's proposals not taken up yet are bounded: the others' stay open to them.
+        for _ in 1..crate::campaign::plan_handdown::OPEN_RELAYED_PROPOSALS_PER_GROUP_MAX {
+            handdown(&mut province, from_guangzhou.clone(), relay("440106", "th-command")).expect("relayed");
+        }
+        let refused = handdown(&mut province, from_guangzhou.clone(), relay("440100", "gz-command"));
+        assert!(matches!(refused, Err(Rejection::LimitReached(_))), "{refused:?}");
+        handdown(&mut province, peer_actor(bureau("440300")), relay("440300", "sz-command")).expect("Shenzhen's own");
         let refused = handdown(&mut city, from_guangzhou, relay("440100", "gz-command"));
         assert!(matches!(refused, Err(Rejection::Conflict { code: ConflictCode::PlanElsewhere, .. })), "{refused:?}");
     }
