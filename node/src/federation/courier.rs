@@ -6,14 +6,16 @@
 //! So the courier may send anything any number of times (a new leader starts over from the
 //! outbox; a lost answer means sending again), and it only has to keep two rules: per forward,
 //! only the oldest message is in flight (instructions follow their handover, in order), and per
-//! target group, one request at a time with backoff while the group does not answer.
+//! target group, at most `DELIVERIES_PER_GROUP` requests at a time, each with other messages,
+//! with backoff while the group does not answer. Several at a time keep a long queue moving
+//! while the answers' receipts commit (a province's draw hands tens of thousands over at once).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use cluster::raft::state_machine::AppliedEntry;
-use ledger::{Action, Actor, BureauCode, Command, OutboxEntry, Receipt, Role};
+use ledger::{Action, Actor, BureauCode, Command, ForwardId, OutboxEntry, Receipt, Role};
 use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -29,6 +31,12 @@ const COURIER_TICK: Duration = Duration::from_millis(200);
 /// Backoff after a failed delivery to a group: doubles from the first value up to the cap.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// The shortest gap between two passes over the outbox woken by applied entries: under a long
+/// queue nearly every entry (receipts, reports) wakes the courier, and a pass reads the whole
+/// outbox. A finished request and the tick start a pass at once.
+const PASS_GAP_MIN: Duration = Duration::from_millis(25);
+/// Requests in flight to one group at a time, each of `FEDERATION_BATCH_MAX` messages at most.
+const DELIVERIES_PER_GROUP: usize = 4;
 /// The name the courier's entries carry on timelines.
 pub const COURIER_USER: &str = "courier";
 
@@ -41,47 +49,59 @@ struct Backoff {
 pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut applied = state.store.subscribe_applied();
     let mut tick = tokio::time::interval(COURIER_TICK);
-    let mut in_flight: JoinSet<(BureauCode, bool)> = JoinSet::new();
-    let mut busy: BTreeSet<BureauCode> = BTreeSet::new();
+    let mut in_flight: JoinSet<(BureauCode, Vec<u64>, bool)> = JoinSet::new();
+    // Per group, the messages of its requests in flight (by outbox number).
+    let mut sending: BTreeMap<BureauCode, Sending> = BTreeMap::new();
     let mut backoff: BTreeMap<BureauCode, Backoff> = BTreeMap::new();
+    // When each group last settled a message (or the courier began watching it): a message is
+    // stuck when its group has settled nothing for the stuck time, not when it waits behind
+    // others of a long queue (a province's draw hands tens of thousands over at once).
+    let mut progress: BTreeMap<BureauCode, Instant> = BTreeMap::new();
     let preferred = std::sync::Arc::new(Mutex::new(BTreeMap::new()));
+    let mut last_pass = Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
             received = applied.recv() => match received {
                 // Only entries that touched a handed-over task can have written the outbox;
                 // the rest (nearly all writes) cost this loop nothing.
-                Ok(entry) if !touches_handover(&entry) => continue,
+                Ok(entry) if !touches_handover(&entry) || last_pass.elapsed() < PASS_GAP_MIN => continue,
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(broadcast::error::RecvError::Closed) => break,
             },
             _ = tick.tick() => {}
             Some(done) = in_flight.join_next() => {
                 match done {
-                    Ok((group, true)) => {
-                        busy.remove(&group);
-                        backoff.remove(&group);
-                    }
-                    Ok((group, false)) => {
-                        busy.remove(&group);
-                        let wait = backoff.get(&group).map_or(BACKOFF_FIRST, |b| (b.wait * 2).min(BACKOFF_MAX));
-                        backoff.insert(group, Backoff { retry_at: Instant::now() + wait, wait });
+                    Ok((group, seqs, delivered)) => {
+                        if let Some(group_sending) = sending.get_mut(&group) {
+                            group_sending.finished(&seqs);
+                        }
+                        if delivered {
+                            backoff.remove(&group);
+                            progress.insert(group, Instant::now());
+                        } else {
+                                let wait = backoff.get(&group).map_or(BACKOFF_FIRST, |b| (b.wait * 2).min(BACKOFF_MAX));
+                            backoff.insert(group, Backoff { retry_at: Instant::now() + wait, wait });
+                        }
                     }
                     Err(error) => tracing::error!(%error, "a delivery task failed"),
                 }
             }
         }
         if !state.leader_hint().is_self {
+            progress.clear();
             continue;
         }
         let now = Instant::now();
-        let (batches, stuck) = due_messages(&state, &busy, &backoff, now);
+        last_pass = now;
+        let (batches, stuck) = due_messages(&state, &sending, &backoff, &mut progress, now);
         for (group, entries) in batches {
-            busy.insert(group);
+            let seqs: Vec<u64> = entries.iter().map(|entry| entry.seq).collect();
+            sending.entry(group).or_default().started(&seqs);
             let (state, preferred) = (state.clone(), preferred.clone());
             in_flight.spawn(async move {
                 let delivered = deliver(&state, group, entries, &preferred).await;
-                (group, delivered)
+                (group, seqs, delivered)
             });
         }
         if !stuck.is_empty() {
@@ -91,6 +111,27 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     in_flight.shutdown().await;
 }
 
+/// One group's requests in flight: how many, and their messages.
+#[derive(Default)]
+struct Sending {
+    requests: usize,
+    seqs: BTreeSet<u64>,
+}
+
+impl Sending {
+    fn started(&mut self, seqs: &[u64]) {
+        self.requests += 1;
+        self.seqs.extend(seqs);
+    }
+
+    fn finished(&mut self, seqs: &[u64]) {
+        self.requests = self.requests.saturating_sub(1);
+        seqs.iter().for_each(|seq| {
+            self.seqs.remove(seq);
+        });
+    }
+}
+
 fn touches_handover(entry: &AppliedEntry) -> bool {
     entry
         .results
@@ -98,38 +139,65 @@ fn touches_handover(entry: &AppliedEntry) -> bool {
         .any(|result| result.as_ref().is_ok_and(|applied| applied.tasks.iter().any(|task| task.remote.is_some())))
 }
 
-/// The messages to send now, per target group (the oldest per forward, groups that are not
-/// busy or backing off), and the messages waiting longer than the stuck time.
+/// The requests to send now, each to its group (the oldest message per forward whose messages
+/// are not in flight, to groups with a request to spare and not backing off), and the
+/// messages of groups that settled nothing for the stuck time.
 fn due_messages(
     state: &AppState,
-    busy: &BTreeSet<BureauCode>,
+    sending: &BTreeMap<BureauCode, Sending>,
     backoff: &BTreeMap<BureauCode, Backoff>,
+    progress: &mut BTreeMap<BureauCode, Instant>,
     now: Instant,
-) -> (BTreeMap<BureauCode, Vec<OutboxEntry>>, Vec<u64>) {
+) -> (Vec<(BureauCode, Vec<OutboxEntry>)>, Vec<u64>) {
+    let stuck_after = state.federation.tuning.forward_stuck_after();
     let stuck_after_ms = state.federation.tuning.forward_stuck_after_ms;
     let now_ms = now_ms();
     let replica = state.store.read();
-    let mut batches: BTreeMap<BureauCode, Vec<OutboxEntry>> = BTreeMap::new();
+    let ledger = &replica.ledger;
+    let this_group = state.federation.group;
+    // Per group, the requests being filled (the last one open).
+    let mut batches: BTreeMap<BureauCode, Vec<Vec<OutboxEntry>>> = BTreeMap::new();
     let mut forwards_seen = BTreeSet::new();
     let mut stuck = Vec::new();
-    for entry in replica.ledger.outbox() {
-        if !entry.stuck_flagged && entry.committed_ms.saturating_add(stuck_after_ms) <= now_ms {
+    for entry in ledger.outbox() {
+        let idle_since = *progress.entry(entry.to_group).or_insert(now);
+        let group_idle = now.saturating_duration_since(idle_since) >= stuck_after;
+        if !entry.stuck_flagged && group_idle && entry.committed_ms.saturating_add(stuck_after_ms) <= now_ms {
             stuck.push(entry.seq);
         }
-        // The outbox iterates in commit order, so the first message of a forward is its oldest.
-        if !forwards_seen.insert(entry.message.forward()) {
-            continue;
+        // The outbox iterates in commit order, so the first message of a forward is its oldest;
+        // while it is in flight, the forward's later messages wait. A handover of a forward this
+        // group minted is its forward's first message by construction (the forward is named by
+        // the handover's own number), so the pass remembers only the other messages' forwards:
+        // an instruction waits while its handover is still here or another message of its
+        // forward came before it in this pass.
+        let forward = entry.message.forward();
+        let minted_here = forward == ForwardId { origin_group: this_group, seq: entry.seq };
+        if !(minted_here && entry.message.handover().is_some()) {
+            let handover_waiting = forward.origin_group == this_group && ledger.outbox_holds(forward.seq);
+            if !forwards_seen.insert(forward) || (handover_waiting && forward.seq != entry.seq) {
+                continue;
+            }
         }
         let group = entry.to_group;
-        if busy.contains(&group) || backoff.get(&group).is_some_and(|b| b.retry_at > now) {
+        let group_sending = sending.get(&group);
+        if group_sending.is_some_and(|s| s.seqs.contains(&entry.seq))
+            || backoff.get(&group).is_some_and(|b| b.retry_at > now)
+        {
             continue;
         }
-        let batch = batches.entry(group).or_default();
-        if batch.len() < FEDERATION_BATCH_MAX {
-            batch.push(entry.clone());
+        let spare = DELIVERIES_PER_GROUP - group_sending.map_or(0, |s| s.requests).min(DELIVERIES_PER_GROUP);
+        let requests = batches.entry(group).or_default();
+        if requests.last().is_none_or(|last| last.len() >= FEDERATION_BATCH_MAX) {
+            if requests.len() >= spare {
+                continue;
+            }
+            requests.push(Vec::new());
         }
+        requests.last_mut().expect("one is open").push(entry.clone());
     }
-    (batches, stuck)
+    let requests = batches.into_iter().flat_map(|(group, requests)| requests.into_iter().map(move |r| (group, r)));
+    (requests.collect(), stuck)
 }
 
 /// Delivers one batch and commits the receipts of what the target settled. True when every

@@ -46,6 +46,11 @@ impl Ledger {
         self.outbox.values()
     }
 
+    /// Whether message `seq` is still in the outbox (not receipted yet).
+    pub fn outbox_holds(&self, seq: u64) -> bool {
+        self.outbox.contains_key(&seq)
+    }
+
     pub fn outbox_len(&self) -> usize {
         self.outbox.len()
     }
