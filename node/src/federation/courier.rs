@@ -35,6 +35,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// queue nearly every entry (receipts, reports) wakes the courier, and a pass reads the whole
 /// outbox. A finished request and the tick start a pass at once.
 const PASS_GAP_MIN: Duration = Duration::from_millis(25);
+/// How often the courier reads the whole outbox (and looks for stuck messages); the passes
+/// between stop early under a long queue (`due_messages`).
+const WHOLE_PASS_EVERY: Duration = Duration::from_secs(1);
 /// Requests in flight to one group at a time, each of `FEDERATION_BATCH_MAX` messages at most.
 const DELIVERIES_PER_GROUP: usize = 4;
 /// The name the courier's entries carry on timelines.
@@ -59,6 +62,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
     let mut progress: BTreeMap<BureauCode, Instant> = BTreeMap::new();
     let preferred = std::sync::Arc::new(Mutex::new(BTreeMap::new()));
     let mut last_pass = Instant::now();
+    let mut next_whole_pass = Instant::now();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -94,7 +98,11 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
         }
         let now = Instant::now();
         last_pass = now;
-        let (batches, stuck) = due_messages(&state, &sending, &backoff, &mut progress, now);
+        let whole = now >= next_whole_pass;
+        if whole {
+            next_whole_pass = now + WHOLE_PASS_EVERY;
+        }
+        let (batches, stuck) = due_messages(&state, &sending, &backoff, &mut progress, (now, whole));
         for (group, entries) in batches {
             let seqs: Vec<u64> = entries.iter().map(|entry| entry.seq).collect();
             sending.entry(group).or_default().started(&seqs);
@@ -140,14 +148,16 @@ fn touches_handover(entry: &AppliedEntry) -> bool {
 }
 
 /// The requests to send now, each to its group (the oldest message per forward whose messages
-/// are not in flight, to groups with a request to spare and not backing off), and the
-/// messages of groups that settled nothing for the stuck time.
+/// are not in flight, to groups with a request to spare and not backing off), and, in a whole
+/// pass, the messages of groups that settled nothing for the stuck time. A pass that is not
+/// whole stops once every group it met can take no more: under a long queue it reads the
+/// messages in flight and stops at the first that must wait, instead of the whole outbox.
 fn due_messages(
     state: &AppState,
     sending: &BTreeMap<BureauCode, Sending>,
     backoff: &BTreeMap<BureauCode, Backoff>,
     progress: &mut BTreeMap<BureauCode, Instant>,
-    now: Instant,
+    (now, whole): (Instant, bool),
 ) -> (Vec<(BureauCode, Vec<OutboxEntry>)>, Vec<u64>) {
     let stuck_after = state.federation.tuning.forward_stuck_after();
     let stuck_after_ms = state.federation.tuning.forward_stuck_after_ms;
@@ -159,12 +169,20 @@ fn due_messages(
     let mut batches: BTreeMap<BureauCode, Vec<Vec<OutboxEntry>>> = BTreeMap::new();
     let mut forwards_seen = BTreeSet::new();
     let mut stuck = Vec::new();
+    // The groups met so far, and whether each can take more messages in this pass.
+    let mut met: BTreeMap<BureauCode, bool> = BTreeMap::new();
     for entry in ledger.outbox() {
-        let idle_since = *progress.entry(entry.to_group).or_insert(now);
-        let group_idle = now.saturating_duration_since(idle_since) >= stuck_after;
-        if !entry.stuck_flagged && group_idle && entry.committed_ms.saturating_add(stuck_after_ms) <= now_ms {
-            stuck.push(entry.seq);
+        let group = entry.to_group;
+        if whole {
+            let idle_since = *progress.entry(group).or_insert(now);
+            let group_idle = now.saturating_duration_since(idle_since) >= stuck_after;
+            if !entry.stuck_flagged && group_idle && entry.committed_ms.saturating_add(stuck_after_ms) <= now_ms {
+                stuck.push(entry.seq);
+            }
+        } else if met.values().all(|open| !open) && met.contains_key(&group) {
+            break;
         }
+        met.entry(group).or_insert(true);
         // The outbox iterates in commit order, so the first message of a forward is its oldest;
         // while it is in flight, the forward's later messages wait. A handover of a forward this
         // group minted is its forward's first message by construction (the forward is named by
@@ -179,17 +197,19 @@ fn due_messages(
                 continue;
             }
         }
-        let group = entry.to_group;
         let group_sending = sending.get(&group);
-        if group_sending.is_some_and(|s| s.seqs.contains(&entry.seq))
-            || backoff.get(&group).is_some_and(|b| b.retry_at > now)
-        {
+        if group_sending.is_some_and(|s| s.seqs.contains(&entry.seq)) {
+            continue;
+        }
+        if backoff.get(&group).is_some_and(|b| b.retry_at > now) {
+            met.insert(group, false);
             continue;
         }
         let spare = DELIVERIES_PER_GROUP - group_sending.map_or(0, |s| s.requests).min(DELIVERIES_PER_GROUP);
         let requests = batches.entry(group).or_default();
         if requests.last().is_none_or(|last| last.len() >= FEDERATION_BATCH_MAX) {
             if requests.len() >= spare {
+                met.insert(group, false);
                 continue;
             }
             requests.push(Vec::new());
