@@ -4,6 +4,13 @@
 /// A client's key for a write: a retry with the same key (on any node, also after a failover)
 /// gets the first answer and writes nothing.
 pub const IDEMPOTENCY: &str = "idempotency-key";
+
+/// Whether `key` is an Idempotency-Key as a client may give one: 1 to
+/// `IDEMPOTENCY_KEY_CHARS_MAX` visible ASCII characters.
+pub fn is_idempotency_key(key: &str) -> bool {
+    let chars = key.chars().count();
+    (1..=ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX).contains(&chars) && key.chars().all(|c| c.is_ascii_graphic())
+}
 /// How many times a request was relayed between the group's members. Believed only with a
 /// valid `RELAY_PROOF`: a relayed request is not budgeted again and may be handled by a
 /// follower at the hop limit, so a client's own copy would shed its budget.

@@ -126,6 +126,26 @@ fn parse_batch<T: serde::de::DeserializeOwned>(body: &[u8], len: impl Fn(&T) -> 
     Ok(request)
 }
 
+/// What became of a peer's message proposed as the peer: taken (now, or before: nothing to
+/// record), to be sent again (not committed, or it depends on one not arrived yet), or refused
+/// with the ledger's reason.
+pub(super) enum PeerOutcome {
+    Taken,
+    Retry(String),
+    Refused(String),
+}
+
+/// Proposes `action` as group `peer` and says what became of it.
+pub(super) async fn propose_as_peer(state: &AppState, peer: BureauCode, stamp_ms: u64, action: Action) -> PeerOutcome {
+    let command = Command { stamp_ms, actor: peer_actor(peer), idempotency: None, action };
+    match state.batcher.propose(command).await {
+        Ok(Ok(_)) | Ok(Err(Rejection::NothingToRecord(_))) => PeerOutcome::Taken,
+        Ok(Err(Rejection::NotYet(reason))) => PeerOutcome::Retry(reason),
+        Ok(Err(rejection)) => PeerOutcome::Refused(rejection.to_string()),
+        Err(error) => PeerOutcome::Retry(format!("{error:?}")),
+    }
+}
+
 /// The shared front of the write routes: authenticate the peer, read the body, hand the
 /// request to the leader if another node leads, parse the batch. `Err` is the response to give.
 pub(super) async fn admit_write<T: serde::de::DeserializeOwned>(

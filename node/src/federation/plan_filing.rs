@@ -14,11 +14,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::campaign::plan_filing::{for_filing, PlanFilingAction, PlanForFiling};
 use ledger::campaign::ProgrammeAction;
-use ledger::{peer_actor, Action, Actor, BureauCode, Command, Rejection, Role};
+use ledger::{Action, Actor, BureauCode, Command, Rejection, Role};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::peer_api::admit_write;
+use super::peer_api::{admit_write, propose_as_peer, PeerOutcome};
 use crate::api::{time, ApiError};
 use crate::reference::FEATURE_PLAN_FILING;
 use crate::state::AppState;
@@ -54,6 +54,17 @@ pub enum FilingResult {
     },
 }
 
+impl FilingResult {
+    /// The answer for version `version` of a plan proposed as the peer.
+    pub(super) fn of(version: u32, outcome: PeerOutcome) -> FilingResult {
+        match outcome {
+            PeerOutcome::Taken => FilingResult::Filed { version },
+            PeerOutcome::Retry(reason) => FilingResult::Retry { reason },
+            PeerOutcome::Refused(reason) => FilingResult::Refused { reason },
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct FilePlansResponse {
     pub results: Vec<FilingResult>,
@@ -78,14 +89,8 @@ pub async fn file(State(state): State<AppState>, uri: Uri, headers: HeaderMap, b
     let mut results = Vec::with_capacity(request.plans.len());
     for plan in request.plans {
         let version = plan.version;
-        let action = ProgrammeAction::PlanFiling(PlanFilingAction::File(Box::new(plan)));
-        let command = Command { stamp_ms, actor: peer_actor(peer), idempotency: None, action: programme(action) };
-        results.push(match state.batcher.propose(command).await {
-            Ok(Ok(_)) | Ok(Err(Rejection::NothingToRecord(_))) => FilingResult::Filed { version },
-            Ok(Err(Rejection::NotYet(reason))) => FilingResult::Retry { reason },
-            Ok(Err(rejection)) => FilingResult::Refused { reason: rejection.to_string() },
-            Err(error) => FilingResult::Retry { reason: format!("{error:?}") },
-        });
+        let action = programme(ProgrammeAction::PlanFiling(PlanFilingAction::File(Box::new(plan))));
+        results.push(FilingResult::of(version, propose_as_peer(&state, peer, stamp_ms, action).await));
     }
     Json(FilePlansResponse { results }).into_response()
 }

@@ -28,7 +28,7 @@ use ledger::{peer_actor, Action, Actor, BureauCode, Command, IdempotencyTag, Rej
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::peer_api::admit_write;
+use super::peer_api::{admit_write, propose_as_peer, PeerOutcome};
 use super::plan_filing::{FilePlansRequest, FilePlansResponse, FilingResult};
 use crate::api::{time, ApiError};
 use crate::reference::FEATURE_PLAN_HANDDOWN;
@@ -97,18 +97,6 @@ fn programme(action: PlanHandDownAction) -> Action {
     Action::Programme(Box::new(ProgrammeAction::PlanHandDown(action)))
 }
 
-/// Proposes a peer's message as the peer: taken (now or before), refused, or to be sent again.
-async fn propose_as_peer(state: &AppState, peer: BureauCode, action: PlanHandDownAction) -> Result<(), (bool, String)> {
-    let command =
-        Command { stamp_ms: time::now_ms(), actor: peer_actor(peer), idempotency: None, action: programme(action) };
-    match state.batcher.propose(command).await {
-        Ok(Ok(_)) | Ok(Err(Rejection::NothingToRecord(_))) => Ok(()),
-        Ok(Err(Rejection::NotYet(reason))) => Err((true, reason)),
-        Ok(Err(rejection)) => Err((false, rejection.to_string())),
-        Err(error) => Err((true, format!("{error:?}"))),
-    }
-}
-
 /// `POST /federation/v1/plans/handed-down` on a city group: the group above hands down the
 /// published plans it keeps.
 pub async fn receive(State(state): State<AppState>, uri: Uri, headers: HeaderMap, body: Body) -> Response {
@@ -123,14 +111,12 @@ pub async fn receive(State(state): State<AppState>, uri: Uri, headers: HeaderMap
     if let Err(error) = crate::reference::members_read(&state, FEATURE_PLAN_HANDDOWN, "plans handed down").await {
         return error.into_response();
     }
+    let stamp_ms = time::now_ms();
     let mut results = Vec::with_capacity(request.plans.len());
     for plan in request.plans {
         let version = plan.version;
-        results.push(match propose_as_peer(&state, peer, PlanHandDownAction::Receive(Box::new(plan))).await {
-            Ok(()) => FilingResult::Filed { version },
-            Err((true, reason)) => FilingResult::Retry { reason },
-            Err((false, reason)) => FilingResult::Refused { reason },
-        });
+        let action = programme(PlanHandDownAction::Receive(Box::new(plan)));
+        results.push(FilingResult::of(version, propose_as_peer(&state, peer, stamp_ms, action).await));
     }
     Json(FilePlansResponse { results }).into_response()
 }
@@ -149,12 +135,14 @@ pub async fn progress(State(state): State<AppState>, uri: Uri, headers: HeaderMa
     if let Err(error) = crate::reference::members_read(&state, FEATURE_PLAN_HANDDOWN, "progress reports").await {
         return error.into_response();
     }
+    let stamp_ms = time::now_ms();
     let mut results = Vec::with_capacity(request.reports.len());
     for report in request.reports {
-        results.push(match propose_as_peer(&state, peer, PlanHandDownAction::Report(Box::new(report))).await {
-            Ok(()) => ReportResult::Taken,
-            Err((true, reason)) => ReportResult::Retry { reason },
-            Err((false, reason)) => ReportResult::Refused { reason },
+        let action = programme(PlanHandDownAction::Report(Box::new(report)));
+        results.push(match propose_as_peer(&state, peer, stamp_ms, action).await {
+            PeerOutcome::Taken => ReportResult::Taken,
+            PeerOutcome::Retry(reason) => ReportResult::Retry { reason },
+            PeerOutcome::Refused(reason) => ReportResult::Refused { reason },
         });
     }
     Json(ProgressResponse { results }).into_response()
@@ -190,7 +178,7 @@ pub async fn proposals(State(state): State<AppState>, uri: Uri, headers: HeaderM
     let RelayedProposal { year, bureau, by, spec, note, idempotency } = relayed;
     // The peer's records are shared by every user of its group: a key is theirs by its user.
     let idempotency = match idempotency {
-        Some(tag) if !is_idempotency_key(&tag.key) => {
+        Some(tag) if !crate::api::headers::is_idempotency_key(&tag.key) => {
             let refusal = Rejection::Invalid { field: "idempotency".into(), reason: "not an Idempotency-Key".into() };
             return Json(RelayedAnswer::Refused(refusal)).into_response();
         }
@@ -212,12 +200,6 @@ pub async fn proposals(State(state): State<AppState>, uri: Uri, headers: HeaderM
         Err(error) => RelayedAnswer::Retry { reason: format!("{error:?}") },
     };
     Json(answer).into_response()
-}
-
-/// An Idempotency-Key as a user may give one (`routes::write::idempotency_tag`).
-fn is_idempotency_key(key: &str) -> bool {
-    let chars = key.chars().count();
-    (1..=ledger::limits::IDEMPOTENCY_KEY_CHARS_MAX).contains(&chars) && key.chars().all(|c| c.is_ascii_graphic())
 }
 
 /// What the leader remembers between looks: the reports the group above took (by province and

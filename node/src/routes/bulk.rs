@@ -260,15 +260,12 @@ fn prepare(
 /// The request's `Idempotency-Key`, short enough to derive one per task from.
 fn bulk_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY) else { return Ok(None) };
-    value
-        .to_str()
-        .ok()
-        .filter(|k| !k.is_empty() && k.chars().count() <= BULK_KEY_CHARS_MAX && k.chars().all(|c| c.is_ascii_graphic()))
-        .map(|k| Some(k.to_owned()))
-        .ok_or_else(|| ApiError::Invalid {
+    value.to_str().ok().filter(|k| crate::api::headers::is_idempotency_key(k)).map(|k| Some(k.to_owned())).ok_or_else(
+        || ApiError::Invalid {
             code: "invalid_idempotency_key",
             message: format!("a bulk request's Idempotency-Key is 1-{BULK_KEY_CHARS_MAX} visible ASCII characters"),
-        })
+        },
+    )
 }
 
 /// Task `task`'s own key and fingerprint (the request's path and body, and the task).

@@ -21,16 +21,12 @@ use crate::write_path::{propose_or_relay_with, relay_if_follower, OriginalReques
 /// request is recognised.
 pub(crate) fn idempotency_tag(headers: &HeaderMap, uri: &Uri, body: &[u8]) -> Result<Option<IdempotencyTag>, ApiError> {
     let Some(value) = headers.get(IDEMPOTENCY) else { return Ok(None) };
-    let key = value
-        .to_str()
-        .ok()
-        .filter(|k| {
-            !k.is_empty() && k.chars().count() <= IDEMPOTENCY_KEY_CHARS_MAX && k.chars().all(|c| c.is_ascii_graphic())
-        })
-        .ok_or_else(|| ApiError::Invalid {
+    let key = value.to_str().ok().filter(|k| crate::api::headers::is_idempotency_key(k)).ok_or_else(|| {
+        ApiError::Invalid {
             code: "invalid_idempotency_key",
             message: format!("Idempotency-Key must be 1-{IDEMPOTENCY_KEY_CHARS_MAX} visible ASCII characters"),
-        })?;
+        }
+    })?;
     let mut hasher = Sha256::new();
     hasher.update(uri.path().as_bytes());
     hasher.update([0]);

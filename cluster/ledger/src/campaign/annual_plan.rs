@@ -376,10 +376,8 @@ pub(crate) fn check_campaign(
     regions: &Regions,
     spec: &super::CampaignSpec,
     batch: Option<&Batch>,
-    year: i32,
-    number: u32,
+    (province, year, number): (BureauCode, i32, u32),
 ) -> Result<(), Rejection> {
-    let province = regions.province_of(spec.bureau).ok_or_else(|| invalid("bureau", "lies in no province"))?;
     let batch = batch.ok_or_else(|| Rejection::NoSuch(format!("batch {number} of {province}'s plan of {year}")))?;
     if batch.withdrawn {
         return Err(conflict(ConflictCode::BatchWithdrawn, format!("batch {number} is withdrawn")));

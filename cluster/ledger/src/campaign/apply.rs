@@ -281,10 +281,10 @@ impl Ledger {
             ProgrammeAction::CreateCampaignInBatch { spec, floor_on_total, year, batch } => {
                 // The organiser's province's plan as this group knows it: kept here, or the
                 // copy the group keeping it handed down (`plan_handdown`).
-                let province = regions.province_of(spec.bureau);
-                let planned = province.and_then(|province| self.batch_of_plan(province, *year, *batch));
-                annual_plan::check_campaign(&regions, spec, planned, *year, *batch)?;
-                let province = province.expect("checked: the organiser lies in a province");
+                let province =
+                    regions.province_of(spec.bureau).ok_or_else(|| invalid("bureau", "lies in no province"))?;
+                let planned = self.batch_of_plan(province, *year, *batch);
+                annual_plan::check_campaign(&regions, spec, planned, (province, *year, *batch))?;
                 let floor = if *floor_on_total { 1 } else { DRAW_RATIO_FLOOR_BP };
                 let created = self.create_campaign(stamp_ms, actor, spec, floor)?;
                 if let Some(ProgrammeRecord::Campaign(campaign)) = &created.record {

@@ -132,12 +132,7 @@ impl PlanFilings {
                 if actor.role != Role::System {
                     return Err(Rejection::Forbidden("a filing is recorded by the group's own process".into()));
                 }
-                let plan = plans
-                    .plan(*province, *year)
-                    .ok_or_else(|| Rejection::NoSuch(format!("{province}'s plan of {year}")))?;
-                if plan.published_at_ms.is_none() || *version == 0 || *version as usize > plan.versions.len() {
-                    return Err(invalid("version", "a version of the published plan"));
-                }
+                check_sent_version(plans, *province, *year, *version)?;
                 let key = (*province, *year);
                 if self.sent.get(&key).is_some_and(|sent| sent.version >= *version) {
                     return Err(Rejection::NothingToRecord(format!("version {version} is recorded as filed already")));
@@ -147,6 +142,21 @@ impl PlanFilings {
             }
         }
     }
+}
+
+/// The refusal of `version` of `province`'s plan of `year` as a version this group sent another
+/// group (filed or handed down): the plan is kept here, published, and has that version.
+pub(super) fn check_sent_version(
+    plans: &AnnualPlans,
+    province: BureauCode,
+    year: i32,
+    version: u32,
+) -> Result<(), Rejection> {
+    let plan = plans.plan(province, year).ok_or_else(|| Rejection::NoSuch(format!("{province}'s plan of {year}")))?;
+    if plan.published_at_ms.is_none() || version == 0 || version as usize > plan.versions.len() {
+        return Err(invalid("version", "a version of the published plan"));
+    }
+    Ok(())
 }
 
 /// The checks of a plan another group sends: its province within the sending group, published,

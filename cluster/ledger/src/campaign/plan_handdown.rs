@@ -18,7 +18,7 @@ use super::annual_plan::{
     AnnualPlan, AnnualPlans, Batch, BATCHES_PER_PLAN_MAX, BATCH_ENTITIES_MAX, CAMPAIGNS_PER_BATCH_MAX, PLANS_MAX,
 };
 use super::annual_plan::{BatchSpec, PlanAction};
-use super::plan_filing::{check_for_filing, Filing, PlanForFiling};
+use super::plan_filing::{check_for_filing, check_sent_version, Filing, PlanForFiling};
 use crate::bureau::{BureauCode, RegionLevel, Regions, NATIONAL};
 use crate::command::{conflict, Actor, Applied, CommandResult, ConflictCode, Rejection, Role};
 use crate::validate::invalid;
@@ -200,11 +200,7 @@ impl PlanHandDown {
         stamp_ms: u64,
         (province, year, to_group, version): (BureauCode, i32, BureauCode, u32),
     ) -> CommandResult {
-        let plan =
-            plans.plan(province, year).ok_or_else(|| Rejection::NoSuch(format!("{province}'s plan of {year}")))?;
-        if plan.published_at_ms.is_none() || version == 0 || version as usize > plan.versions.len() {
-            return Err(invalid("version", "a version of the published plan"));
-        }
+        check_sent_version(plans, province, year, version)?;
         if !regions.is_within(to_group, province) || to_group == province {
             return Err(invalid("to_group", format!("a group within {province}")));
         }
