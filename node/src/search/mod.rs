@@ -218,9 +218,6 @@ impl Search {
         drop(indexer);
         inner.reader.reload()?;
         inner.indexed_through.store(indexed(cursor), Ordering::Release);
-        if taken >= PAGE_TASKS {
-            release_freed_memory();
-        }
         Ok(())
     }
 
@@ -307,19 +304,6 @@ fn document(fields: &Fields, regions: &ledger::Regions, task: &Task) -> TantivyD
     document.add_text(fields.text, &task.title);
     document.add_text(fields.text, &task.subject.name);
     document
-}
-
-/// Hands memory freed after a large round (a rebuild: pages of tasks, the writer's buffers, segment
-/// merges) back to the system. glibc keeps freed memory in its arenas otherwise: measured at
-/// 1 M tasks, a node that had rebuilt its index held 500 MiB of anonymous memory of which
-/// 160 MiB were live (docs/benchmarks.md).
-#[allow(unsafe_code)]
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of the allocator's heaps to the system.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// The position every change up to is in an index at `cursor`.
