@@ -94,6 +94,24 @@ async fn a_fragment_of_a_chinese_name_finds_the_task_within_the_callers_scope() 
     finds(&cluster, 2, SZ_COMMAND, "食品", &BTreeSet::new()).await;
     finds(&cluster, 2, TIANHE_OPERATOR_TOKEN, "食品", &everything(&[food])).await;
 
+    // A task indexed before its dispatch: the dispatch changes who sees it, so the index takes
+    // it in again; an acknowledgement changes nothing the index holds, and it stays found.
+    let mut body = create_body("冷链仓储排查");
+    body["subject"]["name"] = json!("广州市天河区冰峰冷链仓储有限公司");
+    body["origin_bureau"] = json!("440100");
+    let cold_chain = cluster.create_task_as(1, GZ_COMMAND, &body).await;
+    let only = |id: u64| everything(&[id]);
+    finds(&cluster, 2, GZ_COMMAND, "冰峰", &only(cold_chain.id)).await;
+    finds(&cluster, 2, TIANHE_OPERATOR_TOKEN, "冰峰", &BTreeSet::new()).await;
+    let dispatch = json!({"assignee_bureau": "440106", "version": cold_chain.version});
+    let (status, answer) = act(&cluster, 1, GZ_COMMAND, cold_chain.id, "dispatch", dispatch).await;
+    assert_eq!(status, 200, "dispatch: {answer}");
+    finds(&cluster, 2, TIANHE_OPERATOR_TOKEN, "冰峰", &only(cold_chain.id)).await;
+    let (status, answer) = act(&cluster, 1, TIANHE_OPERATOR_TOKEN, cold_chain.id, "ack", json!({})).await;
+    assert_eq!(status, 200, "ack: {answer}");
+    finds(&cluster, 2, TIANHE_OPERATOR_TOKEN, "冰峰", &only(cold_chain.id)).await;
+    finds(&cluster, 2, GZ_COMMAND, "冷链", &only(cold_chain.id)).await;
+
     // Bad input is a clear 400 and changes nothing.
     for query in ["源", "", "  ", "，。", &"食".repeat(65)] {
         let (status, answer) = search(&cluster, 1, COMMAND_TOKEN, query).await;
