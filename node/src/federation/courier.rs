@@ -84,7 +84,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) {
                             backoff.remove(&group);
                             progress.insert(group, Instant::now());
                         } else {
-                                let wait = backoff.get(&group).map_or(BACKOFF_FIRST, |b| (b.wait * 2).min(BACKOFF_MAX));
+                            let wait = backoff.get(&group).map_or(BACKOFF_FIRST, |b| (b.wait * 2).min(BACKOFF_MAX));
                             backoff.insert(group, Backoff { retry_at: Instant::now() + wait, wait });
                         }
                     }
@@ -205,16 +205,15 @@ fn due_messages(
             met.insert(group, false);
             continue;
         }
-        let spare = DELIVERIES_PER_GROUP - group_sending.map_or(0, |s| s.requests).min(DELIVERIES_PER_GROUP);
+        let spare = DELIVERIES_PER_GROUP.saturating_sub(group_sending.map_or(0, |s| s.requests));
         let requests = batches.entry(group).or_default();
-        if requests.last().is_none_or(|last| last.len() >= FEDERATION_BATCH_MAX) {
-            if requests.len() >= spare {
-                met.insert(group, false);
-                continue;
-            }
-            requests.push(Vec::new());
+        if let Some(open) = requests.last_mut().filter(|open| open.len() < FEDERATION_BATCH_MAX) {
+            open.push(entry.clone());
+        } else if requests.len() < spare {
+            requests.push(vec![entry.clone()]);
+        } else {
+            met.insert(group, false);
         }
-        requests.last_mut().expect("one is open").push(entry.clone());
     }
     let requests = batches.into_iter().flat_map(|(group, requests)| requests.into_iter().map(move |r| (group, r)));
     (requests.collect(), stuck)

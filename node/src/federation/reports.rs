@@ -228,14 +228,15 @@ impl OpenHandovers {
     }
 
     /// The handovers of the next round, per group: `RECONCILE_FORWARDS_PER_ROUND` at most,
-    /// going on after the last round's, from the start again at the end.
+    /// going on after the last round's, from the start again at the end, each at most once.
     fn next_round(&mut self) -> BTreeMap<BureauCode, Vec<ForwardId>> {
         use std::ops::Bound::{Excluded, Unbounded};
-        let after = self.cursor.map_or(Unbounded, Excluded);
-        let in_turn = self.by_task.range((after, Unbounded)).chain(self.by_task.range((Unbounded, after)));
+        let cursor = self.cursor.take();
+        // After the last round's last task to the end, then from the start up to that task.
+        let after = self.by_task.range((cursor.map_or(Unbounded, Excluded), Unbounded));
+        let up_to = cursor.into_iter().flat_map(|task| self.by_task.range(..=task));
         let mut groups: BTreeMap<BureauCode, Vec<ForwardId>> = BTreeMap::new();
-        self.cursor = None;
-        for (task, (group, forward)) in in_turn.take(RECONCILE_FORWARDS_PER_ROUND) {
+        for (task, (group, forward)) in after.chain(up_to).take(RECONCILE_FORWARDS_PER_ROUND) {
             groups.entry(*group).or_default().push(*forward);
             self.cursor = Some(*task);
         }
@@ -264,4 +265,47 @@ fn newer_than_known(state: &AppState, asked: &[ForwardId], reports: Vec<StatusRe
                 .is_some_and(|mirrored| report.version > mirrored)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open_handovers(count: u64) -> OpenHandovers {
+        let group = BureauCode::parse_digits("440100").expect("a bureau");
+        let origin_group = BureauCode::parse_digits("440000").expect("a bureau");
+        let mut open = OpenHandovers::default();
+        for id in 1..=count {
+            open.by_task.insert(TaskId(id), (group, ForwardId { origin_group, seq: id }));
+        }
+        open
+    }
+
+    fn asked(round: &BTreeMap<BureauCode, Vec<ForwardId>>) -> Vec<u64> {
+        round.values().flatten().map(|forward| forward.seq).collect()
+    }
+
+    #[test]
+    fn a_round_asks_about_each_open_handover_at_most_once() {
+        let mut open = open_handovers(3);
+        assert_eq!(asked(&open.next_round()), [1, 2, 3]);
+        assert_eq!(asked(&open.next_round()), [1, 2, 3]);
+    }
+
+    #[test]
+    fn rounds_take_the_open_handovers_in_turn() {
+        let total = RECONCILE_FORWARDS_PER_ROUND as u64 + 500;
+        let mut open = open_handovers(total);
+        let first = asked(&open.next_round());
+        assert_eq!(first, (1..=RECONCILE_FORWARDS_PER_ROUND as u64).collect::<Vec<_>>());
+        let second = asked(&open.next_round());
+        let expected: Vec<u64> = (RECONCILE_FORWARDS_PER_ROUND as u64 + 1..=total).chain(1..=524).collect();
+        assert_eq!(second, expected);
+        // A handover closed meanwhile is not asked about; the turn goes on after the last asked.
+        open.by_task.remove(&TaskId(600));
+        let third = asked(&open.next_round());
+        assert_eq!(third.first(), Some(&525));
+        assert!(!third.contains(&600));
+        assert_eq!(third.len(), RECONCILE_FORWARDS_PER_ROUND);
+    }
 }
